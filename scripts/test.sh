@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything napari-unet's tests need on a fresh Debian/Ubuntu machine, then run them.
+# Usage: bash scripts/test.sh [extra pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# napari's canvas needs OpenGL: a virtual X server (Xvfb) and Mesa.
+if ! command -v xvfb-run >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        xvfb xauth libgl1-mesa-dri libglx-mesa0 libegl1 libxkbcommon-x11-0 libxcb-cursor0 \
+        libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-randr0 libxcb-render-util0 \
+        libxcb-image0 libxcb-xinerama0 libxcb-xkb1 libdbus-1-3 libfontconfig1 >/dev/null
+fi
+
+PYTHON=${PYTHON:-python3}
+# CPU build of PyTorch first, so the package's torch>=2.10 needs nothing more.
+$PYTHON -m pip install -q torch==2.13.0
+$PYTHON -m pip install -q -e '.[testing]'
+
+xvfb-run -a -s "-screen 0 1600x1200x24" $PYTHON -m pytest "$@"

@@ -1,0 +1,246 @@
+"""Checkpoint files: safetensors weights plus JSON metadata, saved atomically.
+
+Format (version 1)
+------------------
+One ``.safetensors`` file. Tensors: the model's ``state_dict`` (float32, or
+float16 when saved with ``half=True``; always loaded as float32). The header's
+``__metadata__`` holds one key, ``"napari_unet"``, whose value is a JSON object::
+
+    {"format_version": 1, "package_version": "0.1.0",
+     "model_config": {...ModelConfig...}, "normalization": {...NormConfig...},
+     "class_names": ["background", "foreground"], "description": "...",
+     "trained_on": "...", "parent": null, "training_history": [...], ...}
+
+Loading never unpickles: safetensors only holds raw tensors and strings. A
+``.pt``/``.pth`` file is accepted only through ``torch.load(weights_only=True)``
+and must hold ``{"state_dict": ..., "napari_unet": <the JSON string>}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig, NormConfig
+from .model import UNet
+
+FORMAT_VERSION = 1
+METADATA_KEY = "napari_unet"
+BUNDLED_DIR = Path(__file__).parent / "models"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint could not be read or does not match its model; names the file."""
+
+
+def bundled_models() -> dict[str, Path]:
+    """Names of the models shipped with the package, mapped to their files."""
+    return {path.stem: path for path in sorted(BUNDLED_DIR.glob("*.safetensors"))}
+
+
+def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
+    """A bundled model's name, or a path, to an existing checkpoint file."""
+    bundled = bundled_models()
+    if str(name_or_path) in bundled:
+        return bundled[str(name_or_path)]
+    path = Path(name_or_path).expanduser()
+    if not path.exists():
+        names = ", ".join(bundled) or "none"
+        raise CheckpointError(
+            f"{path}: no such checkpoint file, and not a bundled model name (bundled: {names})"
+        )
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    return path
+
+
+def default_metadata(config: ModelConfig) -> dict[str, Any]:
+    """Metadata of a freshly initialised model."""
+    foreground = [f"class {label}" for label in range(2, config.n_classes + 1)]
+    if config.n_classes == 2:
+        foreground = ["foreground"]
+    return {
+        "normalization": NormConfig().to_dict(),
+        "class_names": ["background", *foreground],
+        "description": "freshly initialised U-Net",
+        "trained_on": None,
+        "parent": None,
+        "training_history": [],
+    }
+
+
+def new_model(config: ModelConfig | None = None, seed: int | None = 0) -> UNet:
+    """A freshly initialised :class:`UNet` with default metadata."""
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = UNet(config or ModelConfig())
+    model.metadata = default_metadata(model.config)
+    return model
+
+
+def save_model(
+    model: UNet, path: str | os.PathLike, *, half: bool = False, **metadata: Any
+) -> Path:
+    """Write ``model`` to a safetensors checkpoint, atomically.
+
+    Parameters
+    ----------
+    model : UNet
+        Its ``config`` and ``metadata`` are stored; ``metadata`` keywords update
+        ``model.metadata`` first (e.g. ``description="..."``).
+    path : path-like
+        Target file; its folder must exist. Written to a temporary file in the
+        same folder, flushed to disk, then renamed over the target, so an
+        interrupted save never leaves a broken checkpoint at ``path``.
+    half : bool
+        Store weights as float16 (half the size).
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    from safetensors.torch import save as safetensors_bytes
+
+    path = Path(path)
+    model.metadata.update(metadata)
+    header = dict(model.metadata)
+    header.update(
+        format_version=FORMAT_VERSION,
+        package_version=_package_version(),
+        model_config=model.config.to_dict(),
+    )
+    dtype = torch.float16 if half else torch.float32
+    tensors = {
+        key: value.detach()
+        .to("cpu", dtype if value.is_floating_point() else value.dtype)
+        .contiguous()
+        for key, value in model.state_dict().items()
+    }
+    payload = safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(header)})
+    atomic_write_bytes(path, payload)
+    return path
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file and a rename."""
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise OSError(f"cannot write to {folder}: {error.strerror}") from error
+    try:
+        os.chmod(temporary, 0o666 & ~_umask())
+        with os.fdopen(handle, "wb") as file:
+            file.write(payload)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Tensors and metadata of a checkpoint file, without building a model."""
+    path = resolve_checkpoint(path)
+    if path.suffix.lower() in (".pt", ".pth"):
+        return _read_torch(path)
+    return _read_safetensors(path)
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            header = file.metadata() or {}
+            tensors = {key: file.get_tensor(key) for key in file.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise CheckpointError(
+            f"{path}: not a readable safetensors checkpoint (truncated, corrupt or another "
+            f"format): {error}"
+        ) from error
+    if METADATA_KEY not in header:
+        raise CheckpointError(f"{path}: a safetensors file but not a napari-unet checkpoint")
+    return tensors, _parse_metadata(path, header[METADATA_KEY])
+
+
+def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"{path}: refused or unreadable: only plain tensors are loaded from .pt/.pth files "
+            f"(weights_only=True), never code: {str(error).splitlines()[0]}"
+        ) from error
+    if not isinstance(content, dict) or METADATA_KEY not in content or "state_dict" not in content:
+        raise CheckpointError(f"{path}: a torch file but not a napari-unet checkpoint")
+    return dict(content["state_dict"]), _parse_metadata(path, content[METADATA_KEY])
+
+
+def _parse_metadata(path: Path, text: str) -> dict[str, Any]:
+    try:
+        metadata = json.loads(text)
+        ModelConfig.from_dict(metadata["model_config"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: {error}") from error
+    if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {metadata['format_version']} is newer than this "
+            f"napari-unet understands ({FORMAT_VERSION}); upgrade napari-unet"
+        )
+    return metadata
+
+
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device | None = None) -> UNet:
+    """Rebuild a :class:`UNet` from a checkpoint file or a bundled model's name.
+
+    The returned model is in eval mode on ``device`` (None: CPU), with
+    ``model.config`` and ``model.metadata`` (normalisation, class names,
+    training history, ``source``: where it was loaded from) attached.
+    """
+    path = resolve_checkpoint(name_or_path)
+    tensors, metadata = read_checkpoint(path)
+    config = ModelConfig.from_dict(metadata.pop("model_config"))
+    model = UNet(config)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong_shape = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or wrong_shape:
+        raise CheckpointError(
+            f"{path}: the weights do not match the architecture in its metadata "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]})"
+        )
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
+    for key in ("format_version", "package_version"):
+        metadata.pop(key, None)
+    model.metadata = {**default_metadata(config), **metadata, "source": str(name_or_path)}
+    return model.to(device or "cpu").eval()
+
+
+def checkpoint_info(name_or_path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata of a checkpoint as a JSON-serialisable dict (no weights loaded into a model)."""
+    path = resolve_checkpoint(name_or_path)
+    tensors, metadata = read_checkpoint(path)
+    metadata["file"] = str(path)
+    metadata["parameters"] = int(sum(t.numel() for t in tensors.values()))
+    return metadata
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _package_version() -> str:
+    from . import __version__
+
+    return __version__

@@ -1,0 +1,183 @@
+"""Small frozen option groups, stored inside checkpoints.
+
+Every long-running function of the core takes one of these instead of a long
+list of keyword arguments. Each has ``to_dict`` / ``from_dict`` so it travels
+through JSON (checkpoint metadata, the CLI, dask workers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T", bound="_Options")
+
+
+class _Options:
+    """Mixin: JSON round-trip for frozen dataclasses."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[arg-type]
+
+    @classmethod
+    def from_dict(cls: type[T], values: dict[str, Any] | None) -> T:
+        """Build from a dict, ignoring unknown keys (forward compatibility)."""
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        kwargs = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known
+        }
+        return cls(**kwargs)
+
+    def replace(self: T, **changes: Any) -> T:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class ModelConfig(_Options):
+    """Architecture of a :class:`~napari_unet.model.UNet`.
+
+    Attributes
+    ----------
+    in_channels : int
+        Number of input channels (1 for grayscale).
+    n_classes : int
+        Number of output classes. Class index ``c`` is label value ``c + 1``:
+        index 0 = label 1 = background, index 1 = label 2 = first foreground class.
+    depth : int
+        Number of 2x2 max-pool steps (the paper: 4).
+    base_features : int
+        Feature maps of the first level, doubled at each level (the paper: 64).
+    padding : {"valid", "same"}
+        ``"valid"``: unpadded 3x3 convolutions as in the paper (output smaller than
+        input). ``"same"``: zero-padded, output as large as the input.
+    batch_norm : bool
+        Batch normalisation after each convolution.
+    upsampling : {"upconv", "bilinear"}
+        2x2 up-convolution (the paper) or bilinear up-sampling followed by a 1x1 conv.
+    """
+
+    in_channels: int = 1
+    n_classes: int = 2
+    depth: int = 4
+    base_features: int = 64
+    padding: Literal["valid", "same"] = "valid"
+    batch_norm: bool = False
+    upsampling: Literal["upconv", "bilinear"] = "upconv"
+
+    def __post_init__(self) -> None:
+        if self.padding not in ("valid", "same"):
+            raise ValueError(f"padding must be 'valid' or 'same', not {self.padding!r}")
+        if self.upsampling not in ("upconv", "bilinear"):
+            raise ValueError(f"upsampling must be 'upconv' or 'bilinear', not {self.upsampling!r}")
+        if self.depth < 0 or self.base_features < 1 or self.in_channels < 1 or self.n_classes < 2:
+            raise ValueError(
+                "need depth >= 0, base_features >= 1, in_channels >= 1 and n_classes >= 2; "
+                f"got {self}"
+            )
+
+
+@dataclass(frozen=True)
+class NormConfig(_Options):
+    """Intensity normalisation, computed once per image (never per tile).
+
+    Each channel is mapped so that its ``low`` percentile goes to 0 and its
+    ``high`` percentile to 1 (values outside are kept, not clipped).
+    """
+
+    low: float = 1.0
+    high: float = 99.8
+
+
+@dataclass(frozen=True)
+class TileConfig(_Options):
+    """Overlap-tile inference.
+
+    Attributes
+    ----------
+    tile_size : int or None
+        Input tile edge in pixels, context included. Must be a valid input size
+        of the model (see :meth:`UNet.valid_input_sizes`). ``None``: one pass
+        over the whole mirror-padded image.
+    batch_size : int
+        Tiles per forward pass.
+    """
+
+    tile_size: int | None = 572
+    batch_size: int = 4
+
+
+@dataclass(frozen=True)
+class WeightConfig(_Options):
+    """The paper's pixel-wise loss weights (eq. 2).
+
+    ``w(x) = w_c(x) + w0 * exp(-(d1(x) + d2(x))**2 / (2 * sigma**2))``.
+    """
+
+    w0: float = 10.0
+    sigma: float = 5.0
+    class_balance: bool = True
+
+
+@dataclass(frozen=True)
+class AugmentConfig(_Options):
+    """Data augmentation applied to each training patch.
+
+    Attributes
+    ----------
+    elastic : bool
+        Elastic deformation (random displacements on a coarse grid, bicubic field).
+    elastic_std : float
+        Standard deviation of the coarse displacements, in pixels (the paper: 10).
+    elastic_grid : int
+        Points per axis of the coarse grid (the paper: 3).
+    flips : bool
+        Random horizontal and vertical flips.
+    rot90 : bool
+        Random multiples of 90 degree rotations.
+    intensity : float
+        Amplitude of random gain/offset changes of the normalised image (0: off).
+    """
+
+    elastic: bool = True
+    elastic_std: float = 10.0
+    elastic_grid: int = 3
+    flips: bool = True
+    rot90: bool = True
+    intensity: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig(_Options):
+    """Fine-tuning options.
+
+    Attributes
+    ----------
+    seconds : float or None
+        Time budget. ``None``: no time limit (then ``iterations`` must be set).
+    iterations : int or None
+        Iteration budget. Training stops at whichever budget is reached first.
+    patch_size : int or None
+        Input patch edge. ``None``: the smallest valid size whose output is at
+        least 64 pixels (or the closest for "same" networks).
+    batch_size : int
+        Patches per iteration.
+    learning_rate : float
+        Adam learning rate.
+    seed : int
+        Seed of the random generator (patch positions, augmentation).
+    device : str
+        "auto", "cpu", "cuda", "cuda:N" or "mps".
+    amp : bool
+        Automatic mixed precision on CUDA.
+    """
+
+    seconds: float | None = 30.0
+    iterations: int | None = None
+    patch_size: int | None = None
+    batch_size: int = 4
+    learning_rate: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = False

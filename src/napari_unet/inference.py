@@ -1,0 +1,240 @@
+"""Overlap-tile inference: normalise once, batch tiles, run the model, stitch."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import NormConfig
+from .devices import resolve_device
+from .model import UNet
+from .tiling import Tile, plan_tiles, read_mirrored
+
+StopFlag = Callable[[], bool] | threading.Event | None
+
+
+class Cancelled(RuntimeError):
+    """Raised when a stop flag ends a long task early."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of a long task: ``done`` of ``total`` steps."""
+
+    done: int
+    total: int
+    stage: str = "tiles"
+
+
+def is_stopped(stop: StopFlag) -> bool:
+    """True when ``stop`` (a callable or a ``threading.Event``) says so."""
+    if stop is None:
+        return False
+    if isinstance(stop, threading.Event):
+        return stop.is_set()
+    return bool(stop())
+
+
+# ---- normalisation -----------------------------------------------------------
+def normalization_stats(
+    image: Any, norm: NormConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel offset and scale of an image, computed once for the whole image.
+
+    Parameters
+    ----------
+    image : array-like, (Y, X) or (C, Y, X)
+        Large images are subsampled on a regular grid (about 4 million pixels).
+    norm : NormConfig
+        Percentiles mapped to 0 and 1.
+
+    Returns
+    -------
+    offset, scale : numpy.ndarray, (C,) float32
+        ``normalised = (image - offset) / scale``. A constant channel gets scale 1.
+    """
+    norm = norm or NormConfig()
+    size_y, size_x = image.shape[-2:]
+    step = max(1, int(np.sqrt(size_y * size_x / 4e6)))
+    sample = np.asarray(image[..., ::step, ::step], dtype=np.float64)
+    sample = sample.reshape(-1, *sample.shape[-2:]) if sample.ndim == 3 else sample[None]
+    if not np.isfinite(sample).all():
+        raise ValueError(
+            "the image contains NaN or infinite values; replace them (e.g. with 0) "
+            "before predicting"
+        )
+    flat = sample.reshape(sample.shape[0], -1)
+    low, high = np.percentile(flat, [norm.low, norm.high], axis=1)
+    scale = high - low
+    scale = np.where(scale > 0, scale, np.maximum(np.abs(high), 1.0))
+    return low.astype(np.float32), scale.astype(np.float32)
+
+
+def normalize(block: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Apply :func:`normalization_stats` to a (C, Y, X) block; float32."""
+    block = block.astype(np.float32, copy=False)
+    return (block - offset[:, None, None]) / scale[:, None, None]
+
+
+# ---- geometry ----------------------------------------------------------------
+def default_tile_size(model: UNet, target: int = 572) -> int:
+    """The largest valid input tile not above ``target`` (the paper's 572 for depth 4)."""
+    below, above = model.nearest_valid_sizes(target)
+    if below is not None and _stride(model, below) > 0:
+        return below
+    return above
+
+
+def _stride(model: UNet, tile: int) -> int:
+    """Output pixels kept per tile, a multiple of ``2 ** depth``."""
+    if model.config.padding == "same":
+        return tile - 2 * model.halo
+    output = model.output_size(tile)
+    return output - output % model.size_multiple
+
+
+def _axis_geometry(model: UNet, size: int, tile_size: int | None) -> tuple[int, int]:
+    """(input tile edge, stride) along one axis of length ``size``."""
+    margin = 2 * model.halo if model.config.padding == "same" else 0
+    whole = model.smallest_valid_input_covering(size + margin)
+    if tile_size is None or whole <= tile_size:
+        return whole, size
+    model.check_input_size(tile_size)
+    stride = _stride(model, tile_size)
+    if stride < 1:
+        smallest = next(s for s in model.valid_input_sizes() if _stride(model, s) > 0)
+        raise ValueError(
+            f"tile size {tile_size} leaves no output after the context is removed; "
+            f"use at least {smallest}"
+        )
+    return tile_size, stride
+
+
+def tile_layout(
+    model: UNet, image_shape: tuple[int, int], tile_size: int | None
+) -> tuple[tuple[int, int], list[Tile]]:
+    """Input tile shape (Y, X) and the tiles covering an image of ``image_shape``."""
+    ty, sy = _axis_geometry(model, int(image_shape[0]), tile_size)
+    tx, sx = _axis_geometry(model, int(image_shape[1]), tile_size)
+    margin = model.halo if model.config.padding == "same" else 0
+    return (ty, tx), plan_tiles(tuple(image_shape), (sy, sx), model.halo, margin)
+
+
+# ---- prediction --------------------------------------------------------------
+def _as_channels(image: Any, model: UNet) -> None:
+    if image.ndim not in (2, 3):
+        raise ValueError(f"expected a (Y, X) or (C, Y, X) image, got shape {image.shape}")
+    channels = 1 if image.ndim == 2 else image.shape[0]
+    if channels != model.config.in_channels:
+        raise ValueError(
+            f"the model expects {model.config.in_channels} input channel(s) but the image has "
+            f"{channels} (shape {image.shape}, channels first)"
+        )
+
+
+def iter_predict(
+    image: Any,
+    model: UNet,
+    out: Any,
+    *,
+    tile_size: int | None = None,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+    stop: StopFlag = None,
+) -> Iterator[Progress]:
+    """Predict class probabilities into ``out``, yielding progress after each batch.
+
+    Parameters
+    ----------
+    image : array-like, (Y, X) or (C, Y, X)
+        Any numeric dtype; numpy, memory map, zarr or dask (read tile by tile).
+    model : UNet
+    out : array-like, (n_classes, Y, X), float32
+        Written tile by tile; every pixel exactly once.
+    tile_size, batch_size, device
+        See :func:`predict`.
+    stop : callable or threading.Event
+        Checked before each batch; when set, :class:`Cancelled` is raised.
+    """
+    _as_channels(image, model)
+    torch_device = resolve_device(device)
+    offset, scale = normalization_stats(
+        image, NormConfig.from_dict(model.metadata.get("normalization"))
+    )
+    tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size)
+    model = model.to(torch_device).eval()
+    done = 0
+    yield Progress(0, len(tiles))
+    for first in range(0, len(tiles), batch_size):
+        if is_stopped(stop):
+            raise Cancelled("prediction cancelled")
+        batch = tiles[first : first + batch_size]
+        blocks = [_read_tile(image, tile, tile_shape) for tile in batch]
+        inputs = torch.from_numpy(normalize(np.stack(blocks), offset, scale))
+        with torch.inference_mode():
+            scores = model(inputs.to(torch_device))
+            probabilities = torch.softmax(scores, dim=1).float().cpu().numpy()
+        for tile, tile_probabilities in zip(batch, probabilities):
+            out[(slice(None), *tile.keep)] = tile_probabilities[(slice(None), *tile.crop())]
+        done += len(batch)
+        yield Progress(done, len(tiles))
+
+
+def _read_tile(image: Any, tile: Tile, tile_shape: tuple[int, int]) -> np.ndarray:
+    block = read_mirrored(image, tile.y.read_start, tile.x.read_start, tile_shape)
+    return block[None] if block.ndim == 2 else block
+
+
+def predict(
+    image: Any,
+    model: UNet,
+    *,
+    tile_size: int | None = None,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    stop: StopFlag = None,
+    out: Any = None,
+) -> np.ndarray:
+    """Class probabilities of a 2D image by overlap-tile inference.
+
+    Parameters
+    ----------
+    image : array-like, (Y, X) or (C, Y, X)
+        Any size and numeric dtype. Normalised once for the whole image with the
+        model's stored normalisation; mirrored at the borders.
+    model : UNet
+    tile_size : int or None
+        Input tile edge, context included; a valid input size of the model.
+        None: one pass over the whole mirror-padded image. An image smaller than
+        a tile is done in one smaller tile.
+    batch_size : int
+        Tiles per forward pass.
+    device : str or torch.device or None
+        "auto"/None (CUDA, else MPS, else CPU), "cpu", "cuda", "mps".
+    progress : callable
+        Called with a :class:`Progress` after each batch.
+    stop : callable or threading.Event
+        Raises :class:`Cancelled` when set.
+    out : array-like, optional
+        Preallocated (n_classes, Y, X) float32 destination (e.g. a memory map).
+
+    Returns
+    -------
+    numpy.ndarray (or ``out``), (n_classes, Y, X), float32
+        Class probabilities; class index ``c`` is label value ``c + 1``.
+    """
+    if out is None:
+        out = np.full((model.config.n_classes, *image.shape[-2:]), np.nan, dtype=np.float32)
+    steps = iter_predict(
+        image, model, out, tile_size=tile_size, batch_size=batch_size, device=device, stop=stop
+    )
+    for step in steps:
+        if progress is not None:
+            progress(step)
+    return out

@@ -1,0 +1,207 @@
+"""Turn class probabilities into class masks and instance label images.
+
+Label convention (everywhere in napari-unet): mask arrays (Y, X) hold
+0 = unlabelled, 1 = background, 2..K = foreground classes; the model outputs
+probabilities (C, Y, X) where class index ``c`` is label value ``c + 1``.
+
+Only numpy, scipy and scikit-image are used (no napari, no Qt).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal
+
+import numpy as np
+from scipy import ndimage
+from skimage.feature import peak_local_max
+from skimage.segmentation import watershed
+
+__all__ = ["class_mask", "instance_labels", "remove_small_instances"]
+
+
+def class_mask(probabilities: np.ndarray) -> np.ndarray:
+    """Most probable class of each pixel, in the annotation label convention.
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray, shape (C, Y, X)
+        Class probabilities (or scores/logits: only their order matters). Class
+        index ``c`` corresponds to label value ``c + 1``. A CPU ``torch.Tensor``
+        is accepted too (converted with :func:`numpy.asarray`).
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (Y, X)
+        ``argmax over C + 1``: 1 = background, 2..C = foreground classes. Ties go
+        to the lowest class index. Never contains 0 (unlabelled).
+
+    Raises
+    ------
+    ValueError
+        If the array is not 3-D or has more than 255 classes.
+    """
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim != 3:
+        raise ValueError(
+            f"expected class probabilities with axes (C, Y, X), got shape {probabilities.shape}"
+        )
+    n_classes = probabilities.shape[0]
+    if not 1 <= n_classes <= 255:
+        raise ValueError(f"expected 1 to 255 classes along axis 0, got {n_classes}")
+    return (np.argmax(probabilities, axis=0) + 1).astype(np.uint8)
+
+
+def instance_labels(
+    mask_or_probabilities: np.ndarray,
+    *,
+    foreground_classes: Iterable[int] | None = None,
+    method: Literal["components", "watershed"] = "components",
+    min_size: int = 0,
+    min_distance: int = 5,
+    connectivity: int = 1,
+) -> np.ndarray:
+    """Label individual objects (instances) of the foreground classes.
+
+    Each foreground class is labelled separately, so touching objects of different
+    classes always become different instances.
+
+    ``method="components"``
+        Every connected component of a class is one instance.
+    ``method="watershed"``
+        Touching objects of the same class are split: the Euclidean distance
+        transform ``D`` of the class's pixels (distance to the nearest pixel
+        outside the class) is computed; its local maxima that are at least
+        ``min_distance`` pixels apart (:func:`skimage.feature.peak_local_max`,
+        searched within each connected component; adjacent maxima on a plateau are
+        merged into one marker) seed a marker-based watershed
+        (:func:`skimage.segmentation.watershed`) of ``-D`` restricted to the
+        class's pixels. A component without any maximum keeps one marker at its
+        deepest pixel, so no object is lost. Larger ``min_distance`` splits less;
+        a good value is a bit below the typical object radius.
+
+    Parameters
+    ----------
+    mask_or_probabilities : numpy.ndarray, shape (Y, X) or (C, Y, X)
+        A class mask in the annotation convention (1 = background, 2..K =
+        foreground), a boolean foreground mask (True = foreground), or class
+        probabilities (C, Y, X), which are first turned into a mask with
+        :func:`class_mask`.
+    foreground_classes : iterable of int, optional
+        Label values to treat as foreground. Default: every value >= 2 (for a
+        boolean mask: True).
+    method : {"components", "watershed"}
+        See above.
+    min_size : int
+        Objects with fewer pixels than this are removed (set to 0).
+    min_distance : int
+        Minimum distance in pixels between two watershed markers (``"watershed"``
+        only).
+    connectivity : {1, 2}
+        Pixel connectivity of components: 1 = 4-neighbourhood, 2 = 8-neighbourhood.
+
+    Returns
+    -------
+    numpy.ndarray of uint32, shape (Y, X)
+        0 = background, instances numbered consecutively from 1 (class by class,
+        in raster order of their first pixel within a class for ``"components"``).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``method``, bad ``connectivity`` or an input of wrong shape.
+    """
+    if method not in ("components", "watershed"):
+        raise ValueError(f"method must be 'components' or 'watershed', got {method!r}")
+    if connectivity not in (1, 2):
+        raise ValueError(f"connectivity must be 1 or 2, got {connectivity}")
+    mask = np.asarray(mask_or_probabilities)
+    if mask.ndim == 3:
+        mask = class_mask(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"expected a (Y, X) mask or (C, Y, X) probabilities, got {mask.shape}")
+    if mask.dtype == bool:
+        mask = mask.astype(np.uint8) + 1  # False -> 1 (background), True -> 2
+        foreground_classes = None
+    classes = _foreground_classes(mask, foreground_classes)
+    labels = np.zeros(mask.shape, dtype=np.uint32)
+    n_labels = 0
+    for label_value in classes:
+        region = mask == label_value
+        if method == "components":
+            class_labels = _components(region, connectivity)
+        else:
+            class_labels = _distance_watershed(region, min_distance, connectivity)
+        inside = class_labels > 0
+        labels[inside] = class_labels[inside] + n_labels
+        n_labels = int(labels.max())
+    return remove_small_instances(labels, min_size)
+
+
+def remove_small_instances(labels: np.ndarray, min_size: int) -> np.ndarray:
+    """Remove instances smaller than ``min_size`` pixels and renumber from 1.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (Y, X)
+        Instance labels, 0 = background.
+    min_size : int
+        Minimum number of pixels an instance keeps.
+
+    Returns
+    -------
+    numpy.ndarray of uint32, shape (Y, X)
+        Remaining instances numbered 1..N consecutively, preserving their order.
+    """
+    labels = np.asarray(labels)
+    if labels.size == 0:
+        return labels.astype(np.uint32)
+    sizes = np.bincount(labels.ravel().astype(np.int64))
+    keep = sizes >= max(min_size, 1)
+    keep[0] = False
+    new_ids = np.zeros(sizes.size, dtype=np.uint32)
+    new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
+    return new_ids[labels]
+
+
+def _foreground_classes(mask: np.ndarray, foreground_classes: Iterable[int] | None) -> list[int]:
+    """Sorted foreground label values to label (default: values >= 2 present)."""
+    if foreground_classes is None:
+        return [int(v) for v in np.unique(mask) if v >= 2]
+    return sorted({int(v) for v in foreground_classes})
+
+
+def _structure(connectivity: int) -> np.ndarray:
+    """3x3 structuring element for the given connectivity (1 or 2)."""
+    return ndimage.generate_binary_structure(2, connectivity)
+
+
+def _components(region: np.ndarray, connectivity: int) -> np.ndarray:
+    """Connected components of a boolean (Y, X) region, labelled from 1."""
+    components, _ = ndimage.label(region, structure=_structure(connectivity))
+    return components
+
+
+def _distance_watershed(region: np.ndarray, min_distance: int, connectivity: int) -> np.ndarray:
+    """Split a boolean (Y, X) region into objects by a distance-transform watershed."""
+    components = _components(region, connectivity)
+    n_components = int(components.max())
+    if n_components == 0:
+        return components
+    distance = ndimage.distance_transform_edt(region)
+    peaks = peak_local_max(
+        distance,
+        min_distance=max(int(min_distance), 1),
+        labels=components,
+        exclude_border=False,
+    )
+    peak_mask = np.zeros(region.shape, dtype=bool)
+    peak_mask[tuple(peaks.T)] = True
+    # every component gets at least one marker: its deepest pixel
+    deepest = ndimage.maximum_position(distance, components, np.arange(1, n_components + 1))
+    has_peak = ndimage.maximum(peak_mask, components, np.arange(1, n_components + 1))
+    for position, found in zip(deepest, np.atleast_1d(has_peak)):
+        if not found:
+            peak_mask[position] = True
+    markers, _ = ndimage.label(peak_mask, structure=_structure(2))
+    return watershed(-distance, markers, mask=region, connectivity=connectivity)

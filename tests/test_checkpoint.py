@@ -1,0 +1,134 @@
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet import CheckpointError, ModelConfig, load_model, predict, save_model
+from napari_unet.checkpoint import checkpoint_info, new_model, read_checkpoint
+
+
+@pytest.fixture
+def small_model():
+    return new_model(ModelConfig(base_features=4, depth=2, n_classes=3), seed=1)
+
+
+def test_round_trip_rebuilds_model_from_file_alone(tmp_path, small_model):
+    path = save_model(small_model, tmp_path / "m.safetensors", description="test model")
+    loaded = load_model(path)
+    assert loaded.config == small_model.config
+    assert not loaded.training
+    for key, value in small_model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    assert loaded.metadata["description"] == "test model"
+    assert loaded.metadata["class_names"] == ["background", "class 2", "class 3"]
+    image = np.random.default_rng(0).random((40, 40))
+    assert np.array_equal(predict(image, loaded), predict(image, small_model))
+
+
+def test_metadata_has_documented_fields(tmp_path, small_model):
+    small_model.metadata["training_history"] = [{"iterations": 3}]
+    path = save_model(small_model, tmp_path / "m.safetensors")
+    info = checkpoint_info(path)
+    for key in (
+        "format_version",
+        "package_version",
+        "model_config",
+        "normalization",
+        "class_names",
+        "training_history",
+    ):
+        assert key in info
+    assert info["training_history"] == [{"iterations": 3}]
+    assert info["parameters"] == sum(p.numel() for p in small_model.parameters())
+
+
+def test_half_precision_is_smaller_and_close(tmp_path, small_model):
+    full = save_model(small_model, tmp_path / "full.safetensors")
+    half = save_model(small_model, tmp_path / "half.safetensors", half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded = load_model(half)
+    assert next(loaded.parameters()).dtype == torch.float32
+    image = np.random.default_rng(0).random((40, 40))
+    assert np.abs(predict(image, loaded) - predict(image, small_model)).max() < 1e-2
+
+
+def test_save_is_atomic_and_leaves_no_temporary(tmp_path, small_model, monkeypatch):
+    path = save_model(small_model, tmp_path / "m.safetensors")
+    before = path.read_bytes()
+
+    def broken_replace(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", broken_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(new_model(ModelConfig(base_features=2, depth=1)), path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_missing_file_names_it(tmp_path):
+    with pytest.raises(CheckpointError, match=r"nope\.safetensors.*no such"):
+        load_model(tmp_path / "nope.safetensors")
+
+
+def test_truncated_file(tmp_path, small_model):
+    path = save_model(small_model, tmp_path / "m.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match=r"m\.safetensors.*truncated"):
+        load_model(path)
+
+
+def test_not_a_checkpoint(tmp_path):
+    text = tmp_path / "notes.safetensors"
+    text.write_text("hello")
+    with pytest.raises(CheckpointError, match=r"notes\.safetensors"):
+        load_model(text)
+    from safetensors.torch import save_file
+
+    other = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(2)}, other)
+    with pytest.raises(CheckpointError, match="not a napari-unet checkpoint"):
+        load_model(other)
+
+
+def test_weights_not_matching_config(tmp_path, small_model):
+    path = save_model(small_model, tmp_path / "m.safetensors")
+    tensors, metadata = read_checkpoint(path)
+    metadata["model_config"]["base_features"] = 8
+    from safetensors.torch import save_file
+
+    save_file(tensors, path, metadata={"napari_unet": json.dumps(metadata)})
+    with pytest.raises(CheckpointError, match="do not match the architecture"):
+        load_model(path)
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.marker),))
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".safetensors", ".ckpt"])
+def test_pickle_exploit_is_refused_and_runs_nothing(tmp_path, suffix):
+    marker = tmp_path / "pwned"
+    path = tmp_path / f"evil{suffix}"
+    with open(path, "wb") as file:
+        pickle.dump({"state_dict": _Exploit(marker), "napari_unet": "{}"}, file)
+    torch.save({"state_dict": {"x": _Exploit(marker)}, "napari_unet": "{}"}, tmp_path / "evil2.pt")
+    for candidate in (path, tmp_path / "evil2.pt"):
+        with pytest.raises(CheckpointError):
+            load_model(candidate)
+    assert not marker.exists()
+
+
+def test_torch_file_with_plain_tensors_is_accepted(tmp_path, small_model):
+    path = save_model(small_model, tmp_path / "m.safetensors")
+    tensors, metadata = read_checkpoint(path)
+    torch.save({"state_dict": tensors, "napari_unet": json.dumps(metadata)}, tmp_path / "m.pt")
+    assert load_model(tmp_path / "m.pt").config == small_model.config

@@ -1,0 +1,124 @@
+import json
+import os
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unet import ModelConfig, save_model
+from napari_unet.checkpoint import new_model
+from napari_unet.cli import main
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    return save_model(
+        new_model(ModelConfig(base_features=4, depth=2), seed=0), tmp_path / "model.safetensors"
+    )
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    from skimage.io import imsave
+
+    rng = np.random.default_rng(0)
+    tif = tmp_path / "first.tif"
+    tifffile.imwrite(tif, rng.integers(0, 4000, (70, 90)).astype(np.uint16))
+    png = tmp_path / "second.png"
+    imsave(png, rng.integers(0, 255, (41, 33)).astype(np.uint8), check_contrast=False)
+    return tif, png
+
+
+def test_predict_writes_three_files_per_input(tmp_path, checkpoint, image_files, capsys):
+    out = tmp_path / "out"
+    args = ["predict", *map(str, image_files), "--model", str(checkpoint), "--output", str(out)]
+    assert main([*args, "--tile-size", "56", "--device", "cpu"]) == 0
+    for stem, shape in (("first", (70, 90)), ("second", (41, 33))):
+        mask = tifffile.imread(out / f"{stem}_mask.tif")
+        probabilities = tifffile.imread(out / f"{stem}_prob.tif")
+        instances = tifffile.imread(out / f"{stem}_instances.tif")
+        assert mask.shape == shape and mask.dtype == np.uint8 and set(np.unique(mask)) <= {1, 2}
+        assert probabilities.shape == (2, *shape) and probabilities.dtype == np.float32
+        assert instances.shape == shape and instances.dtype == np.uint32
+        assert np.array_equal(mask, probabilities.argmax(0) + 1)
+    assert "objects" in capsys.readouterr().out
+
+
+def test_info_prints_metadata(checkpoint, capsys):
+    assert main(["info", str(checkpoint)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["model_config"]["depth"] == 2 and info["format_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"model": "missing.safetensors"}, "no such checkpoint"),
+        ({"tile": "50"}, "nearest valid sizes"),
+        ({"input": "broken.tif"}, "cannot read image"),
+        ({"input": "absent.png"}, "absent.png"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(
+    tmp_path, checkpoint, image_files, capsys, change, message
+):
+    (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
+    out = tmp_path / "out"
+    inputs = [str(image_files[0]), str(tmp_path / change.get("input", image_files[1].name))]
+    model = str(tmp_path / change["model"]) if "model" in change else str(checkpoint)
+    args = ["predict", *inputs, "--model", model, "--output", str(out)]
+    status = main([*args, "--tile-size", change.get("tile", "56")])
+    error = capsys.readouterr().err
+    assert status == 2
+    assert message in error and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_train_new_model_writes_checkpoint(tmp_path, capsys):
+    image = np.zeros((64, 64), np.float32)
+    image[20:40, 20:40] = 1
+    labels = np.zeros((64, 64), np.uint8)
+    labels[5, :] = 1
+    labels[30, 22:38] = 2
+    tifffile.imwrite(tmp_path / "im.tif", image)
+    tifffile.imwrite(tmp_path / "lab.tif", labels)
+    out = tmp_path / "trained.safetensors"
+    arch = ["--new", "--features", "4", "--depth", "2", "--padding", "same"]
+    args = ["train", "--images", str(tmp_path / "im.tif"), "--labels", str(tmp_path / "lab.tif")]
+    assert main([*args, *arch, "--output", str(out), "--iterations", "3", "--seconds", "0"]) == 0
+    assert main(["info", str(out)]) == 0
+    info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    assert info["training_history"][0]["iterations"] == 3
+    assert info["model_config"]["padding"] == "same"
+
+
+def test_train_with_empty_labels_fails_cleanly(tmp_path, checkpoint, capsys):
+    tifffile.imwrite(tmp_path / "im.tif", np.zeros((40, 40), np.float32))
+    tifffile.imwrite(tmp_path / "lab.tif", np.zeros((40, 40), np.uint8))
+    args = ["train", "--images", str(tmp_path / "im.tif"), "--labels", str(tmp_path / "lab.tif")]
+    out = tmp_path / "x.safetensors"
+    status = main([*args, "--model", str(checkpoint), "--output", str(out), "--iterations", "2"])
+    assert status == 2 and "paint at least one" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_unwritable_output_folder(tmp_path, checkpoint, image_files, capsys):
+    if os.geteuid() == 0:
+        target = "/proc/napari-unet-out"  # not writable even for root
+    else:
+        target = str(tmp_path / "ro")
+        os.mkdir(target, 0o500)
+    args = ["predict", str(image_files[0]), "--model", str(checkpoint), "--output", target]
+    assert main(args) == 2
+    assert "napari-unet-out" in capsys.readouterr().err
+
+
+def test_evaluate_prints_json(tmp_path, capsys):
+    truth = np.zeros((20, 20), np.uint16)
+    truth[2:8, 2:8], truth[10:18, 10:18] = 1, 2
+    tifffile.imwrite(tmp_path / "t.tif", truth)
+    tifffile.imwrite(tmp_path / "p.tif", truth)
+    assert main(["evaluate", "--pred", str(tmp_path / "p.tif"), "--truth", str(tmp_path / "t.tif")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert json.dumps(result).count("1.0") >= 1

@@ -1,0 +1,107 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet import ModelConfig, UNet, predict
+from napari_unet.inference import Cancelled, default_tile_size, normalization_stats
+
+
+def _model(**options):
+    torch.manual_seed(0)
+    model = UNet(ModelConfig(base_features=4, **options)).eval()
+    model.metadata = {"normalization": {"low": 1.0, "high": 99.8}}
+    return model
+
+
+@pytest.fixture(scope="module")
+def valid_model():
+    return _model(depth=3)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (37, 101), (150, 133)])
+def test_tiled_equals_one_pass_valid(valid_model, shape):
+    image = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    whole = predict(image, valid_model)
+    for tile_size in (108, 124, 148):  # valid sizes for depth 3 (92 + 8k, stride > 0)
+        tiled = predict(image, valid_model, tile_size=tile_size, batch_size=3)
+        assert np.abs(tiled - whole).max() < 1e-4
+
+
+def test_one_pass_equals_direct_forward_on_mirrored_image(valid_model):
+    image = np.random.default_rng(2).normal(size=(60, 60)).astype(np.float32)
+    offset, scale = normalization_stats(image)
+    halo = valid_model.halo
+    size = valid_model.smallest_valid_input_covering(60)
+    padded = np.pad((image - offset[0]) / scale[0], ((halo, size - 60 - halo),) * 2, mode="reflect")
+    with torch.inference_mode():
+        direct = torch.softmax(valid_model(torch.from_numpy(padded)[None, None]), 1)[0].numpy()
+    assert np.abs(predict(image, valid_model) - direct[:, :60, :60]).max() < 1e-5
+
+
+def test_every_pixel_written_once():
+    model = _model(depth=2)
+    out = np.full((2, 77, 45), np.nan, np.float32)
+    predict(np.ones((77, 45)), model, tile_size=48, out=out)
+    assert not np.isnan(out).any()
+    assert np.allclose(out.sum(0), 1, atol=1e-5)
+
+
+def test_same_padding_tiled_within_documented_tolerance():
+    model = _model(depth=3, padding="same", batch_norm=True)
+    image = np.random.default_rng(3).normal(size=(130, 90)).astype(np.float32)
+    whole = predict(image, model)
+    tiled = predict(image, model, tile_size=112)
+    assert np.abs(tiled - whole).max() < 1e-4  # documented in the README
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float64, bool])
+def test_any_numeric_dtype(valid_model, dtype):
+    image = (np.random.default_rng(4).random((40, 30)) * 200).astype(dtype)
+    probabilities = predict(image, valid_model, tile_size=108)
+    assert probabilities.shape == (2, 40, 30) and probabilities.dtype == np.float32
+
+
+def test_multichannel_and_channel_mismatch():
+    model = _model(depth=2, in_channels=3)
+    image = np.random.default_rng(5).random((3, 30, 20))
+    assert predict(image, model).shape == (2, 30, 20)
+    with pytest.raises(ValueError, match="expects 3 input channel"):
+        predict(image[0], model)
+
+
+def test_normalisation_is_per_image_not_per_tile(valid_model):
+    # a gradient image: per-tile normalisation would make tiles differ
+    image = np.linspace(0, 1000, 150 * 150).reshape(150, 150)
+    assert (
+        np.abs(predict(image, valid_model, tile_size=108) - predict(image, valid_model)).max()
+        < 1e-4
+    )
+
+
+def test_progress_and_stop(valid_model):
+    seen = []
+    predict(np.zeros((100, 100)), valid_model, tile_size=108, batch_size=1, progress=seen.append)
+    assert seen[0].done == 0 and seen[-1].done == seen[-1].total == len(seen) - 1 > 1
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        predict(np.zeros((100, 100)), valid_model, tile_size=108, stop=stop)
+
+
+def test_bad_inputs(valid_model):
+    with pytest.raises(ValueError, match="NaN"):
+        predict(np.full((20, 20), np.nan), valid_model)
+    with pytest.raises(ValueError, match="nearest valid sizes"):
+        predict(np.zeros((300, 300)), valid_model, tile_size=105)
+    with pytest.raises(ValueError, match="at least"):
+        predict(np.zeros((300, 300)), valid_model, tile_size=92)
+
+
+def test_default_tile_size_is_paper_size():
+    assert default_tile_size(UNet(ModelConfig(base_features=2))) == 572
+
+
+def test_constant_image_is_finite(valid_model):
+    assert np.isfinite(predict(np.full((30, 30), 7, np.uint8), valid_model)).all()

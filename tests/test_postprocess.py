@@ -1,0 +1,87 @@
+"""Tests for napari_unet.postprocess."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_unet.postprocess import class_mask, instance_labels, remove_small_instances
+
+
+def _disc(shape: tuple[int, int], center: tuple[float, float], radius: float) -> np.ndarray:
+    rows, cols = np.indices(shape)
+    return (rows - center[0]) ** 2 + (cols - center[1]) ** 2 <= radius**2
+
+
+def test_class_mask_is_argmax_plus_one():
+    probabilities = np.zeros((3, 2, 2), dtype=np.float32)
+    probabilities[0, 0, 0] = 0.9  # -> label 1
+    probabilities[1, 0, 1] = 0.8  # -> label 2
+    probabilities[2, 1, :] = 0.7  # -> label 3
+    probabilities[1, 1, 0] = 0.1
+    mask = class_mask(probabilities)
+    assert mask.dtype == np.uint8
+    # pixel (0, 1) wins class index 1; pixel (1, 1) class index 2
+    np.testing.assert_array_equal(mask, [[1, 2], [3, 3]])
+
+
+def test_class_mask_rejects_2d_input():
+    with pytest.raises(ValueError, match=r"\(C, Y, X\)"):
+        class_mask(np.zeros((4, 4)))
+
+
+def test_components_label_each_class_separately():
+    mask = np.ones((6, 8), dtype=np.uint8)
+    mask[0:2, 0:2] = 2  # object 1, class 2
+    mask[0:2, 2:4] = 3  # touches object 1 but is class 3
+    mask[4:6, 5:8] = 2  # object 2 of class 2
+    mask[5, 0] = 2  # a single pixel
+    labels = instance_labels(mask)
+    assert labels.dtype == np.uint32
+    assert labels.max() == 4
+    assert np.array_equal(np.unique(labels), np.arange(5))
+    assert len(np.unique(labels[0:2, 0:2])) == 1
+    assert labels[0, 0] != labels[0, 2]
+    small_removed = instance_labels(mask, min_size=2)
+    assert small_removed.max() == 3 and small_removed[5, 0] == 0
+    only_class_3 = instance_labels(mask, foreground_classes=[3])
+    assert only_class_3.max() == 1 and np.count_nonzero(only_class_3) == 4
+
+
+def test_connectivity_two_joins_diagonal_neighbours():
+    mask = np.ones((3, 3), dtype=np.uint8)
+    mask[0, 0] = mask[1, 1] = 2
+    assert instance_labels(mask).max() == 2
+    assert instance_labels(mask, connectivity=2).max() == 1
+
+
+def test_watershed_splits_touching_discs():
+    shape = (40, 60)
+    mask = np.ones(shape, dtype=np.uint8)
+    mask[_disc(shape, (20, 20), 9) | _disc(shape, (20, 36), 9)] = 2
+    mask[_disc(shape, (6, 52), 3)] = 2  # a small separate object keeps its label
+    assert instance_labels(mask).max() == 2
+    labels = instance_labels(mask, method="watershed", min_distance=5)
+    assert labels.max() == 3
+    assert labels[20, 20] != labels[20, 36]
+    assert np.all(labels[mask == 2] > 0) and np.all(labels[mask == 1] == 0)
+
+
+def test_instance_labels_accepts_probabilities_and_bool():
+    foreground = _disc((20, 20), (10, 10), 5)
+    probabilities = np.stack([~foreground, foreground]).astype(np.float32)
+    from_probabilities = instance_labels(probabilities)
+    from_bool = instance_labels(foreground)
+    assert from_probabilities.max() == from_bool.max() == 1
+    np.testing.assert_array_equal(from_probabilities > 0, foreground)
+
+
+def test_instance_labels_rejects_unknown_method():
+    with pytest.raises(ValueError, match="method"):
+        instance_labels(np.ones((4, 4), dtype=np.uint8), method="magic")
+
+
+def test_remove_small_instances_renumbers_consecutively():
+    labels = np.array([[0, 5, 5], [9, 0, 3], [3, 3, 0]])
+    result = remove_small_instances(labels, min_size=2)
+    np.testing.assert_array_equal(result, [[0, 2, 2], [0, 0, 1], [1, 1, 0]])
