@@ -1,4 +1,6 @@
-"""Segmentation metrics: pixel, Rand and information errors, IoU/Dice, instance matching.
+"""Segmentation metrics: pixel, Rand and information errors, IoU/Dice, and :func:`evaluate`.
+
+Instance matching lives in :mod:`napari_unet.matching` (re-exported here).
 
 Inputs are 2-D label images (Y, X). Everything is computed from contingency tables
 (``numpy.unique``/``numpy.bincount``), never by Python loops over pixels; numpy and
@@ -12,12 +14,13 @@ segmentation algorithms for connectomics. Front. Neuroanat. 9:142 (V_Rand, V_Inf
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage
-from scipy.optimize import linear_sum_assignment
+
+from .matching import same_shape, instance_scores, match_instances
 
 __all__ = [
     "class_error",
@@ -34,8 +37,6 @@ __all__ = [
     "segmentation_from_interior",
     "thin_borders",
 ]
-
-DEFAULT_IOU_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 
 
 # ----------------------------------------------------------------------------- membranes
@@ -149,18 +150,10 @@ def pixel_error(pred: np.ndarray, truth: np.ndarray) -> float:
     float
         In [0, 1]; 0 for identical maps.
     """
-    pred_interior, true_interior = _same_shape(interior_mask(pred), interior_mask(truth))
+    pred_interior, true_interior = same_shape(interior_mask(pred), interior_mask(truth))
     if pred_interior.size == 0:
         return 0.0
     return float(np.count_nonzero(pred_interior != true_interior) / pred_interior.size)
-
-
-def _same_shape(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The arrays as numpy arrays, checking that their shapes agree."""
-    arrays = tuple(np.asarray(a) for a in arrays)
-    if len({a.shape for a in arrays}) != 1:
-        raise ValueError(f"arrays must have the same shape, got {[a.shape for a in arrays]}")
-    return arrays
 
 
 def _restricted_contingency(
@@ -171,7 +164,7 @@ def _restricted_contingency(
     Pixels with true label 0 are dropped; predicted label-0 pixels left are
     singletons (each its own segment). Returns float64 arrays (joint, pred, truth).
     """
-    pred, truth = _same_shape(pred_segmentation, truth_segmentation)
+    pred, truth = same_shape(pred_segmentation, truth_segmentation)
     keep = truth.ravel() != 0
     pred_labels = pred.ravel()[keep].astype(np.int64)
     _, true_ids = np.unique(truth.ravel()[keep], return_inverse=True)
@@ -281,7 +274,7 @@ def _class_counts(
     pred_mask: np.ndarray, truth_mask: np.ndarray, classes: Iterable[int] | None
 ) -> tuple[list[int], np.ndarray, np.ndarray, np.ndarray]:
     """Classes and their hits, predicted and true pixel counts where truth != 0."""
-    pred, truth = _same_shape(pred_mask, truth_mask)
+    pred, truth = same_shape(pred_mask, truth_mask)
     labelled = truth.ravel() != 0
     pred_values = pred.ravel()[labelled].astype(np.int64)
     true_values = truth.ravel()[labelled].astype(np.int64)
@@ -349,137 +342,10 @@ def class_error(pred_mask: np.ndarray, truth_mask: np.ndarray) -> float:
     float
         In [0, 1]; 0.0 when the truth has no labelled pixel.
     """
-    pred, truth = _same_shape(pred_mask, truth_mask)
+    pred, truth = same_shape(pred_mask, truth_mask)
     labelled = truth != 0
     n_labelled = np.count_nonzero(labelled)
     return float(np.count_nonzero(pred[labelled] != truth[labelled]) / max(n_labelled, 1))
-
-
-# ----------------------------------------------------------------------------- instances
-def _instance_overlaps(
-    pred_instances: np.ndarray, truth_instances: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, int]:
-    """0-based indices (sorted label order) and IoU of all overlapping instance pairs.
-
-    Also returns the numbers of predicted and true instances (non-zero labels).
-    """
-    pred, truth = _same_shape(pred_instances, truth_instances)
-    pred_ids, n_pred = _consecutive_ids(pred)
-    true_ids, n_true = _consecutive_ids(truth)
-    pred_areas = np.bincount(pred_ids, minlength=n_pred + 1)
-    true_areas = np.bincount(true_ids, minlength=n_true + 1)
-    both = (pred_ids > 0) & (true_ids > 0)
-    codes, intersections = np.unique(
-        pred_ids[both] * (n_true + 1) + true_ids[both], return_counts=True
-    )
-    pred_index, true_index = np.divmod(codes, n_true + 1)
-    union = pred_areas[pred_index] + true_areas[true_index] - intersections
-    return pred_index - 1, true_index - 1, intersections / union, n_pred, n_true
-
-
-def _consecutive_ids(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Flat int64 ids: 0 for label 0, 1..N for the other labels in sorted order."""
-    values, inverse = np.unique(labels.ravel(), return_inverse=True)
-    inverse = inverse.astype(np.int64)
-    if values.size and values[0] == 0:
-        return inverse, values.size - 1
-    return inverse + 1, values.size
-
-
-def _matched_ious(
-    pred_index: np.ndarray, true_index: np.ndarray, iou: np.ndarray, threshold: float
-) -> np.ndarray:
-    """IoUs of a one-to-one matching of pairs with ``IoU >= threshold`` (and > 0).
-
-    Above 0.5 each instance can overlap at most one partner that much, so all
-    candidate pairs are matches; otherwise the matching maximising the summed IoU is
-    found with :func:`scipy.optimize.linear_sum_assignment`.
-    """
-    candidates = (iou >= threshold) & (iou > 0)
-    if threshold > 0.5 or not candidates.any():
-        return iou[candidates]
-    rows, row_index = np.unique(pred_index[candidates], return_inverse=True)
-    cols, col_index = np.unique(true_index[candidates], return_inverse=True)
-    matrix = np.zeros((rows.size, cols.size))
-    matrix[row_index, col_index] = iou[candidates]
-    matched_rows, matched_cols = linear_sum_assignment(matrix, maximize=True)
-    matched = matrix[matched_rows, matched_cols]
-    return matched[matched > 0]
-
-
-def _instance_summary(matched: np.ndarray, n_pred: int, n_true: int, threshold: float) -> dict:
-    """Counts and rates of one matching (see :func:`match_instances`)."""
-    tp = int(matched.size)
-    fp, fn = n_pred - tp, n_true - tp
-    empty = 1.0 if n_pred == n_true == 0 else 0.0  # rate when a denominator is zero
-    summary = {"threshold": float(threshold), "tp": tp, "fp": fp, "fn": fn}
-    summary |= {"n_pred": n_pred, "n_true": n_true}
-    for key, numerator, denominator in (
-        ("precision", tp, n_pred),
-        ("recall", tp, n_true),
-        ("f1", 2 * tp, n_pred + n_true),
-        ("accuracy", tp, tp + fp + fn),
-    ):
-        summary[key] = numerator / denominator if denominator else empty
-    summary["mean_matched_iou"] = float(matched.mean()) if tp else 0.0
-    return summary
-
-
-def match_instances(
-    pred_instances: np.ndarray, truth_instances: np.ndarray, threshold: float = 0.5
-) -> dict[str, Any]:
-    """Match predicted to true instances one-to-one by IoU and count hits.
-
-    A predicted and a true instance match when their IoU is ``>= threshold``; each
-    instance is matched at most once (for thresholds <= 0.5 the matching maximises
-    the summed IoU). Unmatched predictions are false positives, unmatched truths
-    false negatives.
-
-    Parameters
-    ----------
-    pred_instances, truth_instances : numpy.ndarray of int, shape (Y, X)
-        Instance label images, 0 = background (labels need not be consecutive).
-    threshold : float
-        IoU threshold in (0, 1].
-
-    Returns
-    -------
-    dict
-        ``threshold, tp, fp, fn, n_pred, n_true`` and ``precision = tp / n_pred``,
-        ``recall = tp / n_true``, ``f1 = 2 tp / (n_pred + n_true)``,
-        ``accuracy = tp / (tp + fp + fn)`` (the Data Science Bowl 2018 score),
-        ``mean_matched_iou`` (0.0 without matches). With no instance on either
-        side all rates are 1.0.
-    """
-    return instance_scores(pred_instances, truth_instances, thresholds=(threshold,))[0]
-
-
-def instance_scores(
-    pred_instances: np.ndarray,
-    truth_instances: np.ndarray,
-    thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
-) -> list[dict[str, Any]]:
-    """:func:`match_instances` at several IoU thresholds (overlaps computed once).
-
-    Parameters
-    ----------
-    pred_instances, truth_instances : numpy.ndarray of int, shape (Y, X)
-        Instance label images, 0 = background.
-    thresholds : sequence of float
-        IoU thresholds.
-
-    Returns
-    -------
-    list of dict
-        One :func:`match_instances` result per threshold, in the given order.
-    """
-    pred_index, true_index, iou, n_pred, n_true = _instance_overlaps(
-        pred_instances, truth_instances
-    )
-    return [
-        _instance_summary(_matched_ious(pred_index, true_index, iou, t), n_pred, n_true, t)
-        for t in thresholds
-    ]
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -553,7 +419,7 @@ def _membrane_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 def _instance_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     """Instance matching scores plus foreground IoU/Dice of two instance images."""
-    pred, truth = _same_shape(pred, truth)
+    pred, truth = same_shape(pred, truth)
     scores = instance_scores(pred, truth)
     pred_fg, true_fg = pred > 0, truth > 0
     intersection = int(np.count_nonzero(pred_fg & true_fg))
