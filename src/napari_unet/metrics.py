@@ -20,7 +20,7 @@ from typing import Any, Literal
 import numpy as np
 from scipy import ndimage
 
-from .matching import same_shape, instance_scores, match_instances
+from .matching import instance_scores, match_instances, same_shape
 
 __all__ = [
     "class_error",
