@@ -11,7 +11,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .checkpoint import CheckpointError, load_model, save_model
+from .augment import elastic_deform
+from .checkpoint import CheckpointError, load_model, new_model, save_model
 from .config import (
     AugmentConfig,
     ModelConfig,
@@ -20,20 +21,39 @@ from .config import (
     TrainConfig,
     WeightConfig,
 )
-from .inference import predict
+from .inference import Cancelled, predict
+from .metrics import evaluate
 from .model import UNet
+from .postprocess import class_mask, instance_labels
+from .sampling import AnnotationError
+from .training import TrainingError, TrainProgress, finetune, train
+from .weights import annotation_from_binary, annotation_from_instances, weight_map
 
 __all__ = [
+    "AnnotationError",
     "AugmentConfig",
+    "Cancelled",
     "CheckpointError",
     "ModelConfig",
     "NormConfig",
     "TileConfig",
     "TrainConfig",
+    "TrainProgress",
+    "TrainingError",
     "UNet",
     "WeightConfig",
     "__version__",
+    "annotation_from_binary",
+    "annotation_from_instances",
+    "class_mask",
+    "elastic_deform",
+    "evaluate",
+    "finetune",
+    "instance_labels",
     "load_model",
+    "new_model",
     "predict",
     "save_model",
+    "train",
+    "weight_map",
 ]

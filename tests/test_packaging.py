@@ -1,0 +1,93 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_top_level_manifest_is_the_packaged_one():
+    top = (ROOT / "napari.yaml").read_text()
+    packaged = (ROOT / "src" / "napari_unet" / "napari.yaml").read_text()
+    assert top == packaged
+
+
+def test_manifest_is_valid_and_its_python_names_resolve():
+    from npe2 import PluginManifest
+
+    manifest = PluginManifest.from_file(ROOT / "src" / "napari_unet" / "napari.yaml")
+    assert manifest.name == "napari-unet"
+    for command in manifest.contributions.commands:
+        module, _, attribute = command.python_name.partition(":")
+        imported = __import__(module, fromlist=[attribute])
+        assert callable(getattr(imported, attribute)), command.python_name
+
+
+def test_core_import_pulls_no_gui_toolkit():
+    code = (
+        "import sys, napari_unet, napari_unet.cli, napari_unet.training, napari_unet.demo; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        "('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_qt_binding_in_runtime_dependencies():
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    runtime = " ".join(project["dependencies"]).lower()
+    for binding in ("pyqt5", "pyqt6", "pyside2", "pyside6", "napari[all]", "napari[pyqt"):
+        assert binding not in runtime
+    assert any("pyqt6" in dep.lower() for dep in project["optional-dependencies"]["testing"])
+
+
+def test_sample_data_contributions():
+    from napari_unet._sample_data import cell_sample, synthetic_nuclei_sample
+
+    (image, _, kind_image), (truth, _, kind_labels) = synthetic_nuclei_sample()
+    assert kind_image == "image" and kind_labels == "labels"
+    assert image.shape == truth.shape and truth.max() > 10
+    assert cell_sample()[0][0].ndim == 2
+
+
+def test_cli_entry_point_runs():
+    result = subprocess.run(["napari-unet", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "predict" in result.stdout
+    assert yaml.safe_load((ROOT / "napari.yaml").read_text())["name"] == "napari-unet"
+
+
+def test_built_wheel_ships_manifest_and_entry_point(tmp_path):
+    import zipfile
+
+    from npe2 import PluginManifest
+
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("napari_unet-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        manifest = archive.read("napari_unet/napari.yaml")
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        assert "napari_unet:napari.yaml" in archive.read(entry_points).decode()
+    (tmp_path / "napari.yaml").write_bytes(manifest)
+    assert PluginManifest.from_file(tmp_path / "napari.yaml").name == "napari-unet"
+    assert not any("shared/data" in n or n.endswith((".png", ".tif")) for n in names)

@@ -1,0 +1,166 @@
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet import ModelConfig, TrainConfig, load_model, save_model
+from napari_unet.checkpoint import new_model
+from napari_unet.config import AugmentConfig
+from napari_unet.sampling import AnnotationError, PatchSampler, prepare_training_data
+from napari_unet.training import TrainingError, finetune, train, weighted_loss
+
+
+def _discs(seed=0, size=96):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    image = np.zeros((size, size), np.float32)
+    truth = np.ones((size, size), np.uint8)
+    for _ in range(8):
+        cy, cx, radius = rng.integers(8, size - 8), rng.integers(8, size - 8), rng.integers(4, 8)
+        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
+        image[disc], truth[disc] = 1.0, 2
+    image += rng.normal(0, 0.2, image.shape).astype(np.float32)
+    scribbles = np.zeros_like(truth)
+    scribbles[::6] = truth[::6]
+    return image, truth, scribbles
+
+
+def _small_model(seed=0):
+    return new_model(ModelConfig(base_features=4, depth=2), seed=seed)
+
+
+FAST = TrainConfig(seconds=None, iterations=4, batch_size=2, seed=0)
+
+
+def test_loss_falls_and_model_learns():
+    image, _, scribbles = _discs()
+    model = _small_model()
+    config = TrainConfig(seconds=None, iterations=60, batch_size=4, learning_rate=3e-3)
+    progress = list(finetune(model, [image], [scribbles], config))
+    losses = [loss for _, loss in progress[-1].history]
+    assert len(losses) == 60
+    assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
+    assert not model.training
+    entry = model.metadata["training_history"][-1]
+    assert entry["iterations"] == 60
+    assert entry["annotated_pixels"] == {
+        "1": int((scribbles == 1).sum()),
+        "2": int((scribbles == 2).sum()),
+    }
+
+
+def test_unlabelled_pixels_do_not_influence_the_gradient():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 8, 8, requires_grad=True)
+    labels = torch.randint(0, 4, (2, 8, 8))
+    weights = torch.rand(2, 8, 8) * (labels > 0)
+    weights[labels == 0] = 5.0  # even a non-zero weight at an unlabelled pixel must not count
+    loss = weighted_loss(logits, labels, weights)
+    loss.backward()
+    unlabelled = (labels == 0).unsqueeze(1).expand_as(logits)
+    assert logits.grad[unlabelled].abs().max() == 0
+    assert logits.grad[~unlabelled].abs().max() > 0
+    changed = logits.detach().clone()
+    changed[unlabelled] = 100.0
+    assert torch.allclose(weighted_loss(changed, labels, weights), loss)
+
+
+def test_stop_flag_ends_within_one_iteration_with_best_weights():
+    image, _, scribbles = _discs()
+    model = _small_model()
+    stop = threading.Event()
+    iterations = []
+    steps = finetune(model, [image], [scribbles], TrainConfig(seconds=60, batch_size=2), stop=stop)
+    for step in steps:
+        iterations.append(step.iteration)
+        if step.iteration == 3:
+            stop.set()
+    assert iterations == [1, 2, 3]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_closing_the_generator_restores_best_weights():
+    image, _, scribbles = _discs()
+    model = _small_model()
+    steps = finetune(model, [image], [scribbles], TrainConfig(seconds=60, batch_size=2))
+    smoothed = []
+    for step in steps:
+        smoothed.append(step.smoothed_loss)
+        if step.iteration == 5:
+            break
+    steps.close()
+    assert model.metadata["training_history"][-1]["iterations"] == 5
+    assert not model.training
+
+
+def test_non_finite_loss_restores_last_good_weights(monkeypatch):
+    image, _, scribbles = _discs()
+    model = _small_model()
+    calls = {"n": 0}
+    real_loss = weighted_loss
+
+    def exploding(logits, labels, weights):
+        calls["n"] += 1
+        loss = real_loss(logits, labels, weights)
+        return loss * float("nan") if calls["n"] == 4 else loss
+
+    monkeypatch.setattr("napari_unet.training.weighted_loss", exploding)
+    with pytest.raises(TrainingError, match="last good weights were restored"):
+        for _ in finetune(model, [image], [scribbles], TrainConfig(seconds=None, iterations=10)):
+            pass
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert model.metadata["training_history"][-1]["iterations"] == 3
+
+
+@pytest.mark.parametrize(
+    ("annotation", "message"),
+    [
+        (np.zeros((96, 96), np.uint8), "empty"),
+        (np.ones((96, 96), np.uint8), "only label 1"),
+        (np.ones((50, 96), np.uint8), "shape"),
+        (np.full((96, 96), 3, np.uint8), "2 classes"),
+    ],
+)
+def test_bad_annotations_say_what_to_do(annotation, message):
+    image, _, _ = _discs()
+    with pytest.raises(AnnotationError, match=message):
+        next(finetune(_small_model(), [image], [annotation], FAST))
+
+
+def test_several_images_with_annotations_on_a_subset():
+    image_a, _, scribbles_a = _discs(0)
+    image_b, _, _ = _discs(1)
+    model = _small_model()
+    train(model, [image_a, image_b], [scribbles_a, np.zeros_like(scribbles_a)], FAST)
+    assert model.metadata["training_history"][-1]["images"] == [[1, 96, 96]]
+
+
+def test_patches_are_centred_on_labelled_pixels():
+    image, _, _ = _discs()
+    annotation = np.zeros((96, 96), np.uint8)
+    annotation[10, 10], annotation[80, 70] = 1, 2
+    model = _small_model()
+    data = prepare_training_data([image], [annotation], model)
+    output = model.output_size(60)
+    sampler = PatchSampler(
+        data,
+        60,
+        output,
+        AugmentConfig(elastic=False, flips=False, rot90=False),
+        np.random.default_rng(0),
+    )
+    for _ in range(10):
+        patch_image, labels, weights = sampler.patch()
+        assert patch_image.shape == (1, 60, 60) and labels.shape == (output, output)
+        assert (labels > 0).sum() == 1 and weights.sum() > 0
+
+
+def test_parent_and_history_survive_a_save(tmp_path):
+    image, _, scribbles = _discs()
+    path = save_model(_small_model(), tmp_path / "parent.safetensors")
+    model = load_model(path)
+    train(model, [image], [scribbles], FAST)
+    child = load_model(save_model(model, tmp_path / "child.safetensors"))
+    assert child.metadata["parent"] == str(path)
+    assert len(child.metadata["training_history"]) == 1
