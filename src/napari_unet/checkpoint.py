@@ -177,7 +177,7 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     except Exception as error:
         raise CheckpointError(
             f"{path}: refused or unreadable: only plain tensors are loaded from .pt/.pth files "
-            f"(weights_only=True), never code: {str(error).splitlines()[0]}"
+            f"(torch.load with weights_only=True), never code ({type(error).__name__})"
         ) from error
     if not isinstance(content, dict) or METADATA_KEY not in content or "state_dict" not in content:
         raise CheckpointError(f"{path}: a torch file but not a napari-unet checkpoint")

@@ -107,7 +107,10 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         else:
             image = skimage_io.imread(path)
     except Exception as error:  # decoders raise many types: report them uniformly
-        reason = f"unreadable, truncated or not an image ({type(error).__name__}: {error})"
+        cause = type(error).__name__
+        if path.suffix.lower() in _TIFF_SUFFIXES:  # tifffile's messages are short and useful
+            cause += f": {str(error).split('. ')[0]}"
+        reason = f"unreadable, truncated or not an image ({cause})"
         raise ImageReadError(path, reason) from error
     image = np.asarray(image)
     if image.size == 0 or image.ndim < 2:
