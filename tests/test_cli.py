@@ -117,8 +117,13 @@ def test_unwritable_output_folder(tmp_path, checkpoint, image_files, capsys):
 def test_evaluate_prints_json(tmp_path, capsys):
     truth = np.zeros((20, 20), np.uint16)
     truth[2:8, 2:8], truth[10:18, 10:18] = 1, 2
+    pred = truth.copy()
+    pred[10:18, 10:18] = 0  # one of two objects missed
     tifffile.imwrite(tmp_path / "t.tif", truth)
-    tifffile.imwrite(tmp_path / "p.tif", truth)
-    assert main(["evaluate", "--pred", str(tmp_path / "p.tif"), "--truth", str(tmp_path / "t.tif")]) == 0
+    tifffile.imwrite(tmp_path / "p.tif", pred)
+    files = ["--pred", str(tmp_path / "p.tif"), "--truth", str(tmp_path / "t.tif")]
+    assert main(["evaluate", *files, "--kind", "instances"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert json.dumps(result).count("1.0") >= 1
+    at_half = next(row for row in result["instances"] if row["threshold"] == 0.5)
+    assert at_half["tp"] == 1 and at_half["fn"] == 1 and at_half["fp"] == 0
+    assert abs(at_half["f1"] - 2 / 3) < 1e-6

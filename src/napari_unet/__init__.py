@@ -24,9 +24,11 @@ from .config import (
 from .inference import Cancelled, predict
 from .metrics import evaluate
 from .model import UNet
+from .outofcore import predict_to_zarr
 from .postprocess import class_mask, instance_labels
 from .sampling import AnnotationError
 from .training import TrainingError, TrainProgress, finetune, train
+from .volumes import annotated_slices, predict_stack
 from .weights import annotation_from_binary, annotation_from_instances, weight_map
 
 __all__ = [
@@ -43,6 +45,7 @@ __all__ = [
     "UNet",
     "WeightConfig",
     "__version__",
+    "annotated_slices",
     "annotation_from_binary",
     "annotation_from_instances",
     "class_mask",
@@ -53,6 +56,8 @@ __all__ = [
     "load_model",
     "new_model",
     "predict",
+    "predict_stack",
+    "predict_to_zarr",
     "save_model",
     "train",
     "weight_map",

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._progress import ProgressBar
-from .cli import CliError, print_json
+from .cli import EXIT_BAD_INPUT, CliError, print_json
+
+if TYPE_CHECKING:
+    from .batch import FileResult
+    from .inference import Progress
 
 
 def _load(name_or_path: str, device: str = "cpu"):
@@ -55,38 +61,101 @@ def segment_image(
     return probabilities, mask, labels
 
 
-def run_predict(args: argparse.Namespace) -> None:
-    """``napari-unet predict``: write <stem>_mask.tif, _prob.tif, _instances.tif per input."""
-    from .data import read_image, to_channels_first, write_tiff
-    from .inference import default_tile_size
+def run_predict(args: argparse.Namespace) -> int:
+    """``napari-unet predict``: outputs per input as :mod:`napari_unet.batch` describes.
 
-    model = _load(args.model, args.device)
+    Every input's header is checked against the model before anything is
+    computed or written (a bad one: one line, exit 2). A file failing later is
+    reported on one line and the others go on; the exit status is then 2.
+    """
+    from .batch import PredictOptions, cached_model, run_batch
+    from .inference import default_tile_size
+    from .inputs import expand_inputs, probe_input
+
+    inputs = expand_inputs(args.inputs)
+    if not inputs:
+        raise CliError(f"no images or zarr stores found in {', '.join(map(str, args.inputs))}")
+    for name in ("workers", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CliError(f"--{name} must be at least 1, got {value}")
+    model = cached_model(args.model, args.device)
     if args.tile_size is not None:
         model.check_input_size(args.tile_size)
-    tile_size = args.tile_size or default_tile_size(model)
-    channels = model.config.in_channels
-    # read and check every input before computing or writing anything
-    images = [(path, to_channels_first(read_image(path), channels)) for path in args.inputs]
+    options = PredictOptions(
+        tile_size=args.tile_size or default_tile_size(model),
+        batch_size=args.batch_size,
+        device=args.device,
+        instances=args.instances,
+        axes=args.axes,
+        output_format=args.output_format,
+        overwrite=args.overwrite,
+        threads=args.threads,
+    )
+    for path in inputs:
+        probe_input(path, model.config.in_channels, args.axes, args.output_format)
+    _check_distinct_stems(inputs)
     output = _writable_folder(args.output)
-    for path, image in images:
-        bar = ProgressBar(f"{path.name}")
-        probabilities, mask, labels = segment_image(
-            image,
-            model,
-            tile_size=tile_size,
-            batch_size=args.batch_size,
-            device=args.device,
-            progress=lambda p, bar=bar: bar.update(
-                p.done / max(p.total, 1), f"{p.done}/{p.total} tiles"
-            ),
-            instances=args.instances,
-        )
-        bar.close()
-        stem = path.stem
-        write_tiff(output / f"{stem}_prob.tif", probabilities.astype(np.float32))
-        write_tiff(output / f"{stem}_mask.tif", mask.astype(np.uint8))
-        write_tiff(output / f"{stem}_instances.tif", labels)
-        print(f"{path}: {int(labels.max())} objects -> {output / stem}_{{mask,prob,instances}}.tif")
+    on_cluster = args.scheduler is not None or bool(args.workers and len(inputs) > 1)
+    bars = _FileProgress()
+    results = run_batch(
+        inputs,
+        args.model,
+        output,
+        options,
+        scheduler=args.scheduler,
+        workers=args.workers if on_cluster else None,
+        report=bars.report,
+        progress=None if on_cluster else bars.start,
+    )
+    return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
+
+
+def _check_distinct_stems(inputs: list[Path]) -> None:
+    seen: dict[str, Path] = {}
+    for path in inputs:
+        if path.stem in seen:
+            raise CliError(f"{seen[path.stem]} and {path} would write the same output files")
+        seen[path.stem] = path
+
+
+class _FileProgress:
+    """One progress bar per file (in-process runs) and one line per finished file."""
+
+    def __init__(self) -> None:
+        self.bar: ProgressBar | None = None
+
+    def start(self, path: str) -> Callable[[Progress], None]:
+        name = Path(path).name
+
+        def update(step: Progress) -> None:
+            if self.bar is None:
+                self.bar = ProgressBar(name)
+            if step.stage == "instances":
+                detail = f"instances {step.done}/{step.total}"
+            elif getattr(step, "n_slices", 1) > 1:
+                detail = f"slice {step.slice_index + 1}/{step.n_slices}, {step.done}/{step.total}"
+            else:
+                detail = f"{step.done}/{step.total} tiles"
+            self.bar.update(step.done / max(step.total, 1), detail)
+
+        return update
+
+    def report(self, result: FileResult) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if result.status == "failed":
+            print(f"napari-unet predict: error: {result.path}: {result.error}", file=sys.stderr)
+        elif result.status == "skipped":
+            print(f"{result.path}: skipped, outputs exist ({result.outputs[0]}, ...)")
+        elif len(result.outputs) == 1:
+            print(f"{result.path}: {result.n_objects} objects -> {result.outputs[0]}")
+        else:
+            stem = result.outputs[0][: -len("_prob.tif")]
+            print(
+                f"{result.path}: {result.n_objects} objects -> {stem}_{{mask,prob,instances}}.tif"
+            )
 
 
 def _training_inputs(args: argparse.Namespace, in_channels: int):

@@ -20,8 +20,16 @@ class CliError(Exception):
 
 
 def _add_predict(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("predict", help="segment images with a U-Net (overlap-tile)")
-    parser.add_argument("inputs", nargs="+", type=Path, help="TIFF or PNG images")
+    parser = commands.add_parser(
+        "predict",
+        help="segment images, stacks or folders of them with a U-Net (overlap-tile)",
+        description="2D images, (Z, Y, X) stacks slice by slice, zarr stores tile by tile; "
+        "many files in this process or on dask.distributed workers. Inputs whose outputs "
+        "exist are skipped.",
+    )
+    parser.add_argument(
+        "inputs", nargs="+", type=Path, help="TIFF/PNG images, zarr stores or folders of them"
+    )
     parser.add_argument("--model", required=True, help="bundled model name or checkpoint path")
     parser.add_argument("--output", required=True, type=Path, help="output folder")
     parser.add_argument(
@@ -34,6 +42,38 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
         choices=["components", "watershed"],
         default="components",
         help="how instance labels are made from the mask",
+    )
+    parser.add_argument(
+        "--axes",
+        default=None,
+        help="axes of every input, e.g. ZYX, ZCYX, YXS (S = RGB samples); default: the "
+        "file's metadata, else a guess from the shape",
+    )
+    parser.add_argument(
+        "--output-format",
+        choices=["auto", "tiff", "zarr"],
+        default="auto",
+        help="auto: a zarr store for zarr inputs and very large outputs, else TIFF files",
+    )
+    _add_batch_options(parser)
+
+
+def _add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``predict`` for many files, re-runs and dask.distributed."""
+    parser.add_argument("--overwrite", action="store_true", help="recompute finished outputs")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per file (default: all here, 1 on dask workers); results are "
+        "bit-identical between runs with the same count",
+    )
+    cluster = parser.add_argument_group("many files (dask.distributed)")
+    cluster.add_argument(
+        "--scheduler", default=None, help="address of a dask scheduler, e.g. tcp://host:8786"
+    )
+    cluster.add_argument(
+        "--workers", type=int, default=None, help="start a local cluster of N worker processes"
     )
 
 
@@ -116,14 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handler = getattr(_commands, f"run_{args.command}")
     try:
-        handler(args)
+        status = handler(args)
     except KeyboardInterrupt:
         print("napari-unet: interrupted", file=sys.stderr)
         return 130
     except (CliError, ValueError, OSError) as error:
         print(f"napari-unet {args.command}: error: {_one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return 0
+    return int(status or 0)
 
 
 def _one_line(error: BaseException) -> str:

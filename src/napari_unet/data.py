@@ -149,7 +149,7 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
         with open(temporary, "xb") as stream:
-            tifffile.imwrite(stream, data, compression="zlib")
+            tifffile.imwrite(stream, data, compression="zlib", photometric="minisblack")
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(temporary, path)

@@ -1,0 +1,135 @@
+"""Inputs of batch prediction: finding them, checking them cheaply, opening them.
+
+An input is an image file (TIFF, PNG, JPEG, ...) or a zarr store. Its axes come
+from ``--axes`` / ``axes=``, else from what a TIFF file declares
+(:func:`file_axes`), else from the axes rule of :mod:`napari_unet.axes`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tifffile
+
+from .axes import check_axes, guess_axes
+from .data import ImageReadError, read_image
+from .outofcore import needs_out_of_core, open_zarr_input
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "InputInfo",
+    "expand_inputs",
+    "file_axes",
+    "is_zarr_store",
+    "open_input",
+    "probe_input",
+]
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_SLICE_LETTERS = set("ZTIQPREVHLAM")  # tifffile's non-plane, non-channel axes
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """Shape, axes and output format of an input, found without reading its pixels."""
+
+    path: Path
+    shape: tuple[int, ...]
+    axes: str
+    output_format: str = "tiff"
+
+
+def is_zarr_store(path: Path) -> bool:
+    """Whether ``path`` is a zarr store (a folder named ``*.zarr`` or with zarr metadata)."""
+    markers = ("zarr.json", ".zarray", ".zgroup")
+    return path.is_dir() and (path.suffix == ".zarr" or any((path / m).exists() for m in markers))
+
+
+def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Input files: files and zarr stores as given, folders replaced by their images.
+
+    A folder contributes its image files (``IMAGE_SUFFIXES``) and zarr stores,
+    sorted by name, not recursing.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir() and not is_zarr_store(path):
+            found.extend(
+                child
+                for child in sorted(path.iterdir())
+                if is_zarr_store(child)
+                or (child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES)
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def file_axes(path: str | os.PathLike) -> str | None:
+    """Axes a TIFF file declares (tifffile's series axes), in :mod:`napari_unet.axes` letters.
+
+    ``C`` (channels) is kept; a single other axis (Z, T, pages, ...) is the slice
+    axis ``Z``; ``S`` (RGB samples) only when it is the last axis, as napari shows
+    it: tifffile stores a (3, Y, X) array as planar RGB unless told otherwise, and
+    napari shows such a file as 3 slices. Returns None (then the axes rule decides)
+    for other files, planar RGB, and axes that do not settle the question (two
+    unknown axes).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _TIFF_SUFFIXES:
+        return None
+    return _tiff_header(path)[1]
+
+
+def _tiff_header(path: Path) -> tuple[tuple[int, ...], str | None]:
+    """Shape and axes (or None, see :func:`file_axes`) of a TIFF's first series."""
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            shape, declared = tuple(tiff.series[0].shape), tiff.series[0].axes
+    except Exception as error:  # tifffile raises many types for broken files
+        reason = f"unreadable, truncated or not a TIFF ({type(error).__name__}: {error})"
+        raise ImageReadError(path, reason) from error
+    axes = "".join("Z" if letter in _SLICE_LETTERS else letter for letter in declared)
+    unsettled = set(axes) - set("ZCSYX") or len(set(axes)) != len(axes)
+    if unsettled or ("S" in axes and not axes.endswith("S")):
+        return shape, None
+    return shape, axes
+
+
+def probe_input(
+    path: Path, in_channels: int, axes: str | None = None, output_format: str = "auto"
+) -> InputInfo:
+    """Check an input fits the model, reading headers only (PNG/JPEG are decoded).
+
+    Raises
+    ------
+    ImageReadError
+        Missing or unreadable file.
+    ValueError
+        Axes or channels the model cannot take.
+    """
+    if is_zarr_store(path):
+        shape = tuple(open_zarr_input(path).shape)
+        declared = None
+    elif not path.is_file():
+        raise ImageReadError(path, "is a folder" if path.is_dir() else "file not found")
+    elif path.suffix.lower() in _TIFF_SUFFIXES:
+        shape, declared = _tiff_header(path)
+    else:
+        shape, declared = read_image(path).shape, None
+    axes = axes or declared or guess_axes(shape, in_channels)
+    axes = check_axes(axes, shape, in_channels)
+    fmt = output_format
+    if fmt == "auto":
+        fmt = "zarr" if is_zarr_store(path) or needs_out_of_core(shape, axes) else "tiff"
+    return InputInfo(path, shape, axes, fmt)
+
+
+def open_input(path: Path) -> Any:
+    """The pixels of an input: a numpy array, or a lazy zarr array for a zarr store."""
+    return open_zarr_input(path) if is_zarr_store(path) else read_image(path)

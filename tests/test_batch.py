@@ -1,0 +1,273 @@
+"""Batch prediction: stacks and zarr through the CLI, re-runs, failures, dask.distributed."""
+
+import collections
+import os
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+import zarr
+
+from napari_unet import ModelConfig, load_model, predict, save_model
+from napari_unet.batch import (
+    PredictOptions,
+    cached_model,
+    local_cluster,
+    model_loads,
+    run_batch,
+)
+from napari_unet.checkpoint import new_model
+from napari_unet.cli import main
+from napari_unet.data import to_channels_first
+from napari_unet.inputs import file_axes, probe_input
+
+TILE = 56
+OPTIONS = PredictOptions(tile_size=TILE, device="cpu", threads=1)
+KINDS = ("prob", "mask", "instances")
+GOOD = [f"image{index}" for index in range(4)]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    return save_model(model, folder / "model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """Four good images and one whose NaN values make prediction fail."""
+    folder = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(7)
+    for index, stem in enumerate(GOOD):
+        image = rng.integers(0, 4000, (50 + 10 * index, 60)).astype(np.uint16)
+        tifffile.imwrite(folder / f"{stem}.tif", image)
+    tifffile.imwrite(folder / "nan.tif", np.full((40, 40), np.nan, np.float32))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, images, checkpoint):
+    """Single-process outputs of the good images."""
+    folder = tmp_path_factory.mktemp("reference")
+    results = run_batch([images / f"{stem}.tif" for stem in GOOD], checkpoint, folder, OPTIONS)
+    assert [result.status for result in results] == ["done"] * len(GOOD)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with local_cluster(2) as two_workers:
+        yield two_workers
+
+
+def _cli(inputs, checkpoint, output, *options):
+    arguments = ["predict", *map(str, inputs), "--model", str(checkpoint), "--output", str(output)]
+    return main([*arguments, "--tile-size", str(TILE), "--device", "cpu", *options])
+
+
+def _read(folder, stem):
+    return [tifffile.imread(folder / f"{stem}_{kind}.tif") for kind in KINDS]
+
+
+def _assert_same_outputs(first, second, stems=GOOD):
+    for stem in stems:
+        for expected, found in zip(_read(first, stem), _read(second, stem)):
+            assert np.array_equal(found, expected), stem
+
+
+# ---- stacks and zarr through the CLI -------------------------------------------------------
+@pytest.mark.parametrize(
+    ("shape", "options", "axes"),
+    [
+        ((30, 40), {}, "YX"),
+        ((30, 40, 3), {"photometric": "rgb"}, "YXS"),
+        ((5, 30, 40), {}, "ZYX"),
+        ((3, 30, 40), {"photometric": "minisblack"}, "ZYX"),
+        # tifffile's default for (3, Y, X) arrays: planar RGB; the axes rule decides (3 slices)
+        ((3, 30, 40), {"photometric": "rgb", "planarconfig": "separate"}, None),
+        ((2, 3, 30, 40), {"imagej": True, "metadata": {"axes": "TCYX"}}, "ZCYX"),
+    ],
+)
+def test_tiff_axes_metadata(tmp_path, shape, options, axes):
+    tifffile.imwrite(tmp_path / "a.tif", np.zeros(shape, np.uint8), **options)
+    assert file_axes(tmp_path / "a.tif") == axes
+    assert probe_input(tmp_path / "a.tif", 3 if "C" in (axes or "") else 1).axes == (axes or "ZYX")
+
+
+@pytest.mark.parametrize("rgb", [False, True])
+def test_cli_predicts_a_stack_slice_by_slice(tmp_path, checkpoint, capsys, rgb):
+    rng = np.random.default_rng(1)
+    if rgb:
+        stack = rng.integers(0, 255, (2, 60, 70, 3)).astype(np.uint8)
+        tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="rgb")
+        slices = [to_channels_first(plane, 1) for plane in stack]
+    else:
+        stack = rng.integers(0, 4000, (3, 60, 70)).astype(np.uint16)
+        tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
+        slices = list(stack)
+    assert _cli([tmp_path / "stack.tif"], checkpoint, tmp_path / "out") == 0
+    probabilities, mask, labels = _read(tmp_path / "out", "stack")
+    n_slices = len(slices)
+    assert mask.shape == labels.shape == (n_slices, 60, 70)
+    assert mask.dtype == np.uint8 and labels.dtype == np.uint32
+    assert probabilities.shape == (n_slices, 2, 60, 70) and probabilities.dtype == np.float32
+    model = load_model(checkpoint)
+    for index, plane in enumerate(slices):
+        assert np.array_equal(probabilities[index], predict(plane, model, tile_size=TILE))
+    assert np.array_equal(mask, probabilities.argmax(1) + 1)
+    assert f"slice {n_slices}/{n_slices}" in capsys.readouterr().err
+
+
+def test_zarr_input_and_output(tmp_path, checkpoint, images, reference):
+    image = tifffile.imread(images / "image3.tif")
+    source = zarr.open_array(
+        str(tmp_path / "image3.zarr"), mode="w", shape=image.shape, chunks=(32, 32), dtype="u2"
+    )
+    source[:] = image
+    assert _cli([tmp_path / "image3.zarr"], checkpoint, tmp_path / "out") == 0  # auto: zarr
+    outputs = zarr.open_group(str(tmp_path / "out" / "image3_prediction.zarr"), mode="r")
+    for kind, expected in zip(KINDS, _read(reference, "image3")):
+        assert np.array_equal(outputs[kind][:], expected), kind
+    tiff = images / "image3.tif"
+    assert _cli([tiff], checkpoint, tmp_path / "z", "--output-format", "zarr") == 0
+    assert [path.name for path in (tmp_path / "z").iterdir()] == ["image3_prediction.zarr"]
+
+
+def _five_axes(folder):
+    tifffile.imwrite(folder / "a.tif", np.zeros((2, 2, 2, 30, 30), np.uint8))
+
+
+def _three_slices(folder):
+    tifffile.imwrite(folder / "a.tif", np.zeros((3, 30, 30), np.uint16), photometric="minisblack")
+
+
+def _two_channels(folder):
+    tifffile.imwrite(folder / "a.tif", np.zeros((2, 2, 30, 30), np.uint16))
+
+
+def _same_stem(folder):
+    tifffile.imwrite(folder / "a.tif", np.zeros((30, 30), np.uint16))
+    tifffile.imwrite(folder / "a.tiff", np.zeros((30, 30), np.uint16))
+
+
+@pytest.mark.parametrize(
+    ("make", "options", "message"),
+    [
+        (_five_axes, (), "2 to 4 axes"),
+        (_three_slices, ("--axes", "ZCYX"), "do not match"),
+        (_two_channels, ("--axes", "ZCYX"), "expects 1 input channel but the image has 2"),
+        (_same_stem, (), "would write the same output files"),
+        (lambda folder: None, (), "no images"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(
+    tmp_path, checkpoint, capsys, make, options, message
+):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    make(inputs)
+    assert _cli([inputs], checkpoint, tmp_path / "out", *options) == 2
+    error = capsys.readouterr().err
+    assert message in error and "Traceback" not in error
+    assert len(error.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+# ---- re-runs and failures ------------------------------------------------------------------
+def test_rerun_skips_finished_outputs_and_redoes_partial_ones(tmp_path, checkpoint, images):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for stem in GOOD[:2]:
+        (inputs / f"{stem}.tif").write_bytes((images / f"{stem}.tif").read_bytes())
+    out = tmp_path / "out"
+    first = run_batch([inputs / f"{stem}.tif" for stem in GOOD[:2]], checkpoint, out, OPTIONS)
+    inodes = {path.name: path.stat().st_ino for path in out.iterdir()}
+    assert len(inodes) == 6 and [result.status for result in first] == ["done", "done"]
+    (out / "image0_instances.tif").unlink()  # as if interrupted before the last file
+    assert _cli([inputs], checkpoint, out) == 0
+    again = {path.name: path.stat().st_ino for path in out.iterdir()}
+    assert again["image0_prob.tif"] != inodes["image0_prob.tif"]  # redone
+    assert all(again[name] == inodes[name] for name in inodes if name.startswith("image1"))
+    assert _cli([inputs], checkpoint, out, "--overwrite") == 0
+    redone = {path.name: path.stat().st_ino for path in out.iterdir()}
+    assert all(redone[name] != again[name] for name in again)
+    assert not [path for path in out.iterdir() if path.name.startswith(".")]  # no temporaries
+
+
+def test_a_failing_file_is_reported_and_the_others_go_on(tmp_path, checkpoint, images, capsys):
+    inputs = [images / "image0.tif", images / "nan.tif", images / "image1.tif"]
+    assert _cli(inputs, checkpoint, tmp_path) == 2
+    captured = capsys.readouterr()
+    errors = [line for line in captured.err.splitlines() if "error:" in line]  # not the bars
+    assert len(errors) == 1 and "nan.tif" in errors[0] and "NaN" in errors[0]
+    assert captured.out.count("objects") == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+        f"{stem}_{kind}.tif" for stem in ("image0", "image1") for kind in KINDS
+    )
+
+
+def test_model_cache_reloads_a_rewritten_checkpoint(tmp_path):
+    path = save_model(new_model(ModelConfig(base_features=4, depth=2)), tmp_path / "m.safetensors")
+    first = cached_model(path, "cpu")
+    loads = model_loads()
+    assert cached_model(str(path), "cpu") is first and model_loads() == loads
+    save_model(new_model(ModelConfig(base_features=8, depth=2)), path)  # retrained in place
+    second = cached_model(path, "cpu")
+    assert second is not first and second.config.base_features == 8
+    assert model_loads() == loads + 1
+
+
+# ---- dask.distributed ------------------------------------------------------------------------
+def test_cluster_equals_single_process_and_loads_the_model_once_per_worker(
+    tmp_path, checkpoint, images, reference, cluster
+):
+    from distributed import Client
+
+    inputs = [images / f"{stem}.tif" for stem in GOOD] + [images / "nan.tif"]
+    results = run_batch(inputs, checkpoint, tmp_path, OPTIONS, scheduler=cluster.scheduler_address)
+    assert [result.status for result in results] == ["done"] * 4 + ["failed"]
+    assert "NaN" in results[-1].error
+    _assert_same_outputs(reference, tmp_path)
+    with Client(cluster) as client:
+        loads = client.run(model_loads)
+        malloc = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+    assert set(malloc.values()) == {None}  # dask's setting halves torch's CPU speed
+    tasks = collections.Counter(result.worker for result in results if result.worker)
+    assert sum(tasks.values()) == 4 and max(tasks.values()) >= 2
+    assert set(loads.values()) == {1}  # two workers, five tasks, one load each
+
+
+def test_cli_with_a_scheduler_address(tmp_path, checkpoint, images, reference, cluster, capsys):
+    inputs = [images / f"{stem}.tif" for stem in GOOD]
+    address = cluster.scheduler_address
+    assert _cli(inputs, checkpoint, tmp_path, "--scheduler", address, "--threads", "1") == 0
+    _assert_same_outputs(reference, tmp_path)
+    assert capsys.readouterr().out.count("objects") == 4
+
+
+def test_cli_workers_starts_a_local_cluster(tmp_path, checkpoint, images, reference, monkeypatch):
+    import distributed
+
+    requested = {}
+    original = distributed.LocalCluster
+
+    def threaded_cluster(**options):  # threads instead of processes keep the test fast
+        requested.update(options)
+        return original(**{**options, "processes": False})
+
+    monkeypatch.setattr(distributed, "LocalCluster", threaded_cluster)
+    inputs = [images / f"{stem}.tif" for stem in GOOD]
+    assert _cli(inputs, checkpoint, tmp_path, "--workers", "2") == 0
+    assert requested["n_workers"] == 2 and requested["threads_per_worker"] == 1
+    assert requested["processes"] is True
+    _assert_same_outputs(reference, tmp_path)

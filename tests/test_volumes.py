@@ -1,0 +1,257 @@
+"""Stacks, channels and out-of-core prediction (napari_unet.axes/volumes/outofcore)."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from scipy import ndimage
+
+from napari_unet import ModelConfig, TrainConfig, finetune, predict
+from napari_unet import outofcore as ooc
+from napari_unet.axes import check_axes, describe_channels, guess_axes
+from napari_unet.checkpoint import new_model
+from napari_unet.data import to_channels_first
+from napari_unet.inference import Cancelled, tile_layout
+from napari_unet.outofcore import label_chunked, open_outputs, predict_to_zarr
+from napari_unet.postprocess import instance_labels
+from napari_unet.volumes import (
+    StackProgress,
+    annotated_slices,
+    predict_stack,
+    segment_stack,
+    stack_instances,
+    stack_slice,
+)
+
+TILE = 56  # a valid input size of a depth-2 network; keeps 16 x 16 output pixels
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return new_model(ModelConfig(base_features=4, depth=2), seed=0)
+
+
+@pytest.fixture(scope="module")
+def rgb_model():
+    return new_model(ModelConfig(base_features=4, depth=2, in_channels=2, n_classes=3), seed=1)
+
+
+def _stack(rng, shape=(3, 40, 50)):
+    return rng.integers(0, 4000, shape).astype(np.uint16)
+
+
+@pytest.mark.parametrize(
+    ("shape", "channels", "rgb", "axes"),
+    [
+        ((70, 90), 1, None, "YX"),
+        ((5, 70, 90), 1, None, "ZYX"),
+        ((3, 70, 90), 1, None, "ZYX"),  # napari shows this as 3 slices
+        ((3, 70, 90), 3, None, "CYX"),
+        ((3, 70, 90), 1, True, "SYX"),
+        ((70, 90, 3), 1, None, "YXS"),
+        ((70, 90, 4), 3, None, "YXS"),
+        ((5, 70, 90, 3), 1, None, "ZYXS"),
+        ((5, 2, 70, 90), 2, None, "ZCYX"),
+    ],
+)
+def test_axes_rule(shape, channels, rgb, axes):
+    assert guess_axes(shape, channels, rgb) == axes
+    assert check_axes(axes, shape, channels) == axes
+
+
+@pytest.mark.parametrize(
+    ("axes", "shape", "channels", "message"),
+    [
+        ("ZYX", (5, 70, 90), 2, "expects 2 input channels but the image has 1"),
+        ("ZCYX", (5, 2, 70, 90), 1, "expects 1 input channel but the image has 2"),
+        ("ZYX", (70, 90), 1, "do not match the image shape"),
+        ("ZZX", (5, 70, 90), 1, "Y and X once each"),
+        ("CYXS", (2, 70, 90, 3), 1, "not both"),
+    ],
+)
+def test_bad_axes_say_why(axes, shape, channels, message):
+    with pytest.raises(ValueError, match=message):
+        check_axes(axes, shape, channels)
+
+
+def test_more_than_four_axes_is_refused():
+    with pytest.raises(ValueError, match="2 to 4 axes"):
+        guess_axes((2, 3, 4, 40, 50), 1)
+
+
+def test_time_axis_is_a_slice_axis_and_metadata_records_the_rule():
+    assert check_axes("tyx", (4, 40, 50), 1) == "ZYX"
+    record = describe_channels("ZYXS", (2, 40, 50, 4), 1)
+    assert record["image_channels"] == 4 and record["model_channels"] == 1
+    assert "alpha dropped" in record["channel_rule"] and "luminance" in record["channel_rule"]
+
+
+def test_stack_equals_slice_by_slice_with_progress_over_slices_and_tiles(model, rng):
+    stack = _stack(rng, (3, 70, 90))
+    steps: list[StackProgress] = []
+    probabilities = predict_stack(stack, model, tile_size=TILE, batch_size=5, progress=steps.append)
+    assert probabilities.shape == (3, 2, 70, 90) and probabilities.dtype == np.float32
+    for index in range(3):
+        assert np.array_equal(probabilities[index], predict(stack[index], model, tile_size=TILE))
+    tiles = len(tile_layout(model, (70, 90), TILE)[1])
+    assert steps[-1].done == steps[-1].total == 3 * tiles
+    assert [s.done for s in steps] == sorted(s.done for s in steps)
+    assert {s.slice_index for s in steps} == {0, 1, 2} and steps[0].n_slices == 3
+
+
+def test_rgb_and_rgba_stacks_become_luminance(model, rng):
+    rgba = rng.integers(0, 255, (2, 60, 70, 4)).astype(np.uint8)
+    from_rgba = predict_stack(rgba, model, tile_size=TILE)
+    from_rgb = predict_stack(np.ascontiguousarray(rgba[..., :3]), model, tile_size=TILE)
+    assert np.array_equal(from_rgba, from_rgb)
+    expected = predict(to_channels_first(rgba[1, ..., :3], 1), model, tile_size=TILE)
+    assert np.array_equal(from_rgb[1], expected)
+
+
+def test_channels_first_stack_for_a_two_channel_model(rgb_model, rng):
+    stack = _stack(rng, (2, 2, 50, 60))
+    probabilities = predict_stack(stack, rgb_model, tile_size=TILE)
+    assert probabilities.shape == (2, 3, 50, 60)
+    assert np.array_equal(probabilities[1], predict(stack[1], rgb_model, tile_size=TILE))
+    with pytest.raises(ValueError, match="expects 2 input channels"):
+        predict_stack(_stack(rng, (4, 50, 60)), rgb_model)
+
+
+def test_segment_stack_numbers_instances_through_the_stack():
+    mask = np.ones((3, 20, 20), np.uint8)
+    mask[0, 2:5, 2:5] = mask[0, 10:15, 10:15] = 2
+    mask[2, 5:9, 5:9] = 2
+    labels = stack_instances(mask)
+    assert labels.dtype == np.uint32
+    assert set(np.unique(labels[0])) == {0, 1, 2} and not labels[1].any()
+    assert set(np.unique(labels[2])) == {0, 3}
+
+
+def test_segment_stack_outputs(model, rng):
+    probabilities, mask, labels = segment_stack(_stack(rng), model, tile_size=TILE)
+    assert mask.shape == labels.shape == (3, 40, 50) and mask.dtype == np.uint8
+    assert np.array_equal(mask, probabilities.argmax(1) + 1)
+
+
+def test_stack_slice_is_what_the_preview_shows(model, rng):
+    stack = _stack(rng)
+    plane = stack_slice(stack, 2, in_channels=1)
+    assert plane.shape == (1, 40, 50)
+    assert np.array_equal(np.asarray(plane), stack[2][None].astype(np.float32))
+    assert np.array_equal(predict(plane, model), predict(stack[2], model))
+
+
+def test_annotated_slices_train_the_model(model, rng):
+    stack = _stack(rng, (4, 48, 48))
+    annotations = np.zeros(stack.shape, np.uint8)
+    annotations[1, 5:10, 5:10] = 1
+    annotations[3, 20:25, 20:25] = 2
+    annotations[3, 0:3, 0:3] = 1
+    images, labels = annotated_slices(stack, annotations)
+    assert len(images) == len(labels) == 2
+    assert np.array_equal(images[0], stack[1][None].astype(np.float32))
+    assert np.array_equal(labels[1], annotations[3])
+    trained = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    config = TrainConfig(seconds=None, iterations=2, batch_size=1, device="cpu")
+    list(finetune(trained, images, labels, config))
+    assert trained.metadata["training_history"][-1]["iterations"] == 2
+    with pytest.raises(ValueError, match="do not match"):
+        annotated_slices(stack, annotations[:, :10])
+
+
+def test_stop_flag_cancels_a_stack(model, rng):
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        predict_stack(_stack(rng), model, tile_size=TILE, stop=stop)
+
+
+# ---- out of core ---------------------------------------------------------------------------
+class CountingArray:
+    """Array wrapper recording the largest read (in elements) of any ``__getitem__``."""
+
+    def __init__(self, array):
+        self.array, self.largest, self.reads = array, 0, 0
+        self.shape, self.ndim, self.dtype = array.shape, array.ndim, array.dtype
+
+    def __getitem__(self, key):
+        block = np.asarray(self.array[key])
+        self.largest = max(self.largest, block.size)
+        self.reads += 1
+        return block
+
+
+def test_zarr_input_is_read_tile_by_tile(model, rng, tmp_path):
+    image = _stack(rng, (2, 130, 150))
+    source = zarr.open_array(
+        str(tmp_path / "in.zarr"), mode="w", shape=image.shape, chunks=(1, 32, 32), dtype="u2"
+    )
+    source[:] = image
+    counted = CountingArray(source)  # tiles of 92 x 92 input pixels keep 52 x 52
+    store = predict_to_zarr(counted, model, tmp_path / "out.zarr", tile_size=92)
+    assert counted.largest <= 92 * 92 < 130 * 150
+    assert counted.reads > 2 * len(tile_layout(model, (130, 150), 92)[1])
+    outputs = open_outputs(store)
+    expected = segment_stack(image, model, tile_size=92)
+    for name, array in zip(("prob", "mask", "instances"), expected):
+        assert np.array_equal(outputs[name][:], array), name
+    assert outputs["prob"].chunks == (1, 2, 52, 52)
+
+
+def test_dask_input_and_store_metadata(model, rng, tmp_path):
+    import dask.array as da
+
+    image = rng.integers(0, 255, (100, 80, 3)).astype(np.uint8)
+    store = predict_to_zarr(
+        da.from_array(image, chunks=(32, 32, 3)), model, tmp_path / "o.zarr", tile_size=TILE
+    )
+    outputs = open_outputs(store)
+    expected = predict(to_channels_first(image, 1), model, tile_size=TILE)
+    assert np.array_equal(outputs["prob"][:], expected)
+    attributes = zarr.open_group(str(store), mode="r").attrs["napari_unet"]
+    assert attributes["axes"] == "YXS" and "luminance" in attributes["channel_rule"]
+    assert attributes["n_instances"] == int(outputs["instances"][:].max())
+
+
+def _blobs(seed, shape=(61, 83)):
+    random = np.random.default_rng(seed)
+    first = ndimage.gaussian_filter(random.random(shape), 1.5) > 0.5
+    second = ndimage.gaussian_filter(random.random(shape), 1.5) > 0.52
+    return (1 + first + second * (~first) * 2).astype(np.uint8)  # classes 1, 2, 3
+
+
+@pytest.mark.parametrize("block", [(16, 20), (1, 83), (61, 1), (7, 5), (100, 100)])
+def test_chunked_components_equal_in_memory_labels(block):
+    for seed in range(4):
+        mask = _blobs(seed)
+        out = np.zeros(mask.shape, np.uint32)
+        count = label_chunked(mask, out, block, offset=5)
+        expected = instance_labels(mask)
+        assert count == expected.max() > 10
+        assert np.array_equal(out, np.where(expected > 0, expected + 5, 0))
+
+
+def test_a_cancelled_store_leaves_nothing(model, rng, tmp_path):
+    stop = threading.Event()
+    stop.set()
+    with pytest.raises(Cancelled):
+        predict_to_zarr(_stack(rng), model, tmp_path / "o.zarr", tile_size=TILE, stop=stop)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_watershed_on_huge_slices_is_refused_before_any_work(model, rng, tmp_path, monkeypatch):
+    monkeypatch.setattr(ooc, "OUT_OF_CORE_THRESHOLD", 100)
+    assert ooc.needs_out_of_core((3, 40, 50), "ZYX")
+    with pytest.raises(ValueError, match="components"):
+        predict_to_zarr(_stack(rng), model, tmp_path / "o.zarr", instances="watershed")
+    assert list(tmp_path.iterdir()) == []
