@@ -215,7 +215,7 @@ def run_train(args: argparse.Namespace) -> None:
         labels,
         config,
         augment=AugmentConfig(elastic=not args.no_elastic),
-        weights=WeightConfig(w0=args.w0, sigma=args.sigma),
+        weights=WeightConfig(w0=args.w0, sigma=args.sigma, class_balance=not args.no_class_balance),
         report_every=5,
     )
     for step in steps:

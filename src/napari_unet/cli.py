@@ -101,6 +101,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-elastic", action="store_true", help="switch elastic deformation off")
     parser.add_argument("--w0", type=float, default=10.0, help="border weight (paper: 10)")
     parser.add_argument("--sigma", type=float, default=5.0, help="border width in px (paper: 5)")
+    parser.add_argument(
+        "--no-class-balance", action="store_true", help="w_c = 1 instead of class-frequency balance"
+    )
     parser.add_argument("--half", action="store_true", help="store weights as float16")
     parser.add_argument("--description", default=None, help="stored in the checkpoint")
     parser.add_argument(
