@@ -1,0 +1,214 @@
+"""The Annotate section: an annotation layer per image, class brushes, painted-pixel counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import Container, PushButton
+from napari.utils.notifications import show_info, show_warning
+from qtpy.QtCore import QTimer
+from qtpy.QtGui import QColor, QIcon, QPixmap
+from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from ._layers import (
+    ANNOTATION_KEY,
+    ImageGeometry,
+    LayerPicker,
+    class_colormap,
+    class_colour,
+)
+from ._state import model_state, real_viewer
+
+RECOUNT_DELAY_MS = 300
+"""Painting events are collected for this long before the pixels are counted again."""
+
+
+def annotation_name(image_name: str) -> str:
+    """Name of the annotation layer of an image."""
+    return f"{image_name} annotations"
+
+
+class AnnotateWidget(QWidget):
+    """Create the annotation layer of an image and paint classes into it.
+
+    Label convention: 0 = unlabelled (the eraser), 1 = background, 2.. =
+    foreground classes, named and coloured after the current model's classes.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = real_viewer(viewer)
+        self.state = model_state(self.viewer)
+        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image")
+        self.create_button = PushButton(text="Create annotation layer")
+        self.create_button.changed.connect(self.create_annotation_layer)
+        self.legend = QGridLayout()
+        self.counts = QLabel()
+        self.counts.setWordWrap(True)
+        hint = QLabel(
+            "Paint a few strokes of background and of each foreground class, on one or "
+            "more slices, then fine-tune. Label 0 erases."
+        )
+        hint.setWordWrap(True)
+        picker = Container(widgets=[self.image_picker.combo])
+        picker.margins = (0, 0, 0, 0)
+        layout = QVBoxLayout(self)
+        layout.addWidget(picker.native)
+        layout.addWidget(self.create_button.native)
+        layout.addWidget(QLabel("Brush (label value and class):"))
+        layout.addLayout(self.legend)
+        layout.addWidget(self.counts)
+        layout.addWidget(hint)
+        layout.addStretch(1)
+        self.annotation_layer: napari.layers.Labels | None = None
+        self._recount_timer = QTimer(self)
+        self._recount_timer.setSingleShot(True)
+        self._recount_timer.setInterval(RECOUNT_DELAY_MS)
+        self._recount_timer.timeout.connect(self.update_counts)
+        self.image_picker.combo.changed.connect(self._follow_image)
+        self.state.model_changed.connect(self._build_legend)
+        self.viewer.layers.events.removed.connect(self._forget_removed)
+        self._build_legend()
+        self._follow_image()
+
+    # ---- the annotation layer ------------------------------------------------
+    def create_annotation_layer(self, *_: Any) -> napari.layers.Labels | None:
+        """Create (or pick up) the chosen image's annotation layer and start painting.
+
+        The layer has the image's spatial shape (no channel axis), its scale and
+        translation, the class colours, and is left in paint mode with the first
+        foreground class (label 2) selected.
+        """
+        image = self.image_picker.layer
+        if image is None:
+            show_warning("Add or open an image first, then create its annotation layer.")
+            return None
+        name = annotation_name(image.name)
+        layer = self._existing(name)
+        if layer is None:
+            layer = self._add_annotation_layer(image, name)
+        else:
+            show_info(f"Using the existing layer “{name}”.")
+        self._watch(layer)
+        self.viewer.layers.selection.active = layer
+        layer.mode = "paint"
+        layer.selected_label = 2
+        self.update_counts()
+        return layer
+
+    def _add_annotation_layer(self, image: napari.layers.Image, name: str) -> napari.layers.Labels:
+        geometry = ImageGeometry.of(image, self.state.model.config.in_channels)
+        layer = self.viewer.add_labels(
+            np.zeros(geometry.spatial_shape, dtype=np.uint8),
+            name=name,
+            scale=geometry.spatial(image.scale),
+            translate=geometry.spatial(image.translate),
+            metadata={ANNOTATION_KEY: True, "image": image.name},
+            opacity=0.7,
+        )
+        layer.colormap = class_colormap(self.state.model.config.n_classes)
+        return layer
+
+    def _existing(self, name: str) -> napari.layers.Labels | None:
+        for layer in self.viewer.layers:
+            if isinstance(layer, napari.layers.Labels) and layer.name == name:
+                return layer
+        return None
+
+    def _follow_image(self, *_: Any) -> None:
+        image = self.image_picker.layer
+        layer = self._existing(annotation_name(image.name)) if image is not None else None
+        self._watch(layer)
+        self.update_counts()
+
+    def _watch(self, layer: napari.layers.Labels | None) -> None:
+        if layer is self.annotation_layer:
+            return
+        if self.annotation_layer is not None:
+            self._connect(self.annotation_layer, connect=False)
+        self.annotation_layer = layer
+        if layer is not None:
+            self._connect(layer, connect=True)
+
+    def _connect(self, layer: napari.layers.Labels, *, connect: bool) -> None:
+        for emitter in (layer.events.paint, layer.events.data, layer.events.labels_update):
+            if connect:
+                emitter.connect(self.schedule_count)
+            else:
+                emitter.disconnect(self.schedule_count)
+
+    def _forget_removed(self, event: Any) -> None:
+        if event.value is self.annotation_layer:
+            self._watch(None)
+            self.update_counts()
+
+    # ---- legend and counts ---------------------------------------------------
+    def _build_legend(self, *_: Any) -> None:
+        while self.legend.count():
+            old = self.legend.takeAt(0).widget()
+            if old is not None:
+                old.setParent(None)  # gone at once, not at the next event loop
+                old.deleteLater()
+        model = self.state.model
+        names = model.metadata.get("class_names") or []
+        labels = [(0, "eraser (unlabelled)", "#808080")]
+        for label in range(1, model.config.n_classes + 1):
+            name = names[label - 1] if label <= len(names) else f"class {label}"
+            labels.append((label, name, class_colour(label)))
+        for position, (label, name, colour) in enumerate(labels):
+            button = QPushButton(_swatch(colour), f"{label} {name}")
+            button.setToolTip(f"Paint label {label} ({name})")
+            button.clicked.connect(lambda _checked=False, value=label: self.select_label(value))
+            self.legend.addWidget(button, position // 2, position % 2)
+        if self.annotation_layer is not None:
+            self.annotation_layer.colormap = class_colormap(model.config.n_classes)
+        self.update_counts()
+
+    def select_label(self, label: int) -> None:
+        """Paint ``label`` from now on (0 erases)."""
+        layer = self.annotation_layer or self.create_annotation_layer()
+        if layer is None:
+            return
+        self.viewer.layers.selection.active = layer
+        layer.selected_label = label
+        layer.mode = "paint" if label else "erase"
+
+    def schedule_count(self, *_: Any) -> None:
+        """Count again shortly (painting sends many events)."""
+        self._recount_timer.start()
+
+    def update_counts(self) -> dict[int, int]:
+        """Show, and return, the annotated pixels of each label value (1..n_classes)."""
+        layer = self.annotation_layer
+        n_classes = self.state.model.config.n_classes
+        if layer is None:
+            self.counts.setText("No annotation layer for this image yet.")
+            return {}
+        data = np.asarray(layer.data)
+        histogram = np.bincount(data.ravel().astype(np.int64, copy=False), minlength=n_classes + 1)
+        counts = {label: int(histogram[label]) for label in range(1, n_classes + 1)}
+        text = " · ".join(
+            f"<span style='color:{class_colour(label)}'>■</span> {label}: {count:,} px"
+            for label, count in counts.items()
+        )
+        extra = int(histogram[n_classes + 1 :].sum())
+        if extra:
+            text += f"<br>{extra:,} px carry labels above {n_classes}: the model will refuse them"
+        if data.ndim > 2:
+            planes = data.reshape(-1, *data.shape[-2:]).any(axis=(1, 2))
+            text += f"<br>annotated slices: {int(planes.sum())} of {planes.size}"
+        self.counts.setText(f"Annotated on “{layer.name}”:<br>{text}")
+        return counts
+
+
+def _swatch(colour: str) -> QIcon:
+    """A small square of ``colour``, for the class buttons."""
+    pixmap = QPixmap(12, 12)
+    pixmap.fill(QColor(colour))
+    return QIcon(pixmap)

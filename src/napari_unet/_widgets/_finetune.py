@@ -1,0 +1,344 @@
+"""The Fine-tune section: train the shared model on the painted strokes, watching it learn."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import Container, PushButton
+from napari.qt.threading import GeneratorWorker
+from napari.utils.notifications import show_error, show_info, show_warning
+from napari.utils.theme import get_theme
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+
+from ._finetune_job import (
+    FinetuneUpdate,
+    PreviewSource,
+    TrainingRequest,
+    finetune_job,
+    loss_weights_job,
+)
+from ._finetune_settings import FinetuneSettings
+from ._layers import (
+    ImageGeometry,
+    LayerPicker,
+    annotated_planes,
+    find_output,
+    image_data,
+    placement_for,
+    show_output,
+)
+from ._plot import LossPlot
+from ._state import model_state, real_viewer
+from ._tasks import JobResult, start_job
+
+
+class FinetuneWidget(QWidget):
+    """Fine-tune the shared model on an image's annotation layer.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+
+    Attributes
+    ----------
+    settings : FinetuneSettings
+        Budget, learning rate, augmentation, loss weights, device, live preview.
+    worker : GeneratorWorker or None
+        The running fine-tune (see :meth:`start_finetune`).
+    weights_worker : GeneratorWorker or None
+        The running loss-weights computation (see :meth:`show_loss_weights`).
+    plot : LossPlot
+        The live loss curve.
+
+    Notes
+    -----
+    Every annotated slice of the annotation layer is used for training. The
+    live preview predicts the slice the viewer shows every few seconds into the
+    ``"<image> preview"`` layer (probability of any foreground class).
+    """
+
+    finished = Signal()
+    """Emitted (in the Qt thread) when a fine-tune has ended, however it ended."""
+    weights_finished = Signal()
+    """Emitted when the loss weights asked for by :meth:`show_loss_weights` are shown."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = real_viewer(viewer)
+        self.state = model_state(self.viewer)
+        self.worker: GeneratorWorker | None = None
+        self.weights_worker: GeneratorWorker | None = None
+        self._stop = threading.Event()
+        self._request: TrainingRequest | None = None
+        self._image_layer: napari.layers.Image | None = None
+        self._last_iteration = 0
+        self._weights_output: tuple[str, dict[str, Any]] = ("", {})
+        self._create_controls()
+        self._build_layout()
+        self.image_picker.combo.changed.connect(self._match_annotations)
+        self.start_button.changed.connect(self.start_finetune)
+        self.stop_button.changed.connect(self.stop)
+        self.weights_button.changed.connect(self.show_loss_weights)
+        self.viewer.dims.events.current_step.connect(self._follow_view)
+        self.viewer.events.theme.connect(self._follow_theme)
+        self._match_annotations()
+        self._set_running(False)
+
+    def _create_controls(self) -> None:
+        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image")
+        self.annotation_picker = LayerPicker(self.viewer, napari.layers.Labels, "Annotations")
+        self.settings = FinetuneSettings()
+        self.start_button = PushButton(text="Start")
+        self.stop_button = PushButton(text="Stop")
+        self.weights_button = PushButton(text="Show loss weights")
+        self.weights_button.tooltip = "Show the paper's weight map of these annotations as a layer."
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFormat("%p%")
+        self.status = QLabel("Paint annotations, then press Start.")
+        self.status.setWordWrap(True)
+        self.plot = LossPlot()
+        self._follow_theme()
+
+    def _build_layout(self) -> None:
+        pickers = Container(widgets=[self.image_picker.combo, self.annotation_picker.combo])
+        pickers.margins = (0, 0, 0, 0)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.start_button.native)
+        buttons.addWidget(self.stop_button.native)
+        layout = QVBoxLayout(self)
+        layout.addWidget(pickers.native)
+        layout.addWidget(self.settings.native)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.plot)
+        layout.addWidget(self.weights_button.native)
+        layout.addStretch(1)
+
+    def _follow_theme(self, *_: Any) -> None:
+        theme = get_theme(self.viewer.theme)
+        self.plot.set_colours(str(theme.background), str(theme.text))
+
+    def _match_annotations(self, *_: Any) -> None:
+        image = self.image_picker.layer
+        if image is not None:
+            match = self.annotation_picker.find(f"{image.name} annotations")
+            if match is not None:
+                self.annotation_picker.select(match)
+
+    # ---- fine-tuning ---------------------------------------------------------
+    def start_finetune(self, *_: Any) -> GeneratorWorker | None:
+        """Start fine-tuning in a worker thread; returns the worker (None if refused)."""
+        if self.worker is not None:
+            show_warning("Fine-tuning is running already; press Stop first.")
+            return None
+        request = self._gather()
+        if request is None:
+            return None
+        if not self.state.begin_task("fine-tuning"):
+            show_warning(f"The model is busy ({self.state.busy}); wait for it or cancel it.")
+            return None
+        self.state.remember("before fine-tune")
+        self._request, self._last_iteration = request, 0
+        self._stop = threading.Event()
+        self.plot.clear()
+        self.progress.setValue(0)
+        self.status.setText("Preparing the annotations…")
+        self._set_running(True)
+        self.worker = start_job(
+            self,
+            finetune_job(request, self._stop),
+            "Fine-tuning",
+            self._stop,
+            on_yield=self._on_update,
+            on_result=self._on_result,
+            on_finish=self._on_finish,
+            release=self.state.end_task,
+        )
+        return self.worker
+
+    def stop(self, *_: Any) -> None:
+        """Ask the fine-tune to stop; the model keeps its best weights."""
+        if self.worker is not None:
+            self._stop.set()
+            self.status.setText("Stopping…")
+
+    def _gather(self) -> TrainingRequest | None:
+        image, labels_layer = self.image_picker.layer, self.annotation_picker.layer
+        if image is None or labels_layer is None:
+            show_error("Choose an image and its annotation layer (see Annotate) first.")
+            return None
+        model = self.state.model
+        in_channels = model.config.in_channels
+        geometry = ImageGeometry.of(image, in_channels)
+        labels = np.asarray(labels_layer.data)
+        if labels.shape != geometry.spatial_shape:
+            show_error(
+                f"“{labels_layer.name}” has shape {labels.shape} but “{image.name}” has "
+                f"{geometry.spatial_shape} (without channels): create the annotation layer "
+                "from this image in the Annotate section."
+            )
+            return None
+        planes = annotated_planes(labels, len(geometry.leading_shape))
+        data = image_data(image)
+        try:
+            images = [geometry.read_plane(data, plane, in_channels) for plane in planes]
+        except ValueError as error:
+            show_error(f"Fine-tuning: {error}. Choose a model made for this kind of image.")
+            return None
+        preview = None
+        if self.settings.live_preview.value:
+            view = geometry.plane_in_view(image, self.viewer)
+            preview = PreviewSource(data, geometry, in_channels, view)
+        self._image_layer = image
+        return TrainingRequest(
+            model=model,
+            images=images,
+            annotations=[labels[plane].copy() for plane in planes],
+            train=self.settings.train_config(),
+            augment=self.settings.augment_config(),
+            weights=self.settings.weight_config(),
+            image_name=image.name,
+            planes=planes,
+            preview=preview,
+        )
+
+    def _follow_view(self, *_: Any) -> None:
+        request, image = self._request, self._image_layer
+        if request is not None and request.preview is not None and image is not None:
+            request.preview.plane = request.preview.geometry.plane_in_view(image, self.viewer)
+
+    def _on_update(self, update: FinetuneUpdate) -> None:
+        self._last_iteration = update.iteration
+        self.progress.setValue(round(update.fraction * 1000))
+        self.status.setText(
+            f"Iteration {update.iteration} · loss {update.loss:.3f} "
+            f"(smoothed {update.smoothed_loss:.3f}) · {update.elapsed:.0f} s"
+        )
+        if not self.plot.iterations or update.iteration > self.plot.iterations[-1]:
+            self.plot.add(update.iteration, update.loss, update.smoothed_loss)
+        if update.foreground is not None and update.plane is not None:
+            self._show_preview(update.plane, update.foreground)
+
+    def _show_preview(self, plane: tuple[int, ...], foreground: np.ndarray) -> None:
+        request, image = self._request, self._image_layer
+        if request is None or request.preview is None or image is None:
+            return
+        name = f"{request.image_name} preview"
+        geometry = request.preview.geometry
+        layer = find_output(self.viewer, name, napari.layers.Image)
+        if layer is not None and layer.data.shape == geometry.spatial_shape:
+            layer.data[plane] = foreground
+            layer.refresh()
+            return
+        data = np.zeros(geometry.spatial_shape, dtype=np.float32)
+        data[plane] = foreground
+        show_output(
+            self.viewer,
+            name,
+            data,
+            napari.layers.Image,
+            placement=placement_for(geometry, image),
+            colormap="magma",
+            contrast_limits=(0.0, 1.0),
+            opacity=0.55,
+            blending="additive",
+        )
+
+    def _on_result(self, result: JobResult) -> None:
+        if self._last_iteration == 0:
+            self.state.forget_last()  # the snapshot equals the model: nothing was trained
+        if result.error:
+            show_error(result.error)
+            return
+        progress = result.value
+        if progress is None:
+            show_warning("Fine-tuning stopped before the first iteration; the model is unchanged.")
+            return
+        self._record(progress)
+        show_info(
+            f"Fine-tuned: {progress.iteration} iterations, loss {progress.smoothed_loss:.3f}."
+        )
+
+    def _record(self, progress: Any) -> None:
+        request = self._request
+        history = request.model.metadata.get("training_history") if request else None
+        if request is None or not history:
+            return
+        history[-1]["image_layer"] = request.image_name
+        history[-1]["annotated_slices"] = [list(plane) for plane in request.planes]
+        if not self.state.name.endswith("(fine-tuned)"):
+            self.state.name = f"{self.state.name} (fine-tuned)"
+        self.state.model_changed.emit()
+        self.status.setText(
+            f"Done: {progress.iteration} iterations in {progress.elapsed:.0f} s; "
+            f"final loss {progress.smoothed_loss:.3f} (smoothed). Predictions worse than "
+            "before? Go back to the previous model in the Model section."
+        )
+
+    def _on_finish(self) -> None:
+        self.worker = None
+        self._request = None
+        self.plot.redraw()
+        self._set_running(False)
+        self.finished.emit()
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.enabled = not running
+        self.stop_button.enabled = running
+        self.settings.set_running(running)
+
+    # ---- the loss weights ----------------------------------------------------
+    def show_loss_weights(self, *_: Any) -> GeneratorWorker | None:
+        """Show the weight map the loss uses for the chosen annotations, as an Image layer."""
+        labels_layer = self.annotation_picker.layer
+        if labels_layer is None:
+            show_error("Choose an annotation layer (see Annotate) first.")
+            return None
+        labels = np.asarray(labels_layer.data)
+        planes = annotated_planes(labels, labels.ndim - 2)
+        if not planes:
+            show_warning("The annotations are empty: paint some strokes first.")
+            return None
+        image = self.image_picker.layer
+        self._weights_output = (
+            f"{image.name if image is not None else labels_layer.name} loss weights",
+            {"scale": list(labels_layer.scale), "translate": list(labels_layer.translate)},
+        )
+        job = loss_weights_job(labels, planes, self.settings.weight_config())
+        self.weights_worker = start_job(
+            self,
+            job,
+            "Loss weights",
+            threading.Event(),
+            on_yield=lambda _fraction: None,
+            on_result=self._show_weights,
+            on_finish=self._weights_done,
+            release=lambda: None,
+        )
+        return self.weights_worker
+
+    def _show_weights(self, result: JobResult) -> None:
+        if result.error:
+            show_error(result.error)
+            return
+        name, placement = self._weights_output
+        show_output(
+            self.viewer,
+            name,
+            result.value,
+            napari.layers.Image,
+            placement=placement,
+            colormap="viridis",
+            contrast_limits=(0.0, max(float(result.value.max()), 1e-6)),
+            blending="additive",
+        )
+
+    def _weights_done(self) -> None:
+        self.weights_worker = None
+        self.weights_finished.emit()

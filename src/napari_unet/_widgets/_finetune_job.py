@@ -1,0 +1,168 @@
+"""What the Fine-tune section hands to its worker thread, and what comes back."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..config import AugmentConfig, TrainConfig, WeightConfig
+from ..inference import predict
+from ..model import UNet
+from ..training import TrainProgress, finetune
+from ..weights import weight_map
+from ._layers import ImageGeometry
+
+PREVIEW_SECONDS = 3.0
+"""Seconds between two live previews during fine-tuning."""
+
+
+class PreviewSource:
+    """Reads the plane shown in the viewer, for the live preview, from the worker thread.
+
+    The Qt thread sets :attr:`plane` when the dims sliders move; the worker calls
+    the object and remembers which plane it read in :attr:`last_plane`.
+
+    Parameters
+    ----------
+    data : array-like
+        The image layer's data (captured when training starts).
+    geometry : ImageGeometry
+    in_channels : int
+    plane : tuple of int
+        The plane in view when training starts.
+    """
+
+    def __init__(
+        self, data: Any, geometry: ImageGeometry, in_channels: int, plane: tuple[int, ...]
+    ) -> None:
+        self.data = data
+        self.geometry = geometry
+        self.in_channels = in_channels
+        self.plane = plane
+        self.last_plane = plane
+
+    def __call__(self) -> np.ndarray:
+        self.last_plane = self.plane
+        return self.geometry.read_plane(self.data, self.last_plane, self.in_channels)
+
+
+@dataclass
+class TrainingRequest:
+    """Everything one fine-tune needs, gathered in the Qt thread.
+
+    Attributes
+    ----------
+    model : UNet
+        Trained in place.
+    images, annotations : list of numpy.ndarray
+        The annotated planes, (C, Y, X) and (Y, X).
+    train, augment, weights : TrainConfig, AugmentConfig, WeightConfig
+    image_name : str
+    planes : list of tuple of int
+        Which planes of the stack were annotated.
+    preview : PreviewSource or None
+    """
+
+    model: UNet
+    images: list[np.ndarray]
+    annotations: list[np.ndarray]
+    train: TrainConfig
+    augment: AugmentConfig
+    weights: WeightConfig
+    image_name: str
+    planes: list[tuple[int, ...]] = field(default_factory=list)
+    preview: PreviewSource | None = None
+
+
+@dataclass
+class FinetuneUpdate:
+    """One progress report for the Qt thread.
+
+    Attributes
+    ----------
+    iteration : int
+    loss, smoothed_loss : float
+    elapsed, fraction : float
+    plane : tuple of int or None
+        The plane the preview shows (None: no preview in this update).
+    foreground : numpy.ndarray or None
+        (Y, X) probability of any foreground class.
+    """
+
+    iteration: int
+    loss: float
+    smoothed_loss: float
+    elapsed: float
+    fraction: float
+    plane: tuple[int, ...] | None = None
+    foreground: np.ndarray | None = None
+
+
+def foreground_probability(probabilities: np.ndarray) -> np.ndarray:
+    """Probability of any foreground class: 1 - p(background), (Y, X) float32."""
+    return (1.0 - probabilities[0]).astype(np.float32)
+
+
+def finetune_job(
+    request: TrainingRequest, stop: threading.Event
+) -> Generator[FinetuneUpdate, None, TrainProgress | None]:
+    """Fine-tune in the worker thread, yielding a :class:`FinetuneUpdate` per iteration.
+
+    After training (unless stopped) one last preview shows the kept weights.
+    Returns the last :class:`~napari_unet.training.TrainProgress` (None if no
+    iteration ran). Raises what :func:`~napari_unet.training.finetune` raises.
+    """
+    preview = request.preview
+    steps = finetune(
+        request.model,
+        request.images,
+        request.annotations,
+        request.train,
+        augment=request.augment,
+        weights=request.weights,
+        stop=stop,
+        preview=preview,
+        preview_every=PREVIEW_SECONDS,
+    )
+    last = None
+    try:
+        for progress in steps:
+            update = _update(progress)
+            if progress.preview is not None and preview is not None:
+                update.plane = preview.last_plane
+                update.foreground = foreground_probability(progress.preview)
+            last = progress
+            yield update
+    finally:
+        steps.close()
+    if last is not None and preview is not None and not stop.is_set():
+        probabilities = predict(preview(), request.model, device=request.train.device)
+        update = _update(last)
+        update.plane, update.foreground = preview.last_plane, foreground_probability(probabilities)
+        yield update
+    return last
+
+
+def _update(progress: TrainProgress) -> FinetuneUpdate:
+    return FinetuneUpdate(
+        iteration=progress.iteration,
+        loss=progress.loss,
+        smoothed_loss=progress.smoothed_loss,
+        elapsed=progress.elapsed,
+        fraction=progress.fraction,
+    )
+
+
+def loss_weights_job(
+    annotations: np.ndarray, planes: list[tuple[int, ...]], config: WeightConfig
+) -> Generator[float, None, np.ndarray]:
+    """The loss weights of every annotated plane (0 elsewhere), yielding the fraction done."""
+    weights = np.zeros(annotations.shape, dtype=np.float32)
+    for done, plane in enumerate(planes, start=1):
+        weights[plane] = weight_map(annotations[plane], config)
+        yield done / len(planes)
+    return weights

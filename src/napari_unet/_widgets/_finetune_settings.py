@@ -1,0 +1,99 @@
+"""The settings of the Fine-tune section: budget, learning rate, augmentation, loss weights."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
+
+from ..config import AugmentConfig, TrainConfig, WeightConfig
+from ._tasks import available_devices
+
+LEARNING_RATES = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
+
+
+class FinetuneSettings(Container):
+    """The fine-tuning options as magicgui widgets, turned into the core's option groups."""
+
+    def __init__(self) -> None:
+        self.seconds = SpinBox(label="Time budget (s)", value=30, min=1, max=86_400)
+        self.iterations = SpinBox(
+            label="Max iterations",
+            value=0,
+            min=0,
+            max=10_000_000,
+            tooltip="Stop after this many iterations at the latest; 0 = only the time budget.",
+        )
+        self.learning_rate = ComboBox(
+            label="Learning rate",
+            choices=[(f"{rate:g}", rate) for rate in LEARNING_RATES],
+            value=1e-3,
+        )
+        self.elastic = CheckBox(text="Elastic deformation", value=True)
+        self.elastic_std = FloatSpinBox(
+            label="Elastic strength (px)",
+            value=10.0,
+            min=0.0,
+            max=50.0,
+            step=1.0,
+            tooltip="Standard deviation of the random displacements (the paper: 10 px).",
+        )
+        self.w0 = FloatSpinBox(
+            label="Border weight w0",
+            value=10.0,
+            min=0.0,
+            max=100.0,
+            step=1.0,
+            tooltip="Extra loss weight of background between close objects (the paper: 10).",
+        )
+        self.sigma = FloatSpinBox(
+            label="Border width σ (px)",
+            value=5.0,
+            min=0.5,
+            max=50.0,
+            step=0.5,
+            tooltip="How far from the objects the border weight reaches (the paper: 5 px).",
+        )
+        self.device = ComboBox(label="Device", choices=available_devices())
+        self.live_preview = CheckBox(text="Live preview of the slice in view", value=True)
+        super().__init__(
+            widgets=[
+                self.seconds,
+                self.iterations,
+                self.learning_rate,
+                self.elastic,
+                self.elastic_std,
+                self.w0,
+                self.sigma,
+                self.device,
+                self.live_preview,
+            ]
+        )
+        self.margins = (0, 0, 0, 0)
+        self.elastic.changed.connect(self._update_enabled)
+
+    def train_config(self) -> TrainConfig:
+        """The budget, learning rate and device."""
+        return TrainConfig(
+            seconds=float(self.seconds.value),
+            iterations=self.iterations.value or None,
+            learning_rate=float(self.learning_rate.value),
+            device=self.device.value,
+        )
+
+    def augment_config(self) -> AugmentConfig:
+        """The augmentation."""
+        return AugmentConfig(elastic=self.elastic.value, elastic_std=self.elastic_std.value)
+
+    def weight_config(self) -> WeightConfig:
+        """The loss weights (w0, sigma)."""
+        return WeightConfig(w0=self.w0.value, sigma=self.sigma.value)
+
+    def set_running(self, running: bool) -> None:
+        """Lock the options that cannot change during a run."""
+        for control in (self.seconds, self.iterations, self.learning_rate, self.device):
+            control.enabled = not running
+        self._update_enabled()
+
+    def _update_enabled(self, *_: Any) -> None:
+        self.elastic_std.enabled = bool(self.elastic.value)

@@ -1,0 +1,294 @@
+"""Between napari layers and the core: image geometry, layer pickers, output layers.
+
+Image layers may be 2D, stacks (..., Y, X), RGB(A) (..., Y, X, 3|4) or carry a
+channel axis first (C, ..., Y, X) matching a multi-channel model. Annotations and
+outputs have the image's *spatial* shape: its shape without the channel axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox
+from napari.utils.colormaps import DirectLabelColormap
+
+from ..data import to_channels_first
+
+OUTPUT_KEY = "napari_unet_output"
+"""``layer.metadata`` key marking a layer this plugin created (and may overwrite)."""
+
+ROLE_KEY = "napari_unet_role"
+"""``layer.metadata`` key holding the output's intended name, e.g. ``"cells mask"``."""
+
+ANNOTATION_KEY = "napari_unet_annotation"
+"""``layer.metadata`` key marking an annotation layer made by the Annotate widget."""
+
+CLASS_COLOURS = (
+    "#3b82f6",  # 1 background: blue
+    "#f59e0b",  # 2 first foreground class: amber
+    "#ec4899",
+    "#10b981",
+    "#8b5cf6",
+    "#ef4444",
+    "#06b6d4",
+    "#84cc16",
+)
+
+
+def class_colour(label: int) -> str:
+    """Display colour of label value ``label`` (1 = background, 2.. = foreground)."""
+    return CLASS_COLOURS[(label - 1) % len(CLASS_COLOURS)]
+
+
+def class_colormap(n_classes: int, show_background: bool = True) -> DirectLabelColormap:
+    """Label colours for the annotation convention; 0 (unlabelled) is transparent."""
+    colours: dict[int | None, Any] = {None: "transparent", 0: "transparent"}
+    for label in range(1, n_classes + 1):
+        colours[label] = class_colour(label)
+    if not show_background:
+        colours[1] = "transparent"
+    return DirectLabelColormap(color_dict=colours)
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    """Where the channels and the spatial axes of an image layer's data are.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        The layer data's shape.
+    channel_axis : int or None
+        Axis holding the channels (last for RGB images), or None.
+    rgb : bool
+        Whether the layer is an RGB(A) image.
+    """
+
+    shape: tuple[int, ...]
+    channel_axis: int | None
+    rgb: bool
+
+    @classmethod
+    def of(cls, layer: napari.layers.Image, in_channels: int) -> ImageGeometry:
+        """The geometry of ``layer`` for a model with ``in_channels`` input channels.
+
+        A non-RGB layer has a channel axis only for a multi-channel model, when
+        its first (or, for 4D data, second) axis is ``in_channels`` long.
+        """
+        shape = tuple(int(n) for n in image_data(layer).shape)
+        if layer.rgb:
+            return cls(shape, len(shape) - 1, True)
+        axis = None
+        if in_channels > 1 and len(shape) >= 3:
+            if shape[0] == in_channels:
+                axis = 0
+            elif len(shape) >= 4 and shape[1] == in_channels:
+                axis = 1
+        return cls(shape, axis, False)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """The shape without the channel axis: (..., Y, X)."""
+        return tuple(n for axis, n in enumerate(self.shape) if axis != self.channel_axis)
+
+    @property
+    def leading_shape(self) -> tuple[int, ...]:
+        """The stack axes before (Y, X); () for a 2D image."""
+        return self.spatial_shape[:-2]
+
+    def planes(self) -> Iterator[tuple[int, ...]]:
+        """Index of every 2D plane, in order."""
+        return np.ndindex(*self.leading_shape)
+
+    def read_plane(self, data: Any, plane: tuple[int, ...], in_channels: int) -> np.ndarray:
+        """One plane as a (C, Y, X) float32 array with the model's channels."""
+        key: list[Any] = list(plane)
+        if self.channel_axis is not None and not self.rgb:
+            key.insert(self.channel_axis, slice(None))
+        block = np.asarray(data[tuple(key)])
+        return to_channels_first(block, in_channels, rgb=self.rgb)
+
+    def spatial(self, values: Any) -> list[float]:
+        """Per-axis ``values`` of a layer (scale, translate) without the channel axis."""
+        values = list(values)
+        if self.channel_axis is not None and not self.rgb:
+            del values[self.channel_axis]
+        return values
+
+    def plane_in_view(self, layer: napari.layers.Layer, viewer: napari.Viewer) -> tuple[int, ...]:
+        """Index of the plane the viewer shows (the dims sliders), clipped to the stack."""
+        coordinates = self.spatial(layer.world_to_data(viewer.dims.point))
+        leading = coordinates[: len(self.leading_shape)]
+        return tuple(
+            int(np.clip(round(value), 0, size - 1))
+            for value, size in zip(leading, self.leading_shape)
+        )
+
+
+def image_data(layer: napari.layers.Image) -> Any:
+    """The full-resolution data of an image layer (level 0 of a multiscale one)."""
+    return layer.data[0] if layer.multiscale else layer.data
+
+
+def annotated_planes(annotation: np.ndarray, n_leading: int) -> list[tuple[int, ...]]:
+    """Indices of the 2D planes of ``annotation`` holding at least one label."""
+    stack_shape = annotation.shape[:n_leading]
+    flat = annotation.reshape(int(np.prod(stack_shape, dtype=int)), -1)
+    painted = np.flatnonzero(flat.any(axis=1))
+    return [tuple(int(i) for i in np.unravel_index(k, stack_shape)) for k in painted]
+
+
+def is_output(layer: napari.layers.Layer) -> bool:
+    """Whether this plugin created ``layer`` as an output (mask, preview, ...)."""
+    return bool(layer.metadata.get(OUTPUT_KEY, False))
+
+
+# ---- layer pickers -------------------------------------------------------------
+class LayerPicker:
+    """A magicgui combo box listing the viewer's layers of one type, kept current.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    layer_type : type
+        ``napari.layers.Image`` or ``napari.layers.Labels``.
+    label : str
+        Shown beside the combo box.
+    accept : callable, optional
+        Further filter on layers (default: every layer that is not an output).
+    """
+
+    def __init__(
+        self,
+        viewer: napari.Viewer,
+        layer_type: type,
+        label: str,
+        accept: Callable[[napari.layers.Layer], bool] | None = None,
+    ) -> None:
+        self.viewer = viewer
+        self.layer_type = layer_type
+        self.accept = accept or (lambda layer: not is_output(layer))
+        self.combo = ComboBox(label=label, choices=self._choices, nullable=True)
+        self.combo.native.setMinimumContentsLength(12)
+        events = viewer.layers.events
+        # napari holds bound methods weakly and drops them once their Qt widget is deleted
+        for emitter in (events.removed, events.moved):
+            emitter.connect(self.refresh)
+        events.inserted.connect(self._on_inserted)
+        for layer in viewer.layers:
+            layer.events.name.connect(self.refresh)
+        self.refresh()
+
+    def _choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
+        return [
+            (layer.name, layer)
+            for layer in reversed(self.viewer.layers)
+            if isinstance(layer, self.layer_type) and self.accept(layer)
+        ]
+
+    def _on_inserted(self, event: Any) -> None:
+        self.refresh()  # first: raises (and napari disconnects us) once the widget is gone
+        event.value.events.name.connect(self.refresh)
+
+    def refresh(self, _event: Any = None) -> None:
+        """Re-read the layer list, keeping the selection when it still exists."""
+        current = self.combo.value
+        self.combo.reset_choices()
+        layers = [layer for _, layer in self._choices()]
+        if current is not None and any(layer is current for layer in layers):
+            self.combo.value = current
+        elif layers:
+            self.combo.value = layers[0]
+
+    @property
+    def layer(self) -> Any:
+        """The chosen layer, or None."""
+        return self.combo.value
+
+    def select(self, layer: napari.layers.Layer) -> None:
+        """Choose ``layer`` (when it is listed)."""
+        self.refresh()
+        if any(item is layer for _, item in self._choices()):
+            self.combo.value = layer
+
+    def find(self, name: str) -> Any:
+        """The listed layer named ``name``, or None."""
+        return next((layer for title, layer in self._choices() if title == name), None)
+
+
+# ---- output layers --------------------------------------------------------------
+def find_output(viewer: napari.Viewer, name: str, layer_type: type) -> Any:
+    """This plugin's output layer called ``name`` (by creation), or None."""
+    for layer in viewer.layers:
+        if (
+            isinstance(layer, layer_type)
+            and is_output(layer)
+            and layer.metadata.get(ROLE_KEY, layer.name) == name
+        ):
+            return layer
+    return None
+
+
+def show_output(
+    viewer: napari.Viewer,
+    name: str,
+    data: np.ndarray,
+    layer_type: type,
+    *,
+    placement: dict[str, Any],
+    **display: Any,
+) -> Any:
+    """Put ``data`` into this plugin's output layer ``name``, creating it if needed.
+
+    A layer this plugin made earlier under that name gets the new data (and the
+    ``contrast_limits`` in ``display``), so re-running replaces outputs instead of
+    piling them up; layers the user made are never touched.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    name : str
+        Layer name, e.g. ``"cells mask"``.
+    data : numpy.ndarray
+    layer_type : type
+        ``napari.layers.Image`` or ``napari.layers.Labels``.
+    placement : dict
+        ``scale`` and ``translate`` (one value per axis of ``data``).
+    **display
+        Further keyword arguments for ``viewer.add_image`` / ``viewer.add_labels``
+        (colormap, contrast_limits, opacity, blending, ...).
+
+    Returns
+    -------
+    napari.layers.Layer
+    """
+    layer = find_output(viewer, name, layer_type)
+    if layer is not None and layer.data.ndim == data.ndim:
+        layer.data = data
+        if "contrast_limits" in display:
+            layer.contrast_limits = display["contrast_limits"]
+        return layer
+    index = None
+    if layer is not None:  # another dimensionality: replace the layer in place
+        index = viewer.layers.index(layer)
+        viewer.layers.remove(layer)
+    metadata = {OUTPUT_KEY: True, ROLE_KEY: name}
+    add = viewer.add_image if layer_type is napari.layers.Image else viewer.add_labels
+    layer = add(data, name=name, metadata=metadata, **placement, **display)
+    if index is not None:
+        viewer.layers.move(viewer.layers.index(layer), index)
+    return layer
+
+
+def placement_for(geometry: ImageGeometry, layer: napari.layers.Layer, extra_axes: int = 0):
+    """``scale``/``translate`` aligning an output of spatial shape with ``layer``.
+
+    ``extra_axes`` leading axes (e.g. a class axis) get scale 1 and no shift.
+    """
+    scale = [1.0] * extra_axes + geometry.spatial(layer.scale)
+    translate = [0.0] * extra_axes + geometry.spatial(layer.translate)
+    return {"scale": scale, "translate": translate}

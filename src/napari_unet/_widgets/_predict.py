@@ -1,0 +1,234 @@
+"""The Predict section: run the shared model on an image (or a stack, slice by slice)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import napari
+from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
+from napari.layers import Image, Labels
+from napari.qt.threading import GeneratorWorker
+from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
+
+from ..inference import default_tile_size
+from ._layers import ImageGeometry, LayerPicker, class_colormap, image_data, placement_for
+from ._layers import show_output as put_output
+from ._predict_job import (
+    MAX_TILE_CHOICE,
+    PredictionProgress,
+    PredictionRequest,
+    PredictionResult,
+    predict_job,
+    usable_tile_sizes,
+)
+from ._state import model_state, real_viewer
+from ._tasks import JobResult, available_devices, start_job
+
+WHOLE_IMAGE = 0
+"""Tile-size choice meaning: no tiling, one pass over the whole (mirror-padded) image."""
+
+
+class PredictWidget(QWidget):
+    """Predict class masks, instances, probabilities and weight maps with the shared model.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+
+    Attributes
+    ----------
+    worker : GeneratorWorker or None
+        The running prediction (see :meth:`run_prediction`).
+    """
+
+    finished = Signal()
+    """Emitted (in the Qt thread) when a run has ended, however it ended."""
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.viewer = real_viewer(viewer)
+        self.state = model_state(self.viewer)
+        self.worker: GeneratorWorker | None = None
+        self._stop = threading.Event()
+        self._target: tuple[napari.layers.Image, ImageGeometry] | None = None
+        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image")
+        self.tile_size = ComboBox(
+            label="Tile size",
+            choices=[("whole image", WHOLE_IMAGE)],
+            tooltip="Input tile edge in pixels, context included (overlap-tile strategy).",
+        )
+        self.device = ComboBox(label="Device", choices=available_devices())
+        self.instance_method = ComboBox(
+            label="Instances",
+            choices=["components", "watershed"],
+            tooltip="components: each connected region is one object; watershed also splits "
+            "touching objects of one class.",
+        )
+        self.with_weights = CheckBox(text="Weight map of the prediction", value=True)
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self._build_layout()
+        self.run_button.changed.connect(self.run_prediction)
+        self.cancel_button.changed.connect(self.cancel)
+        self.state.model_changed.connect(self.update_tile_sizes)
+        self.update_tile_sizes()
+        self._set_running(False)
+
+    def _build_layout(self) -> None:
+        settings = Container(
+            widgets=[
+                self.image_picker.combo,
+                self.tile_size,
+                self.device,
+                self.instance_method,
+                self.with_weights,
+            ]
+        )
+        settings.margins = (0, 0, 0, 0)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button.native)
+        buttons.addWidget(self.cancel_button.native)
+        layout = QVBoxLayout(self)
+        layout.addWidget(settings.native)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+    def update_tile_sizes(self, *_: Any) -> None:
+        """Offer the model's valid tile sizes, preselecting its default."""
+        model = self.state.model
+        default = default_tile_size(model)
+        sizes = usable_tile_sizes(model)
+        if default > MAX_TILE_CHOICE:
+            sizes.append(default)
+        self.tile_size.choices = ()  # magicgui keeps surviving items first: start afresh
+        self.tile_size.choices = [("whole image", WHOLE_IMAGE)] + [(f"{n} px", n) for n in sizes]
+        self.tile_size.value = default if default in sizes else WHOLE_IMAGE
+
+    # ---- running ---------------------------------------------------------------
+    def run_prediction(self, *_: Any) -> GeneratorWorker | None:
+        """Start predicting in a worker thread; returns the worker (None if refused)."""
+        if self.worker is not None:
+            show_warning("A prediction is running already; cancel it first.")
+            return None
+        image = self.image_picker.layer
+        if image is None:
+            show_error("Choose an image layer to predict on.")
+            return None
+        if not self.state.begin_task("predicting"):
+            show_warning(f"The model is busy ({self.state.busy}); stop it or wait, then run.")
+            return None
+        model = self.state.model
+        geometry = ImageGeometry.of(image, model.config.in_channels)
+        request = PredictionRequest(
+            model=model,
+            data=image_data(image),
+            geometry=geometry,
+            tile_size=self.tile_size.value or None,
+            device=self.device.value,
+            instance_method=self.instance_method.value,
+            with_weights=self.with_weights.value,
+        )
+        self._target = (image, geometry)
+        self._stop = threading.Event()
+        self.progress.setValue(0)
+        self.status.setText("Starting…")
+        self._set_running(True)
+        self.worker = start_job(
+            self,
+            predict_job(request, self._stop),
+            "Prediction",
+            self._stop,
+            on_yield=self._on_progress,
+            on_result=self._on_result,
+            on_finish=self._on_finish,
+            release=self.state.end_task,
+        )
+        return self.worker
+
+    def cancel(self, *_: Any) -> None:
+        """Stop the running prediction (within one batch of tiles)."""
+        if self.worker is not None:
+            self._stop.set()
+            self.status.setText("Cancelling…")
+
+    def _on_progress(self, progress: PredictionProgress) -> None:
+        self.progress.setValue(round(progress.fraction * 1000))
+        self.status.setText(progress.text)
+
+    def _on_result(self, result: JobResult) -> None:
+        if result.cancelled:
+            self.status.setText("Cancelled; the output layers were left as they were.")
+            show_info("Prediction cancelled.")
+            return
+        if result.error:
+            self.status.setText("Failed.")
+            show_error(result.error)
+            return
+        if self._target is not None:
+            self.show_outputs(result.value, *self._target)
+
+    def _on_finish(self) -> None:
+        self.worker = None
+        self._target = None
+        self._set_running(False)
+        self.finished.emit()
+
+    def _set_running(self, running: bool) -> None:
+        self.run_button.enabled = not running
+        self.cancel_button.enabled = running
+
+    # ---- outputs ---------------------------------------------------------------
+    def show_outputs(
+        self, result: PredictionResult, image: napari.layers.Image, geometry: ImageGeometry
+    ) -> dict[str, napari.layers.Layer]:
+        """Put the outputs into this plugin's layers named after ``image``.
+
+        The class mask is shown on top; instances, probabilities (foreground, or
+        every class along a first axis) and the weight map are added hidden.
+        """
+        name, placement = image.name, placement_for(geometry, image)
+        probabilities = result.probabilities
+        if probabilities.shape[0] == 2:
+            probabilities, class_placement = probabilities[1], placement
+        else:
+            class_placement = placement_for(geometry, image, extra_axes=1)
+        hidden_image = {"blending": "additive", "visible": False}
+        outputs: dict[str, tuple[Any, type, dict[str, Any], dict[str, Any]]] = {}
+        outputs["probabilities"] = (
+            probabilities,
+            Image,
+            class_placement,
+            {"colormap": "magma", "contrast_limits": (0.0, 1.0), **hidden_image},
+        )
+        if result.weights is not None:
+            top = max(float(result.weights.max()), 1e-6)
+            outputs["weight map"] = (
+                result.weights,
+                Image,
+                placement,
+                {"colormap": "viridis", "contrast_limits": (0.0, top), **hidden_image},
+            )
+        outputs["instances"] = (result.instances, Labels, placement, {"opacity": 0.6, "visible": 0})
+        outputs["mask"] = (result.mask, Labels, placement, {"opacity": 0.5})
+        layers = {
+            kind: put_output(
+                self.viewer, f"{name} {kind}", data, layer_type, placement=where, **display
+            )
+            for kind, (data, layer_type, where, display) in outputs.items()
+        }
+        layers["mask"].colormap = class_colormap(result.probabilities.shape[0], False)
+        self.viewer.layers.selection.active = layers["mask"]
+        self.status.setText(
+            f"Done: {int(result.instances.max())} objects. Shown: “{name} mask”; hidden: "
+            "instances, probabilities" + (", weight map." if result.weights is not None else ".")
+        )
+        return layers

@@ -1,0 +1,147 @@
+"""What the Predict section computes in its worker thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ..config import WeightConfig
+from ..inference import Cancelled, iter_predict
+from ..model import UNet
+from ..postprocess import class_mask, instance_labels
+from ..weights import weight_map
+from ._layers import ImageGeometry
+
+MAX_TILE_CHOICE = 1024
+"""Largest tile edge offered in the tile-size list (besides the model's default)."""
+
+
+def usable_tile_sizes(model: UNet, maximum: int = MAX_TILE_CHOICE) -> list[int]:
+    """Valid input tile edges that keep at least one stride of output after the context."""
+    if model.config.padding == "same":
+        keeps = [size for size in model.valid_input_sizes(1, maximum) if size > 2 * model.halo]
+    else:
+        keeps = [
+            size
+            for size in model.valid_input_sizes(1, maximum)
+            if model.output_size(size) >= model.size_multiple
+        ]
+    return keeps
+
+
+@dataclass
+class PredictionRequest:
+    """Everything one prediction needs, gathered in the Qt thread.
+
+    Attributes
+    ----------
+    model : UNet
+    data : array-like
+        The image layer's data.
+    geometry : ImageGeometry
+    tile_size : int or None
+        None: the whole image in one pass.
+    device : str
+    instance_method : {"components", "watershed"}
+    with_weights : bool
+        Also compute the paper's weight map of the predicted mask.
+    weight_config : WeightConfig
+    """
+
+    model: UNet
+    data: Any
+    geometry: ImageGeometry
+    tile_size: int | None
+    device: str
+    instance_method: Literal["components", "watershed"] = "components"
+    with_weights: bool = True
+    weight_config: WeightConfig = field(default_factory=WeightConfig)
+
+
+@dataclass
+class PredictionResult:
+    """The outputs, each with the image's spatial shape (..., Y, X).
+
+    Attributes
+    ----------
+    probabilities : numpy.ndarray, (n_classes, ..., Y, X) float32
+    mask : numpy.ndarray, uint8
+        1 = background, 2.. = foreground classes.
+    instances : numpy.ndarray, uint32
+        Objects numbered from 1 across the whole stack.
+    weights : numpy.ndarray or None, float32
+    """
+
+    probabilities: np.ndarray
+    mask: np.ndarray
+    instances: np.ndarray
+    weights: np.ndarray | None
+
+
+@dataclass
+class PredictionProgress:
+    """Share of the work done, and what is being done."""
+
+    fraction: float
+    text: str
+
+
+def predict_job(
+    request: PredictionRequest, stop: threading.Event
+) -> Generator[PredictionProgress, None, PredictionResult]:
+    """Predict every plane, then post-process; yields progress, returns the outputs.
+
+    Raises
+    ------
+    Cancelled
+        When ``stop`` is set.
+    """
+    model, geometry = request.model, request.geometry
+    planes = list(geometry.planes())
+    probabilities = np.zeros((model.config.n_classes, *geometry.spatial_shape), np.float32)
+    for number, plane in enumerate(planes):
+        image = geometry.read_plane(request.data, plane, model.config.in_channels)
+        steps = iter_predict(
+            image,
+            model,
+            probabilities[(slice(None), *plane)],
+            tile_size=request.tile_size,
+            device=request.device,
+            stop=stop,
+        )
+        for step in steps:
+            fraction = (number + step.done / max(step.total, 1)) / len(planes)
+            where = f"slice {number + 1}/{len(planes)}, " if len(planes) > 1 else ""
+            text = f"Predicting {where}tile {step.done}/{step.total}"
+            yield PredictionProgress(0.9 * fraction, text)
+    yield PredictionProgress(0.9, "Post-processing…")
+    result = _postprocess(request, probabilities, planes, stop)
+    yield PredictionProgress(1.0, "Done")
+    return result
+
+
+def _postprocess(
+    request: PredictionRequest,
+    probabilities: np.ndarray,
+    planes: list[tuple[int, ...]],
+    stop: threading.Event,
+) -> PredictionResult:
+    shape = probabilities.shape[1:]
+    mask = np.zeros(shape, np.uint8)
+    instances = np.zeros(shape, np.uint32)
+    weights = np.zeros(shape, np.float32) if request.with_weights else None
+    count = 0
+    for plane in planes:
+        if stop.is_set():
+            raise Cancelled("prediction cancelled")
+        mask[plane] = class_mask(probabilities[(slice(None), *plane)])
+        objects = instance_labels(mask[plane], method=request.instance_method)
+        instances[plane] = np.where(objects > 0, objects + count, 0)
+        count += int(objects.max())
+        if weights is not None:
+            weights[plane] = weight_map(mask[plane], request.weight_config)
+    return PredictionResult(probabilities, mask, instances, weights)

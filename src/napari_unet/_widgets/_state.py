@@ -1,0 +1,171 @@
+"""The model shared by all U-Net widgets of one viewer, with a short history.
+
+Every widget asks :func:`model_state` for the :class:`ModelState` of its viewer,
+so the Model, Annotate, Fine-tune and Predict widgets work on the same model
+whether they sit in one dock (:class:`~napari_unet._widgets.UNetWidget`) or were
+opened one by one. The states live in a :class:`weakref.WeakKeyDictionary`
+keyed by the viewer, so a closed viewer takes its state (and its models) along.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from qtpy.QtCore import QObject, Signal
+
+from ..checkpoint import bundled_models, load_model, new_model
+from ..config import ModelConfig
+from ..model import UNet
+
+HISTORY_LENGTH = 5
+"""How many earlier models "go back" can return to."""
+
+PREFERRED_BUNDLED = ("nuclei", "em-membranes")
+"""Bundled models tried first, in this order, when no model was chosen yet."""
+
+DEFAULT_NEW_CONFIG = ModelConfig(base_features=16)
+"""A new model when nothing is bundled: the paper's depth, a quarter of its width."""
+
+NEW_MODEL_NAME = "new model (untrained)"
+
+
+@dataclass
+class HistoryEntry:
+    """An earlier model kept for "go back".
+
+    Attributes
+    ----------
+    label : str
+        What it was, e.g. ``"nuclei before fine-tune at 14:02:11"``.
+    name : str
+        The model's name at that time.
+    model : UNet
+        The model itself (a copy on the CPU when taken before a fine-tune).
+    """
+
+    label: str
+    name: str
+    model: UNet
+
+
+class ModelState(QObject):
+    """The current model of a viewer, its name, a short history and a busy flag.
+
+    Signals
+    -------
+    model_changed
+        Another model became current, or the current one was changed in place
+        (fine-tuned, its metadata edited).
+    history_changed
+        An entry was added to or taken from :attr:`history`.
+    busy_changed(str)
+        A long task started (its name) or ended (``""``).
+    """
+
+    model_changed = Signal()
+    history_changed = Signal()
+    busy_changed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._model: UNet | None = None
+        self.name = ""
+        self.history: list[HistoryEntry] = []
+        self.busy = ""
+
+    # ---- the current model --------------------------------------------------
+    @property
+    def model(self) -> UNet:
+        """The current model; the default one is loaded on first use."""
+        if self._model is None:
+            self._model, self.name = default_model()
+        return self._model
+
+    @property
+    def has_model(self) -> bool:
+        """Whether a model was chosen or loaded already."""
+        return self._model is not None
+
+    def set_model(self, model: UNet, name: str) -> None:
+        """Make ``model`` current; the replaced one goes to the history."""
+        if self._model is not None:
+            self._push(HistoryEntry(f"{self.name} (replaced {_now()})", self.name, self._model))
+        self._model, self.name = model, name
+        self.model_changed.emit()
+
+    def remember(self, reason: str) -> None:
+        """Keep a CPU copy of the current model, e.g. ``reason="before fine-tune"``."""
+        snapshot = copy.deepcopy(self.model).cpu()
+        self._push(HistoryEntry(f"{self.name} {reason} at {_now()}", self.name, snapshot))
+
+    def forget_last(self) -> None:
+        """Drop the newest history entry (a snapshot that turned out to be unneeded)."""
+        if self.history:
+            self.history.pop()
+            self.history_changed.emit()
+
+    def go_back(self) -> HistoryEntry | None:
+        """Make the newest history entry current again; None when the history is empty."""
+        if not self.history:
+            return None
+        entry = self.history.pop()
+        self._model, self.name = entry.model, entry.name
+        self.history_changed.emit()
+        self.model_changed.emit()
+        return entry
+
+    def _push(self, entry: HistoryEntry) -> None:
+        self.history = [*self.history, entry][-HISTORY_LENGTH:]
+        self.history_changed.emit()
+
+    # ---- one long task at a time --------------------------------------------
+    def begin_task(self, task: str) -> bool:
+        """Claim the model for ``task``; False when another task holds it."""
+        if self.busy:
+            return False
+        self.busy = task
+        self.busy_changed.emit(task)
+        return True
+
+    def end_task(self) -> None:
+        """Release the model."""
+        self.busy = ""
+        self.busy_changed.emit("")
+
+
+def default_model() -> tuple[UNet, str]:
+    """The first available preferred bundled model, else any bundled one, else a new one."""
+    bundled = bundled_models()
+    names = [name for name in PREFERRED_BUNDLED if name in bundled] + sorted(bundled)
+    if names:
+        return load_model(names[0]), names[0]
+    return new_model(DEFAULT_NEW_CONFIG), NEW_MODEL_NAME
+
+
+_STATES: weakref.WeakKeyDictionary[Any, ModelState] = weakref.WeakKeyDictionary()
+
+
+def real_viewer(viewer: Any) -> Any:
+    """The viewer itself when napari handed a widget a ``PublicOnlyProxy`` of it.
+
+    Each widget napari creates gets its own proxy; the shared state must be
+    keyed by the one viewer behind them.
+    """
+    return getattr(viewer, "__wrapped__", viewer)
+
+
+def model_state(viewer: Any) -> ModelState:
+    """The :class:`ModelState` of ``viewer``, created on first use."""
+    viewer = real_viewer(viewer)
+    state = _STATES.get(viewer)
+    if state is None:
+        state = _STATES[viewer] = ModelState()
+    return state
+
+
+def _now() -> str:
+    return datetime.datetime.now().strftime("%H:%M:%S")

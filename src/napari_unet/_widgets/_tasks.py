@@ -1,0 +1,171 @@
+"""Running core work in napari thread workers, and telling the user what went wrong.
+
+A widget describes its work as a generator that yields progress updates and
+returns its result. :func:`guarded` turns any failure into a :class:`JobResult`
+holding a sentence for the user, inside the worker thread, so no traceback ever
+escapes; :func:`start_job` wires the worker to the widget and makes sure the
+work stops when the widget goes away (the viewer is closed).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+import weakref
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from napari.qt.threading import GeneratorWorker, thread_worker
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QWidget
+
+from ..checkpoint import CheckpointError
+from ..inference import Cancelled
+from ..sampling import AnnotationError
+from ..training import TrainingError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobResult:
+    """How a background job ended.
+
+    Attributes
+    ----------
+    value : Any
+        What the job produced (None after an error or a cancel).
+    error : str
+        A sentence for the user saying what went wrong and what to do; "" if none.
+    cancelled : bool
+        The user stopped the job before it produced its result.
+    """
+
+    value: Any = None
+    error: str = ""
+    cancelled: bool = False
+
+
+def explain(error: BaseException, task: str) -> JobResult:
+    """The :class:`JobResult` of a job that raised ``error`` while doing ``task``."""
+    if isinstance(error, Cancelled):
+        return JobResult(cancelled=True)
+    if isinstance(error, (AnnotationError, TrainingError)):
+        return JobResult(error=f"{task}: {error}")
+    if isinstance(error, CheckpointError):
+        return JobResult(error=f"{task}: {error}. Choose another checkpoint file.")
+    if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
+        return JobResult(
+            error=f"{task}: out of memory. Choose a smaller tile size, or the CPU as device."
+        )
+    if isinstance(error, ValueError):
+        return JobResult(error=f"{task}: {error}")
+    log.debug("%s failed", task, exc_info=error)  # for developers; the user gets a sentence
+    return JobResult(
+        error=f"{task} failed unexpectedly ({type(error).__name__}: {error}). "
+        "Check the layers and settings, and report this if it happens again."
+    )
+
+
+def guarded(job: Generator[Any, None, JobResult], task: str):
+    """Run ``job`` to its end, turning any exception into a :class:`JobResult`."""
+    try:
+        result = yield from job
+    except Exception as error:
+        return explain(error, task)
+    return result if isinstance(result, JobResult) else JobResult(value=result)
+
+
+def start_job(
+    owner: QWidget,
+    job: Generator[Any, None, Any],
+    task: str,
+    stop: threading.Event,
+    *,
+    on_yield: Callable[[Any], None],
+    on_result: Callable[[JobResult], None],
+    on_finish: Callable[[], None],
+    release: Callable[[], None],
+) -> GeneratorWorker:
+    """Start ``job`` in a napari thread worker and connect it to ``owner``.
+
+    Parameters
+    ----------
+    owner : QWidget
+        The widget the job belongs to. When it is destroyed (its viewer closed)
+        the ``stop`` flag is set and the worker asked to quit.
+    job : generator
+        Yields updates, returns a :class:`JobResult` (see :func:`guarded`).
+    task : str
+        What the job does, for messages ("Fine-tuning", "Prediction").
+    stop : threading.Event
+        The flag the core checks; set by the widget's Stop/Cancel button.
+    on_yield, on_result, on_finish : callable
+        Qt-thread handlers of each update, of the result, and of the end
+        (called last, also after an error or an abort; not once ``owner`` is gone).
+    release : callable
+        Called at the very end in every case, e.g. to free the shared model.
+
+    Returns
+    -------
+    GeneratorWorker
+        Started; its ``finished`` signal fires when everything is over.
+    """
+    guarded_job = guarded(job, task)
+    worker = thread_worker(_drive, start_thread=False, ignore_errors=True)(guarded_job)
+    worker.yielded.connect(on_yield)
+    worker.returned.connect(on_result)
+    worker.errored.connect(lambda error: show_error(explain(error, task).error))
+    connection = owner.destroyed.connect(partial(_abandon, worker, stop))
+    owner_ref = weakref.ref(owner)  # the worker outlives widgets: never keep one alive
+    if inspect.ismethod(on_finish):
+        finish_ref: Callable[[], Any] = weakref.WeakMethod(on_finish)
+    else:
+        finish_ref = partial(lambda handler: handler, on_finish)
+    del on_finish  # the closure below must not hold the widget through a bound method
+
+    def finish() -> None:
+        guarded_job.close()  # after a quit() the job never resumed: let it clean up
+        release()
+        widget = owner_ref()
+        handler = finish_ref()
+        try:
+            if widget is None or handler is None:
+                return
+            widget.destroyed.disconnect(connection)
+        except (RuntimeError, TypeError):  # the widget's Qt object is gone already
+            return
+        handler()
+
+    worker.finished.connect(finish)
+    worker.start()
+    return worker
+
+
+def _drive(job: Generator[Any, None, Any]) -> Generator[Any, None, Any]:
+    return (yield from job)
+
+
+def _abandon(worker: GeneratorWorker, stop: threading.Event, *_: Any) -> None:
+    stop.set()
+    try:
+        worker.quit()
+    except RuntimeError:  # the worker's Qt signals object is gone already
+        pass
+
+
+def available_devices() -> list[str]:
+    """Device choices: "auto", "cpu", then each CUDA GPU and Apple MPS when present."""
+    import torch
+
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        devices += ["cuda"] + ([f"cuda:{index}" for index in range(count)] if count > 1 else [])
+    backend = getattr(torch.backends, "mps", None)
+    if backend is not None and backend.is_available():
+        devices.append("mps")
+    return devices

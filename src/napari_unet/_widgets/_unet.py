@@ -1,0 +1,58 @@
+"""All four sections in one dock, in the order of the loop: model, annotate, fine-tune, predict."""
+
+from __future__ import annotations
+
+import napari
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
+
+from ._annotate import AnnotateWidget
+from ._finetune import FinetuneWidget
+from ._model import ModelWidget
+from ._predict import PredictWidget
+
+
+class UNetWidget(QWidget):
+    """The U-Net dock: Model, Annotate, Fine-tune and Predict as tabs sharing one model.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+
+    Attributes
+    ----------
+    model, annotate, finetune, predict : QWidget
+        The four sections (:class:`ModelWidget`, :class:`AnnotateWidget`,
+        :class:`FinetuneWidget`, :class:`PredictWidget`).
+    tabs : QTabWidget
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = ModelWidget(viewer)
+        self.annotate = AnnotateWidget(viewer)
+        self.finetune = FinetuneWidget(viewer)
+        self.predict = PredictWidget(viewer)
+        self.tabs = QTabWidget()
+        sections = [
+            (self.model, "1 Model"),
+            (self.annotate, "2 Annotate"),
+            (self.finetune, "3 Fine-tune"),
+            (self.predict, "4 Predict"),
+        ]
+        for section, title in sections:
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+            scroll.setWidget(section)
+            self.tabs.addTab(scroll, title)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.tabs)
+
+    def show_section(self, section: QWidget) -> None:
+        """Bring one of the four sections to the front."""
+        for index in range(self.tabs.count()):
+            scroll = self.tabs.widget(index)
+            if isinstance(scroll, QScrollArea) and scroll.widget() is section:
+                self.tabs.setCurrentIndex(index)

@@ -1,0 +1,315 @@
+"""The napari widgets, driven through their own handlers in a real viewer (under Xvfb)."""
+
+from __future__ import annotations
+
+import time
+
+import napari
+import numpy as np
+import pytest
+from napari.utils.notifications import NotificationSeverity, notification_manager
+
+from napari_unet._widgets import (
+    ModelWidget,
+    PredictWidget,
+    UNetWidget,
+    model_state,
+)
+from napari_unet._widgets._layers import OUTPUT_KEY, ImageGeometry, annotated_planes
+from napari_unet._widgets._model import FROM_FILE
+from napari_unet.checkpoint import new_model
+from napari_unet.config import ModelConfig, WeightConfig
+from napari_unet.inference import default_tile_size, predict, tile_layout
+from napari_unet.postprocess import class_mask
+from napari_unet.weights import weight_map
+
+pytestmark = pytest.mark.gui
+
+CENTRES = [(30, 30), (30, 90), (70, 60), (100, 25), (100, 100), (64, 110)]
+
+
+def discs_image(shape=(128, 128), seed=0) -> np.ndarray:
+    """Bright discs (radius 12) on a dark background, with noise."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    image = np.zeros(shape, np.float32)
+    for cy, cx in CENTRES:
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 < 12**2] = 1.0
+    return image + np.random.default_rng(seed).normal(0, 0.2, shape).astype(np.float32)
+
+
+def paint_strokes(labels: np.ndarray) -> None:
+    """Foreground strokes across three discs, background strokes between them."""
+    labels[28:33, 20:40] = 2
+    labels[68:72, 50:70] = 2
+    labels[98:102, 92:108] = 2
+    labels[5:9, 5:120] = 1
+    labels[48:52, 5:40] = 1
+    labels[118:122, 40:90] = 1
+
+
+def stroke_accuracy(model, image: np.ndarray, strokes: np.ndarray) -> float:
+    """Share of painted pixels the model classifies as painted."""
+    mask = class_mask(predict(image, model, device="cpu"))
+    return float((mask == strokes)[strokes > 0].mean())
+
+
+@pytest.fixture
+def notifications():
+    """Every napari notification dispatched during the test."""
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    yield seen
+    notification_manager.notification_ready.disconnect(seen.append)
+
+
+@pytest.fixture
+def dock(make_napari_viewer):
+    """A viewer with the discs image and the U-Net dock holding a tiny fresh model."""
+    viewer = make_napari_viewer()
+    viewer.add_image(discs_image(), name="discs")
+    widget = UNetWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="U-Net")
+    widget.model.use_model(new_model(ModelConfig(base_features=4, depth=2), seed=0), "tiny")
+    finetune = widget.finetune
+    finetune.settings.iterations.value = 15
+    finetune.settings.seconds.value = 120
+    finetune.settings.learning_rate.value = 1e-2
+    finetune.settings.elastic.value = False
+    finetune.settings.device.value = "cpu"
+    widget.predict.device.value = "cpu"
+    return viewer, widget
+
+
+def annotate(viewer, widget) -> napari.layers.Labels:
+    layer = widget.annotate.create_annotation_layer()
+    paint_strokes(layer.data)
+    layer.refresh()
+    return layer
+
+
+def run(qtbot, widget, start, timeout=60_000):
+    """Start a run with ``start()`` and wait for the widget's ``finished`` signal."""
+    with qtbot.waitSignal(widget.finished, timeout=timeout):
+        worker = start()
+        assert worker is not None
+    return worker
+
+
+def test_full_loop_annotate_finetune_predict(qtbot, dock):
+    viewer, widget = dock
+    state = model_state(viewer)
+    layer = widget.annotate.create_annotation_layer()
+    assert isinstance(layer, napari.layers.Labels)
+    assert layer.name == "discs annotations"
+    assert layer.data.shape == (128, 128) and layer.data.dtype == np.uint8
+    assert (layer.mode, layer.selected_label) == ("paint", 2)
+    assert viewer.layers.selection.active is layer
+    layer.paint((64, 64), 2)  # a real brush dab: the counts follow within the throttle delay
+    qtbot.waitUntil(
+        lambda: (
+            "2: " in widget.annotate.counts.text() and "1: 0 px" in widget.annotate.counts.text()
+        )
+    )
+    layer.data[:] = 0
+    paint_strokes(layer.data)
+    strokes = layer.data.copy()
+    assert widget.annotate.update_counts() == {
+        1: int((strokes == 1).sum()),
+        2: int((strokes == 2).sum()),
+    }
+
+    image = viewer.layers["discs"].data
+    before = stroke_accuracy(state.model, image, strokes)
+    run(qtbot, widget.finetune, widget.finetune.start_finetune)
+    after = stroke_accuracy(state.model, image, strokes)
+    assert state.model.metadata["training_history"][-1]["iterations"] == 15
+    assert state.model.metadata["training_history"][-1]["image_layer"] == "discs"
+    assert after > before and after >= 0.9, (before, after)
+    assert widget.finetune.start_button.enabled and not widget.finetune.stop_button.enabled
+    assert [entry.name for entry in state.history][-1] == "tiny"
+    assert state.name == "tiny (fine-tuned)"
+    preview = viewer.layers["discs preview"]
+    assert isinstance(preview, napari.layers.Image) and preview.metadata[OUTPUT_KEY]
+    assert preview.data.shape == (128, 128) and preview.data.dtype == np.float32
+    assert len(widget.finetune.plot.iterations) == 15
+
+    with qtbot.waitSignal(widget.finetune.weights_finished, timeout=10_000):
+        assert widget.finetune.show_loss_weights() is not None
+    loss_weights = viewer.layers["discs loss weights"]
+    assert isinstance(loss_weights, napari.layers.Image) and loss_weights.data.dtype == np.float32
+    np.testing.assert_allclose(loss_weights.data, weight_map(strokes, WeightConfig()), rtol=1e-6)
+    assert np.all(loss_weights.data[strokes == 0] == 0) and np.all(
+        loss_weights.data[strokes > 0] > 0
+    )
+
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    expected = {
+        "discs mask": (napari.layers.Labels, np.uint8),
+        "discs instances": (napari.layers.Labels, np.uint32),
+        "discs probabilities": (napari.layers.Image, np.float32),
+        "discs weight map": (napari.layers.Image, np.float32),
+    }
+    for name, (kind, dtype) in expected.items():
+        output = viewer.layers[name]
+        assert isinstance(output, kind) and output.data.dtype == dtype, name
+        assert output.data.shape == (128, 128) and output.metadata[OUTPUT_KEY], name
+    mask = viewer.layers["discs mask"].data
+    assert set(np.unique(mask)) <= {1, 2}
+    assert (mask == strokes)[strokes > 0].mean() >= 0.9
+    assert viewer.layers["discs instances"].data.max() >= 3
+    probabilities = viewer.layers["discs probabilities"]
+    assert tuple(probabilities.contrast_limits) == (0.0, 1.0)
+    assert 0 <= probabilities.data.min() and probabilities.data.max() <= 1
+    weights = viewer.layers["discs weight map"]
+    assert weights.contrast_limits[1] == pytest.approx(float(weights.data.max()))
+    assert widget.predict.run_button.enabled and not widget.predict.cancel_button.enabled
+
+
+def test_predict_again_replaces_outputs_and_leaves_user_layers(qtbot, dock):
+    viewer, widget = dock
+    user_layer = viewer.add_labels(np.full((128, 128), 7, np.uint32), name="discs mask")
+    image_before = viewer.layers["discs"].data.copy()
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    outputs = [layer for layer in viewer.layers if layer.metadata.get(OUTPUT_KEY)]
+    count = len(viewer.layers)
+    assert len(outputs) == 4
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert len(viewer.layers) == count
+    assert [layer for layer in viewer.layers if layer.metadata.get(OUTPUT_KEY)] == outputs
+    np.testing.assert_array_equal(viewer.layers["discs"].data, image_before)
+    assert user_layer.name == "discs mask" and np.all(user_layer.data == 7)
+    assert not user_layer.metadata.get(OUTPUT_KEY)
+
+
+def test_failing_run_notifies_then_a_new_run_stops_quickly(qtbot, dock, notifications):
+    viewer, widget = dock
+    finetune, state = widget.finetune, model_state(viewer)
+    layer = widget.annotate.create_annotation_layer()  # nothing painted yet: the run must fail
+    history = len(state.history)
+    run(qtbot, finetune, finetune.start_finetune)
+    errors = [n for n in notifications if n.severity == NotificationSeverity.ERROR]
+    assert len(errors) == 1 and "paint" in errors[0].message
+    assert finetune.start_button.enabled and not finetune.stop_button.enabled
+    assert state.busy == "" and len(state.history) == history
+
+    paint_strokes(layer.data)  # the widget is usable again: start a long run, then stop it
+    finetune.settings.iterations.value = 0
+    finetune.settings.seconds.value = 600
+    worker = finetune.start_finetune()
+    assert worker is not None and not finetune.start_button.enabled
+    qtbot.waitUntil(lambda: len(finetune.plot.iterations) >= 1, timeout=30_000)
+    assert widget.predict.run_prediction() is None  # the model is busy: refused, not corrupted
+    assert widget.model.go_back() is False
+    started = time.monotonic()
+    with qtbot.waitSignal(finetune.finished, timeout=5_000):
+        finetune.stop_button.changed.emit(True)
+    assert time.monotonic() - started < 3
+    assert finetune.start_button.enabled and not finetune.stop_button.enabled
+    assert state.busy == "" and not state.model.training
+    assert state.model.metadata["training_history"][-1]["iterations"] >= 1
+
+
+def test_cancel_prediction_takes_effect_quickly(qtbot, dock):
+    viewer, widget = dock
+    viewer.add_image(discs_image((512, 512)), name="large")
+    predict_widget = widget.predict
+    predict_widget.image_picker.select(viewer.layers["large"])
+    predict_widget.tile_size.value = predict_widget.tile_size.choices[1]  # smallest: many tiles
+    tile = predict_widget.tile_size.value
+    assert len(tile_layout(model_state(viewer).model, (512, 512), tile)[1]) > 1000
+    predict_widget.run_prediction()
+    qtbot.waitUntil(lambda: predict_widget.progress.value() > 0, timeout=30_000)
+    started = time.monotonic()
+    with qtbot.waitSignal(predict_widget.finished, timeout=5_000):
+        predict_widget.cancel_button.changed.emit(True)
+    assert time.monotonic() - started < 3
+    assert "large mask" not in viewer.layers
+    assert predict_widget.run_button.enabled and not predict_widget.cancel_button.enabled
+    assert model_state(viewer).busy == ""
+
+
+def test_closing_the_viewer_stops_a_running_finetune(qtbot, dock):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    widget.finetune.settings.iterations.value = 0
+    widget.finetune.settings.seconds.value = 600
+    model = model_state(viewer).model
+    worker = widget.finetune.start_finetune()
+    qtbot.waitUntil(lambda: len(widget.finetune.plot.iterations) >= 1, timeout=30_000)
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        viewer.close()
+    assert not model.training
+
+
+def test_stack_trains_on_annotated_slices_and_previews_the_slice_in_view(qtbot, dock):
+    viewer, widget = dock
+    stack = np.stack([discs_image(seed=k) for k in range(3)])
+    viewer.add_image(stack, name="stack")
+    widget.annotate.image_picker.select(viewer.layers["stack"])
+    layer = widget.annotate.create_annotation_layer()
+    assert layer.data.shape == (3, 128, 128)
+    paint_strokes(layer.data[2])
+    viewer.dims.set_current_step(0, 1)
+    finetune = widget.finetune
+    finetune.image_picker.select(viewer.layers["stack"])
+    assert finetune.annotation_picker.layer is layer
+    finetune.settings.iterations.value = 2
+    run(qtbot, finetune, finetune.start_finetune)
+    assert model_state(viewer).model.metadata["training_history"][-1]["annotated_slices"] == [[2]]
+    preview = viewer.layers["stack preview"].data
+    assert preview.shape == (3, 128, 128)
+    assert preview[1].any() and not preview[0].any() and not preview[2].any()
+
+
+def test_geometry_of_rgb_stack_and_channel_images():
+    rgb = napari.layers.Image(np.zeros((4, 32, 48, 3)), rgb=True)
+    geometry = ImageGeometry.of(rgb, in_channels=1)
+    assert geometry.spatial_shape == (4, 32, 48) and geometry.leading_shape == (4,)
+    assert geometry.read_plane(rgb.data, (1,), 1).shape == (1, 32, 48)
+    channels = napari.layers.Image(np.zeros((2, 5, 32, 48)))
+    geometry = ImageGeometry.of(channels, in_channels=2)
+    assert geometry.channel_axis == 0 and geometry.spatial_shape == (5, 32, 48)
+    assert geometry.read_plane(channels.data, (3,), 2).shape == (2, 32, 48)
+    labels = np.zeros((3, 2, 8, 8), np.uint8)
+    labels[1, 0, 2, 2] = labels[2, 1, 0, 0] = 1
+    assert annotated_planes(labels, 2) == [(1, 0), (2, 1)]
+
+
+def test_separate_docks_share_one_model_go_back_and_let_go(
+    qtbot, make_napari_viewer, tmp_path, notifications
+):
+    viewer = make_napari_viewer()
+    _, model_widget = viewer.window.add_plugin_dock_widget("napari-unet", "Model")
+    _, predict_widget = viewer.window.add_plugin_dock_widget("napari-unet", "Predict")
+    assert isinstance(model_widget, ModelWidget) and isinstance(predict_widget, PredictWidget)
+    assert model_widget.state is predict_widget.state is model_state(viewer)
+    first = model_widget.state.model
+    tiny = new_model(ModelConfig(base_features=4, depth=2, padding="same"))
+    model_widget.use_model(tiny, "tiny")
+    assert predict_widget.tile_size.value == default_tile_size(tiny)
+    assert all(size % 4 == 0 for size in predict_widget.tile_size.choices[1:])
+    path = model_widget.save(tmp_path / "tiny")
+    assert path == tmp_path / "tiny.safetensors" and path.is_file()
+    model_widget.source.value = FROM_FILE
+    model_widget.checkpoint_file.value = path
+    assert model_widget.load()
+    assert model_widget.state.name == "tiny.safetensors"
+    assert model_widget.state.model.config == tiny.config
+    assert model_widget.go_back() and model_widget.state.model is tiny
+    assert model_widget.go_back() and model_widget.state.model is first
+    (tmp_path / "broken.safetensors").write_bytes(b"not a checkpoint")
+    model_widget.source.value = FROM_FILE
+    model_widget.checkpoint_file.value = tmp_path / "broken.safetensors"
+    assert not model_widget.load()
+    assert any("Could not load" in n.message for n in notifications)
+    assert model_widget.state.model is first
+
+    # a closed dock stops listening to the viewer
+    inserted = viewer.layers.events.inserted
+    listening = len(inserted.callbacks)
+    viewer.window.remove_dock_widget(predict_widget)
+    predict_widget.deleteLater()
+    qtbot.wait(50)
+    layer = viewer.add_labels(np.zeros((64, 64), np.uint8), name="later")
+    layer.name = "renamed"
+    assert len(inserted.callbacks) == listening - 1
