@@ -14,6 +14,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..inference import default_tile_size
+from ._evaluate import EvaluatePanel
 from ._layers import ImageGeometry, LayerPicker, class_colormap, image_data, placement_for
 from ._layers import show_output as put_output
 from ._predict_job import (
@@ -74,6 +75,7 @@ class PredictWidget(QWidget):
         self.progress.setRange(0, 1000)
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.evaluation = EvaluatePanel(self.viewer, self.image_picker)
         self._build_layout()
         self.run_button.changed.connect(self.run_prediction)
         self.cancel_button.changed.connect(self.cancel)
@@ -100,6 +102,7 @@ class PredictWidget(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.evaluation)
         layout.addStretch(1)
 
     def update_tile_sizes(self, *_: Any) -> None:

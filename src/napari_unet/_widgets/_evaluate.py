@@ -1,0 +1,103 @@
+"""Metrics of the current prediction against a ground-truth layer (part of Predict)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import napari
+import numpy as np
+from magicgui.widgets import ComboBox, Container, PushButton
+from napari.layers import Labels
+from napari.utils.notifications import show_error
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from ..metrics import evaluate
+from ._layers import LayerPicker, find_output
+
+KINDS = {
+    "instances": ("instances", "objects matched one-to-one by IoU (F1, precision, recall)"),
+    "membranes": ("mask", "ISBI 2012: pixel error, Rand error, information error"),
+    "semantic": ("mask", "IoU and Dice per class"),
+}
+
+
+class EvaluatePanel(QWidget):
+    """Pick a ground-truth Labels layer and see the metrics of the plugin's prediction.
+
+    The prediction is this plugin's "<image> instances" (kind "instances") or
+    "<image> mask" (kinds "membranes" and "semantic") layer for the image chosen
+    in ``image_picker``. For stacks, the slice in view is evaluated.
+    """
+
+    def __init__(self, viewer: napari.viewer.Viewer, image_picker: LayerPicker) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.image_picker = image_picker
+        self.truth_picker = LayerPicker(viewer, Labels, "Ground truth")
+        self.kind = ComboBox(label="Metrics", choices=list(KINDS), value="instances")
+        self.evaluate_button = PushButton(text="Evaluate the prediction")
+        self.result = QLabel("")
+        self.result.setWordWrap(True)
+        self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        settings = Container(widgets=[self.truth_picker.combo, self.kind, self.evaluate_button])
+        settings.margins = (0, 0, 0, 0)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(settings.native)
+        layout.addWidget(self.result)
+        self.evaluate_button.changed.connect(self.run)
+
+    def run(self, *_: Any) -> dict[str, Any] | None:
+        """Compute and show the metrics; returns them (None with a notification on failure)."""
+        try:
+            scores = self._scores()
+        except ValueError as error:
+            self.result.setText("")
+            show_error(str(error))
+            return None
+        self.result.setText(format_scores(scores))
+        return scores
+
+    def _scores(self) -> dict[str, Any]:
+        image, truth = self.image_picker.combo.value, self.truth_picker.combo.value
+        if image is None or truth is None:
+            raise ValueError("Choose an image and a ground-truth Labels layer first.")
+        role, _ = KINDS[self.kind.value]
+        prediction = find_output(self.viewer, f"{image.name} {role}", Labels)
+        if prediction is None:
+            raise ValueError(
+                f"Run Predict on “{image.name}” first: no “{image.name} {role}” layer."
+            )
+        predicted, true = np.asarray(prediction.data), np.asarray(truth.data)
+        if predicted.shape != true.shape:
+            raise ValueError(
+                f"The ground truth has shape {true.shape} but the prediction {predicted.shape}; "
+                "pick the ground truth of this image."
+            )
+        if predicted.ndim > 2:  # a stack: the slice in view
+            index = tuple(self.viewer.dims.current_step[: predicted.ndim - 2])
+            predicted, true = predicted[index], true[index]
+        return evaluate(predicted, true, kind=self.kind.value)
+
+
+def format_scores(scores: dict[str, Any]) -> str:
+    """A few lines of the headline numbers of :func:`napari_unet.metrics.evaluate`."""
+    kind = scores.get("kind")
+    if kind == "instances":
+        row = next(r for r in scores["instances"] if abs(r["threshold"] - 0.5) < 1e-9)
+        return (
+            f"At IoU 0.5: F1 {row['f1']:.3f}, precision {row['precision']:.3f}, recall "
+            f"{row['recall']:.3f} ({row['tp']} matched, {row['fp']} extra, {row['fn']} missed); "
+            f"mean matched IoU {row['mean_matched_iou']:.3f}"
+        )
+    if kind == "membranes":
+        return ", ".join(
+            f"{key.replace('_', ' ')} {scores[key]:.4f}"
+            for key in ("pixel_error", "rand_error", "info_error")
+            if key in scores
+        )
+    numbers = {k: v for k, v in scores.items() if isinstance(v, float)}
+    per_class = scores.get("iou", {})
+    classes = ", ".join(f"class {k}: IoU {v:.3f}" for k, v in per_class.items())
+    return "; ".join([classes, *(f"{k.replace('_', ' ')} {v:.4f}" for k, v in numbers.items())])

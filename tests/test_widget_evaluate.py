@@ -1,0 +1,46 @@
+"""The Evaluate panel of the Predict section: metrics of the prediction against a truth layer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.utils.notifications import notification_manager
+
+from napari_unet._widgets import PredictWidget, model_state
+from napari_unet.checkpoint import new_model
+from napari_unet.config import ModelConfig
+from napari_unet.matching import match_instances
+
+pytestmark = pytest.mark.gui
+
+
+def test_metrics_of_the_prediction_against_a_truth_layer(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    truth = np.zeros((64, 64), np.uint32)
+    truth[8:24, 8:24], truth[40:56, 30:50] = 1, 2
+    viewer.add_image(truth.astype(np.float32) > 0, name="blobs")
+    viewer.add_labels(truth, name="truth")
+    widget = PredictWidget(viewer)
+    model_state(viewer).set_model(new_model(ModelConfig(base_features=4, depth=2)), "tiny")
+    widget.image_picker.combo.value = viewer.layers["blobs"]
+    widget.device.value = "cpu"
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    widget.evaluation.truth_picker.combo.value = viewer.layers["truth"]
+    assert widget.evaluation.run() is None  # nothing predicted yet: a notification, no crash
+    assert any("Run Predict" in str(n.message) for n in seen)
+    notification_manager.notification_ready.disconnect(seen.append)
+
+    with qtbot.waitSignal(widget.finished, timeout=30_000):
+        widget.run_prediction()
+    scores = widget.evaluation.run()
+    predicted = viewer.layers["blobs instances"].data
+    expected = match_instances(predicted, truth, threshold=0.5)
+    at_half = next(row for row in scores["instances"] if row["threshold"] == 0.5)
+    assert at_half["f1"] == pytest.approx(expected["f1"])
+    assert "F1" in widget.evaluation.result.text()
+
+    widget.evaluation.kind.value = "semantic"
+    semantic = widget.evaluation.run()
+    assert set(semantic["iou"]) >= {"1"} and 0 <= semantic["pixel_error"] <= 1
+    assert np.array_equal(viewer.layers["truth"].data, truth)  # the user's layer is untouched
