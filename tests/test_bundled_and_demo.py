@@ -1,0 +1,63 @@
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unet import load_model, predict
+from napari_unet.checkpoint import bundled_models
+from napari_unet.cli import main
+
+
+@pytest.mark.parametrize("name", ["em-membranes", "nuclei"])
+def test_bundled_model_is_small_documented_and_runs(name):
+    path = bundled_models()[name]
+    assert path.stat().st_size <= 10 * 2**20
+    model = load_model(name)
+    assert model.config.padding == "valid"
+    assert model.metadata["trained_on"] and "held out" in model.metadata["trained_on"]
+    assert len(model.metadata["class_names"]) == model.config.n_classes == 2
+    assert model.metadata["training_history"]
+    probabilities = predict(np.random.default_rng(0).random((50, 70)), model)
+    assert probabilities.shape == (2, 50, 70) and np.isfinite(probabilities).all()
+
+
+def test_models_command_lists_bundled_models(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "em-membranes" in out and "nuclei" in out
+
+
+def test_bundled_name_accepted_where_a_path_is(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "cells.tif", np.random.default_rng(0).random((60, 60)))
+    args = ["predict", str(tmp_path / "cells.tif"), "--model", "nuclei", "--output"]
+    assert main([*args, str(tmp_path / "out")]) == 0
+    assert tifffile.imread(tmp_path / "out" / "cells_mask.tif").shape == (60, 60)
+    assert main(["info", "em-membranes"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["class_names"][0] == "membrane"
+
+
+def test_demo_writes_everything(tmp_path, capsys):
+    out = tmp_path / "demo"
+    args = ["demo", "--output", str(out), "--size", "160", "--seconds", "2", "--device", "cpu"]
+    assert main(args) == 0
+    for name in (
+        "mask.tif",
+        "instances.tif",
+        "probabilities.tif",
+        "weight_map.tif",
+        "finetuned.safetensors",
+        "demo.png",
+        "summary.json",
+        "scribbles.tif",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 <= summary["before"]["f1"] <= 1 and 0 <= summary["after"]["f1"] <= 1
+    assert summary["iterations"] >= 1
+    mask = tifffile.imread(out / "mask.tif")
+    assert mask.shape == (160, 160) and set(np.unique(mask)) <= {1, 2}
+    weights = tifffile.imread(out / "weight_map.tif")
+    assert weights.dtype == np.float32 and weights.max() > 1.5  # border term between nuclei
+    assert load_model(out / "finetuned.safetensors").metadata["parent"] == "nuclei"
+    assert "F1 at IoU 0.5" in capsys.readouterr().out
