@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread: the tests use tiny arrays, and on a busy 2-core machine two
+    threads stall each other (measured 9x slower), which makes test times erratic."""
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -17,6 +26,8 @@ def shared_data() -> Path:
     from napari_unet.data import data_dir
 
     folder = data_dir()
+    if not folder.is_dir() and os.environ.get("CI"):
+        pytest.fail(f"real data folder {folder} not found (CI must provide ../shared/data)")
     if not folder.is_dir():
         pytest.skip(
             f"real data folder {folder} not found; set NAPARI_UNET_DATA to the folder "

@@ -312,4 +312,4 @@ def test_separate_docks_share_one_model_go_back_and_let_go(
     qtbot.wait(50)
     layer = viewer.add_labels(np.zeros((64, 64), np.uint8), name="later")
     layer.name = "renamed"
-    assert len(inserted.callbacks) == listening - 1
+    assert len(inserted.callbacks) == listening - 2  # its image and ground-truth pickers
