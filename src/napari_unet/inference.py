@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -16,6 +18,19 @@ from .model import UNet
 from .tiling import Tile, plan_tiles, read_mirrored
 
 StopFlag = Callable[[], bool] | threading.Event | None
+
+#: On the CPU, feed tiles to the network in channels-last (NHWC) memory layout:
+#: oneDNN's NHWC convolutions were 1.45x faster than NCHW ones for a 572 x 572
+#: tile of the bundled network (benchmarks/results_performance.md). The results
+#: are the same up to float rounding. False gives the plain NCHW path.
+CHANNELS_LAST_ON_CPU: bool = True
+
+#: On the CPU, at most this many tiles go through the network in one forward pass
+#: (a larger ``batch_size`` still groups the reading and the progress reports).
+#: The activations of one 572 x 572 tile (about 20 MB per 16-channel feature map)
+#: already fill the last-level cache: with channels-last, a pass over 4 tiles took
+#: 2x longer per tile than passes of 1 (benchmarks/results_performance.md).
+CPU_TILES_PER_PASS: int = 1
 
 
 class Cancelled(RuntimeError):
@@ -168,21 +183,68 @@ def iter_predict(
     )
     tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size)
     model = model.to(torch_device).eval()
-    done = 0
+    done = released_rows = 0
     yield Progress(0, len(tiles))
     for first in range(0, len(tiles), batch_size):
         if is_stopped(stop):
             raise Cancelled("prediction cancelled")
         batch = tiles[first : first + batch_size]
         blocks = [_read_tile(image, tile, tile_shape) for tile in batch]
-        inputs = torch.from_numpy(normalize(np.stack(blocks), offset, scale))
+        inputs = _to_device(normalize(np.stack(blocks), offset, scale), torch_device)
+        per_pass = CPU_TILES_PER_PASS if torch_device.type == "cpu" else len(batch)
         with torch.inference_mode():
-            scores = model(inputs.to(torch_device))
+            scores = torch.cat([model(part) for part in inputs.split(max(1, per_pass))])
             probabilities = torch.softmax(scores, dim=1).float().cpu().numpy()
         for tile, tile_probabilities in zip(batch, probabilities):
             out[(slice(None), *tile.keep)] = tile_probabilities[(slice(None), *tile.crop())]
         done += len(batch)
+        finished_rows = tiles[done].y.keep_start if done < len(tiles) else out.shape[-2]
+        if finished_rows > released_rows:
+            _release_rows(out, released_rows, finished_rows)
+            released_rows = finished_rows
         yield Progress(done, len(tiles))
+
+
+def _to_device(blocks: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A (N, C, Y, X) float32 batch as a tensor on ``device`` (channels-last on the CPU)."""
+    inputs = torch.from_numpy(blocks).to(device)
+    if device.type == "cpu" and CHANNELS_LAST_ON_CPU:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+def _release_rows(out: Any, start: int, stop: int) -> None:
+    """Drop the finished rows ``[start, stop)`` of a writable memory-mapped ``out`` from memory.
+
+    Rows written into a shared file mapping stay resident (and count towards the
+    process's memory) until the kernel needs the memory. Unmapping them from the
+    process (``MADV_DONTNEED``) keeps their data: it is in the page cache and
+    reaches the file as usual, and reading them again maps it back. Anything
+    else (plain arrays, copy-on-write maps, zarr, non-contiguous views,
+    platforms without ``madvise``) is left alone; this only bounds memory.
+    """
+    buffer = getattr(out, "_mmap", None)
+    if (
+        not isinstance(out, np.memmap)
+        or not isinstance(buffer, mmap.mmap)
+        or out.mode not in ("r+", "w+")
+        or not out.flags.c_contiguous
+        or not hasattr(mmap, "MADV_DONTNEED")
+    ):
+        return
+    try:
+        anchor = ctypes.c_char.from_buffer(buffer)
+        base = ctypes.addressof(anchor)
+        del anchor
+        row_bytes = out.strides[-2]
+        page = mmap.PAGESIZE
+        for channel in range(int(np.prod(out.shape[:-2], dtype=np.int64))):
+            first = out.ctypes.data + channel * out.shape[-2] * row_bytes + start * row_bytes
+            begin = (first - base) // page * page
+            end = first - base + (stop - start) * row_bytes
+            buffer.madvise(mmap.MADV_DONTNEED, begin, min(end, len(buffer)) - begin)
+    except (AttributeError, BufferError, OSError, TypeError, ValueError):
+        return
 
 
 def _read_tile(image: Any, tile: Tile, tile_shape: tuple[int, int]) -> np.ndarray:
@@ -214,7 +276,8 @@ def predict(
         None: one pass over the whole mirror-padded image. An image smaller than
         a tile is done in one smaller tile.
     batch_size : int
-        Tiles per forward pass.
+        Tiles per forward pass (on the CPU, tiles read together; they go through the
+        network :data:`CPU_TILES_PER_PASS` at a time, which is faster there).
     device : str or torch.device or None
         "auto"/None (CUDA, else MPS, else CPU), "cpu", "cuda", "mps".
     progress : callable

@@ -1,0 +1,213 @@
+"""Benchmark fine-tuning: iterations/s, training megapixels/s, and one annotate-train-predict round.
+
+Sections:
+
+``throughput``
+    :func:`napari_unet.finetune` with the default :class:`~napari_unet.TrainConfig`
+    (patch ``sampling.default_patch_size(model)``, batch 4) for a fixed number of
+    iterations on a 1024 x 1024 synthetic image with simulated scribbles. Only the
+    training loop counts (``TrainProgress.elapsed``; the one-off weight map is
+    timed separately). Training megapixels/s counts the output pixels of the
+    patches (the pixels the loss sees) and, separately, the input pixels.
+    Also one forward + backward + Adam step on a batch in NCHW and in
+    channels-last layout (an experiment; ``finetune`` itself uses NCHW).
+``round``
+    One full round on a 1024 x 1024 image: simulated annotation (scribbles on
+    2 % of the pixels), ``finetune`` with the default 30 s budget, ``predict``
+    with the default tiles (572, batch 4) and the class mask.
+
+The model is the bundled ``em-membranes`` when installed, else a random U-Net of
+the same architecture (see ``bench_inference.py``).
+
+Usage::
+
+    python benchmarks/bench_training.py [--quick] [--repeats N] [--threads T] [--iterations N]
+
+Prints a markdown report on stdout (progress on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+from bench_inference import get_model, load_average, log, machine_lines
+
+from napari_unet import TrainConfig, UNet, class_mask, finetune, predict
+from napari_unet.config import TileConfig
+from napari_unet.sampling import default_patch_size
+from napari_unet.synthetic import simulate_scribbles, synthetic_nuclei
+from napari_unet.training import weighted_loss
+from napari_unet.weights import annotation_from_instances
+
+
+def training_data(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A synthetic image, its dense annotation and simulated scribbles (2 % of the pixels)."""
+    n_nuclei = max(4, size * size // 3500)
+    image, instances = synthetic_nuclei((size, size), n_nuclei, seed)
+    dense = annotation_from_instances(instances)
+    scribbles = simulate_scribbles(dense, seed, fraction=0.02)
+    return image, dense, scribbles
+
+
+def run_finetune(
+    model: UNet, image: np.ndarray, scribbles: np.ndarray, config: TrainConfig
+) -> tuple[float, float, int]:
+    """(wall seconds, training-loop seconds, iterations) of one ``finetune`` call."""
+    start = time.perf_counter()
+    reports = list(finetune(model, [image], [scribbles], config, report_every=10**9))
+    wall = time.perf_counter() - start
+    return wall, reports[-1].elapsed, reports[-1].iteration
+
+
+def bench_throughput(model: UNet, size: int, iterations: int, repeats: int) -> list[str]:
+    """Iterations/s and training Mpx/s at the default patch and batch."""
+    image, _, scribbles = training_data(size)
+    defaults = TrainConfig()
+    patch = defaults.patch_size or default_patch_size(model)
+    output = model.output_size(patch)
+    batch = defaults.batch_size
+    config = TrainConfig(seconds=None, iterations=iterations, device="cpu")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    run_finetune(model, image, scribbles, TrainConfig(seconds=None, iterations=2, device="cpu"))
+    load_before = load_average()
+    walls, loops = [], []
+    for repeat in range(repeats):
+        model.load_state_dict(state)
+        wall, loop, done = run_finetune(model, image, scribbles, config)
+        walls.append(wall)
+        loops.append(loop)
+        log(f"training repeat {repeat + 1}/{repeats}: {done} iterations in {loop:.2f} s")
+    model.load_state_dict(state)
+    loop = statistics.median(loops)
+    setup = statistics.median(w - x for w, x in zip(walls, loops))
+    rate = iterations / loop
+    lines = [
+        f"### Fine-tuning throughput ({size} x {size} image, scribbles on 2 % of the pixels)",
+        "",
+        f"Default `TrainConfig`: patch {patch} (output {output}), batch {batch}, Adam, "
+        f"elastic deformation on. {iterations} iterations per run, median of {repeats} runs. "
+        f"Load average before: {load_before}; after: {load_average()}.",
+        "",
+        "| quantity | value |",
+        "|---|---:|",
+        f"| training loop, {iterations} iterations (runs: "
+        f"{', '.join(f'{x:.2f}' for x in loops)} s) | {loop:.2f} s |",
+        f"| iterations/s | {rate:.2f} |",
+        f"| training Mpx/s, output pixels ({batch} x {output}^2 per iteration) | "
+        f"{rate * batch * output**2 / 1e6:.3f} |",
+        f"| training Mpx/s, input pixels ({batch} x {patch}^2 per iteration) | "
+        f"{rate * batch * patch**2 / 1e6:.3f} |",
+        f"| one-off setup per `finetune` call (weight map, checks), median | {setup:.2f} s |",
+    ]
+    lines += step_layouts(model, patch, batch, repeats)
+    lines.append("")
+    return lines
+
+
+def step_layouts(model: UNet, patch: int, batch: int, repeats: int) -> list[str]:
+    """One forward + backward + Adam step, NCHW against channels-last (an experiment)."""
+    output = model.output_size(patch)
+    generator = torch.Generator().manual_seed(0)
+    inputs = torch.randn(batch, 1, patch, patch, generator=generator)
+    labels = torch.randint(0, 3, (batch, output, output), generator=generator)
+    weights = torch.ones(batch, output, output)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = []
+    for name, layout in (
+        ("NCHW (as `finetune`)", torch.contiguous_format),
+        ("channels-last input and weights", torch.channels_last),
+    ):
+        model.to(memory_format=layout).train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)
+        data = inputs.contiguous(memory_format=layout)
+
+        def step(data: torch.Tensor = data, optimizer: torch.optim.Optimizer = optimizer) -> None:
+            loss = weighted_loss(model(data), labels, weights)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        step()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - start)
+        rows.append(f"| one training step, {name} | {statistics.median(times) * 1e3:.0f} ms |")
+    model.to(memory_format=torch.contiguous_format).eval()
+    model.load_state_dict(state)
+    return rows
+
+
+def bench_round(model: UNet, size: int, seconds: float) -> list[str]:
+    """Annotate (simulated) -> fine-tune -> predict -> mask on one image."""
+    load_before = load_average()
+    start = time.perf_counter()
+    image, dense, scribbles = training_data(size, seed=1)
+    annotated = time.perf_counter()
+    wall, loop, iterations = run_finetune(
+        model, image, scribbles, TrainConfig(seconds=seconds, device="cpu")
+    )
+    trained = time.perf_counter()
+    tiles = TileConfig()
+    probabilities = predict(
+        image, model, tile_size=tiles.tile_size, batch_size=tiles.batch_size, device="cpu"
+    )
+    mask = class_mask(probabilities)
+    finished = time.perf_counter()
+    accuracy = float(np.mean(mask == dense))
+    return [
+        f"### One annotate -> fine-tune -> predict round, {size} x {size}",
+        "",
+        f"Load average before: {load_before}; after: {load_average()}. One run.",
+        "",
+        "| stage | seconds |",
+        "|---|---:|",
+        f"| simulated annotation (synthetic image + scribbles; a user would draw these) | "
+        f"{annotated - start:.2f} |",
+        f"| `finetune` setup (weight map, checks) | {wall - loop:.2f} |",
+        f"| `finetune` training loop, {seconds:.0f} s budget ({iterations} iterations) | "
+        f"{loop:.2f} |",
+        f"| `predict` (tile {tiles.tile_size}, batch {tiles.batch_size}) + `class_mask` | "
+        f"{finished - trained:.2f} |",
+        f"| **total, fine-tune + predict** | **{finished - annotated:.2f}** |",
+        f"| (pixel accuracy of the mask against the dense synthetic labels) | {accuracy:.3f} |",
+        "",
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement")
+    parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    parser.add_argument("--iterations", type=int, default=20, help="iterations per timed run")
+    parser.add_argument("--seconds", type=float, default=30.0, help="budget of the round")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    size = 1024
+    if args.quick:
+        size, args.iterations, args.repeats, args.seconds = 256, 2, 2, 2.0
+    model, model_name = get_model()
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    lines = [
+        "## Fine-tuning performance",
+        "",
+        f"Started {started}. Command: `python {' '.join(sys.argv)}`",
+        "",
+        *machine_lines(args.threads),
+        f"- model: {model_name}; {model.describe()}",
+        "",
+    ]
+    lines += bench_throughput(model, size, args.iterations, args.repeats)
+    lines += bench_round(model, size, args.seconds)
+    print("\n".join(lines), flush=True)
+
+
+if __name__ == "__main__":
+    main()
