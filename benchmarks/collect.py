@@ -32,10 +32,13 @@ def main() -> None:
 
 
 def _demote(text: str) -> str:
-    """Make every section a level-2 (or deeper) heading under the file's title."""
-    lines = []
+    """Headings one level deeper when the file starts with a level-1 title (code blocks kept)."""
+    lines, in_code = [], False
+    demote = text.lstrip().startswith("# ")
     for line in text.splitlines():
-        if line.startswith("# "):
+        if line.startswith("```"):
+            in_code = not in_code
+        elif demote and not in_code and line.startswith("#"):
             line = "#" + line
         lines.append(line)
     return "\n".join(lines).rstrip() + "\n"
