@@ -105,3 +105,14 @@ def test_default_tile_size_is_paper_size():
 
 def test_constant_image_is_finite(valid_model):
     assert np.isfinite(predict(np.full((30, 30), 7, np.uint8), valid_model)).all()
+
+
+def test_usable_tile_sizes_all_work_and_the_next_smaller_does_not(valid_model):
+    from napari_unet.inference import usable_tile_sizes
+
+    sizes = usable_tile_sizes(valid_model, maximum=140)
+    assert sizes[0] == 100 and all(valid_model.is_valid_input_size(n) for n in sizes)
+    image = np.zeros((130, 130), np.float32)
+    assert not np.isnan(predict(image, valid_model, tile_size=sizes[0])).any()
+    with pytest.raises(ValueError, match="use at least 100"):
+        predict(image, valid_model, tile_size=92)

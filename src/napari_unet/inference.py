@@ -105,6 +105,11 @@ def default_tile_size(model: UNet, target: int = 572) -> int:
     return above
 
 
+def usable_tile_sizes(model: UNet, maximum: int = 1024) -> list[int]:
+    """Valid input tile edges up to ``maximum`` that keep some output after the context."""
+    return [size for size in model.valid_input_sizes(1, maximum) if _stride(model, size) > 0]
+
+
 def _stride(model: UNet, tile: int) -> int:
     """Output pixels kept per tile, a multiple of ``2 ** depth``."""
     if model.config.padding == "same":
@@ -122,7 +127,7 @@ def _axis_geometry(model: UNet, size: int, tile_size: int | None) -> tuple[int, 
     model.check_input_size(tile_size)
     stride = _stride(model, tile_size)
     if stride < 1:
-        smallest = next(s for s in model.valid_input_sizes() if _stride(model, s) > 0)
+        smallest = usable_tile_sizes(model, maximum=tile_size + 64 * model.size_multiple)[0]
         raise ValueError(
             f"tile size {tile_size} leaves no output after the context is removed; "
             f"use at least {smallest}"

@@ -13,7 +13,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from ..inference import default_tile_size
+from ..inference import default_tile_size, usable_tile_sizes
 from ._evaluate import EvaluatePanel
 from ._layers import ImageGeometry, LayerPicker, class_colormap, image_data, placement_for
 from ._layers import show_output as put_output
@@ -23,7 +23,6 @@ from ._predict_job import (
     PredictionRequest,
     PredictionResult,
     predict_job,
-    usable_tile_sizes,
 )
 from ._state import model_state, real_viewer
 from ._tasks import JobResult, available_devices, start_job
@@ -109,7 +108,7 @@ class PredictWidget(QWidget):
         """Offer the model's valid tile sizes, preselecting its default."""
         model = self.state.model
         default = default_tile_size(model)
-        sizes = usable_tile_sizes(model)
+        sizes = usable_tile_sizes(model, MAX_TILE_CHOICE)
         if default > MAX_TILE_CHOICE:
             sizes.append(default)
         self.tile_size.choices = ()  # magicgui keeps surviving items first: start afresh

@@ -20,19 +20,6 @@ MAX_TILE_CHOICE = 1024
 """Largest tile edge offered in the tile-size list (besides the model's default)."""
 
 
-def usable_tile_sizes(model: UNet, maximum: int = MAX_TILE_CHOICE) -> list[int]:
-    """Valid input tile edges that keep at least one stride of output after the context."""
-    if model.config.padding == "same":
-        keeps = [size for size in model.valid_input_sizes(1, maximum) if size > 2 * model.halo]
-    else:
-        keeps = [
-            size
-            for size in model.valid_input_sizes(1, maximum)
-            if model.output_size(size) >= model.size_multiple
-        ]
-    return keeps
-
-
 @dataclass
 class PredictionRequest:
     """Everything one prediction needs, gathered in the Qt thread.
