@@ -9,7 +9,6 @@ read from :func:`data_dir`. Synthetic data lives in :mod:`napari_unet.synthetic`
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 import tifffile
 from skimage import io as skimage_io
 
+from ._atomic import atomic_open
 from .synthetic import simulate_scribbles, synthetic_nuclei
 
 __all__ = [
@@ -145,17 +145,8 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:
     data = np.asarray(array)
     if data.dtype == bool:
         data = data.astype(np.uint8)
-    # a fresh name opened exclusively ("xb") gets the usual permissions (mkstemp's are 0600)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as stream:
-            tifffile.imwrite(stream, data, compression="zlib", photometric="minisblack")
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as stream:
+        tifffile.imwrite(stream, data, compression="zlib", photometric="minisblack")
     return path
 
 
