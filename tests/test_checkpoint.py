@@ -132,3 +132,27 @@ def test_torch_file_with_plain_tensors_is_accepted(tmp_path, small_model):
     tensors, metadata = read_checkpoint(path)
     torch.save({"state_dict": tensors, "napari_unet": json.dumps(metadata)}, tmp_path / "m.pt")
     assert load_model(tmp_path / "m.pt").config == small_model.config
+
+
+def test_paths_in_metadata_are_never_opened(tmp_path, small_model, monkeypatch):
+    bait = tmp_path / "bait"
+    small_model.metadata.update(
+        parent=str(bait / "parent.safetensors"),
+        source=str(bait),
+        trained_on=str(bait / "data.tif"),
+        file=str(bait / "x"),
+    )
+    path = save_model(small_model, tmp_path / "m.safetensors")
+    opened = []
+    real_open = open
+
+    def watching_open(file, *args, **kwargs):
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", watching_open)
+    model = load_model(path)
+    save_model(model, tmp_path / "again.safetensors")
+    assert not any("bait" in name for name in opened)
+    assert not bait.exists()
+    assert model.metadata["source"] == str(path)  # where it was really loaded from

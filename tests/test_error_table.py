@@ -15,6 +15,7 @@ import tifffile
 from napari_unet import ModelConfig, TrainConfig, finetune, load_model, predict, save_model
 from napari_unet.checkpoint import new_model
 from napari_unet.data import read_image, to_channels_first
+from napari_unet.volumes import annotated_slices
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 MODEL = new_model(ModelConfig(base_features=4, depth=2), seed=0)
@@ -58,6 +59,9 @@ CASES = {
     "annotation with one class only": lambda tmp: _train(_labels(2)),
     "annotation shape differs from the image": lambda tmp: _train(_labels(1, (60, 64))),
     "label value above the model's classes": lambda tmp: _train(_labels(5)),
+    "annotations on a slice the image does not have": lambda tmp: annotated_slices(
+        np.zeros((3, 32, 32)), np.pad(np.ones((1, 32, 32), np.uint8), ((4, 0), (0, 0), (0, 0)))
+    ),
     "image with NaN": lambda tmp: predict(np.full((32, 32), np.nan), MODEL),
     "image with inf": lambda tmp: predict(np.full((32, 32), np.inf), MODEL),
     "grayscale image for a 3-channel model": lambda tmp: to_channels_first(IMAGE, 3),

@@ -56,7 +56,9 @@ def test_same_padding_tiled_within_documented_tolerance():
     assert np.abs(tiled - whole).max() < 1e-4  # documented in the README
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.float64, bool])
+@pytest.mark.parametrize(
+    "dtype", [np.uint8, np.uint16, np.uint32, np.int32, np.int64, np.float32, np.float64, bool]
+)
 def test_any_numeric_dtype(valid_model, dtype):
     image = (np.random.default_rng(4).random((40, 30)) * 200).astype(dtype)
     probabilities = predict(image, valid_model, tile_size=108)
