@@ -1,14 +1,34 @@
-"""A live training-loss curve (matplotlib) for the Fine-tune section."""
+"""A live training-loss curve (matplotlib) for the Fine-tune section.
+
+The curve must not stall napari while a fine-tune runs: a full matplotlib draw
+(axes, ticks, legend, and the tight layout) takes 40-70 ms on a slow core, and
+two or three times that while the worker thread competes for the core and the
+GIL. So the layout is computed only when the canvas is cleared, resized or
+re-coloured; the axis limits grow in steps (1-2-5 for the iterations), so
+they rarely change; and in between, new points are drawn by blitting: the
+saved background of the axes is restored and only the two lines are drawn.
+"""
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
+from typing import Any
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 
 REDRAW_INTERVAL = 0.25
 """Seconds between two redraws while points keep arriving."""
+
+
+def axis_end(value: float, smallest: float = 10) -> float:
+    """The first of ``smallest`` and 1, 2, 5 x 10^k that is at least ``value``."""
+    if value <= smallest:
+        return smallest
+    power = 10.0 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
 
 
 class LossPlot(FigureCanvasQTAgg):
@@ -21,15 +41,18 @@ class LossPlot(FigureCanvasQTAgg):
     """
 
     def __init__(self, background: str = "#262930", foreground: str = "#f0f1f2") -> None:
-        figure = Figure(figsize=(3.2, 2.0), dpi=100, layout="tight")
+        figure = Figure(figsize=(3.2, 2.0), dpi=100)
         super().__init__(figure)
         self.axes = figure.add_subplot()
+        # animated: full draws leave the lines (and the legend) out; _on_draw adds them
         (self.raw_line,) = self.axes.plot(
-            [], [], color="#7fa7d9", linewidth=0.8, alpha=0.6, label="per iteration"
+            [], [], color="#7fa7d9", linewidth=0.8, alpha=0.6, label="per iteration", animated=True
         )
         (self.smooth_line,) = self.axes.plot(
-            [], [], color="#f59e0b", linewidth=2.0, label="moving average"
+            [], [], color="#f59e0b", linewidth=2.0, label="moving average", animated=True
         )
+        self._background: Any = None
+        self.mpl_connect("draw_event", self._on_draw)
         self.set_colours(background, foreground)
         self.iterations: list[int] = []
         self.losses: list[float] = []
@@ -47,8 +70,11 @@ class LossPlot(FigureCanvasQTAgg):
         self.axes.tick_params(colors=foreground, labelsize=8)
         self.axes.set_xlabel("iteration", color=foreground, fontsize=8)
         self.axes.set_ylabel("weighted loss", color=foreground, fontsize=8)
-        self.axes.legend(fontsize=7, frameon=False, labelcolor=foreground, loc="upper right")
-        self.draw_idle()
+        legend = self.axes.legend(
+            fontsize=7, frameon=False, labelcolor=foreground, loc="upper right"
+        )
+        legend.set_animated(True)  # drawn over the lines, as before blitting
+        self._full_draw(layout=True)
 
     def clear(self) -> None:
         """Forget all points."""
@@ -58,7 +84,7 @@ class LossPlot(FigureCanvasQTAgg):
         self._update_lines()
         self.axes.set_xlim(0, 10)
         self.axes.set_ylim(0, 1)
-        self.draw_idle()
+        self._full_draw(layout=True)
 
     def add(self, iteration: int, loss: float, smoothed: float) -> None:
         """Append one iteration's loss; redraws at most every ``REDRAW_INTERVAL`` s."""
@@ -69,14 +95,51 @@ class LossPlot(FigureCanvasQTAgg):
             self.redraw()
 
     def redraw(self) -> None:
-        """Draw all points now."""
+        """Draw all points now (blitting them when the axis limits stay as they are)."""
         self._last_draw = time.monotonic()
         self._update_lines()
         if self.iterations:
-            self.axes.set_xlim(0, max(10, self.iterations[-1]))
             top = max(max(self.losses), max(self.smoothed))
-            self.axes.set_ylim(0, top * 1.05 if top > 0 else 1)
+            limits = ((0.0, axis_end(self.iterations[-1])), (0.0, top * 1.05 if top > 0 else 1.0))
+            if limits != (self.axes.get_xlim(), self.axes.get_ylim()):  # rare: a full draw
+                self.axes.set_xlim(*limits[0])
+                self.axes.set_ylim(*limits[1])
+                self._full_draw()
+                return
+        self._blit_lines()
+
+    def resizeEvent(self, event: Any) -> None:
+        """Lay the figure out again for its new size."""
+        super().resizeEvent(event)
+        self._full_draw(layout=True)
+
+    def _full_draw(self, layout: bool = False) -> None:
+        """Draw everything at the next chance; with ``layout``, fit the margins first."""
+        if layout:
+            with warnings.catch_warnings():  # too small to fit: keep the previous margins
+                warnings.simplefilter("ignore", UserWarning)
+                self.figure.tight_layout()
+        self._background = None  # no blitting on an outdated background until the draw
         self.draw_idle()
+
+    def _on_draw(self, _event: Any) -> None:
+        """After a full draw: keep the empty axes for blitting, then draw the lines."""
+        self._background = self.copy_from_bbox(self.axes.bbox)
+        self._draw_animated()
+
+    def _blit_lines(self) -> None:
+        if self._background is None:  # a full draw is on its way: it draws the lines
+            return
+        self.restore_region(self._background)
+        self._draw_animated()
+        self.blit(self.axes.bbox)
+
+    def _draw_animated(self) -> None:
+        self.axes.draw_artist(self.raw_line)
+        self.axes.draw_artist(self.smooth_line)
+        legend = self.axes.get_legend()
+        if legend is not None:
+            self.axes.draw_artist(legend)
 
     def _update_lines(self) -> None:
         self.raw_line.set_data(self.iterations, self.losses)

@@ -5,6 +5,9 @@ returns its result. :func:`guarded` turns any failure into a :class:`JobResult`
 holding a sentence for the user, inside the worker thread, so no traceback ever
 escapes; :func:`start_job` wires the worker to the widget and makes sure the
 work stops when the widget goes away (the viewer is closed).
+
+How many CPU threads torch uses for a job can be set with :data:`JOB_THREADS`
+(see :func:`torch_threads` for why it is set in the worker thread itself).
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ import inspect
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import torch
 from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import QWidget
@@ -28,6 +33,17 @@ from ..sampling import AnnotationError
 from ..training import TrainingError
 
 log = logging.getLogger(__name__)
+
+JOB_THREADS: int | None = None
+"""Torch CPU threads of a widget's jobs; None: torch's own count (``torch.get_num_threads()``).
+
+Measured on 2 cores (``benchmarks/results_gui_load.md``): leaving napari's Qt
+thread a core (1 torch thread instead of 2) changed the event loop's longest
+stalls during fine-tuning and prediction by about 20 ms at most (they come
+from work in the Qt thread itself; torch releases the GIL while it computes)
+but made a prediction about 60 % slower, so by default torch keeps every
+core. Set e.g. ``os.cpu_count() - 1`` to keep a core free for other programs.
+"""
 
 
 @dataclass
@@ -145,8 +161,35 @@ def start_job(
     return worker
 
 
+def job_threads() -> int | None:
+    """Torch CPU threads for a job: :data:`JOB_THREADS` (at least 1), or None for torch's own."""
+    return None if JOB_THREADS is None else max(1, JOB_THREADS)
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Let torch use ``count`` CPU threads in the calling thread, and restore the count after.
+
+    ``torch.set_num_threads`` sets a process-wide default, but with OpenMP each
+    thread keeps the count it had when it first computed: a worker thread of
+    Qt's pool that ran an earlier job ignores a later change made in the Qt
+    thread. So the count is set in the worker thread itself, as :func:`_drive`
+    does when a job starts. None leaves the count as it is.
+    """
+    previous = torch.get_num_threads()
+    if count is None or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 def _drive(job: Generator[Any, None, Any]) -> Generator[Any, None, Any]:
-    return (yield from job)
+    with torch_threads(job_threads()):  # runs in the worker thread
+        return (yield from job)
 
 
 def _abandon(worker: GeneratorWorker, stop: threading.Event, *_: Any) -> None:

@@ -1,0 +1,232 @@
+"""The widgets under load: no threads or memory left behind, and a Qt event loop that keeps serving.
+
+A quick version of ``benchmarks/bench_gui_load.py`` (see
+``benchmarks/results_gui_load.md`` for the full figures).
+"""
+
+from __future__ import annotations
+
+import gc
+import threading
+import time
+
+import numpy as np
+import psutil
+import pytest
+import torch
+from napari.qt.threading import WorkerBase
+from qtpy.QtCore import Qt, QThreadPool, QTimer
+from qtpy.QtWidgets import QWidget
+
+from napari_unet._widgets import UNetWidget, _tasks, model_state
+from napari_unet.checkpoint import new_model
+from napari_unet.config import ModelConfig
+
+pytestmark = pytest.mark.gui
+
+CYCLES = 10
+RSS_GROWTH_LIMIT_MB = 50
+LONGEST_STALL_LIMIT_MS = 1000  # generous for noisy CI machines; the benchmark has the figures
+
+
+def os_threads() -> int:
+    """The process's thread count as the kernel sees it."""
+    return psutil.Process().num_threads()
+
+
+def rss_mb() -> float:
+    """Resident set size in MB, after a garbage collection."""
+    gc.collect()
+    return psutil.Process().memory_info().rss / 1e6
+
+
+def discs(shape: tuple[int, int] = (128, 128), seed: int = 0) -> np.ndarray:
+    """Bright discs on a dark noisy background."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    image = np.zeros(shape, np.float32)
+    for cy, cx in [(30, 30), (30, 90), (70, 60), (100, 25), (100, 100)]:
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 < 12**2] = 1.0
+    return image + np.random.default_rng(seed).normal(0, 0.2, shape).astype(np.float32)
+
+
+@pytest.fixture
+def short_pool_expiry():
+    """Idle threads of Qt's global pool exit after 0.3 s instead of 30 s (restored after)."""
+    pool = QThreadPool.globalInstance()
+    expiry = pool.expiryTimeout()
+    pool.setExpiryTimeout(300)
+    yield pool
+    pool.setExpiryTimeout(expiry)
+
+
+@pytest.fixture
+def loaded_dock(make_napari_viewer):
+    """A viewer with the discs image, painted strokes and the U-Net dock holding a tiny model."""
+    viewer = make_napari_viewer()
+    viewer.add_image(discs(), name="discs")
+    widget = UNetWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="U-Net")
+    widget.model.use_model(new_model(ModelConfig(base_features=4, depth=2), seed=0), "tiny")
+    layer = widget.annotate.create_annotation_layer()
+    layer.data[28:33, 20:40] = 2
+    layer.data[68:72, 50:70] = 2
+    layer.data[5:9, 5:120] = 1
+    layer.data[118:122, 40:90] = 1
+    layer.refresh()
+    settings = widget.finetune.settings
+    settings.iterations.value = 0
+    settings.seconds.value = 600
+    settings.elastic.value = False
+    settings.device.value = "cpu"
+    widget.predict.device.value = "cpu"
+    return viewer, widget
+
+
+def finetune_cycle(qtbot, widget) -> None:
+    """Start a fine-tune, wait for a progress report (or 0.5 s), Stop, wait for the end."""
+    finetune = widget.finetune
+    assert finetune.start_finetune() is not None
+    started = time.monotonic()
+    qtbot.waitUntil(
+        lambda: bool(finetune.plot.iterations) or time.monotonic() - started > 0.5,
+        timeout=30_000,
+    )
+    with qtbot.waitSignal(finetune.finished, timeout=30_000):
+        finetune.stop()
+
+
+def predict_once(qtbot, widget) -> None:
+    with qtbot.waitSignal(widget.predict.finished, timeout=30_000):
+        assert widget.predict.run_prediction() is not None
+
+
+def settled(pool: QThreadPool) -> bool:
+    """No napari worker alive and nothing running in Qt's thread pool."""
+    return not WorkerBase._worker_set and pool.activeThreadCount() == 0
+
+
+def test_many_runs_leave_no_threads_and_little_memory(qtbot, loaded_dock, short_pool_expiry):
+    viewer, widget = loaded_dock
+    pool = short_pool_expiry
+    for _ in range(2):  # warm-up: torch's allocator, the optimizer, the output layers
+        finetune_cycle(qtbot, widget)
+        predict_once(qtbot, widget)
+    qtbot.waitUntil(lambda: settled(pool), timeout=10_000)
+    qtbot.wait(700)  # the pool's idle threads expire
+    threads, python_threads, rss = os_threads(), threading.active_count(), rss_mb()
+
+    for _ in range(CYCLES):
+        finetune_cycle(qtbot, widget)
+        predict_once(qtbot, widget)
+
+    qtbot.waitUntil(lambda: settled(pool), timeout=10_000)
+
+    def back_to_baseline() -> None:
+        assert os_threads() <= threads, f"{os_threads()} OS threads, {threads} before the cycles"
+
+    qtbot.waitUntil(back_to_baseline, timeout=10_000)
+    assert threading.active_count() == python_threads
+    growth = rss_mb() - rss
+    assert growth < RSS_GROWTH_LIMIT_MB, f"RSS grew by {growth:.1f} MB over {CYCLES} cycles"
+    state = model_state(viewer)
+    assert state.busy == "" and widget.finetune.worker is None and widget.predict.worker is None
+    assert "discs mask" in viewer.layers
+
+
+class Ticks:
+    """A 20 ms precise QTimer that records when it fires."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(20)
+        self.timer.timeout.connect(lambda: self.times.append(time.perf_counter()))
+
+    def __enter__(self) -> Ticks:
+        self.times = [time.perf_counter()]
+        self.timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.timer.stop()
+        self.times.append(time.perf_counter())
+
+    @property
+    def longest_gap_ms(self) -> float:
+        return float(np.diff(self.times).max() * 1000)
+
+
+@pytest.mark.parametrize("job", ["fine-tune", "prediction"])
+def test_event_loop_keeps_serving_during_a_run(qtbot, loaded_dock, job):
+    viewer, widget = loaded_dock
+    finetune, predict = widget.finetune, widget.predict
+    finetune.settings.seconds.value = 3
+    finetune.settings.live_preview.value = True
+    if job == "prediction":
+        viewer.add_image(discs((1024, 1024), seed=1), name="large")
+        predict.image_picker.select(viewer.layers["large"])
+        predict.tile_size.value = 124  # about 180 tiles: a run of a few seconds
+        predict_once(qtbot, widget)  # creates the output layers: napari's one-off cost
+    else:
+        finetune_cycle(qtbot, widget)  # the first optimizer imports torch._dynamo: one-off
+    started = time.perf_counter()
+    with Ticks() as ticks:
+        if job == "fine-tune":
+            with qtbot.waitSignal(finetune.finished, timeout=60_000):
+                assert finetune.start_finetune() is not None
+        else:
+            predict_once(qtbot, widget)
+    seconds = time.perf_counter() - started
+    assert seconds > 0.5, "the run was too short to tell anything"
+    assert ticks.longest_gap_ms < LONGEST_STALL_LIMIT_MS, (ticks.longest_gap_ms, seconds)
+    assert len(ticks.times) > seconds / 0.1  # it ticked all along, not only between stalls
+
+
+def test_job_threads_are_set_in_the_worker_and_restored(qtbot, monkeypatch):
+    def job():
+        yield torch.get_num_threads()
+        return "done"
+
+    def run_job() -> tuple[list[int], list[_tasks.JobResult]]:
+        seen: list[int] = []
+        results: list[_tasks.JobResult] = []
+        finished: list[bool] = []
+        _tasks.start_job(
+            owner,
+            job(),
+            "Test",
+            threading.Event(),
+            on_yield=seen.append,
+            on_result=results.append,
+            on_finish=lambda: finished.append(True),
+            release=lambda: None,
+        )
+        qtbot.waitUntil(lambda: bool(finished), timeout=10_000)
+        return seen, results
+
+    owner = QWidget()
+    before = torch.get_num_threads()
+    monkeypatch.setattr(_tasks, "JOB_THREADS", 1)
+    seen, results = run_job()
+    assert seen == [1] and results[0].value == "done"
+    assert torch.get_num_threads() == before  # the Qt thread's count is left alone
+    monkeypatch.setattr(_tasks, "JOB_THREADS", None)
+    seen, _ = run_job()  # most likely in the same pool thread: its count was restored
+    assert seen == [before]
+
+
+def test_closing_the_viewer_stops_a_running_prediction(qtbot, loaded_dock):
+    viewer, widget = loaded_dock
+    predict = widget.predict
+    viewer.add_image(discs((512, 512), seed=2), name="large")
+    predict.image_picker.select(viewer.layers["large"])
+    predict.tile_size.value = predict.tile_size.choices[1]  # the smallest: over 1000 tiles
+    worker = predict.run_prediction()
+    assert worker is not None
+    qtbot.waitUntil(lambda: predict.progress.value() > 0, timeout=30_000)
+    started = time.monotonic()
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        viewer.close()
+    assert time.monotonic() - started < 5
+    qtbot.waitUntil(lambda: not WorkerBase._worker_set, timeout=5_000)
