@@ -154,14 +154,7 @@ def _print_summary(output: Path, summary: dict[str, Any]) -> None:
 
 def open_gui(args: argparse.Namespace) -> dict[str, Any]:
     """Open napari with the sample, the scribbles layer and the U-Net widgets docked."""
-    import napari
+    from ._widgets._demo_gui import show_demo
 
-    from ._widgets import UNetWidget
-
-    sample = demo_sample(args.size)
-    viewer = napari.Viewer(title="napari-unet demo")
-    viewer.add_image(sample["image"], name="nuclei", colormap="gray")
-    viewer.add_labels(sample["scribbles"], name="nuclei annotations")
-    viewer.window.add_dock_widget(UNetWidget(viewer), name="U-Net", area="right")
-    napari.run()
+    show_demo(demo_sample(args.size))
     return {}

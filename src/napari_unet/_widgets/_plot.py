@@ -6,7 +6,8 @@ two or three times that while the worker thread competes for the core and the
 GIL. So the layout is computed only when the canvas is cleared, resized or
 re-coloured; the axis limits grow in steps (1-2-5 for the iterations), so
 they rarely change; and in between, new points are drawn by blitting: the
-saved background of the axes is restored and only the two lines are drawn.
+saved background of the axes is restored and only the two lines and the legend
+are drawn (about 7 ms instead of 40-70 ms).
 """
 
 from __future__ import annotations

@@ -40,9 +40,10 @@ JOB_THREADS: int | None = None
 Measured on 2 cores (``benchmarks/results_gui_load.md``): leaving napari's Qt
 thread a core (1 torch thread instead of 2) changed the event loop's longest
 stalls during fine-tuning and prediction by about 20 ms at most (they come
-from work in the Qt thread itself; torch releases the GIL while it computes)
-but made a prediction about 60 % slower, so by default torch keeps every
-core. Set e.g. ``os.cpu_count() - 1`` to keep a core free for other programs.
+from work in the Qt thread itself; torch releases the GIL while it computes),
+but predictions took 60-80 % longer and fine-tuning ran up to 30 % fewer
+iterations. So by default torch keeps every core. Set e.g.
+``os.cpu_count() - 1`` to keep a core free for other programs.
 """
 
 

@@ -1,0 +1,18 @@
+"""``napari-unet demo --gui``: napari with the demo sample and the U-Net dock."""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+
+from ._unet import UNetWidget
+
+
+def show_demo(sample: dict[str, np.ndarray]) -> napari.Viewer:
+    """Open a viewer with the sample image, its scribbles and the widgets docked; run napari."""
+    viewer = napari.Viewer(title="napari-unet demo")
+    viewer.add_image(sample["image"], name="nuclei", colormap="gray")
+    viewer.add_labels(sample["scribbles"], name="nuclei annotations")
+    viewer.window.add_dock_widget(UNetWidget(viewer), name="U-Net", area="right")
+    napari.run()
+    return viewer
