@@ -6,7 +6,6 @@ import os
 import numpy as np
 import pytest
 import tifffile
-import torch
 import zarr
 
 from napari_unet import ModelConfig, load_model, predict, save_model
@@ -26,14 +25,6 @@ TILE = 56
 OPTIONS = PredictOptions(tile_size=TILE, device="cpu", threads=1)
 KINDS = ("prob", "mask", "instances")
 GOOD = [f"image{index}" for index in range(4)]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")

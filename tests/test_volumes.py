@@ -4,7 +4,6 @@ import threading
 
 import numpy as np
 import pytest
-import torch
 import zarr
 from scipy import ndimage
 
@@ -26,14 +25,6 @@ from napari_unet.volumes import (
 )
 
 TILE = 56  # a valid input size of a depth-2 network; keeps 16 x 16 output pixels
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
