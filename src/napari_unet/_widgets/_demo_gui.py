@@ -5,6 +5,7 @@ from __future__ import annotations
 import napari
 import numpy as np
 
+from ._layers import ANNOTATION_KEY, class_colormap
 from ._unet import UNetWidget
 
 
@@ -12,7 +13,10 @@ def show_demo(sample: dict[str, np.ndarray]) -> napari.Viewer:
     """Open a viewer with the sample image, its scribbles and the widgets docked; run napari."""
     viewer = napari.Viewer(title="napari-unet demo")
     viewer.add_image(sample["image"], name="nuclei", colormap="gray")
-    viewer.add_labels(sample["scribbles"], name="nuclei annotations")
+    annotations = viewer.add_labels(
+        sample["scribbles"], name="nuclei annotations", metadata={ANNOTATION_KEY: True}
+    )
+    annotations.colormap = class_colormap(2)  # the Annotate widget's class colours
     viewer.window.add_dock_widget(UNetWidget(viewer), name="U-Net", area="right")
     napari.run()
     return viewer
