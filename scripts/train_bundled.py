@@ -95,6 +95,11 @@ def train(name: str, threads: int, seed: int, start_phase: int = 1, init: str | 
             "--threads",
             str(threads),
             *recipe["train"],
+            # the committed weights were trained with a constant rate per phase, before
+            # the schedule existed (they were also kept by a loss smoothed over 10
+            # batches instead of today's ~50, so a rerun gives similar, not equal, weights)
+            "--lr-schedule",
+            "constant",
             "--description",
             recipe["description"],
             "--trained-on",

@@ -44,6 +44,27 @@ def test_predict_writes_three_files_per_input(tmp_path, checkpoint, image_files,
     assert "objects" in capsys.readouterr().out
 
 
+def test_predict_with_test_time_augmentation(tmp_path, checkpoint, image_files):
+    from napari_unet import load_model, predict
+
+    options = ["--model", str(checkpoint), "--tile-size", "56", "--device", "cpu"]
+    plain, augmented = tmp_path / "plain", tmp_path / "tta"
+    assert main(["predict", str(image_files[0]), *options, "--output", str(plain)]) == 0
+    assert (
+        main(["predict", str(image_files[0]), *options, "--output", str(augmented), "--tta"]) == 0
+    )
+    result = tifffile.imread(augmented / "first_prob.tif")
+    expected = predict(
+        tifffile.imread(image_files[0]),
+        load_model(checkpoint),
+        tile_size=56,
+        device="cpu",
+        test_time_augmentation=True,
+    )
+    np.testing.assert_allclose(result, expected, atol=1e-6)
+    assert np.abs(result - tifffile.imread(plain / "first_prob.tif")).max() > 1e-4
+
+
 def test_info_prints_metadata(checkpoint, capsys):
     assert main(["info", str(checkpoint)]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -86,10 +107,12 @@ def test_train_new_model_writes_checkpoint(tmp_path, capsys):
     out = tmp_path / "trained.safetensors"
     arch = ["--new", "--features", "4", "--depth", "2", "--padding", "same"]
     args = ["train", "--images", str(tmp_path / "im.tif"), "--labels", str(tmp_path / "lab.tif")]
-    assert main([*args, *arch, "--output", str(out), "--iterations", "3", "--seconds", "0"]) == 0
+    budget = ["--iterations", "3", "--seconds", "0", "--lr-schedule", "cosine"]
+    assert main([*args, *arch, "--output", str(out), *budget]) == 0
     assert main(["info", str(out)]) == 0
     info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert info["training_history"][0]["iterations"] == 3
+    assert info["training_history"][0]["train_config"]["lr_schedule"] == "cosine"
     assert info["model_config"]["padding"] == "same"
 
 

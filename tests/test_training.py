@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet import ModelConfig, TrainConfig, load_model, save_model
+from napari_unet import ModelConfig, TrainConfig, load_model, save_model, training
 from napari_unet.checkpoint import new_model
 from napari_unet.config import AugmentConfig
 from napari_unet.sampling import AnnotationError, PatchSampler, prepare_training_data
@@ -164,3 +164,106 @@ def test_parent_and_history_survive_a_save(tmp_path):
     child = load_model(save_model(model, tmp_path / "child.safetensors"))
     assert child.metadata["parent"] == str(path)
     assert len(child.metadata["training_history"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [("linear", [1.0, 0.75, 0.5, 0.25]), ("cosine", [1.0, 0.853553, 0.5, 0.146447])],
+)
+def test_learning_rate_follows_the_schedule_over_the_iteration_budget(
+    schedule, expected, monkeypatch
+):
+    used = []  # the rate each optimizer step actually applied
+    original_step = torch.optim.Adam.step
+
+    def spying_step(self, *args, **kwargs):
+        used.append(self.param_groups[0]["lr"])
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spying_step)
+    image, _, scribbles = _discs()
+    config = FAST.replace(learning_rate=2e-3, lr_schedule=schedule)
+    rates = [step.learning_rate for step in finetune(_small_model(), [image], [scribbles], config)]
+    np.testing.assert_allclose(used, 2e-3 * np.array(expected), rtol=1e-5)
+    assert rates == used
+
+
+def test_constant_schedule_keeps_the_learning_rate():
+    image, _, scribbles = _discs()
+    config = FAST.replace(learning_rate=2e-3, lr_schedule="constant")
+    rates = [step.learning_rate for step in finetune(_small_model(), [image], [scribbles], config)]
+    assert rates == [2e-3] * 4
+
+
+@pytest.mark.parametrize("options", [{"lr_schedule": "step"}, {"bn_recalibration": -1}])
+def test_bad_schedule_options_are_refused(options):
+    with pytest.raises(ValueError, match=next(iter(options))):
+        TrainConfig(**options)
+
+
+def _batch_norm_model():
+    return new_model(ModelConfig(base_features=4, depth=1, padding="same", batch_norm=True), seed=0)
+
+
+def test_batch_norm_statistics_are_recalibrated_for_the_final_weights():
+    # A constant image: every (mirrored, rotated, flipped) patch is the same constant
+    # patch, so the recalibrated statistics of the first batch norm are exactly the
+    # per-channel mean and variance of the first convolution's output on that patch.
+    image = np.full((64, 64), 7.0, np.float32)
+    scribbles = np.zeros((64, 64), np.uint8)
+    scribbles[10, 10:20], scribbles[40, 10:20] = 1, 2
+    model = _batch_norm_model()
+    config = FAST.replace(patch_size=32, bn_recalibration=3, learning_rate=1e-2)
+    train(model, [image], [scribbles], config)
+    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    first_norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    patch = prepare_training_data([image], [scribbles], model)[0].image[None, :, :32, :32]
+    patch = np.repeat(patch, config.batch_size, axis=0)  # the batches the statistics saw
+    with torch.no_grad():
+        features = first_conv(torch.from_numpy(patch))
+    torch.testing.assert_close(first_norm.running_mean, features.mean((0, 2, 3)))
+    torch.testing.assert_close(
+        first_norm.running_var, features.var((0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-6
+    )
+    assert int(first_norm.num_batches_tracked) == 3
+    assert first_norm.momentum == 0.1  # put back after the cumulative average
+    assert model.metadata["training_history"][-1]["bn_recalibration_passes"] == 3
+    assert not model.training
+
+
+def test_stopping_skips_the_recalibration_and_keeps_the_statistics():
+    image, _, scribbles = _discs()
+    model = _batch_norm_model()
+    stop = threading.Event()
+    config = TrainConfig(seconds=60, batch_size=2, bn_recalibration=3)
+    for step in finetune(model, [image], [scribbles], config, stop=stop):
+        if step.iteration == 2:
+            stop.set()
+    first_norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert int(first_norm.num_batches_tracked) in (0, 1, 2)  # the best weights' statistics
+    assert float(first_norm.running_var.min()) > 0
+    assert first_norm.momentum == 0.1
+    assert model.metadata["training_history"][-1]["bn_recalibration_passes"] == 0
+
+
+def test_by_default_the_running_averages_of_training_are_kept(monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("recalibrated although bn_recalibration is 0")
+
+    monkeypatch.setattr(training, "recalibrate_batch_norm", fail)
+    image, _, scribbles = _discs()
+    model = _batch_norm_model()
+    train(model, [image], [scribbles], FAST)
+    assert TrainConfig().bn_recalibration == 0
+    assert model.metadata["training_history"][-1]["bn_recalibration_passes"] == 0
+
+
+def test_smoothed_loss_is_the_bias_corrected_moving_average():
+    image, _, scribbles = _discs()
+    steps = list(finetune(_small_model(), [image], [scribbles], FAST.replace(iterations=6)))
+    losses = np.array([loss for _, loss in steps[-1].history])
+    beta = training.LOSS_SMOOTHING
+    weights = (1 - beta) * beta ** np.arange(len(losses))[::-1]
+    expected = (weights * losses).sum() / (1 - beta ** len(losses))
+    assert steps[0].smoothed_loss == pytest.approx(losses[0])
+    assert steps[-1].smoothed_loss == pytest.approx(expected, rel=1e-9)

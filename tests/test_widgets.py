@@ -120,9 +120,12 @@ def test_full_loop_annotate_finetune_predict(qtbot, dock):
 
     image = viewer.layers["discs"].data
     before = stroke_accuracy(state.model, image, strokes)
+    widget.finetune.settings.iterations.value = 25  # the rate decays to 0 over them
     run(qtbot, widget.finetune, widget.finetune.start_finetune)
     after = stroke_accuracy(state.model, image, strokes)
-    assert state.model.metadata["training_history"][-1]["iterations"] == 15
+    history = state.model.metadata["training_history"][-1]
+    assert history["iterations"] == 25
+    assert history["train_config"]["lr_schedule"] == "linear"
     assert state.model.metadata["training_history"][-1]["image_layer"] == "discs"
     assert after > before and after >= 0.9, (before, after)
     assert widget.finetune.start_button.enabled and not widget.finetune.stop_button.enabled
@@ -131,7 +134,7 @@ def test_full_loop_annotate_finetune_predict(qtbot, dock):
     preview = viewer.layers["discs preview"]
     assert isinstance(preview, napari.layers.Image) and preview.metadata[OUTPUT_KEY]
     assert preview.data.shape == (128, 128) and preview.data.dtype == np.float32
-    assert len(widget.finetune.plot.iterations) == 15
+    assert len(widget.finetune.plot.iterations) == 25
 
     with qtbot.waitSignal(widget.finetune.weights_finished, timeout=10_000):
         assert widget.finetune.show_loss_weights() is not None
@@ -179,6 +182,22 @@ def test_predict_again_replaces_outputs_and_leaves_user_layers(qtbot, dock):
     np.testing.assert_array_equal(viewer.layers["discs"].data, image_before)
     assert user_layer.name == "discs mask" and np.all(user_layer.data == 7)
     assert not user_layer.metadata.get(OUTPUT_KEY)
+
+
+def test_predict_with_test_time_augmentation(qtbot, dock):
+    viewer, widget = dock
+    widget.predict.test_time_augmentation.value = True
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    model = model_state(viewer).model
+    tile_size = widget.predict.tile_size.value or None
+    expected = predict(
+        viewer.layers["discs"].data, model, tile_size=tile_size, test_time_augmentation=True
+    )
+    np.testing.assert_allclose(
+        viewer.layers["discs probabilities"].data, expected[1], rtol=1e-5, atol=1e-6
+    )
+    plain = predict(viewer.layers["discs"].data, model, tile_size=tile_size)
+    assert np.abs(plain - expected).max() > 1e-4
 
 
 def test_failing_run_notifies_then_a_new_run_stops_quickly(qtbot, dock, notifications):

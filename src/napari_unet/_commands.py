@@ -86,6 +86,7 @@ def run_predict(args: argparse.Namespace) -> int:
         tile_size=args.tile_size or default_tile_size(model),
         batch_size=args.batch_size,
         device=args.device,
+        test_time_augmentation=args.tta,
         instances=args.instances,
         axes=args.axes,
         output_format=args.output_format,
@@ -207,6 +208,8 @@ def run_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         device=args.device,
         learning_rate=args.learning_rate or (1e-3 if args.new else 3e-4),
+        lr_schedule=args.lr_schedule,
+        bn_recalibration=args.bn_recalibration,
     )
     bar = ProgressBar("training")
     steps = finetune(

@@ -50,7 +50,7 @@ class PredictOptions:
 
     Attributes
     ----------
-    tile_size, batch_size, device
+    tile_size, batch_size, device, test_time_augmentation
         As for :func:`napari_unet.inference.predict` (device resolved on each worker).
     instances : {"components", "watershed"}
         How instance labels are made from the mask.
@@ -71,6 +71,7 @@ class PredictOptions:
     tile_size: int | None = None
     batch_size: int = 4
     device: str = "auto"
+    test_time_augmentation: bool = False
     instances: str = "components"
     axes: str | None = None
     output_format: str = "auto"
@@ -192,6 +193,7 @@ def _predict_and_write(
         "tile_size": options.tile_size,
         "batch_size": options.batch_size,
         "device": options.device,
+        "test_time_augmentation": options.test_time_augmentation,
     }
     if info.output_format == "zarr":
         predict_to_zarr(

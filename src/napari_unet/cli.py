@@ -38,6 +38,11 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
     parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average each tile over its 8 rotations and flips (8x slower)",
+    )
+    parser.add_argument(
         "--instances",
         choices=["components", "watershed"],
         default="components",
@@ -94,6 +99,19 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="time budget (0: none)")
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument(
+        "--lr-schedule",
+        choices=["linear", "cosine", "constant"],
+        default="linear",
+        help="learning rate over the budget: decayed to 0 (linear, cosine) or constant",
+    )
+    parser.add_argument(
+        "--bn-recalibration",
+        type=int,
+        default=0,
+        metavar="N",
+        help="batch-norm models: re-estimate the statistics from N batches after training",
+    )
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--patch-size", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)

@@ -164,7 +164,20 @@ class TrainConfig(_Options):
     batch_size : int
         Patches per iteration.
     learning_rate : float
-        Adam learning rate.
+        Adam learning rate at the start.
+    lr_schedule : {"linear", "cosine", "constant"}
+        How the learning rate changes over the budget (the larger of the time and
+        iteration fractions used): "linear" decays it to 0 at the end of the budget,
+        "cosine" follows half a cosine to 0, "constant" keeps it. Decaying to 0 over a
+        fixed budget trains better in short runs than a constant rate (see
+        BENCHMARKS.md, ISBI scribbles).
+    bn_recalibration : int
+        Models with batch norm only: after training, re-estimate the batch-norm
+        statistics of the kept weights from this many batches of training patches
+        (forward passes, no weight update; the time is taken from the budget);
+        0 = off. With a constant learning rate the running averages lag behind the
+        weights and this helps; with a decaying rate they catch up by themselves
+        and it did not (BENCHMARKS.md, ISBI scribbles), hence the default 0.
     seed : int
         Seed of the random generator (patch positions, augmentation).
     device : str
@@ -178,6 +191,16 @@ class TrainConfig(_Options):
     patch_size: int | None = None
     batch_size: int = 4
     learning_rate: float = 1e-3
+    lr_schedule: Literal["linear", "cosine", "constant"] = "linear"
+    bn_recalibration: int = 0
     seed: int = 0
     device: str = "auto"
     amp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.lr_schedule not in ("linear", "cosine", "constant"):
+            raise ValueError(
+                f"lr_schedule must be 'linear', 'cosine' or 'constant', got {self.lr_schedule!r}"
+            )
+        if self.bn_recalibration < 0:
+            raise ValueError(f"bn_recalibration must be >= 0, got {self.bn_recalibration}")

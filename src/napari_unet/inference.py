@@ -166,6 +166,7 @@ def iter_predict(
     batch_size: int = 4,
     device: str | torch.device | None = None,
     stop: StopFlag = None,
+    test_time_augmentation: bool = False,
 ) -> Iterator[Progress]:
     """Predict class probabilities into ``out``, yielding progress after each batch.
 
@@ -180,6 +181,8 @@ def iter_predict(
         See :func:`predict`.
     stop : callable or threading.Event
         Checked before each batch; when set, :class:`Cancelled` is raised.
+    test_time_augmentation : bool
+        See :func:`predict`.
     """
     _as_channels(image, model)
     torch_device = resolve_device(device)
@@ -198,8 +201,9 @@ def iter_predict(
         inputs = _to_device(normalize(np.stack(blocks), offset, scale), torch_device)
         per_pass = CPU_TILES_PER_PASS if torch_device.type == "cpu" else len(batch)
         with torch.inference_mode():
-            scores = torch.cat([model(part) for part in inputs.split(max(1, per_pass))])
-            probabilities = torch.softmax(scores, dim=1).float().cpu().numpy()
+            probabilities = _tile_probabilities(
+                model, inputs, per_pass, test_time_augmentation, stop
+            )
         for tile, tile_probabilities in zip(batch, probabilities):
             out[(slice(None), *tile.keep)] = tile_probabilities[(slice(None), *tile.crop())]
         done += len(batch)
@@ -208,6 +212,52 @@ def iter_predict(
             _release_rows(out, released_rows, finished_rows)
             released_rows = finished_rows
         yield Progress(done, len(tiles))
+
+
+#: The 8 symmetries of the square (rot90 turns ``k``, then an optional left-right flip).
+DIHEDRAL = tuple((turns, flip) for turns in range(4) for flip in (False, True))
+
+
+def _tile_probabilities(
+    model: UNet,
+    inputs: torch.Tensor,
+    per_pass: int,
+    test_time_augmentation: bool,
+    stop: StopFlag = None,
+) -> np.ndarray:
+    """(N, n_classes, y, x) probabilities of a batch of input tiles, as float32 numpy.
+
+    With ``test_time_augmentation`` the probabilities are the mean over the 8
+    rotations and flips of each tile (each mapped back before averaging), and
+    ``stop`` is checked between them (:class:`Cancelled`).
+    """
+    transforms = DIHEDRAL if test_time_augmentation else ((0, False),)
+    total = None
+    for turns, flip in transforms:
+        if total is not None and is_stopped(stop):
+            raise Cancelled("prediction cancelled")
+        turned = _dihedral(inputs, turns, flip)
+        if turns or flip:
+            layout = (
+                torch.channels_last
+                if inputs.is_contiguous(memory_format=torch.channels_last)
+                else torch.contiguous_format
+            )
+            turned = turned.contiguous(memory_format=layout)
+        scores = torch.cat([model(part) for part in turned.split(max(1, per_pass))])
+        probabilities = _dihedral_inverse(torch.softmax(scores.float(), dim=1), turns, flip)
+        total = probabilities if total is None else total + probabilities
+    return (total / len(transforms)).cpu().numpy()
+
+
+def _dihedral(tensor: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    turned = torch.rot90(tensor, turns, dims=(-2, -1)) if turns else tensor
+    return torch.flip(turned, dims=(-1,)) if flip else turned
+
+
+def _dihedral_inverse(tensor: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    unflipped = torch.flip(tensor, dims=(-1,)) if flip else tensor
+    return torch.rot90(unflipped, -turns, dims=(-2, -1)) if turns else unflipped
 
 
 def _to_device(blocks: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -267,6 +317,7 @@ def predict(
     progress: Callable[[Progress], None] | None = None,
     stop: StopFlag = None,
     out: Any = None,
+    test_time_augmentation: bool = False,
 ) -> np.ndarray:
     """Class probabilities of a 2D image by overlap-tile inference.
 
@@ -291,6 +342,10 @@ def predict(
         Raises :class:`Cancelled` when set.
     out : array-like, optional
         Preallocated (n_classes, Y, X) float32 destination (e.g. a memory map).
+    test_time_augmentation : bool
+        Average each tile's probabilities over its 8 rotations and flips
+        (:data:`DIHEDRAL`): 8x the compute, smoother and usually slightly more
+        accurate maps (BENCHMARKS.md, ISBI scribbles). The tiling is unchanged.
 
     Returns
     -------
@@ -300,7 +355,14 @@ def predict(
     if out is None:
         out = np.full((model.config.n_classes, *image.shape[-2:]), np.nan, dtype=np.float32)
     steps = iter_predict(
-        image, model, out, tile_size=tile_size, batch_size=batch_size, device=device, stop=stop
+        image,
+        model,
+        out,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        device=device,
+        stop=stop,
+        test_time_augmentation=test_time_augmentation,
     )
     for step in steps:
         if progress is not None:

@@ -129,6 +129,7 @@ def predict_to_zarr(
     instances: str | None = "components",
     progress: Callable[[Progress], None] | None = None,
     stop: StopFlag = None,
+    test_time_augmentation: bool = False,
 ) -> Path:
     """Predict an image or stack of any size into a zarr store, tile by tile.
 
@@ -143,7 +144,8 @@ def predict_to_zarr(
     axes, rgb : see :mod:`napari_unet.axes`.
     tile_size : int, optional
         Input tile edge; None = :func:`~napari_unet.inference.default_tile_size`.
-    batch_size, device, stop : as for :func:`napari_unet.inference.predict`.
+    batch_size, device, stop, test_time_augmentation
+        As for :func:`napari_unet.inference.predict`.
     instances : {"components", "watershed", None}
         How instance labels are made (None: not at all).
     progress : callable
@@ -167,7 +169,12 @@ def predict_to_zarr(
     try:
         arrays = _create_arrays(partial, image.shape, axes, model.config.n_classes, block)
         destination = _ProbabilitiesAndMask(arrays["prob"], arrays["mask"])
-        options = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
+        options = {
+            "tile_size": tile_size,
+            "batch_size": batch_size,
+            "device": device,
+            "test_time_augmentation": test_time_augmentation,
+        }
         read_limit = tile_shape[0] * tile_shape[1]
         steps = iter_predict_stack(
             image, model, destination, axes=axes, stop=stop, max_read_pixels=read_limit, **options
@@ -183,6 +190,7 @@ def predict_to_zarr(
             model=model.metadata.get("source"),
             class_names=model.metadata.get("class_names"),
             tile_size=tile_size,
+            test_time_augmentation=test_time_augmentation,
             chunk=list(block),
             instances=instances,
             n_instances=count,

@@ -65,6 +65,7 @@ def iter_predict_stack(
     device: str | torch.device | None = None,
     stop: StopFlag = None,
     max_read_pixels: int | None = None,
+    test_time_augmentation: bool = False,
 ) -> Iterator[StackProgress]:
     """Predict every slice of ``stack`` into ``out``, yielding progress after each batch.
 
@@ -78,7 +79,7 @@ def iter_predict_stack(
         Written tile by tile; see :func:`~napari_unet.axes.output_shapes`.
     axes, rgb
         See :mod:`napari_unet.axes`; None = :func:`~napari_unet.axes.guess_axes`.
-    tile_size, batch_size, device, stop
+    tile_size, batch_size, device, stop, test_time_augmentation
         As for :func:`napari_unet.inference.iter_predict`.
     max_read_pixels : int, optional
         See :class:`~napari_unet.axes.ImagePlane`.
@@ -91,7 +92,12 @@ def iter_predict_stack(
         target = out
         if "Z" in axes:  # numpy/memmap slices are views; others are written through
             target = out[index] if isinstance(out, np.ndarray) else _Leading(out, index)
-        options = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
+        options = {
+            "tile_size": tile_size,
+            "batch_size": batch_size,
+            "device": device,
+            "test_time_augmentation": test_time_augmentation,
+        }
         for step in iter_predict(plane, model, target, stop=stop, **options):
             yield StackProgress(
                 index * step.total + step.done, n_slices * step.total, "tiles", index, n_slices
@@ -121,6 +127,7 @@ def predict_stack(
     progress: Callable[[StackProgress], None] | None = None,
     stop: StopFlag = None,
     out: Any = None,
+    test_time_augmentation: bool = False,
 ) -> Any:
     """Class probabilities of every slice of a stack (the 2D model, slice by slice).
 
@@ -130,7 +137,8 @@ def predict_stack(
         See :func:`iter_predict_stack`.
     model : UNet
     axes, rgb : see :mod:`napari_unet.axes`.
-    tile_size, batch_size, device, stop : as for :func:`napari_unet.inference.predict`.
+    tile_size, batch_size, device, stop, test_time_augmentation
+        As for :func:`napari_unet.inference.predict`.
     progress : callable
         Called with a :class:`StackProgress` (slices x tiles) after each batch.
     out : array-like, optional
@@ -147,7 +155,12 @@ def predict_stack(
     if out is None:
         shape, _ = output_shapes(stack.shape, axes, model.config.n_classes)
         out = np.full(shape, np.nan, dtype=np.float32)
-    options = {"tile_size": tile_size, "batch_size": batch_size, "device": device}
+    options = {
+        "tile_size": tile_size,
+        "batch_size": batch_size,
+        "device": device,
+        "test_time_augmentation": test_time_augmentation,
+    }
     for step in iter_predict_stack(stack, model, out, axes=axes, stop=stop, **options):
         if progress is not None:
             progress(step)

@@ -28,6 +28,14 @@ class FinetuneSettings(Container):
             label="Learning rate",
             choices=[(f"{rate:g}", rate) for rate in LEARNING_RATES],
             value=1e-3,
+            tooltip="Adam's learning rate at the start of the run.",
+        )
+        self.lr_schedule = ComboBox(
+            label="Rate schedule",
+            choices=[("decay to 0", "linear"), ("cosine to 0", "cosine"), ("constant", "constant")],
+            value="linear",
+            tooltip="How the learning rate changes over the budget (time or iterations): "
+            "decaying to 0 ends each run with small, careful steps.",
         )
         self.elastic = CheckBox(text="Elastic deformation", value=True)
         self.elastic_std = FloatSpinBox(
@@ -61,6 +69,7 @@ class FinetuneSettings(Container):
                 self.seconds,
                 self.iterations,
                 self.learning_rate,
+                self.lr_schedule,
                 self.elastic,
                 self.elastic_std,
                 self.w0,
@@ -73,11 +82,12 @@ class FinetuneSettings(Container):
         self.elastic.changed.connect(self._update_enabled)
 
     def train_config(self) -> TrainConfig:
-        """The budget, learning rate and device."""
+        """The budget, learning rate, its schedule and the device."""
         return TrainConfig(
             seconds=float(self.seconds.value),
             iterations=self.iterations.value or None,
             learning_rate=float(self.learning_rate.value),
+            lr_schedule=self.lr_schedule.value,
             device=self.device.value,
         )
 
@@ -91,7 +101,8 @@ class FinetuneSettings(Container):
 
     def set_running(self, running: bool) -> None:
         """Lock the options that cannot change during a run."""
-        for control in (self.seconds, self.iterations, self.learning_rate, self.device):
+        controls = (self.seconds, self.iterations, self.learning_rate, self.lr_schedule)
+        for control in (*controls, self.device):
             control.enabled = not running
         self._update_enabled()
 

@@ -67,6 +67,12 @@ class PredictWidget(QWidget):
             tooltip="components: each connected region is one object; watershed also splits "
             "touching objects of one class.",
         )
+        self.test_time_augmentation = CheckBox(
+            text="Test-time augmentation (8x slower)",
+            value=False,
+            tooltip="Average each tile's prediction over its 8 rotations and flips: "
+            "smoother, usually slightly more accurate maps.",
+        )
         self.with_weights = CheckBox(text="Weight map of the prediction", value=True)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel")
@@ -89,6 +95,7 @@ class PredictWidget(QWidget):
                 self.tile_size,
                 self.device,
                 self.instance_method,
+                self.test_time_augmentation,
                 self.with_weights,
             ]
         )
@@ -136,6 +143,7 @@ class PredictWidget(QWidget):
             geometry=geometry,
             tile_size=self.tile_size.value or None,
             device=self.device.value,
+            test_time_augmentation=self.test_time_augmentation.value,
             instance_method=self.instance_method.value,
             with_weights=self.with_weights.value,
         )

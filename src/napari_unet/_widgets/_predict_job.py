@@ -33,6 +33,8 @@ class PredictionRequest:
     tile_size : int or None
         None: the whole image in one pass.
     device : str
+    test_time_augmentation : bool
+        Average each tile over its 8 rotations and flips (8x the compute).
     instance_method : {"components", "watershed"}
     with_weights : bool
         Also compute the paper's weight map of the predicted mask.
@@ -44,6 +46,7 @@ class PredictionRequest:
     geometry: ImageGeometry
     tile_size: int | None
     device: str
+    test_time_augmentation: bool = False
     instance_method: Literal["components", "watershed"] = "components"
     with_weights: bool = True
     weight_config: WeightConfig = field(default_factory=WeightConfig)
@@ -99,6 +102,7 @@ def predict_job(
             tile_size=request.tile_size,
             device=request.device,
             stop=stop,
+            test_time_augmentation=request.test_time_augmentation,
         )
         for step in steps:
             fraction = (number + step.done / max(step.total, 1)) / len(planes)
