@@ -10,8 +10,9 @@ plain training loop reaches a pixel error of about 0.09 after 60 s on this CPU.
 With several budgets the same model keeps training: after each budget it is
 evaluated, then :func:`~napari_unet.training.finetune` is called again for the
 remaining time (a new Adam state and a new sampling seed, ``seed + stage``).
-Only the training loop's own time counts towards a budget (the one-off weight
-map computation and the held-out evaluation do not).
+Only finetune's own time counts towards a budget (its loop and the batch-norm
+recalibration, which it fits into the budget); the one-off weight map computation
+and the held-out evaluation do not.
 
 Experiments, not napari-unet options (they patch the core from this script):
 
@@ -21,12 +22,13 @@ Experiments, not napari-unet options (they patch the core from this script):
   same number of pixels per image, so the two are the same distribution here.
 * ``--membrane-weight F``: membrane (label 1) loss weights multiplied by ``F``
   after the paper's weight map (a class prior in the loss).
-* ``--lr-schedule linear|cosine``: Adam learning rate decayed to 0 over each
-  budget (finetune keeps it constant).
-* ``--bn-recalibrate N``: also score a copy of the model whose batch-norm
-  running statistics were re-estimated on N batches of training patches.
+* ``--ema DECAY``: also score an exponential moving average of the weights.
 * ``--compare-last``: also score the last weights (finetune restores the weights
   of the lowest smoothed training loss).
+
+``--lr-schedule`` and ``--bn-recalibration`` are :class:`~napari_unet.TrainConfig`
+options; ``--tta`` also scores with ``predict(..., test_time_augmentation=True)``;
+``--dense`` trains on the dense labels (a reference, not the benchmark).
 
 ``oracle_*`` fields use the held-out truth (best membrane threshold): diagnostics only.
 """
@@ -36,7 +38,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import math
 import platform
 import subprocess
 import time
@@ -45,21 +46,26 @@ import numpy as np
 import torch
 
 from napari_unet import ModelConfig, TrainConfig, new_model, predict, sampling, training
+from napari_unet.checkpoint import save_model
 from napari_unet.config import AugmentConfig, WeightConfig
 from napari_unet.data import load_isbi, simulate_scribbles
 from napari_unet.inference import default_tile_size
 from napari_unet.metrics import evaluate
 from napari_unet.postprocess import class_mask
-from napari_unet.sampling import PatchSampler, default_patch_size, prepare_training_data
+from napari_unet.sampling import PatchSampler, default_patch_size
 from napari_unet.training import finetune
 from napari_unet.weights import annotation_from_binary
 
 
-def scribbled_training_set(seed: int) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
+def scribbled_training_set(
+    seed: int, dense: bool = False
+) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
     images, labels = load_isbi(range(15))
     rng = np.random.default_rng(seed)
     scribbles = [
-        simulate_scribbles(annotation_from_binary(label), rng, fraction=0.02, stroke_width=1)
+        annotation_from_binary(label)
+        if dense
+        else simulate_scribbles(annotation_from_binary(label), rng, fraction=0.02, stroke_width=1)
         for label in labels
     ]
     stats = {
@@ -70,12 +76,12 @@ def scribbled_training_set(seed: int) -> tuple[list[np.ndarray], list[np.ndarray
     return list(images), scribbles, stats
 
 
-def held_out_scores(model) -> dict[str, float]:
+def held_out_scores(model, tta: bool = False) -> dict[str, float]:
     images, labels = load_isbi(range(15, 20))
     tile = default_tile_size(model, 572)
     results, predicted_membrane, membrane_probability = [], [], []
     for image, label in zip(images, labels):
-        probabilities = predict(image, model, tile_size=tile)
+        probabilities = predict(image, model, tile_size=tile, test_time_augmentation=tta)
         mask = class_mask(probabilities)
         predicted_membrane.append((mask == 1).mean())
         membrane_probability.append(probabilities[0])
@@ -117,63 +123,26 @@ def _scaled_weight_map(factor: float):
     return weight_map
 
 
-def _scheduled_train_step(schedule: str):
-    """``training._train_step`` with the learning rate decayed over the time budget.
+_LAST: dict = {}
 
-    ``linear``: ``lr0 * (1 - t / T)``; ``cosine``: ``lr0 * (1 + cos(pi t / T)) / 2``,
-    ``t`` the seconds since this optimizer's first step, ``T`` = ``config.seconds``.
-    """
+
+def _track_ema(decay: float) -> None:
+    """Keep an exponential moving average of the weights after every training step."""
     original = training._train_step
 
     def train_step(model, optimizer, sampler, config, device):
-        now = time.perf_counter()
-        start = getattr(optimizer, "_bench_start", None)
-        if start is None:
-            optimizer._bench_start = start = now
-        fraction = min(1.0, (now - start) / config.seconds) if config.seconds else 0.0
-        if schedule == "linear":
-            factor = 1.0 - fraction
-        else:
-            factor = 0.5 * (1.0 + math.cos(math.pi * fraction))
-        for group in optimizer.param_groups:
-            group["lr"] = config.learning_rate * max(factor, 0.0)
-        return original(model, optimizer, sampler, config, device)
+        loss = original(model, optimizer, sampler, config, device)
+        average = _LAST.get("ema")
+        if average is None or _LAST.get("ema_of") is not model:
+            multi_avg = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
+            average = torch.optim.swa_utils.AveragedModel(
+                model, multi_avg_fn=multi_avg, use_buffers=True
+            )
+            _LAST["ema"], _LAST["ema_of"] = average, model
+        average.update_parameters(model)
+        return loss
 
-    return train_step
-
-
-def recalibrate_batch_norm(model, images, scribbles, config: TrainConfig, batches: int) -> float:
-    """Re-estimate the batch-norm running statistics of ``model`` in place.
-
-    Returns the seconds spent on sampling and forward passes (what it would add
-    to a training run that already holds its training data).
-
-    Resets every BatchNorm layer, then runs ``batches`` forward passes of
-    (non-augmented) training patches in train mode with a cumulative average
-    (``momentum=None``), so the statistics match the final weights instead of
-    an exponential average over the last ~10 weight updates.
-    """
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    data = prepare_training_data(images, scribbles, model)  # finetune has these already
-    start = time.perf_counter()
-    patch = config.patch_size or default_patch_size(model)
-    augment = AugmentConfig(elastic=False, flips=True, rot90=True, intensity=0.0)
-    patches = PatchSampler(data, patch, model.output_size(patch), augment, np.random.default_rng(1))
-    saved = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
-    model.train()
-    with torch.no_grad():
-        for _ in range(batches):
-            model(torch.from_numpy(patches.batch(config.batch_size)[0]))
-    for m, momentum in zip(norms, saved):
-        m.momentum = momentum
-    model.eval()
-    return time.perf_counter() - start
-
-
-_LAST: dict = {}
+    training._train_step = train_step
 
 
 def _remember_last_weights() -> None:
@@ -201,10 +170,10 @@ def run(
     augment: AugmentConfig,
     weights: WeightConfig,
     seed: int,
-    recalibrate: int = 0,
-    compare_last: bool = False,
+    variants: dict,
 ) -> list[dict]:
-    images, scribbles, stats = scribbled_training_set(seed)
+    """Train for the (sorted) budgets in turn, scoring after each; ``variants`` see main."""
+    images, scribbles, stats = scribbled_training_set(seed, variants["dense"])
     _remember_last_weights()
     model = new_model(ModelConfig(**arch), seed=seed)
     config = TrainConfig(seconds=None, iterations=None, seed=seed, **train)
@@ -228,21 +197,10 @@ def run(
         spent += entry["seconds"]
         iterations += entry["iterations"]
         start = time.perf_counter()
-        scores = held_out_scores(model)
-        scores["best_iteration"] = _LAST.get("best_iteration")
-        variants = {"bn_recal": model} if recalibrate else {}
-        if compare_last:
-            last_model = copy.deepcopy(model)
-            last_model.load_state_dict(_LAST["state"])
-            scores.update({f"last_{k}": v for k, v in held_out_scores(last_model).items()})
-            if recalibrate:
-                variants["last_bn_recal"] = last_model
-        for prefix, base in variants.items():
-            recalibrated = copy.deepcopy(base)
-            seconds = recalibrate_batch_norm(recalibrated, images, scribbles, config, recalibrate)
-            extra = held_out_scores(recalibrated)
-            scores.update({f"{prefix}_{key}": value for key, value in extra.items()})
-            scores["bn_recal_s"] = round(seconds, 1)
+        scores = {**held_out_scores(model), "best_iteration": _LAST.get("best_iteration")}
+        scores.update(_variant_scores(model, variants))
+        if variants["save"]:
+            save_model(model, f"{variants['save']}_{budget:g}s.safetensors")
         rows.append(
             {
                 "budget_s": budget,
@@ -256,6 +214,21 @@ def run(
         )
         print(json.dumps(rows[-1]), flush=True)
     return rows
+
+
+def _variant_scores(model, variants: dict) -> dict:
+    """Scores of the extra variants: test-time augmentation, last weights, EMA weights."""
+    scores = {}
+    if variants["tta"]:
+        scores.update({f"tta_{k}": v for k, v in held_out_scores(model, tta=True).items()})
+    if variants["compare_last"]:
+        last_model = copy.deepcopy(model)
+        last_model.load_state_dict(_LAST["state"])
+        scores.update({f"last_{k}": v for k, v in held_out_scores(last_model).items()})
+    if "ema" in _LAST:
+        ema_model = copy.deepcopy(_LAST["ema"].module).eval()
+        scores.update({f"ema_{k}": v for k, v in held_out_scores(ema_model).items()})
+    return scores
 
 
 def cpu_name() -> str:
@@ -289,18 +262,16 @@ def main() -> None:
         default=1.0,
         help="experiment: multiply the loss weights of membrane (label 1) pixels by this",
     )
+    parser.add_argument("--lr-schedule", default="linear", choices=["linear", "cosine", "constant"])
     parser.add_argument(
-        "--lr-schedule",
-        default="constant",
-        choices=["constant", "linear", "cosine"],
-        help="experiment: decay the learning rate to 0 over each budget",
-    )
-    parser.add_argument(
-        "--bn-recalibrate",
+        "--bn-recalibration",
         type=int,
         default=0,
         metavar="N",
-        help="also score a copy whose batch-norm statistics are re-estimated on N batches",
+        help="TrainConfig.bn_recalibration: batches to re-estimate batch-norm statistics (0 = off)",
+    )
+    parser.add_argument(
+        "--tta", action="store_true", help="also score with test-time augmentation (8 symmetries)"
     )
     parser.add_argument(
         "--compare-last",
@@ -308,6 +279,19 @@ def main() -> None:
         help="also score the last weights (finetune restores those of the lowest smoothed loss)",
     )
     parser.add_argument("--sampling", default="balanced", choices=["balanced", "uniform"])
+    parser.add_argument(
+        "--dense",
+        action="store_true",
+        help="reference: train on the dense labels instead of simulated scribbles",
+    )
+    parser.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        metavar="DECAY",
+        help="experiment: also score an exponential moving average of the weights",
+    )
+    parser.add_argument("--save", default=None, help="save the trained models as PREFIX_*")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", default=None, help="append a JSON line per budget to this file")
@@ -316,8 +300,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     if args.sampling == "uniform":
         PatchSampler._pick_centre = _uniform_pick_centre
-    if args.lr_schedule != "constant":
-        training._train_step = _scheduled_train_step(args.lr_schedule)
+    if args.ema:
+        _track_ema(args.ema)
     if args.membrane_weight != 1.0:
         sampling.weight_map = _scaled_weight_map(args.membrane_weight)
     arch = {
@@ -331,6 +315,8 @@ def main() -> None:
         "patch_size": args.patch_size,
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
+        "lr_schedule": args.lr_schedule,
+        "bn_recalibration": args.bn_recalibration,
     }
     augment = AugmentConfig(elastic=not args.no_elastic, elastic_std=args.elastic_std)
     weights = WeightConfig(w0=args.w0, class_balance=not args.no_class_balance)
@@ -338,7 +324,7 @@ def main() -> None:
         f"# {cpu_name()}, torch {torch.__version__}, {args.threads} threads, arch {arch}, "
         f"train {train}, elastic {augment.elastic} (std {augment.elastic_std}), "
         f"w0 {weights.w0}, class balance {weights.class_balance}, sampling {args.sampling}, "
-        f"membrane weight x{args.membrane_weight}, lr schedule {args.lr_schedule}",
+        f"membrane weight x{args.membrane_weight}",
         flush=True,
     )
     rows = run(
@@ -348,8 +334,7 @@ def main() -> None:
         augment,
         weights,
         args.seed,
-        args.bn_recalibrate,
-        args.compare_last,
+        {key: getattr(args, key) for key in ("dense", "tta", "compare_last", "save")},
     )
     if args.log:
         with open(args.log, "a") as log:
