@@ -19,10 +19,11 @@ from .tiling import Tile, plan_tiles, read_mirrored
 
 StopFlag = Callable[[], bool] | threading.Event | None
 
-#: On the CPU, feed tiles to the network in channels-last (NHWC) memory layout:
-#: oneDNN's NHWC convolutions were 1.45x faster than NCHW ones for a 572 x 572
-#: tile of the bundled network (benchmarks/results_performance.md). The results
-#: are the same up to float rounding. False gives the plain NCHW path.
+#: On the CPU, feed tiles to the network in channels-last (NHWC) memory layout.
+#: Measured under load it looked 1.45x faster than NCHW; on the idle machine the
+#: two layouts took the same time (benchmarks/results_performance.md, section 5):
+#: the speed-up is CPU_TILES_PER_PASS's. The results are the same up to float
+#: rounding. False gives the plain NCHW path.
 CHANNELS_LAST_ON_CPU: bool = True
 
 #: On the CPU, at most this many tiles go through the network in one forward pass
