@@ -35,7 +35,7 @@ from .sampling import PatchSampler, annotated_pixels, default_patch_size, prepar
 #: early weights look best. With 0.9 (10 batches), 5 of 13 ISBI runs of 400-500
 #: iterations (same seed, so the same patches) kept the weights of iteration 309,
 #: and where both were scored these were worse than the last ones (pixel error
-#: 0.193 vs 0.152); with 0.98 the kept weights were within 3 iterations of the end
+#: 0.193 vs 0.152); with 0.98 they were within 25 iterations of the end
 #: (BENCHMARKS.md, ISBI scribbles).
 LOSS_SMOOTHING: float = 0.98
 
