@@ -92,13 +92,17 @@ def iter_predict_stack(
         target = out
         if "Z" in axes:  # numpy/memmap slices are views; others are written through
             target = out[index] if isinstance(out, np.ndarray) else _Leading(out, index)
-        options = {
-            "tile_size": tile_size,
-            "batch_size": batch_size,
-            "device": device,
-            "test_time_augmentation": test_time_augmentation,
-        }
-        for step in iter_predict(plane, model, target, stop=stop, **options):
+        steps = iter_predict(
+            plane,
+            model,
+            target,
+            tile_size=tile_size,
+            batch_size=batch_size,
+            device=device,
+            stop=stop,
+            test_time_augmentation=test_time_augmentation,
+        )
+        for step in steps:
             yield StackProgress(
                 index * step.total + step.done, n_slices * step.total, "tiles", index, n_slices
             )
@@ -155,13 +159,18 @@ def predict_stack(
     if out is None:
         shape, _ = output_shapes(stack.shape, axes, model.config.n_classes)
         out = np.full(shape, np.nan, dtype=np.float32)
-    options = {
-        "tile_size": tile_size,
-        "batch_size": batch_size,
-        "device": device,
-        "test_time_augmentation": test_time_augmentation,
-    }
-    for step in iter_predict_stack(stack, model, out, axes=axes, stop=stop, **options):
+    steps = iter_predict_stack(
+        stack,
+        model,
+        out,
+        axes=axes,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        device=device,
+        stop=stop,
+        test_time_augmentation=test_time_augmentation,
+    )
+    for step in steps:
         if progress is not None:
             progress(step)
     return out
