@@ -25,6 +25,13 @@ Experiments, not napari-unet options (they patch the core from this script):
 * ``--ema DECAY``: also score an exponential moving average of the weights.
 * ``--compare-last``: also score the last weights (finetune restores the weights
   of the lowest smoothed training loss).
+* ``--entropy-weight W START RAMP``: add W x the mean prediction entropy of the
+  unlabelled pixels to the loss, ramped in from iteration START over RAMP
+  iterations (the kept "best" weights then follow the combined loss: use
+  ``--compare-last``).
+* ``--warmup SHARE``: linear learning-rate warm-up over that share of the budget.
+* ``--scribble-shares area``: each class's share of the 2 % proportional to its
+  area (about 21 % membrane) instead of equal shares.
 
 ``--lr-schedule`` and ``--bn-recalibration`` are :class:`~napari_unet.TrainConfig`
 options; ``--tta`` also scores with ``predict(..., test_time_augmentation=True)``;
@@ -44,6 +51,7 @@ import time
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from napari_unet import ModelConfig, TrainConfig, new_model, predict, sampling, training
 from napari_unet.checkpoint import save_model
@@ -57,17 +65,30 @@ from napari_unet.training import finetune
 from napari_unet.weights import annotation_from_binary
 
 
+def _area_share_scribbles(annotation: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Scribbles of 2 % of the pixels, each class's share proportional to its area."""
+    scribbles = np.zeros(annotation.shape, np.uint8)
+    for value in (1, 2):
+        only_this = np.where(annotation == value, annotation, 0)
+        share = 0.02 * float(np.mean(annotation == value))
+        scribbles += simulate_scribbles(only_this, rng, fraction=share, stroke_width=1)
+    return scribbles
+
+
 def scribbled_training_set(
-    seed: int, dense: bool = False
+    seed: int, dense: bool = False, shares: str = "equal"
 ) -> tuple[list[np.ndarray], list[np.ndarray], dict]:
     images, labels = load_isbi(range(15))
     rng = np.random.default_rng(seed)
-    scribbles = [
-        annotation_from_binary(label)
-        if dense
-        else simulate_scribbles(annotation_from_binary(label), rng, fraction=0.02, stroke_width=1)
-        for label in labels
-    ]
+    if dense:
+        scribbles = [annotation_from_binary(label) for label in labels]
+    elif shares == "area":
+        scribbles = [_area_share_scribbles(annotation_from_binary(label), rng) for label in labels]
+    else:
+        scribbles = [
+            simulate_scribbles(annotation_from_binary(label), rng, fraction=0.02, stroke_width=1)
+            for label in labels
+        ]
     stats = {
         "scribble_coverage": round(float(np.mean([(s > 0).mean() for s in scribbles])), 4),
         "membrane_scribbles": round(float(np.mean([(s == 1).mean() for s in scribbles])), 4),
@@ -126,6 +147,42 @@ def _scaled_weight_map(factor: float):
 _LAST: dict = {}
 
 
+def _warmup_schedule(warmup: float):
+    """The configured schedule, preceded by a linear warm-up over the first ``warmup`` share."""
+    original = training.learning_rate_at
+
+    def learning_rate_at(config, fraction):
+        if fraction < warmup:
+            return config.learning_rate * max(fraction / warmup, 0.01)
+        return original(config, (fraction - warmup) / (1.0 - warmup))
+
+    return learning_rate_at
+
+
+def _entropy_regularised_loss(weight: float, start: int, ramp: int):
+    """Weighted loss plus ``weight`` x mean prediction entropy on the unlabelled pixels.
+
+    Entropy minimisation (Grandvalet & Bengio, NeurIPS 2004): the unlabelled pixels of
+    each patch, already computed, pull the decision boundary into low-density regions.
+    Off for the first ``start`` iterations, then ramped up linearly over ``ramp``.
+    """
+    original = training.weighted_loss
+    calls = {"n": 0}
+
+    def loss(logits, labels, weights):
+        calls["n"] += 1
+        supervised = original(logits, labels, weights)
+        scale = weight * min(max((calls["n"] - start) / max(ramp, 1), 0.0), 1.0)
+        if scale == 0.0:
+            return supervised
+        log_p = F.log_softmax(logits.float(), dim=1)
+        entropy = -(log_p.exp() * log_p).sum(dim=1)
+        unlabelled = (labels == 0).float()
+        return supervised + scale * (entropy * unlabelled).sum() / unlabelled.sum().clamp(min=1)
+
+    return loss
+
+
 def _track_ema(decay: float) -> None:
     """Keep an exponential moving average of the weights after every training step."""
     original = training._train_step
@@ -173,7 +230,9 @@ def run(
     variants: dict,
 ) -> list[dict]:
     """Train for the (sorted) budgets in turn, scoring after each; ``variants`` see main."""
-    images, scribbles, stats = scribbled_training_set(seed, variants["dense"])
+    images, scribbles, stats = scribbled_training_set(
+        seed, variants["dense"], variants["scribble_shares"]
+    )
     _remember_last_weights()
     model = new_model(ModelConfig(**arch), seed=seed)
     config = TrainConfig(seconds=None, iterations=None, seed=seed, **train)
@@ -291,6 +350,28 @@ def main() -> None:
         metavar="DECAY",
         help="experiment: also score an exponential moving average of the weights",
     )
+    parser.add_argument(
+        "--entropy-weight",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("WEIGHT", "START", "RAMP"),
+        help="experiment: entropy minimisation on unlabelled pixels from iteration START",
+    )
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="experiment: linear learning-rate warm-up over this share of the budget",
+    )
+    parser.add_argument(
+        "--scribble-shares",
+        default="equal",
+        choices=["equal", "area"],
+        help="sensitivity: each class gets an equal share of the 2 %% (default) or one "
+        "proportional to its area",
+    )
     parser.add_argument("--save", default=None, help="save the trained models as PREFIX_*")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
@@ -302,6 +383,11 @@ def main() -> None:
         PatchSampler._pick_centre = _uniform_pick_centre
     if args.ema:
         _track_ema(args.ema)
+    if args.warmup:
+        training.learning_rate_at = _warmup_schedule(args.warmup)
+    if args.entropy_weight:
+        weight, start, ramp = args.entropy_weight
+        training.weighted_loss = _entropy_regularised_loss(weight, int(start), int(ramp))
     if args.membrane_weight != 1.0:
         sampling.weight_map = _scaled_weight_map(args.membrane_weight)
     arch = {
@@ -334,7 +420,10 @@ def main() -> None:
         augment,
         weights,
         args.seed,
-        {key: getattr(args, key) for key in ("dense", "tta", "compare_last", "save")},
+        {
+            key: getattr(args, key)
+            for key in ("dense", "tta", "compare_last", "save", "scribble_shares")
+        },
     )
     if args.log:
         with open(args.log, "a") as log:

@@ -48,6 +48,12 @@ class Benchmark:
     markdown: bool = True
 
 
+#: The ISBI scribble benchmark's current recipe (results_isbi_scribbles.md, "Current recipe").
+ISBI_RECIPE = (
+    "--padding", "same", "--features", "8", "--batch-norm", "--patch-size", "256",
+    "--batch-size", "2", "--learning-rate", "1e-2", "--no-class-balance",
+)  # fmt: skip
+
 BENCHMARKS = (
     Benchmark("inference", "bench_inference.py", (), ("--quick",)),
     Benchmark("training", "bench_training.py", (), ("--quick",)),
@@ -66,8 +72,8 @@ BENCHMARKS = (
     Benchmark(
         "isbi_scribbles",
         "bench_isbi_scribbles.py",
-        ("--budgets", "60", "300"),
-        ("--budgets", "5"),
+        ("--budgets", "60", "300", *ISBI_RECIPE),
+        ("--budgets", "5", *ISBI_RECIPE),
         markdown=False,
     ),
     Benchmark("bundled_models", "bench_bundled_models.py", (), (), markdown=False),
