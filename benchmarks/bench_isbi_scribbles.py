@@ -185,10 +185,10 @@ def _entropy_regularised_loss(weight: float, start: int, ramp: int):
 
 def _track_ema(decay: float) -> None:
     """Keep an exponential moving average of the weights after every training step."""
-    original = training._train_step
+    original = training._apply_update
 
-    def train_step(model, optimizer, sampler, config, device):
-        loss = original(model, optimizer, sampler, config, device)
+    def apply_update(model, optimizer, loss, scaler):
+        applied = original(model, optimizer, loss, scaler)
         average = _LAST.get("ema")
         if average is None or _LAST.get("ema_of") is not model:
             multi_avg = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
@@ -197,27 +197,22 @@ def _track_ema(decay: float) -> None:
             )
             _LAST["ema"], _LAST["ema_of"] = average, model
         average.update_parameters(model)
-        return loss
+        return applied
 
-    training._train_step = train_step
+    training._apply_update = apply_update
 
 
 def _remember_last_weights() -> None:
-    """Make finetune's best-weights restore keep the last weights; note when the best was."""
+    """Keep a copy of the last weights before finetune restores the best ones."""
     best_class = training._BestWeights
-    offer, restore = best_class.offer, best_class.restore
-
-    def counting_offer(self, smoothed_loss: float) -> None:
-        self._bench_calls = getattr(self, "_bench_calls", 0) + 1
-        if smoothed_loss < self.loss:
-            _LAST["best_iteration"] = self._bench_calls
-        offer(self, smoothed_loss)
+    restore = best_class.restore
 
     def remembering_restore(self) -> None:
         _LAST["state"] = copy.deepcopy(self.model.state_dict())
+        _LAST["best_iteration"] = self.iteration
         restore(self)
 
-    best_class.offer, best_class.restore = counting_offer, remembering_restore
+    best_class.restore = remembering_restore
 
 
 def run(

@@ -1,10 +1,11 @@
+import copy
 import threading
 
 import numpy as np
 import pytest
 import torch
 
-from napari_unet import ModelConfig, TrainConfig, load_model, save_model, training
+from napari_unet import ModelConfig, TrainConfig, load_model, predict, save_model, training
 from napari_unet.checkpoint import new_model
 from napari_unet.config import AugmentConfig
 from napari_unet.sampling import AnnotationError, PatchSampler, prepare_training_data
@@ -33,17 +34,26 @@ def _small_model(seed=0):
 FAST = TrainConfig(seconds=None, iterations=4, batch_size=2, seed=0)
 
 
+def _disc_iou(model, image, truth):
+    predicted, true = predict(image, model).argmax(0) == 1, truth == 2
+    return float((predicted & true).sum() / (predicted | true).sum())
+
+
 def test_loss_falls_and_model_learns():
-    image, _, scribbles = _discs()
+    image, truth, scribbles = _discs()
     model = _small_model()
+    initial_iou = _disc_iou(model, image, truth)
     config = TrainConfig(seconds=None, iterations=60, batch_size=4, learning_rate=3e-3)
     progress = list(finetune(model, [image], [scribbles], config))
     losses = [loss for _, loss in progress[-1].history]
     assert len(losses) == 60
     assert np.mean(losses[-10:]) < 0.7 * np.mean(losses[:10])
     assert not model.training
+    # the returned model holds the trained weights, not the initial ones
+    assert _disc_iou(model, image, truth) > max(0.6, initial_iou + 0.3)
     entry = model.metadata["training_history"][-1]
     assert entry["iterations"] == 60
+    assert 50 <= entry["kept_weights_iteration"] < 60
     assert entry["annotated_pixels"] == {
         "1": int((scribbles == 1).sum()),
         "2": int((scribbles == 2).sum()),
@@ -66,35 +76,59 @@ def test_unlabelled_pixels_do_not_influence_the_gradient():
     assert torch.allclose(weighted_loss(changed, labels, weights), loss)
 
 
-def test_stop_flag_ends_within_one_iteration_with_best_weights():
+@pytest.fixture
+def offered_states(monkeypatch):
+    """Every copy ``_BestWeights.offer`` keeps, as (smoothed loss, state dict)."""
+    kept = []
+    real_offer = training._BestWeights.offer
+
+    def offer(self, smoothed_loss, iteration):
+        real_offer(self, smoothed_loss, iteration)
+        if self.iteration == iteration and self.loss == smoothed_loss:
+            kept.append((smoothed_loss, copy.deepcopy(self.state)))
+
+    monkeypatch.setattr(training._BestWeights, "offer", offer)
+    return kept
+
+
+def _assert_holds(model, state):
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, state[name], rtol=0, atol=0)
+
+
+def test_stop_flag_ends_within_one_iteration_with_best_weights(offered_states):
     image, _, scribbles = _discs()
     model = _small_model()
+    initial = copy.deepcopy(model.state_dict())
     stop = threading.Event()
     iterations = []
     steps = finetune(model, [image], [scribbles], TrainConfig(seconds=60, batch_size=2), stop=stop)
     for step in steps:
         iterations.append(step.iteration)
-        if step.iteration == 3:
+        if step.iteration == 6:
             stop.set()
-    assert iterations == [1, 2, 3]
-    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert iterations == [1, 2, 3, 4, 5, 6]
+    best_loss, best_state = min(offered_states, key=lambda kept: kept[0])
+    _assert_holds(model, best_state)
+    assert model.metadata["training_history"][-1]["kept_smoothed_loss"] == round(best_loss, 5)
+    if len(offered_states) > 1:  # the best is not the starting point: weights changed
+        assert any(not torch.equal(initial[k], v) for k, v in model.state_dict().items())
 
 
-def test_closing_the_generator_restores_best_weights():
+def test_closing_the_generator_restores_best_weights(offered_states):
     image, _, scribbles = _discs()
     model = _small_model()
     steps = finetune(model, [image], [scribbles], TrainConfig(seconds=60, batch_size=2))
-    smoothed = []
     for step in steps:
-        smoothed.append(step.smoothed_loss)
         if step.iteration == 5:
             break
     steps.close()
     assert model.metadata["training_history"][-1]["iterations"] == 5
     assert not model.training
+    _assert_holds(model, min(offered_states, key=lambda kept: kept[0])[1])
 
 
-def test_non_finite_loss_restores_last_good_weights(monkeypatch):
+def test_non_finite_loss_restores_last_good_weights(monkeypatch, offered_states):
     image, _, scribbles = _discs()
     model = _small_model()
     calls = {"n": 0}
@@ -106,11 +140,41 @@ def test_non_finite_loss_restores_last_good_weights(monkeypatch):
         return loss * float("nan") if calls["n"] == 4 else loss
 
     monkeypatch.setattr("napari_unet.training.weighted_loss", exploding)
-    with pytest.raises(TrainingError, match="last good weights were restored"):
+    with pytest.raises(TrainingError, match="the loss became nan at iteration 4; the best"):
         for _ in finetune(model, [image], [scribbles], TrainConfig(seconds=None, iterations=10)):
             pass
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert model.metadata["training_history"][-1]["iterations"] == 3
+    _assert_holds(model, min(offered_states, key=lambda kept: kept[0])[1])
+
+
+def test_diverging_update_restores_weights_from_before_it():
+    """A step that blows the weights up must not be what "the best weights" restores."""
+    image, _, scribbles = _discs()
+    model = _small_model()
+    initial = copy.deepcopy(model.state_dict())
+    config = TrainConfig(seconds=None, iterations=10, batch_size=2, learning_rate=1e30)
+    with pytest.raises(TrainingError, match="best weights so far"):
+        for _ in finetune(model, [image], [scribbles], config):
+            pass
+    _assert_holds(model, initial)  # the only weights whose loss was finite
+
+
+def test_non_finite_gradient_stops_before_the_update(offered_states):
+    image, _, scribbles = _discs()
+    model = _small_model()
+    backward_calls = {"n": 0}
+
+    def poison(gradient):
+        backward_calls["n"] += 1
+        return gradient * float("nan") if backward_calls["n"] == 3 else gradient
+
+    model.head.weight.register_hook(poison)
+    with pytest.raises(TrainingError, match="a gradient became non-finite at iteration 3"):
+        for _ in finetune(model, [image], [scribbles], FAST.replace(iterations=10)):
+            pass
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    _assert_holds(model, min(offered_states, key=lambda kept: kept[0])[1])
 
 
 @pytest.mark.parametrize(
@@ -267,3 +331,26 @@ def test_smoothed_loss_is_the_bias_corrected_moving_average():
     expected = (weights * losses).sum() / (1 - beta ** len(losses))
     assert steps[0].smoothed_loss == pytest.approx(losses[0])
     assert steps[-1].smoothed_loss == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"batch_size": 0},
+        {"iterations": 0},
+        {"seconds": -1.0},
+        {"learning_rate": 0.0},
+        {"learning_rate": float("nan")},
+        {"patch_size": 0},
+    ],
+)
+def test_train_config_refuses_non_positive_options(change):
+    (name,) = change
+    with pytest.raises(ValueError, match=f"{name} must be positive"):
+        TrainConfig(**change)
+
+
+def test_report_every_must_be_positive():
+    image, _, scribbles = _discs()
+    with pytest.raises(ValueError, match="report_every"):
+        next(finetune(_small_model(), [image], [scribbles], FAST, report_every=0))

@@ -113,6 +113,18 @@ class WeightConfig(_Options):
     """The paper's pixel-wise loss weights (eq. 2).
 
     ``w(x) = w_c(x) + w0 * exp(-(d1(x) + d2(x))**2 / (2 * sigma**2))``.
+
+    Attributes
+    ----------
+    w0, sigma : float
+        Height and width (pixels) of the border term (paper: 10 and about 5).
+    class_balance : bool
+        ``w_c`` inversely proportional to each class's share of the labelled
+        pixels of an image (else ``w_c = 1``). Training also draws patch centres
+        class by class (:class:`~napari_unet.sampling.PatchSampler`), so with very
+        unequal scribbles the two together favour the rarer class more than either
+        alone; with scribbles that are roughly balanced already, switching this off
+        changes little (BENCHMARKS.md, ISBI scribbles: off there).
     """
 
     w0: float = 10.0
@@ -160,7 +172,7 @@ class TrainConfig(_Options):
         Iteration budget. Training stops at whichever budget is reached first.
     patch_size : int or None
         Input patch edge. ``None``: the smallest valid size whose output is at
-        least 64 pixels (or the closest for "same" networks).
+        least 96 pixels (or the closest for "same" networks).
     batch_size : int
         Patches per iteration.
     learning_rate : float
@@ -183,7 +195,13 @@ class TrainConfig(_Options):
     device : str
         "auto", "cpu", "cuda", "cuda:N" or "mps".
     amp : bool
-        Automatic mixed precision on CUDA.
+        Automatic mixed precision on CUDA (float16 autocast with a gradient scaler).
+
+    Raises
+    ------
+    ValueError
+        A budget, batch size or learning rate that is not positive, or an
+        unknown schedule.
     """
 
     seconds: float | None = 30.0
@@ -204,3 +222,13 @@ class TrainConfig(_Options):
             )
         if self.bn_recalibration < 0:
             raise ValueError(f"bn_recalibration must be >= 0, got {self.bn_recalibration}")
+        positive = {
+            "seconds": self.seconds,
+            "iterations": self.iterations,
+            "batch_size": self.batch_size,
+            "learning_rate": self.learning_rate,
+            "patch_size": self.patch_size,
+        }
+        for name, value in positive.items():
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be positive, got {value}")

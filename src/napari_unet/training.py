@@ -4,8 +4,9 @@
 trains and honours a stop flag within one iteration, so the same loop drives the
 napari widget (in a worker thread), the CLI (with a progress bar) and scripts.
 However it ends (budget reached, stop flag, generator closed, error), the model
-is left holding the best weights seen (lowest smoothed training loss), never
-half-updated ones.
+is left holding the best weights seen (lowest smoothed training loss; the copy is
+taken before the update a loss leads to, so it holds the weights that loss was
+measured on), never half-updated ones.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from torch.nn import functional as F
 
 from .config import AugmentConfig, TrainConfig, WeightConfig
 from .devices import resolve_device
-from .inference import StopFlag, is_stopped, predict
+from .inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from .model import UNet
 from .sampling import PatchSampler, annotated_pixels, default_patch_size, prepare_training_data
 
@@ -41,7 +42,7 @@ LOSS_SMOOTHING: float = 0.98
 
 
 class TrainingError(RuntimeError):
-    """Training could not go on; the model holds the last good weights."""
+    """Training could not go on (non-finite loss or gradient); the best weights are restored."""
 
 
 @dataclass
@@ -62,6 +63,9 @@ class TrainProgress:
         Learning rate of the last iteration (see ``TrainConfig.lr_schedule``).
     preview : numpy.ndarray or None
         (n_classes, Y, X) probabilities of the preview image, when one was due.
+    history : list of (int, float)
+        ``(iteration, loss)`` of every iteration so far. One list shared by all
+        the reports of a run and growing with it (copy it to keep a snapshot).
     """
 
     iteration: int
@@ -98,16 +102,22 @@ def weighted_loss(
 
 
 class _BestWeights:
-    """Keeps a copy of the weights with the lowest smoothed loss."""
+    """Keeps a copy of the weights with the lowest smoothed loss.
+
+    :meth:`offer` is called after a batch's loss is computed and before the
+    update it leads to, so the copy holds the weights that loss was measured on
+    (``iteration`` counts the updates they had received: 0 = the starting weights).
+    """
 
     def __init__(self, model: UNet) -> None:
         self.model = model
         self.state = copy.deepcopy(model.state_dict())
         self.loss = math.inf
+        self.iteration = 0
 
-    def offer(self, smoothed_loss: float) -> None:
+    def offer(self, smoothed_loss: float, iteration: int) -> None:
         if smoothed_loss < self.loss:
-            self.loss = smoothed_loss
+            self.loss, self.iteration = smoothed_loss, iteration
             self.state = copy.deepcopy(self.model.state_dict())
 
     def restore(self) -> None:
@@ -159,13 +169,16 @@ def finetune(
     AnnotationError
         Unusable annotations (before any training).
     TrainingError
-        A non-finite loss; the last good weights are restored first.
+        A non-finite loss or gradient (no update is applied from it); the best
+        weights so far are restored first.
     """
     config = config or TrainConfig()
     augment = augment or AugmentConfig()
     weights = weights or WeightConfig()
     if config.seconds is None and config.iterations is None:
         raise ValueError("give a time budget (seconds) or an iteration count")
+    if report_every < 1:
+        raise ValueError(f"report_every must be >= 1, got {report_every}")
     data = prepare_training_data(images, annotations, model, weights)
     device = resolve_device(config.device)
     patch_size = config.patch_size or default_patch_size(model)
@@ -175,6 +188,7 @@ def finetune(
     sampler = PatchSampler(data, patch_size, output_size, augment, rng)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
     best = _BestWeights(model)
     state = _LoopState(
         time.perf_counter(), recalibration_passes=_recalibration_passes(model, config)
@@ -184,18 +198,17 @@ def finetune(
         while not _budget_spent(state, config) and not is_stopped(stop):
             state.learning_rate = learning_rate_at(config, _budget_fraction(state, config))
             _set_learning_rate(optimizer, state.learning_rate)
-            loss = _train_step(model, optimizer, sampler, config, device)
-            if not math.isfinite(loss):
-                best.restore()
-                raise TrainingError(
-                    f"the loss became {loss} at iteration {state.iteration + 1}; the last good "
-                    "weights were restored. Lower the learning rate and try again."
-                )
-            state.update(loss)
-            best.offer(state.smoothed)
+            loss = _forward_loss(model, sampler, config, device, scaler)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise _diverged(best, f"the loss became {value}", state.iteration + 1)
+            state.update(value)
+            best.offer(state.smoothed, state.iteration - 1)  # the weights that gave this loss
+            if not _apply_update(model, optimizer, loss, scaler):
+                raise _diverged(best, "a gradient became non-finite", state.iteration)
             if state.iteration % report_every == 0 or _budget_spent(state, config):
                 image = _preview_due(state, preview, preview_every)
-                yield _report(state, config, _predict_preview(model, image, device))
+                yield _report(state, config, _predict_preview(model, image, device, stop))
         completed = True
     finally:
         best.restore()
@@ -206,7 +219,7 @@ def finetune(
                 )
         finally:
             model.eval()
-            _record_history(model, data, state, config, augment, weights)
+            _record_history(model, data, state, best, (config, augment, weights))
 
 
 @dataclass
@@ -319,21 +332,45 @@ def recalibrate_batch_norm(
     return done
 
 
-def _train_step(model, optimizer, sampler: PatchSampler, config: TrainConfig, device) -> float:
+def _forward_loss(
+    model, sampler: PatchSampler, config: TrainConfig, device, scaler: torch.amp.GradScaler
+) -> torch.Tensor:
+    """The weighted loss of one sampled batch (float16 autocast with ``config.amp`` on CUDA)."""
     images, labels, weights = sampler.batch(config.batch_size)
     inputs = torch.from_numpy(images).to(device)
-    autocast = torch.autocast("cuda", enabled=config.amp and device.type == "cuda")
-    with autocast:
+    with torch.autocast("cuda", enabled=scaler.is_enabled()):
         logits = model(inputs)
-    loss = weighted_loss(
+    return weighted_loss(
         logits, torch.from_numpy(labels).to(device), torch.from_numpy(weights).to(device)
     )
-    value = float(loss.detach())
-    if math.isfinite(value):
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return value
+
+
+def _apply_update(model, optimizer, loss: torch.Tensor, scaler: torch.amp.GradScaler) -> bool:
+    """Back-propagate ``loss`` and step; False (and no step) if a gradient is not finite.
+
+    With mixed precision the gradient scaler owns this decision: it skips the steps
+    whose scaled gradients overflowed and lowers its scale, as AMP intends.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if scaler.is_enabled():
+        scaler.step(optimizer)
+        scaler.update()
+        return True
+    gradients = [p.grad for p in model.parameters() if p.grad is not None]
+    if gradients and not bool(torch.stack([g.isfinite().all() for g in gradients]).all()):
+        return False  # one device sync for all the checks
+    optimizer.step()
+    return True
+
+
+def _diverged(best: _BestWeights, what: str, iteration: int) -> TrainingError:
+    """Restore the best weights and describe the divergence."""
+    best.restore()
+    return TrainingError(
+        f"{what} at iteration {iteration}; the best weights so far (iteration "
+        f"{best.iteration}) were restored. Lower the learning rate and try again."
+    )
 
 
 def _preview_due(state: _LoopState, preview: Any, every: float) -> np.ndarray | None:
@@ -343,12 +380,17 @@ def _preview_due(state: _LoopState, preview: Any, every: float) -> np.ndarray | 
     return preview() if callable(preview) else preview
 
 
-def _predict_preview(model: UNet, image: np.ndarray | None, device) -> np.ndarray | None:
+def _predict_preview(
+    model: UNet, image: np.ndarray | None, device, stop: StopFlag
+) -> np.ndarray | None:
+    """Tiled probabilities of the preview image; None if there is none or ``stop`` is set."""
     if image is None:
         return None
     model.eval()
     try:
-        return predict(image, model, tile_size=None, device=device)
+        return predict(image, model, tile_size=default_tile_size(model), device=device, stop=stop)
+    except Cancelled:
+        return None
     finally:
         model.train()
 
@@ -362,19 +404,22 @@ def _report(state: _LoopState, config: TrainConfig, preview: np.ndarray | None) 
         fraction=_budget_fraction(state, config),
         learning_rate=state.learning_rate,
         preview=preview,
-        history=list(state.history),
+        history=state.history,
     )
 
 
-def _record_history(model, data, state: _LoopState, config, augment, weights) -> None:
+def _record_history(model, data, state: _LoopState, best: _BestWeights, configs) -> None:
     if state.iteration == 0:
         return
+    config, augment, weights = configs
     entry = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "iterations": state.iteration,
         "seconds": round(state.elapsed, 2),
         "bn_recalibration_passes": state.recalibrated,
         "final_smoothed_loss": round(state.smoothed, 5),
+        "kept_weights_iteration": best.iteration,
+        "kept_smoothed_loss": round(best.loss, 5),
         "annotated_pixels": {str(k): v for k, v in annotated_pixels(data).items()},
         "images": [list(item.image.shape) for item in data],
         "train_config": config.to_dict(),
