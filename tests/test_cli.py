@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet import ModelConfig, save_model
+from napari_unet import ModelConfig, load_model, save_model
 from napari_unet.checkpoint import new_model
-from napari_unet.cli import main
+from napari_unet.cli import build_parser, main
 
 
 @pytest.fixture
@@ -96,7 +96,8 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert not out.exists() or not any(out.iterdir())
 
 
-def test_train_new_model_writes_checkpoint(tmp_path, capsys):
+def _train_files(tmp_path):
+    """Arguments of ``napari-unet train`` on a small image and a fresh small network."""
     image = np.zeros((64, 64), np.float32)
     image[20:40, 20:40] = 1
     labels = np.zeros((64, 64), np.uint8)
@@ -104,16 +105,62 @@ def test_train_new_model_writes_checkpoint(tmp_path, capsys):
     labels[30, 22:38] = 2
     tifffile.imwrite(tmp_path / "im.tif", image)
     tifffile.imwrite(tmp_path / "lab.tif", labels)
+    files = ["--images", str(tmp_path / "im.tif"), "--labels", str(tmp_path / "lab.tif")]
+    return ["train", *files, "--new", "--features", "4", "--depth", "2", "--padding", "same"]
+
+
+def test_train_new_model_writes_checkpoint(tmp_path, capsys):
     out = tmp_path / "trained.safetensors"
-    arch = ["--new", "--features", "4", "--depth", "2", "--padding", "same"]
-    args = ["train", "--images", str(tmp_path / "im.tif"), "--labels", str(tmp_path / "lab.tif")]
     budget = ["--iterations", "3", "--seconds", "0", "--lr-schedule", "cosine"]
-    assert main([*args, *arch, "--output", str(out), *budget]) == 0
+    assert main([*_train_files(tmp_path), "--output", str(out), *budget]) == 0
     assert main(["info", str(out)]) == 0
     info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
     assert info["training_history"][0]["iterations"] == 3
     assert info["training_history"][0]["train_config"]["lr_schedule"] == "cosine"
     assert info["model_config"]["padding"] == "same"
+
+
+@pytest.mark.parametrize(
+    ("budget", "seconds", "iterations"),
+    [([], 60.0, None), (["--iterations", "5000"], None, 5000), (["--seconds", "5"], 5.0, None)],
+)
+def test_train_budget_defaults(budget, seconds, iterations):
+    from napari_unet._commands import _train_config
+
+    args = build_parser().parse_args(
+        ["train", "--images", "a.tif", "--labels", "b.tif", "--new", "--output", "o", *budget]
+    )
+    config = _train_config(args)
+    assert (config.seconds, config.iterations) == (seconds, iterations)
+
+
+def test_train_divergence_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "diverged.safetensors"
+    budget = ["--iterations", "10", "--learning-rate", "1e30"]
+    status = main([*_train_files(tmp_path), "--output", str(out), *budget])
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert status == 2
+    assert error.startswith("napari-unet train: error:") and "Lower the learning rate" in error
+    assert not out.exists()
+
+
+def test_train_ctrl_c_writes_the_best_weights_so_far(tmp_path, capsys, monkeypatch):
+    from napari_unet import _commands
+
+    reports = []
+
+    def interrupt_at_second_report(self, fraction, detail=""):
+        reports.append(detail)
+        if len(reports) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_commands.ProgressBar, "update", interrupt_at_second_report)
+    out = tmp_path / "stopped.safetensors"
+    status = main([*_train_files(tmp_path), "--output", str(out), "--iterations", "100"])
+    assert status == 130
+    assert "interrupted" in capsys.readouterr().out
+    history = load_model(out).metadata["training_history"]
+    assert history[-1]["iterations"] == 10  # reports every 5 iterations
 
 
 def test_train_with_empty_labels_fails_cleanly(tmp_path, checkpoint, capsys):

@@ -15,6 +15,7 @@ from .cli import EXIT_BAD_INPUT, CliError, print_json
 
 if TYPE_CHECKING:
     from .batch import FileResult
+    from .config import TrainConfig
     from .inference import Progress
 
 
@@ -187,11 +188,15 @@ def _new_or_loaded_model(args: argparse.Namespace):
     return new_model(config, seed=args.seed)
 
 
-def run_train(args: argparse.Namespace) -> None:
-    """``napari-unet train``: fine-tune and write a checkpoint."""
+def run_train(args: argparse.Namespace) -> int:
+    """``napari-unet train``: fine-tune and write a checkpoint.
+
+    Ctrl-C stops training and still writes the best weights so far (exit status
+    130); a diverging run (non-finite loss or gradient) writes nothing.
+    """
     from .checkpoint import save_model
-    from .config import AugmentConfig, TrainConfig, WeightConfig
-    from .training import finetune
+    from .config import AugmentConfig, WeightConfig
+    from .training import TrainingError, finetune
 
     if args.threads:
         import torch
@@ -200,35 +205,56 @@ def run_train(args: argparse.Namespace) -> None:
     model = _new_or_loaded_model(args)
     images, labels = _training_inputs(args, model.config.in_channels)
     _writable_folder(args.output.parent if str(args.output.parent) else Path("."))
-    config = TrainConfig(
-        seconds=args.seconds or None,
+    steps = finetune(
+        model,
+        images,
+        labels,
+        _train_config(args),
+        augment=AugmentConfig(elastic=not args.no_elastic),
+        weights=WeightConfig(w0=args.w0, sigma=args.sigma, class_balance=not args.no_class_balance),
+        report_every=5,
+    )
+    runs_before = len(model.metadata.get("training_history", []))
+    bar = ProgressBar("training")
+    status = 0
+    try:
+        for step in steps:
+            bar.update(step.fraction, f"it {step.iteration} loss {step.smoothed_loss:.4f}")
+    except KeyboardInterrupt:
+        steps.close()  # restores the best weights and records the run
+        status = 130
+    except TrainingError as error:
+        raise CliError(str(error)) from error
+    finally:
+        bar.close()
+    if len(model.metadata.get("training_history", [])) == runs_before:
+        raise CliError("interrupted before the first iteration: nothing written")
+    extra = {"trained_on": args.trained_on or ", ".join(str(p) for p in args.images)}
+    if args.description:
+        extra["description"] = args.description
+    save_model(model, args.output, half=args.half, **extra)
+    stopped = " (interrupted: the best weights so far)" if status else ""
+    print(f"wrote {args.output}{stopped}")
+    return status
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of ``napari-unet train``: 60 s unless an iteration count is given."""
+    from .config import TrainConfig
+
+    seconds = args.seconds if args.seconds is not None else (None if args.iterations else 60.0)
+    default_rate = 1e-3 if args.new else 3e-4
+    return TrainConfig(
+        seconds=seconds or None,
         iterations=args.iterations,
         batch_size=args.batch_size,
         patch_size=args.patch_size,
         seed=args.seed,
         device=args.device,
-        learning_rate=args.learning_rate or (1e-3 if args.new else 3e-4),
+        learning_rate=default_rate if args.learning_rate is None else args.learning_rate,
         lr_schedule=args.lr_schedule,
         bn_recalibration=args.bn_recalibration,
     )
-    bar = ProgressBar("training")
-    steps = finetune(
-        model,
-        images,
-        labels,
-        config,
-        augment=AugmentConfig(elastic=not args.no_elastic),
-        weights=WeightConfig(w0=args.w0, sigma=args.sigma, class_balance=not args.no_class_balance),
-        report_every=5,
-    )
-    for step in steps:
-        bar.update(step.fraction, f"it {step.iteration} loss {step.smoothed_loss:.4f}")
-    bar.close()
-    extra = {"trained_on": args.trained_on or ", ".join(str(p) for p in args.images)}
-    if args.description:
-        extra["description"] = args.description
-    save_model(model, args.output, half=args.half, **extra)
-    print(f"wrote {args.output}")
 
 
 def run_info(args: argparse.Namespace) -> None:

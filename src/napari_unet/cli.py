@@ -96,8 +96,15 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     source.add_argument("--model", help="bundled model name or checkpoint to start from")
     source.add_argument("--new", action="store_true", help="start from a fresh model")
     parser.add_argument("--output", type=Path, required=True, help="checkpoint to write")
-    parser.add_argument("--seconds", type=float, default=60.0, help="time budget (0: none)")
-    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="time budget (default: 60 s, none when --iterations is given; 0: none)",
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="iteration budget (with --seconds: first wins)"
+    )
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument(
         "--lr-schedule",
