@@ -29,7 +29,7 @@ import torch
 from scipy import ndimage
 
 from napari_unet.augment import elastic_deform
-from napari_unet.weights import border_term, border_term_reference, separate_touching
+from napari_unet.weights import border_term, border_term_reference
 
 Deform = Callable[[np.ndarray, np.ndarray, np.ndarray, float, np.random.Generator], tuple]
 
@@ -66,11 +66,20 @@ def random_discs(size: int, count: int, rng: np.random.Generator) -> np.ndarray:
     return instances
 
 
+def count_touching(instances: np.ndarray) -> int:
+    """Objects with a different object among their 8 neighbours."""
+    largest = ndimage.maximum_filter(instances, size=3, mode="constant")
+    others = np.where(instances > 0, instances, np.iinfo(instances.dtype).max)
+    smallest = ndimage.minimum_filter(others, size=3, mode="constant", cval=others.max())
+    touching = (instances > 0) & ((largest != instances) | (smallest != instances))
+    return len(np.unique(instances[touching]))
+
+
 def bench_border_term(size: int, count: int, repeats: int) -> list[str]:
     """Section (a): fast vs reference border term."""
     instances = random_discs(size, count, np.random.default_rng(0))
     n_objects = len(np.unique(instances)) - 1
-    n_touching = len(np.unique(instances[(separate_touching(instances) == 0) & (instances > 0)]))
+    n_touching = count_touching(instances)
     fast, fast_term = median_seconds(lambda: border_term(instances, 10.0, 5.0), repeats)
     reference, reference_term = median_seconds(
         lambda: border_term_reference(instances, 10.0, 5.0), repeats

@@ -204,11 +204,12 @@ def separate_touching(instances: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray, shape (Y, X), same dtype
-        A copy where every object pixel that has a *different* nonzero id among
-        its 8 neighbours is set to 0. Pixels are removed from *both* objects, so
-        the gap is 2 pixels wide where objects share an edge and afterwards no
-        two different objects are 8-adjacent. No new ids are created; a thin
-        object may lose pixels or be split.
+        A copy where every object pixel that has a *smaller* nonzero id among
+        its 8 neighbours is set to 0: of two touching objects only the one with
+        the larger id gives up its contact pixels, so objects that share an edge
+        end up separated by a 1-pixel background gap (the paper's separation
+        borders) and no two different objects stay 8-adjacent. No new ids are
+        created; a thin object may lose pixels or be split.
     """
     instances = np.asarray(instances)
     _check_2d(instances, "instances")
@@ -219,8 +220,7 @@ def separate_touching(instances: np.ndarray) -> np.ndarray:
     touching = np.zeros(instances.shape, bool)
     for dy, dx in _EIGHT_NEIGHBOURS:
         neighbour = padded[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width]
-        touching |= (neighbour != 0) & (neighbour != instances)
-    touching &= instances != 0
+        touching |= (neighbour != 0) & (neighbour < instances)
     separated = instances.copy()
     separated[touching] = 0
     return separated
