@@ -31,6 +31,17 @@ def _labels(value=0, shape=(64, 64)):
     return np.full(shape, value, np.uint8)
 
 
+def _two_classes(corner=2):
+    """Background with a painted square (label 2); ``corner`` at pixel (0, 0)."""
+    labels = np.ones((64, 64), np.int16)
+    labels[20:40, 20:40] = 2
+    labels[0, 0] = corner
+    return labels
+
+
+DIVERGING = TrainConfig(seconds=None, iterations=10, batch_size=1, learning_rate=1e30)
+
+
 def _file(tmp, name, payload):
     path = tmp / name
     path.write_bytes(payload)
@@ -59,6 +70,13 @@ CASES = {
     "annotation with one class only": lambda tmp: _train(_labels(2)),
     "annotation shape differs from the image": lambda tmp: _train(_labels(1, (60, 64))),
     "label value above the model's classes": lambda tmp: _train(_labels(5)),
+    "negative label value": lambda tmp: _train(_two_classes(corner=-1)),
+    "annotation with fractional values": lambda tmp: _train(_two_classes().astype(float) / 2),
+    "training diverges (learning rate far too high)": lambda tmp: list(
+        finetune(
+            new_model(ModelConfig(base_features=4, depth=2)), [IMAGE], [_two_classes()], DIVERGING
+        )
+    ),
     "annotations on a slice the image does not have": lambda tmp: annotated_slices(
         np.zeros((3, 32, 32)), np.pad(np.ones((1, 32, 32), np.uint8), ((4, 0), (0, 0), (0, 0)))
     ),

@@ -60,11 +60,28 @@ def _check_labels(labels: np.ndarray, image_shape: tuple[int, ...], n_classes: i
             f"annotation {index} has shape {labels.shape} but its image has shape "
             f"{tuple(image_shape)}; create the annotation layer from the image"
         )
-    if labels.size and (labels.min() < 0 or labels.max() > n_classes):
+    if not labels.size:
+        return
+    wrong = int(labels.min()) if labels.min() < 0 else int(labels.max())
+    if wrong < 0 or wrong > n_classes:
         raise AnnotationError(
-            f"annotation {index} uses label {int(labels.max())}, but the model has {n_classes} "
+            f"annotation {index} uses label {wrong}, but the model has {n_classes} "
             f"classes (labels 1..{n_classes}; 0 = unlabelled)"
         )
+
+
+def _integer_labels(labels: Any, index: int) -> np.ndarray:
+    """``labels`` as int64; fractional values are refused rather than truncated."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "biu":
+        as_integers = labels.astype(np.int64)
+        if not np.array_equal(as_integers, labels):
+            raise AnnotationError(
+                f"annotation {index} holds non-integer values; labels are whole numbers "
+                "(0 = unlabelled, 1 = background, 2.. = classes)"
+            )
+        return as_integers
+    return labels.astype(np.int64)
 
 
 def prepare_training_data(
@@ -95,7 +112,7 @@ def prepare_training_data(
     prepared = []
     for index, (image, labels) in enumerate(zip(images, annotations)):
         image = _as_channels_first(image, model.config.in_channels)
-        labels = np.asarray(labels).astype(np.int64)
+        labels = _integer_labels(labels, index)
         _check_labels(labels, image.shape[-2:], n_classes, index)
         if not labels.any():
             continue
