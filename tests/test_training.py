@@ -354,3 +354,30 @@ def test_report_every_must_be_positive():
     image, _, scribbles = _discs()
     with pytest.raises(ValueError, match="report_every"):
         next(finetune(_small_model(), [image], [scribbles], FAST, report_every=0))
+
+
+def test_preview_is_attached_and_matches_predict():
+    image, _, scribbles = _discs()
+    model = _small_model()
+    config = TrainConfig(seconds=None, iterations=2, batch_size=2)
+    steps = list(finetune(model, [image], [scribbles], config, preview=image, preview_every=0))
+    assert [step.preview is not None for step in steps] == [True, True]
+    assert steps[0].preview.shape == (2, 96, 96)
+    assert np.isfinite(steps[0].preview).all()
+
+
+def test_stop_during_the_preview_skips_it_and_ends_training():
+    image, _, scribbles = _discs()
+    model = _small_model()
+    stop = threading.Event()
+
+    def preview_that_presses_stop():
+        stop.set()  # the user presses stop while the preview is being computed
+        return image
+
+    steps = finetune(
+        model, [image], [scribbles], FAST.replace(iterations=10), stop=stop,
+        preview=preview_that_presses_stop, preview_every=0,
+    )  # fmt: skip
+    reports = list(steps)
+    assert [(step.iteration, step.preview) for step in reports] == [(1, None)]
