@@ -11,7 +11,10 @@ U-Net with ``napari-unet train`` in the recipe's phases (minutes, learning rate,
 extra options), one thread, fixed seed, then stores the weights in float16 in
 ``src/napari_unet/models``. ``--start-phase N --init CHECKPOINT`` resumes a recipe.
 Held-out data (never trained on): ISBI slices 15-19; the right half (x >= 256) of
-the DSB 2018 image.
+the DSB 2018 image. The committed ``nuclei`` weights were trained when
+``annotation_from_instances`` opened 2-pixel gaps between touching nuclei; it now
+opens 1-pixel gaps, so a rerun trains on slightly different labels (BENCHMARKS.md,
+bundled models: both scored).
 """
 
 from __future__ import annotations
