@@ -206,6 +206,10 @@ def test_patches_are_centred_on_labelled_pixels():
     annotation[10, 10], annotation[80, 70] = 1, 2
     model = _small_model()
     data = prepare_training_data([image], [annotation], model)
+    # compact storage: 1 byte per label, 4 per coordinate (dense annotations of large images)
+    assert data[0].labels.dtype == np.uint8
+    assert [coordinates.tolist() for coordinates in data[0].labelled] == [[[10, 10]], [[80, 70]]]
+    assert all(coordinates.dtype == np.int32 for coordinates in data[0].labelled)
     output = model.output_size(60)
     sampler = PatchSampler(
         data,

@@ -31,9 +31,9 @@ class TrainingImage:
     Attributes
     ----------
     image : (C, Y, X) float32, normalised
-    labels : (Y, X) int64, the annotation
+    labels : (Y, X) unsigned int (the smallest type that holds the classes), the annotation
     weights : (Y, X) float32, the paper's weight map (0 where unlabelled)
-    labelled : list of (N_k, 2) int arrays, coordinates of each class's labelled pixels
+    labelled : list of (N_k, 2) int32 arrays, coordinates of each class's labelled pixels
     """
 
     image: np.ndarray
@@ -117,7 +117,10 @@ def prepare_training_data(
         if not labels.any():
             continue
         offset, scale = normalization_stats(image, norm)
-        coordinates = [np.argwhere(labels == value) for value in range(1, n_classes + 1)]
+        labels = labels.astype(np.min_scalar_type(n_classes))  # uint8 for < 256 classes
+        coordinates = [
+            np.argwhere(labels == value).astype(np.int32) for value in range(1, n_classes + 1)
+        ]
         prepared.append(
             TrainingImage(
                 image=normalize(image, offset, scale),
