@@ -262,3 +262,23 @@ def test_cli_workers_starts_a_local_cluster(tmp_path, checkpoint, images, refere
     assert requested["n_workers"] == 2 and requested["threads_per_worker"] == 1
     assert requested["processes"] is True
     _assert_same_outputs(reference, tmp_path)
+
+
+def test_inputs_sharing_a_stem_are_refused(tmp_path, checkpoint):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        tifffile.imwrite(tmp_path / folder / "img.tif", np.zeros((40, 50), np.uint8))
+    inputs = [tmp_path / "a" / "img.tif", tmp_path / "b" / "img.tif"]
+    with pytest.raises(ValueError, match="would write the same output files"):
+        run_batch(inputs, checkpoint, tmp_path / "out", OPTIONS)
+    assert not (tmp_path / "out").exists()
+
+
+def test_output_folder_holding_the_inputs_is_refused_on_a_rerun(tmp_path, checkpoint):
+    image = tmp_path / "img.tif"
+    tifffile.imwrite(image, np.zeros((40, 50), np.uint8))
+    assert [r.status for r in run_batch([image], checkpoint, tmp_path, OPTIONS)] == ["done"]
+    rerun = sorted(tmp_path.glob("*.tif"))  # the folder now also holds img_prob.tif etc.
+    assert len(rerun) == 4
+    with pytest.raises(ValueError, match=r"img_prob\.tif is an input"):
+        run_batch(rerun, checkpoint, tmp_path, OPTIONS)

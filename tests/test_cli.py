@@ -197,3 +197,9 @@ def test_evaluate_prints_json(tmp_path, capsys):
     at_half = next(row for row in result["instances"] if row["threshold"] == 0.5)
     assert at_half["tp"] == 1 and at_half["fn"] == 1 and at_half["fp"] == 0
     assert abs(at_half["f1"] - 2 / 3) < 1e-6
+
+
+def test_predict_batch_size_must_be_positive(tmp_path, checkpoint, image_files, capsys):
+    args = ["predict", str(image_files[0]), "--model", str(checkpoint), "--output", str(tmp_path)]
+    assert main([*args, "--batch-size", "0"]) == 2
+    assert "--batch-size must be at least 1" in capsys.readouterr().err

@@ -5,7 +5,12 @@ import pytest
 import torch
 
 from napari_unet import ModelConfig, UNet, predict
-from napari_unet.inference import Cancelled, default_tile_size, normalization_stats
+from napari_unet.inference import (
+    Cancelled,
+    default_tile_size,
+    normalization_stats,
+    normalize,
+)
 
 
 def _model(**options):
@@ -34,7 +39,8 @@ def test_one_pass_equals_direct_forward_on_mirrored_image(valid_model):
     offset, scale = normalization_stats(image)
     halo = valid_model.halo
     size = valid_model.smallest_valid_input_covering(60)
-    padded = np.pad((image - offset[0]) / scale[0], ((halo, size - 60 - halo),) * 2, mode="reflect")
+    normalised = ((image - offset[0]) / scale[0]).astype(np.float32)
+    padded = np.pad(normalised, ((halo, size - 60 - halo),) * 2, mode="reflect")
     with torch.inference_mode():
         direct = torch.softmax(valid_model(torch.from_numpy(padded)[None, None]), 1)[0].numpy()
     assert np.abs(predict(image, valid_model) - direct[:, :60, :60]).max() < 1e-5
@@ -164,3 +170,33 @@ def test_test_time_augmentation_averages_the_eight_symmetries(shape, padding):
     # its border context differs slightly (< 1e-3); a misplaced inverse moves whole maps.
     tolerance = 1e-5 if padding == "same" else 1e-3
     np.testing.assert_allclose(augmented, expected, atol=tolerance)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_batch_size_must_be_positive(batch_size):
+    with pytest.raises(ValueError, match="batch_size must be at least 1"):
+        predict(np.zeros((40, 40), np.float32), _model(depth=2), batch_size=batch_size)
+
+
+def test_non_finite_pixel_missed_by_the_statistics_sample_is_refused(monkeypatch):
+    """Large images are normalised from a subsample; each tile is checked too."""
+    image = np.random.default_rng(0).random((60, 60)).astype(np.float32)
+    image[31, 17] = np.nan
+    offset, scale = np.zeros(1), np.ones(1)
+    monkeypatch.setattr(
+        "napari_unet.inference.normalization_stats", lambda *args, **kwargs: (offset, scale)
+    )
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        predict(image, _model(depth=2), tile_size=48)
+
+
+def test_wide_integer_types_keep_their_contrast():
+    """uint32 near 3e9: normalised in float64, the same prediction as the offset-free image."""
+    model = _model(depth=2)
+    values = np.random.default_rng(1).integers(0, 200, (40, 40))
+    wide = (3_000_000_000 + values).astype(np.uint32)
+    offset, scale = normalization_stats(wide)
+    normalised = normalize(wide[None], offset, scale)
+    assert normalised.dtype == np.float32 and len(np.unique(normalised)) == len(np.unique(values))
+    expected = predict(values.astype(np.float32), model)
+    np.testing.assert_allclose(predict(wide, model), expected, atol=1e-5)

@@ -68,6 +68,8 @@ def test_axes_rule(shape, channels, rgb, axes):
         ("ZYX", (70, 90), 1, "do not match the image shape"),
         ("ZZX", (5, 70, 90), 1, "Y and X once each"),
         ("CYXS", (2, 70, 90, 3), 1, "not both"),
+        ("XY", (90, 70), 1, "Y must come before X"),
+        ("ZXY", (5, 90, 70), 1, "Y must come before X"),
     ],
 )
 def test_bad_axes_say_why(axes, shape, channels, message):

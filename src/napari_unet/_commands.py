@@ -69,17 +69,17 @@ def run_predict(args: argparse.Namespace) -> int:
     computed or written (a bad one: one line, exit 2). A file failing later is
     reported on one line and the others go on; the exit status is then 2.
     """
-    from .batch import PredictOptions, cached_model, run_batch
+    from .batch import PredictOptions, cached_model, check_outputs, run_batch
     from .inference import default_tile_size
     from .inputs import expand_inputs, probe_input
 
     inputs = expand_inputs(args.inputs)
     if not inputs:
         raise CliError(f"no images or zarr stores found in {', '.join(map(str, args.inputs))}")
-    for name in ("workers", "threads"):
+    for name in ("workers", "threads", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
-            raise CliError(f"--{name} must be at least 1, got {value}")
+            raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     model = cached_model(args.model, args.device)
     if args.tile_size is not None:
         model.check_input_size(args.tile_size)
@@ -96,7 +96,7 @@ def run_predict(args: argparse.Namespace) -> int:
     )
     for path in inputs:
         probe_input(path, model.config.in_channels, args.axes, args.output_format)
-    _check_distinct_stems(inputs)
+    check_outputs(inputs, args.output)
     output = _writable_folder(args.output)
     on_cluster = args.scheduler is not None or bool(args.workers and len(inputs) > 1)
     bars = _FileProgress()
@@ -111,14 +111,6 @@ def run_predict(args: argparse.Namespace) -> int:
         progress=None if on_cluster else bars.start,
     )
     return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
-
-
-def _check_distinct_stems(inputs: list[Path]) -> None:
-    seen: dict[str, Path] = {}
-    for path in inputs:
-        if path.stem in seen:
-            raise CliError(f"{seen[path.stem]} and {path} would write the same output files")
-        seen[path.stem] = path
 
 
 class _FileProgress:

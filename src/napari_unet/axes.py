@@ -105,7 +105,8 @@ def check_axes(axes: str, shape: tuple[int, ...], in_channels: int) -> str:
     Raises
     ------
     ValueError
-        Wrong length, unknown or repeated letters, or channels the model cannot take.
+        Wrong length, unknown or repeated letters, X before Y, or channels the
+        model cannot take.
     """
     axes = axes.upper().replace("T", "Z")
     if len(axes) != len(shape):
@@ -117,6 +118,8 @@ def check_axes(axes: str, shape: tuple[int, ...], in_channels: int) -> str:
         )
     if "C" in axes and "S" in axes:
         raise ValueError(f"axes {axes!r}: give channels as C or as S, not both")
+    if axes.index("X") < axes.index("Y"):
+        raise ValueError(f"axes {axes!r}: Y must come before X; transpose the image first")
     found = _channel_count(axes, shape)
     _channel_mapping(found, in_channels, "S" in axes, shape, axes)
     return axes

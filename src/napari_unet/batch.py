@@ -101,6 +101,31 @@ def output_paths(path: str | os.PathLike, output: str | os.PathLike, fmt: str) -
     return tuple(output / f"{stem}_{kind}.tif" for kind in ("prob", "mask", "instances"))
 
 
+def check_outputs(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -> None:
+    """Refuse inputs whose outputs would collide with each other or overwrite an input.
+
+    Raises
+    ------
+    ValueError
+        Two inputs with the same stem (``a/img.tif`` and ``b/img.png``), or an
+        input that is an output of another (an output folder that is also the
+        input folder, re-run after a first run).
+    """
+    inputs = {Path(path).resolve() for path in paths}
+    owners: dict[str, str | os.PathLike] = {}
+    for path in paths:
+        stem = Path(path).stem
+        if stem in owners:
+            raise ValueError(f"{owners[stem]} and {path} would write the same output files")
+        owners[stem] = path
+        for target in (*output_paths(path, output, "tiff"), *output_paths(path, output, "zarr")):
+            if target.resolve() in inputs:
+                raise ValueError(
+                    f"{target} is an input, and the outputs of {path} would overwrite it; "
+                    "write the outputs to a folder that holds no inputs"
+                )
+
+
 # ---- models, once per process -----------------------------------------------------
 _MODELS: dict[tuple, UNet] = {}
 _MODELS_LOCK = threading.Lock()
@@ -282,6 +307,11 @@ def run_batch(
     -------
     list of FileResult
         In the order of ``paths``.
+
+    Raises
+    ------
+    ValueError
+        Inputs whose outputs would collide or overwrite an input (:func:`check_outputs`).
     """
     from .checkpoint import bundled_models, resolve_checkpoint
 
@@ -289,6 +319,7 @@ def run_batch(
     model_path = str(resolve_checkpoint(checkpoint).resolve())  # fails early when missing
     if str(checkpoint) in bundled_models():
         model_path = str(checkpoint)  # each worker finds its own installed copy
+    check_outputs(paths, output)
     jobs = [str(Path(path).resolve()) for path in paths]
     Path(output).mkdir(parents=True, exist_ok=True)
     folder = str(Path(output).resolve())
