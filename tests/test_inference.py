@@ -200,3 +200,17 @@ def test_wide_integer_types_keep_their_contrast():
     assert normalised.dtype == np.float32 and len(np.unique(normalised)) == len(np.unique(values))
     expected = predict(values.astype(np.float32), model)
     np.testing.assert_allclose(predict(wide, model), expected, atol=1e-5)
+
+
+def test_stop_is_checked_between_the_eight_symmetries():
+    """One tile, one batch: only the check between transforms can stop it."""
+    calls = {"n": 0}
+
+    def stop_after_two_checks():
+        calls["n"] += 1
+        return calls["n"] > 2  # 1: before the batch, 2: after the first symmetry
+
+    with pytest.raises(Cancelled):
+        predict(np.zeros((40, 40), np.float32), _model(depth=2), test_time_augmentation=True,
+                stop=stop_after_two_checks)  # fmt: skip
+    assert calls["n"] == 3

@@ -1,0 +1,34 @@
+import pytest
+import torch
+
+from napari_unet import devices
+from napari_unet.devices import resolve_device
+
+
+@pytest.mark.parametrize(
+    ("cuda", "mps", "expected"),
+    [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu"), (True, False, "cuda")],
+)
+def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(devices, "_mps_available", lambda: mps)
+    assert resolve_device("auto") == torch.device(expected)
+    assert resolve_device(None) == torch.device(expected)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("cuda", "CUDA is not available"), ("cuda:1", "CUDA is not available"), ("mps", "MPS")],
+)
+def test_unavailable_device_says_so(monkeypatch, name, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(devices, "_mps_available", lambda: False)
+    with pytest.raises(ValueError, match=message):
+        resolve_device(name)
+
+
+def test_explicit_cpu_and_unknown_names():
+    assert resolve_device("CPU") == torch.device("cpu")
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu")
