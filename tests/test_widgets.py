@@ -208,6 +208,7 @@ def test_failing_run_notifies_then_a_new_run_stops_quickly(qtbot, dock, notifica
     run(qtbot, finetune, finetune.start_finetune)
     errors = [n for n in notifications if n.severity == NotificationSeverity.ERROR]
     assert len(errors) == 1 and "paint" in errors[0].message
+    assert finetune.status.text() == f"Failed: {errors[0].message}"  # not "Preparing…"
     assert finetune.start_button.enabled and not finetune.stop_button.enabled
     assert state.busy == "" and len(state.history) == history
 
@@ -332,3 +333,64 @@ def test_separate_docks_share_one_model_go_back_and_let_go(
     layer = viewer.add_labels(np.zeros((64, 64), np.uint8), name="later")
     layer.name = "renamed"
     assert len(inserted.callbacks) == listening - 2  # its image and ground-truth pickers
+
+
+def test_created_annotation_layer_is_chosen_for_fine_tuning(dock):
+    viewer, widget = dock
+    truth = viewer.add_labels(np.zeros((128, 128), np.uint16), name="discs ground truth")
+    picker = widget.finetune.annotation_picker
+    assert picker.layer is truth  # the only Labels layer so far
+    layer = widget.annotate.create_annotation_layer()
+    assert picker.layer is layer
+    viewer.add_labels(np.zeros((128, 128), np.uint8), name="another labels layer")
+    assert picker.layer is layer  # only annotation layers of the chosen image take over
+
+
+def test_diverging_run_says_so_and_marks_the_model_changed(qtbot, dock, notifications, monkeypatch):
+    from napari_unet._widgets import _finetune_job
+    from napari_unet.training import TrainingError
+
+    real_finetune = _finetune_job.finetune
+
+    def diverging_after_three(*args, **kwargs):
+        steps = real_finetune(*args, **kwargs)
+        for step in steps:
+            yield step
+            if step.iteration == 3:
+                steps.close()  # as the core ends a diverging run: best weights, history entry
+                raise TrainingError("the loss became nan at iteration 4; the best weights...")
+
+    monkeypatch.setattr(_finetune_job, "finetune", diverging_after_three)
+    viewer, widget = dock
+    finetune, state = widget.finetune, model_state(viewer)
+    paint_strokes(widget.annotate.create_annotation_layer().data)
+    run(qtbot, finetune, finetune.start_finetune)
+    errors = [n for n in notifications if n.severity == NotificationSeverity.ERROR]
+    assert len(errors) == 1 and "the loss became nan" in errors[0].message
+    assert finetune.status.text().startswith("Failed: ") and "nan" in finetune.status.text()
+    assert state.name == "tiny (fine-tuned)"  # the kept weights are not the loaded ones
+    history = state.model.metadata["training_history"][-1]
+    assert history["iterations"] == 3 and history["image_layer"] == "discs"
+
+
+def test_final_preview_is_tiled_and_stoppable(qtbot, dock, monkeypatch):
+    from napari_unet._widgets import _finetune_job
+
+    calls = []
+    real_predict = _finetune_job.predict
+
+    def recording_predict(*args, **kwargs):
+        calls.append(kwargs)
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(_finetune_job, "predict", recording_predict)
+    viewer, widget = dock
+    finetune = widget.finetune
+    finetune.settings.live_preview.value = True
+    finetune.settings.iterations.value = 3
+    paint_strokes(widget.annotate.create_annotation_layer().data)
+    run(qtbot, finetune, finetune.start_finetune)
+    assert len(calls) == 1  # the preview after the last iteration
+    assert calls[0]["tile_size"] == default_tile_size(model_state(viewer).model)
+    assert calls[0]["stop"] is finetune._stop
+    assert viewer.layers["discs preview"].data.any()

@@ -23,6 +23,7 @@ from ._finetune_job import (
 )
 from ._finetune_settings import FinetuneSettings
 from ._layers import (
+    ANNOTATION_KEY,
     ImageGeometry,
     LayerPicker,
     annotated_planes,
@@ -80,6 +81,7 @@ class FinetuneWidget(QWidget):
         self._create_controls()
         self._build_layout()
         self.image_picker.combo.changed.connect(self._match_annotations)
+        self.viewer.layers.events.inserted.connect(self._pick_new_annotations)
         self.start_button.changed.connect(self.start_finetune)
         self.stop_button.changed.connect(self.stop)
         self.weights_button.changed.connect(self.show_loss_weights)
@@ -130,6 +132,17 @@ class FinetuneWidget(QWidget):
             match = self.annotation_picker.find(f"{image.name} annotations")
             if match is not None:
                 self.annotation_picker.select(match)
+
+    def _pick_new_annotations(self, event: Any) -> None:
+        """Choose an annotation layer created for the chosen image (e.g. by Annotate)."""
+        layer, image = event.value, self.image_picker.layer
+        if (
+            isinstance(layer, napari.layers.Labels)
+            and layer.metadata.get(ANNOTATION_KEY)
+            and image is not None
+            and layer.metadata.get("image") == image.name
+        ):
+            self.annotation_picker.select(layer)
 
     # ---- fine-tuning ---------------------------------------------------------
     def start_finetune(self, *_: Any) -> GeneratorWorker | None:
@@ -254,27 +267,38 @@ class FinetuneWidget(QWidget):
         if self._last_iteration == 0:
             self.state.forget_last()  # the snapshot equals the model: nothing was trained
         if result.error:
+            if self._last_iteration > 0:  # trained, then failed: the best weights were kept
+                self._mark_fine_tuned()
+            self.status.setText(f"Failed: {result.error}")
             show_error(result.error)
             return
         progress = result.value
         if progress is None:
-            show_warning("Fine-tuning stopped before the first iteration; the model is unchanged.")
+            message = "Stopped before the first iteration; the model is unchanged."
+            self.status.setText(message)
+            show_warning(message)
             return
         self._record(progress)
         show_info(
             f"Fine-tuned: {progress.iteration} iterations, loss {progress.smoothed_loss:.3f}."
         )
 
-    def _record(self, progress: Any) -> None:
+    def _mark_fine_tuned(self) -> bool:
+        """Note the run in the model's history and name; tell the other sections."""
         request = self._request
         history = request.model.metadata.get("training_history") if request else None
         if request is None or not history:
-            return
+            return False
         history[-1]["image_layer"] = request.image_name
         history[-1]["annotated_slices"] = [list(plane) for plane in request.planes]
         if not self.state.name.endswith("(fine-tuned)"):
             self.state.name = f"{self.state.name} (fine-tuned)"
         self.state.model_changed.emit()
+        return True
+
+    def _record(self, progress: Any) -> None:
+        if not self._mark_fine_tuned():
+            return
         self.status.setText(
             f"Done: {progress.iteration} iterations in {progress.elapsed:.0f} s; "
             f"final loss {progress.smoothed_loss:.3f} (smoothed). Predictions worse than "

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from ..config import AugmentConfig, TrainConfig, WeightConfig
-from ..inference import predict
+from ..inference import Cancelled, default_tile_size, predict
 from ..model import UNet
 from ..training import TrainProgress, finetune
 from ..weights import weight_map
@@ -140,11 +141,28 @@ def finetune_job(
     finally:
         steps.close()
     if last is not None and preview is not None and not stop.is_set():
-        probabilities = predict(preview(), request.model, device=request.train.device)
-        update = _update(last)
-        update.plane, update.foreground = preview.last_plane, foreground_probability(probabilities)
-        yield update
+        probabilities = _final_preview(request, preview(), stop)
+        if probabilities is not None:
+            update = _update(last)
+            update.plane = preview.last_plane
+            update.foreground = foreground_probability(probabilities)
+            yield update
     return last
+
+
+def _final_preview(request: TrainingRequest, image: Any, stop: threading.Event) -> Any:
+    """Tiled, stoppable preview of the trained model; None if stopped or out of memory.
+
+    Training has finished by then: a preview that cannot be shown must not turn
+    the run into a failure.
+    """
+    model = request.model
+    try:
+        return predict(
+            image, model, tile_size=default_tile_size(model), device=request.train.device, stop=stop
+        )
+    except (Cancelled, MemoryError, torch.OutOfMemoryError):
+        return None
 
 
 def _update(progress: TrainProgress) -> FinetuneUpdate:
