@@ -182,6 +182,26 @@ def test_predict_again_replaces_outputs_and_leaves_user_layers(qtbot, dock):
     np.testing.assert_array_equal(viewer.layers["discs"].data, image_before)
     assert user_layer.name == "discs mask" and np.all(user_layer.data == 7)
     assert not user_layer.metadata.get(OUTPUT_KEY)
+    viewer.layers["discs"].scale, viewer.layers["discs"].translate = (2, 3), (10, 5)
+    run(qtbot, widget.predict, widget.predict.run_prediction)  # reused layers follow the image
+    for layer in outputs:
+        assert tuple(layer.scale[-2:]) == (2, 3) and tuple(layer.translate[-2:]) == (10, 5)
+
+
+def test_tile_size_choice_survives_a_fine_tune_and_settings_lock_while_running(qtbot, dock):
+    viewer, widget = dock
+    widget.predict.tile_size.value = 0  # "whole image"
+    settings = widget.finetune.settings
+    paint_strokes(widget.annotate.create_annotation_layer().data)
+    with qtbot.waitSignal(widget.finetune.finished, timeout=60_000):
+        widget.finetune.start_finetune()
+        locked = [c.enabled for c in (settings.w0, settings.sigma, settings.elastic)]
+    assert locked == [False, False, False]
+    assert settings.w0.enabled and settings.sigma.enabled and settings.elastic.enabled
+    assert model_state(viewer).name == "tiny (fine-tuned)"
+    assert widget.predict.tile_size.value == 0
+    widget.model.use_model(new_model(ModelConfig(base_features=4, depth=3), seed=0), "deeper")
+    assert widget.predict.tile_size.value == default_tile_size(model_state(viewer).model)
 
 
 def test_predict_with_test_time_augmentation(qtbot, dock):

@@ -190,14 +190,13 @@ class AnnotateWidget(QWidget):
         if layer is None:
             self.counts.setText("No annotation layer for this image yet.")
             return {}
-        data = np.asarray(layer.data)
-        histogram = np.bincount(data.ravel().astype(np.int64, copy=False), minlength=n_classes + 1)
-        counts = {label: int(histogram[label]) for label in range(1, n_classes + 1)}
+        data = np.asarray(layer.data)  # one comparison per class: no int64 copy of a stack
+        counts = {label: int(np.count_nonzero(data == label)) for label in range(1, n_classes + 1)}
         text = " · ".join(
             f"<span style='color:{class_colour(label)}'>■</span> {label}: {count:,} px"
             for label, count in counts.items()
         )
-        extra = int(histogram[n_classes + 1 :].sum())
+        extra = int(np.count_nonzero(data > n_classes))
         if extra:
             text += f"<br>{extra:,} px carry labels above {n_classes}: the model will refuse them"
         if data.ndim > 2:

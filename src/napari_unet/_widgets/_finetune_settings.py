@@ -16,6 +16,7 @@ class FinetuneSettings(Container):
     """The fine-tuning options as magicgui widgets, turned into the core's option groups."""
 
     def __init__(self) -> None:
+        self._running = False
         self.seconds = SpinBox(label="Time budget (s)", value=30, min=1, max=86_400)
         self.iterations = SpinBox(
             label="Max iterations",
@@ -100,11 +101,13 @@ class FinetuneSettings(Container):
         return WeightConfig(w0=self.w0.value, sigma=self.sigma.value)
 
     def set_running(self, running: bool) -> None:
-        """Lock the options that cannot change during a run."""
-        controls = (self.seconds, self.iterations, self.learning_rate, self.lr_schedule)
-        for control in (*controls, self.device):
+        """Lock the options during a run: it uses the values it started with."""
+        self._running = running
+        training = (self.seconds, self.iterations, self.learning_rate, self.lr_schedule)
+        data = (self.elastic, self.w0, self.sigma, self.live_preview, self.device)
+        for control in (*training, *data):
             control.enabled = not running
         self._update_enabled()
 
     def _update_enabled(self, *_: Any) -> None:
-        self.elastic_std.enabled = bool(self.elastic.value)
+        self.elastic_std.enabled = bool(self.elastic.value) and not self._running

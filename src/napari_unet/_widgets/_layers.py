@@ -269,6 +269,8 @@ def show_output(
     layer = find_output(viewer, name, layer_type)
     if layer is not None and layer.data.ndim == data.ndim:
         layer.data = data
+        for key, value in placement.items():  # the image may have a new pixel size or origin
+            setattr(layer, key, value)
         if "contrast_limits" in display:
             layer.contrast_limits = display["contrast_limits"]
         return layer

@@ -54,6 +54,7 @@ class PredictWidget(QWidget):
         self.worker: GeneratorWorker | None = None
         self._stop = threading.Event()
         self._target: tuple[napari.layers.Image, ImageGeometry] | None = None
+        self._tile_sizes_of: Any = None  # the model config the tile choices were made for
         self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image")
         self.tile_size = ComboBox(
             label="Tile size",
@@ -112,15 +113,24 @@ class PredictWidget(QWidget):
         layout.addStretch(1)
 
     def update_tile_sizes(self, *_: Any) -> None:
-        """Offer the model's valid tile sizes, preselecting its default."""
+        """Offer the model's valid tile sizes, preselecting its default.
+
+        The user's choice is kept while the architecture stays the same (after a
+        fine-tune, for instance).
+        """
         model = self.state.model
+        kept = self.tile_size.value if model.config == self._tile_sizes_of else None
+        self._tile_sizes_of = model.config
         default = default_tile_size(model)
         sizes = usable_tile_sizes(model, MAX_TILE_CHOICE)
         if default > MAX_TILE_CHOICE:
             sizes.append(default)
         self.tile_size.choices = ()  # magicgui keeps surviving items first: start afresh
         self.tile_size.choices = [("whole image", WHOLE_IMAGE)] + [(f"{n} px", n) for n in sizes]
-        self.tile_size.value = default if default in sizes else WHOLE_IMAGE
+        if kept is not None:
+            self.tile_size.value = kept
+        else:
+            self.tile_size.value = default if default in sizes else WHOLE_IMAGE
 
     # ---- running ---------------------------------------------------------------
     def run_prediction(self, *_: Any) -> GeneratorWorker | None:
