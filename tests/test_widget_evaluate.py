@@ -44,3 +44,26 @@ def test_metrics_of_the_prediction_against_a_truth_layer(make_napari_viewer, qtb
     semantic = widget.evaluation.run()
     assert set(semantic["iou"]) >= {"1"} and 0 <= semantic["pixel_error"] <= 1
     assert np.array_equal(viewer.layers["truth"].data, truth)  # the user's layer is untouched
+
+
+def test_evaluates_the_stack_slice_in_view_beside_a_deeper_stack(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    truth = np.zeros((3, 48, 48), np.uint32)
+    truth[:, 8:24, 8:24] = 1
+    truth[2, 30:44, 30:44] = 2  # only the last slice has a second object
+    viewer.add_image((truth > 0).astype(np.float32), name="stack")
+    viewer.add_labels(truth, name="truth")
+    viewer.add_image(np.zeros((10, 48, 48), np.float32), name="deeper")
+    widget = PredictWidget(viewer)
+    model_state(viewer).set_model(new_model(ModelConfig(base_features=4, depth=2)), "tiny")
+    widget.image_picker.combo.value = viewer.layers["stack"]
+    widget.device.value = "cpu"
+    widget.evaluation.truth_picker.combo.value = viewer.layers["truth"]
+    with qtbot.waitSignal(widget.finished, timeout=30_000):
+        widget.run_prediction()
+    viewer.dims.set_current_step(0, 7)  # beyond the 3 slices of the stack: its last slice
+    scores = widget.evaluation.run()
+    predicted = viewer.layers["stack instances"].data[2]
+    expected = match_instances(predicted, truth[2], threshold=0.5)
+    at_half = next(row for row in scores["instances"] if row["threshold"] == 0.5)
+    assert (at_half["tp"] + at_half["fn"], at_half["f1"]) == (2, pytest.approx(expected["f1"]))

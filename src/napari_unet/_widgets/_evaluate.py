@@ -75,8 +75,12 @@ class EvaluatePanel(QWidget):
                 f"The ground truth has shape {true.shape} but the prediction {predicted.shape}; "
                 "pick the ground truth of this image."
             )
-        if predicted.ndim > 2:  # a stack: the slice in view
-            index = tuple(self.viewer.dims.current_step[: predicted.ndim - 2])
+        if predicted.ndim > 2:  # a stack: the slice in view, in the prediction's own coordinates
+            point = prediction.world_to_data(self.viewer.dims.point)
+            index = tuple(
+                int(np.clip(round(value), 0, size - 1))
+                for value, size in zip(point[: predicted.ndim - 2], predicted.shape)
+            )
             predicted, true = predicted[index], true[index]
         return evaluate(predicted, true, kind=self.kind.value)
 
