@@ -242,6 +242,21 @@ def test_a_cancelled_store_leaves_nothing(model, rng, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_stop_during_instance_labelling_publishes_nothing(model, rng, tmp_path):
+    stop = threading.Event()
+
+    def press_stop_when_labelling_starts(step):
+        if step.stage == "instances":
+            stop.set()
+
+    with pytest.raises(Cancelled):
+        predict_to_zarr(
+            _stack(rng), model, tmp_path / "o.zarr", tile_size=TILE, stop=stop,
+            progress=press_stop_when_labelling_starts,
+        )  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_watershed_on_huge_slices_is_refused_before_any_work(model, rng, tmp_path, monkeypatch):
     monkeypatch.setattr(ooc, "OUT_OF_CORE_THRESHOLD", 100)
     assert ooc.needs_out_of_core((3, 40, 50), "ZYX")

@@ -40,7 +40,7 @@ from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
-from .inference import Progress, StopFlag, default_tile_size, tile_layout
+from .inference import Cancelled, Progress, StopFlag, default_tile_size, is_stopped, tile_layout
 from .model import UNet
 from .postprocess import instance_labels
 from .volumes import iter_predict_stack
@@ -184,7 +184,7 @@ def predict_to_zarr(
                 progress(step)
         count = None
         if instances is not None:
-            count = _write_instances(partial, arrays["mask"], instances, block, progress)
+            count = _write_instances(partial, arrays["mask"], instances, block, progress, stop)
         attributes = describe_channels(axes, tuple(image.shape), in_channels)
         attributes.update(
             model=model.metadata.get("source"),
@@ -244,8 +244,12 @@ def _write_instances(
     method: str,
     block: tuple[int, int],
     progress: Callable[[Progress], None] | None,
+    stop: StopFlag = None,
 ) -> int:
-    """Label every slice of ``mask`` into ``path/instances``; returns the object count."""
+    """Label every slice of ``mask`` into ``path/instances``; returns the object count.
+
+    ``stop`` is checked before each slice (:class:`~napari_unet.inference.Cancelled`).
+    """
     import zarr
 
     options = {"shape": mask.shape, "chunks": mask.chunks, "dtype": np.uint32, "fill_value": 0}
@@ -256,6 +260,8 @@ def _write_instances(
         planes = [(_Plane(mask, index), _Plane(out, index)) for index in range(mask.shape[0])]
     count = 0
     for done, (mask_plane, out_plane) in enumerate(planes, start=1):
+        if is_stopped(stop):
+            raise Cancelled("prediction cancelled")
         if method == "components":
             count += label_chunked(mask_plane, out_plane, block, offset=count)
         else:
