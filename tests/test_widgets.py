@@ -138,6 +138,9 @@ def test_full_loop_annotate_finetune_predict(qtbot, dock):
 
     with qtbot.waitSignal(widget.finetune.weights_finished, timeout=10_000):
         assert widget.finetune.show_loss_weights() is not None
+        assert not widget.finetune.weights_button.enabled
+        assert widget.finetune.show_loss_weights() is None  # a second click starts nothing
+    assert widget.finetune.weights_button.enabled
     loss_weights = viewer.layers["discs loss weights"]
     assert isinstance(loss_weights, napari.layers.Image) and loss_weights.data.dtype == np.float32
     np.testing.assert_allclose(loss_weights.data, weight_map(strokes, WeightConfig()), rtol=1e-6)

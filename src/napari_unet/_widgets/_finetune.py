@@ -320,6 +320,9 @@ class FinetuneWidget(QWidget):
     # ---- the loss weights ----------------------------------------------------
     def show_loss_weights(self, *_: Any) -> GeneratorWorker | None:
         """Show the weight map the loss uses for the chosen annotations, as an Image layer."""
+        if self.weights_worker is not None:
+            show_warning("The loss weights are being computed already.")
+            return None
         labels_layer = self.annotation_picker.layer
         if labels_layer is None:
             show_error("Choose an annotation layer (see Annotate) first.")
@@ -345,6 +348,7 @@ class FinetuneWidget(QWidget):
             on_finish=self._weights_done,
             release=lambda: None,
         )
+        self.weights_button.enabled = False
         return self.weights_worker
 
     def _show_weights(self, result: JobResult) -> None:
@@ -365,4 +369,5 @@ class FinetuneWidget(QWidget):
 
     def _weights_done(self) -> None:
         self.weights_worker = None
+        self.weights_button.enabled = True
         self.weights_finished.emit()
