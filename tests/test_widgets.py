@@ -417,3 +417,19 @@ def test_final_preview_is_tiled_and_stoppable(qtbot, dock, monkeypatch):
     assert calls[0]["tile_size"] == default_tile_size(model_state(viewer).model)
     assert calls[0]["stop"] is finetune._stop
     assert viewer.layers["discs preview"].data.any()
+
+
+def test_annotation_errors_name_the_layer_and_slice(qtbot, dock, notifications):
+    viewer, widget = dock
+    stack = np.stack([discs_image(seed=seed) for seed in range(3)])
+    viewer.add_image(stack, name="stack")
+    widget.annotate.image_picker.combo.value = viewer.layers["stack"]
+    widget.finetune.image_picker.combo.value = viewer.layers["stack"]
+    layer = widget.annotate.create_annotation_layer()
+    assert widget.finetune.annotation_picker.layer is layer
+    paint_strokes(layer.data[1])
+    layer.data[2, 60:64, 60:64] = 3  # the tiny model has 2 classes
+    run(qtbot, widget.finetune, widget.finetune.start_finetune)
+    errors = [n.message for n in notifications if n.severity == NotificationSeverity.ERROR]
+    assert len(errors) == 1
+    assert "slice 2 of “stack annotations” uses label 3" in errors[0], errors[0]

@@ -219,6 +219,7 @@ class FinetuneWidget(QWidget):
             image_name=image.name,
             planes=planes,
             preview=preview,
+            annotation_name=labels_layer.name,
         )
 
     def _follow_view(self, *_: Any) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ import torch
 from ..config import AugmentConfig, TrainConfig, WeightConfig
 from ..inference import Cancelled, default_tile_size, predict
 from ..model import UNet
+from ..sampling import AnnotationError
 from ..training import TrainProgress, finetune
 from ..weights import weight_map
 from ._layers import ImageGeometry
@@ -66,6 +68,8 @@ class TrainingRequest:
     planes : list of tuple of int
         Which planes of the stack were annotated.
     preview : PreviewSource or None
+    annotation_name : str
+        The annotation layer, to name it in error messages.
     """
 
     model: UNet
@@ -77,6 +81,16 @@ class TrainingRequest:
     image_name: str
     planes: list[tuple[int, ...]] = field(default_factory=list)
     preview: PreviewSource | None = None
+    annotation_name: str = ""
+
+    def describe(self, index: int) -> str:
+        """The annotation core messages call ``annotation {index}``, as the user sees it."""
+        layer = f"“{self.annotation_name}”" if self.annotation_name else "the annotation layer"
+        plane = self.planes[index] if index < len(self.planes) else ()
+        if not plane:
+            return layer
+        where = ", ".join(str(i) for i in plane)
+        return f"slice {where} of {layer}"
 
 
 @dataclass
@@ -131,7 +145,7 @@ def finetune_job(
     )
     last = None
     try:
-        for progress in steps:
+        for progress in _named_annotation_errors(steps, request):
             update = _update(progress)
             if progress.preview is not None and preview is not None:
                 update.plane = preview.last_plane
@@ -163,6 +177,19 @@ def _final_preview(request: TrainingRequest, image: Any, stop: threading.Event) 
         )
     except (Cancelled, MemoryError, torch.OutOfMemoryError):
         return None
+
+
+def _named_annotation_errors(
+    steps: Generator[TrainProgress, None, None], request: TrainingRequest
+) -> Generator[TrainProgress, None, None]:
+    """``steps``, with "annotation N" in an AnnotationError replaced by the layer and slice."""
+    try:
+        yield from steps
+    except AnnotationError as error:
+        message = re.sub(
+            r"annotation (\d+)", lambda match: request.describe(int(match.group(1))), str(error)
+        )
+        raise AnnotationError(message) from error
 
 
 def _update(progress: TrainProgress) -> FinetuneUpdate:
