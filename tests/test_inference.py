@@ -214,3 +214,20 @@ def test_stop_is_checked_between_the_eight_symmetries():
         predict(np.zeros((40, 40), np.float32), _model(depth=2), test_time_augmentation=True,
                 stop=stop_after_two_checks)  # fmt: skip
     assert calls["n"] == 3
+
+
+def test_stop_is_checked_between_the_forward_passes_of_a_batch():
+    """On the CPU a batch of 4 tiles is 4 passes: a stop after the first ends it there."""
+    model = _model(depth=2)
+    passes = []
+    model.register_forward_hook(lambda *_: passes.append(1))
+    checks = {"n": 0}
+
+    def stop_at_second_check():
+        checks["n"] += 1
+        return checks["n"] >= 2
+
+    with pytest.raises(Cancelled):
+        predict(np.zeros((100, 100), np.float32), model, tile_size=48, batch_size=4,
+                device="cpu", stop=stop_at_second_check)  # fmt: skip
+    assert len(passes) == 1

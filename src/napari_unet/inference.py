@@ -202,7 +202,7 @@ def iter_predict(
     tile_size, batch_size, device
         See :func:`predict`.
     stop : callable or threading.Event
-        Checked before each batch; when set, :class:`Cancelled` is raised.
+        Checked before each forward pass; when set, :class:`Cancelled` is raised.
     test_time_augmentation : bool
         See :func:`predict`.
     """
@@ -252,14 +252,12 @@ def _tile_probabilities(
     """(N, n_classes, y, x) probabilities of a batch of input tiles, as float32 numpy.
 
     With ``test_time_augmentation`` the probabilities are the mean over the 8
-    rotations and flips of each tile (each mapped back before averaging), and
-    ``stop`` is checked between them (:class:`Cancelled`).
+    rotations and flips of each tile (each mapped back before averaging).
+    ``stop`` is checked before every forward pass but the first (:class:`Cancelled`).
     """
     transforms = DIHEDRAL if test_time_augmentation else ((0, False),)
     total = None
     for turns, flip in transforms:
-        if total is not None and is_stopped(stop):
-            raise Cancelled("prediction cancelled")
         turned = _dihedral(inputs, turns, flip)
         if turns or flip:
             layout = (
@@ -268,7 +266,12 @@ def _tile_probabilities(
                 else torch.contiguous_format
             )
             turned = turned.contiguous(memory_format=layout)
-        scores = torch.cat([model(part) for part in turned.split(max(1, per_pass))])
+        passes = []
+        for part in turned.split(max(1, per_pass)):
+            if (passes or total is not None) and is_stopped(stop):  # the caller checked the first
+                raise Cancelled("prediction cancelled")
+            passes.append(model(part))
+        scores = torch.cat(passes)
         probabilities = _dihedral_inverse(torch.softmax(scores.float(), dim=1), turns, flip)
         total = probabilities if total is None else total + probabilities
     return (total / len(transforms)).cpu().numpy()
