@@ -112,7 +112,9 @@ def normalize(block: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.nd
     work = np.float64 if wide else np.float32
     offset, scale = (np.asarray(v, dtype=work)[:, None, None] for v in (offset, scale))
     with np.errstate(over="ignore", invalid="ignore"):
-        normalised = ((block.astype(work, copy=False) - offset) / scale).astype(np.float32)
+        normalised = ((block.astype(work, copy=False) - offset) / scale).astype(
+            np.float32, copy=False
+        )
     if not np.isfinite(normalised).all():
         raise ValueError(NON_FINITE_MESSAGE)
     return normalised

@@ -71,17 +71,17 @@ def _check_labels(labels: np.ndarray, image_shape: tuple[int, ...], n_classes: i
 
 
 def _integer_labels(labels: Any, index: int) -> np.ndarray:
-    """``labels`` as int64; fractional values are refused rather than truncated."""
+    """``labels`` as an integer array (no copy if it is one); fractions are refused."""
     labels = np.asarray(labels)
-    if labels.dtype.kind not in "biu":
-        as_integers = labels.astype(np.int64)
-        if not np.array_equal(as_integers, labels):
-            raise AnnotationError(
-                f"annotation {index} holds non-integer values; labels are whole numbers "
-                "(0 = unlabelled, 1 = background, 2.. = classes)"
-            )
-        return as_integers
-    return labels.astype(np.int64)
+    if labels.dtype.kind in "biu":
+        return labels
+    as_integers = labels.astype(np.int64)
+    if not np.array_equal(as_integers, labels):
+        raise AnnotationError(
+            f"annotation {index} holds non-integer values; labels are whole numbers "
+            "(0 = unlabelled, 1 = background, 2.. = classes)"
+        )
+    return as_integers
 
 
 def prepare_training_data(

@@ -134,15 +134,9 @@ class FinetuneWidget(QWidget):
                 self.annotation_picker.select(match)
 
     def _pick_new_annotations(self, event: Any) -> None:
-        """Choose an annotation layer created for the chosen image (e.g. by Annotate)."""
-        layer, image = event.value, self.image_picker.layer
-        if (
-            isinstance(layer, napari.layers.Labels)
-            and layer.metadata.get(ANNOTATION_KEY)
-            and image is not None
-            and layer.metadata.get("image") == image.name
-        ):
-            self.annotation_picker.select(layer)
+        """A new annotation layer (e.g. from Annotate): match it to the chosen image."""
+        if event.value.metadata.get(ANNOTATION_KEY):
+            self._match_annotations()
 
     # ---- fine-tuning ---------------------------------------------------------
     def start_finetune(self, *_: Any) -> GeneratorWorker | None:
