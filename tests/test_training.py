@@ -7,9 +7,10 @@ import torch
 
 from napari_unet import ModelConfig, TrainConfig, load_model, predict, save_model, training
 from napari_unet.checkpoint import new_model
-from napari_unet.config import AugmentConfig
+from napari_unet.config import AugmentConfig, WeightConfig
 from napari_unet.sampling import AnnotationError, PatchSampler, prepare_training_data
 from napari_unet.training import TrainingError, finetune, train, weighted_loss
+from napari_unet.weights import trained_weight_config
 
 
 def _discs(seed=0, size=96):
@@ -232,6 +233,17 @@ def test_parent_and_history_survive_a_save(tmp_path):
     child = load_model(save_model(model, tmp_path / "child.safetensors"))
     assert child.metadata["parent"] == str(path)
     assert len(child.metadata["training_history"]) == 1
+
+
+def test_the_last_runs_weight_settings_are_read_back_from_the_checkpoint(tmp_path):
+    image, _, scribbles = _discs()
+    model = _small_model()
+    assert trained_weight_config(model.metadata) == WeightConfig()  # never trained: the paper's
+    first, second = WeightConfig(w0=3.0, sigma=2.0), WeightConfig(w0=7.0, class_balance=False)
+    train(model, [image], [scribbles], FAST, weights=first)
+    train(model, [image], [scribbles], FAST, weights=second)
+    reloaded = load_model(save_model(model, tmp_path / "tuned.safetensors"))
+    assert trained_weight_config(reloaded.metadata) == second
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import napari
@@ -250,6 +251,51 @@ def test_failing_run_notifies_then_a_new_run_stops_quickly(qtbot, dock, notifica
     assert finetune.start_button.enabled and not finetune.stop_button.enabled
     assert state.busy == "" and not state.model.training
     assert state.model.metadata["training_history"][-1]["iterations"] >= 1
+
+
+def test_image_planes_are_read_in_the_worker(qtbot, dock, monkeypatch):
+    _viewer, widget = dock
+    finetune = widget.finetune
+    finetune.settings.iterations.value = 3
+    readers = []
+    read_plane = ImageGeometry.read_plane
+
+    def recording_read_plane(self, data, plane, in_channels):
+        readers.append(threading.current_thread())
+        return read_plane(self, data, plane, in_channels)
+
+    monkeypatch.setattr(ImageGeometry, "read_plane", recording_read_plane)
+    paint_strokes(widget.annotate.create_annotation_layer().data)
+    run(qtbot, finetune, finetune.start_finetune)
+    assert finetune.status.text().startswith("Done"), finetune.status.text()
+    assert readers and threading.main_thread() not in readers  # training planes and previews
+
+    two_channels = new_model(ModelConfig(base_features=4, depth=2, in_channels=2), seed=0)
+    widget.model.use_model(two_channels, "two channels")
+    readers.clear()
+    run(qtbot, finetune, finetune.start_finetune)
+    status = finetune.status.text()
+    assert status.startswith("Failed: Fine-tuning:") and "Choose a model made for" in status
+    assert readers and threading.main_thread() not in readers
+
+
+def test_predicted_weight_map_uses_the_models_training_settings(qtbot, dock):
+    viewer, widget = dock
+    finetune = widget.finetune
+    run(qtbot, widget.predict, widget.predict.run_prediction)  # never trained: the paper's
+    mask = viewer.layers["discs mask"].data
+    np.testing.assert_allclose(viewer.layers["discs weight map"].data, weight_map(mask), rtol=1e-6)
+
+    finetune.settings.iterations.value = 25  # enough to find the discs (see the full loop)
+    finetune.settings.w0.value, finetune.settings.sigma.value = 4.0, 2.5
+    paint_strokes(widget.annotate.create_annotation_layer().data)
+    run(qtbot, finetune, finetune.start_finetune)
+    finetune.settings.w0.value = 20.0  # changed after the run: not what the model learnt with
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    mask = viewer.layers["discs mask"].data
+    expected = weight_map(mask, WeightConfig(w0=4.0, sigma=2.5))
+    assert np.abs(expected - weight_map(mask)).max() > 0.1  # the check can tell them apart
+    np.testing.assert_allclose(viewer.layers["discs weight map"].data, expected, rtol=1e-6)
 
 
 def test_cancel_prediction_takes_effect_quickly(qtbot, dock):

@@ -58,7 +58,7 @@ def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.
     from ._commands import segment_image
     from ._progress import ProgressBar
     from .inference import default_tile_size
-    from .weights import weight_map
+    from .weights import trained_weight_config, weight_map
 
     bar = ProgressBar(label)
     probabilities, mask, instances = segment_image(
@@ -73,7 +73,7 @@ def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.
         "probabilities": probabilities,
         "mask": mask,
         "instances": instances,
-        "weight_map": weight_map(mask),
+        "weight_map": weight_map(mask, trained_weight_config(model.metadata)),
     }
 
 

@@ -15,6 +15,8 @@ Label convention (all functions): a label array (Y, X) of integers where
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -25,6 +27,27 @@ _NEGLIGIBLE = 1e-6
 """Border-term values below this are treated as 0 by :func:`border_term`."""
 
 _EIGHT_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
+
+
+def trained_weight_config(metadata: Mapping[str, Any]) -> WeightConfig:
+    """The weight-map settings a model was last trained with.
+
+    Parameters
+    ----------
+    metadata : mapping
+        A model's ``metadata`` (saved in its checkpoint); each run of
+        :func:`~napari_unet.training.finetune` records its ``weight_config`` in
+        ``training_history``.
+
+    Returns
+    -------
+    WeightConfig
+        That of the latest run; the paper's defaults if the model has no such run.
+    """
+    for run in reversed(metadata.get("training_history") or []):
+        if isinstance(run, Mapping) and isinstance(run.get("weight_config"), Mapping):
+            return WeightConfig.from_dict(run["weight_config"])
+    return WeightConfig()
 
 
 def weight_map(

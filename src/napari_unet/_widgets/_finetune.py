@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 
 from ._finetune_job import (
     FinetuneUpdate,
+    PlaneReader,
     PreviewSource,
     TrainingRequest,
     finetune_job,
@@ -192,20 +193,14 @@ class FinetuneWidget(QWidget):
             )
             return None
         planes = annotated_planes(labels, len(geometry.leading_shape))
-        data = image_data(image)
-        try:
-            images = [geometry.read_plane(data, plane, in_channels) for plane in planes]
-        except ValueError as error:
-            show_error(f"Fine-tuning: {error}. Choose a model made for this kind of image.")
-            return None
+        reader = PlaneReader(image_data(image), geometry, in_channels)
         preview = None
         if self.settings.live_preview.value:
-            view = geometry.plane_in_view(image, self.viewer)
-            preview = PreviewSource(data, geometry, in_channels, view)
+            preview = PreviewSource(reader, geometry.plane_in_view(image, self.viewer))
         self._image_layer = image
         return TrainingRequest(
             model=model,
-            images=images,
+            reader=reader,
             annotations=[labels[plane].copy() for plane in planes],
             train=self.settings.train_config(),
             augment=self.settings.augment_config(),
@@ -219,7 +214,7 @@ class FinetuneWidget(QWidget):
     def _follow_view(self, *_: Any) -> None:
         request, image = self._request, self._image_layer
         if request is not None and request.preview is not None and image is not None:
-            request.preview.plane = request.preview.geometry.plane_in_view(image, self.viewer)
+            request.preview.plane = request.reader.geometry.plane_in_view(image, self.viewer)
 
     def _on_update(self, update: FinetuneUpdate) -> None:
         self._last_iteration = update.iteration
@@ -238,7 +233,7 @@ class FinetuneWidget(QWidget):
         if request is None or request.preview is None or image is None:
             return
         name = f"{request.image_name} preview"
-        geometry = request.preview.geometry
+        geometry = request.reader.geometry
         layer = find_output(self.viewer, name, napari.layers.Image)
         if layer is not None and layer.data.shape == geometry.spatial_shape:
             layer.data[plane] = foreground

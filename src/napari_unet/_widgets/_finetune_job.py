@@ -23,6 +23,27 @@ PREVIEW_SECONDS = 3.0
 """Seconds between two live previews during fine-tuning."""
 
 
+class PlaneReader:
+    """Reads 2D planes of an image layer's data as (C, Y, X) float32, from any thread.
+
+    Parameters
+    ----------
+    data : array-like
+        The image layer's data (captured when training starts; numpy, dask or zarr).
+    geometry : ImageGeometry
+    in_channels : int
+        The model's input channels.
+    """
+
+    def __init__(self, data: Any, geometry: ImageGeometry, in_channels: int) -> None:
+        self.data = data
+        self.geometry = geometry
+        self.in_channels = in_channels
+
+    def __call__(self, plane: tuple[int, ...]) -> np.ndarray:
+        return self.geometry.read_plane(self.data, plane, self.in_channels)
+
+
 class PreviewSource:
     """Reads the plane shown in the viewer, for the live preview, from the worker thread.
 
@@ -31,38 +52,37 @@ class PreviewSource:
 
     Parameters
     ----------
-    data : array-like
-        The image layer's data (captured when training starts).
-    geometry : ImageGeometry
-    in_channels : int
+    reader : PlaneReader
     plane : tuple of int
         The plane in view when training starts.
     """
 
-    def __init__(
-        self, data: Any, geometry: ImageGeometry, in_channels: int, plane: tuple[int, ...]
-    ) -> None:
-        self.data = data
-        self.geometry = geometry
-        self.in_channels = in_channels
+    def __init__(self, reader: PlaneReader, plane: tuple[int, ...]) -> None:
+        self.reader = reader
         self.plane = plane
         self.last_plane = plane
 
     def __call__(self) -> np.ndarray:
         self.last_plane = self.plane
-        return self.geometry.read_plane(self.data, self.last_plane, self.in_channels)
+        return self.reader(self.last_plane)
 
 
 @dataclass
 class TrainingRequest:
     """Everything one fine-tune needs, gathered in the Qt thread.
 
+    The annotations are copied there (the user may go on painting); the image
+    planes are only read in the worker (:meth:`read_images`), since a lazily
+    loaded (dask, zarr) image may take long to read.
+
     Attributes
     ----------
     model : UNet
         Trained in place.
-    images, annotations : list of numpy.ndarray
-        The annotated planes, (C, Y, X) and (Y, X).
+    reader : PlaneReader
+        Reads the image's planes.
+    annotations : list of numpy.ndarray
+        The annotated planes, (Y, X).
     train, augment, weights : TrainConfig, AugmentConfig, WeightConfig
     image_name : str
     planes : list of tuple of int
@@ -73,7 +93,7 @@ class TrainingRequest:
     """
 
     model: UNet
-    images: list[np.ndarray]
+    reader: PlaneReader
     annotations: list[np.ndarray]
     train: TrainConfig
     augment: AugmentConfig
@@ -82,6 +102,19 @@ class TrainingRequest:
     planes: list[tuple[int, ...]] = field(default_factory=list)
     preview: PreviewSource | None = None
     annotation_name: str = ""
+
+    def read_images(self) -> list[np.ndarray]:
+        """The image planes of :attr:`planes`, (C, Y, X) float32 each.
+
+        Raises
+        ------
+        ValueError
+            If the image's channels do not fit the model.
+        """
+        try:
+            return [self.reader(plane) for plane in self.planes]
+        except ValueError as error:
+            raise ValueError(f"{error}. Choose a model made for this kind of image") from error
 
     def describe(self, index: int) -> str:
         """The annotation core messages call ``annotation {index}``, as the user sees it."""
@@ -132,9 +165,10 @@ def finetune_job(
     iteration ran). Raises what :func:`~napari_unet.training.finetune` raises.
     """
     preview = request.preview
+    images = request.read_images()
     steps = finetune(
         request.model,
-        request.images,
+        images,
         request.annotations,
         request.train,
         augment=request.augment,

@@ -14,6 +14,7 @@ from qtpy.QtCore import Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..inference import default_tile_size, usable_tile_sizes
+from ..weights import trained_weight_config
 from ._evaluate import EvaluatePanel
 from ._layers import ImageGeometry, LayerPicker, class_colormap, image_data, placement_for
 from ._layers import show_output as put_output
@@ -74,7 +75,12 @@ class PredictWidget(QWidget):
             tooltip="Average each tile's prediction over its 8 rotations and flips: "
             "smoother, usually slightly more accurate maps.",
         )
-        self.with_weights = CheckBox(text="Weight map of the prediction", value=True)
+        self.with_weights = CheckBox(
+            text="Weight map of the prediction",
+            value=True,
+            tooltip="The paper's loss weights of the predicted mask, with the border weight "
+            "and width the model was last fine-tuned with (the paper's 10 and 5 px otherwise).",
+        )
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel")
         self.progress = QProgressBar()
@@ -156,6 +162,7 @@ class PredictWidget(QWidget):
             test_time_augmentation=self.test_time_augmentation.value,
             instance_method=self.instance_method.value,
             with_weights=self.with_weights.value,
+            weight_config=trained_weight_config(model.metadata),
         )
         self._target = (image, geometry)
         self._stop = threading.Event()
