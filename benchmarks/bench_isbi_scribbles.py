@@ -29,6 +29,11 @@ Experiments, not napari-unet options (they patch the core from this script):
   unlabelled pixels to the loss, ramped in from iteration START over RAMP
   iterations (the kept "best" weights then follow the combined loss: use
   ``--compare-last``).
+* ``--pairwise W SIGMA RADIUS``: add W x an intensity-gated Potts penalty on
+  neighbouring pixels (offsets up to RADIUS px) to the loss: label changes between
+  pixels of similar normalised intensity (difference << SIGMA) cost, changes across
+  intensity edges are free (the local CRF losses of scribble supervision: Tang et al.,
+  ECCV 2018; Obukhov et al., 2019). Uses every pixel of a patch, labelled or not.
 * ``--warmup SHARE``: linear learning-rate warm-up over that share of the budget.
 * ``--scribble-shares area``: each class's share of the 2 % proportional to its
   area (about 21 % membrane) instead of equal shares.
@@ -181,6 +186,42 @@ def _entropy_regularised_loss(weight: float, start: int, ramp: int):
         return supervised + scale * (entropy * unlabelled).sum() / unlabelled.sum().clamp(min=1)
 
     return loss
+
+
+def _pairwise_regularised_forward(weight: float, sigma: float, radius: int):
+    """``training._forward_loss`` plus ``weight`` x a gated Potts penalty (see module doc)."""
+    offsets = [
+        (dy, dx)
+        for dy in range(0, radius + 1)
+        for dx in range(-radius, radius + 1)
+        if (dy, dx) > (0, 0) and dy * dy + dx * dx <= radius * radius
+    ]
+    ramp = torch.exp(-(torch.arange(-2.0, 3.0) ** 2) / 2)
+    blur = (torch.outer(ramp, ramp) / torch.outer(ramp, ramp).sum())[None, None]
+
+    def forward_loss(model, sampler, config, device, scaler):
+        images, labels, weights = sampler.batch(config.batch_size)
+        inputs = torch.from_numpy(images).to(device)
+        logits = model(inputs)
+        supervised = training.weighted_loss(
+            logits, torch.from_numpy(labels).to(device), torch.from_numpy(weights).to(device)
+        )
+        probs = F.softmax(logits.float(), dim=1)
+        inputs = F.conv2d(inputs[:, :1], blur, padding=2)  # gate on a Gaussian-smoothed image
+        penalty, total = 0.0, 0.0
+        height, width = probs.shape[-2:]
+        for dy, dx in offsets:
+            x0, x1 = max(0, -dx), width - max(0, dx)
+            here = probs[..., : height - dy, x0:x1]
+            there = probs[..., dy:, x0 + dx : x1 + dx]
+            difference = inputs[:, :1, : height - dy, x0:x1] - inputs[:, :1, dy:, x0 + dx : x1 + dx]
+            gate = torch.exp(-(difference**2) / (2 * sigma**2) - (dy * dy + dx * dx) / 8.0)
+            disagreement = 1.0 - (here * there).sum(dim=1, keepdim=True)
+            penalty = penalty + (gate * disagreement).mean()
+            total += 1.0
+        return supervised + weight * penalty / total
+
+    return forward_loss
 
 
 def _track_ema(decay: float) -> None:
@@ -354,6 +395,14 @@ def main() -> None:
         help="experiment: entropy minimisation on unlabelled pixels from iteration START",
     )
     parser.add_argument(
+        "--pairwise",
+        type=float,
+        nargs=3,
+        default=None,
+        metavar=("WEIGHT", "SIGMA", "RADIUS"),
+        help="experiment: intensity-gated Potts penalty between neighbouring pixels",
+    )
+    parser.add_argument(
         "--warmup",
         type=float,
         default=0.0,
@@ -383,6 +432,9 @@ def main() -> None:
     if args.entropy_weight:
         weight, start, ramp = args.entropy_weight
         training.weighted_loss = _entropy_regularised_loss(weight, int(start), int(ramp))
+    if args.pairwise:
+        weight, sigma, radius = args.pairwise
+        training._forward_loss = _pairwise_regularised_forward(weight, sigma, int(radius))
     if args.membrane_weight != 1.0:
         sampling.weight_map = _scaled_weight_map(args.membrane_weight)
     arch = {
