@@ -18,8 +18,8 @@ from napari_unet.batch import (
 )
 from napari_unet.checkpoint import new_model
 from napari_unet.cli import main
-from napari_unet.data import to_channels_first
-from napari_unet.inputs import file_axes, probe_input
+from napari_unet.data import ImageReadError, to_channels_first
+from napari_unet.inputs import file_axes, open_tiff_lazily, probe_input
 
 TILE = 56
 OPTIONS = PredictOptions(tile_size=TILE, device="cpu", threads=1)
@@ -132,6 +132,37 @@ def test_zarr_input_and_output(tmp_path, checkpoint, images, reference):
     tiff = images / "image3.tif"
     assert _cli([tiff], checkpoint, tmp_path / "z", "--output-format", "zarr") == 0
     assert [path.name for path in (tmp_path / "z").iterdir()] == ["image3_prediction.zarr"]
+
+
+@pytest.mark.parametrize(
+    ("layout", "lazy_kind"),
+    [
+        ({"tile": (16, 16), "compression": "zlib"}, zarr.Array),  # tifffile's zarr view
+        ({"rowsperstrip": 16}, np.memmap),  # uncompressed: memory-mapped
+        ({"compression": "zlib", "rowsperstrip": 80}, None),  # one compressed strip: read whole
+    ],
+)
+def test_tiff_into_zarr_outputs_is_read_lazily_when_the_file_allows(
+    tmp_path, checkpoint, images, reference, monkeypatch, layout, lazy_kind
+):
+    tiff = tmp_path / "image3.tif"
+    tifffile.imwrite(tiff, tifffile.imread(images / "image3.tif"), **layout)
+    opened = open_tiff_lazily(tiff)
+    assert (type(opened) is np.ndarray) if lazy_kind is None else isinstance(opened, lazy_kind)
+    if lazy_kind is not None:  # nothing may load the whole file
+        monkeypatch.setattr("napari_unet.inputs.read_image", lambda path: pytest.fail("read"))
+    options = ("--output-format", "zarr", "--threads", "1")
+    assert _cli([tiff], checkpoint, tmp_path / "out", *options) == 0
+    outputs = zarr.open_group(str(tmp_path / "out" / "image3_prediction.zarr"), mode="r")
+    for kind, expected in zip(KINDS, _read(reference, "image3")):
+        assert np.array_equal(outputs[kind][:], expected), kind
+
+
+def test_a_broken_tiff_is_named_when_opened_lazily(tmp_path):
+    broken = tmp_path / "broken.tif"
+    broken.write_bytes(b"II*\x00" + bytes(20))
+    with pytest.raises(ImageReadError, match=r"broken\.tif"):
+        open_tiff_lazily(broken)
 
 
 def _five_axes(folder):

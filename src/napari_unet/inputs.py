@@ -26,6 +26,7 @@ __all__ = [
     "file_axes",
     "is_zarr_store",
     "open_input",
+    "open_tiff_lazily",
     "probe_input",
 ]
 
@@ -92,13 +93,17 @@ def _tiff_header(path: Path) -> tuple[tuple[int, ...], str | None]:
         with tifffile.TiffFile(path) as tiff:
             shape, declared = tuple(tiff.series[0].shape), tiff.series[0].axes
     except Exception as error:  # tifffile raises many types for broken files
-        reason = f"unreadable, truncated or not a TIFF ({type(error).__name__}: {error})"
-        raise ImageReadError(path, reason) from error
+        raise _unreadable_tiff(path, error) from error
     axes = "".join("Z" if letter in _SLICE_LETTERS else letter for letter in declared)
     unsettled = set(axes) - set("ZCSYX") or len(set(axes)) != len(axes)
     if unsettled or ("S" in axes and not axes.endswith("S")):
         return shape, None
     return shape, axes
+
+
+def _unreadable_tiff(path: Path, error: Exception) -> ImageReadError:
+    reason = f"unreadable, truncated or not a TIFF ({type(error).__name__}: {error})"
+    return ImageReadError(path, reason)
 
 
 def probe_input(
@@ -130,6 +135,47 @@ def probe_input(
     return InputInfo(path, shape, axes, fmt)
 
 
-def open_input(path: Path) -> Any:
-    """The pixels of an input: a numpy array, or a lazy zarr array for a zarr store."""
-    return open_zarr_input(path) if is_zarr_store(path) else read_image(path)
+def open_input(path: Path, lazy: bool = False) -> Any:
+    """The pixels of an input: a numpy array, or a lazy zarr array for a zarr store.
+
+    With ``lazy`` a TIFF file is not loaded whole when it need not be (see
+    :func:`open_tiff_lazily`), so out-of-core prediction reads it tile by tile.
+    """
+    if is_zarr_store(path):
+        return open_zarr_input(path)
+    if lazy and path.suffix.lower() in _TIFF_SUFFIXES:
+        return open_tiff_lazily(path)
+    return read_image(path)
+
+
+def open_tiff_lazily(path: Path) -> Any:
+    """A TIFF's first series (full resolution), read on demand where the file allows.
+
+    Returns
+    -------
+    array-like
+        A read-only :class:`numpy.memmap` for uncompressed contiguous data (the
+        operating system pages it in); else tifffile's zarr view when each plane
+        is stored in several tiles or strips, so a tile reads only its own;
+        else (one compressed chunk per plane) the array read whole.
+
+    Raises
+    ------
+    ImageReadError
+        If the file cannot be read as a TIFF.
+    """
+    import zarr
+
+    try:
+        return tifffile.memmap(path, mode="r")
+    except ValueError:  # compressed or scattered data: not memory-mappable
+        pass
+    except Exception as error:  # tifffile raises many types for broken files
+        raise _unreadable_tiff(path, error) from error
+    try:
+        view = zarr.open(tifffile.imread(path, aszarr=True, series=0, level=0), mode="r")
+    except Exception as error:
+        raise _unreadable_tiff(path, error) from error
+    if view.chunks[-2] * view.chunks[-1] < view.shape[-2] * view.shape[-1]:
+        return view
+    return read_image(path)
