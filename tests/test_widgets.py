@@ -14,10 +14,12 @@ from napari_unet._widgets import (
     ModelWidget,
     PredictWidget,
     UNetWidget,
+    _predict_job,
     model_state,
 )
 from napari_unet._widgets._layers import OUTPUT_KEY, ImageGeometry, annotated_planes
 from napari_unet._widgets._model import FROM_FILE
+from napari_unet._widgets._predict_job import output_bytes
 from napari_unet.checkpoint import new_model
 from napari_unet.config import ModelConfig, WeightConfig
 from napari_unet.inference import default_tile_size, predict, tile_layout
@@ -296,6 +298,25 @@ def test_predicted_weight_map_uses_the_models_training_settings(qtbot, dock):
     expected = weight_map(mask, WeightConfig(w0=4.0, sigma=2.5))
     assert np.abs(expected - weight_map(mask)).max() > 0.1  # the check can tell them apart
     np.testing.assert_allclose(viewer.layers["discs weight map"].data, expected, rtol=1e-6)
+
+
+def test_prediction_that_would_not_fit_in_memory_is_refused(
+    qtbot, dock, notifications, monkeypatch
+):
+    viewer, widget = dock
+    assert output_bytes(2, (3, 100, 200), with_weights=True) == 3 * 100 * 200 * (2 * 4 + 1 + 4 + 4)
+    assert output_bytes(3, (100, 200), with_weights=False) == 100 * 200 * (3 * 4 + 1 + 4)
+    needed = output_bytes(2, (128, 128), with_weights=True)
+    monkeypatch.setattr(_predict_job, "available_memory", lambda: needed)  # 80 % of it is usable
+    assert widget.predict.run_prediction() is None
+    errors = [n.message for n in notifications if n.severity == NotificationSeverity.ERROR]
+    assert len(errors) == 1 and "--output-format zarr" in errors[0] and "“discs”" in errors[0]
+    assert widget.predict.status.text() == "Not started: not enough memory."
+    assert model_state(viewer).busy == "" and "discs mask" not in viewer.layers
+    widget.predict.with_weights.value = False  # without the weight map the outputs fit
+    assert output_bytes(2, (128, 128), with_weights=False) <= 0.8 * needed
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert "discs mask" in viewer.layers and "discs weight map" not in viewer.layers
 
 
 def test_cancel_prediction_takes_effect_quickly(qtbot, dock):

@@ -23,6 +23,7 @@ from ._predict_job import (
     PredictionProgress,
     PredictionRequest,
     PredictionResult,
+    memory_refusal,
     predict_job,
 )
 from ._state import model_state, real_viewer
@@ -148,9 +149,6 @@ class PredictWidget(QWidget):
         if image is None:
             show_error("Choose an image layer to predict on.")
             return None
-        if not self.state.begin_task("predicting"):
-            show_warning(f"The model is busy ({self.state.busy}); stop it or wait, then run.")
-            return None
         model = self.state.model
         geometry = ImageGeometry.of(image, model.config.in_channels)
         request = PredictionRequest(
@@ -164,6 +162,14 @@ class PredictWidget(QWidget):
             with_weights=self.with_weights.value,
             weight_config=trained_weight_config(model.metadata),
         )
+        refusal = memory_refusal(request, image.name)
+        if refusal:
+            self.status.setText("Not started: not enough memory.")
+            show_error(refusal)
+            return None
+        if not self.state.begin_task("predicting"):
+            show_warning(f"The model is busy ({self.state.busy}); stop it or wait, then run.")
+            return None
         self._target = (image, geometry)
         self._stop = threading.Event()
         self.progress.setValue(0)
