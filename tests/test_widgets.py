@@ -371,6 +371,37 @@ def test_stack_trains_on_annotated_slices_and_previews_the_slice_in_view(qtbot, 
     assert preview[1].any() and not preview[0].any() and not preview[2].any()
 
 
+def test_prediction_copied_into_the_unpainted_pixels_of_the_slice_in_view(
+    qtbot, dock, notifications
+):
+    viewer, widget = dock
+    viewer.add_image(np.stack([discs_image(seed=k) for k in range(3)]), name="stack")
+    annotate, predict_widget = widget.annotate, widget.predict
+    annotate.image_picker.select(viewer.layers["stack"])
+    assert annotate.copy_prediction() == 0  # nothing predicted yet: a warning, no layer
+    assert "Predict this image first" in notifications[-1].message
+    assert "stack annotations" not in viewer.layers
+
+    predict_widget.image_picker.select(viewer.layers["stack"])
+    run(qtbot, predict_widget, predict_widget.run_prediction)
+    viewer.layers["stack mask"].data[1, 40:80, 30:90] = 2  # both classes, whatever the model
+    mask = viewer.layers["stack mask"].data.copy()
+    assert set(np.unique(mask[1])) == {1, 2}
+    layer = annotate.create_annotation_layer()
+    layer.data[1, :10, :10] = 2  # a stroke of the user's, which the copy must keep
+    layer.data[0, :5, :5] = 1
+    viewer.dims.set_current_step(0, 1)
+    copied = annotate.copy_prediction()
+    assert copied == 128 * 128 - 100
+    expected = mask[1].copy()
+    expected[:10, :10] = 2
+    np.testing.assert_array_equal(layer.data[1], expected)
+    assert np.count_nonzero(layer.data[0]) == 25 and not layer.data[2].any()  # other slices
+    assert annotate.update_counts()[2] == int(np.count_nonzero(expected == 2))
+    layer.undo()
+    assert np.count_nonzero(layer.data[1]) == 100  # the copy is one undoable edit
+
+
 def test_geometry_of_rgb_stack_and_channel_images():
     rgb = napari.layers.Image(np.zeros((4, 32, 48, 3)), rgb=True)
     geometry = ImageGeometry.of(rgb, in_channels=1)

@@ -7,6 +7,7 @@ from typing import Any
 import napari
 import numpy as np
 from magicgui.widgets import Container, PushButton
+from napari.layers import Labels
 from napari.utils.notifications import show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtGui import QColor, QIcon, QPixmap
@@ -18,6 +19,7 @@ from ._layers import (
     LayerPicker,
     class_colormap,
     class_colour,
+    find_output,
 )
 from ._state import model_state, real_viewer
 
@@ -48,12 +50,20 @@ class AnnotateWidget(QWidget):
         self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image")
         self.create_button = PushButton(text="Create annotation layer")
         self.create_button.changed.connect(self.create_annotation_layer)
+        self.copy_button = PushButton(text="Start from the prediction (slice in view)")
+        self.copy_button.tooltip = (
+            "Fill the unpainted pixels of the slice in view with Predict's mask of this "
+            "image, to correct it with the brush and fine-tune on it. Strokes already "
+            "painted are kept; Ctrl+Z undoes the copy."
+        )
+        self.copy_button.changed.connect(self.copy_prediction)
         self.legend = QGridLayout()
         self.counts = QLabel()
         self.counts.setWordWrap(True)
         hint = QLabel(
             "Paint a few strokes of background and of each foreground class, on one or "
-            "more slices, then fine-tune. Label 0 erases."
+            "more slices, then fine-tune. Label 0 erases. Once the model is close, start "
+            "from its prediction and correct its mistakes."
         )
         hint.setWordWrap(True)
         picker = Container(widgets=[self.image_picker.combo])
@@ -61,6 +71,7 @@ class AnnotateWidget(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(picker.native)
         layout.addWidget(self.create_button.native)
+        layout.addWidget(self.copy_button.native)
         layout.addWidget(QLabel("Brush (label value and class):"))
         layout.addLayout(self.legend)
         layout.addWidget(self.counts)
@@ -101,6 +112,36 @@ class AnnotateWidget(QWidget):
         layer.selected_label = 2
         self.update_counts()
         return layer
+
+    def copy_prediction(self, *_: Any) -> int:
+        """Copy the predicted mask into the unpainted pixels of the slice in view.
+
+        Returns the number of pixels copied (0 if there was nothing to copy). The
+        copy goes through the layer's edit history, so Ctrl+Z undoes it.
+        """
+        image = self.image_picker.layer
+        mask = find_output(self.viewer, f"{image.name} mask", Labels) if image else None
+        if image is None or mask is None:
+            show_warning("Predict this image first (Predict section): its mask is copied.")
+            return 0
+        layer = self.create_annotation_layer()
+        if layer is None or layer.data.shape != mask.data.shape:
+            show_warning(f"“{mask.name}” and the annotation layer differ in shape; predict again.")
+            return 0
+        geometry = ImageGeometry.of(image, self.state.model.config.in_channels)
+        plane = geometry.plane_in_view(image, self.viewer)
+        predicted = np.asarray(mask.data[plane])
+        fill = (np.asarray(layer.data[plane]) == 0) & (predicted > 0)
+        pixels = np.nonzero(fill)
+        where = tuple(np.full(pixels[0].size, index) for index in plane) + pixels
+        layer.data_setitem(where, predicted[fill].astype(layer.data.dtype))
+        self.update_counts()
+        slice_text = f" of slice {', '.join(map(str, plane))}" if plane else ""
+        show_info(
+            f"Copied {pixels[0].size:,} predicted pixels into the unpainted pixels{slice_text}: "
+            "correct the mistakes with the brush, then fine-tune."
+        )
+        return int(pixels[0].size)
 
     def _add_annotation_layer(self, image: napari.layers.Image, name: str) -> napari.layers.Labels:
         geometry = ImageGeometry.of(image, self.state.model.config.in_channels)
