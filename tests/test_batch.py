@@ -149,13 +149,47 @@ def test_tiff_into_zarr_outputs_is_read_lazily_when_the_file_allows(
     tifffile.imwrite(tiff, tifffile.imread(images / "image3.tif"), **layout)
     opened = open_tiff_lazily(tiff)
     assert (type(opened) is np.ndarray) if lazy_kind is None else isinstance(opened, lazy_kind)
-    if lazy_kind is not None:  # nothing may load the whole file
+    del opened
+    if lazy_kind is not None:  # read_image would load the whole file
         monkeypatch.setattr("napari_unet.inputs.read_image", lambda path: pytest.fail("read"))
+    input_reads = []
+    original_getitem = zarr.Array.__getitem__
+
+    def recording_getitem(self, key):
+        block = original_getitem(self, key)
+        if self.dtype == np.uint16:  # the input (the outputs are float32, uint8, uint32)
+            input_reads.append(block.size)
+        return block
+
+    monkeypatch.setattr(zarr.Array, "__getitem__", recording_getitem)
     options = ("--output-format", "zarr", "--threads", "1")
     assert _cli([tiff], checkpoint, tmp_path / "out", *options) == 0
+    if lazy_kind is zarr.Array:  # tile by tile, never the whole 70 x 60 image at once
+        assert input_reads and max(input_reads) < 70 * 60
+    assert str(tiff) not in _open_files()  # the file was closed after the prediction
+    monkeypatch.undo()
     outputs = zarr.open_group(str(tmp_path / "out" / "image3_prediction.zarr"), mode="r")
     for kind, expected in zip(KINDS, _read(reference, "image3")):
         assert np.array_equal(outputs[kind][:], expected), kind
+
+
+def _open_files():
+    folder = "/proc/self/fd"
+    return {os.path.realpath(os.path.join(folder, fd)) for fd in os.listdir(folder)}
+
+
+def test_lazy_tiff_chunks_are_judged_on_the_y_and_x_axes(tmp_path, monkeypatch):
+    rgb = np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, compression="zlib", rowsperstrip=16)
+    view = open_tiff_lazily(tmp_path / "rgb.tif", "YXS")  # strips of 16 rows: lazy
+    assert isinstance(view, zarr.Array) and np.array_equal(view[:], rgb)
+    stack = np.arange(5 * 40 * 50, dtype=np.uint16).reshape(5, 40, 50)
+    tifffile.imwrite(tmp_path / "stack.tif", stack, compression="zlib", photometric="minisblack")
+    view = open_tiff_lazily(tmp_path / "stack.tif", "ZYX")  # one chunk per page: page by page
+    assert isinstance(view, zarr.Array) and np.array_equal(view[:], stack)
+    monkeypatch.setattr("napari_unet.inputs.PAGE_DECODE_LIMIT", 40 * 50 - 1)
+    whole = open_tiff_lazily(tmp_path / "stack.tif", "ZYX")  # pages too big to decode per tile
+    assert type(whole) is np.ndarray and np.array_equal(whole, stack)
 
 
 def test_a_broken_tiff_is_named_when_opened_lazily(tmp_path):

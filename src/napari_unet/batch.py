@@ -195,8 +195,8 @@ def predict_file(
     outputs = output_paths(path, output, info.output_format)
     if not options.overwrite and all(out.exists() for out in outputs):
         return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
-    image = open_input(Path(path), lazy=info.output_format == "zarr")
-    with _torch_threads(options.threads):
+    lazy = info.output_format == "zarr"
+    with open_input(Path(path), lazy, info.axes) as image, _torch_threads(options.threads):
         count = _predict_and_write(image, model, info, outputs, options, progress)
     seconds = time.perf_counter() - start
     return FileResult(

@@ -7,8 +7,10 @@ from ``--axes`` / ``axes=``, else from what a TIFF file declares
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,29 +137,53 @@ def probe_input(
     return InputInfo(path, shape, axes, fmt)
 
 
-def open_input(path: Path, lazy: bool = False) -> Any:
-    """The pixels of an input: a numpy array, or a lazy zarr array for a zarr store.
+@contextmanager
+def open_input(path: Path, lazy: bool = False, axes: str | None = None) -> Iterator[Any]:
+    """The pixels of an input, for the duration of a ``with`` block.
 
-    With ``lazy`` a TIFF file is not loaded whole when it need not be (see
-    :func:`open_tiff_lazily`), so out-of-core prediction reads it tile by tile.
+    Yields a numpy array, or a lazy zarr array for a zarr store. With ``lazy`` a
+    TIFF file is not loaded whole when it need not be (see
+    :func:`open_tiff_lazily`; ``axes`` as for it), so out-of-core prediction reads
+    it tile by tile; the file is closed when the block ends.
     """
     if is_zarr_store(path):
-        return open_zarr_input(path)
-    if lazy and path.suffix.lower() in _TIFF_SUFFIXES:
-        return open_tiff_lazily(path)
-    return read_image(path)
+        yield open_zarr_input(path)
+    elif lazy and path.suffix.lower() in _TIFF_SUFFIXES:
+        with ExitStack() as closing:
+            yield open_tiff_lazily(path, axes, closing)
+    else:
+        yield read_image(path)
 
 
-def open_tiff_lazily(path: Path) -> Any:
+PAGE_DECODE_LIMIT = 2**24
+"""Largest plane (pixels) stored as one compressed chunk that is still read lazily.
+
+Every tile of such a plane decodes the whole plane again: cheap for the pages of
+an ordinary stack, not for one huge page, which is read whole instead.
+"""
+
+
+def open_tiff_lazily(path: Path, axes: str | None = None, closing: ExitStack | None = None) -> Any:
     """A TIFF's first series (full resolution), read on demand where the file allows.
+
+    Parameters
+    ----------
+    path : Path
+    axes : str, optional
+        The series' axes (:mod:`napari_unet.axes` letters), to find Y and X;
+        None: the last two axes (not right for RGB with samples last).
+    closing : contextlib.ExitStack, optional
+        Receives the file's ``close`` when a zarr view is returned (else the
+        file is closed when the view is garbage-collected).
 
     Returns
     -------
     array-like
         A read-only :class:`numpy.memmap` for uncompressed contiguous data (the
-        operating system pages it in); else tifffile's zarr view when each plane
-        is stored in several tiles or strips, so a tile reads only its own;
-        else (one compressed chunk per plane) the array read whole.
+        operating system pages it in); else tifffile's zarr view when a plane
+        is stored in several tiles or strips (a tile decodes only the chunks it
+        covers), or when a stack stores each plane of at most
+        :data:`PAGE_DECODE_LIMIT` pixels as one chunk; else the array read whole.
 
     Raises
     ------
@@ -171,9 +197,21 @@ def open_tiff_lazily(path: Path) -> Any:
     except Exception:  # compressed or scattered data (or no TIFF: read_image says so)
         pass
     try:
-        view = zarr.open(tifffile.imread(path, aszarr=True, series=0, level=0), mode="r")
-    except Exception:  # e.g. a zarr version this tifffile cannot serve
+        store = tifffile.imread(path, aszarr=True, series=0, level=0)
+    except Exception:
         return read_image(path)
-    if view.chunks[-2] * view.chunks[-1] < view.shape[-2] * view.shape[-1]:
+    try:
+        view = zarr.open(store, mode="r")
+    except Exception:  # e.g. a zarr version this tifffile cannot serve
+        store.close()
+        return read_image(path)
+    y_axis, x_axis = (axes.index("Y"), axes.index("X")) if axes else (-2, -1)
+    plane = view.shape[y_axis] * view.shape[x_axis]
+    chunked_plane = view.chunks[y_axis] * view.chunks[x_axis] < plane
+    several_chunks = math.prod(view.chunks) < math.prod(view.shape)
+    if chunked_plane or (several_chunks and plane <= PAGE_DECODE_LIMIT):
+        if closing is not None:
+            closing.callback(store.close)
         return view
+    store.close()
     return read_image(path)

@@ -194,6 +194,11 @@ class FinetuneWidget(QWidget):
             return None
         planes = annotated_planes(labels, len(geometry.leading_shape))
         reader = PlaneReader(image_data(image), geometry, in_channels)
+        try:
+            reader.check_channels()
+        except ValueError as error:
+            show_error(f"Fine-tuning: {error}. Choose a model made for this kind of image.")
+            return None
         preview = None
         if self.settings.live_preview.value:
             preview = PreviewSource(reader, geometry.plane_in_view(image, self.viewer))
@@ -216,7 +221,10 @@ class FinetuneWidget(QWidget):
         if request is not None and request.preview is not None and image is not None:
             request.preview.plane = request.reader.geometry.plane_in_view(image, self.viewer)
 
-    def _on_update(self, update: FinetuneUpdate) -> None:
+    def _on_update(self, update: FinetuneUpdate | str) -> None:
+        if isinstance(update, str):  # a status line before training starts
+            self.status.setText(update)
+            return
         self._last_iteration = update.iteration
         self.progress.setValue(round(update.fraction * 1000))
         self.status.setText(

@@ -43,6 +43,19 @@ class PlaneReader:
     def __call__(self, plane: tuple[int, ...]) -> np.ndarray:
         return self.geometry.read_plane(self.data, plane, self.in_channels)
 
+    def check_channels(self) -> None:
+        """Raise the ValueError reading would raise if the channels do not fit the model.
+
+        Reads nothing: the check runs on a 1 x 1 pixel stand-in with the image's
+        layout, so it is instant even for a lazily loaded image.
+        """
+        shape = list(self.geometry.shape)
+        y_axis = -3 if self.geometry.rgb else -2
+        shape[y_axis] = shape[y_axis + 1] = 1
+        stand_in = np.broadcast_to(np.zeros((), np.float32), shape)
+        first_plane = tuple(0 for _ in self.geometry.leading_shape)
+        self.geometry.read_plane(stand_in, first_plane, self.in_channels)
+
 
 class PreviewSource:
     """Reads the plane shown in the viewer, for the live preview, from the worker thread.
@@ -72,7 +85,7 @@ class TrainingRequest:
     """Everything one fine-tune needs, gathered in the Qt thread.
 
     The annotations are copied there (the user may go on painting); the image
-    planes are only read in the worker (:meth:`read_images`), since a lazily
+    planes are only read in the worker (:func:`finetune_job`), since a lazily
     loaded (dask, zarr) image may take long to read.
 
     Attributes
@@ -102,19 +115,6 @@ class TrainingRequest:
     planes: list[tuple[int, ...]] = field(default_factory=list)
     preview: PreviewSource | None = None
     annotation_name: str = ""
-
-    def read_images(self) -> list[np.ndarray]:
-        """The image planes of :attr:`planes`, (C, Y, X) float32 each.
-
-        Raises
-        ------
-        ValueError
-            If the image's channels do not fit the model.
-        """
-        try:
-            return [self.reader(plane) for plane in self.planes]
-        except ValueError as error:
-            raise ValueError(f"{error}. Choose a model made for this kind of image") from error
 
     def describe(self, index: int) -> str:
         """The annotation core messages call ``annotation {index}``, as the user sees it."""
@@ -157,15 +157,20 @@ def foreground_probability(probabilities: np.ndarray) -> np.ndarray:
 
 def finetune_job(
     request: TrainingRequest, stop: threading.Event
-) -> Generator[FinetuneUpdate, None, TrainProgress | None]:
+) -> Generator[FinetuneUpdate | str, None, TrainProgress | None]:
     """Fine-tune in the worker thread, yielding a :class:`FinetuneUpdate` per iteration.
+
+    Before training it reads the annotated image planes, yielding a status line
+    (``str``) before each and honouring ``stop`` between them.
 
     After training (unless stopped) one last preview shows the kept weights.
     Returns the last :class:`~napari_unet.training.TrainProgress` (None if no
     iteration ran). Raises what :func:`~napari_unet.training.finetune` raises.
     """
     preview = request.preview
-    images = request.read_images()
+    images = yield from _read_images(request, stop)
+    if images is None:
+        return None
     steps = finetune(
         request.model,
         images,
@@ -196,6 +201,20 @@ def finetune_job(
             update.foreground = foreground_probability(probabilities)
             yield update
     return last
+
+
+def _read_images(
+    request: TrainingRequest, stop: threading.Event
+) -> Generator[str, None, list[np.ndarray] | None]:
+    """The annotated planes of the image, yielding a status line before each; None if stopped."""
+    images = []
+    for number, plane in enumerate(request.planes, start=1):
+        if stop.is_set():
+            return None
+        where = f": slice {number} of {len(request.planes)}" if plane else ""
+        yield f"Reading the image{where}…"
+        images.append(request.reader(plane))
+    return images
 
 
 def _final_preview(request: TrainingRequest, image: Any, stop: threading.Event) -> Any:

@@ -18,12 +18,12 @@ from ..weights import trained_weight_config
 from ._evaluate import EvaluatePanel
 from ._layers import ImageGeometry, LayerPicker, class_colormap, image_data, placement_for
 from ._layers import show_output as put_output
+from ._memory import memory_refusal
 from ._predict_job import (
     MAX_TILE_CHOICE,
     PredictionProgress,
     PredictionRequest,
     PredictionResult,
-    memory_refusal,
     predict_job,
 )
 from ._state import model_state, real_viewer
@@ -79,8 +79,8 @@ class PredictWidget(QWidget):
         self.with_weights = CheckBox(
             text="Weight map of the prediction",
             value=True,
-            tooltip="The paper's loss weights of the predicted mask, with the border weight "
-            "and width the model was last fine-tuned with (the paper's 10 and 5 px otherwise).",
+            tooltip="The paper's loss weights of the predicted mask, with the w0, σ and class "
+            "balance of the model's last training run (the paper's settings if it has none).",
         )
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel")

@@ -19,9 +19,6 @@ from ._layers import ImageGeometry
 MAX_TILE_CHOICE = 1024
 """Largest tile edge offered in the tile-size list (besides the model's default)."""
 
-MEMORY_SHARE = 0.8
-"""Share of the available memory the outputs of one prediction may take."""
-
 
 @dataclass
 class PredictionRequest:
@@ -53,46 +50,6 @@ class PredictionRequest:
     instance_method: Literal["components", "watershed"] = "components"
     with_weights: bool = True
     weight_config: WeightConfig = field(default_factory=WeightConfig)
-
-
-def output_bytes(n_classes: int, spatial_shape: tuple[int, ...], with_weights: bool) -> int:
-    """Memory the outputs of a prediction take: probabilities, mask, instances, weights.
-
-    Parameters
-    ----------
-    n_classes : int
-    spatial_shape : tuple of int
-        (..., Y, X) of the image, without channels.
-    with_weights : bool
-        Whether the weight map (float32) is computed too.
-    """
-    pixels = int(np.prod(spatial_shape, dtype=np.int64))
-    per_pixel = 4 * n_classes + 1 + 4 + (4 if with_weights else 0)
-    return pixels * per_pixel
-
-
-def available_memory() -> int:
-    """Bytes of memory available to new allocations (psutil, a napari dependency)."""
-    import psutil
-
-    return int(psutil.virtual_memory().available)
-
-
-def memory_refusal(request: PredictionRequest, image_name: str) -> str:
-    """Why the outputs of ``request`` would not fit in memory; "" if they fit."""
-    geometry = request.geometry
-    needed = output_bytes(
-        request.model.config.n_classes, geometry.spatial_shape, request.with_weights
-    )
-    free = available_memory()
-    if needed <= MEMORY_SHARE * free:
-        return ""
-    return (
-        f"Predicting “{image_name}” needs about {needed / 2**30:.1f} GiB for its outputs, "
-        f"but only {free / 2**30:.1f} GiB of memory are free. Untick the weight map, or "
-        "predict it from the command line into a zarr store, which works tile by tile: "
-        "napari-unet predict IMAGE --model MODEL --output DIR --output-format zarr."
-    )
 
 
 @dataclass
