@@ -30,10 +30,10 @@ def test_outputs_and_working_memory_by_hand():
     assert output_bytes(2, (3, 100, 200), with_weights=True) == 3 * 100 * 200 * 17
     assert output_bytes(3, (100, 200), with_weights=False) == 100 * 200 * 17
     tiled = _request((3, 100, 200), tile_size=64)
-    assert working_bytes(tiled) == 100 * 200 * 40 + 64 * 64 * 4 * 24 * 4
+    assert working_bytes(tiled) == 100 * 200 * 40 + 64 * 64 * 4 * 36 * 4
     whole = _request((100, 200), with_weights=False)
     halo = MODEL.halo
-    assert working_bytes(whole) == 100 * 200 * 18 + (100 + 2 * halo) * (200 + 2 * halo) * 24 * 4
+    assert working_bytes(whole) == 100 * 200 * 18 + (100 + 2 * halo) * (200 + 2 * halo) * 36 * 4
 
 
 def test_advice_follows_what_would_fit(monkeypatch):

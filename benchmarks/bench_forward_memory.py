@@ -1,0 +1,56 @@
+"""Peak memory of a prediction's forward passes, per input pixel and base feature map.
+
+Backs ``napari_unet._widgets._memory.ACTIVATION_BYTES``, the figure the Predict
+section uses to refuse predictions that would not fit in memory. Each case runs
+in a fresh process: a fresh U-Net (depth 3) predicts a random image, whole
+(``tile_size=None``: one pass over the mirrored image) or tiled, and the growth of
+the process's peak RSS over a 64 x 64 warm-up is divided by the window the
+network saw (whole: the mirrored image; tiled: 4 tiles per batch) and by the base
+feature maps. The outputs (2 x 4 B per pixel) are subtracted first.
+
+    python benchmarks/bench_forward_memory.py
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CASES = [  # base features, image edge, tile size (0 = whole image), padding
+    (8, 2048, 0, "same"),
+    (16, 2048, 0, "same"),
+    (16, 2048, 0, "valid"),
+    (8, 2048, 256, "same"),
+    (16, 4096, 572, "valid"),
+]
+
+CHILD = """
+import resource, sys, numpy as np, torch
+from napari_unet import ModelConfig, predict
+from napari_unet.checkpoint import new_model
+features, size, tile = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) or None
+padding = sys.argv[4]
+torch.set_num_threads(2)
+model = new_model(ModelConfig(base_features=features, depth=3, padding=padding), seed=0)
+image = np.random.default_rng(0).random((size, size)).astype(np.float32)
+predict(image[:64, :64], model, tile_size=None)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+predict(image, model, tile_size=tile)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+window = (size + 2 * model.halo) ** 2 if tile is None else tile * tile * 4
+print((peak - base - size * size * 8) / window / features)
+"""
+
+
+def main() -> None:
+    print("| base features | image | tile | padding | bytes per window pixel and feature map |")
+    print("|---|---|---|---|---|")
+    for features, size, tile, padding in CASES:
+        args = [sys.executable, "-c", CHILD, str(features), str(size), str(tile), padding]
+        measured = float(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+        where = f"{tile} px, batch 4" if tile else "whole image"
+        print(f"| {features} | {size}² | {where} | {padding} | {measured:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
