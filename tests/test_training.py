@@ -109,11 +109,12 @@ def test_stop_flag_ends_within_one_iteration_with_best_weights(offered_states):
         if step.iteration == 6:
             stop.set()
     assert iterations == [1, 2, 3, 4, 5, 6]
-    best_loss, best_state = min(offered_states, key=lambda kept: kept[0])
-    _assert_holds(model, best_state)
-    assert model.metadata["training_history"][-1]["kept_smoothed_loss"] == round(best_loss, 5)
-    if len(offered_states) > 1:  # the best is not the starting point: weights changed
-        assert any(not torch.equal(initial[k], v) for k, v in model.state_dict().items())
+    assert len(offered_states) == 6  # before the loss settles every offer is taken
+    latest_loss, latest_state = offered_states[-1]  # the weights before the 6th update
+    _assert_holds(model, latest_state)
+    assert model.metadata["training_history"][-1]["kept_smoothed_loss"] == round(latest_loss, 5)
+    assert model.metadata["training_history"][-1]["kept_weights_iteration"] == 5
+    assert any(not torch.equal(initial[k], v) for k, v in model.state_dict().items())
 
 
 def test_closing_the_generator_restores_best_weights(offered_states):
@@ -126,7 +127,7 @@ def test_closing_the_generator_restores_best_weights(offered_states):
     steps.close()
     assert model.metadata["training_history"][-1]["iterations"] == 5
     assert not model.training
-    _assert_holds(model, min(offered_states, key=lambda kept: kept[0])[1])
+    _assert_holds(model, offered_states[-1][1])
 
 
 def test_non_finite_loss_restores_last_good_weights(monkeypatch, offered_states):
@@ -146,7 +147,40 @@ def test_non_finite_loss_restores_last_good_weights(monkeypatch, offered_states)
             pass
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert model.metadata["training_history"][-1]["iterations"] == 3
-    _assert_holds(model, min(offered_states, key=lambda kept: kept[0])[1])
+    _assert_holds(model, offered_states[-1][1])  # the weights of the 3rd batch, before update 3
+
+
+def _scaled_losses(monkeypatch, scale_of_batch):
+    """Make batch n's loss ``scale_of_batch(n)`` times the real one (counting from 1)."""
+    calls = {"n": 0}
+    real_loss = weighted_loss
+
+    def scaled(logits, labels, weights):
+        calls["n"] += 1
+        return real_loss(logits, labels, weights) * scale_of_batch(calls["n"])
+
+    monkeypatch.setattr("napari_unet.training.weighted_loss", scaled)
+
+
+def test_an_easy_first_batch_cannot_throw_the_run_away(monkeypatch):
+    """A pretrained model's first batch can beat every later smoothed loss; it must not win."""
+    image, _, scribbles = _discs()
+    model = _small_model()
+    _scaled_losses(monkeypatch, lambda n: 1e-3 if n == 1 else 1.0)
+    config = TrainConfig(seconds=None, iterations=70, batch_size=2, learning_rate=3e-3)
+    train(model, [image], [scribbles], config)
+    entry = model.metadata["training_history"][-1]
+    assert training.SETTLING_BATCHES == 50
+    assert entry["kept_weights_iteration"] >= 49  # not 0, the starting weights
+
+
+def test_once_settled_the_lowest_smoothed_loss_is_kept(monkeypatch):
+    image, _, scribbles = _discs()
+    model = _small_model()
+    _scaled_losses(monkeypatch, lambda n: 100.0 if n > 55 else 1.0)  # worse from batch 56 on
+    config = TrainConfig(seconds=None, iterations=70, batch_size=2, learning_rate=3e-3)
+    train(model, [image], [scribbles], config)
+    assert 49 <= model.metadata["training_history"][-1]["kept_weights_iteration"] <= 54
 
 
 def test_diverging_update_restores_weights_from_before_it():
@@ -175,7 +209,7 @@ def test_non_finite_gradient_stops_before_the_update(offered_states):
         for _ in finetune(model, [image], [scribbles], FAST.replace(iterations=10)):
             pass
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    _assert_holds(model, min(offered_states, key=lambda kept: kept[0])[1])
+    _assert_holds(model, offered_states[-1][1])  # those of batch 3, never updated
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@
 trains and honours a stop flag within one iteration, so the same loop drives the
 napari widget (in a worker thread), the CLI (with a progress bar) and scripts.
 However it ends (budget reached, stop flag, generator closed, error), the model
-is left holding the best weights seen (lowest smoothed training loss; the copy is
-taken before the update a loss leads to, so it holds the weights that loss was
+is left holding the best weights seen (lowest smoothed training loss once that has
+averaged :data:`SETTLING_BATCHES` batches, the latest finite weights before; the copy
+is taken before the update a loss leads to, so it holds the weights that loss was
 measured on), never half-updated ones.
 """
 
@@ -39,6 +40,13 @@ from .sampling import PatchSampler, annotated_pixels, default_patch_size, prepar
 #: 0.193 vs 0.152); with 0.98 they were within 25 iterations of the end
 #: (BENCHMARKS.md, ISBI scribbles).
 LOSS_SMOOTHING: float = 0.98
+
+#: Batches the smoothed loss needs before it can choose the best weights. Earlier
+#: values average only a few batches: from a pretrained checkpoint the loss of the
+#: very first batch (0.090) beat the final smoothed loss (0.104, batches ranging
+#: 0.04-0.37) and a whole 177-iteration fine-tune was thrown away. Until then the
+#: latest (finite) weights are kept.
+SETTLING_BATCHES: int = round(1 / (1 - LOSS_SMOOTHING))
 
 
 class TrainingError(RuntimeError):
@@ -102,11 +110,13 @@ def weighted_loss(
 
 
 class _BestWeights:
-    """Keeps a copy of the weights with the lowest smoothed loss.
+    """Keeps a copy of the weights with the lowest smoothed loss, once it has settled.
 
     :meth:`offer` is called after a batch's loss is computed and before the
     update it leads to, so the copy holds the weights that loss was measured on
     (``iteration`` counts the updates they had received: 0 = the starting weights).
+    During the first :data:`SETTLING_BATCHES` batches every offer is taken (the
+    latest weights); after that only a lower smoothed loss replaces a settled copy.
     """
 
     def __init__(self, model: UNet) -> None:
@@ -114,11 +124,14 @@ class _BestWeights:
         self.state = copy.deepcopy(model.state_dict())
         self.loss = math.inf
         self.iteration = 0
+        self.settled = False
 
     def offer(self, smoothed_loss: float, iteration: int) -> None:
-        if smoothed_loss < self.loss:
-            self.loss, self.iteration = smoothed_loss, iteration
-            self.state = copy.deepcopy(self.model.state_dict())
+        settled = iteration + 1 >= SETTLING_BATCHES  # batches averaged into smoothed_loss
+        if settled and self.settled and smoothed_loss >= self.loss:
+            return
+        self.loss, self.iteration, self.settled = smoothed_loss, iteration, settled
+        self.state = copy.deepcopy(self.model.state_dict())
 
     def restore(self) -> None:
         self.model.load_state_dict(self.state)
