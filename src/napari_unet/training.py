@@ -13,7 +13,6 @@ measured on), never half-updated ones.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import datetime
 import math
 import time
@@ -25,6 +24,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from .batchnorm import recalibrate_batch_norm, recalibration_passes
 from .config import AugmentConfig, TrainConfig, WeightConfig
 from .devices import resolve_device
 from .inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
@@ -204,7 +204,7 @@ def finetune(
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
     best = _BestWeights(model)
     state = _LoopState(
-        time.perf_counter(), recalibration_passes=_recalibration_passes(model, config)
+        time.perf_counter(), recalibration_passes=recalibration_passes(model, config)
     )
     completed = False
     try:
@@ -295,54 +295,6 @@ def learning_rate_at(config: TrainConfig, fraction: float) -> float:
 def _set_learning_rate(optimizer, learning_rate: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
-
-
-def _recalibration_passes(model: UNet, config: TrainConfig) -> int:
-    has_batch_norm = any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    return config.bn_recalibration if has_batch_norm else 0
-
-
-@torch.no_grad()
-def recalibrate_batch_norm(
-    model: UNet, sampler: PatchSampler, batch_size: int, passes: int, stop: StopFlag = None
-) -> int:
-    """Re-estimate the batch-norm running statistics of ``model`` for its current weights.
-
-    The statistics are reset and replaced by the plain average over ``passes``
-    forward passes (train mode, no gradient, no weight change) of batches from
-    ``sampler``, whose patches are drawn without elastic deformation or intensity
-    changes, so they match the images the model will see at prediction time.
-    ``stop`` is checked before every pass. If no pass completes (stopped at once,
-    or an error), the previous statistics are put back.
-
-    Returns
-    -------
-    int
-        The number of forward passes the new statistics average over (0: unchanged).
-    """
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    device = next(model.parameters()).device
-    plain = dataclasses.replace(sampler.augment, elastic=False, intensity=0.0)
-    patches = PatchSampler(
-        sampler.data, sampler.input_size, sampler.output_size, plain, sampler.rng
-    )
-    saved = [(norm.momentum, copy.deepcopy(norm.state_dict())) for norm in norms]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average
-    model.train()
-    done = 0
-    try:
-        while done < passes and not is_stopped(stop):
-            model(torch.from_numpy(patches.batch(batch_size)[0]).to(device))
-            done += 1
-    finally:
-        for norm, (momentum, state) in zip(norms, saved):
-            norm.momentum = momentum
-            if done == 0:
-                norm.load_state_dict(state)
-        model.eval()
-    return done
 
 
 def _forward_loss(
