@@ -1,0 +1,180 @@
+"""Hostile and broken checkpoints are refused before anything large is allocated."""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from napari_unet import CheckpointError, ModelConfig, load_model, save_model
+from napari_unet import checkpoint as checkpoint_module
+from napari_unet.checkpoint import checkpoint_info, new_model, read_checkpoint
+from napari_unet.cli import main
+
+SMALL = ModelConfig(base_features=2, depth=1)
+
+
+@pytest.fixture
+def saved(tmp_path):
+    return save_model(new_model(SMALL, seed=0), tmp_path / "m.safetensors")
+
+
+@pytest.fixture
+def no_network_built(monkeypatch):
+    """Fail the test if load_model builds a UNet (it must refuse before that)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network was built from a refused checkpoint")
+
+    monkeypatch.setattr(checkpoint_module, "UNet", refuse)
+
+
+def _with_metadata(path, **changes):
+    """Rewrite ``path`` with its tensors and changed metadata entries."""
+    tensors, metadata = read_checkpoint(path)
+    metadata.update(changes)
+    save_file(tensors, path, metadata={"napari_unet": json.dumps(metadata)})
+    return path
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"depth": 50}, "depth is 50; napari-unet accepts 0 to 8"),
+        ({"depth": 10**6}, "depth is 1000000"),
+        ({"depth": 13, "base_features": 1}, "depth is 13"),
+        ({"base_features": 10**9}, "base_features is 1000000000"),
+        ({"n_classes": 10**9}, "n_classes is 1000000000"),
+        ({"in_channels": 10**9}, "in_channels is 1000000000"),
+        ({"base_features": 2**20, "depth": 0}, "base_features is 1048576"),
+        ({"base_features": 1024, "depth": 8}, "parameters, above the limit"),
+        ({"depth": 2.5}, "depth must be a whole number, got 2.5"),
+        ({"base_features": 2.5}, "base_features must be a whole number"),
+        ({"depth": True}, "depth must be a whole number"),
+        ({"padding": 3}, "padding must be one of"),
+        ({"batch_norm": "yes"}, "batch_norm must be true or false"),
+    ],
+)
+def test_insane_architectures_are_refused_before_building(
+    saved, no_network_built, changes, message
+):
+    _, metadata = read_checkpoint(saved)
+    _with_metadata(saved, model_config={**metadata["model_config"], **changes})
+    with pytest.raises(CheckpointError, match=message):
+        load_model(saved)
+    with pytest.raises(CheckpointError, match=message):
+        checkpoint_info(saved)
+
+
+def test_shapes_in_the_header_are_compared_before_tensors_are_read(saved, monkeypatch):
+    _, metadata = read_checkpoint(saved)
+    _with_metadata(saved, model_config={**metadata["model_config"], "base_features": 8})
+    from safetensors import safe_open
+
+    opened = safe_open(str(saved), framework="pt").__enter__()
+    calls = []
+    original = type(opened).get_tensor
+
+    def counting(self, key):
+        calls.append(key)
+        return original(self, key)
+
+    monkeypatch.setattr(type(opened), "get_tensor", counting)
+    with pytest.raises(CheckpointError, match="do not match the architecture"):
+        load_model(saved)
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    "version, shown", [(float("inf"), "inf"), (None, "None"), ([1], r"\[1\]"), ("abc", "'abc'")]
+)
+def test_bad_format_version_is_one_clean_error(saved, version, shown, capsys):
+    _with_metadata(saved, format_version=version)
+    with pytest.raises(
+        CheckpointError, match=f"format_version must be a whole number, got {shown}"
+    ):
+        load_model(saved)
+    assert main(["info", str(saved)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_deeply_nested_metadata_is_refused(saved):
+    tensors, _ = read_checkpoint(saved)
+    save_file(tensors, saved, metadata={"napari_unet": "[" * 200_000 + "]" * 200_000})
+    with pytest.raises(CheckpointError, match="malformed: nested too deeply"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("norm", [{"low": -5, "high": 99}, {"low": 50, "high": 10}, [1, 2]])
+def test_bad_normalization_is_refused_on_load(saved, norm):
+    _with_metadata(saved, normalization=norm)
+    with pytest.raises(CheckpointError, match="normalization"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, bad, capsys):
+    model = new_model(SMALL, seed=0)
+    with torch.no_grad():
+        model.head.weight[0, 0, 0, 0] = bad
+    path = save_model(model, tmp_path / "broken.safetensors")
+    with pytest.raises(CheckpointError, match=r"head\.weight holds NaN or infinite values"):
+        load_model(path)
+    image = tmp_path / "image.tif"
+    import tifffile
+
+    tifffile.imwrite(image, np.zeros((20, 20), np.uint8))
+    status = main(["predict", str(image), "--model", str(path), "--output", str(tmp_path / "o")])
+    assert status == 2
+    assert "NaN or infinite" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "m.safetensors"
+    os.mkfifo(fifo)
+    keep_open = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # a blocking open would not hang
+    try:
+        for read in (load_model, checkpoint_info):
+            with pytest.raises(CheckpointError, match="not a regular file"):
+                read(fifo)
+    finally:
+        os.close(keep_open)
+
+
+def _torch_archive(tmp_path, state_dict, compression=zipfile.ZIP_STORED):
+    """A .pt file of ``state_dict`` with its entries rewritten with ``compression``."""
+    metadata = checkpoint_info(save_model(new_model(SMALL), tmp_path / "ref.safetensors"))
+    buffer = io.BytesIO()
+    torch.save({"state_dict": state_dict, "napari_unet": json.dumps(metadata)}, buffer)
+    path = tmp_path / "m.pt"
+    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(path, "w", compression) as target:
+        for entry in source.infolist():
+            target.writestr(entry.filename, source.read(entry))
+    return path
+
+
+def test_compressed_torch_archive_is_not_inflated(tmp_path):
+    path = _torch_archive(tmp_path, {"big": torch.zeros(2**22)}, zipfile.ZIP_DEFLATED)
+    assert path.stat().st_size < 2**20  # 16 MiB of zeros, deflated
+    with pytest.raises(CheckpointError, match="compressed entries"):
+        load_model(path)
+
+
+def test_torch_archive_size_is_bounded(tmp_path, monkeypatch):
+    path = _torch_archive(tmp_path, {"big": torch.zeros(2**18)})
+    monkeypatch.setattr(checkpoint_module, "MAX_TORCH_BYTES", 2**20)
+    with pytest.raises(CheckpointError, match=r"unpacks to .* above the limit"):
+        load_model(path)
+
+
+def test_torch_state_dict_of_non_tensors_is_refused(tmp_path, capsys):
+    path = _torch_archive(tmp_path, {"head.weight": [1, 2, 3]})
+    with pytest.raises(CheckpointError, match="state_dict must map names to tensors"):
+        load_model(path)
+    assert main(["info", str(path)]) == 2
+    assert "Traceback" not in capsys.readouterr().err
