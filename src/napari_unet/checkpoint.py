@@ -20,12 +20,21 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ._atomic import atomic_open
+from ._limits import (
+    MAX_PARAMETERS,
+    check_format_version,
+    check_model_config,
+    check_normalization,
+    check_tensor_shapes,
+)
 from .config import ModelConfig, NormConfig
 from .model import UNet
 
@@ -56,6 +65,8 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
         )
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
+    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block or never end
+        raise CheckpointError(f"{path}: not a regular file (a pipe, socket or device?)")
     return path
 
 
@@ -134,7 +145,17 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Tensors and metadata of a checkpoint file, without building a model."""
+    """Tensors and metadata of a checkpoint file, without building a model.
+
+    The metadata is checked first (:mod:`napari_unet._limits`: a sane
+    architecture, stored shapes that fit it), so a hostile file cannot make
+    this allocate more than its sane weights.
+
+    Raises
+    ------
+    CheckpointError
+        Naming the file and what is wrong with it.
+    """
     path = resolve_checkpoint(path)
     if path.suffix.lower() in (".pt", ".pth"):
         return _read_torch(path)
@@ -147,18 +168,26 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
     try:
         with safe_open(str(path), framework="pt") as file:
             header = file.metadata() or {}
+            if METADATA_KEY not in header:
+                raise CheckpointError(
+                    f"{path}: a safetensors file but not a napari-unet checkpoint"
+                )
+            metadata = _parse_metadata(path, header[METADATA_KEY])
+            shapes = {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}
+            _check_shapes(path, shapes, metadata)
             tensors = {key: file.get_tensor(key) for key in file.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        if isinstance(error, CheckpointError):
+            raise
         raise CheckpointError(
             f"{path}: not a readable safetensors checkpoint (truncated, corrupt or another "
             f"format): {error}"
         ) from error
-    if METADATA_KEY not in header:
-        raise CheckpointError(f"{path}: a safetensors file but not a napari-unet checkpoint")
-    return tensors, _parse_metadata(path, header[METADATA_KEY])
+    return tensors, metadata
 
 
 def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    _check_torch_archive(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -168,20 +197,79 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         ) from error
     if not isinstance(content, dict) or METADATA_KEY not in content or "state_dict" not in content:
         raise CheckpointError(f"{path}: a torch file but not a napari-unet checkpoint")
-    return dict(content["state_dict"]), _parse_metadata(path, content[METADATA_KEY])
+    state, text = content["state_dict"], content[METADATA_KEY]
+    if not isinstance(state, dict) or not all(
+        isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
+    ):
+        raise CheckpointError(f"{path}: its state_dict must map names to tensors, and does not")
+    if not isinstance(text, str):
+        raise CheckpointError(f"{path}: its {METADATA_KEY} entry must be a JSON string")
+    metadata = _parse_metadata(path, text)
+    _check_shapes(path, {key: tuple(value.shape) for key, value in state.items()}, metadata)
+    return dict(state), metadata
+
+
+#: Most bytes a .pt/.pth archive may unpack to: the largest sane network in
+#: float64, plus room for the pickled metadata.
+MAX_TORCH_BYTES = MAX_PARAMETERS * 8 + 2**26
+
+
+def _check_torch_archive(path: Path) -> None:
+    """Refuse a zip archive (torch's format) that would unpack to too much.
+
+    ``torch.save`` stores its entries uncompressed; a compressed entry could
+    inflate to any size, so compressed entries are refused outright and the
+    declared sizes must add up to at most :data:`MAX_TORCH_BYTES`.
+    """
+    try:
+        if not zipfile.is_zipfile(path):
+            return  # torch's legacy format: reads no more than the file holds
+        with zipfile.ZipFile(path) as archive:
+            entries = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError) as error:
+        raise CheckpointError(f"{path}: unreadable torch archive ({error})") from error
+    if any(entry.compress_type != zipfile.ZIP_STORED for entry in entries):
+        raise CheckpointError(
+            f"{path}: refused: holds compressed entries, which torch.save never writes"
+        )
+    total = sum(entry.file_size for entry in entries)
+    if total > MAX_TORCH_BYTES:
+        raise CheckpointError(
+            f"{path}: refused: unpacks to {total:,} bytes, above the limit of "
+            f"{MAX_TORCH_BYTES:,} for a checkpoint"
+        )
+
+
+def _check_shapes(path: Path, shapes: dict[str, tuple[int, ...]], metadata: dict) -> None:
+    try:
+        check_tensor_shapes(shapes, ModelConfig.from_dict(metadata["model_config"]))
+    except ValueError as error:
+        raise CheckpointError(f"{path}: {error}") from error
+
+
+#: Longest metadata JSON text accepted (characters).
+MAX_METADATA_CHARS = 2**26
 
 
 def _parse_metadata(path: Path, text: str) -> dict[str, Any]:
+    """The checked metadata of a checkpoint (see :mod:`napari_unet._limits`)."""
+    if len(text) > MAX_METADATA_CHARS:
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: longer than 64 MiB")
     try:
         metadata = json.loads(text)
-        ModelConfig.from_dict(metadata["model_config"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+    except (json.JSONDecodeError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else error
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: {reason}") from error
+    try:
+        if not isinstance(metadata, dict):
+            raise ValueError(f"expected a JSON object, got a {type(metadata).__name__}")
+        check_format_version(metadata.get("format_version", 0), FORMAT_VERSION)
+        if "model_config" not in metadata:
+            raise ValueError("no model_config")
+        check_model_config(metadata["model_config"])
+        check_normalization(metadata.get("normalization"))
+    except ValueError as error:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: {error}") from error
-    if int(metadata.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path}: checkpoint format {metadata['format_version']} is newer than this "
-            f"napari-unet understands ({FORMAT_VERSION}); upgrade napari-unet"
-        )
     return metadata
 
 
@@ -191,20 +279,25 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
     The returned model is in eval mode on ``device`` (None: CPU), with
     ``model.config`` and ``model.metadata`` (normalisation, class names,
     training history, ``source``: where it was loaded from) attached.
+
+    Raises
+    ------
+    CheckpointError
+        A missing, unreadable, hostile or broken file (e.g. NaN weights).
     """
     path = resolve_checkpoint(name_or_path)
     tensors, metadata = read_checkpoint(path)
+    for key, value in tensors.items():
+        if not (value.is_floating_point() or key.endswith("num_batches_tracked")):
+            raise CheckpointError(f"{path}: weight {key} is {value.dtype}, not floating point")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"{path}: weight {key} holds NaN or infinite values; the checkpoint is broken "
+                "(saved from a diverged run?) and cannot predict"
+            )
     config = ModelConfig.from_dict(metadata.pop("model_config"))
     model = UNet(config)
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong_shape = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
-    if missing or unexpected or wrong_shape:
-        raise CheckpointError(
-            f"{path}: the weights do not match the architecture in its metadata "
-            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong_shape[:3]})"
-        )
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
     for key in ("format_version", "package_version"):
         metadata.pop(key, None)

@@ -1,0 +1,150 @@
+"""Sanity bounds for what a checkpoint (or the command line) may ask for.
+
+A checkpoint is untrusted input: its metadata says which network to build, and
+building a network allocates its weights. Everything here is checked before
+anything large is allocated or read: the architecture's numbers (whole numbers
+within :data:`LIMITS`), the parameter count it implies (computed on PyTorch's
+``meta`` device, which allocates nothing) and the tensor shapes stored in the
+file.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from .config import ModelConfig, NormConfig
+
+__all__ = [
+    "LIMITS",
+    "MAX_PARAMETERS",
+    "check_format_version",
+    "check_model_config",
+    "check_normalization",
+    "check_tensor_shapes",
+    "expected_shapes",
+]
+
+#: Largest accepted value of each whole-number field of :class:`ModelConfig`
+#: (the paper: depth 4, 64 base features, 1 channel, 2 classes). Masks are
+#: uint8 with 0 reserved, hence at most 255 classes.
+LIMITS = {"depth": 8, "base_features": 1024, "in_channels": 256, "n_classes": 255}
+
+#: Most parameters a checkpoint's network may have: 2**27 (512 MiB as float32);
+#: the paper's U-Net has 31 million.
+MAX_PARAMETERS = 2**27
+
+_CHOICES = {"padding": ("valid", "same"), "upsampling": ("upconv", "bilinear")}
+_MINIMA = {"depth": 0, "base_features": 1, "in_channels": 1, "n_classes": 2}
+
+
+def check_model_config(values: Any) -> ModelConfig:
+    """A :class:`ModelConfig` from untrusted values, refused unless sane.
+
+    Parameters
+    ----------
+    values : Any
+        The ``model_config`` of a checkpoint's metadata (a JSON object).
+
+    Returns
+    -------
+    ModelConfig
+
+    Raises
+    ------
+    ValueError
+        When ``values`` is not an object, a number is not a whole number within
+        :data:`LIMITS`, a choice is unknown, or the network would have more than
+        :data:`MAX_PARAMETERS` parameters.
+    """
+    if not isinstance(values, Mapping):
+        raise ValueError(f"model_config must be a JSON object, got {_show(values)}")
+    for name, largest in LIMITS.items():
+        value = values.get(name, getattr(ModelConfig, name))
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"model_config {name} must be a whole number, got {_show(value)}")
+        if not _MINIMA[name] <= value <= largest:
+            raise ValueError(
+                f"model_config {name} is {value}; napari-unet accepts {_MINIMA[name]} to {largest}"
+            )
+    for name, choices in _CHOICES.items():
+        value = values.get(name, getattr(ModelConfig, name))
+        if value not in choices:
+            raise ValueError(f"model_config {name} must be one of {choices}, got {_show(value)}")
+    if not isinstance(values.get("batch_norm", False), bool):
+        raise ValueError(
+            f"model_config batch_norm must be true or false, got {values['batch_norm']}"
+        )
+    config = ModelConfig.from_dict(dict(values))
+    count = sum(math.prod(shape) for shape in expected_shapes(config).values())
+    if count > MAX_PARAMETERS:
+        raise ValueError(
+            f"model_config describes a network of {count:,} parameters, above the limit of "
+            f"{MAX_PARAMETERS:,}"
+        )
+    return config
+
+
+def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
+    """Shape of every ``state_dict`` entry of ``UNet(config)``, allocating no weights."""
+    import torch
+
+    from .model import UNet
+
+    with torch.device("meta"):
+        model = UNet(config)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def check_tensor_shapes(shapes: Mapping[str, tuple[int, ...]], config: ModelConfig) -> None:
+    """Refuse stored tensors that are not exactly those of ``UNet(config)``.
+
+    Raises
+    ------
+    ValueError
+        Naming up to three missing, unexpected and wrongly shaped entries.
+    """
+    expected = expected_shapes(config)
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    wrong = [key for key in expected if key in shapes and tuple(shapes[key]) != expected[key]]
+    if missing or unexpected or wrong:
+        raise ValueError(
+            "the weights do not match the architecture in its metadata "
+            f"(missing {missing[:3]}, unexpected {unexpected[:3]}, wrong shape {wrong[:3]})"
+        )
+
+
+def check_format_version(value: Any, newest: int) -> None:
+    """Refuse a ``format_version`` that is not a whole number from 0 to ``newest``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"format_version must be a whole number, got {_show(value)}")
+    if value > newest:
+        raise ValueError(
+            f"checkpoint format {value} is newer than this napari-unet understands "
+            f"({newest}); upgrade napari-unet"
+        )
+
+
+def check_normalization(values: Any) -> None:
+    """Refuse normalisation percentiles that are not numbers with 0 <= low < high <= 100."""
+    if values is None:
+        return
+    if not isinstance(values, Mapping):
+        raise ValueError(f"normalization must be a JSON object, got {_show(values)}")
+    norm = {name: values.get(name, getattr(NormConfig, name)) for name in ("low", "high")}
+    numbers = all(
+        isinstance(value, (int, float)) and not isinstance(value, bool) for value in norm.values()
+    )
+    if not numbers or not 0 <= norm["low"] < norm["high"] <= 100:
+        raise ValueError(
+            f"normalization percentiles must be numbers with 0 <= low < high <= 100, got "
+            f"low {_show(norm['low'])}, high {_show(norm['high'])}"
+        )
+
+
+def _show(value: Any) -> str:
+    """A short description of an untrusted value for a message."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"a {type(value).__name__}"
