@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
+import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,10 +35,10 @@ def _writable_folder(folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise CliError(f"cannot create output folder {folder}: {error.strerror}") from error
-    probe = folder / ".napari-unet-write-test"
-    try:
-        probe.write_bytes(b"")
-        probe.unlink()
+    try:  # a fresh name, opened O_EXCL | O_NOFOLLOW: never an existing file or symlink
+        descriptor, probe = tempfile.mkstemp(prefix=".napari-unet-write-test-", dir=folder)
+        os.close(descriptor)
+        os.unlink(probe)
     except OSError as error:
         raise CliError(f"output folder {folder} is not writable: {error.strerror}") from error
     return folder
@@ -183,20 +187,24 @@ def _new_or_loaded_model(args: argparse.Namespace):
 def run_train(args: argparse.Namespace) -> int:
     """``napari-unet train``: fine-tune and write a checkpoint.
 
-    Ctrl-C stops training and still writes the best weights so far (exit status
-    130); a diverging run (non-finite loss or gradient) writes nothing.
+    The destination is checked before training (a file name in a writable
+    folder with room for the weights). Ctrl-C or SIGTERM (what a cluster
+    scheduler sends) stops training and still writes the best weights so far
+    (exit status 130, or 143 for SIGTERM); a diverging run (non-finite loss or
+    gradient) writes nothing. When the checkpoint cannot be written, the
+    weights are written to a new temporary folder and the message says where.
     """
-    from .checkpoint import save_model
     from .config import AugmentConfig, WeightConfig
-    from .training import TrainingError, finetune
+    from .training import finetune
 
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    _check_train_output(args.output)
     model = _new_or_loaded_model(args)
+    _check_free_space(args.output, model, args.half)
     images, labels = _training_inputs(args, model.config.in_channels)
-    _writable_folder(args.output.parent if str(args.output.parent) else Path("."))
     steps = finetune(
         model,
         images,
@@ -207,27 +215,105 @@ def run_train(args: argparse.Namespace) -> int:
         report_every=5,
     )
     runs_before = len(model.metadata.get("training_history", []))
+    signals: list[int] = []
+    with _sigterm_interrupts(signals):  # kept through the save: a second SIGTERM waits
+        status = _follow_training(steps, signals)
+        if len(model.metadata.get("training_history", [])) == runs_before:
+            raise CliError("interrupted before the first iteration: nothing written")
+        extra = {"trained_on": args.trained_on or ", ".join(str(p) for p in args.images)}
+        if args.description:
+            extra["description"] = args.description
+        _save_or_keep(model, args.output, args.half, extra)
+    stopped = " (interrupted: the best weights so far)" if status else ""
+    print(f"wrote {args.output}{stopped}")
+    return status
+
+
+def _follow_training(steps, signals: list[int]) -> int:
+    """Run the ``finetune`` generator with a progress bar; returns the exit status."""
+    from .training import TrainingError
+
     bar = ProgressBar("training")
-    status = 0
     try:
         for step in steps:
             bar.update(step.fraction, f"it {step.iteration} loss {step.smoothed_loss:.4f}")
     except KeyboardInterrupt:
         steps.close()  # restores the best weights and records the run
-        status = 130
+        return 128 + signal.SIGTERM if signals else 130
     except TrainingError as error:
         raise CliError(str(error)) from error
     finally:
         bar.close()
-    if len(model.metadata.get("training_history", [])) == runs_before:
-        raise CliError("interrupted before the first iteration: nothing written")
-    extra = {"trained_on": args.trained_on or ", ".join(str(p) for p in args.images)}
-    if args.description:
-        extra["description"] = args.description
-    save_model(model, args.output, half=args.half, **extra)
-    stopped = " (interrupted: the best weights so far)" if status else ""
-    print(f"wrote {args.output}{stopped}")
-    return status
+    return 0
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts(received: list[int]):
+    """Within the block, the first SIGTERM raises KeyboardInterrupt (as Ctrl-C does).
+
+    Later ones are only recorded in ``received``, so the best weights are still
+    saved. Outside the main thread (no signal handlers there) nothing changes.
+    """
+
+    def handler(signum, frame):
+        received.append(signum)
+        if len(received) == 1:
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_train_output(output: Path) -> None:
+    """Refuse a ``train --output`` that cannot take a checkpoint, before training."""
+    if output.is_dir():
+        raise CliError(
+            f"--output {output} is a folder; give a file name, e.g. {output / 'model.safetensors'}"
+        )
+    if output.suffix.lower() in (".pt", ".pth"):
+        raise CliError(f"--output {output}: checkpoints are written as .safetensors files")
+    _writable_folder(output.parent if str(output.parent) else Path("."))
+
+
+def _check_free_space(output: Path, model, half: bool) -> None:
+    """Refuse to train when the destination's disk lacks room for the checkpoint."""
+    import shutil
+
+    needed = sum(value.numel() for value in model.state_dict().values()) * (2 if half else 4)
+    needed += 2**20  # header and metadata
+    free = shutil.disk_usage(output.parent if str(output.parent) else ".").free
+    if free < needed:
+        raise CliError(
+            f"not enough space for {output}: the checkpoint needs about {needed / 2**20:.1f} MiB, "
+            f"{free / 2**20:.1f} MiB are free"
+        )
+
+
+def _save_or_keep(model, output: Path, half: bool, extra: dict) -> None:
+    """Save the checkpoint; when that fails, save it in a new temporary folder and say so."""
+    from .checkpoint import save_model
+
+    try:
+        save_model(model, output, half=half, **extra)
+        return
+    except OSError as error:
+        reason = error
+    kept = Path(tempfile.mkdtemp(prefix="napari-unet-")) / output.name
+    try:
+        save_model(model, kept, half=half)
+    except OSError as error:
+        raise CliError(
+            f"cannot write {output} ({reason}), nor a copy in {kept.parent} ({error}): "
+            "the trained weights are lost"
+        ) from error
+    raise CliError(f"cannot write {output} ({reason}); the trained weights were saved to {kept}")
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
