@@ -1,0 +1,265 @@
+"""bioimage.io model packages: export a U-Net as a zip, load such a zip back.
+
+A package (spec 0.5, checked by ``bioimageio test OUT.zip``) holds ``rdf.yaml``,
+the weights twice (``pytorch_state_dict`` with the stand-alone architecture file
+:mod:`napari_unet._bioimageio_unet`, and TorchScript), a test input and the
+matching output of napari-unet as ``.npy`` tensors, a README and a cover image.
+The network in the package returns class probabilities (softmax); the input is
+normalised by ``scale_range`` with the model's :class:`~napari_unet.config.NormConfig`
+percentiles, per channel over the whole image, as :func:`napari_unet.predict` does.
+For a valid-padding U-Net the output is smaller than the input by ``2 * halo`` per
+axis (described as a size reference with that offset); a "same" U-Net describes
+its context as an output halo.
+
+``rdf.yaml`` keeps the napari-unet metadata (architecture, normalisation, class
+names, training history) under ``config: napari_unet``, so :func:`load_bioimageio`
+rebuilds the same :class:`~napari_unet.model.UNet`. bioimageio.spec is imported
+only inside these functions: ``pip install 'napari-unet[bioimageio]'``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import tempfile
+import uuid
+import warnings
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, default_metadata
+from .config import ModelConfig, NormConfig
+from .inference import normalization_stats, normalize
+from .model import UNet
+
+ARCHITECTURE_FILE = Path(__file__).with_name("_bioimageio_unet.py")
+ARCHITECTURE_CALLABLE = "UNetProbabilities"
+CONFIG_KEY = "napari_unet"
+UNET_CITATION = (
+    "Ronneberger, Fischer, Brox (2015): U-Net: Convolutional Networks for Biomedical "
+    "Image Segmentation. MICCAI 2015",
+    "10.1007/978-3-319-24574-4_28",
+)
+_INSTALL_HINT = (
+    "bioimage.io export/import needs bioimageio.core: pip install 'napari-unet[bioimageio]'"
+)
+
+
+def is_bioimageio_package(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a zip with ``rdf.yaml`` (or ``bioimageio.yaml``) at its root."""
+    path = Path(path).expanduser()
+    if path.suffix.lower() != ".zip" or not path.is_file() or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        names = set(archive.namelist())
+    return bool(names & {"rdf.yaml", "bioimageio.yaml"})
+
+
+def default_test_size(model: UNet, target: int = 256) -> int:
+    """Edge of the default test tensor: the smallest valid input size >= ``target``.
+
+    For a "same" network it must also exceed twice the halo, so that something is
+    left once the halo is cropped.
+    """
+    minimum = target if model.config.padding == "valid" else max(target, 2 * model.halo + 1)
+    return model.valid_input_sizes(minimum=minimum, maximum=minimum + 4 * model.size_multiple)[0]
+
+
+def export_bioimageio(
+    model: UNet,
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    authors: Sequence[str] = ("napari-unet",),
+    license: str = "BSD-3-Clause",
+    test_image: np.ndarray | None = None,
+    tags: Sequence[str] = (),
+) -> Path:
+    """Write ``model`` as a bioimage.io model package (zip), atomically.
+
+    Parameters
+    ----------
+    model : UNet
+        With its ``metadata`` (normalisation, class names, description); any device.
+    path : path-like
+        The zip file to write; its folder must exist.
+    name : str, optional
+        Name of the model on bioimage.io (letters, digits, ``_+- ()``; 5 to 128
+        characters). Default: "napari-unet" and where the model was loaded from.
+    description : str, optional
+        One paragraph. Default: ``model.metadata["description"]``.
+    authors : sequence of str
+        Names of the people who trained the model.
+    license : str
+        SPDX identifier of the weights' licence.
+    test_image : numpy.ndarray, optional
+        Image for the test tensors and the cover, arranged by
+        :func:`napari_unet.data.to_channels_first` ((Y, X), (C, Y, X), RGB); its centre
+        is cropped to a valid input size (at most 512). Default: a synthetic nuclei
+        image of :func:`default_test_size`.
+    tags : sequence of str
+        Extra tags (``unet``, ``segmentation``, ``2d``, ``pytorch`` and ``napari-unet``
+        are always set).
+
+    Returns
+    -------
+    Path
+        The written zip, validated by bioimageio.spec.
+
+    Raises
+    ------
+    ImportError
+        If bioimageio.spec is not installed.
+    ValueError
+        If the test image does not fit the model or the description is invalid.
+    """
+    from . import _bioimageio_rdf as rdf
+
+    path = Path(path).expanduser()
+    state = {
+        key: value.detach().to("cpu", torch.float32 if value.is_floating_point() else value.dtype)
+        for key, value in model.state_dict().items()
+    }
+    cpu_model = UNet(model.config)
+    cpu_model.load_state_dict(state)
+    cpu_model.eval()
+    metadata = {**default_metadata(model.config), **model.metadata}
+    image = _test_image(cpu_model, test_image)
+    norm = NormConfig.from_dict(metadata.get("normalization"))
+    offset, scale = normalization_stats(image, norm)
+    with torch.no_grad():
+        network_input = torch.from_numpy(normalize(image, offset, scale)[None])
+        probabilities = torch.softmax(cpu_model(network_input), dim=1).numpy()
+    with tempfile.TemporaryDirectory(prefix="napari-unet-bioimageio-") as folder:
+        files = rdf.write_package_files(Path(folder), cpu_model, state, image, probabilities)
+        descr = rdf.model_description(
+            cpu_model,
+            files,
+            metadata=metadata,
+            name=name or _default_name(metadata),
+            description=description or str(metadata.get("description") or "U-Net"),
+            authors=authors,
+            license=license,
+            tags=tags,
+        )
+        return _save_package(descr, path)
+
+
+def load_bioimageio(path: str | os.PathLike, device: str | torch.device | None = None) -> UNet:
+    """Rebuild a :class:`UNet` from a bioimage.io package written by napari-unet.
+
+    Reads ``rdf.yaml`` (the napari-unet metadata under ``config: napari_unet``, or
+    the architecture's keyword arguments of a package made with our architecture
+    file) and the ``pytorch_state_dict`` weights (``torch.load(weights_only=True)``:
+    never code). Other bioimage.io models are refused with a
+    :class:`~napari_unet.checkpoint.CheckpointError`.
+    """
+    path = Path(path).expanduser()
+    try:
+        from bioimageio.spec import load_model_description
+        from bioimageio.spec.model import v0_5
+    except ImportError as error:
+        raise ImportError(_INSTALL_HINT) from error
+    try:
+        descr = load_model_description(path, format_version="latest", perform_io_checks=False)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: not a valid bioimage.io model package: {error}") from error
+    assert isinstance(descr, v0_5.ModelDescr)
+    weights = descr.weights.pytorch_state_dict
+    stored = (descr.config.model_extra or {}).get(CONFIG_KEY)
+    if weights is None or (
+        stored is None and weights.architecture.callable != ARCHITECTURE_CALLABLE
+    ):
+        raise CheckpointError(
+            f"{path}: a bioimage.io model but not one exported by napari-unet (only those "
+            "can be loaded as a U-Net; run others with bioimageio.core)"
+        )
+    metadata = dict(stored) if stored else _metadata_from_description(descr)
+    try:
+        config = ModelConfig.from_dict(metadata.pop("model_config"))
+        state = torch.load(
+            io.BytesIO(weights.get_reader().read()), map_location="cpu", weights_only=True
+        )
+        model = UNet(config)
+        model.load_state_dict(state)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: weights or metadata do not fit: {error}") from error
+    model.metadata = {**default_metadata(config), **metadata, "source": str(path)}
+    return model.to(device or "cpu").eval()
+
+
+def _metadata_from_description(descr: Any) -> dict[str, Any]:
+    """napari-unet metadata of a package without ``config: napari_unet``."""
+    kwargs = dict(descr.weights.pytorch_state_dict.architecture.kwargs)
+    metadata: dict[str, Any] = {"model_config": kwargs, "description": descr.description}
+    for step in descr.inputs[0].preprocessing:
+        if step.id == "scale_range":
+            low, high = step.kwargs.min_percentile, step.kwargs.max_percentile
+            metadata["normalization"] = NormConfig(low=low, high=high).to_dict()
+    for axis in descr.outputs[0].axes:
+        if axis.type == "channel":
+            metadata["class_names"] = list(axis.channel_names)
+    return metadata
+
+
+def _test_image(model: UNet, image: np.ndarray | None) -> np.ndarray:
+    """(C, S, S) float32 test input: ``image`` cropped to a valid size, or a synthetic one."""
+    channels = model.config.in_channels
+    if image is None:
+        from .synthetic import synthetic_nuclei
+
+        size = default_test_size(model)
+        planes = [synthetic_nuclei((size, size), rng=seed)[0] for seed in range(channels)]
+        return np.stack(planes).astype(np.float32)
+    from .data import to_channels_first
+
+    image = to_channels_first(image, channels)
+    edge = min(image.shape[-2:])
+    same = model.config.padding == "same"
+    sizes = [
+        n for n in model.valid_input_sizes(maximum=min(edge, 512)) if not same or n > 2 * model.halo
+    ]
+    if not sizes:
+        raise ValueError(
+            f"test image of {image.shape[-2]} x {image.shape[-1]} pixels is smaller than the "
+            f"model's smallest test input ({default_test_size(model, 1)} pixels per side)"
+        )
+    size = sizes[-1]
+    top, left = (image.shape[-2] - size) // 2, (image.shape[-1] - size) // 2
+    return np.ascontiguousarray(image[:, top : top + size, left : left + size], dtype=np.float32)
+
+
+def _default_name(metadata: dict[str, Any]) -> str:
+    source = Path(str(metadata.get("source") or "U-Net")).stem
+    name = re.sub(r"[^A-Za-z0-9_+\- ()]", "-", f"napari-unet {source}")
+    return name[:64]
+
+
+def _save_package(descr: Any, path: Path) -> Path:
+    """Zip ``descr`` to a temporary file beside ``path`` (validated), then rename it."""
+    from bioimageio.spec import save_bioimageio_package
+
+    if not path.parent.is_dir():
+        raise OSError(f"cannot write {path}: folder {path.parent} does not exist")
+    temporary = path.with_name(f".{path.stem}.{uuid.uuid4().hex}.zip")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            save_bioimageio_package(descr, output_path=temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def sha256(path: Path) -> str:
+    """Hex SHA-256 of a file."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
