@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .demo import add_demo_parser
 
     add_demo_parser(commands)
+    from ._export_command import add_export_parser
+
+    add_export_parser(commands)
     return parser
 
 
@@ -182,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from . import _commands
 
-    handler = getattr(_commands, f"run_{args.command}")
+    handler = getattr(args, "handler", None) or getattr(_commands, f"run_{args.command}")
     try:
         status = handler(args)
     except KeyboardInterrupt:
