@@ -106,3 +106,52 @@ def test_failed_save_keeps_the_weights_in_a_temporary_folder(tmp_path, capsys, m
     assert load_model(kept).metadata["training_history"][-1]["iterations"] == 2
     os.remove(kept)
     os.rmdir(os.path.dirname(kept))
+
+
+def _wide_images():
+    ramp = (np.arange(40 * 40) % 200).reshape(40, 40)
+    rng = np.random.default_rng(3)
+    return {
+        "uint32": (3_000_000_000 + ramp).astype(np.uint32),
+        "float64": 1e300 * (1 + 1e-3 * rng.random((40, 40))),
+        "int64": (2**60 + ramp).astype(np.int64),
+    }
+
+
+@pytest.mark.parametrize("kind", ["uint32", "float64", "int64"])
+def test_wide_types_are_normalised_before_the_cast_on_the_command_line(tmp_path, checkpoint, kind):
+    from napari_unet import predict
+
+    image = _wide_images()[kind]
+    stack = np.stack([image, image[::-1]])
+    tifffile.imwrite(tmp_path / "plane.tif", image)
+    tifffile.imwrite(tmp_path / "stack.tif", stack)
+    out = tmp_path / "out"
+    inputs = [str(tmp_path / "plane.tif"), str(tmp_path / "stack.tif")]
+    assert main(["predict", *inputs, "--model", str(checkpoint), "--output", str(out)]) == 0
+    model = load_model(checkpoint)
+    expected = predict(image, model)
+    assert np.allclose(tifffile.imread(out / "plane_prob.tif"), expected, atol=1e-6)
+    stacked = tifffile.imread(out / "stack_prob.tif")
+    assert np.allclose(stacked[1], predict(image[::-1], model), atol=1e-6)
+    assert np.ptp(expected) > 1e-4  # the network did see contrast
+
+
+def test_complex_images_are_refused(tmp_path, checkpoint, capsys):
+    from napari_unet import predict
+
+    image = np.ones((20, 20), np.complex64)
+    with pytest.raises(ValueError, match="complex"):
+        predict(image, load_model(checkpoint))
+    tifffile.imwrite(tmp_path / "c.tif", image)
+    status = main(
+        [
+            "predict",
+            str(tmp_path / "c.tif"),
+            "--model",
+            str(checkpoint),
+            "--output",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert status == 2 and "complex" in capsys.readouterr().err

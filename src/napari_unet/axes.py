@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .data import to_channels_first
+from .data import to_channels_first, working_dtype
 
 __all__ = [
     "ImagePlane",
@@ -193,7 +193,10 @@ def output_shapes(
 
 
 class ImagePlane:
-    """Lazy (C, Y, X) float32 view of one slice of an image, channels mapped.
+    """Lazy (C, Y, X) float view of one slice of an image, channels mapped.
+
+    Its dtype is :func:`~napari_unet.data.working_dtype` of the array's: float32,
+    or float64 for types wider than 16 bits.
 
     Indexing with ``[..., y_slice, x_slice]`` reads only that window from the
     underlying array (numpy, memory map, zarr, dask: anything with basic
@@ -237,7 +240,7 @@ class ImagePlane:
         plane = array.shape[self.axes.index("Y")], array.shape[self.axes.index("X")]
         self.shape = (in_channels, int(plane[0]), int(plane[1]))
         self.ndim = 3
-        self.dtype = np.dtype(np.float32)
+        self.dtype = working_dtype(array.dtype)  # float64 for wide types (normalised later)
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
         block = self[..., :, :]
@@ -250,7 +253,7 @@ class ImagePlane:
         if limit is None or out_rows * out_columns <= limit:
             return self._read(slice(*rows), slice(*columns))
         edge = max(1, int(np.sqrt(limit)))
-        out = np.empty((self.in_channels, out_rows, out_columns), np.float32)
+        out = np.empty((self.in_channels, out_rows, out_columns), self.dtype)
         for row in range(0, out_rows, edge):
             for column in range(0, out_columns, edge):
                 ys = _sub_slice(rows, row, min(row + edge, out_rows))
@@ -260,7 +263,7 @@ class ImagePlane:
         return out
 
     def _read(self, ys: slice, xs: slice) -> np.ndarray:
-        """One read of the window; returns (in_channels, y, x) float32."""
+        """One read of the window; returns (in_channels, y, x) of ``self.dtype``."""
         picks = {"Z": self.index, "C": slice(0, self._kept), "S": slice(0, self._kept)}
         key = tuple(picks.get(letter, ys if letter == "Y" else xs) for letter in self.axes)
         block = np.asarray(self.array[key])

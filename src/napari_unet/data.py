@@ -29,6 +29,7 @@ __all__ = [
     "simulate_scribbles",
     "synthetic_nuclei",
     "to_channels_first",
+    "working_dtype",
     "write_tiff",
 ]
 
@@ -217,7 +218,7 @@ def load_dsb2018() -> tuple[np.ndarray, np.ndarray]:
 def to_channels_first(
     image: np.ndarray, in_channels: int, *, rgb: bool | None = None
 ) -> np.ndarray:
-    """Arrange an image as (C, Y, X) float32 with the channels a model expects.
+    """Arrange an image as (C, Y, X) floats with the channels a model expects.
 
     Axes rule:
 
@@ -243,14 +244,18 @@ def to_channels_first(
 
     Returns
     -------
-    numpy.ndarray of float32, shape (in_channels, Y, X)
+    numpy.ndarray, shape (in_channels, Y, X)
+        float32, or float64 for types wider than 16 bits (:func:`working_dtype`),
+        so that normalisation sees every distinct value.
 
     Raises
     ------
     ValueError
-        For other dimensionalities or channel counts, naming found and expected.
+        For other dimensionalities or channel counts, naming found and expected,
+        and for complex images.
     """
     image = np.asarray(image)
+    check_real(image.dtype)
     if image.ndim == 2:
         channels = image[np.newaxis]
     elif image.ndim == 3:
@@ -258,14 +263,37 @@ def to_channels_first(
     else:
         raise ValueError(f"expected a (Y, X) or 3-D image, got shape {image.shape}")
     found = channels.shape[0]
+    work = working_dtype(image.dtype)
     if found == in_channels:
-        return channels.astype(np.float32)
+        return channels.astype(work)
     if found == 3 and in_channels == 1:
-        return np.tensordot(_LUMINANCE, channels.astype(np.float32), axes=1)[np.newaxis]
+        return np.tensordot(_LUMINANCE.astype(work), channels.astype(work), axes=1)[np.newaxis]
     raise ValueError(
         f"the model expects {_count_channels(in_channels, 'input channel')} but the image "
         f"has {_count_channels(found, 'channel')} (image shape {image.shape})"
     )
+
+
+def working_dtype(dtype: np.dtype) -> np.dtype:
+    """The float type an image of ``dtype`` is handled in before normalisation.
+
+    float32 for float32 and types of at most 16 bits; float64 for wider ones
+    (uint32, int64, float64...): cast to float32 first, a uint32 image at
+    3e9 + 0..199 keeps 2 distinct values and a float64 image near 1e300 becomes
+    infinite. :func:`napari_unet.inference.normalize` brings it to float32.
+    """
+    dtype = np.dtype(dtype)
+    wide = dtype.itemsize > 2 and dtype != np.float32
+    return np.dtype(np.float64 if wide else np.float32)
+
+
+def check_real(dtype: np.dtype) -> None:
+    """Refuse complex images (a cast would silently drop the imaginary part)."""
+    if np.dtype(dtype).kind == "c":
+        raise ValueError(
+            f"the image is complex ({np.dtype(dtype)}); give its magnitude (numpy.abs) or its "
+            "real part"
+        )
 
 
 def _count_channels(count: int, noun: str) -> str:

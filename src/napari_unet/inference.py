@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .config import NormConfig
+from .data import check_real
 from .devices import resolve_device
 from .model import UNet
 from .tiling import Tile, plan_tiles, read_mirrored
@@ -82,6 +83,7 @@ def normalization_stats(
         offset keep their contrast (see :func:`normalize`).
     """
     norm = norm or NormConfig()
+    check_real(image.dtype)
     size_y, size_x = image.shape[-2:]
     step = max(1, int(np.sqrt(size_y * size_x / 4e6)))
     sample = np.asarray(image[..., ::step, ::step], dtype=np.float64)
