@@ -12,6 +12,7 @@ import torch
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
 from napari_unet._widgets import (
+    FinetuneWidget,
     ModelWidget,
     PredictWidget,
     UNetWidget,
@@ -275,9 +276,14 @@ def test_image_planes_are_read_in_the_worker(qtbot, dock, monkeypatch, notificat
     paint_strokes(layer.data[2])
     finetune.image_picker.select(viewer.layers["stack"])
     statuses = []
-    worker = finetune.start_finetune()
-    worker.yielded.connect(lambda update: statuses.append(update))
-    qtbot.waitSignal(finetune.finished, timeout=60_000).wait()
+    on_update = FinetuneWidget._on_update  # recorded from the first update on, no race
+
+    def recording_on_update(self, update):
+        statuses.append(update)
+        on_update(self, update)
+
+    monkeypatch.setattr(FinetuneWidget, "_on_update", recording_on_update)
+    run(qtbot, finetune, finetune.start_finetune)
     assert finetune.status.text().startswith("Done"), finetune.status.text()
     assert readers and threading.main_thread() not in readers  # training planes and previews
     assert "Reading the image: slice 2 of 2…" in statuses
@@ -482,9 +488,9 @@ def test_separate_docks_share_one_model_go_back_and_let_go(
 
 def test_created_annotation_layer_is_chosen_for_fine_tuning(dock):
     viewer, widget = dock
-    truth = viewer.add_labels(np.zeros((128, 128), np.uint16), name="discs ground truth")
+    viewer.add_labels(np.zeros((128, 128), np.uint16), name="discs ground truth")
     picker = widget.finetune.annotation_picker
-    assert picker.layer is truth  # the only Labels layer so far
+    assert picker.layer is None  # a ground truth is listed, never chosen by itself
     layer = widget.annotate.create_annotation_layer()
     assert picker.layer is layer
     viewer.add_labels(np.zeros((128, 128), np.uint8), name="another labels layer")

@@ -47,7 +47,7 @@ class AnnotateWidget(QWidget):
         super().__init__(parent)
         self.viewer = real_viewer(viewer)
         self.state = model_state(self.viewer)
-        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image")
+        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image", follow_new=True)
         self.create_button = PushButton(text="Create annotation layer")
         self.create_button.changed.connect(self.create_annotation_layer)
         self.copy_button = PushButton(text="Start from the prediction (slice in view)")
@@ -94,7 +94,8 @@ class AnnotateWidget(QWidget):
 
         The layer has the image's spatial shape (no channel axis), its scale and
         translation, the class colours, and is left in paint mode with the first
-        foreground class (label 2) selected.
+        foreground class (label 2) selected. A hidden layer is shown again: it
+        is there to be painted (and napari cannot edit a hidden layer's slice).
         """
         image = self.image_picker.layer
         if image is None:
@@ -107,6 +108,7 @@ class AnnotateWidget(QWidget):
         else:
             show_info(f"Using the existing layer “{name}”.")
         self._watch(layer)
+        layer.visible = True
         self.viewer.layers.selection.active = layer
         layer.mode = "paint"
         layer.selected_label = 2

@@ -13,7 +13,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..metrics import evaluate
-from ._layers import LayerPicker, find_output
+from ._layers import LayerPicker, find_output, is_annotation
 
 KINDS = {
     "instances": ("instances", "objects matched one-to-one by IoU (F1, precision, recall)"),
@@ -27,14 +27,19 @@ class EvaluatePanel(QWidget):
 
     The prediction is this plugin's "<image> instances" (kind "instances") or
     "<image> mask" (kinds "membranes" and "semantic") layer for the image chosen
-    in ``image_picker``. For stacks, the slice in view is evaluated.
+    in ``image_picker``. For stacks, the slice in view is evaluated. The scores
+    are cleared once they may no longer hold: another image, truth or kind is
+    chosen, the image's data change, or a new prediction is shown (:meth:`clear`).
     """
 
     def __init__(self, viewer: napari.viewer.Viewer, image_picker: LayerPicker) -> None:
         super().__init__()
         self.viewer = viewer
         self.image_picker = image_picker
-        self.truth_picker = LayerPicker(viewer, Labels, "Ground truth")
+        self.truth_picker = LayerPicker(
+            viewer, Labels, "Ground truth", prefer=lambda layer: not is_annotation(layer)
+        )
+        self._image: napari.layers.Image | None = None
         self.kind = ComboBox(label="Metrics", choices=list(KINDS), value="instances")
         self.evaluate_button = PushButton(text="Evaluate the prediction")
         self.result = QLabel("")
@@ -47,6 +52,22 @@ class EvaluatePanel(QWidget):
         layout.addWidget(settings.native)
         layout.addWidget(self.result)
         self.evaluate_button.changed.connect(self.run)
+        for control in (self.truth_picker.combo, self.kind):
+            control.changed.connect(self.clear)
+        self.image_picker.combo.changed.connect(self._follow_image)
+        self._follow_image()
+
+    def clear(self, *_: Any) -> None:
+        """Forget the shown scores (they describe an earlier prediction or image)."""
+        self.result.setText("")
+
+    def _follow_image(self, *_: Any) -> None:
+        if self._image is not None:
+            self._image.events.data.disconnect(self.clear)
+        self._image = self.image_picker.layer
+        if self._image is not None:
+            self._image.events.data.connect(self.clear)
+        self.clear()
 
     def run(self, *_: Any) -> dict[str, Any] | None:
         """Compute and show the metrics; returns them (None with a notification on failure)."""

@@ -11,7 +11,7 @@ from magicgui.widgets import Container, PushButton
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.utils.theme import get_theme
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ._finetune_job import (
@@ -30,12 +30,13 @@ from ._layers import (
     annotated_planes,
     find_output,
     image_data,
+    is_annotation,
     placement_for,
     show_output,
 )
 from ._plot import LossPlot
 from ._state import model_state, real_viewer
-from ._tasks import JobResult, start_job
+from ._tasks import JobResult, start_job, taken_out_of_its_dock
 
 
 class FinetuneWidget(QWidget):
@@ -92,8 +93,10 @@ class FinetuneWidget(QWidget):
         self._set_running(False)
 
     def _create_controls(self) -> None:
-        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image")
-        self.annotation_picker = LayerPicker(self.viewer, napari.layers.Labels, "Annotations")
+        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image", follow_new=True)
+        self.annotation_picker = LayerPicker(
+            self.viewer, napari.layers.Labels, "Annotations", prefer=self._annotates_image
+        )
         self.settings = FinetuneSettings()
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop")
@@ -127,12 +130,26 @@ class FinetuneWidget(QWidget):
         theme = get_theme(self.viewer.theme)
         self.plot.set_colours(str(theme.background), str(theme.text))
 
+    def _annotates_image(self, layer: napari.layers.Layer) -> bool:
+        """Whether ``layer`` is the annotation layer of the chosen image (Annotate's name)."""
+        image = getattr(self, "image_picker", None)  # None while the pickers are made
+        image = image.layer if image is not None else None
+        return (
+            is_annotation(layer) and image is not None and layer.name == f"{image.name} annotations"
+        )
+
     def _match_annotations(self, *_: Any) -> None:
-        image = self.image_picker.layer
-        if image is not None:
-            match = self.annotation_picker.find(f"{image.name} annotations")
-            if match is not None:
-                self.annotation_picker.select(match)
+        """Choose the image's annotation layer; never one made for another image.
+
+        Other Labels layers (a ground truth, say) stay listed for the user to choose.
+        """
+        picker, image = self.annotation_picker, self.image_picker.layer
+        current = picker.layer
+        match = next((layer for layer in picker.layers() if self._annotates_image(layer)), None)
+        if match is not None:
+            picker.select(match)
+        elif image is not None and current is not None and is_annotation(current):
+            picker.combo.value = None
 
     def _pick_new_annotations(self, event: Any) -> None:
         """A new annotation layer (e.g. from Annotate): match it to the chosen image."""
@@ -175,6 +192,23 @@ class FinetuneWidget(QWidget):
         if self.worker is not None:
             self._stop.set()
             self.status.setText("Stopping…")
+
+    def stop_jobs(self) -> None:
+        """Stop what runs: the section was closed, its Stop button is out of reach."""
+        if self.worker is not None and not self._stop.is_set():
+            self.stop()
+            show_info(
+                "Fine-tuning stopped: its panel was closed. The model keeps the best weights "
+                "so far; the Model section can go back to the model before."
+            )
+        if self.weights_worker is not None:
+            self.weights_worker.quit()
+
+    def event(self, event: QEvent) -> bool:
+        """A dock of its own that is closed stops the fine-tune."""
+        if taken_out_of_its_dock(self, event):
+            self.stop_jobs()
+        return super().event(event)
 
     def _gather(self) -> TrainingRequest | None:
         image, labels_layer = self.image_picker.layer, self.annotation_picker.layer
@@ -228,8 +262,8 @@ class FinetuneWidget(QWidget):
         self._last_iteration = update.iteration
         self.progress.setValue(round(update.fraction * 1000))
         self.status.setText(
-            f"Iteration {update.iteration} · loss {update.loss:.3f} "
-            f"(smoothed {update.smoothed_loss:.3f}) · {update.elapsed:.0f} s"
+            f"Iteration {update.iteration} · loss {update.loss:.3g} "
+            f"(smoothed {update.smoothed_loss:.3g}) · {update.elapsed:.0f} s"
         )
         if not self.plot.iterations or update.iteration > self.plot.iterations[-1]:
             self.plot.add(update.iteration, update.loss, update.smoothed_loss)
@@ -276,10 +310,11 @@ class FinetuneWidget(QWidget):
             self.status.setText(message)
             show_warning(message)
             return
-        self._record(progress)
-        show_info(
-            f"Fine-tuned: {progress.iteration} iterations, loss {progress.smoothed_loss:.3f}."
-        )
+        stopped = self._stop.is_set()
+        if self._mark_fine_tuned():
+            self.status.setText(self.result_text(progress, stopped=stopped))
+        verb = "Fine-tuning stopped" if stopped else "Fine-tuned"
+        show_info(f"{verb}: {progress.iteration} iterations, loss {progress.smoothed_loss:.3g}.")
 
     def _mark_fine_tuned(self) -> bool:
         """Note the run in the model's history and name; tell the other sections."""
@@ -294,13 +329,13 @@ class FinetuneWidget(QWidget):
         self.state.model_changed.emit()
         return True
 
-    def _record(self, progress: Any) -> None:
-        if not self._mark_fine_tuned():
-            return
-        self.status.setText(
-            f"Done: {progress.iteration} iterations in {progress.elapsed:.0f} s; "
-            f"final loss {progress.smoothed_loss:.3f} (smoothed). Predictions worse than "
-            "before? Go back to the previous model in the Model section."
+    def result_text(self, progress: Any, *, stopped: bool) -> str:
+        """The status line after a run that trained: how it ended, its loss, what to do."""
+        ended = "Stopped after" if stopped else "Done:"
+        return (
+            f"{ended} {progress.iteration} iterations in {progress.elapsed:.0f} s; the model "
+            f"keeps its best weights (loss {progress.smoothed_loss:.3g}, smoothed). "
+            "Predictions worse than before? Go back to the previous model in the Model section."
         )
 
     def _on_finish(self) -> None:

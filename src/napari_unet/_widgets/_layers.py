@@ -147,6 +147,11 @@ def is_output(layer: napari.layers.Layer) -> bool:
     return bool(layer.metadata.get(OUTPUT_KEY, False))
 
 
+def is_annotation(layer: napari.layers.Layer) -> bool:
+    """Whether ``layer`` was created as an annotation layer (by the Annotate section)."""
+    return bool(layer.metadata.get(ANNOTATION_KEY, False))
+
+
 # ---- layer pickers -------------------------------------------------------------
 class LayerPicker:
     """A magicgui combo box listing the viewer's layers of one type, kept current.
@@ -160,6 +165,11 @@ class LayerPicker:
         Shown beside the combo box.
     accept : callable, optional
         Further filter on layers (default: every layer that is not an output).
+    prefer : callable, optional
+        The listed layers the picker may choose by itself (default: all of them);
+        the others are listed for the user to choose.
+    follow_new : bool
+        Choose a newly added (preferred) layer, e.g. an image just opened.
     """
 
     def __init__(
@@ -168,10 +178,15 @@ class LayerPicker:
         layer_type: type,
         label: str,
         accept: Callable[[napari.layers.Layer], bool] | None = None,
+        *,
+        prefer: Callable[[napari.layers.Layer], bool] | None = None,
+        follow_new: bool = False,
     ) -> None:
         self.viewer = viewer
         self.layer_type = layer_type
         self.accept = accept or (lambda layer: not is_output(layer))
+        self.prefer = prefer or (lambda layer: True)
+        self.follow_new = follow_new
         self.combo = ComboBox(label=label, choices=self._choices, nullable=True)
         self.combo.native.setMinimumContentsLength(12)
         events = viewer.layers.events
@@ -184,25 +199,35 @@ class LayerPicker:
         self.refresh()
 
     def _choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [
-            (layer.name, layer)
-            for layer in reversed(self.viewer.layers)
-            if isinstance(layer, self.layer_type) and self.accept(layer)
-        ]
+        return [(layer.name, layer) for layer in reversed(self.viewer.layers) if self.listed(layer)]
 
     def _on_inserted(self, event: Any) -> None:
         self.refresh()  # first: raises (and napari disconnects us) once the widget is gone
-        event.value.events.name.connect(self.refresh)
+        layer = event.value
+        layer.events.name.connect(self.refresh)
+        if self.follow_new and self.listed(layer) and self.prefer(layer):
+            self.combo.value = layer
+
+    def layers(self) -> list[napari.layers.Layer]:
+        """The listed layers, topmost first."""
+        return [layer for _, layer in self._choices()]
+
+    def listed(self, layer: napari.layers.Layer) -> bool:
+        """Whether ``layer`` is one of the choices."""
+        return isinstance(layer, self.layer_type) and self.accept(layer)
 
     def refresh(self, _event: Any = None) -> None:
-        """Re-read the layer list, keeping the selection when it still exists."""
+        """Re-read the layer list, keeping the selection when it still exists.
+
+        Without one, the topmost preferred layer is chosen, or none.
+        """
         current = self.combo.value
         self.combo.reset_choices()
-        layers = [layer for _, layer in self._choices()]
+        layers = self.layers()
         if current is not None and any(layer is current for layer in layers):
             self.combo.value = current
-        elif layers:
-            self.combo.value = layers[0]
+        else:
+            self.combo.value = next((layer for layer in layers if self.prefer(layer)), None)
 
     @property
     def layer(self) -> Any:

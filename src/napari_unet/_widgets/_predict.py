@@ -10,7 +10,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
 from napari.layers import Image, Labels
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..inference import default_tile_size, usable_tile_sizes
@@ -27,7 +27,7 @@ from ._predict_job import (
     predict_job,
 )
 from ._state import model_state, real_viewer
-from ._tasks import JobResult, available_devices, start_job
+from ._tasks import JobResult, available_devices, start_job, taken_out_of_its_dock
 
 WHOLE_IMAGE = 0
 """Tile-size choice meaning: no tiling, one pass over the whole (mirror-padded) image."""
@@ -57,7 +57,7 @@ class PredictWidget(QWidget):
         self._stop = threading.Event()
         self._target: tuple[napari.layers.Image, ImageGeometry] | None = None
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
-        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image")
+        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image", follow_new=True)
         self.tile_size = ComboBox(
             label="Tile size",
             choices=[("whole image", WHOLE_IMAGE)],
@@ -193,6 +193,16 @@ class PredictWidget(QWidget):
             self._stop.set()
             self.status.setText("Cancelling…")
 
+    def stop_jobs(self) -> None:
+        """Cancel the running prediction: the section was closed."""
+        self.cancel()
+
+    def event(self, event: QEvent) -> bool:
+        """A dock of its own that is closed cancels the prediction."""
+        if taken_out_of_its_dock(self, event):
+            self.stop_jobs()
+        return super().event(event)
+
     def _on_progress(self, progress: PredictionProgress) -> None:
         self.progress.setValue(round(progress.fraction * 1000))
         self.status.setText(progress.text)
@@ -260,6 +270,7 @@ class PredictWidget(QWidget):
         }
         layers["mask"].colormap = class_colormap(result.probabilities.shape[0], False)
         self.viewer.layers.selection.active = layers["mask"]
+        self.evaluation.clear()
         self.status.setText(
             f"Done: {int(result.instances.max())} objects. Shown: “{name} mask”; hidden: "
             "instances, probabilities" + (", weight map." if result.weights is not None else ".")

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils.notifications import show_error
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QWidget
 
 from ..checkpoint import CheckpointError
@@ -160,6 +161,17 @@ def start_job(
     worker.finished.connect(finish)
     worker.start()
     return worker
+
+
+def taken_out_of_its_dock(widget: QWidget, event: QEvent) -> bool:
+    """Whether ``event`` tells ``widget`` that its dock was closed.
+
+    napari's close button on a dock takes the widget out of it (``setParent(None)``)
+    without deleting it, so ``destroyed`` (see :func:`start_job`) does not fire and
+    a job would go on unseen, with no Stop button to reach. Switching tabs or
+    hiding the dock leaves the parent alone.
+    """
+    return event.type() == QEvent.Type.ParentChange and widget.parent() is None
 
 
 def job_threads() -> int | None:

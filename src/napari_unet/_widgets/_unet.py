@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import napari
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QEvent, Qt
 from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
 
 from ._annotate import AnnotateWidget
 from ._finetune import FinetuneWidget
 from ._model import ModelWidget
 from ._predict import PredictWidget
+from ._tasks import taken_out_of_its_dock
 
 
 class UNetWidget(QWidget):
@@ -56,3 +57,10 @@ class UNetWidget(QWidget):
             scroll = self.tabs.widget(index)
             if isinstance(scroll, QScrollArea) and scroll.widget() is section:
                 self.tabs.setCurrentIndex(index)
+
+    def event(self, event: QEvent) -> bool:
+        """Closing the dock stops the sections' jobs (see :func:`taken_out_of_its_dock`)."""
+        if taken_out_of_its_dock(self, event):
+            self.finetune.stop_jobs()
+            self.predict.stop_jobs()
+        return super().event(event)

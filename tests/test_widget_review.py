@@ -1,0 +1,145 @@
+"""GUI defects found in a review of a real napari window (issue 15, items 10-12)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.utils.notifications import NotificationSeverity
+
+from napari_unet._widgets import model_state
+from napari_unet._widgets._finetune_job import FinetuneUpdate
+from napari_unet.training import TrainProgress
+from test_widgets import annotate, discs_image, dock, notifications, run
+
+pytestmark = pytest.mark.gui
+__all__ = ["dock", "notifications"]  # fixtures shared with test_widgets
+
+
+def long_run(widget) -> None:
+    """Settings for a fine-tune that only ends when it is stopped."""
+    widget.finetune.settings.iterations.value = 0
+    widget.finetune.settings.seconds.value = 600
+
+
+def test_start_from_the_prediction_with_the_annotation_layer_hidden(qtbot, dock, notifications):
+    viewer, widget = dock
+    viewer.add_image(np.stack([discs_image(seed=k) for k in range(3)]), name="stack")
+    annotate_widget, predict_widget = widget.annotate, widget.predict
+    annotate_widget.image_picker.select(viewer.layers["stack"])
+    predict_widget.image_picker.select(viewer.layers["stack"])
+    run(qtbot, predict_widget, predict_widget.run_prediction)
+    layer = annotate_widget.create_annotation_layer()
+    layer.visible = False
+    viewer.dims.set_current_step(0, 2)  # a slice the hidden layer was never drawn at
+    copied = annotate_widget.copy_prediction()
+    assert copied == 128 * 128
+    np.testing.assert_array_equal(layer.data[2], viewer.layers["stack mask"].data[2])
+    assert layer.visible  # the copy is there to be corrected: it is shown
+    errors = [n for n in notifications if n.severity == NotificationSeverity.ERROR]
+    assert errors == []
+
+
+def test_closing_the_dock_stops_its_fine_tune(qtbot, dock, notifications):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    long_run(widget)
+    state = model_state(viewer)
+    worker = widget.finetune.start_finetune()
+    qtbot.waitUntil(lambda: len(widget.finetune.plot.iterations) >= 1, timeout=30_000)
+    widget.show_section(widget.predict)  # another tab: the run goes on
+    qtbot.wait(50)
+    assert widget.finetune.worker is worker and state.busy == "fine-tuning"
+    dock_widget = widget.parent()
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        dock_widget.title.close_button.click()  # the dock's own close button
+    assert state.busy == "" and not state.model.training
+    assert state.name == "tiny (fine-tuned)" and "before fine-tune" in state.history[-1].label
+    messages = [n.message for n in notifications]
+    assert any("panel was closed" in message for message in messages), messages
+
+
+def test_closing_a_predict_dock_cancels_its_prediction(qtbot, make_napari_viewer):
+    from napari_unet.checkpoint import new_model
+    from napari_unet.config import ModelConfig
+
+    viewer = make_napari_viewer()
+    viewer.add_image(discs_image((512, 512)), name="large")
+    dock_widget, predict = viewer.window.add_plugin_dock_widget("napari-unet", "Predict")
+    model_state(viewer).set_model(new_model(ModelConfig(base_features=4, depth=2)), "tiny")
+    predict.device.value = "cpu"
+    predict.tile_size.value = predict.tile_size.choices[1]  # the smallest: many tiles
+    worker = predict.run_prediction()
+    qtbot.waitUntil(lambda: predict.progress.value() > 0, timeout=30_000)
+    with qtbot.waitSignal(worker.finished, timeout=10_000):
+        dock_widget.title.close_button.click()
+    assert model_state(viewer).busy == "" and "large mask" not in viewer.layers
+
+
+def test_image_pickers_follow_a_new_image_but_not_outputs(qtbot, dock):
+    viewer, widget = dock
+    pickers = [widget.annotate.image_picker, widget.finetune.image_picker]
+    pickers.append(widget.predict.image_picker)
+    widget.annotate.create_annotation_layer()
+    assert widget.finetune.annotation_picker.layer is viewer.layers["discs annotations"]
+    second = viewer.add_image(discs_image(seed=5), name="second")
+    assert [picker.layer for picker in pickers] == [second] * 3
+    assert widget.finetune.annotation_picker.layer is None  # not the other image's strokes
+    assert widget.annotate.annotation_layer is None
+    run(qtbot, widget.predict, widget.predict.run_prediction)  # adds Image outputs
+    assert "second probabilities" in viewer.layers
+    assert [picker.layer for picker in pickers] == [second] * 3
+
+
+def test_annotation_picker_takes_annotation_layers_not_ground_truth(dock):
+    viewer, widget = dock
+    picker = widget.finetune.annotation_picker
+    truth = viewer.add_labels(np.zeros((128, 128), np.uint16), name="discs ground truth")
+    assert picker.layer is None  # never trained on a ground truth by itself
+    assert any(layer is truth for layer in picker.layers())  # still listed
+    layer = widget.annotate.create_annotation_layer()
+    assert picker.layer is layer
+    assert widget.predict.evaluation.truth_picker.layer is truth
+
+
+def test_a_stopped_run_says_stopped_not_done(qtbot, dock, notifications):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    long_run(widget)
+    finetune = widget.finetune
+    finetune.start_finetune()
+    qtbot.waitUntil(lambda: len(finetune.plot.iterations) >= 2, timeout=30_000)
+    with qtbot.waitSignal(finetune.finished, timeout=10_000):
+        finetune.stop()
+    assert finetune.status.text().startswith("Stopped after "), finetune.status.text()
+    assert "Done" not in finetune.status.text()
+    info = [n.message for n in notifications if n.severity == NotificationSeverity.INFO]
+    assert info and info[-1].startswith("Fine-tuning stopped"), info
+
+
+def test_small_losses_show_significant_digits(dock):
+    _, widget = dock
+    finetune = widget.finetune
+    finetune._on_update(FinetuneUpdate(12, 0.0000123, 0.000456, 3.0, 0.5))
+    assert "loss 1.23e-05 (smoothed 0.000456)" in finetune.status.text()
+    assert "0.000 " not in finetune.status.text()
+    progress = TrainProgress(12, 1.23e-5, 4.56e-4, elapsed=3.0, fraction=0.5)
+    assert "0.000456" in finetune.result_text(progress, stopped=False)
+
+
+def test_evaluation_is_cleared_when_the_image_or_prediction_changes(qtbot, dock):
+    viewer, widget = dock
+    predict = widget.predict
+    viewer.add_labels((discs_image() > 0.5).astype(np.uint32), name="truth")
+    predict.image_picker.select(viewer.layers["discs"])
+    predict.evaluation.truth_picker.select(viewer.layers["truth"])
+    run(qtbot, predict, predict.run_prediction)
+    assert predict.evaluation.run() is not None and predict.evaluation.result.text()
+    viewer.layers["discs"].data = discs_image(seed=9)  # the image itself changed
+    assert predict.evaluation.result.text() == ""
+    predict.evaluation.run()
+    second = viewer.add_image(discs_image(seed=3), name="second")
+    assert predict.image_picker.layer is second and predict.evaluation.result.text() == ""
+    predict.image_picker.select(viewer.layers["discs"])
+    predict.evaluation.run()
+    run(qtbot, predict, predict.run_prediction)  # a new prediction: the old scores are stale
+    assert predict.evaluation.result.text() == ""
