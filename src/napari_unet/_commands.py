@@ -146,7 +146,10 @@ class _FileProgress:
         if result.status == "failed":
             print(f"napari-unet predict: error: {result.path}: {result.error}", file=sys.stderr)
         elif result.status == "skipped":
-            print(f"{result.path}: skipped, outputs exist ({result.outputs[0]}, ...)")
+            print(
+                f"{result.path}: skipped, outputs exist from the same model, options and input "
+                f"({result.outputs[0]}, ...)"
+            )
         elif len(result.outputs) == 1:
             print(f"{result.path}: {result.n_objects} objects -> {result.outputs[0]}")
         else:

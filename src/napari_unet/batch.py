@@ -10,8 +10,12 @@ Outputs per input ``<stem>``: ``<stem>_prob.tif`` (float32, (C, Y, X) or
 (Z, C, Y, X)), ``<stem>_mask.tif`` (uint8) and ``<stem>_instances.tif`` (uint32),
 each written atomically, the instances last; or one ``<stem>_prediction.zarr``
 store (:func:`napari_unet.outofcore.predict_to_zarr`), renamed into place when
-complete. An input whose outputs are all there is skipped (unless
-``overwrite``); a partial set is recomputed.
+complete. Outputs record how they were made (:mod:`napari_unet.reruns`): an
+input whose outputs are all there and record this model, these options, this
+input and this package version is skipped; existing outputs that record
+something else are replaced only with ``overwrite`` (else the input fails,
+saying why); a partial set is recomputed. Temporaries left by killed runs
+beside the outputs are removed when a batch starts.
 """
 
 from __future__ import annotations
@@ -25,11 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import load_model, resolve_checkpoint
 from .data import write_tiff
 from .inference import Progress
 from .inputs import InputInfo, open_input, probe_input
 from .model import UNet
 from .outofcore import predict_to_zarr
+from .reruns import PROVENANCE_KEY, provenance, remove_stale_temporaries, why_not_reusable
 from .volumes import segment_stack
 
 __all__ = [
@@ -139,7 +145,6 @@ def cached_model(checkpoint: str | os.PathLike, device: str = "auto") -> UNet:
     rewritten at the same path is loaded again (and the older copy dropped).
     The model is shared: predict with it, do not train it.
     """
-    from .checkpoint import load_model, resolve_checkpoint
     from .devices import resolve_device
 
     path = resolve_checkpoint(checkpoint).resolve()
@@ -193,11 +198,16 @@ def predict_file(
     model = cached_model(checkpoint, options.device)
     info = probe_input(Path(path), model.config.in_channels, options.axes, options.output_format)
     outputs = output_paths(path, output, info.output_format)
-    if not options.overwrite and all(out.exists() for out in outputs):
-        return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
+    record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info.shape, info.axes)
+    if not options.overwrite:
+        reason = why_not_reusable(outputs, record)
+        if reason is not None:
+            raise ValueError(f"outputs exist: {reason}; pass --overwrite to replace them")
+        if all(out.exists() for out in outputs):
+            return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
     lazy = info.output_format == "zarr"
     with open_input(Path(path), lazy, info.axes) as image, _torch_threads(options.threads):
-        count = _predict_and_write(image, model, info, outputs, options, progress)
+        count = _predict_and_write(image, model, info, outputs, options, progress, record)
     seconds = time.perf_counter() - start
     return FileResult(
         str(path), "done", tuple(map(str, outputs)), count, seconds, worker=_worker_name()
@@ -211,8 +221,9 @@ def _predict_and_write(
     outputs: tuple[Path, ...],
     options: PredictOptions,
     progress: Callable[[Progress], None] | None,
+    record: dict[str, Any],
 ) -> int | None:
-    """Predict ``image`` and write ``outputs``; returns the number of instances."""
+    """Predict ``image`` and write ``outputs`` recording ``record``; returns the instance count."""
     settings = {
         "axes": info.axes,
         "tile_size": options.tile_size,
@@ -222,7 +233,13 @@ def _predict_and_write(
     }
     if info.output_format == "zarr":
         predict_to_zarr(
-            image, model, outputs[0], instances=options.instances, progress=progress, **settings
+            image,
+            model,
+            outputs[0],
+            instances=options.instances,
+            progress=progress,
+            provenance=record,
+            **settings,
         )
         count = _stored_count(outputs[0])
     else:
@@ -230,7 +247,7 @@ def _predict_and_write(
             image, model, instances=options.instances, progress=progress, **settings
         )
         for out, array in zip(outputs, results):  # instances last: they mark "finished"
-            write_tiff(out, array)
+            write_tiff(out, array, metadata={PROVENANCE_KEY: record})
         count = int(results[2].max())
     return count
 
@@ -313,7 +330,7 @@ def run_batch(
     ValueError
         Inputs whose outputs would collide or overwrite an input (:func:`check_outputs`).
     """
-    from .checkpoint import bundled_models, resolve_checkpoint
+    from .checkpoint import bundled_models
 
     options = options or PredictOptions()
     model_path = str(resolve_checkpoint(checkpoint).resolve())  # fails early when missing
@@ -322,6 +339,14 @@ def run_batch(
     check_outputs(paths, output)
     jobs = [str(Path(path).resolve()) for path in paths]
     Path(output).mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(
+        [
+            out
+            for path in paths
+            for fmt in ("tiff", "zarr")
+            for out in output_paths(path, output, fmt)
+        ]
+    )
     folder = str(Path(output).resolve())
     report = report or (lambda result: None)
     if scheduler is None and not workers:

@@ -121,7 +121,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     return image
 
 
-def write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:
+def write_tiff(path: str | os.PathLike, array: np.ndarray, metadata: dict | None = None) -> Path:
     """Write a zlib-compressed TIFF atomically.
 
     The data goes to a temporary file in the destination folder, which then
@@ -135,6 +135,9 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:
         Destination; missing parent folders are created.
     array : numpy.ndarray
         Image of any shape/dtype tifffile supports.
+    metadata : dict, optional
+        JSON-serialisable entries stored in the image description (tifffile's
+        shaped metadata, read back with ``TiffFile.shaped_metadata``).
 
     Returns
     -------
@@ -147,7 +150,9 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:
     if data.dtype == bool:
         data = data.astype(np.uint8)
     with atomic_open(path) as stream:
-        tifffile.imwrite(stream, data, compression="zlib", photometric="minisblack")
+        tifffile.imwrite(
+            stream, data, compression="zlib", photometric="minisblack", metadata=metadata or {}
+        )
     return path
 
 

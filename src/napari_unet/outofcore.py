@@ -130,6 +130,7 @@ def predict_to_zarr(
     progress: Callable[[Progress], None] | None = None,
     stop: StopFlag = None,
     test_time_augmentation: bool = False,
+    provenance: dict | None = None,
 ) -> Path:
     """Predict an image or stack of any size into a zarr store, tile by tile.
 
@@ -151,6 +152,9 @@ def predict_to_zarr(
     progress : callable
         Called with :class:`~napari_unet.volumes.StackProgress` during prediction,
         then with ``Progress(done, total, "instances")`` per labelled slice.
+    provenance : dict, optional
+        Stored in the attributes as ``napari_unet_provenance`` (see
+        :mod:`napari_unet.reruns`).
 
     Returns
     -------
@@ -195,6 +199,8 @@ def predict_to_zarr(
             instances=instances,
             n_instances=count,
         )
+        if provenance is not None:
+            attributes["napari_unet_provenance"] = provenance
         _open_group(partial).attrs.update({"napari_unet": attributes})
         _publish(partial, store_path)
     except BaseException:

@@ -1,0 +1,118 @@
+"""Re-runs skip only outputs made the same way, and clean what killed runs left."""
+
+import uuid
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unet import ModelConfig, save_model
+from napari_unet.checkpoint import new_model
+from napari_unet.cli import main
+from napari_unet.reruns import PROVENANCE_KEY, stored_provenance
+
+TILE = "56"
+
+
+@pytest.fixture
+def setup(tmp_path):
+    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    checkpoint = save_model(model, tmp_path / "model.safetensors")
+    image = tmp_path / "img.tif"
+    tifffile.imwrite(image, np.random.default_rng(0).integers(0, 4000, (50, 60), dtype=np.uint16))
+    return checkpoint, image, tmp_path / "out"
+
+
+def _predict(image, checkpoint, out, *options):
+    arguments = ["predict", str(image), "--model", str(checkpoint), "--output", str(out)]
+    return main([*arguments, "--tile-size", TILE, "--device", "cpu", *options])
+
+
+def _inodes(folder):
+    return {path.name: path.stat().st_ino for path in folder.iterdir()}
+
+
+def test_outputs_record_model_options_input_and_version(setup):
+    checkpoint, image, out = setup
+    assert _predict(image, checkpoint, out) == 0
+    for kind in ("prob", "mask", "instances"):
+        record = stored_provenance(out / f"img_{kind}.tif")
+        assert record["options"]["tile_size"] == int(TILE)
+        assert len(record["model_sha256"]) == 64 and record["input"]["name"] == "img.tif"
+    assert _predict(image, checkpoint, out, "--output-format", "zarr") == 0
+    store = stored_provenance(out / "img_prediction.zarr")
+    assert store["options"]["tile_size"] == int(TILE)
+
+
+def test_rerun_with_the_same_model_and_options_skips(setup, capsys):
+    checkpoint, image, out = setup
+    assert _predict(image, checkpoint, out) == 0
+    before = _inodes(out)
+    assert _predict(image, checkpoint, out) == 0
+    assert "skipped" in capsys.readouterr().out and _inodes(out) == before
+
+
+def _other_model(setup):
+    checkpoint, _, _ = setup
+    other = new_model(ModelConfig(base_features=4, depth=2), seed=1)
+    return save_model(other, checkpoint.with_name("other.safetensors")), []
+
+
+def _changed_input(setup):
+    checkpoint, image, _ = setup
+    tifffile.imwrite(image, np.zeros((50, 60), np.uint16))
+    return checkpoint, []
+
+
+def _options(*options):
+    return lambda setup: (setup[0], list(options))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (_other_model, "was made with another model"),
+        (_options("--tile-size", "60"), "tile_size 56, now 60"),
+        (_options("--tta"), "test_time_augmentation False, now True"),
+        (_options("--instances", "watershed"), "instances 'components', now 'watershed'"),
+        (_changed_input, "was made from another version of the input"),
+    ],
+)
+def test_rerun_made_differently_says_why_and_needs_overwrite(setup, capsys, change, message):
+    checkpoint, image, out = setup
+    assert _predict(image, checkpoint, out) == 0
+    before = _inodes(out)
+    capsys.readouterr()
+    model, options = change(setup)
+    assert _predict(image, model, out, *options) == 2
+    error = capsys.readouterr().err
+    assert message in error and "--overwrite" in error
+    assert _inodes(out) == before
+    assert _predict(image, model, out, *options, "--overwrite") == 0
+    assert _inodes(out) != before
+
+
+def test_an_empty_output_file_is_not_taken_for_a_finished_one(setup, capsys):
+    checkpoint, image, out = setup
+    assert _predict(image, checkpoint, out) == 0
+    (out / "img_instances.tif").write_bytes(b"")
+    assert _predict(image, checkpoint, out) == 2
+    assert "img_instances.tif holds no record of how it was made" in capsys.readouterr().err
+    assert _predict(image, checkpoint, out, "--overwrite") == 0
+    assert PROVENANCE_KEY and stored_provenance(out / "img_instances.tif") is not None
+
+
+def test_temporaries_of_killed_runs_are_removed(setup):
+    checkpoint, image, out = setup
+    out.mkdir()
+    stale = [
+        out / f".img_prob.tif.{uuid.uuid4().hex}.tmp",
+        out / f".img_prediction.zarr.{uuid.uuid4().hex}.partial",
+    ]
+    stale[0].write_bytes(b"half a tiff")
+    (stale[1] / "prob").mkdir(parents=True)
+    unrelated = out / f".notes.txt.{uuid.uuid4().hex}.tmp"
+    unrelated.write_bytes(b"someone else's")
+    assert _predict(image, checkpoint, out) == 0
+    assert not any(path.exists() for path in stale)
+    assert unrelated.exists()
