@@ -69,7 +69,7 @@ def default_test_size(model: UNet, target: int = 256) -> int:
     left once the halo is cropped.
     """
     minimum = target if model.config.padding == "valid" else max(target, 2 * model.halo + 1)
-    return model.valid_input_sizes(minimum=minimum, maximum=minimum + 4 * model.size_multiple)[0]
+    return model.nearest_valid_sizes(max(minimum, model.min_input_size))[1]
 
 
 def export_bioimageio(

@@ -1,0 +1,181 @@
+"""bioimage.io export and import, checked by bioimageio.core's own model test, offline."""
+
+import socket
+import zipfile
+
+import numpy as np
+import pytest
+import torch
+
+import napari_unet as nu
+from napari_unet.bioimageio import (
+    ARCHITECTURE_CALLABLE,
+    export_bioimageio,
+    is_bioimageio_package,
+    load_bioimageio,
+)
+from napari_unet.checkpoint import CheckpointError, new_model
+from napari_unet.cli import main
+from napari_unet.synthetic import synthetic_nuclei
+
+# bioimageio.core reads the TorchScript weights with torch.jit.load (deprecated in torch 2.13)
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """Any connection attempt fails: export, test and import must work offline."""
+
+    def refuse(self, address):
+        raise OSError(f"network disabled in tests (tried {address})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture
+def keep_global_rng():
+    """bioimageio.core's test reseeds numpy and torch; restore their state afterwards."""
+    numpy_state, torch_state = np.random.get_state(), torch.get_rng_state()  # noqa: NPY002
+    yield
+    np.random.set_state(numpy_state)  # noqa: NPY002
+    torch.set_rng_state(torch_state)
+
+
+@pytest.fixture(scope="module")
+def nuclei_zip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bioimageio") / "nuclei.zip"
+    return export_bioimageio(nu.load_model("nuclei"), path, authors=["Test Author"])
+
+
+def _bioimageio_test(path):
+    from bioimageio.core import test_model
+
+    summary = test_model(path)
+    failed = [(d.loc, d.name, [e.msg for e in d.errors]) for d in summary.details if d.errors]
+    return summary, failed
+
+
+def _read_rdf(path):
+    from bioimageio.spec.utils import read_yaml
+
+    with zipfile.ZipFile(path) as archive:
+        return read_yaml(archive.open("rdf.yaml"))
+
+
+def _rewrite_rdf(source, target, edit):
+    from bioimageio.spec.utils import write_yaml
+
+    rdf = _read_rdf(source)
+    edit(rdf)
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w") as copy:
+        for name in original.namelist():
+            if name != "rdf.yaml":
+                copy.writestr(name, original.read(name))
+        with copy.open("rdf.yaml", "w") as stream:
+            write_yaml(rdf, stream)
+    return target
+
+
+def test_exported_nuclei_passes_bioimageio_core_model_test(nuclei_zip, keep_global_rng):
+    summary, failed = _bioimageio_test(nuclei_zip)
+    assert summary.status == "passed", failed
+    reproduced = {d.loc[-1] for d in summary.details if d.name.startswith("Reproduce test outputs")}
+    assert reproduced == {"pytorch_state_dict", "torchscript"}
+    with zipfile.ZipFile(nuclei_zip) as archive:
+        names = set(archive.namelist())
+    assert {"rdf.yaml", "README.md", "cover.png", "unet_architecture.py"} <= names
+
+
+def test_rdf_describes_the_valid_geometry_and_normalisation(nuclei_zip):
+    model = nu.load_model("nuclei")
+    rdf = _read_rdf(nuclei_zip)
+    (source,), (target,) = rdf["inputs"], rdf["outputs"]
+    y_in = next(axis for axis in source["axes"] if axis.get("id") == "y")
+    y_out = next(axis for axis in target["axes"] if axis.get("id") == "y")
+    assert y_in["size"] == {"min": model.min_input_size, "step": 2**model.config.depth}
+    assert y_out["size"]["offset"] == -2 * model.halo and "halo" not in y_out
+    scale_range = next(step for step in source["preprocessing"] if step["id"] == "scale_range")
+    assert scale_range["kwargs"]["min_percentile"] == model.metadata["normalization"]["low"]
+    assert scale_range["kwargs"]["max_percentile"] == model.metadata["normalization"]["high"]
+    assert scale_range["kwargs"]["axes"] == ["y", "x"]
+    with zipfile.ZipFile(nuclei_zip) as archive:
+        test_input = np.load(archive.open("test_input.npy"))
+        test_output = np.load(archive.open("test_output.npy"))
+    assert model.is_valid_input_size(test_input.shape[-1])
+    assert test_output.shape[-2:] == model.output_shape(test_input.shape)
+    np.testing.assert_allclose(test_output.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_loaded_package_predicts_like_the_original(nuclei_zip):
+    original = nu.load_model("nuclei")
+    loaded = nu.load_model(nuclei_zip)
+    assert loaded.config == original.config
+    for key in ("normalization", "class_names", "description", "training_history"):
+        assert loaded.metadata[key] == original.metadata[key]
+    assert loaded.metadata["source"] == str(nuclei_zip)
+    image = synthetic_nuclei((230, 270), rng=3)[0]
+    difference = np.abs(nu.predict(image, loaded) - nu.predict(image, original)).max()
+    assert difference < 1e-4
+
+
+def test_same_padding_model_describes_its_halo_and_round_trips(tmp_path, keep_global_rng):
+    model = new_model(nu.ModelConfig(depth=2, base_features=4, padding="same"), seed=1)
+    image = synthetic_nuclei((150, 140), rng=2)[0]
+    path = export_bioimageio(model, tmp_path / "same.zip", test_image=image)
+    summary, failed = _bioimageio_test(path)
+    assert summary.status == "passed", failed
+    (target,) = _read_rdf(path)["outputs"]
+    y_out = next(axis for axis in target["axes"] if axis.get("id") == "y")
+    assert y_out["halo"] == model.halo and y_out["size"].get("offset", 0) == 0
+    with zipfile.ZipFile(path) as archive:
+        test_input = np.load(archive.open("test_input.npy"))
+    assert test_input.shape == (1, 1, 140, 140)  # the centre, at the largest valid size
+    np.testing.assert_array_equal(test_input[0, 0], image[5:145])
+    loaded = load_bioimageio(path)
+    assert np.abs(nu.predict(image, loaded) - nu.predict(image, model)).max() < 1e-4
+
+
+def test_test_image_smaller_than_the_model_input_is_refused(tmp_path):
+    model = new_model(nu.ModelConfig(depth=2, base_features=4), seed=0)
+    with pytest.raises(ValueError, match="smaller than the model's smallest test input"):
+        export_bioimageio(model, tmp_path / "x.zip", test_image=np.zeros((30, 30)))
+    assert not (tmp_path / "x.zip").exists() and not list(tmp_path.iterdir())
+
+
+def test_package_without_napari_unet_config_loads_from_the_architecture(nuclei_zip, tmp_path):
+    path = _rewrite_rdf(nuclei_zip, tmp_path / "plain.zip", lambda rdf: rdf["config"].clear())
+    loaded = load_bioimageio(path)
+    original = nu.load_model("nuclei")
+    assert loaded.config == original.config
+    assert loaded.metadata["class_names"] == original.metadata["class_names"]
+    assert loaded.metadata["normalization"] == original.metadata["normalization"]
+    for key, value in original.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+def test_other_bioimageio_models_are_refused(nuclei_zip, tmp_path):
+    def foreign(rdf):
+        rdf["config"].clear()
+        rdf["weights"]["pytorch_state_dict"]["architecture"]["callable"] = "OtherNet"
+
+    assert ARCHITECTURE_CALLABLE != "OtherNet"
+    path = _rewrite_rdf(nuclei_zip, tmp_path / "foreign.zip", foreign)
+    assert is_bioimageio_package(path)
+    with pytest.raises(CheckpointError, match="not one exported by napari-unet"):
+        nu.load_model(path)
+
+
+def test_cli_export_writes_a_package(tmp_path, capsys):
+    checkpoint = nu.save_model(
+        new_model(nu.ModelConfig(depth=2, base_features=4), seed=0), tmp_path / "tiny.safetensors"
+    )
+    out = tmp_path / "tiny.zip"
+    args = ["export", str(checkpoint), str(out), "--format", "bioimageio", "--name", "tiny U-Net"]
+    assert main([*args, "--author", "A. Person", "--author", "B. Person"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    assert is_bioimageio_package(out)
+    rdf = _read_rdf(out)
+    assert rdf["name"] == "tiny U-Net"
+    assert [author["name"] for author in rdf["authors"]] == ["A. Person", "B. Person"]
+    assert main(["export", str(checkpoint), str(tmp_path / "tiny.txt")]) == 2
+    assert "is a .zip file" in capsys.readouterr().err
