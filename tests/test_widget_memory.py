@@ -29,6 +29,7 @@ def test_outputs_and_working_memory_by_hand():
     # probabilities 2 x 4 B, mask 1 B, instances 4 B, weights 4 B per pixel
     assert output_bytes(2, (3, 100, 200), with_weights=True) == 3 * 100 * 200 * 17
     assert output_bytes(3, (100, 200), with_weights=False) == 100 * 200 * 17
+    assert output_bytes(3, (100, 200), False, with_uncertainty=True) == 100 * 200 * 21
     tiled = _request((3, 100, 200), tile_size=64)
     assert working_bytes(tiled) == 100 * 200 * 40 + 64 * 64 * 4 * 36 * 4
     whole = _request((100, 200), with_weights=False)
@@ -50,6 +51,10 @@ def test_advice_follows_what_would_fit(monkeypatch):
     assert "untick" not in memory_refusal(without, "big")  # it is unticked already
     monkeypatch.setattr(_memory, "available_memory", lambda: 1000)
     assert "untick" not in memory_refusal(request, "big")  # it would not fit either way
+    monkeypatch.setattr(_memory, "available_memory", lambda: int(heavy / 0.8) + 1)
+    unsure = _request((2000, 2000), with_weights=True)
+    unsure.with_uncertainty = True  # 4 B more per pixel: no longer fits
+    assert memory_refusal(unsure, "big").startswith("Predicting “big” needs about")
 
 
 @pytest.mark.parametrize(("limit", "expected"), [("600000", 200_000), ("max", None)])

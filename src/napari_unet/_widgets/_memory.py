@@ -35,7 +35,12 @@ TILE_BATCH = 4
 _CGROUP = Path("/sys/fs/cgroup")
 
 
-def output_bytes(n_classes: int, spatial_shape: tuple[int, ...], with_weights: bool) -> int:
+def output_bytes(
+    n_classes: int,
+    spatial_shape: tuple[int, ...],
+    with_weights: bool,
+    with_uncertainty: bool = False,
+) -> int:
     """Memory the outputs of a prediction take: probabilities, mask, instances, weights.
 
     Parameters
@@ -45,9 +50,11 @@ def output_bytes(n_classes: int, spatial_shape: tuple[int, ...], with_weights: b
         (..., Y, X) of the image, without channels.
     with_weights : bool
         Whether the weight map (float32) is computed too.
+    with_uncertainty : bool
+        Whether the uncertainty (float32) is computed too.
     """
     pixels = int(np.prod(spatial_shape, dtype=np.int64))
-    per_pixel = 4 * n_classes + 1 + 4 + (4 if with_weights else 0)
+    per_pixel = 4 * n_classes + 1 + 4 + (4 if with_weights else 0) + (4 if with_uncertainty else 0)
     return pixels * per_pixel
 
 
@@ -83,14 +90,16 @@ def available_memory() -> int:
 def memory_refusal(request: PredictionRequest, image_name: str) -> str:
     """Why ``request`` would not fit in memory, and what to do; "" if it fits."""
     n_classes, shape = request.model.config.n_classes, request.geometry.spatial_shape
-    needed = output_bytes(n_classes, shape, request.with_weights) + working_bytes(request)
+    unsure = request.with_uncertainty
+    needed = output_bytes(n_classes, shape, request.with_weights, unsure) + working_bytes(request)
     free = available_memory()
     if needed <= MEMORY_SHARE * free:
         return ""
     advice = []
     if request.with_weights:
         lighter = replace(request, with_weights=False)
-        if output_bytes(n_classes, shape, False) + working_bytes(lighter) <= MEMORY_SHARE * free:
+        lighter_bytes = output_bytes(n_classes, shape, False, unsure) + working_bytes(lighter)
+        if lighter_bytes <= MEMORY_SHARE * free:
             advice.append("untick the weight map (it then fits)")
     if not request.tile_size:
         advice.append("choose a tile size instead of the whole image")

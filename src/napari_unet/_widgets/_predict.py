@@ -82,6 +82,13 @@ class PredictWidget(QWidget):
             tooltip="The paper's loss weights of the predicted mask, with the w0, σ and class "
             "balance of the model's last training run (the paper's settings if it has none).",
         )
+        self.with_uncertainty = CheckBox(
+            text="Uncertainty (where to paint next)",
+            value=True,
+            tooltip="How unsure the model is of each pixel's class (normalised entropy of "
+            "the probabilities: 0 = certain, 1 = every class equally likely). Strokes "
+            "painted where it is bright teach the model most.",
+        )
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel")
         self.progress = QProgressBar()
@@ -105,6 +112,7 @@ class PredictWidget(QWidget):
                 self.instance_method,
                 self.test_time_augmentation,
                 self.with_weights,
+                self.with_uncertainty,
             ]
         )
         settings.margins = (0, 0, 0, 0)
@@ -161,6 +169,7 @@ class PredictWidget(QWidget):
             instance_method=self.instance_method.value,
             with_weights=self.with_weights.value,
             weight_config=trained_weight_config(model.metadata),
+            with_uncertainty=self.with_uncertainty.value,
         )
         refusal = memory_refusal(request, image.name)
         if refusal:
@@ -236,7 +245,8 @@ class PredictWidget(QWidget):
         """Put the outputs into this plugin's layers named after ``image``.
 
         The class mask is shown on top; instances, probabilities (foreground, or
-        every class along a first axis) and the weight map are added hidden.
+        every class along a first axis), the weight map and the uncertainty are
+        added hidden.
         """
         name, placement = image.name, placement_for(geometry, image)
         probabilities = result.probabilities
@@ -260,6 +270,13 @@ class PredictWidget(QWidget):
                 placement,
                 {"colormap": "viridis", "contrast_limits": (0.0, top), **hidden_image},
             )
+        if result.uncertainty is not None:
+            outputs["uncertainty"] = (
+                result.uncertainty,
+                Image,
+                placement,
+                {"colormap": "inferno", "contrast_limits": (0.0, 1.0), **hidden_image},
+            )
         outputs["instances"] = (result.instances, Labels, placement, {"opacity": 0.6, "visible": 0})
         outputs["mask"] = (result.mask, Labels, placement, {"opacity": 0.5})
         layers = {
@@ -271,8 +288,12 @@ class PredictWidget(QWidget):
         layers["mask"].colormap = class_colormap(result.probabilities.shape[0], False)
         self.viewer.layers.selection.active = layers["mask"]
         self.evaluation.clear()
+        hidden = ["instances", *(kind for kind in outputs if kind not in ("instances", "mask"))]
+        hint = " (bright where the model is unsure: paint there next)"
         self.status.setText(
             f"Done: {int(result.instances.max())} objects. Shown: “{name} mask”; hidden: "
-            "instances, probabilities" + (", weight map." if result.weights is not None else ".")
+            + ", ".join(hidden)
+            + (hint if "uncertainty" in outputs else "")
+            + "."
         )
         return layers

@@ -13,6 +13,7 @@ from ..config import WeightConfig
 from ..inference import Cancelled, iter_predict
 from ..model import UNet
 from ..postprocess import class_mask, instance_labels
+from ..review import uncertainty
 from ..weights import weight_map
 from ._layers import ImageGeometry
 
@@ -39,6 +40,8 @@ class PredictionRequest:
     with_weights : bool
         Also compute the paper's weight map of the predicted mask.
     weight_config : WeightConfig
+    with_uncertainty : bool
+        Also compute where the model is unsure (:func:`napari_unet.review.uncertainty`).
     """
 
     model: UNet
@@ -50,6 +53,7 @@ class PredictionRequest:
     instance_method: Literal["components", "watershed"] = "components"
     with_weights: bool = True
     weight_config: WeightConfig = field(default_factory=WeightConfig)
+    with_uncertainty: bool = False
 
 
 @dataclass
@@ -64,12 +68,15 @@ class PredictionResult:
     instances : numpy.ndarray, uint32
         Objects numbered from 1 across the whole stack.
     weights : numpy.ndarray or None, float32
+    uncertainty : numpy.ndarray or None, float32
+        Normalised entropy of the probabilities, in [0, 1]: where to paint next.
     """
 
     probabilities: np.ndarray
     mask: np.ndarray
     instances: np.ndarray
     weights: np.ndarray | None
+    uncertainty: np.ndarray | None = None
 
 
 @dataclass
@@ -125,6 +132,7 @@ def _postprocess(
     mask = np.zeros(shape, np.uint8)
     instances = np.zeros(shape, np.uint32)
     weights = np.zeros(shape, np.float32) if request.with_weights else None
+    unsure = np.zeros(shape, np.float32) if request.with_uncertainty else None
     count = 0
     for plane in planes:
         if stop.is_set():
@@ -135,4 +143,6 @@ def _postprocess(
         count += int(objects.max())
         if weights is not None:
             weights[plane] = weight_map(mask[plane], request.weight_config)
-    return PredictionResult(probabilities, mask, instances, weights)
+        if unsure is not None:
+            unsure[plane] = uncertainty(probabilities[(slice(None), *plane)])
+    return PredictionResult(probabilities, mask, instances, weights, unsure)
