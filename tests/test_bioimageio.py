@@ -1,6 +1,9 @@
 """bioimage.io export and import, checked by bioimageio.core's own model test, offline."""
 
+import json
 import socket
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -76,10 +79,19 @@ def _rewrite_rdf(source, target, edit):
     return target
 
 
-def test_exported_nuclei_passes_bioimageio_core_model_test(nuclei_zip, keep_global_rng):
-    summary, failed = _bioimageio_test(nuclei_zip)
-    assert summary.status == "passed", failed
-    reproduced = {d.loc[-1] for d in summary.details if d.name.startswith("Reproduce test outputs")}
+def test_exported_nuclei_passes_the_bioimageio_test_command(nuclei_zip, tmp_path):
+    """``bioimageio test OUT.zip``, bioimageio.core's own model test, as a user runs it."""
+    summary_path = tmp_path / "summary.json"
+    command = [sys.executable, "-m", "bioimageio.core", "test", str(nuclei_zip)]
+    result = subprocess.run(
+        [*command, "--summary", str(summary_path)], capture_output=True, text=True
+    )
+    summary = json.loads(summary_path.read_text())
+    failed = [d for d in summary["details"] if d["status"] == "failed"]
+    assert result.returncode == 0 and summary["status"] == "passed", failed
+    reproduced = {
+        d["loc"][-1] for d in summary["details"] if d["name"].startswith("Reproduce test outputs")
+    }
     assert reproduced == {"pytorch_state_dict", "torchscript"}
     with zipfile.ZipFile(nuclei_zip) as archive:
         names = set(archive.namelist())
