@@ -79,7 +79,9 @@ def _write_cover(path: Path, model: UNet, image: np.ndarray, probabilities: np.n
     iio.imwrite(path, np.round(both * 255).astype(np.uint8), extension=".png")
 
 
-def _readme(model: UNet, metadata: dict[str, Any], name: str, description: str) -> str:
+def _readme(
+    model: UNet, metadata: dict[str, Any], name: str, description: str, test_size: int
+) -> str:
     cfg = model.config
     norm = metadata.get("normalization") or {}
     classes = ", ".join(
@@ -121,7 +123,7 @@ Training runs recorded: {len(history)}. The full record is in `rdf.yaml` under
 
 ## Validation
 
-The test tensors are a {model.min_input_size}+ pixel input and napari-unet's own output for it;
+The test tensors are a {test_size} x {test_size} pixel input and napari-unet's own output for it;
 `bioimageio test` checks that both weight formats reproduce it. To validate on your own
 data, predict held-out images and compare them with their ground truth, e.g.
 `napari-unet predict` then `napari-unet evaluate --pred P.tif --truth T.tif`.
@@ -145,7 +147,9 @@ def model_description(
     tags: Sequence[str],
 ) -> Any:
     """The bioimage.io ``ModelDescr`` (spec 0.5) of the files of :func:`write_package_files`."""
-    files["readme"].write_text(_readme(model, metadata, name, description), encoding="utf-8")
+    test_size = int(np.load(files["test_input"], mmap_mode="r").shape[-1])
+    readme = _readme(model, metadata, name, description, test_size)
+    files["readme"].write_text(readme, encoding="utf-8")
     channels = [f"channel{index}" for index in range(model.config.in_channels)]
     classes = list(metadata.get("class_names") or [])
     if len(classes) != model.config.n_classes:

@@ -80,7 +80,7 @@ class ModelWidget(QWidget):
         choices = [*bundled_models(), NEW_MODEL_NAME, FROM_FILE]
         self.source = ComboBox(label="Model", choices=choices)
         self.checkpoint_file = FileEdit(
-            label="File", mode="r", filter="U-Net checkpoints (*.safetensors *.pt *.pth)"
+            label="File", mode="r", filter="U-Net checkpoints (*.safetensors *.pt *.pth *.zip)"
         )
         self.new_options = NewModelOptions()
         self.load_button = PushButton(text="Load model")
