@@ -131,7 +131,11 @@ def test_loaded_package_predicts_like_the_original(nuclei_zip):
 
 
 def test_same_padding_model_describes_its_halo_and_round_trips(tmp_path, keep_global_rng):
-    model = new_model(nu.ModelConfig(depth=2, base_features=4, padding="same"), seed=1)
+    """Also the architecture file's other branches: batch norm, bilinear up-sampling."""
+    config = nu.ModelConfig(
+        depth=2, base_features=4, padding="same", batch_norm=True, upsampling="bilinear"
+    )
+    model = new_model(config, seed=1)
     image = synthetic_nuclei((150, 140), rng=2)[0]
     path = export_bioimageio(model, tmp_path / "same.zip", test_image=image)
     summary, failed = _bioimageio_test(path)
