@@ -182,7 +182,7 @@ def test_predict_again_replaces_outputs_and_leaves_user_layers(qtbot, dock):
     run(qtbot, widget.predict, widget.predict.run_prediction)
     outputs = [layer for layer in viewer.layers if layer.metadata.get(OUTPUT_KEY)]
     count = len(viewer.layers)
-    assert len(outputs) == 4
+    assert len(outputs) == 5  # mask, instances, probabilities, weight map, uncertainty
     run(qtbot, widget.predict, widget.predict.run_prediction)
     assert len(viewer.layers) == count
     assert [layer for layer in viewer.layers if layer.metadata.get(OUTPUT_KEY)] == outputs
@@ -541,9 +541,10 @@ def test_final_preview_is_tiled_and_stoppable(qtbot, dock, monkeypatch):
     finetune.settings.iterations.value = 3
     paint_strokes(widget.annotate.create_annotation_layer().data)
     run(qtbot, finetune, finetune.start_finetune)
-    assert len(calls) == 1  # the preview after the last iteration
-    assert calls[0]["tile_size"] == default_tile_size(model_state(viewer).model)
-    assert calls[0]["stop"] is finetune._stop
+    assert len(calls) == 2  # the slice in view before training, the preview after it
+    for call in calls:
+        assert call["tile_size"] == default_tile_size(model_state(viewer).model)
+        assert call["stop"] is finetune._stop
     assert viewer.layers["discs preview"].data.any()
 
 

@@ -14,15 +14,16 @@ from napari.utils.theme import get_theme
 from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from ..review import ClassChanges
 from ._finetune_job import (
     FinetuneUpdate,
     PlaneReader,
     PreviewSource,
     TrainingRequest,
     finetune_job,
-    loss_weights_job,
 )
 from ._finetune_settings import FinetuneSettings
+from ._go_back import GoBackButton
 from ._layers import (
     ANNOTATION_KEY,
     ImageGeometry,
@@ -34,9 +35,16 @@ from ._layers import (
     placement_for,
     show_output,
 )
+from ._loss_weights import LossWeights
 from ._plot import LossPlot
 from ._state import model_state, real_viewer
 from ._tasks import JobResult, start_job, taken_out_of_its_dock
+
+
+def class_names(model: Any) -> dict[int, str]:
+    """Label value to class name, from the model's metadata (1 = the first class)."""
+    names = model.metadata.get("class_names") or []
+    return {label: str(name) for label, name in enumerate(names, start=1)}
 
 
 class FinetuneWidget(QWidget):
@@ -52,8 +60,8 @@ class FinetuneWidget(QWidget):
         Budget, learning rate, augmentation, loss weights, device, live preview.
     worker : GeneratorWorker or None
         The running fine-tune (see :meth:`start_finetune`).
-    weights_worker : GeneratorWorker or None
-        The running loss-weights computation (see :meth:`show_loss_weights`).
+    loss_weights : LossWeights
+        Shows the loss weights of the annotations (see :meth:`show_loss_weights`).
     plot : LossPlot
         The live loss curve.
 
@@ -66,27 +74,23 @@ class FinetuneWidget(QWidget):
 
     finished = Signal()
     """Emitted (in the Qt thread) when a fine-tune has ended, however it ended."""
-    weights_finished = Signal()
-    """Emitted when the loss weights asked for by :meth:`show_loss_weights` are shown."""
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = real_viewer(viewer)
         self.state = model_state(self.viewer)
         self.worker: GeneratorWorker | None = None
-        self.weights_worker: GeneratorWorker | None = None
         self._stop = threading.Event()
         self._request: TrainingRequest | None = None
         self._image_layer: napari.layers.Image | None = None
         self._last_iteration = 0
-        self._weights_output: tuple[str, dict[str, Any]] = ("", {})
+        self._changes: ClassChanges | None = None
         self._create_controls()
         self._build_layout()
         self.image_picker.combo.changed.connect(self._match_annotations)
         self.viewer.layers.events.inserted.connect(self._pick_new_annotations)
         self.start_button.changed.connect(self.start_finetune)
         self.stop_button.changed.connect(self.stop)
-        self.weights_button.changed.connect(self.show_loss_weights)
         self.viewer.dims.events.current_step.connect(self._follow_view)
         self.viewer.events.theme.connect(self._follow_theme)
         self._match_annotations()
@@ -100,14 +104,19 @@ class FinetuneWidget(QWidget):
         self.settings = FinetuneSettings()
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop")
-        self.weights_button = PushButton(text="Show loss weights")
-        self.weights_button.tooltip = "Show the paper's weight map of these annotations as a layer."
+        self.loss_weights = LossWeights(
+            self, self.image_picker, self.annotation_picker, self.settings.weight_config
+        )
+        self.weights_button = self.loss_weights.button
+        self.weights_finished = self.loss_weights.finished
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setFormat("%p%")
         self.status = QLabel("Paint annotations, then press Start.")
         self.status.setWordWrap(True)
         self.plot = LossPlot()
+        self.go_back = GoBackButton(self.state, self)
+        self.back_button = self.go_back.button
         self._follow_theme()
 
     def _build_layout(self) -> None:
@@ -122,6 +131,7 @@ class FinetuneWidget(QWidget):
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
+        layout.addWidget(self.back_button.native)
         layout.addWidget(self.plot)
         layout.addWidget(self.weights_button.native)
         layout.addStretch(1)
@@ -169,7 +179,7 @@ class FinetuneWidget(QWidget):
             show_warning(f"The model is busy ({self.state.busy}); wait for it or cancel it.")
             return None
         self.state.remember("before fine-tune")
-        self._request, self._last_iteration = request, 0
+        self._request, self._last_iteration, self._changes = request, 0, None
         self._stop = threading.Event()
         self.plot.clear()
         self.progress.setValue(0)
@@ -201,8 +211,8 @@ class FinetuneWidget(QWidget):
                 "Fine-tuning stopped: its panel was closed. The model keeps the best weights "
                 "so far; the Model section can go back to the model before."
             )
-        if self.weights_worker is not None:
-            self.weights_worker.quit()
+        if self.loss_weights.worker is not None:
+            self.loss_weights.worker.quit()
 
     def event(self, event: QEvent) -> bool:
         """A dock of its own that is closed stops the fine-tune."""
@@ -233,9 +243,8 @@ class FinetuneWidget(QWidget):
         except ValueError as error:
             show_error(f"Fine-tuning: {error}. Choose a model made for this kind of image.")
             return None
-        preview = None
-        if self.settings.live_preview.value:
-            preview = PreviewSource(reader, geometry.plane_in_view(image, self.viewer))
+        in_view = geometry.plane_in_view(image, self.viewer)
+        preview = PreviewSource(reader, in_view) if self.settings.live_preview.value else None
         self._image_layer = image
         return TrainingRequest(
             model=model,
@@ -248,6 +257,7 @@ class FinetuneWidget(QWidget):
             planes=planes,
             preview=preview,
             annotation_name=labels_layer.name,
+            compare_plane=in_view,
         )
 
     def _follow_view(self, *_: Any) -> None:
@@ -258,6 +268,9 @@ class FinetuneWidget(QWidget):
     def _on_update(self, update: FinetuneUpdate | str) -> None:
         if isinstance(update, str):  # a status line before training starts
             self.status.setText(update)
+            return
+        if isinstance(update, ClassChanges):  # what the run changed on the slice in view
+            self._changes = update
             return
         self._last_iteration = update.iteration
         self.progress.setValue(round(update.fraction * 1000))
@@ -301,6 +314,7 @@ class FinetuneWidget(QWidget):
         if result.error:
             if self._last_iteration > 0:  # trained, then failed: the best weights were kept
                 self._mark_fine_tuned()
+                self.go_back.offer()
             self.status.setText(f"Failed: {result.error}")
             show_error(result.error)
             return
@@ -313,6 +327,7 @@ class FinetuneWidget(QWidget):
         stopped = self._stop.is_set()
         if self._mark_fine_tuned():
             self.status.setText(self.result_text(progress, stopped=stopped))
+            self.go_back.offer()
         verb = "Fine-tuning stopped" if stopped else "Fine-tuned"
         show_info(f"{verb}: {progress.iteration} iterations, loss {progress.smoothed_loss:.3g}.")
 
@@ -330,16 +345,22 @@ class FinetuneWidget(QWidget):
         return True
 
     def result_text(self, progress: Any, *, stopped: bool) -> str:
-        """The status line after a run that trained: how it ended, its loss, what to do."""
+        """The status line after a run that trained: how it ended, what changed, what to do."""
         ended = "Stopped after" if stopped else "Done:"
-        return (
+        text = (
             f"{ended} {progress.iteration} iterations in {progress.elapsed:.0f} s; the model "
-            f"keeps its best weights (loss {progress.smoothed_loss:.3g}, smoothed). "
-            "Predictions worse than before? Go back to the previous model in the Model section."
+            f"keeps its best weights (loss {progress.smoothed_loss:.3g}, smoothed)."
         )
+        request, changes = self._request, self._changes
+        if changes is not None and request is not None:
+            plane = request.compare_plane
+            where = f" (slice {', '.join(map(str, plane))})" if plane else ""
+            text += f" On the slice in view{where}, {changes.describe(class_names(request.model))}."
+        return text + " Worse than before? Go back:"
 
     def _on_finish(self) -> None:
         self.worker = None
+        self._changes = None
         self._request = None
         self.plot.redraw()
         self._set_running(False)
@@ -350,57 +371,6 @@ class FinetuneWidget(QWidget):
         self.stop_button.enabled = running
         self.settings.set_running(running)
 
-    # ---- the loss weights ----------------------------------------------------
     def show_loss_weights(self, *_: Any) -> GeneratorWorker | None:
-        """Show the weight map the loss uses for the chosen annotations, as an Image layer."""
-        if self.weights_worker is not None:
-            show_warning("The loss weights are being computed already.")
-            return None
-        labels_layer = self.annotation_picker.layer
-        if labels_layer is None:
-            show_error("Choose an annotation layer (see Annotate) first.")
-            return None
-        labels = np.asarray(labels_layer.data)
-        planes = annotated_planes(labels, labels.ndim - 2)
-        if not planes:
-            show_warning("The annotations are empty: paint some strokes first.")
-            return None
-        image = self.image_picker.layer
-        self._weights_output = (
-            f"{image.name if image is not None else labels_layer.name} loss weights",
-            {"scale": list(labels_layer.scale), "translate": list(labels_layer.translate)},
-        )
-        job = loss_weights_job(labels, planes, self.settings.weight_config())
-        self.weights_worker = start_job(
-            self,
-            job,
-            "Loss weights",
-            threading.Event(),
-            on_yield=lambda _fraction: None,
-            on_result=self._show_weights,
-            on_finish=self._weights_done,
-            release=lambda: None,
-        )
-        self.weights_button.enabled = False
-        return self.weights_worker
-
-    def _show_weights(self, result: JobResult) -> None:
-        if result.error:
-            show_error(result.error)
-            return
-        name, placement = self._weights_output
-        show_output(
-            self.viewer,
-            name,
-            result.value,
-            napari.layers.Image,
-            placement=placement,
-            colormap="viridis",
-            contrast_limits=(0.0, max(float(result.value.max()), 1e-6)),
-            blending="additive",
-        )
-
-    def _weights_done(self) -> None:
-        self.weights_worker = None
-        self.weights_button.enabled = True
-        self.weights_finished.emit()
+        """Show the loss weights of the chosen annotations (see :class:`LossWeights`)."""
+        return self.loss_weights.show()

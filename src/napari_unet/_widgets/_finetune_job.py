@@ -14,6 +14,8 @@ import torch
 from ..config import AugmentConfig, TrainConfig, WeightConfig
 from ..inference import Cancelled, default_tile_size, predict
 from ..model import UNet
+from ..postprocess import class_mask
+from ..review import ClassChanges, class_changes
 from ..sampling import AnnotationError
 from ..training import TrainProgress, finetune
 from ..weights import weight_map
@@ -103,6 +105,9 @@ class TrainingRequest:
     preview : PreviewSource or None
     annotation_name : str
         The annotation layer, to name it in error messages.
+    compare_plane : tuple of int or None
+        The plane in view when training starts: predicted before and after
+        training to tell what changed (None: no comparison).
     """
 
     model: UNet
@@ -115,6 +120,7 @@ class TrainingRequest:
     planes: list[tuple[int, ...]] = field(default_factory=list)
     preview: PreviewSource | None = None
     annotation_name: str = ""
+    compare_plane: tuple[int, ...] | None = None
 
     def describe(self, index: int) -> str:
         """The annotation core messages call ``annotation {index}``, as the user sees it."""
@@ -157,13 +163,16 @@ def foreground_probability(probabilities: np.ndarray) -> np.ndarray:
 
 def finetune_job(
     request: TrainingRequest, stop: threading.Event
-) -> Generator[FinetuneUpdate | str, None, TrainProgress | None]:
+) -> Generator[FinetuneUpdate | ClassChanges | str, None, TrainProgress | None]:
     """Fine-tune in the worker thread, yielding a :class:`FinetuneUpdate` per iteration.
 
     Before training it reads the annotated image planes, yielding a status line
-    (``str``) before each and honouring ``stop`` between them.
+    (``str``) before each and honouring ``stop`` between them, and predicts the
+    plane to compare (``request.compare_plane``) with the model as it is.
 
-    After training (unless stopped) one last preview shows the kept weights.
+    After training (unless stopped) one last preview shows the kept weights,
+    and the :class:`~napari_unet.review.ClassChanges` of the compared plane are
+    yielded (its prediction reuses the preview's when it shows that plane).
     Returns the last :class:`~napari_unet.training.TrainProgress` (None if no
     iteration ran). Raises what :func:`~napari_unet.training.finetune` raises.
     """
@@ -171,6 +180,13 @@ def finetune_job(
     images = yield from _read_images(request, stop)
     if images is None:
         return None
+    before = None
+    if request.compare_plane is not None:
+        yield "Predicting the slice in view with the model before training…"
+        compared = _plane_image(request, images, request.compare_plane)
+        before = _final_preview(request, compared, stop)
+        if stop.is_set():
+            return None
     steps = finetune(
         request.model,
         images,
@@ -193,6 +209,7 @@ def finetune_job(
             yield update
     finally:
         steps.close()
+    after = None
     if last is not None and preview is not None and not stop.is_set():
         probabilities = _final_preview(request, preview(), stop)
         if probabilities is not None:
@@ -200,7 +217,24 @@ def finetune_job(
             update.plane = preview.last_plane
             update.foreground = foreground_probability(probabilities)
             yield update
+            if preview.last_plane == request.compare_plane:
+                after = probabilities
+    if last is not None and before is not None and not stop.is_set():
+        if after is None:
+            compared = _plane_image(request, images, request.compare_plane)
+            after = _final_preview(request, compared, stop)
+        if after is not None:
+            yield class_changes(class_mask(before), class_mask(after))
     return last
+
+
+def _plane_image(
+    request: TrainingRequest, images: list[np.ndarray], plane: tuple[int, ...]
+) -> np.ndarray:
+    """The image of ``plane``: one read already for training, else read now."""
+    if plane in request.planes:
+        return images[request.planes.index(plane)]
+    return request.reader(plane)
 
 
 def _read_images(
@@ -218,10 +252,10 @@ def _read_images(
 
 
 def _final_preview(request: TrainingRequest, image: Any, stop: threading.Event) -> Any:
-    """Tiled, stoppable preview of the trained model; None if stopped or out of memory.
+    """Tiled, stoppable prediction of one plane; None if stopped or out of memory.
 
-    Training has finished by then: a preview that cannot be shown must not turn
-    the run into a failure.
+    Used for the comparison before training and the previews after it: a
+    preview that cannot be shown must not turn the run into a failure.
     """
     model = request.model
     try:

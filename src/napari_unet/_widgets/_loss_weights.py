@@ -1,0 +1,111 @@
+"""The Fine-tune section's "Show loss weights": the paper's weight map of the annotations."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import napari
+import numpy as np
+from magicgui.widgets import PushButton
+from napari.qt.threading import GeneratorWorker
+from napari.utils.notifications import show_error, show_warning
+from qtpy.QtCore import QObject, Signal
+from qtpy.QtWidgets import QWidget
+
+from ..config import WeightConfig
+from ._finetune_job import loss_weights_job
+from ._layers import LayerPicker, annotated_planes, show_output
+from ._tasks import JobResult, start_job
+
+
+class LossWeights(QObject):
+    """Computes the loss weights of the chosen annotations in a worker and shows them.
+
+    Parameters
+    ----------
+    owner : QWidget
+        The section it belongs to (its jobs stop when the section is deleted).
+    image_picker, annotation_picker : LayerPicker
+    weight_config : callable
+        Returns the w0 and sigma chosen in the section.
+
+    Attributes
+    ----------
+    button : magicgui.widgets.PushButton
+    worker : GeneratorWorker or None
+        The running computation.
+    """
+
+    finished = Signal()
+    """Emitted when the loss weights asked for by :meth:`show` are shown (or failed)."""
+
+    def __init__(
+        self,
+        owner: QWidget,
+        image_picker: LayerPicker,
+        annotation_picker: LayerPicker,
+        weight_config: Callable[[], WeightConfig],
+    ) -> None:
+        super().__init__(owner)
+        self.owner = owner
+        self.image_picker, self.annotation_picker = image_picker, annotation_picker
+        self.weight_config = weight_config
+        self.worker: GeneratorWorker | None = None
+        self._output: tuple[str, dict] = ("", {})
+        self.button = PushButton(text="Show loss weights")
+        self.button.tooltip = "Show the paper's weight map of these annotations as a layer."
+        self.button.changed.connect(self.show)
+
+    def show(self, *_: object) -> GeneratorWorker | None:
+        """Show the weight map the loss uses for the chosen annotations, as an Image layer."""
+        if self.worker is not None:
+            show_warning("The loss weights are being computed already.")
+            return None
+        labels_layer = self.annotation_picker.layer
+        if labels_layer is None:
+            show_error("Choose an annotation layer (see Annotate) first.")
+            return None
+        labels = np.asarray(labels_layer.data)
+        planes = annotated_planes(labels, labels.ndim - 2)
+        if not planes:
+            show_warning("The annotations are empty: paint some strokes first.")
+            return None
+        image = self.image_picker.layer
+        self._output = (
+            f"{image.name if image is not None else labels_layer.name} loss weights",
+            {"scale": list(labels_layer.scale), "translate": list(labels_layer.translate)},
+        )
+        self.worker = start_job(
+            self.owner,
+            loss_weights_job(labels, planes, self.weight_config()),
+            "Loss weights",
+            threading.Event(),
+            on_yield=lambda _fraction: None,
+            on_result=self._show,
+            on_finish=self._done,
+            release=lambda: None,
+        )
+        self.button.enabled = False
+        return self.worker
+
+    def _show(self, result: JobResult) -> None:
+        if result.error:
+            show_error(result.error)
+            return
+        name, placement = self._output
+        show_output(
+            self.image_picker.viewer,
+            name,
+            result.value,
+            napari.layers.Image,
+            placement=placement,
+            colormap="viridis",
+            contrast_limits=(0.0, max(float(result.value.max()), 1e-6)),
+            blending="additive",
+        )
+
+    def _done(self) -> None:
+        self.worker = None
+        self.button.enabled = True
+        self.finished.emit()

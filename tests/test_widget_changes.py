@@ -1,0 +1,107 @@
+"""Reviewing what the model does: where to paint next, what a fine-tune changed (issue 14, 4-5)."""
+
+from __future__ import annotations
+
+import copy
+import threading
+
+import napari
+import numpy as np
+import pytest
+
+from napari_unet._widgets import _finetune_job, model_state
+from napari_unet._widgets._layers import OUTPUT_KEY
+from napari_unet.inference import default_tile_size, predict
+from napari_unet.postprocess import class_mask
+from napari_unet.review import class_changes, uncertainty
+from test_widgets import annotate, discs_image, dock, paint_strokes, run
+
+pytestmark = pytest.mark.gui
+__all__ = ["dock"]  # the fixture shared with test_widgets
+
+
+def test_predict_shows_where_the_model_is_unsure(qtbot, dock):
+    viewer, widget = dock
+    predict_widget = widget.predict
+    assert predict_widget.with_uncertainty.value  # on by default
+    run(qtbot, predict_widget, predict_widget.run_prediction)
+    layer = viewer.layers["discs uncertainty"]
+    assert isinstance(layer, napari.layers.Image) and layer.metadata[OUTPUT_KEY]
+    assert layer.data.shape == (128, 128) and layer.data.dtype == np.float32
+    foreground = viewer.layers["discs probabilities"].data
+    expected = uncertainty(np.stack([1 - foreground, foreground]))
+    np.testing.assert_allclose(layer.data, expected, atol=1e-5)
+    assert layer.data.max() > layer.data.min()  # the check can tell places apart
+    assert tuple(layer.contrast_limits) == (0.0, 1.0)
+    assert "uncertainty" in predict_widget.status.text()
+    count = len(viewer.layers)
+    run(qtbot, predict_widget, predict_widget.run_prediction)
+    assert len(viewer.layers) == count and viewer.layers["discs uncertainty"] is layer
+
+    predict_widget.with_uncertainty.value = False
+    stack = viewer.add_image(np.stack([discs_image(seed=k) for k in range(2)]), name="stack")
+    predict_widget.image_picker.select(stack)
+    run(qtbot, predict_widget, predict_widget.run_prediction)
+    assert "stack mask" in viewer.layers and "stack uncertainty" not in viewer.layers
+    predict_widget.with_uncertainty.value = True
+    run(qtbot, predict_widget, predict_widget.run_prediction)
+    probabilities = viewer.layers["stack probabilities"].data  # (2, 128, 128): the foreground
+    np.testing.assert_allclose(
+        viewer.layers["stack uncertainty"].data,
+        uncertainty(np.stack([1 - probabilities, probabilities])),
+        atol=1e-5,
+    )
+
+
+def masks_of(model, image: np.ndarray) -> np.ndarray:
+    return class_mask(predict(image, model, tile_size=default_tile_size(model), device="cpu"))
+
+
+@pytest.mark.parametrize("live_preview", [True, False])
+def test_fine_tune_says_what_changed_in_view_and_can_go_back(
+    qtbot, dock, monkeypatch, live_preview
+):
+    threads = []
+    real_predict = _finetune_job.predict
+
+    def recording_predict(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real_predict(*args, **kwargs)
+
+    monkeypatch.setattr(_finetune_job, "predict", recording_predict)
+    viewer, widget = dock
+    finetune, state = widget.finetune, model_state(viewer)
+    finetune.settings.live_preview.value = live_preview
+    annotate(viewer, widget)
+    parent = copy.deepcopy(state.model)
+    assert not finetune.back_button.enabled  # nothing to go back from yet
+    run(qtbot, finetune, finetune.start_finetune)
+    assert len(threads) == 2 and threading.main_thread() not in threads  # before and after
+
+    image = viewer.layers["discs"].data
+    changes = class_changes(masks_of(parent, image), masks_of(state.model, image))
+    assert changes.changed > 0  # 15 iterations at 1e-2 move a fresh model
+    status = finetune.status.text()
+    names = {1: "background", 2: "foreground"}  # the new model's class names
+    assert f"On the slice in view, {changes.describe(names)}." in status, status
+    assert widget.model.back_button.enabled and finetune.back_button.enabled
+
+    finetune.back_button.changed.emit(True)  # one click
+    assert state.name == "tiny" and not finetune.back_button.enabled
+    np.testing.assert_array_equal(masks_of(state.model, image), masks_of(parent, image))
+
+
+def test_changes_are_counted_on_the_slice_in_view_of_a_stack(qtbot, dock):
+    viewer, widget = dock
+    stack = viewer.add_image(np.stack([discs_image(seed=k) for k in range(3)]), name="stack")
+    widget.annotate.image_picker.select(stack)
+    paint_strokes(widget.annotate.create_annotation_layer().data[2])
+    viewer.dims.set_current_step(0, 1)
+    state = model_state(viewer)
+    parent = copy.deepcopy(state.model)
+    finetune = widget.finetune
+    finetune.image_picker.select(stack)
+    run(qtbot, finetune, finetune.start_finetune)
+    changes = class_changes(masks_of(parent, stack.data[1]), masks_of(state.model, stack.data[1]))
+    names = {1: "background", 2: "foreground"}
+    assert f"On the slice in view (slice 1), {changes.describe(names)}." in finetune.status.text()
