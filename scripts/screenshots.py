@@ -71,6 +71,8 @@ def main(seconds: float) -> None:
     viewer.add_image(image, name="nuclei", colormap="gray")
     dock = UNetWidget(viewer)
     viewer.window.add_dock_widget(dock, name="U-Net", area="right")
+    settle()
+    viewer.reset_view()  # fit the image to the canvas as it is now, beside the dock
 
     # 1 Model: the bundled nuclei model if there is one, else a small new model
     if "nuclei" in bundled_models():
@@ -79,7 +81,11 @@ def main(seconds: float) -> None:
         dock.model.source.value = NEW_MODEL_NAME
         dock.model.new_options.base_features.value = 16
         dock.model.new_options.depth.value = 3
-    dock.model.load()
+    if (
+        dock.model.source.value != dock.model.state.name
+        or dock.model.source.value == NEW_MODEL_NAME
+    ):
+        dock.model.load()  # the bundled default is loaded already
     dock.show_section(dock.model)
     save(viewer, "model")
 

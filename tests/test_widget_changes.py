@@ -83,7 +83,7 @@ def test_fine_tune_says_what_changed_in_view_and_can_go_back(
     assert changes.changed > 0  # 15 iterations at 1e-2 move a fresh model
     status = finetune.status.text()
     names = {1: "background", 2: "foreground"}  # the new model's class names
-    assert f"On the slice in view, {changes.describe(names)}." in status, status
+    assert f"On the image, {changes.describe(names)}." in status, status
     assert widget.model.back_button.enabled and finetune.back_button.enabled
 
     finetune.back_button.changed.emit(True)  # one click

@@ -143,3 +143,20 @@ def test_evaluation_is_cleared_when_the_image_or_prediction_changes(qtbot, dock)
     predict.evaluation.run()
     run(qtbot, predict, predict.run_prediction)  # a new prediction: the old scores are stale
     assert predict.evaluation.result.text() == ""
+
+
+def test_loading_the_current_bundled_model_again_adds_no_history(make_napari_viewer, notifications):
+    from napari_unet._widgets import ModelWidget
+    from napari_unet.checkpoint import bundled_models
+
+    viewer = make_napari_viewer()
+    widget = ModelWidget(viewer)
+    state = model_state(viewer)
+    name = next(iter(bundled_models()))
+    widget.source.value = name
+    assert widget.load()
+    history, model = list(state.history), state.model
+    widget.source.value = name
+    assert widget.load()  # the same, unchanged model: nothing to go back to
+    assert state.history == history and state.model is model
+    assert f"“{name}” is the current model already" in notifications[-1].message

@@ -354,8 +354,10 @@ class FinetuneWidget(QWidget):
         request, changes = self._request, self._changes
         if changes is not None and request is not None:
             plane = request.compare_plane
-            where = f" (slice {', '.join(map(str, plane))})" if plane else ""
-            text += f" On the slice in view{where}, {changes.describe(class_names(request.model))}."
+            where = (
+                f"the slice in view (slice {', '.join(map(str, plane))})" if plane else "the image"
+            )
+            text += f" On {where}, {changes.describe(class_names(request.model))}."
         return text + " Worse than before? Go back:"
 
     def _on_finish(self) -> None:

@@ -129,6 +129,9 @@ class ModelWidget(QWidget):
         if self._refuse_while_busy("load another model"):
             return False
         choice = self.source.value
+        if choice in bundled_models() and self.state.has_model and self.state.name == choice:
+            show_info(f"“{choice}” is the current model already (not fine-tuned since).")
+            return True  # a reload would only add an identical model to go back to
         try:
             if choice == NEW_MODEL_NAME:
                 model, name = new_model(self.new_options.config()), NEW_MODEL_NAME
