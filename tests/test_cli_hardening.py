@@ -155,3 +155,11 @@ def test_complex_images_are_refused(tmp_path, checkpoint, capsys):
         ]
     )
     assert status == 2 and "complex" in capsys.readouterr().err
+
+
+def test_predict_takes_nested_lists(checkpoint):
+    from napari_unet import predict
+
+    model = load_model(checkpoint)
+    image = np.random.default_rng(1).random((30, 30))
+    assert np.array_equal(predict(image.tolist(), model), predict(image, model))

@@ -4,16 +4,20 @@ The table in docs/errors.md is checked against these cases; regenerate it with
 ``NAPARI_UNET_UPDATE_DOCS=1 python -m pytest tests/test_error_table.py``.
 """
 
+import json
+import math
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+import torch
 
 from napari_unet import ModelConfig, TrainConfig, finetune, load_model, predict, save_model
-from napari_unet.checkpoint import new_model
+from napari_unet.checkpoint import new_model, read_checkpoint
 from napari_unet.data import read_image, to_channels_first
 from napari_unet.volumes import annotated_slices
 
@@ -65,6 +69,85 @@ def _checkpoint(tmp, name, mutate):
     return _file(tmp, name, mutate(data))
 
 
+def _with_metadata(tmp, text=None, model_config=None, **changes):
+    """Load a checkpoint of MODEL whose metadata got ``changes`` (or is ``text``)."""
+    from safetensors.torch import save_file
+
+    path = save_model(MODEL, tmp / "m.safetensors")
+    tensors, metadata = read_checkpoint(path)
+    metadata.update(changes)
+    metadata["model_config"].update(model_config or {})
+    save_file(tensors, path, metadata={"napari_unet": text or json.dumps(metadata)})
+    return load_model(path)
+
+
+def _nan_weights(tmp):
+    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    with torch.no_grad():
+        model.head.bias[0] = float("nan")
+    return load_model(save_model(model, tmp / "nan.safetensors"))
+
+
+def _torch_file(tmp, state_dict, compression=zipfile.ZIP_STORED):
+    from test_checkpoint_hostile import _torch_archive
+
+    return load_model(_torch_archive(tmp, state_dict, compression))
+
+
+def _fifo(tmp):
+    os.mkfifo(tmp / "pipe.safetensors")
+    return load_model(tmp / "pipe.safetensors")
+
+
+def _cli(tmp, *argv):
+    """Run a sub-command's handler; its CliError (or other error) propagates."""
+    from napari_unet import _commands
+    from napari_unet.cli import build_parser
+
+    args = build_parser().parse_args([str(part) for part in argv])
+    getattr(_commands, f"run_{args.command}")(args)
+
+
+def _cli_train(tmp, *options, image=None):
+    tifffile.imwrite(tmp / "im.tif", IMAGE if image is None else image)
+    tifffile.imwrite(tmp / "lab.tif", _two_classes())
+    files = ["--images", tmp / "im.tif", "--labels", tmp / "lab.tif", "--iterations", "1"]
+    new = ["--new", "--features", "4", "--depth", "2"]
+    _cli(tmp, "train", *files, *new, "--output", tmp / "m.safetensors", *options)
+
+
+def _predict_file(tmp, array, *options):
+    tifffile.imwrite(tmp / "in.tif", array)
+    checkpoint = save_model(MODEL, tmp / "m.safetensors")
+    _cli(tmp, "predict", tmp / "in.tif", "--model", checkpoint, "--output", tmp / "out", *options)
+
+
+def _evaluate_huge_label(tmp):
+    labels = np.ones((8, 8), np.int64)
+    labels[0, 0] = 2**40
+    tifffile.imwrite(tmp / "pred.tif", labels)
+    tifffile.imwrite(tmp / "truth.tif", np.ones((8, 8), np.uint8))
+    _cli(
+        tmp,
+        "evaluate",
+        "--pred",
+        tmp / "pred.tif",
+        "--truth",
+        tmp / "truth.tif",
+        "--kind",
+        "semantic",
+    )
+
+
+def _rerun_with_another_model(tmp):
+    _predict_file(tmp, IMAGE)
+    other = new_model(ModelConfig(base_features=4, depth=2), seed=5)
+    from napari_unet.batch import PredictOptions, predict_file
+
+    save_model(other, tmp / "other.safetensors")
+    predict_file(tmp / "in.tif", tmp / "other.safetensors", tmp / "out", PredictOptions())
+
+
 CASES = {
     "annotation empty": lambda tmp: _train(_labels(0)),
     "annotation with one class only": lambda tmp: _train(_labels(2)),
@@ -99,6 +182,64 @@ CASES = {
     "pickle file named .pt": lambda tmp: load_model(
         _file(tmp, "m.pt", b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94.")
     ),
+    "checkpoint format_version inf": lambda tmp: _with_metadata(tmp, format_version=math.inf),
+    "checkpoint format_version null": lambda tmp: _with_metadata(tmp, format_version=None),
+    "checkpoint format_version a list": lambda tmp: _with_metadata(tmp, format_version=[1]),
+    "checkpoint format_version text": lambda tmp: _with_metadata(tmp, format_version="abc"),
+    "checkpoint format_version from the future": lambda tmp: _with_metadata(tmp, format_version=99),
+    "checkpoint depth 2.5": lambda tmp: _with_metadata(tmp, model_config={"depth": 2.5}),
+    "checkpoint base_features 2.5": lambda tmp: _with_metadata(
+        tmp, model_config={"base_features": 2.5}
+    ),
+    "checkpoint depth 50 (would exhaust memory)": lambda tmp: _with_metadata(
+        tmp, model_config={"depth": 50}
+    ),
+    "checkpoint features 10^9 (would exhaust memory)": lambda tmp: _with_metadata(
+        tmp, model_config={"base_features": 10**9}
+    ),
+    "checkpoint of a network above the parameter limit": lambda tmp: _with_metadata(
+        tmp, model_config={"base_features": 1024, "depth": 8}
+    ),
+    "checkpoint whose weights do not fit its architecture": lambda tmp: _with_metadata(
+        tmp, model_config={"base_features": 8}
+    ),
+    "checkpoint metadata nested 200000 deep": lambda tmp: _with_metadata(
+        tmp, text="[" * 200_000 + "]" * 200_000
+    ),
+    "checkpoint normalisation percentiles out of range": lambda tmp: _with_metadata(
+        tmp, normalization={"low": -5, "high": 120}
+    ),
+    "checkpoint with NaN weights": _nan_weights,
+    "checkpoint that is a FIFO": _fifo,
+    ".pt whose state_dict is not tensors": lambda tmp: _torch_file(tmp, {"head.bias": [1, 2]}),
+    ".pt with compressed entries (could inflate to any size)": lambda tmp: _torch_file(
+        tmp, {"head.bias": torch.zeros(2)}, zipfile.ZIP_DEFLATED
+    ),
+    "complex image": lambda tmp: predict(np.ones((32, 32), np.complex64), MODEL),
+    "empty (0x0) image": lambda tmp: predict(np.zeros((0, 0)), MODEL),
+    "tile_size 48.0": lambda tmp: predict(IMAGE, MODEL, tile_size=48.0),
+    "train --threads -1": lambda tmp: _cli_train(tmp, "--threads", "-1"),
+    "train --w0 nan": lambda tmp: _cli_train(tmp, "--w0", "nan"),
+    "train --sigma 0": lambda tmp: _cli_train(tmp, "--sigma", "0"),
+    "train --patch-size 4996": lambda tmp: _cli_train(tmp, "--patch-size", "4996"),
+    "train --patch-size 50 (not a valid input size)": lambda tmp: _cli_train(
+        tmp, "--patch-size", "50"
+    ),
+    "train --depth 50": lambda tmp: _cli_train(tmp, "--depth", "50"),
+    "train --output that is a folder": lambda tmp: _cli_train(tmp, "--output", tmp),
+    "train image whose channels do not fit the model": lambda tmp: _cli_train(
+        tmp, image=np.zeros((2, 64, 64), np.float32)
+    ),
+    "train annotation of another size than its image": lambda tmp: _cli_train(
+        tmp, image=np.zeros((60, 64), np.float32)
+    ),
+    "predict --tile-size 99999999999999999999": lambda tmp: _predict_file(
+        tmp, IMAGE, "--tile-size", "99999999999999999999"
+    ),
+    "predict a 5-D TIFF": lambda tmp: _predict_file(tmp, np.zeros((2, 2, 2, 16, 16), np.uint8)),
+    "predict --threads 0": lambda tmp: _predict_file(tmp, IMAGE, "--threads", "0"),
+    "predict over outputs of another model": _rerun_with_another_model,
+    "evaluate --kind semantic with a label of 2^40": _evaluate_huge_label,
 }
 
 
@@ -108,6 +249,7 @@ def _message(case, tmp_path):
     text = " ".join(str(caught.value).split())
     text = text.replace(str(tmp_path), "<folder>")
     text = re.sub(r"\(bundled: [^)]*\)", "(bundled: ...)", text)  # changes as models are added
+    text = re.sub(r"[0-9a-f]{12}\.\.\.", "<sha256>...", text)  # checksums change with versions
     return type(caught.value).__name__, text
 
 

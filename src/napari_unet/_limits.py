@@ -116,15 +116,11 @@ def check_tensor_shapes(shapes: Mapping[str, tuple[int, ...]], config: ModelConf
         )
 
 
-def check_format_version(value: Any, newest: int) -> None:
-    """Refuse a ``format_version`` that is not a whole number from 0 to ``newest``."""
+def check_format_version(value: Any) -> int:
+    """``format_version`` as a whole number >= 0, else ValueError."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ValueError(f"format_version must be a whole number, got {_show(value)}")
-    if value > newest:
-        raise ValueError(
-            f"checkpoint format {value} is newer than this napari-unet understands "
-            f"({newest}); upgrade napari-unet"
-        )
+    return value
 
 
 def check_normalization(values: Any) -> None:

@@ -257,13 +257,18 @@ def _parse_metadata(path: Path, text: str) -> dict[str, Any]:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: longer than 64 MiB")
     try:
         metadata = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as error:
-        reason = "nested too deeply" if isinstance(error, RecursionError) else error
-        raise CheckpointError(f"{path}: checkpoint metadata is malformed: {reason}") from error
-    try:
         if not isinstance(metadata, dict):
             raise ValueError(f"expected a JSON object, got a {type(metadata).__name__}")
-        check_format_version(metadata.get("format_version", 0), FORMAT_VERSION)
+        version = check_format_version(metadata.get("format_version", 0))
+    except (ValueError, RecursionError) as error:
+        reason = "nested too deeply" if isinstance(error, RecursionError) else error
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: {reason}") from error
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {version} is newer than this napari-unet understands "
+            f"({FORMAT_VERSION}); upgrade napari-unet"
+        )
+    try:
         if "model_config" not in metadata:
             raise ValueError("no model_config")
         check_model_config(metadata["model_config"])

@@ -172,9 +172,23 @@ def tile_layout(
 
 
 # ---- prediction --------------------------------------------------------------
+def _as_array(image: Any) -> Any:
+    """Arrays as they are (numpy, memory map, zarr, dask); nested lists as numpy."""
+    return image if hasattr(image, "shape") and hasattr(image, "ndim") else np.asarray(image)
+
+
+def _check_tile_size(tile_size: Any) -> None:
+    if tile_size is not None and (
+        isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer))
+    ):
+        raise ValueError(f"tile_size must be a whole number of pixels or None, got {tile_size!r}")
+
+
 def _as_channels(image: Any, model: UNet) -> None:
     if image.ndim not in (2, 3):
         raise ValueError(f"expected a (Y, X) or (C, Y, X) image, got shape {image.shape}")
+    if min(image.shape[-2:]) < 1:
+        raise ValueError(f"the image is empty (shape {tuple(image.shape)}); it needs pixels")
     channels = 1 if image.ndim == 2 else image.shape[0]
     if channels != model.config.in_channels:
         raise ValueError(
@@ -210,7 +224,9 @@ def iter_predict(
     test_time_augmentation : bool
         See :func:`predict`.
     """
+    image = _as_array(image)
     _as_channels(image, model)
+    _check_tile_size(tile_size)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     torch_device = resolve_device(device)
@@ -355,8 +371,9 @@ def predict(
     Parameters
     ----------
     image : array-like, (Y, X) or (C, Y, X)
-        Any size and numeric dtype. Normalised once for the whole image with the
-        model's stored normalisation; mirrored at the borders.
+        Any size and real numeric dtype (nested lists too). Normalised once for
+        the whole image with the model's stored normalisation; mirrored at the
+        borders.
     model : UNet
     tile_size : int or None
         Input tile edge, context included; a valid input size of the model.
@@ -383,6 +400,7 @@ def predict(
     numpy.ndarray (or ``out``), (n_classes, Y, X), float32
         Class probabilities; class index ``c`` is label value ``c + 1``.
     """
+    image = _as_array(image)
     if out is None:
         out = np.full((model.config.n_classes, *image.shape[-2:]), np.nan, dtype=np.float32)
     steps = iter_predict(

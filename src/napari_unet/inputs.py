@@ -118,7 +118,7 @@ def probe_input(
     ImageReadError
         Missing or unreadable file.
     ValueError
-        Axes or channels the model cannot take.
+        Axes or channels the model cannot take (the message names the file).
     """
     if is_zarr_store(path):
         shape = tuple(open_zarr_input(path).shape)
@@ -129,8 +129,10 @@ def probe_input(
         shape, declared = _tiff_header(path)
     else:
         shape, declared = read_image(path).shape, None
-    axes = axes or declared or guess_axes(shape, in_channels)
-    axes = check_axes(axes, shape, in_channels)
+    try:
+        axes = check_axes(axes or declared or guess_axes(shape, in_channels), shape, in_channels)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
     fmt = output_format
     if fmt == "auto":
         fmt = "zarr" if is_zarr_store(path) or needs_out_of_core(shape, axes) else "tiff"

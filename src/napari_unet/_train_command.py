@@ -1,0 +1,261 @@
+"""The ``napari-unet train`` command: checks, training with a progress bar, the save."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import signal
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._progress import ProgressBar
+from .cli import CliError
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
+__all__ = ["run_train"]
+
+
+def _training_inputs(args: argparse.Namespace, in_channels: int):
+    """Images (channels first) and annotations, each error naming its file."""
+    from .data import read_image, to_channels_first
+
+    if len(args.images) != len(args.labels):
+        raise CliError(f"got {len(args.images)} --images but {len(args.labels)} --labels")
+    images, labels = [], []
+    for image_path, label_path in zip(args.images, args.labels):
+        try:
+            image = to_channels_first(read_image(image_path), in_channels)
+        except ValueError as error:
+            raise CliError(f"{image_path}: {error}") from error
+        label = read_image(label_path)
+        if label.shape != image.shape[-2:]:
+            raise CliError(
+                f"{label_path} has shape {label.shape} but its image {image_path} has (Y, X) "
+                f"{image.shape[-2:]}; annotations must cover their image pixel for pixel"
+            )
+        images.append(image)
+        labels.append(label)
+    return images, labels
+
+
+def _new_or_loaded_model(args: argparse.Namespace):
+    from ._commands import _load
+    from ._limits import check_model_config
+    from .checkpoint import new_model
+
+    if args.model:
+        return _load(args.model)
+    values = {
+        "in_channels": args.channels,
+        "n_classes": args.classes,
+        "depth": args.depth,
+        "base_features": args.features,
+        "padding": args.padding,
+        "batch_norm": args.batch_norm,
+        "upsampling": args.upsampling,
+    }
+    try:
+        config = check_model_config(values)
+    except ValueError as error:
+        raise CliError(f"--new: {error}") from error
+    return new_model(config, seed=args.seed)
+
+
+#: Largest --patch-size and --tile-size accepted (pixels).
+MAX_EDGE = 2**16
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse numeric options that would crash, hang or be silently meaningless."""
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be at least 1, got {args.threads}")
+    if not (math.isfinite(args.w0) and args.w0 >= 0):
+        raise CliError(f"--w0 must be a finite number >= 0, got {args.w0}")
+    if not (math.isfinite(args.sigma) and args.sigma > 0):
+        raise CliError(f"--sigma must be a finite number of pixels > 0, got {args.sigma}")
+    if args.patch_size is not None and not 1 <= args.patch_size <= MAX_EDGE:
+        raise CliError(f"--patch-size must be between 1 and {MAX_EDGE}, got {args.patch_size}")
+
+
+def _check_patch_size(patch_size: int | None, model, images) -> None:
+    """Refuse a patch that is invalid, or larger than what covers the largest image.
+
+    A larger patch holds only mirrored borders, yet its memory grows with its
+    area (4996 px patches on small images exhausted the memory).
+    """
+    from .sampling import default_patch_size
+
+    if patch_size is None:
+        return
+    try:
+        model.check_input_size(patch_size)
+    except ValueError as error:
+        raise CliError(f"--patch-size: {error}") from error
+    largest = max(max(image.shape[-2:]) for image in images)
+    margin = 2 * model.halo if model.config.padding == "same" else 0
+    useful = max(default_patch_size(model), model.smallest_valid_input_covering(largest + margin))
+    if patch_size > useful:
+        raise CliError(
+            f"--patch-size {patch_size} is larger than needed: {useful} already covers the "
+            f"largest image ({largest} px) with its context; a larger patch adds only mirrored "
+            "borders, and memory"
+        )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``napari-unet train``: fine-tune and write a checkpoint.
+
+    The destination is checked before training (a file name in a writable
+    folder with room for the weights). Ctrl-C or SIGTERM (what a cluster
+    scheduler sends) stops training and still writes the best weights so far
+    (exit status 130, or 143 for SIGTERM); a diverging run (non-finite loss or
+    gradient) writes nothing. When the checkpoint cannot be written, the
+    weights are written to a new temporary folder and the message says where.
+    """
+    from .config import AugmentConfig, WeightConfig
+    from .training import finetune
+
+    _check_numbers(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    _check_train_output(args.output)
+    model = _new_or_loaded_model(args)
+    _check_free_space(args.output, model, args.half)
+    images, labels = _training_inputs(args, model.config.in_channels)
+    _check_patch_size(args.patch_size, model, images)
+    steps = finetune(
+        model,
+        images,
+        labels,
+        _train_config(args),
+        augment=AugmentConfig(elastic=not args.no_elastic),
+        weights=WeightConfig(w0=args.w0, sigma=args.sigma, class_balance=not args.no_class_balance),
+        report_every=5,
+    )
+    runs_before = len(model.metadata.get("training_history", []))
+    signals: list[int] = []
+    with _sigterm_interrupts(signals):  # kept through the save: a second SIGTERM waits
+        status = _follow_training(steps, signals)
+        if len(model.metadata.get("training_history", [])) == runs_before:
+            raise CliError("interrupted before the first iteration: nothing written")
+        extra = {"trained_on": args.trained_on or ", ".join(str(p) for p in args.images)}
+        if args.description:
+            extra["description"] = args.description
+        _save_or_keep(model, args.output, args.half, extra)
+    stopped = " (interrupted: the best weights so far)" if status else ""
+    print(f"wrote {args.output}{stopped}")
+    return status
+
+
+def _follow_training(steps, signals: list[int]) -> int:
+    """Run the ``finetune`` generator with a progress bar; returns the exit status."""
+    from .training import TrainingError
+
+    bar = ProgressBar("training")
+    try:
+        for step in steps:
+            bar.update(step.fraction, f"it {step.iteration} loss {step.smoothed_loss:.4f}")
+    except KeyboardInterrupt:
+        steps.close()  # restores the best weights and records the run
+        return 128 + signal.SIGTERM if signals else 130
+    except TrainingError as error:
+        raise CliError(str(error)) from error
+    finally:
+        bar.close()
+    return 0
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts(received: list[int]):
+    """Within the block, the first SIGTERM raises KeyboardInterrupt (as Ctrl-C does).
+
+    Later ones are only recorded in ``received``, so the best weights are still
+    saved. Outside the main thread (no signal handlers there) nothing changes.
+    """
+
+    def handler(signum, frame):
+        received.append(signum)
+        if len(received) == 1:
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_train_output(output: Path) -> None:
+    """Refuse a ``train --output`` that cannot take a checkpoint, before training."""
+    if output.is_dir():
+        raise CliError(
+            f"--output {output} is a folder; give a file name, e.g. {output / 'model.safetensors'}"
+        )
+    if output.suffix.lower() in (".pt", ".pth"):
+        raise CliError(f"--output {output}: checkpoints are written as .safetensors files")
+    from ._commands import _writable_folder
+
+    _writable_folder(output.parent if str(output.parent) else Path("."))
+
+
+def _check_free_space(output: Path, model, half: bool) -> None:
+    """Refuse to train when the destination's disk lacks room for the checkpoint."""
+    import shutil
+
+    needed = sum(value.numel() for value in model.state_dict().values()) * (2 if half else 4)
+    needed += 2**20  # header and metadata
+    free = shutil.disk_usage(output.parent if str(output.parent) else ".").free
+    if free < needed:
+        raise CliError(
+            f"not enough space for {output}: the checkpoint needs about {needed / 2**20:.1f} MiB, "
+            f"{free / 2**20:.1f} MiB are free"
+        )
+
+
+def _save_or_keep(model, output: Path, half: bool, extra: dict) -> None:
+    """Save the checkpoint; when that fails, save it in a new temporary folder and say so."""
+    from .checkpoint import save_model
+
+    try:
+        save_model(model, output, half=half, **extra)
+        return
+    except OSError as error:
+        reason = error
+    kept = Path(tempfile.mkdtemp(prefix="napari-unet-")) / output.name
+    try:
+        save_model(model, kept, half=half)
+    except OSError as error:
+        raise CliError(
+            f"cannot write {output} ({reason}), nor a copy in {kept.parent} ({error}): "
+            "the trained weights are lost"
+        ) from error
+    raise CliError(f"cannot write {output} ({reason}); the trained weights were saved to {kept}")
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of ``napari-unet train``: 60 s unless an iteration count is given."""
+    from .config import TrainConfig
+
+    seconds = args.seconds if args.seconds is not None else (None if args.iterations else 60.0)
+    default_rate = 1e-3 if args.new else 3e-4
+    return TrainConfig(
+        seconds=seconds or None,
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        seed=args.seed,
+        device=args.device,
+        learning_rate=default_rate if args.learning_rate is None else args.learning_rate,
+        lr_schedule=args.lr_schedule,
+        bn_recalibration=args.bn_recalibration,
+    )
