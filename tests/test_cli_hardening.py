@@ -67,6 +67,21 @@ def test_sigterm_during_train_writes_the_best_weights(tmp_path, capsys, monkeypa
     assert signal.getsignal(signal.SIGTERM) == previous
 
 
+def test_sigterm_during_the_save_waits_for_it(tmp_path, monkeypatch):
+    from napari_unet import checkpoint as checkpoint_module
+
+    real_save = checkpoint_module.save_model
+
+    def terminated_while_saving(model, path, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_save(model, path, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module, "save_model", terminated_while_saving)
+    out = tmp_path / "m.safetensors"
+    assert main([*_train_args(tmp_path), "--output", str(out), "--iterations", "2"]) == 0
+    assert load_model(out).metadata["training_history"][-1]["iterations"] == 2
+
+
 def test_train_output_that_is_a_folder_is_refused_before_training(tmp_path, capsys):
     folder = tmp_path / "models"
     folder.mkdir()

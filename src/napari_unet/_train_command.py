@@ -139,9 +139,10 @@ def run_train(args: argparse.Namespace) -> int:
         report_every=5,
     )
     runs_before = len(model.metadata.get("training_history", []))
-    signals: list[int] = []
-    with _sigterm_interrupts(signals):  # kept through the save: a second SIGTERM waits
-        status = _follow_training(steps, signals)
+    termination = _Termination()
+    with _sigterm_interrupts(termination):  # kept through the save, which SIGTERM waits for
+        status = _follow_training(steps, termination)
+        termination.armed = False
         if len(model.metadata.get("training_history", [])) == runs_before:
             raise CliError("interrupted before the first iteration: nothing written")
         extra = {"trained_on": args.trained_on or ", ".join(str(p) for p in args.images)}
@@ -153,7 +154,7 @@ def run_train(args: argparse.Namespace) -> int:
     return status
 
 
-def _follow_training(steps, signals: list[int]) -> int:
+def _follow_training(steps, termination: _Termination) -> int:
     """Run the ``finetune`` generator with a progress bar; returns the exit status."""
     from .training import TrainingError
 
@@ -163,7 +164,8 @@ def _follow_training(steps, signals: list[int]) -> int:
             bar.update(step.fraction, f"it {step.iteration} loss {step.smoothed_loss:.4f}")
     except KeyboardInterrupt:
         steps.close()  # restores the best weights and records the run
-        return 128 + signal.SIGTERM if signals else 130
+        termination.armed = False
+        return 128 + signal.SIGTERM if termination.received else 130
     except TrainingError as error:
         raise CliError(str(error)) from error
     finally:
@@ -171,22 +173,31 @@ def _follow_training(steps, signals: list[int]) -> int:
     return 0
 
 
-@contextlib.contextmanager
-def _sigterm_interrupts(received: list[int]):
-    """Within the block, the first SIGTERM raises KeyboardInterrupt (as Ctrl-C does).
+class _Termination:
+    """SIGTERM handling of ``train``: the state shared with the signal handler.
 
-    Later ones are only recorded in ``received``, so the best weights are still
-    saved. Outside the main thread (no signal handlers there) nothing changes.
+    While ``armed`` (training), the first SIGTERM raises KeyboardInterrupt where
+    the program is, as Ctrl-C does. Once disarmed (saving), SIGTERM is only
+    recorded in ``received``, so the best weights are still written.
     """
 
-    def handler(signum, frame):
-        received.append(signum)
-        if len(received) == 1:
+    def __init__(self) -> None:
+        self.armed = True
+        self.received: list[int] = []
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.received.append(signum)
+        if self.armed:
+            self.armed = False
             raise KeyboardInterrupt
 
+
+@contextlib.contextmanager
+def _sigterm_interrupts(termination: _Termination):
+    """Install ``termination.handler`` for SIGTERM within the block (main thread only)."""
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
+        previous = signal.signal(signal.SIGTERM, termination.handler)
+    except ValueError:  # not the main thread: no signal handlers there
         yield
         return
     try:
