@@ -2,6 +2,7 @@
 
 import os
 import signal
+import uuid
 from collections import namedtuple
 
 import numpy as np
@@ -80,6 +81,14 @@ def test_sigterm_during_the_save_waits_for_it(tmp_path, monkeypatch):
     out = tmp_path / "m.safetensors"
     assert main([*_train_args(tmp_path), "--output", str(out), "--iterations", "2"]) == 0
     assert load_model(out).metadata["training_history"][-1]["iterations"] == 2
+
+
+def test_train_removes_what_a_killed_save_left(tmp_path):
+    out = tmp_path / "m.safetensors"
+    leftover = tmp_path / f".m.safetensors.{uuid.uuid4().hex}.tmp"
+    leftover.write_bytes(b"half a checkpoint")
+    assert main([*_train_args(tmp_path), "--output", str(out), "--iterations", "1"]) == 0
+    assert not leftover.exists() and out.exists()
 
 
 def test_train_output_that_is_a_folder_is_refused_before_training(tmp_path, capsys):

@@ -215,8 +215,10 @@ def _check_train_output(output: Path) -> None:
     if output.suffix.lower() in (".pt", ".pth"):
         raise CliError(f"--output {output}: checkpoints are written as .safetensors files")
     from ._commands import _writable_folder
+    from .reruns import remove_stale_temporaries
 
     _writable_folder(output.parent if str(output.parent) else Path("."))
+    remove_stale_temporaries([output])  # what a killed save left
 
 
 def _check_free_space(output: Path, model, half: bool) -> None:
