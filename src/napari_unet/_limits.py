@@ -80,7 +80,7 @@ def check_model_config(values: Any) -> ModelConfig:
     count = sum(math.prod(shape) for shape in expected_shapes(config).values())
     if count > MAX_PARAMETERS:
         raise ValueError(
-            f"model_config describes a network of {count:,} parameters, above the limit of "
+            f"model_config: a network of {count:,} parameters, above the limit of "
             f"{MAX_PARAMETERS:,}"
         )
     return config

@@ -61,9 +61,19 @@ def _new_or_loaded_model(args: argparse.Namespace):
     try:
         config = check_model_config(values)
     except ValueError as error:
-        raise CliError(f"--new: {error}") from error
+        message = str(error)
+        for name, flag in _ARCHITECTURE_FLAGS.items():
+            message = message.replace(f"model_config {name}", flag)
+        raise CliError(f"--new: {message.replace('model_config: ', '')}") from error
     return new_model(config, seed=args.seed)
 
+
+_ARCHITECTURE_FLAGS = {
+    "depth": "--depth",
+    "base_features": "--features",
+    "in_channels": "--channels",
+    "n_classes": "--classes",
+}
 
 #: Largest --patch-size and --tile-size accepted (pixels).
 MAX_EDGE = 2**16
