@@ -187,3 +187,14 @@ def test_predict_takes_nested_lists(checkpoint):
     model = load_model(checkpoint)
     image = np.random.default_rng(1).random((30, 30))
     assert np.array_equal(predict(image.tolist(), model), predict(image, model))
+
+
+def test_a_fifo_given_as_an_image_is_refused_without_blocking(tmp_path, checkpoint, capsys):
+    from napari_unet.data import ImageReadError, read_image
+
+    fifo = tmp_path / "pipe.tif"
+    os.mkfifo(fifo)
+    with pytest.raises(ImageReadError, match="not a regular file"):
+        read_image(fifo)
+    assert main(["predict", str(fifo), "--model", str(checkpoint), "--output", str(tmp_path)]) == 2
+    assert "pipe.tif: not a regular file" in capsys.readouterr().err

@@ -101,7 +101,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageReadError(path, "is a folder" if path.is_dir() else "file not found")
+        raise ImageReadError(path, not_a_file_reason(path))
     try:
         if path.suffix.lower() in _TIFF_SUFFIXES:
             image = tifffile.imread(path)
@@ -119,6 +119,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             path, f"no pixel data (truncated or corrupt file; shape {image.shape})"
         )
     return image
+
+
+def not_a_file_reason(path: Path) -> str:
+    """Why ``path``, which is not a regular file, cannot be read as an image."""
+    if path.is_dir():
+        return "is a folder"
+    if path.exists():  # reading a FIFO would block, a device might never end
+        return "not a regular file (a pipe, socket or device?)"
+    return "file not found"
 
 
 def write_tiff(path: str | os.PathLike, array: np.ndarray, metadata: dict | None = None) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 import tifffile
 
 from .axes import check_axes, guess_axes
-from .data import ImageReadError, read_image
+from .data import ImageReadError, not_a_file_reason, read_image
 from .outofcore import needs_out_of_core, open_zarr_input
 
 __all__ = [
@@ -124,7 +124,7 @@ def probe_input(
         shape = tuple(open_zarr_input(path).shape)
         declared = None
     elif not path.is_file():
-        raise ImageReadError(path, "is a folder" if path.is_dir() else "file not found")
+        raise ImageReadError(path, not_a_file_reason(path))
     elif path.suffix.lower() in _TIFF_SUFFIXES:
         shape, declared = _tiff_header(path)
     else:
