@@ -166,7 +166,7 @@ def test_event_loop_keeps_serving_during_a_run(qtbot, loaded_dock, job):
     if job == "prediction":
         viewer.add_image(discs((1024, 1024), seed=1), name="large")
         predict.image_picker.select(viewer.layers["large"])
-        predict.tile_size.value = 124  # about 180 tiles: a run of a few seconds
+        predict.tile_size.value = 72  # about 1000 tiles: 1-3 s (180 tiles took 0.3-0.5 s)
         predict_once(qtbot, widget)  # creates the output layers: napari's one-off cost
     else:
         finetune_cycle(qtbot, widget)  # the first optimizer imports torch._dynamo: one-off

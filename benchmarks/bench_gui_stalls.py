@@ -1,0 +1,224 @@
+"""Event-loop stalls over one annotate → fine-tune → predict round on a 1024² image.
+
+Issue 15 item 13 asks that napari's Qt event loop never stall more than 100 ms during
+a whole round, in a shown window (software OpenGL under Xvfb). This script measures it:
+a 10 ms precise ``QTimer`` records when it fires while a shown viewer with the U-Net
+dock goes through
+
+1. ``annotate``: *Create annotation layer*, then brush dabs along strokes
+   (``Labels.paint``, as a mouse drag does), one dab per event-loop turn;
+2. ``fine-tune``: a ``--seconds`` fine-tune with the live preview;
+3. ``predict (first)``: Predict, which creates the output layers;
+4. ``predict (again)``: Predict once more, which reuses them;
+5. ``idle``: nothing, for the noise floor.
+
+A gap over ``--threshold`` ms between two ticks is a stall. Each stall is listed with
+its phase and the widget's Qt-thread handlers (and napari's canvas draws) that ran in it;
+those are timed by wrapping them.
+
+Usage (from the repository root; re-runs itself under ``xvfb-run -a`` without a display)::
+
+    python benchmarks/bench_gui_stalls.py [--size 1024] [--seconds 10] [--model nuclei]
+
+Prints a markdown report on stdout (progress on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from bench_gui_load import ensure_display, machine_lines, wait_for, wait_until
+
+TICK_MS = 10
+
+
+@dataclass
+class Recorder:
+    """Timer ticks, phases and timed Qt-thread calls, all on ``time.perf_counter``."""
+
+    ticks: list[float] = field(default_factory=list)
+    phases: list[tuple[str, float, float]] = field(default_factory=list)
+    calls: list[tuple[str, float, float]] = field(default_factory=list)
+
+    def time_method(self, owner: type, name: str, label: str) -> None:
+        """Wrap ``owner.name`` so that each call is recorded as ``label``."""
+        function = getattr(owner, name)
+
+        @functools.wraps(function)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.calls.append((label, started, time.perf_counter()))
+
+        setattr(owner, name, timed)
+
+    def phase(self, name: str, run: Callable[[], None]) -> None:
+        """Run one phase, remembering when it started and ended."""
+        print(f"[bench_gui_stalls] {name}", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        run()
+        self.phases.append((name, started, time.perf_counter()))
+
+    def stalls(self, threshold_ms: float) -> list[tuple[float, float]]:
+        """(start, end) of every gap between ticks longer than ``threshold_ms``."""
+        times = np.array(self.ticks)
+        gaps = np.diff(times) * 1000
+        return [(times[i], times[i + 1]) for i in np.flatnonzero(gaps > threshold_ms)]
+
+
+def instrument(recorder: Recorder) -> None:
+    """Time the widgets' Qt-thread handlers, the loss plot and napari's canvas draw."""
+    from napari._vispy.canvas import VispyCanvas
+
+    from napari_unet._widgets._annotate import AnnotateWidget
+    from napari_unet._widgets._finetune import FinetuneWidget
+    from napari_unet._widgets._plot import LossPlot
+    from napari_unet._widgets._predict import PredictWidget
+
+    for owner, names in [
+        (AnnotateWidget, ["create_annotation_layer", "update_counts"]),
+        (FinetuneWidget, ["start_finetune", "_on_update", "_show_preview", "_on_result"]),
+        (LossPlot, ["redraw", "draw", "paintEvent"]),
+        (PredictWidget, ["run_prediction", "_on_progress", "show_outputs"]),
+        (VispyCanvas, ["on_draw"]),
+    ]:
+        for name in names:
+            recorder.time_method(owner, name, f"{owner.__name__}.{name}")
+
+
+def strokes(truth: np.ndarray, rng: np.random.Generator, count: int) -> list[list[tuple]]:
+    """``count`` short straight strokes: half inside objects (label 2), half outside (1)."""
+    result = []
+    for label in (2, 1):
+        ys, xs = np.nonzero((truth > 0) == (label == 2))
+        for index in rng.choice(len(ys), count // 2, replace=False):
+            y, x = ys[index], xs[index]
+            result.append([((y, x + step), label) for step in range(0, 20, 2)])
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--seconds", type=float, default=10.0, help="fine-tuning budget")
+    parser.add_argument("--model", default="nuclei", help="bundled name (else a new model)")
+    parser.add_argument("--threshold", type=float, default=100.0, help="stall, in ms")
+    parser.add_argument("--strokes", type=int, default=20)
+    args = parser.parse_args(argv)
+    ensure_display()
+
+    import napari
+    from qtpy.QtCore import Qt, QTimer
+
+    from napari_unet._widgets import UNetWidget
+    from napari_unet.checkpoint import bundled_models
+    from napari_unet.data import synthetic_nuclei
+
+    recorder = Recorder()
+    instrument(recorder)
+    image, truth = synthetic_nuclei(shape=(args.size, args.size), n_nuclei=args.size // 6, rng=0)
+    viewer = napari.Viewer(title="bench_gui_stalls")  # shown: Xvfb's software OpenGL draws
+    viewer.window.resize(1500, 980)
+    viewer.add_image(image, name="nuclei", colormap="gray")
+    dock = UNetWidget(viewer)
+    viewer.window.add_dock_widget(dock, name="U-Net", area="right")
+    if args.model in bundled_models() and dock.model.state.name != args.model:
+        dock.model.source.value = args.model
+        dock.model.load()
+    dock.finetune.settings.seconds.value = int(args.seconds)
+    wait_until(lambda: False, 1.0)  # the window is drawn, the model loaded
+
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(lambda: recorder.ticks.append(time.perf_counter()))
+    recorder.ticks.append(time.perf_counter())
+    timer.start()
+
+    def annotate() -> None:
+        dock.show_section(dock.annotate)
+        layer = dock.annotate.create_annotation_layer()
+        for stroke in strokes(truth, np.random.default_rng(1), args.strokes):
+            for coordinates, label in stroke:
+                layer.paint(coordinates, label)
+                wait_until(lambda: False, 0.0, poll_ms=1)  # one event-loop turn per dab
+        wait_until(lambda: False, 1.0)  # the painted-pixel recount (throttled) runs
+
+    def finetune() -> None:
+        dock.show_section(dock.finetune)
+        wait_for(dock.finetune.finished, dock.finetune.start_finetune, args.seconds + 300)
+        wait_until(lambda: False, 0.5)
+
+    def predict() -> None:
+        dock.show_section(dock.predict)
+        wait_for(dock.predict.finished, dock.predict.run_prediction, 600)
+        wait_until(lambda: False, 0.5)
+
+    recorder.phase("annotate", annotate)
+    recorder.phase("fine-tune", finetune)
+    recorder.phase("predict (first)", predict)
+    recorder.phase("predict (again)", predict)
+    recorder.phase("idle", lambda: wait_until(lambda: False, 3.0))
+    timer.stop()
+    recorder.ticks.append(time.perf_counter())
+    print("\n".join(report(recorder, args)))
+    viewer.close()
+
+
+def report(recorder: Recorder, args: argparse.Namespace) -> list[str]:
+    """The markdown report: stalls per phase, then each stall with what ran in it."""
+    times = np.array(recorder.ticks)
+    gaps = np.diff(times) * 1000
+    lines = [
+        f"# Event-loop stalls: annotate → fine-tune → predict on {args.size}²",
+        "",
+        f"`python benchmarks/bench_gui_stalls.py --size {args.size} --seconds {args.seconds:g} "
+        f"--model {args.model}`; shown window, {TICK_MS} ms precise QTimer, stall > "
+        f"{args.threshold:g} ms.",
+        "",
+        *machine_lines(),
+        "",
+        "| phase | s | longest gap (ms) | 99th pct (ms) | stalls | time stalled (s) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, start, end in recorder.phases:
+        inside = gaps[(times[1:] > start) & (times[:-1] < end)]
+        over = inside[inside > args.threshold]
+        lines.append(
+            f"| {name} | {end - start:.1f} | {inside.max():.0f} | "
+            f"{np.percentile(inside, 99):.0f} | {len(over)} | {over.sum() / 1000:.2f} |"
+        )
+    lines += ["", "Stalls, longest first, with the timed calls inside them (ms):", ""]
+    stalls = sorted(recorder.stalls(args.threshold), key=lambda s: s[0] - s[1])
+    for start, end in stalls[:25]:
+        phase = next((n for n, a, b in recorder.phases if a < end and start < b), "?")
+        inside = [
+            (label, (b - a) * 1000) for label, a, b in recorder.calls if a < end and b > start
+        ]
+        inside.sort(key=lambda item: -item[1])
+        calls = ", ".join(f"{label} {ms:.0f}" for label, ms in inside[:4]) or "none timed"
+        lines.append(f"* {(end - start) * 1000:.0f} ms in {phase}: {calls}")
+    totals: dict[str, list[float]] = {}
+    for label, a, b in recorder.calls:
+        totals.setdefault(label, []).append((b - a) * 1000)
+    lines += [
+        "",
+        "| timed call | calls | longest (ms) | median (ms) |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, spent in sorted(totals.items(), key=lambda item: -max(item[1])):
+        lines.append(f"| {label} | {len(spent)} | {max(spent):.0f} | {np.median(spent):.1f} |")
+    return lines
+
+
+if __name__ == "__main__":
+    main()
