@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
 from .checkpoint import load_model, resolve_checkpoint
 from .data import write_tiff
 from .inference import Progress
@@ -351,7 +352,7 @@ def run_batch(
     report = report or (lambda result: None)
     if scheduler is None and not workers:
         return _run_here(jobs, model_path, folder, options, report, progress)
-    with _client(scheduler, workers) as client:
+    with client_for(scheduler, workers) as client:
         return _run_on_cluster(client, jobs, model_path, folder, options, report)
 
 
@@ -374,46 +375,6 @@ def _run_here(
         report(result)
         results.append(result)
     return results
-
-
-@contextmanager
-def _client(scheduler: str | None, workers: int | None) -> Iterator[Any]:
-    """A distributed Client on ``scheduler``, or on a new :func:`local_cluster`."""
-    from distributed import Client
-
-    if scheduler is not None:
-        with Client(scheduler) as client:
-            yield client
-        return
-    with local_cluster(int(workers or 1)) as cluster, Client(cluster) as client:
-        yield client
-
-
-#: dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers; any explicit glibc
-#: malloc setting turns off glibc's adaptive mmap threshold, so every large torch
-#: buffer is mmapped and zeroed anew: CPU inference ran about 2x slower (measured).
-NANNY_ENVIRONMENT = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
-
-
-def local_cluster(workers: int) -> Any:
-    """A LocalCluster of ``workers`` single-threaded processes suited to torch inference.
-
-    The dashboard takes any free port; the workers do not get dask's
-    ``MALLOC_TRIM_THRESHOLD_`` (see :data:`NANNY_ENVIRONMENT`).
-    """
-    import logging
-
-    import dask
-    from distributed import LocalCluster
-
-    with dask.config.set(NANNY_ENVIRONMENT):
-        return LocalCluster(
-            n_workers=workers,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=":0",  # any free port: several runs may share a machine
-            silence_logs=logging.ERROR,
-        )
 
 
 def _run_on_cluster(
