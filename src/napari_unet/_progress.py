@@ -1,4 +1,4 @@
-"""A minimal text progress bar for the CLI (no extra dependency)."""
+"""The CLI's progress bar: tqdm on a terminal, a few plain lines in a log."""
 
 from __future__ import annotations
 
@@ -6,31 +6,80 @@ import sys
 import time
 from typing import TextIO
 
+from tqdm import tqdm
+
+_STEPS = 1000  # the bar counts fractions in steps of 0.1 %
+
 
 class ProgressBar:
-    """Redraws ``label [#####.....] done/total`` on one line of ``stream``."""
+    """``label |#####     | 45% detail [elapsed]`` for a fraction done.
 
-    def __init__(self, label: str, stream: TextIO | None = None, width: int = 30) -> None:
+    On a terminal it is a tqdm bar redrawn in place (at most 10 times a second).
+    When ``stream`` is not a terminal (a log file, a pipe, a cluster job's
+    output), no carriage returns are written: one plain line every
+    ``log_interval`` seconds and one when the bar is closed.
+    """
+
+    def __init__(
+        self, label: str, stream: TextIO | None = None, log_interval: float = 60.0
+    ) -> None:
         self.label = label
         self.stream = stream or sys.stderr
-        self.width = width
+        self.log_interval = log_interval
         self.start = time.perf_counter()
-        self._last_draw = 0.0
+        self._fraction = 0.0
+        self._detail = ""
+        self._last_line = self.start
+        self._closed = False
+        self._tqdm: tqdm | None = None
+        if _is_terminal(self.stream):
+            self._tqdm = tqdm(
+                total=_STEPS,
+                desc=label,
+                file=self.stream,
+                leave=True,
+                dynamic_ncols=True,
+                bar_format="{desc} |{bar}| {percentage:3.0f}%{postfix} [{elapsed}]",
+            )
 
     def update(self, fraction: float, detail: str = "") -> None:
-        """Redraw at most 10 times a second, and always at 100 %."""
-        now = time.perf_counter()
-        if fraction < 1.0 and now - self._last_draw < 0.1:
+        """Show ``fraction`` (0 to 1) done, with ``detail`` after the percentage."""
+        self._fraction = min(max(fraction, 0.0), 1.0)
+        self._detail = detail
+        if self._tqdm is not None:
+            # n is set, not incremented: a stage may start again from 0
+            self._tqdm.n = round(self._fraction * _STEPS)
+            self._tqdm.set_postfix_str(detail, refresh=False)
+            now = time.perf_counter()
+            if self._fraction >= 1.0 or now - self._last_line >= 0.1:
+                self._last_line = now
+                self._tqdm.refresh()
             return
-        self._last_draw = now
-        fraction = min(max(fraction, 0.0), 1.0)
-        filled = round(fraction * self.width)
-        bar = "#" * filled + "." * (self.width - filled)
-        elapsed = now - self.start
-        self.stream.write(f"\r{self.label} [{bar}] {fraction:4.0%} {detail} {elapsed:5.1f}s ")
-        self.stream.flush()
+        now = time.perf_counter()
+        if now - self._last_line >= self.log_interval:
+            self._last_line = now
+            self._write_line(now)
 
     def close(self) -> None:
-        """End the line."""
-        self.stream.write("\n")
+        """End the bar: the final state stays on screen, or is the log's last line."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._tqdm is not None:
+            self._tqdm.close()
+        else:
+            self._write_line(time.perf_counter())
+
+    def _write_line(self, now: float) -> None:
+        detail = f" {self._detail}" if self._detail else ""
+        elapsed = now - self.start
+        self.stream.write(f"{self.label}: {self._fraction:.0%}{detail} ({elapsed:.1f} s)\n")
         self.stream.flush()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
