@@ -12,6 +12,7 @@ import tifffile
 from napari_unet import ModelConfig, load_model, save_model
 from napari_unet.checkpoint import new_model
 from napari_unet.cli import main
+from napari_unet.outofcore import open_outputs
 
 
 @pytest.fixture
@@ -159,6 +160,11 @@ def test_wide_types_are_normalised_before_the_cast_on_the_command_line(tmp_path,
     stacked = tifffile.imread(out / "stack_prob.tif")
     assert np.allclose(stacked[1], predict(image[::-1], model), atol=1e-6)
     assert np.ptp(expected) > 1e-4  # the network did see contrast
+    zarr_out = tmp_path / "zarr"
+    arguments = ["--model", str(checkpoint), "--output", str(zarr_out), "--output-format", "zarr"]
+    assert main(["predict", inputs[0], *arguments]) == 0
+    stored = open_outputs(zarr_out / "plane_prediction.zarr")["prob"][:]
+    assert np.allclose(stored, expected, atol=1e-6)
 
 
 def test_complex_images_are_refused(tmp_path, checkpoint, capsys):
