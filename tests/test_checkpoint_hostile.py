@@ -178,3 +178,16 @@ def test_torch_state_dict_of_non_tensors_is_refused(tmp_path, capsys):
         load_model(path)
     assert main(["info", str(path)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_info_reads_no_weights_of_a_safetensors_file(saved, monkeypatch):
+    from safetensors import safe_open
+
+    opened = safe_open(str(saved), framework="pt").__enter__()
+
+    def refuse(self, key):
+        raise AssertionError(f"info read the weights of {key}")
+
+    monkeypatch.setattr(type(opened), "get_tensor", refuse)
+    info = checkpoint_info(saved)
+    assert info["parameters"] == sum(p.numel() for p in new_model(SMALL).parameters())

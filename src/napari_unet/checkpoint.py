@@ -144,12 +144,16 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
         stream.write(payload)
 
 
-def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def read_checkpoint(
+    path: str | os.PathLike, *, weights: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and metadata of a checkpoint file, without building a model.
 
     The metadata is checked first (:mod:`napari_unet._limits`: a sane
     architecture, stored shapes that fit it), so a hostile file cannot make
-    this allocate more than its sane weights.
+    this allocate more than its sane weights. With ``weights=False`` a
+    safetensors file's tensors are not read: they come back as empty tensors
+    of the stored shapes on the ``meta`` device.
 
     Raises
     ------
@@ -159,10 +163,12 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     path = resolve_checkpoint(path)
     if path.suffix.lower() in (".pt", ".pth"):
         return _read_torch(path)
-    return _read_safetensors(path)
+    return _read_safetensors(path, weights)
 
 
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def _read_safetensors(
+    path: Path, weights: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     from safetensors import SafetensorError, safe_open
 
     try:
@@ -175,7 +181,10 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, An
             metadata = _parse_metadata(path, header[METADATA_KEY])
             shapes = {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}
             _check_shapes(path, shapes, metadata)
-            tensors = {key: file.get_tensor(key) for key in file.keys()}
+            if weights:
+                tensors = {key: file.get_tensor(key) for key in file.keys()}
+            else:
+                tensors = {key: torch.empty(shape, device="meta") for key, shape in shapes.items()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         if isinstance(error, CheckpointError):
             raise
@@ -315,9 +324,9 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
 
 
 def checkpoint_info(name_or_path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata of a checkpoint as a JSON-serialisable dict (no weights loaded into a model)."""
+    """The metadata of a checkpoint as a JSON-serialisable dict (safetensors: weights not read)."""
     path = resolve_checkpoint(name_or_path)
-    tensors, metadata = read_checkpoint(path)
+    tensors, metadata = read_checkpoint(path, weights=False)
     metadata["file"] = str(path)
     metadata["parameters"] = int(sum(t.numel() for t in tensors.values()))
     return metadata
