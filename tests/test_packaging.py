@@ -4,6 +4,8 @@ from pathlib import Path
 
 import yaml
 
+import napari_unet
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -87,6 +89,8 @@ def test_built_wheel_ships_manifest_and_entry_point(tmp_path):
     (wheel,) = tmp_path.glob("napari_unet-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+        assert f"\nVersion: {napari_unet.__version__}\n" in metadata.decode()  # the one source
         manifest = archive.read("napari_unet/napari.yaml")
         entry_points = next(n for n in names if n.endswith("entry_points.txt"))
         assert "napari_unet:napari.yaml" in archive.read(entry_points).decode()
