@@ -110,10 +110,20 @@ def test_a_stopped_run_says_stopped_not_done(qtbot, dock, notifications):
     qtbot.waitUntil(lambda: len(finetune.plot.iterations) >= 2, timeout=30_000)
     with qtbot.waitSignal(finetune.finished, timeout=10_000):
         finetune.stop()
-    assert finetune.status.text().startswith("Stopped after "), finetune.status.text()
-    assert "Done" not in finetune.status.text()
+    status = finetune.status.text()
+    assert status.startswith("Stopped after ") and "Done" not in status, status
+    assert "On the image, " in status  # a stopped run changed the model too: what changed
     info = [n.message for n in notifications if n.severity == NotificationSeverity.INFO]
     assert info and info[-1].startswith("Fine-tuning stopped"), info
+
+    finetune.start_finetune()  # Stop pressed twice: no comparison either
+    qtbot.waitUntil(lambda: len(finetune.plot.iterations) >= 2, timeout=30_000)
+    with qtbot.waitSignal(finetune.finished, timeout=10_000):
+        finetune.stop()
+        assert "press Stop again" in finetune.status.text()
+        finetune.stop_button.changed.emit(True)
+    status = finetune.status.text()
+    assert status.startswith("Stopped after ") and "On the image" not in status, status
 
 
 def test_small_losses_show_significant_digits(dock):

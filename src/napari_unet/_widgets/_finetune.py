@@ -80,7 +80,7 @@ class FinetuneWidget(QWidget):
         self.viewer = real_viewer(viewer)
         self.state = model_state(self.viewer)
         self.worker: GeneratorWorker | None = None
-        self._stop = threading.Event()
+        self._stop, self._cancel = threading.Event(), threading.Event()
         self._request: TrainingRequest | None = None
         self._image_layer: napari.layers.Image | None = None
         self._last_iteration = 0
@@ -180,14 +180,14 @@ class FinetuneWidget(QWidget):
             return None
         self.state.remember("before fine-tune")
         self._request, self._last_iteration, self._changes = request, 0, None
-        self._stop = threading.Event()
+        self._stop, self._cancel = threading.Event(), threading.Event()
         self.plot.clear()
         self.progress.setValue(0)
         self.status.setText("Preparing the annotations…")
         self._set_running(True)
         self.worker = start_job(
             self,
-            finetune_job(request, self._stop),
+            finetune_job(request, self._stop, self._cancel),
             "Fine-tuning",
             self._stop,
             on_yield=self._on_update,
@@ -198,15 +198,25 @@ class FinetuneWidget(QWidget):
         return self.worker
 
     def stop(self, *_: Any) -> None:
-        """Ask the fine-tune to stop; the model keeps its best weights."""
-        if self.worker is not None:
-            self._stop.set()
+        """Ask the fine-tune to stop; the model keeps its best weights.
+
+        The slice in view is then compared with the model before; pressing Stop
+        again skips that too.
+        """
+        if self.worker is None:
+            return
+        if self._stop.is_set():
+            self._cancel.set()
             self.status.setText("Stopping…")
+            return
+        self._stop.set()
+        self.status.setText("Stopping… (press Stop again to skip comparing the slice in view)")
 
     def stop_jobs(self) -> None:
         """Stop what runs: the section was closed, its Stop button is out of reach."""
+        self._cancel.set()
         if self.worker is not None and not self._stop.is_set():
-            self.stop()
+            self._stop.set()
             show_info(
                 "Fine-tuning stopped: its panel was closed. The model keeps the best weights "
                 "so far; the Model section can go back to the model before."

@@ -162,7 +162,7 @@ def foreground_probability(probabilities: np.ndarray) -> np.ndarray:
 
 
 def finetune_job(
-    request: TrainingRequest, stop: threading.Event
+    request: TrainingRequest, stop: threading.Event, cancel: threading.Event | None = None
 ) -> Generator[FinetuneUpdate | ClassChanges | str, None, TrainProgress | None]:
     """Fine-tune in the worker thread, yielding a :class:`FinetuneUpdate` per iteration.
 
@@ -170,12 +170,15 @@ def finetune_job(
     (``str``) before each and honouring ``stop`` between them, and predicts the
     plane to compare (``request.compare_plane``) with the model as it is.
 
-    After training (unless stopped) one last preview shows the kept weights,
-    and the :class:`~napari_unet.review.ClassChanges` of the compared plane are
-    yielded (its prediction reuses the preview's when it shows that plane).
+    After training (unless stopped) one last preview shows the kept weights.
+    Then, also after a stop (a stopped run changed the model too), unless
+    ``cancel`` is set (default: ``stop``), the
+    :class:`~napari_unet.review.ClassChanges` of the compared plane are yielded
+    (its prediction reuses the preview's when it shows that plane).
     Returns the last :class:`~napari_unet.training.TrainProgress` (None if no
     iteration ran). Raises what :func:`~napari_unet.training.finetune` raises.
     """
+    cancel = stop if cancel is None else cancel
     preview = request.preview
     images = yield from _read_images(request, stop)
     if images is None:
@@ -219,10 +222,11 @@ def finetune_job(
             yield update
             if preview.last_plane == request.compare_plane:
                 after = probabilities
-    if last is not None and before is not None and not stop.is_set():
+    if last is not None and before is not None and not cancel.is_set():
         if after is None:
+            yield "Comparing the slice in view with the model before training…"
             compared = _plane_image(request, images, request.compare_plane)
-            after = _final_preview(request, compared, stop)
+            after = _final_preview(request, compared, cancel)
         if after is not None:
             yield class_changes(class_mask(before), class_mask(after))
     return last
