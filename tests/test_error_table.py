@@ -18,7 +18,9 @@ import torch
 
 from napari_unet import ModelConfig, TrainConfig, finetune, load_model, predict, save_model
 from napari_unet.checkpoint import new_model, read_checkpoint
+from napari_unet.config import NormConfig
 from napari_unet.data import read_image, to_channels_first
+from napari_unet.normalization import normalization_stats
 from napari_unet.volumes import annotated_slices
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
@@ -218,6 +220,10 @@ CASES = {
     "complex image": lambda tmp: predict(np.ones((32, 32), np.complex64), MODEL),
     "empty (0x0) image": lambda tmp: predict(np.zeros((0, 0)), MODEL),
     "tile_size 48.0": lambda tmp: predict(IMAGE, MODEL, tile_size=48.0),
+    "new model with 2.5 base features": lambda tmp: new_model(ModelConfig(base_features=2.5)),
+    "normalisation percentiles out of range (API)": lambda tmp: normalization_stats(
+        IMAGE, NormConfig(low=-5, high=99)
+    ),
     "train --threads -1": lambda tmp: _cli_train(tmp, "--threads", "-1"),
     "train --w0 nan": lambda tmp: _cli_train(tmp, "--w0", "nan"),
     "train --sigma 0": lambda tmp: _cli_train(tmp, "--sigma", "0"),

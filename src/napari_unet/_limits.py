@@ -11,6 +11,7 @@ file.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,13 +40,16 @@ _CHOICES = {"padding": ("valid", "same"), "upsampling": ("upconv", "bilinear")}
 _MINIMA = {"depth": 0, "base_features": 1, "in_channels": 1, "n_classes": 2}
 
 
-def check_model_config(values: Any) -> ModelConfig:
+def check_model_config(values: Any, *, bounded: bool = True) -> ModelConfig:
     """A :class:`ModelConfig` from untrusted values, refused unless sane.
 
     Parameters
     ----------
     values : Any
         The ``model_config`` of a checkpoint's metadata (a JSON object).
+    bounded : bool
+        Also apply :data:`LIMITS` and :data:`MAX_PARAMETERS` (False: only whole
+        numbers, at least the minima, and known choices).
 
     Returns
     -------
@@ -62,9 +66,9 @@ def check_model_config(values: Any) -> ModelConfig:
         raise ValueError(f"model_config must be a JSON object, got {_show(values)}")
     for name, largest in LIMITS.items():
         value = values.get(name, getattr(ModelConfig, name))
-        if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f"model_config {name} must be a whole number, got {_show(value)}")
-        if not _MINIMA[name] <= value <= largest:
+        if not _MINIMA[name] <= value <= (largest if bounded else value):
             raise ValueError(
                 f"model_config {name} is {value}; napari-unet accepts {_MINIMA[name]} to {largest}"
             )
@@ -77,6 +81,8 @@ def check_model_config(values: Any) -> ModelConfig:
             f"model_config batch_norm must be true or false, got {values['batch_norm']}"
         )
     config = ModelConfig.from_dict(dict(values))
+    if not bounded:
+        return config
     count = sum(math.prod(shape) for shape in expected_shapes(config).values())
     if count > MAX_PARAMETERS:
         raise ValueError(

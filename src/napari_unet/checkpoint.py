@@ -86,7 +86,14 @@ def default_metadata(config: ModelConfig) -> dict[str, Any]:
 
 
 def new_model(config: ModelConfig | None = None, seed: int | None = 0) -> UNet:
-    """A freshly initialised :class:`UNet` with default metadata."""
+    """A freshly initialised :class:`UNet` with default metadata.
+
+    Raises
+    ------
+    ValueError
+        When a number of ``config`` is not a whole number (e.g. 2.5 features).
+    """
+    check_model_config((config or ModelConfig()).to_dict(), bounded=False)
     if seed is not None:
         torch.manual_seed(seed)
     model = UNet(config or ModelConfig())

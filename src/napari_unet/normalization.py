@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ._limits import check_normalization
 from .config import NormConfig
 from .data import check_real
 
@@ -30,7 +31,8 @@ def normalization_stats(
     image : array-like, (Y, X) or (C, Y, X)
         Large images are subsampled on a regular grid (about 4 million pixels).
     norm : NormConfig
-        Percentiles mapped to 0 and 1.
+        Percentiles mapped to 0 and 1 (numbers with 0 <= low < high <= 100,
+        else ValueError).
 
     Returns
     -------
@@ -40,6 +42,7 @@ def normalization_stats(
         offset keep their contrast (see :func:`normalize`).
     """
     norm = norm or NormConfig()
+    check_normalization(norm.to_dict())
     check_real(image.dtype)
     size_y, size_x = image.shape[-2:]
     step = max(1, int(np.sqrt(size_y * size_x / 4e6)))
