@@ -32,3 +32,17 @@ def test_explicit_cpu_and_unknown_names():
     assert resolve_device(torch.device("cpu")) == torch.device("cpu")
     with pytest.raises(ValueError, match="unknown device"):
         resolve_device("tpu")
+
+
+def test_torch_threads_sets_the_count_inside_and_restores_it_after():
+    before = torch.get_num_threads()
+    inside = 1 if before != 1 else 2
+    with devices.torch_threads(inside):
+        assert torch.get_num_threads() == inside
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), devices.torch_threads(inside):
+        raise RuntimeError("the count is restored however the block ends")
+    assert torch.get_num_threads() == before
+    for unset in (None, 0):
+        with devices.torch_threads(unset):
+            assert torch.get_num_threads() == before

@@ -23,8 +23,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
 from .checkpoint import load_model, resolve_checkpoint
 from .data import write_tiff
+from .devices import torch_threads
 from .inference import Progress
 from .inputs import InputInfo, open_input, probe_input
 from .model import UNet
@@ -207,7 +207,7 @@ def predict_file(
         if all(out.exists() for out in outputs):
             return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
     lazy = info.output_format == "zarr"
-    with open_input(Path(path), lazy, info.axes) as image, _torch_threads(options.threads):
+    with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
         count = _predict_and_write(image, model, info, outputs, options, progress, record)
     seconds = time.perf_counter() - start
     return FileResult(
@@ -251,21 +251,6 @@ def _predict_and_write(
             write_tiff(out, array, metadata={PROVENANCE_KEY: record})
         count = int(results[2].max())
     return count
-
-
-@contextmanager
-def _torch_threads(threads: int | None) -> Iterator[None]:
-    """Run with ``threads`` torch CPU threads, then restore the previous count."""
-    import torch
-
-    previous = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        if threads:
-            torch.set_num_threads(previous)
 
 
 def _stored_count(store: Path) -> int | None:

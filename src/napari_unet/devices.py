@@ -1,6 +1,9 @@
-"""Choosing a torch device: CUDA, else Apple MPS, else CPU."""
+"""Choosing a torch device (CUDA, else Apple MPS, else CPU) and its CPU thread count."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -37,3 +40,24 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 def _mps_available() -> bool:
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Let torch use ``count`` CPU threads in the calling thread, and restore the count after.
+
+    None or 0 leaves the count as it is. ``torch.set_num_threads`` sets a
+    process-wide default, but with OpenMP each thread keeps the count it had
+    when it first computed: a worker thread (of Qt's pool, of a dask worker)
+    that ran an earlier job ignores a later change made elsewhere, so call this
+    in the thread that computes.
+    """
+    previous = torch.get_num_threads()
+    if not count or count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

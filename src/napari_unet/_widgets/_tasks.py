@@ -7,7 +7,8 @@ escapes; :func:`start_job` wires the worker to the widget and makes sure the
 work stops when the widget goes away (the viewer is closed).
 
 How many CPU threads torch uses for a job can be set with :data:`JOB_THREADS`
-(see :func:`torch_threads` for why it is set in the worker thread itself).
+(see :func:`napari_unet.devices.torch_threads` for why it is set in the worker
+thread itself).
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ import inspect
 import logging
 import threading
 import weakref
-from collections.abc import Callable, Generator, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -29,6 +29,7 @@ from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QWidget
 
 from ..checkpoint import CheckpointError
+from ..devices import torch_threads
 from ..inference import Cancelled
 from ..sampling import AnnotationError
 from ..training import TrainingError
@@ -179,27 +180,6 @@ def job_threads() -> int | None:
     return None if JOB_THREADS is None else max(1, JOB_THREADS)
 
 
-@contextmanager
-def torch_threads(count: int | None) -> Iterator[None]:
-    """Let torch use ``count`` CPU threads in the calling thread, and restore the count after.
-
-    ``torch.set_num_threads`` sets a process-wide default, but with OpenMP each
-    thread keeps the count it had when it first computed: a worker thread of
-    Qt's pool that ran an earlier job ignores a later change made in the Qt
-    thread. So the count is set in the worker thread itself, as :func:`_drive`
-    does when a job starts. None leaves the count as it is.
-    """
-    previous = torch.get_num_threads()
-    if count is None or count == previous:
-        yield
-        return
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _drive(job: Generator[Any, None, Any]) -> Generator[Any, None, Any]:
     with torch_threads(job_threads()):  # runs in the worker thread
         return (yield from job)
@@ -215,7 +195,6 @@ def _abandon(worker: GeneratorWorker, stop: threading.Event, *_: Any) -> None:
 
 def available_devices() -> list[str]:
     """Device choices: "auto", "cpu", then each CUDA GPU and Apple MPS when present."""
-    import torch
 
     devices = ["auto", "cpu"]
     if torch.cuda.is_available():
