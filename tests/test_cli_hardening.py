@@ -92,6 +92,31 @@ def test_train_removes_what_a_killed_save_left(tmp_path):
     assert not leftover.exists() and out.exists()
 
 
+@pytest.mark.parametrize("output_format", ["tiff", "zarr"])
+def test_sigterm_during_predict_leaves_no_temporaries(tmp_path, checkpoint, capsys, output_format):
+    from napari_unet import _commands
+
+    def terminate(self, path):
+        def update(step):
+            if step.done > 0:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+        return update
+
+    previous = signal.getsignal(signal.SIGTERM)
+    image = tmp_path / "big.tif"
+    tifffile.imwrite(image, np.random.default_rng(0).integers(0, 99, (200, 200), dtype=np.uint16))
+    out = tmp_path / "out"
+    arguments = ["predict", str(image), "--model", str(checkpoint), "--output", str(out)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_commands._FileProgress, "start", terminate)
+        status = main([*arguments, "--tile-size", "48", "--output-format", output_format])
+    assert status == 128 + signal.SIGTERM
+    assert "terminated" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == previous
+
+
 def test_train_output_that_is_a_folder_is_refused_before_training(tmp_path, capsys):
     folder = tmp_path / "models"
     folder.mkdir()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -13,7 +14,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._progress import ProgressBar
-from ._train_command import _train_config, run_train  # noqa: F401  (handler of `train`)
+from ._train_command import (  # noqa: F401  (run_train: handler of `train`)
+    Termination,
+    _train_config,
+    run_train,
+    sigterm_interrupts,
+)
 from .cli import EXIT_BAD_INPUT, CliError, print_json
 
 if TYPE_CHECKING:
@@ -71,8 +77,7 @@ def run_predict(args: argparse.Namespace) -> int:
     computed or written (a bad one: one line, exit 2). A file failing later is
     reported on one line and the others go on; the exit status is then 2.
     """
-    from .batch import PredictOptions, cached_model, check_outputs, run_batch
-    from .inference import default_tile_size
+    from .batch import cached_model, check_outputs, run_batch
     from .inputs import expand_inputs, probe_input
 
     inputs = expand_inputs(args.inputs)
@@ -83,11 +88,44 @@ def run_predict(args: argparse.Namespace) -> int:
         if value is not None and value < 1:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
     model = cached_model(args.model, args.device)
+    options = _predict_options(args, model)
+    for path in inputs:
+        probe_input(path, model.config.in_channels, args.axes, args.output_format)
+    check_outputs(inputs, args.output)
+    output = _writable_folder(args.output)
+    on_cluster = args.scheduler is not None or bool(args.workers and len(inputs) > 1)
+    bars = _FileProgress()
+    termination = Termination()
+    try:
+        with sigterm_interrupts(termination):
+            results = run_batch(
+                inputs,
+                args.model,
+                output,
+                options,
+                scheduler=args.scheduler,
+                workers=args.workers if on_cluster else None,
+                report=bars.report,
+                progress=None if on_cluster else bars.start,
+            )
+    except KeyboardInterrupt:
+        if not termination.received:
+            raise
+        print("napari-unet predict: terminated; unfinished outputs removed", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
+
+
+def _predict_options(args: argparse.Namespace, model):
+    """The PredictOptions of ``napari-unet predict`` (the tile size checked first)."""
+    from .batch import PredictOptions
+    from .inference import default_tile_size
+
     if args.tile_size is not None:
         if not 1 <= args.tile_size <= 2**16:
             raise CliError(f"--tile-size must be between 1 and {2**16}, got {args.tile_size}")
         model.check_input_size(args.tile_size)
-    options = PredictOptions(
+    return PredictOptions(
         tile_size=args.tile_size or default_tile_size(model),
         batch_size=args.batch_size,
         device=args.device,
@@ -98,23 +136,6 @@ def run_predict(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         threads=args.threads,
     )
-    for path in inputs:
-        probe_input(path, model.config.in_channels, args.axes, args.output_format)
-    check_outputs(inputs, args.output)
-    output = _writable_folder(args.output)
-    on_cluster = args.scheduler is not None or bool(args.workers and len(inputs) > 1)
-    bars = _FileProgress()
-    results = run_batch(
-        inputs,
-        args.model,
-        output,
-        options,
-        scheduler=args.scheduler,
-        workers=args.workers if on_cluster else None,
-        report=bars.report,
-        progress=None if on_cluster else bars.start,
-    )
-    return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
 
 
 class _FileProgress:

@@ -16,7 +16,7 @@ from .cli import CliError
 if TYPE_CHECKING:
     from .config import TrainConfig
 
-__all__ = ["run_train"]
+__all__ = ["Termination", "run_train", "sigterm_interrupts"]
 
 
 def _training_inputs(args: argparse.Namespace, in_channels: int):
@@ -149,8 +149,8 @@ def run_train(args: argparse.Namespace) -> int:
         report_every=5,
     )
     runs_before = len(model.metadata.get("training_history", []))
-    termination = _Termination()
-    with _sigterm_interrupts(termination):  # kept through the save, which SIGTERM waits for
+    termination = Termination()
+    with sigterm_interrupts(termination):  # kept through the save, which SIGTERM waits for
         status = _follow_training(steps, termination)
         termination.armed = False
         if len(model.metadata.get("training_history", [])) == runs_before:
@@ -164,7 +164,7 @@ def run_train(args: argparse.Namespace) -> int:
     return status
 
 
-def _follow_training(steps, termination: _Termination) -> int:
+def _follow_training(steps, termination: Termination) -> int:
     """Run the ``finetune`` generator with a progress bar; returns the exit status."""
     from .training import TrainingError
 
@@ -183,12 +183,14 @@ def _follow_training(steps, termination: _Termination) -> int:
     return 0
 
 
-class _Termination:
-    """SIGTERM handling of ``train``: the state shared with the signal handler.
+class Termination:
+    """SIGTERM handling of ``train`` and ``predict``: the state shared with the handler.
 
-    While ``armed`` (training), the first SIGTERM raises KeyboardInterrupt where
-    the program is, as Ctrl-C does. Once disarmed (saving), SIGTERM is only
-    recorded in ``received``, so the best weights are still written.
+    While ``armed`` (training, predicting), the first SIGTERM raises
+    KeyboardInterrupt where the program is, as Ctrl-C does, so ``finally``
+    blocks run (temporaries removed, best weights restored). Once disarmed
+    (saving), SIGTERM is only recorded in ``received``, so the best weights are
+    still written.
     """
 
     def __init__(self) -> None:
@@ -203,7 +205,7 @@ class _Termination:
 
 
 @contextlib.contextmanager
-def _sigterm_interrupts(termination: _Termination):
+def sigterm_interrupts(termination: Termination):
     """Install ``termination.handler`` for SIGTERM within the block (main thread only)."""
     try:
         previous = signal.signal(signal.SIGTERM, termination.handler)
