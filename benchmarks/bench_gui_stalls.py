@@ -20,7 +20,7 @@ Usage (from the repository root; re-runs itself under ``xvfb-run -a`` without a 
 
     python benchmarks/bench_gui_stalls.py [--size 1024] [--seconds 10] [--model nuclei]
 
-Prints a markdown report on stdout (progress on stderr).
+Prints a markdown report on stdout (progress on stderr); figures in ``results_gui_stalls.md``.
 """
 
 from __future__ import annotations
@@ -200,13 +200,17 @@ def report(recorder: Recorder, args: argparse.Namespace) -> list[str]:
     lines += ["", "Stalls, longest first, with the timed calls inside them (ms):", ""]
     stalls = sorted(recorder.stalls(args.threshold), key=lambda s: s[0] - s[1])
     for start, end in stalls[:25]:
-        phase = next((n for n, a, b in recorder.phases if a < end and start < b), "?")
+        phase, began = next(
+            ((n, a) for n, a, b in recorder.phases if a < end and start < b), ("?", start)
+        )
         inside = [
             (label, (b - a) * 1000) for label, a, b in recorder.calls if a < end and b > start
         ]
         inside.sort(key=lambda item: -item[1])
         calls = ", ".join(f"{label} {ms:.0f}" for label, ms in inside[:4]) or "none timed"
-        lines.append(f"* {(end - start) * 1000:.0f} ms in {phase}: {calls}")
+        lines.append(
+            f"* {(end - start) * 1000:.0f} ms in {phase} (at {start - began:+.1f} s): {calls}"
+        )
     totals: dict[str, list[float]] = {}
     for label, a, b in recorder.calls:
         totals.setdefault(label, []).append((b - a) * 1000)
