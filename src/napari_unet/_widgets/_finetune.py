@@ -64,12 +64,16 @@ class FinetuneWidget(QWidget):
         Shows the loss weights of the annotations (see :meth:`show_loss_weights`).
     plot : LossPlot
         The live loss curve.
+    go_back : GoBackButton
+        Undoes the last run (its ``button`` is :attr:`back_button`).
 
     Notes
     -----
     Every annotated slice of the annotation layer is used for training. The
     live preview predicts the slice the viewer shows every few seconds into the
-    ``"<image> preview"`` layer (probability of any foreground class).
+    ``"<image> preview"`` layer (probability of any foreground class). The slice
+    in view at Start is predicted before and after training (in the worker), and
+    the status line says how many of its pixels changed class, and to which.
     """
 
     finished = Signal()
