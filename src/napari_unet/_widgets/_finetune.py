@@ -207,7 +207,7 @@ class FinetuneWidget(QWidget):
         The slice in view is then compared with the model before; pressing Stop
         again skips that too.
         """
-        if self.worker is None:
+        if self._request is None:  # not running (set before the worker starts: no race)
             return
         if self._stop.is_set():
             self._cancel.set()
@@ -219,7 +219,7 @@ class FinetuneWidget(QWidget):
     def stop_jobs(self) -> None:
         """Stop what runs: the section was closed, its Stop button is out of reach."""
         self._cancel.set()
-        if self.worker is not None and not self._stop.is_set():
+        if self._request is not None and not self._stop.is_set():
             self._stop.set()
             show_info(
                 "Fine-tuning stopped: its panel was closed. The model keeps the best weights "
