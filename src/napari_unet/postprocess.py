@@ -15,7 +15,8 @@ from typing import Literal
 import numpy as np
 from scipy import ndimage
 from skimage.feature import peak_local_max
-from skimage.segmentation import watershed
+from skimage.morphology import remove_small_objects
+from skimage.segmentation import relabel_sequential, watershed
 
 __all__ = ["class_mask", "instance_labels", "remove_small_instances"]
 
@@ -141,6 +142,9 @@ def instance_labels(
 def remove_small_instances(labels: np.ndarray, min_size: int) -> np.ndarray:
     """Remove instances smaller than ``min_size`` pixels and renumber from 1.
 
+    scikit-image's ``remove_small_objects`` on the labels (each label value is
+    one instance, whatever its connectivity) and ``relabel_sequential``.
+
     Parameters
     ----------
     labels : numpy.ndarray of int, shape (Y, X)
@@ -156,12 +160,17 @@ def remove_small_instances(labels: np.ndarray, min_size: int) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.size == 0:
         return labels.astype(np.uint32)
-    sizes = np.bincount(labels.ravel().astype(np.int64))
-    keep = sizes >= max(min_size, 1)
-    keep[0] = False
-    new_ids = np.zeros(sizes.size, dtype=np.uint32)
-    new_ids[keep] = np.arange(1, int(keep.sum()) + 1, dtype=np.uint32)
-    return new_ids[labels]
+    if labels.dtype.kind not in "iu":  # bool (one instance) or whole floats, as integers
+        labels = labels.astype(np.int64)
+    if min_size > 1:
+        if labels.max() > 1:
+            try:  # scikit-image >= 0.26: max_size removes sizes <= max_size
+                labels = remove_small_objects(labels, max_size=min_size - 1)
+            except TypeError:  # older: min_size removes sizes < min_size
+                labels = remove_small_objects(labels, min_size=min_size)
+        elif np.count_nonzero(labels) < min_size:  # one instance (which skimage warns about)
+            labels = np.zeros_like(labels)
+    return relabel_sequential(labels)[0].astype(np.uint32, copy=False)
 
 
 def _foreground_classes(mask: np.ndarray, foreground_classes: Iterable[int] | None) -> list[int]:
