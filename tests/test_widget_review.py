@@ -170,3 +170,12 @@ def test_loading_the_current_bundled_model_again_adds_no_history(make_napari_vie
     assert widget.load()  # the same, unchanged model: nothing to go back to
     assert state.history == history and state.model is model
     assert f"“{name}” is the current model already" in notifications[-1].message
+
+
+def test_the_preview_is_added_below_the_strokes(qtbot, dock):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    widget.finetune.settings.iterations.value = 2
+    run(qtbot, widget.finetune, widget.finetune.start_finetune)
+    names = [layer.name for layer in viewer.layers]
+    assert names == ["discs", "discs preview", "discs annotations"]  # strokes drawn last

@@ -310,7 +310,7 @@ class FinetuneWidget(QWidget):
             return
         data = np.zeros(geometry.spatial_shape, dtype=np.float32)
         data[plane] = foreground
-        show_output(
+        layer = show_output(
             self.viewer,
             name,
             data,
@@ -321,6 +321,10 @@ class FinetuneWidget(QWidget):
             opacity=0.55,
             blending="additive",
         )
+        layers = self.viewer.layers
+        strokes = request.annotation_name
+        if strokes in layers and layers.index(strokes) < layers.index(layer):
+            layers.move(layers.index(layer), layers.index(strokes))  # the strokes stay on top
 
     def _on_result(self, result: JobResult) -> None:
         if self._last_iteration == 0:
