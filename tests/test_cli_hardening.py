@@ -229,3 +229,11 @@ def test_a_fifo_given_as_an_image_is_refused_without_blocking(tmp_path, checkpoi
         read_image(fifo)
     assert main(["predict", str(fifo), "--model", str(checkpoint), "--output", str(tmp_path)]) == 2
     assert "pipe.tif: not a regular file" in capsys.readouterr().err
+
+
+def test_train_names_a_missing_image_once(tmp_path, capsys):
+    arguments = _train_args(tmp_path)
+    arguments[arguments.index("--images") + 1] = str(tmp_path / "absent.tif")
+    assert main([*arguments, "--output", str(tmp_path / "m.safetensors")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("absent.tif") == 1 and "file not found" in error

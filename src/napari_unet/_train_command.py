@@ -27,8 +27,9 @@ def _training_inputs(args: argparse.Namespace, in_channels: int):
         raise CliError(f"got {len(args.images)} --images but {len(args.labels)} --labels")
     images, labels = [], []
     for image_path, label_path in zip(args.images, args.labels):
+        pixels = read_image(image_path)  # its errors name the file
         try:
-            image = to_channels_first(read_image(image_path), in_channels)
+            image = to_channels_first(pixels, in_channels)
         except ValueError as error:
             raise CliError(f"{image_path}: {error}") from error
         label = read_image(label_path)
