@@ -117,6 +117,24 @@ def test_sigterm_during_predict_leaves_no_temporaries(tmp_path, checkpoint, caps
     assert signal.getsignal(signal.SIGTERM) == previous
 
 
+def test_a_save_failing_everywhere_says_the_weights_are_lost(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    from napari_unet import checkpoint as checkpoint_module
+
+    def full_disk(model, path, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    def no_temporary_folder(prefix=""):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module, "save_model", full_disk)
+    monkeypatch.setattr(tempfile, "mkdtemp", no_temporary_folder)
+    out = tmp_path / "m.safetensors"
+    assert main([*_train_args(tmp_path), "--output", str(out), "--iterations", "1"]) == 2
+    assert "the trained weights are lost" in capsys.readouterr().err
+
+
 def test_train_output_that_is_a_folder_is_refused_before_training(tmp_path, capsys):
     folder = tmp_path / "models"
     folder.mkdir()

@@ -257,13 +257,13 @@ def _save_or_keep(model, output: Path, half: bool, extra: dict) -> None:
         return
     except OSError as error:
         reason = error
-    kept = Path(tempfile.mkdtemp(prefix="napari-unet-")) / output.name
     try:
+        kept = Path(tempfile.mkdtemp(prefix="napari-unet-")) / output.name
         save_model(model, kept, half=half)
     except OSError as error:
         raise CliError(
-            f"cannot write {output} ({reason}), nor a copy in {kept.parent} ({error}): "
-            "the trained weights are lost"
+            f"cannot write {output} ({reason}), nor a copy in {tempfile.gettempdir()} "
+            f"({error}): the trained weights are lost"
         ) from error
     raise CliError(f"cannot write {output} ({reason}); the trained weights were saved to {kept}")
 
