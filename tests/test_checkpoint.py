@@ -156,3 +156,21 @@ def test_paths_in_metadata_are_never_opened(tmp_path, small_model, monkeypatch):
     assert not any("bait" in name for name in opened)
     assert not bait.exists()
     assert model.metadata["source"] == str(path)  # where it was really loaded from
+
+
+def test_new_model_with_a_seed_leaves_the_global_random_state_alone():
+    config = ModelConfig(base_features=4, depth=2)
+    torch.manual_seed(123)
+    expected = torch.rand(5)
+    torch.manual_seed(123)
+    first = new_model(config, seed=7)
+    assert torch.equal(torch.rand(5), expected)  # the caller's stream goes on unchanged
+    second = new_model(config, seed=7)
+    torch.manual_seed(7)  # what new_model did before: the same weights as then
+    reference = new_model(config, seed=None)
+    for a, b, c in zip(
+        first.state_dict().values(), second.state_dict().values(), reference.state_dict().values()
+    ):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    other = new_model(config, seed=8)
+    assert not torch.equal(next(other.parameters()), next(first.parameters()))

@@ -88,15 +88,22 @@ def default_metadata(config: ModelConfig) -> dict[str, Any]:
 def new_model(config: ModelConfig | None = None, seed: int | None = 0) -> UNet:
     """A freshly initialised :class:`UNet` with default metadata.
 
+    ``seed`` makes the initial weights reproducible without touching torch's
+    global random state (the weights are drawn from a forked CPU generator);
+    None draws them from the global generator.
+
     Raises
     ------
     ValueError
         When a number of ``config`` is not a whole number (e.g. 2.5 features).
     """
     check_model_config((config or ModelConfig()).to_dict(), bounded=False)
-    if seed is not None:
-        torch.manual_seed(seed)
-    model = UNet(config or ModelConfig())
+    if seed is None:
+        model = UNet(config or ModelConfig())
+    else:
+        with torch.random.fork_rng(devices=[]):  # the CPU generator, restored after
+            torch.random.default_generator.manual_seed(seed)
+            model = UNet(config or ModelConfig())
     model.metadata = default_metadata(model.config)
     return model
 
