@@ -240,10 +240,6 @@ class LayerPicker:
         if any(item is layer for _, item in self._choices()):
             self.combo.value = layer
 
-    def find(self, name: str) -> Any:
-        """The listed layer named ``name``, or None."""
-        return next((layer for title, layer in self._choices() if title == name), None)
-
 
 # ---- output layers --------------------------------------------------------------
 def find_output(viewer: napari.Viewer, name: str, layer_type: type) -> Any:
