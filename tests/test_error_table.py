@@ -141,6 +141,11 @@ def _evaluate_huge_label(tmp):
     )
 
 
+def _evaluate(tmp, kind, array):
+    tifffile.imwrite(tmp / "pred.tif", array)
+    _cli(tmp, "evaluate", "--pred", tmp / "pred.tif", "--truth", tmp / "pred.tif", "--kind", kind)
+
+
 def _rerun_with_another_model(tmp):
     _predict_file(tmp, IMAGE)
     other = new_model(ModelConfig(base_features=4, depth=2), seed=5)
@@ -246,6 +251,16 @@ CASES = {
     "predict --threads 0": lambda tmp: _predict_file(tmp, IMAGE, "--threads", "0"),
     "predict over outputs of another model": _rerun_with_another_model,
     "evaluate --kind semantic with a label of 2^40": _evaluate_huge_label,
+    "evaluate --kind semantic with NaN labels": lambda tmp: _evaluate(
+        tmp, "semantic", np.full((8, 8), np.nan, np.float32)
+    ),
+    "evaluate --kind membranes with a 3-D stack": lambda tmp: _evaluate(
+        tmp, "membranes", np.ones((5, 8, 8), np.uint8)
+    ),
+    "train --batch-size 99999999999": lambda tmp: _cli_train(tmp, "--batch-size", "99999999999"),
+    "predict --workers 99999999999999999999": lambda tmp: _predict_file(
+        tmp, IMAGE, "--workers", "99999999999999999999"
+    ),
 }
 
 

@@ -87,6 +87,9 @@ def run_predict(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    most = 4 * (os.cpu_count() or 1)
+    if args.workers is not None and args.workers > most:
+        raise CliError(f"--workers {args.workers}: at most {most} here (4 per CPU)")
     model = cached_model(args.model, args.device)
     options = _predict_options(args, model)
     for path in inputs:
@@ -209,15 +212,26 @@ def run_evaluate(args: argparse.Namespace) -> None:
         raise CliError(
             f"prediction shape {prediction.shape} differs from truth shape {truth.shape}"
         )
+    if args.kind == "membranes" and prediction.ndim != 2:
+        raise CliError(
+            f"--kind membranes takes 2-D (Y, X) maps; {args.pred} has {prediction.shape}"
+        )
     if args.kind == "semantic":  # class masks; a label of 2**40 would size 8 TiB of counts
         for path, mask in ((args.pred, prediction), (args.truth, truth)):
-            if mask.size and not 0 <= mask.min() <= mask.max() <= MAX_CLASS_LABEL:
-                raise CliError(
-                    f"{path}: --kind semantic takes class masks with labels 0 to "
-                    f"{MAX_CLASS_LABEL} (0 = unlabelled, 1 = background, 2.. = classes); it "
-                    f"holds {mask.min()} to {mask.max()}"
-                )
+            _check_class_mask(path, mask)
     print_json(evaluate(prediction, truth, kind=args.kind))
+
+
+def _check_class_mask(path: Path, mask: np.ndarray) -> None:
+    """Refuse a ``--kind semantic`` input that is not a class mask of whole labels 0..255."""
+    whole = mask.dtype.kind in "biu" or bool(np.all(np.isfinite(mask) & (mask == np.round(mask))))
+    if mask.size and whole and 0 <= mask.min() <= mask.max() <= MAX_CLASS_LABEL:
+        return
+    held = f"{mask.min()} to {mask.max()}" if whole else "values that are not whole numbers"
+    raise CliError(
+        f"{path}: --kind semantic takes class masks with labels 0 to {MAX_CLASS_LABEL} "
+        f"(0 = unlabelled, 1 = background, 2.. = classes); it holds {held}"
+    )
 
 
 #: Largest label of a class mask (masks are uint8).

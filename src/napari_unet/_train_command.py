@@ -79,6 +79,9 @@ _ARCHITECTURE_FLAGS = {
 #: Largest --patch-size and --tile-size accepted (pixels).
 MAX_EDGE = 2**16
 
+#: Largest training --batch-size (patches per step; the paper used 1).
+MAX_BATCH = 1024
+
 
 def _check_numbers(args: argparse.Namespace) -> None:
     """Refuse numeric options that would crash, hang or be silently meaningless."""
@@ -88,6 +91,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
         raise CliError(f"--w0 must be a finite number >= 0, got {args.w0}")
     if not (math.isfinite(args.sigma) and args.sigma > 0):
         raise CliError(f"--sigma must be a finite number of pixels > 0, got {args.sigma}")
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise CliError(f"--batch-size must be between 1 and {MAX_BATCH}, got {args.batch_size}")
     if args.patch_size is not None and not 1 <= args.patch_size <= MAX_EDGE:
         raise CliError(f"--patch-size must be between 1 and {MAX_EDGE}, got {args.patch_size}")
 
