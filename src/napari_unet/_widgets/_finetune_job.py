@@ -190,6 +190,8 @@ def finetune_job(
         before = _final_preview(request, compared, stop)
         if stop.is_set():
             return None
+        if before is not None:  # only the classes are kept through training
+            before = class_mask(before)
     steps = finetune(
         request.model,
         images,
@@ -228,7 +230,7 @@ def finetune_job(
             compared = _plane_image(request, images, request.compare_plane)
             after = _final_preview(request, compared, cancel)
         if after is not None:
-            yield class_changes(class_mask(before), class_mask(after))
+            yield class_changes(before, class_mask(after))
     return last
 
 
