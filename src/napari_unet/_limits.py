@@ -68,7 +68,7 @@ def check_model_config(values: Any, *, bounded: bool = True) -> ModelConfig:
         value = values.get(name, getattr(ModelConfig, name))
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise ValueError(f"model_config {name} must be a whole number, got {_show(value)}")
-        if not _MINIMA[name] <= value <= (largest if bounded else value):
+        if not _MINIMA[name] <= int(value) <= (largest if bounded else int(value)):
             raise ValueError(
                 f"model_config {name} is {value}; napari-unet accepts {_MINIMA[name]} to {largest}"
             )

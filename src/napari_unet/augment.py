@@ -16,7 +16,7 @@ about the border pixel centres).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -220,7 +220,7 @@ def random_flip_rot(
     for array in arrays:
         if array is not None:
             array = np.rot90(array, k, axes=(-2, -1))
-            array = np.flip(array, axis=flip_axes) if flip_axes else array
+            array = np.flip(array, axis=tuple(flip_axes)) if flip_axes else array
             array = np.ascontiguousarray(array)
         out.append(array)
     return out
@@ -278,7 +278,7 @@ def _sampling_grid(fields: torch.Tensor) -> torch.Tensor:
     ``-1 + 2 i / (n - 1)``, so a displacement ``d`` pixels adds ``2 d / (n - 1)``.
     """
     _, _, height, width = fields.shape
-    options = {"device": fields.device, "dtype": fields.dtype}
+    options: dict[str, Any] = {"device": fields.device, "dtype": fields.dtype}
     rows = torch.linspace(-1.0, 1.0, height, **options)
     cols = torch.linspace(-1.0, 1.0, width, **options)
     identity = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=-1)  # (Y, X, 2)

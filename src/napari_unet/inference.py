@@ -103,7 +103,8 @@ def tile_layout(
     ty, sy = _axis_geometry(model, int(image_shape[0]), tile_size)
     tx, sx = _axis_geometry(model, int(image_shape[1]), tile_size)
     margin = model.halo if model.config.padding == "same" else 0
-    return (ty, tx), plan_tiles(tuple(image_shape), (sy, sx), model.halo, margin)
+    shape = (int(image_shape[0]), int(image_shape[1]))
+    return (ty, tx), plan_tiles(shape, (sy, sx), model.halo, margin)
 
 
 # ---- prediction --------------------------------------------------------------
@@ -211,7 +212,7 @@ def _tile_probabilities(
     ``stop`` is checked before every forward pass but the first (:class:`Cancelled`).
     """
     transforms = DIHEDRAL if test_time_augmentation else ((0, False),)
-    total = None
+    total: torch.Tensor | None = None
     for turns, flip in transforms:
         turned = _dihedral(inputs, turns, flip)
         if turns or flip:
@@ -221,7 +222,7 @@ def _tile_probabilities(
                 else torch.contiguous_format
             )
             turned = turned.contiguous(memory_format=layout)
-        passes = []
+        passes: list[torch.Tensor] = []
         for part in turned.split(max(1, per_pass)):
             if (passes or total is not None) and is_stopped(stop):  # the caller checked the first
                 raise Cancelled("prediction cancelled")

@@ -121,7 +121,7 @@ def class_error(pred_mask: np.ndarray, truth_mask: np.ndarray) -> float:
     """
     pred, truth = same_shape(pred_mask, truth_mask)
     labelled = truth != 0
-    n_labelled = np.count_nonzero(labelled)
+    n_labelled = int(np.count_nonzero(labelled))
     return float(np.count_nonzero(pred[labelled] != truth[labelled]) / max(n_labelled, 1))
 
 

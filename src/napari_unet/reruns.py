@@ -88,7 +88,7 @@ def stored_provenance(output: Path) -> dict[str, Any] | None:
         if output.is_dir():
             import zarr
 
-            attributes = zarr.open_group(str(output), mode="r").attrs.get("napari_unet", {})
+            attributes: Any = zarr.open_group(str(output), mode="r").attrs.get("napari_unet", {})
             record = attributes.get(PROVENANCE_KEY)
         else:
             import tifffile

@@ -290,15 +290,15 @@ def _random_walk(
     n_segments = int(generator.integers(1, 4))
     segment_length = generator.uniform(*stroke_length) / n_segments
     heading = generator.uniform(0, 2 * np.pi)
-    rows, cols, point = [start[:1]], [start[1:]], start
+    row_parts, col_parts, point = [start[:1]], [start[1:]], start
     for _segment in range(n_segments):
         step = segment_length * np.array([np.sin(heading), np.cos(heading)])
         end = np.round(point + step).astype(int)
         segment_rows, segment_cols = line(*point, *end)
-        rows.append(segment_rows[1:])
-        cols.append(segment_cols[1:])
+        row_parts.append(segment_rows[1:])
+        col_parts.append(segment_cols[1:])
         point, heading = end, heading + generator.normal(0, 0.7)
-    rows, cols = np.concatenate(rows), np.concatenate(cols)
+    rows, cols = np.concatenate(row_parts), np.concatenate(col_parts)
     outside = np.flatnonzero((rows < 0) | (cols < 0) | (rows >= shape[0]) | (cols >= shape[1]))
     stop = outside[0] if outside.size else rows.size
     return rows[:stop], cols[:stop]
@@ -315,4 +315,5 @@ def _thicken(
     inside = (rows >= 0) & (cols >= 0) & (rows < shape[0]) & (cols < shape[1])
     flat = np.ravel_multi_index((rows[inside], cols[inside]), shape)
     _, first = np.unique(flat, return_index=True)
-    return np.unravel_index(flat[np.sort(first)], shape)
+    path_rows, path_cols = np.unravel_index(flat[np.sort(first)], shape)
+    return path_rows, path_cols
