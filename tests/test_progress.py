@@ -1,6 +1,7 @@
 """The CLI's progress bar: live on a terminal, a few plain lines in a log."""
 
 import io
+import sys
 
 from napari_unet._progress import ProgressBar
 
@@ -45,7 +46,7 @@ def test_a_terminal_gets_a_bar_redrawn_in_place_at_most_ten_times_a_second():
     text = screen.getvalue()
     assert text.endswith("\n")
     final = text.rstrip("\n").split("\r")[-1]
-    assert final.startswith("training |##########| 100%, it 20000 [")
+    assert final.startswith("training |" + "#" * 30 + "| 100%, it 20000 [")
     assert text.count("\r") < 20  # 20001 updates in well under a second of drawing
 
 
@@ -56,3 +57,13 @@ def test_a_stage_that_starts_again_from_zero_is_shown():
     bar.update(0.5, "instances 1/2")
     bar.close()
     assert "|  50%, instances 1/2 [" in screen.getvalue().split("\r")[-1]
+
+
+def test_a_terminal_that_reports_no_size_still_shows_the_bar(monkeypatch):
+    import tqdm.std
+
+    screen = Terminal()
+    monkeypatch.setattr(sys, "stderr", screen)  # the default stream, which tqdm measures
+    monkeypatch.setattr(tqdm.std, "_screen_shape_wrapper", lambda: lambda _file: (0, 0))
+    run(ProgressBar("training"), n=10)  # as in a pseudo-terminal that says 0 x 0
+    assert "training |" + "#" * 30 + "| 100%, it 10 [" in screen.getvalue().split("\r")[-1]

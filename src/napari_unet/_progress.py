@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import TextIO
@@ -12,7 +13,7 @@ _STEPS = 1000  # the bar counts fractions in steps of 0.1 %
 
 
 class ProgressBar:
-    """``label |#####     | 45% detail [elapsed]`` for a fraction done.
+    """``label |#####     |  45%, detail [elapsed]`` for a fraction done (a 30-wide bar).
 
     On a terminal it is a tqdm bar redrawn in place (at most 10 times a second).
     When ``stream`` is not a terminal (a log file, a pipe, a cluster job's
@@ -33,13 +34,15 @@ class ProgressBar:
         self._closed = False
         self._tqdm: tqdm | None = None
         if _is_terminal(self.stream):
+            size = shutil.get_terminal_size()
             self._tqdm = tqdm(
                 total=_STEPS,
                 desc=label,
                 file=self.stream,
                 leave=True,
-                dynamic_ncols=True,
-                bar_format="{desc} |{bar}| {percentage:3.0f}%{postfix} [{elapsed}]",
+                ncols=size.columns,  # not tqdm's own query: a terminal may say 0 x 0,
+                nrows=size.lines,  # and tqdm then hides the bar (80 x 24 here)
+                bar_format="{desc} |{bar:30}| {percentage:3.0f}%{postfix} [{elapsed}]",
             )
 
     def update(self, fraction: float, detail: str = "") -> None:
