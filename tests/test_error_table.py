@@ -16,6 +16,7 @@ import pytest
 import tifffile
 import torch
 
+import test_bioimageio_hostile as hostile
 from napari_unet import ModelConfig, TrainConfig, finetune, load_model, predict, save_model
 from napari_unet.checkpoint import new_model, read_checkpoint
 from napari_unet.config import NormConfig
@@ -107,7 +108,8 @@ def _cli(tmp, *argv):
     from napari_unet.cli import build_parser
 
     args = build_parser().parse_args([str(part) for part in argv])
-    getattr(_commands, f"run_{args.command}")(args)
+    handler = getattr(args, "handler", None) or getattr(_commands, f"run_{args.command}")
+    handler(args)
 
 
 def _cli_train(tmp, *options, image=None):
@@ -144,6 +146,29 @@ def _evaluate_huge_label(tmp):
 def _evaluate(tmp, kind, array):
     tifffile.imwrite(tmp / "pred.tif", array)
     _cli(tmp, "evaluate", "--pred", tmp / "pred.tif", "--truth", tmp / "pred.tif", "--kind", kind)
+
+
+def _bioimageio(tmp, **changes):
+    """Load a bioimage.io package of a tiny model, changed by ``changes``."""
+    return load_model(hostile.package(tmp, **changes))
+
+
+def _bioimageio_fifo(tmp):
+    from napari_unet.bioimageio import load_bioimageio
+
+    os.mkfifo(tmp / "pipe.zip")
+    return load_bioimageio(tmp / "pipe.zip")
+
+
+def _foreign_bioimageio(rdf):
+    rdf["config"].clear()
+    rdf["weights"]["pytorch_state_dict"]["architecture"]["callable"] = "OtherNet"
+
+
+def _export(tmp, output="m.zip", test_image=IMAGE):
+    tifffile.imwrite(tmp / "test.tif", test_image)
+    checkpoint = save_model(MODEL, tmp / "m.safetensors")
+    _cli(tmp, "export", checkpoint, tmp / output, "--test-image", tmp / "test.tif")
 
 
 def _rerun_with_another_model(tmp):
@@ -261,6 +286,32 @@ CASES = {
     "predict --workers 99999999999999999999": lambda tmp: _predict_file(
         tmp, IMAGE, "--workers", "99999999999999999999"
     ),
+    "bioimage.io package of another model (not exported by napari-unet)": lambda tmp: _bioimageio(
+        tmp, rdf=_foreign_bioimageio
+    ),
+    "bioimage.io package with depth 50 (would exhaust memory)": lambda tmp: _bioimageio(
+        tmp, rdf=lambda rdf: rdf["config"]["napari_unet"]["model_config"].update(depth=50)
+    ),
+    "bioimage.io package whose weights do not fit its architecture": lambda tmp: _bioimageio(
+        tmp, state={"head.bias": torch.zeros(2)}
+    ),
+    "bioimage.io package with NaN weights": lambda tmp: _bioimageio(
+        tmp, state=hostile.tiny_state(**{"head.bias": torch.tensor([0.0, math.nan])})
+    ),
+    "bioimage.io package whose weights lie outside it": lambda tmp: _bioimageio(
+        tmp, rdf=hostile.with_weights_source("../w.pt")
+    ),
+    "bioimage.io package whose rdf.yaml declares 4 GiB (zip bomb)": lambda tmp: load_model(
+        hostile.declare_size(hostile.package(tmp), "rdf.yaml", 2**32 - 1)
+    ),
+    "bioimage.io package whose rdf.yaml inflates beyond its declared size": lambda tmp: load_model(
+        hostile.inflating_rdf(tmp)
+    ),
+    "bioimage.io package that is a FIFO (load_bioimageio)": _bioimageio_fifo,
+    "export --test-image smaller than the model's input": lambda tmp: _export(
+        tmp, test_image=np.zeros((30, 30), np.float32)
+    ),
+    "export to a name not ending in .zip": lambda tmp: _export(tmp, output="m.txt"),
 }
 
 

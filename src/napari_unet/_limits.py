@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import zipfile
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,7 +25,9 @@ __all__ = [
     "check_model_config",
     "check_normalization",
     "check_tensor_shapes",
+    "check_zip_sizes",
     "expected_shapes",
+    "read_zip_entry",
 ]
 
 #: Largest accepted value of each whole-number field of :class:`ModelConfig`
@@ -144,6 +147,73 @@ def check_normalization(values: Any) -> None:
             f"normalization percentiles must be numbers with 0 <= low < high <= 100, got "
             f"low {_show(norm['low'])}, high {_show(norm['high'])}"
         )
+
+
+def check_zip_sizes(
+    entries: list[zipfile.ZipInfo], largest: Mapping[str, int], default: int, total: int
+) -> None:
+    """Refuse a zip whose entries declare more than they may unpack to.
+
+    Parameters
+    ----------
+    entries : list of zipfile.ZipInfo
+        The archive's ``infolist()``.
+    largest : mapping
+        Most bytes an entry of that name may declare; ``default`` for the others.
+    total : int
+        Most bytes all entries may declare together (a zip bomb repeats one
+        compressed entry under many names, or declares gigabytes of zeros).
+
+    Raises
+    ------
+    ValueError
+        Naming the first entry above its limit, or the total.
+    """
+    for entry in entries:
+        limit = largest.get(entry.filename, default)
+        if entry.file_size > limit:
+            raise ValueError(
+                f"entry {_show(entry.filename)} unpacks to {entry.file_size:,} bytes, above the "
+                f"limit of {limit:,}"
+            )
+    declared = sum(entry.file_size for entry in entries)
+    if declared > total:
+        raise ValueError(f"unpacks to {declared:,} bytes, above the limit of {total:,}")
+
+
+def read_zip_entry(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    """The bytes of entry ``name``, read in chunks and never more than ``limit``.
+
+    Raises
+    ------
+    ValueError
+        When the entry declares more than ``limit``, inflates to another size than
+        it declares, or is corrupt (bad CRC, unreadable compressed data).
+    """
+    entry = archive.getinfo(name)
+    if entry.file_size > limit:
+        raise ValueError(
+            f"entry {_show(name)} unpacks to {entry.file_size:,} bytes, above the limit of "
+            f"{limit:,}"
+        )
+    chunks, size = [], 0
+    try:
+        with archive.open(entry) as stream:
+            while chunk := stream.read(min(2**20, entry.file_size + 1 - size)):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > entry.file_size:
+                    break
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
+        raise ValueError(
+            f"entry {_show(name)} is corrupt or inflates to more than it declares ({error})"
+        ) from error
+    if size != entry.file_size:
+        raise ValueError(
+            f"entry {_show(name)} unpacks to another size than the {entry.file_size:,} bytes "
+            "it declares"
+        )
+    return b"".join(chunks)
 
 
 def _show(value: Any) -> str:

@@ -34,7 +34,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoint import CheckpointError, default_metadata
+from ._limits import check_zip_sizes, read_zip_entry
+from .checkpoint import (
+    MAX_METADATA_CHARS,
+    MAX_TORCH_BYTES,
+    CheckpointError,
+    check_metadata,
+    check_shapes,
+    check_state_dict,
+    check_torch_archive,
+    check_weights,
+    default_metadata,
+    resolve_checkpoint,
+)
 from .config import ModelConfig, NormConfig
 from .inference import normalization_stats, normalize
 from .model import UNet
@@ -161,39 +173,106 @@ def load_bioimageio(path: str | os.PathLike, device: str | torch.device | None =
     file) and the ``pytorch_state_dict`` weights (``torch.load(weights_only=True)``:
     never code). Other bioimage.io models are refused with a
     :class:`~napari_unet.checkpoint.CheckpointError`.
+
+    A package is untrusted input, checked like a checkpoint before anything large
+    is read or built: a regular file; entries that declare at most
+    :data:`MAX_PACKAGE_BYTES` together (``rdf.yaml`` at most
+    :data:`~napari_unet.checkpoint.MAX_METADATA_CHARS`, the weights at most
+    :data:`~napari_unet.checkpoint.MAX_TORCH_BYTES`) and inflate to exactly what
+    they declare; weights inside the package; the architecture within
+    :mod:`napari_unet._limits`, the stored tensor shapes matching it, and no
+    NaN or infinite weights.
     """
-    path = Path(path).expanduser()
+    path = resolve_checkpoint(path)
     try:
         from bioimageio.spec import load_model_description
         from bioimageio.spec.model import v0_5
     except ImportError as error:
         raise ImportError(_INSTALL_HINT) from error
-    try:
-        descr = load_model_description(path, format_version="latest", perform_io_checks=False)
-    except ValueError as error:
-        raise CheckpointError(f"{path}: not a valid bioimage.io model package: {error}") from error
-    assert isinstance(descr, v0_5.ModelDescr)
-    weights = descr.weights.pytorch_state_dict
-    stored = (descr.config.model_extra or {}).get(CONFIG_KEY)
-    if weights is None or (
-        stored is None and weights.architecture.callable != ARCHITECTURE_CALLABLE
-    ):
-        raise CheckpointError(
-            f"{path}: a bioimage.io model but not one exported by napari-unet (only those "
-            "can be loaded as a U-Net; run others with bioimageio.core)"
-        )
-    metadata = dict(stored) if stored else _metadata_from_description(descr)
-    try:
-        config = ModelConfig.from_dict(metadata.pop("model_config"))
-        state = torch.load(
-            io.BytesIO(weights.get_reader().read()), map_location="cpu", weights_only=True
-        )
-        model = UNet(config)
-        model.load_state_dict(state)
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: weights or metadata do not fit: {error}") from error
+    with _open_package(path) as archive:
+        try:
+            descr = load_model_description(path, format_version="latest", perform_io_checks=False)
+        except ValueError as error:
+            reason = " ".join(str(error).split())  # pydantic's lines, on one line
+            raise CheckpointError(
+                f"{path}: not a valid bioimage.io model package: {reason[:500]}"
+            ) from error
+        assert isinstance(descr, v0_5.ModelDescr)
+        weights = descr.weights.pytorch_state_dict
+        stored = (descr.config.model_extra or {}).get(CONFIG_KEY)
+        if weights is None or (
+            stored is None and weights.architecture.callable != ARCHITECTURE_CALLABLE
+        ):
+            raise CheckpointError(
+                f"{path}: a bioimage.io model but not one exported by napari-unet (only those "
+                "can be loaded as a U-Net; run others with bioimageio.core)"
+            )
+        if stored is not None and not isinstance(stored, dict):
+            raise CheckpointError(f"{path}: its config {CONFIG_KEY} must be a mapping")
+        metadata = dict(stored) if stored is not None else _metadata_from_description(descr)
+        check_metadata(path, metadata)
+        state = _read_state_dict(path, archive, weights.source)
+    check_shapes(path, {key: tuple(value.shape) for key, value in state.items()}, metadata)
+    check_weights(path, state)
+    config = ModelConfig.from_dict(metadata.pop("model_config"))
+    model = UNet(config)
+    expected = model.state_dict()
+    model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
     model.metadata = {**default_metadata(config), **metadata, "source": str(path)}
     return model.to(device or "cpu").eval()
+
+
+#: Most bytes all entries of a package may unpack to: two copies of the largest
+#: sane weights (state dict and TorchScript) and 1 GiB for test tensors and images.
+MAX_PACKAGE_BYTES = 2 * MAX_TORCH_BYTES + 2**30
+
+
+def _open_package(path: Path) -> zipfile.ZipFile:
+    """The zip at ``path``, once its declared and actual sizes are checked.
+
+    The YAML files (what bioimageio.spec reads) are inflated here, chunk by
+    chunk, so one that inflates to more than it declares is refused before
+    bioimageio.spec reads it; the other entries' declared sizes are bounded.
+    """
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable zip file ({error})") from error
+    try:
+        entries = archive.infolist()
+        yaml = [entry.filename for entry in entries if entry.filename.endswith(".yaml")]
+        largest = dict.fromkeys(yaml, MAX_METADATA_CHARS)
+        check_zip_sizes(entries, largest, MAX_TORCH_BYTES, MAX_PACKAGE_BYTES)
+        for name in yaml:
+            read_zip_entry(archive, name, MAX_METADATA_CHARS)
+    except ValueError as error:
+        archive.close()
+        raise CheckpointError(f"{path}: refused: {error}") from error
+    return archive
+
+
+def _read_state_dict(path: Path, archive: zipfile.ZipFile, source: Any) -> dict[str, Any]:
+    """The checked state dict stored in the package under ``source``."""
+    name = str(source)
+    if type(source).__name__ != "RelativeFilePath" or name not in archive.namelist():
+        raise CheckpointError(
+            f"{path}: its pytorch_state_dict weights ({name[:80]}) are not a file inside the "
+            "package"
+        )
+    try:
+        data = read_zip_entry(archive, name, MAX_TORCH_BYTES)
+    except ValueError as error:
+        raise CheckpointError(f"{path}: refused: {error}") from error
+    check_torch_archive(path, io.BytesIO(data))
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"{path}: refused or unreadable weights {name}: only plain tensors are loaded "
+            f"(torch.load with weights_only=True), never code ({type(error).__name__})"
+        ) from error
+    check_state_dict(path, state)
+    return state
 
 
 def _metadata_from_description(descr: Any) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import os
 import stat
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -65,9 +65,14 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
         )
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, not a checkpoint file")
-    if not stat.S_ISREG(path.stat().st_mode):  # a FIFO or a device would block or never end
-        raise CheckpointError(f"{path}: not a regular file (a pipe, socket or device?)")
+    check_regular_file(path)
     return path
+
+
+def check_regular_file(path: Path) -> None:
+    """Refuse a FIFO, socket or device, which would block or never end when read."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise CheckpointError(f"{path}: not a regular file (a pipe, socket or device?)")
 
 
 def default_metadata(config: ModelConfig) -> dict[str, Any]:
@@ -194,7 +199,7 @@ def _read_safetensors(
                 )
             metadata = _parse_metadata(path, header[METADATA_KEY])
             shapes = {key: tuple(file.get_slice(key).get_shape()) for key in file.keys()}
-            _check_shapes(path, shapes, metadata)
+            check_shapes(path, shapes, metadata)
             if weights:
                 tensors = {key: file.get_tensor(key) for key in file.keys()}
             else:
@@ -210,7 +215,7 @@ def _read_safetensors(
 
 
 def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    _check_torch_archive(path)
+    check_torch_archive(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
@@ -221,15 +226,20 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not isinstance(content, dict) or METADATA_KEY not in content or "state_dict" not in content:
         raise CheckpointError(f"{path}: a torch file but not a napari-unet checkpoint")
     state, text = content["state_dict"], content[METADATA_KEY]
+    check_state_dict(path, state)
+    if not isinstance(text, str):
+        raise CheckpointError(f"{path}: its {METADATA_KEY} entry must be a JSON string")
+    metadata = _parse_metadata(path, text)
+    check_shapes(path, {key: tuple(value.shape) for key, value in state.items()}, metadata)
+    return dict(state), metadata
+
+
+def check_state_dict(path: Path, state: Any) -> None:
+    """Refuse an unpickled ``state_dict`` that is not a dict of names to tensors."""
     if not isinstance(state, dict) or not all(
         isinstance(key, str) and isinstance(value, torch.Tensor) for key, value in state.items()
     ):
         raise CheckpointError(f"{path}: its state_dict must map names to tensors, and does not")
-    if not isinstance(text, str):
-        raise CheckpointError(f"{path}: its {METADATA_KEY} entry must be a JSON string")
-    metadata = _parse_metadata(path, text)
-    _check_shapes(path, {key: tuple(value.shape) for key, value in state.items()}, metadata)
-    return dict(state), metadata
 
 
 #: Most bytes a .pt/.pth archive may unpack to: the largest sane network in
@@ -237,17 +247,20 @@ def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
 MAX_TORCH_BYTES = MAX_PARAMETERS * 8 + 2**26
 
 
-def _check_torch_archive(path: Path) -> None:
+def check_torch_archive(path: Path, source: Path | IO[bytes] | None = None) -> None:
     """Refuse a zip archive (torch's format) that would unpack to too much.
 
     ``torch.save`` stores its entries uncompressed; a compressed entry could
     inflate to any size, so compressed entries are refused outright and the
-    declared sizes must add up to at most :data:`MAX_TORCH_BYTES`.
+    declared sizes must add up to at most :data:`MAX_TORCH_BYTES`. ``source``
+    (default: ``path``) is what is read, e.g. the bytes of an entry of another
+    zip; ``path`` names it in the message.
     """
+    source = path if source is None else source
     try:
-        if not zipfile.is_zipfile(path):
+        if not zipfile.is_zipfile(source):
             return  # torch's legacy format: reads no more than the file holds
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(source) as archive:
             entries = archive.infolist()
     except (OSError, zipfile.BadZipFile, ValueError) as error:
         raise CheckpointError(f"{path}: unreadable torch archive ({error})") from error
@@ -263,7 +276,7 @@ def _check_torch_archive(path: Path) -> None:
         )
 
 
-def _check_shapes(path: Path, shapes: dict[str, tuple[int, ...]], metadata: dict) -> None:
+def check_shapes(path: Path, shapes: dict[str, tuple[int, ...]], metadata: dict) -> None:
     try:
         check_tensor_shapes(shapes, ModelConfig.from_dict(metadata["model_config"]))
     except ValueError as error:
@@ -282,10 +295,19 @@ def _parse_metadata(path: Path, text: str) -> dict[str, Any]:
         metadata = json.loads(text)
         if not isinstance(metadata, dict):
             raise ValueError(f"expected a JSON object, got a {type(metadata).__name__}")
-        version = check_format_version(metadata.get("format_version", 0))
     except (ValueError, RecursionError) as error:
         reason = "nested too deeply" if isinstance(error, RecursionError) else error
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: {reason}") from error
+    check_metadata(path, metadata)
+    return metadata
+
+
+def check_metadata(path: Path, metadata: dict[str, Any]) -> None:
+    """Refuse metadata of a newer format, an insane architecture or bad percentiles."""
+    try:
+        version = check_format_version(metadata.get("format_version", 0))
+    except ValueError as error:
+        raise CheckpointError(f"{path}: checkpoint metadata is malformed: {error}") from error
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{path}: checkpoint format {version} is newer than this napari-unet understands "
@@ -298,7 +320,6 @@ def _parse_metadata(path: Path, text: str) -> dict[str, Any]:
         check_normalization(metadata.get("normalization"))
     except ValueError as error:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: {error}") from error
-    return metadata
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device | None = None) -> UNet:
@@ -319,14 +340,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
         return load_bioimageio(name_or_path, device=device)
     path = resolve_checkpoint(name_or_path)
     tensors, metadata = read_checkpoint(path)
-    for key, value in tensors.items():
-        if not (value.is_floating_point() or key.endswith("num_batches_tracked")):
-            raise CheckpointError(f"{path}: weight {key} is {value.dtype}, not floating point")
-        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
-            raise CheckpointError(
-                f"{path}: weight {key} holds NaN or infinite values; the checkpoint is broken "
-                "(saved from a diverged run?) and cannot predict"
-            )
+    check_weights(path, tensors)
     config = ModelConfig.from_dict(metadata.pop("model_config"))
     model = UNet(config)
     expected = model.state_dict()
@@ -335,6 +349,18 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
         metadata.pop(key, None)
     model.metadata = {**default_metadata(config), **metadata, "source": str(name_or_path)}
     return model.to(device or "cpu").eval()
+
+
+def check_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    """Refuse weights that are not floating point, or hold NaN or infinite values."""
+    for key, value in tensors.items():
+        if not (value.is_floating_point() or key.endswith("num_batches_tracked")):
+            raise CheckpointError(f"{path}: weight {key} is {value.dtype}, not floating point")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise CheckpointError(
+                f"{path}: weight {key} holds NaN or infinite values; the checkpoint is broken "
+                "(saved from a diverged run?) and cannot predict"
+            )
 
 
 def checkpoint_info(name_or_path: str | os.PathLike) -> dict[str, Any]:

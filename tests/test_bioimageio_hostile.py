@@ -1,0 +1,287 @@
+"""Hostile and broken bioimage.io packages are refused before anything large is built or read.
+
+The same attacks as on checkpoints (tests/test_checkpoint_hostile.py), through a ``.zip``:
+an architecture that would exhaust memory, weights that do not fit it or are not finite,
+entries that inflate to gigabytes (declared, or hidden behind a small declared size),
+weights outside the package, a file that is not a regular file.
+"""
+
+import functools
+import io
+import os
+import struct
+import tempfile
+import zipfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import napari_unet as nu
+from napari_unet import bioimageio as bioimageio_module
+from napari_unet.bioimageio import MAX_PACKAGE_BYTES, export_bioimageio, load_bioimageio
+from napari_unet.checkpoint import MAX_METADATA_CHARS, MAX_TORCH_BYTES, CheckpointError, new_model
+
+TINY = nu.ModelConfig(depth=1, base_features=2)
+
+
+@functools.cache
+def _exported() -> bytes:
+    """The bytes of a package of a tiny model (exported once per session)."""
+    folder = Path(tempfile.mkdtemp(prefix="napari-unet-test-"))
+    path = export_bioimageio(new_model(TINY, seed=0), folder / "tiny.zip")
+    data = path.read_bytes()
+    path.unlink()
+    folder.rmdir()
+    return data
+
+
+def package(tmp, name="tiny.zip", rdf=None, entries=None, state=None):
+    """A copy of the tiny package; ``rdf`` edits its rdf.yaml (a dict), ``entries`` adds or
+    replaces entries (name -> bytes), ``state`` replaces its state dict."""
+    from bioimageio.spec.utils import read_yaml, write_yaml
+
+    path = tmp / name
+    path.write_bytes(_exported())
+    if rdf is None and entries is None and state is None:
+        return path
+    replaced = dict(entries or {})
+    if rdf is not None:
+        with zipfile.ZipFile(path) as archive:
+            content = read_yaml(archive.open("rdf.yaml"))
+        rdf(content)
+        stream = io.StringIO()
+        write_yaml(content, stream)
+        replaced["rdf.yaml"] = stream.getvalue().encode()
+    if state is not None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        replaced["weights_state_dict.pt"] = buffer.getvalue()
+    original = path.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(original)) as source:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+            for entry in source.infolist():
+                if entry.filename not in replaced:
+                    target.writestr(entry.filename, source.read(entry))
+            for entry_name, data in replaced.items():
+                target.writestr(entry_name, data)
+    return path
+
+
+def declare_size(path, name, size):
+    """Rewrite the uncompressed size ``name`` declares (local and central headers)."""
+    data = bytearray(path.read_bytes())
+    encoded = name.encode()
+    for signature, size_at, name_length_at, name_at in (
+        (b"PK\x03\x04", 22, 26, 30),
+        (b"PK\x01\x02", 24, 28, 46),
+    ):
+        start = data.find(signature)
+        while start >= 0:
+            (length,) = struct.unpack_from("<H", data, start + name_length_at)
+            if data[start + name_at : start + name_at + length] == encoded:
+                struct.pack_into("<I", data, start + size_at, size)
+            start = data.find(signature, start + 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def tiny_state(**changes):
+    """The tiny model's state dict with ``changes`` (name -> tensor)."""
+    return {**new_model(TINY, seed=0).state_dict(), **changes}
+
+
+def with_model_config(**changes):
+    def edit(rdf):
+        rdf["config"]["napari_unet"]["model_config"].update(changes)
+
+    return edit
+
+
+def with_architecture(**changes):
+    def edit(rdf):
+        rdf["config"].clear()
+        rdf["weights"]["pytorch_state_dict"]["architecture"]["kwargs"].update(changes)
+
+    return edit
+
+
+def with_weights_source(source):
+    def edit(rdf):
+        rdf["weights"]["pytorch_state_dict"]["source"] = source
+        rdf["weights"]["pytorch_state_dict"].pop("sha256", None)
+
+    return edit
+
+
+def inflating_rdf(tmp):
+    """rdf.yaml declaring its own size but inflating by 16 MiB (a comment of spaces)."""
+    with zipfile.ZipFile(package(tmp)) as archive:
+        text = archive.read("rdf.yaml")
+    path = package(tmp, entries={"rdf.yaml": text + b"#" + b" " * 2**24 + b"\n"})
+    return declare_size(path, "rdf.yaml", len(text))
+
+
+@pytest.fixture
+def no_network_built(monkeypatch):
+    """Fail the test if a UNet is built (the package must be refused before that)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network was built from a refused package")
+
+    monkeypatch.setattr(bioimageio_module, "UNet", refuse)
+
+
+def test_the_tiny_package_loads(tmp_path):
+    loaded = nu.load_model(package(tmp_path))
+    assert loaded.config == TINY
+    for key, value in new_model(TINY, seed=0).state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (with_model_config(depth=50), "depth is 50; napari-unet accepts 0 to 8"),
+        (with_model_config(base_features=10**9), "base_features is 1000000000"),
+        (with_model_config(base_features=1024, depth=8), "parameters, above the limit"),
+        (with_model_config(depth=2.5), "depth must be a whole number"),
+        (with_architecture(base_features=10**9), "base_features is 1000000000"),
+        (with_architecture(n_classes=10**9), "n_classes is 1000000000"),
+        (with_model_config(base_features=4), "do not match the architecture"),
+    ],
+)
+def test_insane_architectures_are_refused_before_building(
+    tmp_path, no_network_built, edit, message
+):
+    with pytest.raises(CheckpointError, match=message):
+        nu.load_model(package(tmp_path, rdf=edit))
+
+
+def test_bad_normalization_is_refused(tmp_path):
+    def edit(rdf):
+        rdf["config"]["napari_unet"]["normalization"] = {"low": -5, "high": 120}
+
+    with pytest.raises(CheckpointError, match="normalization percentiles must be numbers"):
+        load_bioimageio(package(tmp_path, rdf=edit))
+
+
+def test_config_that_is_not_a_mapping_is_refused(tmp_path):
+    def edit(rdf):
+        rdf["config"]["napari_unet"] = [1, 2]
+
+    with pytest.raises(CheckpointError, match="config napari_unet must be a mapping"):
+        load_bioimageio(package(tmp_path, rdf=edit))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused(tmp_path, bad):
+    state = tiny_state(**{"head.bias": torch.tensor([0.0, bad])})
+    with pytest.raises(CheckpointError, match=r"head\.bias holds NaN or infinite values"):
+        nu.load_model(package(tmp_path, state=state))
+
+
+def test_weights_of_wrong_shapes_are_refused_before_building(tmp_path, no_network_built):
+    state = tiny_state(**{"head.bias": torch.zeros(7)})
+    with pytest.raises(CheckpointError, match=r"wrong shape \['head.bias'\]"):
+        nu.load_model(package(tmp_path, state=state))
+
+
+def test_state_dict_of_non_tensors_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="state_dict must map names to tensors"):
+        nu.load_model(package(tmp_path, state={"head.bias": [1, 2]}))
+
+
+def test_compressed_state_dict_archive_is_refused(tmp_path):
+    buffer = io.BytesIO()
+    torch.save(tiny_state(), buffer)
+    deflated = io.BytesIO()
+    with zipfile.ZipFile(buffer) as source:
+        with zipfile.ZipFile(deflated, "w", zipfile.ZIP_DEFLATED) as target:
+            for entry in source.infolist():
+                target.writestr(entry.filename, source.read(entry))
+    path = package(tmp_path, entries={"weights_state_dict.pt": deflated.getvalue()})
+    with pytest.raises(CheckpointError, match="compressed entries"):
+        nu.load_model(path)
+
+
+@pytest.mark.parametrize(
+    "entry, size, message",
+    [
+        (
+            "rdf.yaml",
+            MAX_METADATA_CHARS + 1,
+            "entry 'rdf.yaml' unpacks to 67,108,865 bytes, above the limit of 67,108,864",
+        ),
+        ("weights_state_dict.pt", MAX_TORCH_BYTES + 1, "entry 'weights_state_dict.pt' unpacks"),
+        ("test_output.npy", 2**32 - 1, "entry 'test_output.npy' unpacks to 4,294,967,295"),
+    ],
+)
+def test_entries_declaring_too_much_are_refused_unread(
+    tmp_path, monkeypatch, no_network_built, entry, size, message
+):
+    path = declare_size(package(tmp_path), entry, size)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("bioimageio.spec read a refused package")
+
+    import bioimageio.spec
+
+    monkeypatch.setattr(bioimageio.spec, "load_model_description", refuse)
+    with pytest.raises(CheckpointError, match=message):
+        nu.load_model(path)
+
+
+def test_entries_declaring_too_much_together_are_refused(tmp_path):
+    each = MAX_TORCH_BYTES
+    bomb = {f"zeros{index}.bin": b"" for index in range(MAX_PACKAGE_BYTES // each + 1)}
+    path = package(tmp_path, entries=bomb)
+    for name in bomb:
+        declare_size(path, name, each)
+    with pytest.raises(CheckpointError, match=r"refused: unpacks to [\d,]+ bytes, above the limit"):
+        nu.load_model(path)
+
+
+def test_rdf_inflating_beyond_its_declared_size_is_refused(tmp_path):
+    path = inflating_rdf(tmp_path)
+    assert path.stat().st_size < 2**21  # 16 MiB of spaces, deflated
+    with pytest.raises(CheckpointError, match=r"entry 'rdf\.yaml' is corrupt or inflates to more"):
+        nu.load_model(path)
+
+
+def test_weights_inflating_beyond_their_declared_size_are_refused(tmp_path):
+    buffer = io.BytesIO()
+    torch.save(tiny_state(), buffer)
+    path = package(tmp_path, entries={"weights_state_dict.pt": buffer.getvalue() + bytes(2**24)})
+    declare_size(path, "weights_state_dict.pt", len(buffer.getvalue()))
+    with pytest.raises(
+        CheckpointError, match=r"entry 'weights_state_dict\.pt' is corrupt or inflates to more"
+    ):
+        nu.load_model(path)
+
+
+@pytest.mark.parametrize(
+    "source", ["<tmp>/outside.pt", "../outside.pt", "missing.pt", "https://example.org/w.pt"]
+)
+def test_weights_outside_the_package_are_refused(tmp_path, source):
+    torch.save(tiny_state(), tmp_path / "outside.pt")
+    source = source.replace("<tmp>", str(tmp_path))
+    path = package(tmp_path, rdf=with_weights_source(source))
+    with pytest.raises(CheckpointError, match="are not a file inside the package"):
+        load_bioimageio(path)
+
+
+def test_a_package_that_is_not_a_regular_file_is_refused(tmp_path):
+    fifo = tmp_path / "pipe.zip"
+    os.mkfifo(fifo)
+    keep_open = os.open(fifo, os.O_RDWR | os.O_NONBLOCK)  # a blocking open would not hang
+    try:
+        for load in (load_bioimageio, nu.load_model):
+            with pytest.raises(CheckpointError, match="not a regular file"):
+                load(fifo)
+    finally:
+        os.close(keep_open)
+    device = tmp_path / "device.zip"
+    device.symlink_to("/dev/null")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_bioimageio(device)
