@@ -21,6 +21,7 @@ from napari_unet import ModelConfig, TrainConfig, finetune, load_model, predict,
 from napari_unet.checkpoint import new_model, read_checkpoint
 from napari_unet.config import NormConfig
 from napari_unet.data import read_image, to_channels_first
+from napari_unet.metrics import evaluate
 from napari_unet.normalization import normalization_stats
 from napari_unet.volumes import annotated_slices
 
@@ -276,6 +277,9 @@ CASES = {
     "predict --threads 0": lambda tmp: _predict_file(tmp, IMAGE, "--threads", "0"),
     "predict over outputs of another model": _rerun_with_another_model,
     "evaluate --kind semantic with a label of 2^40": _evaluate_huge_label,
+    "evaluate(kind='semantic') with a label of 2^40 (API)": lambda tmp: evaluate(
+        np.full((8, 8), 2**40, np.int64), np.ones((8, 8), np.uint8), kind="semantic"
+    ),
     "evaluate --kind semantic with NaN labels": lambda tmp: _evaluate(
         tmp, "semantic", np.full((8, 8), np.nan, np.float32)
     ),

@@ -136,6 +136,46 @@ def test_iou_and_dice_per_class():
     assert class_error(SEMANTIC_PRED, SEMANTIC_TRUTH) == pytest.approx(3 / 12)
 
 
+@pytest.mark.parametrize("huge", [2**40, 2**62, -(2**40)])
+def test_iou_and_dice_of_huge_or_negative_labels_count_without_a_table_that_large(huge):
+    """bincount over labels up to 2**40 would allocate 8 TiB; the scores equal those of
+    the same masks with that label renamed to a small one."""
+    pred, truth = SEMANTIC_PRED.astype(np.int64), SEMANTIC_TRUTH.astype(np.int64)
+    pred[pred == 2], truth[truth == 2] = huge, huge
+    for score in (iou_per_class, dice_per_class):
+        expected = score(SEMANTIC_PRED, SEMANTIC_TRUTH, classes=[1, 2, 3])
+        result = score(pred, truth, classes=[1, huge, 3])
+        assert list(result) == [1, huge, 3]
+        np.testing.assert_equal(list(result.values()), list(expected.values()))
+    iou = iou_per_class(pred, truth)
+    assert iou == pytest.approx({1: 5 / 8, huge: 4 / 7} if huge > 0 else {1: 5 / 8})
+
+
+@pytest.mark.parametrize(
+    "pred, held",
+    [
+        (np.full((4, 4), 2**40, np.int64), "it holds 1099511627776 to 1099511627776"),
+        (np.full((4, 4), 256, np.uint16), "it holds 256 to 256"),
+        (np.full((4, 4), -1, np.int8), "it holds -1 to -1"),
+        (np.full((4, 4), np.nan), "it holds values that are not whole numbers"),
+        (np.full((4, 4), 1.5), "it holds values that are not whole numbers"),
+    ],
+)
+def test_evaluate_semantic_refuses_what_is_not_a_class_mask(pred, held):
+    truth = np.ones((4, 4), np.uint8)
+    message = rf"pred: kind='semantic' takes class masks with labels 0 to 255 .*; {held}$"
+    with pytest.raises(ValueError, match=message):
+        evaluate(pred, truth, kind="semantic")
+    with pytest.raises(ValueError, match=message.replace("pred", "truth")):
+        evaluate(truth, pred, kind="semantic")
+
+
+def test_evaluate_semantic_takes_whole_float_and_bool_class_masks():
+    as_float = evaluate(SEMANTIC_PRED.astype(float), SEMANTIC_TRUTH.astype(float), "semantic")
+    assert as_float == evaluate(SEMANTIC_PRED, SEMANTIC_TRUTH, kind="semantic")
+    assert evaluate(np.ones((2, 2), bool), np.ones((2, 2), bool), "semantic")["iou"] == {"1": 1.0}
+
+
 def _instance_example() -> tuple[np.ndarray, np.ndarray]:
     truth = np.zeros((6, 6), int)
     truth[0:2, 0:2] = 1  # found exactly

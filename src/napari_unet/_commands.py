@@ -224,18 +224,12 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 def _check_class_mask(path: Path, mask: np.ndarray) -> None:
     """Refuse a ``--kind semantic`` input that is not a class mask of whole labels 0..255."""
-    whole = mask.dtype.kind in "biu" or bool(np.all(np.isfinite(mask) & (mask == np.round(mask))))
-    if mask.size and whole and 0 <= mask.min() <= mask.max() <= MAX_CLASS_LABEL:
-        return
-    held = f"{mask.min()} to {mask.max()}" if whole else "values that are not whole numbers"
-    raise CliError(
-        f"{path}: --kind semantic takes class masks with labels 0 to {MAX_CLASS_LABEL} "
-        f"(0 = unlabelled, 1 = background, 2.. = classes); it holds {held}"
-    )
+    from .metrics import check_class_mask
 
-
-#: Largest label of a class mask (masks are uint8).
-MAX_CLASS_LABEL = 255
+    try:
+        check_class_mask(mask, f"{path}: --kind semantic")
+    except ValueError as error:
+        raise CliError(str(error)) from error
 
 
 def run_demo(args: argparse.Namespace) -> None:

@@ -30,6 +30,7 @@ from .membrane_metrics import (
 )
 
 __all__ = [
+    "check_class_mask",
     "class_error",
     "dice_per_class",
     "evaluate",
@@ -59,11 +60,55 @@ def _class_counts(
         present = np.union1d(pred_values, true_values)
         classes = [int(v) for v in present if v >= 1]
     classes = [int(c) for c in classes]
-    length = max([*classes, int(pred_values.max(initial=0)), int(true_values.max(initial=0))]) + 1
+    index = np.asarray(classes, np.int64)
+    values = np.concatenate([index, pred_values, true_values])
+    if values.size and not 0 <= values.min() <= values.max() < MAX_BINCOUNT_LABEL:
+        # a label of 2**40 would size bincount's counts at 8 TiB: count ranks instead
+        values = np.unique(values, return_inverse=True)[1].ravel()
+        index, pred_values, true_values = np.split(
+            values, np.cumsum([index.size, pred_values.size])
+        )
+    length = int(values.max(initial=-1)) + 1
     hits = np.bincount(true_values[pred_values == true_values], minlength=length)
     pred_counts = np.bincount(pred_values, minlength=length)
     true_counts = np.bincount(true_values, minlength=length)
-    return classes, hits[classes], pred_counts[classes], true_counts[classes]
+    return classes, hits[index], pred_counts[index], true_counts[index]
+
+
+#: Labels up to this are counted with ``numpy.bincount`` (its counts take 8 bytes per
+#: value up to the largest label); larger or negative ones are ranked first.
+MAX_BINCOUNT_LABEL = 2**16
+
+
+def check_class_mask(mask: np.ndarray, name: str = "kind='semantic'") -> None:
+    """Refuse a mask that is not a class mask of whole labels 0..:data:`MAX_CLASS_LABEL`.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+    name : str
+        How the message names what takes class masks (e.g. the command-line option).
+
+    Raises
+    ------
+    ValueError
+        Saying which labels the mask holds (e.g. instance labels or a label of 2**40).
+    """
+    mask = np.asarray(mask)
+    if not mask.size:
+        return
+    whole = mask.dtype.kind in "biu" or bool(np.all(np.isfinite(mask) & (mask == np.round(mask))))
+    if whole and 0 <= mask.min() <= mask.max() <= MAX_CLASS_LABEL:
+        return
+    held = f"{mask.min()} to {mask.max()}" if whole else "values that are not whole numbers"
+    raise ValueError(
+        f"{name} takes class masks with labels 0 to {MAX_CLASS_LABEL} "
+        f"(0 = unlabelled, 1 = background, 2.. = classes); it holds {held}"
+    )
+
+
+#: Largest label of a class mask (masks are uint8).
+MAX_CLASS_LABEL = 255
 
 
 def iou_per_class(
@@ -149,9 +194,10 @@ def evaluate(
         ``foreground_iou``/``foreground_dice`` of ``pred > 0`` vs ``truth > 0``
         (1.0 if both are empty), ``n_pred``, ``n_true``.
     ``kind="semantic"``
-        Class masks in the annotation convention; pixels with ``truth == 0``
-        (unlabelled) are ignored. Keys: ``iou``/``dice`` (label value as a string
-        -> score, so the dict survives a JSON round trip), ``mean_foreground_iou``/
+        Class masks in the annotation convention (whole labels 0 to 255, else
+        ValueError); pixels with ``truth == 0`` (unlabelled) are ignored. Keys:
+        ``iou``/``dice`` (label value as a string -> score, so the dict survives a
+        JSON round trip), ``mean_foreground_iou``/
         ``mean_foreground_dice`` (mean over labels >= 2 present; None if none) and
         ``pixel_error`` (:func:`class_error`).
 
@@ -213,6 +259,8 @@ def _instance_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
 
 def _semantic_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     """Per-class IoU/Dice and multi-class pixel error of two class masks."""
+    for name, mask in (("pred", pred), ("truth", truth)):
+        check_class_mask(mask, f"{name}: kind='semantic'")
     iou = iou_per_class(pred, truth)
     dice = dice_per_class(pred, truth)
 
