@@ -1,11 +1,13 @@
 """The Predict section's memory estimate (no viewer needed)."""
 
+import numpy as np
 import pytest
 
 from napari_unet._widgets import _memory
 from napari_unet._widgets._layers import ImageGeometry
 from napari_unet._widgets._memory import (
     available_memory,
+    input_itemsize,
     memory_refusal,
     output_bytes,
     working_bytes,
@@ -17,10 +19,11 @@ from napari_unet.config import ModelConfig
 MODEL = new_model(ModelConfig(base_features=4, depth=2), seed=0)
 
 
-def _request(shape, tile_size=None, with_weights=True):
+def _request(shape, tile_size=None, with_weights=True, dtype=np.uint8, model=MODEL):
     geometry = ImageGeometry(shape=shape, channel_axis=None, rgb=False)
+    data = np.broadcast_to(np.zeros((), dtype), shape)  # the dtype and shape, no memory
     return PredictionRequest(
-        model=MODEL, data=None, geometry=geometry, tile_size=tile_size, device="cpu",
+        model=model, data=data, geometry=geometry, tile_size=tile_size, device="cpu",
         with_weights=with_weights,
     )  # fmt: skip
 
@@ -30,11 +33,57 @@ def test_outputs_and_working_memory_by_hand():
     assert output_bytes(2, (3, 100, 200), with_weights=True) == 3 * 100 * 200 * 17
     assert output_bytes(3, (100, 200), with_weights=False) == 100 * 200 * 17
     assert output_bytes(3, (100, 200), False, with_uncertainty=True) == 100 * 200 * 21
+    # + the plane and the window read from it, float32 (4 B) for a uint8 image
     tiled = _request((3, 100, 200), tile_size=64)
-    assert working_bytes(tiled) == 100 * 200 * 40 + 64 * 64 * 4 * 36 * 4
+    reads = (100 * 200 + 64 * 64 * 4) * 4
+    assert working_bytes(tiled) == 100 * 200 * 40 + 64 * 64 * 4 * 36 * 4 + reads
     whole = _request((100, 200), with_weights=False)
-    halo = MODEL.halo
-    assert working_bytes(whole) == 100 * 200 * 18 + (100 + 2 * halo) * (200 + 2 * halo) * 36 * 4
+    window = (100 + 2 * MODEL.halo) * (200 + 2 * MODEL.halo)
+    reads = (100 * 200 + window) * 4
+    assert working_bytes(whole) == 100 * 200 * 18 + window * 36 * 4 + reads
+
+
+@pytest.mark.parametrize("tile_size", [None, 64])
+def test_planes_of_wide_types_are_counted_in_float64(tile_size):
+    """read_plane gives float64 for types wider than 16 bits: 8 B per value, not 4."""
+    two = new_model(ModelConfig(base_features=4, depth=2, in_channels=2), seed=0)
+    shape = (2, 3, 100, 200)  # C, Z, Y, X
+    window = 64 * 64 * 4 if tile_size else (100 + 2 * two.halo) * (200 + 2 * two.halo)
+    narrow = {
+        dtype: working_bytes(_request(shape, tile_size, dtype=dtype, model=two))
+        for dtype in (np.uint8, np.uint16, np.float32, np.int16)
+    }
+    for dtype in (np.uint32, np.int64, np.float64, np.uint64):
+        wide = working_bytes(_request(shape, tile_size, dtype=dtype, model=two))
+        for narrow_bytes in narrow.values():
+            assert wide - narrow_bytes == (100 * 200 + window) * 2 * (8 - 4)
+
+
+@pytest.mark.parametrize(
+    "dtype", [bool, np.uint8, np.int16, np.uint16, np.float16, np.float32, np.uint32, np.float64]
+)
+def test_the_estimate_uses_the_type_read_plane_gives(dtype):
+    data = np.zeros((2, 3, 8, 8), dtype)  # C, Z, Y, X for a 2-channel model
+    geometry = ImageGeometry(shape=data.shape, channel_axis=0, rgb=False)
+    plane = geometry.read_plane(data, (1,), in_channels=2)
+    assert plane.shape == (2, 8, 8)
+    assert plane.dtype.itemsize == input_itemsize(data) == (8 if dtype in WIDE else 4)
+
+
+WIDE = (np.uint32, np.float64)
+
+
+def test_a_float64_image_that_fits_only_as_float32_is_refused(monkeypatch):
+    light = _request((4000, 4000), tile_size=64, dtype=np.float32)
+    heavy = _request((4000, 4000), tile_size=64, dtype=np.float64)
+    needs = {
+        name: output_bytes(2, (4000, 4000), True) + working_bytes(request)
+        for name, request in (("light", light), ("heavy", heavy))
+    }
+    assert needs["heavy"] - needs["light"] >= 4000 * 4000 * 4
+    monkeypatch.setattr(_memory, "available_memory", lambda: int(needs["light"] / 0.8) + 1)
+    assert memory_refusal(light, "float32") == ""
+    assert memory_refusal(heavy, "float64").startswith("Predicting “float64” needs about")
 
 
 def test_advice_follows_what_would_fit(monkeypatch):

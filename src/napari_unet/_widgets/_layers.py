@@ -105,7 +105,8 @@ class ImageGeometry:
         return np.ndindex(*self.leading_shape)
 
     def read_plane(self, data: Any, plane: tuple[int, ...], in_channels: int) -> np.ndarray:
-        """One plane as a (C, Y, X) float32 array with the model's channels."""
+        """One plane as a (C, Y, X) array with the model's channels: float32, or float64
+        for types wider than 16 bits (:func:`napari_unet.data.working_dtype`)."""
         key: list[Any] = list(plane)
         if self.channel_axis is not None and not self.rgb:
             key.insert(self.channel_axis, slice(None))

@@ -2,8 +2,10 @@
 
 The section keeps its outputs in memory; a prediction that does not fit would
 make the operating system kill napari, and with it every unsaved annotation.
-The estimate adds the outputs, the temporaries of post-processing one plane and
-the network's activations on one batch of tiles (or on the whole image).
+The estimate adds the outputs, the temporaries of post-processing one plane, the
+network's activations on one batch of tiles (or on the whole image), and the plane
+being predicted with the window read from it, in float64 for types wider than 16
+bits (float32 otherwise).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..data import working_dtype
 from ._predict_job import PredictionRequest
 
 MEMORY_SHARE = 0.8
@@ -59,7 +62,9 @@ def output_bytes(
 
 
 def working_bytes(request: PredictionRequest) -> int:
-    """Temporary memory of ``request``: post-processing of one plane, network activations."""
+    """Temporary memory of ``request``: post-processing of one plane, network activations,
+    the plane being predicted and the window read from it (one batch of tiles, or the
+    mirrored plane), both in the type they are read in (:func:`input_itemsize`)."""
     height, width = request.geometry.spatial_shape[-2:]
     model = request.model
     if request.tile_size:
@@ -67,7 +72,14 @@ def working_bytes(request: PredictionRequest) -> int:
     else:  # one pass over the mirrored plane
         window = (height + 2 * model.halo) * (width + 2 * model.halo)
     activations = window * ACTIVATION_BYTES * model.config.base_features
-    return height * width * POSTPROCESS_BYTES[request.with_weights] + activations
+    reads = (height * width + window) * model.config.in_channels * input_itemsize(request.data)
+    return height * width * POSTPROCESS_BYTES[request.with_weights] + activations + reads
+
+
+def input_itemsize(data: object) -> int:
+    """Bytes per value of a plane of ``data`` as it is read: 8 (float64) for types wider
+    than 16 bits, 4 (float32) otherwise (:func:`napari_unet.data.working_dtype`)."""
+    return working_dtype(np.dtype(getattr(data, "dtype", np.float32))).itemsize
 
 
 def available_memory() -> int:
