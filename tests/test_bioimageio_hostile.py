@@ -285,3 +285,24 @@ def test_a_package_that_is_not_a_regular_file_is_refused(tmp_path):
     device.symlink_to("/dev/null")
     with pytest.raises(CheckpointError, match="not a regular file"):
         load_bioimageio(device)
+
+
+def test_the_package_read_is_the_one_checked(tmp_path, monkeypatch):
+    """A file put in place of the package after its checks is not what gets read."""
+
+    def swap(rdf):
+        rdf["config"]["napari_unet"]["description"] = "swapped in after the checks"
+
+    swapped = package(tmp_path, name="swapped.zip", rdf=swap)
+    path = package(tmp_path)
+    check = bioimageio_module._open_package
+
+    def check_then_swap(checked):
+        archive = check(checked)
+        os.replace(swapped, checked)
+        return archive
+
+    monkeypatch.setattr(bioimageio_module, "_open_package", check_then_swap)
+    loaded = load_bioimageio(path)
+    assert loaded.metadata["description"] == new_model(TINY).metadata["description"]
+    assert loaded.metadata["description"] != "swapped in after the checks"

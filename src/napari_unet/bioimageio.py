@@ -190,8 +190,10 @@ def load_bioimageio(path: str | os.PathLike, device: str | torch.device | None =
     except ImportError as error:
         raise ImportError(_INSTALL_HINT) from error
     with _open_package(path) as archive:
-        try:
-            descr = load_model_description(path, format_version="latest", perform_io_checks=False)
+        try:  # from the checked archive (not the path, which could be replaced meanwhile)
+            descr = load_model_description(
+                archive, format_version="latest", perform_io_checks=False
+            )
         except ValueError as error:
             reason = " ".join(str(error).split())  # pydantic's lines, on one line
             raise CheckpointError(
