@@ -255,8 +255,10 @@ def _open_package(path: Path) -> zipfile.ZipFile:
 
 def _read_state_dict(path: Path, archive: zipfile.ZipFile, source: Any) -> dict[str, Any]:
     """The checked state dict stored in the package under ``source``."""
+    from bioimageio.spec.common import RelativeFilePath
+
     name = str(source)
-    if type(source).__name__ != "RelativeFilePath" or name not in archive.namelist():
+    if not isinstance(source, RelativeFilePath) or name not in archive.namelist():
         raise CheckpointError(
             f"{path}: its pytorch_state_dict weights ({name[:80]}) are not a file inside the "
             "package"
