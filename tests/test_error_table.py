@@ -18,7 +18,8 @@ import torch
 
 import test_bioimageio_hostile as hostile
 from napari_unet import ModelConfig, TrainConfig, finetune, load_model, predict, save_model
-from napari_unet.checkpoint import new_model, read_checkpoint
+from napari_unet.bioimageio import load_bioimageio
+from napari_unet.checkpoint import MAX_TORCH_BYTES, new_model, read_checkpoint
 from napari_unet.config import NormConfig
 from napari_unet.data import read_image, to_channels_first
 from napari_unet.metrics import evaluate
@@ -155,10 +156,21 @@ def _bioimageio(tmp, **changes):
 
 
 def _bioimageio_fifo(tmp):
-    from napari_unet.bioimageio import load_bioimageio
-
     os.mkfifo(tmp / "pipe.zip")
     return load_bioimageio(tmp / "pipe.zip")
+
+
+def _bioimageio_bomb(tmp):
+    """Three empty entries, each declaring 1.06 GiB (the most one entry may)."""
+    names = [f"zeros{index}.bin" for index in range(3)]
+    path = hostile.package(tmp, entries=dict.fromkeys(names, b""))
+    for name in names:
+        hostile.declare_size(path, name, MAX_TORCH_BYTES)
+    return load_model(path)
+
+
+#: A pickle that would import os (refused by torch.load(weights_only=True)).
+PICKLE = b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94."
 
 
 def _foreign_bioimageio(rdf):
@@ -212,9 +224,7 @@ CASES = {
         _checkpoint(tmp, "cut.safetensors", lambda data: data[: len(data) // 2])
     ),
     "checkpoint of another format": lambda tmp: load_model(_file(tmp, "m.safetensors", b"\0" * 64)),
-    "pickle file named .pt": lambda tmp: load_model(
-        _file(tmp, "m.pt", b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94.")
-    ),
+    "pickle file named .pt": lambda tmp: load_model(_file(tmp, "m.pt", PICKLE)),
     "checkpoint format_version inf": lambda tmp: _with_metadata(tmp, format_version=math.inf),
     "checkpoint format_version null": lambda tmp: _with_metadata(tmp, format_version=None),
     "checkpoint format_version a list": lambda tmp: _with_metadata(tmp, format_version=[1]),
@@ -312,6 +322,19 @@ CASES = {
         hostile.inflating_rdf(tmp)
     ),
     "bioimage.io package that is a FIFO (load_bioimageio)": _bioimageio_fifo,
+    "bioimage.io package that is not a zip (load_bioimageio)": lambda tmp: load_bioimageio(
+        _file(tmp, "m.zip", b"PK not a zip")
+    ),
+    "bioimage.io package whose config napari_unet is a list": lambda tmp: _bioimageio(
+        tmp, rdf=lambda rdf: rdf["config"].update(napari_unet=[1, 2])
+    ),
+    "bioimage.io package whose entries declare 3.2 GiB together (zip bomb)": _bioimageio_bomb,
+    "bioimage.io package whose weights declare more than they hold": lambda tmp: load_model(
+        hostile.declare_size(hostile.package(tmp), "weights_state_dict.pt", 10**6)
+    ),
+    "bioimage.io package whose weights are a pickle": lambda tmp: _bioimageio(
+        tmp, entries={"weights_state_dict.pt": PICKLE}
+    ),
     "export --test-image smaller than the model's input": lambda tmp: _export(
         tmp, test_image=np.zeros((30, 30), np.float32)
     ),
