@@ -53,6 +53,9 @@ def _stack(rng, shape=(3, 40, 50)):
         ((70, 90, 4), 3, None, "YXS"),
         ((5, 70, 90, 3), 1, None, "ZYXS"),
         ((5, 2, 70, 90), 2, None, "ZCYX"),
+        ((2, 5, 70, 90), 2, None, "CZYX"),  # channels first when the second axis cannot be
+        ((2, 2, 70, 90), 2, None, "ZCYX"),  # a tie: ImageJ's order
+        ((5, 3, 70, 90), 1, None, "ZCYX"),  # RGB planes for a 1-channel model: luminance
     ],
 )
 def test_axes_rule(shape, channels, rgb, axes):

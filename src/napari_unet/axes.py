@@ -22,7 +22,14 @@ Axes rule (:func:`guess_axes`), used when the axes are not given:
   and that is more than 1; otherwise ``ZYX`` (a stack of one-channel slices, as
   napari shows it);
 * 4-D: ``ZYXS`` when the last axis is 3 or 4 long and the second longer than 4
-  (or ``rgb=True``); otherwise ``ZCYX``.
+  (or ``rgb=True``); ``CZYX`` when the first axis equals the model's input
+  channels (more than 1) and the second cannot be its channels; otherwise
+  ``ZCYX`` (ImageJ's order, which wins a tie such as (2, 2, Y, X)).
+
+This one rule serves the command line and the napari widgets alike: a napari
+layer is read with its ``rgb`` flag as ``rgb`` (see
+:meth:`napari_unet._widgets._layers.ImageGeometry.of`, which also steps through
+further leading axes a layer may have, such as T of a (T, Z, Y, X) layer).
 
 TIFF files carry their axes (:func:`napari_unet.inputs.file_axes`), which take
 precedence over the guess (except planar RGB, which napari shows as slices).
@@ -75,7 +82,7 @@ def guess_axes(shape: tuple[int, ...], in_channels: int, rgb: bool | None = None
     Returns
     -------
     str
-        E.g. ``"YX"``, ``"ZYX"``, ``"CYX"``, ``"YXS"``, ``"ZCYX"``, ``"ZYXS"``.
+        E.g. ``"YX"``, ``"ZYX"``, ``"CYX"``, ``"YXS"``, ``"ZCYX"``, ``"CZYX"``, ``"ZYXS"``.
     """
     shape = tuple(int(size) for size in shape)
     if len(shape) == 2:
@@ -87,11 +94,19 @@ def guess_axes(shape: tuple[int, ...], in_channels: int, rgb: bool | None = None
             return "SYX" if rgb else "CYX"
         return "ZYX"
     if len(shape) == 4:
-        return "ZYXS" if _is_colour_last(shape, rgb) else "ZCYX"
+        if _is_colour_last(shape, rgb):
+            return "ZYXS"
+        first_is_channels = shape[0] == in_channels and in_channels > 1
+        return "CZYX" if first_is_channels and not _maps(shape[1], in_channels) else "ZCYX"
     raise ValueError(
         f"expected an image with 2 to 4 axes ((Y, X), (Z, Y, X), (Z, C, Y, X), ...), got shape "
         f"{shape}; choose one time point or channel first"
     )
+
+
+def _maps(found: int, in_channels: int) -> bool:
+    """Whether ``found`` channels fit a model with ``in_channels`` (the channel rule)."""
+    return found == in_channels or (found == 3 and in_channels == 1)
 
 
 def check_axes(axes: str, shape: tuple[int, ...], in_channels: int) -> str:

@@ -42,8 +42,7 @@ from scipy.sparse import csgraph
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
 from .inference import Cancelled, Progress, StopFlag, default_tile_size, is_stopped, tile_layout
 from .model import UNet
-from .postprocess import instance_labels
-from .volumes import iter_predict_stack
+from .volumes import MAX_INSTANCES, iter_predict_stack, slice_instances
 
 __all__ = [
     "OUT_OF_CORE_THRESHOLD",
@@ -61,8 +60,6 @@ OUT_OF_CORE_THRESHOLD = 2**25
 At 2 classes the in-memory outputs take 13 bytes a pixel (probabilities 8, mask
 1, instances 4): about 440 MB at this threshold.
 """
-
-_MAX_LABELS = 2**32 - 1
 
 
 def output_pixels(shape: tuple[int, ...], axes: str) -> int:
@@ -271,9 +268,8 @@ def _write_instances(
         if method == "components":
             count += label_chunked(mask_plane, out_plane, block, offset=count)
         else:
-            labels = instance_labels(np.asarray(mask_plane[:, :]), method=method)
-            out_plane[:, :] = np.where(labels > 0, labels + count, 0).astype(np.uint32)
-            count += int(labels.max())
+            out_plane[:, :], found = slice_instances(mask_plane[:, :], method, count)
+            count += found
         if progress is not None:
             progress(Progress(done, len(planes), "instances"))
     return count
@@ -323,7 +319,8 @@ def label_chunked(mask: Any, out: Any, block: tuple[int, int], offset: int = 0) 
     -------
     int
         The number of objects; ``out`` holds ``offset + 1 ..`` and 0 for background,
-        equal to ``instance_labels(mask) + offset`` (4-connectivity components).
+        equal to :func:`~napari_unet.volumes.slice_instances` ``(mask, offset=offset)``
+        (4-connectivity components), the stack numbering it stands in for.
     """
     height, width = (int(size) for size in mask.shape)
     boxes = [
@@ -336,7 +333,7 @@ def label_chunked(mask: Any, out: Any, block: tuple[int, int], offset: int = 0) 
         labels, block_classes, block_firsts = _label_block(
             np.asarray(mask[rows, columns]), rows.start, columns.start, width
         )
-        if count + len(block_classes) > _MAX_LABELS:
+        if count + len(block_classes) > MAX_INSTANCES:
             raise ValueError("too many objects for uint32 instance labels")
         out[rows, columns] = np.where(labels > 0, labels + count, 0).astype(np.uint32)
         classes.append(block_classes)
@@ -345,7 +342,7 @@ def label_chunked(mask: Any, out: Any, block: tuple[int, int], offset: int = 0) 
     final, n_objects = _renumber(
         np.concatenate(classes), np.concatenate(firsts), _border_pairs(mask, out, boxes)
     )
-    if n_objects + offset > _MAX_LABELS:
+    if n_objects + offset > MAX_INSTANCES:
         raise ValueError("too many objects for uint32 instance labels")
     final = np.where(final > 0, final + offset, 0).astype(np.uint32)
     for rows, columns in boxes:

@@ -28,6 +28,7 @@ __all__ = [
     "iter_predict_stack",
     "predict_stack",
     "segment_stack",
+    "slice_instances",
     "stack_instances",
     "stack_slice",
 ]
@@ -176,6 +177,39 @@ def predict_stack(
     return out
 
 
+MAX_INSTANCES = 2**32 - 1
+"""Most objects a stack's uint32 instance labels can number."""
+
+
+def slice_instances(
+    mask: np.ndarray, method: str = "components", offset: int = 0
+) -> tuple[np.ndarray, int]:
+    """Instance labels of one (Y, X) slice of a stack, numbered after ``offset``.
+
+    The one routine that numbers instances through a stack: :func:`stack_instances`,
+    :func:`napari_unet.outofcore.predict_to_zarr` and the Predict widget call it
+    slice after slice, passing the objects counted so far as ``offset``.
+
+    Returns
+    -------
+    labels : numpy.ndarray of uint32, (Y, X)
+        0 for background, ``offset + 1 ..`` for the slice's objects
+        (:func:`~napari_unet.postprocess.instance_labels` plus ``offset``).
+    count : int
+        The number of objects in the slice.
+
+    Raises
+    ------
+    ValueError
+        When the objects would be numbered past :data:`MAX_INSTANCES`.
+    """
+    labels = instance_labels(np.asarray(mask), method=method)
+    count = int(labels.max()) if labels.size else 0
+    if offset + count > MAX_INSTANCES:
+        raise ValueError("too many objects for uint32 instance labels")
+    return np.where(labels > 0, labels + offset, 0).astype(np.uint32), count
+
+
 def stack_instances(mask: np.ndarray, method: str = "components") -> np.ndarray:
     """Instance labels of a (Y, X) or (Z, Y, X) class mask, slice by slice.
 
@@ -183,16 +217,16 @@ def stack_instances(mask: np.ndarray, method: str = "components") -> np.ndarray:
     -------
     numpy.ndarray of uint32, same shape
         2D instances of each slice, numbered consecutively through the stack
-        (slice 0 gets 1..n0, slice 1 n0+1.., ...), so every label is unique.
+        (slice 0 gets 1..n0, slice 1 n0+1.., ...) by :func:`slice_instances`,
+        so every label is unique.
     """
     if mask.ndim == 2:
-        return instance_labels(mask, method=method).astype(np.uint32)
+        return slice_instances(mask, method)[0]
     labels = np.zeros(mask.shape, np.uint32)
     count = 0
     for index, plane in enumerate(mask):
-        plane_labels = instance_labels(plane, method=method).astype(np.uint32)
-        labels[index] = np.where(plane_labels > 0, plane_labels + count, 0)
-        count += int(plane_labels.max())
+        labels[index], found = slice_instances(plane, method, count)
+        count += found
     return labels
 
 

@@ -1,8 +1,10 @@
 """Between napari layers and the core: image geometry, layer pickers, output layers.
 
 Image layers may be 2D, stacks (..., Y, X), RGB(A) (..., Y, X, 3|4) or carry a
-channel axis first (C, ..., Y, X) matching a multi-channel model. Annotations and
-outputs have the image's *spatial* shape: its shape without the channel axis.
+channel axis for a multi-channel model; which axis is which is decided by the
+command line's rule, :func:`napari_unet.axes.guess_axes` (see
+:meth:`ImageGeometry.of`). Annotations and outputs have the image's *spatial*
+shape: its shape without the channel axis.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import numpy as np
 from magicgui.widgets import ComboBox
 from napari.utils.colormaps import DirectLabelColormap
 
-from ..data import to_channels_first
+from ..axes import ImagePlane, check_axes, guess_axes
 
 OUTPUT_KEY = "napari_unet_output"
 """``layer.metadata`` key marking a layer this plugin created (and may overwrite)."""
@@ -71,24 +73,35 @@ class ImageGeometry:
     shape: tuple[int, ...]
     channel_axis: int | None
     rgb: bool
+    axes: str = ""
+    """:mod:`napari_unet.axes` letters of the last ``len(axes)`` axes; any axes before
+    them are further stack axes, stepped through like ``Z``. Empty: derived from
+    ``channel_axis`` and ``rgb``."""
+
+    def __post_init__(self) -> None:
+        if not self.axes:
+            object.__setattr__(self, "axes", _axes_from(self.shape, self.channel_axis, self.rgb))
 
     @classmethod
     def of(cls, layer: napari.layers.Image, in_channels: int) -> ImageGeometry:
         """The geometry of ``layer`` for a model with ``in_channels`` input channels.
 
-        A non-RGB layer has a channel axis only for a multi-channel model, when
-        its first (or, for 4D data, second) axis is ``in_channels`` long.
+        The axes are the command line's guess, :func:`napari_unet.axes.guess_axes`
+        with the layer's ``rgb`` flag, so both front ends read an array alike:
+        (2, Z, Y, X) for a 2-channel model is CZYX, (Z, 2, Y, X) and (2, 2, Y, X)
+        are ZCYX. A layer with more than one stack axis (more than 4 axes, or
+        (T, Z, Y, X) whose second axis cannot be the model's channels) has its
+        leading axes stepped through, and the rule applied to the rest.
         """
         shape = tuple(int(n) for n in image_data(layer).shape)
-        if layer.rgb:
-            return cls(shape, len(shape) - 1, True)
-        axis = None
-        if in_channels > 1 and len(shape) >= 3:
-            if shape[0] == in_channels:
-                axis = 0
-            elif len(shape) >= 4 and shape[1] == in_channels:
-                axis = 1
-        return cls(shape, axis, False)
+        rgb = bool(layer.rgb)
+        outer = max(0, len(shape) - 4)
+        axes = guess_axes(shape[outer:], in_channels, rgb)
+        if len(axes) == 4 and not _fits(axes, shape[outer:], in_channels):
+            outer += 1  # (T, Z, Y, X): one more stack axis, not a channel axis
+            axes = guess_axes(shape[outer:], in_channels, rgb)
+        channel = next((axes.index(c) for c in "CS" if c in axes), None)
+        return cls(shape, None if channel is None else outer + channel, rgb, axes)
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:
@@ -107,11 +120,10 @@ class ImageGeometry:
     def read_plane(self, data: Any, plane: tuple[int, ...], in_channels: int) -> np.ndarray:
         """One plane as a (C, Y, X) array with the model's channels: float32, or float64
         for types wider than 16 bits (:func:`napari_unet.data.working_dtype`)."""
-        key: list[Any] = list(plane)
-        if self.channel_axis is not None and not self.rgb:
-            key.insert(self.channel_axis, slice(None))
-        block = np.asarray(data[tuple(key)])
-        return to_channels_first(block, in_channels, rgb=self.rgb)
+        outer = len(self.shape) - len(self.axes)  # read as the command line reads a slice
+        view = _Fixed(data, plane[:outer]) if outer else data
+        index = plane[outer] if "Z" in self.axes else 0
+        return np.asarray(ImagePlane(view, self.axes, index, in_channels))
 
     def spatial(self, values: Any) -> list[float]:
         """Per-axis ``values`` of a layer (scale, translate) without the channel axis."""
@@ -128,6 +140,42 @@ class ImageGeometry:
             int(np.clip(round(value), 0, size - 1))
             for value, size in zip(leading, self.leading_shape)
         )
+
+
+def _fits(axes: str, shape: tuple[int, ...], in_channels: int) -> bool:
+    """Whether the axes rule's ``axes`` give the model channels it can take."""
+    try:
+        check_axes(axes, shape, in_channels)
+    except ValueError:
+        return False
+    return True
+
+
+def _axes_from(shape: tuple[int, ...], channel_axis: int | None, rgb: bool) -> str:
+    """Axes letters of the last axes of an image whose channel axis is known."""
+    n = len(shape)
+    letters = {n - 3: "Y", n - 2: "X", n - 1: "S"} if rgb else {n - 2: "Y", n - 1: "X"}
+    if channel_axis is not None and not rgb:
+        letters[channel_axis] = "C"
+    stack = [axis for axis in range(n) if axis not in letters]
+    if stack:
+        letters[stack[-1]] = "Z"
+    first = min(letters)
+    if len(letters) != n - first:
+        raise ValueError(f"channel axis {channel_axis} of shape {shape}: more than one stack axis")
+    return "".join(letters[axis] for axis in range(first, n))
+
+
+class _Fixed:
+    """``data[outer + key]``: the array with its leading ``outer`` indices fixed, read lazily."""
+
+    def __init__(self, data: Any, outer: tuple[int, ...]) -> None:
+        self.data, self.outer = data, tuple(outer)
+        self.shape = tuple(data.shape[len(self.outer) :])
+        self.dtype = data.dtype
+
+    def __getitem__(self, key: tuple) -> Any:
+        return self.data[self.outer + tuple(key)]
 
 
 def image_data(layer: napari.layers.Image) -> Any:

@@ -12,8 +12,9 @@ import numpy as np
 from ..config import WeightConfig
 from ..inference import Cancelled, iter_predict
 from ..model import UNet
-from ..postprocess import class_mask, instance_labels
+from ..postprocess import class_mask
 from ..review import uncertainty
+from ..volumes import slice_instances
 from ..weights import weight_map
 from ._layers import ImageGeometry
 
@@ -92,6 +93,14 @@ def predict_job(
 ) -> Generator[PredictionProgress, None, PredictionResult]:
     """Predict every plane, then post-process; yields progress, returns the outputs.
 
+    The same path as ``napari-unet predict``: each plane is read as the command
+    line reads it (:meth:`ImageGeometry.read_plane`: the axes rule of
+    :mod:`napari_unet.axes`, an :class:`~napari_unet.axes.ImagePlane`, here read
+    whole), predicted by :func:`~napari_unet.inference.iter_predict` and numbered
+    by :func:`~napari_unet.volumes.slice_instances`. Only the layout of the
+    probabilities differs: (n_classes, ..., Y, X) here, for a napari layer with
+    the classes along its first axis; (Z, n_classes, Y, X) in the files.
+
     Raises
     ------
     Cancelled
@@ -138,9 +147,8 @@ def _postprocess(
         if stop.is_set():
             raise Cancelled("prediction cancelled")
         mask[plane] = class_mask(probabilities[(slice(None), *plane)])
-        objects = instance_labels(mask[plane], method=request.instance_method)
-        instances[plane] = np.where(objects > 0, objects + count, 0)
-        count += int(objects.max())
+        instances[plane], found = slice_instances(mask[plane], request.instance_method, count)
+        count += found
         if weights is not None:
             weights[plane] = weight_map(mask[plane], request.weight_config)
         if unsure is not None:

@@ -1,0 +1,149 @@
+"""The Predict widget and ``napari-unet predict`` read an array alike and give the same outputs.
+
+Both front ends take the axes from one rule, :func:`napari_unet.axes.guess_axes`
+(the widget with the layer's ``rgb`` flag, the command line from the file when it
+declares none), read each slice through :class:`napari_unet.axes.ImagePlane` and
+number instances through the stack with :func:`napari_unet.volumes.slice_instances`.
+The only difference left is the layout of the probabilities: the widget's layer
+holds the foreground class (2 classes) as (..., Y, X), the file (Z, C, Y, X).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+from scipy import ndimage
+
+from napari_unet.axes import ImagePlane
+from napari_unet.checkpoint import load_model, new_model, save_model
+from napari_unet.cli import main
+from napari_unet.config import ModelConfig
+from napari_unet.inference import predict
+from napari_unet.inputs import probe_input
+from napari_unet.volumes import stack_instances
+
+TILE = 40
+"""A valid tile edge for a depth-1 valid network, smaller than the images: tiles overlap."""
+
+
+def blobs(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """uint16 image of smooth blobs, so the masks hold several objects per slice."""
+    noise = np.random.default_rng(seed).normal(size=shape)
+    smooth = ndimage.gaussian_filter(noise, sigma=[0] * (len(shape) - 2) + [3, 3])
+    return (1000 + 20_000 * (smooth - smooth.min())).astype(np.uint16)
+
+
+def contrasted_model(channels: int, probe: np.ndarray):
+    """A tiny fresh model whose output follows the image: about half of ``probe`` foreground.
+
+    A fresh network's two logits differ by nearly a constant; its head is shifted
+    so the class boundary falls at the median over ``probe``, then scaled up.
+    """
+    model = new_model(ModelConfig(depth=1, base_features=4, in_channels=channels), seed=4)
+    probabilities = predict(probe, model, device="cpu")
+    median = float(np.median(np.log(probabilities[1]) - np.log(probabilities[0])))
+    with torch.no_grad():
+        model.head.bias[1] -= median
+        model.head.weight *= 1000
+        model.head.bias *= 1000
+    return model
+
+
+@pytest.mark.parametrize(
+    ("shape", "channels", "axes"),
+    [
+        ((60, 72), 1, "YX"),  # a 2D image
+        ((3, 60, 72), 1, "ZYX"),  # a Z-stack
+        ((3, 2, 60, 72), 2, "ZCYX"),  # multi-channel stack, ImageJ's order
+        ((2, 3, 60, 72), 2, "CZYX"),  # multi-channel stack, channels first (CLI refused it)
+        ((2, 2, 60, 72), 2, "ZCYX"),  # a tie: the GUI read CZYX, the CLI ZCYX
+    ],
+)
+def test_predict_widget_and_cli_give_identical_outputs(
+    qtbot, make_napari_viewer, tmp_path, shape, channels, axes
+):
+    from napari_unet._widgets import PredictWidget
+    from napari_unet._widgets._layers import ImageGeometry
+    from napari_unet._widgets._state import model_state
+
+    image = blobs(shape, seed=len(shape) + channels)
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_model(
+        contrasted_model(channels, np.asarray(ImagePlane(image, axes, 0, channels))), checkpoint
+    )
+    # no axes in the file: the rule decides
+    tifffile.imwrite(tmp_path / "img.tif", image, photometric="minisblack")
+
+    # the command line
+    assert probe_input(tmp_path / "img.tif", channels).axes == axes
+    arguments = ["predict", str(tmp_path / "img.tif"), "--model", str(checkpoint)]
+    options = ["--output", str(tmp_path / "out"), "--tile-size", str(TILE), "--device", "cpu"]
+    assert main([*arguments, *options]) == 0
+    cli = {
+        kind: tifffile.imread(tmp_path / "out" / f"img_{kind}.tif")
+        for kind in ("mask", "instances", "prob")
+    }
+
+    # the Predict widget, on the same array as a napari layer
+    viewer = make_napari_viewer()
+    layer = viewer.add_image(image, name="img")
+    model_state(viewer).set_model(load_model(checkpoint), "tiny")
+    widget = PredictWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Predict")
+    widget.device.value = "cpu"
+    widget.tile_size.value = TILE
+    geometry = ImageGeometry.of(layer, channels)
+    assert geometry.axes == axes
+    with qtbot.waitSignal(widget.finished, timeout=60_000):
+        assert widget.run_prediction() is not None
+    assert widget.status.text().startswith("Done"), widget.status.text()
+    gui = {kind: viewer.layers[f"img {kind}"].data for kind in ("mask", "instances")}
+
+    spatial = tuple(n for letter, n in zip(axes, shape) if letter != "C")
+    assert cli["mask"].shape == gui["mask"].shape == spatial
+    np.testing.assert_array_equal(gui["mask"], cli["mask"])
+    np.testing.assert_array_equal(gui["instances"], cli["instances"])
+    foreground = cli["prob"][:, 1] if "Z" in axes else cli["prob"][1]
+    np.testing.assert_allclose(viewer.layers["img probabilities"].data, foreground, atol=1e-6)
+
+    # the comparison has something to compare: both classes, objects numbered through Z
+    assert set(np.unique(cli["mask"])) == {1, 2}
+    assert cli["instances"].max() >= 2 * (len(spatial) - 1)
+    np.testing.assert_array_equal(cli["instances"], stack_instances(cli["mask"]))
+
+
+@pytest.mark.parametrize(
+    ("shape", "channels", "axes", "channel_axis", "spatial"),
+    [
+        ((4, 3, 20, 24), 1, "ZCYX", 1, (4, 20, 24)),  # RGB planes: luminance, as the CLI
+        ((2, 4, 20, 24), 1, "ZYX", None, (2, 4, 20, 24)),  # (T, Z, Y, X): T stepped through
+        ((2, 4, 2, 20, 24), 2, "ZCYX", 2, (2, 4, 20, 24)),  # (T, Z, C, Y, X)
+        ((2, 4, 20, 24, 3), 1, "ZYXS", 4, (2, 4, 20, 24)),  # an RGB layer with T and Z
+    ],
+)
+def test_layers_with_more_axes_than_the_rule_step_through_the_leading_ones(
+    shape, channels, axes, channel_axis, spatial
+):
+    import napari
+
+    from napari_unet._widgets._layers import ImageGeometry
+
+    data = blobs(shape[:-1] if axes.endswith("S") else shape, seed=1)
+    if axes.endswith("S"):  # the colour samples, the last axis
+        data = np.stack([data, data // 2, data // 3], axis=-1)
+    layer = napari.layers.Image(data, rgb=axes.endswith("S"))
+    geometry = ImageGeometry.of(layer, channels)
+    assert (geometry.axes, geometry.channel_axis) == (axes, channel_axis)
+    assert geometry.spatial_shape == spatial
+    planes = list(geometry.planes())
+    assert len(planes) == int(np.prod(spatial[:-2]))
+    last = planes[-1]
+    outer = len(shape) - len(axes)
+    z = last[outer] if "Z" in axes else 0
+    expected = ImagePlane(data[last[:outer]], axes, z, channels)  # as the CLI reads a T
+    np.testing.assert_array_equal(geometry.read_plane(data, last, channels), expected)
+    # the same geometry built from its channel axis alone (as _memory's tests do)
+    rebuilt = ImageGeometry(geometry.shape, geometry.channel_axis, geometry.rgb)
+    assert rebuilt.axes == axes
