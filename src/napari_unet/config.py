@@ -119,7 +119,8 @@ class WeightConfig(_Options):
     Attributes
     ----------
     w0, sigma : float
-        Height and width (pixels) of the border term (paper: 10 and about 5).
+        Height and width (pixels) of the border term (paper: 10 and about 5);
+        finite, w0 >= 0 and sigma > 0 (else ValueError).
     class_balance : bool
         ``w_c`` inversely proportional to each class's share of the labelled
         pixels of an image (else ``w_c = 1``). Training also draws patch centres
@@ -132,6 +133,18 @@ class WeightConfig(_Options):
     w0: float = 10.0
     sigma: float = 5.0
     class_balance: bool = True
+
+    def __post_init__(self) -> None:
+        # sigma = 0 divides by zero in the border term; NaN or inf makes every weight NaN
+        for name, value, positive in (("w0", self.w0, False), ("sigma", self.sigma, True)):
+            try:
+                low = bool(value > 0) if positive else bool(value >= 0)
+                valid = low and bool(value < float("inf")) and not isinstance(value, bool)
+            except (TypeError, ValueError):
+                valid = False
+            if not valid:
+                what = "a finite number of pixels > 0" if positive else "a finite number >= 0"
+                raise ValueError(f"WeightConfig {name} must be {what}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -162,6 +175,12 @@ class AugmentConfig(_Options):
     intensity: float = 0.1
 
 
+#: Learning rate of a model's first training (``TrainConfig.learning_rate=None``).
+SCRATCH_LEARNING_RATE: float = 1e-3
+#: Learning rate when fine-tuning a model that was trained before.
+FINETUNE_LEARNING_RATE: float = 1e-4
+
+
 @dataclass(frozen=True)
 class TrainConfig(_Options):
     """Fine-tuning options.
@@ -177,8 +196,11 @@ class TrainConfig(_Options):
         least 96 pixels (or the closest for "same" networks).
     batch_size : int
         Patches per iteration.
-    learning_rate : float
-        Adam learning rate at the start.
+    learning_rate : float or None
+        Adam learning rate at the start. ``None``: :data:`SCRATCH_LEARNING_RATE` for
+        a model that was never trained, :data:`FINETUNE_LEARNING_RATE` for one that
+        was (faster rates made the bundled models worse on the parts that were not
+        painted: BENCHMARKS.md, annotation loop).
     lr_schedule : {"linear", "cosine", "constant"}
         How the learning rate changes over the budget (the larger of the time and
         iteration fractions used): "linear" decays it to 0 at the end of the budget,
@@ -198,6 +220,16 @@ class TrainConfig(_Options):
         "auto", "cpu", "cuda", "cuda:N" or "mps".
     amp : bool
         Automatic mixed precision on CUDA (float16 autocast with a gradient scaler).
+    distillation : float
+        Weight of the term that keeps a trained model's own predictions on the
+        unpainted pixels (:mod:`~napari_unet.distillation`); 0 = strokes only. Not
+        used for a model that was never trained.
+    distillation_margin : int
+        Pixels around a stroke that contradicts the starting model where its
+        predictions are not kept.
+    context_patches : float
+        With distillation: share of the training patches centred anywhere in the
+        images instead of on a stroke, so the whole image is rehearsed.
 
     Raises
     ------
@@ -210,14 +242,24 @@ class TrainConfig(_Options):
     iterations: int | None = None
     patch_size: int | None = None
     batch_size: int = 4
-    learning_rate: float = 1e-3
+    learning_rate: float | None = None
     lr_schedule: Literal["linear", "cosine", "constant"] = "linear"
     bn_recalibration: int = 0
     seed: int = 0
     device: str = "auto"
     amp: bool = False
+    distillation: float = 3.0
+    distillation_margin: int = 3
+    context_patches: float = 0.5
 
     def __post_init__(self) -> None:
+        if not (self.distillation >= 0 and self.distillation_margin >= 0):
+            raise ValueError(
+                "distillation and distillation_margin must be >= 0, got "
+                f"{self.distillation} and {self.distillation_margin}"
+            )
+        if not 0 <= self.context_patches < 1:
+            raise ValueError(f"context_patches must be in [0, 1), got {self.context_patches}")
         if self.lr_schedule not in ("linear", "cosine", "constant"):
             raise ValueError(
                 f"lr_schedule must be 'linear', 'cosine' or 'constant', got {self.lr_schedule!r}"

@@ -162,7 +162,9 @@ class PatchSampler:
 
     Each patch: pick a class uniformly among the painted ones, then one of its
     labelled pixels (over all images), and centre the patch's output region on
-    it, so no patch is wasted on unlabelled areas.
+    it, so no patch is wasted on unlabelled areas. With ``context_fraction`` > 0
+    that share of the patches is centred on any pixel instead (images drawn by
+    area), for losses that also use unpainted pixels (distillation).
 
     Parameters
     ----------
@@ -173,6 +175,8 @@ class PatchSampler:
         Edge of the network output for that input.
     augment : AugmentConfig
     rng : numpy.random.Generator
+    context_fraction : float
+        Share of patches centred anywhere, in [0, 1).
     """
 
     def __init__(
@@ -182,8 +186,10 @@ class PatchSampler:
         output_size: int,
         augment: AugmentConfig,
         rng: np.random.Generator,
+        context_fraction: float = 0.0,
     ) -> None:
         self.data = data
+        self.context_fraction = context_fraction
         self.input_size = input_size
         self.output_size = output_size
         self.augment = augment
@@ -191,6 +197,12 @@ class PatchSampler:
         self.classes = [
             k for k in range(len(data[0].labelled)) if sum(d.labelled[k].shape[0] for d in data)
         ]
+
+    def _pick_anywhere(self) -> tuple[TrainingImage, int, int]:
+        areas = np.array([item.labels.size for item in self.data], float)
+        item = self.data[self.rng.choice(len(self.data), p=areas / areas.sum())]
+        y, x = (int(self.rng.integers(size)) for size in item.labels.shape)
+        return item, y, x
 
     def _pick_centre(self) -> tuple[TrainingImage, int, int]:
         class_index = self.classes[self.rng.integers(len(self.classes))]
@@ -206,8 +218,9 @@ class PatchSampler:
         ``S`` is the input size, ``O`` the output size. Labels and weights
         outside the image are 0 (unlabelled).
         """
+        anywhere = self.context_fraction > 0 and self.rng.random() < self.context_fraction
         for _ in range(20):
-            item, y, x = self._pick_centre()
+            item, y, x = self._pick_anywhere() if anywhere else self._pick_centre()
             start_y, start_x = y - self.input_size // 2, x - self.input_size // 2
             shape = (self.input_size, self.input_size)
             image = read_mirrored(item.image, start_y, start_x, shape)
@@ -217,7 +230,7 @@ class PatchSampler:
             crop = slice((self.input_size - self.output_size) // 2, None)
             crop = slice(crop.start, crop.start + self.output_size)
             labels, weights = labels[crop, crop], weights[crop, crop]
-            if weights.sum() > 0:
+            if anywhere or weights.sum() > 0:
                 break
         return image, labels.astype(np.int64), weights.astype(np.float32)
 

@@ -25,8 +25,15 @@ import torch
 from torch.nn import functional as F
 
 from .batchnorm import recalibrate_batch_norm, recalibration_passes
-from .config import AugmentConfig, TrainConfig, WeightConfig
+from .config import (
+    FINETUNE_LEARNING_RATE,
+    SCRATCH_LEARNING_RATE,
+    AugmentConfig,
+    TrainConfig,
+    WeightConfig,
+)
 from .devices import resolve_device
+from .distillation import Teacher, distillation_loss, distillation_mask, has_been_trained
 from .inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from .model import UNet
 from .sampling import PatchSampler, annotated_pixels, default_patch_size, prepare_training_data
@@ -164,7 +171,9 @@ def finetune(
     config : TrainConfig
         Budget (seconds and/or iterations), patch and batch size, learning rate and
         its schedule over the budget (linear decay to 0 by default), batch-norm
-        recalibration, seed, device.
+        recalibration, seed, device, and how strongly a trained model keeps its own
+        predictions on unpainted pixels (``distillation``). Time spent on previews
+        is not counted in the budget.
     augment, weights : AugmentConfig, WeightConfig
     stop : callable or threading.Event
         Checked every iteration; training then ends with the best weights.
@@ -185,7 +194,7 @@ def finetune(
         A non-finite loss or gradient (no update is applied from it); the best
         weights so far are restored first.
     """
-    config = config or TrainConfig()
+    config = _resolved(config or TrainConfig(), model)
     augment = augment or AugmentConfig()
     weights = weights or WeightConfig()
     if config.seconds is None and config.iterations is None:
@@ -197,8 +206,9 @@ def finetune(
     patch_size = config.patch_size or default_patch_size(model)
     output_size = model.output_size(patch_size)
     rng = np.random.default_rng(config.seed)
-    torch.manual_seed(config.seed)
-    sampler = PatchSampler(data, patch_size, output_size, augment, rng)
+    teacher = _teacher(model, config, device)
+    context = config.context_patches if teacher else 0.0
+    sampler = PatchSampler(data, patch_size, output_size, augment, rng, context)
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
@@ -211,7 +221,7 @@ def finetune(
         while not _budget_spent(state, config) and not is_stopped(stop):
             state.learning_rate = learning_rate_at(config, _budget_fraction(state, config))
             _set_learning_rate(optimizer, state.learning_rate)
-            loss = _forward_loss(model, sampler, config, device, scaler)
+            loss = _forward_loss(model, sampler, config, device, scaler, teacher)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise _diverged(best, f"the loss became {value}", state.iteration + 1)
@@ -221,7 +231,10 @@ def finetune(
                 raise _diverged(best, "a gradient became non-finite", state.iteration)
             if state.iteration % report_every == 0 or _budget_spent(state, config):
                 image = _preview_due(state, preview, preview_every)
-                yield _report(state, config, _predict_preview(model, image, device, stop))
+                preview_start = time.perf_counter()
+                probabilities = _predict_preview(model, image, device, stop)
+                state.paused += time.perf_counter() - preview_start
+                yield _report(state, config, probabilities)
         completed = True
     finally:
         best.restore()
@@ -232,7 +245,7 @@ def finetune(
                 )
         finally:
             model.eval()
-            _record_history(model, data, state, best, (config, augment, weights))
+            _record_history(model, data, state, best, (config, augment, weights), teacher)
 
 
 @dataclass
@@ -241,6 +254,7 @@ class _LoopState:
     recalibration_passes: int = 0
     recalibrated: int = 0
     learning_rate: float = math.nan
+    paused: float = 0.0
     _average: float = 0.0
     iteration: int = 0
     smoothed: float = math.nan
@@ -250,7 +264,8 @@ class _LoopState:
 
     @property
     def elapsed(self) -> float:
-        return time.perf_counter() - self.start
+        """Seconds of training so far (previews excluded)."""
+        return time.perf_counter() - self.start - self.paused
 
     @property
     def reserved(self) -> float:
@@ -297,17 +312,47 @@ def _set_learning_rate(optimizer, learning_rate: float) -> None:
         group["lr"] = learning_rate
 
 
+def _resolved(config: TrainConfig, model: UNet) -> TrainConfig:
+    """``config`` with its automatic learning rate chosen for ``model``."""
+    if config.learning_rate is not None:
+        return config
+    trained = has_been_trained(model)
+    return config.replace(
+        learning_rate=FINETUNE_LEARNING_RATE if trained else SCRATCH_LEARNING_RATE
+    )
+
+
+def _teacher(model: UNet, config: TrainConfig, device) -> Teacher | None:
+    """A frozen copy of a trained model to distil from, or None (off, or nothing to keep)."""
+    if config.distillation <= 0 or not has_been_trained(model):
+        return None
+    return Teacher(model.to(device))
+
+
 def _forward_loss(
-    model, sampler: PatchSampler, config: TrainConfig, device, scaler: torch.amp.GradScaler
+    model,
+    sampler: PatchSampler,
+    config: TrainConfig,
+    device,
+    scaler: torch.amp.GradScaler,
+    teacher: Teacher | None = None,
 ) -> torch.Tensor:
-    """The weighted loss of one sampled batch (float16 autocast with ``config.amp`` on CUDA)."""
+    """The loss of one sampled batch (float16 autocast with ``config.amp`` on CUDA).
+
+    The paper's weighted loss on painted pixels, plus ``config.distillation`` times
+    the distillation loss towards ``teacher`` on unpainted ones.
+    """
     images, labels, weights = sampler.batch(config.batch_size)
     inputs = torch.from_numpy(images).to(device)
+    labels_tensor = torch.from_numpy(labels).to(device)
     with torch.autocast("cuda", enabled=scaler.is_enabled()):
         logits = model(inputs)
-    return weighted_loss(
-        logits, torch.from_numpy(labels).to(device), torch.from_numpy(weights).to(device)
-    )
+    loss = weighted_loss(logits, labels_tensor, torch.from_numpy(weights).to(device))
+    if teacher is None:
+        return loss
+    targets = teacher.probabilities(inputs)
+    mask = distillation_mask(targets, labels_tensor, config.distillation_margin)
+    return loss + config.distillation * distillation_loss(logits, targets, mask)
 
 
 def _apply_update(model, optimizer, loss: torch.Tensor, scaler: torch.amp.GradScaler) -> bool:
@@ -373,7 +418,9 @@ def _report(state: _LoopState, config: TrainConfig, preview: np.ndarray | None) 
     )
 
 
-def _record_history(model, data, state: _LoopState, best: _BestWeights, configs) -> None:
+def _record_history(
+    model, data, state: _LoopState, best: _BestWeights, configs, teacher: Teacher | None
+) -> None:
     if state.iteration == 0:
         return
     config, augment, weights = configs
@@ -385,6 +432,7 @@ def _record_history(model, data, state: _LoopState, best: _BestWeights, configs)
         "final_smoothed_loss": round(state.smoothed, 5),
         "kept_weights_iteration": best.iteration,
         "kept_smoothed_loss": round(best.loss, 5),
+        "distilled": teacher is not None,
         "annotated_pixels": {str(k): v for k, v in annotated_pixels(data).items()},
         "images": [list(item.image.shape) for item in data],
         "train_config": config.to_dict(),

@@ -42,11 +42,16 @@ def trained_weight_config(metadata: Mapping[str, Any]) -> WeightConfig:
     Returns
     -------
     WeightConfig
-        That of the latest run; the paper's defaults if the model has no such run.
+        That of the latest run whose recorded settings are valid (e.g. not
+        sigma = 0, which older versions accepted); the paper's defaults if the
+        model has no such run.
     """
     for run in reversed(metadata.get("training_history") or []):
         if isinstance(run, Mapping) and isinstance(run.get("weight_config"), Mapping):
-            return WeightConfig.from_dict(run["weight_config"])
+            try:
+                return WeightConfig.from_dict(run["weight_config"])
+            except (TypeError, ValueError):
+                continue
     return WeightConfig()
 
 

@@ -1,0 +1,114 @@
+import numpy as np
+import torch
+
+from napari_unet import ModelConfig, TrainConfig
+from napari_unet.checkpoint import new_model
+from napari_unet.distillation import (
+    Teacher,
+    distillation_loss,
+    distillation_mask,
+    has_been_trained,
+)
+from napari_unet.training import finetune
+
+
+def test_mask_is_zero_on_strokes_and_near_contradicting_ones():
+    teacher = torch.zeros(1, 2, 9, 9)
+    teacher[:, 1] = 0.9  # the teacher says "class 2" everywhere, confidently
+    teacher[:, 0] = 0.1
+    labels = torch.zeros(1, 9, 9, dtype=torch.long)
+    labels[0, 4, 4] = 1  # a stroke of class 1: contradicts the teacher
+    labels[0, 0, 8] = 2  # a stroke that agrees
+    mask = distillation_mask(teacher, labels, margin=2)
+    assert mask[0, 4, 4] == 0 and mask[0, 0, 8] == 0  # painted pixels
+    assert float(mask[0, 2:7, 2:7].abs().sum()) == 0  # within 2 of the contradiction
+    assert torch.allclose(mask[0, 0, 0], torch.tensor(1.0))  # far away: kept
+    assert torch.allclose(mask[0, 8, 8], torch.tensor(1.0))
+    assert int((mask > 0).sum()) == 81 - 25 - 1
+
+
+def test_mask_without_margin_only_excludes_painted_pixels():
+    teacher = torch.full((1, 2, 4, 4), 0.5)
+    labels = torch.zeros(1, 4, 4, dtype=torch.long)
+    labels[0, 1, 1] = 1
+    mask = distillation_mask(teacher, labels, margin=0)
+    assert int((mask > 0).sum()) == 15 and mask[0, 1, 1] == 0
+
+
+def test_loss_is_zero_for_the_teachers_own_logits_and_grows_away_from_them():
+    logits = torch.randn(2, 3, 5, 5)
+    teacher = torch.softmax(logits, dim=1)
+    weights = torch.ones(2, 5, 5)
+    assert float(distillation_loss(logits, teacher, weights)) < 1e-6
+    assert float(distillation_loss(logits.flip(1), teacher, weights)) > 0.01
+    assert float(distillation_loss(logits.flip(1), teacher, torch.zeros(2, 5, 5))) == 0.0
+
+
+def test_teacher_is_a_frozen_copy():
+    model = new_model(ModelConfig(base_features=4, depth=1), seed=0)
+    teacher = Teacher(model)
+    inputs = torch.rand(1, 1, 44, 44)
+    before = teacher.probabilities(inputs)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(1.0)
+    assert torch.equal(before, teacher.probabilities(inputs))
+    assert not any(p.requires_grad for p in teacher.model.parameters())
+    assert torch.allclose(before.sum(1), torch.ones(1))
+
+
+def _trained_model():
+    model = new_model(ModelConfig(base_features=4, depth=1), seed=0)
+    model.metadata["training_history"] = [{"iterations": 1}]
+    return model
+
+
+def _image_and_strokes(size=64):
+    rng = np.random.default_rng(0)
+    image = rng.random((size, size)).astype(np.float32)
+    strokes = np.zeros((size, size), np.uint8)
+    strokes[10, 5:20], strokes[40, 5:20] = 1, 2
+    return image, strokes
+
+
+def test_only_trained_models_are_distilled_and_the_history_says_so():
+    assert not has_been_trained(new_model(ModelConfig(base_features=4, depth=1)))
+    image, strokes = _image_and_strokes()
+    config = TrainConfig(seconds=None, iterations=2, batch_size=2)
+    for model, expected in ((new_model(ModelConfig(base_features=4, depth=1)), False),
+                            (_trained_model(), True)):  # fmt: skip
+        for _ in finetune(model, [image], [strokes], config):
+            pass
+        assert model.metadata["training_history"][-1]["distilled"] is expected
+    model = _trained_model()
+    for _ in finetune(model, [image], [strokes], config.replace(distillation=0.0)):
+        pass
+    assert model.metadata["training_history"][-1]["distilled"] is False
+
+
+def test_distillation_keeps_predictions_away_from_the_strokes_closer_to_the_start():
+    image, strokes = _image_and_strokes()
+    config = TrainConfig(seconds=None, iterations=30, batch_size=2, learning_rate=1e-2)
+    changes = {}
+    for weight in (0.0, 10.0):
+        model = _trained_model()
+        inputs = torch.from_numpy(np.pad(image, model.halo, mode="reflect"))[None, None]
+        with torch.no_grad():
+            start = torch.softmax(model(inputs), 1)
+        for _ in finetune(model, [image], [strokes], config.replace(distillation=weight)):
+            pass
+        with torch.no_grad():
+            after = torch.softmax(model(inputs), 1)
+        changes[weight] = float((after - start).abs()[..., 50:, :].mean())
+    assert changes[10.0] < 0.5 * changes[0.0]
+
+
+def test_finetune_leaves_torch_global_random_state_alone():
+    image, strokes = _image_and_strokes()
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    config = TrainConfig(seconds=None, iterations=1)
+    for _ in finetune(_trained_model(), [image], [strokes], config):
+        pass
+    assert torch.equal(torch.rand(3), expected)
