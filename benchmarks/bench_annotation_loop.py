@@ -1,0 +1,164 @@
+"""The annotate -> fine-tune loop, simulated: does fine-tuning make the model better?
+
+A simulated user (:func:`napari_unet.annotator.corrective_strokes`) looks at the
+prediction of the part they annotate, paints a few short strokes of the true class
+on the largest wrong regions (<= 0.5 % of that part's pixels per round, 1-3 px wide,
+both classes), the model is fine-tuned from where it is (as in the widget), and the
+part that was never painted is scored (``loop_tasks.py``). Round 0 is the starting
+(bundled) model, so every later round is a paired comparison against it.
+
+Budgets are iterations, so machine load changes the wall time, not the result; each
+round's wall time is reported.
+
+    python benchmarks/bench_annotation_loop.py --task dsb --seeds 0 1 2 3 \\
+        --label distill --out benchmarks/results/annotation_loop.jsonl
+    python benchmarks/bench_annotation_loop.py --summarize benchmarks/results/annotation_loop.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from loop_tasks import TASKS, LoopTask
+
+from napari_unet.annotator import StrokeBudget, corrective_strokes
+from napari_unet.checkpoint import load_model
+from napari_unet.config import TrainConfig
+from napari_unet.inference import default_tile_size, predict
+from napari_unet.postprocess import class_mask
+from napari_unet.review import uncertainty
+from napari_unet.training import finetune
+
+#: Largest loss of quality counted as "no worse" (F1 / pixel error: 0.01; Rand: 0.02).
+TOLERANCE = {"f1": 0.01, "mean_matched_iou": 0.01, "pixel_error": 0.01, "rand_error": 0.02}
+LOWER_IS_BETTER = {"pixel_error", "rand_error"}
+
+
+def predict_masks(model, task: LoopTask) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Class masks and uncertainty maps of every image of the task."""
+    tile = default_tile_size(model, 572)
+    probabilities = [predict(image, model, tile_size=tile, device="cpu") for image in task.images]
+    return [class_mask(p) for p in probabilities], [uncertainty(p) for p in probabilities]
+
+
+def paint_round(task, masks, uncertain, annotations, rng, guided: bool) -> list[np.ndarray]:
+    budget = StrokeBudget()
+    painted = []
+    for i in range(len(task.images)):
+        priority = uncertain[i] if guided else None
+        painted.append(
+            corrective_strokes(
+                masks[i], task.truth[i], task.paint[i], annotations[i], rng, budget, priority
+            )
+        )
+    return painted
+
+
+def run_session(task: LoopTask, seed: int, args) -> list[dict]:
+    """Rounds of predict -> paint -> fine-tune on one task; one record per round."""
+    model = base = load_model(task.model)
+    rng = np.random.default_rng(seed)
+    annotations = [np.zeros(image.shape, np.uint8) for image in task.images]
+    masks, uncertain = predict_masks(model, task)
+    rows = [{"round": 0, **task.score(masks), "iterations": 0, "seconds": 0.0, "painted": 0}]
+    for round_index in range(1, args.rounds + 1):
+        annotations = paint_round(task, masks, uncertain, annotations, rng, args.guided)
+        config = TrainConfig(
+            seconds=args.seconds, iterations=args.iterations, learning_rate=args.lr,
+            distillation=args.distillation, context_patches=args.context, seed=seed,
+            device="cpu",
+        )  # fmt: skip
+        if args.start == "base":  # as the widget does: every round from the loaded model
+            model = copy.deepcopy(base)
+        start = time.perf_counter()
+        images = [im for im, a in zip(task.images, annotations) if a.any()]
+        labels = [a for a in annotations if a.any()]
+        for _ in finetune(model, images, labels, config):
+            pass
+        seconds = time.perf_counter() - start
+        masks, uncertain = predict_masks(model, task)
+        painted = sum(int(np.count_nonzero(a)) for a in annotations)
+        area = sum(int(np.count_nonzero(p)) for p in task.paint)
+        history = model.metadata["training_history"][-1]
+        rows.append({
+            "round": round_index, **task.score(masks), "iterations": history["iterations"],
+            "kept_iteration": history["kept_weights_iteration"], "seconds": round(seconds, 1),
+            "painted": painted, "painted_fraction": round(painted / area, 5),
+        })  # fmt: skip
+    return rows
+
+
+def summarize(paths: list[str]) -> None:
+    """Per task and label: share of rounds no worse than round 0, median change per round."""
+    records = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()]
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for record in records:
+        groups.setdefault((record["task"], record["label"]), []).append(record)
+    for (task, label), sessions in sorted(groups.items()):
+        metrics = [k for k in TOLERANCE if k in sessions[0]["rounds"][0]]
+        print(f"\n{task} / {label}: {len(sessions)} sessions, seeds "
+              f"{sorted(s['seed'] for s in sessions)}")  # fmt: skip
+        for metric in metrics:
+            sign = -1 if metric in LOWER_IS_BETTER else 1
+            start = [s["rounds"][0][metric] for s in sessions]
+            line = [f"  {metric}: start median {np.median(start):.4f}"]
+            ok = []
+            for r in range(1, len(sessions[0]["rounds"])):
+                values = [s["rounds"][r][metric] for s in sessions]
+                gains = [sign * (v - s0) for v, s0 in zip(values, start)]
+                ok += [g >= -TOLERANCE[metric] for g in gains]
+                line.append(f"r{r} {np.median(values):.4f} (gain {np.median(gains):+.4f})")
+            line.append(f"no worse: {sum(ok)}/{len(ok)}")
+            print(" ".join(line))
+        for r in range(1, len(sessions[0]["rounds"])):
+            its = [s["rounds"][r]["iterations"] for s in sessions]
+            secs = [s["rounds"][r]["seconds"] for s in sessions]
+            print(f"  round {r}: iterations median {np.median(its):.0f}, "
+                  f"wall {np.median(secs):.0f} s")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--task", choices=sorted(TASKS), default="dsb")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=None)
+    parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
+    parser.add_argument("--distillation", type=float, default=TrainConfig.distillation)
+    parser.add_argument("--context", type=float, default=TrainConfig.context_patches)
+    parser.add_argument(
+        "--start", choices=["base", "current"], default="base",
+        help="each round fine-tunes the loaded model (base) or the last round's (current)",
+    )  # fmt: skip
+    parser.add_argument("--guided", action="store_true", help="rank errors by uncertainty")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--label", default="default")
+    parser.add_argument("--out", default=None, help="append one JSON line per session")
+    parser.add_argument("--summarize", nargs="+", default=None, help="JSONL files to summarise")
+    args = parser.parse_args()
+    if args.summarize:
+        summarize(args.summarize)
+        return
+    torch.set_num_threads(args.threads)
+    task = TASKS[args.task]()
+    for seed in args.seeds:
+        rows = run_session(task, seed, args)
+        options = {k: v for k, v in vars(args).items() if k not in ("out", "seeds")}
+        record = {"task": task.name, "label": args.label, "seed": seed, "rounds": rows}
+        record["options"] = options
+        print(json.dumps(record), flush=True)
+        if args.out:
+            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+            with open(args.out, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""The data of the annotation-loop benchmark: what is painted, what is scored, and how.
+
+Each task holds images with their true class masks, the part a simulated user
+may paint and the part that is scored (never painted), and a scoring function:
+- ``dsb``: the real DSB 2018 nuclei image; paint the left half (x < 256), score
+  the right half with F1 at IoU 0.5 and the mean IoU of matched nuclei.
+- ``synthetic``: a synthetic nuclei image (384 x 768, exact truth); same split.
+- ``isbi``: ISBI 2012 slices 15-19, never seen by the bundled ``em-membranes``
+  (trained on 00-14); paint slices 15-16, score 17-19 (pixel and Rand error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from napari_unet.data import load_dsb2018, load_isbi, synthetic_nuclei
+from napari_unet.matching import match_instances
+from napari_unet.metrics import evaluate
+from napari_unet.postprocess import instance_labels
+from napari_unet.weights import annotation_from_instances
+
+
+@dataclass
+class LoopTask:
+    """Images of one benchmark task (lists over images, each (Y, X))."""
+
+    name: str
+    model: str
+    images: list[np.ndarray]
+    truth: list[np.ndarray]  # class masks, 1 = background / membrane, 2 = object / cell
+    paint: list[np.ndarray]  # bool: where the user may paint
+    score: Callable[[list[np.ndarray]], dict[str, float]]  # class masks -> metrics
+
+
+def _nuclei_task(name: str, image: np.ndarray, instances: np.ndarray) -> LoopTask:
+    half = image.shape[1] // 2
+    paint = np.zeros(image.shape, bool)
+    paint[:, :half] = True
+    truth_right = instances[:, half:]
+
+    def score(masks: list[np.ndarray]) -> dict[str, float]:
+        predicted = instance_labels(masks[0][:, half:], method="components")
+        scores = match_instances(predicted, truth_right, threshold=0.5)
+        return {"f1": float(scores["f1"]), "mean_matched_iou": float(scores["mean_matched_iou"])}
+
+    return LoopTask(name, "nuclei", [image], [annotation_from_instances(instances)], [paint], score)
+
+
+def dsb_task() -> LoopTask:
+    image, instances = load_dsb2018()
+    return _nuclei_task("dsb", image, instances)
+
+
+def synthetic_task(seed: int = 21) -> LoopTask:
+    image, instances = synthetic_nuclei(
+        shape=(384, 768), n_nuclei=135, rng=seed, radius_range=(10.0, 16.0), photons=60.0
+    )
+    return _nuclei_task("synthetic", image, instances)
+
+
+def isbi_task() -> LoopTask:
+    images, labels = load_isbi(range(15, 20))
+    truth = [np.where(label > 0, 2, 1).astype(np.uint8) for label in labels]
+    paint = [np.full(label.shape, index < 2) for index, label in enumerate(labels)]
+
+    def score(masks: list[np.ndarray]) -> dict[str, float]:
+        results = [evaluate(masks[i], labels[i], "membranes") for i in (2, 3, 4)]
+        return {
+            key: float(np.mean([result[key] for result in results]))
+            for key in ("pixel_error", "rand_error")
+        }
+
+    return LoopTask("isbi", "em-membranes", list(images), truth, paint, score)
+
+
+TASKS = {"dsb": dsb_task, "synthetic": synthetic_task, "isbi": isbi_task}
