@@ -278,7 +278,6 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
     from .config import TrainConfig
 
     seconds = args.seconds if args.seconds is not None else (None if args.iterations else 60.0)
-    default_rate = 1e-3 if args.new else 3e-4
     return TrainConfig(
         seconds=seconds or None,
         iterations=args.iterations,
@@ -286,7 +285,8 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         patch_size=args.patch_size,
         seed=args.seed,
         device=args.device,
-        learning_rate=default_rate if args.learning_rate is None else args.learning_rate,
+        learning_rate=args.learning_rate,  # None: TrainConfig's rule (new or trained model)
         lr_schedule=args.lr_schedule,
         bn_recalibration=args.bn_recalibration,
+        **({} if args.distillation is None else {"distillation": args.distillation}),
     )

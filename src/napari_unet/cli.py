@@ -105,7 +105,19 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--iterations", type=int, default=None, help="iteration budget (with --seconds: first wins)"
     )
-    parser.add_argument("--learning-rate", type=float, default=None)
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="Adam's starting rate (default: 1e-3 for --new, 1e-4 to fine-tune a trained model)",
+    )
+    parser.add_argument(
+        "--distillation",
+        type=float,
+        default=None,
+        help="weight of keeping a trained model's predictions on unpainted pixels "
+        "(default 3; 0 = strokes only)",
+    )
     parser.add_argument(
         "--lr-schedule",
         choices=["linear", "cosine", "constant"],

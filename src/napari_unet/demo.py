@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 DEMO_SEED = 2015  # synthetic image not used to train the bundled model (seeds 100-107)
+DEMO_ITERATIONS = 150  # about 30 s on an idle 2-core CPU
 
 
 def add_demo_parser(commands: argparse._SubParsersAction) -> None:
@@ -27,7 +28,13 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("demo", help="run the full loop on a sample (no network needed)")
     parser.add_argument("--output", type=Path, default=Path("napari-unet-demo"))
     parser.add_argument("--model", default="nuclei", help="bundled model name or checkpoint")
-    parser.add_argument("--seconds", type=float, default=30.0, help="fine-tuning budget")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=DEMO_ITERATIONS,
+        help="fine-tuning budget in iterations (a load-independent result)",
+    )
+    parser.add_argument("--seconds", type=float, default=None, help="optional time cap")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=int, default=384, help="edge of the sample image")
     parser.add_argument("--gui", action="store_true", help="open napari with the sample instead")
@@ -87,13 +94,15 @@ def _scores(instances: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     }
 
 
-def _finetune(model, sample: dict[str, np.ndarray], seconds: float, device: str) -> None:
+def _finetune(model, sample: dict[str, np.ndarray], args: argparse.Namespace) -> None:
     from ._progress import ProgressBar
     from .config import TrainConfig
     from .training import finetune
 
     bar = ProgressBar("fine-tuning")
-    config = TrainConfig(seconds=seconds, device=device, learning_rate=3e-4, seed=0)
+    config = TrainConfig(
+        seconds=args.seconds, iterations=args.iterations, device=args.device, seed=0
+    )
     for step in finetune(model, [sample["image"]], [sample["scribbles"]], config, report_every=2):
         bar.update(step.fraction, f"it {step.iteration} loss {step.smoothed_loss:.3f}")
     bar.close()
@@ -111,7 +120,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     model = load_model(args.model)
     print(f"model: {model.metadata.get('description', args.model)}")
     before = _segment(sample["image"], model, args.device, "predicting (before)")
-    _finetune(model, sample, args.seconds, args.device)
+    _finetune(model, sample, args)
     after = _segment(sample["image"], model, args.device, "predicting (after) ")
     summary = {
         "model": str(args.model),

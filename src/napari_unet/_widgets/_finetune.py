@@ -182,12 +182,19 @@ class FinetuneWidget(QWidget):
         if not self.state.begin_task("fine-tuning"):
             show_warning(f"The model is busy ({self.state.busy}); wait for it or cancel it.")
             return None
-        self.state.remember("before fine-tune")
+        restarted = self.state.prepare_finetune(
+            self.annotation_picker.layer, self.settings.from_base.value
+        )
         self._request, self._last_iteration, self._changes = request, 0, None
         self._stop, self._cancel = threading.Event(), threading.Event()
         self.plot.clear()
         self.progress.setValue(0)
-        self.status.setText("Preparing the annotations…")
+        self.status.setText(
+            "Starting again from the model before the first fine-tune on these annotations, "
+            "with all their strokes…"
+            if restarted
+            else "Preparing the annotations…"
+        )
         self._set_running(True)
         self.worker = start_job(
             self,

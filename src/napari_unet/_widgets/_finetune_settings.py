@@ -27,9 +27,10 @@ class FinetuneSettings(Container):
         )
         self.learning_rate = ComboBox(
             label="Learning rate",
-            choices=[(f"{rate:g}", rate) for rate in LEARNING_RATES],
-            value=1e-3,
-            tooltip="Adam's learning rate at the start of the run.",
+            choices=[("auto", None), *((f"{rate:g}", rate) for rate in LEARNING_RATES)],
+            value=None,
+            tooltip="Adam's learning rate at the start of the run. auto: 1e-3 for a new "
+            "model, 1e-4 to fine-tune a trained one (faster rates undo what it knew).",
         )
         self.lr_schedule = ComboBox(
             label="Rate schedule",
@@ -65,6 +66,12 @@ class FinetuneSettings(Container):
         )
         self.device = ComboBox(label="Device", choices=available_devices())
         self.live_preview = CheckBox(text="Live preview of the slice in view", value=True)
+        self.from_base = CheckBox(
+            text="Each run starts from the model before the first run",
+            value=True,
+            tooltip="Fine-tune again from the model you started these annotations with, on all "
+            "their strokes, instead of training the last result further (which drifts).",
+        )
         super().__init__(
             widgets=[
                 self.seconds,
@@ -77,6 +84,7 @@ class FinetuneSettings(Container):
                 self.sigma,
                 self.device,
                 self.live_preview,
+                self.from_base,
             ]
         )
         self.margins = (0, 0, 0, 0)
@@ -87,7 +95,7 @@ class FinetuneSettings(Container):
         return TrainConfig(
             seconds=float(self.seconds.value),
             iterations=self.iterations.value or None,
-            learning_rate=float(self.learning_rate.value),
+            learning_rate=self.learning_rate.value,
             lr_schedule=self.lr_schedule.value,
             device=self.device.value,
         )
@@ -104,7 +112,7 @@ class FinetuneSettings(Container):
         """Lock the options during a run: it uses the values it started with."""
         self._running = running
         training = (self.seconds, self.iterations, self.learning_rate, self.lr_schedule)
-        data = (self.elastic, self.w0, self.sigma, self.live_preview, self.device)
+        data = (self.elastic, self.w0, self.sigma, self.live_preview, self.device, self.from_base)
         for control in (*training, *data):
             control.enabled = not running
         self._update_enabled()

@@ -76,6 +76,7 @@ class ModelState(QObject):
         self.name = ""
         self.history: list[HistoryEntry] = []
         self.busy = ""
+        self._rounds: tuple[object, UNet, UNet] | None = None  # key, base, its fine-tuned model
 
     # ---- the current model --------------------------------------------------
     @property
@@ -117,6 +118,34 @@ class ModelState(QObject):
         self.history_changed.emit()
         self.model_changed.emit()
         return entry
+
+    def prepare_finetune(self, annotations: object, from_base: bool = True) -> bool:
+        """Keep a snapshot for "go back"; restart from the base of these annotations.
+
+        The base is the model before the first fine-tune on ``annotations`` (an
+        annotation layer). While the current model is what fine-tuning on the
+        same annotations made of it, and ``from_base`` is set, a new run starts
+        again from the base with all the strokes instead of training the last
+        result further: fine-tuning on top of fine-tuning learnt the early strokes
+        over and over and drifted (F1 0.879 -> 0.62 after 3 rounds; BENCHMARKS.md,
+        annotation loop). Another model, a "go back" or other annotations make the
+        current model the new base.
+
+        Returns
+        -------
+        bool
+            True if the current model's weights were reset to the base.
+        """
+        self.remember("before fine-tune")
+        rounds = self._rounds
+        if from_base and rounds and rounds[0] is annotations and rounds[2] is self.model:
+            base = rounds[1]
+            device = next(self.model.parameters()).device
+            self.model.load_state_dict(base.state_dict())
+            self.model.to(device).metadata = copy.deepcopy(base.metadata)
+            return True
+        self._rounds = (annotations, self.history[-1].model, self.model)
+        return False
 
     def _push(self, entry: HistoryEntry) -> None:
         self.history = [*self.history, entry][-HISTORY_LENGTH:]
