@@ -113,11 +113,29 @@ def test_train_new_model_writes_checkpoint(tmp_path, capsys):
     out = tmp_path / "trained.safetensors"
     budget = ["--iterations", "3", "--seconds", "0", "--lr-schedule", "cosine"]
     assert main([*_train_files(tmp_path), "--output", str(out), *budget]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-2] == f"wrote {out}"
     assert main(["info", str(out)]) == 0
-    info = json.loads(capsys.readouterr().out.split("\n", 1)[1])
+    info = json.loads(capsys.readouterr().out)
     assert info["training_history"][0]["iterations"] == 3
     assert info["training_history"][0]["train_config"]["lr_schedule"] == "cosine"
     assert info["model_config"]["padding"] == "same"
+
+
+def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
+    from napari_unet import predict
+    from napari_unet.postprocess import class_mask
+
+    out = tmp_path / "trained.safetensors"
+    arguments = [*_train_files(tmp_path), "--output", str(out), "--iterations", "20"]
+    assert main([*arguments, "--learning-rate", "0.01", "--device", "cpu"]) == 0
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    image = tifffile.imread(tmp_path / "im.tif")
+    fresh = new_model(ModelConfig(base_features=4, depth=2, padding="same"), seed=0)
+    before = class_mask(predict(image, fresh))
+    after = class_mask(predict(image, load_model(out)))
+    changed = int((before != after).sum())
+    assert changed > 0
+    assert printed.startswith(f"on {tmp_path / 'im.tif'}: {changed:,} pixels (")
 
 
 @pytest.mark.parametrize(

@@ -133,6 +133,7 @@ def run_train(args: argparse.Namespace) -> int:
     weights are written to a new temporary folder and the message says where.
     """
     from .config import AugmentConfig, WeightConfig
+    from .review import class_changes, class_names
     from .training import finetune
 
     _check_numbers(args)
@@ -145,6 +146,7 @@ def run_train(args: argparse.Namespace) -> int:
     _check_free_space(args.output, model, args.half)
     images, labels = _training_inputs(args, model.config.in_channels)
     _check_patch_size(args.patch_size, model, images)
+    mask_before = _class_mask(model, images[0], args.device)
     steps = finetune(
         model,
         images,
@@ -167,7 +169,19 @@ def run_train(args: argparse.Namespace) -> int:
         _save_or_keep(model, args.output, args.half, extra)
     stopped = " (interrupted: the best weights so far)" if status else ""
     print(f"wrote {args.output}{stopped}")
+    if not status:
+        changes = class_changes(mask_before, _class_mask(model, images[0], args.device))
+        print(f"on {args.images[0]}: {changes.describe(class_names(model))}")
     return status
+
+
+def _class_mask(model, image, device: str):
+    """The class mask ``model`` predicts for ``image`` (to tell what training changed)."""
+    from .inference import default_tile_size, predict
+    from .postprocess import class_mask
+
+    tile_size = default_tile_size(model)
+    return class_mask(predict(image, model, tile_size=tile_size, device=device))
 
 
 def _follow_training(steps, termination: Termination) -> int:

@@ -7,10 +7,17 @@ and the annotation simulator of ``benchmarks/bench_annotation_loop.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-__all__ = ["ClassChanges", "class_changes", "uncertainty"]
+__all__ = ["ClassChanges", "class_changes", "class_names", "uncertainty"]
+
+
+def class_names(model: Any) -> dict[int, str]:
+    """Label value to class name, from the model's metadata (1 = the first class)."""
+    names = getattr(model, "metadata", {}).get("class_names") or []
+    return {label: str(name) for label, name in enumerate(names, start=1)}
 
 
 def uncertainty(probabilities: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from napari.utils.theme import get_theme
 from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from ..review import ClassChanges
+from ..review import ClassChanges, class_names
 from ._finetune_job import (
     FinetuneUpdate,
     PlaneReader,
@@ -39,12 +39,6 @@ from ._loss_weights import LossWeights
 from ._plot import LossPlot
 from ._state import model_state, real_viewer
 from ._tasks import JobResult, start_job, taken_out_of_its_dock
-
-
-def class_names(model: Any) -> dict[int, str]:
-    """Label value to class name, from the model's metadata (1 = the first class)."""
-    names = model.metadata.get("class_names") or []
-    return {label: str(name) for label, name in enumerate(names, start=1)}
 
 
 class FinetuneWidget(QWidget):
