@@ -72,6 +72,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         config = TrainConfig(
             seconds=args.seconds, iterations=args.iterations, learning_rate=args.lr,
             distillation=args.distillation, context_patches=args.context, seed=seed,
+            distillation_margin=args.margin,
             device="cpu",
         )  # fmt: skip
         if args.start == "base":  # as the widget does: every round from the loaded model
@@ -95,32 +96,40 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
 
 
 def summarize(paths: list[str]) -> None:
-    """Per task and label: share of rounds no worse than round 0, median change per round."""
+    """Markdown tables per task: each label's medians per round, gains and "no worse" counts."""
     records = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()]
     groups: dict[tuple[str, str], list[dict]] = {}
     for record in records:
         groups.setdefault((record["task"], record["label"]), []).append(record)
     for (task, label), sessions in sorted(groups.items()):
         metrics = [k for k in TOLERANCE if k in sessions[0]["rounds"][0]]
-        print(f"\n{task} / {label}: {len(sessions)} sessions, seeds "
-              f"{sorted(s['seed'] for s in sessions)}")  # fmt: skip
+        rounds = len(sessions[0]["rounds"])
+        seeds = sorted(s["seed"] for s in sessions)
+        print(f"\n**{task} / {label}** ({len(sessions)} sessions, seeds {seeds})\n")
+        print("| metric | start | " + " | ".join(f"round {r}" for r in range(1, rounds)) + " |")
+        print("|---|---|" + "---|" * (rounds - 1))
         for metric in metrics:
-            sign = -1 if metric in LOWER_IS_BETTER else 1
-            start = [s["rounds"][0][metric] for s in sessions]
-            line = [f"  {metric}: start median {np.median(start):.4f}"]
-            ok = []
-            for r in range(1, len(sessions[0]["rounds"])):
-                values = [s["rounds"][r][metric] for s in sessions]
-                gains = [sign * (v - s0) for v, s0 in zip(values, start)]
-                ok += [g >= -TOLERANCE[metric] for g in gains]
-                line.append(f"r{r} {np.median(values):.4f} (gain {np.median(gains):+.4f})")
-            line.append(f"no worse: {sum(ok)}/{len(ok)}")
-            print(" ".join(line))
-        for r in range(1, len(sessions[0]["rounds"])):
-            its = [s["rounds"][r]["iterations"] for s in sessions]
-            secs = [s["rounds"][r]["seconds"] for s in sessions]
-            print(f"  round {r}: iterations median {np.median(its):.0f}, "
-                  f"wall {np.median(secs):.0f} s")  # fmt: skip
+            print(_metric_row(sessions, metric, rounds))
+        later = range(1, rounds)
+        its = [np.median([s["rounds"][r]["iterations"] for s in sessions]) for r in later]
+        wall = [np.median([s["rounds"][r]["seconds"] for s in sessions]) for r in later]
+        cells = " | ".join(f"{i:.0f} it, {w:.0f} s" for i, w in zip(its, wall))
+        print(f"| iterations, wall (median) | | {cells} |")
+
+
+def _metric_row(sessions: list[dict], metric: str, rounds: int) -> str:
+    """Median value, median paired gain and sessions no worse than the start, per round."""
+    sign = -1 if metric in LOWER_IS_BETTER else 1
+    start = [s["rounds"][0][metric] for s in sessions]
+    cells = [f"{np.median(start):.3f}"]
+    for r in range(1, rounds):
+        values = [s["rounds"][r][metric] for s in sessions]
+        gains = [sign * (v - s0) for v, s0 in zip(values, start)]
+        no_worse = sum(g >= -TOLERANCE[metric] for g in gains)
+        cells.append(
+            f"{np.median(values):.3f} ({np.median(gains):+.3f}; {no_worse}/{len(gains)} no worse)"
+        )
+    return f"| {metric} | " + " | ".join(cells) + " |"
 
 
 def main() -> None:
@@ -133,6 +142,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
     parser.add_argument("--distillation", type=float, default=TrainConfig.distillation)
     parser.add_argument("--context", type=float, default=TrainConfig.context_patches)
+    parser.add_argument("--margin", type=int, default=TrainConfig.distillation_margin)
     parser.add_argument(
         "--start", choices=["base", "current"], default="base",
         help="each round fine-tunes the loaded model (base) or the last round's (current)",
