@@ -13,7 +13,6 @@ measured on), never half-updated ones.
 from __future__ import annotations
 
 import copy
-import datetime
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,9 +33,10 @@ from .config import (
 )
 from .devices import resolve_device
 from .distillation import Teacher, distillation_loss, distillation_mask, has_been_trained
+from .history import TrainProgress, record_run
 from .inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from .model import UNet
-from .sampling import PatchSampler, annotated_pixels, default_patch_size, prepare_training_data
+from .sampling import PatchSampler, default_patch_size, prepare_training_data
 
 #: Smoothing of the training loss (exponential moving average, bias-corrected as in
 #: Adam): about the last 50 batches. The best weights are chosen by this smoothed
@@ -58,39 +58,6 @@ SETTLING_BATCHES: int = round(1 / (1 - LOSS_SMOOTHING))
 
 class TrainingError(RuntimeError):
     """Training could not go on (non-finite loss or gradient); the best weights are restored."""
-
-
-@dataclass
-class TrainProgress:
-    """One report from :func:`finetune`.
-
-    Attributes
-    ----------
-    iteration : int
-        Iterations done.
-    loss, smoothed_loss : float
-        Last batch's loss and its moving average (:data:`LOSS_SMOOTHING`).
-    elapsed : float
-        Seconds since training started.
-    fraction : float
-        Share of the budget (time or iterations) used, in [0, 1].
-    learning_rate : float
-        Learning rate of the last iteration (see ``TrainConfig.lr_schedule``).
-    preview : numpy.ndarray or None
-        (n_classes, Y, X) probabilities of the preview image, when one was due.
-    history : list of (int, float)
-        ``(iteration, loss)`` of every iteration so far. One list shared by all
-        the reports of a run and growing with it (copy it to keep a snapshot).
-    """
-
-    iteration: int
-    loss: float
-    smoothed_loss: float
-    elapsed: float
-    fraction: float
-    learning_rate: float = math.nan
-    preview: np.ndarray | None = None
-    history: list[tuple[int, float]] = field(default_factory=list)
 
 
 def weighted_loss(
@@ -245,7 +212,7 @@ def finetune(
                 )
         finally:
             model.eval()
-            _record_history(model, data, state, best, (config, augment, weights), teacher)
+            record_run(model, data, state, best, (config, augment, weights), teacher is not None)
 
 
 @dataclass
@@ -416,33 +383,6 @@ def _report(state: _LoopState, config: TrainConfig, preview: np.ndarray | None) 
         preview=preview,
         history=state.history,
     )
-
-
-def _record_history(
-    model, data, state: _LoopState, best: _BestWeights, configs, teacher: Teacher | None
-) -> None:
-    if state.iteration == 0:
-        return
-    config, augment, weights = configs
-    entry = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "iterations": state.iteration,
-        "seconds": round(state.elapsed, 2),
-        "bn_recalibration_passes": state.recalibrated,
-        "final_smoothed_loss": round(state.smoothed, 5),
-        "kept_weights_iteration": best.iteration,
-        "kept_smoothed_loss": round(best.loss, 5),
-        "distilled": teacher is not None,
-        "annotated_pixels": {str(k): v for k, v in annotated_pixels(data).items()},
-        "images": [list(item.image.shape) for item in data],
-        "train_config": config.to_dict(),
-        "augment_config": augment.to_dict(),
-        "weight_config": weights.to_dict(),
-    }
-    metadata = model.metadata
-    if metadata.get("source"):
-        metadata["parent"] = metadata.pop("source")
-    metadata["training_history"] = [*metadata.get("training_history", []), entry]
 
 
 def train(model: UNet, images, annotations, config: TrainConfig | None = None, **options) -> UNet:
