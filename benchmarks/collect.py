@@ -12,11 +12,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = [
+    "results_annotation_loop.md",
     "results_bundled_models.md",
     "results_isbi_scribbles.md",
     "results_performance.md",
+    "results_inference_speed.md",
     "results_weights_augment.md",
     "results_gui_load.md",
+    "results_gui_stalls.md",
     "results_batch.md",
 ]
 
