@@ -99,7 +99,6 @@ def main(seconds: float) -> None:
     # 3 Fine-tune: a short run with the live preview and loss curve
     dock.show_section(dock.finetune)
     dock.finetune.settings.seconds.value = int(seconds)
-    dock.finetune.settings.learning_rate.value = 3e-3
     dock.finetune.start_finetune()
     wait_until(lambda: dock.finetune.worker is None, timeout=seconds + 120)
     save(viewer, "finetune")
