@@ -29,7 +29,7 @@ from loop_tasks import TASKS, LoopTask
 
 from napari_unet.annotator import StrokeBudget, corrective_strokes
 from napari_unet.checkpoint import load_model
-from napari_unet.config import TrainConfig
+from napari_unet.config import TrainConfig, WeightConfig
 from napari_unet.inference import default_tile_size, predict
 from napari_unet.postprocess import class_mask
 from napari_unet.review import uncertainty
@@ -80,7 +80,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         start = time.perf_counter()
         images = [im for im, a in zip(task.images, annotations) if a.any()]
         labels = [a for a in annotations if a.any()]
-        for _ in finetune(model, images, labels, config):
+        for _ in finetune(model, images, labels, config, weights=WeightConfig(w0=args.w0)):
             pass
         seconds = time.perf_counter() - start
         masks, uncertain = predict_masks(model, task)
@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--distillation", type=float, default=TrainConfig.distillation)
     parser.add_argument("--context", type=float, default=TrainConfig.context_patches)
     parser.add_argument("--margin", type=int, default=TrainConfig.distillation_margin)
+    parser.add_argument("--w0", type=float, default=WeightConfig.w0, help="border weight")
     parser.add_argument(
         "--start", choices=["base", "current"], default="base",
         help="each round fine-tunes the loaded model (base) or the last round's (current)",

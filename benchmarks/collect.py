@@ -13,6 +13,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ORDER = [
     "results_annotation_loop.md",
+    "results_scratch_vs_forest.md",
     "results_bundled_models.md",
     "results_isbi_scribbles.md",
     "results_performance.md",
