@@ -4,12 +4,16 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet import ModelConfig, UNet, predict
+from napari_unet import ModelConfig, UNet, inference, predict
 from napari_unet.inference import (
     Cancelled,
+    auto_tile_size,
     default_tile_size,
     normalization_stats,
     normalize,
+    tile_layout,
+    tile_memory,
+    usable_tile_sizes,
 )
 
 
@@ -107,8 +111,111 @@ def test_bad_inputs(valid_model):
         predict(np.zeros((300, 300)), valid_model, tile_size=92)
 
 
-def test_default_tile_size_is_paper_size():
-    assert default_tile_size(UNet(ModelConfig(base_features=2))) == 572
+def test_default_tile_size_with_the_paper_target_is_paper_size():
+    assert default_tile_size(UNet(ModelConfig(base_features=2)), 572) == 572
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_auto_tile_size_is_the_largest_usable_tile_within_the_memory_budget(depth):
+    model = UNet(ModelConfig(depth=depth, base_features=16))
+    plenty = 2**40
+    largest = auto_tile_size(model, available=plenty, maximum=1024)
+    usable = usable_tile_sizes(model, 1024)
+    assert largest == usable[-1] and largest <= 1024
+    # a budget just big enough for 700-ish tiles picks the largest tile that fits
+    budget = tile_memory(model, 700)
+    chosen = auto_tile_size(model, available=budget, maximum=1024, fraction=1.0)
+    assert (
+        tile_memory(model, chosen) <= budget < tile_memory(model, usable[usable.index(chosen) + 1])
+    )
+    assert model.is_valid_input_size(chosen) and chosen in usable
+    # stride on the pooling grid: a multiple of 2 ** depth, and some output is kept
+    stride = model.output_size(chosen) - model.output_size(chosen) % 2**depth
+    assert stride > 0 and stride % 2**depth == 0
+    # no memory at all: the smallest usable tile, never an invalid one
+    assert auto_tile_size(model, available=0) == usable[0]
+    # the default tile is the automatic one
+    assert default_tile_size(model) == auto_tile_size(model)
+
+
+def test_auto_tile_size_reads_the_available_memory(monkeypatch):
+    import psutil
+
+    model = UNet(ModelConfig(depth=4, base_features=16))
+    free = tile_memory(model, 572) * 4
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("Memory", (), {"available": free})())
+    assert auto_tile_size(model, fraction=0.25) == 572
+    # with a CUDA device that has less free memory than the RAM, its memory decides
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (tile_memory(model, 380), 2**40))
+    assert auto_tile_size(model, fraction=1.0) == 380
+
+
+@pytest.mark.parametrize("size", [37, 150, 300, 1000])
+def test_tiles_shrink_to_the_image_keeping_their_number(size):
+    model = UNet(ModelConfig(depth=3, base_features=2))
+    shrunk_shape, shrunk = tile_layout(model, (size, size), 148)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(inference, "SHRINK_TILES_TO_IMAGE", False)
+        plain_shape, plain = tile_layout(model, (size, size), 148)
+    assert len(shrunk) == len(plain)
+    tile = shrunk_shape[0]
+    assert tile <= plain_shape[0] and model.is_valid_input_size(tile)
+    smaller = [n for n in usable_tile_sizes(model, 148) if n < tile]
+    if len(plain) > 1 and smaller:  # the next smaller tile would need more tiles
+        assert len(tile_layout(model, (size, size), smaller[-1])[1]) > len(plain)
+
+
+def test_tiles_shrink_for_a_2048_image_with_the_paper_network():
+    model = UNet(ModelConfig(depth=4, base_features=2))
+    # 572: stride 384, 6 tiles; 540 (stride 352) still covers 2048 in 6, 524 (336) does not
+    assert tile_layout(model, (2048, 2048), 572)[0] == (540, 540)
+    # 1020: stride 832, 3 tiles; 876 (stride 688) still covers 2048 in 3
+    shape, tiles = tile_layout(model, (2048, 2048), 1020)
+    assert shape == (876, 876) and len(tiles) == 9
+    assert tiles[-1].x.keep_start == 2 * 688 and tiles[-1].x.keep_stop == 2048
+
+
+@pytest.mark.parametrize("shrink", [True, False])
+@pytest.mark.parametrize("fused", [True, False])
+def test_tiled_equals_one_pass_with_and_without_the_cpu_paths(
+    valid_model, monkeypatch, shrink, fused
+):
+    monkeypatch.setattr(inference, "SHRINK_TILES_TO_IMAGE", shrink)
+    monkeypatch.setattr(inference, "FUSED_CONV_RELU_ON_CPU", fused)
+    image = np.random.default_rng(4).normal(size=(150, 133)).astype(np.float32)
+    whole = predict(image, valid_model)
+    for tile_size in (100, 108, 148):
+        assert np.abs(predict(image, valid_model, tile_size=tile_size) - whole).max() < 1e-4
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"depth": 3},
+        {"depth": 2, "padding": "same"},
+        {"depth": 2, "batch_norm": True},
+        {"depth": 2, "upsampling": "bilinear"},
+        {"depth": 1, "in_channels": 2, "n_classes": 3},
+    ],
+)
+def test_fused_forward_equals_the_model(options):
+    model = _model(**options)
+    with torch.no_grad():  # non-zero batch-norm statistics and biases
+        for parameter in model.parameters():
+            parameter.add_(0.05)
+    size = 92 if model.config.padding == "valid" else 64
+    size = model.nearest_valid_sizes(size)[1]
+    inputs = torch.randn(2, model.config.in_channels, size, size)
+    with torch.inference_mode():
+        expected = model(inputs)
+        fused = inference._fused_unet_forward(model, inputs)
+        channels_last = inference._forward(
+            model, inputs.contiguous(memory_format=torch.channels_last)
+        )
+    assert inference._FUSED_CONV_RELU is not None
+    assert torch.allclose(fused, expected, atol=1e-5)
+    assert torch.allclose(channels_last, expected, atol=1e-5)
 
 
 def test_constant_image_is_finite(valid_model):

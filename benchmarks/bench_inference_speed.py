@@ -1,0 +1,334 @@
+"""CPU inference speed of the bundled ``em-membranes``: before and after issue 17, side by side.
+
+Compares, on one ``--size`` square uint8 image and in one run, methods interleaved in
+rounds (median of ``--repeats`` runs each):
+
+* **before**: the code at the start of issue 17, i.e. ``default_tile_size`` = 572, the tile
+  used as given, one convolution and one ReLU after another
+  (``inference.SHRINK_TILES_TO_IMAGE = FUSED_CONV_RELU_ON_CPU = False``);
+* **after**: ``default_tile_size(model)`` (the automatic tile: the largest usable tile up to
+  1024 that fits the memory budget), tiles shrunk to the image, each 3x3 convolution fused
+  with its ReLU;
+* the two changes alone (572 with the new code paths; the new tile with the old paths);
+* one pass over the whole mirrored image (``tile_size=None``), the untiled reference;
+* MONAI ``sliding_window_inference`` with the same model (``bench_inference.monai_predict``:
+  same windows, identical outputs) at tile 572 and at the new tile, one window per pass
+  (its fastest setting on this CPU, benchmarks/results_performance.md);
+* the network's forward pass (+ softmax) alone on one large tile (``--forward-tile``, 1052 by
+  default: the issue's figure), in input megapixels/s, with and without the fused path.
+
+Outputs are compared with the untiled pass (max |difference| of probabilities). A cProfile
+of one ``predict`` call before and after says where the time goes.
+
+Usage::
+
+    python benchmarks/bench_inference_speed.py [--size 2048] [--repeats 3] [--threads 2]
+        [--json benchmarks/results/inference_speed.json]
+
+Prints a markdown report on stdout (progress on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_inference import (
+    get_model,
+    load_average,
+    log,
+    machine_lines,
+    monai_predict,
+    test_image,
+    timed,
+)
+
+from napari_unet import UNet, inference, predict
+from napari_unet.inference import default_tile_size, tile_layout
+
+OLD_TILE = 572
+
+
+@contextmanager
+def code_paths(shrink: bool, fused: bool):
+    """Set the CPU switches of ``napari_unet.inference`` for the duration of a block."""
+    previous = inference.SHRINK_TILES_TO_IMAGE, inference.FUSED_CONV_RELU_ON_CPU
+    inference.SHRINK_TILES_TO_IMAGE, inference.FUSED_CONV_RELU_ON_CPU = shrink, fused
+    try:
+        yield
+    finally:
+        inference.SHRINK_TILES_TO_IMAGE, inference.FUSED_CONV_RELU_ON_CPU = previous
+
+
+def run_predict(
+    image: np.ndarray, model: UNet, tile: int | None, shrink: bool, fused: bool
+) -> np.ndarray:
+    with code_paths(shrink, fused):
+        return predict(image, model, tile_size=tile, batch_size=4, device="cpu")
+
+
+def run_monai(image: np.ndarray, model: UNet, tile: int) -> np.ndarray:
+    with code_paths(False, False):  # MONAI's windows at the tile's own stride
+        return monai_predict(image, model, tile, 1)
+
+
+def forward_seconds(model: UNet, tile: int, fused: bool) -> float:
+    """One forward pass + softmax of a channels-last ``tile`` x ``tile`` input."""
+    inputs = torch.rand(1, 1, tile, tile).contiguous(memory_format=torch.channels_last)
+    with code_paths(True, fused), torch.inference_mode():
+        start = time.perf_counter()
+        torch.softmax(inference._forward(model, inputs), dim=1)
+        return time.perf_counter() - start
+
+
+# ---- profile ------------------------------------------------------------------------------
+PROFILE_GROUPS = {
+    "3x3 convolutions + ReLU (fused)": ("torch._ops.mkldnn", "torch/_ops.py:__call__"),
+    "3x3 and 1x1 convolutions": ("torch.conv2d",),
+    "ReLU": ("torch.relu_",),
+    "up-convolutions (2x2 transposed)": ("torch.conv_transpose2d",),
+    "concatenation of skips": ("torch.cat",),
+    "max-pooling": ("torch.max_pool2d",),
+    "softmax": ("torch.softmax",),
+}
+
+
+def profile_predict(image: np.ndarray, model: UNet, tile: int, shrink: bool, fused: bool) -> dict:
+    """Seconds per part of one ``predict`` call (cProfile; its own overhead is small here)."""
+    profiler = cProfile.Profile()
+    with code_paths(shrink, fused):
+        profiler.enable()
+        start = time.perf_counter()
+        predict(image, model, tile_size=tile, batch_size=4, device="cpu")
+        total = time.perf_counter() - start
+        profiler.disable()
+    stats = pstats.Stats(profiler).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
+    parts: dict[str, float] = {name: 0.0 for name in PROFILE_GROUPS}
+
+    def cumulative(function: str, file_part: str) -> float:
+        return sum(
+            entry[3]
+            for (file, _, name), entry in stats.items()
+            if name == function and file_part in file
+        )
+
+    for (file, _, name), (_, _, tottime, _, _) in stats.items():
+        label = f"{file}:{name}" if file != "~" else name
+        for group, needles in PROFILE_GROUPS.items():
+            if any(needle in label for needle in needles):
+                parts[group] += tottime
+                break
+    forward = cumulative("_tile_probabilities", "inference.py")
+    parts["Python around the network (module calls, cropping, to numpy)"] = forward - sum(
+        parts.values()
+    )
+    parts["normalisation (statistics once, then per tile)"] = cumulative(
+        "normalization_stats", "normalization.py"
+    ) + cumulative("normalize", "normalization.py")
+    parts["tile reading (mirrored windows)"] = cumulative("_read_tile", "inference.py")
+    parts["stitching and the rest of predict"] = total - sum(parts.values())
+    _, tiles = tile_layout(model, image.shape, tile)
+    return {"total_s": total, "tiles": len(tiles), "parts_s": parts}
+
+
+# ---- main ------------------------------------------------------------------------------------
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size", type=int, default=2048)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--forward-tile", type=int, default=1052)
+    parser.add_argument("--no-monai", action="store_true")
+    parser.add_argument("--no-profile", action="store_true")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model, model_name = get_model()
+    image = test_image(args.size)
+    new_tile = default_tile_size(model)
+    with code_paths(True, True):
+        new_shape = tile_layout(model, image.shape, new_tile)[0]
+        old_shrunk_shape = tile_layout(model, image.shape, OLD_TILE)[0]
+    with code_paths(False, False):
+        old_tiles = len(tile_layout(model, image.shape, OLD_TILE)[1])
+        new_tiles = len(tile_layout(model, image.shape, new_tile)[1])
+    methods: dict[str, Callable[[], np.ndarray]] = {
+        f"before: tile {OLD_TILE} as given, conv then ReLU": lambda: run_predict(
+            image, model, OLD_TILE, False, False
+        ),
+        f"after: default tile {new_tile} (auto) shrunk to {new_shape[0]}, fused conv+ReLU": (
+            lambda: run_predict(image, model, new_tile, True, True)
+        ),
+        f"tile {OLD_TILE} shrunk to {old_shrunk_shape[0]}, fused conv+ReLU": lambda: run_predict(
+            image, model, OLD_TILE, True, True
+        ),
+        f"tile {new_tile} as given, conv then ReLU": lambda: run_predict(
+            image, model, new_tile, False, False
+        ),
+        "one pass over the whole mirrored image (tile_size=None), fused": lambda: run_predict(
+            image, model, None, True, True
+        ),
+    }
+    if not args.no_monai:
+        methods[f"MONAI sliding_window_inference, tile {OLD_TILE}, sw_batch_size 1"] = lambda: (
+            run_monai(image, model, OLD_TILE)
+        )
+        methods[f"MONAI sliding_window_inference, tile {new_tile}, sw_batch_size 1"] = lambda: (
+            run_monai(image, model, new_tile)
+        )
+    forward_names = {
+        f"forward pass + softmax, one {args.forward_tile} tile, fused": True,
+        f"forward pass + softmax, one {args.forward_tile} tile, conv then ReLU": False,
+    }
+    log(f"model {model_name}; new default tile {new_tile}; warm-up")
+    warm = test_image(min(args.size, 1200), seed=1)
+    for tile in (OLD_TILE, new_tile):
+        for fused in (False, True):
+            run_predict(warm, model, tile, True, fused)
+    if not args.no_monai:
+        run_monai(warm, model, OLD_TILE)
+    for fused in forward_names.values():
+        forward_seconds(model, args.forward_tile, fused)
+
+    times: dict[str, list[float]] = {name: [] for name in [*methods, *forward_names]}
+    outputs: dict[str, np.ndarray] = {}
+    loads = [load_average()]
+    started = time.strftime("%H:%M UTC", time.gmtime())
+    for repeat in range(args.repeats):
+        for name, method in methods.items():
+            seconds, result = timed(method)
+            times[name].append(seconds)
+            outputs.setdefault(name, result)
+            log(f"round {repeat + 1}: {seconds:7.2f} s  {name}")
+        for name, fused in forward_names.items():
+            times[name].append(forward_seconds(model, args.forward_tile, fused))
+            log(f"round {repeat + 1}: {times[name][-1]:7.2f} s  {name}")
+        loads.append(load_average())
+    ended = time.strftime("%H:%M UTC", time.gmtime())
+
+    profiles = {}
+    if not args.no_profile:
+        log("profiles")
+        profiles["before"] = profile_predict(image, model, OLD_TILE, False, False)
+        profiles["after"] = profile_predict(image, model, new_tile, True, True)
+        loads.append(load_average())
+
+    names = list(methods)
+    before, after, whole = names[0], names[1], names[4]
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    megapixels = args.size**2 / 1e6
+    reference = outputs[whole]
+    differences = {name: float(np.abs(outputs[name] - reference).max()) for name in outputs}
+    forward_fused = next(iter(forward_names))
+    forward_mps = args.forward_tile**2 / 1e6 / medians[forward_fused]
+    after_mps = megapixels / medians[after]
+    ratios = {
+        "after_vs_before": medians[before] / medians[after],
+        "useful_output_vs_forward_pass": after_mps / forward_mps,
+    }
+    if not args.no_monai:
+        monai_names = [name for name in names if name.startswith("MONAI")]
+        ratios["after_vs_monai_572"] = medians[monai_names[0]] / medians[after]
+        ratios["after_vs_monai_new_tile"] = medians[monai_names[1]] / medians[after]
+        ratios["after_vs_best_monai"] = min(medians[n] for n in monai_names) / medians[after]
+
+    lines = [
+        f"### {args.size} x {args.size} uint8 image, {args.threads} torch threads, "
+        f"{started} - {ended}",
+        "",
+        f"Model: {model_name}. Load average (1/5/15 min) at the start and after each round: "
+        + "; ".join(loads)
+        + ". Medians of "
+        + f"{args.repeats} runs, all methods interleaved in each round. Tiles on this image: "
+        f"before {old_tiles} of {OLD_TILE}, after {new_tiles} of {new_shape[0]}.",
+        "",
+        *machine_lines(args.threads),
+        "",
+        "| method | median s | runs (s) | image Mpx/s | vs before | max abs diff vs untiled |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+
+    def row(name: str, *cells: str) -> str:
+        runs = ", ".join(f"{value:.2f}" for value in times[name])
+        return f"| {name} | {medians[name]:.2f} | {runs} | " + " | ".join(cells) + " |"
+
+    for name in methods:
+        lines.append(
+            row(
+                name,
+                f"{megapixels / medians[name]:.3f}",
+                f"{medians[before] / medians[name]:.2f}x",
+                f"{differences[name]:.1e}",
+            )
+        )
+    lines += [
+        "",
+        "| forward pass alone | median s | runs (s) | input Mpx/s |",
+        "|---|---:|---|---:|",
+    ]
+    lines += [
+        row(name, f"{args.forward_tile**2 / 1e6 / medians[name]:.3f}") for name in forward_names
+    ]
+    lines += ["", "| ratio | value |", "|---|---:|"]
+    lines += [f"| {key} | {value:.2f} |" for key, value in ratios.items()]
+    if profiles:
+        lines += [
+            "",
+            "Where the time of one `predict` goes (cProfile, one call each, after the rounds):",
+            "",
+            "| part | before (s) | share | after (s) | share |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for part in profiles["before"]["parts_s"]:
+            cells = []
+            for key in ("before", "after"):
+                seconds = profiles[key]["parts_s"][part]
+                cells.append(f"{seconds:.2f} | {100 * seconds / profiles[key]['total_s']:.1f} %")
+            lines.append(f"| {part} | {' | '.join(cells)} |")
+        lines.append(
+            f"| total | {profiles['before']['total_s']:.2f} | 100 % | "
+            f"{profiles['after']['total_s']:.2f} | 100 % |"
+        )
+    print("\n".join(lines))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        record: dict[str, Any] = {
+            "size": args.size,
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "model": model_name,
+            "started": started,
+            "ended": ended,
+            "load_averages": loads,
+            "old_tile": OLD_TILE,
+            "new_tile": new_tile,
+            "new_tile_shrunk": new_shape[0],
+            "tiles": {"before": old_tiles, "after": new_tiles},
+            "forward_tile": args.forward_tile,
+            "times_s": times,
+            "medians_s": medians,
+            "max_abs_diff_vs_untiled": differences,
+            "ratios": ratios,
+            "profiles": profiles,
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+        }
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
