@@ -14,8 +14,19 @@ import torch
 
 from .config import NormConfig
 from .devices import resolve_device
+from .fused import FUSED_CONV_RELU as _FUSED_CONV_RELU
+from .fused import fused_unet_forward as _fused_unet_forward
 from .model import UNet
 from .normalization import NON_FINITE_MESSAGE, normalization_stats, normalize  # noqa: F401
+from .tile_choice import (  # noqa: F401  (re-exported: the names users and tests know)
+    ACTIVATION_BYTES,
+    AUTO_TILE_MAXIMUM,
+    auto_tile_size,
+    default_tile_size,
+    tile_memory,
+    usable_tile_sizes,
+)
+from .tile_choice import tile_stride as _stride
 from .tiling import Tile, plan_tiles, read_mirrored
 
 StopFlag = Callable[[], bool] | threading.Event | None
@@ -42,25 +53,6 @@ FUSED_CONV_RELU_ON_CPU: bool = True
 #: axis: 6 tiles of 540 instead of 572, or 3 of 876 instead of 1020).
 #: False uses ``tile_size`` itself, as before.
 SHRINK_TILES_TO_IMAGE: bool = True
-
-#: Largest tile edge :func:`auto_tile_size` chooses. Larger tiles keep more of each
-#: tile (a depth-4 valid network keeps 45 % of a 572 tile, 67 % of a 1052 one) but
-#: cost more per input pixel once a tile's feature maps leave the cache.
-AUTO_TILE_MAXIMUM: int = 1024
-
-#: Bytes of activations per input-window pixel and base feature map (peak, one
-#: forward pass; benchmarks/results_performance.md, "Forward-pass memory": 32-34
-#: measured for whole-image passes, less for valid tiles). The Predict widget's memory
-#: check uses the same figure.
-ACTIVATION_BYTES: int = 36
-
-#: Tiles :func:`auto_tile_size` allows for in one forward pass: ``predict``'s default
-#: ``batch_size`` (on a GPU they go through the network together).
-AUTO_TILE_BATCH: int = 4
-
-#: Share of the available memory that the activations of a batch of automatically
-#: sized tiles may take (the Predict widget refuses above 80 % for everything).
-AUTO_TILE_MEMORY_FRACTION: float = 0.5
 
 #: On the CPU, at most this many tiles go through the network in one forward pass
 #: (a larger ``batch_size`` still groups the reading and the progress reports).
@@ -93,91 +85,6 @@ def is_stopped(stop: StopFlag) -> bool:
 
 
 # ---- geometry ----------------------------------------------------------------
-def default_tile_size(model: UNet, target: int | None = None) -> int:
-    """The largest valid input tile not above ``target``.
-
-    ``target=None``: :func:`auto_tile_size` (the largest usable tile up to
-    :data:`AUTO_TILE_MAXIMUM` whose activations fit the available memory; 572, the
-    paper's tile, was the default before).
-    """
-    if target is None:
-        return auto_tile_size(model)
-    below, above = model.nearest_valid_sizes(target)
-    if below is not None and _stride(model, below) > 0:
-        return below
-    return above
-
-
-def tile_memory(model: UNet, tile: int, tiles: int = AUTO_TILE_BATCH) -> int:
-    """Estimated peak bytes of the activations of a pass over ``tiles`` tiles of ``tile`` px."""
-    return ACTIVATION_BYTES * tile * tile * model.config.base_features * tiles
-
-
-def auto_tile_size(
-    model: UNet,
-    available: int | None = None,
-    maximum: int | None = None,
-    fraction: float | None = None,
-) -> int:
-    """The largest usable tile edge up to ``maximum`` whose activations fit a memory budget.
-
-    Parameters
-    ----------
-    model : UNet
-    available : int, optional
-        Bytes of free memory; default ``psutil.virtual_memory().available``, or the
-        free memory of the CUDA device when there is one and it has less (so the
-        choice can differ between machines, never the result).
-    maximum : int, optional
-        Largest edge considered; default :data:`AUTO_TILE_MAXIMUM`.
-    fraction : float, optional
-        Share of ``available`` the activations of :data:`AUTO_TILE_BATCH` tiles
-        (:func:`tile_memory`) may take; default :data:`AUTO_TILE_MEMORY_FRACTION`.
-
-    Returns
-    -------
-    int
-        A valid input size whose stride keeps the pooling grid (tiled results equal
-        the untiled one); the smallest usable tile when even that exceeds the budget.
-    """
-    if available is None:
-        available = _available_memory()
-    maximum = AUTO_TILE_MAXIMUM if maximum is None else maximum
-    fraction = AUTO_TILE_MEMORY_FRACTION if fraction is None else fraction
-    budget = available * fraction
-    sizes = usable_tile_sizes(model, max(maximum, model.min_input_size))
-    if not sizes:
-        sizes = usable_tile_sizes(model, model.min_input_size + 64 * model.size_multiple)[:1]
-    fitting = [size for size in sizes if size <= maximum and tile_memory(model, size) <= budget]
-    return fitting[-1] if fitting else sizes[0]
-
-
-def _available_memory() -> int:
-    """Free RAM, or the free memory of the CUDA device (``device="auto"``'s choice) if less."""
-    import psutil
-
-    available = int(psutil.virtual_memory().available)
-    if torch.cuda.is_available():
-        try:
-            available = min(available, int(torch.cuda.mem_get_info()[0]))
-        except RuntimeError:
-            pass
-    return available
-
-
-def usable_tile_sizes(model: UNet, maximum: int = 1024) -> list[int]:
-    """Valid input tile edges up to ``maximum`` that keep some output after the context."""
-    return [size for size in model.valid_input_sizes(1, maximum) if _stride(model, size) > 0]
-
-
-def _stride(model: UNet, tile: int) -> int:
-    """Output pixels kept per tile, a multiple of ``2 ** depth``."""
-    if model.config.padding == "same":
-        return tile - 2 * model.halo
-    output = model.output_size(tile)
-    return output - output % model.size_multiple
-
-
 def _axis_geometry(model: UNet, size: int, tile_size: int | None) -> tuple[int, int]:
     """(input tile edge, stride) along one axis of length ``size``."""
     margin = 2 * model.halo if model.config.padding == "same" else 0
@@ -353,66 +260,6 @@ def _forward(model: UNet, inputs: torch.Tensor) -> torch.Tensor:
     ):
         return _fused_unet_forward(model, inputs)
     return model(inputs)
-
-
-def _fused_conv_relu_op() -> Any:
-    try:
-        return torch.ops.mkldnn._convolution_pointwise.default
-    except (AttributeError, RuntimeError):
-        return None
-
-
-_FUSED_CONV_RELU = _fused_conv_relu_op() if torch.backends.mkldnn.is_available() else None
-
-
-def _fused_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """A ``ConvBlock`` (or any ``Sequential``) with each Conv2d followed by ReLU fused."""
-    layers = list(block)
-    index = 0
-    while index < len(layers):
-        layer = layers[index]
-        if (
-            isinstance(layer, torch.nn.Conv2d)
-            and index + 1 < len(layers)
-            and isinstance(layers[index + 1], torch.nn.ReLU)
-            and isinstance(layer.padding, tuple)
-            and layer.padding_mode == "zeros"
-            and layer.weight.dtype == torch.float32
-        ):
-            x = _FUSED_CONV_RELU(
-                x,
-                layer.weight,
-                layer.bias,
-                list(layer.padding),
-                list(layer.stride),
-                list(layer.dilation),
-                layer.groups,
-                "relu",
-                [],
-                "",
-            )
-            index += 2
-            continue
-        x = layer(x)
-        index += 1
-    return x
-
-
-def _fused_unet_forward(model: UNet, x: torch.Tensor) -> torch.Tensor:
-    """:meth:`UNet.forward` with :func:`_fused_block` for its convolution blocks."""
-    skips = []
-    for block in model.down:
-        x = _fused_block(block, x)
-        skips.append(x)
-        x = torch.nn.functional.max_pool2d(x, 2)
-    x = _fused_block(model.bottleneck, x)
-    for block, skip in zip(model.up, reversed(skips)):
-        x = block.up(x)
-        dy = (skip.shape[-2] - x.shape[-2]) // 2
-        dx = (skip.shape[-1] - x.shape[-1]) // 2
-        skip = skip[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]]
-        x = _fused_block(block.conv, torch.cat([skip, x], dim=1))
-    return model.head(x)
 
 
 def _dihedral(tensor: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import working_dtype
+from ..tile_choice import ACTIVATION_BYTES
 from ._predict_job import PredictionRequest
 
 MEMORY_SHARE = 0.8
@@ -25,12 +26,6 @@ POSTPROCESS_BYTES = {True: 40, False: 18}
 """Temporaries of post-processing one plane, bytes per pixel, with and without the
 weight map (instance labelling, renumbering, distance transforms; measured with
 tracemalloc on a 2048 x 2048 plane holding 800 objects)."""
-
-ACTIVATION_BYTES = 36
-"""Memory of a forward pass, bytes per pixel of the network's input and per base
-feature map: the peak RSS growth of whole-image passes over 2048 x 2048 (depth 3,
-8 and 16 base features, same and valid padding) was 32-34 B, of 256 px tiles
-29 B, of 572 px valid tiles 5 B (``benchmarks/bench_forward_memory.py``)."""
 
 TILE_BATCH = 4
 """Tiles per forward pass in the Predict section (``iter_predict``'s default)."""
