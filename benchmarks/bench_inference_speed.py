@@ -243,7 +243,8 @@ def main() -> None:
     if not args.no_monai:
         monai_names = [name for name in names if name.startswith("MONAI")]
         ratios["after_vs_monai_572"] = medians[monai_names[0]] / medians[after]
-        ratios["after_vs_monai_new_tile"] = medians[monai_names[1]] / medians[after]
+        if len(monai_names) > 1:  # the automatic tile differs from 572
+            ratios["after_vs_monai_new_tile"] = medians[monai_names[1]] / medians[after]
         ratios["after_vs_best_monai"] = min(medians[n] for n in monai_names) / medians[after]
 
     lines = [

@@ -14,10 +14,13 @@ from .model import UNet
 
 __all__ = ["auto_tile_size", "default_tile_size", "tile_memory", "tile_stride", "usable_tile_sizes"]
 
-#: Largest tile edge :func:`auto_tile_size` chooses. Larger tiles keep more of each
-#: tile (a depth-4 valid network keeps 45 % of a 572 tile, 67 % of a 1052 one) but
-#: cost more per input pixel once a tile's feature maps leave the cache.
-AUTO_TILE_MAXIMUM: int = 1024
+#: Largest tile edge :func:`auto_tile_size` chooses: the paper's 572. Larger tiles keep
+#: more of each tile (45 % of a 572 tile for a depth-4 valid network, 67 % of a 1052 one)
+#: but cost more per input pixel once a tile's feature maps leave the cache: on the idle
+#: machine (2 threads, 2048² image) tiles of 1020 shrunk to 876 ran at 0.79x the old
+#: default and 572 shrunk to 540 at 1.17x (benchmarks/results_inference_speed.md; the
+#: opposite figure measured under heavy load came from stalled threads).
+AUTO_TILE_MAXIMUM: int = 572
 
 #: Bytes of activations per input-window pixel and base feature map (peak, one
 #: forward pass; benchmarks/results_performance.md, "Forward-pass memory": 32-34
