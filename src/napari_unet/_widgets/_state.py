@@ -140,9 +140,8 @@ class ModelState(QObject):
         rounds = self._rounds
         if from_base and rounds and rounds[0] is annotations and rounds[2] is self.model:
             base = rounds[1]
-            device = next(self.model.parameters()).device
-            self.model.load_state_dict(base.state_dict())
-            self.model.to(device).metadata = copy.deepcopy(base.metadata)
+            self.model.load_state_dict(base.state_dict())  # copied onto the model's device
+            self.model.metadata = copy.deepcopy(base.metadata)
             return True
         self._rounds = (annotations, self.history[-1].model, self.model)
         return False
