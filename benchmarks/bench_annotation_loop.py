@@ -72,7 +72,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         config = TrainConfig(
             seconds=args.seconds, iterations=args.iterations, learning_rate=args.lr,
             distillation=args.distillation, context_patches=args.context, seed=seed,
-            distillation_margin=args.margin,
+            distillation_margin=args.margin, distillation_border=args.kd_border,
             device="cpu",
         )  # fmt: skip
         if args.start == "base":  # as the widget does: every round from the loaded model
@@ -80,7 +80,8 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         start = time.perf_counter()
         images = [im for im, a in zip(task.images, annotations) if a.any()]
         labels = [a for a in annotations if a.any()]
-        for _ in finetune(model, images, labels, config, weights=WeightConfig(w0=args.w0)):
+        weights = WeightConfig(w0=args.w0, class_balance=not args.no_class_balance)
+        for _ in finetune(model, images, labels, config, weights=weights):
             pass
         seconds = time.perf_counter() - start
         masks, uncertain = predict_masks(model, task)
@@ -144,6 +145,11 @@ def main() -> None:
     parser.add_argument("--context", type=float, default=TrainConfig.context_patches)
     parser.add_argument("--margin", type=int, default=TrainConfig.distillation_margin)
     parser.add_argument("--w0", type=float, default=WeightConfig.w0, help="border weight")
+    parser.add_argument("--no-class-balance", action="store_true", help="w_c = 1")
+    parser.add_argument(
+        "--kd-border", type=float, default=TrainConfig.distillation_border,
+        help="w0 of the border term on the teacher's objects in the distillation weights",
+    )  # fmt: skip
     parser.add_argument(
         "--start", choices=["base", "current"], default="base",
         help="each round fine-tunes the loaded model (base) or the last round's (current)",

@@ -8,6 +8,7 @@ from napari_unet.distillation import (
     distillation_loss,
     distillation_mask,
     has_been_trained,
+    teacher_border_weights,
 )
 from napari_unet.training import finetune
 
@@ -112,3 +113,20 @@ def test_finetune_leaves_torch_global_random_state_alone():
     for _ in finetune(_trained_model(), [image], [strokes], config):
         pass
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_border_weights_peak_in_the_teachers_gap_between_touching_objects():
+    probabilities = torch.zeros(2, 3, 20, 30)
+    probabilities[:, 0] = 1  # background everywhere
+    top = torch.zeros(20, 30, dtype=torch.long)
+    top[5:15, 3:13] = 1
+    top[5:15, 14:24] = 1  # two objects of class 1, one pixel apart (column 13)
+    probabilities[0] = torch.nn.functional.one_hot(top, 3).permute(2, 0, 1).float()
+    weights = teacher_border_weights(probabilities, w0=10.0, sigma=5.0)
+    assert weights.shape == (2, 20, 30) and weights.dtype == torch.float32
+    # d1 = d2 = 1 in the gap: 1 + 10 exp(-4 / 50)
+    assert abs(float(weights[0, 10, 13]) - (1 + 10 * np.exp(-4 / 50))) < 1e-5
+    assert float(weights[0, 10, 5]) == 1.0  # inside an object: no border term
+    assert float(weights[0, 10, 1]) < float(weights[0, 10, 13])
+    assert torch.equal(weights[1], torch.ones(20, 30))  # one class only: no objects
+    assert torch.equal(teacher_border_weights(probabilities, w0=0.0), torch.ones(2, 20, 30))

@@ -227,6 +227,10 @@ class TrainConfig(_Options):
     distillation_margin : int
         Pixels around a stroke that contradicts the starting model where its
         predictions are not kept.
+    distillation_border : float
+        With distillation: ``w0`` of the paper's border term computed on the
+        starting model's own objects, weighting the distillation of the gaps
+        between its touching objects (0 = every unpainted pixel alike).
     context_patches : float
         With distillation: share of the training patches centred anywhere in the
         images instead of on a stroke, so the whole image is rehearsed.
@@ -250,9 +254,12 @@ class TrainConfig(_Options):
     amp: bool = False
     distillation: float = 3.0
     distillation_margin: int = 3
+    distillation_border: float = 0.0
     context_patches: float = 0.5
 
     def __post_init__(self) -> None:
+        if not self.distillation_border >= 0:
+            raise ValueError(f"distillation_border must be >= 0, got {self.distillation_border}")
         if not (self.distillation >= 0 and self.distillation_margin >= 0):
             raise ValueError(
                 "distillation and distillation_margin must be >= 0, got "

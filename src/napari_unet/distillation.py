@@ -8,18 +8,32 @@ pulled towards the teacher's probabilities (knowledge distillation, "learning
 without forgetting"). Near a stroke
 that contradicts the teacher, the teacher is known to be wrong, so its pixels
 within ``margin`` of such a stroke are left to the strokes alone.
+
+The teacher's separations matter most: a gap of one or two background pixels
+between touching objects decides whether they stay two objects, and it is what
+drifts first. :func:`teacher_border_weights` weights those pixels by the
+paper's border term computed on the teacher's own objects.
 """
 
 from __future__ import annotations
 
 import copy
 
+import numpy as np
 import torch
+from scipy import ndimage
 from torch.nn import functional as F
 
 from .model import UNet
+from .weights import border_term
 
-__all__ = ["Teacher", "distillation_loss", "distillation_mask", "has_been_trained"]
+__all__ = [
+    "Teacher",
+    "distillation_loss",
+    "distillation_mask",
+    "has_been_trained",
+    "teacher_border_weights",
+]
 
 
 def has_been_trained(model: UNet) -> bool:
@@ -79,6 +93,39 @@ def distillation_mask(
             > 0
         )
     return ((labels == 0) & ~contradicted).float()
+
+
+def teacher_border_weights(
+    teacher_probabilities: torch.Tensor, w0: float, sigma: float = 5.0
+) -> torch.Tensor:
+    """``1 + w0 * exp(-(d1 + d2)**2 / (2 sigma**2))`` on the teacher's background.
+
+    The paper's border term, with ``d1``, ``d2`` the distances to the nearest and
+    second nearest of the teacher's objects (connected components of each
+    foreground class of its most probable class), so the background pixels that
+    separate the teacher's touching objects weigh up to ``1 + w0``.
+
+    Parameters
+    ----------
+    teacher_probabilities : (N, C, Y, X) float tensor
+    w0, sigma : float
+        Amplitude and width (pixels) of the border term; ``w0 = 0`` gives ones.
+
+    Returns
+    -------
+    (N, Y, X) float32 tensor on the device of ``teacher_probabilities``.
+    """
+    top_class = teacher_probabilities.argmax(dim=1).cpu().numpy()
+    weights = np.ones(top_class.shape, np.float32)
+    if w0 <= 0:
+        return torch.from_numpy(weights).to(teacher_probabilities.device)
+    for index, classes in enumerate(top_class):
+        objects = np.zeros(classes.shape, np.int32)
+        for value in np.unique(classes[classes > 0]):
+            labelled, _ = ndimage.label(classes == value)
+            objects[labelled > 0] = labelled[labelled > 0] + objects.max()
+        weights[index] += border_term(objects, w0, sigma, mask=classes == 0)
+    return torch.from_numpy(weights).to(teacher_probabilities.device)
 
 
 def distillation_loss(

@@ -32,7 +32,13 @@ from .config import (
     WeightConfig,
 )
 from .devices import resolve_device
-from .distillation import Teacher, distillation_loss, distillation_mask, has_been_trained
+from .distillation import (
+    Teacher,
+    distillation_loss,
+    distillation_mask,
+    has_been_trained,
+    teacher_border_weights,
+)
 from .history import TrainProgress, record_run
 from .inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from .model import UNet
@@ -319,6 +325,8 @@ def _forward_loss(
         return loss
     targets = teacher.probabilities(inputs)
     mask = distillation_mask(targets, labels_tensor, config.distillation_margin)
+    if config.distillation_border > 0:
+        mask = mask * teacher_border_weights(targets, config.distillation_border)
     return loss + config.distillation * distillation_loss(logits, targets, mask)
 
 
