@@ -28,10 +28,10 @@ import torch
 from loop_tasks import TASKS, LoopTask
 
 from napari_unet.annotator import StrokeBudget, corrective_strokes
-from napari_unet.checkpoint import load_model
 from napari_unet.config import TrainConfig, WeightConfig
-from napari_unet.inference import default_tile_size, predict
-from napari_unet.postprocess import class_mask
+from napari_unet.core.checkpoint import load_model
+from napari_unet.core.inference import default_tile_size, predict
+from napari_unet.core.postprocess import class_mask
 from napari_unet.review import uncertainty
 from napari_unet.training import finetune
 

@@ -38,7 +38,7 @@ import torch
 
 from napari_unet import ModelConfig, save_model
 from napari_unet.batch import PredictOptions, local_cluster, predict_file, run_batch
-from napari_unet.checkpoint import new_model
+from napari_unet.core.checkpoint import new_model
 from napari_unet.synthetic import synthetic_nuclei
 
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from napari_unet import class_mask, instance_labels, load_model, predict
+from napari_unet.core.inference import default_tile_size
 from napari_unet.data import load_dsb2018, load_isbi
-from napari_unet.inference import default_tile_size
 from napari_unet.matching import match_instances
 from napari_unet.metrics import evaluate
 

@@ -19,8 +19,8 @@ import json
 import numpy as np
 import torch
 
-from napari_unet.checkpoint import load_model
 from napari_unet.config import TrainConfig
+from napari_unet.core.checkpoint import load_model
 from napari_unet.data import simulate_scribbles, synthetic_nuclei
 from napari_unet.demo import _scores, _segment
 from napari_unet.training import finetune

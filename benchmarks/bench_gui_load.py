@@ -300,8 +300,8 @@ def open_session(show: bool, image_size: int) -> Session:
     import napari
 
     from napari_unet._widgets import UNetWidget
-    from napari_unet.checkpoint import new_model
     from napari_unet.config import ModelConfig
+    from napari_unet.core.checkpoint import new_model
 
     viewer = napari.Viewer(show=show)
     image, scribbles = annotated_nuclei((image_size, image_size), seed=0)
@@ -430,8 +430,8 @@ class RunStalls:
 
 def responsive_model() -> tuple[Any, str]:
     """The bundled em-membranes model, else a fresh one of its shape (depth 4, 16 features)."""
-    from napari_unet.checkpoint import bundled_models, load_model, new_model
     from napari_unet.config import ModelConfig
+    from napari_unet.core.checkpoint import bundled_models, load_model, new_model
 
     if "em-membranes" in bundled_models():
         return load_model("em-membranes"), "em-membranes"

@@ -59,12 +59,12 @@ import torch
 from torch.nn import functional as F
 
 from napari_unet import ModelConfig, TrainConfig, new_model, predict, sampling, training
-from napari_unet.checkpoint import save_model
 from napari_unet.config import AugmentConfig, WeightConfig
+from napari_unet.core.checkpoint import save_model
+from napari_unet.core.inference import default_tile_size
+from napari_unet.core.postprocess import class_mask
 from napari_unet.data import load_isbi, simulate_scribbles
-from napari_unet.inference import default_tile_size
 from napari_unet.metrics import evaluate
-from napari_unet.postprocess import class_mask
 from napari_unet.sampling import PatchSampler, default_patch_size
 from napari_unet.training import finetune
 from napari_unet.weights import annotation_from_binary

@@ -49,8 +49,8 @@ import numpy as np
 import torch
 
 import napari_unet as nu
+from napari_unet.core.inference import default_tile_size
 from napari_unet.data import load_isbi
-from napari_unet.inference import default_tile_size
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_isbi_scribbles import (

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from napari_unet.core.postprocess import instance_labels
 from napari_unet.data import load_dsb2018, load_isbi, synthetic_nuclei
 from napari_unet.matching import match_instances
 from napari_unet.metrics import evaluate
-from napari_unet.postprocess import instance_labels
 from napari_unet.weights import annotation_from_instances
 
 

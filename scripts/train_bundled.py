@@ -130,7 +130,7 @@ def train(name: str, threads: int, seed: int, start_phase: int = 1, init: str | 
             if status:
                 sys.exit(status)
             previous = ["--model", str(target)]
-        from napari_unet.checkpoint import load_model, save_model
+        from napari_unet.core.checkpoint import load_model, save_model
 
         model = load_model(target)
     model.metadata["parent"] = None  # the phase files were temporary

@@ -16,8 +16,8 @@ from napari_unet.batch import (
     model_loads,
     run_batch,
 )
-from napari_unet.checkpoint import new_model
 from napari_unet.cli import main
+from napari_unet.core.checkpoint import new_model
 from napari_unet.data import ImageReadError, to_channels_first
 from napari_unet.inputs import file_axes, open_tiff_lazily, probe_input
 

@@ -17,8 +17,8 @@ from napari_unet.bioimageio import (
     is_bioimageio_package,
     load_bioimageio,
 )
-from napari_unet.checkpoint import CheckpointError, new_model
 from napari_unet.cli import main
+from napari_unet.core.checkpoint import CheckpointError, new_model
 from napari_unet.synthetic import synthetic_nuclei
 
 # bioimageio.core reads the TorchScript weights with torch.jit.load (deprecated in torch 2.13)

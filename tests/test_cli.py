@@ -6,8 +6,8 @@ import pytest
 import tifffile
 
 from napari_unet import ModelConfig, load_model, save_model
-from napari_unet.checkpoint import new_model
 from napari_unet.cli import build_parser, main
+from napari_unet.core.checkpoint import new_model
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_train_new_model_writes_checkpoint(tmp_path, capsys):
 
 def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     from napari_unet import predict
-    from napari_unet.postprocess import class_mask
+    from napari_unet.core.postprocess import class_mask
 
     out = tmp_path / "trained.safetensors"
     arguments = [*_train_files(tmp_path), "--output", str(out), "--iterations", "20"]

@@ -10,8 +10,8 @@ import pytest
 import tifffile
 
 from napari_unet import ModelConfig, load_model, save_model
-from napari_unet.checkpoint import new_model
 from napari_unet.cli import main
+from napari_unet.core.checkpoint import new_model
 from napari_unet.outofcore import open_outputs
 
 
@@ -70,7 +70,7 @@ def test_sigterm_during_train_writes_the_best_weights(tmp_path, capsys, monkeypa
 
 
 def test_sigterm_during_the_save_waits_for_it(tmp_path, monkeypatch):
-    from napari_unet import checkpoint as checkpoint_module
+    from napari_unet.core import checkpoint as checkpoint_module
 
     real_save = checkpoint_module.save_model
 
@@ -120,7 +120,7 @@ def test_sigterm_during_predict_leaves_no_temporaries(tmp_path, checkpoint, caps
 def test_a_save_failing_everywhere_says_the_weights_are_lost(tmp_path, capsys, monkeypatch):
     import tempfile
 
-    from napari_unet import checkpoint as checkpoint_module
+    from napari_unet.core import checkpoint as checkpoint_module
 
     def full_disk(model, path, **kwargs):
         raise OSError(28, "No space left on device")
@@ -155,7 +155,7 @@ def test_train_refuses_a_full_disk_before_training(tmp_path, capsys, monkeypatch
 
 
 def test_failed_save_keeps_the_weights_in_a_temporary_folder(tmp_path, capsys, monkeypatch):
-    from napari_unet import checkpoint as checkpoint_module
+    from napari_unet.core import checkpoint as checkpoint_module
 
     real_save = checkpoint_module.save_model
     out = tmp_path / "m.safetensors"

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from napari_unet import ModelConfig, TrainConfig
-from napari_unet.checkpoint import new_model
+from napari_unet.core.checkpoint import new_model
 from napari_unet.distillation import (
     Teacher,
     distillation_loss,

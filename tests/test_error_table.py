@@ -19,11 +19,11 @@ import torch
 import test_bioimageio_hostile as hostile
 from napari_unet import ModelConfig, TrainConfig, finetune, load_model, predict, save_model
 from napari_unet.bioimageio import load_bioimageio
-from napari_unet.checkpoint import MAX_TORCH_BYTES, new_model, read_checkpoint
 from napari_unet.config import NormConfig
+from napari_unet.core.checkpoint import MAX_TORCH_BYTES, new_model, read_checkpoint
+from napari_unet.core.normalization import normalization_stats
 from napari_unet.data import read_image, to_channels_first
 from napari_unet.metrics import evaluate
-from napari_unet.normalization import normalization_stats
 from napari_unet.volumes import annotated_slices
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"

@@ -17,10 +17,10 @@ import torch
 from scipy import ndimage
 
 from napari_unet.axes import ImagePlane
-from napari_unet.checkpoint import load_model, new_model, save_model
 from napari_unet.cli import main
 from napari_unet.config import ModelConfig
-from napari_unet.inference import predict
+from napari_unet.core.checkpoint import load_model, new_model, save_model
+from napari_unet.core.inference import predict
 from napari_unet.inputs import probe_input
 from napari_unet.volumes import stack_instances
 

@@ -1,4 +1,4 @@
-"""Tests for napari_unet.postprocess."""
+"""Tests for napari_unet.core.postprocess."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_unet.postprocess import class_mask, instance_labels, remove_small_instances
+from napari_unet.core.postprocess import class_mask, instance_labels, remove_small_instances
 
 
 def _disc(shape: tuple[int, int], center: tuple[float, float], radius: float) -> np.ndarray:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from napari_unet import ModelConfig, TrainConfig, load_model, predict, save_model, training
-from napari_unet.checkpoint import new_model
 from napari_unet.config import AugmentConfig, WeightConfig
+from napari_unet.core.checkpoint import new_model
 from napari_unet.sampling import AnnotationError, PatchSampler, prepare_training_data
 from napari_unet.training import TrainingError, finetune, train, weighted_loss
 from napari_unet.weights import trained_weight_config

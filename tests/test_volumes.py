@@ -10,11 +10,11 @@ from scipy import ndimage
 from napari_unet import ModelConfig, TrainConfig, finetune, predict
 from napari_unet import outofcore as ooc
 from napari_unet.axes import check_axes, describe_channels, guess_axes
-from napari_unet.checkpoint import new_model
+from napari_unet.core.checkpoint import new_model
+from napari_unet.core.inference import Cancelled, tile_layout
+from napari_unet.core.postprocess import instance_labels
 from napari_unet.data import to_channels_first
-from napari_unet.inference import Cancelled, tile_layout
 from napari_unet.outofcore import label_chunked, open_outputs, predict_to_zarr
-from napari_unet.postprocess import instance_labels
 from napari_unet.volumes import (
     StackProgress,
     annotated_slices,

@@ -21,10 +21,10 @@ from napari_unet._widgets import (
 )
 from napari_unet._widgets._layers import OUTPUT_KEY, ImageGeometry, annotated_planes
 from napari_unet._widgets._model import FROM_FILE
-from napari_unet.checkpoint import new_model
 from napari_unet.config import ModelConfig, WeightConfig
-from napari_unet.inference import default_tile_size, predict, tile_layout
-from napari_unet.postprocess import class_mask
+from napari_unet.core.checkpoint import new_model
+from napari_unet.core.inference import default_tile_size, predict, tile_layout
+from napari_unet.core.postprocess import class_mask
 from napari_unet.weights import weight_map
 
 pytestmark = pytest.mark.gui

@@ -12,7 +12,6 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from .augment import elastic_deform
-from .checkpoint import CheckpointError, load_model, new_model, save_model
 from .config import (
     AugmentConfig,
     ModelConfig,
@@ -21,11 +20,12 @@ from .config import (
     TrainConfig,
     WeightConfig,
 )
-from .inference import Cancelled, predict
+from .core.checkpoint import CheckpointError, load_model, new_model, save_model
+from .core.inference import Cancelled, predict
+from .core.model import UNet
+from .core.postprocess import class_mask, instance_labels
 from .metrics import evaluate
-from .model import UNet
 from .outofcore import predict_to_zarr
-from .postprocess import class_mask, instance_labels
 from .sampling import AnnotationError
 from .training import TrainingError, TrainProgress, finetune, train
 from .volumes import annotated_slices, predict_stack

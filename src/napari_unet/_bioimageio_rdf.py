@@ -19,7 +19,7 @@ import torch
 from . import __version__
 from ._bioimageio_unet import UNetProbabilities
 from .bioimageio import ARCHITECTURE_CALLABLE, ARCHITECTURE_FILE, CONFIG_KEY, UNET_CITATION, sha256
-from .model import UNet
+from .core.model import UNet
 
 try:
     from bioimageio.spec.model import v0_5 as spec

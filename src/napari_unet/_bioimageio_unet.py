@@ -4,7 +4,7 @@ This file is copied verbatim into every package that
 :func:`napari_unet.bioimageio.export_bioimageio` writes, as the architecture of
 the ``pytorch_state_dict`` weights. It imports only torch, so a consumer
 (bioimageio.core, ilastik, ...) can rebuild the network without napari-unet.
-Its parameters have the same names and shapes as :class:`napari_unet.model.UNet`
+Its parameters have the same names and shapes as :class:`napari_unet.core.model.UNet`
 (its state dict loads unchanged) and its ``forward`` returns class
 probabilities (softmax over the channel axis) instead of logits. It is also
 what the TorchScript weights are scripted from. The tests check that both give

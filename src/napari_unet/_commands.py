@@ -24,12 +24,12 @@ from .cli import EXIT_BAD_INPUT, CliError, print_json
 
 if TYPE_CHECKING:
     from .batch import FileResult
-    from .inference import Progress
+    from .core.inference import Progress
 
 
 def _load(name_or_path: str, device: str = "cpu"):
-    from .checkpoint import load_model
-    from .devices import resolve_device
+    from .core.checkpoint import load_model
+    from .core.devices import resolve_device
 
     return load_model(name_or_path, device=resolve_device(device))
 
@@ -59,8 +59,8 @@ def segment_image(
     instances="components",
 ):
     """Probabilities, class mask and instance labels of one 2D image (the CLI's core)."""
-    from .inference import predict
-    from .postprocess import class_mask, instance_labels
+    from .core.inference import predict
+    from .core.postprocess import class_mask, instance_labels
 
     probabilities = predict(
         image, model, tile_size=tile_size, batch_size=batch_size, device=device, progress=progress
@@ -122,7 +122,7 @@ def run_predict(args: argparse.Namespace) -> int:
 def _predict_options(args: argparse.Namespace, model):
     """The PredictOptions of ``napari-unet predict`` (the tile size checked first)."""
     from .batch import PredictOptions
-    from .inference import default_tile_size
+    from .core.inference import default_tile_size
 
     if args.tile_size is not None:
         if not 1 <= args.tile_size <= 2**16:
@@ -185,14 +185,14 @@ class _FileProgress:
 
 def run_info(args: argparse.Namespace) -> None:
     """``napari-unet info``: metadata as JSON."""
-    from .checkpoint import checkpoint_info
+    from .core.checkpoint import checkpoint_info
 
     print_json(checkpoint_info(args.checkpoint))
 
 
 def run_models(args: argparse.Namespace) -> None:
     """``napari-unet models``: one line per bundled model."""
-    from .checkpoint import bundled_models, checkpoint_info
+    from .core.checkpoint import bundled_models, checkpoint_info
 
     models = bundled_models()
     if not models:

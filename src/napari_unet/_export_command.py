@@ -44,8 +44,8 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> None:
     """Write the package and print its path."""
     from .bioimageio import export_bioimageio
-    from .checkpoint import load_model
     from .cli import CliError
+    from .core.checkpoint import load_model
 
     if args.output.suffix.lower() != ".zip":
         raise CliError(f"{args.output}: a bioimage.io package is a .zip file")

@@ -45,8 +45,8 @@ def _training_inputs(args: argparse.Namespace, in_channels: int):
 
 def _new_or_loaded_model(args: argparse.Namespace):
     from ._commands import _load
-    from ._limits import check_model_config
-    from .checkpoint import new_model
+    from .core._limits import check_model_config
+    from .core.checkpoint import new_model
 
     if args.model:
         return _load(args.model)
@@ -177,8 +177,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _class_mask(model, image, device: str):
     """The class mask ``model`` predicts for ``image`` (to tell what training changed)."""
-    from .inference import default_tile_size, predict
-    from .postprocess import class_mask
+    from .core.inference import default_tile_size, predict
+    from .core.postprocess import class_mask
 
     tile_size = default_tile_size(model)
     return class_mask(predict(image, model, tile_size=tile_size, device=device))
@@ -269,7 +269,7 @@ def _check_free_space(output: Path, model, half: bool) -> None:
 
 def _save_or_keep(model, output: Path, half: bool, extra: dict) -> None:
     """Save the checkpoint; when that fails, save it in a new temporary folder and say so."""
-    from .checkpoint import save_model
+    from .core.checkpoint import save_model
 
     try:
         save_model(model, output, half=half, **extra)

@@ -216,7 +216,7 @@ class ImagePlane:
     Indexing with ``[..., y_slice, x_slice]`` reads only that window from the
     underlying array (numpy, memory map, zarr, dask: anything with basic
     slicing), in blocks of at most ``max_read_pixels`` plane pixels per read.
-    This is the image type :func:`napari_unet.inference.iter_predict` takes.
+    This is the image type :func:`napari_unet.core.inference.iter_predict` takes.
 
     Parameters
     ----------

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
-from .checkpoint import load_model, resolve_checkpoint
+from .core.checkpoint import load_model, resolve_checkpoint
+from .core.devices import torch_threads
+from .core.inference import Progress
+from .core.model import UNet
 from .data import write_tiff
-from .devices import torch_threads
-from .inference import Progress
 from .inputs import InputInfo, open_input, probe_input
-from .model import UNet
 from .outofcore import predict_to_zarr
 from .reruns import PROVENANCE_KEY, provenance, remove_stale_temporaries, why_not_reusable
 from .volumes import segment_stack
@@ -58,7 +58,7 @@ class PredictOptions:
     Attributes
     ----------
     tile_size, batch_size, device, test_time_augmentation
-        As for :func:`napari_unet.inference.predict` (device resolved on each worker).
+        As for :func:`napari_unet.core.inference.predict` (device resolved on each worker).
     instances : {"components", "watershed"}
         How instance labels are made from the mask.
     axes : str, optional
@@ -146,7 +146,7 @@ def cached_model(checkpoint: str | os.PathLike, device: str = "auto") -> UNet:
     rewritten at the same path is loaded again (and the older copy dropped).
     The model is shared: predict with it, do not train it.
     """
-    from .devices import resolve_device
+    from .core.devices import resolve_device
 
     path = resolve_checkpoint(checkpoint).resolve()
     status = path.stat()
@@ -316,7 +316,7 @@ def run_batch(
     ValueError
         Inputs whose outputs would collide or overwrite an input (:func:`check_outputs`).
     """
-    from .checkpoint import bundled_models
+    from .core.checkpoint import bundled_models
 
     options = options or PredictOptions()
     model_path = str(resolve_checkpoint(checkpoint).resolve())  # fails early when missing

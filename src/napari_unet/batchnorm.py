@@ -14,8 +14,8 @@ import dataclasses
 import torch
 
 from .config import TrainConfig
-from .inference import StopFlag, is_stopped
-from .model import UNet
+from .core.inference import StopFlag, is_stopped
+from .core.model import UNet
 from .sampling import PatchSampler
 
 

@@ -13,7 +13,7 @@ its context as an output halo.
 
 ``rdf.yaml`` keeps the napari-unet metadata (architecture, normalisation, class
 names, training history) under ``config: napari_unet``, so :func:`load_bioimageio`
-rebuilds the same :class:`~napari_unet.model.UNet`. bioimageio.spec is imported
+rebuilds the same :class:`~napari_unet.core.model.UNet`. bioimageio.spec is imported
 only inside these functions: ``pip install 'napari-unet[bioimageio]'``.
 """
 
@@ -34,8 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._limits import check_zip_sizes, read_zip_entry
-from .checkpoint import (
+from .config import ModelConfig, NormConfig
+from .core._limits import check_zip_sizes, read_zip_entry
+from .core.checkpoint import (
     MAX_METADATA_CHARS,
     MAX_TORCH_BYTES,
     CheckpointError,
@@ -47,9 +48,8 @@ from .checkpoint import (
     default_metadata,
     resolve_checkpoint,
 )
-from .config import ModelConfig, NormConfig
-from .inference import normalization_stats, normalize
-from .model import UNet
+from .core.inference import normalization_stats, normalize
+from .core.model import UNet
 
 ARCHITECTURE_FILE = Path(__file__).with_name("_bioimageio_unet.py")
 ARCHITECTURE_CALLABLE = "UNetProbabilities"
@@ -172,15 +172,15 @@ def load_bioimageio(path: str | os.PathLike, device: str | torch.device | None =
     the architecture's keyword arguments of a package made with our architecture
     file) and the ``pytorch_state_dict`` weights (``torch.load(weights_only=True)``:
     never code). Other bioimage.io models are refused with a
-    :class:`~napari_unet.checkpoint.CheckpointError`.
+    :class:`~napari_unet.core.checkpoint.CheckpointError`.
 
     A package is untrusted input, checked like a checkpoint before anything large
     is read or built: a regular file; entries that declare at most
     :data:`MAX_PACKAGE_BYTES` together (``rdf.yaml`` at most
-    :data:`~napari_unet.checkpoint.MAX_METADATA_CHARS`, the weights at most
-    :data:`~napari_unet.checkpoint.MAX_TORCH_BYTES`) and inflate to exactly what
+    :data:`~napari_unet.core.checkpoint.MAX_METADATA_CHARS`, the weights at most
+    :data:`~napari_unet.core.checkpoint.MAX_TORCH_BYTES`) and inflate to exactly what
     they declare; weights inside the package; the architecture within
-    :mod:`napari_unet._limits`, the stored tensor shapes matching it, and no
+    :mod:`napari_unet.core._limits`, the stored tensor shapes matching it, and no
     NaN or infinite weights.
     """
     path = resolve_checkpoint(path)

@@ -36,7 +36,7 @@ class _Options:
 
 @dataclass(frozen=True)
 class ModelConfig(_Options):
-    """Architecture of a :class:`~napari_unet.model.UNet`.
+    """Architecture of a :class:`~napari_unet.core.model.UNet`.
 
     Attributes
     ----------

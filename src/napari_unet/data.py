@@ -16,7 +16,7 @@ import numpy as np
 import tifffile
 from skimage import io as skimage_io
 
-from ._atomic import atomic_open
+from .core._atomic import atomic_open
 from .synthetic import simulate_scribbles, synthetic_nuclei
 
 __all__ = [
@@ -294,7 +294,7 @@ def working_dtype(dtype: np.dtype) -> np.dtype:
     float32 for float32 and types of at most 16 bits; float64 for wider ones
     (uint32, int64, float64...): cast to float32 first, a uint32 image at
     3e9 + 0..199 keeps 2 distinct values and a float64 image near 1e300 becomes
-    infinite. :func:`napari_unet.inference.normalize` brings it to float32.
+    infinite. :func:`napari_unet.core.inference.normalize` brings it to float32.
     """
     dtype = np.dtype(dtype)
     wide = dtype.itemsize > 2 and dtype != np.float32

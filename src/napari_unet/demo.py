@@ -64,7 +64,7 @@ def demo_sample(size: int = 384) -> dict[str, np.ndarray]:
 def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.ndarray]:
     from ._commands import segment_image
     from ._progress import ProgressBar
-    from .inference import default_tile_size
+    from .core.inference import default_tile_size
     from .weights import trained_weight_config, weight_map
 
     bar = ProgressBar(label)
@@ -113,7 +113,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     if args.gui:
         return open_gui(args)
     from ._commands import _writable_folder
-    from .checkpoint import load_model, save_model
+    from .core.checkpoint import load_model, save_model
 
     output = _writable_folder(args.output)
     sample = demo_sample(args.size)

@@ -35,7 +35,7 @@ def interior_mask(mask: np.ndarray) -> np.ndarray:
     are used as they are; arrays containing 0 (ISBI labels 0/255, 0/1 maps) give
     interior = value > 0; arrays without 0, i.e. class masks in the annotation
     convention (1 = membrane, 2 = interior, as from
-    :func:`napari_unet.postprocess.class_mask`) give interior = value >= 2. Hence an
+    :func:`napari_unet.core.postprocess.class_mask`) give interior = value >= 2. Hence an
     all-255 image is all interior and an all-1 class mask all membrane. Floating
     point arrays must hold whole numbers: threshold probabilities first.
 

@@ -189,7 +189,7 @@ def evaluate(
         maximised over thresholds), with their ``*_split``/``*_merge`` scores.
     ``kind="instances"``
         ``pred`` and ``truth`` are instance label images (0 = background; turn a
-        class mask into one with :func:`napari_unet.postprocess.instance_labels`).
+        class mask into one with :func:`napari_unet.core.postprocess.instance_labels`).
         Keys: ``instances`` (:func:`instance_scores` at IoU 0.5..0.9),
         ``foreground_iou``/``foreground_dice`` of ``pred > 0`` vs ``truth > 0``
         (1.0 if both are empty), ``n_pred``, ``n_true``.

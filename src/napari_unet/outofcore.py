@@ -19,7 +19,7 @@ always whole.
 Instances with ``method="components"`` never need a whole slice in memory: the
 mask is labelled chunk by chunk, components touching across chunk borders are
 merged, and the result is renumbered exactly as
-:func:`napari_unet.postprocess.instance_labels` numbers a mask held in memory
+:func:`napari_unet.core.postprocess.instance_labels` numbers a mask held in memory
 (class by class, in raster order of each object's first pixel; 4-connectivity).
 ``method="watershed"`` loads one slice at a time and is refused for slices
 above :data:`OUT_OF_CORE_THRESHOLD` pixels.
@@ -40,8 +40,15 @@ from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
-from .inference import Cancelled, Progress, StopFlag, default_tile_size, is_stopped, tile_layout
-from .model import UNet
+from .core.inference import (
+    Cancelled,
+    Progress,
+    StopFlag,
+    default_tile_size,
+    is_stopped,
+    tile_layout,
+)
+from .core.model import UNet
 from .volumes import MAX_INSTANCES, iter_predict_stack, slice_instances
 
 __all__ = [
@@ -141,9 +148,9 @@ def predict_to_zarr(
         The store (a folder, e.g. ``out/cells.zarr``); replaced if it exists.
     axes, rgb : see :mod:`napari_unet.axes`.
     tile_size : int, optional
-        Input tile edge; None = :func:`~napari_unet.inference.default_tile_size`.
+        Input tile edge; None = :func:`~napari_unet.core.inference.default_tile_size`.
     batch_size, device, stop, test_time_augmentation
-        As for :func:`napari_unet.inference.predict`.
+        As for :func:`napari_unet.core.inference.predict`.
     instances : {"components", "watershed", None}
         How instance labels are made (None: not at all).
     progress : callable
@@ -251,7 +258,7 @@ def _write_instances(
 ) -> int:
     """Label every slice of ``mask`` into ``path/instances``; returns the object count.
 
-    ``stop`` is checked before each slice (:class:`~napari_unet.inference.Cancelled`).
+    ``stop`` is checked before each slice (:class:`~napari_unet.core.inference.Cancelled`).
     """
     import zarr
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from .augment import augment_patch
 from .config import AugmentConfig, NormConfig, WeightConfig
-from .inference import normalization_stats, normalize
-from .model import UNet
-from .tiling import read_mirrored
+from .core.inference import normalization_stats, normalize
+from .core.model import UNet
+from .core.tiling import read_mirrored
 from .weights import weight_map
 
 

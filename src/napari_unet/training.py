@@ -31,11 +31,11 @@ from .config import (
     TrainConfig,
     WeightConfig,
 )
-from .devices import resolve_device
+from .core.devices import resolve_device
+from .core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
+from .core.model import UNet
 from .distillation import Teacher, distillation_loss, distillation_mask, has_been_trained
 from .history import TrainProgress, record_run
-from .inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
-from .model import UNet
 from .sampling import PatchSampler, default_patch_size, prepare_training_data
 
 #: Smoothing of the training loss (exponential moving average, bias-corrected as in
@@ -129,7 +129,7 @@ def finetune(
     Parameters
     ----------
     model : UNet
-        From :func:`~napari_unet.load_model` or :func:`~napari_unet.checkpoint.new_model`.
+        From :func:`~napari_unet.load_model` or :func:`~napari_unet.core.checkpoint.new_model`.
     images : sequence of (Y, X) or (C, Y, X) arrays
         Any numeric dtype; normalised with the model's stored normalisation.
     annotations : sequence of (Y, X) int arrays

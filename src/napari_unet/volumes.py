@@ -17,9 +17,9 @@ import numpy as np
 import torch
 
 from .axes import ImagePlane, check_axes, guess_axes, output_shapes, slice_count
-from .inference import Progress, StopFlag, iter_predict
-from .model import UNet
-from .postprocess import class_mask, instance_labels
+from .core.inference import Progress, StopFlag, iter_predict
+from .core.model import UNet
+from .core.postprocess import class_mask, instance_labels
 
 __all__ = [
     "StackProgress",
@@ -81,7 +81,7 @@ def iter_predict_stack(
     axes, rgb
         See :mod:`napari_unet.axes`; None = :func:`~napari_unet.axes.guess_axes`.
     tile_size, batch_size, device, stop, test_time_augmentation
-        As for :func:`napari_unet.inference.iter_predict`.
+        As for :func:`napari_unet.core.inference.iter_predict`.
     max_read_pixels : int, optional
         See :class:`~napari_unet.axes.ImagePlane`.
     """
@@ -143,7 +143,7 @@ def predict_stack(
     model : UNet
     axes, rgb : see :mod:`napari_unet.axes`.
     tile_size, batch_size, device, stop, test_time_augmentation
-        As for :func:`napari_unet.inference.predict`.
+        As for :func:`napari_unet.core.inference.predict`.
     progress : callable
         Called with a :class:`StackProgress` (slices x tiles) after each batch.
     out : array-like, optional
@@ -194,7 +194,7 @@ def slice_instances(
     -------
     labels : numpy.ndarray of uint32, (Y, X)
         0 for background, ``offset + 1 ..`` for the slice's objects
-        (:func:`~napari_unet.postprocess.instance_labels` plus ``offset``).
+        (:func:`~napari_unet.core.postprocess.instance_labels` plus ``offset``).
     count : int
         The number of objects in the slice.
 

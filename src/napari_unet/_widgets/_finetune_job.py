@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from ..config import AugmentConfig, TrainConfig, WeightConfig
-from ..inference import Cancelled, default_tile_size, predict
-from ..model import UNet
-from ..postprocess import class_mask
+from ..core.inference import Cancelled, default_tile_size, predict
+from ..core.model import UNet
+from ..core.postprocess import class_mask
 from ..review import ClassChanges, class_changes
 from ..sampling import AnnotationError
 from ..training import TrainProgress, finetune

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.tile_choice import ACTIVATION_BYTES
 from ..data import working_dtype
-from ..tile_choice import ACTIVATION_BYTES
 from ._predict_job import PredictionRequest
 
 MEMORY_SHARE = 0.8

@@ -10,9 +10,9 @@ from typing import Any, Literal
 import numpy as np
 
 from ..config import WeightConfig
-from ..inference import Cancelled, iter_predict
-from ..model import UNet
-from ..postprocess import class_mask
+from ..core.inference import Cancelled, iter_predict
+from ..core.model import UNet
+from ..core.postprocess import class_mask
 from ..review import uncertainty
 from ..volumes import slice_instances
 from ..weights import weight_map
@@ -96,7 +96,7 @@ def predict_job(
     The same path as ``napari-unet predict``: each plane is read as the command
     line reads it (:meth:`ImageGeometry.read_plane`: the axes rule of
     :mod:`napari_unet.axes`, an :class:`~napari_unet.axes.ImagePlane`, here read
-    whole), predicted by :func:`~napari_unet.inference.iter_predict` and numbered
+    whole), predicted by :func:`~napari_unet.core.inference.iter_predict` and numbered
     by :func:`~napari_unet.volumes.slice_instances`. Only the layout of the
     probabilities differs: (n_classes, ..., Y, X) here, for a napari layer with
     the classes along its first axis; (Z, n_classes, Y, X) in the files.

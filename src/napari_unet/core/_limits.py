@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Mapping
 from typing import Any
 
-from .config import ModelConfig, NormConfig
+from ..config import ModelConfig, NormConfig
 
 __all__ = [
     "LIMITS",

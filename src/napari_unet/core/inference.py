@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import NormConfig
+from ..config import NormConfig
 from .devices import resolve_device
 from .fused import FUSED_CONV_RELU as _FUSED_CONV_RELU
 from .fused import fused_unet_forward as _fused_unet_forward

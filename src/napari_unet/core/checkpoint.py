@@ -27,6 +27,7 @@ from typing import IO, Any
 
 import torch
 
+from ..config import ModelConfig, NormConfig
 from ._atomic import atomic_open
 from ._limits import (
     MAX_PARAMETERS,
@@ -35,12 +36,11 @@ from ._limits import (
     check_normalization,
     check_tensor_shapes,
 )
-from .config import ModelConfig, NormConfig
 from .model import UNet
 
 FORMAT_VERSION = 1
 METADATA_KEY = "napari_unet"
-BUNDLED_DIR = Path(__file__).parent / "models"
+BUNDLED_DIR = Path(__file__).parent.parent / "models"  # napari_unet/models
 
 
 class CheckpointError(ValueError):
@@ -168,7 +168,7 @@ def read_checkpoint(
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and metadata of a checkpoint file, without building a model.
 
-    The metadata is checked first (:mod:`napari_unet._limits`: a sane
+    The metadata is checked first (:mod:`napari_unet.core._limits`: a sane
     architecture, stored shapes that fit it), so a hostile file cannot make
     this allocate more than its sane weights. With ``weights=False`` a
     safetensors file's tensors are not read: they come back as empty tensors
@@ -288,7 +288,7 @@ MAX_METADATA_CHARS = 2**26
 
 
 def _parse_metadata(path: Path, text: str) -> dict[str, Any]:
-    """The checked metadata of a checkpoint (see :mod:`napari_unet._limits`)."""
+    """The checked metadata of a checkpoint (see :mod:`napari_unet.core._limits`)."""
     if len(text) > MAX_METADATA_CHARS:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: longer than 64 MiB")
     try:
@@ -334,7 +334,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
     CheckpointError
         A missing, unreadable, hostile or broken file (e.g. NaN weights).
     """
-    from .bioimageio import is_bioimageio_package, load_bioimageio
+    from ..bioimageio import is_bioimageio_package, load_bioimageio
 
     if is_bioimageio_package(name_or_path):  # a bioimage.io model zip exported by napari-unet
         return load_bioimageio(name_or_path, device=device)
@@ -373,6 +373,6 @@ def checkpoint_info(name_or_path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _package_version() -> str:
-    from . import __version__
+    from .. import __version__
 
     return __version__

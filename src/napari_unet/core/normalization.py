@@ -1,6 +1,6 @@
 """Intensity normalisation: statistics once per image, applied per tile in a wide type.
 
-Kept apart from :mod:`napari_unet.inference` (which re-exports these names) so
+Kept apart from :mod:`napari_unet.core.inference` (which re-exports these names) so
 that the rule "normalise in float64 before the float32 cast" has one home.
 """
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ..config import NormConfig
+from ..data import check_real
 from ._limits import check_normalization
-from .config import NormConfig
-from .data import check_real
 
 __all__ = ["NON_FINITE_MESSAGE", "normalization_stats", "normalize"]
 

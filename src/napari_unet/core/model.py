@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .config import ModelConfig
+from ..config import ModelConfig
 
 
 class ConvBlock(nn.Sequential):
