@@ -33,7 +33,7 @@ from napari_unet.core.checkpoint import load_model
 from napari_unet.core.inference import default_tile_size, predict
 from napari_unet.core.postprocess import class_mask
 from napari_unet.review import uncertainty
-from napari_unet.training import finetune
+from napari_unet.training.loop import finetune
 
 #: Largest loss of quality counted as "no worse" (F1 / pixel error: 0.01; Rand: 0.02).
 TOLERANCE = {"f1": 0.01, "mean_matched_iou": 0.01, "pixel_error": 0.01, "rand_error": 0.02}

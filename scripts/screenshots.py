@@ -24,7 +24,7 @@ from napari_unet._widgets import UNetWidget
 from napari_unet._widgets._state import NEW_MODEL_NAME
 from napari_unet.core.checkpoint import bundled_models
 from napari_unet.data import simulate_scribbles, synthetic_nuclei
-from napari_unet.weights import annotation_from_instances
+from napari_unet.training.weights import annotation_from_instances
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 WINDOW_SIZE = (1500, 980)

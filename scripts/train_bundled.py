@@ -28,7 +28,7 @@ import numpy as np
 
 from napari_unet.cli import main as cli
 from napari_unet.data import load_dsb2018, load_isbi, synthetic_nuclei, write_tiff
-from napari_unet.weights import annotation_from_binary, annotation_from_instances
+from napari_unet.training.weights import annotation_from_binary, annotation_from_instances
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "napari_unet" / "models"
 

@@ -8,7 +8,7 @@ from napari.utils.notifications import NotificationSeverity
 
 from napari_unet._widgets import model_state
 from napari_unet._widgets._finetune_job import FinetuneUpdate
-from napari_unet.training import TrainProgress
+from napari_unet.training.loop import TrainProgress
 from test_widgets import annotate, discs_image, dock, notifications, run
 
 pytestmark = pytest.mark.gui

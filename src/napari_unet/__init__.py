@@ -11,7 +11,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .augment import elastic_deform
 from .config import (
     AugmentConfig,
     ModelConfig,
@@ -26,10 +25,11 @@ from .core.model import UNet
 from .core.postprocess import class_mask, instance_labels
 from .metrics import evaluate
 from .outofcore import predict_to_zarr
-from .sampling import AnnotationError
-from .training import TrainingError, TrainProgress, finetune, train
+from .training.augment import elastic_deform
+from .training.loop import TrainingError, TrainProgress, finetune, train
+from .training.sampling import AnnotationError
+from .training.weights import annotation_from_binary, annotation_from_instances, weight_map
 from .volumes import annotated_slices, predict_stack
-from .weights import annotation_from_binary, annotation_from_instances, weight_map
 
 __all__ = [
     "AnnotationError",

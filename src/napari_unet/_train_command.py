@@ -103,7 +103,7 @@ def _check_patch_size(patch_size: int | None, model, images) -> None:
     A larger patch holds only mirrored borders, yet its memory grows with its
     area (4996 px patches on small images exhausted the memory).
     """
-    from .sampling import default_patch_size
+    from .training.sampling import default_patch_size
 
     if patch_size is None:
         return
@@ -134,7 +134,7 @@ def run_train(args: argparse.Namespace) -> int:
     """
     from .config import AugmentConfig, WeightConfig
     from .review import class_changes, class_names
-    from .training import finetune
+    from .training.loop import finetune
 
     _check_numbers(args)
     if args.threads:
@@ -186,7 +186,7 @@ def _class_mask(model, image, device: str):
 
 def _follow_training(steps, termination: Termination) -> int:
     """Run the ``finetune`` generator with a progress bar; returns the exit status."""
-    from .training import TrainingError
+    from .training.loop import TrainingError
 
     bar = ProgressBar("training")
     try:

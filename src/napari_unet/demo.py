@@ -43,7 +43,7 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
 def demo_sample(size: int = 384) -> dict[str, np.ndarray]:
     """Sample image, ground-truth instances, dense annotation and simulated scribbles."""
     from .data import simulate_scribbles, synthetic_nuclei
-    from .weights import annotation_from_instances, separate_touching
+    from .training.weights import annotation_from_instances, separate_touching
 
     image, truth = synthetic_nuclei(
         shape=(size, size),
@@ -65,7 +65,7 @@ def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.
     from ._commands import segment_image
     from ._progress import ProgressBar
     from .core.inference import default_tile_size
-    from .weights import trained_weight_config, weight_map
+    from .training.weights import trained_weight_config, weight_map
 
     bar = ProgressBar(label)
     probabilities, mask, instances = segment_image(
@@ -97,7 +97,7 @@ def _scores(instances: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def _finetune(model, sample: dict[str, np.ndarray], args: argparse.Namespace) -> None:
     from ._progress import ProgressBar
     from .config import TrainConfig
-    from .training import finetune
+    from .training.loop import finetune
 
     bar = ProgressBar("fine-tuning")
     config = TrainConfig(

@@ -16,9 +16,9 @@ from ..core.inference import Cancelled, default_tile_size, predict
 from ..core.model import UNet
 from ..core.postprocess import class_mask
 from ..review import ClassChanges, class_changes
-from ..sampling import AnnotationError
-from ..training import TrainProgress, finetune
-from ..weights import weight_map
+from ..training.loop import TrainProgress, finetune
+from ..training.sampling import AnnotationError
+from ..training.weights import weight_map
 from ._layers import ImageGeometry
 
 PREVIEW_SECONDS = 3.0
@@ -175,8 +175,8 @@ def finetune_job(
     ``cancel`` is set (default: ``stop``), the
     :class:`~napari_unet.review.ClassChanges` of the compared plane are yielded
     (its prediction reuses the preview's when it shows that plane).
-    Returns the last :class:`~napari_unet.training.TrainProgress` (None if no
-    iteration ran). Raises what :func:`~napari_unet.training.finetune` raises.
+    Returns the last :class:`~napari_unet.training.loop.TrainProgress` (None if no
+    iteration ran). Raises what :func:`~napari_unet.training.loop.finetune` raises.
     """
     cancel = stop if cancel is None else cancel
     preview = request.preview

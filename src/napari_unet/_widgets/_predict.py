@@ -14,7 +14,7 @@ from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..core.inference import default_tile_size, usable_tile_sizes
-from ..weights import trained_weight_config
+from ..training.weights import trained_weight_config
 from ._evaluate import EvaluatePanel
 from ._layers import ImageGeometry, LayerPicker, class_colormap, image_data, placement_for
 from ._layers import show_output as put_output

@@ -14,8 +14,8 @@ from ..core.inference import Cancelled, iter_predict
 from ..core.model import UNet
 from ..core.postprocess import class_mask
 from ..review import uncertainty
+from ..training.weights import weight_map
 from ..volumes import slice_instances
-from ..weights import weight_map
 from ._layers import ImageGeometry
 
 MAX_TILE_CHOICE = 1024

@@ -31,8 +31,8 @@ from qtpy.QtWidgets import QWidget
 from ..core.checkpoint import CheckpointError
 from ..core.devices import torch_threads
 from ..core.inference import Cancelled
-from ..sampling import AnnotationError
-from ..training import TrainingError
+from ..training.loop import TrainingError
+from ..training.sampling import AnnotationError
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .config import AugmentConfig
+from ..config import AugmentConfig
 
 ImageMode = Literal["bilinear", "bicubic"]
 

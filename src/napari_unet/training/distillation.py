@@ -17,7 +17,7 @@ import copy
 import torch
 from torch.nn import functional as F
 
-from .core.model import UNet
+from ..core.model import UNet
 
 __all__ = ["Teacher", "distillation_loss", "distillation_mask", "has_been_trained"]
 

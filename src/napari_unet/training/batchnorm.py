@@ -13,9 +13,9 @@ import dataclasses
 
 import torch
 
-from .config import TrainConfig
-from .core.inference import StopFlag, is_stopped
-from .core.model import UNet
+from ..config import TrainConfig
+from ..core.inference import StopFlag, is_stopped
+from ..core.model import UNet
 from .sampling import PatchSampler
 
 

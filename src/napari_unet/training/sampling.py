@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from ..config import AugmentConfig, NormConfig, WeightConfig
+from ..core.inference import normalization_stats, normalize
+from ..core.model import UNet
+from ..core.tiling import read_mirrored
 from .augment import augment_patch
-from .config import AugmentConfig, NormConfig, WeightConfig
-from .core.inference import normalization_stats, normalize
-from .core.model import UNet
-from .core.tiling import read_mirrored
 from .weights import weight_map
 
 

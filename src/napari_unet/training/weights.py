@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from .config import WeightConfig
+from ..config import WeightConfig
 
 _NEGLIGIBLE = 1e-6
 """Border-term values below this are treated as 0 by :func:`border_term`."""
@@ -36,7 +36,7 @@ def trained_weight_config(metadata: Mapping[str, Any]) -> WeightConfig:
     ----------
     metadata : mapping
         A model's ``metadata`` (saved in its checkpoint); each run of
-        :func:`~napari_unet.training.finetune` records its ``weight_config`` in
+        :func:`~napari_unet.training.loop.finetune` records its ``weight_config`` in
         ``training_history``.
 
     Returns

@@ -1,6 +1,6 @@
 """What a training run reports while it runs and records in the model when it ends.
 
-:class:`TrainProgress` is what :func:`~napari_unet.training.finetune` yields;
+:class:`TrainProgress` is what :func:`~napari_unet.training.loop.finetune` yields;
 :func:`record_run` appends the finished run to ``model.metadata["training_history"]``,
 which checkpoints store and the Model widget and ``napari-unet info`` show.
 """

@@ -23,17 +23,17 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from .batchnorm import recalibrate_batch_norm, recalibration_passes
-from .config import (
+from ..config import (
     FINETUNE_LEARNING_RATE,
     SCRATCH_LEARNING_RATE,
     AugmentConfig,
     TrainConfig,
     WeightConfig,
 )
-from .core.devices import resolve_device
-from .core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
-from .core.model import UNet
+from ..core.devices import resolve_device
+from ..core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
+from ..core.model import UNet
+from .batchnorm import recalibrate_batch_norm, recalibration_passes
 from .distillation import Teacher, distillation_loss, distillation_mask, has_been_trained
 from .history import TrainProgress, record_run
 from .sampling import PatchSampler, default_patch_size, prepare_training_data
