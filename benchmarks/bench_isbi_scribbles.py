@@ -64,7 +64,7 @@ from napari_unet.core.checkpoint import save_model
 from napari_unet.core.inference import default_tile_size
 from napari_unet.core.postprocess import class_mask
 from napari_unet.data import load_isbi, simulate_scribbles
-from napari_unet.metrics import evaluate
+from napari_unet.evaluation.metrics import evaluate
 from napari_unet.training import loop, sampling
 from napari_unet.training.loop import finetune
 from napari_unet.training.sampling import PatchSampler, default_patch_size

@@ -23,7 +23,7 @@ from napari_unet.config import NormConfig
 from napari_unet.core.checkpoint import MAX_TORCH_BYTES, new_model, read_checkpoint
 from napari_unet.core.normalization import normalization_stats
 from napari_unet.data import read_image, to_channels_first
-from napari_unet.metrics import evaluate
+from napari_unet.evaluation.metrics import evaluate
 from napari_unet.volumes import annotated_slices
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"

@@ -23,7 +23,7 @@ from .core.checkpoint import CheckpointError, load_model, new_model, save_model
 from .core.inference import Cancelled, predict
 from .core.model import UNet
 from .core.postprocess import class_mask, instance_labels
-from .metrics import evaluate
+from .evaluation.metrics import evaluate
 from .outofcore import predict_to_zarr
 from .training.augment import elastic_deform
 from .training.loop import TrainingError, TrainProgress, finetune, train

@@ -205,7 +205,7 @@ def run_models(args: argparse.Namespace) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     """``napari-unet evaluate``: metrics as JSON."""
     from .data import read_image
-    from .metrics import evaluate
+    from .evaluation.metrics import evaluate
 
     prediction, truth = read_image(args.pred), read_image(args.truth)
     if prediction.shape != truth.shape:
@@ -224,7 +224,7 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
 def _check_class_mask(path: Path, mask: np.ndarray) -> None:
     """Refuse a ``--kind semantic`` input that is not a class mask of whole labels 0..255."""
-    from .metrics import check_class_mask
+    from .evaluation.metrics import check_class_mask
 
     try:
         check_class_mask(mask, f"{path}: --kind semantic")

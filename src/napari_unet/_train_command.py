@@ -133,7 +133,7 @@ def run_train(args: argparse.Namespace) -> int:
     weights are written to a new temporary folder and the message says where.
     """
     from .config import AugmentConfig, WeightConfig
-    from .review import class_changes, class_names
+    from .evaluation.review import class_changes, class_names
     from .training.loop import finetune
 
     _check_numbers(args)

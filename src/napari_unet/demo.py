@@ -85,7 +85,7 @@ def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.
 
 
 def _scores(instances: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    from .metrics import match_instances
+    from .evaluation.metrics import match_instances
 
     scores = match_instances(instances, truth, threshold=0.5)
     return {

@@ -15,7 +15,7 @@ from ..config import AugmentConfig, TrainConfig, WeightConfig
 from ..core.inference import Cancelled, default_tile_size, predict
 from ..core.model import UNet
 from ..core.postprocess import class_mask
-from ..review import ClassChanges, class_changes
+from ..evaluation.review import ClassChanges, class_changes
 from ..training.loop import TrainProgress, finetune
 from ..training.sampling import AnnotationError
 from ..training.weights import weight_map
@@ -173,7 +173,7 @@ def finetune_job(
     After training (unless stopped) one last preview shows the kept weights.
     Then, also after a stop (a stopped run changed the model too), unless
     ``cancel`` is set (default: ``stop``), the
-    :class:`~napari_unet.review.ClassChanges` of the compared plane are yielded
+    :class:`~napari_unet.evaluation.review.ClassChanges` of the compared plane are yielded
     (its prediction reuses the preview's when it shows that plane).
     Returns the last :class:`~napari_unet.training.loop.TrainProgress` (None if no
     iteration ran). Raises what :func:`~napari_unet.training.loop.finetune` raises.

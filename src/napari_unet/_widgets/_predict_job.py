@@ -13,7 +13,7 @@ from ..config import WeightConfig
 from ..core.inference import Cancelled, iter_predict
 from ..core.model import UNet
 from ..core.postprocess import class_mask
-from ..review import uncertainty
+from ..evaluation.review import uncertainty
 from ..training.weights import weight_map
 from ..volumes import slice_instances
 from ._layers import ImageGeometry
@@ -42,7 +42,7 @@ class PredictionRequest:
         Also compute the paper's weight map of the predicted mask.
     weight_config : WeightConfig
     with_uncertainty : bool
-        Also compute where the model is unsure (:func:`napari_unet.review.uncertainty`).
+        Also compute where the model is unsure (:func:`napari_unet.evaluation.review.uncertainty`).
     """
 
     model: UNet

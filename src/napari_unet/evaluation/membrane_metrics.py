@@ -4,7 +4,7 @@ Inputs are 2-D label images (Y, X): membrane maps (ISBI labels, 255 = cell
 interior, 0 = membrane, or class masks with 2 = interior) and segmentations (0 =
 boundary, any other value = one segment). Everything is computed from
 contingency tables (``numpy.unique``/``numpy.bincount``), never by Python loops
-over pixels. :func:`napari_unet.metrics.evaluate` with ``kind="membranes"`` uses them.
+over pixels. :func:`napari_unet.evaluation.metrics.evaluate` with ``kind="membranes"`` uses them.
 
 References: Arganda-Carreras I. et al. (2015) Crowdsourcing the creation of image
 segmentation algorithms for connectomics. Front. Neuroanat. 9:142 (V_Rand, V_Info).

@@ -1,8 +1,8 @@
 """Segmentation metrics: IoU/Dice, class error, and :func:`evaluate` for all kinds.
 
 The ISBI membrane metrics (pixel, Rand and information errors) live in
-:mod:`napari_unet.membrane_metrics`, instance matching in :mod:`napari_unet.matching`;
-both are re-exported here.
+:mod:`napari_unet.evaluation.membrane_metrics`, instance matching in
+:mod:`napari_unet.evaluation.matching`; both are re-exported here.
 
 Inputs are 2-D label images (Y, X). Everything is computed from contingency tables
 (``numpy.unique``/``numpy.bincount``), never by Python loops over pixels; numpy and
