@@ -18,9 +18,9 @@ import torch
 
 from napari_unet import class_mask, instance_labels, load_model, predict
 from napari_unet.core.inference import default_tile_size
-from napari_unet.data import load_dsb2018, load_isbi
 from napari_unet.evaluation.matching import match_instances
 from napari_unet.evaluation.metrics import evaluate
+from napari_unet.io.data import load_dsb2018, load_isbi
 
 
 def em_scores() -> dict[str, float]:

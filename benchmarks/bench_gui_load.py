@@ -287,7 +287,7 @@ class Session:
 
 def annotated_nuclei(shape: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A synthetic nuclei image and scribbles of background (1) and nuclei (2)."""
-    from napari_unet.data import simulate_scribbles, synthetic_nuclei
+    from napari_unet.io.data import simulate_scribbles, synthetic_nuclei
 
     count = min(400, max(4, shape[0] * shape[1] // 1600))
     image, instances = synthetic_nuclei(shape, n_nuclei=count, rng=seed)

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from napari_unet._widgets import UNetWidget
     from napari_unet.core.checkpoint import bundled_models
-    from napari_unet.data import synthetic_nuclei
+    from napari_unet.io.data import synthetic_nuclei
 
     recorder = Recorder()
     instrument(recorder)

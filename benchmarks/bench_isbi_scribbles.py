@@ -18,7 +18,7 @@ Experiments, not napari-unet options (they patch the core from this script):
 
 * ``--sampling uniform``: patch centres drawn uniformly over all labelled pixels
   (the scribbles' own class prior) instead of class-balanced ones. With
-  :func:`~napari_unet.synthetic.simulate_scribbles` every class gets exactly the
+  :func:`~napari_unet.io.synthetic.simulate_scribbles` every class gets exactly the
   same number of pixels per image, so the two are the same distribution here.
 * ``--membrane-weight F``: membrane (label 1) loss weights multiplied by ``F``
   after the paper's weight map (a class prior in the loss).
@@ -63,8 +63,8 @@ from napari_unet.config import AugmentConfig, WeightConfig
 from napari_unet.core.checkpoint import save_model
 from napari_unet.core.inference import default_tile_size
 from napari_unet.core.postprocess import class_mask
-from napari_unet.data import load_isbi, simulate_scribbles
 from napari_unet.evaluation.metrics import evaluate
+from napari_unet.io.data import load_isbi, simulate_scribbles
 from napari_unet.training import loop, sampling
 from napari_unet.training.loop import finetune
 from napari_unet.training.sampling import PatchSampler, default_patch_size

@@ -50,7 +50,7 @@ import torch
 
 import napari_unet as nu
 from napari_unet.core.inference import default_tile_size
-from napari_unet.data import load_isbi
+from napari_unet.io.data import load_isbi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_isbi_scribbles import (

@@ -39,7 +39,7 @@ from bench_inference import get_model, load_average, log, machine_lines
 
 from napari_unet import TrainConfig, UNet, class_mask, finetune, predict
 from napari_unet.config import TileConfig
-from napari_unet.synthetic import simulate_scribbles, synthetic_nuclei
+from napari_unet.io.synthetic import simulate_scribbles, synthetic_nuclei
 from napari_unet.training.loop import weighted_loss
 from napari_unet.training.sampling import default_patch_size
 from napari_unet.training.weights import annotation_from_instances

@@ -12,7 +12,7 @@ import tifffile
 from napari_unet import ModelConfig, load_model, save_model
 from napari_unet.cli import main
 from napari_unet.core.checkpoint import new_model
-from napari_unet.outofcore import open_outputs
+from napari_unet.io.outofcore import open_outputs
 
 
 @pytest.fixture
@@ -239,7 +239,7 @@ def test_predict_takes_nested_lists(checkpoint):
 
 
 def test_a_fifo_given_as_an_image_is_refused_without_blocking(tmp_path, checkpoint, capsys):
-    from napari_unet.data import ImageReadError, read_image
+    from napari_unet.io.data import ImageReadError, read_image
 
     fifo = tmp_path / "pipe.tif"
     os.mkfifo(fifo)

@@ -24,12 +24,12 @@ from .core.inference import Cancelled, predict
 from .core.model import UNet
 from .core.postprocess import class_mask, instance_labels
 from .evaluation.metrics import evaluate
-from .outofcore import predict_to_zarr
+from .io.outofcore import predict_to_zarr
+from .io.volumes import annotated_slices, predict_stack
 from .training.augment import elastic_deform
 from .training.loop import TrainingError, TrainProgress, finetune, train
 from .training.sampling import AnnotationError
 from .training.weights import annotation_from_binary, annotation_from_instances, weight_map
-from .volumes import annotated_slices, predict_stack
 
 __all__ = [
     "AnnotationError",

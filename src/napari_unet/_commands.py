@@ -23,8 +23,8 @@ from ._train_command import (  # noqa: F401  (run_train: handler of `train`)
 from .cli import EXIT_BAD_INPUT, CliError, print_json
 
 if TYPE_CHECKING:
-    from .batch import FileResult
     from .core.inference import Progress
+    from .io.batch import FileResult
 
 
 def _load(name_or_path: str, device: str = "cpu"):
@@ -71,14 +71,14 @@ def segment_image(
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """``napari-unet predict``: outputs per input as :mod:`napari_unet.batch` describes.
+    """``napari-unet predict``: outputs per input as :mod:`napari_unet.io.batch` describes.
 
     Every input's header is checked against the model before anything is
     computed or written (a bad one: one line, exit 2). A file failing later is
     reported on one line and the others go on; the exit status is then 2.
     """
-    from .batch import cached_model, check_outputs, run_batch
-    from .inputs import expand_inputs, probe_input
+    from .io.batch import cached_model, check_outputs, run_batch
+    from .io.inputs import expand_inputs, probe_input
 
     inputs = expand_inputs(args.inputs)
     if not inputs:
@@ -121,8 +121,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _predict_options(args: argparse.Namespace, model):
     """The PredictOptions of ``napari-unet predict`` (the tile size checked first)."""
-    from .batch import PredictOptions
     from .core.inference import default_tile_size
+    from .io.batch import PredictOptions
 
     if args.tile_size is not None:
         if not 1 <= args.tile_size <= 2**16:
@@ -204,8 +204,8 @@ def run_models(args: argparse.Namespace) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     """``napari-unet evaluate``: metrics as JSON."""
-    from .data import read_image
     from .evaluation.metrics import evaluate
+    from .io.data import read_image
 
     prediction, truth = read_image(args.pred), read_image(args.truth)
     if prediction.shape != truth.shape:

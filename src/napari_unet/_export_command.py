@@ -43,16 +43,16 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> None:
     """Write the package and print its path."""
-    from .bioimageio import export_bioimageio
     from .cli import CliError
     from .core.checkpoint import load_model
+    from .io.bioimageio import export_bioimageio
 
     if args.output.suffix.lower() != ".zip":
         raise CliError(f"{args.output}: a bioimage.io package is a .zip file")
     model = load_model(args.model)
     test_image = None
     if args.test_image is not None:
-        from .data import read_image
+        from .io.data import read_image
 
         test_image = read_image(args.test_image)
     try:

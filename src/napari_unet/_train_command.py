@@ -21,7 +21,7 @@ __all__ = ["Termination", "run_train", "sigterm_interrupts"]
 
 def _training_inputs(args: argparse.Namespace, in_channels: int):
     """Images (channels first) and annotations, each error naming its file."""
-    from .data import read_image, to_channels_first
+    from .io.data import read_image, to_channels_first
 
     if len(args.images) != len(args.labels):
         raise CliError(f"got {len(args.images)} --images but {len(args.labels)} --labels")
@@ -247,7 +247,7 @@ def _check_train_output(output: Path) -> None:
     if output.suffix.lower() in (".pt", ".pth"):
         raise CliError(f"--output {output}: checkpoints are written as .safetensors files")
     from ._commands import _writable_folder
-    from .reruns import remove_stale_temporaries
+    from .io.reruns import remove_stale_temporaries
 
     _writable_folder(output.parent if str(output.parent) else Path("."))
     remove_stale_temporaries([output])  # what a killed save left

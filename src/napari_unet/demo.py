@@ -42,7 +42,7 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
 
 def demo_sample(size: int = 384) -> dict[str, np.ndarray]:
     """Sample image, ground-truth instances, dense annotation and simulated scribbles."""
-    from .data import simulate_scribbles, synthetic_nuclei
+    from .io.data import simulate_scribbles, synthetic_nuclei
     from .training.weights import annotation_from_instances, separate_touching
 
     image, truth = synthetic_nuclei(
@@ -136,8 +136,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _write_outputs(output: Path, sample, result, summary) -> None:
-    from .data import write_tiff
     from .figures import demo_figure
+    from .io.data import write_tiff
 
     write_tiff(output / "image.tif", sample["image"])
     write_tiff(output / "scribbles.tif", sample["scribbles"])

@@ -334,7 +334,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
     CheckpointError
         A missing, unreadable, hostile or broken file (e.g. NaN weights).
     """
-    from ..bioimageio import is_bioimageio_package, load_bioimageio
+    from ..io.bioimageio import is_bioimageio_package, load_bioimageio
 
     if is_bioimageio_package(name_or_path):  # a bioimage.io model zip exported by napari-unet
         return load_bioimageio(name_or_path, device=device)

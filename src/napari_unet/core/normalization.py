@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..config import NormConfig
-from ..data import check_real
+from ..io.data import check_real
 from ._limits import check_normalization
 
 __all__ = ["NON_FINITE_MESSAGE", "normalization_stats", "normalize"]

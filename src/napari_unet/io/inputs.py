@@ -2,7 +2,7 @@
 
 An input is an image file (TIFF, PNG, JPEG, ...) or a zarr store. Its axes come
 from ``--axes`` / ``axes=``, else from what a TIFF file declares
-(:func:`file_axes`), else from the axes rule of :mod:`napari_unet.axes`.
+(:func:`file_axes`), else from the axes rule of :mod:`napari_unet.io.axes`.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 def file_axes(path: str | os.PathLike) -> str | None:
-    """Axes a TIFF file declares (tifffile's series axes), in :mod:`napari_unet.axes` letters.
+    """Axes a TIFF file declares (tifffile's series axes), in :mod:`napari_unet.io.axes` letters.
 
     ``C`` (channels) is kept; a single other axis (Z, T, pages, ...) is the slice
     axis ``Z``; ``S`` (RGB samples) only when it is the last axis, as napari shows
@@ -172,7 +172,7 @@ def open_tiff_lazily(path: Path, axes: str | None = None, closing: ExitStack | N
     ----------
     path : Path
     axes : str, optional
-        The series' axes (:mod:`napari_unet.axes` letters), to find Y and X;
+        The series' axes (:mod:`napari_unet.io.axes` letters), to find Y and X;
         None: the last two axes (not right for RGB with samples last).
     closing : contextlib.ExitStack, optional
         Receives the file's ``close`` when a zarr view is returned (else the
@@ -190,7 +190,7 @@ def open_tiff_lazily(path: Path, axes: str | None = None, closing: ExitStack | N
     Raises
     ------
     ImageReadError
-        If the file cannot be read as a TIFF (from :func:`~napari_unet.data.read_image`).
+        If the file cannot be read as a TIFF (from :func:`~napari_unet.io.data.read_image`).
     """
     import zarr
 

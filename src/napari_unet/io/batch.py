@@ -9,8 +9,8 @@ in this process and on workers, so results are identical file by file.
 Outputs per input ``<stem>``: ``<stem>_prob.tif`` (float32, (C, Y, X) or
 (Z, C, Y, X)), ``<stem>_mask.tif`` (uint8) and ``<stem>_instances.tif`` (uint32),
 each written atomically, the instances last; or one ``<stem>_prediction.zarr``
-store (:func:`napari_unet.outofcore.predict_to_zarr`), renamed into place when
-complete. Outputs record how they were made (:mod:`napari_unet.reruns`): an
+store (:func:`napari_unet.io.outofcore.predict_to_zarr`), renamed into place when
+complete. Outputs record how they were made (:mod:`napari_unet.io.reruns`): an
 input whose outputs are all there and record this model, these options, this
 input and this package version is skipped; existing outputs that record
 something else are replaced only with ``overwrite`` (else the input fails,
@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.checkpoint import load_model, resolve_checkpoint
+from ..core.devices import torch_threads
+from ..core.inference import Progress
+from ..core.model import UNet
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
-from .core.checkpoint import load_model, resolve_checkpoint
-from .core.devices import torch_threads
-from .core.inference import Progress
-from .core.model import UNet
 from .data import write_tiff
 from .inputs import InputInfo, open_input, probe_input
 from .outofcore import predict_to_zarr
@@ -62,11 +62,11 @@ class PredictOptions:
     instances : {"components", "watershed"}
         How instance labels are made from the mask.
     axes : str, optional
-        Axes of every input (:mod:`napari_unet.axes`); None = the file's metadata,
+        Axes of every input (:mod:`napari_unet.io.axes`); None = the file's metadata,
         else the axes rule.
     output_format : {"auto", "tiff", "zarr"}
         "auto": a zarr store for zarr inputs and for outputs above
-        :data:`~napari_unet.outofcore.OUT_OF_CORE_THRESHOLD` pixels, else TIFF.
+        :data:`~napari_unet.io.outofcore.OUT_OF_CORE_THRESHOLD` pixels, else TIFF.
     overwrite : bool
         Recompute inputs whose outputs exist.
     threads : int, optional
@@ -146,7 +146,7 @@ def cached_model(checkpoint: str | os.PathLike, device: str = "auto") -> UNet:
     rewritten at the same path is loaded again (and the older copy dropped).
     The model is shared: predict with it, do not train it.
     """
-    from .core.devices import resolve_device
+    from ..core.devices import resolve_device
 
     path = resolve_checkpoint(checkpoint).resolve()
     status = path.stat()
@@ -186,7 +186,7 @@ def predict_file(
         Output folder (must exist).
     options : PredictOptions
     progress : callable, optional
-        Called with :class:`~napari_unet.volumes.StackProgress` (and instance
+        Called with :class:`~napari_unet.io.volumes.StackProgress` (and instance
         labelling steps) while predicting.
 
     Returns
@@ -290,7 +290,7 @@ def run_batch(
     Parameters
     ----------
     paths : sequence of path-like
-        Input files or zarr stores (see :func:`napari_unet.inputs.expand_inputs`).
+        Input files or zarr stores (see :func:`napari_unet.io.inputs.expand_inputs`).
     checkpoint : path-like
         Checkpoint file (workers need it at the same path) or bundled model name.
     output : path-like
@@ -316,7 +316,7 @@ def run_batch(
     ValueError
         Inputs whose outputs would collide or overwrite an input (:func:`check_outputs`).
     """
-    from .core.checkpoint import bundled_models
+    from ..core.checkpoint import bundled_models
 
     options = options or PredictOptions()
     model_path = str(resolve_checkpoint(checkpoint).resolve())  # fails early when missing

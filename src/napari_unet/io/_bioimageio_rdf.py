@@ -1,6 +1,6 @@
 """The files and the ``rdf.yaml`` description of a bioimage.io package.
 
-Used by :func:`napari_unet.bioimageio.export_bioimageio`; imports bioimageio.spec,
+Used by :func:`napari_unet.io.bioimageio.export_bioimageio`; imports bioimageio.spec,
 so it is only imported when a package is written.
 """
 
@@ -16,10 +16,10 @@ import numpy as np
 import tifffile
 import torch
 
-from . import __version__
+from .. import __version__
+from ..core.model import UNet
 from ._bioimageio_unet import UNetProbabilities
 from .bioimageio import ARCHITECTURE_CALLABLE, ARCHITECTURE_FILE, CONFIG_KEY, UNET_CITATION, sha256
-from .core.model import UNet
 
 try:
     from bioimageio.spec.model import v0_5 as spec

@@ -1,6 +1,6 @@
 """Re-runs of batch prediction: what made an output, and the leftovers of killed runs.
 
-Every output of :func:`napari_unet.batch.predict_file` records its provenance:
+Every output of :func:`napari_unet.io.batch.predict_file` records its provenance:
 the package version, the SHA-256 of the checkpoint file, the options that
 change the result (tile size, test-time augmentation, instance method, axes) and
 the input (name, shape, size and modification time). TIFF outputs hold it in
@@ -58,7 +58,7 @@ def provenance(
     ----------
     checkpoint : path-like
         The checkpoint file (already resolved from a bundled name).
-    options : napari_unet.batch.PredictOptions
+    options : napari_unet.io.batch.PredictOptions
     input_path : Path
         The input file or zarr store.
     shape : tuple
@@ -66,7 +66,7 @@ def provenance(
     axes : str
         The axes it is read with.
     """
-    from . import __version__
+    from .. import __version__
 
     record_options = {name: getattr(options, name) for name in _OPTION_NAMES if name != "axes"}
     record_options["axes"] = axes

@@ -8,7 +8,7 @@ A store written by :func:`predict_to_zarr` is a zarr group holding
     (Y, X) or (Z, Y, X) uint8 class mask (1 = background, 2.. = classes).
 ``instances``
     (Y, X) or (Z, Y, X) uint32 instance labels, numbered as
-    :func:`napari_unet.volumes.stack_instances` numbers them (absent when
+    :func:`napari_unet.io.volumes.stack_instances` numbers them (absent when
     ``instances=None``).
 
 and, in its attributes under ``"napari_unet"``, how the input was read (axes,
@@ -39,8 +39,7 @@ import torch
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
-from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
-from .core.inference import (
+from ..core.inference import (
     Cancelled,
     Progress,
     StopFlag,
@@ -48,7 +47,8 @@ from .core.inference import (
     is_stopped,
     tile_layout,
 )
-from .core.model import UNet
+from ..core.model import UNet
+from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
 from .volumes import MAX_INSTANCES, iter_predict_stack, slice_instances
 
 __all__ = [
@@ -141,12 +141,12 @@ def predict_to_zarr(
     Parameters
     ----------
     image : array-like
-        2-D image or stack (see :mod:`napari_unet.axes`): numpy, zarr, dask...
+        2-D image or stack (see :mod:`napari_unet.io.axes`): numpy, zarr, dask...
         No read is larger than one input tile (context included).
     model : UNet
     store_path : path-like
         The store (a folder, e.g. ``out/cells.zarr``); replaced if it exists.
-    axes, rgb : see :mod:`napari_unet.axes`.
+    axes, rgb : see :mod:`napari_unet.io.axes`.
     tile_size : int, optional
         Input tile edge; None = :func:`~napari_unet.core.inference.default_tile_size`.
     batch_size, device, stop, test_time_augmentation
@@ -154,11 +154,11 @@ def predict_to_zarr(
     instances : {"components", "watershed", None}
         How instance labels are made (None: not at all).
     progress : callable
-        Called with :class:`~napari_unet.volumes.StackProgress` during prediction,
+        Called with :class:`~napari_unet.io.volumes.StackProgress` during prediction,
         then with ``Progress(done, total, "instances")`` per labelled slice.
     provenance : dict, optional
         Stored in the attributes as ``napari_unet_provenance`` (see
-        :mod:`napari_unet.reruns`).
+        :mod:`napari_unet.io.reruns`).
 
     Returns
     -------
@@ -326,7 +326,7 @@ def label_chunked(mask: Any, out: Any, block: tuple[int, int], offset: int = 0) 
     -------
     int
         The number of objects; ``out`` holds ``offset + 1 ..`` and 0 for background,
-        equal to :func:`~napari_unet.volumes.slice_instances` ``(mask, offset=offset)``
+        equal to :func:`~napari_unet.io.volumes.slice_instances` ``(mask, offset=offset)``
         (4-connectivity components), the stack numbering it stands in for.
     """
     height, width = (int(size) for size in mask.shape)

@@ -2,7 +2,7 @@
 
 A package (spec 0.5, checked by ``bioimageio test OUT.zip``) holds ``rdf.yaml``,
 the weights twice (``pytorch_state_dict`` with the stand-alone architecture file
-:mod:`napari_unet._bioimageio_unet`, and TorchScript), a test input and the
+:mod:`napari_unet.io._bioimageio_unet`, and TorchScript), a test input and the
 matching output of napari-unet as ``.npy`` tensors, a README and a cover image.
 The network in the package returns class probabilities (softmax); the input is
 normalised by ``scale_range`` with the model's :class:`~napari_unet.config.NormConfig`
@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import ModelConfig, NormConfig
-from .core._limits import check_zip_sizes, read_zip_entry
-from .core.checkpoint import (
+from ..config import ModelConfig, NormConfig
+from ..core._limits import check_zip_sizes, read_zip_entry
+from ..core.checkpoint import (
     MAX_METADATA_CHARS,
     MAX_TORCH_BYTES,
     CheckpointError,
@@ -48,8 +48,8 @@ from .core.checkpoint import (
     default_metadata,
     resolve_checkpoint,
 )
-from .core.inference import normalization_stats, normalize
-from .core.model import UNet
+from ..core.inference import normalization_stats, normalize
+from ..core.model import UNet
 
 ARCHITECTURE_FILE = Path(__file__).with_name("_bioimageio_unet.py")
 ARCHITECTURE_CALLABLE = "UNetProbabilities"
@@ -114,7 +114,7 @@ def export_bioimageio(
         SPDX identifier of the weights' licence.
     test_image : numpy.ndarray, optional
         Image for the test tensors and the cover, arranged by
-        :func:`napari_unet.data.to_channels_first` ((Y, X), (C, Y, X), RGB); its centre
+        :func:`napari_unet.io.data.to_channels_first` ((Y, X), (C, Y, X), RGB); its centre
         is cropped to a valid input size (at most 512). Default: a synthetic nuclei
         image of :func:`default_test_size`.
     tags : sequence of str

@@ -2,7 +2,7 @@
 
 Annotation convention: 0 = unlabelled, 1 = background, 2..K = foreground classes.
 The real data (ISBI 2012 EM, DSB 2018 nuclei) is never part of the package; it is
-read from :func:`data_dir`. Synthetic data lives in :mod:`napari_unet.synthetic`
+read from :func:`data_dir`. Synthetic data lives in :mod:`napari_unet.io.synthetic`
 (re-exported here). No napari or Qt import here.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import tifffile
 from skimage import io as skimage_io
 
-from .core._atomic import atomic_open
+from ..core._atomic import atomic_open
 from .synthetic import simulate_scribbles, synthetic_nuclei
 
 __all__ = [
@@ -76,8 +76,8 @@ def data_dir() -> Path:
     if configured:
         return Path(configured).expanduser()
     from_cwd = Path.cwd().parent / "shared" / "data"
-    parents = Path(__file__).resolve().parents  # .../<repo>/src/napari_unet/data.py
-    candidates = [from_cwd] + ([parents[2].parent / "shared" / "data"] if len(parents) > 3 else [])
+    parents = Path(__file__).resolve().parents  # .../<repo>/src/napari_unet/io/data.py
+    candidates = [from_cwd] + ([parents[3].parent / "shared" / "data"] if len(parents) > 4 else [])
     return next((folder for folder in candidates if folder.is_dir()), from_cwd)
 
 

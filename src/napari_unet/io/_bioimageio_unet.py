@@ -1,7 +1,7 @@
 """Stand-alone U-Net architecture shipped inside bioimage.io packages.
 
 This file is copied verbatim into every package that
-:func:`napari_unet.bioimageio.export_bioimageio` writes, as the architecture of
+:func:`napari_unet.io.bioimageio.export_bioimageio` writes, as the architecture of
 the ``pytorch_state_dict`` weights. It imports only torch, so a consumer
 (bioimageio.core, ilastik, ...) can rebuild the network without napari-unet.
 Its parameters have the same names and shapes as :class:`napari_unet.core.model.UNet`

@@ -31,12 +31,12 @@ layer is read with its ``rgb`` flag as ``rgb`` (see
 :meth:`napari_unet._widgets._layers.ImageGeometry.of`, which also steps through
 further leading axes a layer may have, such as T of a (T, Z, Y, X) layer).
 
-TIFF files carry their axes (:func:`napari_unet.inputs.file_axes`), which take
+TIFF files carry their axes (:func:`napari_unet.io.inputs.file_axes`), which take
 precedence over the guess (except planar RGB, which napari shows as slices).
 
 Channel rule: C equal to the model's ``in_channels`` is kept; 3 colour channels
 (after dropping alpha) for a one-channel model become luminance
-``0.299 R + 0.587 G + 0.114 B`` (:func:`napari_unet.data.to_channels_first`);
+``0.299 R + 0.587 G + 0.114 B`` (:func:`napari_unet.io.data.to_channels_first`);
 anything else is an error naming both counts.
 """
 
@@ -210,7 +210,7 @@ def output_shapes(
 class ImagePlane:
     """Lazy (C, Y, X) float view of one slice of an image, channels mapped.
 
-    Its dtype is :func:`~napari_unet.data.working_dtype` of the array's: float32,
+    Its dtype is :func:`~napari_unet.io.data.working_dtype` of the array's: float32,
     or float64 for types wider than 16 bits.
 
     Indexing with ``[..., y_slice, x_slice]`` reads only that window from the

@@ -1,7 +1,7 @@
 """Stacks: the 2D model run slice by slice over (Z, Y, X), (Z, C, Y, X) or (Z, Y, X, 3).
 
 How an array's axes and channels are read (the axes rule, the channel rule) is
-in :mod:`napari_unet.axes`. Every slice is normalised on its own (like a 2D
+in :mod:`napari_unet.io.axes`. Every slice is normalised on its own (like a 2D
 image), so predicting one slice alone gives exactly that slice of the stack's
 prediction. Instances are 2D, per slice, numbered consecutively through the
 stack.
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.inference import Progress, StopFlag, iter_predict
+from ..core.model import UNet
+from ..core.postprocess import class_mask, instance_labels
 from .axes import ImagePlane, check_axes, guess_axes, output_shapes, slice_count
-from .core.inference import Progress, StopFlag, iter_predict
-from .core.model import UNet
-from .core.postprocess import class_mask, instance_labels
 
 __all__ = [
     "StackProgress",
@@ -40,7 +40,7 @@ def stack_slice(
     """Slice ``index`` of ``stack`` as a lazy (C, Y, X) image for the model.
 
     This is what the live preview and the per-slice prediction use; see
-    :mod:`napari_unet.axes` for ``axes`` and ``rgb``.
+    :mod:`napari_unet.io.axes` for ``axes`` and ``rgb``.
     """
     axes = axes or guess_axes(stack.shape, in_channels, rgb)
     return ImagePlane(stack, axes, index, in_channels)
@@ -77,13 +77,13 @@ def iter_predict_stack(
         basic slicing (read tile by tile).
     model : UNet
     out : array-like, (Z, n_classes, Y, X) float32 (no Z axis: (n_classes, Y, X))
-        Written tile by tile; see :func:`~napari_unet.axes.output_shapes`.
+        Written tile by tile; see :func:`~napari_unet.io.axes.output_shapes`.
     axes, rgb
-        See :mod:`napari_unet.axes`; None = :func:`~napari_unet.axes.guess_axes`.
+        See :mod:`napari_unet.io.axes`; None = :func:`~napari_unet.io.axes.guess_axes`.
     tile_size, batch_size, device, stop, test_time_augmentation
         As for :func:`napari_unet.core.inference.iter_predict`.
     max_read_pixels : int, optional
-        See :class:`~napari_unet.axes.ImagePlane`.
+        See :class:`~napari_unet.io.axes.ImagePlane`.
     """
     in_channels = model.config.in_channels
     axes = check_axes(axes or guess_axes(stack.shape, in_channels, rgb), stack.shape, in_channels)
@@ -141,14 +141,14 @@ def predict_stack(
     stack : array-like
         See :func:`iter_predict_stack`.
     model : UNet
-    axes, rgb : see :mod:`napari_unet.axes`.
+    axes, rgb : see :mod:`napari_unet.io.axes`.
     tile_size, batch_size, device, stop, test_time_augmentation
         As for :func:`napari_unet.core.inference.predict`.
     progress : callable
         Called with a :class:`StackProgress` (slices x tiles) after each batch.
     out : array-like, optional
         Preallocated destination (numpy, zarr, memory map), shaped as
-        :func:`~napari_unet.axes.output_shapes` says.
+        :func:`~napari_unet.io.axes.output_shapes` says.
 
     Returns
     -------
@@ -187,7 +187,7 @@ def slice_instances(
     """Instance labels of one (Y, X) slice of a stack, numbered after ``offset``.
 
     The one routine that numbers instances through a stack: :func:`stack_instances`,
-    :func:`napari_unet.outofcore.predict_to_zarr` and the Predict widget call it
+    :func:`napari_unet.io.outofcore.predict_to_zarr` and the Predict widget call it
     slice after slice, passing the objects counted so far as ``offset``.
 
     Returns
@@ -236,7 +236,7 @@ def segment_stack(
     """Probabilities, class mask and instances of an image or stack, in memory.
 
     ``options`` go to :func:`predict_stack`. Returns (probabilities float32,
-    mask uint8, instances uint32) shaped as :func:`~napari_unet.axes.output_shapes` says.
+    mask uint8, instances uint32) shaped as :func:`~napari_unet.io.axes.output_shapes` says.
     """
     probabilities = predict_stack(stack, model, **options)
     if probabilities.ndim == 3:
@@ -264,7 +264,7 @@ def annotated_slices(
     Parameters
     ----------
     stack : array-like
-        (Z, Y, X), (Z, C, Y, X) or (Z, Y, X, 3|4); see :mod:`napari_unet.axes`.
+        (Z, Y, X), (Z, C, Y, X) or (Z, Y, X, 3|4); see :mod:`napari_unet.io.axes`.
     annotations : array-like, (Z, Y, X) int
         0 = unlabelled, 1 = background, 2..K = foreground classes.
     in_channels : int

@@ -1,4 +1,4 @@
-"""dask.distributed clients for batch prediction (see :mod:`napari_unet.batch`)."""
+"""dask.distributed clients for batch prediction (see :mod:`napari_unet.io.batch`)."""
 
 from __future__ import annotations
 
