@@ -63,7 +63,7 @@ from bench_isbi_scribbles import (
 RECIPE_IDLE_ITERATIONS_60S = 490
 
 UNETS = {
-    # napari-unet train --new defaults (cli.py, _train_command.py)
+    # napari-unet train --new defaults (cli/train.py)
     "default": {
         "model": {
             "depth": 4,

@@ -50,7 +50,7 @@ def test_write_probe_never_follows_a_symlink(tmp_path, checkpoint, image):
 
 
 def test_sigterm_during_train_writes_the_best_weights(tmp_path, capsys, monkeypatch):
-    from napari_unet import _commands
+    from napari_unet.cli import train
 
     reports = []
 
@@ -59,7 +59,7 @@ def test_sigterm_during_train_writes_the_best_weights(tmp_path, capsys, monkeypa
         if len(reports) == 2:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(_commands.ProgressBar, "update", terminate_at_second_report)
+    monkeypatch.setattr(train.ProgressBar, "update", terminate_at_second_report)
     previous = signal.getsignal(signal.SIGTERM)
     out = tmp_path / "stopped.safetensors"
     status = main([*_train_args(tmp_path), "--output", str(out), "--iterations", "1000"])
@@ -94,7 +94,7 @@ def test_train_removes_what_a_killed_save_left(tmp_path):
 
 @pytest.mark.parametrize("output_format", ["tiff", "zarr"])
 def test_sigterm_during_predict_leaves_no_temporaries(tmp_path, checkpoint, capsys, output_format):
-    from napari_unet import _commands
+    from napari_unet.cli import predict
 
     def terminate(self, path):
         def update(step):
@@ -109,7 +109,7 @@ def test_sigterm_during_predict_leaves_no_temporaries(tmp_path, checkpoint, caps
     out = tmp_path / "out"
     arguments = ["predict", str(image), "--model", str(checkpoint), "--output", str(out)]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_commands._FileProgress, "start", terminate)
+        patch.setattr(predict._FileProgress, "start", terminate)
         status = main([*arguments, "--tile-size", "48", "--output-format", output_format])
     assert status == 128 + signal.SIGTERM
     assert "terminated" in capsys.readouterr().err

@@ -106,12 +106,10 @@ def _fifo(tmp):
 
 def _cli(tmp, *argv):
     """Run a sub-command's handler; its CliError (or other error) propagates."""
-    from napari_unet import _commands
     from napari_unet.cli import build_parser
 
     args = build_parser().parse_args([str(part) for part in argv])
-    handler = getattr(args, "handler", None) or getattr(_commands, f"run_{args.command}")
-    handler(args)
+    args.handler(args)
 
 
 def _cli_train(tmp, *options, image=None):

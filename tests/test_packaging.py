@@ -29,8 +29,8 @@ def test_manifest_is_valid_and_its_python_names_resolve():
 def test_core_import_pulls_no_gui_toolkit():
     """Nor bioimageio: the optional export/import imports it only when used."""
     code = (
-        "import sys, napari_unet, napari_unet.cli, napari_unet.training.loop, napari_unet.demo; "
-        "import napari_unet.io.bioimageio; napari_unet.cli.build_parser(); "
+        "import sys, napari_unet, napari_unet.cli, napari_unet.training.loop, "
+        "napari_unet.cli.demo, napari_unet.io.bioimageio; napari_unet.cli.build_parser(); "
         "bad = [m for m in sys.modules if m.split('.')[0] in "
         "('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui', 'bioimageio')]; "
         "print(bad); sys.exit(1 if bad else 0)"

@@ -3,25 +3,101 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import signal
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._common import CliError, Termination, sigterm_interrupts, writable_folder
 from ._progress import ProgressBar
-from .cli import CliError
 
 if TYPE_CHECKING:
-    from .config import TrainConfig
+    from ..config import TrainConfig
 
-__all__ = ["Termination", "run_train", "sigterm_interrupts"]
+__all__ = ["add_parser", "run_train"]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``train``."""
+    parser = commands.add_parser("train", help="fine-tune (or train from scratch) on annotations")
+    parser.add_argument("--images", nargs="+", type=Path, required=True)
+    parser.add_argument(
+        "--labels",
+        nargs="+",
+        type=Path,
+        required=True,
+        help="annotations, one per image: 0 unlabelled, 1 background, 2.. foreground",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="bundled model name or checkpoint to start from")
+    source.add_argument("--new", action="store_true", help="start from a fresh model")
+    parser.add_argument("--output", type=Path, required=True, help="checkpoint to write")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="time budget (default: 60 s, none when --iterations is given; 0: none)",
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="iteration budget (with --seconds: first wins)"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="Adam's starting rate (default: 1e-3 for --new, 1e-4 to fine-tune a trained model)",
+    )
+    parser.add_argument(
+        "--distillation",
+        type=float,
+        default=None,
+        help="weight of keeping a trained model's predictions on unpainted pixels "
+        "(default 3; 0 = strokes only)",
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=["linear", "cosine", "constant"],
+        default="linear",
+        help="learning rate over the budget: decayed to 0 (linear, cosine) or constant",
+    )
+    parser.add_argument(
+        "--bn-recalibration",
+        type=int,
+        default=0,
+        metavar="N",
+        help="batch-norm models: re-estimate the statistics from N batches after training",
+    )
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--patch-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-elastic", action="store_true", help="switch elastic deformation off")
+    parser.add_argument("--w0", type=float, default=10.0, help="border weight (paper: 10)")
+    parser.add_argument("--sigma", type=float, default=5.0, help="border width in px (paper: 5)")
+    parser.add_argument(
+        "--no-class-balance", action="store_true", help="w_c = 1 instead of class-frequency balance"
+    )
+    parser.add_argument("--half", action="store_true", help="store weights as float16")
+    parser.add_argument("--description", default=None, help="stored in the checkpoint")
+    parser.add_argument(
+        "--trained-on", default=None, help="what the data was (stored; default: the image paths)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    arch = parser.add_argument_group("architecture of a --new model")
+    arch.add_argument("--features", type=int, default=64, help="base features (paper: 64)")
+    arch.add_argument("--depth", type=int, default=4, help="max-pool steps (paper: 4)")
+    arch.add_argument("--padding", choices=["valid", "same"], default="valid")
+    arch.add_argument("--classes", type=int, default=2, help="classes incl. background")
+    arch.add_argument("--channels", type=int, default=1, help="input channels")
+    arch.add_argument("--batch-norm", action="store_true")
+    arch.add_argument("--upsampling", choices=["upconv", "bilinear"], default="upconv")
+    parser.set_defaults(handler=run_train)
 
 
 def _training_inputs(args: argparse.Namespace, in_channels: int):
     """Images (channels first) and annotations, each error naming its file."""
-    from .io.data import read_image, to_channels_first
+    from ..io.data import read_image, to_channels_first
 
     if len(args.images) != len(args.labels):
         raise CliError(f"got {len(args.images)} --images but {len(args.labels)} --labels")
@@ -43,10 +119,16 @@ def _training_inputs(args: argparse.Namespace, in_channels: int):
     return images, labels
 
 
+def _load(name_or_path: str, device: str = "cpu"):
+    from ..core.checkpoint import load_model
+    from ..core.devices import resolve_device
+
+    return load_model(name_or_path, device=resolve_device(device))
+
+
 def _new_or_loaded_model(args: argparse.Namespace):
-    from ._commands import _load
-    from .core._limits import check_model_config
-    from .core.checkpoint import new_model
+    from ..core._limits import check_model_config
+    from ..core.checkpoint import new_model
 
     if args.model:
         return _load(args.model)
@@ -103,7 +185,7 @@ def _check_patch_size(patch_size: int | None, model, images) -> None:
     A larger patch holds only mirrored borders, yet its memory grows with its
     area (4996 px patches on small images exhausted the memory).
     """
-    from .training.sampling import default_patch_size
+    from ..training.sampling import default_patch_size
 
     if patch_size is None:
         return
@@ -132,9 +214,9 @@ def run_train(args: argparse.Namespace) -> int:
     gradient) writes nothing. When the checkpoint cannot be written, the
     weights are written to a new temporary folder and the message says where.
     """
-    from .config import AugmentConfig, WeightConfig
-    from .evaluation.review import class_changes, class_names
-    from .training.loop import finetune
+    from ..config import AugmentConfig, WeightConfig
+    from ..evaluation.review import class_changes, class_names
+    from ..training.loop import finetune
 
     _check_numbers(args)
     if args.threads:
@@ -177,8 +259,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _class_mask(model, image, device: str):
     """The class mask ``model`` predicts for ``image`` (to tell what training changed)."""
-    from .core.inference import default_tile_size, predict
-    from .core.postprocess import class_mask
+    from ..core.inference import default_tile_size, predict
+    from ..core.postprocess import class_mask
 
     tile_size = default_tile_size(model)
     return class_mask(predict(image, model, tile_size=tile_size, device=device))
@@ -186,7 +268,7 @@ def _class_mask(model, image, device: str):
 
 def _follow_training(steps, termination: Termination) -> int:
     """Run the ``finetune`` generator with a progress bar; returns the exit status."""
-    from .training.loop import TrainingError
+    from ..training.loop import TrainingError
 
     bar = ProgressBar("training")
     try:
@@ -203,41 +285,6 @@ def _follow_training(steps, termination: Termination) -> int:
     return 0
 
 
-class Termination:
-    """SIGTERM handling of ``train`` and ``predict``: the state shared with the handler.
-
-    While ``armed`` (training, predicting), the first SIGTERM raises
-    KeyboardInterrupt where the program is, as Ctrl-C does, so ``finally``
-    blocks run (temporaries removed, best weights restored). Once disarmed
-    (saving), SIGTERM is only recorded in ``received``, so the best weights are
-    still written.
-    """
-
-    def __init__(self) -> None:
-        self.armed = True
-        self.received: list[int] = []
-
-    def handler(self, signum: int, frame: object) -> None:
-        self.received.append(signum)
-        if self.armed:
-            self.armed = False
-            raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def sigterm_interrupts(termination: Termination):
-    """Install ``termination.handler`` for SIGTERM within the block (main thread only)."""
-    try:
-        previous = signal.signal(signal.SIGTERM, termination.handler)
-    except ValueError:  # not the main thread: no signal handlers there
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _check_train_output(output: Path) -> None:
     """Refuse a ``train --output`` that cannot take a checkpoint, before training."""
     if output.is_dir():
@@ -246,10 +293,9 @@ def _check_train_output(output: Path) -> None:
         )
     if output.suffix.lower() in (".pt", ".pth"):
         raise CliError(f"--output {output}: checkpoints are written as .safetensors files")
-    from ._commands import _writable_folder
-    from .io.reruns import remove_stale_temporaries
+    from ..io.reruns import remove_stale_temporaries
 
-    _writable_folder(output.parent if str(output.parent) else Path("."))
+    writable_folder(output.parent if str(output.parent) else Path("."))
     remove_stale_temporaries([output])  # what a killed save left
 
 
@@ -269,7 +315,7 @@ def _check_free_space(output: Path, model, half: bool) -> None:
 
 def _save_or_keep(model, output: Path, half: bool, extra: dict) -> None:
     """Save the checkpoint; when that fails, save it in a new temporary folder and say so."""
-    from .core.checkpoint import save_model
+    from ..core.checkpoint import save_model
 
     try:
         save_model(model, output, half=half, **extra)
@@ -289,7 +335,7 @@ def _save_or_keep(model, output: Path, half: bool, extra: dict) -> None:
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig of ``napari-unet train``: 60 s unless an iteration count is given."""
-    from .config import TrainConfig
+    from ..config import TrainConfig
 
     seconds = args.seconds if args.seconds is not None else (None if args.iterations else 60.0)
     return TrainConfig(

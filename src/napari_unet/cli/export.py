@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ._common import CliError
 
-def add_export_parser(commands: argparse._SubParsersAction) -> None:
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``export`` (its handler travels as ``args.handler``)."""
     parser = commands.add_parser(
         "export",
@@ -43,16 +45,15 @@ def add_export_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> None:
     """Write the package and print its path."""
-    from .cli import CliError
-    from .core.checkpoint import load_model
-    from .io.bioimageio import export_bioimageio
+    from ..core.checkpoint import load_model
+    from ..io.bioimageio import export_bioimageio
 
     if args.output.suffix.lower() != ".zip":
         raise CliError(f"{args.output}: a bioimage.io package is a .zip file")
     model = load_model(args.model)
     test_image = None
     if args.test_image is not None:
-        from .io.data import read_image
+        from ..io.data import read_image
 
         test_image = read_image(args.test_image)
     try:

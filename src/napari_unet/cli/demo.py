@@ -19,11 +19,14 @@ from typing import Any
 
 import numpy as np
 
+from ._common import writable_folder
+from ._progress import ProgressBar
+
 DEMO_SEED = 2015  # synthetic image not used to train the bundled model (seeds 100-107)
 DEMO_ITERATIONS = 150  # about 30 s on an idle 2-core CPU
 
 
-def add_demo_parser(commands: argparse._SubParsersAction) -> None:
+def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register the ``demo`` sub-command."""
     parser = commands.add_parser("demo", help="run the full loop on a sample (no network needed)")
     parser.add_argument("--output", type=Path, default=Path("napari-unet-demo"))
@@ -38,12 +41,18 @@ def add_demo_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--size", type=int, default=384, help="edge of the sample image")
     parser.add_argument("--gui", action="store_true", help="open napari with the sample instead")
+    parser.set_defaults(handler=run_command)
+
+
+def run_command(args: argparse.Namespace) -> None:
+    """The handler of ``napari-unet demo`` (the summary is printed and written, not returned)."""
+    run_demo(args)
 
 
 def demo_sample(size: int = 384) -> dict[str, np.ndarray]:
     """Sample image, ground-truth instances, dense annotation and simulated scribbles."""
-    from .io.data import simulate_scribbles, synthetic_nuclei
-    from .training.weights import annotation_from_instances, separate_touching
+    from ..io.data import simulate_scribbles, synthetic_nuclei
+    from ..training.weights import annotation_from_instances, separate_touching
 
     image, truth = synthetic_nuclei(
         shape=(size, size),
@@ -61,11 +70,31 @@ def demo_sample(size: int = 384) -> dict[str, np.ndarray]:
     return {"image": image, "truth": truth.astype(np.uint32), "scribbles": scribbles}
 
 
+def segment_image(
+    image,
+    model,
+    *,
+    tile_size=None,
+    batch_size=4,
+    device="auto",
+    progress=None,
+    instances="components",
+):
+    """Probabilities, class mask and instance labels of one 2D image (the demo's predict step)."""
+    from ..core.inference import predict
+    from ..core.postprocess import class_mask, instance_labels
+
+    probabilities = predict(
+        image, model, tile_size=tile_size, batch_size=batch_size, device=device, progress=progress
+    )
+    mask = class_mask(probabilities)
+    labels = instance_labels(mask, method=instances).astype(np.uint32)
+    return probabilities, mask, labels
+
+
 def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.ndarray]:
-    from ._commands import segment_image
-    from ._progress import ProgressBar
-    from .core.inference import default_tile_size
-    from .training.weights import trained_weight_config, weight_map
+    from ..core.inference import default_tile_size
+    from ..training.weights import trained_weight_config, weight_map
 
     bar = ProgressBar(label)
     probabilities, mask, instances = segment_image(
@@ -85,7 +114,7 @@ def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.
 
 
 def _scores(instances: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    from .evaluation.metrics import match_instances
+    from ..evaluation.metrics import match_instances
 
     scores = match_instances(instances, truth, threshold=0.5)
     return {
@@ -95,9 +124,8 @@ def _scores(instances: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 
 
 def _finetune(model, sample: dict[str, np.ndarray], args: argparse.Namespace) -> None:
-    from ._progress import ProgressBar
-    from .config import TrainConfig
-    from .training.loop import finetune
+    from ..config import TrainConfig
+    from ..training.loop import finetune
 
     bar = ProgressBar("fine-tuning")
     config = TrainConfig(
@@ -112,10 +140,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     """Run the demo and return its summary (also written as ``summary.json``)."""
     if args.gui:
         return open_gui(args)
-    from ._commands import _writable_folder
-    from .core.checkpoint import load_model, save_model
+    from ..core.checkpoint import load_model, save_model
 
-    output = _writable_folder(args.output)
+    output = writable_folder(args.output)
     sample = demo_sample(args.size)
     model = load_model(args.model)
     print(f"model: {model.metadata.get('description', args.model)}")
@@ -136,8 +163,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _write_outputs(output: Path, sample, result, summary) -> None:
+    from ..io.data import write_tiff
     from .figures import demo_figure
-    from .io.data import write_tiff
 
     write_tiff(output / "image.tif", sample["image"])
     write_tiff(output / "scribbles.tif", sample["scribbles"])
@@ -163,7 +190,7 @@ def _print_summary(output: Path, summary: dict[str, Any]) -> None:
 
 def open_gui(args: argparse.Namespace) -> dict[str, Any]:
     """Open napari with the sample, the scribbles layer and the U-Net widgets docked."""
-    from ._widgets._demo_gui import show_demo
+    from .._widgets._demo_gui import show_demo
 
     show_demo(demo_sample(args.size))
     return {}

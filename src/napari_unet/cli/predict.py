@@ -1,4 +1,4 @@
-"""Handlers of the ``napari-unet`` sub-commands (see :mod:`napari_unet.cli`)."""
+"""``napari-unet predict``: images, stacks, zarr stores and folders of them, here or on dask."""
 
 from __future__ import annotations
 
@@ -6,68 +6,81 @@ import argparse
 import os
 import signal
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from ._common import EXIT_BAD_INPUT, CliError, Termination, sigterm_interrupts, writable_folder
 from ._progress import ProgressBar
-from ._train_command import (  # noqa: F401  (run_train: handler of `train`)
-    Termination,
-    _train_config,
-    run_train,
-    sigterm_interrupts,
-)
-from .cli import EXIT_BAD_INPUT, CliError, print_json
 
 if TYPE_CHECKING:
-    from .core.inference import Progress
-    from .io.batch import FileResult
+    from ..core.inference import Progress
+    from ..io.batch import FileResult
 
 
-def _load(name_or_path: str, device: str = "cpu"):
-    from .core.checkpoint import load_model
-    from .core.devices import resolve_device
-
-    return load_model(name_or_path, device=resolve_device(device))
-
-
-def _writable_folder(folder: Path) -> Path:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise CliError(f"cannot create output folder {folder}: {error.strerror}") from error
-    try:  # a fresh name, opened O_EXCL | O_NOFOLLOW: never an existing file or symlink
-        descriptor, probe = tempfile.mkstemp(prefix=".napari-unet-write-test-", dir=folder)
-        os.close(descriptor)
-        os.unlink(probe)
-    except OSError as error:
-        raise CliError(f"output folder {folder} is not writable: {error.strerror}") from error
-    return folder
-
-
-def segment_image(
-    image,
-    model,
-    *,
-    tile_size=None,
-    batch_size=4,
-    device="auto",
-    progress=None,
-    instances="components",
-):
-    """Probabilities, class mask and instance labels of one 2D image (the CLI's core)."""
-    from .core.inference import predict
-    from .core.postprocess import class_mask, instance_labels
-
-    probabilities = predict(
-        image, model, tile_size=tile_size, batch_size=batch_size, device=device, progress=progress
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``predict``."""
+    parser = commands.add_parser(
+        "predict",
+        help="segment images, stacks or folders of them with a U-Net (overlap-tile)",
+        description="2D images, (Z, Y, X) stacks slice by slice, zarr stores tile by tile; "
+        "many files in this process or on dask.distributed workers. Inputs whose outputs "
+        "exist are skipped.",
     )
-    mask = class_mask(probabilities)
-    labels = instance_labels(mask, method=instances).astype(np.uint32)
-    return probabilities, mask, labels
+    parser.add_argument(
+        "inputs", nargs="+", type=Path, help="TIFF/PNG images, zarr stores or folders of them"
+    )
+    parser.add_argument("--model", required=True, help="bundled model name or checkpoint path")
+    parser.add_argument("--output", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--tile-size", type=int, default=None, help="input tile edge (default: auto)"
+    )
+    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average each tile over its 8 rotations and flips (8x slower)",
+    )
+    parser.add_argument(
+        "--instances",
+        choices=["components", "watershed"],
+        default="components",
+        help="how instance labels are made from the mask",
+    )
+    parser.add_argument(
+        "--axes",
+        default=None,
+        help="axes of every input, e.g. ZYX, ZCYX, YXS (S = RGB samples); default: the "
+        "file's metadata, else a guess from the shape",
+    )
+    parser.add_argument(
+        "--output-format",
+        choices=["auto", "tiff", "zarr"],
+        default="auto",
+        help="auto: a zarr store for zarr inputs and very large outputs, else TIFF files",
+    )
+    _add_batch_options(parser)
+    parser.set_defaults(handler=run_predict)
+
+
+def _add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``predict`` for many files, re-runs and dask.distributed."""
+    parser.add_argument("--overwrite", action="store_true", help="recompute finished outputs")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per file (default: all here, 1 on dask workers); results are "
+        "bit-identical between runs with the same count",
+    )
+    cluster = parser.add_argument_group("many files (dask.distributed)")
+    cluster.add_argument(
+        "--scheduler", default=None, help="address of a dask scheduler, e.g. tcp://host:8786"
+    )
+    cluster.add_argument(
+        "--workers", type=int, default=None, help="start a local cluster of N worker processes"
+    )
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -77,8 +90,8 @@ def run_predict(args: argparse.Namespace) -> int:
     computed or written (a bad one: one line, exit 2). A file failing later is
     reported on one line and the others go on; the exit status is then 2.
     """
-    from .io.batch import cached_model, check_outputs, run_batch
-    from .io.inputs import expand_inputs, probe_input
+    from ..io.batch import cached_model, check_outputs, run_batch
+    from ..io.inputs import expand_inputs, probe_input
 
     inputs = expand_inputs(args.inputs)
     if not inputs:
@@ -95,7 +108,7 @@ def run_predict(args: argparse.Namespace) -> int:
     for path in inputs:
         probe_input(path, model.config.in_channels, args.axes, args.output_format)
     check_outputs(inputs, args.output)
-    output = _writable_folder(args.output)
+    output = writable_folder(args.output)
     on_cluster = args.scheduler is not None or bool(args.workers and len(inputs) > 1)
     bars = _FileProgress()
     termination = Termination()
@@ -121,8 +134,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _predict_options(args: argparse.Namespace, model):
     """The PredictOptions of ``napari-unet predict`` (the tile size checked first)."""
-    from .core.inference import default_tile_size
-    from .io.batch import PredictOptions
+    from ..core.inference import default_tile_size
+    from ..io.batch import PredictOptions
 
     if args.tile_size is not None:
         if not 1 <= args.tile_size <= 2**16:
@@ -181,59 +194,3 @@ class _FileProgress:
             print(
                 f"{result.path}: {result.n_objects} objects -> {stem}_{{mask,prob,instances}}.tif"
             )
-
-
-def run_info(args: argparse.Namespace) -> None:
-    """``napari-unet info``: metadata as JSON."""
-    from .core.checkpoint import checkpoint_info
-
-    print_json(checkpoint_info(args.checkpoint))
-
-
-def run_models(args: argparse.Namespace) -> None:
-    """``napari-unet models``: one line per bundled model."""
-    from .core.checkpoint import bundled_models, checkpoint_info
-
-    models = bundled_models()
-    if not models:
-        print("no bundled models installed", file=sys.stderr)
-    for name in models:
-        info = checkpoint_info(name)
-        print(f"{name:16s} {info.get('description', '')}")
-
-
-def run_evaluate(args: argparse.Namespace) -> None:
-    """``napari-unet evaluate``: metrics as JSON."""
-    from .evaluation.metrics import evaluate
-    from .io.data import read_image
-
-    prediction, truth = read_image(args.pred), read_image(args.truth)
-    if prediction.shape != truth.shape:
-        raise CliError(
-            f"prediction shape {prediction.shape} differs from truth shape {truth.shape}"
-        )
-    if args.kind == "membranes" and prediction.ndim != 2:
-        raise CliError(
-            f"--kind membranes takes 2-D (Y, X) maps; {args.pred} has {prediction.shape}"
-        )
-    if args.kind == "semantic":  # class masks; a label of 2**40 would size 8 TiB of counts
-        for path, mask in ((args.pred, prediction), (args.truth, truth)):
-            _check_class_mask(path, mask)
-    print_json(evaluate(prediction, truth, kind=args.kind))
-
-
-def _check_class_mask(path: Path, mask: np.ndarray) -> None:
-    """Refuse a ``--kind semantic`` input that is not a class mask of whole labels 0..255."""
-    from .evaluation.metrics import check_class_mask
-
-    try:
-        check_class_mask(mask, f"{path}: --kind semantic")
-    except ValueError as error:
-        raise CliError(str(error)) from error
-
-
-def run_demo(args: argparse.Namespace) -> None:
-    """``napari-unet demo``."""
-    from .demo import run_demo as demo
-
-    demo(args)
