@@ -7,7 +7,12 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_unet.core.postprocess import class_mask, instance_labels, remove_small_instances
+from napari_unet.core.postprocess import (
+    MIN_INSTANCE_SIZE,
+    class_mask,
+    instance_labels,
+    remove_small_instances,
+)
 
 
 def _disc(shape: tuple[int, int], center: tuple[float, float], radius: float) -> np.ndarray:
@@ -38,7 +43,7 @@ def test_components_label_each_class_separately():
     mask[0:2, 2:4] = 3  # touches object 1 but is class 3
     mask[4:6, 5:8] = 2  # object 2 of class 2
     mask[5, 0] = 2  # a single pixel
-    labels = instance_labels(mask)
+    labels = instance_labels(mask, min_size=0)
     assert labels.dtype == np.uint32
     assert labels.max() == 4
     assert np.array_equal(np.unique(labels), np.arange(5))
@@ -46,15 +51,25 @@ def test_components_label_each_class_separately():
     assert labels[0, 0] != labels[0, 2]
     small_removed = instance_labels(mask, min_size=2)
     assert small_removed.max() == 3 and small_removed[5, 0] == 0
-    only_class_3 = instance_labels(mask, foreground_classes=[3])
+    only_class_3 = instance_labels(mask, foreground_classes=[3], min_size=0)
     assert only_class_3.max() == 1 and np.count_nonzero(only_class_3) == 4
 
 
 def test_connectivity_two_joins_diagonal_neighbours():
     mask = np.ones((3, 3), dtype=np.uint8)
     mask[0, 0] = mask[1, 1] = 2
-    assert instance_labels(mask).max() == 2
-    assert instance_labels(mask, connectivity=2).max() == 1
+    assert instance_labels(mask, min_size=0).max() == 2
+    assert instance_labels(mask, connectivity=2, min_size=0).max() == 1
+
+
+def test_objects_below_the_default_size_are_no_instances():
+    mask = np.ones((30, 30), dtype=np.uint8)
+    mask[2:6, 2:6] = 2  # 16 px: kept
+    mask[20:22, 20:27] = 2  # 14 px: a speck
+    labels = instance_labels(mask)
+    assert MIN_INSTANCE_SIZE == 15
+    assert labels.max() == 1 and labels[3, 3] == 1 and not labels[20:22, 20:27].any()
+    assert instance_labels(mask, min_size=0).max() == 2
 
 
 def test_watershed_splits_touching_discs():

@@ -125,8 +125,9 @@ def test_channels_first_stack_for_a_two_channel_model(rgb_model, rng):
 
 def test_segment_stack_numbers_instances_through_the_stack():
     mask = np.ones((3, 20, 20), np.uint8)
-    mask[0, 2:5, 2:5] = mask[0, 10:15, 10:15] = 2
-    mask[2, 5:9, 5:9] = 2
+    mask[0, 2:7, 2:7] = mask[0, 10:15, 10:15] = 2
+    mask[2, 5:10, 5:9] = 2
+    mask[2, 15, 15] = 2  # a speck below MIN_INSTANCE_SIZE is no instance
     labels = stack_instances(mask)
     assert labels.dtype == np.uint32
     assert set(np.unique(labels[0])) == {0, 1, 2} and not labels[1].any()
@@ -230,14 +231,17 @@ def _blobs(seed, shape=(61, 83)):
     return (1 + first + second * (~first) * 2).astype(np.uint8)  # classes 1, 2, 3
 
 
+@pytest.mark.parametrize("min_size", [0, 15, 40])
 @pytest.mark.parametrize("block", [(16, 20), (1, 83), (61, 1), (7, 5), (100, 100)])
-def test_chunked_components_equal_in_memory_labels(block):
+def test_chunked_components_equal_in_memory_labels(block, min_size):
     for seed in range(4):
         mask = _blobs(seed)
         out = np.zeros(mask.shape, np.uint32)
-        count = label_chunked(mask, out, block, offset=5)
-        expected = instance_labels(mask)
-        assert count == expected.max() > 10
+        count = label_chunked(mask, out, block, offset=5, min_size=min_size)
+        expected = instance_labels(mask, min_size=min_size)
+        assert count == expected.max() > 5
+        if min_size:  # objects smaller than min_size existed and were dropped
+            assert count < instance_labels(mask, min_size=0).max()
         assert np.array_equal(out, np.where(expected > 0, expected + 5, 0))
 
 

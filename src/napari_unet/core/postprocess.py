@@ -18,7 +18,13 @@ from skimage.feature import peak_local_max
 from skimage.morphology import remove_small_objects
 from skimage.segmentation import relabel_sequential, watershed
 
-__all__ = ["class_mask", "instance_labels", "remove_small_instances"]
+__all__ = ["MIN_INSTANCE_SIZE", "class_mask", "instance_labels", "remove_small_instances"]
+
+#: Objects smaller than this many pixels are not instances by default: specks of a few
+#: pixels at a nucleus's edge are what fine-tuning most often adds, and each one counts
+#: as a false object (issue 14: on the DSB 2018 right half the bundled model's F1 at IoU
+#: 0.5 is 0.879 with every speck, 0.906 from 10 to 30 px). Cellpose's default is also 15.
+MIN_INSTANCE_SIZE = 15
 
 
 def class_mask(probabilities: np.ndarray) -> np.ndarray:
@@ -58,7 +64,7 @@ def instance_labels(
     *,
     foreground_classes: Iterable[int] | None = None,
     method: Literal["components", "watershed"] = "components",
-    min_size: int = 0,
+    min_size: int = MIN_INSTANCE_SIZE,
     min_distance: int = 5,
     connectivity: int = 1,
 ) -> np.ndarray:
@@ -94,7 +100,8 @@ def instance_labels(
     method : {"components", "watershed"}
         See above.
     min_size : int
-        Objects with fewer pixels than this are removed (set to 0).
+        Objects with fewer pixels than this are removed (set to 0); default
+        :data:`MIN_INSTANCE_SIZE`, 0 keeps every object.
     min_distance : int
         Minimum distance in pixels between two watershed markers (``"watershed"``
         only).

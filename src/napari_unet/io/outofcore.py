@@ -48,6 +48,7 @@ from ..core.inference import (
     tile_layout,
 )
 from ..core.model import UNet
+from ..core.postprocess import MIN_INSTANCE_SIZE
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
 from .volumes import MAX_INSTANCES, iter_predict_stack, slice_instances
 
@@ -308,7 +309,9 @@ def _publish(partial: Path, final: Path) -> None:
 
 
 # ---- connected components chunk by chunk --------------------------------------------
-def label_chunked(mask: Any, out: Any, block: tuple[int, int], offset: int = 0) -> int:
+def label_chunked(
+    mask: Any, out: Any, block: tuple[int, int], offset: int = 0, min_size: int = MIN_INSTANCE_SIZE
+) -> int:
     """Instance labels of a (Y, X) class mask, one block in memory at a time.
 
     Parameters
@@ -321,12 +324,15 @@ def label_chunked(mask: Any, out: Any, block: tuple[int, int], offset: int = 0) 
         Block shape; best the chunk shape of ``mask`` and ``out``.
     offset : int
         Added to every label (for numbering through a stack).
+    min_size : int
+        Objects with fewer pixels are background (sizes summed over blocks).
 
     Returns
     -------
     int
         The number of objects; ``out`` holds ``offset + 1 ..`` and 0 for background,
-        equal to :func:`~napari_unet.io.volumes.slice_instances` ``(mask, offset=offset)``
+        equal to :func:`~napari_unet.io.volumes.slice_instances`
+        ``(mask, offset=offset, min_size=min_size)``
         (4-connectivity components), the stack numbering it stands in for.
     """
     height, width = (int(size) for size in mask.shape)
@@ -336,6 +342,7 @@ def label_chunked(mask: Any, out: Any, block: tuple[int, int], offset: int = 0) 
         for x in range(0, width, block[1])
     ]
     classes, firsts, count = [np.zeros(1, np.int64)], [np.zeros(1, np.int64)], 0
+    sizes = [np.zeros(1, np.int64)]
     for rows, columns in boxes:
         labels, block_classes, block_firsts = _label_block(
             np.asarray(mask[rows, columns]), rows.start, columns.start, width
@@ -345,10 +352,10 @@ def label_chunked(mask: Any, out: Any, block: tuple[int, int], offset: int = 0) 
         out[rows, columns] = np.where(labels > 0, labels + count, 0).astype(np.uint32)
         classes.append(block_classes)
         firsts.append(block_firsts)
+        sizes.append(np.bincount(labels.ravel(), minlength=len(block_classes) + 1)[1:])
         count += len(block_classes)
-    final, n_objects = _renumber(
-        np.concatenate(classes), np.concatenate(firsts), _border_pairs(mask, out, boxes)
-    )
+    provisional = (np.concatenate(classes), np.concatenate(firsts), np.concatenate(sizes))
+    final, n_objects = _renumber(*provisional, _border_pairs(mask, out, boxes), min_size)
     if n_objects + offset > MAX_INSTANCES:
         raise ValueError("too many objects for uint32 instance labels")
     final = np.where(final > 0, final + offset, 0).astype(np.uint32)
@@ -396,8 +403,13 @@ def _border_pairs(mask: Any, out: Any, boxes: list[tuple[slice, slice]]) -> np.n
     return np.concatenate(pairs, axis=1)
 
 
-def _renumber(classes: np.ndarray, firsts: np.ndarray, pairs: np.ndarray) -> tuple[np.ndarray, int]:
-    """Final number of every provisional label (index 0 = background stays 0)."""
+def _renumber(
+    classes: np.ndarray, firsts: np.ndarray, sizes: np.ndarray, pairs: np.ndarray, min_size: int
+) -> tuple[np.ndarray, int]:
+    """Final number of every provisional label (index 0 = background stays 0).
+
+    Objects (connected provisional labels) with fewer than ``min_size`` pixels get 0.
+    """
     size = len(classes)
     graph = sparse.coo_matrix((np.ones(pairs.shape[1]), (pairs[0], pairs[1])), (size, size))
     _, component = csgraph.connected_components(graph, directed=False)
@@ -406,7 +418,10 @@ def _renumber(classes: np.ndarray, firsts: np.ndarray, pairs: np.ndarray) -> tup
     np.minimum.at(first, component[1:], firsts[1:])
     component_class = np.zeros(n_components, np.int64)
     component_class[component[1:]] = classes[1:]
+    object_size = np.zeros(n_components, np.int64)
+    np.add.at(object_size, component[1:], sizes[1:])
     objects = np.unique(component[1:])
+    objects = objects[object_size[objects] >= min_size]
     order = objects[np.lexsort((first[objects], component_class[objects]))]
     number = np.zeros(n_components, np.int64)
     number[order] = np.arange(1, len(order) + 1)
