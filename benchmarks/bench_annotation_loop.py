@@ -1,6 +1,6 @@
 """The annotate -> fine-tune loop, simulated: does fine-tuning make the model better?
 
-A simulated user (:func:`napari_unet.annotator.corrective_strokes`) looks at the
+A simulated user (:func:`napari_unet.evaluation.annotator.corrective_strokes`) looks at the
 prediction of the part they annotate, paints a few short strokes of the true class
 on the largest wrong regions (<= 0.5 % of that part's pixels per round, 1-3 px wide,
 both classes), the model is fine-tuned from where it is (as in the widget), and the
@@ -27,13 +27,13 @@ import numpy as np
 import torch
 from loop_tasks import TASKS, LoopTask
 
-from napari_unet.annotator import StrokeBudget, corrective_strokes
-from napari_unet.checkpoint import load_model
 from napari_unet.config import TrainConfig, WeightConfig
-from napari_unet.inference import default_tile_size, predict
-from napari_unet.postprocess import class_mask
-from napari_unet.review import uncertainty
-from napari_unet.training import finetune
+from napari_unet.core.checkpoint import load_model
+from napari_unet.core.inference import default_tile_size, predict
+from napari_unet.core.postprocess import class_mask
+from napari_unet.evaluation.annotator import StrokeBudget, corrective_strokes
+from napari_unet.evaluation.review import uncertainty
+from napari_unet.training.loop import finetune
 
 #: Largest loss of quality counted as "no worse" (F1 / pixel error: 0.01; Rand: 0.02).
 TOLERANCE = {"f1": 0.01, "mean_matched_iou": 0.01, "pixel_error": 0.01, "rand_error": 0.02}

@@ -2,7 +2,7 @@
 
 Writes ``--images`` synthetic nuclei images (``--size`` x ``--size``, uint16 TIFF)
 and a small fresh U-Net checkpoint to a temporary folder, then times
-:func:`napari_unet.batch.run_batch` on them:
+:func:`napari_unet.io.batch.run_batch` on them:
 
 * in this process, with 1 torch thread and with ``--threads`` threads;
 * on a local dask.distributed cluster of 1 and 2 single-threaded worker
@@ -37,9 +37,9 @@ import tifffile
 import torch
 
 from napari_unet import ModelConfig, save_model
-from napari_unet.batch import PredictOptions, local_cluster, predict_file, run_batch
-from napari_unet.checkpoint import new_model
-from napari_unet.synthetic import synthetic_nuclei
+from napari_unet.core.checkpoint import new_model
+from napari_unet.io.batch import PredictOptions, local_cluster, predict_file, run_batch
+from napari_unet.io.synthetic import synthetic_nuclei
 
 
 def make_inputs(folder: Path, count: int, size: int) -> list[Path]:

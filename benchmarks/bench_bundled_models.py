@@ -1,7 +1,7 @@
 """Accuracy of the bundled models on data they were not trained on.
 
 - ``em-membranes``: ISBI 2012 slices 15-19 (trained on 00-14): pixel error, Rand error and
-  information error (ISBI 2012 definitions, :func:`napari_unet.metrics.evaluate`).
+  information error (ISBI 2012 definitions, :func:`napari_unet.evaluation.metrics.evaluate`).
 - ``nuclei``: the right half (x >= 256) of the DSB 2018 image (trained on the left half plus
   synthetic images): F1 at IoU 0.5 (one-to-one matching), instances by distance watershed.
 
@@ -17,10 +17,10 @@ import numpy as np
 import torch
 
 from napari_unet import class_mask, instance_labels, load_model, predict
-from napari_unet.data import load_dsb2018, load_isbi
-from napari_unet.inference import default_tile_size
-from napari_unet.matching import match_instances
-from napari_unet.metrics import evaluate
+from napari_unet.core.inference import default_tile_size
+from napari_unet.evaluation.matching import match_instances
+from napari_unet.evaluation.metrics import evaluate
+from napari_unet.io.data import load_dsb2018, load_isbi
 
 
 def em_scores() -> dict[str, float]:

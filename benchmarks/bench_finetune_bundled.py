@@ -19,12 +19,12 @@ import json
 import numpy as np
 import torch
 
-from napari_unet.checkpoint import load_model
+from napari_unet.cli.demo import _scores, _segment
 from napari_unet.config import TrainConfig
-from napari_unet.data import simulate_scribbles, synthetic_nuclei
-from napari_unet.demo import _scores, _segment
-from napari_unet.training import finetune
-from napari_unet.weights import annotation_from_instances, separate_touching
+from napari_unet.core.checkpoint import load_model
+from napari_unet.io.data import simulate_scribbles, synthetic_nuclei
+from napari_unet.training.loop import finetune
+from napari_unet.training.weights import annotation_from_instances, separate_touching
 
 
 def sample(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

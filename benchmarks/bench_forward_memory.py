@@ -27,7 +27,7 @@ CASES = [  # base features, image edge, tile size (0 = whole image), padding
 CHILD = """
 import resource, sys, numpy as np, torch
 from napari_unet import ModelConfig, predict
-from napari_unet.checkpoint import new_model
+from napari_unet.core.checkpoint import new_model
 features, size, tile = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]) or None
 padding = sys.argv[4]
 torch.set_num_threads(2)

@@ -287,7 +287,7 @@ class Session:
 
 def annotated_nuclei(shape: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray]:
     """A synthetic nuclei image and scribbles of background (1) and nuclei (2)."""
-    from napari_unet.data import simulate_scribbles, synthetic_nuclei
+    from napari_unet.io.data import simulate_scribbles, synthetic_nuclei
 
     count = min(400, max(4, shape[0] * shape[1] // 1600))
     image, instances = synthetic_nuclei(shape, n_nuclei=count, rng=seed)
@@ -300,8 +300,8 @@ def open_session(show: bool, image_size: int) -> Session:
     import napari
 
     from napari_unet._widgets import UNetWidget
-    from napari_unet.checkpoint import new_model
     from napari_unet.config import ModelConfig
+    from napari_unet.core.checkpoint import new_model
 
     viewer = napari.Viewer(show=show)
     image, scribbles = annotated_nuclei((image_size, image_size), seed=0)
@@ -430,8 +430,8 @@ class RunStalls:
 
 def responsive_model() -> tuple[Any, str]:
     """The bundled em-membranes model, else a fresh one of its shape (depth 4, 16 features)."""
-    from napari_unet.checkpoint import bundled_models, load_model, new_model
     from napari_unet.config import ModelConfig
+    from napari_unet.core.checkpoint import bundled_models, load_model, new_model
 
     if "em-membranes" in bundled_models():
         return load_model("em-membranes"), "em-membranes"

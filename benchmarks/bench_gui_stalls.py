@@ -120,8 +120,8 @@ def main(argv: list[str] | None = None) -> None:
     from qtpy.QtCore import Qt, QTimer
 
     from napari_unet._widgets import UNetWidget
-    from napari_unet.checkpoint import bundled_models
-    from napari_unet.data import synthetic_nuclei
+    from napari_unet.core.checkpoint import bundled_models
+    from napari_unet.io.data import synthetic_nuclei
 
     recorder = Recorder()
     instrument(recorder)

@@ -64,11 +64,12 @@ import torch
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from napari_unet import ModelConfig, UNet, inference, predict
-from napari_unet.checkpoint import bundled_models, load_model, new_model
+from napari_unet import ModelConfig, UNet, predict
 from napari_unet.config import NormConfig
-from napari_unet.inference import normalization_stats, normalize, tile_layout
-from napari_unet.tiling import read_mirrored
+from napari_unet.core import inference
+from napari_unet.core.checkpoint import bundled_models, load_model, new_model
+from napari_unet.core.inference import normalization_stats, normalize, tile_layout
+from napari_unet.core.tiling import read_mirrored
 
 BUNDLED = "em-membranes"
 
@@ -147,7 +148,7 @@ def napari_predict(
     channels_last: bool = True,
     per_pass: int = 1,
 ) -> np.ndarray:
-    """napari_unet.predict, with the CPU switches of ``napari_unet.inference`` set as asked.
+    """napari_unet.predict, with the CPU switches of ``napari_unet.core.inference`` set as asked.
 
     ``channels_last=False, per_pass=batch`` is the code before the changes.
     """

@@ -57,15 +57,16 @@ from bench_inference import (
     timed,
 )
 
-from napari_unet import UNet, inference, predict
-from napari_unet.inference import default_tile_size, tile_layout
+from napari_unet import UNet, predict
+from napari_unet.core import inference
+from napari_unet.core.inference import default_tile_size, tile_layout
 
 OLD_TILE = 572
 
 
 @contextmanager
 def code_paths(shrink: bool, fused: bool):
-    """Set the CPU switches of ``napari_unet.inference`` for the duration of a block."""
+    """Set the CPU switches of ``napari_unet.core.inference`` for the duration of a block."""
     previous = inference.SHRINK_TILES_TO_IMAGE, inference.FUSED_CONV_RELU_ON_CPU
     inference.SHRINK_TILES_TO_IMAGE, inference.FUSED_CONV_RELU_ON_CPU = shrink, fused
     try:

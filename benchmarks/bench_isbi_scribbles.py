@@ -8,7 +8,7 @@ plain training loop reaches a pixel error of about 0.09 after 60 s on this CPU.
     python benchmarks/bench_isbi_scribbles.py --budgets 60 300 --threads 2
 
 With several budgets the same model keeps training: after each budget it is
-evaluated, then :func:`~napari_unet.training.finetune` is called again for the
+evaluated, then :func:`~napari_unet.training.loop.finetune` is called again for the
 remaining time (a new Adam state and a new sampling seed, ``seed + stage``).
 Only finetune's own time counts towards a budget (its loop and the batch-norm
 recalibration, which it fits into the budget); the one-off weight map computation
@@ -18,7 +18,7 @@ Experiments, not napari-unet options (they patch the core from this script):
 
 * ``--sampling uniform``: patch centres drawn uniformly over all labelled pixels
   (the scribbles' own class prior) instead of class-balanced ones. With
-  :func:`~napari_unet.synthetic.simulate_scribbles` every class gets exactly the
+  :func:`~napari_unet.io.synthetic.simulate_scribbles` every class gets exactly the
   same number of pixels per image, so the two are the same distribution here.
 * ``--membrane-weight F``: membrane (label 1) loss weights multiplied by ``F``
   after the paper's weight map (a class prior in the loss).
@@ -58,16 +58,17 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from napari_unet import ModelConfig, TrainConfig, new_model, predict, sampling, training
-from napari_unet.checkpoint import save_model
+from napari_unet import ModelConfig, TrainConfig, new_model, predict
 from napari_unet.config import AugmentConfig, WeightConfig
-from napari_unet.data import load_isbi, simulate_scribbles
-from napari_unet.inference import default_tile_size
-from napari_unet.metrics import evaluate
-from napari_unet.postprocess import class_mask
-from napari_unet.sampling import PatchSampler, default_patch_size
-from napari_unet.training import finetune
-from napari_unet.weights import annotation_from_binary
+from napari_unet.core.checkpoint import save_model
+from napari_unet.core.inference import default_tile_size
+from napari_unet.core.postprocess import class_mask
+from napari_unet.evaluation.metrics import evaluate
+from napari_unet.io.data import load_isbi, simulate_scribbles
+from napari_unet.training import loop, sampling
+from napari_unet.training.loop import finetune
+from napari_unet.training.sampling import PatchSampler, default_patch_size
+from napari_unet.training.weights import annotation_from_binary
 
 
 def _area_share_scribbles(annotation: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -154,7 +155,7 @@ _LAST: dict = {}
 
 def _warmup_schedule(warmup: float):
     """The configured schedule, preceded by a linear warm-up over the first ``warmup`` share."""
-    original = training.learning_rate_at
+    original = loop.learning_rate_at
 
     def learning_rate_at(config, fraction):
         if fraction < warmup:
@@ -171,7 +172,7 @@ def _entropy_regularised_loss(weight: float, start: int, ramp: int):
     each patch, already computed, pull the decision boundary into low-density regions.
     Off for the first ``start`` iterations, then ramped up linearly over ``ramp``.
     """
-    original = training.weighted_loss
+    original = loop.weighted_loss
     calls = {"n": 0}
 
     def loss(logits, labels, weights):
@@ -189,7 +190,7 @@ def _entropy_regularised_loss(weight: float, start: int, ramp: int):
 
 
 def _pairwise_regularised_forward(weight: float, sigma: float, radius: int):
-    """``training._forward_loss`` plus ``weight`` x a gated Potts penalty (see module doc)."""
+    """``loop._forward_loss`` plus ``weight`` x a gated Potts penalty (see module doc)."""
     offsets = [
         (dy, dx)
         for dy in range(0, radius + 1)
@@ -203,7 +204,7 @@ def _pairwise_regularised_forward(weight: float, sigma: float, radius: int):
         images, labels, weights = sampler.batch(config.batch_size)
         inputs = torch.from_numpy(images).to(device)
         logits = model(inputs)
-        supervised = training.weighted_loss(
+        supervised = loop.weighted_loss(
             logits, torch.from_numpy(labels).to(device), torch.from_numpy(weights).to(device)
         )
         probs = F.softmax(logits.float(), dim=1)
@@ -226,7 +227,7 @@ def _pairwise_regularised_forward(weight: float, sigma: float, radius: int):
 
 def _track_ema(decay: float) -> None:
     """Keep an exponential moving average of the weights after every training step."""
-    original = training._apply_update
+    original = loop._apply_update
 
     def apply_update(model, optimizer, loss, scaler):
         applied = original(model, optimizer, loss, scaler)
@@ -240,12 +241,12 @@ def _track_ema(decay: float) -> None:
         average.update_parameters(model)
         return applied
 
-    training._apply_update = apply_update
+    loop._apply_update = apply_update
 
 
 def _remember_last_weights() -> None:
     """Keep a copy of the last weights before finetune restores the best ones."""
-    best_class = training._BestWeights
+    best_class = loop._BestWeights
     restore = best_class.restore
 
     def remembering_restore(self) -> None:
@@ -428,13 +429,13 @@ def main() -> None:
     if args.ema:
         _track_ema(args.ema)
     if args.warmup:
-        training.learning_rate_at = _warmup_schedule(args.warmup)
+        loop.learning_rate_at = _warmup_schedule(args.warmup)
     if args.entropy_weight:
         weight, start, ramp = args.entropy_weight
-        training.weighted_loss = _entropy_regularised_loss(weight, int(start), int(ramp))
+        loop.weighted_loss = _entropy_regularised_loss(weight, int(start), int(ramp))
     if args.pairwise:
         weight, sigma, radius = args.pairwise
-        training._forward_loss = _pairwise_regularised_forward(weight, sigma, int(radius))
+        loop._forward_loss = _pairwise_regularised_forward(weight, sigma, int(radius))
     if args.membrane_weight != 1.0:
         sampling.weight_map = _scaled_weight_map(args.membrane_weight)
     arch = {

@@ -49,8 +49,8 @@ import numpy as np
 import torch
 
 import napari_unet as nu
-from napari_unet.data import load_isbi
-from napari_unet.inference import default_tile_size
+from napari_unet.core.inference import default_tile_size
+from napari_unet.io.data import load_isbi
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_isbi_scribbles import (
@@ -63,7 +63,7 @@ from bench_isbi_scribbles import (
 RECIPE_IDLE_ITERATIONS_60S = 490
 
 UNETS = {
-    # napari-unet train --new defaults (cli.py, _train_command.py)
+    # napari-unet train --new defaults (cli/train.py)
     "default": {
         "model": {
             "depth": 4,
@@ -113,7 +113,7 @@ def forest_features(image: np.ndarray) -> np.ndarray:
 def run_forest(seed: int, trees: int, n_jobs: int, thresholds=()) -> dict:
     from sklearn.ensemble import RandomForestClassifier
 
-    from napari_unet.metrics import evaluate
+    from napari_unet.evaluation.metrics import evaluate
 
     start = time.perf_counter()
     images, scribbles, stats = scribbled_training_set(seed)
@@ -163,7 +163,7 @@ def run_forest(seed: int, trees: int, n_jobs: int, thresholds=()) -> dict:
 def threshold_sweep(membrane_probability, labels, thresholds) -> dict:
     """Diagnostic (uses the held-out truth): pixel and Rand error when a pixel is called
     membrane at p(membrane) > t instead of 0.5 (lower t: thicker, more closed membranes)."""
-    from napari_unet.metrics import evaluate
+    from napari_unet.evaluation.metrics import evaluate
 
     out = {}
     for t in thresholds:

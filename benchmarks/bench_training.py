@@ -39,10 +39,10 @@ from bench_inference import get_model, load_average, log, machine_lines
 
 from napari_unet import TrainConfig, UNet, class_mask, finetune, predict
 from napari_unet.config import TileConfig
-from napari_unet.sampling import default_patch_size
-from napari_unet.synthetic import simulate_scribbles, synthetic_nuclei
-from napari_unet.training import weighted_loss
-from napari_unet.weights import annotation_from_instances
+from napari_unet.io.synthetic import simulate_scribbles, synthetic_nuclei
+from napari_unet.training.loop import weighted_loss
+from napari_unet.training.sampling import default_patch_size
+from napari_unet.training.weights import annotation_from_instances
 
 
 def training_data(size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -28,8 +28,8 @@ import scipy
 import torch
 from scipy import ndimage
 
-from napari_unet.augment import elastic_deform
-from napari_unet.weights import border_term, border_term_reference
+from napari_unet.training.augment import elastic_deform
+from napari_unet.training.weights import border_term, border_term_reference
 
 Deform = Callable[[np.ndarray, np.ndarray, np.ndarray, float, np.random.Generator], tuple]
 

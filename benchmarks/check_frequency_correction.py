@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from napari_unet import load_model, predict
-from napari_unet.data import load_isbi
-from napari_unet.inference import default_tile_size
+from napari_unet.core.inference import default_tile_size
+from napari_unet.io.data import load_isbi
 
 
 def em_frequency(membrane: np.ndarray, training: float = 0.5, iterations: int = 200) -> float:

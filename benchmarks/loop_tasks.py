@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from napari_unet.data import load_dsb2018, load_isbi, synthetic_nuclei
-from napari_unet.matching import match_instances
-from napari_unet.metrics import evaluate
-from napari_unet.postprocess import instance_labels
-from napari_unet.weights import annotation_from_instances
+from napari_unet.core.postprocess import instance_labels
+from napari_unet.evaluation.matching import match_instances
+from napari_unet.evaluation.metrics import evaluate
+from napari_unet.io.data import load_dsb2018, load_isbi, synthetic_nuclei
+from napari_unet.training.weights import annotation_from_instances
 
 
 @dataclass

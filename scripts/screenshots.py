@@ -22,9 +22,9 @@ from qtpy.QtWidgets import QApplication
 
 from napari_unet._widgets import UNetWidget
 from napari_unet._widgets._state import NEW_MODEL_NAME
-from napari_unet.checkpoint import bundled_models
-from napari_unet.data import simulate_scribbles, synthetic_nuclei
-from napari_unet.weights import annotation_from_instances
+from napari_unet.core.checkpoint import bundled_models
+from napari_unet.io.data import simulate_scribbles, synthetic_nuclei
+from napari_unet.training.weights import annotation_from_instances
 
 OUTPUT = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
 WINDOW_SIZE = (1500, 980)

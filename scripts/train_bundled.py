@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from napari_unet.cli import main as cli
-from napari_unet.data import load_dsb2018, load_isbi, synthetic_nuclei, write_tiff
-from napari_unet.weights import annotation_from_binary, annotation_from_instances
+from napari_unet.io.data import load_dsb2018, load_isbi, synthetic_nuclei, write_tiff
+from napari_unet.training.weights import annotation_from_binary, annotation_from_instances
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "napari_unet" / "models"
 
@@ -51,7 +51,7 @@ RECIPES = {
         "description": "fluorescent nuclei: 1 = background, 2 = nucleus (touching nuclei split)",
         "trained_on": (
             "DSB 2018 nuclei image, left half (x < 256), plus 8 synthetic nuclei images "
-            "(napari_unet.data.synthetic_nuclei, seeds 100-107); held out: right half"
+            "(napari_unet.io.data.synthetic_nuclei, seeds 100-107); held out: right half"
         ),
     },
 }
@@ -130,7 +130,7 @@ def train(name: str, threads: int, seed: int, start_phase: int = 1, init: str | 
             if status:
                 sys.exit(status)
             previous = ["--model", str(target)]
-        from napari_unet.checkpoint import load_model, save_model
+        from napari_unet.core.checkpoint import load_model, save_model
 
         model = load_model(target)
     model.metadata["parent"] = None  # the phase files were temporary

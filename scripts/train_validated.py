@@ -44,10 +44,10 @@ from napari_unet import (
     predict,
     save_model,
 )
-from napari_unet.data import load_dsb2018, load_isbi, synthetic_nuclei
-from napari_unet.matching import match_instances
-from napari_unet.metrics import evaluate
-from napari_unet.weights import annotation_from_binary, annotation_from_instances
+from napari_unet.evaluation.matching import match_instances
+from napari_unet.evaluation.metrics import evaluate
+from napari_unet.io.data import load_dsb2018, load_isbi, synthetic_nuclei
+from napari_unet.training.weights import annotation_from_binary, annotation_from_instances
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "src" / "napari_unet" / "models"

@@ -34,7 +34,7 @@ def shared_data() -> Path:
 
     Skips the test, saying where it looked, only when the folder is absent.
     """
-    from napari_unet.data import data_dir
+    from napari_unet.io.data import data_dir
 
     folder = data_dir()
     if not folder.is_dir() and os.environ.get("CI"):

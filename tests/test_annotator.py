@@ -1,6 +1,6 @@
 import numpy as np
 
-from napari_unet.annotator import StrokeBudget, corrective_strokes
+from napari_unet.evaluation.annotator import StrokeBudget, corrective_strokes
 
 
 def _scene():

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from napari_unet import ModelConfig, load_model, save_model
-from napari_unet.checkpoint import new_model
+from napari_unet.core.checkpoint import new_model
 
 # tiny tensors: the forked writer never enters a parallel (OpenMP) region
 CONFIG = ModelConfig(base_features=4, depth=2)

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet.augment import (
+from napari_unet.config import AugmentConfig
+from napari_unet.training.augment import (
     augment_patch,
     elastic_deform,
     elastic_deform_torch,
     elastic_field,
     random_flip_rot,
 )
-from napari_unet.config import AugmentConfig
 
 
 def line_patch(size: int = 64) -> tuple[np.ndarray, np.ndarray]:

@@ -9,17 +9,17 @@ import tifffile
 import zarr
 
 from napari_unet import ModelConfig, load_model, predict, save_model
-from napari_unet.batch import (
+from napari_unet.cli import main
+from napari_unet.core.checkpoint import new_model
+from napari_unet.io.batch import (
     PredictOptions,
     cached_model,
     local_cluster,
     model_loads,
     run_batch,
 )
-from napari_unet.checkpoint import new_model
-from napari_unet.cli import main
-from napari_unet.data import ImageReadError, to_channels_first
-from napari_unet.inputs import file_axes, open_tiff_lazily, probe_input
+from napari_unet.io.data import ImageReadError, to_channels_first
+from napari_unet.io.inputs import file_axes, open_tiff_lazily, probe_input
 
 TILE = 56
 OPTIONS = PredictOptions(tile_size=TILE, device="cpu", threads=1)
@@ -151,7 +151,7 @@ def test_tiff_into_zarr_outputs_is_read_lazily_when_the_file_allows(
     assert (type(opened) is np.ndarray) if lazy_kind is None else isinstance(opened, lazy_kind)
     del opened
     if lazy_kind is not None:  # read_image would load the whole file
-        monkeypatch.setattr("napari_unet.inputs.read_image", lambda path: pytest.fail("read"))
+        monkeypatch.setattr("napari_unet.io.inputs.read_image", lambda path: pytest.fail("read"))
     input_reads = []
     original_getitem = zarr.Array.__getitem__
 
@@ -187,7 +187,7 @@ def test_lazy_tiff_chunks_are_judged_on_the_y_and_x_axes(tmp_path, monkeypatch):
     tifffile.imwrite(tmp_path / "stack.tif", stack, compression="zlib", photometric="minisblack")
     view = open_tiff_lazily(tmp_path / "stack.tif", "ZYX")  # one chunk per page: page by page
     assert isinstance(view, zarr.Array) and np.array_equal(view[:], stack)
-    monkeypatch.setattr("napari_unet.inputs.PAGE_DECODE_LIMIT", 40 * 50 - 1)
+    monkeypatch.setattr("napari_unet.io.inputs.PAGE_DECODE_LIMIT", 40 * 50 - 1)
     whole = open_tiff_lazily(tmp_path / "stack.tif", "ZYX")  # pages too big to decode per tile
     assert type(whole) is np.ndarray and np.array_equal(whole, stack)
 

@@ -11,15 +11,15 @@ import pytest
 import torch
 
 import napari_unet as nu
-from napari_unet.bioimageio import (
+from napari_unet.cli import main
+from napari_unet.core.checkpoint import CheckpointError, new_model
+from napari_unet.io.bioimageio import (
     ARCHITECTURE_CALLABLE,
     export_bioimageio,
     is_bioimageio_package,
     load_bioimageio,
 )
-from napari_unet.checkpoint import CheckpointError, new_model
-from napari_unet.cli import main
-from napari_unet.synthetic import synthetic_nuclei
+from napari_unet.io.synthetic import synthetic_nuclei
 
 # bioimageio.core reads the TorchScript weights with torch.jit.load (deprecated in torch 2.13)
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")

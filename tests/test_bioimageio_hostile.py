@@ -18,9 +18,14 @@ import pytest
 import torch
 
 import napari_unet as nu
-from napari_unet import bioimageio as bioimageio_module
-from napari_unet.bioimageio import MAX_PACKAGE_BYTES, export_bioimageio, load_bioimageio
-from napari_unet.checkpoint import MAX_METADATA_CHARS, MAX_TORCH_BYTES, CheckpointError, new_model
+from napari_unet.core.checkpoint import (
+    MAX_METADATA_CHARS,
+    MAX_TORCH_BYTES,
+    CheckpointError,
+    new_model,
+)
+from napari_unet.io import bioimageio as bioimageio_module
+from napari_unet.io.bioimageio import MAX_PACKAGE_BYTES, export_bioimageio, load_bioimageio
 
 TINY = nu.ModelConfig(depth=1, base_features=2)
 

@@ -5,8 +5,8 @@ import pytest
 import tifffile
 
 from napari_unet import load_model, predict
-from napari_unet.checkpoint import bundled_models
 from napari_unet.cli import main
+from napari_unet.core.checkpoint import bundled_models
 
 
 @pytest.mark.parametrize("name", ["em-membranes", "nuclei"])

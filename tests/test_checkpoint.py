@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_unet import CheckpointError, ModelConfig, load_model, predict, save_model
-from napari_unet.checkpoint import checkpoint_info, new_model, read_checkpoint
+from napari_unet.core.checkpoint import checkpoint_info, new_model, read_checkpoint
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import save_file
 
 from napari_unet import CheckpointError, ModelConfig, load_model, save_model
-from napari_unet import checkpoint as checkpoint_module
-from napari_unet.checkpoint import checkpoint_info, new_model, read_checkpoint
 from napari_unet.cli import main
+from napari_unet.core import checkpoint as checkpoint_module
+from napari_unet.core.checkpoint import checkpoint_info, new_model, read_checkpoint
 
 SMALL = ModelConfig(base_features=2, depth=1)
 

@@ -6,8 +6,8 @@ import pytest
 import tifffile
 
 from napari_unet import ModelConfig, load_model, save_model
-from napari_unet.checkpoint import new_model
 from napari_unet.cli import build_parser, main
+from napari_unet.core.checkpoint import new_model
 
 
 @pytest.fixture
@@ -123,7 +123,7 @@ def test_train_new_model_writes_checkpoint(tmp_path, capsys):
 
 def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     from napari_unet import predict
-    from napari_unet.postprocess import class_mask
+    from napari_unet.core.postprocess import class_mask
 
     out = tmp_path / "trained.safetensors"
     arguments = [*_train_files(tmp_path), "--output", str(out), "--iterations", "20"]
@@ -143,7 +143,7 @@ def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     [([], 60.0, None), (["--iterations", "5000"], None, 5000), (["--seconds", "5"], 5.0, None)],
 )
 def test_train_budget_defaults(budget, seconds, iterations):
-    from napari_unet._commands import _train_config
+    from napari_unet.cli.train import _train_config
 
     args = build_parser().parse_args(
         ["train", "--images", "a.tif", "--labels", "b.tif", "--new", "--output", "o", *budget]
@@ -163,7 +163,7 @@ def test_train_divergence_is_one_line_and_writes_nothing(tmp_path, capsys):
 
 
 def test_train_ctrl_c_writes_the_best_weights_so_far(tmp_path, capsys, monkeypatch):
-    from napari_unet import _commands
+    from napari_unet.cli import train
 
     reports = []
 
@@ -172,7 +172,7 @@ def test_train_ctrl_c_writes_the_best_weights_so_far(tmp_path, capsys, monkeypat
         if len(reports) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(_commands.ProgressBar, "update", interrupt_at_second_report)
+    monkeypatch.setattr(train.ProgressBar, "update", interrupt_at_second_report)
     out = tmp_path / "stopped.safetensors"
     status = main([*_train_files(tmp_path), "--output", str(out), "--iterations", "100"])
     assert status == 130

@@ -10,9 +10,9 @@ import pytest
 import tifffile
 
 from napari_unet import ModelConfig, load_model, save_model
-from napari_unet.checkpoint import new_model
 from napari_unet.cli import main
-from napari_unet.outofcore import open_outputs
+from napari_unet.core.checkpoint import new_model
+from napari_unet.io.outofcore import open_outputs
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_write_probe_never_follows_a_symlink(tmp_path, checkpoint, image):
 
 
 def test_sigterm_during_train_writes_the_best_weights(tmp_path, capsys, monkeypatch):
-    from napari_unet import _commands
+    from napari_unet.cli import train
 
     reports = []
 
@@ -59,7 +59,7 @@ def test_sigterm_during_train_writes_the_best_weights(tmp_path, capsys, monkeypa
         if len(reports) == 2:
             os.kill(os.getpid(), signal.SIGTERM)
 
-    monkeypatch.setattr(_commands.ProgressBar, "update", terminate_at_second_report)
+    monkeypatch.setattr(train.ProgressBar, "update", terminate_at_second_report)
     previous = signal.getsignal(signal.SIGTERM)
     out = tmp_path / "stopped.safetensors"
     status = main([*_train_args(tmp_path), "--output", str(out), "--iterations", "1000"])
@@ -70,7 +70,7 @@ def test_sigterm_during_train_writes_the_best_weights(tmp_path, capsys, monkeypa
 
 
 def test_sigterm_during_the_save_waits_for_it(tmp_path, monkeypatch):
-    from napari_unet import checkpoint as checkpoint_module
+    from napari_unet.core import checkpoint as checkpoint_module
 
     real_save = checkpoint_module.save_model
 
@@ -94,7 +94,7 @@ def test_train_removes_what_a_killed_save_left(tmp_path):
 
 @pytest.mark.parametrize("output_format", ["tiff", "zarr"])
 def test_sigterm_during_predict_leaves_no_temporaries(tmp_path, checkpoint, capsys, output_format):
-    from napari_unet import _commands
+    from napari_unet.cli import predict
 
     def terminate(self, path):
         def update(step):
@@ -109,7 +109,7 @@ def test_sigterm_during_predict_leaves_no_temporaries(tmp_path, checkpoint, caps
     out = tmp_path / "out"
     arguments = ["predict", str(image), "--model", str(checkpoint), "--output", str(out)]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_commands._FileProgress, "start", terminate)
+        patch.setattr(predict._FileProgress, "start", terminate)
         status = main([*arguments, "--tile-size", "48", "--output-format", output_format])
     assert status == 128 + signal.SIGTERM
     assert "terminated" in capsys.readouterr().err
@@ -120,7 +120,7 @@ def test_sigterm_during_predict_leaves_no_temporaries(tmp_path, checkpoint, caps
 def test_a_save_failing_everywhere_says_the_weights_are_lost(tmp_path, capsys, monkeypatch):
     import tempfile
 
-    from napari_unet import checkpoint as checkpoint_module
+    from napari_unet.core import checkpoint as checkpoint_module
 
     def full_disk(model, path, **kwargs):
         raise OSError(28, "No space left on device")
@@ -155,7 +155,7 @@ def test_train_refuses_a_full_disk_before_training(tmp_path, capsys, monkeypatch
 
 
 def test_failed_save_keeps_the_weights_in_a_temporary_folder(tmp_path, capsys, monkeypatch):
-    from napari_unet import checkpoint as checkpoint_module
+    from napari_unet.core import checkpoint as checkpoint_module
 
     real_save = checkpoint_module.save_model
     out = tmp_path / "m.safetensors"
@@ -239,7 +239,7 @@ def test_predict_takes_nested_lists(checkpoint):
 
 
 def test_a_fifo_given_as_an_image_is_refused_without_blocking(tmp_path, checkpoint, capsys):
-    from napari_unet.data import ImageReadError, read_image
+    from napari_unet.io.data import ImageReadError, read_image
 
     fifo = tmp_path / "pipe.tif"
     os.mkfifo(fifo)

@@ -1,4 +1,4 @@
-"""Tests for napari_unet.data."""
+"""Tests for napari_unet.io.data."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import tifffile
 from scipy import ndimage
 from skimage import io as skimage_io
 
-from napari_unet.data import (
+from napari_unet.io.data import (
     DATA_ENV_VAR,
     ImageReadError,
     data_dir,

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from napari_unet import devices
-from napari_unet.devices import resolve_device
+from napari_unet.core import devices
+from napari_unet.core.devices import resolve_device
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,15 @@ import numpy as np
 import torch
 
 from napari_unet import ModelConfig, TrainConfig
-from napari_unet.checkpoint import new_model
-from napari_unet.distillation import (
+from napari_unet.core.checkpoint import new_model
+from napari_unet.training.distillation import (
     Teacher,
     distillation_loss,
     distillation_mask,
     has_been_trained,
     teacher_border_weights,
 )
-from napari_unet.training import finetune
+from napari_unet.training.loop import finetune
 
 
 def test_mask_is_zero_on_strokes_and_near_contradicting_ones():

@@ -18,13 +18,13 @@ import torch
 
 import test_bioimageio_hostile as hostile
 from napari_unet import ModelConfig, TrainConfig, finetune, load_model, predict, save_model
-from napari_unet.bioimageio import load_bioimageio
-from napari_unet.checkpoint import MAX_TORCH_BYTES, new_model, read_checkpoint
 from napari_unet.config import NormConfig
-from napari_unet.data import read_image, to_channels_first
-from napari_unet.metrics import evaluate
-from napari_unet.normalization import normalization_stats
-from napari_unet.volumes import annotated_slices
+from napari_unet.core.checkpoint import MAX_TORCH_BYTES, new_model, read_checkpoint
+from napari_unet.core.normalization import normalization_stats
+from napari_unet.evaluation.metrics import evaluate
+from napari_unet.io.bioimageio import load_bioimageio
+from napari_unet.io.data import read_image, to_channels_first
+from napari_unet.io.volumes import annotated_slices
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
 MODEL = new_model(ModelConfig(base_features=4, depth=2), seed=0)
@@ -106,12 +106,10 @@ def _fifo(tmp):
 
 def _cli(tmp, *argv):
     """Run a sub-command's handler; its CliError (or other error) propagates."""
-    from napari_unet import _commands
     from napari_unet.cli import build_parser
 
     args = build_parser().parse_args([str(part) for part in argv])
-    handler = getattr(args, "handler", None) or getattr(_commands, f"run_{args.command}")
-    handler(args)
+    args.handler(args)
 
 
 def _cli_train(tmp, *options, image=None):
@@ -187,7 +185,7 @@ def _export(tmp, output="m.zip", test_image=IMAGE):
 def _rerun_with_another_model(tmp):
     _predict_file(tmp, IMAGE)
     other = new_model(ModelConfig(base_features=4, depth=2), seed=5)
-    from napari_unet.batch import PredictOptions, predict_file
+    from napari_unet.io.batch import PredictOptions, predict_file
 
     save_model(other, tmp / "other.safetensors")
     predict_file(tmp / "in.tif", tmp / "other.safetensors", tmp / "out", PredictOptions())

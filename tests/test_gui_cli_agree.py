@@ -1,9 +1,9 @@
 """The Predict widget and ``napari-unet predict`` read an array alike and give the same outputs.
 
-Both front ends take the axes from one rule, :func:`napari_unet.axes.guess_axes`
+Both front ends take the axes from one rule, :func:`napari_unet.io.axes.guess_axes`
 (the widget with the layer's ``rgb`` flag, the command line from the file when it
-declares none), read each slice through :class:`napari_unet.axes.ImagePlane` and
-number instances through the stack with :func:`napari_unet.volumes.slice_instances`.
+declares none), read each slice through :class:`napari_unet.io.axes.ImagePlane` and
+number instances through the stack with :func:`napari_unet.io.volumes.slice_instances`.
 The only difference left is the layout of the probabilities: the widget's layer
 holds the foreground class (2 classes) as (..., Y, X), the file (Z, C, Y, X).
 """
@@ -16,13 +16,13 @@ import tifffile
 import torch
 from scipy import ndimage
 
-from napari_unet.axes import ImagePlane
-from napari_unet.checkpoint import load_model, new_model, save_model
 from napari_unet.cli import main
 from napari_unet.config import ModelConfig
-from napari_unet.inference import predict
-from napari_unet.inputs import probe_input
-from napari_unet.volumes import stack_instances
+from napari_unet.core.checkpoint import load_model, new_model, save_model
+from napari_unet.core.inference import predict
+from napari_unet.io.axes import ImagePlane
+from napari_unet.io.inputs import probe_input
+from napari_unet.io.volumes import stack_instances
 
 TILE = 40
 """A valid tile edge for a depth-1 valid network, smaller than the images: tiles overlap."""

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet import ModelConfig, UNet, inference, predict
-from napari_unet.inference import (
+from napari_unet import ModelConfig, UNet, predict
+from napari_unet.core import inference
+from napari_unet.core.inference import (
     Cancelled,
     auto_tile_size,
     default_tile_size,
@@ -223,7 +224,7 @@ def test_constant_image_is_finite(valid_model):
 
 
 def test_usable_tile_sizes_all_work_and_the_next_smaller_does_not(valid_model):
-    from napari_unet.inference import usable_tile_sizes
+    from napari_unet.core.inference import usable_tile_sizes
 
     sizes = usable_tile_sizes(valid_model, maximum=140)
     assert sizes[0] == 100 and all(valid_model.is_valid_input_size(n) for n in sizes)
@@ -291,7 +292,7 @@ def test_non_finite_pixel_missed_by_the_statistics_sample_is_refused(monkeypatch
     image[31, 17] = np.nan
     offset, scale = np.zeros(1), np.ones(1)
     monkeypatch.setattr(
-        "napari_unet.inference.normalization_stats", lambda *args, **kwargs: (offset, scale)
+        "napari_unet.core.inference.normalization_stats", lambda *args, **kwargs: (offset, scale)
     )
     with pytest.raises(ValueError, match="NaN or infinite"):
         predict(image, _model(depth=2), tile_size=48)

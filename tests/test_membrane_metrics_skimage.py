@@ -32,14 +32,14 @@ from scipy import ndimage
 from skimage.metrics import adapted_rand_error, variation_of_information
 from skimage.segmentation import find_boundaries
 
-from napari_unet.membrane_metrics import (
+from napari_unet.evaluation.membrane_metrics import (
     information_theoretic_score,
     rand_error,
     rand_score,
     segmentation_from_interior,
     thin_borders,
 )
-from napari_unet.metrics import evaluate
+from napari_unet.evaluation.metrics import evaluate
 
 
 def voronoi(shape, seeds, *, borders):

@@ -1,4 +1,4 @@
-"""Tests for napari_unet.metrics against values computed by hand on tiny arrays."""
+"""Tests for napari_unet.evaluation.metrics against values computed by hand on tiny arrays."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from napari_unet.metrics import (
+from napari_unet.evaluation.metrics import (
     class_error,
     dice_per_class,
     evaluate,

@@ -2,6 +2,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 import napari_unet
@@ -26,17 +27,53 @@ def test_manifest_is_valid_and_its_python_names_resolve():
         assert callable(getattr(imported, attribute)), command.python_name
 
 
+GUI_TOOLKITS = ("napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui")
+
+
+def _python_succeeds(code: str) -> None:
+    """Run ``code`` in a fresh interpreter (nothing imported yet); it must exit with 0."""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_core_import_pulls_no_gui_toolkit():
     """Nor bioimageio: the optional export/import imports it only when used."""
     code = (
-        "import sys, napari_unet, napari_unet.cli, napari_unet.training, napari_unet.demo; "
-        "import napari_unet.bioimageio; napari_unet.cli.build_parser(); "
+        "import sys, napari_unet, napari_unet.cli, napari_unet.training.loop, "
+        "napari_unet.cli.demo, napari_unet.io.bioimageio; napari_unet.cli.build_parser(); "
         "bad = [m for m in sys.modules if m.split('.')[0] in "
-        "('napari', 'qtpy', 'PyQt5', 'PyQt6', 'PySide2', 'PySide6', 'magicgui', 'bioimageio')]; "
+        f"{(*GUI_TOOLKITS, 'bioimageio')!r}]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    _python_succeeds(code)
+
+
+@pytest.mark.parametrize("subpackage", ["core", "training", "io", "evaluation", "cli"])
+def test_no_subpackage_but_widgets_imports_napari_or_qt(subpackage):
+    """Every module of each subpackage (all but ``_widgets``) imports without a GUI toolkit."""
+    code = (
+        "import importlib, pkgutil, sys\n"
+        f"package = importlib.import_module('napari_unet.{subpackage}')\n"
+        "for module in pkgutil.walk_packages(package.__path__, package.__name__ + '.'):\n"
+        "    if not module.name.endswith('.__main__'):\n"
+        "        importlib.import_module(module.name)\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in "
+        f"{GUI_TOOLKITS!r}]\n"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    _python_succeeds(code)
+
+
+def test_core_imports_no_training_evaluation_or_cli_module():
+    """The layers: training, io, evaluation and the CLI build on the core, never the reverse."""
+    import ast
+
+    for path in (ROOT / "src" / "napari_unet" / "core").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and node.module:
+                assert node.module.split(".")[0] not in ("training", "evaluation", "cli"), (
+                    f"{path.name} imports ..{node.module}"
+                )
 
 
 def test_no_qt_binding_in_runtime_dependencies():

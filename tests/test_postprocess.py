@@ -1,4 +1,4 @@
-"""Tests for napari_unet.postprocess."""
+"""Tests for napari_unet.core.postprocess."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_unet.postprocess import (
+from napari_unet.core.postprocess import (
     MIN_INSTANCE_SIZE,
     class_mask,
     instance_labels,

@@ -3,7 +3,7 @@
 import io
 import sys
 
-from napari_unet._progress import ProgressBar
+from napari_unet.cli._progress import ProgressBar
 
 
 class Terminal(io.StringIO):

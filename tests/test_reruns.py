@@ -7,9 +7,9 @@ import pytest
 import tifffile
 
 from napari_unet import ModelConfig, save_model
-from napari_unet.checkpoint import new_model
 from napari_unet.cli import main
-from napari_unet.reruns import PROVENANCE_KEY, stored_provenance
+from napari_unet.core.checkpoint import new_model
+from napari_unet.io.reruns import PROVENANCE_KEY, stored_provenance
 
 TILE = "56"
 

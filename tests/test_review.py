@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_unet.review import class_changes, uncertainty
+from napari_unet.evaluation.review import class_changes, uncertainty
 
 
 def test_uncertainty_is_zero_when_certain_and_one_when_uniform():

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_unet.tiling import mirror_indices, plan_axis, plan_tiles, read_mirrored
+from napari_unet.core.tiling import mirror_indices, plan_axis, plan_tiles, read_mirrored
 
 
 @pytest.mark.parametrize("size", [1, 2, 5, 17])

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet import ModelConfig, TrainConfig, load_model, predict, save_model, training
-from napari_unet.checkpoint import new_model
+from napari_unet import ModelConfig, TrainConfig, load_model, predict, save_model
 from napari_unet.config import AugmentConfig, WeightConfig
-from napari_unet.sampling import AnnotationError, PatchSampler, prepare_training_data
-from napari_unet.training import TrainingError, finetune, train, weighted_loss
-from napari_unet.weights import trained_weight_config
+from napari_unet.core.checkpoint import new_model
+from napari_unet.training import loop
+from napari_unet.training.loop import TrainingError, finetune, train, weighted_loss
+from napari_unet.training.sampling import AnnotationError, PatchSampler, prepare_training_data
+from napari_unet.training.weights import trained_weight_config
 
 
 def _discs(seed=0, size=96):
@@ -81,14 +82,14 @@ def test_unlabelled_pixels_do_not_influence_the_gradient():
 def offered_states(monkeypatch):
     """Every copy ``_BestWeights.offer`` keeps, as (smoothed loss, state dict)."""
     kept = []
-    real_offer = training._BestWeights.offer
+    real_offer = loop._BestWeights.offer
 
     def offer(self, smoothed_loss, iteration):
         real_offer(self, smoothed_loss, iteration)
         if self.iteration == iteration and self.loss == smoothed_loss:
             kept.append((smoothed_loss, copy.deepcopy(self.state)))
 
-    monkeypatch.setattr(training._BestWeights, "offer", offer)
+    monkeypatch.setattr(loop._BestWeights, "offer", offer)
     return kept
 
 
@@ -141,7 +142,7 @@ def test_non_finite_loss_restores_last_good_weights(monkeypatch, offered_states)
         loss = real_loss(logits, labels, weights)
         return loss * float("nan") if calls["n"] == 4 else loss
 
-    monkeypatch.setattr("napari_unet.training.weighted_loss", exploding)
+    monkeypatch.setattr("napari_unet.training.loop.weighted_loss", exploding)
     with pytest.raises(TrainingError, match="the loss became nan at iteration 4; the best"):
         for _ in finetune(model, [image], [scribbles], TrainConfig(seconds=None, iterations=10)):
             pass
@@ -159,7 +160,7 @@ def _scaled_losses(monkeypatch, scale_of_batch):
         calls["n"] += 1
         return real_loss(logits, labels, weights) * scale_of_batch(calls["n"])
 
-    monkeypatch.setattr("napari_unet.training.weighted_loss", scaled)
+    monkeypatch.setattr("napari_unet.training.loop.weighted_loss", scaled)
 
 
 def test_an_easy_first_batch_cannot_throw_the_run_away(monkeypatch):
@@ -170,7 +171,7 @@ def test_an_easy_first_batch_cannot_throw_the_run_away(monkeypatch):
     config = TrainConfig(seconds=None, iterations=70, batch_size=2, learning_rate=3e-3)
     train(model, [image], [scribbles], config)
     entry = model.metadata["training_history"][-1]
-    assert training.SETTLING_BATCHES == 50
+    assert loop.SETTLING_BATCHES == 50
     assert entry["kept_weights_iteration"] >= 49  # not 0, the starting weights
 
 
@@ -364,7 +365,7 @@ def test_by_default_the_running_averages_of_training_are_kept(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("recalibrated although bn_recalibration is 0")
 
-    monkeypatch.setattr(training, "recalibrate_batch_norm", fail)
+    monkeypatch.setattr(loop, "recalibrate_batch_norm", fail)
     image, _, scribbles = _discs()
     model = _batch_norm_model()
     train(model, [image], [scribbles], FAST)
@@ -376,7 +377,7 @@ def test_smoothed_loss_is_the_bias_corrected_moving_average():
     image, _, scribbles = _discs()
     steps = list(finetune(_small_model(), [image], [scribbles], FAST.replace(iterations=6)))
     losses = np.array([loss for _, loss in steps[-1].history])
-    beta = training.LOSS_SMOOTHING
+    beta = loop.LOSS_SMOOTHING
     weights = (1 - beta) * beta ** np.arange(len(losses))[::-1]
     expected = (weights * losses).sum() / (1 - beta ** len(losses))
     assert steps[0].smoothed_loss == pytest.approx(losses[0])

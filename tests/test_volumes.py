@@ -1,4 +1,4 @@
-"""Stacks, channels and out-of-core prediction (napari_unet.axes/volumes/outofcore)."""
+"""Stacks, channels and out-of-core prediction (napari_unet.io.axes/volumes/outofcore)."""
 
 import threading
 
@@ -8,14 +8,14 @@ import zarr
 from scipy import ndimage
 
 from napari_unet import ModelConfig, TrainConfig, finetune, predict
-from napari_unet import outofcore as ooc
-from napari_unet.axes import check_axes, describe_channels, guess_axes
-from napari_unet.checkpoint import new_model
-from napari_unet.data import to_channels_first
-from napari_unet.inference import Cancelled, tile_layout
-from napari_unet.outofcore import label_chunked, open_outputs, predict_to_zarr
-from napari_unet.postprocess import instance_labels
-from napari_unet.volumes import (
+from napari_unet.core.checkpoint import new_model
+from napari_unet.core.inference import Cancelled, tile_layout
+from napari_unet.core.postprocess import instance_labels
+from napari_unet.io import outofcore as ooc
+from napari_unet.io.axes import check_axes, describe_channels, guess_axes
+from napari_unet.io.data import to_channels_first
+from napari_unet.io.outofcore import label_chunked, open_outputs, predict_to_zarr
+from napari_unet.io.volumes import (
     StackProgress,
     annotated_slices,
     predict_stack,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from napari_unet import WeightConfig
-from napari_unet.weights import trained_weight_config, weight_map
+from napari_unet.training.weights import trained_weight_config, weight_map
 
 
 @pytest.mark.parametrize(

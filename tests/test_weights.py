@@ -7,7 +7,7 @@ import pytest
 from scipy import ndimage
 
 from napari_unet.config import WeightConfig
-from napari_unet.weights import (
+from napari_unet.training.weights import (
     annotation_from_binary,
     annotation_from_instances,
     border_term,

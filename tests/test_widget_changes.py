@@ -11,9 +11,9 @@ import pytest
 
 from napari_unet._widgets import _finetune_job, model_state
 from napari_unet._widgets._layers import OUTPUT_KEY
-from napari_unet.inference import default_tile_size, predict
-from napari_unet.postprocess import class_mask
-from napari_unet.review import class_changes, uncertainty
+from napari_unet.core.inference import default_tile_size, predict
+from napari_unet.core.postprocess import class_mask
+from napari_unet.evaluation.review import class_changes, uncertainty
 from test_widgets import annotate, discs_image, dock, paint_strokes, run
 
 pytestmark = pytest.mark.gui

@@ -7,9 +7,9 @@ import pytest
 from napari.utils.notifications import notification_manager
 
 from napari_unet._widgets import PredictWidget, model_state
-from napari_unet.checkpoint import new_model
 from napari_unet.config import ModelConfig
-from napari_unet.matching import match_instances
+from napari_unet.core.checkpoint import new_model
+from napari_unet.evaluation.matching import match_instances
 
 pytestmark = pytest.mark.gui
 

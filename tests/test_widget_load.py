@@ -19,8 +19,8 @@ from qtpy.QtCore import Qt, QThreadPool, QTimer
 from qtpy.QtWidgets import QWidget
 
 from napari_unet._widgets import UNetWidget, _tasks, model_state
-from napari_unet.checkpoint import new_model
 from napari_unet.config import ModelConfig
+from napari_unet.core.checkpoint import new_model
 
 pytestmark = pytest.mark.gui
 

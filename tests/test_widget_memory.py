@@ -13,8 +13,8 @@ from napari_unet._widgets._memory import (
     working_bytes,
 )
 from napari_unet._widgets._predict_job import PredictionRequest
-from napari_unet.checkpoint import new_model
 from napari_unet.config import ModelConfig
+from napari_unet.core.checkpoint import new_model
 
 MODEL = new_model(ModelConfig(base_features=4, depth=2), seed=0)
 

@@ -8,7 +8,7 @@ from napari.utils.notifications import NotificationSeverity
 
 from napari_unet._widgets import model_state
 from napari_unet._widgets._finetune_job import FinetuneUpdate
-from napari_unet.training import TrainProgress
+from napari_unet.training.loop import TrainProgress
 from test_widgets import annotate, discs_image, dock, notifications, run
 
 pytestmark = pytest.mark.gui
@@ -59,8 +59,8 @@ def test_closing_the_dock_stops_its_fine_tune(qtbot, dock, notifications):
 
 
 def test_closing_a_predict_dock_cancels_its_prediction(qtbot, make_napari_viewer):
-    from napari_unet.checkpoint import new_model
     from napari_unet.config import ModelConfig
+    from napari_unet.core.checkpoint import new_model
 
     viewer = make_napari_viewer()
     viewer.add_image(discs_image((512, 512)), name="large")
@@ -157,7 +157,7 @@ def test_evaluation_is_cleared_when_the_image_or_prediction_changes(qtbot, dock)
 
 def test_loading_the_current_bundled_model_again_adds_no_history(make_napari_viewer, notifications):
     from napari_unet._widgets import ModelWidget
-    from napari_unet.checkpoint import bundled_models
+    from napari_unet.core.checkpoint import bundled_models
 
     viewer = make_napari_viewer()
     widget = ModelWidget(viewer)

@@ -21,11 +21,11 @@ from napari_unet._widgets import (
 )
 from napari_unet._widgets._layers import OUTPUT_KEY, ImageGeometry, annotated_planes
 from napari_unet._widgets._model import FROM_FILE
-from napari_unet.checkpoint import new_model
 from napari_unet.config import ModelConfig, WeightConfig
-from napari_unet.inference import default_tile_size, predict, tile_layout
-from napari_unet.postprocess import class_mask
-from napari_unet.weights import weight_map
+from napari_unet.core.checkpoint import new_model
+from napari_unet.core.inference import default_tile_size, predict, tile_layout
+from napari_unet.core.postprocess import class_mask
+from napari_unet.training.weights import weight_map
 
 pytestmark = pytest.mark.gui
 
@@ -499,7 +499,7 @@ def test_created_annotation_layer_is_chosen_for_fine_tuning(dock):
 
 def test_diverging_run_says_so_and_marks_the_model_changed(qtbot, dock, notifications, monkeypatch):
     from napari_unet._widgets import _finetune_job
-    from napari_unet.training import TrainingError
+    from napari_unet.training.loop import TrainingError
 
     real_finetune = _finetune_job.finetune
 

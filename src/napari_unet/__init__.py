@@ -11,8 +11,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .augment import elastic_deform
-from .checkpoint import CheckpointError, load_model, new_model, save_model
 from .config import (
     AugmentConfig,
     ModelConfig,
@@ -21,15 +19,17 @@ from .config import (
     TrainConfig,
     WeightConfig,
 )
-from .inference import Cancelled, predict
-from .metrics import evaluate
-from .model import UNet
-from .outofcore import predict_to_zarr
-from .postprocess import class_mask, instance_labels
-from .sampling import AnnotationError
-from .training import TrainingError, TrainProgress, finetune, train
-from .volumes import annotated_slices, predict_stack
-from .weights import annotation_from_binary, annotation_from_instances, weight_map
+from .core.checkpoint import CheckpointError, load_model, new_model, save_model
+from .core.inference import Cancelled, predict
+from .core.model import UNet
+from .core.postprocess import class_mask, instance_labels
+from .evaluation.metrics import evaluate
+from .io.outofcore import predict_to_zarr
+from .io.volumes import annotated_slices, predict_stack
+from .training.augment import elastic_deform
+from .training.loop import TrainingError, TrainProgress, finetune, train
+from .training.sampling import AnnotationError
+from .training.weights import annotation_from_binary, annotation_from_instances, weight_map
 
 __all__ = [
     "AnnotationError",

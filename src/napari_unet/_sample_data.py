@@ -12,7 +12,7 @@ import numpy as np
 
 def synthetic_nuclei_sample() -> list[tuple[Any, dict[str, Any], str]]:
     """A synthetic fluorescent-nuclei image with touching objects and its exact ground truth."""
-    from .data import synthetic_nuclei
+    from .io.data import synthetic_nuclei
 
     image, instances = synthetic_nuclei(shape=(256, 256), n_nuclei=40, rng=0)
     return [

@@ -36,7 +36,7 @@ class _Options:
 
 @dataclass(frozen=True)
 class ModelConfig(_Options):
-    """Architecture of a :class:`~napari_unet.model.UNet`.
+    """Architecture of a :class:`~napari_unet.core.model.UNet`.
 
     Attributes
     ----------
@@ -124,7 +124,7 @@ class WeightConfig(_Options):
     class_balance : bool
         ``w_c`` inversely proportional to each class's share of the labelled
         pixels of an image (else ``w_c = 1``). Training also draws patch centres
-        class by class (:class:`~napari_unet.sampling.PatchSampler`), so with very
+        class by class (:class:`~napari_unet.training.sampling.PatchSampler`), so with very
         unequal scribbles the two together favour the rarer class more than either
         alone; with scribbles that are roughly balanced already, switching this off
         changes little (BENCHMARKS.md, ISBI scribbles: off there).
@@ -222,7 +222,7 @@ class TrainConfig(_Options):
         Automatic mixed precision on CUDA (float16 autocast with a gradient scaler).
     distillation : float
         Weight of the term that keeps a trained model's own predictions on the
-        unpainted pixels (:mod:`~napari_unet.distillation`); 0 = strokes only. Not
+        unpainted pixels (:mod:`~napari_unet.training.distillation`); 0 = strokes only. Not
         used for a model that was never trained.
     distillation_margin : int
         Pixels around a stroke that contradicts the starting model where its

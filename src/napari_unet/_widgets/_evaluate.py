@@ -12,7 +12,7 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from ..metrics import evaluate
+from ..evaluation.metrics import evaluate
 from ._layers import LayerPicker, find_output, is_annotation
 
 KINDS = {
@@ -107,7 +107,7 @@ class EvaluatePanel(QWidget):
 
 
 def format_scores(scores: dict[str, Any]) -> str:
-    """A few lines of the headline numbers of :func:`napari_unet.metrics.evaluate`."""
+    """A few lines of the headline numbers of :func:`napari_unet.evaluation.metrics.evaluate`."""
     kind = scores.get("kind")
     if kind == "instances":
         row = next(r for r in scores["instances"] if abs(r["threshold"] - 0.5) < 1e-9)

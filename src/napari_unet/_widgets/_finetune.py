@@ -14,7 +14,7 @@ from napari.utils.theme import get_theme
 from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from ..review import ClassChanges, class_names
+from ..evaluation.review import ClassChanges, class_names
 from ._finetune_job import (
     FinetuneUpdate,
     PlaneReader,

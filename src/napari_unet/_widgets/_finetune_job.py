@@ -12,13 +12,13 @@ import numpy as np
 import torch
 
 from ..config import AugmentConfig, TrainConfig, WeightConfig
-from ..inference import Cancelled, default_tile_size, predict
-from ..model import UNet
-from ..postprocess import class_mask
-from ..review import ClassChanges, class_changes
-from ..sampling import AnnotationError
-from ..training import TrainProgress, finetune
-from ..weights import weight_map
+from ..core.inference import Cancelled, default_tile_size, predict
+from ..core.model import UNet
+from ..core.postprocess import class_mask
+from ..evaluation.review import ClassChanges, class_changes
+from ..training.loop import TrainProgress, finetune
+from ..training.sampling import AnnotationError
+from ..training.weights import weight_map
 from ._layers import ImageGeometry
 
 PREVIEW_SECONDS = 3.0
@@ -173,10 +173,10 @@ def finetune_job(
     After training (unless stopped) one last preview shows the kept weights.
     Then, also after a stop (a stopped run changed the model too), unless
     ``cancel`` is set (default: ``stop``), the
-    :class:`~napari_unet.review.ClassChanges` of the compared plane are yielded
+    :class:`~napari_unet.evaluation.review.ClassChanges` of the compared plane are yielded
     (its prediction reuses the preview's when it shows that plane).
-    Returns the last :class:`~napari_unet.training.TrainProgress` (None if no
-    iteration ran). Raises what :func:`~napari_unet.training.finetune` raises.
+    Returns the last :class:`~napari_unet.training.loop.TrainProgress` (None if no
+    iteration ran). Raises what :func:`~napari_unet.training.loop.finetune` raises.
     """
     cancel = stop if cancel is None else cancel
     preview = request.preview

@@ -2,7 +2,7 @@
 
 Image layers may be 2D, stacks (..., Y, X), RGB(A) (..., Y, X, 3|4) or carry a
 channel axis for a multi-channel model; which axis is which is decided by the
-command line's rule, :func:`napari_unet.axes.guess_axes` (see
+command line's rule, :func:`napari_unet.io.axes.guess_axes` (see
 :meth:`ImageGeometry.of`). Annotations and outputs have the image's *spatial*
 shape: its shape without the channel axis.
 """
@@ -18,7 +18,7 @@ import numpy as np
 from magicgui.widgets import ComboBox
 from napari.utils.colormaps import DirectLabelColormap
 
-from ..axes import ImagePlane, check_axes, guess_axes
+from ..io.axes import ImagePlane, check_axes, guess_axes
 
 OUTPUT_KEY = "napari_unet_output"
 """``layer.metadata`` key marking a layer this plugin created (and may overwrite)."""
@@ -74,7 +74,7 @@ class ImageGeometry:
     channel_axis: int | None
     rgb: bool
     axes: str = ""
-    """:mod:`napari_unet.axes` letters of the last ``len(axes)`` axes; any axes before
+    """:mod:`napari_unet.io.axes` letters of the last ``len(axes)`` axes; any axes before
     them are further stack axes, stepped through like ``Z``. Empty: derived from
     ``channel_axis`` and ``rgb``."""
 
@@ -86,7 +86,7 @@ class ImageGeometry:
     def of(cls, layer: napari.layers.Image, in_channels: int) -> ImageGeometry:
         """The geometry of ``layer`` for a model with ``in_channels`` input channels.
 
-        The axes are the command line's guess, :func:`napari_unet.axes.guess_axes`
+        The axes are the command line's guess, :func:`napari_unet.io.axes.guess_axes`
         with the layer's ``rgb`` flag, so both front ends read an array alike:
         (2, Z, Y, X) for a 2-channel model is CZYX, (Z, 2, Y, X) and (2, 2, Y, X)
         are ZCYX. A layer with more than one stack axis (more than 4 axes, or
@@ -119,7 +119,7 @@ class ImageGeometry:
 
     def read_plane(self, data: Any, plane: tuple[int, ...], in_channels: int) -> np.ndarray:
         """One plane as a (C, Y, X) array with the model's channels: float32, or float64
-        for types wider than 16 bits (:func:`napari_unet.data.working_dtype`)."""
+        for types wider than 16 bits (:func:`napari_unet.io.data.working_dtype`)."""
         outer = len(self.shape) - len(self.axes)  # read as the command line reads a slice
         view = _Fixed(data, plane[:outer]) if outer else data
         index = plane[outer] if "Z" in self.axes else 0

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data import working_dtype
-from ..tile_choice import ACTIVATION_BYTES
+from ..core.tile_choice import ACTIVATION_BYTES
+from ..io.data import working_dtype
 from ._predict_job import PredictionRequest
 
 MEMORY_SHARE = 0.8
@@ -73,7 +73,7 @@ def working_bytes(request: PredictionRequest) -> int:
 
 def input_itemsize(data: object) -> int:
     """Bytes per value of a plane of ``data`` as it is read: 8 (float64) for types wider
-    than 16 bits, 4 (float32) otherwise (:func:`napari_unet.data.working_dtype`)."""
+    than 16 bits, 4 (float32) otherwise (:func:`napari_unet.io.data.working_dtype`)."""
     return working_dtype(np.dtype(getattr(data, "dtype", np.float32))).itemsize
 
 

@@ -12,10 +12,10 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QLabel, QVBoxLayout, QWidget
 
-from ..checkpoint import CheckpointError, bundled_models, load_model, new_model, save_model
 from ..config import ModelConfig
-from ..inference import default_tile_size
-from ..model import UNet
+from ..core.checkpoint import CheckpointError, bundled_models, load_model, new_model, save_model
+from ..core.inference import default_tile_size
+from ..core.model import UNet
 from ._layers import class_colour
 from ._state import DEFAULT_NEW_CONFIG, NEW_MODEL_NAME, model_state, real_viewer
 

@@ -13,8 +13,8 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from ..inference import default_tile_size, usable_tile_sizes
-from ..weights import trained_weight_config
+from ..core.inference import default_tile_size, usable_tile_sizes
+from ..training.weights import trained_weight_config
 from ._evaluate import EvaluatePanel
 from ._layers import ImageGeometry, LayerPicker, class_colormap, image_data, placement_for
 from ._layers import show_output as put_output

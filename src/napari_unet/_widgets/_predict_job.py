@@ -10,12 +10,12 @@ from typing import Any, Literal
 import numpy as np
 
 from ..config import WeightConfig
-from ..inference import Cancelled, iter_predict
-from ..model import UNet
-from ..postprocess import class_mask
-from ..review import uncertainty
-from ..volumes import slice_instances
-from ..weights import weight_map
+from ..core.inference import Cancelled, iter_predict
+from ..core.model import UNet
+from ..core.postprocess import class_mask
+from ..evaluation.review import uncertainty
+from ..io.volumes import slice_instances
+from ..training.weights import weight_map
 from ._layers import ImageGeometry
 
 MAX_TILE_CHOICE = 1024
@@ -42,7 +42,7 @@ class PredictionRequest:
         Also compute the paper's weight map of the predicted mask.
     weight_config : WeightConfig
     with_uncertainty : bool
-        Also compute where the model is unsure (:func:`napari_unet.review.uncertainty`).
+        Also compute where the model is unsure (:func:`napari_unet.evaluation.review.uncertainty`).
     """
 
     model: UNet
@@ -95,9 +95,9 @@ def predict_job(
 
     The same path as ``napari-unet predict``: each plane is read as the command
     line reads it (:meth:`ImageGeometry.read_plane`: the axes rule of
-    :mod:`napari_unet.axes`, an :class:`~napari_unet.axes.ImagePlane`, here read
-    whole), predicted by :func:`~napari_unet.inference.iter_predict` and numbered
-    by :func:`~napari_unet.volumes.slice_instances`. Only the layout of the
+    :mod:`napari_unet.io.axes`, an :class:`~napari_unet.io.axes.ImagePlane`, here read
+    whole), predicted by :func:`~napari_unet.core.inference.iter_predict` and numbered
+    by :func:`~napari_unet.io.volumes.slice_instances`. Only the layout of the
     probabilities differs: (n_classes, ..., Y, X) here, for a napari layer with
     the classes along its first axis; (Z, n_classes, Y, X) in the files.
 

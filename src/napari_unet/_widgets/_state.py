@@ -17,9 +17,9 @@ from typing import Any
 
 from qtpy.QtCore import QObject, Signal
 
-from ..checkpoint import bundled_models, load_model, new_model
 from ..config import ModelConfig
-from ..model import UNet
+from ..core.checkpoint import bundled_models, load_model, new_model
+from ..core.model import UNet
 
 HISTORY_LENGTH = 5
 """How many earlier models "go back" can return to."""

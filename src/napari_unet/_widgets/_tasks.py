@@ -7,7 +7,7 @@ escapes; :func:`start_job` wires the worker to the widget and makes sure the
 work stops when the widget goes away (the viewer is closed).
 
 How many CPU threads torch uses for a job can be set with :data:`JOB_THREADS`
-(see :func:`napari_unet.devices.torch_threads` for why it is set in the worker
+(see :func:`napari_unet.core.devices.torch_threads` for why it is set in the worker
 thread itself).
 """
 
@@ -28,11 +28,11 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QWidget
 
-from ..checkpoint import CheckpointError
-from ..devices import torch_threads
-from ..inference import Cancelled
-from ..sampling import AnnotationError
-from ..training import TrainingError
+from ..core.checkpoint import CheckpointError
+from ..core.devices import torch_threads
+from ..core.inference import Cancelled
+from ..training.loop import TrainingError
+from ..training.sampling import AnnotationError
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,77 @@
+"""What several sub-commands share: the user-error type, JSON output, output folders, SIGTERM."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+EXIT_BAD_INPUT = 2
+
+
+class CliError(Exception):
+    """A user error: printed as one line, exit status 2."""
+
+
+def one_line(error: BaseException) -> str:
+    """An error's message on one line (its type's name when it has none)."""
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())
+
+
+def print_json(data: object) -> None:
+    """Print indented JSON to stdout."""
+    print(json.dumps(data, indent=2, default=str))
+
+
+def writable_folder(folder: Path) -> Path:
+    """Create ``folder`` if needed and check that a file can be written in it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise CliError(f"cannot create output folder {folder}: {error.strerror}") from error
+    try:  # a fresh name, opened O_EXCL | O_NOFOLLOW: never an existing file or symlink
+        descriptor, probe = tempfile.mkstemp(prefix=".napari-unet-write-test-", dir=folder)
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as error:
+        raise CliError(f"output folder {folder} is not writable: {error.strerror}") from error
+    return folder
+
+
+class Termination:
+    """SIGTERM handling of ``train`` and ``predict``: the state shared with the handler.
+
+    While ``armed`` (training, predicting), the first SIGTERM raises
+    KeyboardInterrupt where the program is, as Ctrl-C does, so ``finally``
+    blocks run (temporaries removed, best weights restored). Once disarmed
+    (saving), SIGTERM is only recorded in ``received``, so the best weights are
+    still written.
+    """
+
+    def __init__(self) -> None:
+        self.armed = True
+        self.received: list[int] = []
+
+    def handler(self, signum: int, frame: object) -> None:
+        self.received.append(signum)
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigterm_interrupts(termination: Termination):
+    """Install ``termination.handler`` for SIGTERM within the block (main thread only)."""
+    try:
+        previous = signal.signal(signal.SIGTERM, termination.handler)
+    except ValueError:  # not the main thread: no signal handlers there
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

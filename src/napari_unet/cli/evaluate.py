@@ -1,0 +1,51 @@
+"""``napari-unet evaluate``: compare a prediction with ground truth, metrics as JSON."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from ._common import CliError, print_json
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``evaluate``."""
+    evaluate = commands.add_parser("evaluate", help="compare a prediction with ground truth")
+    evaluate.add_argument("--pred", type=Path, required=True)
+    evaluate.add_argument("--truth", type=Path, required=True)
+    evaluate.add_argument(
+        "--kind", choices=["membranes", "instances", "semantic"], default="instances"
+    )
+    evaluate.set_defaults(handler=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace) -> None:
+    """``napari-unet evaluate``: metrics as JSON."""
+    from ..evaluation.metrics import evaluate
+    from ..io.data import read_image
+
+    prediction, truth = read_image(args.pred), read_image(args.truth)
+    if prediction.shape != truth.shape:
+        raise CliError(
+            f"prediction shape {prediction.shape} differs from truth shape {truth.shape}"
+        )
+    if args.kind == "membranes" and prediction.ndim != 2:
+        raise CliError(
+            f"--kind membranes takes 2-D (Y, X) maps; {args.pred} has {prediction.shape}"
+        )
+    if args.kind == "semantic":  # class masks; a label of 2**40 would size 8 TiB of counts
+        for path, mask in ((args.pred, prediction), (args.truth, truth)):
+            _check_class_mask(path, mask)
+    print_json(evaluate(prediction, truth, kind=args.kind))
+
+
+def _check_class_mask(path: Path, mask: np.ndarray) -> None:
+    """Refuse a ``--kind semantic`` input that is not a class mask of whole labels 0..255."""
+    from ..evaluation.metrics import check_class_mask
+
+    try:
+        check_class_mask(mask, f"{path}: --kind semantic")
+    except ValueError as error:
+        raise CliError(str(error)) from error

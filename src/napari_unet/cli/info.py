@@ -1,0 +1,36 @@
+"""``napari-unet info`` (a checkpoint's metadata) and ``napari-unet models`` (the bundled ones)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ._common import print_json
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    """Register ``info`` and ``models``."""
+    info = commands.add_parser("info", help="print a checkpoint's metadata as JSON")
+    info.add_argument("checkpoint", help="bundled model name or checkpoint path")
+    info.set_defaults(handler=run_info)
+    models = commands.add_parser("models", help="list the bundled models")
+    models.set_defaults(handler=run_models)
+
+
+def run_info(args: argparse.Namespace) -> None:
+    """``napari-unet info``: metadata as JSON."""
+    from ..core.checkpoint import checkpoint_info
+
+    print_json(checkpoint_info(args.checkpoint))
+
+
+def run_models(args: argparse.Namespace) -> None:
+    """``napari-unet models``: one line per bundled model."""
+    from ..core.checkpoint import bundled_models, checkpoint_info
+
+    models = bundled_models()
+    if not models:
+        print("no bundled models installed", file=sys.stderr)
+    for name in models:
+        info = checkpoint_info(name)
+        print(f"{name:16s} {info.get('description', '')}")

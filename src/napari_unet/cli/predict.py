@@ -1,0 +1,196 @@
+"""``napari-unet predict``: images, stacks, zarr stores and folders of them, here or on dask."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._common import EXIT_BAD_INPUT, CliError, Termination, sigterm_interrupts, writable_folder
+from ._progress import ProgressBar
+
+if TYPE_CHECKING:
+    from ..core.inference import Progress
+    from ..io.batch import FileResult
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``predict``."""
+    parser = commands.add_parser(
+        "predict",
+        help="segment images, stacks or folders of them with a U-Net (overlap-tile)",
+        description="2D images, (Z, Y, X) stacks slice by slice, zarr stores tile by tile; "
+        "many files in this process or on dask.distributed workers. Inputs whose outputs "
+        "exist are skipped.",
+    )
+    parser.add_argument(
+        "inputs", nargs="+", type=Path, help="TIFF/PNG images, zarr stores or folders of them"
+    )
+    parser.add_argument("--model", required=True, help="bundled model name or checkpoint path")
+    parser.add_argument("--output", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--tile-size", type=int, default=None, help="input tile edge (default: auto)"
+    )
+    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average each tile over its 8 rotations and flips (8x slower)",
+    )
+    parser.add_argument(
+        "--instances",
+        choices=["components", "watershed"],
+        default="components",
+        help="how instance labels are made from the mask",
+    )
+    parser.add_argument(
+        "--axes",
+        default=None,
+        help="axes of every input, e.g. ZYX, ZCYX, YXS (S = RGB samples); default: the "
+        "file's metadata, else a guess from the shape",
+    )
+    parser.add_argument(
+        "--output-format",
+        choices=["auto", "tiff", "zarr"],
+        default="auto",
+        help="auto: a zarr store for zarr inputs and very large outputs, else TIFF files",
+    )
+    _add_batch_options(parser)
+    parser.set_defaults(handler=run_predict)
+
+
+def _add_batch_options(parser: argparse.ArgumentParser) -> None:
+    """Options of ``predict`` for many files, re-runs and dask.distributed."""
+    parser.add_argument("--overwrite", action="store_true", help="recompute finished outputs")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads per file (default: all here, 1 on dask workers); results are "
+        "bit-identical between runs with the same count",
+    )
+    cluster = parser.add_argument_group("many files (dask.distributed)")
+    cluster.add_argument(
+        "--scheduler", default=None, help="address of a dask scheduler, e.g. tcp://host:8786"
+    )
+    cluster.add_argument(
+        "--workers", type=int, default=None, help="start a local cluster of N worker processes"
+    )
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """``napari-unet predict``: outputs per input as :mod:`napari_unet.io.batch` describes.
+
+    Every input's header is checked against the model before anything is
+    computed or written (a bad one: one line, exit 2). A file failing later is
+    reported on one line and the others go on; the exit status is then 2.
+    """
+    from ..io.batch import cached_model, check_outputs, run_batch
+    from ..io.inputs import expand_inputs, probe_input
+
+    inputs = expand_inputs(args.inputs)
+    if not inputs:
+        raise CliError(f"no images or zarr stores found in {', '.join(map(str, args.inputs))}")
+    for name in ("workers", "threads", "batch_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    most = 4 * (os.cpu_count() or 1)
+    if args.workers is not None and args.workers > most:
+        raise CliError(f"--workers {args.workers}: at most {most} here (4 per CPU)")
+    model = cached_model(args.model, args.device)
+    options = _predict_options(args, model)
+    for path in inputs:
+        probe_input(path, model.config.in_channels, args.axes, args.output_format)
+    check_outputs(inputs, args.output)
+    output = writable_folder(args.output)
+    on_cluster = args.scheduler is not None or bool(args.workers and len(inputs) > 1)
+    bars = _FileProgress()
+    termination = Termination()
+    try:
+        with sigterm_interrupts(termination):
+            results = run_batch(
+                inputs,
+                args.model,
+                output,
+                options,
+                scheduler=args.scheduler,
+                workers=args.workers if on_cluster else None,
+                report=bars.report,
+                progress=None if on_cluster else bars.start,
+            )
+    except KeyboardInterrupt:
+        if not termination.received:
+            raise
+        print("napari-unet predict: terminated; unfinished outputs removed", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
+
+
+def _predict_options(args: argparse.Namespace, model):
+    """The PredictOptions of ``napari-unet predict`` (the tile size checked first)."""
+    from ..core.inference import default_tile_size
+    from ..io.batch import PredictOptions
+
+    if args.tile_size is not None:
+        if not 1 <= args.tile_size <= 2**16:
+            raise CliError(f"--tile-size must be between 1 and {2**16}, got {args.tile_size}")
+        model.check_input_size(args.tile_size)
+    return PredictOptions(
+        tile_size=args.tile_size or default_tile_size(model),
+        batch_size=args.batch_size,
+        device=args.device,
+        test_time_augmentation=args.tta,
+        instances=args.instances,
+        axes=args.axes,
+        output_format=args.output_format,
+        overwrite=args.overwrite,
+        threads=args.threads,
+    )
+
+
+class _FileProgress:
+    """One progress bar per file (in-process runs) and one line per finished file."""
+
+    def __init__(self) -> None:
+        self.bar: ProgressBar | None = None
+
+    def start(self, path: str) -> Callable[[Progress], None]:
+        name = Path(path).name
+
+        def update(step: Progress) -> None:
+            if self.bar is None:
+                self.bar = ProgressBar(name)
+            if step.stage == "instances":
+                detail = f"instances {step.done}/{step.total}"
+            elif getattr(step, "n_slices", 1) > 1:
+                detail = f"slice {step.slice_index + 1}/{step.n_slices}, {step.done}/{step.total}"
+            else:
+                detail = f"{step.done}/{step.total} tiles"
+            self.bar.update(step.done / max(step.total, 1), detail)
+
+        return update
+
+    def report(self, result: FileResult) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if result.status == "failed":
+            print(f"napari-unet predict: error: {result.path}: {result.error}", file=sys.stderr)
+        elif result.status == "skipped":
+            print(
+                f"{result.path}: skipped, outputs exist from the same model, options and input "
+                f"({result.outputs[0]}, ...)"
+            )
+        elif len(result.outputs) == 1:
+            print(f"{result.path}: {result.n_objects} objects -> {result.outputs[0]}")
+        else:
+            stem = result.outputs[0][: -len("_prob.tif")]
+            print(
+                f"{result.path}: {result.n_objects} objects -> {stem}_{{mask,prob,instances}}.tif"
+            )

@@ -1,0 +1,352 @@
+"""The ``napari-unet train`` command: checks, training with a progress bar, the save."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._common import CliError, Termination, sigterm_interrupts, writable_folder
+from ._progress import ProgressBar
+
+if TYPE_CHECKING:
+    from ..config import TrainConfig
+
+__all__ = ["add_parser", "run_train"]
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    """Register ``train``."""
+    parser = commands.add_parser("train", help="fine-tune (or train from scratch) on annotations")
+    parser.add_argument("--images", nargs="+", type=Path, required=True)
+    parser.add_argument(
+        "--labels",
+        nargs="+",
+        type=Path,
+        required=True,
+        help="annotations, one per image: 0 unlabelled, 1 background, 2.. foreground",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="bundled model name or checkpoint to start from")
+    source.add_argument("--new", action="store_true", help="start from a fresh model")
+    parser.add_argument("--output", type=Path, required=True, help="checkpoint to write")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="time budget (default: 60 s, none when --iterations is given; 0: none)",
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="iteration budget (with --seconds: first wins)"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="Adam's starting rate (default: 1e-3 for --new, 1e-4 to fine-tune a trained model)",
+    )
+    parser.add_argument(
+        "--distillation",
+        type=float,
+        default=None,
+        help="weight of keeping a trained model's predictions on unpainted pixels "
+        "(default 3; 0 = strokes only)",
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=["linear", "cosine", "constant"],
+        default="linear",
+        help="learning rate over the budget: decayed to 0 (linear, cosine) or constant",
+    )
+    parser.add_argument(
+        "--bn-recalibration",
+        type=int,
+        default=0,
+        metavar="N",
+        help="batch-norm models: re-estimate the statistics from N batches after training",
+    )
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--patch-size", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-elastic", action="store_true", help="switch elastic deformation off")
+    parser.add_argument("--w0", type=float, default=10.0, help="border weight (paper: 10)")
+    parser.add_argument("--sigma", type=float, default=5.0, help="border width in px (paper: 5)")
+    parser.add_argument(
+        "--no-class-balance", action="store_true", help="w_c = 1 instead of class-frequency balance"
+    )
+    parser.add_argument("--half", action="store_true", help="store weights as float16")
+    parser.add_argument("--description", default=None, help="stored in the checkpoint")
+    parser.add_argument(
+        "--trained-on", default=None, help="what the data was (stored; default: the image paths)"
+    )
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    arch = parser.add_argument_group("architecture of a --new model")
+    arch.add_argument("--features", type=int, default=64, help="base features (paper: 64)")
+    arch.add_argument("--depth", type=int, default=4, help="max-pool steps (paper: 4)")
+    arch.add_argument("--padding", choices=["valid", "same"], default="valid")
+    arch.add_argument("--classes", type=int, default=2, help="classes incl. background")
+    arch.add_argument("--channels", type=int, default=1, help="input channels")
+    arch.add_argument("--batch-norm", action="store_true")
+    arch.add_argument("--upsampling", choices=["upconv", "bilinear"], default="upconv")
+    parser.set_defaults(handler=run_train)
+
+
+def _training_inputs(args: argparse.Namespace, in_channels: int):
+    """Images (channels first) and annotations, each error naming its file."""
+    from ..io.data import read_image, to_channels_first
+
+    if len(args.images) != len(args.labels):
+        raise CliError(f"got {len(args.images)} --images but {len(args.labels)} --labels")
+    images, labels = [], []
+    for image_path, label_path in zip(args.images, args.labels):
+        pixels = read_image(image_path)  # its errors name the file
+        try:
+            image = to_channels_first(pixels, in_channels)
+        except ValueError as error:
+            raise CliError(f"{image_path}: {error}") from error
+        label = read_image(label_path)
+        if label.shape != image.shape[-2:]:
+            raise CliError(
+                f"{label_path} has shape {label.shape} but its image {image_path} has (Y, X) "
+                f"{image.shape[-2:]}; annotations must cover their image pixel for pixel"
+            )
+        images.append(image)
+        labels.append(label)
+    return images, labels
+
+
+def _load(name_or_path: str, device: str = "cpu"):
+    from ..core.checkpoint import load_model
+    from ..core.devices import resolve_device
+
+    return load_model(name_or_path, device=resolve_device(device))
+
+
+def _new_or_loaded_model(args: argparse.Namespace):
+    from ..core._limits import check_model_config
+    from ..core.checkpoint import new_model
+
+    if args.model:
+        return _load(args.model)
+    values = {
+        "in_channels": args.channels,
+        "n_classes": args.classes,
+        "depth": args.depth,
+        "base_features": args.features,
+        "padding": args.padding,
+        "batch_norm": args.batch_norm,
+        "upsampling": args.upsampling,
+    }
+    try:
+        config = check_model_config(values)
+    except ValueError as error:
+        message = str(error)
+        for name, flag in _ARCHITECTURE_FLAGS.items():
+            message = message.replace(f"model_config {name}", flag)
+        raise CliError(f"--new: {message.replace('model_config: ', '')}") from error
+    return new_model(config, seed=args.seed)
+
+
+_ARCHITECTURE_FLAGS = {
+    "depth": "--depth",
+    "base_features": "--features",
+    "in_channels": "--channels",
+    "n_classes": "--classes",
+}
+
+#: Largest --patch-size and --tile-size accepted (pixels).
+MAX_EDGE = 2**16
+
+#: Largest training --batch-size (patches per step; the paper used 1).
+MAX_BATCH = 1024
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Refuse numeric options that would crash, hang or be silently meaningless."""
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be at least 1, got {args.threads}")
+    if not (math.isfinite(args.w0) and args.w0 >= 0):
+        raise CliError(f"--w0 must be a finite number >= 0, got {args.w0}")
+    if not (math.isfinite(args.sigma) and args.sigma > 0):
+        raise CliError(f"--sigma must be a finite number of pixels > 0, got {args.sigma}")
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise CliError(f"--batch-size must be between 1 and {MAX_BATCH}, got {args.batch_size}")
+    if args.patch_size is not None and not 1 <= args.patch_size <= MAX_EDGE:
+        raise CliError(f"--patch-size must be between 1 and {MAX_EDGE}, got {args.patch_size}")
+
+
+def _check_patch_size(patch_size: int | None, model, images) -> None:
+    """Refuse a patch that is invalid, or larger than what covers the largest image.
+
+    A larger patch holds only mirrored borders, yet its memory grows with its
+    area (4996 px patches on small images exhausted the memory).
+    """
+    from ..training.sampling import default_patch_size
+
+    if patch_size is None:
+        return
+    try:
+        model.check_input_size(patch_size)
+    except ValueError as error:
+        raise CliError(f"--patch-size: {error}") from error
+    largest = max(max(image.shape[-2:]) for image in images)
+    margin = 2 * model.halo if model.config.padding == "same" else 0
+    useful = max(default_patch_size(model), model.smallest_valid_input_covering(largest + margin))
+    if patch_size > useful:
+        raise CliError(
+            f"--patch-size {patch_size} is larger than needed: {useful} already covers the "
+            f"largest image ({largest} px) with its context; a larger patch adds only mirrored "
+            "borders, and memory"
+        )
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """``napari-unet train``: fine-tune and write a checkpoint.
+
+    The destination is checked before training (a file name in a writable
+    folder with room for the weights). Ctrl-C or SIGTERM (what a cluster
+    scheduler sends) stops training and still writes the best weights so far
+    (exit status 130, or 143 for SIGTERM); a diverging run (non-finite loss or
+    gradient) writes nothing. When the checkpoint cannot be written, the
+    weights are written to a new temporary folder and the message says where.
+    """
+    from ..config import AugmentConfig, WeightConfig
+    from ..evaluation.review import class_changes, class_names
+    from ..training.loop import finetune
+
+    _check_numbers(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    _check_train_output(args.output)
+    model = _new_or_loaded_model(args)
+    _check_free_space(args.output, model, args.half)
+    images, labels = _training_inputs(args, model.config.in_channels)
+    _check_patch_size(args.patch_size, model, images)
+    mask_before = _class_mask(model, images[0], args.device)
+    steps = finetune(
+        model,
+        images,
+        labels,
+        _train_config(args),
+        augment=AugmentConfig(elastic=not args.no_elastic),
+        weights=WeightConfig(w0=args.w0, sigma=args.sigma, class_balance=not args.no_class_balance),
+        report_every=5,
+    )
+    runs_before = len(model.metadata.get("training_history", []))
+    termination = Termination()
+    with sigterm_interrupts(termination):  # kept through the save, which SIGTERM waits for
+        status = _follow_training(steps, termination)
+        termination.armed = False
+        if len(model.metadata.get("training_history", [])) == runs_before:
+            raise CliError("interrupted before the first iteration: nothing written")
+        extra = {"trained_on": args.trained_on or ", ".join(str(p) for p in args.images)}
+        if args.description:
+            extra["description"] = args.description
+        _save_or_keep(model, args.output, args.half, extra)
+    stopped = " (interrupted: the best weights so far)" if status else ""
+    print(f"wrote {args.output}{stopped}")
+    if not status:
+        changes = class_changes(mask_before, _class_mask(model, images[0], args.device))
+        print(f"on {args.images[0]}: {changes.describe(class_names(model))}")
+    return status
+
+
+def _class_mask(model, image, device: str):
+    """The class mask ``model`` predicts for ``image`` (to tell what training changed)."""
+    from ..core.inference import default_tile_size, predict
+    from ..core.postprocess import class_mask
+
+    tile_size = default_tile_size(model)
+    return class_mask(predict(image, model, tile_size=tile_size, device=device))
+
+
+def _follow_training(steps, termination: Termination) -> int:
+    """Run the ``finetune`` generator with a progress bar; returns the exit status."""
+    from ..training.loop import TrainingError
+
+    bar = ProgressBar("training")
+    try:
+        for step in steps:
+            bar.update(step.fraction, f"it {step.iteration} loss {step.smoothed_loss:.4f}")
+    except KeyboardInterrupt:
+        steps.close()  # restores the best weights and records the run
+        termination.armed = False
+        return 128 + signal.SIGTERM if termination.received else 130
+    except TrainingError as error:
+        raise CliError(str(error)) from error
+    finally:
+        bar.close()
+    return 0
+
+
+def _check_train_output(output: Path) -> None:
+    """Refuse a ``train --output`` that cannot take a checkpoint, before training."""
+    if output.is_dir():
+        raise CliError(
+            f"--output {output} is a folder; give a file name, e.g. {output / 'model.safetensors'}"
+        )
+    if output.suffix.lower() in (".pt", ".pth"):
+        raise CliError(f"--output {output}: checkpoints are written as .safetensors files")
+    from ..io.reruns import remove_stale_temporaries
+
+    writable_folder(output.parent if str(output.parent) else Path("."))
+    remove_stale_temporaries([output])  # what a killed save left
+
+
+def _check_free_space(output: Path, model, half: bool) -> None:
+    """Refuse to train when the destination's disk lacks room for the checkpoint."""
+    import shutil
+
+    needed = sum(value.numel() for value in model.state_dict().values()) * (2 if half else 4)
+    needed += 2**20  # header and metadata
+    free = shutil.disk_usage(output.parent if str(output.parent) else ".").free
+    if free < needed:
+        raise CliError(
+            f"not enough space for {output}: the checkpoint needs about {needed / 2**20:.1f} MiB, "
+            f"{free / 2**20:.1f} MiB are free"
+        )
+
+
+def _save_or_keep(model, output: Path, half: bool, extra: dict) -> None:
+    """Save the checkpoint; when that fails, save it in a new temporary folder and say so."""
+    from ..core.checkpoint import save_model
+
+    try:
+        save_model(model, output, half=half, **extra)
+        return
+    except OSError as error:
+        reason = error
+    try:
+        kept = Path(tempfile.mkdtemp(prefix="napari-unet-")) / output.name
+        save_model(model, kept, half=half)
+    except OSError as error:
+        raise CliError(
+            f"cannot write {output} ({reason}), nor a copy in {tempfile.gettempdir()} "
+            f"({error}): the trained weights are lost"
+        ) from error
+    raise CliError(f"cannot write {output} ({reason}); the trained weights were saved to {kept}")
+
+
+def _train_config(args: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of ``napari-unet train``: 60 s unless an iteration count is given."""
+    from ..config import TrainConfig
+
+    seconds = args.seconds if args.seconds is not None else (None if args.iterations else 60.0)
+    return TrainConfig(
+        seconds=seconds or None,
+        iterations=args.iterations,
+        batch_size=args.batch_size,
+        patch_size=args.patch_size,
+        seed=args.seed,
+        device=args.device,
+        learning_rate=args.learning_rate,  # None: TrainConfig's rule (new or trained model)
+        lr_schedule=args.lr_schedule,
+        bn_recalibration=args.bn_recalibration,
+        **({} if args.distillation is None else {"distillation": args.distillation}),
+    )

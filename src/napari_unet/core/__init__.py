@@ -1,0 +1,7 @@
+"""The segmentation core: the U-Net, its checkpoints, and image → probabilities → mask/instances.
+
+Owns the network (``model``, ``fused``), its files (``checkpoint`` with the bounds of
+``_limits`` and the atomic writes of ``_atomic``), overlap-tile inference (``tiling``,
+``tile_choice``, ``normalization``, ``inference``, ``devices``) and the post-processing
+of probabilities (``postprocess``). Imports no napari, Qt or training code.
+"""

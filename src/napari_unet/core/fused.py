@@ -1,0 +1,75 @@
+"""A U-Net forward pass with each 3x3 convolution and its ReLU fused into one oneDNN call (CPU).
+
+Used by :mod:`napari_unet.core.inference` when ``FUSED_CONV_RELU_ON_CPU`` is set; it mirrors
+:meth:`napari_unet.core.model.UNet.forward` (a test keeps the two equal).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .model import UNet
+
+__all__ = ["FUSED_CONV_RELU", "fused_unet_forward"]
+
+
+def _fused_conv_relu_op() -> Any:
+    try:
+        return torch.ops.mkldnn._convolution_pointwise.default
+    except (AttributeError, RuntimeError):
+        return None
+
+
+FUSED_CONV_RELU = _fused_conv_relu_op() if torch.backends.mkldnn.is_available() else None
+
+
+def _fused_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """A ``ConvBlock`` (or any ``Sequential``) with each Conv2d followed by ReLU fused."""
+    layers = list(block)
+    index = 0
+    while index < len(layers):
+        layer = layers[index]
+        if (
+            isinstance(layer, torch.nn.Conv2d)
+            and index + 1 < len(layers)
+            and isinstance(layers[index + 1], torch.nn.ReLU)
+            and isinstance(layer.padding, tuple)
+            and layer.padding_mode == "zeros"
+            and layer.weight.dtype == torch.float32
+        ):
+            x = FUSED_CONV_RELU(
+                x,
+                layer.weight,
+                layer.bias,
+                list(layer.padding),
+                list(layer.stride),
+                list(layer.dilation),
+                layer.groups,
+                "relu",
+                [],
+                "",
+            )
+            index += 2
+            continue
+        x = layer(x)
+        index += 1
+    return x
+
+
+def fused_unet_forward(model: UNet, x: torch.Tensor) -> torch.Tensor:
+    """:meth:`UNet.forward` with :func:`_fused_block` for its convolution blocks."""
+    skips = []
+    for block in model.down:
+        x = _fused_block(block, x)
+        skips.append(x)
+        x = torch.nn.functional.max_pool2d(x, 2)
+    x = _fused_block(model.bottleneck, x)
+    for block, skip in zip(model.up, reversed(skips)):
+        x = block.up(x)
+        dy = (skip.shape[-2] - x.shape[-2]) // 2
+        dx = (skip.shape[-1] - x.shape[-1]) // 2
+        skip = skip[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]]
+        x = _fused_block(block.conv, torch.cat([skip, x], dim=1))
+    return model.head(x)

@@ -1,0 +1,384 @@
+"""Overlap-tile inference: normalise once, batch tiles, run the model, stitch."""
+
+from __future__ import annotations
+
+import ctypes
+import mmap
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import NormConfig
+from .devices import resolve_device
+from .fused import FUSED_CONV_RELU as _FUSED_CONV_RELU
+from .fused import fused_unet_forward as _fused_unet_forward
+from .model import UNet
+from .normalization import NON_FINITE_MESSAGE, normalization_stats, normalize  # noqa: F401
+from .tile_choice import (  # noqa: F401  (re-exported: the names users and tests know)
+    ACTIVATION_BYTES,
+    AUTO_TILE_MAXIMUM,
+    auto_tile_size,
+    default_tile_size,
+    tile_memory,
+    usable_tile_sizes,
+)
+from .tile_choice import tile_stride as _stride
+from .tiling import Tile, plan_tiles, read_mirrored
+
+StopFlag = Callable[[], bool] | threading.Event | None
+
+#: On the CPU, feed tiles to the network in channels-last (NHWC) memory layout.
+#: Measured under load it looked 1.45x faster than NCHW; on the idle machine the
+#: two layouts took the same time (benchmarks/results_performance.md, section 5):
+#: the speed-up is CPU_TILES_PER_PASS's. The results are the same up to float
+#: rounding. False gives the plain NCHW path.
+CHANNELS_LAST_ON_CPU: bool = True
+
+#: On the CPU, run each 3x3 convolution and the ReLU after it as one oneDNN operation
+#: (``torch.ops.mkldnn._convolution_pointwise``, the fused kernel torch's own compiler
+#: emits) instead of a convolution and a separate pass over its output. Measured
+#: 1.13x per forward pass of ``em-membranes`` with identical outputs
+#: (benchmarks/results_inference_speed.md). Falls back to ``model(x)`` when the
+#: operation is missing. False gives the plain eager path.
+FUSED_CONV_RELU_ON_CPU: bool = True
+
+#: Tiles of one image share their edge: with the stride of ``tile_size`` an axis needs
+#: ``n`` tiles, and the smallest valid tile that still covers it in ``n`` tiles is used
+#: (never more than ``tile_size``). Same stride grid rules, so the same result as one
+#: pass over the whole image; less halo and mirrored padding to compute (a 2048 px
+#: axis: 6 tiles of 540 instead of 572, or 3 of 876 instead of 1020).
+#: False uses ``tile_size`` itself, as before.
+SHRINK_TILES_TO_IMAGE: bool = True
+
+#: On the CPU, at most this many tiles go through the network in one forward pass
+#: (a larger ``batch_size`` still groups the reading and the progress reports).
+#: The activations of one 572 x 572 tile (about 20 MB per 16-channel feature map)
+#: already fill the last-level cache: with channels-last, a pass over 4 tiles took
+#: 2x longer per tile than passes of 1 (benchmarks/results_performance.md).
+CPU_TILES_PER_PASS: int = 1
+
+
+class Cancelled(RuntimeError):
+    """Raised when a stop flag ends a long task early."""
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Progress of a long task: ``done`` of ``total`` steps."""
+
+    done: int
+    total: int
+    stage: str = "tiles"
+
+
+def is_stopped(stop: StopFlag) -> bool:
+    """True when ``stop`` (a callable or a ``threading.Event``) says so."""
+    if stop is None:
+        return False
+    if isinstance(stop, threading.Event):
+        return stop.is_set()
+    return bool(stop())
+
+
+# ---- geometry ----------------------------------------------------------------
+def _axis_geometry(model: UNet, size: int, tile_size: int | None) -> tuple[int, int]:
+    """(input tile edge, stride) along one axis of length ``size``."""
+    margin = 2 * model.halo if model.config.padding == "same" else 0
+    whole = model.smallest_valid_input_covering(size + margin)
+    if tile_size is None or whole <= tile_size:
+        return whole, size
+    model.check_input_size(tile_size)
+    stride = _stride(model, tile_size)
+    if stride < 1:
+        smallest = usable_tile_sizes(model, maximum=tile_size + 64 * model.size_multiple)[0]
+        raise ValueError(
+            f"tile size {tile_size} leaves no output after the context is removed; "
+            f"use at least {smallest}"
+        )
+    if SHRINK_TILES_TO_IMAGE:
+        count = -(-size // stride)
+        for smaller in usable_tile_sizes(model, tile_size):
+            if -(-size // _stride(model, smaller)) == count:
+                return smaller, _stride(model, smaller)
+    return tile_size, stride
+
+
+def tile_layout(
+    model: UNet, image_shape: tuple[int, int], tile_size: int | None
+) -> tuple[tuple[int, int], list[Tile]]:
+    """Input tile shape (Y, X) and the tiles covering an image of ``image_shape``."""
+    ty, sy = _axis_geometry(model, int(image_shape[0]), tile_size)
+    tx, sx = _axis_geometry(model, int(image_shape[1]), tile_size)
+    margin = model.halo if model.config.padding == "same" else 0
+    shape = (int(image_shape[0]), int(image_shape[1]))
+    return (ty, tx), plan_tiles(shape, (sy, sx), model.halo, margin)
+
+
+# ---- prediction --------------------------------------------------------------
+def _as_array(image: Any) -> Any:
+    """Arrays as they are (numpy, memory map, zarr, dask); nested lists as numpy."""
+    return image if hasattr(image, "shape") and hasattr(image, "ndim") else np.asarray(image)
+
+
+def _check_tile_size(tile_size: Any) -> None:
+    if tile_size is not None and (
+        isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer))
+    ):
+        raise ValueError(f"tile_size must be a whole number of pixels or None, got {tile_size!r}")
+
+
+def _as_channels(image: Any, model: UNet) -> None:
+    if image.ndim not in (2, 3):
+        raise ValueError(f"expected a (Y, X) or (C, Y, X) image, got shape {image.shape}")
+    if min(image.shape[-2:]) < 1:
+        raise ValueError(f"the image is empty (shape {tuple(image.shape)}); it needs pixels")
+    channels = 1 if image.ndim == 2 else image.shape[0]
+    if channels != model.config.in_channels:
+        raise ValueError(
+            f"the model expects {model.config.in_channels} input channel(s) but the image has "
+            f"{channels} (shape {image.shape}, channels first)"
+        )
+
+
+def iter_predict(
+    image: Any,
+    model: UNet,
+    out: Any,
+    *,
+    tile_size: int | None = None,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+    stop: StopFlag = None,
+    test_time_augmentation: bool = False,
+) -> Iterator[Progress]:
+    """Predict class probabilities into ``out``, yielding progress after each batch.
+
+    Parameters
+    ----------
+    image : array-like, (Y, X) or (C, Y, X)
+        Any numeric dtype; numpy, memory map, zarr or dask (read tile by tile).
+    model : UNet
+    out : array-like, (n_classes, Y, X), float32
+        Written tile by tile; every pixel exactly once.
+    tile_size, batch_size, device
+        See :func:`predict`.
+    stop : callable or threading.Event
+        Checked before each forward pass; when set, :class:`Cancelled` is raised.
+    test_time_augmentation : bool
+        See :func:`predict`.
+    """
+    image = _as_array(image)
+    _as_channels(image, model)
+    _check_tile_size(tile_size)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    torch_device = resolve_device(device)
+    offset, scale = normalization_stats(
+        image, NormConfig.from_dict(model.metadata.get("normalization"))
+    )
+    tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size)
+    model = model.to(torch_device).eval()
+    done = released_rows = 0
+    yield Progress(0, len(tiles))
+    for first in range(0, len(tiles), batch_size):
+        if is_stopped(stop):
+            raise Cancelled("prediction cancelled")
+        batch = tiles[first : first + batch_size]
+        blocks = [_read_tile(image, tile, tile_shape) for tile in batch]
+        inputs = _to_device(normalize(np.stack(blocks), offset, scale), torch_device)
+        per_pass = CPU_TILES_PER_PASS if torch_device.type == "cpu" else len(batch)
+        with torch.inference_mode():
+            probabilities = _tile_probabilities(
+                model, inputs, per_pass, test_time_augmentation, stop
+            )
+        for tile, tile_probabilities in zip(batch, probabilities):
+            out[(slice(None), *tile.keep)] = tile_probabilities[(slice(None), *tile.crop())]
+        done += len(batch)
+        finished_rows = tiles[done].y.keep_start if done < len(tiles) else out.shape[-2]
+        if finished_rows > released_rows:
+            _release_rows(out, released_rows, finished_rows)
+            released_rows = finished_rows
+        yield Progress(done, len(tiles))
+
+
+#: The 8 symmetries of the square (rot90 turns ``k``, then an optional left-right flip).
+DIHEDRAL = tuple((turns, flip) for turns in range(4) for flip in (False, True))
+
+
+def _tile_probabilities(
+    model: UNet,
+    inputs: torch.Tensor,
+    per_pass: int,
+    test_time_augmentation: bool,
+    stop: StopFlag = None,
+) -> np.ndarray:
+    """(N, n_classes, y, x) probabilities of a batch of input tiles, as float32 numpy.
+
+    With ``test_time_augmentation`` the probabilities are the mean over the 8
+    rotations and flips of each tile (each mapped back before averaging).
+    ``stop`` is checked before every forward pass but the first (:class:`Cancelled`).
+    """
+    transforms = DIHEDRAL if test_time_augmentation else ((0, False),)
+    total: torch.Tensor | None = None
+    for turns, flip in transforms:
+        turned = _dihedral(inputs, turns, flip)
+        if turns or flip:
+            layout = (
+                torch.channels_last
+                if inputs.is_contiguous(memory_format=torch.channels_last)
+                else torch.contiguous_format
+            )
+            turned = turned.contiguous(memory_format=layout)
+        passes: list[torch.Tensor] = []
+        for part in turned.split(max(1, per_pass)):
+            if (passes or total is not None) and is_stopped(stop):  # the caller checked the first
+                raise Cancelled("prediction cancelled")
+            passes.append(_forward(model, part))
+        scores = torch.cat(passes)
+        probabilities = _dihedral_inverse(torch.softmax(scores.float(), dim=1), turns, flip)
+        total = probabilities if total is None else total + probabilities
+    return (total / len(transforms)).cpu().numpy()
+
+
+def _forward(model: UNet, inputs: torch.Tensor) -> torch.Tensor:
+    """``model(inputs)``; on the CPU with each convolution + ReLU fused when possible.
+
+    A model with forward hooks (or a subclass of :class:`UNet`) is called as it is,
+    so the hooks see every pass.
+    """
+    if (
+        FUSED_CONV_RELU_ON_CPU
+        and inputs.device.type == "cpu"
+        and inputs.dtype == torch.float32
+        and type(model) is UNet
+        and not (model._forward_hooks or model._forward_pre_hooks)
+        and _FUSED_CONV_RELU is not None
+    ):
+        return _fused_unet_forward(model, inputs)
+    return model(inputs)
+
+
+def _dihedral(tensor: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    turned = torch.rot90(tensor, turns, dims=(-2, -1)) if turns else tensor
+    return torch.flip(turned, dims=(-1,)) if flip else turned
+
+
+def _dihedral_inverse(tensor: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
+    unflipped = torch.flip(tensor, dims=(-1,)) if flip else tensor
+    return torch.rot90(unflipped, -turns, dims=(-2, -1)) if turns else unflipped
+
+
+def _to_device(blocks: np.ndarray, device: torch.device) -> torch.Tensor:
+    """A (N, C, Y, X) float32 batch as a tensor on ``device`` (channels-last on the CPU)."""
+    inputs = torch.from_numpy(blocks).to(device)
+    if device.type == "cpu" and CHANNELS_LAST_ON_CPU:
+        inputs = inputs.contiguous(memory_format=torch.channels_last)
+    return inputs
+
+
+def _release_rows(out: Any, start: int, stop: int) -> None:
+    """Drop the finished rows ``[start, stop)`` of a writable memory-mapped ``out`` from memory.
+
+    Rows written into a shared file mapping stay resident (and count towards the
+    process's memory) until the kernel needs the memory. Unmapping them from the
+    process (``MADV_DONTNEED``) keeps their data: it is in the page cache and
+    reaches the file as usual, and reading them again maps it back. Anything
+    else (plain arrays, copy-on-write maps, zarr, non-contiguous views,
+    platforms without ``madvise``) is left alone; this only bounds memory.
+    """
+    buffer = getattr(out, "_mmap", None)
+    if (
+        not isinstance(out, np.memmap)
+        or not isinstance(buffer, mmap.mmap)
+        or out.mode not in ("r+", "w+")
+        or not out.flags.c_contiguous
+        or not hasattr(mmap, "MADV_DONTNEED")
+    ):
+        return
+    try:
+        anchor = ctypes.c_char.from_buffer(buffer)
+        base = ctypes.addressof(anchor)
+        del anchor
+        row_bytes = out.strides[-2]
+        page = mmap.PAGESIZE
+        for channel in range(int(np.prod(out.shape[:-2], dtype=np.int64))):
+            first = out.ctypes.data + channel * out.shape[-2] * row_bytes + start * row_bytes
+            begin = (first - base) // page * page
+            end = first - base + (stop - start) * row_bytes
+            buffer.madvise(mmap.MADV_DONTNEED, begin, min(end, len(buffer)) - begin)
+    except (AttributeError, BufferError, OSError, TypeError, ValueError):
+        return
+
+
+def _read_tile(image: Any, tile: Tile, tile_shape: tuple[int, int]) -> np.ndarray:
+    block = read_mirrored(image, tile.y.read_start, tile.x.read_start, tile_shape)
+    return block[None] if block.ndim == 2 else block
+
+
+def predict(
+    image: Any,
+    model: UNet,
+    *,
+    tile_size: int | None = None,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    stop: StopFlag = None,
+    out: Any = None,
+    test_time_augmentation: bool = False,
+) -> np.ndarray:
+    """Class probabilities of a 2D image by overlap-tile inference.
+
+    Parameters
+    ----------
+    image : array-like, (Y, X) or (C, Y, X)
+        Any size and real numeric dtype (nested lists too). Normalised once for
+        the whole image with the model's stored normalisation; mirrored at the
+        borders.
+    model : UNet
+    tile_size : int or None
+        Input tile edge, context included; a valid input size of the model.
+        None: one pass over the whole mirror-padded image. An image smaller than
+        a tile is done in one smaller tile.
+    batch_size : int
+        Tiles per forward pass (on the CPU, tiles read together; they go through the
+        network :data:`CPU_TILES_PER_PASS` at a time, which is faster there).
+    device : str or torch.device or None
+        "auto"/None (CUDA, else MPS, else CPU), "cpu", "cuda", "mps".
+    progress : callable
+        Called with a :class:`Progress` after each batch.
+    stop : callable or threading.Event
+        Raises :class:`Cancelled` when set.
+    out : array-like, optional
+        Preallocated (n_classes, Y, X) float32 destination (e.g. a memory map).
+    test_time_augmentation : bool
+        Average each tile's probabilities over its 8 rotations and flips
+        (:data:`DIHEDRAL`): 8x the compute, smoother and usually slightly more
+        accurate maps (BENCHMARKS.md, ISBI scribbles). The tiling is unchanged.
+
+    Returns
+    -------
+    numpy.ndarray (or ``out``), (n_classes, Y, X), float32
+        Class probabilities; class index ``c`` is label value ``c + 1``.
+    """
+    image = _as_array(image)
+    if out is None:
+        out = np.full((model.config.n_classes, *image.shape[-2:]), np.nan, dtype=np.float32)
+    steps = iter_predict(
+        image,
+        model,
+        out,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        device=device,
+        stop=stop,
+        test_time_augmentation=test_time_augmentation,
+    )
+    for step in steps:
+        if progress is not None:
+            progress(step)
+    return out

@@ -1,0 +1,82 @@
+"""Intensity normalisation: statistics once per image, applied per tile in a wide type.
+
+Kept apart from :mod:`napari_unet.core.inference` (which re-exports these names) so
+that the rule "normalise in float64 before the float32 cast" has one home.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..config import NormConfig
+from ..io.data import check_real
+from ._limits import check_normalization
+
+__all__ = ["NON_FINITE_MESSAGE", "normalization_stats", "normalize"]
+
+NON_FINITE_MESSAGE = (
+    "the image contains NaN or infinite values; replace them (e.g. with 0) before predicting"
+)
+
+
+def normalization_stats(
+    image: Any, norm: NormConfig | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel offset and scale of an image, computed once for the whole image.
+
+    Parameters
+    ----------
+    image : array-like, (Y, X) or (C, Y, X)
+        Large images are subsampled on a regular grid (about 4 million pixels).
+    norm : NormConfig
+        Percentiles mapped to 0 and 1 (numbers with 0 <= low < high <= 100,
+        else ValueError).
+
+    Returns
+    -------
+    offset, scale : numpy.ndarray, (C,) float64
+        ``normalised = (image - offset) / scale``. A constant channel gets scale 1.
+        Kept in float64 so that wide types (uint32, int64, float64) with a large
+        offset keep their contrast (see :func:`normalize`).
+    """
+    norm = norm or NormConfig()
+    check_normalization(norm.to_dict())
+    check_real(image.dtype)
+    size_y, size_x = image.shape[-2:]
+    step = max(1, int(np.sqrt(size_y * size_x / 4e6)))
+    sample = np.asarray(image[..., ::step, ::step], dtype=np.float64)
+    sample = sample.reshape(-1, *sample.shape[-2:]) if sample.ndim == 3 else sample[None]
+    if not np.isfinite(sample).all():
+        raise ValueError(NON_FINITE_MESSAGE)
+    flat = sample.reshape(sample.shape[0], -1)
+    low, high = np.percentile(flat, [norm.low, norm.high], axis=1)
+    scale = high - low
+    scale = np.where(scale > 0, scale, np.maximum(np.abs(high), 1.0))
+    return low, scale
+
+
+def normalize(block: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Apply :func:`normalization_stats` to a (..., C, Y, X) block; float32.
+
+    Types wider than 16 bits (other than float32) are normalised in float64 and
+    only the result is cast: cast first, a uint32 image at 3e9 + 0..199 would keep
+    2 distinct values instead of 200.
+
+    Raises
+    ------
+    ValueError
+        If the block holds NaN or infinite values (or values beyond float32).
+    """
+    block = np.asarray(block)
+    wide = block.dtype.itemsize > 2 and block.dtype != np.float32
+    work = np.float64 if wide else np.float32
+    offset, scale = (np.asarray(v, dtype=work)[:, None, None] for v in (offset, scale))
+    with np.errstate(over="ignore", invalid="ignore"):
+        normalised = ((block.astype(work, copy=False) - offset) / scale).astype(
+            np.float32, copy=False
+        )
+    if not np.isfinite(normalised).all():
+        raise ValueError(NON_FINITE_MESSAGE)
+    return normalised

@@ -1,0 +1,8 @@
+"""Images in and results out: files, axes, stacks, many files at once, model packages.
+
+Owns image I/O, the shared and synthetic data sets (``data``, ``synthetic``), the axes and
+channel rule (``axes``), stacks predicted slice by slice into memory (``volumes``) or tile
+by tile into zarr (``outofcore``), batch prediction of files here or on dask workers
+(``inputs``, ``batch``, ``_cluster``, ``reruns``) and bioimage.io model packages
+(``bioimageio``). Builds on :mod:`napari_unet.core`; no napari or Qt.
+"""

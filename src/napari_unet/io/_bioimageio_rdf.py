@@ -1,0 +1,259 @@
+"""The files and the ``rdf.yaml`` description of a bioimage.io package.
+
+Used by :func:`napari_unet.io.bioimageio.export_bioimageio`; imports bioimageio.spec,
+so it is only imported when a package is written.
+"""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+import torch
+
+from .. import __version__
+from ..core.model import UNet
+from ._bioimageio_unet import UNetProbabilities
+from .bioimageio import ARCHITECTURE_CALLABLE, ARCHITECTURE_FILE, CONFIG_KEY, UNET_CITATION, sha256
+
+try:
+    from bioimageio.spec.model import v0_5 as spec
+except ImportError as error:  # pragma: no cover - depends on the environment
+    from .bioimageio import _INSTALL_HINT
+
+    raise ImportError(_INSTALL_HINT) from error
+
+TAGS = ("unet", "segmentation", "2d", "pytorch", "napari-unet")
+
+
+def write_package_files(
+    folder: Path,
+    model: UNet,
+    state: dict[str, torch.Tensor],
+    image: np.ndarray,
+    probabilities: np.ndarray,
+) -> dict[str, Path]:
+    """Write architecture, weights, test tensors and cover into ``folder``; name -> path."""
+    files = {
+        "architecture": folder / "unet_architecture.py",
+        "state_dict": folder / "weights_state_dict.pt",
+        "torchscript": folder / "weights_torchscript.pt",
+        "test_input": folder / "test_input.npy",
+        "test_output": folder / "test_output.npy",
+        "sample_input": folder / "sample_input.tif",
+        "sample_output": folder / "sample_output.tif",
+        "cover": folder / "cover.png",
+        "readme": folder / "README.md",
+    }
+    shutil.copyfile(ARCHITECTURE_FILE, files["architecture"])
+    torch.save(state, files["state_dict"])
+    network = UNetProbabilities(**model.config.to_dict())
+    network.load_state_dict(state)
+    network.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit: still what consumers read
+        torch.jit.save(torch.jit.script(network), str(files["torchscript"]))
+    np.save(files["test_input"], image[None].astype(np.float32))
+    np.save(files["test_output"], probabilities.astype(np.float32))
+    tifffile.imwrite(files["sample_input"], image[None].astype(np.float32))
+    tifffile.imwrite(files["sample_output"], probabilities.astype(np.float32))
+    _write_cover(files["cover"], model, image, probabilities[0])
+    return files
+
+
+def _write_cover(path: Path, model: UNet, image: np.ndarray, probabilities: np.ndarray) -> None:
+    """Input (first channel, where the output is) beside the foreground probability: 2:1."""
+    import imageio.v3 as iio
+
+    crop = (image.shape[-1] - probabilities.shape[-1]) // 2
+    plane = image[0, crop : image.shape[-2] - crop, crop : image.shape[-1] - crop]
+    low, high = np.percentile(plane, [1, 99.8])
+    left = np.clip((plane - low) / max(high - low, 1e-12), 0, 1)
+    right = 1.0 - probabilities[0]
+    both = np.concatenate([left, right], axis=1)
+    iio.imwrite(path, np.round(both * 255).astype(np.uint8), extension=".png")
+
+
+def _readme(
+    model: UNet, metadata: dict[str, Any], name: str, description: str, test_size: int
+) -> str:
+    cfg = model.config
+    norm = metadata.get("normalization") or {}
+    classes = ", ".join(
+        f"{index} = {label}" for index, label in enumerate(metadata.get("class_names") or [])
+    )
+    sizes = model.valid_input_sizes(maximum=model.min_input_size + 3 * model.size_multiple)
+    if cfg.padding == "valid":
+        geometry = (
+            f"Valid (unpadded) convolutions: the output is {2 * model.halo} pixels smaller than "
+            f"the input per axis ({model.halo} per side). Valid input sizes: "
+            f"{model.min_input_size} + {model.size_multiple}·k ({', '.join(map(str, sizes))}, ...)."
+        )
+    else:
+        geometry = (
+            f"Same padding: output as large as the input (a multiple of {model.size_multiple}); "
+            f"tiles should overlap by a halo of {model.halo} pixels per side."
+        )
+    history = metadata.get("training_history") or []
+    return f"""# {name}
+
+{description}
+
+A U-Net (Ronneberger, Fischer and Brox 2015) exported by napari-unet {__version__}.
+{model.describe()}.
+
+## Input and output
+
+- Input `input`: (batch, channel, y, x) float32, {cfg.in_channels} channel(s). Normalised per
+  channel over the whole image: percentile {norm.get("low")} mapped to 0 and percentile
+  {norm.get("high")} to 1 (`scale_range`, values outside kept).
+- Output `probabilities`: (batch, class, y, x) float32 softmax probabilities; class {classes}.
+- {geometry}
+
+## Training
+
+Trained on: {metadata.get("trained_on") or "not recorded"}.
+Training runs recorded: {len(history)}. The full record is in `rdf.yaml` under
+`config: {CONFIG_KEY}`.
+
+## Validation
+
+The test tensors are a {test_size} x {test_size} pixel input and napari-unet's own output for it;
+`bioimageio test` checks that both weight formats reproduce it. To validate on your own
+data, predict held-out images and compare them with their ground truth, e.g.
+`napari-unet predict` then `napari-unet evaluate --pred P.tif --truth T.tif`.
+
+## Use
+
+In napari-unet: `napari_unet.load_model("this.zip")` or the Model widget. Elsewhere: any
+bioimage.io consumer (bioimageio.core, ilastik, deepImageJ with the TorchScript weights).
+"""
+
+
+def model_description(
+    model: UNet,
+    files: dict[str, Path],
+    *,
+    metadata: dict[str, Any],
+    name: str,
+    description: str,
+    authors: Sequence[str],
+    license: str,
+    tags: Sequence[str],
+) -> Any:
+    """The bioimage.io ``ModelDescr`` (spec 0.5) of the files of :func:`write_package_files`."""
+    test_size = int(np.load(files["test_input"], mmap_mode="r").shape[-1])
+    readme = _readme(model, metadata, name, description, test_size)
+    files["readme"].write_text(readme, encoding="utf-8")
+    channels = [f"channel{index}" for index in range(model.config.in_channels)]
+    classes = list(metadata.get("class_names") or [])
+    if len(classes) != model.config.n_classes:
+        classes = [f"class{index}" for index in range(model.config.n_classes)]
+    norm = metadata.get("normalization") or {}
+    torch_version = spec.Version(torch.__version__.split("+")[0])
+    stored = {key: value for key, value in metadata.items() if key != "source"}
+    stored["model_config"] = model.config.to_dict()
+    return spec.ModelDescr(
+        name=name,
+        description=description,
+        authors=[spec.Author(name=author) for author in authors],
+        cite=[spec.CiteEntry(text=UNET_CITATION[0], doi=spec.Doi(UNET_CITATION[1]))],
+        license=spec.LicenseId(license),
+        tags=list(dict.fromkeys([*TAGS, *tags])),
+        documentation=spec.FileDescr(source=files["readme"]),
+        covers=[spec.FileDescr(source=files["cover"])],
+        inputs=[
+            spec.InputTensorDescr(
+                id=spec.TensorId("input"),
+                description="image, normalised per channel by percentiles",
+                axes=_input_axes(model, channels),
+                test_tensor=spec.FileDescr(source=files["test_input"]),
+                sample_tensor=spec.FileDescr(source=files["sample_input"]),
+                data=spec.IntervalOrRatioDataDescr(type="float32"),
+                preprocessing=[
+                    spec.ScaleRangeDescr(
+                        kwargs=spec.ScaleRangeKwargs(
+                            axes=[spec.AxisId("y"), spec.AxisId("x")],
+                            min_percentile=float(norm.get("low", 1.0)),
+                            max_percentile=float(norm.get("high", 99.8)),
+                        )
+                    )
+                ],
+            )
+        ],
+        outputs=[
+            spec.OutputTensorDescr(
+                id=spec.TensorId("probabilities"),
+                description="softmax class probabilities",
+                axes=_output_axes(model, classes),
+                test_tensor=spec.FileDescr(source=files["test_output"]),
+                sample_tensor=spec.FileDescr(source=files["sample_output"]),
+                data=spec.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+            )
+        ],
+        weights=spec.WeightsDescr(
+            pytorch_state_dict=spec.PytorchStateDictWeightsDescr(
+                source=files["state_dict"],
+                sha256=sha256(files["state_dict"]),
+                architecture=spec.ArchitectureFromFileDescr(
+                    source=files["architecture"],
+                    sha256=sha256(files["architecture"]),
+                    callable=spec.Identifier(ARCHITECTURE_CALLABLE),
+                    kwargs=model.config.to_dict(),
+                ),
+                pytorch_version=torch_version,
+            ),
+            torchscript=spec.TorchscriptWeightsDescr(
+                source=files["torchscript"],
+                sha256=sha256(files["torchscript"]),
+                pytorch_version=torch_version,
+                parent="pytorch_state_dict",
+            ),
+        ),
+        config=spec.Config(
+            bioimageio=spec.BioimageioConfig(
+                architecture_type="U-Net",
+                model_parameter_count=sum(p.numel() for p in model.parameters()),
+            ),
+            **{CONFIG_KEY: stored},
+        ),
+    )
+
+
+def _input_axes(model: UNet, channels: list[str]) -> list[Any]:
+    minimum = model.min_input_size
+    if model.config.padding == "same":
+        minimum = model.valid_input_sizes(minimum=2 * model.halo + 1)[0]
+    size = spec.ParameterizedSize(min=minimum, step=model.size_multiple)
+    return [
+        spec.BatchAxis(),
+        spec.ChannelAxis(channel_names=channels),
+        spec.SpaceInputAxis(id=spec.AxisId("y"), size=size),
+        spec.SpaceInputAxis(id=spec.AxisId("x"), size=size),
+    ]
+
+
+def _output_axes(model: UNet, classes: list[str]) -> list[Any]:
+    axes: list[Any] = [
+        spec.BatchAxis(),
+        spec.ChannelAxis(channel_names=classes),
+    ]
+    for axis in ("y", "x"):
+        if model.config.padding == "valid":  # the network crops its own halo
+            reference = spec.SizeReference(
+                tensor_id=spec.TensorId("input"), axis_id=spec.AxisId(axis), offset=-2 * model.halo
+            )
+            axes.append(spec.SpaceOutputAxis(id=spec.AxisId(axis), size=reference))
+        else:  # zero padding at the borders: consumers crop the halo of each tile
+            reference = spec.SizeReference(
+                tensor_id=spec.TensorId("input"), axis_id=spec.AxisId(axis)
+            )
+            axes.append(
+                spec.SpaceOutputAxisWithHalo(id=spec.AxisId(axis), size=reference, halo=model.halo)
+            )
+    return axes

@@ -1,0 +1,389 @@
+"""Prediction of many files: in this process, or on dask.distributed workers.
+
+One task is one input file. A task receives only paths (the input, the
+checkpoint, the output folder) and a small :class:`PredictOptions`; every worker
+loads each checkpoint once (:func:`cached_model`) and reads its input itself, so
+no array or model travels over the network. The same :func:`predict_file` runs
+in this process and on workers, so results are identical file by file.
+
+Outputs per input ``<stem>``: ``<stem>_prob.tif`` (float32, (C, Y, X) or
+(Z, C, Y, X)), ``<stem>_mask.tif`` (uint8) and ``<stem>_instances.tif`` (uint32),
+each written atomically, the instances last; or one ``<stem>_prediction.zarr``
+store (:func:`napari_unet.io.outofcore.predict_to_zarr`), renamed into place when
+complete. Outputs record how they were made (:mod:`napari_unet.io.reruns`): an
+input whose outputs are all there and record this model, these options, this
+input and this package version is skipped; existing outputs that record
+something else are replaced only with ``overwrite`` (else the input fails,
+saying why); a partial set is recomputed. Temporaries left by killed runs
+beside the outputs are removed when a batch starts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..core.checkpoint import load_model, resolve_checkpoint
+from ..core.devices import torch_threads
+from ..core.inference import Progress
+from ..core.model import UNet
+from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
+from .data import write_tiff
+from .inputs import InputInfo, open_input, probe_input
+from .outofcore import predict_to_zarr
+from .reruns import PROVENANCE_KEY, provenance, remove_stale_temporaries, why_not_reusable
+from .volumes import segment_stack
+
+__all__ = [
+    "FileResult",
+    "PredictOptions",
+    "cached_model",
+    "local_cluster",
+    "model_loads",
+    "output_paths",
+    "predict_file",
+    "run_batch",
+]
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """How every file of a batch is predicted (travels to the workers).
+
+    Attributes
+    ----------
+    tile_size, batch_size, device, test_time_augmentation
+        As for :func:`napari_unet.core.inference.predict` (device resolved on each worker).
+    instances : {"components", "watershed"}
+        How instance labels are made from the mask.
+    axes : str, optional
+        Axes of every input (:mod:`napari_unet.io.axes`); None = the file's metadata,
+        else the axes rule.
+    output_format : {"auto", "tiff", "zarr"}
+        "auto": a zarr store for zarr inputs and for outputs above
+        :data:`~napari_unet.io.outofcore.OUT_OF_CORE_THRESHOLD` pixels, else TIFF.
+    overwrite : bool
+        Recompute inputs whose outputs exist.
+    threads : int, optional
+        Torch CPU threads while a file is predicted (None: leave the process's).
+        CPU convolutions can differ in the last bits between thread counts, so
+        give the same count to compare runs bit for bit (dask workers run 1).
+    """
+
+    tile_size: int | None = None
+    batch_size: int = 4
+    device: str = "auto"
+    test_time_augmentation: bool = False
+    instances: str = "components"
+    axes: str | None = None
+    output_format: str = "auto"
+    overwrite: bool = False
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class FileResult:
+    """What happened to one input: ``status`` is "done", "skipped" or "failed"."""
+
+    path: str
+    status: str
+    outputs: tuple[str, ...] = ()
+    n_objects: int | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    worker: str | None = None
+
+
+# ---- outputs ---------------------------------------------------------------------
+def output_paths(path: str | os.PathLike, output: str | os.PathLike, fmt: str) -> tuple[Path, ...]:
+    """Output files of one input: three TIFFs (prob, mask, instances) or one zarr store."""
+    stem, output = Path(path).stem, Path(output)
+    if fmt == "zarr":
+        return (output / f"{stem}_prediction.zarr",)
+    return tuple(output / f"{stem}_{kind}.tif" for kind in ("prob", "mask", "instances"))
+
+
+def check_outputs(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -> None:
+    """Refuse inputs whose outputs would collide with each other or overwrite an input.
+
+    Raises
+    ------
+    ValueError
+        Two inputs with the same stem (``a/img.tif`` and ``b/img.png``), or an
+        input that is an output of another (an output folder that is also the
+        input folder, re-run after a first run).
+    """
+    inputs = {Path(path).resolve() for path in paths}
+    owners: dict[str, str | os.PathLike] = {}
+    for path in paths:
+        stem = Path(path).stem
+        if stem in owners:
+            raise ValueError(f"{owners[stem]} and {path} would write the same output files")
+        owners[stem] = path
+        for target in (*output_paths(path, output, "tiff"), *output_paths(path, output, "zarr")):
+            if target.resolve() in inputs:
+                raise ValueError(
+                    f"{target} is an input, and the outputs of {path} would overwrite it; "
+                    "write the outputs to a folder that holds no inputs"
+                )
+
+
+# ---- models, once per process -----------------------------------------------------
+_MODELS: dict[tuple, UNet] = {}
+_MODELS_LOCK = threading.Lock()
+_LOADS = {"count": 0}
+
+
+def cached_model(checkpoint: str | os.PathLike, device: str = "auto") -> UNet:
+    """The model of a checkpoint, loaded once per process (per worker).
+
+    The cache key holds the file's modification time and size, so a checkpoint
+    rewritten at the same path is loaded again (and the older copy dropped).
+    The model is shared: predict with it, do not train it.
+    """
+    from ..core.devices import resolve_device
+
+    path = resolve_checkpoint(checkpoint).resolve()
+    status = path.stat()
+    torch_device = resolve_device(device)
+    key = (str(path), status.st_mtime_ns, status.st_size, str(torch_device))
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            for stale in [k for k in _MODELS if k[0] == key[0] and k[3] == key[3]]:
+                del _MODELS[stale]
+            _MODELS[key] = load_model(path, device=torch_device)
+            _LOADS["count"] += 1
+        return _MODELS[key]
+
+
+def model_loads() -> int:
+    """How many checkpoints this process has loaded through :func:`cached_model`."""
+    return _LOADS["count"]
+
+
+# ---- one file ----------------------------------------------------------------------
+def predict_file(
+    path: str | os.PathLike,
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike,
+    options: PredictOptions | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> FileResult:
+    """Predict one input file and write its outputs (the task of a batch).
+
+    Parameters
+    ----------
+    path : path-like
+        Image file (TIFF, PNG, ...) or zarr store.
+    checkpoint : path-like
+        Checkpoint file or bundled model name.
+    output : path-like
+        Output folder (must exist).
+    options : PredictOptions
+    progress : callable, optional
+        Called with :class:`~napari_unet.io.volumes.StackProgress` (and instance
+        labelling steps) while predicting.
+
+    Returns
+    -------
+    FileResult
+        "done" or "skipped". Errors are raised (the batch driver reports them).
+    """
+    options = options or PredictOptions()
+    start = time.perf_counter()
+    model = cached_model(checkpoint, options.device)
+    info = probe_input(Path(path), model.config.in_channels, options.axes, options.output_format)
+    outputs = output_paths(path, output, info.output_format)
+    record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info.shape, info.axes)
+    if not options.overwrite:
+        reason = why_not_reusable(outputs, record)
+        if reason is not None:
+            raise ValueError(f"outputs exist: {reason}; pass --overwrite to replace them")
+        if all(out.exists() for out in outputs):
+            return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
+    lazy = info.output_format == "zarr"
+    with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
+        count = _predict_and_write(image, model, info, outputs, options, progress, record)
+    seconds = time.perf_counter() - start
+    return FileResult(
+        str(path), "done", tuple(map(str, outputs)), count, seconds, worker=_worker_name()
+    )
+
+
+def _predict_and_write(
+    image: Any,
+    model: UNet,
+    info: InputInfo,
+    outputs: tuple[Path, ...],
+    options: PredictOptions,
+    progress: Callable[[Progress], None] | None,
+    record: dict[str, Any],
+) -> int | None:
+    """Predict ``image`` and write ``outputs`` recording ``record``; returns the instance count."""
+    settings = {
+        "axes": info.axes,
+        "tile_size": options.tile_size,
+        "batch_size": options.batch_size,
+        "device": options.device,
+        "test_time_augmentation": options.test_time_augmentation,
+    }
+    if info.output_format == "zarr":
+        predict_to_zarr(
+            image,
+            model,
+            outputs[0],
+            instances=options.instances,
+            progress=progress,
+            provenance=record,
+            **settings,
+        )
+        count = _stored_count(outputs[0])
+    else:
+        results = segment_stack(
+            image, model, instances=options.instances, progress=progress, **settings
+        )
+        for out, array in zip(outputs, results):  # instances last: they mark "finished"
+            write_tiff(out, array, metadata={PROVENANCE_KEY: record})
+        count = int(results[2].max())
+    return count
+
+
+def _stored_count(store: Path) -> int | None:
+    import zarr
+
+    return zarr.open_group(str(store), mode="r").attrs["napari_unet"].get("n_instances")
+
+
+def _worker_name() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().name)
+    except (ImportError, ValueError):
+        return None
+
+
+def _failure(path: str, error: BaseException) -> FileResult:
+    text = " ".join((str(error).strip() or type(error).__name__).split())
+    return FileResult(path, "failed", error=text, worker=None)
+
+
+# ---- many files --------------------------------------------------------------------
+def run_batch(
+    paths: Sequence[str | os.PathLike],
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike,
+    options: PredictOptions | None = None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    report: Callable[[FileResult], None] | None = None,
+    progress: Callable[[str], Callable[[Progress], None] | None] | None = None,
+) -> list[FileResult]:
+    """Predict many files; a failing file is reported and the others go on.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Input files or zarr stores (see :func:`napari_unet.io.inputs.expand_inputs`).
+    checkpoint : path-like
+        Checkpoint file (workers need it at the same path) or bundled model name.
+    output : path-like
+        Output folder, created if missing.
+    options : PredictOptions
+    scheduler : str, optional
+        Address of a dask.distributed scheduler (e.g. ``tcp://10.0.0.5:8786``).
+    workers : int, optional
+        Without ``scheduler``: start a local cluster of this many single-threaded
+        worker processes. Neither: run here, one file after the other.
+    report : callable, optional
+        Called with each :class:`FileResult` as it completes.
+    progress : callable, optional
+        In-process runs only: maps an input path to a progress callback (or None).
+
+    Returns
+    -------
+    list of FileResult
+        In the order of ``paths``.
+
+    Raises
+    ------
+    ValueError
+        Inputs whose outputs would collide or overwrite an input (:func:`check_outputs`).
+    """
+    from ..core.checkpoint import bundled_models
+
+    options = options or PredictOptions()
+    model_path = str(resolve_checkpoint(checkpoint).resolve())  # fails early when missing
+    if str(checkpoint) in bundled_models():
+        model_path = str(checkpoint)  # each worker finds its own installed copy
+    check_outputs(paths, output)
+    jobs = [str(Path(path).resolve()) for path in paths]
+    Path(output).mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(
+        [
+            out
+            for path in paths
+            for fmt in ("tiff", "zarr")
+            for out in output_paths(path, output, fmt)
+        ]
+    )
+    folder = str(Path(output).resolve())
+    report = report or (lambda result: None)
+    if scheduler is None and not workers:
+        return _run_here(jobs, model_path, folder, options, report, progress)
+    with client_for(scheduler, workers) as client:
+        return _run_on_cluster(client, jobs, model_path, folder, options, report)
+
+
+def _run_here(
+    jobs: list[str],
+    checkpoint: str,
+    output: str,
+    options: PredictOptions,
+    report: Callable[[FileResult], None],
+    progress: Callable[[str], Callable[[Progress], None] | None] | None,
+) -> list[FileResult]:
+    """Predict the files one after the other in this process."""
+    results = []
+    for path in jobs:
+        callback = progress(path) if progress is not None else None
+        try:
+            result = predict_file(path, checkpoint, output, options, callback)
+        except Exception as error:  # one bad file must not stop the others
+            result = _failure(path, error)
+        report(result)
+        results.append(result)
+    return results
+
+
+def _run_on_cluster(
+    client: Any,
+    jobs: list[str],
+    checkpoint: str,
+    output: str,
+    options: PredictOptions,
+    report: Callable[[FileResult], None],
+) -> list[FileResult]:
+    """Submit one task per file and collect results as they complete."""
+    from distributed import as_completed
+
+    futures = [
+        client.submit(predict_file, path, checkpoint, output, options, pure=False) for path in jobs
+    ]
+    position = {future.key: index for index, future in enumerate(futures)}
+    results: list[FileResult | None] = [None] * len(jobs)
+    for future in as_completed(futures):
+        index = position[future.key]
+        try:
+            result = future.result()
+        except Exception as error:  # a failed task, or a worker that died
+            result = _failure(jobs[index], error)
+        report(result)
+        results[index] = result
+    return [result for result in results if result is not None]

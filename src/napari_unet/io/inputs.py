@@ -1,0 +1,219 @@
+"""Inputs of batch prediction: finding them, checking them cheaply, opening them.
+
+An input is an image file (TIFF, PNG, JPEG, ...) or a zarr store. Its axes come
+from ``--axes`` / ``axes=``, else from what a TIFF file declares
+(:func:`file_axes`), else from the axes rule of :mod:`napari_unet.io.axes`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tifffile
+
+from .axes import check_axes, guess_axes
+from .data import ImageReadError, not_a_file_reason, read_image
+from .outofcore import needs_out_of_core, open_zarr_input
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "InputInfo",
+    "expand_inputs",
+    "file_axes",
+    "is_zarr_store",
+    "open_input",
+    "open_tiff_lazily",
+    "probe_input",
+]
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_SLICE_LETTERS = set("ZTIQPREVHLAM")  # tifffile's non-plane, non-channel axes
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    """Shape, axes and output format of an input, found without reading its pixels."""
+
+    path: Path
+    shape: tuple[int, ...]
+    axes: str
+    output_format: str = "tiff"
+
+
+def is_zarr_store(path: Path) -> bool:
+    """Whether ``path`` is a zarr store (a folder named ``*.zarr`` or with zarr metadata)."""
+    markers = ("zarr.json", ".zarray", ".zgroup")
+    return path.is_dir() and (path.suffix == ".zarr" or any((path / m).exists() for m in markers))
+
+
+def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
+    """Input files: files and zarr stores as given, folders replaced by their images.
+
+    A folder contributes its image files (``IMAGE_SUFFIXES``) and zarr stores,
+    sorted by name, not recursing.
+    """
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir() and not is_zarr_store(path):
+            found.extend(
+                child
+                for child in sorted(path.iterdir())
+                if is_zarr_store(child)
+                or (child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES)
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def file_axes(path: str | os.PathLike) -> str | None:
+    """Axes a TIFF file declares (tifffile's series axes), in :mod:`napari_unet.io.axes` letters.
+
+    ``C`` (channels) is kept; a single other axis (Z, T, pages, ...) is the slice
+    axis ``Z``; ``S`` (RGB samples) only when it is the last axis, as napari shows
+    it: tifffile stores a (3, Y, X) array as planar RGB unless told otherwise, and
+    napari shows such a file as 3 slices. Returns None (then the axes rule decides)
+    for other files, planar RGB, and axes that do not settle the question (two
+    unknown axes).
+    """
+    path = Path(path)
+    if path.suffix.lower() not in _TIFF_SUFFIXES:
+        return None
+    return _tiff_header(path)[1]
+
+
+def _tiff_header(path: Path) -> tuple[tuple[int, ...], str | None]:
+    """Shape and axes (or None, see :func:`file_axes`) of a TIFF's first series."""
+    try:
+        with tifffile.TiffFile(path) as tiff:
+            shape, declared = tuple(tiff.series[0].shape), tiff.series[0].axes
+    except Exception as error:  # tifffile raises many types for broken files
+        raise _unreadable_tiff(path, error) from error
+    axes = "".join("Z" if letter in _SLICE_LETTERS else letter for letter in declared)
+    unsettled = set(axes) - set("ZCSYX") or len(set(axes)) != len(axes)
+    if unsettled or ("S" in axes and not axes.endswith("S")):
+        return shape, None
+    return shape, axes
+
+
+def _unreadable_tiff(path: Path, error: Exception) -> ImageReadError:
+    reason = f"unreadable, truncated or not a TIFF ({type(error).__name__}: {error})"
+    return ImageReadError(path, reason)
+
+
+def probe_input(
+    path: Path, in_channels: int, axes: str | None = None, output_format: str = "auto"
+) -> InputInfo:
+    """Check an input fits the model, reading headers only (PNG/JPEG are decoded).
+
+    Raises
+    ------
+    ImageReadError
+        Missing or unreadable file.
+    ValueError
+        Axes or channels the model cannot take (the message names the file).
+    """
+    if is_zarr_store(path):
+        shape = tuple(open_zarr_input(path).shape)
+        declared = None
+    elif not path.is_file():
+        raise ImageReadError(path, not_a_file_reason(path))
+    elif path.suffix.lower() in _TIFF_SUFFIXES:
+        shape, declared = _tiff_header(path)
+    else:
+        shape, declared = read_image(path).shape, None
+    try:
+        axes = check_axes(axes or declared or guess_axes(shape, in_channels), shape, in_channels)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
+    fmt = output_format
+    if fmt == "auto":
+        fmt = "zarr" if is_zarr_store(path) or needs_out_of_core(shape, axes) else "tiff"
+    return InputInfo(path, shape, axes, fmt)
+
+
+@contextmanager
+def open_input(path: Path, lazy: bool = False, axes: str | None = None) -> Iterator[Any]:
+    """The pixels of an input, for the duration of a ``with`` block.
+
+    Yields a numpy array, or a lazy zarr array for a zarr store. With ``lazy`` a
+    TIFF file is not loaded whole when it need not be (see
+    :func:`open_tiff_lazily`; ``axes`` as for it), so out-of-core prediction reads
+    it tile by tile; the file is closed when the block ends.
+    """
+    if is_zarr_store(path):
+        yield open_zarr_input(path)
+    elif lazy and path.suffix.lower() in _TIFF_SUFFIXES:
+        with ExitStack() as closing:
+            yield open_tiff_lazily(path, axes, closing)
+    else:
+        yield read_image(path)
+
+
+PAGE_DECODE_LIMIT = 2**24
+"""Largest plane (pixels) stored as one compressed chunk that is still read lazily.
+
+Every tile of such a plane decodes the whole plane again: cheap for the pages of
+an ordinary stack, not for one huge page, which is read whole instead.
+"""
+
+
+def open_tiff_lazily(path: Path, axes: str | None = None, closing: ExitStack | None = None) -> Any:
+    """A TIFF's first series (full resolution), read on demand where the file allows.
+
+    Parameters
+    ----------
+    path : Path
+    axes : str, optional
+        The series' axes (:mod:`napari_unet.io.axes` letters), to find Y and X;
+        None: the last two axes (not right for RGB with samples last).
+    closing : contextlib.ExitStack, optional
+        Receives the file's ``close`` when a zarr view is returned (else the
+        file is closed when the view is garbage-collected).
+
+    Returns
+    -------
+    array-like
+        A read-only :class:`numpy.memmap` for uncompressed contiguous data (the
+        operating system pages it in); else tifffile's zarr view when a plane
+        is stored in several tiles or strips (a tile decodes only the chunks it
+        covers), or when a stack stores each plane of at most
+        :data:`PAGE_DECODE_LIMIT` pixels as one chunk; else the array read whole.
+
+    Raises
+    ------
+    ImageReadError
+        If the file cannot be read as a TIFF (from :func:`~napari_unet.io.data.read_image`).
+    """
+    import zarr
+
+    try:
+        return tifffile.memmap(path, mode="r")
+    except Exception:  # compressed or scattered data (or no TIFF: read_image says so)
+        pass
+    try:
+        store = tifffile.imread(path, aszarr=True, series=0, level=0)
+    except Exception:
+        return read_image(path)
+    try:
+        view = zarr.open(store, mode="r")
+    except Exception:  # e.g. a zarr version this tifffile cannot serve
+        store.close()
+        return read_image(path)
+    y_axis, x_axis = (axes.index("Y"), axes.index("X")) if axes else (-2, -1)
+    plane = view.shape[y_axis] * view.shape[x_axis]
+    chunked_plane = view.chunks[y_axis] * view.chunks[x_axis] < plane
+    several_chunks = math.prod(view.chunks) < math.prod(view.shape)
+    if chunked_plane or (several_chunks and plane <= PAGE_DECODE_LIMIT):
+        if closing is not None:
+            closing.callback(store.close)
+        return view
+    store.close()
+    return read_image(path)

@@ -1,0 +1,430 @@
+"""Out-of-core prediction: inputs read tile by tile, outputs written to a zarr store.
+
+A store written by :func:`predict_to_zarr` is a zarr group holding
+
+``prob``
+    (C, Y, X) or (Z, C, Y, X) float32 class probabilities, one chunk per tile.
+``mask``
+    (Y, X) or (Z, Y, X) uint8 class mask (1 = background, 2.. = classes).
+``instances``
+    (Y, X) or (Z, Y, X) uint32 instance labels, numbered as
+    :func:`napari_unet.io.volumes.stack_instances` numbers them (absent when
+    ``instances=None``).
+
+and, in its attributes under ``"napari_unet"``, how the input was read (axes,
+channel rule), the model and the tile size. The store is written under a
+temporary name and renamed when complete, so a store at the final path is
+always whole.
+
+Instances with ``method="components"`` never need a whole slice in memory: the
+mask is labelled chunk by chunk, components touching across chunk borders are
+merged, and the result is renumbered exactly as
+:func:`napari_unet.core.postprocess.instance_labels` numbers a mask held in memory
+(class by class, in raster order of each object's first pixel; 4-connectivity).
+``method="watershed"`` loads one slice at a time and is refused for slices
+above :data:`OUT_OF_CORE_THRESHOLD` pixels.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage, sparse
+from scipy.sparse import csgraph
+
+from ..core.inference import (
+    Cancelled,
+    Progress,
+    StopFlag,
+    default_tile_size,
+    is_stopped,
+    tile_layout,
+)
+from ..core.model import UNet
+from ..core.postprocess import MIN_INSTANCE_SIZE
+from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
+from .volumes import MAX_INSTANCES, iter_predict_stack, slice_instances
+
+__all__ = [
+    "OUT_OF_CORE_THRESHOLD",
+    "label_chunked",
+    "needs_out_of_core",
+    "open_outputs",
+    "open_zarr_input",
+    "output_pixels",
+    "predict_to_zarr",
+]
+
+OUT_OF_CORE_THRESHOLD = 2**25
+"""Pixels (Z x Y x X) above which outputs should go to a zarr store, not memory.
+
+At 2 classes the in-memory outputs take 13 bytes a pixel (probabilities 8, mask
+1, instances 4): about 440 MB at this threshold.
+"""
+
+
+def output_pixels(shape: tuple[int, ...], axes: str) -> int:
+    """Pixels of the outputs of one channel: Z x Y x X."""
+    plane = int(shape[axes.index("Y")]) * int(shape[axes.index("X")])
+    return plane * slice_count(shape, axes)
+
+
+def needs_out_of_core(shape: tuple[int, ...], axes: str) -> bool:
+    """Whether the outputs of an input exceed :data:`OUT_OF_CORE_THRESHOLD`."""
+    return output_pixels(shape, axes) > OUT_OF_CORE_THRESHOLD
+
+
+def open_zarr_input(path: str | os.PathLike) -> Any:
+    """The image array of a zarr store, opened read-only (nothing is loaded).
+
+    A group gives its array ``"0"`` (the full-resolution level of an OME-Zarr
+    multiscale image) or its only array.
+    """
+    import zarr
+
+    try:
+        node = zarr.open(str(path), mode="r")
+    except Exception as error:  # zarr raises many types for a non-store
+        raise ValueError(f"cannot open zarr store {path}: {error}") from error
+    if hasattr(node, "shape"):
+        return node
+    names = sorted(node.array_keys())
+    if "0" in names or len(names) == 1:
+        return node["0" if "0" in names else names[0]]
+    raise ValueError(f"zarr group {path} holds arrays {names}; give the path of one of them")
+
+
+def open_outputs(store_path: str | os.PathLike) -> dict[str, Any]:
+    """The arrays of a store written by :func:`predict_to_zarr`, read-only and lazy."""
+    import zarr
+
+    group = zarr.open_group(str(store_path), mode="r")
+    return {name: group[name] for name in ("prob", "mask", "instances") if name in group}
+
+
+class _ProbabilitiesAndMask:
+    """Destination for tiles: writes probabilities and their class mask together."""
+
+    def __init__(self, probabilities: Any, mask: Any) -> None:
+        self.probabilities, self.mask = probabilities, mask
+        self.shape = tuple(probabilities.shape)
+
+    def __setitem__(self, key: tuple, value: np.ndarray) -> None:
+        self.probabilities[key] = value
+        self.mask[(*key[:-3], *key[-2:])] = (np.argmax(value, axis=0) + 1).astype(np.uint8)
+
+
+def predict_to_zarr(
+    image: Any,
+    model: UNet,
+    store_path: str | os.PathLike,
+    *,
+    axes: str | None = None,
+    rgb: bool | None = None,
+    tile_size: int | None = None,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+    instances: str | None = "components",
+    progress: Callable[[Progress], None] | None = None,
+    stop: StopFlag = None,
+    test_time_augmentation: bool = False,
+    provenance: dict | None = None,
+) -> Path:
+    """Predict an image or stack of any size into a zarr store, tile by tile.
+
+    Parameters
+    ----------
+    image : array-like
+        2-D image or stack (see :mod:`napari_unet.io.axes`): numpy, zarr, dask...
+        No read is larger than one input tile (context included).
+    model : UNet
+    store_path : path-like
+        The store (a folder, e.g. ``out/cells.zarr``); replaced if it exists.
+    axes, rgb : see :mod:`napari_unet.io.axes`.
+    tile_size : int, optional
+        Input tile edge; None = :func:`~napari_unet.core.inference.default_tile_size`.
+    batch_size, device, stop, test_time_augmentation
+        As for :func:`napari_unet.core.inference.predict`.
+    instances : {"components", "watershed", None}
+        How instance labels are made (None: not at all).
+    progress : callable
+        Called with :class:`~napari_unet.io.volumes.StackProgress` during prediction,
+        then with ``Progress(done, total, "instances")`` per labelled slice.
+    provenance : dict, optional
+        Stored in the attributes as ``napari_unet_provenance`` (see
+        :mod:`napari_unet.io.reruns`).
+
+    Returns
+    -------
+    pathlib.Path
+        ``store_path``, complete; see the module docstring for its layout.
+    """
+    in_channels = model.config.in_channels
+    axes = check_axes(axes or guess_axes(image.shape, in_channels, rgb), image.shape, in_channels)
+    plane = (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")]))
+    _check_instances(instances, plane)
+    tile_size = tile_size or default_tile_size(model)
+    tile_shape, tiles = tile_layout(model, plane, tile_size)
+    block = (tiles[0].y.keep_stop, tiles[0].x.keep_stop)
+    store_path = Path(store_path)
+    partial = store_path.with_name(f".{store_path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        arrays = _create_arrays(partial, image.shape, axes, model.config.n_classes, block)
+        destination = _ProbabilitiesAndMask(arrays["prob"], arrays["mask"])
+        options = {
+            "tile_size": tile_size,
+            "batch_size": batch_size,
+            "device": device,
+            "test_time_augmentation": test_time_augmentation,
+        }
+        read_limit = tile_shape[0] * tile_shape[1]
+        steps = iter_predict_stack(
+            image, model, destination, axes=axes, stop=stop, max_read_pixels=read_limit, **options
+        )
+        for step in steps:
+            if progress is not None:
+                progress(step)
+        count = None
+        if instances is not None:
+            count = _write_instances(partial, arrays["mask"], instances, block, progress, stop)
+        attributes = describe_channels(axes, tuple(image.shape), in_channels)
+        attributes.update(
+            model=model.metadata.get("source"),
+            class_names=model.metadata.get("class_names"),
+            tile_size=tile_size,
+            test_time_augmentation=test_time_augmentation,
+            chunk=list(block),
+            instances=instances,
+            n_instances=count,
+        )
+        if provenance is not None:
+            attributes["napari_unet_provenance"] = provenance
+        _open_group(partial).attrs.update({"napari_unet": attributes})
+        _publish(partial, store_path)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return store_path
+
+
+def _check_instances(method: str | None, plane: tuple[int, int]) -> None:
+    if method not in (None, "components", "watershed"):
+        raise ValueError(f"instances must be 'components', 'watershed' or None, got {method!r}")
+    if method == "watershed" and plane[0] * plane[1] > OUT_OF_CORE_THRESHOLD:
+        raise ValueError(
+            f"watershed instances need a whole {plane[0]}x{plane[1]} slice in memory (above "
+            f"{OUT_OF_CORE_THRESHOLD} pixels); use instances='components' for images this large"
+        )
+
+
+def _open_group(path: Path, mode: str = "a") -> Any:
+    import zarr
+
+    return zarr.open_group(str(path), mode=mode)
+
+
+def _create_arrays(
+    path: Path, shape: tuple[int, ...], axes: str, n_classes: int, block: tuple[int, int]
+) -> dict[str, Any]:
+    """Empty ``prob`` and ``mask`` arrays in a new group, chunked one tile per chunk."""
+    import zarr
+
+    _open_group(path, mode="w")
+    prob_shape, mask_shape = output_shapes(shape, axes, n_classes)
+    leading = (1,) if "Z" in axes else ()
+    specs = {
+        "prob": (prob_shape, (*leading, n_classes, *block), np.float32, np.nan),
+        "mask": (mask_shape, (*leading, *block), np.uint8, 0),
+    }
+    return {
+        name: zarr.open_array(str(path / name), mode="w", shape=s, chunks=c, dtype=d, fill_value=f)
+        for name, (s, c, d, f) in specs.items()
+    }
+
+
+def _write_instances(
+    path: Path,
+    mask: Any,
+    method: str,
+    block: tuple[int, int],
+    progress: Callable[[Progress], None] | None,
+    stop: StopFlag = None,
+) -> int:
+    """Label every slice of ``mask`` into ``path/instances``; returns the object count.
+
+    ``stop`` is checked before each slice (:class:`~napari_unet.core.inference.Cancelled`).
+    """
+    import zarr
+
+    options = {"shape": mask.shape, "chunks": mask.chunks, "dtype": np.uint32, "fill_value": 0}
+    out = zarr.open_array(str(path / "instances"), mode="w", **options)
+    if mask.ndim == 2:
+        planes = [(mask, out)]
+    else:
+        planes = [(_Plane(mask, index), _Plane(out, index)) for index in range(mask.shape[0])]
+    count = 0
+    for done, (mask_plane, out_plane) in enumerate(planes, start=1):
+        if is_stopped(stop):
+            raise Cancelled("prediction cancelled")
+        if method == "components":
+            count += label_chunked(mask_plane, out_plane, block, offset=count)
+        else:
+            out_plane[:, :], found = slice_instances(mask_plane[:, :], method, count)
+            count += found
+        if progress is not None:
+            progress(Progress(done, len(planes), "instances"))
+    return count
+
+
+class _Plane:
+    """2-D window ``array[index]`` of a 3-D array-like, read and written by slices."""
+
+    def __init__(self, array: Any, index: int) -> None:
+        self.array, self.index = array, index
+        self.shape = tuple(array.shape[1:])
+
+    def __getitem__(self, key: tuple) -> np.ndarray:
+        return np.asarray(self.array[(self.index, *key)])
+
+    def __setitem__(self, key: tuple, value: np.ndarray) -> None:
+        self.array[(self.index, *key)] = value
+
+
+def _publish(partial: Path, final: Path) -> None:
+    """Rename a finished store into place, replacing an older one."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
+        os.replace(final, old)
+    os.replace(partial, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---- connected components chunk by chunk --------------------------------------------
+def label_chunked(
+    mask: Any, out: Any, block: tuple[int, int], offset: int = 0, min_size: int = MIN_INSTANCE_SIZE
+) -> int:
+    """Instance labels of a (Y, X) class mask, one block in memory at a time.
+
+    Parameters
+    ----------
+    mask : array-like, (Y, X) int
+        Class mask (1 = background, 2.. = foreground classes); read block by block.
+    out : array-like, (Y, X) uint32
+        Destination, also used for provisional labels; written block by block.
+    block : (int, int)
+        Block shape; best the chunk shape of ``mask`` and ``out``.
+    offset : int
+        Added to every label (for numbering through a stack).
+    min_size : int
+        Objects with fewer pixels are background (sizes summed over blocks).
+
+    Returns
+    -------
+    int
+        The number of objects; ``out`` holds ``offset + 1 ..`` and 0 for background,
+        equal to :func:`~napari_unet.io.volumes.slice_instances`
+        ``(mask, offset=offset, min_size=min_size)``
+        (4-connectivity components), the stack numbering it stands in for.
+    """
+    height, width = (int(size) for size in mask.shape)
+    boxes = [
+        (slice(y, min(y + block[0], height)), slice(x, min(x + block[1], width)))
+        for y in range(0, height, block[0])
+        for x in range(0, width, block[1])
+    ]
+    classes, firsts, count = [np.zeros(1, np.int64)], [np.zeros(1, np.int64)], 0
+    sizes = [np.zeros(1, np.int64)]
+    for rows, columns in boxes:
+        labels, block_classes, block_firsts = _label_block(
+            np.asarray(mask[rows, columns]), rows.start, columns.start, width
+        )
+        if count + len(block_classes) > MAX_INSTANCES:
+            raise ValueError("too many objects for uint32 instance labels")
+        out[rows, columns] = np.where(labels > 0, labels + count, 0).astype(np.uint32)
+        classes.append(block_classes)
+        firsts.append(block_firsts)
+        sizes.append(np.bincount(labels.ravel(), minlength=len(block_classes) + 1)[1:])
+        count += len(block_classes)
+    provisional = (np.concatenate(classes), np.concatenate(firsts), np.concatenate(sizes))
+    final, n_objects = _renumber(*provisional, _border_pairs(mask, out, boxes), min_size)
+    if n_objects + offset > MAX_INSTANCES:
+        raise ValueError("too many objects for uint32 instance labels")
+    final = np.where(final > 0, final + offset, 0).astype(np.uint32)
+    for rows, columns in boxes:
+        out[rows, columns] = final[np.asarray(out[rows, columns])]
+    return n_objects
+
+
+def _label_block(
+    block: np.ndarray, y0: int, x0: int, width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Components of one block: labels from 1, their class, their first global pixel."""
+    labels = np.zeros(block.shape, np.int64)
+    classes, firsts, count = [], [], 0
+    for value in np.unique(block):
+        if value < 2:
+            continue
+        class_labels, n = ndimage.label(block == value)
+        ids, first = np.unique(class_labels.ravel(), return_index=True)
+        rows, columns = np.divmod(first[ids > 0], block.shape[1])
+        firsts.append((rows + y0) * width + columns + x0)
+        classes.append(np.full(n, int(value), np.int64))
+        inside = class_labels > 0
+        labels[inside] = class_labels[inside] + count
+        count += n
+    if not classes:
+        return labels, np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return labels, np.concatenate(classes), np.concatenate(firsts).astype(np.int64)
+
+
+def _border_pairs(mask: Any, out: Any, boxes: list[tuple[slice, slice]]) -> np.ndarray:
+    """(2, N) provisional labels of same-class pixels touching across block borders."""
+    pairs = [np.zeros((2, 0), np.int64)]
+    for rows, columns in boxes:
+        borders = []
+        if rows.start > 0:
+            borders.append(((rows.start - 1, columns), (rows.start, columns)))
+        if columns.start > 0:
+            borders.append(((rows, columns.start - 1), (rows, columns.start)))
+        for before, after in borders:
+            first, second = np.asarray(out[before]), np.asarray(out[after])
+            touching = (first > 0) & (second > 0)
+            touching &= np.asarray(mask[before]) == np.asarray(mask[after])
+            pairs.append(np.stack([first[touching], second[touching]]).astype(np.int64))
+    return np.concatenate(pairs, axis=1)
+
+
+def _renumber(
+    classes: np.ndarray, firsts: np.ndarray, sizes: np.ndarray, pairs: np.ndarray, min_size: int
+) -> tuple[np.ndarray, int]:
+    """Final number of every provisional label (index 0 = background stays 0).
+
+    Objects (connected provisional labels) with fewer than ``min_size`` pixels get 0.
+    """
+    size = len(classes)
+    graph = sparse.coo_matrix((np.ones(pairs.shape[1]), (pairs[0], pairs[1])), (size, size))
+    _, component = csgraph.connected_components(graph, directed=False)
+    n_components = int(component.max()) + 1
+    first = np.full(n_components, np.iinfo(np.int64).max)
+    np.minimum.at(first, component[1:], firsts[1:])
+    component_class = np.zeros(n_components, np.int64)
+    component_class[component[1:]] = classes[1:]
+    object_size = np.zeros(n_components, np.int64)
+    np.add.at(object_size, component[1:], sizes[1:])
+    objects = np.unique(component[1:])
+    objects = objects[object_size[objects] >= min_size]
+    order = objects[np.lexsort((first[objects], component_class[objects]))]
+    number = np.zeros(n_components, np.int64)
+    number[order] = np.arange(1, len(order) + 1)
+    final = number[component]
+    final[0] = 0
+    return final, len(order)

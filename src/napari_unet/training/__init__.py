@@ -1,0 +1,7 @@
+"""Training a U-Net from annotations: what a patch is made of and the loop that learns from it.
+
+Owns the paper's weight map (``weights``), augmentation (``augment``), annotation checks and
+patch sampling (``sampling``), the ``finetune``/``train`` loop (``loop``) with its
+distillation term (``distillation``), progress records (``history``) and the optional
+batch-norm re-estimation (``batchnorm``). Builds on :mod:`napari_unet.core`; no napari or Qt.
+"""

@@ -1,0 +1,150 @@
+"""Keeping what a trained model knew while it learns from a few strokes.
+
+Strokes say nothing about the pixels between them. Trained on strokes alone, a
+model drifts there (nuclei swell, touching objects merge: BENCHMARKS.md, the
+annotation loop). During fine-tuning a frozen copy of the starting model (the
+*teacher*) predicts every training patch, and on unpainted pixels the model is
+pulled towards the teacher's probabilities (knowledge distillation, "learning
+without forgetting"). Near a stroke
+that contradicts the teacher, the teacher is known to be wrong, so its pixels
+within ``margin`` of such a stroke are left to the strokes alone.
+
+The teacher's separations matter most: a gap of one or two background pixels
+between touching objects decides whether they stay two objects, and it is what
+drifts first. :func:`teacher_border_weights` weights those pixels by the
+paper's border term computed on the teacher's own objects.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch.nn import functional as F
+
+from ..core.model import UNet
+from .weights import border_term
+
+__all__ = [
+    "Teacher",
+    "distillation_loss",
+    "distillation_mask",
+    "has_been_trained",
+    "teacher_border_weights",
+]
+
+
+def has_been_trained(model: UNet) -> bool:
+    """True if ``model`` has knowledge worth keeping (a training run in its history)."""
+    return bool(getattr(model, "metadata", {}).get("training_history"))
+
+
+class Teacher:
+    """A frozen copy of a model, predicting class probabilities for training batches.
+
+    Parameters
+    ----------
+    model : UNet
+        Copied (weights and all) at construction; later changes to ``model`` do
+        not reach the teacher.
+    """
+
+    def __init__(self, model: UNet) -> None:
+        self.model = copy.deepcopy(model).eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+
+    @torch.no_grad()
+    def probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(N, C, O, O) float32 softmax of the teacher for (N, C_in, S, S) ``inputs``."""
+        return torch.softmax(self.model(inputs).float(), dim=1)
+
+
+def distillation_mask(
+    teacher_probabilities: torch.Tensor, labels: torch.Tensor, margin: int
+) -> torch.Tensor:
+    """Per-pixel weight of the distillation term.
+
+    Parameters
+    ----------
+    teacher_probabilities : (N, C, Y, X) float tensor
+    labels : (N, Y, X) int tensor, 0 = unlabelled, k = class index k - 1
+    margin : int
+        Pixels within this (chessboard) distance of a painted pixel whose label
+        differs from the teacher's most probable class get weight 0.
+
+    Returns
+    -------
+    (N, Y, X) float tensor
+        0 on painted pixels and near contradicting strokes, 1 elsewhere. Not
+        weighted by the teacher's confidence: its least confident pixels are the
+        thin gaps between touching objects, the ones most worth keeping
+        (BENCHMARKS.md, annotation loop).
+    """
+    top_class = teacher_probabilities.argmax(dim=1)
+    contradicted = (labels > 0) & (labels != top_class + 1)
+    if margin > 0 and bool(contradicted.any()):
+        contradicted = (
+            F.max_pool2d(contradicted[:, None].float(), 2 * margin + 1, stride=1, padding=margin)[
+                :, 0
+            ]
+            > 0
+        )
+    return ((labels == 0) & ~contradicted).float()
+
+
+def teacher_border_weights(
+    teacher_probabilities: torch.Tensor, w0: float, sigma: float = 5.0
+) -> torch.Tensor:
+    """``1 + w0 * exp(-(d1 + d2)**2 / (2 sigma**2))`` on the teacher's background.
+
+    The paper's border term, with ``d1``, ``d2`` the distances to the nearest and
+    second nearest of the teacher's objects (connected components of each
+    foreground class of its most probable class), so the background pixels that
+    separate the teacher's touching objects weigh up to ``1 + w0``.
+
+    Parameters
+    ----------
+    teacher_probabilities : (N, C, Y, X) float tensor
+    w0, sigma : float
+        Amplitude and width (pixels) of the border term; ``w0 = 0`` gives ones.
+
+    Returns
+    -------
+    (N, Y, X) float32 tensor on the device of ``teacher_probabilities``.
+    """
+    top_class = teacher_probabilities.argmax(dim=1).cpu().numpy()
+    weights = np.ones(top_class.shape, np.float32)
+    if w0 <= 0:
+        return torch.from_numpy(weights).to(teacher_probabilities.device)
+    for index, classes in enumerate(top_class):
+        objects = np.zeros(classes.shape, np.int32)
+        for value in np.unique(classes[classes > 0]):
+            labelled, _ = ndimage.label(classes == value)
+            objects[labelled > 0] = labelled[labelled > 0] + objects.max()
+        weights[index] += border_term(objects, w0, sigma, mask=classes == 0)
+    return torch.from_numpy(weights).to(teacher_probabilities.device)
+
+
+def distillation_loss(
+    logits: torch.Tensor, teacher_probabilities: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """Weighted mean KL divergence from the teacher's to the model's probabilities.
+
+    Parameters
+    ----------
+    logits : (N, C, Y, X) float tensor, the model's output
+    teacher_probabilities : (N, C, Y, X) float tensor
+    weights : (N, Y, X) float tensor, from :func:`distillation_mask`
+
+    Returns
+    -------
+    torch.Tensor
+        ``sum(w * KL) / sum(w)``, 0 when every weight is 0.
+    """
+    log_student = F.log_softmax(logits.float(), dim=1)
+    log_teacher = teacher_probabilities.clamp(min=1e-8).log()
+    per_pixel = (teacher_probabilities * (log_teacher - log_student)).sum(dim=1)
+    return (weights * per_pixel).sum() / weights.sum().clamp(min=1e-8)

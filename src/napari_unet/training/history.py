@@ -1,0 +1,80 @@
+"""What a training run reports while it runs and records in the model when it ends.
+
+:class:`TrainProgress` is what :func:`~napari_unet.training.loop.finetune` yields;
+:func:`record_run` appends the finished run to ``model.metadata["training_history"]``,
+which checkpoints store and the Model widget and ``napari-unet info`` show.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .sampling import annotated_pixels
+
+__all__ = ["TrainProgress", "record_run"]
+
+
+@dataclass
+class TrainProgress:
+    """One report from :func:`finetune`.
+
+    Attributes
+    ----------
+    iteration : int
+        Iterations done.
+    loss, smoothed_loss : float
+        Last batch's loss and its moving average (:data:`LOSS_SMOOTHING`).
+    elapsed : float
+        Seconds since training started.
+    fraction : float
+        Share of the budget (time or iterations) used, in [0, 1].
+    learning_rate : float
+        Learning rate of the last iteration (see ``TrainConfig.lr_schedule``).
+    preview : numpy.ndarray or None
+        (n_classes, Y, X) probabilities of the preview image, when one was due.
+    history : list of (int, float)
+        ``(iteration, loss)`` of every iteration so far. One list shared by all
+        the reports of a run and growing with it (copy it to keep a snapshot).
+    """
+
+    iteration: int
+    loss: float
+    smoothed_loss: float
+    elapsed: float
+    fraction: float
+    learning_rate: float = math.nan
+    preview: np.ndarray | None = None
+    history: list[tuple[int, float]] = field(default_factory=list)
+
+
+def record_run(model, data, state, best, configs, distilled: bool) -> None:
+    """Append a finished run (its budget, kept weights, data and options) to the model's history.
+
+    The starting model's ``source`` (a bundled name) becomes its ``parent``.
+    """
+    if state.iteration == 0:
+        return
+    config, augment, weights = configs
+    entry = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "iterations": state.iteration,
+        "seconds": round(state.elapsed, 2),
+        "bn_recalibration_passes": state.recalibrated,
+        "final_smoothed_loss": round(state.smoothed, 5),
+        "kept_weights_iteration": best.iteration,
+        "kept_smoothed_loss": round(best.loss, 5),
+        "distilled": distilled,
+        "annotated_pixels": {str(k): v for k, v in annotated_pixels(data).items()},
+        "images": [list(item.image.shape) for item in data],
+        "train_config": config.to_dict(),
+        "augment_config": augment.to_dict(),
+        "weight_config": weights.to_dict(),
+    }
+    metadata = model.metadata
+    if metadata.get("source"):
+        metadata["parent"] = metadata.pop("source")
+    metadata["training_history"] = [*metadata.get("training_history", []), entry]

@@ -1,0 +1,258 @@
+"""Training data from sparse annotations: validation, weight maps, patch sampling.
+
+Annotations follow the label convention: 0 = unlabelled (ignored, weight 0),
+1 = background, 2..K = foreground classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..config import AugmentConfig, NormConfig, WeightConfig
+from ..core.inference import normalization_stats, normalize
+from ..core.model import UNet
+from ..core.tiling import read_mirrored
+from .augment import augment_patch
+from .weights import weight_map
+
+
+class AnnotationError(ValueError):
+    """Annotations that cannot train the model; the message says what to paint or fix."""
+
+
+@dataclass
+class TrainingImage:
+    """One normalised image with its annotation and loss weights.
+
+    Attributes
+    ----------
+    image : (C, Y, X) float32, normalised
+    labels : (Y, X) unsigned int (the smallest type that holds the classes), the annotation
+    weights : (Y, X) float32, the paper's weight map (0 where unlabelled)
+    labelled : list of (N_k, 2) int32 arrays, coordinates of each class's labelled pixels
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    labelled: list[np.ndarray]
+
+
+def _as_channels_first(image: np.ndarray, in_channels: int) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[None]
+    if image.ndim != 3 or image.shape[0] != in_channels:
+        raise AnnotationError(
+            f"the model expects {in_channels} input channel(s); got an image of shape "
+            f"{image.shape} (give (Y, X) or (C, Y, X))"
+        )
+    return image
+
+
+def _check_labels(labels: np.ndarray, image_shape: tuple[int, ...], n_classes: int, index: int):
+    if labels.shape != tuple(image_shape):
+        raise AnnotationError(
+            f"annotation {index} has shape {labels.shape} but its image has shape "
+            f"{tuple(image_shape)}; create the annotation layer from the image"
+        )
+    if not labels.size:
+        return
+    wrong = int(labels.min()) if labels.min() < 0 else int(labels.max())
+    if wrong < 0 or wrong > n_classes:
+        raise AnnotationError(
+            f"annotation {index} uses label {wrong}, but the model has {n_classes} "
+            f"classes (labels 1..{n_classes}; 0 = unlabelled)"
+        )
+
+
+def _integer_labels(labels: Any, index: int) -> np.ndarray:
+    """``labels`` as an integer array (no copy if it is one); fractions are refused."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind in "biu":
+        return labels
+    as_integers = labels.astype(np.int64)
+    if not np.array_equal(as_integers, labels):
+        raise AnnotationError(
+            f"annotation {index} holds non-integer values; labels are whole numbers "
+            "(0 = unlabelled, 1 = background, 2.. = classes)"
+        )
+    return as_integers
+
+
+def prepare_training_data(
+    images: Sequence[np.ndarray],
+    annotations: Sequence[np.ndarray],
+    model: UNet,
+    weight_config: WeightConfig | None = None,
+) -> list[TrainingImage]:
+    """Validate annotations, normalise images and compute weight maps.
+
+    Parameters
+    ----------
+    images : sequence of (Y, X) or (C, Y, X) arrays
+    annotations : sequence of (Y, X) integer arrays, same length
+        Images whose annotation is empty are skipped.
+
+    Raises
+    ------
+    AnnotationError
+        Mismatched shapes, label values beyond the model's classes, no
+        annotation at all, or fewer than two classes painted.
+    """
+    if len(images) != len(annotations):
+        raise AnnotationError(f"got {len(images)} images but {len(annotations)} annotations")
+    weight_config = weight_config or WeightConfig()
+    n_classes = model.config.n_classes
+    norm = NormConfig.from_dict(model.metadata.get("normalization"))
+    prepared = []
+    for index, (image, labels) in enumerate(zip(images, annotations)):
+        image = _as_channels_first(image, model.config.in_channels)
+        labels = _integer_labels(labels, index)
+        _check_labels(labels, image.shape[-2:], n_classes, index)
+        if not labels.any():
+            continue
+        offset, scale = normalization_stats(image, norm)
+        labels = labels.astype(np.min_scalar_type(n_classes))  # uint8 for < 256 classes
+        coordinates = [
+            np.argwhere(labels == value).astype(np.int32) for value in range(1, n_classes + 1)
+        ]
+        prepared.append(
+            TrainingImage(
+                image=normalize(image, offset, scale),
+                labels=labels,
+                weights=weight_map(labels, weight_config),
+                labelled=coordinates,
+            )
+        )
+    _check_classes_present(prepared)
+    return prepared
+
+
+def _check_classes_present(prepared: list[TrainingImage]) -> None:
+    if not prepared:
+        raise AnnotationError(
+            "the annotations are empty: paint at least one background (label 1) and one "
+            "foreground (label 2) stroke"
+        )
+    counts = annotated_pixels(prepared)
+    if sum(1 for count in counts.values() if count > 0) < 2:
+        painted = [label for label, count in counts.items() if count > 0]
+        raise AnnotationError(
+            f"only label {painted[0]} is painted: paint at least one background (label 1) and "
+            "one foreground (label 2) stroke"
+        )
+
+
+def annotated_pixels(prepared: list[TrainingImage]) -> dict[int, int]:
+    """Number of labelled pixels per label value (1 = background, ...)."""
+    n_classes = len(prepared[0].labelled) if prepared else 0
+    return {
+        label: int(sum(item.labelled[label - 1].shape[0] for item in prepared))
+        for label in range(1, n_classes + 1)
+    }
+
+
+class PatchSampler:
+    """Draws training patches centred on labelled pixels, class-balanced.
+
+    Each patch: pick a class uniformly among the painted ones, then one of its
+    labelled pixels (over all images), and centre the patch's output region on
+    it, so no patch is wasted on unlabelled areas. With ``context_fraction`` > 0
+    that share of the patches is centred on any pixel instead (images drawn by
+    area), for losses that also use unpainted pixels (distillation).
+
+    Parameters
+    ----------
+    data : list of TrainingImage
+    input_size : int
+        Input patch edge (a valid input size of the model).
+    output_size : int
+        Edge of the network output for that input.
+    augment : AugmentConfig
+    rng : numpy.random.Generator
+    context_fraction : float
+        Share of patches centred anywhere, in [0, 1).
+    """
+
+    def __init__(
+        self,
+        data: list[TrainingImage],
+        input_size: int,
+        output_size: int,
+        augment: AugmentConfig,
+        rng: np.random.Generator,
+        context_fraction: float = 0.0,
+    ) -> None:
+        self.data = data
+        self.context_fraction = context_fraction
+        self.input_size = input_size
+        self.output_size = output_size
+        self.augment = augment
+        self.rng = rng
+        self.classes = [
+            k for k in range(len(data[0].labelled)) if sum(d.labelled[k].shape[0] for d in data)
+        ]
+
+    def _pick_anywhere(self) -> tuple[TrainingImage, int, int]:
+        areas = np.array([item.labels.size for item in self.data], float)
+        item = self.data[self.rng.choice(len(self.data), p=areas / areas.sum())]
+        y, x = (int(self.rng.integers(size)) for size in item.labels.shape)
+        return item, y, x
+
+    def _pick_centre(self) -> tuple[TrainingImage, int, int]:
+        class_index = self.classes[self.rng.integers(len(self.classes))]
+        counts = np.array([item.labelled[class_index].shape[0] for item in self.data], float)
+        item = self.data[self.rng.choice(len(self.data), p=counts / counts.sum())]
+        coordinates = item.labelled[class_index]
+        y, x = coordinates[self.rng.integers(coordinates.shape[0])]
+        return item, int(y), int(x)
+
+    def patch(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One augmented patch: image (C, S, S), labels (O, O) int64, weights (O, O) float32.
+
+        ``S`` is the input size, ``O`` the output size. Labels and weights
+        outside the image are 0 (unlabelled).
+        """
+        anywhere = self.context_fraction > 0 and self.rng.random() < self.context_fraction
+        for _ in range(20):
+            item, y, x = self._pick_anywhere() if anywhere else self._pick_centre()
+            start_y, start_x = y - self.input_size // 2, x - self.input_size // 2
+            shape = (self.input_size, self.input_size)
+            image = read_mirrored(item.image, start_y, start_x, shape)
+            labels = _read_zero_padded(item.labels, start_y, start_x, shape)
+            weights = _read_zero_padded(item.weights, start_y, start_x, shape)
+            image, labels, weights = augment_patch(image, labels, weights, self.augment, self.rng)
+            crop = slice((self.input_size - self.output_size) // 2, None)
+            crop = slice(crop.start, crop.start + self.output_size)
+            labels, weights = labels[crop, crop], weights[crop, crop]
+            if anywhere or weights.sum() > 0:
+                break
+        return image, labels.astype(np.int64), weights.astype(np.float32)
+
+    def batch(self, batch_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``batch_size`` patches stacked: (N, C, S, S), (N, O, O), (N, O, O)."""
+        patches = [self.patch() for _ in range(batch_size)]
+        return tuple(np.stack(parts) for parts in zip(*patches))  # type: ignore[return-value]
+
+
+def _read_zero_padded(array: np.ndarray, y_start: int, x_start: int, shape: tuple[int, int]) -> Any:
+    """A window of a (Y, X) array; pixels outside the array are 0."""
+    out = np.zeros(shape, dtype=array.dtype)
+    y0, x0 = max(y_start, 0), max(x_start, 0)
+    y1 = min(y_start + shape[0], array.shape[0])
+    x1 = min(x_start + shape[1], array.shape[1])
+    if y1 > y0 and x1 > x0:
+        out[y0 - y_start : y1 - y_start, x0 - x_start : x1 - x_start] = array[y0:y1, x0:x1]
+    return out
+
+
+def default_patch_size(model: UNet, min_output: int = 96) -> int:
+    """Smallest valid input patch whose output is at least ``min_output`` pixels."""
+    if model.config.padding == "same":
+        return model.nearest_valid_sizes(max(min_output, model.size_multiple))[1]
+    return model.smallest_valid_input_covering(min_output)
