@@ -11,14 +11,22 @@ from typing import Any
 import numpy as np
 
 from ..config import NormConfig
-from ..io.data import check_real
 from ._limits import check_normalization
 
-__all__ = ["NON_FINITE_MESSAGE", "normalization_stats", "normalize"]
+__all__ = ["NON_FINITE_MESSAGE", "check_real", "normalization_stats", "normalize"]
 
 NON_FINITE_MESSAGE = (
     "the image contains NaN or infinite values; replace them (e.g. with 0) before predicting"
 )
+
+
+def check_real(dtype: np.dtype) -> None:
+    """Refuse complex images (a cast would silently drop the imaginary part)."""
+    if np.dtype(dtype).kind == "c":
+        raise ValueError(
+            f"the image is complex ({np.dtype(dtype)}); give its magnitude (numpy.abs) or its "
+            "real part"
+        )
 
 
 def normalization_stats(
