@@ -105,6 +105,17 @@ def test_core_load_model_opens_bioimageio_packages_without_importing_io_itself()
     )
 
 
+def test_package_type_checks():
+    """mypy, as configured in pyproject.toml ([tool.mypy]), finds no error in the package.
+
+    About 25 s without mypy's cache (a fresh checkout), about 1 s with it.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_no_qt_binding_in_runtime_dependencies():
     import tomllib
 

@@ -229,7 +229,7 @@ class FinetuneWidget(QWidget):
         if self.loss_weights.worker is not None:
             self.loss_weights.worker.quit()
 
-    def event(self, event: QEvent) -> bool:
+    def event(self, event: QEvent | None) -> bool:
         """A dock of its own that is closed stops the fine-tune."""
         if taken_out_of_its_dock(self, event):
             self.stop_jobs()

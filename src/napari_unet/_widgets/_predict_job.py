@@ -114,7 +114,7 @@ def predict_job(
         steps = iter_predict(
             image,
             model,
-            probabilities[(slice(None), *plane)],
+            probabilities[_all_classes(plane)],
             tile_size=request.tile_size,
             device=request.device,
             stop=stop,
@@ -129,6 +129,11 @@ def predict_job(
     result = _postprocess(request, probabilities, planes, stop)
     yield PredictionProgress(1.0, "Done")
     return result
+
+
+def _all_classes(plane: tuple[int, ...]) -> tuple[slice | int, ...]:
+    """Index of ``plane`` in a (C, ...) array: every class of that slice."""
+    return (slice(None), *plane)
 
 
 def _postprocess(
@@ -146,11 +151,11 @@ def _postprocess(
     for plane in planes:
         if stop.is_set():
             raise Cancelled("prediction cancelled")
-        mask[plane] = class_mask(probabilities[(slice(None), *plane)])
+        mask[plane] = class_mask(probabilities[_all_classes(plane)])
         instances[plane], found = slice_instances(mask[plane], request.instance_method, count)
         count += found
         if weights is not None:
             weights[plane] = weight_map(mask[plane], request.weight_config)
         if unsure is not None:
-            unsure[plane] = uncertainty(probabilities[(slice(None), *plane)])
+            unsure[plane] = uncertainty(probabilities[_all_classes(plane)])
     return PredictionResult(probabilities, mask, instances, weights, unsure)

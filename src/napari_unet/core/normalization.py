@@ -79,7 +79,7 @@ def normalize(block: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.nd
     """
     block = np.asarray(block)
     wide = block.dtype.itemsize > 2 and block.dtype != np.float32
-    work = np.float64 if wide else np.float32
+    work: type[np.floating[Any]] = np.float64 if wide else np.float32
     offset, scale = (np.asarray(v, dtype=work)[:, None, None] for v in (offset, scale))
     with np.errstate(over="ignore", invalid="ignore"):
         normalised = ((block.astype(work, copy=False) - offset) / scale).astype(

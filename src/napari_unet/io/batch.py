@@ -32,6 +32,7 @@ from ..core.checkpoint import load_model, resolve_checkpoint
 from ..core.devices import torch_threads
 from ..core.inference import Progress
 from ..core.model import UNet
+from ..core.postprocess import InstanceMethod
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
 from .data import write_tiff
 from .inputs import InputInfo, open_input, probe_input
@@ -79,7 +80,7 @@ class PredictOptions:
     batch_size: int = 4
     device: str = "auto"
     test_time_augmentation: bool = False
-    instances: str = "components"
+    instances: InstanceMethod = "components"
     axes: str | None = None
     output_format: str = "auto"
     overwrite: bool = False
@@ -225,7 +226,7 @@ def _predict_and_write(
     record: dict[str, Any],
 ) -> int | None:
     """Predict ``image`` and write ``outputs`` recording ``record``; returns the instance count."""
-    settings = {
+    settings: dict[str, Any] = {
         "axes": info.axes,
         "tile_size": options.tile_size,
         "batch_size": options.batch_size,
@@ -256,7 +257,8 @@ def _predict_and_write(
 def _stored_count(store: Path) -> int | None:
     import zarr
 
-    return zarr.open_group(str(store), mode="r").attrs["napari_unet"].get("n_instances")
+    attributes: Any = zarr.open_group(str(store), mode="r").attrs["napari_unet"]  # ours: a dict
+    return attributes.get("n_instances")
 
 
 def _worker_name() -> str | None:

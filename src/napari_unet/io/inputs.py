@@ -203,7 +203,7 @@ def open_tiff_lazily(path: Path, axes: str | None = None, closing: ExitStack | N
     except Exception:
         return read_image(path)
     try:
-        view = zarr.open(store, mode="r")
+        view = zarr.open_array(store, mode="r")
     except Exception:  # e.g. a zarr version this tifffile cannot serve
         store.close()
         return read_image(path)

@@ -32,7 +32,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -48,7 +48,7 @@ from ..core.inference import (
     tile_layout,
 )
 from ..core.model import UNet
-from ..core.postprocess import MIN_INSTANCE_SIZE
+from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
 from .volumes import MAX_INSTANCES, iter_predict_stack, slice_instances
 
@@ -131,7 +131,7 @@ def predict_to_zarr(
     tile_size: int | None = None,
     batch_size: int = 4,
     device: str | torch.device | None = None,
-    instances: str | None = "components",
+    instances: InstanceMethod | None = "components",
     progress: Callable[[Progress], None] | None = None,
     stop: StopFlag = None,
     test_time_augmentation: bool = False,
@@ -178,15 +178,17 @@ def predict_to_zarr(
     try:
         arrays = _create_arrays(partial, image.shape, axes, model.config.n_classes, block)
         destination = _ProbabilitiesAndMask(arrays["prob"], arrays["mask"])
-        options = {
-            "tile_size": tile_size,
-            "batch_size": batch_size,
-            "device": device,
-            "test_time_augmentation": test_time_augmentation,
-        }
-        read_limit = tile_shape[0] * tile_shape[1]
         steps = iter_predict_stack(
-            image, model, destination, axes=axes, stop=stop, max_read_pixels=read_limit, **options
+            image,
+            model,
+            destination,
+            axes=axes,
+            stop=stop,
+            max_read_pixels=tile_shape[0] * tile_shape[1],
+            tile_size=tile_size,
+            batch_size=batch_size,
+            device=device,
+            test_time_augmentation=test_time_augmentation,
         )
         for step in steps:
             if progress is not None:
@@ -224,7 +226,7 @@ def _check_instances(method: str | None, plane: tuple[int, int]) -> None:
         )
 
 
-def _open_group(path: Path, mode: str = "a") -> Any:
+def _open_group(path: Path, mode: Literal["r", "r+", "a", "w", "w-"] = "a") -> Any:
     import zarr
 
     return zarr.open_group(str(path), mode=mode)
@@ -252,7 +254,7 @@ def _create_arrays(
 def _write_instances(
     path: Path,
     mask: Any,
-    method: str,
+    method: InstanceMethod,
     block: tuple[int, int],
     progress: Callable[[Progress], None] | None,
     stop: StopFlag = None,
@@ -265,6 +267,7 @@ def _write_instances(
 
     options = {"shape": mask.shape, "chunks": mask.chunks, "dtype": np.uint32, "fill_value": 0}
     out = zarr.open_array(str(path / "instances"), mode="w", **options)
+    planes: list[tuple[Any, Any]]  # (mask, instances): zarr arrays or _Plane windows
     if mask.ndim == 2:
         planes = [(mask, out)]
     else:

@@ -18,7 +18,7 @@ import torch
 
 from ..core.inference import Progress, StopFlag, iter_predict
 from ..core.model import UNet
-from ..core.postprocess import class_mask, instance_labels
+from ..core.postprocess import InstanceMethod, class_mask, instance_labels
 from .axes import ImagePlane, check_axes, guess_axes, output_shapes, slice_count
 
 __all__ = [
@@ -182,7 +182,7 @@ MAX_INSTANCES = 2**32 - 1
 
 
 def slice_instances(
-    mask: np.ndarray, method: str = "components", offset: int = 0
+    mask: np.ndarray, method: InstanceMethod = "components", offset: int = 0
 ) -> tuple[np.ndarray, int]:
     """Instance labels of one (Y, X) slice of a stack, numbered after ``offset``.
 
@@ -210,7 +210,7 @@ def slice_instances(
     return np.where(labels > 0, labels + offset, 0).astype(np.uint32), count
 
 
-def stack_instances(mask: np.ndarray, method: str = "components") -> np.ndarray:
+def stack_instances(mask: np.ndarray, method: InstanceMethod = "components") -> np.ndarray:
     """Instance labels of a (Y, X) or (Z, Y, X) class mask, slice by slice.
 
     Returns
@@ -231,7 +231,7 @@ def stack_instances(mask: np.ndarray, method: str = "components") -> np.ndarray:
 
 
 def segment_stack(
-    stack: Any, model: UNet, *, instances: str = "components", **options: Any
+    stack: Any, model: UNet, *, instances: InstanceMethod = "components", **options: Any
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Probabilities, class mask and instances of an image or stack, in memory.
 
