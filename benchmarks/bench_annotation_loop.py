@@ -73,6 +73,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
             seconds=args.seconds, iterations=args.iterations, learning_rate=args.lr,
             distillation=args.distillation, context_patches=args.context, seed=seed,
             distillation_margin=args.margin, distillation_border=args.kd_border,
+            distillation_temperature=args.kd_temperature,
             device="cpu",
         )  # fmt: skip
         if args.start == "base":  # as the widget does: every round from the loaded model
@@ -149,6 +150,10 @@ def main() -> None:
     parser.add_argument(
         "--kd-border", type=float, default=TrainConfig.distillation_border,
         help="w0 of the border term on the teacher's objects in the distillation weights",
+    )  # fmt: skip
+    parser.add_argument(
+        "--kd-temperature", type=float, default=TrainConfig.distillation_temperature,
+        help="sharpen the teacher's probabilities to p^(1/T) (T < 1: firmer targets)",
     )  # fmt: skip
     parser.add_argument(
         "--start", choices=["base", "current"], default="base",

@@ -233,6 +233,10 @@ class TrainConfig(_Options):
         With distillation: ``w0`` of the paper's border term computed on the
         starting model's own objects, weighting the distillation of the gaps
         between its touching objects (0 = every unpainted pixel alike).
+    distillation_temperature : float
+        The teacher's probabilities are sharpened to ``p ** (1 / T)``
+        (renormalised) before distillation: 1 keeps them, below 1 its decisions
+        at uncertain pixels become firm targets.
     context_patches : float
         With distillation: share of the training patches centred anywhere in the
         images instead of on a stroke, so the whole image is rehearsed.
@@ -257,9 +261,14 @@ class TrainConfig(_Options):
     distillation: float = 3.0
     distillation_margin: int = 3
     distillation_border: float = 0.0
+    distillation_temperature: float = 1.0
     context_patches: float = 0.5
 
     def __post_init__(self) -> None:
+        if not self.distillation_temperature > 0:
+            raise ValueError(
+                f"distillation_temperature must be > 0, got {self.distillation_temperature}"
+            )
         if not self.distillation_border >= 0:
             raise ValueError(f"distillation_border must be >= 0, got {self.distillation_border}")
         if not (self.distillation >= 0 and self.distillation_margin >= 0):

@@ -39,6 +39,7 @@ from .distillation import (
     distillation_loss,
     distillation_mask,
     has_been_trained,
+    sharpened,
     teacher_border_weights,
 )
 from .history import TrainProgress, record_run
@@ -335,6 +336,7 @@ def _forward_loss(
     mask = distillation_mask(targets, labels_tensor, config.distillation_margin)
     if config.distillation_border > 0:
         mask = mask * teacher_border_weights(targets, config.distillation_border)
+    targets = sharpened(targets, config.distillation_temperature)
     return loss + config.distillation * distillation_loss(logits, targets, mask)
 
 
