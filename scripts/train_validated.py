@@ -60,6 +60,10 @@ SETUPS = {
         "class_balance": False,
         "validation": "ISBI slices 15-16",
         "test": "ISBI slices 17-19",
+        "trained_on": (
+            "ISBI 2012 EM training slices 00-14 (dense labels); weights selected on "
+            "slices 15-16 (scripts/train_validated.py); never used: 17-19"
+        ),
     },
     "nuclei": {
         "patch_size": 188,
@@ -67,6 +71,11 @@ SETUPS = {
         "class_balance": True,
         "validation": "DSB 2018 top right quarter (y < 128, x >= 256)",
         "test": "DSB 2018 bottom right quarter (y >= 128, x >= 256)",
+        "trained_on": (
+            "DSB 2018 nuclei image, left half (x < 256), plus 8 synthetic nuclei images "
+            "(napari_unet.io.synthetic, seeds 100-107); weights selected on the top right "
+            "quarter (scripts/train_validated.py); never used: bottom right quarter"
+        ),
     },
 }
 
@@ -198,9 +207,11 @@ def finish(args, model, best, start) -> None:
         model.metadata["parent"] = None
         model.metadata.pop("source", None)
         model.metadata["selected_on"] = setup["validation"]
+        model.metadata["trained_on"] = setup["trained_on"]
         model.metadata["held_out_test"] = setup["test"]
-        save_model(model, MODELS / f"{args.model}.safetensors", half=True)
-        print(f"wrote {MODELS / f'{args.model}.safetensors'}")
+        output = Path(args.output or MODELS / f"{args.model}.safetensors")
+        save_model(model, output, half=True)
+        print(f"wrote {output}")
 
 
 def main() -> None:
@@ -213,6 +224,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="replace the bundled weights")
+    parser.add_argument("--output", default=None, help="with --write: this path instead")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run(args)
