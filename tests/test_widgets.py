@@ -140,10 +140,10 @@ def test_full_loop_annotate_finetune_predict(qtbot, dock):
     assert preview.data.shape == (128, 128) and preview.data.dtype == np.float32
     assert len(widget.finetune.plot.iterations) == 25
 
-    with qtbot.waitSignal(widget.finetune.weights_finished, timeout=10_000):
-        assert widget.finetune.show_loss_weights() is not None
+    with qtbot.waitSignal(widget.finetune.loss_weights.finished, timeout=10_000):
+        assert widget.finetune.loss_weights.show() is not None
         assert not widget.finetune.weights_button.enabled
-        assert widget.finetune.show_loss_weights() is None  # a second click starts nothing
+        assert widget.finetune.loss_weights.show() is None  # a second click starts nothing
     assert widget.finetune.weights_button.enabled
     loss_weights = viewer.layers["discs loss weights"]
     assert isinstance(loss_weights, napari.layers.Image) and loss_weights.data.dtype == np.float32

@@ -14,11 +14,11 @@ import dataclasses
 import enum
 import warnings
 from dataclasses import dataclass
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar
 
 import numpy as np
 
-from .core.postprocess import MIN_INSTANCE_SIZE
+from .core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod
 
 T = TypeVar("T", bound="_Options")
 
@@ -26,21 +26,23 @@ T = TypeVar("T", bound="_Options")
 class _Options:
     """Mixin: JSON round-trip for frozen dataclasses."""
 
+    __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # set by @dataclass
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[arg-type]
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_dict(cls: type[T], values: dict[str, Any] | None) -> T:
         """Build from a dict, ignoring unknown keys (forward compatibility)."""
         values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {
             k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known
         }
         return cls(**kwargs)
 
     def replace(self: T, **changes: Any) -> T:
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+        return dataclasses.replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,7 @@ class PredictConfig(_Options):
     batch_size: int = 4
     device: str = "auto"
     test_time_augmentation: bool = False
-    instances: Literal["components", "watershed"] = "components"
+    instances: InstanceMethod = "components"
     min_instance_size: int = MIN_INSTANCE_SIZE
 
     def __post_init__(self) -> None:

@@ -194,7 +194,8 @@ class AnnotateWidget(QWidget):
     # ---- legend and counts ---------------------------------------------------
     def _build_legend(self, *_: Any) -> None:
         while self.legend.count():
-            old = self.legend.takeAt(0).widget()
+            item = self.legend.takeAt(0)
+            old = item.widget() if item is not None else None
             if old is not None:
                 old.setParent(None)  # gone at once, not at the next event loop
                 old.deleteLater()

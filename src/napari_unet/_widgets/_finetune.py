@@ -55,7 +55,7 @@ class FinetuneWidget(QWidget):
     worker : GeneratorWorker or None
         The running fine-tune (see :meth:`start_finetune`).
     loss_weights : LossWeights
-        Shows the loss weights of the annotations (see :meth:`show_loss_weights`).
+        Shows the loss weights of the annotations (its ``button``, see :meth:`LossWeights.show`).
     plot : LossPlot
         The live loss curve.
     go_back : GoBackButton
@@ -106,7 +106,6 @@ class FinetuneWidget(QWidget):
             self, self.image_picker, self.annotation_picker, self.settings.weight_config
         )
         self.weights_button = self.loss_weights.button
-        self.weights_finished = self.loss_weights.finished
         self.progress = QProgressBar()
         self.progress.setRange(0, 1000)
         self.progress.setFormat("%p%")
@@ -229,7 +228,7 @@ class FinetuneWidget(QWidget):
         if self.loss_weights.worker is not None:
             self.loss_weights.worker.quit()
 
-    def event(self, event: QEvent) -> bool:
+    def event(self, event: QEvent | None) -> bool:
         """A dock of its own that is closed stops the fine-tune."""
         if taken_out_of_its_dock(self, event):
             self.stop_jobs()
@@ -391,7 +390,3 @@ class FinetuneWidget(QWidget):
         self.start_button.enabled = not running
         self.stop_button.enabled = running
         self.settings.set_running(running)
-
-    def show_loss_weights(self, *_: Any) -> GeneratorWorker | None:
-        """Show the loss weights of the chosen annotations (see :class:`LossWeights`)."""
-        return self.loss_weights.show()

@@ -226,6 +226,7 @@ def finetune_job(
                 after = probabilities
     if last is not None and before is not None and not cancel.is_set():
         if after is None:
+            assert request.compare_plane is not None  # ``before`` was predicted for it
             yield "Comparing the slice in view with the model before training…"
             compared = _plane_image(request, images, request.compare_plane)
             after = _final_preview(request, compared, cancel)

@@ -291,7 +291,7 @@ class LayerPicker:
 
 
 # ---- output layers --------------------------------------------------------------
-def find_output(viewer: napari.Viewer, name: str, layer_type: type) -> Any:
+def find_output(viewer: napari.Viewer, name: str, layer_type: type[napari.layers.Layer]) -> Any:
     """This plugin's output layer called ``name`` (by creation), or None."""
     for layer in viewer.layers:
         if (

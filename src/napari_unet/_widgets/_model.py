@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import napari
+from magicgui.types import FileDialogMode
 from magicgui.widgets import ComboBox, Container, FileEdit, PushButton, SpinBox
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
@@ -80,7 +81,9 @@ class ModelWidget(QWidget):
         choices = [*bundled_models(), NEW_MODEL_NAME, FROM_FILE]
         self.source = ComboBox(label="Model", choices=choices)
         self.checkpoint_file = FileEdit(
-            label="File", mode="r", filter="U-Net checkpoints (*.safetensors *.pt *.pth *.zip)"
+            label="File",
+            mode=FileDialogMode.EXISTING_FILE,
+            filter="U-Net checkpoints (*.safetensors *.pt *.pth *.zip)",
         )
         self.new_options = NewModelOptions()
         self.load_button = PushButton(text="Load model")
@@ -136,8 +139,8 @@ class ModelWidget(QWidget):
             if choice == NEW_MODEL_NAME:
                 model, name = new_model(self.new_options.config()), NEW_MODEL_NAME
             elif choice == FROM_FILE:
-                path = Path(self.checkpoint_file.value)
-                if not path.is_file():
+                path = self.checkpoint_file.value  # one Path in this mode
+                if not isinstance(path, Path) or not path.is_file():
                     show_error("Choose a checkpoint file (.safetensors) first.")
                     return False
                 model, name = load_model(path), path.name

@@ -239,7 +239,7 @@ class PredictWidget(QWidget):
         """Cancel the running prediction: the section was closed."""
         self.cancel()
 
-    def event(self, event: QEvent) -> bool:
+    def event(self, event: QEvent | None) -> bool:
         """A dock of its own that is closed cancels the prediction."""
         if taken_out_of_its_dock(self, event):
             self.stop_jobs()

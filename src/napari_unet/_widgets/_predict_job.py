@@ -105,8 +105,9 @@ def predict_job(
     probabilities = np.zeros((model.config.n_classes, *geometry.spatial_shape), np.float32)
     for number, plane in enumerate(planes):
         image = geometry.read_plane(request.data, plane, model.config.in_channels)
-        target = probabilities[(slice(None), *plane)]
-        steps = iter_predict(image, model, target, config=request.config, stop=stop)
+        steps = iter_predict(
+            image, model, probabilities[_all_classes(plane)], config=request.config, stop=stop
+        )
         for step in steps:
             fraction = (number + step.done / max(step.total, 1)) / len(planes)
             where = f"slice {number + 1}/{len(planes)}, " if len(planes) > 1 else ""
@@ -116,6 +117,11 @@ def predict_job(
     result = _postprocess(request, probabilities, planes, stop)
     yield PredictionProgress(1.0, "Done")
     return result
+
+
+def _all_classes(plane: tuple[int, ...]) -> tuple[slice | int, ...]:
+    """Index of ``plane`` in a (C, ...) array: every class of that slice."""
+    return (slice(None), *plane)
 
 
 def _postprocess(
@@ -133,7 +139,7 @@ def _postprocess(
     for plane in planes:
         if stop.is_set():
             raise Cancelled("prediction cancelled")
-        mask[plane] = class_mask(probabilities[(slice(None), *plane)])
+        mask[plane] = class_mask(probabilities[_all_classes(plane)])
         instances[plane], found = slice_instances(
             mask[plane], request.config.instances, count, request.config.min_instance_size
         )
@@ -141,5 +147,5 @@ def _postprocess(
         if weights is not None:
             weights[plane] = weight_map(mask[plane], request.weight_config)
         if unsure is not None:
-            unsure[plane] = uncertainty(probabilities[(slice(None), *plane)])
+            unsure[plane] = uncertainty(probabilities[_all_classes(plane)])
     return PredictionResult(probabilities, mask, instances, weights, unsure)

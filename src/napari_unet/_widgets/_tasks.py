@@ -164,7 +164,7 @@ def start_job(
     return worker
 
 
-def taken_out_of_its_dock(widget: QWidget, event: QEvent) -> bool:
+def taken_out_of_its_dock(widget: QWidget, event: QEvent | None) -> bool:
     """Whether ``event`` tells ``widget`` that its dock was closed.
 
     napari's close button on a dock takes the widget out of it (``setParent(None)``)
@@ -172,6 +172,8 @@ def taken_out_of_its_dock(widget: QWidget, event: QEvent) -> bool:
     a job would go on unseen, with no Stop button to reach. Switching tabs or
     hiding the dock leaves the parent alone.
     """
+    if event is None:  # Qt's signature allows it
+        return False
     return event.type() == QEvent.Type.ParentChange and widget.parent() is None
 
 

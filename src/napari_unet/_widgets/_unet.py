@@ -58,7 +58,7 @@ class UNetWidget(QWidget):
             if isinstance(scroll, QScrollArea) and scroll.widget() is section:
                 self.tabs.setCurrentIndex(index)
 
-    def event(self, event: QEvent) -> bool:
+    def event(self, event: QEvent | None) -> bool:
         """Closing the dock stops the sections' jobs (see :func:`taken_out_of_its_dock`)."""
         if taken_out_of_its_dock(self, event):
             self.finetune.stop_jobs()

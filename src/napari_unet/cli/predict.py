@@ -201,6 +201,8 @@ class _FileProgress:
         self.bar: ProgressBar | None = None
 
     def start(self, path: str) -> Callable[[Progress], None]:
+        from ..io.volumes import StackProgress
+
         name = Path(path).name
 
         def update(step: Progress) -> None:
@@ -208,7 +210,7 @@ class _FileProgress:
                 self.bar = ProgressBar(name)
             if step.stage == "instances":
                 detail = f"instances {step.done}/{step.total}"
-            elif getattr(step, "n_slices", 1) > 1:
+            elif isinstance(step, StackProgress) and step.n_slices > 1:
                 detail = f"slice {step.slice_index + 1}/{step.n_slices}, {step.done}/{step.total}"
             else:
                 detail = f"{step.done}/{step.total} tiles"

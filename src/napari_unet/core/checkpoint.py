@@ -22,6 +22,7 @@ import json
 import os
 import stat
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -37,6 +38,9 @@ from ._limits import (
     check_tensor_shapes,
 )
 from .model import UNet
+
+FormatDetector = Callable[[str | os.PathLike], bool]
+FormatLoader = Callable[[str | os.PathLike, str | torch.device | None], UNet]
 
 FORMAT_VERSION = 1
 METADATA_KEY = "napari_unet"
@@ -322,8 +326,23 @@ def check_metadata(path: Path, metadata: dict[str, Any]) -> None:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: {error}") from error
 
 
+#: Other model file formats :func:`load_model` opens: (detect, load) pairs, tried in order
+#: before the checkpoint formats above. Outer layers register theirs here, so that the core
+#: imports nothing from them (:mod:`napari_unet.io.bioimageio` adds bioimage.io packages).
+_MODEL_FORMATS: list[tuple[FormatDetector, FormatLoader]] = []
+
+
+def register_model_format(detect: FormatDetector, load: FormatLoader) -> None:
+    """Let :func:`load_model` open files for which ``detect(path)`` is true with ``load``."""
+    if (detect, load) not in _MODEL_FORMATS:
+        _MODEL_FORMATS.append((detect, load))
+
+
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device | None = None) -> UNet:
     """Rebuild a :class:`UNet` from a checkpoint file or a bundled model's name.
+
+    Also from a file of a format registered with :func:`register_model_format`: a
+    bioimage.io package exported by napari-unet (:mod:`napari_unet.io.bioimageio`).
 
     The returned model is in eval mode on ``device`` (None: CPU), with
     ``model.config`` and ``model.metadata`` (normalisation, class names,
@@ -334,10 +353,9 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
     CheckpointError
         A missing, unreadable, hostile or broken file (e.g. NaN weights).
     """
-    from ..io.bioimageio import is_bioimageio_package, load_bioimageio
-
-    if is_bioimageio_package(name_or_path):  # a bioimage.io model zip exported by napari-unet
-        return load_bioimageio(name_or_path, device=device)
+    for detect, load in _MODEL_FORMATS:  # e.g. a bioimage.io zip (registered by napari_unet.io)
+        if detect(name_or_path):
+            return load(name_or_path, device)
     path = resolve_checkpoint(name_or_path)
     tensors, metadata = read_checkpoint(path)
     check_weights(path, tensors)

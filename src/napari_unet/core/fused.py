@@ -6,11 +6,12 @@ Used by :mod:`napari_unet.core.inference` when ``FUSED_CONV_RELU_ON_CPU`` is set
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 import torch
 
-from .model import UNet
+from .model import UNet, UpBlock
 
 __all__ = ["FUSED_CONV_RELU", "fused_unet_forward"]
 
@@ -25,8 +26,10 @@ def _fused_conv_relu_op() -> Any:
 FUSED_CONV_RELU = _fused_conv_relu_op() if torch.backends.mkldnn.is_available() else None
 
 
-def _fused_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _fused_block(block: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
     """A ``ConvBlock`` (or any ``Sequential``) with each Conv2d followed by ReLU fused."""
+    fused = FUSED_CONV_RELU
+    assert fused is not None, "the fused forward needs oneDNN's convolution_pointwise"
     layers = list(block)
     index = 0
     while index < len(layers):
@@ -39,7 +42,7 @@ def _fused_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
             and layer.padding_mode == "zeros"
             and layer.weight.dtype == torch.float32
         ):
-            x = FUSED_CONV_RELU(
+            x = fused(
                 x,
                 layer.weight,
                 layer.bias,
@@ -61,15 +64,15 @@ def _fused_block(block: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 def fused_unet_forward(model: UNet, x: torch.Tensor) -> torch.Tensor:
     """:meth:`UNet.forward` with :func:`_fused_block` for its convolution blocks."""
     skips = []
-    for block in model.down:
+    for block in cast("Iterable[torch.nn.Sequential]", model.down):  # ConvBlocks
         x = _fused_block(block, x)
         skips.append(x)
         x = torch.nn.functional.max_pool2d(x, 2)
     x = _fused_block(model.bottleneck, x)
-    for block, skip in zip(model.up, reversed(skips)):
-        x = block.up(x)
+    for up, skip in zip(cast("Iterable[UpBlock]", model.up), reversed(skips)):
+        x = up.up(x)
         dy = (skip.shape[-2] - x.shape[-2]) // 2
         dx = (skip.shape[-1] - x.shape[-1]) // 2
         skip = skip[..., dy : dy + x.shape[-2], dx : dx + x.shape[-1]]
-        x = _fused_block(block.conv, torch.cat([skip, x], dim=1))
+        x = _fused_block(up.conv, torch.cat([skip, x], dim=1))
     return model.head(x)

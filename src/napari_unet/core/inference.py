@@ -268,6 +268,7 @@ def _tile_probabilities(
         scores = torch.cat(passes)
         probabilities = _dihedral_inverse(torch.softmax(scores.float(), dim=1), turns, flip)
         total = probabilities if total is None else total + probabilities
+    assert total is not None  # transforms is never empty
     return (total / len(transforms)).cpu().numpy()
 
 

@@ -11,14 +11,22 @@ from typing import Any
 import numpy as np
 
 from ..config import NormConfig
-from ..io.data import check_real
 from ._limits import check_normalization
 
-__all__ = ["NON_FINITE_MESSAGE", "normalization_stats", "normalize"]
+__all__ = ["NON_FINITE_MESSAGE", "check_real", "normalization_stats", "normalize"]
 
 NON_FINITE_MESSAGE = (
     "the image contains NaN or infinite values; replace them (e.g. with 0) before predicting"
 )
+
+
+def check_real(dtype: np.dtype) -> None:
+    """Refuse complex images (a cast would silently drop the imaginary part)."""
+    if np.dtype(dtype).kind == "c":
+        raise ValueError(
+            f"the image is complex ({np.dtype(dtype)}); give its magnitude (numpy.abs) or its "
+            "real part"
+        )
 
 
 def normalization_stats(
@@ -71,7 +79,7 @@ def normalize(block: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.nd
     """
     block = np.asarray(block)
     wide = block.dtype.itemsize > 2 and block.dtype != np.float32
-    work = np.float64 if wide else np.float32
+    work: type[np.floating[Any]] = np.float64 if wide else np.float32
     offset, scale = (np.asarray(v, dtype=work)[:, None, None] for v in (offset, scale))
     with np.errstate(over="ignore", invalid="ignore"):
         normalised = ((block.astype(work, copy=False) - offset) / scale).astype(

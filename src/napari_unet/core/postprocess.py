@@ -18,7 +18,16 @@ from skimage.feature import peak_local_max
 from skimage.morphology import remove_small_objects
 from skimage.segmentation import relabel_sequential, watershed
 
-__all__ = ["MIN_INSTANCE_SIZE", "class_mask", "instance_labels", "remove_small_instances"]
+__all__ = [
+    "MIN_INSTANCE_SIZE",
+    "InstanceMethod",
+    "class_mask",
+    "instance_labels",
+    "remove_small_instances",
+]
+
+#: How :func:`instance_labels` separates objects.
+InstanceMethod = Literal["components", "watershed"]
 
 #: Objects smaller than this many pixels are not instances by default: specks of a few
 #: pixels at a nucleus's edge are what fine-tuning most often adds, and each one counts
@@ -63,7 +72,7 @@ def instance_labels(
     mask_or_probabilities: np.ndarray,
     *,
     foreground_classes: Iterable[int] | None = None,
-    method: Literal["components", "watershed"] = "components",
+    method: InstanceMethod = "components",
     min_size: int = MIN_INSTANCE_SIZE,
     min_distance: int = 5,
     connectivity: int = 1,

@@ -91,9 +91,9 @@ def corrective_strokes(
         strokes += 1
     for label in np.unique(truth[region]):
         if label > 0 and not np.any(result == label):
-            component = _largest_component((truth == label) & free)
-            if component is not None:
-                result[_stroke(component, component, rng, budget)] = label
+            largest = _largest_component((truth == label) & free)
+            if largest is not None:
+                result[_stroke(largest, largest, rng, budget)] = label
     return result
 
 
@@ -111,7 +111,7 @@ def _ranked_components(
         scores = ndimage.sum_labels(weights, components, indices)
         order = indices[np.argsort(-scores, kind="stable")]
         queues.append([(components == index, int(label)) for index in order[:32]])
-    interleaved = []
+    interleaved: list[tuple[np.ndarray, int]] = []
     for rank in range(max((len(queue) for queue in queues), default=0)):
         interleaved.extend(queue[rank] for queue in queues if rank < len(queue))
     return interleaved

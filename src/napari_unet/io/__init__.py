@@ -6,3 +6,7 @@ by tile into zarr (``outofcore``), batch prediction of files here or on dask wor
 (``inputs``, ``batch``, ``_cluster``, ``reruns``) and bioimage.io model packages
 (``bioimageio``). Builds on :mod:`napari_unet.core`; no napari or Qt.
 """
+
+# Teaches napari_unet.load_model (in the core, which imports nothing from io) to open
+# bioimage.io packages; bioimageio.spec itself is imported only when one is used.
+from . import bioimageio as _bioimageio  # noqa: F401

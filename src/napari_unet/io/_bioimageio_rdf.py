@@ -199,10 +199,10 @@ def model_description(
         weights=spec.WeightsDescr(
             pytorch_state_dict=spec.PytorchStateDictWeightsDescr(
                 source=files["state_dict"],
-                sha256=sha256(files["state_dict"]),
+                sha256=spec.Sha256(sha256(files["state_dict"])),
                 architecture=spec.ArchitectureFromFileDescr(
                     source=files["architecture"],
-                    sha256=sha256(files["architecture"]),
+                    sha256=spec.Sha256(sha256(files["architecture"])),
                     callable=spec.Identifier(ARCHITECTURE_CALLABLE),
                     kwargs=model.config.to_dict(),
                 ),
@@ -210,7 +210,7 @@ def model_description(
             ),
             torchscript=spec.TorchscriptWeightsDescr(
                 source=files["torchscript"],
-                sha256=sha256(files["torchscript"]),
+                sha256=spec.Sha256(sha256(files["torchscript"])),
                 pytorch_version=torch_version,
                 parent="pytorch_state_dict",
             ),
@@ -220,7 +220,8 @@ def model_description(
                 architecture_type="U-Net",
                 model_parameter_count=sum(p.numel() for p in model.parameters()),
             ),
-            **{CONFIG_KEY: stored},
+            # an extra field (Config allows them); its synthesised __init__ knows only `stardist`
+            **{CONFIG_KEY: stored},  # type: ignore[arg-type]
         ),
     )
 

@@ -246,7 +246,8 @@ def _predict_and_write(
 def _stored_count(store: Path) -> int | None:
     import zarr
 
-    return zarr.open_group(str(store), mode="r").attrs["napari_unet"].get("n_instances")
+    attributes: Any = zarr.open_group(str(store), mode="r").attrs["napari_unet"]  # ours: a dict
+    return attributes.get("n_instances")
 
 
 def _worker_name() -> str | None:

@@ -46,6 +46,7 @@ from ..core.checkpoint import (
     check_torch_archive,
     check_weights,
     default_metadata,
+    register_model_format,
     resolve_checkpoint,
 )
 from ..core.inference import normalization_stats, normalize
@@ -222,6 +223,9 @@ def load_bioimageio(path: str | os.PathLike, device: str | torch.device | None =
     model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
     model.metadata = {**default_metadata(config), **metadata, "source": str(path)}
     return model.to(device or "cpu").eval()
+
+
+register_model_format(is_bioimageio_package, load_bioimageio)  # napari_unet.load_model("x.zip")
 
 
 #: Most bytes all entries of a package may unpack to: two copies of the largest

@@ -17,6 +17,7 @@ import tifffile
 from skimage import io as skimage_io
 
 from ..core._atomic import atomic_open
+from ..core.normalization import check_real
 from .synthetic import simulate_scribbles, synthetic_nuclei
 
 __all__ = [
@@ -299,15 +300,6 @@ def working_dtype(dtype: np.dtype) -> np.dtype:
     dtype = np.dtype(dtype)
     wide = dtype.itemsize > 2 and dtype != np.float32
     return np.dtype(np.float64 if wide else np.float32)
-
-
-def check_real(dtype: np.dtype) -> None:
-    """Refuse complex images (a cast would silently drop the imaginary part)."""
-    if np.dtype(dtype).kind == "c":
-        raise ValueError(
-            f"the image is complex ({np.dtype(dtype)}); give its magnitude (numpy.abs) or its "
-            "real part"
-        )
 
 
 def _count_channels(count: int, noun: str) -> str:

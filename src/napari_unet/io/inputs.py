@@ -18,7 +18,7 @@ from typing import Any
 import tifffile
 
 from .axes import check_axes, guess_axes
-from .data import ImageReadError, not_a_file_reason, read_image
+from .data import _TIFF_SUFFIXES, ImageReadError, not_a_file_reason, read_image
 from .outofcore import needs_out_of_core, open_zarr_input
 
 __all__ = [
@@ -33,7 +33,6 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
-_TIFF_SUFFIXES = (".tif", ".tiff")
 _SLICE_LETTERS = set("ZTIQPREVHLAM")  # tifffile's non-plane, non-channel axes
 
 
@@ -203,7 +202,7 @@ def open_tiff_lazily(path: Path, axes: str | None = None, closing: ExitStack | N
     except Exception:
         return read_image(path)
     try:
-        view = zarr.open(store, mode="r")
+        view = zarr.open_array(store, mode="r")
     except Exception:  # e.g. a zarr version this tifffile cannot serve
         store.close()
         return read_image(path)

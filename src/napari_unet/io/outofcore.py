@@ -32,7 +32,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -50,7 +50,7 @@ from ..core.inference import (
     tile_layout,
 )
 from ..core.model import UNet
-from ..core.postprocess import MIN_INSTANCE_SIZE
+from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
 from .volumes import MAX_INSTANCES, iter_predict_stack, slice_instances
 
@@ -134,7 +134,7 @@ def predict_to_zarr(
     tile_size: int | str | Unset | None = UNSET,
     batch_size: int | Unset = UNSET,
     device: str | torch.device | Unset | None = UNSET,
-    instances: str | Unset | None = UNSET,
+    instances: InstanceMethod | Unset | None = UNSET,
     progress: Callable[[Progress], None] | None = None,
     stop: StopFlag = None,
     test_time_augmentation: bool | Unset = UNSET,
@@ -255,7 +255,7 @@ def _check_instances(method: str | None, plane: tuple[int, int]) -> None:
         )
 
 
-def _open_group(path: Path, mode: str = "a") -> Any:
+def _open_group(path: Path, mode: Literal["r", "r+", "a", "w", "w-"] = "a") -> Any:
     import zarr
 
     return zarr.open_group(str(path), mode=mode)
@@ -283,7 +283,7 @@ def _create_arrays(
 def _write_instances(
     path: Path,
     mask: Any,
-    method: str,
+    method: InstanceMethod,
     block: tuple[int, int],
     progress: Callable[[Progress], None] | None,
     stop: StopFlag = None,
@@ -298,6 +298,7 @@ def _write_instances(
 
     options = {"shape": mask.shape, "chunks": mask.chunks, "dtype": np.uint32, "fill_value": 0}
     out = zarr.open_array(str(path / "instances"), mode="w", **options)
+    planes: list[tuple[Any, Any]]  # (mask, instances): zarr arrays or _Plane windows
     if mask.ndim == 2:
         planes = [(mask, out)]
     else:

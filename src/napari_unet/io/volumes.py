@@ -19,7 +19,7 @@ import torch
 from ..config import UNSET, PredictConfig, Unset, predict_config
 from ..core.inference import KEYWORD_DEFAULTS, Progress, StopFlag, iter_predict, keyword_settings
 from ..core.model import UNet
-from ..core.postprocess import MIN_INSTANCE_SIZE, class_mask, instance_labels
+from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, class_mask, instance_labels
 from .axes import ImagePlane, check_axes, guess_axes, output_shapes, slice_count
 
 __all__ = [
@@ -181,7 +181,7 @@ MAX_INSTANCES = 2**32 - 1
 
 def slice_instances(
     mask: np.ndarray,
-    method: str = "components",
+    method: InstanceMethod = "components",
     offset: int = 0,
     min_size: int = MIN_INSTANCE_SIZE,
 ) -> tuple[np.ndarray, int]:
@@ -214,7 +214,7 @@ def slice_instances(
 
 
 def stack_instances(
-    mask: np.ndarray, method: str = "components", min_size: int = MIN_INSTANCE_SIZE
+    mask: np.ndarray, method: InstanceMethod = "components", min_size: int = MIN_INSTANCE_SIZE
 ) -> np.ndarray:
     """Instance labels of a (Y, X) or (Z, Y, X) class mask, slice by slice.
 
@@ -242,7 +242,7 @@ def segment_stack(
     model: UNet,
     *,
     config: PredictConfig | None = None,
-    instances: str | Unset = UNSET,
+    instances: InstanceMethod | Unset = UNSET,
     **options: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Probabilities, class mask and instances of an image or stack, in memory.

@@ -175,9 +175,16 @@ def elastic_deform(
     )
     out_dtype = image.dtype if np.issubdtype(image.dtype, np.floating) else np.dtype(np.float32)
     image_out = warped.reshape(image.shape).numpy().astype(out_dtype, copy=False)
-    labels_out = None if labels_t is None else labels_t[0].numpy().astype(labels.dtype)
-    weights_out = None if weights_t is None else weights_t[0].numpy().astype(weights.dtype)
+    labels_out = _from_batch(labels_t, labels)
+    weights_out = _from_batch(weights_t, weights)
     return image_out, labels_out, weights_out
+
+
+def _from_batch(batch: torch.Tensor | None, like: np.ndarray | None) -> np.ndarray | None:
+    """The first item of a batch made by :func:`_to_batch`, in ``like``'s dtype."""
+    if batch is None or like is None:
+        return None
+    return batch[0].numpy().astype(like.dtype)
 
 
 def random_flip_rot(
@@ -255,9 +262,11 @@ def augment_patch(
         The intensity change is ``image * gain + offset`` with ``gain ~ U(1 - a, 1 + a)``
         and ``offset ~ U(-a, a)``, ``a = config.intensity``, one draw per patch.
     """
-    image, labels, weights = random_flip_rot(
+    turned, labels, weights = random_flip_rot(
         [np.asarray(image), labels, weights], rng, config.flips, config.rot90
     )
+    assert turned is not None  # only None comes back as None
+    image = turned
     if config.elastic and config.elastic_std > 0:
         image, labels, weights = elastic_deform(
             image, labels, weights, rng=rng, std=config.elastic_std, grid=config.elastic_grid

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,7 +129,7 @@ def finetune(
     preview: Callable[[], np.ndarray | None] | np.ndarray | None = None,
     preview_every: float = 3.0,
     report_every: int = 1,
-) -> Iterator[TrainProgress]:
+) -> Generator[TrainProgress, None, None]:
     """Train ``model`` in place on images with sparse annotations; a generator.
 
     Parameters
@@ -183,7 +183,7 @@ def finetune(
     context = config.context_patches if teacher else 0.0
     sampler = PatchSampler(data, patch_size, output_size, augment, rng, context)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    optimizer = torch.optim.Adam(model.parameters(), lr=_initial_learning_rate(config))
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
     best = _BestWeights(model)
     state = _LoopState(
@@ -273,10 +273,18 @@ def _budget_fraction(state: _LoopState, config: TrainConfig) -> float:
 
 def learning_rate_at(config: TrainConfig, fraction: float) -> float:
     """The learning rate of ``config.lr_schedule`` once ``fraction`` of the budget is used."""
+    rate = _initial_learning_rate(config)
     if config.lr_schedule == "linear":
-        return config.learning_rate * (1.0 - fraction)
+        return rate * (1.0 - fraction)
     if config.lr_schedule == "cosine":
-        return config.learning_rate * 0.5 * (1.0 + math.cos(math.pi * fraction))
+        return rate * 0.5 * (1.0 + math.cos(math.pi * fraction))
+    return rate
+
+
+def _initial_learning_rate(config: TrainConfig) -> float:
+    """``config.learning_rate``, once :func:`_resolved` has chosen it for the model."""
+    if config.learning_rate is None:
+        raise ValueError("the automatic learning rate (None) is chosen by train() first")
     return config.learning_rate
 
 

@@ -227,6 +227,7 @@ class PatchSampler:
             labels = _read_zero_padded(item.labels, start_y, start_x, shape)
             weights = _read_zero_padded(item.weights, start_y, start_x, shape)
             image, labels, weights = augment_patch(image, labels, weights, self.augment, self.rng)
+            assert labels is not None and weights is not None  # given, so returned
             crop = slice((self.input_size - self.output_size) // 2, None)
             crop = slice(crop.start, crop.start + self.output_size)
             labels, weights = labels[crop, crop], weights[crop, crop]
