@@ -38,7 +38,7 @@ import torch
 from bench_inference import get_model, load_average, log, machine_lines
 
 from napari_unet import TrainConfig, UNet, class_mask, finetune, predict
-from napari_unet.config import TileConfig
+from napari_unet.config import PredictConfig
 from napari_unet.io.synthetic import simulate_scribbles, synthetic_nuclei
 from napari_unet.training.loop import weighted_loss
 from napari_unet.training.sampling import default_patch_size
@@ -154,10 +154,8 @@ def bench_round(model: UNet, size: int, seconds: float) -> list[str]:
         model, image, scribbles, TrainConfig(seconds=seconds, device="cpu")
     )
     trained = time.perf_counter()
-    tiles = TileConfig()
-    probabilities = predict(
-        image, model, tile_size=tiles.tile_size, batch_size=tiles.batch_size, device="cpu"
-    )
+    tiles = PredictConfig(tile_size=572, device="cpu")  # what TileConfig() was
+    probabilities = predict(image, model, config=tiles)
     mask = class_mask(probabilities)
     finished = time.perf_counter()
     accuracy = float(np.mean(mask == dense))

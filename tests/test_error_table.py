@@ -18,7 +18,7 @@ import torch
 
 import test_bioimageio_hostile as hostile
 from napari_unet import ModelConfig, TrainConfig, finetune, load_model, predict, save_model
-from napari_unet.config import NormConfig
+from napari_unet.config import NormConfig, PredictConfig
 from napari_unet.core.checkpoint import MAX_TORCH_BYTES, new_model, read_checkpoint
 from napari_unet.core.normalization import normalization_stats
 from napari_unet.evaluation.metrics import evaluate
@@ -259,6 +259,8 @@ CASES = {
     "complex image": lambda tmp: predict(np.ones((32, 32), np.complex64), MODEL),
     "empty (0x0) image": lambda tmp: predict(np.zeros((0, 0)), MODEL),
     "tile_size 48.0": lambda tmp: predict(IMAGE, MODEL, tile_size=48.0),
+    "PredictConfig batch_size 0": lambda tmp: PredictConfig(batch_size=0),
+    "PredictConfig min_instance_size -1": lambda tmp: PredictConfig(min_instance_size=-1),
     "new model with 2.5 base features": lambda tmp: new_model(ModelConfig(base_features=2.5)),
     "normalisation percentiles out of range (API)": lambda tmp: normalization_stats(
         IMAGE, NormConfig(low=-5, high=99)
@@ -283,6 +285,7 @@ CASES = {
     ),
     "predict a 5-D TIFF": lambda tmp: _predict_file(tmp, np.zeros((2, 2, 2, 16, 16), np.uint8)),
     "predict --threads 0": lambda tmp: _predict_file(tmp, IMAGE, "--threads", "0"),
+    "predict --min-size -1": lambda tmp: _predict_file(tmp, IMAGE, "--min-size", "-1"),
     "predict over outputs of another model": _rerun_with_another_model,
     "evaluate --kind semantic with a label of 2^40": _evaluate_huge_label,
     "evaluate(kind='semantic') with a label of 2^40 (API)": lambda tmp: evaluate(

@@ -19,7 +19,7 @@ from scipy import ndimage
 from napari_unet.cli import main
 from napari_unet.config import ModelConfig
 from napari_unet.core.checkpoint import load_model, new_model, save_model
-from napari_unet.core.inference import predict
+from napari_unet.core.inference import default_tile_size, predict
 from napari_unet.io.axes import ImagePlane
 from napari_unet.io.inputs import probe_input
 from napari_unet.io.volumes import stack_instances
@@ -147,3 +147,56 @@ def test_layers_with_more_axes_than_the_rule_step_through_the_leading_ones(
     # the same geometry built from its channel axis alone (as _memory's tests do)
     rebuilt = ImageGeometry(geometry.shape, geometry.channel_axis, geometry.rgb)
     assert rebuilt.axes == axes
+
+
+def test_min_size_reaches_the_cli_the_zarr_store_and_the_widget_alike(
+    qtbot, make_napari_viewer, tmp_path
+):
+    """``--min-size`` and the "Smallest object (px)" spin box drop the same objects."""
+    import zarr
+
+    from napari_unet._widgets import PredictWidget
+    from napari_unet._widgets._state import model_state
+    from napari_unet.config import PredictConfig
+
+    image = blobs((2, 60, 72), seed=9)
+    checkpoint = tmp_path / "tiny.safetensors"
+    save_model(contrasted_model(1, image[0]), checkpoint)
+    tifffile.imwrite(tmp_path / "img.tif", image, photometric="minisblack")
+    arguments = ["predict", str(tmp_path / "img.tif"), "--model", str(checkpoint)]
+    options = ["--tile-size", str(TILE), "--device", "cpu"]
+
+    def cli(min_size, output_format="tiff"):
+        out = tmp_path / f"out-{min_size}-{output_format}"
+        sizes = ["--min-size", str(min_size), "--output-format", output_format]
+        assert main([*arguments, *options, *sizes, "--output", str(out)]) == 0
+        if output_format == "zarr":
+            return np.asarray(zarr.open_group(str(out / "img_prediction.zarr"))["instances"])
+        return tifffile.imread(out / "img_instances.tif")
+
+    default = PredictConfig().min_instance_size
+    everything, usual = cli(0), cli(default)
+    sizes = np.bincount(everything.ravel())[1:]
+    threshold = int(np.median(sizes[sizes >= default])) + 1  # half the usual objects are smaller
+    fewer = cli(threshold)
+    mask = tifffile.imread(tmp_path / f"out-{threshold}-tiff" / "img_mask.tif")
+    assert 0 < fewer.max() < usual.max() < everything.max()
+    np.testing.assert_array_equal(usual, stack_instances(mask))
+    np.testing.assert_array_equal(fewer, stack_instances(mask, min_size=threshold))
+    np.testing.assert_array_equal(cli(threshold, "zarr"), fewer)
+
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="img")
+    model_state(viewer).set_model(load_model(checkpoint), "tiny")
+    widget = PredictWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Predict")
+    # the section starts at the config's defaults ("auto": the model's default tile)
+    default_tile = default_tile_size(model_state(viewer).model)
+    assert widget.predict_config() == PredictConfig(tile_size=default_tile)
+    widget.device.value = "cpu"
+    widget.tile_size.value = TILE
+    widget.min_size.value = threshold
+    assert widget.predict_config().min_instance_size == threshold
+    with qtbot.waitSignal(widget.finished, timeout=60_000):
+        assert widget.run_prediction() is not None
+    np.testing.assert_array_equal(viewer.layers["img instances"].data, fewer)

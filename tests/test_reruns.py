@@ -75,6 +75,7 @@ def _options(*options):
         (_options("--tile-size", "60"), "tile_size 56, now 60"),
         (_options("--tta"), "test_time_augmentation False, now True"),
         (_options("--instances", "watershed"), "instances 'components', now 'watershed'"),
+        (_options("--min-size", "40"), "min_instance_size 15, now 40"),
         (_changed_input, "was made from another version of the input"),
     ],
 )
@@ -116,3 +117,17 @@ def test_temporaries_of_killed_runs_are_removed(setup):
     assert _predict(image, checkpoint, out) == 0
     assert not any(path.exists() for path in stale)
     assert unrelated.exists()
+
+
+def test_outputs_recording_no_min_size_are_not_taken_for_this_runs(setup, capsys):
+    """Outputs of a version before --min-size may hold every speck: not silently reused."""
+    from napari_unet.io import reruns
+
+    checkpoint, image, out = setup
+    assert _predict(image, checkpoint, out) == 0
+    record = stored_provenance(out / "img_mask.tif")
+    assert record["options"]["min_instance_size"] == 15
+    older = {**record, "options": dict(record["options"])}
+    del older["options"]["min_instance_size"]
+    assert "min_instance_size not recorded, now 15" in reruns._difference(older, record)
+    assert reruns._difference(record, record) is None

@@ -13,7 +13,7 @@ from napari_unet._widgets._memory import (
     working_bytes,
 )
 from napari_unet._widgets._predict_job import PredictionRequest
-from napari_unet.config import ModelConfig
+from napari_unet.config import ModelConfig, PredictConfig
 from napari_unet.core.checkpoint import new_model
 
 MODEL = new_model(ModelConfig(base_features=4, depth=2), seed=0)
@@ -22,10 +22,10 @@ MODEL = new_model(ModelConfig(base_features=4, depth=2), seed=0)
 def _request(shape, tile_size=None, with_weights=True, dtype=np.uint8, model=MODEL):
     geometry = ImageGeometry(shape=shape, channel_axis=None, rgb=False)
     data = np.broadcast_to(np.zeros((), dtype), shape)  # the dtype and shape, no memory
+    config = PredictConfig(tile_size=tile_size, device="cpu")
     return PredictionRequest(
-        model=model, data=data, geometry=geometry, tile_size=tile_size, device="cpu",
-        with_weights=with_weights,
-    )  # fmt: skip
+        model=model, data=data, geometry=geometry, config=config, with_weights=with_weights
+    )
 
 
 def test_outputs_and_working_memory_by_hand():

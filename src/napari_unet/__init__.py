@@ -5,6 +5,7 @@ The headless API (no napari or Qt import):
 >>> import napari_unet as nu
 >>> model = nu.load_model("em-membranes")           # bundled name or checkpoint path
 >>> probabilities = nu.predict(image, model, tile_size=572)
+>>> probabilities = nu.predict(image, model, config=nu.PredictConfig())  # the model's tile
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from .config import (
     AugmentConfig,
     ModelConfig,
     NormConfig,
+    PredictConfig,
     TileConfig,
     TrainConfig,
     WeightConfig,
@@ -38,6 +40,7 @@ __all__ = [
     "CheckpointError",
     "ModelConfig",
     "NormConfig",
+    "PredictConfig",
     "TileConfig",
     "TrainConfig",
     "TrainProgress",

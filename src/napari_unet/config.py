@@ -1,15 +1,24 @@
-"""Small frozen option groups, stored inside checkpoints.
+"""Small frozen option groups, each with its one set of defaults.
 
-Every long-running function of the core takes one of these instead of a long
-list of keyword arguments. Each has ``to_dict`` / ``from_dict`` so it travels
-through JSON (checkpoint metadata, the CLI, dask workers).
+Every long-running function takes one of these instead of a long list of keyword
+arguments: :class:`ModelConfig`, :class:`NormConfig`, :class:`WeightConfig` and
+:class:`TrainConfig` are stored inside checkpoints; :class:`PredictConfig` is what
+``napari-unet predict``, the Predict widget and the prediction functions share. Each
+has ``to_dict`` / ``from_dict`` so it travels through JSON (checkpoint metadata, the
+CLI, dask workers).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
+import warnings
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Final, Literal, TypeVar
+
+import numpy as np
+
+from .core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod
 
 T = TypeVar("T", bound="_Options")
 
@@ -94,22 +103,154 @@ class NormConfig(_Options):
     high: float = 99.8
 
 
+#: The tile-size value meaning "the model's default tile"
+#: (:func:`~napari_unet.core.tile_choice.default_tile_size`).
+AUTO_TILE: Final = "auto"
+
+
+class Unset(enum.Enum):
+    """Type of :data:`UNSET`."""
+
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:  # as help() shows keyword defaults
+        return "<from config>"
+
+
+#: Default of the keyword arguments that override a :class:`PredictConfig` field:
+#: "not given, take the config's value".
+UNSET: Final = Unset.UNSET
+
+
+def _whole_number(value: Any) -> bool:
+    """An int (numpy's too), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
 @dataclass(frozen=True)
-class TileConfig(_Options):
-    """Overlap-tile inference.
+class PredictConfig(_Options):
+    """How an image is predicted and post-processed: one set of defaults for the Python
+    API, ``napari-unet predict`` (its option defaults) and the Predict widget (its initial
+    values).
 
     Attributes
     ----------
-    tile_size : int or None
-        Input tile edge in pixels, context included. Must be a valid input size
-        of the model (see :meth:`UNet.valid_input_sizes`). ``None``: one pass
-        over the whole mirror-padded image.
+    tile_size : int, "auto" or None
+        Input tile edge in pixels, context included; it must be a valid input size of the
+        model (:meth:`~napari_unet.core.model.UNet.valid_input_sizes`), which is checked
+        when predicting. ``"auto"``: the model's default tile
+        (:func:`~napari_unet.core.tile_choice.default_tile_size`). ``None``: one pass over
+        the whole mirror-padded image (out-of-core prediction into zarr, which needs
+        tiles, takes the default tile then).
     batch_size : int
-        Tiles per forward pass.
+        Tiles per forward pass (>= 1).
+    device : str
+        "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps"; a
+        ``torch.device`` or None ("auto") given here is stored as its name.
+    test_time_augmentation : bool
+        Average each tile's probabilities over its 8 rotations and flips (8x the compute).
+    instances : {"components", "watershed"}
+        How instance labels are made from the class mask
+        (:func:`~napari_unet.core.postprocess.instance_labels`).
+    min_instance_size : int
+        Objects under this many pixels are not instances (>= 0; 0 keeps all); default
+        :data:`~napari_unet.core.postprocess.MIN_INSTANCE_SIZE`.
+
+    Raises
+    ------
+    ValueError
+        A tile size that is not "auto", None or a whole number >= 1, a batch size
+        below 1, a negative or fractional minimum instance size, or an unknown
+        instance method.
     """
 
-    tile_size: int | None = 572
+    tile_size: int | Literal["auto"] | None = AUTO_TILE
     batch_size: int = 4
+    device: str = "auto"
+    test_time_augmentation: bool = False
+    instances: InstanceMethod = "components"
+    min_instance_size: int = MIN_INSTANCE_SIZE
+
+    def __post_init__(self) -> None:
+        tile_size = self.tile_size
+        if not (tile_size is None or tile_size == AUTO_TILE or _whole_number(tile_size)) or (
+            _whole_number(tile_size) and tile_size < 1  # type: ignore[operator]
+        ):
+            raise ValueError(
+                "tile_size must be 'auto', None (the whole image) or a whole number of "
+                f"pixels >= 1, got {tile_size!r}"
+            )
+        if not (_whole_number(self.batch_size) and self.batch_size >= 1):
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size!r}")
+        if not (_whole_number(self.min_instance_size) and self.min_instance_size >= 0):
+            raise ValueError(
+                "min_instance_size must be a whole number of pixels >= 0 (0 keeps every "
+                f"object), got {self.min_instance_size!r}"
+            )
+        if self.instances not in ("components", "watershed"):
+            raise ValueError(
+                f"instances must be 'components' or 'watershed', got {self.instances!r}"
+            )
+        device = self.device
+        if device is None:
+            device = "auto"
+        elif not isinstance(device, str):
+            if not hasattr(device, "type"):  # a torch.device
+                raise ValueError(f"device must be a name such as 'auto' or 'cpu', got {device!r}")
+            device = str(device)
+        # plain Python values, so the config travels through JSON unchanged
+        for name, value in (
+            ("tile_size", tile_size if isinstance(tile_size, str | None) else int(tile_size)),
+            ("batch_size", int(self.batch_size)),
+            ("min_instance_size", int(self.min_instance_size)),
+            ("device", device),
+            ("test_time_augmentation", bool(self.test_time_augmentation)),
+        ):
+            object.__setattr__(self, name, value)
+
+    def overridden(self, **values: Any) -> PredictConfig:
+        """This config with the fields given in ``values`` replaced, :data:`UNSET` skipped.
+
+        How the pipeline functions apply their keyword arguments to a config.
+        """
+        changes = {name: value for name, value in values.items() if value is not UNSET}
+        return self.replace(**changes) if changes else self
+
+
+def predict_config(
+    config: PredictConfig | None, fallback: PredictConfig, **values: Any
+) -> PredictConfig:
+    """The config a pipeline function runs with: ``config`` (else ``fallback``), with the
+    keyword arguments that were given (not :data:`UNSET`) replacing its fields.
+
+    Raises
+    ------
+    TypeError
+        ``config`` that is not a :class:`PredictConfig`.
+    """
+    if config is not None and not isinstance(config, PredictConfig):
+        raise TypeError(f"config must be a PredictConfig, got {type(config).__name__}")
+    return (config if config is not None else fallback).overridden(**values)
+
+
+@dataclass(frozen=True)
+class TileConfig(PredictConfig):
+    """Deprecated: use :class:`PredictConfig`, which holds these fields and the other
+    prediction options (this name was never used by the pipeline).
+
+    Kept so old code runs: a :class:`PredictConfig` whose ``tile_size`` defaults to 572
+    as before. Creating one warns (``DeprecationWarning``).
+    """
+
+    tile_size: int | Literal["auto"] | None = 572
+
+    def __post_init__(self) -> None:
+        warnings.warn(
+            "napari_unet.TileConfig is deprecated; use napari_unet.PredictConfig",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        super().__post_init__()
 
 
 @dataclass(frozen=True)

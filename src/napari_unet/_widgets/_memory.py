@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import PredictConfig
+from ..core.inference import resolved_tile_size
 from ..core.tile_choice import ACTIVATION_BYTES
 from ..io.data import working_dtype
 from ._predict_job import PredictionRequest
@@ -27,8 +29,8 @@ POSTPROCESS_BYTES = {True: 40, False: 18}
 weight map (instance labelling, renumbering, distance transforms; measured with
 tracemalloc on a 2048 x 2048 plane holding 800 objects)."""
 
-TILE_BATCH = 4
-"""Tiles per forward pass in the Predict section (``iter_predict``'s default)."""
+TILE_BATCH = PredictConfig().batch_size
+"""Tiles per forward pass in the Predict section by default (``PredictConfig``'s)."""
 
 _CGROUP = Path("/sys/fs/cgroup")
 
@@ -62,8 +64,9 @@ def working_bytes(request: PredictionRequest) -> int:
     mirrored plane), both in the type they are read in (:func:`input_itemsize`)."""
     height, width = request.geometry.spatial_shape[-2:]
     model = request.model
-    if request.tile_size:
-        window = request.tile_size**2 * TILE_BATCH
+    tile_size = resolved_tile_size(model, request.config.tile_size)
+    if tile_size:
+        window = tile_size**2 * request.config.batch_size
     else:  # one pass over the mirrored plane
         window = (height + 2 * model.halo) * (width + 2 * model.halo)
     activations = window * ACTIVATION_BYTES * model.config.base_features
@@ -108,7 +111,7 @@ def memory_refusal(request: PredictionRequest, image_name: str) -> str:
         lighter_bytes = output_bytes(n_classes, shape, False, unsure) + working_bytes(lighter)
         if lighter_bytes <= MEMORY_SHARE * free:
             advice.append("untick the weight map (it then fits)")
-    if not request.tile_size:
+    if request.config.tile_size is None:
         advice.append("choose a tile size instead of the whole image")
     advice.append(
         "predict it from the command line into a zarr store, which works tile by tile "

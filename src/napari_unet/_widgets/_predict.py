@@ -6,14 +6,15 @@ import threading
 from typing import Any
 
 import napari
-from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, PushButton, SpinBox
 from napari.layers import Image, Labels
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from ..core.inference import default_tile_size, usable_tile_sizes
+from ..config import PredictConfig
+from ..core.inference import default_tile_size, resolved_tile_size, usable_tile_sizes
 from ..training.weights import trained_weight_config
 from ._evaluate import EvaluatePanel
 from ._layers import ImageGeometry, LayerPicker, class_colormap, image_data, placement_for
@@ -32,6 +33,9 @@ from ._tasks import JobResult, available_devices, start_job, taken_out_of_its_do
 WHOLE_IMAGE = 0
 """Tile-size choice meaning: no tiling, one pass over the whole (mirror-padded) image."""
 
+MAX_MIN_SIZE = 1_000_000
+"""Largest value of the "Smallest object" spin box, in pixels."""
+
 
 class PredictWidget(QWidget):
     """Predict class masks, instances, probabilities and weight maps with the shared model.
@@ -39,6 +43,10 @@ class PredictWidget(QWidget):
     Parameters
     ----------
     viewer : napari.viewer.Viewer
+
+    The settings start at :class:`~napari_unet.config.PredictConfig`'s defaults, as
+    the options of ``napari-unet predict`` do, and are passed down as one
+    :class:`~napari_unet.config.PredictConfig` (:meth:`predict_config`).
 
     Attributes
     ----------
@@ -57,22 +65,37 @@ class PredictWidget(QWidget):
         self._stop = threading.Event()
         self._target: tuple[napari.layers.Image, ImageGeometry] | None = None
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
+        defaults = PredictConfig()
+        self.defaults = defaults
         self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image", follow_new=True)
         self.tile_size = ComboBox(
             label="Tile size",
             choices=[("whole image", WHOLE_IMAGE)],
             tooltip="Input tile edge in pixels, context included (overlap-tile strategy).",
         )
-        self.device = ComboBox(label="Device", choices=available_devices())
+        devices = available_devices()
+        self.device = ComboBox(
+            label="Device",
+            choices=devices,
+            value=defaults.device if defaults.device in devices else devices[0],
+        )
         self.instance_method = ComboBox(
             label="Instances",
             choices=["components", "watershed"],
+            value=defaults.instances,
             tooltip="components: each connected region is one object; watershed also splits "
             "touching objects of one class.",
         )
+        self.min_size = SpinBox(
+            label="Smallest object (px)",
+            min=0,
+            max=MAX_MIN_SIZE,
+            value=defaults.min_instance_size,
+            tooltip="Objects under this many pixels are not instances; 0 keeps all.",
+        )
         self.test_time_augmentation = CheckBox(
             text="Test-time augmentation (8x slower)",
-            value=False,
+            value=defaults.test_time_augmentation,
             tooltip="Average each tile's prediction over its 8 rotations and flips: "
             "smoother, usually slightly more accurate maps.",
         )
@@ -110,6 +133,7 @@ class PredictWidget(QWidget):
                 self.tile_size,
                 self.device,
                 self.instance_method,
+                self.min_size,
                 self.test_time_augmentation,
                 self.with_weights,
                 self.with_uncertainty,
@@ -128,7 +152,8 @@ class PredictWidget(QWidget):
         layout.addStretch(1)
 
     def update_tile_sizes(self, *_: Any) -> None:
-        """Offer the model's valid tile sizes, preselecting its default.
+        """Offer the model's valid tile sizes, preselecting the default
+        (``PredictConfig().tile_size``: "auto", the model's default tile).
 
         The user's choice is kept while the architecture stays the same (after a
         fine-tune, for instance).
@@ -142,12 +167,23 @@ class PredictWidget(QWidget):
             sizes.append(default)
         self.tile_size.choices = ()  # magicgui keeps surviving items first: start afresh
         self.tile_size.choices = [("whole image", WHOLE_IMAGE)] + [(f"{n} px", n) for n in sizes]
+        preferred = resolved_tile_size(model, self.defaults.tile_size) or WHOLE_IMAGE
         if kept is not None:
             self.tile_size.value = kept
         else:
-            self.tile_size.value = default if default in sizes else WHOLE_IMAGE
+            self.tile_size.value = preferred if preferred in sizes else WHOLE_IMAGE
 
     # ---- running ---------------------------------------------------------------
+    def predict_config(self) -> PredictConfig:
+        """The options chosen in the section (the batch size is the default's)."""
+        return self.defaults.replace(
+            tile_size=self.tile_size.value or None,
+            device=self.device.value,
+            test_time_augmentation=self.test_time_augmentation.value,
+            instances=self.instance_method.value,
+            min_instance_size=self.min_size.value,
+        )
+
     def run_prediction(self, *_: Any) -> GeneratorWorker | None:
         """Start predicting in a worker thread; returns the worker (None if refused)."""
         if self.worker is not None:
@@ -163,10 +199,7 @@ class PredictWidget(QWidget):
             model=model,
             data=image_data(image),
             geometry=geometry,
-            tile_size=self.tile_size.value or None,
-            device=self.device.value,
-            test_time_augmentation=self.test_time_augmentation.value,
-            instance_method=self.instance_method.value,
+            config=self.predict_config(),
             with_weights=self.with_weights.value,
             weight_config=trained_weight_config(model.metadata),
             with_uncertainty=self.with_uncertainty.value,

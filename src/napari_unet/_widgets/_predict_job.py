@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Generator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from ..config import WeightConfig
+from ..config import PredictConfig, WeightConfig
 from ..core.inference import Cancelled, iter_predict
 from ..core.model import UNet
 from ..core.postprocess import class_mask
@@ -32,12 +32,9 @@ class PredictionRequest:
     data : array-like
         The image layer's data.
     geometry : ImageGeometry
-    tile_size : int or None
-        None: the whole image in one pass.
-    device : str
-    test_time_augmentation : bool
-        Average each tile over its 8 rotations and flips (8x the compute).
-    instance_method : {"components", "watershed"}
+    config : PredictConfig
+        Tile size (a number, or None: the whole image in one pass), device, test-time
+        augmentation, instance method and smallest instance, as chosen in the section.
     with_weights : bool
         Also compute the paper's weight map of the predicted mask.
     weight_config : WeightConfig
@@ -48,10 +45,7 @@ class PredictionRequest:
     model: UNet
     data: Any
     geometry: ImageGeometry
-    tile_size: int | None
-    device: str
-    test_time_augmentation: bool = False
-    instance_method: Literal["components", "watershed"] = "components"
+    config: PredictConfig = field(default_factory=PredictConfig)
     with_weights: bool = True
     weight_config: WeightConfig = field(default_factory=WeightConfig)
     with_uncertainty: bool = False
@@ -112,13 +106,7 @@ def predict_job(
     for number, plane in enumerate(planes):
         image = geometry.read_plane(request.data, plane, model.config.in_channels)
         steps = iter_predict(
-            image,
-            model,
-            probabilities[_all_classes(plane)],
-            tile_size=request.tile_size,
-            device=request.device,
-            stop=stop,
-            test_time_augmentation=request.test_time_augmentation,
+            image, model, probabilities[_all_classes(plane)], config=request.config, stop=stop
         )
         for step in steps:
             fraction = (number + step.done / max(step.total, 1)) / len(planes)
@@ -152,7 +140,9 @@ def _postprocess(
         if stop.is_set():
             raise Cancelled("prediction cancelled")
         mask[plane] = class_mask(probabilities[_all_classes(plane)])
-        instances[plane], found = slice_instances(mask[plane], request.instance_method, count)
+        instances[plane], found = slice_instances(
+            mask[plane], request.config.instances, count, request.config.min_instance_size
+        )
         count += found
         if weights is not None:
             weights[plane] = weight_map(mask[plane], request.weight_config)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..config import AUTO_TILE, PredictConfig
 from ._common import EXIT_BAD_INPUT, CliError, Termination, sigterm_interrupts, writable_folder
 from ._progress import ProgressBar
 
@@ -18,8 +19,21 @@ if TYPE_CHECKING:
     from ..io.batch import FileResult
 
 
+def _tile_size(text: str) -> int | str:
+    """``--tile-size``: a number of pixels, or "auto"."""
+    if text.strip().lower() == AUTO_TILE:
+        return AUTO_TILE
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of pixels or {AUTO_TILE!r}, got {text!r}"
+        ) from None
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    """Register ``predict``."""
+    """Register ``predict``; the option defaults are :class:`PredictConfig`'s."""
+    defaults = PredictConfig()
     parser = commands.add_parser(
         "predict",
         help="segment images, stacks or folders of them with a U-Net (overlap-tile)",
@@ -33,20 +47,39 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model", required=True, help="bundled model name or checkpoint path")
     parser.add_argument("--output", required=True, type=Path, help="output folder")
     parser.add_argument(
-        "--tile-size", type=int, default=None, help="input tile edge (default: auto)"
+        "--tile-size",
+        type=_tile_size,
+        default=defaults.tile_size,
+        help="input tile edge in pixels, context included, or auto: the model's default tile "
+        "(default: %(default)s)",
     )
-    parser.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="tiles per forward pass (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--device", default=defaults.device, help="auto, cpu, cuda or mps (default: %(default)s)"
+    )
     parser.add_argument(
         "--tta",
         action="store_true",
+        default=defaults.test_time_augmentation,
         help="test-time augmentation: average each tile over its 8 rotations and flips (8x slower)",
     )
     parser.add_argument(
         "--instances",
         choices=["components", "watershed"],
-        default="components",
-        help="how instance labels are made from the mask",
+        default=defaults.instances,
+        help="how instance labels are made from the mask (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--min-size",
+        type=int,
+        default=defaults.min_instance_size,
+        metavar="N",
+        help="objects under N pixels are not instances; 0 keeps all (default: %(default)s)",
     )
     parser.add_argument(
         "--axes",
@@ -100,6 +133,8 @@ def run_predict(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.min_size < 0:
+        raise CliError(f"--min-size must be at least 0 (0 keeps every object), got {args.min_size}")
     most = 4 * (os.cpu_count() or 1)
     if args.workers is not None and args.workers > most:
         raise CliError(f"--workers {args.workers}: at most {most} here (4 per CPU)")
@@ -133,20 +168,25 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def _predict_options(args: argparse.Namespace, model):
-    """The PredictOptions of ``napari-unet predict`` (the tile size checked first)."""
-    from ..core.inference import default_tile_size
+    """The PredictOptions of ``napari-unet predict`` (the tile size checked first).
+
+    "auto" is resolved here, so the outputs record the model's default tile size.
+    """
+    from ..core.inference import resolved_tile_size
     from ..io.batch import PredictOptions
 
-    if args.tile_size is not None:
-        if not 1 <= args.tile_size <= 2**16:
-            raise CliError(f"--tile-size must be between 1 and {2**16}, got {args.tile_size}")
-        model.check_input_size(args.tile_size)
+    tile_size = resolved_tile_size(model, args.tile_size)
+    if tile_size is not None and args.tile_size != AUTO_TILE:
+        if not 1 <= tile_size <= 2**16:
+            raise CliError(f"--tile-size must be between 1 and {2**16}, got {tile_size}")
+        model.check_input_size(tile_size)
     return PredictOptions(
-        tile_size=args.tile_size or default_tile_size(model),
+        tile_size=tile_size,
         batch_size=args.batch_size,
         device=args.device,
         test_time_augmentation=args.tta,
         instances=args.instances,
+        min_instance_size=args.min_size,
         axes=args.axes,
         output_format=args.output_format,
         overwrite=args.overwrite,

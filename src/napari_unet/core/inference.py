@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import NormConfig
+from ..config import AUTO_TILE, UNSET, NormConfig, PredictConfig, Unset, predict_config
 from .devices import resolve_device
 from .fused import FUSED_CONV_RELU as _FUSED_CONV_RELU
 from .fused import fused_unet_forward as _fused_unet_forward
@@ -30,6 +30,13 @@ from .tile_choice import tile_stride as _stride
 from .tiling import Tile, plan_tiles, read_mirrored
 
 StopFlag = Callable[[], bool] | threading.Event | None
+
+#: What :func:`predict`, :func:`iter_predict` and the stack functions of
+#: :mod:`napari_unet.io.volumes` do when given no ``config``: their keyword defaults,
+#: unchanged since 0.1 (``tile_size=None``: one pass over the whole image). A
+#: :class:`~napari_unet.config.PredictConfig` of its own defaults uses the model's
+#: default tile ("auto") instead, as the command line and the widget do.
+KEYWORD_DEFAULTS = PredictConfig(tile_size=None)
 
 #: On the CPU, feed tiles to the network in channels-last (NHWC) memory layout.
 #: Measured under load it looked 1.45x faster than NCHW; on the idle machine the
@@ -124,11 +131,32 @@ def _as_array(image: Any) -> Any:
     return image if hasattr(image, "shape") and hasattr(image, "ndim") else np.asarray(image)
 
 
-def _check_tile_size(tile_size: Any) -> None:
-    if tile_size is not None and (
-        isinstance(tile_size, bool) or not isinstance(tile_size, (int, np.integer))
-    ):
-        raise ValueError(f"tile_size must be a whole number of pixels or None, got {tile_size!r}")
+def keyword_settings(
+    config: PredictConfig | None,
+    tile_size: int | str | Unset | None,
+    batch_size: int | Unset,
+    device: str | torch.device | Unset | None,
+    test_time_augmentation: bool | Unset,
+) -> PredictConfig:
+    """The options :func:`predict` and its relatives run with: ``config`` (None:
+    :data:`KEYWORD_DEFAULTS`), each keyword argument that was given replacing its field."""
+    return predict_config(
+        config,
+        KEYWORD_DEFAULTS,
+        tile_size=tile_size,
+        batch_size=batch_size,
+        device=device,
+        test_time_augmentation=test_time_augmentation,
+    )
+
+
+def resolved_tile_size(model: UNet, tile_size: int | str | None) -> int | None:
+    """The tile edge a config's ``tile_size`` stands for: ``"auto"`` is the model's
+    :func:`default_tile_size`; a number or None (the whole image) is itself."""
+    if tile_size == AUTO_TILE:
+        return default_tile_size(model)
+    assert not isinstance(tile_size, str), tile_size  # PredictConfig allows only "auto"
+    return tile_size
 
 
 def _as_channels(image: Any, model: UNet) -> None:
@@ -149,11 +177,12 @@ def iter_predict(
     model: UNet,
     out: Any,
     *,
-    tile_size: int | None = None,
-    batch_size: int = 4,
-    device: str | torch.device | None = None,
+    config: PredictConfig | None = None,
+    tile_size: int | str | Unset | None = UNSET,
+    batch_size: int | Unset = UNSET,
+    device: str | torch.device | Unset | None = UNSET,
     stop: StopFlag = None,
-    test_time_augmentation: bool = False,
+    test_time_augmentation: bool | Unset = UNSET,
 ) -> Iterator[Progress]:
     """Predict class probabilities into ``out``, yielding progress after each batch.
 
@@ -164,22 +193,20 @@ def iter_predict(
     model : UNet
     out : array-like, (n_classes, Y, X), float32
         Written tile by tile; every pixel exactly once.
-    tile_size, batch_size, device
+    config, tile_size, batch_size, device, test_time_augmentation
         See :func:`predict`.
     stop : callable or threading.Event
         Checked before each forward pass; when set, :class:`Cancelled` is raised.
-    test_time_augmentation : bool
-        See :func:`predict`.
     """
+    settings = keyword_settings(config, tile_size, batch_size, device, test_time_augmentation)
     image = _as_array(image)
     _as_channels(image, model)
-    _check_tile_size(tile_size)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    torch_device = resolve_device(device)
+    batch_size = settings.batch_size
+    torch_device = resolve_device(settings.device)
     offset, scale = normalization_stats(
         image, NormConfig.from_dict(model.metadata.get("normalization"))
     )
+    tile_size = resolved_tile_size(model, settings.tile_size)
     tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size)
     model = model.to(torch_device).eval()
     done = released_rows = 0
@@ -193,7 +220,7 @@ def iter_predict(
         per_pass = CPU_TILES_PER_PASS if torch_device.type == "cpu" else len(batch)
         with torch.inference_mode():
             probabilities = _tile_probabilities(
-                model, inputs, per_pass, test_time_augmentation, stop
+                model, inputs, per_pass, settings.test_time_augmentation, stop
             )
         for tile, tile_probabilities in zip(batch, probabilities):
             out[(slice(None), *tile.keep)] = tile_probabilities[(slice(None), *tile.crop())]
@@ -324,13 +351,14 @@ def predict(
     image: Any,
     model: UNet,
     *,
-    tile_size: int | None = None,
-    batch_size: int = 4,
-    device: str | torch.device | None = None,
+    config: PredictConfig | None = None,
+    tile_size: int | str | Unset | None = UNSET,
+    batch_size: int | Unset = UNSET,
+    device: str | torch.device | Unset | None = UNSET,
     progress: Callable[[Progress], None] | None = None,
     stop: StopFlag = None,
     out: Any = None,
-    test_time_augmentation: bool = False,
+    test_time_augmentation: bool | Unset = UNSET,
 ) -> np.ndarray:
     """Class probabilities of a 2D image by overlap-tile inference.
 
@@ -341,15 +369,20 @@ def predict(
         the whole image with the model's stored normalisation; mirrored at the
         borders.
     model : UNet
-    tile_size : int or None
+    config : PredictConfig, optional
+        The prediction options (its post-processing fields are not used here). None:
+        :data:`KEYWORD_DEFAULTS`, i.e. the keyword defaults below. Each keyword
+        argument that is given replaces that field of the config.
+    tile_size : int, "auto" or None
         Input tile edge, context included; a valid input size of the model.
-        None: one pass over the whole mirror-padded image. An image smaller than
-        a tile is done in one smaller tile.
+        "auto": :func:`default_tile_size`. None (the default without a config): one
+        pass over the whole mirror-padded image. An image smaller than a tile is done
+        in one smaller tile.
     batch_size : int
-        Tiles per forward pass (on the CPU, tiles read together; they go through the
-        network :data:`CPU_TILES_PER_PASS` at a time, which is faster there).
+        Tiles per forward pass (default 4; on the CPU, tiles read together; they go
+        through the network :data:`CPU_TILES_PER_PASS` at a time, which is faster there).
     device : str or torch.device or None
-        "auto"/None (CUDA, else MPS, else CPU), "cpu", "cuda", "mps".
+        "auto"/None (the default: CUDA, else MPS, else CPU), "cpu", "cuda", "mps".
     progress : callable
         Called with a :class:`Progress` after each batch.
     stop : callable or threading.Event
@@ -360,11 +393,18 @@ def predict(
         Average each tile's probabilities over its 8 rotations and flips
         (:data:`DIHEDRAL`): 8x the compute, smoother and usually slightly more
         accurate maps (BENCHMARKS.md, ISBI scribbles). The tiling is unchanged.
+        Default False.
 
     Returns
     -------
     numpy.ndarray (or ``out``), (n_classes, Y, X), float32
         Class probabilities; class index ``c`` is label value ``c + 1``.
+
+    Raises
+    ------
+    ValueError
+        A bad option (see :class:`~napari_unet.config.PredictConfig`), a tile size
+        that is not a valid input size of the model, an image the model cannot take.
     """
     image = _as_array(image)
     if out is None:
@@ -373,6 +413,7 @@ def predict(
         image,
         model,
         out,
+        config=config,
         tile_size=tile_size,
         batch_size=batch_size,
         device=device,

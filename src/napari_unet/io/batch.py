@@ -1,7 +1,8 @@
 """Prediction of many files: in this process, or on dask.distributed workers.
 
 One task is one input file. A task receives only paths (the input, the
-checkpoint, the output folder) and a small :class:`PredictOptions`; every worker
+checkpoint, the output folder) and a small :class:`PredictOptions` (a
+:class:`~napari_unet.config.PredictConfig` plus how files are handled); every worker
 loads each checkpoint once (:func:`cached_model`) and reads its input itself, so
 no array or model travels over the network. The same :func:`predict_file` runs
 in this process and on workers, so results are identical file by file.
@@ -28,11 +29,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import PredictConfig
 from ..core.checkpoint import load_model, resolve_checkpoint
 from ..core.devices import torch_threads
-from ..core.inference import Progress
+from ..core.inference import Progress, resolved_tile_size
 from ..core.model import UNet
-from ..core.postprocess import InstanceMethod
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
 from .data import write_tiff
 from .inputs import InputInfo, open_input, probe_input
@@ -53,15 +54,16 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PredictOptions:
+class PredictOptions(PredictConfig):
     """How every file of a batch is predicted (travels to the workers).
+
+    A :class:`~napari_unet.config.PredictConfig` (its fields and defaults: tile size
+    "auto", resolved to the model's default tile before anything is recorded; the
+    device resolved on each worker; instance method and minimum instance size) and
+    how the files are read and written:
 
     Attributes
     ----------
-    tile_size, batch_size, device, test_time_augmentation
-        As for :func:`napari_unet.core.inference.predict` (device resolved on each worker).
-    instances : {"components", "watershed"}
-        How instance labels are made from the mask.
     axes : str, optional
         Axes of every input (:mod:`napari_unet.io.axes`); None = the file's metadata,
         else the axes rule.
@@ -76,11 +78,6 @@ class PredictOptions:
         give the same count to compare runs bit for bit (dask workers run 1).
     """
 
-    tile_size: int | None = None
-    batch_size: int = 4
-    device: str = "auto"
-    test_time_augmentation: bool = False
-    instances: InstanceMethod = "components"
     axes: str | None = None
     output_format: str = "auto"
     overwrite: bool = False
@@ -198,6 +195,7 @@ def predict_file(
     options = options or PredictOptions()
     start = time.perf_counter()
     model = cached_model(checkpoint, options.device)
+    options = options.replace(tile_size=resolved_tile_size(model, options.tile_size))
     info = probe_input(Path(path), model.config.in_channels, options.axes, options.output_format)
     outputs = output_paths(path, output, info.output_format)
     record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info.shape, info.axes)
@@ -226,28 +224,19 @@ def _predict_and_write(
     record: dict[str, Any],
 ) -> int | None:
     """Predict ``image`` and write ``outputs`` recording ``record``; returns the instance count."""
-    settings: dict[str, Any] = {
-        "axes": info.axes,
-        "tile_size": options.tile_size,
-        "batch_size": options.batch_size,
-        "device": options.device,
-        "test_time_augmentation": options.test_time_augmentation,
-    }
     if info.output_format == "zarr":
         predict_to_zarr(
             image,
             model,
             outputs[0],
-            instances=options.instances,
+            axes=info.axes,
+            config=options,
             progress=progress,
             provenance=record,
-            **settings,
         )
         count = _stored_count(outputs[0])
     else:
-        results = segment_stack(
-            image, model, instances=options.instances, progress=progress, **settings
-        )
+        results = segment_stack(image, model, axes=info.axes, config=options, progress=progress)
         for out, array in zip(outputs, results):  # instances last: they mark "finished"
             write_tiff(out, array, metadata={PROVENANCE_KEY: record})
         count = int(results[2].max())

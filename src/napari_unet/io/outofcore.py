@@ -39,12 +39,14 @@ import torch
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+from ..config import UNSET, PredictConfig, Unset, predict_config
 from ..core.inference import (
     Cancelled,
     Progress,
     StopFlag,
     default_tile_size,
     is_stopped,
+    resolved_tile_size,
     tile_layout,
 )
 from ..core.model import UNet
@@ -128,13 +130,14 @@ def predict_to_zarr(
     *,
     axes: str | None = None,
     rgb: bool | None = None,
-    tile_size: int | None = None,
-    batch_size: int = 4,
-    device: str | torch.device | None = None,
-    instances: InstanceMethod | None = "components",
+    config: PredictConfig | None = None,
+    tile_size: int | str | Unset | None = UNSET,
+    batch_size: int | Unset = UNSET,
+    device: str | torch.device | Unset | None = UNSET,
+    instances: InstanceMethod | Unset | None = UNSET,
     progress: Callable[[Progress], None] | None = None,
     stop: StopFlag = None,
-    test_time_augmentation: bool = False,
+    test_time_augmentation: bool | Unset = UNSET,
     provenance: dict | None = None,
 ) -> Path:
     """Predict an image or stack of any size into a zarr store, tile by tile.
@@ -148,12 +151,18 @@ def predict_to_zarr(
     store_path : path-like
         The store (a folder, e.g. ``out/cells.zarr``); replaced if it exists.
     axes, rgb : see :mod:`napari_unet.io.axes`.
-    tile_size : int, optional
-        Input tile edge; None = :func:`~napari_unet.core.inference.default_tile_size`.
+    config : PredictConfig, optional
+        The options (default ``PredictConfig()``); the keyword arguments given replace
+        its fields.
+    tile_size : int, "auto" or None
+        Input tile edge; "auto", None or 0 =
+        :func:`~napari_unet.core.inference.default_tile_size` (the store is written
+        tile by tile, so never the whole image in one pass).
     batch_size, device, stop, test_time_augmentation
         As for :func:`napari_unet.core.inference.predict`.
     instances : {"components", "watershed", None}
-        How instance labels are made (None: not at all).
+        How instance labels are made (None: not at all); objects under
+        ``config.min_instance_size`` pixels are not instances.
     progress : callable
         Called with :class:`~napari_unet.io.volumes.StackProgress` during prediction,
         then with ``Progress(done, total, "instances")`` per labelled slice.
@@ -166,44 +175,60 @@ def predict_to_zarr(
     pathlib.Path
         ``store_path``, complete; see the module docstring for its layout.
     """
+    if tile_size is not UNSET and not tile_size:  # None and 0 meant the default tile here
+        tile_size = "auto"
+    if instances is not UNSET:
+        _check_method(instances)
+    settings = predict_config(
+        config,
+        PredictConfig(),
+        tile_size=tile_size,
+        batch_size=batch_size,
+        device=device,
+        test_time_augmentation=test_time_augmentation,
+        instances=UNSET if instances is None else instances,  # None: the config's is unused
+    )
+    method = None if instances is None else settings.instances
     in_channels = model.config.in_channels
     axes = check_axes(axes or guess_axes(image.shape, in_channels, rgb), image.shape, in_channels)
     plane = (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")]))
-    _check_instances(instances, plane)
-    tile_size = tile_size or default_tile_size(model)
-    tile_shape, tiles = tile_layout(model, plane, tile_size)
+    _check_instances(method, plane)
+    tile = resolved_tile_size(model, settings.tile_size) or default_tile_size(model)
+    settings = settings.replace(tile_size=tile)
+    tile_shape, tiles = tile_layout(model, plane, tile)
     block = (tiles[0].y.keep_stop, tiles[0].x.keep_stop)
     store_path = Path(store_path)
     partial = store_path.with_name(f".{store_path.name}.{uuid.uuid4().hex}.partial")
     try:
         arrays = _create_arrays(partial, image.shape, axes, model.config.n_classes, block)
         destination = _ProbabilitiesAndMask(arrays["prob"], arrays["mask"])
+        read_limit = tile_shape[0] * tile_shape[1]
         steps = iter_predict_stack(
             image,
             model,
             destination,
             axes=axes,
+            config=settings,
             stop=stop,
-            max_read_pixels=tile_shape[0] * tile_shape[1],
-            tile_size=tile_size,
-            batch_size=batch_size,
-            device=device,
-            test_time_augmentation=test_time_augmentation,
+            max_read_pixels=read_limit,
         )
         for step in steps:
             if progress is not None:
                 progress(step)
         count = None
-        if instances is not None:
-            count = _write_instances(partial, arrays["mask"], instances, block, progress, stop)
+        if method is not None:
+            count = _write_instances(
+                partial, arrays["mask"], method, block, progress, stop, settings.min_instance_size
+            )
         attributes = describe_channels(axes, tuple(image.shape), in_channels)
         attributes.update(
             model=model.metadata.get("source"),
             class_names=model.metadata.get("class_names"),
-            tile_size=tile_size,
-            test_time_augmentation=test_time_augmentation,
+            tile_size=tile,
+            test_time_augmentation=settings.test_time_augmentation,
             chunk=list(block),
-            instances=instances,
+            instances=method,
+            min_instance_size=settings.min_instance_size,
             n_instances=count,
         )
         if provenance is not None:
@@ -216,9 +241,13 @@ def predict_to_zarr(
     return store_path
 
 
-def _check_instances(method: str | None, plane: tuple[int, int]) -> None:
+def _check_method(method: Any) -> None:
     if method not in (None, "components", "watershed"):
         raise ValueError(f"instances must be 'components', 'watershed' or None, got {method!r}")
+
+
+def _check_instances(method: str | None, plane: tuple[int, int]) -> None:
+    _check_method(method)
     if method == "watershed" and plane[0] * plane[1] > OUT_OF_CORE_THRESHOLD:
         raise ValueError(
             f"watershed instances need a whole {plane[0]}x{plane[1]} slice in memory (above "
@@ -258,10 +287,12 @@ def _write_instances(
     block: tuple[int, int],
     progress: Callable[[Progress], None] | None,
     stop: StopFlag = None,
+    min_size: int = MIN_INSTANCE_SIZE,
 ) -> int:
     """Label every slice of ``mask`` into ``path/instances``; returns the object count.
 
-    ``stop`` is checked before each slice (:class:`~napari_unet.core.inference.Cancelled`).
+    ``stop`` is checked before each slice (:class:`~napari_unet.core.inference.Cancelled`);
+    objects under ``min_size`` pixels are not instances.
     """
     import zarr
 
@@ -277,9 +308,9 @@ def _write_instances(
         if is_stopped(stop):
             raise Cancelled("prediction cancelled")
         if method == "components":
-            count += label_chunked(mask_plane, out_plane, block, offset=count)
+            count += label_chunked(mask_plane, out_plane, block, offset=count, min_size=min_size)
         else:
-            out_plane[:, :], found = slice_instances(mask_plane[:, :], method, count)
+            out_plane[:, :], found = slice_instances(mask_plane[:, :], method, count, min_size)
             count += found
         if progress is not None:
             progress(Progress(done, len(planes), "instances"))

@@ -2,7 +2,8 @@
 
 Every output of :func:`napari_unet.io.batch.predict_file` records its provenance:
 the package version, the SHA-256 of the checkpoint file, the options that
-change the result (tile size, test-time augmentation, instance method, axes) and
+change the result (tile size, test-time augmentation, instance method, minimum
+instance size, axes) and
 the input (name, shape, size and modification time). TIFF outputs hold it in
 their JSON description (tifffile's shaped metadata) under :data:`PROVENANCE_KEY`;
 zarr stores in their ``napari_unet`` attributes. A re-run skips an input only
@@ -32,7 +33,8 @@ __all__ = [
 PROVENANCE_KEY = "napari_unet_provenance"
 _CHECKSUMS: dict[tuple, str] = {}
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{32}\.(tmp|partial|old)")
-_OPTION_NAMES = ("tile_size", "test_time_augmentation", "instances", "axes")
+_MISSING = object()
+_OPTION_NAMES = ("tile_size", "test_time_augmentation", "instances", "min_instance_size", "axes")
 
 
 def model_checksum(path: str | os.PathLike) -> str:
@@ -59,6 +61,7 @@ def provenance(
     checkpoint : path-like
         The checkpoint file (already resolved from a bundled name).
     options : napari_unet.io.batch.PredictOptions
+        Its tile size as the run uses it (a number, or None).
     input_path : Path
         The input file or zarr store.
     shape : tuple
@@ -128,9 +131,11 @@ def _difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
     before = stored.get("options")
     before = before if isinstance(before, dict) else {}
     changed = [
-        f"{name} {before.get(name)!r}, now {value!r}"
+        f"{name} {before[name]!r}, now {value!r}"
+        if name in before
+        else f"{name} not recorded, now {value!r}"  # made by an older version
         for name, value in current["options"].items()
-        if before.get(name) != value
+        if before.get(name, _MISSING) != value
     ]
     if changed:
         return f"with other options ({'; '.join(changed)})"

@@ -16,9 +16,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..core.inference import Progress, StopFlag, iter_predict
+from ..config import UNSET, PredictConfig, Unset, predict_config
+from ..core.inference import KEYWORD_DEFAULTS, Progress, StopFlag, iter_predict, keyword_settings
 from ..core.model import UNet
-from ..core.postprocess import InstanceMethod, class_mask, instance_labels
+from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, class_mask, instance_labels
 from .axes import ImagePlane, check_axes, guess_axes, output_shapes, slice_count
 
 __all__ = [
@@ -61,12 +62,13 @@ def iter_predict_stack(
     *,
     axes: str | None = None,
     rgb: bool | None = None,
-    tile_size: int | None = None,
-    batch_size: int = 4,
-    device: str | torch.device | None = None,
+    config: PredictConfig | None = None,
+    tile_size: int | str | Unset | None = UNSET,
+    batch_size: int | Unset = UNSET,
+    device: str | torch.device | Unset | None = UNSET,
     stop: StopFlag = None,
     max_read_pixels: int | None = None,
-    test_time_augmentation: bool = False,
+    test_time_augmentation: bool | Unset = UNSET,
 ) -> Iterator[StackProgress]:
     """Predict every slice of ``stack`` into ``out``, yielding progress after each batch.
 
@@ -80,11 +82,13 @@ def iter_predict_stack(
         Written tile by tile; see :func:`~napari_unet.io.axes.output_shapes`.
     axes, rgb
         See :mod:`napari_unet.io.axes`; None = :func:`~napari_unet.io.axes.guess_axes`.
-    tile_size, batch_size, device, stop, test_time_augmentation
-        As for :func:`napari_unet.core.inference.iter_predict`.
+    config, tile_size, batch_size, device, stop, test_time_augmentation
+        As for :func:`napari_unet.core.inference.iter_predict` (without a config, the
+        keyword defaults: the whole slice in one pass).
     max_read_pixels : int, optional
         See :class:`~napari_unet.io.axes.ImagePlane`.
     """
+    settings = keyword_settings(config, tile_size, batch_size, device, test_time_augmentation)
     in_channels = model.config.in_channels
     axes = check_axes(axes or guess_axes(stack.shape, in_channels, rgb), stack.shape, in_channels)
     n_slices = slice_count(stack.shape, axes)
@@ -93,16 +97,7 @@ def iter_predict_stack(
         target = out
         if "Z" in axes:  # numpy/memmap slices are views; others are written through
             target = out[index] if isinstance(out, np.ndarray) else _Leading(out, index)
-        steps = iter_predict(
-            plane,
-            model,
-            target,
-            tile_size=tile_size,
-            batch_size=batch_size,
-            device=device,
-            stop=stop,
-            test_time_augmentation=test_time_augmentation,
-        )
+        steps = iter_predict(plane, model, target, config=settings, stop=stop)
         for step in steps:
             yield StackProgress(
                 index * step.total + step.done, n_slices * step.total, "tiles", index, n_slices
@@ -126,13 +121,14 @@ def predict_stack(
     *,
     axes: str | None = None,
     rgb: bool | None = None,
-    tile_size: int | None = None,
-    batch_size: int = 4,
-    device: str | torch.device | None = None,
+    config: PredictConfig | None = None,
+    tile_size: int | str | Unset | None = UNSET,
+    batch_size: int | Unset = UNSET,
+    device: str | torch.device | Unset | None = UNSET,
     progress: Callable[[StackProgress], None] | None = None,
     stop: StopFlag = None,
     out: Any = None,
-    test_time_augmentation: bool = False,
+    test_time_augmentation: bool | Unset = UNSET,
 ) -> Any:
     """Class probabilities of every slice of a stack (the 2D model, slice by slice).
 
@@ -142,8 +138,9 @@ def predict_stack(
         See :func:`iter_predict_stack`.
     model : UNet
     axes, rgb : see :mod:`napari_unet.io.axes`.
-    tile_size, batch_size, device, stop, test_time_augmentation
-        As for :func:`napari_unet.core.inference.predict`.
+    config, tile_size, batch_size, device, stop, test_time_augmentation
+        As for :func:`napari_unet.core.inference.predict` (without a config, the
+        keyword defaults: the whole slice in one pass).
     progress : callable
         Called with a :class:`StackProgress` (slices x tiles) after each batch.
     out : array-like, optional
@@ -165,6 +162,7 @@ def predict_stack(
         model,
         out,
         axes=axes,
+        config=config,
         tile_size=tile_size,
         batch_size=batch_size,
         device=device,
@@ -182,13 +180,18 @@ MAX_INSTANCES = 2**32 - 1
 
 
 def slice_instances(
-    mask: np.ndarray, method: InstanceMethod = "components", offset: int = 0
+    mask: np.ndarray,
+    method: InstanceMethod = "components",
+    offset: int = 0,
+    min_size: int = MIN_INSTANCE_SIZE,
 ) -> tuple[np.ndarray, int]:
     """Instance labels of one (Y, X) slice of a stack, numbered after ``offset``.
 
     The one routine that numbers instances through a stack: :func:`stack_instances`,
     :func:`napari_unet.io.outofcore.predict_to_zarr` and the Predict widget call it
-    slice after slice, passing the objects counted so far as ``offset``.
+    slice after slice, passing the objects counted so far as ``offset``. Objects
+    under ``min_size`` pixels are not instances (0 keeps all;
+    :data:`~napari_unet.config.PredictConfig.min_instance_size`).
 
     Returns
     -------
@@ -203,15 +206,19 @@ def slice_instances(
     ValueError
         When the objects would be numbered past :data:`MAX_INSTANCES`.
     """
-    labels = instance_labels(np.asarray(mask), method=method)
+    labels = instance_labels(np.asarray(mask), method=method, min_size=min_size)
     count = int(labels.max()) if labels.size else 0
     if offset + count > MAX_INSTANCES:
         raise ValueError("too many objects for uint32 instance labels")
     return np.where(labels > 0, labels + offset, 0).astype(np.uint32), count
 
 
-def stack_instances(mask: np.ndarray, method: InstanceMethod = "components") -> np.ndarray:
+def stack_instances(
+    mask: np.ndarray, method: InstanceMethod = "components", min_size: int = MIN_INSTANCE_SIZE
+) -> np.ndarray:
     """Instance labels of a (Y, X) or (Z, Y, X) class mask, slice by slice.
+
+    ``min_size``: objects under this many pixels are not instances (0 keeps all).
 
     Returns
     -------
@@ -221,29 +228,43 @@ def stack_instances(mask: np.ndarray, method: InstanceMethod = "components") -> 
         so every label is unique.
     """
     if mask.ndim == 2:
-        return slice_instances(mask, method)[0]
+        return slice_instances(mask, method, min_size=min_size)[0]
     labels = np.zeros(mask.shape, np.uint32)
     count = 0
     for index, plane in enumerate(mask):
-        labels[index], found = slice_instances(plane, method, count)
+        labels[index], found = slice_instances(plane, method, count, min_size)
         count += found
     return labels
 
 
 def segment_stack(
-    stack: Any, model: UNet, *, instances: InstanceMethod = "components", **options: Any
+    stack: Any,
+    model: UNet,
+    *,
+    config: PredictConfig | None = None,
+    instances: InstanceMethod | Unset = UNSET,
+    **options: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Probabilities, class mask and instances of an image or stack, in memory.
 
-    ``options`` go to :func:`predict_stack`. Returns (probabilities float32,
-    mask uint8, instances uint32) shaped as :func:`~napari_unet.io.axes.output_shapes` says.
+    ``config`` (its instance method and minimum instance size too), ``instances``
+    (replacing ``config.instances``) and ``options`` go to :func:`predict_stack`, as
+    there. Returns (probabilities float32, mask uint8, instances uint32) shaped as
+    :func:`~napari_unet.io.axes.output_shapes` says.
     """
-    probabilities = predict_stack(stack, model, **options)
+    overrides = {name: options.pop(name, UNSET) for name in _PREDICT_FIELDS}
+    settings = predict_config(config, KEYWORD_DEFAULTS, instances=instances, **overrides)
+    probabilities = predict_stack(stack, model, config=settings, **options)
     if probabilities.ndim == 3:
         mask = class_mask(probabilities)
     else:
         mask = np.stack([class_mask(plane) for plane in probabilities])
-    return probabilities, mask, stack_instances(mask, instances)
+    labels = stack_instances(mask, settings.instances, settings.min_instance_size)
+    return probabilities, mask, labels
+
+
+_PREDICT_FIELDS = ("tile_size", "batch_size", "device", "test_time_augmentation")
+"""The keyword arguments of :func:`predict_stack` that replace a config's fields."""
 
 
 def annotated_slice_indices(annotations: Any) -> list[int]:
