@@ -375,7 +375,7 @@ def load_section(session: Session, cycles: int, warmup: int) -> LoadResult:
     from qtpy.QtCore import QThreadPool
 
     dock = session.dock
-    dock.predict.image_picker.select(session.viewer.layers["nuclei"])
+    dock.predict.image_picker.combo.value = session.viewer.layers["nuclei"]
     dock.predict.tile_size.value = 0  # the whole 256x256 image in one pass
     settle()
     snapshots = [Snapshot.take("baseline (dock built, no job run yet)")]
@@ -502,8 +502,8 @@ def responsiveness_section(
     model, name = responsive_model()
     big, _ = annotated_nuclei((predict_size, predict_size), seed=1)
     viewer.add_image(big, name="big")
-    dock.finetune.image_picker.select(viewer.layers["nuclei"])
-    dock.predict.image_picker.select(viewer.layers["big"])
+    dock.finetune.image_picker.combo.value = viewer.layers["nuclei"]
+    dock.predict.image_picker.combo.value = viewer.layers["big"]
     models = {"small model": session.small_model, name: model}
 
     def use(label: str) -> None:

@@ -40,7 +40,7 @@ def test_predict_shows_where_the_model_is_unsure(qtbot, dock):
 
     predict_widget.with_uncertainty.value = False
     stack = viewer.add_image(np.stack([discs_image(seed=k) for k in range(2)]), name="stack")
-    predict_widget.image_picker.select(stack)
+    predict_widget.image_picker.combo.value = stack
     run(qtbot, predict_widget, predict_widget.run_prediction)
     assert "stack mask" in viewer.layers and "stack uncertainty" not in viewer.layers
     predict_widget.with_uncertainty.value = True
@@ -94,13 +94,13 @@ def test_fine_tune_says_what_changed_in_view_and_can_go_back(
 def test_changes_are_counted_on_the_slice_in_view_of_a_stack(qtbot, dock):
     viewer, widget = dock
     stack = viewer.add_image(np.stack([discs_image(seed=k) for k in range(3)]), name="stack")
-    widget.annotate.image_picker.select(stack)
+    widget.annotate.image_picker.combo.value = stack
     paint_strokes(widget.annotate.create_annotation_layer().data[2])
     viewer.dims.set_current_step(0, 1)
     state = model_state(viewer)
     parent = copy.deepcopy(state.model)
     finetune = widget.finetune
-    finetune.image_picker.select(stack)
+    finetune.image_picker.combo.value = stack
     run(qtbot, finetune, finetune.start_finetune)
     changes = class_changes(masks_of(parent, stack.data[1]), masks_of(state.model, stack.data[1]))
     names = {1: "background", 2: "foreground"}

@@ -165,7 +165,7 @@ def test_event_loop_keeps_serving_during_a_run(qtbot, loaded_dock, job):
     finetune.settings.live_preview.value = True
     if job == "prediction":
         viewer.add_image(discs((1024, 1024), seed=1), name="large")
-        predict.image_picker.select(viewer.layers["large"])
+        predict.image_picker.combo.value = viewer.layers["large"]
         predict.tile_size.value = 72  # about 1000 tiles: 1-3 s (180 tiles took 0.3-0.5 s)
         predict_once(qtbot, widget)  # creates the output layers: napari's one-off cost
     else:
@@ -220,7 +220,7 @@ def test_closing_the_viewer_stops_a_running_prediction(qtbot, loaded_dock):
     viewer, widget = loaded_dock
     predict = widget.predict
     viewer.add_image(discs((512, 512), seed=2), name="large")
-    predict.image_picker.select(viewer.layers["large"])
+    predict.image_picker.combo.value = viewer.layers["large"]
     predict.tile_size.value = predict.tile_size.choices[1]  # the smallest: over 1000 tiles
     worker = predict.run_prediction()
     assert worker is not None

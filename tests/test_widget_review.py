@@ -25,8 +25,8 @@ def test_start_from_the_prediction_with_the_annotation_layer_hidden(qtbot, dock,
     viewer, widget = dock
     viewer.add_image(np.stack([discs_image(seed=k) for k in range(3)]), name="stack")
     annotate_widget, predict_widget = widget.annotate, widget.predict
-    annotate_widget.image_picker.select(viewer.layers["stack"])
-    predict_widget.image_picker.select(viewer.layers["stack"])
+    annotate_widget.image_picker.combo.value = viewer.layers["stack"]
+    predict_widget.image_picker.combo.value = viewer.layers["stack"]
     run(qtbot, predict_widget, predict_widget.run_prediction)
     layer = annotate_widget.create_annotation_layer()
     layer.visible = False
@@ -140,8 +140,8 @@ def test_evaluation_is_cleared_when_the_image_or_prediction_changes(qtbot, dock)
     viewer, widget = dock
     predict = widget.predict
     viewer.add_labels((discs_image() > 0.5).astype(np.uint32), name="truth")
-    predict.image_picker.select(viewer.layers["discs"])
-    predict.evaluation.truth_picker.select(viewer.layers["truth"])
+    predict.image_picker.combo.value = viewer.layers["discs"]
+    predict.evaluation.truth_picker.combo.value = viewer.layers["truth"]
     run(qtbot, predict, predict.run_prediction)
     assert predict.evaluation.run() is not None and predict.evaluation.result.text()
     viewer.layers["discs"].data = discs_image(seed=9)  # the image itself changed
@@ -149,7 +149,7 @@ def test_evaluation_is_cleared_when_the_image_or_prediction_changes(qtbot, dock)
     predict.evaluation.run()
     second = viewer.add_image(discs_image(seed=3), name="second")
     assert predict.image_picker.layer is second and predict.evaluation.result.text() == ""
-    predict.image_picker.select(viewer.layers["discs"])
+    predict.image_picker.combo.value = viewer.layers["discs"]
     predict.evaluation.run()
     run(qtbot, predict, predict.run_prediction)  # a new prediction: the old scores are stale
     assert predict.evaluation.result.text() == ""

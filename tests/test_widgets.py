@@ -270,11 +270,11 @@ def test_image_planes_are_read_in_the_worker(qtbot, dock, monkeypatch, notificat
 
     monkeypatch.setattr(ImageGeometry, "read_plane", recording_read_plane)
     viewer.add_image(np.stack([discs_image(seed=k) for k in range(3)]), name="stack")
-    widget.annotate.image_picker.select(viewer.layers["stack"])
+    widget.annotate.image_picker.combo.value = viewer.layers["stack"]
     layer = widget.annotate.create_annotation_layer()
     paint_strokes(layer.data[0])
     paint_strokes(layer.data[2])
-    finetune.image_picker.select(viewer.layers["stack"])
+    finetune.image_picker.combo.value = viewer.layers["stack"]
     statuses = []
     on_update = FinetuneWidget._on_update  # recorded from the first update on, no race
 
@@ -353,7 +353,7 @@ def test_cancel_prediction_takes_effect_quickly(qtbot, dock):
     viewer, widget = dock
     viewer.add_image(discs_image((512, 512)), name="large")
     predict_widget = widget.predict
-    predict_widget.image_picker.select(viewer.layers["large"])
+    predict_widget.image_picker.combo.value = viewer.layers["large"]
     predict_widget.tile_size.value = predict_widget.tile_size.choices[1]  # smallest: many tiles
     tile = predict_widget.tile_size.value
     assert len(tile_layout(model_state(viewer).model, (512, 512), tile)[1]) > 1000
@@ -385,13 +385,13 @@ def test_stack_trains_on_annotated_slices_and_previews_the_slice_in_view(qtbot, 
     viewer, widget = dock
     stack = np.stack([discs_image(seed=k) for k in range(3)])
     viewer.add_image(stack, name="stack")
-    widget.annotate.image_picker.select(viewer.layers["stack"])
+    widget.annotate.image_picker.combo.value = viewer.layers["stack"]
     layer = widget.annotate.create_annotation_layer()
     assert layer.data.shape == (3, 128, 128)
     paint_strokes(layer.data[2])
     viewer.dims.set_current_step(0, 1)
     finetune = widget.finetune
-    finetune.image_picker.select(viewer.layers["stack"])
+    finetune.image_picker.combo.value = viewer.layers["stack"]
     assert finetune.annotation_picker.layer is layer
     finetune.settings.iterations.value = 2
     run(qtbot, finetune, finetune.start_finetune)
@@ -407,12 +407,12 @@ def test_prediction_copied_into_the_unpainted_pixels_of_the_slice_in_view(
     viewer, widget = dock
     viewer.add_image(np.stack([discs_image(seed=k) for k in range(3)]), name="stack")
     annotate, predict_widget = widget.annotate, widget.predict
-    annotate.image_picker.select(viewer.layers["stack"])
+    annotate.image_picker.combo.value = viewer.layers["stack"]
     assert annotate.copy_prediction() == 0  # nothing predicted yet: a warning, no layer
     assert "Predict this image first" in notifications[-1].message
     assert "stack annotations" not in viewer.layers
 
-    predict_widget.image_picker.select(viewer.layers["stack"])
+    predict_widget.image_picker.combo.value = viewer.layers["stack"]
     run(qtbot, predict_widget, predict_widget.run_prediction)
     viewer.layers["stack mask"].data[1, 40:80, 30:90] = 2  # both classes, whatever the model
     mask = viewer.layers["stack mask"].data.copy()

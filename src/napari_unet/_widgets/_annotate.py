@@ -16,7 +16,7 @@ from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidge
 from ._layers import (
     ANNOTATION_KEY,
     ImageGeometry,
-    LayerPicker,
+    LayerCombo,
     class_colormap,
     class_colour,
     find_output,
@@ -47,7 +47,7 @@ class AnnotateWidget(QWidget):
         super().__init__(parent)
         self.viewer = real_viewer(viewer)
         self.state = model_state(self.viewer)
-        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image", follow_new=True)
+        self.image_picker = LayerCombo(self.viewer, napari.layers.Image, "Image", follow_new=True)
         self.create_button = PushButton(text="Create annotation layer")
         self.create_button.changed.connect(self.create_annotation_layer)
         self.copy_button = PushButton(text="Start from the prediction (slice in view)")

@@ -13,7 +13,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..evaluation.metrics import evaluate
-from ._layers import LayerPicker, find_output, is_annotation
+from ._layers import LayerCombo, find_output, is_annotation
 
 KINDS = {
     "instances": ("instances", "objects matched one-to-one by IoU (F1, precision, recall)"),
@@ -32,11 +32,11 @@ class EvaluatePanel(QWidget):
     chosen, the image's data change, or a new prediction is shown (:meth:`clear`).
     """
 
-    def __init__(self, viewer: napari.viewer.Viewer, image_picker: LayerPicker) -> None:
+    def __init__(self, viewer: napari.viewer.Viewer, image_picker: LayerCombo) -> None:
         super().__init__()
         self.viewer = viewer
         self.image_picker = image_picker
-        self.truth_picker = LayerPicker(
+        self.truth_picker = LayerCombo(
             viewer, Labels, "Ground truth", prefer=lambda layer: not is_annotation(layer)
         )
         self._image: napari.layers.Image | None = None

@@ -27,7 +27,7 @@ from ._go_back import GoBackButton
 from ._layers import (
     ANNOTATION_KEY,
     ImageGeometry,
-    LayerPicker,
+    LayerCombo,
     annotated_planes,
     find_output,
     image_data,
@@ -95,8 +95,8 @@ class FinetuneWidget(QWidget):
         self._set_running(False)
 
     def _create_controls(self) -> None:
-        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image", follow_new=True)
-        self.annotation_picker = LayerPicker(
+        self.image_picker = LayerCombo(self.viewer, napari.layers.Image, "Image", follow_new=True)
+        self.annotation_picker = LayerCombo(
             self.viewer, napari.layers.Labels, "Annotations", prefer=self._annotates_image
         )
         self.settings = FinetuneSettings()
@@ -154,7 +154,7 @@ class FinetuneWidget(QWidget):
         current = picker.layer
         match = next((layer for layer in picker.layers() if self._annotates_image(layer)), None)
         if match is not None:
-            picker.select(match)
+            picker.combo.value = match
         elif image is not None and current is not None and is_annotation(current):
             picker.combo.value = None
 

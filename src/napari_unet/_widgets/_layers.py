@@ -1,4 +1,4 @@
-"""Between napari layers and the core: image geometry, layer pickers, output layers.
+"""Between napari layers and the core: image geometry, layer combo boxes, output layers.
 
 Image layers may be 2D, stacks (..., Y, X), RGB(A) (..., Y, X, 3|4) or carry a
 channel axis for a multi-channel model; which axis is which is decided by the
@@ -15,7 +15,7 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox
+from magicgui.widgets import ComboBox, create_widget
 from napari.utils.colormaps import DirectLabelColormap
 
 from ..io.axes import ImagePlane, check_axes, guess_axes
@@ -201,9 +201,32 @@ def is_annotation(layer: napari.layers.Layer) -> bool:
     return bool(layer.metadata.get(ANNOTATION_KEY, False))
 
 
-# ---- layer pickers -------------------------------------------------------------
-class LayerPicker:
-    """A magicgui combo box listing the viewer's layers of one type, kept current.
+# ---- layer combo boxes ------------------------------------------------------------
+LAYER_LIST_EVENTS = ("inserted", "removed", "reordered", "renamed")
+"""The viewer's layer-list events napari connects a docked magicgui widget's
+``reset_choices`` to (``Window.add_dock_widget``); a :class:`LayerCombo` listens to the same."""
+
+
+class LayerCombo:
+    """magicgui's napari layer combo box, plus the choices it does not make by itself.
+
+    The widget is ``magicgui.widgets.create_widget(annotation=layer_type)``: the
+    combo box napari registers for its layer types. magicgui re-reads its choices
+    on ``reset_choices`` and keeps the chosen item when it is still there; it is
+    connected to the viewer's layer-list events (:data:`LAYER_LIST_EVENTS`), as
+    napari does for a docked magicgui widget, here for each section (they are
+    tabs of one dock, or docks of their own). On top of magicgui this adds only:
+
+    - *choices* from this widget's own viewer, without the plugin's outputs.
+      napari's ``get_layers`` finds the viewer through the widget's Qt parents,
+      falling back to ``napari.current_viewer()`` (another viewer's layers while
+      the widget is not docked yet), and lists the outputs ("… probabilities").
+    - *following a new layer* (``follow_new``): an image just opened is chosen.
+    - *what is chosen without the user* (``prefer``): at the start, and when the
+      chosen layer goes, the topmost preferred layer is chosen, not magicgui's
+      first item (the empty one); the Annotations combo never takes a ground
+      truth this way. A renamed layer stays chosen (magicgui matches items by
+      their text).
 
     Parameters
     ----------
@@ -215,10 +238,14 @@ class LayerPicker:
     accept : callable, optional
         Further filter on layers (default: every layer that is not an output).
     prefer : callable, optional
-        The listed layers the picker may choose by itself (default: all of them);
-        the others are listed for the user to choose.
+        The listed layers that may be chosen without the user (default: all).
     follow_new : bool
         Choose a newly added (preferred) layer, e.g. an image just opened.
+
+    Attributes
+    ----------
+    combo : magicgui.widgets.ComboBox
+        The widget; ``combo.value`` is the chosen layer (None: none), and may be set.
     """
 
     def __init__(
@@ -232,62 +259,53 @@ class LayerPicker:
         follow_new: bool = False,
     ) -> None:
         self.viewer = viewer
-        self.layer_type = layer_type
         self.accept = accept or (lambda layer: not is_output(layer))
         self.prefer = prefer or (lambda layer: True)
         self.follow_new = follow_new
-        self.combo = ComboBox(label=label, choices=self._choices, nullable=True)
+        options = {"choices": self._choices, "nullable": True}
+        combo = create_widget(annotation=layer_type, label=label, options=options)
+        assert isinstance(combo, ComboBox)  # what napari registers for its layer types
+        self.combo = combo
         self.combo.native.setMinimumContentsLength(12)
-        events = viewer.layers.events
-        # napari holds bound methods weakly and drops them once their Qt widget is deleted
-        for emitter in (events.removed, events.moved):
-            emitter.connect(self.refresh)
-        events.inserted.connect(self._on_inserted)
-        for layer in viewer.layers:
-            layer.events.name.connect(self.refresh)
-        self.refresh()
+        for name in LAYER_LIST_EVENTS:
+            # napari holds bound methods weakly; one whose Qt widget is gone raises, and is dropped
+            getattr(viewer.layers.events, name).connect(self._on_layers_changed)
+        self._choose_preferred()
 
-    def _choices(self, _widget: Any = None) -> list[tuple[str, Any]]:
-        return [(layer.name, layer) for layer in reversed(self.viewer.layers) if self.listed(layer)]
+    def _choices(self, combo: ComboBox) -> list[tuple[str, napari.layers.Layer]]:
+        """magicgui's choices callable: (name, layer) of the listed layers, topmost first."""
+        return [
+            (layer.name, layer)
+            for layer in reversed(self.viewer.layers)
+            if isinstance(layer, combo.annotation) and self.accept(layer)
+        ]
 
-    def _on_inserted(self, event: Any) -> None:
-        self.refresh()  # first: raises (and napari disconnects us) once the widget is gone
-        layer = event.value
-        layer.events.name.connect(self.refresh)
-        if self.follow_new and self.listed(layer) and self.prefer(layer):
+    def _on_layers_changed(self, event: Any) -> None:
+        chosen = self.combo.value  # first: raises once the widget is gone (napari disconnects)
+        self.combo.reset_choices()
+        if chosen is not None and any(layer is chosen for layer in self.layers()):
+            self.combo.value = chosen  # e.g. renamed: magicgui dropped its old text
+        layer = event.value if event.type == "inserted" else None
+        if self.follow_new and layer is not None and self._preferred(layer):
             self.combo.value = layer
+        elif self.combo.value is None:
+            self._choose_preferred()
+
+    def _preferred(self, layer: napari.layers.Layer) -> bool:
+        return any(item is layer for item in self.layers()) and self.prefer(layer)
+
+    def _choose_preferred(self) -> None:
+        topmost_first = (layer for _, layer in self._choices(self.combo))
+        self.combo.value = next((layer for layer in topmost_first if self.prefer(layer)), None)
 
     def layers(self) -> list[napari.layers.Layer]:
-        """The listed layers, topmost first."""
-        return [layer for _, layer in self._choices()]
-
-    def listed(self, layer: napari.layers.Layer) -> bool:
-        """Whether ``layer`` is one of the choices."""
-        return isinstance(layer, self.layer_type) and self.accept(layer)
-
-    def refresh(self, _event: Any = None) -> None:
-        """Re-read the layer list, keeping the selection when it still exists.
-
-        Without one, the topmost preferred layer is chosen, or none.
-        """
-        current = self.combo.value
-        self.combo.reset_choices()
-        layers = self.layers()
-        if current is not None and any(layer is current for layer in layers):
-            self.combo.value = current
-        else:
-            self.combo.value = next((layer for layer in layers if self.prefer(layer)), None)
+        """The listed layers, in the combo box's order (magicgui adds new ones last)."""
+        return [layer for layer in self.combo.choices if layer is not None]
 
     @property
     def layer(self) -> Any:
         """The chosen layer, or None."""
         return self.combo.value
-
-    def select(self, layer: napari.layers.Layer) -> None:
-        """Choose ``layer`` (when it is listed)."""
-        self.refresh()
-        if any(item is layer for _, item in self._choices()):
-            self.combo.value = layer
 
 
 # ---- output layers --------------------------------------------------------------

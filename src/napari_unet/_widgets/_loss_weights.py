@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QWidget
 
 from ..config import WeightConfig
 from ._finetune_job import loss_weights_job
-from ._layers import LayerPicker, annotated_planes, show_output
+from ._layers import LayerCombo, annotated_planes, show_output
 from ._tasks import JobResult, start_job
 
 
@@ -26,7 +26,7 @@ class LossWeights(QObject):
     ----------
     owner : QWidget
         The section it belongs to (its jobs stop when the section is deleted).
-    image_picker, annotation_picker : LayerPicker
+    image_picker, annotation_picker : LayerCombo
     weight_config : callable
         Returns the w0 and sigma chosen in the section.
 
@@ -43,8 +43,8 @@ class LossWeights(QObject):
     def __init__(
         self,
         owner: QWidget,
-        image_picker: LayerPicker,
-        annotation_picker: LayerPicker,
+        image_picker: LayerCombo,
+        annotation_picker: LayerCombo,
         weight_config: Callable[[], WeightConfig],
     ) -> None:
         super().__init__(owner)

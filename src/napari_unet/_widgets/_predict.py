@@ -17,7 +17,7 @@ from ..config import PredictConfig
 from ..core.inference import default_tile_size, resolved_tile_size, usable_tile_sizes
 from ..training.weights import trained_weight_config
 from ._evaluate import EvaluatePanel
-from ._layers import ImageGeometry, LayerPicker, class_colormap, image_data, placement_for
+from ._layers import ImageGeometry, LayerCombo, class_colormap, image_data, placement_for
 from ._layers import show_output as put_output
 from ._memory import memory_refusal
 from ._predict_job import (
@@ -67,7 +67,7 @@ class PredictWidget(QWidget):
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
         defaults = PredictConfig()
         self.defaults = defaults
-        self.image_picker = LayerPicker(self.viewer, napari.layers.Image, "Image", follow_new=True)
+        self.image_picker = LayerCombo(self.viewer, napari.layers.Image, "Image", follow_new=True)
         self.tile_size = ComboBox(
             label="Tile size",
             choices=[("whole image", WHOLE_IMAGE)],
