@@ -38,7 +38,7 @@ from ._layers import (
 from ._loss_weights import LossWeights
 from ._plot import LossPlot
 from ._state import model_state, real_viewer
-from ._tasks import JobResult, start_job, taken_out_of_its_dock
+from ._tasks import PROGRESS_STEPS, JobResult, start_job, taken_out_of_its_dock
 
 
 class FinetuneWidget(QWidget):
@@ -107,7 +107,7 @@ class FinetuneWidget(QWidget):
         )
         self.weights_button = self.loss_weights.button
         self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
+        self.progress.setRange(0, PROGRESS_STEPS)
         self.progress.setFormat("%p%")
         self.status = QLabel("Paint annotations, then press Start.")
         self.status.setWordWrap(True)
@@ -181,7 +181,6 @@ class FinetuneWidget(QWidget):
         self._request, self._last_iteration, self._changes = request, 0, None
         self._stop, self._cancel = threading.Event(), threading.Event()
         self.plot.clear()
-        self.progress.setValue(0)
         self.status.setText(
             "Starting again from the model before the first fine-tune on these annotations, "
             "with all their strokes…"
@@ -198,6 +197,7 @@ class FinetuneWidget(QWidget):
             on_result=self._on_result,
             on_finish=self._on_finish,
             release=self.state.end_task,
+            bar=self.progress,
         )
         return self.worker
 
@@ -287,7 +287,6 @@ class FinetuneWidget(QWidget):
             self._changes = update
             return
         self._last_iteration = update.iteration
-        self.progress.setValue(round(update.fraction * 1000))
         self.status.setText(
             f"Iteration {update.iteration} · loss {update.loss:.3g} "
             f"(smoothed {update.smoothed_loss:.3g}) · {update.elapsed:.0f} s"

@@ -28,7 +28,13 @@ from ._predict_job import (
     predict_job,
 )
 from ._state import model_state, real_viewer
-from ._tasks import JobResult, available_devices, start_job, taken_out_of_its_dock
+from ._tasks import (
+    PROGRESS_STEPS,
+    JobResult,
+    available_devices,
+    start_job,
+    taken_out_of_its_dock,
+)
 
 WHOLE_IMAGE = 0
 """Tile-size choice meaning: no tiling, one pass over the whole (mirror-padded) image."""
@@ -115,7 +121,7 @@ class PredictWidget(QWidget):
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel")
         self.progress = QProgressBar()
-        self.progress.setRange(0, 1000)
+        self.progress.setRange(0, PROGRESS_STEPS)
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.evaluation = EvaluatePanel(self.viewer, self.image_picker)
@@ -214,7 +220,6 @@ class PredictWidget(QWidget):
             return None
         self._target = (image, geometry)
         self._stop = threading.Event()
-        self.progress.setValue(0)
         self.status.setText("Starting…")
         self._set_running(True)
         self.worker = start_job(
@@ -226,6 +231,7 @@ class PredictWidget(QWidget):
             on_result=self._on_result,
             on_finish=self._on_finish,
             release=self.state.end_task,
+            bar=self.progress,
         )
         return self.worker
 
@@ -246,7 +252,6 @@ class PredictWidget(QWidget):
         return super().event(event)
 
     def _on_progress(self, progress: PredictionProgress) -> None:
-        self.progress.setValue(round(progress.fraction * 1000))
         self.status.setText(progress.text)
 
     def _on_result(self, result: JobResult) -> None:

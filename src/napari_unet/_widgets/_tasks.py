@@ -3,8 +3,9 @@
 A widget describes its work as a generator that yields progress updates and
 returns its result. :func:`guarded` turns any failure into a :class:`JobResult`
 holding a sentence for the user, inside the worker thread, so no traceback ever
-escapes; :func:`start_job` wires the worker to the widget and makes sure the
-work stops when the widget goes away (the viewer is closed).
+escapes; :func:`start_job` wires the worker to the widget, shows how far it is
+in napari's activity dock (:class:`JobProgress`) and makes sure the work stops
+when the widget goes away (the viewer is closed).
 
 How many CPU threads torch uses for a job can be set with :data:`JOB_THREADS`
 (see :func:`napari_unet.core.devices.torch_threads` for why it is set in the worker
@@ -24,9 +25,10 @@ from typing import Any
 
 import torch
 from napari.qt.threading import GeneratorWorker, thread_worker
+from napari.utils import progress
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QEvent
-from qtpy.QtWidgets import QWidget
+from qtpy.QtCore import QEvent, QTimer
+from qtpy.QtWidgets import QProgressBar, QWidget
 
 from ..core.checkpoint import CheckpointError
 from ..core.devices import torch_threads
@@ -47,6 +49,96 @@ but predictions took 60-80 % longer and fine-tuning ran up to 30 % fewer
 iterations. So by default torch keeps every core. Set e.g.
 ``os.cpu_count() - 1`` to keep a core free for other programs.
 """
+
+
+PROGRESS_STEPS = 1000
+"""Steps of a job's progress bars: the fraction done, to a tenth of a percent."""
+
+ACTIVITY_INTERVAL_MS = 200
+"""How often a job's bar in napari's activity dock is moved (see :class:`JobProgress`)."""
+
+
+class JobProgress:
+    """How far a job is: its bar in napari's activity dock, and the widget's own bar.
+
+    The activity-dock bar is a :class:`napari.utils.progress`, what
+    ``thread_worker(progress=...)`` makes too; that one counts each yield as one
+    step of a known total, while the jobs here yield a *fraction* done (tiles
+    predicted, iterations or seconds of a time budget) and status lines between,
+    so the bar is moved to the fraction instead. It is opened, moved and closed in
+    the Qt thread, from the event loop and at most every
+    :data:`ACTIVITY_INTERVAL_MS`: napari's activity dock runs
+    ``QApplication.processEvents()`` on every change of a bar, and doing that
+    inside a handler of the worker's updates would deliver later updates (and the
+    job's end) before the handler is over.
+
+    Parameters
+    ----------
+    task : str
+        The bar's description ("Prediction"); a job's status lines are appended.
+    bar : QProgressBar, optional
+        The widget's bar next to its Start/Run button (range 0 to
+        :data:`PROGRESS_STEPS`), set at each update.
+
+    Attributes
+    ----------
+    activity : napari.utils.progress or None
+        The activity dock's bar, once opened (at the next turn of the event loop);
+        closed, and gone from the dock, by :meth:`close`.
+    """
+
+    def __init__(self, task: str, bar: QProgressBar | None = None) -> None:
+        self.task, self.bar = task, bar
+        self.activity: progress | None = None
+        self.closed = False
+        self._steps, self._text, self._shown = 0, "", task
+        self._timer = QTimer()
+        self._timer.setInterval(ACTIVITY_INTERVAL_MS)
+        self._timer.timeout.connect(self._move)
+        QTimer.singleShot(0, self._open)
+        if bar is not None:
+            bar.setValue(0)
+
+    def report(self, update: Any) -> None:
+        """Take ``update``: a fraction, a status line, or an object with a
+        ``fraction`` (and maybe a ``text``); anything else says nothing."""
+        if isinstance(update, str):
+            text, fraction = update, None
+        elif isinstance(update, (int, float)) and not isinstance(update, bool):
+            text, fraction = "", float(update)
+        else:
+            text, fraction = getattr(update, "text", ""), getattr(update, "fraction", None)
+        if text:
+            self._text = text
+        if fraction is not None:
+            self._steps = round(min(max(fraction, 0.0), 1.0) * PROGRESS_STEPS)
+            try:
+                if self.bar is not None:
+                    self.bar.setValue(self._steps)
+            except RuntimeError:  # the widget is gone (viewer closed); the job is stopping
+                self.bar = None
+
+    def _open(self) -> None:
+        if self.closed:
+            return
+        self.activity = progress(total=PROGRESS_STEPS, desc=self.task)
+        self._timer.start()
+
+    def _move(self) -> None:
+        activity = self.activity
+        description = f"{self.task}: {self._text}" if self._text else self.task
+        if activity is not None and not self.closed and description != self._shown:
+            self._shown = description
+            activity.set_description(description)
+        if activity is not None and not self.closed and self._steps != activity.n:
+            activity.update(self._steps - activity.n)
+
+    def close(self) -> None:
+        """The job is over, however it ended: its activity-dock bar goes."""
+        self.closed = True
+        self._timer.stop()
+        if self.activity is not None:
+            self.activity.close()
 
 
 @dataclass
@@ -108,6 +200,7 @@ def start_job(
     on_result: Callable[[JobResult], None],
     on_finish: Callable[[], None],
     release: Callable[[], None],
+    bar: QProgressBar | None = None,
 ) -> GeneratorWorker:
     """Start ``job`` in a napari thread worker and connect it to ``owner``.
 
@@ -127,6 +220,9 @@ def start_job(
         (called last, also after an error or an abort; not once ``owner`` is gone).
     release : callable
         Called at the very end in every case, e.g. to free the shared model.
+    bar : QProgressBar, optional
+        The widget's own progress bar; see :class:`JobProgress`, which shows each
+        update in napari's activity dock (and in ``bar``) before ``on_yield``.
 
     Returns
     -------
@@ -135,6 +231,8 @@ def start_job(
     """
     guarded_job = guarded(job, task)
     worker = thread_worker(_drive, start_thread=False, ignore_errors=True)(guarded_job)
+    job_progress = JobProgress(task, bar)
+    worker.yielded.connect(job_progress.report)
     worker.yielded.connect(on_yield)
     worker.returned.connect(on_result)
     worker.errored.connect(lambda error: show_error(explain(error, task).error))
@@ -148,6 +246,7 @@ def start_job(
 
     def finish() -> None:
         guarded_job.close()  # after a quit() the job never resumed: let it clean up
+        job_progress.close()
         release()
         widget = owner_ref()
         handler = finish_ref()

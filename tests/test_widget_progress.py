@@ -1,0 +1,60 @@
+"""Long work shows in napari's activity dock (a ``napari.utils.progress`` per job)."""
+
+from __future__ import annotations
+
+import pytest
+from napari.utils import progress
+
+from napari_unet._widgets._tasks import PROGRESS_STEPS
+from test_widgets import annotate, dock
+
+pytestmark = pytest.mark.gui
+__all__ = ["dock"]  # fixture shared with test_widgets
+
+
+def activity_log() -> tuple[list, list]:
+    """(added, removed): the progress bars napari's activity dock is told about."""
+    added: list = []
+    removed: list = []
+
+    def record(event) -> None:
+        added.extend(event.added)
+        removed.extend(event.removed)
+
+    progress._all_instances.events.changed.connect(record)
+    return added, removed
+
+
+def test_predict_shows_its_progress_in_the_activity_dock(qtbot, dock):
+    viewer, widget = dock
+    predict = widget.predict
+    predict.tile_size.value = predict.tile_size.choices[1]  # the smallest: several tiles
+    added, removed = activity_log()
+    with qtbot.waitSignal(predict.finished, timeout=60_000):
+        assert predict.run_prediction() is not None
+        qtbot.waitUntil(lambda: len(added) == 1)  # opened from the event loop
+        [bar] = added
+        assert bar in progress._all_instances and bar.total == PROGRESS_STEPS
+        assert str(bar.desc).startswith("Prediction")
+    assert removed == [bar] and bar not in progress._all_instances  # closed: gone from the dock
+    assert predict.progress.value() == PROGRESS_STEPS  # the bar beside the button: done
+    assert "discs mask" in viewer.layers
+
+
+def test_a_stopped_fine_tune_closes_its_activity_progress(qtbot, dock):
+    viewer, widget = dock
+    finetune = widget.finetune
+    annotate(viewer, widget)
+    finetune.settings.iterations.value = 0  # only ends when stopped
+    finetune.settings.seconds.value = 600
+    added, removed = activity_log()
+    finetune.start_finetune()
+    qtbot.waitUntil(lambda: len(added) == 1 and added[0].n > 0, timeout=30_000)
+    [bar] = added
+    assert bar in progress._all_instances
+    assert 0 < bar.n <= finetune.progress.value()  # moved from the event loop, a little behind
+    assert str(bar.desc).startswith("Fine-tuning")
+    with qtbot.waitSignal(finetune.finished, timeout=30_000):
+        finetune.stop()  # our Stop button; the activity dock has none
+    assert removed == [bar] and bar not in progress._all_instances
+    assert finetune.status.text().startswith("Stopped after ")
