@@ -6,7 +6,7 @@ import pytest
 from napari.utils import progress
 
 from napari_unet._widgets._tasks import PROGRESS_STEPS
-from test_widgets import annotate, dock
+from test_widgets import annotate, dock, run
 
 pytestmark = pytest.mark.gui
 __all__ = ["dock"]  # fixture shared with test_widgets
@@ -58,3 +58,14 @@ def test_a_stopped_fine_tune_closes_its_activity_progress(qtbot, dock):
         finetune.stop()  # our Stop button; the activity dock has none
     assert removed == [bar] and bar not in progress._all_instances
     assert finetune.status.text().startswith("Stopped after ")
+
+
+def test_a_finished_fine_tune_leaves_its_bar_full(qtbot, dock):
+    viewer, widget = dock
+    finetune = widget.finetune
+    annotate(viewer, widget)
+    added, removed = activity_log()
+    run(qtbot, finetune, finetune.start_finetune)
+    assert "changed class" in finetune.status.text()  # the comparison came after the last step
+    assert finetune.progress.value() == PROGRESS_STEPS  # and did not move the bar
+    assert removed == added and not any(bar in progress._all_instances for bar in added)

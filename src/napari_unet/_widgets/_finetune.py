@@ -198,6 +198,7 @@ class FinetuneWidget(QWidget):
             on_finish=self._on_finish,
             release=self.state.end_task,
             bar=self.progress,
+            progress_of=_progress_of,
         )
         return self.worker
 
@@ -389,3 +390,10 @@ class FinetuneWidget(QWidget):
         self.start_button.enabled = not running
         self.stop_button.enabled = running
         self.settings.set_running(running)
+
+
+def _progress_of(update: FinetuneUpdate | ClassChanges | str) -> tuple[float | None, str]:
+    """What a fine-tune's update says of its progress (see :class:`JobProgress`)."""
+    if isinstance(update, FinetuneUpdate):
+        return update.fraction, f"iteration {update.iteration}"
+    return (None, update) if isinstance(update, str) else (None, "")

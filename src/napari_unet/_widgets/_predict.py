@@ -232,6 +232,7 @@ class PredictWidget(QWidget):
             on_finish=self._on_finish,
             release=self.state.end_task,
             bar=self.progress,
+            progress_of=lambda update: (update.fraction, update.text),
         )
         return self.worker
 

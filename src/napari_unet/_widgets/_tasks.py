@@ -99,15 +99,8 @@ class JobProgress:
         if bar is not None:
             bar.setValue(0)
 
-    def report(self, update: Any) -> None:
-        """Take ``update``: a fraction, a status line, or an object with a
-        ``fraction`` (and maybe a ``text``); anything else says nothing."""
-        if isinstance(update, str):
-            text, fraction = update, None
-        elif isinstance(update, (int, float)) and not isinstance(update, bool):
-            text, fraction = "", float(update)
-        else:
-            text, fraction = getattr(update, "text", ""), getattr(update, "fraction", None)
+    def report(self, fraction: float | None, text: str = "") -> None:
+        """The job is ``fraction`` done (None: unchanged), doing ``text`` ("": unchanged)."""
         if text:
             self._text = text
         if fraction is not None:
@@ -139,6 +132,16 @@ class JobProgress:
         self._timer.stop()
         if self.activity is not None:
             self.activity.close()
+
+
+def plain_progress(update: Any) -> tuple[float | None, str]:
+    """What a job's ``update`` says for :meth:`JobProgress.report`, by default: a
+    number is the fraction done, a string a status line; nothing else counts."""
+    if isinstance(update, str):
+        return None, update
+    if isinstance(update, (int, float)) and not isinstance(update, bool):
+        return float(update), ""
+    return None, ""
 
 
 @dataclass
@@ -201,6 +204,7 @@ def start_job(
     on_finish: Callable[[], None],
     release: Callable[[], None],
     bar: QProgressBar | None = None,
+    progress_of: Callable[[Any], tuple[float | None, str]] = plain_progress,
 ) -> GeneratorWorker:
     """Start ``job`` in a napari thread worker and connect it to ``owner``.
 
@@ -223,6 +227,9 @@ def start_job(
     bar : QProgressBar, optional
         The widget's own progress bar; see :class:`JobProgress`, which shows each
         update in napari's activity dock (and in ``bar``) before ``on_yield``.
+    progress_of : callable
+        (fraction done or None, status line or "") of an update; see
+        :func:`plain_progress`.
 
     Returns
     -------
@@ -232,7 +239,7 @@ def start_job(
     guarded_job = guarded(job, task)
     worker = thread_worker(_drive, start_thread=False, ignore_errors=True)(guarded_job)
     job_progress = JobProgress(task, bar)
-    worker.yielded.connect(job_progress.report)
+    worker.yielded.connect(lambda update: job_progress.report(*progress_of(update)))
     worker.yielded.connect(on_yield)
     worker.returned.connect(on_result)
     worker.errored.connect(lambda error: show_error(explain(error, task).error))
