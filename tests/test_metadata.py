@@ -120,9 +120,7 @@ def test_a_new_model_has_the_default_metadata():
     for n_classes in (2, 3):
         config = SMALL.replace(n_classes=n_classes)
         _same(new_model(config).metadata, _defaults_before(config))
-    assert ModelMetadata.new(SMALL) == ModelMetadata.of(new_model(SMALL)).replace(
-        model_config=None
-    )
+    assert ModelMetadata.new(SMALL) == ModelMetadata.of(new_model(SMALL)).replace(model_config=None)
 
 
 @pytest.mark.parametrize(
