@@ -62,7 +62,7 @@ SETUPS = {
         "test": "ISBI slices 17-19",
         "trained_on": (
             "ISBI 2012 EM training slices 00-14 (dense labels); weights selected on "
-            "slices 15-16 (scripts/train_validated.py); never used: 17-19"
+            "slices 15-16 (scripts/train_validated.py); held out, never used: 17-19"
         ),
     },
     "nuclei": {
@@ -74,7 +74,7 @@ SETUPS = {
         "trained_on": (
             "DSB 2018 nuclei image, left half (x < 256), plus 8 synthetic nuclei images "
             "(napari_unet.io.synthetic, seeds 100-107); weights selected on the top right "
-            "quarter (scripts/train_validated.py); never used: bottom right quarter"
+            "quarter (scripts/train_validated.py); held out, never used: bottom right quarter"
         ),
     },
 }

@@ -200,7 +200,7 @@ class AnnotateWidget(QWidget):
                 old.setParent(None)  # gone at once, not at the next event loop
                 old.deleteLater()
         model = self.state.model
-        names = model.metadata.get("class_names") or []
+        names = model.info.class_names
         labels = [(0, "eraser (unlabelled)", "#808080")]
         for label in range(1, model.config.n_classes + 1):
             name = names[label - 1] if label <= len(names) else f"class {label}"

@@ -15,6 +15,7 @@ from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..evaluation.review import ClassChanges, class_names
+from ..training.history import note_on_last_run
 from ._finetune_job import (
     FinetuneUpdate,
     PlaneReader,
@@ -352,11 +353,12 @@ class FinetuneWidget(QWidget):
     def _mark_fine_tuned(self) -> bool:
         """Note the run in the model's history and name; tell the other sections."""
         request = self._request
-        history = request.model.metadata.get("training_history") if request else None
-        if request is None or not history:
+        if request is None or not note_on_last_run(
+            request.model,
+            image_layer=request.image_name,
+            annotated_slices=tuple(tuple(plane) for plane in request.planes),
+        ):
             return False
-        history[-1]["image_layer"] = request.image_name
-        history[-1]["annotated_slices"] = [list(plane) for plane in request.planes]
         if not self.state.name.endswith("(fine-tuned)"):
             self.state.name = f"{self.state.name} (fine-tuned)"
         self.state.model_changed.emit()

@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QFileDialog, QLabel, QVBoxLayout, QWidget
 from ..config import ModelConfig
 from ..core.checkpoint import CheckpointError, bundled_models, load_model, new_model, save_model
 from ..core.inference import default_tile_size
+from ..core.metadata import ModelMetadata, TrainingRun
 from ..core.model import UNet
 from ._layers import class_colour
 from ._state import DEFAULT_NEW_CONFIG, NEW_MODEL_NAME, model_state, real_viewer
@@ -219,48 +220,52 @@ class ModelWidget(QWidget):
 
 def describe_model(model: UNet, name: str) -> str:
     """Rich-text summary of a model: what it is, its classes, what it was trained on."""
-    metadata = model.metadata
+    info = model.info
     config = model.config
-    names = metadata.get("class_names") or []
+    names = info.class_names
     classes = " · ".join(
         f"<span style='color:{class_colour(label)}'>■</span> {label} "
         f"{html.escape(names[label - 1] if label <= len(names) else f'class {label}')}"
         for label in range(1, config.n_classes + 1)
     )
     lines = [
-        f"<b>{html.escape(name)}</b>: {html.escape(str(metadata.get('description') or ''))}",
+        f"<b>{html.escape(name)}</b>: {html.escape(str(info.description or ''))}",
         html.escape(model.describe()),
         f"Classes (label values): {classes}",
         f"Input: {config.in_channels} channel(s); default tile {default_tile_size(model)} px, "
         f"valid sizes {model.min_input_size} + {model.size_multiple}·k",
-        f"Trained on: {html.escape(_trained_on(metadata))}",
+        f"Trained on: {html.escape(_trained_on(info))}",
     ]
-    if metadata.get("parent"):
-        lines.append(f"Started from: {html.escape(str(metadata['parent']))}")
-    lines.append(_history_text(metadata.get("training_history") or []))
+    if info.parent:
+        lines.append(f"Started from: {html.escape(str(info.parent))}")
+    lines.append(_history_text(info.training_history))
     return "<br>".join(lines)
 
 
-def _trained_on(metadata: dict[str, Any]) -> str:
-    if metadata.get("trained_on"):
-        return str(metadata["trained_on"])
-    if metadata.get("training_history"):
+def _trained_on(info: ModelMetadata) -> str:
+    if info.trained_on:
+        return str(info.trained_on)
+    if info.training_history:
         return "only the fine-tunes below"
     return "nothing yet (random weights)"
 
 
-def _history_text(history: list[dict[str, Any]]) -> str:
+def _history_text(history: tuple[TrainingRun, ...]) -> str:
     if not history:
         return "Training history: none in this file"
     items = []
     for entry in history[-3:]:
-        counts = entry.get("annotated_pixels") or {}
+        counts = entry.annotated_pixels or {}
         painted = ", ".join(f"label {k}: {v:,} px" for k, v in counts.items())
-        image = f" on “{html.escape(entry['image_layer'])}”" if entry.get("image_layer") else ""
+        image = f" on “{html.escape(entry.image_layer)}”" if entry.image_layer else ""
         items.append(
-            f"{html.escape(str(entry.get('date', '?')))}{image}: {entry.get('iterations', '?')} "
-            f"iterations in {entry.get('seconds', '?')} s, loss {entry.get('final_smoothed_loss')}"
-            f" ({painted})"
+            f"{html.escape(str(_or_unknown(entry.date)))}{image}: "
+            f"{_or_unknown(entry.iterations)} iterations in {_or_unknown(entry.seconds)} s, "
+            f"loss {entry.final_smoothed_loss} ({painted})"
         )
     earlier = f" ({len(history) - 3} earlier)" if len(history) > 3 else ""
     return f"Training history{earlier}:<br>&nbsp;• " + "<br>&nbsp;• ".join(items)
+
+
+def _or_unknown(value: Any) -> Any:
+    return "?" if value is None else value

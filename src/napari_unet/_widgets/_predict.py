@@ -15,7 +15,6 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 
 from ..config import PredictConfig
 from ..core.inference import default_tile_size, resolved_tile_size, usable_tile_sizes
-from ..training.weights import trained_weight_config
 from ._evaluate import EvaluatePanel
 from ._layers import ImageGeometry, LayerCombo, class_colormap, image_data, placement_for
 from ._layers import show_output as put_output
@@ -207,7 +206,7 @@ class PredictWidget(QWidget):
             geometry=geometry,
             config=self.predict_config(),
             with_weights=self.with_weights.value,
-            weight_config=trained_weight_config(model.metadata),
+            weight_config=model.info.trained_weight_config,
             with_uncertainty=self.with_uncertainty.value,
         )
         refusal = memory_refusal(request, image.name)

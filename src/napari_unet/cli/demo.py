@@ -94,7 +94,7 @@ def segment_image(
 
 def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.ndarray]:
     from ..core.inference import default_tile_size
-    from ..training.weights import trained_weight_config, weight_map
+    from ..training.weights import weight_map
 
     bar = ProgressBar(label)
     probabilities, mask, instances = segment_image(
@@ -109,7 +109,7 @@ def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.
         "probabilities": probabilities,
         "mask": mask,
         "instances": instances,
-        "weight_map": weight_map(mask, trained_weight_config(model.metadata)),
+        "weight_map": weight_map(mask, model.info.trained_weight_config),
     }
 
 
@@ -145,7 +145,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     output = writable_folder(args.output)
     sample = demo_sample(args.size)
     model = load_model(args.model)
-    print(f"model: {model.metadata.get('description', args.model)}")
+    print(f"model: {model.info.description}")
     before = _segment(sample["image"], model, args.device, "predicting (before)")
     _finetune(model, sample, args)
     after = _segment(sample["image"], model, args.device, "predicting (after) ")
@@ -154,7 +154,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         "scribbled_pixels": int((sample["scribbles"] > 0).sum()),
         "before": _scores(before["instances"], sample["truth"]),
         "after": _scores(after["instances"], sample["truth"]),
-        "iterations": model.metadata["training_history"][-1]["iterations"],
+        "iterations": model.info.training_history[-1].iterations,
     }
     save_model(model, output / "finetuned.safetensors", description="napari-unet demo fine-tune")
     _write_outputs(output, sample, after, summary)

@@ -238,12 +238,12 @@ def run_train(args: argparse.Namespace) -> int:
         weights=WeightConfig(w0=args.w0, sigma=args.sigma, class_balance=not args.no_class_balance),
         report_every=5,
     )
-    runs_before = len(model.metadata.get("training_history", []))
+    runs_before = len(model.info.training_history)
     termination = Termination()
     with sigterm_interrupts(termination):  # kept through the save, which SIGTERM waits for
         status = _follow_training(steps, termination)
         termination.armed = False
-        if len(model.metadata.get("training_history", [])) == runs_before:
+        if len(model.info.training_history) == runs_before:
             raise CliError("interrupted before the first iteration: nothing written")
         extra = {"trained_on": args.trained_on or ", ".join(str(p) for p in args.images)}
         if args.description:

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import torch
 
-from ..config import ModelConfig, NormConfig
+from ..config import ModelConfig
 from ._atomic import atomic_open
 from ._limits import (
     MAX_PARAMETERS,
@@ -37,12 +37,12 @@ from ._limits import (
     check_normalization,
     check_tensor_shapes,
 )
+from .metadata import FORMAT_VERSION, ModelMetadata
 from .model import UNet
 
 FormatDetector = Callable[[str | os.PathLike], bool]
 FormatLoader = Callable[[str | os.PathLike, str | torch.device | None], UNet]
 
-FORMAT_VERSION = 1
 METADATA_KEY = "napari_unet"
 BUNDLED_DIR = Path(__file__).parent.parent / "models"  # napari_unet/models
 
@@ -80,18 +80,8 @@ def check_regular_file(path: Path) -> None:
 
 
 def default_metadata(config: ModelConfig) -> dict[str, Any]:
-    """Metadata of a freshly initialised model."""
-    foreground = [f"class {label}" for label in range(2, config.n_classes + 1)]
-    if config.n_classes == 2:
-        foreground = ["foreground"]
-    return {
-        "normalization": NormConfig().to_dict(),
-        "class_names": ["background", *foreground],
-        "description": "freshly initialised U-Net",
-        "trained_on": None,
-        "parent": None,
-        "training_history": [],
-    }
+    """Metadata of a freshly initialised model (:meth:`ModelMetadata.new`, as a dict)."""
+    return ModelMetadata.new(config).to_dict()
 
 
 def new_model(config: ModelConfig | None = None, seed: int | None = 0) -> UNet:
@@ -143,11 +133,10 @@ def save_model(
 
     path = Path(path)
     model.metadata.update(metadata)
-    header = dict(model.metadata)
-    header.update(
-        format_version=FORMAT_VERSION,
-        package_version=_package_version(),
-        model_config=model.config.to_dict(),
+    header = (
+        ModelMetadata.of(model)
+        .replace(format_version=FORMAT_VERSION, package_version=_package_version())
+        .to_header()
     )
     dtype = torch.float16 if half else torch.float32
     tensors = {
@@ -359,13 +348,12 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
     path = resolve_checkpoint(name_or_path)
     tensors, metadata = read_checkpoint(path)
     check_weights(path, tensors)
-    config = ModelConfig.from_dict(metadata.pop("model_config"))
+    config = ModelConfig.from_dict(metadata["model_config"])
     model = UNet(config)
     expected = model.state_dict()
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
-    for key in ("format_version", "package_version"):
-        metadata.pop(key, None)
-    model.metadata = {**default_metadata(config), **metadata, "source": str(name_or_path)}
+    info = ModelMetadata.from_dict(metadata, config).replace(source=str(name_or_path))
+    model.metadata = info.to_dict()  # without the file's format_version, package_version, config
     return model.to(device or "cpu").eval()
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import AUTO_TILE, UNSET, NormConfig, PredictConfig, Unset, predict_config
+from ..config import AUTO_TILE, UNSET, PredictConfig, Unset, predict_config
 from .devices import resolve_device
 from .fused import FUSED_CONV_RELU as _FUSED_CONV_RELU
 from .fused import fused_unet_forward as _fused_unet_forward
@@ -203,9 +203,7 @@ def iter_predict(
     _as_channels(image, model)
     batch_size = settings.batch_size
     torch_device = resolve_device(settings.device)
-    offset, scale = normalization_stats(
-        image, NormConfig.from_dict(model.metadata.get("normalization"))
-    )
+    offset, scale = normalization_stats(image, model.info.normalization)
     tile_size = resolved_tile_size(model, settings.tile_size)
     tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size)
     model = model.to(torch_device).eval()

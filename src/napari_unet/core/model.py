@@ -16,6 +16,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..config import ModelConfig
+from .metadata import ModelMetadata
 
 
 class ConvBlock(nn.Sequential):
@@ -69,7 +70,8 @@ class UNet(nn.Module):
     networks ``Y'`` is smaller than ``Y`` by ``2 * halo``; for ``"same"``
     networks ``Y' = Y`` and ``Y`` must be a multiple of ``2 ** depth``.
     ``model.metadata`` holds the checkpoint metadata (normalisation, class
-    names, training history) and travels with the model.
+    names, training history) and travels with the model; ``model.info`` is its
+    typed reading (:class:`~napari_unet.core.metadata.ModelMetadata`).
     """
 
     def __init__(self, config: ModelConfig | None = None) -> None:
@@ -101,6 +103,15 @@ class UNet(nn.Module):
         for block, skip in zip(self.up, reversed(skips)):
             x = block(x, skip)
         return self.head(x)
+
+    # ---- metadata -------------------------------------------------------------
+    @property
+    def info(self) -> ModelMetadata:
+        """``metadata``, typed: a frozen :class:`ModelMetadata`, read anew at each access.
+
+        For reading (``model.info.class_names``); changes go to ``metadata``.
+        """
+        return ModelMetadata.of(self)
 
     # ---- geometry -------------------------------------------------------------
     @property

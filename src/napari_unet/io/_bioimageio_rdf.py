@@ -17,6 +17,7 @@ import tifffile
 import torch
 
 from .. import __version__
+from ..core.metadata import ModelMetadata
 from ..core.model import UNet
 from ._bioimageio_unet import UNetProbabilities
 from .bioimageio import ARCHITECTURE_CALLABLE, ARCHITECTURE_FILE, CONFIG_KEY, UNET_CITATION, sha256
@@ -79,14 +80,10 @@ def _write_cover(path: Path, model: UNet, image: np.ndarray, probabilities: np.n
     iio.imwrite(path, np.round(both * 255).astype(np.uint8), extension=".png")
 
 
-def _readme(
-    model: UNet, metadata: dict[str, Any], name: str, description: str, test_size: int
-) -> str:
+def _readme(model: UNet, info: ModelMetadata, name: str, description: str, test_size: int) -> str:
     cfg = model.config
-    norm = metadata.get("normalization") or {}
-    classes = ", ".join(
-        f"{index} = {label}" for index, label in enumerate(metadata.get("class_names") or [])
-    )
+    norm = info.normalization
+    classes = ", ".join(f"{index} = {label}" for index, label in enumerate(info.class_names))
     sizes = model.valid_input_sizes(maximum=model.min_input_size + 3 * model.size_multiple)
     if cfg.padding == "valid":
         geometry = (
@@ -99,7 +96,7 @@ def _readme(
             f"Same padding: output as large as the input (a multiple of {model.size_multiple}); "
             f"tiles should overlap by a halo of {model.halo} pixels per side."
         )
-    history = metadata.get("training_history") or []
+    history = info.training_history
     return f"""# {name}
 
 {description}
@@ -110,14 +107,14 @@ A U-Net (Ronneberger, Fischer and Brox 2015) exported by napari-unet {__version_
 ## Input and output
 
 - Input `input`: (batch, channel, y, x) float32, {cfg.in_channels} channel(s). Normalised per
-  channel over the whole image: percentile {norm.get("low")} mapped to 0 and percentile
-  {norm.get("high")} to 1 (`scale_range`, values outside kept).
+  channel over the whole image: percentile {norm.low} mapped to 0 and percentile
+  {norm.high} to 1 (`scale_range`, values outside kept).
 - Output `probabilities`: (batch, class, y, x) float32 softmax probabilities; class {classes}.
 - {geometry}
 
 ## Training
 
-Trained on: {metadata.get("trained_on") or "not recorded"}.
+Trained on: {info.trained_on or "not recorded"}.
 Training runs recorded: {len(history)}. The full record is in `rdf.yaml` under
 `config: {CONFIG_KEY}`.
 
@@ -139,7 +136,7 @@ def model_description(
     model: UNet,
     files: dict[str, Path],
     *,
-    metadata: dict[str, Any],
+    metadata: ModelMetadata,
     name: str,
     description: str,
     authors: Sequence[str],
@@ -151,12 +148,12 @@ def model_description(
     readme = _readme(model, metadata, name, description, test_size)
     files["readme"].write_text(readme, encoding="utf-8")
     channels = [f"channel{index}" for index in range(model.config.in_channels)]
-    classes = list(metadata.get("class_names") or [])
+    classes = list(metadata.class_names)
     if len(classes) != model.config.n_classes:
         classes = [f"class{index}" for index in range(model.config.n_classes)]
-    norm = metadata.get("normalization") or {}
+    norm = metadata.normalization
     torch_version = spec.Version(torch.__version__.split("+")[0])
-    stored = {key: value for key, value in metadata.items() if key != "source"}
+    stored = metadata.replace(source=None).to_dict()  # where it was loaded from: not shared
     stored["model_config"] = model.config.to_dict()
     return spec.ModelDescr(
         name=name,
@@ -179,8 +176,8 @@ def model_description(
                     spec.ScaleRangeDescr(
                         kwargs=spec.ScaleRangeKwargs(
                             axes=[spec.AxisId("y"), spec.AxisId("x")],
-                            min_percentile=float(norm.get("low", 1.0)),
-                            max_percentile=float(norm.get("high", 99.8)),
+                            min_percentile=float(norm.low),
+                            max_percentile=float(norm.high),
                         )
                     )
                 ],

@@ -45,11 +45,11 @@ from ..core.checkpoint import (
     check_state_dict,
     check_torch_archive,
     check_weights,
-    default_metadata,
     register_model_format,
     resolve_checkpoint,
 )
 from ..core.inference import normalization_stats, normalize
+from ..core.metadata import ModelMetadata
 from ..core.model import UNet
 
 ARCHITECTURE_FILE = Path(__file__).with_name("_bioimageio_unet.py")
@@ -144,10 +144,9 @@ def export_bioimageio(
     cpu_model = UNet(model.config)
     cpu_model.load_state_dict(state)
     cpu_model.eval()
-    metadata = {**default_metadata(model.config), **model.metadata}
+    info = model.info
     image = _test_image(cpu_model, test_image)
-    norm = NormConfig.from_dict(metadata.get("normalization"))
-    offset, scale = normalization_stats(image, norm)
+    offset, scale = normalization_stats(image, info.normalization)
     with torch.no_grad():
         network_input = torch.from_numpy(normalize(image, offset, scale)[None])
         probabilities = torch.softmax(cpu_model(network_input), dim=1).numpy()
@@ -156,9 +155,9 @@ def export_bioimageio(
         descr = rdf.model_description(
             cpu_model,
             files,
-            metadata=metadata,
-            name=name or _default_name(metadata),
-            description=description or str(metadata.get("description") or "U-Net"),
+            metadata=info,
+            name=name or _default_name(info),
+            description=description or str(info.description or "U-Net"),
             authors=authors,
             license=license,
             tags=tags,
@@ -221,7 +220,7 @@ def load_bioimageio(path: str | os.PathLike, device: str | torch.device | None =
     model = UNet(config)
     expected = model.state_dict()
     model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
-    model.metadata = {**default_metadata(config), **metadata, "source": str(path)}
+    model.metadata = ModelMetadata.from_dict(metadata, config).replace(source=str(path)).to_dict()
     return model.to(device or "cpu").eval()
 
 
@@ -324,8 +323,8 @@ def _test_image(model: UNet, image: np.ndarray | None) -> np.ndarray:
     return np.ascontiguousarray(image[:, top : top + size, left : left + size], dtype=np.float32)
 
 
-def _default_name(metadata: dict[str, Any]) -> str:
-    source = Path(str(metadata.get("source") or "U-Net")).stem
+def _default_name(info: ModelMetadata) -> str:
+    source = Path(str(info.source or "U-Net")).stem
     name = re.sub(r"[^A-Za-z0-9_+\- ()]", "-", f"napari-unet {source}")
     return name[:64]
 

@@ -221,9 +221,10 @@ def predict_to_zarr(
                 partial, arrays["mask"], method, block, progress, stop, settings.min_instance_size
             )
         attributes = describe_channels(axes, tuple(image.shape), in_channels)
+        info = model.info
         attributes.update(
-            model=model.metadata.get("source"),
-            class_names=model.metadata.get("class_names"),
+            model=info.source,
+            class_names=list(info.class_names),
             tile_size=tile,
             test_time_augmentation=settings.test_time_augmentation,
             chunk=list(block),

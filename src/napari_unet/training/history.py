@@ -2,7 +2,8 @@
 
 :class:`TrainProgress` is what :func:`~napari_unet.training.loop.finetune` yields;
 :func:`record_run` appends the finished run to ``model.metadata["training_history"]``,
-which checkpoints store and the Model widget and ``napari-unet info`` show.
+which checkpoints store and the Model widget and ``napari-unet info`` show (typed:
+:class:`~napari_unet.core.metadata.TrainingRun`, in ``model.info.training_history``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.metadata import TrainingRun
 from .sampling import annotated_pixels
 
-__all__ = ["TrainProgress", "record_run"]
+__all__ = ["TrainProgress", "note_on_last_run", "record_run"]
 
 
 @dataclass
@@ -59,22 +61,32 @@ def record_run(model, data, state, best, configs, distilled: bool) -> None:
     if state.iteration == 0:
         return
     config, augment, weights = configs
-    entry = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "iterations": state.iteration,
-        "seconds": round(state.elapsed, 2),
-        "bn_recalibration_passes": state.recalibrated,
-        "final_smoothed_loss": round(state.smoothed, 5),
-        "kept_weights_iteration": best.iteration,
-        "kept_smoothed_loss": round(best.loss, 5),
-        "distilled": distilled,
-        "annotated_pixels": {str(k): v for k, v in annotated_pixels(data).items()},
-        "images": [list(item.image.shape) for item in data],
-        "train_config": config.to_dict(),
-        "augment_config": augment.to_dict(),
-        "weight_config": weights.to_dict(),
-    }
+    run = TrainingRun(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        iterations=state.iteration,
+        seconds=round(state.elapsed, 2),
+        bn_recalibration_passes=state.recalibrated,
+        final_smoothed_loss=round(state.smoothed, 5),
+        kept_weights_iteration=best.iteration,
+        kept_smoothed_loss=round(best.loss, 5),
+        distilled=distilled,
+        annotated_pixels={str(k): v for k, v in annotated_pixels(data).items()},
+        images=tuple(tuple(item.image.shape) for item in data),
+        train_config=config.to_dict(),
+        augment_config=augment.to_dict(),
+        weight_config=weights.to_dict(),
+    )
     metadata = model.metadata
     if metadata.get("source"):
         metadata["parent"] = metadata.pop("source")
-    metadata["training_history"] = [*metadata.get("training_history", []), entry]
+    metadata["training_history"] = [*metadata.get("training_history", []), run.to_dict()]
+
+
+def note_on_last_run(model, **values) -> bool:
+    """Add ``values`` (e.g. ``image_layer``, a :class:`TrainingRun` field) to the model's
+    latest recorded run; False, changing nothing, when it has none."""
+    history = model.metadata.get("training_history")
+    if not history:
+        return False
+    history[-1].update(TrainingRun(**values).to_dict())
+    return True

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import AugmentConfig, NormConfig, WeightConfig
+from ..config import AugmentConfig, WeightConfig
 from ..core.inference import normalization_stats, normalize
 from ..core.model import UNet
 from ..core.tiling import read_mirrored
@@ -108,7 +108,7 @@ def prepare_training_data(
         raise AnnotationError(f"got {len(images)} images but {len(annotations)} annotations")
     weight_config = weight_config or WeightConfig()
     n_classes = model.config.n_classes
-    norm = NormConfig.from_dict(model.metadata.get("normalization"))
+    norm = model.info.normalization
     prepared = []
     for index, (image, labels) in enumerate(zip(images, annotations)):
         image = _as_channels_first(image, model.config.in_channels)

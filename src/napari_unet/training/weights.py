@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..config import WeightConfig
+from ..core.metadata import ModelMetadata
 
 _NEGLIGIBLE = 1e-6
 """Border-term values below this are treated as 0 by :func:`border_term`."""
@@ -44,15 +45,10 @@ def trained_weight_config(metadata: Mapping[str, Any]) -> WeightConfig:
     WeightConfig
         That of the latest run whose recorded settings are valid (e.g. not
         sigma = 0, which older versions accepted); the paper's defaults if the
-        model has no such run.
+        model has no such run. Same as ``model.info.trained_weight_config``
+        (:attr:`~napari_unet.core.metadata.ModelMetadata.trained_weight_config`).
     """
-    for run in reversed(metadata.get("training_history") or []):
-        if isinstance(run, Mapping) and isinstance(run.get("weight_config"), Mapping):
-            try:
-                return WeightConfig.from_dict(run["weight_config"])
-            except (TypeError, ValueError):
-                continue
-    return WeightConfig()
+    return ModelMetadata.from_dict(metadata).trained_weight_config
 
 
 def weight_map(

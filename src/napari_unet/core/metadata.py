@@ -1,0 +1,367 @@
+"""A model's metadata as typed, frozen records, and their JSON form.
+
+``model.metadata`` stays a plain dict (it travels with the model and is what
+checkpoints store); :class:`ModelMetadata` is its typed reading, built with
+:meth:`ModelMetadata.of` (or ``model.info``), and what :func:`~napari_unet.core.checkpoint.
+load_model`, :func:`~napari_unet.core.checkpoint.new_model` and
+:func:`~napari_unet.core.checkpoint.save_model` build that dict and the saved JSON with.
+
+The JSON round-trips unchanged: ``ModelMetadata.from_dict(header).to_header() == header``,
+keys in the same order, ``null`` values kept. Keys this version does not type (e.g.
+``selected_on`` in the bundled em-membranes model) are kept in ``extra``; so is the value
+of a typed key that is not of the expected form (e.g. a ``normalization`` with unknown
+keys), written back as read while the typed field holds the best reading of it (the
+field's default if there is none). Nothing here validates a checkpoint: the checks for
+hostile files (:func:`~napari_unet.core.checkpoint.check_metadata`) run on the raw dict
+before any of this is built.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..config import ModelConfig, NormConfig, WeightConfig
+
+if TYPE_CHECKING:
+    from .model import UNet
+
+__all__ = ["FILE_KEYS", "FORMAT_VERSION", "ModelMetadata", "TrainingRun"]
+
+FORMAT_VERSION = 1
+"""Version of the checkpoint format :func:`~napari_unet.core.checkpoint.save_model` writes."""
+
+FILE_KEYS = ("format_version", "package_version", "model_config")
+"""Keys a checkpoint's JSON holds but ``model.metadata`` does not (the model has its config)."""
+
+_R = TypeVar("_R", bound="_Record")
+
+
+class _Record:
+    """Mixin: a JSON object read into typed fields, written back in its own key order."""
+
+    extra: dict[str, Any]
+    key_order: tuple[str, ...]
+
+    def _values(self) -> dict[str, Any]:
+        """The JSON values of the typed fields that are written (in the fields' order)."""
+        raise NotImplementedError
+
+    def _ordered(self) -> dict[str, Any]:
+        values = self._values()
+        values.update(copy.deepcopy(self.extra))  # unknown keys, and typed ones as read
+        order = [key for key in self.key_order if key in values]
+        order += [key for key in values if key not in self.key_order]
+        return {key: values[key] for key in order}
+
+    def replace(self: _R, **changes: Any) -> _R:
+        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class TrainingRun(_Record):
+    """One entry of ``training_history``: a finished run, as recorded by
+    :func:`~napari_unet.training.history.record_run` (and the Fine-tune widget).
+
+    Fields are None when the entry does not have them (older versions recorded fewer:
+    no ``bn_recalibration_passes``, ``kept_weights_iteration``, ``kept_smoothed_loss``
+    or ``distilled``). The three option groups are kept as the dicts they were recorded
+    as: a run of an older version may hold options this version names differently
+    (:attr:`weights` reads ``weight_config`` as a :class:`WeightConfig`).
+
+    Attributes
+    ----------
+    date : str
+        When the run ended (ISO 8601, UTC).
+    iterations : int
+        Iterations run.
+    seconds : float
+        How long it ran.
+    bn_recalibration_passes : int
+        Passes over the data that re-estimated batch-norm statistics afterwards.
+    final_smoothed_loss, kept_smoothed_loss : float
+        The smoothed loss at the end, and that of the weights kept.
+    kept_weights_iteration : int
+        The iteration whose weights were kept.
+    distilled : bool
+        Whether the run was distilled from the starting model.
+    annotated_pixels : dict of str to int
+        Annotated pixels per label value (the keys are the values as text).
+    images : tuple of tuple of int
+        The shape of each training image.
+    train_config, augment_config, weight_config : dict
+        The options of the run (:class:`~napari_unet.config.TrainConfig`,
+        :class:`~napari_unet.config.AugmentConfig`, :class:`WeightConfig`), as recorded.
+    image_layer : str
+        The napari layer trained on (runs of the Fine-tune widget).
+    annotated_slices : tuple of tuple of int
+        The planes of a stack that held annotations (runs of the Fine-tune widget).
+    extra : dict
+        Keys this version does not know, kept as read.
+    key_order : tuple of str
+        The order of the keys as read, so that :meth:`to_dict` writes them back in it
+        (empty: the fields' order).
+    """
+
+    date: str | None = None
+    iterations: int | None = None
+    seconds: float | None = None
+    bn_recalibration_passes: int | None = None
+    final_smoothed_loss: float | None = None
+    kept_weights_iteration: int | None = None
+    kept_smoothed_loss: float | None = None
+    distilled: bool | None = None
+    annotated_pixels: dict[str, int] | None = None
+    images: tuple[tuple[int, ...], ...] | None = None
+    train_config: dict[str, Any] | None = None
+    augment_config: dict[str, Any] | None = None
+    weight_config: dict[str, Any] | None = None
+    image_layer: str | None = None
+    annotated_slices: tuple[tuple[int, ...], ...] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> TrainingRun:
+        """Read a recorded entry (values as recorded, lists as tuples)."""
+        known = _data_fields(cls)
+        typed = {key: copy.deepcopy(value) for key, value in values.items() if key in known}
+        for key in ("images", "annotated_slices"):
+            if key in typed:
+                typed[key] = _tuples(typed[key])
+        extra = {key: copy.deepcopy(value) for key, value in values.items() if key not in known}
+        return cls(**typed, extra=extra, key_order=tuple(values))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The entry as JSON values: the keys read, in their order (None kept), then the rest."""
+        return self._ordered()
+
+    def _values(self) -> dict[str, Any]:
+        return {
+            name: _lists(copy.deepcopy(getattr(self, name)))
+            for name in _data_fields(type(self))
+            if getattr(self, name) is not None or name in self.key_order
+        }
+
+    @property
+    def weights(self) -> WeightConfig | None:
+        """``weight_config`` as a :class:`WeightConfig`; None if missing or not valid."""
+        if not isinstance(self.weight_config, Mapping):
+            return None
+        try:
+            return WeightConfig.from_dict(dict(self.weight_config))
+        except (TypeError, ValueError):  # e.g. sigma = 0, which older versions accepted
+            return None
+
+
+@dataclass(frozen=True)
+class ModelMetadata(_Record):
+    """What a checkpoint stores beside the weights, typed.
+
+    Attributes
+    ----------
+    format_version : int or None
+        Checkpoint format (checkpoint files only; None in ``model.metadata``).
+    package_version : str or None
+        napari-unet version that wrote the file (checkpoint files only).
+    model_config : ModelConfig or None
+        The architecture (in ``model.metadata`` it is ``model.config`` instead).
+    normalization : NormConfig
+        How input images are normalised.
+    class_names : tuple of str
+        Name of each class: class index ``i`` is label value ``i + 1``.
+    description : str or None
+        One line about the model.
+    trained_on : str or None
+        What it was trained on (before the runs of ``training_history``).
+    parent : str or None
+        The bundled model or file it was fine-tuned from.
+    source : str or None
+        Where this model was loaded from (set by loading; written to a file only if a
+        loaded model is saved before any training, as ever).
+    training_history : tuple of TrainingRun
+        Its training runs, oldest first.
+    extra : dict
+        Keys this version does not type (e.g. ``selected_on``), and values of typed keys
+        that are not of the expected form, kept as read and written back unchanged.
+    key_order : tuple of str
+        Order of the keys as read (``model.metadata``'s, without :data:`FILE_KEYS`).
+    """
+
+    format_version: int | None = None
+    package_version: str | None = None
+    model_config: ModelConfig | None = None
+    normalization: NormConfig = field(default_factory=NormConfig)
+    class_names: tuple[str, ...] = ("background", "foreground")
+    description: str | None = "freshly initialised U-Net"
+    trained_on: str | None = None
+    parent: str | None = None
+    source: str | None = None
+    training_history: tuple[TrainingRun, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+    key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    @classmethod
+    def new(cls, config: ModelConfig | None = None) -> ModelMetadata:
+        """The metadata of a freshly initialised model of architecture ``config``."""
+        n_classes = (config or ModelConfig()).n_classes
+        foreground = [f"class {label}" for label in range(2, n_classes + 1)]
+        if n_classes == 2:
+            foreground = ["foreground"]
+        return cls(class_names=("background", *foreground))
+
+    @classmethod
+    def from_dict(
+        cls, values: Mapping[str, Any], config: ModelConfig | None = None
+    ) -> ModelMetadata:
+        """Read a checkpoint's JSON object, or a ``model.metadata`` dict.
+
+        The keys of a new model's metadata that ``values`` lacks take their defaults
+        (:meth:`new`), as loading a checkpoint always did. ``config`` is the model's
+        architecture; None: that of ``values["model_config"]`` (if there is one).
+        """
+        extra: dict[str, Any] = {}
+        if config is None and "model_config" in values:  # always written as the model's own
+            config = _read(values, "model_config", _model_config, None, {})
+        merged = {**ModelMetadata.new(config).to_dict(), **values}
+        typed: dict[str, Any] = {
+            "normalization": _read(merged, "normalization", _norm, NormConfig(), extra),
+            "class_names": _read(merged, "class_names", _names, (), extra),
+            "training_history": _read(merged, "training_history", _history, (), extra),
+        }
+        for key in ("format_version", "package_version", "description", "trained_on"):
+            typed[key] = merged.get(key)
+        typed["parent"], typed["source"] = merged.get("parent"), merged.get("source")
+        known = _data_fields(cls)
+        extra.update(
+            {key: copy.deepcopy(value) for key, value in merged.items() if key not in known}
+        )
+        order = tuple(key for key in merged if key not in FILE_KEYS)
+        return cls(model_config=config, **typed, extra=extra, key_order=order)
+
+    @classmethod
+    def of(cls, model: UNet) -> ModelMetadata:
+        """The typed reading of ``model.metadata`` (with ``model.config``)."""
+        return cls.from_dict(model.metadata, model.config)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What ``model.metadata`` holds: the keys in the order read, None kept.
+
+        Without :data:`FILE_KEYS` (see :meth:`to_header`); ``source`` only when set.
+        """
+        return self._ordered()
+
+    def to_header(self) -> dict[str, Any]:
+        """The JSON object a checkpoint stores: :meth:`to_dict`, then those of
+        :data:`FILE_KEYS` that are set."""
+        header = self.to_dict()
+        for key in FILE_KEYS:
+            value = getattr(self, key)
+            if value is not None:
+                header[key] = value.to_dict() if isinstance(value, ModelConfig) else value
+        return header
+
+    def _values(self) -> dict[str, Any]:
+        values = {
+            "normalization": self.normalization.to_dict(),
+            "class_names": list(self.class_names),
+            "description": self.description,
+            "trained_on": self.trained_on,
+            "parent": self.parent,
+            "training_history": [run.to_dict() for run in self.training_history],
+        }
+        if self.source is not None:
+            values["source"] = self.source
+        return values
+
+    @property
+    def trained_weight_config(self) -> WeightConfig:
+        """The weight-map settings of the latest run that recorded valid ones.
+
+        The paper's defaults if there is none (e.g. sigma = 0, which older versions
+        accepted, is skipped for an earlier run).
+        """
+        for run in reversed(self.training_history):
+            weights = run.weights
+            if weights is not None:
+                return weights
+        return WeightConfig()
+
+
+def _data_fields(cls: type) -> tuple[str, ...]:
+    """The names of the fields that hold JSON keys, in their order."""
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "key_order"))
+
+
+def _read(
+    values: Mapping[str, Any],
+    key: str,
+    parse: Callable[[Any], tuple[Any, Any]],
+    default: Any,
+    extra: dict[str, Any],
+) -> Any:
+    """``values[key]`` read by ``parse``, which returns (typed, the JSON it writes back).
+
+    When that JSON is not the value read, or it cannot be read at all (``default``), the
+    value read goes to ``extra``, so that it is written back unchanged.
+    """
+    raw = values[key]
+    try:
+        typed, written = parse(raw)
+    except (TypeError, ValueError, AttributeError):
+        typed, written = default, _UNREADABLE
+    if written is _UNREADABLE or not _same_json(written, raw):
+        extra[key] = copy.deepcopy(raw)
+    return typed
+
+
+_UNREADABLE = object()
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """Whether ``a`` and ``b`` are written as the same JSON (``1`` is not ``1.0``)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
+    return type(a) is type(b) and a == b
+
+
+def _model_config(raw: Any) -> tuple[ModelConfig, Any]:
+    if not isinstance(raw, Mapping):
+        raise TypeError("not an object")
+    config = ModelConfig.from_dict(dict(raw))
+    return config, config.to_dict()
+
+
+def _norm(raw: Any) -> tuple[NormConfig, Any]:
+    if raw is not None and not isinstance(raw, Mapping):
+        raise TypeError("not an object")
+    norm = NormConfig.from_dict(dict(raw) if raw is not None else None)
+    return norm, norm.to_dict()
+
+
+def _names(raw: Any) -> tuple[tuple[str, ...], Any]:
+    if not isinstance(raw, list):  # e.g. null: no names
+        raise TypeError("not a list")
+    return tuple(raw), list(raw)
+
+
+def _history(raw: Any) -> tuple[tuple[TrainingRun, ...], Any]:
+    if not isinstance(raw, list) or not all(isinstance(run, Mapping) for run in raw):
+        raise TypeError("not a list of objects")
+    runs = tuple(TrainingRun.from_dict(run) for run in raw)
+    return runs, [run.to_dict() for run in runs]
+
+
+def _tuples(value: Any) -> Any:
+    """Lists (at any depth) as tuples."""
+    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
+
+
+def _lists(value: Any) -> Any:
+    """Tuples (at any depth) as lists, as JSON has them."""
+    return [_lists(item) for item in value] if isinstance(value, tuple) else value
