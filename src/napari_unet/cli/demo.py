@@ -70,38 +70,19 @@ def demo_sample(size: int = 384) -> dict[str, np.ndarray]:
     return {"image": image, "truth": truth.astype(np.uint32), "scribbles": scribbles}
 
 
-def segment_image(
-    image,
-    model,
-    *,
-    tile_size=None,
-    batch_size=4,
-    device="auto",
-    progress=None,
-    instances="components",
-):
-    """Probabilities, class mask and instance labels of one 2D image (the demo's predict step)."""
-    from ..core.inference import predict
-    from ..core.postprocess import class_mask, instance_labels
-
-    probabilities = predict(
-        image, model, tile_size=tile_size, batch_size=batch_size, device=device, progress=progress
-    )
-    mask = class_mask(probabilities)
-    labels = instance_labels(mask, method=instances).astype(np.uint32)
-    return probabilities, mask, labels
-
-
 def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.ndarray]:
+    from ..config import PredictConfig
     from ..core.inference import default_tile_size
+    from ..io.volumes import segment_stack
     from ..training.weights import weight_map
 
     bar = ProgressBar(label)
-    probabilities, mask, instances = segment_image(
+    # the pipeline the CLI's predict and batch jobs use, with the same defaults
+    config = PredictConfig(tile_size=default_tile_size(model, 300), device=device)
+    probabilities, mask, instances = segment_stack(
         image,
         model,
-        tile_size=default_tile_size(model, 300),
-        device=device,
+        config=config,
         progress=lambda p: bar.update(p.done / max(p.total, 1), f"{p.done}/{p.total} tiles"),
     )
     bar.close()
