@@ -7,13 +7,10 @@ import math
 import signal
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ..config import TrainConfig
 from ._common import CliError, Termination, sigterm_interrupts, writable_folder
 from ._progress import ProgressBar
-
-if TYPE_CHECKING:
-    from ..config import TrainConfig
 
 __all__ = ["add_parser", "run_train"]
 
@@ -54,6 +51,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="weight of keeping a trained model's predictions on unpainted pixels "
         "(default 3; 0 = strokes only)",
+    )
+    parser.add_argument(
+        "--distillation-border",
+        type=float,
+        default=TrainConfig.distillation_border,
+        help="w0 of the border term on the trained model's own objects: how much more its "
+        "gaps between touching objects are kept (default %(default)s; 0 = all pixels alike)",
     )
     parser.add_argument(
         "--lr-schedule",
@@ -348,5 +352,6 @@ def _train_config(args: argparse.Namespace) -> TrainConfig:
         learning_rate=args.learning_rate,  # None: TrainConfig's rule (new or trained model)
         lr_schedule=args.lr_schedule,
         bn_recalibration=args.bn_recalibration,
+        distillation_border=args.distillation_border,
         **({} if args.distillation is None else {"distillation": args.distillation}),
     )
