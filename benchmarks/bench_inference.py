@@ -6,8 +6,8 @@ Sections (``--sections``, default all three):
     Megapixels/s of :func:`napari_unet.predict` on a ``--size`` square image
     (default 4096) against, in the same run and on the same input:
 
-    * napari-unet's plain NCHW path (``inference.CHANNELS_LAST_ON_CPU = False``,
-      i.e. the code before the channels-last change);
+    * napari-unet's plain NCHW path (``EngineOptions(channels_last=False,
+      cpu_tiles_per_pass=batch)``, i.e. the code before the channels-last change);
     * MONAI's ``sliding_window_inference`` with the same model, tile, batch and
       tile grid (see :func:`monai_predict` for how a *valid* network is fitted
       into MONAI's same-size-output convention); once with the plain model and
@@ -68,7 +68,13 @@ from napari_unet import ModelConfig, UNet, predict
 from napari_unet.config import NormConfig
 from napari_unet.core import inference
 from napari_unet.core.checkpoint import bundled_models, load_model, new_model
-from napari_unet.core.inference import normalization_stats, normalize, tile_layout
+from napari_unet.core.inference import (
+    DEFAULT_ENGINE,
+    EngineOptions,
+    normalization_stats,
+    normalize,
+    tile_layout,
+)
 from napari_unet.core.tiling import read_mirrored
 
 BUNDLED = "em-membranes"
@@ -148,16 +154,13 @@ def napari_predict(
     channels_last: bool = True,
     per_pass: int = 1,
 ) -> np.ndarray:
-    """napari_unet.predict, with the CPU switches of ``napari_unet.core.inference`` set as asked.
+    """napari_unet.predict with the CPU layout and tiles per pass asked for (the other
+    :class:`~napari_unet.core.inference.EngineOptions` at their defaults).
 
     ``channels_last=False, per_pass=batch`` is the code before the changes.
     """
-    previous = inference.CHANNELS_LAST_ON_CPU, inference.CPU_TILES_PER_PASS
-    inference.CHANNELS_LAST_ON_CPU, inference.CPU_TILES_PER_PASS = channels_last, per_pass
-    try:
-        return predict(image, model, tile_size=tile, batch_size=batch, device="cpu")
-    finally:
-        inference.CHANNELS_LAST_ON_CPU, inference.CPU_TILES_PER_PASS = previous
+    engine = EngineOptions(channels_last=channels_last, cpu_tiles_per_pass=per_pass)
+    return predict(image, model, tile_size=tile, batch_size=batch, device="cpu", engine=engine)
 
 
 def naive_predict(image: np.ndarray, model: UNet, tile: int) -> np.ndarray:
@@ -177,7 +180,12 @@ def naive_predict(image: np.ndarray, model: UNet, tile: int) -> np.ndarray:
 
 
 def monai_predict(
-    image: np.ndarray, model: UNet, tile: int, batch: int, channels_last: bool = False
+    image: np.ndarray,
+    model: UNet,
+    tile: int,
+    batch: int,
+    channels_last: bool = False,
+    engine: EngineOptions = DEFAULT_ENGINE,
 ) -> np.ndarray:
     """MONAI ``sliding_window_inference`` fitted to a valid U-Net.
 
@@ -198,6 +206,8 @@ def monai_predict(
     * the centre ``size`` x ``size`` of MONAI's output is the prediction.
 
     This gives MONAI the same 121 windows of 572 px as napari-unet for 4096 x 4096.
+    The stride is that of napari-unet's tile layout under ``engine`` (with
+    ``shrink_tiles_to_image=False``: the stride of ``tile`` itself).
     """
     from monai.inferers import sliding_window_inference
 
@@ -205,7 +215,7 @@ def monai_predict(
     offset, scale = normalization_stats(
         image, NormConfig.from_dict(model.metadata.get("normalization"))
     )
-    _, tiles = tile_layout(model, image.shape, tile)
+    _, tiles = tile_layout(model, image.shape, tile, engine)
     stride = tiles[1].x.keep_start if len(tiles) > 1 else image.shape[-1]
     windows = [-(-(n + 2 * halo - tile) // stride) for n in image.shape]
     padded_shape = [tile + stride * count for count in windows]

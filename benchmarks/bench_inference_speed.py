@@ -5,7 +5,7 @@ rounds (median of ``--repeats`` runs each):
 
 * **before**: the code at the start of issue 17, i.e. ``default_tile_size`` = 572, the tile
   used as given, one convolution and one ReLU after another
-  (``inference.SHRINK_TILES_TO_IMAGE = FUSED_CONV_RELU_ON_CPU = False``);
+  (``EngineOptions(shrink_tiles_to_image=False, fused_conv_relu=False)``);
 * **after**: ``default_tile_size(model)`` (the automatic tile: the largest usable tile up to
   1024 that fits the memory budget), tiles shrunk to the image, each 3x3 convolution fused
   with its ReLU;
@@ -39,7 +39,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,40 +58,34 @@ from bench_inference import (
 
 from napari_unet import UNet, predict
 from napari_unet.core import inference
-from napari_unet.core.inference import default_tile_size, tile_layout
+from napari_unet.core.inference import EngineOptions, default_tile_size, tile_layout
 
 OLD_TILE = 572
 
 
-@contextmanager
-def code_paths(shrink: bool, fused: bool):
-    """Set the CPU switches of ``napari_unet.core.inference`` for the duration of a block."""
-    previous = inference.SHRINK_TILES_TO_IMAGE, inference.FUSED_CONV_RELU_ON_CPU
-    inference.SHRINK_TILES_TO_IMAGE, inference.FUSED_CONV_RELU_ON_CPU = shrink, fused
-    try:
-        yield
-    finally:
-        inference.SHRINK_TILES_TO_IMAGE, inference.FUSED_CONV_RELU_ON_CPU = previous
+def engine_for(shrink: bool, fused: bool) -> EngineOptions:
+    """The engine with tiles shrunk to the image and fused convolution + ReLU as asked."""
+    return EngineOptions(shrink_tiles_to_image=shrink, fused_conv_relu=fused)
 
 
 def run_predict(
     image: np.ndarray, model: UNet, tile: int | None, shrink: bool, fused: bool
 ) -> np.ndarray:
-    with code_paths(shrink, fused):
-        return predict(image, model, tile_size=tile, batch_size=4, device="cpu")
+    engine = engine_for(shrink, fused)
+    return predict(image, model, tile_size=tile, batch_size=4, device="cpu", engine=engine)
 
 
 def run_monai(image: np.ndarray, model: UNet, tile: int) -> np.ndarray:
-    with code_paths(False, False):  # MONAI's windows at the tile's own stride
-        return monai_predict(image, model, tile, 1)
+    # MONAI's windows at the tile's own stride
+    return monai_predict(image, model, tile, 1, engine=engine_for(False, False))
 
 
 def forward_seconds(model: UNet, tile: int, fused: bool) -> float:
     """One forward pass + softmax of a channels-last ``tile`` x ``tile`` input."""
     inputs = torch.rand(1, 1, tile, tile).contiguous(memory_format=torch.channels_last)
-    with code_paths(True, fused), torch.inference_mode():
+    with torch.inference_mode():
         start = time.perf_counter()
-        torch.softmax(inference._forward(model, inputs), dim=1)
+        torch.softmax(inference._forward(model, inputs, engine_for(True, fused)), dim=1)
         return time.perf_counter() - start
 
 
@@ -111,12 +104,12 @@ PROFILE_GROUPS = {
 def profile_predict(image: np.ndarray, model: UNet, tile: int, shrink: bool, fused: bool) -> dict:
     """Seconds per part of one ``predict`` call (cProfile; its own overhead is small here)."""
     profiler = cProfile.Profile()
-    with code_paths(shrink, fused):
-        profiler.enable()
-        start = time.perf_counter()
-        predict(image, model, tile_size=tile, batch_size=4, device="cpu")
-        total = time.perf_counter() - start
-        profiler.disable()
+    engine = engine_for(shrink, fused)
+    profiler.enable()
+    start = time.perf_counter()
+    predict(image, model, tile_size=tile, batch_size=4, device="cpu", engine=engine)
+    total = time.perf_counter() - start
+    profiler.disable()
     stats = pstats.Stats(profiler).stats  # {(file, line, name): (cc, nc, tt, ct, callers)}
     parts: dict[str, float] = {name: 0.0 for name in PROFILE_GROUPS}
 
@@ -142,7 +135,7 @@ def profile_predict(image: np.ndarray, model: UNet, tile: int, shrink: bool, fus
     ) + cumulative("normalize", "normalization.py")
     parts["tile reading (mirrored windows)"] = cumulative("_read_tile", "inference.py")
     parts["stitching and the rest of predict"] = total - sum(parts.values())
-    _, tiles = tile_layout(model, image.shape, tile)
+    _, tiles = tile_layout(model, image.shape, tile, engine)
     return {"total_s": total, "tiles": len(tiles), "parts_s": parts}
 
 
@@ -161,12 +154,11 @@ def main() -> None:
     model, model_name = get_model()
     image = test_image(args.size)
     new_tile = default_tile_size(model)
-    with code_paths(True, True):
-        new_shape = tile_layout(model, image.shape, new_tile)[0]
-        old_shrunk_shape = tile_layout(model, image.shape, OLD_TILE)[0]
-    with code_paths(False, False):
-        old_tiles = len(tile_layout(model, image.shape, OLD_TILE)[1])
-        new_tiles = len(tile_layout(model, image.shape, new_tile)[1])
+    after, before = engine_for(True, True), engine_for(False, False)
+    new_shape = tile_layout(model, image.shape, new_tile, after)[0]
+    old_shrunk_shape = tile_layout(model, image.shape, OLD_TILE, after)[0]
+    old_tiles = len(tile_layout(model, image.shape, OLD_TILE, before)[1])
+    new_tiles = len(tile_layout(model, image.shape, new_tile, before)[1])
     methods: dict[str, Callable[[], np.ndarray]] = {
         f"before: tile {OLD_TILE} as given, conv then ReLU": lambda: run_predict(
             image, model, OLD_TILE, False, False

@@ -14,7 +14,9 @@ Only finetune's own time counts towards a budget (its loop and the batch-norm
 recalibration, which it fits into the budget); the one-off weight map computation
 and the held-out evaluation do not.
 
-Experiments, not napari-unet options (they patch the core from this script):
+Experiments, not napari-unet options: test doubles of private training functions,
+patched in by this script only (:func:`research_patches` says why; the core has no hook
+for them):
 
 * ``--sampling uniform``: patch centres drawn uniformly over all labelled pixels
   (the scribbles' own class prior) instead of class-balanced ones. With
@@ -48,11 +50,13 @@ options; ``--tta`` also scores with ``predict(..., test_time_augmentation=True)`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import platform
 import subprocess
 import time
+from unittest import mock
 
 import numpy as np
 import torch
@@ -190,7 +194,13 @@ def _entropy_regularised_loss(weight: float, start: int, ramp: int):
 
 
 def _pairwise_regularised_forward(weight: float, sigma: float, radius: int):
-    """``loop._forward_loss`` plus ``weight`` x a gated Potts penalty (see module doc)."""
+    """``loop._forward_loss`` plus ``weight`` x a gated Potts penalty (see module doc).
+
+    The original computes the loss as usual (the weighted loss and, for a trained
+    model, distillation); a forward hook keeps the batch and the logits it saw, and the
+    penalty is added on them. Calls pass straight through, whatever the arguments.
+    """
+    original = loop._forward_loss
     offsets = [
         (dy, dx)
         for dy in range(0, radius + 1)
@@ -200,15 +210,22 @@ def _pairwise_regularised_forward(weight: float, sigma: float, radius: int):
     ramp = torch.exp(-(torch.arange(-2.0, 3.0) ** 2) / 2)
     blur = (torch.outer(ramp, ramp) / torch.outer(ramp, ramp).sum())[None, None]
 
-    def forward_loss(model, sampler, config, device, scaler):
-        images, labels, weights = sampler.batch(config.batch_size)
-        inputs = torch.from_numpy(images).to(device)
-        logits = model(inputs)
-        supervised = loop.weighted_loss(
-            logits, torch.from_numpy(labels).to(device), torch.from_numpy(weights).to(device)
-        )
+    def forward_loss(model, *args, **kwargs):
+        seen: dict = {}
+
+        def keep(module, inputs, output):
+            seen["inputs"], seen["logits"] = inputs[0], output
+
+        handle = model.register_forward_hook(keep)
+        try:
+            supervised = original(model, *args, **kwargs)
+        finally:
+            handle.remove()
+        logits = seen["logits"]
+        if logits.shape[-2:] != seen["inputs"].shape[-2:]:
+            raise ValueError("--pairwise compares input and output pixels: use --padding same")
         probs = F.softmax(logits.float(), dim=1)
-        inputs = F.conv2d(inputs[:, :1], blur, padding=2)  # gate on a Gaussian-smoothed image
+        inputs = F.conv2d(seen["inputs"][:, :1], blur, padding=2)  # gate on a smoothed image
         penalty, total = 0.0, 0.0
         height, width = probs.shape[-2:]
         for dy, dx in offsets:
@@ -225,12 +242,12 @@ def _pairwise_regularised_forward(weight: float, sigma: float, radius: int):
     return forward_loss
 
 
-def _track_ema(decay: float) -> None:
-    """Keep an exponential moving average of the weights after every training step."""
+def _track_ema(decay: float):
+    """``loop._apply_update`` that also keeps an exponential moving average of the weights."""
     original = loop._apply_update
 
-    def apply_update(model, optimizer, loss, scaler):
-        applied = original(model, optimizer, loss, scaler)
+    def apply_update(model, *args, **kwargs):
+        applied = original(model, *args, **kwargs)
         average = _LAST.get("ema")
         if average is None or _LAST.get("ema_of") is not model:
             multi_avg = torch.optim.swa_utils.get_ema_multi_avg_fn(decay)
@@ -241,20 +258,57 @@ def _track_ema(decay: float) -> None:
         average.update_parameters(model)
         return applied
 
-    loop._apply_update = apply_update
+    return apply_update
 
 
-def _remember_last_weights() -> None:
-    """Keep a copy of the last weights before finetune restores the best ones."""
-    best_class = loop._BestWeights
-    restore = best_class.restore
+def _remember_last_weights():
+    """``loop._BestWeights.restore`` that first keeps a copy of the last weights."""
+    restore = loop._BestWeights.restore
 
     def remembering_restore(self) -> None:
         _LAST["state"] = copy.deepcopy(self.model.state_dict())
         _LAST["best_iteration"] = self.iteration
         restore(self)
 
-    best_class.restore = remembering_restore
+    return remembering_restore
+
+
+def research_patches(args: argparse.Namespace) -> contextlib.ExitStack:
+    """The experiment variants asked for in ``args``, patched into the training code
+    until the returned context exits (and the last-weights bookkeeping, always).
+
+    Why patches and not hooks on :func:`~napari_unet.training.loop.finetune`: these
+    are research variants that were measured and not adopted
+    (docs/experiments/isbi_scribbles.md); a ``loss_fn``/``schedule``/``on_step``/sampling
+    hook for each would be public surface that only this script uses, and the loop
+    simpler without it. So they stay test doubles confined to this benchmark, applied
+    with :func:`unittest.mock.patch.object` (undone on exit, never a bare
+    assignment) to the private names finetune looks up at call time. Their
+    wrappers pass arguments through; tests/test_research_patches.py runs finetune
+    under each, so a change to those private functions fails a test rather than this
+    script. Training itself is unchanged without them.
+    """
+    stack = contextlib.ExitStack()
+
+    def patch(target, name: str, new) -> None:
+        stack.enter_context(mock.patch.object(target, name, new))
+
+    patch(loop._BestWeights, "restore", _remember_last_weights())
+    if args.sampling == "uniform":
+        patch(PatchSampler, "_pick_centre", _uniform_pick_centre)
+    if args.ema:
+        patch(loop, "_apply_update", _track_ema(args.ema))
+    if args.warmup:
+        patch(loop, "learning_rate_at", _warmup_schedule(args.warmup))
+    if args.entropy_weight:
+        weight, start, ramp = args.entropy_weight
+        patch(loop, "weighted_loss", _entropy_regularised_loss(weight, int(start), int(ramp)))
+    if args.pairwise:
+        weight, sigma, radius = args.pairwise
+        patch(loop, "_forward_loss", _pairwise_regularised_forward(weight, sigma, int(radius)))
+    if args.membrane_weight != 1.0:
+        patch(sampling, "weight_map", _scaled_weight_map(args.membrane_weight))
+    return stack
 
 
 def run(
@@ -270,7 +324,6 @@ def run(
     images, scribbles, stats = scribbled_training_set(
         seed, variants["dense"], variants["scribble_shares"]
     )
-    _remember_last_weights()
     model = new_model(ModelConfig(**arch), seed=seed)
     config = TrainConfig(seconds=None, iterations=None, seed=seed, **train)
     print(
@@ -337,7 +390,7 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
-def main() -> None:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budgets", type=float, nargs="+", default=[60, 300])
     parser.add_argument("--depth", type=int, default=3)
@@ -422,22 +475,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", default=None, help="append a JSON line per budget to this file")
     parser.add_argument("--name", default="", help="experiment name for --log")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def main() -> None:
+    args = parse_arguments()
     torch.set_num_threads(args.threads)
-    if args.sampling == "uniform":
-        PatchSampler._pick_centre = _uniform_pick_centre
-    if args.ema:
-        _track_ema(args.ema)
-    if args.warmup:
-        loop.learning_rate_at = _warmup_schedule(args.warmup)
-    if args.entropy_weight:
-        weight, start, ramp = args.entropy_weight
-        loop.weighted_loss = _entropy_regularised_loss(weight, int(start), int(ramp))
-    if args.pairwise:
-        weight, sigma, radius = args.pairwise
-        loop._forward_loss = _pairwise_regularised_forward(weight, sigma, int(radius))
-    if args.membrane_weight != 1.0:
-        sampling.weight_map = _scaled_weight_map(args.membrane_weight)
     arch = {
         "depth": args.depth,
         "base_features": args.features,
@@ -461,18 +504,12 @@ def main() -> None:
         f"membrane weight x{args.membrane_weight}",
         flush=True,
     )
-    rows = run(
-        args.budgets,
-        arch,
-        train,
-        augment,
-        weights,
-        args.seed,
-        {
-            key: getattr(args, key)
-            for key in ("dense", "tta", "compare_last", "save", "scribble_shares")
-        },
-    )
+    variants = {
+        key: getattr(args, key)
+        for key in ("dense", "tta", "compare_last", "save", "scribble_shares")
+    }
+    with research_patches(args):
+        rows = run(args.budgets, arch, train, augment, weights, args.seed, variants)
     if args.log:
         with open(args.log, "a") as log:
             for row in rows:

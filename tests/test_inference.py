@@ -7,7 +7,9 @@ import torch
 from napari_unet import ModelConfig, UNet, predict
 from napari_unet.core import inference
 from napari_unet.core.inference import (
+    DEFAULT_ENGINE,
     Cancelled,
+    EngineOptions,
     auto_tile_size,
     default_tile_size,
     normalization_stats,
@@ -156,9 +158,8 @@ def test_auto_tile_size_reads_the_available_memory(monkeypatch):
 def test_tiles_shrink_to_the_image_keeping_their_number(size):
     model = UNet(ModelConfig(depth=3, base_features=2))
     shrunk_shape, shrunk = tile_layout(model, (size, size), 148)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(inference, "SHRINK_TILES_TO_IMAGE", False)
-        plain_shape, plain = tile_layout(model, (size, size), 148)
+    plain_engine = EngineOptions(shrink_tiles_to_image=False)
+    plain_shape, plain = tile_layout(model, (size, size), 148, plain_engine)
     assert len(shrunk) == len(plain)
     tile = shrunk_shape[0]
     assert tile <= plain_shape[0] and model.is_valid_input_size(tile)
@@ -177,17 +178,70 @@ def test_tiles_shrink_for_a_2048_image_with_the_paper_network():
     assert tiles[-1].x.keep_start == 2 * 688 and tiles[-1].x.keep_stop == 2048
 
 
-@pytest.mark.parametrize("shrink", [True, False])
-@pytest.mark.parametrize("fused", [True, False])
-def test_tiled_equals_one_pass_with_and_without_the_cpu_paths(
-    valid_model, monkeypatch, shrink, fused
-):
-    monkeypatch.setattr(inference, "SHRINK_TILES_TO_IMAGE", shrink)
-    monkeypatch.setattr(inference, "FUSED_CONV_RELU_ON_CPU", fused)
+ENGINES = [
+    EngineOptions(
+        channels_last=channels_last,
+        fused_conv_relu=fused,
+        shrink_tiles_to_image=shrink,
+        cpu_tiles_per_pass=per_pass,
+    )
+    for channels_last in (True, False)
+    for fused in (True, False)
+    for shrink in (True, False)
+    for per_pass in (1, 3)
+]
+
+
+def test_the_default_engine_is_the_measured_fastest():
+    assert DEFAULT_ENGINE == EngineOptions() == EngineOptions(True, True, True, 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        EngineOptions(cpu_tiles_per_pass=0)
+
+
+@pytest.mark.parametrize("engine", ENGINES, ids=repr)
+def test_every_engine_gives_the_default_probabilities(valid_model, engine):
+    # Each engine option changes how the work is done, never the result: tiled and
+    # untiled, every combination gives the default engine's probabilities.
     image = np.random.default_rng(4).normal(size=(150, 133)).astype(np.float32)
-    whole = predict(image, valid_model)
-    for tile_size in (100, 108, 148):
-        assert np.abs(predict(image, valid_model, tile_size=tile_size) - whole).max() < 1e-4
+    whole = predict(image, valid_model, device="cpu")
+    for tile_size in (None, 100, 108, 148):
+        default = predict(image, valid_model, tile_size=tile_size, batch_size=4, device="cpu")
+        other = predict(
+            image, valid_model, tile_size=tile_size, batch_size=4, device="cpu", engine=engine
+        )
+        assert np.abs(other - default).max() < 1e-4, tile_size
+        assert np.abs(other - whole).max() < 1e-4, tile_size
+
+
+def test_the_engine_reaches_the_network(valid_model, monkeypatch):
+    # the options are passed down, not read from anywhere else: record what arrives
+    seen = []
+    forward = inference._forward
+    monkeypatch.setattr(
+        inference,
+        "_forward",
+        lambda model, inputs, engine: (
+            seen.append((inputs.shape[0], engine)) or forward(model, inputs, engine)
+        ),
+    )
+    engine = EngineOptions(channels_last=False, fused_conv_relu=False, cpu_tiles_per_pass=2)
+    image = np.zeros((150, 133), np.float32)
+    predict(image, valid_model, tile_size=100, batch_size=4, device="cpu", engine=engine)
+    assert seen and all(passed is engine for _, passed in seen)
+    assert max(size for size, _ in seen) == 2
+
+
+def test_no_module_level_engine_flag_remains():
+    for name in (
+        "CHANNELS_LAST_ON_CPU",
+        "FUSED_CONV_RELU_ON_CPU",
+        "SHRINK_TILES_TO_IMAGE",
+        "CPU_TILES_PER_PASS",
+    ):
+        assert not hasattr(inference, name), name
+    # no other on/off switch at module level either (EngineOptions holds them)
+    switches = [name for name, value in vars(inference).items() if isinstance(value, bool)]
+    assert switches == [], switches
 
 
 @pytest.mark.parametrize(

@@ -203,7 +203,7 @@ def test_zarr_input_is_read_tile_by_tile(model, rng, tmp_path):
     for name, array in zip(("prob", "mask", "instances"), expected):
         assert np.array_equal(outputs[name][:], array), name
     # chunks follow the tiles' stride: 150 columns take 3 tiles of 92 (stride 52); 130 rows
-    # also take 3, and 84-pixel tiles (stride 44) already cover them (SHRINK_TILES_TO_IMAGE)
+    # also take 3, and 84-pixel tiles (stride 44) already cover them (shrink_tiles_to_image)
     tiles = tile_layout(model, (130, 150), 92)[1]
     assert (tiles[0].y.keep_stop, tiles[0].x.keep_stop) == (44, 52)
     assert outputs["prob"].chunks == (1, 2, 44, 52)

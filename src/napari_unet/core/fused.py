@@ -1,7 +1,7 @@
 """A U-Net forward pass with each 3x3 convolution and its ReLU fused into one oneDNN call (CPU).
 
-Used by :mod:`napari_unet.core.inference` when ``FUSED_CONV_RELU_ON_CPU`` is set; it mirrors
-:meth:`napari_unet.core.model.UNet.forward` (a test keeps the two equal).
+Used by :mod:`napari_unet.core.inference` when ``EngineOptions.fused_conv_relu`` is set; it
+mirrors :meth:`napari_unet.core.model.UNet.forward` (a test keeps the two equal).
 """
 
 from __future__ import annotations

@@ -38,35 +38,57 @@ StopFlag = Callable[[], bool] | threading.Event | None
 #: default tile ("auto") instead, as the command line and the widget do.
 KEYWORD_DEFAULTS = PredictConfig(tile_size=None)
 
-#: On the CPU, feed tiles to the network in channels-last (NHWC) memory layout.
-#: Measured under load it looked 1.45x faster than NCHW; on the idle machine the
-#: two layouts took the same time (benchmarks/results_performance.md, section 5):
-#: the speed-up is CPU_TILES_PER_PASS's. The results are the same up to float
-#: rounding. False gives the plain NCHW path.
-CHANNELS_LAST_ON_CPU: bool = True
 
-#: On the CPU, run each 3x3 convolution and the ReLU after it as one oneDNN operation
-#: (``torch.ops.mkldnn._convolution_pointwise``, the fused kernel torch's own compiler
-#: emits) instead of a convolution and a separate pass over its output. Measured
-#: 1.13x per forward pass of ``em-membranes`` with identical outputs
-#: (benchmarks/results_inference_speed.md). Falls back to ``model(x)`` when the
-#: operation is missing. False gives the plain eager path.
-FUSED_CONV_RELU_ON_CPU: bool = True
+@dataclass(frozen=True)
+class EngineOptions:
+    """How the inference engine runs, not what it computes: every combination gives the
+    same probabilities up to float rounding (tests/test_inference.py). The defaults are
+    the measured fastest; benchmarks pass other values to time the alternatives.
 
-#: Tiles of one image share their edge: with the stride of ``tile_size`` an axis needs
-#: ``n`` tiles, and the smallest valid tile that still covers it in ``n`` tiles is used
-#: (never more than ``tile_size``). Same stride grid rules, so the same result as one
-#: pass over the whole image; less halo and mirrored padding to compute (a 2048 px
-#: axis: 6 tiles of 540 instead of 572, or 3 of 876 instead of 1020).
-#: False uses ``tile_size`` itself, as before.
-SHRINK_TILES_TO_IMAGE: bool = True
+    Attributes
+    ----------
+    channels_last : bool
+        On the CPU, feed tiles to the network in channels-last (NHWC) memory layout.
+        Measured under load it looked 1.45x faster than NCHW; on the idle machine the
+        two layouts took the same time (benchmarks/results_performance.md, section 5):
+        the speed-up is ``cpu_tiles_per_pass``'s. False gives the plain NCHW path.
+    fused_conv_relu : bool
+        On the CPU, run each 3x3 convolution and the ReLU after it as one oneDNN
+        operation (``torch.ops.mkldnn._convolution_pointwise``, the fused kernel torch's
+        own compiler emits; :mod:`napari_unet.core.fused`) instead of a convolution and
+        a separate pass over its output. Measured 1.13x per forward pass of
+        ``em-membranes`` (benchmarks/results_inference_speed.md). Falls back to
+        ``model(x)`` when the operation is missing. False gives the plain eager path.
+    shrink_tiles_to_image : bool
+        Tiles of one image share their edge: with the stride of ``tile_size`` an axis
+        needs ``n`` tiles, and the smallest valid tile that still covers it in ``n``
+        tiles is used (never more than ``tile_size``). Same stride grid rules, so the
+        same result as one pass over the whole image; less halo and mirrored padding to
+        compute (a 2048 px axis: 6 tiles of 540 instead of 572, or 3 of 876 instead of
+        1020). False uses ``tile_size`` itself.
+    cpu_tiles_per_pass : int
+        On the CPU, at most this many tiles go through the network in one forward pass
+        (a larger ``batch_size`` still groups the reading and the progress reports; on
+        other devices a whole batch is one pass). The activations of one 572 x 572 tile
+        (about 20 MB per 16-channel feature map) already fill the last-level cache:
+        with channels-last, a pass over 4 tiles took 2x longer per tile than passes of 1
+        (benchmarks/results_performance.md).
+    """
 
-#: On the CPU, at most this many tiles go through the network in one forward pass
-#: (a larger ``batch_size`` still groups the reading and the progress reports).
-#: The activations of one 572 x 572 tile (about 20 MB per 16-channel feature map)
-#: already fill the last-level cache: with channels-last, a pass over 4 tiles took
-#: 2x longer per tile than passes of 1 (benchmarks/results_performance.md).
-CPU_TILES_PER_PASS: int = 1
+    channels_last: bool = True
+    fused_conv_relu: bool = True
+    shrink_tiles_to_image: bool = True
+    cpu_tiles_per_pass: int = 1
+
+    def __post_init__(self) -> None:
+        if self.cpu_tiles_per_pass < 1:
+            raise ValueError(
+                f"cpu_tiles_per_pass must be at least 1, got {self.cpu_tiles_per_pass}"
+            )
+
+
+#: The options :func:`predict` and its relatives run with unless given others.
+DEFAULT_ENGINE = EngineOptions()
 
 
 class Cancelled(RuntimeError):
@@ -92,7 +114,9 @@ def is_stopped(stop: StopFlag) -> bool:
 
 
 # ---- geometry ----------------------------------------------------------------
-def _axis_geometry(model: UNet, size: int, tile_size: int | None) -> tuple[int, int]:
+def _axis_geometry(
+    model: UNet, size: int, tile_size: int | None, shrink_to_image: bool
+) -> tuple[int, int]:
     """(input tile edge, stride) along one axis of length ``size``."""
     margin = 2 * model.halo if model.config.padding == "same" else 0
     whole = model.smallest_valid_input_covering(size + margin)
@@ -106,7 +130,7 @@ def _axis_geometry(model: UNet, size: int, tile_size: int | None) -> tuple[int, 
             f"tile size {tile_size} leaves no output after the context is removed; "
             f"use at least {smallest}"
         )
-    if SHRINK_TILES_TO_IMAGE:
+    if shrink_to_image:
         count = -(-size // stride)
         for smaller in usable_tile_sizes(model, tile_size):
             if -(-size // _stride(model, smaller)) == count:
@@ -115,11 +139,16 @@ def _axis_geometry(model: UNet, size: int, tile_size: int | None) -> tuple[int, 
 
 
 def tile_layout(
-    model: UNet, image_shape: tuple[int, int], tile_size: int | None
+    model: UNet,
+    image_shape: tuple[int, int],
+    tile_size: int | None,
+    engine: EngineOptions = DEFAULT_ENGINE,
 ) -> tuple[tuple[int, int], list[Tile]]:
-    """Input tile shape (Y, X) and the tiles covering an image of ``image_shape``."""
-    ty, sy = _axis_geometry(model, int(image_shape[0]), tile_size)
-    tx, sx = _axis_geometry(model, int(image_shape[1]), tile_size)
+    """Input tile shape (Y, X) and the tiles covering an image of ``image_shape``
+    (``engine.shrink_tiles_to_image``: tiles shrunk to the image, see :class:`EngineOptions`)."""
+    shrink = engine.shrink_tiles_to_image
+    ty, sy = _axis_geometry(model, int(image_shape[0]), tile_size, shrink)
+    tx, sx = _axis_geometry(model, int(image_shape[1]), tile_size, shrink)
     margin = model.halo if model.config.padding == "same" else 0
     shape = (int(image_shape[0]), int(image_shape[1]))
     return (ty, tx), plan_tiles(shape, (sy, sx), model.halo, margin)
@@ -183,6 +212,7 @@ def iter_predict(
     device: str | torch.device | Unset | None = UNSET,
     stop: StopFlag = None,
     test_time_augmentation: bool | Unset = UNSET,
+    engine: EngineOptions = DEFAULT_ENGINE,
 ) -> Iterator[Progress]:
     """Predict class probabilities into ``out``, yielding progress after each batch.
 
@@ -193,7 +223,7 @@ def iter_predict(
     model : UNet
     out : array-like, (n_classes, Y, X), float32
         Written tile by tile; every pixel exactly once.
-    config, tile_size, batch_size, device, test_time_augmentation
+    config, tile_size, batch_size, device, test_time_augmentation, engine
         See :func:`predict`.
     stop : callable or threading.Event
         Checked before each forward pass; when set, :class:`Cancelled` is raised.
@@ -205,7 +235,7 @@ def iter_predict(
     torch_device = resolve_device(settings.device)
     offset, scale = normalization_stats(image, model.info.normalization)
     tile_size = resolved_tile_size(model, settings.tile_size)
-    tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size)
+    tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size, engine)
     model = model.to(torch_device).eval()
     done = released_rows = 0
     yield Progress(0, len(tiles))
@@ -214,11 +244,13 @@ def iter_predict(
             raise Cancelled("prediction cancelled")
         batch = tiles[first : first + batch_size]
         blocks = [_read_tile(image, tile, tile_shape) for tile in batch]
-        inputs = _to_device(normalize(np.stack(blocks), offset, scale), torch_device)
-        per_pass = CPU_TILES_PER_PASS if torch_device.type == "cpu" else len(batch)
+        inputs = _to_device(
+            normalize(np.stack(blocks), offset, scale), torch_device, engine.channels_last
+        )
+        per_pass = engine.cpu_tiles_per_pass if torch_device.type == "cpu" else len(batch)
         with torch.inference_mode():
             probabilities = _tile_probabilities(
-                model, inputs, per_pass, settings.test_time_augmentation, stop
+                model, inputs, per_pass, settings.test_time_augmentation, stop, engine
             )
         for tile, tile_probabilities in zip(batch, probabilities):
             out[(slice(None), *tile.keep)] = tile_probabilities[(slice(None), *tile.crop())]
@@ -240,6 +272,7 @@ def _tile_probabilities(
     per_pass: int,
     test_time_augmentation: bool,
     stop: StopFlag = None,
+    engine: EngineOptions = DEFAULT_ENGINE,
 ) -> np.ndarray:
     """(N, n_classes, y, x) probabilities of a batch of input tiles, as float32 numpy.
 
@@ -262,7 +295,7 @@ def _tile_probabilities(
         for part in turned.split(max(1, per_pass)):
             if (passes or total is not None) and is_stopped(stop):  # the caller checked the first
                 raise Cancelled("prediction cancelled")
-            passes.append(_forward(model, part))
+            passes.append(_forward(model, part, engine))
         scores = torch.cat(passes)
         probabilities = _dihedral_inverse(torch.softmax(scores.float(), dim=1), turns, flip)
         total = probabilities if total is None else total + probabilities
@@ -270,14 +303,17 @@ def _tile_probabilities(
     return (total / len(transforms)).cpu().numpy()
 
 
-def _forward(model: UNet, inputs: torch.Tensor) -> torch.Tensor:
-    """``model(inputs)``; on the CPU with each convolution + ReLU fused when possible.
+def _forward(
+    model: UNet, inputs: torch.Tensor, engine: EngineOptions = DEFAULT_ENGINE
+) -> torch.Tensor:
+    """``model(inputs)``; on the CPU with each convolution + ReLU fused when possible
+    (``engine.fused_conv_relu``).
 
     A model with forward hooks (or a subclass of :class:`UNet`) is called as it is,
     so the hooks see every pass.
     """
     if (
-        FUSED_CONV_RELU_ON_CPU
+        engine.fused_conv_relu
         and inputs.device.type == "cpu"
         and inputs.dtype == torch.float32
         and type(model) is UNet
@@ -298,10 +334,11 @@ def _dihedral_inverse(tensor: torch.Tensor, turns: int, flip: bool) -> torch.Ten
     return torch.rot90(unflipped, -turns, dims=(-2, -1)) if turns else unflipped
 
 
-def _to_device(blocks: np.ndarray, device: torch.device) -> torch.Tensor:
-    """A (N, C, Y, X) float32 batch as a tensor on ``device`` (channels-last on the CPU)."""
+def _to_device(blocks: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:
+    """A (N, C, Y, X) float32 batch as a tensor on ``device`` (channels-last on the CPU
+    when ``channels_last``)."""
     inputs = torch.from_numpy(blocks).to(device)
-    if device.type == "cpu" and CHANNELS_LAST_ON_CPU:
+    if device.type == "cpu" and channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last)
     return inputs
 
@@ -357,6 +394,7 @@ def predict(
     stop: StopFlag = None,
     out: Any = None,
     test_time_augmentation: bool | Unset = UNSET,
+    engine: EngineOptions = DEFAULT_ENGINE,
 ) -> np.ndarray:
     """Class probabilities of a 2D image by overlap-tile inference.
 
@@ -378,7 +416,7 @@ def predict(
         in one smaller tile.
     batch_size : int
         Tiles per forward pass (default 4; on the CPU, tiles read together; they go
-        through the network :data:`CPU_TILES_PER_PASS` at a time, which is faster there).
+        through the network ``engine.cpu_tiles_per_pass`` at a time, which is faster there).
     device : str or torch.device or None
         "auto"/None (the default: CUDA, else MPS, else CPU), "cpu", "cuda", "mps".
     progress : callable
@@ -392,6 +430,11 @@ def predict(
         (:data:`DIHEDRAL`): 8x the compute, smoother and usually slightly more
         accurate maps (BENCHMARKS.md, ISBI scribbles). The tiling is unchanged.
         Default False.
+    engine : EngineOptions
+        How the work is done (memory layout, fused kernels, tile shrinking, tiles per
+        pass on the CPU), never what it computes: any options give the same
+        probabilities up to float rounding. Default :data:`DEFAULT_ENGINE`, the
+        fastest measured; for benchmarks and comparisons.
 
     Returns
     -------
@@ -417,6 +460,7 @@ def predict(
         device=device,
         stop=stop,
         test_time_augmentation=test_time_augmentation,
+        engine=engine,
     )
     for step in steps:
         if progress is not None:
