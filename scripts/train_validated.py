@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from train_bundled import em_data, nuclei_data
 
 from napari_unet import (
     TrainConfig,
@@ -46,8 +47,7 @@ from napari_unet import (
 )
 from napari_unet.evaluation.matching import match_instances
 from napari_unet.evaluation.metrics import evaluate
-from napari_unet.io.data import load_dsb2018, load_isbi, synthetic_nuclei
-from napari_unet.training.weights import annotation_from_binary, annotation_from_instances
+from napari_unet.io.data import load_dsb2018, load_isbi
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "src" / "napari_unet" / "models"
@@ -81,18 +81,9 @@ SETUPS = {
 
 
 def training_set(name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Images and dense annotations (1 = background class, 2 = object class)."""
-    if name == "em-membranes":
-        images, labels = load_isbi(range(15))
-        return list(images), [annotation_from_binary(label) for label in labels]
-    image, instances = load_dsb2018()
-    images = [image[:, :256].astype(np.float32)]
-    annotations = [annotation_from_instances(instances[:, :256])]
-    for seed in range(100, 108):
-        synthetic, truth = synthetic_nuclei(shape=(256, 256), n_nuclei=40, rng=seed)
-        images.append(synthetic)
-        annotations.append(annotation_from_instances(truth))
-    return images, annotations
+    """Images and dense annotations (1 = background class, 2 = object class): the
+    training data of ``scripts/train_bundled.py``."""
+    return em_data() if name == "em-membranes" else nuclei_data()
 
 
 def em_scores(model, slices: range) -> dict[str, float]:
