@@ -13,8 +13,9 @@ from napari_unet.core.inference import Cancelled, tile_layout
 from napari_unet.core.postprocess import instance_labels
 from napari_unet.io import outofcore as ooc
 from napari_unet.io.axes import check_axes, describe_channels, guess_axes
+from napari_unet.io.chunked_labels import label_chunked
 from napari_unet.io.data import to_channels_first
-from napari_unet.io.outofcore import label_chunked, open_outputs, predict_to_zarr
+from napari_unet.io.outofcore import open_outputs, predict_to_zarr
 from napari_unet.io.volumes import (
     StackProgress,
     annotated_slices,
