@@ -68,9 +68,8 @@ from napari_unet import ModelConfig, UNet, predict
 from napari_unet.config import NormConfig
 from napari_unet.core import inference
 from napari_unet.core.checkpoint import bundled_models, load_model, new_model
+from napari_unet.core.engine import DEFAULT_ENGINE, EngineOptions
 from napari_unet.core.inference import (
-    DEFAULT_ENGINE,
-    EngineOptions,
     normalization_stats,
     normalize,
     tile_layout,

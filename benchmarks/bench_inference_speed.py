@@ -57,8 +57,8 @@ from bench_inference import (
 )
 
 from napari_unet import UNet, predict
-from napari_unet.core import inference
-from napari_unet.core.inference import EngineOptions, default_tile_size, tile_layout
+from napari_unet.core.engine import EngineOptions, forward
+from napari_unet.core.inference import default_tile_size, tile_layout
 
 OLD_TILE = 572
 
@@ -85,7 +85,7 @@ def forward_seconds(model: UNet, tile: int, fused: bool) -> float:
     inputs = torch.rand(1, 1, tile, tile).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         start = time.perf_counter()
-        torch.softmax(inference._forward(model, inputs, engine_for(True, fused)), dim=1)
+        torch.softmax(forward(model, inputs, engine_for(True, fused)), dim=1)
         return time.perf_counter() - start
 
 
@@ -126,7 +126,7 @@ def profile_predict(image: np.ndarray, model: UNet, tile: int, shrink: bool, fus
             if any(needle in label for needle in needles):
                 parts[group] += tottime
                 break
-    forward = cumulative("_tile_probabilities", "inference.py")
+    forward = cumulative("tile_probabilities", "engine.py")
     parts["Python around the network (module calls, cropping, to numpy)"] = forward - sum(
         parts.values()
     )

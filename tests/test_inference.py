@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from napari_unet import ModelConfig, UNet, predict
+from napari_unet.core import engine as engine_module
 from napari_unet.core import inference
+from napari_unet.core.engine import DEFAULT_ENGINE, EngineOptions
 from napari_unet.core.inference import (
-    DEFAULT_ENGINE,
     Cancelled,
-    EngineOptions,
     auto_tile_size,
     default_tile_size,
     normalization_stats,
@@ -216,10 +216,10 @@ def test_every_engine_gives_the_default_probabilities(valid_model, engine):
 def test_the_engine_reaches_the_network(valid_model, monkeypatch):
     # the options are passed down, not read from anywhere else: record what arrives
     seen = []
-    forward = inference._forward
+    forward = engine_module.forward
     monkeypatch.setattr(
-        inference,
-        "_forward",
+        engine_module,
+        "forward",
         lambda model, inputs, engine: (
             seen.append((inputs.shape[0], engine)) or forward(model, inputs, engine)
         ),
@@ -264,11 +264,11 @@ def test_fused_forward_equals_the_model(options):
     inputs = torch.randn(2, model.config.in_channels, size, size)
     with torch.inference_mode():
         expected = model(inputs)
-        fused = inference._fused_unet_forward(model, inputs)
-        channels_last = inference._forward(
+        fused = engine_module.fused_unet_forward(model, inputs)
+        channels_last = engine_module.forward(
             model, inputs.contiguous(memory_format=torch.channels_last)
         )
-    assert inference._FUSED_CONV_RELU is not None
+    assert engine_module.FUSED_CONV_RELU is not None
     assert torch.allclose(fused, expected, atol=1e-5)
     assert torch.allclose(channels_last, expected, atol=1e-5)
 

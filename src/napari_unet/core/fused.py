@@ -1,6 +1,6 @@
 """A U-Net forward pass with each 3x3 convolution and its ReLU fused into one oneDNN call (CPU).
 
-Used by :mod:`napari_unet.core.inference` when ``EngineOptions.fused_conv_relu`` is set; it
+Used by :mod:`napari_unet.core.engine` when ``EngineOptions.fused_conv_relu`` is set; it
 mirrors :meth:`napari_unet.core.model.UNet.forward` (a test keeps the two equal).
 """
 

@@ -14,8 +14,7 @@ import torch
 
 from ..config import AUTO_TILE, UNSET, PredictConfig, Unset, predict_config
 from .devices import resolve_device
-from .fused import FUSED_CONV_RELU as _FUSED_CONV_RELU
-from .fused import fused_unet_forward as _fused_unet_forward
+from .engine import DEFAULT_ENGINE, EngineOptions, tile_probabilities, to_device
 from .model import UNet
 from .normalization import NON_FINITE_MESSAGE, normalization_stats, normalize  # noqa: F401
 from .tile_choice import (  # noqa: F401  (re-exported: the names users and tests know)
@@ -37,58 +36,6 @@ StopFlag = Callable[[], bool] | threading.Event | None
 #: :class:`~napari_unet.config.PredictConfig` of its own defaults uses the model's
 #: default tile ("auto") instead, as the command line and the widget do.
 KEYWORD_DEFAULTS = PredictConfig(tile_size=None)
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """How the inference engine runs, not what it computes: every combination gives the
-    same probabilities up to float rounding (tests/test_inference.py). The defaults are
-    the measured fastest; benchmarks pass other values to time the alternatives.
-
-    Attributes
-    ----------
-    channels_last : bool
-        On the CPU, feed tiles to the network in channels-last (NHWC) memory layout.
-        Measured under load it looked 1.45x faster than NCHW; on the idle machine the
-        two layouts took the same time (benchmarks/results_performance.md, section 5):
-        the speed-up is ``cpu_tiles_per_pass``'s. False gives the plain NCHW path.
-    fused_conv_relu : bool
-        On the CPU, run each 3x3 convolution and the ReLU after it as one oneDNN
-        operation (``torch.ops.mkldnn._convolution_pointwise``, the fused kernel torch's
-        own compiler emits; :mod:`napari_unet.core.fused`) instead of a convolution and
-        a separate pass over its output. Measured 1.13x per forward pass of
-        ``em-membranes`` (benchmarks/results_inference_speed.md). Falls back to
-        ``model(x)`` when the operation is missing. False gives the plain eager path.
-    shrink_tiles_to_image : bool
-        Tiles of one image share their edge: with the stride of ``tile_size`` an axis
-        needs ``n`` tiles, and the smallest valid tile that still covers it in ``n``
-        tiles is used (never more than ``tile_size``). Same stride grid rules, so the
-        same result as one pass over the whole image; less halo and mirrored padding to
-        compute (a 2048 px axis: 6 tiles of 540 instead of 572, or 3 of 876 instead of
-        1020). False uses ``tile_size`` itself.
-    cpu_tiles_per_pass : int
-        On the CPU, at most this many tiles go through the network in one forward pass
-        (a larger ``batch_size`` still groups the reading and the progress reports; on
-        other devices a whole batch is one pass). The activations of one 572 x 572 tile
-        (about 20 MB per 16-channel feature map) already fill the last-level cache:
-        with channels-last, a pass over 4 tiles took 2x longer per tile than passes of 1
-        (benchmarks/results_performance.md).
-    """
-
-    channels_last: bool = True
-    fused_conv_relu: bool = True
-    shrink_tiles_to_image: bool = True
-    cpu_tiles_per_pass: int = 1
-
-    def __post_init__(self) -> None:
-        if self.cpu_tiles_per_pass < 1:
-            raise ValueError(
-                f"cpu_tiles_per_pass must be at least 1, got {self.cpu_tiles_per_pass}"
-            )
-
-
-#: The options :func:`predict` and its relatives run with unless given others.
-DEFAULT_ENGINE = EngineOptions()
 
 
 class Cancelled(RuntimeError):
@@ -244,16 +191,16 @@ def iter_predict(
             raise Cancelled("prediction cancelled")
         batch = tiles[first : first + batch_size]
         blocks = [_read_tile(image, tile, tile_shape) for tile in batch]
-        inputs = _to_device(
+        inputs = to_device(
             normalize(np.stack(blocks), offset, scale), torch_device, engine.channels_last
         )
         per_pass = engine.cpu_tiles_per_pass if torch_device.type == "cpu" else len(batch)
         with torch.inference_mode():
-            probabilities = _tile_probabilities(
-                model, inputs, per_pass, settings.test_time_augmentation, stop, engine
+            probabilities = tile_probabilities(
+                model, inputs, per_pass, settings.test_time_augmentation, _checker(stop), engine
             )
-        for tile, tile_probabilities in zip(batch, probabilities):
-            out[(slice(None), *tile.keep)] = tile_probabilities[(slice(None), *tile.crop())]
+        for tile, tile_result in zip(batch, probabilities):
+            out[(slice(None), *tile.keep)] = tile_result[(slice(None), *tile.crop())]
         done += len(batch)
         finished_rows = tiles[done].y.keep_start if done < len(tiles) else out.shape[-2]
         if finished_rows > released_rows:
@@ -262,85 +209,14 @@ def iter_predict(
         yield Progress(done, len(tiles))
 
 
-#: The 8 symmetries of the square (rot90 turns ``k``, then an optional left-right flip).
-DIHEDRAL = tuple((turns, flip) for turns in range(4) for flip in (False, True))
+def _checker(stop: StopFlag) -> Callable[[], None]:
+    """A callable that raises :class:`Cancelled` once ``stop`` is set."""
 
+    def check() -> None:
+        if is_stopped(stop):
+            raise Cancelled("prediction cancelled")
 
-def _tile_probabilities(
-    model: UNet,
-    inputs: torch.Tensor,
-    per_pass: int,
-    test_time_augmentation: bool,
-    stop: StopFlag = None,
-    engine: EngineOptions = DEFAULT_ENGINE,
-) -> np.ndarray:
-    """(N, n_classes, y, x) probabilities of a batch of input tiles, as float32 numpy.
-
-    With ``test_time_augmentation`` the probabilities are the mean over the 8
-    rotations and flips of each tile (each mapped back before averaging).
-    ``stop`` is checked before every forward pass but the first (:class:`Cancelled`).
-    """
-    transforms = DIHEDRAL if test_time_augmentation else ((0, False),)
-    total: torch.Tensor | None = None
-    for turns, flip in transforms:
-        turned = _dihedral(inputs, turns, flip)
-        if turns or flip:
-            layout = (
-                torch.channels_last
-                if inputs.is_contiguous(memory_format=torch.channels_last)
-                else torch.contiguous_format
-            )
-            turned = turned.contiguous(memory_format=layout)
-        passes: list[torch.Tensor] = []
-        for part in turned.split(max(1, per_pass)):
-            if (passes or total is not None) and is_stopped(stop):  # the caller checked the first
-                raise Cancelled("prediction cancelled")
-            passes.append(_forward(model, part, engine))
-        scores = torch.cat(passes)
-        probabilities = _dihedral_inverse(torch.softmax(scores.float(), dim=1), turns, flip)
-        total = probabilities if total is None else total + probabilities
-    assert total is not None  # transforms is never empty
-    return (total / len(transforms)).cpu().numpy()
-
-
-def _forward(
-    model: UNet, inputs: torch.Tensor, engine: EngineOptions = DEFAULT_ENGINE
-) -> torch.Tensor:
-    """``model(inputs)``; on the CPU with each convolution + ReLU fused when possible
-    (``engine.fused_conv_relu``).
-
-    A model with forward hooks (or a subclass of :class:`UNet`) is called as it is,
-    so the hooks see every pass.
-    """
-    if (
-        engine.fused_conv_relu
-        and inputs.device.type == "cpu"
-        and inputs.dtype == torch.float32
-        and type(model) is UNet
-        and not (model._forward_hooks or model._forward_pre_hooks)
-        and _FUSED_CONV_RELU is not None
-    ):
-        return _fused_unet_forward(model, inputs)
-    return model(inputs)
-
-
-def _dihedral(tensor: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
-    turned = torch.rot90(tensor, turns, dims=(-2, -1)) if turns else tensor
-    return torch.flip(turned, dims=(-1,)) if flip else turned
-
-
-def _dihedral_inverse(tensor: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
-    unflipped = torch.flip(tensor, dims=(-1,)) if flip else tensor
-    return torch.rot90(unflipped, -turns, dims=(-2, -1)) if turns else unflipped
-
-
-def _to_device(blocks: np.ndarray, device: torch.device, channels_last: bool) -> torch.Tensor:
-    """A (N, C, Y, X) float32 batch as a tensor on ``device`` (channels-last on the CPU
-    when ``channels_last``)."""
-    inputs = torch.from_numpy(blocks).to(device)
-    if device.type == "cpu" and channels_last:
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
-    return inputs
+    return check
 
 
 def _release_rows(out: Any, start: int, stop: int) -> None:
