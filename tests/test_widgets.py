@@ -193,6 +193,13 @@ def test_predict_again_replaces_outputs_and_leaves_user_layers(qtbot, dock):
     run(qtbot, widget.predict, widget.predict.run_prediction)  # reused layers follow the image
     for layer in outputs:
         assert tuple(layer.scale[-2:]) == (2, 3) and tuple(layer.translate[-2:]) == (10, 5)
+    # outputs belong to the image layer, not to names: renaming either changes nothing
+    viewer.layers["discs"].name = "renamed"
+    outputs[0].name = "my favourite output"
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert len(viewer.layers) == count
+    assert [layer for layer in viewer.layers if layer.metadata.get(OUTPUT_KEY)] == outputs
+    assert widget.annotate.copy_prediction() > 0  # finds the renamed image's mask
 
 
 def test_tile_size_choice_survives_a_fine_tune_and_settings_lock_while_running(qtbot, dock):

@@ -122,7 +122,7 @@ class AnnotateWidget(QWidget):
         copy goes through the layer's edit history, so Ctrl+Z undoes it.
         """
         image = self.image_picker.layer
-        mask = find_output(self.viewer, f"{image.name} mask", Labels) if image else None
+        mask = find_output(self.viewer, image, "mask", Labels) if image else None
         if image is None or mask is None:
             show_warning("Predict this image first (Predict section): its mask is copied.")
             return 0

@@ -85,7 +85,7 @@ class EvaluatePanel(QWidget):
         if image is None or truth is None:
             raise ValueError("Choose an image and a ground-truth Labels layer first.")
         role, _ = KINDS[self.kind.value]
-        prediction = find_output(self.viewer, f"{image.name} {role}", Labels)
+        prediction = find_output(self.viewer, image, role, Labels)
         if prediction is None:
             raise ValueError(
                 f"Run Predict on “{image.name}” first: no “{image.name} {role}” layer."

@@ -302,9 +302,8 @@ class FinetuneWidget(QWidget):
         request, image = self._request, self._image_layer
         if request is None or request.preview is None or image is None:
             return
-        name = f"{request.image_name} preview"
         geometry = request.reader.geometry
-        layer = find_output(self.viewer, name, napari.layers.Image)
+        layer = find_output(self.viewer, image, "preview", napari.layers.Image)
         if layer is not None and layer.data.shape == geometry.spatial_shape:
             layer.data[plane] = foreground
             layer.refresh()
@@ -313,7 +312,8 @@ class FinetuneWidget(QWidget):
         data[plane] = foreground
         layer = show_output(
             self.viewer,
-            name,
+            image,
+            "preview",
             data,
             napari.layers.Image,
             placement=placement_for(geometry, image),

@@ -309,13 +309,28 @@ class LayerCombo:
 
 
 # ---- output layers --------------------------------------------------------------
-def find_output(viewer: napari.Viewer, name: str, layer_type: type[napari.layers.Layer]) -> Any:
-    """This plugin's output layer called ``name`` (by creation), or None."""
+def output_role(source: napari.layers.Layer, kind: str) -> str:
+    """The role of the ``kind`` output (``"mask"``, ``"preview"``...) made from ``source``.
+
+    Tied to the source layer's ``unique_id``, not to any name, so renaming the image
+    or an output layer never makes a widget lose its outputs or pile up new ones.
+    """
+    return f"{source.unique_id}:{kind}"
+
+
+def find_output(
+    viewer: napari.Viewer,
+    source: napari.layers.Layer,
+    kind: str,
+    layer_type: type[napari.layers.Layer],
+) -> Any:
+    """This plugin's ``kind`` output layer made from ``source``, or None."""
+    role = output_role(source, kind)
     for layer in viewer.layers:
         if (
             isinstance(layer, layer_type)
             and is_output(layer)
-            and layer.metadata.get(ROLE_KEY, layer.name) == name
+            and layer.metadata.get(ROLE_KEY) == role
         ):
             return layer
     return None
@@ -323,24 +338,29 @@ def find_output(viewer: napari.Viewer, name: str, layer_type: type[napari.layers
 
 def show_output(
     viewer: napari.Viewer,
-    name: str,
+    source: napari.layers.Layer,
+    kind: str,
     data: np.ndarray,
     layer_type: type,
     *,
     placement: dict[str, Any],
     **display: Any,
 ) -> Any:
-    """Put ``data`` into this plugin's output layer ``name``, creating it if needed.
+    """Put ``data`` into this plugin's ``kind`` output layer of ``source``, creating it
+    (named ``"<source name> <kind>"``) if needed.
 
-    A layer this plugin made earlier under that name gets the new data (and the
-    ``contrast_limits`` in ``display``), so re-running replaces outputs instead of
-    piling them up; layers the user made are never touched.
+    A layer this plugin made earlier for that source and kind gets the new data (and
+    the ``contrast_limits`` in ``display``), so re-running replaces outputs instead of
+    piling them up, whatever either layer is called now; layers the user made are
+    never touched.
 
     Parameters
     ----------
     viewer : napari.Viewer
-    name : str
-        Layer name, e.g. ``"cells mask"``.
+    source : napari.layers.Layer
+        The layer the output was computed from (the image, or the annotations).
+    kind : str
+        What the output is, e.g. ``"mask"``.
     data : numpy.ndarray
     layer_type : type
         ``napari.layers.Image`` or ``napari.layers.Labels``.
@@ -354,7 +374,7 @@ def show_output(
     -------
     napari.layers.Layer
     """
-    layer = find_output(viewer, name, layer_type)
+    layer = find_output(viewer, source, kind, layer_type)
     if layer is not None and layer.data.ndim == data.ndim:
         layer.data = data
         for key, value in placement.items():  # the image may have a new pixel size or origin
@@ -366,9 +386,9 @@ def show_output(
     if layer is not None:  # another dimensionality: replace the layer in place
         index = viewer.layers.index(layer)
         viewer.layers.remove(layer)
-    metadata = {OUTPUT_KEY: True, ROLE_KEY: name}
+    metadata = {OUTPUT_KEY: True, ROLE_KEY: output_role(source, kind)}
     add = viewer.add_image if layer_type is napari.layers.Image else viewer.add_labels
-    layer = add(data, name=name, metadata=metadata, **placement, **display)
+    layer = add(data, name=f"{source.name} {kind}", metadata=metadata, **placement, **display)
     if index is not None:
         viewer.layers.move(viewer.layers.index(layer), index)
     return layer

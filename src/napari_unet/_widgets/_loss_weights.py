@@ -52,7 +52,7 @@ class LossWeights(QObject):
         self.image_picker, self.annotation_picker = image_picker, annotation_picker
         self.weight_config = weight_config
         self.worker: GeneratorWorker | None = None
-        self._output: tuple[str, dict] = ("", {})
+        self._output: tuple[napari.layers.Layer | None, dict] = (None, {})
         self.button = PushButton(text="Show loss weights")
         self.button.tooltip = "Show the paper's weight map of these annotations as a layer."
         self.button.changed.connect(self.show)
@@ -73,7 +73,7 @@ class LossWeights(QObject):
             return None
         image = self.image_picker.layer
         self._output = (
-            f"{image.name if image is not None else labels_layer.name} loss weights",
+            image if image is not None else labels_layer,
             {"scale": list(labels_layer.scale), "translate": list(labels_layer.translate)},
         )
         self.worker = start_job(
@@ -93,10 +93,13 @@ class LossWeights(QObject):
         if result.error:
             show_error(result.error)
             return
-        name, placement = self._output
+        source, placement = self._output
+        if source is None:
+            return
         show_output(
             self.image_picker.viewer,
-            name,
+            source,
+            "loss weights",
             result.value,
             napari.layers.Image,
             placement=placement,

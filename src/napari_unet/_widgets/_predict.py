@@ -280,13 +280,13 @@ class PredictWidget(QWidget):
     def show_outputs(
         self, result: PredictionResult, image: napari.layers.Image, geometry: ImageGeometry
     ) -> dict[str, napari.layers.Layer]:
-        """Put the outputs into this plugin's layers named after ``image``.
+        """Put the outputs into this plugin's output layers of ``image``.
 
         The class mask is shown on top; instances, probabilities (foreground, or
         every class along a first axis), the weight map and the uncertainty are
         added hidden.
         """
-        name, placement = image.name, placement_for(geometry, image)
+        placement = placement_for(geometry, image)
         probabilities = result.probabilities
         if probabilities.shape[0] == 2:
             probabilities, class_placement = probabilities[1], placement
@@ -318,9 +318,7 @@ class PredictWidget(QWidget):
         outputs["instances"] = (result.instances, Labels, placement, {"opacity": 0.6, "visible": 0})
         outputs["mask"] = (result.mask, Labels, placement, {"opacity": 0.5})
         layers = {
-            kind: put_output(
-                self.viewer, f"{name} {kind}", data, layer_type, placement=where, **display
-            )
+            kind: put_output(self.viewer, image, kind, data, layer_type, placement=where, **display)
             for kind, (data, layer_type, where, display) in outputs.items()
         }
         layers["mask"].colormap = class_colormap(result.probabilities.shape[0], False)
@@ -329,7 +327,7 @@ class PredictWidget(QWidget):
         hidden = ["instances", *(kind for kind in outputs if kind not in ("instances", "mask"))]
         hint = " (bright where the model is unsure: paint there next)"
         self.status.setText(
-            f"Done: {int(result.instances.max())} objects. Shown: “{name} mask”; hidden: "
+            f"Done: {int(result.instances.max())} objects. Shown: “{layers['mask'].name}”; hidden: "
             + ", ".join(hidden)
             + (hint if "uncertainty" in outputs else "")
             + "."
