@@ -8,7 +8,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from ..config import TrainConfig
+from ..config import ModelConfig, TrainConfig, WeightConfig
 from ._common import CliError, Termination, sigterm_interrupts, writable_folder
 from ._progress import ProgressBar
 
@@ -62,23 +62,28 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--lr-schedule",
         choices=["linear", "cosine", "constant"],
-        default="linear",
-        help="learning rate over the budget: decayed to 0 (linear, cosine) or constant",
+        default=TrainConfig.lr_schedule,
+        help="learning rate over the budget: decayed to 0 (linear, cosine) or constant "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--bn-recalibration",
         type=int,
-        default=0,
+        default=TrainConfig.bn_recalibration,
         metavar="N",
         help="batch-norm models: re-estimate the statistics from N batches after training",
     )
-    parser.add_argument("--batch-size", type=int, default=4)
-    parser.add_argument("--patch-size", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--patch-size", type=int, default=TrainConfig.patch_size)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--device", default=TrainConfig.device)
     parser.add_argument("--no-elastic", action="store_true", help="switch elastic deformation off")
-    parser.add_argument("--w0", type=float, default=10.0, help="border weight (paper: 10)")
-    parser.add_argument("--sigma", type=float, default=5.0, help="border width in px (paper: 5)")
+    parser.add_argument(
+        "--w0", type=float, default=WeightConfig.w0, help="border weight (paper: 10)"
+    )
+    parser.add_argument(
+        "--sigma", type=float, default=WeightConfig.sigma, help="border width in px (paper: 5)"
+    )
     parser.add_argument(
         "--no-class-balance", action="store_true", help="w_c = 1 instead of class-frequency balance"
     )
@@ -89,13 +94,18 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     arch = parser.add_argument_group("architecture of a --new model")
-    arch.add_argument("--features", type=int, default=64, help="base features (paper: 64)")
-    arch.add_argument("--depth", type=int, default=4, help="max-pool steps (paper: 4)")
-    arch.add_argument("--padding", choices=["valid", "same"], default="valid")
-    arch.add_argument("--classes", type=int, default=2, help="classes incl. background")
-    arch.add_argument("--channels", type=int, default=1, help="input channels")
+    model = ModelConfig
+    arch.add_argument(
+        "--features", type=int, default=model.base_features, help="base features (paper: 64)"
+    )
+    arch.add_argument("--depth", type=int, default=model.depth, help="max-pool steps (paper: 4)")
+    arch.add_argument("--padding", choices=["valid", "same"], default=model.padding)
+    arch.add_argument(
+        "--classes", type=int, default=model.n_classes, help="classes incl. background"
+    )
+    arch.add_argument("--channels", type=int, default=model.in_channels, help="input channels")
     arch.add_argument("--batch-norm", action="store_true")
-    arch.add_argument("--upsampling", choices=["upconv", "bilinear"], default="upconv")
+    arch.add_argument("--upsampling", choices=["upconv", "bilinear"], default=model.upsampling)
     parser.set_defaults(handler=run_train)
 
 
