@@ -10,6 +10,7 @@ import pytest
 from napari_unet.core.postprocess import (
     MIN_INSTANCE_SIZE,
     class_mask,
+    fill_instance_holes,
     instance_labels,
     remove_small_instances,
 )
@@ -139,3 +140,35 @@ def test_remove_small_instances_equals_the_hand_written_version(example, min_siz
     expected = _hand_written_remove_small_instances(labels, min_size)
     assert result.dtype == np.uint32
     np.testing.assert_array_equal(result, expected)
+
+
+def test_holes_enclosed_by_one_instance_join_it():
+    labels = np.zeros((20, 30), np.uint32)
+    labels[2:12, 2:12] = 1
+    labels[5:8, 5:8] = 0  # a hole of object 1
+    labels[2:12, 14:20] = 2
+    labels[2:12, 21:27] = 3
+    labels[2:12, 20] = 0  # background between 2 and 3, open at both ends: no hole
+    labels[14:19, 2:12] = 4
+    labels[16, 4:10] = 0  # a slot cut in from nowhere: enclosed, filled
+    labels[15:18, 14:19] = 5
+    filled = fill_instance_holes(labels)
+    assert filled.dtype == labels.dtype and labels[6, 6] == 0  # a copy
+    assert (filled[5:8, 5:8] == 1).all()
+    assert (filled[2:12, 20] == 0).all()
+    assert (filled[16, 4:10] == 4).all()
+    np.testing.assert_array_equal(filled[filled != labels], [1] * 9 + [4] * 6)
+
+
+def test_a_pixel_enclosed_by_nested_objects_joins_the_inner_one():
+    labels = np.zeros((15, 15), np.uint32)
+    labels[1:14, 1:14] = 1  # outer ring
+    labels[3:12, 3:12] = 0
+    labels[4:11, 4:11] = 2  # inner ring inside the hole
+    labels[6:9, 6:9] = 0
+    filled = fill_instance_holes(labels)
+    assert (filled[6:9, 6:9] == 2).all()  # the inner object's hole
+    assert (filled[3, 3:12] == 1).all()  # the gap between the rings is the outer one's hole
+    mask = np.where(labels > 0, 2, 1).astype(np.uint8)
+    assert instance_labels(mask, min_size=0)[7, 7] > 0
+    assert instance_labels(mask, min_size=0, fill_holes=False)[7, 7] == 0

@@ -232,14 +232,20 @@ def _blobs(seed, shape=(61, 83)):
     return (1 + first + second * (~first) * 2).astype(np.uint8)  # classes 1, 2, 3
 
 
+@pytest.mark.parametrize("fill_holes", [True, False])
 @pytest.mark.parametrize("min_size", [0, 15, 40])
 @pytest.mark.parametrize("block", [(16, 20), (1, 83), (61, 1), (7, 5), (100, 100)])
-def test_chunked_components_equal_in_memory_labels(block, min_size):
+def test_chunked_components_equal_in_memory_labels(block, min_size, fill_holes):
     for seed in range(4):
         mask = _blobs(seed)
+        mask[20:30, 30:44] = 2  # an object with a hole across block borders ...
+        mask[24:26, 36:38] = 1
+        mask[50:55, 3:8] = 3  # ... and one inside most blocks
+        mask[52, 5] = 1
         out = np.zeros(mask.shape, np.uint32)
-        count = label_chunked(mask, out, block, offset=5, min_size=min_size)
-        expected = instance_labels(mask, min_size=min_size)
+        count = label_chunked(mask, out, block, offset=5, min_size=min_size, fill_holes=fill_holes)
+        expected = instance_labels(mask, min_size=min_size, fill_holes=fill_holes)
+        assert bool(expected[25, 37]) == fill_holes
         assert count == expected.max() > 5
         if min_size:  # objects smaller than min_size existed and were dropped
             assert count < instance_labels(mask, min_size=0).max()

@@ -76,6 +76,7 @@ def instance_labels(
     min_size: int = MIN_INSTANCE_SIZE,
     min_distance: int = 5,
     connectivity: int = 1,
+    fill_holes: bool = True,
 ) -> np.ndarray:
     """Label individual objects (instances) of the foreground classes.
 
@@ -116,6 +117,10 @@ def instance_labels(
         only).
     connectivity : {1, 2}
         Pixel connectivity of components: 1 = 4-neighbourhood, 2 = 8-neighbourhood.
+    fill_holes : bool
+        Background pixels enclosed by one instance join it
+        (:func:`fill_instance_holes`; after ``min_size``), as cellpose does: a nucleus
+        or a cell has no holes, a few dark pixels inside it are not background.
 
     Returns
     -------
@@ -152,7 +157,59 @@ def instance_labels(
         inside = class_labels > 0
         labels[inside] = class_labels[inside] + n_labels
         n_labels = int(labels.max())
-    return remove_small_instances(labels, min_size)
+    labels = remove_small_instances(labels, min_size)
+    return fill_instance_holes(labels) if fill_holes else labels
+
+
+def fill_object_holes(labels: np.ndarray, boxes: dict[int, tuple[slice, slice]]) -> None:
+    """Fill the holes of the objects ``boxes`` names, in place.
+
+    Objects go smallest bounding box first (then by id), so a pixel enclosed by two
+    nested objects joins the inner one whatever order the caller found them in.
+    Only background pixels (0) change.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (Y, X)
+        Instance labels; changed in place.
+    boxes : dict of int to (slice, slice)
+        Object id to its bounding box in ``labels``.
+    """
+    order = sorted(
+        boxes,
+        key=lambda i: (
+            (boxes[i][0].stop - boxes[i][0].start) * (boxes[i][1].stop - boxes[i][1].start),
+            i,
+        ),
+    )
+    for index in order:
+        region = labels[boxes[index]]
+        filled = ndimage.binary_fill_holes(region == index)
+        region[filled & (region == 0)] = index
+
+
+def fill_instance_holes(labels: np.ndarray) -> np.ndarray:
+    """Instances with their holes filled: background pixels enclosed by one instance
+    (not connected to anything else through background) join it.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of int, shape (Y, X)
+        Instance labels, 0 = background.
+
+    Returns
+    -------
+    numpy.ndarray, same shape and dtype
+        A copy; the instances' numbers are unchanged.
+    """
+    filled = np.array(labels, copy=True)
+    boxes = {
+        index: box
+        for index, box in enumerate(ndimage.find_objects(filled), start=1)
+        if box is not None
+    }
+    fill_object_holes(filled, boxes)
+    return filled
 
 
 def remove_small_instances(labels: np.ndarray, min_size: int) -> np.ndarray:

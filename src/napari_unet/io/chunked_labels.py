@@ -15,14 +15,19 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
-from ..core.postprocess import MIN_INSTANCE_SIZE
+from ..core.postprocess import MIN_INSTANCE_SIZE, fill_object_holes
 from .volumes import MAX_INSTANCES
 
 __all__ = ["label_chunked"]
 
 
 def label_chunked(
-    mask: Any, out: Any, block: tuple[int, int], offset: int = 0, min_size: int = MIN_INSTANCE_SIZE
+    mask: Any,
+    out: Any,
+    block: tuple[int, int],
+    offset: int = 0,
+    min_size: int = MIN_INSTANCE_SIZE,
+    fill_holes: bool = True,
 ) -> int:
     """Instance labels of a (Y, X) class mask, one block in memory at a time.
 
@@ -38,13 +43,18 @@ def label_chunked(
         Added to every label (for numbering through a stack).
     min_size : int
         Objects with fewer pixels are background (sizes summed over blocks).
+    fill_holes : bool
+        Background pixels enclosed by one object join it, as
+        :func:`~napari_unet.core.postprocess.fill_instance_holes` does in memory:
+        objects inside one block are filled there, the others within their bounding
+        box.
 
     Returns
     -------
     int
         The number of objects; ``out`` holds ``offset + 1 ..`` and 0 for background,
         equal to :func:`~napari_unet.io.volumes.slice_instances`
-        ``(mask, offset=offset, min_size=min_size)``
+        ``(mask, offset=offset, min_size=min_size)`` (holes filled the same way)
         (4-connectivity components), the stack numbering it stands in for.
     """
     height, width = (int(size) for size in mask.shape)
@@ -71,9 +81,74 @@ def label_chunked(
     if n_objects + offset > MAX_INSTANCES:
         raise ValueError("too many objects for uint32 instance labels")
     final = np.where(final > 0, final + offset, 0).astype(np.uint32)
+    extents = _Extents(n_objects)
     for rows, columns in boxes:
-        out[rows, columns] = final[np.asarray(out[rows, columns])]
+        block_labels = final[np.asarray(out[rows, columns])]
+        out[rows, columns] = block_labels
+        extents.grow(block_labels, offset, rows.start, columns.start)
+    if fill_holes and n_objects:
+        _fill_holes(out, block, extents, offset)
     return n_objects
+
+
+class _Extents:
+    """Bounding boxes of objects 1..n, grown block by block."""
+
+    def __init__(self, n_objects: int) -> None:
+        self.starts = np.full((n_objects + 1, 2), np.iinfo(np.int64).max, np.int64)
+        self.stops = np.zeros((n_objects + 1, 2), np.int64)
+
+    def grow(self, block_labels: np.ndarray, offset: int, y0: int, x0: int) -> None:
+        local = np.where(block_labels > 0, block_labels.astype(np.int64) - offset, 0)
+        for index, box in enumerate(ndimage.find_objects(local), start=1):
+            if box is not None:
+                start = (box[0].start + y0, box[1].start + x0)
+                stop = (box[0].stop + y0, box[1].stop + x0)
+                self.starts[index] = np.minimum(self.starts[index], start)
+                self.stops[index] = np.maximum(self.stops[index], stop)
+
+    def box(self, index: int) -> tuple[slice, slice]:
+        (y0, x0), (y1, x1) = self.starts[index], self.stops[index]
+        return slice(int(y0), int(y1)), slice(int(x0), int(x1))
+
+
+def _fill_holes(out: Any, block: tuple[int, int], extents: _Extents, offset: int) -> None:
+    """Fill the holes of every object: block by block for the objects one block holds,
+    then each larger object within its bounding box."""
+    inside: dict[tuple[int, int], dict[int, tuple[slice, slice]]] = {}
+    spanning: dict[int, tuple[slice, slice]] = {}
+    for index in range(1, len(extents.starts)):
+        if extents.stops[index, 0] == 0:  # numbered but never seen (not expected)
+            continue
+        rows, columns = extents.box(index)
+        first = (rows.start // block[0], columns.start // block[1])
+        last = ((rows.stop - 1) // block[0], (columns.stop - 1) // block[1])
+        if first == last:
+            y0, x0 = first[0] * block[0], first[1] * block[1]
+            local = (
+                slice(rows.start - y0, rows.stop - y0),
+                slice(columns.start - x0, columns.stop - x0),
+            )
+            inside.setdefault(first, {})[index + offset] = local
+        else:
+            spanning[index + offset] = (rows, columns)
+    height, width = (int(size) for size in out.shape)
+    for (by, bx), objects in inside.items():
+        where = (
+            slice(by * block[0], min((by + 1) * block[0], height)),
+            slice(bx * block[1], min((bx + 1) * block[1], width)),
+        )
+        data = np.asarray(out[where]).copy()
+        fill_object_holes(data, objects)
+        out[where] = data
+    for label in sorted(spanning, key=lambda i: (_area(spanning[i]), i)):
+        data = np.asarray(out[spanning[label]]).copy()
+        fill_object_holes(data, {label: (slice(0, data.shape[0]), slice(0, data.shape[1]))})
+        out[spanning[label]] = data
+
+
+def _area(box: tuple[slice, slice]) -> int:
+    return (box[0].stop - box[0].start) * (box[1].stop - box[1].start)
 
 
 def _label_block(
