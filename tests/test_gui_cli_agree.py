@@ -197,6 +197,9 @@ def test_min_size_reaches_the_cli_the_zarr_store_and_the_widget_alike(
     widget.tile_size.value = TILE
     widget.min_size.value = threshold
     assert widget.predict_config().min_instance_size == threshold
+    widget.fill_holes.value = False
+    assert widget.predict_config().fill_holes is False
+    widget.fill_holes.value = True
     with qtbot.waitSignal(widget.finished, timeout=60_000):
         assert widget.run_prediction() is not None
     np.testing.assert_array_equal(viewer.layers["img instances"].data, fewer)

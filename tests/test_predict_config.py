@@ -114,6 +114,18 @@ def test_segment_stack_labels_with_the_configs_min_size():
     np.testing.assert_array_equal(default, stack_instances(mask))
 
 
+def test_segment_stack_fills_holes_unless_the_config_keeps_them():
+    stack = np.stack([IMAGE, IMAGE[::-1]])
+    _, mask, filled = segment_stack(stack, MODEL, tile_size=None)
+    _, _, kept = segment_stack(stack, MODEL, config=PredictConfig(tile_size=None, fill_holes=False))
+    np.testing.assert_array_equal(filled, stack_instances(mask))
+    np.testing.assert_array_equal(kept, stack_instances(mask, fill_holes=False))
+    ring = np.ones((1, 20, 20), np.uint8)
+    ring[0, 3:15, 3:15], ring[0, 7:10, 7:10] = 2, 1
+    assert stack_instances(ring)[0, 8, 8] == 1
+    assert stack_instances(ring, fill_holes=False)[0, 8, 8] == 0
+
+
 def test_command_line_defaults_are_the_configs():
     args = build_parser().parse_args(["predict", "in.tif", "--model", "m", "--output", "o"])
     config = PredictConfig()
@@ -122,11 +134,16 @@ def test_command_line_defaults_are_the_configs():
         config.batch_size,
         config.device,
     )
-    assert (args.tta, args.instances, args.min_size) == (
+    assert (args.tta, args.instances, args.min_size, args.fill_holes) == (
         config.test_time_augmentation,
         config.instances,
         config.min_instance_size,
+        config.fill_holes,
     )
+    keep = build_parser().parse_args(
+        ["predict", "in.tif", "--model", "m", "--output", "o", "--keep-holes"]
+    )
+    assert keep.fill_holes is False
     args = build_parser().parse_args(
         ["predict", "in.tif", "--model", "m", "--output", "o", "--tile-size", "AUTO"]
     )

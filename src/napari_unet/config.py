@@ -155,6 +155,9 @@ class PredictConfig(_Options):
     min_instance_size : int
         Objects under this many pixels are not instances (>= 0; 0 keeps all); default
         :data:`~napari_unet.core.postprocess.MIN_INSTANCE_SIZE`.
+    fill_holes : bool
+        Background pixels enclosed by one instance join it
+        (:func:`~napari_unet.core.postprocess.fill_instance_holes`).
 
     Raises
     ------
@@ -170,6 +173,7 @@ class PredictConfig(_Options):
     test_time_augmentation: bool = False
     instances: InstanceMethod = "components"
     min_instance_size: int = MIN_INSTANCE_SIZE
+    fill_holes: bool = True
 
     def __post_init__(self) -> None:
         tile_size = self.tile_size
@@ -205,6 +209,7 @@ class PredictConfig(_Options):
             ("min_instance_size", int(self.min_instance_size)),
             ("device", device),
             ("test_time_augmentation", bool(self.test_time_augmentation)),
+            ("fill_holes", bool(self.fill_holes)),
         ):
             object.__setattr__(self, name, value)
 

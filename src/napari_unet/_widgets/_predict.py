@@ -98,6 +98,11 @@ class PredictWidget(QWidget):
             value=defaults.min_instance_size,
             tooltip="Objects under this many pixels are not instances; 0 keeps all.",
         )
+        self.fill_holes = CheckBox(
+            text="Fill holes in instances",
+            value=defaults.fill_holes,
+            tooltip="Background enclosed by one object joins it (a nucleus has no holes).",
+        )
         self.test_time_augmentation = CheckBox(
             text="Test-time augmentation (8x slower)",
             value=defaults.test_time_augmentation,
@@ -139,6 +144,7 @@ class PredictWidget(QWidget):
                 self.device,
                 self.instance_method,
                 self.min_size,
+                self.fill_holes,
                 self.test_time_augmentation,
                 self.with_weights,
                 self.with_uncertainty,
@@ -187,6 +193,7 @@ class PredictWidget(QWidget):
             test_time_augmentation=self.test_time_augmentation.value,
             instances=self.instance_method.value,
             min_instance_size=self.min_size.value,
+            fill_holes=self.fill_holes.value,
         )
 
     def run_prediction(self, *_: Any) -> GeneratorWorker | None:

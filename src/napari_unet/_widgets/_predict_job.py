@@ -141,7 +141,11 @@ def _postprocess(
             raise Cancelled("prediction cancelled")
         mask[plane] = class_mask(probabilities[_all_classes(plane)])
         instances[plane], found = slice_instances(
-            mask[plane], request.config.instances, count, request.config.min_instance_size
+            mask[plane],
+            request.config.instances,
+            count,
+            request.config.min_instance_size,
+            request.config.fill_holes,
         )
         count += found
         if weights is not None:

@@ -82,6 +82,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="objects under N pixels are not instances; 0 keeps all (default: %(default)s)",
     )
     parser.add_argument(
+        "--keep-holes",
+        dest="fill_holes",
+        action="store_false",
+        default=defaults.fill_holes,
+        help="leave background enclosed by an instance as it is (default: it joins the instance)",
+    )
+    parser.add_argument(
         "--axes",
         default=None,
         help="axes of every input, e.g. ZYX, ZCYX, YXS (S = RGB samples); default: the "
@@ -187,6 +194,7 @@ def _predict_options(args: argparse.Namespace, model):
         test_time_augmentation=args.tta,
         instances=args.instances,
         min_instance_size=args.min_size,
+        fill_holes=args.fill_holes,
         axes=args.axes,
         output_format=args.output_format,
         overwrite=args.overwrite,

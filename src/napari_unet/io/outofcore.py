@@ -216,7 +216,14 @@ def predict_to_zarr(
         count = None
         if method is not None:
             count = _write_instances(
-                partial, arrays["mask"], method, block, progress, stop, settings.min_instance_size
+                partial,
+                arrays["mask"],
+                method,
+                block,
+                progress,
+                stop,
+                settings.min_instance_size,
+                settings.fill_holes,
             )
         attributes = describe_channels(axes, tuple(image.shape), in_channels)
         info = model.info
@@ -228,6 +235,7 @@ def predict_to_zarr(
             chunk=list(block),
             instances=method,
             min_instance_size=settings.min_instance_size,
+            fill_holes=settings.fill_holes,
             n_instances=count,
         )
         if provenance is not None:
@@ -287,6 +295,7 @@ def _write_instances(
     progress: Callable[[Progress], None] | None,
     stop: StopFlag = None,
     min_size: int = MIN_INSTANCE_SIZE,
+    fill_holes: bool = True,
 ) -> int:
     """Label every slice of ``mask`` into ``path/instances``; returns the object count.
 
@@ -307,9 +316,13 @@ def _write_instances(
         if is_stopped(stop):
             raise Cancelled("prediction cancelled")
         if method == "components":
-            count += label_chunked(mask_plane, out_plane, block, offset=count, min_size=min_size)
+            count += label_chunked(
+                mask_plane, out_plane, block, offset=count, min_size=min_size, fill_holes=fill_holes
+            )
         else:
-            out_plane[:, :], found = slice_instances(mask_plane[:, :], method, count, min_size)
+            out_plane[:, :], found = slice_instances(
+                mask_plane[:, :], method, count, min_size, fill_holes
+            )
             count += found
         if progress is not None:
             progress(Progress(done, len(planes), "instances"))

@@ -34,7 +34,14 @@ PROVENANCE_KEY = "napari_unet_provenance"
 _CHECKSUMS: dict[tuple, str] = {}
 _TEMPORARY = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{32}\.(tmp|partial|old)")
 _MISSING = object()
-_OPTION_NAMES = ("tile_size", "test_time_augmentation", "instances", "min_instance_size", "axes")
+_OPTION_NAMES = (
+    "tile_size",
+    "test_time_augmentation",
+    "instances",
+    "min_instance_size",
+    "fill_holes",
+    "axes",
+)
 
 
 def model_checksum(path: str | os.PathLike) -> str:

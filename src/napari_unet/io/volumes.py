@@ -184,6 +184,7 @@ def slice_instances(
     method: InstanceMethod = "components",
     offset: int = 0,
     min_size: int = MIN_INSTANCE_SIZE,
+    fill_holes: bool = True,
 ) -> tuple[np.ndarray, int]:
     """Instance labels of one (Y, X) slice of a stack, numbered after ``offset``.
 
@@ -191,7 +192,8 @@ def slice_instances(
     :func:`napari_unet.io.outofcore.predict_to_zarr` and the Predict widget call it
     slice after slice, passing the objects counted so far as ``offset``. Objects
     under ``min_size`` pixels are not instances (0 keeps all;
-    :data:`~napari_unet.config.PredictConfig.min_instance_size`).
+    :data:`~napari_unet.config.PredictConfig.min_instance_size`); with ``fill_holes``
+    background enclosed by one instance joins it.
 
     Returns
     -------
@@ -206,7 +208,9 @@ def slice_instances(
     ValueError
         When the objects would be numbered past :data:`MAX_INSTANCES`.
     """
-    labels = instance_labels(np.asarray(mask), method=method, min_size=min_size)
+    labels = instance_labels(
+        np.asarray(mask), method=method, min_size=min_size, fill_holes=fill_holes
+    )
     count = int(labels.max()) if labels.size else 0
     if offset + count > MAX_INSTANCES:
         raise ValueError("too many objects for uint32 instance labels")
@@ -214,7 +218,10 @@ def slice_instances(
 
 
 def stack_instances(
-    mask: np.ndarray, method: InstanceMethod = "components", min_size: int = MIN_INSTANCE_SIZE
+    mask: np.ndarray,
+    method: InstanceMethod = "components",
+    min_size: int = MIN_INSTANCE_SIZE,
+    fill_holes: bool = True,
 ) -> np.ndarray:
     """Instance labels of a (Y, X) or (Z, Y, X) class mask, slice by slice.
 
@@ -228,11 +235,11 @@ def stack_instances(
         so every label is unique.
     """
     if mask.ndim == 2:
-        return slice_instances(mask, method, min_size=min_size)[0]
+        return slice_instances(mask, method, min_size=min_size, fill_holes=fill_holes)[0]
     labels = np.zeros(mask.shape, np.uint32)
     count = 0
     for index, plane in enumerate(mask):
-        labels[index], found = slice_instances(plane, method, count, min_size)
+        labels[index], found = slice_instances(plane, method, count, min_size, fill_holes)
         count += found
     return labels
 
@@ -259,7 +266,9 @@ def segment_stack(
         mask = class_mask(probabilities)
     else:
         mask = np.stack([class_mask(plane) for plane in probabilities])
-    labels = stack_instances(mask, settings.instances, settings.min_instance_size)
+    labels = stack_instances(
+        mask, settings.instances, settings.min_instance_size, settings.fill_holes
+    )
     return probabilities, mask, labels
 
 
