@@ -20,7 +20,7 @@ def _same(first, second) -> bool:
     return all(torch.allclose(first[name], second[name], atol=1e-4) for name in first)
 
 
-def test_a_second_run_restarts_from_the_base_with_all_strokes(qtbot, dock):  # noqa: F811
+def test_a_second_run_restarts_from_the_base_with_all_strokes(qtbot, dock):
     viewer, widget = dock
     state, finetune = model_state(viewer), widget.finetune
     annotate(viewer, widget)
@@ -40,7 +40,7 @@ def test_a_second_run_restarts_from_the_base_with_all_strokes(qtbot, dock):  # n
     assert _same(_weights(state.model), first)
 
 
-def test_without_the_option_runs_train_the_last_result_further(qtbot, dock):  # noqa: F811
+def test_without_the_option_runs_train_the_last_result_further(qtbot, dock):
     viewer, widget = dock
     state, finetune = model_state(viewer), widget.finetune
     finetune.settings.from_base.value = False
@@ -52,7 +52,7 @@ def test_without_the_option_runs_train_the_last_result_further(qtbot, dock):  # 
     assert len(state.model.metadata["training_history"]) == 2
 
 
-def test_after_go_back_the_restored_model_is_the_new_base(qtbot, dock):  # noqa: F811
+def test_after_go_back_the_restored_model_is_the_new_base(qtbot, dock):
     viewer, widget = dock
     state, finetune = model_state(viewer), widget.finetune
     annotate(viewer, widget)

@@ -16,14 +16,13 @@ from napari_unet._widgets import (
     ModelWidget,
     PredictWidget,
     UNetWidget,
-    _memory,
     model_state,
 )
 from napari_unet._widgets._layers import OUTPUT_KEY, ImageGeometry, annotated_planes
 from napari_unet._widgets._model import FROM_FILE
 from napari_unet.config import ModelConfig, WeightConfig
 from napari_unet.core.checkpoint import new_model
-from napari_unet.core.inference import default_tile_size, predict, tile_layout
+from napari_unet.core.inference import default_tile_size, predict
 from napari_unet.core.postprocess import class_mask
 from napari_unet.training.weights import weight_map
 
@@ -175,33 +174,6 @@ def test_full_loop_annotate_finetune_predict(qtbot, dock):
     assert widget.predict.run_button.enabled and not widget.predict.cancel_button.enabled
 
 
-def test_predict_again_replaces_outputs_and_leaves_user_layers(qtbot, dock):
-    viewer, widget = dock
-    user_layer = viewer.add_labels(np.full((128, 128), 7, np.uint32), name="discs mask")
-    image_before = viewer.layers["discs"].data.copy()
-    run(qtbot, widget.predict, widget.predict.run_prediction)
-    outputs = [layer for layer in viewer.layers if layer.metadata.get(OUTPUT_KEY)]
-    count = len(viewer.layers)
-    assert len(outputs) == 5  # mask, instances, probabilities, weight map, uncertainty
-    run(qtbot, widget.predict, widget.predict.run_prediction)
-    assert len(viewer.layers) == count
-    assert [layer for layer in viewer.layers if layer.metadata.get(OUTPUT_KEY)] == outputs
-    np.testing.assert_array_equal(viewer.layers["discs"].data, image_before)
-    assert user_layer.name == "discs mask" and np.all(user_layer.data == 7)
-    assert not user_layer.metadata.get(OUTPUT_KEY)
-    viewer.layers["discs"].scale, viewer.layers["discs"].translate = (2, 3), (10, 5)
-    run(qtbot, widget.predict, widget.predict.run_prediction)  # reused layers follow the image
-    for layer in outputs:
-        assert tuple(layer.scale[-2:]) == (2, 3) and tuple(layer.translate[-2:]) == (10, 5)
-    # outputs belong to the image layer, not to names: renaming either changes nothing
-    viewer.layers["discs"].name = "renamed"
-    outputs[0].name = "my favourite output"
-    run(qtbot, widget.predict, widget.predict.run_prediction)
-    assert len(viewer.layers) == count
-    assert [layer for layer in viewer.layers if layer.metadata.get(OUTPUT_KEY)] == outputs
-    assert widget.annotate.copy_prediction() > 0  # finds the renamed image's mask
-
-
 def test_tile_size_choice_survives_a_fine_tune_and_settings_lock_while_running(qtbot, dock):
     viewer, widget = dock
     widget.predict.tile_size.value = 0  # "whole image"
@@ -216,22 +188,6 @@ def test_tile_size_choice_survives_a_fine_tune_and_settings_lock_while_running(q
     assert widget.predict.tile_size.value == 0
     widget.model.use_model(new_model(ModelConfig(base_features=4, depth=3), seed=0), "deeper")
     assert widget.predict.tile_size.value == default_tile_size(model_state(viewer).model)
-
-
-def test_predict_with_test_time_augmentation(qtbot, dock):
-    viewer, widget = dock
-    widget.predict.test_time_augmentation.value = True
-    run(qtbot, widget.predict, widget.predict.run_prediction)
-    model = model_state(viewer).model
-    tile_size = widget.predict.tile_size.value or None
-    expected = predict(
-        viewer.layers["discs"].data, model, tile_size=tile_size, test_time_augmentation=True
-    )
-    np.testing.assert_allclose(
-        viewer.layers["discs probabilities"].data, expected[1], rtol=1e-5, atol=1e-6
-    )
-    plain = predict(viewer.layers["discs"].data, model, tile_size=tile_size)
-    assert np.abs(plain - expected).max() > 1e-4
 
 
 def test_failing_run_notifies_then_a_new_run_stops_quickly(qtbot, dock, notifications):
@@ -321,60 +277,6 @@ def test_stop_while_the_image_is_read_leaves_the_model_unchanged(qtbot, dock, mo
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
 
 
-def test_predicted_weight_map_uses_the_models_training_settings(qtbot, dock):
-    viewer, widget = dock
-    finetune = widget.finetune
-    run(qtbot, widget.predict, widget.predict.run_prediction)  # never trained: the paper's
-    mask = viewer.layers["discs mask"].data
-    np.testing.assert_allclose(viewer.layers["discs weight map"].data, weight_map(mask), rtol=1e-6)
-
-    finetune.settings.iterations.value = 25  # enough to find the discs (see the full loop)
-    finetune.settings.w0.value, finetune.settings.sigma.value = 4.0, 2.5
-    paint_strokes(widget.annotate.create_annotation_layer().data)
-    run(qtbot, finetune, finetune.start_finetune)
-    finetune.settings.w0.value = 20.0  # changed after the run: not what the model learnt with
-    run(qtbot, widget.predict, widget.predict.run_prediction)
-    mask = viewer.layers["discs mask"].data
-    expected = weight_map(mask, WeightConfig(w0=4.0, sigma=2.5))
-    assert np.abs(expected - weight_map(mask)).max() > 0.1  # the check can tell them apart
-    np.testing.assert_allclose(viewer.layers["discs weight map"].data, expected, rtol=1e-6)
-
-
-def test_prediction_that_would_not_fit_in_memory_is_refused(
-    qtbot, dock, notifications, monkeypatch
-):
-    viewer, widget = dock
-    monkeypatch.setattr(_memory, "available_memory", lambda: 2**20)  # 1 MiB: nothing fits
-    assert widget.predict.run_prediction() is None
-    errors = [n.message for n in notifications if n.severity == NotificationSeverity.ERROR]
-    assert len(errors) == 1 and "“discs”" in errors[0] and "--output-format zarr" in errors[0]
-    assert "untick" not in errors[0]  # it would not fit without the weight map either
-    assert widget.predict.status.text() == "Not started: not enough memory."
-    assert model_state(viewer).busy == "" and "discs mask" not in viewer.layers
-    monkeypatch.setattr(_memory, "available_memory", lambda: 2**40)
-    run(qtbot, widget.predict, widget.predict.run_prediction)
-    assert "discs mask" in viewer.layers
-
-
-def test_cancel_prediction_takes_effect_quickly(qtbot, dock):
-    viewer, widget = dock
-    viewer.add_image(discs_image((512, 512)), name="large")
-    predict_widget = widget.predict
-    predict_widget.image_picker.combo.value = viewer.layers["large"]
-    predict_widget.tile_size.value = predict_widget.tile_size.choices[1]  # smallest: many tiles
-    tile = predict_widget.tile_size.value
-    assert len(tile_layout(model_state(viewer).model, (512, 512), tile)[1]) > 1000
-    predict_widget.run_prediction()
-    qtbot.waitUntil(lambda: predict_widget.progress.value() > 0, timeout=30_000)
-    started = time.monotonic()
-    with qtbot.waitSignal(predict_widget.finished, timeout=5_000):
-        predict_widget.cancel_button.changed.emit(True)
-    assert time.monotonic() - started < 3
-    assert "large mask" not in viewer.layers
-    assert predict_widget.run_button.enabled and not predict_widget.cancel_button.enabled
-    assert model_state(viewer).busy == ""
-
-
 def test_closing_the_viewer_stops_a_running_finetune(qtbot, dock):
     viewer, widget = dock
     annotate(viewer, widget)
@@ -406,37 +308,6 @@ def test_stack_trains_on_annotated_slices_and_previews_the_slice_in_view(qtbot, 
     preview = viewer.layers["stack preview"].data
     assert preview.shape == (3, 128, 128)
     assert preview[1].any() and not preview[0].any() and not preview[2].any()
-
-
-def test_prediction_copied_into_the_unpainted_pixels_of_the_slice_in_view(
-    qtbot, dock, notifications
-):
-    viewer, widget = dock
-    viewer.add_image(np.stack([discs_image(seed=k) for k in range(3)]), name="stack")
-    annotate, predict_widget = widget.annotate, widget.predict
-    annotate.image_picker.combo.value = viewer.layers["stack"]
-    assert annotate.copy_prediction() == 0  # nothing predicted yet: a warning, no layer
-    assert "Predict this image first" in notifications[-1].message
-    assert "stack annotations" not in viewer.layers
-
-    predict_widget.image_picker.combo.value = viewer.layers["stack"]
-    run(qtbot, predict_widget, predict_widget.run_prediction)
-    viewer.layers["stack mask"].data[1, 40:80, 30:90] = 2  # both classes, whatever the model
-    mask = viewer.layers["stack mask"].data.copy()
-    assert set(np.unique(mask[1])) == {1, 2}
-    layer = annotate.create_annotation_layer()
-    layer.data[1, :10, :10] = 2  # a stroke of the user's, which the copy must keep
-    layer.data[0, :5, :5] = 1
-    viewer.dims.set_current_step(0, 1)
-    copied = annotate.copy_prediction()
-    assert copied == 128 * 128 - 100
-    expected = mask[1].copy()
-    expected[:10, :10] = 2
-    np.testing.assert_array_equal(layer.data[1], expected)
-    assert np.count_nonzero(layer.data[0]) == 25 and not layer.data[2].any()  # other slices
-    assert annotate.update_counts()[2] == int(np.count_nonzero(expected == 2))
-    layer.undo()
-    assert np.count_nonzero(layer.data[1]) == 100  # the copy is one undoable edit
 
 
 def test_geometry_of_rgb_stack_and_channel_images():
