@@ -100,7 +100,11 @@ class _Extents:
 
     def grow(self, block_labels: np.ndarray, offset: int, y0: int, x0: int) -> None:
         local = np.where(block_labels > 0, block_labels.astype(np.int64) - offset, 0)
-        for index, box in enumerate(ndimage.find_objects(local), start=1):
+        present = np.unique(local[local > 0])
+        # numbered 1..len(present) in the block, so find_objects does not walk every
+        # object of the image for every block
+        compact = np.where(local > 0, np.searchsorted(present, local) + 1, 0)
+        for index, box in zip(present.tolist(), ndimage.find_objects(compact)):
             if box is not None:
                 start = (box[0].start + y0, box[1].start + x0)
                 stop = (box[0].stop + y0, box[1].stop + x0)
