@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from loop_tasks import TASKS, LoopTask
 
-from napari_unet.config import TrainConfig, WeightConfig
+from napari_unet.config import PredictConfig, TrainConfig, WeightConfig
 from napari_unet.core.checkpoint import load_model
 from napari_unet.core.inference import default_tile_size, predict
-from napari_unet.core.postprocess import class_mask
+from napari_unet.core.postprocess import prediction_mask
 from napari_unet.evaluation.annotator import StrokeBudget, corrective_strokes
 from napari_unet.evaluation.review import uncertainty
 from napari_unet.training.loop import finetune
@@ -40,11 +40,14 @@ TOLERANCE = {"f1": 0.01, "mean_matched_iou": 0.01, "pixel_error": 0.01, "rand_er
 LOWER_IS_BETTER = {"pixel_error", "rand_error"}
 
 
-def predict_masks(model, task: LoopTask) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Class masks and uncertainty maps of every image of the task."""
+def predict_masks(
+    model, task: LoopTask, close_boundaries: bool = PredictConfig.close_boundaries
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Class masks (as Predict shows them) and uncertainty maps of every image of the task."""
     tile = default_tile_size(model, 572)
     probabilities = [predict(image, model, tile_size=tile, device="cpu") for image in task.images]
-    return [class_mask(p) for p in probabilities], [uncertainty(p) for p in probabilities]
+    masks = [prediction_mask(p, close_boundaries=close_boundaries) for p in probabilities]
+    return masks, [uncertainty(p) for p in probabilities]
 
 
 def paint_round(task, masks, uncertain, annotations, rng, guided: bool) -> list[np.ndarray]:
@@ -65,7 +68,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
     model = base = load_model(task.model)
     rng = np.random.default_rng(seed)
     annotations = [np.zeros(image.shape, np.uint8) for image in task.images]
-    masks, uncertain = predict_masks(model, task)
+    masks, uncertain = predict_masks(model, task, args.close_boundaries)
     rows = [{"round": 0, **task.score(masks), "iterations": 0, "seconds": 0.0, "painted": 0}]
     for round_index in range(1, args.rounds + 1):
         annotations = paint_round(task, masks, uncertain, annotations, rng, args.guided)
@@ -85,7 +88,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         for _ in finetune(model, images, labels, config, weights=weights):
             pass
         seconds = time.perf_counter() - start
-        masks, uncertain = predict_masks(model, task)
+        masks, uncertain = predict_masks(model, task, args.close_boundaries)
         painted = sum(int(np.count_nonzero(a)) for a in annotations)
         area = sum(int(np.count_nonzero(p)) for p in task.paint)
         history = model.metadata["training_history"][-1]
@@ -160,6 +163,10 @@ def main() -> None:
         help="each round fine-tunes the loaded model (base) or the last round's (current)",
     )  # fmt: skip
     parser.add_argument("--guided", action="store_true", help="rank errors by uncertainty")
+    parser.add_argument(
+        "--keep-gaps", dest="close_boundaries", action="store_false",
+        help="score the plain most-probable class (before: gaps in boundaries closed)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--label", default="default")
     parser.add_argument("--out", default=None, help="append one JSON line per session")

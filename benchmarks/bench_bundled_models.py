@@ -9,7 +9,9 @@
   bottom right quarter (never used) and the whole right half; instances as Predict makes
   them (connected components, objects under 15 px dropped) and by distance watershed.
 
-Each with and without test-time augmentation (the 8 rotations and flips).
+Each with and without test-time augmentation (the 8 rotations and flips), and with the
+mask Predict shows (gaps in boundaries closed, ``PredictConfig.close_boundaries``; rows
+without a suffix) and the plain most-probable class (rows marked ``gaps kept``).
 
     python benchmarks/bench_bundled_models.py --threads 1 \\
         --out benchmarks/results/bundled_models.json
@@ -25,6 +27,7 @@ import numpy as np
 import torch
 
 from napari_unet import class_mask, instance_labels, load_model, predict
+from napari_unet.core.postprocess import prediction_mask
 from napari_unet.evaluation.matching import match_instances
 from napari_unet.evaluation.metrics import evaluate
 from napari_unet.io.data import load_dsb2018, load_isbi
@@ -37,11 +40,17 @@ NUCLEI_PARTS = {
 }
 
 
-def em_scores(tta: bool) -> dict[str, dict[str, float]]:
+def _mask(probabilities: np.ndarray, closed: bool) -> np.ndarray:
+    return prediction_mask(probabilities) if closed else class_mask(probabilities)
+
+
+def em_scores(tta: bool, closed: bool) -> dict[str, dict[str, float]]:
     model = load_model("em-membranes")
     images, labels = load_isbi(range(15, 20))
     rows = [
-        evaluate(class_mask(predict(image, model, test_time_augmentation=tta)), label, "membranes")
+        evaluate(
+            _mask(predict(image, model, test_time_augmentation=tta), closed), label, "membranes"
+        )
         for image, label in zip(images, labels)
     ]
     parts = {**EM_PARTS, "15-19": range(15, 20)}
@@ -52,10 +61,10 @@ def em_scores(tta: bool) -> dict[str, dict[str, float]]:
     }
 
 
-def nuclei_scores(tta: bool) -> dict[str, dict[str, float]]:
+def nuclei_scores(tta: bool, closed: bool) -> dict[str, dict[str, float]]:
     model = load_model("nuclei")
     image, truth = load_dsb2018()
-    mask = class_mask(predict(image, model, test_time_augmentation=tta))
+    mask = _mask(predict(image, model, test_time_augmentation=tta), closed)
     results: dict[str, dict[str, float]] = {}
     for name, rows in NUCLEI_PARTS.items():
         part = {}
@@ -75,9 +84,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     result = {
-        f"{name}{' + tta' if tta else ''}": score(tta)
+        f"{name}{' + tta' if tta else ''}{'' if closed else ', gaps kept'}": score(tta, closed)
         for name, score in (("em-membranes", em_scores), ("nuclei", nuclei_scores))
         for tta in (False, True)
+        for closed in (True, False)
     }
     text = json.dumps(result, indent=2)
     print(text)

@@ -200,6 +200,9 @@ def test_min_size_reaches_the_cli_the_zarr_store_and_the_widget_alike(
     widget.fill_holes.value = False
     assert widget.predict_config().fill_holes is False
     widget.fill_holes.value = True
+    widget.close_boundaries.value = False
+    assert widget.predict_config().close_boundaries is False
+    widget.close_boundaries.value = True
     with qtbot.waitSignal(widget.finished, timeout=60_000):
         assert widget.run_prediction() is not None
     np.testing.assert_array_equal(viewer.layers["img instances"].data, fewer)

@@ -10,7 +10,7 @@ import napari_unet as nu
 from napari_unet.cli import build_parser
 from napari_unet.config import PredictConfig
 from napari_unet.core.inference import default_tile_size, iter_predict
-from napari_unet.core.postprocess import MIN_INSTANCE_SIZE
+from napari_unet.core.postprocess import MIN_INSTANCE_SIZE, class_mask, prediction_mask
 from napari_unet.io.batch import PredictOptions
 from napari_unet.io.volumes import predict_stack, segment_stack, stack_instances
 
@@ -126,6 +126,27 @@ def test_segment_stack_fills_holes_unless_the_config_keeps_them():
     assert stack_instances(ring, fill_holes=False)[0, 8, 8] == 0
 
 
+def test_segment_stack_closes_gaps_unless_the_config_keeps_them(monkeypatch):
+    from napari_unet.io import volumes
+
+    asked = []
+
+    def recording_mask(probabilities, *, close_boundaries):
+        asked.append(close_boundaries)
+        return prediction_mask(probabilities, close_boundaries=close_boundaries)
+
+    monkeypatch.setattr(volumes, "prediction_mask", recording_mask)
+    stack = np.stack([IMAGE, IMAGE[::-1]])
+    probabilities, closed, _ = segment_stack(stack, MODEL, tile_size=None)
+    _, plain, _ = segment_stack(
+        stack, MODEL, config=PredictConfig(tile_size=None, close_boundaries=False)
+    )
+    assert asked == [True, True, False, False]
+    for plane, closed_plane, plain_plane in zip(probabilities, closed, plain):
+        np.testing.assert_array_equal(closed_plane, prediction_mask(plane))
+        np.testing.assert_array_equal(plain_plane, class_mask(plane))
+
+
 def test_command_line_defaults_are_the_configs():
     args = build_parser().parse_args(["predict", "in.tif", "--model", "m", "--output", "o"])
     config = PredictConfig()
@@ -134,12 +155,18 @@ def test_command_line_defaults_are_the_configs():
         config.batch_size,
         config.device,
     )
-    assert (args.tta, args.instances, args.min_size, args.fill_holes) == (
+    assert (args.tta, args.instances, args.min_size, args.fill_holes, args.close_boundaries) == (
         config.test_time_augmentation,
         config.instances,
         config.min_instance_size,
         config.fill_holes,
+        config.close_boundaries,
     )
+    assert config.close_boundaries is True
+    gaps = build_parser().parse_args(
+        ["predict", "in.tif", "--model", "m", "--output", "o", "--keep-gaps"]
+    )
+    assert gaps.close_boundaries is False
     keep = build_parser().parse_args(
         ["predict", "in.tif", "--model", "m", "--output", "o", "--keep-holes"]
     )

@@ -158,6 +158,11 @@ class PredictConfig(_Options):
     fill_holes : bool
         Background pixels enclosed by one instance join it
         (:func:`~napari_unet.core.postprocess.fill_instance_holes`).
+    close_boundaries : bool
+        Close gaps in the predicted boundaries (membranes, the background between
+        touching nuclei) before instances are labelled
+        (:func:`~napari_unet.core.postprocess.prediction_mask`; out of core, chunk by
+        chunk with a halo: :func:`~napari_unet.io.chunked_labels.close_gaps_chunked`).
 
     Raises
     ------
@@ -174,6 +179,7 @@ class PredictConfig(_Options):
     instances: InstanceMethod = "components"
     min_instance_size: int = MIN_INSTANCE_SIZE
     fill_holes: bool = True
+    close_boundaries: bool = True
 
     def __post_init__(self) -> None:
         tile_size = self.tile_size
@@ -210,6 +216,7 @@ class PredictConfig(_Options):
             ("device", device),
             ("test_time_augmentation", bool(self.test_time_augmentation)),
             ("fill_holes", bool(self.fill_holes)),
+            ("close_boundaries", bool(self.close_boundaries)),
         ):
             object.__setattr__(self, name, value)
 

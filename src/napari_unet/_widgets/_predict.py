@@ -103,6 +103,12 @@ class PredictWidget(QWidget):
             value=defaults.fill_holes,
             tooltip="Background enclosed by one object joins it (a nucleus has no holes).",
         )
+        self.close_boundaries = CheckBox(
+            text="Close gaps in boundaries",
+            value=defaults.close_boundaries,
+            tooltip="Objects joined through a faint spot of their boundary become separate "
+            "instances (a seeded watershed on the boundary probability).",
+        )
         self.test_time_augmentation = CheckBox(
             text="Test-time augmentation (8x slower)",
             value=defaults.test_time_augmentation,
@@ -145,6 +151,7 @@ class PredictWidget(QWidget):
                 self.instance_method,
                 self.min_size,
                 self.fill_holes,
+                self.close_boundaries,
                 self.test_time_augmentation,
                 self.with_weights,
                 self.with_uncertainty,
@@ -194,6 +201,7 @@ class PredictWidget(QWidget):
             instances=self.instance_method.value,
             min_instance_size=self.min_size.value,
             fill_holes=self.fill_holes.value,
+            close_boundaries=self.close_boundaries.value,
         )
 
     def run_prediction(self, *_: Any) -> GeneratorWorker | None:

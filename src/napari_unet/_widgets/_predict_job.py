@@ -12,7 +12,7 @@ import numpy as np
 from ..config import PredictConfig, WeightConfig
 from ..core.inference import Cancelled, iter_predict
 from ..core.model import UNet
-from ..core.postprocess import class_mask
+from ..core.postprocess import prediction_mask
 from ..evaluation.review import uncertainty
 from ..io.volumes import slice_instances
 from ..training.weights import weight_map
@@ -139,7 +139,10 @@ def _postprocess(
     for plane in planes:
         if stop.is_set():
             raise Cancelled("prediction cancelled")
-        mask[plane] = class_mask(probabilities[_all_classes(plane)])
+        mask[plane] = prediction_mask(
+            probabilities[_all_classes(plane)],
+            close_boundaries=request.config.close_boundaries,
+        )
         instances[plane], found = slice_instances(
             mask[plane],
             request.config.instances,

@@ -89,6 +89,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="leave background enclosed by an instance as it is (default: it joins the instance)",
     )
     parser.add_argument(
+        "--keep-gaps",
+        dest="close_boundaries",
+        action="store_false",
+        default=defaults.close_boundaries,
+        help="do not close gaps in predicted boundaries before labelling instances "
+        "(default: close them)",
+    )
+    parser.add_argument(
         "--axes",
         default=None,
         help="axes of every input, e.g. ZYX, ZCYX, YXS (S = RGB samples); default: the "
@@ -195,6 +203,7 @@ def _predict_options(args: argparse.Namespace, model):
         instances=args.instances,
         min_instance_size=args.min_size,
         fill_holes=args.fill_holes,
+        close_boundaries=args.close_boundaries,
         axes=args.axes,
         output_format=args.output_format,
         overwrite=args.overwrite,

@@ -18,11 +18,14 @@ from skimage.feature import peak_local_max
 from skimage.morphology import remove_small_objects
 from skimage.segmentation import relabel_sequential, watershed
 
+from .boundaries import separating_lines
+
 __all__ = [
     "MIN_INSTANCE_SIZE",
     "InstanceMethod",
     "class_mask",
     "instance_labels",
+    "prediction_mask",
     "remove_small_instances",
 ]
 
@@ -66,6 +69,33 @@ def class_mask(probabilities: np.ndarray) -> np.ndarray:
     if not 1 <= n_classes <= 255:
         raise ValueError(f"expected 1 to 255 classes along axis 0, got {n_classes}")
     return (np.argmax(probabilities, axis=0) + 1).astype(np.uint8)
+
+
+def prediction_mask(probabilities: np.ndarray, *, close_boundaries: bool = True) -> np.ndarray:
+    """The class mask Predict shows: :func:`class_mask`, with gaps in boundaries closed.
+
+    With ``close_boundaries``, the one-pixel lines of
+    :func:`~napari_unet.core.boundaries.separating_lines` on the probability of class 1
+    (background, or membrane) are set to class 1, so that objects joined through a
+    faint spot of their boundary become separate instances. Elsewhere the lines lie on
+    background already, so only the gaps change.
+
+    Parameters
+    ----------
+    probabilities : numpy.ndarray, shape (C, Y, X)
+        Class probabilities, as from :func:`napari_unet.predict`.
+    close_boundaries : bool
+        Close the gaps (:attr:`~napari_unet.config.PredictConfig.close_boundaries`).
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (Y, X)
+        1 = background, 2..C = classes.
+    """
+    mask = class_mask(probabilities)
+    if close_boundaries and mask.size:
+        mask[separating_lines(probabilities[0])] = 1
+    return mask
 
 
 def instance_labels(

@@ -1,5 +1,9 @@
 """Connected components of a class mask too large for memory, one block at a time.
 
+:func:`close_gaps_chunked` first closes the gaps in the mask's boundaries as
+:func:`~napari_unet.core.postprocess.prediction_mask` does in memory, one block plus a
+halo at a time.
+
 :func:`label_chunked` labels each block with :func:`scipy.ndimage.label`, joins the
 provisional labels that touch across block borders with a sparse graph's connected
 components, drops objects under ``min_size`` pixels (sizes summed over blocks) and
@@ -15,10 +19,50 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+from ..core.boundaries import separating_lines
 from ..core.postprocess import MIN_INSTANCE_SIZE, fill_object_holes
 from .volumes import MAX_INSTANCES
 
-__all__ = ["label_chunked"]
+__all__ = ["GAP_HALO", "close_gaps_chunked", "label_chunked"]
+
+#: Context (pixels) around each block when gaps are closed block by block: the
+#: watershed basins of objects up to about this size come out as on the whole plane.
+GAP_HALO = 64
+
+
+def close_gaps_chunked(
+    boundary: Any, mask: Any, block: tuple[int, int], halo: int = GAP_HALO
+) -> None:
+    """Close the gaps of a (Y, X) class mask's boundaries in place, block by block.
+
+    Each block's lines come from :func:`~napari_unet.core.boundaries.separating_lines`
+    on the block plus ``halo`` pixels of the boundary probability on every side, so
+    the result equals the whole plane's wherever no object is wider than the halo.
+
+    Parameters
+    ----------
+    boundary : array-like, (Y, X) float
+        Probability of class 1 (background or membrane); read window by window.
+    mask : array-like, (Y, X) uint8
+        Class mask, read and written block by block; lines become class 1.
+    block : (int, int)
+        Block shape (the store's chunks).
+    halo : int
+        Context in pixels around each block.
+    """
+    height, width = mask.shape
+    for top in range(0, height, block[0]):
+        for left in range(0, width, block[1]):
+            bottom, right = min(top + block[0], height), min(left + block[1], width)
+            y0, x0 = max(top - halo, 0), max(left - halo, 0)
+            window = np.asarray(
+                boundary[y0 : min(bottom + halo, height), x0 : min(right + halo, width)]
+            )
+            lines = separating_lines(window)[top - y0 : bottom - y0, left - x0 : right - x0]
+            if lines.any():
+                closed = np.asarray(mask[top:bottom, left:right]).copy()
+                closed[lines] = 1
+                mask[top:bottom, left:right] = closed
 
 
 def label_chunked(

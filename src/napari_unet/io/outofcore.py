@@ -22,7 +22,9 @@ merged, and the result is renumbered exactly as
 :func:`napari_unet.core.postprocess.instance_labels` numbers a mask held in memory
 (class by class, in raster order of each object's first pixel; 4-connectivity).
 ``method="watershed"`` loads one slice at a time and is refused for slices
-above :data:`OUT_OF_CORE_THRESHOLD` pixels.
+above :data:`OUT_OF_CORE_THRESHOLD` pixels. Gaps in the mask's boundaries
+(``close_boundaries``) are closed before labelling, one chunk plus a halo at a time
+(:func:`~napari_unet.io.chunked_labels.close_gaps_chunked`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from ..core.inference import (
 from ..core.model import UNet
 from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
-from .chunked_labels import label_chunked
+from .chunked_labels import close_gaps_chunked, label_chunked
 from .volumes import iter_predict_stack, slice_instances
 
 __all__ = [
@@ -213,6 +215,8 @@ def predict_to_zarr(
         for step in steps:
             if progress is not None:
                 progress(step)
+        if settings.close_boundaries:
+            _close_gaps(arrays["prob"], arrays["mask"], block)
         count = None
         if method is not None:
             count = _write_instances(
@@ -236,6 +240,7 @@ def predict_to_zarr(
             instances=method,
             min_instance_size=settings.min_instance_size,
             fill_holes=settings.fill_holes,
+            close_boundaries=settings.close_boundaries,
             n_instances=count,
         )
         if provenance is not None:
@@ -327,6 +332,19 @@ def _write_instances(
         if progress is not None:
             progress(Progress(done, len(planes), "instances"))
     return count
+
+
+def _close_gaps(probabilities: Any, mask: Any, block: tuple[int, int]) -> None:
+    """Close the gaps of every slice of ``mask`` (Y, X or Z, Y, X) in place, block by block.
+
+    ``probabilities`` is (C, Y, X) or (Z, C, Y, X); class 1's channel is the boundary.
+    """
+    if mask.ndim == 2:
+        close_gaps_chunked(_Plane(probabilities, 0), mask, block)
+        return
+    for index in range(mask.shape[0]):
+        boundary = _Plane(_Plane(probabilities, index), 0)
+        close_gaps_chunked(boundary, _Plane(mask, index), block)
 
 
 class _Plane:

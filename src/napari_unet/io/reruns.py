@@ -40,6 +40,7 @@ _OPTION_NAMES = (
     "instances",
     "min_instance_size",
     "fill_holes",
+    "close_boundaries",
     "axes",
 )
 

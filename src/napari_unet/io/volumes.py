@@ -19,7 +19,12 @@ import torch
 from ..config import UNSET, PredictConfig, Unset, predict_config
 from ..core.inference import KEYWORD_DEFAULTS, Progress, StopFlag, iter_predict, keyword_settings
 from ..core.model import UNet
-from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, class_mask, instance_labels
+from ..core.postprocess import (
+    MIN_INSTANCE_SIZE,
+    InstanceMethod,
+    instance_labels,
+    prediction_mask,
+)
 from .axes import ImagePlane, check_axes, guess_axes, output_shapes, slice_count
 
 __all__ = [
@@ -262,10 +267,11 @@ def segment_stack(
     overrides = {name: options.pop(name, UNSET) for name in _PREDICT_FIELDS}
     settings = predict_config(config, KEYWORD_DEFAULTS, instances=instances, **overrides)
     probabilities = predict_stack(stack, model, config=settings, **options)
+    close = settings.close_boundaries
     if probabilities.ndim == 3:
-        mask = class_mask(probabilities)
+        mask = prediction_mask(probabilities, close_boundaries=close)
     else:
-        mask = np.stack([class_mask(plane) for plane in probabilities])
+        mask = np.stack([prediction_mask(plane, close_boundaries=close) for plane in probabilities])
     labels = stack_instances(
         mask, settings.instances, settings.min_instance_size, settings.fill_holes
     )
