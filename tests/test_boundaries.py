@@ -92,7 +92,8 @@ def _cells(shape=(200, 260), seed=0) -> np.ndarray:
     membrane = ndimage.binary_dilation(membrane)
     probability = np.where(membrane, 0.9, 0.05).astype(np.float32)
     for y, x in np.argwhere(membrane)[rng.choice(membrane.sum(), 30, replace=False)]:
-        probability[max(y - 3, 0) : y + 4, max(x - 3, 0) : x + 4] = 0.35  # a faint gap
+        window = (slice(max(y - 3, 0), y + 4), slice(max(x - 3, 0), x + 4))
+        probability[window][membrane[window]] = 0.35  # a faint gap in the membrane
     return probability
 
 

@@ -7,14 +7,13 @@ than the few pixels it misclassifies. :func:`separating_lines` finds the lines
 that close such gaps, in three steps:
 
 1. **Seeds**: the distance transform of the objects (pixels with boundary
-   probability below ``threshold``), smoothed, has one regional maximum per
-   object body; maxima less than ``seed_depth`` pixels above the saddle to a
-   higher one are dropped (:func:`skimage.morphology.h_maxima`). Two cells joined
-   through a narrow gap keep a seed each.
-2. **Watershed** of the boundary probability from those seeds, within the object
-   pixels (:func:`skimage.segmentation.watershed`): neighbouring basins of one
-   connected object meet along the ridge of the boundary probability, which runs
-   through the gap.
+   probability below ``threshold``), smoothed, peaks in each object body; its local
+   maxima within a ``seed_window`` square (plateaus joined) are the seeds. Two cells
+   joined through a narrow gap keep a seed each.
+2. **Watershed** of the boundary probability from those seeds, within the objects
+   that hold two seeds or more (:func:`skimage.segmentation.watershed`):
+   neighbouring basins of one connected object meet along the ridge of the
+   boundary probability, which runs through the gap.
 3. **Merging**: where the mean boundary probability along the border of two
    basins is below ``merge_below``, nothing says a boundary is there (a seed too
    many inside one object), so the two basins merge (connected components of the
@@ -37,11 +36,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["BOUNDARY_MERGE_BELOW", "SEED_DEPTH", "separating_lines"]
+__all__ = ["BOUNDARY_MERGE_BELOW", "SEED_WINDOW", "separating_lines"]
 
-#: Default of ``seed_depth`` (pixels): how far a distance maximum must rise above the
-#: saddle to a higher one to seed its own basin.
-SEED_DEPTH: float = 2.0
+#: Default of ``seed_window`` (pixels): a seed is the largest distance in this square.
+SEED_WINDOW: int = 5
 #: Default of ``merge_below``: basins whose shared border has a mean boundary
 #: probability under this merge.
 BOUNDARY_MERGE_BELOW: float = 0.2
@@ -51,7 +49,7 @@ def separating_lines(
     boundary_probability: np.ndarray,
     *,
     threshold: float = 0.5,
-    seed_depth: float = SEED_DEPTH,
+    seed_window: int = SEED_WINDOW,
     smoothing: float = 1.0,
     merge_below: float = BOUNDARY_MERGE_BELOW,
 ) -> np.ndarray:
@@ -64,8 +62,9 @@ def separating_lines(
         :func:`napari_unet.predict`'s output.
     threshold : float
         Pixels below it are object pixels (the class mask's rule for two classes).
-    seed_depth : float
-        ``h`` of the h-maxima of the smoothed distance transform, in pixels.
+    seed_window : int
+        Edge (pixels) of the square in which a seed is the largest smoothed distance;
+        larger windows give fewer seeds.
     smoothing : float
         Gaussian sigma (pixels) applied to the distance transform; 0 = none.
     merge_below : float
@@ -83,7 +82,6 @@ def separating_lines(
     ValueError
         For an input that is not 2-D.
     """
-    from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
     probability = np.asarray(boundary_probability, dtype=np.float32)
@@ -93,13 +91,25 @@ def separating_lines(
     distance = ndimage.distance_transform_edt(objects)
     if smoothing > 0:
         distance = ndimage.gaussian_filter(distance, smoothing)
-    seeds, n_seeds = ndimage.label(h_maxima(distance, seed_depth) & objects)
+    peaks = (distance == ndimage.maximum_filter(distance, size=seed_window)) & objects
+    seeds, n_seeds = ndimage.label(peaks, structure=np.ones((3, 3), bool))
     if n_seeds < 2:
         return np.zeros(probability.shape, bool)
-    basins = watershed(probability, seeds, mask=objects)
+    basins = watershed(probability, seeds, mask=_objects_with_seeds(objects, seeds, 2))
     if merge_below > 0:
         basins = _merge_weak_borders(basins, probability, merge_below)
     return _label_borders(basins)
+
+
+def _objects_with_seeds(objects: np.ndarray, seeds: np.ndarray, at_least: int) -> np.ndarray:
+    """The connected objects (Y, X bool) holding ``at_least`` seeds: only those can split."""
+    components, n_components = ndimage.label(objects)
+    inside = seeds > 0
+    pairs = np.unique(components[inside].astype(np.int64) * (int(seeds.max()) + 1) + seeds[inside])
+    counts = np.bincount(pairs // (int(seeds.max()) + 1), minlength=n_components + 1)
+    keep = counts >= at_least
+    keep[0] = False
+    return keep[components]
 
 
 def _neighbour_pairs(labels: np.ndarray):
