@@ -24,7 +24,7 @@ from .config import (
 from .core.checkpoint import CheckpointError, load_model, new_model, save_model
 from .core.inference import Cancelled, predict
 from .core.model import UNet
-from .core.postprocess import class_mask, instance_labels
+from .core.postprocess import class_mask, instance_labels, prediction_mask
 from .evaluation.metrics import evaluate
 from .io.outofcore import predict_to_zarr
 from .io.volumes import annotated_slices, predict_stack
@@ -61,6 +61,7 @@ __all__ = [
     "predict",
     "predict_stack",
     "predict_to_zarr",
+    "prediction_mask",
     "save_model",
     "train",
     "weight_map",
