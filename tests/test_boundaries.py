@@ -45,7 +45,7 @@ def test_one_object_with_two_seeds_but_no_boundary_stays_whole():
     objects = ((yy - 30) ** 2 + (xx - 30) ** 2 < 22**2) | ((yy - 30) ** 2 + (xx - 90) ** 2 < 22**2)
     objects |= (np.abs(yy - 30) < 4) & (xx > 30) & (xx < 90)
     boundary = np.where(objects, 0.02, 0.98).astype(np.float32)
-    assert separating_lines(boundary, merge_below=0).any()  # two seeds: a line at the neck
+    assert separating_lines(boundary, min_contrast=0).any()  # two seeds: a line at the neck
     assert not (separating_lines(boundary) & objects).any()  # the weak line merges away
     assert instance_labels(prediction_mask(_probabilities(boundary))).max() == 1
 
@@ -55,7 +55,7 @@ def test_lines_keep_the_basins_apart_in_4_connectivity():
     boundary = ndimage.gaussian_filter(rng.random((80, 80)), 3)
     boundary = (boundary - boundary.min()) / (boundary.max() - boundary.min())
     objects = boundary < 0.5
-    lines = separating_lines(boundary, merge_below=0)
+    lines = separating_lines(boundary, min_contrast=0)
     assert lines.shape == boundary.shape and lines.dtype == bool
     assert not (lines & ~objects).any()  # lines run inside objects only
     _, n_before = ndimage.label(objects)
@@ -97,7 +97,8 @@ def _cells(shape=(200, 260), seed=0) -> np.ndarray:
     return probability
 
 
-def test_closing_block_by_block_equals_the_whole_plane():
+def test_closing_block_by_block_matches_the_whole_plane():
+    from napari_unet.evaluation.matching import match_instances
     from napari_unet.io.chunked_labels import close_gaps_chunked
 
     boundary = _cells()
@@ -108,4 +109,10 @@ def test_closing_block_by_block_equals_the_whole_plane():
     assert instance_labels(whole).max() == 40
     blocked = class_mask(probabilities)
     close_gaps_chunked(boundary, blocked, block=(64, 48))
-    np.testing.assert_array_equal(blocked, whole)
+    # the same cells; a line may take another pixel where a basin's mean differs
+    scores = match_instances(instance_labels(blocked), instance_labels(whole), threshold=0.9)
+    assert scores["f1"] == 1.0
+    assert np.count_nonzero(blocked != whole) <= 0.001 * whole.size
+    exact = class_mask(probabilities)
+    close_gaps_chunked(boundary, exact, block=(64, 48), halo=128)  # context for every cell
+    np.testing.assert_array_equal(exact, whole)

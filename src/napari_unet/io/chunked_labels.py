@@ -36,8 +36,10 @@ def close_gaps_chunked(
     """Close the gaps of a (Y, X) class mask's boundaries in place, block by block.
 
     Each block's lines come from :func:`~napari_unet.core.boundaries.separating_lines`
-    on the block plus ``halo`` pixels of the boundary probability on every side, so
-    the result equals the whole plane's wherever no object is wider than the halo.
+    on the block plus ``halo`` pixels of the boundary probability on every side. The
+    objects come out as on the whole plane wherever they are smaller than the halo; a
+    line may lie a pixel off where a basin reaches past the window (its mean
+    probability differs), and a halo as wide as every basin makes the two equal.
 
     Parameters
     ----------
