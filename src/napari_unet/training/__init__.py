@@ -2,6 +2,7 @@
 
 Owns the paper's weight map (``weights``), augmentation (``augment``), annotation checks and
 patch sampling (``sampling``), the ``finetune``/``train`` loop (``loop``) with its
-distillation term (``distillation``), progress records (``history``) and the optional
-batch-norm re-estimation (``batchnorm``). Builds on :mod:`napari_unet.core`; no napari or Qt.
+learning rate (``schedule``), distillation term (``distillation``), progress records
+(``history``) and the optional batch-norm re-estimation (``batchnorm``). Builds on
+:mod:`napari_unet.core`; no napari or Qt.
 """

@@ -23,13 +23,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..config import (
-    FINETUNE_LEARNING_RATE,
-    SCRATCH_LEARNING_RATE,
-    AugmentConfig,
-    TrainConfig,
-    WeightConfig,
-)
+from ..config import AugmentConfig, TrainConfig, WeightConfig
 from ..core.devices import resolve_device
 from ..core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from ..core.model import UNet
@@ -44,6 +38,7 @@ from .distillation import (
 )
 from .history import TrainProgress, record_run
 from .sampling import PatchSampler, default_patch_size, prepare_training_data
+from .schedule import initial_learning_rate, learning_rate_at, set_learning_rate, with_learning_rate
 
 #: Smoothing of the training loss (exponential moving average, bias-corrected as in
 #: Adam): about the last 50 batches. The best weights are chosen by this smoothed
@@ -168,7 +163,7 @@ def finetune(
         A non-finite loss or gradient (no update is applied from it); the best
         weights so far are restored first.
     """
-    config = _resolved(config or TrainConfig(), model)
+    config = with_learning_rate(config or TrainConfig(), model)
     augment = augment or AugmentConfig()
     weights = weights or WeightConfig()
     if config.seconds is None and config.iterations is None:
@@ -184,7 +179,7 @@ def finetune(
     context = config.context_patches if teacher else 0.0
     sampler = PatchSampler(data, patch_size, output_size, augment, rng, context)
     model.to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=_initial_learning_rate(config))
+    optimizer = torch.optim.Adam(model.parameters(), lr=initial_learning_rate(config))
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
     best = _BestWeights(model)
     state = _LoopState(
@@ -194,7 +189,7 @@ def finetune(
     try:
         while not _budget_spent(state, config) and not is_stopped(stop):
             state.learning_rate = learning_rate_at(config, _budget_fraction(state, config))
-            _set_learning_rate(optimizer, state.learning_rate)
+            set_learning_rate(optimizer, state.learning_rate)
             loss = _forward_loss(model, sampler, config, device, scaler, teacher)
             value = float(loss.detach())
             if not math.isfinite(value):
@@ -270,38 +265,6 @@ def _budget_fraction(state: _LoopState, config: TrainConfig) -> float:
     if config.iterations:
         fractions.append(state.iteration / config.iterations)
     return min(1.0, max(fractions))
-
-
-def learning_rate_at(config: TrainConfig, fraction: float) -> float:
-    """The learning rate of ``config.lr_schedule`` once ``fraction`` of the budget is used."""
-    rate = _initial_learning_rate(config)
-    if config.lr_schedule == "linear":
-        return rate * (1.0 - fraction)
-    if config.lr_schedule == "cosine":
-        return rate * 0.5 * (1.0 + math.cos(math.pi * fraction))
-    return rate
-
-
-def _initial_learning_rate(config: TrainConfig) -> float:
-    """``config.learning_rate``, once :func:`_resolved` has chosen it for the model."""
-    if config.learning_rate is None:
-        raise ValueError("the automatic learning rate (None) is chosen by train() first")
-    return config.learning_rate
-
-
-def _set_learning_rate(optimizer, learning_rate: float) -> None:
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate
-
-
-def _resolved(config: TrainConfig, model: UNet) -> TrainConfig:
-    """``config`` with its automatic learning rate chosen for ``model``."""
-    if config.learning_rate is not None:
-        return config
-    trained = has_been_trained(model)
-    return config.replace(
-        learning_rate=FINETUNE_LEARNING_RATE if trained else SCRATCH_LEARNING_RATE
-    )
 
 
 def _teacher(model: UNet, config: TrainConfig, device) -> Teacher | None:

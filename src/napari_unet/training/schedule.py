@@ -1,0 +1,57 @@
+"""The learning rate of a fine-tune: chosen for the model, then changed over the budget.
+
+A :class:`~napari_unet.config.TrainConfig` whose ``learning_rate`` is None gets
+:data:`~napari_unet.config.SCRATCH_LEARNING_RATE` for a model that was never trained and
+:data:`~napari_unet.config.FINETUNE_LEARNING_RATE` for one that was
+(:func:`with_learning_rate`); :func:`learning_rate_at` then follows ``lr_schedule`` from
+that rate as the budget is used. :func:`~napari_unet.training.loop.finetune` calls both.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..config import FINETUNE_LEARNING_RATE, SCRATCH_LEARNING_RATE, TrainConfig
+from ..core.model import UNet
+from .distillation import has_been_trained
+
+
+def with_learning_rate(config: TrainConfig, model: UNet) -> TrainConfig:
+    """``config`` with its automatic learning rate (None) chosen for ``model``."""
+    if config.learning_rate is not None:
+        return config
+    trained = has_been_trained(model)
+    return config.replace(
+        learning_rate=FINETUNE_LEARNING_RATE if trained else SCRATCH_LEARNING_RATE
+    )
+
+
+def initial_learning_rate(config: TrainConfig) -> float:
+    """``config.learning_rate``, once :func:`with_learning_rate` has chosen it for the model.
+
+    Raises
+    ------
+    ValueError
+        The automatic learning rate (None), not chosen yet.
+    """
+    if config.learning_rate is None:
+        raise ValueError("the automatic learning rate (None) is chosen by train() first")
+    return config.learning_rate
+
+
+def learning_rate_at(config: TrainConfig, fraction: float) -> float:
+    """The learning rate of ``config.lr_schedule`` once ``fraction`` of the budget is used."""
+    rate = initial_learning_rate(config)
+    if config.lr_schedule == "linear":
+        return rate * (1.0 - fraction)
+    if config.lr_schedule == "cosine":
+        return rate * 0.5 * (1.0 + math.cos(math.pi * fraction))
+    return rate
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, learning_rate: float) -> None:
+    """Give every parameter group of ``optimizer`` this learning rate."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
