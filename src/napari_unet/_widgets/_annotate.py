@@ -13,9 +13,9 @@ from qtpy.QtCore import QTimer
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from ._geometry import ImageGeometry
 from ._layers import (
     ANNOTATION_KEY,
-    ImageGeometry,
     LayerCombo,
     class_colormap,
     class_colour,

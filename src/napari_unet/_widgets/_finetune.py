@@ -24,14 +24,13 @@ from ._finetune_job import (
     finetune_job,
 )
 from ._finetune_settings import FinetuneSettings
+from ._geometry import ImageGeometry, image_data
 from ._go_back import GoBackButton
 from ._layers import (
     ANNOTATION_KEY,
-    ImageGeometry,
     LayerCombo,
     annotated_planes,
     find_output,
-    image_data,
     is_annotation,
     placement_for,
     show_output,

@@ -19,7 +19,7 @@ from ..evaluation.review import ClassChanges, class_changes
 from ..training.loop import TrainProgress, finetune
 from ..training.sampling import AnnotationError
 from ..training.weights import weight_map
-from ._layers import ImageGeometry
+from ._geometry import ImageGeometry
 
 PREVIEW_SECONDS = 3.0
 """Seconds between two live previews during fine-tuning."""

@@ -16,7 +16,8 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 from ..config import PredictConfig
 from ..core.inference import default_tile_size, resolved_tile_size, usable_tile_sizes
 from ._evaluate import EvaluatePanel
-from ._layers import ImageGeometry, LayerCombo, class_colormap, image_data, placement_for
+from ._geometry import ImageGeometry, image_data
+from ._layers import LayerCombo, class_colormap, placement_for
 from ._layers import show_output as put_output
 from ._memory import memory_refusal
 from ._predict_job import (

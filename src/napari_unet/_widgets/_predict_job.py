@@ -16,7 +16,7 @@ from ..core.postprocess import prediction_mask
 from ..evaluation.review import uncertainty
 from ..io.volumes import slice_instances
 from ..training.weights import weight_map
-from ._layers import ImageGeometry
+from ._geometry import ImageGeometry
 
 MAX_TILE_CHOICE = 1024
 """Largest tile edge offered in the tile-size list (besides the model's default)."""

@@ -28,7 +28,7 @@ Axes rule (:func:`guess_axes`), used when the axes are not given:
 
 This one rule serves the command line and the napari widgets alike: a napari
 layer is read with its ``rgb`` flag as ``rgb`` (see
-:meth:`napari_unet._widgets._layers.ImageGeometry.of`, which also steps through
+:meth:`napari_unet._widgets._geometry.ImageGeometry.of`, which also steps through
 further leading axes a layer may have, such as T of a (T, Z, Y, X) layer).
 
 TIFF files carry their axes (:func:`napari_unet.io.inputs.file_axes`), which take

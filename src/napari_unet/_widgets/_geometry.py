@@ -1,0 +1,146 @@
+"""Which axes of an image layer are channels, stack and plane, and reading one plane.
+
+Image layers may be 2D, stacks (..., Y, X), RGB(A) (..., Y, X, 3|4) or carry a
+channel axis for a multi-channel model; which axis is which is decided by the
+command line's rule, :func:`napari_unet.io.axes.guess_axes` (see
+:meth:`ImageGeometry.of`). Annotations and outputs have the image's *spatial*
+shape: its shape without the channel axis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import napari
+import numpy as np
+
+from ..io.axes import ImagePlane, check_axes, guess_axes
+
+
+@dataclass(frozen=True)
+class ImageGeometry:
+    """Where the channels and the spatial axes of an image layer's data are.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        The layer data's shape.
+    channel_axis : int or None
+        Axis holding the channels (last for RGB images), or None.
+    rgb : bool
+        Whether the layer is an RGB(A) image.
+    """
+
+    shape: tuple[int, ...]
+    channel_axis: int | None
+    rgb: bool
+    axes: str = ""
+    """:mod:`napari_unet.io.axes` letters of the last ``len(axes)`` axes; any axes before
+    them are further stack axes, stepped through like ``Z``. Empty: derived from
+    ``channel_axis`` and ``rgb``."""
+
+    def __post_init__(self) -> None:
+        if not self.axes:
+            object.__setattr__(self, "axes", _axes_from(self.shape, self.channel_axis, self.rgb))
+
+    @classmethod
+    def of(cls, layer: napari.layers.Image, in_channels: int) -> ImageGeometry:
+        """The geometry of ``layer`` for a model with ``in_channels`` input channels.
+
+        The axes are the command line's guess, :func:`napari_unet.io.axes.guess_axes`
+        with the layer's ``rgb`` flag, so both front ends read an array alike:
+        (2, Z, Y, X) for a 2-channel model is CZYX, (Z, 2, Y, X) and (2, 2, Y, X)
+        are ZCYX. A layer with more than one stack axis (more than 4 axes, or
+        (T, Z, Y, X) whose second axis cannot be the model's channels) has its
+        leading axes stepped through, and the rule applied to the rest.
+        """
+        shape = tuple(int(n) for n in image_data(layer).shape)
+        rgb = bool(layer.rgb)
+        outer = max(0, len(shape) - 4)
+        axes = guess_axes(shape[outer:], in_channels, rgb)
+        if len(axes) == 4 and not _fits(axes, shape[outer:], in_channels):
+            outer += 1  # (T, Z, Y, X): one more stack axis, not a channel axis
+            axes = guess_axes(shape[outer:], in_channels, rgb)
+        channel = next((axes.index(c) for c in "CS" if c in axes), None)
+        return cls(shape, None if channel is None else outer + channel, rgb, axes)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        """The shape without the channel axis: (..., Y, X)."""
+        return tuple(n for axis, n in enumerate(self.shape) if axis != self.channel_axis)
+
+    @property
+    def leading_shape(self) -> tuple[int, ...]:
+        """The stack axes before (Y, X); () for a 2D image."""
+        return self.spatial_shape[:-2]
+
+    def planes(self) -> Iterator[tuple[int, ...]]:
+        """Index of every 2D plane, in order."""
+        return np.ndindex(*self.leading_shape)
+
+    def read_plane(self, data: Any, plane: tuple[int, ...], in_channels: int) -> np.ndarray:
+        """One plane as a (C, Y, X) array with the model's channels: float32, or float64
+        for types wider than 16 bits (:func:`napari_unet.io.data.working_dtype`)."""
+        outer = len(self.shape) - len(self.axes)  # read as the command line reads a slice
+        view = _Fixed(data, plane[:outer]) if outer else data
+        index = plane[outer] if "Z" in self.axes else 0
+        return np.asarray(ImagePlane(view, self.axes, index, in_channels))
+
+    def spatial(self, values: Any) -> list[float]:
+        """Per-axis ``values`` of a layer (scale, translate) without the channel axis."""
+        values = list(values)
+        if self.channel_axis is not None and not self.rgb:
+            del values[self.channel_axis]
+        return values
+
+    def plane_in_view(self, layer: napari.layers.Layer, viewer: napari.Viewer) -> tuple[int, ...]:
+        """Index of the plane the viewer shows (the dims sliders), clipped to the stack."""
+        coordinates = self.spatial(layer.world_to_data(viewer.dims.point))
+        leading = coordinates[: len(self.leading_shape)]
+        return tuple(
+            int(np.clip(round(value), 0, size - 1))
+            for value, size in zip(leading, self.leading_shape)
+        )
+
+
+def _fits(axes: str, shape: tuple[int, ...], in_channels: int) -> bool:
+    """Whether the axes rule's ``axes`` give the model channels it can take."""
+    try:
+        check_axes(axes, shape, in_channels)
+    except ValueError:
+        return False
+    return True
+
+
+def _axes_from(shape: tuple[int, ...], channel_axis: int | None, rgb: bool) -> str:
+    """Axes letters of the last axes of an image whose channel axis is known."""
+    n = len(shape)
+    letters = {n - 3: "Y", n - 2: "X", n - 1: "S"} if rgb else {n - 2: "Y", n - 1: "X"}
+    if channel_axis is not None and not rgb:
+        letters[channel_axis] = "C"
+    stack = [axis for axis in range(n) if axis not in letters]
+    if stack:
+        letters[stack[-1]] = "Z"
+    first = min(letters)
+    if len(letters) != n - first:
+        raise ValueError(f"channel axis {channel_axis} of shape {shape}: more than one stack axis")
+    return "".join(letters[axis] for axis in range(first, n))
+
+
+class _Fixed:
+    """``data[outer + key]``: the array with its leading ``outer`` indices fixed, read lazily."""
+
+    def __init__(self, data: Any, outer: tuple[int, ...]) -> None:
+        self.data, self.outer = data, tuple(outer)
+        self.shape = tuple(data.shape[len(self.outer) :])
+        self.dtype = data.dtype
+
+    def __getitem__(self, key: tuple) -> Any:
+        return self.data[self.outer + tuple(key)]
+
+
+def image_data(layer: napari.layers.Image) -> Any:
+    """The full-resolution data of an image layer (level 0 of a multiscale one)."""
+    return layer.data[0] if layer.multiscale else layer.data
