@@ -13,6 +13,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from ._annotation_combo import annotation_name
 from ._geometry import ImageGeometry
 from ._layers import (
     ANNOTATION_KEY,
@@ -25,11 +26,6 @@ from ._state import model_state, real_viewer
 
 RECOUNT_DELAY_MS = 300
 """Painting events are collected for this long before the pixels are counted again."""
-
-
-def annotation_name(image_name: str) -> str:
-    """Name of the annotation layer of an image."""
-    return f"{image_name} annotations"
 
 
 class AnnotateWidget(QWidget):

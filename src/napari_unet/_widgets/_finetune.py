@@ -16,6 +16,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 
 from ..evaluation.review import ClassChanges, class_names
 from ..training.history import note_on_last_run
+from ._annotation_combo import AnnotationCombo
 from ._finetune_job import (
     FinetuneUpdate,
     PlaneReader,
@@ -27,11 +28,9 @@ from ._finetune_settings import FinetuneSettings
 from ._geometry import ImageGeometry, image_data
 from ._go_back import GoBackButton
 from ._layers import (
-    ANNOTATION_KEY,
     LayerCombo,
     annotated_planes,
     find_output,
-    is_annotation,
     placement_for,
     show_output,
 )
@@ -85,20 +84,15 @@ class FinetuneWidget(QWidget):
         self._changes: ClassChanges | None = None
         self._create_controls()
         self._build_layout()
-        self.image_picker.combo.changed.connect(self._match_annotations)
-        self.viewer.layers.events.inserted.connect(self._pick_new_annotations)
         self.start_button.changed.connect(self.start_finetune)
         self.stop_button.changed.connect(self.stop)
         self.viewer.dims.events.current_step.connect(self._follow_view)
         self.viewer.events.theme.connect(self._follow_theme)
-        self._match_annotations()
         self._set_running(False)
 
     def _create_controls(self) -> None:
         self.image_picker = LayerCombo(self.viewer, napari.layers.Image, "Image", follow_new=True)
-        self.annotation_picker = LayerCombo(
-            self.viewer, napari.layers.Labels, "Annotations", prefer=self._annotates_image
-        )
+        self.annotation_picker = AnnotationCombo(self.viewer, self.image_picker)
         self.settings = FinetuneSettings()
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop")
@@ -136,32 +130,6 @@ class FinetuneWidget(QWidget):
     def _follow_theme(self, *_: Any) -> None:
         theme = get_theme(self.viewer.theme)
         self.plot.set_colours(str(theme.background), str(theme.text))
-
-    def _annotates_image(self, layer: napari.layers.Layer) -> bool:
-        """Whether ``layer`` is the annotation layer of the chosen image (Annotate's name)."""
-        image = getattr(self, "image_picker", None)  # None while the pickers are made
-        image = image.layer if image is not None else None
-        return (
-            is_annotation(layer) and image is not None and layer.name == f"{image.name} annotations"
-        )
-
-    def _match_annotations(self, *_: Any) -> None:
-        """Choose the image's annotation layer; never one made for another image.
-
-        Other Labels layers (a ground truth, say) stay listed for the user to choose.
-        """
-        picker, image = self.annotation_picker, self.image_picker.layer
-        current = picker.layer
-        match = next((layer for layer in picker.layers() if self._annotates_image(layer)), None)
-        if match is not None:
-            picker.combo.value = match
-        elif image is not None and current is not None and is_annotation(current):
-            picker.combo.value = None
-
-    def _pick_new_annotations(self, event: Any) -> None:
-        """A new annotation layer (e.g. from Annotate): match it to the chosen image."""
-        if event.value.metadata.get(ANNOTATION_KEY):
-            self._match_annotations()
 
     # ---- fine-tuning ---------------------------------------------------------
     def start_finetune(self, *_: Any) -> GeneratorWorker | None:
