@@ -15,11 +15,12 @@ to be identical (``numpy.array_equal``) to the single-process 1-thread outputs.
 Prints a markdown table.
 
 Warm and in-process times are medians of ``--repeats`` runs; cold runs happen once.
+``--json PATH`` also writes the rows as JSON (``benchmarks/results/batch.json``).
 
 Usage::
 
     python benchmarks/bench_batch.py [--images 8] [--size 512] [--features 8] [--depth 3]
-        [--repeats 3]
+        [--repeats 3] [--json benchmarks/results/batch.json]
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 import torch
+from raw_results import add_json_option, utc_now, write_json
 
 from napari_unet import ModelConfig, save_model
 from napari_unet.core.checkpoint import new_model
@@ -113,7 +115,9 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--repeats", type=int, default=3, help="median of this many (warm runs)")
+    add_json_option(parser, "batch")
     args = parser.parse_args()
+    started = utc_now()
     with tempfile.TemporaryDirectory(prefix="bench-batch-") as temporary:
         root = Path(temporary)
         (root / "in").mkdir()
@@ -141,6 +145,11 @@ def main() -> None:
                 inputs, checkpoint, root, options, workers, root / "one", args.repeats
             )
     print_table(rows, args)
+    runs = [
+        {"run": label, "seconds": seconds, "images_per_s": args.images / seconds, "identical": same}
+        for label, seconds, same in rows
+    ]
+    write_json(args.json, {"arguments": vars(args), "runs": runs}, started=started)
 
 
 def print_table(rows: list[tuple], args: argparse.Namespace) -> None:

@@ -6,15 +6,17 @@ pixels, 2 px strokes, background painted in the gaps between touching nuclei).
 The bundled model predicts it, is fine-tuned for 30 s at each learning rate (a
 fresh copy each time) and predicts it again; instances are scored against the
 truth (F1 at IoU 0.5, mean IoU of the matched pairs). Prints a JSON line per run,
-with the iteration whose weights finetune kept.
+with the iteration whose weights finetune kept; ``--log PATH`` also appends each line there.
 
     python benchmarks/bench_finetune_bundled.py [--seeds 11 12 13] [--rates 1e-3 3e-4]
+        [--log benchmarks/results/finetune_bundled.jsonl]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,6 +47,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[11, 12, 13])
     parser.add_argument("--rates", type=float, nargs="+", default=[1e-3, 3e-4])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--log", type=Path, default=None, help="append a JSON line per run here")
     args = parser.parse_args()
     torch.set_num_threads(2)
     for seed in args.seeds:
@@ -59,7 +62,11 @@ def main() -> None:
             after = _scores(_segment(image, model, "cpu", "after")["instances"], truth)
             row = {"seed": seed, "learning_rate": rate, "iterations": history["iterations"]}
             row["kept_weights_iteration"] = history["kept_weights_iteration"]
-            print(json.dumps({**row, "before": before, "after": after}), flush=True)
+            line = json.dumps({**row, "before": before, "after": after})
+            print(line, flush=True)
+            if args.log is not None:
+                with args.log.open("a") as log:
+                    log.write(line + "\n")
 
 
 if __name__ == "__main__":

@@ -6,15 +6,19 @@ in a fresh process: a fresh U-Net (depth 3) predicts a random image, whole
 (``tile_size=None``: one pass over the mirrored image) or tiled, and the growth of
 the process's peak RSS over a 64 x 64 warm-up is divided by the window the
 network saw (whole: the mirrored image; tiled: 4 tiles per batch) and by the base
-feature maps. The outputs (2 x 4 B per pixel) are subtracted first.
+feature maps. The outputs (2 x 4 B per pixel) are subtracted first. ``--json PATH``
+also writes the rows as JSON.
 
-    python benchmarks/bench_forward_memory.py
+    python benchmarks/bench_forward_memory.py [--json benchmarks/results/forward_memory.json]
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+
+from raw_results import add_json_option, utc_now, write_json
 
 CASES = [  # base features, image edge, tile size (0 = whole image), padding
     (8, 2048, 0, "same"),
@@ -43,13 +47,27 @@ print((peak - base - size * size * 8) / window / features)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_json_option(parser, "forward_memory")
+    args = parser.parse_args()
+    started, rows = utc_now(), []
     print("| base features | image | tile | padding | bytes per window pixel and feature map |")
     print("|---|---|---|---|---|")
     for features, size, tile, padding in CASES:
-        args = [sys.executable, "-c", CHILD, str(features), str(size), str(tile), padding]
-        measured = float(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+        command = [sys.executable, "-c", CHILD, str(features), str(size), str(tile), padding]
+        measured = float(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
         where = f"{tile} px, batch 4" if tile else "whole image"
         print(f"| {features} | {size}² | {where} | {padding} | {measured:.1f} |")
+        rows.append(
+            {
+                "base_features": features,
+                "image": size,
+                "tile": tile or None,
+                "padding": padding,
+                "bytes_per_window_pixel_and_feature_map": measured,
+            }
+        )
+    write_json(args.json, {"cases": rows}, started=started)
 
 
 if __name__ == "__main__":

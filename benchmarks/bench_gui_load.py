@@ -37,13 +37,14 @@ Usage (from the repository root; re-runs itself under ``xvfb-run -a`` when there
 
     xvfb-run -a python benchmarks/bench_gui_load.py [--cycles 50] [--warmup 3] [--repeats 3]
         [--seconds 10] [--predict-size 2048] [--threads 2 1] [--sections load responsiveness]
-        [--show] [--quick]
+        [--show] [--quick] [--json benchmarks/results/gui_load.json]
 
 ``--quick`` (a smoke run, under a minute): 5 cycles, 1 repeat, 3 s fine-tunes, a
 512x512 prediction. ``--show`` shows the viewer window (rendered by Xvfb's
 software OpenGL, which adds its own drawing time to the Qt thread).
 
-Prints a markdown report on stdout (progress on stderr).
+Prints a markdown report on stdout (progress on stderr); ``--json PATH`` also writes the
+raw numbers (every snapshot, every cycle's threads and RSS, every timed run) as JSON.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from raw_results import add_json_option, utc_now, write_json
 
 
 def ensure_display() -> None:
@@ -675,6 +677,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--show", action="store_true", help="show the viewer window (Xvfb)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: few cycles, short runs")
+    add_json_option(parser, "gui_load")
     args = parser.parse_args(argv)
     if args.threads is None:
         cores = os.cpu_count() or 1
@@ -698,22 +701,26 @@ def main(argv: list[str] | None = None) -> None:
         f" (viewer {'shown' if args.show else 'hidden'})",
         "",
     ]
-    started = time.perf_counter()
+    started, began = time.perf_counter(), utc_now()
+    numbers: dict[str, Any] = {"arguments": vars(args)}
     with contextlib.redirect_stdout(sys.stderr):  # napari prints its notifications
         log("building the viewer")
         session = open_session(args.show, 256)
         if "load" in args.sections:
             log(f"load: {args.cycles} cycles")
-            report += load_report(load_section(session, args.cycles, args.warmup))
+            numbers["load"] = load_section(session, args.cycles, args.warmup)
+            report += load_report(numbers["load"])
         if "responsiveness" in args.sections:
             result = responsiveness_section(
                 session, args.threads, args.repeats, args.seconds, args.predict_size
             )
+            numbers["responsiveness"] = result
             report += responsiveness_report(result, args.seconds, args.predict_size)
         report += [*machine_lines(), f"- total time {time.perf_counter() - started:.0f} s", ""]
         session.viewer.close()
         QApplication.processEvents()
     print("\n".join(report), flush=True)
+    write_json(args.json, numbers, started=began)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,11 @@ those are timed by wrapping them.
 Usage (from the repository root; re-runs itself under ``xvfb-run -a`` without a display)::
 
     python benchmarks/bench_gui_stalls.py [--size 1024] [--seconds 10] [--model nuclei]
+        [--json benchmarks/results/gui_stalls.json]
 
 Prints a markdown report on stdout (progress on stderr); figures in ``results_gui_stalls.md``.
+``--json PATH`` also writes the raw numbers: each phase's gaps, every stall and every timed
+call (seconds from the first tick).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from typing import Any
 
 import numpy as np
 from bench_gui_load import ensure_display, machine_lines, wait_for, wait_until
+from raw_results import add_json_option, utc_now, write_json
 
 TICK_MS = 10
 
@@ -113,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="nuclei", help="bundled name (else a new model)")
     parser.add_argument("--threshold", type=float, default=100.0, help="stall, in ms")
     parser.add_argument("--strokes", type=int, default=20)
+    add_json_option(parser, "gui_stalls")
     args = parser.parse_args(argv)
+    started = utc_now()
     ensure_display()
 
     import napari
@@ -172,12 +178,53 @@ def main(argv: list[str] | None = None) -> None:
     recorder.ticks.append(time.perf_counter())
     print("\n".join(report(recorder, args)))
     viewer.close()
+    write_json(
+        args.json,
+        {"arguments": vars(args), **raw_numbers(recorder, args.threshold)},
+        started=started,
+    )
+
+
+def phase_summaries(recorder: Recorder, threshold_ms: float) -> list[dict[str, Any]]:
+    """Per phase: its length, its longest and 99th-percentile gap, its stalls."""
+    times = np.array(recorder.ticks)
+    gaps = np.diff(times) * 1000
+    summaries = []
+    for name, start, end in recorder.phases:
+        inside = gaps[(times[1:] > start) & (times[:-1] < end)]
+        over = inside[inside > threshold_ms]
+        summaries.append(
+            {
+                "phase": name,
+                "seconds": end - start,
+                "longest_gap_ms": float(inside.max()),
+                "p99_gap_ms": float(np.percentile(inside, 99)),
+                "stalls": len(over),
+                "stalled_s": float(over.sum() / 1000),
+            }
+        )
+    return summaries
+
+
+def raw_numbers(recorder: Recorder, threshold_ms: float) -> dict[str, Any]:
+    """The phases, every stall and every timed call, in seconds from the first tick."""
+    origin = recorder.ticks[0]
+    return {
+        "tick_ms": TICK_MS,
+        "phases": phase_summaries(recorder, threshold_ms),
+        "stalls": [
+            {"start_s": start - origin, "ms": (end - start) * 1000}
+            for start, end in recorder.stalls(threshold_ms)
+        ],
+        "calls": [
+            {"call": label, "start_s": start - origin, "ms": (end - start) * 1000}
+            for label, start, end in recorder.calls
+        ],
+    }
 
 
 def report(recorder: Recorder, args: argparse.Namespace) -> list[str]:
     """The markdown report: stalls per phase, then each stall with what ran in it."""
-    times = np.array(recorder.ticks)
-    gaps = np.diff(times) * 1000
     lines = [
         f"# Event-loop stalls: annotate → fine-tune → predict on {args.size}²",
         "",
@@ -190,12 +237,10 @@ def report(recorder: Recorder, args: argparse.Namespace) -> list[str]:
         "| phase | s | longest gap (ms) | 99th pct (ms) | stalls | time stalled (s) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for name, start, end in recorder.phases:
-        inside = gaps[(times[1:] > start) & (times[:-1] < end)]
-        over = inside[inside > args.threshold]
+    for phase in phase_summaries(recorder, args.threshold):
         lines.append(
-            f"| {name} | {end - start:.1f} | {inside.max():.0f} | "
-            f"{np.percentile(inside, 99):.0f} | {len(over)} | {over.sum() / 1000:.2f} |"
+            f"| {phase['phase']} | {phase['seconds']:.1f} | {phase['longest_gap_ms']:.0f} | "
+            f"{phase['p99_gap_ms']:.0f} | {phase['stalls']} | {phase['stalled_s']:.2f} |"
         )
     lines += ["", "Stalls, longest first, with the timed calls inside them (ms):", ""]
     stalls = sorted(recorder.stalls(args.threshold), key=lambda s: s[0] - s[1])

@@ -39,8 +39,10 @@ Usage::
 
     python benchmarks/bench_inference.py [--quick] [--repeats N] [--threads T]
         [--sections throughput flops memmap] [--size 4096] [--large 16384]
+        [--json benchmarks/results/inference.json]
 
-Prints a markdown report on stdout (progress on stderr).
+Prints a markdown report on stdout (progress on stderr); ``--json PATH`` also writes
+every section's numbers as JSON.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from raw_results import add_json_option, utc_now, write_json
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -247,8 +250,12 @@ def bench_throughput(
     repeats: int,
     secondary_repeats: int,
     extra_tiles: list[int],
-) -> tuple[list[str], dict[str, float]]:
-    """Interleaved timings of all methods on one image; returns report lines and medians."""
+) -> tuple[list[str], dict[str, Any]]:
+    """Interleaved timings of all methods on one image; returns report lines and numbers.
+
+    The numbers hold ``napari`` (the median seconds of ``predict``) and ``pixels`` (the
+    image's), which the other sections compare with, and every method's runs.
+    """
     image = test_image(size)
     methods: dict[str, Callable[[], np.ndarray]] = {
         f"napari-unet `predict` (tile {tile}, batch {batch}: channels-last, 1 tile per pass)": (
@@ -311,6 +318,8 @@ def bench_throughput(
         "| mask pixels differing |",
         "|---|---:|---|---:|---:|---:|---:|",
     ]
+    numbers: dict[str, Any] = {"napari": medians[reference_name], "pixels": size * size}
+    numbers |= {"tile": tile, "batch": batch, "load_before": load_before, "methods": {}}
     for name, median in medians.items():
         difference = float(np.nanmax(np.abs(outputs[name] - reference)))
         mask_differs = float(np.mean(outputs[name].argmax(0) != reference_mask))
@@ -319,8 +328,16 @@ def bench_throughput(
             f"| {name} | {median:.2f} | {runs} | {megapixels / median:.3f} | "
             f"{medians[monai_name] / median:.2f}x | {difference:.1e} | {mask_differs:.1e} |"
         )
+        numbers["methods"][name] = {
+            "median_s": median,
+            "runs_s": times[name],
+            "mpx_per_s": megapixels / median,
+            "vs_monai": medians[monai_name] / median,
+            "max_abs_diff": difference,
+            "mask_pixels_differing": mask_differs,
+        }
     lines.append("")
-    return lines, {"napari": medians[reference_name], "pixels": size * size, **medians}
+    return lines, numbers | {"load_after": load_after}
 
 
 # ---- section 2: FLOPs and the machine's limit -----------------------------------------
@@ -386,10 +403,13 @@ def bench_flops(
     repeats: int,
     threads: int,
     quick: bool,
-    throughput: dict[str, float] | None,
+    throughput: dict[str, Any] | None,
     try_compile: bool,
-) -> list[str]:
-    """FLOP accounting, the CPU's reference GFLOP/s and the optimisation attempts."""
+) -> tuple[list[str], dict[str, Any]]:
+    """FLOP accounting, the CPU's reference GFLOP/s and the optimisation attempts.
+
+    Returns the report's lines and the numbers (each attempt's seconds per pass and GFLOP/s).
+    """
     load_before = load_average()
     tile_flops = count_flops(model, torch.zeros(1, 1, tile, tile))
     out_edge = model.output_size(tile)
@@ -400,6 +420,14 @@ def bench_flops(
     per_kept = tile_flops / stride**2
     reference = reference_gflops(repeats, quick)
     best_reference = max(reference["conv NCHW"], reference["conv NHWC"])
+    numbers: dict[str, Any] = {
+        "load_before": load_before,
+        "tile_flops": tile_flops,
+        "flops_per_kept_pixel": per_kept,
+        "flops_per_pixel_without_halo": intrinsic,
+        "reference_gflops": reference,
+        "attempts": [],
+    }
     lines = [
         "### FLOPs and distance to the machine's limit",
         "",
@@ -428,6 +456,7 @@ def bench_flops(
         n_tiles_image = math.ceil(math.sqrt(throughput["pixels"]) / stride) ** 2
         image_flops = tile_flops * n_tiles_image
         achieved = image_flops / throughput["napari"] / 1e9
+        numbers |= {"image_flops": image_flops, "achieved_gflops": achieved}
         lines += [
             f"| FLOPs for the whole {int(np.sqrt(throughput['pixels']))}^2 image "
             f"({n_tiles_image} tiles) | {image_flops / 1e12:.2f} T |",
@@ -449,6 +478,8 @@ def bench_flops(
         kept_stride = tile_layout(model, (tile_edge * 4, tile_edge * 4), tile_edge)[1][1]
         kept = kept_stride.x.keep_start**2 * batch_size
         gflops = flops / seconds / 1e9
+        attempt = {"attempt": name, "tile": tile_edge, "batch": batch_size, "threads": n_threads}
+        numbers["attempts"].append(attempt | {"seconds": seconds, "gflops": gflops})
         return (
             f"| {name} | {tile_edge} | {batch_size} | {n_threads} | {seconds:.3f} | {gflops:.1f} | "
             f"{gflops / best_reference:.0%} | {kept / seconds / 1e6:.3f} |"
@@ -494,7 +525,7 @@ def bench_flops(
     if try_compile:
         lines.append(compile_row(model, tile, 1, repeats, row, threads))
     lines += ["", f"Load average at the end of this section: {load_average()}.", ""]
-    return lines
+    return lines, numbers
 
 
 def compile_row(
@@ -596,9 +627,13 @@ def memmap_child(args: argparse.Namespace) -> None:
 
 
 def bench_memmap(
-    size: int, tile: int, batch: int, threads: int, throughput: dict[str, float] | None
-) -> list[str]:
-    """Section 3: memory-mapped image in, memory-mapped probabilities and mask out."""
+    size: int, tile: int, batch: int, threads: int, throughput: dict[str, Any] | None
+) -> tuple[list[str], dict[str, Any]]:
+    """Section 3: memory-mapped image in, memory-mapped probabilities and mask out.
+
+    Returns the report's lines and the child's report (times, peak RSS as ru_maxrss and
+    VmHWM in MB).
+    """
     with tempfile.TemporaryDirectory(
         prefix="napari-unet-bench-", dir=os.environ.get("TMPDIR")
     ) as d:
@@ -622,11 +657,14 @@ def bench_memmap(
         log(f"memmap: running {' '.join(command[1:])}")
         result = subprocess.run(command, capture_output=True, text=True)
         if result.returncode != 0:
-            return ["### Memory-mapped image", "", f"child failed:\n```\n{result.stderr}\n```", ""]
+            failed = f"child failed:\n```\n{result.stderr}\n```"
+            return ["### Memory-mapped image", "", failed, ""], {"failed": result.stderr}
         report = json.loads(result.stdout.strip().splitlines()[-1])
         load_after = load_average()
     pixels = size * size
     per_pixel = report["seconds_predict"] / pixels
+    numbers = {"size": size, "tile": tile, "batch": batch, "load_before": load_before}
+    numbers |= {"load_after": load_after, **report}
     lines = [
         f"### Memory-mapped {size} x {size} uint8 image (tile {tile}, batch {batch})",
         "",
@@ -652,12 +690,13 @@ def bench_memmap(
     ]
     if throughput is not None:
         in_memory = throughput["napari"] / throughput["pixels"]
+        numbers["time_per_pixel_vs_in_memory"] = per_pixel / in_memory
         lines.append(
             f"| time per pixel vs the in-memory {int(np.sqrt(throughput['pixels']))}^2 run "
             f"of the throughput section | {per_pixel / in_memory:.3f}x |"
         )
     lines.append("")
-    return lines
+    return lines, numbers
 
 
 # ---- main ----------------------------------------------------------------------------------
@@ -692,6 +731,7 @@ def main() -> None:
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile attempt")
     parser.add_argument("--memmap-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
+    add_json_option(parser, "inference")
     args = parser.parse_args()
     if args.memmap_child:
         memmap_child(args)
@@ -705,7 +745,7 @@ def main() -> None:
         args.extra_tiles if args.extra_tiles is not None else ([] if args.quick else [1084])
     )
     model, model_name = get_model()
-    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    started = utc_now()
     lines = [
         "## Inference performance",
         "",
@@ -717,6 +757,7 @@ def main() -> None:
         "",
     ]
     throughput = None
+    numbers: dict[str, Any] = {"arguments": vars(args), "model": model_name}
     if "throughput" in args.sections:
         section, throughput = bench_throughput(
             model,
@@ -728,8 +769,9 @@ def main() -> None:
             extra_tiles,
         )
         lines += section
+        numbers["throughput"] = throughput
     if "flops" in args.sections:
-        lines += bench_flops(
+        section, numbers["flops"] = bench_flops(
             model,
             args.tile,
             args.batch,
@@ -739,9 +781,14 @@ def main() -> None:
             throughput,
             try_compile=not args.no_compile,
         )
+        lines += section
     if "memmap" in args.sections:
-        lines += bench_memmap(args.large, args.tile, args.batch, args.threads, throughput)
+        section, numbers["memmap"] = bench_memmap(
+            args.large, args.tile, args.batch, args.threads, throughput
+        )
+        lines += section
     print("\n".join(lines), flush=True)
+    write_json(args.json, numbers, started=started)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,10 @@ the same architecture (see ``bench_inference.py``).
 Usage::
 
     python benchmarks/bench_training.py [--quick] [--repeats N] [--threads T] [--iterations N]
+        [--json benchmarks/results/training.json]
 
-Prints a markdown report on stdout (progress on stderr).
+Prints a markdown report on stdout (progress on stderr); ``--json PATH`` also writes the
+numbers as JSON.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import time
 import numpy as np
 import torch
 from bench_inference import get_model, load_average, log, machine_lines
+from raw_results import add_json_option, utc_now, write_json
 
 from napari_unet import TrainConfig, UNet, class_mask, finetune, predict
 from napari_unet.config import PredictConfig
@@ -64,8 +67,10 @@ def run_finetune(
     return wall, reports[-1].elapsed, reports[-1].iteration
 
 
-def bench_throughput(model: UNet, size: int, iterations: int, repeats: int) -> list[str]:
-    """Iterations/s and training Mpx/s at the default patch and batch."""
+def bench_throughput(
+    model: UNet, size: int, iterations: int, repeats: int
+) -> tuple[list[str], dict]:
+    """Iterations/s and training Mpx/s at the default patch and batch; lines and numbers."""
     image, _, scribbles = training_data(size)
     defaults = TrainConfig()
     patch = defaults.patch_size or default_patch_size(model)
@@ -86,6 +91,22 @@ def bench_throughput(model: UNet, size: int, iterations: int, repeats: int) -> l
     loop = statistics.median(loops)
     setup = statistics.median(w - x for w, x in zip(walls, loops))
     rate = iterations / loop
+    steps, step_ms = step_layouts(model, patch, batch, repeats)
+    numbers = {
+        "size": size,
+        "patch": patch,
+        "output": output,
+        "batch": batch,
+        "iterations": iterations,
+        "load_before": load_before,
+        "loop_s": loops,
+        "wall_s": walls,
+        "iterations_per_s": rate,
+        "output_mpx_per_s": rate * batch * output**2 / 1e6,
+        "input_mpx_per_s": rate * batch * patch**2 / 1e6,
+        "setup_s": setup,
+        "training_step_ms": step_ms,
+    }
     lines = [
         f"### Fine-tuning throughput ({size} x {size} image, scribbles on 2 % of the pixels)",
         "",
@@ -104,20 +125,24 @@ def bench_throughput(model: UNet, size: int, iterations: int, repeats: int) -> l
         f"{rate * batch * patch**2 / 1e6:.3f} |",
         f"| one-off setup per `finetune` call (weight map, checks), median | {setup:.2f} s |",
     ]
-    lines += step_layouts(model, patch, batch, repeats)
-    lines.append("")
-    return lines
+    lines += [*steps, ""]
+    return lines, numbers
 
 
-def step_layouts(model: UNet, patch: int, batch: int, repeats: int) -> list[str]:
-    """One forward + backward + Adam step, NCHW against channels-last (an experiment)."""
+def step_layouts(
+    model: UNet, patch: int, batch: int, repeats: int
+) -> tuple[list[str], dict[str, float]]:
+    """One forward + backward + Adam step, NCHW against channels-last (an experiment).
+
+    Returns the report's rows and the median milliseconds per layout.
+    """
     output = model.output_size(patch)
     generator = torch.Generator().manual_seed(0)
     inputs = torch.randn(batch, 1, patch, patch, generator=generator)
     labels = torch.randint(0, 3, (batch, output, output), generator=generator)
     weights = torch.ones(batch, output, output)
     state = {k: v.clone() for k, v in model.state_dict().items()}
-    rows = []
+    rows, medians = [], {}
     for name, layout in (
         ("NCHW (as `finetune`)", torch.contiguous_format),
         ("channels-last input and weights", torch.channels_last),
@@ -138,14 +163,15 @@ def step_layouts(model: UNet, patch: int, batch: int, repeats: int) -> list[str]
             start = time.perf_counter()
             step()
             times.append(time.perf_counter() - start)
-        rows.append(f"| one training step, {name} | {statistics.median(times) * 1e3:.0f} ms |")
+        medians[name] = statistics.median(times) * 1e3
+        rows.append(f"| one training step, {name} | {medians[name]:.0f} ms |")
     model.to(memory_format=torch.contiguous_format).eval()
     model.load_state_dict(state)
-    return rows
+    return rows, medians
 
 
-def bench_round(model: UNet, size: int, seconds: float) -> list[str]:
-    """Annotate (simulated) -> fine-tune -> predict -> mask on one image."""
+def bench_round(model: UNet, size: int, seconds: float) -> tuple[list[str], dict]:
+    """Annotate (simulated) -> fine-tune -> predict -> mask on one image; lines and numbers."""
     load_before = load_average()
     start = time.perf_counter()
     image, dense, scribbles = training_data(size, seed=1)
@@ -159,7 +185,19 @@ def bench_round(model: UNet, size: int, seconds: float) -> list[str]:
     mask = class_mask(probabilities)
     finished = time.perf_counter()
     accuracy = float(np.mean(mask == dense))
-    return [
+    numbers = {
+        "size": size,
+        "budget_s": seconds,
+        "load_before": load_before,
+        "annotation_s": annotated - start,
+        "setup_s": wall - loop,
+        "loop_s": loop,
+        "iterations": iterations,
+        "predict_and_mask_s": finished - trained,
+        "finetune_and_predict_s": finished - annotated,
+        "pixel_accuracy": accuracy,
+    }
+    lines = [
         f"### One annotate -> fine-tune -> predict round, {size} x {size}",
         "",
         f"Load average before: {load_before}; after: {load_average()}. One run.",
@@ -177,6 +215,7 @@ def bench_round(model: UNet, size: int, seconds: float) -> list[str]:
         f"| (pixel accuracy of the mask against the dense synthetic labels) | {accuracy:.3f} |",
         "",
     ]
+    return lines, numbers
 
 
 def main() -> None:
@@ -186,13 +225,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     parser.add_argument("--iterations", type=int, default=20, help="iterations per timed run")
     parser.add_argument("--seconds", type=float, default=30.0, help="budget of the round")
+    add_json_option(parser, "training")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     size = 1024
     if args.quick:
         size, args.iterations, args.repeats, args.seconds = 256, 2, 2, 2.0
     model, model_name = get_model()
-    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    started = utc_now()
     lines = [
         "## Fine-tuning performance",
         "",
@@ -202,9 +242,11 @@ def main() -> None:
         f"- model: {model_name}; {model.describe()}",
         "",
     ]
-    lines += bench_throughput(model, size, args.iterations, args.repeats)
-    lines += bench_round(model, size, args.seconds)
-    print("\n".join(lines), flush=True)
+    throughput_lines, throughput = bench_throughput(model, size, args.iterations, args.repeats)
+    round_lines, one_round = bench_round(model, size, args.seconds)
+    print("\n".join([*lines, *throughput_lines, *round_lines]), flush=True)
+    results = {"arguments": vars(args), "model": model_name}
+    write_json(args.json, results | {"throughput": throughput, "round": one_round}, started=started)
 
 
 if __name__ == "__main__":

@@ -6,11 +6,13 @@
     napari-unet's torch implementation, a scipy ``map_coordinates``
     implementation and the ``elasticdeform`` library (if installed).
 
-Prints a markdown report: medians of ``--repeats`` runs, ratios from the same run.
+Prints a markdown report: medians of ``--repeats`` runs, ratios from the same run;
+``--json PATH`` also writes the numbers as JSON (``benchmarks/results/weights_augment.json``).
 
 Usage::
 
     PYTHONPATH=src python benchmarks/bench_weights_augment.py [--quick] [--repeats N] [--threads T]
+        [--json benchmarks/results/weights_augment.json]
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import scipy
 import torch
+from raw_results import add_json_option, cpu_name, utc_now, write_json
 from scipy import ndimage
 
 from napari_unet.training.augment import elastic_deform
@@ -75,8 +78,8 @@ def count_touching(instances: np.ndarray) -> int:
     return len(np.unique(instances[touching]))
 
 
-def bench_border_term(size: int, count: int, repeats: int) -> list[str]:
-    """Section (a): fast vs reference border term."""
+def bench_border_term(size: int, count: int, repeats: int) -> tuple[list[str], dict]:
+    """Section (a): fast vs reference border term; the report's lines and the numbers."""
     instances = random_discs(size, count, np.random.default_rng(0))
     n_objects = len(np.unique(instances)) - 1
     n_touching = count_touching(instances)
@@ -85,7 +88,15 @@ def bench_border_term(size: int, count: int, repeats: int) -> list[str]:
         lambda: border_term_reference(instances, 10.0, 5.0), repeats
     )
     difference = np.abs(fast_term - reference_term).max()
-    return [
+    numbers = {
+        "size": size,
+        "objects": n_objects,
+        "touching": n_touching,
+        "median_s": {"border_term_reference": reference, "border_term": fast},
+        "speed_up": reference / fast,
+        "max_abs_difference": float(difference),
+    }
+    lines = [
         f"### (a) Border term, {size}x{size}, {n_objects} objects "
         f"({n_touching} touching another), w0=10, sigma=5",
         "",
@@ -98,6 +109,7 @@ def bench_border_term(size: int, count: int, repeats: int) -> list[str]:
         f"max abs difference fast vs reference: {difference:.2e} (tolerance 1e-5)",
         "",
     ]
+    return lines, numbers
 
 
 def deform_torch(mode: str) -> Deform:
@@ -133,22 +145,30 @@ def deform_elasticdeform(image, labels, weights, std, rng):
     )
 
 
-def check_deform(deform: Deform, image, labels, weights) -> str:
-    """Correctness summary: identity at std 0 and label values preserved at std 10."""
+def check_deform(deform: Deform, image, labels, weights) -> dict[str, Any]:
+    """Correctness: identity at std 0 and label values preserved at std 10."""
     out = deform(image, labels, weights, 0.0, np.random.default_rng(1))
     identity = np.abs(out[0] - image).max()
     labels_same = np.array_equal(out[1], labels) and np.array_equal(out[2], weights)
     out = deform(image, labels, weights, 10.0, np.random.default_rng(2))
     preserved = set(np.unique(out[1])) <= set(np.unique(labels)) and out[1].dtype == labels.dtype
     moved = not np.array_equal(out[1], labels)
-    return (
-        f"{identity:.1e} | {'yes' if labels_same else 'NO'} | {'yes' if preserved else 'NO'} "
-        f"| {'yes' if moved else 'NO'}"
-    )
+    return {
+        "identity_max_abs": float(identity),
+        "labels_weights_identical_at_0": bool(labels_same),
+        "label_values_preserved": bool(preserved),
+        "moved": bool(moved),
+    }
 
 
-def bench_elastic(size: int, repeats: int) -> list[str]:
-    """Section (b): elastic deformation of one patch."""
+def check_cells(checks: dict[str, Any]) -> str:
+    """The check columns of a row of section (b)."""
+    marks = ["yes" if checks[key] else "NO" for key in list(checks)[1:]]
+    return " | ".join([f"{checks['identity_max_abs']:.1e}", *marks])
+
+
+def bench_elastic(size: int, repeats: int) -> tuple[list[str], dict]:
+    """Section (b): elastic deformation of one patch; the report's lines and the numbers."""
     rng = np.random.default_rng(3)
     image = ndimage.gaussian_filter(rng.random((size, size)), 3).astype(np.float32)
     labels = (ndimage.gaussian_filter(rng.random((size, size)), 4) * 40 % 4).astype(np.uint8)
@@ -167,7 +187,7 @@ def bench_elastic(size: int, repeats: int) -> list[str]:
         missing = ""
     except ImportError as error:
         missing = f"`elasticdeform` not benchmarked: {error}"
-    rows = []
+    rows, numbers = [], {}
     baseline = None
     for name, deform in candidates.items():
         draw = np.random.default_rng(4)
@@ -176,7 +196,10 @@ def bench_elastic(size: int, repeats: int) -> list[str]:
         )
         baseline = baseline or seconds
         checks = check_deform(deform, image, labels, weights)
-        rows.append(f"| {name} | {seconds * 1e3:.1f} | {seconds / baseline:.2f} | {checks} |")
+        numbers[name] = {"median_s": seconds, **checks}
+        rows.append(
+            f"| {name} | {seconds * 1e3:.1f} | {seconds / baseline:.2f} | {check_cells(checks)} |"
+        )
     header = [
         f"### (b) Elastic deformation of one {size}x{size} patch "
         "(float32 image + uint8 labels + float32 weights), std 10 px, 3x3 grid",
@@ -189,19 +212,13 @@ def bench_elastic(size: int, repeats: int) -> list[str]:
         "(max abs) | labels, weights identical at std 0 | label values preserved | moved |",
         "|---|---:|---:|---:|---|---|---|",
     ]
-    return [*header, *rows, "", *([missing, ""] if missing else [])]
+    lines = [*header, *rows, "", *([missing, ""] if missing else [])]
+    return lines, {"size": size, "implementations": numbers, "missing": missing or None}
 
 
 def machine_lines() -> list[str]:
     """CPU model, cores and library versions."""
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        model = next(
-            (line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line),
-            platform.processor(),
-        )
-    except (OSError, subprocess.CalledProcessError):
-        model = platform.processor()
+    model = cpu_name()
     try:
         from importlib.metadata import version
 
@@ -221,15 +238,28 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement")
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    add_json_option(parser, "weights_augment")
     args = parser.parse_args()
+    started = utc_now()
     torch.set_num_threads(args.threads)
     size, count, patch = (256, 60, 128) if args.quick else (1024, 500, 512)
     lines = machine_lines()
-    lines.append(f"- load average before: {os.getloadavg()[0]:.2f}")
-    results = bench_border_term(size, count, args.repeats)
-    results += bench_elastic(patch, args.repeats)
-    lines += [f"- load average after: {os.getloadavg()[0]:.2f}", "", *results]
-    print("\n".join(lines))
+    load_before = os.getloadavg()[0]
+    lines.append(f"- load average before: {load_before:.2f}")
+    border_lines, border = bench_border_term(size, count, args.repeats)
+    elastic_lines, elastic = bench_elastic(patch, args.repeats)
+    lines += [f"- load average after: {os.getloadavg()[0]:.2f}", "", *border_lines]
+    print("\n".join([*lines, *elastic_lines]))
+    write_json(
+        args.json,
+        {
+            "arguments": vars(args),
+            "load_average_before": load_before,
+            "border_term": border,
+            "elastic_deformation": elastic,
+        },
+        started=started,
+    )
 
 
 if __name__ == "__main__":

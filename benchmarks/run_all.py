@@ -34,6 +34,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from raw_results import cpu_name
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -93,15 +95,7 @@ def discovered() -> list[Benchmark]:
 
 def machine_summary() -> list[str]:
     """CPU, memory, Python and git commit of this run."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        cpu = next(
-            (line.split(":", 1)[1].strip() for line in lscpu.splitlines() if "Model name" in line),
-            cpu,
-        )
-    except (OSError, subprocess.CalledProcessError):
-        pass
+    cpu = cpu_name()
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE
