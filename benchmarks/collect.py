@@ -31,6 +31,7 @@ ORDER = [
     "results_gui_load.md",
     "results_gui_stalls.md",
     "results_batch.md",
+    "results_chunked_labels.md",
 ]
 
 

@@ -57,6 +57,20 @@ def load_averages() -> list[float]:
         return [float("nan")] * 3
 
 
+def vm_hwm_mb() -> float:
+    """This process's peak resident memory in MB (Linux ``VmHWM``; NaN elsewhere).
+
+    Unlike ``ru_maxrss``, it starts afresh at ``exec``: a child started from a large
+    parent does not inherit the parent's peak.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmHWM"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration, ValueError):
+        return float("nan")
+
+
 def cpu_name() -> str:
     """The CPU's model name (``lscpu``), else what :mod:`platform` says."""
     fallback = platform.processor() or platform.machine() or "unknown CPU"
@@ -78,7 +92,8 @@ def _version(package: str) -> str | None:
 def machine() -> dict[str, Any]:
     """CPU, cores, memory, Python and the versions of the libraries that set the speed."""
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    versions = {name: _version(name) for name in ("numpy", "scipy", "torch", "napari", "dask")}
+    names = ("numpy", "scipy", "torch", "napari", "dask", "zarr", "dask-image")
+    versions = {name: _version(name) for name in names}
     if "torch" in sys.modules:  # the threads this run used
         versions["torch_threads"] = sys.modules["torch"].get_num_threads()
     return {

@@ -80,6 +80,12 @@ BENCHMARKS = (
     ),
     Benchmark("bundled_models", "bench_bundled_models.py", (), (), markdown=False),
     Benchmark("gui_load", "bench_gui_load.py", (), ("--quick",)),
+    Benchmark(
+        "chunked_labels",
+        "bench_chunked_labels.py",
+        (),
+        ("--sizes", "1024", "--block", "256", "--repeats", "1"),
+    ),
 )
 
 
