@@ -98,9 +98,13 @@ def separating_lines(
     distance = ndimage.distance_transform_edt(objects)
     if smoothing > 0:
         distance = ndimage.gaussian_filter(distance, smoothing)
-    peaks = np.zeros(objects.shape, bool)
-    peaks[::2, ::2] = h_maxima(distance[::2, ::2], seed_depth)
-    seeds, n_seeds = ndimage.label(peaks & objects, structure=np.ones((3, 3), bool))
+    # plateaus are joined on the coarse grid, where their pixels are neighbours
+    coarse_seeds, n_seeds = ndimage.label(
+        h_maxima(distance[::2, ::2], seed_depth), structure=np.ones((3, 3), bool)
+    )
+    seeds = np.zeros(objects.shape, np.int32)
+    seeds[::2, ::2] = coarse_seeds
+    seeds[~objects] = 0
     if n_seeds < 2:
         return np.zeros(probability.shape, bool)
     basins = watershed(probability, seeds, mask=_objects_with_seeds(objects, seeds, 2))
