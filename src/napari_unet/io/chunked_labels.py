@@ -128,17 +128,15 @@ def label_chunked(
     final, n_objects = _renumber(*provisional, _border_pairs(mask, out, boxes), min_size)
     if n_objects + offset > MAX_INSTANCES:
         raise ValueError("too many objects for uint32 instance labels")
-    final = np.where(final > 0, final + offset, 0).astype(np.uint32)
-    extents = _Extents(n_objects)
-    euler = _EulerNumbers(n_objects, offset, width) if fill_holes else None
+    extents, euler = _Extents(n_objects), _EulerNumbers(n_objects, width)
     for rows, columns in boxes:
-        block_labels = final[np.asarray(out[rows, columns])]
-        if euler is not None:
-            _fill_enclosed_background(block_labels)
-            euler.add(block_labels, rows, columns, (height, width))
-        out[rows, columns] = block_labels
-        extents.grow(block_labels, offset, rows.start, columns.start)
-    if euler is not None and n_objects:
+        numbers = final[np.asarray(out[rows, columns])]  # 1..n_objects, 0 = background
+        if fill_holes:
+            _fill_enclosed_background(numbers)
+            euler.add(numbers, rows, columns, (height, width))
+            extents.grow(numbers, rows.start, columns.start)
+        out[rows, columns] = np.where(numbers > 0, numbers + offset, 0).astype(np.uint32)
+    if fill_holes and n_objects:
         _fill_holes(out, block, extents, offset, euler.with_holes())
     return n_objects
 
@@ -186,15 +184,13 @@ class _EulerNumbers:
     and left edges use the last row and column of the blocks already seen.
     """
 
-    def __init__(self, n_objects: int, offset: int, width: int) -> None:
-        self.offset = offset
+    def __init__(self, n_objects: int, width: int) -> None:
         self.quads = np.zeros(n_objects + 1, np.int64)  # 4 x Euler number
         self.above = np.zeros(width + 1, np.int64)  # row above the block row, from x = -1
         self.next_above = np.zeros(width + 1, np.int64)
         self.left = np.zeros(0, np.int64)
 
-    def add(self, labels: np.ndarray, rows: slice, columns: slice, shape: tuple[int, int]) -> None:
-        index = np.where(labels > 0, labels.astype(np.int64) - self.offset, 0)
+    def add(self, index: np.ndarray, rows: slice, columns: slice, shape: tuple[int, int]) -> None:
         height, width = index.shape
         if columns.start == 0:  # a new block row
             if rows.start > 0:
@@ -240,18 +236,19 @@ class _Extents:
         self.starts = np.full((n_objects + 1, 2), np.iinfo(np.int64).max, np.int64)
         self.stops = np.zeros((n_objects + 1, 2), np.int64)
 
-    def grow(self, block_labels: np.ndarray, offset: int, y0: int, x0: int) -> None:
-        local = np.where(block_labels > 0, block_labels.astype(np.int64) - offset, 0)
-        present = np.unique(local[local > 0])
+    def grow(self, numbers: np.ndarray, y0: int, x0: int) -> None:
+        present = np.flatnonzero(np.bincount(numbers.ravel(), minlength=len(self.starts)))
+        present = present[present > 0]
         # numbered 1..len(present) in the block, so find_objects does not walk every
         # object of the image for every block
-        compact = np.where(local > 0, np.searchsorted(present, local) + 1, 0)
-        for index, box in zip(present.tolist(), ndimage.find_objects(compact)):
-            if box is not None:
-                start = (box[0].start + y0, box[1].start + x0)
-                stop = (box[0].stop + y0, box[1].stop + x0)
-                self.starts[index] = np.minimum(self.starts[index], start)
-                self.stops[index] = np.maximum(self.stops[index], stop)
+        compact = np.zeros(len(self.starts), np.int64)
+        compact[present] = np.arange(1, len(present) + 1)
+        boxes = ndimage.find_objects(compact[numbers])
+        bounds = np.array(
+            [(box[0].start, box[1].start, box[0].stop, box[1].stop) for box in boxes], np.int64
+        ).reshape(-1, 4) + np.array([y0, x0, y0, x0])
+        self.starts[present] = np.minimum(self.starts[present], bounds[:, :2])
+        self.stops[present] = np.maximum(self.stops[present], bounds[:, 2:])
 
     def box(self, index: int) -> tuple[slice, slice]:
         (y0, x0), (y1, x1) = self.starts[index], self.stops[index]
