@@ -206,6 +206,8 @@ class _EulerNumbers:
         self.left = index[:, -1].copy()
         a, b = window[:-1, :-1], window[:-1, 1:]
         c, d = window[1:, :-1], window[1:, 1:]
+        mixed = (a != b) | (a != c) | (a != d)  # a window of one label counts 0 for it
+        a, b, c, d = a[mixed], b[mixed], c[mixed], d[mixed]
         self._count(a, 1 + (b == a) + (c == a) + (d == a), d == a)
         first = b != a
         self._count(b[first], 1 + (c == b)[first] + (d == b)[first], (c == b)[first])
