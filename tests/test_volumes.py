@@ -252,6 +252,53 @@ def test_chunked_components_equal_in_memory_labels(block, min_size, fill_holes):
         assert np.array_equal(out, np.where(expected > 0, expected + 5, 0))
 
 
+def _holes_mask():
+    """Objects whose holes the chunked filling must treat as the in-memory one does."""
+    mask = np.ones((60, 70), np.uint8)
+    mask[5:35, 5:45] = 2  # several holes, some across block borders, one in a block
+    for rows, columns in ((slice(8, 12), slice(8, 12)), (slice(14, 22), slice(14, 30))):
+        mask[rows, columns] = 1
+    mask[25:31, 33:41] = 1
+    mask[17:19, 20:23] = 3  # an object in a hole: the background around it is the hole's
+    mask[26:30, 35:39] = 2  # a ring in a hole, with its own hole
+    mask[27:29, 36:38] = 1
+    mask[40:60, 50:70] = 2  # a hole open to the image border is not a hole
+    mask[45:60, 55:65] = 1
+    mask[40:50, 5:15] = 2  # background enclosed by two objects together stays background
+    mask[40:50, 15:25] = 3
+    mask[43:47, 10:20] = 1
+    mask[52:58, 30:40] = 2  # a hole holding only another object
+    mask[54:56, 33:37] = 3
+    return mask
+
+
+@pytest.mark.parametrize("block", [(16, 20), (1, 70), (60, 1), (7, 5), (9, 13), (100, 100)])
+def test_chunked_hole_filling_equals_in_memory(block):
+    mask = _holes_mask()
+    expected = instance_labels(mask, min_size=0)
+    assert expected[10, 10] == expected[20, 25] == expected[26, 34] == expected[6, 6]
+    assert expected[28, 37] == expected[26, 35] != expected[6, 6]  # the inner ring's
+    assert expected[50, 60] == expected[45, 12] == 0
+    out = np.zeros(mask.shape, np.uint32)
+    assert label_chunked(mask, out, block, offset=2, min_size=0) == expected.max()
+    assert np.array_equal(out, np.where(expected > 0, expected + 2, 0))
+
+
+@pytest.mark.parametrize("block", [(32, 32), (17, 45)])
+def test_chunked_hole_filling_of_many_objects_equals_in_memory(block):
+    random = np.random.default_rng(3)
+    smooth = ndimage.gaussian_filter(random.standard_normal((160, 190)), 2.0)
+    mask = np.where(smooth > 0.3 * smooth.std(), 2, 1).astype(np.uint8)
+    mask[smooth < -1.2 * smooth.std()] = 3
+    rows, columns = np.ogrid[:160, :190]
+    mask[np.abs(np.hypot(rows - 80, columns - 95) - 55) < 4] = 2  # across blocks
+    expected = instance_labels(mask)
+    assert (expected[mask == 1] > 0).sum() > 1000  # many holes filled
+    out = np.zeros(mask.shape, np.uint32)
+    assert label_chunked(mask, out, block) == expected.max()
+    assert np.array_equal(out, expected)
+
+
 def test_a_cancelled_store_leaves_nothing(model, rng, tmp_path):
     stop = threading.Event()
     stop.set()
