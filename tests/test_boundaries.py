@@ -116,3 +116,12 @@ def test_closing_block_by_block_matches_the_whole_plane():
     exact = class_mask(probabilities)
     close_gaps_chunked(boundary, exact, block=(64, 48), halo=128)  # context for every cell
     np.testing.assert_array_equal(exact, whole)
+
+
+def test_three_classes_only_gain_background_lines():
+    rng = np.random.default_rng(0)
+    probabilities = rng.random((3, 64, 64)).astype(np.float32)
+    probabilities /= probabilities.sum(axis=0)
+    closed, plain = prediction_mask(probabilities), class_mask(probabilities)
+    assert closed.dtype == np.uint8 and closed.shape == (64, 64)
+    assert np.all(closed[closed != plain] == 1)
