@@ -119,9 +119,10 @@ def test_closing_block_by_block_matches_the_whole_plane():
 
 
 def test_three_classes_only_gain_background_lines():
-    rng = np.random.default_rng(0)
-    probabilities = rng.random((3, 64, 64)).astype(np.float32)
-    probabilities /= probabilities.sum(axis=0)
+    boundary = _two_cells_with_a_gap(gap=6)
+    probabilities = np.stack([boundary, 0.6 * (1 - boundary), 0.4 * (1 - boundary)])
     closed, plain = prediction_mask(probabilities), class_mask(probabilities)
-    assert closed.dtype == np.uint8 and closed.shape == (64, 64)
-    assert np.all(closed[closed != plain] == 1)
+    assert closed.dtype == np.uint8 and set(np.unique(plain)) == {1, 2}
+    changed = closed != plain
+    assert changed.any() and np.all(closed[changed] == 1)
+    assert instance_labels(closed).max() == 2 and instance_labels(plain).max() == 1
