@@ -120,7 +120,7 @@ def test_closing_block_by_block_matches_the_whole_plane():
 
 def test_three_classes_only_gain_background_lines():
     boundary = _two_cells_with_a_gap(gap=6)
-    probabilities = np.stack([boundary, 0.6 * (1 - boundary), 0.4 * (1 - boundary)])
+    probabilities = np.stack([boundary, 0.8 * (1 - boundary), 0.2 * (1 - boundary)])
     closed, plain = prediction_mask(probabilities), class_mask(probabilities)
     assert closed.dtype == np.uint8 and set(np.unique(plain)) == {1, 2}
     changed = closed != plain
