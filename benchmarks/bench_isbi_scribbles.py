@@ -107,7 +107,9 @@ def scribbled_training_set(
     return list(images), scribbles, stats
 
 
-def held_out_scores(model, tta: bool = False) -> dict[str, float]:
+def held_out_scores(model, tta: bool = False, membrane_out: list | None = None) -> dict[str, float]:
+    """Scores on slices 15-19; ``membrane_out``, if given, receives each slice's
+    membrane probability (so a caller need not predict again)."""
     images, labels = load_isbi(range(15, 20))
     tile = default_tile_size(model, 572)
     results, predicted_membrane, membrane_probability = [], [], []
@@ -130,6 +132,8 @@ def held_out_scores(model, tta: bool = False) -> dict[str, float]:
     best = min(errors, key=errors.get)
     scores["oracle_threshold"] = float(best)
     scores["oracle_pixel_error"] = round(errors[best], 4)
+    if membrane_out is not None:
+        membrane_out.extend(membrane_probability)
     return scores
 
 

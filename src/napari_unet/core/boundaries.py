@@ -116,18 +116,19 @@ def separating_lines(
 def _objects_with_seeds(objects: np.ndarray, seeds: np.ndarray, at_least: int) -> np.ndarray:
     """The connected objects (Y, X bool) holding ``at_least`` seeds: only those can split."""
     components, n_components = ndimage.label(objects)
-    inside = seeds > 0
-    pairs = np.unique(components[inside].astype(np.int64) * (int(seeds.max()) + 1) + seeds[inside])
-    counts = np.bincount(pairs // (int(seeds.max()) + 1), minlength=n_components + 1)
+    inside, n_codes = seeds > 0, int(seeds.max()) + 1
+    pairs = np.unique(components[inside].astype(np.int64) * n_codes + seeds[inside])
+    counts = np.bincount(pairs // n_codes, minlength=n_components + 1)
     keep = counts >= at_least
     keep[0] = False
     return keep[components]
 
 
-def _neighbour_pairs(labels: np.ndarray):
-    """(first, second) views of every horizontally and vertically adjacent pixel pair."""
-    yield (slice(None), slice(None, -1)), (slice(None), slice(1, None))
-    yield (slice(None, -1), slice(None)), (slice(1, None), slice(None))
+#: (first, second) index pairs of every horizontally and vertically adjacent pixel pair.
+_NEIGHBOUR_PAIRS = (
+    ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
+    ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
+)
 
 
 def _merge_weak_borders(basins: np.ndarray, probability: np.ndarray, contrast: float) -> np.ndarray:
@@ -147,7 +148,7 @@ def _merge_weak_borders(basins: np.ndarray, probability: np.ndarray, contrast: f
     sums = np.bincount(flat, probability.ravel(), minlength=n_labels)
     inside = sums / np.maximum(np.bincount(flat, minlength=n_labels), 1)
     codes, values = [], []
-    for first, second in _neighbour_pairs(basins):
+    for first, second in _NEIGHBOUR_PAIRS:
         a, b = basins[first], basins[second]
         differ = (a != b) & (a > 0) & (b > 0)
         low, high = np.minimum(a[differ], b[differ]), np.maximum(a[differ], b[differ])
@@ -171,7 +172,7 @@ def _label_borders(labels: np.ndarray) -> np.ndarray:
     neighbouring unmarked pixels with non-zero labels always share a label.
     """
     borders = np.zeros(labels.shape, bool)
-    for first, second in _neighbour_pairs(labels):
+    for first, second in _NEIGHBOUR_PAIRS:
         a, b = labels[first], labels[second]
         borders[first] |= (a != b) & (a > 0) & (b > 0)
     return borders
