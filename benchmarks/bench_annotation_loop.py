@@ -43,10 +43,18 @@ LOWER_IS_BETTER = {"pixel_error", "rand_error"}
 def predict_masks(
     model, task: LoopTask, close_boundaries: bool = PredictConfig.close_boundaries
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Class masks (as Predict shows them) and uncertainty maps of every image of the task."""
+    """Class masks (as Predict shows them) and uncertainty maps of every image of the task.
+
+    Predict's mask: gaps closed and objects grown up to the model's background threshold;
+    with ``close_boundaries=False`` the plain most probable class.
+    """
     tile = default_tile_size(model, 572)
     probabilities = [predict(image, model, tile_size=tile, device="cpu") for image in task.images]
-    masks = [prediction_mask(p, close_boundaries=close_boundaries) for p in probabilities]
+    threshold = model.info.background_threshold if close_boundaries else 0.5  # as Predict shows
+    masks = [
+        prediction_mask(p, close_boundaries=close_boundaries, background_threshold=threshold)
+        for p in probabilities
+    ]
     return masks, [uncertainty(p) for p in probabilities]
 
 

@@ -10,8 +10,11 @@
   them (connected components, objects under 15 px dropped) and by distance watershed.
 
 Each with and without test-time augmentation (the 8 rotations and flips), and with the
-mask Predict shows (gaps in boundaries closed, ``PredictConfig.close_boundaries``; rows
-without a suffix) and the plain most-probable class (rows marked ``gaps kept``).
+mask Predict shows (rows without a suffix: gaps in boundaries closed,
+``PredictConfig.close_boundaries``, and objects grown up to the model's background
+threshold, ``model.info.background_threshold``: 0.8 for ``em-membranes``, chosen by
+``scripts/calibrate_bundled.py`` on slices 00-16), the same at threshold 0.5 (rows marked
+``threshold 0.5``) and the plain most-probable class (rows marked ``gaps kept``).
 
     python benchmarks/bench_bundled_models.py --threads 1 \\
         --out benchmarks/results/bundled_models.json
@@ -40,40 +43,53 @@ NUCLEI_PARTS = {
 }
 
 
-def _mask(probabilities: np.ndarray, closed: bool) -> np.ndarray:
-    return prediction_mask(probabilities) if closed else class_mask(probabilities)
+#: How the class mask is made from the probabilities, by row suffix.
+VARIANTS = {"": "predict", ", threshold 0.5": "closed", ", gaps kept": "plain"}
 
 
-def em_scores(tta: bool, closed: bool) -> dict[str, dict[str, float]]:
+def _mask(probabilities: np.ndarray, variant: str, threshold: float) -> np.ndarray:
+    if variant == "plain":
+        return class_mask(probabilities)
+    grow = threshold if variant == "predict" else 0.5
+    return prediction_mask(probabilities, background_threshold=grow)
+
+
+def em_scores(tta: bool) -> dict[str, dict[str, dict[str, float]]]:
     model = load_model("em-membranes")
     images, labels = load_isbi(range(15, 20))
-    rows = [
-        evaluate(
-            _mask(predict(image, model, test_time_augmentation=tta), closed), label, "membranes"
-        )
-        for image, label in zip(images, labels)
-    ]
+    probabilities = [predict(image, model, test_time_augmentation=tta) for image in images]
     parts = {**EM_PARTS, "15-19": range(15, 20)}
     keys = ("pixel_error", "rand_error", "info_error")
-    return {
-        name: {key: round(float(np.mean([rows[i - 15][key] for i in part])), 4) for key in keys}
-        for name, part in parts.items()
-    }
+    results = {}
+    for suffix, variant in VARIANTS.items():
+        threshold = model.info.background_threshold
+        rows = [
+            evaluate(_mask(p, variant, threshold), label, "membranes")
+            for p, label in zip(probabilities, labels)
+        ]
+        results[suffix] = {
+            name: {key: round(float(np.mean([rows[i - 15][key] for i in part])), 4) for key in keys}
+            for name, part in parts.items()
+        }
+    return results
 
 
-def nuclei_scores(tta: bool, closed: bool) -> dict[str, dict[str, float]]:
+def nuclei_scores(tta: bool) -> dict[str, dict[str, dict[str, float]]]:
     model = load_model("nuclei")
     image, truth = load_dsb2018()
-    mask = _mask(predict(image, model, test_time_augmentation=tta), closed)
-    results: dict[str, dict[str, float]] = {}
-    for name, rows in NUCLEI_PARTS.items():
-        part = {}
-        for method in ("components", "watershed"):
-            instances = instance_labels(mask, method=method)[rows, 256:]
-            scores = match_instances(instances, truth[rows, 256:], threshold=0.5)
-            part[f"f1_{method}"] = round(float(scores["f1"]), 4)
-            part[f"mean_iou_{method}"] = round(float(scores["mean_matched_iou"]), 4)
-        results[name] = part
+    probabilities = predict(image, model, test_time_augmentation=tta)
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for suffix, variant in VARIANTS.items():
+        mask = _mask(probabilities, variant, model.info.background_threshold)
+        results[suffix] = {}
+        for name, rows in NUCLEI_PARTS.items():
+            part = {}
+            for method in ("components", "watershed"):
+                instances = instance_labels(mask, method=method)[rows, 256:]
+                scores = match_instances(instances, truth[rows, 256:], threshold=0.5)
+                part[f"f1_{method}"] = round(float(scores["f1"]), 4)
+                part[f"mean_iou_{method}"] = round(float(scores["mean_matched_iou"]), 4)
+            results[suffix][name] = part
     return results
 
 
@@ -83,12 +99,11 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write the JSON here too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    result = {
-        f"{name}{' + tta' if tta else ''}{'' if closed else ', gaps kept'}": score(tta, closed)
-        for name, score in (("em-membranes", em_scores), ("nuclei", nuclei_scores))
-        for tta in (False, True)
-        for closed in (True, False)
-    }
+    result = {}
+    for name, score in (("em-membranes", em_scores), ("nuclei", nuclei_scores)):
+        for tta in (False, True):
+            for suffix, scores in score(tta).items():
+                result[f"{name}{' + tta' if tta else ''}{suffix}"] = scores
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

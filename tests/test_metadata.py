@@ -82,7 +82,8 @@ def test_bundled_models_round_trip_unchanged(name, tmp_path):
 
 def test_bundled_em_model_keeps_the_keys_it_does_not_type():
     info = load_model("em-membranes").info
-    assert set(info.extra) == {"selected_on", "held_out_test"}
+    assert set(info.extra) == {"selected_on", "held_out_test", "background_threshold_chosen_on"}
+    assert info.background_threshold == 0.8  # typed (scripts/calibrate_bundled.py)
     runs = info.training_history
     assert runs[0].bn_recalibration_passes is None  # older runs recorded fewer keys
     assert "bn_recalibration_passes" not in runs[0].to_dict()

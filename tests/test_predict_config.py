@@ -131,8 +131,9 @@ def test_segment_stack_closes_gaps_unless_the_config_keeps_them(monkeypatch):
 
     asked = []
 
-    def recording_mask(probabilities, *, close_boundaries):
+    def recording_mask(probabilities, *, close_boundaries, background_threshold):
         asked.append(close_boundaries)
+        assert background_threshold == 0.5  # the model has none of its own
         return prediction_mask(probabilities, close_boundaries=close_boundaries)
 
     monkeypatch.setattr(volumes, "prediction_mask", recording_mask)

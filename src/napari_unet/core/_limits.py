@@ -21,6 +21,7 @@ from ..config import ModelConfig, NormConfig
 __all__ = [
     "LIMITS",
     "MAX_PARAMETERS",
+    "check_background_threshold",
     "check_format_version",
     "check_model_config",
     "check_normalization",
@@ -147,6 +148,13 @@ def check_normalization(values: Any) -> None:
             f"normalization percentiles must be numbers with 0 <= low < high <= 100, got "
             f"low {_show(norm['low'])}, high {_show(norm['high'])}"
         )
+
+
+def check_background_threshold(value: Any) -> None:
+    """Refuse a stored background threshold that is not a number in [0.5, 1)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not 0.5 <= value < 1:
+        raise ValueError(f"background_threshold must be a number in [0.5, 1), got {_show(value)}")
 
 
 def check_zip_sizes(

@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["MIN_CONTRAST", "SEED_DEPTH", "separating_lines"]
+__all__ = ["MIN_CONTRAST", "SEED_DEPTH", "grow_objects", "separating_lines"]
 
 #: Default of ``seed_depth`` (pixels): how far a distance maximum must rise above the
 #: saddle to a higher one to seed its own basin.
@@ -111,6 +111,91 @@ def separating_lines(
     if min_contrast > 0:
         basins = _merge_weak_borders(basins, probability, min_contrast)
     return _label_borders(basins)
+
+
+def grow_objects(
+    mask: np.ndarray, boundary_probability: np.ndarray, threshold: float
+) -> np.ndarray:
+    """Objects of a class mask grown into the background pixels they are likely to own.
+
+    A model trained with the paper's border term draws boundaries a little too thick
+    (the bundled ``em-membranes``: 27 % membrane pixels on unseen slices, 22 % true).
+    Calling a pixel background only where its probability exceeds ``threshold`` (> 0.5)
+    thins them, but a plain threshold also opens gaps: cells merge. Here the objects
+    instead grow into the pixels at or below ``threshold`` by a watershed of the
+    boundary probability from the objects themselves, with a one-pixel watershed line
+    wherever two of them meet, so no two objects ever join and none appears or
+    vanishes: only boundary pixels become object pixels.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of uint8, shape (Y, X)
+        Class mask, 1 = background, 2.. = classes (after the gaps are closed).
+    boundary_probability : numpy.ndarray, shape (Y, X)
+        Probability of class 1.
+    threshold : float
+        In [0.5, 1): background pixels whose probability is at most this join the
+        nearest object (in the watershed sense); 0.5 returns a copy of ``mask``.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (Y, X)
+        The mask with grown objects; grown pixels take their object's class. Objects
+        are the 4-connected components of each class, as instances are labelled.
+
+    Raises
+    ------
+    ValueError
+        For a threshold outside [0.5, 1) or arrays of different shapes.
+    """
+    from skimage.segmentation import watershed
+
+    if not 0.5 <= threshold < 1:
+        raise ValueError(f"the background threshold must be in [0.5, 1), got {threshold!r}")
+    mask = np.asarray(mask)
+    probability = np.asarray(boundary_probability, dtype=np.float32)
+    if mask.shape != probability.shape:
+        raise ValueError(f"mask {mask.shape} and probability {probability.shape} differ in shape")
+    grown_mask = mask.copy()
+    if threshold == 0.5 or not (mask >= 2).any():
+        return grown_mask
+    objects = np.zeros(mask.shape, np.int32)
+    object_class = [0]
+    for value in np.unique(mask[mask >= 2]):
+        labelled, count = ndimage.label(mask == value)
+        objects[labelled > 0] = labelled[labelled > 0] + len(object_class) - 1
+        object_class += [int(value)] * count
+    grown = watershed(probability, objects, mask=(probability <= threshold) | (objects > 0))
+    grown = _kept_apart(grown, objects > 0, probability)
+    new = (grown > 0) & (objects == 0)
+    grown_mask[new] = np.asarray(object_class, np.uint8)[grown[new]]
+    return grown_mask
+
+
+def _kept_apart(grown: np.ndarray, original: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """Watershed labels (Y, X) with every grown pixel that joins two objects cleared.
+
+    Where two 4-adjacent pixels hold different labels, the grown one of the pair (the
+    one with the higher boundary probability if both are grown) goes back to the
+    background; grown pixels then cut off from their object go back too. No two
+    4-adjacent pixels keep different labels, so the objects' components are as before.
+    """
+    grown = grown.copy()
+    is_new = (grown > 0) & ~original
+    cut = np.zeros(grown.shape, bool)
+    for first, second in _NEIGHBOUR_PAIRS:
+        a, b = grown[first], grown[second]
+        clash = (a != b) & (a > 0) & (b > 0)
+        new_a, new_b = is_new[first], is_new[second]
+        clear_first = clash & new_a & (~new_b | (probability[first] >= probability[second]))
+        cut[first] |= clear_first
+        cut[second] |= clash & new_b & ~clear_first
+    grown[cut] = 0
+    components, count = ndimage.label(grown > 0)
+    attached = np.zeros(count + 1, bool)
+    attached[components[original]] = True
+    grown[~attached[components]] = 0
+    return grown
 
 
 def _objects_with_seeds(objects: np.ndarray, seeds: np.ndarray, at_least: int) -> np.ndarray:

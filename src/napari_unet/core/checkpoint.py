@@ -32,6 +32,7 @@ from ..config import ModelConfig
 from ._atomic import atomic_open
 from ._limits import (
     MAX_PARAMETERS,
+    check_background_threshold,
     check_format_version,
     check_model_config,
     check_normalization,
@@ -311,6 +312,8 @@ def check_metadata(path: Path, metadata: dict[str, Any]) -> None:
             raise ValueError("no model_config")
         check_model_config(metadata["model_config"])
         check_normalization(metadata.get("normalization"))
+        if "background_threshold" in metadata:
+            check_background_threshold(metadata["background_threshold"])
     except ValueError as error:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: {error}") from error
 

@@ -184,6 +184,12 @@ class ModelMetadata(_Record):
         loaded model is saved before any training, as ever).
     training_history : tuple of TrainingRun
         Its training runs, oldest first.
+    background_threshold : float
+        Predict calls a pixel background (class 1) only where its probability exceeds
+        this, growing objects into the rest without joining them
+        (:func:`~napari_unet.core.boundaries.grow_objects`); 0.5 = the most probable
+        class. Chosen on validation data (``scripts/calibrate_bundled.py``); written
+        only when not 0.5.
     extra : dict
         Keys this version does not type (e.g. ``selected_on``), and values of typed keys
         that are not of the expected form, kept as read and written back unchanged.
@@ -201,6 +207,7 @@ class ModelMetadata(_Record):
     parent: str | None = None
     source: str | None = None
     training_history: tuple[TrainingRun, ...] = ()
+    background_threshold: float = 0.5
     extra: dict[str, Any] = field(default_factory=dict)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -232,6 +239,10 @@ class ModelMetadata(_Record):
             "class_names": _read(merged, "class_names", _names, (), extra),
             "training_history": _read(merged, "training_history", _history, (), extra),
         }
+        if "background_threshold" in merged:
+            typed["background_threshold"] = _read(
+                merged, "background_threshold", _threshold, 0.5, extra
+            )
         for key in ("format_version", "package_version", "description", "trained_on"):
             typed[key] = merged.get(key)
         typed["parent"], typed["source"] = merged.get("parent"), merged.get("source")
@@ -265,7 +276,7 @@ class ModelMetadata(_Record):
         return header
 
     def _values(self) -> dict[str, Any]:
-        values = {
+        values: dict[str, Any] = {
             "normalization": self.normalization.to_dict(),
             "class_names": list(self.class_names),
             "description": self.description,
@@ -275,6 +286,8 @@ class ModelMetadata(_Record):
         }
         if self.source is not None:
             values["source"] = self.source
+        if self.background_threshold != 0.5:
+            values["background_threshold"] = self.background_threshold
         return values
 
     @property
@@ -342,6 +355,12 @@ def _norm(raw: Any) -> tuple[NormConfig, Any]:
         raise TypeError("not an object")
     norm = NormConfig.from_dict(dict(raw) if raw is not None else None)
     return norm, norm.to_dict()
+
+
+def _threshold(raw: Any) -> tuple[float, Any]:
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0.5 <= raw < 1:
+        raise ValueError("not a number in [0.5, 1)")
+    return float(raw), raw
 
 
 def _names(raw: Any) -> tuple[tuple[str, ...], Any]:

@@ -18,7 +18,7 @@ from skimage.feature import peak_local_max
 from skimage.morphology import remove_small_objects
 from skimage.segmentation import relabel_sequential, watershed
 
-from .boundaries import separating_lines
+from .boundaries import grow_objects, separating_lines
 
 __all__ = [
     "MIN_INSTANCE_SIZE",
@@ -71,8 +71,10 @@ def class_mask(probabilities: np.ndarray) -> np.ndarray:
     return (np.argmax(probabilities, axis=0) + 1).astype(np.uint8)
 
 
-def prediction_mask(probabilities: np.ndarray, *, close_boundaries: bool = True) -> np.ndarray:
-    """The class mask Predict shows: :func:`class_mask`, with gaps in boundaries closed.
+def prediction_mask(
+    probabilities: np.ndarray, *, close_boundaries: bool = True, background_threshold: float = 0.5
+) -> np.ndarray:
+    """The class mask Predict shows: :func:`class_mask`, gaps in boundaries closed.
 
     With ``close_boundaries``, the one-pixel lines of
     :func:`~napari_unet.core.boundaries.separating_lines` on the probability of class 1
@@ -86,6 +88,10 @@ def prediction_mask(probabilities: np.ndarray, *, close_boundaries: bool = True)
         Class probabilities, as from :func:`napari_unet.predict`.
     close_boundaries : bool
         Close the gaps (:attr:`~napari_unet.config.PredictConfig.close_boundaries`).
+    background_threshold : float
+        In [0.5, 1): then objects grow into the background pixels whose probability
+        is at most this, never joining (:func:`~napari_unet.core.boundaries.grow_objects`);
+        a model's own value is ``model.info.background_threshold``. 0.5: no growth.
 
     Returns
     -------
@@ -95,6 +101,8 @@ def prediction_mask(probabilities: np.ndarray, *, close_boundaries: bool = True)
     mask = class_mask(probabilities)
     if close_boundaries and mask.size:
         mask[separating_lines(probabilities[0])] = 1
+    if background_threshold != 0.5 and mask.size:
+        mask = grow_objects(mask, probabilities[0], background_threshold)
     return mask
 
 

@@ -19,11 +19,11 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
-from ..core.boundaries import separating_lines
+from ..core.boundaries import grow_objects, separating_lines
 from ..core.postprocess import MIN_INSTANCE_SIZE, fill_object_holes
 from .volumes import MAX_INSTANCES
 
-__all__ = ["GAP_HALO", "close_gaps_chunked", "label_chunked"]
+__all__ = ["GAP_HALO", "close_gaps_chunked", "grow_objects_chunked", "label_chunked"]
 
 #: Context (pixels) around each block when gaps are closed block by block: the
 #: watershed basins of objects up to about this size come out as on the whole plane.
@@ -65,6 +65,51 @@ def close_gaps_chunked(
                 closed = np.asarray(mask[top:bottom, left:right]).copy()
                 closed[lines] = 1
                 mask[top:bottom, left:right] = closed
+
+
+def grow_objects_chunked(
+    boundary: Any, mask: Any, block: tuple[int, int], threshold: float, halo: int = GAP_HALO
+) -> None:
+    """Grow the objects of a (Y, X) class mask in place, block by block.
+
+    :func:`~napari_unet.core.boundaries.grow_objects` on each block plus ``halo``
+    pixels of the mask and the boundary probability on every side; only the block is
+    written. Objects grow only into the thin band of pixels whose probability lies
+    between 0.5 and ``threshold``, so a halo wider than that band gives the block what
+    the whole plane gives it, up to the watershed line's pixel where two objects meet
+    at a window's edge.
+
+    Parameters
+    ----------
+    boundary : array-like, (Y, X) float
+        Probability of class 1; read window by window.
+    mask : array-like, (Y, X) uint8
+        Class mask (after its gaps are closed); read and written block by block.
+    block : (int, int)
+        Block shape (the store's chunks).
+    threshold : float
+        In [0.5, 1); 0.5 changes nothing.
+    halo : int
+        Context in pixels around each block.
+    """
+    if threshold == 0.5:
+        return
+    height, width = mask.shape
+    for top in range(0, height, block[0]):
+        for left in range(0, width, block[1]):
+            bottom, right = min(top + block[0], height), min(left + block[1], width)
+            window = (
+                slice(max(top - halo, 0), min(bottom + halo, height)),
+                slice(max(left - halo, 0), min(right + halo, width)),
+            )
+            centre = (
+                slice(top - window[0].start, bottom - window[0].start),
+                slice(left - window[1].start, right - window[1].start),
+            )
+            before = np.asarray(mask[window])
+            grown = grow_objects(before, np.asarray(boundary[window]), threshold)[centre]
+            if not np.array_equal(grown, before[centre]):
+                mask[top:bottom, left:right] = grown
 
 
 def label_chunked(

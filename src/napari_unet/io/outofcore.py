@@ -52,7 +52,7 @@ from ..core.inference import (
 from ..core.model import UNet
 from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
-from .chunked_labels import close_gaps_chunked, label_chunked
+from .chunked_labels import close_gaps_chunked, grow_objects_chunked, label_chunked
 from .volumes import iter_predict_stack, slice_instances
 
 __all__ = [
@@ -217,6 +217,7 @@ def predict_to_zarr(
                 progress(step)
         if settings.close_boundaries:
             _close_gaps(arrays["prob"], arrays["mask"], block)
+        _grow_objects(arrays["prob"], arrays["mask"], block, model.info.background_threshold)
         count = None
         if method is not None:
             count = _write_instances(
@@ -241,6 +242,7 @@ def predict_to_zarr(
             min_instance_size=settings.min_instance_size,
             fill_holes=settings.fill_holes,
             close_boundaries=settings.close_boundaries,
+            background_threshold=info.background_threshold,
             n_instances=count,
         )
         if provenance is not None:
@@ -345,6 +347,18 @@ def _close_gaps(probabilities: Any, mask: Any, block: tuple[int, int]) -> None:
     for index in range(mask.shape[0]):
         boundary = _Plane(_Plane(probabilities, index), 0)
         close_gaps_chunked(boundary, _Plane(mask, index), block)
+
+
+def _grow_objects(probabilities: Any, mask: Any, block: tuple[int, int], threshold: float) -> None:
+    """Grow the objects of every slice of ``mask`` (Y, X or Z, Y, X) in place, by blocks."""
+    if threshold == 0.5:
+        return
+    if mask.ndim == 2:
+        grow_objects_chunked(_Plane(probabilities, 0), mask, block, threshold)
+        return
+    for index in range(mask.shape[0]):
+        boundary = _Plane(_Plane(probabilities, index), 0)
+        grow_objects_chunked(boundary, _Plane(mask, index), block, threshold)
 
 
 class _Plane:

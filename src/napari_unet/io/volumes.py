@@ -267,11 +267,13 @@ def segment_stack(
     overrides = {name: options.pop(name, UNSET) for name in _PREDICT_FIELDS}
     settings = predict_config(config, KEYWORD_DEFAULTS, instances=instances, **overrides)
     probabilities = predict_stack(stack, model, config=settings, **options)
-    close = settings.close_boundaries
-    if probabilities.ndim == 3:
-        mask = prediction_mask(probabilities, close_boundaries=close)
-    else:
-        mask = np.stack([prediction_mask(plane, close_boundaries=close) for plane in probabilities])
+    close, threshold = settings.close_boundaries, model.info.background_threshold
+    planes = [probabilities] if probabilities.ndim == 3 else list(probabilities)
+    masks = [
+        prediction_mask(plane, close_boundaries=close, background_threshold=threshold)
+        for plane in planes
+    ]
+    mask = masks[0] if probabilities.ndim == 3 else np.stack(masks)
     labels = stack_instances(
         mask, settings.instances, settings.min_instance_size, settings.fill_holes
     )

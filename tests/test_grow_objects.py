@@ -1,0 +1,202 @@
+"""Objects grown into likely-theirs background pixels (core.boundaries.grow_objects), the
+model's background threshold in metadata and checkpoints, and the paths that use it."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from napari_unet.core.boundaries import grow_objects
+from napari_unet.core.postprocess import instance_labels, prediction_mask
+
+
+def _thick_membranes(shape=(160, 200), seed=0) -> np.ndarray:
+    """Boundary probability: cells whose membranes have a sure core (0.95) and an unsure
+    rim two pixels wide on each side (0.7), as a model trained with border weights draws."""
+    rng = np.random.default_rng(seed)
+    centres = rng.integers(0, shape, size=(25, 2))
+    seeds = np.ones(shape, bool)
+    seeds[tuple(centres.T)] = False
+    owner = np.ravel_multi_index(
+        ndimage.distance_transform_edt(seeds, return_indices=True)[1], shape
+    )
+    core = np.zeros(shape, bool)
+    core[:, :-1] |= owner[:, :-1] != owner[:, 1:]
+    core[:-1, :] |= owner[:-1, :] != owner[1:, :]
+    rim = ndimage.binary_dilation(core, iterations=2) & ~core
+    return np.where(core, 0.95, np.where(rim, 0.7, 0.05)).astype(np.float32)
+
+
+def test_objects_grow_into_the_unsure_rim_and_never_join():
+    boundary = _thick_membranes()
+    mask = prediction_mask(np.stack([boundary, 1 - boundary]), close_boundaries=False)
+    grown = grow_objects(mask, boundary, 0.8)
+    before, after = instance_labels(mask, min_size=1), instance_labels(grown, min_size=1)
+    assert after.max() == before.max() > 10  # no object joined, none appeared or vanished
+    # every object keeps its pixels and gains rim pixels only
+    assert np.all(grown[mask == 2] == 2)
+    gained = (grown == 2) & (mask == 1)
+    assert gained.any() and np.all(boundary[gained] == np.float32(0.7))
+    assert np.all(grown[boundary == np.float32(0.95)] == 1)  # the sure core stays membrane
+    # the membranes got thinner: most of the rim joined the cells
+    assert gained.sum() > 0.6 * np.count_nonzero(boundary == np.float32(0.7))
+    # each grown object contains its object from before
+    for label in range(1, before.max() + 1):
+        assert len(np.unique(after[before == label])) == 1
+
+
+def test_growth_stops_at_the_threshold_and_half_is_no_change():
+    boundary = _thick_membranes()
+    mask = prediction_mask(np.stack([boundary, 1 - boundary]), close_boundaries=False)
+    np.testing.assert_array_equal(grow_objects(mask, boundary, 0.5), mask)
+    np.testing.assert_array_equal(grow_objects(mask, boundary, 0.65), mask)  # rim is 0.7
+    assert np.count_nonzero(grow_objects(mask, boundary, 0.7) != mask) > 0
+
+
+def test_two_objects_across_a_gap_of_unsure_pixels_stay_two():
+    mask = np.ones((9, 11), np.uint8)
+    mask[1:8, 1:5], mask[1:8, 6:10] = 2, 2
+    boundary = np.where(mask == 2, 0.1, 0.6).astype(np.float32)  # the gap column is unsure
+    grown = grow_objects(mask, boundary, 0.8)
+    assert instance_labels(grown, min_size=1).max() == 2
+    assert np.all(grown[mask == 2] == 2) and (grown[:, 5] == 1).sum() >= 7 - 2
+
+
+def test_grown_pixels_take_their_objects_class():
+    mask = np.ones((10, 20), np.uint8)
+    mask[2:8, 2:8], mask[2:8, 12:18] = 2, 3
+    boundary = np.where(mask > 1, 0.1, 0.6).astype(np.float32)
+    boundary[:, 9:11] = 0.9  # a sure boundary between them
+    grown = grow_objects(mask, boundary, 0.8)
+    assert np.all(grown[:, :9][grown[:, :9] > 1] == 2)
+    assert np.all(grown[:, 11:][grown[:, 11:] > 1] == 3)
+    assert np.all(grown[:, 9:11] == 1)
+    assert (grown == 2).sum() > (mask == 2).sum() and (grown == 3).sum() > (mask == 3).sum()
+
+
+@pytest.mark.parametrize("threshold", [0.4, 1.0, float("nan")])
+def test_a_threshold_outside_half_to_one_is_refused(threshold):
+    mask = np.ones((4, 4), np.uint8)
+    with pytest.raises(ValueError, match=r"\[0.5, 1\)"):
+        grow_objects(mask, np.zeros((4, 4), np.float32), threshold)
+    with pytest.raises(ValueError, match="shape"):
+        grow_objects(mask, np.zeros((4, 5), np.float32), 0.8)
+
+
+def test_prediction_mask_grows_after_closing():
+    boundary = _thick_membranes(seed=1)
+    probabilities = np.stack([boundary, 1 - boundary])
+    expected = grow_objects(prediction_mask(probabilities), boundary, 0.8)
+    np.testing.assert_array_equal(
+        prediction_mask(probabilities, background_threshold=0.8), expected
+    )
+
+
+def test_growth_block_by_block_matches_the_whole_plane():
+    from napari_unet.io.chunked_labels import grow_objects_chunked
+
+    boundary = _thick_membranes(shape=(190, 230), seed=2)
+    mask = prediction_mask(np.stack([boundary, 1 - boundary]))
+    whole = grow_objects(mask, boundary, 0.8)
+    blocked = mask.copy()
+    grow_objects_chunked(boundary, blocked, block=(64, 48), threshold=0.8)
+    assert instance_labels(blocked, min_size=1).max() == instance_labels(whole, min_size=1).max()
+    # a watershed line may take another pixel where two objects meet at a window's edge
+    assert np.count_nonzero(blocked != whole) <= 0.002 * whole.size
+    unchanged = mask.copy()
+    grow_objects_chunked(boundary, unchanged, block=(64, 48), threshold=0.5)
+    np.testing.assert_array_equal(unchanged, mask)
+
+
+# ---- the model's threshold: metadata, checkpoints, and every path that predicts ----
+
+
+def _thresholded_model(threshold: float):
+    import napari_unet as nu
+
+    model = nu.new_model(nu.ModelConfig(base_features=4, depth=2), seed=0)
+    with torch.no_grad():  # no bias: many pixels near 0.5, for the threshold to matter
+        model.head.bias.zero_()
+    model.metadata["background_threshold"] = threshold
+    return model
+
+
+def test_the_threshold_is_kept_in_checkpoints_and_read_as_a_number(tmp_path):
+    import napari_unet as nu
+
+    model = _thresholded_model(0.8)
+    assert model.info.background_threshold == 0.8
+    loaded = nu.load_model(nu.save_model(model, tmp_path / "m.safetensors"))
+    assert loaded.info.background_threshold == 0.8
+    plain = nu.new_model(nu.ModelConfig(base_features=4, depth=2))
+    assert plain.info.background_threshold == 0.5
+    header = nu.core.checkpoint.read_checkpoint(nu.save_model(plain, tmp_path / "p.safetensors"))
+    assert "background_threshold" not in header[1]  # the default is not written
+
+
+@pytest.mark.parametrize("bad", [0.3, 1.0, "0.8", True, None, [0.8]])
+def test_a_bad_stored_threshold_is_a_clean_checkpoint_error(tmp_path, bad):
+    import json
+
+    from safetensors.torch import save_file
+
+    import napari_unet as nu
+    from napari_unet.core.checkpoint import read_checkpoint
+
+    path = nu.save_model(_thresholded_model(0.8), tmp_path / "m.safetensors")
+    tensors, metadata = read_checkpoint(path)
+    metadata["background_threshold"] = bad
+    save_file(tensors, path, metadata={"napari_unet": json.dumps(metadata)})
+    with pytest.raises(nu.CheckpointError, match=r"background_threshold must be a number"):
+        nu.load_model(path)
+
+
+def test_segment_stack_and_zarr_use_the_models_threshold(tmp_path):
+    import zarr
+
+    from napari_unet.io.outofcore import predict_to_zarr
+    from napari_unet.io.volumes import segment_stack
+
+    rng = np.random.default_rng(0)
+    image = ndimage.gaussian_filter(rng.random((96, 96)), 2).astype(np.float32)
+    model = _thresholded_model(0.6)
+    probabilities, mask, _ = segment_stack(image, model, tile_size=None)
+    expected = prediction_mask(probabilities, background_threshold=0.6)
+    np.testing.assert_array_equal(mask, expected)
+    assert np.count_nonzero(mask != prediction_mask(probabilities)) > 0  # it changed something
+    store = predict_to_zarr(image, model, tmp_path / "out.zarr", tile_size=None)
+    group = zarr.open_group(str(store), mode="r")
+    assert group.attrs["napari_unet"]["background_threshold"] == 0.6
+    stored = np.asarray(group["mask"])
+    assert np.count_nonzero(stored != expected) <= 0.002 * expected.size
+
+
+def test_the_predict_widgets_job_uses_the_models_threshold():
+    import threading
+
+    from napari_unet._widgets._layers import ImageGeometry
+    from napari_unet._widgets._predict_job import PredictionRequest, predict_job
+    from napari_unet.config import PredictConfig
+
+    rng = np.random.default_rng(1)
+    image = ndimage.gaussian_filter(rng.random((2, 80, 80)), 2).astype(np.float32)
+    model = _thresholded_model(0.6)
+    request = PredictionRequest(
+        model=model,
+        data=image,
+        geometry=ImageGeometry(shape=image.shape, channel_axis=None, rgb=False),
+        config=PredictConfig(tile_size=None, device="cpu"),
+        with_weights=False,
+    )
+    job = predict_job(request, threading.Event())
+    while True:
+        try:
+            next(job)
+        except StopIteration as finished:
+            result = finished.value
+            break
+    for plane in range(2):
+        probabilities = result.probabilities[:, plane]
+        expected = prediction_mask(probabilities, background_threshold=0.6)
+        np.testing.assert_array_equal(result.mask[plane], expected)
+    assert np.count_nonzero(result.mask[0] != prediction_mask(result.probabilities[:, 0])) > 0
