@@ -200,3 +200,15 @@ def test_the_predict_widgets_job_uses_the_models_threshold():
         expected = prediction_mask(probabilities, background_threshold=0.6)
         np.testing.assert_array_equal(result.mask[plane], expected)
     assert np.count_nonzero(result.mask[0] != prediction_mask(result.probabilities[:, 0])) > 0
+
+
+def test_keeping_gaps_gives_the_most_probable_class_even_with_a_threshold():
+    from napari_unet.config import PredictConfig
+    from napari_unet.core.postprocess import class_mask
+    from napari_unet.io.volumes import segment_stack
+
+    rng = np.random.default_rng(0)
+    image = ndimage.gaussian_filter(rng.random((96, 96)), 2).astype(np.float32)
+    config = PredictConfig(tile_size=None, close_boundaries=False)
+    probabilities, mask, _ = segment_stack(image, _thresholded_model(0.6), config=config)
+    np.testing.assert_array_equal(mask, class_mask(probabilities))

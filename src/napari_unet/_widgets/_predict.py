@@ -108,7 +108,9 @@ class PredictWidget(QWidget):
             text="Close gaps in boundaries",
             value=defaults.close_boundaries,
             tooltip="Objects joined through a faint spot of their boundary become separate "
-            "instances (a seeded watershed on the boundary probability).",
+            "instances (a seeded watershed on the boundary probability); objects grow to "
+            "the model's own background threshold, if it has one. Off: the most probable "
+            "class.",
         )
         self.test_time_augmentation = CheckBox(
             text="Test-time augmentation (8x slower)",

@@ -136,13 +136,14 @@ def _postprocess(
     weights = np.zeros(shape, np.float32) if request.with_weights else None
     unsure = np.zeros(shape, np.float32) if request.with_uncertainty else None
     count = 0
-    threshold = request.model.info.background_threshold
+    close = request.config.close_boundaries
+    threshold = request.model.info.background_threshold if close else 0.5
     for plane in planes:
         if stop.is_set():
             raise Cancelled("prediction cancelled")
         mask[plane] = prediction_mask(
             probabilities[_all_classes(plane)],
-            close_boundaries=request.config.close_boundaries,
+            close_boundaries=close,
             background_threshold=threshold,
         )
         instances[plane], found = slice_instances(

@@ -93,8 +93,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         dest="close_boundaries",
         action="store_false",
         default=defaults.close_boundaries,
-        help="do not close gaps in predicted boundaries before labelling instances "
-        "(default: close them)",
+        help="the mask is the most probable class: gaps in predicted boundaries are not "
+        "closed and objects do not grow to the model's background threshold (default: "
+        "both, before instances are labelled)",
     )
     parser.add_argument(
         "--axes",

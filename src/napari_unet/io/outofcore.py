@@ -215,9 +215,10 @@ def predict_to_zarr(
         for step in steps:
             if progress is not None:
                 progress(step)
+        threshold = model.info.background_threshold if settings.close_boundaries else 0.5
         if settings.close_boundaries:
             _close_gaps(arrays["prob"], arrays["mask"], block)
-        _grow_objects(arrays["prob"], arrays["mask"], block, model.info.background_threshold)
+        _grow_objects(arrays["prob"], arrays["mask"], block, threshold)
         count = None
         if method is not None:
             count = _write_instances(
@@ -242,7 +243,7 @@ def predict_to_zarr(
             min_instance_size=settings.min_instance_size,
             fill_holes=settings.fill_holes,
             close_boundaries=settings.close_boundaries,
-            background_threshold=info.background_threshold,
+            background_threshold=threshold,
             n_instances=count,
         )
         if provenance is not None:

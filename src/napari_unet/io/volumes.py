@@ -267,7 +267,8 @@ def segment_stack(
     overrides = {name: options.pop(name, UNSET) for name in _PREDICT_FIELDS}
     settings = predict_config(config, KEYWORD_DEFAULTS, instances=instances, **overrides)
     probabilities = predict_stack(stack, model, config=settings, **options)
-    close, threshold = settings.close_boundaries, model.info.background_threshold
+    close = settings.close_boundaries
+    threshold = model.info.background_threshold if close else 0.5
     planes = [probabilities] if probabilities.ndim == 3 else list(probabilities)
     masks = [
         prediction_mask(plane, close_boundaries=close, background_threshold=threshold)

@@ -28,6 +28,7 @@ from ..core.devices import resolve_device
 from ..core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from ..core.model import UNet
 from .batchnorm import recalibrate_batch_norm, recalibration_passes
+from .calibration import carried_threshold
 from .distillation import (
     Teacher,
     distillation_loss,
@@ -162,6 +163,12 @@ def finetune(
     TrainingError
         A non-finite loss or gradient (no update is applied from it); the best
         weights so far are restored first.
+
+    Notes
+    -----
+    A model with a ``background_threshold`` of its own gets, after a completed run, the
+    threshold that matches the starting model's decisions away from the strokes
+    (:func:`~napari_unet.training.calibration.carried_threshold`).
     """
     config = with_learning_rate(config or TrainConfig(), model)
     augment = augment or AugmentConfig()
@@ -176,6 +183,7 @@ def finetune(
     output_size = model.output_size(patch_size)
     rng = np.random.default_rng(config.seed)
     teacher = _teacher(model, config, device)
+    starting = _starting_copy(model, teacher)
     context = config.context_patches if teacher else 0.0
     sampler = PatchSampler(data, patch_size, output_size, augment, rng, context)
     model.to(device).train()
@@ -215,6 +223,9 @@ def finetune(
         finally:
             model.eval()
             record_run(model, data, state, best, (config, augment, weights), teacher is not None)
+        if completed and state.iteration and starting is not None:
+            threshold = carried_threshold(starting, model, images, annotations, device)
+            model.metadata["background_threshold"] = threshold
 
 
 @dataclass
@@ -272,6 +283,13 @@ def _teacher(model: UNet, config: TrainConfig, device) -> Teacher | None:
     if config.distillation <= 0 or not has_been_trained(model):
         return None
     return Teacher(model.to(device))
+
+
+def _starting_copy(model: UNet, teacher: Teacher | None) -> UNet | None:
+    """The model before training, if its background threshold must be carried over."""
+    if model.info.background_threshold == 0.5:
+        return None
+    return teacher.model if teacher is not None else copy.deepcopy(model).eval()
 
 
 def _forward_loss(
