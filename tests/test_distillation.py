@@ -130,3 +130,21 @@ def test_border_weights_peak_in_the_teachers_gap_between_touching_objects():
     assert float(weights[0, 10, 1]) < float(weights[0, 10, 13])
     assert torch.equal(weights[1], torch.ones(20, 30))  # one class only: no objects
     assert torch.equal(teacher_border_weights(probabilities, w0=0.0), torch.ones(2, 20, 30))
+
+
+def test_teacher_border_weights_weigh_the_gap_its_prediction_closes():
+    from napari_unet.training.distillation import teacher_border_weights
+
+    # two 40 x 40 cells; their membrane (p = 0.9) has a 6-row hole at p = 0.4
+    boundary = np.full((46, 86), 0.05, np.float32)
+    boundary[:3], boundary[-3:], boundary[:, :3], boundary[:, -3:] = 0.95, 0.95, 0.95, 0.95
+    boundary[:, 42:45] = 0.9
+    boundary[20:26, 42:45] = 0.4
+    probabilities = torch.from_numpy(np.stack([boundary, 1 - boundary])[None])
+    weights = teacher_border_weights(probabilities, w0=30.0)[0].numpy()
+    assert weights.shape == boundary.shape
+    gap = weights[20:26, 42:45]
+    # the closing line through the gap is background between two objects: weight near 1 + w0
+    assert gap.max() > 20
+    # far from any two objects the weight stays 1 (cell interiors are not background)
+    assert weights[20, 20] == 1.0

@@ -212,3 +212,12 @@ def test_keeping_gaps_gives_the_most_probable_class_even_with_a_threshold():
     config = PredictConfig(tile_size=None, close_boundaries=False)
     probabilities, mask, _ = segment_stack(image, _thresholded_model(0.6), config=config)
     np.testing.assert_array_equal(mask, class_mask(probabilities))
+
+
+def test_the_model_panel_says_where_the_threshold_puts_the_background():
+    from napari_unet import load_model
+    from napari_unet._widgets._model import describe_model
+
+    text = describe_model(load_model("em-membranes"), "em-membranes")
+    assert "only above p = 0.80" in text and "membrane" in text
+    assert "only above p" not in describe_model(load_model("nuclei"), "nuclei")

@@ -238,6 +238,12 @@ def describe_model(model: UNet, name: str) -> str:
     ]
     if info.parent:
         lines.append(f"Started from: {html.escape(str(info.parent))}")
+    if info.background_threshold != 0.5:
+        background = html.escape(names[0] if names else "background")
+        lines.append(
+            f"Predict calls a pixel {background} only above p = "
+            f"{info.background_threshold:.2f} (objects grow into the rest, never joining)"
+        )
     lines.append(_history_text(info.training_history))
     return "<br>".join(lines)
 
