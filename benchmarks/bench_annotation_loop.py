@@ -92,7 +92,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         start = time.perf_counter()
         images = [im for im, a in zip(task.images, annotations) if a.any()]
         labels = [a for a in annotations if a.any()]
-        weights = WeightConfig(w0=args.w0, class_balance=not args.no_class_balance)
+        weights = WeightConfig(w0=args.w0, class_balance=args.class_balance)
         for _ in finetune(model, images, labels, config, weights=weights):
             pass
         seconds = time.perf_counter() - start
@@ -157,7 +157,16 @@ def main() -> None:
     parser.add_argument("--context", type=float, default=TrainConfig.context_patches)
     parser.add_argument("--margin", type=int, default=TrainConfig.distillation_margin)
     parser.add_argument("--w0", type=float, default=WeightConfig.w0, help="border weight")
-    parser.add_argument("--no-class-balance", action="store_true", help="w_c = 1")
+    balance = parser.add_mutually_exclusive_group()
+    balance.add_argument(
+        "--class-balance", dest="class_balance", action="store_const", const=True,
+        default=WeightConfig.class_balance,
+        help="w_c balances the strokes' classes (default: off for a trained model)",
+    )  # fmt: skip
+    balance.add_argument(
+        "--no-class-balance", dest="class_balance", action="store_const", const=False,
+        help="w_c = 1",
+    )  # fmt: skip
     parser.add_argument(
         "--kd-border", type=float, default=TrainConfig.distillation_border,
         help="w0 of the border term on the teacher's objects in the distillation weights",

@@ -37,8 +37,13 @@ RECIPES = {
         "arch": ["--depth", "4", "--features", "16", "--padding", "valid"],
         "train": ["--patch-size", "380", "--batch-size", "2"],
         # the third phase drops the class-frequency balance: with dense labels it made the
-        # model over-predict membranes (held-out pixel error 0.109 after phase 2)
-        "phases": [(32, "1e-3", []), (8, "2e-4", []), (25, "3e-4", ["--no-class-balance"])],
+        # model over-predict membranes (held-out pixel error 0.109 after phase 2); the first
+        # two keep it explicitly (for a trained model the default is off)
+        "phases": [
+            (32, "1e-3", ["--class-balance"]),
+            (8, "2e-4", ["--class-balance"]),
+            (25, "3e-4", ["--no-class-balance"]),
+        ],
         "class_names": ["membrane", "cell"],
         "description": "EM membranes (ISBI 2012): 1 = membrane/background, 2 = cell interior",
         "trained_on": "ISBI 2012 EM training slices 00-14 (dense labels); held out: 15-19",
@@ -46,7 +51,9 @@ RECIPES = {
     "nuclei": {
         "arch": ["--depth", "3", "--features", "16", "--padding", "valid"],
         "train": ["--patch-size", "188", "--batch-size", "4"],
-        "phases": [(16, "1e-3", []), (4, "2e-4", [])],
+        # class balance in both phases, as trained (the second phase fine-tunes the first's
+        # model, where the automatic default would switch it off)
+        "phases": [(16, "1e-3", ["--class-balance"]), (4, "2e-4", ["--class-balance"])],
         "class_names": ["background", "nucleus"],
         "description": "fluorescent nuclei: 1 = background, 2 = nucleus (touching nuclei split)",
         "trained_on": (

@@ -56,3 +56,55 @@ def test_a_recorded_invalid_weight_config_falls_back_to_an_earlier_run():
     assert trained_weight_config({"training_history": history}) == WeightConfig(**good)
     only_bad = {"training_history": [{"weight_config": {"w0": math.nan}}]}
     assert trained_weight_config(only_bad) == WeightConfig()
+
+
+def test_class_balance_is_automatic_by_default():
+    import numpy as np
+
+    from napari_unet.training.weights import resolved_weight_config, weight_map
+
+    assert WeightConfig().class_balance is None
+    assert resolved_weight_config(None, trained=False).class_balance is True
+    assert resolved_weight_config(None, trained=True).class_balance is False
+    for explicit in (True, False):
+        config = WeightConfig(class_balance=explicit)
+        assert resolved_weight_config(config, trained=True).class_balance is explicit
+        assert resolved_weight_config(config, trained=False).class_balance is explicit
+    labels = np.ones((20, 20), np.uint8)
+    labels[5:8, 5:8] = 2
+    np.testing.assert_array_equal(
+        weight_map(labels, WeightConfig()), weight_map(labels, WeightConfig(class_balance=True))
+    )
+    for bad in (1, "yes", 0.0):
+        with pytest.raises(ValueError, match="class_balance must be True, False or None"):
+            WeightConfig(class_balance=bad)
+
+
+def test_finetune_records_the_class_balance_it_used():
+    import numpy as np
+
+    import napari_unet as nu
+
+    image = np.random.default_rng(0).random((64, 64)).astype(np.float32)
+    strokes = np.zeros((64, 64), np.uint8)
+    strokes[10, 5:40], strokes[40, 10:50] = 1, 2
+    config = nu.TrainConfig(seconds=None, iterations=2, device="cpu", patch_size=44, batch_size=1)
+    model = nu.new_model(nu.ModelConfig(base_features=4, depth=2), seed=0)
+    nu.train(model, [image], [strokes], config)  # a first training: balanced
+    assert model.info.trained_weight_config.class_balance is True
+    nu.train(model, [image], [strokes], config)  # a fine-tune of a trained model: not
+    assert model.info.trained_weight_config.class_balance is False
+    nu.train(model, [image], [strokes], config, weights=WeightConfig(class_balance=True))
+    assert model.info.trained_weight_config.class_balance is True
+
+
+def test_train_command_class_balance_flags():
+    from napari_unet.cli import build_parser
+
+    parser = build_parser()
+    base = ["train", "--images", "a.tif", "--labels", "b.tif", "--new", "--output", "o.safetensors"]
+    assert parser.parse_args(base).class_balance is None
+    assert parser.parse_args([*base, "--class-balance"]).class_balance is True
+    assert parser.parse_args([*base, "--no-class-balance"]).class_balance is False
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--class-balance", "--no-class-balance"])

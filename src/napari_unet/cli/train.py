@@ -84,9 +84,17 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--sigma", type=float, default=WeightConfig.sigma, help="border width in px (paper: 5)"
     )
-    parser.add_argument(
-        "--no-class-balance", action="store_true", help="w_c = 1 instead of class-frequency balance"
-    )
+    balance = parser.add_mutually_exclusive_group()
+    balance.add_argument(
+        "--class-balance", dest="class_balance", action="store_const", const=True,
+        default=WeightConfig.class_balance,
+        help="w_c balances the class frequencies (default: for a new model; off when "
+        "fine-tuning a trained one)",
+    )  # fmt: skip
+    balance.add_argument(
+        "--no-class-balance", dest="class_balance", action="store_const", const=False,
+        help="w_c = 1, also for a new model",
+    )  # fmt: skip
     parser.add_argument("--half", action="store_true", help="store weights as float16")
     parser.add_argument("--description", default=None, help="stored in the checkpoint")
     parser.add_argument(
@@ -249,7 +257,7 @@ def run_train(args: argparse.Namespace) -> int:
         labels,
         _train_config(args),
         augment=AugmentConfig(elastic=not args.no_elastic),
-        weights=WeightConfig(w0=args.w0, sigma=args.sigma, class_balance=not args.no_class_balance),
+        weights=WeightConfig(w0=args.w0, sigma=args.sigma, class_balance=args.class_balance),
         report_every=5,
     )
     runs_before = len(model.info.training_history)

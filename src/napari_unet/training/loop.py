@@ -40,6 +40,7 @@ from .distillation import (
 from .history import TrainProgress, record_run
 from .sampling import PatchSampler, default_patch_size, prepare_training_data
 from .schedule import initial_learning_rate, learning_rate_at, set_learning_rate, with_learning_rate
+from .weights import resolved_weight_config
 
 #: Smoothing of the training loss (exponential moving average, bias-corrected as in
 #: Adam): about the last 50 batches. The best weights are chosen by this smoothed
@@ -172,7 +173,7 @@ def finetune(
     """
     config = with_learning_rate(config or TrainConfig(), model)
     augment = augment or AugmentConfig()
-    weights = weights or WeightConfig()
+    weights = resolved_weight_config(weights, has_been_trained(model))
     if config.seconds is None and config.iterations is None:
         raise ValueError("give a time budget (seconds) or an iteration count")
     if report_every < 1:

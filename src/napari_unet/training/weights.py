@@ -51,6 +51,18 @@ def trained_weight_config(metadata: Mapping[str, Any]) -> WeightConfig:
     return ModelMetadata.from_dict(metadata).trained_weight_config
 
 
+def resolved_weight_config(config: WeightConfig | None, trained: bool) -> WeightConfig:
+    """``config`` (default ``WeightConfig()``) with an automatic class balance decided.
+
+    ``class_balance=None`` becomes on for a model's first training (``trained`` False)
+    and off for fine-tuning a model that was trained before; True or False stay.
+    """
+    config = WeightConfig() if config is None else config
+    if config.class_balance is None:
+        return config.replace(class_balance=not trained)
+    return config
+
+
 def weight_map(
     labels: np.ndarray,
     config: WeightConfig | None = None,
@@ -64,8 +76,8 @@ def weight_map(
     labels : ndarray of int, shape (Y, X)
         0 = unlabelled, 1 = background, 2..K = foreground classes.
     config : WeightConfig, optional
-        ``w0``, ``sigma`` and ``class_balance``; ``None`` means ``WeightConfig()``
-        (w0 = 10, sigma = 5, class balance on, the paper's values).
+        ``w0``, ``sigma`` and ``class_balance`` (``None``: on); ``None`` means
+        ``WeightConfig()`` (w0 = 10, sigma = 5, class balance on, the paper's values).
     instances : ndarray of int, shape (Y, X), optional
         Object ids (0 = no object) used for ``d1`` and ``d2``. By default the
         4-connected components of the foreground (``labels >= 2``), which merges
@@ -101,7 +113,7 @@ def weight_map(
             raise ValueError(
                 f"instances {instances.shape} and labels {labels.shape} differ in shape"
             )
-    weights = class_weights(labels, config.class_balance)
+    weights = class_weights(labels, config.class_balance is not False)  # None: the paper's
     weights += border_term(instances, config.w0, config.sigma, mask=labels == 1)
     return weights
 
