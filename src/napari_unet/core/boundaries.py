@@ -165,8 +165,13 @@ def grow_objects(
         labelled, count = ndimage.label(mask == value)
         objects[labelled > 0] = labelled[labelled > 0] + len(object_class) - 1
         object_class += [int(value)] * count
-    grown = watershed(probability, objects, mask=(probability <= threshold) | (objects > 0))
-    grown = _kept_apart(grown, objects > 0, probability)
+    # flood only the band of eligible background pixels, from the object pixels that touch
+    # it: the objects' insides never reach the band but through those (and would fill the
+    # watershed's queue: 3x the time at 1024²)
+    band = (probability <= threshold) & (objects == 0)
+    edge = (objects > 0) & ndimage.binary_dilation(band)
+    flooded = watershed(probability, np.where(edge, objects, 0), mask=band | edge)
+    grown = _kept_apart(np.where(objects > 0, objects, flooded), objects > 0, probability)
     new = (grown > 0) & (objects == 0)
     grown_mask[new] = np.asarray(object_class, np.uint8)[grown[new]]
     return grown_mask
