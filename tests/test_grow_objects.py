@@ -221,3 +221,47 @@ def test_the_model_panel_says_where_the_threshold_puts_the_background():
     text = describe_model(load_model("em-membranes"), "em-membranes")
     assert "only above p = 0.80" in text and "membrane" in text
     assert "only above p" not in describe_model(load_model("nuclei"), "nuclei")
+
+
+def test_a_configured_threshold_replaces_the_models_own():
+    from napari_unet.config import PredictConfig
+    from napari_unet.core.postprocess import mask_threshold
+    from napari_unet.io.volumes import segment_stack
+
+    model = _thresholded_model(0.6)
+    assert mask_threshold(model, PredictConfig()) == 0.6
+    assert mask_threshold(model, PredictConfig(background_threshold=0.7)) == 0.7
+    assert mask_threshold(model, PredictConfig(background_threshold=0.5)) == 0.5
+    assert mask_threshold(model, PredictConfig(close_boundaries=False)) == 0.5
+    rng = np.random.default_rng(0)
+    image = ndimage.gaussian_filter(rng.random((96, 96)), 2).astype(np.float32)
+    config = PredictConfig(tile_size=None, background_threshold=0.5)
+    probabilities, mask, _ = segment_stack(image, model, config=config)
+    np.testing.assert_array_equal(mask, prediction_mask(probabilities))  # no growth
+    for bad in (0.4, 1.0, "0.7", True):
+        with pytest.raises(ValueError, match="background_threshold must be None"):
+            PredictConfig(background_threshold=bad)
+
+
+def test_the_command_line_threshold_reaches_the_outputs(tmp_path):
+    import tifffile
+
+    import napari_unet as nu
+    from napari_unet.cli import main
+
+    rng = np.random.default_rng(0)
+    image = ndimage.gaussian_filter(rng.random((96, 96)), 2).astype(np.float32)
+    tifffile.imwrite(tmp_path / "image.tif", image)
+    checkpoint = nu.save_model(_thresholded_model(0.6), tmp_path / "m.safetensors")
+    masks = {}
+    for name, extra in (("own", []), ("half", ["--background-threshold", "0.5"])):
+        out = tmp_path / name
+        argv = ["predict", str(tmp_path / "image.tif"), "--model", str(checkpoint)]
+        assert main([*argv, "--output", str(out), "--tile-size", "auto", *extra]) == 0
+        masks[name] = tifffile.imread(out / "image_mask.tif")
+    probabilities = tifffile.imread(tmp_path / "half" / "image_prob.tif")
+    np.testing.assert_array_equal(masks["half"], prediction_mask(probabilities))
+    np.testing.assert_array_equal(
+        masks["own"], prediction_mask(probabilities, background_threshold=0.6)
+    )
+    assert np.count_nonzero(masks["own"] != masks["half"]) > 0

@@ -168,6 +168,10 @@ class PredictConfig(_Options):
         (``model.info.background_threshold``: 0.8 for ``em-membranes``;
         :func:`~napari_unet.core.boundaries.grow_objects`). False: the most probable
         class, nothing else.
+    background_threshold : float or None
+        With ``close_boundaries``: the threshold the objects grow to, in [0.5, 1), in
+        place of the model's own (0.5: no growth; higher: thinner boundaries). None:
+        the model's (``model.info.background_threshold``).
 
     Raises
     ------
@@ -185,6 +189,7 @@ class PredictConfig(_Options):
     min_instance_size: int = MIN_INSTANCE_SIZE
     fill_holes: bool = True
     close_boundaries: bool = True
+    background_threshold: float | None = None
 
     def __post_init__(self) -> None:
         tile_size = self.tile_size
@@ -201,6 +206,16 @@ class PredictConfig(_Options):
             raise ValueError(
                 "min_instance_size must be a whole number of pixels >= 0 (0 keeps every "
                 f"object), got {self.min_instance_size!r}"
+            )
+        threshold = self.background_threshold
+        if threshold is not None and not (
+            isinstance(threshold, (int, float, np.floating))
+            and not isinstance(threshold, bool)
+            and 0.5 <= threshold < 1
+        ):
+            raise ValueError(
+                "background_threshold must be None (the model's) or a number in [0.5, 1), "
+                f"got {threshold!r}"
             )
         if self.instances not in ("components", "watershed"):
             raise ValueError(
@@ -222,6 +237,7 @@ class PredictConfig(_Options):
             ("test_time_augmentation", bool(self.test_time_augmentation)),
             ("fill_holes", bool(self.fill_holes)),
             ("close_boundaries", bool(self.close_boundaries)),
+            ("background_threshold", None if threshold is None else float(threshold)),
         ):
             object.__setattr__(self, name, value)
 

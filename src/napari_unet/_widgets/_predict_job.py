@@ -12,7 +12,7 @@ import numpy as np
 from ..config import PredictConfig, WeightConfig
 from ..core.inference import Cancelled, iter_predict
 from ..core.model import UNet
-from ..core.postprocess import prediction_mask
+from ..core.postprocess import mask_threshold, prediction_mask
 from ..evaluation.review import uncertainty
 from ..io.volumes import slice_instances
 from ..training.weights import weight_map
@@ -137,7 +137,7 @@ def _postprocess(
     unsure = np.zeros(shape, np.float32) if request.with_uncertainty else None
     count = 0
     close = request.config.close_boundaries
-    threshold = request.model.info.background_threshold if close else 0.5
+    threshold = mask_threshold(request.model, request.config)
     for plane in planes:
         if stop.is_set():
             raise Cancelled("prediction cancelled")

@@ -98,6 +98,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "both, before instances are labelled)",
     )
     parser.add_argument(
+        "--background-threshold",
+        type=_background_threshold,
+        default=defaults.background_threshold,
+        metavar="T",
+        help="objects grow into the boundary pixels whose probability is at most T, in "
+        "[0.5, 1), never joining; 0.5: the most probable class with gaps closed (default: "
+        "the model's own, e.g. 0.8 for em-membranes, 0.5 for a model without one)",
+    )
+    parser.add_argument(
         "--axes",
         default=None,
         help="axes of every input, e.g. ZYX, ZCYX, YXS (S = RGB samples); default: the "
@@ -205,6 +214,7 @@ def _predict_options(args: argparse.Namespace, model):
         min_instance_size=args.min_size,
         fill_holes=args.fill_holes,
         close_boundaries=args.close_boundaries,
+        background_threshold=args.background_threshold,
         axes=args.axes,
         output_format=args.output_format,
         overwrite=args.overwrite,
@@ -254,3 +264,14 @@ class _FileProgress:
             print(
                 f"{result.path}: {result.n_objects} objects -> {stem}_{{mask,prob,instances}}.tif"
             )
+
+
+def _background_threshold(text: str) -> float:
+    """``--background-threshold``: a number in [0.5, 1) (argparse reports anything else)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.5 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be a number in [0.5, 1), got {text!r}")
+    return value

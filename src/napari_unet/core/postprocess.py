@@ -10,7 +10,7 @@ Only numpy, scipy and scikit-image are used (no napari, no Qt).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from scipy import ndimage
@@ -104,6 +104,20 @@ def prediction_mask(
     if background_threshold != 0.5 and mask.size:
         mask = grow_objects(mask, probabilities[0], background_threshold)
     return mask
+
+
+def mask_threshold(model: Any, config: Any) -> float:
+    """The background threshold Predict grows objects to for ``model`` under ``config``.
+
+    0.5 (no growth) when ``config.close_boundaries`` is off; the config's
+    ``background_threshold`` when set; else the model's own
+    (``model.info.background_threshold``, 0.5 if it has none).
+    """
+    if not config.close_boundaries:
+        return 0.5
+    if config.background_threshold is not None:
+        return float(config.background_threshold)
+    return float(model.info.background_threshold)
 
 
 def instance_labels(

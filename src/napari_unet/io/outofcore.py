@@ -50,7 +50,7 @@ from ..core.inference import (
     tile_layout,
 )
 from ..core.model import UNet
-from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod
+from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, mask_threshold
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
 from .chunked_labels import close_gaps_chunked, grow_objects_chunked, label_chunked
 from .volumes import iter_predict_stack, slice_instances
@@ -215,7 +215,7 @@ def predict_to_zarr(
         for step in steps:
             if progress is not None:
                 progress(step)
-        threshold = model.info.background_threshold if settings.close_boundaries else 0.5
+        threshold = mask_threshold(model, settings)
         if settings.close_boundaries:
             _close_gaps(arrays["prob"], arrays["mask"], block)
         _grow_objects(arrays["prob"], arrays["mask"], block, threshold)

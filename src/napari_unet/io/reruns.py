@@ -41,6 +41,7 @@ _OPTION_NAMES = (
     "min_instance_size",
     "fill_holes",
     "close_boundaries",
+    "background_threshold",
     "axes",
 )
 

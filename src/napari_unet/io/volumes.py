@@ -23,6 +23,7 @@ from ..core.postprocess import (
     MIN_INSTANCE_SIZE,
     InstanceMethod,
     instance_labels,
+    mask_threshold,
     prediction_mask,
 )
 from .axes import ImagePlane, check_axes, guess_axes, output_shapes, slice_count
@@ -267,8 +268,7 @@ def segment_stack(
     overrides = {name: options.pop(name, UNSET) for name in _PREDICT_FIELDS}
     settings = predict_config(config, KEYWORD_DEFAULTS, instances=instances, **overrides)
     probabilities = predict_stack(stack, model, config=settings, **options)
-    close = settings.close_boundaries
-    threshold = model.info.background_threshold if close else 0.5
+    close, threshold = settings.close_boundaries, mask_threshold(model, settings)
     planes = [probabilities] if probabilities.ndim == 3 else list(probabilities)
     masks = [
         prediction_mask(plane, close_boundaries=close, background_threshold=threshold)
