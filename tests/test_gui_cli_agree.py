@@ -206,3 +206,28 @@ def test_min_size_reaches_the_cli_the_zarr_store_and_the_widget_alike(
     with qtbot.waitSignal(widget.finished, timeout=60_000):
         assert widget.run_prediction() is not None
     np.testing.assert_array_equal(viewer.layers["img instances"].data, fewer)
+
+
+def test_the_boundary_threshold_choice_follows_the_model_and_reaches_the_config(
+    make_napari_viewer,
+):
+    from napari_unet._widgets import PredictWidget
+    from napari_unet._widgets._predict import MODELS_OWN
+    from napari_unet._widgets._state import model_state
+
+    viewer = make_napari_viewer()
+    state = model_state(viewer)
+    state.set_model(load_model("em-membranes"), "em-membranes")
+    widget = PredictWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Predict")
+    assert widget.background_threshold.value == MODELS_OWN
+    assert widget.background_threshold.native.currentText() == "the model's own (0.80)"
+    assert widget.predict_config().background_threshold is None
+    widget.background_threshold.value = 0.6
+    assert widget.predict_config().background_threshold == 0.6
+    state.set_model(load_model("nuclei"), "nuclei")  # a fixed choice is kept
+    assert widget.background_threshold.value == 0.6
+    widget.background_threshold.value = MODELS_OWN
+    assert widget.background_threshold.native.currentText() == "the model's own (0.50)"
+    widget.close_boundaries.value = False  # no growth without the closing: greyed out
+    assert not widget.background_threshold.enabled
