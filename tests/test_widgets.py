@@ -440,3 +440,16 @@ def test_annotation_errors_name_the_layer_and_slice(qtbot, dock, notifications):
     errors = [n.message for n in notifications if n.severity == NotificationSeverity.ERROR]
     assert len(errors) == 1
     assert "slice 2 of “stack annotations” uses label 3" in errors[0], errors[0]
+
+
+def test_the_finetune_section_builds_torchs_first_optimizer_when_it_opens(make_napari_viewer):
+    """torch's first optimizer imports its compiler stack holding the GIL (0.3-0.9 s): that
+    must happen when the section is built, not in the first fine-tune's worker."""
+    from napari_unet._widgets._finetune_job import warm_up_optimizer
+
+    warm_up_optimizer.cache_clear()
+    viewer = make_napari_viewer()
+    FinetuneWidget(viewer)
+    assert warm_up_optimizer.cache_info().currsize == 1  # built once, here
+    FinetuneWidget(viewer)
+    assert warm_up_optimizer.cache_info().misses == 1 and warm_up_optimizer.cache_info().hits >= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Generator
@@ -80,6 +81,19 @@ class PreviewSource:
     def __call__(self) -> np.ndarray:
         self.last_plane = self.plane
         return self.reader(self.last_plane)
+
+
+@functools.cache
+def warm_up_optimizer() -> None:
+    """Create a throw-away Adam optimizer once per process, in the caller's thread.
+
+    The first optimizer torch builds imports its compiler stack (``torch._dynamo``,
+    sympy: 0.3-0.9 s on this CPU), holding the GIL all along. In a fine-tune's worker
+    that froze the napari window for 289 ms at the start of every first run
+    (``benchmarks/bench_gui_stalls.py``); the Fine-tune section calls this when it is
+    built, so the cost is paid while the plugin opens instead.
+    """
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
 
 
 @dataclass
