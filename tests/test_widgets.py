@@ -453,3 +453,18 @@ def test_the_finetune_section_builds_torchs_first_optimizer_when_it_opens(make_n
     assert warm_up_optimizer.cache_info().currsize == 1  # built once, here
     FinetuneWidget(viewer)
     assert warm_up_optimizer.cache_info().misses == 1 and warm_up_optimizer.cache_info().hits >= 1
+
+
+def test_the_annotate_section_warms_napari_labels_up_without_leaving_a_layer(make_napari_viewer):
+    from napari_unet._widgets._annotate import _LABELS_WARMED, AnnotateWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(discs_image(), name="img")
+    added = []
+    viewer.layers.events.inserted.connect(lambda event: added.append(event.value.name))
+    AnnotateWidget(viewer)
+    assert added == ["napari-unet warm-up"]  # one throw-away Labels layer ...
+    assert [layer.name for layer in viewer.layers] == ["img"]  # ... removed at once
+    assert id(viewer) in _LABELS_WARMED
+    AnnotateWidget(viewer)  # once per viewer
+    assert added == ["napari-unet warm-up"]
