@@ -444,27 +444,16 @@ def test_annotation_errors_name_the_layer_and_slice(qtbot, dock, notifications):
 
 def test_the_finetune_section_builds_torchs_first_optimizer_when_it_opens(make_napari_viewer):
     """torch's first optimizer imports its compiler stack holding the GIL (0.3-0.9 s): that
-    must happen when the section is built, not in the first fine-tune's worker."""
-    from napari_unet._widgets._finetune_job import warm_up_optimizer
-
-    warm_up_optimizer.cache_clear()
-    viewer = make_napari_viewer()
-    FinetuneWidget(viewer)
-    assert warm_up_optimizer.cache_info().currsize == 1  # built once, here
-    FinetuneWidget(viewer)
-    assert warm_up_optimizer.cache_info().misses == 1 and warm_up_optimizer.cache_info().hits >= 1
-
-
-def test_the_annotate_section_warms_napari_labels_up_without_leaving_a_layer(make_napari_viewer):
-    from napari_unet._widgets._annotate import _LABELS_WARMED, AnnotateWidget
+    must happen in a thread started when the section is built, not in the first fine-tune's
+    worker."""
+    from napari_unet._widgets._finetune_job import start_optimizer_warm_up, warm_up_optimizer
 
     viewer = make_napari_viewer()
-    viewer.add_image(discs_image(), name="img")
-    added = []
-    viewer.layers.events.inserted.connect(lambda event: added.append(event.value.name))
-    AnnotateWidget(viewer)
-    assert added == ["napari-unet warm-up"]  # one throw-away Labels layer ...
-    assert [layer.name for layer in viewer.layers] == ["img"]  # ... removed at once
-    assert id(viewer) in _LABELS_WARMED
-    AnnotateWidget(viewer)  # once per viewer
-    assert added == ["napari-unet warm-up"]
+    FinetuneWidget(viewer)
+    thread = start_optimizer_warm_up()  # the one the section started (once per process)
+    assert thread.daemon and thread.name == "napari-unet optimizer warm-up"
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert warm_up_optimizer.cache_info().currsize == 1  # the optimizer was built
+    FinetuneWidget(viewer)
+    assert start_optimizer_warm_up() is thread

@@ -28,28 +28,6 @@ RECOUNT_DELAY_MS = 300
 """Painting events are collected for this long before the pixels are counted again."""
 
 
-_LABELS_WARMED: set[int] = set()
-"""ids of the viewers that have had a Labels layer (see :func:`warm_up_labels`)."""
-
-
-def warm_up_labels(viewer: napari.viewer.Viewer) -> None:
-    """Add and remove a 2 x 2 Labels layer once, so napari builds its Labels visuals now.
-
-    napari's first Labels layer in a viewer builds the vispy visual of the polygon-tool
-    overlay: 0.25 s of its 0.47 s on this machine (software OpenGL), a later one 0.08 s.
-    Paid when the section opens, the annotation layer made during a round no longer
-    freezes the window for that long (``benchmarks/bench_gui_stalls.py``). Added and
-    removed in one event-loop turn, the layer is never drawn.
-    """
-    if id(viewer) in _LABELS_WARMED or viewer.layers is None:
-        return
-    _LABELS_WARMED.add(id(viewer))
-    if any(isinstance(layer, napari.layers.Labels) for layer in viewer.layers):
-        return
-    layer = viewer.add_labels(np.zeros((2, 2), np.uint8), name="napari-unet warm-up")
-    viewer.layers.remove(layer)
-
-
 class AnnotateWidget(QWidget):
     """Create the annotation layer of an image and paint classes into it.
 
@@ -64,7 +42,6 @@ class AnnotateWidget(QWidget):
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = real_viewer(viewer)
-        warm_up_labels(self.viewer)  # before this section's pickers see the viewer's layers
         self.state = model_state(self.viewer)
         self.image_picker = LayerCombo(self.viewer, napari.layers.Image, "Image", follow_new=True)
         self.create_button = PushButton(text="Create annotation layer")

@@ -23,7 +23,7 @@ from ._finetune_job import (
     PreviewSource,
     TrainingRequest,
     finetune_job,
-    warm_up_optimizer,
+    start_optimizer_warm_up,
 )
 from ._finetune_settings import FinetuneSettings
 from ._geometry import ImageGeometry, image_data
@@ -75,7 +75,7 @@ class FinetuneWidget(QWidget):
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        warm_up_optimizer()  # torch's lazy imports now, not in the first fine-tune's worker
+        start_optimizer_warm_up()  # torch's lazy imports now, in a thread, not in a fine-tune
         self.viewer = real_viewer(viewer)
         self.state = model_state(self.viewer)
         self.worker: GeneratorWorker | None = None
