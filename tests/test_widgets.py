@@ -440,20 +440,3 @@ def test_annotation_errors_name_the_layer_and_slice(qtbot, dock, notifications):
     errors = [n.message for n in notifications if n.severity == NotificationSeverity.ERROR]
     assert len(errors) == 1
     assert "slice 2 of “stack annotations” uses label 3" in errors[0], errors[0]
-
-
-def test_the_finetune_section_builds_torchs_first_optimizer_when_it_opens(make_napari_viewer):
-    """torch's first optimizer imports its compiler stack holding the GIL (0.3-0.9 s): that
-    must happen in a thread started when the section is built, not in the first fine-tune's
-    worker."""
-    from napari_unet._widgets._finetune_job import start_optimizer_warm_up, warm_up_optimizer
-
-    viewer = make_napari_viewer()
-    FinetuneWidget(viewer)
-    thread = start_optimizer_warm_up()  # the one the section started (once per process)
-    assert thread.daemon and thread.name == "napari-unet optimizer warm-up"
-    thread.join(timeout=60)
-    assert not thread.is_alive()
-    assert warm_up_optimizer.cache_info().currsize == 1  # the optimizer was built
-    FinetuneWidget(viewer)
-    assert start_optimizer_warm_up() is thread

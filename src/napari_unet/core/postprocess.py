@@ -10,7 +10,7 @@ Only numpy, scipy and scikit-image are used (no napari, no Qt).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from scipy import ndimage
@@ -19,6 +19,10 @@ from skimage.morphology import remove_small_objects
 from skimage.segmentation import relabel_sequential, watershed
 
 from .boundaries import grow_objects, separating_lines
+
+if TYPE_CHECKING:
+    from ..config import PredictConfig
+    from .model import UNet
 
 __all__ = [
     "MIN_INSTANCE_SIZE",
@@ -106,7 +110,7 @@ def prediction_mask(
     return mask
 
 
-def mask_threshold(model: Any, config: Any) -> float:
+def mask_threshold(model: UNet, config: PredictConfig) -> float:
     """The background threshold Predict grows objects to for ``model`` under ``config``.
 
     0.5 (no growth) when ``config.close_boundaries`` is off; the config's

@@ -13,6 +13,7 @@ store's instances equal the in-memory ones.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -52,19 +53,12 @@ def close_gaps_chunked(
     halo : int
         Context in pixels around each block.
     """
-    height, width = mask.shape
-    for top in range(0, height, block[0]):
-        for left in range(0, width, block[1]):
-            bottom, right = min(top + block[0], height), min(left + block[1], width)
-            y0, x0 = max(top - halo, 0), max(left - halo, 0)
-            window = np.asarray(
-                boundary[y0 : min(bottom + halo, height), x0 : min(right + halo, width)]
-            )
-            lines = separating_lines(window)[top - y0 : bottom - y0, left - x0 : right - x0]
-            if lines.any():
-                closed = np.asarray(mask[top:bottom, left:right]).copy()
-                closed[lines] = 1
-                mask[top:bottom, left:right] = closed
+    for target, window, centre in _blocks(mask.shape, block, halo):
+        lines = separating_lines(np.asarray(boundary[window]))[centre]
+        if lines.any():
+            closed = np.asarray(mask[target]).copy()
+            closed[lines] = 1
+            mask[target] = closed
 
 
 def grow_objects_chunked(
@@ -94,22 +88,31 @@ def grow_objects_chunked(
     """
     if threshold == 0.5:
         return
-    height, width = mask.shape
+    for target, window, centre in _blocks(mask.shape, block, halo):
+        before = np.asarray(mask[window])
+        grown = grow_objects(before, np.asarray(boundary[window]), threshold)[centre]
+        if not np.array_equal(grown, before[centre]):
+            mask[target] = grown
+
+
+_Window = tuple[slice, slice]
+
+
+def _blocks(
+    shape: tuple[int, int], block: tuple[int, int], halo: int
+) -> Iterator[tuple[_Window, _Window, _Window]]:
+    """Each block of a (Y, X) plane: (the block, its window with ``halo`` of context
+    clipped to the plane, the block's place inside that window)."""
+    height, width = shape
     for top in range(0, height, block[0]):
         for left in range(0, width, block[1]):
             bottom, right = min(top + block[0], height), min(left + block[1], width)
-            window = (
-                slice(max(top - halo, 0), min(bottom + halo, height)),
-                slice(max(left - halo, 0), min(right + halo, width)),
+            y0, x0 = max(top - halo, 0), max(left - halo, 0)
+            yield (
+                (slice(top, bottom), slice(left, right)),
+                (slice(y0, min(bottom + halo, height)), slice(x0, min(right + halo, width))),
+                (slice(top - y0, bottom - y0), slice(left - x0, right - x0)),
             )
-            centre = (
-                slice(top - window[0].start, bottom - window[0].start),
-                slice(left - window[1].start, right - window[1].start),
-            )
-            before = np.asarray(mask[window])
-            grown = grow_objects(before, np.asarray(boundary[window]), threshold)[centre]
-            if not np.array_equal(grown, before[centre]):
-                mask[top:bottom, left:right] = grown
 
 
 def label_chunked(

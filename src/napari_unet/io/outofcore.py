@@ -342,24 +342,26 @@ def _close_gaps(probabilities: Any, mask: Any, block: tuple[int, int]) -> None:
 
     ``probabilities`` is (C, Y, X) or (Z, C, Y, X); class 1's channel is the boundary.
     """
-    if mask.ndim == 2:
-        close_gaps_chunked(_Plane(probabilities, 0), mask, block)
-        return
-    for index in range(mask.shape[0]):
-        boundary = _Plane(_Plane(probabilities, index), 0)
-        close_gaps_chunked(boundary, _Plane(mask, index), block)
+    for boundary, plane in _boundary_planes(probabilities, mask):
+        close_gaps_chunked(boundary, plane, block)
 
 
 def _grow_objects(probabilities: Any, mask: Any, block: tuple[int, int], threshold: float) -> None:
     """Grow the objects of every slice of ``mask`` (Y, X or Z, Y, X) in place, by blocks."""
     if threshold == 0.5:
         return
+    for boundary, plane in _boundary_planes(probabilities, mask):
+        grow_objects_chunked(boundary, plane, block, threshold)
+
+
+def _boundary_planes(probabilities: Any, mask: Any) -> list[tuple[Any, Any]]:
+    """(class 1's probability, the mask) of each (Y, X) slice, as 2-D windows."""
     if mask.ndim == 2:
-        grow_objects_chunked(_Plane(probabilities, 0), mask, block, threshold)
-        return
-    for index in range(mask.shape[0]):
-        boundary = _Plane(_Plane(probabilities, index), 0)
-        grow_objects_chunked(boundary, _Plane(mask, index), block, threshold)
+        return [(_Plane(probabilities, 0), mask)]
+    return [
+        (_Plane(_Plane(probabilities, index), 0), _Plane(mask, index))
+        for index in range(mask.shape[0])
+    ]
 
 
 class _Plane:
