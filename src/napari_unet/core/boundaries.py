@@ -123,9 +123,9 @@ def grow_objects(
     Calling a pixel background only where its probability exceeds ``threshold`` (> 0.5)
     thins them, but a plain threshold also opens gaps: cells merge. Here the objects
     instead grow into the pixels at or below ``threshold`` by a watershed of the
-    boundary probability from the objects themselves, with a one-pixel watershed line
-    wherever two of them meet, so no two objects ever join and none appears or
-    vanishes: only boundary pixels become object pixels.
+    boundary probability from the objects themselves; a grown pixel that would touch
+    another object stays background (one pixel wide where two meet), so no two objects
+    ever join and none appears or vanishes: only boundary pixels become object pixels.
 
     Parameters
     ----------
