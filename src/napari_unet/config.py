@@ -123,6 +123,16 @@ class Unset(enum.Enum):
 UNSET: Final = Unset.UNSET
 
 
+def is_background_threshold(value: Any) -> bool:
+    """Whether ``value`` is a background threshold: a number (not a bool) in [0.5, 1).
+
+    The one rule for ``PredictConfig.background_threshold``, a checkpoint's stored
+    threshold, ``--background-threshold`` and :func:`~napari_unet.core.boundaries.grow_objects`.
+    """
+    number = isinstance(value, (int, float, np.integer, np.floating))
+    return number and not isinstance(value, (bool, np.bool_)) and 0.5 <= value < 1
+
+
 def _whole_number(value: Any) -> bool:
     """An int (numpy's too), not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
@@ -208,11 +218,7 @@ class PredictConfig(_Options):
                 f"object), got {self.min_instance_size!r}"
             )
         threshold = self.background_threshold
-        if threshold is not None and not (
-            isinstance(threshold, (int, float, np.floating))
-            and not isinstance(threshold, bool)
-            and 0.5 <= threshold < 1
-        ):
+        if threshold is not None and not is_background_threshold(threshold):
             raise ValueError(
                 "background_threshold must be None (the model's) or a number in [0.5, 1), "
                 f"got {threshold!r}"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import AUTO_TILE, PredictConfig
+from ..config import AUTO_TILE, PredictConfig, is_background_threshold
 from ._common import EXIT_BAD_INPUT, CliError, Termination, sigterm_interrupts, writable_folder
 from ._progress import ProgressBar
 
@@ -272,6 +272,6 @@ def _background_threshold(text: str) -> float:
         value = float(text)
     except ValueError:
         value = float("nan")
-    if not 0.5 <= value < 1:
+    if not is_background_threshold(value):
         raise argparse.ArgumentTypeError(f"must be a number in [0.5, 1), got {text!r}")
     return value

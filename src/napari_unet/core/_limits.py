@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Mapping
 from typing import Any
 
-from ..config import ModelConfig, NormConfig
+from ..config import ModelConfig, NormConfig, is_background_threshold
 
 __all__ = [
     "LIMITS",
@@ -152,8 +152,7 @@ def check_normalization(values: Any) -> None:
 
 def check_background_threshold(value: Any) -> None:
     """Refuse a stored background threshold that is not a number in [0.5, 1)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not 0.5 <= value < 1:
+    if not is_background_threshold(value):
         raise ValueError(f"background_threshold must be a number in [0.5, 1), got {_show(value)}")
 
 

@@ -150,7 +150,9 @@ def grow_objects(
     """
     from skimage.segmentation import watershed
 
-    if not 0.5 <= threshold < 1:
+    from ..config import is_background_threshold  # config imports this module's users
+
+    if not is_background_threshold(threshold):
         raise ValueError(f"the background threshold must be in [0.5, 1), got {threshold!r}")
     mask = np.asarray(mask)
     probability = np.asarray(boundary_probability, dtype=np.float32)

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..config import ModelConfig, NormConfig, WeightConfig
+from ..config import ModelConfig, NormConfig, WeightConfig, is_background_threshold
 
 if TYPE_CHECKING:
     from .model import UNet
@@ -358,7 +358,7 @@ def _norm(raw: Any) -> tuple[NormConfig, Any]:
 
 
 def _threshold(raw: Any) -> tuple[float, Any]:
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0.5 <= raw < 1:
+    if not is_background_threshold(raw):
         raise ValueError("not a number in [0.5, 1)")
     return float(raw), raw
 
