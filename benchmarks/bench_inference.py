@@ -61,8 +61,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# isort: off
+import napari_unet  # noqa: F401  (first: asks PyTorch for huge pages before torch is imported)
 import numpy as np
 import torch
+
+# isort: on
 from raw_results import add_json_option, utc_now, write_json
 from torch.nn import functional as F
 from torch.utils.flop_counter import FlopCounterMode

@@ -5,7 +5,11 @@ rounds (median of ``--repeats`` runs each):
 
 * **before**: the code at the start of issue 17, i.e. ``default_tile_size`` = 572, the tile
   used as given, one convolution and one ReLU after another
-  (``EngineOptions(shrink_tiles_to_image=False, fused_conv_relu=False)``);
+  (``EngineOptions(shrink_tiles_to_image=False, fused_conv_relu=False)``), and PyTorch's
+  default allocator: it runs in a child process started with ``THP_MEM_ALLOC_ENABLE=0``
+  (``--child-before``), once per round, interleaved with the others; this process asks for
+  huge pages, as importing ``napari_unet`` does (``napari_unet._huge_pages``);
+* the before engine in this process (huge pages only);
 * **after**: ``default_tile_size(model)`` (the automatic tile: the largest usable tile up to
   1024 that fits the memory budget), tiles shrunk to the image, each 3x3 convolution fused
   with its ReLU;
@@ -42,8 +46,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+# isort: off
+import napari_unet  # noqa: F401  (first: asks PyTorch for huge pages before torch is imported)
 import numpy as np
 import torch
+
+# isort: on
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_inference import (
@@ -61,6 +69,37 @@ from napari_unet.core.engine import EngineOptions, forward
 from napari_unet.core.inference import default_tile_size, tile_layout
 
 OLD_TILE = 572
+
+
+def child_before(image: np.ndarray, tile: int) -> tuple[float, np.ndarray]:
+    """One timed ``predict`` of the before code in a fresh process with the default allocator.
+
+    The child loads the model, warms up on a smaller image (not timed), times one call and
+    sends back the seconds and the probabilities (through a temporary .npy file).
+    """
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        np.save(Path(folder) / "image.npy", image)
+        environment = {**os.environ, "THP_MEM_ALLOC_ENABLE": "0"}
+        command = [sys.executable, __file__, "--child-before", folder, "--tile", str(tile)]
+        command += ["--threads", str(torch.get_num_threads())]
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
+        seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+        return seconds, np.load(Path(folder) / "probabilities.npy")
+
+
+def run_child(folder: Path, tile: int) -> None:
+    """``--child-before``: time the before code on ``folder/image.npy``; print JSON."""
+    if os.environ.get("THP_MEM_ALLOC_ENABLE") != "0":
+        raise SystemExit("--child-before runs with THP_MEM_ALLOC_ENABLE=0 (the default allocator)")
+    model, _ = get_model()
+    image = np.load(folder / "image.npy")
+    run_predict(test_image(min(image.shape[0], 1200), seed=1), model, tile, False, False)
+    seconds, probabilities = timed(lambda: run_predict(image, model, tile, False, False))
+    np.save(folder / "probabilities.npy", probabilities)
+    print(json.dumps({"seconds": seconds}))
 
 
 def engine_for(shrink: bool, fused: bool) -> EngineOptions:
@@ -149,8 +188,13 @@ def main() -> None:
     parser.add_argument("--no-monai", action="store_true")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--child-before", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--tile", type=int, default=OLD_TILE, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.child_before is not None:
+        run_child(args.child_before, args.tile)
+        return
     model, model_name = get_model()
     image = test_image(args.size)
     new_tile = default_tile_size(model)
@@ -159,9 +203,9 @@ def main() -> None:
     old_shrunk_shape = tile_layout(model, image.shape, OLD_TILE, after)[0]
     old_tiles = len(tile_layout(model, image.shape, OLD_TILE, before)[1])
     new_tiles = len(tile_layout(model, image.shape, new_tile, before)[1])
-    methods: dict[str, Callable[[], np.ndarray]] = {
-        f"before: tile {OLD_TILE} as given, conv then ReLU": lambda: run_predict(
-            image, model, OLD_TILE, False, False
+    methods: dict[str, Callable[[], Any]] = {
+        f"before: tile {OLD_TILE} as given, conv then ReLU, default allocator (child process)": (
+            lambda: child_before(image, OLD_TILE)
         ),
         f"after: default tile {new_tile} (auto) shrunk to {new_shape[0]}, fused conv+ReLU": (
             lambda: run_predict(image, model, new_tile, True, True)
@@ -174,6 +218,9 @@ def main() -> None:
         ),
         "one pass over the whole mirrored image (tile_size=None), fused": lambda: run_predict(
             image, model, None, True, True
+        ),
+        f"tile {OLD_TILE} as given, conv then ReLU (the before engine, huge pages)": lambda: (
+            run_predict(image, model, OLD_TILE, False, False)
         ),
     }
     if not args.no_monai:
@@ -197,6 +244,7 @@ def main() -> None:
     for fused in forward_names.values():
         forward_seconds(model, args.forward_tile, fused)
 
+    before_name = next(iter(methods))
     times: dict[str, list[float]] = {name: [] for name in [*methods, *forward_names]}
     outputs: dict[str, np.ndarray] = {}
     loads = [load_average()]
@@ -204,6 +252,8 @@ def main() -> None:
     for repeat in range(args.repeats):
         for name, method in methods.items():
             seconds, result = timed(method)
+            if name == before_name:  # the child's own time, without its start and warm-up
+                seconds, result = result
             times[name].append(seconds)
             outputs.setdefault(name, result)
             log(f"round {repeat + 1}: {seconds:7.2f} s  {name}")
@@ -232,6 +282,7 @@ def main() -> None:
     ratios = {
         "after_vs_before": medians[before] / medians[after],
         "useful_output_vs_forward_pass": after_mps / forward_mps,
+        "huge_pages_alone_before_engine": medians[before] / medians[names[5]],
     }
     if not args.no_monai:
         monai_names = [name for name in names if name.startswith("MONAI")]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from . import _huge_pages  # noqa: F401  (before anything imports torch)
 from .config import (
     AugmentConfig,
     ModelConfig,

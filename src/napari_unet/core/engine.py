@@ -140,7 +140,7 @@ def forward(
         and not (model._forward_hooks or model._forward_pre_hooks)
         and FUSED_CONV_RELU is not None
     ):
-        return fused_unet_forward(model, inputs)
+        return fused_unet_forward(model, inputs, engine.channels_last)
     return model(inputs)
 
 

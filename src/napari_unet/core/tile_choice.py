@@ -14,13 +14,14 @@ from .model import UNet
 
 __all__ = ["auto_tile_size", "default_tile_size", "tile_memory", "tile_stride", "usable_tile_sizes"]
 
-#: Largest tile edge :func:`auto_tile_size` chooses: the paper's 572. Larger tiles keep
-#: more of each tile (45 % of a 572 tile for a depth-4 valid network, 67 % of a 1052 one)
-#: but cost more per input pixel once a tile's feature maps leave the cache: on the idle
-#: machine (2 threads, 2048² image) tiles of 1020 shrunk to 876 ran at 0.79x the old
-#: default and 572 shrunk to 540 at 1.17x (benchmarks/results_inference_speed.md; the
-#: opposite figure measured under heavy load came from stalled threads).
-AUTO_TILE_MAXIMUM: int = 572
+#: Largest tile edge :func:`auto_tile_size` chooses. Larger tiles keep more of each tile
+#: (45 % of a 572 tile for a depth-4 valid network, 67 % of a 1020 one). They were slower
+#: per pixel until two costs of their large feature maps went away: fresh pages from the
+#: kernel for every tensor (now huge pages, :mod:`napari_unet._huge_pages`) and the
+#: full-resolution layers running in the default layout (now channels-last,
+#: :mod:`napari_unet.core.fused`). Since then, on a 2048² image with 2 threads, tiles of
+#: 1020 ran at 1.3x those of 572 (benchmarks/results_inference_speed.md).
+AUTO_TILE_MAXIMUM: int = 1024
 
 #: Bytes of activations per input-window pixel and base feature map (peak, one
 #: forward pass; benchmarks/results_performance.md, "Forward-pass memory": 32-34
