@@ -9,8 +9,10 @@ Sections:
     training loop counts (``TrainProgress.elapsed``; the one-off weight map is
     timed separately). Training megapixels/s counts the output pixels of the
     patches (the pixels the loss sees) and, separately, the input pixels.
-    Also one forward + backward + Adam step on a batch in NCHW and in
-    channels-last layout (an experiment; ``finetune`` itself uses NCHW).
+    Timed twice per repeat, interleaved: with ``finetune``'s channels-last weights on the
+    CPU, and with the weights kept in the default (NCHW) layout, as ``finetune`` trained
+    before (``training_layout`` replaced in ``training.loop`` for those runs). Also one forward +
+    backward + Adam step on a batch in NCHW and in channels-last layout.
 ``round``
     One full round on a 1024 x 1024 image: simulated annotation (scribbles on
     2 % of the pixels), ``finetune`` with the default 30 s budget, ``predict``
@@ -35,14 +37,19 @@ import statistics
 import sys
 import time
 
+# isort: off
+import napari_unet  # noqa: F401  (first: asks PyTorch for huge pages before torch is imported)
 import numpy as np
 import torch
+
+# isort: on
 from bench_inference import get_model, load_average, log, machine_lines
 from raw_results import add_json_option, utc_now, write_json
 
 from napari_unet import TrainConfig, UNet, class_mask, finetune, predict
 from napari_unet.config import PredictConfig
 from napari_unet.io.synthetic import simulate_scribbles, synthetic_nuclei
+from napari_unet.training import loop as loop_module
 from napari_unet.training.loop import weighted_loss
 from napari_unet.training.sampling import default_patch_size
 from napari_unet.training.weights import annotation_from_instances
@@ -80,15 +87,24 @@ def bench_throughput(
     state = {k: v.clone() for k, v in model.state_dict().items()}
     run_finetune(model, image, scribbles, TrainConfig(seconds=None, iterations=2, device="cpu"))
     load_before = load_average()
-    walls, loops = [], []
+    walls, loops, nchw_loops = [], [], []
+    channels_last_layout = loop_module.training_layout
     for repeat in range(repeats):
-        model.load_state_dict(state)
-        wall, loop, done = run_finetune(model, image, scribbles, config)
-        walls.append(wall)
-        loops.append(loop)
-        log(f"training repeat {repeat + 1}/{repeats}: {done} iterations in {loop:.2f} s")
+        for layout, times in (("channels-last", loops), ("NCHW", nchw_loops)):
+            if layout == "NCHW":
+                loop_module.training_layout = lambda device: torch.contiguous_format
+            try:
+                model.load_state_dict(state)
+                wall, loop, done = run_finetune(model, image, scribbles, config)
+            finally:
+                loop_module.training_layout = channels_last_layout
+            times.append(loop)
+            if layout == "channels-last":
+                walls.append(wall)
+            log(f"training repeat {repeat + 1}/{repeats}, {layout}: {done} it in {loop:.2f} s")
     model.load_state_dict(state)
     loop = statistics.median(loops)
+    nchw_loop = statistics.median(nchw_loops)
     setup = statistics.median(w - x for w, x in zip(walls, loops))
     rate = iterations / loop
     steps, step_ms = step_layouts(model, patch, batch, repeats)
@@ -100,6 +116,8 @@ def bench_throughput(
         "iterations": iterations,
         "load_before": load_before,
         "loop_s": loops,
+        "nchw_loop_s": nchw_loops,
+        "channels_last_vs_nchw": nchw_loop / loop,
         "wall_s": walls,
         "iterations_per_s": rate,
         "output_mpx_per_s": rate * batch * output**2 / 1e6,
@@ -119,6 +137,9 @@ def bench_throughput(
         f"| training loop, {iterations} iterations (runs: "
         f"{', '.join(f'{x:.2f}' for x in loops)} s) | {loop:.2f} s |",
         f"| iterations/s | {rate:.2f} |",
+        f"| the same loop with NCHW weights, as before (runs: "
+        f"{', '.join(f'{x:.2f}' for x in nchw_loops)} s) | {nchw_loop:.2f} s |",
+        f"| channels-last against NCHW (median loop times) | {nchw_loop / loop:.2f}x |",
         f"| training Mpx/s, output pixels ({batch} x {output}^2 per iteration) | "
         f"{rate * batch * output**2 / 1e6:.3f} |",
         f"| training Mpx/s, input pixels ({batch} x {patch}^2 per iteration) | "
@@ -144,8 +165,8 @@ def step_layouts(
     state = {k: v.clone() for k, v in model.state_dict().items()}
     rows, medians = [], {}
     for name, layout in (
-        ("NCHW (as `finetune`)", torch.contiguous_format),
-        ("channels-last input and weights", torch.channels_last),
+        ("NCHW", torch.contiguous_format),
+        ("channels-last input and weights (as `finetune` on the CPU)", torch.channels_last),
     ):
         model.to(memory_format=layout).train()
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-5)

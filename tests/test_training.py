@@ -432,3 +432,19 @@ def test_stop_during_the_preview_skips_it_and_ends_training():
     )  # fmt: skip
     reports = list(steps)
     assert [(step.iteration, step.preview) for step in reports] == [(1, None)]
+
+
+def test_cpu_training_runs_channels_last_and_gives_back_the_default_layout():
+    model = _small_model()
+    image, _, scribbles = _discs()
+    layouts = []
+
+    def preview():  # called during training, between iterations
+        weight = model.down[0][2].weight  # the second 3x3 convolution: 4 -> 4 feature maps
+        layouts.append(weight.is_contiguous(memory_format=torch.channels_last))
+
+    config = TrainConfig(seconds=None, iterations=4, device="cpu", seed=0)
+    for _ in finetune(model, [image], [scribbles], config, preview=preview, preview_every=0):
+        pass
+    assert layouts and all(layouts)
+    assert all(p.is_contiguous() for p in model.parameters())

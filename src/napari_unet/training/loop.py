@@ -24,7 +24,7 @@ import torch
 from torch.nn import functional as F
 
 from ..config import AugmentConfig, TrainConfig, WeightConfig
-from ..core.devices import resolve_device
+from ..core.devices import resolve_device, to_layout, training_layout
 from ..core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from ..core.model import UNet
 from .batchnorm import recalibrate_batch_norm, recalibration_passes
@@ -180,6 +180,7 @@ def finetune(
         raise ValueError(f"report_every must be >= 1, got {report_every}")
     data = prepare_training_data(images, annotations, model, weights)
     device = resolve_device(config.device)
+    to_layout(model.to(device), training_layout(device))
     patch_size = config.patch_size or default_patch_size(model)
     output_size = model.output_size(patch_size)
     rng = np.random.default_rng(config.seed)
@@ -222,7 +223,7 @@ def finetune(
                     model, sampler, config.batch_size, state.recalibration_passes, stop
                 )
         finally:
-            model.eval()
+            to_layout(model, torch.contiguous_format).eval()
             record_run(model, data, state, best, (config, augment, weights), teacher is not None)
         if completed and state.iteration and starting is not None:
             threshold = carried_threshold(starting, model, images, annotations, device)
