@@ -58,7 +58,9 @@ from bench_isbi_scribbles import (
     scribbled_training_set,
 )
 
-#: Iterations the recipe did in 60 s with 2 threads on the idle machine (450-520).
+#: Iterations the recipe did in 60 s with 2 threads on the idle machine (450-520), before
+#: fine-tuning trained channels-last weights; since then 60 s give it about 920 (0.053-0.055 s
+#: per iteration, 2026-12-01 19:29; pass ``--recipe-iterations 920``). The tabled rows use 490.
 RECIPE_IDLE_ITERATIONS_60S = 490
 
 UNETS = {
