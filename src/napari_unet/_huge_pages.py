@@ -2,12 +2,12 @@
 
 On the CPU, PyTorch takes every tensor from the operating system's allocator. A
 forward pass over a large tile makes activations of 40-70 MB (a 1020 px tile, 16
-feature maps); glibc serves blocks above 32 MB with a fresh ``mmap`` each time, so
-every such tensor is page-faulted in, 4 KiB at a time, and zeroed by the kernel:
-about 175,000 page faults and a quarter of the time of ``predict`` on a 1024² image
-(``benchmarks/results_inference_speed.md``). With ``THP_MEM_ALLOC_ENABLE=1``, a
-PyTorch option, allocations of 2 MB or more are aligned to 2 MB and marked for
-transparent huge pages (``madvise``), which cuts the faults 500-fold.
+feature maps); glibc serves blocks above its mmap threshold (at most 32 MB) with a
+fresh ``mmap`` each time, so every such tensor is page-faulted in, 4 KiB at a time,
+and zeroed by the kernel: 175,786 page faults in three ``predict`` calls on a 1024²
+image at tile 572, a fifth of their time (docs/experiments/inference_speed.md). With
+``THP_MEM_ALLOC_ENABLE=1``, a PyTorch option, allocations of 2 MB or more are aligned
+to 2 MB and marked for transparent huge pages (``madvise``): 437 faults there.
 
 PyTorch reads the variable once, at its first allocation, so it must be set before
 ``import torch``: :mod:`napari_unet` imports this module first. A value the user

@@ -20,7 +20,7 @@ __all__ = ["auto_tile_size", "default_tile_size", "tile_memory", "tile_stride", 
 #: kernel for every tensor (now huge pages, :mod:`napari_unet._huge_pages`) and the
 #: full-resolution layers running in the default layout (now channels-last,
 #: :mod:`napari_unet.core.fused`). Since then, on a 2048² image with 2 threads, tiles of
-#: 1020 ran at 1.3x those of 572 (benchmarks/results_inference_speed.md).
+#: 1020 (shrunk to 876) ran at 1.07-1.29x those of 572 (benchmarks/results_inference_speed.md).
 AUTO_TILE_MAXIMUM: int = 1024
 
 #: Bytes of activations per input-window pixel and base feature map (peak, one
