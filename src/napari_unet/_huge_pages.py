@@ -7,7 +7,9 @@ fresh ``mmap`` each time, so every such tensor is page-faulted in, 4 KiB at a ti
 and zeroed by the kernel: 175,786 page faults in three ``predict`` calls on a 1024²
 image at tile 572, a fifth of their time (docs/experiments/inference_speed.md). With
 ``THP_MEM_ALLOC_ENABLE=1``, a PyTorch option, allocations of 2 MB or more are aligned
-to 2 MB and marked for transparent huge pages (``madvise``): 437 faults there.
+to 2 MB and marked for transparent huge pages (``madvise``): 437 faults there. The
+price is some memory (2 MB alignment, whole huge pages); PyTorch leaves it off by
+default for that reason.
 
 PyTorch reads the variable once, at its first allocation, so it must be set before
 ``import torch``: :mod:`napari_unet` imports this module first. A value the user
