@@ -399,9 +399,7 @@ def test_stop_is_checked_between_the_forward_passes_of_a_batch():
 
 
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_fused_forward_keeps_the_asked_layout_after_a_one_channel_input(
-    monkeypatch, channels_last
-):
+def test_fused_forward_keeps_the_asked_layout_after_a_one_channel_input(monkeypatch, channels_last):
     # oneDNN returns the convolution of a one-channel input (both layouts at once) in the
     # default layout; channels-last must hold from the first layer on, or the
     # full-resolution layers run at a fraction of their speed
@@ -415,16 +413,30 @@ def test_fused_forward_keeps_the_asked_layout_after_a_one_channel_input(
         inputs_seen.append(x)
         return real(x, *args)
 
+    additions = []
+    real_add = fused_module.FUSED_CONV_ADD_RELU
+
+    def spy_add(x, other, *args):
+        additions.append((x, other))
+        return real_add(x, other, *args)
+
     monkeypatch.setattr(fused_module, "FUSED_CONV_RELU", spy)
+    monkeypatch.setattr(fused_module, "FUSED_CONV_ADD_RELU", spy_add)
     layout = torch.channels_last if channels_last else torch.contiguous_format
     inputs = torch.randn(1, 1, 92, 92).contiguous(memory_format=layout)
     with torch.inference_mode():
         result = fused_module.fused_unet_forward(model, inputs, channels_last)
         expected = model(inputs)
+    # each decoder block's first convolution: the skip's part, then the up-sampled part
+    # added to it, without concatenating the two
+    assert len(additions) == model.config.depth
     assert len(inputs_seen) == 2 * (2 * model.config.depth + 1)
+    assert all(
+        x.is_contiguous(memory_format=torch.channels_last) == channels_last
+        for pair in additions
+        for x in pair
+    )
     later = inputs_seen[1:]  # every convolution after the first has 16 channels or more
     assert all(x.shape[1] > 1 for x in later)
-    assert all(
-        x.is_contiguous(memory_format=torch.channels_last) == channels_last for x in later
-    )
+    assert all(x.is_contiguous(memory_format=torch.channels_last) == channels_last for x in later)
     assert torch.allclose(result, expected, atol=1e-5)
