@@ -23,7 +23,7 @@ from ._common import writable_folder
 from ._progress import ProgressBar
 
 DEMO_SEED = 2015  # synthetic image not used to train the bundled model (seeds 100-107)
-DEMO_ITERATIONS = 150  # about 30 s on an idle 2-core CPU
+DEMO_ITERATIONS = 150  # the whole demo: about 20 s on an idle 2-core CPU
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
