@@ -152,6 +152,22 @@ def test_train_budget_defaults(budget, seconds, iterations):
     assert (config.seconds, config.iterations) == (seconds, iterations)
 
 
+def test_train_help_states_the_distillation_default_in_use(capsys):
+    """The help once said "default 3" while TrainConfig's default was 10."""
+    from napari_unet import TrainConfig
+    from napari_unet.cli.train import _train_config
+
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    args = build_parser().parse_args(
+        ["train", "--images", "a.tif", "--labels", "b.tif", "--new", "--output", "o"]
+    )
+    used = _train_config(args).distillation
+    assert used == TrainConfig.distillation
+    assert f"unpainted pixels (default {used:g}; 0 = strokes only)" in help_text
+
+
 def test_train_divergence_is_one_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "diverged.safetensors"
     budget = ["--iterations", "10", "--learning-rate", "1e30"]

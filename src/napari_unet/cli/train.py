@@ -18,6 +18,16 @@ __all__ = ["add_parser", "run_train"]
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``train``."""
     parser = commands.add_parser("train", help="fine-tune (or train from scratch) on annotations")
+    _add_data_arguments(parser)
+    _add_budget_arguments(parser)
+    _add_loss_arguments(parser)
+    _add_output_arguments(parser)
+    _add_architecture_arguments(parser)
+    parser.set_defaults(handler=run_train)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Images, their annotations and the model to start from."""
     parser.add_argument("--images", nargs="+", type=Path, required=True)
     parser.add_argument(
         "--labels",
@@ -29,7 +39,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", help="bundled model name or checkpoint to start from")
     source.add_argument("--new", action="store_true", help="start from a fresh model")
-    parser.add_argument("--output", type=Path, required=True, help="checkpoint to write")
+
+
+def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """Budget, optimiser, sampling, device."""
     parser.add_argument(
         "--seconds",
         type=float,
@@ -44,20 +57,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         type=float,
         default=None,
         help="Adam's starting rate (default: 1e-3 for --new, 1e-4 to fine-tune a trained model)",
-    )
-    parser.add_argument(
-        "--distillation",
-        type=float,
-        default=None,
-        help="weight of keeping a trained model's predictions on unpainted pixels "
-        "(default 3; 0 = strokes only)",
-    )
-    parser.add_argument(
-        "--distillation-border",
-        type=float,
-        default=TrainConfig.distillation_border,
-        help="w0 of the border term on the trained model's own objects: how much more its "
-        "gaps between touching objects are kept (default %(default)s; 0 = all pixels alike)",
     )
     parser.add_argument(
         "--lr-schedule",
@@ -77,7 +76,26 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--patch-size", type=int, default=TrainConfig.patch_size)
     parser.add_argument("--seed", type=int, default=TrainConfig.seed)
     parser.add_argument("--device", default=TrainConfig.device)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     parser.add_argument("--no-elastic", action="store_true", help="switch elastic deformation off")
+
+
+def _add_loss_arguments(parser: argparse.ArgumentParser) -> None:
+    """The paper's weighted loss and the distillation towards a trained model."""
+    parser.add_argument(
+        "--distillation",
+        type=float,
+        default=None,
+        help="weight of keeping a trained model's predictions on unpainted pixels "
+        f"(default {TrainConfig.distillation:g}; 0 = strokes only)",
+    )
+    parser.add_argument(
+        "--distillation-border",
+        type=float,
+        default=TrainConfig.distillation_border,
+        help="w0 of the border term on the trained model's own objects: how much more its "
+        "gaps between touching objects are kept (default %(default)s; 0 = all pixels alike)",
+    )
     parser.add_argument(
         "--w0", type=float, default=WeightConfig.w0, help="border weight (paper: 10)"
     )
@@ -95,12 +113,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--no-class-balance", dest="class_balance", action="store_const", const=False,
         help="w_c = 1, also for a new model",
     )  # fmt: skip
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """The checkpoint written and what it records."""
+    parser.add_argument("--output", type=Path, required=True, help="checkpoint to write")
     parser.add_argument("--half", action="store_true", help="store weights as float16")
     parser.add_argument("--description", default=None, help="stored in the checkpoint")
     parser.add_argument(
         "--trained-on", default=None, help="what the data was (stored; default: the image paths)"
     )
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+
+
+def _add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
+    """The network of a ``--new`` model."""
     arch = parser.add_argument_group("architecture of a --new model")
     model = ModelConfig
     arch.add_argument(
@@ -114,7 +140,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     arch.add_argument("--channels", type=int, default=model.in_channels, help="input channels")
     arch.add_argument("--batch-norm", action="store_true")
     arch.add_argument("--upsampling", choices=["upconv", "bilinear"], default=model.upsampling)
-    parser.set_defaults(handler=run_train)
 
 
 def _training_inputs(args: argparse.Namespace, in_channels: int):
