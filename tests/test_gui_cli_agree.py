@@ -231,3 +231,26 @@ def test_the_boundary_threshold_choice_follows_the_model_and_reaches_the_config(
     assert widget.background_threshold.native.currentText() == "the model's own (0.50)"
     widget.close_boundaries.value = False  # no growth without the closing: greyed out
     assert not widget.background_threshold.enabled
+
+
+def test_the_fine_tune_widget_starts_at_the_core_and_cli_defaults(qtbot):
+    """One set of defaults: the widget's controls start where the core and the CLI do."""
+    from napari_unet import AugmentConfig, TrainConfig, WeightConfig
+    from napari_unet._widgets._finetune_settings import FinetuneSettings
+    from napari_unet.cli import build_parser
+    from napari_unet.cli.train import _train_config
+
+    settings = FinetuneSettings()
+    assert settings.augment_config() == AugmentConfig()
+    assert settings.weight_config() == WeightConfig()
+    args = build_parser().parse_args(
+        ["train", "--images", "a.tif", "--labels", "b.tif", "--new", "--output", "o"]
+    )
+    assert (args.w0, args.sigma, args.no_elastic) == (WeightConfig.w0, WeightConfig.sigma, False)
+    widget_config, cli_config = settings.train_config(), _train_config(args)
+    for field in ("learning_rate", "lr_schedule", "distillation", "batch_size", "patch_size"):
+        assert (
+            getattr(widget_config, field)
+            == getattr(cli_config, field)
+            == getattr(TrainConfig(), field)
+        )

@@ -17,53 +17,8 @@ class FinetuneSettings(Container):
 
     def __init__(self) -> None:
         self._running = False
-        self.seconds = SpinBox(label="Time budget (s)", value=30, min=1, max=86_400)
-        self.iterations = SpinBox(
-            label="Max iterations",
-            value=0,
-            min=0,
-            max=10_000_000,
-            tooltip="Stop after this many iterations at the latest; 0 = only the time budget.",
-        )
-        self.learning_rate = ComboBox(
-            label="Learning rate",
-            choices=[("auto", None), *((f"{rate:g}", rate) for rate in LEARNING_RATES)],
-            value=None,
-            tooltip="Adam's learning rate at the start of the run. auto: 1e-3 for a new "
-            "model, 1e-4 to fine-tune a trained one (faster rates undo what it knew).",
-        )
-        self.lr_schedule = ComboBox(
-            label="Rate schedule",
-            choices=[("decay to 0", "linear"), ("cosine to 0", "cosine"), ("constant", "constant")],
-            value="linear",
-            tooltip="How the learning rate changes over the budget (time or iterations): "
-            "decaying to 0 ends each run with small, careful steps.",
-        )
-        self.elastic = CheckBox(text="Elastic deformation", value=True)
-        self.elastic_std = FloatSpinBox(
-            label="Elastic strength (px)",
-            value=10.0,
-            min=0.0,
-            max=50.0,
-            step=1.0,
-            tooltip="Standard deviation of the random displacements (the paper: 10 px).",
-        )
-        self.w0 = FloatSpinBox(
-            label="Border weight w0",
-            value=10.0,
-            min=0.0,
-            max=100.0,
-            step=1.0,
-            tooltip="Extra loss weight of background between close objects (the paper: 10).",
-        )
-        self.sigma = FloatSpinBox(
-            label="Border width σ (px)",
-            value=5.0,
-            min=0.5,
-            max=50.0,
-            step=0.5,
-            tooltip="How far from the objects the border weight reaches (the paper: 5 px).",
-        )
+        self._create_budget_controls()
+        self._create_data_controls(AugmentConfig(), WeightConfig())
         self.device = ComboBox(label="Device", choices=available_devices())
         self.live_preview = CheckBox(text="Live preview of the slice in view", value=True)
         self.from_base = CheckBox(
@@ -89,6 +44,59 @@ class FinetuneSettings(Container):
         )
         self.margins = (0, 0, 0, 0)
         self.elastic.changed.connect(self._update_enabled)
+
+    def _create_budget_controls(self) -> None:
+        """Time and iteration budget, learning rate and its schedule."""
+        self.seconds = SpinBox(label="Time budget (s)", value=30, min=1, max=86_400)
+        self.iterations = SpinBox(
+            label="Max iterations",
+            value=0,
+            min=0,
+            max=10_000_000,
+            tooltip="Stop after this many iterations at the latest; 0 = only the time budget.",
+        )
+        self.learning_rate = ComboBox(
+            label="Learning rate",
+            choices=[("auto", None), *((f"{rate:g}", rate) for rate in LEARNING_RATES)],
+            value=None,
+            tooltip="Adam's learning rate at the start of the run. auto: 1e-3 for a new "
+            "model, 1e-4 to fine-tune a trained one (faster rates undo what it knew).",
+        )
+        self.lr_schedule = ComboBox(
+            label="Rate schedule",
+            choices=[("decay to 0", "linear"), ("cosine to 0", "cosine"), ("constant", "constant")],
+            value=TrainConfig.lr_schedule,
+            tooltip="How the learning rate changes over the budget (time or iterations): "
+            "decaying to 0 ends each run with small, careful steps.",
+        )
+
+    def _create_data_controls(self, augment: AugmentConfig, weights: WeightConfig) -> None:
+        """Elastic deformation and the paper's border weights, at the core's defaults."""
+        self.elastic = CheckBox(text="Elastic deformation", value=augment.elastic)
+        self.elastic_std = FloatSpinBox(
+            label="Elastic strength (px)",
+            value=augment.elastic_std,
+            min=0.0,
+            max=50.0,
+            step=1.0,
+            tooltip="Standard deviation of the random displacements (the paper: 10 px).",
+        )
+        self.w0 = FloatSpinBox(
+            label="Border weight w0",
+            value=weights.w0,
+            min=0.0,
+            max=100.0,
+            step=1.0,
+            tooltip="Extra loss weight of background between close objects (the paper: 10).",
+        )
+        self.sigma = FloatSpinBox(
+            label="Border width σ (px)",
+            value=weights.sigma,
+            min=0.5,
+            max=50.0,
+            step=0.5,
+            tooltip="How far from the objects the border weight reaches (the paper: 5 px).",
+        )
 
     def train_config(self) -> TrainConfig:
         """The budget, learning rate, its schedule and the device."""

@@ -80,6 +80,28 @@ class PredictWidget(QWidget):
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
         defaults = PredictConfig()
         self.defaults = defaults
+        self._create_inference_controls(defaults)
+        self._create_mask_controls(defaults)
+        self._create_output_controls()
+        self.run_button = PushButton(text="Run")
+        self.cancel_button = PushButton(text="Cancel")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, PROGRESS_STEPS)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.evaluation = EvaluatePanel(self.viewer, self.image_picker)
+        self._build_layout()
+        self.run_button.changed.connect(self.run_prediction)
+        self.cancel_button.changed.connect(self.cancel)
+        self.state.model_changed.connect(self.update_tile_sizes)
+        self.state.model_changed.connect(self.update_threshold_choices)
+        self.close_boundaries.changed.connect(self._enable_threshold)
+        self.update_tile_sizes()
+        self.update_threshold_choices()
+        self._set_running(False)
+
+    def _create_inference_controls(self, defaults: PredictConfig) -> None:
+        """The image, tile size, device and test-time augmentation."""
         self.image_picker = LayerCombo(self.viewer, napari.layers.Image, "Image", follow_new=True)
         self.tile_size = ComboBox(
             label="Tile size",
@@ -92,6 +114,15 @@ class PredictWidget(QWidget):
             choices=devices,
             value=defaults.device if defaults.device in devices else devices[0],
         )
+        self.test_time_augmentation = CheckBox(
+            text="Test-time augmentation (8x slower)",
+            value=defaults.test_time_augmentation,
+            tooltip="Average each tile's prediction over its 8 rotations and flips: "
+            "smoother, usually slightly more accurate maps.",
+        )
+
+    def _create_mask_controls(self, defaults: PredictConfig) -> None:
+        """How the mask and the instances are made from the probabilities."""
         self.instance_method = ComboBox(
             label="Instances",
             choices=["components", "watershed"],
@@ -128,12 +159,9 @@ class PredictWidget(QWidget):
             "the most probable class draws them. The model's own: chosen on its validation "
             "data (0.80 for em-membranes; 0.5 for a model without one).",
         )
-        self.test_time_augmentation = CheckBox(
-            text="Test-time augmentation (8x slower)",
-            value=defaults.test_time_augmentation,
-            tooltip="Average each tile's prediction over its 8 rotations and flips: "
-            "smoother, usually slightly more accurate maps.",
-        )
+
+    def _create_output_controls(self) -> None:
+        """Which extra layers Predict shows."""
         self.with_weights = CheckBox(
             text="Weight map of the prediction",
             value=True,
@@ -147,22 +175,6 @@ class PredictWidget(QWidget):
             "the probabilities: 0 = certain, 1 = every class equally likely). Strokes "
             "painted where it is bright teach the model most.",
         )
-        self.run_button = PushButton(text="Run")
-        self.cancel_button = PushButton(text="Cancel")
-        self.progress = QProgressBar()
-        self.progress.setRange(0, PROGRESS_STEPS)
-        self.status = QLabel("")
-        self.status.setWordWrap(True)
-        self.evaluation = EvaluatePanel(self.viewer, self.image_picker)
-        self._build_layout()
-        self.run_button.changed.connect(self.run_prediction)
-        self.cancel_button.changed.connect(self.cancel)
-        self.state.model_changed.connect(self.update_tile_sizes)
-        self.state.model_changed.connect(self.update_threshold_choices)
-        self.close_boundaries.changed.connect(self._enable_threshold)
-        self.update_tile_sizes()
-        self.update_threshold_choices()
-        self._set_running(False)
 
     def _build_layout(self) -> None:
         settings = Container(

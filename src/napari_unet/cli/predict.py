@@ -46,6 +46,26 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", required=True, help="bundled model name or checkpoint path")
     parser.add_argument("--output", required=True, type=Path, help="output folder")
+    _add_inference_options(parser, defaults)
+    _add_mask_options(parser, defaults)
+    parser.add_argument(
+        "--axes",
+        default=None,
+        help="axes of every input, e.g. ZYX, ZCYX, YXS (S = RGB samples); default: the "
+        "file's metadata, else a guess from the shape",
+    )
+    parser.add_argument(
+        "--output-format",
+        choices=["auto", "tiff", "zarr"],
+        default="auto",
+        help="auto: a zarr store for zarr inputs and very large outputs, else TIFF files",
+    )
+    _add_batch_options(parser)
+    parser.set_defaults(handler=run_predict)
+
+
+def _add_inference_options(parser: argparse.ArgumentParser, defaults: PredictConfig) -> None:
+    """Tiles, batches, device and test-time augmentation."""
     parser.add_argument(
         "--tile-size",
         type=_tile_size,
@@ -68,6 +88,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default=defaults.test_time_augmentation,
         help="test-time augmentation: average each tile over its 8 rotations and flips (8x slower)",
     )
+
+
+def _add_mask_options(parser: argparse.ArgumentParser, defaults: PredictConfig) -> None:
+    """How the mask and the instance labels are made from the probabilities."""
     parser.add_argument(
         "--instances",
         choices=["components", "watershed"],
@@ -106,20 +130,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "[0.5, 1), never joining; 0.5: the most probable class with gaps closed (default: "
         "the model's own, e.g. 0.8 for em-membranes, 0.5 for a model without one)",
     )
-    parser.add_argument(
-        "--axes",
-        default=None,
-        help="axes of every input, e.g. ZYX, ZCYX, YXS (S = RGB samples); default: the "
-        "file's metadata, else a guess from the shape",
-    )
-    parser.add_argument(
-        "--output-format",
-        choices=["auto", "tiff", "zarr"],
-        default="auto",
-        help="auto: a zarr store for zarr inputs and very large outputs, else TIFF files",
-    )
-    _add_batch_options(parser)
-    parser.set_defaults(handler=run_predict)
 
 
 def _add_batch_options(parser: argparse.ArgumentParser) -> None:
