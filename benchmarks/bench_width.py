@@ -31,6 +31,7 @@ import torch
 # isort: on
 from napari_unet.core.postprocess import prediction_mask
 from napari_unet.evaluation.metrics import evaluate
+from napari_unet.evaluation.thresholds import guarded_threshold
 from napari_unet.io.data import load_isbi
 from napari_unet.training.weights import annotation_from_binary
 
@@ -63,13 +64,6 @@ def scores(probabilities, labels, threshold: float) -> dict[str, float]:
     return {key: float(np.mean([r[key] for r in rows])) for key in ("pixel_error", "rand_error")}
 
 
-def chosen_threshold(table: dict[float, dict[str, float]]) -> float:
-    """Lowest pixel error whose Rand error is within the guard of the one at 0.5."""
-    limit = table[0.5]["rand_error"] + RAND_GUARD
-    allowed = [t for t in THRESHOLDS if table[t]["rand_error"] <= limit]
-    return min(allowed, key=lambda t: table[t]["pixel_error"])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--features", type=int, required=True)
@@ -88,7 +82,7 @@ def main() -> None:
     images, labels = load_isbi(range(15, 20))
     probabilities = [nu.predict(image, model, tile_size=572, device="cpu") for image in images]
     validation = {t: scores(probabilities[:2], labels[:2], t) for t in THRESHOLDS}
-    threshold = chosen_threshold(validation)
+    threshold = guarded_threshold(validation, "pixel_error", "rand_error", RAND_GUARD)
     record = {
         "features": args.features,
         "parameters": sum(p.numel() for p in model.parameters()),

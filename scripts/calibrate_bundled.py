@@ -35,6 +35,7 @@ from napari_unet import instance_labels, load_model, predict, prediction_mask, s
 from napari_unet.core.inference import default_tile_size
 from napari_unet.evaluation.matching import match_instances
 from napari_unet.evaluation.metrics import evaluate
+from napari_unet.evaluation.thresholds import guarded_threshold
 from napari_unet.io.data import load_dsb2018, load_isbi
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "napari_unet" / "models"
@@ -103,9 +104,8 @@ def calibrate(name: str) -> dict:
 
         objective, guard = "iou_error", "f1_error"
     table = [{"threshold": t, **score("calibration", t)} for t in CANDIDATES]
-    limit = table[0][guard] + GUARD_TOLERANCE[name]
-    allowed = [row for row in table if row[guard] <= limit]
-    chosen = min(allowed, key=lambda row: (row[objective], row["threshold"]))["threshold"]
+    by_threshold = {row["threshold"]: row for row in table}
+    chosen = guarded_threshold(by_threshold, objective, guard, GUARD_TOLERANCE[name])
     test = {str(t): score("test", t) for t in sorted({0.5, chosen})}
     return {"model": name, "table": table, "chosen": chosen, "test": test}
 

@@ -48,6 +48,7 @@ from napari_unet import (
 )
 from napari_unet.evaluation.matching import match_instances
 from napari_unet.evaluation.metrics import evaluate
+from napari_unet.evaluation.thresholds import guarded_threshold
 from napari_unet.io.data import load_dsb2018, load_isbi
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,11 +119,7 @@ def em_scores(model, slices: range, threshold: float | None = None) -> dict[str,
         }
     if threshold is not None:
         return {**table[threshold], "threshold": threshold}
-    limit = table[0.5]["rand_error"] + 0.005
-    chosen = min(
-        (t for t in EM_THRESHOLDS if table[t]["rand_error"] <= limit),
-        key=lambda t: table[t]["pixel_error"],
-    )
+    chosen = guarded_threshold(table, "pixel_error", "rand_error", 0.005)
     return {**table[chosen], "threshold": chosen, "plain_0.5": table[0.5]}
 
 
