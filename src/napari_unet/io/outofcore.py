@@ -191,61 +191,14 @@ def predict_to_zarr(
     method = None if instances is None else settings.instances
     in_channels = model.config.in_channels
     axes = check_axes(axes or guess_axes(image.shape, in_channels, rgb), image.shape, in_channels)
-    plane = (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")]))
-    _check_instances(method, plane)
-    tile = resolved_tile_size(model, settings.tile_size) or default_tile_size(model)
-    settings = settings.replace(tile_size=tile)
-    tile_shape, tiles = tile_layout(model, plane, tile)
-    block = (tiles[0].y.keep_stop, tiles[0].x.keep_stop)
+    _check_instances(method, (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")])))
+    settings = settings.replace(
+        tile_size=resolved_tile_size(model, settings.tile_size) or default_tile_size(model)
+    )
     store_path = Path(store_path)
     partial = store_path.with_name(f".{store_path.name}.{uuid.uuid4().hex}.partial")
     try:
-        arrays = _create_arrays(partial, image.shape, axes, model.config.n_classes, block)
-        destination = _ProbabilitiesAndMask(arrays["prob"], arrays["mask"])
-        read_limit = tile_shape[0] * tile_shape[1]
-        steps = iter_predict_stack(
-            image,
-            model,
-            destination,
-            axes=axes,
-            config=settings,
-            stop=stop,
-            max_read_pixels=read_limit,
-        )
-        for step in steps:
-            if progress is not None:
-                progress(step)
-        threshold = mask_threshold(model, settings)
-        if settings.close_boundaries:
-            _close_gaps(arrays["prob"], arrays["mask"], block)
-        _grow_objects(arrays["prob"], arrays["mask"], block, threshold)
-        count = None
-        if method is not None:
-            count = _write_instances(
-                partial,
-                arrays["mask"],
-                method,
-                block,
-                progress,
-                stop,
-                settings.min_instance_size,
-                settings.fill_holes,
-            )
-        attributes = describe_channels(axes, tuple(image.shape), in_channels)
-        info = model.info
-        attributes.update(
-            model=info.source,
-            class_names=list(info.class_names),
-            tile_size=tile,
-            test_time_augmentation=settings.test_time_augmentation,
-            chunk=list(block),
-            instances=method,
-            min_instance_size=settings.min_instance_size,
-            fill_holes=settings.fill_holes,
-            close_boundaries=settings.close_boundaries,
-            background_threshold=threshold,
-            n_instances=count,
-        )
+        attributes = _fill_store(partial, image, model, axes, settings, method, progress, stop)
         if provenance is not None:
             attributes["napari_unet_provenance"] = provenance
         _open_group(partial).attrs.update({"napari_unet": attributes})
@@ -254,6 +207,67 @@ def predict_to_zarr(
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return store_path
+
+
+def _fill_store(
+    partial: Path,
+    image: Any,
+    model: UNet,
+    axes: str,
+    settings: PredictConfig,
+    method: str | None,
+    progress: Callable[[Progress], None] | None,
+    stop: StopFlag,
+) -> dict:
+    """Write probabilities, mask and (with ``method``) instances into the store at
+    ``partial``, tile by tile; return the attributes that describe them."""
+    plane = (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")]))
+    tile_shape, tiles = tile_layout(model, plane, settings.tile_size)
+    block = (tiles[0].y.keep_stop, tiles[0].x.keep_stop)
+    arrays = _create_arrays(partial, image.shape, axes, model.config.n_classes, block)
+    steps = iter_predict_stack(
+        image,
+        model,
+        _ProbabilitiesAndMask(arrays["prob"], arrays["mask"]),
+        axes=axes,
+        config=settings,
+        stop=stop,
+        max_read_pixels=tile_shape[0] * tile_shape[1],
+    )
+    for step in steps:
+        if progress is not None:
+            progress(step)
+    threshold = mask_threshold(model, settings)
+    if settings.close_boundaries:
+        _close_gaps(arrays["prob"], arrays["mask"], block)
+    _grow_objects(arrays["prob"], arrays["mask"], block, threshold)
+    count = None
+    if method is not None:
+        count = _write_instances(
+            partial,
+            arrays["mask"],
+            method,
+            block,
+            progress,
+            stop,
+            settings.min_instance_size,
+            settings.fill_holes,
+        )
+    attributes = describe_channels(axes, tuple(image.shape), model.config.in_channels)
+    attributes.update(
+        model=model.info.source,
+        class_names=list(model.info.class_names),
+        tile_size=settings.tile_size,
+        test_time_augmentation=settings.test_time_augmentation,
+        chunk=list(block),
+        instances=method,
+        min_instance_size=settings.min_instance_size,
+        fill_holes=settings.fill_holes,
+        close_boundaries=settings.close_boundaries,
+        background_threshold=threshold,
+        n_instances=count,
+    )
+    return attributes
 
 
 def _check_method(method: Any) -> None:
