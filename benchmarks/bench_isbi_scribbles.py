@@ -69,7 +69,7 @@ from napari_unet.core.inference import default_tile_size
 from napari_unet.core.postprocess import class_mask
 from napari_unet.evaluation.metrics import evaluate
 from napari_unet.io.data import load_isbi, simulate_scribbles
-from napari_unet.training import loop, sampling
+from napari_unet.training import loop, run_state, sampling
 from napari_unet.training.loop import finetune
 from napari_unet.training.sampling import PatchSampler, default_patch_size
 from napari_unet.training.weights import annotation_from_binary
@@ -266,8 +266,8 @@ def _track_ema(decay: float):
 
 
 def _remember_last_weights():
-    """``loop._BestWeights.restore`` that first keeps a copy of the last weights."""
-    restore = loop._BestWeights.restore
+    """``run_state.BestWeights.restore`` that first keeps a copy of the last weights."""
+    restore = run_state.BestWeights.restore
 
     def remembering_restore(self) -> None:
         _LAST["state"] = copy.deepcopy(self.model.state_dict())
@@ -297,7 +297,7 @@ def research_patches(args: argparse.Namespace) -> contextlib.ExitStack:
     def patch(target, name: str, new) -> None:
         stack.enter_context(mock.patch.object(target, name, new))
 
-    patch(loop._BestWeights, "restore", _remember_last_weights())
+    patch(run_state.BestWeights, "restore", _remember_last_weights())
     if args.sampling == "uniform":
         patch(PatchSampler, "_pick_centre", _uniform_pick_centre)
     if args.ema:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from napari_unet import ModelConfig, TrainConfig, new_model
-from napari_unet.training import loop, sampling
+from napari_unet.training import loop, run_state, sampling
 from napari_unet.training.loop import finetune
 from napari_unet.training.sampling import PatchSampler
 
@@ -40,7 +40,7 @@ PATCHED = [
     (loop, "learning_rate_at"),
     (loop, "weighted_loss"),
     (loop, "_forward_loss"),
-    (loop._BestWeights, "restore"),
+    (run_state.BestWeights, "restore"),
     (sampling, "weight_map"),
     (PatchSampler, "_pick_centre"),
 ]

@@ -8,7 +8,7 @@ import torch
 from napari_unet import ModelConfig, TrainConfig, load_model, predict, save_model
 from napari_unet.config import AugmentConfig, WeightConfig
 from napari_unet.core.checkpoint import new_model
-from napari_unet.training import loop
+from napari_unet.training import loop, run_state
 from napari_unet.training.loop import TrainingError, finetune, train, weighted_loss
 from napari_unet.training.sampling import AnnotationError, PatchSampler, prepare_training_data
 from napari_unet.training.weights import trained_weight_config
@@ -82,14 +82,14 @@ def test_unlabelled_pixels_do_not_influence_the_gradient():
 def offered_states(monkeypatch):
     """Every copy ``_BestWeights.offer`` keeps, as (smoothed loss, state dict)."""
     kept = []
-    real_offer = loop._BestWeights.offer
+    real_offer = run_state.BestWeights.offer
 
     def offer(self, smoothed_loss, iteration):
         real_offer(self, smoothed_loss, iteration)
         if self.iteration == iteration and self.loss == smoothed_loss:
             kept.append((smoothed_loss, copy.deepcopy(self.state)))
 
-    monkeypatch.setattr(loop._BestWeights, "offer", offer)
+    monkeypatch.setattr(run_state.BestWeights, "offer", offer)
     return kept
 
 
@@ -171,7 +171,7 @@ def test_an_easy_first_batch_cannot_throw_the_run_away(monkeypatch):
     config = TrainConfig(seconds=None, iterations=70, batch_size=2, learning_rate=3e-3)
     train(model, [image], [scribbles], config)
     entry = model.metadata["training_history"][-1]
-    assert loop.SETTLING_BATCHES == 50
+    assert run_state.SETTLING_BATCHES == 50
     assert entry["kept_weights_iteration"] >= 49  # not 0, the starting weights
 
 
@@ -377,7 +377,7 @@ def test_smoothed_loss_is_the_bias_corrected_moving_average():
     image, _, scribbles = _discs()
     steps = list(finetune(_small_model(), [image], [scribbles], FAST.replace(iterations=6)))
     losses = np.array([loss for _, loss in steps[-1].history])
-    beta = loop.LOSS_SMOOTHING
+    beta = run_state.LOSS_SMOOTHING
     weights = (1 - beta) * beta ** np.arange(len(losses))[::-1]
     expected = (weights * losses).sum() / (1 - beta ** len(losses))
     assert steps[0].smoothed_loss == pytest.approx(losses[0])

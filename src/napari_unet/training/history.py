@@ -29,7 +29,8 @@ class TrainProgress:
     iteration : int
         Iterations done.
     loss, smoothed_loss : float
-        Last batch's loss and its moving average (:data:`LOSS_SMOOTHING`).
+        Last batch's loss and its moving average
+        (:data:`~napari_unet.training.run_state.LOSS_SMOOTHING`).
     elapsed : float
         Seconds since training started.
     fraction : float

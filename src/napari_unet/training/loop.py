@@ -5,7 +5,7 @@ trains and honours a stop flag within one iteration, so the same loop drives the
 napari widget (in a worker thread), the CLI (with a progress bar) and scripts.
 However it ends (budget reached, stop flag, generator closed, error), the model
 is left holding the best weights seen (lowest smoothed training loss once that has
-averaged :data:`SETTLING_BATCHES` batches, the latest finite weights before; the copy
+averaged :data:`~.run_state.SETTLING_BATCHES` batches, the latest finite weights before; the copy
 is taken before the update a loss leads to, so it holds the weights that loss was
 measured on), never half-updated ones.
 """
@@ -16,7 +16,6 @@ import copy
 import math
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,26 +37,10 @@ from .distillation import (
     teacher_border_weights,
 )
 from .history import TrainProgress, record_run
+from .run_state import BestWeights, LoopState
 from .sampling import PatchSampler, default_patch_size, prepare_training_data
 from .schedule import initial_learning_rate, learning_rate_at, set_learning_rate, with_learning_rate
 from .weights import resolved_weight_config
-
-#: Smoothing of the training loss (exponential moving average, bias-corrected as in
-#: Adam): about the last 50 batches. The best weights are chosen by this smoothed
-#: loss, so it must average over enough patches that a few easy batches cannot make
-#: early weights look best. With 0.9 (10 batches), 5 of 13 ISBI runs of 400-500
-#: iterations (same seed, so the same patches) kept the weights of iteration 309,
-#: and where both were scored these were worse than the last ones (pixel error
-#: 0.193 vs 0.152); with 0.98 they were within 25 iterations of the end
-#: (BENCHMARKS.md, ISBI scribbles).
-LOSS_SMOOTHING: float = 0.98
-
-#: Batches the smoothed loss needs before it can choose the best weights. Earlier
-#: values average only a few batches: from a pretrained checkpoint the loss of the
-#: very first batch (0.090) beat the final smoothed loss (0.104, batches ranging
-#: 0.04-0.37) and a whole 177-iteration fine-tune was thrown away. Until then the
-#: latest (finite) weights are kept.
-SETTLING_BATCHES: int = round(1 / (1 - LOSS_SMOOTHING))
 
 
 class TrainingError(RuntimeError):
@@ -85,34 +68,6 @@ def weighted_loss(
     weights = weights * (labels > 0)
     per_pixel = F.cross_entropy(logits.float(), target, reduction="none")
     return (weights * per_pixel).sum() / weights.sum().clamp(min=1e-8)
-
-
-class _BestWeights:
-    """Keeps a copy of the weights with the lowest smoothed loss, once it has settled.
-
-    :meth:`offer` is called after a batch's loss is computed and before the
-    update it leads to, so the copy holds the weights that loss was measured on
-    (``iteration`` counts the updates they had received: 0 = the starting weights).
-    During the first :data:`SETTLING_BATCHES` batches every offer is taken (the
-    latest weights); after that only a lower smoothed loss replaces a settled copy.
-    """
-
-    def __init__(self, model: UNet) -> None:
-        self.model = model
-        self.state = copy.deepcopy(model.state_dict())
-        self.loss = math.inf
-        self.iteration = 0
-        self.settled = False
-
-    def offer(self, smoothed_loss: float, iteration: int) -> None:
-        settled = iteration + 1 >= SETTLING_BATCHES  # batches averaged into smoothed_loss
-        if settled and self.settled and smoothed_loss >= self.loss:
-            return
-        self.loss, self.iteration, self.settled = smoothed_loss, iteration, settled
-        self.state = copy.deepcopy(self.model.state_dict())
-
-    def restore(self) -> None:
-        self.model.load_state_dict(self.state)
 
 
 def finetune(
@@ -191,23 +146,12 @@ def finetune(
     model.to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=initial_learning_rate(config))
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
-    best = _BestWeights(model)
-    state = _LoopState(
-        time.perf_counter(), recalibration_passes=recalibration_passes(model, config)
-    )
+    best = BestWeights(model)
+    state = LoopState(time.perf_counter(), recalibration_passes=recalibration_passes(model, config))
     completed = False
     try:
         while not _budget_spent(state, config) and not is_stopped(stop):
-            state.learning_rate = learning_rate_at(config, _budget_fraction(state, config))
-            set_learning_rate(optimizer, state.learning_rate)
-            loss = _forward_loss(model, sampler, config, device, scaler, teacher)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise _diverged(best, f"the loss became {value}", state.iteration + 1)
-            state.update(value)
-            best.offer(state.smoothed, state.iteration - 1)  # the weights that gave this loss
-            if not _apply_update(model, optimizer, loss, scaler):
-                raise _diverged(best, "a gradient became non-finite", state.iteration)
+            _train_step(model, optimizer, sampler, (config, device, scaler, teacher), state, best)
             if state.iteration % report_every == 0 or _budget_spent(state, config):
                 image = _preview_due(state, preview, preview_every)
                 preview_start = time.perf_counter()
@@ -217,60 +161,52 @@ def finetune(
         completed = True
     finally:
         best.restore()
-        try:
-            if completed and state.iteration and state.recalibration_passes:
-                state.recalibrated = recalibrate_batch_norm(
-                    model, sampler, config.batch_size, state.recalibration_passes, stop
-                )
-        finally:
-            to_layout(model, torch.contiguous_format).eval()
-            record_run(model, data, state, best, (config, augment, weights), teacher is not None)
+        _finish_run(
+            model, sampler, data, state, best, (config, augment, weights), teacher, completed, stop
+        )
         if completed and state.iteration and starting is not None:
             threshold = carried_threshold(starting, model, images, annotations, device)
             model.metadata["background_threshold"] = threshold
 
 
-@dataclass
-class _LoopState:
-    start: float
-    recalibration_passes: int = 0
-    recalibrated: int = 0
-    learning_rate: float = math.nan
-    paused: float = 0.0
-    _average: float = 0.0
-    iteration: int = 0
-    smoothed: float = math.nan
-    last_loss: float = math.nan
-    last_preview: float = -math.inf
-    history: list[tuple[int, float]] = field(default_factory=list)
-
-    @property
-    def elapsed(self) -> float:
-        """Seconds of training so far (previews excluded)."""
-        return time.perf_counter() - self.start - self.paused
-
-    @property
-    def reserved(self) -> float:
-        """Seconds kept for the batch-norm recalibration: a forward pass ~ 1/3 of a step."""
-        if not self.recalibration_passes or not self.iteration:
-            return 0.0
-        return self.recalibration_passes * self.elapsed / self.iteration / 3
-
-    def update(self, loss: float) -> None:
-        self.iteration += 1
-        self.last_loss = loss
-        self._average = LOSS_SMOOTHING * self._average + (1 - LOSS_SMOOTHING) * loss
-        self.smoothed = self._average / (1 - LOSS_SMOOTHING**self.iteration)
-        self.history.append((self.iteration, loss))
+def _train_step(model, optimizer, sampler, setup, state: LoopState, best) -> None:
+    """One optimiser update at the scheduled learning rate; ``setup`` is (config,
+    device, scaler, teacher). Raises TrainingError (best weights restored) on a
+    non-finite loss or gradient."""
+    config, device, scaler, teacher = setup
+    state.learning_rate = learning_rate_at(config, _budget_fraction(state, config))
+    set_learning_rate(optimizer, state.learning_rate)
+    loss = _forward_loss(model, sampler, config, device, scaler, teacher)
+    value = float(loss.detach())
+    if not math.isfinite(value):
+        raise _diverged(best, f"the loss became {value}", state.iteration + 1)
+    state.update(value)
+    best.offer(state.smoothed, state.iteration - 1)  # the weights that gave this loss
+    if not _apply_update(model, optimizer, loss, scaler):
+        raise _diverged(best, "a gradient became non-finite", state.iteration)
 
 
-def _budget_spent(state: _LoopState, config: TrainConfig) -> bool:
+def _finish_run(model, sampler, data, state, best, configs, teacher, completed, stop) -> None:
+    """After the loop: recalibrate batch norm (completed runs only), return the model
+    to the default layout in eval mode, and record the run in its metadata."""
+    config = configs[0]
+    try:
+        if completed and state.iteration and state.recalibration_passes:
+            state.recalibrated = recalibrate_batch_norm(
+                model, sampler, config.batch_size, state.recalibration_passes, stop
+            )
+    finally:
+        to_layout(model, torch.contiguous_format).eval()
+        record_run(model, data, state, best, configs, teacher is not None)
+
+
+def _budget_spent(state: LoopState, config: TrainConfig) -> bool:
     if config.iterations is not None and state.iteration >= config.iterations:
         return True
     return config.seconds is not None and state.elapsed + state.reserved >= config.seconds
 
 
-def _budget_fraction(state: _LoopState, config: TrainConfig) -> float:
+def _budget_fraction(state: LoopState, config: TrainConfig) -> float:
     """Share of the budget used, in [0, 1]: the larger of the time and iteration shares."""
     fractions = [0.0]
     if config.seconds:
@@ -342,7 +278,7 @@ def _apply_update(model, optimizer, loss: torch.Tensor, scaler: torch.amp.GradSc
     return True
 
 
-def _diverged(best: _BestWeights, what: str, iteration: int) -> TrainingError:
+def _diverged(best: BestWeights, what: str, iteration: int) -> TrainingError:
     """Restore the best weights and describe the divergence."""
     best.restore()
     return TrainingError(
@@ -351,7 +287,7 @@ def _diverged(best: _BestWeights, what: str, iteration: int) -> TrainingError:
     )
 
 
-def _preview_due(state: _LoopState, preview: Any, every: float) -> np.ndarray | None:
+def _preview_due(state: LoopState, preview: Any, every: float) -> np.ndarray | None:
     if preview is None or state.elapsed - state.last_preview < every:
         return None
     state.last_preview = state.elapsed
@@ -373,7 +309,7 @@ def _predict_preview(
         model.train()
 
 
-def _report(state: _LoopState, config: TrainConfig, preview: np.ndarray | None) -> TrainProgress:
+def _report(state: LoopState, config: TrainConfig, preview: np.ndarray | None) -> TrainProgress:
     return TrainProgress(
         iteration=state.iteration,
         loss=state.last_loss,
