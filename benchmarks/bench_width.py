@@ -13,6 +13,10 @@ Run the widths side by side, one thread each, so that they share the machine's l
 
     python benchmarks/bench_width.py --features 16 --out benchmarks/results/width.jsonl &
     python benchmarks/bench_width.py --features 32 --out benchmarks/results/width.jsonl &
+
+``--score CHECKPOINT`` skips the training and scores a saved network (``--save``) the same
+way; with ``--tta`` its probabilities are averaged over the 8 rotations and flips, and the
+threshold is chosen on the validation slices for those probabilities.
 """
 
 from __future__ import annotations
@@ -56,6 +60,24 @@ def train(features: int, minutes: float, seed: int) -> tuple[nu.UNet, dict]:
     return model, model.metadata["training_history"][-1]
 
 
+def evaluation(model: nu.UNet, tta: bool) -> dict:
+    """Threshold chosen on slices 15-16, then slices 17-19 scored once at it."""
+    images, labels = load_isbi(range(15, 20))
+    probabilities = [
+        nu.predict(image, model, tile_size=572, device="cpu", test_time_augmentation=tta)
+        for image in images
+    ]
+    validation = {t: scores(probabilities[:2], labels[:2], t) for t in THRESHOLDS}
+    threshold = guarded_threshold(validation, "pixel_error", "rand_error", RAND_GUARD)
+    return {
+        "test_time_augmentation": tta,
+        "validation_15_16": {str(t): v for t, v in validation.items()},
+        "threshold": threshold,
+        "test_17_19_at_threshold": scores(probabilities[2:], labels[2:], threshold),
+        "test_17_19_at_0.5": scores(probabilities[2:], labels[2:], 0.5),
+    }
+
+
 def scores(probabilities, labels, threshold: float) -> dict[str, float]:
     rows = [
         evaluate(prediction_mask(p, background_threshold=threshold), label, kind="membranes")
@@ -66,39 +88,38 @@ def scores(probabilities, labels, threshold: float) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--features", type=int, required=True)
+    parser.add_argument("--features", type=int, default=None, help="train a new network")
+    parser.add_argument("--score", default=None, help="score this checkpoint instead")
+    parser.add_argument("--tta", action="store_true", help="test-time augmentation")
     parser.add_argument("--minutes", type=float, default=40.0)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None, help="append one JSON line")
     parser.add_argument("--save", default=None, help="write the trained checkpoint here")
     args = parser.parse_args()
+    if (args.features is None) == (args.score is None):
+        parser.error("give --features (train) or --score (a saved checkpoint)")
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    model, history = train(args.features, args.minutes, args.seed)
-    if args.save:
-        nu.save_model(model, args.save)
-    images, labels = load_isbi(range(15, 20))
-    probabilities = [nu.predict(image, model, tile_size=572, device="cpu") for image in images]
-    validation = {t: scores(probabilities[:2], labels[:2], t) for t in THRESHOLDS}
-    threshold = guarded_threshold(validation, "pixel_error", "rand_error", RAND_GUARD)
-    record = {
-        "features": args.features,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "minutes": args.minutes,
-        "seed": args.seed,
-        "threads": args.threads,
-        "iterations": history["iterations"],
-        "s_per_iteration": round(history["seconds"] / max(history["iterations"], 1), 3),
-        "validation_15_16": {str(t): v for t, v in validation.items()},
-        "threshold": threshold,
-        "test_17_19_at_threshold": scores(probabilities[2:], labels[2:], threshold),
-        "test_17_19_at_0.5": scores(probabilities[2:], labels[2:], 0.5),
-        "started": started,
-        "load_before": [round(x, 2) for x in load_before],
-        "load_after": [round(x, 2) for x in os.getloadavg()],
-    }
+    if args.score:
+        model = nu.load_model(args.score)
+        record = {"checkpoint": args.score, "features": model.config.base_features}
+    else:
+        model, history = train(args.features, args.minutes, args.seed)
+        if args.save:
+            nu.save_model(model, args.save)
+        record = {
+            "features": args.features,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "minutes": args.minutes,
+            "seed": args.seed,
+            "iterations": history["iterations"],
+            "s_per_iteration": round(history["seconds"] / max(history["iterations"], 1), 3),
+        }
+    record.update(threads=args.threads, **evaluation(model, args.tta), started=started)
+    record["load_before"] = [round(x, 2) for x in load_before]
+    record["load_after"] = [round(x, 2) for x in os.getloadavg()]
     line = json.dumps(record)
     print(line, flush=True)
     if args.out:
