@@ -65,6 +65,30 @@ def test_predict_with_test_time_augmentation(tmp_path, checkpoint, image_files):
     assert np.abs(result - tifffile.imread(plain / "first_prob.tif")).max() > 1e-4
 
 
+def test_a_model_that_asks_for_test_time_augmentation_gets_it_unless_told_not(
+    tmp_path, image_files
+):
+    from napari_unet import predict
+
+    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    model.metadata["test_time_augmentation"] = True
+    path = save_model(model, tmp_path / "tta.safetensors")
+    assert load_model(path).info.test_time_augmentation is True
+    options = ["--model", str(path), "--tile-size", "56", "--device", "cpu"]
+    results = {}
+    for flags in ([], ["--no-tta"]):
+        out = tmp_path / ("no-tta" if flags else "default")
+        assert main(["predict", str(image_files[0]), *options, "--output", str(out), *flags]) == 0
+        results[bool(flags)] = tifffile.imread(out / "first_prob.tif")
+    image = tifffile.imread(image_files[0])
+    for refused in (False, True):
+        expected = predict(
+            image, model, tile_size=56, device="cpu", test_time_augmentation=not refused
+        )
+        np.testing.assert_allclose(results[refused], expected, atol=1e-6)
+    assert np.abs(results[False] - results[True]).max() > 1e-4
+
+
 def test_info_prints_metadata(checkpoint, capsys):
     assert main(["info", str(checkpoint)]) == 0
     info = json.loads(capsys.readouterr().out)

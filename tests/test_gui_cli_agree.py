@@ -190,9 +190,12 @@ def test_min_size_reaches_the_cli_the_zarr_store_and_the_widget_alike(
     model_state(viewer).set_model(load_model(checkpoint), "tiny")
     widget = PredictWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Predict")
-    # the section starts at the config's defaults ("auto": the model's default tile)
+    # the section starts at the config's defaults, resolved for the model ("auto": the
+    # model's default tile; test-time augmentation None: the model's own, off for this one)
     default_tile = default_tile_size(model_state(viewer).model)
-    assert widget.predict_config() == PredictConfig(tile_size=default_tile)
+    assert widget.predict_config() == PredictConfig(
+        tile_size=default_tile, test_time_augmentation=False
+    )
     widget.device.value = "cpu"
     widget.tile_size.value = TILE
     widget.min_size.value = threshold

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet import ModelConfig, UNet, predict
+from napari_unet import ModelConfig, UNet, load_model, predict, save_model
 from napari_unet.core import engine as engine_module
 from napari_unet.core import inference
 from napari_unet.core.engine import DEFAULT_ENGINE, EngineOptions
@@ -312,6 +312,22 @@ def test_test_time_augmentation_of_a_pointwise_model_changes_nothing():
     augmented = predict(image, model, tile_size=32, test_time_augmentation=True)
     assert np.abs(plain[0] - 0.5).max() > 0.01  # not a constant map
     np.testing.assert_allclose(augmented, plain, atol=1e-6)
+
+
+def test_a_model_that_asks_for_test_time_augmentation_gets_it_by_default(tmp_path):
+    image = np.random.default_rng(7).normal(size=(45, 70)).astype(np.float32)
+    model = _model(depth=2, padding="valid")
+    model.metadata["test_time_augmentation"] = True
+    reloaded = load_model(save_model(model, tmp_path / "tta.safetensors"))
+    assert reloaded.info.test_time_augmentation is True
+    augmented = predict(image, model, test_time_augmentation=True)
+    plain = predict(image, model, test_time_augmentation=False)
+    assert np.abs(augmented - plain).max() > 1e-4
+    np.testing.assert_array_equal(predict(image, reloaded), augmented)
+    model.metadata["test_time_augmentation"] = "yes"  # not a bool: kept as read, not used
+    assert model.info.test_time_augmentation is False
+    assert model.info.extra["test_time_augmentation"] == "yes"
+    np.testing.assert_array_equal(predict(image, model), plain)
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ IMAGE = np.random.default_rng(0).random((90, 100)).astype(np.float32)
 def test_defaults():
     config = PredictConfig()
     assert config.tile_size == "auto" and config.batch_size == 4 and config.device == "auto"
-    assert config.test_time_augmentation is False and config.instances == "components"
+    assert config.test_time_augmentation is None and config.instances == "components"
     assert config.min_instance_size == MIN_INSTANCE_SIZE == 15
     assert PredictConfig.from_dict(config.to_dict()) == config
     assert nu.PredictConfig is PredictConfig

@@ -3,6 +3,7 @@ cancel, copying the prediction into the annotations."""
 
 from __future__ import annotations
 
+import copy
 import time
 
 import numpy as np
@@ -63,6 +64,23 @@ def test_predict_with_test_time_augmentation(qtbot, dock):
     )
     plain = predict(viewer.layers["discs"].data, model, tile_size=tile_size)
     assert np.abs(plain - expected).max() > 1e-4
+
+
+def test_the_check_box_follows_a_model_that_asks_for_test_time_augmentation(dock):
+    viewer, widget = dock
+    state = model_state(viewer)
+    asking = copy.deepcopy(state.model)
+    asking.metadata["test_time_augmentation"] = True
+    assert widget.predict.test_time_augmentation.value is False
+    state.set_model(asking, "asking")
+    assert widget.predict.test_time_augmentation.value is True
+    assert widget.predict.predict_config().test_time_augmentation is True
+    widget.predict.test_time_augmentation.value = False  # the user's choice wins
+    assert widget.predict.predict_config().test_time_augmentation is False
+    state.set_model(copy.deepcopy(state.model), "plain")
+    state.model.metadata.pop("test_time_augmentation")
+    state.set_model(state.model, "plain")
+    assert widget.predict.test_time_augmentation.value is False
 
 
 def test_predicted_weight_map_uses_the_models_training_settings(qtbot, dock):

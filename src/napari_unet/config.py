@@ -138,6 +138,11 @@ def _whole_number(value: Any) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def _optional_flag(value: Any) -> bool | None:
+    """None stays None (the model decides); anything else as a bool."""
+    return None if value is None else bool(value)
+
+
 @dataclass(frozen=True)
 class PredictConfig(_Options):
     """How an image is predicted and post-processed: one set of defaults for the Python
@@ -158,8 +163,11 @@ class PredictConfig(_Options):
     device : str
         "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps"; a
         ``torch.device`` or None ("auto") given here is stored as its name.
-    test_time_augmentation : bool
+    test_time_augmentation : bool or None
         Average each tile's probabilities over its 8 rotations and flips (8x the compute).
+        None: as the model says (``model.info.test_time_augmentation``, false unless
+        its figures were chosen with it;
+        :func:`~napari_unet.core.inference.uses_test_time_augmentation`).
     instances : {"components", "watershed"}
         How instance labels are made from the class mask
         (:func:`~napari_unet.core.postprocess.instance_labels`).
@@ -194,7 +202,7 @@ class PredictConfig(_Options):
     tile_size: int | Literal["auto"] | None = AUTO_TILE
     batch_size: int = 4
     device: str = "auto"
-    test_time_augmentation: bool = False
+    test_time_augmentation: bool | None = None
     instances: InstanceMethod = "components"
     min_instance_size: int = MIN_INSTANCE_SIZE
     fill_holes: bool = True
@@ -240,7 +248,7 @@ class PredictConfig(_Options):
             ("batch_size", int(self.batch_size)),
             ("min_instance_size", int(self.min_instance_size)),
             ("device", device),
-            ("test_time_augmentation", bool(self.test_time_augmentation)),
+            ("test_time_augmentation", _optional_flag(self.test_time_augmentation)),
             ("fill_holes", bool(self.fill_holes)),
             ("close_boundaries", bool(self.close_boundaries)),
             ("background_threshold", None if threshold is None else float(threshold)),

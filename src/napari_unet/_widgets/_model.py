@@ -244,6 +244,8 @@ def describe_model(model: UNet, name: str) -> str:
             f"Predict calls a pixel {background} only above p = "
             f"{info.background_threshold:.2f} (objects grow into the rest, never joining)"
         )
+    if info.test_time_augmentation:
+        lines.append("Predict averages its 8 rotations and flips (test-time augmentation)")
     lines.append(_history_text(info.training_history))
     return "<br>".join(lines)
 

@@ -95,9 +95,11 @@ class PredictWidget(QWidget):
         self.cancel_button.changed.connect(self.cancel)
         self.state.model_changed.connect(self.update_tile_sizes)
         self.state.model_changed.connect(self.update_threshold_choices)
+        self.state.model_changed.connect(self.follow_model_augmentation)
         self.close_boundaries.changed.connect(self._enable_threshold)
         self.update_tile_sizes()
         self.update_threshold_choices()
+        self.follow_model_augmentation()
         self._set_running(False)
 
     def _create_inference_controls(self, defaults: PredictConfig) -> None:
@@ -116,9 +118,10 @@ class PredictWidget(QWidget):
         )
         self.test_time_augmentation = CheckBox(
             text="Test-time augmentation (8x slower)",
-            value=defaults.test_time_augmentation,
+            value=bool(defaults.test_time_augmentation),
             tooltip="Average each tile's prediction over its 8 rotations and flips: "
-            "smoother, usually slightly more accurate maps.",
+            "smoother, usually slightly more accurate maps. Ticked when a model is "
+            "loaded whose figures were chosen with it.",
         )
 
     def _create_mask_controls(self, defaults: PredictConfig) -> None:
@@ -238,6 +241,12 @@ class PredictWidget(QWidget):
             (f"{value:.2f}", value) for value in THRESHOLD_CHOICES
         ]
         self.background_threshold.value = kept if kept in THRESHOLD_CHOICES else MODELS_OWN
+
+    def follow_model_augmentation(self, *_: Any) -> None:
+        """Tick test-time augmentation as the loaded model says (the config's default
+        None: the model's own), unless the section's defaults fix it."""
+        if self.defaults.test_time_augmentation is None:
+            self.test_time_augmentation.value = self.state.model.info.test_time_augmentation
 
     def _enable_threshold(self, *_: Any) -> None:
         self.background_threshold.enabled = bool(self.close_boundaries.value)

@@ -84,9 +84,10 @@ def _add_inference_options(parser: argparse.ArgumentParser, defaults: PredictCon
     )
     parser.add_argument(
         "--tta",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=defaults.test_time_augmentation,
-        help="test-time augmentation: average each tile over its 8 rotations and flips (8x slower)",
+        help="test-time augmentation: average each tile over its 8 rotations and flips (8x "
+        "slower); default: as the model says (on for a model whose figures were chosen with it)",
     )
 
 
@@ -207,7 +208,7 @@ def _predict_options(args: argparse.Namespace, model):
 
     "auto" is resolved here, so the outputs record the model's default tile size.
     """
-    from ..core.inference import resolved_tile_size
+    from ..core.inference import resolved_tile_size, uses_test_time_augmentation
     from ..io.batch import PredictOptions
 
     tile_size = resolved_tile_size(model, args.tile_size)
@@ -219,7 +220,10 @@ def _predict_options(args: argparse.Namespace, model):
         tile_size=tile_size,
         batch_size=args.batch_size,
         device=args.device,
-        test_time_augmentation=args.tta,
+        # resolved here, as the tile size, so the outputs record what was done
+        test_time_augmentation=uses_test_time_augmentation(
+            model, PredictConfig(test_time_augmentation=args.tta)
+        ),
         instances=args.instances,
         min_instance_size=args.min_size,
         fill_holes=args.fill_holes,

@@ -148,6 +148,15 @@ def _as_channels(image: Any, model: UNet) -> None:
         )
 
 
+def uses_test_time_augmentation(model: UNet, config: PredictConfig) -> bool:
+    """Whether predicting with ``model`` under ``config`` averages the 8 rotations and
+    flips: the config's choice when it makes one, else the model's own
+    (``model.info.test_time_augmentation``; false unless stored in its checkpoint)."""
+    if config.test_time_augmentation is not None:
+        return bool(config.test_time_augmentation)
+    return bool(model.info.test_time_augmentation)
+
+
 def iter_predict(
     image: Any,
     model: UNet,
@@ -197,7 +206,12 @@ def iter_predict(
         per_pass = engine.cpu_tiles_per_pass if torch_device.type == "cpu" else len(batch)
         with torch.inference_mode():
             probabilities = tile_probabilities(
-                model, inputs, per_pass, settings.test_time_augmentation, _checker(stop), engine
+                model,
+                inputs,
+                per_pass,
+                uses_test_time_augmentation(model, settings),
+                _checker(stop),
+                engine,
             )
         for tile, tile_result in zip(batch, probabilities):
             out[(slice(None), *tile.keep)] = tile_result[(slice(None), *tile.crop())]
@@ -301,11 +315,11 @@ def predict(
         Raises :class:`Cancelled` when set.
     out : array-like, optional
         Preallocated (n_classes, Y, X) float32 destination (e.g. a memory map).
-    test_time_augmentation : bool
+    test_time_augmentation : bool or None
         Average each tile's probabilities over its 8 rotations and flips
         (:data:`DIHEDRAL`): 8x the compute, smoother and usually slightly more
         accurate maps (BENCHMARKS.md, ISBI scribbles). The tiling is unchanged.
-        Default False.
+        Default None: as the model says (:func:`uses_test_time_augmentation`).
     engine : EngineOptions
         How the work is done (memory layout, fused kernels, tile shrinking, tiles per
         pass on the CPU), never what it computes: any options give the same

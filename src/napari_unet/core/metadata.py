@@ -190,6 +190,11 @@ class ModelMetadata(_Record):
         (:func:`~napari_unet.core.boundaries.grow_objects`); 0.5 = the most probable
         class. Chosen on validation data (``scripts/calibrate_bundled.py``); written
         only when not 0.5.
+    test_time_augmentation : bool
+        Predict averages this model's probabilities over the 8 rotations and flips
+        unless told otherwise (``PredictConfig.test_time_augmentation`` None: the
+        model's own); for a model whose figures were chosen with it. Written only
+        when true.
     extra : dict
         Keys this version does not type (e.g. ``selected_on``), and values of typed keys
         that are not of the expected form, kept as read and written back unchanged.
@@ -208,6 +213,7 @@ class ModelMetadata(_Record):
     source: str | None = None
     training_history: tuple[TrainingRun, ...] = ()
     background_threshold: float = 0.5
+    test_time_augmentation: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -242,6 +248,10 @@ class ModelMetadata(_Record):
         if "background_threshold" in merged:
             typed["background_threshold"] = _read(
                 merged, "background_threshold", _threshold, 0.5, extra
+            )
+        if "test_time_augmentation" in merged:
+            typed["test_time_augmentation"] = _read(
+                merged, "test_time_augmentation", _flag, False, extra
             )
         for key in ("format_version", "package_version", "description", "trained_on"):
             typed[key] = merged.get(key)
@@ -288,6 +298,8 @@ class ModelMetadata(_Record):
             values["source"] = self.source
         if self.background_threshold != 0.5:
             values["background_threshold"] = self.background_threshold
+        if self.test_time_augmentation:
+            values["test_time_augmentation"] = True
         return values
 
     @property
@@ -361,6 +373,12 @@ def _threshold(raw: Any) -> tuple[float, Any]:
     if not is_background_threshold(raw):
         raise ValueError("not a number in [0.5, 1)")
     return float(raw), raw
+
+
+def _flag(raw: Any) -> tuple[bool, Any]:
+    if not isinstance(raw, bool):
+        raise TypeError("not true or false")
+    return raw, raw
 
 
 def _names(raw: Any) -> tuple[tuple[str, ...], Any]:

@@ -48,6 +48,7 @@ from ..core.inference import (
     is_stopped,
     resolved_tile_size,
     tile_layout,
+    uses_test_time_augmentation,
 )
 from ..core.model import UNet
 from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, mask_threshold
@@ -258,7 +259,7 @@ def _fill_store(
         model=model.info.source,
         class_names=list(model.info.class_names),
         tile_size=settings.tile_size,
-        test_time_augmentation=settings.test_time_augmentation,
+        test_time_augmentation=uses_test_time_augmentation(model, settings),
         chunk=list(block),
         instances=method,
         min_instance_size=settings.min_instance_size,
