@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_width.py --features 8 --minutes 90 --seed 1 --save em_f8_s1.safetensors
-    python scripts/bundle_candidate.py em-membranes em_f8_s1.safetensors \\
+    python scripts/bundle_candidate.py em-membranes em_f8_s1.safetensors --tta \\
         --how "benchmarks/bench_width.py --features 8 --minutes 90 --seed 1"
     python scripts/calibrate_bundled.py em-membranes --write
 
@@ -13,7 +13,8 @@ of what the weights saw (``trained_on``, ``selected_on``, ``held_out_test``) is 
 the parts ``scripts/train_validated.py`` uses, so a candidate must have been trained on
 the training part only and chosen on the validation part only (``bench_width.py`` does
 both). Its background threshold is reset to 0.5: choose it afterwards with
-``scripts/calibrate_bundled.py``.
+``scripts/calibrate_bundled.py``. ``--tta``: the checkpoint asks Predict for test-time
+augmentation (when the candidate was chosen with it, ``bench_width.py --score --tta``).
 """
 
 from __future__ import annotations
@@ -27,12 +28,15 @@ from train_validated import SETUPS
 from napari_unet import load_model, save_model
 
 
-def bundle(name: str, checkpoint: str, how: str, output: Path) -> Path:
+def bundle(name: str, checkpoint: str, how: str, output: Path, tta: bool = False) -> Path:
     model = load_model(checkpoint)
     setup, recipe = SETUPS[name], RECIPES[name]
     model.metadata.pop("source", None)
     model.metadata.pop("background_threshold_chosen_on", None)
     model.metadata["background_threshold"] = 0.5
+    model.metadata.pop("test_time_augmentation", None)
+    if tta:
+        model.metadata["test_time_augmentation"] = True
     model.metadata["parent"] = None
     model.metadata["class_names"] = recipe["class_names"]
     model.metadata["description"] = recipe["description"]
@@ -51,10 +55,11 @@ def main() -> None:
     parser.add_argument("model", choices=sorted(SETUPS))
     parser.add_argument("checkpoint")
     parser.add_argument("--how", required=True, help="the command that trained it")
+    parser.add_argument("--tta", action="store_true", help="ask for test-time augmentation")
     parser.add_argument("--output", default=None, help="default: the bundled model's file")
     args = parser.parse_args()
     output = Path(args.output or MODELS / f"{args.model}.safetensors")
-    print(f"wrote {bundle(args.model, args.checkpoint, args.how, output)}")
+    print(f"wrote {bundle(args.model, args.checkpoint, args.how, output, args.tta)}")
 
 
 if __name__ == "__main__":

@@ -219,7 +219,7 @@ def test_the_model_panel_says_where_the_threshold_puts_the_background():
     from napari_unet._widgets._model import describe_model
 
     text = describe_model(load_model("em-membranes"), "em-membranes")
-    assert "only above p = 0.80" in text and "membrane" in text
+    assert "only above p = 0.85" in text and "membrane" in text
     assert "only above p" not in describe_model(load_model("nuclei"), "nuclei")
 
 

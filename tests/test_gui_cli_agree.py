@@ -224,7 +224,7 @@ def test_the_boundary_threshold_choice_follows_the_model_and_reaches_the_config(
     widget = PredictWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Predict")
     assert widget.background_threshold.value == MODELS_OWN
-    assert widget.background_threshold.native.currentText() == "the model's own (0.80)"
+    assert widget.background_threshold.native.currentText() == "the model's own (0.85)"
     assert widget.predict_config().background_threshold is None
     widget.background_threshold.value = 0.6
     assert widget.predict_config().background_threshold == 0.6

@@ -83,12 +83,18 @@ def test_bundled_models_round_trip_unchanged(name, tmp_path):
 def test_bundled_em_model_keeps_the_keys_it_does_not_type():
     info = load_model("em-membranes").info
     assert set(info.extra) == {"selected_on", "held_out_test", "background_threshold_chosen_on"}
-    assert info.background_threshold == 0.8  # typed (scripts/calibrate_bundled.py)
+    assert info.background_threshold == 0.85  # typed (scripts/calibrate_bundled.py)
+    assert info.test_time_augmentation is True  # typed (scripts/bundle_candidate.py --tta)
     runs = info.training_history
-    assert runs[0].bn_recalibration_passes is None  # older runs recorded fewer keys
-    assert "bn_recalibration_passes" not in runs[0].to_dict()
     assert runs[-1].distilled is False and isinstance(runs[-1].iterations, int)
     assert info.trained_weight_config == WeightConfig.from_dict(runs[-1].weight_config)
+
+
+def test_bundled_nuclei_model_reads_runs_of_an_older_version():
+    runs = load_model("nuclei").info.training_history
+    assert runs[0].bn_recalibration_passes is None  # older runs recorded fewer keys
+    assert "bn_recalibration_passes" not in runs[0].to_dict()
+    assert runs[0].distilled is None and isinstance(runs[0].iterations, int)
 
 
 def test_an_old_format_header_loads_and_saves_as_before(tmp_path):

@@ -4,8 +4,9 @@ import pytest
 
 from napari_unet.evaluation.thresholds import guarded_threshold
 
-#: em-membranes on ISBI slices 00-16 (pixel, Rand error), from calibrate_bundled's run that
-#: stored 0.8 in the bundled checkpoint (docs/experiments/bundled_models.md).
+#: The 16-feature em-membranes on ISBI slices 00-16 (pixel, Rand error), from calibrate_bundled's
+#: run that stored 0.8 in that checkpoint (bundled until 2026-12-02; docs/experiments/
+#: bundled_models.md).
 EM_TABLE = {
     0.5: (0.1113, 0.0412),
     0.6: (0.1004, 0.0407),
@@ -21,7 +22,7 @@ def as_table(rows):
     return {t: {"pixel_error": p, "rand_error": r} for t, (p, r) in rows.items()}
 
 
-def test_reproduces_the_stored_em_membranes_choice():
+def test_reproduces_the_16_feature_em_membranes_choice():
     assert guarded_threshold(as_table(EM_TABLE), "pixel_error", "rand_error", 0.005) == 0.8
 
 

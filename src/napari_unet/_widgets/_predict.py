@@ -160,7 +160,7 @@ class PredictWidget(QWidget):
             tooltip="With gaps closed, objects grow into the boundary pixels whose probability "
             "is at most this, never joining: higher = thinner boundaries; 0.5 = as thick as "
             "the most probable class draws them. The model's own: chosen on its validation "
-            "data (0.80 for em-membranes; 0.5 for a model without one).",
+            "data (0.85 for em-membranes; 0.5 for a model without one).",
         )
 
     def _create_output_controls(self) -> None:

@@ -129,7 +129,7 @@ def _add_mask_options(parser: argparse.ArgumentParser, defaults: PredictConfig) 
         metavar="T",
         help="objects grow into the boundary pixels whose probability is at most T, in "
         "[0.5, 1), never joining; 0.5: the most probable class with gaps closed (default: "
-        "the model's own, e.g. 0.8 for em-membranes, 0.5 for a model without one)",
+        "the model's own, e.g. 0.85 for em-membranes, 0.5 for a model without one)",
     )
 
 

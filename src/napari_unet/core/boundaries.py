@@ -119,7 +119,8 @@ def grow_objects(
     """Objects of a class mask grown into the background pixels they are likely to own.
 
     A model trained with the paper's border term draws boundaries a little too thick
-    (the bundled ``em-membranes``: 27 % membrane pixels on unseen slices, 22 % true).
+    (the 16-feature ``em-membranes`` bundled until 2026-12-02: 27 % membrane pixels on
+    unseen slices, 22 % true).
     Calling a pixel background only where its probability exceeds ``threshold`` (> 0.5)
     thins them, but a plain threshold also opens gaps: cells merge. Here the objects
     instead grow into the pixels at or below ``threshold`` by a watershed of the

@@ -46,7 +46,7 @@ class EngineOptions:
         operation (``torch.ops.mkldnn._convolution_pointwise``, the fused kernel torch's
         own compiler emits; :mod:`napari_unet.core.fused`) instead of a convolution and
         a separate pass over its output. Measured 1.13x per forward pass of
-        ``em-membranes`` (benchmarks/results_inference_speed.md). Falls back to
+        the 16-feature ``em-membranes`` (benchmarks/results_inference_speed.md). Falls back to
         ``model(x)`` when the operation is missing. False gives the plain eager path.
     shrink_tiles_to_image : bool
         Tiles of one image share their edge: with the stride of ``tile_size`` an axis

@@ -64,8 +64,9 @@ def _fused_layers(
     With ``channels_last`` every fused output is channels-last. oneDNN returns a
     convolution of a one-channel input (which is both layouts at once) in the default
     layout, and the rest of the network then followed it: the full-resolution layers ran
-    at about a third of their channels-last speed (a 828 px tile of ``em-membranes``, 1
-    thread: 0.36 s per forward pass against 0.23 s; docs/experiments/inference_speed.md).
+    at about a third of their channels-last speed (a 828 px tile of the 16-feature
+    ``em-membranes``, 1 thread: 0.36 s per forward pass against 0.23 s;
+    docs/experiments/inference_speed.md).
     """
     fused = FUSED_CONV_RELU
     assert fused is not None, "the fused forward needs oneDNN's convolution_pointwise"

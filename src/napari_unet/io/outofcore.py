@@ -34,7 +34,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -216,14 +216,16 @@ def _fill_store(
     model: UNet,
     axes: str,
     settings: PredictConfig,
-    method: str | None,
+    method: InstanceMethod | None,
     progress: Callable[[Progress], None] | None,
     stop: StopFlag,
 ) -> dict:
     """Write probabilities, mask and (with ``method``) instances into the store at
-    ``partial``, tile by tile; return the attributes that describe them."""
+    ``partial``, tile by tile (``settings.tile_size`` a number); return the attributes
+    that describe them."""
     plane = (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")]))
-    tile_shape, tiles = tile_layout(model, plane, settings.tile_size)
+    tile = cast(int, settings.tile_size)  # resolved to a number by predict_to_zarr
+    tile_shape, tiles = tile_layout(model, plane, tile)
     block = (tiles[0].y.keep_stop, tiles[0].x.keep_stop)
     arrays = _create_arrays(partial, image.shape, axes, model.config.n_classes, block)
     steps = iter_predict_stack(

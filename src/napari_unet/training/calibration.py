@@ -3,7 +3,8 @@
 A model's ``background_threshold`` (``model.info``; Predict grows objects into the
 pixels whose background probability is at most this) was chosen for that model's
 probabilities. Fine-tuning lowers them a little where the strokes say nothing, and
-the bundled ``em-membranes``' 0.8, kept as it was, then thinned the membranes of its
+the 16-feature ``em-membranes``' 0.8 (bundled until 2026-12-02), kept as it was, then
+thinned the membranes of its
 fine-tuned copies to lines (annotation-loop benchmark, ISBI, one round: pixel error on
 unseen slices 0.086 -> 0.102-0.104). The fine-tuned model gets
 the threshold at which it calls as many pixels background as the starting model did
