@@ -208,7 +208,7 @@ def _predict_options(args: argparse.Namespace, model):
 
     "auto" is resolved here, so the outputs record the model's default tile size.
     """
-    from ..core.inference import resolved_tile_size, uses_test_time_augmentation
+    from ..core.inference import resolved_tile_size
     from ..io.batch import PredictOptions
 
     tile_size = resolved_tile_size(model, args.tile_size)
@@ -220,10 +220,7 @@ def _predict_options(args: argparse.Namespace, model):
         tile_size=tile_size,
         batch_size=args.batch_size,
         device=args.device,
-        # resolved here, as the tile size, so the outputs record what was done
-        test_time_augmentation=uses_test_time_augmentation(
-            model, PredictConfig(test_time_augmentation=args.tta)
-        ),
+        test_time_augmentation=args.tta,
         instances=args.instances,
         min_instance_size=args.min_size,
         fill_holes=args.fill_holes,

@@ -32,7 +32,7 @@ from typing import Any
 from ..config import PredictConfig
 from ..core.checkpoint import load_model, resolve_checkpoint
 from ..core.devices import torch_threads
-from ..core.inference import Progress, resolved_tile_size
+from ..core.inference import Progress, resolved_tile_size, uses_test_time_augmentation
 from ..core.model import UNet
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
 from .data import write_tiff
@@ -58,7 +58,8 @@ class PredictOptions(PredictConfig):
     """How every file of a batch is predicted (travels to the workers).
 
     A :class:`~napari_unet.config.PredictConfig` (its fields and defaults: tile size
-    "auto", resolved to the model's default tile before anything is recorded; the
+    "auto", resolved to the model's default tile, and test-time augmentation None, resolved
+    to the model's own, before anything is recorded; the
     device resolved on each worker; instance method and minimum instance size) and
     how the files are read and written:
 
@@ -195,7 +196,10 @@ def predict_file(
     options = options or PredictOptions()
     start = time.perf_counter()
     model = cached_model(checkpoint, options.device)
-    options = options.replace(tile_size=resolved_tile_size(model, options.tile_size))
+    options = options.replace(  # as the run uses them, so the outputs record what was done
+        tile_size=resolved_tile_size(model, options.tile_size),
+        test_time_augmentation=uses_test_time_augmentation(model, options),
+    )
     info = probe_input(Path(path), model.config.in_channels, options.axes, options.output_format)
     outputs = output_paths(path, output, info.output_format)
     record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info.shape, info.axes)
