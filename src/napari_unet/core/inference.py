@@ -193,6 +193,7 @@ def iter_predict(
     tile_size = resolved_tile_size(model, settings.tile_size)
     tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size, engine)
     model = model.to(torch_device).eval()
+    augment = uses_test_time_augmentation(model, settings)  # model.info parses metadata
     done = released_rows = 0
     yield Progress(0, len(tiles))
     for first in range(0, len(tiles), batch_size):
@@ -206,12 +207,7 @@ def iter_predict(
         per_pass = engine.cpu_tiles_per_pass if torch_device.type == "cpu" else len(batch)
         with torch.inference_mode():
             probabilities = tile_probabilities(
-                model,
-                inputs,
-                per_pass,
-                uses_test_time_augmentation(model, settings),
-                _checker(stop),
-                engine,
+                model, inputs, per_pass, augment, _checker(stop), engine
             )
         for tile, tile_result in zip(batch, probabilities):
             out[(slice(None), *tile.keep)] = tile_result[(slice(None), *tile.crop())]
