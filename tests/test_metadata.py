@@ -172,3 +172,12 @@ def test_a_training_run_written_from_fields_keeps_the_recorded_order():
     assert list(run.to_dict()) == ["date", "iterations", "images"]
     assert run.to_dict()["images"] == [[1, 8, 8]]
     assert TrainingRun.from_dict(run.to_dict()) == run
+
+
+@pytest.mark.parametrize(
+    "key, default", [("background_threshold", 0.5), ("test_time_augmentation", False)]
+)
+def test_a_default_stored_explicitly_is_written_back(key, default):
+    read = ModelMetadata.from_dict({key: default})
+    assert read.to_dict()[key] == default
+    assert key not in ModelMetadata.from_dict({}).to_dict()

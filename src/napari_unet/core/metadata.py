@@ -189,12 +189,12 @@ class ModelMetadata(_Record):
         this, growing objects into the rest without joining them
         (:func:`~napari_unet.core.boundaries.grow_objects`); 0.5 = the most probable
         class. Chosen on validation data (``scripts/calibrate_bundled.py``); written
-        only when not 0.5.
+        when not 0.5 or when the metadata read held it.
     test_time_augmentation : bool
         Predict averages this model's probabilities over the 8 rotations and flips
         unless told otherwise (``PredictConfig.test_time_augmentation`` None: the
-        model's own); for a model whose figures were chosen with it. Written only
-        when true.
+        model's own); for a model whose figures were chosen with it. Written when
+        true or when the metadata read held it.
     extra : dict
         Keys this version does not type (e.g. ``selected_on``), and values of typed keys
         that are not of the expected form, kept as read and written back unchanged.
@@ -296,10 +296,11 @@ class ModelMetadata(_Record):
         }
         if self.source is not None:
             values["source"] = self.source
-        if self.background_threshold != 0.5:
+        # the defaults (0.5, false) are written only when the metadata read held them
+        if self.background_threshold != 0.5 or "background_threshold" in self.key_order:
             values["background_threshold"] = self.background_threshold
-        if self.test_time_augmentation:
-            values["test_time_augmentation"] = True
+        if self.test_time_augmentation or "test_time_augmentation" in self.key_order:
+            values["test_time_augmentation"] = self.test_time_augmentation
         return values
 
     @property
