@@ -1,9 +1,10 @@
 """What a user waits for: the bundled ``em-membranes`` as Predict runs it, against another one.
 
 Times ``predict`` of a 2048 x 2048 uint8 image with the current bundled model as Predict
-runs it by default (its checkpoint asks for test-time augmentation: 8 passes), the same
-model in one pass (``--no-tta``), and a previous checkpoint in one pass, interleaved in
-each round, medians of ``--repeats`` rounds::
+runs it by default (its checkpoint asks for test-time augmentation over the 4 rotations:
+4 passes), the same model over all 8 rotations and flips (its default until 2026-12-02),
+the same model in one pass (``--no-tta``), and a previous checkpoint in one pass,
+interleaved in each round, medians of ``--repeats`` rounds::
 
     git show ee15fb2:src/napari_unet/models/em-membranes.safetensors > /tmp/em16.safetensors
     python benchmarks/bench_bundled_speed.py --previous /tmp/em16.safetensors --threads 2
@@ -41,8 +42,15 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     image = test_image(args.size)
     current, previous = nu.load_model("em-membranes"), nu.load_model(args.previous)
+    all_eight = nu.load_model("em-membranes")
+    all_eight.metadata["test_time_transforms"] = "dihedral"
     methods = {
-        "bundled, as Predict runs it": lambda: nu.predict(image, current, device="cpu"),
+        f"bundled, as Predict runs it ({current.info.test_time_transforms})": lambda: nu.predict(
+            image, current, device="cpu"
+        ),
+        "bundled, all 8 rotations and flips": lambda: nu.predict(
+            image, all_eight, device="cpu", test_time_augmentation=True
+        ),
         "bundled, one pass (--no-tta)": lambda: nu.predict(
             image, current, device="cpu", test_time_augmentation=False
         ),

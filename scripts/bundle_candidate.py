@@ -6,6 +6,7 @@ Usage::
     python scripts/bundle_candidate.py em-membranes em_f8_s1.safetensors --tta \\
         --how "benchmarks/bench_width.py --features 8 --minutes 90 --seed 1"
     python scripts/calibrate_bundled.py em-membranes --write
+    python scripts/choose_tta_transforms.py em-membranes --write   # with --tta
 
 The weights are copied unchanged (stored as float16, as every bundled model). The
 class names and description come from ``scripts/train_bundled.py``'s recipe; the record
@@ -14,7 +15,9 @@ the parts ``scripts/train_validated.py`` uses, so a candidate must have been tra
 the training part only and chosen on the validation part only (``bench_width.py`` does
 both). Its background threshold is reset to 0.5: choose it afterwards with
 ``scripts/calibrate_bundled.py``. ``--tta``: the checkpoint asks Predict for test-time
-augmentation (when the candidate was chosen with it, ``bench_width.py --score --tta``).
+augmentation (when the candidate was chosen with it, ``bench_width.py --score --tta``) over
+all 8 rotations and flips; ``scripts/choose_tta_transforms.py`` may then choose the 4
+rotations on the validation part.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def bundle(name: str, checkpoint: str, how: str, output: Path, tta: bool = False
     model.metadata.pop("background_threshold_chosen_on", None)
     model.metadata["background_threshold"] = 0.5
     model.metadata.pop("test_time_augmentation", None)
+    model.metadata.pop("test_time_transforms", None)
     if tta:
         model.metadata["test_time_augmentation"] = True
     model.metadata["parent"] = None

@@ -175,7 +175,12 @@ def test_a_training_run_written_from_fields_keeps_the_recorded_order():
 
 
 @pytest.mark.parametrize(
-    "key, default", [("background_threshold", 0.5), ("test_time_augmentation", False)]
+    "key, default",
+    [
+        ("background_threshold", 0.5),
+        ("test_time_augmentation", False),
+        ("test_time_transforms", "dihedral"),
+    ],
 )
 def test_a_default_stored_explicitly_is_written_back(key, default):
     read = ModelMetadata.from_dict({key: default})

@@ -1,5 +1,5 @@
-"""Test-time augmentation: the 8 rotations and flips undone in the right place, averaged,
-asked for by a checkpoint, and cancellable between passes."""
+"""Test-time augmentation: the 8 rotations and flips (or the 4 rotations) undone in the
+right place, averaged, asked for by a checkpoint, and cancellable between passes."""
 
 import numpy as np
 import pytest
@@ -49,6 +49,19 @@ def test_a_model_that_asks_for_test_time_augmentation_gets_it_by_default(tmp_pat
     np.testing.assert_array_equal(predict(image, model), plain)
 
 
+def _mean_over_symmetries(image, model, flips):
+    """The mean of plain predictions of the turned (and flipped) images, turned back."""
+    total, count = 0.0, 0
+    for turns in range(4):
+        for flip in flips:
+            turned = np.rot90(image, turns)
+            turned = turned[:, ::-1] if flip else turned
+            probabilities = predict(np.ascontiguousarray(turned), model)
+            probabilities = probabilities[:, :, ::-1] if flip else probabilities
+            total, count = total + np.rot90(probabilities, -turns, axes=(1, 2)), count + 1
+    return total / count
+
+
 @pytest.mark.parametrize(
     ("shape", "padding"), [((64, 64), "same"), ((45, 70), "valid"), ((64, 48), "same")]
 )
@@ -56,14 +69,7 @@ def test_test_time_augmentation_averages_the_eight_symmetries(shape, padding):
     image = np.random.default_rng(6).normal(size=shape).astype(np.float32)
     model = _model(depth=2, padding=padding)
     augmented = predict(image, model, test_time_augmentation=True)
-    expected = np.zeros_like(augmented)
-    for turns in range(4):
-        for flip in (False, True):
-            turned = np.rot90(image, turns)
-            turned = turned[:, ::-1] if flip else turned
-            probabilities = predict(np.ascontiguousarray(turned), model)
-            probabilities = probabilities[:, :, ::-1] if flip else probabilities
-            expected += np.rot90(probabilities, -turns, axes=(1, 2)) / 8
+    expected = _mean_over_symmetries(image, model, flips=(False, True))
     plain = predict(image, model)
     assert np.abs(plain - expected).max() > 1e-3  # the symmetries do differ
     # A valid network pads a turned non-square image to valid sizes on other sides, so
@@ -84,3 +90,63 @@ def test_stop_is_checked_between_the_eight_symmetries():
         predict(np.zeros((40, 40), np.float32), _model(depth=2), test_time_augmentation=True,
                 stop=stop_after_two_checks)  # fmt: skip
     assert calls["n"] == 3
+
+
+@pytest.mark.parametrize(("shape", "padding"), [((64, 64), "same"), ((45, 70), "valid")])
+def test_a_model_that_asks_for_the_four_rotations_averages_those(shape, padding, tmp_path):
+    image = np.random.default_rng(8).normal(size=shape).astype(np.float32)
+    model = _model(depth=2, padding=padding)
+    model.metadata["test_time_augmentation"] = True
+    model.metadata["test_time_transforms"] = "rotations"
+    reloaded = load_model(save_model(model, tmp_path / "rotations.safetensors"))
+    assert reloaded.info.test_time_transforms == "rotations"
+    rotated = predict(image, reloaded)  # the model's own: on, 4 rotations
+    expected = _mean_over_symmetries(image, model, flips=(False,))
+    all_eight = _mean_over_symmetries(image, model, flips=(False, True))
+    assert np.abs(all_eight - expected).max() > 1e-4  # the flips do matter
+    tolerance = 1e-5 if padding == "same" else 1e-3
+    np.testing.assert_allclose(rotated, expected, atol=tolerance)
+    # the set applies to a user's "on" as well; "off" is one pass
+    np.testing.assert_array_equal(predict(image, reloaded, test_time_augmentation=True), rotated)
+    np.testing.assert_array_equal(
+        predict(image, reloaded, test_time_augmentation=False), predict(image, _plain(model))
+    )
+
+
+def _plain(model):
+    model.metadata.pop("test_time_augmentation", None)
+    model.metadata.pop("test_time_transforms", None)
+    return model
+
+
+def test_an_unknown_transform_set_is_kept_as_read_and_all_eight_are_used(tmp_path):
+    image = np.random.default_rng(9).normal(size=(40, 40)).astype(np.float32)
+    model = _model(depth=2, padding="same")
+    model.metadata["test_time_augmentation"] = True
+    model.metadata["test_time_transforms"] = "flips"
+    reloaded = load_model(save_model(model, tmp_path / "unknown.safetensors"))
+    assert reloaded.info.test_time_transforms == "dihedral"
+    assert reloaded.metadata["test_time_transforms"] == "flips"  # written back as read
+    expected = _mean_over_symmetries(image, model, flips=(False, True))
+    np.testing.assert_allclose(predict(image, reloaded), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("transforms", "said"), [("rotations", "4 rotations"), (None, "8 rotations and flips")]
+)
+def test_the_model_panel_says_which_transforms_predict_averages(transforms, said):
+    from napari_unet._widgets._model import describe_model
+
+    model = _model(depth=2)
+    assert "test-time augmentation" not in describe_model(model, "plain")
+    model.metadata["test_time_augmentation"] = True
+    if transforms is not None:
+        model.metadata["test_time_transforms"] = transforms
+    assert f"Predict averages its {said} (test-time augmentation)" in describe_model(model, "m")
+
+
+def test_an_empty_transform_set_is_refused():
+    from napari_unet.core.engine import tile_probabilities
+
+    with pytest.raises(ValueError, match="at least one transform"):
+        tile_probabilities(_model(depth=2), torch.zeros(1, 1, 40, 40), 1, ())

@@ -164,9 +164,10 @@ class PredictConfig(_Options):
         "auto" (CUDA, else MPS, else CPU), "cpu", "cuda", "cuda:N" or "mps"; a
         ``torch.device`` or None ("auto") given here is stored as its name.
     test_time_augmentation : bool or None
-        Average each tile's probabilities over its 8 rotations and flips (8x the compute).
-        None: as the model says (``model.info.test_time_augmentation``, false unless
-        its figures were chosen with it;
+        Average each tile's probabilities over its 8 rotations and flips (8x the compute;
+        the 4 rotations for a model whose checkpoint asks for them,
+        ``model.info.test_time_transforms``). None: as the model says
+        (``model.info.test_time_augmentation``, false unless its figures were chosen with it;
         :func:`~napari_unet.core.inference.uses_test_time_augmentation`).
     instances : {"components", "watershed"}
         How instance labels are made from the class mask

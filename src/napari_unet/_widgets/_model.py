@@ -245,7 +245,9 @@ def describe_model(model: UNet, name: str) -> str:
             f"{info.background_threshold:.2f} (objects grow into the rest, never joining)"
         )
     if info.test_time_augmentation:
-        lines.append("Predict averages its 8 rotations and flips (test-time augmentation)")
+        rotations_only = info.test_time_transforms == "rotations"
+        passes = "4 rotations" if rotations_only else "8 rotations and flips"
+        lines.append(f"Predict averages its {passes} (test-time augmentation)")
     lines.append(_history_text(info.training_history))
     return "<br>".join(lines)
 

@@ -7,18 +7,22 @@ pass), never what: every combination gives the same probabilities up to float ro
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from .fused import FUSED_CONV_RELU, fused_unet_forward
+from .metadata import TEST_TIME_TRANSFORM_SETS
 from .model import UNet
 
 __all__ = [
     "DEFAULT_ENGINE",
     "DIHEDRAL",
+    "IDENTITY",
+    "ROTATIONS",
+    "TEST_TIME_TRANSFORMS",
     "EngineOptions",
     "dihedral",
     "dihedral_inverse",
@@ -84,23 +88,36 @@ DEFAULT_ENGINE = EngineOptions()
 #: The 8 symmetries of the square (rot90 turns ``k``, then an optional left-right flip).
 DIHEDRAL = tuple((turns, flip) for turns in range(4) for flip in (False, True))
 
+#: The 4 rotations by quarter turns, no flip.
+ROTATIONS = tuple((turns, False) for turns in range(4))
+
+#: One pass, as the tile is.
+IDENTITY = ((0, False),)
+
+#: The transform sets a checkpoint may ask for, by the name it stores
+#: (``ModelMetadata.test_time_transforms``).
+TEST_TIME_TRANSFORMS: dict[str, tuple[tuple[int, bool], ...]] = dict(
+    zip(TEST_TIME_TRANSFORM_SETS, (DIHEDRAL, ROTATIONS), strict=True)
+)
+
 
 def tile_probabilities(
     model: UNet,
     inputs: torch.Tensor,
     per_pass: int,
-    test_time_augmentation: bool,
+    transforms: Sequence[tuple[int, bool]] = IDENTITY,
     check_stop: Callable[[], None] | None = None,
     engine: EngineOptions = DEFAULT_ENGINE,
 ) -> np.ndarray:
     """(N, n_classes, y, x) probabilities of a batch of input tiles, as float32 numpy.
 
-    With ``test_time_augmentation`` the probabilities are the mean over the 8
-    rotations and flips of each tile (each mapped back before averaging).
-    ``check_stop`` (raising to cancel) is called before every forward pass but the
-    first, which the caller checked.
+    The probabilities are the mean over ``transforms`` of each tile (``(turns, flip)``
+    pairs as :func:`dihedral` takes them, each mapped back before averaging; test-time
+    augmentation, e.g. :data:`DIHEDRAL` or :data:`ROTATIONS`). ``check_stop`` (raising
+    to cancel) is called before every forward pass but the first, which the caller checked.
     """
-    transforms = DIHEDRAL if test_time_augmentation else ((0, False),)
+    if not transforms:
+        raise ValueError("test-time augmentation needs at least one transform")
     total: torch.Tensor | None = None
     for turns, flip in transforms:
         turned = dihedral(inputs, turns, flip)
@@ -119,7 +136,7 @@ def tile_probabilities(
         scores = torch.cat(passes)
         probabilities = dihedral_inverse(torch.softmax(scores.float(), dim=1), turns, flip)
         total = probabilities if total is None else total + probabilities
-    assert total is not None  # transforms is never empty
+    assert total is not None  # transforms is not empty
     return (total / len(transforms)).cpu().numpy()
 
 

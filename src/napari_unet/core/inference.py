@@ -14,7 +14,14 @@ import torch
 
 from ..config import AUTO_TILE, UNSET, PredictConfig, Unset, predict_config
 from .devices import resolve_device
-from .engine import DEFAULT_ENGINE, EngineOptions, tile_probabilities, to_device
+from .engine import (
+    DEFAULT_ENGINE,
+    IDENTITY,
+    TEST_TIME_TRANSFORMS,
+    EngineOptions,
+    tile_probabilities,
+    to_device,
+)
 from .model import UNet
 from .normalization import NON_FINITE_MESSAGE, normalization_stats, normalize  # noqa: F401
 from .tile_choice import (  # noqa: F401  (re-exported: the names users and tests know)
@@ -149,12 +156,23 @@ def _as_channels(image: Any, model: UNet) -> None:
 
 
 def uses_test_time_augmentation(model: UNet, config: PredictConfig) -> bool:
-    """Whether predicting with ``model`` under ``config`` averages the 8 rotations and
-    flips: the config's choice when it makes one, else the model's own
+    """Whether predicting with ``model`` under ``config`` averages rotations and flips:
+    the config's choice when it makes one, else the model's own
     (``model.info.test_time_augmentation``; false unless stored in its checkpoint)."""
     if config.test_time_augmentation is not None:
         return bool(config.test_time_augmentation)
     return bool(model.info.test_time_augmentation)
+
+
+def augmentation_transforms(model: UNet, config: PredictConfig) -> tuple[tuple[int, bool], ...]:
+    """The ``(turns, flip)`` transforms whose probabilities Predict averages:
+    :data:`~napari_unet.core.engine.IDENTITY` without test-time augmentation
+    (:func:`uses_test_time_augmentation`), else the model's set
+    (``model.info.test_time_transforms``: the 8 rotations and flips unless its
+    checkpoint names the 4 rotations)."""
+    if not uses_test_time_augmentation(model, config):
+        return IDENTITY
+    return TEST_TIME_TRANSFORMS[model.info.test_time_transforms]
 
 
 def iter_predict(
@@ -193,7 +211,7 @@ def iter_predict(
     tile_size = resolved_tile_size(model, settings.tile_size)
     tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size, engine)
     model = model.to(torch_device).eval()
-    augment = uses_test_time_augmentation(model, settings)  # model.info parses metadata
+    transforms = augmentation_transforms(model, settings)  # model.info parses metadata
     done = released_rows = 0
     yield Progress(0, len(tiles))
     for first in range(0, len(tiles), batch_size):
@@ -207,7 +225,7 @@ def iter_predict(
         per_pass = engine.cpu_tiles_per_pass if torch_device.type == "cpu" else len(batch)
         with torch.inference_mode():
             probabilities = tile_probabilities(
-                model, inputs, per_pass, augment, _checker(stop), engine
+                model, inputs, per_pass, transforms, _checker(stop), engine
             )
         for tile, tile_result in zip(batch, probabilities):
             out[(slice(None), *tile.keep)] = tile_result[(slice(None), *tile.crop())]
@@ -313,9 +331,11 @@ def predict(
         Preallocated (n_classes, Y, X) float32 destination (e.g. a memory map).
     test_time_augmentation : bool or None
         Average each tile's probabilities over its 8 rotations and flips
-        (:data:`DIHEDRAL`): 8x the compute, smoother and usually slightly more
-        accurate maps (BENCHMARKS.md, ISBI scribbles). The tiling is unchanged.
-        Default None: as the model says (:func:`uses_test_time_augmentation`).
+        (:data:`~napari_unet.core.engine.DIHEDRAL`), or over the 4 rotations for a
+        model whose checkpoint asks for them (:func:`augmentation_transforms`): 8x
+        (4x) the compute, smoother and usually slightly more accurate maps
+        (BENCHMARKS.md, ISBI scribbles). The tiling is unchanged. Default None: as
+        the model says (:func:`uses_test_time_augmentation`).
     engine : EngineOptions
         How the work is done (memory layout, fused kernels, tile shrinking, tiles per
         pass on the CPU), never what it computes: any options give the same

@@ -29,13 +29,23 @@ from ..config import ModelConfig, NormConfig, WeightConfig, is_background_thresh
 if TYPE_CHECKING:
     from .model import UNet
 
-__all__ = ["FILE_KEYS", "FORMAT_VERSION", "ModelMetadata", "TrainingRun"]
+__all__ = [
+    "FILE_KEYS",
+    "FORMAT_VERSION",
+    "TEST_TIME_TRANSFORM_SETS",
+    "ModelMetadata",
+    "TrainingRun",
+]
 
 FORMAT_VERSION = 1
 """Version of the checkpoint format :func:`~napari_unet.core.checkpoint.save_model` writes."""
 
 FILE_KEYS = ("format_version", "package_version", "model_config")
 """Keys a checkpoint's JSON holds but ``model.metadata`` does not (the model has its config)."""
+
+TEST_TIME_TRANSFORM_SETS = ("dihedral", "rotations")
+"""Names of the test-time transform sets a checkpoint may ask for
+(:data:`napari_unet.core.engine.TEST_TIME_TRANSFORMS` holds the transforms)."""
 
 _R = TypeVar("_R", bound="_Record")
 
@@ -191,10 +201,16 @@ class ModelMetadata(_Record):
         class. Chosen on validation data (``scripts/calibrate_bundled.py``); written
         when not 0.5 or when the metadata read held it.
     test_time_augmentation : bool
-        Predict averages this model's probabilities over the 8 rotations and flips
-        unless told otherwise (``PredictConfig.test_time_augmentation`` None: the
-        model's own); for a model whose figures were chosen with it. Written when
-        true or when the metadata read held it.
+        Predict averages this model's probabilities over rotations and flips
+        (``test_time_transforms``) unless told otherwise
+        (``PredictConfig.test_time_augmentation`` None: the model's own); for a model
+        whose figures were chosen with it. Written when true or when the metadata read
+        held it.
+    test_time_transforms : str
+        Which transforms test-time augmentation averages for this model, one of
+        :data:`TEST_TIME_TRANSFORM_SETS`: "dihedral", the 8 rotations and flips (the
+        default), or "rotations", the 4 quarter turns (half the passes). Written when
+        not "dihedral" or when the metadata read held it.
     extra : dict
         Keys this version does not type (e.g. ``selected_on``), and values of typed keys
         that are not of the expected form, kept as read and written back unchanged.
@@ -214,6 +230,7 @@ class ModelMetadata(_Record):
     training_history: tuple[TrainingRun, ...] = ()
     background_threshold: float = 0.5
     test_time_augmentation: bool = False
+    test_time_transforms: str = "dihedral"
     extra: dict[str, Any] = field(default_factory=dict)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
@@ -252,6 +269,10 @@ class ModelMetadata(_Record):
         if "test_time_augmentation" in merged:
             typed["test_time_augmentation"] = _read(
                 merged, "test_time_augmentation", _flag, False, extra
+            )
+        if "test_time_transforms" in merged:
+            typed["test_time_transforms"] = _read(
+                merged, "test_time_transforms", _transform_set, "dihedral", extra
             )
         for key in ("format_version", "package_version", "description", "trained_on"):
             typed[key] = merged.get(key)
@@ -296,11 +317,13 @@ class ModelMetadata(_Record):
         }
         if self.source is not None:
             values["source"] = self.source
-        # the defaults (0.5, false) are written only when the metadata read held them
+        # the defaults (0.5, false, "dihedral") are written only when the metadata read held them
         if self.background_threshold != 0.5 or "background_threshold" in self.key_order:
             values["background_threshold"] = self.background_threshold
         if self.test_time_augmentation or "test_time_augmentation" in self.key_order:
             values["test_time_augmentation"] = self.test_time_augmentation
+        if self.test_time_transforms != "dihedral" or "test_time_transforms" in self.key_order:
+            values["test_time_transforms"] = self.test_time_transforms
         return values
 
     @property
@@ -380,6 +403,12 @@ def _flag(raw: Any) -> tuple[bool, Any]:
     if not isinstance(raw, bool):
         raise TypeError("not true or false")
     return raw, raw
+
+
+def _transform_set(raw: Any) -> tuple[str, Any]:
+    if raw not in TEST_TIME_TRANSFORM_SETS:
+        raise ValueError(f"not one of {', '.join(TEST_TIME_TRANSFORM_SETS)}")
+    return str(raw), raw
 
 
 def _names(raw: Any) -> tuple[tuple[str, ...], Any]:
