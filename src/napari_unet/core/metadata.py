@@ -19,12 +19,12 @@ before any of this is built.
 from __future__ import annotations
 
 import copy
-import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..config import ModelConfig, NormConfig, WeightConfig, is_background_threshold
+from ._json_record import JsonRecord, as_lists, as_tuples, data_fields, read_key
 
 if TYPE_CHECKING:
     from .model import UNet
@@ -47,32 +47,9 @@ TEST_TIME_TRANSFORM_SETS = ("dihedral", "rotations")
 """Names of the test-time transform sets a checkpoint may ask for
 (:data:`napari_unet.core.engine.TEST_TIME_TRANSFORMS` holds the transforms)."""
 
-_R = TypeVar("_R", bound="_Record")
-
-
-class _Record:
-    """Mixin: a JSON object read into typed fields, written back in its own key order."""
-
-    extra: dict[str, Any]
-    key_order: tuple[str, ...]
-
-    def _values(self) -> dict[str, Any]:
-        """The JSON values of the typed fields that are written (in the fields' order)."""
-        raise NotImplementedError
-
-    def _ordered(self) -> dict[str, Any]:
-        values = self._values()
-        values.update(copy.deepcopy(self.extra))  # unknown keys, and typed ones as read
-        order = [key for key in self.key_order if key in values]
-        order += [key for key in values if key not in self.key_order]
-        return {key: values[key] for key in order}
-
-    def replace(self: _R, **changes: Any) -> _R:
-        return dataclasses.replace(self, **changes)  # type: ignore[type-var]
-
 
 @dataclass(frozen=True)
-class TrainingRun(_Record):
+class TrainingRun(JsonRecord):
     """One entry of ``training_history``: a finished run, as recorded by
     :func:`~napari_unet.training.history.record_run` (and the Fine-tune widget).
 
@@ -137,11 +114,11 @@ class TrainingRun(_Record):
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainingRun:
         """Read a recorded entry (values as recorded, lists as tuples)."""
-        known = _data_fields(cls)
+        known = data_fields(cls)
         typed = {key: copy.deepcopy(value) for key, value in values.items() if key in known}
         for key in ("images", "annotated_slices"):
             if key in typed:
-                typed[key] = _tuples(typed[key])
+                typed[key] = as_tuples(typed[key])
         extra = {key: copy.deepcopy(value) for key, value in values.items() if key not in known}
         return cls(**typed, extra=extra, key_order=tuple(values))
 
@@ -151,8 +128,8 @@ class TrainingRun(_Record):
 
     def _values(self) -> dict[str, Any]:
         return {
-            name: _lists(copy.deepcopy(getattr(self, name)))
-            for name in _data_fields(type(self))
+            name: as_lists(copy.deepcopy(getattr(self, name)))
+            for name in data_fields(type(self))
             if getattr(self, name) is not None or name in self.key_order
         }
 
@@ -168,7 +145,7 @@ class TrainingRun(_Record):
 
 
 @dataclass(frozen=True)
-class ModelMetadata(_Record):
+class ModelMetadata(JsonRecord):
     """What a checkpoint stores beside the weights, typed.
 
     Attributes
@@ -255,29 +232,29 @@ class ModelMetadata(_Record):
         """
         extra: dict[str, Any] = {}
         if config is None and "model_config" in values:  # always written as the model's own
-            config = _read(values, "model_config", _model_config, None, {})
+            config = read_key(values, "model_config", _model_config, None, {})
         merged = {**ModelMetadata.new(config).to_dict(), **values}
         typed: dict[str, Any] = {
-            "normalization": _read(merged, "normalization", _norm, NormConfig(), extra),
-            "class_names": _read(merged, "class_names", _names, (), extra),
-            "training_history": _read(merged, "training_history", _history, (), extra),
+            "normalization": read_key(merged, "normalization", _norm, NormConfig(), extra),
+            "class_names": read_key(merged, "class_names", _names, (), extra),
+            "training_history": read_key(merged, "training_history", _history, (), extra),
         }
         if "background_threshold" in merged:
-            typed["background_threshold"] = _read(
+            typed["background_threshold"] = read_key(
                 merged, "background_threshold", _threshold, 0.5, extra
             )
         if "test_time_augmentation" in merged:
-            typed["test_time_augmentation"] = _read(
+            typed["test_time_augmentation"] = read_key(
                 merged, "test_time_augmentation", _flag, False, extra
             )
         if "test_time_transforms" in merged:
-            typed["test_time_transforms"] = _read(
+            typed["test_time_transforms"] = read_key(
                 merged, "test_time_transforms", _transform_set, "dihedral", extra
             )
         for key in ("format_version", "package_version", "description", "trained_on"):
             typed[key] = merged.get(key)
         typed["parent"], typed["source"] = merged.get("parent"), merged.get("source")
-        known = _data_fields(cls)
+        known = data_fields(cls)
         extra.update(
             {key: copy.deepcopy(value) for key, value in merged.items() if key not in known}
         )
@@ -340,45 +317,6 @@ class ModelMetadata(_Record):
         return WeightConfig()
 
 
-def _data_fields(cls: type) -> tuple[str, ...]:
-    """The names of the fields that hold JSON keys, in their order."""
-    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "key_order"))
-
-
-def _read(
-    values: Mapping[str, Any],
-    key: str,
-    parse: Callable[[Any], tuple[Any, Any]],
-    default: Any,
-    extra: dict[str, Any],
-) -> Any:
-    """``values[key]`` read by ``parse``, which returns (typed, the JSON it writes back).
-
-    When that JSON is not the value read, or it cannot be read at all (``default``), the
-    value read goes to ``extra``, so that it is written back unchanged.
-    """
-    raw = values[key]
-    try:
-        typed, written = parse(raw)
-    except (TypeError, ValueError, AttributeError):
-        typed, written = default, _UNREADABLE
-    if written is _UNREADABLE or not _same_json(written, raw):
-        extra[key] = copy.deepcopy(raw)
-    return typed
-
-
-_UNREADABLE = object()
-
-
-def _same_json(a: Any, b: Any) -> bool:
-    """Whether ``a`` and ``b`` are written as the same JSON (``1`` is not ``1.0``)."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        return list(a) == list(b) and all(_same_json(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_same_json(x, y) for x, y in zip(a, b))
-    return type(a) is type(b) and a == b
-
-
 def _model_config(raw: Any) -> tuple[ModelConfig, Any]:
     if not isinstance(raw, Mapping):
         raise TypeError("not an object")
@@ -422,13 +360,3 @@ def _history(raw: Any) -> tuple[tuple[TrainingRun, ...], Any]:
         raise TypeError("not a list of objects")
     runs = tuple(TrainingRun.from_dict(run) for run in raw)
     return runs, [run.to_dict() for run in runs]
-
-
-def _tuples(value: Any) -> Any:
-    """Lists (at any depth) as tuples."""
-    return tuple(_tuples(item) for item in value) if isinstance(value, list) else value
-
-
-def _lists(value: Any) -> Any:
-    """Tuples (at any depth) as lists, as JSON has them."""
-    return [_lists(item) for item in value] if isinstance(value, tuple) else value
