@@ -215,7 +215,7 @@ def test_the_boundary_threshold_choice_follows_the_model_and_reaches_the_config(
     make_napari_viewer,
 ):
     from napari_unet._widgets import PredictWidget
-    from napari_unet._widgets._predict import MODELS_OWN
+    from napari_unet._widgets._predict_controls import MODELS_OWN
     from napari_unet._widgets._state import model_state
 
     viewer = make_napari_viewer()

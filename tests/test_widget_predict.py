@@ -83,6 +83,21 @@ def test_the_check_box_follows_a_model_that_asks_for_test_time_augmentation(dock
     assert widget.predict.test_time_augmentation.value is False
 
 
+def test_the_check_box_says_what_the_models_transform_set_costs(dock):
+    viewer, widget = dock
+    state = model_state(viewer)
+    box = widget.predict.test_time_augmentation
+    assert box.text == "Test-time augmentation (8x slower)"
+    rotating = copy.deepcopy(state.model)
+    rotating.metadata.update(test_time_augmentation=True, test_time_transforms="rotations")
+    state.set_model(rotating, "rotating")
+    assert box.text == "Test-time augmentation (4x slower)" and "4 rotations" in box.tooltip
+    state.set_model(copy.deepcopy(state.model), "eight")
+    state.model.metadata.pop("test_time_transforms")
+    state.set_model(state.model, "eight")
+    assert box.text == "Test-time augmentation (8x slower)" and "flips" in box.tooltip
+
+
 def test_predicted_weight_map_uses_the_models_training_settings(qtbot, dock):
     viewer, widget = dock
     finetune = widget.finetune

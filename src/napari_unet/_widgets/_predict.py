@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 import napari
-from magicgui.widgets import CheckBox, ComboBox, Container, PushButton, SpinBox
+from magicgui.widgets import Container, PushButton
 from napari.layers import Image, Labels
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -14,14 +14,13 @@ from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..config import PredictConfig
-from ..core.inference import default_tile_size, resolved_tile_size, usable_tile_sizes
 from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
-from ._layers import LayerCombo, class_colormap, placement_for
+from ._layers import class_colormap, placement_for
 from ._layers import show_output as put_output
 from ._memory import memory_refusal
+from ._predict_controls import PredictControls
 from ._predict_job import (
-    MAX_TILE_CHOICE,
     PredictionProgress,
     PredictionRequest,
     PredictionResult,
@@ -31,26 +30,12 @@ from ._state import model_state, real_viewer
 from ._tasks import (
     PROGRESS_STEPS,
     JobResult,
-    available_devices,
     start_job,
     taken_out_of_its_dock,
 )
 
-WHOLE_IMAGE = 0
-"""Tile-size choice meaning: no tiling, one pass over the whole (mirror-padded) image."""
 
-MAX_MIN_SIZE = 1_000_000
-"""Largest value of the "Smallest object" spin box, in pixels."""
-
-MODELS_OWN = "model"
-"""Boundary-threshold choice meaning: the model's own (``PredictConfig.background_threshold``
-None)."""
-
-THRESHOLD_CHOICES = (0.5, 0.6, 0.7, 0.8, 0.9)
-"""The fixed boundary thresholds offered besides the model's own."""
-
-
-class PredictWidget(QWidget):
+class PredictWidget(QWidget, PredictControls):
     """Predict class masks, instances, probabilities and weight maps with the shared model.
 
     Parameters
@@ -80,9 +65,7 @@ class PredictWidget(QWidget):
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
         defaults = PredictConfig()
         self.defaults = defaults
-        self._create_inference_controls(defaults)
-        self._create_mask_controls(defaults)
-        self._create_output_controls()
+        self._create_controls(defaults)
         self.run_button = PushButton(text="Run")
         self.cancel_button = PushButton(text="Cancel")
         self.progress = QProgressBar()
@@ -93,91 +76,8 @@ class PredictWidget(QWidget):
         self._build_layout()
         self.run_button.changed.connect(self.run_prediction)
         self.cancel_button.changed.connect(self.cancel)
-        self.state.model_changed.connect(self.update_tile_sizes)
-        self.state.model_changed.connect(self.update_threshold_choices)
-        self.state.model_changed.connect(self.follow_model_augmentation)
-        self.close_boundaries.changed.connect(self._enable_threshold)
-        self.update_tile_sizes()
-        self.update_threshold_choices()
-        self.follow_model_augmentation()
+        self._follow_the_model()
         self._set_running(False)
-
-    def _create_inference_controls(self, defaults: PredictConfig) -> None:
-        """The image, tile size, device and test-time augmentation."""
-        self.image_picker = LayerCombo(self.viewer, napari.layers.Image, "Image", follow_new=True)
-        self.tile_size = ComboBox(
-            label="Tile size",
-            choices=[("whole image", WHOLE_IMAGE)],
-            tooltip="Input tile edge in pixels, context included (overlap-tile strategy).",
-        )
-        devices = available_devices()
-        self.device = ComboBox(
-            label="Device",
-            choices=devices,
-            value=defaults.device if defaults.device in devices else devices[0],
-        )
-        self.test_time_augmentation = CheckBox(
-            text="Test-time augmentation (8x slower)",
-            value=bool(defaults.test_time_augmentation),
-            tooltip="Average each tile's prediction over its 8 rotations and flips: "
-            "smoother, usually slightly more accurate maps. Ticked when a model is "
-            "loaded whose figures were chosen with it.",
-        )
-
-    def _create_mask_controls(self, defaults: PredictConfig) -> None:
-        """How the mask and the instances are made from the probabilities."""
-        self.instance_method = ComboBox(
-            label="Instances",
-            choices=["components", "watershed"],
-            value=defaults.instances,
-            tooltip="components: each connected region is one object; watershed also splits "
-            "touching objects of one class.",
-        )
-        self.min_size = SpinBox(
-            label="Smallest object (px)",
-            min=0,
-            max=MAX_MIN_SIZE,
-            value=defaults.min_instance_size,
-            tooltip="Objects under this many pixels are not instances; 0 keeps all.",
-        )
-        self.fill_holes = CheckBox(
-            text="Fill holes in instances",
-            value=defaults.fill_holes,
-            tooltip="Background enclosed by one object joins it (a nucleus has no holes).",
-        )
-        self.close_boundaries = CheckBox(
-            text="Close gaps in boundaries",
-            value=defaults.close_boundaries,
-            tooltip="Objects joined through a faint spot of their boundary become separate "
-            "instances (a seeded watershed on the boundary probability); objects grow to "
-            "the model's own background threshold, if it has one. Off: the most probable "
-            "class.",
-        )
-        self.background_threshold = ComboBox(
-            label="Boundary threshold",
-            choices=[(MODELS_OWN, MODELS_OWN)],
-            value=MODELS_OWN,
-            tooltip="With gaps closed, objects grow into the boundary pixels whose probability "
-            "is at most this, never joining: higher = thinner boundaries; 0.5 = as thick as "
-            "the most probable class draws them. The model's own: chosen on its validation "
-            "data (0.85 for em-membranes; 0.5 for a model without one).",
-        )
-
-    def _create_output_controls(self) -> None:
-        """Which extra layers Predict shows."""
-        self.with_weights = CheckBox(
-            text="Weight map of the prediction",
-            value=True,
-            tooltip="The paper's loss weights of the predicted mask, with the w0, σ and class "
-            "balance of the model's last training run (the paper's settings if it has none).",
-        )
-        self.with_uncertainty = CheckBox(
-            text="Uncertainty (where to paint next)",
-            value=True,
-            tooltip="How unsure the model is of each pixel's class (normalised entropy of "
-            "the probabilities: 0 = certain, 1 = every class equally likely). Strokes "
-            "painted where it is bright teach the model most.",
-        )
 
     def _build_layout(self) -> None:
         settings = Container(
@@ -206,68 +106,6 @@ class PredictWidget(QWidget):
         layout.addWidget(self.status)
         layout.addWidget(self.evaluation)
         layout.addStretch(1)
-
-    def update_tile_sizes(self, *_: Any) -> None:
-        """Offer the model's valid tile sizes, preselecting the default
-        (``PredictConfig().tile_size``: "auto", the model's default tile).
-
-        The user's choice is kept while the architecture stays the same (after a
-        fine-tune, for instance).
-        """
-        model = self.state.model
-        kept = self.tile_size.value if model.config == self._tile_sizes_of else None
-        self._tile_sizes_of = model.config
-        default = default_tile_size(model)
-        sizes = usable_tile_sizes(model, MAX_TILE_CHOICE)
-        if default > MAX_TILE_CHOICE:
-            sizes.append(default)
-        self.tile_size.choices = ()  # magicgui keeps surviving items first: start afresh
-        self.tile_size.choices = [("whole image", WHOLE_IMAGE)] + [(f"{n} px", n) for n in sizes]
-        preferred = resolved_tile_size(model, self.defaults.tile_size) or WHOLE_IMAGE
-        if kept is not None:
-            self.tile_size.value = kept
-        else:
-            self.tile_size.value = preferred if preferred in sizes else WHOLE_IMAGE
-
-    def update_threshold_choices(self, *_: Any) -> None:
-        """Offer the model's own background threshold (named with its value) and fixed ones.
-
-        A fixed choice is kept across models; "the model's own" follows the model.
-        """
-        kept = self.background_threshold.value
-        own = self.state.model.info.background_threshold
-        self.background_threshold.choices = ()
-        self.background_threshold.choices = [(f"the model's own ({own:.2f})", MODELS_OWN)] + [
-            (f"{value:.2f}", value) for value in THRESHOLD_CHOICES
-        ]
-        self.background_threshold.value = kept if kept in THRESHOLD_CHOICES else MODELS_OWN
-
-    def follow_model_augmentation(self, *_: Any) -> None:
-        """Tick test-time augmentation as the loaded model says (the config's default
-        None: the model's own), unless the section's defaults fix it."""
-        if self.defaults.test_time_augmentation is None:
-            self.test_time_augmentation.value = self.state.model.info.test_time_augmentation
-
-    def _enable_threshold(self, *_: Any) -> None:
-        self.background_threshold.enabled = bool(self.close_boundaries.value)
-
-    # ---- running ---------------------------------------------------------------
-    def predict_config(self) -> PredictConfig:
-        """The options chosen in the section (the batch size is the default's)."""
-        return self.defaults.replace(
-            tile_size=self.tile_size.value or None,
-            device=self.device.value,
-            test_time_augmentation=self.test_time_augmentation.value,
-            instances=self.instance_method.value,
-            min_instance_size=self.min_size.value,
-            fill_holes=self.fill_holes.value,
-            close_boundaries=self.close_boundaries.value,
-            background_threshold=(
-                None
-                if self.background_threshold.value == MODELS_OWN
-                else self.background_threshold.value
-            ),
-        )
 
     def run_prediction(self, *_: Any) -> GeneratorWorker | None:
         """Start predicting in a worker thread; returns the worker (None if refused)."""

@@ -87,7 +87,8 @@ def _add_inference_options(parser: argparse.ArgumentParser, defaults: PredictCon
         action=argparse.BooleanOptionalAction,
         default=defaults.test_time_augmentation,
         help="test-time augmentation: average each tile over its 8 rotations and flips (8x "
-        "slower); default: as the model says (on for a model whose figures were chosen with it)",
+        "slower; its 4 rotations, 4x, for a model that asks for those); default: as the model "
+        "says (on for a model whose figures were chosen with it)",
     )
 
 
