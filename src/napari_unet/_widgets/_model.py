@@ -15,6 +15,7 @@ from qtpy.QtWidgets import QFileDialog, QLabel, QVBoxLayout, QWidget
 
 from ..config import ModelConfig
 from ..core.checkpoint import CheckpointError, bundled_models, load_model, new_model, save_model
+from ..core.engine import TEST_TIME_TRANSFORM_WORDS
 from ..core.inference import default_tile_size
 from ..core.metadata import ModelMetadata, TrainingRun
 from ..core.model import UNet
@@ -245,9 +246,8 @@ def describe_model(model: UNet, name: str) -> str:
             f"{info.background_threshold:.2f} (objects grow into the rest, never joining)"
         )
     if info.test_time_augmentation:
-        rotations_only = info.test_time_transforms == "rotations"
-        passes = "4 rotations" if rotations_only else "8 rotations and flips"
-        lines.append(f"Predict averages its {passes} (test-time augmentation)")
+        averaged = TEST_TIME_TRANSFORM_WORDS[info.test_time_transforms]
+        lines.append(f"Predict averages its {averaged} (test-time augmentation)")
     lines.append(_history_text(info.training_history))
     return "<br>".join(lines)
 

@@ -9,7 +9,7 @@ import napari
 from magicgui.widgets import CheckBox, ComboBox, SpinBox
 
 from ..config import PredictConfig
-from ..core.engine import TEST_TIME_TRANSFORMS
+from ..core.engine import TEST_TIME_TRANSFORM_WORDS, TEST_TIME_TRANSFORMS
 from ..core.inference import default_tile_size, resolved_tile_size, usable_tile_sizes
 from ._layers import LayerCombo
 from ._predict_job import MAX_TILE_CHOICE
@@ -30,12 +30,12 @@ THRESHOLD_CHOICES = (0.5, 0.6, 0.7, 0.8, 0.9)
 """The fixed boundary thresholds offered besides the model's own."""
 
 
-def _augmentation_tooltip(passes: int) -> str:
-    """The test-time augmentation box's tooltip for a model whose set has ``passes``."""
-    what = "4 rotations" if passes == 4 else "8 rotations and flips"
+def _augmentation_tooltip(transforms: str) -> str:
+    """The test-time augmentation box's tooltip for a model's transform set (its name)."""
     return (
-        f"Average each tile's prediction over its {what}: smoother, usually slightly "
-        "more accurate maps. Ticked when a model is loaded whose figures were chosen with it."
+        f"Average each tile's prediction over its {TEST_TIME_TRANSFORM_WORDS[transforms]}: "
+        "smoother, usually slightly more accurate maps. Ticked when a model is loaded whose "
+        "figures were chosen with it."
     )
 
 
@@ -85,7 +85,7 @@ class PredictControls:
         self.test_time_augmentation = CheckBox(
             text="Test-time augmentation (8x slower)",
             value=bool(defaults.test_time_augmentation),
-            tooltip=_augmentation_tooltip(8),
+            tooltip=_augmentation_tooltip("dihedral"),
         )
 
     def _create_mask_controls(self, defaults: PredictConfig) -> None:
@@ -185,7 +185,7 @@ class PredictControls:
         info = self.state.model.info
         passes = len(TEST_TIME_TRANSFORMS[info.test_time_transforms])
         self.test_time_augmentation.text = f"Test-time augmentation ({passes}x slower)"
-        self.test_time_augmentation.tooltip = _augmentation_tooltip(passes)
+        self.test_time_augmentation.tooltip = _augmentation_tooltip(info.test_time_transforms)
         if self.defaults.test_time_augmentation is None:
             self.test_time_augmentation.value = info.test_time_augmentation
 

@@ -23,6 +23,7 @@ __all__ = [
     "IDENTITY",
     "ROTATIONS",
     "TEST_TIME_TRANSFORMS",
+    "TEST_TIME_TRANSFORM_WORDS",
     "EngineOptions",
     "dihedral",
     "dihedral_inverse",
@@ -100,6 +101,11 @@ TEST_TIME_TRANSFORMS: dict[str, tuple[tuple[int, bool], ...]] = dict(
     zip(TEST_TIME_TRANSFORM_SETS, (DIHEDRAL, ROTATIONS), strict=True)
 )
 
+#: What each set averages, in words for the user.
+TEST_TIME_TRANSFORM_WORDS: dict[str, str] = dict(
+    zip(TEST_TIME_TRANSFORM_SETS, ("8 rotations and flips", "4 rotations"), strict=True)
+)
+
 
 def tile_probabilities(
     model: UNet,
@@ -137,7 +143,9 @@ def tile_probabilities(
         probabilities = dihedral_inverse(torch.softmax(scores.float(), dim=1), turns, flip)
         total = probabilities if total is None else total + probabilities
     assert total is not None  # transforms is not empty
-    return (total / len(transforms)).cpu().numpy()
+    if len(transforms) > 1:
+        total /= len(transforms)
+    return total.cpu().numpy()
 
 
 def forward(
