@@ -195,3 +195,17 @@ def test_cli_export_writes_a_package(tmp_path, capsys):
     assert [author["name"] for author in rdf["authors"]] == ["A. Person", "B. Person"]
     assert main(["export", str(checkpoint), str(tmp_path / "tiny.txt")]) == 2
     assert "is a .zip file" in capsys.readouterr().err
+
+
+def test_the_package_readme_says_what_napari_unet_adds_to_the_network():
+    from napari_unet.io._bioimageio_rdf import _readme
+
+    em = nu.load_model("em-membranes")  # asks for the 4 rotations and a threshold of 0.85
+    text = _readme(em, em.info, "em", "EM membranes", 188)
+    assert "over its 4 rotations (test-time augmentation)" in text
+    assert "calls a pixel membrane only where its probability exceeds 0.85" in text
+    assert "closes gaps in the boundaries" in text
+    plain = nu.load_model("nuclei")  # neither: only the closing, which every model gets
+    text = _readme(plain, plain.info, "n", "nuclei", 188)
+    assert "closes gaps in the boundaries" in text
+    assert "test-time augmentation" not in text and "exceeds" not in text

@@ -17,6 +17,7 @@ import tifffile
 import torch
 
 from .. import __version__
+from ..core.engine import TEST_TIME_TRANSFORM_WORDS
 from ..core.metadata import ModelMetadata
 from ..core.model import UNet
 from ._bioimageio_unet import UNetProbabilities
@@ -112,7 +113,7 @@ A U-Net (Ronneberger, Fischer and Brox 2015) exported by napari-unet {__version_
 - Output `probabilities`: (batch, class, y, x) float32 softmax probabilities; class {classes}.
 - {geometry}
 
-## Training
+{_postprocessing(info)}## Training
 
 Trained on: {info.trained_on or "not recorded"}.
 Training runs recorded: {len(history)}. The full record is in `rdf.yaml` under
@@ -129,6 +130,38 @@ data, predict held-out images and compare them with their ground truth, e.g.
 
 In napari-unet: `napari_unet.load_model("this.zip")` or the Model widget. Elsewhere: any
 bioimage.io consumer (bioimageio.core, ilastik, deepImageJ with the TorchScript weights).
+"""
+
+
+def _postprocessing(info: ModelMetadata) -> str:
+    """A section on what napari-unet's Predict does beyond the packaged forward pass."""
+    steps = []
+    if info.test_time_augmentation:
+        averaged = TEST_TIME_TRANSFORM_WORDS[info.test_time_transforms]
+        steps.append(
+            f"averages each tile's probabilities over its {averaged} (test-time augmentation)"
+        )
+    steps.append(
+        "closes gaps in the boundaries before it labels objects (a seeded watershed on the "
+        "boundary probability)"
+    )
+    if info.background_threshold != 0.5:
+        background = info.class_names[0] if info.class_names else "background"
+        steps.append(
+            f"calls a pixel {background} only where its probability exceeds "
+            f"{info.background_threshold:g}, growing the objects into the rest without joining them"
+        )
+    listed = "\n".join(f"- {step};" for step in steps)
+    return f"""## What napari-unet adds to the network
+
+By default napari-unet's Predict
+
+{listed}
+
+and the figures it reports for a model are of that mask. The packaged network is one forward
+pass: a tool that runs it once and takes the most probable class may draw thicker boundaries and
+join objects that napari-unet keeps apart.
+
 """
 
 
