@@ -417,6 +417,18 @@ def test_preview_is_attached_and_matches_predict():
     assert np.isfinite(steps[0].preview).all()
 
 
+def test_the_preview_is_one_pass_even_for_a_model_that_asks_for_augmentation():
+    from napari_unet.training.loop import _predict_preview
+
+    image = _discs()[0]
+    model = _small_model()
+    model.metadata["test_time_augmentation"] = True
+    preview = _predict_preview(model, image, "cpu", None)
+    assert model.training  # given back in training mode
+    np.testing.assert_array_equal(preview, predict(image, model, test_time_augmentation=False))
+    assert np.abs(preview - predict(image, model)).max() > 1e-4  # the model's own: augmented
+
+
 def test_stop_during_the_preview_skips_it_and_ends_training():
     image, _, scribbles = _discs()
     model = _small_model()

@@ -297,12 +297,17 @@ def _preview_due(state: LoopState, preview: Any, every: float) -> np.ndarray | N
 def _predict_preview(
     model: UNet, image: np.ndarray | None, device, stop: StopFlag
 ) -> np.ndarray | None:
-    """Tiled probabilities of the preview image; None if there is none or ``stop`` is set."""
+    """Tiled probabilities of the preview image, one pass (no test-time augmentation, even
+    for a model that asks for it: a preview is for watching, and it delays the run); None
+    if there is none or ``stop`` is set."""
     if image is None:
         return None
     model.eval()
     try:
-        return predict(image, model, tile_size=default_tile_size(model), device=device, stop=stop)
+        tile = default_tile_size(model)
+        return predict(
+            image, model, tile_size=tile, device=device, stop=stop, test_time_augmentation=False
+        )
     except Cancelled:
         return None
     finally:
