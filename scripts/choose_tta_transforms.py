@@ -31,6 +31,7 @@ from napari_unet import load_model, predict, prediction_mask, save_model
 from napari_unet.core.engine import TEST_TIME_TRANSFORMS
 from napari_unet.core.inference import default_tile_size
 from napari_unet.evaluation.metrics import evaluate
+from napari_unet.evaluation.thresholds import cheapest_within
 from napari_unet.io.data import load_isbi
 
 MODELS = Path(__file__).resolve().parents[1] / "src" / "napari_unet" / "models"
@@ -66,13 +67,12 @@ def choose(name: str) -> dict:
             "validation_seconds": round(seconds, 1),
             "test": scores(model, PARTS[name]["test"]),
         }
-    full = table["dihedral"]["validation"]
-    allowed = [
-        transforms
-        for transforms, row in table.items()
-        if all(row["validation"][key] <= full[key] + TOLERANCE[key] for key in TOLERANCE)
-    ]
-    chosen = min(allowed, key=lambda transforms: table[transforms]["passes"])
+    chosen = cheapest_within(
+        {transforms: row["validation"] for transforms, row in table.items()},
+        {transforms: row["passes"] for transforms, row in table.items()},
+        reference="dihedral",
+        tolerance=TOLERANCE,
+    )
     return {"model": name, "table": table, "chosen": chosen}
 
 

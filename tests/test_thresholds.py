@@ -2,7 +2,7 @@
 
 import pytest
 
-from napari_unet.evaluation.thresholds import guarded_threshold
+from napari_unet.evaluation.thresholds import cheapest_within, guarded_threshold
 
 #: The 16-feature em-membranes on ISBI slices 00-16 (pixel, Rand error), from calibrate_bundled's
 #: run that stored 0.8 in that checkpoint (bundled until 2026-12-02; docs/experiments/
@@ -42,3 +42,23 @@ def test_ties_go_to_the_lowest_threshold_and_nothing_better_keeps_half():
 def test_the_reference_at_half_is_required():
     with pytest.raises(ValueError, match=r"0\.5"):
         guarded_threshold(as_table({0.6: (0.1, 0.1)}), "pixel_error", "rand_error", 0.0)
+
+
+#: scripts/choose_tta_transforms.py's table for em-membranes on ISBI slices 15-16 (2026-12-02).
+TRANSFORM_TABLE = {
+    "dihedral": {"pixel_error": 0.07154, "rand_error": 0.01181},
+    "rotations": {"pixel_error": 0.07172, "rand_error": 0.01160},
+}
+PASSES = {"dihedral": 8, "rotations": 4}
+TTA_TOLERANCE = {"pixel_error": 0.001, "rand_error": 0.005}
+
+
+def test_the_four_rotations_are_chosen_for_em_membranes():
+    assert cheapest_within(TRANSFORM_TABLE, PASSES, "dihedral", TTA_TOLERANCE) == "rotations"
+
+
+def test_a_cheaper_candidate_outside_one_tolerance_is_not_chosen():
+    worse = {**TRANSFORM_TABLE, "rotations": {"pixel_error": 0.0726, "rand_error": 0.0116}}
+    assert cheapest_within(worse, PASSES, "dihedral", TTA_TOLERANCE) == "dihedral"
+    with pytest.raises(ValueError, match="reference"):
+        cheapest_within(TRANSFORM_TABLE, PASSES, "identity", TTA_TOLERANCE)
