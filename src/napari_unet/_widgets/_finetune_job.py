@@ -211,19 +211,38 @@ def finetune_job(
     iteration ran). Raises what :func:`~napari_unet.training.loop.finetune` raises.
     """
     cancel = stop if cancel is None else cancel
-    preview = request.preview
     images = yield from _read_images(request, stop)
     if images is None:
         return None
-    before = None
-    if request.compare_plane is not None:
-        yield "Predicting the slice in view with the model before training…"
-        compared = _plane_image(request, images, request.compare_plane)
-        before = _final_preview(request, compared, stop)
-        if stop.is_set():
-            return None
-        if before is not None:  # only the classes are kept through training
-            before = class_mask(before)
+    before = yield from _mask_before_training(request, images, stop)
+    if request.compare_plane is not None and stop.is_set():
+        return None
+    last = yield from _training_updates(request, images, stop)
+    after = yield from _preview_after_training(request, last, stop)
+    if last is not None and before is not None and not cancel.is_set():
+        yield from _class_changes(request, images, before, after, cancel)
+    return last
+
+
+def _mask_before_training(
+    request: TrainingRequest, images: list[np.ndarray], stop: threading.Event
+) -> Generator[str, None, np.ndarray | None]:
+    """The class mask of the compared plane with the model as it is (None: no plane, or
+    stopped, or out of memory); only the classes are kept through training."""
+    if request.compare_plane is None:
+        return None
+    yield "Predicting the slice in view with the model before training…"
+    compared = _plane_image(request, images, request.compare_plane)
+    before = _final_preview(request, compared, stop)
+    return None if before is None else class_mask(before)
+
+
+def _training_updates(
+    request: TrainingRequest, images: list[np.ndarray], stop: threading.Event
+) -> Generator[FinetuneUpdate, None, TrainProgress | None]:
+    """Run :func:`~napari_unet.training.loop.finetune`, one update per iteration (with the
+    live preview's plane when it has one); returns the last progress (None: no iteration)."""
+    preview = request.preview
     steps = finetune(
         request.model,
         images,
@@ -246,25 +265,43 @@ def finetune_job(
             yield update
     finally:
         steps.close()
-    after = None
-    if last is not None and preview is not None and not stop.is_set():
-        probabilities = _final_preview(request, preview(), stop)
-        if probabilities is not None:
-            update = _update(last)
-            update.plane = preview.last_plane
-            update.foreground = foreground_probability(probabilities)
-            yield update
-            if preview.last_plane == request.compare_plane:
-                after = probabilities
-    if last is not None and before is not None and not cancel.is_set():
-        if after is None:
-            assert request.compare_plane is not None  # ``before`` was predicted for it
-            yield "Comparing the slice in view with the model before training…"
-            compared = _plane_image(request, images, request.compare_plane)
-            after = _final_preview(request, compared, cancel)
-        if after is not None:
-            yield class_changes(before, class_mask(after))
     return last
+
+
+def _preview_after_training(
+    request: TrainingRequest, last: TrainProgress | None, stop: threading.Event
+) -> Generator[FinetuneUpdate, None, np.ndarray | None]:
+    """One last preview with the kept weights (unless stopped); returns its probabilities
+    when it shows the compared plane (so that the comparison need not predict it again)."""
+    preview = request.preview
+    if last is None or preview is None or stop.is_set():
+        return None
+    probabilities = _final_preview(request, preview(), stop)
+    if probabilities is None:
+        return None
+    update = _update(last)
+    update.plane = preview.last_plane
+    update.foreground = foreground_probability(probabilities)
+    yield update
+    return probabilities if preview.last_plane == request.compare_plane else None
+
+
+def _class_changes(
+    request: TrainingRequest,
+    images: list[np.ndarray],
+    before: np.ndarray,
+    after: np.ndarray | None,
+    cancel: threading.Event,
+) -> Generator[str | ClassChanges, None, None]:
+    """The :class:`~napari_unet.evaluation.review.ClassChanges` of the compared plane
+    (predicting it with the tuned model unless ``after`` holds that already)."""
+    if after is None:
+        assert request.compare_plane is not None  # ``before`` was predicted for it
+        yield "Comparing the slice in view with the model before training…"
+        compared = _plane_image(request, images, request.compare_plane)
+        after = _final_preview(request, compared, cancel)
+    if after is not None:
+        yield class_changes(before, class_mask(after))
 
 
 def _plane_image(

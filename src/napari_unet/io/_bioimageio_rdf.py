@@ -180,12 +180,6 @@ def model_description(
     test_size = int(np.load(files["test_input"], mmap_mode="r").shape[-1])
     readme = _readme(model, metadata, name, description, test_size)
     files["readme"].write_text(readme, encoding="utf-8")
-    channels = [f"channel{index}" for index in range(model.config.in_channels)]
-    classes = list(metadata.class_names)
-    if len(classes) != model.config.n_classes:
-        classes = [f"class{index}" for index in range(model.config.n_classes)]
-    norm = metadata.normalization
-    torch_version = spec.Version(torch.__version__.split("+")[0])
     stored = metadata.replace(source=None).to_dict()  # where it was loaded from: not shared
     stored["model_config"] = model.config.to_dict()
     return spec.ModelDescr(
@@ -197,54 +191,9 @@ def model_description(
         tags=list(dict.fromkeys([*TAGS, *tags])),
         documentation=spec.FileDescr(source=files["readme"]),
         covers=[spec.FileDescr(source=files["cover"])],
-        inputs=[
-            spec.InputTensorDescr(
-                id=spec.TensorId("input"),
-                description="image, normalised per channel by percentiles",
-                axes=_input_axes(model, channels),
-                test_tensor=spec.FileDescr(source=files["test_input"]),
-                sample_tensor=spec.FileDescr(source=files["sample_input"]),
-                data=spec.IntervalOrRatioDataDescr(type="float32"),
-                preprocessing=[
-                    spec.ScaleRangeDescr(
-                        kwargs=spec.ScaleRangeKwargs(
-                            axes=[spec.AxisId("y"), spec.AxisId("x")],
-                            min_percentile=float(norm.low),
-                            max_percentile=float(norm.high),
-                        )
-                    )
-                ],
-            )
-        ],
-        outputs=[
-            spec.OutputTensorDescr(
-                id=spec.TensorId("probabilities"),
-                description="softmax class probabilities",
-                axes=_output_axes(model, classes),
-                test_tensor=spec.FileDescr(source=files["test_output"]),
-                sample_tensor=spec.FileDescr(source=files["sample_output"]),
-                data=spec.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
-            )
-        ],
-        weights=spec.WeightsDescr(
-            pytorch_state_dict=spec.PytorchStateDictWeightsDescr(
-                source=files["state_dict"],
-                sha256=spec.Sha256(sha256(files["state_dict"])),
-                architecture=spec.ArchitectureFromFileDescr(
-                    source=files["architecture"],
-                    sha256=spec.Sha256(sha256(files["architecture"])),
-                    callable=spec.Identifier(ARCHITECTURE_CALLABLE),
-                    kwargs=model.config.to_dict(),
-                ),
-                pytorch_version=torch_version,
-            ),
-            torchscript=spec.TorchscriptWeightsDescr(
-                source=files["torchscript"],
-                sha256=spec.Sha256(sha256(files["torchscript"])),
-                pytorch_version=torch_version,
-                parent="pytorch_state_dict",
-            ),
-        ),
+        inputs=[_input_descr(model, metadata, files)],
+        outputs=[_output_descr(model, metadata, files)],
+        weights=_weights_descr(model, files),
         config=spec.Config(
             bioimageio=spec.BioimageioConfig(
                 architecture_type="U-Net",
@@ -252,6 +201,68 @@ def model_description(
             ),
             # an extra field (Config allows them); its synthesised __init__ knows only `stardist`
             **{CONFIG_KEY: stored},  # type: ignore[arg-type]
+        ),
+    )
+
+
+def _input_descr(model: UNet, metadata: ModelMetadata, files: dict[str, Path]) -> Any:
+    """The input tensor: its axes, test and sample tensors, and the percentile scaling."""
+    channels = [f"channel{index}" for index in range(model.config.in_channels)]
+    norm = metadata.normalization
+    return spec.InputTensorDescr(
+        id=spec.TensorId("input"),
+        description="image, normalised per channel by percentiles",
+        axes=_input_axes(model, channels),
+        test_tensor=spec.FileDescr(source=files["test_input"]),
+        sample_tensor=spec.FileDescr(source=files["sample_input"]),
+        data=spec.IntervalOrRatioDataDescr(type="float32"),
+        preprocessing=[
+            spec.ScaleRangeDescr(
+                kwargs=spec.ScaleRangeKwargs(
+                    axes=[spec.AxisId("y"), spec.AxisId("x")],
+                    min_percentile=float(norm.low),
+                    max_percentile=float(norm.high),
+                )
+            )
+        ],
+    )
+
+
+def _output_descr(model: UNet, metadata: ModelMetadata, files: dict[str, Path]) -> Any:
+    """The output tensor: softmax probabilities, one channel per class."""
+    classes = list(metadata.class_names)
+    if len(classes) != model.config.n_classes:
+        classes = [f"class{index}" for index in range(model.config.n_classes)]
+    return spec.OutputTensorDescr(
+        id=spec.TensorId("probabilities"),
+        description="softmax class probabilities",
+        axes=_output_axes(model, classes),
+        test_tensor=spec.FileDescr(source=files["test_output"]),
+        sample_tensor=spec.FileDescr(source=files["sample_output"]),
+        data=spec.IntervalOrRatioDataDescr(type="float32", range=(0.0, 1.0)),
+    )
+
+
+def _weights_descr(model: UNet, files: dict[str, Path]) -> Any:
+    """The state dict (with the stand-alone architecture file) and the TorchScript weights."""
+    torch_version = spec.Version(torch.__version__.split("+")[0])
+    return spec.WeightsDescr(
+        pytorch_state_dict=spec.PytorchStateDictWeightsDescr(
+            source=files["state_dict"],
+            sha256=spec.Sha256(sha256(files["state_dict"])),
+            architecture=spec.ArchitectureFromFileDescr(
+                source=files["architecture"],
+                sha256=spec.Sha256(sha256(files["architecture"])),
+                callable=spec.Identifier(ARCHITECTURE_CALLABLE),
+                kwargs=model.config.to_dict(),
+            ),
+            pytorch_version=torch_version,
+        ),
+        torchscript=spec.TorchscriptWeightsDescr(
+            source=files["torchscript"],
+            sha256=spec.Sha256(sha256(files["torchscript"])),
+            pytorch_version=torch_version,
+            parent="pytorch_state_dict",
         ),
     )
 
