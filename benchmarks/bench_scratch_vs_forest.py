@@ -15,11 +15,13 @@ Methods:
   ``skimage.feature.multiscale_basic_features`` (intensity, edges, texture; sigma
   0.5-16) of each image scaled to [0, 1], trained on the scribbled pixels, as
   ilastik's pixel classification does. Times: features, fit, prediction.
-* ``default``: what ``napari-unet train --new`` does with its defaults, through the
-  public API (``napari_unet.new_model`` + ``napari_unet.finetune``): depth 4, 64
-  features, valid padding, no batch norm, batch 4, the default patch, learning rate
+* ``default``: what ``napari-unet train --new`` did with its defaults until 2026-12-02,
+  through the public API (``napari_unet.new_model`` + ``napari_unet.finetune``): depth 4,
+  64 features, valid padding, no batch norm, batch 4, the default patch, learning rate
   ``None`` (1e-3 for a new model), linear decay, elastic deformation, w0 10, sigma 5,
   class balance.
+* ``new``: the same with 8 features, ``config.NEW_MODEL_CONFIG``, what ``--new`` and the
+  Model widget make since 2026-12-02 (750 iterations: 60 s at 2 threads).
 * ``recipe``: the "current recipe" of ``bench_isbi_scribbles.py`` (depth 3, 8 features,
   same padding, batch norm, patch 256, batch 2, lr 1e-2, no class balance).
 
@@ -64,7 +66,7 @@ from bench_isbi_scribbles import (
 RECIPE_IDLE_ITERATIONS_60S = 490
 
 UNETS = {
-    # napari-unet train --new defaults (cli/train.py)
+    # napari-unet train --new defaults until 2026-12-02 (the paper's width, 64 features)
     "default": {
         "model": {
             "depth": 4,
@@ -92,7 +94,12 @@ UNETS = {
 # the recipe with depth 4 (a receptive field twice as wide): 408 iterations in 60 s on
 # the idle machine (results_isbi_scribbles.md, S2-lin-d4)
 UNETS["recipe-d4"] = {**UNETS["recipe"], "model": {**UNETS["recipe"]["model"], "depth": 4}}
-IDLE_ITERATIONS_60S = {"recipe-d4": 408}
+# the new-model architecture since 2026-12-02 (config.NEW_MODEL_CONFIG: depth 4, valid, 8
+# features), trained as `napari-unet train --new` trains it (class balance on, the automatic
+# patch and learning rate, batch 4): 750 iterations in 60 s at 2 threads (0.070-0.083 s each,
+# 2026-12-02 02:55)
+UNETS["new"] = {**UNETS["default"], "model": {**UNETS["default"]["model"], "base_features": 8}}
+IDLE_ITERATIONS_60S = {"recipe-d4": 408, "new": 750}
 
 
 def _load() -> str:

@@ -257,3 +257,16 @@ def test_the_fine_tune_widget_starts_at_the_core_and_cli_defaults(qtbot):
             == getattr(cli_config, field)
             == getattr(TrainConfig(), field)
         )
+
+
+def test_a_new_model_has_one_architecture_in_the_widget_and_the_cli(qtbot):
+    from napari_unet._widgets._model import NewModelOptions
+    from napari_unet.cli import build_parser
+    from napari_unet.cli.train import _new_or_loaded_model
+    from napari_unet.config import NEW_MODEL_CONFIG
+
+    args = build_parser().parse_args(
+        ["train", "--images", "a.tif", "--labels", "b.tif", "--new", "--output", "o"]
+    )
+    assert _new_or_loaded_model(args).config == NewModelOptions().config() == NEW_MODEL_CONFIG
+    assert NEW_MODEL_CONFIG.base_features == 8 and NEW_MODEL_CONFIG.padding == "valid"

@@ -17,7 +17,7 @@ from typing import Any
 
 from qtpy.QtCore import QObject, Signal
 
-from ..config import ModelConfig
+from ..config import NEW_MODEL_CONFIG
 from ..core.checkpoint import bundled_models, load_model, new_model
 from ..core.model import UNet
 
@@ -27,8 +27,9 @@ HISTORY_LENGTH = 5
 PREFERRED_BUNDLED = ("nuclei", "em-membranes")
 """Bundled models tried first, in this order, when no model was chosen yet."""
 
-DEFAULT_NEW_CONFIG = ModelConfig(base_features=16)
-"""A new model when nothing is bundled: the paper's depth, a quarter of its width."""
+DEFAULT_NEW_CONFIG = NEW_MODEL_CONFIG
+"""A new model (also when nothing is bundled): :data:`~napari_unet.config.NEW_MODEL_CONFIG`,
+as ``napari-unet train --new`` makes it."""
 
 NEW_MODEL_NAME = "new model (untrained)"
 

@@ -8,7 +8,7 @@ import signal
 import tempfile
 from pathlib import Path
 
-from ..config import ModelConfig, TrainConfig, WeightConfig
+from ..config import NEW_MODEL_CONFIG, TrainConfig, WeightConfig
 from ._common import CliError, Termination, sigterm_interrupts, writable_folder
 from ._progress import ProgressBar
 
@@ -128,9 +128,12 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
     """The network of a ``--new`` model."""
     arch = parser.add_argument_group("architecture of a --new model")
-    model = ModelConfig
+    model = NEW_MODEL_CONFIG
     arch.add_argument(
-        "--features", type=int, default=model.base_features, help="base features (paper: 64)"
+        "--features",
+        type=int,
+        default=model.base_features,
+        help="base features (paper: 64; 8 learns the most per CPU second)",
     )
     arch.add_argument("--depth", type=int, default=model.depth, help="max-pool steps (paper: 4)")
     arch.add_argument("--padding", choices=["valid", "same"], default=model.padding)
