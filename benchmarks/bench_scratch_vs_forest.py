@@ -282,7 +282,7 @@ def measure(rounds: int, recipe_steps: int, default_steps: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--methods", nargs="+", default=["forest", "recipe", "default"])
+    parser.add_argument("--methods", nargs="+", default=["forest", "new", "recipe", "default"])
     parser.add_argument("--recipe-iterations", type=int, default=RECIPE_IDLE_ITERATIONS_60S)
     parser.add_argument("--default-iterations", type=int, default=None)
     parser.add_argument("--trees", type=int, default=100)
