@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -269,9 +270,11 @@ def _history_text(history: tuple[TrainingRun, ...]) -> str:
         counts = entry.annotated_pixels or {}
         painted = ", ".join(f"label {k}: {v:,} px" for k, v in counts.items())
         image = f" on “{html.escape(entry.image_layer)}”" if entry.image_layer else ""
+        iterations = entry.iterations
         items.append(
-            f"{html.escape(str(_or_unknown(entry.date)))}{image}: "
-            f"{_or_unknown(entry.iterations)} iterations in {_or_unknown(entry.seconds)} s, "
+            f"{html.escape(_when(entry.date))}{image}: "
+            f"{_or_unknown(f'{iterations:,}' if isinstance(iterations, int) else iterations)} "
+            f"iterations in {_duration(entry.seconds)}, "
             f"loss {entry.final_smoothed_loss} ({painted})"
         )
     earlier = f" ({len(history) - 3} earlier)" if len(history) > 3 else ""
@@ -280,3 +283,25 @@ def _history_text(history: tuple[TrainingRun, ...]) -> str:
 
 def _or_unknown(value: Any) -> Any:
     return "?" if value is None else value
+
+
+def _when(date: Any) -> str:
+    """A recorded ISO date as "2026-12-02 00:59 UTC" (to the minute); as read otherwise."""
+    try:
+        moment = datetime.fromisoformat(str(date))
+    except ValueError:
+        return str(_or_unknown(date))
+    if moment.utcoffset() is not None:
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _duration(seconds: Any) -> str:
+    """Seconds as "45 s", "12.5 min" or "2.1 h"; "? s" when unknown or not a number."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return "? s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"

@@ -1,0 +1,29 @@
+"""The Model panel's text: a model's training history in words a user reads at a glance."""
+
+import pytest
+
+from napari_unet import load_model
+from napari_unet._widgets._model import _duration, _when, describe_model
+
+
+def test_the_bundled_em_models_run_reads_as_date_iterations_and_duration():
+    text = describe_model(load_model("em-membranes"), "em-membranes")
+    assert "2026-12-02 00:59 UTC: 33,580 iterations in 90 min, loss" in text
+
+
+@pytest.mark.parametrize(
+    ("seconds", "said"),
+    [(45.2, "45 s"), (130, "2.17 min"), (5400.09, "90 min"), (9000, "2.5 h"), (None, "? s"),
+     ("soon", "? s"), (True, "? s")],
+)  # fmt: skip
+def test_durations_are_said_in_the_unit_that_fits(seconds, said):
+    assert _duration(seconds) == said
+
+
+@pytest.mark.parametrize(
+    ("date", "said"),
+    [("2026-12-02T01:59:36+01:00", "2026-12-02 00:59 UTC"),
+     ("2026-12-02T00:59:36", "2026-12-02 00:59"), (None, "?"), ("last week", "last week")],
+)  # fmt: skip
+def test_dates_are_said_to_the_minute_in_utc(date, said):
+    assert _when(date) == said
