@@ -1,0 +1,139 @@
+"""The options of ``napari-unet train``, by group (data, budget, loss, output, architecture)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import NEW_MODEL_CONFIG, TrainConfig, WeightConfig
+
+__all__ = ["add_train_arguments"]
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every option of ``train`` (their defaults are the core's: ``TrainConfig``,
+    ``WeightConfig``, ``NEW_MODEL_CONFIG``)."""
+    _add_data_arguments(parser)
+    _add_budget_arguments(parser)
+    _add_loss_arguments(parser)
+    _add_output_arguments(parser)
+    _add_architecture_arguments(parser)
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """Images, their annotations and the model to start from."""
+    parser.add_argument("--images", nargs="+", type=Path, required=True)
+    parser.add_argument(
+        "--labels",
+        nargs="+",
+        type=Path,
+        required=True,
+        help="annotations, one per image: 0 unlabelled, 1 background, 2.. foreground",
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="bundled model name or checkpoint to start from")
+    source.add_argument("--new", action="store_true", help="start from a fresh model")
+
+
+def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
+    """Budget, optimiser, sampling, device."""
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="time budget (default: 60 s, none when --iterations is given; 0: none)",
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="iteration budget (with --seconds: first wins)"
+    )
+    parser.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="Adam's starting rate (default: 1e-3 for --new, 1e-4 to fine-tune a trained model)",
+    )
+    parser.add_argument(
+        "--lr-schedule",
+        choices=["linear", "cosine", "constant"],
+        default=TrainConfig.lr_schedule,
+        help="learning rate over the budget: decayed to 0 (linear, cosine) or constant "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--bn-recalibration",
+        type=int,
+        default=TrainConfig.bn_recalibration,
+        metavar="N",
+        help="batch-norm models: re-estimate the statistics from N batches after training",
+    )
+    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    parser.add_argument("--patch-size", type=int, default=TrainConfig.patch_size)
+    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
+    parser.add_argument("--device", default=TrainConfig.device)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument("--no-elastic", action="store_true", help="switch elastic deformation off")
+
+
+def _add_loss_arguments(parser: argparse.ArgumentParser) -> None:
+    """The paper's weighted loss and the distillation towards a trained model."""
+    parser.add_argument(
+        "--distillation",
+        type=float,
+        default=None,
+        help="weight of keeping a trained model's predictions on unpainted pixels "
+        f"(default {TrainConfig.distillation:g}; 0 = strokes only)",
+    )
+    parser.add_argument(
+        "--distillation-border",
+        type=float,
+        default=TrainConfig.distillation_border,
+        help="w0 of the border term on the trained model's own objects: how much more its "
+        "gaps between touching objects are kept (default %(default)s; 0 = all pixels alike)",
+    )
+    parser.add_argument(
+        "--w0", type=float, default=WeightConfig.w0, help="border weight (paper: 10)"
+    )
+    parser.add_argument(
+        "--sigma", type=float, default=WeightConfig.sigma, help="border width in px (paper: 5)"
+    )
+    balance = parser.add_mutually_exclusive_group()
+    balance.add_argument(
+        "--class-balance", dest="class_balance", action="store_const", const=True,
+        default=WeightConfig.class_balance,
+        help="w_c balances the class frequencies (default: for a new model; off when "
+        "fine-tuning a trained one)",
+    )  # fmt: skip
+    balance.add_argument(
+        "--no-class-balance", dest="class_balance", action="store_const", const=False,
+        help="w_c = 1, also for a new model",
+    )  # fmt: skip
+
+
+def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
+    """The checkpoint written and what it records."""
+    parser.add_argument("--output", type=Path, required=True, help="checkpoint to write")
+    parser.add_argument("--half", action="store_true", help="store weights as float16")
+    parser.add_argument("--description", default=None, help="stored in the checkpoint")
+    parser.add_argument(
+        "--trained-on", default=None, help="what the data was (stored; default: the image paths)"
+    )
+
+
+def _add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
+    """The network of a ``--new`` model."""
+    arch = parser.add_argument_group("architecture of a --new model")
+    model = NEW_MODEL_CONFIG
+    arch.add_argument(
+        "--features",
+        type=int,
+        default=model.base_features,
+        help="base features (paper: 64; 8 learns the most per CPU second)",
+    )
+    arch.add_argument("--depth", type=int, default=model.depth, help="max-pool steps (paper: 4)")
+    arch.add_argument("--padding", choices=["valid", "same"], default=model.padding)
+    arch.add_argument(
+        "--classes", type=int, default=model.n_classes, help="classes incl. background"
+    )
+    arch.add_argument("--channels", type=int, default=model.in_channels, help="input channels")
+    arch.add_argument("--batch-norm", action="store_true")
+    arch.add_argument("--upsampling", choices=["upconv", "bilinear"], default=model.upsampling)
