@@ -24,8 +24,12 @@ def test_bundled_model_is_small_documented_and_runs(name):
 
 def test_models_command_lists_bundled_models(capsys):
     assert main(["models"]) == 0
-    out = capsys.readouterr().out
-    assert "em-membranes" in out and "nuclei" in out
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert set(lines) == {"em-membranes", "nuclei"}
+    assert lines["em-membranes"].endswith(
+        "(Predict: averages its 4 rotations; membrane only above p = 0.85)"
+    )
+    assert "Predict:" not in lines["nuclei"]  # one pass, the most probable class
 
 
 def test_bundled_name_accepted_where_a_path_is(tmp_path, capsys):

@@ -33,4 +33,20 @@ def run_models(args: argparse.Namespace) -> None:
         print("no bundled models installed", file=sys.stderr)
     for name in models:
         info = checkpoint_info(name)
-        print(f"{name:16s} {info.get('description', '')}")
+        print(f"{name:16s} {info.get('description', '')}{_predict_defaults(info)}")
+
+
+def _predict_defaults(metadata: dict) -> str:
+    """What Predict does by default for a model beyond one pass and the most probable class
+    (its test-time augmentation and background threshold), as " (...)" or ""."""
+    from ..core.engine import TEST_TIME_TRANSFORM_WORDS
+    from ..core.metadata import ModelMetadata
+
+    info = ModelMetadata.from_dict(metadata)
+    said = []
+    if info.test_time_augmentation:
+        said.append(f"averages its {TEST_TIME_TRANSFORM_WORDS[info.test_time_transforms]}")
+    if info.background_threshold != 0.5:
+        background = info.class_names[0] if info.class_names else "background"
+        said.append(f"{background} only above p = {info.background_threshold:g}")
+    return f" (Predict: {'; '.join(said)})" if said else ""
