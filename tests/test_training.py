@@ -8,7 +8,7 @@ import torch
 from napari_unet import ModelConfig, TrainConfig, load_model, predict, save_model
 from napari_unet.config import AugmentConfig, WeightConfig
 from napari_unet.core.checkpoint import new_model
-from napari_unet.training import loop, run_state
+from napari_unet.training import run_state
 from napari_unet.training.loop import TrainingError, finetune, train, weighted_loss
 from napari_unet.training.sampling import AnnotationError, PatchSampler, prepare_training_data
 from napari_unet.training.weights import trained_weight_config
@@ -316,63 +316,6 @@ def test_bad_schedule_options_are_refused(options):
         TrainConfig(**options)
 
 
-def _batch_norm_model():
-    return new_model(ModelConfig(base_features=4, depth=1, padding="same", batch_norm=True), seed=0)
-
-
-def test_batch_norm_statistics_are_recalibrated_for_the_final_weights():
-    # A constant image: every (mirrored, rotated, flipped) patch is the same constant
-    # patch, so the recalibrated statistics of the first batch norm are exactly the
-    # per-channel mean and variance of the first convolution's output on that patch.
-    image = np.full((64, 64), 7.0, np.float32)
-    scribbles = np.zeros((64, 64), np.uint8)
-    scribbles[10, 10:20], scribbles[40, 10:20] = 1, 2
-    model = _batch_norm_model()
-    config = FAST.replace(patch_size=32, bn_recalibration=3, learning_rate=1e-2)
-    train(model, [image], [scribbles], config)
-    first_conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
-    first_norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    patch = prepare_training_data([image], [scribbles], model)[0].image[None, :, :32, :32]
-    patch = np.repeat(patch, config.batch_size, axis=0)  # the batches the statistics saw
-    with torch.no_grad():
-        features = first_conv(torch.from_numpy(patch))
-    torch.testing.assert_close(first_norm.running_mean, features.mean((0, 2, 3)))
-    torch.testing.assert_close(
-        first_norm.running_var, features.var((0, 2, 3), unbiased=True), rtol=1e-4, atol=1e-6
-    )
-    assert int(first_norm.num_batches_tracked) == 3
-    assert first_norm.momentum == 0.1  # put back after the cumulative average
-    assert model.metadata["training_history"][-1]["bn_recalibration_passes"] == 3
-    assert not model.training
-
-
-def test_stopping_skips_the_recalibration_and_keeps_the_statistics():
-    image, _, scribbles = _discs()
-    model = _batch_norm_model()
-    stop = threading.Event()
-    config = TrainConfig(seconds=60, batch_size=2, bn_recalibration=3)
-    for step in finetune(model, [image], [scribbles], config, stop=stop):
-        if step.iteration == 2:
-            stop.set()
-    first_norm = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    assert int(first_norm.num_batches_tracked) in (0, 1, 2)  # the best weights' statistics
-    assert float(first_norm.running_var.min()) > 0
-    assert first_norm.momentum == 0.1
-    assert model.metadata["training_history"][-1]["bn_recalibration_passes"] == 0
-
-
-def test_by_default_the_running_averages_of_training_are_kept(monkeypatch):
-    def fail(*args, **kwargs):
-        raise AssertionError("recalibrated although bn_recalibration is 0")
-
-    monkeypatch.setattr(loop, "recalibrate_batch_norm", fail)
-    image, _, scribbles = _discs()
-    model = _batch_norm_model()
-    train(model, [image], [scribbles], FAST)
-    assert TrainConfig().bn_recalibration == 0
-    assert model.metadata["training_history"][-1]["bn_recalibration_passes"] == 0
-
-
 def test_smoothed_loss_is_the_bias_corrected_moving_average():
     image, _, scribbles = _discs()
     steps = list(finetune(_small_model(), [image], [scribbles], FAST.replace(iterations=6)))
@@ -405,45 +348,6 @@ def test_report_every_must_be_positive():
     image, _, scribbles = _discs()
     with pytest.raises(ValueError, match="report_every"):
         next(finetune(_small_model(), [image], [scribbles], FAST, report_every=0))
-
-
-def test_preview_is_attached_and_matches_predict():
-    image, _, scribbles = _discs()
-    model = _small_model()
-    config = TrainConfig(seconds=None, iterations=2, batch_size=2)
-    steps = list(finetune(model, [image], [scribbles], config, preview=image, preview_every=0))
-    assert [step.preview is not None for step in steps] == [True, True]
-    assert steps[0].preview.shape == (2, 96, 96)
-    assert np.isfinite(steps[0].preview).all()
-
-
-def test_the_preview_is_one_pass_even_for_a_model_that_asks_for_augmentation():
-    from napari_unet.training.loop import _predict_preview
-
-    image = _discs()[0]
-    model = _small_model()
-    model.metadata["test_time_augmentation"] = True
-    preview = _predict_preview(model, image, "cpu", None)
-    assert model.training  # given back in training mode
-    np.testing.assert_array_equal(preview, predict(image, model, test_time_augmentation=False))
-    assert np.abs(preview - predict(image, model)).max() > 1e-4  # the model's own: augmented
-
-
-def test_stop_during_the_preview_skips_it_and_ends_training():
-    image, _, scribbles = _discs()
-    model = _small_model()
-    stop = threading.Event()
-
-    def preview_that_presses_stop():
-        stop.set()  # the user presses stop while the preview is being computed
-        return image
-
-    steps = finetune(
-        model, [image], [scribbles], FAST.replace(iterations=10), stop=stop,
-        preview=preview_that_presses_stop, preview_every=0,
-    )  # fmt: skip
-    reports = list(steps)
-    assert [(step.iteration, step.preview) for step in reports] == [(1, None)]
 
 
 def test_cpu_training_runs_channels_last_and_gives_back_the_default_layout():

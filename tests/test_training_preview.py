@@ -1,0 +1,49 @@
+"""The live preview during fine-tuning: attached to the progress, one pass, skipped when
+the user stops during it."""
+
+import threading
+
+import numpy as np
+
+from napari_unet import TrainConfig, predict
+from napari_unet.training.loop import finetune
+from test_training import FAST, _discs, _small_model
+
+
+def test_preview_is_attached_and_matches_predict():
+    image, _, scribbles = _discs()
+    model = _small_model()
+    config = TrainConfig(seconds=None, iterations=2, batch_size=2)
+    steps = list(finetune(model, [image], [scribbles], config, preview=image, preview_every=0))
+    assert [step.preview is not None for step in steps] == [True, True]
+    assert steps[0].preview.shape == (2, 96, 96)
+    assert np.isfinite(steps[0].preview).all()
+
+
+def test_the_preview_is_one_pass_even_for_a_model_that_asks_for_augmentation():
+    from napari_unet.training.loop import _predict_preview
+
+    image = _discs()[0]
+    model = _small_model()
+    model.metadata["test_time_augmentation"] = True
+    preview = _predict_preview(model, image, "cpu", None)
+    assert model.training  # given back in training mode
+    np.testing.assert_array_equal(preview, predict(image, model, test_time_augmentation=False))
+    assert np.abs(preview - predict(image, model)).max() > 1e-4  # the model's own: augmented
+
+
+def test_stop_during_the_preview_skips_it_and_ends_training():
+    image, _, scribbles = _discs()
+    model = _small_model()
+    stop = threading.Event()
+
+    def preview_that_presses_stop():
+        stop.set()  # the user presses stop while the preview is being computed
+        return image
+
+    steps = finetune(
+        model, [image], [scribbles], FAST.replace(iterations=10), stop=stop,
+        preview=preview_that_presses_stop, preview_every=0,
+    )  # fmt: skip
+    reports = list(steps)
+    assert [(step.iteration, step.preview) for step in reports] == [(1, None)]
