@@ -9,6 +9,7 @@ a 1x1 convolution to the class scores.
 from __future__ import annotations
 
 import bisect
+import functools
 from typing import Any
 
 import torch
@@ -226,6 +227,7 @@ def _valid_output(size: int, depth: int) -> int | None:
     return size
 
 
+@functools.cache
 def _min_valid(depth: int) -> int:
     size = 1
     while _valid_output(size, depth) is None:
@@ -233,6 +235,7 @@ def _min_valid(depth: int) -> int:
     return size
 
 
+@functools.cache
 def _valid_halo(depth: int) -> int:
     size = _min_valid(depth)
     output = _valid_output(size, depth)
