@@ -21,6 +21,7 @@ import numpy as np
 
 from ._options import _Options
 from ._train_config import (
+    FINETUNE_ITERATIONS,
     FINETUNE_LEARNING_RATE,
     SCRATCH_LEARNING_RATE,
     AugmentConfig,
@@ -31,6 +32,7 @@ from .core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod
 
 __all__ = [
     "AUTO_TILE",
+    "FINETUNE_ITERATIONS",
     "FINETUNE_LEARNING_RATE",
     "NEW_MODEL_CONFIG",
     "SCRATCH_LEARNING_RATE",

@@ -6,7 +6,7 @@ from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 
-from ..config import AugmentConfig, TrainConfig, WeightConfig
+from ..config import FINETUNE_ITERATIONS, AugmentConfig, TrainConfig, WeightConfig
 from ._tasks import available_devices
 
 LEARNING_RATES = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
@@ -49,11 +49,13 @@ class FinetuneSettings(Container):
         """Time and iteration budget, learning rate and its schedule."""
         self.seconds = SpinBox(label="Time budget (s)", value=30, min=1, max=86_400)
         self.iterations = SpinBox(
-            label="Max iterations",
+            label="Max iterations (0: auto)",
             value=0,
             min=0,
             max=10_000_000,
-            tooltip="Stop after this many iterations at the latest; 0 = only the time budget.",
+            tooltip="Stop after this many iterations at the latest. 0 (auto): "
+            f"{FINETUNE_ITERATIONS} for a trained model (what the annotation-loop benchmark "
+            "checks: more moved the unpainted part more), only the time budget for a new one.",
         )
         self.learning_rate = ComboBox(
             label="Learning rate",

@@ -44,7 +44,11 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         help="time budget (default: 60 s, none when --iterations is given; 0: none)",
     )
     parser.add_argument(
-        "--iterations", type=int, default=None, help="iteration budget (with --seconds: first wins)"
+        "--iterations",
+        type=int,
+        default=None,
+        help="iteration budget (with --seconds: first wins; default: 100 for a trained model, "
+        "as the annotation-loop benchmark checks, none for a new one; 0: none)",
     )
     parser.add_argument(
         "--learning-rate",

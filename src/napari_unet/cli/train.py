@@ -262,13 +262,19 @@ def _save_or_keep(model, output: Path, half: bool, extra: dict) -> None:
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of ``napari-unet train``: 60 s unless an iteration count is given."""
+    """The TrainConfig of ``napari-unet train``: 60 s unless an iteration count is given.
+
+    A trained model also stops after ``FINETUNE_ITERATIONS`` (100) unless ``--iterations``
+    says otherwise; ``--iterations 0`` leaves it the time budget alone.
+    """
     from ..config import TrainConfig
 
     seconds = args.seconds if args.seconds is not None else (None if args.iterations else 60.0)
+    no_iteration_budget = args.iterations == 0
     return TrainConfig(
         seconds=seconds or None,
-        iterations=args.iterations,
+        iterations=None if no_iteration_budget else args.iterations,
+        finetune_iterations=None if no_iteration_budget else TrainConfig.finetune_iterations,
         batch_size=args.batch_size,
         patch_size=args.patch_size,
         seed=args.seed,

@@ -39,7 +39,13 @@ from .distillation import (
 from .history import TrainProgress, record_run
 from .run_state import BestWeights, LoopState
 from .sampling import PatchSampler, default_patch_size, prepare_training_data
-from .schedule import initial_learning_rate, learning_rate_at, set_learning_rate, with_learning_rate
+from .schedule import (
+    initial_learning_rate,
+    learning_rate_at,
+    set_learning_rate,
+    with_iteration_budget,
+    with_learning_rate,
+)
 from .weights import resolved_weight_config
 
 
@@ -126,7 +132,7 @@ def finetune(
     threshold that matches the starting model's decisions away from the strokes
     (:func:`~napari_unet.training.calibration.carried_threshold`).
     """
-    config = with_learning_rate(config or TrainConfig(), model)
+    config = with_iteration_budget(with_learning_rate(config or TrainConfig(), model), model)
     augment = augment or AugmentConfig()
     weights = resolved_weight_config(weights, has_been_trained(model))
     if config.seconds is None and config.iterations is None:

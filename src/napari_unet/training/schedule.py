@@ -28,6 +28,19 @@ def with_learning_rate(config: TrainConfig, model: UNet) -> TrainConfig:
     )
 
 
+def with_iteration_budget(config: TrainConfig, model: UNet) -> TrainConfig:
+    """``config`` with ``finetune_iterations`` as its iteration budget for a trained ``model``.
+
+    Only when ``config.iterations`` is None; a model that was never trained keeps its
+    budget as given.
+    """
+    if config.iterations is not None or config.finetune_iterations is None:
+        return config
+    if not has_been_trained(model):
+        return config
+    return config.replace(iterations=config.finetune_iterations)
+
+
 def initial_learning_rate(config: TrainConfig) -> float:
     """``config.learning_rate``, once :func:`with_learning_rate` has chosen it for the model.
 
