@@ -197,9 +197,9 @@ def bench_round(model: UNet, size: int, seconds: float) -> tuple[list[str], dict
     start = time.perf_counter()
     image, dense, scribbles = training_data(size, seed=1)
     annotated = time.perf_counter()
-    wall, loop, iterations = run_finetune(
-        model, image, scribbles, TrainConfig(seconds=seconds, device="cpu")
-    )
+    # a time budget alone (a trained model would otherwise stop after 100 iterations)
+    config = TrainConfig(seconds=seconds, finetune_iterations=None, device="cpu")
+    wall, loop, iterations = run_finetune(model, image, scribbles, config)
     trained = time.perf_counter()
     tiles = PredictConfig(tile_size=572, device="cpu")  # what TileConfig() was
     probabilities = predict(image, model, config=tiles)

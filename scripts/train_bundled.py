@@ -130,6 +130,8 @@ def train(name: str, threads: int, seed: int, start_phase: int = 1, init: str | 
                     str(target),
                     "--seconds",
                     str(minutes * 60),
+                    "--iterations",  # 0: the time budget alone, also for the later phases,
+                    "0",  # whose starting model is trained (else capped at 100 iterations)
                     "--learning-rate",
                     rate,
                 ]
