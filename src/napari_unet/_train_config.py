@@ -98,7 +98,7 @@ FINETUNE_LEARNING_RATE: float = 1e-4
 #: (``TrainConfig.finetune_iterations``): the budget the annotation-loop benchmark checks.
 #: At 200 iterations (about what 30 s give on 2 idle cores) the bundled ``nuclei`` lost more
 #: than 0.01 F1 on the unpainted half in 2 of 12 DSB rounds and 5 of 12 synthetic ones, against
-#: 0 and 4 of 12 at 100 (same seeds; BENCHMARKS.md, annotation loop).
+#: 0 and 4 of 12 at 100 (same seeds); at 50, 0 and 6 of 12 (BENCHMARKS.md, annotation loop).
 FINETUNE_ITERATIONS: int = 100
 
 
