@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from loop_tasks import TASKS, LoopTask
 
-from napari_unet.config import PredictConfig, TrainConfig, WeightConfig
+from napari_unet.config import FINETUNE_ITERATIONS, PredictConfig, TrainConfig, WeightConfig
 from napari_unet.core.checkpoint import load_model
 from napari_unet.core.inference import default_tile_size, predict
 from napari_unet.core.postprocess import prediction_mask
@@ -150,7 +150,13 @@ def main() -> None:
     parser.add_argument("--task", choices=sorted(TASKS), default="dsb")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=FINETUNE_ITERATIONS,
+        help=f"per round (default: {FINETUNE_ITERATIONS}, what the widget and train give a "
+        "trained model; it was 300 until 2026-12-02, so the published rows name theirs)",
+    )
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
     parser.add_argument("--distillation", type=float, default=TrainConfig.distillation)

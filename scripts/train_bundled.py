@@ -5,6 +5,13 @@ Usage::
     python scripts/train_bundled.py em-membranes --threads 1   # 65 minutes
     python scripts/train_bundled.py nuclei --threads 1         # 20 minutes
 
+Variants tried and not adopted (docs/experiments/bundled_models.md, 2026-12-02 06:10)::
+
+    python scripts/train_bundled.py nuclei --large-synthetic 4 --output nuclei_large.safetensors
+    python scripts/train_bundled.py nuclei --zoom 1.4 --output nuclei_zoom.safetensors
+    python scripts/train_bundled.py nuclei --start-phase 2 --rate 1e-4 --large-synthetic 4 \
+        --init src/napari_unet/models/nuclei.safetensors --output nuclei_c1e4.safetensors
+
 Each run converts the ground truth to the annotation convention (1 = background,
 2 = object), writes it as TIFF files in a temporary folder, and trains a fresh
 U-Net with ``napari-unet train`` in the recipe's phases (minutes, learning rate,
@@ -69,15 +76,32 @@ def em_data() -> tuple[list[np.ndarray], list[np.ndarray]]:
     return list(images), [annotation_from_binary(label) for label in labels]
 
 
-def nuclei_data() -> tuple[list[np.ndarray], list[np.ndarray]]:
+def nuclei_data(
+    large_synthetic: int = 0, zoom: float = 1.0
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The DSB left half and 8 synthetic images; optionally more sizes of nuclei.
+
+    ``large_synthetic`` adds that many synthetic images of larger nuclei (semi-axes
+    10-16 px, seeds 108...); ``zoom`` != 1 adds every image once more, resized by that
+    factor (image bicubic, instances nearest neighbour).
+    """
     image, instances = load_dsb2018()
-    images = [image[:, :256].astype(np.float32)]
-    annotations = [annotation_from_instances(instances[:, :256])]
+    pairs = [(image[:, :256].astype(np.float32), instances[:, :256])]
     for seed in range(100, 108):
-        synthetic, truth = synthetic_nuclei(shape=(256, 256), n_nuclei=40, rng=seed)
-        images.append(synthetic)
-        annotations.append(annotation_from_instances(truth))
-    return images, annotations
+        pairs.append(synthetic_nuclei(shape=(256, 256), n_nuclei=40, rng=seed))
+    for seed in range(108, 108 + large_synthetic):
+        pairs.append(
+            synthetic_nuclei(shape=(256, 256), n_nuclei=24, rng=seed, radius_range=(10.0, 16.0))
+        )
+    if zoom != 1.0:
+        pairs += [_zoomed(image, truth, zoom) for image, truth in pairs]
+    return [image for image, _ in pairs], [annotation_from_instances(t) for _, t in pairs]
+
+
+def _zoomed(image: np.ndarray, instances: np.ndarray, zoom: float):
+    from scipy import ndimage
+
+    return ndimage.zoom(image, zoom, order=3), ndimage.zoom(instances, zoom, order=0)
 
 
 def write_pairs(folder: Path, images, annotations) -> tuple[list[str], list[str]]:
@@ -88,11 +112,24 @@ def write_pairs(folder: Path, images, annotations) -> tuple[list[str], list[str]
     return image_paths, label_paths
 
 
-def train(name: str, threads: int, seed: int, start_phase: int = 1, init: str | None = None):
+def train(
+    name: str,
+    threads: int,
+    seed: int,
+    start_phase: int = 1,
+    init: str | None = None,
+    *,
+    output: Path | None = None,
+    rate: str | None = None,
+    nuclei_options: dict | None = None,
+):
     """Run the recipe's phases from ``start_phase`` (1-based); returns the checkpoint path."""
     recipe = RECIPES[name]
-    images, annotations = em_data() if name == "em-membranes" else nuclei_data()
-    output = MODELS / f"{name}.safetensors"
+    if name == "em-membranes":
+        images, annotations = em_data()
+    else:
+        images, annotations = nuclei_data(**(nuclei_options or {}))
+    output = output or MODELS / f"{name}.safetensors"
     with tempfile.TemporaryDirectory() as folder:
         image_paths, label_paths = write_pairs(Path(folder), images, annotations)
         common = [
@@ -116,7 +153,7 @@ def train(name: str, threads: int, seed: int, start_phase: int = 1, init: str | 
             recipe["trained_on"],
         ]
         previous = ["--model", init] if init else ["--new", *recipe["arch"]]
-        for number, (minutes, rate, extra) in enumerate(recipe["phases"], start=1):
+        for number, (minutes, phase_rate, extra) in enumerate(recipe["phases"], start=1):
             if number < start_phase:
                 continue
             target = Path(folder) / f"phase{number}.safetensors"
@@ -133,7 +170,7 @@ def train(name: str, threads: int, seed: int, start_phase: int = 1, init: str | 
                     "--iterations",  # 0: the time budget alone, also for the later phases,
                     "0",  # whose starting model is trained (else capped at 100 iterations)
                     "--learning-rate",
-                    rate,
+                    rate or phase_rate,
                 ]
             )
             if status:
@@ -156,9 +193,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start-phase", type=int, default=1)
     parser.add_argument("--init", default=None, help="checkpoint to resume from")
+    parser.add_argument("--output", type=Path, default=None, help="default: the bundled file")
+    parser.add_argument(
+        "--large-synthetic", type=int, default=0, help="nuclei: extra images of larger nuclei"
+    )
+    parser.add_argument("--zoom", type=float, default=1.0, help="nuclei: add resized copies")
+    parser.add_argument("--rate", default=None, help="learning rate of every phase run")
     args = parser.parse_args()
     MODELS.mkdir(parents=True, exist_ok=True)
-    path = train(args.model, args.threads, args.seed, args.start_phase, args.init)
+    path = train(
+        args.model,
+        args.threads,
+        args.seed,
+        args.start_phase,
+        args.init,
+        output=args.output,
+        rate=args.rate,
+        nuclei_options={"large_synthetic": args.large_synthetic, "zoom": args.zoom},
+    )
     print(f"wrote {path}")
 
 
