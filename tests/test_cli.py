@@ -137,7 +137,7 @@ def test_train_new_model_writes_checkpoint(tmp_path, capsys):
     out = tmp_path / "trained.safetensors"
     budget = ["--iterations", "3", "--seconds", "0", "--lr-schedule", "cosine"]
     assert main([*_train_files(tmp_path), "--output", str(out), *budget]) == 0
-    assert capsys.readouterr().out.strip().splitlines()[-2] == f"wrote {out}"
+    assert f"wrote {out}" in capsys.readouterr().out.strip().splitlines()
     assert main(["info", str(out)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["training_history"][0]["iterations"] == 3
@@ -152,7 +152,8 @@ def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     out = tmp_path / "trained.safetensors"
     arguments = [*_train_files(tmp_path), "--output", str(out), "--iterations", "20"]
     assert main([*arguments, "--learning-rate", "0.01", "--device", "cpu"]) == 0
-    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    lines = capsys.readouterr().out.strip().splitlines()
+    printed = next(line for line in lines if line.startswith("on "))
     image = tifffile.imread(tmp_path / "im.tif")
     fresh = new_model(ModelConfig(base_features=4, depth=2, padding="same"), seed=0)
     before = class_mask(predict(image, fresh))
@@ -160,6 +161,28 @@ def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     changed = int((before != after).sum())
     assert changed > 0
     assert printed.startswith(f"on {tmp_path / 'im.tif'}: {changed:,} pixels (")
+    # a new model's threshold from its strokes is said when there is one
+    threshold = load_model(out).info.background_threshold
+    said = [line for line in lines if line.startswith("background threshold")]
+    assert said == ([] if threshold == 0.5 else [_threshold_line(threshold, "from the strokes")])
+
+
+def _threshold_line(threshold: float, source: str) -> str:
+    return f"background threshold {threshold:.2f} ({source}): Predict grows objects up to it"
+
+
+def test_train_says_a_threshold_set_or_carried(capsys):
+    from napari_unet.cli.train import _print_threshold
+
+    _print_threshold(0.5, 0.5)
+    _print_threshold(0.85, 0.85)
+    assert capsys.readouterr().out == ""
+    _print_threshold(0.5, 0.8312)
+    _print_threshold(0.85, 0.8712)
+    assert capsys.readouterr().out.splitlines() == [
+        _threshold_line(0.8312, "from the strokes"),
+        _threshold_line(0.8712, "carried over from 0.85"),
+    ]
 
 
 @pytest.mark.parametrize(

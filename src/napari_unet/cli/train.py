@@ -167,6 +167,7 @@ def run_train(args: argparse.Namespace) -> int:
         report_every=5,
     )
     runs_before = len(model.info.training_history)
+    threshold_before = model.info.background_threshold
     termination = Termination()
     with sigterm_interrupts(termination):  # kept through the save, which SIGTERM waits for
         status = _follow_training(steps, termination)
@@ -182,7 +183,16 @@ def run_train(args: argparse.Namespace) -> int:
     if not status:
         changes = class_changes(mask_before, _class_mask(model, images[0], args.device))
         print(f"on {args.images[0]}: {changes.describe(class_names(model))}")
+    _print_threshold(threshold_before, model.info.background_threshold)
     return status
+
+
+def _print_threshold(before: float, after: float) -> None:
+    """Say when training set or moved the background threshold Predict grows objects to."""
+    if after == before:
+        return
+    source = "from the strokes" if before == 0.5 else f"carried over from {before:.2f}"
+    print(f"background threshold {after:.2f} ({source}): Predict grows objects up to it")
 
 
 def _class_mask(model, image, device: str):

@@ -27,7 +27,7 @@ from ..core.devices import resolve_device, to_layout, training_layout
 from ..core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from ..core.model import UNet
 from .batchnorm import recalibrate_batch_norm, recalibration_passes
-from .calibration import carried_threshold
+from .calibration import carried_threshold, stroke_share_threshold
 from .distillation import (
     Teacher,
     distillation_loss,
@@ -130,11 +130,14 @@ def finetune(
     -----
     A model with a ``background_threshold`` of its own gets, after a completed run, the
     threshold that matches the starting model's decisions away from the strokes
-    (:func:`~napari_unet.training.calibration.carried_threshold`).
+    (:func:`~napari_unet.training.calibration.carried_threshold`); a model trained for
+    the first time gets one estimated from its strokes' intensities
+    (:func:`~napari_unet.training.calibration.stroke_share_threshold`), if any.
     """
     config = with_iteration_budget(with_learning_rate(config or TrainConfig(), model), model)
     augment = augment or AugmentConfig()
-    weights = resolved_weight_config(weights, has_been_trained(model))
+    was_trained = has_been_trained(model)
+    weights = resolved_weight_config(weights, was_trained)
     if config.seconds is None and config.iterations is None:
         raise ValueError("give a time budget (seconds) or an iteration count")
     if report_every < 1:
@@ -170,8 +173,22 @@ def finetune(
         _finish_run(
             model, sampler, data, state, best, (config, augment, weights), teacher, completed, stop
         )
-        if completed and state.iteration and starting is not None:
-            threshold = carried_threshold(starting, model, images, annotations, device)
+        if completed and state.iteration:
+            _calibrate(model, starting, was_trained, (images, annotations), device)
+
+
+def _calibrate(model: UNet, starting: UNet | None, was_trained: bool, data, device) -> None:
+    """Set ``model``'s background threshold after a completed run: carried over from
+    ``starting`` if that had one, estimated from the strokes if ``model`` was new;
+    ``data`` is (images, annotations)."""
+    images, annotations = data
+    if starting is not None:
+        model.metadata["background_threshold"] = carried_threshold(
+            starting, model, images, annotations, device
+        )
+    elif not was_trained:
+        threshold = stroke_share_threshold(model, images, annotations, device)
+        if threshold != 0.5:
             model.metadata["background_threshold"] = threshold
 
 
