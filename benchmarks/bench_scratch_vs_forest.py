@@ -189,6 +189,27 @@ def closed_scores(membrane_probability, labels) -> dict:
     return out
 
 
+def predict_scores(membrane_probability, labels, background_threshold: float) -> dict:
+    """Pixel and Rand error of the mask Predict shows for a model: gaps closed and the
+    cells grown to the model's own background threshold (a new model's comes from its
+    strokes, ``training.calibration.stroke_share_threshold``); means over the slices."""
+    from napari_unet.core.postprocess import prediction_mask
+    from napari_unet.evaluation.metrics import evaluate
+
+    results = [
+        evaluate(
+            prediction_mask(np.stack([p, 1 - p]), background_threshold=background_threshold),
+            label,
+            kind="membranes",
+        )
+        for p, label in zip(membrane_probability, labels)
+    ]
+    out = {"background_threshold": round(float(background_threshold), 4)}
+    for key in ("pixel_error", "rand_error"):
+        out[f"{key}_predict"] = round(float(np.mean([r[key] for r in results])), 4)
+    return out
+
+
 def threshold_sweep(membrane_probability, labels, thresholds) -> dict:
     """Diagnostic (uses the held-out truth): pixel and Rand error when a pixel is called
     membrane at p(membrane) > t instead of 0.5 (lower t: thicker, more closed membranes)."""
@@ -236,6 +257,7 @@ def run_unet(name: str, seed: int, iterations: int, thresholds=()) -> dict:
     _, labels = load_isbi(range(15, 20))
     scores.update(threshold_sweep(membrane, labels, thresholds))
     scores.update(closed_scores(membrane, labels))
+    scores.update(predict_scores(membrane, labels, model.info.background_threshold))
     plain = [
         evaluate(np.where(p >= 0.5, 1, 2).astype(np.uint8), label, kind="membranes")
         for p, label in zip(membrane[2:], labels[2:])
