@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity
 
+from napari_unet import ModelConfig, new_model
 from napari_unet._widgets import model_state
 from napari_unet._widgets._finetune_job import FinetuneUpdate
 from napari_unet.training.loop import TrainProgress
@@ -134,6 +137,23 @@ def test_small_losses_show_significant_digits(dock):
     assert "0.000 " not in finetune.status.text()
     progress = TrainProgress(12, 1.23e-5, 4.56e-4, elapsed=3.0, fraction=0.5)
     assert "0.000456" in finetune.result_text(progress, stopped=False)
+
+
+def test_a_first_run_names_the_threshold_its_strokes_gave(dock):
+    _, widget = dock
+    finetune = widget.finetune
+    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    finetune._request = SimpleNamespace(model=model)
+    progress = TrainProgress(12, 0.1, 0.1, elapsed=3.0, fraction=1.0)
+    model.metadata["training_history"] = [{"iterations": 12}]
+    assert "Boundary threshold" not in finetune.result_text(progress, stopped=False)
+    model.metadata["background_threshold"] = 0.8312
+    assert "Boundary threshold from your strokes: 0.83 " in finetune.result_text(
+        progress, stopped=False
+    )
+    model.metadata["training_history"].append({"iterations": 5})  # a later run: carried
+    assert "Boundary threshold" not in finetune.result_text(progress, stopped=False)
+    finetune._request = None
 
 
 def test_evaluation_is_cleared_when_the_image_or_prediction_changes(qtbot, dock):

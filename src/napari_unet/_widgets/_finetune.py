@@ -347,6 +347,8 @@ class FinetuneWidget(QWidget):
                 f"the slice in view (slice {', '.join(map(str, plane))})" if plane else "the image"
             )
             text += f" On {where}, {changes.describe(class_names(request.model))}."
+        if request is not None:
+            text += _threshold_text(request.model)
         return text + " Worse than before? Go back:"
 
     def _on_finish(self) -> None:
@@ -361,6 +363,17 @@ class FinetuneWidget(QWidget):
         self.start_button.enabled = not running
         self.stop_button.enabled = running
         self.settings.set_running(running)
+
+
+def _threshold_text(model: Any) -> str:
+    """After a model's first run: the background threshold its strokes gave, if any."""
+    info = model.info
+    if len(info.training_history) != 1 or info.background_threshold == 0.5:
+        return ""
+    return (
+        f" Boundary threshold from your strokes: {info.background_threshold:.2f} "
+        "(Predict grows objects up to it)."
+    )
 
 
 def _progress_of(update: FinetuneUpdate | ClassChanges | str) -> tuple[float | None, str]:
