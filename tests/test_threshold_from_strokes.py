@@ -127,3 +127,13 @@ def test_a_run_abandoned_midway_leaves_a_new_model_without_a_threshold():
     next(steps)
     steps.close()
     assert "background_threshold" not in model.metadata
+
+
+def test_no_threshold_from_dense_labels():
+    image, membrane = _membrane_image()
+    dense = np.where(membrane, 1, 2).astype(np.uint8)
+    dense[::3] = 0  # a third unpainted: still mostly labelled
+    model = _model_with_median(image, 0.9)
+    assert stroke_share_threshold(model, [image], [dense], "cpu") == 0.5
+    sparse = _strokes(membrane)
+    assert stroke_share_threshold(model, [image], [sparse], "cpu") > 0.5

@@ -33,6 +33,7 @@ from ..core.model import UNet
 __all__ = [
     "FAR_FROM_STROKES",
     "MAX_PIXELS",
+    "MIN_UNPAINTED",
     "OBJECT_STROKE_QUANTILE",
     "carried_threshold",
     "stroke_share_threshold",
@@ -45,6 +46,8 @@ MAX_PIXELS = 2**19
 #: An unpainted pixel counts as background when it lies beyond this quantile of the
 #: object strokes' (smoothed) intensities, on the background strokes' side.
 OBJECT_STROKE_QUANTILE = 0.1
+#: Below this share of unpainted pixels (dense labels) no threshold is estimated.
+MIN_UNPAINTED = 0.5
 
 
 def carried_threshold(
@@ -124,9 +127,10 @@ def stroke_share_threshold(
     -------
     float
         In [0.5, 1). 0.5 (no growth) for other models, when a class has no strokes,
-        when the intensity cut leaves most background strokes on the object side
-        (the classes are not told apart by intensity), or when the model calls no
-        more than that share background anyway.
+        when less than :data:`MIN_UNPAINTED` of the pixels are unpainted (dense
+        labels teach the classes' shares), when the intensity cut leaves most
+        background strokes on the object side (the classes are not told apart by
+        intensity), or when the model calls no more than that share background anyway.
     """
     if model.config.in_channels != 1 or model.config.n_classes != 2:
         return 0.5
@@ -136,29 +140,48 @@ def stroke_share_threshold(
     regions = [_region(np.asarray(a), window) for a, window in zip(annotations, windows)]
     smoothed = [_normalised_smooth(plane, region) for plane, region in zip(planes, regions)]
     painted = [np.asarray(a)[region] for a, region in zip(annotations, regions)]
+    found = _intensity_cut(smoothed, painted)
+    if found is None:
+        return 0.5
+    sign, cut = found
+    inners = [_inner(window, region) for window, region in zip(windows, regions)]
+    unpainted = [a[inner] == 0 for a, inner in zip(painted, inners)]
+    if sum(int(u.sum()) for u in unpainted) < MIN_UNPAINTED * sum(u.size for u in unpainted):
+        return 0.5  # (nearly) dense labels: the model learnt the classes' shares from them
+    intensities = np.concatenate(
+        [sign * s[inner][u] for s, inner, u in zip(smoothed, inners, unpainted)]
+    )
+    tile = default_tile_size(model)
+    values = np.concatenate(
+        [
+            predict(plane[window], model, tile_size=tile, device=device)[0][u]
+            for plane, window, u in zip(planes, windows, unpainted)
+        ]
+    )
+    share = float(np.mean(intensities < cut))
+    threshold = float(np.quantile(values, 1 - share))
+    return min(max(threshold, 0.5), math.nextafter(1.0, 0.0))
+
+
+def _intensity_cut(smoothed, painted) -> tuple[float, float] | None:
+    """(sign, cut): +1 when the background strokes are the darker class (-1: brighter;
+    intensities are multiplied by it) and the :data:`OBJECT_STROKE_QUANTILE` of the
+    signed object strokes' intensities; None when a class has no strokes or the cut
+    leaves most background strokes on the object side."""
     background = np.concatenate([s[a == 1] for s, a in zip(smoothed, painted)])
     objects = np.concatenate([s[a == 2] for s, a in zip(smoothed, painted)])
     if background.size == 0 or objects.size == 0:
-        return 0.5
-    sign = 1.0 if np.median(background) < np.median(objects) else -1.0  # darker background: +1
+        return None
+    sign = 1.0 if np.median(background) < np.median(objects) else -1.0
     cut = float(np.quantile(sign * objects, OBJECT_STROKE_QUANTILE))
     if np.mean(sign * background < cut) < 0.5:
-        return 0.5
-    intensities, probabilities = [], []
-    for plane, a, window, region, smooth in zip(planes, painted, windows, regions, smoothed):
-        inner = tuple(slice(w.start - r.start, w.stop - r.start) for w, r in zip(window, region))
-        unpainted = a[inner] == 0
-        intensities.append(sign * smooth[inner][unpainted])
-        tile = default_tile_size(model)
-        probabilities.append(
-            predict(plane[window], model, tile_size=tile, device=device)[0][unpainted]
-        )
-    values = np.concatenate(probabilities)
-    if values.size == 0:
-        return 0.5
-    share = float(np.mean(np.concatenate(intensities) < cut))
-    threshold = float(np.quantile(values, 1 - share))
-    return min(max(threshold, 0.5), math.nextafter(1.0, 0.0))
+        return None
+    return sign, cut
+
+
+def _inner(window: tuple[slice, slice], region: tuple[slice, slice]) -> tuple[slice, slice]:
+    """``window`` in the coordinates of ``region`` (which contains it)."""
+    return tuple(slice(w.start - r.start, w.stop - r.start) for w, r in zip(window, region))
 
 
 def _region(annotation: np.ndarray, window: tuple[slice, slice]) -> tuple[slice, slice]:
