@@ -10,6 +10,13 @@ part that was never painted is scored (``loop_tasks.py``). Round 0 is the starti
 Budgets are iterations, so machine load changes the wall time, not the result; each
 round's wall time is reported.
 
+``--new-model N``: the loop a user runs on a new kind of image. Round 1 trains a new
+model (``config.NEW_MODEL_CONFIG``) for N iterations from first scribbles
+(``simulate_scribbles``, 2 % of the paintable part, 1 px); each later round adds
+corrective strokes and trains again from the untrained model with all the strokes
+(the widget's default: "Each run starts from the model before the first run"), N
+iterations again. Rounds 2.. are compared with round 1 (``reference_round``).
+
     python benchmarks/bench_annotation_loop.py --task dsb --seeds 0 1 2 3 \\
         --label distill --out benchmarks/results/annotation_loop.jsonl
     python benchmarks/bench_annotation_loop.py --summarize benchmarks/results/annotation_loop.jsonl
@@ -27,12 +34,19 @@ import numpy as np
 import torch
 from loop_tasks import TASKS, LoopTask
 
-from napari_unet.config import FINETUNE_ITERATIONS, PredictConfig, TrainConfig, WeightConfig
-from napari_unet.core.checkpoint import load_model
+from napari_unet.config import (
+    FINETUNE_ITERATIONS,
+    NEW_MODEL_CONFIG,
+    PredictConfig,
+    TrainConfig,
+    WeightConfig,
+)
+from napari_unet.core.checkpoint import load_model, new_model
 from napari_unet.core.inference import default_tile_size, predict
 from napari_unet.core.postprocess import prediction_mask
 from napari_unet.evaluation.annotator import StrokeBudget, corrective_strokes
 from napari_unet.evaluation.review import uncertainty
+from napari_unet.io.data import simulate_scribbles
 from napari_unet.training.loop import finetune
 
 #: Largest loss of quality counted as "no worse" (F1 / pixel error: 0.01; Rand: 0.02).
@@ -71,17 +85,35 @@ def paint_round(task, masks, uncertain, annotations, rng, guided: bool) -> list[
     return painted
 
 
+def first_scribbles(task: LoopTask, rng) -> list[np.ndarray]:
+    """A new model's first strokes: random scribbles on 2 % of each paintable part."""
+    scribbles = []
+    for truth, paint in zip(task.truth, task.paint):
+        if not paint.any():
+            scribbles.append(np.zeros(truth.shape, np.uint8))
+            continue
+        dense = np.where(paint, truth, 0).astype(np.uint8)
+        fraction = 0.02 * float(paint.mean())
+        scribbles.append(simulate_scribbles(dense, rng, fraction=fraction, stroke_width=1))
+    return scribbles
+
+
 def run_session(task: LoopTask, seed: int, args) -> list[dict]:
     """Rounds of predict -> paint -> fine-tune on one task; one record per round."""
-    model = base = load_model(task.model)
+    fresh = args.new_model is not None
+    model = base = new_model(NEW_MODEL_CONFIG, seed=seed) if fresh else load_model(task.model)
     rng = np.random.default_rng(seed)
     annotations = [np.zeros(image.shape, np.uint8) for image in task.images]
     masks, uncertain = predict_masks(model, task, args.close_boundaries)
     rows = [{"round": 0, **task.score(masks), "iterations": 0, "seconds": 0.0, "painted": 0}]
     for round_index in range(1, args.rounds + 1):
-        annotations = paint_round(task, masks, uncertain, annotations, rng, args.guided)
+        if fresh and round_index == 1:
+            annotations = first_scribbles(task, rng)
+        else:
+            annotations = paint_round(task, masks, uncertain, annotations, rng, args.guided)
+        iterations = args.new_model if fresh else args.iterations
         config = TrainConfig(
-            seconds=args.seconds, iterations=args.iterations, learning_rate=args.lr,
+            seconds=args.seconds, iterations=iterations, learning_rate=args.lr,
             distillation=args.distillation, context_patches=args.context, seed=seed,
             distillation_margin=args.margin, distillation_border=args.kd_border,
             distillation_temperature=args.kd_temperature,
@@ -102,6 +134,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         history = model.metadata["training_history"][-1]
         rows.append({
             "round": round_index, **task.score(masks), "iterations": history["iterations"],
+            "background_threshold": round(model.info.background_threshold, 4),
             "kept_iteration": history["kept_weights_iteration"], "seconds": round(seconds, 1),
             "painted": painted, "painted_fraction": round(painted / area, 5),
         })  # fmt: skip
@@ -117,25 +150,28 @@ def summarize(paths: list[str]) -> None:
     for (task, label), sessions in sorted(groups.items()):
         metrics = [k for k in TOLERANCE if k in sessions[0]["rounds"][0]]
         rounds = len(sessions[0]["rounds"])
+        reference = sessions[0].get("reference_round", 0)
         seeds = sorted(s["seed"] for s in sessions)
         print(f"\n**{task} / {label}** ({len(sessions)} sessions, seeds {seeds})\n")
-        print("| metric | start | " + " | ".join(f"round {r}" for r in range(1, rounds)) + " |")
-        print("|---|---|" + "---|" * (rounds - 1))
+        later = range(reference + 1, rounds)
+        start = "start" if reference == 0 else f"round {reference} (reference)"
+        print(f"| metric | {start} | " + " | ".join(f"round {r}" for r in later) + " |")
+        print("|---|---|" + "---|" * len(later))
         for metric in metrics:
-            print(_metric_row(sessions, metric, rounds))
-        later = range(1, rounds)
+            print(_metric_row(sessions, metric, rounds, reference))
         its = [np.median([s["rounds"][r]["iterations"] for s in sessions]) for r in later]
         wall = [np.median([s["rounds"][r]["seconds"] for s in sessions]) for r in later]
         cells = " | ".join(f"{i:.0f} it, {w:.0f} s" for i, w in zip(its, wall))
         print(f"| iterations, wall (median) | | {cells} |")
 
 
-def _metric_row(sessions: list[dict], metric: str, rounds: int) -> str:
-    """Median value, median paired gain and sessions no worse than the start, per round."""
+def _metric_row(sessions: list[dict], metric: str, rounds: int, reference: int = 0) -> str:
+    """Median value, median paired gain and sessions no worse than the reference round
+    (the start), per later round."""
     sign = -1 if metric in LOWER_IS_BETTER else 1
-    start = [s["rounds"][0][metric] for s in sessions]
+    start = [s["rounds"][reference][metric] for s in sessions]
     cells = [f"{np.median(start):.3f}"]
-    for r in range(1, rounds):
+    for r in range(reference + 1, rounds):
         values = [s["rounds"][r][metric] for s in sessions]
         gains = [sign * (v - s0) for v, s0 in zip(values, start)]
         no_worse = sum(g >= -TOLERANCE[metric] for g in gains)
@@ -185,6 +221,11 @@ def main() -> None:
         "--start", choices=["base", "current"], default="base",
         help="each round fine-tunes the loaded model (base) or the last round's (current)",
     )  # fmt: skip
+    parser.add_argument(
+        "--new-model", type=int, default=None, metavar="N",
+        help="start from a new model trained N iterations on first scribbles; every round "
+        "trains again from scratch for N iterations (the widget with a new model)",
+    )  # fmt: skip
     parser.add_argument("--guided", action="store_true", help="rank errors by uncertainty")
     parser.add_argument(
         "--keep-gaps", dest="close_boundaries", action="store_false",
@@ -204,6 +245,7 @@ def main() -> None:
         rows = run_session(task, seed, args)
         options = {k: v for k, v in vars(args).items() if k not in ("out", "seeds")}
         record = {"task": task.name, "label": args.label, "seed": seed, "rounds": rows}
+        record["reference_round"] = 1 if args.new_model is not None else 0
         record["options"] = options
         print(json.dumps(record), flush=True)
         if args.out:

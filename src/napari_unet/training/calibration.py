@@ -181,7 +181,10 @@ def _intensity_cut(smoothed, painted) -> tuple[float, float] | None:
 
 def _inner(window: tuple[slice, slice], region: tuple[slice, slice]) -> tuple[slice, slice]:
     """``window`` in the coordinates of ``region`` (which contains it)."""
-    return tuple(slice(w.start - r.start, w.stop - r.start) for w, r in zip(window, region))
+    (rows, columns), (top, left) = window, (region[0].start, region[1].start)
+    return slice(rows.start - top, rows.stop - top), slice(
+        columns.start - left, columns.stop - left
+    )
 
 
 def _region(annotation: np.ndarray, window: tuple[slice, slice]) -> tuple[slice, slice]:
