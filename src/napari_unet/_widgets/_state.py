@@ -20,6 +20,7 @@ from qtpy.QtCore import QObject, Signal
 from ..config import NEW_MODEL_CONFIG
 from ..core.checkpoint import bundled_models, load_model, new_model
 from ..core.model import UNet
+from ..training.distillation import has_been_trained
 
 HISTORY_LENGTH = 5
 """How many earlier models "go back" can return to."""
@@ -130,7 +131,10 @@ class ModelState(QObject):
         result further: fine-tuning on top of fine-tuning learnt the early strokes
         over and over and drifted (F1 0.879 -> 0.62 after 3 rounds; BENCHMARKS.md,
         annotation loop). Another model, a "go back" or other annotations make the
-        current model the new base.
+        current model the new base. A base that was never trained is replaced by the
+        result of its first run: training a new model again from scratch on more
+        strokes made it worse (annotation loop, new models), fine-tuning that result
+        does not.
 
         Returns
         -------
@@ -141,6 +145,9 @@ class ModelState(QObject):
         rounds = self._rounds
         if from_base and rounds and rounds[0] is annotations and rounds[2] is self.model:
             base = rounds[1]
+            if not has_been_trained(base):  # the first run's result is the base from now on
+                self._rounds = (annotations, self.history[-1].model, self.model)
+                return False
             self.model.load_state_dict(base.state_dict())  # copied onto the model's device
             self.model.metadata = copy.deepcopy(base.metadata)
             return True
