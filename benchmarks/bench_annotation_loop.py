@@ -15,7 +15,10 @@ model (``config.NEW_MODEL_CONFIG``) for N iterations from first scribbles
 (``simulate_scribbles``, 2 % of the paintable part, 1 px); each later round adds
 corrective strokes and trains again from the untrained model with all the strokes
 (the widget's default: "Each run starts from the model before the first run"), N
-iterations again. Rounds 2.. are compared with round 1 (``reference_round``).
+iterations again; with ``--start current`` each later round fine-tunes the last
+round's model instead, as a trained model (``--iterations``, distillation), and with
+``--start first`` the model of round 1. Rounds 2.. are compared with round 1
+(``reference_round``).
 
     python benchmarks/bench_annotation_loop.py --task dsb --seeds 0 1 2 3 \\
         --label distill --out benchmarks/results/annotation_loop.jsonl
@@ -111,7 +114,12 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
             annotations = first_scribbles(task, rng)
         else:
             annotations = paint_round(task, masks, uncertain, annotations, rng, args.guided)
-        iterations = args.new_model if fresh else args.iterations
+        if fresh and args.start == "first" and round_index == 2:
+            base = model  # a new model's first trained round is the base of the later ones
+        if args.start in ("base", "first"):  # every round from the base, as the widget does
+            model = copy.deepcopy(base)
+        trained = bool(model.metadata.get("training_history"))
+        iterations = args.iterations if trained or not fresh else args.new_model
         config = TrainConfig(
             seconds=args.seconds, iterations=iterations, learning_rate=args.lr,
             distillation=args.distillation, context_patches=args.context, seed=seed,
@@ -119,8 +127,6 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
             distillation_temperature=args.kd_temperature,
             device="cpu",
         )  # fmt: skip
-        if args.start == "base":  # as the widget does: every round from the loaded model
-            model = copy.deepcopy(base)
         start = time.perf_counter()
         images = [im for im, a in zip(task.images, annotations) if a.any()]
         labels = [a for a in annotations if a.any()]
@@ -218,8 +224,9 @@ def main() -> None:
         help="sharpen the teacher's probabilities to p^(1/T) (T < 1: firmer targets)",
     )  # fmt: skip
     parser.add_argument(
-        "--start", choices=["base", "current"], default="base",
-        help="each round fine-tunes the loaded model (base) or the last round's (current)",
+        "--start", choices=["base", "current", "first"], default="base",
+        help="each round fine-tunes the loaded model (base) or the last round's (current); "
+        "first: with --new-model, rounds 2.. fine-tune the model of round 1",
     )  # fmt: skip
     parser.add_argument(
         "--new-model", type=int, default=None, metavar="N",
