@@ -121,7 +121,8 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         trained = bool(model.metadata.get("training_history"))
         iterations = args.iterations if trained or not fresh else args.new_model
         config = TrainConfig(
-            seconds=args.seconds, iterations=iterations, learning_rate=args.lr,
+            seconds=args.seconds, iterations=iterations,
+            learning_rate=args.lr if trained or not fresh else None,  # --lr: fine-tunes only
             distillation=args.distillation, context_patches=args.context, seed=seed,
             distillation_margin=args.margin, distillation_border=args.kd_border,
             distillation_temperature=args.kd_temperature,
