@@ -13,11 +13,11 @@ round's wall time is reported.
 ``--new-model N``: the loop a user runs on a new kind of image. Round 1 trains a new
 model (``config.NEW_MODEL_CONFIG``) for N iterations from first scribbles
 (``simulate_scribbles``, 2 % of the paintable part, 1 px); each later round adds
-corrective strokes and trains again from the untrained model with all the strokes
-(the widget's default: "Each run starts from the model before the first run"), N
-iterations again; with ``--start current`` each later round fine-tunes the last
-round's model instead, as a trained model (``--iterations``, distillation), and with
-``--start first`` the model of round 1. Rounds 2.. are compared with round 1
+corrective strokes. With ``--start base`` (the default) each later round trains again
+from the untrained model with all the strokes, N iterations (what the widget did until
+2026-12-02); with ``--start first`` it fine-tunes the model of round 1 as a trained
+model (``--iterations``, distillation: what the widget does now); with ``--start
+current`` the last round's model. Rounds 2.. are compared with round 1
 (``reference_round``).
 
     python benchmarks/bench_annotation_loop.py --task dsb --seeds 0 1 2 3 \\
@@ -231,8 +231,8 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument(
         "--new-model", type=int, default=None, metavar="N",
-        help="start from a new model trained N iterations on first scribbles; every round "
-        "trains again from scratch for N iterations (the widget with a new model)",
+        help="start from a new model trained N iterations on first scribbles (round 1); "
+        "with --start base later rounds train again from scratch for N iterations",
     )  # fmt: skip
     parser.add_argument("--guided", action="store_true", help="rank errors by uncertainty")
     parser.add_argument(

@@ -171,17 +171,27 @@ def run_forest(seed: int, trees: int, n_jobs: int, thresholds=()) -> dict:
     }
 
 
+def _predict_mask_results(membrane_probability, labels, background_threshold: float) -> list:
+    """``evaluate`` of Predict's mask (gaps closed, cells grown to ``background_threshold``;
+    0.5: no growth) for each held-out slice."""
+    from napari_unet.core.postprocess import prediction_mask
+    from napari_unet.evaluation.metrics import evaluate
+
+    return [
+        evaluate(
+            prediction_mask(np.stack([p, 1 - p]), background_threshold=background_threshold),
+            label,
+            kind="membranes",
+        )
+        for p, label in zip(membrane_probability, labels)
+    ]
+
+
 def closed_scores(membrane_probability, labels) -> dict:
     """Pixel and Rand error of the mask Predict shows: gaps in the membranes closed
     (``core.postprocess.prediction_mask``), means over the held-out slices; also over
     slices 17-19 alone (15-16 took part in choosing the closing's defaults)."""
-    from napari_unet.core.postprocess import prediction_mask
-    from napari_unet.evaluation.metrics import evaluate
-
-    results = [
-        evaluate(prediction_mask(np.stack([p, 1 - p])), label, kind="membranes")
-        for p, label in zip(membrane_probability, labels)
-    ]
+    results = _predict_mask_results(membrane_probability, labels, 0.5)
     out = {}
     for key in ("pixel_error", "rand_error"):
         out[f"{key}_closed"] = round(float(np.mean([r[key] for r in results])), 4)
@@ -193,17 +203,7 @@ def predict_scores(membrane_probability, labels, background_threshold: float) ->
     """Pixel and Rand error of the mask Predict shows for a model: gaps closed and the
     cells grown to the model's own background threshold (a new model's comes from its
     strokes, ``training.calibration.stroke_share_threshold``); means over the slices."""
-    from napari_unet.core.postprocess import prediction_mask
-    from napari_unet.evaluation.metrics import evaluate
-
-    results = [
-        evaluate(
-            prediction_mask(np.stack([p, 1 - p]), background_threshold=background_threshold),
-            label,
-            kind="membranes",
-        )
-        for p, label in zip(membrane_probability, labels)
-    ]
+    results = _predict_mask_results(membrane_probability, labels, background_threshold)
     out = {"background_threshold": round(float(background_threshold), 4)}
     for key in ("pixel_error", "rand_error"):
         out[f"{key}_predict"] = round(float(np.mean([r[key] for r in results])), 4)
