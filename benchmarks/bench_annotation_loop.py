@@ -58,18 +58,25 @@ LOWER_IS_BETTER = {"pixel_error", "rand_error"}
 
 
 def predict_masks(
-    model, task: LoopTask, close_boundaries: bool = PredictConfig.close_boundaries
+    model,
+    task: LoopTask,
+    close_boundaries: bool = PredictConfig.close_boundaries,
+    fill_holes: bool = PredictConfig.fill_holes,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Class masks (as Predict shows them) and uncertainty maps of every image of the task.
 
-    Predict's mask: gaps closed and objects grown up to the model's background threshold;
+    Predict's mask: gaps closed (unless the model leaves them open) and objects grown up
+    to the model's background threshold;
     with ``close_boundaries=False`` the plain most probable class.
     """
     tile = default_tile_size(model, 572)
     probabilities = [predict(image, model, tile_size=tile, device="cpu") for image in task.images]
     threshold = model.info.background_threshold if close_boundaries else 0.5  # as Predict shows
+    closing = close_boundaries and model.info.close_gaps
     masks = [
-        prediction_mask(p, close_boundaries=close_boundaries, background_threshold=threshold)
+        prediction_mask(
+            p, close_boundaries=closing, background_threshold=threshold, fill_holes=fill_holes
+        )
         for p in probabilities
     ]
     return masks, [uncertainty(p) for p in probabilities]
@@ -107,7 +114,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
     model = base = new_model(NEW_MODEL_CONFIG, seed=seed) if fresh else load_model(task.model)
     rng = np.random.default_rng(seed)
     annotations = [np.zeros(image.shape, np.uint8) for image in task.images]
-    masks, uncertain = predict_masks(model, task, args.close_boundaries)
+    masks, uncertain = predict_masks(model, task, args.close_boundaries, args.fill_holes)
     rows = [{"round": 0, **task.score(masks), "iterations": 0, "seconds": 0.0, "painted": 0}]
     for round_index in range(1, args.rounds + 1):
         if fresh and round_index == 1:
@@ -135,7 +142,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         for _ in finetune(model, images, labels, config, weights=weights):
             pass
         seconds = time.perf_counter() - start
-        masks, uncertain = predict_masks(model, task, args.close_boundaries)
+        masks, uncertain = predict_masks(model, task, args.close_boundaries, args.fill_holes)
         painted = sum(int(np.count_nonzero(a)) for a in annotations)
         area = sum(int(np.count_nonzero(p)) for p in task.paint)
         history = model.metadata["training_history"][-1]
@@ -238,6 +245,10 @@ def main() -> None:
     parser.add_argument(
         "--keep-gaps", dest="close_boundaries", action="store_false",
         help="score the plain most-probable class (before: gaps in boundaries closed)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep-holes", dest="fill_holes", action="store_false",
+        help="leave what an object encloses as it is (as Predict did until 2026-12-02)",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--label", default="default")

@@ -171,15 +171,27 @@ def run_forest(seed: int, trees: int, n_jobs: int, thresholds=()) -> dict:
     }
 
 
-def _predict_mask_results(membrane_probability, labels, background_threshold: float) -> list:
-    """``evaluate`` of Predict's mask (gaps closed, cells grown to ``background_threshold``;
-    0.5: no growth) for each held-out slice."""
+def _predict_mask_results(
+    membrane_probability,
+    labels,
+    background_threshold: float,
+    close_gaps: bool = True,
+    fill_holes: bool = False,
+) -> list:
+    """``evaluate`` of Predict's mask (gaps closed unless ``close_gaps`` is false, cells
+    grown to ``background_threshold``, 0.5: no growth; with ``fill_holes`` what a cell
+    encloses joins it) for each held-out slice."""
     from napari_unet.core.postprocess import prediction_mask
     from napari_unet.evaluation.metrics import evaluate
 
     return [
         evaluate(
-            prediction_mask(np.stack([p, 1 - p]), background_threshold=background_threshold),
+            prediction_mask(
+                np.stack([p, 1 - p]),
+                close_boundaries=close_gaps,
+                background_threshold=background_threshold,
+                fill_holes=fill_holes,
+            ),
             label,
             kind="membranes",
         )
@@ -188,9 +200,10 @@ def _predict_mask_results(membrane_probability, labels, background_threshold: fl
 
 
 def closed_scores(membrane_probability, labels) -> dict:
-    """Pixel and Rand error of the mask Predict shows: gaps in the membranes closed
-    (``core.postprocess.prediction_mask``), means over the held-out slices; also over
-    slices 17-19 alone (15-16 took part in choosing the closing's defaults)."""
+    """Pixel and Rand error of the mask Predict showed until 2026-12-02: gaps in the
+    membranes closed (``core.postprocess.prediction_mask``), no growth, no filling; means
+    over the held-out slices; also over slices 17-19 alone (15-16 took part in choosing
+    the closing's defaults)."""
     results = _predict_mask_results(membrane_probability, labels, 0.5)
     out = {}
     for key in ("pixel_error", "rand_error"):
@@ -199,14 +212,31 @@ def closed_scores(membrane_probability, labels) -> dict:
     return out
 
 
-def predict_scores(membrane_probability, labels, background_threshold: float) -> dict:
-    """Pixel and Rand error of the mask Predict shows for a model: gaps closed and the
-    cells grown to the model's own background threshold (a new model's comes from its
-    strokes, ``training.calibration.stroke_share_threshold``); means over the slices."""
-    results = _predict_mask_results(membrane_probability, labels, background_threshold)
-    out = {"background_threshold": round(float(background_threshold), 4)}
-    for key in ("pixel_error", "rand_error"):
-        out[f"{key}_predict"] = round(float(np.mean([r[key] for r in results])), 4)
+def predict_scores(
+    membrane_probability, labels, background_threshold: float, close_gaps: bool = True
+) -> dict:
+    """Pixel and Rand error of the mask Predict shows for a model, means over the slices:
+    gaps closed unless the model says ``close_gaps`` false, the cells grown to the model's
+    own background threshold (a new model's comes from its strokes,
+    ``training.calibration.stroke_share_threshold``), what a cell encloses joined to it.
+    Diagnostics on the same probabilities: ``*_predict_unfilled`` (no filling, as Predict
+    was until 2026-12-02) and ``*_predict_closed`` (gaps closed whatever the model says,
+    with the filling)."""
+    variants = {
+        "predict": (close_gaps, True),
+        "predict_unfilled": (close_gaps, False),
+        "predict_closed": (True, True),
+    }
+    out: dict = {
+        "background_threshold": round(float(background_threshold), 4),
+        "close_gaps": bool(close_gaps),
+    }
+    for name, (closing, filling) in variants.items():
+        results = _predict_mask_results(
+            membrane_probability, labels, background_threshold, closing, filling
+        )
+        for key in ("pixel_error", "rand_error"):
+            out[f"{key}_{name}"] = round(float(np.mean([r[key] for r in results])), 4)
     return out
 
 
@@ -257,7 +287,8 @@ def run_unet(name: str, seed: int, iterations: int, thresholds=()) -> dict:
     _, labels = load_isbi(range(15, 20))
     scores.update(threshold_sweep(membrane, labels, thresholds))
     scores.update(closed_scores(membrane, labels))
-    scores.update(predict_scores(membrane, labels, model.info.background_threshold))
+    info = model.info
+    scores.update(predict_scores(membrane, labels, info.background_threshold, info.close_gaps))
     plain = [
         evaluate(np.where(p >= 0.5, 1, 2).astype(np.uint8), label, kind="membranes")
         for p, label in zip(membrane[2:], labels[2:])

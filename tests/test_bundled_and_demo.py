@@ -32,6 +32,14 @@ def test_models_command_lists_bundled_models(capsys):
     assert "Predict:" not in lines["nuclei"]  # one pass, the most probable class
 
 
+def test_the_models_summary_says_when_a_model_leaves_gaps_open():
+    from napari_unet.cli.info import _predict_defaults
+
+    said = _predict_defaults({"background_threshold": 0.82, "close_gaps": False})
+    assert said == " (Predict: background only above p = 0.82; gaps in boundaries left open)"
+    assert _predict_defaults({"close_gaps": True}) == ""
+
+
 def test_bundled_name_accepted_where_a_path_is(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "cells.tif", np.random.default_rng(0).random((60, 60)))
     args = ["predict", str(tmp_path / "cells.tif"), "--model", "nuclei", "--output"]

@@ -162,13 +162,17 @@ def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     assert changed > 0
     assert printed.startswith(f"on {tmp_path / 'im.tif'}: {changed:,} pixels (")
     # a new model's threshold from its strokes is said when there is one
-    threshold = load_model(out).info.background_threshold
+    trained = load_model(out).info
+    threshold = trained.background_threshold
     said = [line for line in lines if line.startswith("background threshold")]
-    assert said == ([] if threshold == 0.5 else [_threshold_line(threshold, "from the strokes")])
+    expected = _threshold_line(threshold, "from the strokes", open_gaps=True)
+    assert said == ([] if threshold == 0.5 else [expected])
+    assert trained.close_gaps is (threshold == 0.5)
 
 
-def _threshold_line(threshold: float, source: str) -> str:
-    return f"background threshold {threshold:.2f} ({source}): Predict grows objects up to it"
+def _threshold_line(threshold: float, source: str, open_gaps: bool = False) -> str:
+    gaps = " and leaves gaps open" if open_gaps else ""
+    return f"background threshold {threshold:.2f} ({source}): Predict grows objects up to it{gaps}"
 
 
 def test_train_says_a_threshold_set_or_carried(capsys):
@@ -177,10 +181,10 @@ def test_train_says_a_threshold_set_or_carried(capsys):
     _print_threshold(0.5, 0.5)
     _print_threshold(0.85, 0.85)
     assert capsys.readouterr().out == ""
-    _print_threshold(0.5, 0.8312)
+    _print_threshold(0.5, 0.8312, close_gaps=False)
     _print_threshold(0.85, 0.8712)
     assert capsys.readouterr().out.splitlines() == [
-        _threshold_line(0.8312, "from the strokes"),
+        _threshold_line(0.8312, "from the strokes", open_gaps=True),
         _threshold_line(0.8712, "carried over from 0.85"),
     ]
 

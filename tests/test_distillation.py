@@ -148,3 +148,7 @@ def test_teacher_border_weights_weigh_the_gap_its_prediction_closes():
     assert gap.max() > 20
     # far from any two objects the weight stays 1 (cell interiors are not background)
     assert weights[20, 20] == 1.0
+    # a teacher that leaves its gaps open (a new model with thick boundaries) has one
+    # object there, so no pixel is background between two of its objects
+    open_gaps = teacher_border_weights(probabilities, w0=30.0, close_gaps=False)[0].numpy()
+    assert np.all(open_gaps == 1.0)

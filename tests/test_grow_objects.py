@@ -209,7 +209,7 @@ def test_keeping_gaps_gives_the_most_probable_class_even_with_a_threshold():
 
     rng = np.random.default_rng(0)
     image = ndimage.gaussian_filter(rng.random((96, 96)), 2).astype(np.float32)
-    config = PredictConfig(tile_size=None, close_boundaries=False)
+    config = PredictConfig(tile_size=None, close_boundaries=False, fill_holes=False)
     probabilities, mask, _ = segment_stack(image, _thresholded_model(0.6), config=config)
     np.testing.assert_array_equal(mask, class_mask(probabilities))
 
@@ -265,3 +265,45 @@ def test_the_command_line_threshold_reaches_the_outputs(tmp_path):
         masks["own"], prediction_mask(probabilities, background_threshold=0.6)
     )
     assert np.count_nonzero(masks["own"] != masks["half"]) > 0
+
+
+def _gap_model():
+    """A model that says Predict must leave the gaps in its boundaries open."""
+    model = _thresholded_model(0.6)
+    model.metadata["close_gaps"] = False
+    return model
+
+
+def _two_cells_with_a_faint_spot() -> np.ndarray:
+    """(2, 96, 96) probabilities: two cells split by a membrane with a faint spot."""
+    boundary = np.full((96, 96), 0.1, np.float32)
+    boundary[:, 46:50] = 0.95
+    boundary[40:46, 46:50] = 0.45  # the gap: the cells join in the most probable class
+    boundary[:2], boundary[-2:], boundary[:, :2], boundary[:, -2:] = 0.95, 0.95, 0.95, 0.95
+    return np.stack([boundary, 1 - boundary])
+
+
+def test_a_model_that_leaves_gaps_open_is_grown_but_not_closed_on_every_path(tmp_path, monkeypatch):
+    import zarr
+
+    import napari_unet.io.volumes as volumes
+    from napari_unet.config import PredictConfig
+    from napari_unet.core.postprocess import closes_gaps
+    from napari_unet.io.outofcore import predict_to_zarr
+
+    model = _gap_model()
+    assert closes_gaps(model, PredictConfig()) is False
+    assert closes_gaps(_thresholded_model(0.6), PredictConfig()) is True
+    assert closes_gaps(_thresholded_model(0.6), PredictConfig(close_boundaries=False)) is False
+    probabilities = _two_cells_with_a_faint_spot()
+    monkeypatch.setattr(volumes, "predict_stack", lambda *args, **kwargs: probabilities)
+    image = np.zeros((96, 96), np.float32)
+    _, mask, instances = volumes.segment_stack(image, model, tile_size=None)
+    expected = prediction_mask(probabilities, close_boundaries=False, background_threshold=0.6)
+    np.testing.assert_array_equal(mask, expected)
+    assert instances.max() == 1  # joined through the gap
+    _, closed_mask, closed = volumes.segment_stack(image, _thresholded_model(0.6), tile_size=None)
+    assert closed.max() == 2 and np.count_nonzero(closed_mask != mask) > 0
+    store = predict_to_zarr(image, model, tmp_path / "out.zarr", tile_size=None)
+    group = zarr.open_group(str(store), mode="r")
+    assert group.attrs["napari_unet"]["close_boundaries"] is False

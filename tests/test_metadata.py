@@ -178,6 +178,7 @@ def test_a_training_run_written_from_fields_keeps_the_recorded_order():
     "key, default",
     [
         ("background_threshold", 0.5),
+        ("close_gaps", True),
         ("test_time_augmentation", False),
         ("test_time_transforms", "dihedral"),
     ],
@@ -186,3 +187,12 @@ def test_a_default_stored_explicitly_is_written_back(key, default):
     read = ModelMetadata.from_dict({key: default})
     assert read.to_dict()[key] == default
     assert key not in ModelMetadata.from_dict({}).to_dict()
+
+
+def test_a_model_that_leaves_gaps_open_says_so_and_a_bad_flag_is_kept_unused():
+    info = ModelMetadata.from_dict({"close_gaps": False}, SMALL)
+    assert info.close_gaps is False
+    assert info.to_dict()["close_gaps"] is False
+    odd = ModelMetadata.from_dict({"close_gaps": "no"}, SMALL)
+    assert odd.close_gaps is True  # not a bool: written back as read, not obeyed
+    assert odd.to_dict()["close_gaps"] == "no"

@@ -131,18 +131,19 @@ def test_segment_stack_closes_gaps_unless_the_config_keeps_them(monkeypatch):
 
     asked = []
 
-    def recording_mask(probabilities, *, close_boundaries, background_threshold):
-        asked.append(close_boundaries)
+    def recording_mask(probabilities, *, close_boundaries, background_threshold, fill_holes):
+        asked.append((close_boundaries, fill_holes))
         assert background_threshold == 0.5  # the model has none of its own
-        return prediction_mask(probabilities, close_boundaries=close_boundaries)
+        return prediction_mask(
+            probabilities, close_boundaries=close_boundaries, fill_holes=fill_holes
+        )
 
     monkeypatch.setattr(volumes, "prediction_mask", recording_mask)
     stack = np.stack([IMAGE, IMAGE[::-1]])
     probabilities, closed, _ = segment_stack(stack, MODEL, tile_size=None)
-    _, plain, _ = segment_stack(
-        stack, MODEL, config=PredictConfig(tile_size=None, close_boundaries=False)
-    )
-    assert asked == [True, True, False, False]
+    plain_config = PredictConfig(tile_size=None, close_boundaries=False, fill_holes=False)
+    _, plain, _ = segment_stack(stack, MODEL, config=plain_config)
+    assert asked == [(True, True), (True, True), (False, False), (False, False)]
     for plane, closed_plane, plain_plane in zip(probabilities, closed, plain):
         np.testing.assert_array_equal(closed_plane, prediction_mask(plane))
         np.testing.assert_array_equal(plain_plane, class_mask(plane))

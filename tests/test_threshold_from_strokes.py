@@ -112,11 +112,24 @@ def test_finetune_gives_a_new_model_the_threshold_of_its_strokes():
     expected = stroke_share_threshold(model, [image], [strokes], "cpu")
     assert expected > 0.5
     assert model.info.background_threshold == pytest.approx(expected)
+    assert model.info.close_gaps is False  # too thick boundaries: Predict leaves gaps open
     # a second run is a fine-tune: the threshold is carried over, not estimated again
     tuned = copy.deepcopy(model)
     nu.train(tuned, [image], [strokes], config.replace(iterations=2, learning_rate=1e-3))
     carried = carried_threshold(model, tuned, [image], [strokes], "cpu")
     assert tuned.info.background_threshold == pytest.approx(carried)
+    assert tuned.info.close_gaps is False
+
+
+def test_a_new_model_without_a_threshold_keeps_closing_gaps():
+    image, membrane = _membrane_image()
+    model = _model_with_median(image, 0.05)  # calls little background: nothing to thin
+    config = nu.TrainConfig(seconds=None, iterations=2, device="cpu", patch_size=48, seed=0)
+    nu.train(model, [image], [_strokes(membrane)], config.replace(batch_size=1, learning_rate=1e-6))
+    assert model.info.training_history
+    assert model.info.background_threshold == 0.5
+    assert model.info.close_gaps is True
+    assert "close_gaps" not in model.metadata
 
 
 def test_a_run_abandoned_midway_leaves_a_new_model_without_a_threshold():

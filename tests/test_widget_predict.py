@@ -83,6 +83,22 @@ def test_the_check_box_follows_a_model_that_asks_for_test_time_augmentation(dock
     assert widget.predict.test_time_augmentation.value is False
 
 
+def test_the_boundary_check_box_says_when_a_model_leaves_gaps_open(dock):
+    viewer, widget = dock
+    state = model_state(viewer)
+    box = widget.predict.close_boundaries
+    assert box.text == "Close gaps in boundaries"
+    closing = state.model
+    thick = copy.deepcopy(closing)
+    thick.metadata.update(background_threshold=0.8, close_gaps=False)
+    state.set_model(thick, "thick")
+    assert box.text == "Thin boundaries (this model: gaps left open)"
+    assert "not closed" in box.tooltip and box.value is True
+    state.set_model(closing, "closing")  # a model without the key closes gaps
+    assert "close_gaps" not in closing.metadata
+    assert box.text == "Close gaps in boundaries" and "faint spot" in box.tooltip
+
+
 def test_the_check_box_says_what_the_models_transform_set_costs(dock):
     viewer, widget = dock
     state = model_state(viewer)

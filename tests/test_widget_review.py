@@ -148,9 +148,11 @@ def test_a_first_run_names_the_threshold_its_strokes_gave(dock):
     model.metadata["training_history"] = [{"iterations": 12}]
     assert "Boundary threshold" not in finetune.result_text(progress, stopped=False)
     model.metadata["background_threshold"] = 0.8312
-    assert "Boundary threshold from your strokes: 0.83 " in finetune.result_text(
-        progress, stopped=False
-    )
+    said = finetune.result_text(progress, stopped=False)
+    assert "Boundary threshold from your strokes: 0.83 (Predict grows objects up to it)." in said
+    model.metadata["close_gaps"] = False
+    said = finetune.result_text(progress, stopped=False)
+    assert "up to it and leaves gaps open)." in said
     model.metadata["training_history"].append({"iterations": 5})  # a later run: carried
     assert "Boundary threshold" not in finetune.result_text(progress, stopped=False)
     finetune._request = None

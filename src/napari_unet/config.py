@@ -187,8 +187,11 @@ class PredictConfig(_Options):
         Objects under this many pixels are not instances (>= 0; 0 keeps all); default
         :data:`~napari_unet.core.postprocess.MIN_INSTANCE_SIZE`.
     fill_holes : bool
-        Background pixels enclosed by one instance join it
-        (:func:`~napari_unet.core.postprocess.fill_instance_holes`).
+        What an object encloses joins it: in the mask, background pockets and the
+        objects of its class inside them
+        (:func:`~napari_unet.core.boundaries.fill_enclosed`, after the gaps are closed
+        and the objects grown); in the instances, background pixels enclosed by one
+        instance (:func:`~napari_unet.core.postprocess.fill_instance_holes`).
     close_boundaries : bool
         Close gaps in the predicted boundaries (membranes, the background between
         touching nuclei) before instances are labelled

@@ -372,7 +372,7 @@ def _threshold_text(model: Any) -> str:
         return ""
     return (
         f" Boundary threshold from your strokes: {info.background_threshold:.2f} "
-        "(Predict grows objects up to it)."
+        f"(Predict grows objects up to it{'' if info.close_gaps else ' and leaves gaps open'})."
     )
 
 

@@ -29,6 +29,19 @@ None)."""
 THRESHOLD_CHOICES = (0.5, 0.6, 0.7, 0.8, 0.9)
 """The fixed boundary thresholds offered besides the model's own."""
 
+CLOSING_TEXT = "Close gaps in boundaries"
+CLOSING_TOOLTIP = (
+    "Objects joined through a faint spot of their boundary become separate instances (a "
+    "seeded watershed on the boundary probability); objects grow to the model's own "
+    "background threshold, if it has one. Off: the most probable class."
+)
+GROWING_TEXT = "Thin boundaries (this model: gaps left open)"
+GROWING_TOOLTIP = (
+    "Objects grow to the model's own background threshold, never joining. This model was "
+    "trained from strokes alone and draws boundaries thicker than its strokes imply, so "
+    "its gaps are not closed: that would split objects. Off: the most probable class."
+)
+
 
 def _augmentation_tooltip(transforms: str) -> str:
     """The test-time augmentation box's tooltip for a model's transform set (its name)."""
@@ -63,10 +76,12 @@ class PredictControls:
         self.state.model_changed.connect(self.update_tile_sizes)
         self.state.model_changed.connect(self.update_threshold_choices)
         self.state.model_changed.connect(self.follow_model_augmentation)
+        self.state.model_changed.connect(self.follow_model_gaps)
         self.close_boundaries.changed.connect(self._enable_threshold)
         self.update_tile_sizes()
         self.update_threshold_choices()
         self.follow_model_augmentation()
+        self.follow_model_gaps()
 
     def _create_inference_controls(self, defaults: PredictConfig) -> None:
         """The image, tile size, device and test-time augmentation."""
@@ -105,18 +120,13 @@ class PredictControls:
             tooltip="Objects under this many pixels are not instances; 0 keeps all.",
         )
         self.fill_holes = CheckBox(
-            text="Fill holes in instances",
+            text="Fill holes in objects",
             value=defaults.fill_holes,
-            tooltip="Background enclosed by one object joins it (a nucleus has no holes).",
+            tooltip="What one object encloses joins it, in the mask and the instances: a "
+            "nucleus or a cell has no holes, and an outline drawn inside it (a mitochondrion's "
+            "membrane) is not a cell of its own.",
         )
-        self.close_boundaries = CheckBox(
-            text="Close gaps in boundaries",
-            value=defaults.close_boundaries,
-            tooltip="Objects joined through a faint spot of their boundary become separate "
-            "instances (a seeded watershed on the boundary probability); objects grow to "
-            "the model's own background threshold, if it has one. Off: the most probable "
-            "class.",
-        )
+        self.close_boundaries = CheckBox(text=CLOSING_TEXT, value=defaults.close_boundaries)
         self.background_threshold = ComboBox(
             label="Boundary threshold",
             choices=[(MODELS_OWN, MODELS_OWN)],
@@ -188,6 +198,13 @@ class PredictControls:
         self.test_time_augmentation.tooltip = _augmentation_tooltip(info.test_time_transforms)
         if self.defaults.test_time_augmentation is None:
             self.test_time_augmentation.value = info.test_time_augmentation
+
+    def follow_model_gaps(self, *_: Any) -> None:
+        """Name what the boundary checkbox does with the loaded model: a model trained
+        from strokes alone may leave the gaps open (``model.info.close_gaps``)."""
+        closes = self.state.model.info.close_gaps
+        self.close_boundaries.text = CLOSING_TEXT if closes else GROWING_TEXT
+        self.close_boundaries.tooltip = CLOSING_TOOLTIP if closes else GROWING_TOOLTIP
 
     def _enable_threshold(self, *_: Any) -> None:
         self.background_threshold.enabled = bool(self.close_boundaries.value)

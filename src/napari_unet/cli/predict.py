@@ -112,16 +112,18 @@ def _add_mask_options(parser: argparse.ArgumentParser, defaults: PredictConfig) 
         dest="fill_holes",
         action="store_false",
         default=defaults.fill_holes,
-        help="leave background enclosed by an instance as it is (default: it joins the instance)",
+        help="leave what an object encloses as it is, in the mask and the instances "
+        "(default: background and same-class objects enclosed by one object join it)",
     )
     parser.add_argument(
         "--keep-gaps",
         dest="close_boundaries",
         action="store_false",
         default=defaults.close_boundaries,
-        help="the mask is the most probable class: gaps in predicted boundaries are not "
-        "closed and objects do not grow to the model's background threshold (default: "
-        "both, before instances are labelled)",
+        help="gaps in predicted boundaries are not closed and objects do not grow to the "
+        "model's background threshold (default: both, before instances are labelled, unless "
+        "the model leaves its gaps open); with --keep-holes too the mask is the most "
+        "probable class",
     )
     parser.add_argument(
         "--background-threshold",

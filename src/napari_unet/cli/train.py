@@ -183,16 +183,18 @@ def run_train(args: argparse.Namespace) -> int:
     if not status:
         changes = class_changes(mask_before, _class_mask(model, images[0], args.device))
         print(f"on {args.images[0]}: {changes.describe(class_names(model))}")
-    _print_threshold(threshold_before, model.info.background_threshold)
+    _print_threshold(threshold_before, model.info.background_threshold, model.info.close_gaps)
     return status
 
 
-def _print_threshold(before: float, after: float) -> None:
-    """Say when training set or moved the background threshold Predict grows objects to."""
+def _print_threshold(before: float, after: float, close_gaps: bool = True) -> None:
+    """Say when training set or moved the background threshold Predict grows objects to
+    (and, for a model that leaves them open, that Predict does not close gaps)."""
     if after == before:
         return
     source = "from the strokes" if before == 0.5 else f"carried over from {before:.2f}"
-    print(f"background threshold {after:.2f} ({source}): Predict grows objects up to it")
+    gaps = "" if close_gaps else " and leaves gaps open"
+    print(f"background threshold {after:.2f} ({source}): Predict grows objects up to it{gaps}")
 
 
 def _class_mask(model, image, device: str):

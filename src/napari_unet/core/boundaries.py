@@ -41,7 +41,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["MIN_CONTRAST", "SEED_DEPTH", "grow_objects", "separating_lines"]
+__all__ = ["MIN_CONTRAST", "SEED_DEPTH", "fill_enclosed", "grow_objects", "separating_lines"]
 
 #: Default of ``seed_depth`` (pixels): how far a distance maximum must rise above the
 #: saddle to a higher one to seed its own basin.
@@ -178,6 +178,41 @@ def grow_objects(
     new = (grown > 0) & (objects == 0)
     grown_mask[new] = np.asarray(object_class, np.uint8)[grown[new]]
     return grown_mask
+
+
+def fill_enclosed(mask: np.ndarray) -> np.ndarray:
+    """A class mask whose objects have no holes: what one object encloses joins it.
+
+    An object (a 4-connected component of one foreground class, as instances are
+    labelled) may enclose background pixels and, inside them, other objects of its
+    class: a mitochondrion's outline drawn as membrane inside a cell, a dark spot in a
+    nucleus. A cell or a nucleus has no holes, so each such pocket (the background
+    and same-class pixels that the object cuts off from everything else) joins it.
+    Pockets holding pixels of another foreground class are left as they are. On new
+    ISBI models trained 60 s from strokes, Rand error 0.010-0.022 lower on the
+    held-out slices; the bundled ``em-membranes`` unchanged (BENCHMARKS.md).
+
+    Parameters
+    ----------
+    mask : numpy.ndarray of uint8, shape (Y, X)
+        Class mask, 1 = background, 2.. = classes.
+
+    Returns
+    -------
+    numpy.ndarray of uint8, shape (Y, X)
+        A copy with the pockets set to their enclosing object's class.
+    """
+    filled = np.array(mask, dtype=np.uint8, copy=True)
+    for value in np.unique(filled[filled >= 2]):
+        objects, _ = ndimage.label(filled == value)
+        for index, box in enumerate(ndimage.find_objects(objects), start=1):
+            window = filled[box]
+            own = objects[box] == index
+            pockets, count = ndimage.label(ndimage.binary_fill_holes(own) & ~own)
+            if count:
+                foreign = np.unique(pockets[(window >= 2) & (window != value)])
+                window[(pockets > 0) & ~np.isin(pockets, foreign[foreign > 0])] = value
+    return filled
 
 
 def _kept_apart(grown: np.ndarray, original: np.ndarray, probability: np.ndarray) -> np.ndarray:

@@ -177,6 +177,13 @@ class ModelMetadata(JsonRecord):
         (:func:`~napari_unet.core.boundaries.grow_objects`); 0.5 = the most probable
         class. Chosen on validation data (``scripts/calibrate_bundled.py``); written
         when not 0.5 or when the metadata read held it.
+    close_gaps : bool
+        Predict closes the gaps in this model's boundaries before labelling objects
+        (when ``PredictConfig.close_boundaries`` asks for it). False for a model trained
+        from strokes alone that draws its boundaries thicker than the strokes imply
+        (:func:`~napari_unet.training.calibration.stroke_share_threshold`): its errors
+        are split objects, and the closing would add more. Written when false or when
+        the metadata read held it.
     test_time_augmentation : bool
         Predict averages this model's probabilities over rotations and flips
         (``test_time_transforms``) unless told otherwise
@@ -206,6 +213,7 @@ class ModelMetadata(JsonRecord):
     source: str | None = None
     training_history: tuple[TrainingRun, ...] = ()
     background_threshold: float = 0.5
+    close_gaps: bool = True
     test_time_augmentation: bool = False
     test_time_transforms: str = "dihedral"
     extra: dict[str, Any] = field(default_factory=dict)
@@ -243,6 +251,8 @@ class ModelMetadata(JsonRecord):
             typed["background_threshold"] = read_key(
                 merged, "background_threshold", _threshold, 0.5, extra
             )
+        if "close_gaps" in merged:
+            typed["close_gaps"] = read_key(merged, "close_gaps", _flag, True, extra)
         if "test_time_augmentation" in merged:
             typed["test_time_augmentation"] = read_key(
                 merged, "test_time_augmentation", _flag, False, extra
@@ -294,9 +304,11 @@ class ModelMetadata(JsonRecord):
         }
         if self.source is not None:
             values["source"] = self.source
-        # the defaults (0.5, false, "dihedral") are written only when the metadata read held them
+        # the defaults (0.5, true, false, "dihedral") are written only when read
         if self.background_threshold != 0.5 or "background_threshold" in self.key_order:
             values["background_threshold"] = self.background_threshold
+        if not self.close_gaps or "close_gaps" in self.key_order:
+            values["close_gaps"] = self.close_gaps
         if self.test_time_augmentation or "test_time_augmentation" in self.key_order:
             values["test_time_augmentation"] = self.test_time_augmentation
         if self.test_time_transforms != "dihedral" or "test_time_transforms" in self.key_order:

@@ -18,7 +18,7 @@ from skimage.feature import peak_local_max
 from skimage.morphology import remove_small_objects
 from skimage.segmentation import relabel_sequential, watershed
 
-from .boundaries import grow_objects, separating_lines
+from .boundaries import fill_enclosed, grow_objects, separating_lines
 
 if TYPE_CHECKING:
     from ..config import PredictConfig
@@ -76,7 +76,11 @@ def class_mask(probabilities: np.ndarray) -> np.ndarray:
 
 
 def prediction_mask(
-    probabilities: np.ndarray, *, close_boundaries: bool = True, background_threshold: float = 0.5
+    probabilities: np.ndarray,
+    *,
+    close_boundaries: bool = True,
+    background_threshold: float = 0.5,
+    fill_holes: bool = True,
 ) -> np.ndarray:
     """The class mask Predict shows: :func:`class_mask`, gaps in boundaries closed.
 
@@ -96,6 +100,10 @@ def prediction_mask(
         In [0.5, 1): then objects grow into the background pixels whose probability
         is at most this, never joining (:func:`~napari_unet.core.boundaries.grow_objects`);
         a model's own value is ``model.info.background_threshold``. 0.5: no growth.
+    fill_holes : bool
+        Then what an object encloses joins it (background and objects of its class,
+        :func:`~napari_unet.core.boundaries.fill_enclosed`;
+        :attr:`~napari_unet.config.PredictConfig.fill_holes`).
 
     Returns
     -------
@@ -107,7 +115,17 @@ def prediction_mask(
         mask[separating_lines(probabilities[0])] = 1
     if background_threshold != 0.5 and mask.size:
         mask = grow_objects(mask, probabilities[0], background_threshold)
-    return mask
+    return fill_enclosed(mask) if fill_holes and mask.size else mask
+
+
+def closes_gaps(model: UNet, config: PredictConfig) -> bool:
+    """Whether Predict closes the gaps in ``model``'s boundaries under ``config``.
+
+    Only when ``config.close_boundaries`` asks for it and the model does not say
+    otherwise (``model.info.close_gaps``: false for a model trained from strokes alone
+    that draws its boundaries too thick, whose objects the closing would split).
+    """
+    return bool(config.close_boundaries and model.info.close_gaps)
 
 
 def mask_threshold(model: UNet, config: PredictConfig) -> float:

@@ -20,12 +20,18 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
-from ..core.boundaries import grow_objects, separating_lines
+from ..core.boundaries import fill_enclosed, grow_objects, separating_lines
 from ..core.postprocess import MIN_INSTANCE_SIZE
 from ._chunked_holes import EulerNumbers, Extents, fill_enclosed_background, fill_marked_holes
 from .volumes import MAX_INSTANCES
 
-__all__ = ["GAP_HALO", "close_gaps_chunked", "grow_objects_chunked", "label_chunked"]
+__all__ = [
+    "GAP_HALO",
+    "close_gaps_chunked",
+    "fill_enclosed_chunked",
+    "grow_objects_chunked",
+    "label_chunked",
+]
 
 #: Context (pixels) around each block when gaps are closed block by block: the
 #: watershed basins of objects up to about this size come out as on the whole plane.
@@ -94,6 +100,32 @@ def grow_objects_chunked(
         grown = grow_objects(before, np.asarray(boundary[window]), threshold)[centre]
         if not np.array_equal(grown, before[centre]):
             mask[target] = grown
+
+
+def fill_enclosed_chunked(mask: Any, block: tuple[int, int], halo: int = GAP_HALO) -> None:
+    """Fill what the objects of a (Y, X) class mask enclose, in place, block by block.
+
+    :func:`~napari_unet.core.boundaries.fill_enclosed` on each block plus ``halo``
+    pixels of the mask on every side; only the block is written. A pocket that the
+    window cuts open is not filled there, so the result equals the whole plane's
+    wherever an object and what it encloses fit in a window (cells and nuclei are far
+    smaller than a block and its halo); larger enclosures are left partly or wholly open.
+
+    Parameters
+    ----------
+    mask : array-like, (Y, X) uint8
+        Class mask (after its gaps are closed and its objects grown); read and written
+        block by block.
+    block : (int, int)
+        Block shape (the store's chunks).
+    halo : int
+        Context in pixels around each block.
+    """
+    for target, window, centre in _blocks(mask.shape, block, halo):
+        before = np.asarray(mask[window])
+        filled = fill_enclosed(before)[centre]
+        if not np.array_equal(filled, before[centre]):
+            mask[target] = filled
 
 
 _Window = tuple[slice, slice]

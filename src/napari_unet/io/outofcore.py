@@ -24,7 +24,9 @@ merged, and the result is renumbered exactly as
 ``method="watershed"`` loads one slice at a time and is refused for slices
 above :data:`OUT_OF_CORE_THRESHOLD` pixels. Gaps in the mask's boundaries
 (``close_boundaries``) are closed before labelling, one chunk plus a halo at a time
-(:func:`~napari_unet.io.chunked_labels.close_gaps_chunked`).
+(:func:`~napari_unet.io.chunked_labels.close_gaps_chunked`), and with ``fill_holes``
+what the objects enclose joins them the same way
+(:func:`~napari_unet.io.chunked_labels.fill_enclosed_chunked`).
 """
 
 from __future__ import annotations
@@ -51,9 +53,14 @@ from ..core.inference import (
     uses_test_time_augmentation,
 )
 from ..core.model import UNet
-from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, mask_threshold
+from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, closes_gaps, mask_threshold
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
-from .chunked_labels import close_gaps_chunked, grow_objects_chunked, label_chunked
+from .chunked_labels import (
+    close_gaps_chunked,
+    fill_enclosed_chunked,
+    grow_objects_chunked,
+    label_chunked,
+)
 from .volumes import iter_predict_stack, slice_instances
 
 __all__ = [
@@ -241,9 +248,8 @@ def _fill_store(
         if progress is not None:
             progress(step)
     threshold = mask_threshold(model, settings)
-    if settings.close_boundaries:
-        _close_gaps(arrays["prob"], arrays["mask"], block)
-    _grow_objects(arrays["prob"], arrays["mask"], block, threshold)
+    steps_on = (closes_gaps(model, settings), threshold, settings.fill_holes)
+    _refine_mask(arrays["prob"], arrays["mask"], block, steps_on)
     count = None
     if method is not None:
         count = _write_instances(
@@ -266,7 +272,7 @@ def _fill_store(
         instances=method,
         min_instance_size=settings.min_instance_size,
         fill_holes=settings.fill_holes,
-        close_boundaries=settings.close_boundaries,
+        close_boundaries=closes_gaps(model, settings),
         background_threshold=threshold,
         n_instances=count,
     )
@@ -354,21 +360,21 @@ def _write_instances(
     return count
 
 
-def _close_gaps(probabilities: Any, mask: Any, block: tuple[int, int]) -> None:
-    """Close the gaps of every slice of ``mask`` (Y, X or Z, Y, X) in place, block by block.
-
-    ``probabilities`` is (C, Y, X) or (Z, C, Y, X); class 1's channel is the boundary.
-    """
+def _refine_mask(
+    probabilities: Any, mask: Any, block: tuple[int, int], steps: tuple[bool, float, bool]
+) -> None:
+    """What Predict adds to the most probable class, on every slice of ``mask`` (Y, X or
+    Z, Y, X) in place, block by block: ``steps`` = (close the gaps, the background
+    threshold objects grow to, fill what objects enclose). ``probabilities`` is (C, Y, X)
+    or (Z, C, Y, X); class 1's channel is the boundary."""
+    closing, threshold, filling = steps
     for boundary, plane in _boundary_planes(probabilities, mask):
-        close_gaps_chunked(boundary, plane, block)
-
-
-def _grow_objects(probabilities: Any, mask: Any, block: tuple[int, int], threshold: float) -> None:
-    """Grow the objects of every slice of ``mask`` (Y, X or Z, Y, X) in place, by blocks."""
-    if threshold == 0.5:
-        return
-    for boundary, plane in _boundary_planes(probabilities, mask):
-        grow_objects_chunked(boundary, plane, block, threshold)
+        if closing:
+            close_gaps_chunked(boundary, plane, block)
+        if threshold != 0.5:
+            grow_objects_chunked(boundary, plane, block, threshold)
+        if filling:
+            fill_enclosed_chunked(plane, block)
 
 
 def _boundary_planes(probabilities: Any, mask: Any) -> list[tuple[Any, Any]]:

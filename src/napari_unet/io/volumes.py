@@ -22,6 +22,7 @@ from ..core.model import UNet
 from ..core.postprocess import (
     MIN_INSTANCE_SIZE,
     InstanceMethod,
+    closes_gaps,
     instance_labels,
     mask_threshold,
     prediction_mask,
@@ -268,10 +269,15 @@ def segment_stack(
     overrides = {name: options.pop(name, UNSET) for name in _PREDICT_FIELDS}
     settings = predict_config(config, KEYWORD_DEFAULTS, instances=instances, **overrides)
     probabilities = predict_stack(stack, model, config=settings, **options)
-    close, threshold = settings.close_boundaries, mask_threshold(model, settings)
+    close, threshold = closes_gaps(model, settings), mask_threshold(model, settings)
     planes = [probabilities] if probabilities.ndim == 3 else list(probabilities)
     masks = [
-        prediction_mask(plane, close_boundaries=close, background_threshold=threshold)
+        prediction_mask(
+            plane,
+            close_boundaries=close,
+            background_threshold=threshold,
+            fill_holes=settings.fill_holes,
+        )
         for plane in planes
     ]
     mask = masks[0] if probabilities.ndim == 3 else np.stack(masks)

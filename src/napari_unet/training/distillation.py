@@ -98,7 +98,7 @@ def distillation_mask(
 
 
 def teacher_border_weights(
-    teacher_probabilities: torch.Tensor, w0: float, sigma: float = 5.0
+    teacher_probabilities: torch.Tensor, w0: float, sigma: float = 5.0, close_gaps: bool = True
 ) -> torch.Tensor:
     """``1 + w0 * exp(-(d1 + d2)**2 / (2 sigma**2))`` on the teacher's background.
 
@@ -116,6 +116,9 @@ def teacher_border_weights(
     teacher_probabilities : (N, C, Y, X) float tensor
     w0, sigma : float
         Amplitude and width (pixels) of the border term; ``w0 = 0`` gives ones.
+    close_gaps : bool
+        Close the gaps as Predict does for the teacher (``model.info.close_gaps``);
+        False: its objects are those of the most probable class.
 
     Returns
     -------
@@ -126,7 +129,7 @@ def teacher_border_weights(
     if w0 <= 0:
         return torch.from_numpy(weights).to(teacher_probabilities.device)
     for index, patch in enumerate(probabilities):
-        classes = prediction_mask(patch) - 1
+        classes = prediction_mask(patch, close_boundaries=close_gaps, fill_holes=False) - 1
         objects = np.zeros(classes.shape, np.int32)
         for value in np.unique(classes[classes > 0]):
             labelled, _ = ndimage.label(classes == value)

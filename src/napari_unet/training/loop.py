@@ -132,7 +132,11 @@ def finetune(
     threshold that matches the starting model's decisions away from the strokes
     (:func:`~napari_unet.training.calibration.carried_threshold`); a model trained for
     the first time gets one estimated from its strokes' intensities
-    (:func:`~napari_unet.training.calibration.stroke_share_threshold`), if any.
+    (:func:`~napari_unet.training.calibration.stroke_share_threshold`), if any, and
+    then Predict leaves the gaps in its boundaries open (``close_gaps`` false): such a
+    model draws its boundaries too thick, so its errors are split objects, which the
+    closing would add to (ISBI, new models of 4 seeds: Rand error 0.149 against 0.168
+    with the closing; BENCHMARKS.md).
     """
     config = with_iteration_budget(with_learning_rate(config or TrainConfig(), model), model)
     augment = augment or AugmentConfig()
@@ -188,8 +192,9 @@ def _calibrate(model: UNet, starting: UNet | None, was_trained: bool, data, devi
         )
     elif not was_trained:
         threshold = stroke_share_threshold(model, images, annotations, device)
-        if threshold != 0.5:
+        if threshold != 0.5:  # boundaries thicker than the strokes imply: objects split
             model.metadata["background_threshold"] = threshold
+            model.metadata["close_gaps"] = False
 
 
 def _train_step(model, optimizer, sampler, setup, state: LoopState, best) -> None:
@@ -277,7 +282,10 @@ def _forward_loss(
     targets = teacher.probabilities(inputs)
     mask = distillation_mask(targets, labels_tensor, config.distillation_margin)
     if config.distillation_border > 0:
-        mask = mask * teacher_border_weights(targets, config.distillation_border)
+        closing = teacher.model.info.close_gaps
+        mask = mask * teacher_border_weights(
+            targets, config.distillation_border, close_gaps=closing
+        )
     targets = sharpened(targets, config.distillation_temperature)
     return loss + config.distillation * distillation_loss(logits, targets, mask)
 
