@@ -31,6 +31,7 @@ __all__ = [
     "fill_enclosed_chunked",
     "grow_objects_chunked",
     "label_chunked",
+    "refine_mask_chunked",
 ]
 
 #: Context (pixels) around each block when gaps are closed block by block: the
@@ -126,6 +127,47 @@ def fill_enclosed_chunked(mask: Any, block: tuple[int, int], halo: int = GAP_HAL
         filled = fill_enclosed(before)[centre]
         if not np.array_equal(filled, before[centre]):
             mask[target] = filled
+
+
+def refine_mask_chunked(
+    probabilities: Any, mask: Any, block: tuple[int, int], steps: tuple[bool, float, bool]
+) -> None:
+    """What Predict adds to the most probable class, on every slice of ``mask`` (Y, X or
+    Z, Y, X) in place, block by block: ``steps`` = (close the gaps, the background
+    threshold objects grow to, fill what objects enclose). ``probabilities`` is (C, Y, X)
+    or (Z, C, Y, X); class 1's channel is the boundary."""
+    closing, threshold, filling = steps
+    for boundary, plane in boundary_planes(probabilities, mask):
+        if closing:
+            close_gaps_chunked(boundary, plane, block)
+        if threshold != 0.5:
+            grow_objects_chunked(boundary, plane, block, threshold)
+        if filling:
+            fill_enclosed_chunked(plane, block)
+
+
+def boundary_planes(probabilities: Any, mask: Any) -> list[tuple[Any, Any]]:
+    """(class 1's probability, the mask) of each (Y, X) slice, as 2-D windows."""
+    if mask.ndim == 2:
+        return [(Plane(probabilities, 0), mask)]
+    return [
+        (Plane(Plane(probabilities, index), 0), Plane(mask, index))
+        for index in range(mask.shape[0])
+    ]
+
+
+class Plane:
+    """2-D window ``array[index]`` of a 3-D array-like, read and written by slices."""
+
+    def __init__(self, array: Any, index: int) -> None:
+        self.array, self.index = array, index
+        self.shape = tuple(array.shape[1:])
+
+    def __getitem__(self, key: tuple) -> np.ndarray:
+        return np.asarray(self.array[(self.index, *key)])
+
+    def __setitem__(self, key: tuple, value: np.ndarray) -> None:
+        self.array[(self.index, *key)] = value
 
 
 _Window = tuple[slice, slice]

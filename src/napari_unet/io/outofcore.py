@@ -55,12 +55,7 @@ from ..core.inference import (
 from ..core.model import UNet
 from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, closes_gaps, mask_threshold
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
-from .chunked_labels import (
-    close_gaps_chunked,
-    fill_enclosed_chunked,
-    grow_objects_chunked,
-    label_chunked,
-)
+from .chunked_labels import Plane, label_chunked, refine_mask_chunked
 from .volumes import iter_predict_stack, slice_instances
 
 __all__ = [
@@ -249,7 +244,7 @@ def _fill_store(
             progress(step)
     threshold = mask_threshold(model, settings)
     steps_on = (closes_gaps(model, settings), threshold, settings.fill_holes)
-    _refine_mask(arrays["prob"], arrays["mask"], block, steps_on)
+    refine_mask_chunked(arrays["prob"], arrays["mask"], block, steps_on)
     count = None
     if method is not None:
         count = _write_instances(
@@ -337,11 +332,11 @@ def _write_instances(
 
     options = {"shape": mask.shape, "chunks": mask.chunks, "dtype": np.uint32, "fill_value": 0}
     out = zarr.open_array(str(path / "instances"), mode="w", **options)
-    planes: list[tuple[Any, Any]]  # (mask, instances): zarr arrays or _Plane windows
+    planes: list[tuple[Any, Any]]  # (mask, instances): zarr arrays or Plane windows
     if mask.ndim == 2:
         planes = [(mask, out)]
     else:
-        planes = [(_Plane(mask, index), _Plane(out, index)) for index in range(mask.shape[0])]
+        planes = [(Plane(mask, index), Plane(out, index)) for index in range(mask.shape[0])]
     count = 0
     for done, (mask_plane, out_plane) in enumerate(planes, start=1):
         if is_stopped(stop):
@@ -358,47 +353,6 @@ def _write_instances(
         if progress is not None:
             progress(Progress(done, len(planes), "instances"))
     return count
-
-
-def _refine_mask(
-    probabilities: Any, mask: Any, block: tuple[int, int], steps: tuple[bool, float, bool]
-) -> None:
-    """What Predict adds to the most probable class, on every slice of ``mask`` (Y, X or
-    Z, Y, X) in place, block by block: ``steps`` = (close the gaps, the background
-    threshold objects grow to, fill what objects enclose). ``probabilities`` is (C, Y, X)
-    or (Z, C, Y, X); class 1's channel is the boundary."""
-    closing, threshold, filling = steps
-    for boundary, plane in _boundary_planes(probabilities, mask):
-        if closing:
-            close_gaps_chunked(boundary, plane, block)
-        if threshold != 0.5:
-            grow_objects_chunked(boundary, plane, block, threshold)
-        if filling:
-            fill_enclosed_chunked(plane, block)
-
-
-def _boundary_planes(probabilities: Any, mask: Any) -> list[tuple[Any, Any]]:
-    """(class 1's probability, the mask) of each (Y, X) slice, as 2-D windows."""
-    if mask.ndim == 2:
-        return [(_Plane(probabilities, 0), mask)]
-    return [
-        (_Plane(_Plane(probabilities, index), 0), _Plane(mask, index))
-        for index in range(mask.shape[0])
-    ]
-
-
-class _Plane:
-    """2-D window ``array[index]`` of a 3-D array-like, read and written by slices."""
-
-    def __init__(self, array: Any, index: int) -> None:
-        self.array, self.index = array, index
-        self.shape = tuple(array.shape[1:])
-
-    def __getitem__(self, key: tuple) -> np.ndarray:
-        return np.asarray(self.array[(self.index, *key)])
-
-    def __setitem__(self, key: tuple, value: np.ndarray) -> None:
-        self.array[(self.index, *key)] = value
 
 
 def _publish(partial: Path, final: Path) -> None:
