@@ -205,7 +205,11 @@ def test_the_package_readme_says_what_napari_unet_adds_to_the_network():
     assert "over its 4 rotations (test-time augmentation)" in text
     assert "calls a pixel membrane only where its probability exceeds 0.85" in text
     assert "closes gaps in the boundaries" in text
-    plain = nu.load_model("nuclei")  # neither: only the closing, which every model gets
+    plain = nu.load_model("nuclei")  # neither: only the closing and the filling
     text = _readme(plain, plain.info, "n", "nuclei", 188)
     assert "closes gaps in the boundaries" in text
+    assert "joins to each object what it encloses" in text
     assert "test-time augmentation" not in text and "exceeds" not in text
+    plain.metadata.update(background_threshold=0.82, close_gaps=False)  # a new model's rules
+    text = _readme(plain, plain.info, "n", "nuclei", 188)
+    assert "closes gaps" not in text and "exceeds 0.82" in text

@@ -307,3 +307,16 @@ def test_a_model_that_leaves_gaps_open_is_grown_but_not_closed_on_every_path(tmp
     store = predict_to_zarr(image, model, tmp_path / "out.zarr", tile_size=None)
     group = zarr.open_group(str(store), mode="r")
     assert group.attrs["napari_unet"]["close_boundaries"] is False
+
+
+def test_a_model_that_leaves_gaps_open_still_does_after_a_checkpoint(tmp_path):
+    import napari_unet as nu
+    from napari_unet.core.checkpoint import read_checkpoint
+
+    path = nu.save_model(_gap_model(), tmp_path / "open.safetensors")
+    assert read_checkpoint(path)[1]["close_gaps"] is False
+    loaded = nu.load_model(path)
+    assert loaded.info.close_gaps is False and loaded.info.background_threshold == 0.6
+    closing = nu.save_model(_thresholded_model(0.6), tmp_path / "closing.safetensors")
+    assert "close_gaps" not in read_checkpoint(closing)[1]  # the default is not written
+    assert nu.load_model(closing).info.close_gaps is True

@@ -141,16 +141,18 @@ def _postprocessing(info: ModelMetadata) -> str:
         steps.append(
             f"averages each tile's probabilities over its {averaged} (test-time augmentation)"
         )
-    steps.append(
-        "closes gaps in the boundaries before it labels objects (a seeded watershed on the "
-        "boundary probability)"
-    )
+    if info.close_gaps:
+        steps.append(
+            "closes gaps in the boundaries before it labels objects (a seeded watershed on the "
+            "boundary probability)"
+        )
     if info.background_threshold != 0.5:
         background = info.class_names[0] if info.class_names else "background"
         steps.append(
             f"calls a pixel {background} only where its probability exceeds "
             f"{info.background_threshold:g}, growing the objects into the rest without joining them"
         )
+    steps.append("joins to each object what it encloses (background and objects of its class)")
     listed = "\n".join(f"- {step};" for step in steps)
     return f"""## What napari-unet adds to the network
 
