@@ -220,7 +220,9 @@ def test_the_model_panel_says_where_the_threshold_puts_the_background():
 
     text = describe_model(load_model("em-membranes"), "em-membranes")
     assert "only above p = 0.85" in text and "membrane" in text
+    assert "gaps in its boundaries open" not in text
     assert "only above p" not in describe_model(load_model("nuclei"), "nuclei")
+    assert "gaps in its boundaries open" in describe_model(_gap_model(), "new")
 
 
 def test_a_configured_threshold_replaces_the_models_own():

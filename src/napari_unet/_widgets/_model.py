@@ -247,6 +247,10 @@ def describe_model(model: UNet, name: str) -> str:
             f"Predict calls a pixel {background} only above p = "
             f"{info.background_threshold:.2f} (objects grow into the rest, never joining)"
         )
+    if not info.close_gaps:
+        lines.append(
+            "Predict leaves the gaps in its boundaries open (they are too thick to need it)"
+        )
     if info.test_time_augmentation:
         averaged = TEST_TIME_TRANSFORM_WORDS[info.test_time_transforms]
         lines.append(f"Predict averages its {averaged} (test-time augmentation)")
