@@ -33,13 +33,15 @@ CLOSING_TEXT = "Close gaps in boundaries"
 CLOSING_TOOLTIP = (
     "Objects joined through a faint spot of their boundary become separate instances (a "
     "seeded watershed on the boundary probability); objects grow to the model's own "
-    "background threshold, if it has one. Off: the most probable class."
+    "background threshold, if it has one. Off: the most probable class (with its holes "
+    "filled while Fill holes is on)."
 )
 GROWING_TEXT = "Thin boundaries (this model: gaps left open)"
 GROWING_TOOLTIP = (
     "Objects grow to the model's own background threshold, never joining. This model was "
     "trained from strokes alone and draws boundaries thicker than its strokes imply, so "
-    "its gaps are not closed: that would split objects. Off: the most probable class."
+    "its gaps are not closed: that would split objects. Off: the most probable class (with "
+    "its holes filled while Fill holes is on)."
 )
 
 
