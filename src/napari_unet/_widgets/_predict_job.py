@@ -12,7 +12,7 @@ import numpy as np
 from ..config import PredictConfig, WeightConfig
 from ..core.inference import Cancelled, iter_predict
 from ..core.model import UNet
-from ..core.postprocess import closes_gaps, mask_threshold, prediction_mask
+from ..core.postprocess import mask_steps, prediction_mask
 from ..evaluation.review import uncertainty
 from ..io.volumes import slice_instances
 from ..training.weights import weight_map
@@ -136,17 +136,11 @@ def _postprocess(
     weights = np.zeros(shape, np.float32) if request.with_weights else None
     unsure = np.zeros(shape, np.float32) if request.with_uncertainty else None
     count = 0
-    close = closes_gaps(request.model, request.config)
-    threshold = mask_threshold(request.model, request.config)
+    steps = mask_steps(request.model, request.config)
     for plane in planes:
         if stop.is_set():
             raise Cancelled("prediction cancelled")
-        mask[plane] = prediction_mask(
-            probabilities[_all_classes(plane)],
-            close_boundaries=close,
-            background_threshold=threshold,
-            fill_holes=request.config.fill_holes,
-        )
+        mask[plane] = prediction_mask(probabilities[_all_classes(plane)], **steps._asdict())
         instances[plane], found = slice_instances(
             mask[plane],
             request.config.instances,

@@ -10,7 +10,7 @@ Only numpy, scipy and scikit-image are used (no napari, no Qt).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 from scipy import ndimage
@@ -116,6 +116,23 @@ def prediction_mask(
     if background_threshold != 0.5 and mask.size:
         mask = grow_objects(mask, probabilities[0], background_threshold)
     return fill_enclosed(mask) if fill_holes and mask.size else mask
+
+
+class MaskSteps(NamedTuple):
+    """What Predict adds to the most probable class for a model under a config: the
+    keyword arguments of :func:`prediction_mask` (``prediction_mask(p, **steps._asdict())``),
+    also taken by :func:`~napari_unet.io.chunked_labels.refine_mask_chunked`."""
+
+    close_boundaries: bool
+    background_threshold: float
+    fill_holes: bool
+
+
+def mask_steps(model: UNet, config: PredictConfig) -> MaskSteps:
+    """The steps of Predict's mask for ``model`` under ``config``: gaps closed
+    (:func:`closes_gaps`), objects grown (:func:`mask_threshold`), holes filled
+    (``config.fill_holes``). Every path that predicts asks here."""
+    return MaskSteps(closes_gaps(model, config), mask_threshold(model, config), config.fill_holes)
 
 
 def closes_gaps(model: UNet, config: PredictConfig) -> bool:

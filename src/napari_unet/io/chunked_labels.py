@@ -21,7 +21,7 @@ from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
 from ..core.boundaries import fill_enclosed, grow_objects, separating_lines
-from ..core.postprocess import MIN_INSTANCE_SIZE
+from ..core.postprocess import MIN_INSTANCE_SIZE, MaskSteps
 from ._chunked_holes import EulerNumbers, Extents, fill_enclosed_background, fill_marked_holes
 from .volumes import MAX_INSTANCES
 
@@ -130,12 +130,13 @@ def fill_enclosed_chunked(mask: Any, block: tuple[int, int], halo: int = GAP_HAL
 
 
 def refine_mask_chunked(
-    probabilities: Any, mask: Any, block: tuple[int, int], steps: tuple[bool, float, bool]
+    probabilities: Any, mask: Any, block: tuple[int, int], steps: MaskSteps
 ) -> None:
     """What Predict adds to the most probable class, on every slice of ``mask`` (Y, X or
-    Z, Y, X) in place, block by block: ``steps`` = (close the gaps, the background
-    threshold objects grow to, fill what objects enclose). ``probabilities`` is (C, Y, X)
-    or (Z, C, Y, X); class 1's channel is the boundary."""
+    Z, Y, X) in place, block by block: ``steps`` (:func:`~napari_unet.core.postprocess.
+    mask_steps`) = (close the gaps, the background threshold objects grow to, fill what
+    objects enclose). ``probabilities`` is (C, Y, X) or (Z, C, Y, X); class 1's channel
+    is the boundary."""
     closing, threshold, filling = steps
     for boundary, plane in boundary_planes(probabilities, mask):
         if closing:

@@ -53,7 +53,7 @@ from ..core.inference import (
     uses_test_time_augmentation,
 )
 from ..core.model import UNet
-from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, closes_gaps, mask_threshold
+from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, mask_steps
 from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
 from .chunked_labels import Plane, label_chunked, refine_mask_chunked
 from .volumes import iter_predict_stack, slice_instances
@@ -242,9 +242,8 @@ def _fill_store(
     for step in steps:
         if progress is not None:
             progress(step)
-    threshold = mask_threshold(model, settings)
-    steps_on = (closes_gaps(model, settings), threshold, settings.fill_holes)
-    refine_mask_chunked(arrays["prob"], arrays["mask"], block, steps_on)
+    refinement = mask_steps(model, settings)
+    refine_mask_chunked(arrays["prob"], arrays["mask"], block, refinement)
     count = None
     if method is not None:
         count = _write_instances(
@@ -267,8 +266,8 @@ def _fill_store(
         instances=method,
         min_instance_size=settings.min_instance_size,
         fill_holes=settings.fill_holes,
-        close_boundaries=closes_gaps(model, settings),
-        background_threshold=threshold,
+        close_boundaries=refinement.close_boundaries,
+        background_threshold=refinement.background_threshold,
         n_instances=count,
     )
     return attributes

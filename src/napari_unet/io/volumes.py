@@ -22,9 +22,8 @@ from ..core.model import UNet
 from ..core.postprocess import (
     MIN_INSTANCE_SIZE,
     InstanceMethod,
-    closes_gaps,
     instance_labels,
-    mask_threshold,
+    mask_steps,
     prediction_mask,
 )
 from .axes import ImagePlane, check_axes, guess_axes, output_shapes, slice_count
@@ -269,17 +268,9 @@ def segment_stack(
     overrides = {name: options.pop(name, UNSET) for name in _PREDICT_FIELDS}
     settings = predict_config(config, KEYWORD_DEFAULTS, instances=instances, **overrides)
     probabilities = predict_stack(stack, model, config=settings, **options)
-    close, threshold = closes_gaps(model, settings), mask_threshold(model, settings)
+    steps = mask_steps(model, settings)
     planes = [probabilities] if probabilities.ndim == 3 else list(probabilities)
-    masks = [
-        prediction_mask(
-            plane,
-            close_boundaries=close,
-            background_threshold=threshold,
-            fill_holes=settings.fill_holes,
-        )
-        for plane in planes
-    ]
+    masks = [prediction_mask(plane, **steps._asdict()) for plane in planes]
     mask = masks[0] if probabilities.ndim == 3 else np.stack(masks)
     labels = stack_instances(
         mask, settings.instances, settings.min_instance_size, settings.fill_holes
