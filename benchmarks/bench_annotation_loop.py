@@ -47,7 +47,11 @@ from napari_unet.config import (
 from napari_unet.core.checkpoint import load_model, new_model
 from napari_unet.core.inference import default_tile_size, predict
 from napari_unet.core.postprocess import prediction_mask
-from napari_unet.evaluation.annotator import StrokeBudget, corrective_strokes
+from napari_unet.evaluation.annotator import (
+    StrokeBudget,
+    corrective_strokes,
+    instance_error_priority,
+)
 from napari_unet.evaluation.review import uncertainty
 from napari_unet.io.data import simulate_scribbles
 from napari_unet.training.loop import finetune
@@ -62,6 +66,7 @@ def predict_masks(
     task: LoopTask,
     close_boundaries: bool = PredictConfig.close_boundaries,
     fill_holes: bool = PredictConfig.fill_holes,
+    save_to: Path | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Class masks (as Predict shows them) and uncertainty maps of every image of the task.
 
@@ -71,6 +76,9 @@ def predict_masks(
     """
     tile = default_tile_size(model, 572)
     probabilities = [predict(image, model, tile_size=tile, device="cpu") for image in task.images]
+    if save_to is not None:  # float16: for re-scoring the same rounds with other mask rules
+        save_to.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(save_to, *[p.astype(np.float16) for p in probabilities])
     threshold = model.info.background_threshold if close_boundaries else 0.5  # as Predict shows
     closing = close_boundaries and model.info.close_gaps
     masks = [
@@ -82,11 +90,17 @@ def predict_masks(
     return masks, [uncertainty(p) for p in probabilities]
 
 
-def paint_round(task, masks, uncertain, annotations, rng, guided: bool) -> list[np.ndarray]:
+def paint_round(task, masks, uncertain, annotations, rng, guided) -> list[np.ndarray]:
+    """One round of corrective strokes; ``guided``: False (largest errors first),
+    "uncertainty" or "instances" (:func:`instance_error_priority`)."""
     budget = StrokeBudget()
     painted = []
     for i in range(len(task.images)):
-        priority = uncertain[i] if guided else None
+        priority = None
+        if guided == "uncertainty":
+            priority = uncertain[i]
+        elif guided == "instances":
+            priority = instance_error_priority(masks[i], task.truth[i])
         painted.append(
             corrective_strokes(
                 masks[i], task.truth[i], task.paint[i], annotations[i], rng, budget, priority
@@ -114,7 +128,9 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
     model = base = new_model(NEW_MODEL_CONFIG, seed=seed) if fresh else load_model(task.model)
     rng = np.random.default_rng(seed)
     annotations = [np.zeros(image.shape, np.uint8) for image in task.images]
-    masks, uncertain = predict_masks(model, task, args.close_boundaries, args.fill_holes)
+    masks, uncertain = predict_masks(
+        model, task, args.close_boundaries, args.fill_holes, _saved(args, task, seed, 0)
+    )
     rows = [{"round": 0, **task.score(masks), "iterations": 0, "seconds": 0.0, "painted": 0}]
     for round_index in range(1, args.rounds + 1):
         if fresh and round_index == 1:
@@ -142,7 +158,10 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         for _ in finetune(model, images, labels, config, weights=weights):
             pass
         seconds = time.perf_counter() - start
-        masks, uncertain = predict_masks(model, task, args.close_boundaries, args.fill_holes)
+        masks, uncertain = predict_masks(
+            model, task, args.close_boundaries, args.fill_holes,
+            _saved(args, task, seed, round_index),
+        )  # fmt: skip
         painted = sum(int(np.count_nonzero(a)) for a in annotations)
         area = sum(int(np.count_nonzero(p)) for p in task.paint)
         history = model.metadata["training_history"][-1]
@@ -153,6 +172,14 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
             "painted": painted, "painted_fraction": round(painted / area, 5),
         })  # fmt: skip
     return rows
+
+
+def _saved(args, task: LoopTask, seed: int, round_index: int) -> Path | None:
+    """Where ``--save-probabilities`` keeps one round's probabilities, or None."""
+    if not args.save_probabilities:
+        return None
+    name = f"{task.name}_{args.label}_seed{seed}_round{round_index}.npz"
+    return Path(args.save_probabilities) / name
 
 
 def summarize(paths: list[str]) -> None:
@@ -241,7 +268,14 @@ def main() -> None:
         help="start from a new model trained N iterations on first scribbles (round 1); "
         "with --start base later rounds train again from scratch for N iterations",
     )  # fmt: skip
-    parser.add_argument("--guided", action="store_true", help="rank errors by uncertainty")
+    parser.add_argument(
+        "--guided", action="store_const", const="uncertainty", default=False,
+        help="rank errors by uncertainty",
+    )  # fmt: skip
+    parser.add_argument(
+        "--instances-first", dest="guided", action="store_const", const="instances",
+        help="rank first the errors that merge or split objects (instance_error_priority)",
+    )  # fmt: skip
     parser.add_argument(
         "--keep-gaps", dest="close_boundaries", action="store_false",
         help="score the plain most-probable class (before: gaps in boundaries closed)",
@@ -249,6 +283,14 @@ def main() -> None:
     parser.add_argument(
         "--keep-holes", dest="fill_holes", action="store_false",
         help="leave what an object encloses as it is (as Predict did until 2026-12-02)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--swapped", action="store_true",
+        help="exchange the painted and the scored part (a held-out check; task *-swapped)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--save-probabilities", default=None, metavar="DIR",
+        help="keep every round's probabilities (float16 .npz) in DIR",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--label", default="default")
@@ -259,7 +301,7 @@ def main() -> None:
         summarize(args.summarize)
         return
     torch.set_num_threads(args.threads)
-    task = TASKS[args.task]()
+    task = TASKS[args.task](swapped=args.swapped)
     for seed in args.seeds:
         rows = run_session(task, seed, args)
         options = {k: v for k, v in vars(args).items() if k not in ("out", "seeds")}

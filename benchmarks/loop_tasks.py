@@ -7,6 +7,10 @@ may paint and the part that is scored (never painted), and a scoring function:
 - ``synthetic``: a synthetic nuclei image (384 x 768, exact truth); same split.
 - ``isbi``: ISBI 2012 slices 15-19, never seen by the bundled ``em-membranes``
   (trained on 00-14); paint slices 15-16, score 17-19 (pixel and Rand error).
+
+``swapped=True`` (task names ``*-swapped``) exchanges the parts: paint the right half,
+score the left; paint ISBI slices 18-19, score 15-17. A rule chosen by looking at the
+usual scored part is checked there on objects it was not chosen on.
 """
 
 from __future__ import annotations
@@ -35,45 +39,49 @@ class LoopTask:
     score: Callable[[list[np.ndarray]], dict[str, float]]  # class masks -> metrics
 
 
-def _nuclei_task(name: str, image: np.ndarray, instances: np.ndarray) -> LoopTask:
+def _nuclei_task(name: str, image: np.ndarray, instances: np.ndarray, swapped: bool) -> LoopTask:
     half = image.shape[1] // 2
-    paint = np.zeros(image.shape, bool)
-    paint[:, :half] = True
-    truth_right = instances[:, half:]
+    scored = np.s_[:, :half] if swapped else np.s_[:, half:]
+    paint = np.ones(image.shape, bool)
+    paint[scored] = False
+    truth_scored = instances[scored]
 
     def score(masks: list[np.ndarray]) -> dict[str, float]:
-        predicted = instance_labels(masks[0][:, half:], method="components")
-        scores = match_instances(predicted, truth_right, threshold=0.5)
+        predicted = instance_labels(masks[0][scored], method="components")
+        scores = match_instances(predicted, truth_scored, threshold=0.5)
         return {"f1": float(scores["f1"]), "mean_matched_iou": float(scores["mean_matched_iou"])}
 
+    name = f"{name}-swapped" if swapped else name
     return LoopTask(name, "nuclei", [image], [annotation_from_instances(instances)], [paint], score)
 
 
-def dsb_task() -> LoopTask:
+def dsb_task(swapped: bool = False) -> LoopTask:
     image, instances = load_dsb2018()
-    return _nuclei_task("dsb", image, instances)
+    return _nuclei_task("dsb", image, instances, swapped)
 
 
-def synthetic_task(seed: int = 21) -> LoopTask:
+def synthetic_task(swapped: bool = False, seed: int = 21) -> LoopTask:
     image, instances = synthetic_nuclei(
         shape=(384, 768), n_nuclei=135, rng=seed, radius_range=(10.0, 16.0), photons=60.0
     )
-    return _nuclei_task("synthetic", image, instances)
+    return _nuclei_task("synthetic", image, instances, swapped)
 
 
-def isbi_task() -> LoopTask:
+def isbi_task(swapped: bool = False) -> LoopTask:
     images, labels = load_isbi(range(15, 20))
     truth = [np.where(label > 0, 2, 1).astype(np.uint8) for label in labels]
-    paint = [np.full(label.shape, index < 2) for index, label in enumerate(labels)]
+    painted = (3, 4) if swapped else (0, 1)
+    paint = [np.full(label.shape, index in painted) for index, label in enumerate(labels)]
 
     def score(masks: list[np.ndarray]) -> dict[str, float]:
-        results = [evaluate(masks[i], labels[i], "membranes") for i in (2, 3, 4)]
+        results = [evaluate(masks[i], labels[i], "membranes") for i in range(5) if i not in painted]
         return {
             key: float(np.mean([result[key] for result in results]))
             for key in ("pixel_error", "rand_error")
         }
 
-    return LoopTask("isbi", "em-membranes", list(images), truth, paint, score)
+    name = "isbi-swapped" if swapped else "isbi"
+    return LoopTask(name, "em-membranes", list(images), truth, paint, score)
 
 
 TASKS = {"dsb": dsb_task, "synthetic": synthetic_task, "isbi": isbi_task}

@@ -1,6 +1,10 @@
 import numpy as np
 
-from napari_unet.evaluation.annotator import StrokeBudget, corrective_strokes
+from napari_unet.evaluation.annotator import (
+    StrokeBudget,
+    corrective_strokes,
+    instance_error_priority,
+)
 
 
 def _scene():
@@ -59,3 +63,59 @@ def test_priority_picks_which_error_is_painted_first():
         priority=priority,
     )  # fmt: skip
     assert (result[50:60, 45:60] == 1).any()
+
+
+def _merge_and_split_scene():
+    """Truth: two cells side by side (a 2-px boundary between them) and one more cell.
+    Prediction: the first two merged through a gap, the third cut in two."""
+    truth = np.ones((60, 90), np.uint8)
+    truth[5:25, 5:25] = 2
+    truth[5:25, 27:47] = 2
+    truth[35:55, 5:45] = 2
+    prediction = truth.copy()
+    prediction[12:18, 25:27] = 2  # the gap that merges the first two
+    prediction[35:55, 24:26] = 1  # the cut through the third
+    prediction[40:50, 60:80] = 2  # a false object: wrong, but joins nothing
+    return prediction, truth
+
+
+def test_instance_error_priority_marks_the_gap_and_the_cut():
+    prediction, truth = _merge_and_split_scene()
+    priority = instance_error_priority(prediction, truth, weight=100.0)
+    assert priority.dtype == np.float32 and priority.shape == truth.shape
+    marked = priority > 1
+    gap = np.zeros(truth.shape, bool)
+    gap[12:18, 25:27] = True
+    cut = np.zeros(truth.shape, bool)
+    cut[35:55, 24:26] = True
+    assert np.array_equal(marked, gap | cut)
+    assert np.all(priority[marked] == 101.0) and np.all(priority[~marked] == 1.0)
+
+
+def test_instance_error_priority_ignores_small_overlaps():
+    prediction, truth = _merge_and_split_scene()
+    prediction[5:25, 25:29] = 1  # the second cell predicted 2 px narrower, apart
+    prediction[10:16, 25:28] = 2  # the first reaches 1 px into the second's truth: 6 px
+    marked = instance_error_priority(prediction, truth, min_overlap=20) > 1
+    assert not marked[:30].any()  # an overlap under min_overlap joins nothing
+    assert marked[35:55, 24:26].all()
+    assert (instance_error_priority(prediction, truth, min_overlap=5)[10:16, 25:27] > 1).all()
+
+
+def test_instance_priority_puts_the_merge_first():
+    prediction, truth = _merge_and_split_scene()
+    budget = StrokeBudget(fraction=0.05, max_strokes=1, widths=(1,))
+    region = np.ones(truth.shape, bool)
+    plain = corrective_strokes(
+        prediction, truth, region, np.zeros_like(truth), np.random.default_rng(0), budget
+    )
+    ranked = corrective_strokes(
+        prediction, truth, region, np.zeros_like(truth), np.random.default_rng(0), budget,
+        priority=instance_error_priority(prediction, truth),
+    )  # fmt: skip
+    gap = np.zeros(truth.shape, bool)
+    gap[12:18, 25:27] = True
+    false_object = np.zeros(truth.shape, bool)
+    false_object[40:50, 60:80] = True
+    assert (plain[false_object] == 1).any() and not plain[gap].any()  # by size
+    assert (ranked[gap] == 1).any() and not ranked[false_object].any()  # by cause
