@@ -126,3 +126,41 @@ def test_three_classes_only_gain_background_lines():
     changed = closed != plain
     assert changed.any() and np.all(closed[changed] == 1)
     assert instance_labels(closed).max() == 2 and instance_labels(plain).max() == 1
+
+
+def _band_across(objects: np.ndarray, column: int) -> np.ndarray:
+    """Boundary probability (Y, X): ``objects`` at 0.05, outside 0.95, and a faint
+    vertical band (0.4, with two enclosed spots of 0.55) across them at ``column``."""
+    boundary = np.where(objects, 0.05, 0.95).astype(np.float32)
+    band = objects & (np.abs(np.arange(objects.shape[1]) - column) <= 1)[None, :]
+    boundary[band] = 0.4
+    rows = np.flatnonzero(band.any(axis=1))
+    for row in (rows[len(rows) // 3], rows[2 * len(rows) // 3]):
+        boundary[row - 1 : row + 2, column - 1 : column + 2] = 0.55
+    return boundary
+
+
+def test_a_faint_band_across_one_convex_object_does_not_cut_it():
+    yy, xx = np.mgrid[:50, :70]
+    nucleus = ((yy - 25) / 18.0) ** 2 + ((xx - 35) / 28.0) ** 2 < 1  # no waist
+    boundary = _band_across(nucleus, 35)
+    assert separating_lines(boundary, max_solidity=2.0).any()  # contrast alone cuts
+    assert not separating_lines(boundary).any()
+    assert instance_labels(prediction_mask(_probabilities(boundary))).max() == 1
+
+
+def test_the_same_band_between_two_touching_discs_still_separates_them():
+    yy, xx = np.mgrid[:50, :80]
+    discs = ((yy - 25) ** 2 + (xx - 24) ** 2 < 17**2) | ((yy - 25) ** 2 + (xx - 54) ** 2 < 17**2)
+    boundary = _band_across(discs, 39)  # where they touch: a waist
+    assert separating_lines(boundary).any()
+    assert instance_labels(prediction_mask(_probabilities(boundary))).max() == 2
+
+
+def test_box_cells_stay_apart_across_a_membrane_with_gaps_at_both_ends():
+    boundary = _two_cells_with_a_gap(gap=0)
+    boundary[3:8, 42:45] = 0.4  # gaps where the membrane meets the frame, above and below:
+    boundary[-8:-3, 42:45] = 0.4  # the rest of it is enclosed by the two cells, and sure
+    lines = separating_lines(boundary)
+    assert lines[3:8, 42:45].any() and lines[-8:-3, 42:45].any()
+    assert instance_labels(prediction_mask(_probabilities(boundary))).max() == 2
