@@ -31,10 +31,10 @@ that close such gaps, in three steps:
    them is not a sure boundary: two touching nuclei meet at a waist and one nucleus
    has none, while two box-shaped cells, whose union is convex too, are kept apart by
    the membrane they share (a gap in it spans a small part of the shape; a piece of
-   it with gaps at both ends is enclosed, and sure). A fine-tuned
-   model can draw a faint band across a nucleus larger than those it was trained
-   on, and the watershed then cut it in two (the synthetic annotation loop: 10 of
-   48 round-metrics worse than the start, each such cut; BENCHMARKS.md).
+   it with gaps at both ends is enclosed, and sure). A fine-tuned model can draw a
+   faint band across a nucleus larger than those it was trained on, and the
+   watershed then cut it in two (the synthetic annotation loop: 10 of 48
+   round-metrics worse than the start, each such cut; BENCHMARKS.md).
 
 The lines between the remaining basins, one pixel wide, are what
 :func:`napari_unet.core.postprocess.class_mask` adds to the background when asked
@@ -67,7 +67,8 @@ SEED_DEPTH: float = 2.0
 #: their border exceeds the mean inside the higher of the two by this much.
 MIN_CONTRAST: float = 0.2
 #: Default of ``max_solidity``: two basins whose union (holes filled) is at least this
-#: convex (area over convex hull area) are one object.
+#: convex (area over convex hull area) are one object, if their border runs across it
+#: and they enclose no sure boundary.
 MAX_SOLIDITY: float = 0.95
 
 
