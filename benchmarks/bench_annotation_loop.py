@@ -20,6 +20,11 @@ model (``--iterations``, distillation: what the widget does now); with ``--start
 current`` the last round's model. Rounds 2.. are compared with round 1
 (``reference_round``).
 
+``--swapped`` exchanges the painted and the scored part (a check on objects a rule was not
+chosen on); ``--instances-first`` simulates a user who paints first where the instances join
+two true objects or cut one; ``--save-probabilities DIR`` keeps every round's probabilities,
+to re-score the same rounds with other mask rules.
+
     python benchmarks/bench_annotation_loop.py --task dsb --seeds 0 1 2 3 \\
         --label distill --out benchmarks/results/annotation_loop.jsonl
     python benchmarks/bench_annotation_loop.py --summarize benchmarks/results/annotation_loop.jsonl
