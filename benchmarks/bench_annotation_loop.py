@@ -205,22 +205,44 @@ def summarize(paths: list[str]) -> None:
         print("|---|---|" + "---|" * len(later))
         for metric in metrics:
             print(_metric_row(sessions, metric, rounds, reference))
+        tally = [
+            _no_worse(sessions, m, r, reference)
+            for m in metrics
+            for r in range(reference + 1, rounds)
+        ]
+        no_worse, total = sum(n for n, _ in tally), sum(t for _, t in tally)
         its = [np.median([s["rounds"][r]["iterations"] for s in sessions]) for r in later]
         wall = [np.median([s["rounds"][r]["seconds"] for s in sessions]) for r in later]
         cells = " | ".join(f"{i:.0f} it, {w:.0f} s" for i, w in zip(its, wall))
         print(f"| iterations, wall (median) | | {cells} |")
+        print(f"\nNo worse than the {start} in {no_worse} of {total} round-metrics.")
+
+
+def _gains(sessions: list[dict], metric: str, round_index: int, reference: int) -> list[float]:
+    """Paired change of each session against its reference round (positive = better)."""
+    sign = -1 if metric in LOWER_IS_BETTER else 1
+    return [
+        sign * (s["rounds"][round_index][metric] - s["rounds"][reference][metric]) for s in sessions
+    ]
+
+
+def _no_worse(
+    sessions: list[dict], metric: str, round_index: int, reference: int
+) -> tuple[int, int]:
+    """(sessions no worse than the reference by more than the tolerance, sessions)."""
+    gains = _gains(sessions, metric, round_index, reference)
+    return sum(g >= -TOLERANCE[metric] for g in gains), len(gains)
 
 
 def _metric_row(sessions: list[dict], metric: str, rounds: int, reference: int = 0) -> str:
     """Median value, median paired gain and sessions no worse than the reference round
     (the start), per later round."""
-    sign = -1 if metric in LOWER_IS_BETTER else 1
     start = [s["rounds"][reference][metric] for s in sessions]
     cells = [f"{np.median(start):.3f}"]
     for r in range(reference + 1, rounds):
         values = [s["rounds"][r][metric] for s in sessions]
-        gains = [sign * (v - s0) for v, s0 in zip(values, start)]
-        no_worse = sum(g >= -TOLERANCE[metric] for g in gains)
+        gains = _gains(sessions, metric, r, reference)
+        no_worse, _ = _no_worse(sessions, metric, r, reference)
         cells.append(
             f"{np.median(values):.3f} ({np.median(gains):+.3f}; {no_worse}/{len(gains)} no worse)"
         )
