@@ -57,6 +57,8 @@ __all__ = [
     "SEED_DEPTH",
     "fill_enclosed",
     "grow_objects",
+    "lines_between",
+    "seeded_basins",
     "separating_lines",
 ]
 
@@ -113,10 +115,27 @@ def separating_lines(
     ValueError
         For an input that is not 2-D.
     """
+    probability = np.asarray(boundary_probability, dtype=np.float32)
+    basins = seeded_basins(
+        probability, threshold=threshold, seed_depth=seed_depth, smoothing=smoothing
+    )
+    return lines_between(
+        basins,
+        probability,
+        min_contrast=min_contrast,
+        max_solidity=max_solidity,
+        threshold=threshold,
+    )
+
+
+def seeded_basins(
+    probability: np.ndarray, *, threshold: float, seed_depth: float, smoothing: float
+) -> np.ndarray:
+    """Steps 1 and 2 of :func:`separating_lines`: watershed basins (Y, X int32, 0 =
+    outside) of the objects holding two seeds or more, before any merging."""
     from skimage.morphology import h_maxima
     from skimage.segmentation import watershed
 
-    probability = np.asarray(boundary_probability, dtype=np.float32)
     if probability.ndim != 2:
         raise ValueError(f"expected a (Y, X) probability map, got shape {probability.shape}")
     objects = probability < threshold
@@ -131,9 +150,21 @@ def separating_lines(
     seeds[::2, ::2] = coarse_seeds
     seeds[~objects] = 0
     if n_seeds < 2:
-        return np.zeros(probability.shape, bool)
-    basins = watershed(probability, seeds, mask=_objects_with_seeds(objects, seeds, 2))
-    if min_contrast > 0:
+        return np.zeros(probability.shape, np.int32)
+    return watershed(probability, seeds, mask=_objects_with_seeds(objects, seeds, 2))
+
+
+def lines_between(
+    basins: np.ndarray,
+    probability: np.ndarray,
+    *,
+    min_contrast: float,
+    max_solidity: float,
+    threshold: float,
+) -> np.ndarray:
+    """Step 3 of :func:`separating_lines` on :func:`seeded_basins`' basins: the lines
+    (Y, X bool) between the basins left after merging."""
+    if min_contrast > 0 and basins.any():
         basins = _merge_weak_borders(basins, probability, min_contrast, max_solidity, threshold)
     return _label_borders(basins)
 

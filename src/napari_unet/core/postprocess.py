@@ -18,7 +18,8 @@ from skimage.feature import peak_local_max
 from skimage.morphology import remove_small_objects
 from skimage.segmentation import relabel_sequential, watershed
 
-from .boundaries import fill_enclosed, grow_objects, separating_lines
+from .boundaries import fill_enclosed, grow_objects
+from .continuity import closing_lines
 
 if TYPE_CHECKING:
     from ..config import PredictConfig
@@ -81,6 +82,8 @@ def prediction_mask(
     close_boundaries: bool = True,
     background_threshold: float = 0.5,
     fill_holes: bool = True,
+    previous: np.ndarray | None = None,
+    annotation: np.ndarray | None = None,
 ) -> np.ndarray:
     """The class mask Predict shows: :func:`class_mask`, gaps in boundaries closed.
 
@@ -104,6 +107,15 @@ def prediction_mask(
         Then what an object encloses joins it (background and objects of its class,
         :func:`~napari_unet.core.boundaries.fill_enclosed`;
         :attr:`~napari_unet.config.PredictConfig.fill_holes`).
+    previous : numpy.ndarray, shape (Y, X), optional
+        The class mask shown before for this image by this model or the one it was
+        fine-tuned from (:func:`~napari_unet.core.continuity.continues`): with
+        ``close_boundaries``, the separations it made are kept where the new
+        boundary still stands out by half the usual contrast
+        (:func:`~napari_unet.core.continuity.kept_separations`).
+    annotation : numpy.ndarray, shape (Y, X), optional
+        The strokes (0 = unpainted): a kept separation with an object stroke on it is
+        dropped. Used only with ``previous``.
 
     Returns
     -------
@@ -112,7 +124,7 @@ def prediction_mask(
     """
     mask = class_mask(probabilities)
     if close_boundaries and mask.size:
-        mask[separating_lines(probabilities[0])] = 1
+        mask[closing_lines(probabilities[0], previous, annotation)] = 1
     if background_threshold != 0.5 and mask.size:
         mask = grow_objects(mask, probabilities[0], background_threshold)
     return fill_enclosed(mask) if fill_holes and mask.size else mask

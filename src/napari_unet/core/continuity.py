@@ -1,0 +1,168 @@
+"""Predicting again after a fine-tune: the separations the last mask made are kept.
+
+Predict's gap closing (:func:`~napari_unet.core.boundaries.separating_lines`) decides
+whether a faint boundary separates two objects by its contrast, and a faint boundary
+sits close to that decision. A fine-tune on strokes elsewhere lowers such a boundary a
+little (annotation-loop benchmark, issue 14: the contrast of the kept borders fell by
+0.07-0.11 in round 1 of every DSB session), and two objects that were apart in the last
+mask merge although nobody painted there: one touching pair of DSB nuclei in 7 of 24
+rounds, two cells of ISBI slice 18 in 3 of 24.
+
+Hysteresis settles this, as a tracker keeps an identity: a line that separated two
+objects in the last mask is kept while the new model's boundary along it still stands
+out by half the contrast a new line needs (:data:`KEPT_CONTRAST`), unless a stroke of
+an object class lies on it (the user said "one object" there). New separations need
+the full contrast, so what the strokes teach still shows. :func:`continues` says when
+a mask counts as the last one of a model: it was predicted by this model, an earlier
+version of it, or a sibling fine-tuned from the same base.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from .boundaries import MAX_SOLIDITY, MIN_CONTRAST, SEED_DEPTH, lines_between, seeded_basins
+
+__all__ = [
+    "KEPT_CONTRAST",
+    "KEPT_SHARE",
+    "closing_lines",
+    "continues",
+    "kept_separations",
+    "lineage",
+]
+
+#: A separation of the last mask is kept while its border stands out by this much.
+KEPT_CONTRAST: float = MIN_CONTRAST / 2
+#: ... and when at least this share of its line lies on (or next to) the last mask's
+#: background.
+KEPT_SHARE: float = 0.5
+
+
+def kept_separations(
+    boundary_probability: np.ndarray,
+    previous_mask: np.ndarray,
+    annotation: np.ndarray | None = None,
+    *,
+    lines: np.ndarray | None = None,
+    min_contrast: float = KEPT_CONTRAST,
+    share: float = KEPT_SHARE,
+) -> np.ndarray:
+    """Lines of the last mask's separations that the new probabilities still support.
+
+    Parameters
+    ----------
+    boundary_probability : numpy.ndarray, shape (Y, X)
+        Probability of class 1 (background or membrane) from the new model.
+    previous_mask : numpy.ndarray, shape (Y, X)
+        The class mask shown before (1 = background, 2.. = classes).
+    annotation : numpy.ndarray, shape (Y, X), optional
+        The user's strokes (0 = unpainted, 1 = background, 2.. = classes): a line
+        with a stroke of an object class on it is not kept.
+    lines : numpy.ndarray of bool, shape (Y, X), optional
+        The closing's own lines for these probabilities
+        (:func:`~napari_unet.core.boundaries.separating_lines`), when already computed.
+    min_contrast : float
+        The contrast a kept line's border needs (a new one needs
+        :data:`~napari_unet.core.boundaries.MIN_CONTRAST`).
+    share : float
+        Least share of a line's pixels on the last mask's background grown by one pixel.
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (Y, X)
+        The kept lines (not those in ``lines``); one pixel wide, like the closing's.
+
+    Raises
+    ------
+    ValueError
+        For arrays of different shapes or not 2-D.
+    """
+    probability = np.asarray(boundary_probability, dtype=np.float32)
+    basins = seeded_basins(probability, **_SEEDING)
+    own = _lines(basins, probability, MIN_CONTRAST) if lines is None else np.asarray(lines, bool)
+    return _kept(basins, probability, own, previous_mask, annotation, min_contrast, share)
+
+
+def closing_lines(
+    boundary_probability: np.ndarray,
+    previous_mask: np.ndarray | None = None,
+    annotation: np.ndarray | None = None,
+) -> np.ndarray:
+    """The lines Predict's closing draws (Y, X bool): :func:`separating_lines` with its
+    defaults, and with ``previous_mask`` the :func:`kept_separations` too, from one
+    watershed (the basins are the same for both contrasts)."""
+    probability = np.asarray(boundary_probability, dtype=np.float32)
+    basins = seeded_basins(probability, **_SEEDING)
+    own = _lines(basins, probability, MIN_CONTRAST)
+    if previous_mask is None:
+        return own
+    kept = _kept(basins, probability, own, previous_mask, annotation, KEPT_CONTRAST, KEPT_SHARE)
+    return own | kept
+
+
+#: How :func:`separating_lines` seeds its basins by default.
+_SEEDING = {"threshold": 0.5, "seed_depth": SEED_DEPTH, "smoothing": 1.0}
+
+
+def _lines(basins: np.ndarray, probability: np.ndarray, contrast: float) -> np.ndarray:
+    return lines_between(
+        basins, probability, min_contrast=contrast, max_solidity=MAX_SOLIDITY, threshold=0.5
+    )
+
+
+def _kept(basins, probability, own, previous_mask, annotation, min_contrast, share) -> np.ndarray:
+    """The lines at ``min_contrast`` not in ``own`` that lie on the last mask's background."""
+    previous = np.asarray(previous_mask)
+    for name, array in (("previous mask", previous), ("annotation", annotation), ("lines", own)):
+        if array is not None and np.shape(array) != probability.shape:
+            raise ValueError(f"{name} {np.shape(array)} and probability {probability.shape} differ")
+    candidates = _lines(basins, probability, min_contrast) & ~own
+    segments, count = ndimage.label(candidates, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return candidates
+    index = np.arange(1, count + 1)
+    before = ndimage.binary_dilation(previous == 1)
+    keep = np.asarray(ndimage.mean(before, segments, index)) >= share
+    if annotation is not None:
+        painted_object = np.asarray(annotation) >= 2
+        keep &= ~(np.asarray(ndimage.maximum(painted_object, segments, index)) > 0)
+    return np.concatenate([[False], keep])[segments]
+
+
+def lineage(model: Any) -> list[str]:
+    """Short fingerprints of a model's training runs, oldest first.
+
+    ``model`` is a :class:`~napari_unet.core.model.UNet` (or anything with a
+    ``metadata`` dict); a model never trained has none. Stored beside a mask (in a
+    napari layer's metadata) so that :func:`continues` can tell later which model made it.
+    """
+    runs = getattr(model, "metadata", {}).get("training_history") or []
+    return [
+        hashlib.sha1(json.dumps(run, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        for run in runs
+    ]
+
+
+def continues(mask_lineage: Sequence[str], model: Any) -> bool:
+    """Whether a mask made by a model of ``mask_lineage`` is ``model``'s last mask.
+
+    True when the mask's model was trained (a never-trained model's mask says
+    nothing), ``model`` descends from that model's parent, or from that model itself
+    if it has one run only (the same model, a fine-tuned version of it, or a sibling
+    fine-tuned from the same base, as the Fine-tune section restarts from the base
+    with all the strokes), and ``model`` is not an ancestor of it (after "go back" the
+    older model's own mask is shown again).
+    """
+    earlier, current = list(mask_lineage), lineage(model)
+    if not earlier:
+        return False
+    is_ancestor = len(current) < len(earlier) and earlier[: len(current)] == current
+    shared = max(len(earlier) - 1, 1)  # the mask model's parent, or its one run
+    return not is_ancestor and current[:shared] == earlier[:shared]

@@ -1,0 +1,96 @@
+"""Predicting after a fine-tune keeps the last mask's separations (core.continuity)."""
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from napari_unet.core.continuity import continues, kept_separations, lineage
+from napari_unet.core.postprocess import instance_labels, prediction_mask
+
+
+def touching_pair(band: float) -> np.ndarray:
+    """(2, 40, 60) probabilities of two touching discs; ``band`` above their inside
+    along the 3 px where they meet (the closing needs 0.2 for a new line)."""
+    rows, columns = np.mgrid[:40, :60]
+    inside = (np.hypot(rows - 20, columns - 20) <= 10) | (np.hypot(rows - 20, columns - 38) <= 10)
+    background = np.where(inside, 0.05, 0.95).astype(np.float32)
+    background[inside & (np.abs(columns - 29) <= 1)] = 0.05 + band
+    return np.stack([background, 1 - background])
+
+
+def count(mask: np.ndarray) -> int:
+    return int(instance_labels(mask).max())
+
+
+SEPARATED = prediction_mask(touching_pair(0.3))
+MERGED = prediction_mask(touching_pair(0.0))
+
+
+def test_the_reference_masks():
+    assert count(SEPARATED) == 2
+    assert count(MERGED) == 1
+
+
+def test_a_separation_of_the_last_mask_is_kept_while_the_band_stands_out():
+    faint = touching_pair(0.16)  # contrast about 0.15: below a new line's 0.2
+    assert count(prediction_mask(faint)) == 1
+    kept = prediction_mask(faint, previous=SEPARATED)
+    assert count(kept) == 2
+    changed = kept != prediction_mask(faint)
+    assert 0 < changed.sum() <= 12  # one line of about 9 pixels across the contact
+    assert set(np.unique(kept[changed])) == {1}  # only background was added
+
+
+def test_no_separation_is_invented_or_kept_without_evidence():
+    faint = touching_pair(0.16)
+    assert count(prediction_mask(faint, previous=MERGED)) == 1  # never separated before
+    gone = touching_pair(0.05)  # the band has faded below half the contrast
+    assert count(prediction_mask(gone, previous=SEPARATED)) == 1
+
+
+def test_an_object_stroke_on_the_line_drops_it():
+    faint = touching_pair(0.16)
+    strokes = np.zeros(SEPARATED.shape, np.uint8)
+    strokes[15:25, 29] = 2  # the user paints "nucleus" across the contact
+    assert count(prediction_mask(faint, previous=SEPARATED, annotation=strokes)) == 1
+    strokes[15:25, 29] = 1  # a background stroke keeps it
+    assert count(prediction_mask(faint, previous=SEPARATED, annotation=strokes)) == 2
+
+
+def test_kept_lines_are_left_to_the_closing_when_it_draws_them():
+    strong = touching_pair(0.3)
+    assert not kept_separations(strong[0], SEPARATED).any()
+    assert count(prediction_mask(strong, previous=SEPARATED)) == 2
+
+
+def test_the_previous_mask_must_have_the_image_shape():
+    with pytest.raises(ValueError, match="previous mask"):
+        kept_separations(touching_pair(0.16)[0], SEPARATED[:, :50])
+
+
+def model_with(*runs: str) -> SimpleNamespace:
+    return SimpleNamespace(metadata={"training_history": [{"date": run} for run in runs]})
+
+
+def test_lineage_fingerprints_the_runs():
+    assert lineage(model_with()) == []
+    assert lineage(SimpleNamespace()) == []
+    first, second = lineage(model_with("a", "b"))
+    assert first == lineage(model_with("a"))[0] and first != second
+
+
+@pytest.mark.parametrize(
+    ("mask_model", "model", "expected"),
+    [
+        (("a",), ("a",), True),  # the same model predicts again
+        (("a",), ("a", "b"), True),  # fine-tuned from the mask's model
+        (("a", "b"), ("a", "c"), True),  # a sibling: the Fine-tune section restarts from the base
+        (("a", "b"), ("a", "b", "c"), True),  # trained further
+        (("a", "b"), ("a",), False),  # went back to the base: its own mask again
+        (("a",), ("x", "b"), False),  # another model
+        ((), ("a",), False),  # the mask of a model never trained
+    ],
+)
+def test_which_mask_counts_as_the_last_one(mask_model, model, expected):
+    assert continues(lineage(model_with(*mask_model)), model_with(*model)) is expected
