@@ -14,8 +14,10 @@ from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..config import PredictConfig
+from ..core.continuity import lineage
 from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
+from ._last_mask import last_mask, remember_model
 from ._layers import class_colormap, placement_for
 from ._layers import show_output as put_output
 from ._memory import memory_refusal
@@ -61,7 +63,7 @@ class PredictWidget(QWidget, PredictControls):
         self.state = model_state(self.viewer)
         self.worker: GeneratorWorker | None = None
         self._stop = threading.Event()
-        self._target: tuple[napari.layers.Image, ImageGeometry] | None = None
+        self._target: tuple[napari.layers.Image, ImageGeometry, list[str]] | None = None
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
         defaults = PredictConfig()
         self.defaults = defaults
@@ -118,6 +120,7 @@ class PredictWidget(QWidget, PredictControls):
             return None
         model = self.state.model
         geometry = ImageGeometry.of(image, model.config.in_channels)
+        previous_mask, annotation = last_mask(self.viewer, image, model, geometry.spatial_shape)
         request = PredictionRequest(
             model=model,
             data=image_data(image),
@@ -126,6 +129,8 @@ class PredictWidget(QWidget, PredictControls):
             with_weights=self.with_weights.value,
             weight_config=model.info.trained_weight_config,
             with_uncertainty=self.with_uncertainty.value,
+            previous_mask=previous_mask,
+            annotation=annotation,
         )
         refusal = memory_refusal(request, image.name)
         if refusal:
@@ -135,7 +140,7 @@ class PredictWidget(QWidget, PredictControls):
         if not self.state.begin_task("predicting"):
             show_warning(f"The model is busy ({self.state.busy}); stop it or wait, then run.")
             return None
-        self._target = (image, geometry)
+        self._target = (image, geometry, lineage(model))
         self._stop = threading.Event()
         self.status.setText("Starting…")
         self._set_running(True)
@@ -182,7 +187,9 @@ class PredictWidget(QWidget, PredictControls):
             show_error(result.error)
             return
         if self._target is not None:
-            self.show_outputs(result.value, *self._target)
+            image, geometry, model_lineage = self._target
+            layers = self.show_outputs(result.value, image, geometry)
+            remember_model(layers["mask"], model_lineage)
 
     def _on_finish(self) -> None:
         self.worker = None

@@ -40,6 +40,10 @@ class PredictionRequest:
     weight_config : WeightConfig
     with_uncertainty : bool
         Also compute where the model is unsure (:func:`napari_unet.evaluation.review.uncertainty`).
+    previous_mask, annotation : numpy.ndarray or None
+        The image's last mask, when this model continues the one that made it, and the
+        image's strokes (spatial shape): the mask keeps the last one's separations where
+        the model still supports them (:mod:`napari_unet.core.continuity`).
     """
 
     model: UNet
@@ -49,6 +53,8 @@ class PredictionRequest:
     with_weights: bool = True
     weight_config: WeightConfig = field(default_factory=WeightConfig)
     with_uncertainty: bool = False
+    previous_mask: np.ndarray | None = None
+    annotation: np.ndarray | None = None
 
 
 @dataclass
@@ -124,6 +130,11 @@ def _all_classes(plane: tuple[int, ...]) -> tuple[slice | int, ...]:
     return (slice(None), *plane)
 
 
+def _plane_of(array: np.ndarray | None, plane: tuple[int, ...]) -> np.ndarray | None:
+    """``array[plane]`` (a (Y, X) plane of a (..., Y, X) array), or None."""
+    return None if array is None else array[plane]
+
+
 def _postprocess(
     request: PredictionRequest,
     probabilities: np.ndarray,
@@ -140,7 +151,12 @@ def _postprocess(
     for plane in planes:
         if stop.is_set():
             raise Cancelled("prediction cancelled")
-        mask[plane] = prediction_mask(probabilities[_all_classes(plane)], **steps._asdict())
+        mask[plane] = prediction_mask(
+            probabilities[_all_classes(plane)],
+            **steps._asdict(),
+            previous=_plane_of(request.previous_mask, plane),
+            annotation=_plane_of(request.annotation, plane),
+        )
         instances[plane], found = slice_instances(
             mask[plane],
             request.config.instances,

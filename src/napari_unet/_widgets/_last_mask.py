@@ -1,0 +1,69 @@
+"""The mask Predict showed last for an image, which the next prediction continues.
+
+After a fine-tune, Predict keeps the separations of the image's mask layer where the
+tuned model still supports them (:mod:`napari_unet.core.continuity`). The mask layer
+records which model made it (:data:`LINEAGE_KEY`, the model's
+:func:`~napari_unet.core.continuity.lineage`), so that a mask of another model, or of
+a model the user went back from, is not continued.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import napari
+import numpy as np
+
+from ..core.continuity import continues
+from ._annotation_combo import annotation_name
+from ._layers import find_output, is_annotation
+
+LINEAGE_KEY = "napari_unet_model_lineage"
+"""Metadata key of a mask layer: the lineage of the model that predicted it."""
+
+
+def last_mask(
+    viewer: napari.Viewer, image: napari.layers.Layer, model: Any, shape: tuple[int, ...]
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The image's mask layer data (and its strokes) for a prediction by ``model``.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    image : napari.layers.Layer
+        The image about to be predicted.
+    model : UNet
+        The model about to predict it.
+    shape : tuple of int
+        The image's spatial shape (..., Y, X): a mask or strokes of another shape
+        are not used.
+
+    Returns
+    -------
+    previous_mask, annotation : numpy.ndarray or None
+        Copies of the mask layer's data, when ``model`` continues the model that made
+        it, and of the image's annotation layer's (None if it has none); (None, None)
+        when there is no mask to continue.
+    """
+    layer = find_output(viewer, image, "mask", napari.layers.Labels)
+    if layer is None or tuple(layer.data.shape) != tuple(shape):
+        return None, None
+    if not continues(layer.metadata.get(LINEAGE_KEY) or [], model):
+        return None, None
+    strokes = next(
+        (
+            candidate
+            for candidate in viewer.layers
+            if is_annotation(candidate) and candidate.name == annotation_name(image.name)
+        ),
+        None,
+    )
+    if strokes is not None and tuple(strokes.data.shape) != tuple(shape):
+        strokes = None
+    annotation = None if strokes is None else np.array(strokes.data)
+    return np.array(layer.data), annotation
+
+
+def remember_model(mask_layer: napari.layers.Labels, model_lineage: list[str]) -> None:
+    """Record on ``mask_layer`` which model predicted it (its lineage)."""
+    mask_layer.metadata[LINEAGE_KEY] = list(model_lineage)

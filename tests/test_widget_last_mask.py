@@ -1,0 +1,77 @@
+"""Predict continues the image's last mask after a fine-tune, and only then."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_unet._widgets import _predict_job, model_state
+from napari_unet._widgets._last_mask import LINEAGE_KEY
+from napari_unet._widgets._layers import ANNOTATION_KEY
+from napari_unet.core.continuity import lineage
+from napari_unet.core.inference import Progress
+from test_continuity import touching_pair
+from test_widgets import dock, run  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def pair(dock, monkeypatch):
+    """The dock predicting a (40, 60) image whose probabilities are two touching discs
+    with a band of ``band[0]`` between them (a stand-in for a model's output)."""
+    viewer, widget = dock
+    band = [0.3]
+
+    def fake_iter_predict(image, model, out, **_):
+        out[...] = touching_pair(band[0])
+        yield Progress(1, 1)
+
+    monkeypatch.setattr(_predict_job, "iter_predict", fake_iter_predict)
+    image = viewer.add_image(np.zeros((40, 60), np.float32), name="pair")
+    widget.predict.image_picker.combo.value = image
+    widget.predict.with_uncertainty.value = False
+    return viewer, widget, band
+
+
+def trained_runs(viewer, *runs: int) -> None:
+    """Give the shared model a training history of these runs (as fine-tunes would)."""
+    model_state(viewer).model.metadata["training_history"] = [{"iterations": i} for i in runs]
+
+
+def objects_after_predict(qtbot, viewer, widget) -> int:
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    return int(viewer.layers["pair instances"].data.max())
+
+
+def test_a_fine_tuned_model_keeps_the_separations_of_the_last_mask(qtbot, pair):
+    viewer, widget, band = pair
+    trained_runs(viewer, 1)
+    assert objects_after_predict(qtbot, viewer, widget) == 2
+    mask = viewer.layers["pair mask"]
+    assert mask.metadata[LINEAGE_KEY] == lineage(model_state(viewer).model)
+    band[0] = 0.16  # after the fine-tune the band is too faint for a new separation
+    trained_runs(viewer, 1, 2)
+    assert objects_after_predict(qtbot, viewer, widget) == 2
+    assert objects_after_predict(qtbot, viewer, widget) == 2  # and again with the same model
+    trained_runs(viewer, 1)  # went back: the base's own prediction, the pair merged
+    assert objects_after_predict(qtbot, viewer, widget) == 1
+
+
+def test_not_after_another_model_nor_across_an_object_stroke(qtbot, pair):
+    viewer, widget, band = pair
+    trained_runs(viewer, 1)
+    assert objects_after_predict(qtbot, viewer, widget) == 2
+    band[0] = 0.16
+    trained_runs(viewer, 7)  # another model
+    assert objects_after_predict(qtbot, viewer, widget) == 1
+
+    band[0] = 0.3
+    trained_runs(viewer, 1)
+    assert objects_after_predict(qtbot, viewer, widget) == 2
+    strokes = np.zeros((40, 60), np.uint8)
+    strokes[15:25, 29] = 2  # "one nucleus" painted across the contact
+    viewer.add_labels(strokes, name="pair annotations", metadata={ANNOTATION_KEY: True})
+    band[0] = 0.16
+    trained_runs(viewer, 1, 2)
+    assert objects_after_predict(qtbot, viewer, widget) == 1
