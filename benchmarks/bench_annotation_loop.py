@@ -8,7 +8,10 @@ part that was never painted is scored (``loop_tasks.py``). Round 0 is the starti
 (bundled) model, so every later round is a paired comparison against it.
 
 Budgets are iterations, so machine load changes the wall time, not the result; each
-round's wall time is reported.
+round's wall time is reported. Each round's masks are Predict's, which after a fine-tune
+keeps the separations of the last round's masks where they still stand out
+(``napari_unet.core.continuity``, as the widget does; ``--no-memory``: predict afresh, as
+every round did before 2026-12-02 16:00).
 
 ``--new-model N``: the loop a user runs on a new kind of image. Round 1 trains a new
 model (``config.NEW_MODEL_CONFIG``) for N iterations from first scribbles
@@ -72,11 +75,15 @@ def predict_masks(
     close_boundaries: bool = PredictConfig.close_boundaries,
     fill_holes: bool = PredictConfig.fill_holes,
     save_to: Path | None = None,
+    previous: list[np.ndarray] | None = None,
+    annotations: list[np.ndarray] | None = None,
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Class masks (as Predict shows them) and uncertainty maps of every image of the task.
 
-    Predict's mask: gaps closed (unless the model leaves them open) and objects grown up
-    to the model's background threshold;
+    Predict's mask: gaps closed (unless the model leaves them open), the separations
+    of the ``previous`` round's masks kept where they still stand out
+    (:mod:`napari_unet.core.continuity`, as the widget does after a fine-tune) and
+    objects grown up to the model's background threshold;
     with ``close_boundaries=False`` the plain most probable class.
     """
     tile = default_tile_size(model, 572)
@@ -86,12 +93,15 @@ def predict_masks(
         np.savez_compressed(save_to, *[p.astype(np.float16) for p in probabilities])
     threshold = model.info.background_threshold if close_boundaries else 0.5  # as Predict shows
     closing = close_boundaries and model.info.close_gaps
+    before = previous or [None] * len(probabilities)
+    strokes = annotations or [None] * len(probabilities)
     masks = [
         prediction_mask(
-            p, close_boundaries=closing, background_threshold=threshold, fill_holes=fill_holes
+            p, close_boundaries=closing, background_threshold=threshold, fill_holes=fill_holes,
+            previous=last, annotation=painted,
         )
-        for p in probabilities
-    ]
+        for p, last, painted in zip(probabilities, before, strokes)
+    ]  # fmt: skip
     return masks, [uncertainty(p) for p in probabilities]
 
 
@@ -166,6 +176,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         masks, uncertain = predict_masks(
             model, task, args.close_boundaries, args.fill_holes,
             _saved(args, task, seed, round_index),
+            previous=masks if args.memory else None, annotations=annotations,
         )  # fmt: skip
         painted = sum(int(np.count_nonzero(a)) for a in annotations)
         area = sum(int(np.count_nonzero(p)) for p in task.paint)
@@ -310,6 +321,11 @@ def main() -> None:
     parser.add_argument(
         "--keep-holes", dest="fill_holes", action="store_false",
         help="leave what an object encloses as it is (as Predict did until 2026-12-02)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-memory", dest="memory", action="store_false",
+        help="predict each round afresh (before 2026-12-02 16:00 the last round's "
+        "separations were not kept: napari_unet.core.continuity)",
     )  # fmt: skip
     parser.add_argument(
         "--swapped", action="store_true",

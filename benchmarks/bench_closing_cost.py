@@ -5,7 +5,9 @@ image) is predicted with ``napari_unet.predict`` and its mask made with
 ``core.postprocess.prediction_mask`` (gaps closed), alternately, three times; the medians
 and their ratio are reported (the same process and load for both). For a model with a
 background threshold (``em-membranes``: 0.8) the mask Predict shows also grows the objects
-(``core.boundaries.grow_objects``): timed as ``closing_and_growing_s``.
+(``core.boundaries.grow_objects``): timed as ``closing_and_growing_s``. After a fine-tune,
+Predict also keeps the separations of the image's last mask (``previous=``,
+``core.continuity``): timed as ``with_last_mask_s``, with the plain mask as the last one.
 
     python benchmarks/bench_closing_cost.py --threads 1 --json benchmarks/results/closing_cost.json
 """
@@ -37,18 +39,21 @@ def measure(repeats: int) -> dict[str, dict]:
     rows = {}
     for name, image in _images().items():
         model = nu.load_model(name)
-        predict_s, closing_s, growing_s = [], [], []
+        predict_s, closing_s, growing_s, memory_s = [], [], [], []
         threshold = model.info.background_threshold
         for _ in range(repeats):
             start = time.perf_counter()
             probabilities = nu.predict(image, model, device="cpu")
             predict_s.append(time.perf_counter() - start)
             start = time.perf_counter()
-            prediction_mask(probabilities)
+            last_mask = prediction_mask(probabilities)
             closing_s.append(time.perf_counter() - start)
             start = time.perf_counter()
             prediction_mask(probabilities, background_threshold=threshold)
             growing_s.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            prediction_mask(probabilities, background_threshold=threshold, previous=last_mask)
+            memory_s.append(time.perf_counter() - start)
         rows[name] = {
             "shape": list(image.shape),
             "predict_s": round(float(np.median(predict_s)), 2),
@@ -57,6 +62,7 @@ def measure(repeats: int) -> dict[str, dict]:
             "background_threshold": threshold,
             "closing_and_growing_s": round(float(np.median(growing_s)), 2),
             "predict_mask_to_predict": round(float(np.median(growing_s) / np.median(predict_s)), 3),
+            "with_last_mask_s": round(float(np.median(memory_s)), 2),
         }
         print(name, rows[name], flush=True)
     return rows
