@@ -64,6 +64,27 @@ def test_kept_lines_are_left_to_the_closing_when_it_draws_them():
     assert count(prediction_mask(strong, previous=SEPARATED)) == 2
 
 
+def overlapping_pair(band: float) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (2, 40, 60) of two discs whose centres are 8 px apart (no waist: one
+    distance maximum), ``band`` along the 3 px where they overlap; and a last mask that
+    showed them as two objects, one background line apart."""
+    rows, columns = np.mgrid[:40, :60]
+    both = (np.hypot(rows - 20, columns - 25) <= 10) | (np.hypot(rows - 20, columns - 33) <= 10)
+    background = np.where(both, 0.05, 0.95).astype(np.float32)
+    background[both & (np.abs(columns - 29) <= 1)] = band
+    last = np.where(both, 2, 1).astype(np.uint8)
+    last[both & (columns == 29)] = 1
+    return np.stack([background, 1 - background]), last
+
+
+def test_overlapping_objects_without_a_waist_stay_apart_while_the_band_shows():
+    faint, last = overlapping_pair(0.3)  # below 0.5: the closing sees one object
+    assert count(prediction_mask(faint)) == 1 and count(last) == 2
+    assert count(prediction_mask(faint, previous=last)) == 2
+    gone, _ = overlapping_pair(0.1)  # 0.05 above the inside: no longer a boundary
+    assert count(prediction_mask(gone, previous=last)) == 1
+
+
 def test_the_previous_mask_must_have_the_image_shape():
     with pytest.raises(ValueError, match="previous mask"):
         kept_separations(touching_pair(0.16)[0], SEPARATED[:, :50])

@@ -12,7 +12,11 @@ Hysteresis settles this, as a tracker keeps an identity: a line that separated t
 objects in the last mask is kept while the new model's boundary along it still stands
 out by half the contrast a new line needs (:data:`KEPT_CONTRAST`), unless a stroke of
 an object class lies on it (the user said "one object" there). New separations need
-the full contrast, so what the strokes teach still shows. :func:`continues` says when
+the full contrast, so what the strokes teach still shows. The lines are looked for twice:
+between the closing's own basins, and between basins seeded by the last mask's objects
+(two overlapping nuclei may touch without a waist after a round, their band below 0.5 but
+well above the inside: the closing's distance seeds see one object there; the synthetic
+loop's swapped part, 15 of 48 round-metrics). :func:`continues` says when
 a mask counts as the last one of a model: it was predicted by this model, an earlier
 version of it, or a sibling fine-tuned from the same base.
 """
@@ -26,6 +30,7 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage
+from skimage.segmentation import watershed
 
 from .boundaries import MAX_SOLIDITY, MIN_CONTRAST, SEED_DEPTH, lines_between, seeded_basins
 
@@ -87,7 +92,11 @@ def kept_separations(
     probability = np.asarray(boundary_probability, dtype=np.float32)
     basins = seeded_basins(probability, **_SEEDING)
     own = _lines(basins, probability, MIN_CONTRAST) if lines is None else np.asarray(lines, bool)
-    return _kept(basins, probability, own, previous_mask, annotation, min_contrast, share)
+    kept = _kept(basins, probability, own, previous_mask, annotation, min_contrast, share)
+    from_objects = _basins_of_objects(previous_mask, probability)
+    drawn = own | kept
+    more = _kept(from_objects, probability, drawn, previous_mask, annotation, min_contrast, share)
+    return kept | _apart_from(more, drawn, share)
 
 
 def closing_lines(
@@ -103,8 +112,7 @@ def closing_lines(
     own = _lines(basins, probability, MIN_CONTRAST)
     if previous_mask is None:
         return own
-    kept = _kept(basins, probability, own, previous_mask, annotation, KEPT_CONTRAST, KEPT_SHARE)
-    return own | kept
+    return own | kept_separations(probability, previous_mask, annotation, lines=own)
 
 
 #: How :func:`separating_lines` seeds its basins by default.
@@ -115,6 +123,32 @@ def _lines(basins: np.ndarray, probability: np.ndarray, contrast: float) -> np.n
     return lines_between(
         basins, probability, min_contrast=contrast, max_solidity=MAX_SOLIDITY, threshold=0.5
     )
+
+
+def _apart_from(lines: np.ndarray, drawn: np.ndarray, share: float) -> np.ndarray:
+    """The line segments (8-connected) of ``lines`` of which less than ``share`` lies
+    next to ``drawn``: the same separation found by both watersheds is drawn once."""
+    segments, count = ndimage.label(lines, structure=np.ones((3, 3), bool))
+    if count == 0:
+        return lines
+    near = ndimage.binary_dilation(drawn, structure=np.ones((3, 3), bool))
+    apart = np.asarray(ndimage.mean(near, segments, np.arange(1, count + 1))) < share
+    return np.concatenate([[False], apart])[segments]
+
+
+def _basins_of_objects(previous_mask: np.ndarray, probability: np.ndarray) -> np.ndarray:
+    """Watershed basins (Y, X) of the new objects, seeded by the last mask's objects
+    (shrunk by one pixel): two objects that now touch without a waist (a band below 0.5
+    between them, so one distance maximum) still get a basin each."""
+    previous = np.asarray(previous_mask)
+    if previous.shape != probability.shape:
+        raise ValueError(
+            f"previous mask {previous.shape} and probability {probability.shape} differ"
+        )
+    objects = probability < 0.5
+    seeds, _ = ndimage.label(previous >= 2)
+    seeds[~(ndimage.binary_erosion(previous >= 2) & objects)] = 0
+    return watershed(probability, seeds, mask=objects)
 
 
 def _kept(basins, probability, own, previous_mask, annotation, min_contrast, share) -> np.ndarray:
