@@ -92,11 +92,7 @@ def kept_separations(
     probability = np.asarray(boundary_probability, dtype=np.float32)
     basins = seeded_basins(probability, **_SEEDING)
     own = _lines(basins, probability, MIN_CONTRAST) if lines is None else np.asarray(lines, bool)
-    kept = _kept(basins, probability, own, previous_mask, annotation, min_contrast, share)
-    from_objects = _basins_of_objects(previous_mask, probability)
-    drawn = own | kept
-    more = _kept(from_objects, probability, drawn, previous_mask, annotation, min_contrast, share)
-    return kept | _apart_from(more, drawn, share)
+    return _kept_both_ways(basins, probability, own, previous_mask, annotation, min_contrast, share)
 
 
 def closing_lines(
@@ -105,14 +101,27 @@ def closing_lines(
     annotation: np.ndarray | None = None,
 ) -> np.ndarray:
     """The lines Predict's closing draws (Y, X bool): :func:`separating_lines` with its
-    defaults, and with ``previous_mask`` the :func:`kept_separations` too, from one
-    watershed (the basins are the same for both contrasts)."""
+    defaults, and with ``previous_mask`` the :func:`kept_separations` too (the closing's
+    basins are computed once for both contrasts)."""
     probability = np.asarray(boundary_probability, dtype=np.float32)
     basins = seeded_basins(probability, **_SEEDING)
     own = _lines(basins, probability, MIN_CONTRAST)
     if previous_mask is None:
         return own
-    return own | kept_separations(probability, previous_mask, annotation, lines=own)
+    kept = _kept_both_ways(
+        basins, probability, own, previous_mask, annotation, KEPT_CONTRAST, KEPT_SHARE
+    )
+    return own | kept
+
+
+def _kept_both_ways(basins, probability, own, previous_mask, annotation, contrast, share):
+    """Kept lines between the closing's ``basins``, then between basins seeded by the
+    last mask's objects (those not beside a line drawn already)."""
+    kept = _kept(basins, probability, own, previous_mask, annotation, contrast, share)
+    from_objects = _basins_of_objects(previous_mask, probability)
+    drawn = own | kept
+    more = _kept(from_objects, probability, drawn, previous_mask, annotation, contrast, share)
+    return kept | _apart_from(more, drawn, share)
 
 
 #: How :func:`separating_lines` seeds its basins by default.
