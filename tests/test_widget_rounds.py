@@ -20,6 +20,11 @@ def _same(first, second) -> bool:
     return all(torch.allclose(first[name], second[name], atol=1e-4) for name in first)
 
 
+def _distance(first, second) -> float:
+    """Largest absolute difference of two state dicts."""
+    return max(float((first[name] - second[name]).abs().max()) for name in first)
+
+
 def _as_trained(model):
     """``model`` with a training run in its history (as a bundled or saved model has)."""
     model.metadata["training_history"] = [{"iterations": 1}]
@@ -38,8 +43,10 @@ def test_a_second_run_restarts_from_the_base_with_all_strokes(qtbot, dock):
     run(qtbot, finetune, finetune.start_finetune)
     second = _weights(state.model)
     # same strokes, same seed, started again from the base: the same result as run 1,
-    # not run 1 trained further
-    assert _same(second, first)
+    # not run 1 trained further. With two CPU threads the convolutions' sums come in
+    # another order from run to run, and 15 steps at lr 1e-2 carry that past 1e-4: the
+    # two runs must be far closer to each other than run 1 is to the base
+    assert _distance(second, first) < 0.05 * _distance(first, base)
     assert len(state.model.metadata["training_history"]) == 2  # the base's run and this one
     assert "Starting again" not in finetune.status.text()  # the final status replaced it
     # go back gives the result of the first run (the snapshot taken before the second)
@@ -69,10 +76,13 @@ def test_without_the_option_runs_train_the_last_result_further(qtbot, dock):
     state, finetune = model_state(viewer), widget.finetune
     finetune.settings.from_base.value = False
     annotate(viewer, widget)
+    base = _weights(state.model)
     run(qtbot, finetune, finetune.start_finetune)
     first = _weights(state.model)
     run(qtbot, finetune, finetune.start_finetune)
     assert not _same(_weights(state.model), first)
+    # trained further: beyond the bound the restart from the base is held to above
+    assert _distance(_weights(state.model), first) >= 0.05 * _distance(first, base)
     assert len(state.model.metadata["training_history"]) == 2
 
 
