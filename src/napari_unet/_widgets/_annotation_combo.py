@@ -21,6 +21,11 @@ def annotation_name(image_name: str) -> str:
     return f"{image_name} annotations"
 
 
+def annotates(layer: napari.layers.Layer, image: napari.layers.Layer | None) -> bool:
+    """Whether ``layer`` is the annotation layer the Annotate section made for ``image``."""
+    return is_annotation(layer) and image is not None and layer.name == annotation_name(image.name)
+
+
 class AnnotationCombo(LayerCombo):
     """A Labels :class:`~napari_unet._widgets._layers.LayerCombo` that follows an image combo.
 
@@ -43,10 +48,7 @@ class AnnotationCombo(LayerCombo):
 
     def annotates_image(self, layer: napari.layers.Layer) -> bool:
         """Whether ``layer`` is the annotation layer of the chosen image."""
-        image = self.image_picker.layer
-        return (
-            is_annotation(layer) and image is not None and layer.name == annotation_name(image.name)
-        )
+        return annotates(layer, self.image_picker.layer)
 
     def match_image(self, *_: Any) -> None:
         """Choose the image's annotation layer; never one made for another image.

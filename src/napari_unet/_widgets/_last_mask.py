@@ -15,8 +15,8 @@ import napari
 import numpy as np
 
 from ..core.continuity import continues
-from ._annotation_combo import annotation_name
-from ._layers import find_output, is_annotation
+from ._annotation_combo import annotates
+from ._layers import find_output
 
 LINEAGE_KEY = "napari_unet_model_lineage"
 """Metadata key of a mask layer: the lineage of the model that predicted it."""
@@ -50,14 +50,7 @@ def last_mask(
         return None, None
     if not continues(layer.metadata.get(LINEAGE_KEY) or [], model):
         return None, None
-    strokes = next(
-        (
-            candidate
-            for candidate in viewer.layers
-            if is_annotation(candidate) and candidate.name == annotation_name(image.name)
-        ),
-        None,
-    )
+    strokes = next((candidate for candidate in viewer.layers if annotates(candidate, image)), None)
     if strokes is not None and tuple(strokes.data.shape) != tuple(shape):
         strokes = None
     annotation = None if strokes is None else np.array(strokes.data)

@@ -117,6 +117,13 @@ def closing_lines(
 def _kept_both_ways(basins, probability, own, previous_mask, annotation, contrast, share):
     """Kept lines between the closing's ``basins``, then between basins seeded by the
     last mask's objects (those not beside a line drawn already)."""
+    for name, array in (
+        ("previous mask", previous_mask),
+        ("annotation", annotation),
+        ("lines", own),
+    ):
+        if array is not None and np.shape(array) != probability.shape:
+            raise ValueError(f"{name} {np.shape(array)} and probability {probability.shape} differ")
     kept = _kept(basins, probability, own, previous_mask, annotation, contrast, share)
     from_objects = _basins_of_objects(previous_mask, probability)
     drawn = own | kept
@@ -150,10 +157,6 @@ def _basins_of_objects(previous_mask: np.ndarray, probability: np.ndarray) -> np
     (shrunk by one pixel): two objects that now touch without a waist (a band below 0.5
     between them, so one distance maximum) still get a basin each."""
     previous = np.asarray(previous_mask)
-    if previous.shape != probability.shape:
-        raise ValueError(
-            f"previous mask {previous.shape} and probability {probability.shape} differ"
-        )
     objects = probability < 0.5
     seeds, _ = ndimage.label(previous >= 2)
     seeds[~(ndimage.binary_erosion(previous >= 2) & objects)] = 0
@@ -163,9 +166,6 @@ def _basins_of_objects(previous_mask: np.ndarray, probability: np.ndarray) -> np
 def _kept(basins, probability, own, previous_mask, annotation, min_contrast, share) -> np.ndarray:
     """The lines at ``min_contrast`` not in ``own`` that lie on the last mask's background."""
     previous = np.asarray(previous_mask)
-    for name, array in (("previous mask", previous), ("annotation", annotation), ("lines", own)):
-        if array is not None and np.shape(array) != probability.shape:
-            raise ValueError(f"{name} {np.shape(array)} and probability {probability.shape} differ")
     candidates = _lines(basins, probability, min_contrast) & ~own
     segments, count = ndimage.label(candidates, structure=np.ones((3, 3), bool))
     if count == 0:
