@@ -4,7 +4,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
+from napari_unet.core import continuity
 from napari_unet.core.continuity import continues, kept_separations, lineage
 from napari_unet.core.postprocess import instance_labels, prediction_mask
 
@@ -88,6 +90,36 @@ def test_overlapping_objects_without_a_waist_stay_apart_while_the_band_shows():
 def test_the_previous_mask_must_have_the_image_shape():
     with pytest.raises(ValueError, match="previous mask"):
         kept_separations(touching_pair(0.16)[0], SEPARATED[:, :50])
+
+
+def test_only_objects_holding_two_last_objects_are_flooded():
+    objects = np.zeros((5, 12), bool)
+    objects[:, 0:3] = objects[:, 4:6] = objects[:, 7:9] = objects[:, 10:12] = True
+    seeds = np.zeros(objects.shape, np.int32)
+    seeds[0, 0], seeds[4, 2] = 1, 2  # two last objects in the first object
+    seeds[2, 4] = 2  # a part of last object 2 in the second
+    seeds[2, 7] = 3  # one last object alone in the third; none in the fourth
+    flooded = continuity._flooded(objects, seeds)
+    expected = np.zeros(objects.shape, bool)
+    expected[:, 0:3] = expected[:, 4:6] = True
+    np.testing.assert_array_equal(flooded, expected)
+
+
+def test_flooding_only_those_draws_the_lines_of_flooding_every_object(monkeypatch):
+    touching, overlapping, last_overlapping = touching_pair(0.16), *overlapping_pair(0.3)
+    lone = touching_pair(0.0)
+    lone[:, :, 30:] = [[[0.95]], [[0.05]]]  # one disc, apart from the rest
+    probabilities = np.concatenate([touching, overlapping, lone], axis=2)
+    # no two pixels equal: the watershed's order among ties is its own (heap order)
+    probabilities[0] += np.random.default_rng(0).uniform(0, 1e-3, probabilities[0].shape)
+    last = np.concatenate([SEPARATED, last_overlapping, prediction_mask(lone)], axis=1)
+    lines = continuity.closing_lines(probabilities[0], last)
+    objects = probabilities[0] < 0.5
+    seeds, _ = ndimage.label(last >= 2)
+    assert 0 < continuity._flooded(objects, seeds).sum() < objects.sum()  # the lone disc is not
+    monkeypatch.setattr(continuity, "_flooded", lambda objects, seeds: objects)
+    np.testing.assert_array_equal(lines, continuity.closing_lines(probabilities[0], last))
+    assert count(np.where(lines, 1, np.where(objects, 2, 1))) == 5  # both pairs kept apart
 
 
 def model_with(*runs: str) -> SimpleNamespace:

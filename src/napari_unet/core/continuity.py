@@ -32,7 +32,13 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from .boundaries import MAX_SOLIDITY, MIN_CONTRAST, SEED_DEPTH, lines_between, seeded_basins
+from .boundaries import (
+    MAX_SOLIDITY,
+    MIN_CONTRAST,
+    SEED_DEPTH,
+    lines_between,
+    seeded_basins,
+)
 
 __all__ = [
     "KEPT_CONTRAST",
@@ -155,12 +161,33 @@ def _apart_from(lines: np.ndarray, drawn: np.ndarray, share: float) -> np.ndarra
 def _basins_of_objects(previous_mask: np.ndarray, probability: np.ndarray) -> np.ndarray:
     """Watershed basins (Y, X) of the new objects, seeded by the last mask's objects
     (shrunk by one pixel): two objects that now touch without a waist (a band below 0.5
-    between them, so one distance maximum) still get a basin each."""
+    between them, so one distance maximum) still get a basin each. Only the new objects
+    holding two last objects or more are flooded, with every object holding a part of
+    those (:func:`_flooded`): about 5 % of a 1024² EM image's objects."""
     previous = np.asarray(previous_mask)
     objects = probability < 0.5
     seeds, _ = ndimage.label(previous >= 2)
     seeds[~(ndimage.binary_erosion(previous >= 2) & objects)] = 0
-    return watershed(probability, seeds, mask=objects)
+    return watershed(probability, seeds, mask=_flooded(objects, seeds))
+
+
+def _flooded(objects: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """Where the watershed of ``seeds`` (Y, X int, 0 = none) in ``objects`` (Y, X bool)
+    can draw a line (Y, X bool): the 4-connected objects holding two seed labels or
+    more, and every object holding a label of those. A basin alone in its object
+    borders nothing, but a seed label split over two objects is one basin, whose
+    mean probability decides its borders, so its other part is flooded too and the
+    lines are those of flooding every object (where no two probabilities are equal:
+    the watershed takes ties in its heap's order, which the other objects change)."""
+    components, n_components = ndimage.label(objects)
+    inside, n_codes = seeds > 0, int(seeds.max()) + 1
+    pairs = np.unique(components[inside].astype(np.int64) * n_codes + seeds[inside])
+    component_of, label_of = pairs // n_codes, pairs % n_codes
+    shared = np.bincount(component_of, minlength=n_components + 1)[component_of] >= 2
+    with_shared_label = np.isin(label_of, label_of[shared])
+    flooded = np.zeros(n_components + 1, bool)
+    flooded[component_of[with_shared_label]] = True
+    return flooded[components]
 
 
 def _kept(basins, probability, own, previous_mask, annotation, min_contrast, share) -> np.ndarray:
