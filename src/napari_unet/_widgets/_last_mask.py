@@ -14,12 +14,11 @@ from typing import Any
 import napari
 import numpy as np
 
-from ..core.continuity import continues
+from ..core.continuity import LINEAGE_KEY, continues
 from ._annotation_combo import annotates
 from ._layers import find_output
 
-LINEAGE_KEY = "napari_unet_model_lineage"
-"""Metadata key of a mask layer: the lineage of the model that predicted it."""
+__all__ = ["LINEAGE_KEY", "last_mask", "remember_model"]
 
 
 def last_mask(

@@ -60,8 +60,34 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         default="auto",
         help="auto: a zarr store for zarr inputs and very large outputs, else TIFF files",
     )
+    _add_last_mask_options(parser)
     _add_batch_options(parser)
     parser.set_defaults(handler=run_predict)
+
+
+def _add_last_mask_options(parser: argparse.ArgumentParser) -> None:
+    """After a fine-tune: the separations of an earlier run's masks, as Predict keeps them."""
+    group = parser.add_argument_group("after a fine-tune (as the Predict widget does)")
+    group.add_argument(
+        "--last-masks",
+        type=Path,
+        default=None,
+        metavar="FOLDER",
+        help="an earlier run's output folder (this one too, with --overwrite): where the "
+        "masks there separated two objects, the new mask keeps them apart while the new "
+        "model's boundary still stands out, if they were made by the model this one was "
+        "fine-tuned from (or by this one); otherwise the input is predicted afresh",
+    )
+    group.add_argument(
+        "--strokes",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="with --last-masks: the strokes the model was fine-tuned on, one file per "
+        "input file in the same order (as train's --labels): a kept separation with an "
+        "object stroke across it is dropped",
+    )
 
 
 def _add_inference_options(parser: argparse.ArgumentParser, defaults: PredictConfig) -> None:
@@ -178,7 +204,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers > most:
         raise CliError(f"--workers {args.workers}: at most {most} here (4 per CPU)")
     model = cached_model(args.model, args.device)
-    options = _predict_options(args, model)
+    options = _predict_options(args, model, _strokes_by_stem(args, inputs))
     for path in inputs:
         probe_input(path, model.config.in_channels, args.axes, args.output_format)
     check_outputs(inputs, args.output)
@@ -206,7 +232,29 @@ def run_predict(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
 
 
-def _predict_options(args: argparse.Namespace, model):
+def _strokes_by_stem(args: argparse.Namespace, inputs: list[Path]) -> tuple[tuple[str, str], ...]:
+    """``--strokes`` paired with the input files given (each input's stem, its strokes);
+    ``--last-masks`` checked to be a folder."""
+    if args.last_masks is not None and not args.last_masks.is_dir():
+        raise CliError(f"--last-masks: {args.last_masks} is not a folder")
+    if not args.strokes:
+        return ()
+    if args.last_masks is None:
+        raise CliError("--strokes needs --last-masks (they decide which kept lines go)")
+    if len(inputs) != len(args.inputs):
+        raise CliError("--strokes: give the input files one by one, not folders")
+    if len(args.strokes) != len(inputs):
+        raise CliError(
+            f"--strokes: one file per input, in the same order ({len(args.strokes)} "
+            f"for {len(inputs)} inputs)"
+        )
+    for strokes in args.strokes:
+        if not strokes.is_file():
+            raise CliError(f"--strokes: {strokes} is not a file")
+    return tuple((path.stem, str(strokes)) for path, strokes in zip(inputs, args.strokes))
+
+
+def _predict_options(args: argparse.Namespace, model, strokes: tuple[tuple[str, str], ...] = ()):
     """The PredictOptions of ``napari-unet predict`` (the tile size checked first).
 
     "auto" is resolved here, so the outputs record the model's default tile size.
@@ -233,6 +281,8 @@ def _predict_options(args: argparse.Namespace, model):
         output_format=args.output_format,
         overwrite=args.overwrite,
         threads=args.threads,
+        last_masks=None if args.last_masks is None else str(args.last_masks),
+        strokes=strokes,
     )
 
 
@@ -266,12 +316,16 @@ class _FileProgress:
             self.bar = None
         if result.status == "failed":
             print(f"napari-unet predict: error: {result.path}: {result.error}", file=sys.stderr)
-        elif result.status == "skipped":
+            return
+        if result.status == "skipped":
             print(
                 f"{result.path}: skipped, outputs exist from the same model, options and input "
                 f"({result.outputs[0]}, ...)"
             )
-        elif len(result.outputs) == 1:
+            return
+        if result.note:
+            print(f"{result.path}: {result.note}")
+        if len(result.outputs) == 1:
             print(f"{result.path}: {result.n_objects} objects -> {result.outputs[0]}")
         else:
             stem = result.outputs[0][: -len("_prob.tif")]

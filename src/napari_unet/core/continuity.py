@@ -43,12 +43,16 @@ from .boundaries import (
 __all__ = [
     "KEPT_CONTRAST",
     "KEPT_SHARE",
+    "LINEAGE_KEY",
     "closing_lines",
     "continues",
     "kept_separations",
     "lineage",
 ]
 
+#: Where a mask records the :func:`lineage` of the model that made it (a napari
+#: layer's metadata, a batch output's provenance).
+LINEAGE_KEY = "napari_unet_model_lineage"
 #: A separation of the last mask is kept while its border stands out by this much.
 KEPT_CONTRAST: float = MIN_CONTRAST / 2
 #: ... and when at least this share of its line lies on (or next to) the last mask's

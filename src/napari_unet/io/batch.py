@@ -37,6 +37,7 @@ from ..core.model import UNet
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
 from .data import write_tiff
 from .inputs import InputInfo, open_input, probe_input
+from .last_masks import LastMask, find_last_mask, lineage_record
 from .outofcore import predict_to_zarr
 from .reruns import PROVENANCE_KEY, provenance, remove_stale_temporaries, why_not_reusable
 from .volumes import segment_stack
@@ -77,12 +78,20 @@ class PredictOptions(PredictConfig):
         Torch CPU threads while a file is predicted (None: leave the process's).
         CPU convolutions can differ in the last bits between thread counts, so
         give the same count to compare runs bit for bit (dask workers run 1).
+    last_masks : str, optional
+        An earlier run's output folder: an input's mask there is its last mask after
+        a fine-tune (:mod:`napari_unet.io.last_masks`; TIFF outputs only).
+    strokes : tuple of (str, str)
+        (input stem, strokes file) pairs: the strokes a fine-tune was given for that
+        input, with ``last_masks``.
     """
 
     axes: str | None = None
     output_format: str = "auto"
     overwrite: bool = False
     threads: int | None = None
+    last_masks: str | None = None
+    strokes: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,7 @@ class FileResult:
     seconds: float = 0.0
     error: str | None = None
     worker: str | None = None
+    note: str | None = None  # which last mask was kept, or why none
 
 
 # ---- outputs ---------------------------------------------------------------------
@@ -203,6 +213,7 @@ def predict_file(
     info = probe_input(Path(path), model.config.in_channels, options.axes, options.output_format)
     outputs = output_paths(path, output, info.output_format)
     record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info.shape, info.axes)
+    record.update(lineage_record(model))
     if not options.overwrite:
         reason = why_not_reusable(outputs, record)
         if reason is not None:
@@ -210,11 +221,21 @@ def predict_file(
         if all(out.exists() for out in outputs):
             return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
     lazy = info.output_format == "zarr"
+    strokes = dict(options.strokes).get(Path(path).stem)  # read before outputs are replaced:
+    last = find_last_mask(  # the folder may be the output folder
+        Path(path).stem, model, options.last_masks, strokes, info.output_format
+    )
     with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
-        count = _predict_and_write(image, model, info, outputs, options, progress, record)
+        count = _predict_and_write(image, model, info, outputs, options, progress, record, last)
     seconds = time.perf_counter() - start
     return FileResult(
-        str(path), "done", tuple(map(str, outputs)), count, seconds, worker=_worker_name()
+        str(path),
+        "done",
+        tuple(map(str, outputs)),
+        count,
+        seconds,
+        worker=_worker_name(),
+        note=last.note,
     )
 
 
@@ -226,6 +247,7 @@ def _predict_and_write(
     options: PredictOptions,
     progress: Callable[[Progress], None] | None,
     record: dict[str, Any],
+    last: LastMask,
 ) -> int | None:
     """Predict ``image`` and write ``outputs`` recording ``record``; returns the instance count."""
     if info.output_format == "zarr":
@@ -240,7 +262,15 @@ def _predict_and_write(
         )
         count = _stored_count(outputs[0])
     else:
-        results = segment_stack(image, model, axes=info.axes, config=options, progress=progress)
+        results = segment_stack(
+            image,
+            model,
+            axes=info.axes,
+            config=options,
+            progress=progress,
+            previous=last.previous,
+            annotation=last.annotation,
+        )
         for out, array in zip(outputs, results):  # instances last: they mark "finished"
             write_tiff(out, array, metadata={PROVENANCE_KEY: record})
         count = int(results[2].max())

@@ -4,7 +4,9 @@ Every output of :func:`napari_unet.io.batch.predict_file` records its provenance
 the package version, the SHA-256 of the checkpoint file, the options that
 change the result (tile size, test-time augmentation, instance method, minimum
 instance size, axes) and
-the input (name, shape, size and modification time). TIFF outputs hold it in
+the input (name, shape, size and modification time); :func:`~napari_unet.io.batch.predict_file`
+adds the model's lineage, for a later ``--last-masks`` run (:mod:`napari_unet.io.last_masks`),
+which decides nothing here. TIFF outputs hold it in
 their JSON description (tifffile's shaped metadata) under :data:`PROVENANCE_KEY`;
 zarr stores in their ``napari_unet`` attributes. A re-run skips an input only
 when its outputs are all there and all record what this run would do; an output

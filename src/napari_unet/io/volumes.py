@@ -256,26 +256,47 @@ def segment_stack(
     *,
     config: PredictConfig | None = None,
     instances: InstanceMethod | Unset = UNSET,
+    previous: np.ndarray | None = None,
+    annotation: np.ndarray | None = None,
     **options: Any,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Probabilities, class mask and instances of an image or stack, in memory.
 
     ``config`` (its instance method and minimum instance size too), ``instances``
     (replacing ``config.instances``) and ``options`` go to :func:`predict_stack`, as
-    there. Returns (probabilities float32, mask uint8, instances uint32) shaped as
-    :func:`~napari_unet.io.axes.output_shapes` says.
+    there. ``previous`` and ``annotation``, shaped as the mask, go to
+    :func:`~napari_unet.core.postprocess.prediction_mask` plane by plane (the last
+    mask, :mod:`napari_unet.io.last_masks`). Returns (probabilities float32, mask
+    uint8, instances uint32) shaped as :func:`~napari_unet.io.axes.output_shapes` says.
     """
     overrides = {name: options.pop(name, UNSET) for name in _PREDICT_FIELDS}
     settings = predict_config(config, KEYWORD_DEFAULTS, instances=instances, **overrides)
     probabilities = predict_stack(stack, model, config=settings, **options)
     steps = mask_steps(model, settings)
     planes = [probabilities] if probabilities.ndim == 3 else list(probabilities)
-    masks = [prediction_mask(plane, **steps._asdict()) for plane in planes]
+    befores = _per_plane(previous, "last mask", probabilities)
+    strokes = _per_plane(annotation, "strokes", probabilities)
+    masks = [
+        prediction_mask(plane, **steps._asdict(), previous=before, annotation=painted)
+        for plane, before, painted in zip(planes, befores, strokes)
+    ]
     mask = masks[0] if probabilities.ndim == 3 else np.stack(masks)
     labels = stack_instances(
         mask, settings.instances, settings.min_instance_size, settings.fill_holes
     )
     return probabilities, mask, labels
+
+
+def _per_plane(array: np.ndarray | None, name: str, probabilities: np.ndarray) -> list:
+    """``array`` ((Y, X) or (Z, Y, X), as the mask) split into the planes of
+    ``probabilities`` ((C, Y, X) or (Z, C, Y, X)); Nones without one."""
+    planes = 1 if probabilities.ndim == 3 else probabilities.shape[0]
+    if array is None:
+        return [None] * planes
+    shape = probabilities.shape[-2:] if planes == 1 else (planes, *probabilities.shape[-2:])
+    if np.shape(array) != tuple(shape):
+        raise ValueError(f"the {name} has shape {np.shape(array)}, the mask {tuple(shape)}")
+    return [array] if probabilities.ndim == 3 else list(array)
 
 
 _PREDICT_FIELDS = ("tile_size", "batch_size", "device", "test_time_augmentation")
