@@ -116,3 +116,19 @@ def test_a_last_mask_of_another_shape_fails_that_input(tmp_path, pair, capsys):
         predict("tuned", "second", "--last-masks", str(tmp_path / "first"))
     error = capsys.readouterr().err
     assert "the last mask has shape (40, 50), the mask (40, 60)" in error
+
+
+def test_a_stack_continues_its_last_masks_plane_by_plane(monkeypatch):
+    from test_continuity import MERGED, SEPARATED
+
+    monkeypatch.setattr(
+        volumes, "predict_stack", lambda *_, **__: np.stack([touching_pair(0.16)] * 2)
+    )
+    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    stack = np.zeros((2, 40, 60), np.float32)
+    _, mask, _ = volumes.segment_stack(stack, model, previous=np.stack([SEPARATED, MERGED]))
+    assert [int(instance_labels(plane).max()) for plane in mask] == [2, 1]
+    with pytest.raises(
+        ValueError, match=r"the last mask has shape \(40, 60\), the mask \(2, 40, 60\)"
+    ):
+        volumes.segment_stack(stack, model, previous=SEPARATED)

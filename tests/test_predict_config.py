@@ -131,9 +131,12 @@ def test_segment_stack_closes_gaps_unless_the_config_keeps_them(monkeypatch):
 
     asked = []
 
-    def recording_mask(probabilities, *, close_boundaries, background_threshold, fill_holes):
+    def recording_mask(
+        probabilities, *, close_boundaries, background_threshold, fill_holes, previous, annotation
+    ):
         asked.append((close_boundaries, fill_holes))
         assert background_threshold == 0.5  # the model has none of its own
+        assert previous is None and annotation is None  # no last mask was given
         return prediction_mask(
             probabilities, close_boundaries=close_boundaries, fill_holes=fill_holes
         )

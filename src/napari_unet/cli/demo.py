@@ -70,20 +70,24 @@ def demo_sample(size: int = 384) -> dict[str, np.ndarray]:
     return {"image": image, "truth": truth.astype(np.uint32), "scribbles": scribbles}
 
 
-def _segment(image: np.ndarray, model, device: str, label: str) -> dict[str, np.ndarray]:
+def _segment(
+    image: np.ndarray, model, device: str, label: str, last: dict | None = None
+) -> dict[str, np.ndarray]:
     from ..config import PredictConfig
     from ..core.inference import default_tile_size
     from ..io.volumes import segment_stack
     from ..training.weights import weight_map
 
     bar = ProgressBar(label)
-    # the pipeline the CLI's predict and batch jobs use, with the same defaults
+    # the pipeline the CLI's predict and batch jobs use, with the same defaults; after the
+    # fine-tune the mask continues the one before, as Predict and predict --last-masks do
     config = PredictConfig(tile_size=default_tile_size(model, 300), device=device)
     probabilities, mask, instances = segment_stack(
         image,
         model,
         config=config,
         progress=lambda p: bar.update(p.done / max(p.total, 1), f"{p.done}/{p.total} tiles"),
+        **(last or {}),
     )
     bar.close()
     return {
@@ -129,7 +133,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     print(f"model: {model.info.description}")
     before = _segment(sample["image"], model, args.device, "predicting (before)")
     _finetune(model, sample, args)
-    after = _segment(sample["image"], model, args.device, "predicting (after) ")
+    last = {"previous": before["mask"], "annotation": sample["scribbles"]}
+    after = _segment(sample["image"], model, args.device, "predicting (after) ", last)
     summary = {
         "model": str(args.model),
         "scribbled_pixels": int((sample["scribbles"] > 0).sum()),
