@@ -204,7 +204,7 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers > most:
         raise CliError(f"--workers {args.workers}: at most {most} here (4 per CPU)")
     model = cached_model(args.model, args.device)
-    options = _predict_options(args, model, _strokes_by_stem(args, inputs))
+    options = _predict_options(args, model, _checked_strokes(args, inputs))
     for path in inputs:
         probe_input(path, model.config.in_channels, args.axes, args.output_format)
     check_outputs(inputs, args.output)
@@ -232,9 +232,9 @@ def run_predict(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
 
 
-def _strokes_by_stem(args: argparse.Namespace, inputs: list[Path]) -> tuple[tuple[str, str], ...]:
-    """``--strokes`` paired with the input files given (each input's stem, its strokes);
-    ``--last-masks`` checked to be a folder."""
+def _checked_strokes(args: argparse.Namespace, inputs: list[Path]) -> tuple[tuple[str, str], ...]:
+    """``--last-masks`` checked to be a folder, and ``--strokes`` paired with the input
+    files given: (each input's stem, its strokes file) pairs."""
     if args.last_masks is not None and not args.last_masks.is_dir():
         raise CliError(f"--last-masks: {args.last_masks} is not a folder")
     if not args.strokes:

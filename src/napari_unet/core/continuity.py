@@ -32,13 +32,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from .boundaries import (
-    MAX_SOLIDITY,
-    MIN_CONTRAST,
-    SEED_DEPTH,
-    lines_between,
-    seeded_basins,
-)
+from .boundaries import MAX_SOLIDITY, MIN_CONTRAST, SEED_DEPTH, lines_between, seeded_basins
 
 __all__ = [
     "KEPT_CONTRAST",

@@ -221,10 +221,9 @@ def predict_file(
         if all(out.exists() for out in outputs):
             return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
     lazy = info.output_format == "zarr"
-    strokes = dict(options.strokes).get(Path(path).stem)  # read before outputs are replaced:
-    last = find_last_mask(  # the folder may be the output folder
-        Path(path).stem, model, options.last_masks, strokes, info.output_format
-    )
+    # the last mask is read before any output is replaced: it may be in the output folder
+    strokes = dict(options.strokes).get(Path(path).stem)
+    last = find_last_mask(Path(path).stem, model, options.last_masks, strokes, info.output_format)
     with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
         count = _predict_and_write(image, model, info, outputs, options, progress, record, last)
     seconds = time.perf_counter() - start
