@@ -71,7 +71,12 @@ def demo_sample(size: int = 384) -> dict[str, np.ndarray]:
 
 
 def _segment(
-    image: np.ndarray, model, device: str, label: str, last: dict | None = None
+    image: np.ndarray,
+    model,
+    device: str,
+    label: str,
+    previous: np.ndarray | None = None,
+    annotation: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     from ..config import PredictConfig
     from ..core.inference import default_tile_size
@@ -87,7 +92,8 @@ def _segment(
         model,
         config=config,
         progress=lambda p: bar.update(p.done / max(p.total, 1), f"{p.done}/{p.total} tiles"),
-        **(last or {}),
+        previous=previous,
+        annotation=annotation,
     )
     bar.close()
     return {
@@ -133,8 +139,14 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     print(f"model: {model.info.description}")
     before = _segment(sample["image"], model, args.device, "predicting (before)")
     _finetune(model, sample, args)
-    last = {"previous": before["mask"], "annotation": sample["scribbles"]}
-    after = _segment(sample["image"], model, args.device, "predicting (after) ", last)
+    after = _segment(
+        sample["image"],
+        model,
+        args.device,
+        "predicting (after) ",
+        before["mask"],
+        sample["scribbles"],
+    )
     summary = {
         "model": str(args.model),
         "scribbled_pixels": int((sample["scribbles"] > 0).sum()),

@@ -58,6 +58,7 @@ __all__ = [
     "fill_enclosed",
     "grow_objects",
     "lines_between",
+    "object_seed_pairs",
     "seeded_basins",
     "separating_lines",
 ]
@@ -298,15 +299,24 @@ def _kept_apart(grown: np.ndarray, original: np.ndarray, probability: np.ndarray
     return grown
 
 
+def object_seed_pairs(
+    objects: np.ndarray, seeds: np.ndarray
+) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """Which seed labels lie in which object: ``objects`` (Y, X bool) split into
+    4-connected components as the watershed floods, and for each distinct (component,
+    seed label) pair with a seed (``seeds`` Y, X int, 0 = none) inside an object, its
+    component and its label. Returns (components (Y, X), their count, component of each
+    pair, label of each pair)."""
+    components, n_components = ndimage.label(objects)
+    inside, n_codes = (seeds > 0) & (components > 0), int(seeds.max()) + 1
+    pairs = np.unique(components[inside].astype(np.int64) * n_codes + seeds[inside])
+    return components, n_components, pairs // n_codes, pairs % n_codes
+
+
 def _objects_with_seeds(objects: np.ndarray, seeds: np.ndarray, at_least: int) -> np.ndarray:
     """The connected objects (Y, X bool) holding ``at_least`` seeds: only those can split."""
-    components, n_components = ndimage.label(objects)
-    inside, n_codes = seeds > 0, int(seeds.max()) + 1
-    pairs = np.unique(components[inside].astype(np.int64) * n_codes + seeds[inside])
-    counts = np.bincount(pairs // n_codes, minlength=n_components + 1)
-    keep = counts >= at_least
-    keep[0] = False
-    return keep[components]
+    components, n_components, component_of, _ = object_seed_pairs(objects, seeds)
+    return (np.bincount(component_of, minlength=n_components + 1) >= at_least)[components]
 
 
 #: (first, second) index pairs of every horizontally and vertically adjacent pixel pair.

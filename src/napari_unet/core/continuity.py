@@ -32,7 +32,14 @@ import numpy as np
 from scipy import ndimage
 from skimage.segmentation import watershed
 
-from .boundaries import MAX_SOLIDITY, MIN_CONTRAST, SEED_DEPTH, lines_between, seeded_basins
+from .boundaries import (
+    MAX_SOLIDITY,
+    MIN_CONTRAST,
+    SEED_DEPTH,
+    lines_between,
+    object_seed_pairs,
+    seeded_basins,
+)
 
 __all__ = [
     "KEPT_CONTRAST",
@@ -177,10 +184,7 @@ def _flooded(objects: np.ndarray, seeds: np.ndarray) -> np.ndarray:
     mean probability decides its borders, so its other part is flooded too and the
     lines are those of flooding every object (where no two probabilities are equal:
     the watershed takes ties in its heap's order, which the other objects change)."""
-    components, n_components = ndimage.label(objects)
-    inside, n_codes = seeds > 0, int(seeds.max()) + 1
-    pairs = np.unique(components[inside].astype(np.int64) * n_codes + seeds[inside])
-    component_of, label_of = pairs // n_codes, pairs % n_codes
+    components, n_components, component_of, label_of = object_seed_pairs(objects, seeds)
     shared = np.bincount(component_of, minlength=n_components + 1)[component_of] >= 2
     with_shared_label = np.isin(label_of, label_of[shared])
     flooded = np.zeros(n_components + 1, bool)
