@@ -2,7 +2,7 @@
 
 After a fine-tune, Predict keeps the separations of the image's mask layer where the
 tuned model still supports them (:mod:`napari_unet.core.continuity`). The mask layer
-records which model made it (:data:`LINEAGE_KEY`, the model's
+records which model made it (:data:`~napari_unet.core.continuity.LINEAGE_KEY`, the model's
 :func:`~napari_unet.core.continuity.lineage`), so that a mask of another model, or of
 a model the user went back from, is not continued.
 """
@@ -18,7 +18,7 @@ from ..core.continuity import LINEAGE_KEY, continues
 from ._annotation_combo import annotates
 from ._layers import find_output
 
-__all__ = ["LINEAGE_KEY", "last_mask", "remember_model"]
+__all__ = ["last_mask", "remember_model"]
 
 
 def last_mask(

@@ -22,7 +22,7 @@ from ..core.continuity import LINEAGE_KEY, continues, lineage
 from .data import read_image
 from .reruns import stored_provenance
 
-__all__ = ["LINEAGE_KEY", "LastMask", "find_last_mask", "lineage_record"]
+__all__ = ["LastMask", "find_last_mask", "lineage_record"]
 
 
 @dataclass(frozen=True)
