@@ -66,7 +66,7 @@ def test_a_fine_tuned_model_keeps_the_separations_of_the_last_masks(tmp_path, pa
     assert "was not made by this model" in capsys.readouterr().out
 
 
-def test_an_object_stroke_across_a_kept_line_drops_it(tmp_path, pair):
+def test_an_object_stroke_across_a_kept_line_drops_it(tmp_path, pair, capsys):
     band, predict, _ = pair
     predict("base", "first")
     band[0] = 0.16
@@ -74,10 +74,13 @@ def test_an_object_stroke_across_a_kept_line_drops_it(tmp_path, pair):
     strokes[15:25, 29] = 2  # "nucleus" painted across the contact
     tifffile.imwrite(tmp_path / "strokes.tif", strokes)
     last = ["--last-masks", str(tmp_path / "first"), "--strokes", str(tmp_path / "strokes.tif")]
+    capsys.readouterr()
     assert predict("tuned", "painted", *last) == 1
+    assert "since the last mask 0 objects split, 1 joined" in capsys.readouterr().out
     strokes[15:25, 29] = 1  # background there keeps it
     tifffile.imwrite(tmp_path / "strokes.tif", strokes)
     assert predict("tuned", "painted again", *last) == 2
+    assert "since the last mask 0 objects split, 0 joined" in capsys.readouterr().out
 
 
 def test_the_output_folder_itself_can_hold_the_last_masks(tmp_path, pair):

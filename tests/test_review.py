@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from napari_unet.evaluation.review import class_changes, uncertainty
+from napari_unet.evaluation.review import class_changes, object_changes, uncertainty
 
 
 def test_uncertainty_is_zero_when_certain_and_one_when_uniform():
@@ -41,3 +41,46 @@ def test_class_changes_without_change_and_with_wrong_shapes():
     assert class_changes(mask, mask).describe() == "no pixel changed class (of 16)"
     with pytest.raises(ValueError, match="differ in shape"):
         class_changes(mask, mask[:2])
+
+
+def _block() -> np.ndarray:
+    """A (40, 60) class mask with one 20 x 40 object."""
+    mask = np.ones((40, 60), np.uint8)
+    mask[10:30, 10:50] = 2
+    return mask
+
+
+def test_object_changes_marks_a_cut_on_its_line_and_a_join_on_the_closed_gap():
+    whole = _block()
+    cut = whole.copy()
+    cut[10:30, 30] = 1  # a one-pixel line across the object
+    cut[10, 10:50] = 1  # and its top row lost: a rim, not a second change
+    split = object_changes(whole, cut)
+    assert split.split.shape == (1, 2) and split.merged.shape == (0, 2)
+    assert abs(split.split[0, 1] - 30) < 0.5 and 10 <= split.split[0, 0] <= 30
+    assert split.describe() == "since the last mask 1 object split, 0 joined"
+    joined = object_changes(cut, whole)
+    assert joined.split.shape == (0, 2) and joined.merged.shape == (1, 2)
+    assert abs(joined.merged[0, 1] - 30) < 0.5
+    np.testing.assert_array_equal(joined.points, joined.merged)
+
+
+def test_object_changes_ignores_small_parts_and_unchanged_masks():
+    whole = _block()
+    assert len(object_changes(whole, whole).points) == 0
+    nicked = whole.copy()
+    nicked[10:15, 14] = 1
+    nicked[14, 10:15] = 1  # cut off: a 4 x 4 corner, under min_part pixels
+    assert len(object_changes(whole, nicked).points) == 0
+    assert len(object_changes(whole, nicked, min_part=10, min_share=0.0).points) == 1
+
+
+def test_object_changes_plane_by_plane_and_shapes_checked():
+    whole = _block()
+    cut = whole.copy()
+    cut[10:30, 30] = 1
+    changes = object_changes(np.stack([whole, whole, cut]), np.stack([cut, whole, cut]))
+    assert changes.split.shape == (1, 3) and changes.split[0, 0] == 0  # the first plane only
+    assert len(changes.merged) == 0
+    with pytest.raises(ValueError, match="differ in shape"):
+        object_changes(whole, whole[:, :30])

@@ -74,3 +74,27 @@ def test_not_after_another_model_nor_across_an_object_stroke(qtbot, pair):
     band[0] = 0.16
     trained_runs(viewer, 1, 2)
     assert objects_after_predict(qtbot, viewer, widget) == 1
+
+
+def test_the_objects_split_or_joined_since_the_last_mask_are_marked(qtbot, pair):
+    viewer, widget, band = pair
+    trained_runs(viewer, 1)
+    objects_after_predict(qtbot, viewer, widget)
+    assert "pair changes" not in viewer.layers  # nothing to compare with yet
+    trained_runs(viewer, 1, 2)  # a fine-tune; the same separation
+    objects_after_predict(qtbot, viewer, widget)
+    assert len(viewer.layers["pair changes"].data) == 0
+    assert "Since the last mask 0 objects split, 0 joined." in widget.predict.status.text()
+    strokes = np.zeros((40, 60), np.uint8)
+    strokes[15:25, 29] = 2  # "one nucleus" painted across the contact drops the line
+    viewer.add_labels(strokes, name="pair annotations", metadata={ANNOTATION_KEY: True})
+    band[0] = 0.16
+    trained_runs(viewer, 1, 2, 3)
+    assert objects_after_predict(qtbot, viewer, widget) == 1
+    marked = viewer.layers["pair changes"].data
+    assert marked.shape == (1, 2) and abs(marked[0, 1] - 29) <= 1.5 and abs(marked[0, 0] - 20) <= 3
+    assert "0 objects split, 1 joined (marked in “pair changes”)" in widget.predict.status.text()
+    assert viewer.layers.selection.active is viewer.layers["pair mask"]
+    trained_runs(viewer, 7)  # another model: predicted afresh, nothing compared
+    objects_after_predict(qtbot, viewer, widget)
+    assert "pair changes" not in viewer.layers

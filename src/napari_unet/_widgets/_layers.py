@@ -122,7 +122,8 @@ class LayerCombo:
     ----------
     viewer : napari.Viewer
     layer_type : type
-        ``napari.layers.Image`` or ``napari.layers.Labels``.
+        ``napari.layers.Image``, ``napari.layers.Labels`` or ``napari.layers.Points``
+        (then ``data`` is (N, D) coordinates).
     label : str
         Shown beside the combo box.
     accept : callable, optional
@@ -253,11 +254,12 @@ def show_output(
         What the output is, e.g. ``"mask"``.
     data : numpy.ndarray
     layer_type : type
-        ``napari.layers.Image`` or ``napari.layers.Labels``.
+        ``napari.layers.Image``, ``napari.layers.Labels`` or ``napari.layers.Points``
+        (then ``data`` is (N, D) coordinates).
     placement : dict
         ``scale`` and ``translate`` (one value per axis of ``data``).
     **display
-        Further keyword arguments for ``viewer.add_image`` / ``viewer.add_labels``
+        Further keyword arguments for ``viewer.add_image`` / ``add_labels`` / ``add_points``
         (colormap, contrast_limits, opacity, blending, ...).
 
     Returns
@@ -265,7 +267,9 @@ def show_output(
     napari.layers.Layer
     """
     layer = find_output(viewer, source, kind, layer_type)
-    if layer is not None and layer.data.ndim == data.ndim:
+    points = layer_type is napari.layers.Points  # data: (N, D) coordinates
+    ndim = data.shape[1] if points else data.ndim
+    if layer is not None and layer.ndim == ndim:
         layer.data = data
         for key, value in placement.items():  # the image may have a new pixel size or origin
             setattr(layer, key, value)
@@ -277,7 +281,11 @@ def show_output(
         index = viewer.layers.index(layer)
         viewer.layers.remove(layer)
     metadata = {OUTPUT_KEY: True, ROLE_KEY: output_role(source, kind)}
-    add = viewer.add_image if layer_type is napari.layers.Image else viewer.add_labels
+    add = {
+        napari.layers.Image: viewer.add_image,
+        napari.layers.Labels: viewer.add_labels,
+        napari.layers.Points: viewer.add_points,
+    }[layer_type]
     layer = add(data, name=f"{source.name} {kind}", metadata=metadata, **placement, **display)
     if index is not None:
         viewer.layers.move(viewer.layers.index(layer), index)

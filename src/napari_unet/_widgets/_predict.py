@@ -7,7 +7,7 @@ from typing import Any
 
 import napari
 from magicgui.widgets import Container, PushButton
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Points
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, Signal
@@ -18,7 +18,7 @@ from ..core.continuity import lineage
 from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
 from ._last_mask import last_mask, remember_model
-from ._layers import class_colormap, placement_for
+from ._layers import class_colormap, find_output, placement_for
 from ._layers import show_output as put_output
 from ._memory import memory_refusal
 from ._predict_controls import PredictControls
@@ -247,6 +247,7 @@ class PredictWidget(QWidget, PredictControls):
             for kind, (data, layer_type, where, display) in outputs.items()
         }
         layers["mask"].colormap = class_colormap(result.probabilities.shape[0], False)
+        changes = self._show_changes(result, image, placement)
         self.viewer.layers.selection.active = layers["mask"]
         self.evaluation.clear()
         hidden = ["instances", *(kind for kind in outputs if kind not in ("instances", "mask"))]
@@ -256,5 +257,26 @@ class PredictWidget(QWidget, PredictControls):
             + ", ".join(hidden)
             + (hint if "uncertainty" in outputs else "")
             + "."
+            + changes
         )
         return layers
+
+    def _show_changes(
+        self, result: PredictionResult, image: napari.layers.Image, placement: dict[str, Any]
+    ) -> str:
+        """Mark the objects split or joined since the last mask in the image's "changes"
+        points layer (removed when there is no last mask to compare with); returns the
+        sentence for the status line."""
+        if result.changes is None:
+            stale = find_output(self.viewer, image, "changes", Points)
+            if stale is not None:
+                self.viewer.layers.remove(stale)
+            return ""
+        display = {"symbol": "ring", "size": 15, "face_color": "magenta", "opacity": 0.9}
+        layer = put_output(
+            self.viewer, image, "changes", result.changes.points, Points,
+            placement=placement, **display,
+        )  # fmt: skip
+        sentence = result.changes.describe()
+        marked = f" (marked in “{layer.name}”)" if len(result.changes.points) else ""
+        return f" {sentence[0].upper()}{sentence[1:]}{marked}."

@@ -13,7 +13,7 @@ from ..config import PredictConfig, WeightConfig
 from ..core.inference import Cancelled, iter_predict
 from ..core.model import UNet
 from ..core.postprocess import mask_steps, prediction_mask
-from ..evaluation.review import uncertainty
+from ..evaluation.review import ObjectChanges, object_changes, uncertainty
 from ..io.volumes import slice_instances
 from ..training.weights import weight_map
 from ._geometry import ImageGeometry
@@ -71,6 +71,8 @@ class PredictionResult:
     weights : numpy.ndarray or None, float32
     uncertainty : numpy.ndarray or None, float32
         Normalised entropy of the probabilities, in [0, 1]: where to paint next.
+    changes : ObjectChanges or None
+        With a last mask: the objects this mask split or joined against it.
     """
 
     probabilities: np.ndarray
@@ -78,6 +80,7 @@ class PredictionResult:
     instances: np.ndarray
     weights: np.ndarray | None
     uncertainty: np.ndarray | None = None
+    changes: ObjectChanges | None = None
 
 
 @dataclass
@@ -169,4 +172,6 @@ def _postprocess(
             weights[plane] = weight_map(mask[plane], request.weight_config)
         if unsure is not None:
             unsure[plane] = uncertainty(probabilities[_all_classes(plane)])
-    return PredictionResult(probabilities, mask, instances, weights, unsure)
+    last = request.previous_mask
+    changes = None if last is None else object_changes(last, mask)
+    return PredictionResult(probabilities, mask, instances, weights, unsure, changes)

@@ -11,7 +11,14 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ClassChanges", "class_changes", "class_names", "uncertainty"]
+__all__ = [
+    "ClassChanges",
+    "ObjectChanges",
+    "class_changes",
+    "class_names",
+    "object_changes",
+    "uncertainty",
+]
 
 
 def class_names(model: Any) -> dict[int, str]:
@@ -90,9 +97,7 @@ def class_changes(before: np.ndarray, after: np.ndarray) -> ClassChanges:
     ValueError
         If the shapes differ.
     """
-    before, after = np.asarray(before), np.asarray(after)
-    if before.shape != after.shape:
-        raise ValueError(f"masks differ in shape: {before.shape} and {after.shape}")
+    before, after = _two_masks(before, after)
     differs = before != after
     labels, counts = np.unique(after[differs], return_counts=True)
     return ClassChanges(
@@ -100,3 +105,128 @@ def class_changes(before: np.ndarray, after: np.ndarray) -> ClassChanges:
         changed=int(differs.sum()),
         gained={int(label): int(count) for label, count in zip(labels, counts)},
     )
+
+
+@dataclass(frozen=True)
+class ObjectChanges:
+    """Objects a new mask cut or joined, against the mask shown before.
+
+    A pixel count hides them: a line of a few hundred pixels can cut a large cell in
+    two (the annotation loop's ISBI misses, BENCHMARKS.md). Each change is marked where
+    it happened, so the next strokes can go there.
+
+    Attributes
+    ----------
+    split : (N, D) float array
+        For each object of the last mask now in two parts or more: where the new
+        background between the parts lies (the centroid of those pixels).
+    merged : (M, D) float array
+        For each new object holding two objects of the last mask or more: where the
+        background between them was.
+    """
+
+    split: np.ndarray
+    merged: np.ndarray
+
+    @property
+    def points(self) -> np.ndarray:
+        """(N + M, D) every marked place, the splits first."""
+        return np.concatenate([self.split, self.merged])
+
+    def describe(self) -> str:
+        """One plain sentence, e.g. "since the last mask 2 objects split, 0 joined"."""
+        split, merged = len(self.split), len(self.merged)
+        objects = "object" if split == 1 else "objects"
+        return f"since the last mask {split} {objects} split, {merged} joined"
+
+
+def object_changes(
+    before: np.ndarray, after: np.ndarray, min_part: int = 20, min_share: float = 0.1
+) -> ObjectChanges:
+    """The objects ``after`` splits or joins against ``before``.
+
+    Objects are the connected components (4-connected, plane by plane) of each mask's
+    foreground (label >= 2). A part counts when it holds at least ``min_part`` pixels
+    and ``min_share`` of the object it comes from, so a border that moved by a pixel
+    is no change.
+
+    Parameters
+    ----------
+    before, after : (Y, X) or (Z, Y, X) int arrays
+        Class masks of one image (1 = background, 2.. = classes), e.g. the mask shown
+        before a fine-tune and the one predicted after.
+    min_part : int
+    min_share : float
+
+    Returns
+    -------
+    ObjectChanges
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+    """
+    before, after = _two_masks(before, after)
+    old, new = _objects(before), _objects(after)
+    return ObjectChanges(
+        split=_changed(old, new, min_part, min_share),
+        merged=_changed(new, old, min_part, min_share, parts_of=old),
+    )
+
+
+def _two_masks(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both as arrays; ValueError if their shapes differ."""
+    before, after = np.asarray(before), np.asarray(after)
+    if before.shape != after.shape:
+        raise ValueError(f"masks differ in shape: {before.shape} and {after.shape}")
+    return before, after
+
+
+def _objects(mask: np.ndarray) -> np.ndarray:
+    """Connected components of ``mask >= 2`` in each (Y, X) plane, labelled 1.. overall."""
+    from scipy import ndimage
+
+    structure = np.zeros((3,) * mask.ndim, bool)
+    structure[(1,) * (mask.ndim - 2)] = ndimage.generate_binary_structure(2, 1)
+    return ndimage.label(mask >= 2, structure)[0]
+
+
+def _changed(
+    whole: np.ndarray,
+    pieces: np.ndarray,
+    min_part: int,
+    min_share: float,
+    parts_of: np.ndarray | None = None,
+) -> np.ndarray:
+    """Centroids of the new background inside each object of ``whole`` that two or
+    more objects of ``pieces`` share (each piece large enough against the object of
+    ``parts_of`` it is measured on: ``whole`` itself, or the pieces when joining)."""
+    from scipy import ndimage
+
+    n_pieces = int(pieces.max()) + 1
+    inside = (whole > 0) & (pieces > 0)
+    codes, overlap = np.unique(
+        whole[inside].astype(np.int64) * n_pieces + pieces[inside], return_counts=True
+    )
+    owner, piece = codes // n_pieces, codes % n_pieces
+    measured = np.bincount((whole if parts_of is None else pieces).ravel())
+    reference = measured[owner] if parts_of is None else measured[piece]
+    large = overlap >= np.maximum(min_part, min_share * reference)
+    counts = np.bincount(owner[large], minlength=int(whole.max()) + 1)
+    changed = np.flatnonzero(counts >= 2)
+    if not changed.size:
+        return np.zeros((0, whole.ndim))
+    between = np.isin(whole, changed) & (pieces == 0) & _near_two(pieces)
+    return np.array(ndimage.center_of_mass(between, whole, changed)).reshape(-1, whole.ndim)
+
+
+def _near_two(labels: np.ndarray, reach: int = 2) -> np.ndarray:
+    """Pixels within ``reach`` (chessboard, in their plane) of two different labels > 0:
+    the line between two parts, not the rim of an object that shrank or grew."""
+    from scipy import ndimage
+
+    size = (1,) * (labels.ndim - 2) + (2 * reach + 1,) * 2
+    highest = ndimage.maximum_filter(labels, size=size)
+    lowest = ndimage.minimum_filter(np.where(labels > 0, labels, labels.max() + 1), size=size)
+    return (highest > 0) & (lowest <= labels.max()) & (highest != lowest)

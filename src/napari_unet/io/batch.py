@@ -34,6 +34,7 @@ from ..core.checkpoint import load_model, resolve_checkpoint
 from ..core.devices import torch_threads
 from ..core.inference import Progress, resolved_tile_size, uses_test_time_augmentation
 from ..core.model import UNet
+from ..evaluation.review import object_changes
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
 from .data import write_tiff
 from .inputs import InputInfo, open_input, probe_input
@@ -225,7 +226,9 @@ def predict_file(
     strokes = dict(options.strokes).get(Path(path).stem)
     last = find_last_mask(Path(path).stem, model, options.last_masks, strokes, info.output_format)
     with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
-        count = _predict_and_write(image, model, info, outputs, options, progress, record, last)
+        count, changes = _predict_and_write(
+            image, model, info, outputs, options, progress, record, last
+        )
     seconds = time.perf_counter() - start
     return FileResult(
         str(path),
@@ -234,7 +237,7 @@ def predict_file(
         count,
         seconds,
         worker=_worker_name(),
-        note=last.note,
+        note=last.note if changes is None else f"{last.note}; {changes}",
     )
 
 
@@ -247,8 +250,9 @@ def _predict_and_write(
     progress: Callable[[Progress], None] | None,
     record: dict[str, Any],
     last: LastMask,
-) -> int | None:
-    """Predict ``image`` and write ``outputs`` recording ``record``; returns the instance count."""
+) -> tuple[int | None, str | None]:
+    """Predict ``image`` and write ``outputs`` recording ``record``; returns the instance
+    count and, with a last mask, which objects the new mask split or joined against it."""
     if info.output_format == "zarr":
         predict_to_zarr(
             image,
@@ -259,21 +263,20 @@ def _predict_and_write(
             progress=progress,
             provenance=record,
         )
-        count = _stored_count(outputs[0])
-    else:
-        results = segment_stack(
-            image,
-            model,
-            axes=info.axes,
-            config=options,
-            progress=progress,
-            previous=last.previous,
-            annotation=last.annotation,
-        )
-        for out, array in zip(outputs, results):  # instances last: they mark "finished"
-            write_tiff(out, array, metadata={PROVENANCE_KEY: record})
-        count = int(results[2].max())
-    return count
+        return _stored_count(outputs[0]), None
+    results = segment_stack(
+        image,
+        model,
+        axes=info.axes,
+        config=options,
+        progress=progress,
+        previous=last.previous,
+        annotation=last.annotation,
+    )
+    for out, array in zip(outputs, results):  # instances last: they mark "finished"
+        write_tiff(out, array, metadata={PROVENANCE_KEY: record})
+    changes = None if last.previous is None else object_changes(last.previous, results[1])
+    return int(results[2].max()), None if changes is None else changes.describe()
 
 
 def _stored_count(store: Path) -> int | None:
