@@ -1,8 +1,9 @@
 """Fine-tuning the bundled ``nuclei`` model on scribbles: F1 and IoU before and after.
 
 For each seed, a synthetic nuclei image like the demo's (384 x 384, 67 nuclei,
-radii 10-16 px, 60 photons) gets scribbles as in ``napari-unet demo`` (1 % of the
-pixels, 2 px strokes, background painted in the gaps between touching nuclei).
+radii 10-16 px, 60 photons) gets scribbles as ``napari-unet demo`` painted them until
+2026-12-03 (1 % of the pixels, 2 px strokes, background painted in the gaps between
+touching nuclei).
 The bundled model predicts it, is fine-tuned for 30 s at each learning rate (a
 fresh copy each time) and predicts it again; instances are scored against the
 truth (F1 at IoU 0.5, mean IoU of the matched pairs). Prints a JSON line per run,
@@ -30,7 +31,7 @@ from napari_unet.training.weights import annotation_from_instances, separate_tou
 
 
 def sample(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Image, true instances and scribbles, as ``demo_sample`` makes them."""
+    """Image, true instances and scribbles, as ``demo_sample`` made them until 2026-12-03."""
     image, truth = synthetic_nuclei(
         shape=(384, 384), n_nuclei=67, rng=seed, radius_range=(10.0, 16.0), photons=60.0
     )

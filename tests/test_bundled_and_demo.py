@@ -52,7 +52,7 @@ def test_bundled_name_accepted_where_a_path_is(tmp_path, capsys):
 def test_demo_writes_everything(tmp_path, capsys):
     out = tmp_path / "demo"
     args = ["demo", "--output", str(out), "--size", "160", "--seconds", "2", "--device", "cpu"]
-    assert main(args) == 0
+    assert main([*args, "--rounds", "2"]) == 0
     for name in (
         "mask.tif",
         "instances.tif",
@@ -67,9 +67,20 @@ def test_demo_writes_everything(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert 0 <= summary["before"]["f1"] <= 1 and 0 <= summary["after"]["f1"] <= 1
     assert summary["iterations"] >= 1
+    assert [row["round"] for row in summary["rounds"]] == [0, 1, 2]
+    assert summary["rounds"][1]["painted_pixels"] <= summary["rounds"][2]["painted_pixels"]
+    assert summary["after"] == summary["rounds"][2]["held_out"]
+    strokes = tifffile.imread(out / "scribbles.tif")
+    assert strokes.max() > 0 and not strokes[:, 80:].any()  # the right half is never painted
     mask = tifffile.imread(out / "mask.tif")
     assert mask.shape == (160, 160) and set(np.unique(mask)) <= {1, 2}
     weights = tifffile.imread(out / "weight_map.tif")
     assert weights.dtype == np.float32 and weights.max() > 1.5  # border term between nuclei
     assert load_model(out / "finetuned.safetensors").metadata["parent"] == "nuclei"
-    assert "F1 at IoU 0.5" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "round 2:" in printed and "right half (never painted)" in printed
+
+
+def test_demo_refuses_zero_rounds(tmp_path):
+    with pytest.raises(SystemExit, match="--rounds must be at least 1"):
+        main(["demo", "--output", str(tmp_path / "demo"), "--rounds", "0"])
