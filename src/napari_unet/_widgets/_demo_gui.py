@@ -9,15 +9,24 @@ from ._layers import ANNOTATION_KEY, class_colormap
 from ._unet import UNetWidget
 
 
-def show_demo(image: np.ndarray, strokes: np.ndarray) -> napari.Viewer:
-    """Open a viewer with the sample image (Y, X), strokes (Y, X uint8, 1 = background,
-    2 = nucleus) as its annotation layer and the widgets docked; run napari."""
-    viewer = napari.Viewer(title="napari-unet demo")
+def add_demo(
+    viewer: napari.Viewer, image: np.ndarray, strokes: np.ndarray
+) -> tuple[napari.layers.Labels, UNetWidget]:
+    """Add the sample image (Y, X), strokes (Y, X uint8, 1 = background, 2 = nucleus) as
+    its annotation layer, and the U-Net dock to ``viewer``; returns the layer and the dock."""
     viewer.add_image(image, name="nuclei", colormap="gray")
     annotations = viewer.add_labels(
         strokes, name="nuclei annotations", metadata={ANNOTATION_KEY: True}
     )
     annotations.colormap = class_colormap(2)  # the Annotate widget's class colours
-    viewer.window.add_dock_widget(UNetWidget(viewer), name="U-Net", area="right")
+    widget = UNetWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="U-Net", area="right")
+    return annotations, widget
+
+
+def show_demo(image: np.ndarray, strokes: np.ndarray) -> napari.Viewer:
+    """Open a viewer with :func:`add_demo`'s layers and dock; run napari."""
+    viewer = napari.Viewer(title="napari-unet demo")
+    add_demo(viewer, image, strokes)
     napari.run()
     return viewer

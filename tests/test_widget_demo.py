@@ -1,0 +1,42 @@
+"""``napari-unet demo --gui``: the sample, the first strokes and the dock, ready to fine-tune."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_unet._widgets import _demo_gui
+from napari_unet.cli import demo
+
+pytestmark = pytest.mark.gui
+
+
+def test_gui_demo_opens_with_strokes_where_the_model_errs(monkeypatch):
+    shown = {}
+    monkeypatch.setattr(_demo_gui, "show_demo", lambda image, strokes: shown.update(
+        image=image, strokes=strokes))  # fmt: skip
+    args = argparse.Namespace(
+        output=Path("unused"), model="nuclei", size=128, seed=demo.DEMO_SEED, device="cpu",
+        gui=True,
+    )  # fmt: skip
+    assert demo.run_demo(args) == {}
+    strokes = shown["strokes"]
+    assert shown["image"].shape == strokes.shape == (128, 128)
+    assert strokes.any() and not strokes[:, 64:].any()  # only the left half is painted
+    assert set(np.unique(strokes)) <= {0, 1, 2}
+
+
+def test_demo_layers_are_picked_for_fine_tuning(make_napari_viewer):
+    viewer = make_napari_viewer()
+    sample = demo.demo_sample(96)
+    wrong = np.ones(sample["truth"].shape, np.uint8)  # a mask that misses every nucleus
+    empty = np.zeros_like(wrong)
+    strokes = demo.corrections(sample, wrong, empty, np.random.default_rng(0))
+    annotations, widget = _demo_gui.add_demo(viewer, sample["image"], strokes)
+    assert [layer.name for layer in viewer.layers] == ["nuclei", "nuclei annotations"]
+    assert np.array_equal(annotations.data, strokes) and (strokes == 2).any()
+    assert widget.finetune.image_picker.layer is viewer.layers["nuclei"]
+    assert widget.finetune.annotation_picker.layer is annotations
