@@ -81,6 +81,7 @@ def test_demo_writes_everything(tmp_path, capsys):
     assert "round 2:" in printed and "right half (never painted)" in printed
 
 
-def test_demo_refuses_zero_rounds(tmp_path):
-    with pytest.raises(SystemExit, match="--rounds must be at least 1"):
-        main(["demo", "--output", str(tmp_path / "demo"), "--rounds", "0"])
+def test_demo_refuses_zero_rounds(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--rounds", "0"]) == 2
+    assert "--rounds must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..config import FINETUNE_ITERATIONS
-from ._common import writable_folder
+from ._common import CliError, writable_folder
 from ._progress import ProgressBar
 
 DEMO_SEED = 2015  # synthetic image not used to train the bundled model (seeds 100-107)
@@ -57,7 +57,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--seed",
         type=int,
         default=DEMO_SEED,
-        help="which synthetic image (seeds 100-107 trained nuclei)",
+        help="seed of the synthetic image (100-107 trained the bundled nuclei)",
     )
     parser.add_argument("--gui", action="store_true", help="open napari with the sample instead")
     parser.set_defaults(handler=run_command)
@@ -65,8 +65,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_command(args: argparse.Namespace) -> None:
     """The handler of ``napari-unet demo`` (the summary is printed and written, not returned)."""
-    if args.rounds < 1:
-        raise SystemExit(f"error: --rounds must be at least 1, got {args.rounds}")
     run_demo(args)
 
 
@@ -169,6 +167,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     """Run the demo and return its summary (also written as ``summary.json``)."""
     if args.gui:
         return open_gui(args)
+    if args.rounds < 1:
+        raise CliError(f"--rounds must be at least 1, got {args.rounds}")
     from ..core.checkpoint import load_model, save_model
 
     output = writable_folder(args.output)
@@ -220,7 +220,7 @@ def _write_outputs(output: Path, sample, result, summary, model) -> None:
     from ..training.weights import weight_map
     from .figures import demo_figure
 
-    result["weight_map"] = weight_map(result["mask"], model.info.trained_weight_config)
+    result = {**result, "weight_map": weight_map(result["mask"], model.info.trained_weight_config)}
     write_tiff(output / "image.tif", sample["image"])
     write_tiff(output / "scribbles.tif", result["strokes"])
     write_tiff(output / "mask.tif", result["mask"])
