@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from napari_unet.cli import build_parser
 from napari_unet.cli.demo import DEMO_ROUNDS, run_demo
 from napari_unet.config import FINETUNE_ITERATIONS
 
@@ -29,10 +30,10 @@ from napari_unet.config import FINETUNE_ITERATIONS
 def demo_scores(seed: int, rounds: int, iterations: int) -> dict:
     """The demo's summary for one image, run quietly in a temporary folder."""
     with tempfile.TemporaryDirectory() as folder:
-        args = argparse.Namespace(
-            output=Path(folder) / "demo", model="nuclei", rounds=rounds, iterations=iterations,
-            seconds=None, device="cpu", size=384, seed=seed, gui=False,
-        )  # fmt: skip
+        output = str(Path(folder) / "demo")
+        options = ["--seed", str(seed), "--rounds", str(rounds), "--iterations", str(iterations)]
+        # the command's own defaults for everything else
+        args = build_parser().parse_args(["demo", "--output", output, *options, "--device", "cpu"])
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             return run_demo(args)
 

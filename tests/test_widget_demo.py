@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from napari_unet._widgets import _demo_gui
-from napari_unet.cli import demo
+from napari_unet.cli import build_parser, demo
 
 pytestmark = pytest.mark.gui
 
@@ -18,10 +15,7 @@ def test_gui_demo_opens_with_strokes_where_the_model_errs(monkeypatch):
     shown = {}
     monkeypatch.setattr(_demo_gui, "show_demo", lambda image, strokes: shown.update(
         image=image, strokes=strokes))  # fmt: skip
-    args = argparse.Namespace(
-        output=Path("unused"), model="nuclei", size=128, seed=demo.DEMO_SEED, device="cpu",
-        gui=True,
-    )  # fmt: skip
+    args = build_parser().parse_args(["demo", "--gui", "--size", "128", "--device", "cpu"])
     assert demo.run_demo(args) == {}
     strokes = shown["strokes"]
     assert shown["image"].shape == strokes.shape == (128, 128)
