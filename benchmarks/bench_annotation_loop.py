@@ -332,6 +332,10 @@ def main() -> None:
         help="exchange the painted and the scored part (a held-out check; task *-swapped)",
     )  # fmt: skip
     parser.add_argument(
+        "--paint-slices", type=int, nargs="+", default=None, metavar="N",
+        help="isbi: the slices (of 15-19) the user paints; the others are scored",
+    )  # fmt: skip
+    parser.add_argument(
         "--save-probabilities", default=None, metavar="DIR",
         help="keep every round's probabilities (float16 .npz) in DIR",
     )  # fmt: skip
@@ -344,7 +348,10 @@ def main() -> None:
         summarize(args.summarize)
         return
     torch.set_num_threads(args.threads)
-    task = TASKS[args.task](swapped=args.swapped)
+    if args.paint_slices and args.task != "isbi":
+        parser.error("--paint-slices is for --task isbi")
+    extra = {"painted_slices": tuple(args.paint_slices)} if args.paint_slices else {}
+    task = TASKS[args.task](swapped=args.swapped, **extra)
     for seed in args.seeds:
         rows = run_session(task, seed, args)
         options = {k: v for k, v in vars(args).items() if k not in ("out", "seeds")}

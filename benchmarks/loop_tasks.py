@@ -10,7 +10,9 @@ may paint and the part that is scored (never painted), and a scoring function:
 
 ``swapped=True`` (task names ``*-swapped``) exchanges the parts: paint the right half,
 score the left; paint ISBI slices 18-19, score 15-17. A rule chosen by looking at the
-usual scored part is checked there on objects it was not chosen on.
+usual scored part is checked there on objects it was not chosen on. ``isbi_task(painted=...)``
+paints any two of slices 15-19 and scores the other three (tasks ``isbi-paint-AA-BB``): the
+ten ways to split the five slices, so that no single split's objects decide the figure.
 """
 
 from __future__ import annotations
@@ -67,20 +69,30 @@ def synthetic_task(swapped: bool = False, seed: int = 21) -> LoopTask:
     return _nuclei_task("synthetic", image, instances, swapped)
 
 
-def isbi_task(swapped: bool = False) -> LoopTask:
-    images, labels = load_isbi(range(15, 20))
+ISBI_SLICES = tuple(range(15, 20))
+
+
+def isbi_task(swapped: bool = False, painted_slices: tuple[int, ...] | None = None) -> LoopTask:
+    images, labels = load_isbi(ISBI_SLICES)
     truth = [np.where(label > 0, 2, 1).astype(np.uint8) for label in labels]
-    painted = (3, 4) if swapped else (0, 1)
+    if painted_slices is None:
+        painted_slices = (18, 19) if swapped else (15, 16)
+    painted = tuple(ISBI_SLICES.index(s) for s in painted_slices)
     paint = [np.full(label.shape, index in painted) for index, label in enumerate(labels)]
 
+    scored = [i for i in range(len(labels)) if i not in painted]
+
     def score(masks: list[np.ndarray]) -> dict[str, float]:
-        results = [evaluate(masks[i], labels[i], "membranes") for i in range(5) if i not in painted]
-        return {
-            key: float(np.mean([result[key] for result in results]))
+        results = {ISBI_SLICES[i]: evaluate(masks[i], labels[i], "membranes") for i in scored}
+        means = {
+            key: float(np.mean([result[key] for result in results.values()]))
             for key in ("pixel_error", "rand_error")
         }
+        per_slice = {f"rand_error_{s:02d}": float(r["rand_error"]) for s, r in results.items()}
+        return {**means, **per_slice}
 
-    name = "isbi-swapped" if swapped else "isbi"
+    name = {(15, 16): "isbi", (18, 19): "isbi-swapped"}.get(tuple(sorted(painted_slices)))
+    name = name or "isbi-paint-" + "-".join(f"{s:02d}" for s in sorted(painted_slices))
     return LoopTask(name, "em-membranes", list(images), truth, paint, score)
 
 

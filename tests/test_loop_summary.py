@@ -38,3 +38,48 @@ def test_summary_counts_rounds_within_the_tolerance(tmp_path, capsys):
     rand_row = next(line for line in printed.splitlines() if line.startswith("| rand_error |"))
     # lower is better: round 2 median 0.025, median change +0.005 (better), both no worse
     assert "0.025 (+0.005; 2/2 no worse)" in rand_row
+
+
+splits = pytest.importorskip("isbi_splits")
+
+
+def test_isbi_splits_pool_relative_changes_over_splits(tmp_path, capsys):
+    sessions = [
+        {**_session(0, [0, 0, 0], [0.040, 0.030, 0.020]), "task": "isbi", "label": "a"},
+        {**_session(0, [0, 0, 0], [0.010, 0.015, 0.012]), "task": "isbi-paint-15-18", "label": "b"},
+        # the same split under a later label: the first label given wins
+        {**_session(0, [0, 0, 0], [0.010, 0.001, 0.001]), "task": "isbi-paint-15-18", "label": "c"},
+    ]
+    results = tmp_path / "loops.jsonl"
+    results.write_text("".join(json.dumps(s) + "\n" for s in sessions))
+
+    splits.report(splits.load_sessions([str(results)], ["a", "b", "c"], [0]))
+    printed = capsys.readouterr().out
+
+    assert "| 15, 16 | 17, 18, 19 | 1 | 0.0400 | 0.0300 (-25%) | 0.0200 (-50%) |" in printed
+    assert "| 15, 18 | 16, 17, 19 | 1 | 0.0100 | 0.0150 (+50%) | 0.0120 (+20%) |" in printed
+    # round 2 pooled: -50 % and +20 %, median -15 %; one session reaches -20 %, one is worse
+    assert (
+        "round 2: median relative change -15.0% over 2 sessions; -20 % or better in 1, worse in 1"
+        in printed
+    )
+
+
+def test_isbi_task_paints_the_slices_asked_and_scores_the_others():
+    tasks = pytest.importorskip("loop_tasks")
+    task = tasks.isbi_task(painted_slices=(15, 18))
+    assert task.name == "isbi-paint-15-18"
+    assert [bool(paint.all()) for paint in task.paint] == [True, False, False, True, False]
+    assert [bool(paint.any()) for paint in task.paint] == [True, False, False, True, False]
+    # only the three scored slices count: wrong masks on the painted ones change nothing
+    masks = [
+        truth if not paint.any() else 3 - truth for truth, paint in zip(task.truth, task.paint)
+    ]
+    zero = {"pixel_error": 0.0, "rand_error": 0.0}
+    assert task.score(masks) == {**zero, "rand_error_16": 0, "rand_error_17": 0, "rand_error_19": 0}
+    masks[1] = 3 - masks[1]  # slice 16 all wrong
+    assert task.score(masks)["pixel_error"] == pytest.approx(1 / 3)
+    assert task.score(masks)["rand_error_16"] > 0.5
+    assert task.score(masks)["rand_error_17"] == 0
+    assert tasks.isbi_task(painted_slices=(19, 18)).name == "isbi-swapped"
+    assert tasks.isbi_task().name == "isbi"
