@@ -252,7 +252,7 @@ def test_the_fine_tune_widget_starts_at_the_core_and_cli_defaults(qtbot):
     assert (args.w0, args.sigma, args.no_elastic) == (WeightConfig.w0, WeightConfig.sigma, False)
     widget_config, cli_config = settings.train_config(), _train_config(args)
     fields = ("learning_rate", "lr_schedule", "distillation", "batch_size", "patch_size")
-    for field in (*fields, "iterations", "finetune_iterations"):
+    for field in (*fields, "seconds", "iterations", "finetune_iterations"):
         assert (
             getattr(widget_config, field)
             == getattr(cli_config, field)

@@ -6,7 +6,13 @@ from typing import Any
 
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBox
 
-from ..config import FINETUNE_ITERATIONS, AugmentConfig, TrainConfig, WeightConfig
+from ..config import (
+    FINETUNE_ITERATIONS,
+    TIME_BUDGET_SECONDS,
+    AugmentConfig,
+    TrainConfig,
+    WeightConfig,
+)
 from ._tasks import available_devices
 
 LEARNING_RATES = (1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5, 1e-5)
@@ -47,7 +53,14 @@ class FinetuneSettings(Container):
 
     def _create_budget_controls(self) -> None:
         """Time and iteration budget, learning rate and its schedule."""
-        self.seconds = SpinBox(label="Time budget (s)", value=30, min=1, max=86_400)
+        self.seconds = SpinBox(
+            label="Time budget (s)",
+            value=int(TIME_BUDGET_SECONDS),
+            min=1,
+            max=86_400,
+            tooltip="The run ends here at the latest (previews do not count). A new model "
+            "trains for all of it; a trained one usually stops earlier, after its iterations.",
+        )
         self.iterations = SpinBox(
             label="Max iterations (0: auto)",
             value=0,

@@ -274,14 +274,16 @@ def _save_or_keep(model, output: Path, half: bool, extra: dict) -> None:
 
 
 def _train_config(args: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of ``napari-unet train``: 60 s unless an iteration count is given.
+    """The TrainConfig of ``napari-unet train``: ``TIME_BUDGET_SECONDS`` (60 s) unless an
+    iteration count is given.
 
     A trained model also stops after ``FINETUNE_ITERATIONS`` (100) unless ``--iterations``
     says otherwise; ``--iterations 0`` leaves it the time budget alone.
     """
-    from ..config import TrainConfig
+    from ..config import TIME_BUDGET_SECONDS, TrainConfig
 
-    seconds = args.seconds if args.seconds is not None else (None if args.iterations else 60.0)
+    default = None if args.iterations else TIME_BUDGET_SECONDS
+    seconds = args.seconds if args.seconds is not None else default
     no_iteration_budget = args.iterations == 0
     return TrainConfig(
         seconds=seconds or None,
