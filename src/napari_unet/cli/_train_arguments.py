@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..config import NEW_MODEL_CONFIG, TrainConfig, WeightConfig
+from ..config import (
+    FINETUNE_ITERATIONS,
+    NEW_MODEL_CONFIG,
+    TIME_BUDGET_SECONDS,
+    TrainConfig,
+    WeightConfig,
+)
 
 __all__ = ["add_train_arguments"]
 
@@ -41,13 +47,15 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         "--seconds",
         type=float,
         default=None,
-        help="time budget (default: 60 s, none when --iterations is given; 0: none)",
+        help=f"time budget (default: {TIME_BUDGET_SECONDS:g} s, none when --iterations is "
+        "given; 0: none)",
     )
     parser.add_argument(
         "--iterations",
         type=int,
         default=None,
-        help="iteration budget (with --seconds: first wins; default: 100 for a trained model, "
+        help="iteration budget (with --seconds: first wins; default: "
+        f"{FINETUNE_ITERATIONS} for a trained model, "
         "as the annotation-loop benchmark checks, none for a new one; 0: none)",
     )
     parser.add_argument(
