@@ -10,9 +10,10 @@ may paint and the part that is scored (never painted), and a scoring function:
 
 ``swapped=True`` (task names ``*-swapped``) exchanges the parts: paint the right half,
 score the left; paint ISBI slices 18-19, score 15-17. A rule chosen by looking at the
-usual scored part is checked there on objects it was not chosen on. ``isbi_task(painted=...)``
-paints any two of slices 15-19 and scores the other three (tasks ``isbi-paint-AA-BB``): the
-ten ways to split the five slices, so that no single split's objects decide the figure.
+usual scored part is checked there on objects it was not chosen on.
+``isbi_task(painted_slices=...)`` paints any two of slices 15-19 and scores the other three
+(tasks ``isbi-paint-AA-BB``): the ten ways to split the five slices, so that no single
+split's objects decide the figure.
 """
 
 from __future__ import annotations
