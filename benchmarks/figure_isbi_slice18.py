@@ -34,7 +34,8 @@ SLICE = 18
 
 
 def round_one(seed: int):
-    """The benchmark's round 1: masks and probabilities before and after, strokes."""
+    """The benchmark's round 1 (its ``paint_round``, ``finetune`` and ``predict_masks``):
+    the task, the starting and the tuned model, and every slice's mask before and after."""
     task, model = isbi_task(), load_model("em-membranes")
     before, _ = predict_masks(model, task)
     uncertain = [None] * len(task.images)
