@@ -79,6 +79,9 @@ def test_demo_writes_everything(tmp_path, capsys):
     assert load_model(out / "finetuned.safetensors").metadata["parent"] == "nuclei"
     printed = capsys.readouterr().out
     assert "round 2:" in printed and "right half (never painted)" in printed
+    wrote = printed.strip().splitlines()[-1]
+    assert wrote.startswith(f"wrote {out}/: ")
+    assert sorted(wrote.split(": ", 1)[1].split()) == sorted(p.name for p in out.iterdir())
 
 
 def test_demo_refuses_zero_rounds(tmp_path, capsys):

@@ -201,8 +201,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         "rounds": rounds,
     }
     save_model(model, output / "finetuned.safetensors", description="napari-unet demo fine-tune")
-    _write_outputs(output, sample, {**result, "strokes": strokes}, summary, model)
-    _print_summary(output, summary)
+    written = _write_outputs(output, sample, {**result, "strokes": strokes}, summary, model)
+    _print_summary(output, summary, ["finetuned.safetensors", *written])
     return summary
 
 
@@ -215,23 +215,23 @@ def _print_round(first: dict[str, Any], row: dict[str, Any]) -> None:
     )
 
 
-def _write_outputs(output: Path, sample, result, summary, model) -> None:
+def _write_outputs(output: Path, sample, result, summary, model) -> list[str]:
+    """Write the sample, the strokes and the last round's outputs; return the file names."""
     from ..io.data import write_tiff
     from ..training.weights import weight_map
     from .figures import demo_figure
 
     result = {**result, "weight_map": weight_map(result["mask"], model.info.trained_weight_config)}
-    write_tiff(output / "image.tif", sample["image"])
-    write_tiff(output / "scribbles.tif", result["strokes"])
-    write_tiff(output / "mask.tif", result["mask"])
-    write_tiff(output / "instances.tif", result["instances"])
-    write_tiff(output / "probabilities.tif", result["probabilities"])
-    write_tiff(output / "weight_map.tif", result["weight_map"])
+    arrays = {"image": sample["image"], "scribbles": result["strokes"]}
+    arrays |= {key: result[key] for key in ("mask", "instances", "probabilities", "weight_map")}
+    for key, array in arrays.items():
+        write_tiff(output / f"{key}.tif", array)
     demo_figure(output / "demo.png", sample, result, summary)
     (output / "summary.json").write_text(json.dumps(summary, indent=2))
+    return [f"{key}.tif" for key in arrays] + ["demo.png", "summary.json"]
 
 
-def _print_summary(output: Path, summary: dict[str, Any]) -> None:
+def _print_summary(output: Path, summary: dict[str, Any], written: list[str]) -> None:
     before, after = summary["before"], summary["after"]
     whole = [row["whole_image"] for row in (summary["rounds"][0], summary["rounds"][-1])]
     rounds = len(summary["rounds"]) - 1
@@ -242,8 +242,7 @@ def _print_summary(output: Path, summary: dict[str, Any]) -> None:
         f"{after['mean_matched_iou']:.3f})\n"
         f"whole image: F1 {whole[0]['f1']:.3f} -> {whole[1]['f1']:.3f} (mean matched IoU "
         f"{whole[0]['mean_matched_iou']:.3f} -> {whole[1]['mean_matched_iou']:.3f})\n"
-        f"wrote {output}/: mask.tif instances.tif probabilities.tif weight_map.tif "
-        f"scribbles.tif finetuned.safetensors demo.png summary.json"
+        f"wrote {output}/: {' '.join(written)}"
     )
 
 
