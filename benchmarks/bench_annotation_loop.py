@@ -260,8 +260,8 @@ def _metric_row(sessions: list[dict], metric: str, rounds: int, reference: int =
     return f"| {metric} | " + " | ".join(cells) + " |"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def _add_session_options(parser: argparse.ArgumentParser) -> None:
+    """The task, the seeds (one session each), the rounds and their iterations."""
     parser.add_argument("--task", choices=sorted(TASKS), default="dsb")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--rounds", type=int, default=3)
@@ -272,6 +272,10 @@ def main() -> None:
         help=f"per round (default: {FINETUNE_ITERATIONS}, what the widget and train give a "
         "trained model; it was 300 until 2026-12-02, so the published rows name theirs)",
     )
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Each round's fine-tune: budget, learning rate, distillation and loss weights."""
     parser.add_argument("--seconds", type=float, default=None)
     parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
     parser.add_argument("--distillation", type=float, default=TrainConfig.distillation)
@@ -296,6 +300,10 @@ def main() -> None:
         "--kd-temperature", type=float, default=TrainConfig.distillation_temperature,
         help="sharpen the teacher's probabilities to p^(1/T) (T < 1: firmer targets)",
     )  # fmt: skip
+
+
+def _add_start_options(parser: argparse.ArgumentParser) -> None:
+    """Which model each round starts from, and a new model instead of the bundled one."""
     parser.add_argument(
         "--start", choices=["base", "current", "first"], default="base",
         help="each round fine-tunes the loaded model (base) or the last round's (current); "
@@ -306,6 +314,10 @@ def main() -> None:
         help="start from a new model trained N iterations on first scribbles (round 1); "
         "with --start base later rounds train again from scratch for N iterations",
     )  # fmt: skip
+
+
+def _add_stroke_order_options(parser: argparse.ArgumentParser) -> None:
+    """Which errors the simulated user paints first (``--guided`` holds the choice)."""
     parser.add_argument(
         "--guided", action="store_const", const="uncertainty", default=False,
         help="rank errors by uncertainty",
@@ -314,6 +326,10 @@ def main() -> None:
         "--instances-first", dest="guided", action="store_const", const="instances",
         help="rank first the errors that merge or split objects (instance_error_priority)",
     )  # fmt: skip
+
+
+def _add_mask_options(parser: argparse.ArgumentParser) -> None:
+    """How each round's masks are made from the probabilities (Predict's rules by default)."""
     parser.add_argument(
         "--keep-gaps", dest="close_boundaries", action="store_false",
         help="score the plain most-probable class (before: gaps in boundaries closed)",
@@ -327,6 +343,10 @@ def main() -> None:
         help="predict each round afresh (before 2026-12-02 16:00 the last round's "
         "separations were not kept: napari_unet.core.continuity)",
     )  # fmt: skip
+
+
+def _add_split_options(parser: argparse.ArgumentParser) -> None:
+    """Which part of the task is painted and which is scored."""
     parser.add_argument(
         "--swapped", action="store_true",
         help="exchange the painted and the scored part (a held-out check; task *-swapped)",
@@ -335,6 +355,10 @@ def main() -> None:
         "--paint-slices", type=int, nargs="+", default=None, metavar="N",
         help="isbi: the slices (of 15-19) the user paints; the others are scored",
     )  # fmt: skip
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """Threads, the run's label, where records and probabilities go; ``--summarize``."""
     parser.add_argument(
         "--save-probabilities", default=None, metavar="DIR",
         help="keep every round's probabilities (float16 .npz) in DIR",
@@ -343,6 +367,43 @@ def main() -> None:
     parser.add_argument("--label", default="default")
     parser.add_argument("--out", default=None, help="append one JSON line per session")
     parser.add_argument("--summarize", nargs="+", default=None, help="JSONL files to summarise")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this benchmark (the options in the order ``--help`` lists them)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    _add_session_options(parser)
+    _add_training_options(parser)
+    _add_start_options(parser)
+    _add_stroke_order_options(parser)
+    _add_mask_options(parser)
+    _add_split_options(parser)
+    _add_output_options(parser)
+    return parser
+
+
+def session_record(task: LoopTask, seed: int, args: argparse.Namespace) -> dict:
+    """Run one session and return its JSON record: its rounds and the options it ran with."""
+    rows = run_session(task, seed, args)
+    options = {k: v for k, v in vars(args).items() if k not in ("out", "seeds")}
+    record = {"task": task.name, "label": args.label, "seed": seed, "rounds": rows}
+    record["reference_round"] = 1 if args.new_model is not None else 0
+    record["options"] = options
+    return record
+
+
+def write_record(record: dict, out: str | None) -> None:
+    """Print one session's record as a JSON line and append it to ``out`` if given."""
+    print(json.dumps(record), flush=True)
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def main() -> None:
+    """Summarise earlier runs (``--summarize``) or run one session per seed."""
+    parser = build_parser()
     args = parser.parse_args()
     if args.summarize:
         summarize(args.summarize)
@@ -353,16 +414,7 @@ def main() -> None:
     extra = {"painted_slices": tuple(args.paint_slices)} if args.paint_slices else {}
     task = TASKS[args.task](swapped=args.swapped, **extra)
     for seed in args.seeds:
-        rows = run_session(task, seed, args)
-        options = {k: v for k, v in vars(args).items() if k not in ("out", "seeds")}
-        record = {"task": task.name, "label": args.label, "seed": seed, "rounds": rows}
-        record["reference_round"] = 1 if args.new_model is not None else 0
-        record["options"] = options
-        print(json.dumps(record), flush=True)
-        if args.out:
-            Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-            with open(args.out, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
+        write_record(session_record(task, seed, args), args.out)
 
 
 if __name__ == "__main__":

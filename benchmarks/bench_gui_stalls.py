@@ -34,11 +34,17 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from bench_gui_load import ensure_display, machine_lines, wait_for, wait_until
 from raw_results import add_json_option, utc_now, write_json
+
+if TYPE_CHECKING:
+    import napari
+    from qtpy.QtCore import QTimer
+
+    from napari_unet._widgets import UNetWidget
 
 TICK_MS = 10
 
@@ -110,7 +116,8 @@ def strokes(truth: np.ndarray, rng: np.random.Generator, count: int) -> list[lis
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``argv``, else ``sys.argv``) as parsed arguments."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--seconds", type=float, default=10.0, help="fine-tuning budget")
@@ -118,19 +125,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=100.0, help="stall, in ms")
     parser.add_argument("--strokes", type=int, default=20)
     add_json_option(parser, "gui_stalls")
-    args = parser.parse_args(argv)
-    started = utc_now()
-    ensure_display()
+    return parser.parse_args(argv)
 
+
+def open_viewer(args: argparse.Namespace) -> tuple[napari.Viewer, UNetWidget, np.ndarray]:
+    """A shown viewer with a synthetic nuclei image and the U-Net dock, its model loaded;
+    also the image's true nuclei (instance labels, for the strokes)."""
     import napari
-    from qtpy.QtCore import Qt, QTimer
 
     from napari_unet._widgets import UNetWidget
     from napari_unet.core.checkpoint import bundled_models
     from napari_unet.io.data import synthetic_nuclei
 
-    recorder = Recorder()
-    instrument(recorder)
     image, truth = synthetic_nuclei(shape=(args.size, args.size), n_nuclei=args.size // 6, rng=0)
     viewer = napari.Viewer(title="bench_gui_stalls")  # shown: Xvfb's software OpenGL draws
     viewer.window.resize(1500, 980)
@@ -142,6 +148,12 @@ def main(argv: list[str] | None = None) -> None:
         dock.model.load()
     dock.finetune.settings.seconds.value = int(args.seconds)
     wait_until(lambda: False, 1.0)  # the window is drawn, the model loaded
+    return viewer, dock, truth
+
+
+def start_ticks(recorder: Recorder) -> QTimer:
+    """Start the precise ``TICK_MS`` timer whose ticks ``recorder`` keeps (the first now)."""
+    from qtpy.QtCore import Qt, QTimer
 
     timer = QTimer()
     timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -149,31 +161,55 @@ def main(argv: list[str] | None = None) -> None:
     timer.timeout.connect(lambda: recorder.ticks.append(time.perf_counter()))
     recorder.ticks.append(time.perf_counter())
     timer.start()
+    return timer
 
-    def annotate() -> None:
-        dock.show_section(dock.annotate)
-        layer = dock.annotate.create_annotation_layer()
-        for stroke in strokes(truth, np.random.default_rng(1), args.strokes):
-            for coordinates, label in stroke:
-                layer.paint(coordinates, label)
-                wait_until(lambda: False, 0.0, poll_ms=1)  # one event-loop turn per dab
-        wait_until(lambda: False, 1.0)  # the painted-pixel recount (throttled) runs
 
-    def finetune() -> None:
-        dock.show_section(dock.finetune)
-        wait_for(dock.finetune.finished, dock.finetune.start_finetune, args.seconds + 300)
-        wait_until(lambda: False, 0.5)
+def annotate_phase(dock: UNetWidget, truth: np.ndarray, stroke_count: int) -> None:
+    """Create the annotation layer and paint the strokes, one dab per event-loop turn."""
+    dock.show_section(dock.annotate)
+    layer = dock.annotate.create_annotation_layer()
+    for stroke in strokes(truth, np.random.default_rng(1), stroke_count):
+        for coordinates, label in stroke:
+            layer.paint(coordinates, label)
+            wait_until(lambda: False, 0.0, poll_ms=1)  # one event-loop turn per dab
+    wait_until(lambda: False, 1.0)  # the painted-pixel recount (throttled) runs
 
-    def predict() -> None:
-        dock.show_section(dock.predict)
-        wait_for(dock.predict.finished, dock.predict.run_prediction, 600)
-        wait_until(lambda: False, 0.5)
 
-    recorder.phase("annotate", annotate)
-    recorder.phase("fine-tune", finetune)
-    recorder.phase("predict (first)", predict)
-    recorder.phase("predict (again)", predict)
+def finetune_phase(dock: UNetWidget, seconds: float) -> None:
+    """Fine-tune with the dock's settings (a ``seconds`` budget) until it finishes."""
+    dock.show_section(dock.finetune)
+    wait_for(dock.finetune.finished, dock.finetune.start_finetune, seconds + 300)
+    wait_until(lambda: False, 0.5)
+
+
+def predict_phase(dock: UNetWidget) -> None:
+    """Predict the image until it finishes."""
+    dock.show_section(dock.predict)
+    wait_for(dock.predict.finished, dock.predict.run_prediction, 600)
+    wait_until(lambda: False, 0.5)
+
+
+def run_round(
+    recorder: Recorder, dock: UNetWidget, truth: np.ndarray, args: argparse.Namespace
+) -> None:
+    """The phases of one round, each recorded: annotate, fine-tune, predict twice, idle."""
+    recorder.phase("annotate", lambda: annotate_phase(dock, truth, args.strokes))
+    recorder.phase("fine-tune", lambda: finetune_phase(dock, args.seconds))
+    recorder.phase("predict (first)", lambda: predict_phase(dock))
+    recorder.phase("predict (again)", lambda: predict_phase(dock))
     recorder.phase("idle", lambda: wait_until(lambda: False, 3.0))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure the stalls of one round in a shown viewer; print the report, write the JSON."""
+    args = parse_arguments(argv)
+    started = utc_now()
+    ensure_display()
+    recorder = Recorder()
+    instrument(recorder)
+    viewer, dock, truth = open_viewer(args)
+    timer = start_ticks(recorder)
+    run_round(recorder, dock, truth, args)
     timer.stop()
     recorder.ticks.append(time.perf_counter())
     print("\n".join(report(recorder, args)))

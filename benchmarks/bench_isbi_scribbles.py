@@ -394,14 +394,18 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
-def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budgets", type=float, nargs="+", default=[60, 300])
+def _add_architecture_options(parser: argparse.ArgumentParser) -> None:
+    """The U-Net's architecture (``ModelConfig``)."""
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--features", type=int, default=16)
     parser.add_argument("--padding", default="valid", choices=["valid", "same"])
     parser.add_argument("--batch-norm", action="store_true")
     parser.add_argument("--upsampling", default="upconv", choices=["upconv", "bilinear"])
+
+
+def _add_training_options(parser: argparse.ArgumentParser) -> None:
+    """Patch and batch size, learning rate and its schedule, elastic deformation, loss
+    weights and batch-norm recalibration."""
     parser.add_argument("--patch-size", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
@@ -423,6 +427,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="TrainConfig.bn_recalibration: batches to re-estimate batch-norm statistics (0 = off)",
     )
+
+
+def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    """Extra scores after each budget: test-time augmentation, last weights."""
     parser.add_argument(
         "--tta", action="store_true", help="also score with test-time augmentation (8 symmetries)"
     )
@@ -431,6 +439,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also score the last weights (finetune restores those of the lowest smoothed loss)",
     )
+
+
+def _add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    """Research variants (see the module docstring) and the dense reference."""
     parser.add_argument("--sampling", default="balanced", choices=["balanced", "uniform"])
     parser.add_argument(
         "--dense",
@@ -474,11 +486,26 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="sensitivity: each class gets an equal share of the 2 %% (default) or one "
         "proportional to its area",
     )
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Saved models, threads, seed and the JSON-lines log."""
     parser.add_argument("--save", default=None, help="save the trained models as PREFIX_*")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log", default=None, help="append a JSON line per budget to this file")
     parser.add_argument("--name", default="", help="experiment name for --log")
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``argv``, else ``sys.argv``) as parsed arguments."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budgets", type=float, nargs="+", default=[60, 300])
+    _add_architecture_options(parser)
+    _add_training_options(parser)
+    _add_scoring_options(parser)
+    _add_experiment_options(parser)
+    _add_run_options(parser)
     return parser.parse_args(argv)
 
 

@@ -332,7 +332,8 @@ def measure(rounds: int, recipe_steps: int, default_steps: int) -> dict:
     }
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of this benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=["forest", "new", "recipe", "default"])
@@ -358,44 +359,59 @@ def main() -> None:
     )
     parser.add_argument("--tag", default="", help="stored in each row (e.g. a re-run)")
     parser.add_argument("--log", default=None, help="append one JSON line per run")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    header = {
+    return parser
+
+
+def run_header(threads: int, tag: str) -> dict:
+    """The machine, threads, tag, load and time: the fields every row starts with."""
+    return {
         "cpu": cpu_name(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
-        "threads": args.threads,
-        "tag": args.tag,
+        "threads": threads,
+        "tag": tag,
         "load": _load(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def run_method(
+    method: str, seed: int, args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> dict:
+    """One run of ``method`` (the forest or a U-Net of :data:`UNETS`) with ``seed``."""
+    if method == "forest":
+        return run_forest(seed, args.trees, args.n_jobs, args.thresholds)
+    iterations = {
+        "recipe": args.recipe_iterations,
+        "default": args.default_iterations,
+    }.get(method, IDLE_ITERATIONS_60S.get(method))
+    if iterations is None:
+        parser.error("--default-iterations is needed (see --measure)")
+    return run_unet(method, seed, iterations, args.thresholds)
+
+
+def write_row(row: dict, log_path: str | None) -> None:
+    """Print one row as a JSON line and append it to ``log_path`` if given."""
+    print(json.dumps(row), flush=True)
+    if log_path:
+        with open(log_path, "a") as log:
+            log.write(json.dumps(row) + "\n")
+
+
+def main() -> None:
+    """Measure the step-time ratio (``--measure``) or run every method for every seed."""
+    parser = build_parser()
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    header = run_header(args.threads, args.tag)
     print(f"# {json.dumps(header)}", flush=True)
     if args.measure:
-        rows = [measure(*args.measure)]
-    else:
-        rows = []
-        for seed in args.seeds:
-            for method in args.methods:
-                if method == "forest":
-                    row = run_forest(seed, args.trees, args.n_jobs, args.thresholds)
-                else:
-                    iterations = {
-                        "recipe": args.recipe_iterations,
-                        "default": args.default_iterations,
-                    }.get(method, IDLE_ITERATIONS_60S.get(method))
-                    if iterations is None:
-                        parser.error("--default-iterations is needed (see --measure)")
-                    row = run_unet(method, seed, iterations, args.thresholds)
-                rows.append({**header, **row, "load_after": _load()})
-                print(json.dumps(rows[-1]), flush=True)
-                if args.log:
-                    with open(args.log, "a") as log:
-                        log.write(json.dumps(rows[-1]) + "\n")
-    if args.measure:
-        print(json.dumps({**header, **rows[0]}), flush=True)
-        if args.log:
-            with open(args.log, "a") as log:
-                log.write(json.dumps({**header, **rows[0]}) + "\n")
+        write_row({**header, **measure(*args.measure)}, args.log)
+        return
+    for seed in args.seeds:
+        for method in args.methods:
+            row = run_method(method, seed, args, parser)
+            write_row({**header, **row, "load_after": _load()}, args.log)
 
 
 if __name__ == "__main__":

@@ -87,21 +87,7 @@ def bench_throughput(
     state = {k: v.clone() for k, v in model.state_dict().items()}
     run_finetune(model, image, scribbles, TrainConfig(seconds=None, iterations=2, device="cpu"))
     load_before = load_average()
-    walls, loops, nchw_loops = [], [], []
-    channels_last_layout = loop_module.training_layout
-    for repeat in range(repeats):
-        for layout, times in (("channels-last", loops), ("NCHW", nchw_loops)):
-            if layout == "NCHW":
-                loop_module.training_layout = lambda device: torch.contiguous_format
-            try:
-                model.load_state_dict(state)
-                wall, loop, done = run_finetune(model, image, scribbles, config)
-            finally:
-                loop_module.training_layout = channels_last_layout
-            times.append(loop)
-            if layout == "channels-last":
-                walls.append(wall)
-            log(f"training repeat {repeat + 1}/{repeats}, {layout}: {done} it in {loop:.2f} s")
+    walls, loops, nchw_loops = time_layouts(model, state, image, scribbles, config, repeats)
     model.load_state_dict(state)
     loop = statistics.median(loops)
     nchw_loop = statistics.median(nchw_loops)
@@ -125,29 +111,70 @@ def bench_throughput(
         "setup_s": setup,
         "training_step_ms": step_ms,
     }
-    lines = [
+    return [*throughput_lines(numbers, repeats), *steps, ""], numbers
+
+
+def time_layouts(
+    model: UNet,
+    state: dict[str, torch.Tensor],
+    image: np.ndarray,
+    scribbles: np.ndarray,
+    config: TrainConfig,
+    repeats: int,
+) -> tuple[list[float], list[float], list[float]]:
+    """``repeats`` fine-tunes per layout, interleaved, each from the weights ``state``:
+    channels-last weights (as ``finetune`` trains on the CPU) and NCHW weights (as before).
+
+    Returns the wall seconds of the channels-last runs, their training-loop seconds and
+    the training-loop seconds of the NCHW runs.
+    """
+    walls, loops, nchw_loops = [], [], []
+    channels_last_layout = loop_module.training_layout
+    for repeat in range(repeats):
+        for layout, layout_loops in (("channels-last", loops), ("NCHW", nchw_loops)):
+            if layout == "NCHW":
+                loop_module.training_layout = lambda device: torch.contiguous_format
+            try:
+                model.load_state_dict(state)
+                wall, loop, done = run_finetune(model, image, scribbles, config)
+            finally:
+                loop_module.training_layout = channels_last_layout
+            layout_loops.append(loop)
+            if layout == "channels-last":
+                walls.append(wall)
+            log(f"training repeat {repeat + 1}/{repeats}, {layout}: {done} it in {loop:.2f} s")
+    return walls, loops, nchw_loops
+
+
+def throughput_lines(numbers: dict, repeats: int) -> list[str]:
+    """The report's throughput section (without the training-step rows) from its numbers."""
+    size, patch, output = numbers["size"], numbers["patch"], numbers["output"]
+    batch, iterations = numbers["batch"], numbers["iterations"]
+    loops, nchw_loops = numbers["loop_s"], numbers["nchw_loop_s"]
+    loop, nchw_loop = statistics.median(loops), statistics.median(nchw_loops)
+    return [
         f"### Fine-tuning throughput ({size} x {size} image, scribbles on 2 % of the pixels)",
         "",
         f"Default `TrainConfig`: patch {patch} (output {output}), batch {batch}, Adam, "
         f"elastic deformation on. {iterations} iterations per run, median of {repeats} runs. "
-        f"Load average before: {load_before}; after: {load_average()}.",
+        f"Load average before: {numbers['load_before']}; after: {load_average()}.",
         "",
         "| quantity | value |",
         "|---|---:|",
         f"| training loop, {iterations} iterations (runs: "
         f"{', '.join(f'{x:.2f}' for x in loops)} s) | {loop:.2f} s |",
-        f"| iterations/s | {rate:.2f} |",
+        f"| iterations/s | {numbers['iterations_per_s']:.2f} |",
         f"| the same loop with NCHW weights, as before (runs: "
         f"{', '.join(f'{x:.2f}' for x in nchw_loops)} s) | {nchw_loop:.2f} s |",
-        f"| channels-last against NCHW (median loop times) | {nchw_loop / loop:.2f}x |",
+        f"| channels-last against NCHW (median loop times) | "
+        f"{numbers['channels_last_vs_nchw']:.2f}x |",
         f"| training Mpx/s, output pixels ({batch} x {output}^2 per iteration) | "
-        f"{rate * batch * output**2 / 1e6:.3f} |",
+        f"{numbers['output_mpx_per_s']:.3f} |",
         f"| training Mpx/s, input pixels ({batch} x {patch}^2 per iteration) | "
-        f"{rate * batch * patch**2 / 1e6:.3f} |",
-        f"| one-off setup per `finetune` call (weight map, checks), median | {setup:.2f} s |",
+        f"{numbers['input_mpx_per_s']:.3f} |",
+        f"| one-off setup per `finetune` call (weight map, checks), median | "
+        f"{numbers['setup_s']:.2f} s |",
     ]
-    lines += [*steps, ""]
-    return lines, numbers
 
 
 def step_layouts(
