@@ -48,6 +48,7 @@ every section's numbers as JSON.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -58,6 +59,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -253,21 +255,10 @@ def monai_predict(
 
 
 # ---- section 1: throughput ----------------------------------------------------------
-def bench_throughput(
-    model: UNet,
-    size: int,
-    tile: int,
-    batch: int,
-    repeats: int,
-    secondary_repeats: int,
-    extra_tiles: list[int],
-) -> tuple[list[str], dict[str, Any]]:
-    """Interleaved timings of all methods on one image; returns report lines and numbers.
-
-    The numbers hold ``napari`` (the median seconds of ``predict``) and ``pixels`` (the
-    image's), which the other sections compare with, and every method's runs.
-    """
-    image = test_image(size)
+def throughput_methods(
+    image: np.ndarray, model: UNet, tile: int, batch: int, extra_tiles: list[int]
+) -> dict[str, Callable[[], np.ndarray]]:
+    """The compared methods by report name; napari-unet's ``predict`` first (the reference)."""
     methods: dict[str, Callable[[], np.ndarray]] = {
         f"napari-unet `predict` (tile {tile}, batch {batch}: channels-last, 1 tile per pass)": (
             lambda: napari_predict(image, model, tile, batch)
@@ -295,12 +286,19 @@ def bench_throughput(
         methods[f"napari-unet `predict` (tile {extra}, batch 1, channels-last)"] = (
             lambda extra=extra: napari_predict(image, model, extra, 1)
         )
-    warm = test_image(min(size, 2 * tile), seed=1)
-    napari_predict(warm, model, tile, batch)  # warm-up: oneDNN primitive caches, MONAI import
-    monai_predict(warm, model, tile, batch)
+    return methods
+
+
+def run_throughput_rounds(
+    methods: dict[str, Callable[[], np.ndarray]], repeats: int, secondary_repeats: int
+) -> tuple[dict[str, list[float]], dict[str, np.ndarray]]:
+    """Every method once per round, interleaved: each one's runs (s) and first output.
+
+    napari-unet and MONAI (plain), the first and third methods, run ``repeats`` times; the
+    others ``secondary_repeats`` times.
+    """
     times: dict[str, list[float]] = {name: [] for name in methods}
     outputs: dict[str, np.ndarray] = {}
-    load_before = load_average()
     key = list(methods)[::2][:2]  # napari-unet and MONAI (plain): all repeats
     for repeat in range(max(repeats, secondary_repeats)):
         for name, method in methods.items():
@@ -311,13 +309,69 @@ def bench_throughput(
             log(f"throughput round {repeat + 1}: {seconds:7.2f} s  {name}")
             if repeat == 0:
                 outputs[name] = result
-    load_after = load_average()
-    reference_name = next(iter(methods))
+    return times, outputs
+
+
+def throughput_table(
+    times: dict[str, list[float]],
+    outputs: dict[str, np.ndarray],
+    reference_name: str,
+    size: int,
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """Table rows and numbers by method: speed, speed vs MONAI, difference from the reference.
+
+    ``reference_name`` is napari-unet's ``predict``, whose output the others are compared with.
+    """
     reference = outputs[reference_name]
     reference_mask = reference.argmax(0)
     medians = {name: statistics.median(values) for name, values in times.items()}
-    monai_name = next(name for name in methods if "MONAI" in name)
+    monai_median = medians[next(name for name in times if "MONAI" in name)]
     megapixels = size * size / 1e6
+    rows: list[str] = []
+    numbers: dict[str, dict[str, Any]] = {}
+    for name, median in medians.items():
+        difference = float(np.nanmax(np.abs(outputs[name] - reference)))
+        mask_differs = float(np.mean(outputs[name].argmax(0) != reference_mask))
+        runs = ", ".join(f"{value:.1f}" for value in times[name])
+        rows.append(
+            f"| {name} | {median:.2f} | {runs} | {megapixels / median:.3f} | "
+            f"{monai_median / median:.2f}x | {difference:.1e} | {mask_differs:.1e} |"
+        )
+        numbers[name] = {
+            "median_s": median,
+            "runs_s": times[name],
+            "mpx_per_s": megapixels / median,
+            "vs_monai": monai_median / median,
+            "max_abs_diff": difference,
+            "mask_pixels_differing": mask_differs,
+        }
+    return rows, numbers
+
+
+def bench_throughput(
+    model: UNet,
+    size: int,
+    tile: int,
+    batch: int,
+    repeats: int,
+    secondary_repeats: int,
+    extra_tiles: list[int],
+) -> tuple[list[str], dict[str, Any]]:
+    """Interleaved timings of all methods on one image; returns report lines and numbers.
+
+    The numbers hold ``napari`` (the median seconds of ``predict``) and ``pixels`` (the
+    image's), which the other sections compare with, and every method's runs.
+    """
+    image = test_image(size)
+    methods = throughput_methods(image, model, tile, batch, extra_tiles)
+    warm = test_image(min(size, 2 * tile), seed=1)
+    napari_predict(warm, model, tile, batch)  # warm-up: oneDNN primitive caches, MONAI import
+    monai_predict(warm, model, tile, batch)
+    load_before = load_average()
+    times, outputs = run_throughput_rounds(methods, repeats, secondary_repeats)
+    load_after = load_average()
+    reference_name = next(iter(methods))
+    rows, method_numbers = throughput_table(times, outputs, reference_name, size)
     lines = [
         f"### Throughput, {size} x {size} uint8 image",
         "",
@@ -328,27 +382,14 @@ def bench_throughput(
         "| method | median s | runs (s) | Mpx/s | vs MONAI | max abs diff vs napari-unet "
         "| mask pixels differing |",
         "|---|---:|---|---:|---:|---:|---:|",
+        *rows,
+        "",
     ]
-    numbers: dict[str, Any] = {"napari": medians[reference_name], "pixels": size * size}
-    numbers |= {"tile": tile, "batch": batch, "load_before": load_before, "methods": {}}
-    for name, median in medians.items():
-        difference = float(np.nanmax(np.abs(outputs[name] - reference)))
-        mask_differs = float(np.mean(outputs[name].argmax(0) != reference_mask))
-        runs = ", ".join(f"{value:.1f}" for value in times[name])
-        lines.append(
-            f"| {name} | {median:.2f} | {runs} | {megapixels / median:.3f} | "
-            f"{medians[monai_name] / median:.2f}x | {difference:.1e} | {mask_differs:.1e} |"
-        )
-        numbers["methods"][name] = {
-            "median_s": median,
-            "runs_s": times[name],
-            "mpx_per_s": megapixels / median,
-            "vs_monai": medians[monai_name] / median,
-            "max_abs_diff": difference,
-            "mask_pixels_differing": mask_differs,
-        }
-    lines.append("")
-    return lines, numbers | {"load_after": load_after}
+    napari_median = method_numbers[reference_name]["median_s"]
+    numbers: dict[str, Any] = {"napari": napari_median, "pixels": size * size}
+    numbers |= {"tile": tile, "batch": batch, "load_before": load_before}
+    numbers |= {"methods": method_numbers, "load_after": load_after}
+    return lines, numbers
 
 
 # ---- section 2: FLOPs and the machine's limit -----------------------------------------
@@ -407,6 +448,181 @@ def reference_gflops(repeats: int, quick: bool) -> dict[str, float]:
     return results
 
 
+@dataclass
+class TileFlops:
+    """FLOP accounting of one tile's forward pass."""
+
+    tile_flops: int  # FLOPs of one tile's forward pass (2 per multiply-add)
+    out_edge: int  # edge of the tile's output
+    stride: int  # edge of the output the tile keeps (the tile layout's stride)
+    per_kept: float  # FLOPs per kept output pixel (halo overhead included)
+    intrinsic: float  # FLOPs per output pixel of the same network with 'same' padding
+
+
+def tile_flop_accounting(model: UNet, tile: int) -> TileFlops:
+    """FLOPs of one ``tile`` forward pass, per kept output pixel and without the halo."""
+    tile_flops = count_flops(model, torch.zeros(1, 1, tile, tile))
+    out_edge = model.output_size(tile)
+    _, tiles = tile_layout(model, (tile * 4, tile * 4), tile)
+    stride = tiles[1].x.keep_start
+    same = UNet(model.config.replace(padding="same")).eval()
+    intrinsic = count_flops(same, torch.zeros(1, 1, 512, 512)) / 512**2
+    return TileFlops(tile_flops, out_edge, stride, tile_flops / stride**2, intrinsic)
+
+
+def flops_table_lines(
+    model: UNet,
+    tile: int,
+    quick: bool,
+    load_before: str,
+    accounting: TileFlops,
+    reference: dict[str, float],
+) -> list[str]:
+    """The section's title and its table of FLOPs and the reference GFLOP/s."""
+    stride, per_kept = accounting.stride, accounting.per_kept
+    return [
+        "### FLOPs and distance to the machine's limit",
+        "",
+        f"Load average (1/5/15 min) at the start of this section: {load_before}.",
+        "",
+        "| quantity | value |",
+        "|---|---:|",
+        f"| FLOPs of one {tile} x {tile} tile forward (2 per multiply-add) | "
+        f"{accounting.tile_flops / 1e9:.2f} G |",
+        f"| output {accounting.out_edge} x {accounting.out_edge}, kept {stride} x {stride} "
+        f"(stride, a multiple of {model.size_multiple}) | "
+        f"{stride**2 / tile**2:.1%} of the input tile |",
+        f"| FLOPs per kept output pixel, tile {tile} (halo overhead included) | "
+        f"{per_kept / 1e3:.1f} k |",
+        f"| FLOPs per output pixel without halo overhead (same network, 'same' padding) | "
+        f"{accounting.intrinsic / 1e3:.1f} k |",
+        f"| halo overhead at tile {tile} | {per_kept / accounting.intrinsic:.2f}x |",
+        f"| reference: 3x3 conv 64->64 on 1x64x{128 if quick else 512}^2, NCHW | "
+        f"{reference['conv NCHW']:.1f} GFLOP/s |",
+        f"| reference: same conv, channels-last | {reference['conv NHWC']:.1f} GFLOP/s |",
+        f"| for comparison: the same conv on 1x64x128^2 (4 MB, cache-resident), NCHW / NHWC | "
+        f"{reference['conv NCHW small']:.1f} / {reference['conv NHWC small']:.1f} GFLOP/s |",
+        f"| reference: fp32 matmul {1024 if quick else 4096}^3 | "
+        f"{reference['matmul']:.1f} GFLOP/s |",
+    ]
+
+
+def whole_image_flops(
+    throughput: dict[str, Any], accounting: TileFlops, best_reference: float
+) -> tuple[list[str], dict[str, Any]]:
+    """Table rows and numbers: FLOPs of the throughput section's image, GFLOP/s achieved."""
+    n_tiles_image = math.ceil(math.sqrt(throughput["pixels"]) / accounting.stride) ** 2
+    image_flops = accounting.tile_flops * n_tiles_image
+    achieved = image_flops / throughput["napari"] / 1e9
+    lines = [
+        f"| FLOPs for the whole {int(np.sqrt(throughput['pixels']))}^2 image "
+        f"({n_tiles_image} tiles) | {image_flops / 1e12:.2f} T |",
+        f"| achieved by `predict` (end to end) | {achieved:.1f} GFLOP/s = "
+        f"{achieved / best_reference:.0%} of the best reference conv |",
+    ]
+    return lines, {"image_flops": image_flops, "achieved_gflops": achieved}
+
+
+def attempts_header_lines(repeats: int) -> list[str]:
+    """The paragraph and header above the table of optimisation attempts."""
+    return [
+        "",
+        f"Optimisation attempts: one forward pass + softmax, median of {repeats} runs "
+        "(bf16 and compile: fewer, stated). GFLOP/s counts all FLOPs of the pass (halo "
+        "included); kept Mpx/s counts only the output pixels a tile contributes.",
+        "",
+        "| attempt | tile | batch | threads | s / pass | GFLOP/s | % of ref conv | kept Mpx/s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+
+
+def attempt_row(
+    model: UNet,
+    attempts: list[dict[str, Any]],
+    best_reference: float,
+    name: str,
+    tile_edge: int,
+    batch_size: int,
+    seconds: float,
+    n_threads: int,
+) -> str:
+    """One attempt's table row; its numbers are appended to ``attempts``."""
+    flops = count_flops(model, torch.zeros(1, 1, tile_edge, tile_edge)) * batch_size
+    kept_stride = tile_layout(model, (tile_edge * 4, tile_edge * 4), tile_edge)[1][1]
+    kept = kept_stride.x.keep_start**2 * batch_size
+    gflops = flops / seconds / 1e9
+    attempt = {"attempt": name, "tile": tile_edge, "batch": batch_size, "threads": n_threads}
+    attempts.append(attempt | {"seconds": seconds, "gflops": gflops})
+    return (
+        f"| {name} | {tile_edge} | {batch_size} | {n_threads} | {seconds:.3f} | {gflops:.1f} | "
+        f"{gflops / best_reference:.0%} | {kept / seconds / 1e6:.3f} |"
+    )
+
+
+def layout_attempt_rows(
+    model: UNet,
+    tile: int,
+    batch: int,
+    repeats: int,
+    threads: int,
+    quick: bool,
+    row: Callable[..., str],
+) -> list[str]:
+    """Rows for the memory layouts, the tiles per pass and two larger tiles."""
+    attempts: list[tuple[str, int, int, dict[str, Any]]] = [
+        (f"NCHW, {batch} tiles per pass (before)", tile, batch, {"channels_last": False}),
+        ("NCHW, 1 tile per pass", tile, 1, {"channels_last": False}),
+        (f"channels-last input, {batch} tiles per pass", tile, batch, {}),
+        ("channels-last input, 1 tile per pass (adopted)", tile, 1, {}),
+    ]
+    for target in (tile + 96, tile + 192) if quick else (764, 1084):
+        edge = model.nearest_valid_sizes(target)[1]
+        attempts.append((f"channels-last, larger tile {edge}", edge, 1, {}))
+    lines = []
+    for name, edge, batch_size, options in attempts:
+        seconds = forward_time(model, edge, batch_size, repeats, **options)
+        lines.append(row(name, edge, batch_size, seconds, threads))
+        log(f"attempt {name}: {seconds:.3f} s")
+    return lines
+
+
+def channels_last_weights_row(
+    model: UNet, tile: int, repeats: int, threads: int, row: Callable[..., str]
+) -> str:
+    """Row for weights in channels-last too (model converted in place, then back)."""
+    model.to(memory_format=torch.channels_last)
+    try:
+        seconds = forward_time(model, tile, 1, repeats)
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+    return row("channels-last input and weights, 1 tile per pass", tile, 1, seconds, threads)
+
+
+def other_thread_count_rows(
+    model: UNet, tile: int, repeats: int, threads: int, row: Callable[..., str]
+) -> list[str]:
+    """Row for the other thread count (1, or 2 when ``threads`` is 1); none if there is none."""
+    other = 1 if threads != 1 else min(2, os.cpu_count() or 1)
+    if other == threads:
+        return []
+    torch.set_num_threads(other)
+    try:
+        seconds = forward_time(model, tile, 1, repeats)
+    finally:
+        torch.set_num_threads(threads)
+    return [row("channels-last, 1 tile per pass, other thread count", tile, 1, seconds, other)]
+
+
+def bf16_row(model: UNet, tile: int, quick: bool, threads: int, row: Callable[..., str]) -> str:
+    """Row for bfloat16 autocast: very slow without native bf16, so small and once."""
+    bf16_tile = next(s for s in model.valid_input_sizes() if inference._stride(model, s) > 0)
+    bf16_tile = bf16_tile if quick else tile
+    seconds = forward_time(model, bf16_tile, 1, 1, autocast=True, warmup=1)
+    line = row("bf16 autocast, channels-last (1 run)", bf16_tile, 1, seconds, threads)
+    log(f"attempt bf16: {seconds:.3f} s")
+    return line
+
+
 def bench_flops(
     model: UNet,
     tile: int,
@@ -422,117 +638,28 @@ def bench_flops(
     Returns the report's lines and the numbers (each attempt's seconds per pass and GFLOP/s).
     """
     load_before = load_average()
-    tile_flops = count_flops(model, torch.zeros(1, 1, tile, tile))
-    out_edge = model.output_size(tile)
-    _, tiles = tile_layout(model, (tile * 4, tile * 4), tile)
-    stride = tiles[1].x.keep_start
-    same = UNet(model.config.replace(padding="same")).eval()
-    intrinsic = count_flops(same, torch.zeros(1, 1, 512, 512)) / 512**2
-    per_kept = tile_flops / stride**2
+    accounting = tile_flop_accounting(model, tile)
     reference = reference_gflops(repeats, quick)
     best_reference = max(reference["conv NCHW"], reference["conv NHWC"])
     numbers: dict[str, Any] = {
         "load_before": load_before,
-        "tile_flops": tile_flops,
-        "flops_per_kept_pixel": per_kept,
-        "flops_per_pixel_without_halo": intrinsic,
+        "tile_flops": accounting.tile_flops,
+        "flops_per_kept_pixel": accounting.per_kept,
+        "flops_per_pixel_without_halo": accounting.intrinsic,
         "reference_gflops": reference,
         "attempts": [],
     }
-    lines = [
-        "### FLOPs and distance to the machine's limit",
-        "",
-        f"Load average (1/5/15 min) at the start of this section: {load_before}.",
-        "",
-        "| quantity | value |",
-        "|---|---:|",
-        f"| FLOPs of one {tile} x {tile} tile forward (2 per multiply-add) | "
-        f"{tile_flops / 1e9:.2f} G |",
-        f"| output {out_edge} x {out_edge}, kept {stride} x {stride} (stride, a multiple of "
-        f"{model.size_multiple}) | {stride**2 / tile**2:.1%} of the input tile |",
-        f"| FLOPs per kept output pixel, tile {tile} (halo overhead included) | "
-        f"{per_kept / 1e3:.1f} k |",
-        f"| FLOPs per output pixel without halo overhead (same network, 'same' padding) | "
-        f"{intrinsic / 1e3:.1f} k |",
-        f"| halo overhead at tile {tile} | {per_kept / intrinsic:.2f}x |",
-        f"| reference: 3x3 conv 64->64 on 1x64x{128 if quick else 512}^2, NCHW | "
-        f"{reference['conv NCHW']:.1f} GFLOP/s |",
-        f"| reference: same conv, channels-last | {reference['conv NHWC']:.1f} GFLOP/s |",
-        f"| for comparison: the same conv on 1x64x128^2 (4 MB, cache-resident), NCHW / NHWC | "
-        f"{reference['conv NCHW small']:.1f} / {reference['conv NHWC small']:.1f} GFLOP/s |",
-        f"| reference: fp32 matmul {1024 if quick else 4096}^3 | "
-        f"{reference['matmul']:.1f} GFLOP/s |",
-    ]
+    lines = flops_table_lines(model, tile, quick, load_before, accounting, reference)
     if throughput is not None:
-        n_tiles_image = math.ceil(math.sqrt(throughput["pixels"]) / stride) ** 2
-        image_flops = tile_flops * n_tiles_image
-        achieved = image_flops / throughput["napari"] / 1e9
-        numbers |= {"image_flops": image_flops, "achieved_gflops": achieved}
-        lines += [
-            f"| FLOPs for the whole {int(np.sqrt(throughput['pixels']))}^2 image "
-            f"({n_tiles_image} tiles) | {image_flops / 1e12:.2f} T |",
-            f"| achieved by `predict` (end to end) | {achieved:.1f} GFLOP/s = "
-            f"{achieved / best_reference:.0%} of the best reference conv |",
-        ]
-    lines += [
-        "",
-        f"Optimisation attempts: one forward pass + softmax, median of {repeats} runs "
-        "(bf16 and compile: fewer, stated). GFLOP/s counts all FLOPs of the pass (halo "
-        "included); kept Mpx/s counts only the output pixels a tile contributes.",
-        "",
-        "| attempt | tile | batch | threads | s / pass | GFLOP/s | % of ref conv | kept Mpx/s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-
-    def row(name: str, tile_edge: int, batch_size: int, seconds: float, n_threads: int) -> str:
-        flops = count_flops(model, torch.zeros(1, 1, tile_edge, tile_edge)) * batch_size
-        kept_stride = tile_layout(model, (tile_edge * 4, tile_edge * 4), tile_edge)[1][1]
-        kept = kept_stride.x.keep_start**2 * batch_size
-        gflops = flops / seconds / 1e9
-        attempt = {"attempt": name, "tile": tile_edge, "batch": batch_size, "threads": n_threads}
-        numbers["attempts"].append(attempt | {"seconds": seconds, "gflops": gflops})
-        return (
-            f"| {name} | {tile_edge} | {batch_size} | {n_threads} | {seconds:.3f} | {gflops:.1f} | "
-            f"{gflops / best_reference:.0%} | {kept / seconds / 1e6:.3f} |"
-        )
-
-    attempts: list[tuple[str, int, int, dict[str, Any]]] = [
-        (f"NCHW, {batch} tiles per pass (before)", tile, batch, {"channels_last": False}),
-        ("NCHW, 1 tile per pass", tile, 1, {"channels_last": False}),
-        (f"channels-last input, {batch} tiles per pass", tile, batch, {}),
-        ("channels-last input, 1 tile per pass (adopted)", tile, 1, {}),
-    ]
-    for target in (tile + 96, tile + 192) if quick else (764, 1084):
-        edge = model.nearest_valid_sizes(target)[1]
-        attempts.append((f"channels-last, larger tile {edge}", edge, 1, {}))
-    for name, edge, batch_size, options in attempts:
-        seconds = forward_time(model, edge, batch_size, repeats, **options)
-        lines.append(row(name, edge, batch_size, seconds, threads))
-        log(f"attempt {name}: {seconds:.3f} s")
-    # weights in channels-last too (model converted in place, then back)
-    model.to(memory_format=torch.channels_last)
-    try:
-        seconds = forward_time(model, tile, 1, repeats)
-    finally:
-        model.to(memory_format=torch.contiguous_format)
-    lines.append(row("channels-last input and weights, 1 tile per pass", tile, 1, seconds, threads))
-    # the other thread count
-    other = 1 if threads != 1 else min(2, os.cpu_count() or 1)
-    if other != threads:
-        torch.set_num_threads(other)
-        try:
-            seconds = forward_time(model, tile, 1, repeats)
-        finally:
-            torch.set_num_threads(threads)
-        lines.append(
-            row("channels-last, 1 tile per pass, other thread count", tile, 1, seconds, other)
-        )
-    # bfloat16 autocast: very slow without native bf16, so small and once
-    bf16_tile = next(s for s in model.valid_input_sizes() if inference._stride(model, s) > 0)
-    bf16_tile = bf16_tile if quick else tile
-    seconds = forward_time(model, bf16_tile, 1, 1, autocast=True, warmup=1)
-    lines.append(row("bf16 autocast, channels-last (1 run)", bf16_tile, 1, seconds, threads))
-    log(f"attempt bf16: {seconds:.3f} s")
+        image_lines, image_numbers = whole_image_flops(throughput, accounting, best_reference)
+        numbers |= image_numbers
+        lines += image_lines
+    lines += attempts_header_lines(repeats)
+    row = functools.partial(attempt_row, model, numbers["attempts"], best_reference)
+    lines += layout_attempt_rows(model, tile, batch, repeats, threads, quick, row)
+    lines.append(channels_last_weights_row(model, tile, repeats, threads, row))
+    lines += other_thread_count_rows(model, tile, repeats, threads, row)
+    lines.append(bf16_row(model, tile, quick, threads, row))
     if try_compile:
         lines.append(compile_row(model, tile, 1, repeats, row, threads))
     lines += ["", f"Load average at the end of this section: {load_average()}.", ""]
@@ -637,46 +764,29 @@ def memmap_child(args: argparse.Namespace) -> None:
     print(json.dumps(report))
 
 
-def bench_memmap(
-    size: int, tile: int, batch: int, threads: int, throughput: dict[str, Any] | None
-) -> tuple[list[str], dict[str, Any]]:
-    """Section 3: memory-mapped image in, memory-mapped probabilities and mask out.
+def memmap_command(folder: Path, tile: int, batch: int, threads: int) -> list[str]:
+    """The command line of the memmap child working in ``folder``."""
+    return [
+        sys.executable,
+        __file__,
+        "--memmap-child",
+        "--workdir",
+        str(folder),
+        "--tile",
+        str(tile),
+        "--batch",
+        str(batch),
+        "--threads",
+        str(threads),
+    ]
 
-    Returns the report's lines and the child's report (times, peak RSS as ru_maxrss and
-    VmHWM in MB).
-    """
-    with tempfile.TemporaryDirectory(
-        prefix="napari-unet-bench-", dir=os.environ.get("TMPDIR")
-    ) as d:
-        folder = Path(d)
-        log(f"memmap: writing a {size}^2 uint8 image to {folder}")
-        write_large_image(folder / "image.npy", size)
-        load_before = load_average()
-        command = [
-            sys.executable,
-            __file__,
-            "--memmap-child",
-            "--workdir",
-            str(folder),
-            "--tile",
-            str(tile),
-            "--batch",
-            str(batch),
-            "--threads",
-            str(threads),
-        ]
-        log(f"memmap: running {' '.join(command[1:])}")
-        result = subprocess.run(command, capture_output=True, text=True)
-        if result.returncode != 0:
-            failed = f"child failed:\n```\n{result.stderr}\n```"
-            return ["### Memory-mapped image", "", failed, ""], {"failed": result.stderr}
-        report = json.loads(result.stdout.strip().splitlines()[-1])
-        load_after = load_average()
+
+def memmap_table_lines(
+    size: int, tile: int, batch: int, load_before: str, load_after: str, report: dict[str, Any]
+) -> list[str]:
+    """The section's title and its table of the child's times, peak RSS and output check."""
     pixels = size * size
-    per_pixel = report["seconds_predict"] / pixels
-    numbers = {"size": size, "tile": tile, "batch": batch, "load_before": load_before}
-    numbers |= {"load_after": load_after, **report}
-    lines = [
+    return [
         f"### Memory-mapped {size} x {size} uint8 image (tile {tile}, batch {batch})",
         "",
         f"Load average before: {load_before}; after: {load_after}. One run (it is long). "
@@ -699,6 +809,35 @@ def bench_memmap(
         f"| output check (64 x 64 sample: sums to 1, no NaN) | "
         f"{report['sample_sums_to_one'] and not report['sample_has_nan']} |",
     ]
+
+
+def bench_memmap(
+    size: int, tile: int, batch: int, threads: int, throughput: dict[str, Any] | None
+) -> tuple[list[str], dict[str, Any]]:
+    """Section 3: memory-mapped image in, memory-mapped probabilities and mask out.
+
+    Returns the report's lines and the child's report (times, peak RSS as ru_maxrss and
+    VmHWM in MB).
+    """
+    with tempfile.TemporaryDirectory(
+        prefix="napari-unet-bench-", dir=os.environ.get("TMPDIR")
+    ) as d:
+        folder = Path(d)
+        log(f"memmap: writing a {size}^2 uint8 image to {folder}")
+        write_large_image(folder / "image.npy", size)
+        load_before = load_average()
+        command = memmap_command(folder, tile, batch, threads)
+        log(f"memmap: running {' '.join(command[1:])}")
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            failed = f"child failed:\n```\n{result.stderr}\n```"
+            return ["### Memory-mapped image", "", failed, ""], {"failed": result.stderr}
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        load_after = load_average()
+    per_pixel = report["seconds_predict"] / (size * size)
+    numbers = {"size": size, "tile": tile, "batch": batch, "load_before": load_before}
+    numbers |= {"load_after": load_after, **report}
+    lines = memmap_table_lines(size, tile, batch, load_before, load_after, report)
     if throughput is not None:
         in_memory = throughput["napari"] / throughput["pixels"]
         numbers["time_per_pixel_vs_in_memory"] = per_pixel / in_memory
@@ -711,7 +850,8 @@ def bench_memmap(
 
 
 # ---- main ----------------------------------------------------------------------------------
-def main() -> None:
+def parse_arguments() -> argparse.Namespace:
+    """The command line (``--memmap-child`` and ``--workdir`` are for the memmap child)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per measurement")
@@ -743,21 +883,25 @@ def main() -> None:
     parser.add_argument("--memmap-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     add_json_option(parser, "inference")
-    args = parser.parse_args()
-    if args.memmap_child:
-        memmap_child(args)
-        return
-    torch.set_num_threads(args.threads)
+    return parser.parse_args()
+
+
+def apply_quick(args: argparse.Namespace) -> None:
+    """With ``--quick``, shrink the sizes, repeats, tile and batch and skip compiling."""
     if args.quick:
         args.size, args.large = min(args.size, 512), min(args.large, 1024)
         args.repeats, args.tile, args.batch = min(args.repeats, 2), 284, 2
         args.no_compile = True
-    extra_tiles = (
-        args.extra_tiles if args.extra_tiles is not None else ([] if args.quick else [1084])
-    )
-    model, model_name = get_model()
-    started = utc_now()
-    lines = [
+
+
+def extra_tiles_of(args: argparse.Namespace) -> list[int]:
+    """The larger tiles timed end to end: as given, else 1084 (none with ``--quick``)."""
+    return args.extra_tiles if args.extra_tiles is not None else ([] if args.quick else [1084])
+
+
+def header_lines(args: argparse.Namespace, model: UNet, model_name: str, started: str) -> list[str]:
+    """The report's title, the command, the machine, the model and the load at the start."""
+    return [
         "## Inference performance",
         "",
         f"Started {started}. Command: `python {' '.join(sys.argv)}`",
@@ -767,8 +911,14 @@ def main() -> None:
         f"- load average (1/5/15 min) at start: {load_average()}",
         "",
     ]
+
+
+def run_sections(
+    args: argparse.Namespace, model: UNet, extra_tiles: list[int], numbers: dict[str, Any]
+) -> list[str]:
+    """Run the sections asked for; returns their report lines and adds their numbers."""
+    lines: list[str] = []
     throughput = None
-    numbers: dict[str, Any] = {"arguments": vars(args), "model": model_name}
     if "throughput" in args.sections:
         section, throughput = bench_throughput(
             model,
@@ -798,6 +948,23 @@ def main() -> None:
             args.large, args.tile, args.batch, args.threads, throughput
         )
         lines += section
+    return lines
+
+
+def main() -> None:
+    """Run the sections asked for, print the markdown report and write the JSON if asked."""
+    args = parse_arguments()
+    if args.memmap_child:
+        memmap_child(args)
+        return
+    torch.set_num_threads(args.threads)
+    apply_quick(args)
+    extra_tiles = extra_tiles_of(args)
+    model, model_name = get_model()
+    started = utc_now()
+    lines = header_lines(args, model, model_name, started)
+    numbers: dict[str, Any] = {"arguments": vars(args), "model": model_name}
+    lines += run_sections(args, model, extra_tiles, numbers)
     print("\n".join(lines), flush=True)
     write_json(args.json, numbers, started=started)
 

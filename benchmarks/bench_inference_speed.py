@@ -43,6 +43,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,41 @@ def profile_predict(image: np.ndarray, model: UNet, tile: int, shrink: bool, fus
 
 
 # ---- main ------------------------------------------------------------------------------------
-def main() -> None:
+@dataclass
+class ComparedTiles:
+    """The tiles compared on the benchmark image."""
+
+    new: int  # default_tile_size(model): the automatic tile
+    new_shrunk: int  # the automatic tile shrunk to the image (after engine)
+    old_shrunk: int  # OLD_TILE shrunk to the image (after engine)
+    old_count: int  # tiles of OLD_TILE on the image (before engine)
+    new_count: int  # tiles of the automatic tile on the image (before engine)
+
+
+@dataclass
+class Rounds:
+    """What the interleaved rounds measured."""
+
+    method_names: list[str]  # the predict-like methods, in the order they ran
+    forward_names: list[str]  # the forward-pass-alone rows, in the order they ran
+    times: dict[str, list[float]]  # seconds of each run, by method and forward row
+    outputs: dict[str, np.ndarray]  # each method's probabilities from the first round
+    loads: list[str]  # load averages at the start, after each round (and after the profiles)
+    started: str  # clock time (UTC) before the first round
+    ended: str  # clock time (UTC) after the last round
+
+
+@dataclass
+class Summary:
+    """Medians, differences from the untiled pass and ratios of the rounds."""
+
+    medians: dict[str, float]  # median seconds by method and forward row
+    differences: dict[str, float]  # max |difference| of probabilities from the untiled pass
+    ratios: dict[str, float]  # the speed-ups reported in the ratio table
+
+
+def parse_arguments() -> argparse.Namespace:
+    """The command line (``--child-before`` and ``--tile`` are for the child process)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=2048)
     parser.add_argument("--repeats", type=int, default=3)
@@ -190,31 +225,42 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--child-before", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--tile", type=int, default=OLD_TILE, help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    if args.child_before is not None:
-        run_child(args.child_before, args.tile)
-        return
-    model, model_name = get_model()
-    image = test_image(args.size)
+    return parser.parse_args()
+
+
+def compared_tiles(model: UNet, image_shape: tuple[int, ...]) -> ComparedTiles:
+    """The automatic tile, both tiles shrunk to the image and their tile counts."""
     new_tile = default_tile_size(model)
     after, before = engine_for(True, True), engine_for(False, False)
-    new_shape = tile_layout(model, image.shape, new_tile, after)[0]
-    old_shrunk_shape = tile_layout(model, image.shape, OLD_TILE, after)[0]
-    old_tiles = len(tile_layout(model, image.shape, OLD_TILE, before)[1])
-    new_tiles = len(tile_layout(model, image.shape, new_tile, before)[1])
+    return ComparedTiles(
+        new=new_tile,
+        new_shrunk=tile_layout(model, image_shape, new_tile, after)[0][0],
+        old_shrunk=tile_layout(model, image_shape, OLD_TILE, after)[0][0],
+        old_count=len(tile_layout(model, image_shape, OLD_TILE, before)[1]),
+        new_count=len(tile_layout(model, image_shape, new_tile, before)[1]),
+    )
+
+
+def build_methods(
+    image: np.ndarray, model: UNet, tiles: ComparedTiles, with_monai: bool
+) -> dict[str, Callable[[], Any]]:
+    """The timed methods by report name, in the order the report and the ratios rely on.
+
+    Before (the child process) first, after second, the untiled pass fifth, the before
+    engine in this process sixth, then MONAI at the two tiles if asked.
+    """
     methods: dict[str, Callable[[], Any]] = {
         f"before: tile {OLD_TILE} as given, conv then ReLU, default allocator (child process)": (
             lambda: child_before(image, OLD_TILE)
         ),
-        f"after: default tile {new_tile} (auto) shrunk to {new_shape[0]}, fused conv+ReLU": (
-            lambda: run_predict(image, model, new_tile, True, True)
+        f"after: default tile {tiles.new} (auto) shrunk to {tiles.new_shrunk}, fused conv+ReLU": (
+            lambda: run_predict(image, model, tiles.new, True, True)
         ),
-        f"tile {OLD_TILE} shrunk to {old_shrunk_shape[0]}, fused conv+ReLU": lambda: run_predict(
+        f"tile {OLD_TILE} shrunk to {tiles.old_shrunk}, fused conv+ReLU": lambda: run_predict(
             image, model, OLD_TILE, True, True
         ),
-        f"tile {new_tile} as given, conv then ReLU": lambda: run_predict(
-            image, model, new_tile, False, False
+        f"tile {tiles.new} as given, conv then ReLU": lambda: run_predict(
+            image, model, tiles.new, False, False
         ),
         "one pass over the whole mirrored image (tile_size=None), fused": lambda: run_predict(
             image, model, None, True, True
@@ -223,33 +269,57 @@ def main() -> None:
             run_predict(image, model, OLD_TILE, False, False)
         ),
     }
-    if not args.no_monai:
+    if with_monai:
         methods[f"MONAI sliding_window_inference, tile {OLD_TILE}, sw_batch_size 1"] = lambda: (
             run_monai(image, model, OLD_TILE)
         )
-        methods[f"MONAI sliding_window_inference, tile {new_tile}, sw_batch_size 1"] = lambda: (
-            run_monai(image, model, new_tile)
+        methods[f"MONAI sliding_window_inference, tile {tiles.new}, sw_batch_size 1"] = lambda: (
+            run_monai(image, model, tiles.new)
         )
-    forward_names = {
-        f"forward pass + softmax, one {args.forward_tile} tile, fused": True,
-        f"forward pass + softmax, one {args.forward_tile} tile, conv then ReLU": False,
+    return methods
+
+
+def forward_rows(forward_tile: int) -> dict[str, bool]:
+    """The forward-pass-alone rows by report name, each with whether it takes the fused path."""
+    return {
+        f"forward pass + softmax, one {forward_tile} tile, fused": True,
+        f"forward pass + softmax, one {forward_tile} tile, conv then ReLU": False,
     }
-    log(f"model {model_name}; new default tile {new_tile}; warm-up")
-    warm = test_image(min(args.size, 1200), seed=1)
+
+
+def warm_up(
+    model: UNet,
+    size: int,
+    new_tile: int,
+    forward_fused: dict[str, bool],
+    forward_tile: int,
+    with_monai: bool,
+) -> None:
+    """Untimed calls of every code path on a smaller image (oneDNN primitive caches)."""
+    warm = test_image(min(size, 1200), seed=1)
     for tile in (OLD_TILE, new_tile):
         for fused in (False, True):
             run_predict(warm, model, tile, True, fused)
-    if not args.no_monai:
+    if with_monai:
         run_monai(warm, model, OLD_TILE)
-    for fused in forward_names.values():
-        forward_seconds(model, args.forward_tile, fused)
+    for fused in forward_fused.values():
+        forward_seconds(model, forward_tile, fused)
 
+
+def run_rounds(
+    methods: dict[str, Callable[[], Any]],
+    forward_fused: dict[str, bool],
+    model: UNet,
+    forward_tile: int,
+    repeats: int,
+) -> Rounds:
+    """``repeats`` rounds, each running every method then every forward row once."""
     before_name = next(iter(methods))
-    times: dict[str, list[float]] = {name: [] for name in [*methods, *forward_names]}
+    times: dict[str, list[float]] = {name: [] for name in [*methods, *forward_fused]}
     outputs: dict[str, np.ndarray] = {}
     loads = [load_average()]
     started = time.strftime("%H:%M UTC", time.gmtime())
-    for repeat in range(args.repeats):
+    for repeat in range(repeats):
         for name, method in methods.items():
             seconds, result = timed(method)
             if name == before_name:  # the child's own time, without its start and warm-up
@@ -257,122 +327,213 @@ def main() -> None:
             times[name].append(seconds)
             outputs.setdefault(name, result)
             log(f"round {repeat + 1}: {seconds:7.2f} s  {name}")
-        for name, fused in forward_names.items():
-            times[name].append(forward_seconds(model, args.forward_tile, fused))
+        for name, fused in forward_fused.items():
+            times[name].append(forward_seconds(model, forward_tile, fused))
             log(f"round {repeat + 1}: {times[name][-1]:7.2f} s  {name}")
         loads.append(load_average())
     ended = time.strftime("%H:%M UTC", time.gmtime())
+    return Rounds(list(methods), list(forward_fused), times, outputs, loads, started, ended)
 
-    profiles = {}
-    if not args.no_profile:
-        log("profiles")
-        profiles["before"] = profile_predict(image, model, OLD_TILE, False, False)
-        profiles["after"] = profile_predict(image, model, new_tile, True, True)
-        loads.append(load_average())
 
-    names = list(methods)
-    before, after, whole = names[0], names[1], names[4]
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    megapixels = args.size**2 / 1e6
-    reference = outputs[whole]
-    differences = {name: float(np.abs(outputs[name] - reference).max()) for name in outputs}
-    forward_fused = next(iter(forward_names))
-    forward_mps = args.forward_tile**2 / 1e6 / medians[forward_fused]
-    after_mps = megapixels / medians[after]
+def profile_before_and_after(image: np.ndarray, model: UNet, new_tile: int) -> dict[str, dict]:
+    """cProfile of one ``predict`` with the before code and one with the after code."""
+    log("profiles")
+    return {
+        "before": profile_predict(image, model, OLD_TILE, False, False),
+        "after": profile_predict(image, model, new_tile, True, True),
+    }
+
+
+def compute_ratios(
+    medians: dict[str, float], rounds: Rounds, size: int, forward_tile: int, with_monai: bool
+) -> dict[str, float]:
+    """After vs before, useful output vs the forward pass, huge pages alone, after vs MONAI."""
+    names = rounds.method_names
+    before, after = names[0], names[1]
+    forward_mps = forward_tile**2 / 1e6 / medians[rounds.forward_names[0]]
+    after_mps = size**2 / 1e6 / medians[after]
     ratios = {
         "after_vs_before": medians[before] / medians[after],
         "useful_output_vs_forward_pass": after_mps / forward_mps,
         "huge_pages_alone_before_engine": medians[before] / medians[names[5]],
     }
-    if not args.no_monai:
+    if with_monai:
         monai_names = [name for name in names if name.startswith("MONAI")]
         ratios["after_vs_monai_572"] = medians[monai_names[0]] / medians[after]
         if len(monai_names) > 1:  # the automatic tile differs from 572
             ratios["after_vs_monai_new_tile"] = medians[monai_names[1]] / medians[after]
         ratios["after_vs_best_monai"] = min(medians[n] for n in monai_names) / medians[after]
+    return ratios
 
-    lines = [
+
+def summarise(rounds: Rounds, size: int, forward_tile: int, with_monai: bool) -> Summary:
+    """Medians, the max differences from the untiled pass (the fifth method) and the ratios."""
+    medians = {name: statistics.median(values) for name, values in rounds.times.items()}
+    untiled = rounds.outputs[rounds.method_names[4]]
+    differences = {
+        name: float(np.abs(output - untiled).max()) for name, output in rounds.outputs.items()
+    }
+    ratios = compute_ratios(medians, rounds, size, forward_tile, with_monai)
+    return Summary(medians, differences, ratios)
+
+
+def timing_row(name: str, runs: list[float], median: float, *cells: str) -> str:
+    """A table row: the name, the median, every run's seconds, then ``cells``."""
+    runs_text = ", ".join(f"{value:.2f}" for value in runs)
+    return f"| {name} | {median:.2f} | {runs_text} | " + " | ".join(cells) + " |"
+
+
+def header_lines(
+    args: argparse.Namespace, model_name: str, tiles: ComparedTiles, rounds: Rounds
+) -> list[str]:
+    """The report's title, the run's conditions and the machine."""
+    return [
         f"### {args.size} x {args.size} uint8 image, {args.threads} torch threads, "
-        f"{started} - {ended}",
+        f"{rounds.started} - {rounds.ended}",
         "",
         f"Model: {model_name}. Load average (1/5/15 min) at the start and after each round: "
-        + "; ".join(loads)
+        + "; ".join(rounds.loads)
         + ". Medians of "
         + f"{args.repeats} runs, all methods interleaved in each round. Tiles on this image: "
-        f"before {old_tiles} of {OLD_TILE}, after {new_tiles} of {new_shape[0]}.",
+        f"before {tiles.old_count} of {OLD_TILE}, after {tiles.new_count} of {tiles.new_shrunk}.",
         "",
         *machine_lines(args.threads),
         "",
+    ]
+
+
+def method_table_lines(rounds: Rounds, summary: Summary, size: int) -> list[str]:
+    """The table of the predict-like methods: speed, speed-up and difference from untiled."""
+    medians = summary.medians
+    before_median = medians[rounds.method_names[0]]
+    lines = [
         "| method | median s | runs (s) | image Mpx/s | vs before | max abs diff vs untiled |",
         "|---|---:|---|---:|---:|---:|",
     ]
-
-    def row(name: str, *cells: str) -> str:
-        runs = ", ".join(f"{value:.2f}" for value in times[name])
-        return f"| {name} | {medians[name]:.2f} | {runs} | " + " | ".join(cells) + " |"
-
-    for name in methods:
-        lines.append(
-            row(
-                name,
-                f"{megapixels / medians[name]:.3f}",
-                f"{medians[before] / medians[name]:.2f}x",
-                f"{differences[name]:.1e}",
-            )
+    for name in rounds.method_names:
+        cells = (
+            f"{size**2 / 1e6 / medians[name]:.3f}",
+            f"{before_median / medians[name]:.2f}x",
+            f"{summary.differences[name]:.1e}",
         )
-    lines += [
+        lines.append(timing_row(name, rounds.times[name], medians[name], *cells))
+    return lines
+
+
+def forward_table_lines(rounds: Rounds, summary: Summary, forward_tile: int) -> list[str]:
+    """The table of the forward pass alone, in input megapixels/s."""
+    lines = [
         "",
         "| forward pass alone | median s | runs (s) | input Mpx/s |",
         "|---|---:|---|---:|",
     ]
-    lines += [
-        row(name, f"{args.forward_tile**2 / 1e6 / medians[name]:.3f}") for name in forward_names
+    for name in rounds.forward_names:
+        median = summary.medians[name]
+        megapixels_per_s = f"{forward_tile**2 / 1e6 / median:.3f}"
+        lines.append(timing_row(name, rounds.times[name], median, megapixels_per_s))
+    return lines
+
+
+def profile_table_lines(profiles: dict[str, dict]) -> list[str]:
+    """The table of where one ``predict`` call's time goes, before and after."""
+    lines = [
+        "",
+        "Where the time of one `predict` goes (cProfile, one call each, after the rounds):",
+        "",
+        "| part | before (s) | share | after (s) | share |",
+        "|---|---:|---:|---:|---:|",
     ]
+    for part in profiles["before"]["parts_s"]:
+        cells = []
+        for key in ("before", "after"):
+            seconds = profiles[key]["parts_s"][part]
+            cells.append(f"{seconds:.2f} | {100 * seconds / profiles[key]['total_s']:.1f} %")
+        lines.append(f"| {part} | {' | '.join(cells)} |")
+    lines.append(
+        f"| total | {profiles['before']['total_s']:.2f} | 100 % | "
+        f"{profiles['after']['total_s']:.2f} | 100 % |"
+    )
+    return lines
+
+
+def report_lines(
+    args: argparse.Namespace,
+    model_name: str,
+    tiles: ComparedTiles,
+    rounds: Rounds,
+    summary: Summary,
+    profiles: dict[str, dict],
+) -> list[str]:
+    """The markdown report: header, methods, forward pass, ratios and (if run) profiles."""
+    lines = header_lines(args, model_name, tiles, rounds)
+    lines += method_table_lines(rounds, summary, args.size)
+    lines += forward_table_lines(rounds, summary, args.forward_tile)
     lines += ["", "| ratio | value |", "|---|---:|"]
-    lines += [f"| {key} | {value:.2f} |" for key, value in ratios.items()]
+    lines += [f"| {key} | {value:.2f} |" for key, value in summary.ratios.items()]
     if profiles:
-        lines += [
-            "",
-            "Where the time of one `predict` goes (cProfile, one call each, after the rounds):",
-            "",
-            "| part | before (s) | share | after (s) | share |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for part in profiles["before"]["parts_s"]:
-            cells = []
-            for key in ("before", "after"):
-                seconds = profiles[key]["parts_s"][part]
-                cells.append(f"{seconds:.2f} | {100 * seconds / profiles[key]['total_s']:.1f} %")
-            lines.append(f"| {part} | {' | '.join(cells)} |")
-        lines.append(
-            f"| total | {profiles['before']['total_s']:.2f} | 100 % | "
-            f"{profiles['after']['total_s']:.2f} | 100 % |"
-        )
-    print("\n".join(lines))
+        lines += profile_table_lines(profiles)
+    return lines
+
+
+def write_record(
+    path: Path,
+    args: argparse.Namespace,
+    model_name: str,
+    tiles: ComparedTiles,
+    rounds: Rounds,
+    summary: Summary,
+    profiles: dict[str, dict],
+) -> None:
+    """Write the run's numbers to ``path`` as JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record: dict[str, Any] = {
+        "size": args.size,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "model": model_name,
+        "started": rounds.started,
+        "ended": rounds.ended,
+        "load_averages": rounds.loads,
+        "old_tile": OLD_TILE,
+        "new_tile": tiles.new,
+        "new_tile_shrunk": tiles.new_shrunk,
+        "tiles": {"before": tiles.old_count, "after": tiles.new_count},
+        "forward_tile": args.forward_tile,
+        "times_s": rounds.times,
+        "medians_s": summary.medians,
+        "max_abs_diff_vs_untiled": summary.differences,
+        "ratios": summary.ratios,
+        "profiles": profiles,
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+    }
+    path.write_text(json.dumps(record, indent=2) + "\n")
+
+
+def main() -> None:
+    """Time the methods in interleaved rounds, print the report, write the JSON if asked."""
+    args = parse_arguments()
+    torch.set_num_threads(args.threads)
+    if args.child_before is not None:
+        run_child(args.child_before, args.tile)
+        return
+    with_monai = not args.no_monai
+    model, model_name = get_model()
+    image = test_image(args.size)
+    tiles = compared_tiles(model, image.shape)
+    methods = build_methods(image, model, tiles, with_monai)
+    forward_fused = forward_rows(args.forward_tile)
+    log(f"model {model_name}; new default tile {tiles.new}; warm-up")
+    warm_up(model, args.size, tiles.new, forward_fused, args.forward_tile, with_monai)
+    rounds = run_rounds(methods, forward_fused, model, args.forward_tile, args.repeats)
+    profiles: dict[str, dict] = {}
+    if not args.no_profile:
+        profiles = profile_before_and_after(image, model, tiles.new)
+        rounds.loads.append(load_average())
+    summary = summarise(rounds, args.size, args.forward_tile, with_monai)
+    print("\n".join(report_lines(args, model_name, tiles, rounds, summary, profiles)))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        record: dict[str, Any] = {
-            "size": args.size,
-            "threads": args.threads,
-            "repeats": args.repeats,
-            "model": model_name,
-            "started": started,
-            "ended": ended,
-            "load_averages": loads,
-            "old_tile": OLD_TILE,
-            "new_tile": new_tile,
-            "new_tile_shrunk": new_shape[0],
-            "tiles": {"before": old_tiles, "after": new_tiles},
-            "forward_tile": args.forward_tile,
-            "times_s": times,
-            "medians_s": medians,
-            "max_abs_diff_vs_untiled": differences,
-            "ratios": ratios,
-            "profiles": profiles,
-            "cpu_count": os.cpu_count(),
-            "torch": torch.__version__,
-        }
-        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        write_record(args.json, args, model_name, tiles, rounds, summary, profiles)
 
 
 if __name__ == "__main__":
