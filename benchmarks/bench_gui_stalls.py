@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import sys
 import time
 from collections.abc import Callable
@@ -221,13 +222,26 @@ def main(argv: list[str] | None = None) -> None:
     )
 
 
+def phase_of(recorder: Recorder, start: float, end: float) -> tuple[str, float]:
+    """The phase that overlaps the interval ``start``-``end`` most, and when it began.
+
+    A stall that spans two phases (the last tick of one, then a handler the next one
+    called) belongs to the phase it overlaps most, not to the first it touches.
+    """
+    overlaps = [(min(end, b) - max(start, a), name, a) for name, a, b in recorder.phases]
+    overlap, name, began = max(overlaps, default=(0.0, "?", start))
+    return (name, began) if overlap > 0 else ("?", start)
+
+
 def phase_summaries(recorder: Recorder, threshold_ms: float) -> list[dict[str, Any]]:
-    """Per phase: its length, its longest and 99th-percentile gap, its stalls."""
+    """Per phase: its length, its longest and 99th-percentile gap, its stalls (each gap
+    between ticks counted in the one phase it overlaps most)."""
     times = np.array(recorder.ticks)
     gaps = np.diff(times) * 1000
+    owners = np.array([phase_of(recorder, a, b)[0] for a, b in itertools.pairwise(times)])
     summaries = []
     for name, start, end in recorder.phases:
-        inside = gaps[(times[1:] > start) & (times[:-1] < end)]
+        inside = gaps[owners == name]
         over = inside[inside > threshold_ms]
         summaries.append(
             {
@@ -281,16 +295,15 @@ def report(recorder: Recorder, args: argparse.Namespace) -> list[str]:
     lines += ["", "Stalls, longest first, with the timed calls inside them (ms):", ""]
     stalls = sorted(recorder.stalls(args.threshold), key=lambda s: s[0] - s[1])
     for start, end in stalls[:25]:
-        phase, began = next(
-            ((n, a) for n, a, b in recorder.phases if a < end and start < b), ("?", start)
-        )
+        phase, began = phase_of(recorder, start, end)
+        into_phase = max(start - began, 0.0)  # a stall may start on the last tick before it
         inside = [
             (label, (b - a) * 1000) for label, a, b in recorder.calls if a < end and b > start
         ]
         inside.sort(key=lambda item: -item[1])
         calls = ", ".join(f"{label} {ms:.0f}" for label, ms in inside[:4]) or "none timed"
         lines.append(
-            f"* {(end - start) * 1000:.0f} ms in {phase} (at {start - began:+.1f} s): {calls}"
+            f"* {(end - start) * 1000:.0f} ms in {phase} (at {into_phase:+.1f} s): {calls}"
         )
     totals: dict[str, list[float]] = {}
     for label, a, b in recorder.calls:
