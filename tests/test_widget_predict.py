@@ -31,7 +31,12 @@ def test_predict_again_replaces_outputs_and_leaves_user_layers(qtbot, dock):
     outputs = [layer for layer in viewer.layers if layer.metadata.get(OUTPUT_KEY)]
     count = len(viewer.layers)
     assert len(outputs) == 5  # mask, instances, probabilities, weight map, uncertainty
+    moved = []  # an unchanged placement is not set again: each set redraws the layer
+    for layer in outputs:
+        layer.events.scale.connect(moved.append)
+        layer.events.translate.connect(moved.append)
     run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert moved == []
     assert len(viewer.layers) == count
     assert [layer for layer in viewer.layers if layer.metadata.get(OUTPUT_KEY)] == outputs
     np.testing.assert_array_equal(viewer.layers["discs"].data, image_before)

@@ -272,7 +272,8 @@ def show_output(
     if layer is not None and layer.ndim == ndim:
         layer.data = data
         for key, value in placement.items():  # the image may have a new pixel size or origin
-            setattr(layer, key, value)
+            if not np.array_equal(getattr(layer, key), value):  # each set redraws: ~13 ms
+                setattr(layer, key, value)
         if "contrast_limits" in display:
             layer.contrast_limits = display["contrast_limits"]
         return layer
