@@ -172,6 +172,10 @@ def test_full_loop_annotate_finetune_predict(qtbot, dock):
     weights = viewer.layers["discs weight map"]
     assert weights.contrast_limits[1] == pytest.approx(float(weights.data.max()))
     assert widget.predict.run_button.enabled and not widget.predict.cancel_button.enabled
+    assert not preview.visible  # the fine-tune's preview no longer covers the new mask
+    widget.finetune.settings.iterations.value = 2
+    run(qtbot, widget.finetune, widget.finetune.start_finetune)
+    assert preview.visible and viewer.layers["discs preview"] is preview  # the next run's
 
 
 def test_tile_size_choice_survives_a_fine_tune_and_settings_lock_while_running(qtbot, dock):

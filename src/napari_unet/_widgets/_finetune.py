@@ -84,6 +84,7 @@ class FinetuneWidget(QWidget):
         self._image_layer: napari.layers.Image | None = None
         self._last_iteration = 0
         self._changes: ClassChanges | None = None
+        self._preview_shown = False  # this run has shown its preview layer (Predict hides it)
         self._create_controls()
         self._build_layout()
         self.start_button.changed.connect(self.start_finetune)
@@ -231,6 +232,7 @@ class FinetuneWidget(QWidget):
         in_view = geometry.plane_in_view(image, self.viewer)
         preview = PreviewSource(reader, in_view) if self.settings.live_preview.value else None
         self._image_layer = image
+        self._preview_shown = False
         return TrainingRequest(
             model=model,
             reader=reader,
@@ -276,7 +278,10 @@ class FinetuneWidget(QWidget):
         if layer is not None and layer.data.shape == geometry.spatial_shape:
             layer.data[plane] = foreground
             layer.refresh()
+            if not self._preview_shown:  # hidden by the last Predict: show it again, once
+                layer.visible = self._preview_shown = True
             return
+        self._preview_shown = True
         data = np.zeros(geometry.spatial_shape, dtype=np.float32)
         data[plane] = foreground
         layer = show_output(

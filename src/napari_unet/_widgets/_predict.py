@@ -248,6 +248,9 @@ class PredictWidget(QWidget, PredictControls):
         }
         layers["mask"].colormap = class_colormap(result.probabilities.shape[0], False)
         changes = self._show_changes(result, image, placement)
+        preview = find_output(self.viewer, image, "preview", Image)
+        if preview is not None:  # a fine-tune's live preview would cover the new mask
+            preview.visible = False
         self.viewer.layers.selection.active = layers["mask"]
         self.evaluation.clear()
         hidden = ["instances", *(kind for kind in outputs if kind not in ("instances", "mask"))]
