@@ -30,6 +30,7 @@ ORDER = [
     "results_inference_speed.md",
     "results_gui_load.md",
     "results_gui_stalls.md",
+    "results_activity_dock.md",
     "results_batch.md",
     "results_chunked_labels.md",
 ]

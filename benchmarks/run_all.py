@@ -81,6 +81,12 @@ BENCHMARKS = (
     Benchmark("bundled_models", "bench_bundled_models.py", (), (), markdown=False),
     Benchmark("gui_load", "bench_gui_load.py", (), ("--quick",)),
     Benchmark(
+        "activity_dock",
+        "bench_activity_dock.py",
+        (),
+        ("--rounds", "1", "--predict-size", "512", "--seconds", "5"),
+    ),
+    Benchmark(
         "chunked_labels",
         "bench_chunked_labels.py",
         (),

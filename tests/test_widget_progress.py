@@ -1,10 +1,12 @@
-"""Long work shows in napari's activity dock (a ``napari.utils.progress`` per job)."""
+"""Long work shows its progress: in each section's own bar, and only on request in
+napari's activity dock (a ``napari.utils.progress`` per job, ``_tasks.ACTIVITY_DOCK``)."""
 
 from __future__ import annotations
 
 import pytest
 from napari.utils import progress
 
+from napari_unet._widgets import _tasks
 from napari_unet._widgets._tasks import PROGRESS_STEPS
 from test_widgets import annotate, dock, run
 
@@ -25,7 +27,26 @@ def activity_log() -> tuple[list, list]:
     return added, removed
 
 
-def test_predict_shows_its_progress_in_the_activity_dock(qtbot, dock):
+@pytest.fixture
+def activity_dock(monkeypatch):
+    """napari's activity dock shows the jobs' bars (off by default)."""
+    monkeypatch.setattr(_tasks, "ACTIVITY_DOCK", True)
+
+
+def test_by_default_jobs_stay_out_of_the_activity_dock(qtbot, dock):
+    viewer, widget = dock
+    predict = widget.predict
+    predict.tile_size.value = predict.tile_size.choices[1]  # the smallest: several tiles
+    added, _ = activity_log()
+    values: list[int] = []
+    predict.progress.valueChanged.connect(values.append)
+    run(qtbot, predict, predict.run_prediction)
+    assert added == []  # napari's status bar does not animate its loading GIF
+    assert 0 < values[-2] < PROGRESS_STEPS and values[-1] == PROGRESS_STEPS  # the own bar moved
+    assert "discs mask" in viewer.layers
+
+
+def test_predict_shows_its_progress_in_the_activity_dock(qtbot, dock, activity_dock):
     viewer, widget = dock
     predict = widget.predict
     predict.tile_size.value = predict.tile_size.choices[1]  # the smallest: several tiles
@@ -41,7 +62,7 @@ def test_predict_shows_its_progress_in_the_activity_dock(qtbot, dock):
     assert "discs mask" in viewer.layers
 
 
-def test_a_stopped_fine_tune_closes_its_activity_progress(qtbot, dock):
+def test_a_stopped_fine_tune_closes_its_activity_progress(qtbot, dock, activity_dock):
     viewer, widget = dock
     finetune = widget.finetune
     annotate(viewer, widget)
@@ -60,7 +81,7 @@ def test_a_stopped_fine_tune_closes_its_activity_progress(qtbot, dock):
     assert finetune.status.text().startswith("Stopped after ")
 
 
-def test_a_finished_fine_tune_leaves_its_bar_full(qtbot, dock):
+def test_a_finished_fine_tune_leaves_its_bar_full(qtbot, dock, activity_dock):
     viewer, widget = dock
     finetune = widget.finetune
     annotate(viewer, widget)

@@ -4,8 +4,9 @@ A widget describes its work as a generator that yields progress updates and
 returns its result. :func:`guarded` turns any failure into a :class:`JobResult`
 holding a sentence for the user, inside the worker thread, so no traceback ever
 escapes; :func:`start_job` wires the worker to the widget, shows how far it is
-in napari's activity dock (:class:`JobProgress`) and makes sure the work stops
-when the widget goes away (the viewer is closed).
+in the widget's own bar (and, if :data:`ACTIVITY_DOCK`, in napari's activity
+dock: :class:`JobProgress`) and makes sure the work stops when the widget goes
+away (the viewer is closed).
 
 How many CPU threads torch uses for a job can be set with :data:`JOB_THREADS`
 (see :func:`napari_unet.core.devices.torch_threads` for why it is set in the worker
@@ -51,6 +52,18 @@ iterations. So by default torch keeps every core. Set e.g.
 """
 
 
+ACTIVITY_DOCK = False
+"""Also show each job as a bar (a ``napari.utils.progress``) in napari's activity dock.
+
+Off by default: while any such bar is open, napari animates a loading GIF in its
+status bar about 30 times a second, and each frame repaints the main window in
+the Qt thread, holding the GIL. Under software OpenGL (Mesa llvmpipe: a VM, a
+remote desktop, Xvfb) that halved the work done in the same time on 2 cores:
+a fine-tune ran 13-22 instead of 43-63 iterations in 20 s, a Predict of a 2048²
+image took 17-18 s instead of 8 s (``benchmarks/bench_activity_dock.py``,
+BENCHMARKS.md). Each section shows its own bar beside its Start/Run button.
+"""
+
 PROGRESS_STEPS = 1000
 """Steps of a job's progress bars: the fraction done, to a tenth of a percent."""
 
@@ -59,7 +72,8 @@ ACTIVITY_INTERVAL_MS = 200
 
 
 class JobProgress:
-    """How far a job is: its bar in napari's activity dock, and the widget's own bar.
+    """How far a job is: the widget's own bar, and (if :data:`ACTIVITY_DOCK`) a bar in
+    napari's activity dock.
 
     The activity-dock bar is a :class:`napari.utils.progress`, what
     ``thread_worker(progress=...)`` makes too; that one counts each yield as one
@@ -83,8 +97,9 @@ class JobProgress:
     Attributes
     ----------
     activity : napari.utils.progress or None
-        The activity dock's bar, once opened (at the next turn of the event loop);
-        closed, and gone from the dock, by :meth:`close`.
+        The activity dock's bar, once opened (at the next turn of the event loop;
+        never while :data:`ACTIVITY_DOCK` is off); closed, and gone from the dock,
+        by :meth:`close`.
     """
 
     def __init__(self, task: str, bar: QProgressBar | None = None) -> None:
@@ -95,7 +110,8 @@ class JobProgress:
         self._timer = QTimer()
         self._timer.setInterval(ACTIVITY_INTERVAL_MS)
         self._timer.timeout.connect(self._move)
-        QTimer.singleShot(0, self._open)
+        if ACTIVITY_DOCK:
+            QTimer.singleShot(0, self._open)
         if bar is not None:
             bar.setValue(0)
 
@@ -226,7 +242,7 @@ def start_job(
         Called at the very end in every case, e.g. to free the shared model.
     bar : QProgressBar, optional
         The widget's own progress bar; see :class:`JobProgress`, which shows each
-        update in napari's activity dock (and in ``bar``) before ``on_yield``.
+        update in ``bar`` (and in napari's activity dock) before ``on_yield``.
     progress_of : callable
         (fraction done or None, status line or "") of an update; see
         :func:`plain_progress`.
