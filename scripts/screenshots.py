@@ -105,8 +105,7 @@ def main(seconds: float) -> None:
 
     # 4 Predict: all outputs
     dock.show_section(dock.predict)
-    viewer.layers["nuclei preview"].visible = False
-    annotations.visible = False
+    annotations.visible = False  # Predict hides the fine-tune's preview itself
     dock.predict.run_prediction()
     wait_until(lambda: dock.predict.worker is None, timeout=300)
     save(viewer, "predict")
