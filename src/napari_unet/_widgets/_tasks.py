@@ -59,8 +59,8 @@ Off by default: while any such bar is open, napari animates a loading GIF in its
 status bar about 30 times a second, and each frame repaints the main window in
 the Qt thread, holding the GIL. Under software OpenGL (Mesa llvmpipe: a VM, a
 remote desktop, Xvfb) that halved the work done in the same time on 2 cores:
-a fine-tune ran 13-22 instead of 43-63 iterations in 20 s, a Predict of a 2048²
-image took 17-18 s instead of 8 s (``benchmarks/bench_activity_dock.py``,
+a 20 s fine-tune ran 15 instead of 38 iterations, a Predict of a 2048² image took
+11.7 s instead of 6.0 s (medians of 3, ``benchmarks/bench_activity_dock.py``,
 BENCHMARKS.md). Each section shows its own bar beside its Start/Run button.
 """
 
