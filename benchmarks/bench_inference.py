@@ -70,7 +70,7 @@ from inference_common import monai_predict as monai_predict
 from inference_common import napari_predict as napari_predict
 from inference_common import test_image as test_image
 from inference_common import timed as timed
-from inference_flops import bench_flops
+from inference_flops import FlopsSettings, bench_flops
 from inference_memmap import bench_memmap, memmap_child
 from inference_throughput import bench_throughput
 from raw_results import add_json_option, utc_now, write_json
@@ -160,15 +160,11 @@ def run_sections(
         lines += section
         numbers["throughput"] = throughput
     if "flops" in args.sections:
+        settings = FlopsSettings(
+            model, args.tile, args.batch, args.repeats, args.threads, args.quick
+        )
         section, numbers["flops"] = bench_flops(
-            model,
-            args.tile,
-            args.batch,
-            args.repeats,
-            args.threads,
-            args.quick,
-            throughput,
-            try_compile=not args.no_compile,
+            settings, throughput, try_compile=not args.no_compile
         )
         lines += section
     if "memmap" in args.sections:

@@ -456,16 +456,22 @@ def profile_table_lines(profiles: dict[str, dict]) -> list[str]:
     return lines
 
 
-def report_lines(
-    args: argparse.Namespace,
-    model_name: str,
-    tiles: ComparedTiles,
-    rounds: Rounds,
-    summary: Summary,
-    profiles: dict[str, dict],
-) -> list[str]:
+@dataclass
+class Measured:
+    """Everything one run measured, for the report and the JSON record."""
+
+    args: argparse.Namespace
+    model_name: str
+    tiles: ComparedTiles
+    rounds: Rounds
+    summary: Summary
+    profiles: dict[str, dict]  # "before"/"after" cProfile summaries; empty with --no-profile
+
+
+def report_lines(run: Measured) -> list[str]:
     """The markdown report: header, methods, forward pass, ratios and (if run) profiles."""
-    lines = header_lines(args, model_name, tiles, rounds)
+    args, rounds, summary, profiles = run.args, run.rounds, run.summary, run.profiles
+    lines = header_lines(args, run.model_name, run.tiles, rounds)
     lines += method_table_lines(rounds, summary, args.size)
     lines += forward_table_lines(rounds, summary, args.forward_tile)
     lines += ["", "| ratio | value |", "|---|---:|"]
@@ -475,22 +481,15 @@ def report_lines(
     return lines
 
 
-def write_record(
-    path: Path,
-    args: argparse.Namespace,
-    model_name: str,
-    tiles: ComparedTiles,
-    rounds: Rounds,
-    summary: Summary,
-    profiles: dict[str, dict],
-) -> None:
+def write_record(path: Path, run: Measured) -> None:
     """Write the run's numbers to ``path`` as JSON."""
+    args, tiles, rounds, summary = run.args, run.tiles, run.rounds, run.summary
     path.parent.mkdir(parents=True, exist_ok=True)
     record: dict[str, Any] = {
         "size": args.size,
         "threads": args.threads,
         "repeats": args.repeats,
-        "model": model_name,
+        "model": run.model_name,
         "started": rounds.started,
         "ended": rounds.ended,
         "load_averages": rounds.loads,
@@ -503,7 +502,7 @@ def write_record(
         "medians_s": summary.medians,
         "max_abs_diff_vs_untiled": summary.differences,
         "ratios": summary.ratios,
-        "profiles": profiles,
+        "profiles": run.profiles,
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
     }
@@ -531,9 +530,10 @@ def main() -> None:
         profiles = profile_before_and_after(image, model, tiles.new)
         rounds.loads.append(load_average())
     summary = summarise(rounds, args.size, args.forward_tile, with_monai)
-    print("\n".join(report_lines(args, model_name, tiles, rounds, summary, profiles)))
+    run = Measured(args, model_name, tiles, rounds, summary, profiles)
+    print("\n".join(report_lines(run)))
     if args.json is not None:
-        write_record(args.json, args, model_name, tiles, rounds, summary, profiles)
+        write_record(args.json, run)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,18 @@ def reference_gflops(repeats: int, quick: bool) -> dict[str, float]:
     return results
 
 
+@dataclass(frozen=True)
+class FlopsSettings:
+    """What the FLOP section measures: the model, its tile and batch, and how."""
+
+    model: UNet
+    tile: int  # edge of the input tile
+    batch: int  # tiles per forward pass (the "before" layout)
+    repeats: int  # timed passes per attempt (median)
+    threads: int  # torch threads of the main attempts
+    quick: bool  # smaller reference problems
+
+
 @dataclass
 class TileFlops:
     """FLOP accounting of one tile's forward pass."""
@@ -109,14 +121,10 @@ def tile_flop_accounting(model: UNet, tile: int) -> TileFlops:
 
 
 def flops_table_lines(
-    model: UNet,
-    tile: int,
-    quick: bool,
-    load_before: str,
-    accounting: TileFlops,
-    reference: dict[str, float],
+    settings: FlopsSettings, load_before: str, accounting: TileFlops, reference: dict[str, float]
 ) -> list[str]:
     """The section's title and its table of FLOPs and the reference GFLOP/s."""
+    model, tile, quick = settings.model, settings.tile, settings.quick
     stride, per_kept = accounting.stride, accounting.per_kept
     return [
         "### FLOPs and distance to the machine's limit",
@@ -197,16 +205,10 @@ def attempt_row(
     )
 
 
-def layout_attempt_rows(
-    model: UNet,
-    tile: int,
-    batch: int,
-    repeats: int,
-    threads: int,
-    quick: bool,
-    row: Callable[..., str],
-) -> list[str]:
+def layout_attempt_rows(settings: FlopsSettings, row: Callable[..., str]) -> list[str]:
     """Rows for the memory layouts, the tiles per pass and two larger tiles."""
+    model, tile, batch = settings.model, settings.tile, settings.batch
+    repeats, threads, quick = settings.repeats, settings.threads, settings.quick
     attempts: list[tuple[str, int, int, dict[str, Any]]] = [
         (f"NCHW, {batch} tiles per pass (before)", tile, batch, {"channels_last": False}),
         ("NCHW, 1 tile per pass", tile, 1, {"channels_last": False}),
@@ -262,19 +264,14 @@ def bf16_row(model: UNet, tile: int, quick: bool, threads: int, row: Callable[..
 
 
 def bench_flops(
-    model: UNet,
-    tile: int,
-    batch: int,
-    repeats: int,
-    threads: int,
-    quick: bool,
-    throughput: dict[str, Any] | None,
-    try_compile: bool,
+    settings: FlopsSettings, throughput: dict[str, Any] | None, try_compile: bool
 ) -> tuple[list[str], dict[str, Any]]:
     """FLOP accounting, the CPU's reference GFLOP/s and the optimisation attempts.
 
     Returns the report's lines and the numbers (each attempt's seconds per pass and GFLOP/s).
     """
+    model, tile, repeats = settings.model, settings.tile, settings.repeats
+    threads, quick = settings.threads, settings.quick
     load_before = load_average()
     accounting = tile_flop_accounting(model, tile)
     reference = reference_gflops(repeats, quick)
@@ -287,14 +284,14 @@ def bench_flops(
         "reference_gflops": reference,
         "attempts": [],
     }
-    lines = flops_table_lines(model, tile, quick, load_before, accounting, reference)
+    lines = flops_table_lines(settings, load_before, accounting, reference)
     if throughput is not None:
         image_lines, image_numbers = whole_image_flops(throughput, accounting, best_reference)
         numbers |= image_numbers
         lines += image_lines
     lines += attempts_header_lines(repeats)
     row = functools.partial(attempt_row, model, numbers["attempts"], best_reference)
-    lines += layout_attempt_rows(model, tile, batch, repeats, threads, quick, row)
+    lines += layout_attempt_rows(settings, row)
     lines.append(channels_last_weights_row(model, tile, repeats, threads, row))
     lines += other_thread_count_rows(model, tile, repeats, threads, row)
     lines.append(bf16_row(model, tile, quick, threads, row))
