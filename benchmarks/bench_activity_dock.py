@@ -25,11 +25,10 @@ import argparse
 import statistics
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import numpy as np
 from bench_gui_load import ensure_display, machine_lines, wait_for, wait_until
-from bench_gui_stalls import annotate_phase
+from bench_gui_stalls import annotate_phase, open_dock
 from raw_results import add_json_option, utc_now, write_json
 
 if TYPE_CHECKING:
@@ -48,27 +47,6 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model", default="nuclei")
     add_json_option(parser, "activity_dock")
     return parser.parse_args(argv)
-
-
-def open_dock(size: int, model: str) -> tuple[Any, UNetWidget, np.ndarray]:
-    """A shown viewer with a synthetic nuclei image and the U-Net dock, ``model`` loaded;
-    also the image's true nuclei (instance labels)."""
-    import napari
-
-    from napari_unet._widgets import UNetWidget
-    from napari_unet.io.data import synthetic_nuclei
-
-    image, truth = synthetic_nuclei(shape=(size, size), n_nuclei=size // 6, rng=0)
-    viewer = napari.Viewer(title="bench_activity_dock")
-    viewer.window.resize(1500, 980)
-    viewer.add_image(image, name="nuclei", colormap="gray")
-    dock = UNetWidget(viewer)
-    viewer.window.add_dock_widget(dock, name="U-Net", area="right")
-    if dock.model.state.name != model:
-        dock.model.source.value = model
-        dock.model.load()
-    wait_until(lambda: False, 1.0)
-    return viewer, dock, truth
 
 
 def predict_seconds(dock: UNetWidget) -> float:
@@ -103,14 +81,14 @@ def run_rounds(args: argparse.Namespace) -> dict[str, dict[str, list[float]]]:
     results: dict[str, dict[str, list[float]]] = {
         mode: {"predict_s": [], "finetune_iterations": []} for mode in MODES
     }
-    viewer, dock, _ = open_dock(args.predict_size, args.model)
+    viewer, dock, _ = open_dock(args.predict_size, args.model, "bench_activity_dock")
     for round_number in range(args.rounds):
         for mode, on in MODES.items():
             _tasks.ACTIVITY_DOCK = on
             results[mode]["predict_s"].append(predict_seconds(dock))
             print(f"round {round_number + 1}, {mode}: predict", file=sys.stderr, flush=True)
     viewer.close()
-    viewer, dock, truth = open_dock(args.finetune_size, args.model)
+    viewer, dock, truth = open_dock(args.finetune_size, args.model, "bench_activity_dock")
     annotate_phase(dock, truth, 10)
     for round_number in range(args.rounds):
         for mode, on in MODES.items():

@@ -129,26 +129,34 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def open_viewer(args: argparse.Namespace) -> tuple[napari.Viewer, UNetWidget, np.ndarray]:
-    """A shown viewer with a synthetic nuclei image and the U-Net dock, its model loaded;
-    also the image's true nuclei (instance labels, for the strokes)."""
+def open_dock(
+    size: int, model: str, title: str = "bench_gui_stalls"
+) -> tuple[napari.Viewer, UNetWidget, np.ndarray]:
+    """A shown viewer with a ``size``² synthetic nuclei image and the U-Net dock, the
+    bundled ``model`` loaded; also the image's true nuclei (instance labels, for strokes)."""
     import napari
 
     from napari_unet._widgets import UNetWidget
     from napari_unet.core.checkpoint import bundled_models
     from napari_unet.io.data import synthetic_nuclei
 
-    image, truth = synthetic_nuclei(shape=(args.size, args.size), n_nuclei=args.size // 6, rng=0)
-    viewer = napari.Viewer(title="bench_gui_stalls")  # shown: Xvfb's software OpenGL draws
+    image, truth = synthetic_nuclei(shape=(size, size), n_nuclei=size // 6, rng=0)
+    viewer = napari.Viewer(title=title)  # shown: Xvfb's software OpenGL draws
     viewer.window.resize(1500, 980)
     viewer.add_image(image, name="nuclei", colormap="gray")
     dock = UNetWidget(viewer)
     viewer.window.add_dock_widget(dock, name="U-Net", area="right")
-    if args.model in bundled_models() and dock.model.state.name != args.model:
-        dock.model.source.value = args.model
+    if model in bundled_models() and dock.model.state.name != model:
+        dock.model.source.value = model
         dock.model.load()
-    dock.finetune.settings.seconds.value = int(args.seconds)
     wait_until(lambda: False, 1.0)  # the window is drawn, the model loaded
+    return viewer, dock, truth
+
+
+def open_viewer(args: argparse.Namespace) -> tuple[napari.Viewer, UNetWidget, np.ndarray]:
+    """:func:`open_dock` for this benchmark's ``--size`` and ``--model``, with its budget."""
+    viewer, dock, truth = open_dock(args.size, args.model)
+    dock.finetune.settings.seconds.value = int(args.seconds)
     return viewer, dock, truth
 
 
