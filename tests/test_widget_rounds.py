@@ -98,3 +98,31 @@ def test_after_go_back_the_restored_model_is_the_new_base(qtbot, dock):
     state.go_back()
     assert _same(_weights(state.model), restored)
     assert not _same(trained, restored)
+
+
+def _start_and_stop(finetune):
+    worker = finetune.start_finetune()
+    finetune.stop()  # before the worker runs its first iteration
+    return worker
+
+
+def test_a_run_that_trains_nothing_keeps_the_last_result(qtbot, dock):
+    """A restart resets the weights to the base before the worker starts; a run stopped
+    (or failing) before its first iteration must put the last result back."""
+    viewer, widget = dock
+    state, finetune = model_state(viewer), widget.finetune
+    _as_trained(state.model)
+    layer = annotate(viewer, widget)
+    base = _weights(state.model)
+    run(qtbot, finetune, finetune.start_finetune)
+    first = _weights(state.model)
+    history = len(state.history)
+    run(qtbot, finetune, lambda: _start_and_stop(finetune))
+    assert "Stopped before the first iteration" in finetune.status.text()
+    assert _same(_weights(state.model), first) and not _same(first, base)
+    assert len(state.history) == history  # no snapshot left behind
+    layer.data[0:3, 0:3] = 7  # a class the model does not have: refused before training
+    layer.refresh()
+    run(qtbot, finetune, finetune.start_finetune)
+    assert "Failed" in finetune.status.text()
+    assert _same(_weights(state.model), first)

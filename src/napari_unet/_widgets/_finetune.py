@@ -83,6 +83,7 @@ class FinetuneWidget(QWidget):
         self._request: TrainingRequest | None = None
         self._image_layer: napari.layers.Image | None = None
         self._last_iteration = 0
+        self._restarted = False  # this run reset the model to its base (prepare_finetune)
         self._changes: ClassChanges | None = None
         self._preview_shown = False  # this run has shown its preview layer (Predict hides it)
         self._create_controls()
@@ -150,6 +151,7 @@ class FinetuneWidget(QWidget):
             self.annotation_picker.layer, self.settings.from_base.value
         )
         self._request, self._last_iteration, self._changes = request, 0, None
+        self._restarted = restarted
         self._stop, self._cancel = threading.Event(), threading.Event()
         self.plot.clear()
         self.status.setText(
@@ -302,8 +304,8 @@ class FinetuneWidget(QWidget):
             layers.move(layers.index(layer), layers.index(strokes))  # the strokes stay on top
 
     def _on_result(self, result: JobResult) -> None:
-        if self._last_iteration == 0:
-            self.state.forget_last()  # the snapshot equals the model: nothing was trained
+        if self._last_iteration == 0:  # nothing was trained: the model is as before the run
+            self.state.untrained_run(self._restarted)
         if result.error:
             if self._last_iteration > 0:  # trained, then failed: the best weights were kept
                 self._mark_fine_tuned()

@@ -111,6 +111,16 @@ class ModelState(QObject):
             self.history.pop()
             self.history_changed.emit()
 
+    def untrained_run(self, restarted: bool) -> None:
+        """A fine-tune ended before its first iteration: drop its snapshot and, when
+        :meth:`prepare_finetune` had reset the weights to the base, put back the ones
+        the model had (the snapshot), so that nothing is lost."""
+        if restarted and self.history:
+            snapshot = self.history[-1].model
+            self.model.load_state_dict(snapshot.state_dict())
+            self.model.metadata = copy.deepcopy(snapshot.metadata)
+        self.forget_last()
+
     def go_back(self) -> HistoryEntry | None:
         """Make the newest history entry current again; None when the history is empty."""
         if not self.history:
