@@ -82,9 +82,12 @@ def test_the_check_box_follows_a_model_that_asks_for_test_time_augmentation(dock
     assert widget.predict.predict_config().test_time_augmentation is True
     widget.predict.test_time_augmentation.value = False  # the user's choice wins
     assert widget.predict.predict_config().test_time_augmentation is False
-    state.set_model(copy.deepcopy(state.model), "plain")
-    state.model.metadata.pop("test_time_augmentation")
-    state.set_model(state.model, "plain")
+    state.model_changed.emit()  # the same model changed in place (a fine-tune): still unticked
+    assert widget.predict.test_time_augmentation.value is False
+    widget.predict.test_time_augmentation.value = True
+    plain = copy.deepcopy(state.model)
+    plain.metadata.pop("test_time_augmentation")
+    state.set_model(plain, "plain")  # another model: the box follows it again
     assert widget.predict.test_time_augmentation.value is False
 
 

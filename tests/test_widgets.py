@@ -169,6 +169,7 @@ def test_full_loop_annotate_finetune_predict(qtbot, dock):
     probabilities = viewer.layers["discs probabilities"]
     assert tuple(probabilities.contrast_limits) == (0.0, 1.0)
     assert 0 <= probabilities.data.min() and probabilities.data.max() <= 1
+    assert probabilities.data.base is None  # not a view holding the background class too
     weights = viewer.layers["discs weight map"]
     assert weights.contrast_limits[1] == pytest.approx(float(weights.data.max()))
     assert widget.predict.run_button.enabled and not widget.predict.cancel_button.enabled

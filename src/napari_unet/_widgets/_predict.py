@@ -65,6 +65,7 @@ class PredictWidget(QWidget, PredictControls):
         self._stop = threading.Event()
         self._target: tuple[napari.layers.Image, ImageGeometry, list[str]] | None = None
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
+        self._augmentation_of: Any = None  # weak reference to the model the TTA box followed
         defaults = PredictConfig()
         self.defaults = defaults
         self._create_controls(defaults)
@@ -214,7 +215,8 @@ class PredictWidget(QWidget, PredictControls):
         placement = placement_for(geometry, image)
         probabilities = result.probabilities
         if probabilities.shape[0] == 2:
-            probabilities, class_placement = probabilities[1], placement
+            # a copy: a view would keep the unshown background class alive with the layer
+            probabilities, class_placement = probabilities[1].copy(), placement
         else:
             class_placement = placement_for(geometry, image, extra_axes=1)
         hidden_image = {"blending": "additive", "visible": False}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import napari
@@ -58,12 +59,13 @@ class PredictControls:
     """Mixin of :class:`~napari_unet._widgets._predict.PredictWidget`: the section's
     controls (as attributes of the widget), kept in step with the loaded model, and
     :meth:`predict_config`. The widget sets ``viewer``, ``state``, ``defaults`` and
-    ``_tile_sizes_of`` before creating the controls."""
+    ``_tile_sizes_of`` and ``_augmentation_of`` before creating the controls."""
 
     viewer: napari.viewer.Viewer
     state: ModelState
     defaults: PredictConfig
     _tile_sizes_of: Any
+    _augmentation_of: Any
 
     def _create_controls(self, defaults: PredictConfig) -> None:
         """Every control of the section (then :meth:`_follow_the_model`, once they are in
@@ -191,14 +193,18 @@ class PredictControls:
         self.background_threshold.value = kept if kept in THRESHOLD_CHOICES else MODELS_OWN
 
     def follow_model_augmentation(self, *_: Any) -> None:
-        """Tick test-time augmentation as the loaded model says (the config's default
+        """Tick test-time augmentation as a newly loaded model says (the config's default
         None: the model's own), unless the section's defaults fix it; say what it costs
-        with this model (its transform set)."""
-        info = self.state.model.info
+        with this model (its transform set). The same model changed in place (fine-tuned)
+        keeps the user's choice."""
+        model = self.state.model
+        info = model.info
         passes = len(TEST_TIME_TRANSFORMS[info.test_time_transforms])
         self.test_time_augmentation.text = f"Test-time augmentation ({passes}x slower)"
         self.test_time_augmentation.tooltip = _augmentation_tooltip(info.test_time_transforms)
-        if self.defaults.test_time_augmentation is None:
+        followed = self._augmentation_of() if self._augmentation_of is not None else None
+        self._augmentation_of = weakref.ref(model)
+        if self.defaults.test_time_augmentation is None and followed is not model:
             self.test_time_augmentation.value = info.test_time_augmentation
 
     def follow_model_gaps(self, *_: Any) -> None:
