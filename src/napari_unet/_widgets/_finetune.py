@@ -362,6 +362,7 @@ class FinetuneWidget(QWidget):
         self.worker = None
         self._changes = None
         self._request = None
+        self._image_layer = None  # a removed image must not stay in memory
         self.plot.redraw()
         self._set_running(False)
         self.finished.emit()

@@ -66,7 +66,7 @@ class LossWeights(QObject):
         if labels_layer is None:
             show_error("Choose an annotation layer (see Annotate) first.")
             return None
-        labels = np.asarray(labels_layer.data)
+        labels = np.array(labels_layer.data)  # a copy: the user may paint while it runs
         planes = annotated_planes(labels, labels.ndim - 2)
         if not planes:
             show_warning("The annotations are empty: paint some strokes first.")
@@ -110,5 +110,6 @@ class LossWeights(QObject):
 
     def _done(self) -> None:
         self.worker = None
+        self._output = (None, {})  # a removed image must not stay in memory
         self.button.enabled = True
         self.finished.emit()

@@ -78,7 +78,8 @@ class ModelState(QObject):
         self.name = ""
         self.history: list[HistoryEntry] = []
         self.busy = ""
-        self._rounds: tuple[object, UNet, UNet] | None = None  # key, base, its fine-tuned model
+        # the annotation layer (weakly: removing it frees it), its base, its fine-tuned model
+        self._rounds: tuple[weakref.ref, UNet, UNet] | None = None
 
     # ---- the current model --------------------------------------------------
     @property
@@ -153,15 +154,16 @@ class ModelState(QObject):
         """
         self.remember("before fine-tune")
         rounds = self._rounds
-        if from_base and rounds and rounds[0] is annotations and rounds[2] is self.model:
+        key = weakref.ref(annotations)
+        if from_base and rounds and rounds[0]() is annotations and rounds[2] is self.model:
             base = rounds[1]
             if not has_been_trained(base):  # the first run's result is the base from now on
-                self._rounds = (annotations, self.history[-1].model, self.model)
+                self._rounds = (key, self.history[-1].model, self.model)
                 return False
             self.model.load_state_dict(base.state_dict())  # copied onto the model's device
             self.model.metadata = copy.deepcopy(base.metadata)
             return True
-        self._rounds = (annotations, self.history[-1].model, self.model)
+        self._rounds = (key, self.history[-1].model, self.model)
         return False
 
     def _push(self, entry: HistoryEntry) -> None:
