@@ -13,7 +13,7 @@ from qtpy.QtCore import QTimer
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ._annotation_combo import annotation_name
+from ._annotation_combo import IMAGE_KEY, annotation_name, annotation_of
 from ._geometry import ImageGeometry
 from ._layers import (
     ANNOTATION_KEY,
@@ -21,6 +21,7 @@ from ._layers import (
     class_colormap,
     class_colour,
     find_output,
+    is_annotation,
 )
 from ._state import model_state, real_viewer
 
@@ -97,12 +98,15 @@ class AnnotateWidget(QWidget):
         if image is None:
             show_warning("Add or open an image first, then create its annotation layer.")
             return None
-        name = annotation_name(image.name)
-        layer = self._existing(name)
+        layer = self._existing(image)
+        geometry = ImageGeometry.of(image, self.state.model.config.in_channels)
+        if layer is not None and layer.data.shape != geometry.spatial_shape:
+            self._set_aside(layer, geometry.spatial_shape)
+            layer = None
         if layer is None:
-            layer = self._add_annotation_layer(image, name)
+            layer = self._add_annotation_layer(image, annotation_name(image.name))
         else:
-            show_info(f"Using the existing layer “{name}”.")
+            show_info(f"Using the existing layer “{layer.name}”.")
         self._watch(layer)
         layer.visible = True
         self.viewer.layers.selection.active = layer
@@ -148,21 +152,41 @@ class AnnotateWidget(QWidget):
             name=name,
             scale=geometry.spatial(image.scale),
             translate=geometry.spatial(image.translate),
-            metadata={ANNOTATION_KEY: True, "image": image.name},
+            metadata={ANNOTATION_KEY: True, IMAGE_KEY: image.unique_id, "image": image.name},
             opacity=0.7,
         )
         layer.colormap = class_colormap(self.state.model.config.n_classes)
         return layer
 
-    def _existing(self, name: str) -> napari.layers.Labels | None:
-        for layer in self.viewer.layers:
-            if isinstance(layer, napari.layers.Labels) and layer.name == name:
-                return layer
+    def _existing(self, image: napari.layers.Image) -> napari.layers.Labels | None:
+        """The image's annotation layer, else a Labels layer of the user's with its name."""
+        layer = annotation_of(self.viewer, image)
+        if layer is not None:
+            return layer
+        name = annotation_name(image.name)
+        for candidate in self.viewer.layers:
+            if isinstance(candidate, Labels) and not is_annotation(candidate):
+                if candidate.name == name:
+                    return candidate
         return None
+
+    def _set_aside(self, layer: napari.layers.Labels, shape: tuple[int, ...]) -> None:
+        """Unlink an annotation layer whose shape no longer fits the image's planes (the
+        model's number of input channels changed): it stays, as a plain Labels layer."""
+        layer.metadata = {
+            key: value
+            for key, value in layer.metadata.items()
+            if key not in (ANNOTATION_KEY, IMAGE_KEY)
+        }
+        show_warning(
+            f"“{layer.name}” has shape {tuple(layer.data.shape)}, but with this model the "
+            f"image's planes are {shape}: a new annotation layer is made. The old one is "
+            "kept, no longer linked to the image."
+        )
 
     def _follow_image(self, *_: Any) -> None:
         image = self.image_picker.layer
-        layer = self._existing(annotation_name(image.name)) if image is not None else None
+        layer = self._existing(image) if image is not None else None
         self._watch(layer)
         self.update_counts()
 

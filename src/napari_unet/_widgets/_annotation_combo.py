@@ -21,9 +21,31 @@ def annotation_name(image_name: str) -> str:
     return f"{image_name} annotations"
 
 
-def annotates(layer: napari.layers.Layer, image: napari.layers.Layer | None) -> bool:
-    """Whether ``layer`` is the annotation layer the Annotate section made for ``image``."""
-    return is_annotation(layer) and image is not None and layer.name == annotation_name(image.name)
+IMAGE_KEY = "napari_unet_annotates"
+"""``layer.metadata`` key of an annotation layer: the ``unique_id`` of the image it was made for."""
+
+
+def annotates(
+    layer: napari.layers.Layer, image: napari.layers.Layer | None, viewer: napari.Viewer
+) -> bool:
+    """Whether ``layer`` is the annotation layer the Annotate section made for ``image``.
+
+    Tied to the image layer itself, so renaming either layer keeps the link. A layer
+    whose image is no longer in ``viewer`` (closed and opened again, say) goes by its
+    name, :func:`annotation_name`, as do layers made before the link was recorded.
+    """
+    if image is None or not is_annotation(layer):
+        return False
+    made_for = layer.metadata.get(IMAGE_KEY)
+    if made_for == image.unique_id:
+        return True
+    alive = made_for is not None and any(other.unique_id == made_for for other in viewer.layers)
+    return not alive and layer.name == annotation_name(image.name)
+
+
+def annotation_of(viewer: napari.Viewer, image: napari.layers.Layer | None) -> Any:
+    """The annotation layer of ``image`` in ``viewer`` (see :func:`annotates`), or None."""
+    return next((layer for layer in viewer.layers if annotates(layer, image, viewer)), None)
 
 
 class AnnotationCombo(LayerCombo):
@@ -48,7 +70,7 @@ class AnnotationCombo(LayerCombo):
 
     def annotates_image(self, layer: napari.layers.Layer) -> bool:
         """Whether ``layer`` is the annotation layer of the chosen image."""
-        return annotates(layer, self.image_picker.layer)
+        return annotates(layer, self.image_picker.layer, self.viewer)
 
     def match_image(self, *_: Any) -> None:
         """Choose the image's annotation layer; never one made for another image.

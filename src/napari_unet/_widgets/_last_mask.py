@@ -15,7 +15,7 @@ import napari
 import numpy as np
 
 from ..core.continuity import LINEAGE_KEY, continues
-from ._annotation_combo import annotates
+from ._annotation_combo import annotation_of
 from ._layers import find_output
 
 __all__ = ["last_mask", "remember_model"]
@@ -49,7 +49,7 @@ def last_mask(
         return None, None
     if not continues(layer.metadata.get(LINEAGE_KEY) or [], model):
         return None, None
-    strokes = next((candidate for candidate in viewer.layers if annotates(candidate, image)), None)
+    strokes = annotation_of(viewer, image)
     if strokes is not None and tuple(strokes.data.shape) != tuple(shape):
         strokes = None
     annotation = None if strokes is None else np.array(strokes.data)

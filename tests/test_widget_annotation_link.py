@@ -1,0 +1,60 @@
+"""An image and its annotation layer stay linked when either is renamed; a layer that no
+longer fits the image's planes is set aside instead of blocking the user."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_unet._widgets._layers import is_annotation
+from napari_unet.config import ModelConfig
+from napari_unet.core.checkpoint import new_model
+from test_widgets import annotate, discs_image, dock, run  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.gui
+
+
+def test_renaming_the_image_or_its_strokes_keeps_the_link(qtbot, dock):
+    viewer, widget = dock
+    strokes = annotate(viewer, widget)
+    painted = int(np.count_nonzero(strokes.data))
+    viewer.layers["discs"].name = "cells"
+    strokes.name = "my strokes"
+    assert widget.annotate.annotation_layer is strokes
+    assert widget.finetune.annotation_picker.layer is strokes
+    assert widget.annotate.create_annotation_layer() is strokes  # not a new, empty layer
+    assert "Annotated on “my strokes”" in widget.annotate.counts.text()
+    viewer.add_image(discs_image(seed=1), name="discs")  # a new image with the old name
+    widget.annotate.image_picker.combo.value = viewer.layers["discs"]
+    assert widget.annotate.annotation_layer is None  # the strokes belong to “cells”
+    widget.finetune.image_picker.combo.value = viewer.layers["cells"]
+    assert widget.finetune.annotation_picker.layer is strokes
+    run(qtbot, widget.finetune, widget.finetune.start_finetune)
+    assert "Done" in widget.finetune.status.text()
+    assert int(np.count_nonzero(strokes.data)) == painted
+
+
+def test_strokes_of_a_closed_and_reopened_image_are_found_by_name(dock):
+    viewer, widget = dock
+    strokes = annotate(viewer, widget)
+    viewer.layers.remove("discs")
+    viewer.add_image(discs_image(), name="discs")  # the same file opened again
+    widget.annotate.image_picker.combo.value = viewer.layers["discs"]
+    assert widget.annotate.annotation_layer is strokes
+    assert widget.finetune.annotation_picker.layer is strokes
+
+
+def test_a_layer_that_no_longer_fits_the_image_is_set_aside(dock):
+    viewer, widget = dock
+    two_channels = np.stack([discs_image((64, 64)), discs_image((64, 64), seed=3)])
+    image = viewer.add_image(two_channels, name="two")
+    widget.annotate.image_picker.combo.value = image
+    old = widget.annotate.create_annotation_layer()  # 1-channel model: a stack of 2 planes
+    assert old.data.shape == (2, 64, 64)
+    two = new_model(ModelConfig(in_channels=2, base_features=4, depth=2), seed=0)
+    widget.model.use_model(two, "two channels")
+    new = widget.annotate.create_annotation_layer()
+    assert new is not old and new.data.shape == (64, 64)
+    assert not is_annotation(old) and old in viewer.layers  # kept, no longer linked
+    widget.finetune.image_picker.combo.value = image
+    assert widget.finetune.annotation_picker.layer is new
