@@ -24,6 +24,7 @@ from ._layers import (
     is_annotation,
 )
 from ._state import model_state, real_viewer
+from ._stroke_counts import StrokeCounts
 
 RECOUNT_DELAY_MS = 300
 """Painting events are collected for this long before the pixels are counted again."""
@@ -75,10 +76,11 @@ class AnnotateWidget(QWidget):
         layout.addWidget(hint)
         layout.addStretch(1)
         self.annotation_layer: napari.layers.Labels | None = None
+        self._counts = StrokeCounts()
         self._recount_timer = QTimer(self)
         self._recount_timer.setSingleShot(True)
         self._recount_timer.setInterval(RECOUNT_DELAY_MS)
-        self._recount_timer.timeout.connect(self.update_counts)
+        self._recount_timer.timeout.connect(self._recount_changed)
         self.image_picker.combo.changed.connect(self._follow_image)
         self.state.model_changed.connect(self._build_legend)
         self.viewer.layers.events.removed.connect(self._forget_removed)
@@ -196,15 +198,46 @@ class AnnotateWidget(QWidget):
         if self.annotation_layer is not None:
             self._connect(self.annotation_layer, connect=False)
         self.annotation_layer = layer
+        self._counts.mark_all()
         if layer is not None:
             self._connect(layer, connect=True)
 
     def _connect(self, layer: napari.layers.Labels, *, connect: bool) -> None:
-        for emitter in (layer.events.paint, layer.events.data, layer.events.labels_update):
+        """Recount where the layer changes: the planes a stroke (or fill) touched, all of
+        them for new data, the plane in view after a refresh (an undo, say)."""
+        events = layer.events
+        handlers = (
+            (events.paint, self._on_paint),
+            (events.data, self._on_new_data),
+            (events.set_data, self._on_refresh),
+        )
+        for emitter, handler in handlers:
             if connect:
-                emitter.connect(self.schedule_count)
+                emitter.connect(handler)
             else:
-                emitter.disconnect(self.schedule_count)
+                emitter.disconnect(handler)
+
+    def _on_paint(self, event: Any) -> None:
+        if self.annotation_layer is not None:
+            self._counts.mark_edit(event.value, tuple(self.annotation_layer.data.shape))
+        self.schedule_count()
+
+    def _on_new_data(self, *_: Any) -> None:
+        self._counts.mark_all()
+        self.schedule_count()
+
+    def _on_refresh(self, *_: Any) -> None:
+        layer = self.annotation_layer
+        if layer is None:
+            return
+        leading = tuple(layer.data.shape[:-2])
+        if leading:
+            point = layer.world_to_data(self.viewer.dims.point)[: len(leading)]
+            plane = [int(np.clip(round(value), 0, size - 1)) for value, size in zip(point, leading)]
+            self._counts.mark_planes([int(np.ravel_multi_index(plane, leading))])
+        else:
+            self._counts.mark_planes([0])
+        self.schedule_count()
 
     def _forget_removed(self, event: Any) -> None:
         if event.value is self.annotation_layer:
@@ -248,26 +281,34 @@ class AnnotateWidget(QWidget):
         self._recount_timer.start()
 
     def update_counts(self) -> dict[int, int]:
-        """Show, and return, the annotated pixels of each label value (1..n_classes)."""
+        """Count every plane again; show, and return, the annotated pixels of each label
+        value (1..n_classes)."""
+        self._counts.mark_all()
+        return self._recount_changed()
+
+    def _recount_changed(self) -> dict[int, int]:
+        """Recount the planes changed since the last count (see :meth:`_connect`); show,
+        and return, the annotated pixels of each label value (1..n_classes)."""
         layer = self.annotation_layer
         n_classes = self.state.model.config.n_classes
         if layer is None:
             self.counts.setText("No annotation layer for this image yet.")
             return {}
-        data = np.asarray(layer.data)  # one comparison per class: no int64 copy of a stack
-        counts = {label: int(np.count_nonzero(data == label)) for label in range(1, n_classes + 1)}
+        data = np.asarray(layer.data)
+        totals = self._counts.totals(data, n_classes)  # only the planes changed since
         text = " · ".join(
             f"<span style='color:{class_colour(label)}'>■</span> {label}: {count:,} px"
-            for label, count in counts.items()
+            for label, count in totals.per_label.items()
         )
-        extra = int(np.count_nonzero(data > n_classes))
-        if extra:
-            text += f"<br>{extra:,} px carry labels above {n_classes}: the model will refuse them"
+        if totals.above:
+            text += (
+                f"<br>{totals.above:,} px carry labels above {n_classes}: "
+                "the model will refuse them"
+            )
         if data.ndim > 2:
-            planes = data.reshape(-1, *data.shape[-2:]).any(axis=(1, 2))
-            text += f"<br>annotated slices: {int(planes.sum())} of {planes.size}"
+            text += f"<br>annotated slices: {totals.annotated_planes} of {totals.planes}"
         self.counts.setText(f"Annotated on “{layer.name}”:<br>{text}")
-        return counts
+        return totals.per_label
 
 
 def _swatch(colour: str) -> QIcon:
