@@ -16,9 +16,7 @@ def _shown(widget, label):
     return text.split(f"{label}: ")[1].split(" px")[0].replace(",", "")
 
 
-def test_counts_follow_strokes_and_undo_recounting_only_the_touched_plane(
-    qtbot, dock, monkeypatch
-):
+def test_counts_follow_strokes_and_undo_recounting_only_the_touched_plane(qtbot, dock, monkeypatch):
     viewer, widget = dock
     stack = viewer.add_image(np.stack([discs_image(seed=seed) for seed in range(6)]), name="s")
     widget.annotate.image_picker.combo.value = stack
