@@ -31,8 +31,21 @@ layer is read with its ``rgb`` flag as ``rgb`` (see
 :meth:`napari_unet._widgets._geometry.ImageGeometry.of`, which also steps through
 further leading axes a layer may have, such as T of a (T, Z, Y, X) layer).
 
-TIFF files carry their axes (:func:`napari_unet.io.inputs.file_axes`), which take
-precedence over the guess (except planar RGB, which napari shows as slices).
+TIFF files and OME-Zarr stores carry their axes
+(:func:`napari_unet.io.inputs.file_axes`), which take precedence over the guess
+(except planar RGB, which napari shows as slices, and tifffile's unknown axis
+``Q``, which the guess decides).
+
+A channels-last array that is not RGB(A), such as (Y, X, 2) or (Y, X, 5), is
+guessed ``ZYX``: Y slices of X x 2 (or X x 5) pixels, as napari shows it. The command line,
+which shows nothing, refuses such a guess (:func:`check_guessed_plane`: a guessed
+plane narrower than :data:`MIN_PLANE_SIZE` pixels in Y or X) and asks for the
+axes (``--axes YXC``); given or declared axes are not checked so.
+
+Arrays with more than 4 axes (e.g. OME-Zarr's (T, C, Z, Y, X)) are read with
+their leading axes of length 1 dropped (:func:`drop_leading_singletons`, a lazy
+view): a (1, 1, Z, Y, X) store is a (Z, Y, X) stack, and given axes name the
+remaining axes.
 
 Channel rule: C equal to the model's ``in_channels`` is kept; 3 colour channels
 (after dropping alpha) for a one-channel model become luminance
@@ -49,15 +62,24 @@ import numpy as np
 from .data import to_channels_first, working_dtype
 
 __all__ = [
+    "MIN_PLANE_SIZE",
     "ImagePlane",
     "check_axes",
+    "check_guessed_plane",
     "describe_channels",
+    "drop_leading_singletons",
     "guess_axes",
     "output_shapes",
     "slice_count",
 ]
 
 _CHANNEL_LETTERS = ("C", "S")
+
+MIN_PLANE_SIZE = 16
+"""Smallest Y and X of a guessed stack's plane (:func:`check_guessed_plane`).
+
+A default U-Net (depth 4) halves the plane four times: 16 pixels shrink to one.
+"""
 
 
 def _is_colour_last(shape: tuple[int, ...], rgb: bool | None) -> bool:
@@ -123,9 +145,9 @@ def check_axes(axes: str, shape: tuple[int, ...], in_channels: int) -> str:
         Wrong length, unknown or repeated letters, X before Y, or channels the
         model cannot take.
     """
+    if len(axes) != len(shape):  # the letters as given: T is not yet spelled Z
+        raise ValueError(f"axes {axes.upper()!r} do not match the image shape {tuple(shape)}")
     axes = axes.upper().replace("T", "Z")
-    if len(axes) != len(shape):
-        raise ValueError(f"axes {axes!r} do not match the image shape {tuple(shape)}")
     if set(axes) - set("ZCSYX") or len(set(axes)) != len(axes) or not {"Y", "X"} <= set(axes):
         raise ValueError(
             f"axes {axes!r}: use Y and X once each, at most one Z (or T) slice axis and "
@@ -138,6 +160,31 @@ def check_axes(axes: str, shape: tuple[int, ...], in_channels: int) -> str:
     found = _channel_count(axes, shape)
     _channel_mapping(found, in_channels, "S" in axes, shape, axes)
     return axes
+
+
+def check_guessed_plane(axes: str, shape: tuple[int, ...]) -> None:
+    """Refuse guessed axes whose (Y, X) plane is implausibly small: a misread image.
+
+    A (Y, X, 2) array is guessed ``ZYX`` (Y slices of X x 2 pixels, as napari
+    shows it) though its last axis almost surely holds channels. Planes narrower
+    than :data:`MIN_PLANE_SIZE` pixels in Y or X of an array with more than 2 axes
+    are refused; 2-D images, and axes given or declared by the file, are not
+    checked.
+
+    Raises
+    ------
+    ValueError
+        Saying to give the axes (``--axes``).
+    """
+    plane = int(shape[axes.index("Y")]), int(shape[axes.index("X")])
+    if len(shape) <= 2 or min(plane) >= MIN_PLANE_SIZE:
+        return
+    raise ValueError(
+        f"the axes guessed from shape {tuple(int(size) for size in shape)}, {axes}, give "
+        f"image planes of {plane[0]} x {plane[1]} pixels (Y x X), narrower than "
+        f"{MIN_PLANE_SIZE}: an axis probably holds channels. Give the axes with --axes, "
+        "e.g. --axes YXC for (Y, X, channels), or --axes ZYX to predict these planes"
+    )
 
 
 def _channel_count(axes: str, shape: tuple[int, ...]) -> int:
@@ -205,6 +252,50 @@ def output_shapes(
         n_slices = slice_count(shape, axes)
         return (n_slices, n_classes, *plane), (n_slices, *plane)
     return (n_classes, *plane), plane
+
+
+def drop_leading_singletons(array: Any) -> Any:
+    """``array`` without its leading axes of length 1 when it has more than 4 axes.
+
+    The view is lazy: nothing is read until it is indexed, and each read reads
+    only the window asked for (e.g. an OME-Zarr (1, 1, Z, Y, X) array becomes a
+    (Z, Y, X) view). Arrays of at most 4 axes, and those whose leading axis is
+    longer than 1, are returned as they are. Y and X are never dropped.
+
+    Parameters
+    ----------
+    array : array-like
+        Anything with ``shape``, ``dtype`` and basic slicing (zarr, dask, numpy).
+
+    Returns
+    -------
+    array-like
+        ``array``, or a view with ``shape``, ``ndim``, ``dtype`` and basic slicing.
+    """
+    shape = tuple(int(size) for size in array.shape)
+    drop = 0
+    if len(shape) > 4:
+        while drop < len(shape) - 2 and shape[drop] == 1:
+            drop += 1
+    return _LeadingAxesDropped(array, drop) if drop else array
+
+
+class _LeadingAxesDropped:
+    """Lazy view of ``array[0, ..., 0, ...]``: its first ``drop`` axes, all of length 1, gone."""
+
+    def __init__(self, array: Any, drop: int) -> None:
+        self.array, self._drop = array, drop
+        self.shape = tuple(int(size) for size in array.shape[drop:])
+        self.ndim = len(self.shape)
+        self.dtype = np.dtype(array.dtype)
+
+    def __getitem__(self, key: Any) -> Any:
+        key = key if isinstance(key, tuple) else (key,)
+        return self.array[(0,) * self._drop + key]
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        block = np.asarray(self[...])
+        return block if dtype is None else block.astype(dtype)
 
 
 class ImagePlane:

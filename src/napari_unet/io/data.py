@@ -93,7 +93,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     Returns
     -------
     numpy.ndarray
-        The pixel data as stored, e.g. (Y, X), (Y, X, 3) for RGB or (Z, Y, X).
+        The pixel data as stored, e.g. (Y, X), (Y, X, 3) for RGB or (Z, Y, X); a
+        gray + alpha image decoded by scikit-image (an LA PNG) loses its alpha:
+        (Y, X), as RGBA loses it by the channel rule.
 
     Raises
     ------
@@ -115,6 +117,8 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         reason = f"unreadable, truncated or not an image ({cause})"
         raise ImageReadError(path, reason) from error
     image = np.asarray(image)
+    if path.suffix.lower() not in _TIFF_SUFFIXES and image.ndim == 3 and image.shape[-1] == 2:
+        image = image[..., 0]  # gray + alpha: scikit-image's decoders give no other 2 samples
     if image.size == 0 or image.ndim < 2:
         raise ImageReadError(
             path, f"no pixel data (truncated or corrupt file; shape {image.shape})"

@@ -1,8 +1,14 @@
 """Inputs of batch prediction: finding them, checking them cheaply, opening them.
 
 An input is an image file (TIFF, PNG, JPEG, ...) or a zarr store. Its axes come
-from ``--axes`` / ``axes=``, else from what a TIFF file declares
-(:func:`file_axes`), else from the axes rule of :mod:`napari_unet.io.axes`.
+from ``--axes`` / ``axes=``, else from what a TIFF file or an OME-Zarr store
+declares (:func:`file_axes`), else from the axes rule of :mod:`napari_unet.io.axes`.
+Without ``--axes``, an image declaring two stacking axes (e.g. T and Z) is refused,
+and so is a guess whose planes are narrower than
+:data:`~napari_unet.io.axes.MIN_PLANE_SIZE` pixels (a (Y, X, 2) array). A zarr
+array of more than 4 axes is read without its leading axes of length 1
+(:func:`~napari_unet.io.axes.drop_leading_singletons`), and given axes name the
+axes that remain.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from typing import Any
 
 import tifffile
 
-from .axes import check_axes, guess_axes
+from .axes import check_axes, check_guessed_plane, guess_axes
 from .data import _TIFF_SUFFIXES, ImageReadError, not_a_file_reason, read_image
 from .outofcore import needs_out_of_core, open_zarr_input
 
@@ -33,7 +39,7 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
-_SLICE_LETTERS = set("ZTIQPREVHLAM")  # tifffile's non-plane, non-channel axes
+_SLICE_LETTERS = set("ZTIPREVHLAM")  # tifffile's stacking axes; Q (unknown) is not one
 
 
 @dataclass(frozen=True)
@@ -73,33 +79,106 @@ def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
 
 
 def file_axes(path: str | os.PathLike) -> str | None:
-    """Axes a TIFF file declares (tifffile's series axes), in :mod:`napari_unet.io.axes` letters.
+    """Axes a TIFF file or OME-Zarr store declares, in :mod:`napari_unet.io.axes` letters.
 
-    ``C`` (channels) is kept; a single other axis (Z, T, pages, ...) is the slice
-    axis ``Z``; ``S`` (RGB samples) only when it is the last axis, as napari shows
-    it: tifffile stores a (3, Y, X) array as planar RGB unless told otherwise, and
-    napari shows such a file as 3 slices. Returns None (then the axes rule decides)
-    for other files, planar RGB, and axes that do not settle the question (two
-    unknown axes).
+    A TIFF's axes are tifffile's series axes; an OME-Zarr's, its ``multiscales``
+    axes (t, c, z, y, x), less the leading axes of length 1 its array is read
+    without (:func:`~napari_unet.io.outofcore.open_zarr_input`).
+
+    ``C`` (channels) is kept; a single stacking axis (Z, T, pages, ...) is the
+    slice axis ``Z``; ``S`` (RGB samples) only when it is the last axis, as napari
+    shows it: tifffile stores a (3, Y, X) array as planar RGB unless told
+    otherwise, and napari shows such a file as 3 slices. Returns None (then the
+    axes rule decides) for other files, planar RGB, and axes that do not settle
+    the question: tifffile's unknown axis ``Q``, as in any array written by
+    ``tifffile.imwrite`` without axes metadata.
+
+    Raises
+    ------
+    ValueError
+        The image declares two stacking axes, e.g. T and Z of a (T, Z, Y, X) movie:
+        the 2D model runs along one slice axis.
     """
     path = Path(path)
+    if is_zarr_store(path):
+        shape, declared = _zarr_header(path)
+        return None if declared is None else _declared_axes(shape, declared)
     if path.suffix.lower() not in _TIFF_SUFFIXES:
         return None
-    return _tiff_header(path)[1]
+    return _declared_axes(*_tiff_header(path))
 
 
-def _tiff_header(path: Path) -> tuple[tuple[int, ...], str | None]:
-    """Shape and axes (or None, see :func:`file_axes`) of a TIFF's first series."""
+def _tiff_header(path: Path) -> tuple[tuple[int, ...], str]:
+    """Shape and tifffile's axes of a TIFF's first series."""
     try:
         with tifffile.TiffFile(path) as tiff:
-            shape, declared = tuple(tiff.series[0].shape), tiff.series[0].axes
+            return tuple(tiff.series[0].shape), tiff.series[0].axes
     except Exception as error:  # tifffile raises many types for broken files
         raise _unreadable_tiff(path, error) from error
+
+
+def _declared_axes(shape: tuple[int, ...], declared: str) -> str | None:
+    """tifffile's axes ``declared`` in our letters, or None (see :func:`file_axes`)."""
+    stacking = [letter for letter in declared if letter in _SLICE_LETTERS]
+    if len(stacking) > 1:
+        raise _two_stacking_axes(shape, declared, stacking)
     axes = "".join("Z" if letter in _SLICE_LETTERS else letter for letter in declared)
     unsettled = set(axes) - set("ZCSYX") or len(set(axes)) != len(axes)
     if unsettled or ("S" in axes and not axes.endswith("S")):
-        return shape, None
-    return shape, axes
+        return None
+    return axes
+
+
+def _two_stacking_axes(shape: tuple[int, ...], declared: str, stacking: list[str]) -> ValueError:
+    """The error for a file declaring several stacking axes (say how to proceed)."""
+    sizes = ", ".join(f"{letter} ({shape[declared.index(letter)]})" for letter in stacking)
+    example = ""
+    if len(stacking) == 2 and not set(declared) & set("CS"):
+        first = declared.index(stacking[0])
+        letters = ["Z" if letter in _SLICE_LETTERS else letter for letter in declared]
+        letters[first] = "C"
+        example = f" (e.g. --axes {''.join(letters)})"
+    return ValueError(
+        f"the image declares {len(stacking)} stacking axes, {sizes} (axes {declared}, shape "
+        f"{shape}), but the 2D model runs along one slice axis: split it (e.g. one "
+        f"{stacking[0]} per file), or, if one of these axes holds channels, give the axes "
+        f"with --axes{example}"
+    )
+
+
+def _zarr_header(path: Path) -> tuple[tuple[int, ...], str | None]:
+    """Shape of the array :func:`open_zarr_input` opens, and the axes its OME-Zarr
+    metadata declares (in tifffile's letters, T C Z Y X, Q for others), or None."""
+    shape = tuple(int(size) for size in open_zarr_input(path).shape)
+    return shape, _ome_axes(path, len(shape))
+
+
+def _ome_axes(path: Path, ndim: int) -> str | None:
+    """The last ``ndim`` of the axes in a store's OME ``multiscales`` metadata, or None.
+
+    All levels of a multiscale image share its axes; the opened level may have lost
+    leading axes of length 1 (:func:`~napari_unet.io.axes.drop_leading_singletons`).
+    """
+    import zarr
+
+    try:
+        node: Any = zarr.open(str(path), mode="r")
+        attributes: Any = dict(node.attrs)  # JSON of any shape: checked by the except
+        multiscale = (attributes.get("ome") or attributes)["multiscales"][0]
+        axes = [_ome_letter(axis) for axis in multiscale["axes"]]
+        level_ndim = len(node[multiscale["datasets"][0]["path"]].shape)
+    except Exception:  # no OME metadata, or malformed: the axes rule decides
+        return None
+    if len(axes) != level_ndim or level_ndim < ndim:
+        return None
+    return "".join(axes[level_ndim - ndim :])
+
+
+def _ome_letter(axis: Any) -> str:
+    """tifffile's letter for an OME-Zarr axis (a name, or a dict with name and type)."""
+    name, kind = (axis, "") if isinstance(axis, str) else (axis["name"], axis.get("type", ""))
+    by_name = {"t": "T", "c": "C", "z": "Z", "y": "Y", "x": "X"}
+    return by_name.get(str(name).lower()) or {"time": "T", "channel": "C"}.get(kind, "Q")
 
 
 def _unreadable_tiff(path: Path, error: Exception) -> ImageReadError:
@@ -117,19 +196,26 @@ def probe_input(
     ImageReadError
         Missing or unreadable file.
     ValueError
-        Axes or channels the model cannot take (the message names the file).
+        Axes or channels the model cannot take; without ``axes``, a TIFF or
+        OME-Zarr image that declares two stacking axes, or a guess with planes too small
+        (:func:`~napari_unet.io.axes.check_guessed_plane`). The message names the file.
     """
+    declared: str | None = None
     if is_zarr_store(path):
-        shape = tuple(open_zarr_input(path).shape)
-        declared = None
+        shape, declared = _zarr_header(path)
     elif not path.is_file():
         raise ImageReadError(path, not_a_file_reason(path))
     elif path.suffix.lower() in _TIFF_SUFFIXES:
         shape, declared = _tiff_header(path)
     else:
-        shape, declared = read_image(path).shape, None
+        shape = read_image(path).shape
     try:
-        axes = check_axes(axes or declared or guess_axes(shape, in_channels), shape, in_channels)
+        if not axes and declared is not None:
+            axes = _declared_axes(shape, declared)
+        if not axes:
+            axes = guess_axes(shape, in_channels)
+            check_guessed_plane(axes, shape)
+        axes = check_axes(axes, shape, in_channels)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from error
     fmt = output_format

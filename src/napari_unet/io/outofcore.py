@@ -24,7 +24,9 @@ merged, and the result is renumbered exactly as
 ``method="watershed"`` loads one slice at a time and is refused for slices
 above :data:`OUT_OF_CORE_THRESHOLD` pixels. Gaps in the mask's boundaries
 (``close_boundaries``) are closed before labelling, one chunk plus a halo at a time
-(:func:`~napari_unet.io.chunked_labels.close_gaps_chunked`), and with ``fill_holes``
+(:func:`~napari_unet.io.chunked_labels.close_gaps_chunked`), objects are grown up to
+the background threshold from a snapshot of the mask in a scratch array of the store
+(:func:`~napari_unet.io.chunked_labels.grow_objects_chunked`), and with ``fill_holes``
 what the objects enclose joins them the same way
 (:func:`~napari_unet.io.chunked_labels.fill_enclosed_chunked`).
 """
@@ -53,8 +55,15 @@ from ..core.inference import (
     uses_test_time_augmentation,
 )
 from ..core.model import UNet
-from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, mask_steps
-from .axes import check_axes, describe_channels, guess_axes, output_shapes, slice_count
+from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, MaskSteps, mask_steps
+from .axes import (
+    check_axes,
+    describe_channels,
+    drop_leading_singletons,
+    guess_axes,
+    output_shapes,
+    slice_count,
+)
 from .chunked_labels import Plane, label_chunked, refine_mask_chunked
 from .volumes import iter_predict_stack, slice_instances
 
@@ -90,7 +99,10 @@ def open_zarr_input(path: str | os.PathLike) -> Any:
     """The image array of a zarr store, opened read-only (nothing is loaded).
 
     A group gives its array ``"0"`` (the full-resolution level of an OME-Zarr
-    multiscale image) or its only array.
+    multiscale image) or its only array. An array of more than 4 axes comes
+    without its leading axes of length 1, as a lazy view
+    (:func:`~napari_unet.io.axes.drop_leading_singletons`): OME-Zarr's
+    (1, 1, Z, Y, X) is a (Z, Y, X) stack.
     """
     import zarr
 
@@ -99,10 +111,10 @@ def open_zarr_input(path: str | os.PathLike) -> Any:
     except Exception as error:  # zarr raises many types for a non-store
         raise ValueError(f"cannot open zarr store {path}: {error}") from error
     if hasattr(node, "shape"):
-        return node
+        return drop_leading_singletons(node)
     names = sorted(node.array_keys())
     if "0" in names or len(names) == 1:
-        return node["0" if "0" in names else names[0]]
+        return drop_leading_singletons(node["0" if "0" in names else names[0]])
     raise ValueError(f"zarr group {path} holds arrays {names}; give the path of one of them")
 
 
@@ -243,7 +255,7 @@ def _fill_store(
         if progress is not None:
             progress(step)
     refinement = mask_steps(model, settings)
-    refine_mask_chunked(arrays["prob"], arrays["mask"], block, refinement)
+    _refine_mask(partial, arrays, block, refinement)
     count = None
     if method is not None:
         count = _write_instances(
@@ -271,6 +283,25 @@ def _fill_store(
         n_instances=count,
     )
     return attributes
+
+
+def _refine_mask(
+    partial: Path, arrays: dict[str, Any], block: tuple[int, int], steps: MaskSteps
+) -> None:
+    """:func:`~napari_unet.io.chunked_labels.refine_mask_chunked` on the store's mask; the
+    objects grow from a snapshot of each slice's mask in a scratch array of the store,
+    removed afterwards."""
+    import zarr
+
+    snapshot, path = None, partial / "grow_snapshot"
+    if steps.background_threshold != 0.5:
+        shape = tuple(arrays["mask"].shape[-2:])
+        snapshot = zarr.open_array(
+            str(path), mode="w", shape=shape, chunks=block, dtype=np.uint8, fill_value=0
+        )
+    refine_mask_chunked(arrays["prob"], arrays["mask"], block, steps, snapshot)
+    if snapshot is not None:
+        shutil.rmtree(path)
 
 
 def _check_method(method: Any) -> None:

@@ -1,0 +1,103 @@
+"""Axes of input files: what TIFF files declare, channels-last images, 5-D zarr stores."""
+
+import numpy as np
+import pytest
+import tifffile
+import zarr
+from PIL import Image
+
+from napari_unet import ModelConfig, save_model
+from napari_unet.cli import main
+from napari_unet.core.checkpoint import new_model
+from napari_unet.io.data import read_image
+from napari_unet.io.inputs import file_axes, open_input, probe_input
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    return save_model(model, tmp_path_factory.mktemp("model") / "model.safetensors")
+
+
+def _predict(path, checkpoint, output, *options):
+    arguments = ["predict", str(path), "--model", str(checkpoint), "--output", str(output)]
+    return main([*arguments, "--tile-size", "56", "--device", "cpu", "--threads", "1", *options])
+
+
+def test_a_tiff_declaring_two_stacking_axes_is_refused(tmp_path, checkpoint, capsys):
+    """(T, Z, Y, X) with Z = 3 was read as ZCYX: z-planes mixed into RGB luminance."""
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(
+        path, np.zeros((5, 3, 40, 48), np.uint8), imagej=True, metadata={"axes": "TZYX"}
+    )
+    with pytest.raises(ValueError, match=r"2 stacking axes, T \(5\), Z \(3\).*--axes CZYX"):
+        probe_input(path, 1)
+    with pytest.raises(ValueError, match="stacking axes"):
+        file_axes(path)
+    assert probe_input(path, 5, "CZYX").axes == "CZYX"  # given axes decide
+    assert _predict(path, checkpoint, tmp_path / "out") == 2
+    assert "movie.tif: the image declares 2 stacking axes" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "movie_mask.tif").exists()
+
+
+def test_channels_last_images_that_are_not_rgb_are_not_stacks(tmp_path):
+    """Gray + alpha PNGs lose their alpha; (Y, X, 2) and (Y, X, 5) are not stacks of slivers."""
+    gray = np.random.default_rng(0).integers(0, 255, (40, 48), dtype=np.uint8)
+    alpha = np.full_like(gray, 255)
+    Image.fromarray(np.stack([gray, alpha], axis=-1), mode="LA").save(tmp_path / "la.png")
+    assert np.array_equal(read_image(tmp_path / "la.png"), gray)
+    assert probe_input(tmp_path / "la.png", 1).axes == "YX"
+    for channels in (2, 5):
+        path = tmp_path / f"yx{channels}.tif"
+        tifffile.imwrite(path, np.zeros((40, 48, channels), np.float32))
+        with pytest.raises(ValueError, match=r"planes of 48 x \d pixels.*--axes YXC"):
+            probe_input(path, 1)
+        assert probe_input(path, channels, "YXC").axes == "YXC"
+
+
+def test_tifffile_unknown_first_axis_is_left_to_the_axes_rule(tmp_path):
+    """tifffile labels a plain (2, Y, X) array's first axis Q; it was taken as Z."""
+    path = tmp_path / "two.tif"
+    tifffile.imwrite(path, np.zeros((2, 40, 48), np.float32))
+    assert file_axes(path) is None
+    assert probe_input(path, 2).axes == "CYX"  # the first axis is the model's channels
+    assert probe_input(path, 1).axes == "ZYX"  # else slices, as napari shows it
+
+
+def test_five_d_ome_zarr_loses_its_leading_singleton_axes(tmp_path, checkpoint):
+    """OME-Zarr (T, C, Z, Y, X) = (1, 1, 3, Y, X) was refused with or without --axes."""
+    data = np.random.default_rng(1).integers(0, 4000, (1, 1, 3, 40, 48)).astype(np.uint16)
+    group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
+    source = group.create_array("0", shape=data.shape, chunks=(1, 1, 1, 20, 24), dtype="u2")
+    source[:] = data
+    info = probe_input(tmp_path / "ome.zarr", 1)
+    assert (info.shape, info.axes, info.output_format) == ((3, 40, 48), "ZYX", "zarr")
+    assert probe_input(tmp_path / "ome.zarr", 1, "ZYX").axes == "ZYX"
+    with open_input(tmp_path / "ome.zarr") as image:
+        assert not isinstance(image, np.ndarray) and image.shape == (3, 40, 48)
+        assert np.array_equal(image[1, 5:9], data[0, 0, 1, 5:9])
+        assert np.array_equal(np.asarray(image), data[0, 0])
+    assert _predict(tmp_path / "ome.zarr", checkpoint, tmp_path / "out") == 0
+    outputs = zarr.open_group(str(tmp_path / "out" / "ome_prediction.zarr"), mode="r")
+    assert outputs["mask"].shape == (3, 40, 48)
+    assert outputs["prob"].shape == (3, 2, 40, 48)
+
+
+def _ome_zarr(path, shape):
+    group = zarr.open_group(str(path), mode="w")
+    group.create_array("0", shape=shape, dtype="u2")
+    axes = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}]
+    axes += [{"name": name, "type": "space"} for name in "zyx"]
+    group.attrs["multiscales"] = [{"version": "0.4", "axes": axes, "datasets": [{"path": "0"}]}]
+
+
+def test_ome_zarr_axes_metadata_is_read(tmp_path):
+    """(T, C, Z, Y, X) = (1, 2, 3, Y, X): the rule alone would read Z as 3 colour channels."""
+    _ome_zarr(tmp_path / "cz.zarr", (1, 2, 3, 40, 48))
+    assert file_axes(tmp_path / "cz.zarr") == "CZYX"
+    assert probe_input(tmp_path / "cz.zarr", 2).axes == "CZYX"
+    with pytest.raises(ValueError, match="expects 1 input channel but the image has 2"):
+        probe_input(tmp_path / "cz.zarr", 1)
+    _ome_zarr(tmp_path / "tz.zarr", (2, 1, 3, 40, 48))
+    with pytest.raises(ValueError, match=r"2 stacking axes, T \(2\), Z \(3\)"):
+        probe_input(tmp_path / "tz.zarr", 1)
