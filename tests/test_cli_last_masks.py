@@ -3,6 +3,8 @@ after a fine-tune, as the Predict widget does (io.last_masks)."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import tifffile
@@ -135,3 +137,74 @@ def test_a_stack_continues_its_last_masks_plane_by_plane(monkeypatch):
         ValueError, match=r"the last mask has shape \(40, 60\), the mask \(2, 40, 60\)"
     ):
         volumes.segment_stack(stack, model, previous=SEPARATED)
+
+
+def _rerun(tmp_path, models, model: str, output: str, *options: str) -> int:
+    """``napari-unet predict`` of the pair into ``output``: its exit status."""
+    args = ["predict", str(tmp_path / "pair.tif"), "--model", str(models[model])]
+    return main([*args, "--device", "cpu", "--output", str(tmp_path / output), *options])
+
+
+def test_a_rerun_with_another_last_mask_is_not_skipped(tmp_path, pair, capsys):
+    band, predict, models = pair
+    assert predict("base", "first") == 2
+    band[0] = 0.16
+    assert predict("tuned", "second") == 1
+    capsys.readouterr()
+    last = ["--last-masks", str(tmp_path / "first")]
+    assert _rerun(tmp_path, models, "tuned", "second", *last) == 2  # not "skipped"
+    error = capsys.readouterr().err
+    assert "made without a last mask" in error and "--overwrite" in error
+    assert predict("tuned", "second", *last, "--overwrite") == 2
+    assert predict("tuned", "second", *last) == 2
+    assert "skipped" in capsys.readouterr().out  # the same last mask: nothing to redo
+    mask = tmp_path / "first" / "pair_mask.tif"
+    os.utime(mask, ns=(mask.stat().st_atime_ns, mask.stat().st_mtime_ns + 10**9))
+    assert _rerun(tmp_path, models, "tuned", "second", *last) == 2  # the last mask changed
+    assert "with another last mask" in capsys.readouterr().err
+
+
+def test_a_rerun_with_changed_strokes_is_not_skipped(tmp_path, pair, capsys):
+    band, predict, models = pair
+    predict("base", "first")
+    band[0] = 0.16
+    strokes = np.zeros((40, 60), np.uint8)
+    strokes[15:25, 29] = 2  # "nucleus" painted across the contact
+    tifffile.imwrite(tmp_path / "strokes.tif", strokes)
+    last = ["--last-masks", str(tmp_path / "first"), "--strokes", str(tmp_path / "strokes.tif")]
+    assert predict("tuned", "painted", *last) == 1
+    strokes[15:25, 29] = 1  # background there keeps the separation
+    tifffile.imwrite(tmp_path / "strokes.tif", strokes)
+    capsys.readouterr()
+    assert _rerun(tmp_path, models, "tuned", "painted", *last) == 2  # not "skipped"
+    error = capsys.readouterr().err
+    assert "with another last mask" in error and "strokes" in error and "--overwrite" in error
+    assert predict("tuned", "painted", *last, "--overwrite") == 2
+
+
+def test_a_rerun_into_the_folder_of_its_last_masks_is_skipped(tmp_path, pair, capsys):
+    band, predict, _ = pair
+    predict("base", "out")
+    band[0] = 0.16
+    last = ["--last-masks", str(tmp_path / "out")]
+    assert predict("tuned", "out", "--overwrite", *last) == 2
+    capsys.readouterr()
+    assert predict("tuned", "out", *last) == 2  # its own mask, rewritten by that run
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_relative_last_masks_and_strokes_reach_the_workers_absolute(tmp_path, pair, monkeypatch):
+    """Dask workers run elsewhere (another working directory): the paths travel absolute."""
+    from napari_unet.io import batch
+
+    _, predict, models = pair
+    predict("base", "first")
+    tifffile.imwrite(tmp_path / "strokes.tif", np.zeros((40, 60), np.uint8))
+    sent = []
+    monkeypatch.setattr(batch, "run_batch", lambda *args, **_: sent.append(args[3]) or [])
+    monkeypatch.chdir(tmp_path)
+    args = ["predict", "pair.tif", "--model", str(models["tuned"]), "--output", "o"]
+    assert main([*args, "--last-masks", "first", "--strokes", "strokes.tif"]) == 0
+    (options,) = sent
+    assert options.last_masks == str(tmp_path.resolve() / "first")
+    assert options.strokes == (("pair", str(tmp_path.resolve() / "strokes.tif")),)

@@ -1,5 +1,6 @@
 """Re-runs skip only outputs made the same way, and clean what killed runs left."""
 
+import os
 import uuid
 
 import numpy as np
@@ -131,3 +132,83 @@ def test_outputs_recording_no_min_size_are_not_taken_for_this_runs(setup, capsys
     del older["options"]["min_instance_size"]
     assert "min_instance_size not recorded, now 15" in reruns._difference(older, record)
     assert reruns._difference(record, record) is None
+
+
+def _zarr_image(path, value):
+    import zarr
+
+    array = zarr.create_array(path, shape=(50, 60), chunks=(25, 30), dtype="uint16", overwrite=True)
+    array[:] = np.random.default_rng(value).integers(0, 4000, (50, 60), dtype=np.uint16)
+    return path
+
+
+def _rewritten_in_place(store):
+    import zarr
+
+    zarr.open_array(store, mode="r+")[:] = 7  # new chunk files, the metadata untouched
+    return store
+
+
+def _recreated(store):
+    return _zarr_image(store, 1)  # the same shape, chunks and dtype: metadata rewritten
+
+
+def _another_folder(store):
+    return _zarr_image(store.parent / "elsewhere" / store.name, 0)  # the same name and pixels
+
+
+@pytest.mark.parametrize("change", [_rewritten_in_place, _recreated, _another_folder])
+def test_a_changed_zarr_input_of_the_same_shape_is_not_skipped(setup, capsys, change):
+    checkpoint, _, out = setup
+    store = _zarr_image(out.parent / "in.zarr", 0)
+    assert _predict(store, checkpoint, out) == 0
+    assert _predict(store, checkpoint, out) == 0
+    assert "skipped" in capsys.readouterr().out  # unchanged: nothing to redo
+    before = _inodes(out)
+    changed = change(store)
+    assert _predict(changed, checkpoint, out) == 2
+    error = capsys.readouterr().err
+    assert "was made from another version of the input" in error and "--overwrite" in error
+    assert _inodes(out) == before
+    assert _predict(changed, checkpoint, out, "--overwrite") == 0
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+@pytest.mark.parametrize("in_group", [False, True], ids=["array", "group"])
+def test_a_zarr_fingerprint_sees_chunks_rewritten_in_place(tmp_path, zarr_format, in_group):
+    """zarr v2 keeps chunks beside ``.zarray`` (``0.0``), v3 in folders (``c/0/0``);
+    an OME-Zarr image is array ``0`` of a group."""
+    import zarr
+
+    from napari_unet.io.reruns import store_fingerprint
+
+    store = tmp_path / "in.zarr"
+    if in_group:
+        group = zarr.open_group(store, mode="w", zarr_format=zarr_format)
+        array = group.create_array("0", shape=(50, 60), chunks=(25, 30), dtype="uint8")
+    else:
+        array = zarr.create_array(
+            store, shape=(50, 60), chunks=(25, 30), dtype="uint8", zarr_format=zarr_format
+        )
+    array[:] = 1
+    for path in [store, *store.rglob("*")]:  # written an hour ago (file times can be coarse)
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns - 3600 * 10**9))
+    before = store_fingerprint(store)
+    assert store_fingerprint(store) == before
+    zarr.open_array(store / "0" if in_group else store, mode="r+")[20:30, 0:10] = 2
+    assert store_fingerprint(store) != before
+
+
+def test_records_of_older_versions_without_last_mask_or_store_are_not_reused(setup):
+    """Outputs made before the last mask and a zarr input's fingerprint were recorded may
+    have used another last mask or store: not silently reused (--overwrite redoes them)."""
+    from napari_unet.io import reruns
+
+    checkpoint, image, out = setup
+    assert _predict(image, checkpoint, out) == 0
+    record = stored_provenance(out / "img_mask.tif")
+    assert record["last_mask"] is None and reruns._difference(record, record) is None
+    older = {key: value for key, value in record.items() if key != "last_mask"}
+    assert "before napari-unet recorded the last mask" in reruns._difference(older, record)
+    store = {**record, "input": {**record["input"], "store": {"path": "/x.zarr"}}}
+    assert "store, not recorded by an older napari-unet" in reruns._difference(record, store)

@@ -234,7 +234,8 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def _checked_strokes(args: argparse.Namespace, inputs: list[Path]) -> tuple[tuple[str, str], ...]:
     """``--last-masks`` checked to be a folder, and ``--strokes`` paired with the input
-    files given: (each input's stem, its strokes file) pairs."""
+    files given: (each input's stem, its strokes file, absolute: dask workers may run
+    in another working directory) pairs."""
     if args.last_masks is not None and not args.last_masks.is_dir():
         raise CliError(f"--last-masks: {args.last_masks} is not a folder")
     if not args.strokes:
@@ -251,13 +252,15 @@ def _checked_strokes(args: argparse.Namespace, inputs: list[Path]) -> tuple[tupl
     for strokes in args.strokes:
         if not strokes.is_file():
             raise CliError(f"--strokes: {strokes} is not a file")
-    return tuple((path.stem, str(strokes)) for path, strokes in zip(inputs, args.strokes))
+    return tuple((path.stem, str(strokes.resolve())) for path, strokes in zip(inputs, args.strokes))
 
 
 def _predict_options(args: argparse.Namespace, model, strokes: tuple[tuple[str, str], ...] = ()):
     """The PredictOptions of ``napari-unet predict`` (the tile size checked first).
 
-    "auto" is resolved here, so the outputs record the model's default tile size.
+    "auto" is resolved here, so the outputs record the model's default tile size;
+    ``--last-masks`` is made absolute, as the inputs, output and checkpoint are (dask
+    workers may run in another working directory).
     """
     from ..core.inference import resolved_tile_size
     from ..io.batch import PredictOptions
@@ -281,7 +284,7 @@ def _predict_options(args: argparse.Namespace, model, strokes: tuple[tuple[str, 
         output_format=args.output_format,
         overwrite=args.overwrite,
         threads=args.threads,
-        last_masks=None if args.last_masks is None else str(args.last_masks),
+        last_masks=None if args.last_masks is None else str(args.last_masks.resolve()),
         strokes=strokes,
     )
 

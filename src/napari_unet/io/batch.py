@@ -13,7 +13,7 @@ each written atomically, the instances last; or one ``<stem>_prediction.zarr``
 store (:func:`napari_unet.io.outofcore.predict_to_zarr`), renamed into place when
 complete. Outputs record how they were made (:mod:`napari_unet.io.reruns`): an
 input whose outputs are all there and record this model, these options, this
-input and this package version is skipped; existing outputs that record
+input, last mask and strokes and this package version is skipped; outputs that record
 something else are replaced only with ``overwrite`` (else the input fails,
 saying why); a partial set is recomputed. Temporaries left by killed runs
 beside the outputs are removed when a batch starts.
@@ -213,7 +213,7 @@ def predict_file(
     )
     info = probe_input(Path(path), model.config.in_channels, options.axes, options.output_format)
     outputs = output_paths(path, output, info.output_format)
-    record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info.shape, info.axes)
+    record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info, outputs)
     record.update(lineage_record(model))
     if not options.overwrite:
         reason = why_not_reusable(outputs, record)

@@ -3,14 +3,17 @@
 Every output of :func:`napari_unet.io.batch.predict_file` records its provenance:
 the package version, the SHA-256 of the checkpoint file, the options that
 change the result (tile size, test-time augmentation, instance method, minimum
-instance size, axes) and
-the input (name, shape, size and modification time); :func:`~napari_unet.io.batch.predict_file`
+instance size, axes), the input (name, shape, and for a file its size and
+modification time, for a zarr store a fingerprint: :func:`store_fingerprint`) and,
+with ``--last-masks``, which last mask and strokes file it used (path, size and
+modification time: :func:`last_mask_record`). :func:`~napari_unet.io.batch.predict_file`
 adds the model's lineage, for a later ``--last-masks`` run (:mod:`napari_unet.io.last_masks`),
 which decides nothing here. TIFF outputs hold it in
 their JSON description (tifffile's shaped metadata) under :data:`PROVENANCE_KEY`;
 zarr stores in their ``napari_unet`` attributes. A re-run skips an input only
 when its outputs are all there and all record what this run would do; an output
-recording something else (or nothing) is replaced only with ``overwrite``.
+recording something else (or nothing, or a record of an older version lacking an
+entry this one writes) is replaced only with ``overwrite``.
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ import hashlib
 import os
 import re
 import shutil
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 __all__ = [
     "PROVENANCE_KEY",
+    "last_mask_record",
     "model_checksum",
     "provenance",
     "remove_stale_temporaries",
+    "store_fingerprint",
     "stored_provenance",
     "why_not_reusable",
 ]
@@ -46,6 +52,9 @@ _OPTION_NAMES = (
     "background_threshold",
     "axes",
 )
+_ZARR_METADATA = (".zarray", ".zattrs", ".zgroup", ".zmetadata", "zarr.json")
+#: At most this many directory entries are read to fingerprint a zarr store.
+STORE_ENTRIES_READ = 10_000
 
 
 def model_checksum(path: str | os.PathLike) -> str:
@@ -63,7 +72,11 @@ def model_checksum(path: str | os.PathLike) -> str:
 
 
 def provenance(
-    checkpoint: str | os.PathLike, options: Any, input_path: Path, shape: tuple, axes: str
+    checkpoint: str | os.PathLike,
+    options: Any,
+    input_path: Path,
+    info: Any,
+    outputs: Sequence[Path] = (),
 ) -> dict[str, Any]:
     """The record stored with the outputs of one input (see the module docstring).
 
@@ -72,28 +85,156 @@ def provenance(
     checkpoint : path-like
         The checkpoint file (already resolved from a bundled name).
     options : napari_unet.io.batch.PredictOptions
-        Its tile size as the run uses it (a number, or None).
+        Its tile size as the run uses it (a number, or None), its last masks and strokes.
     input_path : Path
         The input file or zarr store.
-    shape : tuple
-        The input's shape.
-    axes : str
-        The axes it is read with.
+    info : napari_unet.io.inputs.InputInfo
+        The input's shape, the axes it is read with and how its outputs are written.
+    outputs : sequence of Path
+        The outputs the record goes into (a last mask among them is told apart).
     """
     from .. import __version__
 
     record_options = {name: getattr(options, name) for name in _OPTION_NAMES if name != "axes"}
-    record_options["axes"] = axes
-    source: dict[str, Any] = {"name": input_path.name, "shape": [int(n) for n in shape]}
+    record_options["axes"] = info.axes
+    source: dict[str, Any] = {"name": input_path.name, "shape": [int(n) for n in info.shape]}
     if input_path.is_file():
         status = input_path.stat()
         source.update(size=status.st_size, mtime_ns=status.st_mtime_ns)
+    elif input_path.is_dir():
+        source["store"] = store_fingerprint(input_path)
     return {
         "package_version": __version__,
         "model_sha256": model_checksum(checkpoint),
         "options": record_options,
         "input": source,
+        "last_mask": last_mask_record(options, input_path.stem, info.output_format, outputs),
     }
+
+
+def store_fingerprint(store: Path) -> dict[str, Any]:
+    """What tells a zarr input store apart from another, or from itself before a rewrite.
+
+    Listing and reading every chunk file of a huge store would cost more than some
+    predictions, so the fingerprint is cheap and covers the ways pixels change:
+
+    * ``path``: the resolved store (another store of the same name elsewhere differs);
+    * ``files``: modification time and size of the zarr metadata files (``zarr.json``,
+      ``.zarray``, ``.zattrs``, ...) and of the directories from the store down to the
+      array it is read from (:func:`napari_unet.io.outofcore.open_zarr_input`): a store
+      created again, resized or given other attributes;
+    * ``folders``: the newest modification time among the directories below that array,
+      breadth first, of at most :data:`STORE_ENTRIES_READ` directory entries read, and
+      whether all were seen. zarr-python (2 and 3) writes a chunk as a temporary file
+      renamed into place, which changes the modification time of the chunk's
+      directory: the array's own for zarr v2 ``0.0`` chunk keys (in ``files``), ``c/0``
+      for the v3 ``c/0/0``, ``c/0/0`` for ``c/0/0/0``, and so on.
+
+    It cannot detect a chunk file rewritten in place (opened and overwritten, not
+    renamed) by another writer, nor a chunk renamed into a directory the walk did not
+    reach: it covers every chunk directory while the directories above the chunk files
+    hold at most about :data:`STORE_ENTRIES_READ` entries together (a 2D v3 array of up
+    to that many rows of chunks, a 3D one of up to that many (z, y) chunk pairs). It
+    does not look at the store's other arrays (an OME-Zarr's lower resolutions). Give
+    ``--overwrite`` after such edits.
+
+    Parameters
+    ----------
+    store : Path
+        A zarr store that :func:`~napari_unet.io.outofcore.open_zarr_input` opens.
+
+    Returns
+    -------
+    dict
+        ``path``, ``files`` and ``folders``, JSON-ready (lists, not tuples), so that it
+        compares equal to itself read back from an output.
+    """
+    root = store.resolve()
+    array = _zarr_array_name(root)
+    folders = [root] if array is None else [root, root / array]
+    files: dict[str, list[int]] = {}
+    for folder in folders:
+        for path in (folder, *(folder / name for name in _ZARR_METADATA)):
+            if path.exists():
+                status = path.stat()
+                files[path.relative_to(root).as_posix()] = [status.st_mtime_ns, status.st_size]
+    return {"path": str(root), "files": files, "folders": _newest_folder(folders[-1])}
+
+
+def _zarr_array_name(root: Path) -> str | None:
+    """The array of a group store that is read, as :func:`~napari_unet.io.outofcore.open_zarr_input`
+    picks it ("0", or the only one); None for a store that is an array."""
+    import zarr
+
+    node: Any = zarr.open(str(root), mode="r")
+    if hasattr(node, "shape"):
+        return None
+    names = sorted(node.array_keys())
+    return "0" if "0" in names else (names[0] if names else None)
+
+
+def _newest_folder(top: Path) -> list[int]:
+    """[newest modification time (ns) of the directories below ``top``, 1 when all
+    were seen within :data:`STORE_ENTRIES_READ` entries read, else 0]."""
+    newest, left, queue = 0, STORE_ENTRIES_READ, deque([top])
+    while queue:
+        with os.scandir(queue.popleft()) as entries:
+            for entry in entries:
+                left -= 1
+                if left < 0:
+                    return [newest, 0]
+                if entry.is_dir(follow_symlinks=False):
+                    newest = max(newest, entry.stat(follow_symlinks=False).st_mtime_ns)
+                    queue.append(Path(entry.path))
+    return [newest, 1]
+
+
+def last_mask_record(
+    options: Any, stem: str, output_format: str, outputs: Sequence[Path] = ()
+) -> dict[str, Any] | None:
+    """Which last mask and strokes file a prediction uses, for its record; None: none.
+
+    The files as :func:`napari_unet.io.last_masks.find_last_mask` looks them up: the
+    mask ``<stem>_mask.tif`` in ``options.last_masks`` and the strokes given for the
+    input, each by resolved path, size and modification time (or ``missing``), so a
+    re-run with another folder, or after either file changed, is not skipped. A mask
+    that is one of ``outputs`` (the output folder holds the last masks) is recorded by
+    path only: the run replaces it, and the same run again finds its own mask there.
+
+    Parameters
+    ----------
+    options : napari_unet.io.batch.PredictOptions
+        Its ``last_masks`` folder and ``strokes`` pairs.
+    stem : str
+        The input's file name without its suffix.
+    output_format : {"tiff", "zarr"}
+        How the outputs are written: zarr outputs use no last mask (None).
+    outputs : sequence of Path
+        The input's outputs.
+
+    Returns
+    -------
+    dict or None
+        ``mask`` and ``strokes`` (None when none was given); None without ``last_masks``.
+    """
+    if options.last_masks is None or output_format == "zarr":
+        return None
+    mask = (Path(options.last_masks) / f"{stem}_mask.tif").resolve()
+    strokes = dict(options.strokes).get(stem)
+    own = any(mask == output.resolve() for output in outputs)
+    return {
+        "mask": {"path": str(mask), "this_output": True} if own else _file_record(mask),
+        "strokes": None if strokes is None else _file_record(Path(strokes)),
+    }
+
+
+def _file_record(path: Path) -> dict[str, Any]:
+    """A file's resolved path, size and modification time (``missing`` if there is none)."""
+    path = path.resolve()
+    if not path.is_file():
+        return {"path": str(path), "missing": True}
+    status = path.stat()
+    return {"path": str(path), "size": status.st_size, "mtime_ns": status.st_mtime_ns}
 
 
 def stored_provenance(output: Path) -> dict[str, Any] | None:
@@ -151,12 +292,57 @@ def _difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
     if changed:
         return f"with other options ({'; '.join(changed)})"
     if stored.get("input") != current["input"]:
-        return "from another version of the input (its shape, size or modification time differ)"
+        return _input_difference(stored.get("input"), current["input"])
+    if stored.get("last_mask", _MISSING) != current["last_mask"]:
+        return _last_mask_difference(stored.get("last_mask", _MISSING), current["last_mask"])
     if stored.get("package_version") != current["package_version"]:
         return (
             f"by napari-unet {stored.get('package_version')} (this is {current['package_version']})"
         )
     return None
+
+
+def _input_difference(stored: Any, current: dict[str, Any]) -> str:
+    """How the recorded input differs from the current one, in words."""
+    stored = stored if isinstance(stored, dict) else {}
+    changed = [
+        name if name in stored else f"{name}, not recorded by an older napari-unet"
+        for name in current
+        if stored.get(name, _MISSING) != current[name]
+    ]
+    changed += [name for name in stored if name not in current]  # e.g. a file, now a store
+    return f"from another version of the input (changed: {'; '.join(changed)})"
+
+
+def _last_mask_difference(stored: Any, current: dict[str, Any] | None) -> str:
+    """How the recorded last mask and strokes differ from the current ones, in words."""
+    now = _last_mask_words(current)
+    if stored is _MISSING:
+        return f"before napari-unet recorded the last mask it used (now {now})"
+    if not isinstance(stored, dict):
+        return f"without a last mask (now {now})"
+    if current is None:
+        return f"with {_last_mask_words(stored)} (now {now})"
+    changed = []
+    for kind in ("mask", "strokes"):
+        before, after = stored.get(kind), current[kind]
+        if before != after:
+            before_path = before.get("path") if isinstance(before, dict) else None
+            after_path = None if after is None else after["path"]
+            if before_path == after_path:
+                changed.append(f"{kind} {after_path} changed since")
+            else:
+                changed.append(f"{kind} {before_path or 'none'}, now {after_path or 'none'}")
+    return f"with another last mask or strokes ({'; '.join(changed)})"
+
+
+def _last_mask_words(record: Any) -> str:
+    """A last-mask record in words: which mask and strokes."""
+    if not isinstance(record, dict):
+        return "no last mask"
+    mask, strokes = record.get("mask"), record.get("strokes")
+    words = f"the last mask {mask.get('path') if isinstance(mask, dict) else None}"
+    return words + (f" and strokes {strokes.get('path')}" if isinstance(strokes, dict) else "")
 
 
 def remove_stale_temporaries(outputs: Sequence[Path]) -> list[Path]:
