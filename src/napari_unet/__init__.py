@@ -25,7 +25,7 @@ from .config import (
 from .core.checkpoint import CheckpointError, load_model, new_model, save_model
 from .core.inference import Cancelled, predict
 from .core.model import UNet
-from .core.postprocess import class_mask, instance_labels, prediction_mask
+from .core.postprocess import class_mask, instance_labels, mask_steps, prediction_mask
 from .evaluation.metrics import evaluate
 from .io.outofcore import predict_to_zarr
 from .io.volumes import annotated_slices, predict_stack
@@ -58,6 +58,7 @@ __all__ = [
     "finetune",
     "instance_labels",
     "load_model",
+    "mask_steps",
     "new_model",
     "predict",
     "predict_stack",

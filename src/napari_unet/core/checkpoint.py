@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import torch
 
 from ..config import ModelConfig
@@ -146,9 +147,18 @@ def save_model(
         .contiguous()
         for key, value in model.state_dict().items()
     }
-    payload = safetensors_bytes(tensors, metadata={METADATA_KEY: json.dumps(header)})
+    text = json.dumps(header, default=_plain_json)
+    payload = safetensors_bytes(tensors, metadata={METADATA_KEY: text})
     atomic_write_bytes(path, payload)
     return path
+
+
+def _plain_json(value: Any) -> Any:
+    """NumPy scalars and arrays in metadata (a seed from ``np.arange``, a ``np.float32``
+    weight) as the plain numbers and lists JSON holds; anything else is refused."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:

@@ -38,11 +38,12 @@ from .tiling import Tile, plan_tiles, read_mirrored
 StopFlag = Callable[[], bool] | threading.Event | None
 
 #: What :func:`predict`, :func:`iter_predict` and the stack functions of
-#: :mod:`napari_unet.io.volumes` do when given no ``config``: their keyword defaults,
-#: unchanged since 0.1 (``tile_size=None``: one pass over the whole image). A
-#: :class:`~napari_unet.config.PredictConfig` of its own defaults uses the model's
-#: default tile ("auto") instead, as the command line and the widget do.
-KEYWORD_DEFAULTS = PredictConfig(tile_size=None)
+#: :mod:`napari_unet.io.volumes` do when given no ``config``: the defaults of
+#: :class:`~napari_unet.config.PredictConfig`, as the command line and the widget use
+#: them: the model's default tile ("auto"). Until 2026-12-03 it was ``tile_size=None``,
+#: one pass over the whole image, which runs out of memory on a large image (an 8192²
+#: image needs about 19 GB of activations with 8 base features).
+KEYWORD_DEFAULTS = PredictConfig()
 
 
 class Cancelled(RuntimeError):
@@ -110,7 +111,10 @@ def tile_layout(
 
 # ---- prediction --------------------------------------------------------------
 def _as_array(image: Any) -> Any:
-    """Arrays as they are (numpy, memory map, zarr, dask); nested lists as numpy."""
+    """Arrays as they are (numpy, memory map, zarr, dask); a torch tensor and nested
+    lists as numpy."""
+    if isinstance(image, torch.Tensor):
+        return image.detach().cpu().numpy()
     return image if hasattr(image, "shape") and hasattr(image, "ndim") else np.asarray(image)
 
 
@@ -315,7 +319,7 @@ def predict(
         argument that is given replaces that field of the config.
     tile_size : int, "auto" or None
         Input tile edge, context included; a valid input size of the model.
-        "auto": :func:`default_tile_size`. None (the default without a config): one
+        "auto" (the default without a config): :func:`default_tile_size`. None: one
         pass over the whole mirror-padded image. An image smaller than a tile is done
         in one smaller tile.
     batch_size : int
