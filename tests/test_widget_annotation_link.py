@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from napari.utils.notifications import notification_manager
 
 from napari_unet._widgets._layers import is_annotation
 from napari_unet.config import ModelConfig
@@ -58,3 +59,23 @@ def test_a_layer_that_no_longer_fits_the_image_is_set_aside(dock):
     assert not is_annotation(old) and old in viewer.layers  # kept, no longer linked
     widget.finetune.image_picker.combo.value = image
     assert widget.finetune.annotation_picker.layer is new
+
+
+def test_an_image_with_its_channels_after_a_stack_axis_is_refused_not_misaligned(dock):
+    """(Z, C, Y, X): annotations and outputs without the channel axis would sit on the
+    image's C slider, so strokes on one slice would train another."""
+    viewer, widget = dock
+    planes = [discs_image((64, 64), seed=seed) for seed in range(12)]
+    image = viewer.add_image(np.stack(planes).reshape(4, 3, 64, 64), name="zcyx")
+    errors = []
+    notification_manager.notification_ready.connect(lambda note: errors.append(note.message))
+    widget.annotate.image_picker.combo.value = image
+    assert widget.annotate.create_annotation_layer() is None
+    widget.predict.image_picker.combo.value = image
+    assert widget.predict.run_prediction() is None
+    assert "zcyx annotations" not in viewer.layers and len(viewer.layers) == 2
+    assert any("channel axis" in message and "moveaxis" in message for message in errors)
+    channels_first = viewer.add_image(np.stack(planes).reshape(3, 4, 64, 64), name="czyx")
+    widget.annotate.image_picker.combo.value = channels_first
+    layer = widget.annotate.create_annotation_layer()
+    assert layer is not None and layer.data.shape[-2:] == (64, 64)

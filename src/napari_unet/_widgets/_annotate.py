@@ -8,7 +8,7 @@ import napari
 import numpy as np
 from magicgui.widgets import Container, PushButton
 from napari.layers import Labels
-from napari.utils.notifications import show_info, show_warning
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtGui import QColor, QIcon, QPixmap
 from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
@@ -100,8 +100,12 @@ class AnnotateWidget(QWidget):
         if image is None:
             show_warning("Add or open an image first, then create its annotation layer.")
             return None
-        layer = self._existing(image)
         geometry = ImageGeometry.of(image, self.state.model.config.in_channels)
+        problem = geometry.layout_problem(image.name)
+        if problem:
+            show_error(problem)
+            return None
+        layer = self._existing(image)
         if layer is not None and layer.data.shape != geometry.spatial_shape:
             self._set_aside(layer, geometry.spatial_shape)
             layer = None

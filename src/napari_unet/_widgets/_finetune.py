@@ -216,6 +216,10 @@ class FinetuneWidget(QWidget):
         model = self.state.model
         in_channels = model.config.in_channels
         geometry = ImageGeometry.of(image, in_channels)
+        problem = geometry.layout_problem(image.name)
+        if problem:
+            show_error(problem)
+            return None
         labels = np.asarray(labels_layer.data)
         if labels.shape != geometry.spatial_shape:
             show_error(

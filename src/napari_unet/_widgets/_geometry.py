@@ -66,6 +66,25 @@ class ImageGeometry:
         channel = next((axes.index(c) for c in "CS" if c in axes), None)
         return cls(shape, None if channel is None else outer + channel, rgb, axes)
 
+    def layout_problem(self, name: str) -> str | None:
+        """Why the plugin cannot line its layers up with this image (None: it can).
+
+        Annotations and outputs have the :attr:`spatial_shape`, and napari lines layers
+        up by their last axes. A channel axis after a stack axis, as in (Z, C, Y, X),
+        would put their Z on the image's C slider: strokes painted on one slice would
+        train another. RGB (channels last) and a first channel axis are fine.
+        """
+        axis = self.channel_axis
+        if axis is None or self.rgb or axis == 0:
+            return None
+        return (
+            f"“{name}” has its channel axis ({self.shape[axis]} channels) after a stack "
+            f"axis: shape {self.shape}, read as {self.axes}. napari would show annotations "
+            "and outputs, which have no channel axis, on the wrong slider. Put the "
+            f"channels first (in napari's console: layer.data = np.moveaxis(layer.data, "
+            f"{axis}, 0)), or split them (right-click the layer, Split Stack) and use one."
+        )
+
     @property
     def spatial_shape(self) -> tuple[int, ...]:
         """The shape without the channel axis: (..., Y, X)."""

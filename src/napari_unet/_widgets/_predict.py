@@ -121,6 +121,10 @@ class PredictWidget(QWidget, PredictControls):
             return None
         model = self.state.model
         geometry = ImageGeometry.of(image, model.config.in_channels)
+        problem = geometry.layout_problem(image.name)
+        if problem:
+            show_error(problem)
+            return None
         previous_mask, annotation = last_mask(self.viewer, image, model, geometry.spatial_shape)
         request = PredictionRequest(
             model=model,
