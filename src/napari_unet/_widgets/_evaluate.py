@@ -14,12 +14,22 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..evaluation.metrics import evaluate
 from ._layers import LayerCombo, find_output, is_annotation
+from ._state import model_state
 
 KINDS = {
     "instances": ("instances", "objects matched one-to-one by IoU (F1, precision, recall)"),
     "membranes": ("mask", "ISBI 2012: pixel error, Rand error, information error"),
     "semantic": ("mask", "IoU and Dice per class"),
 }
+
+KIND_TOOLTIP = (
+    "instances: the truth is a label image, 0 = background and one value per object.\n"
+    "membranes: the truth is a membrane map (ISBI: 0 = membrane, 255 = interior; or "
+    "1 = membrane, 2 = interior as painted).\n"
+    "semantic: the truth is a class mask as painted in Annotate: 0 = not scored, "
+    "1 = background, 2.. = the model's classes. A 0/1 mask (for a model with one class "
+    "besides background) is read as 0 = background, 1 = class 2."
+)
 
 
 class EvaluatePanel(QWidget):
@@ -40,7 +50,9 @@ class EvaluatePanel(QWidget):
             viewer, Labels, "Ground truth", prefer=lambda layer: not is_annotation(layer)
         )
         self._image: napari.layers.Image | None = None
-        self.kind = ComboBox(label="Metrics", choices=list(KINDS), value="instances")
+        self.kind = ComboBox(
+            label="Metrics", choices=list(KINDS), value="instances", tooltip=KIND_TOOLTIP
+        )
         self.evaluate_button = PushButton(text="Evaluate the prediction")
         self.result = QLabel("")
         self.result.setWordWrap(True)
@@ -96,6 +108,9 @@ class EvaluatePanel(QWidget):
                 f"The ground truth has shape {true.shape} but the prediction {predicted.shape}; "
                 "pick the ground truth of this image."
             )
+        offset, note = 0, ""
+        if self.kind.value == "semantic":
+            offset, note = semantic_offset(true, self._n_classes(predicted), is_annotation(truth))
         if predicted.ndim > 2:  # a stack: the slice in view, in the prediction's own coordinates
             point = prediction.world_to_data(self.viewer.dims.point)
             index = tuple(
@@ -103,7 +118,68 @@ class EvaluatePanel(QWidget):
                 for value, size in zip(point[: predicted.ndim - 2], predicted.shape)
             )
             predicted, true = predicted[index], true[index]
-        return evaluate(predicted, true, kind=self.kind.value)
+        if offset:
+            true = true.astype(np.int64) + offset
+        scores = evaluate(predicted, true, kind=self.kind.value)
+        return {**scores, "note": note} if note else scores
+
+    def _n_classes(self, predicted: np.ndarray) -> int:
+        """Classes of the current model, or more if the prediction holds more labels."""
+        state = model_state(self.viewer)
+        n_classes = state.model.config.n_classes if state.has_model else 0
+        return max(n_classes, int(predicted.max(initial=0)))
+
+
+def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tuple[int, str]:
+    """How to read ``truth`` as a class mask of a model with ``n_classes`` classes.
+
+    Class masks follow the annotation convention: 0 = not scored, 1 = background,
+    2 to ``n_classes`` = the classes. A mask holding only 0 and 1 that was not
+    painted in Annotate is a binary mask (0 = background, 1 = object), as most
+    tools save one; read in the convention, all of it would be background or not
+    scored. For a model with one class besides background it is shifted by one.
+
+    Parameters
+    ----------
+    truth : numpy.ndarray
+        The whole ground-truth layer's labels.
+    n_classes : int
+        Classes the prediction may hold, background included.
+    annotation : bool
+        Whether ``truth`` is an annotation layer (in the convention by construction).
+
+    Returns
+    -------
+    offset : int
+        What to add to ``truth`` (0 or 1).
+    note : str
+        How the truth was read, for the user ("" when in the convention).
+
+    Raises
+    ------
+    ValueError
+        Labels above ``n_classes`` (instance labels), none at all, or a binary mask
+        for a model with several classes.
+    """
+    top = int(truth.max(initial=0))
+    if top > n_classes:
+        raise ValueError(
+            f"The ground truth holds labels up to {top}, but 'semantic' takes class masks of "
+            f"this model's {n_classes} classes (0 = not scored, 1 = background, 2 to "
+            f"{n_classes} = classes): these look like instance labels; choose 'instances'."
+        )
+    if top == 0:
+        raise ValueError("The ground truth holds no labels (all 0 = not scored).")
+    if top > 1 or annotation or int(truth.min(initial=0)) < 0:
+        return 0, ""
+    if n_classes > 2:
+        raise ValueError(
+            "The ground truth is a 0/1 binary mask, but this model has "
+            f"{n_classes - 1} classes besides background: for 'semantic', label it "
+            f"1 = background, 2 to {n_classes} = classes (0 = not scored); "
+            "or choose 'instances'."
+        )
+    return 1, "read the 0/1 ground truth as a binary mask: 0 = background, 1 = class 2"
 
 
 def format_scores(scores: dict[str, Any]) -> str:
@@ -125,4 +201,5 @@ def format_scores(scores: dict[str, Any]) -> str:
     numbers = {k: v for k, v in scores.items() if isinstance(v, float)}
     per_class = scores.get("iou", {})
     classes = ", ".join(f"class {k}: IoU {v:.3f}" for k, v in per_class.items())
-    return "; ".join([classes, *(f"{k.replace('_', ' ')} {v:.4f}" for k, v in numbers.items())])
+    lines = [classes, *(f"{k.replace('_', ' ')} {v:.4f}" for k, v in numbers.items())]
+    return "; ".join(lines) + (f" ({scores['note']})" if scores.get("note") else "")

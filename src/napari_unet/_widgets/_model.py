@@ -24,6 +24,10 @@ from ._layers import class_colour
 from ._state import DEFAULT_NEW_CONFIG, NEW_MODEL_NAME, model_state, real_viewer
 
 FROM_FILE = "checkpoint file…"
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".zip")
+"""What :func:`~napari_unet.core.checkpoint.load_model` reads (bioimage.io packages: .zip)."""
+FINE_TUNED, UNTRAINED = " (fine-tuned)", " (untrained)"
+"""How the Fine-tune section and :data:`NEW_MODEL_NAME` mark a model's name."""
 
 
 class NewModelOptions(Container):
@@ -150,7 +154,8 @@ class ModelWidget(QWidget):
                 model, name = load_model(path), path.name
             else:
                 model, name = load_model(choice), choice
-        except (CheckpointError, OSError, ValueError) as error:
+        except (CheckpointError, OSError, ValueError, ImportError) as error:
+            # ImportError: an optional extra is missing (bioimage.io); it says what to install
             show_error(f"Could not load the model: {error}. Choose another model or file.")
             return False
         self.state.set_model(model, name)
@@ -176,7 +181,10 @@ class ModelWidget(QWidget):
         return written
 
     def _ask_and_save(self, *_: Any) -> None:
-        default = f"{Path(self.state.name).stem or 'unet'}.safetensors".replace(" ", "-")
+        default = default_save_name(self.state.name)
+        source = self.state.model.info.source  # the file it was loaded from, if any
+        if source and source not in bundled_models() and Path(source).is_file():
+            default = str(Path(source).parent / default)
         path, _filter = QFileDialog.getSaveFileName(
             self, "Save U-Net model", default, "U-Net checkpoints (*.safetensors)"
         )
@@ -219,6 +227,34 @@ class ModelWidget(QWidget):
         )
         self.load_button.enabled = idle
         self.save_button.enabled = idle
+
+
+def default_save_name(name: str) -> str:
+    """The file name the Save dialog proposes for a model called ``name``.
+
+    The " (fine-tuned)" and " (untrained)" marks and then a checkpoint suffix
+    (:data:`CHECKPOINT_SUFFIXES`) are taken off, "-fine-tuned" is added to a
+    fine-tuned model's name (so that the file it came from is not overwritten),
+    spaces become "-", and ".safetensors" is appended.
+
+    Parameters
+    ----------
+    name : str
+        The model's name in the viewer, e.g. ``"cells.v2.safetensors (fine-tuned)"``.
+
+    Returns
+    -------
+    str
+        E.g. ``"cells.v2-fine-tuned.safetensors"``.
+    """
+    fine_tuned = False
+    while name.endswith((FINE_TUNED, UNTRAINED)):
+        fine_tuned = fine_tuned or name.endswith(FINE_TUNED)
+        name = name.removesuffix(FINE_TUNED).removesuffix(UNTRAINED)
+    if name.lower().endswith(CHECKPOINT_SUFFIXES):
+        name = name.rsplit(".", 1)[0]
+    name = (name.strip() or "unet") + ("-fine-tuned" if fine_tuned else "")
+    return f"{name}.safetensors".replace(" ", "-")
 
 
 def describe_model(model: UNet, name: str) -> str:

@@ -179,6 +179,17 @@ class JobResult:
     cancelled: bool = False
 
 
+OUT_OF_MEMORY_ADVICE = {
+    "Prediction": "Choose a smaller tile size, or the CPU as device.",
+    "Fine-tuning": "Choose the CPU as device, turn off the live preview, or fine-tune a "
+    "model with fewer base features (Model section).",
+}
+"""What to change after running out of memory, per task (as :func:`start_job` names it)."""
+
+DEFAULT_OUT_OF_MEMORY_ADVICE = "Close other programs, or work on a smaller image."
+"""The advice for a task not in :data:`OUT_OF_MEMORY_ADVICE` (e.g. "Loss weights")."""
+
+
 def explain(error: BaseException, task: str) -> JobResult:
     """The :class:`JobResult` of a job that raised ``error`` while doing ``task``."""
     if isinstance(error, Cancelled):
@@ -188,9 +199,8 @@ def explain(error: BaseException, task: str) -> JobResult:
     if isinstance(error, CheckpointError):
         return JobResult(error=f"{task}: {error}. Choose another checkpoint file.")
     if isinstance(error, MemoryError) or "out of memory" in str(error).lower():
-        return JobResult(
-            error=f"{task}: out of memory. Choose a smaller tile size, or the CPU as device."
-        )
+        advice = OUT_OF_MEMORY_ADVICE.get(task, DEFAULT_OUT_OF_MEMORY_ADVICE)
+        return JobResult(error=f"{task}: out of memory. {advice}")
     if isinstance(error, ValueError):
         return JobResult(error=f"{task}: {error}")
     log.debug("%s failed", task, exc_info=error)  # for developers; the user gets a sentence

@@ -1,0 +1,81 @@
+"""The Evaluate panel reads a ground truth in the convention its metrics need, or says why not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.layers import Labels
+
+from napari_unet._widgets import model_state
+from napari_unet._widgets._layers import show_output
+from napari_unet.config import ModelConfig
+from napari_unet.core.checkpoint import new_model
+from test_widgets import CENTRES, dock, notifications  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.gui
+
+
+def discs(values) -> np.ndarray:
+    """The discs of the 'discs' image, disc ``i`` labelled ``values[i]``, the rest 0."""
+    yy, xx = np.mgrid[:128, :128]
+    labels = np.zeros((128, 128), np.uint32)
+    for (cy, cx), value in zip(CENTRES, values):
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < 12**2] = value
+    return labels
+
+
+@pytest.fixture
+def evaluate_panel(dock):
+    """The Evaluate panel, with a perfect class mask (1 = background, 2 = disc) as prediction."""
+    viewer, widget = dock
+    perfect = np.where(discs([1] * len(CENTRES)) > 0, 2, 1).astype(np.uint8)
+    placement = {"scale": [1.0, 1.0], "translate": [0.0, 0.0]}
+    show_output(viewer, viewer.layers["discs"], "mask", perfect, Labels, placement=placement)
+    panel = widget.predict.evaluation
+    panel.kind.value = "semantic"
+    return viewer, panel
+
+
+def evaluate_against(viewer, panel, truth: np.ndarray, name: str):
+    viewer.add_labels(truth, name=name)
+    panel.truth_picker.combo.value = viewer.layers[name]
+    panel.kind.value = "semantic"
+    return panel.run()
+
+
+def test_semantic_refuses_instance_labels_saying_to_choose_instances(evaluate_panel, notifications):
+    viewer, panel = evaluate_panel
+    instances = discs(range(1, len(CENTRES) + 1))  # one label per disc, like the sample's truth
+    assert evaluate_against(viewer, panel, instances, "instance truth") is None
+    messages = [str(n.message) for n in notifications]
+    assert any("instance labels" in m and "'instances'" in m for m in messages), messages
+    assert panel.result.text() == ""
+
+
+def test_semantic_reads_a_binary_mask_as_background_and_object(evaluate_panel):
+    viewer, panel = evaluate_panel
+    scores = evaluate_against(viewer, panel, discs([1] * len(CENTRES)), "binary truth")
+    assert scores["pixel_error"] == 0.0  # a perfect mask (was 1.0: 0 ignored, 1 = background)
+    assert scores["iou"] == {"1": 1.0, "2": 1.0}
+    assert "binary mask" in panel.result.text()
+
+
+def test_semantic_keeps_a_class_mask_in_the_annotation_convention(evaluate_panel):
+    viewer, panel = evaluate_panel
+    truth = np.where(discs([1] * len(CENTRES)) > 0, 2, 1).astype(np.uint32)
+    truth[:10] = 0  # not scored
+    scores = evaluate_against(viewer, panel, truth, "class truth")
+    assert scores["pixel_error"] == 0.0 and "note" not in scores
+
+
+def test_semantic_refuses_a_binary_mask_for_a_model_of_3_classes(evaluate_panel, notifications):
+    viewer, panel = evaluate_panel
+    three = new_model(ModelConfig(base_features=4, depth=2, n_classes=3), seed=0)
+    model_state(viewer).set_model(three, "three classes")
+    assert evaluate_against(viewer, panel, discs([1] * len(CENTRES)), "binary truth") is None
+    assert any("binary mask" in str(n.message) for n in notifications)
+
+
+def test_the_metrics_choice_states_the_conventions(evaluate_panel):
+    _viewer, panel = evaluate_panel
+    assert "0 = not scored, 1 = background" in panel.kind.tooltip

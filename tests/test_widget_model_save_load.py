@@ -1,0 +1,51 @@
+"""The Model section: the name and folder the Save dialog proposes; a missing extra on load."""
+
+from __future__ import annotations
+
+import pytest
+
+from napari_unet._widgets import _model, model_state
+from napari_unet._widgets._model import FROM_FILE
+from napari_unet.core.checkpoint import save_model
+from test_widgets import dock, notifications  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.gui
+
+
+def test_save_proposes_a_new_name_beside_the_loaded_file(dock, tmp_path, monkeypatch):
+    viewer, widget = dock
+    original = save_model(model_state(viewer).model, tmp_path / "m.safetensors")
+    widget.model.source.value = FROM_FILE
+    widget.model.checkpoint_file.value = original
+    assert widget.model.load()
+    state = model_state(viewer)
+    state.name = f"{state.name} (fine-tuned)"  # as the Fine-tune section names it
+    proposed = []
+
+    def dialog(_parent, _title, default, _filter):
+        proposed.append(default)
+        return "", ""
+
+    monkeypatch.setattr(_model.QFileDialog, "getSaveFileName", dialog)
+    widget.model.save_button.changed.emit(True)
+    assert proposed == [str(tmp_path / "m-fine-tuned.safetensors")]  # not "m.safetensors"
+
+
+def test_a_missing_optional_extra_is_a_message_not_a_traceback(
+    dock, tmp_path, monkeypatch, notifications
+):
+    viewer, widget = dock
+    hint = "bioimage.io export/import needs bioimageio.core: pip install 'napari-unet[bioimageio]'"
+
+    def load_model(_path):
+        raise ImportError(hint)
+
+    monkeypatch.setattr(_model, "load_model", load_model)
+    package = tmp_path / "model.zip"
+    package.write_bytes(b"PK")
+    widget.model.source.value = FROM_FILE
+    widget.model.checkpoint_file.value = package
+    before = model_state(viewer).name
+    assert widget.model.load() is False
+    assert any(hint in str(n.message) for n in notifications)
+    assert model_state(viewer).name == before
