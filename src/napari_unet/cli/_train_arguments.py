@@ -28,7 +28,14 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Images, their annotations and the model to start from."""
-    parser.add_argument("--images", nargs="+", type=Path, required=True)
+    parser.add_argument(
+        "--images",
+        nargs="+",
+        type=Path,
+        required=True,
+        help="2-D images (Y, X), channels first or last; a file declaring a stack axis "
+        "(Z, T, ...) is refused",
+    )
     parser.add_argument(
         "--labels",
         nargs="+",
@@ -125,7 +132,12 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """The checkpoint written and what it records."""
     parser.add_argument("--output", type=Path, required=True, help="checkpoint to write")
     parser.add_argument("--half", action="store_true", help="store weights as float16")
-    parser.add_argument("--description", default=None, help="stored in the checkpoint")
+    parser.add_argument(
+        "--description",
+        default=None,
+        help="stored in the checkpoint (default: 'U-Net trained from scratch on TRAINED_ON' "
+        "for --new, else the model's own with '; fine-tuned on TRAINED_ON')",
+    )
     parser.add_argument(
         "--trained-on", default=None, help="what the data was (stored; default: the image paths)"
     )

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ._common import print_json
+from ._common import CliError, print_json
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     """Register ``info`` and ``models``."""
     info = commands.add_parser("info", help="print a checkpoint's metadata as JSON")
-    info.add_argument("checkpoint", help="bundled model name or checkpoint path")
+    info.add_argument(
+        "checkpoint", help="bundled model name, checkpoint path or bioimage.io package (.zip)"
+    )
     info.set_defaults(handler=run_info)
     models = commands.add_parser("models", help="list the bundled models")
     models.set_defaults(handler=run_models)
@@ -21,7 +23,11 @@ def run_info(args: argparse.Namespace) -> None:
     """``napari-unet info``: metadata as JSON."""
     from ..core.checkpoint import checkpoint_info
 
-    print_json(checkpoint_info(args.checkpoint))
+    try:
+        info = checkpoint_info(args.checkpoint)
+    except ImportError as error:  # a bioimage.io package without bioimageio.core
+        raise CliError(str(error)) from error
+    print_json(info)
 
 
 def run_models(args: argparse.Namespace) -> None:

@@ -32,6 +32,7 @@ def _training_inputs(args: argparse.Namespace, in_channels: int):
     images, labels = [], []
     for image_path, label_path in zip(args.images, args.labels):
         pixels = read_image(image_path)  # its errors name the file
+        _refuse_stack(image_path, pixels.shape)
         try:
             image = to_channels_first(pixels, in_channels)
         except ValueError as error:
@@ -45,6 +46,31 @@ def _training_inputs(args: argparse.Namespace, in_channels: int):
         images.append(image)
         labels.append(label)
     return images, labels
+
+
+def _refuse_stack(image_path: Path, shape: tuple[int, ...]) -> None:
+    """Refuse an image whose file declares a stack axis (Z, T, ...): ``train`` takes planes.
+
+    Without this, a 3-slice stack would pass as channels-first RGB (and a 1-channel
+    model would train on its luminance); ``predict`` reads the same axes
+    (:func:`~napari_unet.io.inputs.file_axes`).
+    """
+    from ..io.data import ImageReadError
+    from ..io.inputs import file_axes
+
+    try:
+        axes = file_axes(image_path)
+        declared = f"declares a stack axis (axes {axes}, shape {shape})"
+    except ImageReadError:
+        raise
+    except ValueError:  # several stacking axes, e.g. T and Z
+        axes, declared = "Z", f"declares several stacking axes (shape {shape})"
+    if axes is not None and "Z" in axes:
+        raise CliError(
+            f"{image_path} {declared}, but train takes 2-D images (Y, X, with or without "
+            "channels) and 2-D annotations: save each annotated slice and its strokes as "
+            "files of their own"
+        )
 
 
 def _load(name_or_path: str, device: str = "cpu"):
@@ -174,9 +200,9 @@ def run_train(args: argparse.Namespace) -> int:
         termination.armed = False
         if len(model.info.training_history) == runs_before:
             raise CliError("interrupted before the first iteration: nothing written")
-        extra = {"trained_on": args.trained_on or ", ".join(str(p) for p in args.images)}
-        if args.description:
-            extra["description"] = args.description
+        trained_on = args.trained_on or ", ".join(str(p) for p in args.images)
+        description = args.description or _trained_description(model, args.new, trained_on)
+        extra = {"trained_on": trained_on, "description": description}
         _save_or_keep(model, args.output, args.half, extra)
     stopped = " (interrupted: the best weights so far)" if status else ""
     print(f"wrote {args.output}{stopped}")
@@ -185,6 +211,20 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"on {args.images[0]}: {changes.describe(class_names(model))}")
     _print_threshold(threshold_before, model.info.background_threshold, model.info.close_gaps)
     return status
+
+
+def _trained_description(model, new: bool, trained_on: str) -> str:
+    """The description of a trained model when ``--description`` gives none.
+
+    A new model (or one saved untrained) was trained from scratch; a trained one
+    keeps its description and adds what it was fine-tuned on.
+    """
+    from ..core.metadata import ModelMetadata
+
+    before = model.metadata.get("description")
+    if new or not before or before == ModelMetadata.description:
+        return f"U-Net trained from scratch on {trained_on}"
+    return f"{before}; fine-tuned on {trained_on}"
 
 
 def _print_threshold(before: float, after: float, close_gaps: bool = True) -> None:
@@ -264,7 +304,7 @@ def _save_or_keep(model, output: Path, half: bool, extra: dict) -> None:
         reason = error
     try:
         kept = Path(tempfile.mkdtemp(prefix="napari-unet-")) / output.name
-        save_model(model, kept, half=half)
+        save_model(model, kept, half=half, **extra)
     except OSError as error:
         raise CliError(
             f"cannot write {output} ({reason}), nor a copy in {tempfile.gettempdir()} "

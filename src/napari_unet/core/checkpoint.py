@@ -383,7 +383,26 @@ def check_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 
 
 def checkpoint_info(name_or_path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata of a checkpoint as a JSON-serialisable dict (safetensors: weights not read)."""
+    """The metadata of a checkpoint as a JSON-serialisable dict (safetensors: weights not read).
+
+    A file of a format registered with :func:`register_model_format` (a bioimage.io
+    package) is loaded as :func:`load_model` does, and gives the same keys: the
+    model's metadata and ``model_config``, ``file`` and ``parameters``.
+
+    Raises
+    ------
+    CheckpointError
+        A missing, unreadable, hostile or broken file.
+    ImportError
+        A bioimage.io package without bioimageio.core installed (with the hint to install it).
+    """
+    for detect, load in _MODEL_FORMATS:
+        if detect(name_or_path):
+            model = load(name_or_path, None)
+            metadata = ModelMetadata.of(model).to_header()
+            metadata["file"] = str(metadata.pop("source", None) or name_or_path)
+            metadata["parameters"] = int(sum(t.numel() for t in model.state_dict().values()))
+            return metadata
     path = resolve_checkpoint(name_or_path)
     tensors, metadata = read_checkpoint(path, weights=False)
     metadata["file"] = str(path)

@@ -1,0 +1,138 @@
+"""``train``'s inputs and descriptions, and ``info`` on a bioimage.io package."""
+
+import json
+import os
+import socket
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_unet import ModelConfig, load_model, save_model
+from napari_unet.cli import main
+from napari_unet.core import checkpoint as checkpoint_module
+from napari_unet.core.checkpoint import checkpoint_info, new_model
+
+# bioimageio.core reads the TorchScript weights with torch.jit.load (deprecated in torch 2.13)
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
+
+SMALL = ModelConfig(base_features=4, depth=2, padding="same")
+HINT = "bioimage.io export/import needs bioimageio.core: pip install 'napari-unet[bioimageio]'"
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails: export and import must work offline."""
+
+    def refuse(self, address):
+        raise OSError(f"network disabled in tests (tried {address})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+def _files(tmp_path, image=None):
+    """``--images``/``--labels`` of a 48 x 48 image (or ``image``) and its 2-D strokes."""
+    if image is None:
+        image = np.random.default_rng(0).random((48, 48)).astype(np.float32)
+        tifffile.imwrite(tmp_path / "im.tif", image)
+    labels = np.ones((48, 48), np.uint8)
+    labels[10:30, 10:30] = 2
+    tifffile.imwrite(tmp_path / "lab.tif", labels)
+    return ["--images", str(tmp_path / "im.tif"), "--labels", str(tmp_path / "lab.tif")]
+
+
+NEW = ["--new", "--features", "4", "--depth", "2", "--padding", "same", "--iterations", "1"]
+
+
+def test_train_refuses_a_three_slice_stack_it_would_take_for_rgb(tmp_path, capsys):
+    stack = np.random.default_rng(0).integers(0, 4000, (3, 48, 48), dtype=np.uint16)
+    tifffile.imwrite(tmp_path / "im.tif", stack, imagej=True, metadata={"axes": "ZYX"})
+    out = tmp_path / "m.safetensors"
+    assert main(["train", *_files(tmp_path, stack), *NEW, "--output", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert "declares a stack axis (axes ZYX, shape (3, 48, 48))" in error
+    assert "train takes 2-D images" in error and not out.exists()
+
+
+def test_train_still_takes_rgb_and_unlabelled_axes(tmp_path):
+    from napari_unet.cli.train import _refuse_stack
+
+    rgb = np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    tifffile.imwrite(tmp_path / "plain.tif", rgb[..., 0])
+    for name in ("rgb.tif", "plain.tif"):
+        _refuse_stack(tmp_path / name, (48, 48))  # no error
+
+
+def test_train_refuses_a_file_with_two_stacking_axes(tmp_path, capsys):
+    movie = np.zeros((2, 3, 48, 48), np.uint16)
+    tifffile.imwrite(tmp_path / "im.tif", movie, imagej=True, metadata={"axes": "TZYX"})
+    out = tmp_path / "m.safetensors"
+    assert main(["train", *_files(tmp_path, movie), *NEW, "--output", str(out)]) == 2
+    assert "declares several stacking axes" in capsys.readouterr().err
+
+
+def test_train_describes_what_a_new_and_a_fine_tuned_model_learned(tmp_path, capsys):
+    new, tuned, named = (tmp_path / f"{n}.safetensors" for n in ("new", "tuned", "named"))
+    files = _files(tmp_path)
+    assert main(["train", *files, *NEW, "--output", str(new), "--trained-on", "cells A"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(new)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["description"] == "U-Net trained from scratch on cells A"
+    again = ["--model", str(new), "--iterations", "1", "--trained-on", "cells B"]
+    assert main(["train", *files, *again, "--output", str(tuned)]) == 0
+    expected = "U-Net trained from scratch on cells A; fine-tuned on cells B"
+    assert load_model(tuned).metadata["description"] == expected
+    given = ["--model", str(new), "--iterations", "1", "--description", "my model"]
+    assert main(["train", *files, *given, "--output", str(named)]) == 0
+    assert load_model(named).metadata["description"] == "my model"
+
+
+def test_failed_save_keeps_trained_on_and_description_in_the_copy(tmp_path, capsys, monkeypatch):
+    real_save = checkpoint_module.save_model
+    out = tmp_path / "m.safetensors"
+
+    def failing_save(model, path, **kwargs):
+        if path == out:
+            raise OSError(28, "No space left on device")
+        return real_save(model, path, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module, "save_model", failing_save)
+    arguments = ["train", *_files(tmp_path), *NEW, "--trained-on", "cells A"]
+    assert main([*arguments, "--output", str(out)]) == 2
+    kept = capsys.readouterr().err.split("the trained weights were saved to ")[1].strip()
+    metadata = load_model(kept).metadata
+    os.remove(kept)
+    os.rmdir(os.path.dirname(kept))
+    assert metadata["trained_on"] == "cells A"
+    assert metadata["description"] == "U-Net trained from scratch on cells A"
+
+
+def test_info_reads_a_bioimageio_package(tmp_path, capsys, no_network):
+    from napari_unet.io.bioimageio import export_bioimageio
+
+    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    reference = checkpoint_info(save_model(model, tmp_path / "m.safetensors"))
+    package = export_bioimageio(model, tmp_path / "m.zip", authors=["Test Author"])
+    assert main(["info", str(package)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info.pop("file") == str(package)
+    for key in ("format_version", "package_version", "file"):  # a package keeps no versions
+        reference.pop(key)
+    assert info == reference  # model_config, parameters and the metadata
+
+
+def test_info_of_a_package_without_bioimageio_core_says_what_to_install(
+    tmp_path, capsys, monkeypatch
+):
+    def load_without_bioimageio(path, device):
+        raise ImportError(HINT)
+
+    package = tmp_path / "model.zip"
+    package.write_bytes(b"PK")
+    formats = [(lambda path: str(path).endswith(".zip"), load_without_bioimageio)]
+    monkeypatch.setattr(checkpoint_module, "_MODEL_FORMATS", formats)
+    assert main(["info", str(package)]) == 2
+    error = capsys.readouterr().err
+    assert HINT in error and "Traceback" not in error
