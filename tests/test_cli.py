@@ -284,6 +284,37 @@ def test_evaluate_prints_json(tmp_path, capsys):
     assert abs(at_half["f1"] - 2 / 3) < 1e-6
 
 
+def test_evaluate_instances_of_a_tracked_stack_slice_by_slice(tmp_path, capsys):
+    frame = np.zeros((20, 20), np.uint16)
+    frame[2:8, 2:8], frame[10:18, 10:18] = 1, 2
+    truth = np.stack([frame] * 3)  # tracked: one label per object through the stack
+    pred = np.stack([np.where(frame > 0, frame + 2 * z, 0) for z in range(3)])  # as predict
+    tifffile.imwrite(tmp_path / "t.tif", truth, photometric="minisblack")
+    tifffile.imwrite(tmp_path / "p.tif", pred, photometric="minisblack")
+    files = ["--pred", str(tmp_path / "p.tif"), "--truth", str(tmp_path / "t.tif")]
+    assert main(["evaluate", *files]) == 0
+    at_half = json.loads(capsys.readouterr().out)["instances"][0]
+    assert (at_half["tp"], at_half["fp"], at_half["fn"], at_half["f1"]) == (6, 0, 0, 1.0)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--help"])
+    assert "slice by slice" in " ".join(capsys.readouterr().out.split())
+
+
+def test_evaluate_instances_refuses_a_class_mask(tmp_path, capsys):
+    mask = np.ones((20, 20), np.uint8)  # predict's <stem>_mask.tif: 1 = background
+    mask[2:8, 2:8] = mask[10:18, 10:18] = 2
+    truth = np.zeros((20, 20), np.uint16)
+    truth[2:8, 2:8], truth[10:18, 10:18] = 1, 2
+    tifffile.imwrite(tmp_path / "cells_mask.tif", mask)
+    tifffile.imwrite(tmp_path / "t.tif", truth)
+    files = ["--pred", str(tmp_path / "cells_mask.tif"), "--truth", str(tmp_path / "t.tif")]
+    assert main(["evaluate", *files]) == 2
+    error = capsys.readouterr().err
+    assert "looks like a class mask" in error and "cells_instances.tif" in error
+    assert "--kind semantic" in error
+    assert main(["evaluate", *files, "--kind", "semantic"]) == 0
+
+
 def test_predict_batch_size_must_be_positive(tmp_path, checkpoint, image_files, capsys):
     args = ["predict", str(image_files[0]), "--model", str(checkpoint), "--output", str(tmp_path)]
     assert main([*args, "--batch-size", "0"]) == 2

@@ -297,6 +297,9 @@ CASES = {
     "evaluate --kind membranes with a 3-D stack": lambda tmp: _evaluate(
         tmp, "membranes", np.ones((5, 8, 8), np.uint8)
     ),
+    "evaluate --kind instances with a class mask": lambda tmp: _evaluate(
+        tmp, "instances", np.pad(np.full((4, 4), 2, np.uint8), 2, constant_values=1)
+    ),
     "train --batch-size 99999999999": lambda tmp: _cli_train(tmp, "--batch-size", "99999999999"),
     "predict --workers 99999999999999999999": lambda tmp: _predict_file(
         tmp, IMAGE, "--workers", "99999999999999999999"

@@ -258,6 +258,58 @@ def test_evaluate_instances_and_semantic():
         evaluate(pred, truth, kind="boxes")
 
 
+def _tracked_stack(frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Truth with labels 1, 2 in every frame; a perfect prediction numbered through it."""
+    frame = np.zeros((8, 8), np.uint16)
+    frame[1:4, 1:4], frame[5:8, 4:8] = 1, 2
+    truth = np.stack([frame] * frames)
+    pred = np.stack([np.where(frame > 0, frame + 2 * z, 0) for z in range(frames)])
+    return pred, truth
+
+
+@pytest.mark.parametrize("frames", [2, 3])
+def test_evaluate_instances_matches_a_stack_slice_by_slice(frames):
+    pred, truth = _tracked_stack(frames)
+    result = evaluate(pred, truth, kind="instances")
+    for row in result["instances"]:
+        assert (row["tp"], row["fp"], row["fn"]) == (2 * frames, 0, 0)
+        assert row["f1"] == row["precision"] == row["recall"] == 1.0
+    assert (result["n_pred"], result["n_true"]) == (2 * frames, 2 * frames)
+    assert result["foreground_iou"] == 1.0
+    json.dumps(result)
+
+
+def test_stack_scores_are_sums_over_slices_and_2d_scores_unchanged():
+    pred, truth = _instance_example()
+    stack = match_instances(np.stack([pred, truth, pred]), np.stack([truth, truth, truth]))
+    one = match_instances(pred, truth)
+    assert (one["tp"], one["fp"], one["fn"]) == (2, 1, 1)  # 2-D as before
+    assert (stack["tp"], stack["fp"], stack["fn"]) == (2 + 3 + 2, 1 + 0 + 1, 1 + 0 + 1)
+    assert (stack["n_pred"], stack["n_true"]) == (9, 9)
+    assert stack["f1"] == pytest.approx(2 * 7 / 18)
+    # the mean over all 7 matches, not a mean of the slices' means
+    assert stack["mean_matched_iou"] == pytest.approx((2 * (1 + 4 / 6) + 3) / 7)
+
+
+def test_negative_labels_are_background():
+    pred, truth = _instance_example()
+    negative = np.where(pred == 0, -1, pred)
+    assert match_instances(negative, truth) == match_instances(pred, truth)
+    assert evaluate(negative, truth, kind="instances") == evaluate(pred, truth, kind="instances")
+
+
+def test_class_mask_share_tells_a_class_mask_from_instances():
+    from napari_unet.evaluation.metrics import class_mask_share
+
+    mask = np.ones((10, 10), np.uint8)
+    mask[2:5, 2:5] = 2
+    assert class_mask_share(mask) == pytest.approx(91 / 100)
+    assert class_mask_share(np.where(mask == 1, 0, 1)) is None  # instances: 0 = background
+    tiled = np.arange(1, 101).reshape(10, 10)  # instances without background, 1 is small
+    assert class_mask_share(tiled) is None
+    assert class_mask_share(np.zeros((0, 4), np.uint8)) is None
+
+
 def test_metrics_reject_mismatched_shapes():
     with pytest.raises(ValueError, match="same shape"):
         rand_error(np.zeros((2, 2)), np.zeros((3, 3)))

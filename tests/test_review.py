@@ -1,3 +1,5 @@
+import warnings
+
 import numpy as np
 import pytest
 
@@ -84,3 +86,27 @@ def test_object_changes_plane_by_plane_and_shapes_checked():
     assert len(changes.merged) == 0
     with pytest.raises(ValueError, match="differ in shape"):
         object_changes(whole, whole[:, :30])
+
+
+def test_object_changes_marks_a_wide_cut_and_a_wide_bridge_never_nan():
+    """No pixel lies within 2 px of both parts: the band's or bridge's centroid instead."""
+    whole = _block()
+    cut = whole.copy()
+    cut[10:30, 27:34] = 1  # a 7-pixel band across the object
+    apart = _block()
+    apart[10:30, 27:33] = 1  # two objects 6 px apart
+    bridged = apart.copy()
+    bridged[15:25, 27:33] = 2  # joined by a 10 x 6 bridge
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # center_of_mass of nothing warns
+        split = object_changes(whole, cut)
+        joined = object_changes(apart, bridged)
+    np.testing.assert_allclose(split.split, [[19.5, 30.0]])
+    np.testing.assert_allclose(joined.merged, [[19.5, 29.5]])
+    assert len(split.merged) == len(joined.split) == 0
+    for points in (
+        split.points,
+        joined.points,
+        object_changes(np.stack([whole]), np.stack([cut])).points,
+    ):
+        assert np.isfinite(points).all()

@@ -12,11 +12,22 @@ from ._common import CliError, print_json
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``evaluate``."""
-    evaluate = commands.add_parser("evaluate", help="compare a prediction with ground truth")
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="compare a prediction with ground truth",
+        description="Compare a prediction with ground truth; metrics as JSON.",
+    )
     evaluate.add_argument("--pred", type=Path, required=True)
     evaluate.add_argument("--truth", type=Path, required=True)
     evaluate.add_argument(
-        "--kind", choices=["membranes", "instances", "semantic"], default="instances"
+        "--kind",
+        choices=["membranes", "instances", "semantic"],
+        default="instances",
+        help="membranes: 2-D membrane maps (ISBI errors); instances (default): instance "
+        "label images (predict's <stem>_instances.tif, 0 = background), stacks matched "
+        "slice by slice and the counts summed; refused if --pred looks like a class mask "
+        "(no 0 pixel, label 1 on half the pixels or more); semantic: class masks "
+        "(predict's <stem>_mask.tif)",
     )
     evaluate.set_defaults(handler=run_evaluate)
 
@@ -35,6 +46,8 @@ def run_evaluate(args: argparse.Namespace) -> None:
         raise CliError(
             f"--kind membranes takes 2-D (Y, X) maps; {args.pred} has {prediction.shape}"
         )
+    if args.kind == "instances":
+        _check_instances(args.pred, prediction)
     if args.kind == "semantic":  # class masks; a label of 2**40 would size 8 TiB of counts
         for path, mask in ((args.pred, prediction), (args.truth, truth)):
             _check_class_mask(path, mask)
@@ -49,3 +62,23 @@ def _check_class_mask(path: Path, mask: np.ndarray) -> None:
         check_class_mask(mask, f"{path}: --kind semantic")
     except ValueError as error:
         raise CliError(str(error)) from error
+
+
+def _check_instances(path: Path, labels: np.ndarray) -> None:
+    """Refuse a ``--kind instances`` prediction that looks like a class mask."""
+    from ..evaluation.metrics import class_mask_share
+
+    share = class_mask_share(labels)
+    if share is None:
+        return
+    stem = path.name.split(".")[0]
+    where = (
+        f"{stem.removesuffix('_mask')}_instances.tif beside it"
+        if stem.endswith("_mask")
+        else "<stem>_instances.tif beside <stem>_mask.tif"
+    )
+    raise CliError(
+        f"{path} looks like a class mask, not instance labels: no pixel is 0 and label 1 "
+        f"covers {share:.0%} of it, so its background would count as one object; give "
+        f"the instance image predict writes ({where}) or --kind semantic"
+    )

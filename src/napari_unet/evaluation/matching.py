@@ -1,6 +1,9 @@
 """Instance matching: one-to-one by IoU, with precision, recall, F1 and mean matched IoU.
 
-Inputs are instance label images (Y, X) with 0 = background. Overlaps come from a
+Inputs are instance label images (Y, X) with labels <= 0 = background. Stacks
+(Z, Y, X) are matched slice by slice, as napari-unet's 2-D model predicts them (its
+instance images number objects through the stack, tracked ground truth keeps one label
+per object across slices): the counts add up over the slices. Overlaps come from a
 contingency table, never from Python loops over pixels.
 """
 
@@ -47,12 +50,11 @@ def _instance_overlaps(
 
 
 def _consecutive_ids(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Flat int64 ids: 0 for label 0, 1..N for the other labels in sorted order."""
+    """Flat int64 ids: 0 for labels <= 0 (background), 1..N for the others in sorted order."""
     values, inverse = np.unique(labels.ravel(), return_inverse=True)
-    inverse = inverse.astype(np.int64)
-    if values.size and values[0] == 0:
-        return inverse, values.size - 1
-    return inverse + 1, values.size
+    n_background = int(np.count_nonzero(values <= 0))
+    ids = np.maximum(inverse.astype(np.int64).ravel() + 1 - n_background, 0)
+    return ids, values.size - n_background
 
 
 def _matched_ious(
@@ -106,8 +108,10 @@ def match_instances(
 
     Parameters
     ----------
-    pred_instances, truth_instances : numpy.ndarray of int, shape (Y, X)
-        Instance label images, 0 = background (labels need not be consecutive).
+    pred_instances, truth_instances : numpy.ndarray of int, shape (Y, X) or (Z, Y, X)
+        Instance label images, labels <= 0 = background (labels need not be
+        consecutive). Stacks are matched slice by slice; the counts are summed over
+        the slices and ``mean_matched_iou`` is the mean over all their matches.
     threshold : float
         IoU threshold in (0, 1].
 
@@ -132,8 +136,9 @@ def instance_scores(
 
     Parameters
     ----------
-    pred_instances, truth_instances : numpy.ndarray of int, shape (Y, X)
-        Instance label images, 0 = background.
+    pred_instances, truth_instances : numpy.ndarray of int, shape (Y, X) or (Z, Y, X)
+        Instance label images, labels <= 0 = background; stacks are matched slice by
+        slice (as :func:`match_instances`).
     thresholds : sequence of float
         IoU thresholds.
 
@@ -142,10 +147,23 @@ def instance_scores(
     list of dict
         One :func:`match_instances` result per threshold, in the given order.
     """
-    pred_index, true_index, iou, n_pred, n_true = _instance_overlaps(
-        pred_instances, truth_instances
-    )
+    pred, truth = same_shape(pred_instances, truth_instances)
+    if pred.ndim >= 3:  # slice by slice: an object's label may change from slice to slice
+        planes = int(np.prod(pred.shape[:-2]))
+        pairs = zip(
+            pred.reshape(planes, *pred.shape[-2:]), truth.reshape(planes, *truth.shape[-2:])
+        )
+    else:
+        pairs = zip([pred], [truth])
+    overlaps = [_instance_overlaps(p, t) for p, t in pairs]
+    n_pred = sum(overlap[3] for overlap in overlaps)
+    n_true = sum(overlap[4] for overlap in overlaps)
     return [
-        _instance_summary(_matched_ious(pred_index, true_index, iou, t), n_pred, n_true, t)
+        _instance_summary(
+            np.concatenate([np.zeros(0), *(_matched_ious(*o[:3], t) for o in overlaps)]),
+            n_pred,
+            n_true,
+            t,
+        )
         for t in thresholds
     ]

@@ -4,11 +4,12 @@ The ISBI membrane metrics (pixel, Rand and information errors) live in
 :mod:`napari_unet.evaluation.membrane_metrics`, instance matching in
 :mod:`napari_unet.evaluation.matching`; both are re-exported here.
 
-Inputs are 2-D label images (Y, X). Everything is computed from contingency tables
-(``numpy.unique``/``numpy.bincount``), never by Python loops over pixels; numpy and
-scipy only. Class masks follow the annotation convention (0 = unlabelled,
-1 = background, 2..K = classes); segmentations and instance images use 0 for
-background/boundary and any other value for one segment.
+Inputs are 2-D label images (Y, X); ``kind="instances"`` and ``kind="semantic"`` also
+take stacks (Z, Y, X), instances matched slice by slice. Everything is computed from
+contingency tables (``numpy.unique``/``numpy.bincount``), never by Python loops over
+pixels; numpy and scipy only. Class masks follow the annotation convention (0 = unlabelled,
+1 = background, 2..K = classes); segmentations use 0 for background/boundary and
+any other value for one segment, instance images labels <= 0 for background.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .membrane_metrics import (
 __all__ = [
     "check_class_mask",
     "class_error",
+    "class_mask_share",
     "dice_per_class",
     "evaluate",
     "information_theoretic_score",
@@ -111,6 +113,31 @@ def check_class_mask(mask: np.ndarray, name: str = "kind='semantic'") -> None:
 MAX_CLASS_LABEL = 255
 
 
+def class_mask_share(labels: np.ndarray) -> float | None:
+    """Whether an image given as instance labels looks like a class mask instead.
+
+    A class mask (1 = background, 2.. = classes, e.g. predict's ``<stem>_mask.tif``)
+    read as instances makes its background one huge instance. The image is taken for
+    one when it has no background pixel (none <= 0), as an instance image has, and
+    label 1 covers at least half of its pixels.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        The image given as instance labels.
+
+    Returns
+    -------
+    float or None
+        The share of pixels labelled 1 if the image looks like a class mask, else None.
+    """
+    labels = np.asarray(labels)
+    if not labels.size or bool(np.any(labels <= 0)):
+        return None
+    share = float(np.count_nonzero(labels == 1) / labels.size)
+    return share if share >= 0.5 else None
+
+
 def iou_per_class(
     pred_mask: np.ndarray, truth_mask: np.ndarray, classes: Iterable[int] | None = None
 ) -> dict[int, float]:
@@ -188,8 +215,13 @@ def evaluate(
         prediction as in the challenge's final scoring (but for one binary map, not
         maximised over thresholds), with their ``*_split``/``*_merge`` scores.
     ``kind="instances"``
-        ``pred`` and ``truth`` are instance label images (0 = background; turn a
-        class mask into one with :func:`napari_unet.core.postprocess.instance_labels`).
+        ``pred`` and ``truth`` are instance label images (labels <= 0 = background;
+        turn a class mask into one with
+        :func:`napari_unet.core.postprocess.instance_labels`; :func:`class_mask_share`
+        tells a class mask given by mistake). Stacks (Z, Y, X) are matched slice by
+        slice, as the 2-D model predicts them: ``tp``/``fp``/``fn``/``n_pred``/
+        ``n_true`` are sums over the slices, the rates are computed from those sums
+        and ``mean_matched_iou`` is the mean over all matches.
         Keys: ``instances`` (:func:`instance_scores` at IoU 0.5..0.9),
         ``foreground_iou``/``foreground_dice`` of ``pred > 0`` vs ``truth > 0``
         (1.0 if both are empty), ``n_pred``, ``n_true``.
@@ -203,7 +235,7 @@ def evaluate(
 
     Parameters
     ----------
-    pred, truth : numpy.ndarray, shape (Y, X)
+    pred, truth : numpy.ndarray, shape (Y, X) or, but for membranes, (Z, Y, X)
         Prediction and ground truth as described above.
     kind : {"membranes", "instances", "semantic"}
         Which metrics to compute.

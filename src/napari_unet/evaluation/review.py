@@ -201,7 +201,11 @@ def _changed(
 ) -> np.ndarray:
     """Centroids of the new background inside each object of ``whole`` that two or
     more objects of ``pieces`` share (each piece large enough against the object of
-    ``parts_of`` it is measured on: ``whole`` itself, or the pieces when joining)."""
+    ``parts_of`` it is measured on: ``whole`` itself, or the pieces when joining).
+
+    The centroid is of the pixels near two pieces (the cut or the closed gap); where
+    there are none, of all pixels of the object outside the pieces (a wide band or
+    bridge): never NaN."""
     from scipy import ndimage
 
     n_pieces = int(pieces.max()) + 1
@@ -217,8 +221,17 @@ def _changed(
     changed = np.flatnonzero(counts >= 2)
     if not changed.size:
         return np.zeros((0, whole.ndim))
-    between = np.isin(whole, changed) & (pieces == 0) & _near_two(pieces)
-    return np.array(ndimage.center_of_mass(between, whole, changed)).reshape(-1, whole.ndim)
+    in_changed = np.isin(whole, changed)
+    between = in_changed & (pieces == 0)
+    points = np.full((changed.size, whole.ndim), np.nan)
+    # the line between two parts; where none is that close (a band or a bridge wider
+    # than 2 * reach), all new background in the object; at worst the object itself
+    for where in (between & _near_two(pieces), between, in_changed):
+        found = np.isnan(points[:, 0]) & (ndimage.sum_labels(where, whole, changed) > 0)
+        if found.any():
+            centres = ndimage.center_of_mass(where, whole, changed[found])
+            points[found] = np.array(centres).reshape(-1, whole.ndim)
+    return points
 
 
 def _near_two(labels: np.ndarray, reach: int = 2) -> np.ndarray:
