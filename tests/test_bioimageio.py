@@ -213,3 +213,74 @@ def test_the_package_readme_says_what_napari_unet_adds_to_the_network():
     plain.metadata.update(background_threshold=0.82, close_gaps=False)  # a new model's rules
     text = _readme(plain, plain.info, "n", "nuclei", 188)
     assert "closes gaps" not in text and "exceeds 0.82" in text
+
+
+def _sparse_image():
+    """200 x 200 uint16, zero but for 30 pixels: its 1st and 99.8th percentiles are equal."""
+    image = np.zeros((200, 200), np.uint16)
+    image.ravel()[np.random.default_rng(0).choice(image.size, 30, replace=False)] = 500
+    return image
+
+
+def _bioimageio_expected_output(model, path):
+    """The test output that ``bioimageio test`` expects, from the package's own rdf.yaml."""
+    (source,) = _read_rdf(path)["inputs"]
+    kwargs = next(step for step in source["preprocessing"] if step["id"] == "scale_range")["kwargs"]
+    with zipfile.ZipFile(path) as archive:
+        test_input = np.load(archive.open("test_input.npy")).astype(np.float64)
+        test_output = np.load(archive.open("test_output.npy"))
+    percentiles = [kwargs["min_percentile"], kwargs["max_percentile"]]
+    low, high = np.percentile(test_input, percentiles, axis=(-2, -1), keepdims=True)
+    eps = kwargs.get("eps", 1e-6)  # bioimage.io's scale_range: eps > 0, 1e-6 by default
+    network_input = torch.from_numpy(((test_input - low) / (high - low + eps)).astype(np.float32))
+    with torch.no_grad():
+        expected = torch.softmax(model(network_input), dim=1).numpy()
+    return test_output, expected
+
+
+@pytest.mark.parametrize("kind", ["sparse", "tiny range"])
+def test_test_output_is_normalised_as_bioimageio_for_flat_and_tiny_ranges(tmp_path, kind):
+    """Where napari-unet's normalisation and bioimage.io's scale_range differ."""
+    model = nu.load_model("nuclei")
+    if kind == "sparse":
+        image = _sparse_image()
+    else:  # a range of 1e-3, where bioimage.io's eps (1e-6) is not negligible
+        image = synthetic_nuclei((200, 200), rng=4)[0].astype(np.float64)
+        image = (image - image.min()) / (image.max() - image.min()) * 1e-3
+    path = export_bioimageio(model, tmp_path / "package.zip", test_image=image)
+    test_output, expected = _bioimageio_expected_output(model, path)
+    np.testing.assert_allclose(test_output, expected, atol=1e-5)
+
+
+def test_sparse_test_image_passes_the_bioimageio_test(tmp_path, keep_global_rng):
+    """The reviewer's case: 30 bright pixels; the package failed, export still exited 0."""
+    model = new_model(nu.ModelConfig(depth=2, base_features=4), seed=0)
+    path = export_bioimageio(model, tmp_path / "sparse.zip", test_image=_sparse_image())
+    summary, failed = _bioimageio_test(path)
+    assert summary.status == "passed", failed
+
+
+def test_unknown_licence_is_refused_at_once_with_a_short_message(tmp_path, capsys):
+    model = new_model(nu.ModelConfig(depth=2, base_features=4), seed=0)
+    with pytest.raises(ValueError, match=r"unknown \(or deprecated\) SPDX licence 'FOO-1'"):
+        export_bioimageio(model, tmp_path / "x.zip", license="FOO-1")
+    assert not list(tmp_path.iterdir())
+    missing = tmp_path / "missing.safetensors"  # the licence is checked before the model is read
+    assert main(["export", str(missing), str(tmp_path / "x.zip"), "--license", "FOO-1"]) == 2
+    error = capsys.readouterr().err
+    assert "SPDX licence 'FOO-1'; e.g. MIT, CC-BY-4.0, BSD-3-Clause" in error
+    assert len(error) < 300 and error.count("\n") == 1
+
+
+def test_pydantic_validation_errors_are_shortened_on_the_command_line():
+    from bioimageio.spec.model import v0_5
+
+    from napari_unet.cli._common import MAX_VALIDATION_CHARS, one_line
+
+    with pytest.raises(ValueError) as caught:
+        v0_5.LicenseId("FOO-1")
+    assert len(str(caught.value)) > 10_000  # pydantic lists every SPDX identifier
+    text = one_line(caught.value)
+    assert len(text) <= MAX_VALIDATION_CHARS and "\n" not in text
+    assert text.startswith("invalid value (Input should be '0BSD'") and text.endswith("...")
+    assert one_line(ValueError("short\nmessage")) == "short message"

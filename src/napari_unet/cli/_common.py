@@ -8,8 +8,13 @@ import os
 import signal
 import tempfile
 from pathlib import Path
+from typing import Any
 
 EXIT_BAD_INPUT = 2
+
+#: Most characters shown of a pydantic validation error (its messages can list
+#: every allowed value: some 30 KB for an SPDX licence).
+MAX_VALIDATION_CHARS = 300
 
 
 class CliError(Exception):
@@ -17,9 +22,36 @@ class CliError(Exception):
 
 
 def one_line(error: BaseException) -> str:
-    """An error's message on one line (its type's name when it has none)."""
+    """An error's message on one line (its type's name when it has none).
+
+    A pydantic ``ValidationError`` (bioimageio.spec's) is shortened to its first
+    error, at most :data:`MAX_VALIDATION_CHARS` characters.
+    """
+    if type(error).__module__.startswith("pydantic") and callable(getattr(error, "errors", None)):
+        return _first_validation_error(error)
     text = str(error).strip() or type(error).__name__
     return " ".join(text.split())
+
+
+def _first_validation_error(error: Any) -> str:
+    """``invalid value (location: message)`` of a pydantic error's first entry, shortened."""
+    try:
+        entries = error.errors(include_url=False)
+    except Exception:  # not the pydantic API after all: its message, shortened
+        entries = []
+    if entries:
+        first = entries[0]
+        location = ".".join(str(part) for part in first.get("loc", ()))
+        message = f"{location}: {first.get('msg', '')}" if location else first.get("msg", "")
+        text = f"invalid value ({message})"  # not pydantic's title: it can list every value
+        if len(entries) > 1:
+            text += f" (and {len(entries) - 1} more errors)"
+    else:
+        text = str(error).strip() or type(error).__name__
+    text = " ".join(text.split())
+    if len(text) > MAX_VALIDATION_CHARS:
+        text = text[: MAX_VALIDATION_CHARS - 3].rstrip() + "..."
+    return text
 
 
 def print_json(data: object) -> None:

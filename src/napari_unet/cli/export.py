@@ -32,7 +32,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="who trained the model (repeat for several; default: napari-unet)",
     )
     parser.add_argument(
-        "--license", default="BSD-3-Clause", help="SPDX identifier of the weights' licence"
+        "--license",
+        default="BSD-3-Clause",
+        help="SPDX identifier of the weights' licence, e.g. MIT, CC-BY-4.0 (default: BSD-3-Clause)",
     )
     parser.add_argument(
         "--test-image",
@@ -46,10 +48,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run_export(args: argparse.Namespace) -> None:
     """Write the package and print its path."""
     from ..core.checkpoint import load_model
-    from ..io.bioimageio import export_bioimageio
+    from ..io.bioimageio import check_license, export_bioimageio
 
     if args.output.suffix.lower() != ".zip":
         raise CliError(f"{args.output}: a bioimage.io package is a .zip file")
+    try:
+        check_license(args.license)  # before the model and the test image are read
+    except ImportError as error:
+        raise CliError(str(error)) from error
     model = load_model(args.model)
     test_image = None
     if args.test_image is not None:

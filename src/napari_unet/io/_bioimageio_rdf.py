@@ -21,7 +21,14 @@ from ..core.engine import TEST_TIME_TRANSFORM_WORDS
 from ..core.metadata import ModelMetadata
 from ..core.model import UNet
 from ._bioimageio_unet import UNetProbabilities
-from .bioimageio import ARCHITECTURE_CALLABLE, ARCHITECTURE_FILE, CONFIG_KEY, UNET_CITATION, sha256
+from .bioimageio import (
+    ARCHITECTURE_CALLABLE,
+    ARCHITECTURE_FILE,
+    CONFIG_KEY,
+    SCALE_RANGE_EPS,
+    UNET_CITATION,
+    sha256,
+)
 
 try:
     from bioimageio.spec.model import v0_5 as spec
@@ -109,7 +116,7 @@ A U-Net (Ronneberger, Fischer and Brox 2015) exported by napari-unet {__version_
 
 - Input `input`: (batch, channel, y, x) float32, {cfg.in_channels} channel(s). Normalised per
   channel over the whole image: percentile {norm.low} mapped to 0 and percentile
-  {norm.high} to 1 (`scale_range`, values outside kept).
+  {norm.high} to 1 (`scale_range` with eps {SCALE_RANGE_EPS:g}, values outside kept).
 - Output `probabilities`: (batch, class, y, x) float32 softmax probabilities; class {classes}.
 - {geometry}
 
@@ -121,9 +128,9 @@ Training runs recorded: {len(history)}. The full record is in `rdf.yaml` under
 
 ## Validation
 
-The test tensors are a {test_size} x {test_size} pixel input and napari-unet's own output for it;
-`bioimageio test` checks that both weight formats reproduce it. To validate on your own
-data, predict held-out images and compare them with their ground truth, e.g.
+The test tensors are a {test_size} x {test_size} pixel input and the network's output for it,
+normalised as above; `bioimageio test` checks that both weight formats reproduce it. To validate
+on your own data, predict held-out images and compare them with their ground truth, e.g.
 `napari-unet predict` then `napari-unet evaluate --pred P.tif --truth T.tif`.
 
 ## Use
@@ -224,6 +231,7 @@ def _input_descr(model: UNet, metadata: ModelMetadata, files: dict[str, Path]) -
                     axes=[spec.AxisId("y"), spec.AxisId("x")],
                     min_percentile=float(norm.low),
                     max_percentile=float(norm.high),
+                    eps=SCALE_RANGE_EPS,
                 )
             )
         ],

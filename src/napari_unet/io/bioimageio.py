@@ -3,10 +3,12 @@
 A package (spec 0.5, checked by ``bioimageio test OUT.zip``) holds ``rdf.yaml``,
 the weights twice (``pytorch_state_dict`` with the stand-alone architecture file
 :mod:`napari_unet.io._bioimageio_unet`, and TorchScript), a test input and the
-matching output of napari-unet as ``.npy`` tensors, a README and a cover image.
+matching output of the network as ``.npy`` tensors, a README and a cover image.
 The network in the package returns class probabilities (softmax); the input is
 normalised by ``scale_range`` with the model's :class:`~napari_unet.config.NormConfig`
 percentiles, per channel over the whole image, as :func:`napari_unet.predict` does.
+The two formulas differ only for a flat or tiny percentile range (see
+:func:`scale_range`), so the test output is computed with bioimage.io's.
 For a valid-padding U-Net the output is smaller than the input by ``2 * halo`` per
 axis (described as a size reference with that offset); a "same" U-Net describes
 its context as an output halo.
@@ -48,9 +50,9 @@ from ..core.checkpoint import (
     register_model_format,
     resolve_checkpoint,
 )
-from ..core.inference import normalization_stats, normalize
 from ..core.metadata import ModelMetadata
 from ..core.model import UNet
+from ..core.normalization import NON_FINITE_MESSAGE
 
 ARCHITECTURE_FILE = Path(__file__).with_name("_bioimageio_unet.py")
 ARCHITECTURE_CALLABLE = "UNetProbabilities"
@@ -63,6 +65,9 @@ UNET_CITATION = (
 _INSTALL_HINT = (
     "bioimage.io export/import needs bioimageio.core: pip install 'napari-unet[bioimageio]'"
 )
+#: ``eps`` of bioimage.io's ``scale_range``, ``(x - low) / (high - low + eps)``: the spec's
+#: default (it must be > 0; ``rdf.yaml`` leaves a default implicit), what bioimageio.core applies.
+SCALE_RANGE_EPS = 1e-6
 
 
 def is_bioimageio_package(path: str | os.PathLike) -> bool:
@@ -112,12 +117,15 @@ def export_bioimageio(
     authors : sequence of str
         Names of the people who trained the model.
     license : str
-        SPDX identifier of the weights' licence.
+        SPDX identifier of the weights' licence (checked first, see :func:`check_license`).
     test_image : numpy.ndarray, optional
         Image for the test tensors and the cover, arranged by
         :func:`napari_unet.io.data.to_channels_first` ((Y, X), (C, Y, X), RGB); its centre
         is cropped to a valid input size (at most 512). Default: a synthetic nuclei
-        image of :func:`default_test_size`.
+        image of :func:`default_test_size`. The test output is the network's output for
+        it normalised by :func:`scale_range`, as ``bioimageio test`` normalises it: for
+        a test image with a flat percentile range (e.g. > 98.8 % of its pixels at one
+        value) that is not what :func:`napari_unet.predict` computes (see there).
     tags : sequence of str
         Extra tags (``unet``, ``segmentation``, ``2d``, ``pytorch`` and ``napari-unet``
         are always set).
@@ -132,8 +140,10 @@ def export_bioimageio(
     ImportError
         If bioimageio.spec is not installed.
     ValueError
-        If the test image does not fit the model or the description is invalid.
+        If the licence is not an SPDX identifier, the test image does not fit the model
+        (or holds NaN or infinite values) or the description is invalid.
     """
+    check_license(license)  # before any work: a typo costs seconds otherwise
     from . import _bioimageio_rdf as rdf
 
     path = Path(path).expanduser()
@@ -146,9 +156,8 @@ def export_bioimageio(
     cpu_model.eval()
     info = model.info
     image = _test_image(cpu_model, test_image)
-    offset, scale = normalization_stats(image, info.normalization)
-    with torch.no_grad():
-        network_input = torch.from_numpy(normalize(image, offset, scale)[None])
+    with torch.no_grad():  # the input as `bioimageio test` normalises it
+        network_input = torch.from_numpy(scale_range(image, info.normalization)[None])
         probabilities = torch.softmax(cpu_model(network_input), dim=1).numpy()
     with tempfile.TemporaryDirectory(prefix="napari-unet-bioimageio-") as folder:
         files = rdf.write_package_files(Path(folder), cpu_model, state, image, probabilities)
@@ -163,6 +172,66 @@ def export_bioimageio(
             tags=tags,
         )
         return _save_package(descr, path)
+
+
+def check_license(license: str) -> None:
+    """Refuse a licence that bioimage.io does not accept, with a short message.
+
+    Parameters
+    ----------
+    license : str
+        An SPDX licence identifier that is not deprecated, e.g. ``MIT``.
+
+    Raises
+    ------
+    ValueError
+        If bioimageio.spec's ``LicenseId`` refuses it (pydantic's own message lists
+        every SPDX identifier: some 30 KB).
+    ImportError
+        If bioimageio.spec is not installed.
+    """
+    try:
+        from bioimageio.spec.model.v0_5 import LicenseId
+    except ImportError as error:
+        raise ImportError(_INSTALL_HINT) from error
+    try:
+        LicenseId(license)
+    except ValueError:
+        raise ValueError(
+            f"unknown (or deprecated) SPDX licence {license[:80]!r}; e.g. MIT, CC-BY-4.0, "
+            "BSD-3-Clause (the list: https://spdx.org/licenses)"
+        ) from None
+
+
+def scale_range(image: np.ndarray, norm: NormConfig) -> np.ndarray:
+    """(C, Y, X) ``image`` normalised as bioimage.io's ``scale_range`` does it; float32.
+
+    Per channel, ``(image - low) / (high - low + eps)`` with ``low`` and ``high`` its
+    ``norm.low`` and ``norm.high`` percentiles (NumPy's linear ones, as bioimageio.core)
+    and ``eps`` = :data:`SCALE_RANGE_EPS`. napari-unet's own normalisation
+    (:func:`napari_unet.core.normalization.normalization_stats`) divides by
+    ``high - low`` alone, or by ``max(|high|, 1)`` where ``high == low``: the two agree
+    (within about ``eps / (high - low)``) unless the range is flat (e.g. a sparse
+    image, over 98.8 % of it at one value for the default percentiles 1 and 99.8) or
+    tiny (about 1e-3 or less, where ``eps`` is not negligible).
+
+    Raises
+    ------
+    ValueError
+        If the image, or the normalised image, holds NaN or infinite values.
+    """
+    data = np.asarray(image, dtype=np.float64)
+    if not np.isfinite(data).all():
+        raise ValueError(NON_FINITE_MESSAGE)
+    low, high = np.percentile(data, [norm.low, norm.high], axis=(-2, -1), keepdims=True)
+    with np.errstate(over="ignore"):
+        normalised = ((data - low) / (high - low + SCALE_RANGE_EPS)).astype(np.float32)
+    if not np.isfinite(normalised).all():
+        raise ValueError(
+            "the test image normalised as bioimage.io does (scale_range: divided by its "
+            f"percentile range + {SCALE_RANGE_EPS:g}) exceeds float32; give another --test-image"
+        )
+    return normalised
 
 
 def load_bioimageio(path: str | os.PathLike, device: str | torch.device | None = None) -> UNet:
