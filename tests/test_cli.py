@@ -248,6 +248,20 @@ def test_train_ctrl_c_writes_the_best_weights_so_far(tmp_path, capsys, monkeypat
     assert history[-1]["iterations"] == 10  # reports every 5 iterations
 
 
+def test_train_ctrl_c_before_the_first_iteration_exits_130(tmp_path, capsys, monkeypatch):
+    import napari_unet.training.loop as loop
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+        yield  # a generator, as finetune
+
+    monkeypatch.setattr(loop, "finetune", interrupted)
+    out = tmp_path / "stopped.safetensors"
+    status = main([*_train_files(tmp_path), "--output", str(out), "--iterations", "100"])
+    assert status == 130 and not out.exists()
+    assert "interrupted before the first iteration: nothing written" in capsys.readouterr().err
+
+
 def test_train_with_empty_labels_fails_cleanly(tmp_path, checkpoint, capsys):
     tifffile.imwrite(tmp_path / "im.tif", np.zeros((40, 40), np.float32))
     tifffile.imwrite(tmp_path / "lab.tif", np.zeros((40, 40), np.uint8))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import signal
+import sys
 import tempfile
 from pathlib import Path
 
@@ -199,7 +200,10 @@ def run_train(args: argparse.Namespace) -> int:
         status = _follow_training(steps, termination)
         termination.armed = False
         if len(model.info.training_history) == runs_before:
-            raise CliError("interrupted before the first iteration: nothing written")
+            if not status:
+                raise CliError("stopped before the first iteration: nothing written")
+            print("interrupted before the first iteration: nothing written", file=sys.stderr)
+            return status  # 130 (Ctrl-C) or 143 (SIGTERM), as after an iteration
         trained_on = args.trained_on or ", ".join(str(p) for p in args.images)
         description = args.description or _trained_description(model, args.new, trained_on)
         extra = {"trained_on": trained_on, "description": description}
