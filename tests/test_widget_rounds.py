@@ -126,3 +126,15 @@ def test_a_run_that_trains_nothing_keeps_the_last_result(qtbot, dock):
     run(qtbot, finetune, finetune.start_finetune)
     assert "Failed" in finetune.status.text()
     assert _same(_weights(state.model), first)
+
+
+def test_the_model_says_what_it_was_trained_on_after_a_fine_tune(qtbot, dock):
+    viewer, widget = dock
+    state, finetune = model_state(viewer), widget.finetune
+    assert state.model.metadata.get("description") in (None, "freshly initialised U-Net")
+    annotate(viewer, widget)
+    run(qtbot, finetune, finetune.start_finetune)
+    assert state.model.metadata["description"] == "U-Net trained from scratch on discs"
+    run(qtbot, finetune, finetune.start_finetune)  # again on the same image: not repeated
+    assert state.model.metadata["description"] == "U-Net trained from scratch on discs"
+    assert "trained from scratch on discs" in widget.model.info.text()

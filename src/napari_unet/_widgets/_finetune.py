@@ -14,6 +14,7 @@ from napari.utils.theme import get_theme
 from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
+from ..core.metadata import trained_description
 from ..evaluation.review import ClassChanges, class_names
 from ..training.history import note_on_last_run
 from ._annotation_combo import AnnotationCombo
@@ -339,6 +340,10 @@ class FinetuneWidget(QWidget):
             annotated_slices=tuple(tuple(plane) for plane in request.planes),
         ):
             return False
+        metadata = request.model.metadata
+        metadata["description"] = trained_description(
+            metadata.get("description"), request.image_name
+        )
         if not self.state.name.endswith("(fine-tuned)"):
             self.state.name = f"{self.state.name} (fine-tuned)"
         self.state.model_changed.emit()

@@ -170,6 +170,7 @@ def run_train(args: argparse.Namespace) -> int:
     weights are written to a new temporary folder and the message says where.
     """
     from ..config import AugmentConfig
+    from ..core.metadata import trained_description
     from ..evaluation.review import class_changes, class_names
     from ..training.loop import finetune
 
@@ -205,7 +206,9 @@ def run_train(args: argparse.Namespace) -> int:
             print("interrupted before the first iteration: nothing written", file=sys.stderr)
             return status  # 130 (Ctrl-C) or 143 (SIGTERM), as after an iteration
         trained_on = args.trained_on or ", ".join(str(p) for p in args.images)
-        description = args.description or _trained_description(model, args.new, trained_on)
+        description = args.description or trained_description(
+            model.metadata.get("description"), trained_on, args.new
+        )
         extra = {"trained_on": trained_on, "description": description}
         _save_or_keep(model, args.output, args.half, extra)
     stopped = " (interrupted: the best weights so far)" if status else ""
@@ -215,20 +218,6 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"on {args.images[0]}: {changes.describe(class_names(model))}")
     _print_threshold(threshold_before, model.info.background_threshold, model.info.close_gaps)
     return status
-
-
-def _trained_description(model, new: bool, trained_on: str) -> str:
-    """The description of a trained model when ``--description`` gives none.
-
-    A new model (or one saved untrained) was trained from scratch; a trained one
-    keeps its description and adds what it was fine-tuned on.
-    """
-    from ..core.metadata import ModelMetadata
-
-    before = model.metadata.get("description")
-    if new or not before or before == ModelMetadata.description:
-        return f"U-Net trained from scratch on {trained_on}"
-    return f"{before}; fine-tuned on {trained_on}"
 
 
 def _print_threshold(before: float, after: float, close_gaps: bool = True) -> None:

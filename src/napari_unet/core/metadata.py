@@ -329,6 +329,22 @@ class ModelMetadata(JsonRecord):
         return WeightConfig()
 
 
+def trained_description(before: str | None, trained_on: str, new: bool = False) -> str:
+    """A trained model's description, from the one it had (``before``).
+
+    A new model (or one still described as freshly initialised) was trained from
+    scratch; a trained one keeps its description and adds what it was fine-tuned on.
+    Used by ``napari-unet train`` (unless ``--description`` is given) and by the
+    Fine-tune widget; a description that already ends with ``trained_on`` is kept, so
+    repeated runs on the same image do not repeat it.
+    """
+    if new or not before or before == ModelMetadata.description:
+        return f"U-Net trained from scratch on {trained_on}"
+    if before.endswith(f" on {trained_on}"):
+        return before
+    return f"{before}; fine-tuned on {trained_on}"
+
+
 def _model_config(raw: Any) -> tuple[ModelConfig, Any]:
     if not isinstance(raw, Mapping):
         raise TypeError("not an object")
