@@ -11,10 +11,18 @@ if ! command -v xvfb-run >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
         xvfb xauth libgl1-mesa-dri libglx-mesa0 libegl1 libxkbcommon-x11-0 libxcb-cursor0 \
         libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-randr0 libxcb-render-util0 \
-        libxcb-image0 libxcb-xinerama0 libxcb-xkb1 libdbus-1-3 libfontconfig1 >/dev/null
+        libxcb-image0 libxcb-xinerama0 libxcb-xkb1 libdbus-1-3 libfontconfig1 libglib2.0-0 \
+        python3-venv >/dev/null
 fi
 
 PYTHON=${PYTHON:-python3}
+# A Debian/Ubuntu system Python refuses pip installs (PEP 668): use a virtual environment.
+if $PYTHON -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'
+then
+    [ -x .venv/bin/python ] || $PYTHON -m venv .venv
+    PYTHON=.venv/bin/python
+fi
 # CPU build of PyTorch first, so the package's torch>=2.10 needs nothing more.
 $PYTHON -m pip install -q torch==2.13.0
 $PYTHON -m pip install -q -e '.[testing]'

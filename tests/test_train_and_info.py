@@ -17,7 +17,7 @@ from napari_unet.core.checkpoint import checkpoint_info, new_model
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
 
 SMALL = ModelConfig(base_features=4, depth=2, padding="same")
-HINT = "bioimage.io export/import needs bioimageio.core: pip install 'napari-unet[bioimageio]'"
+HINT = "bioimage.io export/import needs bioimageio.core: pip install 'bioimageio.core>=0.11'"
 
 
 @pytest.fixture

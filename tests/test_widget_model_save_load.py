@@ -35,7 +35,7 @@ def test_a_missing_optional_extra_is_a_message_not_a_traceback(
     dock, tmp_path, monkeypatch, notifications
 ):
     viewer, widget = dock
-    hint = "bioimage.io export/import needs bioimageio.core: pip install 'napari-unet[bioimageio]'"
+    hint = "bioimage.io export/import needs bioimageio.core: pip install 'bioimageio.core>=0.11'"
 
     def load_model(_path):
         raise ImportError(hint)

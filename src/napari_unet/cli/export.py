@@ -16,7 +16,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Writes a bioimage.io model zip (rdf.yaml, state dict + architecture, "
         "TorchScript, test tensors, README, cover) that `bioimageio test OUT.zip` checks and "
         "bioimage.io tools (ilastik, deepImageJ, bioimageio.core) and napari-unet load. Needs "
-        "bioimageio.core: pip install 'napari-unet[bioimageio]'.",
+        "bioimageio.core: pip install 'bioimageio.core>=0.11'.",
     )
     parser.add_argument("model", help="bundled model name or checkpoint path")
     parser.add_argument("output", type=Path, help="the zip to write, e.g. my-model.zip")

@@ -16,7 +16,7 @@ its context as an output halo.
 ``rdf.yaml`` keeps the napari-unet metadata (architecture, normalisation, class
 names, training history) under ``config: napari_unet``, so :func:`load_bioimageio`
 rebuilds the same :class:`~napari_unet.core.model.UNet`. bioimageio.spec is imported
-only inside these functions: ``pip install 'napari-unet[bioimageio]'``.
+only inside these functions: ``pip install 'bioimageio.core>=0.11'``.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ UNET_CITATION = (
     "10.1007/978-3-319-24574-4_28",
 )
 _INSTALL_HINT = (
-    "bioimage.io export/import needs bioimageio.core: pip install 'napari-unet[bioimageio]'"
+    "bioimage.io export/import needs bioimageio.core: pip install 'bioimageio.core>=0.11'"
 )
 #: ``eps`` of bioimage.io's ``scale_range``, ``(x - low) / (high - low + eps)``: the spec's
 #: default (it must be > 0; ``rdf.yaml`` leaves a default implicit), what bioimageio.core applies.
