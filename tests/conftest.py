@@ -51,3 +51,19 @@ def shared_data() -> Path:
 def rng() -> np.random.Generator:
     """A seeded random generator, so tests are reproducible."""
     return np.random.default_rng(20150518)
+
+
+@pytest.fixture
+def full_disk(tmp_path, monkeypatch) -> Path:
+    """An output path whose checkpoint save fails with a full disk (other paths save)."""
+    from napari_unet.core import checkpoint
+
+    real_save, out = checkpoint.save_model, tmp_path / "m.safetensors"
+
+    def failing_save(model, path, **kwargs):
+        if path == out:
+            raise OSError(28, "No space left on device")
+        return real_save(model, path, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save_model", failing_save)
+    return out

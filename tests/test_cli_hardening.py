@@ -154,18 +154,8 @@ def test_train_refuses_a_full_disk_before_training(tmp_path, capsys, monkeypatch
     assert "not enough space" in capsys.readouterr().err
 
 
-def test_failed_save_keeps_the_weights_in_a_temporary_folder(tmp_path, capsys, monkeypatch):
-    from napari_unet.core import checkpoint as checkpoint_module
-
-    real_save = checkpoint_module.save_model
-    out = tmp_path / "m.safetensors"
-
-    def full_disk(model, path, **kwargs):
-        if path == out:
-            raise OSError(28, "No space left on device")
-        return real_save(model, path, **kwargs)
-
-    monkeypatch.setattr(checkpoint_module, "save_model", full_disk)
+def test_failed_save_keeps_the_weights_in_a_temporary_folder(tmp_path, capsys, full_disk):
+    out = full_disk
     status = main([*_train_args(tmp_path), "--output", str(out), "--iterations", "2"])
     assert status == 2 and not out.exists()
     error = capsys.readouterr().err.strip().splitlines()[-1]

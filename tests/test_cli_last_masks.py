@@ -68,14 +68,22 @@ def test_a_fine_tuned_model_keeps_the_separations_of_the_last_masks(tmp_path, pa
     assert "was not made by this model" in capsys.readouterr().out
 
 
-def test_an_object_stroke_across_a_kept_line_drops_it(tmp_path, pair, capsys):
+def _painted_across_the_contact(tmp_path, pair):
+    """Predict "first" with the base model, fade the band (as a fine-tune does) and write
+    strokes painting "nucleus" across the contact; returns them and the CLI arguments."""
     band, predict, _ = pair
     predict("base", "first")
-    band[0] = 0.16
+    band[0] = 0.16  # after the fine-tune the band is too faint for a new separation
     strokes = np.zeros((40, 60), np.uint8)
     strokes[15:25, 29] = 2  # "nucleus" painted across the contact
     tifffile.imwrite(tmp_path / "strokes.tif", strokes)
     last = ["--last-masks", str(tmp_path / "first"), "--strokes", str(tmp_path / "strokes.tif")]
+    return strokes, last
+
+
+def test_an_object_stroke_across_a_kept_line_drops_it(tmp_path, pair, capsys):
+    _, predict, _ = pair
+    strokes, last = _painted_across_the_contact(tmp_path, pair)
     capsys.readouterr()
     assert predict("tuned", "painted", *last) == 1
     assert "since the last mask 0 objects split, 1 joined" in capsys.readouterr().out
@@ -165,13 +173,8 @@ def test_a_rerun_with_another_last_mask_is_not_skipped(tmp_path, pair, capsys):
 
 
 def test_a_rerun_with_changed_strokes_is_not_skipped(tmp_path, pair, capsys):
-    band, predict, models = pair
-    predict("base", "first")
-    band[0] = 0.16
-    strokes = np.zeros((40, 60), np.uint8)
-    strokes[15:25, 29] = 2  # "nucleus" painted across the contact
-    tifffile.imwrite(tmp_path / "strokes.tif", strokes)
-    last = ["--last-masks", str(tmp_path / "first"), "--strokes", str(tmp_path / "strokes.tif")]
+    _, predict, models = pair
+    strokes, last = _painted_across_the_contact(tmp_path, pair)
     assert predict("tuned", "painted", *last) == 1
     strokes[15:25, 29] = 1  # background there keeps the separation
     tifffile.imwrite(tmp_path / "strokes.tif", strokes)

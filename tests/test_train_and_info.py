@@ -89,16 +89,8 @@ def test_train_describes_what_a_new_and_a_fine_tuned_model_learned(tmp_path, cap
     assert load_model(named).metadata["description"] == "my model"
 
 
-def test_failed_save_keeps_trained_on_and_description_in_the_copy(tmp_path, capsys, monkeypatch):
-    real_save = checkpoint_module.save_model
-    out = tmp_path / "m.safetensors"
-
-    def failing_save(model, path, **kwargs):
-        if path == out:
-            raise OSError(28, "No space left on device")
-        return real_save(model, path, **kwargs)
-
-    monkeypatch.setattr(checkpoint_module, "save_model", failing_save)
+def test_failed_save_keeps_trained_on_and_description_in_the_copy(tmp_path, capsys, full_disk):
+    out = full_disk
     arguments = ["train", *_files(tmp_path), *NEW, "--trained-on", "cells A"]
     assert main([*arguments, "--output", str(out)]) == 2
     kept = capsys.readouterr().err.split("the trained weights were saved to ")[1].strip()
