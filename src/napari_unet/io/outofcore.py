@@ -99,10 +99,22 @@ def open_zarr_input(path: str | os.PathLike) -> Any:
     """The image array of a zarr store, opened read-only (nothing is loaded).
 
     A group gives its array ``"0"`` (the full-resolution level of an OME-Zarr
-    multiscale image) or its only array. An array of more than 4 axes comes
-    without its leading axes of length 1, as a lazy view
+    multiscale image) or its only array (:func:`zarr_input_array`). An array of more
+    than 4 axes comes without its leading axes of length 1, as a lazy view
     (:func:`~napari_unet.io.axes.drop_leading_singletons`): OME-Zarr's
     (1, 1, Z, Y, X) is a (Z, Y, X) stack.
+    """
+    return drop_leading_singletons(zarr_input_array(path)[0])
+
+
+def zarr_input_array(path: str | os.PathLike) -> tuple[Any, str | None]:
+    """The array of a zarr store that is the image, as stored, and its name in the
+    store's group (None when the store is the array itself): ``"0"`` or the only one.
+
+    Raises
+    ------
+    ValueError
+        Not a zarr store, or a group holding several arrays and none named ``"0"``.
     """
     import zarr
 
@@ -111,10 +123,11 @@ def open_zarr_input(path: str | os.PathLike) -> Any:
     except Exception as error:  # zarr raises many types for a non-store
         raise ValueError(f"cannot open zarr store {path}: {error}") from error
     if hasattr(node, "shape"):
-        return drop_leading_singletons(node)
+        return node, None
     names = sorted(node.array_keys())
     if "0" in names or len(names) == 1:
-        return drop_leading_singletons(node["0" if "0" in names else names[0]])
+        name = "0" if "0" in names else names[0]
+        return node[name], name
     raise ValueError(f"zarr group {path} holds arrays {names}; give the path of one of them")
 
 

@@ -150,7 +150,9 @@ def store_fingerprint(store: Path) -> dict[str, Any]:
         compares equal to itself read back from an output.
     """
     root = store.resolve()
-    array = _zarr_array_name(root)
+    from .outofcore import zarr_input_array
+
+    array = zarr_input_array(root)[1]
     folders = [root] if array is None else [root, root / array]
     files: dict[str, list[int]] = {}
     for folder in folders:
@@ -159,18 +161,6 @@ def store_fingerprint(store: Path) -> dict[str, Any]:
                 status = path.stat()
                 files[path.relative_to(root).as_posix()] = [status.st_mtime_ns, status.st_size]
     return {"path": str(root), "files": files, "folders": _newest_folder(folders[-1])}
-
-
-def _zarr_array_name(root: Path) -> str | None:
-    """The array of a group store that is read, as :func:`~napari_unet.io.outofcore.open_zarr_input`
-    picks it ("0", or the only one); None for a store that is an array."""
-    import zarr
-
-    node: Any = zarr.open(str(root), mode="r")
-    if hasattr(node, "shape"):
-        return None
-    names = sorted(node.array_keys())
-    return "0" if "0" in names else (names[0] if names else None)
 
 
 def _newest_folder(top: Path) -> list[int]:
