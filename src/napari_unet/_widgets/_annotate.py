@@ -234,13 +234,9 @@ class AnnotateWidget(QWidget):
         layer = self.annotation_layer
         if layer is None:
             return
-        leading = tuple(layer.data.shape[:-2])
-        if leading:
-            point = layer.world_to_data(self.viewer.dims.point)[: len(leading)]
-            plane = [int(np.clip(round(value), 0, size - 1)) for value, size in zip(point, leading)]
-            self._counts.mark_planes([int(np.ravel_multi_index(plane, leading))])
-        else:
-            self._counts.mark_planes([0])
+        geometry = ImageGeometry(tuple(layer.data.shape), None, False)  # no channel axis
+        plane = geometry.plane_in_view(layer, self.viewer)
+        self._counts.mark_planes([int(np.ravel_multi_index(plane, geometry.leading_shape))])
         self.schedule_count()
 
     def _forget_removed(self, event: Any) -> None:

@@ -38,7 +38,7 @@ from ._layers import (
 )
 from ._loss_weights import LossWeights
 from ._plot import LossPlot
-from ._state import model_state, real_viewer
+from ._state import FINE_TUNED_MARK, model_state, real_viewer
 from ._tasks import PROGRESS_STEPS, JobResult, start_job, taken_out_of_its_dock
 
 
@@ -344,8 +344,8 @@ class FinetuneWidget(QWidget):
         metadata["description"] = trained_description(
             metadata.get("description"), request.image_name
         )
-        if not self.state.name.endswith("(fine-tuned)"):
-            self.state.name = f"{self.state.name} (fine-tuned)"
+        if not self.state.name.endswith(FINE_TUNED_MARK):
+            self.state.name += FINE_TUNED_MARK
         self.state.model_changed.emit()
         return True
 

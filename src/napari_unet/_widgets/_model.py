@@ -21,13 +21,18 @@ from ..core.inference import default_tile_size
 from ..core.metadata import ModelMetadata, TrainingRun
 from ..core.model import UNet
 from ._layers import class_colour
-from ._state import DEFAULT_NEW_CONFIG, NEW_MODEL_NAME, model_state, real_viewer
+from ._state import (
+    DEFAULT_NEW_CONFIG,
+    FINE_TUNED_MARK,
+    NEW_MODEL_NAME,
+    UNTRAINED_MARK,
+    model_state,
+    real_viewer,
+)
 
 FROM_FILE = "checkpoint file…"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".zip")
 """What :func:`~napari_unet.core.checkpoint.load_model` reads (bioimage.io packages: .zip)."""
-FINE_TUNED, UNTRAINED = " (fine-tuned)", " (untrained)"
-"""How the Fine-tune section and :data:`NEW_MODEL_NAME` mark a model's name."""
 
 
 class NewModelOptions(Container):
@@ -248,9 +253,9 @@ def default_save_name(name: str) -> str:
         E.g. ``"cells.v2-fine-tuned.safetensors"``.
     """
     fine_tuned = False
-    while name.endswith((FINE_TUNED, UNTRAINED)):
-        fine_tuned = fine_tuned or name.endswith(FINE_TUNED)
-        name = name.removesuffix(FINE_TUNED).removesuffix(UNTRAINED)
+    while name.endswith((FINE_TUNED_MARK, UNTRAINED_MARK)):
+        fine_tuned = fine_tuned or name.endswith(FINE_TUNED_MARK)
+        name = name.removesuffix(FINE_TUNED_MARK).removesuffix(UNTRAINED_MARK)
     if name.lower().endswith(CHECKPOINT_SUFFIXES):
         name = name.rsplit(".", 1)[0]
     name = (name.strip() or "unet") + ("-fine-tuned" if fine_tuned else "")

@@ -32,7 +32,10 @@ DEFAULT_NEW_CONFIG = NEW_MODEL_CONFIG
 """A new model (also when nothing is bundled): :data:`~napari_unet.config.NEW_MODEL_CONFIG`,
 as ``napari-unet train --new`` makes it."""
 
-NEW_MODEL_NAME = "new model (untrained)"
+FINE_TUNED_MARK, UNTRAINED_MARK = " (fine-tuned)", " (untrained)"
+"""How a model's name says it was fine-tuned here, or was never trained."""
+
+NEW_MODEL_NAME = f"new model{UNTRAINED_MARK}"
 
 
 @dataclass
