@@ -2,8 +2,12 @@
 
 Usage::
 
-    python scripts/train_bundled.py em-membranes --threads 1   # 65 minutes
     python scripts/train_bundled.py nuclei --threads 1         # 20 minutes
+    python scripts/train_bundled.py em-membranes --threads 1   # 65 minutes
+
+The ``em-membranes`` recipe here is the 16-feature network bundled until 2026-12-02; the
+bundled ``em-membranes`` is now the 8-feature network of ``benchmarks/bench_width.py``
+(the README's "Bundled models" gives its commands).
 
 Variants tried and not adopted (docs/experiments/bundled_models.md, 2026-12-02 06:10)::
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import numpy as np
 import pytest
@@ -20,6 +21,27 @@ def test_bundled_model_is_small_documented_and_runs(name):
     assert model.metadata["training_history"]
     probabilities = predict(np.random.default_rng(0).random((50, 70)), model)
     assert probabilities.shape == (2, 50, 70) and np.isfinite(probabilities).all()
+
+
+def test_bundled_nuclei_says_what_the_training_script_says():
+    """The checkpoint's provenance is the recipe of the script that reproduces it.
+
+    (``em-membranes`` comes from ``benchmarks/bench_width.py``, as the README says.)
+    """
+    import importlib
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "train_bundled.py"
+    spec = importlib.util.spec_from_file_location("train_bundled", script)
+    train_bundled = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train_bundled)
+    recipe = train_bundled.RECIPES["nuclei"]
+    metadata = load_model("nuclei").metadata
+    for key in ("trained_on", "description", "class_names"):
+        assert metadata[key] == recipe[key], key
+    for module_name, function in re.findall(r"(napari_unet[\w.]*)\.(\w+)", recipe["trained_on"]):
+        assert callable(getattr(importlib.import_module(module_name), function))
 
 
 def test_models_command_lists_bundled_models(capsys):
