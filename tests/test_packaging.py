@@ -174,3 +174,43 @@ def test_built_wheel_ships_manifest_and_entry_point(tmp_path):
     (tmp_path / "napari.yaml").write_bytes(manifest)
     assert PluginManifest.from_file(tmp_path / "napari.yaml").name == "napari-unet"
     assert not any("shared/data" in n or n.endswith((".png", ".tif")) for n in names)
+
+
+def test_sdist_carries_what_the_tests_read(tmp_path):
+    """An sdist's tests run as the repository's: manifest copy, conftest, benchmarks, scripts.
+
+    Built from a copy of the checkout's files, so that no egg-info left by an earlier
+    build decides what goes in.
+    """
+    import os
+    import shutil
+    import tarfile
+
+    from setuptools import build_meta
+
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    checkout = tmp_path / "checkout"
+    for name in listed:
+        if (ROOT / name).is_file():
+            (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, checkout / name)
+    cwd = Path.cwd()
+    try:
+        os.chdir(checkout)
+        archive_name = build_meta.build_sdist(str(tmp_path))
+    finally:
+        os.chdir(cwd)
+    with tarfile.open(tmp_path / archive_name) as archive:
+        top = archive.getnames()[0].split("/")[0]
+        names = {name.removeprefix(f"{top}/") for name in archive.getnames()}
+    needed = {"napari.yaml", "tests/conftest.py", "docs/errors.md"}
+    for folder in ("tests", "benchmarks", "scripts"):
+        needed |= {str(path.relative_to(ROOT)) for path in (ROOT / folder).glob("*.py")}
+    assert needed <= names, sorted(needed - names)
+    assert not any(name.endswith((".png", ".tif", ".jsonl")) for name in names)
