@@ -313,3 +313,21 @@ def test_class_mask_share_tells_a_class_mask_from_instances():
 def test_metrics_reject_mismatched_shapes():
     with pytest.raises(ValueError, match="same shape"):
         rand_error(np.zeros((2, 2)), np.zeros((3, 3)))
+
+
+def test_evaluate_warns_when_instances_look_like_a_class_mask():
+    """A class mask (1 = background, 2 = nucleus) scored as instances is one huge object."""
+    from napari_unet.core.postprocess import instance_labels
+
+    truth = np.zeros((40, 40), np.int32)
+    truth[5:15, 5:15], truth[25:35, 25:35] = 1, 2
+    class_mask = np.where(truth > 0, 2, 1).astype(np.uint8)
+    with pytest.warns(UserWarning, match="pred looks like a class mask"):
+        scored = evaluate(class_mask, truth, kind="instances")
+    assert scored["n_pred"] == 2 and scored["instances"][0]["f1"] < 1.0
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fixed = evaluate(instance_labels(class_mask), truth, kind="instances")
+    assert fixed["instances"][0]["f1"] == 1.0

@@ -14,6 +14,7 @@ any other value for one segment, instance images labels <= 0 for background.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -217,9 +218,9 @@ def evaluate(
     ``kind="instances"``
         ``pred`` and ``truth`` are instance label images (labels <= 0 = background;
         turn a class mask into one with
-        :func:`napari_unet.core.postprocess.instance_labels`; :func:`class_mask_share`
-        tells a class mask given by mistake). Stacks (Z, Y, X) are matched slice by
-        slice, as the 2-D model predicts them: ``tp``/``fp``/``fn``/``n_pred``/
+        :func:`napari_unet.core.postprocess.instance_labels`; one that looks like a
+        class mask (:func:`class_mask_share`) gives a UserWarning). Stacks (Z, Y, X)
+        are matched slice by slice, as the 2-D model predicts them: ``tp``/``fp``/``fn``/``n_pred``/
         ``n_true`` are sums over the slices, the rates are computed from those sums
         and ``mean_matched_iou`` is the mean over all matches.
         Keys: ``instances`` (:func:`instance_scores` at IoU 0.5..0.9),
@@ -275,6 +276,17 @@ def _membrane_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 def _instance_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     """Instance matching scores plus foreground IoU/Dice of two instance images."""
     pred, truth = same_shape(pred, truth)
+    for name, labels in (("pred", pred), ("truth", truth)):
+        share = class_mask_share(labels)
+        if share is not None:
+            warnings.warn(
+                f"{name} looks like a class mask, not instance labels: no pixel is <= 0 and "
+                f"label 1 covers {share:.0%} of it, so its background counts as one object "
+                "(napari_unet.core.postprocess.instance_labels turns a class mask into "
+                "instances)",
+                UserWarning,
+                stacklevel=3,
+            )
     scores = instance_scores(pred, truth)
     pred_fg, true_fg = pred > 0, truth > 0
     intersection = int(np.count_nonzero(pred_fg & true_fg))
