@@ -74,6 +74,12 @@ def writable_folder(folder: Path) -> Path:
     return folder
 
 
+def refuse_existing_output(path: Path, overwrite: bool) -> None:
+    """Refuse to replace a file the user did not say may go (``--overwrite``)."""
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise CliError(f"{path} exists; pass --overwrite to replace it")
+
+
 class Termination:
     """SIGTERM handling of ``train`` and ``predict``: the state shared with the handler.
 

@@ -131,6 +131,7 @@ def _add_loss_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
     """The checkpoint written and what it records."""
     parser.add_argument("--output", type=Path, required=True, help="checkpoint to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace --output if it exists")
     parser.add_argument("--half", action="store_true", help="store weights as float16")
     parser.add_argument(
         "--description",

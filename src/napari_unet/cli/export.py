@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import CliError
+from ._common import CliError, refuse_existing_output
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -20,6 +20,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("model", help="bundled model name or checkpoint path")
     parser.add_argument("output", type=Path, help="the zip to write, e.g. my-model.zip")
+    parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     parser.add_argument("--format", choices=["bioimageio"], default="bioimageio")
     parser.add_argument("--name", default=None, help="model name (default: from the model)")
     parser.add_argument(
@@ -52,6 +53,7 @@ def run_export(args: argparse.Namespace) -> None:
 
     if args.output.suffix.lower() != ".zip":
         raise CliError(f"{args.output}: a bioimage.io package is a .zip file")
+    refuse_existing_output(args.output, args.overwrite)
     try:
         check_license(args.license)  # before the model and the test image are read
     except ImportError as error:

@@ -10,7 +10,13 @@ import tempfile
 from pathlib import Path
 
 from ..config import TrainConfig, WeightConfig
-from ._common import CliError, Termination, sigterm_interrupts, writable_folder
+from ._common import (
+    CliError,
+    Termination,
+    refuse_existing_output,
+    sigterm_interrupts,
+    writable_folder,
+)
 from ._progress import ProgressBar
 from ._train_arguments import add_train_arguments
 
@@ -179,7 +185,7 @@ def run_train(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    _check_train_output(args.output)
+    _check_train_output(args.output, args.overwrite)
     model = _new_or_loaded_model(args)
     _check_free_space(args.output, model, args.half)
     images, labels = _training_inputs(args, model.config.in_channels)
@@ -258,7 +264,7 @@ def _follow_training(steps, termination: Termination) -> int:
     return 0
 
 
-def _check_train_output(output: Path) -> None:
+def _check_train_output(output: Path, overwrite: bool) -> None:
     """Refuse a ``train --output`` that cannot take a checkpoint, before training."""
     if output.is_dir():
         raise CliError(
@@ -266,6 +272,7 @@ def _check_train_output(output: Path) -> None:
         )
     if output.suffix.lower() in (".pt", ".pth"):
         raise CliError(f"--output {output}: checkpoints are written as .safetensors files")
+    refuse_existing_output(output, overwrite)
     from ..io.reruns import remove_stale_temporaries
 
     writable_folder(output.parent if str(output.parent) else Path("."))
