@@ -1,12 +1,12 @@
 """``train`` and ``export`` replace an existing output only when told to (``--overwrite``)."""
 
 import pytest
-from test_cli import _train_files
 
 from napari_unet import load_model
 from napari_unet.cli import main
 from napari_unet.config import ModelConfig
 from napari_unet.core.checkpoint import new_model, save_model
+from test_cli import _train_files
 
 
 def test_train_refuses_an_existing_checkpoint_before_training(tmp_path, capsys):
