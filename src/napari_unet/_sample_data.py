@@ -19,7 +19,7 @@ def synthetic_nuclei_sample() -> list[tuple[Any, dict[str, Any], str]]:
         (image, {"name": "synthetic nuclei", "colormap": "gray"}, "image"),
         (
             instances.astype(np.uint32),
-            {"name": "synthetic nuclei ground truth", "opacity": 0.5},
+            {"name": "synthetic nuclei ground truth", "opacity": 0.5, "visible": False},
             "labels",
         ),
     ]

@@ -293,6 +293,18 @@ def show_output(
     return layer
 
 
+def bring_to_front(viewer: napari.Viewer, layer: napari.layers.Layer) -> None:
+    """Put ``layer`` above every other layer and make it the one tools act on.
+
+    Used for the annotation layer after outputs are added above it: the user's strokes
+    (and the brush) stay on the layer that trains, not on an output.
+    """
+    layers = viewer.layers
+    if layers.index(layer) != len(layers) - 1:
+        layers.move(layers.index(layer), len(layers))
+    layers.selection.active = layer
+
+
 def placement_for(geometry: ImageGeometry, layer: napari.layers.Layer, extra_axes: int = 0):
     """``scale``/``translate`` aligning an output of spatial shape with ``layer``.
 

@@ -15,10 +15,11 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 
 from ..config import PredictConfig
 from ..core.continuity import lineage
+from ._annotation_combo import annotation_of
 from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
 from ._last_mask import last_mask, remember_model
-from ._layers import class_colormap, find_output, placement_for
+from ._layers import bring_to_front, class_colormap, find_output, placement_for
 from ._layers import show_output as put_output
 from ._memory import memory_refusal
 from ._predict_controls import PredictControls
@@ -212,9 +213,10 @@ class PredictWidget(QWidget, PredictControls):
     ) -> dict[str, napari.layers.Layer]:
         """Put the outputs into this plugin's output layers of ``image``.
 
-        The class mask is shown on top; instances, probabilities (foreground, or
-        every class along a first axis), the weight map and the uncertainty are
-        added hidden.
+        The class mask is shown, under the image's annotation layer if it has one
+        (which stays the active layer, so the brush paints corrections there);
+        instances, probabilities (foreground, or every class along a first axis), the
+        weight map and the uncertainty are added hidden.
         """
         placement = placement_for(geometry, image)
         probabilities = result.probabilities
@@ -257,7 +259,11 @@ class PredictWidget(QWidget, PredictControls):
         preview = find_output(self.viewer, image, "preview", Image)
         if preview is not None:  # a fine-tune's live preview would cover the new mask
             preview.visible = False
-        self.viewer.layers.selection.active = layers["mask"]
+        strokes = annotation_of(self.viewer, image)
+        if strokes is None:
+            self.viewer.layers.selection.active = layers["mask"]
+        else:  # corrections are painted over the mask, and go to the layer that trains
+            bring_to_front(self.viewer, strokes)
         self.evaluation.clear()
         hidden = ["instances", *(kind for kind in outputs if kind not in ("instances", "mask"))]
         hint = " (bright where the model is unsure: paint there next)"
@@ -274,18 +280,21 @@ class PredictWidget(QWidget, PredictControls):
         self, result: PredictionResult, image: napari.layers.Image, placement: dict[str, Any]
     ) -> str:
         """Mark the objects split or joined since the last mask in the image's "changes"
-        points layer (removed when there is no last mask to compare with); returns the
-        sentence for the status line."""
-        if result.changes is None:
+        points layer (removed when there is none to mark, or no last mask to compare
+        with); returns the sentence for the status line."""
+        if result.changes is None or not len(result.changes.points):
             stale = find_output(self.viewer, image, "changes", Points)
             if stale is not None:
                 self.viewer.layers.remove(stale)
-            return ""
-        display = {"symbol": "ring", "size": 15, "face_color": "magenta", "opacity": 0.9}
-        layer = put_output(
-            self.viewer, image, "changes", result.changes.points, Points,
-            placement=placement, **display,
-        )  # fmt: skip
+            if result.changes is None:
+                return ""
+            marked = ""
+        else:
+            display = {"symbol": "ring", "size": 15, "face_color": "magenta", "opacity": 0.9}
+            layer = put_output(
+                self.viewer, image, "changes", result.changes.points, Points,
+                placement=placement, **display,
+            )  # fmt: skip
+            marked = f" (marked in “{layer.name}”)"
         sentence = result.changes.describe()
-        marked = f" (marked in “{layer.name}”)" if len(result.changes.points) else ""
         return f" {sentence[0].upper()}{sentence[1:]}{marked}."
