@@ -200,10 +200,11 @@ def test_cli_export_writes_a_package(tmp_path, capsys):
 def test_the_package_readme_says_what_napari_unet_adds_to_the_network():
     from napari_unet.io._bioimageio_rdf import _readme
 
-    em = nu.load_model("em-membranes")  # asks for the 4 rotations and a threshold of 0.85
+    em = nu.load_model("em-membranes")  # asks for the 4 rotations and its own threshold
     text = _readme(em, em.info, "em", "EM membranes", 188)
     assert "over its 4 rotations (test-time augmentation)" in text
-    assert "calls a pixel membrane only where its probability exceeds 0.85" in text
+    threshold = em.info.background_threshold
+    assert f"calls a pixel membrane only where its probability exceeds {threshold:g}" in text
     assert "closes gaps in the boundaries" in text
     plain = nu.load_model("nuclei")  # neither: only the closing and the filling
     text = _readme(plain, plain.info, "n", "nuclei", 188)

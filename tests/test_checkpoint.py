@@ -28,20 +28,37 @@ def test_round_trip_rebuilds_model_from_file_alone(tmp_path, small_model):
     assert np.array_equal(predict(image, loaded), predict(image, small_model))
 
 
+def _raw_header(path: Path) -> dict:
+    """The ``napari_unet`` JSON of a safetensors file, read as the format says: an 8-byte
+    little-endian length, a JSON header, its ``__metadata__`` strings."""
+    data = path.read_bytes()
+    length = int.from_bytes(data[:8], "little")
+    return json.loads(json.loads(data[8 : 8 + length])["__metadata__"]["napari_unet"])
+
+
 def test_metadata_has_documented_fields(tmp_path, small_model):
+    from napari_unet import NormConfig, __version__
+    from napari_unet.core.metadata import FORMAT_VERSION
+
     small_model.metadata["training_history"] = [{"iterations": 3}]
     path = save_model(small_model, tmp_path / "m.safetensors")
     info = checkpoint_info(path)
-    for key in (
-        "format_version",
-        "package_version",
-        "model_config",
-        "normalization",
-        "class_names",
-        "training_history",
-    ):
-        assert key in info
-    assert info["training_history"] == [{"iterations": 3}]
+    header = _raw_header(path)
+    assert FORMAT_VERSION == 1  # the format the module docstring documents
+    expected = {
+        "format_version": 1,
+        "package_version": __version__,
+        "model_config": small_model.config.to_dict(),
+        "normalization": NormConfig().to_dict(),  # a new model's: the defaults
+        "class_names": ["background", "class 2", "class 3"],  # background, then by label
+        "description": "freshly initialised U-Net",
+        "trained_on": None,
+        "parent": None,
+        "training_history": [{"iterations": 3}],
+    }
+    assert header == expected
+    assert ModelConfig.from_dict(header["model_config"]) == small_model.config
+    assert info == {**expected, "file": str(path), "parameters": info["parameters"]}
     assert info["parameters"] == sum(p.numel() for p in small_model.parameters())
 
 

@@ -33,7 +33,14 @@ def test_predict_writes_three_files_per_input(tmp_path, checkpoint, image_files,
     out = tmp_path / "out"
     args = ["predict", *map(str, image_files), "--model", str(checkpoint), "--output", str(out)]
     assert main([*args, "--tile-size", "56", "--device", "cpu"]) == 0
-    for stem, shape in (("first", (70, 90)), ("second", (41, 33))):
+    from skimage.io import imread
+
+    from napari_unet import instance_labels, predict
+
+    model = load_model(checkpoint)
+    counts = []
+    for path, shape in zip(image_files, ((70, 90), (41, 33))):
+        stem = path.stem
         mask = tifffile.imread(out / f"{stem}_mask.tif")
         probabilities = tifffile.imread(out / f"{stem}_prob.tif")
         instances = tifffile.imread(out / f"{stem}_instances.tif")
@@ -41,7 +48,33 @@ def test_predict_writes_three_files_per_input(tmp_path, checkpoint, image_files,
         assert probabilities.shape == (2, *shape) and probabilities.dtype == np.float32
         assert instances.shape == shape and instances.dtype == np.uint32
         assert np.array_equal(mask, probabilities.argmax(0) + 1)
-    assert "objects" in capsys.readouterr().out
+        expected = predict(imread(path), model, tile_size=56, device="cpu")
+        np.testing.assert_allclose(probabilities, expected, rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(instances, instance_labels(mask))  # the core's defaults
+        counts.append(int(instances.max()))
+    output = capsys.readouterr().out
+    for path, count in zip(image_files, counts):
+        assert f"{path}: {count} objects" in output
+
+
+def test_predict_instances_are_the_core_instances_of_its_mask(tmp_path, capsys):
+    """With objects to find (the bundled nuclei model on synthetic nuclei), the written
+    instances are :func:`instance_labels` of the written mask, at the core's defaults."""
+    from napari_unet import instance_labels
+    from napari_unet.io.data import synthetic_nuclei
+
+    image, _ = synthetic_nuclei(
+        shape=(96, 96), n_nuclei=6, rng=3, radius_range=(10.0, 16.0), photons=60.0
+    )
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    out = tmp_path / "out"
+    args = ["predict", str(tmp_path / "cells.tif"), "--model", "nuclei", "--output", str(out)]
+    assert main([*args, "--device", "cpu"]) == 0
+    mask = tifffile.imread(out / "cells_mask.tif")
+    instances = tifffile.imread(out / "cells_instances.tif")
+    np.testing.assert_array_equal(instances, instance_labels(mask))
+    assert instances.max() >= 3  # objects were found: the comparison is not of empty images
+    assert f"cells.tif: {instances.max()} objects" in capsys.readouterr().out
 
 
 def test_predict_with_test_time_augmentation(tmp_path, checkpoint, image_files):

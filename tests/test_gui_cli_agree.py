@@ -224,18 +224,21 @@ def test_the_boundary_threshold_choice_follows_the_model_and_reaches_the_config(
 
     viewer = make_napari_viewer()
     state = model_state(viewer)
-    state.set_model(load_model("em-membranes"), "em-membranes")
+    em, nuclei = load_model("em-membranes"), load_model("nuclei")
+    state.set_model(em, "em-membranes")
     widget = PredictWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Predict")
     assert widget.background_threshold.value == MODELS_OWN
-    assert widget.background_threshold.native.currentText() == "the model's own (0.85)"
+    own = em.info.background_threshold
+    assert widget.background_threshold.native.currentText() == f"the model's own ({own:.2f})"
     assert widget.predict_config().background_threshold is None
     widget.background_threshold.value = 0.6
     assert widget.predict_config().background_threshold == 0.6
-    state.set_model(load_model("nuclei"), "nuclei")  # a fixed choice is kept
+    state.set_model(nuclei, "nuclei")  # a fixed choice is kept
     assert widget.background_threshold.value == 0.6
     widget.background_threshold.value = MODELS_OWN
-    assert widget.background_threshold.native.currentText() == "the model's own (0.50)"
+    own = nuclei.info.background_threshold
+    assert widget.background_threshold.native.currentText() == f"the model's own ({own:.2f})"
     widget.close_boundaries.value = False  # no growth without the closing: greyed out
     assert not widget.background_threshold.enabled
 

@@ -76,6 +76,8 @@ def test_any_numeric_dtype(valid_model, dtype):
     image = (np.random.default_rng(4).random((40, 30)) * 200).astype(dtype)
     probabilities = predict(image, valid_model, tile_size=108)
     assert probabilities.shape == (2, 40, 30) and probabilities.dtype == np.float32
+    reference = predict(image.astype(np.float64), valid_model, tile_size=108)
+    np.testing.assert_allclose(probabilities, reference, rtol=0, atol=1e-5)
 
 
 def test_multichannel_and_channel_mismatch():
@@ -277,7 +279,21 @@ def test_fused_forward_equals_the_model(options):
 
 
 def test_constant_image_is_finite(valid_model):
-    assert np.isfinite(predict(np.full((30, 30), 7, np.uint8), valid_model)).all()
+    """A constant image normalises to zeros (its scale is 1, not 0): the network's output
+    on a zero input, whatever the constant, and no NaN."""
+    probabilities = predict(np.full((30, 30), 7, np.uint8), valid_model)
+    size = valid_model.smallest_valid_input_covering(30)
+    with torch.inference_mode():
+        direct = torch.softmax(valid_model(torch.zeros(1, 1, size, size)), 1)[0].numpy()
+    assert np.isfinite(probabilities).all()
+    assert np.abs(probabilities - direct[:, :30, :30]).max() < 1e-6
+    assert np.abs(probabilities.sum(0) - 1).max() < 1e-6
+    other = predict(np.full((30, 30), 60000, np.uint16), valid_model)
+    assert np.abs(other - probabilities).max() < 1e-6
+    # bilinear upsampling keeps a constant input constant (up-convolutions add a period 2)
+    smooth = predict(np.full((30, 30), 7, np.uint8), _model(depth=3, upsampling="bilinear"))
+    assert np.ptp(smooth, axis=(1, 2)).max() < 1e-6
+    assert np.abs(smooth.sum(0) - 1).max() < 1e-6
 
 
 def test_usable_tile_sizes_all_work_and_the_next_smaller_does_not(valid_model):

@@ -68,8 +68,10 @@ def test_bundled_models_round_trip_unchanged(name, tmp_path):
     header = json.loads(text)
     info = ModelMetadata.from_dict(header)
     assert json.dumps(info.to_header()) == text  # byte for byte
-    assert info.model_config is not None and info.format_version == 1
     model = load_model(name)
+    assert info.model_config == model.config  # the architecture the weights were loaded into
+    assert info.model_config.to_dict() == header["model_config"]
+    assert info.format_version == header["format_version"] == 1
     _same(model.metadata, _loaded_before(header, name))
     assert model.info.class_names == tuple(header["class_names"])
     assert model.info.normalization == NormConfig.from_dict(header["normalization"])
@@ -86,15 +88,24 @@ def test_bundled_em_model_keeps_the_keys_it_does_not_type():
     assert info.background_threshold == 0.85  # typed (scripts/calibrate_bundled.py)
     assert info.test_time_augmentation is True  # typed (scripts/bundle_candidate.py --tta)
     runs = info.training_history
-    assert runs[-1].distilled is False and isinstance(runs[-1].iterations, int)
+    recorded = json.loads(_header_text(bundled_models()["em-membranes"]))["training_history"]
+    assert len(runs) == len(recorded)
+    for run, raw in zip(runs, recorded):
+        assert run.iterations == raw["iterations"] and type(run.iterations) is int
+        assert run.distilled is raw["distilled"]  # a JSON boolean stays a bool
+        assert run.bn_recalibration_passes == raw["bn_recalibration_passes"]
     assert info.trained_weight_config == WeightConfig.from_dict(runs[-1].weight_config)
 
 
 def test_bundled_nuclei_model_reads_runs_of_an_older_version():
     runs = load_model("nuclei").info.training_history
+    recorded = json.loads(_header_text(bundled_models()["nuclei"]))["training_history"]
+    assert "bn_recalibration_passes" not in recorded[0] and "distilled" not in recorded[0]
     assert runs[0].bn_recalibration_passes is None  # older runs recorded fewer keys
     assert "bn_recalibration_passes" not in runs[0].to_dict()
-    assert runs[0].distilled is None and isinstance(runs[0].iterations, int)
+    assert runs[0].distilled is None
+    assert [run.iterations for run in runs] == [raw["iterations"] for raw in recorded]
+    assert all(type(run.iterations) is int for run in runs)
 
 
 def test_an_old_format_header_loads_and_saves_as_before(tmp_path):

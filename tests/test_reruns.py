@@ -1,5 +1,6 @@
 """Re-runs skip only outputs made the same way, and clean what killed runs left."""
 
+import hashlib
 import os
 import uuid
 
@@ -7,10 +8,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet import ModelConfig, save_model
+from napari_unet import ModelConfig, PredictConfig, __version__, save_model
 from napari_unet.cli import main
 from napari_unet.core.checkpoint import new_model
-from napari_unet.io.reruns import PROVENANCE_KEY, stored_provenance
+from napari_unet.io.reruns import stored_provenance
 
 TILE = "56"
 
@@ -33,16 +34,39 @@ def _inodes(folder):
     return {path.name: path.stat().st_ino for path in folder.iterdir()}
 
 
+def _records(out):
+    return [stored_provenance(out / f"img_{kind}.tif") for kind in ("prob", "mask", "instances")]
+
+
 def test_outputs_record_model_options_input_and_version(setup):
     checkpoint, image, out = setup
     assert _predict(image, checkpoint, out) == 0
-    for kind in ("prob", "mask", "instances"):
-        record = stored_provenance(out / f"img_{kind}.tif")
-        assert record["options"]["tile_size"] == int(TILE)
-        assert len(record["model_sha256"]) == 64 and record["input"]["name"] == "img.tif"
+    record, *others = _records(out)
+    assert others == [record, record]  # the run's three outputs record the same
+    assert record["model_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
+    assert record["package_version"] == __version__
+    status = image.stat()
+    assert record["input"] == {
+        "name": "img.tif",
+        "shape": [50, 60],
+        "size": status.st_size,
+        "mtime_ns": status.st_mtime_ns,
+    }
+    defaults = PredictConfig()  # what the command line leaves at the core's defaults
+    assert record["options"] == {
+        "tile_size": int(TILE),
+        "test_time_augmentation": False,
+        "instances": defaults.instances,
+        "min_instance_size": defaults.min_instance_size,
+        "fill_holes": defaults.fill_holes,
+        "close_boundaries": defaults.close_boundaries,
+        "background_threshold": None,
+        "axes": "YX",
+    }
     assert _predict(image, checkpoint, out, "--output-format", "zarr") == 0
     store = stored_provenance(out / "img_prediction.zarr")
-    assert store["options"]["tile_size"] == int(TILE)
+    assert store["options"] == record["options"]
+    assert (store["model_sha256"], store["input"]) == (record["model_sha256"], record["input"])
 
 
 def test_rerun_with_the_same_model_and_options_skips(setup, capsys):
@@ -97,11 +121,12 @@ def test_rerun_made_differently_says_why_and_needs_overwrite(setup, capsys, chan
 def test_an_empty_output_file_is_not_taken_for_a_finished_one(setup, capsys):
     checkpoint, image, out = setup
     assert _predict(image, checkpoint, out) == 0
+    record = stored_provenance(out / "img_mask.tif")
     (out / "img_instances.tif").write_bytes(b"")
     assert _predict(image, checkpoint, out) == 2
     assert "img_instances.tif holds no record of how it was made" in capsys.readouterr().err
     assert _predict(image, checkpoint, out, "--overwrite") == 0
-    assert PROVENANCE_KEY and stored_provenance(out / "img_instances.tif") is not None
+    assert _records(out) == [record] * 3  # the same model, options and input as before
 
 
 def test_temporaries_of_killed_runs_are_removed(setup):

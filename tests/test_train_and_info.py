@@ -55,13 +55,26 @@ def test_train_refuses_a_three_slice_stack_it_would_take_for_rgb(tmp_path, capsy
 
 
 def test_train_still_takes_rgb_and_unlabelled_axes(tmp_path):
-    from napari_unet.cli.train import _refuse_stack
-
+    """No axes declared (an RGB TIFF, a plain one): train takes the planes and records them."""
     rgb = np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
     tifffile.imwrite(tmp_path / "plain.tif", rgb[..., 0])
-    for name in ("rgb.tif", "plain.tif"):
-        _refuse_stack(tmp_path / name, (48, 48))  # no error
+    _files(tmp_path, rgb)  # the strokes
+    labels = str(tmp_path / "lab.tif")
+    runs = {  # image, extra options, the (C, Y, X) the run must record
+        "rgb3": ("rgb.tif", ["--channels", "3"], (3, 48, 48)),
+        "luminance": ("rgb.tif", [], (1, 48, 48)),  # RGB to a 1-channel model: its luminance
+        "plain": ("plain.tif", [], (1, 48, 48)),
+    }
+    for name, (image, options, shape) in runs.items():
+        out = tmp_path / f"{name}.safetensors"
+        files = ["--images", str(tmp_path / image), "--labels", labels]
+        assert main(["train", *files, *NEW, *options, "--output", str(out)]) == 0
+        model = load_model(out)
+        (run,) = model.info.training_history
+        assert run.images == (shape,) and run.iterations == 1
+        assert model.config.in_channels == shape[0]
+        assert model.metadata["trained_on"] == str(tmp_path / image)
 
 
 def test_train_refuses_a_file_with_two_stacking_axes(tmp_path, capsys):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
+from napari_unet import PredictConfig, load_model
 from napari_unet._widgets import _demo_gui
 from napari_unet.cli import build_parser, demo
+from napari_unet.io.volumes import segment_stack
 
 pytestmark = pytest.mark.gui
 
@@ -20,7 +23,18 @@ def test_gui_demo_opens_with_strokes_where_the_model_errs(monkeypatch):
     strokes = shown["strokes"]
     assert shown["image"].shape == strokes.shape == (128, 128)
     assert strokes.any() and not strokes[:, 64:].any()  # only the left half is painted
-    assert set(np.unique(strokes)) <= {0, 1, 2}
+    assert set(np.unique(strokes)) == {0, 1, 2}
+    sample = demo.demo_sample(args.size, args.seed)
+    assert np.array_equal(shown["image"], sample["image"])
+    painted = strokes > 0
+    assert np.array_equal(strokes[painted], sample["classes"][painted])  # the true class
+    # the bundled model's mask, as predict makes it: every stroke is centred on an error
+    config = PredictConfig(device="cpu")
+    _, mask, _ = segment_stack(sample["image"], load_model(args.model), config=config)
+    wrong = mask != sample["classes"]
+    for label in (1, 2):
+        each, count = ndimage.label(strokes == label)
+        assert count and all(wrong[each == index].any() for index in range(1, count + 1))
 
 
 def test_demo_layers_are_picked_for_fine_tuning(make_napari_viewer):

@@ -10,6 +10,7 @@ from napari_unet._widgets import PredictWidget, model_state
 from napari_unet.config import ModelConfig
 from napari_unet.core.checkpoint import new_model
 from napari_unet.evaluation.matching import match_instances
+from napari_unet.evaluation.metrics import evaluate
 
 pytestmark = pytest.mark.gui
 
@@ -40,9 +41,26 @@ def test_metrics_of_the_prediction_against_a_truth_layer(make_napari_viewer, qtb
     assert at_half["f1"] == pytest.approx(expected["f1"])
     assert "F1" in widget.evaluation.result.text()
 
-    widget.evaluation.kind.value = "semantic"
+    # a prediction of known quality: object 1 found, object 2 missed, one object extra
+    partial = np.zeros_like(truth)
+    partial[8:24, 8:24], partial[0:6, 58:64] = 5, 9
+    viewer.layers["blobs instances"].data = partial
+    at_half = next(r for r in widget.evaluation.run()["instances"] if r["threshold"] == 0.5)
+    assert (at_half["tp"], at_half["fp"], at_half["fn"]) == (1, 1, 1)
+    assert at_half["f1"] == pytest.approx(0.5) and at_half["mean_matched_iou"] == 1.0
+    assert "F1 0.500" in widget.evaluation.result.text()
+
+    widget.evaluation.kind.value = "semantic"  # truth read as 0 not scored, 1 and 2 classes
+    mask = viewer.layers["blobs mask"].data
+    assert widget.evaluation.run() == evaluate(mask, truth, "semantic")
+    known = np.ones_like(mask)
+    known[40:56, 30:40] = 2  # class 2 on half of its region, class 1 everywhere else
+    viewer.layers["blobs mask"].data = known
     semantic = widget.evaluation.run()
-    assert set(semantic["iou"]) >= {"1"} and 0 <= semantic["pixel_error"] <= 1
+    scored = 16 * 16 + 16 * 20
+    assert semantic["pixel_error"] == pytest.approx(160 / scored)  # the other half is wrong
+    assert semantic["iou"]["2"] == pytest.approx(0.5)
+    assert semantic["iou"]["1"] == pytest.approx(256 / (256 + 160))
     assert np.array_equal(viewer.layers["truth"].data, truth)  # the user's layer is untouched
 
 

@@ -106,10 +106,33 @@ def test_advice_follows_what_would_fit(monkeypatch):
     assert memory_refusal(unsure, "big").startswith("Predicting “big” needs about")
 
 
-@pytest.mark.parametrize(("limit", "expected"), [("600000", 200_000), ("max", None)])
+FREE = 1_000_000
+"""What psutil says is available in the tests of the cgroup cap."""
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        ("600000", 600_000 - 400_000),  # the limit less what the group uses
+        ("max", FREE),  # no limit: psutil's figure
+        ("5000000", FREE),  # a limit above what is free: psutil's figure
+    ],
+)
 def test_a_cgroup_limit_caps_the_available_memory(tmp_path, monkeypatch, limit, expected):
+    import psutil
+
+    memory = psutil.virtual_memory()._replace(available=FREE)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
     (tmp_path / "memory.max").write_text(limit + "\n")
     (tmp_path / "memory.current").write_text("400000\n")
     monkeypatch.setattr(_memory, "_CGROUP", tmp_path)
-    free = available_memory()
-    assert free == expected if expected is not None else free > 200_000
+    assert available_memory() == expected
+
+
+def test_without_a_cgroup_the_available_memory_is_psutils(tmp_path, monkeypatch):
+    import psutil
+
+    memory = psutil.virtual_memory()._replace(available=FREE)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
+    monkeypatch.setattr(_memory, "_CGROUP", tmp_path / "absent")
+    assert available_memory() == FREE
