@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from napari_unet._sample_data import synthetic_nuclei_sample
@@ -35,3 +36,29 @@ def test_the_samples_ground_truth_opens_hidden_under_the_image():
     (image, _, _), (truth, truth_display, kind) = synthetic_nuclei_sample()
     assert kind == "labels" and truth.shape == image.shape
     assert truth_display["visible"] is False  # strokes are painted over the image, not over it
+
+
+def test_hidden_outputs_start_at_black_so_additive_blending_leaves_the_image(qtbot, dock):
+    viewer, widget = dock
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    for kind in ("probabilities", "weight map", "uncertainty"):
+        layer = viewer.layers[f"discs {kind}"]
+        assert layer.blending == "additive" and not layer.visible
+        np.testing.assert_allclose(layer.colormap.map(np.array([0.0]))[0, :3], 0.0, atol=0.02)
+    kinds = ("weight map", "uncertainty", "probabilities")
+    colormaps = {viewer.layers[f"discs {kind}"].colormap.name for kind in kinds}
+    assert len(colormaps) == 3  # told apart when shown together
+
+
+def test_predict_hides_the_loss_weights_that_would_cover_its_mask(qtbot, dock):
+    viewer, widget = dock
+    strokes = annotate(viewer, widget)
+    with qtbot.waitSignal(widget.finetune.loss_weights.finished, timeout=10_000):
+        assert widget.finetune.loss_weights.show() is not None
+    loss_weights = viewer.layers["discs loss weights"]
+    assert loss_weights.visible
+    assert viewer.layers.selection.active is strokes  # the brush stays on the strokes
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert not loss_weights.visible and viewer.layers["discs mask"].visible
+    # the paper's weights look the same wherever they are shown
+    assert loss_weights.colormap.name == viewer.layers["discs weight map"].colormap.name

@@ -11,7 +11,14 @@ from napari.layers import Labels
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer
 from qtpy.QtGui import QColor, QIcon, QPixmap
-from qtpy.QtWidgets import QGridLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from qtpy.QtWidgets import (
+    QButtonGroup,
+    QGridLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ._annotation_combo import IMAGE_KEY, annotation_name, annotation_of
 from ._geometry import ImageGeometry
@@ -39,6 +46,12 @@ class AnnotateWidget(QWidget):
     Parameters
     ----------
     viewer : napari.viewer.Viewer
+
+    Attributes
+    ----------
+    brushes : QButtonGroup
+        The class buttons, one checkable button per label value (its id); the
+        annotation layer's selected label is the checked one, both ways.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
@@ -56,6 +69,7 @@ class AnnotateWidget(QWidget):
         )
         self.copy_button.changed.connect(self.copy_prediction)
         self.legend = QGridLayout()
+        self.brushes = QButtonGroup(self)  # exclusive: one brush at a time
         self.counts = QLabel()
         self.counts.setWordWrap(True)
         hint = QLabel(
@@ -144,10 +158,14 @@ class AnnotateWidget(QWidget):
         where = tuple(np.full(pixels[0].size, index) for index in plane) + pixels
         layer.data_setitem(where, predicted[fill].astype(layer.data.dtype))
         self.update_counts()
+        hidden = ""
+        if mask.visible:  # it would cover the copy, which is what is corrected now
+            mask.visible = False
+            hidden = f" (“{mask.name}” is hidden, so that the copy shows)"
         slice_text = f" of slice {', '.join(map(str, plane))}" if plane else ""
         show_info(
-            f"Copied {pixels[0].size:,} predicted pixels into the unpainted pixels{slice_text}: "
-            "correct the mistakes with the brush, then fine-tune."
+            f"Copied {pixels[0].size:,} predicted pixels into the unpainted pixels{slice_text}"
+            f"{hidden}: correct the mistakes with the brush, then fine-tune."
         )
         return int(pixels[0].size)
 
@@ -205,6 +223,7 @@ class AnnotateWidget(QWidget):
         self._counts.mark_all()
         if layer is not None:
             self._connect(layer, connect=True)
+        self._show_brush()
 
     def _connect(self, layer: napari.layers.Labels, *, connect: bool) -> None:
         """Recount where the layer changes: the planes a stroke (or fill) touched, all of
@@ -214,6 +233,7 @@ class AnnotateWidget(QWidget):
             (events.paint, self._on_paint),
             (events.data, self._on_new_data),
             (events.set_data, self._on_refresh),
+            (events.selected_label, self._show_brush),
         )
         for emitter, handler in handlers:
             if connect:
@@ -249,6 +269,8 @@ class AnnotateWidget(QWidget):
         while self.legend.count():
             item = self.legend.takeAt(0)
             old = item.widget() if item is not None else None
+            if isinstance(old, QPushButton):
+                self.brushes.removeButton(old)
             if old is not None:
                 old.setParent(None)  # gone at once, not at the next event loop
                 old.deleteLater()
@@ -261,11 +283,28 @@ class AnnotateWidget(QWidget):
         for position, (label, name, colour) in enumerate(labels):
             button = QPushButton(_swatch(colour), f"{label} {name}")
             button.setToolTip(f"Paint label {label} ({name})")
+            button.setCheckable(True)
             button.clicked.connect(lambda _checked=False, value=label: self.select_label(value))
+            self.brushes.addButton(button, label)
             self.legend.addWidget(button, position // 2, position % 2)
         if self.annotation_layer is not None:
             self.annotation_layer.colormap = class_colormap(model.config.n_classes)
+        self._show_brush()
         self.update_counts()
+
+    def _show_brush(self, *_: Any) -> None:
+        """Check the button of the annotation layer's selected label; none without a
+        layer, or for a label without a button (chosen in napari's own controls)."""
+        layer = self.annotation_layer
+        button = self.brushes.button(int(layer.selected_label)) if layer is not None else None
+        if button is not None:
+            button.setChecked(True)
+            return
+        checked = self.brushes.checkedButton()
+        if checked is not None:  # an exclusive group keeps one button checked: not now
+            self.brushes.setExclusive(False)
+            checked.setChecked(False)
+            self.brushes.setExclusive(True)
 
     def select_label(self, label: int) -> None:
         """Paint ``label`` from now on (0 erases)."""

@@ -13,6 +13,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..evaluation.metrics import evaluate
+from ._geometry import ImageGeometry
 from ._layers import LayerCombo, find_output, is_annotation
 from ._state import model_state
 
@@ -40,15 +41,18 @@ class EvaluatePanel(QWidget):
     in ``image_picker``. For stacks, the slice in view is evaluated. The scores
     are cleared once they may no longer hold: another image, truth or kind is
     chosen, the image's data change, or a new prediction is shown (:meth:`clear`).
+
+    The ground truth chosen without the user (at the start, when the chosen one
+    goes, or when another image is chosen and the truth does not fit it) is the
+    topmost Labels layer of the prediction's shape that is no annotation layer
+    (:meth:`may_choose`).
     """
 
     def __init__(self, viewer: napari.viewer.Viewer, image_picker: LayerCombo) -> None:
         super().__init__()
         self.viewer = viewer
         self.image_picker = image_picker
-        self.truth_picker = LayerCombo(
-            viewer, Labels, "Ground truth", prefer=lambda layer: not is_annotation(layer)
-        )
+        self.truth_picker = LayerCombo(viewer, Labels, "Ground truth", prefer=self.may_choose)
         self._image: napari.layers.Image | None = None
         self.kind = ComboBox(
             label="Metrics", choices=list(KINDS), value="instances", tooltip=KIND_TOOLTIP
@@ -73,12 +77,48 @@ class EvaluatePanel(QWidget):
         """Forget the shown scores (they describe an earlier prediction or image)."""
         self.result.setText("")
 
+    def may_choose(self, layer: Labels) -> bool:
+        """Whether ``layer`` may be chosen as the ground truth without the user: not an
+        annotation layer, and of the shape of the chosen image's prediction."""
+        return not is_annotation(layer) and self._fits(layer)
+
+    def _fits(self, layer: Labels) -> bool:
+        """Whether ``layer`` has the shape of the chosen image's prediction (or no image
+        is chosen)."""
+        shape = self._prediction_shape()
+        return shape is None or tuple(layer.data.shape) == shape
+
+    def _prediction_shape(self) -> tuple[int, ...] | None:
+        """The shape of the chosen image's prediction (None: no image chosen): the shown
+        one's, else the image's without its channels for the current model."""
+        image = self.image_picker.layer
+        if image is None:
+            return None
+        for role in ("mask", "instances"):
+            prediction = find_output(self.viewer, image, role, Labels)
+            if prediction is not None:
+                return tuple(prediction.data.shape)
+        state = model_state(self.viewer)
+        in_channels = state.model.config.in_channels if state.has_model else 1
+        return ImageGeometry.of(image, in_channels).spatial_shape
+
     def _follow_image(self, *_: Any) -> None:
         if self._image is not None:
             self._image.events.data.disconnect(self.clear)
         self._image = self.image_picker.layer
         if self._image is not None:
             self._image.events.data.connect(self.clear)
+        truth = self.truth_picker.layer
+        if truth is None or not self._fits(truth):  # e.g. the truth of another image
+            listed = self.truth_picker.layers()
+            self.truth_picker.combo.value = next(
+                (
+                    layer
+                    for layer in reversed(self.viewer.layers)
+                    if any(layer is item for item in listed) and self.may_choose(layer)
+                ),
+                None,
+            )
         self.clear()
 
     def run(self, *_: Any) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from qtpy.QtCore import QEvent, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..core.metadata import trained_description
-from ..evaluation.review import ClassChanges, class_names
+from ..evaluation.review import ClassChanges
 from ..training.history import note_on_last_run
 from ._annotation_combo import AnnotationCombo
 from ._finetune_job import (
@@ -27,17 +27,13 @@ from ._finetune_job import (
     start_optimizer_warm_up,
 )
 from ._finetune_settings import FinetuneSettings
+from ._finetune_text import progress_of, run_summary, strokes_missing
 from ._geometry import ImageGeometry, image_data
 from ._go_back import GoBackButton
-from ._layers import (
-    LayerCombo,
-    annotated_planes,
-    find_output,
-    placement_for,
-    show_output,
-)
+from ._layers import LayerCombo, annotated_planes
 from ._loss_weights import LossWeights
 from ._plot import LossPlot
+from ._preview import put_preview
 from ._state import FINE_TUNED_MARK, model_state, real_viewer
 from ._tasks import PROGRESS_STEPS, JobResult, start_job, taken_out_of_its_dock
 
@@ -93,6 +89,7 @@ class FinetuneWidget(QWidget):
         self.stop_button.changed.connect(self.stop)
         self.viewer.dims.events.current_step.connect(self._follow_view)
         self.viewer.events.theme.connect(self._follow_theme)
+        self.go_back.went_back.connect(self._on_went_back)
         self._set_running(False)
 
     def _create_controls(self) -> None:
@@ -172,7 +169,7 @@ class FinetuneWidget(QWidget):
             on_finish=self._on_finish,
             release=self.state.end_task,
             bar=self.progress,
-            progress_of=_progress_of,
+            progress_of=progress_of,
         )
         return self.worker
 
@@ -221,15 +218,10 @@ class FinetuneWidget(QWidget):
         if problem:
             show_error(problem)
             return None
-        labels = np.asarray(labels_layer.data)
-        if labels.shape != geometry.spatial_shape:
-            show_error(
-                f"“{labels_layer.name}” has shape {labels.shape} but “{image.name}” has "
-                f"{geometry.spatial_shape} (without channels): create the annotation layer "
-                "from this image in the Annotate section."
-            )
+        annotated = self._annotated(labels_layer, image, geometry)
+        if annotated is None:
             return None
-        planes = annotated_planes(labels, len(geometry.leading_shape))
+        planes, annotations = annotated
         reader = PlaneReader(image_data(image), geometry, in_channels)
         try:
             reader.check_channels()
@@ -243,7 +235,7 @@ class FinetuneWidget(QWidget):
         return TrainingRequest(
             model=model,
             reader=reader,
-            annotations=[labels[plane].copy() for plane in planes],
+            annotations=annotations,
             train=self.settings.train_config(),
             augment=self.settings.augment_config(),
             weights=self.settings.weight_config(),
@@ -254,6 +246,32 @@ class FinetuneWidget(QWidget):
             compare_plane=in_view,
         )
 
+    def _annotated(
+        self,
+        labels_layer: napari.layers.Labels,
+        image: napari.layers.Image,
+        geometry: ImageGeometry,
+    ) -> tuple[list[tuple[int, ...]], list[np.ndarray]] | None:
+        """The annotated planes of ``labels_layer`` and copies of them; None, saying why,
+        when the layer does not fit the image or lacks a class to train on."""
+        labels = np.asarray(labels_layer.data)
+        if labels.shape != geometry.spatial_shape:
+            show_error(
+                f"“{labels_layer.name}” has shape {labels.shape} but “{image.name}” has "
+                f"{geometry.spatial_shape} (without channels): create the annotation layer "
+                "from this image in the Annotate section."
+            )
+            return None
+        planes = annotated_planes(labels, len(geometry.leading_shape))
+        annotations = [labels[plane].copy() for plane in planes]
+        n_classes = self.state.model.config.n_classes
+        missing = strokes_missing(annotations, n_classes, labels_layer.name)
+        if missing:  # said before any worker starts, as advice, not as a failure
+            self.status.setText(missing)
+            show_warning(missing)
+            return None
+        return planes, annotations
+
     def _follow_view(self, *_: Any) -> None:
         request, image = self._request, self._image_layer
         if request is not None and request.preview is not None and image is not None:
@@ -261,13 +279,13 @@ class FinetuneWidget(QWidget):
 
     def _on_update(self, update: FinetuneUpdate | str) -> None:
         if isinstance(update, str):  # a status line before training starts
-            self.status.setText(update)
+            self._say(update)
             return
         if isinstance(update, ClassChanges):  # what the run changed on the slice in view
             self._changes = update
             return
         self._last_iteration = update.iteration
-        self.status.setText(
+        self._say(
             f"Iteration {update.iteration} · loss {update.loss:.3g} "
             f"(smoothed {update.smoothed_loss:.3g}) · {update.elapsed:.0f} s"
         )
@@ -276,37 +294,31 @@ class FinetuneWidget(QWidget):
         if update.foreground is not None and update.plane is not None:
             self._show_preview(update.plane, update.foreground)
 
+    def _say(self, text: str) -> None:
+        """Show a progress line, unless Stop was pressed: its "Stopping…" line stays (it
+        says how to skip the comparison that follows)."""
+        if not self._stop.is_set():
+            self.status.setText(text)
+
+    def _on_went_back(self, name: str) -> None:
+        self.status.setText(
+            f"Back to “{name}”, the model before this fine-tune. Predict again to see its results."
+        )
+
     def _show_preview(self, plane: tuple[int, ...], foreground: np.ndarray) -> None:
         request, image = self._request, self._image_layer
         if request is None or request.preview is None or image is None:
             return
-        geometry = request.reader.geometry
-        layer = find_output(self.viewer, image, "preview", napari.layers.Image)
-        if layer is not None and layer.data.shape == geometry.spatial_shape:
-            layer.data[plane] = foreground
-            layer.refresh()
-            if not self._preview_shown:  # hidden by the last Predict: show it again, once
-                layer.visible = self._preview_shown = True
-            return
-        self._preview_shown = True
-        data = np.zeros(geometry.spatial_shape, dtype=np.float32)
-        data[plane] = foreground
-        layer = show_output(
+        put_preview(
             self.viewer,
             image,
-            "preview",
-            data,
-            napari.layers.Image,
-            placement=placement_for(geometry, image),
-            colormap="magma",
-            contrast_limits=(0.0, 1.0),
-            opacity=0.55,
-            blending="additive",
+            request.reader.geometry,
+            plane,
+            foreground,
+            annotation_name=request.annotation_name,
+            show=not self._preview_shown,  # hidden by the last Predict: show it again, once
         )
-        layers = self.viewer.layers
-        strokes = request.annotation_name
-        if strokes in layers and layers.index(strokes) < layers.index(layer):
-            layers.move(layers.index(layer), layers.index(strokes))  # the strokes stay on top
+        self._preview_shown = True
 
     def _on_result(self, result: JobResult) -> None:
         if self._last_iteration == 0:  # nothing was trained: the model is as before the run
@@ -351,21 +363,7 @@ class FinetuneWidget(QWidget):
 
     def result_text(self, progress: Any, *, stopped: bool) -> str:
         """The status line after a run that trained: how it ended, what changed, what to do."""
-        ended = "Stopped after" if stopped else "Done:"
-        text = (
-            f"{ended} {progress.iteration} iterations in {progress.elapsed:.0f} s; the model "
-            f"keeps its best weights (loss {progress.smoothed_loss:.3g}, smoothed)."
-        )
-        request, changes = self._request, self._changes
-        if changes is not None and request is not None:
-            plane = request.compare_plane
-            where = (
-                f"the slice in view (slice {', '.join(map(str, plane))})" if plane else "the image"
-            )
-            text += f" On {where}, {changes.describe(class_names(request.model))}."
-        if request is not None:
-            text += _threshold_text(request.model)
-        return text + " Worse than before? Go back:"
+        return run_summary(progress, self._request, self._changes, stopped=stopped)
 
     def _on_finish(self) -> None:
         self.worker = None
@@ -380,21 +378,3 @@ class FinetuneWidget(QWidget):
         self.start_button.enabled = not running
         self.stop_button.enabled = running
         self.settings.set_running(running)
-
-
-def _threshold_text(model: Any) -> str:
-    """After a model's first run: the background threshold its strokes gave, if any."""
-    info = model.info
-    if len(info.training_history) != 1 or info.background_threshold == 0.5:
-        return ""
-    return (
-        f" Boundary threshold from your strokes: {info.background_threshold:.2f} "
-        f"(Predict grows objects up to it{'' if info.close_gaps else ' and leaves gaps open'})."
-    )
-
-
-def _progress_of(update: FinetuneUpdate | ClassChanges | str) -> tuple[float | None, str]:
-    """What a fine-tune's update says of its progress (see :class:`JobProgress`)."""
-    if isinstance(update, FinetuneUpdate):
-        return update.fraction, f"iteration {update.iteration}"
-    return (None, update) if isinstance(update, str) else (None, "")

@@ -6,7 +6,7 @@ from typing import Any
 
 from magicgui.widgets import PushButton
 from napari.utils.notifications import show_info
-from qtpy.QtCore import QObject
+from qtpy.QtCore import QObject, Signal
 
 from ._state import HistoryEntry, ModelState
 
@@ -30,6 +30,10 @@ class GoBackButton(QObject):
     button : magicgui.widgets.PushButton
     """
 
+    went_back = Signal(str)
+    """Emitted with the model's name once the model before the offered fine-tune is
+    current again (by this button or the Model section's "Go back")."""
+
     def __init__(self, state: ModelState, parent: QObject) -> None:
         super().__init__(parent)
         self.state = state
@@ -39,6 +43,7 @@ class GoBackButton(QObject):
         self.button.changed.connect(self.go_back)
         for signal in (state.history_changed, state.busy_changed, state.model_changed):
             signal.connect(self.refresh)
+        state.history_changed.connect(self._follow_history)
         self.refresh()
 
     def offer(self) -> None:
@@ -60,6 +65,15 @@ class GoBackButton(QObject):
     def refresh(self, *_: Any) -> None:
         """Enable the button exactly while going back is :attr:`available`."""
         self.button.enabled = self.available
+
+    def _follow_history(self) -> None:
+        """Forget the offered entry once it left the history; say so if it became current."""
+        entry = self._entry
+        if entry is None or any(kept is entry for kept in self.state.history):
+            return
+        self._entry = None
+        if self.state.has_model and self.state.model is entry.model:
+            self.went_back.emit(entry.name)
 
     def go_back(self, *_: Any) -> bool:
         """Make the model before the fine-tune current again; False if that is not possible."""

@@ -46,6 +46,11 @@ ROLE_KEY = "napari_unet_role"
 ANNOTATION_KEY = "napari_unet_annotation"
 """``layer.metadata`` key marking an annotation layer made by the Annotate widget."""
 
+WEIGHT_COLORMAP = "cyan"
+"""Colormap of the paper's weight map (Predict's "weight map", Fine-tune's "loss weights"):
+black at 0, so with additive blending unweighted pixels leave the image unchanged, and
+unlike the probabilities' (magma) and the uncertainty's (inferno)."""
+
 CLASS_COLOURS = (
     "#3b82f6",  # 1 background: blue
     "#f59e0b",  # 2 first foreground class: amber

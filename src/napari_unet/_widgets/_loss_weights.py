@@ -15,7 +15,8 @@ from qtpy.QtWidgets import QWidget
 
 from ..config import WeightConfig
 from ._finetune_job import loss_weights_job
-from ._layers import LayerCombo, annotated_planes, show_output
+from ._layers import WEIGHT_COLORMAP, LayerCombo, annotated_planes, show_output
+from ._preview import selection_kept
 from ._tasks import JobResult, start_job
 
 
@@ -96,17 +97,19 @@ class LossWeights(QObject):
         source, placement = self._output
         if source is None:
             return
-        show_output(
-            self.image_picker.viewer,
-            source,
-            "loss weights",
-            result.value,
-            napari.layers.Image,
-            placement=placement,
-            colormap="viridis",
-            contrast_limits=(0.0, max(float(result.value.max()), 1e-6)),
-            blending="additive",
-        )
+        viewer = self.image_picker.viewer
+        with selection_kept(viewer):  # the user's brush stays on the annotations
+            show_output(
+                viewer,
+                source,
+                "loss weights",
+                result.value,
+                napari.layers.Image,
+                placement=placement,
+                colormap=WEIGHT_COLORMAP,  # black at 0: unweighted pixels add nothing
+                contrast_limits=(0.0, max(float(result.value.max()), 1e-6)),
+                blending="additive",
+            )
 
     def _done(self) -> None:
         self.worker = None

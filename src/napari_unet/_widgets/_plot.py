@@ -19,6 +19,7 @@ from typing import Any
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 REDRAW_INTERVAL = 0.25
 """Seconds between two redraws while points keep arriving."""
@@ -45,6 +46,10 @@ class LossPlot(FigureCanvasQTAgg):
         figure = Figure(figsize=(3.2, 2.0), dpi=100)
         super().__init__(figure)
         self.axes = figure.add_subplot()
+        # whole iterations in 1-2-5 steps, as many as fit (the default locator says 2.5)
+        self.axes.xaxis.set_major_locator(
+            MaxNLocator(nbins="auto", steps=[1, 2, 5, 10], integer=True)
+        )
         # animated: full draws leave the lines (and the legend) out; _on_draw adds them
         (self.raw_line,) = self.axes.plot(
             [], [], color="#7fa7d9", linewidth=0.8, alpha=0.6, label="per iteration", animated=True

@@ -19,7 +19,13 @@ from ._annotation_combo import annotation_of
 from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
 from ._last_mask import last_mask, remember_model
-from ._layers import bring_to_front, class_colormap, find_output, placement_for
+from ._layers import (
+    WEIGHT_COLORMAP,
+    bring_to_front,
+    class_colormap,
+    find_output,
+    placement_for,
+)
 from ._layers import show_output as put_output
 from ._memory import memory_refusal
 from ._predict_controls import PredictControls
@@ -219,46 +225,17 @@ class PredictWidget(QWidget, PredictControls):
         weight map and the uncertainty are added hidden.
         """
         placement = placement_for(geometry, image)
-        probabilities = result.probabilities
-        if probabilities.shape[0] == 2:
-            # a copy: a view would keep the unshown background class alive with the layer
-            probabilities, class_placement = probabilities[1].copy(), placement
-        else:
-            class_placement = placement_for(geometry, image, extra_axes=1)
-        hidden_image = {"blending": "additive", "visible": False}
-        outputs: dict[str, tuple[Any, type, dict[str, Any], dict[str, Any]]] = {}
-        outputs["probabilities"] = (
-            probabilities,
-            Image,
-            class_placement,
-            {"colormap": "magma", "contrast_limits": (0.0, 1.0), **hidden_image},
-        )
-        if result.weights is not None:
-            top = max(float(result.weights.max()), 1e-6)
-            outputs["weight map"] = (
-                result.weights,
-                Image,
-                placement,
-                {"colormap": "viridis", "contrast_limits": (0.0, top), **hidden_image},
-            )
-        if result.uncertainty is not None:
-            outputs["uncertainty"] = (
-                result.uncertainty,
-                Image,
-                placement,
-                {"colormap": "inferno", "contrast_limits": (0.0, 1.0), **hidden_image},
-            )
-        outputs["instances"] = (result.instances, Labels, placement, {"opacity": 0.6, "visible": 0})
-        outputs["mask"] = (result.mask, Labels, placement, {"opacity": 0.5})
+        outputs = output_specs(result, placement, placement_for(geometry, image, extra_axes=1))
         layers = {
             kind: put_output(self.viewer, image, kind, data, layer_type, placement=where, **display)
             for kind, (data, layer_type, where, display) in outputs.items()
         }
         layers["mask"].colormap = class_colormap(result.probabilities.shape[0], False)
         changes = self._show_changes(result, image, placement)
-        preview = find_output(self.viewer, image, "preview", Image)
-        if preview is not None:  # a fine-tune's live preview would cover the new mask
-            preview.visible = False
+        for kind in ("preview", "loss weights"):  # a fine-tune's layers would cover the mask
+            covering = find_output(self.viewer, image, kind, Image)
+            if covering is not None:
+                covering.visible = False
         strokes = annotation_of(self.viewer, image)
         if strokes is None:
             self.viewer.layers.selection.active = layers["mask"]
@@ -298,3 +275,38 @@ class PredictWidget(QWidget, PredictControls):
             marked = f" (marked in “{layer.name}”)"
         sentence = result.changes.describe()
         return f" {sentence[0].upper()}{sentence[1:]}{marked}."
+
+
+def output_specs(
+    result: PredictionResult, placement: dict[str, Any], class_placement: dict[str, Any]
+) -> dict[str, tuple[Any, type, dict[str, Any], dict[str, Any]]]:
+    """What each output layer shows: ``kind -> (data, layer type, placement, display)``.
+
+    ``class_placement`` places an array with a leading class axis (the probabilities of
+    every class of a model with more than 2); with 2 classes only the foreground's are
+    shown. Images are added hidden, with colormaps that start at black (additive
+    blending: where they are 0 the image shows unchanged); the mask is shown last, on
+    top of them.
+    """
+    probabilities = result.probabilities
+    if probabilities.shape[0] == 2:
+        # a copy: a view would keep the unshown background class alive with the layer
+        probabilities, class_placement = probabilities[1].copy(), placement
+    hidden_image = {"blending": "additive", "visible": False}
+    outputs: dict[str, tuple[Any, type, dict[str, Any], dict[str, Any]]] = {}
+    outputs["probabilities"] = (
+        probabilities,
+        Image,
+        class_placement,
+        {"colormap": "magma", "contrast_limits": (0.0, 1.0), **hidden_image},
+    )
+    if result.weights is not None:
+        top = max(float(result.weights.max()), 1e-6)
+        display = {"colormap": WEIGHT_COLORMAP, "contrast_limits": (0.0, top), **hidden_image}
+        outputs["weight map"] = (result.weights, Image, placement, display)
+    if result.uncertainty is not None:
+        display = {"colormap": "inferno", "contrast_limits": (0.0, 1.0), **hidden_image}
+        outputs["uncertainty"] = (result.uncertainty, Image, placement, display)
+    outputs["instances"] = (result.instances, Labels, placement, {"opacity": 0.6, "visible": 0})
+    outputs["mask"] = (result.mask, Labels, placement, {"opacity": 0.5})
+    return outputs

@@ -8,6 +8,7 @@ from typing import Any
 
 import napari
 from magicgui.widgets import CheckBox, ComboBox, SpinBox
+from qtpy.QtWidgets import QLabel
 
 from ..config import PredictConfig
 from ..core.engine import TEST_TIME_TRANSFORM_WORDS, TEST_TIME_TRANSFORMS
@@ -64,6 +65,7 @@ class PredictControls:
     viewer: napari.viewer.Viewer
     state: ModelState
     defaults: PredictConfig
+    status: QLabel
     _tile_sizes_of: Any
     _augmentation_of: Any
 
@@ -81,6 +83,7 @@ class PredictControls:
         self.state.model_changed.connect(self.update_threshold_choices)
         self.state.model_changed.connect(self.follow_model_augmentation)
         self.state.model_changed.connect(self.follow_model_gaps)
+        self.state.model_changed.connect(self.forget_last_run)
         self.close_boundaries.changed.connect(self._enable_threshold)
         self.update_tile_sizes()
         self.update_threshold_choices()
@@ -213,6 +216,12 @@ class PredictControls:
         closes = self.state.model.info.close_gaps
         self.close_boundaries.text = CLOSING_TEXT if closes else GROWING_TEXT
         self.close_boundaries.tooltip = CLOSING_TOOLTIP if closes else GROWING_TOOLTIP
+
+    def forget_last_run(self, *_: Any) -> None:
+        """Another model became current (or this one was fine-tuned): the status line
+        described a run of the model before."""
+        if self.status.text():
+            self.status.setText("The model changed: run again to predict with it.")
 
     def _enable_threshold(self, *_: Any) -> None:
         self.background_threshold.enabled = bool(self.close_boundaries.value)

@@ -1,0 +1,87 @@
+"""What the Fine-tune section says: the advice before a run, its progress, its summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..evaluation.review import ClassChanges, class_names
+from ._finetune_job import FinetuneUpdate, TrainingRequest
+
+
+def run_summary(
+    progress: Any,
+    request: TrainingRequest | None,
+    changes: ClassChanges | None,
+    *,
+    stopped: bool,
+) -> str:
+    """The status line after a run that trained: how it ended, what changed, what to do.
+
+    Parameters
+    ----------
+    progress : napari_unet.training.loop.TrainProgress
+        The run's last progress.
+    request : TrainingRequest or None
+        What the run trained on.
+    changes : ClassChanges or None
+        How the slice compared changed class (None: not compared).
+    stopped : bool
+        Whether the user stopped the run.
+
+    Returns
+    -------
+    str
+    """
+    ended = "Stopped after" if stopped else "Done:"
+    text = (
+        f"{ended} {progress.iteration} iterations in {progress.elapsed:.0f} s; the model "
+        f"keeps its best weights (loss {progress.smoothed_loss:.3g}, smoothed)."
+    )
+    if changes is not None and request is not None:
+        plane = request.compare_plane
+        where = f"the slice in view (slice {', '.join(map(str, plane))})" if plane else "the image"
+        text += f" On {where}, {changes.describe(class_names(request.model))}."
+    if request is not None:
+        text += threshold_text(request.model)
+    return text + " Worse than before? Go back:"
+
+
+def threshold_text(model: Any) -> str:
+    """After a model's first run: the background threshold its strokes gave, if any."""
+    info = model.info
+    if len(info.training_history) != 1 or info.background_threshold == 0.5:
+        return ""
+    return (
+        f" Boundary threshold from your strokes: {info.background_threshold:.2f} "
+        f"(Predict grows objects up to it{'' if info.close_gaps else ' and leaves gaps open'})."
+    )
+
+
+def strokes_missing(annotations: list[np.ndarray], n_classes: int, name: str) -> str | None:
+    """What to paint before fine-tuning on ``annotations``, the annotated planes of the
+    layer ``name``; None when two classes (of labels 1 to ``n_classes``) are painted.
+
+    The worker would refuse such annotations only after starting (see
+    :func:`napari_unet.training.sampling.prepare_training_data`).
+    """
+    painted = [
+        label
+        for label in range(1, n_classes + 1)
+        if any(bool((plane == label).any()) for plane in annotations)
+    ]
+    if len(painted) >= 2:
+        return None
+    what = f"holds only label {painted[0]}" if painted else "is empty"
+    return (
+        f"“{name}” {what}: paint at least one background (label 1) and one foreground "
+        "(label 2) stroke, then press Start."
+    )
+
+
+def progress_of(update: FinetuneUpdate | ClassChanges | str) -> tuple[float | None, str]:
+    """What a fine-tune's update says of its progress (see :class:`JobProgress`)."""
+    if isinstance(update, FinetuneUpdate):
+        return update.fraction, f"iteration {update.iteration}"
+    return (None, update) if isinstance(update, str) else (None, "")

@@ -1,0 +1,103 @@
+"""Layers the Fine-tune section adds while the user paints: its live preview, kept from
+taking the user's brush (napari makes a newly added layer the active one)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import napari
+import numpy as np
+
+from ._geometry import ImageGeometry
+from ._layers import find_output, placement_for, show_output
+
+
+@contextmanager
+def selection_kept(viewer: napari.Viewer) -> Iterator[None]:
+    """Keep the viewer's selected layers, and so its active one, through the block.
+
+    napari selects a layer it adds: a user painting on the annotations while a
+    fine-tune shows its preview (or the loss weights appear) would suddenly pan
+    instead of paint. Layers removed in the block are left out of the selection.
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    """
+    selection = viewer.layers.selection
+    selected = list(selection)
+    try:
+        yield
+    finally:
+        still_there = [layer for layer in selected if layer in viewer.layers]
+        if set(selection) != set(still_there):
+            selection.intersection_update(still_there)
+            selection.update(still_there)  # one layer left selected is the active one again
+
+
+def put_preview(
+    viewer: napari.Viewer,
+    image: napari.layers.Image,
+    geometry: ImageGeometry,
+    plane: tuple[int, ...],
+    foreground: np.ndarray,
+    *,
+    annotation_name: str,
+    show: bool,
+) -> napari.layers.Image:
+    """Put a plane's foreground probability into the image's ``"<image> preview"`` layer.
+
+    The layer is created when missing (or of another shape), under the annotation
+    layer ``annotation_name`` so that the strokes stay visible; the user's selected
+    layers stay selected (:func:`selection_kept`).
+
+    Parameters
+    ----------
+    viewer : napari.Viewer
+    image : napari.layers.Image
+        The image fine-tuned on.
+    geometry : ImageGeometry
+        The image's geometry for the model.
+    plane : tuple of int
+        Index of the plane ``foreground`` belongs to (() for a 2D image).
+    foreground : numpy.ndarray
+        (Y, X) probability of any foreground class.
+    annotation_name : str
+        The annotation layer, kept above the preview.
+    show : bool
+        Make an existing, hidden preview layer visible again (Predict hides it).
+
+    Returns
+    -------
+    napari.layers.Image
+        The preview layer.
+    """
+    layer = find_output(viewer, image, "preview", napari.layers.Image)
+    if layer is not None and layer.data.shape == geometry.spatial_shape:
+        layer.data[plane] = foreground
+        layer.refresh()
+        if show:
+            layer.visible = True
+        return layer
+    data = np.zeros(geometry.spatial_shape, dtype=np.float32)
+    data[plane] = foreground
+    with selection_kept(viewer):
+        layer = show_output(
+            viewer,
+            image,
+            "preview",
+            data,
+            napari.layers.Image,
+            placement=placement_for(geometry, image),
+            colormap="magma",
+            contrast_limits=(0.0, 1.0),
+            opacity=0.55,
+            blending="additive",
+        )
+        if show:
+            layer.visible = True
+        layers = viewer.layers
+        if annotation_name in layers and layers.index(annotation_name) < layers.index(layer):
+            layers.move(layers.index(layer), layers.index(annotation_name))  # strokes on top
+    return layer

@@ -1,0 +1,212 @@
+"""Fixes from a UI review of the dock: the user's brush, stale status lines, refusals that
+come before a worker starts, what the controls show of their state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.layers import Labels
+from napari.utils.notifications import NotificationSeverity
+
+from napari_unet._widgets import _finetune, model_state
+from napari_unet._widgets._evaluate import EvaluatePanel
+from napari_unet._widgets._finetune_job import FinetuneUpdate
+from napari_unet._widgets._layers import show_output
+from napari_unet._widgets._plot import LossPlot
+from napari_unet.config import ModelConfig
+from napari_unet.core.checkpoint import new_model
+from test_widgets import annotate, dock, notifications, run  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.gui
+
+PLACEMENT = {"scale": [1.0, 1.0], "translate": [0.0, 0.0]}
+
+
+def tiny_finetune(qtbot, widget) -> None:
+    """Annotate the discs and fine-tune for 2 iterations (live preview on)."""
+    widget.finetune.settings.iterations.value = 2
+    run(qtbot, widget.finetune, widget.finetune.start_finetune)
+
+
+def test_the_preview_layer_leaves_the_annotations_active(qtbot, dock):
+    viewer, widget = dock
+    layer = annotate(viewer, widget)
+    assert viewer.layers.selection.active is layer and layer.mode == "paint"
+    assert widget.finetune.settings.live_preview.value
+    tiny_finetune(qtbot, widget)
+    assert "discs preview" in viewer.layers  # added while the user may be painting
+    assert viewer.layers.selection.active is layer  # the brush still paints
+    assert set(viewer.layers.selection) == {layer}
+
+
+def show_loss_weights(qtbot, viewer, widget):
+    """Annotate the discs, show their loss weights; returns (annotations, weights layer)."""
+    layer = annotate(viewer, widget)
+    with qtbot.waitSignal(widget.finetune.loss_weights.finished, timeout=20_000):
+        assert widget.finetune.loss_weights.show() is not None
+    return layer, viewer.layers["discs loss weights"]
+
+
+def test_loss_weights_leave_the_annotations_active(qtbot, dock):
+    viewer, widget = dock
+    layer, _weights = show_loss_weights(qtbot, viewer, widget)
+    assert viewer.layers.selection.active is layer
+
+
+def test_loss_weights_are_black_where_the_weight_is_0(qtbot, dock):
+    viewer, widget = dock
+    layer, weights = show_loss_weights(qtbot, viewer, widget)
+    assert weights.blending == "additive"
+    black = weights.colormap.map(np.array([0.0]))[0]
+    np.testing.assert_allclose(black[:3], 0.0, atol=0.02)  # was viridis: dark purple
+    assert np.all(weights.data[layer.data == 0] == 0)  # the unpainted pixels add nothing
+
+
+def test_go_back_says_the_model_is_the_one_before_and_to_predict_again(qtbot, dock):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    tiny_finetune(qtbot, widget)
+    finetune = widget.finetune
+    assert "Go back" in finetune.status.text() and finetune.back_button.enabled
+    finetune.back_button.native.click()
+    said = finetune.status.text()
+    assert not finetune.back_button.enabled
+    assert "Worse than before" not in said, said
+    assert "Back to “tiny”, the model before this fine-tune" in said and "Predict again" in said
+
+
+def test_going_back_in_the_model_section_updates_the_finetune_status(qtbot, dock):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    tiny_finetune(qtbot, widget)
+    model_state(viewer).go_back()  # what the Model section's Go back does
+    assert widget.finetune.status.text().startswith("Back to “tiny”")
+
+
+def test_the_stopping_line_stays_while_the_run_stops(qtbot, dock, monkeypatch):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    finetune = widget.finetune
+
+    def one_update_after_the_stop(request, stop, cancel):
+        yield FinetuneUpdate(iteration=1, loss=0.5, smoothed_loss=0.5, elapsed=0.1, fraction=0.1)
+        stop.wait(30)
+        yield FinetuneUpdate(iteration=2, loss=0.4, smoothed_loss=0.4, elapsed=0.2, fraction=0.2)
+        cancel.wait(30)
+        return None
+
+    monkeypatch.setattr(_finetune, "finetune_job", one_update_after_the_stop)
+    assert finetune.start_finetune() is not None
+    qtbot.waitUntil(lambda: finetune.plot.iterations == [1])
+    assert finetune.status.text().startswith("Iteration 1")
+    finetune.stop()
+    qtbot.waitUntil(lambda: finetune.plot.iterations == [1, 2])  # an update after the Stop
+    said = finetune.status.text()
+    assert said.startswith("Stopping… (press Stop again to skip"), said
+    with qtbot.waitSignal(finetune.finished, timeout=20_000):
+        finetune.stop()  # the second press: the job returns
+
+
+def test_switching_the_model_clears_predicts_done_line(qtbot, dock):
+    _viewer, widget = dock
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert widget.predict.status.text().startswith("Done:")
+    other = new_model(ModelConfig(base_features=4, depth=2), seed=1)
+    widget.model.use_model(other, "other")
+    said = widget.predict.status.text()
+    assert "Done" not in said and "objects" not in said, said
+    assert "run again" in said
+
+
+@pytest.mark.parametrize(
+    ("painted", "what"), [(None, "is empty"), (1, "holds only label 1")], ids=["empty", "one"]
+)
+def test_finetune_refuses_missing_strokes_before_starting_a_worker(
+    dock, notifications, painted, what
+):
+    viewer, widget = dock
+    layer = widget.annotate.create_annotation_layer()
+    if painted is not None:
+        layer.data[5:9, 5:120] = painted
+    finetune, state = widget.finetune, model_state(viewer)
+    history = list(state.history)
+    assert finetune.start_finetune() is None
+    assert finetune.worker is None and finetune.progress.value() <= 0
+    said = finetune.status.text()
+    assert not said.startswith("Failed"), said
+    expected = (
+        f"“discs annotations” {what}: paint at least one background (label 1) and one "
+        "foreground (label 2) stroke"
+    )
+    assert said.startswith(expected), said
+    warnings = [n for n in notifications if n.severity == NotificationSeverity.WARNING]
+    assert [str(n.message) for n in warnings] == [said]
+    assert not state.busy and state.history == history  # nothing began: no snapshot either
+
+
+def test_brush_buttons_show_the_selected_label_both_ways(dock):
+    viewer, widget = dock
+    annotate_widget = widget.annotate
+    brushes = annotate_widget.brushes
+    assert brushes.exclusive() and brushes.checkedButton() is None  # no layer yet
+    assert all(button.isCheckable() for button in brushes.buttons())
+    layer = annotate_widget.create_annotation_layer()
+    assert brushes.checkedId() == 2  # the layer starts with label 2
+    brushes.button(1).click()
+    assert layer.selected_label == 1 and brushes.checkedId() == 1
+    assert not brushes.button(2).isChecked()
+    layer.selected_label = 0  # napari's own label control
+    assert brushes.checkedId() == 0
+    layer.selected_label = 7  # no button for it
+    assert brushes.checkedButton() is None
+    layer.selected_label = 2
+    assert brushes.checkedId() == 2
+    three = new_model(ModelConfig(base_features=4, depth=2, n_classes=3), seed=0)
+    widget.model.use_model(three, "three classes")  # the buttons are made again
+    assert [button.text()[0] for button in brushes.buttons()] == ["0", "1", "2", "3"]
+    assert brushes.checkedId() == 2
+    viewer.layers.remove(layer)
+    assert brushes.checkedButton() is None
+
+
+def test_evaluate_chooses_a_ground_truth_of_the_images_shape(dock):
+    viewer, widget = dock
+    truth = viewer.add_labels(np.zeros((128, 128), np.uint16), name="discs truth")
+    viewer.add_labels(np.zeros((64, 64), np.uint16), name="small truth")  # on top
+    panel = EvaluatePanel(viewer, widget.predict.image_picker)  # made now: chooses now
+    assert panel.truth_picker.layer is truth  # not the topmost, of another shape
+    small = viewer.add_image(np.zeros((64, 64), np.float32), name="small")
+    assert widget.predict.image_picker.layer is small  # follows the new image
+    assert panel.truth_picker.layer is viewer.layers["small truth"]
+    widget.predict.image_picker.combo.value = viewer.layers["discs"]
+    assert panel.truth_picker.layer is truth
+
+
+def test_the_loss_plot_has_whole_iteration_ticks(qtbot):
+    plot = LossPlot()
+    qtbot.addWidget(plot)
+    plot.show()
+    for width in (160, 250, 373):  # 250 px gave 0, 2.5, 5, 7.5, 10
+        plot.resize(width, 170)
+        plot.clear()
+        for iteration in range(1, 8):
+            plot.add(iteration, 1.0 / iteration, 1.0 / iteration)
+        plot.redraw()
+        plot.draw()
+        ticks = plot.axes.get_xticks()
+        assert len(ticks) >= 2 and np.all(ticks == np.round(ticks)), (width, ticks)
+
+
+def test_starting_from_the_prediction_hides_the_mask_over_the_copy(dock):
+    viewer, widget = dock
+    image = viewer.layers["discs"]
+    predicted = np.ones((128, 128), np.uint8)
+    predicted[20:40, 20:40] = 2
+    mask = show_output(viewer, image, "mask", predicted, Labels, placement=PLACEMENT)
+    assert mask.visible
+    copied = widget.annotate.copy_prediction()
+    assert copied == 128 * 128  # all of it: nothing was painted
+    assert not mask.visible  # the copy shows, over the image
+    layer = widget.annotate.annotation_layer
+    assert layer is not None and layer.visible
+    np.testing.assert_array_equal(layer.data, predicted)
