@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-bench = pytest.importorskip("bench_annotation_loop")
+import bench_annotation_loop as bench  # from the benchmarks folder
+import isbi_splits as splits
+import loop_tasks as tasks
 
 
 def _session(seed: int, f1: list[float], rand: list[float]) -> dict:
@@ -40,9 +42,6 @@ def test_summary_counts_rounds_within_the_tolerance(tmp_path, capsys):
     assert "0.025 (+0.005; 2/2 no worse)" in rand_row
 
 
-splits = pytest.importorskip("isbi_splits")
-
-
 def test_isbi_splits_pool_relative_changes_over_splits(tmp_path, capsys):
     sessions = [
         {**_session(0, [0, 0, 0], [0.040, 0.030, 0.020]), "task": "isbi", "label": "a"},
@@ -65,8 +64,7 @@ def test_isbi_splits_pool_relative_changes_over_splits(tmp_path, capsys):
     )
 
 
-def test_isbi_task_paints_the_slices_asked_and_scores_the_others():
-    tasks = pytest.importorskip("loop_tasks")
+def test_isbi_task_paints_the_slices_asked_and_scores_the_others(shared_data):
     task = tasks.isbi_task(painted_slices=(15, 18))
     assert task.name == "isbi-paint-15-18"
     assert [bool(paint.all()) for paint in task.paint] == [True, False, False, True, False]

@@ -1,8 +1,11 @@
 """The CLI's progress bar: live on a terminal, a few plain lines in a log."""
 
 import io
+import itertools
 import sys
+import types
 
+from napari_unet.cli import _progress
 from napari_unet.cli._progress import ProgressBar
 
 
@@ -40,14 +43,35 @@ def test_a_log_gets_a_line_per_interval():
     assert "\r" not in log.getvalue()
 
 
-def test_a_terminal_gets_a_bar_redrawn_in_place_at_most_ten_times_a_second():
+def fake_clock(monkeypatch, step: float) -> None:
+    """The bar's clock moves ``step`` seconds at each reading (it reads it once an update)."""
+    readings = itertools.count()
+    clock = types.SimpleNamespace(perf_counter=lambda: next(readings) * step)
+    monkeypatch.setattr(_progress, "time", clock)
+
+
+def test_a_terminal_gets_a_bar_redrawn_in_place_at_most_ten_times_a_second(monkeypatch):
+    fake_clock(monkeypatch, 1 / 128)  # exact in binary: no rounding in the time differences
     screen = Terminal()
-    run(ProgressBar("training", screen))
+    run(ProgressBar("training", screen))  # 20001 updates over 156 s
     text = screen.getvalue()
     assert text.endswith("\n")
     final = text.rstrip("\n").split("\r")[-1]
     assert final.startswith("training |" + "#" * 30 + "| 100%, it 20000 [")
-    assert text.count("\r") < 20  # 20001 updates in well under a second of drawing
+    # a redraw every 13 updates (13/128 s is the first step count to reach 0.1 s), plus the
+    # first draw, the forced one at 100 % and the one at close
+    assert text.count("\r") == 20_001 // 13 + 3
+
+
+def test_a_terminal_bar_is_not_redrawn_while_no_time_passes(monkeypatch):
+    fake_clock(monkeypatch, 0.0)
+    screen = Terminal()
+    run(ProgressBar("training", screen))
+    lines = screen.getvalue().rstrip("\n").split("\r")[1:]
+    assert len(lines) == 3  # the first draw, the forced one at 100 % and the one at close
+    assert lines[0].startswith("training |" + " " * 30 + "|   0% [")
+    done = "training |" + "#" * 30 + "| 100%, it 20000 ["
+    assert all(line.startswith(done) for line in lines[1:])
 
 
 def test_a_stage_that_starts_again_from_zero_is_shown():

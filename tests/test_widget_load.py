@@ -1,21 +1,21 @@
-"""The widgets under load: no threads or memory left behind, and a Qt event loop that keeps serving.
+"""The widgets under load: no threads or memory left behind, and runs that stop when asked.
 
-A quick version of ``benchmarks/bench_gui_load.py`` (see
-``benchmarks/results_gui_load.md`` for the full figures).
+A quick version of the ``load`` section of ``benchmarks/bench_gui_load.py``; how long
+the Qt event loop stalls during a run is measured there (``responsiveness``), not here
+(see ``benchmarks/results_gui_load.md`` for the figures).
 """
 
 from __future__ import annotations
 
 import gc
 import threading
-import time
 
 import numpy as np
 import psutil
 import pytest
 import torch
 from napari.qt.threading import WorkerBase
-from qtpy.QtCore import Qt, QThreadPool, QTimer
+from qtpy.QtCore import QThreadPool
 from qtpy.QtWidgets import QWidget
 
 from napari_unet._widgets import UNetWidget, _tasks, model_state
@@ -26,7 +26,6 @@ pytestmark = pytest.mark.gui
 
 CYCLES = 10
 RSS_GROWTH_LIMIT_MB = 50
-LONGEST_STALL_LIMIT_MS = 1000  # generous for noisy CI machines; the benchmark has the figures
 
 
 def os_threads() -> int:
@@ -83,14 +82,10 @@ def loaded_dock(make_napari_viewer):
 
 
 def finetune_cycle(qtbot, widget) -> None:
-    """Start a fine-tune, wait for a progress report (or 0.5 s), Stop, wait for the end."""
+    """Start a fine-tune, wait for its first iteration, Stop, wait for the end."""
     finetune = widget.finetune
     assert finetune.start_finetune() is not None
-    started = time.monotonic()
-    qtbot.waitUntil(
-        lambda: bool(finetune.plot.iterations) or time.monotonic() - started > 0.5,
-        timeout=30_000,
-    )
+    qtbot.waitUntil(lambda: bool(finetune.plot.iterations), timeout=30_000)
     with qtbot.waitSignal(finetune.finished, timeout=30_000):
         finetune.stop()
 
@@ -112,7 +107,7 @@ def test_many_runs_leave_no_threads_and_little_memory(qtbot, loaded_dock, short_
         finetune_cycle(qtbot, widget)
         predict_once(qtbot, widget)
     qtbot.waitUntil(lambda: settled(pool), timeout=10_000)
-    qtbot.wait(700)  # the pool's idle threads expire
+    assert pool.waitForDone(10_000)  # the pool's idle threads exit (joined): a clean baseline
     threads, python_threads, rss = os_threads(), threading.active_count(), rss_mb()
 
     for _ in range(CYCLES):
@@ -131,56 +126,6 @@ def test_many_runs_leave_no_threads_and_little_memory(qtbot, loaded_dock, short_
     state = model_state(viewer)
     assert state.busy == "" and widget.finetune.worker is None and widget.predict.worker is None
     assert "discs mask" in viewer.layers
-
-
-class Ticks:
-    """A 20 ms precise QTimer that records when it fires."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.timer = QTimer()
-        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
-        self.timer.setInterval(20)
-        self.timer.timeout.connect(lambda: self.times.append(time.perf_counter()))
-
-    def __enter__(self) -> Ticks:
-        self.times = [time.perf_counter()]
-        self.timer.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.timer.stop()
-        self.times.append(time.perf_counter())
-
-    @property
-    def longest_gap_ms(self) -> float:
-        return float(np.diff(self.times).max() * 1000)
-
-
-@pytest.mark.parametrize("job", ["fine-tune", "prediction"])
-def test_event_loop_keeps_serving_during_a_run(qtbot, loaded_dock, job):
-    viewer, widget = loaded_dock
-    finetune, predict = widget.finetune, widget.predict
-    finetune.settings.seconds.value = 3
-    finetune.settings.live_preview.value = True
-    if job == "prediction":
-        viewer.add_image(discs((1024, 1024), seed=1), name="large")
-        predict.image_picker.combo.value = viewer.layers["large"]
-        predict.tile_size.value = 72  # about 1000 tiles: 1-3 s (180 tiles took 0.3-0.5 s)
-        predict_once(qtbot, widget)  # creates the output layers: napari's one-off cost
-    else:
-        finetune_cycle(qtbot, widget)  # the first optimizer imports torch._dynamo: one-off
-    started = time.perf_counter()
-    with Ticks() as ticks:
-        if job == "fine-tune":
-            with qtbot.waitSignal(finetune.finished, timeout=60_000):
-                assert finetune.start_finetune() is not None
-        else:
-            predict_once(qtbot, widget)
-    seconds = time.perf_counter() - started
-    assert seconds > 0.5, "the run was too short to tell anything"
-    assert ticks.longest_gap_ms < LONGEST_STALL_LIMIT_MS, (ticks.longest_gap_ms, seconds)
-    assert len(ticks.times) > seconds / 0.1  # it ticked all along, not only between stalls
 
 
 def test_job_threads_are_set_in_the_worker_and_restored(qtbot, monkeypatch):
@@ -207,9 +152,10 @@ def test_job_threads_are_set_in_the_worker_and_restored(qtbot, monkeypatch):
 
     owner = QWidget()
     before = torch.get_num_threads()
-    monkeypatch.setattr(_tasks, "JOB_THREADS", 1)
+    other = 2 if before == 1 else 1  # a count the worker would not have by itself
+    monkeypatch.setattr(_tasks, "JOB_THREADS", other)
     seen, results = run_job()
-    assert seen == [1] and results[0].value == "done"
+    assert seen == [other] and results[0].value == "done"
     assert torch.get_num_threads() == before  # the Qt thread's count is left alone
     monkeypatch.setattr(_tasks, "JOB_THREADS", None)
     seen, _ = run_job()  # most likely in the same pool thread: its count was restored
@@ -224,9 +170,15 @@ def test_closing_the_viewer_stops_a_running_prediction(qtbot, loaded_dock):
     predict.tile_size.value = predict.tile_size.choices[1]  # the smallest: over 1000 tiles
     worker = predict.run_prediction()
     assert worker is not None
+    fractions: list[float] = []
+    ends: list[str] = []
+    worker.yielded.connect(lambda update: fractions.append(update.fraction))
+    worker.returned.connect(lambda _: ends.append("returned"))
+    worker.aborted.connect(lambda: ends.append("aborted"))
     qtbot.waitUntil(lambda: predict.progress.value() > 0, timeout=30_000)
-    started = time.monotonic()
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         viewer.close()
-    assert time.monotonic() - started < 5
     qtbot.waitUntil(lambda: not WorkerBase._worker_set, timeout=5_000)
+    assert ends == ["aborted"]  # stopped, never ran to its result
+    assert fractions and max(fractions) < 1.0  # part of the tiles only
+    assert model_state(viewer).busy == "" and "large mask" not in viewer.layers

@@ -50,7 +50,9 @@ def test_closing_the_dock_stops_its_fine_tune(qtbot, dock, notifications):
     worker = widget.finetune.start_finetune()
     qtbot.waitUntil(lambda: len(widget.finetune.plot.iterations) >= 1, timeout=30_000)
     widget.show_section(widget.predict)  # another tab: the run goes on
-    qtbot.wait(50)
+    assert widget.tabs.currentWidget().widget() is widget.predict
+    reported = len(widget.finetune.plot.iterations)
+    qtbot.waitUntil(lambda: len(widget.finetune.plot.iterations) > reported, timeout=30_000)
     assert widget.finetune.worker is worker and state.busy == "fine-tuning"
     dock_widget = widget.parent()
     with qtbot.waitSignal(worker.finished, timeout=10_000):

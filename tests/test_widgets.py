@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import napari
 import numpy as np
 import pytest
 import torch
+from napari.qt.threading import WorkerBase
 from napari.utils.notifications import NotificationSeverity, notification_manager
 
 from napari_unet._widgets import (
@@ -195,19 +195,21 @@ def test_tile_size_choice_survives_a_fine_tune_and_settings_lock_while_running(q
     assert widget.predict.tile_size.value == default_tile_size(model_state(viewer).model)
 
 
-def test_failing_run_notifies_then_a_new_run_stops_quickly(qtbot, dock, notifications):
+def test_failing_run_notifies_then_a_new_run_can_be_stopped(qtbot, dock, notifications):
     viewer, widget = dock
     finetune, state = widget.finetune, model_state(viewer)
-    layer = widget.annotate.create_annotation_layer()  # nothing painted yet: the run must fail
+    layer = widget.annotate.create_annotation_layer()
+    paint_strokes(layer.data)
+    layer.data[0, 0] = 3  # a class the 2-class model does not have: the worker's run fails
     history = len(state.history)
     run(qtbot, finetune, finetune.start_finetune)
     errors = [n for n in notifications if n.severity == NotificationSeverity.ERROR]
-    assert len(errors) == 1 and "paint" in errors[0].message
+    assert len(errors) == 1 and "3" in errors[0].message, [e.message for e in errors]
     assert finetune.status.text() == f"Failed: {errors[0].message}"  # not "Preparing…"
     assert finetune.start_button.enabled and not finetune.stop_button.enabled
     assert state.busy == "" and len(state.history) == history
 
-    paint_strokes(layer.data)  # the widget is usable again: start a long run, then stop it
+    layer.data[0, 0] = 0  # the widget is usable again: start a long run, then stop it
     finetune.settings.iterations.value = 0
     finetune.settings.seconds.value = 600
     worker = finetune.start_finetune()
@@ -215,10 +217,9 @@ def test_failing_run_notifies_then_a_new_run_stops_quickly(qtbot, dock, notifica
     qtbot.waitUntil(lambda: len(finetune.plot.iterations) >= 1, timeout=30_000)
     assert widget.predict.run_prediction() is None  # the model is busy: refused, not corrupted
     assert widget.model.go_back() is False
-    started = time.monotonic()
-    with qtbot.waitSignal(finetune.finished, timeout=5_000):
+    with qtbot.waitSignal(finetune.finished, timeout=30_000):
         finetune.stop_button.changed.emit(True)
-    assert time.monotonic() - started < 3
+    assert finetune.status.text().startswith("Stopped after"), finetune.status.text()
     assert finetune.start_button.enabled and not finetune.stop_button.enabled
     assert state.busy == "" and not state.model.training
     assert state.model.metadata["training_history"][-1]["iterations"] >= 1
@@ -287,12 +288,22 @@ def test_closing_the_viewer_stops_a_running_finetune(qtbot, dock):
     annotate(viewer, widget)
     widget.finetune.settings.iterations.value = 0
     widget.finetune.settings.seconds.value = 600
-    model = model_state(viewer).model
+    state = model_state(viewer)
+    model = state.model
+    weights = {key: value.clone() for key, value in model.state_dict().items()}
     worker = widget.finetune.start_finetune()
+    assert worker is not None
+    ends = []
+    worker.returned.connect(lambda _: ends.append("returned"))
+    worker.aborted.connect(lambda: ends.append("aborted"))
     qtbot.waitUntil(lambda: len(widget.finetune.plot.iterations) >= 1, timeout=30_000)
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
+    with qtbot.waitSignal(worker.finished, timeout=30_000):
         viewer.close()
-    assert not model.training
+    qtbot.waitUntil(lambda: not WorkerBase._worker_set, timeout=5_000)  # no worker left
+    assert ends == ["aborted"]  # stopped by the close: a 600 s run never ends by itself
+    assert state.busy == "" and state.model is model and not model.training
+    assert model.metadata["training_history"][-1]["iterations"] >= 1  # the run was recorded
+    assert any(not torch.equal(weights[k], v) for k, v in model.state_dict().items())  # kept
 
 
 def test_stack_trains_on_annotated_slices_and_previews_the_slice_in_view(qtbot, dock):
@@ -362,8 +373,8 @@ def test_separate_docks_share_one_model_go_back_and_let_go(
     inserted = viewer.layers.events.inserted
     listening = len(inserted.callbacks)
     viewer.window.remove_dock_widget(predict_widget)
-    predict_widget.deleteLater()
-    qtbot.wait(50)
+    with qtbot.waitSignal(predict_widget.destroyed, timeout=10_000):
+        predict_widget.deleteLater()
     layer = viewer.add_labels(np.zeros((64, 64), np.uint8), name="later")
     layer.name = "renamed"
     assert len(inserted.callbacks) == listening - 2  # its image and ground-truth pickers
