@@ -1,7 +1,8 @@
 """Every bad input of the reliability issue, with the message the user sees.
 
-The table in docs/errors.md is checked against these cases; regenerate it with
-``NAPARI_UNET_UPDATE_DOCS=1 python -m pytest tests/test_error_table.py``.
+The table in docs/errors.md is checked against these cases (:data:`CASES`); regenerate it
+with ``python scripts/update_error_docs.py``, which renders it with :func:`message_of`,
+:func:`table_row` and :func:`with_table` from here.
 """
 
 import json
@@ -182,6 +183,12 @@ def _export(tmp, output="m.zip", test_image=IMAGE):
     _cli(tmp, "export", checkpoint, tmp / output, "--test-image", tmp / "test.tif")
 
 
+def _existing(path):
+    """``path``, written: an output the user has not said may be replaced."""
+    path.write_bytes(b"kept")
+    return path
+
+
 def _rerun_with_another_model(tmp):
     _predict_file(tmp, IMAGE)
     other = new_model(ModelConfig(base_features=4, depth=2), seed=5)
@@ -274,6 +281,9 @@ CASES = {
     ),
     "train --depth 50": lambda tmp: _cli_train(tmp, "--depth", "50"),
     "train --output that is a folder": lambda tmp: _cli_train(tmp, "--output", tmp),
+    "train --output that exists, without --overwrite": lambda tmp: _cli_train(
+        tmp, "--output", _existing(tmp / "kept.safetensors")
+    ),
     "train image whose channels do not fit the model": lambda tmp: _cli_train(
         tmp, image=np.zeros((2, 64, 64), np.float32)
     ),
@@ -343,49 +353,63 @@ CASES = {
         tmp, test_image=np.zeros((30, 30), np.float32)
     ),
     "export to a name not ending in .zip": lambda tmp: _export(tmp, output="m.txt"),
+    "export to a zip that exists, without --overwrite": lambda tmp: _export(
+        tmp, output=_existing(tmp / "kept.zip").name
+    ),
 }
 
 
-def _message(case, tmp_path):
+def message_of(case, folder):
+    """(exception type name, one-line message) that ``CASES[case]`` raises, with what changes
+    between runs and machines (``folder``, bundled names, checksums) written as placeholders."""
     with pytest.raises(Exception) as caught:
-        CASES[case](tmp_path)
+        CASES[case](folder)
     text = " ".join(str(caught.value).split())
-    text = text.replace(str(tmp_path), "<folder>")
+    text = text.replace(str(folder), "<folder>")
     text = re.sub(r"\(bundled: [^)]*\)", "(bundled: ...)", text)  # changes as models are added
     text = re.sub(r"[0-9a-f]{12}\.\.\.", "<sha256>...", text)  # checksums change with versions
     return type(caught.value).__name__, text
 
 
-def _row(case, kind, message):
+def table_row(case, kind, message):
     return f"| {case} | `{kind}` | {message.replace('|', '/')} |"
+
+
+TABLE_MARK = "<!-- table -->"
+TABLE_HEADER = "| input | error | message |\n|---|---|---|\n"
+
+
+def with_table(doc_text, rows):
+    """``doc_text`` with everything after :data:`TABLE_MARK` replaced by a table of ``rows``."""
+    return doc_text.split(TABLE_MARK)[0] + TABLE_MARK + "\n" + TABLE_HEADER + "\n".join(rows) + "\n"
+
+
+def documented_cases(doc_text):
+    """The case names of the table's rows, in the order they appear."""
+    table = doc_text.split(TABLE_MARK)[1].split(TABLE_HEADER, 1)[1]
+    return [line[2:].split(" | `")[0] for line in table.splitlines() if line.startswith("| ")]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_bad_input_gets_a_clear_message_listed_in_the_docs(case, tmp_path):
-    kind, message = _message(case, tmp_path)
+    kind, message = message_of(case, tmp_path)
     assert kind != "Exception" and len(message) > 20
-    if os.environ.get("NAPARI_UNET_UPDATE_DOCS"):
-        return
     rows = DOC.read_text().splitlines()
-    expected = _row(case, kind, message)
+    expected = table_row(case, kind, message)
     found = next((row for row in rows if row.startswith(f"| {case} |")), None)
     # volatile parts (library versions' wording, offsets) are compared up to digits
     assert found is not None, f"docs/errors.md lacks a row for {case!r}"
     assert re.sub(r"\d+", "N", found) == re.sub(r"\d+", "N", expected)
 
 
-def test_regenerate_table(tmp_path_factory):
-    if not os.environ.get("NAPARI_UNET_UPDATE_DOCS"):
-        assert DOC.exists()
-        return
-    rows = []
-    for case in CASES:
-        kind, message = _message(case, tmp_path_factory.mktemp("case"))
-        rows.append(_row(case, kind, message))
-    header = DOC.read_text().split("<!-- table -->")[0]
-    DOC.write_text(
-        header
-        + "<!-- table -->\n| input | error | message |\n|---|---|---|\n"
-        + "\n".join(rows)
-        + "\n"
+def test_the_docs_list_every_case_once_and_nothing_else():
+    # in the order scripts/update_error_docs.py writes them: no stale or hand-added rows
+    assert documented_cases(DOC.read_text()) == list(CASES)
+
+
+def test_a_regenerated_table_lists_the_rows_given():
+    text = with_table(
+        "# Title\n\nintro\n" + TABLE_MARK + "\n| old | `E` | stale |\n", ["| a | `E` | m |"]
     )
+    assert text == "# Title\n\nintro\n" + TABLE_MARK + "\n" + TABLE_HEADER + "| a | `E` | m |\n"
+    assert documented_cases(text) == ["a"]
