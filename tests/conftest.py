@@ -1,12 +1,15 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures (shared plain helpers are in helpers.py)."""
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from helpers import discs_image, tiny_model
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,3 +70,52 @@ def full_disk(tmp_path, monkeypatch) -> Path:
 
     monkeypatch.setattr(checkpoint, "save_model", failing_save)
     return out
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any connection attempt fails: export, test and import must work offline."""
+
+    def refuse(self, address):
+        raise OSError(f"network disabled in tests (tried {address})")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path) -> Path:
+    """:func:`helpers.tiny_model` saved as ``model.safetensors`` in the test's folder."""
+    from napari_unet import save_model
+
+    return save_model(tiny_model(), tmp_path / "model.safetensors")
+
+
+@pytest.fixture
+def notifications():
+    """Every napari notification dispatched during the test."""
+    from napari.utils.notifications import notification_manager
+
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    yield seen
+    notification_manager.notification_ready.disconnect(seen.append)
+
+
+@pytest.fixture
+def dock(make_napari_viewer):
+    """A viewer with the discs image and the U-Net dock holding a tiny fresh model."""
+    from napari_unet._widgets import UNetWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(discs_image(), name="discs")
+    widget = UNetWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="U-Net")
+    widget.model.use_model(tiny_model(), "tiny")
+    finetune = widget.finetune
+    finetune.settings.iterations.value = 15
+    finetune.settings.seconds.value = 120
+    finetune.settings.learning_rate.value = 1e-2
+    finetune.settings.elastic.value = False
+    finetune.settings.device.value = "cpu"
+    widget.predict.device.value = "cpu"
+    return viewer, widget

@@ -6,15 +6,15 @@ import numpy as np
 import torch
 
 import napari_unet as nu
+from helpers import tiny_model
 from napari_unet._train_config import TrainConfig
-from napari_unet.config import ModelConfig, PredictConfig, WeightConfig
-from napari_unet.core.checkpoint import new_model
+from napari_unet.config import PredictConfig, WeightConfig
 from napari_unet.core.inference import default_tile_size
 from napari_unet.training.loop import finetune
 
 
 def _tiny():
-    return new_model(ModelConfig(base_features=4, depth=2), seed=0).eval()
+    return tiny_model().eval()
 
 
 def test_predict_without_a_tile_size_tiles_a_large_image_as_the_widget_does():

@@ -9,6 +9,7 @@ import tifffile
 import torch
 import zarr
 
+from helpers import CLI_TILE, cli_predict, tiny_model
 from napari_unet import (
     ModelConfig,
     PredictConfig,
@@ -19,7 +20,6 @@ from napari_unet import (
     prediction_mask,
     save_model,
 )
-from napari_unet.cli import main
 from napari_unet.core.checkpoint import new_model
 from napari_unet.io.batch import (
     PredictOptions,
@@ -31,7 +31,7 @@ from napari_unet.io.batch import (
 from napari_unet.io.data import ImageReadError, to_channels_first
 from napari_unet.io.inputs import file_axes, open_tiff_lazily, probe_input
 
-TILE = 56
+TILE = CLI_TILE  # the tile size of cli_predict, compared with runs of OPTIONS
 OPTIONS = PredictOptions(tile_size=TILE, device="cpu", threads=1)
 KINDS = ("prob", "mask", "instances")
 GOOD = [f"image{index}" for index in range(4)]
@@ -43,7 +43,7 @@ def checkpoint(tmp_path_factory):
     pixels are foreground: masks and instances with objects to compare (a fresh model
     calls everything background)."""
     folder = tmp_path_factory.mktemp("model")
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     sample = np.random.default_rng(0).integers(0, 4000, (60, 60)).astype(np.uint16)
     probabilities = predict(sample, model, tile_size=TILE, device="cpu")
     with torch.no_grad():
@@ -96,11 +96,6 @@ def cluster():
         yield two_workers
 
 
-def _cli(inputs, checkpoint, output, *options):
-    arguments = ["predict", *map(str, inputs), "--model", str(checkpoint), "--output", str(output)]
-    return main([*arguments, "--tile-size", str(TILE), "--device", "cpu", *options])
-
-
 def _read(folder, stem):
     return [tifffile.imread(folder / f"{stem}_{kind}.tif") for kind in KINDS]
 
@@ -144,7 +139,7 @@ def test_cli_predicts_a_stack_slice_by_slice(tmp_path, checkpoint, capsys, rgb):
         stack = rng.integers(0, 4000, (3, 60, 70)).astype(np.uint16)
         tifffile.imwrite(tmp_path / "stack.tif", stack, photometric="minisblack")
         slices = list(stack)
-    assert _cli([tmp_path / "stack.tif"], checkpoint, tmp_path / "out") == 0
+    assert cli_predict([tmp_path / "stack.tif"], checkpoint, tmp_path / "out") == 0
     probabilities, mask, labels = _read(tmp_path / "out", "stack")
     n_slices = len(slices)
     assert mask.shape == labels.shape == (n_slices, 60, 70)
@@ -165,12 +160,12 @@ def test_zarr_input_and_output(tmp_path, checkpoint, images, reference):
         str(tmp_path / "image3.zarr"), mode="w", shape=image.shape, chunks=(32, 32), dtype="u2"
     )
     source[:] = image
-    assert _cli([tmp_path / "image3.zarr"], checkpoint, tmp_path / "out") == 0  # auto: zarr
+    assert cli_predict([tmp_path / "image3.zarr"], checkpoint, tmp_path / "out") == 0  # auto: zarr
     outputs = zarr.open_group(str(tmp_path / "out" / "image3_prediction.zarr"), mode="r")
     for kind, expected in zip(KINDS, _read(reference, "image3")):
         assert np.array_equal(outputs[kind][:], expected), kind
     tiff = images / "image3.tif"
-    assert _cli([tiff], checkpoint, tmp_path / "z", "--output-format", "zarr") == 0
+    assert cli_predict([tiff], checkpoint, tmp_path / "z", "--output-format", "zarr") == 0
     assert [path.name for path in (tmp_path / "z").iterdir()] == ["image3_prediction.zarr"]
 
 
@@ -203,7 +198,7 @@ def test_tiff_into_zarr_outputs_is_read_lazily_when_the_file_allows(
 
     monkeypatch.setattr(zarr.Array, "__getitem__", recording_getitem)
     options = ("--output-format", "zarr", "--threads", "1")
-    assert _cli([tiff], checkpoint, tmp_path / "out", *options) == 0
+    assert cli_predict([tiff], checkpoint, tmp_path / "out", *options) == 0
     if lazy_kind is zarr.Array:  # tile by tile, never the whole 70 x 60 image at once
         assert input_reads and max(input_reads) < 70 * 60
     assert str(tiff) not in _open_files()  # the file was closed after the prediction
@@ -272,7 +267,7 @@ def test_bad_input_is_one_line_and_writes_nothing(
     inputs = tmp_path / "in"
     inputs.mkdir()
     make(inputs)
-    assert _cli([inputs], checkpoint, tmp_path / "out", *options) == 2
+    assert cli_predict([inputs], checkpoint, tmp_path / "out", *options) == 2
     error = capsys.readouterr().err
     assert message in error and "Traceback" not in error
     assert len(error.strip().splitlines()) == 1
@@ -290,11 +285,11 @@ def test_rerun_skips_finished_outputs_and_redoes_partial_ones(tmp_path, checkpoi
     inodes = {path.name: path.stat().st_ino for path in out.iterdir()}
     assert len(inodes) == 6 and [result.status for result in first] == ["done", "done"]
     (out / "image0_instances.tif").unlink()  # as if interrupted before the last file
-    assert _cli([inputs], checkpoint, out) == 0
+    assert cli_predict([inputs], checkpoint, out) == 0
     again = {path.name: path.stat().st_ino for path in out.iterdir()}
     assert again["image0_prob.tif"] != inodes["image0_prob.tif"]  # redone
     assert all(again[name] == inodes[name] for name in inodes if name.startswith("image1"))
-    assert _cli([inputs], checkpoint, out, "--overwrite") == 0
+    assert cli_predict([inputs], checkpoint, out, "--overwrite") == 0
     redone = {path.name: path.stat().st_ino for path in out.iterdir()}
     assert all(redone[name] != again[name] for name in again)
     assert not [path for path in out.iterdir() if path.name.startswith(".")]  # no temporaries
@@ -302,7 +297,7 @@ def test_rerun_skips_finished_outputs_and_redoes_partial_ones(tmp_path, checkpoi
 
 def test_a_failing_file_is_reported_and_the_others_go_on(tmp_path, checkpoint, images, capsys):
     inputs = [images / "image0.tif", images / "nan.tif", images / "image1.tif"]
-    assert _cli(inputs, checkpoint, tmp_path) == 2
+    assert cli_predict(inputs, checkpoint, tmp_path) == 2
     captured = capsys.readouterr()
     errors = [line for line in captured.err.splitlines() if "error:" in line]  # not the bars
     assert len(errors) == 1 and "nan.tif" in errors[0] and "NaN" in errors[0]
@@ -313,7 +308,7 @@ def test_a_failing_file_is_reported_and_the_others_go_on(tmp_path, checkpoint, i
 
 
 def test_model_cache_reloads_a_rewritten_checkpoint(tmp_path):
-    path = save_model(new_model(ModelConfig(base_features=4, depth=2)), tmp_path / "m.safetensors")
+    path = save_model(tiny_model(), tmp_path / "m.safetensors")
     first = cached_model(path, "cpu")
     loads = model_loads()
     assert cached_model(str(path), "cpu") is first and model_loads() == loads
@@ -348,7 +343,7 @@ def test_cluster_equals_single_process_and_loads_the_model_once_per_worker(
 def test_cli_with_a_scheduler_address(tmp_path, checkpoint, images, reference, cluster, capsys):
     inputs = [images / f"{stem}.tif" for stem in GOOD]
     address = cluster.scheduler_address
-    assert _cli(inputs, checkpoint, tmp_path, "--scheduler", address, "--threads", "1") == 0
+    assert cli_predict(inputs, checkpoint, tmp_path, "--scheduler", address, "--threads", "1") == 0
     _assert_same_outputs(reference, tmp_path)
     assert capsys.readouterr().out.count("objects") == 4
 
@@ -365,7 +360,7 @@ def test_cli_workers_starts_a_local_cluster(tmp_path, checkpoint, images, refere
 
     monkeypatch.setattr(distributed, "LocalCluster", threaded_cluster)
     inputs = [images / f"{stem}.tif" for stem in GOOD]
-    assert _cli(inputs, checkpoint, tmp_path, "--workers", "2") == 0
+    assert cli_predict(inputs, checkpoint, tmp_path, "--workers", "2") == 0
     assert requested["n_workers"] == 2 and requested["threads_per_worker"] == 1
     assert requested["processes"] is True
     _assert_same_outputs(reference, tmp_path)

@@ -6,12 +6,12 @@ import threading
 import numpy as np
 import torch
 
+from helpers import FAST, random_discs
 from napari_unet import ModelConfig, TrainConfig
 from napari_unet.core.checkpoint import new_model
 from napari_unet.training import loop
 from napari_unet.training.loop import finetune, train
 from napari_unet.training.sampling import prepare_training_data
-from test_training import FAST, _discs
 
 
 def _batch_norm_model():
@@ -45,7 +45,7 @@ def test_batch_norm_statistics_are_recalibrated_for_the_final_weights():
 
 
 def test_stopping_skips_the_recalibration_and_keeps_the_statistics():
-    image, _, scribbles = _discs()
+    image, _, scribbles = random_discs()
     model = _batch_norm_model()
     stop = threading.Event()
     config = TrainConfig(seconds=60, batch_size=2, bn_recalibration=3)
@@ -64,7 +64,7 @@ def test_by_default_the_running_averages_of_training_are_kept(monkeypatch):
         raise AssertionError("recalibrated although bn_recalibration is 0")
 
     monkeypatch.setattr(loop, "recalibrate_batch_norm", fail)
-    image, _, scribbles = _discs()
+    image, _, scribbles = random_discs()
     model = _batch_norm_model()
     train(model, [image], [scribbles], FAST)
     assert TrainConfig().bn_recalibration == 0

@@ -1,7 +1,6 @@
 """bioimage.io export and import, checked by bioimageio.core's own model test, offline."""
 
 import json
-import socket
 import subprocess
 import sys
 import zipfile
@@ -11,6 +10,7 @@ import pytest
 import torch
 
 import napari_unet as nu
+from helpers import tiny_model
 from napari_unet.cli import main
 from napari_unet.core.checkpoint import CheckpointError, new_model
 from napari_unet.io.bioimageio import (
@@ -21,18 +21,11 @@ from napari_unet.io.bioimageio import (
 )
 from napari_unet.io.synthetic import synthetic_nuclei
 
-# bioimageio.core reads the TorchScript weights with torch.jit.load (deprecated in torch 2.13)
-pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-
-
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Any connection attempt fails: export, test and import must work offline."""
-
-    def refuse(self, address):
-        raise OSError(f"network disabled in tests (tried {address})")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+pytestmark = [
+    # bioimageio.core reads the TorchScript weights with torch.jit.load (deprecated in torch 2.13)
+    pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning"),
+    pytest.mark.usefixtures("no_network"),  # export, test and import must work offline
+]
 
 
 @pytest.fixture
@@ -152,7 +145,7 @@ def test_same_padding_model_describes_its_halo_and_round_trips(tmp_path, keep_gl
 
 
 def test_test_image_smaller_than_the_model_input_is_refused(tmp_path):
-    model = new_model(nu.ModelConfig(depth=2, base_features=4), seed=0)
+    model = tiny_model()
     with pytest.raises(ValueError, match="smaller than the model's smallest test input"):
         export_bioimageio(model, tmp_path / "x.zip", test_image=np.zeros((30, 30)))
     assert not (tmp_path / "x.zip").exists() and not list(tmp_path.iterdir())
@@ -182,9 +175,7 @@ def test_other_bioimageio_models_are_refused(nuclei_zip, tmp_path):
 
 
 def test_cli_export_writes_a_package(tmp_path, capsys):
-    checkpoint = nu.save_model(
-        new_model(nu.ModelConfig(depth=2, base_features=4), seed=0), tmp_path / "tiny.safetensors"
-    )
+    checkpoint = nu.save_model(tiny_model(), tmp_path / "tiny.safetensors")
     out = tmp_path / "tiny.zip"
     args = ["export", str(checkpoint), str(out), "--format", "bioimageio", "--name", "tiny U-Net"]
     assert main([*args, "--author", "A. Person", "--author", "B. Person"]) == 0
@@ -255,14 +246,14 @@ def test_test_output_is_normalised_as_bioimageio_for_flat_and_tiny_ranges(tmp_pa
 
 def test_sparse_test_image_passes_the_bioimageio_test(tmp_path, keep_global_rng):
     """The reviewer's case: 30 bright pixels; the package failed, export still exited 0."""
-    model = new_model(nu.ModelConfig(depth=2, base_features=4), seed=0)
+    model = tiny_model()
     path = export_bioimageio(model, tmp_path / "sparse.zip", test_image=_sparse_image())
     summary, failed = _bioimageio_test(path)
     assert summary.status == "passed", failed
 
 
 def test_unknown_licence_is_refused_at_once_with_a_short_message(tmp_path, capsys):
-    model = new_model(nu.ModelConfig(depth=2, base_features=4), seed=0)
+    model = tiny_model()
     with pytest.raises(ValueError, match=r"unknown \(or deprecated\) SPDX licence 'FOO-1'"):
         export_bioimageio(model, tmp_path / "x.zip", license="FOO-1")
     assert not list(tmp_path.iterdir())

@@ -6,18 +6,23 @@ entries that inflate to gigabytes (declared, or hidden behind a small declared s
 weights outside the package, a file that is not a regular file.
 """
 
-import functools
 import io
 import os
-import struct
-import tempfile
 import zipfile
-from pathlib import Path
 
 import pytest
 import torch
 
 import napari_unet as nu
+from helpers import (
+    HOSTILE_CONFIG,
+    declare_size,
+    inflating_rdf,
+    package,
+    refuse_building,
+    tiny_state,
+    with_weights_source,
+)
 from napari_unet.core.checkpoint import (
     MAX_METADATA_CHARS,
     MAX_TORCH_BYTES,
@@ -25,75 +30,7 @@ from napari_unet.core.checkpoint import (
     new_model,
 )
 from napari_unet.io import bioimageio as bioimageio_module
-from napari_unet.io.bioimageio import MAX_PACKAGE_BYTES, export_bioimageio, load_bioimageio
-
-TINY = nu.ModelConfig(depth=1, base_features=2)
-
-
-@functools.cache
-def _exported() -> bytes:
-    """The bytes of a package of a tiny model (exported once per session)."""
-    folder = Path(tempfile.mkdtemp(prefix="napari-unet-test-"))
-    path = export_bioimageio(new_model(TINY, seed=0), folder / "tiny.zip")
-    data = path.read_bytes()
-    path.unlink()
-    folder.rmdir()
-    return data
-
-
-def package(tmp, name="tiny.zip", rdf=None, entries=None, state=None):
-    """A copy of the tiny package; ``rdf`` edits its rdf.yaml (a dict), ``entries`` adds or
-    replaces entries (name -> bytes), ``state`` replaces its state dict."""
-    from bioimageio.spec.utils import read_yaml, write_yaml
-
-    path = tmp / name
-    path.write_bytes(_exported())
-    if rdf is None and entries is None and state is None:
-        return path
-    replaced = dict(entries or {})
-    if rdf is not None:
-        with zipfile.ZipFile(path) as archive:
-            content = read_yaml(archive.open("rdf.yaml"))
-        rdf(content)
-        stream = io.StringIO()
-        write_yaml(content, stream)
-        replaced["rdf.yaml"] = stream.getvalue().encode()
-    if state is not None:
-        buffer = io.BytesIO()
-        torch.save(state, buffer)
-        replaced["weights_state_dict.pt"] = buffer.getvalue()
-    original = path.read_bytes()
-    with zipfile.ZipFile(io.BytesIO(original)) as source:
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
-            for entry in source.infolist():
-                if entry.filename not in replaced:
-                    target.writestr(entry.filename, source.read(entry))
-            for entry_name, data in replaced.items():
-                target.writestr(entry_name, data)
-    return path
-
-
-def declare_size(path, name, size):
-    """Rewrite the uncompressed size ``name`` declares (local and central headers)."""
-    data = bytearray(path.read_bytes())
-    encoded = name.encode()
-    for signature, size_at, name_length_at, name_at in (
-        (b"PK\x03\x04", 22, 26, 30),
-        (b"PK\x01\x02", 24, 28, 46),
-    ):
-        start = data.find(signature)
-        while start >= 0:
-            (length,) = struct.unpack_from("<H", data, start + name_length_at)
-            if data[start + name_at : start + name_at + length] == encoded:
-                struct.pack_into("<I", data, start + size_at, size)
-            start = data.find(signature, start + 4)
-    path.write_bytes(bytes(data))
-    return path
-
-
-def tiny_state(**changes):
-    """The tiny model's state dict with ``changes`` (name -> tensor)."""
-    return {**new_model(TINY, seed=0).state_dict(), **changes}
+from napari_unet.io.bioimageio import MAX_PACKAGE_BYTES, load_bioimageio
 
 
 def with_model_config(**changes):
@@ -111,36 +48,16 @@ def with_architecture(**changes):
     return edit
 
 
-def with_weights_source(source):
-    def edit(rdf):
-        rdf["weights"]["pytorch_state_dict"]["source"] = source
-        rdf["weights"]["pytorch_state_dict"].pop("sha256", None)
-
-    return edit
-
-
-def inflating_rdf(tmp):
-    """rdf.yaml declaring its own size but inflating by 16 MiB (a comment of spaces)."""
-    with zipfile.ZipFile(package(tmp)) as archive:
-        text = archive.read("rdf.yaml")
-    path = package(tmp, entries={"rdf.yaml": text + b"#" + b" " * 2**24 + b"\n"})
-    return declare_size(path, "rdf.yaml", len(text))
-
-
 @pytest.fixture
 def no_network_built(monkeypatch):
     """Fail the test if a UNet is built (the package must be refused before that)."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a network was built from a refused package")
-
-    monkeypatch.setattr(bioimageio_module, "UNet", refuse)
+    refuse_building(monkeypatch, bioimageio_module, "package")
 
 
 def test_the_tiny_package_loads(tmp_path):
     loaded = nu.load_model(package(tmp_path))
-    assert loaded.config == TINY
-    for key, value in new_model(TINY, seed=0).state_dict().items():
+    assert loaded.config == HOSTILE_CONFIG
+    for key, value in new_model(HOSTILE_CONFIG, seed=0).state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
 
 
@@ -309,5 +226,5 @@ def test_the_package_read_is_the_one_checked(tmp_path, monkeypatch):
 
     monkeypatch.setattr(bioimageio_module, "_open_package", check_then_swap)
     loaded = load_bioimageio(path)
-    assert loaded.metadata["description"] == new_model(TINY).metadata["description"]
+    assert loaded.metadata["description"] == new_model(HOSTILE_CONFIG).metadata["description"]
     assert loaded.metadata["description"] != "swapped in after the checks"

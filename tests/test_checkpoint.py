@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import tiny_model
 from napari_unet import CheckpointError, ModelConfig, load_model, predict, save_model
 from napari_unet.core.checkpoint import checkpoint_info, new_model, read_checkpoint
 
 
 @pytest.fixture
 def small_model():
-    return new_model(ModelConfig(base_features=4, depth=2, n_classes=3), seed=1)
+    return tiny_model(seed=1, n_classes=3)
 
 
 def test_round_trip_rebuilds_model_from_file_alone(tmp_path, small_model):

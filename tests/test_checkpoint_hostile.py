@@ -1,7 +1,5 @@
 """Hostile and broken checkpoints are refused before anything large is allocated."""
 
-import io
-import json
 import os
 import zipfile
 
@@ -10,35 +8,22 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from napari_unet import CheckpointError, ModelConfig, load_model, save_model
+from helpers import HOSTILE_CONFIG, refuse_building, rewrite_metadata, torch_archive
+from napari_unet import CheckpointError, load_model, save_model
 from napari_unet.cli import main
 from napari_unet.core import checkpoint as checkpoint_module
 from napari_unet.core.checkpoint import checkpoint_info, new_model, read_checkpoint
 
-SMALL = ModelConfig(base_features=2, depth=1)
-
 
 @pytest.fixture
 def saved(tmp_path):
-    return save_model(new_model(SMALL, seed=0), tmp_path / "m.safetensors")
+    return save_model(new_model(HOSTILE_CONFIG, seed=0), tmp_path / "m.safetensors")
 
 
 @pytest.fixture
 def no_network_built(monkeypatch):
     """Fail the test if load_model builds a UNet (it must refuse before that)."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a network was built from a refused checkpoint")
-
-    monkeypatch.setattr(checkpoint_module, "UNet", refuse)
-
-
-def _with_metadata(path, **changes):
-    """Rewrite ``path`` with its tensors and changed metadata entries."""
-    tensors, metadata = read_checkpoint(path)
-    metadata.update(changes)
-    save_file(tensors, path, metadata={"napari_unet": json.dumps(metadata)})
-    return path
+    refuse_building(monkeypatch, checkpoint_module, "checkpoint")
 
 
 @pytest.mark.parametrize(
@@ -63,7 +48,7 @@ def test_insane_architectures_are_refused_before_building(
     saved, no_network_built, changes, message
 ):
     _, metadata = read_checkpoint(saved)
-    _with_metadata(saved, model_config={**metadata["model_config"], **changes})
+    rewrite_metadata(saved, model_config={**metadata["model_config"], **changes})
     with pytest.raises(CheckpointError, match=message):
         load_model(saved)
     with pytest.raises(CheckpointError, match=message):
@@ -72,7 +57,7 @@ def test_insane_architectures_are_refused_before_building(
 
 def test_shapes_in_the_header_are_compared_before_tensors_are_read(saved, monkeypatch):
     _, metadata = read_checkpoint(saved)
-    _with_metadata(saved, model_config={**metadata["model_config"], "base_features": 8})
+    rewrite_metadata(saved, model_config={**metadata["model_config"], "base_features": 8})
     from safetensors import safe_open
 
     opened = safe_open(str(saved), framework="pt").__enter__()
@@ -93,7 +78,7 @@ def test_shapes_in_the_header_are_compared_before_tensors_are_read(saved, monkey
     "version, shown", [(float("inf"), "inf"), (None, "None"), ([1], r"\[1\]"), ("abc", "'abc'")]
 )
 def test_bad_format_version_is_one_clean_error(saved, version, shown, capsys):
-    _with_metadata(saved, format_version=version)
+    rewrite_metadata(saved, format_version=version)
     with pytest.raises(
         CheckpointError, match=f"format_version must be a whole number, got {shown}"
     ):
@@ -111,14 +96,14 @@ def test_deeply_nested_metadata_is_refused(saved):
 
 @pytest.mark.parametrize("norm", [{"low": -5, "high": 99}, {"low": 50, "high": 10}, [1, 2]])
 def test_bad_normalization_is_refused_on_load(saved, norm):
-    _with_metadata(saved, normalization=norm)
+    rewrite_metadata(saved, normalization=norm)
     with pytest.raises(CheckpointError, match="normalization"):
         load_model(saved)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_non_finite_weights_are_refused(tmp_path, bad, capsys):
-    model = new_model(SMALL, seed=0)
+    model = new_model(HOSTILE_CONFIG, seed=0)
     with torch.no_grad():
         model.head.weight[0, 0, 0, 0] = bad
     path = save_model(model, tmp_path / "broken.safetensors")
@@ -146,34 +131,22 @@ def test_a_fifo_is_refused_without_blocking(tmp_path):
         os.close(keep_open)
 
 
-def _torch_archive(tmp_path, state_dict, compression=zipfile.ZIP_STORED):
-    """A .pt file of ``state_dict`` with its entries rewritten with ``compression``."""
-    metadata = checkpoint_info(save_model(new_model(SMALL), tmp_path / "ref.safetensors"))
-    buffer = io.BytesIO()
-    torch.save({"state_dict": state_dict, "napari_unet": json.dumps(metadata)}, buffer)
-    path = tmp_path / "m.pt"
-    with zipfile.ZipFile(buffer) as source, zipfile.ZipFile(path, "w", compression) as target:
-        for entry in source.infolist():
-            target.writestr(entry.filename, source.read(entry))
-    return path
-
-
 def test_compressed_torch_archive_is_not_inflated(tmp_path):
-    path = _torch_archive(tmp_path, {"big": torch.zeros(2**22)}, zipfile.ZIP_DEFLATED)
+    path = torch_archive(tmp_path, {"big": torch.zeros(2**22)}, zipfile.ZIP_DEFLATED)
     assert path.stat().st_size < 2**20  # 16 MiB of zeros, deflated
     with pytest.raises(CheckpointError, match="compressed entries"):
         load_model(path)
 
 
 def test_torch_archive_size_is_bounded(tmp_path, monkeypatch):
-    path = _torch_archive(tmp_path, {"big": torch.zeros(2**18)})
+    path = torch_archive(tmp_path, {"big": torch.zeros(2**18)})
     monkeypatch.setattr(checkpoint_module, "MAX_TORCH_BYTES", 2**20)
     with pytest.raises(CheckpointError, match=r"unpacks to .* above the limit"):
         load_model(path)
 
 
 def test_torch_state_dict_of_non_tensors_is_refused(tmp_path, capsys):
-    path = _torch_archive(tmp_path, {"head.weight": [1, 2, 3]})
+    path = torch_archive(tmp_path, {"head.weight": [1, 2, 3]})
     with pytest.raises(CheckpointError, match="state_dict must map names to tensors"):
         load_model(path)
     assert main(["info", str(path)]) == 2
@@ -190,4 +163,4 @@ def test_info_reads_no_weights_of_a_safetensors_file(saved, monkeypatch):
 
     monkeypatch.setattr(type(opened), "get_tensor", refuse)
     info = checkpoint_info(saved)
-    assert info["parameters"] == sum(p.numel() for p in new_model(SMALL).parameters())
+    assert info["parameters"] == sum(p.numel() for p in new_model(HOSTILE_CONFIG).parameters())

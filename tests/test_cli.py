@@ -5,16 +5,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet import ModelConfig, load_model, save_model
+from helpers import square_train_args, tiny_model
+from napari_unet import load_model, save_model
 from napari_unet.cli import build_parser, main
-from napari_unet.core.checkpoint import new_model
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    return save_model(
-        new_model(ModelConfig(base_features=4, depth=2), seed=0), tmp_path / "model.safetensors"
-    )
 
 
 @pytest.fixture
@@ -29,15 +22,22 @@ def image_files(tmp_path):
     return tif, png
 
 
-def test_predict_writes_three_files_per_input(tmp_path, checkpoint, image_files, capsys):
+def test_predict_writes_three_files_per_input(tmp_path, tiny_checkpoint, image_files, capsys):
     out = tmp_path / "out"
-    args = ["predict", *map(str, image_files), "--model", str(checkpoint), "--output", str(out)]
+    args = [
+        "predict",
+        *map(str, image_files),
+        "--model",
+        str(tiny_checkpoint),
+        "--output",
+        str(out),
+    ]
     assert main([*args, "--tile-size", "56", "--device", "cpu"]) == 0
     from skimage.io import imread
 
     from napari_unet import instance_labels, predict
 
-    model = load_model(checkpoint)
+    model = load_model(tiny_checkpoint)
     counts = []
     for path, shape in zip(image_files, ((70, 90), (41, 33))):
         stem = path.stem
@@ -77,10 +77,10 @@ def test_predict_instances_are_the_core_instances_of_its_mask(tmp_path, capsys):
     assert f"cells.tif: {instances.max()} objects" in capsys.readouterr().out
 
 
-def test_predict_with_test_time_augmentation(tmp_path, checkpoint, image_files):
+def test_predict_with_test_time_augmentation(tmp_path, tiny_checkpoint, image_files):
     from napari_unet import load_model, predict
 
-    options = ["--model", str(checkpoint), "--tile-size", "56", "--device", "cpu"]
+    options = ["--model", str(tiny_checkpoint), "--tile-size", "56", "--device", "cpu"]
     plain, augmented = tmp_path / "plain", tmp_path / "tta"
     assert main(["predict", str(image_files[0]), *options, "--output", str(plain)]) == 0
     assert (
@@ -89,7 +89,7 @@ def test_predict_with_test_time_augmentation(tmp_path, checkpoint, image_files):
     result = tifffile.imread(augmented / "first_prob.tif")
     expected = predict(
         tifffile.imread(image_files[0]),
-        load_model(checkpoint),
+        load_model(tiny_checkpoint),
         tile_size=56,
         device="cpu",
         test_time_augmentation=True,
@@ -103,7 +103,7 @@ def test_a_model_that_asks_for_test_time_augmentation_gets_it_unless_told_not(
 ):
     from napari_unet import predict
 
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     model.metadata["test_time_augmentation"] = True
     path = save_model(model, tmp_path / "tta.safetensors")
     assert load_model(path).info.test_time_augmentation is True
@@ -122,8 +122,8 @@ def test_a_model_that_asks_for_test_time_augmentation_gets_it_unless_told_not(
     assert np.abs(results[False] - results[True]).max() > 1e-4
 
 
-def test_info_prints_metadata(checkpoint, capsys):
-    assert main(["info", str(checkpoint)]) == 0
+def test_info_prints_metadata(tiny_checkpoint, capsys):
+    assert main(["info", str(tiny_checkpoint)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["model_config"]["depth"] == 2 and info["format_version"] == 1
 
@@ -138,12 +138,12 @@ def test_info_prints_metadata(checkpoint, capsys):
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(
-    tmp_path, checkpoint, image_files, capsys, change, message
+    tmp_path, tiny_checkpoint, image_files, capsys, change, message
 ):
     (tmp_path / "broken.tif").write_bytes(b"II*\x00garbage")
     out = tmp_path / "out"
     inputs = [str(image_files[0]), str(tmp_path / change.get("input", image_files[1].name))]
-    model = str(tmp_path / change["model"]) if "model" in change else str(checkpoint)
+    model = str(tmp_path / change["model"]) if "model" in change else str(tiny_checkpoint)
     args = ["predict", *inputs, "--model", model, "--output", str(out)]
     status = main([*args, "--tile-size", change.get("tile", "56")])
     error = capsys.readouterr().err
@@ -153,23 +153,10 @@ def test_bad_input_is_one_line_and_writes_nothing(
     assert not out.exists() or not any(out.iterdir())
 
 
-def _train_files(tmp_path):
-    """Arguments of ``napari-unet train`` on a small image and a fresh small network."""
-    image = np.zeros((64, 64), np.float32)
-    image[20:40, 20:40] = 1
-    labels = np.zeros((64, 64), np.uint8)
-    labels[5, :] = 1
-    labels[30, 22:38] = 2
-    tifffile.imwrite(tmp_path / "im.tif", image)
-    tifffile.imwrite(tmp_path / "lab.tif", labels)
-    files = ["--images", str(tmp_path / "im.tif"), "--labels", str(tmp_path / "lab.tif")]
-    return ["train", *files, "--new", "--features", "4", "--depth", "2", "--padding", "same"]
-
-
 def test_train_new_model_writes_checkpoint(tmp_path, capsys):
     out = tmp_path / "trained.safetensors"
     budget = ["--iterations", "3", "--seconds", "0", "--lr-schedule", "cosine"]
-    assert main([*_train_files(tmp_path), "--output", str(out), *budget]) == 0
+    assert main([*square_train_args(tmp_path), "--output", str(out), *budget]) == 0
     assert f"wrote {out}" in capsys.readouterr().out.strip().splitlines()
     assert main(["info", str(out)]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -183,12 +170,12 @@ def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     from napari_unet.core.postprocess import class_mask
 
     out = tmp_path / "trained.safetensors"
-    arguments = [*_train_files(tmp_path), "--output", str(out), "--iterations", "20"]
+    arguments = [*square_train_args(tmp_path), "--output", str(out), "--iterations", "20"]
     assert main([*arguments, "--learning-rate", "0.01", "--device", "cpu"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     printed = next(line for line in lines if line.startswith("on "))
     image = tifffile.imread(tmp_path / "im.tif")
-    fresh = new_model(ModelConfig(base_features=4, depth=2, padding="same"), seed=0)
+    fresh = tiny_model(padding="same")
     before = class_mask(predict(image, fresh))
     after = class_mask(predict(image, load_model(out)))
     changed = int((before != after).sum())
@@ -255,7 +242,7 @@ def test_train_help_states_the_distillation_default_in_use(capsys):
 def test_train_divergence_is_one_line_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "diverged.safetensors"
     budget = ["--iterations", "10", "--learning-rate", "1e30"]
-    status = main([*_train_files(tmp_path), "--output", str(out), *budget])
+    status = main([*square_train_args(tmp_path), "--output", str(out), *budget])
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert status == 2
     assert error.startswith("napari-unet train: error:") and "Lower the learning rate" in error
@@ -274,7 +261,7 @@ def test_train_ctrl_c_writes_the_best_weights_so_far(tmp_path, capsys, monkeypat
 
     monkeypatch.setattr(train.ProgressBar, "update", interrupt_at_second_report)
     out = tmp_path / "stopped.safetensors"
-    status = main([*_train_files(tmp_path), "--output", str(out), "--iterations", "100"])
+    status = main([*square_train_args(tmp_path), "--output", str(out), "--iterations", "100"])
     assert status == 130
     assert "interrupted" in capsys.readouterr().out
     history = load_model(out).metadata["training_history"]
@@ -290,28 +277,30 @@ def test_train_ctrl_c_before_the_first_iteration_exits_130(tmp_path, capsys, mon
 
     monkeypatch.setattr(loop, "finetune", interrupted)
     out = tmp_path / "stopped.safetensors"
-    status = main([*_train_files(tmp_path), "--output", str(out), "--iterations", "100"])
+    status = main([*square_train_args(tmp_path), "--output", str(out), "--iterations", "100"])
     assert status == 130 and not out.exists()
     assert "interrupted before the first iteration: nothing written" in capsys.readouterr().err
 
 
-def test_train_with_empty_labels_fails_cleanly(tmp_path, checkpoint, capsys):
+def test_train_with_empty_labels_fails_cleanly(tmp_path, tiny_checkpoint, capsys):
     tifffile.imwrite(tmp_path / "im.tif", np.zeros((40, 40), np.float32))
     tifffile.imwrite(tmp_path / "lab.tif", np.zeros((40, 40), np.uint8))
     args = ["train", "--images", str(tmp_path / "im.tif"), "--labels", str(tmp_path / "lab.tif")]
     out = tmp_path / "x.safetensors"
-    status = main([*args, "--model", str(checkpoint), "--output", str(out), "--iterations", "2"])
+    status = main(
+        [*args, "--model", str(tiny_checkpoint), "--output", str(out), "--iterations", "2"]
+    )
     assert status == 2 and "paint at least one" in capsys.readouterr().err
     assert not out.exists()
 
 
-def test_unwritable_output_folder(tmp_path, checkpoint, image_files, capsys):
+def test_unwritable_output_folder(tmp_path, tiny_checkpoint, image_files, capsys):
     if os.geteuid() == 0:
         target = "/proc/napari-unet-out"  # not writable even for root
     else:
         target = str(tmp_path / "ro")
         os.mkdir(target, 0o500)
-    args = ["predict", str(image_files[0]), "--model", str(checkpoint), "--output", target]
+    args = ["predict", str(image_files[0]), "--model", str(tiny_checkpoint), "--output", target]
     assert main(args) == 2
     assert "napari-unet-out" in capsys.readouterr().err
 
@@ -362,7 +351,14 @@ def test_evaluate_instances_refuses_a_class_mask(tmp_path, capsys):
     assert main(["evaluate", *files, "--kind", "semantic"]) == 0
 
 
-def test_predict_batch_size_must_be_positive(tmp_path, checkpoint, image_files, capsys):
-    args = ["predict", str(image_files[0]), "--model", str(checkpoint), "--output", str(tmp_path)]
+def test_predict_batch_size_must_be_positive(tmp_path, tiny_checkpoint, image_files, capsys):
+    args = [
+        "predict",
+        str(image_files[0]),
+        "--model",
+        str(tiny_checkpoint),
+        "--output",
+        str(tmp_path),
+    ]
     assert main([*args, "--batch-size", "0"]) == 2
     assert "--batch-size must be at least 1" in capsys.readouterr().err

@@ -9,16 +9,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet import ModelConfig, load_model, save_model
+from helpers import train_args
+from napari_unet import load_model
 from napari_unet.cli import main
-from napari_unet.core.checkpoint import new_model
 from napari_unet.io.outofcore import open_outputs
-
-
-@pytest.fixture
-def checkpoint(tmp_path):
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
-    return save_model(model, tmp_path / "model.safetensors")
 
 
 @pytest.fixture
@@ -28,23 +22,13 @@ def image(tmp_path):
     return path
 
 
-def _train_args(tmp_path):
-    image = np.random.default_rng(0).random((48, 48)).astype(np.float32)
-    labels = np.ones((48, 48), np.uint8)
-    labels[10:30, 10:30] = 2
-    tifffile.imwrite(tmp_path / "im.tif", image)
-    tifffile.imwrite(tmp_path / "lab.tif", labels)
-    files = ["--images", str(tmp_path / "im.tif"), "--labels", str(tmp_path / "lab.tif")]
-    return ["train", *files, "--new", "--features", "4", "--depth", "2", "--padding", "same"]
-
-
-def test_write_probe_never_follows_a_symlink(tmp_path, checkpoint, image):
+def test_write_probe_never_follows_a_symlink(tmp_path, tiny_checkpoint, image):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious")
     out = tmp_path / "out"
     out.mkdir()
     (out / ".napari-unet-write-test").symlink_to(victim)
-    assert main(["predict", str(image), "--model", str(checkpoint), "--output", str(out)]) == 0
+    assert main(["predict", str(image), "--model", str(tiny_checkpoint), "--output", str(out)]) == 0
     assert victim.read_text() == "precious"
     assert (out / ".napari-unet-write-test").is_symlink()
 
@@ -62,7 +46,7 @@ def test_sigterm_during_train_writes_the_best_weights(tmp_path, capsys, monkeypa
     monkeypatch.setattr(train.ProgressBar, "update", terminate_at_second_report)
     previous = signal.getsignal(signal.SIGTERM)
     out = tmp_path / "stopped.safetensors"
-    status = main([*_train_args(tmp_path), "--output", str(out), "--iterations", "1000"])
+    status = main([*train_args(tmp_path), "--output", str(out), "--iterations", "1000"])
     assert status == 128 + signal.SIGTERM
     assert "interrupted" in capsys.readouterr().out
     # the handler raises KeyboardInterrupt in the second report, as Ctrl-C does
@@ -83,7 +67,7 @@ def test_sigterm_during_the_save_waits_for_it(tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoint_module, "save_model", terminated_while_saving)
     out = tmp_path / "m.safetensors"
-    assert main([*_train_args(tmp_path), "--output", str(out), "--iterations", "2"]) == 0
+    assert main([*train_args(tmp_path), "--output", str(out), "--iterations", "2"]) == 0
     assert load_model(out).metadata["training_history"][-1]["iterations"] == 2
 
 
@@ -91,12 +75,14 @@ def test_train_removes_what_a_killed_save_left(tmp_path):
     out = tmp_path / "m.safetensors"
     leftover = tmp_path / f".m.safetensors.{uuid.uuid4().hex}.tmp"
     leftover.write_bytes(b"half a checkpoint")
-    assert main([*_train_args(tmp_path), "--output", str(out), "--iterations", "1"]) == 0
+    assert main([*train_args(tmp_path), "--output", str(out), "--iterations", "1"]) == 0
     assert not leftover.exists() and out.exists()
 
 
 @pytest.mark.parametrize("output_format", ["tiff", "zarr"])
-def test_sigterm_during_predict_leaves_no_temporaries(tmp_path, checkpoint, capsys, output_format):
+def test_sigterm_during_predict_leaves_no_temporaries(
+    tmp_path, tiny_checkpoint, capsys, output_format
+):
     from napari_unet.cli import predict
 
     def terminate(self, path):
@@ -110,7 +96,7 @@ def test_sigterm_during_predict_leaves_no_temporaries(tmp_path, checkpoint, caps
     image = tmp_path / "big.tif"
     tifffile.imwrite(image, np.random.default_rng(0).integers(0, 99, (200, 200), dtype=np.uint16))
     out = tmp_path / "out"
-    arguments = ["predict", str(image), "--model", str(checkpoint), "--output", str(out)]
+    arguments = ["predict", str(image), "--model", str(tiny_checkpoint), "--output", str(out)]
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(predict._FileProgress, "start", terminate)
         status = main([*arguments, "--tile-size", "48", "--output-format", output_format])
@@ -134,14 +120,14 @@ def test_a_save_failing_everywhere_says_the_weights_are_lost(tmp_path, capsys, m
     monkeypatch.setattr(checkpoint_module, "save_model", full_disk)
     monkeypatch.setattr(tempfile, "mkdtemp", no_temporary_folder)
     out = tmp_path / "m.safetensors"
-    assert main([*_train_args(tmp_path), "--output", str(out), "--iterations", "1"]) == 2
+    assert main([*train_args(tmp_path), "--output", str(out), "--iterations", "1"]) == 2
     assert "the trained weights are lost" in capsys.readouterr().err
 
 
 def test_train_output_that_is_a_folder_is_refused_before_training(tmp_path, capsys):
     folder = tmp_path / "models"
     folder.mkdir()
-    status = main([*_train_args(tmp_path), "--output", str(folder), "--iterations", "2"])
+    status = main([*train_args(tmp_path), "--output", str(folder), "--iterations", "2"])
     assert status == 2
     error = capsys.readouterr().err
     assert "is a folder; give a file name" in error and "training" not in error.lower()
@@ -152,14 +138,14 @@ def test_train_refuses_a_full_disk_before_training(tmp_path, capsys, monkeypatch
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9, 1000))
-    status = main([*_train_args(tmp_path), "--output", str(tmp_path / "m.safetensors")])
+    status = main([*train_args(tmp_path), "--output", str(tmp_path / "m.safetensors")])
     assert status == 2
     assert "not enough space" in capsys.readouterr().err
 
 
 def test_failed_save_keeps_the_weights_in_a_temporary_folder(tmp_path, capsys, full_disk):
     out = full_disk
-    status = main([*_train_args(tmp_path), "--output", str(out), "--iterations", "2"])
+    status = main([*train_args(tmp_path), "--output", str(out), "--iterations", "2"])
     assert status == 2 and not out.exists()
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "No space left on device" in error
@@ -180,7 +166,9 @@ def _wide_images():
 
 
 @pytest.mark.parametrize("kind", ["uint32", "float64", "int64"])
-def test_wide_types_are_normalised_before_the_cast_on_the_command_line(tmp_path, checkpoint, kind):
+def test_wide_types_are_normalised_before_the_cast_on_the_command_line(
+    tmp_path, tiny_checkpoint, kind
+):
     from napari_unet import predict
 
     image = _wide_images()[kind]
@@ -189,33 +177,40 @@ def test_wide_types_are_normalised_before_the_cast_on_the_command_line(tmp_path,
     tifffile.imwrite(tmp_path / "stack.tif", stack)
     out = tmp_path / "out"
     inputs = [str(tmp_path / "plane.tif"), str(tmp_path / "stack.tif")]
-    assert main(["predict", *inputs, "--model", str(checkpoint), "--output", str(out)]) == 0
-    model = load_model(checkpoint)
+    assert main(["predict", *inputs, "--model", str(tiny_checkpoint), "--output", str(out)]) == 0
+    model = load_model(tiny_checkpoint)
     expected = predict(image, model)
     assert np.allclose(tifffile.imread(out / "plane_prob.tif"), expected, atol=1e-6)
     stacked = tifffile.imread(out / "stack_prob.tif")
     assert np.allclose(stacked[1], predict(image[::-1], model), atol=1e-6)
     assert np.ptp(expected) > 1e-4  # the network did see contrast
     zarr_out = tmp_path / "zarr"
-    arguments = ["--model", str(checkpoint), "--output", str(zarr_out), "--output-format", "zarr"]
+    arguments = [
+        "--model",
+        str(tiny_checkpoint),
+        "--output",
+        str(zarr_out),
+        "--output-format",
+        "zarr",
+    ]
     assert main(["predict", inputs[0], *arguments]) == 0
     stored = open_outputs(zarr_out / "plane_prediction.zarr")["prob"][:]
     assert np.allclose(stored, expected, atol=1e-6)
 
 
-def test_complex_images_are_refused(tmp_path, checkpoint, capsys):
+def test_complex_images_are_refused(tmp_path, tiny_checkpoint, capsys):
     from napari_unet import predict
 
     image = np.ones((20, 20), np.complex64)
     with pytest.raises(ValueError, match="complex"):
-        predict(image, load_model(checkpoint))
+        predict(image, load_model(tiny_checkpoint))
     tifffile.imwrite(tmp_path / "c.tif", image)
     status = main(
         [
             "predict",
             str(tmp_path / "c.tif"),
             "--model",
-            str(checkpoint),
+            str(tiny_checkpoint),
             "--output",
             str(tmp_path / "o"),
         ]
@@ -223,27 +218,30 @@ def test_complex_images_are_refused(tmp_path, checkpoint, capsys):
     assert status == 2 and "complex" in capsys.readouterr().err
 
 
-def test_predict_takes_nested_lists(checkpoint):
+def test_predict_takes_nested_lists(tiny_checkpoint):
     from napari_unet import predict
 
-    model = load_model(checkpoint)
+    model = load_model(tiny_checkpoint)
     image = np.random.default_rng(1).random((30, 30))
     assert np.array_equal(predict(image.tolist(), model), predict(image, model))
 
 
-def test_a_fifo_given_as_an_image_is_refused_without_blocking(tmp_path, checkpoint, capsys):
+def test_a_fifo_given_as_an_image_is_refused_without_blocking(tmp_path, tiny_checkpoint, capsys):
     from napari_unet.io.data import ImageReadError, read_image
 
     fifo = tmp_path / "pipe.tif"
     os.mkfifo(fifo)
     with pytest.raises(ImageReadError, match="not a regular file"):
         read_image(fifo)
-    assert main(["predict", str(fifo), "--model", str(checkpoint), "--output", str(tmp_path)]) == 2
+    assert (
+        main(["predict", str(fifo), "--model", str(tiny_checkpoint), "--output", str(tmp_path)])
+        == 2
+    )
     assert "pipe.tif: not a regular file" in capsys.readouterr().err
 
 
 def test_train_names_a_missing_image_once(tmp_path, capsys):
-    arguments = _train_args(tmp_path)
+    arguments = train_args(tmp_path)
     arguments[arguments.index("--images") + 1] = str(tmp_path / "absent.tif")
     assert main([*arguments, "--output", str(tmp_path / "m.safetensors")]) == 2
     error = capsys.readouterr().err

@@ -9,20 +9,19 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet import ModelConfig, load_model, save_model
+from helpers import MERGED, SEPARATED, tiny_model, touching_pair
+from napari_unet import load_model, save_model
 from napari_unet.cli import main
-from napari_unet.core.checkpoint import new_model
 from napari_unet.core.continuity import LINEAGE_KEY, lineage
 from napari_unet.core.postprocess import instance_labels
 from napari_unet.io import volumes
 from napari_unet.io.data import write_tiff
 from napari_unet.io.reruns import PROVENANCE_KEY, stored_provenance
-from test_continuity import touching_pair
 
 
 def model_file(tmp_path, name: str, *runs: str):
     """A small checkpoint with a training history of ``runs`` (as fine-tunes leave)."""
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     model.metadata["training_history"] = [{"date": run} for run in runs]
     return save_model(model, tmp_path / f"{name}.safetensors")
 
@@ -132,12 +131,10 @@ def test_a_last_mask_of_another_shape_fails_that_input(tmp_path, pair, capsys):
 
 
 def test_a_stack_continues_its_last_masks_plane_by_plane(monkeypatch):
-    from test_continuity import MERGED, SEPARATED
-
     monkeypatch.setattr(
         volumes, "predict_stack", lambda *_, **__: np.stack([touching_pair(0.16)] * 2)
     )
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     stack = np.zeros((2, 40, 60), np.float32)
     _, mask, _ = volumes.segment_stack(stack, model, previous=np.stack([SEPARATED, MERGED]))
     assert [int(instance_labels(plane).max()) for plane in mask] == [2, 1]

@@ -2,18 +2,17 @@
 
 import pytest
 
+from helpers import square_train_args, tiny_model
 from napari_unet import load_model
 from napari_unet.cli import main
-from napari_unet.config import ModelConfig
-from napari_unet.core.checkpoint import new_model, save_model
-from test_cli import _train_files
+from napari_unet.core.checkpoint import save_model
 
 
 def test_train_refuses_an_existing_checkpoint_before_training(tmp_path, capsys):
     out = tmp_path / "model.safetensors"
     out.write_bytes(b"a checkpoint the user wants to keep")
     budget = ["--iterations", "2", "--seconds", "0"]
-    assert main([*_train_files(tmp_path), "--output", str(out), *budget]) == 2
+    assert main([*square_train_args(tmp_path), "--output", str(out), *budget]) == 2
     error = capsys.readouterr().err
     assert f"{out} exists; pass --overwrite to replace it" in error
     assert "iteration" not in error  # refused before any training
@@ -22,9 +21,9 @@ def test_train_refuses_an_existing_checkpoint_before_training(tmp_path, capsys):
 
 def test_train_with_overwrite_replaces_the_checkpoint(tmp_path):
     out = tmp_path / "model.safetensors"
-    old = save_model(new_model(ModelConfig(base_features=4, depth=2), seed=0), out)
+    old = save_model(tiny_model(), out)
     budget = ["--iterations", "2", "--seconds", "0", "--overwrite"]
-    assert main([*_train_files(tmp_path), "--output", str(out), *budget]) == 0
+    assert main([*square_train_args(tmp_path), "--output", str(out), *budget]) == 0
     trained = load_model(old)
     assert trained.config.padding == "same"  # the new network, not the one there before
     assert trained.metadata["training_history"][-1]["iterations"] == 2
@@ -41,9 +40,7 @@ def test_export_refuses_an_existing_zip(tmp_path, capsys):
 def test_export_with_overwrite_replaces_the_zip(tmp_path, capsys):
     from napari_unet.io.bioimageio import is_bioimageio_package
 
-    checkpoint = save_model(
-        new_model(ModelConfig(base_features=4, depth=2), seed=0), tmp_path / "tiny.safetensors"
-    )
+    checkpoint = save_model(tiny_model(), tmp_path / "tiny.safetensors")
     out = tmp_path / "package.zip"
     out.write_bytes(b"an earlier package")
     assert main(["export", str(checkpoint), str(out), "--overwrite"]) == 0

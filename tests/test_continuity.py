@@ -6,27 +6,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from helpers import MERGED, SEPARATED, touching_pair
 from napari_unet.core import continuity
 from napari_unet.core.continuity import continues, kept_separations, lineage
 from napari_unet.core.postprocess import instance_labels, prediction_mask
 
 
-def touching_pair(band: float) -> np.ndarray:
-    """(2, 40, 60) probabilities of two touching discs; ``band`` above their inside
-    along the 3 px where they meet (the closing needs 0.2 for a new line)."""
-    rows, columns = np.mgrid[:40, :60]
-    inside = (np.hypot(rows - 20, columns - 20) <= 10) | (np.hypot(rows - 20, columns - 38) <= 10)
-    background = np.where(inside, 0.05, 0.95).astype(np.float32)
-    background[inside & (np.abs(columns - 29) <= 1)] = 0.05 + band
-    return np.stack([background, 1 - background])
-
-
 def count(mask: np.ndarray) -> int:
     return int(instance_labels(mask).max())
-
-
-SEPARATED = prediction_mask(touching_pair(0.3))
-MERGED = prediction_mask(touching_pair(0.0))
 
 
 def test_the_reference_masks():

@@ -5,7 +5,6 @@ with ``python scripts/update_error_docs.py``, which renders it with :func:`messa
 :func:`table_row` and :func:`with_table` from here.
 """
 
-import json
 import math
 import os
 import re
@@ -17,10 +16,19 @@ import pytest
 import tifffile
 import torch
 
-import test_bioimageio_hostile as hostile
+from helpers import (
+    declare_size,
+    inflating_rdf,
+    package,
+    rewrite_metadata,
+    tiny_model,
+    tiny_state,
+    torch_archive,
+    with_weights_source,
+)
 from napari_unet import ModelConfig, TrainConfig, finetune, load_model, predict, save_model
 from napari_unet.config import NormConfig, PredictConfig
-from napari_unet.core.checkpoint import MAX_TORCH_BYTES, new_model, read_checkpoint
+from napari_unet.core.checkpoint import MAX_TORCH_BYTES, new_model
 from napari_unet.core.normalization import normalization_stats
 from napari_unet.evaluation.metrics import evaluate
 from napari_unet.io.bioimageio import load_bioimageio
@@ -28,7 +36,7 @@ from napari_unet.io.data import read_image, to_channels_first
 from napari_unet.io.volumes import annotated_slices
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "errors.md"
-MODEL = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+MODEL = tiny_model()
 IMAGE = np.random.default_rng(0).random((64, 64)).astype(np.float32)
 ONE_ITERATION = TrainConfig(seconds=None, iterations=1, batch_size=1)
 
@@ -75,29 +83,20 @@ def _checkpoint(tmp, name, mutate):
     return _file(tmp, name, mutate(data))
 
 
-def _with_metadata(tmp, text=None, model_config=None, **changes):
-    """Load a checkpoint of MODEL whose metadata got ``changes`` (or is ``text``)."""
-    from safetensors.torch import save_file
-
-    path = save_model(MODEL, tmp / "m.safetensors")
-    tensors, metadata = read_checkpoint(path)
-    metadata.update(changes)
-    metadata["model_config"].update(model_config or {})
-    save_file(tensors, path, metadata={"napari_unet": text or json.dumps(metadata)})
-    return load_model(path)
+def _with_metadata(tmp, **changes):
+    """Load a checkpoint of MODEL whose metadata got ``changes`` (see rewrite_metadata)."""
+    return load_model(rewrite_metadata(save_model(MODEL, tmp / "m.safetensors"), **changes))
 
 
 def _nan_weights(tmp):
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     with torch.no_grad():
         model.head.bias[0] = float("nan")
     return load_model(save_model(model, tmp / "nan.safetensors"))
 
 
 def _torch_file(tmp, state_dict, compression=zipfile.ZIP_STORED):
-    from test_checkpoint_hostile import _torch_archive
-
-    return load_model(_torch_archive(tmp, state_dict, compression))
+    return load_model(torch_archive(tmp, state_dict, compression))
 
 
 def _fifo(tmp):
@@ -151,7 +150,7 @@ def _evaluate(tmp, kind, array):
 
 def _bioimageio(tmp, **changes):
     """Load a bioimage.io package of a tiny model, changed by ``changes``."""
-    return load_model(hostile.package(tmp, **changes))
+    return load_model(package(tmp, **changes))
 
 
 def _bioimageio_fifo(tmp):
@@ -162,9 +161,9 @@ def _bioimageio_fifo(tmp):
 def _bioimageio_bomb(tmp):
     """Three empty entries, each declaring 1.06 GiB (the most one entry may)."""
     names = [f"zeros{index}.bin" for index in range(3)]
-    path = hostile.package(tmp, entries=dict.fromkeys(names, b""))
+    path = package(tmp, entries=dict.fromkeys(names, b""))
     for name in names:
-        hostile.declare_size(path, name, MAX_TORCH_BYTES)
+        declare_size(path, name, MAX_TORCH_BYTES)
     return load_model(path)
 
 
@@ -191,7 +190,7 @@ def _existing(path):
 
 def _rerun_with_another_model(tmp):
     _predict_file(tmp, IMAGE)
-    other = new_model(ModelConfig(base_features=4, depth=2), seed=5)
+    other = tiny_model(seed=5)
     from napari_unet.io.batch import PredictOptions, predict_file
 
     save_model(other, tmp / "other.safetensors")
@@ -206,9 +205,7 @@ CASES = {
     "negative label value": lambda tmp: _train(_two_classes(corner=-1)),
     "annotation with fractional values": lambda tmp: _train(_two_classes().astype(float) / 2),
     "training diverges (learning rate far too high)": lambda tmp: list(
-        finetune(
-            new_model(ModelConfig(base_features=4, depth=2)), [IMAGE], [_two_classes()], DIVERGING
-        )
+        finetune(tiny_model(), [IMAGE], [_two_classes()], DIVERGING)
     ),
     "annotations on a slice the image does not have": lambda tmp: annotated_slices(
         np.zeros((3, 32, 32)), np.pad(np.ones((1, 32, 32), np.uint8), ((4, 0), (0, 0), (0, 0)))
@@ -324,16 +321,16 @@ CASES = {
         tmp, state={"head.bias": torch.zeros(2)}
     ),
     "bioimage.io package with NaN weights": lambda tmp: _bioimageio(
-        tmp, state=hostile.tiny_state(**{"head.bias": torch.tensor([0.0, math.nan])})
+        tmp, state=tiny_state(**{"head.bias": torch.tensor([0.0, math.nan])})
     ),
     "bioimage.io package whose weights lie outside it": lambda tmp: _bioimageio(
-        tmp, rdf=hostile.with_weights_source("../w.pt")
+        tmp, rdf=with_weights_source("../w.pt")
     ),
     "bioimage.io package whose rdf.yaml declares 4 GiB (zip bomb)": lambda tmp: load_model(
-        hostile.declare_size(hostile.package(tmp), "rdf.yaml", 2**32 - 1)
+        declare_size(package(tmp), "rdf.yaml", 2**32 - 1)
     ),
     "bioimage.io package whose rdf.yaml inflates beyond its declared size": lambda tmp: load_model(
-        hostile.inflating_rdf(tmp)
+        inflating_rdf(tmp)
     ),
     "bioimage.io package that is a FIFO (load_bioimageio)": _bioimageio_fifo,
     "bioimage.io package that is not a zip (load_bioimageio)": lambda tmp: load_bioimageio(
@@ -344,7 +341,7 @@ CASES = {
     ),
     "bioimage.io package whose entries declare 3.2 GiB together (zip bomb)": _bioimageio_bomb,
     "bioimage.io package whose weights declare more than they hold": lambda tmp: load_model(
-        hostile.declare_size(hostile.package(tmp), "weights_state_dict.pt", 10**6)
+        declare_size(package(tmp), "weights_state_dict.pt", 10**6)
     ),
     "bioimage.io package whose weights are a pickle": lambda tmp: _bioimageio(
         tmp, entries={"weights_state_dict.pt": PICKLE}

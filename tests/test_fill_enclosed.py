@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import tiny_model
 from napari_unet.core.boundaries import fill_enclosed
 from napari_unet.core.postprocess import prediction_mask
 from napari_unet.io.chunked_labels import fill_enclosed_chunked
@@ -77,7 +78,7 @@ def test_segment_stack_follows_the_fill_holes_setting(monkeypatch, fill_holes):
     boundary = np.where(_cell_with_an_outline_inside() == 1, 0.9, 0.1).astype(np.float32)
     probabilities = np.stack([boundary, 1 - boundary])
     monkeypatch.setattr(volumes, "predict_stack", lambda *args, **kwargs: probabilities)
-    model = nu.new_model(nu.ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     config = nu.PredictConfig(tile_size=None, close_boundaries=False, fill_holes=fill_holes)
     _, mask, instances = volumes.segment_stack(np.zeros((40, 60), np.float32), model, config=config)
     expected = prediction_mask(probabilities, close_boundaries=False, fill_holes=fill_holes)
@@ -95,7 +96,7 @@ def test_the_zarr_mask_is_filled_as_in_memory(tmp_path):
 
     rng = np.random.default_rng(3)
     image = ndimage.gaussian_filter(rng.random((96, 96)), 1.5).astype(np.float32)
-    model = nu.new_model(nu.ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     probabilities = nu.predict(image, model, tile_size=None)
     with torch.no_grad():  # 60 % of the pixels objects: a speckled mask with pockets
         model.head.bias[0] -= float(np.quantile(np.log(probabilities[0] / probabilities[1]), 0.6))

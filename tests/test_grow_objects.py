@@ -6,6 +6,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from helpers import tiny_model
 from napari_unet.core.boundaries import grow_objects
 from napari_unet.core.postprocess import instance_labels, prediction_mask
 
@@ -140,9 +141,8 @@ def test_a_stack_in_zarr_grows_from_a_snapshot_on_disk(tmp_path):
 
 
 def _thresholded_model(threshold: float):
-    import napari_unet as nu
 
-    model = nu.new_model(nu.ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     with torch.no_grad():  # no bias: many pixels near 0.5, for the threshold to matter
         model.head.bias.zero_()
     model.metadata["background_threshold"] = threshold
@@ -156,7 +156,7 @@ def test_the_threshold_is_kept_in_checkpoints_and_read_as_a_number(tmp_path):
     assert model.info.background_threshold == 0.8
     loaded = nu.load_model(nu.save_model(model, tmp_path / "m.safetensors"))
     assert loaded.info.background_threshold == 0.8
-    plain = nu.new_model(nu.ModelConfig(base_features=4, depth=2))
+    plain = tiny_model()
     assert plain.info.background_threshold == 0.5
     header = nu.core.checkpoint.read_checkpoint(nu.save_model(plain, tmp_path / "p.safetensors"))
     assert "background_threshold" not in header[1]  # the default is not written

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import seeded_unet
 from napari_unet import ModelConfig, UNet, predict
 from napari_unet.core import engine as engine_module
 from napari_unet.core import inference
@@ -20,16 +21,9 @@ from napari_unet.core.inference import (
 )
 
 
-def _model(**options):
-    torch.manual_seed(0)
-    model = UNet(ModelConfig(base_features=4, **options)).eval()
-    model.metadata = {"normalization": {"low": 1.0, "high": 99.8}}
-    return model
-
-
 @pytest.fixture(scope="module")
 def valid_model():
-    return _model(depth=3)
+    return seeded_unet(depth=3)
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (3, 3), (37, 101), (150, 133)])
@@ -54,7 +48,7 @@ def test_one_pass_equals_direct_forward_on_mirrored_image(valid_model):
 
 
 def test_every_pixel_written_once():
-    model = _model(depth=2)
+    model = seeded_unet(depth=2)
     out = np.full((2, 77, 45), np.nan, np.float32)
     predict(np.ones((77, 45)), model, tile_size=48, out=out)
     assert not np.isnan(out).any()
@@ -62,7 +56,7 @@ def test_every_pixel_written_once():
 
 
 def test_same_padding_tiled_within_documented_tolerance():
-    model = _model(depth=3, padding="same", batch_norm=True)
+    model = seeded_unet(depth=3, padding="same", batch_norm=True)
     image = np.random.default_rng(3).normal(size=(130, 90)).astype(np.float32)
     whole = predict(image, model)
     tiled = predict(image, model, tile_size=112)
@@ -81,7 +75,7 @@ def test_any_numeric_dtype(valid_model, dtype):
 
 
 def test_multichannel_and_channel_mismatch():
-    model = _model(depth=2, in_channels=3)
+    model = seeded_unet(depth=2, in_channels=3)
     image = np.random.default_rng(5).random((3, 30, 20))
     assert predict(image, model).shape == (2, 30, 20)
     with pytest.raises(ValueError, match="expects 3 input channel"):
@@ -257,7 +251,7 @@ def test_no_module_level_engine_flag_remains():
     ],
 )
 def test_fused_forward_equals_the_model(options):
-    model = _model(**options)
+    model = seeded_unet(**options)
     with torch.no_grad():  # non-zero batch-norm statistics and biases
         for parameter in model.parameters():
             parameter.add_(0.05)
@@ -291,7 +285,7 @@ def test_constant_image_is_finite(valid_model):
     other = predict(np.full((30, 30), 60000, np.uint16), valid_model)
     assert np.abs(other - probabilities).max() < 1e-6
     # bilinear upsampling keeps a constant input constant (up-convolutions add a period 2)
-    smooth = predict(np.full((30, 30), 7, np.uint8), _model(depth=3, upsampling="bilinear"))
+    smooth = predict(np.full((30, 30), 7, np.uint8), seeded_unet(depth=3, upsampling="bilinear"))
     assert np.ptp(smooth, axis=(1, 2)).max() < 1e-6
     assert np.abs(smooth.sum(0) - 1).max() < 1e-6
 
@@ -310,7 +304,7 @@ def test_usable_tile_sizes_all_work_and_the_next_smaller_does_not(valid_model):
 @pytest.mark.parametrize("batch_size", [0, -1])
 def test_batch_size_must_be_positive(batch_size):
     with pytest.raises(ValueError, match="batch_size must be at least 1"):
-        predict(np.zeros((40, 40), np.float32), _model(depth=2), batch_size=batch_size)
+        predict(np.zeros((40, 40), np.float32), seeded_unet(depth=2), batch_size=batch_size)
 
 
 def test_non_finite_pixel_missed_by_the_statistics_sample_is_refused(monkeypatch):
@@ -322,12 +316,12 @@ def test_non_finite_pixel_missed_by_the_statistics_sample_is_refused(monkeypatch
         "napari_unet.core.inference.normalization_stats", lambda *args, **kwargs: (offset, scale)
     )
     with pytest.raises(ValueError, match="NaN or infinite"):
-        predict(image, _model(depth=2), tile_size=48)
+        predict(image, seeded_unet(depth=2), tile_size=48)
 
 
 def test_wide_integer_types_keep_their_contrast():
     """uint32 near 3e9: normalised in float64, the same prediction as the offset-free image."""
-    model = _model(depth=2)
+    model = seeded_unet(depth=2)
     values = np.random.default_rng(1).integers(0, 200, (40, 40))
     wide = (3_000_000_000 + values).astype(np.uint32)
     offset, scale = normalization_stats(wide)
@@ -339,7 +333,7 @@ def test_wide_integer_types_keep_their_contrast():
 
 def test_stop_is_checked_between_the_forward_passes_of_a_batch():
     """On the CPU a batch of 4 tiles is 4 passes: a stop after the first ends it there."""
-    model = _model(depth=2)
+    model = seeded_unet(depth=2)
     passes = []
     model.register_forward_hook(lambda *_: passes.append(1))
     checks = {"n": 0}
@@ -361,7 +355,7 @@ def test_fused_forward_keeps_the_asked_layout_after_a_one_channel_input(monkeypa
     # full-resolution layers run at a fraction of their speed
     from napari_unet.core import fused as fused_module
 
-    model = _model(depth=2)
+    model = seeded_unet(depth=2)
     inputs_seen = []
     real = fused_module.FUSED_CONV_RELU
 

@@ -6,25 +6,12 @@ import tifffile
 import zarr
 from PIL import Image
 
-from napari_unet import ModelConfig, save_model
-from napari_unet.cli import main
-from napari_unet.core.checkpoint import new_model
+from helpers import cli_predict
 from napari_unet.io.data import read_image
 from napari_unet.io.inputs import file_axes, open_input, probe_input
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
-    return save_model(model, tmp_path_factory.mktemp("model") / "model.safetensors")
-
-
-def _predict(path, checkpoint, output, *options):
-    arguments = ["predict", str(path), "--model", str(checkpoint), "--output", str(output)]
-    return main([*arguments, "--tile-size", "56", "--device", "cpu", "--threads", "1", *options])
-
-
-def test_a_tiff_declaring_two_stacking_axes_is_refused(tmp_path, checkpoint, capsys):
+def test_a_tiff_declaring_two_stacking_axes_is_refused(tmp_path, tiny_checkpoint, capsys):
     """(T, Z, Y, X) with Z = 3 was read as ZCYX: z-planes mixed into RGB luminance."""
     path = tmp_path / "movie.tif"
     tifffile.imwrite(
@@ -35,7 +22,7 @@ def test_a_tiff_declaring_two_stacking_axes_is_refused(tmp_path, checkpoint, cap
     with pytest.raises(ValueError, match="stacking axes"):
         file_axes(path)
     assert probe_input(path, 5, "CZYX").axes == "CZYX"  # given axes decide
-    assert _predict(path, checkpoint, tmp_path / "out") == 2
+    assert cli_predict(path, tiny_checkpoint, tmp_path / "out", "--threads", "1") == 2
     assert "movie.tif: the image declares 2 stacking axes" in capsys.readouterr().err
     assert not (tmp_path / "out" / "movie_mask.tif").exists()
 
@@ -64,7 +51,7 @@ def test_tifffile_unknown_first_axis_is_left_to_the_axes_rule(tmp_path):
     assert probe_input(path, 1).axes == "ZYX"  # else slices, as napari shows it
 
 
-def test_five_d_ome_zarr_loses_its_leading_singleton_axes(tmp_path, checkpoint):
+def test_five_d_ome_zarr_loses_its_leading_singleton_axes(tmp_path, tiny_checkpoint):
     """OME-Zarr (T, C, Z, Y, X) = (1, 1, 3, Y, X) was refused with or without --axes."""
     data = np.random.default_rng(1).integers(0, 4000, (1, 1, 3, 40, 48)).astype(np.uint16)
     group = zarr.open_group(str(tmp_path / "ome.zarr"), mode="w")
@@ -77,7 +64,9 @@ def test_five_d_ome_zarr_loses_its_leading_singleton_axes(tmp_path, checkpoint):
         assert not isinstance(image, np.ndarray) and image.shape == (3, 40, 48)
         assert np.array_equal(image[1, 5:9], data[0, 0, 1, 5:9])
         assert np.array_equal(np.asarray(image), data[0, 0])
-    assert _predict(tmp_path / "ome.zarr", checkpoint, tmp_path / "out") == 0
+    assert (
+        cli_predict(tmp_path / "ome.zarr", tiny_checkpoint, tmp_path / "out", "--threads", "1") == 0
+    )
     outputs = zarr.open_group(str(tmp_path / "out" / "ome_prediction.zarr"), mode="r")
     assert outputs["mask"].shape == (3, 40, 48)
     assert outputs["prob"].shape == (3, 2, 40, 48)

@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from napari_unet import ModelConfig, TrainConfig
+from helpers import tiny_model
+from napari_unet import TrainConfig
 from napari_unet.config import FINETUNE_ITERATIONS
-from napari_unet.core.checkpoint import new_model
 from napari_unet.training.loop import finetune
 from napari_unet.training.schedule import with_iteration_budget
 
 
 def _model(trained: bool):
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     if trained:
         model.metadata["training_history"] = [{"iterations": 1}]
     return model

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import napari_unet as nu
+from helpers import tiny_model
 from napari_unet.cli import build_parser
 from napari_unet.config import PredictConfig
 from napari_unet.core.inference import default_tile_size, iter_predict
@@ -14,7 +15,7 @@ from napari_unet.core.postprocess import MIN_INSTANCE_SIZE, class_mask, predicti
 from napari_unet.io.batch import PredictOptions
 from napari_unet.io.volumes import predict_stack, segment_stack, stack_instances
 
-MODEL = nu.new_model(nu.ModelConfig(base_features=4, depth=2), seed=0)
+MODEL = tiny_model()
 IMAGE = np.random.default_rng(0).random((90, 100)).astype(np.float32)
 
 

@@ -8,26 +8,16 @@ import numpy as np
 import pytest
 import tifffile
 
-from napari_unet import ModelConfig, PredictConfig, __version__, save_model
-from napari_unet.cli import main
-from napari_unet.core.checkpoint import new_model
+from helpers import CLI_TILE, cli_predict, tiny_model
+from napari_unet import PredictConfig, __version__, save_model
 from napari_unet.io.reruns import stored_provenance
-
-TILE = "56"
 
 
 @pytest.fixture
-def setup(tmp_path):
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
-    checkpoint = save_model(model, tmp_path / "model.safetensors")
+def setup(tmp_path, tiny_checkpoint):
     image = tmp_path / "img.tif"
     tifffile.imwrite(image, np.random.default_rng(0).integers(0, 4000, (50, 60), dtype=np.uint16))
-    return checkpoint, image, tmp_path / "out"
-
-
-def _predict(image, checkpoint, out, *options):
-    arguments = ["predict", str(image), "--model", str(checkpoint), "--output", str(out)]
-    return main([*arguments, "--tile-size", TILE, "--device", "cpu", *options])
+    return tiny_checkpoint, image, tmp_path / "out"
 
 
 def _inodes(folder):
@@ -40,7 +30,7 @@ def _records(out):
 
 def test_outputs_record_model_options_input_and_version(setup):
     checkpoint, image, out = setup
-    assert _predict(image, checkpoint, out) == 0
+    assert cli_predict(image, checkpoint, out) == 0
     record, *others = _records(out)
     assert others == [record, record]  # the run's three outputs record the same
     assert record["model_sha256"] == hashlib.sha256(checkpoint.read_bytes()).hexdigest()
@@ -54,7 +44,7 @@ def test_outputs_record_model_options_input_and_version(setup):
     }
     defaults = PredictConfig()  # what the command line leaves at the core's defaults
     assert record["options"] == {
-        "tile_size": int(TILE),
+        "tile_size": CLI_TILE,
         "test_time_augmentation": False,
         "instances": defaults.instances,
         "min_instance_size": defaults.min_instance_size,
@@ -63,7 +53,7 @@ def test_outputs_record_model_options_input_and_version(setup):
         "background_threshold": None,
         "axes": "YX",
     }
-    assert _predict(image, checkpoint, out, "--output-format", "zarr") == 0
+    assert cli_predict(image, checkpoint, out, "--output-format", "zarr") == 0
     store = stored_provenance(out / "img_prediction.zarr")
     assert store["options"] == record["options"]
     assert (store["model_sha256"], store["input"]) == (record["model_sha256"], record["input"])
@@ -71,15 +61,15 @@ def test_outputs_record_model_options_input_and_version(setup):
 
 def test_rerun_with_the_same_model_and_options_skips(setup, capsys):
     checkpoint, image, out = setup
-    assert _predict(image, checkpoint, out) == 0
+    assert cli_predict(image, checkpoint, out) == 0
     before = _inodes(out)
-    assert _predict(image, checkpoint, out) == 0
+    assert cli_predict(image, checkpoint, out) == 0
     assert "skipped" in capsys.readouterr().out and _inodes(out) == before
 
 
 def _other_model(setup):
     checkpoint, _, _ = setup
-    other = new_model(ModelConfig(base_features=4, depth=2), seed=1)
+    other = tiny_model(seed=1)
     return save_model(other, checkpoint.with_name("other.safetensors")), []
 
 
@@ -106,26 +96,26 @@ def _options(*options):
 )
 def test_rerun_made_differently_says_why_and_needs_overwrite(setup, capsys, change, message):
     checkpoint, image, out = setup
-    assert _predict(image, checkpoint, out) == 0
+    assert cli_predict(image, checkpoint, out) == 0
     before = _inodes(out)
     capsys.readouterr()
     model, options = change(setup)
-    assert _predict(image, model, out, *options) == 2
+    assert cli_predict(image, model, out, *options) == 2
     error = capsys.readouterr().err
     assert message in error and "--overwrite" in error
     assert _inodes(out) == before
-    assert _predict(image, model, out, *options, "--overwrite") == 0
+    assert cli_predict(image, model, out, *options, "--overwrite") == 0
     assert _inodes(out) != before
 
 
 def test_an_empty_output_file_is_not_taken_for_a_finished_one(setup, capsys):
     checkpoint, image, out = setup
-    assert _predict(image, checkpoint, out) == 0
+    assert cli_predict(image, checkpoint, out) == 0
     record = stored_provenance(out / "img_mask.tif")
     (out / "img_instances.tif").write_bytes(b"")
-    assert _predict(image, checkpoint, out) == 2
+    assert cli_predict(image, checkpoint, out) == 2
     assert "img_instances.tif holds no record of how it was made" in capsys.readouterr().err
-    assert _predict(image, checkpoint, out, "--overwrite") == 0
+    assert cli_predict(image, checkpoint, out, "--overwrite") == 0
     assert _records(out) == [record] * 3  # the same model, options and input as before
 
 
@@ -140,7 +130,7 @@ def test_temporaries_of_killed_runs_are_removed(setup):
     (stale[1] / "prob").mkdir(parents=True)
     unrelated = out / f".notes.txt.{uuid.uuid4().hex}.tmp"
     unrelated.write_bytes(b"someone else's")
-    assert _predict(image, checkpoint, out) == 0
+    assert cli_predict(image, checkpoint, out) == 0
     assert not any(path.exists() for path in stale)
     assert unrelated.exists()
 
@@ -150,7 +140,7 @@ def test_outputs_recording_no_min_size_are_not_taken_for_this_runs(setup, capsys
     from napari_unet.io import reruns
 
     checkpoint, image, out = setup
-    assert _predict(image, checkpoint, out) == 0
+    assert cli_predict(image, checkpoint, out) == 0
     record = stored_provenance(out / "img_mask.tif")
     assert record["options"]["min_instance_size"] == 15
     older = {**record, "options": dict(record["options"])}
@@ -186,16 +176,16 @@ def _another_folder(store):
 def test_a_changed_zarr_input_of_the_same_shape_is_not_skipped(setup, capsys, change):
     checkpoint, _, out = setup
     store = _zarr_image(out.parent / "in.zarr", 0)
-    assert _predict(store, checkpoint, out) == 0
-    assert _predict(store, checkpoint, out) == 0
+    assert cli_predict(store, checkpoint, out) == 0
+    assert cli_predict(store, checkpoint, out) == 0
     assert "skipped" in capsys.readouterr().out  # unchanged: nothing to redo
     before = _inodes(out)
     changed = change(store)
-    assert _predict(changed, checkpoint, out) == 2
+    assert cli_predict(changed, checkpoint, out) == 2
     error = capsys.readouterr().err
     assert "was made from another version of the input" in error and "--overwrite" in error
     assert _inodes(out) == before
-    assert _predict(changed, checkpoint, out, "--overwrite") == 0
+    assert cli_predict(changed, checkpoint, out, "--overwrite") == 0
 
 
 @pytest.mark.parametrize("zarr_format", [2, 3])
@@ -230,7 +220,7 @@ def test_records_of_older_versions_without_last_mask_or_store_are_not_reused(set
     from napari_unet.io import reruns
 
     checkpoint, image, out = setup
-    assert _predict(image, checkpoint, out) == 0
+    assert cli_predict(image, checkpoint, out) == 0
     record = stored_provenance(out / "img_mask.tif")
     assert record["last_mask"] is None and reruns._difference(record, record) is None
     older = {key: value for key, value in record.items() if key != "last_mask"}

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import seeded_unet
 from napari_unet import load_model, predict, save_model
 from napari_unet.core.inference import Cancelled
-from test_inference import _model
 
 
 def _pointwise_model():
     """A same-padding depth-0 net whose 3x3 kernels only use their centre tap."""
-    model = _model(depth=0, padding="same")
+    model = seeded_unet(depth=0, padding="same")
     with torch.no_grad():
         for conv in (m for m in model.modules() if isinstance(m, torch.nn.Conv2d)):
             if conv.kernel_size == (3, 3):
@@ -35,7 +35,7 @@ def test_test_time_augmentation_of_a_pointwise_model_changes_nothing():
 
 def test_a_model_that_asks_for_test_time_augmentation_gets_it_by_default(tmp_path):
     image = np.random.default_rng(7).normal(size=(45, 70)).astype(np.float32)
-    model = _model(depth=2, padding="valid")
+    model = seeded_unet(depth=2, padding="valid")
     model.metadata["test_time_augmentation"] = True
     reloaded = load_model(save_model(model, tmp_path / "tta.safetensors"))
     assert reloaded.info.test_time_augmentation is True
@@ -67,7 +67,7 @@ def _mean_over_symmetries(image, model, flips):
 )
 def test_test_time_augmentation_averages_the_eight_symmetries(shape, padding):
     image = np.random.default_rng(6).normal(size=shape).astype(np.float32)
-    model = _model(depth=2, padding=padding)
+    model = seeded_unet(depth=2, padding=padding)
     augmented = predict(image, model, test_time_augmentation=True)
     expected = _mean_over_symmetries(image, model, flips=(False, True))
     plain = predict(image, model)
@@ -87,7 +87,7 @@ def test_stop_is_checked_between_the_eight_symmetries():
         return calls["n"] > 2  # 1: before the batch, 2: after the first symmetry
 
     with pytest.raises(Cancelled):
-        predict(np.zeros((40, 40), np.float32), _model(depth=2), test_time_augmentation=True,
+        predict(np.zeros((40, 40), np.float32), seeded_unet(depth=2), test_time_augmentation=True,
                 stop=stop_after_two_checks)  # fmt: skip
     assert calls["n"] == 3
 
@@ -95,7 +95,7 @@ def test_stop_is_checked_between_the_eight_symmetries():
 @pytest.mark.parametrize(("shape", "padding"), [((64, 64), "same"), ((45, 70), "valid")])
 def test_a_model_that_asks_for_the_four_rotations_averages_those(shape, padding, tmp_path):
     image = np.random.default_rng(8).normal(size=shape).astype(np.float32)
-    model = _model(depth=2, padding=padding)
+    model = seeded_unet(depth=2, padding=padding)
     model.metadata["test_time_augmentation"] = True
     model.metadata["test_time_transforms"] = "rotations"
     reloaded = load_model(save_model(model, tmp_path / "rotations.safetensors"))
@@ -121,7 +121,7 @@ def _plain(model):
 
 def test_an_unknown_transform_set_is_kept_as_read_and_all_eight_are_used(tmp_path):
     image = np.random.default_rng(9).normal(size=(40, 40)).astype(np.float32)
-    model = _model(depth=2, padding="same")
+    model = seeded_unet(depth=2, padding="same")
     model.metadata["test_time_augmentation"] = True
     model.metadata["test_time_transforms"] = "flips"
     reloaded = load_model(save_model(model, tmp_path / "unknown.safetensors"))
@@ -137,7 +137,7 @@ def test_an_unknown_transform_set_is_kept_as_read_and_all_eight_are_used(tmp_pat
 def test_the_model_panel_says_which_transforms_predict_averages(transforms, said):
     from napari_unet._widgets._model import describe_model
 
-    model = _model(depth=2)
+    model = seeded_unet(depth=2)
     assert "test-time augmentation" not in describe_model(model, "plain")
     model.metadata["test_time_augmentation"] = True
     if transforms is not None:
@@ -149,4 +149,4 @@ def test_an_empty_transform_set_is_refused():
     from napari_unet.core.engine import tile_probabilities
 
     with pytest.raises(ValueError, match="at least one transform"):
-        tile_probabilities(_model(depth=2), torch.zeros(1, 1, 40, 40), 1, ())
+        tile_probabilities(seeded_unet(depth=2), torch.zeros(1, 1, 40, 40), 1, ())

@@ -8,13 +8,14 @@ import torch
 from scipy import ndimage
 
 import napari_unet as nu
+from helpers import tiny_model
 from napari_unet.training.calibration import carried_threshold
 
 IMAGE = ndimage.gaussian_filter(np.random.default_rng(0).random((72, 72)), 2).astype(np.float32)
 
 
 def _model(threshold: float | None):
-    model = nu.new_model(nu.ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     if threshold is not None:
         model.metadata["background_threshold"] = threshold
     return model

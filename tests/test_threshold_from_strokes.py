@@ -8,6 +8,7 @@ import torch
 from scipy import ndimage
 
 import napari_unet as nu
+from helpers import tiny_model
 from napari_unet.training.calibration import (
     OBJECT_STROKE_QUANTILE,
     carried_threshold,
@@ -40,7 +41,7 @@ def _strokes(membrane: np.ndarray) -> np.ndarray:
 
 def _model_with_median(image: np.ndarray, median_background: float):
     """A small new model whose background probabilities have this median on ``image``."""
-    model = nu.new_model(nu.ModelConfig(base_features=4, depth=2, padding="same"), seed=0)
+    model = tiny_model(padding="same")
     median = float(np.median(nu.predict(image, model, tile_size=None)[0]))
     with torch.no_grad():
         model.head.bias[0] += np.log(median_background / (1 - median_background)) - np.log(
@@ -89,7 +90,7 @@ def test_no_threshold_without_strokes_of_both_classes_or_for_other_models():
     model = _model_with_median(image, 0.65)
     only_background = np.where(strokes == 1, 1, 0).astype(np.uint8)
     assert stroke_share_threshold(model, [image], [only_background], "cpu") == 0.5
-    three_classes = nu.new_model(nu.ModelConfig(base_features=4, depth=2, n_classes=3), seed=0)
+    three_classes = tiny_model(n_classes=3)
     assert stroke_share_threshold(three_classes, [image], [strokes], "cpu") == 0.5
 
 

@@ -2,16 +2,16 @@
 
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
 import tifffile
 
+from helpers import NEW_NETWORK, tiny_model, train_files
 from napari_unet import ModelConfig, load_model, save_model
 from napari_unet.cli import main
 from napari_unet.core import checkpoint as checkpoint_module
-from napari_unet.core.checkpoint import checkpoint_info, new_model
+from napari_unet.core.checkpoint import checkpoint_info
 
 # bioimageio.core reads the TorchScript weights with torch.jit.load (deprecated in torch 2.13)
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
@@ -20,35 +20,14 @@ SMALL = ModelConfig(base_features=4, depth=2, padding="same")
 HINT = "bioimage.io export/import needs bioimageio.core: pip install 'bioimageio.core>=0.11'"
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Any connection attempt fails: export and import must work offline."""
-
-    def refuse(self, address):
-        raise OSError(f"network disabled in tests (tried {address})")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-
-
-def _files(tmp_path, image=None):
-    """``--images``/``--labels`` of a 48 x 48 image (or ``image``) and its 2-D strokes."""
-    if image is None:
-        image = np.random.default_rng(0).random((48, 48)).astype(np.float32)
-        tifffile.imwrite(tmp_path / "im.tif", image)
-    labels = np.ones((48, 48), np.uint8)
-    labels[10:30, 10:30] = 2
-    tifffile.imwrite(tmp_path / "lab.tif", labels)
-    return ["--images", str(tmp_path / "im.tif"), "--labels", str(tmp_path / "lab.tif")]
-
-
-NEW = ["--new", "--features", "4", "--depth", "2", "--padding", "same", "--iterations", "1"]
+NEW = [*NEW_NETWORK, "--iterations", "1"]
 
 
 def test_train_refuses_a_three_slice_stack_it_would_take_for_rgb(tmp_path, capsys):
     stack = np.random.default_rng(0).integers(0, 4000, (3, 48, 48), dtype=np.uint16)
     tifffile.imwrite(tmp_path / "im.tif", stack, imagej=True, metadata={"axes": "ZYX"})
     out = tmp_path / "m.safetensors"
-    assert main(["train", *_files(tmp_path, stack), *NEW, "--output", str(out)]) == 2
+    assert main(["train", *train_files(tmp_path, stack), *NEW, "--output", str(out)]) == 2
     error = capsys.readouterr().err
     assert "declares a stack axis (axes ZYX, shape (3, 48, 48))" in error
     assert "train takes 2-D images" in error and not out.exists()
@@ -59,7 +38,7 @@ def test_train_still_takes_rgb_and_unlabelled_axes(tmp_path):
     rgb = np.random.default_rng(0).integers(0, 255, (48, 48, 3), dtype=np.uint8)
     tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
     tifffile.imwrite(tmp_path / "plain.tif", rgb[..., 0])
-    _files(tmp_path, rgb)  # the strokes
+    train_files(tmp_path, rgb)  # the strokes
     labels = str(tmp_path / "lab.tif")
     runs = {  # image, extra options, the (C, Y, X) the run must record
         "rgb3": ("rgb.tif", ["--channels", "3"], (3, 48, 48)),
@@ -81,13 +60,13 @@ def test_train_refuses_a_file_with_two_stacking_axes(tmp_path, capsys):
     movie = np.zeros((2, 3, 48, 48), np.uint16)
     tifffile.imwrite(tmp_path / "im.tif", movie, imagej=True, metadata={"axes": "TZYX"})
     out = tmp_path / "m.safetensors"
-    assert main(["train", *_files(tmp_path, movie), *NEW, "--output", str(out)]) == 2
+    assert main(["train", *train_files(tmp_path, movie), *NEW, "--output", str(out)]) == 2
     assert "declares several stacking axes" in capsys.readouterr().err
 
 
 def test_train_describes_what_a_new_and_a_fine_tuned_model_learned(tmp_path, capsys):
     new, tuned, named = (tmp_path / f"{n}.safetensors" for n in ("new", "tuned", "named"))
-    files = _files(tmp_path)
+    files = train_files(tmp_path)
     assert main(["train", *files, *NEW, "--output", str(new), "--trained-on", "cells A"]) == 0
     capsys.readouterr()
     assert main(["info", str(new)]) == 0
@@ -104,7 +83,7 @@ def test_train_describes_what_a_new_and_a_fine_tuned_model_learned(tmp_path, cap
 
 def test_failed_save_keeps_trained_on_and_description_in_the_copy(tmp_path, capsys, full_disk):
     out = full_disk
-    arguments = ["train", *_files(tmp_path), *NEW, "--trained-on", "cells A"]
+    arguments = ["train", *train_files(tmp_path), *NEW, "--trained-on", "cells A"]
     assert main([*arguments, "--output", str(out)]) == 2
     kept = capsys.readouterr().err.split("the trained weights were saved to ")[1].strip()
     metadata = load_model(kept).metadata
@@ -117,7 +96,7 @@ def test_failed_save_keeps_trained_on_and_description_in_the_copy(tmp_path, caps
 def test_info_reads_a_bioimageio_package(tmp_path, capsys, no_network):
     from napari_unet.io.bioimageio import export_bioimageio
 
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     reference = checkpoint_info(save_model(model, tmp_path / "m.safetensors"))
     package = export_bioimageio(model, tmp_path / "m.zip", authors=["Test Author"])
     assert main(["info", str(package)]) == 0

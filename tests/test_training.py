@@ -5,35 +5,13 @@ import numpy as np
 import pytest
 import torch
 
-from napari_unet import ModelConfig, TrainConfig, load_model, predict, save_model
+from helpers import FAST, random_discs, tiny_model
+from napari_unet import TrainConfig, load_model, predict, save_model
 from napari_unet.config import AugmentConfig, WeightConfig
-from napari_unet.core.checkpoint import new_model
 from napari_unet.training import run_state
 from napari_unet.training.loop import TrainingError, finetune, train, weighted_loss
 from napari_unet.training.sampling import AnnotationError, PatchSampler, prepare_training_data
 from napari_unet.training.weights import trained_weight_config
-
-
-def _discs(seed=0, size=96):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    image = np.zeros((size, size), np.float32)
-    truth = np.ones((size, size), np.uint8)
-    for _ in range(8):
-        cy, cx, radius = rng.integers(8, size - 8), rng.integers(8, size - 8), rng.integers(4, 8)
-        disc = (yy - cy) ** 2 + (xx - cx) ** 2 < radius**2
-        image[disc], truth[disc] = 1.0, 2
-    image += rng.normal(0, 0.2, image.shape).astype(np.float32)
-    scribbles = np.zeros_like(truth)
-    scribbles[::6] = truth[::6]
-    return image, truth, scribbles
-
-
-def _small_model(seed=0):
-    return new_model(ModelConfig(base_features=4, depth=2), seed=seed)
-
-
-FAST = TrainConfig(seconds=None, iterations=4, batch_size=2, seed=0)
 
 
 def _disc_iou(model, image, truth):
@@ -42,8 +20,8 @@ def _disc_iou(model, image, truth):
 
 
 def test_loss_falls_and_model_learns():
-    image, truth, scribbles = _discs()
-    model = _small_model()
+    image, truth, scribbles = random_discs()
+    model = tiny_model()
     initial_iou = _disc_iou(model, image, truth)
     config = TrainConfig(seconds=None, iterations=60, batch_size=4, learning_rate=3e-3)
     progress = list(finetune(model, [image], [scribbles], config))
@@ -99,8 +77,8 @@ def _assert_holds(model, state):
 
 
 def test_stop_flag_ends_within_one_iteration_with_best_weights(offered_states):
-    image, _, scribbles = _discs()
-    model = _small_model()
+    image, _, scribbles = random_discs()
+    model = tiny_model()
     initial = copy.deepcopy(model.state_dict())
     stop = threading.Event()
     iterations = []
@@ -119,8 +97,8 @@ def test_stop_flag_ends_within_one_iteration_with_best_weights(offered_states):
 
 
 def test_closing_the_generator_restores_best_weights(offered_states):
-    image, _, scribbles = _discs()
-    model = _small_model()
+    image, _, scribbles = random_discs()
+    model = tiny_model()
     steps = finetune(model, [image], [scribbles], TrainConfig(seconds=60, batch_size=2))
     for step in steps:
         if step.iteration == 5:
@@ -132,8 +110,8 @@ def test_closing_the_generator_restores_best_weights(offered_states):
 
 
 def test_non_finite_loss_restores_last_good_weights(monkeypatch, offered_states):
-    image, _, scribbles = _discs()
-    model = _small_model()
+    image, _, scribbles = random_discs()
+    model = tiny_model()
     calls = {"n": 0}
     real_loss = weighted_loss
 
@@ -165,8 +143,8 @@ def _scaled_losses(monkeypatch, scale_of_batch):
 
 def test_an_easy_first_batch_cannot_throw_the_run_away(monkeypatch):
     """A pretrained model's first batch can beat every later smoothed loss; it must not win."""
-    image, _, scribbles = _discs()
-    model = _small_model()
+    image, _, scribbles = random_discs()
+    model = tiny_model()
     _scaled_losses(monkeypatch, lambda n: 1e-3 if n == 1 else 1.0)
     config = TrainConfig(seconds=None, iterations=70, batch_size=2, learning_rate=3e-3)
     train(model, [image], [scribbles], config)
@@ -176,8 +154,8 @@ def test_an_easy_first_batch_cannot_throw_the_run_away(monkeypatch):
 
 
 def test_once_settled_the_lowest_smoothed_loss_is_kept(monkeypatch):
-    image, _, scribbles = _discs()
-    model = _small_model()
+    image, _, scribbles = random_discs()
+    model = tiny_model()
     _scaled_losses(monkeypatch, lambda n: 100.0 if n > 55 else 1.0)  # worse from batch 56 on
     config = TrainConfig(seconds=None, iterations=70, batch_size=2, learning_rate=3e-3)
     train(model, [image], [scribbles], config)
@@ -186,8 +164,8 @@ def test_once_settled_the_lowest_smoothed_loss_is_kept(monkeypatch):
 
 def test_diverging_update_restores_weights_from_before_it():
     """A step that blows the weights up must not be what "the best weights" restores."""
-    image, _, scribbles = _discs()
-    model = _small_model()
+    image, _, scribbles = random_discs()
+    model = tiny_model()
     initial = copy.deepcopy(model.state_dict())
     config = TrainConfig(seconds=None, iterations=10, batch_size=2, learning_rate=1e30)
     with pytest.raises(TrainingError, match="best weights so far"):
@@ -197,8 +175,8 @@ def test_diverging_update_restores_weights_from_before_it():
 
 
 def test_non_finite_gradient_stops_before_the_update(offered_states):
-    image, _, scribbles = _discs()
-    model = _small_model()
+    image, _, scribbles = random_discs()
+    model = tiny_model()
     backward_calls = {"n": 0}
 
     def poison(gradient):
@@ -223,24 +201,24 @@ def test_non_finite_gradient_stops_before_the_update(offered_states):
     ],
 )
 def test_bad_annotations_say_what_to_do(annotation, message):
-    image, _, _ = _discs()
+    image, _, _ = random_discs()
     with pytest.raises(AnnotationError, match=message):
-        next(finetune(_small_model(), [image], [annotation], FAST))
+        next(finetune(tiny_model(), [image], [annotation], FAST))
 
 
 def test_several_images_with_annotations_on_a_subset():
-    image_a, _, scribbles_a = _discs(0)
-    image_b, _, _ = _discs(1)
-    model = _small_model()
+    image_a, _, scribbles_a = random_discs(0)
+    image_b, _, _ = random_discs(1)
+    model = tiny_model()
     train(model, [image_a, image_b], [scribbles_a, np.zeros_like(scribbles_a)], FAST)
     assert model.metadata["training_history"][-1]["images"] == [[1, 96, 96]]
 
 
 def test_patches_are_centred_on_labelled_pixels():
-    image, _, _ = _discs()
+    image, _, _ = random_discs()
     annotation = np.zeros((96, 96), np.uint8)
     annotation[10, 10], annotation[80, 70] = 1, 2
-    model = _small_model()
+    model = tiny_model()
     data = prepare_training_data([image], [annotation], model)
     # compact storage: 1 byte per label, 4 per coordinate (dense annotations of large images)
     assert data[0].labels.dtype == np.uint8
@@ -261,8 +239,8 @@ def test_patches_are_centred_on_labelled_pixels():
 
 
 def test_parent_and_history_survive_a_save(tmp_path):
-    image, _, scribbles = _discs()
-    path = save_model(_small_model(), tmp_path / "parent.safetensors")
+    image, _, scribbles = random_discs()
+    path = save_model(tiny_model(), tmp_path / "parent.safetensors")
     model = load_model(path)
     train(model, [image], [scribbles], FAST)
     child = load_model(save_model(model, tmp_path / "child.safetensors"))
@@ -271,8 +249,8 @@ def test_parent_and_history_survive_a_save(tmp_path):
 
 
 def test_the_last_runs_weight_settings_are_read_back_from_the_checkpoint(tmp_path):
-    image, _, scribbles = _discs()
-    model = _small_model()
+    image, _, scribbles = random_discs()
+    model = tiny_model()
     assert trained_weight_config(model.metadata) == WeightConfig()  # never trained: the paper's
     first, second = WeightConfig(w0=3.0, sigma=2.0), WeightConfig(w0=7.0, class_balance=False)
     train(model, [image], [scribbles], FAST, weights=first)
@@ -296,17 +274,17 @@ def test_learning_rate_follows_the_schedule_over_the_iteration_budget(
         return original_step(self, *args, **kwargs)
 
     monkeypatch.setattr(torch.optim.Adam, "step", spying_step)
-    image, _, scribbles = _discs()
+    image, _, scribbles = random_discs()
     config = FAST.replace(learning_rate=2e-3, lr_schedule=schedule)
-    rates = [step.learning_rate for step in finetune(_small_model(), [image], [scribbles], config)]
+    rates = [step.learning_rate for step in finetune(tiny_model(), [image], [scribbles], config)]
     np.testing.assert_allclose(used, 2e-3 * np.array(expected), rtol=1e-5)
     assert rates == used
 
 
 def test_constant_schedule_keeps_the_learning_rate():
-    image, _, scribbles = _discs()
+    image, _, scribbles = random_discs()
     config = FAST.replace(learning_rate=2e-3, lr_schedule="constant")
-    rates = [step.learning_rate for step in finetune(_small_model(), [image], [scribbles], config)]
+    rates = [step.learning_rate for step in finetune(tiny_model(), [image], [scribbles], config)]
     assert rates == [2e-3] * 4
 
 
@@ -317,8 +295,8 @@ def test_bad_schedule_options_are_refused(options):
 
 
 def test_smoothed_loss_is_the_bias_corrected_moving_average():
-    image, _, scribbles = _discs()
-    steps = list(finetune(_small_model(), [image], [scribbles], FAST.replace(iterations=6)))
+    image, _, scribbles = random_discs()
+    steps = list(finetune(tiny_model(), [image], [scribbles], FAST.replace(iterations=6)))
     losses = np.array([loss for _, loss in steps[-1].history])
     beta = run_state.LOSS_SMOOTHING
     weights = (1 - beta) * beta ** np.arange(len(losses))[::-1]
@@ -345,14 +323,14 @@ def test_train_config_refuses_non_positive_options(change):
 
 
 def test_report_every_must_be_positive():
-    image, _, scribbles = _discs()
+    image, _, scribbles = random_discs()
     with pytest.raises(ValueError, match="report_every"):
-        next(finetune(_small_model(), [image], [scribbles], FAST, report_every=0))
+        next(finetune(tiny_model(), [image], [scribbles], FAST, report_every=0))
 
 
 def test_cpu_training_runs_channels_last_and_gives_back_the_default_layout():
-    model = _small_model()
-    image, _, scribbles = _discs()
+    model = tiny_model()
+    image, _, scribbles = random_discs()
     layouts = []
 
     def preview():  # called during training, between iterations

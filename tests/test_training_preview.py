@@ -6,15 +6,15 @@ import threading
 
 import numpy as np
 
+from helpers import FAST, random_discs, tiny_model
 from napari_unet import TrainConfig, predict
 from napari_unet.training import loop
 from napari_unet.training.loop import finetune
-from test_training import FAST, _discs, _small_model
 
 
 def test_preview_is_attached_and_matches_predict(monkeypatch):
-    image, _, scribbles = _discs()
-    model = _small_model()
+    image, _, scribbles = random_discs()
+    model = tiny_model()
     weights_seen = []  # the model's weights at each preview
     real_preview = loop._predict_preview
 
@@ -29,7 +29,7 @@ def test_preview_is_attached_and_matches_predict(monkeypatch):
     assert len(weights_seen) == 2
     for step, weights in zip(steps, weights_seen):
         assert step.preview.shape == (2, 96, 96)
-        at_that_step = _small_model()
+        at_that_step = tiny_model()
         at_that_step.load_state_dict(weights)
         expected = predict(image, at_that_step, device="cpu", test_time_augmentation=False)
         np.testing.assert_allclose(step.preview, expected, rtol=0, atol=1e-5)
@@ -39,8 +39,8 @@ def test_preview_is_attached_and_matches_predict(monkeypatch):
 def test_the_preview_is_one_pass_even_for_a_model_that_asks_for_augmentation():
     from napari_unet.training.loop import _predict_preview
 
-    image = _discs()[0]
-    model = _small_model()
+    image = random_discs()[0]
+    model = tiny_model()
     model.metadata["test_time_augmentation"] = True
     preview = _predict_preview(model, image, "cpu", None)
     assert model.training  # given back in training mode
@@ -49,8 +49,8 @@ def test_the_preview_is_one_pass_even_for_a_model_that_asks_for_augmentation():
 
 
 def test_stop_during_the_preview_skips_it_and_ends_training():
-    image, _, scribbles = _discs()
-    model = _small_model()
+    image, _, scribbles = random_discs()
+    model = tiny_model()
     stop = threading.Event()
 
     def preview_that_presses_stop():

@@ -7,8 +7,8 @@ import pytest
 import zarr
 from scipy import ndimage
 
-from napari_unet import ModelConfig, TrainConfig, finetune, predict
-from napari_unet.core.checkpoint import new_model
+from helpers import tiny_model
+from napari_unet import TrainConfig, finetune, predict
 from napari_unet.core.inference import Cancelled, tile_layout
 from napari_unet.core.postprocess import instance_labels
 from napari_unet.io import outofcore as ooc
@@ -30,12 +30,12 @@ TILE = 56  # a valid input size of a depth-2 network; keeps 16 x 16 output pixel
 
 @pytest.fixture(scope="module")
 def model():
-    return new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    return tiny_model()
 
 
 @pytest.fixture(scope="module")
 def rgb_model():
-    return new_model(ModelConfig(base_features=4, depth=2, in_channels=2, n_classes=3), seed=1)
+    return tiny_model(seed=1, in_channels=2, n_classes=3)
 
 
 def _stack(rng, shape=(3, 40, 50)):
@@ -159,7 +159,7 @@ def test_annotated_slices_train_the_model(model, rng):
     assert len(images) == len(labels) == 2
     assert np.array_equal(images[0], stack[1][None].astype(np.float32))
     assert np.array_equal(labels[1], annotations[3])
-    trained = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    trained = tiny_model()
     config = TrainConfig(seconds=None, iterations=2, batch_size=1, device="cpu")
     list(finetune(trained, images, labels, config))
     assert trained.metadata["training_history"][-1]["iterations"] == 2

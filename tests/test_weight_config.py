@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 
+from helpers import tiny_model
 from napari_unet import WeightConfig
 from napari_unet.training.weights import trained_weight_config, weight_map
 
@@ -89,7 +90,7 @@ def test_finetune_records_the_class_balance_it_used():
     strokes = np.zeros((64, 64), np.uint8)
     strokes[10, 5:40], strokes[40, 10:50] = 1, 2
     config = nu.TrainConfig(seconds=None, iterations=2, device="cpu", patch_size=44, batch_size=1)
-    model = nu.new_model(nu.ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     nu.train(model, [image], [strokes], config)  # a first training: balanced
     assert model.info.trained_weight_config.class_balance is True
     nu.train(model, [image], [strokes], config)  # a fine-tune of a trained model: not

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import discs_image
 from napari_unet._widgets import _stroke_counts
-from test_widgets import discs_image, dock  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.gui
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
+from helpers import annotate, discs_image, run, tiny_model
 from napari_unet._widgets._layers import is_annotation
-from napari_unet.config import ModelConfig
-from napari_unet.core.checkpoint import new_model
-from test_widgets import annotate, discs_image, dock, run  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.gui
 
@@ -52,7 +49,7 @@ def test_a_layer_that_no_longer_fits_the_image_is_set_aside(dock):
     widget.annotate.image_picker.combo.value = image
     old = widget.annotate.create_annotation_layer()  # 1-channel model: a stack of 2 planes
     assert old.data.shape == (2, 64, 64)
-    two = new_model(ModelConfig(in_channels=2, base_features=4, depth=2), seed=0)
+    two = tiny_model(in_channels=2)
     widget.model.use_model(two, "two channels")
     new = widget.annotate.create_annotation_layer()
     assert new is not old and new.data.shape == (64, 64)
@@ -61,19 +58,20 @@ def test_a_layer_that_no_longer_fits_the_image_is_set_aside(dock):
     assert widget.finetune.annotation_picker.layer is new
 
 
-def test_an_image_with_its_channels_after_a_stack_axis_is_refused_not_misaligned(dock):
+def test_an_image_with_its_channels_after_a_stack_axis_is_refused_not_misaligned(
+    dock, notifications
+):
     """(Z, C, Y, X): annotations and outputs without the channel axis would sit on the
     image's C slider, so strokes on one slice would train another."""
     viewer, widget = dock
     planes = [discs_image((64, 64), seed=seed) for seed in range(12)]
     image = viewer.add_image(np.stack(planes).reshape(4, 3, 64, 64), name="zcyx")
-    errors = []
-    notification_manager.notification_ready.connect(lambda note: errors.append(note.message))
     widget.annotate.image_picker.combo.value = image
     assert widget.annotate.create_annotation_layer() is None
     widget.predict.image_picker.combo.value = image
     assert widget.predict.run_prediction() is None
     assert "zcyx annotations" not in viewer.layers and len(viewer.layers) == 2
+    errors = [note.message for note in notifications]
     assert any("channel axis" in message and "moveaxis" in message for message in errors)
     channels_first = viewer.add_image(np.stack(planes).reshape(3, 4, 64, 64), name="czyx")
     widget.annotate.image_picker.combo.value = channels_first

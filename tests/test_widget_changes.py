@@ -9,15 +9,14 @@ import napari
 import numpy as np
 import pytest
 
+from helpers import annotate, discs_image, paint_strokes, run
 from napari_unet._widgets import _finetune_job, model_state
 from napari_unet._widgets._layers import OUTPUT_KEY
 from napari_unet.core.inference import default_tile_size, predict
 from napari_unet.core.postprocess import class_mask
 from napari_unet.evaluation.review import class_changes, uncertainty
-from test_widgets import annotate, discs_image, dock, paint_strokes, run
 
 pytestmark = pytest.mark.gui
-__all__ = ["dock"]  # the fixture shared with test_widgets
 
 
 def test_predict_shows_where_the_model_is_unsure(qtbot, dock):

@@ -4,33 +4,28 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
+from helpers import tiny_model
 from napari_unet._widgets import PredictWidget, model_state
-from napari_unet.config import ModelConfig
-from napari_unet.core.checkpoint import new_model
 from napari_unet.evaluation.matching import match_instances
 from napari_unet.evaluation.metrics import evaluate
 
 pytestmark = pytest.mark.gui
 
 
-def test_metrics_of_the_prediction_against_a_truth_layer(make_napari_viewer, qtbot):
+def test_metrics_of_the_prediction_against_a_truth_layer(make_napari_viewer, qtbot, notifications):
     viewer = make_napari_viewer()
     truth = np.zeros((64, 64), np.uint32)
     truth[8:24, 8:24], truth[40:56, 30:50] = 1, 2
     viewer.add_image(truth.astype(np.float32) > 0, name="blobs")
     viewer.add_labels(truth, name="truth")
     widget = PredictWidget(viewer)
-    model_state(viewer).set_model(new_model(ModelConfig(base_features=4, depth=2)), "tiny")
+    model_state(viewer).set_model(tiny_model(), "tiny")
     widget.image_picker.combo.value = viewer.layers["blobs"]
     widget.device.value = "cpu"
-    seen = []
-    notification_manager.notification_ready.connect(seen.append)
     widget.evaluation.truth_picker.combo.value = viewer.layers["truth"]
     assert widget.evaluation.run() is None  # nothing predicted yet: a notification, no crash
-    assert any("Run Predict" in str(n.message) for n in seen)
-    notification_manager.notification_ready.disconnect(seen.append)
+    assert any("Run Predict" in str(n.message) for n in notifications)
 
     with qtbot.waitSignal(widget.finished, timeout=30_000):
         widget.run_prediction()
@@ -73,7 +68,7 @@ def test_evaluates_the_stack_slice_in_view_beside_a_deeper_stack(make_napari_vie
     viewer.add_labels(truth, name="truth")
     viewer.add_image(np.zeros((10, 48, 48), np.float32), name="deeper")
     widget = PredictWidget(viewer)
-    model_state(viewer).set_model(new_model(ModelConfig(base_features=4, depth=2)), "tiny")
+    model_state(viewer).set_model(tiny_model(), "tiny")
     widget.image_picker.combo.value = viewer.layers["stack"]
     widget.device.value = "cpu"
     widget.evaluation.truth_picker.combo.value = viewer.layers["truth"]

@@ -6,29 +6,18 @@ import numpy as np
 import pytest
 from napari.layers import Labels
 
+from helpers import CENTRES, disc_labels, tiny_model
 from napari_unet._widgets import model_state
 from napari_unet._widgets._layers import show_output
-from napari_unet.config import ModelConfig
-from napari_unet.core.checkpoint import new_model
-from test_widgets import CENTRES, dock, notifications  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.gui
-
-
-def discs(values) -> np.ndarray:
-    """The discs of the 'discs' image, disc ``i`` labelled ``values[i]``, the rest 0."""
-    yy, xx = np.mgrid[:128, :128]
-    labels = np.zeros((128, 128), np.uint32)
-    for (cy, cx), value in zip(CENTRES, values):
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < 12**2] = value
-    return labels
 
 
 @pytest.fixture
 def evaluate_panel(dock):
     """The Evaluate panel, with a perfect class mask (1 = background, 2 = disc) as prediction."""
     viewer, widget = dock
-    perfect = np.where(discs([1] * len(CENTRES)) > 0, 2, 1).astype(np.uint8)
+    perfect = np.where(disc_labels([1] * len(CENTRES)) > 0, 2, 1).astype(np.uint8)
     placement = {"scale": [1.0, 1.0], "translate": [0.0, 0.0]}
     show_output(viewer, viewer.layers["discs"], "mask", perfect, Labels, placement=placement)
     panel = widget.predict.evaluation
@@ -45,7 +34,8 @@ def evaluate_against(viewer, panel, truth: np.ndarray, name: str):
 
 def test_semantic_refuses_instance_labels_saying_to_choose_instances(evaluate_panel, notifications):
     viewer, panel = evaluate_panel
-    instances = discs(range(1, len(CENTRES) + 1))  # one label per disc, like the sample's truth
+    # one label per disc, like the sample's truth
+    instances = disc_labels(range(1, len(CENTRES) + 1))
     assert evaluate_against(viewer, panel, instances, "instance truth") is None
     messages = [str(n.message) for n in notifications]
     assert any("instance labels" in m and "'instances'" in m for m in messages), messages
@@ -54,7 +44,7 @@ def test_semantic_refuses_instance_labels_saying_to_choose_instances(evaluate_pa
 
 def test_semantic_reads_a_binary_mask_as_background_and_object(evaluate_panel):
     viewer, panel = evaluate_panel
-    scores = evaluate_against(viewer, panel, discs([1] * len(CENTRES)), "binary truth")
+    scores = evaluate_against(viewer, panel, disc_labels([1] * len(CENTRES)), "binary truth")
     assert scores["pixel_error"] == 0.0  # a perfect mask (was 1.0: 0 ignored, 1 = background)
     assert scores["iou"] == {"1": 1.0, "2": 1.0}
     assert "binary mask" in panel.result.text()
@@ -62,7 +52,7 @@ def test_semantic_reads_a_binary_mask_as_background_and_object(evaluate_panel):
 
 def test_semantic_keeps_a_class_mask_in_the_annotation_convention(evaluate_panel):
     viewer, panel = evaluate_panel
-    truth = np.where(discs([1] * len(CENTRES)) > 0, 2, 1).astype(np.uint32)
+    truth = np.where(disc_labels([1] * len(CENTRES)) > 0, 2, 1).astype(np.uint32)
     truth[:10] = 0  # not scored
     scores = evaluate_against(viewer, panel, truth, "class truth")
     assert scores["pixel_error"] == 0.0 and "note" not in scores
@@ -70,9 +60,9 @@ def test_semantic_keeps_a_class_mask_in_the_annotation_convention(evaluate_panel
 
 def test_semantic_refuses_a_binary_mask_for_a_model_of_3_classes(evaluate_panel, notifications):
     viewer, panel = evaluate_panel
-    three = new_model(ModelConfig(base_features=4, depth=2, n_classes=3), seed=0)
+    three = tiny_model(n_classes=3)
     model_state(viewer).set_model(three, "three classes")
-    assert evaluate_against(viewer, panel, discs([1] * len(CENTRES)), "binary truth") is None
+    assert evaluate_against(viewer, panel, disc_labels([1] * len(CENTRES)), "binary truth") is None
     assert any("binary mask" in str(n.message) for n in notifications)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import run, touching_pair
 from napari_unet._widgets import _predict_job, model_state
 from napari_unet._widgets._layers import ANNOTATION_KEY
 from napari_unet.core.continuity import LINEAGE_KEY, lineage
 from napari_unet.core.inference import Progress
-from test_continuity import touching_pair
-from test_widgets import dock, run  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.gui
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import gc
 import threading
 
-import numpy as np
 import psutil
 import pytest
 import torch
@@ -18,9 +17,8 @@ from napari.qt.threading import WorkerBase
 from qtpy.QtCore import QThreadPool
 from qtpy.QtWidgets import QWidget
 
+from helpers import CENTRES, discs_image, tiny_model
 from napari_unet._widgets import UNetWidget, _tasks, model_state
-from napari_unet.config import ModelConfig
-from napari_unet.core.checkpoint import new_model
 
 pytestmark = pytest.mark.gui
 
@@ -39,15 +37,6 @@ def rss_mb() -> float:
     return psutil.Process().memory_info().rss / 1e6
 
 
-def discs(shape: tuple[int, int] = (128, 128), seed: int = 0) -> np.ndarray:
-    """Bright discs on a dark noisy background."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    image = np.zeros(shape, np.float32)
-    for cy, cx in [(30, 30), (30, 90), (70, 60), (100, 25), (100, 100)]:
-        image[(yy - cy) ** 2 + (xx - cx) ** 2 < 12**2] = 1.0
-    return image + np.random.default_rng(seed).normal(0, 0.2, shape).astype(np.float32)
-
-
 @pytest.fixture
 def short_pool_expiry():
     """Idle threads of Qt's global pool exit after 0.3 s instead of 30 s (restored after)."""
@@ -62,10 +51,10 @@ def short_pool_expiry():
 def loaded_dock(make_napari_viewer):
     """A viewer with the discs image, painted strokes and the U-Net dock holding a tiny model."""
     viewer = make_napari_viewer()
-    viewer.add_image(discs(), name="discs")
+    viewer.add_image(discs_image(centres=CENTRES[:5]), name="discs")
     widget = UNetWidget(viewer)
     viewer.window.add_dock_widget(widget, name="U-Net")
-    widget.model.use_model(new_model(ModelConfig(base_features=4, depth=2), seed=0), "tiny")
+    widget.model.use_model(tiny_model(), "tiny")
     layer = widget.annotate.create_annotation_layer()
     layer.data[28:33, 20:40] = 2
     layer.data[68:72, 50:70] = 2
@@ -165,7 +154,7 @@ def test_job_threads_are_set_in_the_worker_and_restored(qtbot, monkeypatch):
 def test_closing_the_viewer_stops_a_running_prediction(qtbot, loaded_dock):
     viewer, widget = loaded_dock
     predict = widget.predict
-    viewer.add_image(discs((512, 512), seed=2), name="large")
+    viewer.add_image(discs_image((512, 512), seed=2, centres=CENTRES[:5]), name="large")
     predict.image_picker.combo.value = viewer.layers["large"]
     predict.tile_size.value = predict.tile_size.choices[1]  # the smallest: over 1000 tiles
     worker = predict.run_prediction()

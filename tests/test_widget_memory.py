@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from helpers import tiny_model
 from napari_unet._widgets import _memory
 from napari_unet._widgets._layers import ImageGeometry
 from napari_unet._widgets._memory import (
@@ -13,10 +14,9 @@ from napari_unet._widgets._memory import (
     working_bytes,
 )
 from napari_unet._widgets._predict_job import PredictionRequest
-from napari_unet.config import ModelConfig, PredictConfig
-from napari_unet.core.checkpoint import new_model
+from napari_unet.config import PredictConfig
 
-MODEL = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+MODEL = tiny_model()
 
 
 def _request(shape, tile_size=None, with_weights=True, dtype=np.uint8, model=MODEL):
@@ -46,7 +46,7 @@ def test_outputs_and_working_memory_by_hand():
 @pytest.mark.parametrize("tile_size", [None, 64])
 def test_planes_of_wide_types_are_counted_in_float64(tile_size):
     """read_plane gives float64 for types wider than 16 bits: 8 B per value, not 4."""
-    two = new_model(ModelConfig(base_features=4, depth=2, in_channels=2), seed=0)
+    two = tiny_model(in_channels=2)
     shape = (2, 3, 100, 200)  # C, Z, Y, X
     window = 64 * 64 * 4 if tile_size else (100 + 2 * two.halo) * (200 + 2 * two.halo)
     narrow = {

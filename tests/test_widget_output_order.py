@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers import annotate, run
 from napari_unet._sample_data import synthetic_nuclei_sample
-from test_widgets import annotate, dock, run  # noqa: F401
 
 pytestmark = pytest.mark.gui
 

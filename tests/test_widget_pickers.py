@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 from magicgui.widgets import ComboBox
 
-from test_widgets import annotate, discs_image, dock, run
+from helpers import annotate, discs_image, run
 
 pytestmark = pytest.mark.gui
-__all__ = ["dock"]  # fixture shared with test_widgets
 
 
 def names(picker) -> list[str]:

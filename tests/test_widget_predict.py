@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity
 
+from helpers import discs_image, paint_strokes, run
 from napari_unet._widgets import (
     _memory,
     model_state,
@@ -17,7 +18,6 @@ from napari_unet._widgets._layers import OUTPUT_KEY
 from napari_unet.config import WeightConfig
 from napari_unet.core.inference import predict, tile_layout
 from napari_unet.training.weights import weight_map
-from test_widgets import discs_image, dock, notifications, paint_strokes, run  # noqa: F401
 
 pytestmark = pytest.mark.gui
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import pytest
 from napari.utils import progress
 
+from helpers import annotate, run
 from napari_unet._widgets import _tasks
 from napari_unet._widgets._tasks import PROGRESS_STEPS
-from test_widgets import annotate, dock, run
 
 pytestmark = pytest.mark.gui
-__all__ = ["dock"]  # fixture shared with test_widgets
 
 
 def activity_log() -> tuple[list, list]:

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 
-from test_widgets import annotate, dock, run  # noqa: F401  (fixture)
+from helpers import annotate, run
 
 pytestmark = pytest.mark.gui
 

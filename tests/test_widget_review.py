@@ -8,14 +8,12 @@ import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity
 
-from napari_unet import ModelConfig, new_model
+from helpers import annotate, discs_image, run, tiny_model
 from napari_unet._widgets import model_state
 from napari_unet._widgets._finetune_job import FinetuneUpdate
 from napari_unet.training.loop import TrainProgress
-from test_widgets import annotate, discs_image, dock, notifications, run
 
 pytestmark = pytest.mark.gui
-__all__ = ["dock", "notifications"]  # fixtures shared with test_widgets
 
 
 def long_run(widget) -> None:
@@ -64,13 +62,11 @@ def test_closing_the_dock_stops_its_fine_tune(qtbot, dock, notifications):
 
 
 def test_closing_a_predict_dock_cancels_its_prediction(qtbot, make_napari_viewer):
-    from napari_unet.config import ModelConfig
-    from napari_unet.core.checkpoint import new_model
 
     viewer = make_napari_viewer()
     viewer.add_image(discs_image((512, 512)), name="large")
     dock_widget, predict = viewer.window.add_plugin_dock_widget("napari-unet", "Predict")
-    model_state(viewer).set_model(new_model(ModelConfig(base_features=4, depth=2)), "tiny")
+    model_state(viewer).set_model(tiny_model(), "tiny")
     predict.device.value = "cpu"
     predict.tile_size.value = predict.tile_size.choices[1]  # the smallest: many tiles
     worker = predict.run_prediction()
@@ -144,7 +140,7 @@ def test_small_losses_show_significant_digits(dock):
 def test_a_first_run_names_the_threshold_its_strokes_gave(dock):
     _, widget = dock
     finetune = widget.finetune
-    model = new_model(ModelConfig(base_features=4, depth=2), seed=0)
+    model = tiny_model()
     finetune._request = SimpleNamespace(model=model)
     progress = TrainProgress(12, 0.1, 0.1, elapsed=3.0, fraction=1.0)
     model.metadata["training_history"] = [{"iterations": 12}]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from helpers import annotate, run
 from napari_unet._widgets import model_state
-from test_widgets import annotate, dock, run  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.gui
 

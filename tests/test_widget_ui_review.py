@@ -8,14 +8,12 @@ import pytest
 from napari.layers import Labels
 from napari.utils.notifications import NotificationSeverity
 
+from helpers import annotate, run, tiny_model
 from napari_unet._widgets import _finetune, model_state
 from napari_unet._widgets._evaluate import EvaluatePanel
 from napari_unet._widgets._finetune_job import FinetuneUpdate
 from napari_unet._widgets._layers import show_output
 from napari_unet._widgets._plot import LossPlot
-from napari_unet.config import ModelConfig
-from napari_unet.core.checkpoint import new_model
-from test_widgets import annotate, dock, notifications, run  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.gui
 
@@ -111,7 +109,7 @@ def test_switching_the_model_clears_predicts_done_line(qtbot, dock):
     _viewer, widget = dock
     run(qtbot, widget.predict, widget.predict.run_prediction)
     assert widget.predict.status.text().startswith("Done:")
-    other = new_model(ModelConfig(base_features=4, depth=2), seed=1)
+    other = tiny_model(seed=1)
     widget.model.use_model(other, "other")
     said = widget.predict.status.text()
     assert "Done" not in said and "objects" not in said, said
@@ -161,7 +159,7 @@ def test_brush_buttons_show_the_selected_label_both_ways(dock):
     assert brushes.checkedButton() is None
     layer.selected_label = 2
     assert brushes.checkedId() == 2
-    three = new_model(ModelConfig(base_features=4, depth=2, n_classes=3), seed=0)
+    three = tiny_model(n_classes=3)
     widget.model.use_model(three, "three classes")  # the buttons are made again
     assert [button.text()[0] for button in brushes.buttons()] == ["0", "1", "2", "3"]
     assert brushes.checkedId() == 2

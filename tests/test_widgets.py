@@ -9,93 +9,23 @@ import numpy as np
 import pytest
 import torch
 from napari.qt.threading import WorkerBase
-from napari.utils.notifications import NotificationSeverity, notification_manager
+from napari.utils.notifications import NotificationSeverity
 
+from helpers import annotate, discs_image, paint_strokes, run, stroke_accuracy, tiny_model
 from napari_unet._widgets import (
     FinetuneWidget,
     ModelWidget,
     PredictWidget,
-    UNetWidget,
     model_state,
 )
 from napari_unet._widgets._layers import OUTPUT_KEY, ImageGeometry, annotated_planes
 from napari_unet._widgets._model import FROM_FILE
 from napari_unet.config import ModelConfig, WeightConfig
 from napari_unet.core.checkpoint import new_model
-from napari_unet.core.inference import default_tile_size, predict
-from napari_unet.core.postprocess import class_mask
+from napari_unet.core.inference import default_tile_size
 from napari_unet.training.weights import weight_map
 
 pytestmark = pytest.mark.gui
-
-CENTRES = [(30, 30), (30, 90), (70, 60), (100, 25), (100, 100), (64, 110)]
-
-
-def discs_image(shape=(128, 128), seed=0) -> np.ndarray:
-    """Bright discs (radius 12) on a dark background, with noise."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]]
-    image = np.zeros(shape, np.float32)
-    for cy, cx in CENTRES:
-        image[(yy - cy) ** 2 + (xx - cx) ** 2 < 12**2] = 1.0
-    return image + np.random.default_rng(seed).normal(0, 0.2, shape).astype(np.float32)
-
-
-def paint_strokes(labels: np.ndarray) -> None:
-    """Foreground strokes across three discs, background strokes between them."""
-    labels[28:33, 20:40] = 2
-    labels[68:72, 50:70] = 2
-    labels[98:102, 92:108] = 2
-    labels[5:9, 5:120] = 1
-    labels[48:52, 5:40] = 1
-    labels[118:122, 40:90] = 1
-
-
-def stroke_accuracy(model, image: np.ndarray, strokes: np.ndarray) -> float:
-    """Share of painted pixels the model classifies as painted."""
-    mask = class_mask(predict(image, model, device="cpu"))
-    return float((mask == strokes)[strokes > 0].mean())
-
-
-@pytest.fixture
-def notifications():
-    """Every napari notification dispatched during the test."""
-    seen = []
-    notification_manager.notification_ready.connect(seen.append)
-    yield seen
-    notification_manager.notification_ready.disconnect(seen.append)
-
-
-@pytest.fixture
-def dock(make_napari_viewer):
-    """A viewer with the discs image and the U-Net dock holding a tiny fresh model."""
-    viewer = make_napari_viewer()
-    viewer.add_image(discs_image(), name="discs")
-    widget = UNetWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="U-Net")
-    widget.model.use_model(new_model(ModelConfig(base_features=4, depth=2), seed=0), "tiny")
-    finetune = widget.finetune
-    finetune.settings.iterations.value = 15
-    finetune.settings.seconds.value = 120
-    finetune.settings.learning_rate.value = 1e-2
-    finetune.settings.elastic.value = False
-    finetune.settings.device.value = "cpu"
-    widget.predict.device.value = "cpu"
-    return viewer, widget
-
-
-def annotate(viewer, widget) -> napari.layers.Labels:
-    layer = widget.annotate.create_annotation_layer()
-    paint_strokes(layer.data)
-    layer.refresh()
-    return layer
-
-
-def run(qtbot, widget, start, timeout=60_000):
-    """Start a run with ``start()`` and wait for the widget's ``finished`` signal."""
-    with qtbot.waitSignal(widget.finished, timeout=timeout):
-        worker = start()
-        assert worker is not None
-    return worker
 
 
 def test_full_loop_annotate_finetune_predict(qtbot, dock):
@@ -257,7 +187,7 @@ def test_image_planes_are_read_in_the_worker(qtbot, dock, monkeypatch, notificat
     assert readers and threading.main_thread() not in readers  # training planes and previews
     assert "Reading the image: slice 2 of 2…" in statuses
 
-    two_channels = new_model(ModelConfig(base_features=4, depth=2, in_channels=2), seed=0)
+    two_channels = tiny_model(in_channels=2)
     widget.model.use_model(two_channels, "two channels")
     readers.clear()
     assert finetune.start_finetune() is None  # refused at once, without reading the image
@@ -349,7 +279,7 @@ def test_separate_docks_share_one_model_go_back_and_let_go(
     assert isinstance(model_widget, ModelWidget) and isinstance(predict_widget, PredictWidget)
     assert model_widget.state is predict_widget.state is model_state(viewer)
     first = model_widget.state.model
-    tiny = new_model(ModelConfig(base_features=4, depth=2, padding="same"))
+    tiny = tiny_model(padding="same")
     model_widget.use_model(tiny, "tiny")
     assert predict_widget.tile_size.value == default_tile_size(tiny)
     assert all(size % 4 == 0 for size in predict_widget.tile_size.choices[1:])
