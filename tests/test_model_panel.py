@@ -3,12 +3,23 @@
 import pytest
 
 from napari_unet import load_model
-from napari_unet._widgets._model import _duration, _when, describe_model
+from napari_unet._widgets._model import _duration, _when, describe_model, model_details
 
 
 def test_the_bundled_em_models_run_reads_as_date_iterations_and_duration():
-    text = describe_model(load_model("em-membranes"), "em-membranes")
+    text = model_details(load_model("em-membranes"))
     assert "2026-12-02 00:59 UTC: 33,580 iterations in 90 min, loss" in text
+
+
+def test_the_summary_says_what_the_model_does_and_the_details_how_it_is_built():
+    model = load_model("nuclei")
+    summary, details = describe_model(model, "nuclei (fine-tuned)"), model_details(model)
+    assert summary.startswith("Current model: <b>nuclei (fine-tuned)</b><br>")
+    assert model.info.description in summary and "Trained on: DSB 2018" in summary
+    assert "■</span> 2 nucleus" in summary
+    for technical in ("base features", "parameters", "valid input sizes", "Training history"):
+        assert technical in details and technical not in summary
+    assert model.describe() in details
 
 
 @pytest.mark.parametrize(

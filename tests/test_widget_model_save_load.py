@@ -7,7 +7,6 @@ import pytest
 from napari_unet._widgets import _model, model_state
 from napari_unet._widgets._model import FROM_FILE
 from napari_unet.core.checkpoint import save_model
-from test_widgets import dock, notifications  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.gui
 
@@ -49,3 +48,18 @@ def test_a_missing_optional_extra_is_a_message_not_a_traceback(
     assert widget.model.load() is False
     assert any(hint in str(n.message) for n in notifications)
     assert model_state(viewer).name == before
+
+
+def test_details_are_behind_a_button_and_follow_the_current_model(dock):
+    _, widget = dock
+    panel = widget.model
+    assert panel.info.text().startswith("Current model: <b>tiny</b>")
+    assert panel.details.isHidden() and "Training history" in panel.details.text()
+    panel.details_button.changed.emit(True)
+    assert not panel.details.isHidden() and panel.details_button.text == _model.HIDE_DETAILS
+    panel.details_button.changed.emit(True)
+    assert panel.details.isHidden() and panel.details_button.text == _model.SHOW_DETAILS
+    panel.source.value = "nuclei"
+    assert panel.load()
+    assert panel.info.text().startswith("Current model: <b>nuclei</b>")
+    assert "2,195 iterations" in panel.details.text()  # the bundled model's first run

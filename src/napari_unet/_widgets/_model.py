@@ -31,6 +31,7 @@ from ._state import (
 )
 
 FROM_FILE = "checkpoint file…"
+SHOW_DETAILS, HIDE_DETAILS = "Show details ▸", "Hide details ▾"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".zip")
 """What :func:`~napari_unet.core.checkpoint.load_model` reads (bioimage.io packages: .zip)."""
 
@@ -104,15 +105,17 @@ class ModelWidget(QWidget):
         self.back_button = PushButton(text="Go back to the previous model")
         self.history_label = QLabel()
         self.history_label.setWordWrap(True)
-        self.info = QLabel()
-        self.info.setWordWrap(True)
-        self.info.setTextFormat(Qt.TextFormat.RichText)
-        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info = _rich_label()
+        self.details = _rich_label()
+        self.details_button = PushButton(text=SHOW_DETAILS)
+        self.details_button.tooltip = "Architecture, input sizes and training runs"
+        self.details.setVisible(False)
         self._build_layout()
         self.source.changed.connect(self._show_source_options)
         self.load_button.changed.connect(self.load)
         self.save_button.changed.connect(self._ask_and_save)
         self.back_button.changed.connect(self.go_back)
+        self.details_button.changed.connect(self._toggle_details)
         self.state.model_changed.connect(self.refresh_info)
         self.state.history_changed.connect(self._update_buttons)
         self.state.busy_changed.connect(self._update_buttons)
@@ -126,6 +129,8 @@ class ModelWidget(QWidget):
         layout.addWidget(self.new_options.native)
         layout.addWidget(self.load_button.native)
         layout.addWidget(self.info)
+        layout.addWidget(self.details_button.native)
+        layout.addWidget(self.details)
         layout.addWidget(self.save_button.native)
         layout.addWidget(self.back_button.native)
         layout.addWidget(self.history_label)
@@ -215,10 +220,16 @@ class ModelWidget(QWidget):
 
     # ---- display -------------------------------------------------------------
     def refresh_info(self, *_: Any) -> None:
-        """Describe the current model."""
+        """Describe the current model: what it does, then (behind a button) how it is built."""
         self.info.setText(describe_model(self.state.model, self.state.name))
+        self.details.setText(model_details(self.state.model))
         self._select_current_source()
         self._update_buttons()
+
+    def _toggle_details(self, *_: Any) -> None:
+        shown = self.details.isHidden()  # hidden by the button, whether the dock is shown or not
+        self.details.setVisible(shown)
+        self.details_button.text = HIDE_DETAILS if shown else SHOW_DETAILS
 
     def _update_buttons(self, *_: Any) -> None:
         idle = not self.state.busy
@@ -262,8 +273,20 @@ def default_save_name(name: str) -> str:
     return f"{name}.safetensors".replace(" ", "-")
 
 
+def _rich_label() -> QLabel:
+    """A word-wrapped, selectable rich-text label."""
+    label = QLabel()
+    label.setWordWrap(True)
+    label.setTextFormat(Qt.TextFormat.RichText)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
 def describe_model(model: UNet, name: str) -> str:
-    """Rich-text summary of a model: what it is, its classes, what it was trained on."""
+    """Rich-text summary of the current model, in a user's words: what it segments, its
+    classes, what it was trained on and what Predict adds for it.
+
+    How it is built and trained is :func:`model_details`'s."""
     info = model.info
     config = model.config
     names = info.class_names
@@ -273,11 +296,9 @@ def describe_model(model: UNet, name: str) -> str:
         for label in range(1, config.n_classes + 1)
     )
     lines = [
-        f"<b>{html.escape(name)}</b>: {html.escape(str(info.description or ''))}",
-        html.escape(model.describe()),
+        f"Current model: <b>{html.escape(name)}</b>",
+        html.escape(str(info.description or "")),
         f"Classes (label values): {classes}",
-        f"Input: {config.in_channels} channel(s); default tile {default_tile_size(model)} px, "
-        f"valid sizes {model.min_input_size} + {model.size_multiple}·k",
         f"Trained on: {html.escape(_trained_on(info))}",
     ]
     if info.parent:
@@ -295,8 +316,19 @@ def describe_model(model: UNet, name: str) -> str:
     if info.test_time_augmentation:
         averaged = TEST_TIME_TRANSFORM_WORDS[info.test_time_transforms]
         lines.append(f"Predict averages its {averaged} (test-time augmentation)")
-    lines.append(_history_text(info.training_history))
-    return "<br>".join(lines)
+    return "<br>".join(line for line in lines if line)
+
+
+def model_details(model: UNet) -> str:
+    """Rich-text details of a model: architecture, input sizes, its last training runs."""
+    return "<br>".join(
+        [
+            html.escape(model.describe()),
+            f"Default tile {default_tile_size(model)} px; valid input sizes "
+            f"{model.min_input_size} + {model.size_multiple}·k",
+            _history_text(model.info.training_history),
+        ]
+    )
 
 
 def _trained_on(info: ModelMetadata) -> str:
