@@ -59,8 +59,26 @@ class UNetWidget(QWidget):
                 self.tabs.setCurrentIndex(index)
 
     def event(self, event: QEvent | None) -> bool:
-        """Closing the dock stops the sections' jobs (see :func:`taken_out_of_its_dock`)."""
+        """Closing the dock stops the sections' jobs (see :func:`taken_out_of_its_dock`);
+        showing it fits its width to the sections (:meth:`fit_sections`)."""
         if taken_out_of_its_dock(self, event):
             self.finetune.stop_jobs()
             self.predict.stop_jobs()
+        if event is not None and event.type() == QEvent.Type.Show:
+            self.fit_sections()
         return super().event(event)
+
+    def fit_sections(self) -> None:
+        """Keep every section at least as wide as its controls need.
+
+        The sections scroll vertically only: a dock narrower than a section's widest row
+        would cut its controls off on the right. Measured once shown, with napari's style
+        applied (its fonts and paddings make the rows wider than at construction).
+        """
+        for index in range(self.tabs.count()):
+            scroll = self.tabs.widget(index)
+            if not isinstance(scroll, QScrollArea) or scroll.widget() is None:
+                continue
+            needed = scroll.widget().minimumSizeHint().width()
+            needed += scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth()
+            scroll.setMinimumWidth(needed)
