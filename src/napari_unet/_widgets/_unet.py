@@ -77,8 +77,10 @@ class UNetWidget(QWidget):
         """
         for index in range(self.tabs.count()):
             scroll = self.tabs.widget(index)
-            if not isinstance(scroll, QScrollArea) or scroll.widget() is None:
+            if not isinstance(scroll, QScrollArea):
                 continue
-            needed = scroll.widget().minimumSizeHint().width()
-            needed += scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth()
-            scroll.setMinimumWidth(needed)
+            section, bar = scroll.widget(), scroll.verticalScrollBar()
+            if section is None or bar is None:
+                continue
+            needed = section.minimumSizeHint().width() + bar.sizeHint().width()
+            scroll.setMinimumWidth(needed + 2 * scroll.frameWidth())
