@@ -208,3 +208,55 @@ def test_starting_from_the_prediction_hides_the_mask_over_the_copy(dock):
     layer = widget.annotate.annotation_layer
     assert layer is not None and layer.visible
     np.testing.assert_array_equal(layer.data, predicted)
+
+
+def test_predict_shows_its_mask_again_after_the_copy_hid_it(qtbot, dock):
+    viewer, widget = dock
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    mask = viewer.layers["discs mask"]
+    assert widget.annotate.copy_prediction() > 0 and not mask.visible
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert mask.visible  # the status says it is shown
+    assert f"Shown: “{mask.name}”" in widget.predict.status.text()
+
+
+def test_show_loss_weights_again_after_predict_hid_them(qtbot, dock):
+    viewer, widget = dock
+    _, weights = show_loss_weights(qtbot, viewer, widget)
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert not weights.visible
+    with qtbot.waitSignal(widget.finetune.loss_weights.finished, timeout=20_000):
+        assert widget.finetune.loss_weights.show() is not None
+    assert weights.visible
+
+
+def test_a_label_the_model_lacks_is_left_to_the_workers_message(qtbot, dock, notifications):
+    _, widget = dock
+    layer = widget.annotate.create_annotation_layer()
+    layer.data[5:9, 5:120] = 1
+    layer.data[30, 20:40] = 3  # painted for a 3-class model; the current one has 2
+    run(qtbot, widget.finetune, widget.finetune.start_finetune)
+    errors = [str(n.message) for n in notifications if n.severity == NotificationSeverity.ERROR]
+    assert len(errors) == 1 and "uses label 3, but the model has 2 classes" in errors[0]
+    assert "holds only label 1" not in widget.finetune.status.text()
+
+
+def test_no_brush_stays_selected_when_there_is_nothing_to_paint_on(make_napari_viewer):
+    from napari_unet._widgets import UNetWidget
+
+    viewer = make_napari_viewer()
+    widget = UNetWidget(viewer)  # no image: no annotation layer can be made
+    widget.annotate.brushes.button(2).click()
+    assert widget.annotate.annotation_layer is None
+    assert widget.annotate.brushes.checkedButton() is None
+
+
+def test_the_go_back_prompt_is_withdrawn_when_another_model_is_loaded(qtbot, dock):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    tiny_finetune(qtbot, widget)
+    assert widget.finetune.status.text().endswith("Go back:")
+    widget.model.use_model(tiny_model(seed=3), "other")
+    said = widget.finetune.status.text()
+    assert not said.endswith("Go back:") and "“other” is the current model now" in said
+    assert not widget.finetune.back_button.enabled

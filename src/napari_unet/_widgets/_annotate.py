@@ -310,6 +310,7 @@ class AnnotateWidget(QWidget):
         """Paint ``label`` from now on (0 erases)."""
         layer = self.annotation_layer or self.create_annotation_layer()
         if layer is None:
+            self._show_brush()  # nothing to paint on: no brush shown as selected
             return
         self.viewer.layers.selection.active = layer
         layer.selected_label = label

@@ -27,7 +27,7 @@ from ._finetune_job import (
     start_optimizer_warm_up,
 )
 from ._finetune_settings import FinetuneSettings
-from ._finetune_text import progress_of, run_summary, strokes_missing
+from ._finetune_text import GO_BACK_PROMPT, progress_of, run_summary, strokes_missing
 from ._geometry import ImageGeometry, image_data
 from ._go_back import GoBackButton
 from ._layers import LayerCombo, annotated_planes
@@ -90,6 +90,7 @@ class FinetuneWidget(QWidget):
         self.viewer.dims.events.current_step.connect(self._follow_view)
         self.viewer.events.theme.connect(self._follow_theme)
         self.go_back.went_back.connect(self._on_went_back)
+        self.state.model_changed.connect(self._withdraw_go_back_prompt)
         self._set_running(False)
 
     def _create_controls(self) -> None:
@@ -299,6 +300,14 @@ class FinetuneWidget(QWidget):
         says how to skip the comparison that follows)."""
         if not self._stop.is_set():
             self.status.setText(text)
+
+    def _withdraw_go_back_prompt(self, *_: Any) -> None:
+        """Another model became current: the last run's "Go back:" no longer applies."""
+        if self.status.text().endswith(GO_BACK_PROMPT) and not self.go_back.available:
+            self.status.setText(
+                f"“{self.state.name}” is the current model now; the fine-tuned one is in "
+                "the Model section's earlier models."
+            )
 
     def _on_went_back(self, name: str) -> None:
         self.status.setText(

@@ -45,7 +45,7 @@ def run_summary(
         text += f" On {where}, {changes.describe(class_names(request.model))}."
     if request is not None:
         text += threshold_text(request.model)
-    return text + " Worse than before? Go back:"
+    return text + GO_BACK_PROMPT
 
 
 def threshold_text(model: Any) -> str:
@@ -59,13 +59,20 @@ def threshold_text(model: Any) -> str:
     )
 
 
+GO_BACK_PROMPT = " Worse than before? Go back:"
+"""How the status line after a run ends, above the Go back button."""
+
+
 def strokes_missing(annotations: list[np.ndarray], n_classes: int, name: str) -> str | None:
     """What to paint before fine-tuning on ``annotations``, the annotated planes of the
     layer ``name``; None when two classes (of labels 1 to ``n_classes``) are painted.
 
     The worker would refuse such annotations only after starting (see
-    :func:`napari_unet.training.sampling.prepare_training_data`).
+    :func:`napari_unet.training.sampling.prepare_training_data`). Labels outside
+    0..``n_classes`` are left to it: it says which label the model lacks.
     """
+    if any(plane.size and (plane.min() < 0 or plane.max() > n_classes) for plane in annotations):
+        return None
     painted = [
         label
         for label in range(1, n_classes + 1)

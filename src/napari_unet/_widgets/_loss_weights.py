@@ -99,7 +99,7 @@ class LossWeights(QObject):
             return
         viewer = self.image_picker.viewer
         with selection_kept(viewer):  # the user's brush stays on the annotations
-            show_output(
+            layer = show_output(
                 viewer,
                 source,
                 "loss weights",
@@ -110,6 +110,7 @@ class LossWeights(QObject):
                 contrast_limits=(0.0, max(float(result.value.max()), 1e-6)),
                 blending="additive",
             )
+            layer.visible = True  # Predict hides it under its mask
 
     def _done(self) -> None:
         self.worker = None

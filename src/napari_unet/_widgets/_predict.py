@@ -231,6 +231,7 @@ class PredictWidget(QWidget, PredictControls):
             for kind, (data, layer_type, where, display) in outputs.items()
         }
         layers["mask"].colormap = class_colormap(result.probabilities.shape[0], False)
+        layers["mask"].visible = True  # hidden by "Start from the prediction", say
         changes = self._show_changes(result, image, placement)
         for kind in ("preview", "loss weights"):  # a fine-tune's layers would cover the mask
             covering = find_output(self.viewer, image, kind, Image)
