@@ -2,7 +2,7 @@
 
 import pytest
 
-from helpers import square_train_args, tiny_model
+from helpers import square_train_args, tiny_model, train_files
 from napari_unet import load_model
 from napari_unet.cli import main
 from napari_unet.core.checkpoint import save_model
@@ -54,3 +54,24 @@ def test_overwrite_is_documented_in_the_help(command, capsys):
         main([command, "--help"])
     assert exited.value.code == 0
     assert "--overwrite" in capsys.readouterr().out
+
+
+def test_export_to_a_folder_is_refused_first_even_with_overwrite(tmp_path, capsys):
+    folder = tmp_path / "out.zip"
+    folder.mkdir()
+    assert main(["export", "nuclei", str(folder), "--overwrite"]) == 2
+    assert f"{folder} is a folder; give the zip's file name" in capsys.readouterr().err
+    assert folder.is_dir() and not any(folder.iterdir())
+
+
+def test_training_a_checkpoint_into_itself_names_the_old_file_as_parent(tmp_path):
+    from napari_unet.io.reruns import model_checksum
+
+    path = save_model(tiny_model(), tmp_path / "a.safetensors")
+    before = model_checksum(path)
+    budget = ["--iterations", "1", "--seconds", "0", "--overwrite"]
+    args = ["train", *train_files(tmp_path), "--model", str(path), "--output", str(path), *budget]
+    assert main(args) == 0
+    parent = load_model(path).metadata["parent"]
+    assert parent == f"{path} as it was before this run (SHA-256 {before[:12]}...)"
+    assert model_checksum(path) != before

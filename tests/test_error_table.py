@@ -182,6 +182,12 @@ def _export(tmp, output="m.zip", test_image=IMAGE):
     _cli(tmp, "export", checkpoint, tmp / output, "--test-image", tmp / "test.tif")
 
 
+def _folder(path):
+    """``path``, made a folder."""
+    path.mkdir()
+    return path
+
+
 def _existing(path):
     """``path``, written: an output the user has not said may be replaced."""
     path.write_bytes(b"kept")
@@ -350,6 +356,7 @@ CASES = {
         tmp, test_image=np.zeros((30, 30), np.float32)
     ),
     "export to a name not ending in .zip": lambda tmp: _export(tmp, output="m.txt"),
+    "export to a folder": lambda tmp: _export(tmp, output=_folder(tmp / "out.zip").name),
     "export to a zip that exists, without --overwrite": lambda tmp: _export(
         tmp, output=_existing(tmp / "kept.zip").name
     ),

@@ -179,8 +179,8 @@ def test_built_wheel_ships_manifest_and_entry_point(tmp_path):
 def test_sdist_carries_what_the_tests_read(tmp_path):
     """An sdist's tests run as the repository's: manifest copy, conftest, benchmarks, scripts.
 
-    Built from a copy of the checkout's files, so that no egg-info left by an earlier
-    build decides what goes in.
+    Built from a copy of the checkout's files (git's list, or every file of an unpacked
+    sdist), so that no egg-info left by an earlier build decides what goes in.
     """
     import os
     import shutil
@@ -188,13 +188,21 @@ def test_sdist_carries_what_the_tests_read(tmp_path):
 
     from setuptools import build_meta
 
-    listed = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    if (ROOT / ".git").exists():
+        listed = subprocess.run(
+            ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    else:  # an unpacked sdist: its files are the checkout (build leftovers aside)
+        leftovers = ("__pycache__", ".egg-info", ".pytest_cache", "build", "dist")
+        listed = [
+            str(path.relative_to(ROOT))
+            for path in ROOT.rglob("*")
+            if path.is_file() and not any(part.endswith(leftovers) for part in path.parts)
+        ]
     checkout = tmp_path / "checkout"
     for name in listed:
         if (ROOT / name).is_file():

@@ -53,6 +53,8 @@ def run_export(args: argparse.Namespace) -> None:
 
     if args.output.suffix.lower() != ".zip":
         raise CliError(f"{args.output}: a bioimage.io package is a .zip file")
+    if args.output.is_dir():
+        raise CliError(f"{args.output} is a folder; give the zip's file name")
     refuse_existing_output(args.output, args.overwrite)
     try:
         check_license(args.license)  # before the model and the test image are read

@@ -92,7 +92,9 @@ def _new_or_loaded_model(args: argparse.Namespace):
     from ..core.checkpoint import new_model
 
     if args.model:
-        return _load(args.model)
+        model = _load(args.model)
+        _name_a_replaced_parent(model, args.output)
+        return model
     values = {
         "in_channels": args.channels,
         "n_classes": args.classes,
@@ -110,6 +112,19 @@ def _new_or_loaded_model(args: argparse.Namespace):
             message = message.replace(f"model_config {name}", flag)
         raise CliError(f"--new: {message.replace('model_config: ', '')}") from error
     return new_model(config, seed=args.seed)
+
+
+def _name_a_replaced_parent(model, output: Path) -> None:
+    """With ``--output`` the file ``--model`` was read from (``--overwrite``), the run's
+    parent would name the new file itself: name the old one by its checksum instead."""
+    from ..io.reruns import model_checksum
+
+    source = model.metadata.get("source")
+    if not source or not output.exists() or not Path(source).exists():
+        return
+    if Path(source).resolve() == output.resolve():
+        digest = model_checksum(output)
+        model.metadata["source"] = f"{source} as it was before this run (SHA-256 {digest[:12]}...)"
 
 
 _ARCHITECTURE_FLAGS = {
