@@ -5,9 +5,10 @@ Usage::
     python scripts/train_bundled.py nuclei --threads 1         # 20 minutes
     python scripts/train_bundled.py em-membranes --threads 1   # 65 minutes
 
-The ``em-membranes`` recipe here is the 16-feature network bundled until 2026-12-02; the
-bundled ``em-membranes`` is now the 8-feature network of ``benchmarks/bench_width.py``
-(the README's "Bundled models" gives its commands).
+The ``em-membranes`` recipe here is the 16-feature network bundled until 2026-12-02 (written
+to ``./em-membranes-16.safetensors`` unless ``--output`` says otherwise); the bundled
+``em-membranes`` is now the 8-feature network of ``benchmarks/bench_width.py`` (the README's
+"Bundled models" gives its commands).
 
 Variants tried and not adopted (docs/experiments/bundled_models.md, 2026-12-02 06:10)::
 
@@ -133,7 +134,10 @@ def train(
         images, annotations = em_data()
     else:
         images, annotations = nuclei_data(**(nuclei_options or {}))
-    output = output or MODELS / f"{name}.safetensors"
+    if output is None:  # the em-membranes recipe is the previous, 16-feature network: it
+        # goes to the current folder, not over the bundled 8-feature one
+        bundled = MODELS / f"{name}.safetensors"
+        output = Path("em-membranes-16.safetensors") if name == "em-membranes" else bundled
     with tempfile.TemporaryDirectory() as folder:
         image_paths, label_paths = write_pairs(Path(folder), images, annotations)
         common = [
@@ -197,7 +201,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--start-phase", type=int, default=1)
     parser.add_argument("--init", default=None, help="checkpoint to resume from")
-    parser.add_argument("--output", type=Path, default=None, help="default: the bundled file")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="default: the bundled file (em-membranes: ./em-membranes-16.safetensors)",
+    )
     parser.add_argument(
         "--large-synthetic", type=int, default=0, help="nuclei: extra images of larger nuclei"
     )
