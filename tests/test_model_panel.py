@@ -3,7 +3,7 @@
 import pytest
 
 from napari_unet import load_model
-from napari_unet._widgets._model import _duration, _when, describe_model, model_details
+from napari_unet._widgets._model_text import _duration, _when, describe_model, model_details
 
 
 def test_the_bundled_em_models_run_reads_as_date_iterations_and_duration():
@@ -38,3 +38,18 @@ def test_durations_are_said_in_the_unit_that_fits(seconds, said):
 )  # fmt: skip
 def test_dates_are_said_to_the_minute_in_utc(date, said):
     assert _when(date) == said
+
+
+def test_the_status_quotes_the_loss_of_the_weights_kept_not_the_last():
+    from types import SimpleNamespace
+
+    from napari_unet._widgets._finetune_text import kept_loss
+
+    progress = SimpleNamespace(smoothed_loss=0.5)
+    run = SimpleNamespace(kept_smoothed_loss=0.2)
+    request = SimpleNamespace(model=SimpleNamespace(info=SimpleNamespace(training_history=(run,))))
+    assert kept_loss(progress, request) == 0.2
+    assert kept_loss(progress, None) == 0.5  # nothing recorded: the last smoothed loss
+    unrecorded = SimpleNamespace(kept_smoothed_loss=None)
+    request.model.info.training_history = (unrecorded,)
+    assert kept_loss(progress, request) == 0.5

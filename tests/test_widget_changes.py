@@ -103,4 +103,5 @@ def test_changes_are_counted_on_the_slice_in_view_of_a_stack(qtbot, dock):
     run(qtbot, finetune, finetune.start_finetune)
     changes = class_changes(masks_of(parent, stack.data[1]), masks_of(state.model, stack.data[1]))
     names = {1: "background", 2: "foreground"}
-    assert f"On the slice in view (slice 1), {changes.describe(names)}." in finetune.status.text()
+    said = finetune.status.text()
+    assert f"On slice 1 (in view when the run ended), {changes.describe(names)}." in said

@@ -63,3 +63,37 @@ def test_details_are_behind_a_button_and_follow_the_current_model(dock):
     assert panel.load()
     assert panel.info.text().startswith("Current model: <b>nuclei</b>")
     assert "2,195 iterations" in panel.details.text()  # the bundled model's first run
+
+
+def test_a_new_dock_shows_where_the_current_model_came_from(dock, tmp_path):
+    from napari_unet._widgets._model import ModelWidget
+
+    viewer, widget = dock
+    state = model_state(viewer)
+    widget.model.source.value = "nuclei"
+    assert widget.model.load()
+    state.name += " (fine-tuned)"  # as the Fine-tune section names it
+    reopened = ModelWidget(viewer)  # a dock closed and opened again
+    assert reopened.source.value == "nuclei"  # not the first entry, em-membranes
+    path = save_model(state.model, tmp_path / "mine.safetensors")
+    widget.model.source.value = FROM_FILE
+    widget.model.checkpoint_file.value = path
+    assert widget.model.load()
+    reopened = ModelWidget(viewer)
+    assert reopened.source.value == FROM_FILE and reopened.checkpoint_file.value == path
+
+
+def test_loading_the_current_checkpoint_file_again_adds_nothing_to_go_back_to(dock, tmp_path):
+    viewer, widget = dock
+    state = model_state(viewer)
+    path = save_model(state.model, tmp_path / "m.safetensors")
+    widget.model.source.value = FROM_FILE
+    widget.model.checkpoint_file.value = path
+    assert widget.model.load()
+    history = list(state.history)
+    model = state.model
+    assert widget.model.load()  # the same file, unchanged since
+    assert state.history == history and state.model is model
+    state.name += " (fine-tuned)"
+    assert widget.model.load()  # after a fine-tune it is loaded again, the tuned one kept
+    assert len(state.history) == len(history) + 1 and state.model is not model

@@ -37,15 +37,27 @@ def run_summary(
     ended = "Stopped after" if stopped else "Done:"
     text = (
         f"{ended} {progress.iteration} iterations in {progress.elapsed:.0f} s; the model "
-        f"keeps its best weights (loss {progress.smoothed_loss:.3g}, smoothed)."
+        f"keeps its best weights (loss {kept_loss(progress, request):.3g}, smoothed)."
     )
     if changes is not None and request is not None:
         plane = request.compare_plane
-        where = f"the slice in view (slice {', '.join(map(str, plane))})" if plane else "the image"
+        where = (
+            f"slice {', '.join(map(str, plane))} (in view when the run ended)"
+            if plane
+            else "the image"
+        )
         text += f" On {where}, {changes.describe(class_names(request.model))}."
     if request is not None:
         text += threshold_text(request.model)
     return text + GO_BACK_PROMPT
+
+
+def kept_loss(progress: Any, request: TrainingRequest | None) -> float:
+    """The smoothed loss of the weights the run kept (its best), as its history records
+    it; the last iteration's smoothed loss when it records none."""
+    history = request.model.info.training_history if request is not None else ()
+    kept = history[-1].kept_smoothed_loss if history else None
+    return float(progress.smoothed_loss if kept is None else kept)
 
 
 def threshold_text(model: Any) -> str:

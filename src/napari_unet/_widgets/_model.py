@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,8 @@ from qtpy.QtWidgets import QFileDialog, QLabel, QVBoxLayout, QWidget
 
 from ..config import ModelConfig
 from ..core.checkpoint import CheckpointError, bundled_models, load_model, new_model, save_model
-from ..core.engine import TEST_TIME_TRANSFORM_WORDS
-from ..core.inference import default_tile_size
-from ..core.metadata import ModelMetadata, TrainingRun
 from ..core.model import UNet
-from ._layers import class_colour
+from ._model_text import describe_model, model_details
 from ._state import (
     DEFAULT_NEW_CONFIG,
     FINE_TUNED_MARK,
@@ -137,8 +133,15 @@ class ModelWidget(QWidget):
         layout.addStretch(1)
 
     def _select_current_source(self) -> None:
-        if self.state.name in bundled_models() or self.state.name == NEW_MODEL_NAME:
-            self.source.value = self.state.name
+        """Show where the current model came from: its bundled name (also once it is
+        fine-tuned), the new-model entry, or its checkpoint file."""
+        base = self.state.name.removesuffix(FINE_TUNED_MARK).removesuffix(UNTRAINED_MARK)
+        source = self.state.model.info.source if self.state.has_model else None
+        if base in bundled_models() or base == NEW_MODEL_NAME:
+            self.source.value = base
+        elif source and Path(source).is_file():
+            self.source.value = FROM_FILE
+            self.checkpoint_file.value = Path(source)
 
     def _show_source_options(self, *_: Any) -> None:
         self.checkpoint_file.visible = self.source.value == FROM_FILE
@@ -150,8 +153,8 @@ class ModelWidget(QWidget):
         if self._refuse_while_busy("load another model"):
             return False
         choice = self.source.value
-        if choice in bundled_models() and self.state.has_model and self.state.name == choice:
-            show_info(f"“{choice}” is the current model already (not fine-tuned since).")
+        if self._is_current(choice):
+            show_info(f"“{self.state.name}” is the current model already (not fine-tuned since).")
             return True  # a reload would only add an identical model to go back to
         try:
             if choice == NEW_MODEL_NAME:
@@ -170,6 +173,22 @@ class ModelWidget(QWidget):
             return False
         self.state.set_model(model, name)
         return True
+
+    def _is_current(self, choice: str) -> bool:
+        """Whether loading ``choice`` would load the current, unchanged model again."""
+        if not self.state.has_model:
+            return False
+        if choice in bundled_models():
+            return self.state.name == choice
+        path, source = self.checkpoint_file.value, self.state.model.info.source
+        return (
+            choice == FROM_FILE
+            and isinstance(path, Path)
+            and bool(source)
+            and path.is_file()
+            and Path(str(source)).resolve() == path.resolve()
+            and self.state.name == path.name  # not fine-tuned since it was loaded
+        )
 
     def use_model(self, model: UNet, name: str) -> None:
         """Make an existing model current (for scripts and tests)."""
@@ -280,105 +299,3 @@ def _rich_label() -> QLabel:
     label.setTextFormat(Qt.TextFormat.RichText)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return label
-
-
-def describe_model(model: UNet, name: str) -> str:
-    """Rich-text summary of the current model, in a user's words: what it segments, its
-    classes, what it was trained on and what Predict adds for it.
-
-    How it is built and trained is :func:`model_details`'s."""
-    info = model.info
-    config = model.config
-    names = info.class_names
-    classes = " · ".join(
-        f"<span style='color:{class_colour(label)}'>■</span> {label} "
-        f"{html.escape(names[label - 1] if label <= len(names) else f'class {label}')}"
-        for label in range(1, config.n_classes + 1)
-    )
-    lines = [
-        f"Current model: <b>{html.escape(name)}</b>",
-        html.escape(str(info.description or "")),
-        f"Classes (label values): {classes}",
-        f"Trained on: {html.escape(_trained_on(info))}",
-    ]
-    if info.parent:
-        lines.append(f"Started from: {html.escape(str(info.parent))}")
-    if info.background_threshold != 0.5:
-        background = html.escape(names[0] if names else "background")
-        lines.append(
-            f"Predict calls a pixel {background} only above p = "
-            f"{info.background_threshold:.2f} (objects grow into the rest, never joining)"
-        )
-    if not info.close_gaps:
-        lines.append(
-            "Predict leaves the gaps in its boundaries open (they are too thick to need it)"
-        )
-    if info.test_time_augmentation:
-        averaged = TEST_TIME_TRANSFORM_WORDS[info.test_time_transforms]
-        lines.append(f"Predict averages its {averaged} (test-time augmentation)")
-    return "<br>".join(line for line in lines if line)
-
-
-def model_details(model: UNet) -> str:
-    """Rich-text details of a model: architecture, input sizes, its last training runs."""
-    return "<br>".join(
-        [
-            html.escape(model.describe()),
-            f"Default tile {default_tile_size(model)} px; valid input sizes "
-            f"{model.min_input_size} + {model.size_multiple}·k",
-            _history_text(model.info.training_history),
-        ]
-    )
-
-
-def _trained_on(info: ModelMetadata) -> str:
-    if info.trained_on:
-        return str(info.trained_on)
-    if info.training_history:
-        return "only the fine-tunes below"
-    return "nothing yet (random weights)"
-
-
-def _history_text(history: tuple[TrainingRun, ...]) -> str:
-    if not history:
-        return "Training history: none in this file"
-    items = []
-    for entry in history[-3:]:
-        counts = entry.annotated_pixels or {}
-        painted = ", ".join(f"label {k}: {v:,} px" for k, v in counts.items())
-        image = f" on “{html.escape(entry.image_layer)}”" if entry.image_layer else ""
-        iterations = entry.iterations
-        items.append(
-            f"{html.escape(_when(entry.date))}{image}: "
-            f"{_or_unknown(f'{iterations:,}' if isinstance(iterations, int) else iterations)} "
-            f"iterations in {_duration(entry.seconds)}, "
-            f"loss {entry.final_smoothed_loss} ({painted})"
-        )
-    earlier = f" ({len(history) - 3} earlier)" if len(history) > 3 else ""
-    return f"Training history{earlier}:<br>&nbsp;• " + "<br>&nbsp;• ".join(items)
-
-
-def _or_unknown(value: Any) -> Any:
-    return "?" if value is None else value
-
-
-def _when(date: Any) -> str:
-    """A recorded ISO date as "2026-12-02 00:59 UTC" (to the minute); as read otherwise."""
-    try:
-        moment = datetime.fromisoformat(str(date))
-    except ValueError:
-        return str(_or_unknown(date))
-    if moment.utcoffset() is not None:
-        return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return moment.strftime("%Y-%m-%d %H:%M")
-
-
-def _duration(seconds: Any) -> str:
-    """Seconds as "45 s", "12.5 min" or "2.1 h"; "? s" when unknown or not a number."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        return "? s"
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.3g} min"
-    return f"{seconds / 3600:.3g} h"
