@@ -260,3 +260,23 @@ def test_the_go_back_prompt_is_withdrawn_when_another_model_is_loaded(qtbot, doc
     said = widget.finetune.status.text()
     assert not said.endswith("Go back:") and "“other” is the current model now" in said
     assert not widget.finetune.back_button.enabled
+
+
+def test_a_dock_opened_again_still_offers_to_go_back(qtbot, dock):
+    from napari_unet._widgets import UNetWidget
+
+    viewer, widget = dock
+    annotate(viewer, widget)
+    tiny_finetune(qtbot, widget)
+    state = model_state(viewer)
+    tuned = state.model
+    assert widget.finetune.back_button.enabled
+    viewer.window.remove_dock_widget(widget)
+    reopened = UNetWidget(viewer)  # the dock closed and opened again
+    viewer.window.add_dock_widget(reopened, name="U-Net again")
+    finetune = reopened.finetune
+    assert finetune.back_button.enabled
+    assert finetune.status.text().endswith("Go back:")
+    assert finetune.go_back.go_back()
+    assert state.model is not tuned and not finetune.back_button.enabled
+    assert finetune.status.text().startswith("Back to “tiny”")

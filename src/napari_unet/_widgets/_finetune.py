@@ -111,6 +111,8 @@ class FinetuneWidget(QWidget):
         self.plot = LossPlot()
         self.go_back = GoBackButton(self.state, self)
         self.back_button = self.go_back.button
+        if self.go_back.available:  # a dock opened again after a fine-tune
+            self.status.setText(f"The current model is the last fine-tune's.{GO_BACK_PROMPT}")
         self._follow_theme()
 
     def _build_layout(self) -> None:

@@ -8,7 +8,7 @@ from magicgui.widgets import PushButton
 from napari.utils.notifications import show_info
 from qtpy.QtCore import QObject, Signal
 
-from ._state import HistoryEntry, ModelState
+from ._state import ModelState
 
 
 class GoBackButton(QObject):
@@ -39,16 +39,15 @@ class GoBackButton(QObject):
         self.state = state
         self.button = PushButton(text="Go back to the model before this fine-tune")
         self.button.tooltip = "Undo the fine-tune: the model becomes what it was before it."
-        self._entry: HistoryEntry | None = None
         self.button.changed.connect(self.go_back)
         for signal in (state.history_changed, state.busy_changed, state.model_changed):
             signal.connect(self.refresh)
-        state.history_changed.connect(self._follow_history)
+        state.went_back.connect(self.went_back)
         self.refresh()
 
     def offer(self) -> None:
         """Offer going back to the newest history entry (the snapshot before a fine-tune)."""
-        self._entry = self.state.history[-1] if self.state.history else None
+        self.state.offered_go_back = self.state.history[-1] if self.state.history else None
         self.refresh()
 
     @property
@@ -56,31 +55,22 @@ class GoBackButton(QObject):
         """Whether going back would undo the offered fine-tune, and nothing else."""
         history = self.state.history
         return (
-            self._entry is not None
+            self.state.offered_go_back is not None
             and not self.state.busy
             and bool(history)
-            and history[-1] is self._entry
+            and history[-1] is self.state.offered_go_back
         )
 
     def refresh(self, *_: Any) -> None:
         """Enable the button exactly while going back is :attr:`available`."""
         self.button.enabled = self.available
 
-    def _follow_history(self) -> None:
-        """Forget the offered entry once it left the history; say so if it became current."""
-        entry = self._entry
-        if entry is None or any(kept is entry for kept in self.state.history):
-            return
-        self._entry = None
-        if self.state.has_model and self.state.model is entry.model:
-            self.went_back.emit(entry.name)
-
     def go_back(self, *_: Any) -> bool:
         """Make the model before the fine-tune current again; False if that is not possible."""
         if not self.available:
             return False
         entry = self.state.go_back()
-        self._entry = None
+        self.state.offered_go_back = None
         self.refresh()
         if entry is not None:
             show_info(f"Back to {entry.label}")

@@ -69,11 +69,15 @@ class ModelState(QObject):
         An entry was added to or taken from :attr:`history`.
     busy_changed(str)
         A long task started (its name) or ended (``""``).
+    went_back(str)
+        "Go back" undid the last fine-tune (:attr:`offered_go_back`): the model of that
+        name is current again; emitted after ``model_changed``.
     """
 
     model_changed = Signal()
     history_changed = Signal()
     busy_changed = Signal(str)
+    went_back = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -81,6 +85,9 @@ class ModelState(QObject):
         self.name = ""
         self.history: list[HistoryEntry] = []
         self.busy = ""
+        # the history entry Fine-tune's Go back offers (the model before its last run): kept
+        # here, not in the widget, so that a dock closed and opened again still offers it
+        self.offered_go_back: HistoryEntry | None = None
         # the annotation layer (weakly: removing it frees it), its base, its fine-tuned model
         self._rounds: tuple[weakref.ref, UNet, UNet] | None = None
 
@@ -131,8 +138,13 @@ class ModelState(QObject):
             return None
         entry = self.history.pop()
         self._model, self.name = entry.model, entry.name
+        undone = entry is self.offered_go_back  # the last fine-tune, which Go back offered
+        if undone:
+            self.offered_go_back = None
         self.history_changed.emit()
         self.model_changed.emit()
+        if undone:
+            self.went_back.emit(entry.name)
         return entry
 
     def prepare_finetune(self, annotations: object, from_base: bool = True) -> bool:
