@@ -70,3 +70,16 @@ def test_an_unknown_edit_recounts_everything(atom):
     data[:] = 1
     counts.mark_edit([atom] if atom != "not a list" else atom, data.shape)
     assert counts.totals(data, 2).per_label == {1: data.size, 2: 0}
+
+
+def test_totals_name_the_annotated_planes():
+    from napari_unet._widgets._annotate import NAMED_SLICES, _which_slices
+
+    data = np.zeros((12, 8, 8), np.uint8)
+    data[[1, 3], 2, 2] = 2
+    totals = StrokeCounts().totals(data, 2)
+    assert totals.annotated == (1, 3) and totals.annotated_planes == 2
+    assert _which_slices(totals.annotated) == " (1, 3)"
+    assert _which_slices(()) == ""
+    many = tuple(range(NAMED_SLICES + 2))
+    assert _which_slices(many) == f" ({', '.join(map(str, range(NAMED_SLICES)))}, …)"

@@ -31,7 +31,7 @@ def test_counts_follow_strokes_and_undo_recounting_only_the_touched_plane(qtbot,
     layer.paint((4, 64, 64), 2)
     qtbot.waitUntil(lambda: _shown(widget, 2) == str(np.count_nonzero(layer.data == 2)))
     assert len(counted) == 1  # the painted plane, not the six
-    assert "annotated slices: 1 of 6" in widget.annotate.counts.text()
+    assert "annotated slices: 1 of 6 (4)" in widget.annotate.counts.text()  # which one
     layer.fill((4, 0, 0), 1)  # a fill of the plane's background
     qtbot.waitUntil(lambda: _shown(widget, 1) == str(np.count_nonzero(layer.data == 1)))
     layer.undo()

@@ -347,8 +347,21 @@ class AnnotateWidget(QWidget):
             )
         if data.ndim > 2:
             text += f"<br>annotated slices: {totals.annotated_planes} of {totals.planes}"
+            text += _which_slices(totals.annotated) if data.ndim == 3 else ""
         self.counts.setText(f"Annotated on “{layer.name}”:<br>{text}")
         return totals.per_label
+
+
+#: How many annotated slices the counts name before "…".
+NAMED_SLICES = 8
+
+
+def _which_slices(annotated: tuple[int, ...]) -> str:
+    """`` (1, 3)``: which slices of a (Z, Y, X) stack hold strokes, the first few."""
+    if not annotated:
+        return ""
+    named = ", ".join(map(str, annotated[:NAMED_SLICES]))
+    return f" ({named}{', …' if len(annotated) > NAMED_SLICES else ''})"
 
 
 def _swatch(colour: str) -> QIcon:

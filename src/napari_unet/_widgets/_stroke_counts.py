@@ -28,12 +28,15 @@ class Totals:
         Pixels carrying a label above n_classes (the model refuses them).
     annotated_planes, planes : int
         Planes holding any label, and all planes (1 for a 2-D layer).
+    annotated : tuple of int
+        The flat indices (leading axes flattened) of the planes holding any label.
     """
 
     per_label: dict[int, int]
     above: int
     annotated_planes: int
     planes: int
+    annotated: tuple[int, ...] = ()
 
 
 class StrokeCounts:
@@ -82,11 +85,13 @@ class StrokeCounts:
             self._table[index] = plane_counts(np.asarray(planes[index]), n_classes)
         self._stale = set()
         sums = self._table.sum(axis=0)
+        annotated = tuple(int(index) for index in np.flatnonzero(self._table.any(axis=1)))
         return Totals(
             per_label={label: int(sums[label - 1]) for label in range(1, n_classes + 1)},
             above=int(sums[n_classes]),
-            annotated_planes=int(np.count_nonzero(self._table.any(axis=1))),
+            annotated_planes=len(annotated),
             planes=len(self._table),
+            annotated=annotated,
         )
 
 
