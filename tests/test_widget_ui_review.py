@@ -117,7 +117,9 @@ def test_switching_the_model_clears_predicts_done_line(qtbot, dock):
 
 
 @pytest.mark.parametrize(
-    ("painted", "what"), [(None, "is empty"), (1, "holds only label 1")], ids=["empty", "one"]
+    ("painted", "what"),
+    [(None, "The annotations are empty"), (1, "Only label 1 is painted")],
+    ids=["empty", "one"],
 )
 def test_finetune_refuses_missing_strokes_before_starting_a_worker(
     dock, notifications, painted, what
@@ -132,11 +134,11 @@ def test_finetune_refuses_missing_strokes_before_starting_a_worker(
     assert finetune.worker is None and finetune.progress.value() <= 0
     said = finetune.status.text()
     assert not said.startswith("Failed"), said
-    expected = (
-        f"“discs annotations” {what}: paint at least one background (label 1) and one "
-        "foreground (label 2) stroke"
+    expected = (  # the worker's own words, with the layer's name
+        f"{what}: paint at least one background (label 1) and one foreground (label 2) "
+        "stroke on “discs annotations”, then press Start."
     )
-    assert said.startswith(expected), said
+    assert said == expected, said
     warnings = [n for n in notifications if n.severity == NotificationSeverity.WARNING]
     assert [str(n.message) for n in warnings] == [said]
     assert not state.busy and state.history == history  # nothing began: no snapshot either
@@ -238,7 +240,7 @@ def test_a_label_the_model_lacks_is_left_to_the_workers_message(qtbot, dock, not
     run(qtbot, widget.finetune, widget.finetune.start_finetune)
     errors = [str(n.message) for n in notifications if n.severity == NotificationSeverity.ERROR]
     assert len(errors) == 1 and "uses label 3, but the model has 2 classes" in errors[0]
-    assert "holds only label 1" not in widget.finetune.status.text()
+    assert "Only label 1 is painted" not in widget.finetune.status.text()
 
 
 def test_no_brush_stays_selected_when_there_is_nothing_to_paint_on(make_napari_viewer):

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ..evaluation.review import ClassChanges, class_names
+from ..training.sampling import AnnotationError, check_classes_present
 from ._finetune_job import FinetuneUpdate, TrainingRequest
 
 
@@ -79,24 +80,22 @@ def strokes_missing(annotations: list[np.ndarray], n_classes: int, name: str) ->
     """What to paint before fine-tuning on ``annotations``, the annotated planes of the
     layer ``name``; None when two classes (of labels 1 to ``n_classes``) are painted.
 
-    The worker would refuse such annotations only after starting (see
-    :func:`napari_unet.training.sampling.prepare_training_data`). Labels outside
-    0..``n_classes`` are left to it: it says which label the model lacks.
+    The worker's own check (:func:`~napari_unet.training.sampling.check_classes_present`),
+    made before it starts. Labels outside 0..``n_classes`` are left to the worker: it
+    says which label the model lacks.
     """
     if any(plane.size and (plane.min() < 0 or plane.max() > n_classes) for plane in annotations):
         return None
-    painted = [
-        label
+    counts = {
+        label: sum(int(np.count_nonzero(plane == label)) for plane in annotations)
         for label in range(1, n_classes + 1)
-        if any(bool((plane == label).any()) for plane in annotations)
-    ]
-    if len(painted) >= 2:
-        return None
-    what = f"holds only label {painted[0]}" if painted else "is empty"
-    return (
-        f"“{name}” {what}: paint at least one background (label 1) and one foreground "
-        "(label 2) stroke, then press Start."
-    )
+    }
+    try:
+        check_classes_present(counts)
+    except AnnotationError as error:
+        said = str(error)
+        return f"{said[0].upper()}{said[1:]} on “{name}”, then press Start."
+    return None
 
 
 def progress_of(update: FinetuneUpdate | ClassChanges | str) -> tuple[float | None, str]:

@@ -69,8 +69,7 @@ class GoBackButton(QObject):
         """Make the model before the fine-tune current again; False if that is not possible."""
         if not self.available:
             return False
-        entry = self.state.go_back()
-        self.state.offered_go_back = None
+        entry = self.state.go_back()  # clears the offer (ModelState.went_back)
         self.refresh()
         if entry is not None:
             show_info(f"Back to {entry.label}")

@@ -129,19 +129,30 @@ def prepare_training_data(
                 labelled=coordinates,
             )
         )
-    _check_classes_present(prepared)
+    check_classes_present(annotated_pixels(prepared))
     return prepared
 
 
-def _check_classes_present(prepared: list[TrainingImage]) -> None:
-    if not prepared:
+def check_classes_present(counts: dict[int, int]) -> None:
+    """Refuse annotations that paint fewer than two classes.
+
+    Parameters
+    ----------
+    counts : dict
+        Annotated pixels of each label value 1..n_classes (:func:`annotated_pixels`).
+
+    Raises
+    ------
+    AnnotationError
+        Saying that the annotations are empty, or which one label they paint.
+    """
+    painted = [label for label, count in counts.items() if count > 0]
+    if not painted:
         raise AnnotationError(
             "the annotations are empty: paint at least one background (label 1) and one "
             "foreground (label 2) stroke"
         )
-    counts = annotated_pixels(prepared)
-    if sum(1 for count in counts.values() if count > 0) < 2:
-        painted = [label for label, count in counts.items() if count > 0]
+    if len(painted) < 2:
         raise AnnotationError(
             f"only label {painted[0]} is painted: paint at least one background (label 1) and "
             "one foreground (label 2) stroke"
