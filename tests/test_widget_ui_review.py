@@ -273,12 +273,16 @@ def test_a_dock_opened_again_still_offers_to_go_back(qtbot, dock):
     state = model_state(viewer)
     tuned = state.model
     assert widget.finetune.back_button.enabled
+    said, curve = widget.finetune.status.text(), widget.finetune.plot.iterations[:]
+    assert said.startswith("Done:") and curve
     viewer.window.remove_dock_widget(widget)
     reopened = UNetWidget(viewer)  # the dock closed and opened again
     viewer.window.add_dock_widget(reopened, name="U-Net again")
     finetune = reopened.finetune
     assert finetune.back_button.enabled
-    assert finetune.status.text().endswith("Go back:")
+    assert finetune.status.text() == said  # what the run ended with, Go back prompt included
+    assert finetune.plot.iterations == curve  # and its loss curve
+    assert list(finetune.plot.raw_line.get_xdata()) == curve
     assert finetune.go_back.go_back()
     assert state.model is not tuned and not finetune.back_button.enabled
     assert finetune.status.text().startswith("Back to “tiny”")

@@ -34,7 +34,7 @@ from ._layers import LayerCombo, annotated_planes
 from ._loss_weights import LossWeights
 from ._plot import LossPlot
 from ._preview import put_preview
-from ._state import FINE_TUNED_MARK, model_state, real_viewer
+from ._state import FINE_TUNED_MARK, LastRun, model_state, real_viewer
 from ._tasks import PROGRESS_STEPS, JobResult, start_job, taken_out_of_its_dock
 
 
@@ -112,7 +112,7 @@ class FinetuneWidget(QWidget):
         self.go_back = GoBackButton(self.state, self)
         self.back_button = self.go_back.button
         if self.go_back.available:  # a dock opened again after a fine-tune
-            self.status.setText(f"The current model is the last fine-tune's.{GO_BACK_PROMPT}")
+            self._show_last_run()
         self._follow_theme()
 
     def _build_layout(self) -> None:
@@ -131,6 +131,23 @@ class FinetuneWidget(QWidget):
         layout.addWidget(self.plot)
         layout.addWidget(self.weights_button.native)
         layout.addStretch(1)
+
+    def _show_last_run(self) -> None:
+        """Show what the last fine-tune's section showed when it ended (a dock opened
+        again): its status line and loss curve."""
+        last = self.state.last_run
+        if last is None:
+            self.status.setText(f"The current model is the last fine-tune's.{GO_BACK_PROMPT}")
+            return
+        self.status.setText(last.summary)
+        self.plot.extend(last.iterations, last.losses, last.smoothed)
+
+    def _keep_last_run(self) -> None:
+        """Keep the status line and loss curve in the viewer's state for a dock opened again."""
+        plot = self.plot
+        self.state.last_run = LastRun(
+            self.status.text(), tuple(plot.iterations), tuple(plot.losses), tuple(plot.smoothed)
+        )
 
     def _follow_theme(self, *_: Any) -> None:
         theme = get_theme(self.viewer.theme)
@@ -335,10 +352,11 @@ class FinetuneWidget(QWidget):
         if self._last_iteration == 0:  # nothing was trained: the model is as before the run
             self.state.untrained_run(self._restarted)
         if result.error:
+            self.status.setText(f"Failed: {result.error}")
             if self._last_iteration > 0:  # trained, then failed: the best weights were kept
                 self._mark_fine_tuned()
                 self.go_back.offer()
-            self.status.setText(f"Failed: {result.error}")
+                self._keep_last_run()
             show_error(result.error)
             return
         progress = result.value
@@ -351,6 +369,7 @@ class FinetuneWidget(QWidget):
         if self._mark_fine_tuned():
             self.status.setText(self.result_text(progress, stopped=stopped))
             self.go_back.offer()
+            self._keep_last_run()
         verb = "Fine-tuning stopped" if stopped else "Fine-tuned"
         show_info(f"{verb}: {progress.iteration} iterations, loss {progress.smoothed_loss:.3g}.")
 

@@ -100,6 +100,13 @@ class LossPlot(FigureCanvasQTAgg):
         if time.monotonic() - self._last_draw >= REDRAW_INTERVAL:
             self.redraw()
 
+    def extend(self, iterations, losses, smoothed) -> None:
+        """Append many iterations' losses at once (equal-length sequences) and draw them."""
+        self.iterations.extend(iterations)
+        self.losses.extend(losses)
+        self.smoothed.extend(smoothed)
+        self.redraw()
+
     def redraw(self) -> None:
         """Draw all points now (blitting them when the axis limits stay as they are)."""
         self._last_draw = time.monotonic()

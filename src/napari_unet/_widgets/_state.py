@@ -38,6 +38,25 @@ FINE_TUNED_MARK, UNTRAINED_MARK = " (fine-tuned)", " (untrained)"
 NEW_MODEL_NAME = f"new model{UNTRAINED_MARK}"
 
 
+@dataclass(frozen=True)
+class LastRun:
+    """What the last fine-tune showed when it ended, for a Fine-tune section opened later.
+
+    Attributes
+    ----------
+    summary : str
+        Its status line (how it ended, what changed, what to do).
+    iterations : tuple of int
+    losses, smoothed : tuple of float
+        Its loss curve: every plotted iteration, its loss and the moving average.
+    """
+
+    summary: str
+    iterations: tuple[int, ...]
+    losses: tuple[float, ...]
+    smoothed: tuple[float, ...]
+
+
 @dataclass
 class HistoryEntry:
     """An earlier model kept for "go back".
@@ -88,6 +107,8 @@ class ModelState(QObject):
         # the history entry Fine-tune's Go back offers (the model before its last run): kept
         # here, not in the widget, so that a dock closed and opened again still offers it
         self.offered_go_back: HistoryEntry | None = None
+        # what that fine-tune's section showed (its status line and loss curve)
+        self.last_run: LastRun | None = None
         # the annotation layer (weakly: removing it frees it), its base, its fine-tuned model
         self._rounds: tuple[weakref.ref, UNet, UNet] | None = None
 
