@@ -1,6 +1,7 @@
 """Hostile and broken checkpoints are refused before anything large is allocated."""
 
 import os
+import re
 import zipfile
 
 import numpy as np
@@ -8,11 +9,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from helpers import HOSTILE_CONFIG, refuse_building, rewrite_metadata, torch_archive
+from helpers import HOSTILE_CONFIG, refuse_building, rewrite_metadata, tiny_model, torch_archive
 from napari_unet import CheckpointError, load_model, save_model
 from napari_unet.cli import main
 from napari_unet.core import checkpoint as checkpoint_module
-from napari_unet.core.checkpoint import checkpoint_info, new_model, read_checkpoint
+from napari_unet.core.checkpoint import (
+    checkpoint_info,
+    foreign_file_kind,
+    new_model,
+    read_checkpoint,
+)
 
 
 @pytest.fixture
@@ -164,3 +170,30 @@ def test_info_reads_no_weights_of_a_safetensors_file(saved, monkeypatch):
     monkeypatch.setattr(type(opened), "get_tensor", refuse)
     info = checkpoint_info(saved)
     assert info["parameters"] == sum(p.numel() for p in new_model(HOSTILE_CONFIG).parameters())
+
+
+@pytest.mark.parametrize(
+    ("start", "kind"),
+    [
+        (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+        (b"II*\x00\x08\x00\x00\x00", "a TIFF image"),
+        (b"\xff\xd8\xff\xe0", "a JPEG image"),
+        (b"PK\x03\x04", "a zip archive"),
+        (b"\x93NUMPY\x01\x00", "a NumPy array (.npy)"),
+        ("# Notes\nslice 3 → nuclei\n".encode(), "a text file"),
+    ],
+)
+def test_a_file_of_another_kind_is_named_when_opened_as_a_model(tmp_path, start, kind):
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(start + bytes(64) if kind != "a text file" else start)
+    with pytest.raises(CheckpointError, match=f"{re.escape(kind)}, not a model"):
+        load_model(path)
+
+
+def test_a_damaged_checkpoint_is_not_called_another_kind_of_file(tmp_path):
+    path = save_model(tiny_model(), tmp_path / "m.safetensors")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    assert foreign_file_kind(path) is None
+    with pytest.raises(CheckpointError, match="not a readable safetensors checkpoint"):
+        load_model(path)

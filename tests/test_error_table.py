@@ -169,6 +169,7 @@ def _bioimageio_bomb(tmp):
 
 #: A pickle that would import os (refused by torch.load(weights_only=True)).
 PICKLE = b"\x80\x04\x95\x0b\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94."
+PNG_START = b"\x89PNG\r\n\x1a\n" + bytes(56)  # the signature of a PNG image
 
 
 def _foreign_bioimageio(rdf):
@@ -233,6 +234,8 @@ CASES = {
     ),
     "checkpoint of another format": lambda tmp: load_model(_file(tmp, "m.safetensors", b"\0" * 64)),
     "pickle file named .pt": lambda tmp: load_model(_file(tmp, "m.pt", PICKLE)),
+    "an image opened as a model": lambda tmp: load_model(_file(tmp, "m.png", PNG_START)),
+    "a text file opened as a model": lambda tmp: load_model(_file(tmp, "notes.txt", b"x = 1\n")),
     "checkpoint format_version inf": lambda tmp: _with_metadata(tmp, format_version=math.inf),
     "checkpoint format_version null": lambda tmp: _with_metadata(tmp, format_version=None),
     "checkpoint format_version a list": lambda tmp: _with_metadata(tmp, format_version=[1]),
