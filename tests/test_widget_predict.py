@@ -209,3 +209,22 @@ def test_prediction_copied_into_the_unpainted_pixels_of_the_slice_in_view(
     assert annotate.update_counts()[2] == int(np.count_nonzero(expected == 2))
     layer.undo()
     assert np.count_nonzero(layer.data[1]) == 100  # the copy is one undoable edit
+
+
+def test_predict_says_when_an_rgb_image_is_read_as_its_luminance(qtbot, dock):
+    viewer, widget = dock
+    grey = viewer.layers["discs"].data
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert "luminance" not in widget.predict.status.text()  # a grey image: read as shown
+    rgb = np.stack([grey, grey * 0.5, grey * 0.25], axis=-1)
+    viewer.add_image(rgb, name="colour", rgb=True)
+    widget.predict.image_picker.combo.value = viewer.layers["colour"]
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    said = widget.predict.status.text()
+    assert said.startswith("Done:") and "RGB image was read as its luminance" in said
+    luminance = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+    model = model_state(viewer).model
+    expected = predict(luminance, model, tile_size=widget.predict.tile_size.value or None)
+    np.testing.assert_allclose(
+        viewer.layers["colour probabilities"].data, expected[1], rtol=1e-4, atol=1e-5
+    )

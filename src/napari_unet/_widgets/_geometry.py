@@ -85,6 +85,16 @@ class ImageGeometry:
             f"{axis}, 0)), or split them (right-click the layer, Split Stack) and use one."
         )
 
+    def reading_note(self, in_channels: int) -> str:
+        """A sentence when the image is not read as it is shown: an RGB(A) image for a
+        one-channel model is read as its luminance (alpha dropped); "" otherwise."""
+        if not self.rgb or in_channels != 1:
+            return ""
+        return (
+            " The RGB image was read as its luminance (0.299 R + 0.587 G + 0.114 B): "
+            "the model takes one channel."
+        )
+
     @property
     def spatial_shape(self) -> tuple[int, ...]:
         """The shape without the channel axis: (..., Y, X)."""

@@ -71,6 +71,7 @@ class PredictWidget(QWidget, PredictControls):
         self.worker: GeneratorWorker | None = None
         self._stop = threading.Event()
         self._target: tuple[napari.layers.Image, ImageGeometry, list[str]] | None = None
+        self._reading_note = ""
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
         self._augmentation_of: Any = None  # weak reference to the model the TTA box followed
         defaults = PredictConfig()
@@ -153,6 +154,7 @@ class PredictWidget(QWidget, PredictControls):
             show_warning(f"The model is busy ({self.state.busy}); stop it or wait, then run.")
             return None
         self._target = (image, geometry, lineage(model))
+        self._reading_note = geometry.reading_note(model.config.in_channels)
         self._stop = threading.Event()
         self.status.setText("Starting…")
         self._set_running(True)
@@ -200,7 +202,7 @@ class PredictWidget(QWidget, PredictControls):
             return
         if self._target is not None:
             image, geometry, model_lineage = self._target
-            layers = self.show_outputs(result.value, image, geometry)
+            layers = self.show_outputs(result.value, image, geometry, self._reading_note)
             remember_model(layers["mask"], model_lineage)
 
     def _on_finish(self) -> None:
@@ -215,9 +217,14 @@ class PredictWidget(QWidget, PredictControls):
 
     # ---- outputs ---------------------------------------------------------------
     def show_outputs(
-        self, result: PredictionResult, image: napari.layers.Image, geometry: ImageGeometry
+        self,
+        result: PredictionResult,
+        image: napari.layers.Image,
+        geometry: ImageGeometry,
+        note: str = "",
     ) -> dict[str, napari.layers.Layer]:
-        """Put the outputs into this plugin's output layers of ``image``.
+        """Put the outputs into this plugin's output layers of ``image``; ``note`` ends
+        the status line (how the image was read, see :meth:`ImageGeometry.reading_note`).
 
         The class mask is shown, under the image's annotation layer if it has one
         (which stays the active layer, so the brush paints corrections there);
@@ -251,6 +258,7 @@ class PredictWidget(QWidget, PredictControls):
             + (hint if "uncertainty" in outputs else "")
             + "."
             + changes
+            + note
         )
         return layers
 
