@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from qtpy.QtCore import Qt
+from qtpy.QtCore import QPoint, Qt
 from qtpy.QtWidgets import QScrollArea
 
 from napari_unet._widgets import UNetWidget
@@ -30,3 +30,37 @@ def test_every_section_fits_the_dock_width(make_napari_viewer, qtbot):
             return section.minimumSizeHint().width() <= viewport and section.width() <= viewport
 
         qtbot.waitUntil(fits, timeout=5_000)
+
+
+def test_the_loss_curve_is_in_view_without_scrolling(make_napari_viewer, qtbot):
+    """At napari's default window size on a small screen, Start, the status and the loss
+    curve of the Fine-tune section show without scrolling: the options beyond the time
+    budget wait behind "More options", and still reach the run when hidden."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window._qt_window.resize(1066, 651)
+    widget = UNetWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="U-Net")
+    finetune, settings = widget.finetune, widget.finetune.settings
+    index = next(
+        i for i in range(widget.tabs.count()) if widget.tabs.widget(i).widget() is finetune
+    )
+    widget.tabs.setCurrentIndex(index)
+    scroll = widget.tabs.widget(index)
+    qtbot.waitExposed(finetune.plot)
+    assert not any(shown(control, settings) for control in settings.advanced)
+
+    def plot_bottom() -> int:
+        return finetune.plot.mapTo(finetune, QPoint(0, finetune.plot.height())).y()
+
+    qtbot.waitUntil(lambda: plot_bottom() <= scroll.viewport().height(), timeout=5_000)
+    settings.more.value = True
+    assert all(shown(control, settings) for control in settings.advanced)
+    qtbot.waitUntil(lambda: plot_bottom() > scroll.viewport().height(), timeout=5_000)
+    settings.iterations.value, settings.w0.value = 7, 3.0
+    settings.more.value = False
+    assert settings.train_config().iterations == 7 and settings.weight_config().w0 == 3.0
+
+
+def shown(control, container) -> bool:
+    """Whether ``control`` shows when ``container`` does (its own and its label's)."""
+    return control.native.isVisibleTo(container.native)

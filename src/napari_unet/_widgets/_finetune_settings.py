@@ -33,23 +33,35 @@ class FinetuneSettings(Container):
             tooltip="Fine-tune again from the model you started these annotations with, on all "
             "their strokes, instead of training the last result further (which drifts).",
         )
+        self.more = CheckBox(
+            text="More options",
+            value=False,
+            tooltip="Iterations, learning rate, augmentation, the paper's border weights and "
+            "the device. Their defaults are the ones the annotation-loop benchmark checks.",
+        )
+        self.advanced = (
+            self.iterations,
+            self.learning_rate,
+            self.lr_schedule,
+            self.elastic,
+            self.elastic_std,
+            self.w0,
+            self.sigma,
+            self.device,
+        )
         super().__init__(
-            widgets=[
-                self.seconds,
-                self.iterations,
-                self.learning_rate,
-                self.lr_schedule,
-                self.elastic,
-                self.elastic_std,
-                self.w0,
-                self.sigma,
-                self.device,
-                self.live_preview,
-                self.from_base,
-            ]
+            widgets=[self.seconds, self.live_preview, self.from_base, self.more, *self.advanced]
         )
         self.margins = (0, 0, 0, 0)
         self.elastic.changed.connect(self._update_enabled)
+        self.more.changed.connect(self._show_more)
+        self._show_more()
+
+    def _show_more(self, *_: Any) -> None:
+        """Show the options beyond the time budget only when asked: the defaults suit a
+        first run, and hidden they leave Start, the status and the loss curve in view."""
+        for control in self.advanced:
+            control.visible = bool(self.more.value)
 
     def _create_budget_controls(self) -> None:
         """Time and iteration budget, learning rate and its schedule."""
