@@ -24,6 +24,7 @@ import tifffile
 import torch
 
 from napari_unet import ModelConfig, TrainConfig, UNet
+from napari_unet.config import TRAINED_ITERATIONS
 from napari_unet.core.checkpoint import checkpoint_info, new_model, read_checkpoint, save_model
 from napari_unet.core.postprocess import prediction_mask
 
@@ -126,6 +127,13 @@ def run(qtbot, widget, start, timeout=60_000):
 
 
 # --- models -----------------------------------------------------------------------------
+
+
+def as_trained(model: UNet) -> UNet:
+    """``model`` with a training history of :data:`TRAINED_ITERATIONS` iterations, as a
+    bundled or saved model has: runs on it are fine-tunes (distilled, 1e-4, capped)."""
+    model.metadata["training_history"] = [{"iterations": TRAINED_ITERATIONS}]
+    return model
 
 
 def tiny_model(seed=0, **config) -> UNet:

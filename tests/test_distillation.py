@@ -1,8 +1,16 @@
 import numpy as np
 import torch
 
+from helpers import as_trained
 from napari_unet import ModelConfig, TrainConfig
+from napari_unet.config import (
+    FINETUNE_ITERATIONS,
+    FINETUNE_LEARNING_RATE,
+    SCRATCH_LEARNING_RATE,
+    TRAINED_ITERATIONS,
+)
 from napari_unet.core.checkpoint import new_model
+from napari_unet.training import loop
 from napari_unet.training.distillation import (
     Teacher,
     distillation_loss,
@@ -11,6 +19,7 @@ from napari_unet.training.distillation import (
     teacher_border_weights,
 )
 from napari_unet.training.loop import finetune
+from napari_unet.training.schedule import with_iteration_budget
 
 
 def test_mask_is_zero_on_strokes_and_near_contradicting_ones():
@@ -59,9 +68,7 @@ def test_teacher_is_a_frozen_copy():
 
 
 def _trained_model():
-    model = new_model(ModelConfig(base_features=4, depth=1), seed=0)
-    model.metadata["training_history"] = [{"iterations": 1}]
-    return model
+    return as_trained(new_model(ModelConfig(base_features=4, depth=1), seed=0))
 
 
 def _image_and_strokes(size=64):
@@ -152,3 +159,29 @@ def test_teacher_border_weights_weigh_the_gap_its_prediction_closes():
     # object there, so no pixel is background between two of its objects
     open_gaps = teacher_border_weights(probabilities, w0=30.0, close_gaps=False)[0].numpy()
     assert np.all(open_gaps == 1.0)
+
+
+def test_a_model_trained_for_a_few_iterations_keeps_training_as_a_new_one(monkeypatch):
+    """A first run cut short (a busy machine) leaves a model still learning: the next run
+    trains it as a new model, not as a fine-tune towards itself."""
+    image, strokes = _image_and_strokes()
+    config = TrainConfig(seconds=None, iterations=2, batch_size=2)
+    short, enough = TRAINED_ITERATIONS - 1, TRAINED_ITERATIONS
+    monkeypatch.setattr(loop, "stroke_share_threshold", lambda *args: 0.77)
+    for earlier, trained in (([42], False), ([short], False), ([enough], True), ([40, 260], True)):
+        model = new_model(ModelConfig(base_features=4, depth=1), seed=0)
+        model.metadata["training_history"] = [{"iterations": n} for n in earlier]
+        model.metadata["background_threshold"] = 0.9  # its last estimate, or a carried one
+        assert has_been_trained(model) is trained
+        budget = with_iteration_budget(TrainConfig(seconds=60.0), model)
+        assert budget.iterations == (FINETUNE_ITERATIONS if trained else None)
+        for _ in finetune(model, [image], [strokes], config):
+            pass
+        run = model.metadata["training_history"][-1]
+        assert run["distilled"] is trained
+        rate = FINETUNE_LEARNING_RATE if trained else SCRATCH_LEARNING_RATE
+        assert run["train_config"]["learning_rate"] == rate
+        assert run["weight_config"]["class_balance"] is (not trained)
+        if not trained:  # estimated from the strokes again, not carried from itself
+            assert model.metadata["background_threshold"] == 0.77
+            assert model.metadata["close_gaps"] is False

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from helpers import tiny_model
+from helpers import as_trained, tiny_model
 from napari_unet import TrainConfig
 from napari_unet.config import FINETUNE_ITERATIONS
 from napari_unet.training.loop import finetune
@@ -12,9 +12,7 @@ from napari_unet.training.schedule import with_iteration_budget
 
 def _model(trained: bool):
     model = tiny_model()
-    if trained:
-        model.metadata["training_history"] = [{"iterations": 1}]
-    return model
+    return as_trained(model) if trained else model
 
 
 def _strokes(size=64):

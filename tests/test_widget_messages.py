@@ -7,7 +7,7 @@ import pytest
 
 from napari_unet._widgets._evaluate import semantic_offset
 from napari_unet._widgets._model import default_save_name
-from napari_unet._widgets._state import NEW_MODEL_NAME
+from napari_unet._widgets._state import NEW_MODEL_NAME, trained_name
 from napari_unet._widgets._tasks import explain
 
 
@@ -21,6 +21,7 @@ from napari_unet._widgets._tasks import explain
      ("nuclei", "nuclei.safetensors"),
      (NEW_MODEL_NAME, "new-model.safetensors"),
      (f"{NEW_MODEL_NAME} (fine-tuned)", "new-model-fine-tuned.safetensors"),
+     (trained_name(NEW_MODEL_NAME), "new-model-trained.safetensors"),
      ("", "unet.safetensors")],
 )  # fmt: skip
 def test_the_save_name_keeps_the_name_and_marks_a_fine_tune(name, proposed):
@@ -48,3 +49,15 @@ def test_out_of_memory_advice_fits_the_task():
     assert "CPU as device" in finetune and "live preview" in finetune
     assert "tile size" in explain(error, "Prediction").error
     assert "tile size" not in explain(MemoryError(), "Loss weights").error
+
+
+@pytest.mark.parametrize(
+    ("name", "after"),
+    [(NEW_MODEL_NAME, "new model (trained)"),
+     ("new model (trained)", "new model (trained)"),
+     ("nuclei", "nuclei (fine-tuned)"),
+     ("nuclei (fine-tuned)", "nuclei (fine-tuned)"),
+     ("cells.safetensors", "cells.safetensors (fine-tuned)")],
+)  # fmt: skip
+def test_a_trained_model_is_named_trained_not_untrained(name, after):
+    assert trained_name(name) == after

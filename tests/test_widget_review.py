@@ -11,6 +11,9 @@ from napari.utils.notifications import NotificationSeverity
 from helpers import annotate, discs_image, run, tiny_model
 from napari_unet._widgets import model_state
 from napari_unet._widgets._finetune_job import FinetuneUpdate
+from napari_unet._widgets._finetune_text import run_summary
+from napari_unet.config import TRAINED_ITERATIONS
+from napari_unet.evaluation.review import ClassChanges
 from napari_unet.training.loop import TrainProgress
 
 pytestmark = pytest.mark.gui
@@ -151,9 +154,31 @@ def test_a_first_run_names_the_threshold_its_strokes_gave(dock):
     model.metadata["close_gaps"] = False
     said = finetune.result_text(progress, stopped=False)
     assert "up to it and leaves gaps open)." in said
-    model.metadata["training_history"].append({"iterations": 5})  # a later run: carried
-    assert "Boundary threshold" not in finetune.result_text(progress, stopped=False)
+    model.metadata["training_history"].append({"iterations": 5})  # still learning: from strokes
+    assert "up to it and leaves gaps open)." in finetune.result_text(progress, stopped=False)
+    model.metadata["training_history"] = [{"iterations": TRAINED_ITERATIONS}, {"iterations": 5}]
+    assert "Boundary threshold" not in finetune.result_text(progress, stopped=False)  # carried
     finetune._request = None
+
+
+def test_a_new_model_that_calls_everything_one_class_is_said_to_need_more_training():
+    model = tiny_model()
+    request = SimpleNamespace(model=model, compare_plane=())
+    progress = TrainProgress(42, 0.69, 0.69, elapsed=60.0, fraction=1.0)
+    one_class = ClassChanges(total=100, changed=0, gained={}, present={1: 100})
+    both = ClassChanges(total=100, changed=30, gained={2: 30}, present={1: 70, 2: 30})
+    model.metadata["background_threshold"] = 0.53
+    model.metadata["training_history"] = [{"iterations": 42}]  # its first run, cut short
+    said = run_summary(progress, request, one_class, stopped=False)
+    assert "The model still calls all of it background: it has not learnt" in said
+    assert "Press Start again" in said and "Boundary threshold" not in said
+    assert said.endswith("Go back:")
+    assert "not learnt" not in run_summary(progress, request, both, stopped=False)
+    model.metadata["training_history"] = [{"iterations": 40}, {"iterations": 42}]
+    assert "not learnt" in run_summary(progress, request, one_class, stopped=False)
+    # a trained model fine-tuned on a slice without objects: one class is no failure
+    model.metadata["training_history"] = [{"iterations": TRAINED_ITERATIONS}, {"iterations": 42}]
+    assert "not learnt" not in run_summary(progress, request, one_class, stopped=False)
 
 
 def test_evaluation_is_cleared_when_the_image_or_prediction_changes(qtbot, dock):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import annotate, run
+from helpers import annotate, as_trained, run
 from napari_unet._widgets import model_state
+from napari_unet.config import SCRATCH_LEARNING_RATE
+from napari_unet.training import distillation
 
 pytestmark = pytest.mark.gui
 
@@ -27,8 +29,7 @@ def _distance(first, second) -> float:
 
 def _as_trained(model):
     """``model`` with a training run in its history (as a bundled or saved model has)."""
-    model.metadata["training_history"] = [{"iterations": 1}]
-    return model
+    return as_trained(model)
 
 
 def test_a_second_run_restarts_from_the_base_with_all_strokes(qtbot, dock):
@@ -54,7 +55,8 @@ def test_a_second_run_restarts_from_the_base_with_all_strokes(qtbot, dock):
     assert _same(_weights(state.model), first)
 
 
-def test_a_new_models_later_runs_start_from_its_first_trained_run(qtbot, dock):
+def test_a_new_models_later_runs_start_from_its_first_trained_run(qtbot, dock, monkeypatch):
+    monkeypatch.setattr(distillation, "TRAINED_ITERATIONS", 15)  # the dock's runs: 15 each
     viewer, widget = dock
     state, finetune = model_state(viewer), widget.finetune
     annotate(viewer, widget)  # the dock's model was never trained
@@ -69,6 +71,24 @@ def test_a_new_models_later_runs_start_from_its_first_trained_run(qtbot, dock):
     history = state.model.metadata["training_history"]
     assert len(history) == 2 and history[0] == first_run
     assert _same(_weights(state.model), second)
+
+
+def test_a_new_model_still_learning_trains_on_as_a_new_one(qtbot, dock):
+    """A first run too short to train it (fewer than TRAINED_ITERATIONS iterations) leaves
+    the model still learning: each later run continues its training, as a new model's."""
+    viewer, widget = dock
+    state, finetune = model_state(viewer), widget.finetune
+    finetune.settings.learning_rate.value = None  # auto: as chosen for the model
+    annotate(viewer, widget)
+    weights = []
+    for _ in range(3):
+        run(qtbot, finetune, finetune.start_finetune)
+        weights.append(_weights(state.model))
+    history = state.model.metadata["training_history"]
+    assert [run["iterations"] for run in history] == [15, 15, 15]  # none undone
+    assert not any(run["distilled"] for run in history)
+    assert {run["train_config"]["learning_rate"] for run in history} == {SCRATCH_LEARNING_RATE}
+    assert not _same(weights[2], weights[1]) and not _same(weights[1], weights[0])
 
 
 def test_without_the_option_runs_train_the_last_result_further(qtbot, dock):

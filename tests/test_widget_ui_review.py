@@ -283,6 +283,9 @@ def test_a_dock_opened_again_still_offers_to_go_back(qtbot, dock):
     assert finetune.status.text() == said  # what the run ended with, Go back prompt included
     assert finetune.plot.iterations == curve  # and its loss curve
     assert list(finetune.plot.raw_line.get_xdata()) == curve
+    preview = viewer.layers["discs preview"]
+    assert preview.visible
     assert finetune.go_back.go_back()
     assert state.model is not tuned and not finetune.back_button.enabled
+    assert not preview.visible  # it showed the model undone
     assert finetune.status.text().startswith("Back to “tiny”")

@@ -101,6 +101,13 @@ FINETUNE_LEARNING_RATE: float = 1e-4
 #: 0 and 4 of 12 at 100 (same seeds); at 50, 0 and 6 of 12 (BENCHMARKS.md, annotation loop).
 FINETUNE_ITERATIONS: int = 100
 
+#: A model whose training history holds fewer iterations than this is still learning, not
+#: trained: a run on it continues its training as a new model's (the scratch learning rate,
+#: class balance, its whole time budget, no distillation towards it). A first run cut
+#: short (a busy or slow machine: 42 iterations in 60 s) left a model at chance that later
+#: runs could not move as fine-tunes (1e-4, 100 iterations, pulled towards it).
+TRAINED_ITERATIONS: int = 300
+
 #: The time budget of a run (s) in the widget, ``napari-unet train`` and the core alike.
 #: A new model trains for all of it: the first minute that issue 14 asks to be competitive
 #: (the new-domain benchmark gives it 750 iterations, about 60 s at 2 threads). A trained

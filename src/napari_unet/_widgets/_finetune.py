@@ -33,8 +33,8 @@ from ._go_back import GoBackButton
 from ._layers import LayerCombo, annotated_planes
 from ._loss_weights import LossWeights
 from ._plot import LossPlot
-from ._preview import put_preview
-from ._state import FINE_TUNED_MARK, LastRun, model_state, real_viewer
+from ._preview import hide_previews, put_preview
+from ._state import LastRun, model_state, real_viewer, trained_name
 from ._tasks import PROGRESS_STEPS, JobResult, start_job, taken_out_of_its_dock
 
 
@@ -329,6 +329,7 @@ class FinetuneWidget(QWidget):
             )
 
     def _on_went_back(self, name: str) -> None:
+        hide_previews(self.viewer)
         self.status.setText(
             f"Back to “{name}”, the model before this fine-tune. Predict again to see its results."
         )
@@ -386,8 +387,7 @@ class FinetuneWidget(QWidget):
         metadata["description"] = trained_description(
             metadata.get("description"), request.image_name
         )
-        if not self.state.name.endswith(FINE_TUNED_MARK):
-            self.state.name += FINE_TUNED_MARK
+        self.state.name = trained_name(self.state.name)
         self.state.model_changed.emit()
         return True
 

@@ -9,6 +9,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBo
 from ..config import (
     FINETUNE_ITERATIONS,
     TIME_BUDGET_SECONDS,
+    TRAINED_ITERATIONS,
     AugmentConfig,
     TrainConfig,
     WeightConfig,
@@ -87,7 +88,8 @@ class FinetuneSettings(Container):
             choices=[("auto", None), *((f"{rate:g}", rate) for rate in LEARNING_RATES)],
             value=None,
             tooltip="Adam's learning rate at the start of the run. auto: 1e-3 for a new "
-            "model, 1e-4 to fine-tune a trained one (faster rates undo what it knew).",
+            f"model (or one trained for fewer than {TRAINED_ITERATIONS} iterations), 1e-4 to "
+            "fine-tune a trained one (faster rates undo what it knew).",
         )
         self.lr_schedule = ComboBox(
             label="Rate schedule",

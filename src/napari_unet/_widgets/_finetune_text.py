@@ -7,6 +7,8 @@ from typing import Any
 import numpy as np
 
 from ..evaluation.review import ClassChanges, class_names
+from ..training.distillation import still_learning
+from ..training.history import not_learnt_yet
 from ..training.sampling import AnnotationError, check_classes_present
 from ._finetune_job import FinetuneUpdate, TrainingRequest
 
@@ -47,7 +49,15 @@ def run_summary(
             if plane
             else "the image"
         )
-        text += f" On {where}, {changes.describe(class_names(request.model))}."
+        names = class_names(request.model)
+        text += f" On {where}, {changes.describe(names)}."
+        if not_learnt_yet(request.model, changes):
+            (only,) = changes.present
+            return text + (
+                f" The model still calls all of it {names.get(only, f'class {only}')}: it has "
+                "not learnt to tell the classes apart yet. Press Start again to train it "
+                "further (each run continues where this one ended)." + GO_BACK_PROMPT
+            )
     if request is not None:
         text += threshold_text(request.model)
     return text + GO_BACK_PROMPT
@@ -62,9 +72,11 @@ def kept_loss(progress: Any, request: TrainingRequest | None) -> float:
 
 
 def threshold_text(model: Any) -> str:
-    """After a model's first run: the background threshold its strokes gave, if any."""
+    """After a run that trained a model still learning (its first, say): the background
+    threshold its strokes gave, if any."""
     info = model.info
-    if len(info.training_history) != 1 or info.background_threshold == 0.5:
+    earlier = [run.iterations for run in info.training_history[:-1]]
+    if not info.training_history or info.background_threshold == 0.5 or not still_learning(earlier):
         return ""
     return (
         f" Boundary threshold from your strokes: {info.background_threshold:.2f} "

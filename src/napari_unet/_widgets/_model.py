@@ -21,9 +21,11 @@ from ._state import (
     DEFAULT_NEW_CONFIG,
     FINE_TUNED_MARK,
     NEW_MODEL_NAME,
+    TRAINED_MARK,
     UNTRAINED_MARK,
     model_state,
     real_viewer,
+    trained_name,
 )
 
 FROM_FILE = "checkpoint file…"
@@ -135,10 +137,12 @@ class ModelWidget(QWidget):
     def _select_current_source(self) -> None:
         """Show where the current model came from: its bundled name (also once it is
         fine-tuned), the new-model entry, or its checkpoint file."""
-        base = self.state.name.removesuffix(FINE_TUNED_MARK).removesuffix(UNTRAINED_MARK)
+        base = self.state.name.removesuffix(FINE_TUNED_MARK)
         source = self.state.model.info.source if self.state.has_model else None
-        if base in bundled_models() or base == NEW_MODEL_NAME:
+        if base in bundled_models():
             self.source.value = base
+        elif base in (NEW_MODEL_NAME, trained_name(NEW_MODEL_NAME)):
+            self.source.value = NEW_MODEL_NAME
         elif source and Path(source).is_file():
             self.source.value = FROM_FILE
             self.checkpoint_file.value = Path(source)
@@ -282,13 +286,15 @@ def default_save_name(name: str) -> str:
     str
         E.g. ``"cells.v2-fine-tuned.safetensors"``.
     """
-    fine_tuned = False
-    while name.endswith((FINE_TUNED_MARK, UNTRAINED_MARK)):
-        fine_tuned = fine_tuned or name.endswith(FINE_TUNED_MARK)
-        name = name.removesuffix(FINE_TUNED_MARK).removesuffix(UNTRAINED_MARK)
+    suffix = ""
+    marks = {FINE_TUNED_MARK: "-fine-tuned", TRAINED_MARK: "-trained", UNTRAINED_MARK: ""}
+    while name.endswith(tuple(marks)):
+        mark = next(mark for mark in marks if name.endswith(mark))
+        suffix = suffix or marks[mark]
+        name = name.removesuffix(mark)
     if name.lower().endswith(CHECKPOINT_SUFFIXES):
         name = name.rsplit(".", 1)[0]
-    name = (name.strip() or "unet") + ("-fine-tuned" if fine_tuned else "")
+    name = (name.strip() or "unet") + suffix
     return f"{name}.safetensors".replace(" ", "-")
 
 

@@ -10,7 +10,7 @@ import napari
 import numpy as np
 
 from ._geometry import ImageGeometry
-from ._layers import find_output, placement_for, show_output
+from ._layers import ROLE_KEY, find_output, is_output, placement_for, show_output
 
 
 @contextmanager
@@ -101,3 +101,10 @@ def put_preview(
         if annotation_name in layers and layers.index(annotation_name) < layers.index(layer):
             layers.move(layers.index(layer), layers.index(annotation_name))  # strokes on top
     return layer
+
+
+def hide_previews(viewer: napari.Viewer) -> None:
+    """Hide every live preview: after Go back it shows a model that is no longer current."""
+    for layer in viewer.layers:
+        if is_output(layer) and str(layer.metadata.get(ROLE_KEY, "")).endswith(":preview"):
+            layer.visible = False

@@ -32,8 +32,9 @@ DEFAULT_NEW_CONFIG = NEW_MODEL_CONFIG
 """A new model (also when nothing is bundled): :data:`~napari_unet.config.NEW_MODEL_CONFIG`,
 as ``napari-unet train --new`` makes it."""
 
-FINE_TUNED_MARK, UNTRAINED_MARK = " (fine-tuned)", " (untrained)"
-"""How a model's name says it was fine-tuned here, or was never trained."""
+FINE_TUNED_MARK, UNTRAINED_MARK, TRAINED_MARK = " (fine-tuned)", " (untrained)", " (trained)"
+"""How a model's name says it was fine-tuned here, was never trained, or was trained here
+from new (its untrained mark becomes this)."""
 
 NEW_MODEL_NAME = f"new model{UNTRAINED_MARK}"
 
@@ -249,6 +250,16 @@ def model_state(viewer: Any) -> ModelState:
     if state is None:
         state = _STATES[viewer] = ModelState()
     return state
+
+
+def trained_name(name: str) -> str:
+    """A model's name once a run trained it here: "new model (untrained)" becomes
+    "new model (trained)", "nuclei" "nuclei (fine-tuned)"; a marked name stays."""
+    if name.endswith(UNTRAINED_MARK):
+        return name.removesuffix(UNTRAINED_MARK) + TRAINED_MARK
+    if name.endswith((FINE_TUNED_MARK, TRAINED_MARK)):
+        return name
+    return name + FINE_TUNED_MARK
 
 
 def _now() -> str:

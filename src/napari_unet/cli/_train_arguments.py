@@ -9,6 +9,7 @@ from ..config import (
     FINETUNE_ITERATIONS,
     NEW_MODEL_CONFIG,
     TIME_BUDGET_SECONDS,
+    TRAINED_ITERATIONS,
     TrainConfig,
     WeightConfig,
 )
@@ -62,8 +63,8 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="iteration budget (with --seconds: first wins; default: "
-        f"{FINETUNE_ITERATIONS} for a trained model, "
-        "as the annotation-loop benchmark checks, none for a new one; 0: none)",
+        f"{FINETUNE_ITERATIONS} for a trained model ({TRAINED_ITERATIONS} iterations or more "
+        "in its history), as the annotation-loop benchmark checks, none for a new one; 0: none)",
     )
     parser.add_argument(
         "--learning-rate",

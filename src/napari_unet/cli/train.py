@@ -193,6 +193,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..config import AugmentConfig
     from ..core.metadata import trained_description
     from ..evaluation.review import class_changes, class_names
+    from ..training.history import not_learnt_yet
     from ..training.loop import finetune
 
     _check_numbers(args)
@@ -237,6 +238,11 @@ def run_train(args: argparse.Namespace) -> int:
     if not status:
         changes = class_changes(mask_before, _class_mask(model, images[0], args.device))
         print(f"on {args.images[0]}: {changes.describe(class_names(model))}")
+        if not_learnt_yet(model, changes):
+            print(
+                f"the model still calls all of {args.images[0]} one class: it has not learnt to "
+                "tell the classes apart yet; train it further (--model with this output)"
+            )
     _print_threshold(threshold_before, model.info.background_threshold, model.info.close_gaps)
     return status
 

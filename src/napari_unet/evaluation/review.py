@@ -6,7 +6,7 @@ and the annotation simulator of ``benchmarks/bench_annotation_loop.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -64,11 +64,14 @@ class ClassChanges:
         Pixels whose class differs.
     gained : dict of int to int
         For each label value, pixels that now have it and did not before.
+    present : dict of int to int
+        For each label value in the new mask, its pixels (empty: not counted).
     """
 
     total: int
     changed: int
     gained: dict[int, int]
+    present: dict[int, int] = field(default_factory=dict)
 
     @property
     def fraction(self) -> float:
@@ -100,10 +103,12 @@ def class_changes(before: np.ndarray, after: np.ndarray) -> ClassChanges:
     before, after = _two_masks(before, after)
     differs = before != after
     labels, counts = np.unique(after[differs], return_counts=True)
+    present, present_counts = np.unique(after, return_counts=True)
     return ClassChanges(
         total=int(before.size),
         changed=int(differs.sum()),
         gained={int(label): int(count) for label, count in zip(labels, counts)},
+        present={int(label): int(count) for label, count in zip(present, present_counts)},
     )
 
 

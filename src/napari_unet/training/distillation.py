@@ -18,12 +18,14 @@ paper's border term computed on the teacher's own objects.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 
 import numpy as np
 import torch
 from scipy import ndimage
 from torch.nn import functional as F
 
+from .._train_config import TRAINED_ITERATIONS
 from ..core.model import UNet
 from ..core.postprocess import prediction_mask
 from .weights import border_term
@@ -34,13 +36,33 @@ __all__ = [
     "distillation_mask",
     "has_been_trained",
     "sharpened",
+    "still_learning",
     "teacher_border_weights",
 ]
 
 
 def has_been_trained(model: UNet) -> bool:
-    """True if ``model`` has knowledge worth keeping (a training run in its history)."""
-    return bool(getattr(model, "metadata", {}).get("training_history"))
+    """True if ``model`` has knowledge worth keeping: training runs in its history of
+    :data:`~napari_unet.config.TRAINED_ITERATIONS` iterations or more in all.
+
+    A run that records no iteration count (an imported history) counts as enough.
+    """
+    history = getattr(model, "metadata", {}).get("training_history") or []
+    return not still_learning(
+        run.get("iterations") if isinstance(run, dict) else None for run in history
+    )
+
+
+def still_learning(iteration_counts: Iterable[int | None]) -> bool:
+    """Whether training runs of these iteration counts (None: not recorded, counted as
+    enough) leave a model still learning: fewer than
+    :data:`~napari_unet.config.TRAINED_ITERATIONS` in all; True for no run at all."""
+    total = 0
+    for iterations in iteration_counts:
+        if not isinstance(iterations, int):
+            return False
+        total += iterations
+    return total < TRAINED_ITERATIONS
 
 
 class Teacher:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.metadata import TrainingRun
+from .distillation import still_learning
 from .sampling import annotated_pixels
 
-__all__ = ["TrainProgress", "note_on_last_run", "record_run"]
+__all__ = ["TrainProgress", "not_learnt_yet", "note_on_last_run", "record_run"]
 
 
 @dataclass
@@ -81,6 +82,16 @@ def record_run(model, data, state, best, configs, distilled: bool) -> None:
     if metadata.get("source"):
         metadata["parent"] = metadata.pop("source")
     metadata["training_history"] = [*metadata.get("training_history", []), run.to_dict()]
+
+
+def not_learnt_yet(model, changes) -> bool:
+    """Whether the last run trained ``model`` as a new model (it was still learning:
+    :func:`~napari_unet.training.distillation.still_learning`) and left it calling every
+    compared pixel one class (``changes``: a
+    :class:`~napari_unet.evaluation.review.ClassChanges` with its ``present`` classes);
+    its strokes held two, so it has not learnt to tell them apart yet."""
+    earlier = [run.iterations for run in model.info.training_history[:-1]]
+    return len(changes.present) == 1 and still_learning(earlier)
 
 
 def note_on_last_run(model, **values) -> bool:

@@ -153,7 +153,7 @@ def finetune(
     output_size = model.output_size(patch_size)
     rng = np.random.default_rng(config.seed)
     teacher = _teacher(model, config, device)
-    starting = _starting_copy(model, teacher)
+    starting = _starting_copy(model, teacher) if was_trained else None
     context = config.context_patches if teacher else 0.0
     sampler = PatchSampler(data, patch_size, output_size, augment, rng, context)
     model.to(device).train()
@@ -186,15 +186,19 @@ def _calibrate(model: UNet, starting: UNet | None, was_trained: bool, data, devi
     ``starting`` if that had one, estimated from the strokes if ``model`` was new;
     ``data`` is (images, annotations)."""
     images, annotations = data
-    if starting is not None:
-        model.metadata["background_threshold"] = carried_threshold(
-            starting, model, images, annotations, device
-        )
-    elif not was_trained:
+    metadata = model.metadata
+    if not was_trained:  # also a model still learning: its last estimate is replaced
         threshold = stroke_share_threshold(model, images, annotations, device)
         if threshold != 0.5:  # boundaries thicker than the strokes imply: objects split
-            model.metadata["background_threshold"] = threshold
-            model.metadata["close_gaps"] = False
+            metadata["background_threshold"] = threshold
+            metadata["close_gaps"] = False
+        else:
+            metadata.pop("background_threshold", None)
+            metadata.pop("close_gaps", None)
+    elif starting is not None:
+        metadata["background_threshold"] = carried_threshold(
+            starting, model, images, annotations, device
+        )
 
 
 def _train_step(model, optimizer, sampler, setup, state: LoopState, best) -> None:
