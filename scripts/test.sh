@@ -23,8 +23,16 @@ then
     [ -x .venv/bin/python ] || $PYTHON -m venv .venv
     PYTHON=.venv/bin/python
 fi
-# CPU build of PyTorch first, so the package's torch>=2.10 needs nothing more.
+# PyTorch first, so the package's torch>=2.10 needs nothing more (the project's machines take
+# its CPU build from a local wheel; elsewhere on Linux pip may take the CUDA build).
 $PYTHON -m pip install -q torch==2.13.0
 $PYTHON -m pip install -q -e '.[testing]'
+# A CUDA build brings Triton, whose LLVM crashes napari drawn by Mesa under Xvfb (README,
+# Quick start); napari-unet does not use it.
+if $PYTHON -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("triton") is None)'
+then
+    echo "scripts/test.sh: uninstalling triton (it crashes napari under Xvfb; napari-unet does not use it)"
+    $PYTHON -m pip uninstall -y -q triton
+fi
 
 xvfb-run -a -s "-screen 0 1600x1200x24" $PYTHON -m pytest "$@"

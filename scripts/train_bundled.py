@@ -5,8 +5,10 @@ Usage::
     python scripts/train_bundled.py nuclei --threads 1         # 20 minutes
     python scripts/train_bundled.py em-membranes --threads 1   # 65 minutes
 
-The ``em-membranes`` recipe here is the 16-feature network bundled until 2026-12-02 (written
-to ``./em-membranes-16.safetensors`` unless ``--output`` says otherwise); the bundled
+Each writes to the current folder (``./nuclei.safetensors``, ``./em-membranes-16.safetensors``)
+unless ``--output`` says otherwise, never over the bundled file: copy it into
+``src/napari_unet/models`` to bundle it. The ``em-membranes`` recipe here is the 16-feature
+network bundled until 2026-12-02; the bundled
 ``em-membranes`` is now the 8-feature network of ``benchmarks/bench_width.py`` (the README's
 "Bundled models" gives its commands).
 
@@ -20,8 +22,8 @@ Variants tried and not adopted (docs/experiments/bundled_models.md, 2026-12-02 0
 Each run converts the ground truth to the annotation convention (1 = background,
 2 = object), writes it as TIFF files in a temporary folder, and trains a fresh
 U-Net with ``napari-unet train`` in the recipe's phases (minutes, learning rate,
-extra options), one thread, fixed seed, then stores the weights in float16 in
-``src/napari_unet/models``. ``--start-phase N --init CHECKPOINT`` resumes a recipe.
+extra options), one thread, fixed seed, then stores the weights in float16.
+``--start-phase N --init CHECKPOINT`` resumes a recipe.
 Held-out data (never trained on): ISBI slices 15-19; the right half (x >= 256) of
 the DSB 2018 image. The committed ``nuclei`` weights were trained when
 ``annotation_from_instances`` opened 2-pixel gaps between touching nuclei; it now
@@ -117,6 +119,12 @@ def write_pairs(folder: Path, images, annotations) -> tuple[list[str], list[str]
     return image_paths, label_paths
 
 
+def default_output(name: str) -> Path:
+    """Where a recipe's checkpoint goes without ``--output``: the current folder, never over a
+    bundled model (the em-membranes recipe is the previous, 16-feature network)."""
+    return Path(f"{'em-membranes-16' if name == 'em-membranes' else name}.safetensors")
+
+
 def train(
     name: str,
     threads: int,
@@ -134,10 +142,7 @@ def train(
         images, annotations = em_data()
     else:
         images, annotations = nuclei_data(**(nuclei_options or {}))
-    if output is None:  # the em-membranes recipe is the previous, 16-feature network: it
-        # goes to the current folder, not over the bundled 8-feature one
-        bundled = MODELS / f"{name}.safetensors"
-        output = Path("em-membranes-16.safetensors") if name == "em-membranes" else bundled
+    output = output or default_output(name)
     with tempfile.TemporaryDirectory() as folder:
         image_paths, label_paths = write_pairs(Path(folder), images, annotations)
         common = [
@@ -205,7 +210,7 @@ def main() -> None:
         "--output",
         type=Path,
         default=None,
-        help="default: the bundled file (em-membranes: ./em-membranes-16.safetensors)",
+        help="default: ./nuclei.safetensors or ./em-membranes-16.safetensors",
     )
     parser.add_argument(
         "--large-synthetic", type=int, default=0, help="nuclei: extra images of larger nuclei"
@@ -213,7 +218,6 @@ def main() -> None:
     parser.add_argument("--zoom", type=float, default=1.0, help="nuclei: add resized copies")
     parser.add_argument("--rate", default=None, help="learning rate of every phase run")
     args = parser.parse_args()
-    MODELS.mkdir(parents=True, exist_ok=True)
     path = train(
         args.model,
         args.threads,

@@ -42,6 +42,11 @@ def test_bundled_nuclei_says_what_the_training_script_says():
         assert metadata[key] == recipe[key], key
     for module_name, function in re.findall(r"(napari_unet[\w.]*)\.(\w+)", recipe["trained_on"]):
         assert callable(getattr(importlib.import_module(module_name), function))
+    # run without --output, the script writes to the current folder, never over a bundled file
+    bundled = {path.resolve() for path in train_bundled.MODELS.glob("*.safetensors")}
+    for name in train_bundled.RECIPES:
+        output = train_bundled.default_output(name)
+        assert not output.is_absolute() and output.resolve() not in bundled
 
 
 def test_models_command_lists_bundled_models(capsys):
