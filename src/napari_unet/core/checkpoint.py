@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import warnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -267,7 +268,9 @@ def foreign_file_kind(path: Path) -> str | None:
 def _read_torch(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     check_torch_archive(path)
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a plain pickle: refused below, in one line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise CheckpointError(
             f"{path}: refused or unreadable: only plain tensors are loaded from .pt/.pth files "
