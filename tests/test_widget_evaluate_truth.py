@@ -39,6 +39,7 @@ def test_semantic_refuses_instance_labels_saying_to_choose_instances(evaluate_pa
     assert evaluate_against(viewer, panel, instances, "instance truth") is None
     messages = [str(n.message) for n in notifications]
     assert any("instance labels" in m and "'instances'" in m for m in messages), messages
+    assert any("0 = membrane, 255 = interior (choose 'membranes')" in m for m in messages)
     assert panel.result.text() == ""
 
 
@@ -69,3 +70,28 @@ def test_semantic_refuses_a_binary_mask_for_a_model_of_3_classes(evaluate_panel,
 def test_the_metrics_choice_states_the_conventions(evaluate_panel):
     _viewer, panel = evaluate_panel
     assert "0 = not scored, 1 = background" in panel.kind.tooltip
+
+
+def test_the_metrics_follow_the_model_until_the_user_picks_them(dock):
+    viewer, widget = dock
+    panel, state = widget.predict.evaluation, model_state(viewer)
+    membranes = tiny_model(seed=1)
+    membranes.metadata["class_names"] = ["membrane", "cell"]
+    state.set_model(membranes, "em")
+    assert panel.kind.value == "membranes"
+    state.set_model(tiny_model(seed=2), "tiny")  # class names of its own: background, ...
+    assert panel.kind.value == "instances"
+    panel.kind.value = "semantic"  # the user's choice stays
+    state.set_model(membranes, "em")
+    assert panel.kind.value == "semantic"
+
+
+def test_a_ground_truth_opened_as_an_image_is_named_with_how_to_convert_it(dock, notifications):
+    viewer, widget = dock
+    panel = widget.predict.evaluation
+    viewer.add_image(disc_labels(range(1, len(CENTRES) + 1)).astype(np.uint8), name="truth.tif")
+    widget.predict.image_picker.combo.value = viewer.layers["discs"]
+    assert panel.truth_picker.layer is None  # only Labels layers are listed
+    assert panel.run() is None
+    said = [str(n.message) for n in notifications]
+    assert any("“truth.tif” is an image layer" in m and "Convert to Labels" in m for m in said)

@@ -74,8 +74,10 @@ class AnnotateWidget(QWidget):
         self.counts.setWordWrap(True)
         hint = QLabel(
             "Paint a few strokes of background and of each foreground class, on one or "
-            "more slices, then fine-tune. Label 0 erases. Once the model is close, start "
-            "from its prediction and correct its mistakes."
+            "more slices, then fine-tune. What you want as objects (cells, nuclei) is a "
+            "foreground class; what separates them (membranes, gaps) is background. Label 0 "
+            "erases. Once the model is close, start from its prediction and correct its "
+            "mistakes."
         )
         hint.setWordWrap(True)
         picker = Container(widgets=[self.image_picker.combo])

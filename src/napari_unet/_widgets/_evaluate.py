@@ -14,7 +14,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..evaluation.metrics import evaluate
 from ._geometry import ImageGeometry
-from ._layers import LayerCombo, find_output, is_annotation
+from ._layers import LayerCombo, find_output, is_annotation, is_output
 from ._state import model_state
 
 KINDS = {
@@ -72,6 +72,28 @@ class EvaluatePanel(QWidget):
             control.changed.connect(self.clear)
         self.image_picker.combo.changed.connect(self._follow_image)
         self._follow_image()
+        self._kind_chosen = False  # by the user: then the model no longer decides it
+        self.kind.changed.connect(self._note_kind_chosen)
+        self._state = model_state(viewer)
+        self._state.model_changed.connect(self.follow_model)
+        self.follow_model()
+
+    def follow_model(self, *_: Any) -> None:
+        """Metrics for what the current model segments, until the user picks them: a
+        model whose background class is named "membrane" (em-membranes) gets
+        'membranes', any other 'instances'."""
+        if self._kind_chosen or not self._state.has_model:
+            return
+        names = self._state.model.info.class_names or ()
+        kind = "membranes" if names and str(names[0]).lower() == "membrane" else "instances"
+        self.kind.changed.disconnect(self._note_kind_chosen)
+        try:
+            self.kind.value = kind
+        finally:
+            self.kind.changed.connect(self._note_kind_chosen)
+
+    def _note_kind_chosen(self, *_: Any) -> None:
+        self._kind_chosen = True
 
     def clear(self, *_: Any) -> None:
         """Forget the shown scores (they describe an earlier prediction or image)."""
@@ -135,7 +157,8 @@ class EvaluatePanel(QWidget):
     def _scores(self) -> dict[str, Any]:
         image, truth = self.image_picker.combo.value, self.truth_picker.combo.value
         if image is None or truth is None:
-            raise ValueError("Choose an image and a ground-truth Labels layer first.")
+            hint = self._hint()
+            raise ValueError(f"Choose an image and a ground-truth Labels layer first.{hint}")
         role, _ = KINDS[self.kind.value]
         prediction = find_output(self.viewer, image, role, Labels)
         if prediction is None:
@@ -162,6 +185,26 @@ class EvaluatePanel(QWidget):
             true = true.astype(np.int64) + offset
         scores = evaluate(predicted, true, kind=self.kind.value)
         return {**scores, "note": note} if note else scores
+
+    def _hint(self) -> str:
+        """Where a ground truth opened as an image layer (File → Open reads a label file
+        as one) can be made a Labels layer; "" when there is none."""
+        shape = self._prediction_shape()
+        opened = [
+            layer.name
+            for layer in self.viewer.layers
+            if isinstance(layer, napari.layers.Image)
+            and not is_output(layer)
+            and np.issubdtype(layer.dtype, np.integer)
+            and tuple(layer.data.shape) == shape
+            and layer is not self.image_picker.layer
+        ]
+        if not opened:
+            return ""
+        return (
+            f" “{opened[0]}” is an image layer: to use it as the ground truth, right-click it "
+            "in the layer list and choose Convert to Labels."
+        )
 
     def _n_classes(self, predicted: np.ndarray) -> int:
         """Classes of the current model, or more if the prediction holds more labels."""
@@ -206,7 +249,9 @@ def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tupl
         raise ValueError(
             f"The ground truth holds labels up to {top}, but 'semantic' takes class masks of "
             f"this model's {n_classes} classes (0 = not scored, 1 = background, 2 to "
-            f"{n_classes} = classes): these look like instance labels; choose 'instances'."
+            f"{n_classes} = classes): these look like instance labels (choose 'instances') "
+            "or a membrane map such as ISBI's 0 = membrane, 255 = interior (choose "
+            "'membranes')."
         )
     if top == 0:
         raise ValueError("The ground truth holds no labels (all 0 = not scored).")
