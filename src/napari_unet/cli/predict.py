@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from ..config import AUTO_TILE, PredictConfig, is_background_threshold
 from ._common import EXIT_BAD_INPUT, CliError, Termination, sigterm_interrupts, writable_folder
+from ._predict_inputs import check_inputs, parse_shard, selected_inputs
 from ._progress import ProgressBar
 
 if TYPE_CHECKING:
@@ -42,7 +43,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "exist are skipped.",
     )
     parser.add_argument(
-        "inputs", nargs="+", type=Path, help="TIFF/PNG images, zarr stores or folders of them"
+        "inputs",
+        nargs="+",
+        type=Path,
+        help="TIFF, PNG, JPEG, BMP or .npy images, zarr stores, or folders of them",
     )
     parser.add_argument("--model", required=True, help="bundled model name or checkpoint path")
     parser.add_argument("--output", required=True, type=Path, help="output folder")
@@ -172,6 +176,15 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
         help="torch CPU threads per file (default: all here, 1 on dask workers); results are "
         "bit-identical between runs with the same count",
     )
+    parser.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=None,
+        metavar="I/N",
+        help="predict only every N-th input from the I-th (1..N), so that the N tasks of a "
+        "job array share the inputs; slurm: I and N from SLURM_ARRAY_TASK_ID, "
+        "SLURM_ARRAY_TASK_MIN and SLURM_ARRAY_TASK_COUNT",
+    )
     cluster = parser.add_argument_group("many files (dask.distributed)")
     cluster.add_argument(
         "--scheduler", default=None, help="address of a dask scheduler, e.g. tcp://host:8786"
@@ -184,16 +197,14 @@ def _add_batch_options(parser: argparse.ArgumentParser) -> None:
 def run_predict(args: argparse.Namespace) -> int:
     """``napari-unet predict``: outputs per input as :mod:`napari_unet.io.batch` describes.
 
-    Every input's header is checked against the model before anything is
-    computed or written (a bad one: one line, exit 2). A file failing later is
-    reported on one line and the others go on; the exit status is then 2.
+    Every input's header (of this ``--shard``) is checked against the model before
+    anything is computed or written (bad ones: one line each, exit 2). A file failing
+    later, or whose outputs another run is writing, is reported on one line and the
+    others go on; the exit status is then 2.
     """
     from ..io.batch import cached_model, check_outputs, run_batch
-    from ..io.inputs import expand_inputs, probe_input
 
-    inputs = expand_inputs(args.inputs)
-    if not inputs:
-        raise CliError(f"no images or zarr stores found in {', '.join(map(str, args.inputs))}")
+    inputs = _listed_inputs(args)
     for name in ("workers", "threads", "batch_size"):
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -203,11 +214,15 @@ def run_predict(args: argparse.Namespace) -> int:
     most = 4 * (os.cpu_count() or 1)
     if args.workers is not None and args.workers > most:
         raise CliError(f"--workers {args.workers}: at most {most} here (4 per CPU)")
+    if args.output.exists() and not args.output.is_dir():
+        raise CliError(f"--output {args.output} is a file; give a folder (created if missing)")
     model = cached_model(args.model, args.device)
     options = _predict_options(args, model, _checked_strokes(args, inputs))
-    for path in inputs:
-        probe_input(path, model.config.in_channels, args.axes, args.output_format)
-    check_outputs(inputs, args.output)
+    check_outputs(inputs, args.output)  # all of them: shards must not collide either
+    inputs = selected_inputs(args, inputs)
+    if not inputs:
+        return 0
+    check_inputs(args, inputs, model.config.in_channels)
     output = writable_folder(args.output)
     on_cluster = args.scheduler is not None or bool(args.workers and len(inputs) > 1)
     bars = _FileProgress()
@@ -230,6 +245,25 @@ def run_predict(args: argparse.Namespace) -> int:
         print("napari-unet predict: terminated; unfinished outputs removed", file=sys.stderr)
         return 128 + signal.SIGTERM
     return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
+
+
+def _listed_inputs(args: argparse.Namespace) -> list[Path]:
+    """The inputs given, folders listed (less this package's outputs, said on stdout)."""
+    from ..io.inputs import FORMATS, expand_inputs
+
+    left_out: list[Path] = []
+    inputs = expand_inputs(args.inputs, left_out)
+    if left_out:
+        print(
+            f"left out {len(left_out)} outputs of napari-unet found among the inputs "
+            f"({left_out[0].name}, ...)"
+        )
+    if not inputs:
+        raise CliError(
+            f"no images or zarr stores found in {', '.join(map(str, args.inputs))} "
+            f"(napari-unet reads {FORMATS})"
+        )
+    return inputs
 
 
 def _checked_strokes(args: argparse.Namespace, inputs: list[Path]) -> tuple[tuple[str, str], ...]:
@@ -328,13 +362,12 @@ class _FileProgress:
             return
         if result.note:
             print(f"{result.path}: {result.note}")
+        found = f"{result.n_objects} object{'' if result.n_objects == 1 else 's'}"
         if len(result.outputs) == 1:
-            print(f"{result.path}: {result.n_objects} objects -> {result.outputs[0]}")
+            print(f"{result.path}: {found} -> {result.outputs[0]}")
         else:
             stem = result.outputs[0][: -len("_prob.tif")]
-            print(
-                f"{result.path}: {result.n_objects} objects -> {stem}_{{mask,prob,instances}}.tif"
-            )
+            print(f"{result.path}: {found} -> {stem}_{{mask,prob,instances}}.tif")
 
 
 def _background_threshold(text: str) -> float:

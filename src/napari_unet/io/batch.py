@@ -15,8 +15,9 @@ complete. Outputs record how they were made (:mod:`napari_unet.io.reruns`): an
 input whose outputs are all there and record this model, these options, this
 input, last mask and strokes and this package version is skipped; outputs that record
 something else are replaced only with ``overwrite`` (else the input fails,
-saying why); a partial set is recomputed. Temporaries left by killed runs
-beside the outputs are removed when a batch starts.
+saying why); a partial set, or a store lacking arrays, is recomputed. One run at a
+time writes an input's outputs (:mod:`napari_unet.io.locks`): the holder of their
+lock removes the temporaries killed runs left beside them; another run's input fails.
 """
 
 from __future__ import annotations
@@ -39,14 +40,17 @@ from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401
 from .data import write_tiff
 from .inputs import InputInfo, open_input, probe_input
 from .last_masks import LastMask, find_last_mask, lineage_record
+from .locks import OutputsLock, check_held, lock_path, output_lock
 from .outofcore import predict_to_zarr
-from .reruns import PROVENANCE_KEY, provenance, remove_stale_temporaries, why_not_reusable
+from .outputs import check_outputs, output_paths, why_predicted
+from .reruns import PROVENANCE_KEY, provenance, remove_stale_temporaries
 from .volumes import segment_stack
 
 __all__ = [
     "FileResult",
     "PredictOptions",
     "cached_model",
+    "check_outputs",
     "local_cluster",
     "model_loads",
     "output_paths",
@@ -107,40 +111,6 @@ class FileResult:
     error: str | None = None
     worker: str | None = None
     note: str | None = None  # which last mask was kept, or why none
-
-
-# ---- outputs ---------------------------------------------------------------------
-def output_paths(path: str | os.PathLike, output: str | os.PathLike, fmt: str) -> tuple[Path, ...]:
-    """Output files of one input: three TIFFs (prob, mask, instances) or one zarr store."""
-    stem, output = Path(path).stem, Path(output)
-    if fmt == "zarr":
-        return (output / f"{stem}_prediction.zarr",)
-    return tuple(output / f"{stem}_{kind}.tif" for kind in ("prob", "mask", "instances"))
-
-
-def check_outputs(paths: Sequence[str | os.PathLike], output: str | os.PathLike) -> None:
-    """Refuse inputs whose outputs would collide with each other or overwrite an input.
-
-    Raises
-    ------
-    ValueError
-        Two inputs with the same stem (``a/img.tif`` and ``b/img.png``), or an
-        input that is an output of another (an output folder that is also the
-        input folder, re-run after a first run).
-    """
-    inputs = {Path(path).resolve() for path in paths}
-    owners: dict[str, str | os.PathLike] = {}
-    for path in paths:
-        stem = Path(path).stem
-        if stem in owners:
-            raise ValueError(f"{owners[stem]} and {path} would write the same output files")
-        owners[stem] = path
-        for target in (*output_paths(path, output, "tiff"), *output_paths(path, output, "zarr")):
-            if target.resolve() in inputs:
-                raise ValueError(
-                    f"{target} is an input, and the outputs of {path} would overwrite it; "
-                    "write the outputs to a folder that holds no inputs"
-                )
 
 
 # ---- models, once per process -----------------------------------------------------
@@ -215,29 +185,33 @@ def predict_file(
     outputs = output_paths(path, output, info.output_format)
     record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info, outputs)
     record.update(lineage_record(model))
-    if not options.overwrite:
-        reason = why_not_reusable(outputs, record)
-        if reason is not None:
-            raise ValueError(f"outputs exist: {reason}; pass --overwrite to replace them")
-        if all(out.exists() for out in outputs):
-            return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
-    lazy = info.output_format == "zarr"
-    # the last mask is read before any output is replaced: it may be in the output folder
-    strokes = dict(options.strokes).get(Path(path).stem)
-    last = find_last_mask(Path(path).stem, model, options.last_masks, strokes, info.output_format)
-    with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
-        count, changes = _predict_and_write(
-            image, model, info, outputs, options, progress, record, last
+    with output_lock(lock_path(output, Path(path).stem)) as lock:
+        # only the holder of the lock may remove what killed runs left beside the outputs
+        remove_stale_temporaries(
+            [*output_paths(path, output, "tiff"), *output_paths(path, output, "zarr")]
         )
-    seconds = time.perf_counter() - start
+        redo = why_predicted(outputs, record, options.overwrite)
+        if redo is None:
+            return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
+        lazy = info.output_format == "zarr"
+        # the last mask is read before any output is replaced: it may be in the output folder
+        strokes = dict(options.strokes).get(Path(path).stem)
+        last = find_last_mask(
+            Path(path).stem, model, options.last_masks, strokes, info.output_format
+        )
+        with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
+            count, changes = _predict_and_write(
+                image, model, info, outputs, options, progress, record, last, lock
+            )
+    notes = [text for text in (redo or None, last.note, changes) if text]
     return FileResult(
         str(path),
         "done",
         tuple(map(str, outputs)),
         count,
-        seconds,
+        time.perf_counter() - start,
         worker=_worker_name(),
-        note=last.note if changes is None else f"{last.note}; {changes}",
+        note="; ".join(notes) or None,
     )
 
 
@@ -250,9 +224,11 @@ def _predict_and_write(
     progress: Callable[[Progress], None] | None,
     record: dict[str, Any],
     last: LastMask,
+    lock: OutputsLock,
 ) -> tuple[int | None, str | None]:
-    """Predict ``image`` and write ``outputs`` recording ``record``; returns the instance
-    count and, with a last mask, which objects the new mask split or joined against it."""
+    """Predict ``image`` and write ``outputs`` recording ``record``, while this run still
+    holds ``lock``; returns the instance count and, with a last mask, which objects the
+    new mask split or joined against it."""
     if info.output_format == "zarr":
         predict_to_zarr(
             image,
@@ -262,6 +238,7 @@ def _predict_and_write(
             config=options,
             progress=progress,
             provenance=record,
+            before_publish=lambda: check_held(lock),
         )
         return _stored_count(outputs[0]), None
     results = segment_stack(
@@ -273,6 +250,7 @@ def _predict_and_write(
         previous=last.previous,
         annotation=last.annotation,
     )
+    check_held(lock)
     for out, array in zip(outputs, results):  # instances last: they mark "finished"
         write_tiff(out, array, metadata={PROVENANCE_KEY: record})
     changes = None if last.previous is None else object_changes(last.previous, results[1])
@@ -352,14 +330,6 @@ def run_batch(
     check_outputs(paths, output)
     jobs = [str(Path(path).resolve()) for path in paths]
     Path(output).mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(
-        [
-            out
-            for path in paths
-            for fmt in ("tiff", "zarr")
-            for out in output_paths(path, output, fmt)
-        ]
-    )
     folder = str(Path(output).resolve())
     report = report or (lambda result: None)
     if scheduler is None and not workers:

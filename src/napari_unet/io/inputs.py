@@ -1,6 +1,7 @@
 """Inputs of batch prediction: finding them, checking them cheaply, opening them.
 
-An input is an image file (TIFF, PNG, JPEG, ...) or a zarr store. Its axes come
+An input is an image file (TIFF, PNG, JPEG, BMP; a NumPy ``.npy`` array, memory-mapped,
+never unpickled) or a zarr store. Its axes come
 from ``--axes`` / ``axes=``, else from what a TIFF file or an OME-Zarr store
 declares (:func:`file_axes`), else from the axes rule of :mod:`napari_unet.io.axes`.
 Without ``--axes``, an image declaring two stacking axes (e.g. T and Z) is refused,
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tifffile
 
 from .axes import check_axes, check_guessed_plane, guess_axes
@@ -28,6 +30,7 @@ from .data import _TIFF_SUFFIXES, ImageReadError, not_a_file_reason, read_image
 from .outofcore import needs_out_of_core, open_zarr_input
 
 __all__ = [
+    "FORMATS",
     "IMAGE_SUFFIXES",
     "InputInfo",
     "expand_inputs",
@@ -36,9 +39,13 @@ __all__ = [
     "open_input",
     "open_tiff_lazily",
     "probe_input",
+    "read_npy",
 ]
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy")
+#: The formats napari-unet reads, in words.
+FORMATS = "TIFF, PNG, JPEG, BMP, NumPy .npy files and zarr stores"
+_NUMERIC_KINDS = "biuf"
 _SLICE_LETTERS = set("ZTIPREVHLAM")  # tifffile's stacking axes; Q (unknown) is not one
 
 
@@ -58,24 +65,47 @@ def is_zarr_store(path: Path) -> bool:
     return path.is_dir() and (path.suffix == ".zarr" or any((path / m).exists() for m in markers))
 
 
-def expand_inputs(paths: Sequence[str | os.PathLike]) -> list[Path]:
+def expand_inputs(
+    paths: Sequence[str | os.PathLike], left_out: list[Path] | None = None
+) -> list[Path]:
     """Input files: files and zarr stores as given, folders replaced by their images.
 
     A folder contributes its image files (``IMAGE_SUFFIXES``) and zarr stores,
-    sorted by name, not recursing.
+    sorted by name, not recursing, less this package's own outputs
+    (:func:`~napari_unet.io.outputs.is_own_output`: a folder that is also the output
+    folder is read again as it was) and the hidden temporaries of unfinished writes.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+    left_out : list, optional
+        Receives the outputs of this package left out of folders.
     """
+    from .outputs import is_own_output
+
     found: list[Path] = []
     for path in map(Path, paths):
-        if path.is_dir() and not is_zarr_store(path):
-            found.extend(
-                child
-                for child in sorted(path.iterdir())
-                if is_zarr_store(child)
-                or (child.is_file() and child.suffix.lower() in IMAGE_SUFFIXES)
-            )
-        else:
+        if not path.is_dir() or is_zarr_store(path):
             found.append(path)
+            continue
+        for child in sorted(path.iterdir()):
+            if child.name.startswith(".") and child.name.endswith(_TEMPORARY_ENDINGS):
+                continue
+            if not (is_zarr_store(child) or _is_image_file(child)):
+                continue
+            if is_own_output(child):
+                if left_out is not None:
+                    left_out.append(child)
+                continue
+            found.append(child)
     return found
+
+
+_TEMPORARY_ENDINGS = (".tmp", ".partial", ".old", ".stale")
+
+
+def _is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def file_axes(path: str | os.PathLike) -> str | None:
@@ -207,8 +237,10 @@ def probe_input(
         raise ImageReadError(path, not_a_file_reason(path))
     elif path.suffix.lower() in _TIFF_SUFFIXES:
         shape, declared = _tiff_header(path)
+    elif path.suffix.lower() == ".npy":
+        shape = read_npy(path).shape
     else:
-        shape = read_image(path).shape
+        shape = _read_other(path).shape
     try:
         if not axes and declared is not None:
             axes = _declared_axes(shape, declared)
@@ -238,8 +270,45 @@ def open_input(path: Path, lazy: bool = False, axes: str | None = None) -> Itera
     elif lazy and path.suffix.lower() in _TIFF_SUFFIXES:
         with ExitStack() as closing:
             yield open_tiff_lazily(path, axes, closing)
+    elif path.suffix.lower() == ".npy":
+        yield read_npy(path)
     else:
         yield read_image(path)
+
+
+def read_npy(path: Path) -> np.ndarray:
+    """A NumPy ``.npy`` file, memory-mapped read-only (pickled objects are refused).
+
+    Raises
+    ------
+    ImageReadError
+        Not a regular file, not an ``.npy`` array, or not a numeric image of 2 or more axes.
+    """
+    if not path.is_file():
+        raise ImageReadError(path, not_a_file_reason(path))
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as error:  # ValueError (pickled objects), OSError, ...
+        reason = f"not a NumPy array file, or one holding Python objects ({type(error).__name__})"
+        raise ImageReadError(path, reason) from error
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in _NUMERIC_KINDS:
+        kind = getattr(array, "dtype", type(array).__name__)
+        raise ImageReadError(path, f"not a numeric image (holds {kind})")
+    if array.size == 0 or array.ndim < 2:
+        raise ImageReadError(path, f"no pixel data (shape {array.shape})")
+    return array
+
+
+def _read_other(path: Path) -> np.ndarray:
+    """:func:`~napari_unet.io.data.read_image` of a file that is not TIFF or ``.npy``; a
+    file whose suffix names no format read here is said to be one."""
+    try:
+        return read_image(path)
+    except ImageReadError as error:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            raise
+        reason = f"not an image format napari-unet reads ({FORMATS})"
+        raise ImageReadError(path, reason) from error
 
 
 PAGE_DECODE_LIMIT = 2**24

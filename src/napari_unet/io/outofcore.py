@@ -38,7 +38,7 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -56,12 +56,12 @@ from ..core.inference import (
 )
 from ..core.model import UNet
 from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, MaskSteps, mask_steps
+from ._zarr_store import check_complete, create_arrays, open_group, publish
 from .axes import (
     check_axes,
     describe_channels,
     drop_leading_singletons,
     guess_axes,
-    output_shapes,
     slice_count,
 )
 from .chunked_labels import Plane, label_chunked, refine_mask_chunked
@@ -69,6 +69,7 @@ from .volumes import iter_predict_stack, slice_instances
 
 __all__ = [
     "OUT_OF_CORE_THRESHOLD",
+    "check_instance_method",
     "needs_out_of_core",
     "open_outputs",
     "open_zarr_input",
@@ -167,6 +168,7 @@ def predict_to_zarr(
     stop: StopFlag = None,
     test_time_augmentation: bool | Unset = UNSET,
     provenance: dict | None = None,
+    before_publish: Callable[[], None] | None = None,
 ) -> Path:
     """Predict an image or stack of any size into a zarr store, tile by tile.
 
@@ -197,11 +199,20 @@ def predict_to_zarr(
     provenance : dict, optional
         Stored in the attributes as ``napari_unet_provenance`` (see
         :mod:`napari_unet.io.reruns`).
+    before_publish : callable, optional
+        Called once the store is complete, before it is renamed into place; what it
+        raises leaves ``store_path`` as it was (the batch checks its lock there).
 
     Returns
     -------
     pathlib.Path
         ``store_path``, complete; see the module docstring for its layout.
+
+    Raises
+    ------
+    RuntimeError
+        The store lost arrays while it was written (removed by another program): it
+        is not published.
     """
     if tile_size is not UNSET and not tile_size:  # None and 0 meant the default tile here
         tile_size = "auto"
@@ -219,7 +230,9 @@ def predict_to_zarr(
     method = None if instances is None else settings.instances
     in_channels = model.config.in_channels
     axes = check_axes(axes or guess_axes(image.shape, in_channels, rgb), image.shape, in_channels)
-    _check_instances(method, (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")])))
+    check_instance_method(
+        method, (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")]))
+    )
     settings = settings.replace(
         tile_size=resolved_tile_size(model, settings.tile_size) or default_tile_size(model)
     )
@@ -229,8 +242,11 @@ def predict_to_zarr(
         attributes = _fill_store(partial, image, model, axes, settings, method, progress, stop)
         if provenance is not None:
             attributes["napari_unet_provenance"] = provenance
-        _open_group(partial).attrs.update({"napari_unet": attributes})
-        _publish(partial, store_path)
+        open_group(partial).attrs.update({"napari_unet": attributes})
+        check_complete(partial, store_path, method is not None)
+        if before_publish is not None:
+            before_publish()
+        publish(partial, store_path)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -254,7 +270,7 @@ def _fill_store(
     tile = cast(int, settings.tile_size)  # resolved to a number by predict_to_zarr
     tile_shape, tiles = tile_layout(model, plane, tile)
     block = (tiles[0].y.keep_stop, tiles[0].x.keep_stop)
-    arrays = _create_arrays(partial, image.shape, axes, model.config.n_classes, block)
+    arrays = create_arrays(partial, image.shape, axes, model.config.n_classes, block)
     steps = iter_predict_stack(
         image,
         model,
@@ -317,43 +333,28 @@ def _refine_mask(
         shutil.rmtree(path)
 
 
-def _check_method(method: Any) -> None:
-    if method not in (None, "components", "watershed"):
-        raise ValueError(f"instances must be 'components', 'watershed' or None, got {method!r}")
+def check_instance_method(
+    method: Any, plane: tuple[int, int], advice: str = "use instances='components'"
+) -> None:
+    """Refuse an unknown instance method, or watershed for a (Y, X) ``plane`` above
+    :data:`OUT_OF_CORE_THRESHOLD` pixels, ending the message with ``advice``.
 
-
-def _check_instances(method: str | None, plane: tuple[int, int]) -> None:
+    Raises
+    ------
+    ValueError
+        The method cannot label such planes.
+    """
     _check_method(method)
     if method == "watershed" and plane[0] * plane[1] > OUT_OF_CORE_THRESHOLD:
         raise ValueError(
             f"watershed instances need a whole {plane[0]}x{plane[1]} slice in memory (above "
-            f"{OUT_OF_CORE_THRESHOLD} pixels); use instances='components' for images this large"
+            f"{OUT_OF_CORE_THRESHOLD} pixels); {advice} for images this large"
         )
 
 
-def _open_group(path: Path, mode: Literal["r", "r+", "a", "w", "w-"] = "a") -> Any:
-    import zarr
-
-    return zarr.open_group(str(path), mode=mode)
-
-
-def _create_arrays(
-    path: Path, shape: tuple[int, ...], axes: str, n_classes: int, block: tuple[int, int]
-) -> dict[str, Any]:
-    """Empty ``prob`` and ``mask`` arrays in a new group, chunked one tile per chunk."""
-    import zarr
-
-    _open_group(path, mode="w")
-    prob_shape, mask_shape = output_shapes(shape, axes, n_classes)
-    leading = (1,) if "Z" in axes else ()
-    specs = {
-        "prob": (prob_shape, (*leading, n_classes, *block), np.float32, np.nan),
-        "mask": (mask_shape, (*leading, *block), np.uint8, 0),
-    }
-    return {
-        name: zarr.open_array(str(path / name), mode="w", shape=s, chunks=c, dtype=d, fill_value=f)
-        for name, (s, c, d, f) in specs.items()
-    }
+def _check_method(method: Any) -> None:
+    if method not in (None, "components", "watershed"):
+        raise ValueError(f"instances must be 'components', 'watershed' or None, got {method!r}")
 
 
 def _write_instances(
@@ -396,14 +397,3 @@ def _write_instances(
         if progress is not None:
             progress(Progress(done, len(planes), "instances"))
     return count
-
-
-def _publish(partial: Path, final: Path) -> None:
-    """Rename a finished store into place, replacing an older one."""
-    old = None
-    if final.exists():
-        old = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
-        os.replace(final, old)
-    os.replace(partial, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -340,8 +340,10 @@ def remove_stale_temporaries(outputs: Sequence[Path]) -> list[Path]:
 
     These are the hidden ``.<name>.<32 hex>.tmp`` files of atomic TIFF writes and
     the ``.partial`` / ``.old`` stores of zarr outputs, for the given output
-    names only: another run writing the same outputs at the same time would
-    lose its temporaries, but two runs writing the same outputs conflict anyway.
+    names only. Another run writing the same outputs at the same time would lose
+    its temporaries: call it only while holding their lock
+    (:func:`napari_unet.io.locks.output_lock`), as :func:`napari_unet.io.batch.predict_file`
+    does.
     """
     removed: list[Path] = []
     names_by_folder: dict[Path, set[str]] = {}

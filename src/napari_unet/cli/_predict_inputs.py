@@ -1,0 +1,116 @@
+"""Which inputs ``napari-unet predict`` runs on: listing, sharding, the up-front check."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ._common import CliError, one_line
+
+__all__ = ["MAX_REPORTED", "check_inputs", "parse_shard", "selected_inputs", "shard_of"]
+
+#: At most this many bad inputs are named by the up-front check.
+MAX_REPORTED = 20
+
+
+def parse_shard(text: str) -> tuple[int, int] | str:
+    """``--shard``: ``I/N`` (1 <= I <= N) or ``slurm`` (read when the inputs are chosen)."""
+    if text.strip().lower() == "slurm":
+        return "slurm"
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected I/N (this task's number, from 1, and the number of tasks) or slurm, "
+            f"got {text!r}"
+        ) from None
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"expected 1 <= I <= N in I/N, got {text!r}")
+    return index, count
+
+
+def shard_of(shard: tuple[int, int] | str | None) -> tuple[int, int] | None:
+    """(I, N) of ``--shard``, with ``slurm`` read from the job array's environment.
+
+    Raises
+    ------
+    CliError
+        ``slurm`` outside a SLURM job array, or an array whose task ids are not
+        consecutive (``--array=1-20:2``).
+    """
+    if shard != "slurm":
+        return shard if isinstance(shard, tuple) else None
+    names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT")
+    try:
+        task, first, count = (int(os.environ[name]) for name in names)
+    except (KeyError, ValueError):
+        raise CliError(
+            f"--shard slurm: {', '.join(names)} are not set; run it in a SLURM job array "
+            "(sbatch --array=...), or give --shard I/N"
+        ) from None
+    if not 0 <= task - first < count:
+        raise CliError(
+            f"--shard slurm: task {task} is not among {count} consecutive tasks from {first}; "
+            "use an array of consecutive ids (--array=0-9), or give --shard I/N"
+        )
+    return task - first + 1, count
+
+
+def selected_inputs(args: argparse.Namespace, inputs: list[Path]) -> list[Path]:
+    """This task's share of ``inputs``: every N-th from the I-th (``--shard I/N``).
+
+    The N tasks of a job array list the same inputs in the same order, so they take
+    disjoint shares that together cover every input.
+    """
+    shard = shard_of(args.shard)
+    if shard is None:
+        return inputs
+    index, count = shard
+    chosen = inputs[index - 1 :: count]
+    print(f"shard {index}/{count}: {len(chosen)} of {len(inputs)} inputs")
+    return chosen
+
+
+def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int) -> None:
+    """Every input's header against the model, before anything is predicted.
+
+    One bad input: its error, as raised. Several: each on its own line on stderr (the
+    first :data:`MAX_REPORTED`), then a :class:`CliError` counting them.
+    """
+    from ..io.inputs import probe_input
+
+    problems: list[BaseException] = []
+    for path in inputs:
+        try:
+            info = probe_input(path, in_channels, args.axes, args.output_format)
+            _check_watershed(args, info)
+        except (ValueError, OSError) as bad:
+            problems.append(bad)
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        for error in problems[:MAX_REPORTED]:
+            print(f"napari-unet predict: error: {one_line(error)}", file=sys.stderr)
+        more = len(problems) - MAX_REPORTED
+        raise CliError(
+            f"{len(problems)} of {len(inputs)} inputs cannot be predicted"
+            + (f" ({more} more not shown)" if more > 0 else " (above)")
+            + "; nothing was predicted"
+        )
+
+
+def _check_watershed(args: argparse.Namespace, info: Any) -> None:
+    """``--instances watershed`` refused up front where the outputs go to a zarr store
+    and a slice is too large to label in memory."""
+    from ..io.outofcore import check_instance_method
+
+    if info.output_format != "zarr":
+        return
+    plane = (int(info.shape[info.axes.index("Y")]), int(info.shape[info.axes.index("X")]))
+    try:
+        check_instance_method(args.instances, plane, advice="use --instances components")
+    except ValueError as refusal:
+        raise ValueError(f"{info.path}: {refusal}") from refusal

@@ -1,0 +1,68 @@
+"""The zarr store of :func:`napari_unet.io.outofcore.predict_to_zarr`: creating its
+arrays under a temporary name, checking it is whole, renaming it into place."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from .axes import output_shapes
+
+
+def check_complete(partial: Path, final: Path, instances: bool) -> None:
+    """Refuse to publish a store that lacks an array or its metadata (something removed
+    the unfinished store while this run wrote it, e.g. another run over the same output)."""
+    import zarr
+
+    wanted = ("prob", "mask", "instances") if instances else ("prob", "mask")
+    try:
+        group = zarr.open_group(str(partial), mode="r")
+        missing = [name for name in wanted if name not in group]
+    except Exception:  # no group metadata left
+        missing = list(wanted)
+    if missing:
+        raise RuntimeError(
+            f"the unfinished store of {final} lost its {', '.join(missing)} while it was "
+            "written (removed by another program or run?); nothing was published"
+        )
+
+
+def open_group(path: Path, mode: Literal["r", "r+", "a", "w", "w-"] = "a") -> Any:
+    import zarr
+
+    return zarr.open_group(str(path), mode=mode)
+
+
+def create_arrays(
+    path: Path, shape: tuple[int, ...], axes: str, n_classes: int, block: tuple[int, int]
+) -> dict[str, Any]:
+    """Empty ``prob`` and ``mask`` arrays in a new group, chunked one tile per chunk."""
+    import zarr
+
+    open_group(path, mode="w")
+    prob_shape, mask_shape = output_shapes(shape, axes, n_classes)
+    leading = (1,) if "Z" in axes else ()
+    specs = {
+        "prob": (prob_shape, (*leading, n_classes, *block), np.float32, np.nan),
+        "mask": (mask_shape, (*leading, *block), np.uint8, 0),
+    }
+    return {
+        name: zarr.open_array(str(path / name), mode="w", shape=s, chunks=c, dtype=d, fill_value=f)
+        for name, (s, c, d, f) in specs.items()
+    }
+
+
+def publish(partial: Path, final: Path) -> None:
+    """Rename a finished store into place, replacing an older one."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
+        os.replace(final, old)
+    os.replace(partial, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
