@@ -250,3 +250,23 @@ def test_shard_slurm_outside_an_array_says_so(
         monkeypatch.delenv(name, raising=False)
     assert cli_predict(image, tiny_checkpoint, tmp_path / "out", "--shard", "slurm") == 2
     assert "run it in a SLURM job array" in capsys.readouterr().err
+
+
+def test_a_run_over_several_inputs_ends_with_what_became_of_them(
+    tmp_path, tiny_checkpoint, image, capsys
+):
+    second = image.with_name("other.tif")
+    shutil.copy(image, second)
+    out = tmp_path / "out"
+    assert cli_predict([image, second], tiny_checkpoint, out) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "2 inputs: 2 predicted, 0 skipped (outputs up to date), 0 failed"
+    )
+    third = image.with_name("third.tif")
+    shutil.copy(image, third)
+    assert cli_predict([image, second, third], tiny_checkpoint, out) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "3 inputs: 1 predicted, 2 skipped (outputs up to date), 0 failed"
+    )
+    assert cli_predict(image, tiny_checkpoint, out) == 0  # one input: its own line says it
+    assert "inputs:" not in capsys.readouterr().out

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from helpers import tiny_model
 from napari_unet._widgets import _model, model_state
 from napari_unet._widgets._model import FROM_FILE
+from napari_unet._widgets._state import NEW_MODEL_NAME, trained_name
 from napari_unet.core.checkpoint import save_model
 
 pytestmark = pytest.mark.gui
@@ -81,6 +83,11 @@ def test_a_new_dock_shows_where_the_current_model_came_from(dock, tmp_path):
     assert widget.model.load()
     reopened = ModelWidget(viewer)
     assert reopened.source.value == FROM_FILE and reopened.checkpoint_file.value == path
+    assert reopened.load_button.text == "Load model"
+    state.set_model(tiny_model(), trained_name(NEW_MODEL_NAME))  # a new model, trained here
+    reopened = ModelWidget(viewer)
+    assert reopened.source.value == NEW_MODEL_NAME  # where it came from, so the button says
+    assert reopened.load_button.text == "Make a new, untrained model"  # what it would do
 
 
 def test_loading_the_current_checkpoint_file_again_adds_nothing_to_go_back_to(dock, tmp_path):

@@ -148,8 +148,12 @@ class ModelWidget(QWidget):
             self.checkpoint_file.value = Path(source)
 
     def _show_source_options(self, *_: Any) -> None:
+        new = self.source.value == NEW_MODEL_NAME
         self.checkpoint_file.visible = self.source.value == FROM_FILE
-        self.new_options.visible = self.source.value == NEW_MODEL_NAME
+        self.new_options.visible = new
+        # what the button does with the new-model entry: a fresh, untrained model (the
+        # entry stays chosen once the user's new model is trained)
+        self.load_button.text = "Make a new, untrained model" if new else "Load model"
 
     # ---- actions -------------------------------------------------------------
     def load(self, *_: Any) -> bool:

@@ -244,7 +244,19 @@ def run_predict(args: argparse.Namespace) -> int:
             raise
         print("napari-unet predict: terminated; unfinished outputs removed", file=sys.stderr)
         return 128 + signal.SIGTERM
+    if len(results) > 1:
+        print(batch_summary([result.status for result in results]))
     return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
+
+
+def batch_summary(statuses: list[str]) -> str:
+    """The last line of a run over several inputs: how many were predicted, skipped, failed."""
+    counts = {status: statuses.count(status) for status in ("skipped", "failed")}
+    predicted = len(statuses) - sum(counts.values())
+    return (
+        f"{len(statuses)} inputs: {predicted} predicted, {counts['skipped']} skipped "
+        f"(outputs up to date), {counts['failed']} failed"
+    )
 
 
 def _listed_inputs(args: argparse.Namespace) -> list[Path]:
