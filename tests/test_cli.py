@@ -246,6 +246,7 @@ def test_train_divergence_is_one_line_and_writes_nothing(tmp_path, capsys):
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert status == 2
     assert error.startswith("napari-unet train: error:") and "Lower the learning rate" in error
+    assert error.endswith("No checkpoint was written.")
     assert not out.exists()
 
 

@@ -279,7 +279,7 @@ def _follow_training(steps, termination: Termination) -> int:
         termination.armed = False
         return 128 + signal.SIGTERM if termination.received else 130
     except TrainingError as error:
-        raise CliError(str(error)) from error
+        raise CliError(f"{error} No checkpoint was written.") from error
     finally:
         bar.close()
     return 0
