@@ -270,3 +270,12 @@ def test_a_run_over_several_inputs_ends_with_what_became_of_them(
     )
     assert cli_predict(image, tiny_checkpoint, out) == 0  # one input: its own line says it
     assert "inputs:" not in capsys.readouterr().out
+
+
+def test_an_input_that_fails_to_read_is_named_once(tmp_path, tiny_checkpoint, image, capsys):
+    data = image.read_bytes()
+    cut = image.with_name("cut.tif")
+    cut.write_bytes(data[: len(data) // 2])
+    assert cli_predict(cut, tiny_checkpoint, tmp_path / "out") == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("napari-unet predict: error:") and error.count("cut.tif") == 1

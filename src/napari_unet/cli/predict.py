@@ -364,7 +364,9 @@ class _FileProgress:
             self.bar.close()
             self.bar = None
         if result.status == "failed":
-            print(f"napari-unet predict: error: {result.path}: {result.error}", file=sys.stderr)
+            error = str(result.error)  # a reader's message names the file itself
+            said = error if str(result.path) in error else f"{result.path}: {error}"
+            print(f"napari-unet predict: error: {said}", file=sys.stderr)
             return
         if result.status == "skipped":
             print(
