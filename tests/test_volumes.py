@@ -328,3 +328,12 @@ def test_watershed_on_huge_slices_is_refused_before_any_work(model, rng, tmp_pat
     with pytest.raises(ValueError, match="components"):
         predict_to_zarr(_stack(rng), model, tmp_path / "o.zarr", instances="watershed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_store_says_when_it_refines_the_mask_and_starts_labelling(model, rng, tmp_path):
+    steps = []
+    stack = _stack(rng)
+    predict_to_zarr(stack, model, tmp_path / "o.zarr", tile_size=TILE, progress=steps.append)
+    after_tiles = [(step.stage, step.done, step.total) for step in steps if step.stage != "tiles"]
+    slices = stack.shape[0]
+    assert after_tiles == [("mask", 0, 1), *(("instances", k, slices) for k in range(slices + 1))]

@@ -349,7 +349,9 @@ class _FileProgress:
         def update(step: Progress) -> None:
             if self.bar is None:
                 self.bar = ProgressBar(name)
-            if step.stage == "instances":
+            if step.stage == "mask":
+                detail = "refining the mask (gaps, growth, holes)"
+            elif step.stage == "instances":
                 detail = f"instances {step.done}/{step.total}"
             elif isinstance(step, StackProgress) and step.n_slices > 1:
                 detail = f"slice {step.slice_index + 1}/{step.n_slices}, {step.done}/{step.total}"

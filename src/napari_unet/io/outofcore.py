@@ -195,7 +195,8 @@ def predict_to_zarr(
         ``config.min_instance_size`` pixels are not instances.
     progress : callable
         Called with :class:`~napari_unet.io.volumes.StackProgress` during prediction,
-        then with ``Progress(done, total, "instances")`` per labelled slice.
+        then ``Progress(0, 1, "mask")`` before the mask is refined, and
+        ``Progress(done, total, "instances")`` before and after each labelled slice.
     provenance : dict, optional
         Stored in the attributes as ``napari_unet_provenance`` (see
         :mod:`napari_unet.io.reruns`).
@@ -284,6 +285,8 @@ def _fill_store(
         if progress is not None:
             progress(step)
     refinement = mask_steps(model, settings)
+    if progress is not None:  # minutes on a large image: say what runs
+        progress(Progress(0, 1, "mask"))
     _refine_mask(partial, arrays, block, refinement)
     count = None
     if method is not None:
@@ -382,6 +385,8 @@ def _write_instances(
     else:
         planes = [(Plane(mask, index), Plane(out, index)) for index in range(mask.shape[0])]
     count = 0
+    if progress is not None:
+        progress(Progress(0, len(planes), "instances"))
     for done, (mask_plane, out_plane) in enumerate(planes, start=1):
         if is_stopped(stop):
             raise Cancelled("prediction cancelled")
