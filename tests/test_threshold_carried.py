@@ -8,14 +8,14 @@ import torch
 from scipy import ndimage
 
 import napari_unet as nu
-from helpers import tiny_model
+from helpers import as_trained, tiny_model
 from napari_unet.training.calibration import carried_threshold
 
 IMAGE = ndimage.gaussian_filter(np.random.default_rng(0).random((72, 72)), 2).astype(np.float32)
 
 
 def _model(threshold: float | None):
-    model = tiny_model()
+    model = as_trained(tiny_model())
     if threshold is not None:
         model.metadata["background_threshold"] = threshold
     return model

@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pytest
 
-from helpers import tiny_model
+from helpers import as_trained, tiny_model
 from napari_unet import WeightConfig
 from napari_unet.training.weights import trained_weight_config, weight_map
 
@@ -93,6 +93,9 @@ def test_finetune_records_the_class_balance_it_used():
     model = tiny_model()
     nu.train(model, [image], [strokes], config)  # a first training: balanced
     assert model.info.trained_weight_config.class_balance is True
+    nu.train(model, [image], [strokes], config)  # still learning: balanced again
+    assert model.info.trained_weight_config.class_balance is True
+    as_trained(model)
     nu.train(model, [image], [strokes], config)  # a fine-tune of a trained model: not
     assert model.info.trained_weight_config.class_balance is False
     nu.train(model, [image], [strokes], config, weights=WeightConfig(class_balance=True))
