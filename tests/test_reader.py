@@ -13,6 +13,7 @@ import zarr
 
 from helpers import discs_image
 from napari_unet import _reader
+from napari_unet._widgets._layers import OUTPUT_KEY
 from napari_unet.cli import main
 from napari_unet.io.outofcore import open_outputs
 
@@ -49,6 +50,8 @@ def test_reader_gives_lazy_layers_named_after_the_store(store):
     assert layers[2][1]["colormap"].color_dict[2][3] == 1  # the class colour, background not
     assert layers[2][1]["colormap"].color_dict[1][3] == 0
     assert _reader.get_reader([str(store)]) is not None
+    # outputs, as Predict's: the dock's pickers take none for an image or a ground truth
+    assert all(meta["metadata"][OUTPUT_KEY] is True for _, meta, _ in layers)
 
 
 def test_large_planes_are_lazy_pyramids(store, monkeypatch):

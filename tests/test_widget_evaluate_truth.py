@@ -40,7 +40,7 @@ def test_semantic_refuses_instance_labels_saying_to_choose_instances(evaluate_pa
     messages = [str(n.message) for n in notifications]
     assert any("instance labels" in m and "'instances'" in m for m in messages), messages
     assert any("0 = membrane, 255 = interior (choose 'membranes')" in m for m in messages)
-    assert panel.result.text() == ""
+    assert panel.result.text() == messages[-1]  # the whole message, beside the button
 
 
 def test_semantic_reads_a_binary_mask_as_background_and_object(evaluate_panel):
@@ -86,12 +86,14 @@ def test_the_metrics_follow_the_model_until_the_user_picks_them(dock):
     assert panel.kind.value == "semantic"
 
 
-def test_a_ground_truth_opened_as_an_image_is_named_with_how_to_convert_it(dock, notifications):
-    viewer, widget = dock
-    panel = widget.predict.evaluation
+def test_a_ground_truth_opened_as_an_image_is_named_with_how_to_convert_it(
+    evaluate_panel, notifications
+):
+    viewer, panel = evaluate_panel  # "discs" has its mask: it is the image, not a truth
+    # File → Open of a label file: an integer image layer, which the pickers then follow
     viewer.add_image(disc_labels(range(1, len(CENTRES) + 1)).astype(np.uint8), name="truth.tif")
-    widget.predict.image_picker.combo.value = viewer.layers["discs"]
     assert panel.truth_picker.layer is None  # only Labels layers are listed
     assert panel.run() is None
     said = [str(n.message) for n in notifications]
     assert any("“truth.tif” is an image layer" in m and "Convert to Labels" in m for m in said)
+    assert "“truth.tif” is an image layer" in panel.result.text()  # whole, beside the button

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from napari.utils.notifications import NotificationSeverity
 
-from helpers import annotate, discs_image, run, tiny_model
+from helpers import annotate, as_trained, discs_image, run, tiny_model
 from napari_unet._widgets import model_state
 from napari_unet._widgets._finetune_job import FinetuneUpdate
 from napari_unet._widgets._finetune_text import run_summary
@@ -224,3 +224,17 @@ def test_the_preview_is_added_below_the_strokes(qtbot, dock):
     run(qtbot, widget.finetune, widget.finetune.start_finetune)
     names = [layer.name for layer in viewer.layers]
     assert names == ["discs", "discs preview", "discs annotations"]  # strokes drawn last
+
+
+def test_a_run_the_time_budget_cut_short_says_so():
+    model = as_trained(tiny_model())
+    request = SimpleNamespace(model=model, compare_plane=None)
+    model.metadata["training_history"].append(
+        {"iterations": 65, "train_config": {"iterations": 100}}
+    )
+    cut = TrainProgress(65, 0.2, 0.2, elapsed=60.0, fraction=1.0)
+    said = run_summary(cut, request, None, stopped=False)
+    assert "The time budget ended it after 65 of its 100 iterations" in said
+    assert "budget ended" not in run_summary(cut, request, None, stopped=True)  # the user did
+    whole = TrainProgress(100, 0.2, 0.2, elapsed=20.0, fraction=1.0)
+    assert "budget ended" not in run_summary(whole, request, None, stopped=False)

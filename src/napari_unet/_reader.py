@@ -88,13 +88,14 @@ def read_prediction_store(path: PathOrPaths) -> list[LayerData]:
         ``"cells mask"``); the mask is shown in the class colours without the
         background, the other layers are hidden.
     """
-    from ._widgets._layers import class_colormap
+    from ._widgets._layers import OUTPUT_KEY, class_colormap
     from .io.outofcore import open_outputs
 
     store = Path(path if isinstance(path, str | os.PathLike) else path[0])
     arrays = {kind: _levels(array) for kind, array in open_outputs(store).items()}
     name = store.name.removesuffix(".zarr").removesuffix("_prediction")
-    metadata = {"metadata": {"napari_unet_store": str(store)}}
+    # outputs, as Predict's: the dock's pickers never take them for an image or a truth
+    metadata = {"metadata": {OUTPUT_KEY: True, "napari_unet_store": str(store)}}
     hidden_image = {"colormap": "magma", "contrast_limits": (0.0, 1.0), "blending": "additive"}
     layers: list[LayerData] = []
     n_classes = 2

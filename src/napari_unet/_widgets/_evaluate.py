@@ -14,7 +14,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..evaluation.metrics import evaluate
 from ._geometry import ImageGeometry
-from ._layers import LayerCombo, find_output, is_annotation, is_output
+from ._layers import ROLE_KEY, LayerCombo, find_output, is_annotation, is_output
 from ._state import model_state
 
 KINDS = {
@@ -148,7 +148,7 @@ class EvaluatePanel(QWidget):
         try:
             scores = self._scores()
         except ValueError as error:
-            self.result.setText("")
+            self.result.setText(str(error))  # whole here: a notification may be cut short
             show_error(str(error))
             return None
         self.result.setText(format_scores(scores))
@@ -190,14 +190,19 @@ class EvaluatePanel(QWidget):
         """Where a ground truth opened as an image layer (File → Open reads a label file
         as one) can be made a Labels layer; "" when there is none."""
         shape = self._prediction_shape()
+        predicted = {  # the images predicted on are not ground truths
+            str(layer.metadata.get(ROLE_KEY, "")).split(":")[0]
+            for layer in self.viewer.layers
+            if is_output(layer)
+        }
         opened = [
             layer.name
             for layer in self.viewer.layers
             if isinstance(layer, napari.layers.Image)
             and not is_output(layer)
+            and str(layer.unique_id) not in predicted
             and np.issubdtype(layer.dtype, np.integer)
             and tuple(layer.data.shape) == shape
-            and layer is not self.image_picker.layer
         ]
         if not opened:
             return ""

@@ -27,7 +27,13 @@ from ._finetune_job import (
     start_optimizer_warm_up,
 )
 from ._finetune_settings import FinetuneSettings
-from ._finetune_text import GO_BACK_PROMPT, progress_of, run_summary, strokes_missing
+from ._finetune_text import (
+    GO_BACK_PROMPT,
+    kept_loss,
+    progress_of,
+    run_summary,
+    strokes_missing,
+)
 from ._geometry import ImageGeometry, image_data
 from ._go_back import GoBackButton
 from ._layers import LayerCombo, annotated_planes
@@ -372,7 +378,8 @@ class FinetuneWidget(QWidget):
             self.go_back.offer()
             self._keep_last_run()
         verb = "Fine-tuning stopped" if stopped else "Fine-tuned"
-        show_info(f"{verb}: {progress.iteration} iterations, loss {progress.smoothed_loss:.3g}.")
+        loss = kept_loss(progress, self._request)  # the kept weights', as the status says
+        show_info(f"{verb}: {progress.iteration} iterations; kept weights' loss {loss:.3g}.")
 
     def _mark_fine_tuned(self) -> bool:
         """Note the run in the model's history and name; tell the other sections."""

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import TRAINED_ITERATIONS
 from ..evaluation.review import ClassChanges, class_names
 from ..training.distillation import still_learning
 from ..training.history import not_learnt_yet
@@ -56,11 +57,26 @@ def run_summary(
             return text + (
                 f" The model still calls all of it {names.get(only, f'class {only}')}: it has "
                 "not learnt to tell the classes apart yet. Press Start again to train it "
-                "further (each run continues where this one ended)." + GO_BACK_PROMPT
+                "further: until a new model has trained "
+                f"{TRAINED_ITERATIONS} iterations, each run continues where the last ended."
+                + GO_BACK_PROMPT
             )
     if request is not None:
-        text += threshold_text(request.model)
+        text += threshold_text(request.model) + cut_short_text(progress, request.model, stopped)
     return text + GO_BACK_PROMPT
+
+
+def cut_short_text(progress: Any, model: Any, stopped: bool) -> str:
+    """A sentence when the time budget ended a run before its iteration budget (a busy or
+    slow machine: the annotation-loop benchmark checks 100 iterations); "" otherwise."""
+    history = model.info.training_history
+    budget = (history[-1].train_config or {}).get("iterations") if history else None
+    if stopped or not isinstance(budget, int) or progress.iteration >= budget:
+        return ""
+    return (
+        f" The time budget ended it after {progress.iteration} of its {budget} iterations "
+        "(a slow or busy machine: a longer time budget lets it finish)."
+    )
 
 
 def kept_loss(progress: Any, request: TrainingRequest | None) -> float:
