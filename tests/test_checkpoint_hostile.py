@@ -13,12 +13,8 @@ from helpers import HOSTILE_CONFIG, refuse_building, rewrite_metadata, tiny_mode
 from napari_unet import CheckpointError, load_model, save_model
 from napari_unet.cli import main
 from napari_unet.core import checkpoint as checkpoint_module
-from napari_unet.core.checkpoint import (
-    checkpoint_info,
-    foreign_file_kind,
-    new_model,
-    read_checkpoint,
-)
+from napari_unet.core.checkpoint import checkpoint_info, new_model, read_checkpoint
+from napari_unet.core.file_kinds import foreign_file_kind
 
 
 @pytest.fixture
