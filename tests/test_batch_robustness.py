@@ -162,7 +162,7 @@ def test_the_input_folder_can_be_the_output_folder_again_and_again(
     capsys.readouterr()
     assert cli_predict(folder, tiny_checkpoint, folder) == 0
     printed = capsys.readouterr().out
-    assert "left out 6 outputs" in printed and printed.count("skipped") == 2
+    assert "left out 6 outputs" in printed and printed.count(": skipped") == 2
     (folder / "img_instances.tif").unlink()  # interrupted before its last output
     assert cli_predict(folder, tiny_checkpoint, folder) == 0
     printed = capsys.readouterr().out
@@ -246,10 +246,15 @@ def test_shards_split_a_folder_disjointly_and_completely(tmp_path, tiny_checkpoi
 def test_shard_slurm_outside_an_array_says_so(
     tmp_path, tiny_checkpoint, image, capsys, monkeypatch
 ):
-    for name in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_COUNT"):
-        monkeypatch.delenv(name, raising=False)
+    for name in ("ID", "MIN", "COUNT", "MAX"):
+        monkeypatch.delenv(f"SLURM_ARRAY_TASK_{name}", raising=False)
     assert cli_predict(image, tiny_checkpoint, tmp_path / "out", "--shard", "slurm") == 2
     assert "run it in a SLURM job array" in capsys.readouterr().err
+    # --array=1-19:2: ten tasks 1, 3, ..., 19; as shards 1-10 of 10 half would never run
+    for name, value in (("ID", "3"), ("MIN", "1"), ("COUNT", "10"), ("MAX", "19")):
+        monkeypatch.setenv(f"SLURM_ARRAY_TASK_{name}", value)
+    assert cli_predict(image, tiny_checkpoint, tmp_path / "out", "--shard", "slurm") == 2
+    assert "consecutive" in capsys.readouterr().err
 
 
 def test_a_run_over_several_inputs_ends_with_what_became_of_them(

@@ -185,3 +185,17 @@ def test_a_model_trained_for_a_few_iterations_keeps_training_as_a_new_one(monkey
         if not trained:  # estimated from the strokes again, not carried from itself
             assert model.metadata["background_threshold"] == 0.77
             assert model.metadata["close_gaps"] is False
+
+
+def test_a_history_without_iteration_counts_counts_as_trained():
+    """Imported histories may not record iterations: such a model is trained, as before."""
+    model = new_model(ModelConfig(base_features=4, depth=1), seed=0)
+    for history, trained in (
+        ([{"date": "2026-01-01"}], True),  # no count: enough
+        ([{"iterations": None}, {"iterations": 10}], True),
+        ([{"iterations": 10}, {"iterations": 20}], False),
+        ([{"iterations": 100}, {"iterations": TRAINED_ITERATIONS - 100}], True),
+        ([], False),
+    ):
+        model.metadata["training_history"] = history
+        assert has_been_trained(model) is trained, history

@@ -97,3 +97,12 @@ def test_a_ground_truth_opened_as_an_image_is_named_with_how_to_convert_it(
     said = [str(n.message) for n in notifications]
     assert any("“truth.tif” is an image layer" in m and "Convert to Labels" in m for m in said)
     assert "“truth.tif” is an image layer" in panel.result.text()  # whole, beside the button
+
+
+def test_no_image_is_called_a_ground_truth_before_anything_was_predicted(dock, notifications):
+    viewer, widget = dock
+    panel = widget.predict.evaluation
+    viewer.add_image(disc_labels(range(1, len(CENTRES) + 1)).astype(np.uint16), name="cells")
+    assert panel.run() is None  # a 16-bit microscopy image, say: no hint to convert it
+    assert "Convert to Labels" not in panel.result.text()
+    assert panel.result.text().startswith("Choose an image and a ground-truth Labels layer")

@@ -176,6 +176,10 @@ def test_a_new_model_that_calls_everything_one_class_is_said_to_need_more_traini
     assert "not learnt" not in run_summary(progress, request, both, stopped=False)
     model.metadata["training_history"] = [{"iterations": 40}, {"iterations": 42}]
     assert "not learnt" in run_summary(progress, request, one_class, stopped=False)
+    # the run that brought it to TRAINED_ITERATIONS: the next run would only fine-tune it
+    model.metadata["training_history"] = [{"iterations": 40}, {"iterations": TRAINED_ITERATIONS}]
+    said = run_summary(progress, request, one_class, stopped=False)
+    assert "not learnt" in said and "go back and train again with a longer time budget" in said
     # a trained model fine-tuned on a slice without objects: one class is no failure
     model.metadata["training_history"] = [{"iterations": TRAINED_ITERATIONS}, {"iterations": 42}]
     assert "not learnt" not in run_summary(progress, request, one_class, stopped=False)

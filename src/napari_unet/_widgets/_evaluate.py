@@ -195,6 +195,8 @@ class EvaluatePanel(QWidget):
             for layer in self.viewer.layers
             if is_output(layer)
         }
+        if not predicted:  # nothing to evaluate yet: any integer image may be the user's own
+            return ""
         opened = [
             layer.name
             for layer in self.viewer.layers

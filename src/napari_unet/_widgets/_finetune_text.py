@@ -8,7 +8,7 @@ import numpy as np
 
 from ..config import TRAINED_ITERATIONS
 from ..evaluation.review import ClassChanges, class_names
-from ..training.distillation import still_learning
+from ..training.distillation import has_been_trained, learning_before_last_run
 from ..training.history import not_learnt_yet
 from ..training.sampling import AnnotationError, check_classes_present
 from ._finetune_job import FinetuneUpdate, TrainingRequest
@@ -56,14 +56,26 @@ def run_summary(
             (only,) = changes.present
             return text + (
                 f" The model still calls all of it {names.get(only, f'class {only}')}: it has "
-                "not learnt to tell the classes apart yet. Press Start again to train it "
-                "further: until a new model has trained "
-                f"{TRAINED_ITERATIONS} iterations, each run continues where the last ended."
+                "not learnt to tell the classes apart yet. "
+                + _next_step(request.model)
                 + GO_BACK_PROMPT
             )
     if request is not None:
         text += threshold_text(request.model) + cut_short_text(progress, request.model, stopped)
     return text + GO_BACK_PROMPT
+
+
+def _next_step(model: Any) -> str:
+    """What to do about a new model that has not learnt yet (see ``run_summary``)."""
+    if not has_been_trained(model):
+        return (
+            "Press Start again to train it further: until a new model has trained "
+            f"{TRAINED_ITERATIONS} iterations, each run continues where the last ended."
+        )
+    return (  # its next run would be a careful fine-tune towards what it predicts now
+        f"It has trained {TRAINED_ITERATIONS} iterations or more, so a next run would only "
+        "fine-tune it: go back and train again with a longer time budget, or make a new model."
+    )
 
 
 def cut_short_text(progress: Any, model: Any, stopped: bool) -> str:
@@ -91,8 +103,11 @@ def threshold_text(model: Any) -> str:
     """After a run that trained a model still learning (its first, say): the background
     threshold its strokes gave, if any."""
     info = model.info
-    earlier = [run.iterations for run in info.training_history[:-1]]
-    if not info.training_history or info.background_threshold == 0.5 or not still_learning(earlier):
+    if (
+        not info.training_history
+        or info.background_threshold == 0.5
+        or not learning_before_last_run(model)
+    ):
         return ""
     return (
         f" Boundary threshold from your strokes: {info.background_threshold:.2f} "

@@ -179,10 +179,10 @@ class ModelState(QObject):
         result further: fine-tuning on top of fine-tuning learnt the early strokes
         over and over and drifted (F1 0.879 -> 0.62 after 3 rounds; BENCHMARKS.md,
         annotation loop). Another model, a "go back" or other annotations make the
-        current model the new base. A base that was never trained is replaced by the
-        result of its first run: training a new model again from scratch on more
-        strokes made it worse (annotation loop, new models), fine-tuning that result
-        does not.
+        current model the new base. A base that is still learning (never trained, or
+        trained too briefly) is replaced by the result of its run: training a new model
+        again from scratch on more strokes made it worse (annotation loop, new models),
+        fine-tuning that result does not.
 
         Returns
         -------

@@ -51,7 +51,8 @@ def shard_of(shard: tuple[int, int] | str | None) -> tuple[int, int] | None:
             f"--shard slurm: {', '.join(names)} are not set; run it in a SLURM job array "
             "(sbatch --array=...), or give --shard I/N"
         ) from None
-    if not 0 <= task - first < count:
+    last = os.environ.get("SLURM_ARRAY_TASK_MAX", str(first + count - 1))
+    if not 0 <= task - first < count or last != str(first + count - 1):  # a gap: 1-19:2
         raise CliError(
             f"--shard slurm: task {task} is not among {count} consecutive tasks from {first}; "
             "use an array of consecutive ids (--array=0-9), or give --shard I/N"

@@ -103,12 +103,12 @@ def class_changes(before: np.ndarray, after: np.ndarray) -> ClassChanges:
     before, after = _two_masks(before, after)
     differs = before != after
     labels, counts = np.unique(after[differs], return_counts=True)
-    present, present_counts = np.unique(after, return_counts=True)
+    present = np.bincount(after.ravel().astype(np.intp, copy=False))  # small labels: no sort
     return ClassChanges(
         total=int(before.size),
         changed=int(differs.sum()),
         gained={int(label): int(count) for label, count in zip(labels, counts)},
-        present={int(label): int(count) for label, count in zip(present, present_counts)},
+        present={label: int(count) for label, count in enumerate(present) if count},
     )
 
 

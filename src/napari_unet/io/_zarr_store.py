@@ -14,17 +14,32 @@ import numpy as np
 from .axes import output_shapes
 
 
+def missing_store_arrays(store: Path, wanted: tuple[str, ...]) -> list[str]:
+    """Which of the arrays ``wanted`` the zarr group ``store`` lacks (empty: all there);
+    an array counts when its metadata can be read and it has two axes or more."""
+    import zarr
+
+    try:
+        group = zarr.open_group(str(store), mode="r")
+    except Exception:  # no group metadata at all
+        return list(wanted)
+    missing = []
+    for name in wanted:
+        try:
+            array = group[name]
+            complete = hasattr(array, "shape") and len(array.shape) >= 2
+        except Exception:  # absent, or its metadata unreadable
+            complete = False
+        if not complete:
+            missing.append(name)
+    return missing
+
+
 def check_complete(partial: Path, final: Path, instances: bool) -> None:
     """Refuse to publish a store that lacks an array or its metadata (something removed
     the unfinished store while this run wrote it, e.g. another run over the same output)."""
-    import zarr
-
     wanted = ("prob", "mask", "instances") if instances else ("prob", "mask")
-    try:
-        group = zarr.open_group(str(partial), mode="r")
-        missing = [name for name in wanted if name not in group]
-    except Exception:  # no group metadata left
-        missing = list(wanted)
+    missing = missing_store_arrays(partial, wanted)
     if missing:
         raise RuntimeError(
             f"the unfinished store of {final} lost its {', '.join(missing)} while it was "

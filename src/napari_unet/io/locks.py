@@ -86,7 +86,10 @@ def output_lock(path: Path) -> Iterator[OutputsLock]:
         stop.set()
         beat.join()
         if _read(path) == _text(lock.record):
-            path.unlink(missing_ok=True)
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:  # Windows: another run reads it; a lock of a gone run is stale
+                pass
 
 
 def check_held(lock: OutputsLock) -> None:
@@ -135,7 +138,10 @@ def _busy(path: Path, holder: dict[str, Any] | None) -> OutputsBusy:
 def _describe(holder: dict[str, Any] | None) -> str:
     if holder is None:
         return "unknown: the lock is empty or unreadable"
-    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(holder.get("time", 0))))
+    try:
+        since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(holder.get("time", 0))))
+    except (TypeError, ValueError, OverflowError, OSError):
+        since = "an unknown time"
     return f"pid {holder.get('pid')} on {holder.get('host')}, since {since}"
 
 
@@ -143,15 +149,20 @@ def _is_stale(path: Path, holder: dict[str, Any] | None) -> bool:
     """Whether the run that made the lock is gone (see the module docstring)."""
     try:
         age = time.time() - path.stat().st_mtime
-    except FileNotFoundError:
-        return False  # released meanwhile: try again
+    except OSError:
+        return False  # released meanwhile (or being deleted, on Windows): not taken over
     if holder is None or holder.get("host") != socket.gethostname():
         return age > STALE_SECONDS  # being written (empty), or another host's
     pid = holder.get("pid")
     if not isinstance(pid, int) or not _alive(pid):
         return True
-    started = _process_start(pid)
-    return started is not None and holder.get("started") not in (None, started)
+    started, recorded = _process_start(pid), holder.get("started")
+    if started is None or recorded is None:
+        return False
+    try:  # another process of the same id; a clock step may move the figure by a second
+        return abs(float(started) - float(recorded)) > 2.0
+    except (TypeError, ValueError):
+        return False
 
 
 def _alive(pid: int) -> bool:
@@ -178,7 +189,7 @@ def _take_over(path: Path, stale: str) -> None:
     aside = path.with_name(f"{path.name}.{uuid.uuid4().hex}.stale")
     try:
         os.rename(path, aside)
-    except FileNotFoundError:
+    except OSError:  # gone meanwhile, or (Windows) held open by a racing run: try again
         return
     moved = _read(aside)
     if moved != stale:  # a racing run's fresh lock: give it back

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._zarr_store import missing_store_arrays
 from .reruns import stored_provenance, why_not_reusable
 
 __all__ = [
@@ -78,26 +79,10 @@ def missing_arrays(store: Path, record: dict[str, Any]) -> list[str]:
     ``prob`` and ``mask`` always, ``instances`` unless the record's options made none;
     an array counts when its metadata can be read.
     """
-    import zarr
-
     options = record.get("options")
-    wanted = ["prob", "mask"]
-    if not isinstance(options, dict) or options.get("instances") is not None:
-        wanted.append("instances")
-    try:
-        group = zarr.open_group(str(store), mode="r")
-    except Exception:  # no group metadata at all
-        return wanted
-    missing = []
-    for name in wanted:
-        try:
-            array = group[name]
-            complete = hasattr(array, "shape") and len(array.shape) >= 2
-        except Exception:  # absent, or its metadata unreadable
-            complete = False
-        if not complete:
-            missing.append(name)
-    return missing
+    with_instances = not isinstance(options, dict) or options.get("instances") is not None
+    wanted = ("prob", "mask", "instances") if with_instances else ("prob", "mask")
+    return missing_store_arrays(store, wanted)
 
 
 def why_predicted(outputs: Sequence[Path], record: dict[str, Any], overwrite: bool) -> str | None:

@@ -35,6 +35,7 @@ __all__ = [
     "distillation_loss",
     "distillation_mask",
     "has_been_trained",
+    "learning_before_last_run",
     "sharpened",
     "still_learning",
     "teacher_border_weights",
@@ -51,6 +52,12 @@ def has_been_trained(model: UNet) -> bool:
     return not still_learning(
         run.get("iterations") if isinstance(run, dict) else None for run in history
     )
+
+
+def learning_before_last_run(model: UNet) -> bool:
+    """Whether ``model`` was still learning before its last recorded run (so that run
+    trained it as a new model's): :func:`still_learning` of the runs before it."""
+    return still_learning(run.iterations for run in model.info.training_history[:-1])
 
 
 def still_learning(iteration_counts: Iterable[int | None]) -> bool:

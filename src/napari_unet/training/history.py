@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.metadata import TrainingRun
-from .distillation import still_learning
+from .distillation import learning_before_last_run
 from .sampling import annotated_pixels
 
 __all__ = ["TrainProgress", "not_learnt_yet", "note_on_last_run", "record_run"]
@@ -86,12 +86,11 @@ def record_run(model, data, state, best, configs, distilled: bool) -> None:
 
 def not_learnt_yet(model, changes) -> bool:
     """Whether the last run trained ``model`` as a new model (it was still learning:
-    :func:`~napari_unet.training.distillation.still_learning`) and left it calling every
-    compared pixel one class (``changes``: a
+    :func:`~napari_unet.training.distillation.learning_before_last_run`) and left it
+    calling every compared pixel one class (``changes``: a
     :class:`~napari_unet.evaluation.review.ClassChanges` with its ``present`` classes);
     its strokes held two, so it has not learnt to tell them apart yet."""
-    earlier = [run.iterations for run in model.info.training_history[:-1]]
-    return len(changes.present) == 1 and still_learning(earlier)
+    return len(changes.present) == 1 and learning_before_last_run(model)
 
 
 def note_on_last_run(model, **values) -> bool:

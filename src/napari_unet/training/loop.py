@@ -128,10 +128,12 @@ def finetune(
 
     Notes
     -----
-    A model with a ``background_threshold`` of its own gets, after a completed run, the
-    threshold that matches the starting model's decisions away from the strokes
+    A trained model (:func:`~napari_unet.training.distillation.has_been_trained`) with a
+    ``background_threshold`` of its own gets, after a completed run, the threshold that
+    matches the starting model's decisions away from the strokes
     (:func:`~napari_unet.training.calibration.carried_threshold`); a model trained for
-    the first time gets one estimated from its strokes' intensities
+    the first time, or still learning, gets one estimated again from its strokes' intensities
+    (none, and its ``close_gaps`` back to the default, where they do not tell)
     (:func:`~napari_unet.training.calibration.stroke_share_threshold`), if any, and
     then Predict leaves the gaps in its boundaries open (``close_gaps`` false): such a
     model draws its boundaries too thick, so its errors are split objects, which the
