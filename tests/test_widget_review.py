@@ -11,7 +11,7 @@ from napari.utils.notifications import NotificationSeverity
 from helpers import annotate, as_trained, discs_image, run, tiny_model
 from napari_unet._widgets import model_state
 from napari_unet._widgets._finetune_job import FinetuneUpdate
-from napari_unet._widgets._finetune_text import run_summary
+from napari_unet._widgets._finetune_text import finished_notice, run_summary
 from napari_unet.config import TRAINED_ITERATIONS
 from napari_unet.evaluation.review import ClassChanges
 from napari_unet.training.loop import TrainProgress
@@ -242,3 +242,16 @@ def test_a_run_the_time_budget_cut_short_says_so():
     assert "budget ended" not in run_summary(cut, request, None, stopped=True)  # the user did
     whole = TrainProgress(100, 0.2, 0.2, elapsed=20.0, fraction=1.0)
     assert "budget ended" not in run_summary(whole, request, None, stopped=False)
+
+
+def test_the_notice_says_trained_for_a_new_model_and_fine_tuned_for_a_trained_one():
+    model = tiny_model()
+    request = SimpleNamespace(model=model)
+    progress = TrainProgress(42, 0.7, 0.69, elapsed=60.0, fraction=1.0)
+    model.metadata["training_history"] = [{"iterations": 42, "kept_smoothed_loss": 0.688}]
+    assert finished_notice(progress, request, stopped=False) == (
+        "Trained: 42 iterations; kept weights' loss 0.688."  # the kept weights', as the status
+    )
+    assert finished_notice(progress, request, stopped=True).startswith("Training stopped: 42")
+    as_trained(model).metadata["training_history"].append({"iterations": 42})
+    assert finished_notice(progress, request, stopped=False).startswith("Fine-tuned: 42")

@@ -29,7 +29,7 @@ from ._finetune_job import (
 from ._finetune_settings import FinetuneSettings
 from ._finetune_text import (
     GO_BACK_PROMPT,
-    kept_loss,
+    finished_notice,
     progress_of,
     run_summary,
     strokes_missing,
@@ -377,9 +377,7 @@ class FinetuneWidget(QWidget):
             self.status.setText(self.result_text(progress, stopped=stopped))
             self.go_back.offer()
             self._keep_last_run()
-        verb = "Fine-tuning stopped" if stopped else "Fine-tuned"
-        loss = kept_loss(progress, self._request)  # the kept weights', as the status says
-        show_info(f"{verb}: {progress.iteration} iterations; kept weights' loss {loss:.3g}.")
+        show_info(finished_notice(progress, self._request, stopped=stopped))
 
     def _mark_fine_tuned(self) -> bool:
         """Note the run in the model's history and name; tell the other sections."""

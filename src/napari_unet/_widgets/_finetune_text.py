@@ -91,6 +91,17 @@ def cut_short_text(progress: Any, model: Any, stopped: bool) -> str:
     )
 
 
+def finished_notice(progress: Any, request: TrainingRequest | None, *, stopped: bool) -> str:
+    """The notification at the end of a run that trained: a new model's runs train it, a
+    trained model's fine-tune it; the loss is the kept weights', as the status line's."""
+    training = request is not None and learning_before_last_run(request.model)
+    verb = ("Training" if training else "Fine-tuning") + " stopped"
+    if not stopped:
+        verb = "Trained" if training else "Fine-tuned"
+    loss = kept_loss(progress, request)
+    return f"{verb}: {progress.iteration} iterations; kept weights' loss {loss:.3g}."
+
+
 def kept_loss(progress: Any, request: TrainingRequest | None) -> float:
     """The smoothed loss of the weights the run kept (its best), as its history records
     it; the last iteration's smoothed loss when it records none."""

@@ -29,9 +29,10 @@ from matplotlib.ticker import MaxNLocator
 
 REDRAW_INTERVAL = 1.0
 """Seconds between two redraws while points keep arriving. Each blit holds the GIL in
-the Qt thread for 10-15 ms (2-core AMD EPYC), which the fine-tune's worker waits out:
-every 0.25 s, and with a full draw (about 50 ms) at each new highest loss, a small
-model's fine-tune in the dock ran about a quarter fewer iterations than in a script."""
+the Qt thread for 10-15 ms (2-core AMD EPYC), which the fine-tune's worker waits out. On a
+loaded machine redrawing every 0.25 s (and at each new highest loss) cost the dock's
+fine-tune iterations; on an idle one no difference was measured
+(``docs/experiments/gui_load.md``, 2026-12-03)."""
 
 LOSS_AXIS_STEPS = (1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0)
 """Where the loss axis may end, times a power of ten (see :func:`loss_axis_end`)."""
