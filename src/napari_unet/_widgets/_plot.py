@@ -10,10 +10,11 @@ saved background of the axes is restored and only the two lines are drawn (about
 7 ms instead of 40-70 ms; the legend sits above the axes, in the saved picture).
 
 Even so, each draw holds the GIL in the Qt thread, and the worker thread needs the
-GIL between torch's operations: a fine-tune loses about as much time as the Qt
-thread spends drawing. So the loss axis grows in steps too (a full draw each time
-its top changes: with ``top * 1.05`` that was every new highest loss), and new
-points are drawn at most once a second (:data:`REDRAW_INTERVAL`).
+GIL between torch's operations (on a loaded machine the draws cost the fine-tune
+iterations; on an idle one no difference was measured). So the loss axis grows in
+steps too (a full draw each time its top changes: with ``top * 1.05`` that was every
+new highest loss), and new points are drawn at most once a second
+(:data:`REDRAW_INTERVAL`).
 """
 
 from __future__ import annotations
