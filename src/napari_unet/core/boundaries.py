@@ -35,6 +35,8 @@ that close such gaps, in three steps:
    faint band across a nucleus larger than those it was trained on, and the
    watershed then cut it in two (the synthetic annotation loop: 10 of 48
    round-metrics worse than the start, each such cut; BENCHMARKS.md).
+   Both rules, and the lines left between the basins:
+   :mod:`napari_unet.core._basin_borders`.
 
 The lines between the remaining basins, one pixel wide, are what
 :func:`napari_unet.core.postprocess.class_mask` adds to the background when asked
@@ -50,6 +52,8 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+
+from ._basin_borders import NEIGHBOUR_PAIRS, label_borders, merge_weak_borders
 
 __all__ = [
     "MAX_SOLIDITY",
@@ -166,8 +170,8 @@ def lines_between(
     """Step 3 of :func:`separating_lines` on :func:`seeded_basins`' basins: the lines
     (Y, X bool) between the basins left after merging."""
     if min_contrast > 0 and basins.any():
-        basins = _merge_weak_borders(basins, probability, min_contrast, max_solidity, threshold)
-    return _label_borders(basins)
+        basins = merge_weak_borders(basins, probability, min_contrast, max_solidity, threshold)
+    return label_borders(basins)
 
 
 def grow_objects(
@@ -284,7 +288,7 @@ def _kept_apart(grown: np.ndarray, original: np.ndarray, probability: np.ndarray
     grown = grown.copy()
     is_new = (grown > 0) & ~original
     cut = np.zeros(grown.shape, bool)
-    for first, second in _NEIGHBOUR_PAIRS:
+    for first, second in NEIGHBOUR_PAIRS:
         a, b = grown[first], grown[second]
         clash = (a != b) & (a > 0) & (b > 0)
         new_a, new_b = is_new[first], is_new[second]
@@ -317,114 +321,3 @@ def _objects_with_seeds(objects: np.ndarray, seeds: np.ndarray, at_least: int) -
     """The connected objects (Y, X bool) holding ``at_least`` seeds: only those can split."""
     components, n_components, component_of, _ = object_seed_pairs(objects, seeds)
     return (np.bincount(component_of, minlength=n_components + 1) >= at_least)[components]
-
-
-#: (first, second) index pairs of every horizontally and vertically adjacent pixel pair.
-_NEIGHBOUR_PAIRS = (
-    ((slice(None), slice(None, -1)), (slice(None), slice(1, None))),
-    ((slice(None, -1), slice(None)), (slice(1, None), slice(None))),
-)
-
-
-def _merge_weak_borders(
-    basins: np.ndarray,
-    probability: np.ndarray,
-    contrast: float,
-    max_solidity: float,
-    threshold: float,
-) -> np.ndarray:
-    """Merge basins (Y, X; 0 = outside) whose shared border does not stand out.
-
-    The border of two basins is every 4-adjacent pixel pair with those two labels; its
-    value is the mean of the pairs' probabilities. It is weak when that value exceeds
-    the mean probability inside the higher of the two basins by less than
-    ``contrast``, or when the two basins are one convex shape cut across
-    (:func:`_uncut_pairs`; a sure boundary is halfway from ``threshold`` to 1).
-    Basins joined by weak borders form connected components of a graph, and each
-    component becomes one basin.
-    """
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    n_labels = int(basins.max()) + 1
-    flat = basins.ravel()
-    sums = np.bincount(flat, probability.ravel(), minlength=n_labels)
-    inside = sums / np.maximum(np.bincount(flat, minlength=n_labels), 1)
-    codes, values = [], []
-    for first, second in _NEIGHBOUR_PAIRS:
-        a, b = basins[first], basins[second]
-        differ = (a != b) & (a > 0) & (b > 0)
-        low, high = np.minimum(a[differ], b[differ]), np.maximum(a[differ], b[differ])
-        codes.append(low.astype(np.int64) * n_labels + high)
-        values.append((probability[first][differ] + probability[second][differ]) / 2)
-    borders, inverse = np.unique(np.concatenate(codes), return_inverse=True)
-    if borders.size == 0:
-        return basins
-    mean = np.bincount(inverse, np.concatenate(values)) / np.bincount(inverse)
-    low, high = borders // n_labels, borders % n_labels
-    weak = mean - np.maximum(inside[low], inside[high]) < contrast
-    if max_solidity <= 1 and not weak.all():
-        strong = ~weak
-        weak[strong] = _uncut_pairs(
-            basins, probability, low[strong], high[strong], max_solidity, (1 + threshold) / 2
-        )
-    graph = coo_matrix((np.ones(int(weak.sum())), (low[weak], high[weak])), shape=(n_labels,) * 2)
-    _, component = connected_components(graph, directed=False)
-    return np.where(basins > 0, component[basins] + 1, 0)
-
-
-def _uncut_pairs(
-    basins: np.ndarray,
-    probability: np.ndarray,
-    low: np.ndarray,
-    high: np.ndarray,
-    max_solidity: float,
-    sure: float,
-) -> np.ndarray:
-    """For each pair of neighbouring basins (labels ``low``, ``high``), True if they
-    are one shape cut across: their union (closed by a 3 x 3 square, holes filled) has
-    a solidity (area over the area of its convex hull) of at least ``max_solidity``;
-    what they enclose, if anything, is not a sure boundary (mean ``probability`` below
-    ``sure``: a membrane with a gap at both ends is); and their border spans at least
-    half the union's minor axis (a gap in a boundary that is otherwise there spans
-    less)."""
-    from skimage.measure import regionprops
-
-    boxes = ndimage.find_objects(basins)
-    uncut = np.zeros(low.shape, bool)
-    for index, (a, b) in enumerate(zip(low, high)):
-        box = tuple(
-            slice(max(min(p.start, q.start) - 1, 0), max(p.stop, q.stop) + 1)
-            for p, q in zip(boxes[a - 1], boxes[b - 1])
-        )
-        window = basins[box]
-        union = np.isin(window, (a, b))
-        union |= ndimage.binary_closing(union, np.ones((3, 3), bool))
-        filled = ndimage.binary_fill_holes(union)
-        shape = regionprops(filled.astype(np.uint8))[0]
-        enclosed = filled & ~union
-        if shape.solidity < max_solidity or (
-            enclosed.any() and probability[box][enclosed].mean() >= sure
-        ):
-            continue
-        border = np.zeros(window.shape, bool)
-        for first, second in _NEIGHBOUR_PAIRS:
-            x, y = window[first], window[second]
-            border[first] |= ((x == a) & (y == b)) | ((x == b) & (y == a))
-        rows, columns = np.nonzero(border)
-        span = np.hypot(np.ptp(rows) + 1, np.ptp(columns) + 1)
-        uncut[index] = span >= 0.5 * shape.axis_minor_length
-    return uncut
-
-
-def _label_borders(labels: np.ndarray) -> np.ndarray:
-    """Pixels (Y, X bool) whose right or lower neighbour has another non-zero label.
-
-    Marking one side of every border keeps the labels 4-connected apart: two
-    neighbouring unmarked pixels with non-zero labels always share a label.
-    """
-    borders = np.zeros(labels.shape, bool)
-    for first, second in _NEIGHBOUR_PAIRS:
-        a, b = labels[first], labels[second]
-        borders[first] |= (a != b) & (a > 0) & (b > 0)
-    return borders

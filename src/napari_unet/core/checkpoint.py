@@ -27,11 +27,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
 import torch
 
 from ..config import ModelConfig
-from ._atomic import atomic_open
+from ._checkpoint_write import METADATA_KEY
+from ._checkpoint_write import atomic_write_bytes as atomic_write_bytes
+from ._checkpoint_write import save_model as save_model
 from ._limits import (
     MAX_PARAMETERS,
     check_background_threshold,
@@ -47,7 +48,6 @@ from .model import UNet
 FormatDetector = Callable[[str | os.PathLike], bool]
 FormatLoader = Callable[[str | os.PathLike, str | torch.device | None], UNet]
 
-METADATA_KEY = "napari_unet"
 BUNDLED_DIR = Path(__file__).parent.parent / "models"  # napari_unet/models
 
 
@@ -109,64 +109,6 @@ def new_model(config: ModelConfig | None = None, seed: int | None = 0) -> UNet:
             model = UNet(config or ModelConfig())
     model.metadata = default_metadata(model.config)
     return model
-
-
-def save_model(
-    model: UNet, path: str | os.PathLike, *, half: bool = False, **metadata: Any
-) -> Path:
-    """Write ``model`` to a safetensors checkpoint, atomically.
-
-    Parameters
-    ----------
-    model : UNet
-        Its ``config`` and ``metadata`` are stored; ``metadata`` keywords update
-        ``model.metadata`` first (e.g. ``description="..."``).
-    path : path-like
-        Target file; its folder must exist. Written to a temporary file in the
-        same folder, flushed to disk, then renamed over the target, so an
-        interrupted save never leaves a broken checkpoint at ``path``.
-    half : bool
-        Store weights as float16 (half the size).
-
-    Returns
-    -------
-    Path
-        The written file.
-    """
-    from safetensors.torch import save as safetensors_bytes
-
-    path = Path(path)
-    model.metadata.update(metadata)
-    header = (
-        ModelMetadata.of(model)
-        .replace(format_version=FORMAT_VERSION, package_version=_package_version())
-        .to_header()
-    )
-    dtype = torch.float16 if half else torch.float32
-    tensors = {
-        key: value.detach()
-        .to("cpu", dtype if value.is_floating_point() else value.dtype)
-        .contiguous()
-        for key, value in model.state_dict().items()
-    }
-    text = json.dumps(header, default=_plain_json)
-    payload = safetensors_bytes(tensors, metadata={METADATA_KEY: text})
-    atomic_write_bytes(path, payload)
-    return path
-
-
-def _plain_json(value: Any) -> Any:
-    """NumPy scalars and arrays in metadata (a seed from ``np.arange``, a ``np.float32``
-    weight) as the plain numbers and lists JSON holds; anything else is refused."""
-    if isinstance(value, (np.generic, np.ndarray)):
-        return value.tolist()
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file and a rename."""
-    with atomic_open(path) as stream:
-        stream.write(payload)
 
 
 def read_checkpoint(
@@ -419,9 +361,3 @@ def checkpoint_info(name_or_path: str | os.PathLike) -> dict[str, Any]:
     metadata["file"] = str(path)
     metadata["parameters"] = int(sum(t.numel() for t in tensors.values()))
     return metadata
-
-
-def _package_version() -> str:
-    from .. import __version__
-
-    return __version__

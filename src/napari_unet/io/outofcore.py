@@ -45,17 +45,16 @@ import torch
 
 from ..config import UNSET, PredictConfig, Unset, predict_config
 from ..core.inference import (
-    Cancelled,
     Progress,
     StopFlag,
     default_tile_size,
-    is_stopped,
     resolved_tile_size,
     tile_layout,
     uses_test_time_augmentation,
 )
 from ..core.model import UNet
-from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, MaskSteps, mask_steps
+from ..core.postprocess import InstanceMethod, mask_steps
+from ._zarr_labels import refine_store_mask, write_instances
 from ._zarr_store import check_complete, create_arrays, open_group, publish
 from .axes import (
     check_axes,
@@ -64,8 +63,7 @@ from .axes import (
     guess_axes,
     slice_count,
 )
-from .chunked_labels import Plane, label_chunked, refine_mask_chunked
-from .volumes import iter_predict_stack, slice_instances
+from .volumes import iter_predict_stack
 
 __all__ = [
     "OUT_OF_CORE_THRESHOLD",
@@ -287,10 +285,10 @@ def _fill_store(
     refinement = mask_steps(model, settings)
     if progress is not None:  # minutes on a large image: say what runs
         progress(Progress(0, 1, "mask"))
-    _refine_mask(partial, arrays, block, refinement)
+    refine_store_mask(partial, arrays, block, refinement)
     count = None
     if method is not None:
-        count = _write_instances(
+        count = write_instances(
             partial,
             arrays["mask"],
             method,
@@ -317,25 +315,6 @@ def _fill_store(
     return attributes
 
 
-def _refine_mask(
-    partial: Path, arrays: dict[str, Any], block: tuple[int, int], steps: MaskSteps
-) -> None:
-    """:func:`~napari_unet.io.chunked_labels.refine_mask_chunked` on the store's mask; the
-    objects grow from a snapshot of each slice's mask in a scratch array of the store,
-    removed afterwards."""
-    import zarr
-
-    snapshot, path = None, partial / "grow_snapshot"
-    if steps.background_threshold != 0.5:
-        shape = tuple(arrays["mask"].shape[-2:])
-        snapshot = zarr.open_array(
-            str(path), mode="w", shape=shape, chunks=block, dtype=np.uint8, fill_value=0
-        )
-    refine_mask_chunked(arrays["prob"], arrays["mask"], block, steps, snapshot)
-    if snapshot is not None:
-        shutil.rmtree(path)
-
-
 def check_instance_method(
     method: Any, plane: tuple[int, int], advice: str = "use instances='components'"
 ) -> None:
@@ -358,47 +337,3 @@ def check_instance_method(
 def _check_method(method: Any) -> None:
     if method not in (None, "components", "watershed"):
         raise ValueError(f"instances must be 'components', 'watershed' or None, got {method!r}")
-
-
-def _write_instances(
-    path: Path,
-    mask: Any,
-    method: InstanceMethod,
-    block: tuple[int, int],
-    progress: Callable[[Progress], None] | None,
-    stop: StopFlag = None,
-    min_size: int = MIN_INSTANCE_SIZE,
-    fill_holes: bool = True,
-) -> int:
-    """Label every slice of ``mask`` into ``path/instances``; returns the object count.
-
-    ``stop`` is checked before each slice (:class:`~napari_unet.core.inference.Cancelled`);
-    objects under ``min_size`` pixels are not instances.
-    """
-    import zarr
-
-    options = {"shape": mask.shape, "chunks": mask.chunks, "dtype": np.uint32, "fill_value": 0}
-    out = zarr.open_array(str(path / "instances"), mode="w", **options)
-    planes: list[tuple[Any, Any]]  # (mask, instances): zarr arrays or Plane windows
-    if mask.ndim == 2:
-        planes = [(mask, out)]
-    else:
-        planes = [(Plane(mask, index), Plane(out, index)) for index in range(mask.shape[0])]
-    count = 0
-    if progress is not None:
-        progress(Progress(0, len(planes), "instances"))
-    for done, (mask_plane, out_plane) in enumerate(planes, start=1):
-        if is_stopped(stop):
-            raise Cancelled("prediction cancelled")
-        if method == "components":
-            count += label_chunked(
-                mask_plane, out_plane, block, offset=count, min_size=min_size, fill_holes=fill_holes
-            )
-        else:
-            out_plane[:, :], found = slice_instances(
-                mask_plane[:, :], method, count, min_size, fill_holes
-            )
-            count += found
-        if progress is not None:
-            progress(Progress(done, len(planes), "instances"))
-    return count
