@@ -239,12 +239,27 @@ def run_train(args: argparse.Namespace) -> int:
         changes = class_changes(mask_before, _class_mask(model, images[0], args.device))
         print(f"on {args.images[0]}: {changes.describe(class_names(model))}")
         if not_learnt_yet(model, changes):
-            print(
-                f"the model still calls all of {args.images[0]} one class: it has not learnt to "
-                "tell the classes apart yet; train it further (--model with this output)"
-            )
+            print(_not_learnt_text(model, changes, args.images[0]))
     _print_threshold(threshold_before, model.info.background_threshold, model.info.close_gaps)
     return status
+
+
+def _not_learnt_text(model, changes, image) -> str:
+    """What ``train`` says about a new model still at chance
+    (:func:`~napari_unet.training.history.not_learnt_yet`) on ``image``."""
+    from ..training.history import chance_loss, last_run_loss
+
+    if len(changes.present) == 1:
+        seen = f"the model still calls all of {image} one class"
+    else:
+        seen = (
+            f"the model's loss ({last_run_loss(model):.3f}) is still about that of a guess "
+            f"({chance_loss(model):.3f})"
+        )
+    return (
+        f"{seen}: it has not learnt to tell the classes apart yet; train it further "
+        "(--model with this output)"
+    )
 
 
 def _print_threshold(before: float, after: float, close_gaps: bool = True) -> None:

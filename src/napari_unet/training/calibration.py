@@ -17,6 +17,13 @@ class, wherever the user painted, so it calls far more background than the image
 the background's share from the strokes' intensities instead (the unpainted pixels
 darker, or brighter, than nearly all object strokes) and gives the new model the
 threshold at which it calls that share background.
+
+Both take a flag to end early (the run's ``cancel``, the dock's second press of Stop):
+they check it before each image's prediction and
+:func:`~napari_unet.core.inference.predict` checks it between its batches of tiles and
+test-time augmentation passes; once it is set they raise
+:class:`~napari_unet.core.inference.Cancelled` and the caller leaves the model's
+threshold as it was.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-from ..core.inference import default_tile_size, predict
+from ..core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from ..core.model import UNet
 
 __all__ = [
@@ -56,6 +63,7 @@ def carried_threshold(
     images: Sequence[np.ndarray],
     annotations: Sequence[np.ndarray],
     device,
+    stop: StopFlag = None,
 ) -> float:
     """The background threshold of ``tuned`` that matches ``starting``'s own.
 
@@ -68,6 +76,8 @@ def carried_threshold(
     annotations : sequence of (Y, X) int arrays
         Their strokes (0 = unpainted).
     device : torch.device or str
+    stop : callable or threading.Event, optional
+        Checked before each prediction and between its batches of tiles.
 
     Returns
     -------
@@ -75,6 +85,11 @@ def carried_threshold(
         In [0.5, 1): the quantile of ``tuned``'s background probability, on the unpainted
         pixels at least :data:`FAR_FROM_STROKES` from a stroke, that leaves as many of
         them above it as ``starting`` had above its threshold; 0.5 if that is lower.
+
+    Raises
+    ------
+    Cancelled
+        When ``stop`` is set before the last prediction ends.
     """
     threshold = starting.info.background_threshold
     per_image = MAX_PIXELS // max(len(images), 1)
@@ -87,8 +102,7 @@ def carried_threshold(
         )
         crop = np.asarray(image)[(..., *window)]
         for model, values in ((starting, before), (tuned, after)):
-            tile = default_tile_size(model)
-            values.append(predict(crop, model, tile_size=tile, device=device)[0][far])
+            values.append(_probabilities(crop, model, device, stop)[0][far])
     starting_values, tuned_values = np.concatenate(before), np.concatenate(after)
     if tuned_values.size == 0:
         return threshold
@@ -102,6 +116,7 @@ def stroke_share_threshold(
     images: Sequence[np.ndarray],
     annotations: Sequence[np.ndarray],
     device,
+    stop: StopFlag = None,
 ) -> float:
     """A never-trained model's background threshold, from its strokes' intensities.
 
@@ -122,6 +137,8 @@ def stroke_share_threshold(
     annotations : sequence of (Y, X) int arrays
         Their strokes: 1 = background, 2 = object, 0 = unpainted.
     device : torch.device or str
+    stop : callable or threading.Event, optional
+        Checked before each prediction and between its batches of tiles.
 
     Returns
     -------
@@ -131,6 +148,11 @@ def stroke_share_threshold(
         labels teach the classes' shares), when the intensity cut leaves most
         background strokes on the object side (the classes are not told apart by
         intensity), or when the model calls no more than that share background anyway.
+
+    Raises
+    ------
+    Cancelled
+        When ``stop`` is set before the last prediction ends.
     """
     if model.config.in_channels != 1 or model.config.n_classes != 2:
         return 0.5
@@ -151,16 +173,23 @@ def stroke_share_threshold(
     intensities = np.concatenate(
         [sign * s[inner][u] for s, inner, u in zip(smoothed, inners, unpainted)]
     )
-    tile = default_tile_size(model)
     values = np.concatenate(
         [
-            predict(plane[window], model, tile_size=tile, device=device)[0][u]
+            _probabilities(plane[window], model, device, stop)[0][u]
             for plane, window, u in zip(planes, windows, unpainted)
         ]
     )
     share = float(np.mean(intensities < cut))
     threshold = float(np.quantile(values, 1 - share))
     return min(max(threshold, 0.5), math.nextafter(1.0, 0.0))
+
+
+def _probabilities(image: np.ndarray, model: UNet, device, stop: StopFlag) -> np.ndarray:
+    """``model``'s probabilities of ``image`` (its default tile, as the model asks for
+    test-time augmentation); raises :class:`Cancelled` once ``stop`` is set."""
+    if is_stopped(stop):
+        raise Cancelled("calibration cancelled")
+    return predict(image, model, tile_size=default_tile_size(model), device=device, stop=stop)
 
 
 def _intensity_cut(smoothed, painted) -> tuple[float, float] | None:

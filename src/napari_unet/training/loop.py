@@ -85,6 +85,7 @@ def finetune(
     augment: AugmentConfig | None = None,
     weights: WeightConfig | None = None,
     stop: StopFlag = None,
+    cancel: StopFlag = None,
     preview: Callable[[], np.ndarray | None] | np.ndarray | None = None,
     preview_every: float = 3.0,
     report_every: int = 1,
@@ -108,7 +109,14 @@ def finetune(
         is not counted in the budget.
     augment, weights : AugmentConfig, WeightConfig
     stop : callable or threading.Event
-        Checked every iteration; training then ends with the best weights.
+        Checked every iteration; training then ends with the best weights. Also
+        checked by the batch-norm recalibration after the iterations, which a stopped
+        run skips. A stopped run still gets its threshold (see Notes).
+    cancel : callable or threading.Event, optional
+        Checked by the threshold calibration after the iterations (a few seconds with
+        test-time augmentation), which then ends at its next batch of tiles and leaves
+        the model the threshold it had before the run. The dock sets it when Stop is
+        pressed a second time.
     preview : array (Y, X) / (C, Y, X) or a callable returning one (or None)
         Predicted every ``preview_every`` seconds and attached to the progress.
     report_every : int
@@ -129,8 +137,8 @@ def finetune(
     Notes
     -----
     A trained model (:func:`~napari_unet.training.distillation.has_been_trained`) with a
-    ``background_threshold`` of its own gets, after a completed run, the threshold that
-    matches the starting model's decisions away from the strokes
+    ``background_threshold`` of its own gets, after a run (also a stopped one), the
+    threshold that matches the starting model's decisions away from the strokes
     (:func:`~napari_unet.training.calibration.carried_threshold`); a model trained for
     the first time, or still learning, gets one estimated again from its strokes' intensities
     (none, and its ``close_gaps`` back to the default, where they do not tell)
@@ -180,17 +188,33 @@ def finetune(
             model, sampler, data, state, best, (config, augment, weights), teacher, completed, stop
         )
         if completed and state.iteration:
-            _calibrate(model, starting, was_trained, (images, annotations), device)
+            _calibrate(model, starting, was_trained, (images, annotations), (device, cancel))
 
 
-def _calibrate(model: UNet, starting: UNet | None, was_trained: bool, data, device) -> None:
+def _calibrate(model: UNet, starting: UNet | None, was_trained: bool, data, setup) -> None:
     """Set ``model``'s background threshold after a completed run: carried over from
     ``starting`` if that had one, estimated from the strokes if ``model`` was new;
-    ``data`` is (images, annotations)."""
-    images, annotations = data
+    ``data`` is (images, annotations), ``setup`` (device, cancel).
+
+    Once ``cancel`` is set (before or during this), the model keeps the threshold it
+    had before the run, as a run abandoned midway does: the predictions end at their
+    next batch of tiles.
+    """
+    try:
+        _set_threshold(model, starting, was_trained, data, setup)
+    except Cancelled:
+        pass  # nothing written: the threshold metadata is the model's before the run
+
+
+def _set_threshold(model: UNet, starting: UNet | None, was_trained: bool, data, setup) -> None:
+    """:func:`_calibrate`'s work; raises :class:`Cancelled` (nothing changed) once
+    ``cancel`` is set."""
+    (images, annotations), (device, cancel) = data, setup
+    if is_stopped(cancel):
+        raise Cancelled("calibration cancelled")
     metadata = model.metadata
     if not was_trained:  # also a model still learning: its last estimate is replaced
-        threshold = stroke_share_threshold(model, images, annotations, device)
+        threshold = stroke_share_threshold(model, images, annotations, device, cancel)
         if threshold != 0.5:  # boundaries thicker than the strokes imply: objects split
             metadata["background_threshold"] = threshold
             metadata["close_gaps"] = False
@@ -199,7 +223,7 @@ def _calibrate(model: UNet, starting: UNet | None, was_trained: bool, data, devi
             metadata.pop("close_gaps", None)
     elif starting is not None:
         metadata["background_threshold"] = carried_threshold(
-            starting, model, images, annotations, device
+            starting, model, images, annotations, device, cancel
         )
 
 

@@ -1,0 +1,140 @@
+"""The threshold calibration after a run honours the run's ``cancel`` flag (the dock's
+second press of Stop).
+
+A stopped run is calibrated (its threshold matters: a fine-tuned ``em-membranes`` with
+its starting threshold has thinner membranes); once ``cancel`` is set, before or during
+the calibration, whose predictions end at their next batch of tiles, the model keeps
+the background threshold (and ``close_gaps``) it had before the run. A run that is not
+cancelled is calibrated exactly as before.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import napari_unet as nu
+from helpers import as_trained, tiny_model
+from napari_unet.core.inference import Cancelled
+from napari_unet.training import calibration
+from napari_unet.training.calibration import carried_threshold, stroke_share_threshold
+
+SIZE = 96
+CONFIG = nu.TrainConfig(
+    seconds=None, iterations=3, device="cpu", patch_size=48, seed=0, batch_size=1
+)
+
+
+def _membrane_image(seed: int) -> np.ndarray:
+    """Bright noisy cells between dark 4-px membranes every 24 px."""
+    membrane = np.zeros((SIZE, SIZE), bool)
+    for start in range(10, SIZE, 24):
+        membrane[start : start + 4, :] = True
+        membrane[:, start : start + 4] = True
+    noise = np.random.default_rng(seed).normal(0, 0.1, membrane.shape)
+    return (np.where(membrane, 0.2, 0.8) + noise).astype(np.float32)
+
+
+def _strokes() -> np.ndarray:
+    """Background strokes on two membranes, object strokes in the cells' middles."""
+    strokes = np.zeros((SIZE, SIZE), np.uint8)
+    strokes[11, 20:80] = 1
+    strokes[40:80, 59] = 1
+    for row in (23, 47, 71):
+        for column in (23, 47, 71):
+            strokes[row, column - 6 : column + 6] = 2
+    return strokes
+
+
+IMAGES = [_membrane_image(seed) for seed in range(3)]
+STROKES = [_strokes() for _ in IMAGES]
+
+
+def _new_model():
+    """A new model that calls most pixels background: its strokes give it a threshold."""
+    model = tiny_model(padding="same")
+    median = float(np.median(nu.predict(IMAGES[0], model, tile_size=None)[0]))
+    with torch.no_grad():
+        model.head.bias[0] += np.log(0.9 / 0.1) - np.log(median / (1 - median))
+    return model
+
+
+def _trained_model():
+    model = as_trained(tiny_model(padding="same"))
+    model.metadata["background_threshold"] = 0.7
+    return model
+
+
+@pytest.fixture
+def predictions(monkeypatch):
+    """Counts the calibration's predictions; ``cancel_at`` (when set) is set by the first."""
+    calls = {"count": 0, "cancel_at": None}
+    real = calibration.predict
+
+    def counted(*args, **kwargs):
+        calls["count"] += 1
+        if calls["cancel_at"] is not None:
+            calls["cancel_at"].set()  # the user presses Stop again while it runs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(calibration, "predict", counted)
+    return calls
+
+
+@pytest.mark.parametrize("make_model", [_new_model, _trained_model])
+def test_a_cancel_during_the_calibration_ends_it_and_keeps_the_threshold(predictions, make_model):
+    model = make_model()
+    before = {key: model.metadata.get(key) for key in ("background_threshold", "close_gaps")}
+    cancel = threading.Event()
+    predictions["cancel_at"] = cancel
+    nu.train(model, IMAGES, STROKES, CONFIG, cancel=cancel)
+    assert predictions["count"] == 1  # not one per image (and model): it ended at once
+    assert model.info.training_history[-1].iterations == CONFIG.iterations  # recorded
+    after = {key: model.metadata.get(key) for key in ("background_threshold", "close_gaps")}
+    assert after == before
+
+
+@pytest.mark.parametrize("make_model", [_new_model, _trained_model])
+def test_a_run_stopped_during_its_iterations_is_still_calibrated(predictions, make_model):
+    model = make_model()
+    starting = as_trained(tiny_model(padding="same"))  # the trained model's copy, for the check
+    starting.load_state_dict(model.state_dict())
+    starting.metadata = dict(model.metadata)
+    stop = threading.Event()
+    config = CONFIG.replace(iterations=20)
+    for step in nu.finetune(model, IMAGES, STROKES, config, stop=stop):
+        if step.iteration == 2:
+            stop.set()
+    assert model.info.training_history[-1].iterations == 2
+    assert predictions["count"] == len(IMAGES) * (1 if make_model is _new_model else 2)
+    if make_model is _new_model:
+        expected = stroke_share_threshold(model, IMAGES, STROKES, "cpu")
+    else:
+        expected = carried_threshold(starting.eval(), model, IMAGES, STROKES, "cpu")
+    assert model.metadata.get("background_threshold", 0.5) == expected
+
+
+def test_a_run_not_stopped_is_calibrated_exactly_as_without_a_stop_flag(predictions):
+    new, trained = _new_model(), _trained_model()
+    starting = trained.__class__(trained.config)
+    starting.load_state_dict(trained.state_dict())
+    starting.metadata = dict(trained.metadata)
+    stop = threading.Event()  # never set
+    nu.train(new, IMAGES, STROKES, CONFIG, stop=stop)
+    nu.train(trained, IMAGES, STROKES, CONFIG, stop=lambda: False)
+    assert predictions["count"] == len(IMAGES) * 3  # every image, and both models carried
+    expected = stroke_share_threshold(new, IMAGES, STROKES, "cpu")
+    assert expected > 0.5
+    assert new.metadata["background_threshold"] == expected
+    assert new.metadata["close_gaps"] is False
+    carried = carried_threshold(starting.eval(), trained, IMAGES, STROKES, "cpu")
+    assert trained.metadata["background_threshold"] == carried != 0.7
+
+
+def test_the_calibration_functions_raise_cancelled_once_stopped():
+    model = _new_model()
+    with pytest.raises(Cancelled):
+        stroke_share_threshold(model, IMAGES, STROKES, "cpu", stop=lambda: True)
+    with pytest.raises(Cancelled):
+        carried_threshold(_trained_model(), model, IMAGES, STROKES, "cpu", stop=lambda: True)
