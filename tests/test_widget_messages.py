@@ -22,6 +22,7 @@ from napari_unet._widgets._tasks import explain
      (NEW_MODEL_NAME, "new-model.safetensors"),
      (f"{NEW_MODEL_NAME} (fine-tuned)", "new-model-fine-tuned.safetensors"),
      (trained_name(NEW_MODEL_NAME), "new-model-trained.safetensors"),
+     ("new model (trained) (fine-tuned)", "new-model-fine-tuned.safetensors"),
      ("", "unet.safetensors")],
 )  # fmt: skip
 def test_the_save_name_keeps_the_name_and_marks_a_fine_tune(name, proposed):
@@ -52,12 +53,17 @@ def test_out_of_memory_advice_fits_the_task():
 
 
 @pytest.mark.parametrize(
-    ("name", "after"),
-    [(NEW_MODEL_NAME, "new model (trained)"),
-     ("new model (trained)", "new model (trained)"),
-     ("nuclei", "nuclei (fine-tuned)"),
-     ("nuclei (fine-tuned)", "nuclei (fine-tuned)"),
-     ("cells.safetensors", "cells.safetensors (fine-tuned)")],
+    ("name", "fine_tuned", "after"),
+    [(NEW_MODEL_NAME, False, "new model (trained)"),
+     ("new model (trained)", False, "new model (trained)"),
+     ("new model (trained)", True, "new model (trained) (fine-tuned)"),
+     ("new-model-trained.safetensors", False, "new-model-trained.safetensors (trained)"),
+     ("tiny", False, "tiny (trained)"),
+     ("nuclei", True, "nuclei (fine-tuned)"),
+     ("nuclei (fine-tuned)", True, "nuclei (fine-tuned)"),
+     ("cells.safetensors", True, "cells.safetensors (fine-tuned)")],
 )  # fmt: skip
-def test_a_trained_model_is_named_trained_not_untrained(name, after):
-    assert trained_name(name) == after
+def test_a_trained_model_is_named_trained_not_untrained(name, fine_tuned, after):
+    """A run that trained a model still learning marks it "(trained)", a fine-tune of a
+    trained model "(fine-tuned)" (what the run was, not what the name says)."""
+    assert trained_name(name, fine_tuned=fine_tuned) == after

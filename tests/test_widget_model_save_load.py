@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import tiny_model
+from helpers import annotate, as_trained, run, tiny_model
 from napari_unet._widgets import _model, model_state
 from napari_unet._widgets._model import FROM_FILE
 from napari_unet._widgets._state import NEW_MODEL_NAME, trained_name
@@ -104,3 +104,51 @@ def test_loading_the_current_checkpoint_file_again_adds_nothing_to_go_back_to(do
     state.name += " (fine-tuned)"
     assert widget.model.load()  # after a fine-tune it is loaded again, the tuned one kept
     assert len(state.history) == len(history) + 1 and state.model is not model
+
+
+def test_a_saved_model_still_learning_is_named_trained_after_loading_a_trained_one_fine_tuned(
+    qtbot, dock, tmp_path
+):
+    """The name says what the run was (the model's history), not what the name says: a
+    still-learning new model loaded from its file is trained, a trained one fine-tuned."""
+    viewer, widget = dock
+    state, finetune, panel = model_state(viewer), widget.finetune, widget.model
+    annotate(viewer, widget)
+    finetune.settings.iterations.value = 2
+    panel.use_model(tiny_model(), NEW_MODEL_NAME)
+    run(qtbot, finetune, finetune.start_finetune)
+    assert state.name == "new model (trained)"  # 2 iterations: still learning
+    files = {"new-model-trained": ("trained", state.model)}  # as Save proposes it
+    files["trained-elsewhere"] = ("fine-tuned", as_trained(tiny_model()))
+    for file, (expected, model) in files.items():
+        panel.use_model(model, "saved")
+        path = panel.save(tmp_path / file)
+        panel.source.value = FROM_FILE
+        panel.checkpoint_file.value = path
+        assert panel.load() and state.name == path.name
+        run(qtbot, finetune, finetune.start_finetune)
+        assert state.name == f"{path.name} ({expected})"
+
+
+def test_loading_a_model_first_thing_keeps_no_unused_default_model_to_go_back_to(
+    make_napari_viewer,
+):
+    from napari_unet._widgets._model import ModelWidget
+    from napari_unet.core.checkpoint import bundled_models
+
+    for used in (False, True):
+        viewer = make_napari_viewer()
+        panel, state = ModelWidget(viewer), model_state(viewer)  # it shows the default model
+        default = state.name
+        if used:  # e.g. predicted with: the user had it
+            assert state.begin_task("predicting")
+            state.end_task()
+        panel.source.value = next(name for name in bundled_models() if name != default)
+        assert panel.load()
+        assert [entry.name for entry in state.history] == ([default] if used else [])
+        assert panel.back_button.enabled is used
+        if not used:
+            assert panel.history_label.text() == "No earlier model in this session yet."
+            loaded = state.name
+            panel.source.value = default  # a model the user loaded is kept, as before
+            assert panel.load() and [entry.name for entry in state.history] == [loaded]

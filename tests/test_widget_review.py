@@ -59,9 +59,9 @@ def test_closing_the_dock_stops_its_fine_tune(qtbot, dock, notifications):
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         dock_widget.title.close_button.click()  # the dock's own close button
     assert state.busy == "" and not state.model.training
-    assert state.name == "tiny (fine-tuned)" and "before fine-tune" in state.history[-1].label
+    assert state.name == "tiny (trained)" and "before training" in state.history[-1].label
     messages = [n.message for n in notifications]
-    assert any("panel was closed" in message for message in messages), messages
+    assert any("Training stopped: its panel was closed" in m for m in messages), messages
 
 
 def test_closing_a_predict_dock_cancels_its_prediction(qtbot, make_napari_viewer):

@@ -70,7 +70,7 @@ def test_go_back_says_the_model_is_the_one_before_and_to_predict_again(qtbot, do
     said = finetune.status.text()
     assert not finetune.back_button.enabled
     assert "Worse than before" not in said, said
-    assert "Back to “tiny”, the model before this fine-tune" in said and "Predict again" in said
+    assert "Back to “tiny”, the model before this training run" in said and "Predict again" in said
 
 
 def test_going_back_in_the_model_section_updates_the_finetune_status(qtbot, dock):
@@ -100,7 +100,8 @@ def test_the_stopping_line_stays_while_the_run_stops(qtbot, dock, monkeypatch):
     finetune.stop()
     qtbot.waitUntil(lambda: finetune.plot.iterations == [1, 2])  # an update after the Stop
     said = finetune.status.text()
-    assert said.startswith("Stopping… (press Stop again to skip"), said
+    assert said.startswith("Stopping… (setting the model's threshold"), said
+    assert said.endswith("press Stop again to skip both)"), said
     with qtbot.waitSignal(finetune.finished, timeout=20_000):
         finetune.stop()  # the second press: the job returns
 
@@ -289,3 +290,54 @@ def test_a_dock_opened_again_still_offers_to_go_back(qtbot, dock):
     assert state.model is not tuned and not finetune.back_button.enabled
     assert not preview.visible  # it showed the model undone
     assert finetune.status.text().startswith("Back to “tiny”")
+
+
+def test_go_back_names_a_new_models_run_training_and_a_trained_models_a_fine_tune(qtbot, dock):
+    from helpers import as_trained
+
+    viewer, widget = dock
+    state, finetune = model_state(viewer), widget.finetune
+    annotate(viewer, widget)
+    tiny_finetune(qtbot, widget)  # "tiny" is new: the run trained it
+    assert state.history[-1].label.startswith("tiny before training at ")
+    assert finetune.back_button.text == "Go back to the model before this training run"
+    assert "fine-tune" not in finetune.back_button.tooltip
+    earlier = widget.model.history_label.text()
+    assert "tiny before training at" in earlier and "fine-tune" not in earlier
+    finetune.back_button.native.click()
+    said = finetune.status.text()
+    assert "the model before this training run" in said and "fine-tune" not in said
+
+    widget.model.use_model(as_trained(tiny_model(seed=1)), "trained")  # runs fine-tune it
+    assert finetune.back_button.text == "Go back to the model before this fine-tune"
+    tiny_finetune(qtbot, widget)
+    assert state.name == "trained (fine-tuned)"
+    assert state.history[-1].label.startswith("trained before fine-tune at ")
+    assert finetune.back_button.text == "Go back to the model before this fine-tune"
+    widget.model.go_back()  # the Model section's Go back undoes the same run
+    assert "the model before this fine-tune" in finetune.status.text()
+
+
+@pytest.mark.parametrize("button", ["fine-tune", "model"])
+def test_go_back_clears_the_undone_runs_loss_curve_and_scores(qtbot, dock, button):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    truth = np.zeros((128, 128), np.uint32)
+    truth[20:40, 20:40], truth[60:80, 50:70] = 1, 2
+    viewer.add_labels(truth, name="truth")
+    tiny_finetune(qtbot, widget)
+    finetune, evaluation = widget.finetune, widget.predict.evaluation
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    evaluation.truth_picker.combo.value = viewer.layers["truth"]
+    assert evaluation.run() is not None and "F1" in evaluation.result.text()
+    assert finetune.plot.iterations and list(finetune.plot.raw_line.get_xdata())
+    if button == "fine-tune":
+        finetune.back_button.native.click()
+    else:
+        widget.model.back_button.native.click()
+    assert model_state(viewer).name == "tiny"
+    assert finetune.plot.iterations == [] and list(finetune.plot.raw_line.get_xdata()) == []
+    assert finetune.progress.value() < 0  # reset: no "100%" of the undone run
+    assert model_state(viewer).last_run is None  # a dock opened again shows no curve either
+    scores = evaluation.result.text()
+    assert "F1" not in scores and "Went back to “tiny”" in scores and "Predict again" in scores

@@ -63,7 +63,7 @@ def test_full_loop_annotate_finetune_predict(qtbot, dock):
     assert after > before and after >= 0.9, (before, after)
     assert widget.finetune.start_button.enabled and not widget.finetune.stop_button.enabled
     assert [entry.name for entry in state.history][-1] == "tiny"
-    assert state.name == "tiny (fine-tuned)"
+    assert state.name == "tiny (trained)"  # a new model: its runs train it
     preview = viewer.layers["discs preview"]
     assert isinstance(preview, napari.layers.Image) and preview.metadata[OUTPUT_KEY]
     assert preview.data.shape == (128, 128) and preview.data.dtype == np.float32
@@ -119,7 +119,7 @@ def test_tile_size_choice_survives_a_fine_tune_and_settings_lock_while_running(q
         locked = [c.enabled for c in (settings.w0, settings.sigma, settings.elastic)]
     assert locked == [False, False, False]
     assert settings.w0.enabled and settings.sigma.enabled and settings.elastic.enabled
-    assert model_state(viewer).name == "tiny (fine-tuned)"
+    assert model_state(viewer).name == "tiny (trained)"
     assert widget.predict.tile_size.value == 0
     widget.model.use_model(new_model(ModelConfig(base_features=4, depth=3), seed=0), "deeper")
     assert widget.predict.tile_size.value == default_tile_size(model_state(viewer).model)
@@ -291,13 +291,13 @@ def test_separate_docks_share_one_model_go_back_and_let_go(
     assert model_widget.state.name == "tiny.safetensors"
     assert model_widget.state.model.config == tiny.config
     assert model_widget.go_back() and model_widget.state.model is tiny
-    assert model_widget.go_back() and model_widget.state.model is first
+    assert first is not tiny and not model_widget.go_back()  # the default was never used
     (tmp_path / "broken.safetensors").write_bytes(b"not a checkpoint")
     model_widget.source.value = FROM_FILE
     model_widget.checkpoint_file.value = tmp_path / "broken.safetensors"
     assert not model_widget.load()
     assert any("Could not load" in n.message for n in notifications)
-    assert model_widget.state.model is first
+    assert model_widget.state.model is tiny
 
     # a closed dock stops listening to the viewer
     inserted = viewer.layers.events.inserted
@@ -343,7 +343,7 @@ def test_diverging_run_says_so_and_marks_the_model_changed(qtbot, dock, notifica
     errors = [n for n in notifications if n.severity == NotificationSeverity.ERROR]
     assert len(errors) == 1 and "the loss became nan" in errors[0].message
     assert finetune.status.text().startswith("Failed: ") and "nan" in finetune.status.text()
-    assert state.name == "tiny (fine-tuned)"  # the kept weights are not the loaded ones
+    assert state.name == "tiny (trained)"  # the kept weights are not the loaded ones
     history = state.model.metadata["training_history"][-1]
     assert history["iterations"] == 3 and history["image_layer"] == "discs"
 

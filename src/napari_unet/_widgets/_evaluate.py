@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from ..evaluation.metrics import evaluate
 from ._geometry import ImageGeometry
 from ._layers import ROLE_KEY, LayerCombo, find_output, is_annotation, is_output
-from ._state import model_state
+from ._state import HistoryEntry, model_state
 
 KINDS = {
     "instances": ("instances", "objects matched one-to-one by IoU (F1, precision, recall)"),
@@ -40,7 +40,8 @@ class EvaluatePanel(QWidget):
     "<image> mask" (kinds "membranes" and "semantic") layer for the image chosen
     in ``image_picker``. For stacks, the slice in view is evaluated. The scores
     are cleared once they may no longer hold: another image, truth or kind is
-    chosen, the image's data change, or a new prediction is shown (:meth:`clear`).
+    chosen, the image's data change, a new prediction is shown (:meth:`clear`), or Go
+    back undid the last run (:meth:`after_go_back`: they were the undone model's).
 
     The ground truth chosen without the user (at the start, when the chosen one
     goes, or when another image is chosen and the truth does not fit it) is the
@@ -76,6 +77,7 @@ class EvaluatePanel(QWidget):
         self.kind.changed.connect(self._note_kind_chosen)
         self._state = model_state(viewer)
         self._state.model_changed.connect(self.follow_model)
+        self._state.went_back.connect(self.after_go_back)
         self.follow_model()
 
     def follow_model(self, *_: Any) -> None:
@@ -98,6 +100,15 @@ class EvaluatePanel(QWidget):
     def clear(self, *_: Any) -> None:
         """Forget the shown scores (they describe an earlier prediction or image)."""
         self.result.setText("")
+
+    def after_go_back(self, entry: HistoryEntry) -> None:
+        """Go back undid the last run: scores shown are of the undone model's prediction
+        (or of one older still), not of the model now current; they go."""
+        if self.result.text():
+            self.result.setText(
+                f"Went back to “{entry.name}”: the scores shown were of the undone run's "
+                "model. Predict again, then evaluate, to score this one."
+            )
 
     def may_choose(self, layer: Labels) -> bool:
         """Whether ``layer`` may be chosen as the ground truth without the user: not an

@@ -16,31 +16,19 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 
 from ..core.metadata import trained_description
 from ..evaluation.review import ClassChanges
+from ..training.distillation import learning_before_last_run
 from ..training.history import note_on_last_run
 from ._annotation_combo import AnnotationCombo
-from ._finetune_job import (
-    FinetuneUpdate,
-    PlaneReader,
-    PreviewSource,
-    TrainingRequest,
-    finetune_job,
-    start_optimizer_warm_up,
-)
+from ._finetune_job import FinetuneUpdate, TrainingRequest, finetune_job, start_optimizer_warm_up
+from ._finetune_request import Refusal, training_request
 from ._finetune_settings import FinetuneSettings
-from ._finetune_text import (
-    GO_BACK_PROMPT,
-    finished_notice,
-    progress_of,
-    run_summary,
-    strokes_missing,
-)
-from ._geometry import ImageGeometry, image_data
+from ._finetune_text import GO_BACK_PROMPT, finished_notice, progress_of, run_summary
 from ._go_back import GoBackButton
-from ._layers import LayerCombo, annotated_planes
+from ._layers import LayerCombo
 from ._loss_weights import LossWeights
 from ._plot import LossPlot
 from ._preview import hide_previews, put_preview
-from ._state import LastRun, model_state, real_viewer, trained_name
+from ._state import HistoryEntry, LastRun, model_state, real_viewer, run_words, trained_name
 from ._tasks import PROGRESS_STEPS, JobResult, start_job, taken_out_of_its_dock
 
 
@@ -143,7 +131,7 @@ class FinetuneWidget(QWidget):
         again): its status line and loss curve."""
         last = self.state.last_run
         if last is None:
-            self.status.setText(f"The current model is the last fine-tune's.{GO_BACK_PROMPT}")
+            self.status.setText(f"The current model is the last run's.{GO_BACK_PROMPT}")
             return
         self.status.setText(last.summary)
         self.plot.extend(last.iterations, last.losses, last.smoothed)
@@ -202,8 +190,9 @@ class FinetuneWidget(QWidget):
     def stop(self, *_: Any) -> None:
         """Ask the fine-tune to stop; the model keeps its best weights.
 
-        The slice in view is then compared with the model before; pressing Stop
-        again skips that too.
+        Its background threshold is then set and the slice in view compared with the
+        model before; pressing Stop again skips both (the model keeps its threshold
+        from before the run).
         """
         if self._request is None:  # not running (set before the worker starts: no race)
             return
@@ -212,15 +201,20 @@ class FinetuneWidget(QWidget):
             self.status.setText("Stopping…")
             return
         self._stop.set()
-        self.status.setText("Stopping… (press Stop again to skip comparing the slice in view)")
+        self.status.setText(
+            "Stopping… (setting the model's threshold and comparing the slice in view: "
+            "press Stop again to skip both)"
+        )
 
     def stop_jobs(self) -> None:
         """Stop what runs: the section was closed, its Stop button is out of reach."""
         self._cancel.set()
         if self._request is not None and not self._stop.is_set():
             self._stop.set()
+            history = self.state.history  # its newest entry: the model before this run
+            run = "Training" if history and history[-1].training else "Fine-tuning"
             show_info(
-                "Fine-tuning stopped: its panel was closed. The model keeps the best weights "
+                f"{run} stopped: its panel was closed. The model keeps the best weights "
                 "so far; the Model section can go back to the model before."
             )
         if self.loss_weights.worker is not None:
@@ -234,69 +228,17 @@ class FinetuneWidget(QWidget):
 
     def _gather(self) -> TrainingRequest | None:
         image, labels_layer = self.image_picker.layer, self.annotation_picker.layer
-        if image is None or labels_layer is None:
-            show_error("Choose an image and its annotation layer (see Annotate) first.")
+        request = training_request(self.viewer, image, labels_layer, self.state, self.settings)
+        if isinstance(request, Refusal):
+            if request.advice:  # what to paint first: it stays on the status line
+                self.status.setText(request.message)
+                show_warning(request.message)
+            else:
+                show_error(request.message)
             return None
-        model = self.state.model
-        in_channels = model.config.in_channels
-        geometry = ImageGeometry.of(image, in_channels)
-        problem = geometry.layout_problem(image.name)
-        if problem:
-            show_error(problem)
-            return None
-        annotated = self._annotated(labels_layer, image, geometry)
-        if annotated is None:
-            return None
-        planes, annotations = annotated
-        reader = PlaneReader(image_data(image), geometry, in_channels)
-        try:
-            reader.check_channels()
-        except ValueError as error:
-            show_error(f"Fine-tuning: {error}. Choose a model made for this kind of image.")
-            return None
-        in_view = geometry.plane_in_view(image, self.viewer)
-        preview = PreviewSource(reader, in_view) if self.settings.live_preview.value else None
         self._image_layer = image
         self._preview_shown = False
-        return TrainingRequest(
-            model=model,
-            reader=reader,
-            annotations=annotations,
-            train=self.settings.train_config(),
-            augment=self.settings.augment_config(),
-            weights=self.settings.weight_config(),
-            image_name=image.name,
-            planes=planes,
-            preview=preview,
-            annotation_name=labels_layer.name,
-            compare_plane=in_view,
-        )
-
-    def _annotated(
-        self,
-        labels_layer: napari.layers.Labels,
-        image: napari.layers.Image,
-        geometry: ImageGeometry,
-    ) -> tuple[list[tuple[int, ...]], list[np.ndarray]] | None:
-        """The annotated planes of ``labels_layer`` and copies of them; None, saying why,
-        when the layer does not fit the image or lacks a class to train on."""
-        labels = np.asarray(labels_layer.data)
-        if labels.shape != geometry.spatial_shape:
-            show_error(
-                f"“{labels_layer.name}” has shape {labels.shape} but “{image.name}” has "
-                f"{geometry.spatial_shape} (without channels): create the annotation layer "
-                "from this image in the Annotate section."
-            )
-            return None
-        planes = annotated_planes(labels, len(geometry.leading_shape))
-        annotations = [labels[plane].copy() for plane in planes]
-        n_classes = self.state.model.config.n_classes
-        missing = strokes_missing(annotations, n_classes, labels_layer.name)
-        if missing:  # said before any worker starts, as advice, not as a failure
-            self.status.setText(missing)
-            show_warning(missing)
-            return None
-        return planes, annotations
+        return request
 
     def _follow_view(self, *_: Any) -> None:
         request, image = self._request, self._image_layer
@@ -330,14 +272,19 @@ class FinetuneWidget(QWidget):
         """Another model became current: the last run's "Go back:" no longer applies."""
         if self.status.text().endswith(GO_BACK_PROMPT) and not self.go_back.available:
             self.status.setText(
-                f"“{self.state.name}” is the current model now; the fine-tuned one is in "
+                f"“{self.state.name}” is the current model now; the last run's is in "
                 "the Model section's earlier models."
             )
 
-    def _on_went_back(self, name: str) -> None:
+    def _on_went_back(self, entry: HistoryEntry) -> None:
+        """The last run was undone: its preview, progress, loss curve and status line go too."""
         hide_previews(self.viewer)
+        self.progress.reset()
+        self.plot.clear()
+        self.state.last_run = None
         self.status.setText(
-            f"Back to “{name}”, the model before this fine-tune. Predict again to see its results."
+            f"Back to “{entry.name}”, the model before this {run_words(entry.training)}. "
+            "Predict again to see its results."
         )
 
     def _show_preview(self, plane: tuple[int, ...], foreground: np.ndarray) -> None:
@@ -392,7 +339,8 @@ class FinetuneWidget(QWidget):
         metadata["description"] = trained_description(
             metadata.get("description"), request.image_name
         )
-        self.state.name = trained_name(self.state.name)
+        fine_tuned = not learning_before_last_run(request.model)  # as its history says
+        self.state.name = trained_name(self.state.name, fine_tuned=fine_tuned)
         self.state.model_changed.emit()
         return True
 

@@ -203,8 +203,9 @@ def finetune_job(
     plane to compare (``request.compare_plane``) with the model as it is.
 
     After training (unless stopped) one last preview shows the kept weights.
-    Then, also after a stop (a stopped run changed the model too), unless
-    ``cancel`` is set (default: ``stop``), the
+    ``cancel`` (default: ``stop``) ends the threshold's calibration after the
+    iterations (:func:`~napari_unet.training.loop.finetune`). Then, also after a stop (a
+    stopped run changed the model too), unless ``cancel`` is set, the
     :class:`~napari_unet.evaluation.review.ClassChanges` of the compared plane are yielded
     (its prediction reuses the preview's when it shows that plane).
     Returns the last :class:`~napari_unet.training.loop.TrainProgress` (None if no
@@ -217,7 +218,7 @@ def finetune_job(
     before = yield from _mask_before_training(request, images, stop)
     if request.compare_plane is not None and stop.is_set():
         return None
-    last = yield from _training_updates(request, images, stop)
+    last = yield from _training_updates(request, images, (stop, cancel))
     after = yield from _preview_after_training(request, last, stop)
     if last is not None and before is not None and not cancel.is_set():
         yield from _class_changes(request, images, before, after, cancel)
@@ -238,11 +239,13 @@ def _mask_before_training(
 
 
 def _training_updates(
-    request: TrainingRequest, images: list[np.ndarray], stop: threading.Event
+    request: TrainingRequest, images: list[np.ndarray], flags: tuple[threading.Event, ...]
 ) -> Generator[FinetuneUpdate, None, TrainProgress | None]:
     """Run :func:`~napari_unet.training.loop.finetune`, one update per iteration (with the
-    live preview's plane when it has one); returns the last progress (None: no iteration)."""
-    preview = request.preview
+    live preview's plane when it has one); returns the last progress (None: no iteration).
+    ``flags`` is (stop, cancel): Stop ends the iterations, a second press the threshold's
+    calibration after them."""
+    (stop, cancel), preview = flags, request.preview
     steps = finetune(
         request.model,
         images,
@@ -251,6 +254,7 @@ def _training_updates(
         augment=request.augment,
         weights=request.weights,
         stop=stop,
+        cancel=cancel,
         preview=preview,
         preview_every=PREVIEW_SECONDS,
     )

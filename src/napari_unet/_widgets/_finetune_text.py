@@ -9,7 +9,7 @@ import numpy as np
 from ..config import TRAINED_ITERATIONS
 from ..evaluation.review import ClassChanges, class_names
 from ..training.distillation import has_been_trained, learning_before_last_run
-from ..training.history import not_learnt_yet
+from ..training.history import chance_loss, last_run_loss, not_learnt_yet
 from ..training.sampling import AnnotationError, check_classes_present
 from ._finetune_job import FinetuneUpdate, TrainingRequest
 
@@ -53,10 +53,16 @@ def run_summary(
         names = class_names(request.model)
         text += f" On {where}, {changes.describe(names)}."
         if not_learnt_yet(request.model, changes):
-            (only,) = changes.present
+            if len(changes.present) == 1:
+                (only,) = changes.present
+                why = f" The model still calls all of it {names.get(only, f'class {only}')}:"
+            else:  # its training loss is still a guess's (training.history.loss_at_chance)
+                why = (
+                    f" Its training loss ({last_run_loss(request.model):.3f}) is still about "
+                    f"that of a guess ({chance_loss(request.model):.3f}):"
+                )
             return text + (
-                f" The model still calls all of it {names.get(only, f'class {only}')}: it has "
-                "not learnt to tell the classes apart yet. "
+                f"{why} it has not learnt to tell the classes apart yet. "
                 + _next_step(request.model)
                 + GO_BACK_PROMPT
             )

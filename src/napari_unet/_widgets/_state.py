@@ -65,16 +65,22 @@ class HistoryEntry:
     Attributes
     ----------
     label : str
-        What it was, e.g. ``"nuclei before fine-tune at 14:02:11"``.
+        What it was, e.g. ``"nuclei before fine-tune at 14:02:11"`` or, before a run
+        that trained a model still learning, ``"new model (untrained) before training
+        at 14:02:11"``.
     name : str
         The model's name at that time.
     model : UNet
-        The model itself (a copy on the CPU when taken before a fine-tune).
+        The model itself (a copy on the CPU when taken before a run).
+    training : bool
+        Taken before a run that trained the model (still learning: a new model's
+        first runs), not before a fine-tune of a trained model.
     """
 
     label: str
     name: str
     model: UNet
+    training: bool = False
 
 
 class ModelState(QObject):
@@ -89,19 +95,23 @@ class ModelState(QObject):
         An entry was added to or taken from :attr:`history`.
     busy_changed(str)
         A long task started (its name) or ended (``""``).
-    went_back(str)
-        "Go back" undid the last fine-tune (:attr:`offered_go_back`): the model of that
-        name is current again; emitted after ``model_changed``.
+    went_back(HistoryEntry)
+        "Go back" undid the last run (:attr:`offered_go_back`): the model of this history
+        entry is current again; emitted after ``model_changed``.
     """
 
     model_changed = Signal()
     history_changed = Signal()
     busy_changed = Signal(str)
-    went_back = Signal(str)
+    went_back = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._model: UNet | None = None
+        # the current model is the default one, loaded on first use, and no task used it
+        # yet: another model replacing it does not put it in the history (the user never
+        # had it; the Model section can load it again)
+        self._unused_default = False
         self.name = ""
         self.history: list[HistoryEntry] = []
         self.busy = ""
@@ -119,6 +129,7 @@ class ModelState(QObject):
         """The current model; the default one is loaded on first use."""
         if self._model is None:
             self._model, self.name = default_model()
+            self._unused_default = True
         return self._model
 
     @property
@@ -127,16 +138,19 @@ class ModelState(QObject):
         return self._model is not None
 
     def set_model(self, model: UNet, name: str) -> None:
-        """Make ``model`` current; the replaced one goes to the history."""
-        if self._model is not None:
+        """Make ``model`` current; the replaced one goes to the history (unless it is the
+        default model, shown but never used: nothing predicted with it or trained)."""
+        if self._model is not None and not self._unused_default:
             self._push(HistoryEntry(f"{self.name} (replaced {_now()})", self.name, self._model))
-        self._model, self.name = model, name
+        self._model, self.name, self._unused_default = model, name, False
         self.model_changed.emit()
 
-    def remember(self, reason: str) -> None:
-        """Keep a CPU copy of the current model, e.g. ``reason="before fine-tune"``."""
+    def remember(self, reason: str, training: bool = False) -> None:
+        """Keep a CPU copy of the current model, e.g. ``reason="before fine-tune"``
+        (``training``: before a run that trains it, see :attr:`HistoryEntry.training`)."""
         snapshot = copy.deepcopy(self.model).cpu()
-        self._push(HistoryEntry(f"{self.name} {reason} at {_now()}", self.name, snapshot))
+        label = f"{self.name} {reason} at {_now()}"
+        self._push(HistoryEntry(label, self.name, snapshot, training))
 
     def forget_last(self) -> None:
         """Drop the newest history entry (a snapshot that turned out to be unneeded)."""
@@ -159,14 +173,14 @@ class ModelState(QObject):
         if not self.history:
             return None
         entry = self.history.pop()
-        self._model, self.name = entry.model, entry.name
-        undone = entry is self.offered_go_back  # the last fine-tune, which Go back offered
+        self._model, self.name, self._unused_default = entry.model, entry.name, False
+        undone = entry is self.offered_go_back  # the last run, which Go back offered
         if undone:
             self.offered_go_back = None
         self.history_changed.emit()
         self.model_changed.emit()
         if undone:
-            self.went_back.emit(entry.name)
+            self.went_back.emit(entry)
         return entry
 
     def prepare_finetune(self, annotations: object, from_base: bool = True) -> bool:
@@ -189,7 +203,8 @@ class ModelState(QObject):
         bool
             True if the current model's weights were reset to the base.
         """
-        self.remember("before fine-tune")
+        training = not has_been_trained(self.model)  # a restart's base is trained: a fine-tune
+        self.remember(f"before {'training' if training else 'fine-tune'}", training)
         rounds = self._rounds
         key = weakref.ref(annotations)
         if from_base and rounds and rounds[0]() is annotations and rounds[2] is self.model:
@@ -212,6 +227,7 @@ class ModelState(QObject):
         """Claim the model for ``task``; False when another task holds it."""
         if self.busy:
             return False
+        self._unused_default = False  # a task uses the model: the user had it
         self.busy = task
         self.busy_changed.emit(task)
         return True
@@ -252,14 +268,34 @@ def model_state(viewer: Any) -> ModelState:
     return state
 
 
-def trained_name(name: str) -> str:
-    """A model's name once a run trained it here: "new model (untrained)" becomes
-    "new model (trained)", "nuclei" "nuclei (fine-tuned)"; a marked name stays."""
-    if name.endswith(UNTRAINED_MARK):
-        return name.removesuffix(UNTRAINED_MARK) + TRAINED_MARK
-    if name.endswith((FINE_TUNED_MARK, TRAINED_MARK)):
-        return name
-    return name + FINE_TUNED_MARK
+def trained_name(name: str, *, fine_tuned: bool = False) -> str:
+    """A model's name once a run changed it here.
+
+    A run that trained a model still learning (a new model, also one saved and loaded
+    again before it had trained enough) marks it " (trained)": "new model (untrained)"
+    becomes "new model (trained)", "new-model-trained.safetensors" gets the mark too. A
+    fine-tune of a trained model (``fine_tuned``) marks it " (fine-tuned)": "nuclei"
+    becomes "nuclei (fine-tuned)", "new model (trained)" "new model (trained)
+    (fine-tuned)". A name that ends with the mark already stays as it is.
+
+    Parameters
+    ----------
+    name : str
+        The model's name before the run.
+    fine_tuned : bool
+        Whether the run fine-tuned a trained model (see
+        :func:`~napari_unet.training.distillation.learning_before_last_run`).
+    """
+    name = name.removesuffix(UNTRAINED_MARK)
+    if fine_tuned:
+        return name if name.endswith(FINE_TUNED_MARK) else name + FINE_TUNED_MARK
+    return name if name.endswith((FINE_TUNED_MARK, TRAINED_MARK)) else name + TRAINED_MARK
+
+
+def run_words(training: bool) -> str:
+    """What the Fine-tune section calls a run: a "training run" of a model still learning,
+    a "fine-tune" of a trained one."""
+    return "training run" if training else "fine-tune"
 
 
 def _now() -> str:

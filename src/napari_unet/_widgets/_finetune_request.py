@@ -1,0 +1,100 @@
+"""What the Fine-tune section's Start trains on: the chosen image, its annotated planes and
+the settings, checked before any worker starts (:func:`training_request`)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import napari
+import numpy as np
+
+from ._finetune_job import PlaneReader, PreviewSource, TrainingRequest
+from ._finetune_settings import FinetuneSettings
+from ._finetune_text import strokes_missing
+from ._geometry import ImageGeometry, image_data
+from ._layers import annotated_planes
+from ._state import ModelState
+
+
+class Refusal(NamedTuple):
+    """Why Start trains nothing.
+
+    Attributes
+    ----------
+    message : str
+    advice : bool
+        What to paint first (a status line and a warning), not an error.
+    """
+
+    message: str
+    advice: bool = False
+
+
+def training_request(
+    viewer: napari.viewer.Viewer,
+    image: napari.layers.Image | None,
+    labels_layer: napari.layers.Labels | None,
+    state: ModelState,
+    settings: FinetuneSettings,
+) -> TrainingRequest | Refusal:
+    """A run of ``state``'s model on the annotated planes of ``labels_layer``, the
+    annotation layer of ``image``, with ``settings``; a :class:`Refusal` saying why not.
+
+    The model is not asked for (nor the default one loaded) before an image and its
+    annotation layer are chosen.
+    """
+    if image is None or labels_layer is None:
+        return Refusal("Choose an image and its annotation layer (see Annotate) first.")
+    model = state.model
+    in_channels = model.config.in_channels
+    geometry = ImageGeometry.of(image, in_channels)
+    problem = geometry.layout_problem(image.name)
+    if problem:
+        return Refusal(problem)
+    annotated = _annotated(labels_layer, image, geometry, model.config.n_classes)
+    if isinstance(annotated, Refusal):
+        return annotated
+    planes, annotations = annotated
+    reader = PlaneReader(image_data(image), geometry, in_channels)
+    try:
+        reader.check_channels()
+    except ValueError as error:
+        return Refusal(f"Fine-tuning: {error}. Choose a model made for this kind of image.")
+    in_view = geometry.plane_in_view(image, viewer)
+    preview = PreviewSource(reader, in_view) if settings.live_preview.value else None
+    return TrainingRequest(
+        model=model,
+        reader=reader,
+        annotations=annotations,
+        train=settings.train_config(),
+        augment=settings.augment_config(),
+        weights=settings.weight_config(),
+        image_name=image.name,
+        planes=planes,
+        preview=preview,
+        annotation_name=labels_layer.name,
+        compare_plane=in_view,
+    )
+
+
+def _annotated(
+    labels_layer: napari.layers.Labels,
+    image: napari.layers.Image,
+    geometry: ImageGeometry,
+    n_classes: int,
+) -> tuple[list[tuple[int, ...]], list[np.ndarray]] | Refusal:
+    """The annotated planes of ``labels_layer`` and copies of them; a :class:`Refusal`
+    when the layer does not fit the image or lacks a class to train on."""
+    labels = np.asarray(labels_layer.data)
+    if labels.shape != geometry.spatial_shape:
+        return Refusal(
+            f"“{labels_layer.name}” has shape {labels.shape} but “{image.name}” has "
+            f"{geometry.spatial_shape} (without channels): create the annotation layer "
+            "from this image in the Annotate section."
+        )
+    planes = annotated_planes(labels, len(geometry.leading_shape))
+    annotations = [labels[plane].copy() for plane in planes]
+    missing = strokes_missing(annotations, n_classes, labels_layer.name)
+    if missing:  # said before any worker starts, as advice, not as a failure
+        return Refusal(missing, advice=True)
+    return planes, annotations
