@@ -90,7 +90,7 @@ def test_a_ground_truth_opened_as_an_image_is_named_with_how_to_convert_it(
     evaluate_panel, notifications
 ):
     viewer, panel = evaluate_panel  # "discs" has its mask: it is the image, not a truth
-    # File → Open of a label file: an integer image layer, which the pickers then follow
+    # File → Open of a label file: an integer image layer (listed, not followed by the pickers)
     viewer.add_image(disc_labels(range(1, len(CENTRES) + 1)).astype(np.uint8), name="truth.tif")
     assert panel.truth_picker.layer is None  # only Labels layers are listed
     assert panel.run() is None
@@ -103,6 +103,6 @@ def test_no_image_is_called_a_ground_truth_before_anything_was_predicted(dock, n
     viewer, widget = dock
     panel = widget.predict.evaluation
     viewer.add_image(disc_labels(range(1, len(CENTRES) + 1)).astype(np.uint16), name="cells")
-    assert panel.run() is None  # a 16-bit microscopy image, say: no hint to convert it
+    assert panel.run() is None  # an integer image, maybe the user's own: no hint to convert it
     assert "Convert to Labels" not in panel.result.text()
     assert panel.result.text().startswith("Choose an image and a ground-truth Labels layer")

@@ -16,6 +16,7 @@ from magicgui.widgets import ComboBox, create_widget
 from napari.utils.colormaps import DirectLabelColormap
 
 from ._geometry import ImageGeometry, image_data
+from ._label_like import looks_like_labels
 
 __all__ = [  # ImageGeometry and image_data are _geometry's, kept importable from here
     "ANNOTATION_KEY",
@@ -116,12 +117,14 @@ class LayerCombo:
       napari's ``get_layers`` finds the viewer through the widget's Qt parents,
       falling back to ``napari.current_viewer()`` (another viewer's layers while
       the widget is not docked yet), and lists the outputs ("… probabilities").
-    - *following a new layer* (``follow_new``): an image just opened is chosen.
+    - *following a new layer* (``follow_new``): an image just opened is chosen,
+      unless it looks like a label image (:func:`._label_like.looks_like_labels`:
+      a ground truth that File → Open read as an image), which is only listed.
     - *what is chosen without the user* (``prefer``): at the start, and when the
       chosen layer goes, the topmost preferred layer is chosen, not magicgui's
-      first item (the empty one); the Annotations combo never takes a ground
-      truth this way. A renamed layer stays chosen (magicgui matches items by
-      their text).
+      first item (the empty one), and not a label image while another is listed;
+      the Annotations combo never takes a ground truth this way. A renamed layer
+      stays chosen (magicgui matches items by their text).
 
     Parameters
     ----------
@@ -136,7 +139,8 @@ class LayerCombo:
     prefer : callable, optional
         The listed layers that may be chosen without the user (default: all).
     follow_new : bool
-        Choose a newly added (preferred) layer, e.g. an image just opened.
+        Choose a newly added (preferred) layer, e.g. an image just opened, but not an
+        image layer holding labels.
 
     Attributes
     ----------
@@ -182,17 +186,22 @@ class LayerCombo:
         if chosen is not None and any(layer is chosen for layer in self.layers()):
             self.combo.value = chosen  # e.g. renamed: magicgui dropped its old text
         layer = event.value if event.type == "inserted" else None
-        if self.follow_new and layer is not None and self._preferred(layer):
+        if self.follow_new and layer is not None and self._followed(layer):
             self.combo.value = layer
         elif self.combo.value is None:
             self._choose_preferred()
 
-    def _preferred(self, layer: napari.layers.Layer) -> bool:
-        return any(item is layer for item in self.layers()) and self.prefer(layer)
+    def _followed(self, layer: napari.layers.Layer) -> bool:
+        """Whether the new ``layer`` is chosen: listed, preferred, not a label image."""
+        listed = any(item is layer for item in self.layers())
+        return listed and self.prefer(layer) and not looks_like_labels(layer)
 
     def _choose_preferred(self) -> None:
-        topmost_first = (layer for _, layer in self._choices(self.combo))
-        self.combo.value = next((layer for layer in topmost_first if self.prefer(layer)), None)
+        """Choose the topmost preferred layer that is no label image, else the topmost
+        preferred one, else none."""
+        preferred = [layer for _, layer in self._choices(self.combo) if self.prefer(layer)]
+        images = (layer for layer in preferred if not looks_like_labels(layer))
+        self.combo.value = next(images, preferred[0] if preferred else None)
 
     def layers(self) -> list[napari.layers.Layer]:
         """The listed layers, in the combo box's order (magicgui adds new ones last)."""

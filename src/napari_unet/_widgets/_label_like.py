@@ -1,0 +1,99 @@
+"""Whether an image layer holds a label image: a ground truth opened with File → Open.
+
+napari reads a label TIFF or PNG (a mask, instance labels) as an *Image* layer. The
+dock's image pickers should not switch to it by themselves, as they do to a new image
+(:class:`._layers.LayerCombo`), or Predict and Fine-tune would run on the ground truth.
+
+The rule (:func:`looks_like_labels`), measured on the project's data
+(``../shared/data``) and scikit-image's images:
+
+- an integer (or boolean) array held in memory: never computed on lazy (dask, zarr,
+  memory-mapped) or multiscale data, nor on RGB images;
+- and either at most two distinct values (a mask: the ISBI 2012 labels are 0/255),
+- or 0 present as the background, and objects that are flat regions: of the
+  horizontally adjacent pairs of non-zero pixels at least :data:`FLAT_SHARE` hold the
+  same value (DSB 2018 instance labels 99.8 %, the synthetic nuclei's 99.2 %; images at
+  most 59 %: EM 1.6-3.0 %, DSB nuclei 5.5 %, camera 24 %, cell 49 %, moon 59 %), and
+  at least :data:`BLOB_SHARE` of non-zero pixels have a non-zero right neighbour (objects,
+  not the isolated counts of a photon-limited image: the DSB labels 95 %).
+
+Object ids are not required to be consecutive: the DSB mask's 64 nuclei are numbered up
+to 178. A large array is judged on evenly spaced rows, :data:`SAMPLE_PIXELS` pixels at
+most (about a millisecond).
+"""
+
+from __future__ import annotations
+
+import napari
+import numpy as np
+
+__all__ = ["BLOB_SHARE", "FLAT_SHARE", "SAMPLE_PIXELS", "label_like_array", "looks_like_labels"]
+
+FLAT_SHARE = 0.9
+"""Least share of horizontally adjacent non-zero pixel pairs of equal value in labels."""
+
+BLOB_SHARE = 0.5
+"""Least share of non-zero pixels whose right neighbour is non-zero too, in labels."""
+
+SAMPLE_PIXELS = 2**20
+"""Most pixels read to judge an array: a larger one is judged on evenly spaced rows."""
+
+
+def looks_like_labels(layer: napari.layers.Layer) -> bool:
+    """Whether ``layer`` is an image layer holding a label image (see the module's rule).
+
+    False for any other layer, and for data it would be slow or unsafe to read here:
+    lazy (dask, zarr, memory-mapped) or multiscale arrays, and RGB images.
+    """
+    if not isinstance(layer, napari.layers.Image) or layer.multiscale or layer.rgb:
+        return False
+    data = layer.data
+    if not isinstance(data, np.ndarray) or isinstance(data, np.memmap):
+        return False
+    return label_like_array(data)
+
+
+def label_like_array(data: np.ndarray) -> bool:
+    """Whether the in-memory array ``data`` holds labels rather than intensities.
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        Any shape; pixels are compared along its last axis.
+
+    Returns
+    -------
+    bool
+        True for an integer or boolean array with at most two distinct values, or with 0
+        and flat non-zero objects (:data:`FLAT_SHARE`, :data:`BLOB_SHARE`).
+    """
+    if data.size == 0 or not (data.dtype == bool or np.issubdtype(data.dtype, np.integer)):
+        return False
+    rows = _sampled_rows(data)
+    low, high = rows.min(), rows.max()
+    if np.count_nonzero((rows == low) | (rows == high)) == rows.size:
+        return True  # a mask (or a blank image)
+    if low > 0 or rows.shape[1] < 2:
+        return False  # no background
+    left, right = rows[:, :-1], rows[:, 1:]
+    object_left = left != 0
+    object_pairs = object_left & (right != 0)
+    n_object, n_pairs = np.count_nonzero(object_left), np.count_nonzero(object_pairs)
+    if n_pairs == 0 or n_pairs < BLOB_SHARE * n_object:
+        return False
+    return bool(np.count_nonzero(object_pairs & (left == right)) >= FLAT_SHARE * n_pairs)
+
+
+def _sampled_rows(data: np.ndarray) -> np.ndarray:
+    """``data`` as (rows, last axis), every k-th row: at most :data:`SAMPLE_PIXELS` pixels.
+
+    Indexes the sampled rows themselves, so a non-contiguous array is never copied whole.
+    """
+    if data.ndim < 2:
+        return data.reshape(1, -1)
+    leading = data.shape[:-1]
+    n_rows = int(np.prod(leading))
+    step = -(-data.size // SAMPLE_PIXELS)  # ceiling division
+    if step <= 1:
+        return data.reshape(n_rows, data.shape[-1])
+    return data[np.unravel_index(np.arange(0, n_rows, step), leading)]
