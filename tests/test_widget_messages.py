@@ -49,6 +49,7 @@ def test_out_of_memory_advice_fits_the_task():
     assert "tile size" not in finetune  # the Fine-tune section has none
     assert "CPU as device" in finetune and "live preview" in finetune
     assert "tile size" in explain(error, "Prediction").error
+    assert "fewer base features" in explain(error, "Training").error  # a new model's run
     assert "tile size" not in explain(MemoryError(), "Loss weights").error
 
 

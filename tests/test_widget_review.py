@@ -54,7 +54,7 @@ def test_closing_the_dock_stops_its_fine_tune(qtbot, dock, notifications):
     assert widget.tabs.currentWidget().widget() is widget.predict
     reported = len(widget.finetune.plot.iterations)
     qtbot.waitUntil(lambda: len(widget.finetune.plot.iterations) > reported, timeout=30_000)
-    assert widget.finetune.worker is worker and state.busy == "fine-tuning"
+    assert widget.finetune.worker is worker and state.busy == "training"  # tiny is new
     dock_widget = widget.parent()
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         dock_widget.title.close_button.click()  # the dock's own close button

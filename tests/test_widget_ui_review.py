@@ -8,7 +8,7 @@ import pytest
 from napari.layers import Labels
 from napari.utils.notifications import NotificationSeverity
 
-from helpers import annotate, run, tiny_model
+from helpers import annotate, as_trained, run, tiny_model
 from napari_unet._widgets import _finetune, model_state
 from napari_unet._widgets._evaluate import EvaluatePanel
 from napari_unet._widgets._finetune_job import FinetuneUpdate
@@ -341,3 +341,63 @@ def test_go_back_clears_the_undone_runs_loss_curve_and_scores(qtbot, dock, butto
     assert model_state(viewer).last_run is None  # a dock opened again shows no curve either
     scores = evaluation.result.text()
     assert "F1" not in scores and "Went back to “tiny”" in scores and "Predict again" in scores
+
+
+def test_go_back_keeps_the_scores_of_the_model_it_returns_to(qtbot, dock):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    truth = np.zeros((128, 128), np.uint32)
+    truth[20:40, 20:40], truth[60:80, 50:70] = 1, 2
+    viewer.add_labels(truth, name="truth")
+    evaluation = widget.predict.evaluation
+    run(qtbot, widget.predict, widget.predict.run_prediction)  # predicted with "tiny"
+    evaluation.truth_picker.combo.value = viewer.layers["truth"]
+    assert evaluation.run() is not None
+    scores = evaluation.result.text()
+    tiny_finetune(qtbot, widget)
+    widget.finetune.back_button.native.click()
+    assert model_state(viewer).name == "tiny"
+    assert evaluation.result.text() == scores  # tiny's own prediction, scored before the run
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_a_second_stop_skips_the_threshold_the_first_keeps_it_coming(qtbot, dock, presses):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    model = as_trained(tiny_model(seed=1))
+    model.metadata["background_threshold"] = 0.7  # carried over after a run
+    widget.model.use_model(model, "trained")
+    finetune = widget.finetune
+    finetune.settings.iterations.value = 5000
+    said = []
+
+    def stop_at_the_second_iteration(update):
+        if not said and getattr(update, "iteration", 0) >= 2:
+            for _ in range(presses):
+                finetune.stop()
+                said.append(finetune.status.text())
+
+    with qtbot.waitSignal(finetune.finished, timeout=60_000):
+        finetune.start_finetune().yielded.connect(stop_at_the_second_iteration)
+    assert said[0].startswith("Stopping… (setting the model's threshold"), said
+    info = model_state(viewer).model.info
+    assert info.training_history[-1].iterations < 5000
+    assert (info.background_threshold == 0.7) is (presses == 2)
+
+
+def test_stop_mentions_the_threshold_only_when_one_will_be_set(qtbot, dock):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    widget.model.use_model(as_trained(tiny_model(seed=1)), "trained")  # threshold 0.5: none set
+    finetune = widget.finetune
+    finetune.settings.iterations.value = 5000
+    said = []
+
+    def stop_at_the_second_iteration(update):
+        if not said and getattr(update, "iteration", 0) >= 2:
+            finetune.stop()
+            said.append(finetune.status.text())
+
+    with qtbot.waitSignal(finetune.finished, timeout=60_000):
+        finetune.start_finetune().yielded.connect(stop_at_the_second_iteration)
+    assert said == ["Stopping… (press Stop again to skip comparing the slice in view)"]

@@ -12,6 +12,7 @@ from napari.utils.notifications import show_error
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from ..core.continuity import LINEAGE_KEY, lineage
 from ..evaluation.metrics import evaluate
 from ._geometry import ImageGeometry
 from ._layers import ROLE_KEY, LayerCombo, find_output, is_annotation, is_output
@@ -71,6 +72,7 @@ class EvaluatePanel(QWidget):
         self.evaluate_button.changed.connect(self.run)
         for control in (self.truth_picker.combo, self.kind):
             control.changed.connect(self.clear)
+        self._scored_lineage: list[str] | None = None  # the model of the scored mask
         self.image_picker.combo.changed.connect(self._follow_image)
         self._follow_image()
         self._kind_chosen = False  # by the user: then the model no longer decides it
@@ -100,10 +102,14 @@ class EvaluatePanel(QWidget):
     def clear(self, *_: Any) -> None:
         """Forget the shown scores (they describe an earlier prediction or image)."""
         self.result.setText("")
+        self._scored_lineage = None
 
     def after_go_back(self, entry: HistoryEntry) -> None:
-        """Go back undid the last run: scores shown are of the undone model's prediction
-        (or of one older still), not of the model now current; they go."""
+        """Go back undid the last run: scores shown of a prediction by another model than
+        the one now current (the undone run's, or an older one's) go; those of its own
+        prediction (scored before the run) stay."""
+        if self._scored_lineage is not None and self._scored_lineage == lineage(entry.model):
+            return
         if self.result.text():
             self.result.setText(
                 f"Went back to “{entry.name}”: the scores shown were of the undone run's "
@@ -163,7 +169,15 @@ class EvaluatePanel(QWidget):
             show_error(str(error))
             return None
         self.result.setText(format_scores(scores))
+        self._scored_lineage = self._mask_lineage()
         return scores
+
+    def _mask_lineage(self) -> list[str] | None:
+        """Which model made the chosen image's mask (its lineage), None if unrecorded."""
+        image = self.image_picker.layer
+        mask = None if image is None else find_output(self.viewer, image, "mask", Labels)
+        recorded = None if mask is None else mask.metadata.get(LINEAGE_KEY)
+        return None if recorded is None else list(recorded)
 
     def _scores(self) -> dict[str, Any]:
         image, truth = self.image_picker.combo.value, self.truth_picker.combo.value

@@ -16,8 +16,9 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 
 from ..core.metadata import trained_description
 from ..evaluation.review import ClassChanges
-from ..training.distillation import learning_before_last_run
+from ..training.distillation import has_been_trained, learning_before_last_run
 from ..training.history import note_on_last_run
+from ..training.loop import sets_threshold
 from ._annotation_combo import AnnotationCombo
 from ._finetune_job import FinetuneUpdate, TrainingRequest, finetune_job, start_optimizer_warm_up
 from ._finetune_request import Refusal, training_request
@@ -151,12 +152,13 @@ class FinetuneWidget(QWidget):
     def start_finetune(self, *_: Any) -> GeneratorWorker | None:
         """Start fine-tuning in a worker thread; returns the worker (None if refused)."""
         if self.worker is not None:
-            show_warning("Fine-tuning is running already; press Stop first.")
+            show_warning("A run is going already; press Stop first.")
             return None
         request = self._gather()
         if request is None:
             return None
-        if not self.state.begin_task("fine-tuning"):
+        task = "Fine-tuning" if has_been_trained(request.model) else "Training"  # still learning
+        if not self.state.begin_task(task.lower()):
             show_warning(f"The model is busy ({self.state.busy}); wait for it or cancel it.")
             return None
         restarted = self.state.prepare_finetune(
@@ -176,7 +178,7 @@ class FinetuneWidget(QWidget):
         self.worker = start_job(
             self,
             finetune_job(request, self._stop, self._cancel),
-            "Fine-tuning",
+            task,
             self._stop,
             on_yield=self._on_update,
             on_result=self._on_result,
@@ -201,10 +203,13 @@ class FinetuneWidget(QWidget):
             self.status.setText("Stopping…")
             return
         self._stop.set()
-        self.status.setText(
-            "Stopping… (setting the model's threshold and comparing the slice in view: "
-            "press Stop again to skip both)"
-        )
+        if sets_threshold(self._request.model):
+            self.status.setText(
+                "Stopping… (setting the model's threshold and comparing the slice in view: "
+                "press Stop again to skip both)"
+            )
+        else:
+            self.status.setText("Stopping… (press Stop again to skip comparing the slice in view)")
 
     def stop_jobs(self) -> None:
         """Stop what runs: the section was closed, its Stop button is out of reach."""

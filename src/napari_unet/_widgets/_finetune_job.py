@@ -203,7 +203,7 @@ def finetune_job(
     plane to compare (``request.compare_plane``) with the model as it is.
 
     After training (unless stopped) one last preview shows the kept weights.
-    ``cancel`` (default: ``stop``) ends the threshold's calibration after the
+    ``cancel`` (default: never set) ends the threshold's calibration after the
     iterations (:func:`~napari_unet.training.loop.finetune`). Then, also after a stop (a
     stopped run changed the model too), unless ``cancel`` is set, the
     :class:`~napari_unet.evaluation.review.ClassChanges` of the compared plane are yielded
@@ -211,7 +211,7 @@ def finetune_job(
     Returns the last :class:`~napari_unet.training.loop.TrainProgress` (None if no
     iteration ran). Raises what :func:`~napari_unet.training.loop.finetune` raises.
     """
-    cancel = stop if cancel is None else cancel
+    cancel = threading.Event() if cancel is None else cancel  # None: never cancelled
     images = yield from _read_images(request, stop)
     if images is None:
         return None

@@ -59,7 +59,7 @@ def training_request(
     try:
         reader.check_channels()
     except ValueError as error:
-        return Refusal(f"Fine-tuning: {error}. Choose a model made for this kind of image.")
+        return Refusal(f"Cannot train: {error}. Choose a model made for this kind of image.")
     in_view = geometry.plane_in_view(image, viewer)
     preview = PreviewSource(reader, in_view) if settings.live_preview.value else None
     return TrainingRequest(

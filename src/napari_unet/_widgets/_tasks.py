@@ -183,6 +183,8 @@ OUT_OF_MEMORY_ADVICE = {
     "Prediction": "Choose a smaller tile size, or the CPU as device.",
     "Fine-tuning": "Choose the CPU as device, turn off the live preview, or fine-tune a "
     "model with fewer base features (Model section).",
+    "Training": "Choose the CPU as device, turn off the live preview, or make a new model "
+    "with fewer base features (Model section).",
 }
 """What to change after running out of memory, per task (as :func:`start_job` names it)."""
 

@@ -281,9 +281,16 @@ def _teacher(model: UNet, config: TrainConfig, device) -> Teacher | None:
     return Teacher(model.to(device))
 
 
+def sets_threshold(model: UNet) -> bool:
+    """Whether a run of ``model`` sets its background threshold after the iterations
+    (:func:`finetune`'s Notes): a model still learning gets one from its strokes, a
+    trained one with a threshold of its own (not 0.5) gets it carried over."""
+    return not has_been_trained(model) or model.info.background_threshold != 0.5
+
+
 def _starting_copy(model: UNet, teacher: Teacher | None) -> UNet | None:
     """The model before training, if its background threshold must be carried over."""
-    if model.info.background_threshold == 0.5:
+    if not sets_threshold(model):  # called for trained models only
         return None
     return teacher.model if teacher is not None else copy.deepcopy(model).eval()
 
