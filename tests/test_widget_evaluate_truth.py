@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from napari.layers import Labels
+from napari.utils.notifications import NotificationSeverity
 
-from helpers import CENTRES, disc_labels, tiny_model
+from helpers import CENTRES, disc_labels, discs_image, tiny_model
 from napari_unet._widgets import model_state
 from napari_unet._widgets._layers import show_output
 
@@ -102,7 +103,57 @@ def test_a_ground_truth_opened_as_an_image_is_named_with_how_to_convert_it(
 def test_no_image_is_called_a_ground_truth_before_anything_was_predicted(dock, notifications):
     viewer, widget = dock
     panel = widget.predict.evaluation
-    viewer.add_image(disc_labels(range(1, len(CENTRES) + 1)).astype(np.uint16), name="cells")
-    assert panel.run() is None  # an integer image, maybe the user's own: no hint to convert it
+    intensities = (np.clip(discs_image(seed=1), 0, None) * 1000).astype(np.uint16)
+    viewer.add_image(intensities, name="cells")  # an integer image of intensities, no labels
+    assert panel.run() is None  # maybe the user's own image: no hint to convert it
     assert "Convert to Labels" not in panel.result.text()
     assert panel.result.text().startswith("Choose an image and a ground-truth Labels layer")
+
+
+def test_a_label_image_is_named_as_soon_as_it_is_opened_until_a_truth_is_chosen(dock):
+    viewer, widget = dock  # nothing predicted, Evaluate not pressed
+    panel = widget.predict.evaluation
+    hint = "“truth.tif” is an image layer: to use it as the ground truth, right-click it"
+    assert panel.result.text() == ""
+    opened = viewer.add_image(disc_labels(range(1, len(CENTRES) + 1)).astype(np.uint8))
+    opened.name = "truth.tif"  # File → Open: named after the file, read as an image
+    assert hint in panel.result.text() and "Convert to Labels" in panel.result.text()
+    truth = viewer.add_labels(np.asarray(opened.data), name="truth")  # Convert to Labels
+    assert panel.truth_picker.layer is truth
+    assert panel.result.text() == ""  # a Labels ground truth is chosen: nothing to convert
+    viewer.layers.remove(truth)
+    assert hint in panel.result.text()
+    viewer.layers.remove(opened)
+    assert panel.result.text() == ""
+
+
+def test_the_hint_names_only_label_images_of_the_predictions_shape(evaluate_panel):
+    viewer, panel = evaluate_panel  # predicted: the image "discs" has its mask
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="small mask")  # another image's
+    viewer.add_image(discs_image(), name="other image")  # intensities, of the same shape
+    assert panel.truth_picker.layer is None and panel.result.text() == ""
+    viewer.add_image(disc_labels([255] * len(CENTRES)).astype(np.uint8), name="mask.png")
+    assert panel.result.text().startswith("“mask.png” is an image layer")
+
+
+def test_evaluate_without_an_image_truth_or_prediction_warns_and_errors_stay_errors(
+    dock, notifications
+):
+    viewer, widget = dock
+    panel = widget.predict.evaluation
+    assert panel.run() is None  # no ground truth
+    viewer.add_labels(disc_labels(range(1, len(CENTRES) + 1)), name="truth")
+    assert panel.truth_picker.layer is viewer.layers["truth"]
+    assert panel.run() is None  # nothing predicted
+    refusals = [n for n in notifications if "first" in str(n.message)]
+    assert [str(n.message).split(":")[0].split(".")[0] for n in refusals] == [
+        "Choose an image and a ground-truth Labels layer first",
+        "Run Predict on “discs” first",
+    ]
+    assert all(n.severity == NotificationSeverity.WARNING for n in refusals)
+    perfect = np.where(disc_labels([1] * len(CENTRES)) > 0, 2, 1).astype(np.uint8)
+    placement = {"scale": [1.0, 1.0], "translate": [0.0, 0.0]}
+    show_output(viewer, viewer.layers["discs"], "mask", perfect, Labels, placement=placement)
+    panel.kind.value = "semantic"
+    assert panel.run() is None  # instance labels for 'semantic': a real error
+    assert notifications[-1].severity == NotificationSeverity.ERROR

@@ -7,9 +7,10 @@ import copy
 
 import numpy as np
 import pytest
+import torch
 from napari.utils.notifications import NotificationSeverity
 
-from helpers import discs_image, paint_strokes, run
+from helpers import as_trained, discs_image, paint_strokes, run, tiny_model
 from napari_unet._widgets import (
     _memory,
     model_state,
@@ -228,3 +229,20 @@ def test_predict_says_when_an_rgb_image_is_read_as_its_luminance(qtbot, dock):
     np.testing.assert_allclose(
         viewer.layers["colour probabilities"].data, expected[1], rtol=1e-4, atol=1e-5
     )
+
+
+def test_a_new_models_mask_of_one_class_says_to_train_it_further(qtbot, dock):
+    viewer, widget = dock
+    model = tiny_model()
+    with torch.no_grad():  # at chance, as an untrained model can be: background everywhere
+        model.head.weight.zero_()
+        model.head.bias.copy_(torch.tensor([5.0, -5.0]))
+    model_state(viewer).set_model(model, "new")
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    said = widget.predict.status.text()
+    assert said.startswith("Done: 0 objects.")
+    advice = " The model still calls everything background: train it further (Fine-tune → Start)."
+    assert advice in said
+    model_state(viewer).set_model(as_trained(copy.deepcopy(model)), "trained")
+    run(qtbot, widget.predict, widget.predict.run_prediction)  # a trained model may be right
+    assert "still calls everything" not in widget.predict.status.text()

@@ -307,7 +307,7 @@ def test_separate_docks_share_one_model_go_back_and_let_go(
         predict_widget.deleteLater()
     layer = viewer.add_labels(np.zeros((64, 64), np.uint8), name="later")
     layer.name = "renamed"
-    assert len(inserted.callbacks) == listening - 2  # its image and ground-truth pickers
+    assert len(inserted.callbacks) == listening - 3  # its image and truth pickers, its hint
 
 
 def test_created_annotation_layer_is_chosen_for_fine_tuning(dock):

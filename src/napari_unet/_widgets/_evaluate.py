@@ -8,14 +8,22 @@ import napari
 import numpy as np
 from magicgui.widgets import ComboBox, Container, PushButton
 from napari.layers import Labels
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.continuity import LINEAGE_KEY, lineage
 from ..evaluation.metrics import evaluate
 from ._geometry import ImageGeometry
-from ._layers import ROLE_KEY, LayerCombo, find_output, is_annotation, is_output
+from ._label_like import looks_like_labels
+from ._layers import (
+    LAYER_LIST_EVENTS,
+    ROLE_KEY,
+    LayerCombo,
+    find_output,
+    is_annotation,
+    is_output,
+)
 from ._state import HistoryEntry, model_state
 
 KINDS = {
@@ -34,6 +42,11 @@ KIND_TOOLTIP = (
 )
 
 
+class Refusal(ValueError):
+    """Evaluate cannot run yet (no image, truth or prediction): a step still to take,
+    shown as a warning, not an error."""
+
+
 class EvaluatePanel(QWidget):
     """Pick a ground-truth Labels layer and see the metrics of the plugin's prediction.
 
@@ -48,6 +61,10 @@ class EvaluatePanel(QWidget):
     goes, or when another image is chosen and the truth does not fit it) is the
     topmost Labels layer of the prediction's shape that is no annotation layer
     (:meth:`may_choose`).
+
+    While no ground truth is chosen, the result line says how to use an image layer
+    that holds labels (a ground truth File → Open read as an image) as one
+    (:meth:`show_hint`), whether or not anything was predicted.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer, image_picker: LayerCombo) -> None:
@@ -73,6 +90,9 @@ class EvaluatePanel(QWidget):
         for control in (self.truth_picker.combo, self.kind):
             control.changed.connect(self.clear)
         self._scored_lineage: list[str] | None = None  # the model of the scored mask
+        self._shown_hint = ""  # the result line holds this hint (see show_hint)
+        for name in LAYER_LIST_EVENTS:  # connected after the pickers': they update first
+            getattr(viewer.layers.events, name).connect(self._on_layers_changed)
         self.image_picker.combo.changed.connect(self._follow_image)
         self._follow_image()
         self._kind_chosen = False  # by the user: then the model no longer decides it
@@ -100,9 +120,26 @@ class EvaluatePanel(QWidget):
         self._kind_chosen = True
 
     def clear(self, *_: Any) -> None:
-        """Forget the shown scores (they describe an earlier prediction or image)."""
+        """Forget the shown scores (they describe an earlier prediction or image); the
+        result line shows the hint of :meth:`show_hint` instead, if any."""
         self.result.setText("")
         self._scored_lineage = None
+        self.show_hint()
+
+    def show_hint(self) -> str:
+        """With no ground truth chosen, say in the result line how to convert an image
+        layer holding labels (:func:`._label_like.looks_like_labels`) of the prediction's
+        shape into a Labels layer; returns the hint ("" when none). Scores or a message
+        shown stay: only an empty line or an earlier hint is replaced."""
+        if self.result.text() not in ("", self._shown_hint):
+            return ""
+        name = None if self.truth_picker.layer is not None else self._image_truth(False)
+        self._shown_hint = "" if name is None else convert_hint(name)
+        self.result.setText(self._shown_hint)
+        return self._shown_hint
+
+    def _on_layers_changed(self, *_: Any) -> None:
+        self.show_hint()
 
     def after_go_back(self, entry: HistoryEntry) -> None:
         """Go back undid the last run: scores shown of a prediction by another model than
@@ -166,7 +203,7 @@ class EvaluatePanel(QWidget):
             scores = self._scores()
         except ValueError as error:
             self.result.setText(str(error))  # whole here: a notification may be cut short
-            show_error(str(error))
+            (show_warning if isinstance(error, Refusal) else show_error)(str(error))
             return None
         self.result.setText(format_scores(scores))
         self._scored_lineage = self._mask_lineage()
@@ -182,14 +219,13 @@ class EvaluatePanel(QWidget):
     def _scores(self) -> dict[str, Any]:
         image, truth = self.image_picker.combo.value, self.truth_picker.combo.value
         if image is None or truth is None:
-            hint = self._hint()
-            raise ValueError(f"Choose an image and a ground-truth Labels layer first.{hint}")
+            name = self._image_truth(True)
+            hint = "" if name is None else f" {convert_hint(name)}"
+            raise Refusal(f"Choose an image and a ground-truth Labels layer first.{hint}")
         role, _ = KINDS[self.kind.value]
         prediction = find_output(self.viewer, image, role, Labels)
         if prediction is None:
-            raise ValueError(
-                f"Run Predict on “{image.name}” first: no “{image.name} {role}” layer."
-            )
+            raise Refusal(f"Run Predict on “{image.name}” first: no “{image.name} {role}” layer.")
         predicted, true = np.asarray(prediction.data), np.asarray(truth.data)
         if predicted.shape != true.shape:
             raise ValueError(
@@ -211,38 +247,45 @@ class EvaluatePanel(QWidget):
         scores = evaluate(predicted, true, kind=self.kind.value)
         return {**scores, "note": note} if note else scores
 
-    def _hint(self) -> str:
-        """Where a ground truth opened as an image layer (File → Open reads a label file
-        as one) can be made a Labels layer; "" when there is none."""
+    def _image_truth(self, integer_after_prediction: bool) -> str | None:
+        """The name of the topmost image layer that may be a ground truth opened with File →
+        Open (which reads a label file as an image), None when there is none: of the
+        prediction's shape, neither the chosen image nor one predicted on, and holding
+        labels (:func:`._label_like.looks_like_labels`), or, with
+        ``integer_after_prediction`` once something was predicted, of an integer type."""
         shape = self._prediction_shape()
         predicted = {  # the images predicted on are not ground truths
             str(layer.metadata.get(ROLE_KEY, "")).split(":")[0]
             for layer in self.viewer.layers
             if is_output(layer)
         }
-        if not predicted:  # nothing to evaluate yet: any integer image may be the user's own
-            return ""
-        opened = [
-            layer.name
-            for layer in self.viewer.layers
-            if isinstance(layer, napari.layers.Image)
-            and not is_output(layer)
-            and str(layer.unique_id) not in predicted
-            and np.issubdtype(layer.dtype, np.integer)
-            and tuple(layer.data.shape) == shape
-        ]
-        if not opened:
-            return ""
-        return (
-            f" “{opened[0]}” is an image layer: to use it as the ground truth, right-click it "
-            "in the layer list and choose Convert to Labels."
-        )
+        any_integer = integer_after_prediction and bool(predicted)
+        for layer in reversed(self.viewer.layers):
+            if (
+                not isinstance(layer, napari.layers.Image)
+                or layer is self.image_picker.layer
+                or is_output(layer)
+                or str(layer.unique_id) in predicted
+                or tuple(layer.data.shape) != shape
+            ):
+                continue
+            if looks_like_labels(layer) or (any_integer and np.issubdtype(layer.dtype, np.integer)):
+                return str(layer.name)
+        return None
 
     def _n_classes(self, predicted: np.ndarray) -> int:
         """Classes of the current model, or more if the prediction holds more labels."""
         state = model_state(self.viewer)
         n_classes = state.model.config.n_classes if state.has_model else 0
         return max(n_classes, int(predicted.max(initial=0)))
+
+
+def convert_hint(name: str) -> str:
+    """How to use the image layer ``name`` as the ground truth."""
+    return (
+        f"“{name}” is an image layer: to use it as the ground truth, right-click it "
+        "in the layer list and choose Convert to Labels."
+    )
 
 
 def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tuple[int, str]:

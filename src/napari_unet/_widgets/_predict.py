@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 import napari
+import numpy as np
 from magicgui.widgets import Container, PushButton
 from napari.layers import Image, Labels, Points
 from napari.qt.threading import GeneratorWorker
@@ -15,6 +16,8 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 
 from ..config import PredictConfig
 from ..core.continuity import lineage
+from ..evaluation.review import class_names
+from ..training.distillation import still_learning
 from ._annotation_combo import annotation_of
 from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
@@ -257,6 +260,7 @@ class PredictWidget(QWidget, PredictControls):
             + ", ".join(hidden)
             + (hint if "uncertainty" in outputs else "")
             + "."
+            + at_chance_text(result.mask, self.state.model if self.state.has_model else None)
             + changes
             + note
         )
@@ -284,6 +288,22 @@ class PredictWidget(QWidget, PredictControls):
             marked = f" (marked in “{layer.name}”)"
         sentence = result.changes.describe()
         return f" {sentence[0].upper()}{sentence[1:]}{marked}."
+
+
+def at_chance_text(mask: np.ndarray, model: Any) -> str:
+    """The status line's reason for a mask of one class from ``model`` (None: unknown)
+    that is still learning (fewer than ``TRAINED_ITERATIONS`` iterations in its history:
+    :func:`~napari_unet.training.distillation.still_learning`): it has not learnt yet;
+    "" otherwise (a trained model, say a bundled one, may rightly see one class only)."""
+    if model is None or mask.size == 0:
+        return ""
+    if not still_learning(run.iterations for run in model.info.training_history):
+        return ""
+    only = int(mask.flat[0])
+    if np.any(mask != only):
+        return ""
+    name = class_names(model).get(only, f"class {only}")
+    return f" The model still calls everything {name}: train it further (Fine-tune → Start)."
 
 
 def output_specs(
