@@ -2,6 +2,7 @@
 
 import pytest
 
+from helpers import as_trained, tiny_model
 from napari_unet import load_model
 from napari_unet._widgets._model_text import _duration, _when, describe_model, model_details
 
@@ -53,3 +54,9 @@ def test_the_status_quotes_the_loss_of_the_weights_kept_not_the_last():
     unrecorded = SimpleNamespace(kept_smoothed_loss=None)
     request.model.info.training_history = (unrecorded,)
     assert kept_loss(progress, request) == 0.5
+
+
+def test_a_model_trained_only_here_points_to_its_runs_behind_show_details():
+    summary = describe_model(as_trained(tiny_model()), "tiny (trained)")
+    assert "Trained on: only its training runs (Show details)" in summary
+    assert "Trained on: nothing yet (random weights)" in describe_model(tiny_model(), "tiny")

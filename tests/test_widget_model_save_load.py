@@ -148,7 +148,7 @@ def test_loading_a_model_first_thing_keeps_no_unused_default_model_to_go_back_to
         assert [entry.name for entry in state.history] == ([default] if used else [])
         assert panel.back_button.enabled is used
         if not used:
-            assert panel.history_label.text() == "No earlier model in this session yet."
+            assert panel.history_label.text() == "No earlier model in this session."
             loaded = state.name
             panel.source.value = default  # a model the user loaded is kept, as before
             assert panel.load() and [entry.name for entry in state.history] == [loaded]

@@ -12,6 +12,7 @@ from helpers import annotate, as_trained, discs_image, run, tiny_model
 from napari_unet._widgets import model_state
 from napari_unet._widgets._finetune_job import FinetuneUpdate
 from napari_unet._widgets._finetune_text import finished_notice, run_summary
+from napari_unet._widgets._state import LastRun
 from napari_unet.config import TRAINED_ITERATIONS
 from napari_unet.evaluation.review import ClassChanges
 from napari_unet.training.loop import TrainProgress
@@ -117,6 +118,7 @@ def test_a_stopped_run_says_stopped_not_done(qtbot, dock, notifications):
     status = finetune.status.text()
     assert status.startswith("Stopped after ") and "Done" not in status, status
     assert "On the image, " in status  # a stopped run changed the model too: what changed
+    assert "skipped" not in status
     info = [n.message for n in notifications if n.severity == NotificationSeverity.INFO]
     assert info and info[-1].startswith("Training stopped"), info  # the dock's model is new
 
@@ -128,6 +130,7 @@ def test_a_stopped_run_says_stopped_not_done(qtbot, dock, notifications):
         finetune.stop_button.changed.emit(True)
     status = finetune.status.text()
     assert status.startswith("Stopped after ") and "On the image" not in status, status
+    assert "(Comparison with the model before skipped.)" in status, status
 
 
 def test_small_losses_show_significant_digits(dock):
@@ -172,7 +175,7 @@ def test_a_new_model_that_calls_everything_one_class_is_said_to_need_more_traini
     said = run_summary(progress, request, one_class, stopped=False)
     assert "The model still calls all of it background: it has not learnt" in said
     assert "Press Start again" in said and "Boundary threshold" not in said
-    assert said.endswith("Go back:")
+    assert "Go back" not in said  # the model before it was a guess too
     assert "not learnt" not in run_summary(progress, request, both, stopped=False)
     model.metadata["training_history"] = [{"iterations": 40}, {"iterations": 42}]
     assert "not learnt" in run_summary(progress, request, one_class, stopped=False)
@@ -250,8 +253,35 @@ def test_the_notice_says_trained_for_a_new_model_and_fine_tuned_for_a_trained_on
     progress = TrainProgress(42, 0.7, 0.69, elapsed=60.0, fraction=1.0)
     model.metadata["training_history"] = [{"iterations": 42, "kept_smoothed_loss": 0.688}]
     assert finished_notice(progress, request, stopped=False) == (
-        "Trained: 42 iterations; kept weights' loss 0.688."  # the kept weights', as the status
+        "Trained: 42 iterations (best loss 0.688)."  # the kept weights', as the status line's
     )
     assert finished_notice(progress, request, stopped=True).startswith("Training stopped: 42")
     as_trained(model).metadata["training_history"].append({"iterations": 42})
     assert finished_notice(progress, request, stopped=False).startswith("Fine-tuned: 42")
+
+
+def test_a_run_of_a_model_still_learning_says_how_far_it_is():
+    model = tiny_model()
+    request = SimpleNamespace(model=model, compare_plane=())
+    progress = TrainProgress(80, 0.3, 0.3, elapsed=60.0, fraction=1.0)
+    one_class = ClassChanges(total=100, changed=0, gained={}, present={1: 100})
+    both = ClassChanges(total=100, changed=30, gained={2: 30}, present={1: 70, 2: 30})
+    model.metadata["training_history"] = [{"iterations": 40}, {"iterations": 80}]
+    so_far = f"(120 of {TRAINED_ITERATIONS} iterations so far)"
+    said = run_summary(progress, request, one_class, stopped=False)
+    assert f"each run continues where the last ended {so_far}." in said, said
+    said = run_summary(progress, request, both, stopped=False)  # learnt, but not enough yet
+    assert f"Still learning {so_far}: the next run continues where this one ended." in said
+    assert said.endswith("Worse than before? Go back:")
+    model.metadata["training_history"].append({"iterations": TRAINED_ITERATIONS})
+    assert "so far" not in run_summary(progress, request, both, stopped=False)
+
+
+def test_the_status_of_a_model_that_has_not_learnt_is_withdrawn_for_another_model(dock):
+    viewer, widget = dock
+    state, finetune = model_state(viewer), widget.finetune
+    said = "Done: … it has not learnt to tell the classes apart yet. Press Start again …"
+    finetune.status.setText(said)
+    state.last_run = LastRun(said, (), (), ())
+    widget.model.use_model(tiny_model(seed=1), "other")
+    assert "“other” is the current model now" in finetune.status.text()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from helpers import annotate, as_trained, run
+from helpers import annotate, as_trained, run, tiny_model
 from napari_unet._widgets import model_state
-from napari_unet.config import SCRATCH_LEARNING_RATE
+from napari_unet.config import SCRATCH_LEARNING_RATE, TRAINED_ITERATIONS
 from napari_unet.training import distillation
 
 pytestmark = pytest.mark.gui
@@ -158,3 +158,22 @@ def test_the_model_says_what_it_was_trained_on_after_a_fine_tune(qtbot, dock):
     run(qtbot, finetune, finetune.start_finetune)  # again on the same image: not repeated
     assert state.model.metadata["description"] == "U-Net trained from scratch on discs"
     assert "trained from scratch on discs" in widget.model.info.text()
+
+
+def test_the_option_is_disabled_while_the_model_is_still_learning(qtbot, dock, monkeypatch):
+    """A model still learning ignores "Each run starts from the model before the first run"
+    (test_a_new_model_still_learning_trains_on_as_a_new_one): the option says so."""
+    monkeypatch.setattr(distillation, "TRAINED_ITERATIONS", 15)  # one dock run trains it
+    viewer, widget = dock
+    finetune = widget.finetune
+    option = finetune.settings.from_base
+    assert not option.enabled and f"until it has trained {TRAINED_ITERATIONS}" in option.tooltip
+    widget.model.use_model(as_trained(tiny_model(seed=1)), "trained")
+    assert option.enabled and "drifts" in option.tooltip
+    widget.model.use_model(tiny_model(seed=2), "new")
+    assert not option.enabled
+    annotate(viewer, widget)
+    run(qtbot, finetune, finetune.start_finetune)  # 15 iterations: trained now
+    assert option.enabled and option.value
+    model_state(viewer).go_back()  # the new model again
+    assert not option.enabled

@@ -65,7 +65,8 @@ def test_go_back_says_the_model_is_the_one_before_and_to_predict_again(qtbot, do
     annotate(viewer, widget)
     tiny_finetune(qtbot, widget)
     finetune = widget.finetune
-    assert "Go back" in finetune.status.text() and finetune.back_button.enabled
+    assert "not learnt" in finetune.status.text() and finetune.back_button.enabled
+    assert "Go back" not in finetune.status.text()  # back to random weights: no prompt
     finetune.back_button.native.click()
     said = finetune.status.text()
     assert not finetune.back_button.enabled
@@ -256,6 +257,7 @@ def test_no_brush_stays_selected_when_there_is_nothing_to_paint_on(make_napari_v
 
 def test_the_go_back_prompt_is_withdrawn_when_another_model_is_loaded(qtbot, dock):
     viewer, widget = dock
+    widget.model.use_model(as_trained(tiny_model(seed=2)), "trained")  # it says "Go back:"
     annotate(viewer, widget)
     tiny_finetune(qtbot, widget)
     assert widget.finetune.status.text().endswith("Go back:")

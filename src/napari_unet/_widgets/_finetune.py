@@ -86,6 +86,8 @@ class FinetuneWidget(QWidget):
         self.viewer.events.theme.connect(self._follow_theme)
         self.go_back.went_back.connect(self._on_went_back)
         self.state.model_changed.connect(self._withdraw_go_back_prompt)
+        self.state.model_changed.connect(self._follow_model)
+        self._follow_model()
         self._set_running(False)
 
     def _create_controls(self) -> None:
@@ -143,6 +145,12 @@ class FinetuneWidget(QWidget):
         self.state.last_run = LastRun(
             self.status.text(), tuple(plot.iterations), tuple(plot.losses), tuple(plot.smoothed)
         )
+
+    def _follow_model(self, *_: Any) -> None:
+        """A new model still learning ignores "Each run starts from the model before the
+        first run" (the default model, not loaded yet, is trained)."""
+        state = self.state
+        self.settings.follow_model(state.has_model and not has_been_trained(state.model))
 
     def _follow_theme(self, *_: Any) -> None:
         theme = get_theme(self.viewer.theme)
@@ -274,8 +282,11 @@ class FinetuneWidget(QWidget):
             self.status.setText(text)
 
     def _withdraw_go_back_prompt(self, *_: Any) -> None:
-        """Another model became current: the last run's "Go back:" no longer applies."""
-        if self.status.text().endswith(GO_BACK_PROMPT) and not self.go_back.available:
+        """Another model became current: the last run's status line (and its "Go back:")
+        no longer applies."""
+        said, last = self.status.text(), self.state.last_run
+        summary = said.endswith(GO_BACK_PROMPT) or (last is not None and said == last.summary)
+        if summary and not self.go_back.available:
             self.status.setText(
                 f"“{self.state.name}” is the current model now; the last run's is in "
                 "the Model section's earlier models."
@@ -351,7 +362,9 @@ class FinetuneWidget(QWidget):
 
     def result_text(self, progress: Any, *, stopped: bool) -> str:
         """The status line after a run that trained: how it ended, what changed, what to do."""
-        return run_summary(progress, self._request, self._changes, stopped=stopped)
+        return run_summary(
+            progress, self._request, self._changes, stopped=stopped, skipped=self._cancel.is_set()
+        )
 
     def _on_finish(self) -> None:
         self.worker = None

@@ -24,6 +24,7 @@ class FinetuneSettings(Container):
 
     def __init__(self) -> None:
         self._running = False
+        self._still_learning = False  # the current model is a new one (see follow_model)
         self._create_budget_controls()
         self._create_data_controls(AugmentConfig(), WeightConfig())
         self.device = ComboBox(label="Device", choices=available_devices())
@@ -31,8 +32,7 @@ class FinetuneSettings(Container):
         self.from_base = CheckBox(
             text="Each run starts from the model before the first run",
             value=True,
-            tooltip="Fine-tune again from the model you started these annotations with, on all "
-            "their strokes, instead of training the last result further (which drifts).",
+            tooltip=FROM_BASE_TIP,
         )
         self.more = CheckBox(
             text="More options",
@@ -149,10 +149,29 @@ class FinetuneSettings(Container):
         """Lock the options during a run: it uses the values it started with."""
         self._running = running
         training = (self.seconds, self.iterations, self.learning_rate, self.lr_schedule)
-        data = (self.elastic, self.w0, self.sigma, self.live_preview, self.device, self.from_base)
+        data = (self.elastic, self.w0, self.sigma, self.live_preview, self.device)
         for control in (*training, *data):
             control.enabled = not running
         self._update_enabled()
 
+    def follow_model(self, still_learning: bool) -> None:
+        """Whether the current model is still learning: then each run continues where its
+        last ended whatever :attr:`from_base` says (``ModelState.prepare_finetune``), so
+        the option is disabled, its tooltip saying why."""
+        self._still_learning = still_learning
+        self.from_base.tooltip = FROM_BASE_IGNORED_TIP if still_learning else FROM_BASE_TIP
+        self._update_enabled()
+
     def _update_enabled(self, *_: Any) -> None:
         self.elastic_std.enabled = bool(self.elastic.value) and not self._running
+        self.from_base.enabled = not self._running and not self._still_learning
+
+
+FROM_BASE_TIP = (
+    "Fine-tune again from the model you started these annotations with, on all "
+    "their strokes, instead of training the last result further (which drifts)."
+)
+FROM_BASE_IGNORED_TIP = (
+    "A new model keeps training where its last run ended until it has trained "
+    f"{TRAINED_ITERATIONS} iterations; then this option applies."
+)

@@ -20,6 +20,7 @@ def run_summary(
     changes: ClassChanges | None,
     *,
     stopped: bool,
+    skipped: bool = False,
 ) -> str:
     """The status line after a run that trained: how it ended, what changed, what to do.
 
@@ -33,6 +34,8 @@ def run_summary(
         How the slice compared changed class (None: not compared).
     stopped : bool
         Whether the user stopped the run.
+    skipped : bool
+        Whether Stop was pressed twice, skipping the comparison of the slice in view.
 
     Returns
     -------
@@ -43,6 +46,8 @@ def run_summary(
         f"{ended} {progress.iteration} iterations in {progress.elapsed:.0f} s; the model "
         f"keeps its best weights (loss {kept_loss(progress, request):.3g}, smoothed)."
     )
+    if skipped and changes is None and request is not None and request.compare_plane is not None:
+        text += f" {SKIPPED}"
     if changes is not None and request is not None:
         plane = request.compare_plane
         where = (
@@ -52,23 +57,34 @@ def run_summary(
         )
         names = class_names(request.model)
         text += f" On {where}, {changes.describe(names)}."
-        if not_learnt_yet(request.model, changes):
-            if len(changes.present) == 1:
-                (only,) = changes.present
-                why = f" The model still calls all of it {names.get(only, f'class {only}')}:"
-            else:  # its training loss is still a guess's (training.history.loss_at_chance)
-                why = (
-                    f" Its training loss ({last_run_loss(request.model):.3f}) is still about "
-                    f"that of a guess ({chance_loss(request.model):.3f}):"
-                )
-            return text + (
-                f"{why} it has not learnt to tell the classes apart yet. "
-                + _next_step(request.model)
-                + GO_BACK_PROMPT
-            )
+        if not_learnt_yet(request.model, changes):  # no Go back prompt: before was a guess too
+            return text + _not_learnt_text(request.model, changes, names)
     if request is not None:
         text += threshold_text(request.model) + cut_short_text(progress, request.model, stopped)
+        if not has_been_trained(request.model):
+            text += (
+                f" Still learning ({_so_far(request.model)}): the next run continues where "
+                "this one ended."
+            )
     return text + GO_BACK_PROMPT
+
+
+def _not_learnt_text(model: Any, changes: ClassChanges, names: dict[int, str]) -> str:
+    """Why a new model has not learnt yet (:func:`~napari_unet.training.history.not_learnt_yet`)
+    and what to do; no Go back prompt (the button stays): the model before was a guess too."""
+    if len(changes.present) == 1:
+        (only,) = changes.present
+        why = f" The model still calls all of it {names.get(only, f'class {only}')}:"
+    else:  # its training loss is still a guess's (training.history.loss_at_chance)
+        why = (
+            f" Its training loss ({last_run_loss(model):.3f}) is still about "
+            f"that of a guess ({chance_loss(model):.3f}):"
+        )
+    return f"{why} it has not learnt to tell the classes apart yet. {_next_step(model)}"
+
+
+SKIPPED = "(Comparison with the model before skipped.)"
+"""Where the status line says what a run changed, when Stop was pressed twice."""
 
 
 def _next_step(model: Any) -> str:
@@ -76,12 +92,22 @@ def _next_step(model: Any) -> str:
     if not has_been_trained(model):
         return (
             "Press Start again to train it further: until a new model has trained "
-            f"{TRAINED_ITERATIONS} iterations, each run continues where the last ended."
+            f"{TRAINED_ITERATIONS} iterations, each run continues where the last ended "
+            f"({_so_far(model)})."
         )
     return (  # its next run would be a careful fine-tune towards what it predicts now
         f"It has trained {TRAINED_ITERATIONS} iterations or more, so a next run would only "
         "fine-tune it: go back and train again with a longer time budget, or make a new model."
     )
+
+
+def _so_far(model: Any) -> str:
+    """How far a model still learning is: "120 of 300 iterations so far", as its training
+    history records them."""
+    total = sum(
+        run.iterations for run in model.info.training_history if isinstance(run.iterations, int)
+    )
+    return f"{total} of {TRAINED_ITERATIONS} iterations so far"
 
 
 def cut_short_text(progress: Any, model: Any, stopped: bool) -> str:
@@ -98,14 +124,15 @@ def cut_short_text(progress: Any, model: Any, stopped: bool) -> str:
 
 
 def finished_notice(progress: Any, request: TrainingRequest | None, *, stopped: bool) -> str:
-    """The notification at the end of a run that trained: a new model's runs train it, a
-    trained model's fine-tune it; the loss is the kept weights', as the status line's."""
+    """The notification at the end of a run that trained, short enough for napari's toast:
+    a new model's runs train it, a trained model's fine-tune it; the loss is the kept
+    (best) weights', as the status line's."""
     training = request is not None and learning_before_last_run(request.model)
     verb = ("Training" if training else "Fine-tuning") + " stopped"
     if not stopped:
         verb = "Trained" if training else "Fine-tuned"
     loss = kept_loss(progress, request)
-    return f"{verb}: {progress.iteration} iterations; kept weights' loss {loss:.3g}."
+    return f"{verb}: {progress.iteration} iterations (best loss {loss:.3g})."
 
 
 def kept_loss(progress: Any, request: TrainingRequest | None) -> float:

@@ -266,7 +266,7 @@ class ModelWidget(QWidget):
             "Earlier models (newest first):<br>&nbsp;• "
             + "<br>&nbsp;• ".join(html.escape(entry.label) for entry in reversed(history))
             if history
-            else "No earlier model in this session yet."
+            else "No earlier model in this session."
         )
         self.load_button.enabled = idle
         self.save_button.enabled = idle

@@ -67,7 +67,7 @@ def _trained_on(info: ModelMetadata) -> str:
     if info.trained_on:
         return str(info.trained_on)
     if info.training_history:
-        return "only the training runs below"
+        return "only its training runs (Show details)"
     return "nothing yet (random weights)"
 
 
