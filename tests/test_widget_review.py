@@ -274,7 +274,11 @@ def test_a_run_of_a_model_still_learning_says_how_far_it_is():
     assert f"Still learning {so_far}: the next run continues where this one ended." in said
     assert said.endswith("Worse than before? Go back:")
     model.metadata["training_history"].append({"iterations": TRAINED_ITERATIONS})
-    assert "so far" not in run_summary(progress, request, both, stopped=False)
+    said = run_summary(progress, request, both, stopped=False)  # this run passed the mark
+    assert "so far" not in said
+    assert f"It has now trained {TRAINED_ITERATIONS} iterations or more: the next runs" in said
+    model.metadata["training_history"].append({"iterations": 100})  # a fine-tune after it
+    assert "It has now trained" not in run_summary(progress, request, both, stopped=False)
 
 
 def test_the_status_of_a_model_that_has_not_learnt_is_withdrawn_for_another_model(dock):

@@ -66,6 +66,11 @@ def run_summary(
                 f" Still learning ({_so_far(request.model)}): the next run continues where "
                 "this one ended."
             )
+        elif learning_before_last_run(request.model):  # this run took it past the mark
+            text += (
+                f" It has now trained {TRAINED_ITERATIONS} iterations or more: the next runs "
+                "fine-tune it, keeping what it predicts where you did not paint."
+            )
     return text + GO_BACK_PROMPT
 
 
