@@ -113,10 +113,8 @@ def finetune(
         checked by the batch-norm recalibration after the iterations, which a stopped
         run skips. A stopped run still gets its threshold (see Notes).
     cancel : callable or threading.Event, optional
-        Checked by the threshold calibration after the iterations (a few seconds with
-        test-time augmentation), which then ends at its next batch of tiles and leaves
-        the model the threshold it had before the run. The dock sets it when Stop is
-        pressed a second time.
+        Ends the threshold calibration after the iterations at its next batch of tiles;
+        the model keeps its threshold from before (the dock's second press of Stop).
     preview : array (Y, X) / (C, Y, X) or a callable returning one (or None)
         Predicted every ``preview_every`` seconds and attached to the progress.
     report_every : int
@@ -282,9 +280,8 @@ def _teacher(model: UNet, config: TrainConfig, device) -> Teacher | None:
 
 
 def sets_threshold(model: UNet) -> bool:
-    """Whether a run of ``model`` sets its background threshold after the iterations
-    (:func:`finetune`'s Notes): a model still learning gets one from its strokes, a
-    trained one with a threshold of its own (not 0.5) gets it carried over."""
+    """Whether a run of ``model`` sets its background threshold (:func:`finetune`'s Notes):
+    from its strokes while still learning, carried over when trained with one of its own."""
     return not has_been_trained(model) or model.info.background_threshold != 0.5
 
 
