@@ -164,28 +164,32 @@ def test_a_first_run_names_the_threshold_its_strokes_gave(dock):
     finetune._request = None
 
 
+ONE_CLASS = ClassChanges(total=100, changed=0, gained={}, present={1: 100})
+"""A slice the model calls all background."""
+BOTH = ClassChanges(total=100, changed=30, gained={2: 30}, present={1: 70, 2: 30})
+"""A slice with both classes, 30 pixels newly foreground."""
+
+
 def test_a_new_model_that_calls_everything_one_class_is_said_to_need_more_training():
     model = tiny_model()
     request = SimpleNamespace(model=model, compare_plane=())
     progress = TrainProgress(42, 0.69, 0.69, elapsed=60.0, fraction=1.0)
-    one_class = ClassChanges(total=100, changed=0, gained={}, present={1: 100})
-    both = ClassChanges(total=100, changed=30, gained={2: 30}, present={1: 70, 2: 30})
     model.metadata["background_threshold"] = 0.53
     model.metadata["training_history"] = [{"iterations": 42}]  # its first run, cut short
-    said = run_summary(progress, request, one_class, stopped=False)
+    said = run_summary(progress, request, ONE_CLASS, stopped=False)
     assert "The model still calls all of it background: it has not learnt" in said
     assert "Press Start again" in said and "Boundary threshold" not in said
     assert "Go back" not in said  # the model before it was a guess too
-    assert "not learnt" not in run_summary(progress, request, both, stopped=False)
+    assert "not learnt" not in run_summary(progress, request, BOTH, stopped=False)
     model.metadata["training_history"] = [{"iterations": 40}, {"iterations": 42}]
-    assert "not learnt" in run_summary(progress, request, one_class, stopped=False)
+    assert "not learnt" in run_summary(progress, request, ONE_CLASS, stopped=False)
     # the run that brought it to TRAINED_ITERATIONS: the next run would only fine-tune it
     model.metadata["training_history"] = [{"iterations": 40}, {"iterations": TRAINED_ITERATIONS}]
-    said = run_summary(progress, request, one_class, stopped=False)
+    said = run_summary(progress, request, ONE_CLASS, stopped=False)
     assert "not learnt" in said and "go back and train again with a longer time budget" in said
     # a trained model fine-tuned on a slice without objects: one class is no failure
     model.metadata["training_history"] = [{"iterations": TRAINED_ITERATIONS}, {"iterations": 42}]
-    assert "not learnt" not in run_summary(progress, request, one_class, stopped=False)
+    assert "not learnt" not in run_summary(progress, request, ONE_CLASS, stopped=False)
 
 
 def test_evaluation_is_cleared_when_the_image_or_prediction_changes(qtbot, dock):
@@ -264,21 +268,19 @@ def test_a_run_of_a_model_still_learning_says_how_far_it_is():
     model = tiny_model()
     request = SimpleNamespace(model=model, compare_plane=())
     progress = TrainProgress(80, 0.3, 0.3, elapsed=60.0, fraction=1.0)
-    one_class = ClassChanges(total=100, changed=0, gained={}, present={1: 100})
-    both = ClassChanges(total=100, changed=30, gained={2: 30}, present={1: 70, 2: 30})
     model.metadata["training_history"] = [{"iterations": 40}, {"iterations": 80}]
     so_far = f"(120 of {TRAINED_ITERATIONS} iterations so far)"
-    said = run_summary(progress, request, one_class, stopped=False)
+    said = run_summary(progress, request, ONE_CLASS, stopped=False)
     assert f"each run continues where the last ended {so_far}." in said, said
-    said = run_summary(progress, request, both, stopped=False)  # learnt, but not enough yet
+    said = run_summary(progress, request, BOTH, stopped=False)  # learnt, but not enough yet
     assert f"Still learning {so_far}: the next run continues where this one ended." in said
     assert said.endswith("Worse than before? Go back:")
     model.metadata["training_history"].append({"iterations": TRAINED_ITERATIONS})
-    said = run_summary(progress, request, both, stopped=False)  # this run passed the mark
+    said = run_summary(progress, request, BOTH, stopped=False)  # this run passed the mark
     assert "so far" not in said
     assert f"It has now trained {TRAINED_ITERATIONS} iterations or more: the next runs" in said
     model.metadata["training_history"].append({"iterations": 100})  # a fine-tune after it
-    assert "It has now trained" not in run_summary(progress, request, both, stopped=False)
+    assert "It has now trained" not in run_summary(progress, request, BOTH, stopped=False)
 
 
 def test_the_status_of_a_model_that_has_not_learnt_is_withdrawn_for_another_model(dock):
