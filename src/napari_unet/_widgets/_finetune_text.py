@@ -9,7 +9,7 @@ import numpy as np
 from ..config import TRAINED_ITERATIONS
 from ..evaluation.review import ClassChanges, class_names
 from ..training.distillation import has_been_trained, learning_before_last_run
-from ..training.history import chance_loss, last_run_loss, not_learnt_yet
+from ..training.history import guess_loss_text, last_run_loss, not_learnt_yet
 from ..training.sampling import AnnotationError, check_classes_present
 from ._finetune_job import FinetuneUpdate, TrainingRequest
 
@@ -81,10 +81,7 @@ def _not_learnt_text(model: Any, changes: ClassChanges, names: dict[int, str]) -
         (only,) = changes.present
         why = f" The model still calls all of it {names.get(only, f'class {only}')}:"
     else:  # its training loss is still a guess's (training.history.loss_at_chance)
-        why = (
-            f" Its training loss ({last_run_loss(model):.3f}) is still about "
-            f"that of a guess ({chance_loss(model):.3f}):"
-        )
+        why = f" Its training {guess_loss_text(model)}:"
     return f"{why} it has not learnt to tell the classes apart yet. {_next_step(model)}"
 
 
@@ -142,9 +139,9 @@ def finished_notice(progress: Any, request: TrainingRequest | None, *, stopped: 
 
 def kept_loss(progress: Any, request: TrainingRequest | None) -> float:
     """The smoothed loss of the weights the run kept (its best), as its history records
-    it; the last iteration's smoothed loss when it records none."""
-    history = request.model.info.training_history if request is not None else ()
-    kept = history[-1].kept_smoothed_loss if history else None
+    it (:func:`~napari_unet.training.history.last_run_loss`); the last iteration's
+    smoothed loss when it records none."""
+    kept = last_run_loss(request.model) if request is not None else None
     return float(progress.smoothed_loss if kept is None else kept)
 
 

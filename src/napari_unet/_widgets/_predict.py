@@ -17,7 +17,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 from ..config import PredictConfig
 from ..core.continuity import lineage
 from ..evaluation.review import class_names
-from ..training.distillation import still_learning
+from ..training.distillation import has_been_trained
 from ._annotation_combo import annotation_of
 from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
@@ -293,11 +293,11 @@ class PredictWidget(QWidget, PredictControls):
 def at_chance_text(mask: np.ndarray, model: Any) -> str:
     """The status line's reason for a mask of one class from ``model`` (None: unknown)
     that is still learning (fewer than ``TRAINED_ITERATIONS`` iterations in its history:
-    :func:`~napari_unet.training.distillation.still_learning`): it has not learnt yet;
+    :func:`~napari_unet.training.distillation.has_been_trained`): it has not learnt yet;
     "" otherwise (a trained model, say a bundled one, may rightly see one class only)."""
     if model is None or mask.size == 0:
         return ""
-    if not still_learning(run.iterations for run in model.info.training_history):
+    if has_been_trained(model):
         return ""
     only = int(mask.flat[0])
     if np.any(mask != only):

@@ -247,15 +247,12 @@ def run_train(args: argparse.Namespace) -> int:
 def _not_learnt_text(model, changes, image) -> str:
     """What ``train`` says about a new model still at chance
     (:func:`~napari_unet.training.history.not_learnt_yet`) on ``image``."""
-    from ..training.history import chance_loss, last_run_loss
+    from ..training.history import guess_loss_text
 
     if len(changes.present) == 1:
         seen = f"the model still calls all of {image} one class"
     else:
-        seen = (
-            f"the model's loss ({last_run_loss(model):.3f}) is still about that of a guess "
-            f"({chance_loss(model):.3f})"
-        )
+        seen = f"the model's {guess_loss_text(model)}"
     return (
         f"{seen}: it has not learnt to tell the classes apart yet; train it further "
         "(--model with this output)"

@@ -22,6 +22,7 @@ __all__ = [
     "CHANCE_LOSS_MARGIN",
     "TrainProgress",
     "chance_loss",
+    "guess_loss_text",
     "last_run_loss",
     "loss_at_chance",
     "not_learnt_yet",
@@ -135,6 +136,15 @@ def last_run_loss(model) -> float | None:
     run = history[-1]
     loss = run.final_smoothed_loss if run.kept_smoothed_loss is None else run.kept_smoothed_loss
     return float(loss) if loss is not None and math.isfinite(loss) else None
+
+
+def guess_loss_text(model) -> str:
+    """How the last run's loss compares with a guess's, for messages: "loss (0.683) is
+    still about that of a guess (0.693)" (the loss from :func:`last_run_loss`)."""
+    return (
+        f"loss ({last_run_loss(model):.3f}) is still about that of a guess "
+        f"({chance_loss(model):.3f})"
+    )
 
 
 def chance_loss(model) -> float:
