@@ -47,11 +47,11 @@ def test_the_status_quotes_the_loss_of_the_weights_kept_not_the_last():
     from napari_unet._widgets._finetune_text import kept_loss
 
     progress = SimpleNamespace(smoothed_loss=0.5)
-    run = SimpleNamespace(kept_smoothed_loss=0.2)
+    run = SimpleNamespace(kept_smoothed_loss=0.2, final_smoothed_loss=0.4)  # a TrainingRun's
     request = SimpleNamespace(model=SimpleNamespace(info=SimpleNamespace(training_history=(run,))))
     assert kept_loss(progress, request) == 0.2
     assert kept_loss(progress, None) == 0.5  # nothing recorded: the last smoothed loss
-    unrecorded = SimpleNamespace(kept_smoothed_loss=None)
+    unrecorded = SimpleNamespace(kept_smoothed_loss=None, final_smoothed_loss=None)
     request.model.info.training_history = (unrecorded,)
     assert kept_loss(progress, request) == 0.5
 
