@@ -10,7 +10,7 @@ from napari_unet.config import (
     TRAINED_ITERATIONS,
 )
 from napari_unet.core.checkpoint import new_model
-from napari_unet.training import loop
+from napari_unet.training import calibration
 from napari_unet.training.distillation import (
     Teacher,
     distillation_loss,
@@ -167,7 +167,8 @@ def test_a_model_trained_for_a_few_iterations_keeps_training_as_a_new_one(monkey
     image, strokes = _image_and_strokes()
     config = TrainConfig(seconds=None, iterations=2, batch_size=2)
     short, enough = TRAINED_ITERATIONS - 1, TRAINED_ITERATIONS
-    monkeypatch.setattr(loop, "stroke_share_threshold", lambda *args: 0.77)
+    monkeypatch.setattr(calibration, "stroke_share_threshold", lambda *args: 0.77)
+    monkeypatch.setattr(calibration, "loss_at_chance", lambda model: False)  # 2 iterations
     for earlier, trained in (([42], False), ([short], False), ([enough], True), ([40, 260], True)):
         model = new_model(ModelConfig(base_features=4, depth=1), seed=0)
         model.metadata["training_history"] = [{"iterations": n} for n in earlier]

@@ -89,3 +89,99 @@ def test_a_finished_fine_tune_leaves_its_bar_full(qtbot, dock, activity_dock):
     assert "changed class" in finetune.status.text()  # the comparison came after the last step
     assert finetune.progress.value() == PROGRESS_STEPS  # and did not move the bar
     assert removed == added and not any(bar in progress._all_instances for bar in added)
+
+
+# ---- the Fine-tune bar once a run has ended ---------------------------------------------
+
+
+def _stopped_at_the_third_iteration(qtbot, finetune) -> None:
+    """Run until stopped, pressing Stop once the third iteration is shown."""
+    finetune.settings.iterations.value = 0  # only ends when stopped
+    finetune.settings.seconds.value = 600
+
+    def stop_at_the_third(update) -> None:
+        if getattr(update, "iteration", 0) == 3:
+            finetune.stop()
+
+    with qtbot.waitSignal(finetune.finished, timeout=60_000):
+        finetune.start_finetune().yielded.connect(stop_at_the_third)
+
+
+def test_a_finished_fine_tune_says_100_percent(qtbot, dock):
+    viewer, widget = dock
+    finetune = widget.finetune
+    annotate(viewer, widget)
+    run(qtbot, finetune, finetune.start_finetune)
+    bar = finetune.progress
+    assert bar.value() == bar.maximum() == PROGRESS_STEPS
+    assert bar.format() == "100%" and bar.text() == "100%"
+
+
+def test_a_stopped_fine_tune_fills_its_bar_and_says_when_it_stopped(qtbot, dock):
+    viewer, widget = dock
+    finetune = widget.finetune
+    annotate(viewer, widget)
+    _stopped_at_the_third_iteration(qtbot, finetune)
+    iterations = finetune.state.model.info.training_history[-1].iterations
+    assert iterations >= 3  # the Stop is honoured within an iteration of its press
+    assert finetune.status.text().startswith(f"Stopped after {iterations} iterations")
+    bar = finetune.progress
+    assert bar.value() == PROGRESS_STEPS  # it ended: the model keeps what it learnt
+    assert bar.text() == f"Stopped after {iterations} iterations"
+
+
+def test_a_failed_fine_tune_keeps_its_bar_where_it_was(qtbot, dock, monkeypatch):
+    from napari_unet.training import loop
+
+    real_update, updates = loop._apply_update, []
+
+    def failing_at_the_fourth(*args) -> bool:
+        updates.append(1)
+        return len(updates) < 4 and real_update(*args)
+
+    monkeypatch.setattr(loop, "_apply_update", failing_at_the_fourth)
+    viewer, widget = dock
+    finetune = widget.finetune
+    annotate(viewer, widget)
+    run(qtbot, finetune, finetune.start_finetune)  # 15 iterations planned
+    assert finetune.status.text().startswith("Failed: ")
+    bar = finetune.progress
+    assert bar.value() == round(3 / 15 * PROGRESS_STEPS)  # the last iteration shown: 3
+    assert bar.text() == "Failed after 3 iterations"
+
+
+def test_a_run_that_trained_nothing_resets_the_bar_and_a_new_run_says_percent(
+    qtbot, dock, monkeypatch
+):
+    from napari_unet._widgets import _finetune
+
+    viewer, widget = dock
+    finetune = widget.finetune
+    annotate(viewer, widget)
+    _stopped_at_the_third_iteration(qtbot, finetune)
+    assert finetune.progress.text().startswith("Stopped after ")
+
+    def stopped_before_training(request, stop, cancel):
+        yield "Reading the image…"
+        stop.wait(30)
+        return None  # as finetune_job when stopped before the first iteration
+
+    monkeypatch.setattr(_finetune, "finetune_job", stopped_before_training)
+    bar = finetune.progress
+    with qtbot.waitSignal(finetune.finished, timeout=30_000):
+        assert finetune.start_finetune() is not None
+        assert bar.format() == "%p%" and bar.text() == "0%"  # a new run: its share done
+        finetune.stop()
+    assert finetune.status.text().startswith("Stopped before the first iteration")
+    assert bar.value() == bar.minimum() - 1 and bar.text() == ""  # reset: nothing to say
+    assert bar.format() == "%p%"
+
+
+def test_going_back_resets_the_bar(qtbot, dock):
+    viewer, widget = dock
+    finetune = widget.finetune
+    annotate(viewer, widget)
+    _stopped_at_the_third_iteration(qtbot, finetune)
+    finetune.back_button.native.click()
+    bar = finetune.progress
+    assert bar.text() == "" and bar.format() == "%p%"

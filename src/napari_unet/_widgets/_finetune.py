@@ -23,7 +23,14 @@ from ._annotation_combo import AnnotationCombo
 from ._finetune_job import FinetuneUpdate, TrainingRequest, finetune_job, start_optimizer_warm_up
 from ._finetune_request import Refusal, training_request
 from ._finetune_settings import FinetuneSettings
-from ._finetune_text import GO_BACK_PROMPT, finished_notice, progress_of, run_summary
+from ._finetune_text import (
+    GO_BACK_PROMPT,
+    RUNNING_FORMAT,
+    finished_notice,
+    progress_of,
+    run_summary,
+    show_run_end,
+)
 from ._go_back import GoBackButton
 from ._layers import LayerCombo
 from ._loss_weights import LossWeights
@@ -102,7 +109,7 @@ class FinetuneWidget(QWidget):
         self.weights_button = self.loss_weights.button
         self.progress = QProgressBar()
         self.progress.setRange(0, PROGRESS_STEPS)
-        self.progress.setFormat("%p%")
+        self.progress.setFormat(RUNNING_FORMAT)
         self.status = QLabel("Paint annotations, then press Start.")
         self.status.setWordWrap(True)
         self.plot = LossPlot()
@@ -176,6 +183,7 @@ class FinetuneWidget(QWidget):
         self._restarted = restarted
         self._stop, self._cancel = threading.Event(), threading.Event()
         self.plot.clear()
+        self.progress.setFormat(RUNNING_FORMAT)  # the last run's end is no longer said
         self.status.setText(
             "Starting again from the model before the first fine-tune on these annotations, "
             "with all their strokes…"
@@ -295,7 +303,7 @@ class FinetuneWidget(QWidget):
     def _on_went_back(self, entry: HistoryEntry) -> None:
         """The last run was undone: its preview, progress, loss curve and status line go too."""
         hide_previews(self.viewer)
-        self.progress.reset()
+        show_run_end(self.progress, 0)  # reset
         self.plot.clear()
         self.state.last_run = None
         self.status.setText(
@@ -322,6 +330,7 @@ class FinetuneWidget(QWidget):
         if self._last_iteration == 0:  # nothing was trained: the model is as before the run
             self.state.untrained_run(self._restarted)
         if result.error:
+            show_run_end(self.progress, self._last_iteration, failed=True)
             self.status.setText(f"Failed: {result.error}")
             if self._last_iteration > 0:  # trained, then failed: the best weights were kept
                 self._mark_fine_tuned()
@@ -331,11 +340,13 @@ class FinetuneWidget(QWidget):
             return
         progress = result.value
         if progress is None:
+            show_run_end(self.progress, 0)
             message = "Stopped before the first iteration; the model is unchanged."
             self.status.setText(message)
             show_warning(message)
             return
         stopped = self._stop.is_set()
+        show_run_end(self.progress, progress.iteration, stopped=stopped)
         if self._mark_fine_tuned():
             self.status.setText(self.result_text(progress, stopped=stopped))
             self.go_back.offer()

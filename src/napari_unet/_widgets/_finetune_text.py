@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from qtpy.QtWidgets import QProgressBar
 
 from ..config import TRAINED_ITERATIONS
 from ..evaluation.review import ClassChanges, class_names
@@ -185,6 +186,32 @@ def strokes_missing(annotations: list[np.ndarray], n_classes: int, name: str) ->
         said = str(error)
         return f"{said[0].upper()}{said[1:]} on “{name}”, then press Start."
     return None
+
+
+RUNNING_FORMAT = "%p%"
+"""The Fine-tune section's bar while a run goes: the share of its budget done."""
+
+
+def show_run_end(
+    bar: QProgressBar, iterations: int, *, stopped: bool = False, failed: bool = False
+) -> None:
+    """Say on the Fine-tune section's ``bar`` how a run that trained ``iterations`` ended.
+
+    Finished: full, "100%". Stopped by the user: full, "Stopped after N iterations" (the
+    model keeps what it learnt, as after a finished run). Failed: where the run left it,
+    "Failed after N iterations". A run that trained nothing (stopped, cancelled or failed
+    before its first iteration) resets it.
+    """
+    if iterations == 0:
+        bar.reset()
+        bar.setFormat(RUNNING_FORMAT)
+        return
+    counted = f"{iterations} iteration{'' if iterations == 1 else 's'}"
+    if failed:
+        bar.setFormat(f"Failed after {counted}")
+        return
+    bar.setValue(bar.maximum())
+    bar.setFormat(f"Stopped after {counted}" if stopped else "100%")
 
 
 def progress_of(update: FinetuneUpdate | ClassChanges | str) -> tuple[float | None, str]:

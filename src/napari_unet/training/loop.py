@@ -27,7 +27,7 @@ from ..core.devices import resolve_device, to_layout, training_layout
 from ..core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from ..core.model import UNet
 from .batchnorm import recalibrate_batch_norm, recalibration_passes
-from .calibration import carried_threshold, stroke_share_threshold
+from .calibration import set_threshold_after_run, sets_threshold  # callers import both here
 from .distillation import (
     Teacher,
     distillation_loss,
@@ -114,7 +114,8 @@ def finetune(
         run skips. A stopped run still gets its threshold (see Notes).
     cancel : callable or threading.Event, optional
         Ends the threshold calibration after the iterations at its next batch of tiles;
-        the model keeps its threshold from before (the dock's second press of Stop).
+        the model keeps its threshold from before (the dock's second press of Stop),
+        unless the run left a new model at chance (see Notes).
     preview : array (Y, X) / (C, Y, X) or a callable returning one (or None)
         Predicted every ``preview_every`` seconds and attached to the progress.
     report_every : int
@@ -144,7 +145,10 @@ def finetune(
     then Predict leaves the gaps in its boundaries open (``close_gaps`` false): such a
     model draws its boundaries too thick, so its errors are split objects, which the
     closing would add to (ISBI, new models of 4 seeds: Rand error 0.149 against 0.168
-    with the closing; BENCHMARKS.md).
+    with the closing; BENCHMARKS.md). A run that leaves such a model at chance (its kept
+    loss that of a guess: :func:`~napari_unet.training.history.loss_at_chance`) estimates
+    nothing: the threshold and ``close_gaps`` go back to their defaults
+    (:func:`~napari_unet.training.calibration.set_threshold_after_run`).
     """
     config = with_iteration_budget(with_learning_rate(config or TrainConfig(), model), model)
     augment = augment or AugmentConfig()
@@ -186,43 +190,9 @@ def finetune(
             model, sampler, data, state, best, (config, augment, weights), teacher, completed, stop
         )
         if completed and state.iteration:
-            _calibrate(model, starting, was_trained, (images, annotations), (device, cancel))
-
-
-def _calibrate(model: UNet, starting: UNet | None, was_trained: bool, data, setup) -> None:
-    """Set ``model``'s background threshold after a completed run: carried over from
-    ``starting`` if that had one, estimated from the strokes if ``model`` was new;
-    ``data`` is (images, annotations), ``setup`` (device, cancel).
-
-    Once ``cancel`` is set (before or during this), the model keeps the threshold it
-    had before the run, as a run abandoned midway does: the predictions end at their
-    next batch of tiles.
-    """
-    try:
-        _set_threshold(model, starting, was_trained, data, setup)
-    except Cancelled:
-        pass  # nothing written: the threshold metadata is the model's before the run
-
-
-def _set_threshold(model: UNet, starting: UNet | None, was_trained: bool, data, setup) -> None:
-    """:func:`_calibrate`'s work; raises :class:`Cancelled` (nothing changed) once
-    ``cancel`` is set."""
-    (images, annotations), (device, cancel) = data, setup
-    if is_stopped(cancel):
-        raise Cancelled("calibration cancelled")
-    metadata = model.metadata
-    if not was_trained:  # also a model still learning: its last estimate is replaced
-        threshold = stroke_share_threshold(model, images, annotations, device, cancel)
-        if threshold != 0.5:  # boundaries thicker than the strokes imply: objects split
-            metadata["background_threshold"] = threshold
-            metadata["close_gaps"] = False
-        else:
-            metadata.pop("background_threshold", None)
-            metadata.pop("close_gaps", None)
-    elif starting is not None:
-        metadata["background_threshold"] = carried_threshold(
-            starting, model, images, annotations, device, cancel
-        )
+            set_threshold_after_run(
+                model, starting, was_trained, (images, annotations), (device, cancel)
+            )
 
 
 def _train_step(model, optimizer, sampler, setup, state: LoopState, best) -> None:
@@ -277,12 +247,6 @@ def _teacher(model: UNet, config: TrainConfig, device) -> Teacher | None:
     if config.distillation <= 0 or not has_been_trained(model):
         return None
     return Teacher(model.to(device))
-
-
-def sets_threshold(model: UNet) -> bool:
-    """Whether a run of ``model`` sets its background threshold (:func:`finetune`'s Notes):
-    from its strokes while still learning, carried over when trained with one of its own."""
-    return not has_been_trained(model) or model.info.background_threshold != 0.5
 
 
 def _starting_copy(model: UNet, teacher: Teacher | None) -> UNet | None:
