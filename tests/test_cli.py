@@ -207,6 +207,12 @@ def test_train_says_a_threshold_set_or_carried(capsys):
         _threshold_line(0.8312, "from the strokes", open_gaps=True),
         _threshold_line(0.8712, "carried over from 0.85"),
     ]
+    _print_threshold(
+        0.8189, 0.5, at_chance=True
+    )  # a new model's run ended at chance: defaults back
+    assert capsys.readouterr().out == (
+        "background threshold back to 0.50 from 0.82: the loss is still a guess's\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -250,7 +256,11 @@ def test_train_divergence_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert not out.exists()
 
 
-def test_train_ctrl_c_writes_the_best_weights_so_far(tmp_path, capsys, monkeypatch):
+def test_train_keyboard_interrupt_from_elsewhere_writes_the_best_weights_so_far(
+    tmp_path, capsys, monkeypatch
+):
+    """A KeyboardInterrupt that is not a third Ctrl-C (test_cli_interrupt.py) stops at
+    once and still writes the best weights."""
     from napari_unet.cli import train
 
     reports = []
@@ -266,7 +276,7 @@ def test_train_ctrl_c_writes_the_best_weights_so_far(tmp_path, capsys, monkeypat
     assert status == 130
     assert "interrupted" in capsys.readouterr().out
     history = load_model(out).metadata["training_history"]
-    assert history[-1]["iterations"] == 10  # reports every 5 iterations
+    assert history[-1]["iterations"] == 2  # reports every iteration
 
 
 def test_train_ctrl_c_before_the_first_iteration_exits_130(tmp_path, capsys, monkeypatch):

@@ -84,7 +84,8 @@ class Termination:
     """SIGTERM handling of ``train`` and ``predict``: the state shared with the handler.
 
     While ``armed`` (training, predicting), the first SIGTERM raises
-    KeyboardInterrupt where the program is, as Ctrl-C does, so ``finally``
+    KeyboardInterrupt where the program is, as Ctrl-C does in ``predict`` (``train``
+    counts its presses instead: :mod:`._interrupts`), so ``finally``
     blocks run (temporaries removed, best weights restored). Once disarmed
     (saving), SIGTERM is only recorded in ``received``, so the best weights are
     still written.

@@ -63,6 +63,14 @@ class ProgressBar:
             self._last_line = now
             self._write_line(now)
 
+    def note(self, text: str) -> None:
+        """Print ``text`` as a line of its own, above the bar (which is redrawn below it)."""
+        if self._tqdm is not None and not self._closed:
+            self._tqdm.write(text, file=self.stream)
+            return
+        self.stream.write(f"{text}\n")
+        self.stream.flush()
+
     def close(self) -> None:
         """End the bar: the final state stays on screen, or is the log's last line."""
         if self._closed:

@@ -1,8 +1,10 @@
-"""The options of ``napari-unet train``, by group (data, budget, loss, output, architecture)."""
+"""The options of ``napari-unet train``, by group (data, budget, loss, output, architecture),
+and the checks of their values made before anything is read."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from ..config import (
@@ -13,8 +15,50 @@ from ..config import (
     TrainConfig,
     WeightConfig,
 )
+from ._common import CliError, refuse_existing_output, writable_folder
 
-__all__ = ["add_train_arguments"]
+__all__ = [
+    "MAX_BATCH",
+    "MAX_EDGE",
+    "add_train_arguments",
+    "check_numbers",
+    "check_train_output",
+]
+
+#: Largest --patch-size and --tile-size accepted (pixels).
+MAX_EDGE = 2**16
+
+#: Largest training --batch-size (patches per step; the paper used 1).
+MAX_BATCH = 1024
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse numeric options that would crash, hang or be silently meaningless."""
+    if args.threads is not None and args.threads < 1:
+        raise CliError(f"--threads must be at least 1, got {args.threads}")
+    if not (math.isfinite(args.w0) and args.w0 >= 0):
+        raise CliError(f"--w0 must be a finite number >= 0, got {args.w0}")
+    if not (math.isfinite(args.sigma) and args.sigma > 0):
+        raise CliError(f"--sigma must be a finite number of pixels > 0, got {args.sigma}")
+    if not 1 <= args.batch_size <= MAX_BATCH:
+        raise CliError(f"--batch-size must be between 1 and {MAX_BATCH}, got {args.batch_size}")
+    if args.patch_size is not None and not 1 <= args.patch_size <= MAX_EDGE:
+        raise CliError(f"--patch-size must be between 1 and {MAX_EDGE}, got {args.patch_size}")
+
+
+def check_train_output(output: Path, overwrite: bool) -> None:
+    """Refuse a ``train --output`` that cannot take a checkpoint, before training."""
+    if output.is_dir():
+        raise CliError(
+            f"--output {output} is a folder; give a file name, e.g. {output / 'model.safetensors'}"
+        )
+    if output.suffix.lower() in (".pt", ".pth"):
+        raise CliError(f"--output {output}: checkpoints are written as .safetensors files")
+    refuse_existing_output(output, overwrite)
+    from ..io.reruns import remove_stale_temporaries
+
+    writable_folder(output.parent if str(output.parent) else Path("."))
+    remove_stale_temporaries([output])  # what a killed save left
 
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:

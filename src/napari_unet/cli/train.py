@@ -3,29 +3,37 @@
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 import tempfile
 from pathlib import Path
 
 from ..config import TrainConfig, WeightConfig
-from ._common import (
-    CliError,
-    Termination,
-    refuse_existing_output,
-    sigterm_interrupts,
-    writable_folder,
+from ._common import CliError, Termination, sigterm_interrupts
+from ._interrupts import (
+    INTERRUPTED,
+    QUIT_PRESS,
+    WRITING_NOTICE,
+    CtrlC,
+    ctrl_c_notices,
+    ctrl_c_stops,
+    to_stderr,
 )
 from ._progress import ProgressBar
-from ._train_arguments import add_train_arguments
+from ._train_arguments import add_train_arguments, check_numbers, check_train_output
 
 __all__ = ["add_parser", "run_train"]
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``train``."""
-    parser = commands.add_parser("train", help="fine-tune (or train from scratch) on annotations")
+    parser = commands.add_parser(
+        "train",
+        help="fine-tune (or train from scratch) on annotations",
+        epilog="Ctrl-C stops after the iteration under way and saves the best weights so far "
+        "(exit status 130); a second Ctrl-C skips setting the background threshold and the "
+        "comparison, a third quits without saving.",
+    )
     add_train_arguments(parser)
     parser.set_defaults(handler=run_train)
 
@@ -134,26 +142,6 @@ _ARCHITECTURE_FLAGS = {
     "n_classes": "--classes",
 }
 
-#: Largest --patch-size and --tile-size accepted (pixels).
-MAX_EDGE = 2**16
-
-#: Largest training --batch-size (patches per step; the paper used 1).
-MAX_BATCH = 1024
-
-
-def _check_numbers(args: argparse.Namespace) -> None:
-    """Refuse numeric options that would crash, hang or be silently meaningless."""
-    if args.threads is not None and args.threads < 1:
-        raise CliError(f"--threads must be at least 1, got {args.threads}")
-    if not (math.isfinite(args.w0) and args.w0 >= 0):
-        raise CliError(f"--w0 must be a finite number >= 0, got {args.w0}")
-    if not (math.isfinite(args.sigma) and args.sigma > 0):
-        raise CliError(f"--sigma must be a finite number of pixels > 0, got {args.sigma}")
-    if not 1 <= args.batch_size <= MAX_BATCH:
-        raise CliError(f"--batch-size must be between 1 and {MAX_BATCH}, got {args.batch_size}")
-    if args.patch_size is not None and not 1 <= args.patch_size <= MAX_EDGE:
-        raise CliError(f"--patch-size must be between 1 and {MAX_EDGE}, got {args.patch_size}")
-
 
 def _check_patch_size(patch_size: int | None, model, images) -> None:
     """Refuse a patch that is invalid, or larger than what covers the largest image.
@@ -183,30 +171,32 @@ def _check_patch_size(patch_size: int | None, model, images) -> None:
 def run_train(args: argparse.Namespace) -> int:
     """``napari-unet train``: fine-tune and write a checkpoint.
 
-    The destination is checked before training (a file name in a writable
-    folder with room for the weights). Ctrl-C or SIGTERM (what a cluster
-    scheduler sends) stops training and still writes the best weights so far
-    (exit status 130, or 143 for SIGTERM); a diverging run (non-finite loss or
-    gradient) writes nothing. When the checkpoint cannot be written, the
-    weights are written to a new temporary folder and the message says where.
+    The destination is checked before training (a file name in a writable folder with
+    room for the weights). Ctrl-C stops after the iteration under way and ends the run
+    as usual with the best weights so far; a second skips the threshold's calibration
+    and the comparison, a third quits unsaved unless the file is being written
+    (:mod:`._interrupts`; exit status 130). SIGTERM (a cluster scheduler's) stops at
+    once and writes the best weights (143). A diverging run writes nothing. A
+    checkpoint that cannot be written goes to a new temporary folder, named.
     """
     from ..config import AugmentConfig
-    from ..core.metadata import trained_description
-    from ..evaluation.review import class_changes, class_names
-    from ..training.history import not_learnt_yet
-    from ..training.loop import finetune
+    from ..training.distillation import learning_before_last_run
+    from ..training.history import loss_at_chance
+    from ..training.loop import finetune, sets_threshold
 
-    _check_numbers(args)
+    check_numbers(args)
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    _check_train_output(args.output, args.overwrite)
+    check_train_output(args.output, args.overwrite)
     model = _new_or_loaded_model(args)
     _check_free_space(args.output, model, args.half)
     images, labels = _training_inputs(args, model.config.in_channels)
     _check_patch_size(args.patch_size, model, images)
     mask_before = _class_mask(model, images[0], args.device)
+    calibrates = sets_threshold(model)
+    ctrl_c = CtrlC(ctrl_c_notices(calibrates), WRITING_NOTICE)
     steps = finetune(
         model,
         images,
@@ -214,34 +204,52 @@ def run_train(args: argparse.Namespace) -> int:
         _train_config(args),
         augment=AugmentConfig(elastic=not args.no_elastic),
         weights=WeightConfig(w0=args.w0, sigma=args.sigma, class_balance=args.class_balance),
-        report_every=5,
+        stop=ctrl_c.stop_requested,  # polled every iteration
+        cancel=ctrl_c.cancel_requested,
+        report_every=1,
     )
-    runs_before = len(model.info.training_history)
     threshold_before = model.info.background_threshold
+    with ctrl_c_stops(ctrl_c):
+        status, written = _train_and_save(args, model, steps, ctrl_c)
+        if not written:  # no iteration ran
+            return status or ctrl_c.status
+        skipped = calibrates and ctrl_c.cancelled  # the threshold's calibration was cut
+        if not status:  # not stopped at once (SIGTERM)
+            _print_comparison(model, (args.images[0], images[0]), mask_before, args, ctrl_c)
+        info = model.info
+        at_chance = learning_before_last_run(model) and loss_at_chance(model)
+        _print_threshold(
+            threshold_before, info.background_threshold, info.close_gaps, skipped, at_chance
+        )
+    return status or ctrl_c.status
+
+
+def _train_and_save(args: argparse.Namespace, model, steps, ctrl_c: CtrlC) -> tuple[int, bool]:
+    """Train (following ``steps``, the ``finetune`` generator) and save; returns the exit
+    status of a stop that ended training at once (130, 143; else 0) and whether the
+    checkpoint was written (not when no iteration ran)."""
+    from ..core.metadata import trained_description
+
+    runs_before = len(model.info.training_history)
     termination = Termination()
     with sigterm_interrupts(termination):  # kept through the save, which SIGTERM waits for
-        status = _follow_training(steps, termination)
+        status = _follow_training(steps, termination, ctrl_c)
         termination.armed = False
         if len(model.info.training_history) == runs_before:
-            if not status:
+            if not (status or ctrl_c.presses):
                 raise CliError("stopped before the first iteration: nothing written")
             print("interrupted before the first iteration: nothing written", file=sys.stderr)
-            return status  # 130 (Ctrl-C) or 143 (SIGTERM), as after an iteration
+            return status, False
         trained_on = args.trained_on or ", ".join(str(p) for p in args.images)
         description = args.description or trained_description(
             model.metadata.get("description"), trained_on, args.new
         )
         extra = {"trained_on": trained_on, "description": description}
-        _save_or_keep(model, args.output, args.half, extra)
-    stopped = " (interrupted: the best weights so far)" if status else ""
+        with ctrl_c.writing_file():  # a Ctrl-C waits for the file to be complete
+            _save_or_keep(model, args.output, args.half, extra)
+    stopped = " (interrupted: the best weights so far)" if status or ctrl_c.presses else ""
     print(f"wrote {args.output}{stopped}")
-    if not status:
-        changes = class_changes(mask_before, _class_mask(model, images[0], args.device))
-        print(f"on {args.images[0]}: {changes.describe(class_names(model))}")
-        if not_learnt_yet(model, changes):
-            print(_not_learnt_text(model, changes, args.images[0]))
-    _print_threshold(threshold_before, model.info.background_threshold, model.info.close_gaps)
-    return status
+    return status, True
 
 
 def _not_learnt_text(model, changes, image) -> str:
@@ -259,57 +267,75 @@ def _not_learnt_text(model, changes, image) -> str:
     )
 
 
-def _print_threshold(before: float, after: float, close_gaps: bool = True) -> None:
-    """Say when training set or moved the background threshold Predict grows objects to
-    (and, for a model that leaves them open, that Predict does not close gaps)."""
+def _print_threshold(
+    before: float, after: float, close_gaps: bool = True, skipped: bool = False, at_chance=False
+) -> None:
+    """Say when training set, moved or (``at_chance``) reset the background threshold (and
+    that Predict leaves gaps open), or that a second Ctrl-C ``skipped`` its calibration."""
     if after == before:
+        if skipped:
+            print(f"background threshold not set (Ctrl-C): it stays {before:.2f}")
+        return
+    if at_chance:  # a new model whose run ended at chance: defaults back
+        print(f"background threshold back to 0.50 from {before:.2f}: the loss is still a guess's")
         return
     source = "from the strokes" if before == 0.5 else f"carried over from {before:.2f}"
     gaps = "" if close_gaps else " and leaves gaps open"
     print(f"background threshold {after:.2f} ({source}): Predict grows objects up to it{gaps}")
 
 
-def _class_mask(model, image, device: str):
-    """The class mask ``model`` predicts for ``image`` (to tell what training changed)."""
+def _class_mask(model, image, device: str, stop=None):
+    """The class mask ``model`` predicts for ``image`` (to tell what training changed);
+    raises :class:`~napari_unet.core.inference.Cancelled` once ``stop`` is set."""
     from ..core.inference import default_tile_size, predict
     from ..core.postprocess import class_mask
 
     tile_size = default_tile_size(model)
-    return class_mask(predict(image, model, tile_size=tile_size, device=device))
+    return class_mask(predict(image, model, tile_size=tile_size, device=device, stop=stop))
 
 
-def _follow_training(steps, termination: Termination) -> int:
-    """Run the ``finetune`` generator with a progress bar; returns the exit status."""
+def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_c) -> None:
+    """Print how many pixels of the first image (``first``: its path and pixels) changed
+    class, and whether a new model has not learnt yet; a second Ctrl-C skips this."""
+    from ..core.inference import Cancelled
+    from ..evaluation.review import class_changes, class_names
+    from ..training.history import not_learnt_yet
+
+    path, image = first
+    try:
+        mask_after = _class_mask(model, image, args.device, stop=ctrl_c.cancel_requested)
+    except Cancelled:
+        print(f"comparison of {path} with the model before skipped (Ctrl-C)")
+        return
+    changes = class_changes(mask_before, mask_after)
+    print(f"on {path}: {changes.describe(class_names(model))}")
+    if not_learnt_yet(model, changes):
+        print(_not_learnt_text(model, changes, path))
+
+
+def _follow_training(steps, termination: Termination, ctrl_c: CtrlC) -> int:
+    """Run the ``finetune`` generator with a progress bar (``ctrl_c`` prints above it);
+    returns the exit status of a stop that ended it at once: SIGTERM (143) or a
+    KeyboardInterrupt not from :class:`CtrlC` (130). Its third press is raised again."""
     from ..training.loop import TrainingError
 
     bar = ProgressBar("training")
+    ctrl_c.say = bar.note
     try:
         for step in steps:
             bar.update(step.fraction, f"it {step.iteration} loss {step.smoothed_loss:.4f}")
     except KeyboardInterrupt:
-        steps.close()  # restores the best weights and records the run
         termination.armed = False
-        return 128 + signal.SIGTERM if termination.received else 130
+        if ctrl_c.presses >= QUIT_PRESS and not termination.received:
+            raise  # no save promised
+        steps.close()  # restores the best weights and records the run
+        return 128 + signal.SIGTERM if termination.received else INTERRUPTED
     except TrainingError as error:
         raise CliError(f"{error} No checkpoint was written.") from error
     finally:
         bar.close()
+        ctrl_c.say = to_stderr
     return 0
-
-
-def _check_train_output(output: Path, overwrite: bool) -> None:
-    """Refuse a ``train --output`` that cannot take a checkpoint, before training."""
-    if output.is_dir():
-        raise CliError(
-            f"--output {output} is a folder; give a file name, e.g. {output / 'model.safetensors'}"
-        )
-    if output.suffix.lower() in (".pt", ".pth"):
-        raise CliError(f"--output {output}: checkpoints are written as .safetensors files")
-    refuse_existing_output(output, overwrite)
-    from ..io.reruns import remove_stale_temporaries
-
-    writable_folder(output.parent if str(output.parent) else Path("."))
-    remove_stale_temporaries([output])  # what a killed save left
 
 
 def _check_free_space(output: Path, model, half: bool) -> None:
