@@ -1,17 +1,24 @@
-"""napari reader for the zarr stores of out-of-core prediction.
+"""napari reader of prediction outputs: an output folder, or one zarr store.
 
-A store written by :func:`napari_unet.io.outofcore.predict_to_zarr` (the CLI's
-``--output-format zarr``) is a zarr group of ``prob``, ``mask`` and ``instances``
-arrays. napari's own zarr reader takes such a group for an image pyramid and fails;
-this reader opens it as the Predict widget shows its outputs: the mask and the
-instances as Labels, the probabilities as a hidden Image (the foreground's with 2
-classes, else one per class along a first axis), all lazy: only what is shown is read.
-Planes larger than :data:`PYRAMID_ABOVE` pixels a side are shown as a pyramid of
-strided views, so napari reads the part in view at screen resolution, never a whole
-array.
+``napari-unet predict --output DIR`` writes, per input ``<name>``, three TIFFs
+(``<name>_prob.tif``, ``<name>_mask.tif``, ``<name>_instances.tif``) or one zarr store
+(``<name>_prediction.zarr``, a group of ``prob``, ``mask`` and ``instances`` arrays:
+:func:`napari_unet.io.outofcore.predict_to_zarr`). napari's own readers open the TIFFs
+as images and take such a store for an image pyramid and fail; this reader opens the
+folder (File > Open Folder), or one store, as the Predict widget shows its outputs:
+per prediction ``<name> probabilities`` (a hidden Image: the foreground's with 2
+classes, else one per class along a first axis), ``<name> instances`` (hidden Labels)
+and ``<name> mask`` (Labels in the class colours, background transparent), each with
+what its file records of how it was made in ``layer.metadata["napari_unet_provenance"]``.
+All are lazy: a TIFF is read a page (one plane) at a time as it is shown, a store's
+chunks likewise, and planes larger than :data:`PYRAMID_ABOVE` pixels a side of a store
+are shown as a pyramid of strided views, so napari reads the part in view at screen
+resolution, never a whole array.
 
 A store is recognised by the ``"napari_unet"`` attributes of its group and its
-``mask`` array; any other path gets None, so napari's other readers handle it.
+``mask`` array; a folder by the predictions in it
+(:func:`napari_unet.io.outputs.find_predictions`: outputs recording how they were
+made). Any other path gets None, so napari's other readers handle it.
 """
 
 from __future__ import annotations
@@ -21,10 +28,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
-__all__ = ["get_reader", "is_prediction_store", "read_prediction_store"]
+__all__ = [
+    "get_reader",
+    "is_prediction_folder",
+    "is_prediction_store",
+    "read_prediction_folder",
+    "read_prediction_store",
+]
 
 LayerData = tuple[Any, dict[str, Any], str]
 PathOrPaths = str | list[str]
@@ -32,12 +46,15 @@ PathOrPaths = str | list[str]
 STORE_KEY = "napari_unet"
 """Attributes key that :func:`~napari_unet.io.outofcore.predict_to_zarr` writes."""
 
+PROVENANCE_METADATA = "napari_unet_provenance"
+"""Layer metadata key of what an output records of how it was made."""
+
 PYRAMID_ABOVE = 2048
 """Planes with a side longer than this (pixels) are shown as a lazy pyramid."""
 
 
 def get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | None:
-    """The npe2 ``get_reader`` command: :func:`read_prediction_store` for one store.
+    """The npe2 ``get_reader`` command: a reader for one store or one output folder.
 
     Parameters
     ----------
@@ -47,12 +64,18 @@ def get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | 
     Returns
     -------
     callable or None
-        None for anything but one napari-unet prediction store.
+        :func:`read_prediction_store` for a prediction store,
+        :func:`read_prediction_folder` for a folder holding predictions, None for
+        anything else.
     """
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
-    if len(paths) != 1 or not is_prediction_store(paths[0]):
+    if len(paths) != 1:
         return None
-    return read_prediction_store
+    if is_prediction_store(paths[0]):
+        return read_prediction_store
+    if is_prediction_folder(paths[0]):
+        return read_prediction_folder
+    return None
 
 
 def is_prediction_store(path: str | os.PathLike) -> bool:
@@ -72,6 +95,17 @@ def is_prediction_store(path: str | os.PathLike) -> bool:
         return False
 
 
+def is_prediction_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder holding a prediction of ``napari-unet predict``.
+
+    Reads the names in the folder and the header of the first output that may be one;
+    a folder of images, or of files merely named like outputs, holds none.
+    """
+    from .io.outputs import find_predictions
+
+    return Path(path).is_dir() and next(find_predictions(path), None) is not None
+
+
 def read_prediction_store(path: PathOrPaths) -> list[LayerData]:
     """Layer data tuples of a prediction store: probabilities, instances, mask.
 
@@ -88,14 +122,64 @@ def read_prediction_store(path: PathOrPaths) -> list[LayerData]:
         ``"cells mask"``); the mask is shown in the class colours without the
         background, the other layers are hidden.
     """
-    from ._widgets._layers import OUTPUT_KEY, class_colormap
     from .io.outofcore import open_outputs
+    from .io.reruns import stored_provenance
 
     store = Path(path if isinstance(path, str | os.PathLike) else path[0])
     arrays = {kind: _levels(array) for kind, array in open_outputs(store).items()}
     name = store.name.removesuffix(".zarr").removesuffix("_prediction")
-    # outputs, as Predict's: the dock's pickers never take them for an image or a truth
-    metadata = {"metadata": {OUTPUT_KEY: True, "napari_unet_store": str(store)}}
+    metadata = {"napari_unet_store": str(store), PROVENANCE_METADATA: stored_provenance(store)}
+    return _prediction_layers(name, arrays, metadata)
+
+
+def read_prediction_folder(path: PathOrPaths) -> list[LayerData]:
+    """Layer data tuples of every prediction in an output folder, by name.
+
+    Parameters
+    ----------
+    path : str or list of str
+        The folder (a list holding it).
+
+    Returns
+    -------
+    list of (data, metadata, layer type)
+        For each prediction (:func:`~napari_unet.io.outputs.find_predictions`), as
+        :func:`read_prediction_store` gives them: ``"<name> probabilities"``,
+        ``"<name> instances"`` and ``"<name> mask"``, lazy dask arrays; a TIFF's
+        metadata names its file (``"napari_unet_file"``) and what it records.
+    """
+    from .io.outputs import find_predictions
+
+    folder = Path(path if isinstance(path, str | os.PathLike) else path[0])
+    layers: list[LayerData] = []
+    for prediction in find_predictions(folder):
+        if "store" in prediction.paths:
+            layers += read_prediction_store(str(prediction.paths["store"]))
+            continue
+        arrays = {kind: [_tiff_array(file)] for kind, file in prediction.paths.items()}
+        metadata = {PROVENANCE_METADATA: prediction.provenance}
+        files = {kind: str(file) for kind, file in prediction.paths.items()}
+        layers += _prediction_layers(prediction.stem, arrays, metadata, files)
+    return layers
+
+
+def _prediction_layers(
+    name: str,
+    arrays: dict[str, list[Any]],
+    recorded: dict[str, Any],
+    files: dict[str, str] | None = None,
+) -> list[LayerData]:
+    """The layers of one prediction from the levels of its ``"prob"``, ``"mask"`` and
+    ``"instances"`` arrays (those there; the mask always), as the Predict widget shows
+    them; ``recorded`` joins each layer's metadata, and the file of each (``files``, by
+    kind) its ``"napari_unet_file"``."""
+    from ._widgets._layers import OUTPUT_KEY, class_colormap
+
+    def metadata_of(kind: str) -> dict[str, Any]:
+        # outputs, as Predict's: the dock's pickers never take them for an image or a truth
+        source = {"napari_unet_file": files[kind]} if files and kind in files else {}
+        return {"metadata": {OUTPUT_KEY: True, **recorded, **source}}
+
     hidden_image = {"colormap": "magma", "contrast_limits": (0.0, 1.0), "blending": "additive"}
     layers: list[LayerData] = []
     n_classes = 2
@@ -108,14 +192,47 @@ def read_prediction_store(path: PathOrPaths) -> list[LayerData]:
         else:  # classes first, as the Predict widget shows them
             levels = [da.moveaxis(level, axis, 0) for level in levels]
         options = {"name": f"{name} probabilities", "visible": False, **hidden_image}
-        layers.append((_data(levels), {**options, **metadata}, "image"))
+        layers.append((_data(levels), {**options, **metadata_of("prob")}, "image"))
     if "instances" in arrays:
         options = {"name": f"{name} instances", "opacity": 0.6, "visible": False}
-        layers.append((_data(arrays["instances"]), {**options, **metadata}, "labels"))
+        layers.append(
+            (_data(arrays["instances"]), {**options, **metadata_of("instances")}, "labels")
+        )
     colormap = class_colormap(n_classes, show_background=False)
     options = {"name": f"{name} mask", "opacity": 0.5, "colormap": colormap}
-    layers.append((_data(arrays["mask"]), {**options, **metadata}, "labels"))
+    layers.append((_data(arrays["mask"]), {**options, **metadata_of("mask")}, "labels"))
     return layers
+
+
+def _tiff_array(path: Path) -> Any:
+    """A dask array over a TIFF output: one chunk per page (plane), each read when shown.
+
+    No file is held open between reads, and the chunks' names hold the file's
+    modification time, so a file predicted again is never shown from napari's cache.
+    A file whose pages are not its planes is read whole, once, when first shown.
+    """
+    import tifffile
+
+    with tifffile.TiffFile(path) as tiff:
+        series = tiff.series[0]
+        shape, dtype, n_pages = tuple(int(n) for n in series.shape), series.dtype, len(tiff.pages)
+    version = path.stat().st_mtime_ns
+    read = dask.delayed(_read_pages, pure=True)
+    if len(shape) < 2 or n_pages != int(np.prod(shape[:-2], dtype=int)):
+        return da.from_delayed(read(str(path), None, version), shape, dtype)
+    pages = [
+        da.from_delayed(read(str(path), page, version), shape[-2:], dtype)
+        for page in range(n_pages)
+    ]
+    return pages[0] if len(shape) == 2 else da.stack(pages).reshape(shape)
+
+
+def _read_pages(path: str, page: int | None, version: int) -> np.ndarray:
+    """Page ``page`` of a TIFF (None: its first series whole); ``version`` names the
+    file's state in the dask graph, read nothing."""
+    import tifffile
+
+    return np.asarray(tifffile.imread(path, key=page))
 
 
 def _data(levels: list[Any]) -> Any:

@@ -1,14 +1,16 @@
 """Which axes of an image layer are channels, stack and plane, and reading one plane.
 
 Image layers may be 2D, stacks (..., Y, X), RGB(A) (..., Y, X, 3|4) or carry a
-channel axis for a multi-channel model; which axis is which is decided by the
-command line's rule, :func:`napari_unet.io.axes.guess_axes` (see
+channel axis for a multi-channel model; which axis is which is what the layer's axis
+labels say (``layer.axis_labels``, e.g. ``("t", "z", "y", "x")``: :func:`declared_axes`),
+else the command line's rule, :func:`napari_unet.io.axes.guess_axes` (see
 :meth:`ImageGeometry.of`). Annotations and outputs have the image's *spatial*
 shape: its shape without the channel axis.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +42,10 @@ class ImageGeometry:
     """:mod:`napari_unet.io.axes` letters of the last ``len(axes)`` axes; any axes before
     them are further stack axes, stepped through like ``Z``. Empty: derived from
     ``channel_axis`` and ``rgb``."""
+    declared: bool = False
+    """Whether the axes are the layer's own (its axis labels), not the rule's guess."""
+    refusal: str = ""
+    """Why the layer's declared axes cannot be read ("": they can, or none were)."""
 
     def __post_init__(self) -> None:
         if not self.axes:
@@ -49,22 +55,66 @@ class ImageGeometry:
     def of(cls, layer: napari.layers.Image, in_channels: int) -> ImageGeometry:
         """The geometry of ``layer`` for a model with ``in_channels`` input channels.
 
-        The axes are the command line's guess, :func:`napari_unet.io.axes.guess_axes`
-        with the layer's ``rgb`` flag, so both front ends read an array alike:
-        (2, Z, Y, X) for a 2-channel model is CZYX, (Z, 2, Y, X) and (2, 2, Y, X)
-        are ZCYX. A layer with more than one stack axis (more than 4 axes, or
-        (T, Z, Y, X) whose second axis cannot be the model's channels) has its
-        leading axes stepped through, and the rule applied to the rest.
+        Axes the layer declares (:func:`declared_axes`) are believed: all stack axes
+        but the last are stepped through (``("t", "z", "y", "x")`` reads each T's Z
+        slices). Else the axes are the command line's guess,
+        :func:`napari_unet.io.axes.guess_axes` with the layer's ``rgb`` flag, so both
+        front ends read an array alike: (2, Z, Y, X) for a 2-channel model is CZYX,
+        (Z, 2, Y, X) and (2, 2, Y, X) are ZCYX. A layer with more than one stack axis
+        (more than 4 axes, or (T, Z, Y, X) whose second axis cannot be the model's
+        channels, or is 1 long) has its leading axes stepped through, and the rule
+        applied to the rest.
         """
         shape = tuple(int(n) for n in image_data(layer).shape)
         rgb = bool(layer.rgb)
+        guessed = cls._guessed(shape, rgb, in_channels)
+        declared = declared_axes(layer)
+        if declared is None:
+            return guessed
+        try:
+            return cls._declared(shape, rgb, declared, in_channels)
+        except ValueError as error:  # the guess keeps the shapes the widgets ask for
+            return dataclasses.replace(guessed, refusal=str(error))
+
+    @classmethod
+    def _guessed(cls, shape: tuple[int, ...], rgb: bool, in_channels: int) -> ImageGeometry:
+        """The geometry by the axes rule (see :meth:`of`)."""
         outer = max(0, len(shape) - 4)
         axes = guess_axes(shape[outer:], in_channels, rgb)
-        if len(axes) == 4 and not _fits(axes, shape[outer:], in_channels):
+        one_channel_after_a_stack = axes == "ZCYX" and shape[outer + 1] == 1
+        if len(axes) == 4 and (
+            one_channel_after_a_stack or not _fits(axes, shape[outer:], in_channels)
+        ):
             outer += 1  # (T, Z, Y, X): one more stack axis, not a channel axis
             axes = guess_axes(shape[outer:], in_channels, rgb)
         channel = next((axes.index(c) for c in "CS" if c in axes), None)
         return cls(shape, None if channel is None else outer + channel, rgb, axes)
+
+    @classmethod
+    def _declared(
+        cls, shape: tuple[int, ...], rgb: bool, declared: str, in_channels: int
+    ) -> ImageGeometry:
+        """The geometry of axes the layer declares (T, Z, C, Y, X and S letters).
+
+        Raises
+        ------
+        ValueError
+            Axes the widgets cannot read (a channel axis between two stack axes) or
+            the model cannot take (:func:`~napari_unet.io.axes.check_axes`).
+        """
+        stacks = [index for index, letter in enumerate(declared) if letter in "TZ"]
+        outer = max(0, len(stacks) - 1)  # every stack axis but the last is stepped through
+        if stacks[:outer] != list(range(outer)):
+            raise ValueError(
+                f"its axes are {declared} (its axis labels), and only stack axes (T, Z) "
+                "may come before the others; reorder the axes or split the channels"
+            )
+        try:
+            axes = check_axes(declared[outer:].replace("T", "Z"), shape[outer:], in_channels)
+        except ValueError as error:
+            raise ValueError(f"its axes are {declared} (its axis labels), and {error}") from None
+        channel = next((axes.index(c) for c in "CS" if c in axes), None)
+        return cls(shape, None if channel is None else outer + channel, rgb, axes, declared=True)
 
     def layout_problem(self, name: str) -> str | None:
         """Why the plugin cannot line its layers up with this image (None: it can).
@@ -72,17 +122,31 @@ class ImageGeometry:
         Annotations and outputs have the :attr:`spatial_shape`, and napari lines layers
         up by their last axes. A channel axis after a stack axis, as in (Z, C, Y, X),
         would put their Z on the image's C slider: strokes painted on one slice would
-        train another. RGB (channels last) and a first channel axis are fine.
+        train another. RGB (channels last) and a first channel axis are fine. Declared
+        axes that cannot be read are refused too, saying why. A guessed channel axis
+        may be a second stack axis, (T, Z, Y, X) with 3 slices: the words say how to
+        declare the axes then.
         """
+        if self.refusal:
+            return f"“{name}” (shape {self.shape}) cannot be read: {self.refusal}."
         axis = self.channel_axis
         if axis is None or self.rgb or axis == 0:
             return None
-        return (
+        how = "declared" if self.declared else "read"
+        problem = (
             f"“{name}” has its channel axis ({self.shape[axis]} channels) after a stack "
-            f"axis: shape {self.shape}, read as {self.axes}. napari would show annotations "
+            f"axis: shape {self.shape}, {how} as {self.axes}. napari would show annotations "
             "and outputs, which have no channel axis, on the wrong slider. Put the "
             f"channels first (in napari's console: layer.data = np.moveaxis(layer.data, "
             f"{axis}, 0)), or split them (right-click the layer, Split Stack) and use one."
+        )
+        if self.declared:
+            return problem
+        labels = "'t', 'z', 'y', 'x'" if len(self.shape) == 4 else "'t', 'z', 'c', 'y', 'x'"
+        return (
+            f"{problem} If that axis holds slices, not channels (a (T, Z, Y, X) stack), "
+            f"say so with the layer's axis labels: in napari's console, "
+            f"viewer.layers[{name!r}].axis_labels = ({labels})."
         )
 
     def reading_note(self, in_channels: int) -> str:
@@ -132,6 +196,35 @@ class ImageGeometry:
             int(np.clip(round(value), 0, size - 1))
             for value, size in zip(leading, self.leading_shape)
         )
+
+
+_LABEL_LETTERS = {
+    "t": "T",
+    "time": "T",
+    "z": "Z",
+    "depth": "Z",
+    "c": "C",
+    "channel": "C",
+    "channels": "C",
+    "y": "Y",
+    "x": "X",
+}
+"""Axis labels (lower case) that declare an axis, and their letters."""
+
+
+def declared_axes(layer: napari.layers.Image) -> str | None:
+    """The axes ``layer`` declares with its axis labels, as T, Z, C, Y and X letters
+    (and S last for an RGB(A) layer), or None.
+
+    Labels are read without case: ``t``/``time``, ``z``/``depth``, ``c``/``channel``,
+    ``y`` and ``x``. napari's own labels (``"-4"``, ``"-3"``, ...) and any other
+    label declare nothing: the axes rule decides.
+    """
+    labels = [str(label).strip().lower() for label in getattr(layer, "axis_labels", ())]
+    letters = [_LABEL_LETTERS.get(label) for label in labels]
+    if not letters or any(letter is None for letter in letters):
+        return None
+    return "".join(letter for letter in letters if letter) + ("S" if layer.rgb else "")
 
 
 def _fits(axes: str, shape: tuple[int, ...], in_channels: int) -> bool:

@@ -7,9 +7,11 @@ loads each checkpoint once (:func:`cached_model`) and reads its input itself, so
 no array or model travels over the network. The same :func:`predict_file` runs
 in this process and on workers, so results are identical file by file.
 
-Outputs per input ``<stem>``: ``<stem>_prob.tif`` (float32, (C, Y, X) or
-(Z, C, Y, X)), ``<stem>_mask.tif`` (uint8) and ``<stem>_instances.tif`` (uint32),
-each written atomically, the instances last; or one ``<stem>_prediction.zarr``
+Outputs per input ``<stem>`` (its name as given, a symbolic link's own:
+:func:`~napari_unet.io.outputs.output_stem`): ``<stem>_prob.tif`` (float32, axes CYX or
+ZCYX), ``<stem>_mask.tif`` (uint8, YX or ZYX) and ``<stem>_instances.tif`` (uint32, YX or
+ZYX), each written atomically and saying its axes and the model's class names in its
+metadata, the instances last; or one ``<stem>_prediction.zarr``
 store (:func:`napari_unet.io.outofcore.predict_to_zarr`), renamed into place when
 complete. Outputs record how they were made (:mod:`napari_unet.io.reruns`): an
 input whose outputs are all there and record this model, these options, this
@@ -42,7 +44,14 @@ from .inputs import InputInfo, open_input, probe_input
 from .last_masks import LastMask, find_last_mask, lineage_record
 from .locks import OutputsLock, check_held, lock_path, output_lock
 from .outofcore import predict_to_zarr
-from .outputs import check_outputs, output_paths, why_predicted
+from .outputs import (
+    OUTPUT_KINDS,
+    check_outputs,
+    output_axes,
+    output_paths,
+    output_stem,
+    why_predicted,
+)
 from .reruns import PROVENANCE_KEY, provenance, remove_stale_temporaries
 from .volumes import segment_stack
 
@@ -185,7 +194,8 @@ def predict_file(
     outputs = output_paths(path, output, info.output_format)
     record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info, outputs)
     record.update(lineage_record(model))
-    with output_lock(lock_path(output, Path(path).stem)) as lock:
+    stem = output_stem(path)
+    with output_lock(lock_path(output, stem)) as lock:
         # only the holder of the lock may remove what killed runs left beside the outputs
         remove_stale_temporaries(
             [*output_paths(path, output, "tiff"), *output_paths(path, output, "zarr")]
@@ -195,10 +205,8 @@ def predict_file(
             return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
         lazy = info.output_format == "zarr"
         # the last mask is read before any output is replaced: it may be in the output folder
-        strokes = dict(options.strokes).get(Path(path).stem)
-        last = find_last_mask(
-            Path(path).stem, model, options.last_masks, strokes, info.output_format
-        )
+        strokes = dict(options.strokes).get(stem)
+        last = find_last_mask(stem, model, options.last_masks, strokes, info.output_format)
         with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
             count, changes = _predict_and_write(
                 image, model, info, outputs, options, progress, record, last, lock
@@ -251,8 +259,10 @@ def _predict_and_write(
         annotation=last.annotation,
     )
     check_held(lock)
-    for out, array in zip(outputs, results):  # instances last: they mark "finished"
-        write_tiff(out, array, metadata={PROVENANCE_KEY: record})
+    stack = "Z" in info.axes
+    described = {PROVENANCE_KEY: record, "class_names": list(model.info.class_names)}
+    for kind, out, array in zip(OUTPUT_KINDS, outputs, results):  # instances last: "finished"
+        write_tiff(out, array, metadata=described, axes=output_axes(kind, stack))
     changes = None if last.previous is None else object_changes(last.previous, results[1])
     return int(results[2].max()), None if changes is None else changes.describe()
 
@@ -328,7 +338,8 @@ def run_batch(
     if str(checkpoint) in bundled_models():
         model_path = str(checkpoint)  # each worker finds its own installed copy
     check_outputs(paths, output)
-    jobs = [str(Path(path).resolve()) for path in paths]
+    # absolute for workers elsewhere, but not resolved: a link names its outputs
+    jobs = [str(Path(path).absolute()) for path in paths]
     Path(output).mkdir(parents=True, exist_ok=True)
     folder = str(Path(output).resolve())
     report = report or (lambda result: None)

@@ -135,7 +135,12 @@ def not_a_file_reason(path: Path) -> str:
     return "file not found"
 
 
-def write_tiff(path: str | os.PathLike, array: np.ndarray, metadata: dict | None = None) -> Path:
+def write_tiff(
+    path: str | os.PathLike,
+    array: np.ndarray,
+    metadata: dict | None = None,
+    axes: str | None = None,
+) -> Path:
     """Write a zlib-compressed TIFF atomically.
 
     The data goes to a temporary file in the destination folder, which then
@@ -152,20 +157,34 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray, metadata: dict | None
     metadata : dict, optional
         JSON-serialisable entries stored in the image description (tifffile's
         shaped metadata, read back with ``TiffFile.shaped_metadata``).
+    axes : str, optional
+        The array's axes in tifffile's letters, one per axis (``"ZCYX"``, ``"YX"``...),
+        stored in that metadata: tifffile (``series[0].axes``) and the readers built on
+        it then say them, instead of ``Q`` for each axis before Y.
 
     Returns
     -------
     pathlib.Path
         ``path``.
+
+    Raises
+    ------
+    ValueError
+        ``axes`` of another length than the array's dimensions, or not ending in ``YX``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = np.asarray(array)
     if data.dtype == bool:
         data = data.astype(np.uint8)
+    described = dict(metadata or {})
+    if axes is not None:
+        if len(axes) != data.ndim or not axes.upper().endswith("YX"):
+            raise ValueError(f"axes {axes!r} do not fit an array of shape {data.shape}")
+        described["axes"] = axes.upper()
     with atomic_open(path) as stream:
         tifffile.imwrite(
-            stream, data, compression="zlib", photometric="minisblack", metadata=metadata or {}
+            stream, data, compression="zlib", photometric="minisblack", metadata=described
         )
     return path
 

@@ -1,0 +1,111 @@
+"""Which axes of a napari layer the widgets read as channels: what the layer declares
+(its axis labels) wins; a guessed channel axis after a stack axis that may be a second
+stack axis is refused with words that say how to declare it; a (T, 1, Y, X) stack is
+read as one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_unet.io.axes import ImagePlane
+
+
+def _layer(shape, labels=None, rgb=False):
+    import napari
+
+    data = np.random.default_rng(0).integers(0, 255, shape).astype(np.uint8)
+    options = {} if labels is None else {"axis_labels": labels}
+    return napari.layers.Image(data, rgb=rgb, **options)
+
+
+def test_a_stack_of_one_slice_per_time_point_is_read_as_a_stack():
+    """(T, 1, Y, X) was read as ZCYX with one channel, and refused as a channel axis."""
+    from napari_unet._widgets._geometry import ImageGeometry
+
+    layer = _layer((4, 1, 30, 36))
+    geometry = ImageGeometry.of(layer, 1)
+    assert (geometry.axes, geometry.channel_axis) == ("ZYX", None)
+    assert geometry.layout_problem("movie") is None
+    assert geometry.spatial_shape == (4, 1, 30, 36)
+    assert len(list(geometry.planes())) == 4
+    np.testing.assert_array_equal(
+        geometry.read_plane(layer.data, (2, 0), 1), layer.data[2].astype(np.float32)
+    )
+
+
+def test_axes_the_layer_declares_are_believed():
+    """(T, Z, Y, X) with Z = 3 labelled t, z, y, x: 3 slices per time point, not RGB."""
+    from napari_unet._widgets._geometry import ImageGeometry, declared_axes
+
+    layer = _layer((4, 3, 30, 36), labels=("t", "z", "y", "x"))
+    assert declared_axes(layer) == "TZYX"
+    geometry = ImageGeometry.of(layer, 1)
+    assert (geometry.axes, geometry.channel_axis, geometry.declared) == ("ZYX", None, True)
+    assert geometry.layout_problem("movie") is None
+    assert geometry.spatial_shape == (4, 3, 30, 36)
+    np.testing.assert_array_equal(
+        geometry.read_plane(layer.data, (3, 1), 1), layer.data[3, 1][None].astype(np.float32)
+    )
+    # (3, Z, Y, X) for a 3-channel model: channels first, as labelled (the rule: CZYX too)
+    channels = ImageGeometry.of(_layer((3, 4, 30, 36), labels=("Channel", "Z", "Y", "X")), 3)
+    assert (channels.axes, channels.channel_axis, channels.declared) == ("CZYX", 0, True)
+    data = _layer((3, 4, 30, 36)).data
+    expected = np.asarray(ImagePlane(data, "CZYX", 2, 3))
+    np.testing.assert_array_equal(channels.read_plane(data, (2,), 3), expected)
+    rgb = ImageGeometry.of(_layer((2, 3, 30, 36, 3), labels=("t", "z", "y", "x"), rgb=True), 1)
+    assert (rgb.axes, rgb.channel_axis, rgb.spatial_shape) == ("ZYXS", 4, (2, 3, 30, 36))
+    assert declared_axes(_layer((4, 3, 30, 36))) is None  # napari's own labels say nothing
+    assert declared_axes(_layer((4, 3, 30, 36), labels=("a", "b", "y", "x"))) is None
+
+
+@pytest.mark.parametrize(
+    ("labels", "channels", "words"),
+    [
+        (("z", "c", "y", "x"), 1, "declared as ZCYX"),
+        (("t", "z", "y", "x"), 2, "axis labels), and the model expects 2 input channels"),
+        (("c", "t", "y", "x"), 1, "expects 1 input channel but the image has 4"),
+    ],
+)
+def test_declared_axes_the_widgets_cannot_read_are_refused_saying_why(labels, channels, words):
+    from napari_unet._widgets._geometry import ImageGeometry
+
+    geometry = ImageGeometry.of(_layer((4, 3, 30, 36), labels=labels), channels)
+    problem = geometry.layout_problem("movie")
+    assert problem is not None and words in problem
+    assert "axis_labels =" not in problem  # declared: no advice to declare them
+
+
+def test_a_guessed_channel_axis_after_a_stack_axis_says_how_to_declare_the_axes():
+    """(T, 3, Y, X) for a one-channel model reads as RGB planes (the command line's rule):
+    the widgets cannot line those up, and the words now say how to declare a stack."""
+    from napari_unet._widgets._geometry import ImageGeometry
+
+    layer = _layer((4, 3, 30, 36))
+    geometry = ImageGeometry.of(layer, 1)
+    assert (geometry.axes, geometry.channel_axis) == ("ZCYX", 1)  # as the command line reads it
+    problem = geometry.layout_problem("movie")
+    assert "channel axis (3 channels)" in problem and "read as ZCYX" in problem
+    assert "viewer.layers['movie'].axis_labels = ('t', 'z', 'y', 'x')" in problem
+    layer.axis_labels = ("t", "z", "y", "x")  # as the words say
+    assert ImageGeometry.of(layer, 1).layout_problem("movie") is None
+
+
+@pytest.mark.gui
+def test_predict_widget_predicts_a_declared_time_series_of_stacks(qtbot, make_napari_viewer):
+    from helpers import tiny_model
+    from napari_unet._widgets import PredictWidget
+    from napari_unet._widgets._state import model_state
+
+    viewer = make_napari_viewer()
+    data = np.random.default_rng(1).integers(0, 255, (2, 3, 40, 48)).astype(np.uint8)
+    viewer.add_image(data, name="movie", axis_labels=("t", "z", "y", "x"))
+    model_state(viewer).set_model(tiny_model(), "tiny")
+    widget = PredictWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Predict")
+    widget.device.value = "cpu"
+    with qtbot.waitSignal(widget.finished, timeout=60_000):
+        assert widget.run_prediction() is not None
+    assert widget.status.text().startswith("Done"), widget.status.text()
+    assert viewer.layers["movie mask"].data.shape == (2, 3, 40, 48)
+    assert viewer.layers["movie probabilities"].data.shape == (2, 3, 40, 48)
