@@ -105,7 +105,7 @@ def load_section(session: Session, cycles: int, warmup: int) -> LoadResult:
 
     dock = session.dock
     dock.predict.image_picker.combo.value = session.viewer.layers["nuclei"]
-    dock.predict.tile_size.value = 0  # the whole 256x256 image in one pass
+    dock.predict.choose_tile_size(None)  # the whole 256x256 image in one pass
     settle()
     snapshots = [Snapshot.take("baseline (dock built, no job run yet)")]
     for _ in range(warmup):
@@ -177,7 +177,8 @@ def responsiveness_section(
 
     def use(label: str) -> None:
         dock.model.use_model(models[label], label)
-        dock.predict.tile_size.value = 572 if label == name else 0
+        # the offered size that tiles the image as 572 does (only distinct tilings are listed)
+        dock.predict.choose_tile_size(572 if label == name else None)
 
     def finetune(label: str, budget: float) -> RunStalls:
         use(label)

@@ -19,13 +19,25 @@ from scipy import ndimage
 from napari_unet.cli import main
 from napari_unet.config import ModelConfig
 from napari_unet.core.checkpoint import load_model, new_model, save_model
-from napari_unet.core.inference import default_tile_size, predict
+from napari_unet.core.inference import default_tile_size, predict, tile_layout
+from napari_unet.core.tile_choice import distinct_tile_sizes, equivalent_tile_size
 from napari_unet.io.axes import ImagePlane
 from napari_unet.io.inputs import probe_input
 from napari_unet.io.volumes import stack_instances
 
 TILE = 40
 """A valid tile edge for a depth-1 valid network, smaller than the images: tiles overlap."""
+
+
+def choose_tile_like(widget, model, shape: tuple[int, int], tile: int) -> None:
+    """Choose the section's tile size that tiles ``shape`` as ``tile`` does: the section
+    offers one size per tiling of the image in view (the smallest), so ``tile`` itself
+    may not be listed; the tiles are the same ones, hence the outputs too."""
+    choices = distinct_tile_sizes(model, shape, 1024, (default_tile_size(model),))
+    size = equivalent_tile_size(model, shape, tile, choices)
+    assert size is not None and size in widget.tile_size.choices
+    assert tile_layout(model, shape, size) == tile_layout(model, shape, tile)
+    widget.tile_size.value = size
 
 
 def blobs(shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -93,7 +105,7 @@ def test_predict_widget_and_cli_give_identical_outputs(
     widget = PredictWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Predict")
     widget.device.value = "cpu"
-    widget.tile_size.value = TILE
+    choose_tile_like(widget, model_state(viewer).model, shape[-2:], TILE)
     geometry = ImageGeometry.of(layer, channels)
     assert geometry.axes == axes
     if axes == "ZCYX":  # napari would show the (Z, Y, X) outputs on the C slider: refused
@@ -194,14 +206,18 @@ def test_min_size_reaches_the_cli_the_zarr_store_and_the_widget_alike(
     model_state(viewer).set_model(load_model(checkpoint), "tiny")
     widget = PredictWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Predict")
-    # the section starts at the config's defaults, resolved for the model ("auto": the
-    # model's default tile; test-time augmentation None: the model's own, off for this one)
-    default_tile = default_tile_size(model_state(viewer).model)
-    assert widget.predict_config() == PredictConfig(
-        tile_size=default_tile, test_time_augmentation=False
+    # the section starts at the config's defaults, resolved for the model and the image in
+    # view ("auto": the model's default tile, which covers a 60x72 slice in one tile, so
+    # the section passes None, one whole-image pass: the tiles the CLI's "auto" makes;
+    # test-time augmentation None: the model's own, off for this one)
+    model = model_state(viewer).model
+    assert widget.tile_size.native.currentText().startswith("Automatic (whole image")
+    assert widget.predict_config() == PredictConfig(tile_size=None, test_time_augmentation=False)
+    assert tile_layout(model, (60, 72), None) == tile_layout(
+        model, (60, 72), default_tile_size(model)
     )
     widget.device.value = "cpu"
-    widget.tile_size.value = TILE
+    choose_tile_like(widget, model, (60, 72), TILE)
     widget.min_size.value = threshold
     assert widget.predict_config().min_instance_size == threshold
     widget.fill_holes.value = False

@@ -150,7 +150,9 @@ def test_prediction_that_would_not_fit_in_memory_is_refused(
     errors = [n.message for n in notifications if n.severity == NotificationSeverity.ERROR]
     assert len(errors) == 1 and "“discs”" in errors[0] and "--output-format zarr" in errors[0]
     assert "untick" not in errors[0]  # it would not fit without the weight map either
-    assert widget.predict.status.text() == "Not started: not enough memory."
+    said = widget.predict.status.text()  # the reason, in full, beside the Run button too
+    assert said == f"Not started: not enough memory. {errors[0]}", said
+    assert widget.predict.status.wordWrap()
     assert model_state(viewer).busy == "" and "discs mask" not in viewer.layers
     monkeypatch.setattr(_memory, "available_memory", lambda: 2**40)
     run(qtbot, widget.predict, widget.predict.run_prediction)
@@ -167,15 +169,21 @@ def test_cancel_prediction_stops_it_part_way(qtbot, dock):
     assert len(tile_layout(model_state(viewer).model, (512, 512), tile)[1]) > 1000
     worker = predict_widget.run_prediction()
     assert worker is not None
-    fractions, results = [], []
-    worker.yielded.connect(lambda update: fractions.append(update.fraction))
+    updates, results = [], []
+    worker.yielded.connect(updates.append)
     worker.returned.connect(results.append)
     qtbot.waitUntil(lambda: predict_widget.progress.value() > 0, timeout=30_000)
     with qtbot.waitSignal(predict_widget.finished, timeout=30_000):
         predict_widget.cancel_button.changed.emit(True)
     assert len(results) == 1 and results[0].cancelled and not results[0].error
-    assert fractions and max(fractions) < 1.0  # it stopped among the tiles
-    assert predict_widget.status.text().startswith("Cancelled")
+    assert updates and max(update.fraction for update in updates) < 1.0  # among the tiles
+    last = updates[-1]
+    assert last.stage == "tiles" and 0 < last.tiles_done < last.tiles
+    done = f"{last.tiles_done} of {last.tiles} tiles"
+    said = predict_widget.status.text()
+    assert said == f"Cancelled after {done}; the output layers were left as they were.", said
+    bar = predict_widget.progress  # as Fine-tune's after Stop: full, saying how far it got
+    assert bar.value() == bar.maximum() and bar.text() == f"Cancelled after {done}"
     assert "large mask" not in viewer.layers
     assert predict_widget.run_button.enabled and not predict_widget.cancel_button.enabled
     assert model_state(viewer).busy == ""

@@ -111,7 +111,8 @@ def test_full_loop_annotate_finetune_predict(qtbot, dock):
 
 def test_tile_size_choice_survives_a_fine_tune_and_settings_lock_while_running(qtbot, dock):
     viewer, widget = dock
-    widget.predict.tile_size.value = 0  # "whole image"
+    chosen = widget.predict.tile_size.choices[1]  # a size of the user's, not Automatic
+    widget.predict.tile_size.value = chosen
     settings = widget.finetune.settings
     paint_strokes(widget.annotate.create_annotation_layer().data)
     with qtbot.waitSignal(widget.finetune.finished, timeout=60_000):
@@ -120,9 +121,15 @@ def test_tile_size_choice_survives_a_fine_tune_and_settings_lock_while_running(q
     assert locked == [False, False, False]
     assert settings.w0.enabled and settings.sigma.enabled and settings.elastic.enabled
     assert model_state(viewer).name == "tiny (trained)"
-    assert widget.predict.tile_size.value == 0
+    assert widget.predict.tile_size.value == chosen
     widget.model.use_model(new_model(ModelConfig(base_features=4, depth=3), seed=0), "deeper")
-    assert widget.predict.tile_size.value == default_tile_size(model_state(viewer).model)
+    # another architecture: Automatic again, the model's default tile for the image in view;
+    # it covers the 128x128 discs, so it is the whole image (PredictConfig tile_size None)
+    deeper = model_state(viewer).model
+    assert widget.predict.tile_size.native.currentIndex() == 0
+    assert widget.predict.tile_size.native.currentText().startswith("Automatic (whole image")
+    assert widget.predict.tile_size.value == 0 and widget.predict.predict_config().tile_size is None
+    assert default_tile_size(deeper) >= deeper.smallest_valid_input_covering(128)
 
 
 def test_failing_run_notifies_then_a_new_run_can_be_stopped(qtbot, dock, notifications):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from typing import Any
 
 import napari
@@ -37,6 +38,14 @@ from ._predict_job import (
     PredictionRequest,
     PredictionResult,
     predict_job,
+)
+from ._predict_text import (
+    RUNNING_FORMAT,
+    cancelled_bar_text,
+    cancelled_text,
+    changes_sentence,
+    done_head,
+    memory_status,
 )
 from ._state import model_state, real_viewer
 from ._tasks import (
@@ -75,6 +84,8 @@ class PredictWidget(QWidget, PredictControls):
         self._stop = threading.Event()
         self._target: tuple[napari.layers.Image, ImageGeometry, list[str]] | None = None
         self._reading_note = ""
+        self._last_progress: PredictionProgress | None = None
+        self._described: list[weakref.ref] = []  # the layers the status line names
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
         self._augmentation_of: Any = None  # weak reference to the model the TTA box followed
         defaults = PredictConfig()
@@ -92,6 +103,7 @@ class PredictWidget(QWidget, PredictControls):
         self.cancel_button.changed.connect(self.cancel)
         self._follow_the_model()
         self._set_running(False)
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
 
     def _build_layout(self) -> None:
         settings = Container(
@@ -150,7 +162,7 @@ class PredictWidget(QWidget, PredictControls):
         )
         refusal = memory_refusal(request, image.name)
         if refusal:
-            self.status.setText("Not started: not enough memory.")
+            self._say(memory_status(refusal, self.smaller_tile_that_fits(request, image.name)))
             show_error(refusal)
             return None
         if not self.state.begin_task("predicting"):
@@ -159,7 +171,9 @@ class PredictWidget(QWidget, PredictControls):
         self._target = (image, geometry, lineage(model))
         self._reading_note = geometry.reading_note(model.config.in_channels)
         self._stop = threading.Event()
-        self.status.setText("Starting…")
+        self._last_progress = None
+        self.progress.setFormat(RUNNING_FORMAT)  # the last run's end is no longer said
+        self._say("Starting…")
         self._set_running(True)
         self.worker = start_job(
             self,
@@ -192,15 +206,20 @@ class PredictWidget(QWidget, PredictControls):
         return super().event(event)
 
     def _on_progress(self, progress: PredictionProgress) -> None:
-        self.status.setText(progress.text)
+        self._last_progress = progress
+        if not self._stop.is_set():  # "Cancelling…" stays
+            self.status.setText(progress.text)
 
     def _on_result(self, result: JobResult) -> None:
-        if result.cancelled:
-            self.status.setText("Cancelled; the output layers were left as they were.")
+        if result.cancelled:  # as Fine-tune's bar after Stop: full, saying how far it got
+            self.progress.setValue(self.progress.maximum())
+            self.progress.setFormat(cancelled_bar_text(self._last_progress))
+            self._say(cancelled_text(self._last_progress))
             show_info("Prediction cancelled.")
             return
-        if result.error:
-            self.status.setText("Failed.")
+        if result.error:  # the bar stays where the run failed
+            self.progress.setFormat("Failed")
+            self._say(f"Failed: {result.error}")
             show_error(result.error)
             return
         if self._target is not None:
@@ -217,6 +236,25 @@ class PredictWidget(QWidget, PredictControls):
     def _set_running(self, running: bool) -> None:
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
+
+    def _say(self, text: str, *layers: napari.layers.Layer) -> None:
+        """Show ``text`` in the status line, naming ``layers`` (it goes when they do)."""
+        self.status.setText(text)
+        self._described = [weakref.ref(layer) for layer in layers]
+
+    def _on_layer_removed(self, event: Any) -> None:
+        """A layer the status line names was deleted: the line goes with the image, and
+        says so for an output."""
+        removed = event.value
+        named = [layer for layer in (ref() for ref in self._described) if layer is not None]
+        if self.worker is not None or not any(layer is removed for layer in named):
+            return
+        image = named[0]
+        if removed is image:
+            self._say("")
+            return
+        text = f"“{removed.name}” was removed; Run predicts “{image.name}” again."
+        self._say(text, *(layer for layer in named if layer is not removed))
 
     # ---- outputs ---------------------------------------------------------------
     def show_outputs(
@@ -255,14 +293,18 @@ class PredictWidget(QWidget, PredictControls):
         self.evaluation.clear()
         hidden = ["instances", *(kind for kind in outputs if kind not in ("instances", "mask"))]
         hint = " (bright where the model is unsure: paint there next)"
-        self.status.setText(
-            f"Done: {int(result.instances.max())} objects. Shown: “{layers['mask'].name}”; hidden: "
+        planes = int(np.prod(geometry.leading_shape))
+        self._say(
+            done_head(planes, int(result.instances.max()))
+            + f" Shown: “{layers['mask'].name}”; hidden: "
             + ", ".join(hidden)
             + (hint if "uncertainty" in outputs else "")
             + "."
             + at_chance_text(result.mask, self.state.model if self.state.has_model else None)
             + changes
-            + note
+            + note,
+            image,
+            *layers.values(),
         )
         return layers
 
@@ -286,8 +328,8 @@ class PredictWidget(QWidget, PredictControls):
                 placement=placement, **display,
             )  # fmt: skip
             marked = f" (marked in “{layer.name}”)"
-        sentence = result.changes.describe()
-        return f" {sentence[0].upper()}{sentence[1:]}{marked}."
+        planes = result.mask.size // max(result.mask.shape[-1] * result.mask.shape[-2], 1)
+        return changes_sentence(result.changes.describe(), planes, marked)
 
 
 def at_chance_text(mask: np.ndarray, model: Any) -> str:

@@ -4,17 +4,28 @@
 from __future__ import annotations
 
 import weakref
+from dataclasses import replace
 from typing import Any
 
 import napari
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, SpinBox
 from qtpy.QtWidgets import QLabel
 
 from ..config import PredictConfig
 from ..core.engine import TEST_TIME_TRANSFORM_WORDS, TEST_TIME_TRANSFORMS
-from ..core.inference import default_tile_size, resolved_tile_size, usable_tile_sizes
+from ..core.inference import default_tile_size, resolved_tile_size
+from ..core.tile_choice import (
+    TileChoice,
+    distinct_tile_sizes,
+    equivalent_tile_size,
+    whole_image_input,
+)
+from ._geometry import ImageGeometry
 from ._layers import LayerCombo
-from ._predict_job import MAX_TILE_CHOICE
+from ._memory import memory_refusal
+from ._predict_job import MAX_TILE_CHOICE, PredictionRequest
+from ._predict_text import tile_choice_label
 from ._state import ModelState
 from ._tasks import available_devices
 
@@ -56,6 +67,16 @@ def _augmentation_tooltip(transforms: str) -> str:
     )
 
 
+def _plane_shape(geometry: ImageGeometry) -> tuple[int, int]:
+    """(Y, X) of a plane of the image."""
+    return geometry.spatial_shape[-2], geometry.spatial_shape[-1]
+
+
+def _value(choice: TileChoice) -> int:
+    """A tile-size item's value: the edge, or :data:`WHOLE_IMAGE`."""
+    return WHOLE_IMAGE if choice.size is None else choice.size
+
+
 class PredictControls:
     """Mixin of :class:`~napari_unet._widgets._predict.PredictWidget`: the section's
     controls (as attributes of the widget), kept in step with the loaded model, and
@@ -84,6 +105,8 @@ class PredictControls:
         self.state.model_changed.connect(self.follow_model_augmentation)
         self.state.model_changed.connect(self.follow_model_gaps)
         self.state.model_changed.connect(self.forget_last_run)
+        self.image_picker.combo.changed.connect(self.update_tile_sizes)
+        self.tile_size.changed.connect(self._note_tile_choice)
         self.close_boundaries.changed.connect(self._enable_threshold)
         self.update_tile_sizes()
         self.update_threshold_choices()
@@ -96,8 +119,12 @@ class PredictControls:
         self.tile_size = ComboBox(
             label="Tile size",
             choices=[("whole image", WHOLE_IMAGE)],
-            tooltip="Input tile edge in pixels, context included (overlap-tile strategy).",
+            tooltip="Input tile edge in pixels, context included (overlap-tile strategy). "
+            "Only the sizes that tile the chosen image differently are offered, with their "
+            "tiles per slice; Automatic is the model's default tile for the free memory.",
         )
+        self._tile_request: int | None = None  # the user's tile size; None: Automatic
+        self._refreshing_tiles = False
         devices = available_devices()
         self.device = ComboBox(
             label="Device",
@@ -161,26 +188,82 @@ class PredictControls:
         )
 
     def update_tile_sizes(self, *_: Any) -> None:
-        """Offer the model's valid tile sizes, preselecting the default
-        (``PredictConfig().tile_size``: "auto", the model's default tile).
+        """Offer the tile sizes that tile the chosen image differently, each once
+        (:func:`~napari_unet.core.tile_choice.distinct_tile_sizes`): first "Automatic"
+        (``PredictConfig().tile_size``, "auto": the model's default tile, as the choice
+        that tiles this image like it), then the others, the whole image last.
 
-        The user's choice is kept while the architecture stays the same (after a
-        fine-tune, for instance).
+        The user's choice is kept, as the choice that tiles the image alike, while the
+        architecture stays the same (after a fine-tune, another image); another
+        architecture goes back to Automatic.
         """
         model = self.state.model
-        kept = self.tile_size.value if model.config == self._tile_sizes_of else None
+        if model.config != self._tile_sizes_of:
+            self._tile_request = None
         self._tile_sizes_of = model.config
-        default = default_tile_size(model)
-        sizes = usable_tile_sizes(model, MAX_TILE_CHOICE)
-        if default > MAX_TILE_CHOICE:
-            sizes.append(default)
-        self.tile_size.choices = ()  # magicgui keeps surviving items first: start afresh
-        self.tile_size.choices = [("whole image", WHOLE_IMAGE)] + [(f"{n} px", n) for n in sizes]
-        preferred = resolved_tile_size(model, self.defaults.tile_size) or WHOLE_IMAGE
-        if kept is not None:
-            self.tile_size.value = kept
-        else:
-            self.tile_size.value = preferred if preferred in sizes else WHOLE_IMAGE
+        geometry = self._picked_geometry()
+        shape = None if geometry is None else _plane_shape(geometry)
+        choices = distinct_tile_sizes(model, shape, MAX_TILE_CHOICE, (default_tile_size(model),))
+        automatic = resolved_tile_size(model, self.defaults.tile_size)
+        auto_size = equivalent_tile_size(model, shape, automatic, choices)
+        whole = None if shape is None else whole_image_input(model, shape)
+        stack = geometry is not None and int(np.prod(geometry.leading_shape)) > 1
+        items = [
+            (tile_choice_label(choice, whole, stack, choice.size == auto_size), _value(choice))
+            for choice in choices
+        ]
+        automatic_item = next(item for item in items if item[1] == (auto_size or WHOLE_IMAGE))
+        items.remove(automatic_item)
+        wanted = automatic_item[1]
+        if self._tile_request is not None:
+            wanted = equivalent_tile_size(model, shape, self._tile_request or None, choices) or 0
+        self._refreshing_tiles = True
+        try:
+            self.tile_size.choices = ()  # magicgui keeps surviving items first: start afresh
+            self.tile_size.choices = [automatic_item, *items]
+            self.tile_size.value = wanted
+        finally:
+            self._refreshing_tiles = False
+
+    def choose_tile_size(self, size: int | None) -> int:
+        """Choose the offered tile size that tiles the chosen image as ``size`` does (None:
+        the whole image), as a user would (kept like their choice); returns its value."""
+        model = self.state.model
+        geometry = self._picked_geometry()
+        shape = None if geometry is None else _plane_shape(geometry)
+        choices = distinct_tile_sizes(model, shape, MAX_TILE_CHOICE, (default_tile_size(model),))
+        value = equivalent_tile_size(model, shape, size, choices) or WHOLE_IMAGE
+        self.tile_size.value = value
+        return value
+
+    def _note_tile_choice(self, *_: Any) -> None:
+        """Remember a tile size chosen by the user (or a caller): Automatic, or a size."""
+        if not self._refreshing_tiles:
+            automatic = self.tile_size.native.currentIndex() == 0
+            self._tile_request = None if automatic else int(self.tile_size.value)
+
+    def smaller_tile_that_fits(self, request: PredictionRequest, name: str) -> int | None:
+        """The largest offered tile size below the chosen one with which ``request``
+        would fit in memory (None: none does, or the chosen one is the smallest)."""
+        chosen = self.tile_size.value or None
+        smaller = sorted((int(size) for size in self.tile_size.choices if size), reverse=True)
+        for size in smaller:
+            if chosen is not None and size >= chosen:
+                continue
+            lighter = replace(request, config=request.config.replace(tile_size=size))
+            if not memory_refusal(lighter, name):
+                return size
+        return None
+
+    def _picked_geometry(self) -> ImageGeometry | None:
+        """The geometry of the chosen image layer for the loaded model (None: none)."""
+        image = self.image_picker.layer
+        if image is None:
+            return None
+        try:
+            return ImageGeometry.of(image, self.state.model.config.in_channels)
+        except ValueError:
+            return None
 
     def update_threshold_choices(self, *_: Any) -> None:
         """Offer the model's own background threshold (named with its value) and fixed ones.

@@ -3,16 +3,31 @@
 Valid tile edges keep every 2x2 max-pool on an even size; usable ones also keep some
 output after the context (:func:`usable_tile_sizes`). The default
 (:func:`default_tile_size`) is the largest usable edge up to :data:`AUTO_TILE_MAXIMUM`
-whose activations fit a share of the free memory (:func:`auto_tile_size`).
+whose activations fit a share of the free memory (:func:`auto_tile_size`). For one
+image, many edges give the same tiles (:func:`tile_counts`); :func:`distinct_tile_sizes`
+keeps one edge of each tiling, which is what the Predict section offers.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from .model import UNet
 
-__all__ = ["auto_tile_size", "default_tile_size", "tile_memory", "tile_stride", "usable_tile_sizes"]
+__all__ = [
+    "TileChoice",
+    "auto_tile_size",
+    "default_tile_size",
+    "distinct_tile_sizes",
+    "equivalent_tile_size",
+    "tile_counts",
+    "tile_memory",
+    "tile_stride",
+    "usable_tile_sizes",
+    "whole_image_input",
+]
 
 #: Largest tile edge :func:`auto_tile_size` chooses. Larger tiles keep more of each tile
 #: (45 % of a 572 tile for a depth-4 valid network, 67 % of a 1020 one). They were slower
@@ -121,3 +136,94 @@ def tile_stride(model: UNet, tile: int) -> int:
         return tile - 2 * model.halo
     output = model.output_size(tile)
     return output - output % model.size_multiple
+
+
+@dataclass(frozen=True)
+class TileChoice:
+    """One tiling of an image: the smallest tile edge that gives it, and its tiles.
+
+    Attributes
+    ----------
+    size : int or None
+        The smallest usable tile edge giving this tiling; None: one pass over the
+        whole (mirror-padded) image, which every edge from the image's padded size
+        up gives too.
+    counts : tuple of int
+        Tiles along Y and X (``(1, 1)``: the whole image); None when no image shape
+        was given (each edge is then a choice of its own).
+    """
+
+    size: int | None
+    counts: tuple[int, int] | None
+
+    @property
+    def tiles(self) -> int | None:
+        """Tiles per plane (None: not known without an image shape)."""
+        return None if self.counts is None else self.counts[0] * self.counts[1]
+
+
+def whole_image_input(model: UNet, image_shape: tuple[int, int]) -> tuple[int, int]:
+    """The input (Y, X) of one pass over a whole plane of ``image_shape``: the
+    smallest valid size covering it (with a "same" network's context)."""
+    margin = 2 * model.halo if model.config.padding == "same" else 0
+    return (
+        model.smallest_valid_input_covering(int(image_shape[0]) + margin),
+        model.smallest_valid_input_covering(int(image_shape[1]) + margin),
+    )
+
+
+def tile_counts(model: UNet, image_shape: tuple[int, int], tile: int | None) -> tuple[int, int]:
+    """Tiles along Y and X that a tile edge of ``tile`` (None: the whole image) gives.
+
+    With tiles shrunk to the image (``EngineOptions.shrink_tiles_to_image``, the
+    default), two usable edges with the same counts give the same tiles: each axis
+    takes the smallest edge with its count (:func:`napari_unet.core.inference.tile_layout`).
+    An edge at least the image's padded size (:func:`whole_image_input`) gives (1, 1).
+    """
+    whole = whole_image_input(model, image_shape)
+    if tile is None:
+        return (1, 1)
+    stride = tile_stride(model, tile)
+    counts = [1 if tile >= edge else 0 for edge in whole]
+    if 0 in counts and stride < 1:
+        raise ValueError(f"tile size {tile} leaves no output after the context is removed")
+    counts = [count or -(-int(size) // stride) for count, size in zip(counts, image_shape)]
+    return counts[0], counts[1]
+
+
+def distinct_tile_sizes(
+    model: UNet,
+    image_shape: tuple[int, int] | None,
+    maximum: int = 1024,
+    extra: tuple[int, ...] = (),
+) -> list[TileChoice]:
+    """The distinct tilings of a plane of ``image_shape`` by usable tile edges up to
+    ``maximum`` (and the usable edges in ``extra``, such as the default one), plus the
+    whole image: each once, by its smallest edge, smallest first, the whole image last.
+
+    ``image_shape`` None (no image yet): every usable edge, then the whole image.
+    """
+    sizes = sorted(set(usable_tile_sizes(model, maximum)) | {s for s in extra if s > 0})
+    if image_shape is None:
+        return [TileChoice(size, None) for size in sizes] + [TileChoice(None, None)]
+    choices: dict[tuple[int, int], TileChoice] = {}
+    for size in sizes:
+        counts = tile_counts(model, image_shape, size)
+        if counts != (1, 1):
+            choices.setdefault(counts, TileChoice(size, counts))
+    return [*choices.values(), TileChoice(None, (1, 1))]
+
+
+def equivalent_tile_size(
+    model: UNet, image_shape: tuple[int, int] | None, tile: int | None, choices: list[TileChoice]
+) -> int | None:
+    """The size of the choice among ``choices`` (:func:`distinct_tile_sizes`) that
+    tiles a plane of ``image_shape`` as ``tile`` does (None: the whole image); without
+    an image shape, ``tile`` itself when offered, else the largest offered edge below it."""
+    if tile is None:
+        return None
+    if image_shape is None:
+        offered = [c.size for c in choices if c.size is not None and c.size <= tile]
+        return tile if tile in offered else (offered[-1] if offered else None)
+    counts = tile_counts(model, image_shape, tile)
+    return next((c.size for c in choices if c.counts == counts), None)

@@ -1,0 +1,116 @@
+"""What the Predict section says: its tile-size choices, its progress and how a run ended.
+
+Slices are named as napari's dims sliders number them: from 0, the slider showing
+the slice in view and the last one ("5 | 19" for slice 5 of a 20-slice stack), so
+the progress says "slice 5 of 0–19".
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..core.tile_choice import TileChoice
+
+if TYPE_CHECKING:
+    from ._predict_job import PredictionProgress
+
+RUNNING_FORMAT = "%p%"
+"""The Predict section's bar while a run goes, and after it finished: the share done."""
+
+AUTOMATIC = "Automatic"
+"""The first tile-size choice: the model's default tile, for the image in view."""
+
+
+def count_words(done: int, total: int, word: str) -> str:
+    """``"3 of 12 tiles"``; ``"1 of 1 tile"``."""
+    return f"{done} of {total} {word}{'' if total == 1 else 's'}"
+
+
+def slice_words(plane: tuple[int, ...], leading_shape: tuple[int, ...]) -> str:
+    """A slice as napari's sliders show it: ``"5 of 0–19"`` (``"1, 5 of 0–1, 0–19"``
+    with two stack axes)."""
+    where = ", ".join(str(index) for index in plane)
+    last = ", ".join(f"0–{size - 1}" for size in leading_shape[: len(plane)])
+    return f"{where} of {last}"
+
+
+def tile_choice_label(
+    choice: TileChoice, whole: tuple[int, int] | None, per_slice: bool, automatic: bool = False
+) -> str:
+    """The text of one tile-size choice: ``"444 px (4 tiles)"``, ``"whole image (572 px)"``,
+    or, for the default, ``"Automatic (444 px, 4 tiles)"`` / ``"Automatic (whole image,
+    572 px)"``. ``whole``: the padded input of the whole image (None: no image yet)."""
+    if choice.size is None:
+        size = "" if whole is None else _pixels(whole)
+        if automatic:
+            return f"{AUTOMATIC} (whole image{', ' + size if size else ''})"
+        return "whole image" + (f" ({size})" if size else "")
+    tiles = choice.tiles
+    count = "" if tiles is None else f"{tiles} tile{'' if tiles == 1 else 's'}"
+    if count and per_slice:
+        count += " a slice"
+    if automatic:
+        return f"{AUTOMATIC} ({choice.size} px{', ' + count if count else ''})"
+    return f"{choice.size} px" + (f" ({count})" if count else "")
+
+
+def _pixels(shape: tuple[int, int]) -> str:
+    """``"572 px"`` for a square, ``"572×636 px"`` otherwise."""
+    return f"{shape[0]} px" if shape[0] == shape[1] else f"{shape[0]}×{shape[1]} px"
+
+
+def cancelled_text(last: PredictionProgress | None) -> str:
+    """The status line after Cancel: how far the run got (``last``: its last update)."""
+    kept = "; the output layers were left as they were."
+    if last is None or (last.stage == "tiles" and not last.tiles_done and not last.planes_done):
+        return "Cancelled before the first tile was predicted" + kept
+    if last.stage != "tiles":
+        done = "all tiles predicted" if last.planes == 1 else f"all {last.planes} slices predicted"
+        if last.planes > 1:
+            done += f", {count_words(last.planes_done, last.planes, 'slice')} post-processed"
+        return f"Cancelled while post-processing ({done})" + kept
+    if last.planes == 1:
+        return f"Cancelled after {count_words(last.tiles_done, last.tiles, 'tile')}" + kept
+    slices = count_words(last.planes_done, last.planes, "slice")
+    return (
+        f"Cancelled after {slices} (and {count_words(last.tiles_done, last.tiles, 'tile')} "
+        f"of slice {last.planes_done})" + kept
+    )
+
+
+def cancelled_bar_text(last: PredictionProgress | None) -> str:
+    """The bar's words after Cancel (the status line says more): ``"Cancelled after 3 of
+    12 tiles"``, ``"Cancelled after 5 of 20 slices"``, ``"Cancelled while post-processing"``."""
+    if last is None:
+        return "Cancelled before the first tile"
+    if last.stage != "tiles":
+        return "Cancelled while post-processing"
+    if last.planes == 1:
+        return f"Cancelled after {count_words(last.tiles_done, last.tiles, 'tile')}"
+    return f"Cancelled after {count_words(last.planes_done, last.planes, 'slice')}"
+
+
+def done_head(planes: int, objects: int) -> str:
+    """How the status line after a run starts: ``"Done: 2454 objects."``, or for a stack
+    ``"Done: 20 slices, 2454 objects (numbered through the stack)."``."""
+    if planes > 1:
+        return f"Done: {planes} slices, {objects} objects (numbered through the stack)."
+    return f"Done: {objects} objects."
+
+
+def changes_sentence(described: str, planes: int, marked: str) -> str:
+    """The status line's sentence on the objects split or joined since the last mask
+    (``described``: :meth:`~napari_unet.evaluation.review.ObjectChanges.describe`),
+    named as totals over a stack's slices."""
+    if planes > 1:
+        return f" Over all {planes} slices, {described}{marked}."
+    return f" {described[0].upper()}{described[1:]}{marked}."
+
+
+def memory_status(refusal: str, smaller_fits: int | None) -> str:
+    """The status line when a run is refused for memory: the reason (``refusal``, the
+    notification's words) and, when a smaller tile fits, which."""
+    text = f"Not started: not enough memory. {refusal}"
+    if smaller_fits is not None:
+        text += f" A tile size of {smaller_fits} px or smaller would fit."
+    return text
