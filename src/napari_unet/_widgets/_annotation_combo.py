@@ -13,7 +13,9 @@ from typing import Any
 
 import napari
 
+from ._geometry import ImageGeometry
 from ._layers import LayerCombo, is_annotation
+from ._state import model_state
 
 
 def annotation_name(image_name: str) -> str:
@@ -83,6 +85,36 @@ class AnnotationCombo(LayerCombo):
             self.combo.value = match
         elif image is not None and current is not None and is_annotation(current):
             self.combo.value = None
+
+    def follow(self, layer: napari.layers.Layer) -> None:
+        """``layer`` was selected in the layer list: an annotation layer made for the chosen
+        image is chosen; one made for another image the image combo box lists is chosen
+        with its image, unless the user chose the image shown there; one whose image is
+        gone is chosen when it has the chosen image's shape. Other Labels layers (a ground
+        truth, say) are chosen only by the user."""
+        if not is_annotation(layer) or not any(item is layer for item in self.layers()):
+            return
+        made_for = layer.metadata.get(IMAGE_KEY)
+        image = next(
+            (item for item in self.image_picker.layers() if item.unique_id == made_for), None
+        )
+        if self.annotates_image(layer):
+            self.combo.value = layer
+        elif image is not None:
+            if self.image_picker.follows(image) and not self.image_picker.user_chose():
+                self.image_picker.combo.value = image  # match_image then chooses ``layer``
+        elif not any(item.unique_id == made_for for item in self.viewer.layers):
+            if self._fits_image(layer):
+                self.combo.value = layer
+
+    def _fits_image(self, layer: napari.layers.Layer) -> bool:
+        """Whether ``layer`` has the chosen image's spatial shape."""
+        image = self.image_picker.layer
+        if image is None:
+            return False
+        state = model_state(self.viewer)
+        in_channels = state.model.config.in_channels if state.has_model else 1
+        return tuple(layer.data.shape) == ImageGeometry.of(image, in_channels).spatial_shape
 
     def _on_layers_changed(self, event: Any) -> None:
         super()._on_layers_changed(event)

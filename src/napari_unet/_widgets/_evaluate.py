@@ -14,6 +14,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.continuity import LINEAGE_KEY, lineage
 from ..evaluation.metrics import evaluate
+from ._evaluate_text import convert_hint, format_scores, semantic_offset, slice_words
 from ._geometry import ImageGeometry
 from ._label_like import looks_like_labels
 from ._layers import (
@@ -25,6 +26,8 @@ from ._layers import (
     is_output,
 )
 from ._state import HistoryEntry, model_state
+
+__all__ = ["KINDS", "EvaluatePanel", "Refusal", "convert_hint", "format_scores", "semantic_offset"]
 
 KINDS = {
     "instances": ("instances", "objects matched one-to-one by IoU (F1, precision, recall)"),
@@ -90,6 +93,8 @@ class EvaluatePanel(QWidget):
         for control in (self.truth_picker.combo, self.kind):
             control.changed.connect(self.clear)
         self._scored_lineage: list[str] | None = None  # the model of the scored mask
+        self._scored_slice: tuple[int, ...] | None = None  # the stack slice scored
+        self._scores_text = ""  # the scores shown, without a note on the slice in view
         self._shown_hint = ""  # the result line holds this hint (see show_hint)
         for name in LAYER_LIST_EVENTS:  # connected after the pickers': they update first
             getattr(viewer.layers.events, name).connect(self._on_layers_changed)
@@ -101,6 +106,7 @@ class EvaluatePanel(QWidget):
         self._state.model_changed.connect(self.follow_model)
         self._state.went_back.connect(self.after_go_back)
         self.follow_model()
+        viewer.dims.events.current_step.connect(self._mark_other_slice)
 
     def follow_model(self, *_: Any) -> None:
         """Metrics for what the current model segments, until the user picks them: a
@@ -124,6 +130,7 @@ class EvaluatePanel(QWidget):
         result line shows the hint of :meth:`show_hint` instead, if any."""
         self.result.setText("")
         self._scored_lineage = None
+        self._scored_slice = None
         self.show_hint()
 
     def show_hint(self) -> str:
@@ -148,6 +155,7 @@ class EvaluatePanel(QWidget):
         if self._scored_lineage is not None and self._scored_lineage == lineage(entry.model):
             return
         if self.result.text():
+            self._scored_slice = None
             self.result.setText(
                 f"Went back to “{entry.name}”: the scores shown were of the undone run's "
                 "model. Predict again, then evaluate, to score this one."
@@ -200,14 +208,48 @@ class EvaluatePanel(QWidget):
     def run(self, *_: Any) -> dict[str, Any] | None:
         """Compute and show the metrics; returns them (None with a notification on failure)."""
         try:
-            scores = self._scores()
+            scores, index = self._scores()
         except ValueError as error:
             self.result.setText(str(error))  # whole here: a notification may be cut short
             (show_warning if isinstance(error, Refusal) else show_error)(str(error))
             return None
-        self.result.setText(format_scores(scores))
+        text = format_scores(scores)
+        if index is not None:  # "Slice 7, at IoU 0.5: F1 …", "Slice 7: pixel error …"
+            where = slice_words(index).capitalize()
+            text = f"{where}, a{text[1:]}" if text.startswith("At ") else f"{where}: {text}"
+        self._scores_text, self._scored_slice = text, index
+        self.result.setText(text)
         self._scored_lineage = self._mask_lineage()
         return scores
+
+    def _mark_other_slice(self, *_: Any) -> None:
+        """The slider moved: say when the scores shown are of another slice than the one
+        in view (and take the note off when the scored slice is in view again)."""
+        if self._scored_slice is None:
+            return
+        image = self.image_picker.layer
+        role = KINDS[self.kind.value][0]
+        prediction = None if image is None else find_output(self.viewer, image, role, Labels)
+        if prediction is None or prediction.data.ndim < 3:
+            return
+        in_view = self._slice_in_view(prediction)
+        if in_view == self._scored_slice:
+            self.result.setText(self._scores_text)
+            return
+        self.result.setText(
+            f"{slice_words(in_view).capitalize()} is in view now, not the one scored: "
+            f"Evaluate again to score it. {self._scores_text}"
+        )
+
+    def _slice_in_view(self, prediction: Labels) -> tuple[int, ...]:
+        """The index of the stack slice of ``prediction`` in view (its own coordinates,
+        clipped to the stack: a deeper layer's slider may go past it)."""
+        shape = prediction.data.shape
+        point = prediction.world_to_data(self.viewer.dims.point)
+        return tuple(
+            int(np.clip(round(value), 0, size - 1))
+            for value, size in zip(point[: len(shape) - 2], shape)
+        )
 
     def _mask_lineage(self) -> list[str] | None:
         """Which model made the chosen image's mask (its lineage), None if unrecorded."""
@@ -216,7 +258,8 @@ class EvaluatePanel(QWidget):
         recorded = None if mask is None else mask.metadata.get(LINEAGE_KEY)
         return None if recorded is None else list(recorded)
 
-    def _scores(self) -> dict[str, Any]:
+    def _scores(self) -> tuple[dict[str, Any], tuple[int, ...] | None]:
+        """The metrics, and the index of the stack slice scored (None: a 2D prediction)."""
         image, truth = self.image_picker.combo.value, self.truth_picker.combo.value
         if image is None or truth is None:
             name = self._image_truth(True)
@@ -235,17 +278,13 @@ class EvaluatePanel(QWidget):
         offset, note = 0, ""
         if self.kind.value == "semantic":
             offset, note = semantic_offset(true, self._n_classes(predicted), is_annotation(truth))
-        if predicted.ndim > 2:  # a stack: the slice in view, in the prediction's own coordinates
-            point = prediction.world_to_data(self.viewer.dims.point)
-            index = tuple(
-                int(np.clip(round(value), 0, size - 1))
-                for value, size in zip(point[: predicted.ndim - 2], predicted.shape)
-            )
+        index = self._slice_in_view(prediction) if predicted.ndim > 2 else None
+        if index is not None:  # a stack: the slice in view
             predicted, true = predicted[index], true[index]
         if offset:
             true = true.astype(np.int64) + offset
         scores = evaluate(predicted, true, kind=self.kind.value)
-        return {**scores, "note": note} if note else scores
+        return ({**scores, "note": note} if note else scores), index
 
     def _image_truth(self, integer_after_prediction: bool) -> str | None:
         """The name of the topmost image layer that may be a ground truth opened with File →
@@ -278,88 +317,3 @@ class EvaluatePanel(QWidget):
         state = model_state(self.viewer)
         n_classes = state.model.config.n_classes if state.has_model else 0
         return max(n_classes, int(predicted.max(initial=0)))
-
-
-def convert_hint(name: str) -> str:
-    """How to use the image layer ``name`` as the ground truth."""
-    return (
-        f"“{name}” is an image layer: to use it as the ground truth, right-click it "
-        "in the layer list and choose Convert to Labels."
-    )
-
-
-def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tuple[int, str]:
-    """How to read ``truth`` as a class mask of a model with ``n_classes`` classes.
-
-    Class masks follow the annotation convention: 0 = not scored, 1 = background,
-    2 to ``n_classes`` = the classes. A mask holding only 0 and 1 that was not
-    painted in Annotate is a binary mask (0 = background, 1 = object), as most
-    tools save one; read in the convention, all of it would be background or not
-    scored. For a model with one class besides background it is shifted by one.
-
-    Parameters
-    ----------
-    truth : numpy.ndarray
-        The whole ground-truth layer's labels.
-    n_classes : int
-        Classes the prediction may hold, background included.
-    annotation : bool
-        Whether ``truth`` is an annotation layer (in the convention by construction).
-
-    Returns
-    -------
-    offset : int
-        What to add to ``truth`` (0 or 1).
-    note : str
-        How the truth was read, for the user ("" when in the convention).
-
-    Raises
-    ------
-    ValueError
-        Labels above ``n_classes`` (instance labels), none at all, or a binary mask
-        for a model with several classes.
-    """
-    top = int(truth.max(initial=0))
-    if top > n_classes:
-        raise ValueError(
-            f"The ground truth holds labels up to {top}, but 'semantic' takes class masks of "
-            f"this model's {n_classes} classes (0 = not scored, 1 = background, 2 to "
-            f"{n_classes} = classes): these look like instance labels (choose 'instances') "
-            "or a membrane map such as ISBI's 0 = membrane, 255 = interior (choose "
-            "'membranes')."
-        )
-    if top == 0:
-        raise ValueError("The ground truth holds no labels (all 0 = not scored).")
-    if top > 1 or annotation or int(truth.min(initial=0)) < 0:
-        return 0, ""
-    if n_classes > 2:
-        raise ValueError(
-            "The ground truth is a 0/1 binary mask, but this model has "
-            f"{n_classes - 1} classes besides background: for 'semantic', label it "
-            f"1 = background, 2 to {n_classes} = classes (0 = not scored); "
-            "or choose 'instances'."
-        )
-    return 1, "read the 0/1 ground truth as a binary mask: 0 = background, 1 = class 2"
-
-
-def format_scores(scores: dict[str, Any]) -> str:
-    """A few lines of the headline numbers of :func:`napari_unet.evaluation.metrics.evaluate`."""
-    kind = scores.get("kind")
-    if kind == "instances":
-        row = next(r for r in scores["instances"] if abs(r["threshold"] - 0.5) < 1e-9)
-        return (
-            f"At IoU 0.5: F1 {row['f1']:.3f}, precision {row['precision']:.3f}, recall "
-            f"{row['recall']:.3f} ({row['tp']} matched, {row['fp']} extra, {row['fn']} missed); "
-            f"mean matched IoU {row['mean_matched_iou']:.3f}"
-        )
-    if kind == "membranes":
-        return ", ".join(
-            f"{key.replace('_', ' ')} {scores[key]:.4f}"
-            for key in ("pixel_error", "rand_error", "info_error")
-            if key in scores
-        )
-    numbers = {k: v for k, v in scores.items() if isinstance(v, float)}
-    per_class = scores.get("iou", {})
-    classes = ", ".join(f"class {k}: IoU {v:.3f}" for k, v in per_class.items())
-    lines = [classes, *(f"{k.replace('_', ' ')} {v:.4f}" for k, v in numbers.items())]
-    return "; ".join(lines) + (f" ({scores['note']})" if scores.get("note") else "")

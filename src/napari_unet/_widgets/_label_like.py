@@ -24,10 +24,21 @@ most (about a millisecond).
 
 from __future__ import annotations
 
+import weakref
+
 import napari
 import numpy as np
 
-__all__ = ["BLOB_SHARE", "FLAT_SHARE", "SAMPLE_PIXELS", "label_like_array", "looks_like_labels"]
+__all__ = [
+    "BLOB_SHARE",
+    "FLAT_SHARE",
+    "LABEL_IMAGE_MARK",
+    "SAMPLE_PIXELS",
+    "first_hint",
+    "label_image_hint",
+    "label_like_array",
+    "looks_like_labels",
+]
 
 FLAT_SHARE = 0.9
 """Least share of horizontally adjacent non-zero pixel pairs of equal value in labels."""
@@ -51,6 +62,32 @@ def looks_like_labels(layer: napari.layers.Layer) -> bool:
     if not isinstance(data, np.ndarray) or isinstance(data, np.memmap):
         return False
     return label_like_array(data)
+
+
+LABEL_IMAGE_MARK = " (labels?)"
+"""What a label image is listed with in the dock's layer combo boxes."""
+
+_HINTED: weakref.WeakSet[napari.layers.Layer] = weakref.WeakSet()
+"""The label images whose :func:`label_image_hint` was shown in a notification."""
+
+
+def first_hint(layer: napari.layers.Layer) -> bool:
+    """Whether the notification of :func:`label_image_hint` on ``layer`` is still to be
+    shown (once per layer, whichever combo box offers it); notes it as shown."""
+    if layer in _HINTED:
+        return False
+    _HINTED.add(layer)
+    return True
+
+
+def label_image_hint(name: str) -> str:
+    """What to do with the image layer ``name`` holding labels, once offered as an image
+    to predict on, annotate or fine-tune on."""
+    return (
+        f"“{name}” looks like a mask or label image, not an image to segment: to use it as "
+        "a ground truth or as annotations, right-click it in the layer list and choose "
+        "Convert to Labels; to segment, choose the image it labels."
+    )
 
 
 def label_like_array(data: np.ndarray) -> bool:

@@ -14,9 +14,10 @@ import napari
 import numpy as np
 from magicgui.widgets import ComboBox, create_widget
 from napari.utils.colormaps import DirectLabelColormap
+from napari.utils.notifications import show_info
 
 from ._geometry import ImageGeometry, image_data
-from ._label_like import looks_like_labels
+from ._label_like import LABEL_IMAGE_MARK, first_hint, label_image_hint, looks_like_labels
 
 __all__ = [  # ImageGeometry and image_data are _geometry's, kept importable from here
     "ANNOTATION_KEY",
@@ -125,6 +126,14 @@ class LayerCombo:
       first item (the empty one), and not a label image while another is listed;
       the Annotations combo never takes a ground truth this way. A renamed layer
       stays chosen (magicgui matches items by their text).
+    - *following the layer list's selection*: the layer the user selects in napari's
+      layer list (its active layer) is chosen when listed and preferred, and no label
+      image (:meth:`follow`), unless the user chose the layer now shown in this combo
+      box (that choice holds until the combo box shows another layer). A layer made
+      active by being added is left to ``follow_new``.
+    - *label images marked*: an image layer holding labels is listed as
+      "<name> (labels?)", and once chosen in an image combo box the combo's tooltip and
+      a notification (once per layer) say how to use it (:func:`._label_like.label_image_hint`).
 
     Parameters
     ----------
@@ -170,12 +179,18 @@ class LayerCombo:
         for name in LAYER_LIST_EVENTS:
             # napari holds bound methods weakly; one whose Qt widget is gone raises, and is dropped
             getattr(viewer.layers.events, name).connect(self._on_layers_changed)
+        self._user_choice: napari.layers.Layer | None = None  # chosen here, by the user
+        self._inserted: napari.layers.Layer | None = None  # active because just added
+        self.combo.native.activated.connect(self._note_user_choice)  # the user's, only
+        self.combo.changed.connect(self._on_chosen)
+        viewer.layers.selection.events.active.connect(self._follow_active)
         self._choose_preferred()
+        self._on_chosen()
 
     def _choices(self, combo: ComboBox) -> list[tuple[str, napari.layers.Layer]]:
         """magicgui's choices callable: (name, layer) of the listed layers, topmost first."""
         return [
-            (layer.name, layer)
+            (f"{layer.name}{LABEL_IMAGE_MARK if looks_like_labels(layer) else ''}", layer)
             for layer in reversed(self.viewer.layers)
             if isinstance(layer, combo.annotation) and self.accept(layer)
         ]
@@ -186,10 +201,57 @@ class LayerCombo:
         if chosen is not None and any(layer is chosen for layer in self.layers()):
             self.combo.value = chosen  # e.g. renamed: magicgui dropped its old text
         layer = event.value if event.type == "inserted" else None
+        self._inserted = layer  # napari makes it active next: that is no choice of the user
         if self.follow_new and layer is not None and self._followed(layer):
             self.combo.value = layer
         elif self.combo.value is None:
             self._choose_preferred()
+
+    def _note_user_choice(self, *_: Any) -> None:
+        self._user_choice = self.combo.value
+
+    def _on_chosen(self, *_: Any) -> None:
+        """Another layer is shown: a choice of the user's no longer holds (unless it is
+        this one); a label image gets its hint (:meth:`_hint_label_image`)."""
+        chosen = self.combo.value
+        if self._user_choice is not None and self._user_choice is not chosen:
+            self._user_choice = None
+        self._hint_label_image(chosen)
+
+    def _hint_label_image(self, chosen: napari.layers.Layer | None) -> None:
+        """Say on an image combo box holding a label image how to use that layer: in the
+        tooltip, and once per layer (whichever combo box) in a notification."""
+        hint = None
+        if chosen is not None and looks_like_labels(chosen):
+            hint = label_image_hint(chosen.name)
+        self.combo.tooltip = hint or FOLLOW_TOOLTIP
+        if hint and first_hint(chosen):
+            show_info(hint)
+
+    def _follow_active(self, event: Any) -> None:
+        """Choose the layer the user selected in the layer list, if :meth:`follows`."""
+        chosen = self.combo.value  # first: raises once the widget is gone (napari disconnects)
+        layer = event.value
+        if layer is None or layer is chosen or layer is self._inserted:
+            return
+        self._inserted = None
+        if not self.user_chose():
+            self.follow(layer)
+
+    def follow(self, layer: napari.layers.Layer) -> None:
+        """``layer`` was selected in the layer list: choose it if it :meth:`follows`."""
+        if self.follows(layer):
+            self.combo.value = layer
+
+    def user_chose(self) -> bool:
+        """Whether the layer shown was chosen here by the user (then it stays chosen
+        when another layer is selected in the layer list)."""
+        return self._user_choice is not None and self._user_choice is self.combo.value
+
+    def follows(self, layer: napari.layers.Layer) -> bool:
+        """Whether ``layer``, selected in the layer list, is chosen here: it is listed
+        and preferred, and no label image."""
+        return self._followed(layer)
 
     def _followed(self, layer: napari.layers.Layer) -> bool:
         """Whether the new ``layer`` is chosen: listed, preferred, not a label image."""
@@ -211,6 +273,9 @@ class LayerCombo:
     def layer(self) -> Any:
         """The chosen layer, or None."""
         return self.combo.value
+
+
+FOLLOW_TOOLTIP = "Follows the layer you select in the layer list, until you choose one here."
 
 
 # ---- output layers --------------------------------------------------------------

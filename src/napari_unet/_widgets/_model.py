@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,17 @@ FROM_FILE = "checkpoint file…"
 SHOW_DETAILS, HIDE_DETAILS = "Show details ▸", "Hide details ▾"
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".zip")
 """What :func:`~napari_unet.core.checkpoint.load_model` reads (bioimage.io packages: .zip)."""
+
+ACCEPTED_WORDS = ".safetensors, .pt or .pth checkpoint, or a bioimage.io .zip package"
+"""Every file :data:`CHECKPOINT_SUFFIXES` names, in a user's words."""
+
+CHECKPOINT_FILTER = (
+    f"U-Net checkpoints ({' '.join('*' + suffix for suffix in CHECKPOINT_SUFFIXES)});;All files (*)"
+)
+
+RUN_MARK_IN_NAME = re.compile(r"([-_ ]?fine[-_ ]?tuned|[-_ ]trained)(-\d+)?$", re.IGNORECASE)
+"""A file name's end saying a run changed the model ("-fine-tuned", "_finetuned",
+"-trained"), with the number a save beside an existing file added ("-fine-tuned-2")."""
 
 
 class NewModelOptions(Container):
@@ -95,8 +107,14 @@ class ModelWidget(QWidget):
         self.checkpoint_file = FileEdit(
             label="File",
             mode=FileDialogMode.EXISTING_FILE,
-            filter="U-Net checkpoints (*.safetensors *.pt *.pth *.zip)",
+            filter=CHECKPOINT_FILTER,
         )
+        # its Select file button opens our dialog, in the folder last used: magicgui's own
+        # (a private handler, kept should it be renamed) starts in the working directory
+        magicgui_dialog = getattr(self.checkpoint_file, "_on_choose_clicked", None)
+        if magicgui_dialog is not None:
+            self.checkpoint_file.choose_btn.changed.disconnect(magicgui_dialog)
+            self.checkpoint_file.choose_btn.changed.connect(self.choose_checkpoint)
         self.new_options = NewModelOptions()
         self.load_button = PushButton(text="Load model")
         self.save_button = PushButton(text="Save model…")
@@ -170,14 +188,15 @@ class ModelWidget(QWidget):
             elif choice == FROM_FILE:
                 path = self.checkpoint_file.value  # one Path in this mode
                 if not isinstance(path, Path) or not path.is_file():
-                    show_error("Choose a checkpoint file (.safetensors) first.")
+                    show_error(f"Choose a model file first: a {ACCEPTED_WORDS}.")
                     return False
                 model, name = load_model(path), path.name
+                self.state.last_folder = path.parent
             else:
                 model, name = load_model(choice), choice
         except (CheckpointError, OSError, ValueError, ImportError) as error:
             # ImportError: an optional extra is missing (bioimage.io); it says what to install
-            show_error(f"Could not load the model: {error}. Choose another model or file.")
+            show_error(f"Could not load the model: {error}. {self._what_loads(choice)}")
             return False
         self.state.set_model(model, name)
         return True
@@ -198,6 +217,15 @@ class ModelWidget(QWidget):
             and self.state.name == path.name  # not fine-tuned since it was loaded
         )
 
+    def _what_loads(self, choice: str) -> str:
+        """What to do after a failed load: for a file of another suffix than those read,
+        every accepted one."""
+        path = self.checkpoint_file.value
+        if choice == FROM_FILE and isinstance(path, Path):
+            if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
+                return f"A model is a {ACCEPTED_WORDS}: choose one of those."
+        return "Choose another model or file."
+
     def use_model(self, model: UNet, name: str) -> None:
         """Make an existing model current (for scripts and tests)."""
         self.state.set_model(model, name)
@@ -214,19 +242,47 @@ class ModelWidget(QWidget):
         except OSError as error:
             show_error(f"Could not save the model: {error}. Choose a folder you can write to.")
             return None
+        self.state.last_folder = written.parent
         show_info(f"Saved the model to {written}")
         return written
 
     def _ask_and_save(self, *_: Any) -> None:
-        default = default_save_name(self.state.name)
-        source = self.state.model.info.source  # the file it was loaded from, if any
-        if source and source not in bundled_models() and Path(source).is_file():
-            default = str(Path(source).parent / default)
+        folder = self.dialog_folder()
+        default = folder / default_save_name(self.state.name, folder)
         path, _filter = QFileDialog.getSaveFileName(
-            self, "Save U-Net model", default, "U-Net checkpoints (*.safetensors)"
+            self, "Save U-Net model", str(default), "U-Net checkpoints (*.safetensors)"
         )
         if path:
             self.save(path)
+
+    def choose_checkpoint(self, *_: Any) -> Path | None:
+        """Ask for a checkpoint file to load (the Select file button), starting in
+        :meth:`dialog_folder`; returns the file chosen (None: cancelled)."""
+        path, _filter = QFileDialog.getOpenFileName(
+            self, "Select a U-Net model file", str(self.dialog_folder()), CHECKPOINT_FILTER
+        )
+        if not path:
+            return None
+        self.checkpoint_file.value = Path(path)
+        self.state.last_folder = Path(path).parent
+        return Path(path)
+
+    def dialog_folder(self) -> Path:
+        """Where the Save and Select file dialogs start: the folder last used for a model
+        this session (loaded or saved, in any dock of this viewer), else the current
+        model's file's, else that of the topmost layer opened from a file, else the
+        working directory."""
+        last = self.state.last_folder
+        if last is not None and last.is_dir():
+            return last
+        source = self.state.model.info.source  # the file it was loaded from, if any
+        if source and source not in bundled_models() and Path(source).is_file():
+            return Path(source).resolve().parent
+        for layer in reversed(self.viewer.layers):
+            opened = layer.source.path
+            if opened and Path(opened).parent.is_dir():
+                return Path(opened).resolve().parent
+        return Path.cwd()
 
     def go_back(self, *_: Any) -> bool:
         """Make the previous model current again (e.g. after a fine-tune that made it worse)."""
@@ -272,18 +328,23 @@ class ModelWidget(QWidget):
         self.save_button.enabled = idle
 
 
-def default_save_name(name: str) -> str:
+def default_save_name(name: str, folder: Path | None = None) -> str:
     """The file name the Save dialog proposes for a model called ``name``.
 
     The " (fine-tuned)" and " (untrained)" marks and then a checkpoint suffix
     (:data:`CHECKPOINT_SUFFIXES`) are taken off, "-fine-tuned" is added to a
-    fine-tuned model's name (so that the file it came from is not overwritten),
-    spaces become "-", and ".safetensors" is appended.
+    fine-tuned model's name (so that the file it came from is not overwritten)
+    in place of the mark its file name may hold already (:data:`RUN_MARK_IN_NAME`:
+    "m-fine-tuned.safetensors" fine-tuned again is saved as "m-fine-tuned", not
+    "m-fine-tuned-fine-tuned"), spaces become "-", and ".safetensors" is appended.
+    A name taken in ``folder`` gets the first free number: "m-fine-tuned-2".
 
     Parameters
     ----------
     name : str
         The model's name in the viewer, e.g. ``"cells.v2.safetensors (fine-tuned)"``.
+    folder : pathlib.Path, optional
+        Where it will be saved: the name proposed is no file's there.
 
     Returns
     -------
@@ -298,8 +359,20 @@ def default_save_name(name: str) -> str:
         name = name.removesuffix(mark)
     if name.lower().endswith(CHECKPOINT_SUFFIXES):
         name = name.rsplit(".", 1)[0]
-    name = (name.strip() or "unet") + suffix
-    return f"{name}.safetensors".replace(" ", "-")
+    if suffix:  # one mark: that of this run
+        name = RUN_MARK_IN_NAME.sub("", name.strip())
+    stem = ((name.strip() or "unet") + suffix).replace(" ", "-")
+    return free_file_name(folder, stem, ".safetensors")
+
+
+def free_file_name(folder: Path | None, stem: str, suffix: str) -> str:
+    """``stem + suffix``, or with the first number that makes it no file's in ``folder``
+    ("m-2.safetensors", "m-3.safetensors"...)."""
+    name, number = stem + suffix, 1
+    while folder is not None and (folder / name).exists():
+        number += 1
+        name = f"{stem}-{number}{suffix}"
+    return name
 
 
 def _rich_label() -> QLabel:

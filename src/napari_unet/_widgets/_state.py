@@ -13,6 +13,7 @@ import copy
 import datetime
 import weakref
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from qtpy.QtCore import QObject, Signal
@@ -122,6 +123,9 @@ class ModelState(QObject):
         self.last_run: LastRun | None = None
         # the annotation layer (weakly: removing it frees it), its base, its fine-tuned model
         self._rounds: tuple[weakref.ref, UNet, UNet] | None = None
+        # the folder a model file was last loaded from or saved to: the Model section's
+        # file dialogs start there (kept here, so a dock closed and opened again has it)
+        self.last_folder: Path | None = None
 
     # ---- the current model --------------------------------------------------
     @property
