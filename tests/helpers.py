@@ -73,6 +73,28 @@ def random_discs(seed=0, size=96):
     return image, truth, scribbles
 
 
+def membrane_image(seed: int, size: int = 96) -> np.ndarray:
+    """Bright noisy cells between dark 4-px membranes every 24 px, (size, size) float32."""
+    membrane = np.zeros((size, size), bool)
+    for start in range(10, size, 24):
+        membrane[start : start + 4, :] = True
+        membrane[:, start : start + 4] = True
+    noise = np.random.default_rng(seed).normal(0, 0.1, membrane.shape)
+    return (np.where(membrane, 0.2, 0.8) + noise).astype(np.float32)
+
+
+def membrane_strokes(size: int = 96) -> np.ndarray:
+    """Strokes for :func:`membrane_image`: background (1) on two membranes, object (2) in
+    the cells' middles."""
+    strokes = np.zeros((size, size), np.uint8)
+    strokes[11, 20:80] = 1
+    strokes[40:80, 59] = 1
+    for row in (23, 47, 71):
+        for column in (23, 47, 71):
+            strokes[row, column - 6 : column + 6] = 2
+    return strokes
+
+
 def touching_pair(band: float) -> np.ndarray:
     """(2, 40, 60) probabilities of two touching discs; ``band`` above their inside
     along the 3 px where they meet (the closing needs 0.2 for a new line)."""

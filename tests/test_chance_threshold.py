@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import napari_unet as nu
-from helpers import as_trained, tiny_model
+from helpers import as_trained, membrane_image, membrane_strokes, tiny_model
 from napari_unet.training import calibration, loop
 from napari_unet.training.calibration import carried_threshold, stroke_share_threshold
 from napari_unet.training.history import last_run_loss, loss_at_chance
@@ -23,29 +23,8 @@ STILL = nu.TrainConfig(
 LEARNING = STILL.replace(iterations=30, batch_size=2, learning_rate=1e-2)
 
 
-def _membrane_image(seed: int) -> np.ndarray:
-    """Bright noisy cells between dark 4-px membranes every 24 px."""
-    membrane = np.zeros((SIZE, SIZE), bool)
-    for start in range(10, SIZE, 24):
-        membrane[start : start + 4, :] = True
-        membrane[:, start : start + 4] = True
-    noise = np.random.default_rng(seed).normal(0, 0.1, membrane.shape)
-    return (np.where(membrane, 0.2, 0.8) + noise).astype(np.float32)
-
-
-def _strokes() -> np.ndarray:
-    """Background strokes on two membranes, object strokes in the cells' middles."""
-    strokes = np.zeros((SIZE, SIZE), np.uint8)
-    strokes[11, 20:80] = 1
-    strokes[40:80, 59] = 1
-    for row in (23, 47, 71):
-        for column in (23, 47, 71):
-            strokes[row, column - 6 : column + 6] = 2
-    return strokes
-
-
-IMAGES = [_membrane_image(seed) for seed in range(2)]
-STROKES = [_strokes() for _ in IMAGES]
+IMAGES = [membrane_image(seed, SIZE) for seed in range(2)]
+STROKES = [membrane_strokes(SIZE) for _ in IMAGES]
 
 
 def _calling_most_pixels_background(model):
