@@ -1,5 +1,7 @@
 """The Model panel's text: a model's training history in words a user reads at a glance."""
 
+import html
+
 import pytest
 
 from helpers import as_trained, tiny_model
@@ -60,3 +62,14 @@ def test_a_model_trained_only_here_points_to_its_runs_behind_show_details():
     summary = describe_model(as_trained(tiny_model()), "tiny (trained)")
     assert "Trained on: only its training runs (Show details)" in summary
     assert "Trained on: nothing yet (random weights)" in describe_model(tiny_model(), "tiny")
+
+
+def test_trained_on_names_the_fine_tunes_done_in_napari_after_what_it_was_trained_on():
+    model = load_model("nuclei")
+    bundled = model.info.trained_on
+    history = model.metadata.setdefault("training_history", [])
+    history += [{"iterations": 100, "image_layer": "cells"}] * 2
+    history.append({"iterations": 100, "image_layer": "cells 2"})
+    summary = describe_model(model, "nuclei (fine-tuned)")
+    runs = "; then fine-tuned in napari on “cells”, “cells 2” (3 runs)"
+    assert f"Trained on: {html.escape(bundled + runs)}" in summary

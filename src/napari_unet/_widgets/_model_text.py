@@ -65,10 +65,21 @@ def model_details(model: UNet) -> str:
 
 def _trained_on(info: ModelMetadata) -> str:
     if info.trained_on:
-        return str(info.trained_on)
+        return str(info.trained_on) + _napari_runs(info)
     if info.training_history:
         return "only its training runs (Show details)"
     return "nothing yet (random weights)"
+
+
+def _napari_runs(info: ModelMetadata) -> str:
+    """ "; then fine-tuned in napari on “cells” (2 runs)": the Fine-tune widget's runs,
+    which ``trained_on`` (what it was trained on before them) does not name."""
+    layers = [run.image_layer for run in info.training_history if run.image_layer]
+    if not layers:
+        return ""
+    names = ", ".join(f"“{name}”" for name in dict.fromkeys(layers))
+    runs = f"{len(layers)} run{'s' if len(layers) > 1 else ''}"
+    return f"; then fine-tuned in napari on {names} ({runs})"
 
 
 def _history_text(history: tuple[TrainingRun, ...]) -> str:
