@@ -254,3 +254,19 @@ def test_a_new_models_mask_of_one_class_says_to_train_it_further(qtbot, dock):
     model_state(viewer).set_model(as_trained(copy.deepcopy(model)), "trained")
     run(qtbot, widget.predict, widget.predict.run_prediction)  # a trained model may be right
     assert "still calls everything" not in widget.predict.status.text()
+
+
+def test_predicting_another_image_hides_the_first_images_outputs_unless_side_by_side(qtbot, dock):
+    viewer, widget = dock
+    other = viewer.add_image(discs_image(seed=3), name="other")
+    widget.predict.image_picker.combo.value = viewer.layers["discs"]
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert viewer.layers["discs mask"].visible
+    widget.predict.image_picker.combo.value = other
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert viewer.layers["other mask"].visible
+    assert not viewer.layers["discs mask"].visible  # it would cover "other"
+    viewer.grid.enabled = True  # side by side: nothing covers another image
+    widget.predict.image_picker.combo.value = viewer.layers["discs"]
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert viewer.layers["discs mask"].visible and viewer.layers["other mask"].visible

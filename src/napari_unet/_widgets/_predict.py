@@ -24,10 +24,13 @@ from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
 from ._last_mask import last_mask, remember_model
 from ._layers import (
+    ROLE_KEY,
     WEIGHT_COLORMAP,
     bring_to_front,
     class_colormap,
     find_output,
+    is_output,
+    output_role,
     placement_for,
 )
 from ._layers import show_output as put_output
@@ -281,6 +284,7 @@ class PredictWidget(QWidget, PredictControls):
         layers["mask"].colormap = class_colormap(result.probabilities.shape[0], False)
         layers["mask"].visible = True  # hidden by "Start from the prediction", say
         changes = self._show_changes(result, image, placement)
+        hide_other_outputs(self.viewer, image)
         for kind in ("preview", "loss weights"):  # a fine-tune's layers would cover the mask
             covering = find_output(self.viewer, image, kind, Image)
             if covering is not None:
@@ -381,3 +385,14 @@ def output_specs(
     outputs["instances"] = (result.instances, Labels, placement, {"opacity": 0.6, "visible": 0})
     outputs["mask"] = (result.mask, Labels, placement, {"opacity": 0.5})
     return outputs
+
+
+def hide_other_outputs(viewer: napari.Viewer, image: napari.layers.Layer) -> None:
+    """Hide this plugin's outputs of other images (another image's mask would cover this
+    one's), unless the viewer shows its layers side by side (grid mode)."""
+    if viewer.grid.enabled:
+        return
+    own = output_role(image, "")
+    for layer in viewer.layers:
+        if is_output(layer) and not str(layer.metadata.get(ROLE_KEY, "")).startswith(own):
+            layer.visible = False
