@@ -16,7 +16,7 @@ from skimage import io as skimage_io
 from helpers import cli_predict
 from napari_unet.io.batch import PredictOptions, run_batch
 from napari_unet.io.data import read_image, write_tiff
-from napari_unet.io.outputs import check_outputs
+from napari_unet.io.outputs import check_outputs, output_paths, output_stem
 from napari_unet.io.reruns import stored_provenance
 
 OPTIONS = PredictOptions(tile_size=56, device="cpu", threads=1)
@@ -117,3 +117,13 @@ def test_one_collision_check_for_the_cli_and_run_batch(tmp_path, tiny_checkpoint
     assert cli_predict(inputs, tiny_checkpoint, tmp_path / "out") != 0
     assert "would write the same output files" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "stem"),
+    [("data/cells.tif", "cells"), ("data/cells.OME.TIF", "cells"), ("cells.ome.tiff", "cells"),
+     ("plate.ome.zarr", "plate"), ("a.b.tif", "a.b"), ("ome.tif", "ome")],
+)  # fmt: skip
+def test_outputs_are_named_without_the_ome_suffix(given, stem, tmp_path):
+    assert output_stem(given) == stem
+    assert output_paths(given, tmp_path, "tiff")[0] == tmp_path / f"{stem}_prob.tif"

@@ -41,10 +41,19 @@ OUTPUT_KINDS = ("prob", "mask", "instances")
 OUTPUT_SUFFIXES = ("_prob.tif", "_mask.tif", "_instances.tif", "_prediction.zarr")
 
 
+OME_SUFFIXES = (".ome.tif", ".ome.tiff", ".ome.zarr")
+"""Two-part suffixes that :func:`output_stem` removes whole."""
+
+
 def output_stem(path: str | os.PathLike) -> str:
     """The name the outputs of input ``path`` are named after: its name as given, less its
     suffix (``cells`` for ``data/cells.tif``). A symbolic link is not followed: the
-    outputs of ``today.tif -> raw/0042.tif`` are ``today_*``."""
+    outputs of ``today.tif -> raw/0042.tif`` are ``today_*``. An OME file loses both
+    suffixes (``cells`` for ``cells.ome.tif``)."""
+    name = Path(path).name
+    for suffix in OME_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
     return Path(path).stem
 
 
