@@ -10,6 +10,7 @@ from napari_unet._widgets._memory import (
     available_memory,
     input_itemsize,
     memory_refusal,
+    memory_size,
     output_bytes,
     working_bytes,
 )
@@ -99,7 +100,10 @@ def test_advice_follows_what_would_fit(monkeypatch):
     assert "choose a tile size" in message and "save a fine-tuned model" in message
     assert "untick" not in memory_refusal(without, "big")  # it is unticked already
     monkeypatch.setattr(_memory, "available_memory", lambda: 1000)
-    assert "untick" not in memory_refusal(request, "big")  # it would not fit either way
+    nothing_fits = memory_refusal(request, "big")
+    assert "untick" not in nothing_fits  # it would not fit either way
+    assert "choose a tile size" not in nothing_fits  # nor tiled: the outputs alone do not
+    assert "only 0 MiB of memory are free" in nothing_fits  # not "0.0 GiB"
     monkeypatch.setattr(_memory, "available_memory", lambda: int(heavy / 0.8) + 1)
     unsure = _request((2000, 2000), with_weights=True)
     unsure.with_uncertainty = True  # 4 B more per pixel: no longer fits
@@ -136,3 +140,12 @@ def test_without_a_cgroup_the_available_memory_is_psutils(tmp_path, monkeypatch)
     monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
     monkeypatch.setattr(_memory, "_CGROUP", tmp_path / "absent")
     assert available_memory() == FREE
+
+
+@pytest.mark.parametrize(
+    ("n_bytes", "said"),
+    [(5.7 * 2**30, "5.7 GiB"), (2**30, "1.0 GiB"), (350 * 2**20, "350 MiB"), (1000, "0 MiB"),
+     (-5, "0 MiB")],
+)  # fmt: skip
+def test_memory_is_said_in_gib_or_below_one_in_mib(n_bytes, said):
+    assert memory_size(n_bytes) == said

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..config import PredictConfig
 from ..core.inference import resolved_tile_size
-from ..core.tile_choice import ACTIVATION_BYTES
+from ..core.tile_choice import ACTIVATION_BYTES, usable_tile_sizes
 from ..io.data import working_dtype
 from ._predict_job import PredictionRequest
 
@@ -97,21 +97,23 @@ def available_memory() -> int:
     return free if limit == "max" else min(free, int(limit) - used)
 
 
+def needed_bytes(request: PredictionRequest) -> int:
+    """Memory ``request`` needs: its outputs and its temporaries (:func:`working_bytes`)."""
+    n_classes, shape = request.model.config.n_classes, request.geometry.spatial_shape
+    outputs = output_bytes(n_classes, shape, request.with_weights, request.with_uncertainty)
+    return outputs + working_bytes(request)
+
+
 def memory_refusal(request: PredictionRequest, image_name: str) -> str:
     """Why ``request`` would not fit in memory, and what to do; "" if it fits."""
-    n_classes, shape = request.model.config.n_classes, request.geometry.spatial_shape
-    unsure = request.with_uncertainty
-    needed = output_bytes(n_classes, shape, request.with_weights, unsure) + working_bytes(request)
-    free = available_memory()
+    needed, free = needed_bytes(request), available_memory()
     if needed <= MEMORY_SHARE * free:
         return ""
     advice = []
     if request.with_weights:
-        lighter = replace(request, with_weights=False)
-        lighter_bytes = output_bytes(n_classes, shape, False, unsure) + working_bytes(lighter)
-        if lighter_bytes <= MEMORY_SHARE * free:
+        if needed_bytes(replace(request, with_weights=False)) <= MEMORY_SHARE * free:
             advice.append("untick the weight map (it then fits)")
-    if request.config.tile_size is None:
+    if request.config.tile_size is None and _fits_tiled(request, free):
         advice.append("choose a tile size instead of the whole image")
     advice.append(
         "predict it from the command line into a zarr store, which works tile by tile "
@@ -119,6 +121,20 @@ def memory_refusal(request: PredictionRequest, image_name: str) -> str:
         "--model CHECKPOINT --output DIR --output-format zarr"
     )
     return (
-        f"Predicting “{image_name}” needs about {needed / 2**30:.1f} GiB, but only "
-        f"{free / 2**30:.1f} GiB of memory are free. Instead, " + "; or ".join(advice) + "."
+        f"Predicting “{image_name}” needs about {memory_size(needed)}, but only "
+        f"{memory_size(free)} of memory are free. Instead, " + "; or ".join(advice) + "."
     )
+
+
+def _fits_tiled(request: PredictionRequest, free: int) -> bool:
+    """Whether ``request`` would fit with the model's smallest tile (its outputs may not)."""
+    sizes = usable_tile_sizes(request.model)
+    tiled = replace(request, config=request.config.replace(tile_size=sizes[0] if sizes else None))
+    return bool(sizes) and needed_bytes(tiled) <= MEMORY_SHARE * free
+
+
+def memory_size(n_bytes: float) -> str:
+    """``n_bytes`` in words: "5.7 GiB", or "350 MiB" below 1 GiB (never "0.0 GiB")."""
+    if n_bytes >= 2**30:
+        return f"{n_bytes / 2**30:.1f} GiB"
+    return f"{max(n_bytes, 0) / 2**20:.0f} MiB"
