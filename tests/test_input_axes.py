@@ -90,3 +90,17 @@ def test_ome_zarr_axes_metadata_is_read(tmp_path):
     _ome_zarr(tmp_path / "tz.zarr", (2, 1, 3, 40, 48))
     with pytest.raises(ValueError, match=r"2 stacking axes, T \(2\), Z \(3\)"):
         probe_input(tmp_path / "tz.zarr", 1)
+
+
+def test_rgb_planes_nobody_named_are_said_to_be_read_as_luminance(
+    tmp_path, tiny_checkpoint, capsys
+):
+    """A (T, 3, Y, X) TIFF with no axes is guessed ZCYX: its 3 planes become luminance."""
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(path, np.zeros((2, 3, 40, 48), np.uint8))
+    assert cli_predict(path, tiny_checkpoint, tmp_path / "out", "--threads", "1") == 0
+    err = capsys.readouterr().err
+    assert "movie.tif (2, 3, 40, 48) is read as ZCYX: its 3 planes along C" in err
+    assert "give the axes with --axes" in err
+    assert cli_predict(path, tiny_checkpoint, tmp_path / "out2", "--axes", "ZCYX") == 0
+    assert "averaged to luminance" not in capsys.readouterr().err  # the user said so

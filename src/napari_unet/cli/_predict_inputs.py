@@ -88,6 +88,7 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
         try:
             info = probe_input(path, in_channels, args.axes, args.output_format)
             _check_watershed(args, info)
+            _note_rgb_planes(info, in_channels, given_axes=args.axes)
         except (ValueError, OSError) as bad:
             problems.append(bad)
     if len(problems) == 1:
@@ -101,6 +102,21 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
             + (f" ({more} more not shown)" if more > 0 else " (above)")
             + "; nothing was predicted"
         )
+
+
+def _note_rgb_planes(info: Any, in_channels: int, given_axes: str | None) -> None:
+    """Say on stderr when three planes along a channel axis nobody named are averaged to
+    luminance for a one-channel model: (T, 3, Y, X) read as ZCYX may be z-planes."""
+    if given_axes or in_channels != 1 or "C" not in info.axes:
+        return
+    if info.shape[info.axes.index("C")] != 3:
+        return
+    print(
+        f"napari-unet predict: note: {info.path.name} {tuple(info.shape)} is read as "
+        f"{info.axes}: its 3 planes along C are taken as RGB and averaged to luminance for "
+        "this one-channel model; if they are not colours, give the axes with --axes",
+        file=sys.stderr,
+    )
 
 
 def _check_watershed(args: argparse.Namespace, info: Any) -> None:
