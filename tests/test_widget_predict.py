@@ -266,7 +266,7 @@ def test_predicting_another_image_hides_the_first_images_outputs_unless_side_by_
     run(qtbot, widget.predict, widget.predict.run_prediction)
     assert viewer.layers["other mask"].visible
     assert not viewer.layers["discs mask"].visible  # it would cover "other"
-    viewer.grid.enabled = True  # side by side: nothing covers another image
+    getattr(viewer, "canvas", viewer).grid.enabled = True  # side by side
     widget.predict.image_picker.combo.value = viewer.layers["discs"]
     run(qtbot, widget.predict, widget.predict.run_prediction)
     assert viewer.layers["discs mask"].visible and viewer.layers["other mask"].visible

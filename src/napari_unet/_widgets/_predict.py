@@ -390,7 +390,8 @@ def output_specs(
 def hide_other_outputs(viewer: napari.Viewer, image: napari.layers.Layer) -> None:
     """Hide this plugin's outputs of other images (another image's mask would cover this
     one's), unless the viewer shows its layers side by side (grid mode)."""
-    if viewer.grid.enabled:
+    canvas = getattr(viewer, "canvas", viewer)  # napari >= 0.9; viewer.grid before
+    if canvas.grid.enabled:
         return
     own = output_role(image, "")
     for layer in viewer.layers:
