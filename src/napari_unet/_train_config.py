@@ -108,6 +108,14 @@ FINETUNE_ITERATIONS: int = 100
 #: runs could not move as fine-tunes (1e-4, 100 iterations, pulled towards it).
 TRAINED_ITERATIONS: int = 300
 
+#: A run of a model still learning that has a time budget and no iteration budget goes on
+#: past its time until the model has trained :data:`TRAINED_ITERATIONS` iterations in all,
+#: but not past this many times its time budget (Stop ends it at any time). Without it a
+#: busy machine decided a new model's fate: a first 60 s run in napari ended at 282-296
+#: iterations, so a short second run took it past the mark and every later run was a
+#: 100-iteration fine-tune of a model that had barely learnt.
+LEARNING_FLOOR_CAP: float = 3.0
+
 #: The time budget of a run (s) in the widget, ``napari-unet train`` and the core alike.
 #: A new model trains for all of it: the first minute that issue 14 asks to be competitive
 #: (the new-domain benchmark gives it 750 iterations, about 60 s at 2 threads). A trained

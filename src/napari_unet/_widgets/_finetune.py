@@ -27,6 +27,7 @@ from ._finetune_text import (
     GO_BACK_PROMPT,
     RUNNING_FORMAT,
     finished_notice,
+    progress_line,
     progress_of,
     run_summary,
     show_run_end,
@@ -274,10 +275,7 @@ class FinetuneWidget(QWidget):
             self._changes = update
             return
         self._last_iteration = update.iteration
-        self._say(
-            f"Iteration {update.iteration} · loss {update.loss:.3g} "
-            f"(smoothed {update.smoothed_loss:.3g}) · {update.elapsed:.0f} s"
-        )
+        self._say(progress_line(update, self._request))
         if not self.plot.iterations or update.iteration > self.plot.iterations[-1]:
             self.plot.add(update.iteration, update.loss, update.smoothed_loss)
         if update.foreground is not None and update.plane is not None:

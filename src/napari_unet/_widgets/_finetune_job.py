@@ -19,6 +19,7 @@ from ..core.postprocess import class_mask
 from ..evaluation.review import ClassChanges, class_changes
 from ..training.loop import TrainProgress, finetune
 from ..training.sampling import AnnotationError
+from ..training.schedule import learning_floor, with_iteration_budget
 from ..training.weights import weight_map
 from ._geometry import ImageGeometry
 
@@ -140,6 +141,11 @@ class TrainingRequest:
     compare_plane : tuple of int or None
         The plane in view when training starts: predicted before and after
         training to tell what changed (None: no comparison).
+    iteration_budget : int or None
+        The run's iteration budget as ``finetune`` resolves it for the model (None: time).
+    floor : int
+        Iterations before the time budget may end the run (a model still learning:
+        :func:`~napari_unet.training.schedule.learning_floor`).
     """
 
     model: UNet
@@ -153,6 +159,12 @@ class TrainingRequest:
     preview: PreviewSource | None = None
     annotation_name: str = ""
     compare_plane: tuple[int, ...] | None = None
+    iteration_budget: int | None = field(init=False)
+    floor: int = field(init=False)
+
+    def __post_init__(self) -> None:  # the model's history as the run starts
+        self.iteration_budget = with_iteration_budget(self.train, self.model).iterations
+        self.floor = learning_floor(self.train, self.model)
 
     def describe(self, index: int) -> str:
         """The annotation core messages call ``annotation {index}``, as the user sees it."""

@@ -8,6 +8,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBo
 
 from ..config import (
     FINETUNE_ITERATIONS,
+    LEARNING_FLOOR_CAP,
     TIME_BUDGET_SECONDS,
     TRAINED_ITERATIONS,
     AugmentConfig,
@@ -71,8 +72,10 @@ class FinetuneSettings(Container):
             value=int(TIME_BUDGET_SECONDS),
             min=1,
             max=86_400,
-            tooltip="The run ends here at the latest (previews do not count). A new model "
-            "trains for all of it; a trained one usually stops earlier, after its iterations.",
+            tooltip="The run ends here (previews do not count). A new model trains for all "
+            f"of it, and on past it until it has trained {TRAINED_ITERATIONS} iterations (at most "
+            f"{LEARNING_FLOOR_CAP:g} times the budget); a trained one usually stops earlier, "
+            "after its iterations.",
         )
         self.iterations = SpinBox(
             label="Max iterations (0: auto)",

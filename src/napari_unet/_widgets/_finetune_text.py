@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QProgressBar
 
-from ..config import TRAINED_ITERATIONS
+from ..config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
 from ..evaluation.review import ClassChanges, class_names
 from ..training.distillation import has_been_trained, learning_before_last_run
 from ..training.history import guess_loss_text, last_run_loss, not_learnt_yet
@@ -111,6 +111,23 @@ def _so_far(model: Any) -> str:
         run.iterations for run in model.info.training_history if isinstance(run.iterations, int)
     )
     return f"{total} of {TRAINED_ITERATIONS} iterations so far"
+
+
+def progress_line(update: FinetuneUpdate, request: TrainingRequest | None) -> str:
+    """The status line while a run trains: iterations (of the iteration budget), the loss,
+    seconds (of the time budget when it alone ends the run); past its time, a new model
+    says that it trains on to :data:`~napari_unet.config.TRAINED_ITERATIONS` iterations."""
+    budget = request.iteration_budget if request is not None else None
+    seconds = request.train.seconds if request is not None else None
+    count = f"Iteration {update.iteration}" + (f" of {budget}" if budget else "")
+    clock = f"{update.elapsed:.0f} of {seconds:g} s" if seconds and not budget else ""
+    clock = clock or f"{update.elapsed:.0f} s"
+    if request is not None and request.floor and seconds and update.elapsed > seconds:
+        clock = (
+            f"{update.elapsed:.0f} s: a new model trains on past {seconds:g} s until it has "
+            f"trained {TRAINED_ITERATIONS} iterations (at most {LEARNING_FLOOR_CAP * seconds:g} s)"
+        )
+    return f"{count} · loss {update.loss:.3g} (smoothed {update.smoothed_loss:.3g}) · {clock}"
 
 
 def cut_short_text(progress: Any, model: Any, stopped: bool) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config import (
     FINETUNE_ITERATIONS,
+    LEARNING_FLOOR_CAP,
     NEW_MODEL_CONFIG,
     TIME_BUDGET_SECONDS,
     TRAINED_ITERATIONS,
@@ -100,7 +101,8 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help=f"time budget (default: {TIME_BUDGET_SECONDS:g} s, none when --iterations is "
-        "given; 0: none)",
+        f"given; 0: none); a model still learning trains on past it until it has trained "
+        f"{TRAINED_ITERATIONS} iterations in all, at most {LEARNING_FLOOR_CAP:g} times it",
     )
     parser.add_argument(
         "--iterations",

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..config import AugmentConfig, TrainConfig, WeightConfig
+from ..config import LEARNING_FLOOR_CAP, AugmentConfig, TrainConfig, WeightConfig
 from ..core.devices import resolve_device, to_layout, training_layout
 from ..core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from ..core.model import UNet
@@ -41,6 +41,7 @@ from .run_state import BestWeights, LoopState
 from .sampling import PatchSampler, default_patch_size, prepare_training_data
 from .schedule import (
     initial_learning_rate,
+    learning_floor,
     learning_rate_at,
     set_learning_rate,
     with_iteration_budget,
@@ -106,7 +107,8 @@ def finetune(
         its schedule over the budget (linear decay to 0 by default), batch-norm
         recalibration, seed, device, and how strongly a trained model keeps its own
         predictions on unpainted pixels (``distillation``). Time spent on previews
-        is not counted in the budget.
+        is not counted in the budget. A model still learning with a time budget alone
+        trains on past it up to ``TRAINED_ITERATIONS`` in all (``schedule.learning_floor``).
     augment, weights : AugmentConfig, WeightConfig
     stop : callable or threading.Event
         Checked every iteration; training then ends with the best weights. Also
@@ -172,7 +174,11 @@ def finetune(
     optimizer = torch.optim.Adam(model.parameters(), lr=initial_learning_rate(config))
     scaler = torch.amp.GradScaler("cuda", enabled=config.amp and device.type == "cuda")
     best = BestWeights(model)
-    state = LoopState(time.perf_counter(), recalibration_passes=recalibration_passes(model, config))
+    state = LoopState(
+        time.perf_counter(),
+        recalibration_passes=recalibration_passes(model, config),
+        floor=learning_floor(config, model),
+    )
     completed = False
     try:
         while not _budget_spent(state, config) and not is_stopped(stop):
@@ -229,17 +235,27 @@ def _finish_run(model, sampler, data, state, best, configs, teacher, completed, 
 def _budget_spent(state: LoopState, config: TrainConfig) -> bool:
     if config.iterations is not None and state.iteration >= config.iterations:
         return True
-    return config.seconds is not None and state.elapsed + state.reserved >= config.seconds
+    return _time_share(state, config) >= 1.0
 
 
 def _budget_fraction(state: LoopState, config: TrainConfig) -> float:
     """Share of the budget used, in [0, 1]: the larger of the time and iteration shares."""
-    fractions = [0.0]
-    if config.seconds:
-        fractions.append((state.elapsed + state.reserved) / config.seconds)
+    fractions = [0.0, _time_share(state, config)]
     if config.iterations:
         fractions.append(state.iteration / config.iterations)
     return min(1.0, max(fractions))
+
+
+def _time_share(state: LoopState, config: TrainConfig) -> float:
+    """Share of the time budget used (0 without one). Under a learning floor
+    (:func:`~napari_unet.training.schedule.learning_floor`) the smaller of the time and
+    floor shares, up to the share of ``LEARNING_FLOOR_CAP`` times the time budget."""
+    if not config.seconds:
+        return 0.0
+    share = (state.elapsed + state.reserved) / config.seconds
+    if not state.floor:
+        return share
+    return max(min(share, state.iteration / state.floor), share / LEARNING_FLOOR_CAP)
 
 
 def _teacher(model: UNet, config: TrainConfig, device) -> Teacher | None:

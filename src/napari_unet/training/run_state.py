@@ -67,6 +67,7 @@ class LoopState:
 
     start: float
     recalibration_passes: int = 0
+    floor: int = 0  # iterations before the time budget may end the run (learning_floor)
     recalibrated: int = 0
     learning_rate: float = math.nan
     paused: float = 0.0

@@ -13,7 +13,12 @@ import math
 
 import torch
 
-from ..config import FINETUNE_LEARNING_RATE, SCRATCH_LEARNING_RATE, TrainConfig
+from ..config import (
+    FINETUNE_LEARNING_RATE,
+    SCRATCH_LEARNING_RATE,
+    TRAINED_ITERATIONS,
+    TrainConfig,
+)
 from ..core.model import UNet
 from .distillation import has_been_trained
 
@@ -39,6 +44,21 @@ def with_iteration_budget(config: TrainConfig, model: UNet) -> TrainConfig:
     if not has_been_trained(model):
         return config
     return config.replace(iterations=config.finetune_iterations)
+
+
+def learning_floor(config: TrainConfig, model: UNet) -> int:
+    """Iterations a run must reach before its time budget may end it: what ``model`` still
+    lacks of :data:`~napari_unet.config.TRAINED_ITERATIONS` if it is still learning and
+    ``config`` has a time budget and no iteration budget; 0 otherwise.
+
+    Such a run goes on past ``config.seconds`` until it has done these iterations, but not
+    past :data:`~napari_unet.config.LEARNING_FLOOR_CAP` times ``config.seconds``.
+    """
+    if config.iterations is not None or not config.seconds or has_been_trained(model):
+        return 0
+    history = model.info.training_history
+    done = sum(run.iterations for run in history if isinstance(run.iterations, int))
+    return max(0, TRAINED_ITERATIONS - done)
 
 
 def initial_learning_rate(config: TrainConfig) -> float:
