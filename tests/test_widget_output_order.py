@@ -26,6 +26,16 @@ def test_predict_keeps_the_strokes_on_top_and_active(qtbot, dock):
     assert viewer.layers[-1] is strokes and viewer.layers.selection.active is strokes
 
 
+def test_a_labels_layer_added_since_the_last_run_does_not_cover_the_new_mask(qtbot, dock):
+    viewer, widget = dock
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    truth = viewer.add_labels(np.ones((64, 64), np.uint8), name="ground truth")
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    mask = viewer.layers["discs mask"]
+    assert viewer.layers.index(mask) > viewer.layers.index(truth)
+    assert viewer.layers.selection.active is mask
+
+
 def test_without_strokes_the_new_mask_is_the_active_layer(qtbot, dock):
     viewer, widget = dock
     run(qtbot, widget.predict, widget.predict.run_prediction)

@@ -270,7 +270,7 @@ class PredictWidget(QWidget, PredictControls):
         """Put the outputs into this plugin's output layers of ``image``; ``note`` ends
         the status line (how the image was read, see :meth:`ImageGeometry.reading_note`).
 
-        The class mask is shown, under the image's annotation layer if it has one
+        The class mask is shown on top, under the image's annotation layer if it has one
         (which stays the active layer, so the brush paints corrections there);
         instances, probabilities (foreground, or every class along a first axis), the
         weight map and the uncertainty are added hidden.
@@ -289,10 +289,9 @@ class PredictWidget(QWidget, PredictControls):
             covering = find_output(self.viewer, image, kind, Image)
             if covering is not None:
                 covering.visible = False
+        bring_to_front(self.viewer, layers["mask"])  # over a layer added since the last run
         strokes = annotation_of(self.viewer, image)
-        if strokes is None:
-            self.viewer.layers.selection.active = layers["mask"]
-        else:  # corrections are painted over the mask, and go to the layer that trains
+        if strokes is not None:  # corrections are painted over the mask, to the layer that trains
             bring_to_front(self.viewer, strokes)
         self.evaluation.clear()
         hidden = ["instances", *(kind for kind in outputs if kind not in ("instances", "mask"))]
