@@ -47,7 +47,10 @@ def test_an_output_folder_opens_as_every_prediction_in_it(outputs):
     names = [f"{stem} {kind}" for stem in ("plane", "stack", "tiles") for kind in KINDS]
     assert [meta["name"] for _, meta, _ in layers] == names
     assert [kind for _, _, kind in layers] == ["image", "labels", "labels"] * 3
-    assert [meta.get("visible", True) for _, meta, _ in layers] == [False, False, True] * 3
+    # the first image's mask shows; the others' would cover it
+    assert [meta.get("visible", True) for _, meta, _ in layers] == [False, False, True] + [
+        False
+    ] * 6
     shapes = [(40, 48)] * 3 + [(3, 40, 48)] * 3 + [(40, 48)] * 3
     assert [data.shape for data, _, _ in layers] == shapes
     assert [data.dtype for data, _, _ in layers] == [np.float32, np.uint32, np.uint8] * 3

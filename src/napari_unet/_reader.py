@@ -146,7 +146,8 @@ def read_prediction_folder(path: PathOrPaths) -> list[LayerData]:
         For each prediction (:func:`~napari_unet.io.outputs.find_predictions`), as
         :func:`read_prediction_store` gives them: ``"<name> probabilities"``,
         ``"<name> instances"`` and ``"<name> mask"``, lazy dask arrays; a TIFF's
-        metadata names its file (``"napari_unet_file"``) and what it records.
+        metadata names its file (``"napari_unet_file"``) and what it records. Only the
+        first prediction's mask is visible (the masks of several images would overlap).
     """
     from .io.outputs import find_predictions
 
@@ -154,12 +155,16 @@ def read_prediction_folder(path: PathOrPaths) -> list[LayerData]:
     layers: list[LayerData] = []
     for prediction in find_predictions(folder):
         if "store" in prediction.paths:
-            layers += read_prediction_store(str(prediction.paths["store"]))
-            continue
-        arrays = {kind: [_tiff_array(file)] for kind, file in prediction.paths.items()}
-        metadata = {PROVENANCE_METADATA: prediction.provenance}
-        files = {kind: str(file) for kind, file in prediction.paths.items()}
-        layers += _prediction_layers(prediction.stem, arrays, metadata, files)
+            found = read_prediction_store(str(prediction.paths["store"]))
+        else:
+            arrays = {kind: [_tiff_array(file)] for kind, file in prediction.paths.items()}
+            metadata = {PROVENANCE_METADATA: prediction.provenance}
+            files = {kind: str(file) for kind, file in prediction.paths.items()}
+            found = _prediction_layers(prediction.stem, arrays, metadata, files)
+        if layers:  # one image's mask at a time: overlaid, the others would cover it
+            for _, options, _ in found:
+                options["visible"] = False
+        layers += found
     return layers
 
 
