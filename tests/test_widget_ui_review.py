@@ -74,6 +74,16 @@ def test_go_back_says_the_model_is_the_one_before_and_to_predict_again(qtbot, do
     assert "Back to “tiny”, the model before this training run" in said and "Predict again" in said
 
 
+def test_the_go_back_line_goes_when_another_model_is_loaded(qtbot, dock):
+    viewer, widget = dock
+    annotate(viewer, widget)
+    tiny_finetune(qtbot, widget)
+    widget.finetune.back_button.native.click()
+    assert widget.finetune.status.text().startswith("Back to “tiny”")
+    widget.model.use_model(tiny_model(seed=1), "other")
+    assert widget.finetune.status.text() == "“other” is the current model now."
+
+
 def test_going_back_in_the_model_section_updates_the_finetune_status(qtbot, dock):
     viewer, widget = dock
     annotate(viewer, widget)

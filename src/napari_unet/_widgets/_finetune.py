@@ -288,8 +288,8 @@ class FinetuneWidget(QWidget):
             self.status.setText(text)
 
     def _withdraw_go_back_prompt(self, *_: Any) -> None:
-        """Another model became current: the last run's status line (and its "Go back:")
-        no longer applies."""
+        """Another model became current: the last run's status line (and its "Go back:"),
+        or the line of a Go back to another model, no longer applies."""
         said, last = self.status.text(), self.state.last_run
         summary = said.endswith(GO_BACK_PROMPT) or (last is not None and said == last.summary)
         if summary and not self.go_back.available:
@@ -297,6 +297,8 @@ class FinetuneWidget(QWidget):
                 f"“{self.state.name}” is the current model now; the last run's is in "
                 "the Model section's earlier models."
             )
+        elif said.startswith("Back to “") and not said.startswith(f"Back to “{self.state.name}”"):
+            self.status.setText(f"“{self.state.name}” is the current model now.")
 
     def _on_went_back(self, entry: HistoryEntry) -> None:
         """The last run was undone: its preview, progress, loss curve and status line go too."""
