@@ -20,8 +20,10 @@ corrective strokes. With ``--start base`` (the default) each later round trains 
 from the untrained model with all the strokes, N iterations (what the widget did until
 2026-12-02); with ``--start first`` it fine-tunes the model of round 1 as a trained
 model (``--iterations``, distillation: what the widget does now); with ``--start
-current`` the last round's model. Rounds 2.. are compared with round 1
-(``reference_round``).
+current`` the last round's model. As in the widget, a model under
+``config.TRAINED_ITERATIONS`` is still learning: its round trains N iterations more as a new
+model's, and with ``--start first`` its result becomes the base. Rounds 2.. are compared with
+round 1 (``reference_round``).
 
 ``--swapped`` exchanges the painted and the scored part (a check on objects a rule was not
 chosen on); ``--instances-first`` simulates a user who paints first where the instances join
@@ -62,6 +64,7 @@ from napari_unet.evaluation.annotator import (
 )
 from napari_unet.evaluation.review import uncertainty
 from napari_unet.io.data import simulate_scribbles
+from napari_unet.training.distillation import has_been_trained
 from napari_unet.training.loop import finetune
 
 #: Largest loss of quality counted as "no worse" (F1 / pixel error: 0.01; Rand: 0.02).
@@ -152,15 +155,17 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
             annotations = first_scribbles(task, rng)
         else:
             annotations = paint_round(task, masks, uncertain, annotations, rng, args.guided)
-        if fresh and args.start == "first" and round_index == 2:
-            base = model  # a new model's first trained round is the base of the later ones
+        if fresh and args.start == "first" and not has_been_trained(base):
+            base = model  # a still-learning base gives way to its run's result, as in the widget
         if args.start in ("base", "first"):  # every round from the base, as the widget does
             model = copy.deepcopy(base)
-        trained = bool(model.metadata.get("training_history"))
-        iterations = args.iterations if trained or not fresh else args.new_model
+        # a new model still learning (under config.TRAINED_ITERATIONS) trains its whole
+        # budget again as a new model's, as in the widget; a trained one is fine-tuned
+        learning = fresh and not has_been_trained(model)
+        iterations = args.new_model if learning else args.iterations
         config = TrainConfig(
             seconds=args.seconds, iterations=iterations,
-            learning_rate=args.lr if trained or not fresh else None,  # --lr: fine-tunes only
+            learning_rate=None if learning else args.lr,  # --lr: fine-tunes only
             distillation=args.distillation, context_patches=args.context, seed=seed,
             distillation_margin=args.margin, distillation_border=args.kd_border,
             distillation_temperature=args.kd_temperature,
