@@ -100,7 +100,7 @@ def test_the_boundary_check_box_says_when_a_model_leaves_gaps_open(dock):
     thick = copy.deepcopy(closing)
     thick.metadata.update(background_threshold=0.8, close_gaps=False)
     state.set_model(thick, "thick")
-    assert box.text == "Thin boundaries (this model: gaps left open)"
+    assert box.text == "Thin boundaries (grow objects to the model's threshold)"
     assert "not closed" in box.tooltip and box.value is True
     state.set_model(closing, "closing")  # a model without the key closes gaps
     assert "close_gaps" not in closing.metadata

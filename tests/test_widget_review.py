@@ -150,17 +150,21 @@ def test_a_first_run_names_the_threshold_its_strokes_gave(dock):
     finetune._request = SimpleNamespace(model=model)
     progress = TrainProgress(12, 0.1, 0.1, elapsed=3.0, fraction=1.0)
     model.metadata["training_history"] = [{"iterations": 12}]
-    assert "Boundary threshold" not in finetune.result_text(progress, stopped=False)
+    assert "From your strokes" not in finetune.result_text(progress, stopped=False)
     model.metadata["background_threshold"] = 0.8312
     said = finetune.result_text(progress, stopped=False)
-    assert "Boundary threshold from your strokes: 0.83 (Predict grows objects up to it)." in said
+    assert (
+        "From your strokes, Predict now calls a pixel background only where the model is at "
+        "least 83% sure of it (objects grow up to there)." in said
+    )
     model.metadata["close_gaps"] = False
     said = finetune.result_text(progress, stopped=False)
-    assert "up to it and leaves gaps open)." in said
+    assert "up to there, and leaves gaps in boundaries as they are)." in said
     model.metadata["training_history"].append({"iterations": 5})  # still learning: from strokes
-    assert "up to it and leaves gaps open)." in finetune.result_text(progress, stopped=False)
+    said = finetune.result_text(progress, stopped=False)
+    assert "up to there, and leaves gaps in boundaries as they are)." in said
     model.metadata["training_history"] = [{"iterations": TRAINED_ITERATIONS}, {"iterations": 5}]
-    assert "Boundary threshold" not in finetune.result_text(progress, stopped=False)  # carried
+    assert "From your strokes" not in finetune.result_text(progress, stopped=False)  # carried
     finetune._request = None
 
 

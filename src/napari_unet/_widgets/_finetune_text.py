@@ -173,9 +173,11 @@ def threshold_text(model: Any) -> str:
         or not learning_before_last_run(model)
     ):
         return ""
+    background = class_names(model).get(1, "background")
+    gaps = "" if info.close_gaps else ", and leaves gaps in boundaries as they are"
     return (
-        f" Boundary threshold from your strokes: {info.background_threshold:.2f} "
-        f"(Predict grows objects up to it{'' if info.close_gaps else ' and leaves gaps open'})."
+        f" From your strokes, Predict now calls a pixel {background} only where the model is "
+        f"at least {info.background_threshold:.0%} sure of it (objects grow up to there{gaps})."
     )
 
 

@@ -49,7 +49,7 @@ CLOSING_TOOLTIP = (
     "background threshold, if it has one. Off: the most probable class (with its holes "
     "filled while Fill holes is on)."
 )
-GROWING_TEXT = "Thin boundaries (this model: gaps left open)"
+GROWING_TEXT = "Thin boundaries (grow objects to the model's threshold)"
 GROWING_TOOLTIP = (
     "Objects grow to the model's own background threshold, never joining. This model was "
     "trained from strokes alone and draws boundaries thicker than its strokes imply, so "
