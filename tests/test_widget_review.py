@@ -159,10 +159,10 @@ def test_a_first_run_names_the_threshold_its_strokes_gave(dock):
     )
     model.metadata["close_gaps"] = False
     said = finetune.result_text(progress, stopped=False)
-    assert "up to there, and leaves gaps in boundaries as they are)." in said
+    assert "up to there, and gaps in boundaries stay as they are)." in said
     model.metadata["training_history"].append({"iterations": 5})  # still learning: from strokes
     said = finetune.result_text(progress, stopped=False)
-    assert "up to there, and leaves gaps in boundaries as they are)." in said
+    assert "up to there, and gaps in boundaries stay as they are)." in said
     model.metadata["training_history"] = [{"iterations": TRAINED_ITERATIONS}, {"iterations": 5}]
     assert "From your strokes" not in finetune.result_text(progress, stopped=False)  # carried
     finetune._request = None

@@ -174,7 +174,7 @@ def threshold_text(model: Any) -> str:
     ):
         return ""
     background = class_names(model).get(1, "background")
-    gaps = "" if info.close_gaps else ", and leaves gaps in boundaries as they are"
+    gaps = "" if info.close_gaps else ", and gaps in boundaries stay as they are"
     return (
         f" From your strokes, Predict now calls a pixel {background} only where the model is "
         f"at least {info.background_threshold:.0%} sure of it (objects grow up to there{gaps})."
