@@ -13,17 +13,23 @@ from napari_unet.evaluation.metrics import evaluate
 pytestmark = pytest.mark.gui
 
 
+def _predict_widget(viewer, image: str) -> PredictWidget:
+    """Predict on ``image`` with a tiny model on the CPU, scored against "truth"."""
+    widget = PredictWidget(viewer)
+    model_state(viewer).set_model(tiny_model(), "tiny")
+    widget.image_picker.combo.value = viewer.layers[image]
+    widget.device.value = "cpu"
+    widget.evaluation.truth_picker.combo.value = viewer.layers["truth"]
+    return widget
+
+
 def test_metrics_of_the_prediction_against_a_truth_layer(make_napari_viewer, qtbot, notifications):
     viewer = make_napari_viewer()
     truth = np.zeros((64, 64), np.uint32)
     truth[8:24, 8:24], truth[40:56, 30:50] = 1, 2
     viewer.add_image(truth.astype(np.float32) > 0, name="blobs")
     viewer.add_labels(truth, name="truth")
-    widget = PredictWidget(viewer)
-    model_state(viewer).set_model(tiny_model(), "tiny")
-    widget.image_picker.combo.value = viewer.layers["blobs"]
-    widget.device.value = "cpu"
-    widget.evaluation.truth_picker.combo.value = viewer.layers["truth"]
+    widget = _predict_widget(viewer, "blobs")
     assert widget.evaluation.run() is None  # nothing predicted yet: a notification, no crash
     assert any("Run Predict" in str(n.message) for n in notifications)
 
@@ -67,11 +73,7 @@ def test_evaluates_the_stack_slice_in_view_beside_a_deeper_stack(make_napari_vie
     viewer.add_image((truth > 0).astype(np.float32), name="stack")
     viewer.add_labels(truth, name="truth")
     viewer.add_image(np.zeros((10, 48, 48), np.float32), name="deeper")
-    widget = PredictWidget(viewer)
-    model_state(viewer).set_model(tiny_model(), "tiny")
-    widget.image_picker.combo.value = viewer.layers["stack"]
-    widget.device.value = "cpu"
-    widget.evaluation.truth_picker.combo.value = viewer.layers["truth"]
+    widget = _predict_widget(viewer, "stack")
     with qtbot.waitSignal(widget.finished, timeout=30_000):
         widget.run_prediction()
     viewer.dims.set_current_step(0, 7)  # beyond the 3 slices of the stack: its last slice
@@ -80,3 +82,36 @@ def test_evaluates_the_stack_slice_in_view_beside_a_deeper_stack(make_napari_vie
     expected = match_instances(predicted, truth[2], threshold=0.5)
     at_half = next(row for row in scores["instances"] if row["threshold"] == 0.5)
     assert (at_half["tp"] + at_half["fn"], at_half["f1"]) == (2, pytest.approx(expected["f1"]))
+
+
+def test_only_away_from_the_strokes_leaves_out_the_objects_painted_on(make_napari_viewer, qtbot):
+    from napari_unet._widgets._annotation_combo import IMAGE_KEY
+    from napari_unet._widgets._layers import ANNOTATION_KEY
+
+    viewer = make_napari_viewer()
+    truth = np.zeros((64, 64), np.uint32)
+    truth[8:24, 8:24], truth[40:56, 30:50] = 1, 2
+    viewer.add_image(truth.astype(np.float32) > 0, name="blobs")
+    viewer.add_labels(truth, name="truth")
+    strokes = viewer.add_labels(np.zeros((64, 64), np.uint8), name="blobs annotations")
+    strokes.metadata.update({ANNOTATION_KEY: True, IMAGE_KEY: viewer.layers["blobs"].unique_id})
+    widget = _predict_widget(viewer, "blobs")
+    with qtbot.waitSignal(widget.finished, timeout=30_000):
+        widget.run_prediction()
+    partial = np.zeros_like(truth)  # object 1 found, object 2 missed, one object extra
+    partial[8:24, 8:24], partial[0:6, 58:64] = 5, 9
+    viewer.layers["blobs instances"].data = partial
+    evaluation = widget.evaluation
+    evaluation.away.value = True
+    assert evaluation.run()["instances"][0]["fn"] == 1  # nothing painted: all scored
+    assert "no strokes here: all of it scored" in evaluation.result.text()
+    strokes.data[47:49, 36:44] = 2  # painted on the missed object
+    strokes.refresh()
+    at_half = next(r for r in evaluation.run()["instances"] if r["threshold"] == 0.5)
+    assert (at_half["tp"], at_half["fp"], at_half["fn"]) == (1, 1, 0)
+    said = evaluation.result.text()
+    assert "F1 0.667" in said and "away from the strokes: 1 true object near them left out" in said
+    evaluation.away.value = False  # the whole image again: the scores shown go
+    assert evaluation.result.text() == ""
+    at_half = next(r for r in evaluation.run()["instances"] if r["threshold"] == 0.5)
+    assert (at_half["tp"], at_half["fp"], at_half["fn"]) == (1, 1, 1)

@@ -6,7 +6,7 @@ from typing import Any
 
 import napari
 import numpy as np
-from magicgui.widgets import ComboBox, Container, PushButton
+from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
 from napari.layers import Labels
 from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Qt
@@ -14,7 +14,15 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.continuity import LINEAGE_KEY, lineage
 from ..evaluation.metrics import evaluate
-from ._evaluate_text import convert_hint, format_scores, semantic_offset, slice_words
+from ..evaluation.regions import STROKE_MARGIN, near_strokes
+from ._annotation_combo import annotation_of
+from ._evaluate_text import (
+    away_words,
+    convert_hint,
+    format_scores,
+    semantic_offset,
+    slice_words,
+)
 from ._geometry import ImageGeometry
 from ._label_like import looks_like_labels
 from ._layers import (
@@ -79,18 +87,27 @@ class EvaluatePanel(QWidget):
         self.kind = ComboBox(
             label="Metrics", choices=list(KINDS), value="instances", tooltip=KIND_TOOLTIP
         )
+        self.away = CheckBox(
+            text="Only away from the strokes",
+            value=False,
+            tooltip=f"Leave out what lies within {STROKE_MARGIN} px of the image's strokes "
+            "(true objects touching them, with the predictions on them): a model is right "
+            "where it was trained; whether a run made it better shows elsewhere.",
+        )
         self.evaluate_button = PushButton(text="Evaluate the prediction")
         self.result = QLabel("")
         self.result.setWordWrap(True)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        settings = Container(widgets=[self.truth_picker.combo, self.kind, self.evaluate_button])
+        settings = Container(
+            widgets=[self.truth_picker.combo, self.kind, self.away, self.evaluate_button]
+        )
         settings.margins = (0, 0, 0, 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(settings.native)
         layout.addWidget(self.result)
         self.evaluate_button.changed.connect(self.run)
-        for control in (self.truth_picker.combo, self.kind):
+        for control in (self.truth_picker.combo, self.kind, self.away):
             control.changed.connect(self.clear)
         self._scored_lineage: list[str] | None = None  # the model of the scored mask
         self._scored_slice: tuple[int, ...] | None = None  # the stack slice scored
@@ -283,8 +300,24 @@ class EvaluatePanel(QWidget):
             predicted, true = predicted[index], true[index]
         if offset:
             true = true.astype(np.int64) + offset
-        scores = evaluate(predicted, true, kind=self.kind.value)
+        ignore = self._near_strokes(image, index, true.shape) if self.away.value else None
+        scores = evaluate(predicted, true, kind=self.kind.value, ignore=ignore)
+        if self.away.value:
+            note = "; ".join(filter(None, [note, away_words(scores, ignore is not None)]))
         return ({**scores, "note": note} if note else scores), index
+
+    def _near_strokes(
+        self, image: Any, index: tuple[int, ...] | None, shape: tuple[int, ...]
+    ) -> np.ndarray | None:
+        """The pixels near the strokes of ``image``'s annotation layer on the scored plane,
+        None when it has none there (or none of this shape)."""
+        strokes = annotation_of(self.viewer, image)
+        if strokes is None:
+            return None
+        painted = np.asarray(strokes.data if index is None else strokes.data[index])
+        if painted.shape != shape or not painted.any():
+            return None
+        return near_strokes(painted)
 
     def _image_truth(self, integer_after_prediction: bool) -> str | None:
         """The name of the topmost image layer that may be a ground truth opened with File →

@@ -96,6 +96,19 @@ def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tupl
     )
 
 
+def away_words(scores: dict[str, Any], painted: bool) -> str:
+    """What "Only away from the strokes" left out of ``scores`` (``painted``: whether the
+    scored plane has strokes at all)."""
+    if not painted:
+        return "no strokes here: all of it scored"
+    share = f"{scores.get('ignored_fraction', 0.0):.0%} of the pixels"
+    if "left_out_true" not in scores:
+        return f"away from the strokes: {share} near them left out"
+    objects = scores["left_out_true"]
+    noun = "object" if objects == 1 else "objects"
+    return f"away from the strokes: {objects} true {noun} near them left out ({share})"
+
+
 def format_scores(scores: dict[str, Any]) -> str:
     """A few lines of the headline numbers of :func:`napari_unet.evaluation.metrics.evaluate`."""
     kind = scores.get("kind")
@@ -104,16 +117,21 @@ def format_scores(scores: dict[str, Any]) -> str:
         return (
             f"At IoU 0.5: F1 {row['f1']:.3f}, precision {row['precision']:.3f}, recall "
             f"{row['recall']:.3f} ({row['tp']} matched, {row['fp']} extra, {row['fn']} missed); "
-            f"mean matched IoU {row['mean_matched_iou']:.3f}"
+            f"mean matched IoU {row['mean_matched_iou']:.3f}{_note(scores)}"
         )
     if kind == "membranes":
         return ", ".join(
             f"{key.replace('_', ' ')} {scores[key]:.4f}"
             for key in ("pixel_error", "rand_error", "info_error")
             if key in scores
-        )
-    numbers = {k: v for k, v in scores.items() if isinstance(v, float)}
+        ) + _note(scores)
+    numbers = {k: v for k, v in scores.items() if isinstance(v, float) and k != "ignored_fraction"}
     per_class = scores.get("iou", {})
     classes = ", ".join(f"class {k}: IoU {v:.3f}" for k, v in per_class.items())
     lines = [classes, *(f"{k.replace('_', ' ')} {v:.4f}" for k, v in numbers.items())]
-    return "; ".join(lines) + (f" ({scores['note']})" if scores.get("note") else "")
+    return "; ".join(lines) + _note(scores)
+
+
+def _note(scores: dict[str, Any]) -> str:
+    """`` (note)`` when the scores carry a note, else ""."""
+    return f" ({scores['note']})" if scores.get("note") else ""

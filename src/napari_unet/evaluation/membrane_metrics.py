@@ -122,7 +122,7 @@ def thin_borders(segmentation: np.ndarray) -> np.ndarray:
     return thinned
 
 
-def pixel_error(pred: np.ndarray, truth: np.ndarray) -> float:
+def pixel_error(pred: np.ndarray, truth: np.ndarray, ignore: np.ndarray | None = None) -> float:
     """Fraction of pixels where two membrane maps disagree (ISBI pixel error).
 
     ``mean(interior_mask(pred) != interior_mask(truth))``, see :func:`interior_mask`
@@ -132,16 +132,21 @@ def pixel_error(pred: np.ndarray, truth: np.ndarray) -> float:
     ----------
     pred, truth : numpy.ndarray, shape (Y, X)
         Membrane maps of equal shape.
+    ignore : numpy.ndarray of bool, shape (Y, X), optional
+        Pixels left out (the fraction is of the others).
 
     Returns
     -------
     float
-        In [0, 1]; 0 for identical maps.
+        In [0, 1]; 0 for identical maps or no pixel counted.
     """
     pred_interior, true_interior = same_shape(interior_mask(pred), interior_mask(truth))
-    if pred_interior.size == 0:
+    wrong = pred_interior != true_interior
+    if ignore is not None:
+        wrong = wrong[~np.asarray(ignore, bool)]
+    if wrong.size == 0:
         return 0.0
-    return float(np.count_nonzero(pred_interior != true_interior) / pred_interior.size)
+    return float(np.count_nonzero(wrong) / wrong.size)
 
 
 def _restricted_contingency(

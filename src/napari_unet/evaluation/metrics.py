@@ -30,6 +30,7 @@ from .membrane_metrics import (
     segmentation_from_interior,
     thin_borders,
 )
+from .regions import restrict_instances, restrict_truth
 
 __all__ = [
     "check_class_mask",
@@ -203,6 +204,7 @@ def evaluate(
     pred: np.ndarray,
     truth: np.ndarray,
     kind: Literal["membranes", "instances", "semantic"],
+    ignore: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The metrics relevant to one kind of task, as a JSON-serialisable dict.
 
@@ -240,6 +242,15 @@ def evaluate(
         Prediction and ground truth as described above.
     kind : {"membranes", "instances", "semantic"}
         Which metrics to compute.
+    ignore : numpy.ndarray of bool, shape of ``truth``, optional
+        Pixels not to score, e.g. those near the strokes a model was trained on
+        (:func:`~napari_unet.evaluation.regions.near_strokes`). Membranes: the pixel
+        error counts the other pixels, the Rand and information scores leave these out
+        as they do true membrane; semantic: they count as unlabelled; instances: true
+        objects touching them are left out, and predicted objects lying mostly on them
+        or on those objects (:func:`~napari_unet.evaluation.regions.restrict_instances`).
+        The result then also holds ``ignored_fraction`` (and, for instances,
+        ``left_out_true``).
 
     Returns
     -------
@@ -253,17 +264,34 @@ def evaluate(
     }
     if kind not in compute:
         raise ValueError(f"kind must be one of {sorted(compute)}, got {kind!r}")
-    return {"kind": kind, **compute[kind](pred, truth)}
+    if ignore is None:
+        return {"kind": kind, **compute[kind](pred, truth)}
+    ignore = np.asarray(ignore, bool)
+    if ignore.shape != np.shape(truth):
+        raise ValueError(f"ignore has shape {ignore.shape}, the truth {np.shape(truth)}")
+    extra: dict[str, Any] = {"ignored_fraction": float(ignore.mean()) if ignore.size else 0.0}
+    if kind == "membranes":
+        scores = _membrane_metrics(pred, truth, ignore)
+    elif kind == "semantic":
+        scores = _semantic_metrics(pred, restrict_truth(truth, ignore))
+    else:
+        pred, truth, extra["left_out_true"] = restrict_instances(pred, truth, ignore)
+        scores = _instance_metrics(pred, truth)
+    return {"kind": kind, **scores, **extra}
 
 
-def _membrane_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
-    """Pixel, Rand and information errors of two membrane maps."""
+def _membrane_metrics(
+    pred: np.ndarray, truth: np.ndarray, ignore: np.ndarray | None = None
+) -> dict[str, float]:
+    """Pixel, Rand and information errors of two membrane maps (outside ``ignore``)."""
     pred_segments = thin_borders(segmentation_from_interior(pred))
     true_segments = segmentation_from_interior(truth)
+    if ignore is not None:  # left out of Rand and information scores as true membrane is
+        true_segments[ignore] = 0
     rand = rand_score(pred_segments, true_segments)
     info = information_theoretic_score(pred_segments, true_segments)
     return {
-        "pixel_error": pixel_error(pred, truth),
+        "pixel_error": pixel_error(pred, truth, ignore),
         "rand_error": 1.0 - rand["f_score"],
         "rand_split": rand["split"],
         "rand_merge": rand["merge"],
