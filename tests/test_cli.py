@@ -317,10 +317,10 @@ def test_unwritable_output_folder(tmp_path, tiny_checkpoint, image_files, capsys
 
 
 def test_evaluate_prints_json(tmp_path, capsys):
-    truth = np.zeros((20, 20), np.uint16)
-    truth[2:8, 2:8], truth[10:18, 10:18] = 1, 2
+    truth = np.zeros((60, 60), np.uint16)
+    truth[2:8, 2:8], truth[40:48, 40:48] = 1, 2
     pred = truth.copy()
-    pred[10:18, 10:18] = 0  # one of two objects missed
+    pred[40:48, 40:48] = 0  # one of two objects missed
     tifffile.imwrite(tmp_path / "t.tif", truth)
     tifffile.imwrite(tmp_path / "p.tif", pred)
     files = ["--pred", str(tmp_path / "p.tif"), "--truth", str(tmp_path / "t.tif")]
@@ -329,6 +329,15 @@ def test_evaluate_prints_json(tmp_path, capsys):
     at_half = next(row for row in result["instances"] if row["threshold"] == 0.5)
     assert at_half["tp"] == 1 and at_half["fn"] == 1 and at_half["fp"] == 0
     assert abs(at_half["f1"] - 2 / 3) < 1e-6
+    strokes = np.zeros((60, 60), np.uint8)
+    strokes[44, 44] = 2  # painted on the missed object: left out
+    tifffile.imwrite(tmp_path / "s.tif", strokes)
+    assert main(["evaluate", *files, "--away-from", str(tmp_path / "s.tif")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["left_out_true"] == 1 and result["instances"][0]["f1"] == 1.0
+    tifffile.imwrite(tmp_path / "small.tif", strokes[:10])
+    assert main(["evaluate", *files, "--away-from", str(tmp_path / "small.tif")]) != 0
+    assert "the strokes' shape (10, 60) differs" in capsys.readouterr().err
 
 
 def test_evaluate_instances_of_a_tracked_stack_slice_by_slice(tmp_path, capsys):

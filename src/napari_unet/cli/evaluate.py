@@ -29,6 +29,15 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "(no 0 pixel, label 1 on half the pixels or more); semantic: class masks "
         "(predict's <stem>_mask.tif)",
     )
+    evaluate.add_argument(
+        "--away-from",
+        type=Path,
+        default=None,
+        metavar="STROKES",
+        help="score only away from these strokes (the annotation a model was trained on, "
+        "of the truth's shape, 0 = unpainted): what lies within 16 px of them is left out, "
+        "as the dock's 'Only away from the strokes' does",
+    )
     evaluate.set_defaults(handler=run_evaluate)
 
 
@@ -51,7 +60,20 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if args.kind == "semantic":  # class masks; a label of 2**40 would size 8 TiB of counts
         for path, mask in ((args.pred, prediction), (args.truth, truth)):
             _check_class_mask(path, mask)
-    print_json(evaluate(prediction, truth, kind=args.kind))
+    print_json(evaluate(prediction, truth, kind=args.kind, ignore=_near(args.away_from, truth)))
+
+
+def _near(strokes_path: Path | None, truth: np.ndarray) -> np.ndarray | None:
+    """The pixels near the strokes in ``strokes_path`` (None: none given)."""
+    if strokes_path is None:
+        return None
+    from ..evaluation.regions import near_strokes
+    from ..io.data import read_image
+
+    strokes = read_image(strokes_path)
+    if strokes.shape != truth.shape:
+        raise CliError(f"the strokes' shape {strokes.shape} differs from the truth's {truth.shape}")
+    return near_strokes(strokes)
 
 
 def _check_class_mask(path: Path, mask: np.ndarray) -> None:
