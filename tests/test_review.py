@@ -110,3 +110,18 @@ def test_object_changes_marks_a_wide_cut_and_a_wide_bridge_never_nan():
         object_changes(np.stack([whole]), np.stack([cut])).points,
     ):
         assert np.isfinite(points).all()
+
+
+def test_object_changes_counts_the_objects_that_appeared_and_vanished():
+    whole = _block()
+    more = whole.copy()
+    more[2:8, 2:8] = 2  # a new 36-pixel object where there was background
+    more[2:5, 55:58] = 2  # 9 pixels: under min_part, not counted
+    changes = object_changes(whole, more)
+    assert (changes.appeared, changes.vanished) == (1, 0)
+    assert changes.describe() == "since the last mask 0 objects split, 0 joined, 1 new, 0 gone"
+    back = object_changes(more, whole)
+    assert (back.appeared, back.vanished) == (0, 1)
+    assert (
+        object_changes(whole, whole).describe() == "since the last mask 0 objects split, 0 joined"
+    )

@@ -128,10 +128,16 @@ class ObjectChanges:
     merged : (M, D) float array
         For each new object holding two objects of the last mask or more: where the
         background between them was.
+    appeared, vanished : int
+        New objects where the last mask had only background, and objects of the last
+        mask where the new one has only background (each of ``min_part`` pixels or more):
+        with the splits and joins they account for a changed object count.
     """
 
     split: np.ndarray
     merged: np.ndarray
+    appeared: int = 0
+    vanished: int = 0
 
     @property
     def points(self) -> np.ndarray:
@@ -139,10 +145,14 @@ class ObjectChanges:
         return np.concatenate([self.split, self.merged])
 
     def describe(self) -> str:
-        """One plain sentence, e.g. "since the last mask 2 objects split, 0 joined"."""
+        """One plain sentence, e.g. "since the last mask 2 objects split, 0 joined, 3 new,
+        1 gone" (new and gone only when there are any)."""
         split, merged = len(self.split), len(self.merged)
         objects = "object" if split == 1 else "objects"
-        return f"since the last mask {split} {objects} split, {merged} joined"
+        text = f"since the last mask {split} {objects} split, {merged} joined"
+        if self.appeared or self.vanished:
+            text += f", {self.appeared} new, {self.vanished} gone"
+        return text
 
 
 def object_changes(
@@ -177,7 +187,18 @@ def object_changes(
     return ObjectChanges(
         split=_changed(old, new, min_part, min_share),
         merged=_changed(new, old, min_part, min_share, parts_of=old),
+        appeared=_alone(new, old > 0, min_part),
+        vanished=_alone(old, new > 0, min_part),
     )
+
+
+def _alone(objects: np.ndarray, other: np.ndarray, min_part: int) -> int:
+    """How many ``objects`` (labels > 0) of ``min_part`` pixels or more touch no pixel of
+    ``other`` (the other mask's foreground)."""
+    sizes = np.bincount(objects.ravel())
+    touching = np.unique(objects[other & (objects > 0)])
+    large = np.flatnonzero(sizes >= min_part)
+    return int(np.count_nonzero((large > 0) & ~np.isin(large, touching)))
 
 
 def _two_masks(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
