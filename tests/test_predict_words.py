@@ -47,7 +47,7 @@ def test_the_tile_sizes_fit_the_image_in_view_and_follow_the_chosen_image(dock):
     # the 128x128 discs: the model's default tile covers it, so Automatic is the whole image
     small = offered(predict)
     whole = whole_image_input(model, (128, 128))
-    assert small[0] == f"Automatic (whole image, {whole[0]} px)"
+    assert small[0] == f"Automatic (whole image, 1 tile of {whole[0]} px)"
     assert predict.tile_size.value == WHOLE_IMAGE and predict.predict_config().tile_size is None
     assert not any(text.startswith("whole image") for text in small)  # once, as Automatic
     values = predict.tile_size.choices
@@ -65,7 +65,7 @@ def test_the_tile_sizes_fit_the_image_in_view_and_follow_the_chosen_image(dock):
     assert predict.image_picker.layer is viewer.layers["large"]
     large = offered(predict)
     whole_large = whole_image_input(model, (1300, 1300))[0]
-    assert len(large) > len(small) and large[-1] == f"whole image ({whole_large} px)"
+    assert len(large) > len(small) and large[-1] == f"whole image (1 tile of {whole_large} px)"
     default = default_tile_size(model)  # at most 1024: the image needs several
     assert large[0].startswith("Automatic (") and large[0].endswith(" tiles)")
     assert tile_layout(model, (1300, 1300), predict.tile_size.choices[0]) == tile_layout(
@@ -110,7 +110,7 @@ def test_one_tile_counts_as_done_when_it_is(qtbot, dock, monkeypatch):
     predict = widget.predict  # Automatic: the whole 128x128 image, one tile
     run(qtbot, predict, predict.run_prediction)
     texts = [update.text for update in updates]
-    assert texts[:2] == ["Predicting 0 of 1 tile done", "Predicting 1 of 1 tile done"]
+    assert texts[:2] == ["Predicting in one tile", "Predicted in one tile"]
     assert predict.status.text().startswith("Done: ") and "slices" not in predict.status.text()
 
 

@@ -186,6 +186,8 @@ def predict_job(
                 share = predicting / (predicting + postprocess_seconds(request))
             fraction = (number + step.done / max(step.total, 1)) / len(planes)
             text = f"Predicting {where}{count_words(step.done, step.total, 'tile')} done"
+            if step.total == 1:  # not "0 of 1 tile done"
+                text = f"{'Predicted' if step.done else 'Predicting'} {where}in one tile"
             yield PredictionProgress(
                 share * fraction, text, "tiles", number, len(planes), step.done, step.total
             )

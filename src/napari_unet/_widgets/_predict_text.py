@@ -37,11 +37,12 @@ def slice_words(plane: tuple[int, ...], leading_shape: tuple[int, ...]) -> str:
 def tile_choice_label(
     choice: TileChoice, whole: tuple[int, int] | None, per_slice: bool, automatic: bool = False
 ) -> str:
-    """The text of one tile-size choice: ``"444 px (4 tiles)"``, ``"whole image (572 px)"``,
-    or, for the default, ``"Automatic (444 px, 4 tiles)"`` / ``"Automatic (whole image,
-    572 px)"``. ``whole``: the padded input of the whole image (None: no image yet)."""
+    """The text of one tile-size choice: ``"444 px (4 tiles)"``, ``"whole image (1 tile of
+    572 px)"``, or, for the default, ``"Automatic (444 px, 4 tiles)"`` / ``"Automatic (whole
+    image, 1 tile of 572 px)"``. ``whole``: the padded input of the whole image (None: no
+    image yet); larger than the image by the context a tile carries, as every tile size."""
     if choice.size is None:
-        size = "" if whole is None else _pixels(whole)
+        size = "" if whole is None else f"1 tile of {_pixels(whole)}"
         if automatic:
             return f"{AUTOMATIC} (whole image{', ' + size if size else ''})"
         return "whole image" + (f" ({size})" if size else "")
