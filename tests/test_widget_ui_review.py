@@ -84,6 +84,21 @@ def test_the_go_back_line_goes_when_another_model_is_loaded(qtbot, dock):
     assert widget.finetune.status.text() == "“other” is the current model now."
 
 
+def test_go_back_hides_the_rings_of_what_the_undone_model_changed(qtbot, dock):
+    from napari.layers import Points
+
+    from napari_unet._widgets._layers import show_output
+
+    viewer, widget = dock
+    annotate(viewer, widget)
+    tiny_finetune(qtbot, widget)
+    where = np.array([[5.0, 5.0]])
+    rings = show_output(viewer, viewer.layers["discs"], "changes", where, Points, placement={})
+    assert rings.visible
+    widget.finetune.back_button.native.click()
+    assert not rings.visible
+
+
 def test_going_back_in_the_model_section_updates_the_finetune_status(qtbot, dock):
     viewer, widget = dock
     annotate(viewer, widget)

@@ -104,7 +104,9 @@ def put_preview(
 
 
 def hide_previews(viewer: napari.Viewer) -> None:
-    """Hide every live preview: after Go back it shows a model that is no longer current."""
+    """Hide every live preview, and the rings of what a prediction changed: after Go back
+    they show what a model that is no longer current did."""
     for layer in viewer.layers:
-        if is_output(layer) and str(layer.metadata.get(ROLE_KEY, "")).endswith(":preview"):
+        role = str(layer.metadata.get(ROLE_KEY, ""))
+        if is_output(layer) and role.endswith((":preview", ":changes")):
             layer.visible = False
