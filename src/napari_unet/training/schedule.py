@@ -4,7 +4,8 @@ A :class:`~napari_unet.config.TrainConfig` whose ``learning_rate`` is None gets
 :data:`~napari_unet.config.SCRATCH_LEARNING_RATE` for a model that was never trained and
 :data:`~napari_unet.config.FINETUNE_LEARNING_RATE` for one that was
 (:func:`with_learning_rate`); :func:`learning_rate_at` then follows ``lr_schedule`` from
-that rate as the budget is used. :func:`~napari_unet.training.loop.finetune` calls both.
+that rate as the budget is used. :func:`~napari_unet.training.loop.finetune` calls both, and
+:func:`with_iteration_budget` and :func:`learning_floor` for when a run ends.
 """
 
 from __future__ import annotations
