@@ -31,6 +31,20 @@ FIRST, SECOND = ctrl_c_notices(calibrates=True)
 STARTING_THRESHOLD = 0.7
 
 
+@pytest.fixture(autouse=True)
+def ctrl_c_from_a_terminal():
+    """SIGINT handled as in a terminal (Python's handler) even when the tests run as a
+    background job, which ignores it (then ``train`` leaves Ctrl-C alone, by design)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def _terminal_sigint() -> None:
+    """In a child process before it starts: SIGINT back to its default, as in a terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _press(times: int = 1) -> None:
     for _ in range(times):
         signal.raise_signal(signal.SIGINT)
@@ -268,8 +282,9 @@ def test_ctrl_c_in_a_real_process_exits_130_with_the_checkpoint(tmp_path):
     script = SCRIPT.format(tests=str(Path(__file__).parent), tmp=str(tmp_path))
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=environment
-    )
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+        env=environment, preexec_fn=_terminal_sigint,
+    )  # fmt: skip
     assert done.returncode == 130, done.stderr
     assert "Ctrl-C: stopping after this iteration" in done.stderr
     model = load_model(tmp_path / "m.safetensors")
