@@ -6,6 +6,7 @@ from napari_unet import ModelConfig, TrainConfig
 from napari_unet.config import (
     FINETUNE_ITERATIONS,
     FINETUNE_LEARNING_RATE,
+    LEARNT_ITERATIONS,
     SCRATCH_LEARNING_RATE,
     TRAINED_ITERATIONS,
 )
@@ -162,16 +163,25 @@ def test_teacher_border_weights_weigh_the_gap_its_prediction_closes():
 
 
 def test_a_model_trained_for_a_few_iterations_keeps_training_as_a_new_one(monkeypatch):
-    """A first run cut short (a busy machine) leaves a model still learning: the next run
-    trains it as a new model, not as a fine-tune towards itself."""
+    """A first run cut short (a busy machine, a Stop) leaves a model still learning when it
+    holds fewer than LEARNT_ITERATIONS, or fewer than TRAINED_ITERATIONS and ended at
+    chance: the next run trains it as a new model, not as a fine-tune towards itself."""
     image, strokes = _image_and_strokes()
     config = TrainConfig(seconds=None, iterations=2, batch_size=2)
     short, enough = TRAINED_ITERATIONS - 1, TRAINED_ITERATIONS
+    guess = {"kept_smoothed_loss": 0.69}  # a run that ended at chance (two classes)
     monkeypatch.setattr(calibration, "stroke_share_threshold", lambda *args: 0.77)
     monkeypatch.setattr(calibration, "loss_at_chance", lambda model: False)  # 2 iterations
-    for earlier, trained in (([42], False), ([short], False), ([enough], True), ([40, 260], True)):
+    for earlier, trained in (
+        ([{"iterations": 42}], False),
+        ([{"iterations": LEARNT_ITERATIONS - 1}], False),  # too few, even having learnt
+        ([{"iterations": short, **guess}], False),  # at chance: trains on as a new one
+        ([{"iterations": LEARNT_ITERATIONS, "kept_smoothed_loss": 0.4}], True),  # learnt
+        ([{"iterations": enough, **guess}], True),
+        ([{"iterations": 40}, {"iterations": 260}], True),
+    ):
         model = new_model(ModelConfig(base_features=4, depth=1), seed=0)
-        model.metadata["training_history"] = [{"iterations": n} for n in earlier]
+        model.metadata["training_history"] = [dict(run) for run in earlier]
         model.metadata["background_threshold"] = 0.9  # its last estimate, or a carried one
         assert has_been_trained(model) is trained
         budget = with_iteration_budget(TrainConfig(seconds=60.0), model)

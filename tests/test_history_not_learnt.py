@@ -68,6 +68,11 @@ def test_the_command_line_says_why():
     assert said.endswith("train it further (--model with this output)")
     said = _not_learnt_text(_model(0.68344), ONE_CLASS, "nuclei.tif")
     assert said.startswith("the model still calls all of nuclei.tif one class: it has not")
+    # 150 iterations and a loss no longer a guess's: trained, so a next run would fine-tune it
+    said = _not_learnt_text(_model(0.5, runs=(150,)), ONE_CLASS, "nuclei.tif")
+    assert said.endswith(
+        "a next run would only fine-tune it: train a new model longer (--new --seconds)"
+    )
 
 
 def test_the_dock_says_why_when_the_model_at_chance_shows_two_classes():

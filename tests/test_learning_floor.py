@@ -13,10 +13,12 @@ from test_iteration_budget import _strokes
 
 
 def _learning(done: int):
-    """A new model whose history records ``done`` iterations (none: never trained)."""
+    """A new model still learning whose history records ``done`` iterations that ended at
+    chance (a guess's loss, so under TRAINED_ITERATIONS it is still learning; none: never
+    trained)."""
     model = tiny_model()
     if done:
-        model.metadata["training_history"] = [{"iterations": done}]
+        model.metadata["training_history"] = [{"iterations": done, "kept_smoothed_loss": 0.7}]
     return model
 
 

@@ -279,12 +279,15 @@ def test_a_run_of_a_model_still_learning_says_how_far_it_is():
     said = run_summary(progress, request, BOTH, stopped=False)  # learnt, but not enough yet
     assert f"Still learning {so_far}: the next run continues where this one ended." in said
     assert said.endswith("Worse than before? Go back:")
-    model.metadata["training_history"].append({"iterations": TRAINED_ITERATIONS})
-    said = run_summary(progress, request, BOTH, stopped=False)  # this run passed the mark
+    model.metadata["training_history"].append({"iterations": 40, "kept_smoothed_loss": 0.69})
+    said = run_summary(progress, request, BOTH, stopped=False)  # 160, but a guess's loss
+    assert f"each run continues where the last ended (160 of {TRAINED_ITERATIONS} iter" in said
+    model.metadata["training_history"][-1]["kept_smoothed_loss"] = 0.4
+    said = run_summary(progress, request, BOTH, stopped=False)  # 160, learnt: past the mark
     assert "so far" not in said
-    assert f"It has now trained {TRAINED_ITERATIONS} iterations or more: the next runs" in said
+    assert "It has learnt enough now (160 iterations in all): the next runs fine-tune it" in said
     model.metadata["training_history"].append({"iterations": 100})  # a fine-tune after it
-    assert "It has now trained" not in run_summary(progress, request, BOTH, stopped=False)
+    assert "It has learnt" not in run_summary(progress, request, BOTH, stopped=False)
 
 
 def test_the_status_of_a_model_that_has_not_learnt_is_withdrawn_for_another_model(dock):

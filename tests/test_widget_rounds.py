@@ -167,7 +167,8 @@ def test_the_option_is_disabled_while_the_model_is_still_learning(qtbot, dock, m
     viewer, widget = dock
     finetune = widget.finetune
     option = finetune.settings.from_base
-    assert not option.enabled and f"until it has trained {TRAINED_ITERATIONS}" in option.tooltip
+    assert not option.enabled and "until it has learnt" in option.tooltip
+    assert f"or {TRAINED_ITERATIONS} in all" in option.tooltip
     widget.model.use_model(as_trained(tiny_model(seed=1)), "trained")
     assert option.enabled and "drifts" in option.tooltip
     widget.model.use_model(tiny_model(seed=2), "new")

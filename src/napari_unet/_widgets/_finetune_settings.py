@@ -9,6 +9,7 @@ from magicgui.widgets import CheckBox, ComboBox, Container, FloatSpinBox, SpinBo
 from ..config import (
     FINETUNE_ITERATIONS,
     LEARNING_FLOOR_CAP,
+    LEARNT_ITERATIONS,
     TIME_BUDGET_SECONDS,
     TRAINED_ITERATIONS,
     AugmentConfig,
@@ -91,7 +92,7 @@ class FinetuneSettings(Container):
             choices=[("auto", None), *((f"{rate:g}", rate) for rate in LEARNING_RATES)],
             value=None,
             tooltip="Adam's learning rate at the start of the run. auto: 1e-3 for a new "
-            f"model (or one trained for fewer than {TRAINED_ITERATIONS} iterations), 1e-4 to "
+            "model (or one still learning), 1e-4 to "
             "fine-tune a trained one (faster rates undo what it knew).",
         )
         self.lr_schedule = ComboBox(
@@ -175,6 +176,7 @@ FROM_BASE_TIP = (
     "their strokes, instead of training the last result further (which drifts)."
 )
 FROM_BASE_IGNORED_TIP = (
-    "A new model keeps training where its last run ended until it has trained "
-    f"{TRAINED_ITERATIONS} iterations; then this option applies."
+    "A new model keeps training where its last run ended until it has learnt: "
+    f"{LEARNT_ITERATIONS} iterations with a loss below a guess's, or {TRAINED_ITERATIONS} in "
+    "all; then this option applies."
 )

@@ -69,8 +69,8 @@ def run_summary(
             )
         elif learning_before_last_run(request.model):  # this run took it past the mark
             text += (
-                f" It has now trained {TRAINED_ITERATIONS} iterations or more: the next runs "
-                "fine-tune it, keeping what it predicts where you did not paint."
+                f" It has learnt enough now ({_total(request.model)} iterations in all): the "
+                "next runs fine-tune it, keeping what it predicts where you did not paint."
             )
     return text + GO_BACK_PROMPT
 
@@ -99,18 +99,21 @@ def _next_step(model: Any) -> str:
             f"({_so_far(model)})."
         )
     return (  # its next run would be a careful fine-tune towards what it predicts now
-        f"It has trained {TRAINED_ITERATIONS} iterations or more, so a next run would only "
-        "fine-tune it: go back and train again with a longer time budget, or make a new model."
+        f"It has trained {_total(model)} iterations, so a next run would only fine-tune it: "
+        "go back and train again with a longer time budget, or make a new model."
     )
 
 
 def _so_far(model: Any) -> str:
     """How far a model still learning is: "120 of 300 iterations so far", as its training
     history records them."""
-    total = sum(
-        run.iterations for run in model.info.training_history if isinstance(run.iterations, int)
-    )
-    return f"{total} of {TRAINED_ITERATIONS} iterations so far"
+    return f"{_total(model)} of {TRAINED_ITERATIONS} iterations so far"
+
+
+def _total(model: Any) -> int:
+    """The iterations of a model's training history (runs that record them)."""
+    history = model.info.training_history
+    return sum(run.iterations for run in history if isinstance(run.iterations, int))
 
 
 def progress_line(update: FinetuneUpdate, request: TrainingRequest | None) -> str:

@@ -337,8 +337,8 @@ class PredictWidget(QWidget, PredictControls):
 
 def at_chance_text(mask: np.ndarray, model: Any) -> str:
     """The status line's reason for a mask of one class from ``model`` (None: unknown)
-    that is still learning (fewer than ``TRAINED_ITERATIONS`` iterations in its history:
-    :func:`~napari_unet.training.distillation.has_been_trained`): it has not learnt yet;
+    that is still learning (:func:`~napari_unet.training.distillation.has_been_trained`
+    false): it has not learnt yet;
     "" otherwise (a trained model, say a bundled one, may rightly see one class only)."""
     if model is None or mask.size == 0:
         return ""

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..config import (
     FINETUNE_ITERATIONS,
     LEARNING_FLOOR_CAP,
+    LEARNT_ITERATIONS,
     NEW_MODEL_CONFIG,
     TIME_BUDGET_SECONDS,
     TRAINED_ITERATIONS,
@@ -110,7 +111,8 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="iteration budget (with --seconds: first wins; default: "
         f"{FINETUNE_ITERATIONS} for a trained model ({TRAINED_ITERATIONS} iterations or more "
-        "in its history), as the annotation-loop benchmark checks, none for a new one; 0: none)",
+        f"in its history, or {LEARNT_ITERATIONS} with a last loss below a guess's), as the "
+        "annotation-loop benchmark checks, none for a new one; 0: none)",
     )
     parser.add_argument(
         "--learning-rate",

@@ -255,16 +255,17 @@ def _train_and_save(args: argparse.Namespace, model, steps, ctrl_c: CtrlC) -> tu
 def _not_learnt_text(model, changes, image) -> str:
     """What ``train`` says about a new model still at chance
     (:func:`~napari_unet.training.history.not_learnt_yet`) on ``image``."""
+    from ..training.distillation import has_been_trained
     from ..training.history import guess_loss_text
 
     if len(changes.present) == 1:
         seen = f"the model still calls all of {image} one class"
     else:
         seen = f"the model's {guess_loss_text(model)}"
-    return (
-        f"{seen}: it has not learnt to tell the classes apart yet; train it further "
-        "(--model with this output)"
-    )
+    advice = "train it further (--model with this output)"
+    if has_been_trained(model):  # a next run would only fine-tune it
+        advice = "a next run would only fine-tune it: train a new model longer (--new --seconds)"
+    return f"{seen}: it has not learnt to tell the classes apart yet; {advice}"
 
 
 def _print_threshold(

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.metadata import TrainingRun
-from .distillation import learning_before_last_run
+from .distillation import CHANCE_LOSS_MARGIN, learning_before_last_run
 from .sampling import annotated_pixels
 
 __all__ = [
@@ -29,15 +29,6 @@ __all__ = [
     "note_on_last_run",
     "record_run",
 ]
-
-#: A new model whose kept weights' smoothed training loss is at least ln(n_classes) less
-#: this (0.673 for two classes) is still at chance. New models (``NEW_MODEL_CONFIG``) on
-#: dsb2018 nuclei (256 x 512, 18 % nucleus) with simulated scribbles, seeds 0-3: after
-#: 5-50 iterations losses 0.683-0.714 (seed 3 through 120), and three of them called the
-#: image one class but for 1, 7 and 2,500 pixels (IoU <= 0.1); 0.676 at 50-60
-#: iterations (nucleus IoU 0.33-0.43, every p(background) within 0.06 of 0.5);
-#: 0.607-0.658 at 60-80 iterations (IoU 0.49-0.64); 0.41-0.53 at 100-120 (IoU 0.68-0.78).
-CHANCE_LOSS_MARGIN = 0.02
 
 
 @dataclass
