@@ -14,13 +14,13 @@ per run. Run under a virtual display::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_annotation_loop import write_record
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
@@ -103,10 +103,7 @@ def main() -> None:
                 result = core_run(image, strokes, args.seconds)
             record = {**result, "repeat": repeat}
             record.update(seconds=args.seconds, load_before=round(load, 2))
-            print(json.dumps(record), flush=True)
-            if args.out:
-                with open(args.out, "a") as handle:
-                    handle.write(json.dumps(record) + "\n")
+            write_record(record, args.out)  # a JSON line, printed and appended to --out
 
 
 if __name__ == "__main__":
