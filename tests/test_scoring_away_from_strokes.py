@@ -84,3 +84,14 @@ def test_the_ignored_pixels_must_match_the_truth():
     pred, truth = _discs()
     with pytest.raises(ValueError, match="ignore has shape"):
         evaluate(pred, truth, "instances", ignore=np.zeros((3, 3), bool))
+
+
+def test_a_tracked_object_is_left_out_only_in_the_planes_where_it_was_painted():
+    pred, truth = _discs()
+    stack_pred, stack_truth = np.stack([pred, pred]), np.stack([truth, truth])
+    ignore = np.zeros(stack_truth.shape, bool)
+    ignore[0, 30, 8] = True  # disc 1 painted in the first plane only
+    kept_pred, kept_truth, left_out = restrict_instances(stack_pred, stack_truth, ignore)
+    assert left_out == 1
+    assert not (kept_truth[0] == 1).any() and (kept_truth[1] == 1).any()
+    assert not (kept_pred[0] == 10).any() and (kept_pred[1] == 10).any()

@@ -50,9 +50,8 @@ def near_strokes(annotation: np.ndarray, margin: int = STROKE_MARGIN) -> np.ndar
 
 
 def restrict_truth(truth: np.ndarray, ignore: np.ndarray) -> np.ndarray:
-    """A ground truth whose pixels in ``ignore`` are 0, the value the membrane and
-    semantic metrics leave out (true membrane pixels do not count in the Rand and
-    information scores; unlabelled pixels do not count in the per-class ones)."""
+    """A class-mask ground truth whose pixels in ``ignore`` are 0: unlabelled, which the
+    semantic metrics leave out."""
     restricted = np.array(truth, copy=True)
     restricted[np.asarray(ignore, bool)] = 0
     return restricted
@@ -65,10 +64,12 @@ def restrict_instances(
 
     A true object is left out when it touches ``ignore``; a predicted object when more
     than half of it lies in ``ignore`` or on true objects left out (it answers those).
+    Stacks are handled plane by plane, as they are matched (a label tracked through the
+    stack is left out only in the planes where it touches ``ignore``).
 
     Parameters
     ----------
-    pred, truth : numpy.ndarray of int, same shape
+    pred, truth : numpy.ndarray of int, same shape (Y, X) or (..., Y, X)
         Instance labels, <= 0 = background.
     ignore : numpy.ndarray of bool, same shape
 
@@ -77,8 +78,12 @@ def restrict_instances(
     pred, truth : numpy.ndarray
         Copies with the left-out objects set to 0.
     n_left_out : int
-        True objects left out.
+        True objects left out (summed over the planes).
     """
+    if np.ndim(truth) > 2:
+        planes = [restrict_instances(*arrays) for arrays in zip(pred, truth, ignore)]
+        total = sum(count for _, _, count in planes)
+        return np.stack([p for p, _, _ in planes]), np.stack([t for _, t, _ in planes]), total
     ignore = np.asarray(ignore, bool)
     truth = np.array(truth, copy=True)
     pred = np.array(pred, copy=True)
