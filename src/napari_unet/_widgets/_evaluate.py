@@ -113,6 +113,7 @@ class EvaluatePanel(QWidget):
         self._scored_slice: tuple[int, ...] | None = None  # the stack slice scored
         self._scores_text = ""  # the scores shown, without a note on the slice in view
         self._shown_hint = ""  # the result line holds this hint (see show_hint)
+        self._strokes: Any = None  # the strokes the scores were kept away from
         for name in LAYER_LIST_EVENTS:  # connected after the pickers': they update first
             getattr(viewer.layers.events, name).connect(self._on_layers_changed)
         self.image_picker.combo.changed.connect(self._follow_image)
@@ -312,12 +313,27 @@ class EvaluatePanel(QWidget):
         """The pixels near the strokes of ``image``'s annotation layer on the scored plane,
         None when it has none there (or none of this shape)."""
         strokes = annotation_of(self.viewer, image)
+        self._watch_strokes(strokes)
         if strokes is None:
             return None
         painted = np.asarray(strokes.data if index is None else strokes.data[index])
         if painted.shape != shape or not painted.any():
             return None
         return near_strokes(painted)
+
+    def _watch_strokes(self, strokes: Any) -> None:
+        """Clear scores left out near ``strokes`` once they are painted on (or set again)."""
+        if self._strokes is not None:
+            for event in (self._strokes.events.paint, self._strokes.events.data):
+                event.disconnect(self._strokes_changed)
+        self._strokes = strokes
+        if strokes is not None:
+            for event in (strokes.events.paint, strokes.events.data):
+                event.connect(self._strokes_changed)
+
+    def _strokes_changed(self, *_: Any) -> None:
+        if self.away.value:  # the part left out has changed
+            self.clear()
 
     def _image_truth(self, integer_after_prediction: bool) -> str | None:
         """The name of the topmost image layer that may be a ground truth opened with File →
