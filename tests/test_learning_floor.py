@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import pytest
 
 from helpers import as_trained, tiny_model
-from napari_unet import TrainConfig
+from napari_unet import TrainConfig, load_model
 from napari_unet.config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
 from napari_unet.training.loop import _budget_fraction, _budget_spent, finetune
 from napari_unet.training.schedule import learning_floor
@@ -114,3 +114,20 @@ def test_a_request_resolves_its_budget_and_floor_from_the_model_at_start():
     assert (learning.iteration_budget, learning.floor) == (None, TRAINED_ITERATIONS - 100)
     trained = request(as_trained(tiny_model()))
     assert (trained.iteration_budget, trained.floor) == (TrainConfig().finetune_iterations, 0)
+
+
+def test_train_says_when_a_new_model_trains_on_past_its_time(tmp_path, capsys):
+    from helpers import square_train_args
+    from napari_unet.cli import main
+
+    out = tmp_path / "new.safetensors"
+    budget = ["--seconds", "0.05", "--device", "cpu"]  # 300 iterations take far longer
+    assert main([*square_train_args(tmp_path), "--output", str(out), *budget]) == 0
+    said = capsys.readouterr()
+    note = (
+        f"past 0.05 s: a new model trains on until it has trained {TRAINED_ITERATIONS} "
+        "iterations (at most 0.15 s; Ctrl-C stops it)"
+    )
+    assert note in said.err + said.out
+    done = load_model(out).metadata["training_history"][-1]["iterations"]
+    assert 0 < done < TRAINED_ITERATIONS  # the cap ended it

@@ -21,6 +21,7 @@ from ._interrupts import (
 )
 from ._progress import ProgressBar
 from ._train_arguments import add_train_arguments, check_numbers, check_train_output
+from ._train_words import _not_learnt_text, _print_threshold, floor_note
 
 __all__ = ["add_parser", "run_train"]
 
@@ -183,6 +184,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..training.distillation import learning_before_last_run
     from ..training.history import loss_at_chance
     from ..training.loop import finetune, sets_threshold
+    from ..training.schedule import learning_floor
 
     check_numbers(args)
     if args.threads:
@@ -197,11 +199,13 @@ def run_train(args: argparse.Namespace) -> int:
     mask_before = _class_mask(model, images[0], args.device)
     calibrates = sets_threshold(model)
     ctrl_c = CtrlC(ctrl_c_notices(calibrates), WRITING_NOTICE)
+    config = _train_config(args)
+    past = config.seconds if learning_floor(config, model) else None  # may train on past it
     steps = finetune(
         model,
         images,
         labels,
-        _train_config(args),
+        config,
         augment=AugmentConfig(elastic=not args.no_elastic),
         weights=WeightConfig(w0=args.w0, sigma=args.sigma, class_balance=args.class_balance),
         stop=ctrl_c.stop_requested,  # polled every iteration
@@ -210,7 +214,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     threshold_before = model.info.background_threshold
     with ctrl_c_stops(ctrl_c):
-        status, written = _train_and_save(args, model, steps, ctrl_c)
+        status, written = _train_and_save(args, model, (steps, past), ctrl_c)
         if not written:  # no iteration ran
             return status or ctrl_c.status
         skipped = calibrates and ctrl_c.cancelled  # the threshold's calibration was cut
@@ -224,8 +228,9 @@ def run_train(args: argparse.Namespace) -> int:
     return status or ctrl_c.status
 
 
-def _train_and_save(args: argparse.Namespace, model, steps, ctrl_c: CtrlC) -> tuple[int, bool]:
-    """Train (following ``steps``, the ``finetune`` generator) and save; returns the exit
+def _train_and_save(args: argparse.Namespace, model, run, ctrl_c: CtrlC) -> tuple[int, bool]:
+    """Train (following ``run``: the ``finetune`` generator, and the time budget a new model
+    may train on past, or None) and save; returns the exit
     status of a stop that ended training at once (130, 143; else 0) and whether the
     checkpoint was written (not when no iteration ran)."""
     from ..core.metadata import trained_description
@@ -233,7 +238,7 @@ def _train_and_save(args: argparse.Namespace, model, steps, ctrl_c: CtrlC) -> tu
     runs_before = len(model.info.training_history)
     termination = Termination()
     with sigterm_interrupts(termination):  # kept through the save, which SIGTERM waits for
-        status = _follow_training(steps, termination, ctrl_c)
+        status = _follow_training(run[0], run[1], termination, ctrl_c)
         termination.armed = False
         if len(model.info.training_history) == runs_before:
             if not (status or ctrl_c.presses):
@@ -250,39 +255,6 @@ def _train_and_save(args: argparse.Namespace, model, steps, ctrl_c: CtrlC) -> tu
     stopped = " (interrupted: the best weights so far)" if status or ctrl_c.presses else ""
     print(f"wrote {args.output}{stopped}")
     return status, True
-
-
-def _not_learnt_text(model, changes, image) -> str:
-    """What ``train`` says about a new model still at chance
-    (:func:`~napari_unet.training.history.not_learnt_yet`) on ``image``."""
-    from ..training.distillation import has_been_trained
-    from ..training.history import guess_loss_text
-
-    if len(changes.present) == 1:
-        seen = f"the model still calls all of {image} one class"
-    else:
-        seen = f"the model's {guess_loss_text(model)}"
-    advice = "train it further (--model with this output)"
-    if has_been_trained(model):  # a next run would only fine-tune it
-        advice = "a next run would only fine-tune it: train a new model longer (--new --seconds)"
-    return f"{seen}: it has not learnt to tell the classes apart yet; {advice}"
-
-
-def _print_threshold(
-    before: float, after: float, close_gaps: bool = True, skipped: bool = False, at_chance=False
-) -> None:
-    """Say when training set, moved or (``at_chance``) reset the background threshold (and
-    that Predict leaves gaps open), or that a second Ctrl-C ``skipped`` its calibration."""
-    if after == before:
-        if skipped:
-            print(f"background threshold not set (Ctrl-C): it stays {before:.2f}")
-        return
-    if at_chance:  # a new model whose run ended at chance: defaults back
-        print(f"background threshold back to 0.50 from {before:.2f}: the loss is still a guess's")
-        return
-    source = "from the strokes" if before == 0.5 else f"carried over from {before:.2f}"
-    gaps = "" if close_gaps else " and leaves gaps open"
-    print(f"background threshold {after:.2f} ({source}): Predict grows objects up to it{gaps}")
 
 
 def _class_mask(model, image, device: str, stop=None):
@@ -314,8 +286,9 @@ def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_
         print(_not_learnt_text(model, changes, path))
 
 
-def _follow_training(steps, termination: Termination, ctrl_c: CtrlC) -> int:
-    """Run the ``finetune`` generator with a progress bar (``ctrl_c`` prints above it);
+def _follow_training(steps, past: float | None, termination: Termination, ctrl_c: CtrlC) -> int:
+    """Run the ``finetune`` generator with a progress bar (``ctrl_c`` prints above it, and
+    a note once the run goes on past ``past`` seconds, a new model's time budget);
     returns the exit status of a stop that ended it at once: SIGTERM (143) or a
     KeyboardInterrupt not from :class:`CtrlC` (130). Its third press is raised again."""
     from ..training.loop import TrainingError
@@ -324,6 +297,9 @@ def _follow_training(steps, termination: Termination, ctrl_c: CtrlC) -> int:
     ctrl_c.say = bar.note
     try:
         for step in steps:
+            if past is not None and step.elapsed > past:
+                bar.note(floor_note(past))
+                past = None
             bar.update(step.fraction, f"it {step.iteration} loss {step.smoothed_loss:.4f}")
     except KeyboardInterrupt:
         termination.armed = False
