@@ -214,7 +214,7 @@ def run_train(args: argparse.Namespace) -> int:
     )
     threshold_before = model.info.background_threshold
     with ctrl_c_stops(ctrl_c):
-        status, written = _train_and_save(args, model, (steps, past), ctrl_c)
+        status, written = _train_and_save(args, model, steps, ctrl_c, past)
         if not written:  # no iteration ran
             return status or ctrl_c.status
         skipped = calibrates and ctrl_c.cancelled  # the threshold's calibration was cut
@@ -228,9 +228,11 @@ def run_train(args: argparse.Namespace) -> int:
     return status or ctrl_c.status
 
 
-def _train_and_save(args: argparse.Namespace, model, run, ctrl_c: CtrlC) -> tuple[int, bool]:
-    """Train (following ``run``: the ``finetune`` generator, and the time budget a new model
-    may train on past, or None) and save; returns the exit
+def _train_and_save(
+    args: argparse.Namespace, model, steps, ctrl_c: CtrlC, past: float | None = None
+) -> tuple[int, bool]:
+    """Train (following ``steps``, the ``finetune`` generator; ``past``: the time budget a new
+    model may train on past, or None) and save; returns the exit
     status of a stop that ended training at once (130, 143; else 0) and whether the
     checkpoint was written (not when no iteration ran)."""
     from ..core.metadata import trained_description
@@ -238,7 +240,7 @@ def _train_and_save(args: argparse.Namespace, model, run, ctrl_c: CtrlC) -> tupl
     runs_before = len(model.info.training_history)
     termination = Termination()
     with sigterm_interrupts(termination):  # kept through the save, which SIGTERM waits for
-        status = _follow_training(run[0], run[1], termination, ctrl_c)
+        status = _follow_training(steps, past, termination, ctrl_c)
         termination.armed = False
         if len(model.info.training_history) == runs_before:
             if not (status or ctrl_c.presses):
