@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..core.metadata import TrainingRun
-from .distillation import CHANCE_LOSS_MARGIN, learning_before_last_run
+from .distillation import CHANCE_LOSS_MARGIN, learning_before_last_run, run_at_chance
 from .sampling import annotated_pixels
 
 __all__ = [
@@ -113,9 +113,10 @@ def loss_at_chance(model) -> bool:
     """Whether the weights ``model`` kept in its last recorded run had a smoothed training
     loss (:func:`last_run_loss`) within :data:`CHANCE_LOSS_MARGIN` of ln(n_classes) or
     above it: the loss of a guess (every class equally likely, whatever the loss
-    weights); False when the run recorded no loss."""
-    loss = last_run_loss(model)
-    return loss is not None and loss >= chance_loss(model) - CHANCE_LOSS_MARGIN
+    weights); False when the run recorded no loss
+    (:func:`~napari_unet.training.distillation.run_at_chance` of that run)."""
+    history = model.metadata.get("training_history") or []
+    return bool(history) and run_at_chance(history[-1], model.config.n_classes)
 
 
 def last_run_loss(model) -> float | None:
