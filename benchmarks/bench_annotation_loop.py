@@ -80,6 +80,7 @@ def predict_masks(
     save_to: Path | None = None,
     previous: list[np.ndarray] | None = None,
     annotations: list[np.ndarray] | None = None,
+    device: str = "cpu",
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Class masks (as Predict shows them) and uncertainty maps of every image of the task.
 
@@ -90,7 +91,7 @@ def predict_masks(
     with ``close_boundaries=False`` the plain most probable class.
     """
     tile = default_tile_size(model, 572)
-    probabilities = [predict(image, model, tile_size=tile, device="cpu") for image in task.images]
+    probabilities = [predict(image, model, tile_size=tile, device=device) for image in task.images]
     if save_to is not None:  # float16: for re-scoring the same rounds with other mask rules
         save_to.parent.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(save_to, *[p.astype(np.float16) for p in probabilities])
@@ -147,8 +148,9 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
     rng = np.random.default_rng(seed)
     annotations = [np.zeros(image.shape, np.uint8) for image in task.images]
     masks, uncertain = predict_masks(
-        model, task, args.close_boundaries, args.fill_holes, _saved(args, task, seed, 0)
-    )
+        model, task, args.close_boundaries, args.fill_holes, _saved(args, task, seed, 0),
+        device=args.device,
+    )  # fmt: skip
     rows = [{"round": 0, **task.score(masks), "iterations": 0, "seconds": 0.0, "painted": 0}]
     for round_index in range(1, args.rounds + 1):
         if fresh and round_index == 1:
@@ -169,7 +171,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
             distillation=args.distillation, context_patches=args.context, seed=seed,
             distillation_margin=args.margin, distillation_border=args.kd_border,
             distillation_temperature=args.kd_temperature,
-            device="cpu",
+            device=args.device,
         )  # fmt: skip
         start = time.perf_counter()
         images = [im for im, a in zip(task.images, annotations) if a.any()]
@@ -182,6 +184,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
             model, task, args.close_boundaries, args.fill_holes,
             _saved(args, task, seed, round_index),
             previous=masks if args.memory else None, annotations=annotations,
+            device=args.device,
         )  # fmt: skip
         painted = sum(int(np.count_nonzero(a)) for a in annotations)
         area = sum(int(np.count_nonzero(p)) for p in task.paint)
@@ -369,6 +372,9 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
         help="keep every round's probabilities (float16 .npz) in DIR",
     )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--device", default="cpu", help="torch device of training and prediction (cpu, cuda, auto)"
+    )
     parser.add_argument("--label", default="default")
     parser.add_argument("--out", default=None, help="append one JSON line per session")
     parser.add_argument("--summarize", nargs="+", default=None, help="JSONL files to summarise")

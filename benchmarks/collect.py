@@ -27,6 +27,7 @@ ORDER = [
     "results_isbi_scribbles.md",
     "results_bundled_models.md",
     "results_performance.md",
+    "results_gpu.md",
     "results_inference_speed.md",
     "results_gui_load.md",
     "results_gui_stalls.md",
