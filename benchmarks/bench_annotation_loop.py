@@ -194,6 +194,7 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
             "background_threshold": round(model.info.background_threshold, 4),
             "kept_iteration": history["kept_weights_iteration"], "seconds": round(seconds, 1),
             "painted": painted, "painted_fraction": round(painted / area, 5),
+            **{k: v for k, v in history.items() if k == "moved_decision"},  # training.seeding
         })  # fmt: skip
     return rows
 

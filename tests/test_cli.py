@@ -207,6 +207,12 @@ def test_train_says_a_threshold_set_or_carried(capsys):
         _threshold_line(0.8312, "from the strokes", open_gaps=True),
         _threshold_line(0.8712, "carried over from 0.85"),
     ]
+    _print_threshold(0.5, 0.7723, close_gaps=False, moved=0.692)  # all background before
+    assert capsys.readouterr().out.splitlines() == [
+        _threshold_line(0.7723, "from the strokes", open_gaps=True),
+        "the model called nearly every pixel background: objects now start where it was up to "
+        "69% sure of background (its decision moved there)",
+    ]
     _print_threshold(
         0.8189, 0.5, at_chance=True
     )  # a new model's run ended at chance: defaults back

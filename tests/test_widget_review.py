@@ -160,9 +160,17 @@ def test_a_first_run_names_the_threshold_its_strokes_gave(dock):
     model.metadata["close_gaps"] = False
     said = finetune.result_text(progress, stopped=False)
     assert "up to there, and gaps in boundaries stay as they are)." in said
+    assert "nearly every pixel" not in said
+    model.metadata["training_history"][-1]["moved_decision"] = 0.6912  # all background before
+    said = finetune.result_text(progress, stopped=False)
+    assert (
+        "It had called nearly every pixel background: objects now start where it was up to "
+        "69% sure of it." in said
+    )
     model.metadata["training_history"].append({"iterations": 5})  # still learning: from strokes
     said = finetune.result_text(progress, stopped=False)
     assert "up to there, and gaps in boundaries stay as they are)." in said
+    assert "nearly every pixel" not in said  # said of the run that moved it only
     model.metadata["training_history"] = [{"iterations": TRAINED_ITERATIONS}, {"iterations": 5}]
     assert "From your strokes" not in finetune.result_text(progress, stopped=False)  # carried
     finetune._request = None

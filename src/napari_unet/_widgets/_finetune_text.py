@@ -178,9 +178,17 @@ def threshold_text(model: Any) -> str:
         return ""
     background = class_names(model).get(1, "background")
     gaps = "" if info.close_gaps else ", and gaps in boundaries stay as they are"
+    moved = info.training_history[-1].moved_decision
+    started = (
+        f" It had called nearly every pixel {background}: objects now start where it was up "
+        f"to {moved:.0%} sure of it."
+        if moved is not None
+        else ""
+    )
     return (
         f" From your strokes, Predict now calls a pixel {background} only where the model is "
         f"at least {info.background_threshold:.0%} sure of it (objects grow up to there{gaps})."
+        f"{started}"
     )
 
 

@@ -34,10 +34,17 @@ def _not_learnt_text(model, changes, image) -> str:
 
 
 def _print_threshold(
-    before: float, after: float, close_gaps: bool = True, skipped: bool = False, at_chance=False
+    before: float,
+    after: float,
+    close_gaps: bool = True,
+    skipped: bool = False,
+    at_chance=False,
+    moved: float | None = None,
 ) -> None:
     """Say when training set, moved or (``at_chance``) reset the background threshold (and
-    that Predict leaves gaps open), or that a second Ctrl-C ``skipped`` its calibration."""
+    that Predict leaves gaps open), or that a second Ctrl-C ``skipped`` its calibration;
+    ``moved``: the level a new model's decision was moved to
+    (:mod:`~napari_unet.training.seeding`)."""
     if after == before:
         if skipped:
             print(f"background threshold not set (Ctrl-C): it stays {before:.2f}")
@@ -48,3 +55,8 @@ def _print_threshold(
     source = "from the strokes" if before == 0.5 else f"carried over from {before:.2f}"
     gaps = "" if close_gaps else " and leaves gaps open"
     print(f"background threshold {after:.2f} ({source}): Predict grows objects up to it{gaps}")
+    if moved is not None:
+        print(
+            "the model called nearly every pixel background: objects now start where it was "
+            f"up to {moved:.0%} sure of background (its decision moved there)"
+        )

@@ -86,6 +86,10 @@ class TrainingRun(JsonRecord):
         The napari layer trained on (runs of the Fine-tune widget).
     annotated_slices : tuple of tuple of int
         The planes of a stack that held annotations (runs of the Fine-tune widget).
+    moved_decision : float
+        For a new model whose most probable class found no object after this run: the
+        background probability that its decision was moved to
+        (:mod:`~napari_unet.training.seeding`).
     extra : dict
         Keys this version does not know, kept as read.
     key_order : tuple of str
@@ -108,6 +112,7 @@ class TrainingRun(JsonRecord):
     weight_config: dict[str, Any] | None = None
     image_layer: str | None = None
     annotated_slices: tuple[tuple[int, ...], ...] | None = None
+    moved_decision: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 

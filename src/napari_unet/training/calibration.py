@@ -16,7 +16,9 @@ class, wherever the user painted, so it calls far more background than the image
 (a new ISBI model: 41 % membrane, 23.5 % true). :func:`stroke_share_threshold` estimates
 the background's share from the strokes' intensities instead (the unpainted pixels
 darker, or brighter, than nearly all object strokes) and gives the new model the
-threshold at which it calls that share background.
+threshold at which it calls that share background. A new model whose most probable
+class finds (almost) no object there has its decision moved in its weights first
+(:mod:`~napari_unet.training.seeding`), so that Predict has objects to grow.
 
 Both take a flag to end early (the run's ``cancel``, the dock's second press of Stop):
 they check it before each image's prediction and
@@ -46,6 +48,7 @@ from ..core.inference import Cancelled, StopFlag, default_tile_size, is_stopped,
 from ..core.model import UNet
 from .distillation import has_been_trained
 from .history import loss_at_chance
+from .seeding import move_decision, moved_threshold, seed_level
 
 __all__ = [
     "FAR_FROM_STROKES",
@@ -55,7 +58,9 @@ __all__ = [
     "carried_threshold",
     "set_threshold_after_run",
     "sets_threshold",
+    "stroke_share_estimate",
     "stroke_share_threshold",
+    "threshold_for_share",
 ]
 
 #: Pixels this close (chessboard distance) to a painted pixel are not counted.
@@ -124,9 +129,11 @@ def _set_threshold(model: UNet, starting: UNet | None, was_trained: bool, data, 
         raise Cancelled("calibration cancelled")
     metadata = model.metadata
     if not was_trained:  # also a model still learning: its last estimate is replaced
-        threshold = stroke_share_threshold(model, images, annotations, device, cancel)
-        if threshold != 0.5:  # boundaries thicker than the strokes imply: objects split
-            metadata["background_threshold"] = threshold
+        estimate = stroke_share_estimate(model, images, annotations, device, cancel)
+        threshold = 0.5 if estimate is None else threshold_for_share(*estimate)
+        if estimate is not None and threshold != 0.5:
+            # boundaries thicker than the strokes imply: objects split
+            metadata["background_threshold"] = _seeded(model, estimate, threshold)
             metadata["close_gaps"] = False
         else:
             _default_threshold(metadata)
@@ -134,6 +141,19 @@ def _set_threshold(model: UNet, starting: UNet | None, was_trained: bool, data, 
         metadata["background_threshold"] = carried_threshold(
             starting, model, images, annotations, device, cancel
         )
+
+
+def _seeded(model: UNet, estimate: tuple[np.ndarray, float], threshold: float) -> float:
+    """``threshold``, or, for a model whose most probable class finds no object, the
+    threshold after its decision is moved (:mod:`~napari_unet.training.seeding`; the
+    level is recorded in its last history entry as ``moved_decision``)."""
+    level = seed_level(*estimate, threshold)
+    if level == 0.5:
+        return threshold
+    move_decision(model, level)
+    history = model.metadata.get("training_history") or [{}]
+    history[-1]["moved_decision"] = round(level, 4)
+    return moved_threshold(threshold, level)
 
 
 def _default_threshold(metadata: dict) -> None:
@@ -239,8 +259,23 @@ def stroke_share_threshold(
     Cancelled
         When ``stop`` is set before the last prediction ends.
     """
+    estimate = stroke_share_estimate(model, images, annotations, device, stop)
+    return 0.5 if estimate is None else threshold_for_share(*estimate)
+
+
+def stroke_share_estimate(
+    model: UNet,
+    images: Sequence[np.ndarray],
+    annotations: Sequence[np.ndarray],
+    device,
+    stop: StopFlag = None,
+) -> tuple[np.ndarray, float] | None:
+    """:func:`stroke_share_threshold`'s reading: ``model``'s background probability on
+    the unpainted pixels of the centre crops, shape (N,), and the background's share of
+    them from the strokes' intensities; None where that function returns 0.5 before
+    predicting (another model, no intensity cut, dense labels)."""
     if model.config.in_channels != 1 or model.config.n_classes != 2:
-        return 0.5
+        return None
     per_image = MAX_PIXELS // max(len(images), 1)
     planes = [np.asarray(image).reshape(np.shape(a)) for image, a in zip(images, annotations)]
     windows = [_centre_crop(np.shape(a), per_image) for a in annotations]
@@ -249,12 +284,12 @@ def stroke_share_threshold(
     painted = [np.asarray(a)[region] for a, region in zip(annotations, regions)]
     found = _intensity_cut(smoothed, painted)
     if found is None:
-        return 0.5
+        return None
     sign, cut = found
     inners = [_inner(window, region) for window, region in zip(windows, regions)]
     unpainted = [a[inner] == 0 for a, inner in zip(painted, inners)]
     if sum(int(u.sum()) for u in unpainted) < MIN_UNPAINTED * sum(u.size for u in unpainted):
-        return 0.5  # (nearly) dense labels: the model learnt the classes' shares from them
+        return None  # (nearly) dense labels: the model learnt the classes' shares from them
     intensities = np.concatenate(
         [sign * s[inner][u] for s, inner, u in zip(smoothed, inners, unpainted)]
     )
@@ -264,8 +299,12 @@ def stroke_share_threshold(
             for plane, window, u in zip(planes, windows, unpainted)
         ]
     )
-    share = float(np.mean(intensities < cut))
-    threshold = float(np.quantile(values, 1 - share))
+    return values, float(np.mean(intensities < cut))
+
+
+def threshold_for_share(background_probability: np.ndarray, background_share: float) -> float:
+    """The threshold in [0.5, 1) that calls ``background_share`` of the pixels background."""
+    threshold = float(np.quantile(background_probability, 1 - background_share))
     return min(max(threshold, 0.5), math.nextafter(1.0, 0.0))
 
 
