@@ -12,6 +12,7 @@ These three-iteration runs end at chance, where a new model gets no estimate at 
 calibration being the point.
 """
 
+import copy
 import threading
 
 import numpy as np
@@ -97,15 +98,19 @@ def test_a_run_stopped_during_its_iterations_is_still_calibrated(predictions, ma
             stop.set()
     assert model.info.training_history[-1].iterations == 2
     assert predictions["count"] == len(IMAGES) * (1 if make_model is _new_model else 2)
-    if make_model is _new_model:
+    if make_model is _new_model:  # all background: its decision was moved (training.seeding),
+        # and the moved model's own estimate is its threshold (to float rounding)
+        assert model.info.training_history[-1].moved_decision is not None
         expected = stroke_share_threshold(model, IMAGES, STROKES, "cpu")
+        assert model.metadata.get("background_threshold", 0.5) == pytest.approx(expected, abs=1e-6)
     else:
         expected = carried_threshold(starting.eval(), model, IMAGES, STROKES, "cpu")
-    assert model.metadata.get("background_threshold", 0.5) == expected
+        assert model.metadata.get("background_threshold", 0.5) == expected
 
 
 def test_a_run_not_stopped_is_calibrated_exactly_as_without_a_stop_flag(predictions):
     new, trained = _new_model(), _trained_model()
+    without_flag = copy.deepcopy(new)
     starting = trained.__class__(trained.config)
     starting.load_state_dict(trained.state_dict())
     starting.metadata = dict(trained.metadata)
@@ -113,10 +118,15 @@ def test_a_run_not_stopped_is_calibrated_exactly_as_without_a_stop_flag(predicti
     nu.train(new, IMAGES, STROKES, CONFIG, stop=stop)
     nu.train(trained, IMAGES, STROKES, CONFIG, stop=lambda: False)
     assert predictions["count"] == len(IMAGES) * 3  # every image, and both models carried
-    expected = stroke_share_threshold(new, IMAGES, STROKES, "cpu")
+    nu.train(without_flag, IMAGES, STROKES, CONFIG)  # the same run without a stop flag
+    expected = without_flag.metadata["background_threshold"]
     assert expected > 0.5
     assert new.metadata["background_threshold"] == expected
     assert new.metadata["close_gaps"] is False
+    moved = new.metadata["training_history"][-1].get("moved_decision")
+    assert moved == without_flag.metadata["training_history"][-1].get("moved_decision")
+    for name, weights in without_flag.state_dict().items():
+        assert torch.equal(new.state_dict()[name], weights), name
     carried = carried_threshold(starting.eval(), trained, IMAGES, STROKES, "cpu")
     assert trained.metadata["background_threshold"] == carried != 0.7
 

@@ -170,7 +170,9 @@ def test_a_model_trained_for_a_few_iterations_keeps_training_as_a_new_one(monkey
     config = TrainConfig(seconds=None, iterations=2, batch_size=2)
     short, enough = TRAINED_ITERATIONS - 1, TRAINED_ITERATIONS
     guess = {"kept_smoothed_loss": 0.69}  # a run that ended at chance (two classes)
-    monkeypatch.setattr(calibration, "stroke_share_threshold", lambda *args: 0.77)
+    # the strokes' estimate: a threshold of 0.77, with half the pixels objects (no move)
+    estimate = (np.array([0.2, 0.77]), 0.0)
+    monkeypatch.setattr(calibration, "stroke_share_estimate", lambda *args: estimate)
     monkeypatch.setattr(calibration, "loss_at_chance", lambda model: False)  # 2 iterations
     for earlier, trained in (
         ([{"iterations": 42}], False),
