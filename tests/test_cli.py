@@ -210,8 +210,9 @@ def test_train_says_a_threshold_set_or_carried(capsys):
     _print_threshold(0.5, 0.7723, close_gaps=False, moved=0.692)  # all background before
     assert capsys.readouterr().out.splitlines() == [
         _threshold_line(0.7723, "from the strokes", open_gaps=True),
-        "the model called nearly every pixel background: objects now start where it was up to "
-        "69% sure of background (its decision moved there)",
+        "the model called nearly every pixel background: its decision moved to where it was "
+        "0.69 sure of it, so objects start there (the threshold above is on the moved "
+        "probabilities)",
     ]
     _print_threshold(
         0.8189, 0.5, at_chance=True

@@ -164,8 +164,8 @@ def test_a_first_run_names_the_threshold_its_strokes_gave(dock):
     model.metadata["training_history"][-1]["moved_decision"] = 0.6912  # all background before
     said = finetune.result_text(progress, stopped=False)
     assert (
-        "It had called nearly every pixel background: objects now start where it was up to "
-        "69% sure of it." in said
+        "It had called nearly every pixel background, so its decision was moved: objects now "
+        "start where it is least sure of background." in said
     )
     model.metadata["training_history"].append({"iterations": 5})  # still learning: from strokes
     said = finetune.result_text(progress, stopped=False)

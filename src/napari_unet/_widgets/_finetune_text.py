@@ -180,8 +180,8 @@ def threshold_text(model: Any) -> str:
     gaps = "" if info.close_gaps else ", and gaps in boundaries stay as they are"
     moved = info.training_history[-1].moved_decision
     started = (
-        f" It had called nearly every pixel {background}: objects now start where it was up "
-        f"to {moved:.0%} sure of it."
+        f" It had called nearly every pixel {background}, so its decision was moved: objects "
+        f"now start where it is least sure of {background}."
         if moved is not None
         else ""
     )

@@ -57,6 +57,7 @@ def _print_threshold(
     print(f"background threshold {after:.2f} ({source}): Predict grows objects up to it{gaps}")
     if moved is not None:
         print(
-            "the model called nearly every pixel background: objects now start where it was "
-            f"up to {moved:.0%} sure of background (its decision moved there)"
+            "the model called nearly every pixel background: its decision moved to where it was "
+            f"{moved:.2f} sure of it, so objects start there (the threshold above is on the moved "
+            "probabilities)"
         )
