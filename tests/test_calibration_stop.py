@@ -83,6 +83,7 @@ def test_a_cancel_during_the_calibration_ends_it_and_keeps_the_threshold(predict
     assert model.info.training_history[-1].iterations == CONFIG.iterations  # recorded
     after = {key: model.metadata.get(key) for key in ("background_threshold", "close_gaps")}
     assert after == before
+    assert model.info.training_history[-1].moved_decision is None  # no move either
 
 
 @pytest.mark.parametrize("make_model", [_new_model, _trained_model])
@@ -124,6 +125,7 @@ def test_a_run_not_stopped_is_calibrated_exactly_as_without_a_stop_flag(predicti
     assert new.metadata["background_threshold"] == expected
     assert new.metadata["close_gaps"] is False
     moved = new.metadata["training_history"][-1].get("moved_decision")
+    assert moved is not None  # all background: moved (training.seeding)
     assert moved == without_flag.metadata["training_history"][-1].get("moved_decision")
     for name, weights in without_flag.state_dict().items():
         assert torch.equal(new.state_dict()[name], weights), name

@@ -207,6 +207,10 @@ def test_train_says_a_threshold_set_or_carried(capsys):
         _threshold_line(0.8312, "from the strokes", open_gaps=True),
         _threshold_line(0.8712, "carried over from 0.85"),
     ]
+    _print_threshold(0.6685, 0.7104, close_gaps=False, from_strokes=True)  # a second new run
+    assert capsys.readouterr().out.splitlines() == [
+        _threshold_line(0.7104, "from the strokes; it was 0.67", open_gaps=True)
+    ]
     _print_threshold(0.5, 0.7723, close_gaps=False, moved=0.692)  # all background before
     assert capsys.readouterr().out.splitlines() == [
         _threshold_line(0.7723, "from the strokes", open_gaps=True),

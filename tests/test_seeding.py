@@ -53,10 +53,24 @@ def test_the_level_is_the_midpoint_only_when_almost_no_pixel_is_called_object():
         (MIN_OBJECT_SHARE * 0.75 + 0.01, False),
     ):
         values = np.where(np.arange(10_000) < found * 10_000, 0.4, 0.9)
-        assert (seed_level(values, 0.25, 0.8) == 0.65) is moved
+        level = seed_level(values, 0.25, 0.8)
+        # moved: at least the midpoint (here raised to the threshold: nothing lies between)
+        assert (level >= 0.65) is moved and (level == 0.5) is not moved
     assert seed_level(everything_background, 0.25, 0.5) == 0.5  # no threshold: nothing to do
     assert seed_level(everything_background, 1.0, 0.78) == 0.5  # no objects expected
-    assert seed_level(np.array([]), 0.25, 0.78) == pytest.approx(0.64)  # none counted: moved
+    assert seed_level(np.array([]), 0.25, 0.78) == 0.5  # no pixel to judge by
+
+
+def test_the_level_rises_until_the_moved_model_finds_objects():
+    # every pixel above the midpoint (0.675): it would seed nothing, so the level rises to
+    # where MIN_OBJECT_SHARE of the expected objects lie below it
+    values = np.random.default_rng(1).uniform(0.7, 0.95, 10_000)
+    level = seed_level(values, 0.25, 0.85)
+    wanted = MIN_OBJECT_SHARE * 0.75
+    assert 0.675 < level < 0.85
+    assert np.mean(values <= level) == pytest.approx(wanted, abs=1e-3)
+    # never past the threshold (values that do not fit it: the threshold read elsewhere)
+    assert seed_level(np.full(100, 0.95), 0.25, 0.8) == 0.8
 
 
 def test_moving_the_decision_shifts_every_probability_by_the_levels_odds():
@@ -137,10 +151,9 @@ def test_the_moved_decision_travels_with_the_checkpoint(beyond_chance, tmp_path)
     nu.train(model, IMAGES, STROKES, STILL)
     path = save_model(model, tmp_path / "moved.safetensors")
     loaded = load_model(path)
-    assert (
-        loaded.info.training_history[-1].moved_decision
-        == model.info.training_history[-1].moved_decision
-    )
+    moved = model.info.training_history[-1].moved_decision
+    assert moved is not None
+    assert loaded.info.training_history[-1].moved_decision == moved
     np.testing.assert_array_equal(
         nu.predict(IMAGES[1], loaded, tile_size=None), nu.predict(IMAGES[1], model, tile_size=None)
     )
@@ -167,3 +180,14 @@ def test_a_trained_model_is_never_moved(beyond_chance):
     nu.train(model, IMAGES, STROKES, STILL.replace(distillation=0.0))
     assert "moved_decision" not in model.metadata["training_history"][-1]
     assert math.isclose(float(model.head.bias.detach()[0]), bias, abs_tol=1e-4)
+
+
+def test_a_model_without_a_run_on_record_is_not_moved(beyond_chance):
+    """``finetune`` records its run before calibrating; a caller that calibrates a model
+    with no history gets its threshold, and no move it could not record."""
+    model = _learnt_but_all_background()
+    model.metadata["training_history"] = []
+    bias = model.head.bias.detach().clone()
+    calibration.set_threshold_after_run(model, None, False, (IMAGES, STROKES), ("cpu", None))
+    assert model.info.background_threshold > 0.5
+    assert torch.equal(model.head.bias.detach(), bias)

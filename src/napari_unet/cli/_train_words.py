@@ -40,11 +40,13 @@ def _print_threshold(
     skipped: bool = False,
     at_chance=False,
     moved: float | None = None,
+    from_strokes: bool = False,
 ) -> None:
     """Say when training set, moved or (``at_chance``) reset the background threshold (and
     that Predict leaves gaps open), or that a second Ctrl-C ``skipped`` its calibration;
     ``moved``: the level a new model's decision was moved to
-    (:mod:`~napari_unet.training.seeding`)."""
+    (:mod:`~napari_unet.training.seeding`); ``from_strokes``: the run trained a model still
+    learning, whose threshold is read from its strokes again (not carried over)."""
     if after == before:
         if skipped:
             print(f"background threshold not set (Ctrl-C): it stays {before:.2f}")
@@ -52,7 +54,12 @@ def _print_threshold(
     if at_chance:  # a new model whose run ended at chance: defaults back
         print(f"background threshold back to 0.50 from {before:.2f}: the loss is still a guess's")
         return
-    source = "from the strokes" if before == 0.5 else f"carried over from {before:.2f}"
+    if before == 0.5:
+        source = "from the strokes"
+    elif from_strokes:  # a model still learning: estimated again, replacing its last estimate
+        source = f"from the strokes; it was {before:.2f}"
+    else:
+        source = f"carried over from {before:.2f}"
     gaps = "" if close_gaps else " and leaves gaps open"
     print(f"background threshold {after:.2f} ({source}): Predict grows objects up to it{gaps}")
     if moved is not None:

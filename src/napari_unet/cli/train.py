@@ -220,12 +220,13 @@ def run_train(args: argparse.Namespace) -> int:
         skipped = calibrates and ctrl_c.cancelled  # the threshold's calibration was cut
         if not status:  # not stopped at once (SIGTERM)
             _print_comparison(model, (args.images[0], images[0]), mask_before, args, ctrl_c)
-        info = model.info
-        at_chance = learning_before_last_run(model) and loss_at_chance(model)
+        info, learning = model.info, learning_before_last_run(model)
+        at_chance = learning and loss_at_chance(model)
         moved = info.training_history[-1].moved_decision if info.training_history else None
         _print_threshold(
-            threshold_before, info.background_threshold, info.close_gaps, skipped, at_chance, moved
-        )
+            threshold_before, info.background_threshold, info.close_gaps, skipped, at_chance,
+            moved, from_strokes=learning,
+        )  # fmt: skip
     return status or ctrl_c.status
 
 

@@ -148,10 +148,10 @@ def _seeded(model: UNet, estimate: tuple[np.ndarray, float], threshold: float) -
     threshold after its decision is moved (:mod:`~napari_unet.training.seeding`; the
     level is recorded in its last history entry as ``moved_decision``)."""
     level = seed_level(*estimate, threshold)
-    if level == 0.5:
+    history = model.metadata.get("training_history")
+    if level == 0.5 or not history:  # ``finetune`` records the run first: a move is recorded
         return threshold
     move_decision(model, level)
-    history = model.metadata.get("training_history") or [{}]
     history[-1]["moved_decision"] = round(level, 4)
     return moved_threshold(threshold, level)
 

@@ -55,13 +55,18 @@ def seed_level(
     -------
     float
         0.5 (nothing to move) unless the pixels at or below 0.5 are fewer than
-        :data:`MIN_OBJECT_SHARE` of the expected object share.
+        :data:`MIN_OBJECT_SHARE` of the expected object share (or there are none to
+        count). Else the midpoint, raised where fewer than that share of the pixels lie
+        at or below it (so that the moved model finds objects), at most ``threshold``.
     """
     object_share = 1.0 - background_share
-    found = float(np.mean(background_probability <= 0.5)) if background_probability.size else 0.0
-    if threshold <= 0.5 or object_share <= 0 or found >= MIN_OBJECT_SHARE * object_share:
+    if threshold <= 0.5 or object_share <= 0 or background_probability.size == 0:
         return 0.5
-    return (0.5 + threshold) / 2
+    wanted = MIN_OBJECT_SHARE * object_share
+    if float(np.mean(background_probability <= 0.5)) >= wanted:
+        return 0.5
+    reaching = float(np.quantile(background_probability, wanted))
+    return min(max((0.5 + threshold) / 2, reaching), threshold)
 
 
 def move_decision(model: UNet, level: float) -> None:
