@@ -12,7 +12,8 @@ background, and the fine-tunes that follow keep it so.
 For such a model the decision between the classes is moved into its weights: the
 bias of class 0 in the 1x1 output layer is lowered by ``logit(level)``, so that the
 background probability is 0.5 where it was ``level``, the midpoint of 0.5 and the
-threshold, and the threshold is re-expressed on the moved probabilities. Every path
+threshold (higher where the midpoint would seed too little, :func:`seed_level`), and the
+threshold is re-expressed on the moved probabilities. Every path
 that predicts with the model (Predict, the chunked and out-of-core paths, the command
 line, an exported model) then finds objects seeded where the model is least sure of
 the background and grown up to its threshold, with no setting to carry. A model whose
@@ -73,7 +74,7 @@ def move_decision(model: UNet, level: float) -> None:
     """Lower the bias of class 0 in ``model``'s output layer by ``logit(level)``: its
     background probability becomes 0.5 where it was ``level`` (two classes)."""
     bias = model.head.bias
-    if bias is None:  # the package's heads have one; a model built otherwise is left alone
+    if bias is None:  # every UNet's head has one
         raise ValueError("the model's output layer has no bias to move")
     with torch.no_grad():
         bias[0] -= _logit(level)
