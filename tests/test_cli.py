@@ -382,6 +382,24 @@ def test_evaluate_instances_refuses_a_class_mask(tmp_path, capsys):
     assert main(["evaluate", *files, "--kind", "semantic"]) == 0
 
 
+def test_evaluate_instances_read_a_binary_truth_and_refuse_a_membrane_map(tmp_path, capsys):
+    pred = np.zeros((20, 20), np.uint16)
+    pred[2:8, 2:8], pred[10:18, 10:18] = 1, 2
+    tifffile.imwrite(tmp_path / "p.tif", pred)
+    tifffile.imwrite(tmp_path / "binary.tif", (pred > 0).astype(np.uint8))  # one label
+    files = ["--pred", str(tmp_path / "p.tif"), "--truth"]
+    assert main(["evaluate", *files, str(tmp_path / "binary.tif")]) == 0
+    said = capsys.readouterr()
+    at_half = json.loads(said.out)["instances"][0]
+    assert (at_half["tp"], at_half["fp"], at_half["fn"]) == (2, 0, 0)  # its two components
+    assert "connected components" in said.err
+    isbi = np.where(pred > 0, 0, 255).astype(np.uint8)  # 0 = membrane, 255 = interior
+    tifffile.imwrite(tmp_path / "isbi.tif", isbi)
+    assert main(["evaluate", *files, str(tmp_path / "isbi.tif")]) == 2
+    error = capsys.readouterr().err
+    assert "membrane map" in error and "score it as membranes" in error
+
+
 def test_predict_batch_size_must_be_positive(tmp_path, tiny_checkpoint, image_files, capsys):
     args = [
         "predict",

@@ -148,6 +148,14 @@ def _evaluate(tmp, kind, array):
     _cli(tmp, "evaluate", "--pred", tmp / "pred.tif", "--truth", tmp / "pred.tif", "--kind", kind)
 
 
+def _evaluate_membranes(tmp):
+    instances = np.zeros((8, 8), np.uint8)
+    instances[1:3, 1:3], instances[5:7, 5:7] = 1, 2
+    tifffile.imwrite(tmp / "pred.tif", instances)
+    tifffile.imwrite(tmp / "truth.tif", np.where(instances > 0, 0, 255).astype(np.uint8))
+    _cli(tmp, "evaluate", "--pred", tmp / "pred.tif", "--truth", tmp / "truth.tif")
+
+
 def _bioimageio(tmp, **changes):
     """Load a bioimage.io package of a tiny model, changed by ``changes``."""
     return load_model(package(tmp, **changes))
@@ -316,6 +324,7 @@ CASES = {
     "evaluate --kind instances with a class mask": lambda tmp: _evaluate(
         tmp, "instances", np.pad(np.full((4, 4), 2, np.uint8), 2, constant_values=1)
     ),
+    "evaluate --kind instances with a membrane map as truth": lambda tmp: _evaluate_membranes(tmp),
     "train --batch-size 99999999999": lambda tmp: _cli_train(tmp, "--batch-size", "99999999999"),
     "predict --workers 99999999999999999999": lambda tmp: _predict_file(
         tmp, IMAGE, "--workers", "99999999999999999999"

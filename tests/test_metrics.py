@@ -331,3 +331,20 @@ def test_evaluate_warns_when_instances_look_like_a_class_mask():
         warnings.simplefilter("error")
         fixed = evaluate(instance_labels(class_mask), truth, kind="instances")
     assert fixed["instances"][0]["f1"] == 1.0
+
+
+def test_instance_truth_reads_a_binary_mask_plane_by_plane_and_leaves_labels_alone():
+    from napari_unet.evaluation.matching import instance_truth
+
+    stack = np.zeros((2, 12, 12), np.uint8)
+    stack[0, 1:4, 1:4] = stack[0, 6:9, 6:9] = stack[1, 1:4, 1:4] = 7  # one value: binary
+    labels, note = instance_truth(stack)
+    assert labels.shape == stack.shape and "connected components" in note
+    assert [len(np.unique(plane)) - 1 for plane in labels] == [2, 1]
+    assert ((labels > 0) == (stack > 0)).all()
+    tracked = np.where(stack > 0, np.arange(1, 13)[None, :, None], 0)  # several labels
+    same, note = instance_truth(tracked)
+    assert same is tracked or np.array_equal(same, tracked)
+    assert note == ""
+    with pytest.raises(ValueError, match="membrane map"):
+        instance_truth(np.where(stack > 0, 0, 255).astype(np.uint8))

@@ -157,3 +157,67 @@ def test_evaluate_without_an_image_truth_or_prediction_warns_and_errors_stay_err
     panel.kind.value = "semantic"
     assert panel.run() is None  # instance labels for 'semantic': a real error
     assert notifications[-1].severity == NotificationSeverity.ERROR
+
+
+def _instances_against(viewer, panel, truth: np.ndarray, name: str):
+    """Score the perfect instances of the discs (one label each) against ``truth``."""
+    placement = {"scale": [1.0, 1.0], "translate": [0.0, 0.0]}
+    instances = disc_labels(range(1, len(CENTRES) + 1))
+    show_output(viewer, viewer.layers["discs"], "instances", instances, Labels, placement=placement)
+    viewer.add_labels(truth, name=name)
+    panel.truth_picker.combo.value = viewer.layers[name]
+    panel.kind.value = "instances"
+    return panel.run()
+
+
+def test_instances_read_a_binary_truth_as_its_connected_components(evaluate_panel):
+    viewer, panel = evaluate_panel
+    scores = _instances_against(viewer, panel, disc_labels([1] * len(CENTRES)), "binary truth")
+    at_half = next(row for row in scores["instances"] if row["threshold"] == 0.5)
+    assert (at_half["tp"], at_half["fp"], at_half["fn"]) == (len(CENTRES), 0, 0)
+    assert "connected components" in panel.result.text()
+
+
+def test_instances_refuse_a_membrane_map_saying_to_choose_membranes(evaluate_panel, notifications):
+    viewer, panel = evaluate_panel
+    membrane_map = np.where(disc_labels([1] * len(CENTRES)) > 0, 0, 255).astype(np.uint8)
+    assert _instances_against(viewer, panel, membrane_map, "isbi truth") is None
+    message = str(notifications[-1].message)
+    assert "membrane map" in message and "score it as membranes" in message
+    assert notifications[-1].severity == NotificationSeverity.ERROR
+
+
+def test_nothing_left_away_from_the_strokes_is_refused_not_scored_perfect(
+    evaluate_panel, notifications
+):
+    from napari_unet._widgets._annotation_combo import IMAGE_KEY
+    from napari_unet._widgets._layers import ANNOTATION_KEY
+
+    viewer, panel = evaluate_panel
+    painted = np.ones((128, 128), np.uint8)  # every pixel, as Start from the prediction does
+    strokes = viewer.add_labels(painted, name="discs annotations")
+    strokes.metadata.update({ANNOTATION_KEY: True, IMAGE_KEY: viewer.layers["discs"].unique_id})
+    panel.away.value = True
+    truth = disc_labels(range(1, len(CENTRES) + 1))
+    assert _instances_against(viewer, panel, truth, "truth") is None
+    assert "Nothing to score: no true object is left" in panel.result.text()
+    assert notifications[-1].severity == NotificationSeverity.WARNING
+    class_truth = np.where(truth > 0, 2, 1).astype(np.uint8)
+    assert evaluate_against(viewer, panel, class_truth, "class truth") is None  # semantic
+    assert "Nothing to score: no pixel is left" in panel.result.text()
+    panel.truth_picker.combo.value = viewer.layers["truth"]
+    panel.away.value = False
+    panel.kind.value = "instances"
+    assert panel.run()["instances"][0]["tp"] == len(CENTRES)
+
+
+def test_no_object_on_either_side_says_nothing_to_match():
+    from napari_unet._widgets._evaluate_text import format_scores
+    from napari_unet.evaluation.metrics import evaluate
+
+    empty = np.zeros((16, 16), np.int32)
+    said = format_scores(evaluate(empty, empty, kind="instances"))
+    assert said.startswith("No objects, neither true nor predicted") and "F1" not in said
+    one = empty.copy()
+    one[2:6, 2:6] = 1
+    assert format_scores(evaluate(one, one, kind="instances")).startswith("At IoU 0.5: F1 1.000")

@@ -13,6 +13,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.continuity import LINEAGE_KEY, lineage
+from ..evaluation.matching import instance_truth
 from ..evaluation.metrics import evaluate
 from ..evaluation.regions import STROKE_MARGIN, near_strokes
 from ._annotation_combo import annotation_of
@@ -20,6 +21,7 @@ from ._evaluate_text import (
     away_words,
     convert_hint,
     format_scores,
+    nothing_left_words,
     semantic_offset,
     slice_words,
 )
@@ -296,6 +298,8 @@ class EvaluatePanel(QWidget):
         offset, note = 0, ""
         if self.kind.value == "semantic":
             offset, note = semantic_offset(true, self._n_classes(predicted), is_annotation(truth))
+        elif self.kind.value == "instances":
+            true, note = instance_truth(true)
         index = self._slice_in_view(prediction) if predicted.ndim > 2 else None
         if index is not None:  # a stack: the slice in view
             predicted, true = predicted[index], true[index]
@@ -303,6 +307,8 @@ class EvaluatePanel(QWidget):
             true = true.astype(np.int64) + offset
         ignore = self._near_strokes(image, index, true.shape) if self.away.value else None
         scores = evaluate(predicted, true, kind=self.kind.value, ignore=ignore)
+        if ignore is not None and _nothing_left(scores, ignore):
+            raise Refusal(nothing_left_words(self.kind.value))
         if self.away.value:
             note = "; ".join(filter(None, [note, away_words(scores, ignore is not None)]))
         return ({**scores, "note": note} if note else scores), index
@@ -366,3 +372,11 @@ class EvaluatePanel(QWidget):
         state = model_state(self.viewer)
         n_classes = state.model.config.n_classes if state.has_model else 0
         return max(n_classes, int(predicted.max(initial=0)))
+
+
+def _nothing_left(scores: dict[str, Any], ignore: np.ndarray) -> bool:
+    """Whether "Only away from the strokes" left nothing to score: every pixel, or
+    (instances) every true object, lies near the strokes."""
+    if bool(ignore.all()):
+        return True
+    return scores.get("kind") == "instances" and scores["n_true"] == 0 < scores["left_out_true"]

@@ -11,6 +11,7 @@ __all__ = [
     "class_values_words",
     "convert_hint",
     "format_scores",
+    "nothing_left_words",
     "semantic_offset",
     "slice_words",
 ]
@@ -96,6 +97,16 @@ def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tupl
     )
 
 
+def nothing_left_words(kind: str) -> str:
+    """Why "Only away from the strokes" left nothing to score of the plane."""
+    what = "no true object is" if kind == "instances" else "no pixel is"
+    return (
+        f"Nothing to score: {what} left away from the strokes on this plane (they cover "
+        "all of it, e.g. after Start from the prediction). Untick “Only away from the "
+        "strokes”, or score another slice."
+    )
+
+
 def away_words(scores: dict[str, Any], painted: bool) -> str:
     """What "Only away from the strokes" left out of ``scores`` (``painted``: whether the
     scored plane has strokes at all)."""
@@ -114,6 +125,8 @@ def format_scores(scores: dict[str, Any]) -> str:
     kind = scores.get("kind")
     if kind == "instances":
         row = next(r for r in scores["instances"] if abs(r["threshold"] - 0.5) < 1e-9)
+        if row["tp"] + row["fp"] + row["fn"] == 0:
+            return f"No objects, neither true nor predicted: nothing to match{_note(scores)}"
         return (
             f"At IoU 0.5: F1 {row['f1']:.3f}, precision {row['precision']:.3f}, recall "
             f"{row['recall']:.3f} ({row['tp']} matched, {row['fp']} extra, {row['fn']} missed); "

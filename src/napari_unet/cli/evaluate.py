@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="membranes: 2-D membrane maps (ISBI errors); instances (default): instance "
         "label images (predict's <stem>_instances.tif, 0 = background), stacks matched "
         "slice by slice and the counts summed; refused if --pred looks like a class mask "
-        "(no 0 pixel, label 1 on half the pixels or more); semantic: class masks "
+        "(no 0 pixel, label 1 on half the pixels or more); a binary --truth (one label) "
+        "is read as its connected components, and refused as a membrane map when that "
+        "label covers half the pixels or more; semantic: class masks "
         "(predict's <stem>_mask.tif)",
     )
     evaluate.add_argument(
@@ -57,10 +60,25 @@ def run_evaluate(args: argparse.Namespace) -> None:
         )
     if args.kind == "instances":
         _check_instances(args.pred, prediction)
+        truth = _instance_truth(args.truth, truth)
     if args.kind == "semantic":  # class masks; a label of 2**40 would size 8 TiB of counts
         for path, mask in ((args.pred, prediction), (args.truth, truth)):
             _check_class_mask(path, mask)
     print_json(evaluate(prediction, truth, kind=args.kind, ignore=_near(args.away_from, truth)))
+
+
+def _instance_truth(path: Path, truth: np.ndarray) -> np.ndarray:
+    """``truth`` as instance labels (a binary mask's components, said on stderr); a
+    membrane map is refused (:func:`~napari_unet.evaluation.matching.instance_truth`)."""
+    from ..evaluation.matching import instance_truth
+
+    try:
+        labels, note = instance_truth(truth)
+    except ValueError as error:
+        raise CliError(f"{path}: {error}") from None
+    if note:
+        print(f"{path}: {note}", file=sys.stderr)
+    return labels
 
 
 def _near(strokes_path: Path | None, truth: np.ndarray) -> np.ndarray | None:
