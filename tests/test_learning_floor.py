@@ -95,6 +95,7 @@ def test_the_running_line_names_the_budget_that_ends_the_run():
     assert _line(12.4) == "Iteration 42 · loss 0.5 (smoothed 0.25) · 12 of 60 s"
     assert _line(12.4, budget=100) == "Iteration 42 of 100 · loss 0.5 (smoothed 0.25) · 12 s"
     assert _line(59.0, floor=300).endswith("· 59 of 60 s")
+    assert _line(65.2, floor=42).endswith("· 65 of 60 s")  # the floor reached: this line ends it
     past = _line(65.2, floor=300)
     assert past.endswith(
         f"65 s: a new model trains on past 60 s until it has trained {TRAINED_ITERATIONS} "
@@ -131,3 +132,22 @@ def test_train_says_when_a_new_model_trains_on_past_its_time(tmp_path, capsys):
     assert note in said.err + said.out
     done = load_model(out).metadata["training_history"][-1]["iterations"]
     assert 0 < done < TRAINED_ITERATIONS  # the cap ended it
+
+
+def test_train_says_nothing_of_training_on_once_the_floor_is_reached(capsys):
+    from napari_unet.cli._interrupts import CtrlC
+    from napari_unet.cli.train import Termination, _follow_training
+
+    def steps(last_iteration):
+        for iteration, elapsed in ((1, 0.5), (last_iteration, 1.5)):
+            yield SimpleNamespace(
+                iteration=iteration, elapsed=elapsed, fraction=0.5, smoothed_loss=0.1
+            )
+
+    for last_iteration, noted in ((300, False), (299, True)):
+        status = _follow_training(
+            steps(last_iteration), (1.0, 300), Termination(), CtrlC(("",) * 2, "")
+        )
+        said = capsys.readouterr()
+        assert status == 0
+        assert ("a new model trains on" in said.err + said.out) is noted

@@ -14,6 +14,7 @@ from napari_unet._widgets._evaluate import EvaluatePanel
 from napari_unet._widgets._finetune_job import FinetuneUpdate
 from napari_unet._widgets._layers import show_output
 from napari_unet._widgets._plot import LossPlot
+from napari_unet._widgets._predict_text import SEE_THROUGH_OPACITY
 
 pytestmark = pytest.mark.gui
 
@@ -72,6 +73,7 @@ def test_go_back_says_the_model_is_the_one_before_and_to_predict_again(qtbot, do
     assert not finetune.back_button.enabled
     assert "Worse than before" not in said, said
     assert "Back to “tiny”, the model before this training run" in said and "Predict again" in said
+    assert "the one it made is dropped" in said
 
 
 def test_the_go_back_line_goes_when_another_model_is_loaded(qtbot, dock):
@@ -237,6 +239,7 @@ def test_starting_from_the_prediction_hides_the_mask_over_the_copy(dock):
     layer = widget.annotate.annotation_layer
     assert layer is not None and layer.visible
     np.testing.assert_array_equal(layer.data, predicted)
+    assert layer.opacity == SEE_THROUGH_OPACITY  # the filled slice lets the image show
 
 
 def test_predict_shows_its_mask_again_after_the_copy_hid_it(qtbot, dock):
@@ -246,7 +249,13 @@ def test_predict_shows_its_mask_again_after_the_copy_hid_it(qtbot, dock):
     assert widget.annotate.copy_prediction() > 0 and not mask.visible
     run(qtbot, widget.predict, widget.predict.run_prediction)
     assert mask.visible  # the status says it is shown
-    assert f"Shown: “{mask.name}”" in widget.predict.status.text()
+    said = widget.predict.status.text()
+    assert f"Shown: “{mask.name}”" in said and "covers most of this slice" not in said
+    strokes = widget.annotate.annotation_layer
+    strokes.opacity = 0.7  # the user made the filled layer opaque again: it hides the mask
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    said = widget.predict.status.text()
+    assert f"“{strokes.name}” covers most of this slice on top of the mask" in said
 
 
 def test_show_loss_weights_again_after_predict_hid_them(qtbot, dock):

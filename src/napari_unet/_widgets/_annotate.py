@@ -30,6 +30,7 @@ from ._layers import (
     find_output,
     is_annotation,
 )
+from ._predict_text import SEE_THROUGH_OPACITY
 from ._state import model_state, real_viewer
 from ._stroke_counts import StrokeCounts
 
@@ -160,14 +161,18 @@ class AnnotateWidget(QWidget):
         where = tuple(np.full(pixels[0].size, index) for index in plane) + pixels
         layer.data_setitem(where, predicted[fill].astype(layer.data.dtype))
         self.update_counts()
-        hidden = ""
+        shown = []
         if mask.visible:  # it would cover the copy, which is what is corrected now
             mask.visible = False
-            hidden = f" (“{mask.name}” is hidden, so that the copy shows)"
+            shown.append(f"“{mask.name}” is hidden, so that the copy shows")
+        if layer.opacity > SEE_THROUGH_OPACITY:  # a filled slice would hide the image
+            layer.opacity = SEE_THROUGH_OPACITY
+            shown.append(f"“{layer.name}” is at opacity {SEE_THROUGH_OPACITY}, so the image shows")
         slice_text = f" of slice {', '.join(map(str, plane))}" if plane else ""
         show_info(
             f"Copied {pixels[0].size:,} predicted pixels into the unpainted pixels{slice_text}"
-            f"{hidden}: correct the mistakes with the brush, then fine-tune."
+            f"{' (' + '; '.join(shown) + ')' if shown else ''}: correct the mistakes with the "
+            "brush, then fine-tune."
         )
         return int(pixels[0].size)
 

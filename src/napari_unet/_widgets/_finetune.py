@@ -307,8 +307,8 @@ class FinetuneWidget(QWidget):
         self.plot.clear()
         self.state.last_run = None
         self.status.setText(
-            f"Back to “{entry.name}”, the model before this {run_words(entry.training)}. "
-            "Predict again to see its results."
+            f"Back to “{entry.name}”, the model before this {run_words(entry.training)}; "
+            "the one it made is dropped. Predict again to see its results."
         )
 
     def _show_preview(self, plane: tuple[int, ...], foreground: np.ndarray) -> None:

@@ -125,7 +125,8 @@ def progress_line(update: FinetuneUpdate, request: TrainingRequest | None) -> st
     count = f"Iteration {update.iteration}" + (f" of {budget}" if budget else "")
     clock = f"{update.elapsed:.0f} of {seconds:g} s" if seconds and not budget else ""
     clock = clock or f"{update.elapsed:.0f} s"
-    if request is not None and request.floor and seconds and update.elapsed > seconds:
+    floor = request.floor if request is not None else 0
+    if seconds and update.elapsed > seconds and update.iteration < floor:
         clock = (
             f"{update.elapsed:.0f} s: a new model trains on past {seconds:g} s until it has "
             f"trained {TRAINED_ITERATIONS} iterations (at most {LEARNING_FLOOR_CAP * seconds:g} s)"

@@ -77,7 +77,10 @@ class GoBackButton(QObject):
         self.button.enabled = self.available
         run = self.run
         self.button.text = f"Go back to the model before this {run}"
-        self.button.tooltip = f"Undo the {run}: the model becomes what it was before it."
+        self.button.tooltip = (
+            f"Undo the {run}: the model becomes what it was before it, and the {run}'s "
+            "model is dropped (save it first to keep it)."
+        )
 
     def go_back(self, *_: Any) -> bool:
         """Make the model before the run current again; False if that is not possible."""

@@ -47,6 +47,7 @@ from ._predict_text import (
     cancelled_bar_text,
     cancelled_text,
     changes_sentence,
+    covered_words,
     done_head,
     memory_status,
 )
@@ -290,9 +291,10 @@ class PredictWidget(QWidget, PredictControls):
             if covering is not None:
                 covering.visible = False
         bring_to_front(self.viewer, layers["mask"])  # over a layer added since the last run
-        strokes = annotation_of(self.viewer, image)
+        strokes, covering = annotation_of(self.viewer, image), ""
         if strokes is not None:  # corrections are painted over the mask, to the layer that trains
             bring_to_front(self.viewer, strokes)
+            covering = covered_words(strokes, geometry.plane_in_view(image, self.viewer))
         self.evaluation.clear()
         hidden = ["instances", *(kind for kind in outputs if kind not in ("instances", "mask"))]
         hint = " (bright where the model is unsure: paint there next)"
@@ -305,6 +307,7 @@ class PredictWidget(QWidget, PredictControls):
             + "."
             + at_chance_text(result.mask, self.state.model if self.state.has_model else None)
             + changes
+            + covering
             + note,
             image,
             *layers.values(),

@@ -7,7 +7,9 @@ the progress says "slice 5 of 0–19".
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ..core.tile_choice import TileChoice
 
@@ -16,6 +18,10 @@ if TYPE_CHECKING:
 
 RUNNING_FORMAT = "%p%"
 """The Predict section's bar while a run goes, and after it finished: the share done."""
+
+SEE_THROUGH_OPACITY = 0.35
+"""The opacity Start from the prediction (Annotate) gives the annotation layer it fills, so
+that the image, and later the mask, show through it."""
 
 AUTOMATIC = "Automatic"
 """The first tile-size choice: the model's default tile, for the image in view."""
@@ -89,6 +95,18 @@ def cancelled_bar_text(last: PredictionProgress | None) -> str:
     if last.planes == 1:
         return f"Cancelled after {count_words(last.tiles_done, last.tiles, 'tile')}"
     return f"Cancelled after {count_words(last.planes_done, last.planes, 'slice')}"
+
+
+def covered_words(strokes: Any, plane: tuple[int, ...]) -> str:
+    """A sentence when the annotation layer ``strokes``, on top, covers most of the
+    ``plane`` in view (after Start from the prediction) and so hides the new mask; "" else."""
+    painted = np.asarray(strokes.data[plane])
+    if strokes.opacity <= SEE_THROUGH_OPACITY or np.count_nonzero(painted) < painted.size / 2:
+        return ""
+    return (
+        f" “{strokes.name}” covers most of this slice on top of the mask: hide it or lower "
+        "its opacity to see the mask."
+    )
 
 
 def done_head(planes: int, objects: int) -> str:

@@ -200,7 +200,8 @@ def run_train(args: argparse.Namespace) -> int:
     calibrates = sets_threshold(model)
     ctrl_c = CtrlC(ctrl_c_notices(calibrates), WRITING_NOTICE)
     config = _train_config(args)
-    past = config.seconds if learning_floor(config, model) else None  # may train on past it
+    floor = learning_floor(config, model)  # iterations it trains on past its time budget for
+    past = (config.seconds, floor) if floor and config.seconds else None
     steps = finetune(
         model,
         images,
@@ -231,10 +232,14 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train_and_save(
-    args: argparse.Namespace, model, steps, ctrl_c: CtrlC, past: float | None = None
+    args: argparse.Namespace,
+    model,
+    steps,
+    ctrl_c: CtrlC,
+    past: tuple[float, int] | None = None,
 ) -> tuple[int, bool]:
     """Train (following ``steps``, the ``finetune`` generator; ``past``: the time budget a new
-    model may train on past, or None) and save; returns the exit
+    model may train on past and the iterations it must reach, or None) and save; returns the exit
     status of a stop that ended training at once (130, 143; else 0) and whether the
     checkpoint was written (not when no iteration ran)."""
     from ..core.metadata import trained_description
@@ -290,9 +295,12 @@ def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_
         print(_not_learnt_text(model, changes, path))
 
 
-def _follow_training(steps, past: float | None, termination: Termination, ctrl_c: CtrlC) -> int:
+def _follow_training(
+    steps, past: tuple[float, int] | None, termination: Termination, ctrl_c: CtrlC
+) -> int:
     """Run the ``finetune`` generator with a progress bar (``ctrl_c`` prints above it, and
-    a note once the run goes on past ``past`` seconds, a new model's time budget);
+    a note once the run goes on past ``past = (seconds, floor)``, a new model's time budget,
+    before its ``floor`` of iterations);
     returns the exit status of a stop that ended it at once: SIGTERM (143) or a
     KeyboardInterrupt not from :class:`CtrlC` (130). Its third press is raised again."""
     from ..training.loop import TrainingError
@@ -301,8 +309,8 @@ def _follow_training(steps, past: float | None, termination: Termination, ctrl_c
     ctrl_c.say = bar.note
     try:
         for step in steps:
-            if past is not None and step.elapsed > past:
-                bar.note(floor_note(past))
+            if past is not None and step.elapsed > past[0] and step.iteration < past[1]:
+                bar.note(floor_note(past[0]))
                 past = None
             bar.update(step.fraction, f"it {step.iteration} loss {step.smoothed_loss:.4f}")
     except KeyboardInterrupt:
