@@ -151,3 +151,22 @@ def test_train_says_nothing_of_training_on_once_the_floor_is_reached(capsys):
         said = capsys.readouterr()
         assert status == 0
         assert ("a new model trains on" in said.err + said.out) is noted
+
+
+def test_train_says_when_its_time_budget_cut_a_fine_tune_short(tmp_path, capsys):
+    from helpers import as_trained, square_train_args
+    from napari_unet.cli import main
+    from napari_unet.core.checkpoint import save_model
+
+    trained = save_model(as_trained(tiny_model()), tmp_path / "trained.safetensors")
+    files = square_train_args(tmp_path)[:5]  # train --images … --labels …
+    out = tmp_path / "tuned.safetensors"
+    args = [*files, "--model", str(trained), "--output", str(out), "--device", "cpu"]
+    assert main([*args, "--seconds", "0.05"]) == 0  # 100 iterations take far longer
+    done = load_model(out).metadata["training_history"][-1]["iterations"]
+    assert 0 < done < TrainConfig().finetune_iterations
+    budget = TrainConfig().finetune_iterations
+    expected = f"the time budget ended the run after {done} of its {budget} iterations"
+    assert expected in capsys.readouterr().out
+    assert main([*args, "--iterations", "3", "--overwrite"]) == 0  # its budget reached
+    assert "the time budget ended" not in capsys.readouterr().out

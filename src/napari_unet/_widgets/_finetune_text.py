@@ -10,7 +10,7 @@ from qtpy.QtWidgets import QProgressBar
 from ..config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
 from ..evaluation.review import ClassChanges, class_names
 from ..training.distillation import has_been_trained, learning_before_last_run
-from ..training.history import guess_loss_text, last_run_loss, not_learnt_yet
+from ..training.history import cut_short, guess_loss_text, last_run_loss, not_learnt_yet
 from ..training.sampling import AnnotationError, check_classes_present
 from ._finetune_job import FinetuneUpdate, TrainingRequest
 
@@ -137,12 +137,11 @@ def progress_line(update: FinetuneUpdate, request: TrainingRequest | None) -> st
 def cut_short_text(progress: Any, model: Any, stopped: bool) -> str:
     """A sentence when the time budget ended a run before its iteration budget (a busy or
     slow machine: the annotation-loop benchmark checks 100 iterations); "" otherwise."""
-    history = model.info.training_history
-    budget = (history[-1].train_config or {}).get("iterations") if history else None
-    if stopped or not isinstance(budget, int) or progress.iteration >= budget:
+    short = cut_short(model)
+    if stopped or short is None or short[0] != progress.iteration:  # not this run's record
         return ""
     return (
-        f" The time budget ended it after {progress.iteration} of its {budget} iterations "
+        f" The time budget ended it after {short[0]} of its {short[1]} iterations "
         "(a slow or busy machine: a longer time budget lets it finish)."
     )
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
 
-__all__ = ["_not_learnt_text", "_print_threshold", "floor_note"]
+__all__ = ["_not_learnt_text", "_print_threshold", "cut_short_note", "floor_note"]
 
 
 def floor_note(seconds: float) -> str:
@@ -14,6 +14,20 @@ def floor_note(seconds: float) -> str:
     return (
         f"past {seconds:g} s: a new model trains on until it has trained {TRAINED_ITERATIONS} "
         f"iterations (at most {LEARNING_FLOOR_CAP * seconds:g} s; Ctrl-C stops it)"
+    )
+
+
+def cut_short_note(model) -> str:
+    """A line when the time budget ended the last run before its iteration budget (a busy
+    or slow machine; the annotation-loop benchmark checks full budgets); "" otherwise."""
+    from ..training.history import cut_short
+
+    short = cut_short(model)
+    if short is None:
+        return ""
+    return (
+        f"the time budget ended the run after {short[0]} of its {short[1]} iterations (a "
+        "slow or busy machine): a longer --seconds lets it finish"
     )
 
 

@@ -21,7 +21,7 @@ from ._interrupts import (
 )
 from ._progress import ProgressBar
 from ._train_arguments import add_train_arguments, check_numbers, check_train_output
-from ._train_words import _not_learnt_text, _print_threshold, floor_note
+from ._train_words import _not_learnt_text, _print_threshold, cut_short_note, floor_note
 
 __all__ = ["add_parser", "run_train"]
 
@@ -263,6 +263,8 @@ def _train_and_save(
             _save_or_keep(model, args.output, args.half, extra)
     stopped = " (interrupted: the best weights so far)" if status or ctrl_c.presses else ""
     print(f"wrote {args.output}{stopped}")
+    if not stopped and cut_short_note(model):
+        print(cut_short_note(model))
     return status, True
 
 

@@ -130,6 +130,19 @@ def last_run_loss(model) -> float | None:
     return float(loss) if loss is not None and math.isfinite(loss) else None
 
 
+def cut_short(model) -> tuple[int, int] | None:
+    """``(iterations, budget)`` of the last recorded run when it ended before its iteration
+    budget (its time budget, or a stop, ended it first); None otherwise or without one."""
+    history = model.info.training_history
+    if not history:
+        return None
+    budget = (history[-1].train_config or {}).get("iterations")
+    done = history[-1].iterations
+    if not isinstance(budget, int) or not isinstance(done, int) or done >= budget:
+        return None
+    return done, budget
+
+
 def guess_loss_text(model) -> str:
     """How the last run's loss compares with a guess's, for messages: "loss (0.683) is
     still about that of a guess (0.693)" (the loss from :func:`last_run_loss`)."""
