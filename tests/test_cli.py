@@ -400,6 +400,24 @@ def test_evaluate_instances_read_a_binary_truth_and_refuse_a_membrane_map(tmp_pa
     assert "membrane map" in error and "score it as membranes" in error
 
 
+def test_evaluate_semantic_refuses_instance_labels_and_reads_a_binary_truth(tmp_path, capsys):
+    mask = np.ones((20, 20), np.uint8)  # predict's class mask: 1 = background, 2 = object
+    mask[2:8, 2:8] = mask[10:18, 10:18] = 2
+    instances = np.zeros((20, 20), np.uint16)
+    instances[2:8, 2:8], instances[10:18, 10:18] = 1, 7
+    tifffile.imwrite(tmp_path / "m.tif", mask)
+    tifffile.imwrite(tmp_path / "instances.tif", instances)
+    tifffile.imwrite(tmp_path / "binary.tif", (instances > 0).astype(np.uint8))
+    files = ["evaluate", "--kind", "semantic", "--pred", str(tmp_path / "m.tif"), "--truth"]
+    assert main([*files, str(tmp_path / "instances.tif")]) == 2  # was: IoU 0, pixel error 1
+    assert "these look like instance labels (score them as instances)" in capsys.readouterr().err
+    assert main([*files, str(tmp_path / "binary.tif")]) == 0
+    said = capsys.readouterr()
+    result = json.loads(said.out)
+    assert result["pixel_error"] == 0.0 and result["iou"] == {"1": 1.0, "2": 1.0}
+    assert "binary mask" in said.err
+
+
 def test_predict_batch_size_must_be_positive(tmp_path, tiny_checkpoint, image_files, capsys):
     args = [
         "predict",

@@ -148,12 +148,12 @@ def _evaluate(tmp, kind, array):
     _cli(tmp, "evaluate", "--pred", tmp / "pred.tif", "--truth", tmp / "pred.tif", "--kind", kind)
 
 
-def _evaluate_membranes(tmp):
+def _evaluate_membranes(tmp, *options):
     instances = np.zeros((8, 8), np.uint8)
     instances[1:3, 1:3], instances[5:7, 5:7] = 1, 2
     tifffile.imwrite(tmp / "pred.tif", instances)
     tifffile.imwrite(tmp / "truth.tif", np.where(instances > 0, 0, 255).astype(np.uint8))
-    _cli(tmp, "evaluate", "--pred", tmp / "pred.tif", "--truth", tmp / "truth.tif")
+    _cli(tmp, "evaluate", "--pred", tmp / "pred.tif", "--truth", tmp / "truth.tif", *options)
 
 
 def _bioimageio(tmp, **changes):
@@ -325,6 +325,9 @@ CASES = {
         tmp, "instances", np.pad(np.full((4, 4), 2, np.uint8), 2, constant_values=1)
     ),
     "evaluate --kind instances with a membrane map as truth": lambda tmp: _evaluate_membranes(tmp),
+    "evaluate --kind semantic with a membrane map as truth": lambda tmp: _evaluate_membranes(
+        tmp, "--kind", "semantic"
+    ),
     "train --batch-size 99999999999": lambda tmp: _cli_train(tmp, "--batch-size", "99999999999"),
     "predict --workers 99999999999999999999": lambda tmp: _predict_file(
         tmp, IMAGE, "--workers", "99999999999999999999"

@@ -334,7 +334,7 @@ def test_evaluate_warns_when_instances_look_like_a_class_mask():
 
 
 def test_instance_truth_reads_a_binary_mask_plane_by_plane_and_leaves_labels_alone():
-    from napari_unet.evaluation.matching import instance_truth
+    from napari_unet.evaluation.truth import instance_truth
 
     stack = np.zeros((2, 12, 12), np.uint8)
     stack[0, 1:4, 1:4] = stack[0, 6:9, 6:9] = stack[1, 1:4, 1:4] = 7  # one value: binary

@@ -39,8 +39,8 @@ def test_semantic_refuses_instance_labels_saying_to_choose_instances(evaluate_pa
     instances = disc_labels(range(1, len(CENTRES) + 1))
     assert evaluate_against(viewer, panel, instances, "instance truth") is None
     messages = [str(n.message) for n in notifications]
-    assert any("instance labels" in m and "'instances'" in m for m in messages), messages
-    assert any("0 = membrane, 255 = interior (choose 'membranes')" in m for m in messages)
+    assert any("instance labels (score them as instances)" in m for m in messages), messages
+    assert any("0 = membrane, 255 = interior (score it as membranes)" in m for m in messages)
     assert panel.result.text() == messages[-1]  # the whole message, beside the button
 
 

@@ -13,16 +13,15 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.continuity import LINEAGE_KEY, lineage
-from ..evaluation.matching import instance_truth
 from ..evaluation.metrics import evaluate
 from ..evaluation.regions import STROKE_MARGIN, near_strokes
+from ..evaluation.truth import instance_truth, semantic_offset
 from ._annotation_combo import annotation_of
 from ._evaluate_text import (
     away_words,
     convert_hint,
     format_scores,
     nothing_left_words,
-    semantic_offset,
     slice_words,
 )
 from ._geometry import ImageGeometry

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 __all__ = [
-    "class_values_words",
     "convert_hint",
     "format_scores",
     "nothing_left_words",
-    "semantic_offset",
     "slice_words",
 ]
 
@@ -29,72 +25,6 @@ def slice_words(index: tuple[int, ...]) -> str:
     """A stack slice as the user finds it with the slider: "slice 7" (a 3D stack), or
     "slice (2, 7)" (one index per leading axis)."""
     return f"slice {index[0]}" if len(index) == 1 else f"slice {tuple(index)}"
-
-
-def class_values_words(n_classes: int) -> str:
-    """What the label values of a class mask mean for a model of ``n_classes`` classes
-    (background included), e.g. "0 = not scored, 1 = background, 2 = the foreground class"."""
-    if n_classes <= 2:
-        return "0 = not scored, 1 = background, 2 = the foreground class"
-    return (
-        f"0 = not scored, 1 = background, 2 to {n_classes} = the {n_classes - 1} foreground classes"
-    )
-
-
-def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tuple[int, str]:
-    """How to read ``truth`` as a class mask of a model with ``n_classes`` classes.
-
-    Class masks follow the annotation convention: 0 = not scored, 1 = background,
-    2 to ``n_classes`` = the classes. A mask holding only 0 and 1 that was not
-    painted in Annotate is a binary mask (0 = background, 1 = object), as most
-    tools save one; read in the convention, all of it would be background or not
-    scored. For a model with one class besides background it is shifted by one.
-
-    Parameters
-    ----------
-    truth : numpy.ndarray
-        The whole ground-truth layer's labels.
-    n_classes : int
-        Classes the prediction may hold, background included.
-    annotation : bool
-        Whether ``truth`` is an annotation layer (in the convention by construction).
-
-    Returns
-    -------
-    offset : int
-        What to add to ``truth`` (0 or 1).
-    note : str
-        How the truth was read, for the user ("" when in the convention).
-
-    Raises
-    ------
-    ValueError
-        Labels above ``n_classes`` (instance labels), none at all, or a binary mask
-        for a model with several classes.
-    """
-    top = int(truth.max(initial=0))
-    if top > n_classes:
-        raise ValueError(
-            f"The ground truth holds labels up to {top}, but 'semantic' takes a class mask "
-            f"of this model, whose labels go up to {n_classes} "
-            f"({class_values_words(n_classes)}): these look like instance labels (choose "
-            "'instances') or a membrane map such as ISBI's 0 = membrane, 255 = interior "
-            "(choose 'membranes')."
-        )
-    if top == 0:
-        raise ValueError("The ground truth holds no labels (all 0 = not scored).")
-    if top > 1 or annotation or int(truth.min(initial=0)) < 0:
-        return 0, ""
-    if n_classes > 2:
-        raise ValueError(
-            "The ground truth is a 0/1 binary mask, but this model has "
-            f"{n_classes - 1} classes besides background: for 'semantic', label it "
-            f"{class_values_words(n_classes)}; or choose 'instances'."
-        )
-    return 1, (
-        "read the 0/1 ground truth as a binary mask: 0 = background, 1 = the foreground "
-        "class (label 2)"
-    )
 
 
 def nothing_left_words(kind: str) -> str:

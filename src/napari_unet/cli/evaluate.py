@@ -29,8 +29,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "slice by slice and the counts summed; refused if --pred looks like a class mask "
         "(no 0 pixel, label 1 on half the pixels or more); a binary --truth (one label) "
         "is read as its connected components, and refused as a membrane map when that "
-        "label covers half the pixels or more; semantic: class masks "
-        "(predict's <stem>_mask.tif)",
+        "label covers half the pixels or more; semantic: class masks (predict's "
+        "<stem>_mask.tif; --truth 0 = not scored, 1 = background, 2.. = classes, a 0/1 "
+        "mask read as background and object, labels above the prediction's refused)",
     )
     evaluate.add_argument(
         "--away-from",
@@ -64,13 +65,14 @@ def run_evaluate(args: argparse.Namespace) -> None:
     if args.kind == "semantic":  # class masks; a label of 2**40 would size 8 TiB of counts
         for path, mask in ((args.pred, prediction), (args.truth, truth)):
             _check_class_mask(path, mask)
+        truth = _class_truth(args.truth, truth, prediction)
     print_json(evaluate(prediction, truth, kind=args.kind, ignore=_near(args.away_from, truth)))
 
 
 def _instance_truth(path: Path, truth: np.ndarray) -> np.ndarray:
     """``truth`` as instance labels (a binary mask's components, said on stderr); a
-    membrane map is refused (:func:`~napari_unet.evaluation.matching.instance_truth`)."""
-    from ..evaluation.matching import instance_truth
+    membrane map is refused (:func:`~napari_unet.evaluation.truth.instance_truth`)."""
+    from ..evaluation.truth import instance_truth
 
     try:
         labels, note = instance_truth(truth)
@@ -79,6 +81,21 @@ def _instance_truth(path: Path, truth: np.ndarray) -> np.ndarray:
     if note:
         print(f"{path}: {note}", file=sys.stderr)
     return labels
+
+
+def _class_truth(path: Path, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """``truth`` as a class mask like ``prediction`` (a 0/1 mask shifted to 1/2, said on
+    stderr); instance labels or a membrane map are refused
+    (:func:`~napari_unet.evaluation.truth.semantic_offset`)."""
+    from ..evaluation.truth import semantic_offset
+
+    try:
+        offset, note = semantic_offset(truth, max(int(prediction.max(initial=0)), 2), False)
+    except ValueError as error:
+        raise CliError(f"{path}: {error}") from None
+    if note:
+        print(f"{path}: {note}", file=sys.stderr)
+    return truth.astype(np.int64) + offset if offset else truth
 
 
 def _near(strokes_path: Path | None, truth: np.ndarray) -> np.ndarray | None:

@@ -13,22 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-__all__ = [
-    "DEFAULT_IOU_THRESHOLDS",
-    "MEMBRANE_MAP_SHARE",
-    "instance_scores",
-    "instance_truth",
-    "match_instances",
-]
+__all__ = ["DEFAULT_IOU_THRESHOLDS", "instance_scores", "match_instances"]
 
 DEFAULT_IOU_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
-
-#: A ground truth for instances whose one label covers at least this share of the pixels
-#: is a membrane map (ISBI: 255 = interior, about 78 % of a slice), not objects.
-MEMBRANE_MAP_SHARE = 0.5
 
 
 def same_shape(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -178,46 +167,3 @@ def instance_scores(
         )
         for t in thresholds
     ]
-
-
-def instance_truth(truth: np.ndarray) -> tuple[np.ndarray, str]:
-    """A ground truth as instance labels: a binary mask's objects are its components.
-
-    Instance labels hold one value per object. A mask holding a single positive value
-    is a binary mask (as most tools save one): its connected components (4-connected,
-    plane by plane for a stack) are the objects. If that value covers at least
-    :data:`MEMBRANE_MAP_SHARE` of the pixels it is the interior of a membrane map,
-    whose objects are not separated.
-
-    Parameters
-    ----------
-    truth : numpy.ndarray of int, shape (Y, X) or (..., Y, X)
-
-    Returns
-    -------
-    labels : numpy.ndarray
-        ``truth`` itself, or the labelled components of a binary mask (int32).
-    note : str
-        How the truth was read, for the user ("" when as given).
-
-    Raises
-    ------
-    ValueError
-        A single label over most of the pixels (a membrane map).
-    """
-    truth = np.asarray(truth)
-    top = truth.max(initial=0)
-    pixels = int(np.count_nonzero(truth == top))
-    if top <= 0 or truth.min(initial=0) < 0 or pixels != np.count_nonzero(truth):
-        return truth, ""
-    share = pixels / truth.size
-    if share >= MEMBRANE_MAP_SHARE:
-        raise ValueError(
-            f"The ground truth holds one label ({top}) over {share:.0%} of the pixels: it "
-            "looks like a membrane map such as ISBI's 0 = membrane, 255 = interior, not one "
-            "label per object; score it as membranes."
-        )
-    planes = truth.reshape(-1, *truth.shape[-2:]) > 0
-    labels = np.stack([ndimage.label(plane)[0] for plane in planes]).astype(np.int32)
-    note = "read the binary ground truth's connected components as its objects"
-    return labels.reshape(truth.shape), note

@@ -1,0 +1,128 @@
+"""Reading a ground truth in the convention a metric needs, or saying why it cannot be.
+
+Shared by the Evaluate panel and ``napari-unet evaluate``: a binary mask scored as
+instances is read as its connected components (:func:`instance_truth`), a 0/1 mask
+scored as classes as background and object (:func:`semantic_offset`); instance labels
+or a membrane map scored as classes, and a membrane map scored as instances, are
+refused with the kind to choose.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+__all__ = ["MEMBRANE_MAP_SHARE", "class_values_words", "instance_truth", "semantic_offset"]
+
+#: A ground truth for instances whose one label covers at least this share of the pixels
+#: is a membrane map (ISBI: 255 = interior, about 78 % of a slice), not objects.
+MEMBRANE_MAP_SHARE = 0.5
+
+
+def class_values_words(n_classes: int) -> str:
+    """What the label values of a class mask mean for a model of ``n_classes`` classes
+    (background included), e.g. "0 = not scored, 1 = background, 2 = the foreground class"."""
+    if n_classes <= 2:
+        return "0 = not scored, 1 = background, 2 = the foreground class"
+    return (
+        f"0 = not scored, 1 = background, 2 to {n_classes} = the {n_classes - 1} foreground classes"
+    )
+
+
+def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tuple[int, str]:
+    """How to read ``truth`` as a class mask of a model with ``n_classes`` classes.
+
+    Class masks follow the annotation convention: 0 = not scored, 1 = background,
+    2 to ``n_classes`` = the classes. A mask holding only 0 and 1 that was not
+    painted in Annotate is a binary mask (0 = background, 1 = object), as most
+    tools save one; read in the convention, all of it would be background or not
+    scored. For a model with one class besides background it is shifted by one.
+
+    Parameters
+    ----------
+    truth : numpy.ndarray
+        The whole ground-truth layer's labels.
+    n_classes : int
+        Classes the prediction may hold, background included.
+    annotation : bool
+        Whether ``truth`` is an annotation layer (in the convention by construction).
+
+    Returns
+    -------
+    offset : int
+        What to add to ``truth`` (0 or 1).
+    note : str
+        How the truth was read, for the user ("" when in the convention).
+
+    Raises
+    ------
+    ValueError
+        Labels above ``n_classes`` (instance labels), none at all, or a binary mask
+        for a model with several classes.
+    """
+    top = int(truth.max(initial=0))
+    if top > n_classes:
+        raise ValueError(
+            f"The ground truth holds labels up to {top}, but 'semantic' takes a class mask "
+            f"like the prediction's, whose labels go up to {n_classes} "
+            f"({class_values_words(n_classes)}): these look like instance labels (score them "
+            "as instances) or a membrane map such as ISBI's 0 = membrane, 255 = interior "
+            "(score it as membranes)."
+        )
+    if top == 0:
+        raise ValueError("The ground truth holds no labels (all 0 = not scored).")
+    if top > 1 or annotation or int(truth.min(initial=0)) < 0:
+        return 0, ""
+    if n_classes > 2:
+        raise ValueError(
+            "The ground truth is a 0/1 binary mask, but the prediction has "
+            f"{n_classes - 1} classes besides background: for 'semantic', label it "
+            f"{class_values_words(n_classes)}; or score it as instances."
+        )
+    return 1, (
+        "read the 0/1 ground truth as a binary mask: 0 = background, 1 = the foreground "
+        "class (label 2)"
+    )
+
+
+def instance_truth(truth: np.ndarray) -> tuple[np.ndarray, str]:
+    """A ground truth as instance labels: a binary mask's objects are its components.
+
+    Instance labels hold one value per object. A mask holding a single positive value
+    is a binary mask (as most tools save one): its connected components (4-connected,
+    plane by plane for a stack) are the objects. If that value covers at least
+    :data:`MEMBRANE_MAP_SHARE` of the pixels it is the interior of a membrane map,
+    whose objects are not separated.
+
+    Parameters
+    ----------
+    truth : numpy.ndarray of int, shape (Y, X) or (..., Y, X)
+
+    Returns
+    -------
+    labels : numpy.ndarray
+        ``truth`` itself, or the labelled components of a binary mask (int32).
+    note : str
+        How the truth was read, for the user ("" when as given).
+
+    Raises
+    ------
+    ValueError
+        A single label over most of the pixels (a membrane map).
+    """
+    truth = np.asarray(truth)
+    top = truth.max(initial=0)
+    pixels = int(np.count_nonzero(truth == top))
+    if top <= 0 or truth.min(initial=0) < 0 or pixels != np.count_nonzero(truth):
+        return truth, ""
+    share = pixels / truth.size
+    if share >= MEMBRANE_MAP_SHARE:
+        raise ValueError(
+            f"The ground truth holds one label ({top}) over {share:.0%} of the pixels: it "
+            "looks like a membrane map such as ISBI's 0 = membrane, 255 = interior, not one "
+            "label per object; score it as membranes."
+        )
+    planes = truth.reshape(-1, *truth.shape[-2:]) > 0
+    labels = np.stack([ndimage.label(plane)[0] for plane in planes]).astype(np.int32)
+    note = "read the binary ground truth's connected components as its objects"
+    return labels.reshape(truth.shape), note
