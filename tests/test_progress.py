@@ -91,3 +91,26 @@ def test_a_terminal_that_reports_no_size_still_shows_the_bar(monkeypatch):
     monkeypatch.setattr(tqdm.std, "_screen_shape_wrapper", lambda: lambda _file: (0, 0))
     run(ProgressBar("training"), n=10)  # as in a pseudo-terminal that says 0 x 0
     assert "training |" + "#" * 30 + "| 100%, it 10 [" in screen.getvalue().split("\r")[-1]
+
+
+def test_a_new_stage_is_drawn_at_once_and_a_long_one_gets_its_line_in_a_log(monkeypatch):
+    fake_clock(monkeypatch, 0.0)  # no time passes: only a new stage forces a redraw
+    screen = Terminal()
+    bar = ProgressBar("a.tif", screen)
+    bar.update(1.0, "50/50 tiles")
+    bar.update(0.0, "refining the mask")
+    assert "|   0%, refining the mask [" in screen.getvalue().split("\r")[-1]
+    fake_clock(monkeypatch, 3.0)  # 3 s between readings
+    log = io.StringIO()
+    bar = ProgressBar("a.tif", log)  # read at 0 s
+    bar.update(0.5, "25/50 tiles")  # 3 s
+    bar.update(1.0, "50/50 tiles")  # 6 s
+    bar.update(0.0, "refining the mask")  # 9 s: the tiles' stage took 9 s, a line
+    bar.update(0.0, "instances 0/1")  # 12 s: the same fraction, no new stage
+    bar.update(1.0, "instances 1/1")  # 15 s
+    bar.close()  # 18 s
+    assert [line.split(" (")[0] for line in log.getvalue().splitlines()] == [
+        "a.tif: 100% 50/50 tiles",
+        "a.tif: 100% instances 1/1",
+    ]
+    assert log.getvalue().splitlines()[0].endswith("(9.0 s)")

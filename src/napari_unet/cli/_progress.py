@@ -12,6 +12,10 @@ from tqdm import tqdm
 _STEPS = 1000  # the bar counts fractions in steps of 0.1 %
 
 
+#: A log (not a terminal) gets a line for a stage that ended this long after its last line.
+STAGE_LINE_SECONDS = 5.0
+
+
 class ProgressBar:
     """``label |#####     |  45%, detail [elapsed]`` for a fraction done (a 30-wide bar).
 
@@ -46,19 +50,27 @@ class ProgressBar:
             )
 
     def update(self, fraction: float, detail: str = "") -> None:
-        """Show ``fraction`` (0 to 1) done, with ``detail`` after the percentage."""
-        self._fraction = min(max(fraction, 0.0), 1.0)
-        self._detail = detail
+        """Show ``fraction`` (0 to 1) done, with ``detail`` after the percentage.
+
+        A fraction below the last one starts a new stage (e.g. refining the mask after
+        the tiles): a terminal shows it at once; a log gets the finished stage's line
+        when it took :data:`STAGE_LINE_SECONDS` or more since the last line.
+        """
+        fraction = min(max(fraction, 0.0), 1.0)
+        new_stage = fraction < self._fraction
+        now = time.perf_counter()
+        if new_stage and self._tqdm is None and now - self._last_line >= STAGE_LINE_SECONDS:
+            self._last_line = now
+            self._write_line(now)  # the stage that ended, as it ended
+        self._fraction, self._detail = fraction, detail
         if self._tqdm is not None:
             # n is set, not incremented: a stage may start again from 0
-            self._tqdm.n = round(self._fraction * _STEPS)
+            self._tqdm.n = round(fraction * _STEPS)
             self._tqdm.set_postfix_str(detail, refresh=False)
-            now = time.perf_counter()
-            if self._fraction >= 1.0 or now - self._last_line >= 0.1:
+            if new_stage or fraction >= 1.0 or now - self._last_line >= 0.1:
                 self._last_line = now
                 self._tqdm.refresh()
             return
-        now = time.perf_counter()
         if now - self._last_line >= self.log_interval:
             self._last_line = now
             self._write_line(now)
