@@ -384,3 +384,28 @@ def test_output_folder_holding_the_inputs_is_refused_on_a_rerun(tmp_path, checkp
     assert len(rerun) == 4
     with pytest.raises(ValueError, match=r"img_prob\.tif is an input"):
         run_batch(rerun, checkpoint, tmp_path, OPTIONS)
+
+
+def test_evaluate_reads_the_zarr_store_predict_writes(tmp_path, checkpoint, images, capsys):
+    import json
+
+    from napari_unet.cli import main
+
+    tiff = images / "image3.tif"
+    assert cli_predict([tiff], checkpoint, tmp_path / "z", "--output-format", "zarr") == 0
+    store = tmp_path / "z" / "image3_prediction.zarr"
+    outputs = zarr.open_group(str(store), mode="r")
+    tifffile.imwrite(tmp_path / "truth.tif", outputs["instances"][:])
+    tifffile.imwrite(tmp_path / "mask.tif", outputs["mask"][:])
+    capsys.readouterr()
+    for kind, truth in (("instances", "truth.tif"), ("semantic", "mask.tif")):
+        args = ["evaluate", "--pred", str(store), "--truth", str(tmp_path / truth)]
+        assert main([*args, "--kind", kind]) == 0, capsys.readouterr().err
+        scores = json.loads(capsys.readouterr().out)
+        if kind == "instances":  # its own instances: a perfect match
+            assert scores["instances"][0]["f1"] == 1.0 and scores["n_true"] > 0
+        else:  # its own mask
+            assert scores["pixel_error"] == 0.0
+    args = ["evaluate", "--pred", str(tmp_path / "z"), "--truth", str(tmp_path / "truth.tif")]
+    assert main(args) == 2  # a plain folder: not a store
+    assert "cannot read" in capsys.readouterr().err

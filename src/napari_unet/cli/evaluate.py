@@ -18,8 +18,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="compare a prediction with ground truth",
         description="Compare a prediction with ground truth; metrics as JSON.",
     )
-    evaluate.add_argument("--pred", type=Path, required=True)
-    evaluate.add_argument("--truth", type=Path, required=True)
+    evaluate.add_argument(
+        "--pred",
+        type=Path,
+        required=True,
+        help="an image file, or a zarr store (predict's <stem>_prediction.zarr: its "
+        "instances or mask array, by --kind)",
+    )
+    evaluate.add_argument("--truth", type=Path, required=True, help="the same kinds as --pred")
     evaluate.add_argument(
         "--kind",
         choices=["membranes", "instances", "semantic"],
@@ -48,9 +54,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> None:
     """``napari-unet evaluate``: metrics as JSON."""
     from ..evaluation.metrics import evaluate
-    from ..io.data import read_image
 
-    prediction, truth = read_image(args.pred), read_image(args.truth)
+    prediction, truth = _read(args.pred, args.kind), _read(args.truth, args.kind)
     if prediction.shape != truth.shape:
         raise CliError(
             f"prediction shape {prediction.shape} differs from truth shape {truth.shape}"
@@ -67,6 +72,28 @@ def run_evaluate(args: argparse.Namespace) -> None:
             _check_class_mask(path, mask)
         truth = _class_truth(args.truth, truth, prediction)
     print_json(evaluate(prediction, truth, kind=args.kind, ignore=_near(args.away_from, truth)))
+
+
+def _read(path: Path, kind: str) -> np.ndarray:
+    """An image file, or a zarr store: predict's output store gives its ``instances``
+    (``kind="instances"``) or ``mask`` array, another store its image array."""
+    from ..io.data import read_image
+    from ..io.inputs import is_zarr_store
+
+    if not is_zarr_store(path):
+        return read_image(path)
+    import zarr
+
+    from ..io.outofcore import zarr_input_array
+
+    wanted = "instances" if kind == "instances" else "mask"
+    try:
+        node = zarr.open(str(path), mode="r")
+        if not hasattr(node, "shape") and wanted in node:  # predict's output store
+            return np.asarray(node[wanted])
+        return np.asarray(zarr_input_array(path)[0])
+    except (ValueError, OSError) as error:
+        raise CliError(f"cannot read {path}: {error}") from None
 
 
 def _instance_truth(path: Path, truth: np.ndarray) -> np.ndarray:
