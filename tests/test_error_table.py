@@ -295,6 +295,8 @@ CASES = {
     ),
     "train --depth 50": lambda tmp: _cli_train(tmp, "--depth", "50"),
     "train --output that is a folder": lambda tmp: _cli_train(tmp, "--output", tmp),
+    "train --output named like an image": lambda tmp: _cli_train(tmp, "--output", tmp / "a.tif"),
+    "train --output named like a package": lambda tmp: _cli_train(tmp, "--output", tmp / "a.zip"),
     "train --output that exists, without --overwrite": lambda tmp: _cli_train(
         tmp, "--output", _existing(tmp / "kept.safetensors")
     ),

@@ -54,8 +54,14 @@ def check_train_output(output: Path, overwrite: bool) -> None:
         raise CliError(
             f"--output {output} is a folder; give a file name, e.g. {output / 'model.safetensors'}"
         )
-    if output.suffix.lower() in (".pt", ".pth"):
-        raise CliError(f"--output {output}: checkpoints are written as .safetensors files")
+    from ..io.inputs import IMAGE_SUFFIXES
+
+    suffix = output.suffix.lower()
+    if suffix in (".pt", ".pth", ".zip", ".zarr", *IMAGE_SUFFIXES):
+        raise CliError(
+            f"--output {output}: checkpoints are written as .safetensors files"
+            + (" (a bioimage.io .zip: napari-unet export)" if suffix == ".zip" else "")
+        )
     refuse_existing_output(output, overwrite)
     from ..io.reruns import remove_stale_temporaries
 
