@@ -418,6 +418,20 @@ def test_evaluate_semantic_refuses_instance_labels_and_reads_a_binary_truth(tmp_
     assert "binary mask" in said.err
 
 
+def test_train_refuses_a_dense_truth_before_training_saying_how_to_convert_it(tmp_path, capsys):
+    from helpers import square_train_args
+
+    args = square_train_args(tmp_path)
+    isbi = np.where(tifffile.imread(tmp_path / "im.tif") > 0, 255, 0).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "lab.tif", isbi)  # a ground truth, not strokes
+    out = tmp_path / "m.safetensors"
+    assert main([*args, "--output", str(out), "--iterations", "1"]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'lab.tif'}: annotation 0 uses label 255" in error
+    assert "annotation_from_binary" in error and "training:" not in error  # no bar started
+    assert not out.exists()
+
+
 def test_predict_batch_size_must_be_positive(tmp_path, tiny_checkpoint, image_files, capsys):
     args = [
         "predict",

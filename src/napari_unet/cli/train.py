@@ -39,13 +39,16 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_train)
 
 
-def _training_inputs(args: argparse.Namespace, in_channels: int):
-    """Images (channels first) and annotations, each error naming its file."""
+def _training_inputs(args: argparse.Namespace, in_channels: int, n_classes: int):
+    """Images (channels first) and annotations, each error naming its file (before any
+    training starts)."""
     from ..io.data import read_image, to_channels_first
+    from ..training.sampling import AnnotationError, check_labels
 
     if len(args.images) != len(args.labels):
         raise CliError(f"got {len(args.images)} --images but {len(args.labels)} --labels")
-    images, labels = [], []
+    images: list = []
+    labels: list = []
     for image_path, label_path in zip(args.images, args.labels):
         pixels = read_image(image_path)  # its errors name the file
         _refuse_stack(image_path, pixels.shape)
@@ -59,6 +62,10 @@ def _training_inputs(args: argparse.Namespace, in_channels: int):
                 f"{label_path} has shape {label.shape} but its image {image_path} has (Y, X) "
                 f"{image.shape[-2:]}; annotations must cover their image pixel for pixel"
             )
+        try:
+            check_labels(label, image.shape[-2:], n_classes, len(labels))
+        except AnnotationError as error:
+            raise CliError(f"{label_path}: {error}") from None
         images.append(image)
         labels.append(label)
     return images, labels
@@ -194,7 +201,7 @@ def run_train(args: argparse.Namespace) -> int:
     check_train_output(args.output, args.overwrite)
     model = _new_or_loaded_model(args)
     _check_free_space(args.output, model, args.half)
-    images, labels = _training_inputs(args, model.config.in_channels)
+    images, labels = _training_inputs(args, model.config.in_channels, model.config.n_classes)
     _check_patch_size(args.patch_size, model, images)
     mask_before = _class_mask(model, images[0], args.device)
     calibrates = sets_threshold(model)

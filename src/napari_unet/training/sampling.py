@@ -54,7 +54,11 @@ def _as_channels_first(image: np.ndarray, in_channels: int) -> np.ndarray:
     return image
 
 
-def _check_labels(labels: np.ndarray, image_shape: tuple[int, ...], n_classes: int, index: int):
+def check_labels(
+    labels: np.ndarray, image_shape: tuple[int, ...], n_classes: int, index: int = 0
+) -> None:
+    """Refuse annotation ``index`` when its shape is not ``image_shape`` (Y, X) or a label
+    is outside 0..``n_classes`` (:class:`AnnotationError`, naming the index)."""
     if labels.shape != tuple(image_shape):
         raise AnnotationError(
             f"annotation {index} has shape {labels.shape} but its image has shape "
@@ -64,9 +68,15 @@ def _check_labels(labels: np.ndarray, image_shape: tuple[int, ...], n_classes: i
         return
     wrong = int(labels.min()) if labels.min() < 0 else int(labels.max())
     if wrong < 0 or wrong > n_classes:
+        dense = (
+            "; a ground truth of instance labels or a binary mask (ISBI: 255 = cell) becomes "
+            "an annotation with napari_unet.annotation_from_instances or annotation_from_binary"
+            if wrong > n_classes
+            else ""
+        )
         raise AnnotationError(
             f"annotation {index} uses label {wrong}, but the model has {n_classes} "
-            f"classes (labels 1..{n_classes}; 0 = unlabelled)"
+            f"classes (labels 1..{n_classes}; 0 = unlabelled){dense}"
         )
 
 
@@ -113,7 +123,7 @@ def prepare_training_data(
     for index, (image, labels) in enumerate(zip(images, annotations)):
         image = _as_channels_first(image, model.config.in_channels)
         labels = _integer_labels(labels, index)
-        _check_labels(labels, image.shape[-2:], n_classes, index)
+        check_labels(labels, image.shape[-2:], n_classes, index)
         if not labels.any():
             continue
         offset, scale = normalization_stats(image, norm)
