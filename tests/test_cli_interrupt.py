@@ -110,7 +110,10 @@ def test_first_ctrl_c_stops_after_the_iteration_and_ends_the_run_as_usual(
     # the end of the run went on: the threshold was carried over, the image compared
     threshold = model.info.background_threshold
     assert threshold != STARTING_THRESHOLD and 0.5 <= threshold < 1
-    assert f"background threshold {threshold:.2f} (carried over from 0.70)" in output.out
+    assert (
+        f"background threshold {threshold:.2f} (matched to the decisions of the model "
+        "before at 0.70)" in output.out
+    )
     assert any(line.startswith(f"on {tmp_path / 'im.tif'}: ") for line in lines)
     assert signal.getsignal(signal.SIGINT) is previous
 

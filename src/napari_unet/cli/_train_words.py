@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
 
-__all__ = ["_not_learnt_text", "_print_threshold", "cut_short_note", "floor_note"]
+__all__ = ["_not_learnt_text", "_print_threshold", "cut_short_note", "floor_note", "shares_words"]
 
 
 def floor_note(seconds: float) -> str:
@@ -29,6 +29,22 @@ def cut_short_note(model) -> str:
         f"the time budget ended the run after {short[0]} of its {short[1]} iterations (a "
         "slow or busy machine): a longer --seconds lets it finish"
     )
+
+
+def shares_words(changes, names: dict[int, str]) -> str:
+    """What a model's first run made of an image (``changes``: its class mask against the
+    untrained model's, whose classes mean nothing): "the model now calls 38 % of the
+    pixels nucleus, 62 % background"."""
+    total = max(sum(changes.present.values()), 1)
+    shares = sorted(changes.present.items(), key=lambda item: -item[1])
+    parts = [
+        f"{100 * count / total:.2g} % {names.get(label, f'class {label}')}"
+        for label, count in shares
+        if count
+    ]
+    if not parts:
+        return changes.describe(names)
+    return f"the model now calls {parts[0]} of the pixels" + "".join(f", {p}" for p in parts[1:])
 
 
 def _not_learnt_text(model, changes, image) -> str:
@@ -73,7 +89,7 @@ def _print_threshold(
     elif from_strokes:  # a model still learning: estimated again, replacing its last estimate
         source = f"from the strokes; it was {before:.2f}"
     else:
-        source = f"carried over from {before:.2f}"
+        source = f"matched to the decisions of the model before at {before:.2f}"
     gaps = "" if close_gaps else " and leaves gaps open"
     print(f"background threshold {after:.2f} ({source}): Predict grows objects up to it{gaps}")
     if moved is not None:

@@ -21,7 +21,13 @@ from ._interrupts import (
 )
 from ._progress import ProgressBar
 from ._train_arguments import add_train_arguments, check_numbers, check_train_output
-from ._train_words import _not_learnt_text, _print_threshold, cut_short_note, floor_note
+from ._train_words import (
+    _not_learnt_text,
+    _print_threshold,
+    cut_short_note,
+    floor_note,
+    shares_words,
+)
 
 __all__ = ["add_parser", "run_train"]
 
@@ -299,7 +305,10 @@ def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_
         print(f"comparison of {path} with the model before skipped (Ctrl-C)")
         return
     changes = class_changes(mask_before, mask_after)
-    print(f"on {path}: {changes.describe(class_names(model))}")
+    if len(model.info.training_history) == 1:  # its first run: "before" was random weights
+        print(f"on {path}: {shares_words(changes, class_names(model))}")
+    else:
+        print(f"on {path}: {changes.describe(class_names(model))}")
     if not_learnt_yet(model, changes):
         print(_not_learnt_text(model, changes, path))
 
