@@ -1,5 +1,6 @@
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -449,3 +450,24 @@ def test_predict_batch_size_must_be_positive(tmp_path, tiny_checkpoint, image_fi
     ]
     assert main([*args, "--batch-size", "0"]) == 2
     assert "--batch-size must be at least 1" in capsys.readouterr().err
+
+
+def test_a_reader_that_goes_away_is_not_bad_input(monkeypatch, capsys):
+    import io
+
+    class ClosedPipe(io.StringIO):
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(sys, "stdout", ClosedPipe())  # as `napari-unet info nuclei | head -1`
+    assert main(["info", "nuclei"]) == 141
+    assert "error" not in capsys.readouterr().err
+
+
+def test_evaluate_names_the_file_to_give_for_probabilities(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "cells_prob.tif", np.zeros((2, 16, 16), np.float32))
+    tifffile.imwrite(tmp_path / "truth.tif", np.zeros((16, 16), np.uint16))
+    args = ["--pred", str(tmp_path / "cells_prob.tif"), "--truth", str(tmp_path / "truth.tif")]
+    assert main(["evaluate", *args]) == 2
+    error = capsys.readouterr().err
+    assert "differs from truth shape (16, 16); give predict's <stem>_mask.tif" in error

@@ -46,7 +46,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("napari-unet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # its reader stopped (`| head`): not bad input, nothing to say
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except (CliError, ValueError, OSError) as error:
         print(f"napari-unet {args.command}: error: {one_line(error)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return int(status or 0)
+
+
+#: The exit status of a command whose output's reader went away (128 + SIGPIPE, as a shell
+#: reports a command killed by it).
+EXIT_BROKEN_PIPE = 141
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device, so that Python's flush at exit finds no broken pipe."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor (a captured stream)
+        pass

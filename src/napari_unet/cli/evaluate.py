@@ -57,8 +57,14 @@ def run_evaluate(args: argparse.Namespace) -> None:
 
     prediction, truth = _read(args.pred, args.kind), _read(args.truth, args.kind)
     if prediction.shape != truth.shape:
+        probabilities = prediction.shape[1:] == truth.shape  # predict's <stem>_prob.tif
+        hint = (
+            "; give predict's <stem>_mask.tif or <stem>_instances.tif, not the probabilities"
+            if probabilities
+            else ""
+        )
         raise CliError(
-            f"prediction shape {prediction.shape} differs from truth shape {truth.shape}"
+            f"prediction shape {prediction.shape} differs from truth shape {truth.shape}{hint}"
         )
     if args.kind == "membranes" and prediction.ndim != 2:
         raise CliError(
