@@ -2,6 +2,7 @@
 
 import collections
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -359,10 +360,15 @@ def test_cli_workers_starts_a_local_cluster(tmp_path, checkpoint, images, refere
         return original(**{**options, "processes": False})
 
     monkeypatch.setattr(distributed, "LocalCluster", threaded_cluster)
+    temporary = tmp_path / "temporary"  # the machine's temporary folder, for this run
+    temporary.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temporary))
     inputs = [images / f"{stem}.tif" for stem in GOOD]
     assert cli_predict(inputs, checkpoint, tmp_path, "--workers", "2") == 0
     assert requested["n_workers"] == 2 and requested["threads_per_worker"] == 1
     assert requested["processes"] is True
+    assert requested["local_directory"].startswith(str(temporary / "napari-unet-dask-"))
+    assert list(temporary.iterdir()) == []  # dask's scratch files went with their folder
     _assert_same_outputs(reference, tmp_path)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,8 +19,12 @@ def client_for(scheduler: str | None, workers: int | None) -> Iterator[Any]:
         with Client(scheduler) as client:
             yield client
         return
-    with local_cluster(int(workers or 1)) as cluster, Client(cluster) as client:
-        yield client
+    with (
+        tempfile.TemporaryDirectory(prefix="napari-unet-dask-") as scratch,
+        local_cluster(int(workers or 1), scratch) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client  # dask's scratch files (locks, spills) go with the folder
 
 
 #: dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in its workers; any explicit glibc
@@ -28,22 +33,26 @@ def client_for(scheduler: str | None, workers: int | None) -> Iterator[Any]:
 NANNY_ENVIRONMENT = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
-def local_cluster(workers: int) -> Any:
+def local_cluster(workers: int, scratch: str | None = None) -> Any:
     """A LocalCluster of ``workers`` single-threaded processes suited to torch inference.
 
     The dashboard takes any free port; the workers do not get dask's
-    ``MALLOC_TRIM_THRESHOLD_`` (see :data:`NANNY_ENVIRONMENT`).
+    ``MALLOC_TRIM_THRESHOLD_`` (see :data:`NANNY_ENVIRONMENT`); ``scratch``: the folder
+    for dask's scratch files (default: dask's, ``dask-scratch-space`` in the temporary
+    folder, which outlives the run).
     """
     import logging
 
     import dask
     from distributed import LocalCluster
 
-    with dask.config.set(NANNY_ENVIRONMENT):
+    scratch_config = {} if scratch is None else {"temporary-directory": scratch}
+    with dask.config.set({**NANNY_ENVIRONMENT, **scratch_config}):
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=":0",  # any free port: several runs may share a machine
             silence_logs=logging.ERROR,
+            local_directory=scratch,
         )
