@@ -415,3 +415,15 @@ def test_evaluate_reads_the_zarr_store_predict_writes(tmp_path, checkpoint, imag
     args = ["evaluate", "--pred", str(tmp_path / "z"), "--truth", str(tmp_path / "truth.tif")]
     assert main(args) == 2  # a plain folder: not a store
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_evaluate_says_which_array_a_prediction_store_lacks(tmp_path, capsys):
+    from napari_unet.cli import main
+
+    store = zarr.open_group(str(tmp_path / "a_prediction.zarr"), mode="w")
+    store.create_array("prob", shape=(2, 8, 8), dtype="f4")
+    store.create_array("mask", shape=(8, 8), dtype="u1")
+    tifffile.imwrite(tmp_path / "t.tif", np.zeros((8, 8), np.uint16))
+    args = ["evaluate", "--pred", str(tmp_path / "a_prediction.zarr")]
+    assert main([*args, "--truth", str(tmp_path / "t.tif")]) == 2
+    assert "has no 'instances' array (it holds ['mask', 'prob'])" in capsys.readouterr().err

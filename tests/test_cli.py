@@ -5,10 +5,12 @@ import sys
 import numpy as np
 import pytest
 import tifffile
+from scipy import ndimage
 
 from helpers import square_train_args, tiny_model
 from napari_unet import load_model, save_model
 from napari_unet.cli import build_parser, main
+from napari_unet.cli._train_words import percent_words
 
 
 @pytest.fixture
@@ -178,7 +180,7 @@ def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     image = tifffile.imread(tmp_path / "im.tif")
     after = class_mask(predict(image, load_model(out)))
     # its first run: the untrained model's classes meant nothing, so the shares are said
-    share = f"{100 * np.count_nonzero(after == 1) / after.size:.2g} % background"
+    share = f"{percent_words(np.count_nonzero(after == 1) / after.size)} background"
     assert printed.startswith(f"on {tmp_path / 'im.tif'}: the model now calls ")
     assert share in printed and "changed class" not in printed
     again = tmp_path / "again.safetensors"
@@ -389,7 +391,7 @@ def test_evaluate_instances_refuses_a_class_mask(tmp_path, capsys):
     assert main(["evaluate", *files, "--kind", "semantic"]) == 0
 
 
-def test_evaluate_instances_read_a_binary_truth_and_refuse_a_membrane_map(tmp_path, capsys):
+def test_evaluate_instances_read_binary_masks_as_their_components(tmp_path, capsys):
     pred = np.zeros((20, 20), np.uint16)
     pred[2:8, 2:8], pred[10:18, 10:18] = 1, 2
     tifffile.imwrite(tmp_path / "p.tif", pred)
@@ -399,12 +401,18 @@ def test_evaluate_instances_read_a_binary_truth_and_refuse_a_membrane_map(tmp_pa
     said = capsys.readouterr()
     at_half = json.loads(said.out)["instances"][0]
     assert (at_half["tp"], at_half["fp"], at_half["fn"]) == (2, 0, 0)  # its two components
-    assert "connected components" in said.err
-    isbi = np.where(pred > 0, 0, 255).astype(np.uint8)  # 0 = membrane, 255 = interior
-    tifffile.imwrite(tmp_path / "isbi.tif", isbi)
-    assert main(["evaluate", *files, str(tmp_path / "isbi.tif")]) == 2
-    error = capsys.readouterr().err
-    assert "membrane map" in error and "score it as membranes" in error
+    assert "binary ground truth's connected components" in said.err
+    binary = ["--pred", str(tmp_path / "binary.tif"), "--truth", str(tmp_path / "p.tif")]
+    assert main(["evaluate", *binary]) == 0  # a binary prediction the same way
+    assert json.loads(capsys.readouterr().out)["instances"][0]["tp"] == 2
+    cells = np.where(pred > 0, 0, 255).astype(np.uint8)  # ISBI: 0 = membrane, 255 = interior
+    tifffile.imwrite(tmp_path / "isbi.tif", cells)
+    tifffile.imwrite(tmp_path / "cells.tif", ndimage.label(cells > 0)[0].astype(np.uint16))
+    isbi = ["--pred", str(tmp_path / "cells.tif"), "--truth", str(tmp_path / "isbi.tif")]
+    assert main(["evaluate", *isbi]) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["instances"][0]["f1"] == 1.0  # its cells, one object each
+    assert "the membrane metrics give the challenge's errors" in said.err
 
 
 def test_evaluate_semantic_refuses_instance_labels_and_reads_a_binary_truth(tmp_path, capsys):
@@ -471,3 +479,43 @@ def test_evaluate_names_the_file_to_give_for_probabilities(tmp_path, capsys):
     assert main(["evaluate", *args]) == 2
     error = capsys.readouterr().err
     assert "differs from truth shape (16, 16); give predict's <stem>_mask.tif" in error
+
+
+def test_evaluate_semantic_takes_the_model_classes_and_a_binary_prediction(tmp_path, capsys):
+    two = np.ones((12, 12), np.uint8)
+    two[2:6, 2:6] = 2  # a prediction with classes 1 and 2 only
+    three = two.copy()
+    three[8:10, 8:10] = 3  # the truth has a class the prediction lacks
+    tifffile.imwrite(tmp_path / "p.tif", two)
+    tifffile.imwrite(tmp_path / "t.tif", three)
+    files = ["evaluate", "--kind", "semantic", "--pred", str(tmp_path / "p.tif")]
+    assert main([*files, "--truth", str(tmp_path / "t.tif")]) == 2
+    assert "give --classes" in capsys.readouterr().err
+    assert main([*files, "--truth", str(tmp_path / "t.tif"), "--classes", "3"]) == 0
+    assert json.loads(capsys.readouterr().out)["iou"]["3"] == 0.0
+    tifffile.imwrite(tmp_path / "binary.tif", (two == 2).astype(np.uint8))  # 0/1 both
+    binary = ["--pred", str(tmp_path / "binary.tif"), "--truth", str(tmp_path / "binary.tif")]
+    assert main(["evaluate", "--kind", "semantic", *binary]) == 0
+    said = capsys.readouterr()
+    assert json.loads(said.out)["pixel_error"] == 0.0  # was 1.0: only the truth was shifted
+    assert "read the 0/1 prediction as a binary mask" in said.err
+
+
+def test_evaluate_away_from_strokes_that_cover_everything_is_refused(tmp_path, capsys):
+    truth = np.zeros((20, 20), np.uint16)
+    truth[2:8, 2:8] = 1
+    tifffile.imwrite(tmp_path / "t.tif", truth)
+    tifffile.imwrite(tmp_path / "s.tif", np.ones((20, 20), np.uint8))
+    args = ["--pred", str(tmp_path / "t.tif"), "--truth", str(tmp_path / "t.tif")]
+    assert main(["evaluate", *args, "--away-from", str(tmp_path / "s.tif")]) == 2
+    assert "nothing to score" in capsys.readouterr().err
+
+
+def test_train_names_the_file_of_a_label_that_is_not_a_whole_number(tmp_path, capsys):
+    args = square_train_args(tmp_path)
+    labels = tifffile.imread(tmp_path / "lab.tif").astype(np.float32)
+    labels[0, 0] = np.nan
+    tifffile.imwrite(tmp_path / "lab.tif", labels)
+    assert main([*args, "--output", str(tmp_path / "m.safetensors"), "--iterations", "1"]) == 2
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'lab.tif'}: annotation 0 holds non-integer values" in error

@@ -326,7 +326,6 @@ CASES = {
     "evaluate --kind instances with a class mask": lambda tmp: _evaluate(
         tmp, "instances", np.pad(np.full((4, 4), 2, np.uint8), 2, constant_values=1)
     ),
-    "evaluate --kind instances with a membrane map as truth": lambda tmp: _evaluate_membranes(tmp),
     "evaluate --kind semantic with a membrane map as truth": lambda tmp: _evaluate_membranes(
         tmp, "--kind", "semantic"
     ),

@@ -346,5 +346,24 @@ def test_instance_truth_reads_a_binary_mask_plane_by_plane_and_leaves_labels_alo
     same, note = instance_truth(tracked)
     assert same is tracked or np.array_equal(same, tracked)
     assert note == ""
-    with pytest.raises(ValueError, match="membrane map"):
-        instance_truth(np.where(stack > 0, 0, 255).astype(np.uint8))
+    cells, note = instance_truth(np.where(stack > 0, 0, 255).astype(np.uint8))
+    assert [plane.max() for plane in cells] == [1, 1] and "membrane metrics" in note
+
+
+def test_nothing_scored_when_the_strokes_leave_nothing():
+    from napari_unet.evaluation.metrics import nothing_scored
+
+    classes = np.zeros((8, 8), np.uint8)
+    classes[:2], classes[5:] = 1, 2  # a sparse truth: rows 2-4 unlabelled
+    near = np.zeros((8, 8), bool)
+    near[:2] = near[5:] = True  # every labelled pixel near the strokes
+    assert nothing_scored(evaluate(classes, classes, "semantic", ignore=near))
+    assert not nothing_scored(evaluate(classes, classes, "semantic", ignore=near & False))
+    assert not nothing_scored(evaluate(classes, classes, "semantic"))
+    everything = np.ones((8, 8), bool)
+    assert nothing_scored(evaluate(classes, classes, "membranes", ignore=everything))
+    objects = np.zeros((8, 8), np.int32)
+    objects[1:3, 1:3] = 1
+    assert nothing_scored(evaluate(objects, objects, "instances", ignore=objects > 0))
+    empty = np.zeros((8, 8), np.int32)  # no object at all: not "left out", just none
+    assert not nothing_scored(evaluate(empty, empty, "instances", ignore=near))

@@ -178,13 +178,14 @@ def test_instances_read_a_binary_truth_as_its_connected_components(evaluate_pane
     assert "connected components" in panel.result.text()
 
 
-def test_instances_refuse_a_membrane_map_saying_to_choose_membranes(evaluate_panel, notifications):
+def test_instances_read_a_membrane_map_as_its_cells_and_name_the_membrane_metrics(
+    evaluate_panel,
+):
     viewer, panel = evaluate_panel
     membrane_map = np.where(disc_labels([1] * len(CENTRES)) > 0, 0, 255).astype(np.uint8)
-    assert _instances_against(viewer, panel, membrane_map, "isbi truth") is None
-    message = str(notifications[-1].message)
-    assert "membrane map" in message and "score it as membranes" in message
-    assert notifications[-1].severity == NotificationSeverity.ERROR
+    scores = _instances_against(viewer, panel, membrane_map, "isbi truth")
+    assert scores["n_true"] == 1  # the background around the discs, one connected cell
+    assert "the membrane metrics give the challenge's errors" in panel.result.text()
 
 
 def test_nothing_left_away_from_the_strokes_is_refused_not_scored_perfect(
@@ -204,7 +205,7 @@ def test_nothing_left_away_from_the_strokes_is_refused_not_scored_perfect(
     assert notifications[-1].severity == NotificationSeverity.WARNING
     class_truth = np.where(truth > 0, 2, 1).astype(np.uint8)
     assert evaluate_against(viewer, panel, class_truth, "class truth") is None  # semantic
-    assert "Nothing to score: no pixel is left" in panel.result.text()
+    assert "Nothing to score: no pixel of the ground truth is left" in panel.result.text()
     panel.truth_picker.combo.value = viewer.layers["truth"]
     panel.away.value = False
     panel.kind.value = "instances"

@@ -256,6 +256,9 @@ def test_predict_shows_its_mask_again_after_the_copy_hid_it(qtbot, dock):
     run(qtbot, widget.predict, widget.predict.run_prediction)
     said = widget.predict.status.text()
     assert f"“{strokes.name}” covers most of this slice on top of the mask" in said
+    strokes.visible = False  # hidden: it covers nothing
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert "covers most of this slice" not in widget.predict.status.text()
 
 
 def test_show_loss_weights_again_after_predict_hid_them(qtbot, dock):

@@ -13,7 +13,7 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.continuity import LINEAGE_KEY, lineage
-from ..evaluation.metrics import evaluate
+from ..evaluation.metrics import evaluate, nothing_scored
 from ..evaluation.regions import STROKE_MARGIN, near_strokes
 from ..evaluation.truth import instance_truth, semantic_offset
 from ._annotation_combo import annotation_of
@@ -306,7 +306,7 @@ class EvaluatePanel(QWidget):
             true = true.astype(np.int64) + offset
         ignore = self._near_strokes(image, index, true.shape) if self.away.value else None
         scores = evaluate(predicted, true, kind=self.kind.value, ignore=ignore)
-        if ignore is not None and _nothing_left(scores, ignore):
+        if nothing_scored(scores):
             raise Refusal(nothing_left_words(self.kind.value))
         if self.away.value:
             note = "; ".join(filter(None, [note, away_words(scores, ignore is not None)]))
@@ -371,11 +371,3 @@ class EvaluatePanel(QWidget):
         state = model_state(self.viewer)
         n_classes = state.model.config.n_classes if state.has_model else 0
         return max(n_classes, int(predicted.max(initial=0)))
-
-
-def _nothing_left(scores: dict[str, Any], ignore: np.ndarray) -> bool:
-    """Whether "Only away from the strokes" left nothing to score: every pixel, or
-    (instances) every true object, lies near the strokes."""
-    if bool(ignore.all()):
-        return True
-    return scores.get("kind") == "instances" and scores["n_true"] == 0 < scores["left_out_true"]

@@ -29,11 +29,11 @@ def slice_words(index: tuple[int, ...]) -> str:
 
 def nothing_left_words(kind: str) -> str:
     """Why "Only away from the strokes" left nothing to score of the plane."""
-    what = "no true object is" if kind == "instances" else "no pixel is"
+    what = "no true object is" if kind == "instances" else "no pixel of the ground truth is"
     return (
-        f"Nothing to score: {what} left away from the strokes on this plane (they cover "
-        "all of it, e.g. after Start from the prediction). Untick “Only away from the "
-        "strokes”, or score another slice."
+        f"Nothing to score: {what} left away from the strokes on this plane (after Start "
+        "from the prediction they cover all of it). Untick “Only away from the strokes”, "
+        "or score another slice."
     )
 
 

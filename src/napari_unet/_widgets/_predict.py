@@ -50,6 +50,7 @@ from ._predict_text import (
     covered_words,
     done_head,
     memory_status,
+    shown_words,
 )
 from ._state import model_state, real_viewer
 from ._tasks import (
@@ -287,24 +288,19 @@ class PredictWidget(QWidget, PredictControls):
         changes = self._show_changes(result, image, placement)
         hide_other_outputs(self.viewer, image)
         for kind in ("preview", "loss weights"):  # a fine-tune's layers would cover the mask
-            covering = find_output(self.viewer, image, kind, Image)
-            if covering is not None:
-                covering.visible = False
+            over_mask = find_output(self.viewer, image, kind, Image)
+            if over_mask is not None:
+                over_mask.visible = False
         bring_to_front(self.viewer, layers["mask"])  # over a layer added since the last run
         strokes, covering = annotation_of(self.viewer, image), ""
         if strokes is not None:  # corrections are painted over the mask, to the layer that trains
             bring_to_front(self.viewer, strokes)
             covering = covered_words(strokes, geometry.plane_in_view(image, self.viewer))
         self.evaluation.clear()
-        hidden = ["instances", *(kind for kind in outputs if kind not in ("instances", "mask"))]
-        hint = " (bright where the model is unsure: paint there next)"
         planes = int(np.prod(geometry.leading_shape))
         self._say(
             done_head(planes, int(result.instances.max()))
-            + f" Shown: “{layers['mask'].name}”; hidden: "
-            + ", ".join(hidden)
-            + (hint if "uncertainty" in outputs else "")
-            + "."
+            + shown_words(layers["mask"].name, list(outputs))
             + at_chance_text(result.mask, self.state.model if self.state.has_model else None)
             + changes
             + covering

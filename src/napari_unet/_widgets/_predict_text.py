@@ -100,12 +100,26 @@ def cancelled_bar_text(last: PredictionProgress | None) -> str:
 def covered_words(strokes: Any, plane: tuple[int, ...]) -> str:
     """A sentence when the annotation layer ``strokes``, on top, covers most of the
     ``plane`` in view (after Start from the prediction) and so hides the new mask; "" else."""
+    if not strokes.visible or strokes.opacity <= SEE_THROUGH_OPACITY:
+        return ""
     painted = np.asarray(strokes.data[plane])
-    if strokes.opacity <= SEE_THROUGH_OPACITY or np.count_nonzero(painted) < painted.size / 2:
+    if np.count_nonzero(painted) < painted.size / 2:
         return ""
     return (
         f" “{strokes.name}” covers most of this slice on top of the mask: hide it or lower "
         "its opacity to see the mask."
+    )
+
+
+def shown_words(mask_name: str, outputs: list[str]) -> str:
+    """The status line's sentence on the layers after a run: the mask shown, the other
+    ``outputs`` (their kinds) hidden, the uncertainty with what it is for."""
+    hidden = ["instances", *(kind for kind in outputs if kind not in ("instances", "mask"))]
+    hint = " (bright where the model is unsure: paint there next)"
+    return (
+        f" Shown: “{mask_name}”; hidden: {', '.join(hidden)}"
+        + (hint if "uncertainty" in outputs else "")
+        + "."
     )
 
 

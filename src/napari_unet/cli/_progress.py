@@ -12,7 +12,7 @@ from tqdm import tqdm
 _STEPS = 1000  # the bar counts fractions in steps of 0.1 %
 
 
-#: A log (not a terminal) gets a line for a stage that ended this long after its last line.
+#: A log (not a terminal) gets a line for a stage that ends this long or more after its last line.
 STAGE_LINE_SECONDS = 5.0
 
 
@@ -54,7 +54,7 @@ class ProgressBar:
 
         A fraction below the last one starts a new stage (e.g. refining the mask after
         the tiles): a terminal shows it at once; a log gets the finished stage's line
-        when it took :data:`STAGE_LINE_SECONDS` or more since the last line.
+        when the last line is :data:`STAGE_LINE_SECONDS` or more old.
         """
         fraction = min(max(fraction, 0.0), 1.0)
         new_stage = fraction < self._fraction

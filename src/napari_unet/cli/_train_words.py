@@ -33,18 +33,27 @@ def cut_short_note(model) -> str:
 
 def shares_words(changes, names: dict[int, str]) -> str:
     """What a model's first run made of an image (``changes``: its class mask against the
-    untrained model's, whose classes mean nothing): "the model now calls 38 % of the
-    pixels nucleus, 62 % background"."""
+    untrained model's, whose classes mean nothing), the largest class first: "the model
+    now calls 62 % of the pixels background, 38 % nucleus"."""
     total = max(sum(changes.present.values()), 1)
     shares = sorted(changes.present.items(), key=lambda item: -item[1])
     parts = [
-        f"{100 * count / total:.2g} % {names.get(label, f'class {label}')}"
+        f"{percent_words(count / total)} {names.get(label, f'class {label}')}"
         for label, count in shares
         if count
     ]
     if not parts:
         return changes.describe(names)
     return f"the model now calls {parts[0]} of the pixels" + "".join(f", {p}" for p in parts[1:])
+
+
+def percent_words(share: float) -> str:
+    """A share as a whole percentage: "62 %", "<1 %" for a few pixels, ">99 %" for all but."""
+    if 0 < share < 0.005:
+        return "<1 %"
+    if 0.995 <= share < 1:
+        return ">99 %"
+    return f"{100 * share:.0f} %"
 
 
 def _not_learnt_text(model, changes, image) -> str:

@@ -40,6 +40,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "mask read as background and object, labels above the prediction's refused)",
     )
     evaluate.add_argument(
+        "--classes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="semantic: the model's classes, background included (default: the "
+        "prediction's largest label, at least 2)",
+    )
+    evaluate.add_argument(
         "--away-from",
         type=Path,
         default=None,
@@ -53,11 +61,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> None:
     """``napari-unet evaluate``: metrics as JSON."""
-    from ..evaluation.metrics import evaluate
+    from ..evaluation.metrics import evaluate, nothing_scored
 
     prediction, truth = _read(args.pred, args.kind), _read(args.truth, args.kind)
     if prediction.shape != truth.shape:
-        probabilities = prediction.shape[1:] == truth.shape  # predict's <stem>_prob.tif
+        probabilities = (  # predict's <stem>_prob.tif: (C, Y, X) floats
+            prediction.dtype.kind == "f" and prediction.shape[1:] == truth.shape
+        )
         hint = (
             "; give predict's <stem>_mask.tif or <stem>_instances.tif, not the probabilities"
             if probabilities
@@ -72,12 +82,19 @@ def run_evaluate(args: argparse.Namespace) -> None:
         )
     if args.kind == "instances":
         _check_instances(args.pred, prediction)
-        truth = _instance_truth(args.truth, truth)
+        prediction = _instance_labels(args.pred, prediction, "prediction")
+        truth = _instance_labels(args.truth, truth, "ground truth")
     if args.kind == "semantic":  # class masks; a label of 2**40 would size 8 TiB of counts
         for path, mask in ((args.pred, prediction), (args.truth, truth)):
             _check_class_mask(path, mask)
-        truth = _class_truth(args.truth, truth, prediction)
-    print_json(evaluate(prediction, truth, kind=args.kind, ignore=_near(args.away_from, truth)))
+        prediction, truth = _class_masks(args, prediction, truth)
+    scores = evaluate(prediction, truth, kind=args.kind, ignore=_near(args.away_from, truth))
+    if nothing_scored(scores):
+        raise CliError(
+            f"nothing to score: the pixels near the strokes of {args.away_from} cover every "
+            "labelled pixel or true object of the truth"
+        )
+    print_json(scores)
 
 
 def _read(path: Path, kind: str) -> np.ndarray:
@@ -95,40 +112,49 @@ def _read(path: Path, kind: str) -> np.ndarray:
     wanted = "instances" if kind == "instances" else "mask"
     try:
         node = zarr.open(str(path), mode="r")
-        if not hasattr(node, "shape") and wanted in node:  # predict's output store
+        if hasattr(node, "shape"):
+            return np.asarray(node)
+        arrays = sorted(node.array_keys())
+        if wanted in arrays:  # predict's output store
             return np.asarray(node[wanted])
+        if "prob" in arrays:  # one of predict's, written without this output
+            raise CliError(f"{path} has no '{wanted}' array (it holds {arrays})")
         return np.asarray(zarr_input_array(path)[0])
     except (ValueError, OSError) as error:
         raise CliError(f"cannot read {path}: {error}") from None
 
 
-def _instance_truth(path: Path, truth: np.ndarray) -> np.ndarray:
-    """``truth`` as instance labels (a binary mask's components, said on stderr); a
-    membrane map is refused (:func:`~napari_unet.evaluation.truth.instance_truth`)."""
+def _instance_labels(path: Path, labels: np.ndarray, name: str) -> np.ndarray:
+    """``labels`` as instance labels: a binary mask's components, said on stderr
+    (:func:`~napari_unet.evaluation.truth.instance_truth`)."""
     from ..evaluation.truth import instance_truth
 
-    try:
-        labels, note = instance_truth(truth)
-    except ValueError as error:
-        raise CliError(f"{path}: {error}") from None
+    labels, note = instance_truth(labels, name)
     if note:
         print(f"{path}: {note}", file=sys.stderr)
     return labels
 
 
-def _class_truth(path: Path, truth: np.ndarray, prediction: np.ndarray) -> np.ndarray:
-    """``truth`` as a class mask like ``prediction`` (a 0/1 mask shifted to 1/2, said on
-    stderr); instance labels or a membrane map are refused
+def _class_masks(args: argparse.Namespace, prediction, truth) -> tuple[np.ndarray, np.ndarray]:
+    """``prediction`` and ``truth`` as class masks of ``--classes`` classes (default: the
+    prediction's largest label, at least 2): a 0/1 mask is read as background and object
+    (said on stderr); a truth of instance labels or a membrane map is refused
     (:func:`~napari_unet.evaluation.truth.semantic_offset`)."""
     from ..evaluation.truth import semantic_offset
 
-    try:
-        offset, note = semantic_offset(truth, max(int(prediction.max(initial=0)), 2), False)
-    except ValueError as error:
-        raise CliError(f"{path}: {error}") from None
-    if note:
-        print(f"{path}: {note}", file=sys.stderr)
-    return truth.astype(np.int64) + offset if offset else truth
+    n_classes = args.classes or max(int(prediction.max(initial=0)), 2)
+    masks = []
+    for path, mask, name in ((args.pred, prediction, "prediction"), (args.truth, truth, "truth")):
+        try:
+            offset, note = semantic_offset(mask, n_classes, False, name)
+        except ValueError as error:
+            more = " If the model has classes the prediction lacks, give --classes."
+            more = more if "labels up to" in str(error) else ""
+            raise CliError(f"{path}: {error}{more}") from None
+        if note:
+            print(f"{path}: {note}", file=sys.stderr)
+        masks.append(mask.astype(np.int64) + offset if offset else mask)
+    return masks[0], masks[1]
 
 
 def _near(strokes_path: Path | None, truth: np.ndarray) -> np.ndarray | None:

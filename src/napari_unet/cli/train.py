@@ -21,6 +21,7 @@ from ._interrupts import (
 )
 from ._progress import ProgressBar
 from ._train_arguments import add_train_arguments, check_numbers, check_train_output
+from ._train_inputs import training_inputs
 from ._train_words import (
     _not_learnt_text,
     _print_threshold,
@@ -43,63 +44,6 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     add_train_arguments(parser)
     parser.set_defaults(handler=run_train)
-
-
-def _training_inputs(args: argparse.Namespace, in_channels: int, n_classes: int):
-    """Images (channels first) and annotations, each error naming its file (before any
-    training starts)."""
-    from ..io.data import read_image, to_channels_first
-    from ..training.sampling import AnnotationError, check_labels
-
-    if len(args.images) != len(args.labels):
-        raise CliError(f"got {len(args.images)} --images but {len(args.labels)} --labels")
-    images: list = []
-    labels: list = []
-    for image_path, label_path in zip(args.images, args.labels):
-        pixels = read_image(image_path)  # its errors name the file
-        _refuse_stack(image_path, pixels.shape)
-        try:
-            image = to_channels_first(pixels, in_channels)
-        except ValueError as error:
-            raise CliError(f"{image_path}: {error}") from error
-        label = read_image(label_path)
-        if label.shape != image.shape[-2:]:
-            raise CliError(
-                f"{label_path} has shape {label.shape} but its image {image_path} has (Y, X) "
-                f"{image.shape[-2:]}; annotations must cover their image pixel for pixel"
-            )
-        try:
-            check_labels(label, image.shape[-2:], n_classes, len(labels))
-        except AnnotationError as error:
-            raise CliError(f"{label_path}: {error}") from None
-        images.append(image)
-        labels.append(label)
-    return images, labels
-
-
-def _refuse_stack(image_path: Path, shape: tuple[int, ...]) -> None:
-    """Refuse an image whose file declares a stack axis (Z, T, ...): ``train`` takes planes.
-
-    Without this, a 3-slice stack would pass as channels-first RGB (and a 1-channel
-    model would train on its luminance); ``predict`` reads the same axes
-    (:func:`~napari_unet.io.inputs.file_axes`).
-    """
-    from ..io.data import ImageReadError
-    from ..io.inputs import file_axes
-
-    try:
-        axes = file_axes(image_path)
-        declared = f"declares a stack axis (axes {axes}, shape {shape})"
-    except ImageReadError:
-        raise
-    except ValueError:  # several stacking axes, e.g. T and Z
-        axes, declared = "Z", f"declares several stacking axes (shape {shape})"
-    if axes is not None and "Z" in axes:
-        raise CliError(
-            f"{image_path} {declared}, but train takes 2-D images (Y, X, with or without "
-            "channels) and 2-D annotations: save each annotated slice and its strokes as "
-            "files of their own"
-        )
 
 
 def _load(name_or_path: str, device: str = "cpu"):
@@ -207,7 +151,7 @@ def run_train(args: argparse.Namespace) -> int:
     check_train_output(args.output, args.overwrite)
     model = _new_or_loaded_model(args)
     _check_free_space(args.output, model, args.half)
-    images, labels = _training_inputs(args, model.config.in_channels, model.config.n_classes)
+    images, labels = training_inputs(args, model.config.in_channels, model.config.n_classes)
     _check_patch_size(args.patch_size, model, images)
     mask_before = _class_mask(model, images[0], args.device)
     calibrates = sets_threshold(model)

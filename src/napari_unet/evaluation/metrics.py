@@ -43,6 +43,7 @@ __all__ = [
     "interior_mask",
     "iou_per_class",
     "match_instances",
+    "nothing_scored",
     "pixel_error",
     "rand_error",
     "rand_score",
@@ -347,3 +348,16 @@ def _semantic_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
         "mean_foreground_dice": foreground_mean(dice),
         "pixel_error": class_error(pred, truth),
     }
+
+
+def nothing_scored(scores: dict[str, Any]) -> bool:
+    """Whether ``ignore`` left :func:`evaluate` nothing to score (its numbers then mean
+    nothing): every pixel left out, no labelled truth pixel left (semantic), or every
+    true object left out while there were some (instances)."""
+    if "ignored_fraction" not in scores:
+        return False
+    if scores["ignored_fraction"] >= 1.0:
+        return True
+    if scores["kind"] == "semantic":
+        return not scores["iou"]
+    return scores["kind"] == "instances" and scores["n_true"] == 0 < scores["left_out_true"]

@@ -29,7 +29,9 @@ def class_values_words(n_classes: int) -> str:
     )
 
 
-def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tuple[int, str]:
+def semantic_offset(
+    truth: np.ndarray, n_classes: int, annotation: bool, name: str = "ground truth"
+) -> tuple[int, str]:
     """How to read ``truth`` as a class mask of a model with ``n_classes`` classes.
 
     Class masks follow the annotation convention: 0 = not scored, 1 = background,
@@ -46,6 +48,8 @@ def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tupl
         Classes the prediction may hold, background included.
     annotation : bool
         Whether ``truth`` is an annotation layer (in the convention by construction).
+    name : str
+        What ``truth`` is, for the messages ("ground truth", "prediction").
 
     Returns
     -------
@@ -63,66 +67,61 @@ def semantic_offset(truth: np.ndarray, n_classes: int, annotation: bool) -> tupl
     top = int(truth.max(initial=0))
     if top > n_classes:
         raise ValueError(
-            f"The ground truth holds labels up to {top}, but 'semantic' takes a class mask "
+            f"The {name} holds labels up to {top}, but 'semantic' takes a class mask "
             f"like the prediction's, whose labels go up to {n_classes} "
             f"({class_values_words(n_classes)}): these look like instance labels (score them "
             "as instances) or a membrane map such as ISBI's 0 = membrane, 255 = interior "
             "(score it as membranes)."
         )
     if top == 0:
-        raise ValueError("The ground truth holds no labels (all 0 = not scored).")
+        raise ValueError(f"The {name} holds no labels (all 0 = not scored).")
     if top > 1 or annotation or int(truth.min(initial=0)) < 0:
         return 0, ""
     if n_classes > 2:
         raise ValueError(
-            "The ground truth is a 0/1 binary mask, but the prediction has "
+            f"The {name} is a 0/1 binary mask, but the prediction has "
             f"{n_classes - 1} classes besides background: for 'semantic', label it "
             f"{class_values_words(n_classes)}; or score it as instances."
         )
     return 1, (
-        "read the 0/1 ground truth as a binary mask: 0 = background, 1 = the foreground "
-        "class (label 2)"
+        f"read the 0/1 {name} as a binary mask: 0 = background, 1 = the foreground class (label 2)"
     )
 
 
-def instance_truth(truth: np.ndarray) -> tuple[np.ndarray, str]:
-    """A ground truth as instance labels: a binary mask's objects are its components.
+def instance_truth(truth: np.ndarray, name: str = "ground truth") -> tuple[np.ndarray, str]:
+    """Instance labels as given, or a binary mask's connected components as its objects.
 
     Instance labels hold one value per object. A mask holding a single positive value
-    is a binary mask (as most tools save one): its connected components (4-connected,
-    plane by plane for a stack) are the objects. If that value covers at least
-    :data:`MEMBRANE_MAP_SHARE` of the pixels it is the interior of a membrane map,
-    whose objects are not separated.
+    is a binary mask (as most tools save one): its 4-connected components (plane by
+    plane for a stack) are the objects. When that value covers at least
+    :data:`MEMBRANE_MAP_SHARE` of the pixels it may be the cell interiors of a membrane
+    map (ISBI: 255 = interior): the note then names the membrane metrics too.
 
     Parameters
     ----------
     truth : numpy.ndarray of int, shape (Y, X) or (..., Y, X)
+    name : str
+        What ``truth`` is, for the note ("ground truth", "prediction").
 
     Returns
     -------
     labels : numpy.ndarray
         ``truth`` itself, or the labelled components of a binary mask (int32).
     note : str
-        How the truth was read, for the user ("" when as given).
-
-    Raises
-    ------
-    ValueError
-        A single label over most of the pixels (a membrane map).
+        How it was read, for the user ("" when as given).
     """
     truth = np.asarray(truth)
     top = truth.max(initial=0)
     pixels = int(np.count_nonzero(truth == top))
     if top <= 0 or truth.min(initial=0) < 0 or pixels != np.count_nonzero(truth):
         return truth, ""
-    share = pixels / truth.size
-    if share >= MEMBRANE_MAP_SHARE:
-        raise ValueError(
-            f"The ground truth holds one label ({top}) over {share:.0%} of the pixels: it "
-            "looks like a membrane map such as ISBI's 0 = membrane, 255 = interior, not one "
-            "label per object; score it as membranes."
-        )
     planes = truth.reshape(-1, *truth.shape[-2:]) > 0
     labels = np.stack([ndimage.label(plane)[0] for plane in planes]).astype(np.int32)
-    note = "read the binary ground truth's connected components as its objects"
+    note = f"read the binary {name}'s connected components as its objects"
+    if pixels / truth.size >= MEMBRANE_MAP_SHARE:
+        note += (
+            f" (label {top} covers {pixels / truth.size:.0%} of it: for a membrane map such "
+            "as ISBI's, 0 = membrane, 255 = interior, the membrane metrics give the "
+            "challenge's errors)"
+        )
     return labels.reshape(truth.shape), note

@@ -20,7 +20,9 @@ def client_for(scheduler: str | None, workers: int | None) -> Iterator[Any]:
             yield client
         return
     with (
-        tempfile.TemporaryDirectory(prefix="napari-unet-dask-") as scratch,
+        tempfile.TemporaryDirectory(
+            prefix="napari-unet-dask-", ignore_cleanup_errors=True
+        ) as scratch,
         local_cluster(int(workers or 1), scratch) as cluster,
         Client(cluster) as client,
     ):

@@ -80,7 +80,7 @@ def check_labels(
         )
 
 
-def _integer_labels(labels: Any, index: int) -> np.ndarray:
+def integer_labels(labels: Any, index: int = 0) -> np.ndarray:
     """``labels`` as an integer array (no copy if it is one); fractions are refused."""
     labels = np.asarray(labels)
     if labels.dtype.kind in "biu":
@@ -122,7 +122,7 @@ def prepare_training_data(
     prepared = []
     for index, (image, labels) in enumerate(zip(images, annotations)):
         image = _as_channels_first(image, model.config.in_channels)
-        labels = _integer_labels(labels, index)
+        labels = integer_labels(labels, index)
         check_labels(labels, image.shape[-2:], n_classes, index)
         if not labels.any():
             continue
