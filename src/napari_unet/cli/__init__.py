@@ -61,9 +61,12 @@ EXIT_BROKEN_PIPE = 141
 
 
 def _silence_stdout() -> None:
-    """Point stdout at the null device, so that Python's flush at exit finds no broken pipe."""
+    """Point stdout at the null device, so that Python's flush at exit finds no broken pipe
+    (only the process's own stdout: a caller's replaced stream is left alone)."""
     import os
 
+    if sys.stdout is not sys.__stdout__:
+        return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
