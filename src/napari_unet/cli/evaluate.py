@@ -33,11 +33,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="membranes: 2-D membrane maps (ISBI errors); instances (default): instance "
         "label images (predict's <stem>_instances.tif, 0 = background), stacks matched "
         "slice by slice and the counts summed; refused if --pred looks like a class mask "
-        "(no 0 pixel, label 1 on half the pixels or more); a binary --truth (one label) "
-        "is read as its connected components, and refused as a membrane map when that "
-        "label covers half the pixels or more; semantic: class masks (predict's "
-        "<stem>_mask.tif; --truth 0 = not scored, 1 = background, 2.. = classes, a 0/1 "
-        "mask read as background and object, labels above the prediction's refused)",
+        "(no 0 pixel, label 1 on half the pixels or more); a binary --pred or --truth "
+        "(one label) is read as its connected components (a membrane map's cells); "
+        "semantic: class masks (predict's <stem>_mask.tif; 0 = not scored, 1 = "
+        "background, 2.. = classes, a 0/1 mask read as background and object, truth "
+        "labels above the prediction's or --classes refused)",
     )
     evaluate.add_argument(
         "--classes",
