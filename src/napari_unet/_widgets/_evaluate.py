@@ -45,7 +45,8 @@ KINDS = {
 }
 
 KIND_TOOLTIP = (
-    "instances: the truth is a label image, 0 = background and one value per object.\n"
+    "instances: the truth is a label image, 0 = background and one value per object; a "
+    "binary mask (one value) is read as its connected components.\n"
     "membranes: the truth is a membrane map (ISBI: 0 = membrane, 255 = interior; or "
     "1 = membrane, 2 = interior as painted).\n"
     "semantic: the truth is a class mask as painted in Annotate: 0 = not scored, "
