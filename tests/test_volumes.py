@@ -337,3 +337,17 @@ def test_the_store_says_when_it_refines_the_mask_and_starts_labelling(model, rng
     after_tiles = [(step.stage, step.done, step.total) for step in steps if step.stage != "tiles"]
     slices = stack.shape[0]
     assert after_tiles == [("mask", 0, 1), *(("instances", k, slices) for k in range(slices + 1))]
+
+
+def test_an_array_whose_guessed_planes_are_too_narrow_is_refused_not_misread(tmp_path):
+    from napari_unet.io.outofcore import predict_to_zarr
+
+    model = tiny_model()
+    channels_last = np.random.default_rng(0).random((64, 48, 1)).astype(np.float32)
+    with pytest.raises(ValueError, match=r'planes of 48 x 1 pixels.*axes="YXC"'):
+        predict_stack(channels_last, model)  # was: 64 slices of 48 x 1 pixels
+    with pytest.raises(ValueError, match="planes of 48 x 1 pixels"):
+        predict_to_zarr(channels_last, model, tmp_path / "x.zarr")
+    assert not (tmp_path / "x.zarr").exists()
+    given = predict_stack(channels_last, model, axes="YXC")
+    assert given.shape[-2:] == (64, 48)

@@ -65,10 +65,11 @@ def _silence_stdout() -> None:
     (only the process's own stdout: a caller's replaced stream is left alone)."""
     import os
 
-    if sys.stdout is not sys.__stdout__:
+    own = sys.__stdout__
+    if own is None or sys.stdout is not own:
         return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        os.dup2(devnull, own.fileno())
     except (OSError, ValueError):  # no file descriptor (a captured stream)
         pass

@@ -69,6 +69,7 @@ __all__ = [
     "describe_channels",
     "drop_leading_singletons",
     "guess_axes",
+    "guessed_axes",
     "output_shapes",
     "slice_count",
 ]
@@ -183,8 +184,17 @@ def check_guessed_plane(axes: str, shape: tuple[int, ...]) -> None:
         f"the axes guessed from shape {tuple(int(size) for size in shape)}, {axes}, give "
         f"image planes of {plane[0]} x {plane[1]} pixels (Y x X), narrower than "
         f"{MIN_PLANE_SIZE}: an axis probably holds channels. Give the axes with --axes, "
-        "e.g. --axes YXC for (Y, X, channels), or --axes ZYX to predict these planes"
+        "e.g. --axes YXC for (Y, X, channels), or --axes ZYX to predict these planes "
+        '(in Python: axes="YXC")'
     )
+
+
+def guessed_axes(shape: tuple[int, ...], in_channels: int, rgb: bool | None = None) -> str:
+    """:func:`guess_axes`, refused when its planes are implausibly small
+    (:func:`check_guessed_plane`): the rule for an array whose axes are not given."""
+    axes = guess_axes(shape, in_channels, rgb)
+    check_guessed_plane(axes, shape)
+    return axes
 
 
 def _channel_count(axes: str, shape: tuple[int, ...]) -> int:

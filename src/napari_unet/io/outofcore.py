@@ -60,7 +60,7 @@ from .axes import (
     check_axes,
     describe_channels,
     drop_leading_singletons,
-    guess_axes,
+    guessed_axes,
     slice_count,
 )
 from .volumes import iter_predict_stack
@@ -228,7 +228,7 @@ def predict_to_zarr(
     )
     method = None if instances is None else settings.instances
     in_channels = model.config.in_channels
-    axes = check_axes(axes or guess_axes(image.shape, in_channels, rgb), image.shape, in_channels)
+    axes = check_axes(axes or guessed_axes(image.shape, in_channels, rgb), image.shape, in_channels)
     check_instance_method(
         method, (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")]))
     )

@@ -26,7 +26,7 @@ from ..core.postprocess import (
     mask_steps,
     prediction_mask,
 )
-from .axes import ImagePlane, check_axes, guess_axes, output_shapes, slice_count
+from .axes import ImagePlane, check_axes, guessed_axes, output_shapes, slice_count
 
 __all__ = [
     "StackProgress",
@@ -49,7 +49,7 @@ def stack_slice(
     This is what the live preview and the per-slice prediction use; see
     :mod:`napari_unet.io.axes` for ``axes`` and ``rgb``.
     """
-    axes = axes or guess_axes(stack.shape, in_channels, rgb)
+    axes = axes or guessed_axes(stack.shape, in_channels, rgb)
     return ImagePlane(stack, axes, index, in_channels)
 
 
@@ -96,7 +96,7 @@ def iter_predict_stack(
     """
     settings = keyword_settings(config, tile_size, batch_size, device, test_time_augmentation)
     in_channels = model.config.in_channels
-    axes = check_axes(axes or guess_axes(stack.shape, in_channels, rgb), stack.shape, in_channels)
+    axes = check_axes(axes or guessed_axes(stack.shape, in_channels, rgb), stack.shape, in_channels)
     n_slices = slice_count(stack.shape, axes)
     for index in range(n_slices):
         plane = ImagePlane(stack, axes, index, in_channels, max_read_pixels)
@@ -159,7 +159,7 @@ def predict_stack(
         (n_classes, Y, X) for an image without a Z axis.
     """
     in_channels = model.config.in_channels
-    axes = check_axes(axes or guess_axes(stack.shape, in_channels, rgb), stack.shape, in_channels)
+    axes = check_axes(axes or guessed_axes(stack.shape, in_channels, rgb), stack.shape, in_channels)
     if out is None:
         shape, _ = output_shapes(stack.shape, axes, model.config.n_classes)
         out = np.full(shape, np.nan, dtype=np.float32)
@@ -334,7 +334,7 @@ def annotated_slices(
         Only slices with at least one labelled pixel, in slice order; empty
         lists when nothing is annotated (``finetune`` then says what to paint).
     """
-    axes = check_axes(axes or guess_axes(stack.shape, in_channels, rgb), stack.shape, in_channels)
+    axes = check_axes(axes or guessed_axes(stack.shape, in_channels, rgb), stack.shape, in_channels)
     if "Z" not in axes:
         raise ValueError(f"expected a stack with a Z axis, got axes {axes}")
     expected = tuple(stack.shape[axes.index(letter)] for letter in "ZYX")
