@@ -367,3 +367,15 @@ def test_nothing_scored_when_the_strokes_leave_nothing():
     assert nothing_scored(evaluate(objects, objects, "instances", ignore=objects > 0))
     empty = np.zeros((8, 8), np.int32)  # no object at all: not "left out", just none
     assert not nothing_scored(evaluate(empty, empty, "instances", ignore=near))
+
+
+def test_evaluate_reads_binary_instances_as_components_and_warns_of_labels_above_the_classes():
+    truth = np.zeros((20, 20), np.uint8)
+    truth[2:8, 2:8] = truth[10:18, 10:18] = 255  # a binary mask of two objects
+    labels = truth.astype(np.int32)
+    labels[10:18, 10:18] = 7
+    scores = evaluate(labels, truth, "instances")
+    assert scores["n_true"] == 2 and scores["instances"][0]["f1"] == 1.0  # was 0: one object
+    classes = np.where(truth > 0, 2, 1).astype(np.uint8)
+    with pytest.warns(UserWarning, match="kind='membranes'"):
+        evaluate(classes, truth, "semantic")

@@ -31,6 +31,7 @@ from .membrane_metrics import (
     thin_borders,
 )
 from .regions import restrict_instances, restrict_truth
+from .truth import instance_truth
 
 __all__ = [
     "check_class_mask",
@@ -222,7 +223,9 @@ def evaluate(
         ``pred`` and ``truth`` are instance label images (labels <= 0 = background;
         turn a class mask into one with
         :func:`napari_unet.core.postprocess.instance_labels`; one that looks like a
-        class mask (:func:`class_mask_share`) gives a UserWarning). Stacks (Z, Y, X)
+        class mask (:func:`class_mask_share`) gives a UserWarning; a binary mask, one
+        label value, is read as its connected components,
+        :func:`~napari_unet.evaluation.truth.instance_truth`). Stacks (Z, Y, X)
         are matched slice by slice, as the 2-D model predicts them: ``tp``/``fp``/``fn``/``n_pred``/
         ``n_true`` are sums over the slices, the rates are computed from those sums
         and ``mean_matched_iou`` is the mean over all matches.
@@ -231,7 +234,8 @@ def evaluate(
         (1.0 if both are empty), ``n_pred``, ``n_true``.
     ``kind="semantic"``
         Class masks in the annotation convention (whole labels 0 to 255, else
-        ValueError); pixels with ``truth == 0`` (unlabelled) are ignored. Keys:
+        ValueError; truth labels above the prediction's and 2 give a UserWarning);
+        pixels with ``truth == 0`` (unlabelled) are ignored. Keys:
         ``iou``/``dice`` (label value as a string -> score, so the dict survives a
         JSON round trip), ``mean_foreground_iou``/
         ``mean_foreground_dice`` (mean over labels >= 2 present; None if none) and
@@ -265,6 +269,8 @@ def evaluate(
     }
     if kind not in compute:
         raise ValueError(f"kind must be one of {sorted(compute)}, got {kind!r}")
+    if kind == "instances":  # a binary mask's objects are its components
+        pred, truth = instance_truth(pred, "pred")[0], instance_truth(truth, "truth")[0]
     if ignore is None:
         return {"kind": kind, **compute[kind](pred, truth)}
     ignore = np.asarray(ignore, bool)
@@ -334,6 +340,14 @@ def _semantic_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, Any]:
     """Per-class IoU/Dice and multi-class pixel error of two class masks."""
     for name, mask in (("pred", pred), ("truth", truth)):
         check_class_mask(mask, f"{name}: kind='semantic'")
+    top_true, top_pred = int(np.max(truth, initial=0)), int(np.max(pred, initial=0))
+    if top_true > max(top_pred, 2):
+        warnings.warn(
+            f"truth holds labels up to {top_true}, pred up to {top_pred}: instance labels "
+            "(kind='instances') or a membrane map such as ISBI's 0/255 (kind='membranes')?",
+            UserWarning,
+            stacklevel=3,
+        )
     iou = iou_per_class(pred, truth)
     dice = dice_per_class(pred, truth)
 
