@@ -195,3 +195,13 @@ def test_new_model_with_a_seed_leaves_the_global_random_state_alone():
         assert torch.equal(a, b) and torch.equal(a, c)
     other = new_model(config, seed=8)
     assert not torch.equal(next(other.parameters()), next(first.parameters()))
+
+
+def test_save_model_refuses_a_name_load_model_would_read_as_another_format(tmp_path):
+    from helpers import tiny_model
+
+    for name in ("m.pt", "m.pth", "m.zip", "m.tif"):
+        with pytest.raises(ValueError, match=r"written as \.safetensors files"):
+            save_model(tiny_model(), tmp_path / name)
+        assert not (tmp_path / name).exists()
+    assert load_model(save_model(tiny_model(), tmp_path / "m")).config == tiny_model().config

@@ -351,3 +351,19 @@ def test_an_array_whose_guessed_planes_are_too_narrow_is_refused_not_misread(tmp
     assert not (tmp_path / "x.zarr").exists()
     given = predict_stack(channels_last, model, axes="YXC")
     assert given.shape[-2:] == (64, 48)
+
+
+def test_predict_says_a_channels_last_image_has_its_channels_last():
+    model = tiny_model()
+    rgb = np.zeros((64, 48, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"has 64 .*last axis of 3 looks like channels"):
+        predict(rgb, model)
+    with pytest.raises(ValueError, match="a stack of 2-D slices goes to predict_stack"):
+        predict(np.zeros((3, 64, 48), np.float32), model)
+
+
+def test_finetune_says_that_it_takes_lists_of_images():
+    model = tiny_model()
+    image, strokes = np.zeros((64, 64), np.float32), np.ones((64, 64), np.uint8)
+    with pytest.raises(TypeError, match=r"finetune\(model, \[image\], \[annotation\]\)"):
+        list(finetune(model, image, strokes, TrainConfig(iterations=1)))

@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 from . import _huge_pages  # noqa: F401  (before anything imports torch)
 from .config import (
+    NEW_MODEL_CONFIG,
     AugmentConfig,
     ModelConfig,
     NormConfig,
@@ -35,6 +36,7 @@ from .training.sampling import AnnotationError
 from .training.weights import annotation_from_binary, annotation_from_instances, weight_map
 
 __all__ = [
+    "NEW_MODEL_CONFIG",
     "AnnotationError",
     "AugmentConfig",
     "Cancelled",

@@ -23,6 +23,22 @@ from .model import UNet
 METADATA_KEY = "napari_unet"
 
 
+#: Suffixes a safetensors checkpoint must not have: other formats' (``load_model``'s reader
+#: is chosen by the suffix; the CLI's ``train --output`` refuses them too).
+_NOT_SAFETENSORS = (
+    ".pt",
+    ".pth",
+    ".zip",
+    ".zarr",
+    ".tif",
+    ".tiff",
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".npy",
+)
+
+
 def save_model(
     model: UNet, path: str | os.PathLike, *, half: bool = False, **metadata: Any
 ) -> Path:
@@ -44,10 +60,22 @@ def save_model(
     -------
     Path
         The written file.
+
+    Raises
+    ------
+    ValueError
+        A name that :func:`~napari_unet.core.checkpoint.load_model` would read as
+        something else: ``.pt``/``.pth`` (torch pickles), ``.zip`` (a bioimage.io
+        package), an image or a zarr store.
     """
     from safetensors.torch import save as safetensors_bytes
 
     path = Path(path)
+    if path.suffix.lower() in _NOT_SAFETENSORS:
+        raise ValueError(
+            f"{path}: checkpoints are written as .safetensors files (a {path.suffix} file "
+            "would be read as something else)"
+        )
     model.metadata.update(metadata)
     header = (
         ModelMetadata.of(model)

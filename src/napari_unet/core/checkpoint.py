@@ -41,6 +41,7 @@ from ._limits import (
     check_normalization,
     check_tensor_shapes,
 )
+from .devices import resolve_device
 from .file_kinds import foreign_file_kind
 from .metadata import FORMAT_VERSION, ModelMetadata
 from .model import UNet
@@ -90,6 +91,11 @@ def default_metadata(config: ModelConfig) -> dict[str, Any]:
 
 def new_model(config: ModelConfig | None = None, seed: int | None = 0) -> UNet:
     """A freshly initialised :class:`UNet` with default metadata.
+
+    ``config=None`` is :class:`ModelConfig`'s default, the paper's network (64 base
+    features). The dock's and ``train --new``'s new model is
+    :data:`napari_unet.NEW_MODEL_CONFIG` (8 features), which learns the most per second
+    on a CPU: ``new_model(NEW_MODEL_CONFIG)`` for a model to train from strokes.
 
     ``seed`` makes the initial weights reproducible without touching torch's
     global random state (the weights are drawn from a forked CPU generator);
@@ -320,7 +326,7 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
     info = ModelMetadata.from_dict(metadata, config).replace(source=str(name_or_path))
     model.metadata = info.to_dict()  # without the file's format_version, package_version, config
-    return model.to(device or "cpu").eval()
+    return model.to(resolve_device(device) if device is not None else "cpu").eval()
 
 
 def check_weights(path: Path, tensors: dict[str, torch.Tensor]) -> None:

@@ -153,9 +153,19 @@ def _as_channels(image: Any, model: UNet) -> None:
         raise ValueError(f"the image is empty (shape {tuple(image.shape)}); it needs pixels")
     channels = 1 if image.ndim == 2 else image.shape[0]
     if channels != model.config.in_channels:
+        last = image.shape[-1] if image.ndim == 3 and image.shape[-1] <= 4 < image.shape[0] else 0
+        hint = (
+            f"; its last axis of {last} looks like channels (RGB?): predict takes them first, "
+            "e.g. napari_unet.io.data.to_channels_first(image, in_channels), or "
+            "predict_stack(image, model, axes='YXC')"
+            if last
+            else "; a stack of 2-D slices goes to predict_stack"
+            if image.ndim == 3
+            else ""
+        )
         raise ValueError(
             f"the model expects {model.config.in_channels} input channel(s) but the image has "
-            f"{channels} (shape {image.shape}, channels first)"
+            f"{channels} (shape {tuple(image.shape)}, read channels first){hint}"
         )
 
 

@@ -17,7 +17,8 @@ from ._limits import check_normalization
 __all__ = ["NON_FINITE_MESSAGE", "check_real", "normalization_stats", "normalize"]
 
 NON_FINITE_MESSAGE = (
-    "the image contains NaN or infinite values; replace them (e.g. with 0) before predicting"
+    "the image contains NaN or infinite values; replace them (e.g. with 0) before predicting "
+    "or training"
 )
 
 

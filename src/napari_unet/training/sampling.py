@@ -114,6 +114,11 @@ def prepare_training_data(
         Mismatched shapes, label values beyond the model's classes, no
         annotation at all, or fewer than two classes painted.
     """
+    if isinstance(images, np.ndarray) or isinstance(annotations, np.ndarray):
+        raise TypeError(
+            "images and annotations are lists, one array each per image: "
+            "finetune(model, [image], [annotation])"
+        )
     if len(images) != len(annotations):
         raise AnnotationError(f"got {len(images)} images but {len(annotations)} annotations")
     weight_config = weight_config or WeightConfig()
