@@ -53,6 +53,8 @@ def test_every_pixel_written_once():
     predict(np.ones((77, 45)), model, tile_size=48, out=out)
     assert not np.isnan(out).any()
     assert np.allclose(out.sum(0), 1, atol=1e-5)
+    with pytest.raises(ValueError, match=r"out has shape \(2, 45, 77\); the probabilities"):
+        predict(np.ones((77, 45)), model, tile_size=48, out=np.zeros((2, 45, 77), np.float32))
 
 
 def test_same_padding_tiled_within_documented_tolerance():

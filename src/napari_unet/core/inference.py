@@ -368,8 +368,11 @@ def predict(
         that is not a valid input size of the model, an image the model cannot take.
     """
     image = _as_array(image)
+    shape = (model.config.n_classes, *image.shape[-2:])
     if out is None:
-        out = np.full((model.config.n_classes, *image.shape[-2:]), np.nan, dtype=np.float32)
+        out = np.full(shape, np.nan, dtype=np.float32)
+    elif tuple(out.shape) != shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}; the probabilities need {shape}")
     steps = iter_predict(
         image,
         model,
