@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,9 @@ def run_evaluate(args: argparse.Namespace) -> None:
         for path, mask in ((args.pred, prediction), (args.truth, truth)):
             _check_class_mask(path, mask)
         prediction, truth = _class_masks(args, prediction, truth)
-    scores = evaluate(prediction, truth, kind=args.kind, ignore=_near(args.away_from, truth))
+    with warnings.catch_warnings():  # the classes were checked above (_class_masks)
+        warnings.filterwarnings("ignore", "truth holds labels up to", UserWarning)
+        scores = evaluate(prediction, truth, kind=args.kind, ignore=_near(args.away_from, truth))
     if nothing_scored(scores):
         raise CliError(
             f"nothing to score: the pixels near the strokes of {args.away_from} cover every "

@@ -85,7 +85,8 @@ def integer_labels(labels: Any, index: int = 0) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.dtype.kind in "biu":
         return labels
-    as_integers = labels.astype(np.int64)
+    with np.errstate(invalid="ignore"):  # NaN or inf: refused just below
+        as_integers = labels.astype(np.int64)
     if not np.array_equal(as_integers, labels):
         raise AnnotationError(
             f"annotation {index} holds non-integer values; labels are whole numbers "
