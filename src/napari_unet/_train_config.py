@@ -145,7 +145,10 @@ class TrainConfig(_Options):
         Time budget (default :data:`TIME_BUDGET_SECONDS`). ``None``: no time limit (then
         ``iterations`` must be set).
     iterations : int or None
-        Iteration budget. Training stops at whichever budget is reached first.
+        Iteration budget. Training stops at whichever budget is reached first, and the
+        learning rate decays over the larger share used: for a run that the machine's
+        speed does not change (the same weights from the same ``seed``), give
+        ``seconds=None`` too, as ``napari-unet train --iterations`` does.
     finetune_iterations : int or None
         The iteration budget of a model that was trained before when ``iterations``
         is None (default :data:`FINETUNE_ITERATIONS`; the time budget still applies,
