@@ -15,7 +15,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from ..core.continuity import LINEAGE_KEY, lineage
 from ..evaluation.metrics import evaluate, nothing_scored
 from ..evaluation.regions import STROKE_MARGIN, near_strokes
-from ..evaluation.truth import instance_truth, semantic_offset
+from ..evaluation.truth import binary_reading, semantic_offset
 from ._annotation_combo import annotation_of
 from ._evaluate_text import (
     away_words,
@@ -298,8 +298,8 @@ class EvaluatePanel(QWidget):
         offset, note = 0, ""
         if self.kind.value == "semantic":
             offset, note = semantic_offset(true, self._n_classes(predicted), is_annotation(truth))
-        elif self.kind.value == "instances":
-            true, note = instance_truth(true)
+        elif self.kind.value == "instances":  # evaluate reads a binary mask's components
+            note = binary_reading(true)
         index = self._slice_in_view(prediction) if predicted.ndim > 2 else None
         if index is not None:  # a stack: the slice in view
             predicted, true = predicted[index], true[index]

@@ -83,8 +83,11 @@ def run_evaluate(args: argparse.Namespace) -> None:
         )
     if args.kind == "instances":
         _check_instances(args.pred, prediction)
-        prediction = _instance_labels(args.pred, prediction, "prediction")
-        truth = _instance_labels(args.truth, truth, "ground truth")
+        for path, labels, name in (
+            (args.pred, prediction, "prediction"),
+            (args.truth, truth, "ground truth"),
+        ):
+            _say_binary(path, labels, name)  # evaluate reads a binary mask's components
     if args.kind == "semantic":  # class masks; a label of 2**40 would size 8 TiB of counts
         for path, mask in ((args.pred, prediction), (args.truth, truth)):
             _check_class_mask(path, mask)
@@ -127,15 +130,14 @@ def _read(path: Path, kind: str) -> np.ndarray:
         raise CliError(f"cannot read {path}: {error}") from None
 
 
-def _instance_labels(path: Path, labels: np.ndarray, name: str) -> np.ndarray:
-    """``labels`` as instance labels: a binary mask's components, said on stderr
-    (:func:`~napari_unet.evaluation.truth.instance_truth`)."""
-    from ..evaluation.truth import instance_truth
+def _say_binary(path: Path, labels: np.ndarray, name: str) -> None:
+    """Say on stderr when ``labels`` is a binary mask, whose components are its objects
+    (:func:`~napari_unet.evaluation.truth.binary_reading`)."""
+    from ..evaluation.truth import binary_reading
 
-    labels, note = instance_truth(labels, name)
+    note = binary_reading(labels, name)
     if note:
         print(f"{path}: {note}", file=sys.stderr)
-    return labels
 
 
 def _class_masks(args: argparse.Namespace, prediction, truth) -> tuple[np.ndarray, np.ndarray]:

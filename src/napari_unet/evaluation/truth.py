@@ -1,10 +1,10 @@
 """Reading a ground truth in the convention a metric needs, or saying why it cannot be.
 
-Shared by the Evaluate panel and ``napari-unet evaluate``: a binary mask scored as
-instances is read as its connected components (:func:`instance_truth`), a 0/1 mask
-scored as classes as background and object (:func:`semantic_offset`); instance labels
-or a membrane map scored as classes, and a membrane map scored as instances, are
-refused with the kind to choose.
+Shared by :func:`~napari_unet.evaluation.metrics.evaluate`, the Evaluate panel and
+``napari-unet evaluate``: a binary mask scored as instances is read as its connected
+components (:func:`instance_truth`; the front ends say so, :func:`binary_reading`), a
+0/1 mask scored as classes as background and object (:func:`semantic_offset`); instance
+labels or a membrane map scored as classes are refused with the kind to choose.
 """
 
 from __future__ import annotations
@@ -12,10 +12,16 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["MEMBRANE_MAP_SHARE", "class_values_words", "instance_truth", "semantic_offset"]
+__all__ = [
+    "MEMBRANE_MAP_SHARE",
+    "binary_reading",
+    "class_values_words",
+    "instance_truth",
+    "semantic_offset",
+]
 
-#: A ground truth for instances whose one label covers at least this share of the pixels
-#: is a membrane map (ISBI: 255 = interior, about 78 % of a slice), not objects.
+#: A binary mask scored as instances whose one label covers at least this share of the
+#: pixels may be a membrane map's interiors (ISBI: 255 = interior, about 78 % of a slice).
 MEMBRANE_MAP_SHARE = 0.5
 
 
@@ -88,14 +94,33 @@ def semantic_offset(
     )
 
 
+def binary_reading(labels: np.ndarray, name: str = "ground truth") -> str:
+    """How :func:`instance_truth` reads ``labels``, for the user: "" for instance labels
+    (kept as given), else that a binary mask's connected components are its objects
+    (and, when its one value covers at least :data:`MEMBRANE_MAP_SHARE` of the pixels,
+    that a membrane map is better scored as membranes). ``name``: what ``labels`` is
+    ("ground truth", "prediction")."""
+    labels = np.asarray(labels)
+    top = labels.max(initial=0)
+    pixels = int(np.count_nonzero(labels == top))
+    if top <= 0 or labels.min(initial=0) < 0 or pixels != np.count_nonzero(labels):
+        return ""
+    note = f"read the binary {name}'s connected components as its objects"
+    if pixels / labels.size >= MEMBRANE_MAP_SHARE:
+        note += (
+            f" (label {top} covers {pixels / labels.size:.0%} of it: for a membrane map such "
+            "as ISBI's, 0 = membrane, 255 = interior, the membrane metrics give the "
+            "challenge's errors)"
+        )
+    return note
+
+
 def instance_truth(truth: np.ndarray, name: str = "ground truth") -> tuple[np.ndarray, str]:
     """Instance labels as given, or a binary mask's connected components as its objects.
 
     Instance labels hold one value per object. A mask holding a single positive value
     is a binary mask (as most tools save one): its 4-connected components (plane by
-    plane for a stack) are the objects. When that value covers at least
-    :data:`MEMBRANE_MAP_SHARE` of the pixels it may be the cell interiors of a membrane
-    map (ISBI: 255 = interior): the note then names the membrane metrics too.
+    plane for a stack) are the objects (:func:`binary_reading` says so).
 
     Parameters
     ----------
@@ -111,17 +136,9 @@ def instance_truth(truth: np.ndarray, name: str = "ground truth") -> tuple[np.nd
         How it was read, for the user ("" when as given).
     """
     truth = np.asarray(truth)
-    top = truth.max(initial=0)
-    pixels = int(np.count_nonzero(truth == top))
-    if top <= 0 or truth.min(initial=0) < 0 or pixels != np.count_nonzero(truth):
+    note = binary_reading(truth, name)
+    if not note:
         return truth, ""
     planes = truth.reshape(-1, *truth.shape[-2:]) > 0
     labels = np.stack([ndimage.label(plane)[0] for plane in planes]).astype(np.int32)
-    note = f"read the binary {name}'s connected components as its objects"
-    if pixels / truth.size >= MEMBRANE_MAP_SHARE:
-        note += (
-            f" (label {top} covers {pixels / truth.size:.0%} of it: for a membrane map such "
-            "as ISBI's, 0 = membrane, 255 = interior, the membrane metrics give the "
-            "challenge's errors)"
-        )
     return labels.reshape(truth.shape), note
