@@ -94,7 +94,7 @@ def _line(elapsed: float, *, floor: int = 0, budget=None, seconds=60.0) -> str:
 def test_the_running_line_names_the_budget_that_ends_the_run():
     assert _line(12.4) == "Iteration 42 · loss 0.5 (smoothed 0.25) · 12 of 60 s"
     assert _line(12.4, budget=100) == "Iteration 42 of 100 · loss 0.5 (smoothed 0.25) · 12 s"
-    assert _line(59.0, floor=300).endswith("· 59 of 60 s")
+    assert _line(59.0, floor=300).endswith("· 59 of 60 s (a new model: up to 180 s)")
     assert _line(65.2, floor=42).endswith("· 65 of 60 s")  # the floor reached: this line ends it
     past = _line(65.2, floor=300)
     assert past.endswith(

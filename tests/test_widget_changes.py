@@ -104,4 +104,4 @@ def test_changes_are_counted_on_the_slice_in_view_of_a_stack(qtbot, dock):
     changes = class_changes(masks_of(parent, stack.data[1]), masks_of(state.model, stack.data[1]))
     names = {1: "background", 2: "foreground"}
     said = finetune.status.text()
-    assert f"On slice 1 (in view when the run ended), {changes.describe(names)}." in said
+    assert f"On slice 1 (in view when the run started), {changes.describe(names)}." in said

@@ -162,12 +162,15 @@ def test_closing_the_viewer_stops_a_running_prediction(qtbot, loaded_dock):
     fractions: list[float] = []
     ends: list[str] = []
     worker.yielded.connect(lambda update: fractions.append(update.fraction))
-    worker.returned.connect(lambda _: ends.append("returned"))
+    worker.returned.connect(lambda result: ends.append(result.cancelled and "cancelled"))
     worker.aborted.connect(lambda: ends.append("aborted"))
     qtbot.waitUntil(lambda: predict.progress.value() > 0, timeout=30_000)
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         viewer.close()
     qtbot.waitUntil(lambda: not WorkerBase._worker_set, timeout=5_000)
-    assert ends == ["aborted"]  # stopped, never ran to its result
+    # stopped, never ran to its result: quit by the closing dock (aborted, or no signal when
+    # the quit came as the job ended), or cancelled first by the removal of its image (the
+    # viewer's layers go first), whichever the worker saw first
+    assert set(ends) <= {"aborted", "cancelled"}
     assert fractions and max(fractions) < 1.0  # part of the tiles only
     assert model_state(viewer).busy == "" and "large mask" not in viewer.layers

@@ -152,3 +152,27 @@ def test_loading_a_model_first_thing_keeps_no_unused_default_model_to_go_back_to
             loaded = state.name
             panel.source.value = default  # a model the user loaded is kept, as before
             assert panel.load() and [entry.name for entry in state.history] == [loaded]
+
+
+def test_a_missing_file_and_a_picture_are_named_as_what_they_are(dock, tmp_path, notifications):
+    viewer, widget = dock
+    before = model_state(viewer).name
+    widget.model.source.value = FROM_FILE
+    widget.model.checkpoint_file.value = tmp_path / "moved.safetensors"
+    assert widget.model.load() is False
+    said = [str(n.message) for n in notifications]
+    assert said[-1].startswith(f"No file at {tmp_path / 'moved.safetensors'}")
+    picture = tmp_path / "slice.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(32))
+    widget.model.checkpoint_file.value = picture
+    assert widget.model.load() is False
+    said = str(notifications[-1].message)
+    assert "not a model" in said and said.count("A model is") == 1  # the list said once
+    assert model_state(viewer).name == before
+
+
+def test_saving_as_pt_writes_a_safetensors_file_of_that_name(dock, tmp_path):
+    _viewer, widget = dock
+    written = widget.model.save(tmp_path / "mine.pt")
+    assert written == tmp_path / "mine.safetensors" and written.is_file()
+    assert widget.model.save(tmp_path / "mine.v2") == tmp_path / "mine.v2.safetensors"

@@ -189,6 +189,22 @@ def test_cancel_prediction_stops_it_part_way(qtbot, dock):
     assert model_state(viewer).busy == ""
 
 
+def test_removing_the_image_cancels_its_prediction(qtbot, dock):
+    viewer, widget = dock
+    image = viewer.add_image(discs_image((512, 512)), name="large")
+    predict_widget = widget.predict
+    predict_widget.image_picker.combo.value = image
+    predict_widget.tile_size.value = predict_widget.tile_size.choices[1]  # many tiles
+    worker = predict_widget.run_prediction()
+    assert worker is not None
+    qtbot.waitUntil(lambda: predict_widget.progress.value() > 0, timeout=30_000)
+    with qtbot.waitSignal(predict_widget.finished, timeout=30_000):
+        viewer.layers.remove(image)
+    assert not any(layer.name.startswith("large ") for layer in viewer.layers)  # no orphans
+    assert predict_widget.status.text() == "“large” was removed: its prediction was cancelled."
+    assert model_state(viewer).busy == ""
+
+
 def test_prediction_copied_into_the_unpainted_pixels_of_the_slice_in_view(
     qtbot, dock, notifications
 ):

@@ -18,6 +18,7 @@ from napari_unet._widgets import (
     PredictWidget,
     model_state,
 )
+from napari_unet._widgets._finetune_job import TRAINING_STARTS, FinetuneUpdate
 from napari_unet._widgets._layers import OUTPUT_KEY, ImageGeometry, annotated_planes
 from napari_unet._widgets._model import FROM_FILE
 from napari_unet.config import ModelConfig, WeightConfig
@@ -193,12 +194,21 @@ def test_image_planes_are_read_in_the_worker(qtbot, dock, monkeypatch, notificat
     assert finetune.status.text().startswith("Done"), finetune.status.text()
     assert readers and threading.main_thread() not in readers  # training planes and previews
     assert "Reading the image: slice 2 of 2…" in statuses
+    assert statuses.index("Reading the image: slice 2 of 2…") < statuses.index(TRAINING_STARTS)
+    assert statuses.index(TRAINING_STARTS) < min(  # said before the first iteration's update
+        statuses.index(update) for update in statuses if isinstance(update, FinetuneUpdate)
+    )
 
     two_channels = tiny_model(in_channels=2)
     widget.model.use_model(two_channels, "two channels")
     readers.clear()
     assert finetune.start_finetune() is None  # refused at once, without reading the image
-    assert "Choose a model made for this kind of image" in notifications[-1].message
+    said = str(notifications[-1].message)
+    assert said.startswith("The model takes 2 channels and “stack” has one (shape (3, 128, 128))")
+    assert "napari opens each channel of a file as a layer of its own" in said
+    widget.predict.image_picker.combo.value = viewer.layers["stack"]
+    assert widget.predict.run_prediction() is None  # the same words, before a worker starts
+    assert str(notifications[-1].message) == said
     assert readers == [] and model_state(viewer).busy == ""
 
 
@@ -261,6 +271,10 @@ def test_stack_trains_on_annotated_slices_and_previews_the_slice_in_view(qtbot, 
     preview = viewer.layers["stack preview"].data
     assert preview.shape == (3, 128, 128)
     assert preview[1].any() and not preview[0].any() and not preview[2].any()
+    viewer.dims.set_current_step(0, 0)
+    run(qtbot, finetune, finetune.start_finetune)
+    preview = viewer.layers["stack preview"].data  # the last run's slice 1 is cleared
+    assert preview[0].any() and not preview[1].any() and not preview[2].any()
 
 
 def test_geometry_of_rgb_stack_and_channel_images():

@@ -91,6 +91,7 @@ class FinetuneWidget(QWidget):
         self.start_button.changed.connect(self.start_finetune)
         self.stop_button.changed.connect(self.stop)
         self.viewer.dims.events.current_step.connect(self._follow_view)
+        self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self.viewer.events.theme.connect(self._follow_theme)
         self.go_back.went_back.connect(self._on_went_back)
         self.state.model_changed.connect(self._withdraw_go_back_prompt)
@@ -267,6 +268,18 @@ class FinetuneWidget(QWidget):
         if request is not None and request.preview is not None and image is not None:
             request.preview.plane = request.reader.geometry.plane_in_view(image, self.viewer)
 
+    def _on_layer_removed(self, event: Any) -> None:
+        """The running fine-tune's image was removed: no more previews (a layer for an
+        image that is gone); the run goes on with the planes and strokes it read."""
+        image = self._image_layer
+        if image is None or event.value is not image or self._request is None:
+            return
+        self._image_layer = None
+        show_info(
+            f"“{image.name}” was removed: the fine-tune goes on with the image and "
+            "strokes it read, without previews; Stop ends it."
+        )
+
     def _on_update(self, update: FinetuneUpdate | str) -> None:
         if isinstance(update, str):  # a status line before training starts
             self._say(update)
@@ -308,7 +321,8 @@ class FinetuneWidget(QWidget):
         self.state.last_run = None
         self.status.setText(
             f"Back to “{entry.name}”, the model before this {run_words(entry.training)}; "
-            "the one it made is dropped. Predict again to see its results."
+            "the one it made is dropped. A mask predicted since shows the dropped model's results "
+            "until you Predict again."
         )
 
     def _show_preview(self, plane: tuple[int, ...], foreground: np.ndarray) -> None:

@@ -230,11 +230,16 @@ def finetune_job(
     before = yield from _mask_before_training(request, images, stop)
     if request.compare_plane is not None and stop.is_set():
         return None
+    yield TRAINING_STARTS  # until the first iteration's update (seconds on a slow model)
     last = yield from _training_updates(request, images, (stop, cancel))
     after = yield from _preview_after_training(request, last, stop)
     if last is not None and before is not None and not cancel.is_set():
         yield from _class_changes(request, images, before, after, cancel)
     return last
+
+
+TRAINING_STARTS = "Training: the first iteration…"
+"""The status line from the end of the comparison to the first iteration's update."""
 
 
 def _mask_before_training(

@@ -48,7 +48,9 @@ def training_request(
     model = state.model
     in_channels = model.config.in_channels
     geometry = ImageGeometry.of(image, in_channels)
-    problem = geometry.layout_problem(image.name)
+    problem = geometry.layout_problem(image.name) or geometry.channels_problem(
+        image.name, in_channels
+    )
     if problem:
         return Refusal(problem)
     annotated = _annotated(labels_layer, image, geometry, model.config.n_classes)

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QProgressBar
 
+from .._words import counted
 from ..config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
 from ..evaluation.review import ClassChanges, class_names
 from ..training.distillation import has_been_trained, learning_before_last_run
@@ -44,15 +45,15 @@ def run_summary(
     """
     ended = "Stopped after" if stopped else "Done:"
     text = (
-        f"{ended} {progress.iteration} iterations in {progress.elapsed:.0f} s; the model "
-        f"keeps its best weights (loss {kept_loss(progress, request):.3g}, smoothed)."
+        f"{ended} {counted(progress.iteration, 'iteration')} in {progress.elapsed:.0f} s; "
+        f"the model keeps its best weights (loss {kept_loss(progress, request):.3g}, smoothed)."
     )
     if skipped and changes is None and request is not None and request.compare_plane is not None:
         text += f" {SKIPPED}"
     if changes is not None and request is not None:
         plane = request.compare_plane
         where = (
-            f"slice {', '.join(map(str, plane))} (in view when the run ended)"
+            f"slice {', '.join(map(str, plane))} (in view when the run started)"
             if plane
             else "the image"
         )
@@ -126,6 +127,8 @@ def progress_line(update: FinetuneUpdate, request: TrainingRequest | None) -> st
     clock = f"{update.elapsed:.0f} of {seconds:g} s" if seconds and not budget else ""
     clock = clock or f"{update.elapsed:.0f} s"
     floor = request.floor if request is not None else 0
+    if seconds and not budget and update.iteration < floor:  # the time may not end it yet
+        clock += f" (a new model: up to {LEARNING_FLOOR_CAP * seconds:g} s)"
     if seconds and update.elapsed > seconds and update.iteration < floor:
         clock = (
             f"{update.elapsed:.0f} s: a new model trains on past {seconds:g} s until it has "
@@ -155,7 +158,7 @@ def finished_notice(progress: Any, request: TrainingRequest | None, *, stopped: 
     if not stopped:
         verb = "Trained" if training else "Fine-tuned"
     loss = kept_loss(progress, request)
-    return f"{verb}: {progress.iteration} iterations (best loss {loss:.3g})."
+    return f"{verb}: {counted(progress.iteration, 'iteration')} (best loss {loss:.3g})."
 
 
 def kept_loss(progress: Any, request: TrainingRequest | None) -> float:
@@ -236,12 +239,12 @@ def show_run_end(
         bar.reset()
         bar.setFormat(RUNNING_FORMAT)
         return
-    counted = f"{iterations} iteration{'' if iterations == 1 else 's'}"
+    trained = counted(iterations, "iteration")
     if failed:
-        bar.setFormat(f"Failed after {counted}")
+        bar.setFormat(f"Failed after {trained}")
         return
     bar.setValue(bar.maximum())
-    bar.setFormat(f"Stopped after {counted}" if stopped else "100%")
+    bar.setFormat(f"Stopped after {trained}" if stopped else "100%")
 
 
 def progress_of(update: FinetuneUpdate | ClassChanges | str) -> tuple[float | None, str]:

@@ -116,6 +116,19 @@ class ImageGeometry:
         channel = next((axes.index(c) for c in "CS" if c in axes), None)
         return cls(shape, None if channel is None else outer + channel, rgb, axes, declared=True)
 
+    def channels_problem(self, name: str, in_channels: int) -> str | None:
+        """Why a model of ``in_channels`` > 1 cannot read this one-channel image, with how
+        napari users usually get there (each channel opened as a layer); None: it can."""
+        if in_channels == 1 or self.channel_axis is not None:
+            return None
+        return (
+            f"The model takes {in_channels} channels and “{name}” has one (shape "
+            f"{self.shape}). napari opens each channel of a file as a layer of its own: stack "
+            "them into one layer, channels first (in napari's console, with your layers' "
+            "names: viewer.add_image(np.stack([viewer.layers['c0'].data, "
+            "viewer.layers['c1'].data]))), or load a model made for one channel."
+        )
+
     def layout_problem(self, name: str) -> str | None:
         """Why the plugin cannot line its layers up with this image (None: it can).
 

@@ -187,8 +187,11 @@ class ModelWidget(QWidget):
                 model, name = new_model(self.new_options.config()), NEW_MODEL_NAME
             elif choice == FROM_FILE:
                 path = self.checkpoint_file.value  # one Path in this mode
-                if not isinstance(path, Path) or not path.is_file():
+                if not isinstance(path, Path) or path == Path() or path.is_dir():
                     show_error(f"Choose a model file first: a {ACCEPTED_WORDS}.")
+                    return False
+                if not path.is_file():  # typed, or moved since it was chosen
+                    show_error(f"No file at {path}: choose a model file (a {ACCEPTED_WORDS}).")
                     return False
                 model, name = load_model(path), path.name
                 self.state.last_folder = path.parent
@@ -196,7 +199,7 @@ class ModelWidget(QWidget):
                 model, name = load_model(choice), choice
         except (CheckpointError, OSError, ValueError, ImportError) as error:
             # ImportError: an optional extra is missing (bioimage.io); it says what to install
-            show_error(f"Could not load the model: {error}. {self._what_loads(choice)}")
+            show_error(f"Could not load the model: {error}. {self._what_loads(choice, error)}")
             return False
         self.state.set_model(model, name)
         return True
@@ -217,11 +220,11 @@ class ModelWidget(QWidget):
             and self.state.name == path.name  # not fine-tuned since it was loaded
         )
 
-    def _what_loads(self, choice: str) -> str:
+    def _what_loads(self, choice: str, error: Exception) -> str:
         """What to do after a failed load: for a file of another suffix than those read,
-        every accepted one."""
+        every accepted one (unless the ``error`` named them already)."""
         path = self.checkpoint_file.value
-        if choice == FROM_FILE and isinstance(path, Path):
+        if choice == FROM_FILE and isinstance(path, Path) and "A model is" not in str(error):
             if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
                 return f"A model is a {ACCEPTED_WORDS}: choose one of those."
         return "Choose another model or file."
@@ -231,11 +234,14 @@ class ModelWidget(QWidget):
         self.state.set_model(model, name)
 
     def save(self, path: str | Path) -> Path | None:
-        """Save the current model to ``path`` (``.safetensors`` added if missing)."""
+        """Save the current model to ``path`` as ``.safetensors`` (the suffix replaces a
+        .pt, .pth or .zip one, napari-unet saves only checkpoints; else it is added)."""
         if self._refuse_while_busy("save the model"):
             return None
         path = Path(path)
-        if path.suffix.lower() != ".safetensors":
+        if path.suffix.lower() in CHECKPOINT_SUFFIXES:
+            path = path.with_suffix(".safetensors")
+        else:
             path = path.with_name(path.name + ".safetensors")
         try:
             written = save_model(self.state.model, path)

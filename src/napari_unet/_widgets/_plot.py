@@ -183,3 +183,5 @@ class LossPlot(FigureCanvasQTAgg):
     def _update_lines(self) -> None:
         self.raw_line.set_data(self.iterations, self.losses)
         self.smooth_line.set_data(self.iterations, self.smoothed)
+        # a line through one point draws nothing: a run stopped after its first iteration
+        self.smooth_line.set_marker("o" if len(self.iterations) == 1 else "None")

@@ -17,8 +17,6 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 
 from ..config import PredictConfig
 from ..core.continuity import lineage
-from ..evaluation.review import class_names
-from ..training.distillation import has_been_trained
 from ._annotation_combo import annotation_of
 from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
@@ -44,6 +42,7 @@ from ._predict_job import (
 )
 from ._predict_text import (
     RUNNING_FORMAT,
+    at_chance_text,
     cancelled_bar_text,
     cancelled_text,
     changes_sentence,
@@ -89,6 +88,7 @@ class PredictWidget(QWidget, PredictControls):
         self._stop = threading.Event()
         self._target: tuple[napari.layers.Image, ImageGeometry, list[str]] | None = None
         self._reading_note = ""
+        self._removed_image = ""  # the name of the running job's image, once removed
         self._last_progress: PredictionProgress | None = None
         self._described: list[weakref.ref] = []  # the layers the status line names
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
@@ -149,7 +149,9 @@ class PredictWidget(QWidget, PredictControls):
             return None
         model = self.state.model
         geometry = ImageGeometry.of(image, model.config.in_channels)
-        problem = geometry.layout_problem(image.name)
+        problem = geometry.layout_problem(image.name) or geometry.channels_problem(
+            image.name, model.config.in_channels
+        )
         if problem:
             show_error(problem)
             return None
@@ -176,7 +178,7 @@ class PredictWidget(QWidget, PredictControls):
         self._target = (image, geometry, lineage(model))
         self._reading_note = geometry.reading_note(model.config.in_channels)
         self._stop = threading.Event()
-        self._last_progress = None
+        self._last_progress, self._removed_image = None, ""
         self.progress.setFormat(RUNNING_FORMAT)  # the last run's end is no longer said
         self._say("Starting…")
         self._set_running(True)
@@ -219,7 +221,10 @@ class PredictWidget(QWidget, PredictControls):
         if result.cancelled:  # as Fine-tune's bar after Stop: full, saying how far it got
             self.progress.setValue(self.progress.maximum())
             self.progress.setFormat(cancelled_bar_text(self._last_progress))
-            self._say(cancelled_text(self._last_progress))
+            if self._removed_image:
+                self._say(f"“{self._removed_image}” was removed: its prediction was cancelled.")
+            else:
+                self._say(cancelled_text(self._last_progress))
             show_info("Prediction cancelled.")
             return
         if result.error:  # the bar stays where the run failed
@@ -251,8 +256,14 @@ class PredictWidget(QWidget, PredictControls):
         """A layer the status line names was deleted: the line goes with the image, and
         says so for an output."""
         removed = event.value
+        if self.worker is not None:
+            if self._target is not None and removed is self._target[0]:
+                self._stop.set()  # its outputs would have no image to go with
+                self._removed_image = removed.name
+                self.status.setText(f"“{removed.name}” was removed: cancelling its prediction…")
+            return
         named = [layer for layer in (ref() for ref in self._described) if layer is not None]
-        if self.worker is not None or not any(layer is removed for layer in named):
+        if not any(layer is removed for layer in named):
             return
         image = named[0]
         if removed is image:
@@ -334,22 +345,6 @@ class PredictWidget(QWidget, PredictControls):
         return changes_sentence(result.changes.describe(), planes, marked)
 
 
-def at_chance_text(mask: np.ndarray, model: Any) -> str:
-    """The status line's reason for a mask of one class from ``model`` (None: unknown)
-    that is still learning (:func:`~napari_unet.training.distillation.has_been_trained`
-    false): it has not learnt yet;
-    "" otherwise (a trained model, say a bundled one, may rightly see one class only)."""
-    if model is None or mask.size == 0:
-        return ""
-    if has_been_trained(model):
-        return ""
-    only = int(mask.flat[0])
-    if np.any(mask != only):
-        return ""
-    name = class_names(model).get(only, f"class {only}")
-    return f" The model still calls everything {name}: train it further (Fine-tune → Start)."
-
-
 def output_specs(
     result: PredictionResult, placement: dict[str, Any], class_placement: dict[str, Any]
 ) -> dict[str, tuple[Any, type, dict[str, Any], dict[str, Any]]]:
@@ -380,7 +375,7 @@ def output_specs(
     if result.uncertainty is not None:
         display = {"colormap": "inferno", "contrast_limits": (0.0, 1.0), **hidden_image}
         outputs["uncertainty"] = (result.uncertainty, Image, placement, display)
-    outputs["instances"] = (result.instances, Labels, placement, {"opacity": 0.6, "visible": 0})
+    outputs["instances"] = (result.instances, Labels, placement, {"opacity": 0.6, "visible": False})
     outputs["mask"] = (result.mask, Labels, placement, {"opacity": 0.5})
     return outputs
 

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._words import counted
 from ..core.tile_choice import TileChoice
+from ..evaluation.review import class_names
+from ..training.distillation import has_been_trained
 
 if TYPE_CHECKING:
     from ._predict_job import PredictionProgress
@@ -127,8 +130,8 @@ def done_head(planes: int, objects: int) -> str:
     """How the status line after a run starts: ``"Done: 2454 objects."``, or for a stack
     ``"Done: 20 slices, 2454 objects (numbered through the stack)."``."""
     if planes > 1:
-        return f"Done: {planes} slices, {objects} objects (numbered through the stack)."
-    return f"Done: {objects} objects."
+        return f"Done: {planes} slices, {counted(objects, 'object')} (numbered through the stack)."
+    return f"Done: {counted(objects, 'object')}."
 
 
 def changes_sentence(described: str, planes: int, marked: str) -> str:
@@ -147,3 +150,19 @@ def memory_status(refusal: str, smaller_fits: int | None) -> str:
     if smaller_fits is not None:
         text += f" A tile size of {smaller_fits} px or smaller would fit."
     return text
+
+
+def at_chance_text(mask: np.ndarray, model: Any) -> str:
+    """The status line's reason for a mask of one class from ``model`` (None: unknown)
+    that is still learning (:func:`~napari_unet.training.distillation.has_been_trained`
+    false): it has not learnt yet;
+    "" otherwise (a trained model, say a bundled one, may rightly see one class only)."""
+    if model is None or mask.size == 0:
+        return ""
+    if has_been_trained(model):
+        return ""
+    only = int(mask.flat[0])
+    if np.any(mask != only):
+        return ""
+    name = class_names(model).get(only, f"class {only}")
+    return f" The model still calls everything {name}: train it further (Fine-tune → Start)."

@@ -48,6 +48,9 @@ def put_preview(
 ) -> napari.layers.Image:
     """Put a plane's foreground probability into the image's ``"<image> preview"`` layer.
 
+    Of a stack, the preview holds that plane only: the others' previews, by an earlier
+    model (of this run or the last), are cleared, so they show the mask beneath.
+
     The layer is created when missing (or of another shape), under the annotation
     layer ``annotation_name`` so that the strokes stay visible; the user's selected
     layers stay selected (:func:`selection_kept`).
@@ -75,6 +78,8 @@ def put_preview(
     """
     layer = find_output(viewer, image, "preview", napari.layers.Image)
     if layer is not None and layer.data.shape == geometry.spatial_shape:
+        if plane:  # a stack: only the plane just predicted, by the model as it is now
+            layer.data[...] = 0  # (another plane's preview is an earlier model's)
         layer.data[plane] = foreground
         layer.refresh()
         if show:

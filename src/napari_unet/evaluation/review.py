@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from .._words import counted
+
 __all__ = [
     "ClassChanges",
     "ObjectChanges",
@@ -87,8 +89,9 @@ class ClassChanges:
             for label, count in sorted(self.gained.items())
             if count
         ]
-        return f"{self.changed:,} pixels ({100 * self.fraction:.2g} %) changed class: " + ", ".join(
-            parts
+        return (
+            f"{counted(self.changed, 'pixel')} ({100 * self.fraction:.2g} %) changed class: "
+            + ", ".join(parts)
         )
 
 
