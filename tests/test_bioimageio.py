@@ -186,6 +186,11 @@ def test_cli_export_writes_a_package(tmp_path, capsys):
     assert [author["name"] for author in rdf["authors"]] == ["A. Person", "B. Person"]
     assert main(["export", str(checkpoint), str(tmp_path / "tiny.txt")]) == 2
     assert "is a .zip file" in capsys.readouterr().err
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not pixels")
+    args = ["export", str(checkpoint), str(tmp_path / "t.zip"), "--test-image", str(notes)]
+    assert main(args) == 2
+    assert f"--test-image {notes}: not an image format napari-unet reads" in capsys.readouterr().err
 
 
 def test_the_package_readme_says_what_napari_unet_adds_to_the_network():
@@ -202,6 +207,8 @@ def test_the_package_readme_says_what_napari_unet_adds_to_the_network():
     assert "closes gaps in the boundaries" in text
     assert "joins to each object what it encloses" in text
     assert "test-time augmentation" not in text and "exceeds" not in text
+    assert "mirrors each image edge by the 44-pixel halo" in text  # 44 is not 0 mod 8
+    assert "max-pools fall 4 pixels off those of a pass over the image itself" in text
     plain.metadata.update(background_threshold=0.82, close_gaps=False)  # a new model's rules
     text = _readme(plain, plain.info, "n", "nuclei", 188)
     assert "closes gaps" not in text and "exceeds 0.82" in text

@@ -115,3 +115,9 @@ def test_demo_refuses_zero_rounds(tmp_path, capsys):
     assert main(["demo", "--output", str(tmp_path / "demo"), "--rounds", "0"]) == 2
     assert "--rounds must be at least 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "demo").exists()
+
+
+def test_demo_refuses_a_sample_too_small_to_paint(tmp_path, capsys):
+    assert main(["demo", "--output", str(tmp_path / "demo"), "--size", "50"]) == 2
+    assert "--size must be at least 96 px, got 50" in capsys.readouterr().err
+    assert not (tmp_path / "demo").exists()

@@ -135,6 +135,29 @@ def test_second_ctrl_c_skips_the_calibration_and_comparison_and_still_saves(
     assert not any(line.startswith("on ") for line in output.out.splitlines())
 
 
+def test_a_second_ctrl_c_during_the_comparisons_last_tile_still_skips_it(
+    tmp_path, trained_args, capsys, monkeypatch
+):
+    _press_at_iteration(monkeypatch, 3)
+    class_mask = train_command._class_mask
+    calls = []
+
+    def pressed_at_its_end(*args, **kwargs):  # the tile is done when the press arrives
+        calls.append(kwargs.get("stop"))
+        mask = class_mask(*args, **kwargs)
+        if len(calls) == 2:
+            _press()
+        return mask
+
+    monkeypatch.setattr(train_command, "_class_mask", pressed_at_its_end)
+    assert main(trained_args) == 130
+    output = capsys.readouterr()
+    assert len(calls) == 2 and output.err.count(SECOND) == 1  # "skipping the comparison"
+    assert f"comparison of {tmp_path / 'im.tif'} with the model before skipped" in output.out
+    assert not any(line.startswith("on ") for line in output.out.splitlines())
+    assert (tmp_path / "out.safetensors").is_file()
+
+
 def test_third_ctrl_c_raises_keyboard_interrupt_and_writes_nothing(
     tmp_path, trained_args, capsys, monkeypatch
 ):

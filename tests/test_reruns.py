@@ -114,7 +114,9 @@ def test_an_empty_output_file_is_not_taken_for_a_finished_one(setup, capsys):
     record = stored_provenance(out / "img_mask.tif")
     (out / "img_instances.tif").write_bytes(b"")
     assert cli_predict(image, checkpoint, out) == 2
-    assert "img_instances.tif holds no record of how it was made" in capsys.readouterr().err
+    said = capsys.readouterr().err
+    assert "img_instances.tif holds no record of how it was made" in said
+    assert "a ground truth say, move it away or choose another --output" in said
     assert cli_predict(image, checkpoint, out, "--overwrite") == 0
     assert _records(out) == [record] * 3  # the same model, options and input as before
 

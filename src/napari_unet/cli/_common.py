@@ -114,3 +114,9 @@ def sigterm_interrupts(termination: Termination):
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+DEVICE_HELP = (
+    "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps (default %(default)s)"
+)
+"""The ``--device`` option's help, alike in every command."""

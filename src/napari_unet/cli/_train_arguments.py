@@ -17,9 +17,10 @@ from ..config import (
     TrainConfig,
     WeightConfig,
 )
-from ._common import CliError, refuse_existing_output, writable_folder
+from ._common import DEVICE_HELP, CliError, refuse_existing_output, writable_folder
 
 __all__ = [
+    "ARCHITECTURE_OPTIONS",
     "MAX_BATCH",
     "MAX_EDGE",
     "add_train_arguments",
@@ -34,8 +35,39 @@ MAX_EDGE = 2**16
 MAX_BATCH = 1024
 
 
+#: The network options of a ``--new`` model: ``ModelConfig`` field -> ``args`` attribute.
+ARCHITECTURE_OPTIONS = {
+    "in_channels": "channels",
+    "n_classes": "classes",
+    "depth": "depth",
+    "base_features": "features",
+    "padding": "padding",
+    "batch_norm": "batch_norm",
+    "upsampling": "upsampling",
+}
+
+
 def check_numbers(args: argparse.Namespace) -> None:
-    """Refuse numeric options that would crash, hang or be silently meaningless."""
+    """Refuse numeric options that would crash, hang or be silently meaningless, and
+    network options given with ``--model`` (its network is the checkpoint's)."""
+    if args.model:
+        given = [
+            f"--{o.replace('_', '-')}" for o in ARCHITECTURE_OPTIONS.values() if getattr(args, o)
+        ]
+        if given:
+            raise CliError(
+                f"{', '.join(given)}: the network options are for a --new model; "
+                f"--model {args.model} keeps the network of its checkpoint"
+            )
+    if args.seed < 0:
+        raise CliError(f"--seed must be a whole number >= 0, got {args.seed}")
+    for option, value in (("--iterations", args.iterations), ("--seconds", args.seconds)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise CliError(f"{option} must be a number >= 0 (0: no such budget), got {value}")
+    if args.learning_rate is not None and not (
+        math.isfinite(args.learning_rate) and args.learning_rate > 0
+    ):
+        raise CliError(f"--learning-rate must be a number > 0, got {args.learning_rate}")
     if args.threads is not None and args.threads < 1:
         raise CliError(f"--threads must be at least 1, got {args.threads}")
     if not (math.isfinite(args.w0) and args.w0 >= 0):
@@ -138,13 +170,37 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=TrainConfig.bn_recalibration,
         metavar="N",
-        help="batch-norm models: re-estimate the statistics from N batches after training",
+        help="batch-norm models: re-estimate the statistics from N batches after training "
+        "(default %(default)s)",
     )
-    parser.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    parser.add_argument("--patch-size", type=int, default=TrainConfig.patch_size)
-    parser.add_argument("--seed", type=int, default=TrainConfig.seed)
-    parser.add_argument("--device", default=TrainConfig.device)
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=TrainConfig.batch_size,
+        help="patches per step (default %(default)s; the paper used 1)",
+    )
+    parser.add_argument(
+        "--patch-size",
+        type=int,
+        default=TrainConfig.patch_size,
+        help="edge of the training patches in px (default: the smallest valid patch whose "
+        "output is at least 96 px)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=TrainConfig.seed,
+        help="random seed of the patches, the augmentation and a --new model's weights "
+        "(default %(default)s)",
+    )
+    parser.add_argument(
+        "--device",
+        default=TrainConfig.device,
+        help=DEVICE_HELP,
+    )
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads for torch (default: torch's)"
+    )
     parser.add_argument("--no-elastic", action="store_true", help="switch elastic deformation off")
 
 
@@ -165,10 +221,13 @@ def _add_loss_arguments(parser: argparse.ArgumentParser) -> None:
         "gaps between touching objects are kept (default %(default)s; 0 = all pixels alike)",
     )
     parser.add_argument(
-        "--w0", type=float, default=WeightConfig.w0, help="border weight (paper: 10)"
+        "--w0", type=float, default=WeightConfig.w0, help="border weight (default and paper: 10)"
     )
     parser.add_argument(
-        "--sigma", type=float, default=WeightConfig.sigma, help="border width in px (paper: 5)"
+        "--sigma",
+        type=float,
+        default=WeightConfig.sigma,
+        help="border width in px (default and paper: 5)",
     )
     balance = parser.add_mutually_exclusive_group()
     balance.add_argument(
@@ -201,19 +260,31 @@ def _add_output_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_architecture_arguments(parser: argparse.ArgumentParser) -> None:
     """The network of a ``--new`` model."""
-    arch = parser.add_argument_group("architecture of a --new model")
+    arch = parser.add_argument_group(
+        "architecture of a --new model (with --model, the checkpoint's network is kept)"
+    )
     model = NEW_MODEL_CONFIG
     arch.add_argument(
         "--features",
         type=int,
-        default=model.base_features,
-        help="base features (paper: 64; 8 learns the most per CPU second)",
+        help=f"base features (default {model.base_features}, which learns the most per CPU "
+        "second; paper: 64)",
     )
-    arch.add_argument("--depth", type=int, default=model.depth, help="max-pool steps (paper: 4)")
-    arch.add_argument("--padding", choices=["valid", "same"], default=model.padding)
+    arch.add_argument("--depth", type=int, help=f"max-pool steps (default {model.depth}; paper: 4)")
     arch.add_argument(
-        "--classes", type=int, default=model.n_classes, help="classes incl. background"
+        "--padding",
+        choices=["valid", "same"],
+        help=f"3x3 convolutions unpadded as in the paper, or padded (default {model.padding})",
     )
-    arch.add_argument("--channels", type=int, default=model.in_channels, help="input channels")
-    arch.add_argument("--batch-norm", action="store_true")
-    arch.add_argument("--upsampling", choices=["upconv", "bilinear"], default=model.upsampling)
+    arch.add_argument(
+        "--classes", type=int, help=f"classes incl. background (default {model.n_classes})"
+    )
+    arch.add_argument("--channels", type=int, help=f"input channels (default {model.in_channels})")
+    arch.add_argument(
+        "--batch-norm", action="store_true", default=None, help="batch norm after each conv"
+    )
+    arch.add_argument(
+        "--upsampling",
+        choices=["upconv", "bilinear"],
+        help=f"up-convolution as in the paper, or bilinear (default {model.upsampling})",
+    )

@@ -27,32 +27,54 @@ from typing import Any
 
 import numpy as np
 
+from .._words import counted
 from ..config import FINETUNE_ITERATIONS
-from ._common import CliError, writable_folder
+from ._common import DEVICE_HELP, CliError, writable_folder
 from ._progress import ProgressBar
 
 DEMO_SEED = 2015  # synthetic image not used to train the bundled model (seeds 100-107)
 DEMO_ROUNDS = 3  # rounds of paint -> fine-tune -> predict
+MIN_DEMO_SIZE = 96  # px: a smaller sample may hold too few nuclei to paint both classes
 STROKE_SEED = 0  # where in the errors the simulated user's strokes go
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register the ``demo`` sub-command."""
     parser = commands.add_parser("demo", help="run the full loop on a sample (no network needed)")
-    parser.add_argument("--output", type=Path, default=Path("napari-unet-demo"))
-    parser.add_argument("--model", default="nuclei", help="bundled model name or checkpoint")
     parser.add_argument(
-        "--rounds", type=int, default=DEMO_ROUNDS, help="rounds of paint -> fine-tune -> predict"
+        "--output",
+        type=Path,
+        default=Path("napari-unet-demo"),
+        help="folder of the files written (default %(default)s)",
+    )
+    parser.add_argument(
+        "--model", default="nuclei", help="bundled model name or checkpoint (default %(default)s)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEMO_ROUNDS,
+        help="rounds of paint -> fine-tune -> predict (default %(default)s)",
     )
     parser.add_argument(
         "--iterations",
         type=int,
         default=FINETUNE_ITERATIONS,
-        help="fine-tuning budget per round in iterations (a load-independent result)",
+        help="fine-tuning budget per round in iterations, a load-independent result "
+        "(default %(default)s)",
     )
     parser.add_argument("--seconds", type=float, default=None, help="optional time cap per round")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--size", type=int, default=384, help="edge of the sample image")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help=DEVICE_HELP,
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=384,
+        help=f"edge of the sample image in px, at least {MIN_DEMO_SIZE} (default %(default)s)",
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -169,6 +191,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         return open_gui(args)
     if args.rounds < 1:
         raise CliError(f"--rounds must be at least 1, got {args.rounds}")
+    if args.size < MIN_DEMO_SIZE:  # too few nuclei for the simulated user to paint both classes
+        raise CliError(f"--size must be at least {MIN_DEMO_SIZE} px, got {args.size}")
     from ..core.checkpoint import load_model, save_model
 
     output = writable_folder(args.output)
@@ -234,9 +258,9 @@ def _write_outputs(output: Path, sample, result, summary, model) -> list[str]:
 def _print_summary(output: Path, summary: dict[str, Any], written: list[str]) -> None:
     before, after = summary["before"], summary["after"]
     whole = [row["whole_image"] for row in (summary["rounds"][0], summary["rounds"][-1])]
-    rounds = len(summary["rounds"]) - 1
+    rounds = counted(len(summary["rounds"]) - 1, "round")
     print(
-        f"\n{rounds} rounds; strokes on the left half: {summary['scribbled_pixels']} pixels\n"
+        f"\n{rounds}; strokes on the left half: {summary['scribbled_pixels']} pixels\n"
         f"F1 at IoU 0.5 on the right half (never painted): before {before['f1']:.3f} -> after "
         f"{after['f1']:.3f} (mean matched IoU {before['mean_matched_iou']:.3f} -> "
         f"{after['mean_matched_iou']:.3f})\n"

@@ -63,9 +63,7 @@ def run_export(args: argparse.Namespace) -> None:
     model = load_model(args.model)
     test_image = None
     if args.test_image is not None:
-        from ..io.data import read_image
-
-        test_image = read_image(args.test_image)
+        test_image = _test_image(args.test_image)
     try:
         path = export_bioimageio(
             model,
@@ -79,3 +77,19 @@ def run_export(args: argparse.Namespace) -> None:
     except ImportError as error:
         raise CliError(str(error)) from error
     print(path)
+
+
+def _test_image(path: Path):
+    """The ``--test-image``; a file of a format napari-unet does not read is said to be one."""
+    from ..io.data import ImageReadError, read_image
+    from ..io.inputs import IMAGE_SUFFIXES
+
+    try:
+        return read_image(path)
+    except ImageReadError as error:
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            raise
+        raise CliError(
+            f"--test-image {path}: not an image format napari-unet reads (TIFF, PNG, JPEG, "
+            "BMP or NumPy .npy)"
+        ) from error

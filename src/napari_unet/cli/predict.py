@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import AUTO_TILE, PredictConfig, is_background_threshold
-from ._common import EXIT_BAD_INPUT, CliError, Termination, sigterm_interrupts, writable_folder
+from ._common import (
+    DEVICE_HELP,
+    EXIT_BAD_INPUT,
+    CliError,
+    Termination,
+    sigterm_interrupts,
+    writable_folder,
+)
 from ._predict_inputs import check_inputs, parse_shard, selected_inputs
 from ._progress import ProgressBar
 
@@ -109,9 +116,7 @@ def _add_inference_options(parser: argparse.ArgumentParser, defaults: PredictCon
         default=defaults.batch_size,
         help="tiles per forward pass (default: %(default)s)",
     )
-    parser.add_argument(
-        "--device", default=defaults.device, help="auto, cpu, cuda or mps (default: %(default)s)"
-    )
+    parser.add_argument("--device", default=defaults.device, help=DEVICE_HELP)
     parser.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,

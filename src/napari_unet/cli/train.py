@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..config import TrainConfig, WeightConfig
+from ..config import NEW_MODEL_CONFIG, TrainConfig, WeightConfig
 from ._common import CliError, Termination, sigterm_interrupts
 from ._interrupts import (
     INTERRUPTED,
@@ -20,7 +20,12 @@ from ._interrupts import (
     to_stderr,
 )
 from ._progress import ProgressBar
-from ._train_arguments import add_train_arguments, check_numbers, check_train_output
+from ._train_arguments import (
+    ARCHITECTURE_OPTIONS,
+    add_train_arguments,
+    check_numbers,
+    check_train_output,
+)
 from ._train_inputs import training_inputs
 from ._train_words import (
     _not_learnt_text,
@@ -60,15 +65,14 @@ def _new_or_loaded_model(args: argparse.Namespace):
     if args.model:
         model = _load(args.model)
         _name_a_replaced_parent(model, args.output)
+        _check_batch_norm(args.bn_recalibration, model, args.model)
         return model
+    model_defaults = NEW_MODEL_CONFIG
     values = {
-        "in_channels": args.channels,
-        "n_classes": args.classes,
-        "depth": args.depth,
-        "base_features": args.features,
-        "padding": args.padding,
-        "batch_norm": args.batch_norm,
-        "upsampling": args.upsampling,
+        name: getattr(model_defaults, name)
+        if getattr(args, option) is None
+        else getattr(args, option)
+        for name, option in ARCHITECTURE_OPTIONS.items()
     }
     try:
         config = check_model_config(values)
@@ -77,7 +81,18 @@ def _new_or_loaded_model(args: argparse.Namespace):
         for name, flag in _ARCHITECTURE_FLAGS.items():
             message = message.replace(f"model_config {name}", flag)
         raise CliError(f"--new: {message.replace('model_config: ', '')}") from error
-    return new_model(config, seed=args.seed)
+    model = new_model(config, seed=args.seed)
+    _check_batch_norm(args.bn_recalibration, model, "the --new model")
+    return model
+
+
+def _check_batch_norm(passes: int, model, name: str) -> None:
+    """Refuse ``--bn-recalibration`` for a model without batch norm: it would do nothing."""
+    if passes and not model.config.batch_norm:
+        raise CliError(
+            f"--bn-recalibration re-estimates batch-norm statistics; {name} has no batch norm"
+            + (" (add --batch-norm)" if name == "the --new model" else "")
+        )
 
 
 def _name_a_replaced_parent(model, output: Path) -> None:
@@ -245,6 +260,8 @@ def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_
     path, image = first
     try:
         mask_after = _class_mask(model, image, args.device, stop=ctrl_c.cancel_requested)
+        if ctrl_c.cancel_requested():  # pressed during its last tile: skipped, as it said
+            raise Cancelled
     except Cancelled:
         print(f"comparison of {path} with the model before skipped (Ctrl-C)")
         return

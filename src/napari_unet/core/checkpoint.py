@@ -307,7 +307,8 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
 
     The returned model is in eval mode on ``device`` (None: CPU), with
     ``model.config`` and ``model.metadata`` (normalisation, class names,
-    training history, ``source``: where it was loaded from) attached.
+    training history, ``source``: where it was loaded from, a file's absolute path or a
+    bundled model's name) attached.
 
     Raises
     ------
@@ -324,7 +325,9 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device | Non
     model = UNet(config)
     expected = model.state_dict()
     model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()})
-    info = ModelMetadata.from_dict(metadata, config).replace(source=str(name_or_path))
+    given = Path(name_or_path)  # a file by its absolute path: a parent named after a move
+    source = str(given.absolute()) if given.is_file() else str(name_or_path)  # or a name
+    info = ModelMetadata.from_dict(metadata, config).replace(source=source)
     model.metadata = info.to_dict()  # without the file's format_version, package_version, config
     return model.to(resolve_device(device) if device is not None else "cpu").eval()
 

@@ -98,6 +98,7 @@ def _readme(model: UNet, info: ModelMetadata, name: str, description: str, test_
             f"Valid (unpadded) convolutions: the output is {2 * model.halo} pixels smaller than "
             f"the input per axis ({model.halo} per side). Valid input sizes: "
             f"{model.min_input_size} + {model.size_multiple}·k ({', '.join(map(str, sizes))}, ...)."
+            + _pooling_phase(model)
         )
     else:
         geometry = (
@@ -138,6 +139,20 @@ on your own data, predict held-out images and compare them with their ground tru
 In napari-unet: `napari_unet.load_model("this.zip")` or the Model widget. Elsewhere: any
 bioimage.io consumer (bioimageio.core, ilastik, deepImageJ with the TorchScript weights).
 """
+
+
+def _pooling_phase(model: UNet) -> str:
+    """Why napari-unet's probabilities differ a little from a plain pass over an image (a
+    valid network whose halo is not on its pooling grid); "" when they do not."""
+    shift = model.halo % model.size_multiple
+    if not shift:
+        return ""
+    return (
+        f" napari-unet mirrors each image edge by the {model.halo}-pixel halo before the "
+        f"network runs, so its 2x2 max-pools fall {shift} pixels off those of a pass over the "
+        "image itself: expect probabilities a few hundredths apart from napari-unet's (both "
+        "are this network's outputs)."
+    )
 
 
 def _postprocessing(info: ModelMetadata) -> str:

@@ -255,7 +255,8 @@ def why_not_reusable(outputs: Sequence[Path], record: dict[str, Any]) -> str | N
         if stored is None:
             return (
                 f"{output.name} holds no record of how it was made (empty, unreadable, or "
-                "written by an older napari-unet or another program)"
+                "written by an older napari-unet or another program: if it is not an output "
+                "of napari-unet, a ground truth say, move it away or choose another --output)"
             )
         difference = _difference(stored, record)
         if difference:
