@@ -205,3 +205,13 @@ def test_save_model_refuses_a_name_load_model_would_read_as_another_format(tmp_p
             save_model(tiny_model(), tmp_path / name)
         assert not (tmp_path / name).exists()
     assert load_model(save_model(tiny_model(), tmp_path / "m")).config == tiny_model().config
+
+
+def test_a_file_is_recorded_by_its_absolute_path_a_bundled_model_by_name(
+    tmp_path, small_model, monkeypatch
+):
+    save_model(small_model, tmp_path / "m.safetensors")
+    monkeypatch.chdir(tmp_path)
+    model = load_model("m.safetensors")  # as typed on a command line
+    assert model.metadata["source"] == str(tmp_path / "m.safetensors")
+    assert load_model("nuclei").metadata["source"] == "nuclei"
