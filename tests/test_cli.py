@@ -179,9 +179,9 @@ def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     image = tifffile.imread(tmp_path / "im.tif")
     after = class_mask(predict(image, load_model(out)))
     # its first run: the untrained model's classes meant nothing, so the shares are said
-    share = f"{percent_words(np.count_nonzero(after == 1) / after.size)} background"
+    share = percent_words(np.count_nonzero(after == 1) / after.size)
     assert printed.startswith(f"on {tmp_path / 'im.tif'}: the model now calls ")
-    assert share in printed and "changed class" not in printed
+    assert f"{share} of the pixels background" in printed and "changed class" not in printed
     again = tmp_path / "again.safetensors"
     second = [*square_train_args(tmp_path)[:5], "--model", str(out), "--output", str(again)]
     assert main([*second, "--iterations", "20", "--learning-rate", "0.01", "--device", "cpu"]) == 0
@@ -222,9 +222,9 @@ def test_train_says_a_threshold_set_or_carried(capsys):
     _print_threshold(0.5, 0.7723, close_gaps=False, moved=0.692)  # all background before
     assert capsys.readouterr().out.splitlines() == [
         _threshold_line(0.7723, "from the strokes", open_gaps=True),
-        "the model called nearly every pixel background: its decision moved to where it was "
-        "0.69 sure of it, so objects start there (the threshold above is on the moved "
-        "probabilities)",
+        "at 0.5 the model would call nearly every pixel background: its decision moved to "
+        "where it is 0.69 sure of it, so objects start there (the shares and the threshold "
+        "above are on the moved probabilities)",
     ]
     _print_threshold(
         0.8189, 0.5, at_chance=True
@@ -414,3 +414,38 @@ def test_train_names_the_file_of_a_label_that_is_not_a_whole_number(tmp_path, ca
     assert main([*args, "--output", str(tmp_path / "m.safetensors"), "--iterations", "1"]) == 2
     error = capsys.readouterr().err
     assert f"{tmp_path / 'lab.tif'}: annotation 0 holds non-integer values" in error
+
+
+def test_a_first_runs_shares_name_the_share_then_the_class():
+    from napari_unet.cli._train_words import shares_words
+    from napari_unet.evaluation.review import class_changes
+
+    before = np.ones((10, 10), np.uint8)
+    after = before.copy()
+    after[:2] = 2
+    names = {1: "background", 2: "nucleus"}
+    said = shares_words(class_changes(before, after), names)
+    assert said == "the model now calls 80 % of the pixels background, 20 % nucleus"
+    assert shares_words(class_changes(after, before), names) == (
+        "the model now calls every pixel background"
+    )
+
+
+def test_predict_says_once_that_colour_images_are_read_as_luminance(
+    tmp_path, tiny_checkpoint, capsys
+):
+    from skimage.io import imsave
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        imsave(folder / name, rng.integers(0, 255, (48, 48, 3), dtype=np.uint8))
+    tifffile.imwrite(folder / "c.tif", rng.random((48, 48), dtype=np.float32))  # grey
+    args = ["predict", str(folder), "--model", str(tiny_checkpoint), "--output", str(tmp_path)]
+    assert main(args) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "luminance" in line]
+    assert notes == [
+        "napari-unet predict: note: a.png and 1 more read as luminance (0.299 R + 0.587 G + "
+        "0.114 B): the model takes one channel"
+    ]

@@ -84,13 +84,23 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
     from ..io.inputs import probe_input
 
     problems: list[BaseException] = []
+    colour: list[Path] = []  # RGB(A) files a one-channel model reads as their luminance
     for path in inputs:
         try:
             info = probe_input(path, in_channels, args.axes, args.output_format)
             _check_watershed(args, info)
             _note_rgb_planes(info, in_channels, given_axes=args.axes)
+            if in_channels == 1 and "S" in info.axes:
+                colour.append(path)
         except (ValueError, OSError) as bad:
             problems.append(bad)
+    if colour and not problems:
+        more = f" and {len(colour) - 1} more" if len(colour) > 1 else ""
+        print(
+            f"napari-unet predict: note: {colour[0].name}{more} read as luminance (0.299 R + "
+            "0.587 G + 0.114 B): the model takes one channel",
+            file=sys.stderr,
+        )
     if len(problems) == 1:
         raise problems[0]
     if problems:

@@ -38,13 +38,18 @@ def shares_words(changes, names: dict[int, str]) -> str:
     total = max(sum(changes.present.values()), 1)
     shares = sorted(changes.present.items(), key=lambda item: -item[1])
     parts = [
-        f"{percent_words(count / total)} {names.get(label, f'class {label}')}"
+        (percent_words(count / total), names.get(label, f"class {label}"))
         for label, count in shares
         if count
     ]
     if not parts:
         return changes.describe(names)
-    return f"the model now calls {parts[0]} of the pixels" + "".join(f", {p}" for p in parts[1:])
+    if len(parts) == 1:
+        return f"the model now calls every pixel {parts[0][1]}"
+    (share, name), rest = parts[0], parts[1:]
+    return f"the model now calls {share} of the pixels {name}" + "".join(
+        f", {other_share} {other}" for other_share, other in rest
+    )
 
 
 def percent_words(share: float) -> str:
@@ -103,7 +108,7 @@ def _print_threshold(
     print(f"background threshold {after:.2f} ({source}): Predict grows objects up to it{gaps}")
     if moved is not None:
         print(
-            "the model called nearly every pixel background: its decision moved to where it was "
-            f"{moved:.2f} sure of it, so objects start there (the threshold above is on the moved "
-            "probabilities)"
+            "at 0.5 the model would call nearly every pixel background: its decision moved to "
+            f"where it is {moved:.2f} sure of it, so objects start there (the shares and the "
+            "threshold above are on the moved probabilities)"
         )
