@@ -95,9 +95,9 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
         except (ValueError, OSError) as bad:
             problems.append(bad)
     if colour and not problems:
-        more = f" and {len(colour) - 1} more" if len(colour) > 1 else ""
+        others = f" and {len(colour) - 1} more" if len(colour) > 1 else ""
         print(
-            f"napari-unet predict: note: {colour[0].name}{more} read as luminance (0.299 R + "
+            f"napari-unet predict: note: {colour[0].name}{others} read as luminance (0.299 R + "
             "0.587 G + 0.114 B): the model takes one channel",
             file=sys.stderr,
         )
