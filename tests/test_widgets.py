@@ -407,3 +407,22 @@ def test_annotation_errors_name_the_layer_and_slice(qtbot, dock, notifications):
     errors = [n.message for n in notifications if n.severity == NotificationSeverity.ERROR]
     assert len(errors) == 1
     assert "slice 2 of “stack annotations” uses label 3" in errors[0], errors[0]
+
+
+def test_a_model_that_reads_slices_as_channels_says_why_the_strokes_no_longer_fit(
+    dock, notifications
+):
+    viewer, widget = dock
+    two = viewer.add_image(np.stack([discs_image(seed=k) for k in range(2)]), name="two")
+    widget.annotate.image_picker.combo.value = two
+    layer = widget.annotate.create_annotation_layer()  # a 1-channel model: 2 slices
+    assert layer.data.shape == (2, 128, 128)
+    paint_strokes(layer.data[0])
+    widget.model.use_model(tiny_model(in_channels=2), "two channels")
+    finetune = widget.finetune
+    finetune.image_picker.combo.value = two
+    finetune.annotation_picker.combo.value = layer
+    assert finetune.start_finetune() is None
+    said = str(notifications[-1].message)
+    assert said.startswith(f"“{layer.name}” has shape (2, 128, 128) but “two” has (128, 128)")
+    assert "This model reads “two” as CYX, its 2 planes as channels" in said

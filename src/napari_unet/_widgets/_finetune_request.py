@@ -89,10 +89,18 @@ def _annotated(
     when the layer does not fit the image or lacks a class to train on."""
     labels = np.asarray(labels_layer.data)
     if labels.shape != geometry.spatial_shape:
+        channels = geometry.channel_axis
+        reread = labels.shape == geometry.shape and channels is not None  # once read as slices
+        why = (
+            f" This model reads “{image.name}” as {geometry.axes}, its {geometry.shape[channels]} "
+            "planes as channels; the layer was made when they were read as slices."
+            if reread
+            else ""
+        )
         return Refusal(
             f"“{labels_layer.name}” has shape {labels.shape} but “{image.name}” has "
-            f"{geometry.spatial_shape} (without channels): create the annotation layer "
-            "from this image in the Annotate section."
+            f"{geometry.spatial_shape} (without channels).{why} Create an annotation layer "
+            "for it in the Annotate section."
         )
     planes = annotated_planes(labels, len(geometry.leading_shape))
     annotations = [labels[plane].copy() for plane in planes]
