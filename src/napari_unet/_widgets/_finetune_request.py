@@ -90,13 +90,13 @@ def _annotated(
     labels = np.asarray(labels_layer.data)
     if labels.shape != geometry.spatial_shape:
         channels = geometry.channel_axis
-        reread = labels.shape == geometry.shape and channels is not None  # once read as slices
-        why = (
-            f" This model reads “{image.name}” as {geometry.axes}, its {geometry.shape[channels]} "
-            "planes as channels; the layer was made when they were read as slices."
-            if reread
-            else ""
-        )
+        why = ""
+        if labels.shape == geometry.shape and channels is not None:  # once read as slices
+            why = (
+                f" This model reads “{image.name}” as {geometry.axes}, its "
+                f"{geometry.shape[channels]} planes as channels; the layer was made when they "
+                "were read as slices."
+            )
         return Refusal(
             f"“{labels_layer.name}” has shape {labels.shape} but “{image.name}” has "
             f"{geometry.spatial_shape} (without channels).{why} Create an annotation layer "
