@@ -36,6 +36,10 @@ def selection_kept(viewer: napari.Viewer) -> Iterator[None]:
             selection.update(still_there)  # one layer left selected is the active one again
 
 
+PREVIEW_PLANE_KEY = "napari_unet_preview_plane"
+"""The preview layer's metadata entry naming the one plane it shows (of a stack)."""
+
+
 def put_preview(
     viewer: napari.Viewer,
     image: napari.layers.Image,
@@ -48,8 +52,8 @@ def put_preview(
 ) -> napari.layers.Image:
     """Put a plane's foreground probability into the image's ``"<image> preview"`` layer.
 
-    Of a stack, the preview holds that plane only: the others' previews, by an earlier
-    model (of this run or the last), are cleared, so they show the mask beneath.
+    Of a stack, the preview holds that plane only: the plane it showed before, an earlier
+    model's (of this run or the last), is cleared, so it shows the mask beneath.
 
     The layer is created when missing (or of another shape), under the annotation
     layer ``annotation_name`` so that the strokes stay visible; the user's selected
@@ -78,9 +82,11 @@ def put_preview(
     """
     layer = find_output(viewer, image, "preview", napari.layers.Image)
     if layer is not None and layer.data.shape == geometry.spatial_shape:
-        if plane:  # a stack: only the plane just predicted, by the model as it is now
-            layer.data[...] = 0  # (another plane's preview is an earlier model's)
+        shown = tuple(layer.metadata.get(PREVIEW_PLANE_KEY, plane))
+        if shown != plane:  # a stack: the plane shown before is an earlier model's
+            layer.data[shown] = 0
         layer.data[plane] = foreground
+        layer.metadata[PREVIEW_PLANE_KEY] = plane
         layer.refresh()
         if show:
             layer.visible = True
@@ -100,6 +106,7 @@ def put_preview(
             opacity=0.55,
             blending="additive",
         )
+        layer.metadata[PREVIEW_PLANE_KEY] = plane
         if show:
             layer.visible = True
         layers = viewer.layers
