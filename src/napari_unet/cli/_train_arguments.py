@@ -52,7 +52,9 @@ def check_numbers(args: argparse.Namespace) -> None:
     network options given with ``--model`` (its network is the checkpoint's)."""
     if args.model:
         given = [
-            f"--{o.replace('_', '-')}" for o in ARCHITECTURE_OPTIONS.values() if getattr(args, o)
+            f"--{option.replace('_', '-')}"
+            for option in ARCHITECTURE_OPTIONS.values()
+            if getattr(args, option) is not None
         ]
         if given:
             raise CliError(

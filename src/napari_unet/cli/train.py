@@ -67,12 +67,10 @@ def _new_or_loaded_model(args: argparse.Namespace):
         _name_a_replaced_parent(model, args.output)
         _check_batch_norm(args.bn_recalibration, model, args.model)
         return model
-    model_defaults = NEW_MODEL_CONFIG
+    given = {name: getattr(args, option) for name, option in ARCHITECTURE_OPTIONS.items()}
     values = {
-        name: getattr(model_defaults, name)
-        if getattr(args, option) is None
-        else getattr(args, option)
-        for name, option in ARCHITECTURE_OPTIONS.items()
+        name: getattr(NEW_MODEL_CONFIG, name) if value is None else value
+        for name, value in given.items()
     }
     try:
         config = check_model_config(values)
@@ -109,10 +107,7 @@ def _name_a_replaced_parent(model, output: Path) -> None:
 
 
 _ARCHITECTURE_FLAGS = {
-    "depth": "--depth",
-    "base_features": "--features",
-    "in_channels": "--channels",
-    "n_classes": "--classes",
+    name: f"--{option.replace('_', '-')}" for name, option in ARCHITECTURE_OPTIONS.items()
 }
 
 
