@@ -349,38 +349,6 @@ def test_train_refuses_a_dense_truth_before_training_saying_how_to_convert_it(tm
     assert not out.exists()
 
 
-@pytest.mark.parametrize(
-    ("extra", "said"),
-    [
-        (["--seed", "-3"], "--seed must be a whole number >= 0, got -3"),
-        (["--iterations", "-1"], "--iterations must be a number >= 0 (0: no such budget), got -1"),
-        (["--seconds", "nan"], "--seconds must be a number >= 0 (0: no such budget), got nan"),
-        (["--learning-rate", "0"], "--learning-rate must be a number > 0, got 0.0"),
-        (["--bn-recalibration", "2"], "the --new model has no batch norm (add --batch-norm)"),
-    ],
-)
-def test_train_refuses_meaningless_numbers_naming_the_option(tmp_path, capsys, extra, said):
-    from helpers import square_train_args
-
-    out = tmp_path / "m.safetensors"
-    assert main([*square_train_args(tmp_path), "--output", str(out), *extra]) == 2
-    error = capsys.readouterr().err
-    assert said in error and "training:" not in error  # before any training
-    assert not out.exists()
-
-
-def test_train_refuses_network_options_for_a_model_it_loads(tmp_path, capsys):
-    from helpers import square_train_args
-
-    data = square_train_args(tmp_path)[:5]  # train --images IMAGE --labels LABELS
-    out = tmp_path / "m.safetensors"
-    args = [*data, "--model", "nuclei", "--features", "4", "--batch-norm", "--output", str(out)]
-    assert main(args) == 2
-    error = capsys.readouterr().err
-    assert "--features, --batch-norm: the network options are for a --new model" in error
-    assert not out.exists()
-
-
 def test_predict_batch_size_must_be_positive(tmp_path, tiny_checkpoint, image_files, capsys):
     args = [
         "predict",
