@@ -1,4 +1,5 @@
-"""Reproduce the bundled models from ../shared/data with the project's own ``napari-unet train``.
+"""Reproduce bundled ``nuclei`` (and the 16-feature ``em-membranes`` bundled until 2026-12-02)
+from ../shared/data with the project's own ``napari-unet train``.
 
 Usage::
 
