@@ -15,7 +15,14 @@ from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QLabel, QVBoxLayout, QWidget
 
 from ..config import ModelConfig
-from ..core.checkpoint import CheckpointError, bundled_models, load_model, new_model, save_model
+from ..core.checkpoint import (
+    CheckpointError,
+    NotAModelError,
+    bundled_models,
+    load_model,
+    new_model,
+    save_model,
+)
 from ..core.model import UNet
 from ._model_text import describe_model, model_details
 from ._state import (
@@ -224,7 +231,7 @@ class ModelWidget(QWidget):
         """What to do after a failed load: for a file of another suffix than those read,
         every accepted one (unless the ``error`` named them already)."""
         path = self.checkpoint_file.value
-        if choice == FROM_FILE and isinstance(path, Path) and "A model is" not in str(error):
+        if choice == FROM_FILE and isinstance(path, Path) and not isinstance(error, NotAModelError):
             if path.suffix.lower() not in CHECKPOINT_SUFFIXES:
                 return f"A model is a {ACCEPTED_WORDS}: choose one of those."
         return "Choose another model or file."

@@ -56,6 +56,10 @@ class CheckpointError(ValueError):
     """A checkpoint could not be read or does not match its model; names the file."""
 
 
+class NotAModelError(CheckpointError):
+    """A file of another kind (an image, an archive...); the message says what a model is."""
+
+
 def bundled_models() -> dict[str, Path]:
     """Names of the models shipped with the package, mapped to their files."""
     return {path.stem: path for path in sorted(BUNDLED_DIR.glob("*.safetensors"))}
@@ -163,7 +167,7 @@ def _read_safetensors(
             raise
         kind = foreign_file_kind(path)
         if kind is not None:
-            raise CheckpointError(
+            raise NotAModelError(
                 f"{path}: {kind}, not a model. A model is a .safetensors checkpoint saved by "
                 "napari-unet (Save in the Model section, napari-unet train), a .pt/.pth state "
                 "dict or a bioimage.io package it exported"
