@@ -1,4 +1,5 @@
-"""The U-Net dock in a shown window: no section's controls are cut off on the right."""
+"""The docks in a shown window: no section's controls are cut off on the right, and
+sections in docks of their own scroll instead of growing the window."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import pytest
 from qtpy.QtCore import QPoint, Qt
 from qtpy.QtWidgets import QScrollArea
 
-from napari_unet._widgets import UNetWidget
+from napari_unet._widgets import (
+    AnnotateWidget,
+    FinetuneWidget,
+    ModelWidget,
+    PredictWidget,
+    UNetWidget,
+)
+from napari_unet._widgets._section_scroll import DOCK_MIN_HEIGHT, SectionDock
 
 pytestmark = pytest.mark.gui
 
@@ -64,3 +72,26 @@ def test_the_loss_curve_is_in_view_without_scrolling(make_napari_viewer, qtbot):
 def shown(control, container) -> bool:
     """Whether ``control`` shows when ``container`` does (its own and its label's)."""
     return control.native.isVisibleTo(container.native)
+
+
+def test_four_docks_of_their_own_scroll_inside_the_window(make_napari_viewer, qtbot):
+    """All four sections opened from the Plugins menu: the window keeps its height (it
+    grew past a laptop's screen, cutting texts), each dock scrolls its section, and
+    none is squeezed below a few rows of controls."""
+    viewer = make_napari_viewer(show=True)
+    window = viewer.window._qt_window
+    window.resize(1400, 900)
+    kinds = {"Model": ModelWidget, "Annotate": AnnotateWidget}
+    kinds |= {"Fine-tune": FinetuneWidget, "Predict": PredictWidget}
+    docks = {}
+    for name, kind in kinds.items():
+        _, docks[name] = viewer.window.add_plugin_dock_widget("napari-unet", name)
+        assert isinstance(docks[name], SectionDock) and isinstance(docks[name].section, kind)
+    qtbot.waitExposed(docks["Predict"])
+    qtbot.waitUntil(lambda: window.height() == 900, timeout=5_000)
+    for dock in docks.values():
+        assert dock.height() >= DOCK_MIN_HEIGHT
+        assert dock.section.minimumSizeHint().width() <= dock.viewport().width()
+    predict = docks["Predict"]
+    bar = predict.verticalScrollBar()
+    assert predict.section.height() > predict.viewport().height() and bar.maximum() > 0

@@ -69,7 +69,8 @@ def test_closing_a_predict_dock_cancels_its_prediction(qtbot, make_napari_viewer
 
     viewer = make_napari_viewer()
     viewer.add_image(discs_image((512, 512)), name="large")
-    dock_widget, predict = viewer.window.add_plugin_dock_widget("napari-unet", "Predict")
+    dock_widget, predict_dock = viewer.window.add_plugin_dock_widget("napari-unet", "Predict")
+    predict = predict_dock.section
     model_state(viewer).set_model(tiny_model(), "tiny")
     predict.device.value = "cpu"
     predict.tile_size.value = predict.tile_size.choices[1]  # the smallest: many tiles

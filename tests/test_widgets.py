@@ -295,8 +295,9 @@ def test_separate_docks_share_one_model_go_back_and_let_go(
     qtbot, make_napari_viewer, tmp_path, notifications
 ):
     viewer = make_napari_viewer()
-    _, model_widget = viewer.window.add_plugin_dock_widget("napari-unet", "Model")
-    _, predict_widget = viewer.window.add_plugin_dock_widget("napari-unet", "Predict")
+    _, model_dock = viewer.window.add_plugin_dock_widget("napari-unet", "Model")
+    _, predict_dock = viewer.window.add_plugin_dock_widget("napari-unet", "Predict")
+    model_widget, predict_widget = model_dock.section, predict_dock.section
     assert isinstance(model_widget, ModelWidget) and isinstance(predict_widget, PredictWidget)
     assert model_widget.state is predict_widget.state is model_state(viewer)
     first = model_widget.state.model
@@ -323,7 +324,7 @@ def test_separate_docks_share_one_model_go_back_and_let_go(
     # a closed dock stops listening to the viewer
     inserted = viewer.layers.events.inserted
     listening = len(inserted.callbacks)
-    viewer.window.remove_dock_widget(predict_widget)
+    viewer.window.remove_dock_widget(predict_dock)
     with qtbot.waitSignal(predict_widget.destroyed, timeout=10_000):
         predict_widget.deleteLater()
     layer = viewer.add_labels(np.zeros((64, 64), np.uint8), name="later")

@@ -2,22 +2,28 @@
 
 ``UNetWidget`` holds all four sections in one dock; ``ModelWidget``,
 ``AnnotateWidget``, ``FinetuneWidget`` and ``PredictWidget`` are the sections on
-their own. All widgets of one viewer share one model through
-:func:`model_state`.
+their own, and ``ModelDock``, ``AnnotateDock``, ``FinetuneDock`` and ``PredictDock``
+put one in a dock of its own that scrolls (``.section`` holds it). All widgets of one
+viewer share one model through :func:`model_state`.
 """
 
 from ._annotate import AnnotateWidget
 from ._finetune import FinetuneWidget
 from ._model import ModelWidget
 from ._predict import PredictWidget
+from ._section_scroll import AnnotateDock, FinetuneDock, ModelDock, PredictDock
 from ._state import ModelState, model_state
 from ._unet import UNetWidget
 
 __all__ = [
+    "AnnotateDock",
     "AnnotateWidget",
+    "FinetuneDock",
     "FinetuneWidget",
+    "ModelDock",
     "ModelState",
     "ModelWidget",
+    "PredictDock",
     "PredictWidget",
     "UNetWidget",
     "model_state",

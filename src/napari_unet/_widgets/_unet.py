@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import napari
-from qtpy.QtCore import QEvent, Qt
-from qtpy.QtWidgets import QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent
+from qtpy.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
 from ._annotate import AnnotateWidget
 from ._finetune import FinetuneWidget
 from ._model import ModelWidget
 from ._predict import PredictWidget
+from ._section_scroll import SectionScroll
 from ._tasks import taken_out_of_its_dock
 
 
@@ -42,11 +43,7 @@ class UNetWidget(QWidget):
             (self.predict, "4 Predict"),
         ]
         for section, title in sections:
-            scroll = QScrollArea()
-            scroll.setWidgetResizable(True)
-            scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-            scroll.setWidget(section)
-            self.tabs.addTab(scroll, title)
+            self.tabs.addTab(SectionScroll(section), title)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.tabs)
@@ -55,7 +52,7 @@ class UNetWidget(QWidget):
         """Bring one of the four sections to the front."""
         for index in range(self.tabs.count()):
             scroll = self.tabs.widget(index)
-            if isinstance(scroll, QScrollArea) and scroll.widget() is section:
+            if isinstance(scroll, SectionScroll) and scroll.section is section:
                 self.tabs.setCurrentIndex(index)
 
     def event(self, event: QEvent | None) -> bool:
@@ -69,18 +66,9 @@ class UNetWidget(QWidget):
         return super().event(event)
 
     def fit_sections(self) -> None:
-        """Keep every section at least as wide as its controls need.
-
-        The sections scroll vertically only: a dock narrower than a section's widest row
-        would cut its controls off on the right. Measured once shown, with napari's style
-        applied (its fonts and paddings make the rows wider than at construction).
-        """
+        """Keep every section at least as wide as its controls need (see
+        :meth:`SectionScroll.fit_width`)."""
         for index in range(self.tabs.count()):
             scroll = self.tabs.widget(index)
-            if not isinstance(scroll, QScrollArea):
-                continue
-            section, bar = scroll.widget(), scroll.verticalScrollBar()
-            if section is None or bar is None:
-                continue
-            needed = section.minimumSizeHint().width() + bar.sizeHint().width()
-            scroll.setMinimumWidth(needed + 2 * scroll.frameWidth())
+            if isinstance(scroll, SectionScroll):
+                scroll.fit_width()
