@@ -38,6 +38,21 @@ def test_class_changes_counts_pixels_gained_per_class():
     assert "1 to nucleus" in text and "1 to class 3" in text
 
 
+def test_every_pixel_changed_reads_100_percent():
+    before = np.ones((128, 128), np.uint8)
+    assert class_changes(before, before + 1).describe().startswith("16,384 pixels (100 %) changed")
+    after = before.copy()
+    after[:2, :2] = 2
+    assert "(0.024 %)" in class_changes(before, after).describe()
+    after = np.full_like(before, 2)
+    after[0, 0] = 1
+    assert "(>99 %)" in class_changes(before, after).describe()
+    large = np.ones((200, 600), np.uint8)
+    one_more = large.copy()
+    one_more[5, 5] = 2
+    assert "1 pixel (<0.01 %) changed" in class_changes(large, one_more).describe()
+
+
 def test_class_changes_without_change_and_with_wrong_shapes():
     mask = np.ones((4, 4), np.uint8)
     assert class_changes(mask, mask).describe() == "no pixel changed class (of 16)"

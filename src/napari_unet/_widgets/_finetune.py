@@ -11,7 +11,7 @@ from magicgui.widgets import Container, PushButton
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.utils.theme import get_theme
-from qtpy.QtCore import QEvent, Signal
+from qtpy.QtCore import QEvent, QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..core.metadata import trained_description
@@ -96,6 +96,7 @@ class FinetuneWidget(QWidget):
         self.go_back.went_back.connect(self._on_went_back)
         self.state.model_changed.connect(self._withdraw_go_back_prompt)
         self.state.model_changed.connect(self._follow_model)
+        self.state.last_run_kept.connect(self._follow_other_run)
         self._follow_model()
         self._set_running(False)
 
@@ -154,6 +155,15 @@ class FinetuneWidget(QWidget):
         self.state.last_run = LastRun(
             self.status.text(), tuple(plot.iterations), tuple(plot.losses), tuple(plot.smoothed)
         )
+        self.state.last_run_kept.emit(self)
+
+    def _follow_other_run(self, section: QObject) -> None:
+        """Another Fine-tune section of this viewer (the U-Net dock's, or one in a dock
+        of its own) ended a run: show its status line and loss curve, not this section's
+        older ones."""
+        if section is not self and self.worker is None:
+            self.plot.clear()
+            self._show_last_run()
 
     def _follow_model(self, *_: Any) -> None:
         """A new model still learning ignores "Each run starts from the model before the

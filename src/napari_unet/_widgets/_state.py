@@ -99,12 +99,16 @@ class ModelState(QObject):
     went_back(HistoryEntry)
         "Go back" undid the last run (:attr:`offered_go_back`): the model of this history
         entry is current again; emitted after ``model_changed``.
+    last_run_kept(QObject)
+        A Fine-tune section (the argument) kept its run's status line and loss curve in
+        :attr:`last_run`; any other Fine-tune section shows them too.
     """
 
     model_changed = Signal()
     history_changed = Signal()
     busy_changed = Signal(str)
     went_back = Signal(object)
+    last_run_kept = Signal(object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -1,0 +1,34 @@
+"""Sections in docks of their own beside the U-Net dock: what one shows follows the other."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import annotate, run
+
+pytestmark = pytest.mark.gui
+
+
+def test_a_second_fine_tune_section_shows_the_last_run_of_the_first(qtbot, dock):
+    viewer, widget = dock
+    _, own_dock = viewer.window.add_plugin_dock_widget("napari-unet", "Fine-tune")
+    other = own_dock.section
+    annotate(viewer, widget)
+    finetune = widget.finetune
+    other.status.setText("an older summary")  # what a run of its own had said
+    run(qtbot, finetune, finetune.start_finetune)
+    assert finetune.status.text().startswith("Done"), finetune.status.text()
+    assert other.status.text() == finetune.status.text()
+    assert other.plot.iterations == finetune.plot.iterations and other.plot.iterations
+    assert other.plot.losses == finetune.plot.losses
+    assert other.back_button.enabled and finetune.back_button.enabled
+
+    with qtbot.waitSignal(model_went_back(widget), timeout=10_000):
+        assert other.go_back.go_back()  # undone from the other section: both forget the run
+    for section in (finetune, other):
+        assert section.status.text().startswith("Back to “tiny”"), section.status.text()
+        assert section.plot.iterations == []
+
+
+def model_went_back(widget):
+    return widget.model.state.went_back
