@@ -186,6 +186,16 @@ def test_every_bad_input_is_reported_at_once(tmp_path, tiny_checkpoint, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_broken_tiff_gets_one_line_of_ours_and_none_of_tifffiles(
+    tmp_path, tiny_checkpoint, capsys, caplog
+):
+    broken = tmp_path / "offset.tif"
+    broken.write_bytes(b"II*\x00\xff\xff\xff\x7f" + bytes(64))  # first page past the end
+    assert cli_predict(broken, tiny_checkpoint, tmp_path / "out") == 2
+    assert "unreadable, truncated or not a TIFF" in capsys.readouterr().err
+    assert [record.getMessage() for record in caplog.records if "tifffile" in record.name] == []
+
+
 def test_npy_arrays_are_inputs_and_other_files_are_named_for_what_they_are(
     tmp_path, tiny_checkpoint, capsys
 ):
@@ -284,3 +294,57 @@ def test_an_input_that_fails_to_read_is_named_once(tmp_path, tiny_checkpoint, im
     assert cli_predict(cut, tiny_checkpoint, tmp_path / "out") == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error.startswith("napari-unet predict: error:") and error.count("cut.tif") == 1
+
+
+# ---- a local cluster interrupted --------------------------------------------------------
+def test_an_interrupted_local_cluster_leaves_no_lock_or_unfinished_store(
+    tmp_path, tiny_checkpoint, monkeypatch
+):
+    """Ctrl-C closes the local cluster, whose workers die mid-file before their own
+    clean-up: the driver removes their locks and unfinished stores, and spares the
+    store of a file another live run holds."""
+    import contextlib
+
+    from napari_unet.io import batch
+
+    names = ("done", "killed", "other")
+    paths = [tmp_path / "in" / f"{name}.tif" for name in names]
+    paths[0].parent.mkdir()
+    for path in paths:
+        tifffile.imwrite(path, np.zeros((40, 40), np.uint16))
+    out = tmp_path / "out"
+    unfinished = {name: out / f".{name}_prediction.zarr.{'0' * 32}.partial" for name in names}
+
+    def killed_mid_file(client, jobs, checkpoint, output, options, report):
+        report(batch.FileResult(jobs[0], "done"))
+        _lock(out, "killed", pid=_dead_pid())  # a worker the cluster's close killed
+        _lock(out, "other", pid=os.getppid(), time=time.time())  # another run, alive
+        for store in unfinished.values():
+            zarr.open_group(str(store), mode="w")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "client_for", lambda *_: contextlib.nullcontext(None))
+    monkeypatch.setattr(batch, "_run_on_cluster", killed_mid_file)
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(paths, tiny_checkpoint, out, OPTIONS, workers=2)
+    left = sorted(path.name for path in out.iterdir())
+    # "done" was reported finished: not the driver's to touch (a real one leaves nothing)
+    expected = [unfinished["done"].name, unfinished["other"].name, ".other.napari-unet.lock"]
+    assert left == sorted(expected)
+
+
+def test_ctrl_c_says_the_unfinished_outputs_were_removed(
+    tmp_path, tiny_checkpoint, image, capsys, monkeypatch
+):
+    from napari_unet.io import batch
+
+    def interrupted(*_, **__):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "run_batch", interrupted)
+    assert cli_predict(image, tiny_checkpoint, tmp_path / "out") == 130
+    err = capsys.readouterr().err
+    assert err.strip() == "napari-unet predict: interrupted; unfinished outputs removed"
+    status = cli_predict(image, tiny_checkpoint, tmp_path / "out", "--scheduler", "tcp://x:1")
+    assert status == 130
+    assert "the scheduler's workers may still finish" in capsys.readouterr().err

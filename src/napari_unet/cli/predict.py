@@ -245,13 +245,22 @@ def run_predict(args: argparse.Namespace) -> int:
                 progress=None if on_cluster else bars.start,
             )
     except KeyboardInterrupt:
-        if not termination.received:
-            raise
-        print("napari-unet predict: terminated; unfinished outputs removed", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        print(f"napari-unet predict: {interrupted_words(args, termination)}", file=sys.stderr)
+        return 128 + (signal.SIGTERM if termination.received else signal.SIGINT)
     if len(results) > 1:
         print(batch_summary([result.status for result in results]))
     return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
+
+
+def interrupted_words(args: argparse.Namespace, termination: Termination) -> str:
+    """What an interrupted run says (Ctrl-C, or SIGTERM from a scheduler): the unfinished
+    outputs of this process and of a local cluster's workers are removed (see
+    :func:`~napari_unet.io.batch.clean_up_after`); a scheduler's workers, which this run
+    does not stop, may still finish the files they had started."""
+    said = "terminated" if termination.received else "interrupted"
+    if args.scheduler is not None:
+        return f"{said}; the scheduler's workers may still finish the files they had started"
+    return f"{said}; unfinished outputs removed"
 
 
 def batch_summary(statuses: list[str]) -> str:

@@ -42,7 +42,7 @@ from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401
 from .data import write_tiff
 from .inputs import InputInfo, open_input, probe_input
 from .last_masks import LastMask, find_last_mask, lineage_record
-from .locks import OutputsLock, check_held, lock_path, output_lock
+from .locks import OutputsBusy, OutputsLock, check_held, lock_path, output_lock
 from .outofcore import predict_to_zarr
 from .outputs import (
     OUTPUT_KINDS,
@@ -60,6 +60,7 @@ __all__ = [
     "PredictOptions",
     "cached_model",
     "check_outputs",
+    "clean_up_after",
     "local_cluster",
     "model_loads",
     "output_paths",
@@ -345,8 +346,40 @@ def run_batch(
     report = report or (lambda result: None)
     if scheduler is None and not workers:
         return _run_here(jobs, model_path, folder, options, report, progress)
-    with client_for(scheduler, workers) as client:
-        return _run_on_cluster(client, jobs, model_path, folder, options, report)
+    finished: set[str] = set()
+
+    def note_finished(result: FileResult) -> None:
+        finished.add(result.path)
+        report(result)
+
+    try:
+        with client_for(scheduler, workers) as client:
+            return _run_on_cluster(client, jobs, model_path, folder, options, note_finished)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM in the CLI
+        if scheduler is None:  # the local cluster's workers went with it, mid-file
+            clean_up_after([path for path in jobs if path not in finished], folder)
+        raise
+
+
+def clean_up_after(paths: Sequence[str], output: str | os.PathLike) -> list[Path]:
+    """Remove the locks and unfinished outputs that killed runs left for ``paths``.
+
+    A local cluster closed by Ctrl-C kills its workers in the middle of their files,
+    before their own clean-up runs; this takes each input's lock over (its holder is
+    gone: :mod:`napari_unet.io.locks`) and removes the temporaries beside its outputs,
+    as the next run would. An input whose lock is still held by a live run is left
+    alone. Returns the removed temporaries.
+    """
+    removed: list[Path] = []
+    for path in paths:
+        try:
+            with output_lock(lock_path(output, output_stem(path))):
+                removed += remove_stale_temporaries(
+                    [*output_paths(path, output, "tiff"), *output_paths(path, output, "zarr")]
+                )
+        except OutputsBusy:
+            continue
+    return removed
 
 
 def _run_here(

@@ -14,6 +14,7 @@ axes that remain.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -141,10 +142,23 @@ def file_axes(path: str | os.PathLike) -> str | None:
 def _tiff_header(path: Path) -> tuple[tuple[int, ...], str]:
     """Shape and tifffile's axes of a TIFF's first series."""
     try:
-        with tifffile.TiffFile(path) as tiff:
+        with _tifffile_logs_off(), tifffile.TiffFile(path) as tiff:
             return tuple(tiff.series[0].shape), tiff.series[0].axes
     except Exception as error:  # tifffile raises many types for broken files
         raise _unreadable_tiff(path, error) from error
+
+
+@contextmanager
+def _tifffile_logs_off() -> Iterator[None]:
+    """Silence tifffile's own log lines (e.g. "<tifffile.TiffPages @…> invalid offset to
+    first page …" on stderr) while a header is read: a broken file gets our message."""
+    logger = logging.getLogger("tifffile")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _declared_axes(shape: tuple[int, ...], declared: str) -> str | None:
