@@ -37,11 +37,22 @@ def test_outputs_and_working_memory_by_hand():
     # + the plane and the window read from it, float32 (4 B) for a uint8 image
     tiled = _request((3, 100, 200), tile_size=64)
     reads = (100 * 200 + 64 * 64 * 4) * 4
-    assert working_bytes(tiled) == 100 * 200 * 40 + 64 * 64 * 4 * 36 * 4 + reads
+    # the network's activations: one tile at a time on the CPU (4 base feature maps)
+    assert working_bytes(tiled) == 100 * 200 * 40 + 64 * 64 * 36 * 4 + reads
     whole = _request((100, 200), with_weights=False)
     window = (100 + 2 * MODEL.halo) * (200 + 2 * MODEL.halo)
     reads = (100 * 200 + window) * 4
     assert working_bytes(whole) == 100 * 200 * 18 + window * 36 * 4 + reads
+
+
+def test_a_gpu_counts_the_activations_of_the_whole_batch(monkeypatch):
+    """On the CPU the batch's 4 tiles go through the network one after the other
+    (EngineOptions.cpu_tiles_per_pass); elsewhere together."""
+    import torch
+
+    cpu = working_bytes(_request((100, 200), tile_size=64))
+    monkeypatch.setattr(_memory, "resolve_device", lambda device: torch.device("cuda"))
+    assert working_bytes(_request((100, 200), tile_size=64)) - cpu == 64 * 64 * 3 * 36 * 4
 
 
 @pytest.mark.parametrize("tile_size", [None, 64])

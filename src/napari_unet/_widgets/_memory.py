@@ -3,9 +3,10 @@
 The section keeps its outputs in memory; a prediction that does not fit would
 make the operating system kill napari, and with it every unsaved annotation.
 The estimate adds the outputs, the temporaries of post-processing one plane, the
-network's activations on one batch of tiles (or on the whole image), and the plane
-being predicted with the window read from it, in float64 for types wider than 16
-bits (float32 otherwise).
+network's activations on the tiles of one pass (one tile on the CPU, the batch
+elsewhere; or the whole image), and the plane being predicted with the window read
+from it (a batch of tiles), in float64 for types wider than 16 bits (float32
+otherwise).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from ..config import PredictConfig
+from ..core.devices import resolve_device
+from ..core.engine import DEFAULT_ENGINE
 from ..core.inference import resolved_tile_size
 from ..core.tile_choice import ACTIVATION_BYTES, usable_tile_sizes
 from ..io.data import working_dtype
@@ -67,11 +70,24 @@ def working_bytes(request: PredictionRequest) -> int:
     tile_size = resolved_tile_size(model, request.config.tile_size)
     if tile_size:
         window = tile_size**2 * request.config.batch_size
+        network_window = tile_size**2 * tiles_per_pass(request)
     else:  # one pass over the mirrored plane
-        window = (height + 2 * model.halo) * (width + 2 * model.halo)
-    activations = window * ACTIVATION_BYTES * model.config.base_features
+        window = network_window = (height + 2 * model.halo) * (width + 2 * model.halo)
+    activations = network_window * ACTIVATION_BYTES * model.config.base_features
     reads = (height * width + window) * model.config.in_channels * input_itemsize(request.data)
     return height * width * POSTPROCESS_BYTES[request.with_weights] + activations + reads
+
+
+def tiles_per_pass(request: PredictionRequest) -> int:
+    """Tiles the network holds activations for at once: on the CPU the engine's
+    ``cpu_tiles_per_pass`` (one: a batch's tiles go through one after the other), else
+    the whole batch (:func:`napari_unet.core.inference.iter_predict`)."""
+    try:
+        on_cpu = resolve_device(request.config.device).type == "cpu"
+    except ValueError:  # a device this machine lacks: the run will say so
+        on_cpu = False
+    batch = request.config.batch_size
+    return min(DEFAULT_ENGINE.cpu_tiles_per_pass, batch) if on_cpu else batch
 
 
 def input_itemsize(data: object) -> int:
