@@ -1,10 +1,12 @@
-"""Sections in docks of their own beside the U-Net dock: what one shows follows the other."""
+"""Fixes of session 34's walkthrough: sections in docks of their own beside the U-Net dock
+(what one shows follows the other), Predict's bar after a refusal."""
 
 from __future__ import annotations
 
 import pytest
 
 from helpers import annotate, run
+from napari_unet._widgets import _memory
 
 pytestmark = pytest.mark.gui
 
@@ -32,3 +34,14 @@ def test_a_second_fine_tune_section_shows_the_last_run_of_the_first(qtbot, dock)
 
 def model_went_back(widget):
     return widget.model.state.went_back
+
+
+def test_a_refused_run_empties_the_bar_the_last_run_left(dock, monkeypatch):
+    _, widget = dock
+    predict = widget.predict
+    predict.progress.setValue(predict.progress.maximum())
+    predict.progress.setFormat("Cancelled while post-processing")  # as a cancelled run ends
+    monkeypatch.setattr(_memory, "available_memory", lambda: 1000)
+    assert predict.run_prediction() is None
+    assert predict.progress.value() < predict.progress.minimum()  # reset: no bar, no text
+    assert "not enough memory" in predict.status.text()

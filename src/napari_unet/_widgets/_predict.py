@@ -169,6 +169,8 @@ class PredictWidget(QWidget, PredictControls):
         )
         refusal = memory_refusal(request, image.name)
         if refusal:
+            self.progress.reset()  # empty: a last run's end ("Cancelled…") is not this one's
+            self.progress.setFormat(RUNNING_FORMAT)
             self._say(memory_status(refusal, self.smaller_tile_that_fits(request, image.name)))
             show_error(refusal)
             return None
