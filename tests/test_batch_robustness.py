@@ -186,6 +186,19 @@ def test_every_bad_input_is_reported_at_once(tmp_path, tiny_checkpoint, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_folder_from_a_mac_drive_leaves_out_its_hidden_files(tmp_path, tiny_checkpoint):
+    """macOS writes ``._<name>`` (AppleDouble) beside every file on drives it does not
+    format itself; such a file is no image, and one made the whole folder refused."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "cells.tif", np.zeros((40, 40), np.uint16))
+    (folder / "._cells.tif").write_bytes(b"\x00\x05\x16\x07" + bytes(80))  # its header
+    assert cli_predict(folder, tiny_checkpoint, tmp_path / "out") == 0
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+        f"cells_{kind}.tif" for kind in ("instances", "mask", "prob")
+    ]
+
+
 def test_a_broken_tiff_gets_one_line_of_ours_and_none_of_tifffiles(
     tmp_path, tiny_checkpoint, capsys, caplog
 ):

@@ -74,7 +74,9 @@ def expand_inputs(
     A folder contributes its image files (``IMAGE_SUFFIXES``) and zarr stores,
     sorted by name, not recursing, less this package's own outputs
     (:func:`~napari_unet.io.outputs.is_own_output`: a folder that is also the output
-    folder is read again as it was) and the hidden temporaries of unfinished writes.
+    folder is read again as it was) and hidden files: the temporaries of unfinished
+    writes, and the ``._<name>`` files macOS leaves beside each file on drives it does
+    not format itself (USB sticks, network shares), which are not images.
 
     Parameters
     ----------
@@ -90,7 +92,7 @@ def expand_inputs(
             found.append(path)
             continue
         for child in sorted(path.iterdir()):
-            if child.name.startswith(".") and child.name.endswith(_TEMPORARY_ENDINGS):
+            if child.name.startswith("."):
                 continue
             if not (is_zarr_store(child) or _is_image_file(child)):
                 continue
@@ -100,9 +102,6 @@ def expand_inputs(
                 continue
             found.append(child)
     return found
-
-
-_TEMPORARY_ENDINGS = (".tmp", ".partial", ".old", ".stale")
 
 
 def _is_image_file(path: Path) -> bool:
