@@ -361,3 +361,23 @@ def test_ctrl_c_says_the_unfinished_outputs_were_removed(
     status = cli_predict(image, tiny_checkpoint, tmp_path / "out", "--scheduler", "tcp://x:1")
     assert status == 130
     assert "the scheduler's workers may still finish" in capsys.readouterr().err
+
+
+def test_a_path_the_consoles_code_page_lacks_is_printed_escaped(
+    tmp_path, tiny_checkpoint, monkeypatch
+):
+    """Windows encodes redirected output in the console's code page, strictly: "ł" in a
+    path made print() raise and failed the batch; it is escaped instead."""
+    import io
+
+    folder = tmp_path / "łódź"
+    folder.mkdir()
+    tifffile.imwrite(folder / "cells.tif", np.zeros((40, 40), np.uint16))
+    tifffile.imwrite(folder / "more.tif", np.zeros((40, 40), np.uint16))
+    raw = io.BytesIO()
+    monkeypatch.setattr("sys.stdout", io.TextIOWrapper(raw, encoding="cp1252"))
+    assert cli_predict(folder, tiny_checkpoint, tmp_path / "out") == 0
+    sys.stdout.flush()
+    printed = raw.getvalue().decode("cp1252")
+    # ó is in cp1252, ł and ź are not
+    assert "\\u0142ód\\u017a" in printed and "2 inputs: 2 predicted" in printed

@@ -9,6 +9,7 @@ share. Every sub-command reports bad input as one line on stderr and exits with 
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Sequence
 
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    _tolerant_streams()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -58,6 +60,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 #: The exit status of a command whose output's reader went away (128 + SIGPIPE, as a shell
 #: reports a command killed by it).
 EXIT_BROKEN_PIPE = 141
+
+
+def _tolerant_streams() -> None:
+    """Let stdout and stderr write any character: one their encoding lacks is escaped.
+
+    On Windows, output sent to a file or a pipe is encoded in the console's code page
+    (cp1252, say), strictly: a path holding "ł" made ``print`` raise, and a batch stop.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors == "strict":
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _silence_stdout() -> None:
