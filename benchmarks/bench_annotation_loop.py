@@ -209,7 +209,8 @@ def _saved(args, task: LoopTask, seed: int, round_index: int) -> Path | None:
 
 def summarize(paths: list[str]) -> None:
     """Markdown tables per task: each label's medians per round, gains and "no worse" counts."""
-    records = [json.loads(line) for path in paths for line in Path(path).read_text().splitlines()]
+    lines = [line for path in paths for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    records = [json.loads(line) for line in lines]
     groups: dict[tuple[str, str], list[dict]] = {}
     for record in records:
         groups.setdefault((record["task"], record["label"]), []).append(record)

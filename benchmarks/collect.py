@@ -39,9 +39,9 @@ ORDER = [
 
 def assemble() -> str:
     """The text of BENCHMARKS.md: the summary, then each results file in :data:`ORDER`."""
-    parts = [(HERE / "summary.md").read_text().rstrip() + "\n"]
+    parts = [(HERE / "summary.md").read_text(encoding="utf-8").rstrip() + "\n"]
     for name in ORDER:
-        text = (HERE / name).read_text().rstrip()
+        text = (HERE / name).read_text(encoding="utf-8").rstrip()
         parts.append(f"\n<!-- from benchmarks/{name} -->\n{text}\n")
     return "\n".join(parts)
 
@@ -52,11 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     text = assemble()
     if args.check:
-        if TARGET.read_text() != text:
+        if TARGET.read_text(encoding="utf-8") != text:
             print("BENCHMARKS.md is out of date: run python benchmarks/collect.py", file=sys.stderr)
             return 1
         return 0
-    TARGET.write_text(text)
+    TARGET.write_text(text, encoding="utf-8")
     return 0
 
 

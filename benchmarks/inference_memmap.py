@@ -57,7 +57,7 @@ def peak_rss_mb() -> tuple[float, float]:
 
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     try:
-        status = Path("/proc/self/status").read_text()
+        status = Path("/proc/self/status").read_text(encoding="utf-8")
         hwm = next(line for line in status.splitlines() if line.startswith("VmHWM"))
         return maxrss, int(hwm.split()[1]) / 1024
     except (OSError, StopIteration, ValueError):

@@ -32,7 +32,7 @@ def load_sessions(paths: list[str], labels: list[str], seeds: list[int]) -> dict
     """Sessions per painted split; a split measured under two labels keeps the first label's."""
     sessions: dict[str, dict[str, list]] = {}
     for path in paths:
-        for line in Path(path).read_text().splitlines():
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
             record = json.loads(line)
             if not record["task"].startswith("isbi") or record["label"] not in labels:
                 continue

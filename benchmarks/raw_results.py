@@ -64,7 +64,7 @@ def vm_hwm_mb() -> float:
     parent does not inherit the parent's peak.
     """
     try:
-        status = Path("/proc/self/status").read_text()
+        status = Path("/proc/self/status").read_text(encoding="utf-8")
         line = next(line for line in status.splitlines() if line.startswith("VmHWM"))
         return int(line.split()[1]) / 1024
     except (OSError, StopIteration, ValueError):

@@ -197,9 +197,9 @@ def main() -> None:
     ]
     for benchmark in selected:
         report += run_one(benchmark, args.quick)
-        args.output.write_text("\n".join(report) + "\n")  # keep partial results
+        args.output.write_text("\n".join(report) + "\n", encoding="utf-8")  # keep partial results
     report.append(f"Finished {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}.")
-    args.output.write_text("\n".join(report) + "\n")
+    args.output.write_text("\n".join(report) + "\n", encoding="utf-8")
     print("\n".join(report))
 
 

@@ -33,7 +33,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as folder:
             kind, message = table.message_of(case, Path(folder))
         rows.append(table.table_row(case, kind, message))
-    table.DOC.write_text(table.with_table(table.DOC.read_text(), rows))
+    table.DOC.write_text(table.with_table(table.DOC.read_text(encoding="utf-8"), rows))
     print(f"{table.DOC}: {len(rows)} rows")
     return 0
 

@@ -79,7 +79,7 @@ def test_exported_nuclei_passes_the_bioimageio_test_command(nuclei_zip, tmp_path
     result = subprocess.run(
         [*command, "--summary", str(summary_path)], capture_output=True, text=True
     )
-    summary = json.loads(summary_path.read_text())
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
     failed = [d for d in summary["details"] if d["status"] == "failed"]
     assert result.returncode == 0 and summary["status"] == "passed", failed
     reproduced = {

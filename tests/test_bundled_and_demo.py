@@ -91,7 +91,7 @@ def test_demo_writes_everything(tmp_path, capsys):
         "scribbles.tif",
     ):
         assert (out / name).stat().st_size > 0, name
-    summary = json.loads((out / "summary.json").read_text())
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     assert 0 <= summary["before"]["f1"] <= 1 and 0 <= summary["after"]["f1"] <= 1
     assert summary["iterations"] >= 1
     assert [row["round"] for row in summary["rounds"]] == [0, 1, 2]

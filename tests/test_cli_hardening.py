@@ -29,7 +29,7 @@ def test_write_probe_never_follows_a_symlink(tmp_path, tiny_checkpoint, image):
     out.mkdir()
     (out / ".napari-unet-write-test").symlink_to(victim)
     assert main(["predict", str(image), "--model", str(tiny_checkpoint), "--output", str(out)]) == 0
-    assert victim.read_text() == "precious"
+    assert victim.read_text(encoding="utf-8") == "precious"
     assert (out / ".napari-unet-write-test").is_symlink()
 
 

@@ -414,7 +414,7 @@ def documented_cases(doc_text):
 def test_bad_input_gets_a_clear_message_listed_in_the_docs(case, tmp_path):
     kind, message = message_of(case, tmp_path)
     assert kind != "Exception" and len(message) > 20
-    rows = DOC.read_text().splitlines()
+    rows = DOC.read_text(encoding="utf-8").splitlines()
     expected = table_row(case, kind, message)
     found = next((row for row in rows if row.startswith(f"| {case} |")), None)
     # volatile parts (library versions' wording, offsets) are compared up to digits
@@ -424,7 +424,7 @@ def test_bad_input_gets_a_clear_message_listed_in_the_docs(case, tmp_path):
 
 def test_the_docs_list_every_case_once_and_nothing_else():
     # in the order scripts/update_error_docs.py writes them: no stale or hand-added rows
-    assert documented_cases(DOC.read_text()) == list(CASES)
+    assert documented_cases(DOC.read_text(encoding="utf-8")) == list(CASES)
 
 
 def test_a_regenerated_table_lists_the_rows_given():

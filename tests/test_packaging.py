@@ -12,8 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_top_level_manifest_is_the_packaged_one():
-    top = (ROOT / "napari.yaml").read_text()
-    packaged = (ROOT / "src" / "napari_unet" / "napari.yaml").read_text()
+    top = (ROOT / "napari.yaml").read_text(encoding="utf-8")
+    packaged = (ROOT / "src" / "napari_unet" / "napari.yaml").read_text(encoding="utf-8")
     assert top == packaged
 
 
@@ -70,7 +70,7 @@ def _imported_subpackages(path: Path) -> set[str]:
     import ast
 
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level == 2:  # from ..x import y
             names = [node.module] if node.module else [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
@@ -120,7 +120,7 @@ def test_package_type_checks():
 def test_no_qt_binding_in_runtime_dependencies():
     import tomllib
 
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     runtime = " ".join(project["dependencies"]).lower()
     for binding in ("pyqt5", "pyqt6", "pyside2", "pyside6", "napari[all]", "napari[pyqt"):
         assert binding not in runtime
@@ -139,7 +139,8 @@ def test_sample_data_contributions():
 def test_cli_entry_point_runs():
     result = subprocess.run(["napari-unet", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "predict" in result.stdout
-    assert yaml.safe_load((ROOT / "napari.yaml").read_text())["name"] == "napari-unet"
+    manifest = yaml.safe_load((ROOT / "napari.yaml").read_text(encoding="utf-8"))
+    assert manifest["name"] == "napari-unet"
 
 
 def test_built_wheel_ships_manifest_and_entry_point(tmp_path):
@@ -236,7 +237,7 @@ def test_relative_links_of_the_user_docs_lead_to_files():
     pictures_here = (ROOT / ".git").exists()
     missing = []
     for page in pages:
-        for match in re.finditer(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+        for match in re.finditer(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
             target = match.group(1)
             if not pictures_here and target.endswith(".png"):
                 continue
