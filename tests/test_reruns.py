@@ -108,6 +108,32 @@ def test_rerun_made_differently_says_why_and_needs_overwrite(setup, capsys, chan
     assert _inodes(out) != before
 
 
+def test_a_tile_size_left_to_napari_unet_and_chosen_anew_does_not_redo(setup, capsys, monkeypatch):
+    """ "auto" sizes tiles by the free memory, which differs from run to run: a re-run that
+    asks for "auto" again skips, whatever number it comes to; a number asked for counts."""
+    from napari_unet.core import inference
+    from napari_unet.core.tile_choice import usable_tile_sizes
+
+    checkpoint, image, out = setup
+    first, second = [size for size in usable_tile_sizes(tiny_model()) if size >= CLI_TILE][:2]
+    chosen = {"size": first}
+    resolve = inference.resolved_tile_size
+    monkeypatch.setattr(  # where the command resolves "auto", once for the batch
+        inference,
+        "resolved_tile_size",
+        lambda model, size: chosen["size"] if size == "auto" else resolve(model, size),
+    )
+    assert cli_predict(image, checkpoint, out, "--tile-size", "auto") == 0
+    record = _records(out)[0]
+    assert (record["options"]["tile_size"], record["tile_size_requested"]) == (first, "auto")
+    before = _inodes(out)
+    chosen["size"] = second  # less memory free this time
+    assert cli_predict(image, checkpoint, out, "--tile-size", "auto") == 0
+    assert "skipped" in capsys.readouterr().out and _inodes(out) == before
+    assert cli_predict(image, checkpoint, out, "--tile-size", str(second)) == 2
+    assert f"tile_size {first}, now {second}" in capsys.readouterr().err
+
+
 def test_an_empty_output_file_is_not_taken_for_a_finished_one(setup, capsys):
     checkpoint, image, out = setup
     assert cli_predict(image, checkpoint, out) == 0

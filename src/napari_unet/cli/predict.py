@@ -332,6 +332,7 @@ def _predict_options(args: argparse.Namespace, model, strokes: tuple[tuple[str, 
         model.check_input_size(tile_size)
     return PredictOptions(
         tile_size=tile_size,
+        tile_size_requested=args.tile_size,
         batch_size=args.batch_size,
         device=args.device,
         test_time_augmentation=args.tta,

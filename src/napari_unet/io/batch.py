@@ -99,6 +99,12 @@ class PredictOptions(PredictConfig):
     strokes : tuple of (str, str)
         (input stem, strokes file) pairs: the strokes a fine-tune was given for that
         input, with ``last_masks``.
+    tile_size_requested : int, "auto" or None, optional
+        The tile size the user asked for, when ``tile_size`` holds what it was resolved
+        to already (``napari-unet predict`` resolves "auto" once for the whole batch);
+        None: ``tile_size`` itself. Recorded with the outputs: a re-run that leaves the
+        tile size to napari-unet again is not redone for another figure
+        (:mod:`napari_unet.io.reruns`).
     """
 
     axes: str | None = None
@@ -107,6 +113,7 @@ class PredictOptions(PredictConfig):
     threads: int | None = None
     last_masks: str | None = None
     strokes: tuple[tuple[str, str], ...] = ()
+    tile_size_requested: int | str | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +194,7 @@ def predict_file(
     options = options or PredictOptions()
     start = time.perf_counter()
     model = cached_model(checkpoint, options.device)
+    requested_tile_size = options.tile_size_requested or options.tile_size
     options = options.replace(  # as the run uses them, so the outputs record what was done
         tile_size=resolved_tile_size(model, options.tile_size),
         test_time_augmentation=uses_test_time_augmentation(model, options),
@@ -194,7 +202,7 @@ def predict_file(
     info = probe_input(Path(path), model.config.in_channels, options.axes, options.output_format)
     outputs = output_paths(path, output, info.output_format)
     record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info, outputs)
-    record.update(lineage_record(model))
+    record.update(lineage_record(model), tile_size_requested=requested_tile_size)
     stem = output_stem(path)
     with output_lock(lock_path(output, stem)) as lock:
         # only the holder of the lock may remove what killed runs left beside the outputs

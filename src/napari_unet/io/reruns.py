@@ -1,19 +1,20 @@
 """Re-runs of batch prediction: what made an output, and the leftovers of killed runs.
 
 Every output of :func:`napari_unet.io.batch.predict_file` records its provenance:
-the package version, the SHA-256 of the checkpoint file, the options that
-change the result (tile size, test-time augmentation, instance method, minimum
-instance size, axes), the input (name, shape, and for a file its size and
-modification time, for a zarr store a fingerprint: :func:`store_fingerprint`) and,
-with ``--last-masks``, which last mask and strokes file it used (path, size and
-modification time: :func:`last_mask_record`). :func:`~napari_unet.io.batch.predict_file`
-adds the model's lineage, for a later ``--last-masks`` run (:mod:`napari_unet.io.last_masks`),
-which decides nothing here. TIFF outputs hold it in
-their JSON description (tifffile's shaped metadata) under :data:`PROVENANCE_KEY`;
-zarr stores in their ``napari_unet`` attributes. A re-run skips an input only
-when its outputs are all there and all record what this run would do; an output
-recording something else (or nothing, or a record of an older version lacking an
-entry this one writes) is replaced only with ``overwrite``.
+the package version, the SHA-256 of the checkpoint file, the options that change the
+result (tile size, test-time augmentation, instance method, minimum instance size,
+axes; a tile size left to napari-unet, ``tile_size_requested`` "auto", is chosen by
+the free memory and so not compared between two such runs), the input (name, shape,
+and for a file its size and modification time, for a zarr store a fingerprint:
+:func:`store_fingerprint`) and, with ``--last-masks``, which last mask and strokes
+file it used (path, size and modification time: :func:`last_mask_record`).
+:func:`~napari_unet.io.batch.predict_file` adds the model's lineage, for a later
+``--last-masks`` run (:mod:`napari_unet.io.last_masks`), which decides nothing here.
+TIFF outputs hold it in their JSON description (tifffile's shaped metadata) under
+:data:`PROVENANCE_KEY`; zarr stores in their ``napari_unet`` attributes. A re-run
+skips an input only when its outputs are all there and all record what this run
+would do; an output recording something else (or nothing, or a record of an older
+version lacking an entry this one writes) is replaced only with ``overwrite``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from ..config import AUTO_TILE
 
 __all__ = [
     "PROVENANCE_KEY",
@@ -273,12 +276,15 @@ def _difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
         )
     before = stored.get("options")
     before = before if isinstance(before, dict) else {}
+    # both runs left the tile size to napari-unet, which sizes tiles by the free memory:
+    # another figure this time is not another request
+    automatic = stored.get("tile_size_requested") == current.get("tile_size_requested") == AUTO_TILE
     changed = [
         f"{name} {before[name]!r}, now {value!r}"
         if name in before
         else f"{name} not recorded, now {value!r}"  # made by an older version
         for name, value in current["options"].items()
-        if before.get(name, _MISSING) != value
+        if before.get(name, _MISSING) != value and not (name == "tile_size" and automatic)
     ]
     if changed:
         return f"with other options ({'; '.join(changed)})"
