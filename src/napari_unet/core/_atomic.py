@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,29 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
+        replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+#: Pauses (seconds) between the tries of a rename that Windows refused (:func:`replace`).
+WINDOWS_RENAME_PAUSES = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+def replace(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """:func:`os.replace`, tried again on Windows while another program holds a file.
+
+    Windows refuses a rename (``PermissionError``) while an antivirus scanner, the
+    search indexer or a sync client (OneDrive) has the file open for a moment; the
+    rename is tried again after each of :data:`WINDOWS_RENAME_PAUSES`, then the error
+    is raised. Elsewhere the rename is tried once.
+    """
+    pauses = WINDOWS_RENAME_PAUSES if os.name == "nt" else ()
+    for pause in pauses:
+        try:
+            os.replace(source, target)
+            return
+        except PermissionError:
+            time.sleep(pause)
+    os.replace(source, target)

@@ -3,7 +3,6 @@ arrays under a temporary name, checking it is whole, renaming it into place."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..core._atomic import replace
 from .axes import output_shapes
 
 
@@ -73,11 +73,21 @@ def create_arrays(
 
 
 def publish(partial: Path, final: Path) -> None:
-    """Rename a finished store into place, replacing an older one."""
+    """Rename a finished store into place, replacing an older one.
+
+    The older store is moved aside first (a folder cannot be renamed over another),
+    and moved back if the new one cannot take its place: a failed publish leaves the
+    older outputs as they were.
+    """
     old = None
     if final.exists():
         old = final.with_name(f".{final.name}.{uuid.uuid4().hex}.old")
-        os.replace(final, old)
-    os.replace(partial, final)
+        replace(final, old)
+    try:
+        replace(partial, final)
+    except OSError:
+        if old is not None:
+            replace(old, final)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..config import ModelConfig, NormConfig
+from ..core._atomic import replace
 from ..core._limits import check_zip_sizes, read_zip_entry
 from ..core.checkpoint import (
     MAX_METADATA_CHARS,
@@ -340,7 +341,7 @@ def _save_package(descr: Any, path: Path) -> Path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             save_bioimageio_package(descr, output_path=temporary)
-        os.replace(temporary, path)
+        replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
     return path
