@@ -367,6 +367,7 @@ def test_cli_workers_starts_a_local_cluster(tmp_path, checkpoint, images, refere
     assert cli_predict(inputs, checkpoint, tmp_path, "--workers", "2") == 0
     assert requested["n_workers"] == 2 and requested["threads_per_worker"] == 1
     assert requested["processes"] is True
+    assert requested["dashboard_address"] == "127.0.0.1:0"  # not every interface: no firewall
     assert requested["local_directory"].startswith(str(temporary / "napari-unet-dask-"))
     assert list(temporary.iterdir()) == []  # dask's scratch files went with their folder
     _assert_same_outputs(reference, tmp_path)

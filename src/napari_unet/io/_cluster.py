@@ -54,7 +54,9 @@ def local_cluster(workers: int, scratch: str | None = None) -> Any:
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=":0",  # any free port: several runs may share a machine
+            # any free port (several runs may share a machine), on this machine only: all
+            # interfaces made Windows and macOS firewalls ask to let Python accept connections
+            dashboard_address="127.0.0.1:0",
             silence_logs=logging.ERROR,
             local_directory=scratch,
         )
