@@ -18,13 +18,28 @@ def test_auto_prefers_cuda_then_mps_then_cpu(monkeypatch, cuda, mps, expected):
 
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("cuda", "CUDA is not available"), ("cuda:1", "CUDA is not available"), ("mps", "MPS")],
+    [
+        ("cuda", "CUDA is not available"),
+        ("cuda:1", "CUDA is not available"),
+        ("mps", "MPS"),
+        ("mps:0", "MPS is not available"),
+    ],
 )
 def test_unavailable_device_says_so(monkeypatch, name, message):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(devices, "_mps_available", lambda: False)
     with pytest.raises(ValueError, match=message):
         resolve_device(name)
+
+
+def test_a_cuda_device_this_machine_lacks_says_how_many_it_has(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    lacking = r"'cuda:7' requested but this machine has 1 CUDA device \(cuda:0\)"
+    with pytest.raises(ValueError, match=lacking):
+        resolve_device("cuda:7")
+    assert resolve_device("cuda:0") == torch.device("cuda:0")
+    assert resolve_device("cuda") == torch.device("cuda")
 
 
 def test_explicit_cpu_and_unknown_names():

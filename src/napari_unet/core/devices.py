@@ -29,14 +29,23 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(
             f"device {device!r} requested but CUDA is not available; use 'auto' or 'cpu'"
         )
-    if name == "mps" and not _mps_available():
+    if name.startswith("mps") and not _mps_available():
         raise ValueError(
-            "device 'mps' requested but Apple MPS is not available; use 'auto' or 'cpu'"
+            f"device {device!r} requested but Apple MPS is not available; use 'auto' or 'cpu'"
         )
     try:
-        return torch.device(name)
+        chosen = torch.device(name)
     except RuntimeError as error:
         raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or mps") from error
+    if chosen.type == "cuda" and chosen.index is not None:
+        count = torch.cuda.device_count()
+        if chosen.index >= count:
+            names = "cuda:0" if count == 1 else f"cuda:0 to cuda:{count - 1}"
+            raise ValueError(
+                f"device {device!r} requested but this machine has {count} CUDA "
+                f"device{'s' if count != 1 else ''} ({names})"
+            )
+    return chosen
 
 
 def _mps_available() -> bool:
