@@ -393,6 +393,16 @@ def test_output_folder_holding_the_inputs_is_refused_on_a_rerun(tmp_path, checkp
         run_batch(rerun, checkpoint, tmp_path, OPTIONS)
 
 
+def test_an_input_named_as_an_output_but_for_case_is_not_overwritten(tmp_path, checkpoint):
+    """On macOS and Windows cells_mask.tif would be the ground truth cells_Mask.tif."""
+    image, truth = tmp_path / "cells.tif", tmp_path / "cells_Mask.tif"
+    tifffile.imwrite(image, np.zeros((40, 50), np.uint8))
+    tifffile.imwrite(truth, np.ones((40, 50), np.uint8))
+    with pytest.raises(ValueError, match=r"cells_mask\.tif is an input"):
+        run_batch([image, truth], checkpoint, tmp_path, OPTIONS.replace(overwrite=True))
+    assert not (tmp_path / "cells_prob.tif").exists()
+
+
 def test_evaluate_reads_the_zarr_store_predict_writes(tmp_path, checkpoint, images, capsys):
     import json
 

@@ -83,7 +83,8 @@ def check_outputs(paths: Sequence[str | os.PathLike], output: str | os.PathLike)
     The one check of the command line and of :func:`~napari_unet.io.batch.run_batch`:
     outputs are named by :func:`output_stem`, so two inputs collide when their names
     as given (not their links' targets) have the same stem, compared without case
-    (``Cells.tif`` and ``cells.png`` would be one file on macOS or Windows).
+    (``Cells.tif`` and ``cells.png`` would be one file on macOS or Windows); an output
+    named as an input without case (``cells_Mask.tif``) counts as that input.
 
     Raises
     ------
@@ -91,7 +92,7 @@ def check_outputs(paths: Sequence[str | os.PathLike], output: str | os.PathLike)
         Two inputs with the same stem (``a/img.tif`` and ``b/img.png``), or an
         input that is an output of another (an output named as an input).
     """
-    inputs = {Path(path).resolve() for path in paths}
+    inputs = {_without_case(Path(path)) for path in paths}
     owners: dict[str, str | os.PathLike] = {}
     for path in paths:
         stem = output_stem(path).casefold()
@@ -103,11 +104,17 @@ def check_outputs(paths: Sequence[str | os.PathLike], output: str | os.PathLike)
             )
         owners[stem] = path
         for target in (*output_paths(path, output, "tiff"), *output_paths(path, output, "zarr")):
-            if target.resolve() in inputs:
+            if _without_case(target) in inputs:
                 raise ValueError(
                     f"{target} is an input, and the outputs of {path} would overwrite it; "
                     "write the outputs to a folder that holds no inputs"
                 )
+
+
+def _without_case(path: Path) -> str:
+    """``path`` resolved, compared without case: on macOS and Windows ``cells_Mask.tif``
+    and ``cells_mask.tif`` are one file."""
+    return str(path.resolve()).casefold()
 
 
 def is_own_output(path: Path) -> bool:
