@@ -393,6 +393,27 @@ def test_output_folder_holding_the_inputs_is_refused_on_a_rerun(tmp_path, checkp
         run_batch(rerun, checkpoint, tmp_path, OPTIONS)
 
 
+def test_with_workers_the_command_checks_on_a_cpu_copy_of_the_model(
+    tmp_path, checkpoint, images, monkeypatch
+):
+    """The workers load their own copies: the command's would sit on the GPU for nothing."""
+    from napari_unet.io import batch
+
+    loaded = []
+    load = batch.cached_model
+
+    def cached_model(path, device="auto"):
+        loaded.append(device)
+        return load(path, "cpu")
+
+    monkeypatch.setattr(batch, "cached_model", cached_model)
+    monkeypatch.setattr(batch, "run_batch", lambda *args, **kwargs: [])
+    inputs = [images / f"{stem}.tif" for stem in GOOD]
+    assert cli_predict(inputs, checkpoint, tmp_path, "--workers", "2", "--device", "auto") == 0
+    assert cli_predict(inputs, checkpoint, tmp_path, "--device", "auto") == 0
+    assert loaded == ["cpu", "auto"]
+
+
 def test_an_input_named_as_an_output_but_for_case_is_not_overwritten(tmp_path, checkpoint):
     """On macOS and Windows cells_mask.tif would be the ground truth cells_Mask.tif."""
     image, truth = tmp_path / "cells.tif", tmp_path / "cells_Mask.tif"

@@ -221,7 +221,10 @@ def run_predict(args: argparse.Namespace) -> int:
         raise CliError(f"--workers {args.workers}: at most {most} here (4 per CPU)")
     if args.output.exists() and not args.output.is_dir():
         raise CliError(f"--output {args.output} is a file; give a folder (created if missing)")
-    model = cached_model(args.model, args.device)
+    # workers load their own copies: this one only checks the inputs (on a GPU it would
+    # hold memory the workers need)
+    checking_only = args.scheduler is not None or bool(args.workers)
+    model = cached_model(args.model, "cpu" if checking_only else args.device)
     options = _predict_options(args, model, _checked_strokes(args, inputs))
     check_outputs(inputs, args.output)  # all of them: shards must not collide either
     inputs = selected_inputs(args, inputs)
