@@ -125,6 +125,28 @@ FREE = 1_000_000
 """What psutil says is available in the tests of the cgroup cap."""
 
 
+@pytest.fixture
+def cgroups(tmp_path, monkeypatch):
+    """A cgroup mount under ``tmp_path / "fs"`` and the process's ``/proc/self/cgroup``
+    (write its lines into the returned file); psutil says :data:`FREE` is available."""
+    import psutil
+
+    memory = psutil.virtual_memory()._replace(available=FREE)
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
+    mount, listing = tmp_path / "fs", tmp_path / "cgroup"
+    mount.mkdir()
+    listing.write_text("0::/\n")
+    monkeypatch.setattr(_memory, "_CGROUP", mount)
+    monkeypatch.setattr(_memory, "_PROC_CGROUP", listing)
+    return mount, listing
+
+
+def _group(folder, limit, used, files=("memory.max", "memory.current")):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / files[0]).write_text(f"{limit}\n")
+    (folder / files[1]).write_text(f"{used}\n")
+
+
 @pytest.mark.parametrize(
     ("limit", "expected"),
     [
@@ -133,23 +155,35 @@ FREE = 1_000_000
         ("5000000", FREE),  # a limit above what is free: psutil's figure
     ],
 )
-def test_a_cgroup_limit_caps_the_available_memory(tmp_path, monkeypatch, limit, expected):
-    import psutil
-
-    memory = psutil.virtual_memory()._replace(available=FREE)
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
-    (tmp_path / "memory.max").write_text(limit + "\n")
-    (tmp_path / "memory.current").write_text("400000\n")
-    monkeypatch.setattr(_memory, "_CGROUP", tmp_path)
+def test_a_cgroup_limit_caps_the_available_memory(cgroups, limit, expected):
+    mount, _ = cgroups  # a container: its group is the mount's root
+    _group(mount, limit, 400_000)
     assert available_memory() == expected
 
 
-def test_without_a_cgroup_the_available_memory_is_psutils(tmp_path, monkeypatch):
-    import psutil
+def test_a_limit_above_the_process_group_counts_too(cgroups):
+    """SLURM limits the job's group; its steps and tasks are groups below it."""
+    mount, listing = cgroups
+    listing.write_text("0::/system.slice/slurmstepd.scope/job_42/step_0/user/task_0\n")
+    job = mount / "system.slice" / "slurmstepd.scope" / "job_42"
+    _group(job, 700_000, 450_000)
+    _group(job / "step_0" / "user" / "task_0", "max", 100_000)
+    assert available_memory() == 250_000
 
-    memory = psutil.virtual_memory()._replace(available=FREE)
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: memory)
+
+def test_a_cgroup_v1_memory_limit_counts(cgroups):
+    mount, listing = cgroups
+    listing.write_text("4:memory:/docker/abc\n1:cpu:/\n")
+    v1 = ("memory.limit_in_bytes", "memory.usage_in_bytes")
+    _group(mount / "memory", 9223372036854771712, 5_000, v1)  # "no limit" in v1
+    _group(mount / "memory" / "docker" / "abc", 800_000, 300_000, v1)
+    assert available_memory() == 500_000
+
+
+def test_without_a_cgroup_the_available_memory_is_psutils(cgroups, monkeypatch, tmp_path):
     monkeypatch.setattr(_memory, "_CGROUP", tmp_path / "absent")
+    assert available_memory() == FREE
+    monkeypatch.setattr(_memory, "_PROC_CGROUP", tmp_path / "absent" / "cgroup")  # not Linux
     assert available_memory() == FREE
 
 
