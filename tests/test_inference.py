@@ -152,6 +152,19 @@ def test_auto_tile_size_reads_the_available_memory(monkeypatch):
     assert auto_tile_size(model, fraction=1.0) == 380
 
 
+def test_auto_tile_size_keeps_within_the_process_cgroup_limit(monkeypatch):
+    import psutil
+
+    from napari_unet.core import memory_limits
+
+    model = UNet(ModelConfig(depth=4, base_features=16))
+    plenty = type("Memory", (), {"available": 2**40})()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: plenty)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(memory_limits, "cgroup_room", lambda: tile_memory(model, 572) * 4)
+    assert auto_tile_size(model, fraction=0.25) == 572  # a SLURM job's limit, not the node's
+
+
 @pytest.mark.parametrize("size", [37, 150, 300, 1000])
 def test_tiles_shrink_to_the_image_keeping_their_number(size):
     model = UNet(ModelConfig(depth=3, base_features=2))

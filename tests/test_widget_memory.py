@@ -16,6 +16,7 @@ from napari_unet._widgets._memory import (
 )
 from napari_unet._widgets._predict_job import PredictionRequest
 from napari_unet.config import PredictConfig
+from napari_unet.core import memory_limits
 
 MODEL = tiny_model()
 
@@ -136,8 +137,8 @@ def cgroups(tmp_path, monkeypatch):
     mount, listing = tmp_path / "fs", tmp_path / "cgroup"
     mount.mkdir()
     listing.write_text("0::/\n")
-    monkeypatch.setattr(_memory, "_CGROUP", mount)
-    monkeypatch.setattr(_memory, "_PROC_CGROUP", listing)
+    monkeypatch.setattr(memory_limits, "_CGROUP", mount)
+    monkeypatch.setattr(memory_limits, "_PROC_CGROUP", listing)
     return mount, listing
 
 
@@ -181,9 +182,9 @@ def test_a_cgroup_v1_memory_limit_counts(cgroups):
 
 
 def test_without_a_cgroup_the_available_memory_is_psutils(cgroups, monkeypatch, tmp_path):
-    monkeypatch.setattr(_memory, "_CGROUP", tmp_path / "absent")
+    monkeypatch.setattr(memory_limits, "_CGROUP", tmp_path / "absent")
     assert available_memory() == FREE
-    monkeypatch.setattr(_memory, "_PROC_CGROUP", tmp_path / "absent" / "cgroup")  # not Linux
+    monkeypatch.setattr(memory_limits, "_PROC_CGROUP", tmp_path / "absent" / "cgroup")  # not Linux
     assert available_memory() == FREE
 
 

@@ -12,7 +12,6 @@ otherwise).
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 
@@ -20,6 +19,7 @@ from ..config import PredictConfig
 from ..core.devices import resolve_device
 from ..core.engine import DEFAULT_ENGINE
 from ..core.inference import resolved_tile_size
+from ..core.memory_limits import available_ram
 from ..core.tile_choice import ACTIVATION_BYTES, usable_tile_sizes
 from ..io.data import working_dtype
 from ._predict_job import PredictionRequest
@@ -34,9 +34,6 @@ tracemalloc on a 2048 x 2048 plane holding 800 objects)."""
 
 TILE_BATCH = PredictConfig().batch_size
 """Tiles per forward pass in the Predict section by default (``PredictConfig``'s)."""
-
-_CGROUP = Path("/sys/fs/cgroup")
-_PROC_CGROUP = Path("/proc/self/cgroup")
 
 
 def output_bytes(
@@ -98,70 +95,10 @@ def input_itemsize(data: object) -> int:
 
 
 def available_memory() -> int:
-    """Bytes available to new allocations: psutil's figure, capped by cgroup limits.
-
-    A container or a cluster job (SLURM) may allow less than the machine has free:
-    the tightest limit of the process's cgroup and of the groups above it counts
-    (:func:`cgroup_room`).
-    """
-    import psutil
-
-    free = int(psutil.virtual_memory().available)
-    room = cgroup_room()
-    return free if room is None else min(free, room)
-
-
-#: The files of a cgroup's memory limit and use: cgroup v2, then v1.
-_CGROUP_FILES = {
-    "v2": ("memory.max", "memory.current"),
-    "v1": ("memory.limit_in_bytes", "memory.usage_in_bytes"),
-}
-
-
-def cgroup_room() -> int | None:
-    """Bytes the process's cgroups still allow: the least, over its group and the groups
-    above it, of limit less use; None where no limit is set or none can be read.
-
-    The groups are those ``/proc/self/cgroup`` names: the unified hierarchy (v2,
-    ``0::/path``) under ``/sys/fs/cgroup``, and the ``memory`` controller of v1 under
-    ``/sys/fs/cgroup/memory``. Inside a container the group's path may be ``/``: the
-    container's own limits are then at the mount's root.
-    """
-    rooms = []
-    for version, root, group in _memory_groups():
-        limit_name, used_name = _CGROUP_FILES[version]
-        folder = root / group
-        while folder == root or root in folder.parents:
-            try:
-                limit = (folder / limit_name).read_text().strip()
-                used = int((folder / used_name).read_text())
-                if limit != "max" and int(limit) < 2**60:  # v1 says "none" with about 2**63
-                    rooms.append(int(limit) - used)
-            except (OSError, ValueError):
-                pass
-            if folder == root:
-                break
-            folder = folder.parent
-    return max(0, min(rooms)) if rooms else None
-
-
-def _memory_groups() -> list[tuple[str, Path, str]]:
-    """(version, mount, the group's path below it) of the process's memory cgroups."""
-    try:
-        lines = _PROC_CGROUP.read_text().splitlines()
-    except OSError:
-        return [("v2", _CGROUP, "")]
-    groups = []
-    for line in lines:
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if controllers == "":
-            groups.append(("v2", _CGROUP, path.lstrip("/")))
-        elif "memory" in controllers.split(","):
-            groups.append(("v1", _CGROUP / "memory", path.lstrip("/")))
-    return groups
+    """Bytes available to new allocations
+    (:func:`napari_unet.core.memory_limits.available_ram`: psutil's figure, capped by the
+    process's cgroup limits)."""
+    return available_ram()
 
 
 def needed_bytes(request: PredictionRequest) -> int:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .memory_limits import available_ram
 from .model import UNet
 
 __all__ = [
@@ -113,10 +114,9 @@ def auto_tile_size(
 
 
 def _available_memory() -> int:
-    """Free RAM, or the free memory of the CUDA device (``device="auto"``'s choice) if less."""
-    import psutil
-
-    available = int(psutil.virtual_memory().available)
+    """Free RAM (within the process's cgroup limits), or the free memory of the CUDA device
+    (``device="auto"``'s choice) if less."""
+    available = available_ram()
     if torch.cuda.is_available():
         try:
             available = min(available, int(torch.cuda.mem_get_info()[0]))
