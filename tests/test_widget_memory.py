@@ -172,6 +172,15 @@ def test_a_limit_above_the_process_group_counts_too(cgroups):
     assert available_memory() == 250_000
 
 
+def test_the_page_cache_the_kernel_reclaims_counts_as_room(cgroups):
+    """A job that copied its data has most of its use in the page cache (memory.stat's
+    inactive_file), which psutil also counts as available."""
+    mount, _ = cgroups
+    _group(mount, 900_000, 850_000)
+    (mount / "memory.stat").write_text("anon 100000\nfile 700000\ninactive_file 600000\n")
+    assert available_memory() == 900_000 - 850_000 + 600_000
+
+
 def test_a_cgroup_v1_memory_limit_counts(cgroups):
     mount, listing = cgroups
     listing.write_text("4:memory:/docker/abc\n1:cpu:/\n")

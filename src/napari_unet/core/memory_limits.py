@@ -25,10 +25,11 @@ def available_ram() -> int:
     return free if room is None else min(free, room)
 
 
-#: The files of a cgroup's memory limit and use: cgroup v2, then v1.
+#: The files of a cgroup's memory limit and use, and the entry of ``memory.stat`` that
+#: counts the page cache the kernel reclaims first: cgroup v2, then v1.
 _CGROUP_FILES = {
-    "v2": ("memory.max", "memory.current"),
-    "v1": ("memory.limit_in_bytes", "memory.usage_in_bytes"),
+    "v2": ("memory.max", "memory.current", "inactive_file"),
+    "v1": ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"),
 }
 
 
@@ -43,20 +44,43 @@ def cgroup_room() -> int | None:
     """
     rooms = []
     for version, root, group in _memory_groups():
-        limit_name, used_name = _CGROUP_FILES[version]
         folder = root / group
         while folder == root or root in folder.parents:
-            try:
-                limit = (folder / limit_name).read_text().strip()
-                used = int((folder / used_name).read_text())
-                if limit != "max" and int(limit) < 2**60:  # v1 says "none" with about 2**63
-                    rooms.append(int(limit) - used)
-            except (OSError, ValueError):
-                pass
+            room = _group_room(folder, *_CGROUP_FILES[version])
+            if room is not None:
+                rooms.append(room)
             if folder == root:
                 break
             folder = folder.parent
     return max(0, min(rooms)) if rooms else None
+
+
+def _group_room(folder: Path, limit_name: str, used_name: str, cache_name: str) -> int | None:
+    """Limit less use of one group (None: no limit, or unreadable). The use counts the
+    page cache, which the kernel gives back before it refuses memory, so its inactive
+    part (``memory.stat``) counts as room, as psutil counts it as available."""
+    try:
+        text = (folder / limit_name).read_text().strip()
+        limit = None if text == "max" else int(text)
+        used = int((folder / used_name).read_text())
+    except (OSError, ValueError):
+        return None
+    if limit is None or limit >= 2**60:  # v1 says "none" with about 2**63
+        return None
+    return limit - used + _stat_entry(folder / "memory.stat", cache_name)
+
+
+def _stat_entry(path: Path, name: str) -> int:
+    """An entry of a ``memory.stat`` file (0 when absent or unreadable)."""
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return 0
+    for line in lines:
+        key, _, value = line.partition(" ")
+        if key == name and value.strip().isdigit():
+            return int(value)
+    return 0
 
 
 def _memory_groups() -> list[tuple[str, Path, str]]:
