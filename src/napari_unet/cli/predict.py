@@ -207,6 +207,7 @@ def run_predict(args: argparse.Namespace) -> int:
     later, or whose outputs another run is writing, is reported on one line and the
     others go on; the exit status is then 2.
     """
+    from ..core.devices import resolve_device
     from ..io.batch import cached_model, check_outputs, run_batch
 
     inputs = _listed_inputs(args)
@@ -222,8 +223,10 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.output.exists() and not args.output.is_dir():
         raise CliError(f"--output {args.output} is a file; give a folder (created if missing)")
     # workers load their own copies: this one only checks the inputs (on a GPU it would
-    # hold memory the workers need)
-    checking_only = args.scheduler is not None or bool(args.workers)
+    # hold memory the workers need); the device is checked here all the same
+    checking_only = args.scheduler is not None or bool(args.workers and len(inputs) > 1)
+    if checking_only and args.scheduler is None:
+        resolve_device(args.device)  # this machine's workers use it: one line, not one per file
     model = cached_model(args.model, "cpu" if checking_only else args.device)
     options = _predict_options(args, model, _checked_strokes(args, inputs))
     check_outputs(inputs, args.output)  # all of them: shards must not collide either

@@ -375,13 +375,16 @@ def clean_up_after(paths: Sequence[str], output: str | os.PathLike) -> list[Path
     A local cluster closed by Ctrl-C kills its workers in the middle of their files,
     before their own clean-up runs; this takes each input's lock over (its holder is
     gone: :mod:`napari_unet.io.locks`) and removes the temporaries beside its outputs,
-    as the next run would. An input whose lock is still held by a live run is left
-    alone. Returns the removed temporaries.
+    as the next run would. An input without a lock was not started; one whose lock a
+    live run holds is left alone. Returns the removed temporaries.
     """
     removed: list[Path] = []
     for path in paths:
+        lock = lock_path(output, output_stem(path))
+        if not lock.exists():  # never started (or finished): a killed worker holds a lock
+            continue
         try:
-            with output_lock(lock_path(output, output_stem(path))):
+            with output_lock(lock):
                 removed += remove_stale_temporaries(
                     [*output_paths(path, output, "tiff"), *output_paths(path, output, "zarr")]
                 )

@@ -111,10 +111,12 @@ def check_outputs(paths: Sequence[str | os.PathLike], output: str | os.PathLike)
                 )
 
 
-def _without_case(path: Path) -> str:
-    """``path`` resolved, compared without case: on macOS and Windows ``cells_Mask.tif``
-    and ``cells_mask.tif`` are one file."""
-    return str(path.resolve()).casefold()
+def _without_case(path: Path) -> tuple[Path, str]:
+    """``path`` resolved, its name compared without case: on macOS and Windows
+    ``cells_Mask.tif`` and ``cells_mask.tif`` are one file (its folder is compared as
+    resolved: ``Out`` and ``out`` are two folders on Linux)."""
+    resolved = path.resolve()
+    return resolved.parent, resolved.name.lower()
 
 
 def is_own_output(path: Path) -> bool:
