@@ -18,11 +18,15 @@ def test_a_second_fine_tune_section_shows_the_last_run_of_the_first(qtbot, dock)
     annotate(viewer, widget)
     finetune = widget.finetune
     other.status.setText("an older summary")  # what a run of its own had said
+    other.progress.setValue(5)
+    other.progress.setFormat("Failed after 12 iterations")
     run(qtbot, finetune, finetune.start_finetune)
     assert finetune.status.text().startswith("Done"), finetune.status.text()
     assert other.status.text() == finetune.status.text()
     assert other.plot.iterations == finetune.plot.iterations and other.plot.iterations
     assert other.plot.losses == finetune.plot.losses
+    assert other.progress.value() < other.progress.minimum()  # its own run's end is gone
+    assert other.progress.format() == "%p%"
     assert other.back_button.enabled and finetune.back_button.enabled
 
     with qtbot.waitSignal(model_went_back(widget), timeout=10_000):

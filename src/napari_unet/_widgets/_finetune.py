@@ -162,6 +162,7 @@ class FinetuneWidget(QWidget):
         of its own) ended a run: show its status line and loss curve, not this section's
         older ones."""
         if section is not self and self.worker is None:
+            show_run_end(self.progress, 0)  # empty: its own last run's end no longer applies
             self.plot.clear()
             self._show_last_run()
 
