@@ -68,3 +68,22 @@ def test_a_store_that_cannot_take_its_place_gives_the_older_one_back(tmp_path, m
     _zarr_store.publish(partial, final)
     assert zarr.open_group(str(final), mode="r").attrs["run"] == "newer"
     assert [p.name for p in tmp_path.iterdir()] == [final.name]
+
+
+def test_a_store_neither_published_nor_put_back_is_named(tmp_path, monkeypatch):
+    final, partial = tmp_path / "img_prediction.zarr", tmp_path / ".img_prediction.zarr.partial"
+    zarr.open_group(str(final), mode="w").attrs["run"] = "older"
+    zarr.open_group(str(partial), mode="w")
+    moved = []
+
+    def rename(source, target):
+        if moved:  # the older store went aside; nothing moves after that
+            raise PermissionError("in use")
+        moved.append(target)
+        os.replace(source, target)
+
+    monkeypatch.setattr(_zarr_store, "replace", rename)
+    with pytest.raises(OSError, match="nor put the older store back") as raised:
+        _zarr_store.publish(partial, final)
+    assert str(moved[0]) in str(raised.value)  # where the user finds it
+    assert zarr.open_group(str(moved[0]), mode="r").attrs["run"] == "older"

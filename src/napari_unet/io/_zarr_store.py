@@ -85,9 +85,16 @@ def publish(partial: Path, final: Path) -> None:
         replace(final, old)
     try:
         replace(partial, final)
-    except OSError:
+    except OSError as error:
         if old is not None:
-            replace(old, final)
+            try:
+                replace(old, final)
+            except OSError:
+                raise OSError(
+                    f"cannot publish {final} ({error}), nor put the older store back: it is "
+                    f"{old}; rename it to {final.name} before running again (the next run "
+                    "removes it)"
+                ) from error
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
