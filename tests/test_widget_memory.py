@@ -46,14 +46,17 @@ def test_outputs_and_working_memory_by_hand():
     assert working_bytes(whole) == 100 * 200 * 18 + window * 36 * 4 + reads
 
 
-def test_a_gpu_counts_the_activations_of_the_whole_batch(monkeypatch):
+def test_the_activations_counted_follow_the_device(monkeypatch):
     """On the CPU the batch's 4 tiles go through the network one after the other
-    (EngineOptions.cpu_tiles_per_pass); elsewhere together."""
+    (EngineOptions.cpu_tiles_per_pass); on Apple MPS together, in the computer's memory;
+    a CUDA device holds them in its own memory, not in the RAM this check guards."""
     import torch
 
     cpu = working_bytes(_request((100, 200), tile_size=64))
-    monkeypatch.setattr(_memory, "resolve_device", lambda device: torch.device("cuda"))
+    monkeypatch.setattr(_memory, "resolve_device", lambda device: torch.device("mps"))
     assert working_bytes(_request((100, 200), tile_size=64)) - cpu == 64 * 64 * 3 * 36 * 4
+    monkeypatch.setattr(_memory, "resolve_device", lambda device: torch.device("cuda"))
+    assert cpu - working_bytes(_request((100, 200), tile_size=64)) == 64 * 64 * 36 * 4
 
 
 @pytest.mark.parametrize("tile_size", [None, 64])

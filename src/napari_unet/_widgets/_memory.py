@@ -3,8 +3,9 @@
 The section keeps its outputs in memory; a prediction that does not fit would
 make the operating system kill napari, and with it every unsaved annotation.
 The estimate adds the outputs, the temporaries of post-processing one plane, the
-network's activations on the tiles of one pass (one tile on the CPU, the batch
-elsewhere; or the whole image), and the plane being predicted with the window read
+network's activations on the tiles of one pass (one tile on the CPU, the batch on
+Apple MPS, whose memory is the computer's; or the whole image; none on a CUDA
+device, which holds them in its own memory), and the plane being predicted with the window read
 from it (a batch of tiles), in float64 for types wider than 16 bits (float32
 otherwise).
 """
@@ -71,7 +72,8 @@ def working_bytes(request: PredictionRequest) -> int:
         network_window = tile_size**2 * tiles_per_pass(request)
     else:  # one pass over the mirrored plane
         window = network_window = (height + 2 * model.halo) * (width + 2 * model.halo)
-    activations = network_window * ACTIVATION_BYTES * model.config.base_features
+    in_ram = _device_type(request) != "cuda"  # a CUDA device holds them in its own memory
+    activations = network_window * ACTIVATION_BYTES * model.config.base_features * in_ram
     reads = (height * width + window) * model.config.in_channels * input_itemsize(request.data)
     return height * width * POSTPROCESS_BYTES[request.with_weights] + activations + reads
 
@@ -80,12 +82,19 @@ def tiles_per_pass(request: PredictionRequest) -> int:
     """Tiles the network holds activations for at once: on the CPU the engine's
     ``cpu_tiles_per_pass`` (one: a batch's tiles go through one after the other), else
     the whole batch (:func:`napari_unet.core.inference.iter_predict`)."""
-    try:
-        on_cpu = resolve_device(request.config.device).type == "cpu"
-    except ValueError:  # a device this machine lacks: the run will say so
-        on_cpu = False
     batch = request.config.batch_size
-    return min(DEFAULT_ENGINE.cpu_tiles_per_pass, batch) if on_cpu else batch
+    if _device_type(request) == "cpu":
+        return min(DEFAULT_ENGINE.cpu_tiles_per_pass, batch)
+    return batch
+
+
+def _device_type(request: PredictionRequest) -> str:
+    """The type of the device ``request`` runs on ("cpu", "cuda", "mps"; "" for a device
+    this machine lacks, which the run will refuse)."""
+    try:
+        return resolve_device(request.config.device).type
+    except ValueError:
+        return ""
 
 
 def input_itemsize(data: object) -> int:
