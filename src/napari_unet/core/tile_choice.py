@@ -41,12 +41,14 @@ AUTO_TILE_MAXIMUM: int = 1024
 
 #: Bytes of activations per input-window pixel and base feature map (peak, one
 #: forward pass; benchmarks/results_performance.md, "Forward-pass memory": 32-34
-#: measured for whole-image passes, 29 for 256 px tiles, 5 for 572 px valid tiles,
-#: ``benchmarks/bench_forward_memory.py``). The Predict widget's memory check uses it too.
+#: measured for whole-image passes in session 4, 22-24 in session 34, and 25-30 per
+#: pixel of one 572-916 px valid tile, ``benchmarks/bench_forward_memory.py``). The
+#: Predict widget's memory check uses it too.
 ACTIVATION_BYTES: int = 36
 
 #: Tiles :func:`auto_tile_size` allows for in one forward pass: ``predict``'s default
-#: ``batch_size`` (on a GPU they go through the network together).
+#: ``batch_size`` (on a GPU they go through the network together; on the CPU one after
+#: the other, so there the choice is on the safe side by this factor).
 AUTO_TILE_BATCH: int = 4
 
 #: Share of the available memory that the activations of a batch of automatically
@@ -86,9 +88,10 @@ def auto_tile_size(
     ----------
     model : UNet
     available : int, optional
-        Bytes of free memory; default ``psutil.virtual_memory().available``, or the
-        free memory of the CUDA device when there is one and it has less (so the
-        choice can differ between machines, never the result).
+        Bytes of free memory; default the free RAM within the process's cgroup limits
+        (:func:`napari_unet.core.memory_limits.available_ram`), or the free memory of
+        the CUDA device when there is one and it has less (so the choice can differ
+        between machines, never the result).
     maximum : int, optional
         Largest edge considered; default :data:`AUTO_TILE_MAXIMUM`.
     fraction : float, optional

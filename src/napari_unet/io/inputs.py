@@ -152,12 +152,16 @@ def _tifffile_logs_off() -> Iterator[None]:
     """Silence tifffile's own log lines (e.g. "<tifffile.TiffPages @…> invalid offset to
     first page …" on stderr) while a header is read: a broken file gets our message."""
     logger = logging.getLogger("tifffile")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)
+    logger.addFilter(_no_record)  # a filter, not the level: threads cannot leave it set
     try:
         yield
     finally:
-        logger.setLevel(level)
+        logger.removeFilter(_no_record)
+
+
+def _no_record(record: logging.LogRecord) -> bool:
+    """A logging filter that lets no record through."""
+    return False
 
 
 def _declared_axes(shape: tuple[int, ...], declared: str) -> str | None:
