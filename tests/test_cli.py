@@ -8,8 +8,8 @@ import tifffile
 
 from helpers import square_train_args, tiny_model
 from napari_unet import load_model, save_model
+from napari_unet._words import percent
 from napari_unet.cli import build_parser, main
-from napari_unet.cli._train_words import percent_words
 
 
 @pytest.fixture
@@ -179,7 +179,7 @@ def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     image = tifffile.imread(tmp_path / "im.tif")
     after = class_mask(predict(image, load_model(out)))
     # its first run: the untrained model's classes meant nothing, so the shares are said
-    share = percent_words(np.count_nonzero(after == 1) / after.size)
+    share = percent(np.count_nonzero(after == 1) / after.size, whole=True)
     assert printed.startswith(f"on {tmp_path / 'im.tif'}: the model now calls ")
     assert f"{share} of the pixels background" in printed and "changed class" not in printed
     again = tmp_path / "again.safetensors"

@@ -18,3 +18,27 @@ def counted(number: int, word: str) -> str:
     str
     """
     return f"{number:,} {word}{'' if number == 1 else 's'}"
+
+
+def percent(share: float, *, whole: bool = False) -> str:
+    """A share as a percentage, never in exponent notation.
+
+    Two significant digits ("0.5 %", "12 %", "100 %", "<0.01 %"), or with ``whole``
+    whole percentages ("62 %", "<1 %" for a few pixels); all but a few pixels is
+    ">99 %" either way.
+
+    Parameters
+    ----------
+    share : float
+        Between 0 and 1.
+    whole : bool
+        Round to a whole percentage.
+    """
+    value = 100 * share
+    if whole and 0 < value < 0.5:
+        return "<1 %"
+    if not whole and 0 < value < 0.01:
+        return "<0.01 %"
+    if 99.5 <= value < 100:
+        return ">99 %"
+    return f"{value:.0f} %" if whole or value >= 10 else f"{value:.2g} %"

@@ -3,6 +3,7 @@ learnt yet, and why a new model trains on past its time budget."""
 
 from __future__ import annotations
 
+from .._words import percent
 from ..config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
 
 __all__ = ["_not_learnt_text", "_print_threshold", "cut_short_note", "floor_note", "shares_words"]
@@ -38,7 +39,7 @@ def shares_words(changes, names: dict[int, str]) -> str:
     total = max(sum(changes.present.values()), 1)
     shares = sorted(changes.present.items(), key=lambda item: -item[1])
     parts = [
-        (percent_words(count / total), names.get(label, f"class {label}"))
+        (percent(count / total, whole=True), names.get(label, f"class {label}"))
         for label, count in shares
         if count
     ]
@@ -50,15 +51,6 @@ def shares_words(changes, names: dict[int, str]) -> str:
     return f"the model now calls {share} of the pixels {name}" + "".join(
         f", {other_share} {other}" for other_share, other in rest
     )
-
-
-def percent_words(share: float) -> str:
-    """A share as a whole percentage: "62 %", "<1 %" for a few pixels, ">99 %" for all but."""
-    if 0 < share < 0.005:
-        return "<1 %"
-    if 0.995 <= share < 1:
-        return ">99 %"
-    return f"{100 * share:.0f} %"
 
 
 def _not_learnt_text(model, changes, image) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .._words import counted
+from .._words import counted, percent
 
 __all__ = [
     "ClassChanges",
@@ -90,20 +90,9 @@ class ClassChanges:
             if count
         ]
         return (
-            f"{counted(self.changed, 'pixel')} ({percent_text(self.fraction)}) changed class: "
+            f"{counted(self.changed, 'pixel')} ({percent(self.fraction)}) changed class: "
             + ", ".join(parts)
         )
-
-
-def percent_text(fraction: float) -> str:
-    """A share of the pixels as a percentage with two significant digits, never in
-    exponent notation: "0.5 %", "12 %", "100 %" (not "1e+02 %"), "<0.01 %", ">99 %"."""
-    percent = 100 * fraction
-    if 0 < percent < 0.01:
-        return "<0.01 %"
-    if 99.5 <= percent < 100:
-        return ">99 %"
-    return f"{percent:.0f} %" if percent >= 10 else f"{percent:.2g} %"
 
 
 def class_changes(before: np.ndarray, after: np.ndarray) -> ClassChanges:
