@@ -53,7 +53,7 @@ from ..core.inference import (
     uses_test_time_augmentation,
 )
 from ..core.model import UNet
-from ..core.postprocess import InstanceMethod, mask_steps
+from ..core.postprocess import InstanceMethod, MaskSteps, mask_steps
 from ._zarr_labels import refine_store_mask, write_instances
 from ._zarr_store import check_complete, create_arrays, open_group, publish
 from .axes import (
@@ -213,6 +213,36 @@ def predict_to_zarr(
         The store lost arrays while it was written (removed by another program): it
         is not published.
     """
+    settings, method = _zarr_settings(
+        config, tile_size, batch_size, device, instances, test_time_augmentation
+    )
+    axes = _checked_axes(image, model, axes, rgb, method)
+    settings = settings.replace(
+        tile_size=resolved_tile_size(model, settings.tile_size) or default_tile_size(model)
+    )
+    store_path = Path(store_path)
+    partial = store_path.with_name(f".{store_path.name}.{uuid.uuid4().hex}.partial")
+    try:
+        attributes = _fill_store(partial, image, model, axes, settings, method, progress, stop)
+        if provenance is not None:
+            attributes["napari_unet_provenance"] = provenance
+        _publish_store(partial, store_path, attributes, method, before_publish)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return store_path
+
+
+def _zarr_settings(
+    config: PredictConfig | None,
+    tile_size: int | str | Unset | None,
+    batch_size: int | Unset,
+    device: str | torch.device | Unset | None,
+    instances: InstanceMethod | Unset | None,
+    test_time_augmentation: bool | Unset,
+) -> tuple[PredictConfig, InstanceMethod | None]:
+    """The options of :func:`predict_to_zarr` (``config`` with the keyword arguments
+    given) and its instance method (None: no instances)."""
     if tile_size is not UNSET and not tile_size:  # None and 0 meant the default tile here
         tile_size = "auto"
     if instances is not UNSET:
@@ -226,30 +256,36 @@ def predict_to_zarr(
         test_time_augmentation=test_time_augmentation,
         instances=UNSET if instances is None else instances,  # None: the config's is unused
     )
-    method = None if instances is None else settings.instances
+    return settings, None if instances is None else settings.instances
+
+
+def _checked_axes(
+    image: Any, model: UNet, axes: str | None, rgb: bool | None, method: InstanceMethod | None
+) -> str:
+    """The axes of ``image`` (given or guessed, then checked), once ``method`` is known
+    to label its (Y, X) planes (:func:`check_instance_method`)."""
     in_channels = model.config.in_channels
     axes = check_axes(axes or guessed_axes(image.shape, in_channels, rgb), image.shape, in_channels)
     check_instance_method(
         method, (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")]))
     )
-    settings = settings.replace(
-        tile_size=resolved_tile_size(model, settings.tile_size) or default_tile_size(model)
-    )
-    store_path = Path(store_path)
-    partial = store_path.with_name(f".{store_path.name}.{uuid.uuid4().hex}.partial")
-    try:
-        attributes = _fill_store(partial, image, model, axes, settings, method, progress, stop)
-        if provenance is not None:
-            attributes["napari_unet_provenance"] = provenance
-        open_group(partial).attrs.update({"napari_unet": attributes})
-        check_complete(partial, store_path, method is not None)
-        if before_publish is not None:
-            before_publish()
-        publish(partial, store_path)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
-    return store_path
+    return axes
+
+
+def _publish_store(
+    partial: Path,
+    store_path: Path,
+    attributes: dict,
+    method: InstanceMethod | None,
+    before_publish: Callable[[], None] | None,
+) -> None:
+    """Store ``attributes`` in the filled store at ``partial``, check that it is whole,
+    call ``before_publish`` and rename it to ``store_path``."""
+    open_group(partial).attrs.update({"napari_unet": attributes})
+    check_complete(partial, store_path, method is not None)
+    if before_publish is not None:
+        before_publish()
+    publish(partial, store_path)
 
 
 def _fill_store(
@@ -298,6 +334,22 @@ def _fill_store(
             settings.min_instance_size,
             settings.fill_holes,
         )
+    return _store_attributes(image, model, axes, settings, method, block, refinement, count)
+
+
+def _store_attributes(
+    image: Any,
+    model: UNet,
+    axes: str,
+    settings: PredictConfig,
+    method: InstanceMethod | None,
+    block: tuple[int, int],
+    refinement: MaskSteps,
+    count: int | None,
+) -> dict:
+    """The attributes that describe a filled store: how ``image`` was read, the model,
+    the options, the (Y, X) chunk ``block``, the mask's ``refinement`` and the number of
+    instances (None without ``method``)."""
     attributes = describe_channels(axes, tuple(image.shape), model.config.in_channels)
     attributes.update(
         model=model.info.source,
