@@ -273,6 +273,13 @@ def evaluate(
         pred, truth = instance_truth(pred, "pred")[0], instance_truth(truth, "truth")[0]
     if ignore is None:
         return {"kind": kind, **compute[kind](pred, truth)}
+    return {"kind": kind, **_scores_ignoring(pred, truth, kind, ignore)}
+
+
+def _scores_ignoring(pred: np.ndarray, truth: np.ndarray, kind: str, ignore: Any) -> dict[str, Any]:
+    """The metrics of :func:`evaluate` for ``kind`` without the pixels of ``ignore``
+    (bool, shape of ``truth``), then ``ignored_fraction`` (and, for instances,
+    ``left_out_true``)."""
     ignore = np.asarray(ignore, bool)
     if ignore.shape != np.shape(truth):
         raise ValueError(f"ignore has shape {ignore.shape}, the truth {np.shape(truth)}")
@@ -284,7 +291,7 @@ def evaluate(
     else:
         pred, truth, extra["left_out_true"] = restrict_instances(pred, truth, ignore)
         scores = _instance_metrics(pred, truth)
-    return {"kind": kind, **scores, **extra}
+    return {**scores, **extra}
 
 
 def _membrane_metrics(
