@@ -123,6 +123,26 @@ def synthetic_nuclei(
         If the nuclei do not fit into ``shape``.
     """
     generator = np.random.default_rng(rng)
+    instances, intensity = _place_nuclei(generator, shape, n_nuclei, touching, radius_range)
+    image = _noisy_image(intensity, generator, background, photons, read_noise)
+    return image, instances
+
+
+def _place_nuclei(
+    generator: np.random.Generator,
+    shape: tuple[int, int],
+    n_nuclei: int,
+    touching: bool,
+    radius_range: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The instance labels (uint16) and clean intensity (float32), both of ``shape``,
+    of ``n_nuclei`` nuclei placed as :func:`synthetic_nuclei` places them.
+
+    Raises
+    ------
+    ValueError
+        If the nuclei do not fit into ``shape``.
+    """
     instances = np.zeros(shape, np.uint16)
     intensity = np.zeros(shape, np.float32)
     n_pairs = min(max(1, n_nuclei // 5), n_nuclei // 2) if touching else 0
@@ -145,12 +165,25 @@ def synthetic_nuclei(
             f"could only place {label} of {n_nuclei} nuclei in {shape}; use fewer nuclei, "
             "a smaller radius_range or a larger shape"
         )
+    return instances, intensity
+
+
+def _noisy_image(
+    intensity: np.ndarray,
+    generator: np.random.Generator,
+    background: float,
+    photons: float,
+    read_noise: float,
+) -> np.ndarray:
+    """The float32 image of the clean ``intensity`` (Y, X): textured, plus
+    ``background``, blurred, with Poisson and Gaussian read noise."""
+    shape = intensity.shape
     texture = ndimage.gaussian_filter(generator.normal(size=shape), 2.0)
     clean = intensity * (1 + 0.1 * texture / max(texture.std(), 1e-6)) + background
     blurred = np.clip(ndimage.gaussian_filter(clean, 1.0), 0, None)
     noisy = generator.poisson(blurred * photons) / photons
     noisy = noisy + generator.normal(0.0, read_noise, shape)
-    return noisy.astype(np.float32), instances
+    return noisy.astype(np.float32)
 
 
 def _random_nucleus(
@@ -237,12 +270,7 @@ def simulate_scribbles(
     if annotation.ndim != 2:
         raise ValueError(f"expected a (Y, X) annotation, got shape {annotation.shape}")
     generator = np.random.default_rng(rng)
-    classes = [int(value) for value in np.unique(annotation) if value >= 1]
-    budget = int(fraction * annotation.size)
-    if classes and budget < len(classes):
-        raise ValueError(
-            f"fraction={fraction} allows {budget} pixels, fewer than the {len(classes)} classes"
-        )
+    classes, budget = _classes_and_budget(annotation, fraction)
     scribbles = np.zeros(annotation.shape, np.uint8)
     for value in classes:
         share = budget // len(classes)
@@ -250,6 +278,23 @@ def simulate_scribbles(
             scribbles, annotation == value, value, share, generator, stroke_width, stroke_length
         )
     return scribbles
+
+
+def _classes_and_budget(annotation: np.ndarray, fraction: float) -> tuple[list[int], int]:
+    """The labels >= 1 of ``annotation`` and the pixels ``fraction`` of it allows.
+
+    Raises
+    ------
+    ValueError
+        If the pixel budget is smaller than the number of classes.
+    """
+    classes = [int(value) for value in np.unique(annotation) if value >= 1]
+    budget = int(fraction * annotation.size)
+    if classes and budget < len(classes):
+        raise ValueError(
+            f"fraction={fraction} allows {budget} pixels, fewer than the {len(classes)} classes"
+        )
+    return classes, budget
 
 
 def _scribble_class(
