@@ -267,11 +267,42 @@ def start_job(
     guarded_job = guarded(job, task)
     worker = thread_worker(_drive, start_thread=False, ignore_errors=True)(guarded_job)
     job_progress = JobProgress(task, bar)
+    _connect_updates(worker, task, job_progress, progress_of, on_yield, on_result)
+    connection = owner.destroyed.connect(partial(_abandon, worker, stop))
+    finish = _finisher(owner, connection, on_finish, guarded_job, job_progress, release)
+    worker.finished.connect(finish)
+    worker.start()
+    return worker
+
+
+def _connect_updates(
+    worker: GeneratorWorker,
+    task: str,
+    job_progress: JobProgress,
+    progress_of: Callable[[Any], tuple[float | None, str]],
+    on_yield: Callable[[Any], None],
+    on_result: Callable[[JobResult], None],
+) -> None:
+    """Show each update of ``worker`` in ``job_progress``, then pass it to ``on_yield``;
+    pass its result to ``on_result`` and show what it raised (see :func:`start_job`)."""
     worker.yielded.connect(lambda update: job_progress.report(*progress_of(update)))
     worker.yielded.connect(on_yield)
     worker.returned.connect(on_result)
     worker.errored.connect(lambda error: show_error(explain(error, task).error))
-    connection = owner.destroyed.connect(partial(_abandon, worker, stop))
+
+
+def _finisher(
+    owner: QWidget,
+    connection: Any,
+    on_finish: Callable[[], None],
+    guarded_job: Generator[Any, None, JobResult],
+    job_progress: JobProgress,
+    release: Callable[[], None],
+) -> Callable[[], None]:
+    """The handler of a worker's end (see :func:`start_job`): closes the job and its
+    progress, calls ``release``, then, if ``owner`` is still there, disconnects its
+    ``destroyed`` ``connection`` and calls ``on_finish``. It holds neither ``owner``
+    nor the widget of a bound ``on_finish``, only weak references."""
     owner_ref = weakref.ref(owner)  # the worker outlives widgets: never keep one alive
     if inspect.ismethod(on_finish):
         finish_ref: Callable[[], Any] = weakref.WeakMethod(on_finish)
@@ -293,9 +324,7 @@ def start_job(
             return
         handler()
 
-    worker.finished.connect(finish)
-    worker.start()
-    return worker
+    return finish
 
 
 def taken_out_of_its_dock(widget: QWidget, event: QEvent | None) -> bool:
