@@ -97,13 +97,48 @@ def test_core_imports_no_io_training_evaluation_or_cli_module():
 
 
 def test_core_load_model_opens_bioimageio_packages_without_importing_io_itself():
-    """The registration happens on ``import napari_unet`` (any import of the core)."""
+    """The registration happens on ``import napari_unet`` (any import of the core).
+
+    It registers a loader that imports ``io.bioimageio`` (and PyTorch) only when used.
+    """
     _python_succeeds(
         "import sys, napari_unet.core.checkpoint as c\n"
         "registered = list(c._MODEL_FORMATS)  # before anything names io.bioimageio\n"
-        "from napari_unet.io.bioimageio import is_bioimageio_package, load_bioimageio\n"
-        "sys.exit(0 if (is_bioimageio_package, load_bioimageio) in registered else 1)"
+        "assert 'napari_unet.io.bioimageio' not in sys.modules\n"
+        "from napari_unet.io.bioimageio import is_bioimageio_package\n"
+        "detectors = [detect for detect, load in registered]\n"
+        "sys.exit(0 if is_bioimageio_package in detectors else 1)"
     )
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "import napari_unet",
+        "import napari_unet._reader",
+        "import napari_unet._sample_data as s; s.synthetic_nuclei_sample(); s.cell_sample()",
+    ],
+)
+def test_package_reader_and_sample_data_do_not_load_pytorch(code):
+    """napari imports the reader for every folder and .zarr a user opens: no PyTorch.
+
+    The public names of ``napari_unet`` are imported when first used.
+    """
+    _python_succeeds(f"{code}\nimport sys\nsys.exit(1 if 'torch' in sys.modules else 0)")
+
+
+def test_public_names_import_on_first_use():
+    _python_succeeds(
+        "import sys, napari_unet as nu\n"
+        "assert 'napari_unet.training.loop' not in sys.modules\n"
+        "from napari_unet import finetune\n"
+        "assert finetune is sys.modules['napari_unet.training.loop'].finetune\n"
+        "assert set(nu.__all__) <= set(dir(nu))\n"
+        "missing = [name for name in nu.__all__ if getattr(nu, name, None) is None]\n"
+        "sys.exit(1 if missing else 0)"
+    )
+    with pytest.raises(AttributeError, match="no attribute 'no_such_name'"):
+        napari_unet.no_such_name  # noqa: B018
 
 
 def test_package_type_checks():

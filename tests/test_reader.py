@@ -3,6 +3,8 @@ refusing other paths, and opening a store in a real viewer (under Xvfb)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import dask.array as da
@@ -66,6 +68,22 @@ def test_large_planes_are_lazy_pyramids(store, monkeypatch):
     np.testing.assert_array_equal(np.asarray(mask[1][5:40:3, 7]), stored["mask"][10:80:6, 14])
     probabilities = np.asarray(layers[0][0][3])
     np.testing.assert_array_equal(probabilities, stored["prob"][1, ::8, ::8])
+
+
+def test_reading_a_store_and_its_folder_loads_no_pytorch(store):
+    """napari's reader needs neither the network nor PyTorch (about 280 MB and 4 s)."""
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from napari_unet._reader import get_reader\n"
+        f"for path in ({str(store)!r}, {str(store.parent)!r}):\n"
+        "    layers = get_reader(path)(path)\n"
+        "    assert [meta['name'] for _, meta, _ in layers][-1] == 'discs mask'\n"
+        "    assert np.asarray(layers[-1][0]).max() == 2\n"
+        "sys.exit(1 if 'torch' in sys.modules else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_other_paths_are_left_to_other_readers(store, tmp_path):

@@ -122,7 +122,7 @@ def read_prediction_store(path: PathOrPaths) -> list[LayerData]:
         ``"cells mask"``); the mask is shown in the class colours without the
         background, the other layers are hidden.
     """
-    from .io.outofcore import open_outputs
+    from .io._zarr_store import open_outputs
     from .io.reruns import stored_provenance
 
     store = Path(path if isinstance(path, str | os.PathLike) else path[0])

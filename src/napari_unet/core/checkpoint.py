@@ -23,7 +23,6 @@ import os
 import stat
 import warnings
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -45,9 +44,10 @@ from .devices import resolve_device
 from .file_kinds import foreign_file_kind
 from .metadata import FORMAT_VERSION, ModelMetadata
 from .model import UNet
-
-FormatDetector = Callable[[str | os.PathLike], bool]
-FormatLoader = Callable[[str | os.PathLike, str | torch.device | None], UNet]
+from .model_formats import _MODEL_FORMATS
+from .model_formats import FormatDetector as FormatDetector
+from .model_formats import FormatLoader as FormatLoader
+from .model_formats import register_model_format as register_model_format
 
 BUNDLED_DIR = Path(__file__).parent.parent / "models"  # napari_unet/models
 
@@ -289,18 +289,6 @@ def check_metadata(path: Path, metadata: dict[str, Any]) -> None:
             check_background_threshold(metadata["background_threshold"])
     except ValueError as error:
         raise CheckpointError(f"{path}: checkpoint metadata is malformed: {error}") from error
-
-
-#: Other model file formats :func:`load_model` opens: (detect, load) pairs, tried in order
-#: before the checkpoint formats above. Outer layers register theirs here, so that the core
-#: imports nothing from them (:mod:`napari_unet.io.bioimageio` adds bioimage.io packages).
-_MODEL_FORMATS: list[tuple[FormatDetector, FormatLoader]] = []
-
-
-def register_model_format(detect: FormatDetector, load: FormatLoader) -> None:
-    """Let :func:`load_model` open files for which ``detect(path)`` is true with ``load``."""
-    if (detect, load) not in _MODEL_FORMATS:
-        _MODEL_FORMATS.append((detect, load))
 
 
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device | None = None) -> UNet:

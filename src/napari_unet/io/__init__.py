@@ -8,5 +8,10 @@ by tile into zarr (``outofcore``), batch prediction of files here or on dask wor
 """
 
 # Teaches napari_unet.load_model (in the core, which imports nothing from io) to open
-# bioimage.io packages; bioimageio.spec itself is imported only when one is used.
-from . import bioimageio as _bioimageio  # noqa: F401
+# bioimage.io packages. Neither PyTorch nor bioimageio.spec is imported here: the
+# loader imports them when a package is opened.
+from ..core.model_formats import register_model_format as _register_model_format
+from ._package_format import is_bioimageio_package as _is_package
+from ._package_format import load_package as _load_package
+
+_register_model_format(_is_package, _load_package)

@@ -3,6 +3,7 @@ arrays under a temporary name, checking it is whole, renaming it into place."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -12,6 +13,15 @@ import numpy as np
 
 from ..core._atomic import replace
 from .axes import output_shapes
+
+
+def open_outputs(store_path: str | os.PathLike) -> dict[str, Any]:
+    """The arrays of a store written by :func:`~napari_unet.io.outofcore.predict_to_zarr`,
+    read-only and lazy (no PyTorch import: the napari reader uses it)."""
+    import zarr
+
+    group = zarr.open_group(str(store_path), mode="r")
+    return {name: group[name] for name in ("prob", "mask", "instances") if name in group}
 
 
 def missing_store_arrays(store: Path, wanted: tuple[str, ...]) -> list[str]:

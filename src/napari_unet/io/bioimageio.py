@@ -48,7 +48,6 @@ from ..core.checkpoint import (
     check_state_dict,
     check_torch_archive,
     check_weights,
-    register_model_format,
     resolve_checkpoint,
 )
 from ..core.metadata import ModelMetadata
@@ -56,6 +55,7 @@ from ..core.model import UNet
 from ._bioimageio_test_input import SCALE_RANGE_EPS as SCALE_RANGE_EPS
 from ._bioimageio_test_input import default_test_size as default_test_size
 from ._bioimageio_test_input import package_test_input, scale_range
+from ._package_format import is_bioimageio_package as is_bioimageio_package
 
 ARCHITECTURE_FILE = Path(__file__).with_name("_bioimageio_unet.py")
 ARCHITECTURE_CALLABLE = "UNetProbabilities"
@@ -68,16 +68,6 @@ UNET_CITATION = (
 _INSTALL_HINT = (
     "bioimage.io export/import needs bioimageio.core: pip install 'bioimageio.core>=0.11'"
 )
-
-
-def is_bioimageio_package(path: str | os.PathLike) -> bool:
-    """True when ``path`` is a zip with ``rdf.yaml`` (or ``bioimageio.yaml``) at its root."""
-    path = Path(path).expanduser()
-    if path.suffix.lower() != ".zip" or not path.is_file() or not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        names = set(archive.namelist())
-    return bool(names & {"rdf.yaml", "bioimageio.yaml"})
 
 
 def export_bioimageio(
@@ -250,9 +240,6 @@ def load_bioimageio(path: str | os.PathLike, device: str | torch.device | None =
     model.load_state_dict({key: value.to(expected[key].dtype) for key, value in state.items()})
     model.metadata = ModelMetadata.from_dict(metadata, config).replace(source=str(path)).to_dict()
     return model.to(device or "cpu").eval()
-
-
-register_model_format(is_bioimageio_package, load_bioimageio)  # napari_unet.load_model("x.zip")
 
 
 #: Most bytes all entries of a package may unpack to: two copies of the largest
