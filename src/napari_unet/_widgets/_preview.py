@@ -82,17 +82,40 @@ def put_preview(
     """
     layer = find_output(viewer, image, "preview", napari.layers.Image)
     if layer is not None and layer.data.shape == geometry.spatial_shape:
-        shown = tuple(layer.metadata.get(PREVIEW_PLANE_KEY, plane))
-        if shown != plane:  # a stack: the plane shown before is an earlier model's
-            layer.data[shown] = 0
-        layer.data[plane] = foreground
-        layer.metadata[PREVIEW_PLANE_KEY] = plane
-        layer.refresh()
-        if show:
-            layer.visible = True
+        _update_preview(layer, plane, foreground, show)
         return layer
     data = np.zeros(geometry.spatial_shape, dtype=np.float32)
     data[plane] = foreground
+    return _new_preview(viewer, image, geometry, plane, data, annotation_name, show)
+
+
+def _update_preview(
+    layer: napari.layers.Image, plane: tuple[int, ...], foreground: np.ndarray, show: bool
+) -> None:
+    """Put ``foreground`` (Y, X) into the existing preview ``layer`` at ``plane``, clearing
+    the plane it showed before (see :func:`put_preview`)."""
+    shown = tuple(layer.metadata.get(PREVIEW_PLANE_KEY, plane))
+    if shown != plane:  # a stack: the plane shown before is an earlier model's
+        layer.data[shown] = 0
+    layer.data[plane] = foreground
+    layer.metadata[PREVIEW_PLANE_KEY] = plane
+    layer.refresh()
+    if show:
+        layer.visible = True
+
+
+def _new_preview(
+    viewer: napari.Viewer,
+    image: napari.layers.Image,
+    geometry: ImageGeometry,
+    plane: tuple[int, ...],
+    data: np.ndarray,
+    annotation_name: str,
+    show: bool,
+) -> napari.layers.Image:
+    """The preview layer of ``image``, new, holding ``data`` (the image's spatial shape,
+    ``plane`` filled), under the annotation layer ``annotation_name`` (see
+    :func:`put_preview`)."""
     with selection_kept(viewer):
         layer = show_output(
             viewer,
