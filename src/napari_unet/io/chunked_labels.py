@@ -120,17 +120,24 @@ def grow_objects_chunked(
         return
     height, width = (int(size) for size in mask.shape)
     shape = (height, width)
+    snapshot = _snapshot_of(mask, shape, block, snapshot)
+    for target, window, centre in _blocks(shape, block, halo):
+        before = np.asarray(snapshot[window])
+        grown = grow_objects(before, np.asarray(boundary[window]), threshold)[centre]
+        if not np.array_equal(grown, before[centre]):
+            mask[target] = grown
+
+
+def _snapshot_of(mask: Any, shape: tuple[int, int], block: tuple[int, int], snapshot: Any) -> Any:
+    """``snapshot`` (None: a new array) filled with the (Y, X) ``mask`` of ``shape``, block
+    by block; ValueError if their shapes differ."""
     if snapshot is None:
         snapshot = np.empty(shape, np.uint8)
     if tuple(snapshot.shape) != shape:
         raise ValueError(f"snapshot {tuple(snapshot.shape)} and mask {shape} differ in shape")
     for target, _, _ in _blocks(shape, block, 0):
         snapshot[target] = np.asarray(mask[target])
-    for target, window, centre in _blocks(shape, block, halo):
-        before = np.asarray(snapshot[window])
-        grown = grow_objects(before, np.asarray(boundary[window]), threshold)[centre]
-        if not np.array_equal(grown, before[centre]):
-            mask[target] = grown
+    return snapshot
 
 
 def fill_enclosed_chunked(mask: Any, block: tuple[int, int], halo: int = GAP_HALO) -> None:
@@ -273,11 +280,45 @@ def label_chunked(
         (4-connectivity components), the stack numbering it stands in for.
     """
     height, width = (int(size) for size in mask.shape)
-    boxes = [
-        (slice(y, min(y + block[0], height)), slice(x, min(x + block[1], width)))
-        for y in range(0, height, block[0])
-        for x in range(0, width, block[1])
-    ]
+    boxes = [target for target, _, _ in _blocks((height, width), block, 0)]
+    provisional = _provisional_labels(mask, out, boxes, width)
+    final, n_objects = _renumber(*provisional, _border_pairs(mask, out, boxes), min_size)
+    if n_objects + offset > MAX_INSTANCES:
+        raise ValueError("too many objects for uint32 instance labels")
+    _write_final_labels(out, (height, width), boxes, block, final, n_objects, offset, fill_holes)
+    return n_objects
+
+
+def _write_final_labels(
+    out: Any,
+    shape: tuple[int, int],
+    boxes: list[_Window],
+    block: tuple[int, int],
+    final: np.ndarray,
+    n_objects: int,
+    offset: int,
+    fill_holes: bool,
+) -> None:
+    """Renumber the provisional labels in ``out`` (``shape``) block by block to ``final``
+    (their object, 1..``n_objects``) plus ``offset``, filling holes with ``fill_holes``."""
+    height, width = shape
+    extents, euler = Extents(n_objects), EulerNumbers(n_objects, width)
+    for rows, columns in boxes:
+        numbers = final[np.asarray(out[rows, columns])]  # 1..n_objects, 0 = background
+        if fill_holes:
+            fill_enclosed_background(numbers)
+            euler.add(numbers, rows, columns, (height, width))
+            extents.grow(numbers, rows.start, columns.start)
+        out[rows, columns] = np.where(numbers > 0, numbers + offset, 0).astype(np.uint32)
+    if fill_holes and n_objects:
+        fill_marked_holes(out, block, extents, offset, euler.with_holes())
+
+
+def _provisional_labels(
+    mask: Any, out: Any, boxes: list[_Window], width: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Label each block of ``mask`` on its own into ``out``, numbered on through the blocks:
+    the class, first pixel and size of each provisional label (0 first: background)."""
     classes, firsts, count = [np.zeros(1, np.int64)], [np.zeros(1, np.int64)], 0
     sizes = [np.zeros(1, np.int64)]
     for rows, columns in boxes:
@@ -291,21 +332,7 @@ def label_chunked(
         firsts.append(block_firsts)
         sizes.append(np.bincount(labels.ravel(), minlength=len(block_classes) + 1)[1:])
         count += len(block_classes)
-    provisional = (np.concatenate(classes), np.concatenate(firsts), np.concatenate(sizes))
-    final, n_objects = _renumber(*provisional, _border_pairs(mask, out, boxes), min_size)
-    if n_objects + offset > MAX_INSTANCES:
-        raise ValueError("too many objects for uint32 instance labels")
-    extents, euler = Extents(n_objects), EulerNumbers(n_objects, width)
-    for rows, columns in boxes:
-        numbers = final[np.asarray(out[rows, columns])]  # 1..n_objects, 0 = background
-        if fill_holes:
-            fill_enclosed_background(numbers)
-            euler.add(numbers, rows, columns, (height, width))
-            extents.grow(numbers, rows.start, columns.start)
-        out[rows, columns] = np.where(numbers > 0, numbers + offset, 0).astype(np.uint32)
-    if fill_holes and n_objects:
-        fill_marked_holes(out, block, extents, offset, euler.with_holes())
-    return n_objects
+    return np.concatenate(classes), np.concatenate(firsts), np.concatenate(sizes)
 
 
 def _label_block(
