@@ -12,7 +12,6 @@ measured on), never half-updated ones.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -26,13 +25,16 @@ from ..config import LEARNING_FLOOR_CAP, AugmentConfig, TrainConfig, WeightConfi
 from ..core.devices import resolve_device, to_layout, training_layout
 from ..core.inference import Cancelled, StopFlag, default_tile_size, is_stopped, predict
 from ..core.model import UNet
+from ._run_setup import Run, resolved_options, starting_copy, training_teacher
 from .batchnorm import recalibrate_batch_norm, recalibration_passes
-from .calibration import set_threshold_after_run, sets_threshold  # callers import both here
+from .calibration import (  # noqa: F401  (callers import both here)
+    set_threshold_after_run,
+    sets_threshold,
+)
 from .distillation import (
     Teacher,
     distillation_loss,
     distillation_mask,
-    has_been_trained,
     sharpened,
     teacher_border_weights,
 )
@@ -44,10 +46,7 @@ from .schedule import (
     learning_floor,
     learning_rate_at,
     set_learning_rate,
-    with_iteration_budget,
-    with_learning_rate,
 )
-from .weights import resolved_weight_config
 
 
 class TrainingError(RuntimeError):
@@ -152,22 +151,45 @@ def finetune(
     nothing: the threshold and ``close_gaps`` go back to their defaults
     (:func:`~napari_unet.training.calibration.set_threshold_after_run`).
     """
-    config = with_iteration_budget(with_learning_rate(config or TrainConfig(), model), model)
-    augment = augment or AugmentConfig()
-    was_trained = has_been_trained(model)
-    weights = resolved_weight_config(weights, was_trained)
-    if config.seconds is None and config.iterations is None:
-        raise ValueError("give a time budget (seconds) or an iteration count")
-    if report_every < 1:
-        raise ValueError(f"report_every must be >= 1, got {report_every}")
+    run = _start_run(model, images, annotations, (config, augment, weights), report_every)
+    state = run.state
+    completed = False
+    try:
+        while not _budget_spent(state, run.config) and not is_stopped(stop):
+            _train_step(model, run.optimizer, run.sampler, run.step_setup, state, run.best)
+            if state.iteration % report_every == 0 or _budget_spent(state, run.config):
+                yield _report_with_preview(model, run, (preview, preview_every), stop)
+        completed = True
+    finally:
+        run.best.restore()
+        _finish_run(model, run, completed, stop)
+        if completed and state.iteration:
+            set_threshold_after_run(
+                model, run.starting, run.was_trained, (images, annotations), (run.device, cancel)
+            )
+
+
+def _start_run(
+    model: UNet,
+    images: Sequence[np.ndarray],
+    annotations: Sequence[np.ndarray],
+    options: tuple[TrainConfig | None, AugmentConfig | None, WeightConfig | None],
+    report_every: int,
+) -> Run:
+    """Check the options, prepare the data and set up the model, sampler and optimiser.
+
+    ``options`` are :func:`finetune`'s (config, augment, weights). The model is moved to
+    the device in its training layout and left in train mode; the clock starts last.
+    """
+    config, augment, weights, was_trained = resolved_options(model, *options, report_every)
     data = prepare_training_data(images, annotations, model, weights)
     device = resolve_device(config.device)
     to_layout(model.to(device), training_layout(device))
     patch_size = config.patch_size or default_patch_size(model)
     output_size = model.output_size(patch_size)
     rng = np.random.default_rng(config.seed)
-    teacher = _teacher(model, config, device)
-    starting = _starting_copy(model, teacher) if was_trained else None
+    teacher = training_teacher(model, config, device)
+    starting = starting_copy(model, teacher) if was_trained else None
     context = config.context_patches if teacher else 0.0
     sampler = PatchSampler(data, patch_size, output_size, augment, rng, context)
     model.to(device).train()
@@ -179,26 +201,8 @@ def finetune(
         recalibration_passes=recalibration_passes(model, config),
         floor=learning_floor(config, model),
     )
-    completed = False
-    try:
-        while not _budget_spent(state, config) and not is_stopped(stop):
-            _train_step(model, optimizer, sampler, (config, device, scaler, teacher), state, best)
-            if state.iteration % report_every == 0 or _budget_spent(state, config):
-                image = _preview_due(state, preview, preview_every)
-                preview_start = time.perf_counter()
-                probabilities = _predict_preview(model, image, device, stop)
-                state.paused += time.perf_counter() - preview_start
-                yield _report(state, config, probabilities)
-        completed = True
-    finally:
-        best.restore()
-        _finish_run(
-            model, sampler, data, state, best, (config, augment, weights), teacher, completed, stop
-        )
-        if completed and state.iteration:
-            set_threshold_after_run(
-                model, starting, was_trained, (images, annotations), (device, cancel)
-            )
+    setup = (device, teacher, starting, sampler, optimizer, scaler, best, state)
+    return Run(config, augment, weights, was_trained, data, *setup)
 
 
 def _train_step(model, optimizer, sampler, setup, state: LoopState, best) -> None:
@@ -218,18 +222,19 @@ def _train_step(model, optimizer, sampler, setup, state: LoopState, best) -> Non
         raise _diverged(best, "a gradient became non-finite", state.iteration)
 
 
-def _finish_run(model, sampler, data, state, best, configs, teacher, completed, stop) -> None:
+def _finish_run(model: UNet, run: Run, completed: bool, stop: StopFlag) -> None:
     """After the loop: recalibrate batch norm (completed runs only), return the model
     to the default layout in eval mode, and record the run in its metadata."""
-    config = configs[0]
+    state = run.state
     try:
         if completed and state.iteration and state.recalibration_passes:
             state.recalibrated = recalibrate_batch_norm(
-                model, sampler, config.batch_size, state.recalibration_passes, stop
+                model, run.sampler, run.config.batch_size, state.recalibration_passes, stop
             )
     finally:
         to_layout(model, torch.contiguous_format).eval()
-        record_run(model, data, state, best, configs, teacher is not None)
+        configs = (run.config, run.augment, run.weights)
+        record_run(model, run.data, state, run.best, configs, run.teacher is not None)
 
 
 def _budget_spent(state: LoopState, config: TrainConfig) -> bool:
@@ -256,20 +261,6 @@ def _time_share(state: LoopState, config: TrainConfig) -> float:
     if not state.floor:
         return share
     return max(min(share, state.iteration / state.floor), share / LEARNING_FLOOR_CAP)
-
-
-def _teacher(model: UNet, config: TrainConfig, device) -> Teacher | None:
-    """A frozen copy of a trained model to distil from, or None (off, or nothing to keep)."""
-    if config.distillation <= 0 or not has_been_trained(model):
-        return None
-    return Teacher(model.to(device))
-
-
-def _starting_copy(model: UNet, teacher: Teacher | None) -> UNet | None:
-    """The model before training, if its background threshold must be carried over."""
-    if not sets_threshold(model):  # called for trained models only
-        return None
-    return teacher.model if teacher is not None else copy.deepcopy(model).eval()
 
 
 def _forward_loss(
@@ -357,6 +348,19 @@ def _predict_preview(
         return None
     finally:
         model.train()
+
+
+def _report_with_preview(
+    model: UNet, run: Run, preview: tuple[Any, float], stop: StopFlag
+) -> TrainProgress:
+    """The progress record of this iteration, with the probabilities of the preview image
+    (``preview`` is (image or callable, seconds between previews)) when one is due; the
+    time spent predicting them is paused out of the budget."""
+    image = _preview_due(run.state, *preview)
+    preview_start = time.perf_counter()
+    probabilities = _predict_preview(model, image, run.device, stop)
+    run.state.paused += time.perf_counter() - preview_start
+    return _report(run.state, run.config, probabilities)
 
 
 def _report(state: LoopState, config: TrainConfig, preview: np.ndarray | None) -> TrainProgress:
