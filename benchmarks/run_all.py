@@ -79,6 +79,7 @@ BENCHMARKS = (
         markdown=False,
     ),
     Benchmark("bundled_models", "bench_bundled_models.py", (), (), markdown=False),
+    Benchmark("import", "bench_import.py", (), ("--repeats", "1")),
     Benchmark("gui_load", "bench_gui_load.py", (), ("--quick",)),
     Benchmark(
         "activity_dock",
