@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy import ndimage
@@ -228,3 +230,17 @@ def test_invalid_inputs_raise():
         weight_map(np.ones((4, 4), np.int32), instances=np.ones((3, 4), np.int32))
     with pytest.raises(TypeError):
         border_term(np.ones((4, 4), np.float32), 10.0, 5.0)
+
+
+def test_an_instance_image_passed_as_class_labels_is_warned_about():
+    instances = random_objects(np.random.default_rng(3), count=30)
+    assert int(instances.max()) > 17
+    with pytest.warns(UserWarning, match="instance image.*annotation_from_instances"):
+        weight_map(instances)
+    three_classes = np.minimum(instances, 3)  # 0 unlabelled, 1 background, 2-3 classes
+    sparse_ids = np.where(instances > 0, 1, 0) * 200  # one class value, however large
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        weight_map(three_classes)
+        weight_map(annotation_from_instances(instances), instances=instances)
+        weight_map(sparse_ids.astype(np.int32))
