@@ -34,26 +34,13 @@ from typing import Any
 
 from ..config import PredictConfig
 from ..core.checkpoint import load_model, resolve_checkpoint
-from ..core.devices import torch_threads
-from ..core.inference import Progress, resolved_tile_size, uses_test_time_augmentation
+from ..core.inference import Progress
 from ..core.model import UNet
-from ..evaluation.review import object_changes
+from ._batch_file import file_plan, predict_input
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
-from .data import write_tiff
-from .inputs import InputInfo, open_input, probe_input
-from .last_masks import LastMask, find_last_mask, lineage_record
-from .locks import OutputsBusy, OutputsLock, check_held, lock_path, output_lock
-from .outofcore import predict_to_zarr
-from .outputs import (
-    OUTPUT_KINDS,
-    check_outputs,
-    output_axes,
-    output_paths,
-    output_stem,
-    why_predicted,
-)
-from .reruns import PROVENANCE_KEY, provenance, remove_stale_temporaries
-from .volumes import segment_stack
+from .locks import OutputsBusy, lock_path, output_lock
+from .outputs import check_outputs, output_paths, output_stem, why_predicted
+from .reruns import remove_stale_temporaries
 
 __all__ = [
     "FileResult",
@@ -194,33 +181,19 @@ def predict_file(
     options = options or PredictOptions()
     start = time.perf_counter()
     model = cached_model(checkpoint, options.device)
-    requested_tile_size = options.tile_size_requested or options.tile_size
-    options = options.replace(  # as the run uses them, so the outputs record what was done
-        tile_size=resolved_tile_size(model, options.tile_size),
-        test_time_augmentation=uses_test_time_augmentation(model, options),
-    )
-    info = probe_input(Path(path), model.config.in_channels, options.axes, options.output_format)
-    outputs = output_paths(path, output, info.output_format)
-    record = provenance(resolve_checkpoint(checkpoint), options, Path(path), info, outputs)
-    record.update(lineage_record(model), tile_size_requested=requested_tile_size)
+    plan = file_plan(path, checkpoint, output, options, model)
+    outputs = plan.outputs
     stem = output_stem(path)
     with output_lock(lock_path(output, stem)) as lock:
         # only the holder of the lock may remove what killed runs left beside the outputs
         remove_stale_temporaries(
             [*output_paths(path, output, "tiff"), *output_paths(path, output, "zarr")]
         )
-        redo = why_predicted(outputs, record, options.overwrite)
+        redo = why_predicted(outputs, plan.record, plan.options.overwrite)
         if redo is None:
             return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
-        lazy = info.output_format == "zarr"
-        # the last mask is read before any output is replaced: it may be in the output folder
-        strokes = dict(options.strokes).get(stem)
-        last = find_last_mask(stem, model, options.last_masks, strokes, info.output_format)
-        with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
-            count, changes = _predict_and_write(
-                image, model, info, outputs, options, progress, record, last, lock
-            )
-    notes = [text for text in (redo or None, last.note, changes) if text]
+        count, changes, last_note = predict_input(path, stem, model, plan, progress, lock)
+    notes = [text for text in (redo or None, last_note, changes) if text]
     return FileResult(
         str(path),
         "done",
@@ -230,57 +203,6 @@ def predict_file(
         worker=_worker_name(),
         note="; ".join(notes) or None,
     )
-
-
-def _predict_and_write(
-    image: Any,
-    model: UNet,
-    info: InputInfo,
-    outputs: tuple[Path, ...],
-    options: PredictOptions,
-    progress: Callable[[Progress], None] | None,
-    record: dict[str, Any],
-    last: LastMask,
-    lock: OutputsLock,
-) -> tuple[int | None, str | None]:
-    """Predict ``image`` and write ``outputs`` recording ``record``, while this run still
-    holds ``lock``; returns the instance count and, with a last mask, which objects the
-    new mask split or joined against it."""
-    if info.output_format == "zarr":
-        predict_to_zarr(
-            image,
-            model,
-            outputs[0],
-            axes=info.axes,
-            config=options,
-            progress=progress,
-            provenance=record,
-            before_publish=lambda: check_held(lock),
-        )
-        return _stored_count(outputs[0]), None
-    results = segment_stack(
-        image,
-        model,
-        axes=info.axes,
-        config=options,
-        progress=progress,
-        previous=last.previous,
-        annotation=last.annotation,
-    )
-    check_held(lock)
-    stack = "Z" in info.axes
-    described = {PROVENANCE_KEY: record, "class_names": list(model.info.class_names)}
-    for kind, out, array in zip(OUTPUT_KINDS, outputs, results):  # instances last: "finished"
-        write_tiff(out, array, metadata=described, axes=output_axes(kind, stack))
-    changes = None if last.previous is None else object_changes(last.previous, results[1])
-    return int(results[2].max()), None if changes is None else changes.describe()
-
-
-def _stored_count(store: Path) -> int | None:
-    import zarr
-
-    attributes: Any = zarr.open_group(str(store), mode="r").attrs["napari_unet"]  # ours: a dict
-    return attributes.get("n_instances")
 
 
 def _worker_name() -> str | None:
@@ -340,9 +262,21 @@ def run_batch(
     ValueError
         Inputs whose outputs would collide or overwrite an input (:func:`check_outputs`).
     """
+    options = options or PredictOptions()
+    jobs, model_path, folder = _prepared_jobs(paths, checkpoint, output)
+    report = report or (lambda result: None)
+    if scheduler is None and not workers:
+        return _run_here(jobs, model_path, folder, options, report, progress)
+    return _run_distributed(jobs, model_path, folder, options, scheduler, workers, report)
+
+
+def _prepared_jobs(
+    paths: Sequence[str | os.PathLike], checkpoint: str | os.PathLike, output: str | os.PathLike
+) -> tuple[list[str], str, str]:
+    """The inputs as workers find them, the checkpoint as they find it and the output
+    folder (created), once the outputs are checked (see :func:`run_batch`)."""
     from ..core.checkpoint import bundled_models
 
-    options = options or PredictOptions()
     model_path = str(resolve_checkpoint(checkpoint).resolve())  # fails early when missing
     if str(checkpoint) in bundled_models():
         model_path = str(checkpoint)  # each worker finds its own installed copy
@@ -350,10 +284,20 @@ def run_batch(
     # absolute for workers elsewhere, but not resolved: a link names its outputs
     jobs = [str(Path(path).absolute()) for path in paths]
     Path(output).mkdir(parents=True, exist_ok=True)
-    folder = str(Path(output).resolve())
-    report = report or (lambda result: None)
-    if scheduler is None and not workers:
-        return _run_here(jobs, model_path, folder, options, report, progress)
+    return jobs, model_path, str(Path(output).resolve())
+
+
+def _run_distributed(
+    jobs: list[str],
+    checkpoint: str,
+    output: str,
+    options: PredictOptions,
+    scheduler: str | None,
+    workers: int | None,
+    report: Callable[[FileResult], None],
+) -> list[FileResult]:
+    """Predict the files on a dask scheduler's workers, or a local cluster's; after a
+    Ctrl-C, a local cluster's unfinished files are cleaned up (:func:`clean_up_after`)."""
     finished: set[str] = set()
 
     def note_finished(result: FileResult) -> None:
@@ -362,10 +306,10 @@ def run_batch(
 
     try:
         with client_for(scheduler, workers) as client:
-            return _run_on_cluster(client, jobs, model_path, folder, options, note_finished)
+            return _run_on_cluster(client, jobs, checkpoint, output, options, note_finished)
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM in the CLI
         if scheduler is None:  # the local cluster's workers went with it, mid-file
-            clean_up_after([path for path in jobs if path not in finished], folder)
+            clean_up_after([path for path in jobs if path not in finished], output)
         raise
 
 
