@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 from scipy import ndimage
-from skimage.feature import peak_local_max
 from skimage.morphology import remove_small_objects
-from skimage.segmentation import relabel_sequential, watershed
+from skimage.segmentation import relabel_sequential
 
+from ._class_instances import labelled_by_class
 from .boundaries import fill_enclosed, grow_objects
 from .continuity import closing_lines
 
@@ -236,6 +236,26 @@ def instance_labels(
     ValueError
         For an unknown ``method``, bad ``connectivity`` or an input of wrong shape.
     """
+    mask, classes = _instance_mask(mask_or_probabilities, foreground_classes, method, connectivity)
+    labels = labelled_by_class(mask, classes, method, min_distance, connectivity)
+    labels = remove_small_instances(labels, min_size)
+    return fill_instance_holes(labels) if fill_holes else labels
+
+
+def _instance_mask(
+    mask_or_probabilities: np.ndarray,
+    foreground_classes: Iterable[int] | None,
+    method: str,
+    connectivity: int,
+) -> tuple[np.ndarray, list[int]]:
+    """:func:`instance_labels`' input as a (Y, X) class mask, with the sorted foreground
+    label values to label in it (a boolean mask: 2 = True, its only class).
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``method``, bad ``connectivity`` or an input of wrong shape.
+    """
     if method not in ("components", "watershed"):
         raise ValueError(f"method must be 'components' or 'watershed', got {method!r}")
     if connectivity not in (1, 2):
@@ -248,20 +268,7 @@ def instance_labels(
     if mask.dtype == bool:
         mask = mask.astype(np.uint8) + 1  # False -> 1 (background), True -> 2
         foreground_classes = None
-    classes = _foreground_classes(mask, foreground_classes)
-    labels = np.zeros(mask.shape, dtype=np.uint32)
-    n_labels = 0
-    for label_value in classes:
-        region = mask == label_value
-        if method == "components":
-            class_labels = _components(region, connectivity)
-        else:
-            class_labels = _distance_watershed(region, min_distance, connectivity)
-        inside = class_labels > 0
-        labels[inside] = class_labels[inside] + n_labels
-        n_labels = int(labels.max())
-    labels = remove_small_instances(labels, min_size)
-    return fill_instance_holes(labels) if fill_holes else labels
+    return mask, _foreground_classes(mask, foreground_classes)
 
 
 def fill_object_holes(labels: np.ndarray, boxes: dict[int, tuple[slice, slice]]) -> None:
@@ -354,39 +361,3 @@ def _foreground_classes(mask: np.ndarray, foreground_classes: Iterable[int] | No
     if foreground_classes is None:
         return [int(v) for v in np.unique(mask) if v >= 2]
     return sorted({int(v) for v in foreground_classes})
-
-
-def _structure(connectivity: int) -> np.ndarray:
-    """3x3 structuring element for the given connectivity (1 or 2)."""
-    return ndimage.generate_binary_structure(2, connectivity)
-
-
-def _components(region: np.ndarray, connectivity: int) -> np.ndarray:
-    """Connected components of a boolean (Y, X) region, labelled from 1."""
-    components, _ = ndimage.label(region, structure=_structure(connectivity))
-    return components
-
-
-def _distance_watershed(region: np.ndarray, min_distance: int, connectivity: int) -> np.ndarray:
-    """Split a boolean (Y, X) region into objects by a distance-transform watershed."""
-    components = _components(region, connectivity)
-    n_components = int(components.max())
-    if n_components == 0:
-        return components
-    distance = ndimage.distance_transform_edt(region)
-    peaks = peak_local_max(
-        distance,
-        min_distance=max(int(min_distance), 1),
-        labels=components,
-        exclude_border=False,
-    )
-    peak_mask = np.zeros(region.shape, dtype=bool)
-    peak_mask[tuple(peaks.T)] = True
-    # every component gets at least one marker: its deepest pixel
-    deepest = ndimage.maximum_position(distance, components, np.arange(1, n_components + 1))
-    has_peak = ndimage.maximum(peak_mask, components, np.arange(1, n_components + 1))
-    for position, found in zip(deepest, np.atleast_1d(has_peak)):
-        if not found:
-            peak_mask[position] = True
-    markers, _ = ndimage.label(peak_mask, structure=_structure(2))
-    return watershed(-distance, markers, mask=region, connectivity=connectivity)
