@@ -127,18 +127,10 @@ def export_bioimageio(
     from . import _bioimageio_rdf as rdf
 
     path = Path(path).expanduser()
-    state = {
-        key: value.detach().to("cpu", torch.float32 if value.is_floating_point() else value.dtype)
-        for key, value in model.state_dict().items()
-    }
-    cpu_model = UNet(model.config)
-    cpu_model.load_state_dict(state)
-    cpu_model.eval()
+    cpu_model, state = _float32_cpu_copy(model)
     info = model.info
     image = package_test_input(cpu_model, test_image)
-    with torch.no_grad():  # the input as `bioimageio test` normalises it
-        network_input = torch.from_numpy(scale_range(image, info.normalization)[None])
-        probabilities = torch.softmax(cpu_model(network_input), dim=1).numpy()
+    probabilities = _test_output(cpu_model, image, info.normalization)
     with tempfile.TemporaryDirectory(prefix="napari-unet-bioimageio-") as folder:
         files = rdf.write_package_files(Path(folder), cpu_model, state, image, probabilities)
         descr = rdf.model_description(
@@ -152,6 +144,27 @@ def export_bioimageio(
             tags=tags,
         )
         return _save_package(descr, path)
+
+
+def _float32_cpu_copy(model: UNet) -> tuple[UNet, dict[str, torch.Tensor]]:
+    """A copy of ``model`` on the CPU in evaluation mode, its floating-point weights in
+    float32, and its state dict."""
+    state = {
+        key: value.detach().to("cpu", torch.float32 if value.is_floating_point() else value.dtype)
+        for key, value in model.state_dict().items()
+    }
+    cpu_model = UNet(model.config)
+    cpu_model.load_state_dict(state)
+    cpu_model.eval()
+    return cpu_model, state
+
+
+def _test_output(model: UNet, image: np.ndarray, normalization: NormConfig) -> np.ndarray:
+    """The (1, K, Y, X) class probabilities of ``model`` for the package's test ``image``
+    (C, Y, X), normalised as ``bioimageio test`` normalises it (:func:`scale_range`)."""
+    with torch.no_grad():  # the input as `bioimageio test` normalises it
+        network_input = torch.from_numpy(scale_range(image, normalization)[None])
+        return torch.softmax(model(network_input), dim=1).numpy()
 
 
 def check_license(license: str) -> None:
@@ -218,18 +231,7 @@ def load_bioimageio(path: str | os.PathLike, device: str | torch.device | None =
                 f"{path}: not a valid bioimage.io model package: {reason[:500]}"
             ) from error
         assert isinstance(descr, v0_5.ModelDescr)
-        weights = descr.weights.pytorch_state_dict
-        stored = (descr.config.model_extra or {}).get(CONFIG_KEY)
-        if weights is None or (
-            stored is None and weights.architecture.callable != ARCHITECTURE_CALLABLE
-        ):
-            raise CheckpointError(
-                f"{path}: a bioimage.io model but not one exported by napari-unet (only those "
-                "can be loaded as a U-Net; run others with bioimageio.core)"
-            )
-        if stored is not None and not isinstance(stored, dict):
-            raise CheckpointError(f"{path}: its config {CONFIG_KEY} must be a mapping")
-        metadata = dict(stored) if stored is not None else _metadata_from_description(descr)
+        weights, metadata = _napari_unet_weights(path, descr)
         check_metadata(path, metadata)
         state = _read_state_dict(path, archive, weights.source)
     check_shapes(path, {key: tuple(value.shape) for key, value in state.items()}, metadata)
@@ -245,6 +247,30 @@ def load_bioimageio(path: str | os.PathLike, device: str | torch.device | None =
 #: Most bytes all entries of a package may unpack to: two copies of the largest
 #: sane weights (state dict and TorchScript) and 1 GiB for test tensors and images.
 MAX_PACKAGE_BYTES = 2 * MAX_TORCH_BYTES + 2**30
+
+
+def _napari_unet_weights(path: Path, descr: Any) -> tuple[Any, dict[str, Any]]:
+    """The ``pytorch_state_dict`` weights entry of the model description ``descr`` of the
+    package ``path``, and the napari-unet metadata it stores (or that its architecture's
+    keyword arguments give).
+
+    Raises
+    ------
+    CheckpointError
+        Not a model exported by napari-unet, or its metadata is not a mapping.
+    """
+    weights = descr.weights.pytorch_state_dict
+    stored = (descr.config.model_extra or {}).get(CONFIG_KEY)
+    if weights is None or (
+        stored is None and weights.architecture.callable != ARCHITECTURE_CALLABLE
+    ):
+        raise CheckpointError(
+            f"{path}: a bioimage.io model but not one exported by napari-unet (only those "
+            "can be loaded as a U-Net; run others with bioimageio.core)"
+        )
+    if stored is not None and not isinstance(stored, dict):
+        raise CheckpointError(f"{path}: its config {CONFIG_KEY} must be a mapping")
+    return weights, dict(stored) if stored is not None else _metadata_from_description(descr)
 
 
 def _open_package(path: Path) -> zipfile.ZipFile:
