@@ -108,6 +108,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     ``WeightConfig``, ``NEW_MODEL_CONFIG``)."""
     _add_data_arguments(parser)
     _add_budget_arguments(parser)
+    _add_optimiser_arguments(parser)
+    _add_sampling_arguments(parser)
     _add_loss_arguments(parser)
     _add_output_arguments(parser)
     _add_architecture_arguments(parser)
@@ -136,7 +138,7 @@ def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
-    """Budget, optimiser, sampling, device."""
+    """Time and iteration budget."""
     parser.add_argument(
         "--seconds",
         type=float,
@@ -154,6 +156,10 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         f"in its history, or {LEARNT_ITERATIONS} with a last loss below a guess's), as the "
         "annotation-loop benchmark checks, none for a new one; 0: none)",
     )
+
+
+def _add_optimiser_arguments(parser: argparse.ArgumentParser) -> None:
+    """Learning rate and its schedule, batch-norm recalibration, batch size."""
     parser.add_argument(
         "--learning-rate",
         type=float,
@@ -181,6 +187,10 @@ def _add_budget_arguments(parser: argparse.ArgumentParser) -> None:
         default=TrainConfig.batch_size,
         help="patches per step (default %(default)s; the paper used 1)",
     )
+
+
+def _add_sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """Patches, seed, device, threads, augmentation."""
     parser.add_argument(
         "--patch-size",
         type=int,
