@@ -147,12 +147,31 @@ def run_train(args: argparse.Namespace) -> int:
     once and writes the best weights (143). A diverging run writes nothing. A
     checkpoint that cannot be written goes to a new temporary folder, named.
     """
-    from ..config import AugmentConfig
-    from ..training.distillation import learning_before_last_run
-    from ..training.history import loss_at_chance
-    from ..training.loop import finetune, sets_threshold
+    from ..training.loop import sets_threshold
     from ..training.schedule import learning_floor
 
+    model, images, labels, mask_before = _model_and_inputs(args)
+    calibrates = sets_threshold(model)
+    ctrl_c = CtrlC(ctrl_c_notices(calibrates), WRITING_NOTICE)
+    config = _train_config(args)
+    floor = learning_floor(config, model)  # iterations it trains on past its time budget for
+    past = (config.seconds, floor) if floor and config.seconds else None
+    steps = _training_steps(args, model, images, labels, config, ctrl_c)
+    threshold_before = model.info.background_threshold
+    with ctrl_c_stops(ctrl_c):
+        status, written = _train_and_save(args, model, steps, ctrl_c, past)
+        if not written:  # no iteration ran
+            return status or ctrl_c.status
+        skipped = calibrates and ctrl_c.cancelled  # the threshold's calibration was cut
+        if not status:  # not stopped at once (SIGTERM)
+            _print_comparison(model, (args.images[0], images[0]), mask_before, args, ctrl_c)
+        _print_threshold_of(model, threshold_before, skipped)
+    return status or ctrl_c.status
+
+
+def _model_and_inputs(args: argparse.Namespace):
+    """The checked options' model, training images and labels, and the model's class mask
+    of the first image before training; the output checked first (see :func:`run_train`)."""
     check_numbers(args)
     if args.threads:
         import torch
@@ -164,12 +183,16 @@ def run_train(args: argparse.Namespace) -> int:
     images, labels = training_inputs(args, model.config.in_channels, model.config.n_classes)
     _check_patch_size(args.patch_size, model, images)
     mask_before = _class_mask(model, images[0], args.device)
-    calibrates = sets_threshold(model)
-    ctrl_c = CtrlC(ctrl_c_notices(calibrates), WRITING_NOTICE)
-    config = _train_config(args)
-    floor = learning_floor(config, model)  # iterations it trains on past its time budget for
-    past = (config.seconds, floor) if floor and config.seconds else None
-    steps = finetune(
+    return model, images, labels, mask_before
+
+
+def _training_steps(args: argparse.Namespace, model, images, labels, config, ctrl_c: CtrlC):
+    """The fine-tuning generator of ``model`` on ``images`` and ``labels``, stopped and
+    cancelled through ``ctrl_c``, reporting every iteration."""
+    from ..config import AugmentConfig
+    from ..training.loop import finetune
+
+    return finetune(
         model,
         images,
         labels,
@@ -180,22 +203,21 @@ def run_train(args: argparse.Namespace) -> int:
         cancel=ctrl_c.cancel_requested,
         report_every=1,
     )
-    threshold_before = model.info.background_threshold
-    with ctrl_c_stops(ctrl_c):
-        status, written = _train_and_save(args, model, steps, ctrl_c, past)
-        if not written:  # no iteration ran
-            return status or ctrl_c.status
-        skipped = calibrates and ctrl_c.cancelled  # the threshold's calibration was cut
-        if not status:  # not stopped at once (SIGTERM)
-            _print_comparison(model, (args.images[0], images[0]), mask_before, args, ctrl_c)
-        info, learning = model.info, learning_before_last_run(model)
-        at_chance = learning and loss_at_chance(model)
-        moved = info.training_history[-1].moved_decision if info.training_history else None
-        _print_threshold(
-            threshold_before, info.background_threshold, info.close_gaps, skipped, at_chance,
-            moved, from_strokes=learning,
-        )  # fmt: skip
-    return status or ctrl_c.status
+
+
+def _print_threshold_of(model, threshold_before, skipped: bool) -> None:
+    """:func:`_print_threshold` for ``model`` after its training (``skipped``: its
+    calibration was cut)."""
+    from ..training.distillation import learning_before_last_run
+    from ..training.history import loss_at_chance
+
+    info, learning = model.info, learning_before_last_run(model)
+    at_chance = learning and loss_at_chance(model)
+    moved = info.training_history[-1].moved_decision if info.training_history else None
+    _print_threshold(
+        threshold_before, info.background_threshold, info.close_gaps, skipped, at_chance,
+        moved, from_strokes=learning,
+    )  # fmt: skip
 
 
 def _train_and_save(
