@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import ctypes
-import mmap
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from ..config import AUTO_TILE, UNSET, PredictConfig, Unset, predict_config
+from ._image_input import as_array, check_channels
+from ._released_rows import release_finished
+from ._released_rows import release_rows as _release_rows  # noqa: F401  (benchmarks use it)
 from .devices import resolve_device
 from .engine import (
     DEFAULT_ENGINE,
@@ -110,14 +111,6 @@ def tile_layout(
 
 
 # ---- prediction --------------------------------------------------------------
-def _as_array(image: Any) -> Any:
-    """Arrays as they are (numpy, memory map, zarr, dask); a torch tensor and nested
-    lists as numpy."""
-    if isinstance(image, torch.Tensor):
-        return image.detach().cpu().numpy()
-    return image if hasattr(image, "shape") and hasattr(image, "ndim") else np.asarray(image)
-
-
 def keyword_settings(
     config: PredictConfig | None,
     tile_size: int | str | Unset | None,
@@ -144,29 +137,6 @@ def resolved_tile_size(model: UNet, tile_size: int | str | None) -> int | None:
         return default_tile_size(model)
     assert not isinstance(tile_size, str), tile_size  # PredictConfig allows only "auto"
     return tile_size
-
-
-def _as_channels(image: Any, model: UNet) -> None:
-    if image.ndim not in (2, 3):
-        raise ValueError(f"expected a (Y, X) or (C, Y, X) image, got shape {image.shape}")
-    if min(image.shape[-2:]) < 1:
-        raise ValueError(f"the image is empty (shape {tuple(image.shape)}); it needs pixels")
-    channels = 1 if image.ndim == 2 else image.shape[0]
-    if channels != model.config.in_channels:
-        last = image.shape[-1] if image.ndim == 3 and image.shape[-1] <= 4 < image.shape[0] else 0
-        hint = (
-            f"; its last axis of {last} looks like channels (RGB?): predict takes them first, "
-            "e.g. napari_unet.io.data.to_channels_first(image, in_channels), or "
-            "predict_stack(image, model, axes='YXC')"
-            if last
-            else "; a stack of 2-D slices goes to predict_stack"
-            if image.ndim == 3
-            else ""
-        )
-        raise ValueError(
-            f"the model expects {model.config.in_channels} input channel(s) but the image has "
-            f"{channels} (shape {tuple(image.shape)}, read channels first){hint}"
-        )
 
 
 def uses_test_time_augmentation(model: UNet, config: PredictConfig) -> bool:
@@ -217,38 +187,69 @@ def iter_predict(
         Checked before each forward pass; when set, :class:`Cancelled` is raised.
     """
     settings = keyword_settings(config, tile_size, batch_size, device, test_time_augmentation)
-    image = _as_array(image)
-    _as_channels(image, model)
-    batch_size = settings.batch_size
+    image = as_array(image)
+    check_channels(image, model)
+    plan = _plan(image, model, settings, engine)
+    tiles = plan.tiles
+    done = released_rows = 0
+    yield Progress(0, len(tiles))
+    for first in range(0, len(tiles), settings.batch_size):
+        if is_stopped(stop):
+            raise Cancelled("prediction cancelled")
+        batch = tiles[first : first + settings.batch_size]
+        _predict_batch(image, model, out, batch, plan, stop=stop, engine=engine)
+        done += len(batch)
+        released_rows = release_finished(out, tiles, done, released_rows)
+        yield Progress(done, len(tiles))
+
+
+class _Plan(NamedTuple):
+    """How :func:`iter_predict` goes through an image: the device, the image's
+    normalisation (offset, scale), the input tile shape (Y, X) and the tiles, and the
+    ``(turns, flip)`` transforms whose probabilities are averaged."""
+
+    device: torch.device
+    offset: np.ndarray
+    scale: np.ndarray
+    tile_shape: tuple[int, int]
+    tiles: list[Tile]
+    transforms: tuple[tuple[int, bool], ...]
+
+
+def _plan(image: Any, model: UNet, settings: PredictConfig, engine: EngineOptions) -> _Plan:
+    """The :class:`_Plan` of predicting ``image`` under ``settings``; moves ``model`` to
+    the device in eval mode."""
     torch_device = resolve_device(settings.device)
     offset, scale = normalization_stats(image, model.info.normalization)
     tile_size = resolved_tile_size(model, settings.tile_size)
     tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size, engine)
-    model = model.to(torch_device).eval()
+    model.to(torch_device).eval()
     transforms = augmentation_transforms(model, settings)  # model.info parses metadata
-    done = released_rows = 0
-    yield Progress(0, len(tiles))
-    for first in range(0, len(tiles), batch_size):
-        if is_stopped(stop):
-            raise Cancelled("prediction cancelled")
-        batch = tiles[first : first + batch_size]
-        blocks = [_read_tile(image, tile, tile_shape) for tile in batch]
-        inputs = to_device(
-            normalize(np.stack(blocks), offset, scale), torch_device, engine.channels_last
+    return _Plan(torch_device, offset, scale, tile_shape, tiles, transforms)
+
+
+def _predict_batch(
+    image: Any,
+    model: UNet,
+    out: Any,
+    batch: list[Tile],
+    plan: _Plan,
+    *,
+    stop: StopFlag,
+    engine: EngineOptions,
+) -> None:
+    """Probabilities of the tiles of ``batch``, each written into its kept part of ``out``."""
+    blocks = [_read_tile(image, tile, plan.tile_shape) for tile in batch]
+    inputs = to_device(
+        normalize(np.stack(blocks), plan.offset, plan.scale), plan.device, engine.channels_last
+    )
+    per_pass = engine.cpu_tiles_per_pass if plan.device.type == "cpu" else len(batch)
+    with torch.inference_mode():
+        probabilities = tile_probabilities(
+            model, inputs, per_pass, plan.transforms, _checker(stop), engine
         )
-        per_pass = engine.cpu_tiles_per_pass if torch_device.type == "cpu" else len(batch)
-        with torch.inference_mode():
-            probabilities = tile_probabilities(
-                model, inputs, per_pass, transforms, _checker(stop), engine
-            )
-        for tile, tile_result in zip(batch, probabilities):
-            out[(slice(None), *tile.keep)] = tile_result[(slice(None), *tile.crop())]
-        done += len(batch)
-        finished_rows = tiles[done].y.keep_start if done < len(tiles) else out.shape[-2]
-        if finished_rows > released_rows:
-            _release_rows(out, released_rows, finished_rows)
-            released_rows = finished_rows
-        yield Progress(done, len(tiles))
+    for tile, tile_result in zip(batch, probabilities):
+        out[(slice(None), *tile.keep)] = tile_result[(slice(None), *tile.crop())]
 
 
 def _checker(stop: StopFlag) -> Callable[[], None]:
@@ -259,40 +260,6 @@ def _checker(stop: StopFlag) -> Callable[[], None]:
             raise Cancelled("prediction cancelled")
 
     return check
-
-
-def _release_rows(out: Any, start: int, stop: int) -> None:
-    """Drop the finished rows ``[start, stop)`` of a writable memory-mapped ``out`` from memory.
-
-    Rows written into a shared file mapping stay resident (and count towards the
-    process's memory) until the kernel needs the memory. Unmapping them from the
-    process (``MADV_DONTNEED``) keeps their data: it is in the page cache and
-    reaches the file as usual, and reading them again maps it back. Anything
-    else (plain arrays, copy-on-write maps, zarr, non-contiguous views,
-    platforms without ``madvise``) is left alone; this only bounds memory.
-    """
-    buffer = getattr(out, "_mmap", None)
-    if (
-        not isinstance(out, np.memmap)
-        or not isinstance(buffer, mmap.mmap)
-        or out.mode not in ("r+", "w+")
-        or not out.flags.c_contiguous
-        or not hasattr(mmap, "MADV_DONTNEED")
-    ):
-        return
-    try:
-        anchor = ctypes.c_char.from_buffer(buffer)
-        base = ctypes.addressof(anchor)
-        del anchor
-        row_bytes = out.strides[-2]
-        page = mmap.PAGESIZE
-        for channel in range(int(np.prod(out.shape[:-2], dtype=np.int64))):
-            first = out.ctypes.data + channel * out.shape[-2] * row_bytes + start * row_bytes
-            begin = (first - base) // page * page
-            end = first - base + (stop - start) * row_bytes
-            buffer.madvise(mmap.MADV_DONTNEED, begin, min(end, len(buffer)) - begin)
-    except (AttributeError, BufferError, OSError, TypeError, ValueError):
-        return
 
 
 def _read_tile(image: Any, tile: Tile, tile_shape: tuple[int, int]) -> np.ndarray:
@@ -367,12 +334,8 @@ def predict(
         A bad option (see :class:`~napari_unet.config.PredictConfig`), a tile size
         that is not a valid input size of the model, an image the model cannot take.
     """
-    image = _as_array(image)
-    shape = (model.config.n_classes, *image.shape[-2:])
-    if out is None:
-        out = np.full(shape, np.nan, dtype=np.float32)
-    elif tuple(out.shape) != shape:
-        raise ValueError(f"out has shape {tuple(out.shape)}; the probabilities need {shape}")
+    image = as_array(image)
+    out = _destination(out, (model.config.n_classes, *image.shape[-2:]))
     steps = iter_predict(
         image,
         model,
@@ -388,4 +351,14 @@ def predict(
     for step in steps:
         if progress is not None:
             progress(step)
+    return out
+
+
+def _destination(out: Any, shape: tuple[int, ...]) -> Any:
+    """``out``, checked to have the probabilities' ``shape`` (n_classes, Y, X), or a new
+    float32 array of that shape, all NaN, when it is None."""
+    if out is None:
+        return np.full(shape, np.nan, dtype=np.float32)
+    if tuple(out.shape) != shape:
+        raise ValueError(f"out has shape {tuple(out.shape)}; the probabilities need {shape}")
     return out
