@@ -210,8 +210,22 @@ def grow_objects(
     ValueError
         For a threshold outside [0.5, 1) or arrays of different shapes.
     """
-    from skimage.segmentation import watershed
+    mask, probability = _growth_inputs(mask, boundary_probability, threshold)
+    grown_mask = mask.copy()
+    if threshold == 0.5 or not (mask >= 2).any():
+        return grown_mask
+    objects, object_class = _class_objects(mask)
+    grown = _grown_into_band(objects, probability, threshold)
+    new = (grown > 0) & (objects == 0)
+    grown_mask[new] = np.asarray(object_class, np.uint8)[grown[new]]
+    return grown_mask
 
+
+def _growth_inputs(
+    mask: np.ndarray, boundary_probability: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`grow_objects`' mask and probability (float32) as arrays, checked: ValueError
+    for a threshold outside [0.5, 1) or arrays of different shapes."""
     from ..config import is_background_threshold  # config imports this module's users
 
     if not is_background_threshold(threshold):
@@ -220,25 +234,37 @@ def grow_objects(
     probability = np.asarray(boundary_probability, dtype=np.float32)
     if mask.shape != probability.shape:
         raise ValueError(f"mask {mask.shape} and probability {probability.shape} differ in shape")
-    grown_mask = mask.copy()
-    if threshold == 0.5 or not (mask >= 2).any():
-        return grown_mask
+    return mask, probability
+
+
+def _class_objects(mask: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """The objects of a class mask and their classes.
+
+    Returns (objects, object_class): the 4-connected components of each class >= 2
+    (Y, X int32, 0 = none), numbered from 1 class after class, and the class of each
+    object number (``object_class[0]`` is 0).
+    """
     objects = np.zeros(mask.shape, np.int32)
     object_class = [0]
     for value in np.unique(mask[mask >= 2]):
         labelled, count = ndimage.label(mask == value)
         objects[labelled > 0] = labelled[labelled > 0] + len(object_class) - 1
         object_class += [int(value)] * count
+    return objects, object_class
+
+
+def _grown_into_band(objects: np.ndarray, probability: np.ndarray, threshold: float) -> np.ndarray:
+    """Object labels (Y, X) grown by a watershed of ``probability`` into the background
+    pixels at or below ``threshold``, kept apart (:func:`_kept_apart`)."""
+    from skimage.segmentation import watershed
+
     # flood only the band of eligible background pixels, from the object pixels that touch
     # it: the objects' insides never reach the band but through those (and would fill the
     # watershed's queue: 3x the time at 1024²)
     band = (probability <= threshold) & (objects == 0)
     edge = (objects > 0) & ndimage.binary_dilation(band)
     flooded = watershed(probability, np.where(edge, objects, 0), mask=band | edge)
-    grown = _kept_apart(np.where(objects > 0, objects, flooded), objects > 0, probability)
-    new = (grown > 0) & (objects == 0)
-    grown_mask[new] = np.asarray(object_class, np.uint8)[grown[new]]
-    return grown_mask
+    return _kept_apart(np.where(objects > 0, objects, flooded), objects > 0, probability)
 
 
 def fill_enclosed(mask: np.ndarray) -> np.ndarray:
