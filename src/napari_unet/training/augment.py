@@ -160,24 +160,45 @@ def elastic_deform(
     weights = None if weights is None else np.asarray(weights)
     if image.ndim not in (2, 3):
         raise ValueError(f"image must be (Y, X) or (C, Y, X), got shape {image.shape}")
-    shape = image.shape[-2:]
-    if field is None:
-        if rng is None:
-            raise ValueError("give either rng or field")
-        field = elastic_field(shape, rng, std, grid)
-    compute = image.dtype if image.dtype in (np.float32, np.float64) else np.dtype(np.float32)
-    images_t = torch.from_numpy(np.ascontiguousarray(image, dtype=compute)).reshape(1, -1, *shape)
-    fields_t = torch.from_numpy(np.ascontiguousarray(field, dtype=compute))[None]
-    labels_t = _to_batch(labels, shape, "labels")
-    weights_t = _to_batch(weights, shape, "weights")
+    field = _field_to_use(field, image.shape[-2:], rng, std, grid)
     warped, labels_t, weights_t = elastic_deform_torch(
-        images_t, labels_t, weights_t, fields_t, mode
+        *_as_batches(image, labels, weights, field), mode
     )
     out_dtype = image.dtype if np.issubdtype(image.dtype, np.floating) else np.dtype(np.float32)
     image_out = warped.reshape(image.shape).numpy().astype(out_dtype, copy=False)
     labels_out = _from_batch(labels_t, labels)
     weights_out = _from_batch(weights_t, weights)
     return image_out, labels_out, weights_out
+
+
+def _field_to_use(
+    field: np.ndarray | None,
+    shape: tuple[int, int],
+    rng: np.random.Generator | None,
+    std: float,
+    grid: int,
+) -> np.ndarray:
+    """``field`` when given, else one drawn from ``rng`` (:func:`elastic_field`)."""
+    if field is not None:
+        return field
+    if rng is None:
+        raise ValueError("give either rng or field")
+    return elastic_field(shape, rng, std, grid)
+
+
+def _as_batches(
+    image: np.ndarray, labels: np.ndarray | None, weights: np.ndarray | None, field: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None, torch.Tensor]:
+    """The arguments of :func:`elastic_deform_torch` for one patch: the image (1, C, Y, X)
+    and the field (1, 2, Y, X) in the image's float type (float32 for other types), the
+    labels and weights (1, Y, X) (:func:`_to_batch`, which checks their shapes)."""
+    shape = image.shape[-2:]
+    compute = image.dtype if image.dtype in (np.float32, np.float64) else np.dtype(np.float32)
+    images_t = torch.from_numpy(np.ascontiguousarray(image, dtype=compute)).reshape(1, -1, *shape)
+    fields_t = torch.from_numpy(np.ascontiguousarray(field, dtype=compute))[None]
+    labels_t = _to_batch(labels, shape, "labels")
+    weights_t = _to_batch(weights, shape, "weights")
+    return images_t, labels_t, weights_t, fields_t
 
 
 def _from_batch(batch: torch.Tensor | None, like: np.ndarray | None) -> np.ndarray | None:
