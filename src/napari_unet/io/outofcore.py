@@ -56,6 +56,7 @@ from ..core.model import UNet
 from ..core.postprocess import InstanceMethod, MaskSteps, mask_steps
 from ._zarr_labels import refine_store_mask, write_instances
 from ._zarr_store import check_complete, create_arrays, open_group, publish
+from ._zarr_store import open_outputs as open_outputs  # also what the reader uses
 from .axes import (
     check_axes,
     describe_channels,
@@ -128,14 +129,6 @@ def zarr_input_array(path: str | os.PathLike) -> tuple[Any, str | None]:
         name = "0" if "0" in names else names[0]
         return node[name], name
     raise ValueError(f"zarr group {path} holds arrays {names}; give the path of one of them")
-
-
-def open_outputs(store_path: str | os.PathLike) -> dict[str, Any]:
-    """The arrays of a store written by :func:`predict_to_zarr`, read-only and lazy."""
-    import zarr
-
-    group = zarr.open_group(str(store_path), mode="r")
-    return {name: group[name] for name in ("prob", "mask", "instances") if name in group}
 
 
 class _ProbabilitiesAndMask:
