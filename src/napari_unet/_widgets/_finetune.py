@@ -25,19 +25,26 @@ from ._finetune_request import Refusal, training_request
 from ._finetune_settings import FinetuneSettings
 from ._finetune_text import (
     GO_BACK_PROMPT,
+    NOTHING_TRAINED,
     RUNNING_FORMAT,
+    closed_panel_notice,
     finished_notice,
+    image_removed_notice,
+    line_for_new_model,
     progress_line,
     progress_of,
     run_summary,
     show_run_end,
+    starting_line,
+    stopping_line,
+    went_back_line,
 )
 from ._go_back import GoBackButton
 from ._layers import LayerCombo
 from ._loss_weights import LossWeights
 from ._plot import LossPlot
 from ._preview import hide_previews, put_preview
-from ._state import HistoryEntry, LastRun, model_state, real_viewer, run_words, trained_name
+from ._state import HistoryEntry, LastRun, model_state, real_viewer, trained_name
 from ._tasks import PROGRESS_STEPS, JobResult, start_job, taken_out_of_its_dock
 
 
@@ -189,20 +196,14 @@ class FinetuneWidget(QWidget):
         if not self.state.begin_task(task.lower()):
             show_warning(f"The model is busy ({self.state.busy}); wait for it or cancel it.")
             return None
-        restarted = self.state.prepare_finetune(
+        self._restarted = self.state.prepare_finetune(
             self.annotation_picker.layer, self.settings.from_base.value
         )
         self._request, self._last_iteration, self._changes = request, 0, None
-        self._restarted = restarted
         self._stop, self._cancel = threading.Event(), threading.Event()
         self.plot.clear()
         self.progress.setFormat(RUNNING_FORMAT)  # the last run's end is no longer said
-        self.status.setText(
-            "Starting again from the model before the first fine-tune on these annotations, "
-            "with all their strokes…"
-            if restarted
-            else "Preparing the annotations…"
-        )
+        self.status.setText(starting_line(self._restarted))
         self._set_running(True)
         self.worker = start_job(
             self,
@@ -232,13 +233,7 @@ class FinetuneWidget(QWidget):
             self.status.setText("Stopping…")
             return
         self._stop.set()
-        if sets_threshold(self._request.model):
-            self.status.setText(
-                "Stopping… (setting the model's threshold and comparing the slice in view: "
-                "press Stop again to skip both)"
-            )
-        else:
-            self.status.setText("Stopping… (press Stop again to skip comparing the slice in view)")
+        self.status.setText(stopping_line(sets_threshold(self._request.model)))
 
     def stop_jobs(self) -> None:
         """Stop what runs: the section was closed, its Stop button is out of reach."""
@@ -246,11 +241,7 @@ class FinetuneWidget(QWidget):
         if self._request is not None and not self._stop.is_set():
             self._stop.set()
             history = self.state.history  # its newest entry: the model before this run
-            run = "Training" if history and history[-1].training else "Fine-tuning"
-            show_info(
-                f"{run} stopped: its panel was closed. The model keeps the best weights "
-                "so far; the Model section can go back to the model before."
-            )
+            show_info(closed_panel_notice(bool(history and history[-1].training)))
         if self.loss_weights.worker is not None:
             self.loss_weights.worker.quit()
 
@@ -286,10 +277,7 @@ class FinetuneWidget(QWidget):
         if image is None or event.value is not image or self._request is None:
             return
         self._image_layer = None
-        show_info(
-            f"“{image.name}” was removed: the fine-tune goes on with the image and "
-            "strokes it read, without previews; Stop ends it."
-        )
+        show_info(image_removed_notice(image.name))
 
     def _on_update(self, update: FinetuneUpdate | str) -> None:
         if isinstance(update, str):  # a status line before training starts
@@ -314,15 +302,15 @@ class FinetuneWidget(QWidget):
     def _withdraw_go_back_prompt(self, *_: Any) -> None:
         """Another model became current: the last run's status line (and its "Go back:"),
         or the line of a Go back to another model, no longer applies."""
-        said, last = self.status.text(), self.state.last_run
-        summary = said.endswith(GO_BACK_PROMPT) or (last is not None and said == last.summary)
-        if summary and not self.go_back.available:
-            self.status.setText(
-                f"“{self.state.name}” is the current model now; the last run's is in "
-                "the Model section's earlier models."
-            )
-        elif said.startswith("Back to “") and not said.startswith(f"Back to “{self.state.name}”"):
-            self.status.setText(f"“{self.state.name}” is the current model now.")
+        last = self.state.last_run
+        line = line_for_new_model(
+            self.status.text(),
+            None if last is None else last.summary,
+            self.go_back.available,
+            self.state.name,
+        )
+        if line is not None:
+            self.status.setText(line)
 
     def _on_went_back(self, entry: HistoryEntry) -> None:
         """The last run was undone: its preview, progress, loss curve and status line go too."""
@@ -330,11 +318,7 @@ class FinetuneWidget(QWidget):
         show_run_end(self.progress, 0)  # reset
         self.plot.clear()
         self.state.last_run = None
-        self.status.setText(
-            f"Back to “{entry.name}”, the model before this {run_words(entry.training)}; "
-            "the one it made is dropped. A mask predicted since shows the dropped model's results "
-            "until you Predict again."
-        )
+        self.status.setText(went_back_line(entry.name, entry.training))
 
     def _show_preview(self, plane: tuple[int, ...], foreground: np.ndarray) -> None:
         request, image = self._request, self._image_layer
@@ -366,9 +350,8 @@ class FinetuneWidget(QWidget):
         progress = result.value
         if progress is None:
             show_run_end(self.progress, 0)
-            message = "Stopped before the first iteration; the model is unchanged."
-            self.status.setText(message)
-            show_warning(message)
+            self.status.setText(NOTHING_TRAINED)
+            show_warning(NOTHING_TRAINED)
             return
         stopped = self._stop.is_set()
         show_run_end(self.progress, progress.iteration, stopped=stopped)

@@ -14,6 +14,7 @@ from ..training.distillation import has_been_trained, learning_before_last_run
 from ..training.history import cut_short, guess_loss_text, last_run_loss, not_learnt_yet
 from ..training.sampling import AnnotationError, check_classes_present
 from ._finetune_job import FinetuneUpdate, TrainingRequest
+from ._state import run_words
 
 
 def run_summary(
@@ -62,18 +63,22 @@ def run_summary(
         if not_learnt_yet(request.model, changes):  # no Go back prompt: before was a guess too
             return text + _not_learnt_text(request.model, changes, names)
     if request is not None:
-        text += threshold_text(request.model) + cut_short_text(progress, request.model, stopped)
-        if not has_been_trained(request.model):
-            text += (
-                f" Still learning ({_so_far(request.model)}): the next run continues where "
-                "this one ended."
-            )
-        elif learning_before_last_run(request.model):  # this run took it past the mark
-            text += (
-                f" It has learnt enough now ({_total(request.model)} iterations in all): the "
-                "next runs fine-tune it, keeping what it predicts where you did not paint."
-            )
+        text += _model_after_run_text(progress, request.model, stopped)
     return text + GO_BACK_PROMPT
+
+
+def _model_after_run_text(progress: Any, model: Any, stopped: bool) -> str:
+    """The part of :func:`run_summary` about the trained ``model``: its threshold, whether
+    the run was cut short, and whether it is still learning or has learnt enough now."""
+    text = threshold_text(model) + cut_short_text(progress, model, stopped)
+    if not has_been_trained(model):
+        text += f" Still learning ({_so_far(model)}): the next run continues where this one ended."
+    elif learning_before_last_run(model):  # this run took it past the mark
+        text += (
+            f" It has learnt enough now ({_total(model)} iterations in all): the "
+            "next runs fine-tune it, keeping what it predicts where you did not paint."
+        )
+    return text
 
 
 def _not_learnt_text(model: Any, changes: ClassChanges, names: dict[int, str]) -> str:
@@ -197,6 +202,75 @@ def threshold_text(model: Any) -> str:
 
 GO_BACK_PROMPT = " Worse than before? Go back:"
 """How the status line after a run ends, above the Go back button."""
+
+
+NOTHING_TRAINED = "Stopped before the first iteration; the model is unchanged."
+"""The status line (and warning) after a run stopped before it trained."""
+
+
+def starting_line(restarted: bool) -> str:
+    """The status line as a run starts (``restarted``: from the model before the first
+    fine-tune on these annotations)."""
+    if restarted:
+        return (
+            "Starting again from the model before the first fine-tune on these annotations, "
+            "with all their strokes…"
+        )
+    return "Preparing the annotations…"
+
+
+def stopping_line(calibrates: bool) -> str:
+    """The status line after Stop, for a model whose threshold the run sets (``calibrates``)
+    or not: what a second Stop skips."""
+    if calibrates:
+        return (
+            "Stopping… (setting the model's threshold and comparing the slice in view: "
+            "press Stop again to skip both)"
+        )
+    return "Stopping… (press Stop again to skip comparing the slice in view)"
+
+
+def went_back_line(name: str, training: bool) -> str:
+    """The status line after Go back to the model ``name``, from before a run (``training``:
+    a training run of a model still learning)."""
+    return (
+        f"Back to “{name}”, the model before this {run_words(training)}; "
+        "the one it made is dropped. A mask predicted since shows the dropped model's results "
+        "until you Predict again."
+    )
+
+
+def closed_panel_notice(training: bool) -> str:
+    """The notice when the section was closed during a run (``training``: a training run of
+    a model still learning)."""
+    run = "Training" if training else "Fine-tuning"
+    return (
+        f"{run} stopped: its panel was closed. The model keeps the best weights "
+        "so far; the Model section can go back to the model before."
+    )
+
+
+def image_removed_notice(name: str) -> str:
+    """The notice when the image ``name`` of the running fine-tune was removed."""
+    return (
+        f"“{name}” was removed: the fine-tune goes on with the image and "
+        "strokes it read, without previews; Stop ends it."
+    )
+
+
+def line_for_new_model(said: str, last_summary: str | None, go_back: bool, name: str) -> str | None:
+    """The status line once the model ``name`` became current, when the line ``said`` was the
+    last run's (``last_summary``, or ending in its Go back prompt; ``go_back``: that run can
+    still be undone) or a Go back's to another model; None: ``said`` still applies."""
+    summary = said.endswith(GO_BACK_PROMPT) or (last_summary is not None and said == last_summary)
+    if summary and not go_back:
+        return (
+            f"“{name}” is the current model now; the last run's is in "
+            "the Model section's earlier models."
+        )
+    if said.startswith("Back to “") and not said.startswith(f"Back to “{name}”"):
+        return f"“{name}” is the current model now."
+    return None
 
 
 def strokes_missing(annotations: list[np.ndarray], n_classes: int, name: str) -> str | None:
