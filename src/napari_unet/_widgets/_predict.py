@@ -9,7 +9,7 @@ from typing import Any
 import napari
 import numpy as np
 from magicgui.widgets import Container, PushButton
-from napari.layers import Image, Labels, Points
+from napari.layers import Image, Points
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, Signal
@@ -22,13 +22,9 @@ from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
 from ._last_mask import last_mask, remember_model
 from ._layers import (
-    ROLE_KEY,
-    WEIGHT_COLORMAP,
     bring_to_front,
     class_colormap,
     find_output,
-    is_output,
-    output_role,
     placement_for,
 )
 from ._layers import show_output as put_output
@@ -40,6 +36,7 @@ from ._predict_job import (
     PredictionResult,
     predict_job,
 )
+from ._predict_outputs import hide_other_outputs, output_specs
 from ._predict_text import (
     RUNNING_FORMAT,
     at_chance_text,
@@ -143,37 +140,11 @@ class PredictWidget(QWidget, PredictControls):
         if self.worker is not None:
             show_warning("A prediction is running already; cancel it first.")
             return None
-        image = self.image_picker.layer
-        if image is None:
-            show_error("Choose an image layer to predict on.")
+        gathered = self._gather()
+        if gathered is None:
             return None
-        model = self.state.model
-        geometry = ImageGeometry.of(image, model.config.in_channels)
-        problem = geometry.layout_problem(image.name) or geometry.channels_problem(
-            image.name, model.config.in_channels
-        )
-        if problem:
-            show_error(problem)
-            return None
-        previous_mask, annotation = last_mask(self.viewer, image, model, geometry.spatial_shape)
-        request = PredictionRequest(
-            model=model,
-            data=image_data(image),
-            geometry=geometry,
-            config=self.predict_config(),
-            with_weights=self.with_weights.value,
-            weight_config=model.info.trained_weight_config,
-            with_uncertainty=self.with_uncertainty.value,
-            previous_mask=previous_mask,
-            annotation=annotation,
-        )
-        refusal = memory_refusal(request, image.name)
-        if refusal:
-            self.progress.reset()  # empty: a last run's end ("Cancelled…") is not this one's
-            self.progress.setFormat(RUNNING_FORMAT)
-            self._say(memory_status(refusal, self.smaller_tile_that_fits(request, image.name)))
-            show_error(refusal)
-            return None
+        image, request = gathered
+        model, geometry = request.model, request.geometry
         if not self.state.begin_task("predicting"):
             show_warning(f"The model is busy ({self.state.busy}); stop it or wait, then run.")
             return None
@@ -213,6 +184,42 @@ class PredictWidget(QWidget, PredictControls):
         if taken_out_of_its_dock(self, event):
             self.stop_jobs()
         return super().event(event)
+
+    def _gather(self) -> tuple[napari.layers.Image, PredictionRequest] | None:
+        """The chosen image and what to predict of it; None, said, when it cannot be
+        predicted (no image, a layout or channels the model cannot read, too little memory)."""
+        image = self.image_picker.layer
+        if image is None:
+            show_error("Choose an image layer to predict on.")
+            return None
+        model = self.state.model
+        geometry = ImageGeometry.of(image, model.config.in_channels)
+        problem = geometry.layout_problem(image.name) or geometry.channels_problem(
+            image.name, model.config.in_channels
+        )
+        if problem:
+            show_error(problem)
+            return None
+        previous_mask, annotation = last_mask(self.viewer, image, model, geometry.spatial_shape)
+        request = PredictionRequest(
+            model=model,
+            data=image_data(image),
+            geometry=geometry,
+            config=self.predict_config(),
+            with_weights=self.with_weights.value,
+            weight_config=model.info.trained_weight_config,
+            with_uncertainty=self.with_uncertainty.value,
+            previous_mask=previous_mask,
+            annotation=annotation,
+        )
+        refusal = memory_refusal(request, image.name)
+        if refusal:
+            self.progress.reset()  # empty: a last run's end ("Cancelled…") is not this one's
+            self.progress.setFormat(RUNNING_FORMAT)
+            self._say(memory_status(refusal, self.smaller_tile_that_fits(request, image.name)))
+            show_error(refusal)
+            return None
+        return image, request
 
     def _on_progress(self, progress: PredictionProgress) -> None:
         self._last_progress = progress
@@ -345,50 +352,3 @@ class PredictWidget(QWidget, PredictControls):
             marked = f" (marked in “{layer.name}”)"
         planes = result.mask.size // max(result.mask.shape[-1] * result.mask.shape[-2], 1)
         return changes_sentence(result.changes.describe(), planes, marked)
-
-
-def output_specs(
-    result: PredictionResult, placement: dict[str, Any], class_placement: dict[str, Any]
-) -> dict[str, tuple[Any, type, dict[str, Any], dict[str, Any]]]:
-    """What each output layer shows: ``kind -> (data, layer type, placement, display)``.
-
-    ``class_placement`` places an array with a leading class axis (the probabilities of
-    every class of a model with more than 2); with 2 classes only the foreground's are
-    shown. Images are added hidden, with colormaps that start at black (additive
-    blending: where they are 0 the image shows unchanged); the mask is shown last, on
-    top of them.
-    """
-    probabilities = result.probabilities
-    if probabilities.shape[0] == 2:
-        # a copy: a view would keep the unshown background class alive with the layer
-        probabilities, class_placement = probabilities[1].copy(), placement
-    hidden_image = {"blending": "additive", "visible": False}
-    outputs: dict[str, tuple[Any, type, dict[str, Any], dict[str, Any]]] = {}
-    outputs["probabilities"] = (
-        probabilities,
-        Image,
-        class_placement,
-        {"colormap": "magma", "contrast_limits": (0.0, 1.0), **hidden_image},
-    )
-    if result.weights is not None:
-        top = max(float(result.weights.max()), 1e-6)
-        display = {"colormap": WEIGHT_COLORMAP, "contrast_limits": (0.0, top), **hidden_image}
-        outputs["weight map"] = (result.weights, Image, placement, display)
-    if result.uncertainty is not None:
-        display = {"colormap": "inferno", "contrast_limits": (0.0, 1.0), **hidden_image}
-        outputs["uncertainty"] = (result.uncertainty, Image, placement, display)
-    outputs["instances"] = (result.instances, Labels, placement, {"opacity": 0.6, "visible": False})
-    outputs["mask"] = (result.mask, Labels, placement, {"opacity": 0.5})
-    return outputs
-
-
-def hide_other_outputs(viewer: napari.Viewer, image: napari.layers.Layer) -> None:
-    """Hide this plugin's outputs of other images (another image's mask would cover this
-    one's), unless the viewer shows its layers side by side (grid mode)."""
-    canvas = getattr(viewer, "canvas", viewer)  # napari >= 0.9; viewer.grid before
-    if canvas.grid.enabled:
-        return
-    own = output_role(image, "")
-    for layer in viewer.layers:
-        if is_output(layer) and not str(layer.metadata.get(ROLE_KEY, "")).startswith(own):
-            layer.visible = False
