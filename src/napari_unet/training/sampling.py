@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import AugmentConfig, WeightConfig
+from ..config import AugmentConfig, NormConfig, WeightConfig
 from ..core.inference import normalization_stats, normalize
 from ..core.model import UNet
 from ..core.tiling import read_mirrored
@@ -115,6 +115,21 @@ def prepare_training_data(
         Mismatched shapes, label values beyond the model's classes, no
         annotation at all, or fewer than two classes painted.
     """
+    _check_lists(images, annotations)
+    weight_config = weight_config or WeightConfig()
+    norm = model.info.normalization
+    prepared = []
+    for index, (image, labels) in enumerate(zip(images, annotations)):
+        item = _training_image(image, labels, index, model, norm=norm, weights=weight_config)
+        if item is not None:
+            prepared.append(item)
+    check_classes_present(annotated_pixels(prepared))
+    return prepared
+
+
+def _check_lists(images: Sequence[np.ndarray], annotations: Sequence[np.ndarray]) -> None:
+    """Refuse a single array given for the images or annotations (TypeError) and lists
+    of different lengths (AnnotationError)."""
     if isinstance(images, np.ndarray) or isinstance(annotations, np.ndarray):
         raise TypeError(
             "images and annotations are lists, one array each per image: "
@@ -122,31 +137,37 @@ def prepare_training_data(
         )
     if len(images) != len(annotations):
         raise AnnotationError(f"got {len(images)} images but {len(annotations)} annotations")
-    weight_config = weight_config or WeightConfig()
+
+
+def _training_image(
+    image: np.ndarray,
+    labels: np.ndarray,
+    index: int,
+    model: UNet,
+    *,
+    norm: NormConfig | None,
+    weights: WeightConfig,
+) -> TrainingImage | None:
+    """Image ``index`` normalised with ``norm`` (the model's normalisation), with its
+    checked annotation, its weight map under ``weights`` and its labelled pixels; None
+    when nothing is painted."""
     n_classes = model.config.n_classes
-    norm = model.info.normalization
-    prepared = []
-    for index, (image, labels) in enumerate(zip(images, annotations)):
-        image = _as_channels_first(image, model.config.in_channels)
-        labels = integer_labels(labels, index)
-        check_labels(labels, image.shape[-2:], n_classes, index)
-        if not labels.any():
-            continue
-        offset, scale = normalization_stats(image, norm)
-        labels = labels.astype(np.min_scalar_type(n_classes))  # uint8 for < 256 classes
-        coordinates = [
-            np.argwhere(labels == value).astype(np.int32) for value in range(1, n_classes + 1)
-        ]
-        prepared.append(
-            TrainingImage(
-                image=normalize(image, offset, scale),
-                labels=labels,
-                weights=weight_map(labels, weight_config),
-                labelled=coordinates,
-            )
-        )
-    check_classes_present(annotated_pixels(prepared))
-    return prepared
+    image = _as_channels_first(image, model.config.in_channels)
+    labels = integer_labels(labels, index)
+    check_labels(labels, image.shape[-2:], n_classes, index)
+    if not labels.any():
+        return None
+    offset, scale = normalization_stats(image, norm)
+    labels = labels.astype(np.min_scalar_type(n_classes))  # uint8 for < 256 classes
+    coordinates = [
+        np.argwhere(labels == value).astype(np.int32) for value in range(1, n_classes + 1)
+    ]
+    return TrainingImage(
+        image=normalize(image, offset, scale),
+        labels=labels,
+        weights=weight_map(labels, weights),
+        labelled=coordinates,
+    )
 
 
 def check_classes_present(counts: dict[int, int]) -> None:
