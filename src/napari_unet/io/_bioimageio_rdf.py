@@ -88,23 +88,28 @@ def _write_cover(path: Path, model: UNet, image: np.ndarray, probabilities: np.n
     iio.imwrite(path, np.round(both * 255).astype(np.uint8), extension=".png")
 
 
-def _readme(model: UNet, info: ModelMetadata, name: str, description: str, test_size: int) -> str:
-    cfg = model.config
-    norm = info.normalization
-    classes = ", ".join(f"{index} = {label}" for index, label in enumerate(info.class_names))
-    sizes = model.valid_input_sizes(maximum=model.min_input_size + 3 * model.size_multiple)
-    if cfg.padding == "valid":
-        geometry = (
+def _geometry_text(model: UNet) -> str:
+    """The README's line on the sizes of input and output: how much smaller the output
+    is and the valid input sizes (valid convolutions), or the halo tiles need (same)."""
+    if model.config.padding == "valid":
+        sizes = model.valid_input_sizes(maximum=model.min_input_size + 3 * model.size_multiple)
+        return (
             f"Valid (unpadded) convolutions: the output is {2 * model.halo} pixels smaller than "
             f"the input per axis ({model.halo} per side). Valid input sizes: "
             f"{model.min_input_size} + {model.size_multiple}·k ({', '.join(map(str, sizes))}, ...)."
             + _pooling_phase(model)
         )
-    else:
-        geometry = (
-            f"Same padding: output as large as the input (a multiple of {model.size_multiple}); "
-            f"tiles should overlap by a halo of {model.halo} pixels per side."
-        )
+    return (
+        f"Same padding: output as large as the input (a multiple of {model.size_multiple}); "
+        f"tiles should overlap by a halo of {model.halo} pixels per side."
+    )
+
+
+def _readme(model: UNet, info: ModelMetadata, name: str, description: str, test_size: int) -> str:
+    cfg = model.config
+    norm = info.normalization
+    classes = ", ".join(f"{index} = {label}" for index, label in enumerate(info.class_names))
+    geometry = _geometry_text(model)
     history = info.training_history
     return f"""# {name}
 
