@@ -110,17 +110,23 @@ def weight_map(
     labels = np.asarray(labels)
     _check_2d(labels, "labels")
     warn_if_instance_image(labels)
-    if instances is None:
-        instances, _ = ndimage.label(labels >= 2)
-    else:
-        instances = np.asarray(instances)
-        if instances.shape != labels.shape:
-            raise ValueError(
-                f"instances {instances.shape} and labels {labels.shape} differ in shape"
-            )
+    instances = _objects_of(labels, instances)
     weights = class_weights(labels, config.class_balance is not False)  # None: the paper's
     weights += border_term(instances, config.w0, config.sigma, mask=labels == 1)
     return weights
+
+
+def _objects_of(labels: np.ndarray, instances: np.ndarray | None) -> np.ndarray:
+    """The object ids (Y, X) :func:`weight_map` measures ``d1`` and ``d2`` to:
+    ``instances``, checked to have ``labels``' shape, or by default the 4-connected
+    components of the foreground (``labels >= 2``)."""
+    if instances is None:
+        components, _ = ndimage.label(labels >= 2)
+        return components
+    instances = np.asarray(instances)
+    if instances.shape != labels.shape:
+        raise ValueError(f"instances {instances.shape} and labels {labels.shape} differ in shape")
+    return instances
 
 
 def class_weights(labels: np.ndarray, class_balance: bool = True) -> np.ndarray:
@@ -203,13 +209,17 @@ def border_term(
     for index, box in enumerate(ndimage.find_objects(instances)):
         if box is None:
             continue
-        grown = tuple(
-            slice(max(s.start - radius, 0), min(s.stop + radius, size))
-            for s, size in zip(box, shape)
-        )
+        grown = _grown_box(box, radius, shape)
         distance = ndimage.distance_transform_edt(instances[grown] != index + 1)
         _keep_two_smallest(nearest[grown], second[grown], distance)
     return _gaussian_of_sum(nearest, second, w0, sigma, mask)
+
+
+def _grown_box(box: tuple[slice, ...], radius: int, shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """``box`` grown by ``radius`` on every side, clipped to an array of ``shape``."""
+    return tuple(
+        slice(max(s.start - radius, 0), min(s.stop + radius, size)) for s, size in zip(box, shape)
+    )
 
 
 def border_term_reference(
