@@ -197,18 +197,9 @@ def carried_threshold(
         When ``stop`` is set before the last prediction ends.
     """
     threshold = starting.info.background_threshold
-    per_image = MAX_PIXELS // max(len(images), 1)
-    before: list[np.ndarray] = []
-    after: list[np.ndarray] = []
-    for image, annotation in zip(images, annotations):
-        window = _centre_crop(annotation.shape, per_image)
-        far = ~ndimage.binary_dilation(
-            annotation[window] > 0, np.ones((3, 3), bool), iterations=FAR_FROM_STROKES
-        )
-        crop = np.asarray(image)[(..., *window)]
-        for model, values in ((starting, before), (tuned, after)):
-            values.append(_probabilities(crop, model, device, stop)[0][far])
-    starting_values, tuned_values = np.concatenate(before), np.concatenate(after)
+    starting_values, tuned_values = _far_background(
+        (starting, tuned), images, annotations, device, stop
+    )
     if tuned_values.size == 0:
         return threshold
     share = float(np.mean(starting_values > threshold))
@@ -306,6 +297,30 @@ def threshold_for_share(background_probability: np.ndarray, background_share: fl
     """The threshold in [0.5, 1) that calls ``background_share`` of the pixels background."""
     threshold = float(np.quantile(background_probability, 1 - background_share))
     return min(max(threshold, 0.5), math.nextafter(1.0, 0.0))
+
+
+def _far_background(
+    models: tuple[UNet, UNet],
+    images: Sequence[np.ndarray],
+    annotations: Sequence[np.ndarray],
+    device,
+    stop: StopFlag,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each of the two ``models``' background probabilities (1-D) on the unpainted pixels
+    at least :data:`FAR_FROM_STROKES` from a stroke, in a centre crop of each image
+    (:data:`MAX_PIXELS` in all); image by image, the first model first."""
+    per_image = MAX_PIXELS // max(len(images), 1)
+    before: list[np.ndarray] = []
+    after: list[np.ndarray] = []
+    for image, annotation in zip(images, annotations):
+        window = _centre_crop(annotation.shape, per_image)
+        far = ~ndimage.binary_dilation(
+            annotation[window] > 0, np.ones((3, 3), bool), iterations=FAR_FROM_STROKES
+        )
+        crop = np.asarray(image)[(..., *window)]
+        for model, values in zip(models, (before, after)):
+            values.append(_probabilities(crop, model, device, stop)[0][far])
+    return np.concatenate(before), np.concatenate(after)
 
 
 def _probabilities(image: np.ndarray, model: UNet, device, stop: StopFlag) -> np.ndarray:
