@@ -82,17 +82,23 @@ def save_model(
         .replace(format_version=FORMAT_VERSION, package_version=_package_version())
         .to_header()
     )
+    tensors = _cpu_tensors(model, half)
+    text = json.dumps(header, default=_plain_json)
+    payload = safetensors_bytes(tensors, metadata={METADATA_KEY: text})
+    atomic_write_bytes(path, payload)
+    return path
+
+
+def _cpu_tensors(model: UNet, half: bool) -> dict[str, torch.Tensor]:
+    """The model's state dict as contiguous CPU tensors, floating-point ones as float16
+    (``half``) or float32."""
     dtype = torch.float16 if half else torch.float32
-    tensors = {
+    return {
         key: value.detach()
         .to("cpu", dtype if value.is_floating_point() else value.dtype)
         .contiguous()
         for key, value in model.state_dict().items()
     }
-    text = json.dumps(header, default=_plain_json)
-    payload = safetensors_bytes(tensors, metadata={METADATA_KEY: text})
-    atomic_write_bytes(path, payload)
-    return path
 
 
 def _plain_json(value: Any) -> Any:
