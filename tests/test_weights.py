@@ -9,6 +9,8 @@ import pytest
 from scipy import ndimage
 
 from napari_unet.config import WeightConfig
+from napari_unet.core.postprocess import instance_labels
+from napari_unet.io.volumes import slice_instances
 from napari_unet.training.weights import (
     annotation_from_binary,
     annotation_from_instances,
@@ -235,8 +237,12 @@ def test_invalid_inputs_raise():
 def test_an_instance_image_passed_as_class_labels_is_warned_about():
     instances = random_objects(np.random.default_rng(3), count=30)
     assert int(instances.max()) > 17
-    with pytest.warns(UserWarning, match="instance image.*annotation_from_instances"):
+    with pytest.warns(UserWarning, match="instance image.*annotation_from_instances") as caught:
         weight_map(instances)
+    assert caught[0].filename == __file__  # the user's line
+    with pytest.warns(UserWarning, match="instance image") as caught:
+        instance_labels(instances)
+    assert caught[0].filename == __file__
     three_classes = np.minimum(instances, 3)  # 0 unlabelled, 1 background, 2-3 classes
     sparse_ids = np.where(instances > 0, 1, 0) * 200  # one class value, however large
     with warnings.catch_warnings():
@@ -244,3 +250,12 @@ def test_an_instance_image_passed_as_class_labels_is_warned_about():
         weight_map(three_classes)
         weight_map(annotation_from_instances(instances), instances=instances)
         weight_map(sparse_ids.astype(np.int32))
+        instance_labels(three_classes)
+        instance_labels(instances, foreground_classes=range(1, int(instances.max()) + 1))
+        instance_labels(instances > 0)
+        many_classes = np.where(instances > 0, instances + 1, 1)  # a mask of a 31-class model
+        from_predict, _ = slice_instances(many_classes)  # Predict's path: a model's classes
+        every_class = range(2, int(many_classes.max()) + 1)
+        expected = instance_labels(many_classes, foreground_classes=every_class)
+    np.testing.assert_array_equal(from_predict, expected)
+    assert int(from_predict.max()) >= 25

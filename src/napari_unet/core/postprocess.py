@@ -18,6 +18,7 @@ from skimage.morphology import remove_small_objects
 from skimage.segmentation import relabel_sequential
 
 from ._class_instances import labelled_by_class
+from ._label_checks import warn_if_instance_image
 from .boundaries import fill_enclosed, grow_objects
 from .continuity import closing_lines
 
@@ -268,6 +269,8 @@ def _instance_mask(
     if mask.dtype == bool:
         mask = mask.astype(np.uint8) + 1  # False -> 1 (background), True -> 2
         foreground_classes = None
+    elif foreground_classes is None:
+        warn_if_instance_image(mask, stacklevel=3)  # instance_labels' caller
     return mask, _foreground_classes(mask, foreground_classes)
 
 
@@ -356,8 +359,13 @@ def remove_small_instances(labels: np.ndarray, min_size: int) -> np.ndarray:
     return relabel_sequential(labels)[0].astype(np.uint32, copy=False)
 
 
+def foreground_values(mask: np.ndarray) -> list[int]:
+    """The sorted foreground classes (values >= 2) present in class ``mask``."""
+    return [int(v) for v in np.unique(mask) if v >= 2]
+
+
 def _foreground_classes(mask: np.ndarray, foreground_classes: Iterable[int] | None) -> list[int]:
     """Sorted foreground label values to label (default: values >= 2 present)."""
     if foreground_classes is None:
-        return [int(v) for v in np.unique(mask) if v >= 2]
+        return foreground_values(mask)
     return sorted({int(v) for v in foreground_classes})

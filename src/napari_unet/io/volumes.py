@@ -22,6 +22,7 @@ from ..core.model import UNet
 from ..core.postprocess import (
     MIN_INSTANCE_SIZE,
     InstanceMethod,
+    foreground_values,
     instance_labels,
     mask_steps,
     prediction_mask,
@@ -214,8 +215,10 @@ def slice_instances(
     ValueError
         When the objects would be numbered past :data:`MAX_INSTANCES`.
     """
+    mask = np.asarray(mask)
+    classes = foreground_values(mask)  # a model's, however many: no instance-image warning
     labels = instance_labels(
-        np.asarray(mask), method=method, min_size=min_size, fill_holes=fill_holes
+        mask, foreground_classes=classes, method=method, min_size=min_size, fill_holes=fill_holes
     )
     count = int(labels.max()) if labels.size else 0
     if offset + count > MAX_INSTANCES:

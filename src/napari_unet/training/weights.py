@@ -15,7 +15,6 @@ Label convention (all functions): a label array (Y, X) of integers where
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,13 +22,11 @@ import numpy as np
 from scipy import ndimage
 
 from ..config import WeightConfig
+from ..core._label_checks import warn_if_instance_image
 from ..core.metadata import ModelMetadata
 
 _NEGLIGIBLE = 1e-6
 """Border-term values below this are treated as 0 by :func:`border_term`."""
-
-#: More label values than this in ``labels`` (0 and 1 aside) suggest an instance image.
-LIKELY_MOST_CLASSES = 16
 
 _EIGHT_NEIGHBOURS = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx]
 
@@ -109,7 +106,7 @@ def weight_map(
     config = WeightConfig() if config is None else config
     labels = np.asarray(labels)
     _check_2d(labels, "labels")
-    warn_if_instance_image(labels)
+    warn_if_instance_image(labels, stacklevel=2)
     instances = _objects_of(labels, instances)
     weights = class_weights(labels, config.class_balance is not False)  # None: the paper's
     weights += border_term(instances, config.w0, config.sigma, mask=labels == 1)
@@ -341,27 +338,6 @@ def _gaussian_of_sum(
     total = nearest[valid].astype(np.float64) + second[valid]
     term[valid] = w0 * np.exp(-(total**2) / (2.0 * sigma**2))
     return term
-
-
-def warn_if_instance_image(labels: np.ndarray) -> None:
-    """Warn when class ``labels`` hold more classes than any model here is likely to have.
-
-    An instance image (0 = background, 1..N = objects) passed as class labels is taken
-    as: background unlabelled, object 1 as background, every other object a class.
-    """
-    if not labels.size or int(labels.max()) <= LIKELY_MOST_CLASSES + 1:
-        return
-    classes = np.unique(labels)
-    n_classes = int(np.count_nonzero(classes >= 2))
-    if n_classes > LIKELY_MOST_CLASSES:
-        warnings.warn(
-            f"labels hold {n_classes} foreground classes (values up to {int(classes[-1])}): "
-            "is this an instance image? Labels are 0 = unlabelled, 1 = background, "
-            "2.. = classes; annotation_from_instances(instances) makes them from one "
-            "(pass the instances as instances=)",
-            UserWarning,
-            stacklevel=3,
-        )
 
 
 def _check_2d(array: np.ndarray, name: str) -> None:
