@@ -62,11 +62,6 @@ class Run:
     best: BestWeights
     state: LoopState
 
-    @property
-    def step_setup(self) -> tuple:
-        """(config, device, scaler, teacher): what each training step needs."""
-        return self.config, self.device, self.scaler, self.teacher
-
 
 def resolved_options(
     model: UNet,

@@ -156,7 +156,7 @@ def finetune(
     completed = False
     try:
         while not _budget_spent(state, run.config) and not is_stopped(stop):
-            _train_step(model, run.optimizer, run.sampler, run.step_setup, state, run.best)
+            _train_step(model, run)
             if state.iteration % report_every == 0 or _budget_spent(state, run.config):
                 yield _report_with_preview(model, run, (preview, preview_every), stop)
         completed = True
@@ -205,20 +205,19 @@ def _start_run(
     return Run(config, augment, weights, was_trained, data, *setup)
 
 
-def _train_step(model, optimizer, sampler, setup, state: LoopState, best) -> None:
-    """One optimiser update at the scheduled learning rate; ``setup`` is (config,
-    device, scaler, teacher). Raises TrainingError (best weights restored) on a
-    non-finite loss or gradient."""
-    config, device, scaler, teacher = setup
+def _train_step(model: UNet, run: Run) -> None:
+    """One optimiser update of ``run`` at the scheduled learning rate. Raises
+    TrainingError (best weights restored) on a non-finite loss or gradient."""
+    config, state, best, optimizer = run.config, run.state, run.best, run.optimizer
     state.learning_rate = learning_rate_at(config, _budget_fraction(state, config))
     set_learning_rate(optimizer, state.learning_rate)
-    loss = _forward_loss(model, sampler, config, device, scaler, teacher)
+    loss = _forward_loss(model, run.sampler, config, run.device, run.scaler, run.teacher)
     value = float(loss.detach())
     if not math.isfinite(value):
         raise _diverged(best, f"the loss became {value}", state.iteration + 1)
     state.update(value)
     best.offer(state.smoothed, state.iteration - 1)  # the weights that gave this loss
-    if not _apply_update(model, optimizer, loss, scaler):
+    if not _apply_update(model, optimizer, loss, run.scaler):
         raise _diverged(best, "a gradient became non-finite", state.iteration)
 
 
