@@ -257,5 +257,6 @@ def test_an_instance_image_passed_as_class_labels_is_warned_about():
         from_predict, _ = slice_instances(many_classes)  # Predict's path: a model's classes
         every_class = range(2, int(many_classes.max()) + 1)
         expected = instance_labels(many_classes, foreground_classes=every_class)
+        weight_map(many_classes)  # Predict's weight map of that mask
     np.testing.assert_array_equal(from_predict, expected)
     assert int(from_predict.max()) >= 25

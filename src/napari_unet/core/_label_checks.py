@@ -16,15 +16,16 @@ LIKELY_MOST_CLASSES = 16
 
 
 def warn_if_instance_image(labels: np.ndarray, stacklevel: int = 2) -> None:
-    """Warn when class ``labels`` hold more classes than any model here is likely to have.
+    """Warn when class ``labels`` hold more classes than any model here is likely to have
+    and some 0 (a model's mask has none: its background is 1).
 
     ``stacklevel`` counts from the caller of this function: 1 names the caller's line, 2
     the line that called the caller (a public function's user), and so on.
     """
     if not labels.size or labels.dtype.kind not in "iu":
         return
-    if int(labels.max()) <= LIKELY_MOST_CLASSES + 1:
-        return
+    if int(labels.max()) <= LIKELY_MOST_CLASSES + 1 or int(labels.min()) != 0:
+        return  # few classes, or a model's mask (no 0 anywhere), however many classes
     classes = np.unique(labels)
     n_classes = int(np.count_nonzero(classes >= 2))
     if n_classes > LIKELY_MOST_CLASSES:
