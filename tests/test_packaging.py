@@ -141,6 +141,30 @@ def test_public_names_import_on_first_use():
         napari_unet.no_such_name  # noqa: B018
 
 
+def test_submodules_are_reached_through_the_package_as_before():
+    """``import napari_unet`` then attribute chains, as the README and messages write them
+    (``napari_unet.io.bioimageio.export_bioimageio``)."""
+    _python_succeeds(
+        "import napari_unet as nu\n"
+        "chains = [nu.io.bioimageio.export_bioimageio, nu.io.data.to_channels_first,\n"
+        "          nu.io.batch.PredictOptions, nu.io.volumes.segment_stack,\n"
+        "          nu.core.checkpoint.load_model, nu.training.loop.finetune,\n"
+        "          nu.evaluation.metrics.evaluate]\n"
+        "assert all(callable(found) for found in chains)\n"
+        "assert not hasattr(nu.io, 'no_such_module') and not hasattr(nu, '__wrapped__')"
+    )
+
+
+def test_a_patch_undone_leaves_no_trace_in_the_package(monkeypatch):
+    import napari_unet.core.inference as inference
+
+    real = inference.predict
+    with monkeypatch.context() as patch:
+        patch.setattr(inference, "predict", lambda *args: "patched")
+        assert napari_unet.predict() == "patched"
+    assert napari_unet.predict is real
+
+
 def test_package_type_checks():
     """mypy, as configured in pyproject.toml ([tool.mypy]), finds no error in the package.
 

@@ -5,3 +5,7 @@ Owns the network (``model``, ``fused``), its files (``checkpoint`` with the boun
 ``tile_choice``, ``normalization``, ``inference``, ``devices``) and the post-processing
 of probabilities (``postprocess``). Imports no napari, Qt or training code.
 """
+
+from .._lazy import lazy_attributes as _lazy_attributes
+
+__getattr__, __dir__ = _lazy_attributes(__name__)  # submodules imported on first use

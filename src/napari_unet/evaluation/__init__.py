@@ -5,3 +5,7 @@ instance ``matching``), what a user reviews after a prediction or a fine-tune (`
 uncertainty, class changes) and the simulated user of the annotation-loop benchmark
 (``annotator``). numpy/scipy/scikit-image only: no torch model, napari or Qt.
 """
+
+from .._lazy import lazy_attributes as _lazy_attributes
+
+__getattr__, __dir__ = _lazy_attributes(__name__)  # submodules imported on first use

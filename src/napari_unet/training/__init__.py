@@ -6,3 +6,7 @@ learning rate (``schedule``), distillation term (``distillation``), progress rec
 (``history``) and the optional batch-norm re-estimation (``batchnorm``). Builds on
 :mod:`napari_unet.core`; no napari or Qt.
 """
+
+from .._lazy import lazy_attributes as _lazy_attributes
+
+__getattr__, __dir__ = _lazy_attributes(__name__)  # submodules imported on first use
