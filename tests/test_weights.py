@@ -260,3 +260,25 @@ def test_an_instance_image_passed_as_class_labels_is_warned_about():
         weight_map(many_classes)  # Predict's weight map of that mask
     np.testing.assert_array_equal(from_predict, expected)
     assert int(from_predict.max()) >= 25
+
+
+def test_annotations_of_a_model_with_many_classes_are_not_warned_about():
+    """Training checks labels against the model's classes: no instance-image warning."""
+    from napari_unet.config import ModelConfig
+    from napari_unet.core.checkpoint import new_model
+    from napari_unet.training.sampling import prepare_training_data
+
+    model = new_model(ModelConfig(depth=1, base_features=2, n_classes=20))
+    annotation = np.zeros((64, 64), np.int32)
+    for value in range(1, 21):  # one short stroke of every class, the rest unpainted
+        annotation[3 * value, 2:12] = value
+    image = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        data = prepare_training_data([image], [annotation], model)
+        assert weight_map(annotation, n_classes=20).shape == (64, 64)
+    assert float(data[0].weights.max()) > 0
+    with pytest.warns(UserWarning, match="instance image"):
+        weight_map(annotation)  # without the model's classes: looks like one
+    with pytest.raises(ValueError, match="labels go up to 20; the model has 2 classes"):
+        weight_map(annotation, n_classes=2)

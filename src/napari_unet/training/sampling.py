@@ -165,7 +165,7 @@ def _training_image(
     return TrainingImage(
         image=normalize(image, offset, scale),
         labels=labels,
-        weights=weight_map(labels, weights),
+        weights=weight_map(labels, weights, n_classes=n_classes),  # checked: no warning
         labelled=coordinates,
     )
 

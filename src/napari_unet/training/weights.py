@@ -69,6 +69,7 @@ def weight_map(
     config: WeightConfig | None = None,
     *,
     instances: np.ndarray | None = None,
+    n_classes: int | None = None,
 ) -> np.ndarray:
     """Pixel-wise loss weights of eq. 2 of the paper.
 
@@ -84,6 +85,11 @@ def weight_map(
         4-connected components of the foreground (``labels >= 2``), which merges
         touching objects of the same class; pass explicit instances to keep them
         apart.
+    n_classes : int, optional
+        The model's number of classes, when the labels are for one: a label above it
+        raises ``ValueError``. Without it, labels with more than 16 foreground classes
+        and some 0 are warned about as a likely instance image (0 = background, 1..N
+        objects: :func:`annotation_from_instances` makes labels from one).
 
     Returns
     -------
@@ -106,7 +112,10 @@ def weight_map(
     config = WeightConfig() if config is None else config
     labels = np.asarray(labels)
     _check_2d(labels, "labels")
-    warn_if_instance_image(labels, stacklevel=2)
+    if n_classes is None:
+        warn_if_instance_image(labels, stacklevel=2)
+    elif labels.size and int(labels.max()) > n_classes:
+        raise ValueError(f"labels go up to {int(labels.max())}; the model has {n_classes} classes")
     instances = _objects_of(labels, instances)
     weights = class_weights(labels, config.class_balance is not False)  # None: the paper's
     weights += border_term(instances, config.w0, config.sigma, mask=labels == 1)
