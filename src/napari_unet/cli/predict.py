@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
-    """Register ``predict``; the option defaults are :class:`PredictConfig`'s."""
+    """Register ``predict``; the option defaults are
+    :class:`~napari_unet.config.PredictConfig`'s."""
     parser = commands.add_parser(
         "predict",
         help="segment images, stacks or folders of them with a U-Net (overlap-tile)",
