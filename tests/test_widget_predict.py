@@ -189,6 +189,40 @@ def test_cancel_prediction_stops_it_part_way(qtbot, dock):
     assert model_state(viewer).busy == ""
 
 
+def test_cancel_during_the_mask_ends_it_between_its_steps(qtbot, dock, monkeypatch):
+    """Cancel pressed while the mask is made (seconds on a large image) ends the run at
+    the mask's next check, before the closing's lines are drawn, not after the mask."""
+    from napari_unet._widgets import _predict_job
+    from napari_unet.core import postprocess
+
+    viewer, widget = dock
+    predict_widget = widget.predict
+    real_mask = _predict_job.prediction_mask
+    lines_drawn: list[int] = []
+    real_lines = postprocess.closing_lines
+
+    def cancelled_meanwhile(*args, **kwargs):
+        predict_widget._stop.set()  # as the Cancel button does, while the mask is made
+        return real_mask(*args, **kwargs)
+
+    def counted_lines(*args, **kwargs):
+        lines_drawn.append(1)
+        return real_lines(*args, **kwargs)
+
+    monkeypatch.setattr(_predict_job, "prediction_mask", cancelled_meanwhile)
+    monkeypatch.setattr(postprocess, "closing_lines", counted_lines)
+    assert predict_widget.close_boundaries.value  # the closing would run
+    results: list = []
+    with qtbot.waitSignal(predict_widget.finished, timeout=60_000):
+        worker = predict_widget.run_prediction()
+        assert worker is not None
+        worker.returned.connect(results.append)
+    assert len(results) == 1 and results[0].cancelled and not results[0].error
+    assert lines_drawn == []
+    assert predict_widget.status.text().startswith("Cancelled while post-processing")
+    assert model_state(viewer).busy == ""
+
+
 def test_removing_the_image_cancels_its_prediction(qtbot, dock):
     viewer, widget = dock
     image = viewer.add_image(discs_image((512, 512)), name="large")

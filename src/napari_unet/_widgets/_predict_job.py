@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..config import PredictConfig, WeightConfig
+from ..core.cancellation import stopping
 from ..core.inference import Cancelled, iter_predict
 from ..core.model import UNet
 from ..core.postprocess import closes_gaps, mask_steps, prediction_mask
@@ -272,7 +273,8 @@ def _postprocess(
             fraction = share + (1 - share) * done / total
             text = f"Post-processing{where}: {step}…"
             yield PredictionProgress(fraction, text, "post-processing", number, len(planes))
-            outputs.fill(step, plane, request, probabilities)
+            with stopping(stop):  # Cancel also ends a long step between its library calls
+                outputs.fill(step, plane, request, probabilities)
             done += cost
     last = request.previous_mask
     changes = None if last is None else object_changes(last, outputs.mask)

@@ -54,6 +54,7 @@ import numpy as np
 from scipy import ndimage
 
 from ._basin_borders import NEIGHBOUR_PAIRS, label_borders, merge_weak_borders
+from .cancellation import check_stopped
 
 __all__ = [
     "MAX_SOLIDITY",
@@ -145,12 +146,14 @@ def seeded_basins(
         raise ValueError(f"expected a (Y, X) probability map, got shape {probability.shape}")
     objects = probability < threshold
     distance = ndimage.distance_transform_edt(objects)
+    check_stopped()  # a caller's stop flag (core.cancellation), between the long calls
     if smoothing > 0:
         distance = ndimage.gaussian_filter(distance, smoothing)
     # plateaus are joined on the coarse grid, where their pixels are neighbours
     coarse_seeds, n_seeds = ndimage.label(
         h_maxima(distance[::2, ::2], seed_depth), structure=np.ones((3, 3), bool)
     )
+    check_stopped()
     seeds = np.zeros(objects.shape, np.int32)
     seeds[::2, ::2] = coarse_seeds
     seeds[~objects] = 0

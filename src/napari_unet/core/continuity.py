@@ -40,6 +40,7 @@ from .boundaries import (
     object_seed_pairs,
     seeded_basins,
 )
+from .cancellation import check_stopped
 
 __all__ = [
     "KEPT_CONTRAST",
@@ -116,9 +117,11 @@ def closing_lines(
     basins are computed once for both contrasts)."""
     probability = np.asarray(boundary_probability, dtype=np.float32)
     basins = seeded_basins(probability, **_SEEDING)
+    check_stopped()
     own = _lines(basins, probability, MIN_CONTRAST)
     if previous_mask is None:
         return own
+    check_stopped()
     kept = _kept_both_ways(
         basins, probability, own, previous_mask, annotation, KEPT_CONTRAST, KEPT_SHARE
     )

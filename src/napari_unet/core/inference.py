@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -14,6 +13,9 @@ from ..config import AUTO_TILE, UNSET, PredictConfig, Unset, predict_config
 from ._image_input import as_array, check_channels
 from ._released_rows import release_finished
 from ._released_rows import release_rows as _release_rows  # noqa: F401  (benchmarks use it)
+from .cancellation import Cancelled as Cancelled
+from .cancellation import StopFlag as StopFlag
+from .cancellation import is_stopped as is_stopped
 from .devices import resolve_device
 from .engine import (
     DEFAULT_ENGINE,
@@ -36,8 +38,6 @@ from .tile_choice import (  # noqa: F401  (re-exported: the names users and test
 from .tile_choice import tile_stride as _stride
 from .tiling import Tile, plan_tiles, read_mirrored
 
-StopFlag = Callable[[], bool] | threading.Event | None
-
 #: What :func:`predict`, :func:`iter_predict` and the stack functions of
 #: :mod:`napari_unet.io.volumes` do when given no ``config``: the defaults of
 #: :class:`~napari_unet.config.PredictConfig`, as the command line and the widget use
@@ -47,10 +47,6 @@ StopFlag = Callable[[], bool] | threading.Event | None
 KEYWORD_DEFAULTS = PredictConfig()
 
 
-class Cancelled(RuntimeError):
-    """Raised when a stop flag ends a long task early."""
-
-
 @dataclass(frozen=True)
 class Progress:
     """Progress of a long task: ``done`` of ``total`` steps."""
@@ -58,15 +54,6 @@ class Progress:
     done: int
     total: int
     stage: str = "tiles"
-
-
-def is_stopped(stop: StopFlag) -> bool:
-    """True when ``stop`` (a callable or a ``threading.Event``) says so."""
-    if stop is None:
-        return False
-    if isinstance(stop, threading.Event):
-        return stop.is_set()
-    return bool(stop())
 
 
 # ---- geometry ----------------------------------------------------------------

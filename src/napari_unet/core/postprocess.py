@@ -20,6 +20,7 @@ from skimage.segmentation import relabel_sequential
 from ._class_instances import labelled_by_class
 from ._label_checks import warn_if_instance_image
 from .boundaries import fill_enclosed, grow_objects
+from .cancellation import check_stopped
 from .continuity import closing_lines
 
 if TYPE_CHECKING:
@@ -125,10 +126,15 @@ def prediction_mask(
     """
     mask = class_mask(probabilities)
     if close_boundaries and mask.size:
+        check_stopped()  # a caller's stop flag, between the long steps (core.cancellation)
         mask[closing_lines(probabilities[0], previous, annotation)] = 1
     if background_threshold != 0.5 and mask.size:
+        check_stopped()
         mask = grow_objects(mask, probabilities[0], background_threshold)
-    return fill_enclosed(mask) if fill_holes and mask.size else mask
+    if fill_holes and mask.size:
+        check_stopped()
+        return fill_enclosed(mask)
+    return mask
 
 
 class MaskSteps(NamedTuple):

@@ -1,0 +1,72 @@
+"""Stop flags reach inside post-processing: ``with stopping(flag)`` and its checks."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from helpers import SEPARATED, touching_pair
+from napari_unet.core import postprocess
+from napari_unet.core.cancellation import Cancelled, check_stopped, stopping
+from napari_unet.core.inference import Cancelled as CancelledOfInference
+from napari_unet.core.postprocess import prediction_mask
+
+STEPS = {"close_boundaries": True, "background_threshold": 0.8, "fill_holes": True}
+
+
+class CountingFlag:
+    """A stop flag that is set from its ``at``-th check on; counts the checks."""
+
+    def __init__(self, at: int) -> None:
+        self.at, self.checks = at, 0
+
+    def __call__(self) -> bool:
+        self.checks += 1
+        return self.checks >= self.at
+
+
+def test_the_class_users_catch_is_the_same_one():
+    assert Cancelled is CancelledOfInference
+
+
+def test_outside_a_stopping_block_nothing_is_checked():
+    check_stopped()  # no enclosing flag: nothing happens
+    flag = threading.Event()
+    flag.set()
+    with stopping(flag), pytest.raises(Cancelled, match="post-processing cancelled"):
+        check_stopped()
+    check_stopped()  # the block's flag is gone with it
+    np.testing.assert_array_equal(prediction_mask(touching_pair(0.3), **STEPS), SEPARATED)
+
+
+def test_a_set_flag_ends_the_mask_between_its_steps(monkeypatch):
+    never = CountingFlag(at=10**6)
+    with stopping(never):
+        whole = prediction_mask(touching_pair(0.3), **STEPS)
+    np.testing.assert_array_equal(whole, SEPARATED)
+    checks = never.checks
+    assert checks >= 5  # the closing's watershed, the lines, growing, filling
+    calls = []
+    monkeypatch.setattr(postprocess, "fill_enclosed", lambda mask: calls.append(mask) or mask)
+    for at in range(1, checks + 1):
+        with stopping(CountingFlag(at)), pytest.raises(Cancelled):
+            prediction_mask(touching_pair(0.3), **STEPS)
+    assert calls == []  # every stop came before the last step ran
+
+
+def test_a_flag_set_for_one_thread_is_not_seen_by_another():
+    flag = threading.Event()
+    flag.set()
+    seen: list[str] = []
+
+    def other_thread() -> None:
+        check_stopped()  # its own context: no flag
+        seen.append("ran")
+
+    with stopping(flag):
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
+    assert seen == ["ran"]
