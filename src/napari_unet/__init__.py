@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from . import _huge_pages  # noqa: F401  (before anything imports torch)
 from . import io as _io  # noqa: F401  (registers bioimage.io packages with load_model; light)
-from ._lazy import lazy_attributes
+from ._lazy import lazy_attributes as _lazy_attributes
 
 if TYPE_CHECKING:
     from .config import (
@@ -115,4 +115,4 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_attributes(__name__, _PUBLIC_MODULES, __all__)
+__getattr__, __dir__ = _lazy_attributes(__name__, _PUBLIC_MODULES, __all__)

@@ -9,7 +9,7 @@ viewer share one model through :func:`model_state`.
 
 from typing import TYPE_CHECKING
 
-from .._lazy import lazy_attributes
+from .._lazy import lazy_attributes as _lazy_attributes
 
 if TYPE_CHECKING:
     from ._annotate import AnnotateWidget
@@ -49,4 +49,4 @@ __all__ = [
     "model_state",
 ]
 
-__getattr__, __dir__ = lazy_attributes(__name__, _PUBLIC_MODULES, __all__)
+__getattr__, __dir__ = _lazy_attributes(__name__, _PUBLIC_MODULES, __all__)
