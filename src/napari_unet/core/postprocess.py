@@ -365,13 +365,8 @@ def remove_small_instances(labels: np.ndarray, min_size: int) -> np.ndarray:
     return relabel_sequential(labels)[0].astype(np.uint32, copy=False)
 
 
-def foreground_values(mask: np.ndarray) -> list[int]:
-    """The sorted foreground classes (values >= 2) present in class ``mask``."""
-    return [int(v) for v in np.unique(mask) if v >= 2]
-
-
 def _foreground_classes(mask: np.ndarray, foreground_classes: Iterable[int] | None) -> list[int]:
     """Sorted foreground label values to label (default: values >= 2 present)."""
     if foreground_classes is None:
-        return foreground_values(mask)
+        return [int(v) for v in np.unique(mask) if v >= 2]
     return sorted({int(v) for v in foreground_classes})

@@ -22,7 +22,6 @@ from ..core.model import UNet
 from ..core.postprocess import (
     MIN_INSTANCE_SIZE,
     InstanceMethod,
-    foreground_values,
     instance_labels,
     mask_steps,
     prediction_mask,
@@ -215,10 +214,8 @@ def slice_instances(
     ValueError
         When the objects would be numbered past :data:`MAX_INSTANCES`.
     """
-    mask = np.asarray(mask)
-    classes = foreground_values(mask)  # a model's, however many: no instance-image warning
     labels = instance_labels(
-        mask, foreground_classes=classes, method=method, min_size=min_size, fill_holes=fill_holes
+        np.asarray(mask), method=method, min_size=min_size, fill_holes=fill_holes
     )
     count = int(labels.max()) if labels.size else 0
     if offset + count > MAX_INSTANCES:
