@@ -114,7 +114,10 @@ class FinetuneWidget(QWidget):
         self.start_button = PushButton(text="Start")
         self.stop_button = PushButton(text="Stop")
         self.loss_weights = LossWeights(
-            self, self.image_picker, self.annotation_picker, self.settings.weight_config
+            self,
+            (self.image_picker, self.annotation_picker),
+            self.settings.weight_config,
+            self._model_classes,
         )
         self.weights_button = self.loss_weights.button
         self.progress = QProgressBar()
@@ -172,6 +175,11 @@ class FinetuneWidget(QWidget):
             show_run_end(self.progress, 0)  # empty: its own last run's end no longer applies
             self.plot.clear()
             self._show_last_run()
+
+    def _model_classes(self) -> int | None:
+        """The loaded model's class count; None before a model is chosen (none is loaded
+        just to check the annotations)."""
+        return self.state.model.config.n_classes if self.state.has_model else None
 
     def _follow_model(self, *_: Any) -> None:
         """A new model still learning ignores "Each run starts from the model before the

@@ -27,9 +27,13 @@ class LossWeights(QObject):
     ----------
     owner : QWidget
         The section it belongs to (its jobs stop when the section is deleted).
-    image_picker, annotation_picker : LayerCombo
+    pickers : tuple of LayerCombo
+        The section's image and annotation pickers.
     weight_config : callable
         Returns the w0 and sigma chosen in the section.
+    n_classes : callable
+        Returns the model's class count, or None when no model is loaded yet: the
+        annotations are then checked against it, as a fine-tune does.
 
     Attributes
     ----------
@@ -44,14 +48,14 @@ class LossWeights(QObject):
     def __init__(
         self,
         owner: QWidget,
-        image_picker: LayerCombo,
-        annotation_picker: LayerCombo,
+        pickers: tuple[LayerCombo, LayerCombo],
         weight_config: Callable[[], WeightConfig],
+        n_classes: Callable[[], int | None],
     ) -> None:
         super().__init__(owner)
         self.owner = owner
-        self.image_picker, self.annotation_picker = image_picker, annotation_picker
-        self.weight_config = weight_config
+        self.image_picker, self.annotation_picker = pickers
+        self.weight_config, self.n_classes = weight_config, n_classes
         self.worker: GeneratorWorker | None = None
         self._output: tuple[napari.layers.Layer | None, dict] = (None, {})
         self.button = PushButton(text="Show loss weights")
@@ -79,7 +83,7 @@ class LossWeights(QObject):
         )
         self.worker = start_job(
             self.owner,
-            loss_weights_job(labels, planes, self.weight_config()),
+            loss_weights_job(labels, planes, self.weight_config(), self.n_classes()),
             "Loss weights",
             threading.Event(),
             on_yield=lambda _fraction: None,
