@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import SEPARATED, touching_pair
-from napari_unet.core import postprocess
+from napari_unet.core import boundaries, postprocess
 from napari_unet.core.cancellation import Cancelled, check_stopped, stopping
 from napari_unet.core.inference import Cancelled as CancelledOfInference
 from napari_unet.core.postprocess import prediction_mask
@@ -50,7 +50,12 @@ def test_a_set_flag_ends_the_mask_between_its_steps(monkeypatch):
     assert checks >= 5  # the closing's watershed, the lines, growing, filling
     calls = []
     monkeypatch.setattr(postprocess, "fill_enclosed", lambda mask: calls.append(mask) or mask)
-    for at in range(1, checks + 1):
+    before_filling = CountingFlag(at=10**6)
+    with stopping(before_filling):
+        prediction_mask(touching_pair(0.3), **STEPS)
+    assert before_filling.checks < checks  # filling checks inside too
+    calls.clear()
+    for at in range(1, before_filling.checks + 1):
         with stopping(CountingFlag(at)), pytest.raises(Cancelled):
             prediction_mask(touching_pair(0.3), **STEPS)
     assert calls == []  # every stop came before the last step ran
@@ -70,3 +75,23 @@ def test_a_flag_set_for_one_thread_is_not_seen_by_another():
         thread.start()
         thread.join()
     assert seen == ["ran"]
+
+
+def test_growing_and_filling_check_the_flag_inside():
+    mask = np.ones((40, 40), np.uint8)
+    mask[5:15, 5:15], mask[20:30, 20:30] = 2, 3
+    mask[9, 9] = 1  # a hole to fill
+    probability = np.full(mask.shape, 0.6, np.float32)
+    never = CountingFlag(at=10**6)
+    with stopping(never):
+        grown = boundaries.grow_objects(mask, probability, 0.8)
+        filled = boundaries.fill_enclosed(mask)
+    assert (
+        never.checks == 2 + 2
+    )  # growing: after the objects, after the watershed; filling: per class
+    assert filled[9, 9] == 2 and grown[4, 5] == 2  # they ran to the end
+    for at in (1, 2):
+        with stopping(CountingFlag(at)), pytest.raises(Cancelled):
+            boundaries.grow_objects(mask, probability, 0.8)
+    with stopping(CountingFlag(2)), pytest.raises(Cancelled):
+        boundaries.fill_enclosed(mask)

@@ -218,7 +218,9 @@ def grow_objects(
     if threshold == 0.5 or not (mask >= 2).any():
         return grown_mask
     objects, object_class = _class_objects(mask)
+    check_stopped()  # a caller's stop flag (core.cancellation), between the long calls
     grown = _grown_into_band(objects, probability, threshold)
+    check_stopped()
     new = (grown > 0) & (objects == 0)
     grown_mask[new] = np.asarray(object_class, np.uint8)[grown[new]]
     return grown_mask
@@ -295,6 +297,7 @@ def fill_enclosed(mask: np.ndarray) -> np.ndarray:
     """
     filled = np.array(mask, dtype=np.uint8, copy=True)
     for value in np.unique(filled[filled >= 2]):
+        check_stopped()  # a caller's stop flag, before each class
         objects, _ = ndimage.label(filled == value)
         for index, box in enumerate(ndimage.find_objects(objects), start=1):
             window = filled[box]
