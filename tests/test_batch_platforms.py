@@ -36,6 +36,10 @@ def test_with_workers_the_command_checks_on_a_cpu_copy_of_the_model(
     # the device the workers will use is still checked here, once
     assert cli_predict(inputs, tiny_checkpoint, out, "--workers", "2", "--device", "tpu") == 2
     assert loaded == ["cpu", "auto"]
+    # a shard of one input is predicted here, with this one copy on the device asked for
+    shard = ("--shard", "1/2", "--workers", "2", "--device", "auto")
+    assert cli_predict(inputs, tiny_checkpoint, out, *shard) == 0
+    assert loaded == ["cpu", "auto", "auto"]
 
 
 def test_an_input_named_as_an_output_but_for_case_is_not_overwritten(tmp_path, tiny_checkpoint):

@@ -53,20 +53,26 @@ def run_predict(args: argparse.Namespace) -> int:
 
     inputs = _listed_inputs(args)
     check_numbers(args)
+    share = selected_inputs(args, inputs)
     # workers load their own copies: this one only checks the inputs (on a GPU it would
     # hold memory the workers need); the device is checked here all the same
-    checking_only = args.scheduler is not None or bool(args.workers and len(inputs) > 1)
+    checking_only = _on_cluster(args, share)
     if checking_only and args.scheduler is None:
         resolve_device(args.device)  # this machine's workers use it: one line, not one per file
     model = cached_model(args.model, "cpu" if checking_only else args.device)
     options = _predict_options(args, model, _checked_strokes(args, inputs))
     check_outputs(inputs, args.output)  # all of them: shards must not collide either
-    inputs = selected_inputs(args, inputs)
-    if not inputs:
+    if not share:
         return 0
-    check_inputs(args, inputs, model.config.in_channels)
+    check_inputs(args, share, model.config.in_channels)
     output = writable_folder(args.output)
-    return _run(args, inputs, output, options)
+    return _run(args, share, output, options)
+
+
+def _on_cluster(args: argparse.Namespace, inputs: list[Path]) -> bool:
+    """Whether ``inputs`` (this shard's) go to a scheduler's or a local cluster's workers:
+    one input is predicted in this process, with this process's model."""
+    return args.scheduler is not None or bool(args.workers and len(inputs) > 1)
 
 
 def _run(
@@ -76,7 +82,7 @@ def _run(
     status."""
     from ..io.batch import run_batch
 
-    on_cluster = args.scheduler is not None or bool(args.workers and len(inputs) > 1)
+    on_cluster = _on_cluster(args, inputs)
     bars = _FileProgress()
     termination = Termination()
     try:
