@@ -9,7 +9,7 @@ import pytest
 
 from helpers import tiny_model
 from napari_unet._widgets import _loss_weights
-from napari_unet._widgets._finetune_job import loss_weights_job
+from napari_unet._widgets._loss_weights import loss_weights_job
 from napari_unet.config import WeightConfig
 from napari_unet.training.weights import weight_map
 

@@ -20,7 +20,6 @@ from ..evaluation.review import ClassChanges, class_changes
 from ..training.loop import TrainProgress, finetune
 from ..training.sampling import AnnotationError
 from ..training.schedule import learning_floor, with_iteration_budget
-from ..training.weights import weight_map
 from ._geometry import ImageGeometry
 
 PREVIEW_SECONDS = 3.0
@@ -384,21 +383,3 @@ def _update(progress: TrainProgress) -> FinetuneUpdate:
         elapsed=progress.elapsed,
         fraction=progress.fraction,
     )
-
-
-def loss_weights_job(
-    annotations: np.ndarray,
-    planes: list[tuple[int, ...]],
-    config: WeightConfig,
-    n_classes: int | None = None,
-) -> Generator[float, None, np.ndarray]:
-    """The loss weights of every annotated plane (0 elsewhere), yielding the fraction done.
-
-    ``n_classes`` is the model's class count when one is loaded: the annotations are checked
-    against it, as a fine-tune does, instead of guessing whether they are an instance image.
-    """
-    weights = np.zeros(annotations.shape, dtype=np.float32)
-    for done, plane in enumerate(planes, start=1):
-        weights[plane] = weight_map(annotations[plane], config, n_classes=n_classes)
-        yield done / len(planes)
-    return weights

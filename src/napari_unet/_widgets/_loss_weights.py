@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 import napari
 import numpy as np
@@ -14,7 +14,7 @@ from qtpy.QtCore import QObject, Signal
 from qtpy.QtWidgets import QWidget
 
 from ..config import WeightConfig
-from ._finetune_job import loss_weights_job
+from ..training.weights import weight_map
 from ._layers import WEIGHT_COLORMAP, LayerCombo, annotated_planes, show_output
 from ._preview import selection_kept
 from ._tasks import JobResult, start_job
@@ -121,3 +121,21 @@ class LossWeights(QObject):
         self._output = (None, {})  # a removed image must not stay in memory
         self.button.enabled = True
         self.finished.emit()
+
+
+def loss_weights_job(
+    annotations: np.ndarray,
+    planes: list[tuple[int, ...]],
+    config: WeightConfig,
+    n_classes: int | None = None,
+) -> Generator[float, None, np.ndarray]:
+    """The loss weights of every annotated plane (0 elsewhere), yielding the fraction done.
+
+    ``n_classes`` is the model's class count when one is loaded: the annotations are checked
+    against it, as a fine-tune does, instead of guessing whether they are an instance image.
+    """
+    weights = np.zeros(annotations.shape, dtype=np.float32)
+    for done, plane in enumerate(planes, start=1):
+        weights[plane] = weight_map(annotations[plane], config, n_classes=n_classes)
+        yield done / len(planes)
+    return weights
