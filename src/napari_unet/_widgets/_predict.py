@@ -243,8 +243,12 @@ class PredictWidget(QWidget, PredictControls):
             return
         if self._target is not None:
             image, geometry, model_lineage = self._target
-            layers = self.show_outputs(result.value, image, geometry, self._reading_note)
+            contrast = result.value.contrast_note
+            note = self._reading_note + (f" {contrast}" if contrast else "")
+            layers = self.show_outputs(result.value, image, geometry, note)
             remember_model(layers["mask"], model_lineage)
+            if contrast:  # a result that may be worthless: said where it is seen too
+                show_warning(f"“{image.name}”: {contrast}")
 
     def _on_finish(self) -> None:
         self.worker = None

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..config import PredictConfig, WeightConfig
 from ..core.cancellation import stopping
+from ..core.contrast import contrast_note
 from ..core.inference import Cancelled, iter_predict
 from ..core.model import UNet
 from ..core.postprocess import closes_gaps, mask_steps, prediction_mask
@@ -89,6 +90,9 @@ class PredictionResult:
         Normalised entropy of the probabilities, in [0, 1]: where to paint next.
     changes : ObjectChanges or None
         With a last mask: the objects this mask split or joined against it.
+    contrast_note : str
+        A sentence when the image's intensities are skewed against the model's training
+        images (:func:`napari_unet.core.contrast.contrast_note`); "" otherwise.
     """
 
     probabilities: np.ndarray
@@ -97,6 +101,7 @@ class PredictionResult:
     weights: np.ndarray | None
     uncertainty: np.ndarray | None = None
     changes: ObjectChanges | None = None
+    contrast_note: str = ""
 
 
 @dataclass
@@ -173,9 +178,11 @@ def predict_job(
     model, geometry = request.model, request.geometry
     planes = list(geometry.planes())
     probabilities = np.zeros((model.config.n_classes, *geometry.spatial_shape), np.float32)
-    share, started = 1.0, time.perf_counter()
+    share, started, note = 1.0, time.perf_counter(), ""
     for number, plane in enumerate(planes):
         image = geometry.read_plane(request.data, plane, model.config.in_channels)
+        if number == 0:
+            note = contrast_note(model, image)  # the first slice speaks for the stack
         steps = iter_predict(
             image, model, probabilities[_all_classes(plane)], config=request.config, stop=stop
         )
@@ -193,6 +200,7 @@ def predict_job(
                 share * fraction, text, "tiles", number, len(planes), step.done, step.total
             )
     result = yield from _postprocess(request, probabilities, planes, stop, share)
+    result.contrast_note = note
     yield PredictionProgress(1.0, "Done", "done", len(planes), len(planes))
     return result
 

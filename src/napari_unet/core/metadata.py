@@ -90,6 +90,10 @@ class TrainingRun(JsonRecord):
         For a new model whose most probable class found no object after this run: the
         background probability that its decision was moved to
         (:mod:`~napari_unet.training.seeding`).
+    image_skewness : float
+        The median skewness of the training images' intensities
+        (:func:`~napari_unet.core.contrast.training_skewness`): Predict notes an image
+        skewed the other way (:func:`~napari_unet.core.contrast.contrast_note`).
     extra : dict
         Keys this version does not know, kept as read.
     key_order : tuple of str
@@ -113,6 +117,7 @@ class TrainingRun(JsonRecord):
     image_layer: str | None = None
     annotated_slices: tuple[tuple[int, ...], ...] | None = None
     moved_decision: float | None = None
+    image_skewness: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
 

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.checkpoint import resolve_checkpoint
+from ..core.contrast import contrast_note
 from ..core.devices import torch_threads
 from ..core.inference import Progress, resolved_tile_size, uses_test_time_augmentation
 from ..core.model import UNet
 from ..evaluation.review import object_changes
+from .axes import ImagePlane
 from .data import write_tiff
 from .inputs import InputInfo, open_input, probe_input
 from .last_masks import LastMask, find_last_mask, lineage_record
@@ -79,18 +81,21 @@ def predict_input(
     plan: FilePlan,
     progress: Callable[[Progress], None] | None,
     lock: OutputsLock,
-) -> tuple[int | None, str | None, str | None]:
+) -> tuple[int | None, str | None, str | None, str]:
     """Predict the input ``path`` (output stem ``stem``) and write its outputs, while this
     run holds ``lock``; returns the instance count, which objects the new mask split or
-    joined against the last mask, and the last mask's note (which was kept, or why none)."""
+    joined against the last mask, the last mask's note (which was kept, or why none) and
+    a note when the image's contrast runs against the model's training images
+    (:func:`~napari_unet.core.contrast.contrast_note`, on its first slice; "" if not)."""
     options, info = plan.options, plan.info
     lazy = info.output_format == "zarr"
     # the last mask is read before any output is replaced: it may be in the output folder
     strokes = dict(options.strokes).get(stem)
     last = find_last_mask(stem, model, options.last_masks, strokes, info.output_format)
     with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
+        contrast = contrast_note(model, ImagePlane(image, info.axes, 0, model.config.in_channels))
         count, changes = predict_and_write(image, model, plan, progress, last, lock)
-    return count, changes, last.note
+    return count, changes, last.note, contrast
 
 
 def predict_and_write(

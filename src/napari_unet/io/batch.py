@@ -192,8 +192,8 @@ def predict_file(
         redo = why_predicted(outputs, plan.record, plan.options.overwrite)
         if redo is None:
             return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
-        count, changes, last_note = predict_input(path, stem, model, plan, progress, lock)
-    notes = [text for text in (redo or None, last_note, changes) if text]
+        count, changes, last_note, contrast = predict_input(path, stem, model, plan, progress, lock)
+    notes = [text for text in (redo or None, last_note, changes, contrast) if text]
     return FileResult(
         str(path),
         "done",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.contrast import training_skewness
 from ..core.metadata import TrainingRun
 from .distillation import CHANCE_LOSS_MARGIN, learning_before_last_run, run_at_chance
 from .sampling import annotated_pixels
@@ -84,6 +85,7 @@ def record_run(model, data, state, best, configs, distilled: bool) -> None:
         distilled=distilled,
         annotated_pixels={str(k): v for k, v in annotated_pixels(data).items()},
         images=tuple(tuple(item.image.shape) for item in data),
+        image_skewness=round(training_skewness(item.image for item in data), 3),
         train_config=config.to_dict(),
         augment_config=augment.to_dict(),
         weight_config=weights.to_dict(),
