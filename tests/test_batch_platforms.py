@@ -40,6 +40,9 @@ def test_with_workers_the_command_checks_on_a_cpu_copy_of_the_model(
     shard = ("--shard", "1/2", "--workers", "2", "--device", "auto")
     assert cli_predict(inputs, tiny_checkpoint, out, *shard) == 0
     assert loaded == ["cpu", "auto", "auto"]
+    # an empty shard only checks: a CPU copy
+    assert cli_predict(inputs, tiny_checkpoint, out, "--shard", "3/3", *shard[2:]) == 0
+    assert loaded == ["cpu", "auto", "auto", "cpu"]
 
 
 def test_an_input_named_as_an_output_but_for_case_is_not_overwritten(tmp_path, tiny_checkpoint):

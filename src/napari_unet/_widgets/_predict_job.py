@@ -181,8 +181,8 @@ def predict_job(
     share, started, note = 1.0, time.perf_counter(), ""
     for number, plane in enumerate(planes):
         image = geometry.read_plane(request.data, plane, model.config.in_channels)
-        if number == 0:
-            note = contrast_note(model, image)  # the first slice speaks for the stack
+        if number == len(planes) // 2:  # the middle slice speaks for the stack
+            note = contrast_note(model, image)
         steps = iter_predict(
             image, model, probabilities[_all_classes(plane)], config=request.config, stop=stop
         )

@@ -56,7 +56,7 @@ def run_predict(args: argparse.Namespace) -> int:
     share = selected_inputs(args, inputs)
     # workers load their own copies: this one only checks the inputs (on a GPU it would
     # hold memory the workers need); the device is checked here all the same
-    checking_only = _on_cluster(args, share)
+    checking_only = not share or _on_cluster(args, share)  # an empty shard predicts nothing
     if checking_only and args.scheduler is None:
         resolve_device(args.device)  # this machine's workers use it: one line, not one per file
     model = cached_model(args.model, "cpu" if checking_only else args.device)

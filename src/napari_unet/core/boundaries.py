@@ -297,9 +297,11 @@ def fill_enclosed(mask: np.ndarray) -> np.ndarray:
     """
     filled = np.array(mask, dtype=np.uint8, copy=True)
     for value in np.unique(filled[filled >= 2]):
-        check_stopped()  # a caller's stop flag, before each class
+        check_stopped()  # a caller's stop flag, before each class and every 256 objects
         objects, _ = ndimage.label(filled == value)
         for index, box in enumerate(ndimage.find_objects(objects), start=1):
+            if index % 256 == 0:
+                check_stopped()
             window = filled[box]
             own = objects[box] == index
             pockets, count = ndimage.label(ndimage.binary_fill_holes(own) & ~own)

@@ -4,83 +4,152 @@ A model trained on fluorescence (bright objects on a dark background) finds noth
 useful in a bright-field image (dark objects on a bright one), and says nothing about
 it: the bundled ``nuclei`` calls 35 % of an inverted DSB 2018 image nucleus (18 % true).
 The intensities of such images are strongly skewed, and an inversion flips the sign of
-the skewness (DSB's +3.3 becomes -3.3). So each training run records the skewness of the
-images it trained on (``TrainingRun.image_skewness``), and Predict, the command line and
-the API's :func:`contrast_note` compare an image with it: a note when both are clearly
-skewed (magnitude at least :data:`MIN_SKEWNESS`) and in opposite directions. Images of
-weak skewness say nothing either way (ISBI's EM slices: -0.15 to -0.28), so no note.
+the skewness (DSB's +2.1 becomes -2.1, as :func:`intensity_skewness` measures it). So
+each training run records the median skewness of the images it trained on
+(``TrainingRun.image_skewness``), and Predict and ``napari-unet predict`` compare an
+image with it (:func:`contrast_note`, on the middle slice of a stack): a note when both
+are clearly skewed (magnitude at least :data:`MIN_SKEWNESS`) and in opposite directions.
+Images of weak skewness say nothing either way (ISBI's EM slices: -0.15 to -0.28).
 
-Skewness does not change under the affine normalisation models apply, so raw and
-normalised intensities give the same value.
+The latest run that recorded a value decides: a fine-tune on a few images of another
+contrast (or of weak skewness) changes what the model is compared with. Objects that
+cover most of an image (confluent nuclei, 80 % of the pixels) also skew it negatively,
+so the note says "may".
+
+Skewness does not change under an affine map of each channel, which is what models'
+normalisation is, so raw and normalised intensities give the same value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .model import UNet
 
 #: Skewness of at least this magnitude, in both the training images and the image, and of
 #: opposite signs, makes a note.
 MIN_SKEWNESS = 1.0
 
-#: The central window of at most this many rows and columns of a plane is what is measured
-#: (a few tens of milliseconds; a huge image is not read whole for a note).
+#: The central window of at most this many rows and columns of a plane is what is measured,
+#: on a grid of at most :data:`SAMPLES` x :data:`SAMPLES` of its pixels (a huge image is not
+#: read whole for a note; about 20 ms for a 2048² plane).
 WINDOW = 2048
+SAMPLES = 512
+
+#: Intensities are clipped to these percentiles first: a few saturated pixels (a bright-field
+#: image with 0.2 % of them: skewness +15 instead of -2.1) do not decide the sign.
+CLIP_PERCENTILES = (1.0, 99.0)
 
 
 def intensity_skewness(plane: Any) -> float:
-    """Skewness of the intensities of one image plane (channels averaged).
+    """Skewness of the intensities of one image plane, robust to a few outliers.
+
+    Each channel is standardised (so a per-channel normalisation does not change the
+    value) and the channels averaged; the intensities are clipped to
+    :data:`CLIP_PERCENTILES`, then their third standardised moment taken.
 
     Parameters
     ----------
     plane : array-like, shape (Y, X) or (C, Y, X)
         Anything with basic slicing (numpy, zarr, dask, ``io.axes.ImagePlane``); only
-        the central window of at most :data:`WINDOW` x :data:`WINDOW` pixels is read.
+        the central window of at most :data:`WINDOW` x :data:`WINDOW` pixels is read,
+        and :data:`SAMPLES` x :data:`SAMPLES` of them measured.
 
     Returns
     -------
     float
-        The third standardised moment; 0.0 for a constant (or empty) window. Non-finite
-        pixels are left out.
+        The skewness; 0.0 for a constant (or empty) window. Non-finite pixels are left out.
+
+    Raises
+    ------
+    ValueError
+        For arrays of other than 2 or 3 dimensions (a colour image is (C, Y, X) here).
     """
-    y_size, x_size = plane.shape[-2:]
-    top, left = max(0, (y_size - WINDOW) // 2), max(0, (x_size - WINDOW) // 2)
-    window = np.asarray(plane[..., top : top + WINDOW, left : left + WINDOW], dtype=np.float64)
-    if window.ndim == 3:
-        window = window.mean(axis=0)
-    values = window[np.isfinite(window)]
-    spread = float(values.std()) if values.size else 0.0
-    if spread <= 1e-12 * max(1.0, float(np.abs(values).max(initial=0.0))):
+    if len(plane.shape) not in (2, 3):
+        raise ValueError(f"a plane is (Y, X) or (C, Y, X), got shape {tuple(plane.shape)}")
+    values = _standardised(_sampled_window(plane))
+    if values.size == 0:
+        return 0.0
+    low, high = np.percentile(values, CLIP_PERCENTILES)
+    values = np.clip(values, low, high)
+    spread = float(values.std())
+    if spread <= 1e-12 * max(1.0, float(np.abs(values).max())):
         return 0.0
     return float(np.mean(((values - values.mean()) / spread) ** 3))
 
 
-def training_skewness(images: Iterable[np.ndarray]) -> float:
-    """The skewness a training run records: the median of its images' (one plane each,
-    (Y, X) or (C, Y, X))."""
+def _sampled_window(plane: Any) -> np.ndarray:
+    """The central window of ``plane`` on a grid of at most SAMPLES² pixels, (C, Y, X)
+    float64."""
+    y_size, x_size = plane.shape[-2:]
+    top, left = max(0, (y_size - WINDOW) // 2), max(0, (x_size - WINDOW) // 2)
+    step = max(1, min(WINDOW, y_size, x_size) // SAMPLES)
+    rows, columns = slice(top, top + WINDOW, step), slice(left, left + WINDOW, step)
+    window = np.asarray(plane[..., rows, columns], dtype=np.float64)
+    return window[None] if window.ndim == 2 else window
+
+
+def _standardised(window: np.ndarray) -> np.ndarray:
+    """The finite pixels of a (C, Y, X) window, each channel standardised, channels
+    averaged (a flat array; constant channels count as 0)."""
+    finite = np.isfinite(window).all(axis=0)
+    channels = window[:, finite]
+    if channels.shape[1] == 0:
+        return channels[0]
+    spread = channels.std(axis=1, keepdims=True)
+    scaled = (channels - channels.mean(axis=1, keepdims=True)) / np.where(spread > 0, spread, 1)
+    return scaled.mean(axis=0)
+
+
+def training_skewness(images: Iterable[Any]) -> float:
+    """The skewness a training run records.
+
+    Parameters
+    ----------
+    images : iterable of array-like, each (Y, X) or (C, Y, X)
+        The run's training images (one plane each).
+
+    Returns
+    -------
+    float
+        The median of their :func:`intensity_skewness`.
+    """
     return float(np.median([intensity_skewness(image) for image in images]))
 
 
-def trained_skewness(model: Any) -> float | None:
-    """The image skewness recorded by the model's latest training run that has one
-    (None: no run recorded it, e.g. a model trained before 2026-12-05)."""
+def trained_skewness(model: UNet) -> float | None:
+    """The image skewness recorded by the model's latest training run that has one.
+
+    Returns
+    -------
+    float or None
+        None when no run recorded one (a new model, a model trained before 2026-12-05).
+    """
     for run in reversed(model.info.training_history):
         if isinstance(run.image_skewness, (int, float)) and np.isfinite(run.image_skewness):
             return float(run.image_skewness)
     return None
 
 
-def contrast_note(model: Any, plane: Any) -> str:
+def contrast_note(model: UNet, plane: Any) -> str:
     """A sentence when ``plane``'s intensities are skewed against the model's training
-    images (see the module docstring); "" otherwise, or when the model recorded none.
+    images (see the module docstring).
 
     Parameters
     ----------
     model : UNet
     plane : array-like, shape (Y, X) or (C, Y, X)
         A plane of the image to predict, as :func:`intensity_skewness` reads it.
+
+    Returns
+    -------
+    str
+        The note; "" when both skewnesses are clear and agree, either is weak (below
+        :data:`MIN_SKEWNESS` in magnitude) or the model recorded none.
     """
     trained = trained_skewness(model)
     if trained is None or abs(trained) < MIN_SKEWNESS:
@@ -94,5 +163,6 @@ def contrast_note(model: Any, plane: Any) -> str:
         f"This image's intensities are skewed against the model's training images "
         f"(skewness {skewness:+.1f} here, {trained:+.1f} there): its objects may be "
         f"{image_words} where the model learnt {trained_words} (e.g. bright-field against "
-        "fluorescence). If the result looks wrong, invert the image or train a new model."
+        "fluorescence), or cover most of the image. If the result looks wrong, invert the "
+        "image or train a new model."
     )

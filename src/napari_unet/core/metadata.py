@@ -90,7 +90,7 @@ class TrainingRun(JsonRecord):
         For a new model whose most probable class found no object after this run: the
         background probability that its decision was moved to
         (:mod:`~napari_unet.training.seeding`).
-    image_skewness : float
+    image_skewness : float or None
         The median skewness of the training images' intensities
         (:func:`~napari_unet.core.contrast.training_skewness`): Predict notes an image
         skewed the other way (:func:`~napari_unet.core.contrast.contrast_note`).

@@ -15,7 +15,7 @@ from ..core.devices import torch_threads
 from ..core.inference import Progress, resolved_tile_size, uses_test_time_augmentation
 from ..core.model import UNet
 from ..evaluation.review import object_changes
-from .axes import ImagePlane
+from .axes import ImagePlane, slice_count
 from .data import write_tiff
 from .inputs import InputInfo, open_input, probe_input
 from .last_masks import LastMask, find_last_mask, lineage_record
@@ -86,14 +86,17 @@ def predict_input(
     run holds ``lock``; returns the instance count, which objects the new mask split or
     joined against the last mask, the last mask's note (which was kept, or why none) and
     a note when the image's contrast runs against the model's training images
-    (:func:`~napari_unet.core.contrast.contrast_note`, on its first slice; "" if not)."""
+    (:func:`~napari_unet.core.contrast.contrast_note`, on its middle slice; "" if not)."""
     options, info = plan.options, plan.info
     lazy = info.output_format == "zarr"
     # the last mask is read before any output is replaced: it may be in the output folder
     strokes = dict(options.strokes).get(stem)
     last = find_last_mask(stem, model, options.last_masks, strokes, info.output_format)
     with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
-        contrast = contrast_note(model, ImagePlane(image, info.axes, 0, model.config.in_channels))
+        middle = slice_count(image.shape, info.axes) // 2  # it speaks for the stack
+        contrast = contrast_note(
+            model, ImagePlane(image, info.axes, middle, model.config.in_channels)
+        )
         count, changes = predict_and_write(image, model, plan, progress, last, lock)
     return count, changes, last.note, contrast
 
