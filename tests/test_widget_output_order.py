@@ -7,6 +7,7 @@ import pytest
 
 from helpers import annotate, run
 from napari_unet._sample_data import synthetic_nuclei_sample
+from napari_unet._widgets._predict_outputs import MASK_CONTOUR
 
 pytestmark = pytest.mark.gui
 
@@ -72,3 +73,15 @@ def test_predict_hides_the_loss_weights_that_would_cover_its_mask(qtbot, dock):
     assert not loss_weights.visible and viewer.layers["discs mask"].visible
     # the paper's weights look the same wherever they are shown
     assert loss_weights.colormap.name == viewer.layers["discs weight map"].colormap.name
+
+
+def test_the_mask_is_outlined_so_strokes_and_merges_show(qtbot, dock):
+    viewer, widget = dock
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    mask = viewer.layers["discs mask"]
+    assert mask.contour == MASK_CONTOUR > 0
+    instances = viewer.layers["discs instances"]
+    assert instances.contour == 0  # the other outputs as napari shows them
+    mask.contour = 0  # the user wants it filled: a new run keeps that
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert viewer.layers["discs mask"] is mask and mask.contour == 0

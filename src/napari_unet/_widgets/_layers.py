@@ -124,6 +124,10 @@ def find_output(
     return None
 
 
+#: Display settings napari's ``add_*`` functions do not take: set on a new layer after it is made.
+SET_AFTER_ADDING = ("contour",)
+
+
 def show_output(
     viewer: napari.Viewer,
     source: napari.layers.Layer,
@@ -188,19 +192,24 @@ def _add_output(
         index = viewer.layers.index(replaced)
         viewer.layers.remove(replaced)
     metadata = {OUTPUT_KEY: True, ROLE_KEY: output_role(source, kind)}
+    display = dict(display)
+    afterwards = {key: display.pop(key) for key in SET_AFTER_ADDING if key in display}
     add = {
         napari.layers.Image: viewer.add_image,
         napari.layers.Labels: viewer.add_labels,
         napari.layers.Points: viewer.add_points,
     }[layer_type]
     layer = add(data, name=f"{source.name} {kind}", metadata=metadata, **placement, **display)
+    for key, value in afterwards.items():
+        setattr(layer, key, value)
     if index is not None:
         viewer.layers.move(viewer.layers.index(layer), index)
     return layer
 
 
 def _refill_output(layer: Any, data: Any, placement: dict, display: dict) -> None:
-    """An output ``layer`` gets ``data``, ``placement`` and ``display["contrast_limits"]``."""
+    """An output ``layer`` gets ``data``, ``placement`` and ``display["contrast_limits"]``
+    (the rest of ``display``, e.g. a Labels layer's contour, stays as the user left it)."""
     layer.data = data
     for key, value in placement.items():  # the image may have a new pixel size or origin
         if not np.array_equal(getattr(layer, key), value):  # each set redraws: ~13 ms

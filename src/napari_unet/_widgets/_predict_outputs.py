@@ -11,6 +11,9 @@ from napari.layers import Image, Labels
 from ._layers import ROLE_KEY, WEIGHT_COLORMAP, is_output, output_role
 from ._predict_job import PredictionResult
 
+#: Width in pixels of the mask's outlines (napari's Labels ``contour``; 0 fills the classes).
+MASK_CONTOUR = 2
+
 __all__ = ["hide_other_outputs", "output_specs"]
 
 
@@ -45,7 +48,9 @@ def output_specs(
         display = {"colormap": "inferno", "contrast_limits": (0.0, 1.0), **hidden_image}
         outputs["uncertainty"] = (result.uncertainty, Image, placement, display)
     outputs["instances"] = (result.instances, Labels, placement, {"opacity": 0.6, "visible": False})
-    outputs["mask"] = (result.mask, Labels, placement, {"opacity": 0.5})
+    # outlines: strokes painted over the mask stay visible, and two objects merged into one
+    # show as one outline around both
+    outputs["mask"] = (result.mask, Labels, placement, {"opacity": 0.8, "contour": MASK_CONTOUR})
     return outputs
 
 
