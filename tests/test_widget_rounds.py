@@ -143,9 +143,11 @@ def test_a_run_that_trains_nothing_keeps_the_last_result(qtbot, dock):
     assert len(state.history) == history  # no snapshot left behind
     layer.data[0:3, 0:3] = 7  # a class the model does not have: refused before training
     layer.refresh()
-    run(qtbot, finetune, finetune.start_finetune)
-    assert "Failed" in finetune.status.text()
-    assert _same(_weights(state.model), first)
+    assert finetune.start_finetune() is None and finetune.worker is None
+    said = finetune.status.text()
+    assert said.startswith("“discs annotations” holds label 7 (9 px), but this model knows")
+    assert "Erase those strokes" in said and "Failed" not in said
+    assert _same(_weights(state.model), first) and len(state.history) == history
 
 
 def test_the_model_says_what_it_was_trained_on_after_a_fine_tune(qtbot, dock):

@@ -8,7 +8,7 @@ import pytest
 from napari.layers import Labels
 from napari.utils.notifications import NotificationSeverity
 
-from helpers import annotate, as_trained, run, tiny_model
+from helpers import annotate, as_trained, paint_strokes, run, tiny_model
 from napari_unet._widgets import _finetune, model_state
 from napari_unet._widgets._evaluate import EvaluatePanel
 from napari_unet._widgets._finetune_job import FinetuneUpdate
@@ -274,15 +274,16 @@ def test_show_loss_weights_again_after_predict_hid_them(qtbot, dock):
     assert weights.visible
 
 
-def test_a_label_the_model_lacks_is_left_to_the_workers_message(qtbot, dock, notifications):
+def test_a_label_the_model_lacks_is_said_before_a_missing_class(dock, notifications):
     _, widget = dock
     layer = widget.annotate.create_annotation_layer()
     layer.data[5:9, 5:120] = 1
     layer.data[30, 20:40] = 3  # painted for a 3-class model; the current one has 2
-    run(qtbot, widget.finetune, widget.finetune.start_finetune)
-    errors = [str(n.message) for n in notifications if n.severity == NotificationSeverity.ERROR]
-    assert len(errors) == 1 and "uses label 3, but the model has 2 classes" in errors[0]
-    assert "Only label 1 is painted" not in widget.finetune.status.text()
+    assert widget.finetune.start_finetune() is None
+    said = widget.finetune.status.text()
+    assert said.startswith("“discs annotations” holds label 3 (20 px), but this model knows")
+    assert "Only label 1 is painted" not in said
+    assert not [n for n in notifications if n.severity == NotificationSeverity.ERROR]
 
 
 def test_no_brush_stays_selected_when_there_is_nothing_to_paint_on(make_napari_viewer):
@@ -443,3 +444,22 @@ def test_stop_mentions_the_threshold_only_when_one_will_be_set(qtbot, dock):
     with qtbot.waitSignal(finetune.finished, timeout=60_000):
         finetune.start_finetune().yielded.connect(stop_at_the_second_iteration)
     assert said == ["Stopping… (press Stop again to skip comparing the slice in view)"]
+
+
+def test_finetune_refuses_labels_the_model_lacks_in_the_words_of_the_gui(dock, notifications):
+    viewer, widget = dock
+    layer = widget.annotate.create_annotation_layer()
+    paint_strokes(layer.data)
+    layer.data[0:2, 0:5] = 5
+    layer.data[4, 0:3] = 9
+    finetune, state = widget.finetune, model_state(viewer)
+    assert finetune.start_finetune() is None and finetune.worker is None
+    said = finetune.status.text()
+    assert said == (
+        "“discs annotations” holds labels 5, 9 (13 px), but this model knows labels 1-2 only. "
+        "Erase those strokes (the eraser, or paint over them with a label the model knows), "
+        "then press Start; for more classes, make a new model in the Model section."
+    )
+    warnings = [n for n in notifications if n.severity == NotificationSeverity.WARNING]
+    assert [str(n.message) for n in warnings] == [said]
+    assert not state.busy

@@ -278,11 +278,12 @@ def strokes_missing(annotations: list[np.ndarray], n_classes: int, name: str) ->
     layer ``name``; None when two classes (of labels 1 to ``n_classes``) are painted.
 
     The worker's own check (:func:`~napari_unet.training.sampling.check_classes_present`),
-    made before it starts. Labels outside 0..``n_classes`` are left to the worker: it
-    says which label the model lacks.
+    made before it starts; labels above ``n_classes`` are refused here too, in words for
+    the napari user (:func:`labels_above`).
     """
-    if any(plane.size and (plane.min() < 0 or plane.max() > n_classes) for plane in annotations):
-        return None
+    above = labels_above(annotations, n_classes, name)
+    if above:
+        return above
     counts = {
         label: sum(int(np.count_nonzero(plane == label)) for plane in annotations)
         for label in range(1, n_classes + 1)
@@ -293,6 +294,26 @@ def strokes_missing(annotations: list[np.ndarray], n_classes: int, name: str) ->
         said = str(error)
         return f"{said[0].upper()}{said[1:]} on “{name}”, then press Start."
     return None
+
+
+def labels_above(annotations: list[np.ndarray], n_classes: int, name: str) -> str | None:
+    """What to erase when ``annotations`` (the annotated planes of the layer ``name``) hold
+    labels above the model's ``n_classes``; None when they hold none."""
+    if not annotations:
+        return None
+    values = np.unique(np.concatenate([np.unique(plane) for plane in annotations]))
+    extra = [int(value) for value in values if value > n_classes or value < 0]
+    if not extra:
+        return None
+    pixels = sum(int(np.count_nonzero(np.isin(plane, extra))) for plane in annotations)
+    which = ", ".join(map(str, extra[:5])) + (", …" if len(extra) > 5 else "")
+    return (
+        f"“{name}” holds {'label' if len(extra) == 1 else 'labels'} {which} ({pixels:,} px), "
+        f"but this model knows labels 1-"
+        f"{n_classes} only. Erase those strokes (the eraser, or paint over them with a "
+        "label the model knows), then press Start; for more classes, make a new model "
+        "in the Model section."
+    )
 
 
 RUNNING_FORMAT = "%p%"
