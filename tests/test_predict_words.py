@@ -99,7 +99,9 @@ def test_a_stack_says_its_slices_as_napari_numbers_them(qtbot, dock, monkeypatch
     assert 0 < post[0] < 1 and len(post) == 3 * 4  # mask, instances, weight map, uncertainty
     objects = int(viewer.layers["stack instances"].data.max())
     said = predict.status.text()
-    assert said.startswith(f"Done: 3 slices, {objects} objects (numbered through the stack)."), said
+    assert said.startswith(
+        f"Done with “tiny”: 3 slices, {objects} objects (numbered through the stack)."
+    ), said
     bar = predict.progress
     assert bar.value() == bar.maximum() and bar.text() == "100%"
 
@@ -111,7 +113,10 @@ def test_one_tile_counts_as_done_when_it_is(qtbot, dock, monkeypatch):
     run(qtbot, predict, predict.run_prediction)
     texts = [update.text for update in updates]
     assert texts[:2] == ["Predicting in one tile", "Predicted in one tile"]
-    assert predict.status.text().startswith("Done: ") and "slices" not in predict.status.text()
+    assert (
+        predict.status.text().startswith("Done with “tiny”: ")
+        and "slices" not in predict.status.text()
+    )
 
 
 def test_a_failed_run_says_why_in_the_status_line(qtbot, dock, notifications, monkeypatch):

@@ -280,7 +280,7 @@ def test_predict_says_when_an_rgb_image_is_read_as_its_luminance(qtbot, dock):
     widget.predict.image_picker.combo.value = viewer.layers["colour"]
     run(qtbot, widget.predict, widget.predict.run_prediction)
     said = widget.predict.status.text()
-    assert said.startswith("Done:") and "RGB image was read as its luminance" in said
+    assert said.startswith("Done with “tiny”:") and "RGB image was read as its luminance" in said
     luminance = 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
     model = model_state(viewer).model
     expected = predict(luminance, model, tile_size=widget.predict.tile_size.value or None)
@@ -298,7 +298,7 @@ def test_a_new_models_mask_of_one_class_says_to_train_it_further(qtbot, dock):
     model_state(viewer).set_model(model, "new")
     run(qtbot, widget.predict, widget.predict.run_prediction)
     said = widget.predict.status.text()
-    assert said.startswith("Done: 0 objects.")
+    assert said.startswith("Done with “new”: 0 objects.")
     advice = " The model still calls everything background: train it further (Fine-tune → Start)."
     assert advice in said
     model_state(viewer).set_model(as_trained(copy.deepcopy(model)), "trained")

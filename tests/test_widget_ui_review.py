@@ -140,7 +140,7 @@ def test_the_stopping_line_stays_while_the_run_stops(qtbot, dock, monkeypatch):
 def test_switching_the_model_clears_predicts_done_line(qtbot, dock):
     _viewer, widget = dock
     run(qtbot, widget.predict, widget.predict.run_prediction)
-    assert widget.predict.status.text().startswith("Done:")
+    assert widget.predict.status.text().startswith("Done with “tiny”:")
     other = tiny_model(seed=1)
     widget.model.use_model(other, "other")
     said = widget.predict.status.text()

@@ -323,7 +323,7 @@ class PredictWidget(QWidget, PredictControls):
         self.evaluation.clear()
         planes = int(np.prod(geometry.leading_shape))
         self._say(
-            done_head(planes, int(result.instances.max()))
+            done_head(planes, int(result.instances.max()), self.state.name)
             + shown_words(layers["mask"].name, list(outputs))
             + at_chance_text(result.mask, self.state.model if self.state.has_model else None)
             + changes

@@ -126,12 +126,15 @@ def shown_words(mask_name: str, outputs: list[str]) -> str:
     )
 
 
-def done_head(planes: int, objects: int) -> str:
-    """How the status line after a run starts: ``"Done: 2454 objects."``, or for a stack
-    ``"Done: 20 slices, 2454 objects (numbered through the stack)."``."""
+def done_head(planes: int, objects: int, model: str | None = None) -> str:
+    """How the status line after a run starts: ``"Done with “nuclei”: 2454 objects."``, or
+    for a stack ``"Done with “nuclei”: 20 slices, 2454 objects (numbered through the
+    stack)."``; the model named when known (the one chosen in the Model section may not be
+    the one loaded)."""
+    done = f"Done with “{model}”:" if model else "Done:"
     if planes > 1:
-        return f"Done: {planes} slices, {counted(objects, 'object')} (numbered through the stack)."
-    return f"Done: {counted(objects, 'object')}."
+        return f"{done} {planes} slices, {counted(objects, 'object')} (numbered through the stack)."
+    return f"{done} {counted(objects, 'object')}."
 
 
 def changes_sentence(described: str, planes: int, marked: str) -> str:
