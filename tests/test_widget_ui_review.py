@@ -463,3 +463,20 @@ def test_finetune_refuses_labels_the_model_lacks_in_the_words_of_the_gui(dock, n
     warnings = [n for n in notifications if n.severity == NotificationSeverity.WARNING]
     assert [str(n.message) for n in warnings] == [said]
     assert not state.busy
+
+
+def test_running_without_an_image_is_said_in_the_status_line_as_a_warning(
+    make_napari_viewer, notifications
+):
+    from napari_unet._widgets import UNetWidget
+
+    widget = UNetWidget(make_napari_viewer())  # no image open
+    assert widget.predict.run_prediction() is None
+    assert widget.finetune.start_finetune() is None
+    said = [widget.predict.status.text(), widget.finetune.status.text()]
+    assert said == [
+        "Open an image, or choose one above, to predict on.",
+        "Choose an image and its annotation layer (see Annotate), then press Start.",
+    ]
+    assert [str(n.message) for n in notifications] == said
+    assert all(n.severity == NotificationSeverity.WARNING for n in notifications)

@@ -44,7 +44,8 @@ def training_request(
     annotation layer are chosen.
     """
     if image is None or labels_layer is None:
-        return Refusal("Choose an image and its annotation layer (see Annotate) first.")
+        said = "Choose an image and its annotation layer (see Annotate), then press Start."
+        return Refusal(said, advice=True)  # a slip: in the status line, as a warning
     model = state.model
     in_channels = model.config.in_channels
     geometry = ImageGeometry.of(image, in_channels)

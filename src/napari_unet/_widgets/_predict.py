@@ -189,8 +189,10 @@ class PredictWidget(QWidget, PredictControls):
         """The chosen image and what to predict of it; None, said, when it cannot be
         predicted (no image, a layout or channels the model cannot read, too little memory)."""
         image = self.image_picker.layer
-        if image is None:
-            show_error("Choose an image layer to predict on.")
+        if image is None:  # a slip, not a failure: said where the user looks, as a warning
+            said = "Open an image, or choose one above, to predict on."
+            self._say(said)
+            show_warning(said)
             return None
         model = self.state.model
         geometry = ImageGeometry.of(image, model.config.in_channels)
