@@ -270,7 +270,12 @@ def test_the_notice_says_trained_for_a_new_model_and_fine_tuned_for_a_trained_on
     progress = TrainProgress(42, 0.7, 0.69, elapsed=60.0, fraction=1.0)
     model.metadata["training_history"] = [{"iterations": 42, "kept_smoothed_loss": 0.688}]
     assert finished_notice(progress, request, stopped=False) == (
-        "Trained: 42 iterations (best loss 0.688)."  # the kept weights', as the status line's
+        # the kept weights' loss, as the status line's; ln 2 = 0.693 is a guess's
+        "Trained: 42 iterations (best loss 0.688, a guess's: not learnt yet)."
+    )
+    model.metadata["training_history"][-1]["kept_smoothed_loss"] = 0.3
+    assert finished_notice(progress, request, stopped=False) == (
+        "Trained: 42 iterations (best loss 0.3)."
     )
     assert finished_notice(progress, request, stopped=True).startswith("Training stopped: 42")
     as_trained(model).metadata["training_history"].append({"iterations": 42})

@@ -11,7 +11,13 @@ from .._words import counted
 from ..config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
 from ..evaluation.review import ClassChanges, class_names
 from ..training.distillation import has_been_trained, learning_before_last_run
-from ..training.history import cut_short, guess_loss_text, last_run_loss, not_learnt_yet
+from ..training.history import (
+    cut_short,
+    guess_loss_text,
+    last_run_loss,
+    loss_at_chance,
+    not_learnt_yet,
+)
 from ..training.sampling import AnnotationError, check_classes_present
 from ._finetune_job import FinetuneUpdate, TrainingRequest
 from ._state import run_words
@@ -163,7 +169,9 @@ def finished_notice(progress: Any, request: TrainingRequest | None, *, stopped: 
     if not stopped:
         verb = "Trained" if training else "Fine-tuned"
     loss = kept_loss(progress, request)
-    return f"{verb}: {counted(progress.iteration, 'iteration')} (best loss {loss:.3g})."
+    guess = request is not None and loss_at_chance(request.model)  # a success it is not
+    said = f"best loss {loss:.3g}, a guess's: not learnt yet" if guess else f"best loss {loss:.3g}"
+    return f"{verb}: {counted(progress.iteration, 'iteration')} ({said})."
 
 
 def kept_loss(progress: Any, request: TrainingRequest | None) -> float:
