@@ -16,6 +16,7 @@ from napari_unet._widgets import (
     FinetuneWidget,
     ModelWidget,
     PredictWidget,
+    _finetune_job,
     model_state,
 )
 from napari_unet._widgets._finetune_job import TRAINING_STARTS, FinetuneUpdate
@@ -24,6 +25,8 @@ from napari_unet._widgets._model import FROM_FILE
 from napari_unet.config import ModelConfig, WeightConfig
 from napari_unet.core.checkpoint import new_model
 from napari_unet.core.inference import default_tile_size
+from napari_unet.training.loop import TrainingError
+from napari_unet.training.sampling import AnnotationError
 from napari_unet.training.weights import weight_map
 
 pytestmark = pytest.mark.gui
@@ -133,21 +136,30 @@ def test_tile_size_choice_survives_a_fine_tune_and_settings_lock_while_running(q
     assert default_tile_size(deeper) >= deeper.smallest_valid_input_covering(128)
 
 
-def test_failing_run_notifies_then_a_new_run_can_be_stopped(qtbot, dock, notifications):
+def failing_finetune(*_args, **_kwargs):
+    """A fine-tune that fails in the worker before its first iteration."""
+    raise TrainingError("the loss is not finite at iteration 1")
+    yield  # a generator, as finetune is
+
+
+def test_failing_run_notifies_then_a_new_run_can_be_stopped(
+    qtbot, dock, notifications, monkeypatch
+):
     viewer, widget = dock
     finetune, state = widget.finetune, model_state(viewer)
     layer = widget.annotate.create_annotation_layer()
     paint_strokes(layer.data)
-    layer.data[0, 0] = 3  # a class the 2-class model does not have: the worker's run fails
     history = len(state.history)
-    run(qtbot, finetune, finetune.start_finetune)
+    with monkeypatch.context() as patched:
+        patched.setattr(_finetune_job, "finetune", failing_finetune)
+        run(qtbot, finetune, finetune.start_finetune)
     errors = [n for n in notifications if n.severity == NotificationSeverity.ERROR]
-    assert len(errors) == 1 and "3" in errors[0].message, [e.message for e in errors]
+    assert len(errors) == 1 and "not finite" in errors[0].message, [e.message for e in errors]
     assert finetune.status.text() == f"Failed: {errors[0].message}"  # not "Preparing…"
     assert finetune.start_button.enabled and not finetune.stop_button.enabled
     assert state.busy == "" and len(state.history) == history
 
-    layer.data[0, 0] = 0  # the widget is usable again: start a long run, then stop it
+    # the widget is usable again: start a long run, then stop it
     finetune.settings.iterations.value = 0
     finetune.settings.seconds.value = 600
     worker = finetune.start_finetune()
@@ -394,7 +406,7 @@ def test_final_preview_is_tiled_and_stoppable(qtbot, dock, monkeypatch):
     assert viewer.layers["discs preview"].data.any()
 
 
-def test_annotation_errors_name_the_layer_and_slice(qtbot, dock, notifications):
+def test_annotation_errors_name_the_layer_and_slice(qtbot, dock, notifications, monkeypatch):
     viewer, widget = dock
     stack = np.stack([discs_image(seed=seed) for seed in range(3)])
     viewer.add_image(stack, name="stack")
@@ -403,11 +415,17 @@ def test_annotation_errors_name_the_layer_and_slice(qtbot, dock, notifications):
     layer = widget.annotate.create_annotation_layer()
     assert widget.finetune.annotation_picker.layer is layer
     paint_strokes(layer.data[1])
-    layer.data[2, 60:64, 60:64] = 3  # the tiny model has 2 classes
+    paint_strokes(layer.data[2])
+
+    def failing_finetune(*_args, **_kwargs):  # the second annotated plane is slice 2
+        raise AnnotationError("annotation 1 has a problem the checks before the worker miss")
+        yield
+
+    monkeypatch.setattr(_finetune_job, "finetune", failing_finetune)
     run(qtbot, widget.finetune, widget.finetune.start_finetune)
     errors = [n.message for n in notifications if n.severity == NotificationSeverity.ERROR]
     assert len(errors) == 1
-    assert "slice 2 of “stack annotations” uses label 3" in errors[0], errors[0]
+    assert "slice 2 of “stack annotations” has a problem" in errors[0], errors[0]
 
 
 def test_a_model_that_reads_slices_as_channels_says_why_the_strokes_no_longer_fit(
