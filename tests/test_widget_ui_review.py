@@ -8,7 +8,7 @@ import pytest
 from napari.layers import Labels
 from napari.utils.notifications import NotificationSeverity
 
-from helpers import annotate, as_trained, paint_strokes, run, tiny_model
+from helpers import annotate, as_trained, discs_image, paint_strokes, run, tiny_model
 from napari_unet._widgets import _finetune, model_state
 from napari_unet._widgets._evaluate import EvaluatePanel
 from napari_unet._widgets._finetune_job import FinetuneUpdate
@@ -480,3 +480,17 @@ def test_running_without_an_image_is_said_in_the_status_line_as_a_warning(
     ]
     assert [str(n.message) for n in notifications] == said
     assert all(n.severity == NotificationSeverity.WARNING for n in notifications)
+
+
+def test_labels_the_model_lacks_are_placed_on_their_slices(dock):
+    viewer, widget = dock
+    viewer.add_image(np.stack([discs_image(seed=seed) for seed in range(4)]), name="stack")
+    widget.annotate.image_picker.combo.value = viewer.layers["stack"]
+    widget.finetune.image_picker.combo.value = viewer.layers["stack"]
+    layer = widget.annotate.create_annotation_layer()
+    paint_strokes(layer.data[0])
+    layer.data[2, 60:64, 60:64] = 3
+    layer.data[3, 0:2, 0:2] = 4
+    assert widget.finetune.start_finetune() is None
+    said = widget.finetune.status.text()
+    assert said.startswith("“stack annotations” holds labels 3, 4 (20 px, on slices 2; 3), but")

@@ -105,7 +105,7 @@ def _annotated(
         )
     planes = annotated_planes(labels, len(geometry.leading_shape))
     annotations = [labels[plane].copy() for plane in planes]
-    missing = strokes_missing(annotations, n_classes, labels_layer.name)
+    missing = strokes_missing(annotations, n_classes, labels_layer.name, planes)
     if missing:  # said before any worker starts, as advice, not as a failure
         return Refusal(missing, advice=True)
     return planes, annotations

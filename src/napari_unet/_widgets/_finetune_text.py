@@ -281,15 +281,20 @@ def line_for_new_model(said: str, last_summary: str | None, go_back: bool, name:
     return None
 
 
-def strokes_missing(annotations: list[np.ndarray], n_classes: int, name: str) -> str | None:
+def strokes_missing(
+    annotations: list[np.ndarray],
+    n_classes: int,
+    name: str,
+    planes: list[tuple[int, ...]] | None = None,
+) -> str | None:
     """What to paint before fine-tuning on ``annotations``, the annotated planes of the
     layer ``name``; None when two classes (of labels 1 to ``n_classes``) are painted.
 
     The worker's own check (:func:`~napari_unet.training.sampling.check_classes_present`),
     made before it starts; labels above ``n_classes`` are refused here too, in words for
-    the napari user (:func:`labels_above`).
+    the napari user (:func:`labels_above`; ``planes``: the stack index of each annotation).
     """
-    above = labels_above(annotations, n_classes, name)
+    above = labels_above(annotations, n_classes, name, planes)
     if above:
         return above
     counts = {
@@ -304,9 +309,15 @@ def strokes_missing(annotations: list[np.ndarray], n_classes: int, name: str) ->
     return None
 
 
-def labels_above(annotations: list[np.ndarray], n_classes: int, name: str) -> str | None:
-    """What to erase when ``annotations`` (the annotated planes of the layer ``name``) hold
-    labels above the model's ``n_classes``; None when they hold none."""
+def labels_above(
+    annotations: list[np.ndarray],
+    n_classes: int,
+    name: str,
+    planes: list[tuple[int, ...]] | None = None,
+) -> str | None:
+    """What to erase when ``annotations`` (the annotated planes of the layer ``name``, at
+    the stack indices ``planes``) hold labels above the model's ``n_classes``, naming the
+    slices of a stack; None when they hold none."""
     if not annotations:
         return None
     values = np.unique(np.concatenate([np.unique(plane) for plane in annotations]))
@@ -315,8 +326,17 @@ def labels_above(annotations: list[np.ndarray], n_classes: int, name: str) -> st
         return None
     pixels = sum(int(np.count_nonzero(np.isin(plane, extra))) for plane in annotations)
     which = ", ".join(map(str, extra[:5])) + (", …" if len(extra) > 5 else "")
+    where = [
+        ", ".join(map(str, plane))
+        for plane, annotation in zip(planes or [], annotations)
+        if plane and np.isin(annotation, extra).any()
+    ]
+    if where:
+        slices = "; ".join(where[:5]) + ("; …" if len(where) > 5 else "")
+        where = [f", on slice{'' if len(where) == 1 else 's'} {slices}"]
     return (
-        f"“{name}” holds {'label' if len(extra) == 1 else 'labels'} {which} ({pixels:,} px), "
+        f"“{name}” holds {'label' if len(extra) == 1 else 'labels'} {which} "
+        f"({pixels:,} px{''.join(where)}), "
         f"but this model knows labels 1-"
         f"{n_classes} only. Erase those strokes (the eraser, or paint over them with a "
         "label the model knows), then press Start; for more classes, make a new model "
