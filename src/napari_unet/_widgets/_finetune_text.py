@@ -318,8 +318,8 @@ def labels_above(
     """What to erase when ``annotations`` (the annotated planes of the layer ``name``, at
     the stack indices ``planes``) hold labels above the model's ``n_classes``, naming the
     slices of a stack; None when they hold none."""
-    if not annotations:
-        return None
+    if all(not plane.size or 0 <= plane.min() <= plane.max() <= n_classes for plane in annotations):
+        return None  # the usual case, on the Qt thread: no sort of every plane
     values = np.unique(np.concatenate([np.unique(plane) for plane in annotations]))
     extra = [int(value) for value in values if value > n_classes or value < 0]
     if not extra:
