@@ -3,7 +3,13 @@ import warnings
 import numpy as np
 import pytest
 
-from napari_unet.evaluation.review import class_changes, object_changes, uncertainty
+from napari_unet.evaluation.review import (
+    class_changes,
+    object_changes,
+    stroke_agreement,
+    uncertainty,
+    with_strokes,
+)
 
 
 def test_uncertainty_is_zero_when_certain_and_one_when_uniform():
@@ -58,6 +64,32 @@ def test_class_changes_without_change_and_with_wrong_shapes():
     assert class_changes(mask, mask).describe() == "no pixel changed class (of 16)"
     with pytest.raises(ValueError, match="differ in shape"):
         class_changes(mask, mask[:2])
+
+
+def test_stroke_agreement_counts_painted_pixels_called_as_painted():
+    strokes = np.array([[0, 1, 1, 0], [2, 2, 0, 3], [0, 0, 0, 0]], np.uint8)
+    before = np.array([[2, 2, 1, 2], [1, 2, 2, 1], [1, 1, 1, 1]], np.uint8)
+    after = np.array([[1, 1, 1, 1], [2, 2, 2, 3], [2, 2, 2, 2]], np.uint8)
+    agreement = stroke_agreement(strokes, before, after)
+    assert (agreement.painted, agreement.right_before, agreement.right_after) == (5, 2, 5)
+    text = agreement.describe()
+    assert text == "the model now agrees with 100 % of your 5 painted pixels (40 % before)"
+    assert agreement.describe(first_run=True) == "it agrees with 100 % of your 5 painted pixels"
+    assert with_strokes("said", agreement, first_run=False) == f"{text}; said"
+    assert with_strokes("said", agreement, first_run=True).startswith("said; it agrees")
+    assert with_strokes("said", None, first_run=False) == "said"
+    assert class_changes(before, after, strokes).strokes == agreement
+    assert class_changes(before, after).strokes is None  # not asked for
+
+
+def test_stroke_agreement_of_an_unpainted_plane_and_of_wrong_shapes():
+    mask = np.ones((4, 4), np.uint8)
+    assert stroke_agreement(np.zeros_like(mask), mask, mask) is None
+    assert class_changes(mask, mask, np.zeros_like(mask)).strokes is None
+    with pytest.raises(ValueError, match="strokes of shape"):
+        stroke_agreement(np.zeros((2, 2), np.uint8), mask, mask)
+    with pytest.raises(ValueError, match="differ in shape"):
+        stroke_agreement(mask, mask, mask[:2])
 
 
 def _block() -> np.ndarray:

@@ -77,12 +77,15 @@ def test_fine_tune_says_what_changed_in_view_and_can_go_back(
     run(qtbot, finetune, finetune.start_finetune)
     assert len(threads) == 2 and threading.main_thread() not in threads  # before and after
 
-    image = viewer.layers["discs"].data
-    changes = class_changes(masks_of(parent, image), masks_of(state.model, image))
+    image, strokes = viewer.layers["discs"].data, finetune.annotation_picker.layer.data
+    changes = class_changes(masks_of(parent, image), masks_of(state.model, image), strokes)
     assert changes.changed > 0  # 15 iterations at 1e-2 move a fresh model
+    assert changes.strokes is not None and changes.strokes.painted == np.count_nonzero(strokes)
     status = finetune.status.text()
     names = {1: "background", 2: "foreground"}  # the new model's class names
-    assert f"On the image, {changes.describe(names)}." in status, status
+    agreement = changes.strokes.describe(first_run=True)  # its first run: no "before"
+    assert f"On the image, {changes.describe(names)}; {agreement}." in status, status
+    assert "before)" not in status
     assert widget.model.back_button.enabled and finetune.back_button.enabled
 
     finetune.back_button.changed.emit(True)  # one click

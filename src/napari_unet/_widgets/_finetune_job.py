@@ -321,7 +321,14 @@ def _class_changes(
         compared = _plane_image(request, images, request.compare_plane)
         after = _final_preview(request, compared, cancel)
     if after is not None:
-        yield class_changes(before, class_mask(after))
+        yield class_changes(before, class_mask(after), _strokes_of(request, request.compare_plane))
+
+
+def _strokes_of(request: TrainingRequest, plane: tuple[int, ...] | None) -> np.ndarray | None:
+    """The annotations of ``plane`` as the run read them (None: not an annotated plane)."""
+    if plane is None or plane not in request.planes:
+        return None
+    return request.annotations[request.planes.index(plane)]
 
 
 def _plane_image(

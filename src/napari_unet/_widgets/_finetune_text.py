@@ -9,7 +9,7 @@ from qtpy.QtWidgets import QProgressBar
 
 from .._words import counted
 from ..config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
-from ..evaluation.review import ClassChanges, class_names
+from ..evaluation.review import ClassChanges, class_names, with_strokes
 from ..training.distillation import has_been_trained, learning_before_last_run
 from ..training.history import (
     cut_short,
@@ -51,26 +51,35 @@ def run_summary(
     str
     """
     ended = "Stopped after" if stopped else "Done:"
-    text = (
-        f"{ended} {counted(progress.iteration, 'iteration')} in {progress.elapsed:.0f} s; "
-        f"the model keeps its best weights (loss {kept_loss(progress, request):.3g}, smoothed)."
-    )
+    text = f"{ended} {counted(progress.iteration, 'iteration')} in {progress.elapsed:.0f} s."
+    kept = f" It keeps its best weights (smoothed loss {kept_loss(progress, request):.3g})."
     if skipped and changes is None and request is not None and request.compare_plane is not None:
         text += f" {SKIPPED}"
     if changes is not None and request is not None:
-        plane = request.compare_plane
-        where = (
-            f"slice {', '.join(map(str, plane))} (in view when the run started)"
-            if plane
-            else "the image"
-        )
-        names = class_names(request.model)
-        text += f" On {where}, {changes.describe(names)}."
+        text += _changes_text(request, changes)
         if not_learnt_yet(request.model, changes):  # no Go back prompt: before was a guess too
-            return text + _not_learnt_text(request.model, changes, names)
+            names = class_names(request.model)
+            return text + kept + _not_learnt_text(request.model, changes, names)
+    text += kept
     if request is not None:
         text += _model_after_run_text(progress, request.model, stopped)
     return text + GO_BACK_PROMPT
+
+
+def _changes_text(request: TrainingRequest, changes: ClassChanges) -> str:
+    """What the run changed on the compared plane: how many of its painted pixels the
+    model agrees with now (and before), and how many pixels changed class."""
+    plane = request.compare_plane
+    where = (
+        f"slice {', '.join(map(str, plane))} (in view when the run started)"
+        if plane
+        else "the image"
+    )
+    first_run = len(request.model.info.training_history) == 1  # before: random weights
+    said = with_strokes(
+        changes.describe(class_names(request.model)), changes.strokes, first_run=first_run
+    )
+    return f" On {where}, {said}."
 
 
 def _model_after_run_text(progress: Any, model: Any, stopped: bool) -> str:

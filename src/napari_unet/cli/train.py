@@ -164,7 +164,8 @@ def run_train(args: argparse.Namespace) -> int:
             return status or ctrl_c.status
         skipped = calibrates and ctrl_c.cancelled  # the threshold's calibration was cut
         if not status:  # not stopped at once (SIGTERM)
-            _print_comparison(model, (args.images[0], images[0]), mask_before, args, ctrl_c)
+            first = (args.images[0], images[0], labels[0])
+            _print_comparison(model, first, mask_before, args, ctrl_c)
         _print_threshold_of(model, threshold_before, skipped)
     return status or ctrl_c.status
 
@@ -268,13 +269,14 @@ def _class_mask(model, image, device: str, stop=None):
 
 
 def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_c) -> None:
-    """Print how many pixels of the first image (``first``: its path and pixels) changed
-    class, and whether a new model has not learnt yet; a second Ctrl-C skips this."""
+    """Print how many pixels of the first image (``first``: its path, pixels and strokes)
+    changed class and how many of its strokes the model agrees with, and whether a new
+    model has not learnt yet; a second Ctrl-C skips this."""
     from ..core.inference import Cancelled
-    from ..evaluation.review import class_changes, class_names
+    from ..evaluation.review import class_changes, class_names, with_strokes
     from ..training.history import not_learnt_yet
 
-    path, image = first
+    path, image, strokes = first
     try:
         mask_after = _class_mask(model, image, args.device, stop=ctrl_c.cancel_requested)
         if ctrl_c.cancel_requested():  # pressed during its last tile: skipped, as it said
@@ -282,11 +284,13 @@ def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_
     except Cancelled:
         print(f"comparison of {path} with the model before skipped (Ctrl-C)")
         return
-    changes = class_changes(mask_before, mask_after)
-    if len(model.info.training_history) == 1:  # its first run: "before" was random weights
-        print(f"on {path}: {shares_words(changes, class_names(model))}")
+    changes = class_changes(mask_before, mask_after, strokes)
+    first_run = len(model.info.training_history) == 1  # "before" was random weights
+    if first_run:
+        said = shares_words(changes, class_names(model))
     else:
-        print(f"on {path}: {changes.describe(class_names(model))}")
+        said = changes.describe(class_names(model))
+    print(f"on {path}: {with_strokes(said, changes.strokes, first_run=first_run)}")
     if not_learnt_yet(model, changes):
         print(_not_learnt_text(model, changes, path))
 
