@@ -7,6 +7,7 @@ import pytest
 
 from helpers import annotate, run
 from napari_unet._sample_data import synthetic_nuclei_sample
+from napari_unet._widgets._layers import MASK_TINT
 from napari_unet._widgets._predict_outputs import MASK_CONTOUR
 
 pytestmark = pytest.mark.gui
@@ -85,3 +86,15 @@ def test_the_mask_is_outlined_so_strokes_and_merges_show(qtbot, dock):
     mask.contour = 0  # the user wants it filled: a new run keeps that
     run(qtbot, widget.predict, widget.predict.run_prediction)
     assert viewer.layers["discs mask"] is mask and mask.contour == 0
+
+
+def test_the_mask_is_a_paler_shade_of_the_strokes_colours(qtbot, dock):
+    viewer, widget = dock
+    strokes = annotate(viewer, widget)
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    mask = viewer.layers["discs mask"]
+    painted = strokes.colormap.map(np.array([1, 2]))[:, :3]
+    predicted = mask.colormap.map(np.array([1, 2]))
+    assert predicted[0, 3] == 0  # background: not drawn
+    np.testing.assert_allclose(predicted[1, :3], painted[1] + MASK_TINT * (1 - painted[1]))
+    assert (predicted[1, :3] > painted[1] + 0.1).any()  # told apart where strokes cross it

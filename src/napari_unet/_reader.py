@@ -178,7 +178,7 @@ def _prediction_layers(
     ``"instances"`` arrays (those there; the mask always), as the Predict widget shows
     them; ``recorded`` joins each layer's metadata, and the file of each (``files``, by
     kind) its ``"napari_unet_file"``."""
-    from ._widgets._layers import OUTPUT_KEY, class_colormap
+    from ._widgets._layers import OUTPUT_KEY, mask_colormap
 
     def metadata_of(kind: str) -> dict[str, Any]:
         # outputs, as Predict's: the dock's pickers never take them for an image or a truth
@@ -203,7 +203,7 @@ def _prediction_layers(
         layers.append(
             (_data(arrays["instances"]), {**options, **metadata_of("instances")}, "labels")
         )
-    colormap = class_colormap(n_classes, show_background=False)
+    colormap = mask_colormap(n_classes)
     options = {"name": f"{name} mask", "opacity": 0.5, "colormap": colormap}
     layers.append((_data(arrays["mask"]), {**options, **metadata_of("mask")}, "labels"))
     return layers

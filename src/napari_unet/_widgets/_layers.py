@@ -32,6 +32,7 @@ __all__ = [  # ImageGeometry, image_data and LayerCombo are other modules', kept
     "image_data",
     "is_annotation",
     "is_output",
+    "mask_colormap",
     "output_role",
     "placement_for",
     "show_output",
@@ -68,14 +69,32 @@ def class_colour(label: int) -> str:
     return CLASS_COLOURS[(label - 1) % len(CLASS_COLOURS)]
 
 
-def class_colormap(n_classes: int, show_background: bool = True) -> DirectLabelColormap:
-    """Label colours for the annotation convention; 0 (unlabelled) is transparent."""
+MASK_TINT = 0.5
+"""How far a predicted mask's class colours are mixed towards white: the model's classes
+in a paler shade of the strokes' colours, so strokes painted over the mask's outlines
+stand out from them."""
+
+
+def class_colormap(
+    n_classes: int, show_background: bool = True, tint: float = 0.0
+) -> DirectLabelColormap:
+    """Label colours for the annotation convention; 0 (unlabelled) is transparent.
+
+    ``tint``: the share of white mixed into each colour (:data:`MASK_TINT` for a
+    predicted mask); ``show_background`` false: label 1 transparent too."""
     colours: dict[int | None, Any] = {None: "transparent", 0: "transparent"}
     for label in range(1, n_classes + 1):
-        colours[label] = class_colour(label)
+        rgb = np.array([int(class_colour(label)[k : k + 2], 16) for k in (1, 3, 5)]) / 255
+        colours[label] = (*(rgb + tint * (1.0 - rgb)), 1.0)
     if not show_background:
         colours[1] = "transparent"
     return DirectLabelColormap(color_dict=colours)
+
+
+def mask_colormap(n_classes: int) -> DirectLabelColormap:
+    """The colours of a predicted class mask: the classes' (:func:`class_colormap`) paler
+    by :data:`MASK_TINT`, background transparent."""
+    return class_colormap(n_classes, show_background=False, tint=MASK_TINT)
 
 
 def annotated_planes(annotation: np.ndarray, n_leading: int) -> list[tuple[int, ...]]:

@@ -23,8 +23,8 @@ from ._geometry import ImageGeometry, image_data
 from ._last_mask import last_mask, remember_model
 from ._layers import (
     bring_to_front,
-    class_colormap,
     find_output,
+    mask_colormap,
     placement_for,
 )
 from ._layers import show_output as put_output
@@ -309,7 +309,7 @@ class PredictWidget(QWidget, PredictControls):
             kind: put_output(self.viewer, image, kind, data, layer_type, placement=where, **display)
             for kind, (data, layer_type, where, display) in outputs.items()
         }
-        layers["mask"].colormap = class_colormap(result.probabilities.shape[0], False)
+        layers["mask"].colormap = mask_colormap(result.probabilities.shape[0])
         layers["mask"].visible = True  # hidden by "Start from the prediction", say
         changes = self._show_changes(result, image, placement)
         hide_other_outputs(self.viewer, image)
