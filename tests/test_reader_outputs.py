@@ -13,7 +13,7 @@ import tifffile
 
 from helpers import cli_predict
 from napari_unet import _reader
-from napari_unet._widgets._layers import OUTPUT_KEY
+from napari_unet._widgets._layers import OUTPUT_KEY, class_colormap, mask_colormap
 from napari_unet.io.outofcore import open_outputs
 from napari_unet.io.reruns import stored_provenance
 
@@ -75,6 +75,9 @@ def test_an_output_folder_opens_as_every_prediction_in_it(outputs):
     assert layers[8][1]["metadata"]["napari_unet_provenance"]["input"]["name"] == "tiles.tif"
     colours = layers[5][1]["colormap"].color_dict
     assert colours[2][3] == 1 and colours[1][3] == 0  # the class colour, background not
+    predicted = mask_colormap(2).color_dict  # as Predict draws a mask: paler than strokes
+    np.testing.assert_allclose(colours[2], predicted[2])
+    assert colours[2][0] > class_colormap(2).color_dict[2][0]
 
 
 def test_a_tiff_is_read_one_plane_at_a_time_and_never_stale(outputs, tmp_path, monkeypatch):
