@@ -47,7 +47,8 @@ def test_the_tile_sizes_fit_the_image_in_view_and_follow_the_chosen_image(dock):
     # the 128x128 discs: the model's default tile covers it, so Automatic is the whole image
     small = offered(predict)
     whole = whole_image_input(model, (128, 128))
-    assert small[0] == f"Automatic (whole image, 1 tile of {whole[0]} px)"
+    assert small[0] == "Automatic (whole image, 1 tile)"
+    assert f"goes in as {whole[0]} px: the image with" in predict.tile_size.tooltip
     assert predict.tile_size.value == WHOLE_IMAGE and predict.predict_config().tile_size is None
     assert not any(text.startswith("whole image") for text in small)  # once, as Automatic
     values = predict.tile_size.choices
@@ -65,7 +66,8 @@ def test_the_tile_sizes_fit_the_image_in_view_and_follow_the_chosen_image(dock):
     assert predict.image_picker.layer is viewer.layers["large"]
     large = offered(predict)
     whole_large = whole_image_input(model, (1300, 1300))[0]
-    assert len(large) > len(small) and large[-1] == f"whole image (1 tile of {whole_large} px)"
+    assert len(large) > len(small) and large[-1] == "whole image (1 tile)"
+    assert f"goes in as {whole_large} px: " in predict.tile_size.tooltip
     default = default_tile_size(model)  # at most 1024: the image needs several
     assert large[0].startswith("Automatic (") and large[0].endswith(" tiles)")
     assert tile_layout(model, (1300, 1300), predict.tile_size.choices[0]) == tile_layout(

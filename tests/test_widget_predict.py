@@ -299,6 +299,11 @@ def test_a_new_models_mask_of_one_class_says_to_train_it_further(qtbot, dock):
     run(qtbot, widget.predict, widget.predict.run_prediction)
     said = widget.predict.status.text()
     assert said.startswith("Done with “new”: 0 objects.")
+    untrained = " The model calls everything background: it is untrained. Paint strokes"
+    assert untrained in said and "further" not in said
+    model.metadata["training_history"] = [{"iterations": 20, "seconds": 1.0}]  # still learning
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    said = widget.predict.status.text()
     advice = " The model still calls everything background: train it further (Fine-tune → Start)."
     assert advice in said
     model_state(viewer).set_model(as_trained(copy.deepcopy(model)), "trained")

@@ -25,7 +25,7 @@ from ._geometry import ImageGeometry
 from ._layers import LayerCombo
 from ._memory import memory_refusal
 from ._predict_job import MAX_TILE_CHOICE, PredictionRequest
-from ._predict_text import tile_choice_label
+from ._predict_text import TILE_SIZE_TOOLTIP, tile_choice_label, tile_size_tooltip
 from ._state import ModelState
 from ._tasks import available_devices
 
@@ -119,9 +119,7 @@ class PredictControls:
         self.tile_size = ComboBox(
             label="Tile size",
             choices=[("whole image", WHOLE_IMAGE)],
-            tooltip="Input tile edge in pixels, context included (overlap-tile strategy). "
-            "Only the sizes that tile the chosen image differently are offered, with their "
-            "tiles per slice; Automatic is the model's default tile for the free memory.",
+            tooltip=TILE_SIZE_TOOLTIP,
         )
         self._tile_request: int | None = None  # the user's tile size; None: Automatic
         self._refreshing_tiles = False
@@ -207,9 +205,10 @@ class PredictControls:
         automatic = resolved_tile_size(model, self.defaults.tile_size)
         auto_size = equivalent_tile_size(model, shape, automatic, choices)
         whole = None if shape is None else whole_image_input(model, shape)
+        self.tile_size.tooltip = tile_size_tooltip(whole)
         stack = geometry is not None and int(np.prod(geometry.leading_shape)) > 1
         items = [
-            (tile_choice_label(choice, whole, stack, choice.size == auto_size), _value(choice))
+            (tile_choice_label(choice, stack, choice.size == auto_size), _value(choice))
             for choice in choices
         ]
         automatic_item = next(item for item in items if item[1] == (auto_size or WHOLE_IMAGE))

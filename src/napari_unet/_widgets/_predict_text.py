@@ -43,18 +43,13 @@ def slice_words(plane: tuple[int, ...], leading_shape: tuple[int, ...]) -> str:
     return f"{where} of {last}"
 
 
-def tile_choice_label(
-    choice: TileChoice, whole: tuple[int, int] | None, per_slice: bool, automatic: bool = False
-) -> str:
-    """The text of one tile-size choice: ``"444 px (4 tiles)"``, ``"whole image (1 tile of
-    572 px)"``, or, for the default, ``"Automatic (444 px, 4 tiles)"`` / ``"Automatic (whole
-    image, 1 tile of 572 px)"``. ``whole``: the padded input of the whole image (None: no
-    image yet); larger than the image by the context a tile carries, as every tile size."""
+def tile_choice_label(choice: TileChoice, per_slice: bool, automatic: bool = False) -> str:
+    """The text of one tile-size choice: ``"444 px (4 tiles)"``, ``"whole image (1 tile)"``,
+    or, for the default, ``"Automatic (444 px, 4 tiles)"`` / ``"Automatic (whole image, 1
+    tile)"``. A size is the tile's input edge, its context included (the tooltip gives the
+    whole image's: :func:`tile_size_tooltip`)."""
     if choice.size is None:
-        size = "" if whole is None else f"1 tile of {_pixels(whole)}"
-        if automatic:
-            return f"{AUTOMATIC} (whole image{', ' + size if size else ''})"
-        return "whole image" + (f" ({size})" if size else "")
+        return f"{AUTOMATIC} (whole image, 1 tile)" if automatic else "whole image (1 tile)"
     tiles = choice.tiles
     count = "" if tiles is None else f"{tiles} tile{'' if tiles == 1 else 's'}"
     if count and per_slice:
@@ -62,6 +57,25 @@ def tile_choice_label(
     if automatic:
         return f"{AUTOMATIC} ({choice.size} px{', ' + count if count else ''})"
     return f"{choice.size} px" + (f" ({count})" if count else "")
+
+
+TILE_SIZE_TOOLTIP = (
+    "Input tile edge in pixels, context included (overlap-tile strategy). Only the sizes "
+    "that tile the chosen image differently are offered, with their tiles per slice; "
+    "Automatic is the model's default tile for the free memory."
+)
+"""The tile-size box's tooltip, before an image is chosen."""
+
+
+def tile_size_tooltip(whole: tuple[int, int] | None) -> str:
+    """The tile-size box's tooltip for an image whose padded input as one tile is ``whole``
+    (None: no image): larger than the image by the context every tile carries."""
+    if whole is None:
+        return TILE_SIZE_TOOLTIP
+    return (
+        f"{TILE_SIZE_TOOLTIP} As one tile, the whole image goes in as {_pixels(whole)}: "
+        "the image with the context mirrored around it."
+    )
 
 
 def _pixels(shape: tuple[int, int]) -> str:
@@ -168,4 +182,9 @@ def at_chance_text(mask: np.ndarray, model: Any) -> str:
     if np.any(mask != only):
         return ""
     name = class_names(model).get(only, f"class {only}")
+    if not model.info.training_history:  # never trained: "further" would mislead
+        return (
+            f" The model calls everything {name}: it is untrained. Paint strokes of each "
+            "class (Annotate), then press Start in Fine-tune."
+        )
     return f" The model still calls everything {name}: train it further (Fine-tune → Start)."
