@@ -9,6 +9,7 @@ alternating; the issue accepts a reduced-precision path only if probabilities st
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import numpy as np
@@ -48,4 +49,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help only
     main()

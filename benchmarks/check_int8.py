@@ -14,6 +14,7 @@ feature.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import json
 import statistics
@@ -108,4 +109,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help only
     main()

@@ -22,6 +22,7 @@ from qtpy.QtWidgets import QApplication
 
 from napari_unet._widgets import UNetWidget
 from napari_unet._widgets._state import NEW_MODEL_NAME
+from napari_unet.config import TIME_BUDGET_SECONDS
 from napari_unet.core.checkpoint import bundled_models
 from napari_unet.io.data import simulate_scribbles, synthetic_nuclei
 from napari_unet.training.weights import annotation_from_instances
@@ -114,5 +115,10 @@ def main(seconds: float) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=40.0, help="fine-tuning budget")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=TIME_BUDGET_SECONDS,
+        help="fine-tuning budget (default: the dock's, %(default)g s)",
+    )
     main(parser.parse_args().seconds)
