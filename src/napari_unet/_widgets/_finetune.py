@@ -182,8 +182,8 @@ class FinetuneWidget(QWidget):
         return self.state.model.config.n_classes if self.state.has_model else None
 
     def _follow_model(self, *_: Any) -> None:
-        """A new model still learning ignores "Each run starts from the model before the
-        first run" (the default model, not loaded yet, is trained)."""
+        """A new model still learning ignores "Start each run from the original model" (the
+        default model, not loaded yet, is trained)."""
         state = self.state
         self.settings.follow_model(state.has_model and not has_been_trained(state.model))
 

@@ -32,7 +32,7 @@ class FinetuneSettings(Container):
         self.device = ComboBox(label="Device", choices=available_devices())
         self.live_preview = CheckBox(text="Live preview of the slice in view", value=True)
         self.from_base = CheckBox(
-            text="Each run starts from the model before the first run",
+            text="Start each run from the original model",
             value=True,
             tooltip=FROM_BASE_TIP,
         )
