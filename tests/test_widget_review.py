@@ -11,7 +11,7 @@ from napari.utils.notifications import NotificationSeverity
 from helpers import annotate, as_trained, discs_image, run, tiny_model
 from napari_unet._widgets import model_state
 from napari_unet._widgets._finetune_job import FinetuneUpdate
-from napari_unet._widgets._finetune_text import finished_notice, run_summary
+from napari_unet._widgets._finetune_text import finished_notice, run_summary, show_run_end
 from napari_unet._widgets._state import LastRun
 from napari_unet.config import TRAINED_ITERATIONS
 from napari_unet.evaluation.review import ClassChanges
@@ -310,5 +310,9 @@ def test_the_status_of_a_model_that_has_not_learnt_is_withdrawn_for_another_mode
     said = "Done: … it has not learnt to tell the classes apart yet. Press Start again …"
     finetune.status.setText(said)
     state.last_run = LastRun(said, (), (), ())
+    show_run_end(finetune.progress, 41, stopped=True)
+    assert finetune.progress.format() == "Stopped after 41 iterations"
     widget.model.use_model(tiny_model(seed=1), "other")
     assert "“other” is the current model now" in finetune.status.text()
+    assert finetune.progress.value() == finetune.progress.minimum() - 1  # reset: no run said
+    assert finetune.progress.format() != "Stopped after 41 iterations"

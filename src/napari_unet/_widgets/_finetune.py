@@ -308,8 +308,8 @@ class FinetuneWidget(QWidget):
             self.status.setText(text)
 
     def _withdraw_go_back_prompt(self, *_: Any) -> None:
-        """Another model became current: the last run's status line (and its "Go back:"),
-        or the line of a Go back to another model, no longer applies."""
+        """Another model became current: the last run's status line (and its "Go back:")
+        and bar, or the line of a Go back to another model, no longer apply."""
         last = self.state.last_run
         line = line_for_new_model(
             self.status.text(),
@@ -319,6 +319,8 @@ class FinetuneWidget(QWidget):
         )
         if line is not None:
             self.status.setText(line)
+            if self.worker is None:
+                show_run_end(self.progress, 0)  # "Stopped after N iterations" was that run's
 
     def _on_went_back(self, entry: HistoryEntry) -> None:
         """The last run was undone: its preview, progress, loss curve and status line go too."""
