@@ -261,7 +261,17 @@ def evaluate(
     -------
     dict
         ``{"kind": kind, ...}`` with Python ints, floats, lists and dicts only.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind``, or membrane maps that are not 2-D.
     """
+    if kind == "membranes" and (np.ndim(pred) != 2 or np.ndim(truth) != 2):
+        raise ValueError(
+            f"kind='membranes' takes 2-D (Y, X) maps, got shapes {np.shape(pred)} and "
+            f"{np.shape(truth)}: score a stack slice by slice (the ISBI errors are per slice)"
+        )
     compute = {
         "membranes": _membrane_metrics,
         "instances": _instance_metrics,
