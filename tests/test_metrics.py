@@ -238,7 +238,7 @@ def test_evaluate_membranes():
     assert result["rand_error"] == pytest.approx(1 - 2 * merge / (1 + merge))
     assert result["info_error"] == pytest.approx(1.0)
     json.dumps(result)
-    with pytest.raises(ValueError, match="takes 2-D .* slice by slice"):  # not scipy's error
+    with pytest.raises(ValueError, match=r"takes 2-D .* slice by slice"):  # not scipy's error
         evaluate(pred[None], truth[None], kind="membranes")
 
 

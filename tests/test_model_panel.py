@@ -11,7 +11,9 @@ from napari_unet._widgets._model_text import _duration, _when, describe_model, m
 
 def test_the_bundled_em_models_run_reads_as_date_iterations_and_duration():
     text = model_details(load_model("em-membranes"))
-    assert "2026-12-02 00:59 UTC: 33,580 iterations in 90 min, loss" in text
+    model = load_model("em-membranes")
+    kept = model.info.training_history[-1].kept_smoothed_loss
+    assert f"2026-12-02 00:59 UTC: 33,580 iterations in 90 min, kept loss {kept:.3g} (" in text
 
 
 def test_the_summary_says_what_the_model_does_and_the_details_how_it_is_built():
@@ -59,9 +61,20 @@ def test_the_status_quotes_the_loss_of_the_weights_kept_not_the_last():
 
 
 def test_a_model_trained_only_here_points_to_its_runs_behind_show_details():
-    summary = describe_model(as_trained(tiny_model()), "tiny (trained)")
-    assert "Trained on: only its training runs (Show details)" in summary
+    model = as_trained(tiny_model())
+    iterations = model.metadata["training_history"][0]["iterations"]
+    summary = describe_model(model, "tiny (trained)")
+    expected = f"its training runs only (1 run, {iterations:,} iterations: Show details)"
+    assert f"Trained on: {expected}" in summary
     assert "Trained on: nothing yet (random weights)" in describe_model(tiny_model(), "tiny")
+    model.metadata["training_history"] = [
+        {"iterations": 250, "image_layer": "coins <1>", "kept_smoothed_loss": 0.6531},
+        {"iterations": 103, "image_layer": "coins <1>", "final_smoothed_loss": 0.66247},
+    ]
+    summary = describe_model(model, "tiny (trained)")
+    assert "Trained on: strokes on “coins &lt;1&gt;” in napari (2 runs, 353 iterations)" in summary
+    details = model_details(model)
+    assert "kept loss 0.653 (" in details and "loss 0.66247 (" in details
 
 
 def test_trained_on_names_the_fine_tunes_done_in_napari_after_what_it_was_trained_on():
