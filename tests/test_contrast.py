@@ -8,9 +8,12 @@ import pytest
 from helpers import FAST, cli_predict, disc_labels, discs_image, run, tiny_model
 from napari_unet import finetune, load_model
 from napari_unet.core.contrast import (
+    MIN_COLOURFULNESS,
     SAMPLES,
     WINDOW,
+    colourfulness,
     contrast_note,
+    image_note,
     intensity_skewness,
     trained_skewness,
     training_skewness,
@@ -119,6 +122,47 @@ def test_no_note_where_either_side_is_weakly_skewed():
     assert contrast_note(membranes, 255.0 - em_slice) == ""
 
 
+def stained() -> np.ndarray:
+    """A bright-field immunohistochemistry crop (scikit-image's sample), (256, 256, 3)."""
+    from skimage import data
+
+    return data.immunohistochemistry()[:256, :256]
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    return rgb[..., :3].astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def test_colourfulness_of_grey_colour_and_one_coloured_channel():
+    rgb = stained()
+    assert colourfulness(np.moveaxis(rgb, -1, 0)) > 2 * MIN_COLOURFULNESS  # 0.31
+    grey = np.stack([rgb[..., 0]] * 3)
+    assert colourfulness(grey) == 0.0 and colourfulness(grey[:1]) == 0.0
+    assert colourfulness(np.zeros((3, 8, 8))) == 0.0
+    red = np.zeros((3, 20, 20))
+    red[0, :, 10:] = 100.0  # half the pixels red, half black
+    assert colourfulness(red) == pytest.approx(0.5)  # their median spread: 0 or 100 of 100
+
+
+def test_a_stained_colour_image_is_noted_for_a_fluorescence_model_only():
+    nuclei, membranes = load_model("nuclei"), load_model("em-membranes")
+    rgb = stained()
+    colours, plane = np.moveaxis(rgb, -1, 0), luminance(rgb)
+    assert -1 < intensity_skewness(plane) < 1  # no contrast note: weakly skewed
+    note = image_note(nuclei, plane, colours)
+    assert note.startswith("This colour image was read as its luminance")
+    assert f"skewness +2.9 there, {intensity_skewness(plane):+.1f} here" in note
+    assert image_note(nuclei, plane) == ""  # no colours given: a grey image
+    assert image_note(membranes, plane, colours) == ""  # it learnt no bright objects
+    dsb, _ = load_dsb2018()
+    blue = np.zeros((3, *dsb.shape), np.float32)
+    blue[2] = dsb  # fluorescence in one colour: as skewed as ever, so not noted
+    assert colourfulness(blue) > MIN_COLOURFULNESS
+    assert image_note(nuclei, blue[2] * 0.114, blue) == ""
+    grey = np.stack([plane] * 3)  # the stained crop's luminance as RGB: weakly skewed, grey
+    assert image_note(nuclei, plane, grey) == ""
+
+
 def test_predict_notes_the_inverted_file_by_its_middle_slice(tmp_path, capsys):
     image, _ = load_dsb2018()
     crop = image[:, :128]
@@ -130,6 +174,16 @@ def test_predict_notes_the_inverted_file_by_its_middle_slice(tmp_path, capsys):
     assert cli_predict(inputs, "nuclei", tmp_path / "out", "--tile-size", "188") == 0
     noted = [line for line in capsys.readouterr().out.splitlines() if "skewed" in line]
     assert len(noted) == 1 and noted[0].startswith(f"{inputs[1]}: This image's intensities")
+
+
+def test_predict_notes_a_stained_colour_file(tmp_path, capsys):
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "stained.tif", stained(), photometric="rgb")
+    out = tmp_path / "out"
+    assert cli_predict([tmp_path / "stained.tif"], "nuclei", out, "--tile-size", "188") == 0
+    noted = [line for line in capsys.readouterr().out.splitlines() if "colour image" in line]
+    assert len(noted) == 1 and noted[0].startswith(f"{tmp_path / 'stained.tif'}: This colour")
 
 
 @pytest.mark.gui
@@ -148,3 +202,17 @@ def test_the_predict_section_says_so_in_its_status(qtbot, dock, notifications):
     warned = [str(note.message) for note in notifications if "skewed" in str(note.message)]
     assert len(warned) == 1 and warned[0].startswith("“dark discs”: This image's")
     assert "dark discs mask" in viewer.layers
+
+
+@pytest.mark.gui
+def test_the_predict_section_notes_a_stained_colour_image(qtbot, dock, notifications):
+    viewer, widget = dock
+    widget.model.use_model(load_model("nuclei"), "nuclei")
+    viewer.add_image(stained(), name="stained", rgb=True)
+    predict = widget.predict
+    predict.image_picker.value = viewer.layers["stained"]
+    run(qtbot, predict, predict.run_prediction)
+    said = predict.status.text()
+    assert "read as its luminance (0.299 R" in said and "This colour image" in said
+    warned = [str(note.message) for note in notifications if "colour image" in str(note.message)]
+    assert len(warned) == 1 and warned[0].startswith("“stained”: This colour image")

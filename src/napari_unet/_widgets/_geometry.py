@@ -189,10 +189,22 @@ class ImageGeometry:
     def read_plane(self, data: Any, plane: tuple[int, ...], in_channels: int) -> np.ndarray:
         """One plane as a (C, Y, X) array with the model's channels: float32, or float64
         for types wider than 16 bits (:func:`napari_unet.io.data.working_dtype`)."""
-        outer = len(self.shape) - len(self.axes)  # read as the command line reads a slice
+        return np.asarray(self._plane(data, plane, in_channels))
+
+    def colour_plane(self, data: Any, plane: tuple[int, ...], in_channels: int) -> Any:
+        """The red, green and blue of one plane of an RGB(A) image that a one-channel model
+        reads as its luminance, as a lazy (3, Y, X) view; None for other images."""
+        if not self.rgb or in_channels != 1:
+            return None
+        return self._plane(data, plane, 3)
+
+    def _plane(self, data: Any, plane: tuple[int, ...], in_channels: int) -> ImagePlane:
+        """A lazy view of one plane with ``in_channels`` channels, read as the command line
+        reads a slice."""
+        outer = len(self.shape) - len(self.axes)
         view = _Fixed(data, plane[:outer]) if outer else data
         index = plane[outer] if "Z" in self.axes else 0
-        return np.asarray(ImagePlane(view, self.axes, index, in_channels))
+        return ImagePlane(view, self.axes, index, in_channels)
 
     def spatial(self, values: Any) -> list[float]:
         """Per-axis ``values`` of a layer (scale, translate) without the channel axis."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..config import PredictConfig, WeightConfig
 from ..core.cancellation import stopping
-from ..core.contrast import contrast_note
+from ..core.contrast import image_note
 from ..core.inference import Cancelled, iter_predict
 from ..core.model import UNet
 from ..core.postprocess import closes_gaps, mask_steps, prediction_mask
@@ -92,7 +92,8 @@ class PredictionResult:
         With a last mask: the objects this mask split or joined against it.
     contrast_note : str
         A sentence when the image's intensities are skewed against the model's training
-        images (:func:`napari_unet.core.contrast.contrast_note`); "" otherwise.
+        images, or a colour image may not be what it learnt from
+        (:func:`napari_unet.core.contrast.image_note`); "" otherwise.
     """
 
     probabilities: np.ndarray
@@ -182,7 +183,8 @@ def predict_job(
     for number, plane in enumerate(planes):
         image = geometry.read_plane(request.data, plane, model.config.in_channels)
         if number == len(planes) // 2:  # the middle slice speaks for the stack
-            note = contrast_note(model, image)
+            colours = geometry.colour_plane(request.data, plane, model.config.in_channels)
+            note = image_note(model, image, colours)
         steps = iter_predict(
             image, model, probabilities[_all_classes(plane)], config=request.config, stop=stop
         )

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.checkpoint import resolve_checkpoint
-from ..core.contrast import contrast_note
+from ..core.contrast import image_note
 from ..core.devices import torch_threads
 from ..core.inference import Progress, resolved_tile_size, uses_test_time_augmentation
 from ..core.model import UNet
@@ -85,8 +85,9 @@ def predict_input(
     """Predict the input ``path`` (output stem ``stem``) and write its outputs, while this
     run holds ``lock``; returns the instance count, which objects the new mask split or
     joined against the last mask, the last mask's note (which was kept, or why none) and
-    a note when the image's contrast runs against the model's training images
-    (:func:`~napari_unet.core.contrast.contrast_note`, on its middle slice; "" if not)."""
+    a note when the image's contrast runs against the model's training images, or a colour
+    image may not be what it learnt from (:func:`~napari_unet.core.contrast.image_note`, on
+    its middle slice; "" if not)."""
     options, info = plan.options, plan.info
     lazy = info.output_format == "zarr"
     # the last mask is read before any output is replaced: it may be in the output folder
@@ -94,9 +95,11 @@ def predict_input(
     last = find_last_mask(stem, model, options.last_masks, strokes, info.output_format)
     with open_input(Path(path), lazy, info.axes) as image, torch_threads(options.threads):
         middle = slice_count(image.shape, info.axes) // 2  # it speaks for the stack
-        contrast = contrast_note(
-            model, ImagePlane(image, info.axes, middle, model.config.in_channels)
-        )
+        in_channels = model.config.in_channels
+        colours = None  # an RGB image that a one-channel model reads as its luminance
+        if "S" in info.axes and in_channels == 1:
+            colours = ImagePlane(image, info.axes, middle, 3)
+        contrast = image_note(model, ImagePlane(image, info.axes, middle, in_channels), colours)
         count, changes = predict_and_write(image, model, plan, progress, last, lock)
     return count, changes, last.note, contrast
 
