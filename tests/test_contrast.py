@@ -150,8 +150,8 @@ def test_a_stained_colour_image_is_noted_for_a_fluorescence_model_only():
     colours, plane = np.moveaxis(rgb, -1, 0), luminance(rgb)
     assert -1 < intensity_skewness(plane) < 1  # no contrast note: weakly skewed
     note = image_note(nuclei, plane, colours)
-    assert note.startswith("This colour image was read as its luminance")
-    assert f"skewness +2.9 there, {intensity_skewness(plane):+.1f} here" in note
+    assert note.startswith("The model learnt from one-channel images of bright objects")
+    assert f"(skewness +2.9 there, {intensity_skewness(plane):+.1f} in this colour" in note
     assert image_note(nuclei, plane) == ""  # no colours given: a grey image
     assert image_note(membranes, plane, colours) == ""  # it learnt no bright objects
     dsb, _ = load_dsb2018()
@@ -183,7 +183,7 @@ def test_predict_notes_a_stained_colour_file(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli_predict([tmp_path / "stained.tif"], "nuclei", out, "--tile-size", "188") == 0
     noted = [line for line in capsys.readouterr().out.splitlines() if "colour image" in line]
-    assert len(noted) == 1 and noted[0].startswith(f"{tmp_path / 'stained.tif'}: This colour")
+    assert len(noted) == 1 and noted[0].startswith(f"{tmp_path / 'stained.tif'}: The model learnt")
 
 
 @pytest.mark.gui
@@ -213,6 +213,7 @@ def test_the_predict_section_notes_a_stained_colour_image(qtbot, dock, notificat
     predict.image_picker.value = viewer.layers["stained"]
     run(qtbot, predict, predict.run_prediction)
     said = predict.status.text()
-    assert "read as its luminance (0.299 R" in said and "This colour image" in said
+    assert "read as its luminance (0.299 R" in said and "in this colour image's luminance" in said
+    assert said.count("read as its luminance") == 1
     warned = [str(note.message) for note in notifications if "colour image" in str(note.message)]
-    assert len(warned) == 1 and warned[0].startswith("“stained”: This colour image")
+    assert len(warned) == 1 and warned[0].startswith("“stained”: The model learnt")

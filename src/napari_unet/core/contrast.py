@@ -234,10 +234,10 @@ def colour_note(model: UNet, plane: Any, colour_plane: Any) -> str:
     if skewness >= MIN_SKEWNESS or colourfulness(colour_plane) < MIN_COLOURFULNESS:
         return ""
     return (
-        "This colour image was read as its luminance, and the model learnt from one-channel "
-        f"images of bright objects on a dark field (skewness {trained:+.1f} there, "
-        f"{skewness:+.1f} here), as fluorescence has them. If it is a stained bright-field "
-        "image, the model was not trained for it: fine-tune it on strokes, or train a new model."
+        "The model learnt from one-channel images of bright objects on a dark field, as "
+        f"fluorescence has them (skewness {trained:+.1f} there, {skewness:+.1f} in this colour "
+        "image's luminance). If this is a stained bright-field image, the model was not "
+        "trained for it: fine-tune it on strokes, or train a new model."
     )
 
 
