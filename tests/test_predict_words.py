@@ -86,6 +86,7 @@ def test_a_stack_says_its_slices_as_napari_numbers_them(qtbot, dock, monkeypatch
     viewer.add_image(stack, name="stack")
     predict = widget.predict
     assert offered(predict)[1].endswith(" tiles a slice)")
+    assert offered(predict)[0] == "Automatic (whole image, 1 tile a slice)"  # not 1 in all
     predict.tile_size.value = predict.tile_size.choices[-2]  # a few tiles a slice
     tiles = len(tile_layout(model_state(viewer).model, (128, 128), predict.tile_size.value)[1])
     assert tiles > 1

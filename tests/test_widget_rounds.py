@@ -163,7 +163,7 @@ def test_the_model_says_what_it_was_trained_on_after_a_fine_tune(qtbot, dock):
 
 
 def test_the_option_is_disabled_while_the_model_is_still_learning(qtbot, dock, monkeypatch):
-    """A model still learning ignores "Start each run from the original model"
+    """A model still learning ignores "Start each run from the model you began with"
     (test_a_new_model_still_learning_trains_on_as_a_new_one): the option says so."""
     monkeypatch.setattr(distillation, "TRAINED_ITERATIONS", 15)  # one dock run trains it
     viewer, widget = dock

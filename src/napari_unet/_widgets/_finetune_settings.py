@@ -32,7 +32,7 @@ class FinetuneSettings(Container):
         self.device = ComboBox(label="Device", choices=available_devices())
         self.live_preview = CheckBox(text="Live preview of the slice in view", value=True)
         self.from_base = CheckBox(
-            text="Start each run from the original model",
+            text="Start each run from the model you began with",
             value=True,
             tooltip=FROM_BASE_TIP,
         )

@@ -49,7 +49,8 @@ def tile_choice_label(choice: TileChoice, per_slice: bool, automatic: bool = Fal
     tile)"``. A size is the tile's input edge, its context included (the tooltip gives the
     whole image's: :func:`tile_size_tooltip`)."""
     if choice.size is None:
-        return f"{AUTOMATIC} (whole image, 1 tile)" if automatic else "whole image (1 tile)"
+        one = "1 tile a slice" if per_slice else "1 tile"
+        return f"{AUTOMATIC} (whole image, {one})" if automatic else f"whole image ({one})"
     tiles = choice.tiles
     count = "" if tiles is None else f"{tiles} tile{'' if tiles == 1 else 's'}"
     if count and per_slice:
