@@ -180,11 +180,12 @@ def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     after = class_mask(predict(image, load_model(out)))
     # its first run: the untrained model's classes meant nothing, so the shares are said
     share = percent(np.count_nonzero(after == 1) / after.size, whole=True)
-    assert printed.startswith(f"on {tmp_path / 'im.tif'}: the model now calls ")
-    assert f"{share} of the pixels background" in printed and "changed class" not in printed
     strokes = tifffile.imread(tmp_path / "lab.tif")
     right = percent(np.mean(after[strokes > 0] == strokes[strokes > 0]), whole=True)
-    assert printed.endswith(f"; it agrees with {right} of your 80 painted pixels")
+    agreement = f"the model's most probable class matches {right} of your 80 labelled pixels"
+    assert printed.startswith(f"on {tmp_path / 'im.tif'}: {agreement}, which it trained on; ")
+    assert f"; the model now calls {share} of the pixels background" in printed
+    assert "changed class" not in printed and "before" not in printed
     again = tmp_path / "again.safetensors"
     second = [*square_train_args(tmp_path)[:5], "--model", str(out), "--output", str(again)]
     assert main([*second, "--iterations", "20", "--learning-rate", "0.01", "--device", "cpu"]) == 0
@@ -193,8 +194,9 @@ def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):
     changed = int((after != after_again).sum())
     assert changed > 0
     now = percent(np.mean(after_again[strokes > 0] == strokes[strokes > 0]), whole=True)
-    agreement = f"the model now agrees with {now} of your 80 painted pixels ({right} before)"
-    assert printed.startswith(f"on {tmp_path / 'im.tif'}: {agreement}; {changed:,} pixels (")
+    agreement = f"now matches {now} (before: {right}) of your 80 labelled pixels, which it"
+    assert printed.startswith(f"on {tmp_path / 'im.tif'}: the model's most probable class ")
+    assert f"{agreement} trained on; {changed:,} pixels (" in printed
     # a new model's threshold from its strokes is said when there is one
     trained = load_model(out).info
     threshold = trained.background_threshold

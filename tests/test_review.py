@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from napari_unet.evaluation.review import (
+    StrokeAgreement,
     class_changes,
     object_changes,
     stroke_agreement,
@@ -73,13 +74,28 @@ def test_stroke_agreement_counts_painted_pixels_called_as_painted():
     agreement = stroke_agreement(strokes, before, after)
     assert (agreement.painted, agreement.right_before, agreement.right_after) == (5, 2, 5)
     text = agreement.describe()
-    assert text == "the model now agrees with 100 % of your 5 painted pixels (40 % before)"
-    assert agreement.describe(first_run=True) == "it agrees with 100 % of your 5 painted pixels"
+    assert text == (
+        "the model's most probable class now matches 100 % (before: 40 %) of your 5 painted "
+        "pixels, which it trained on"
+    )
+    first = agreement.describe(first_run=True, pixels="labelled")
+    assert first == (
+        "the model's most probable class matches 100 % of your 5 labelled pixels, "
+        "which it trained on"
+    )
     assert with_strokes("said", agreement, first_run=False) == f"{text}; said"
-    assert with_strokes("said", agreement, first_run=True).startswith("said; it agrees")
+    assert with_strokes("said", agreement, first_run=True, pixels="labelled") == f"{first}; said"
     assert with_strokes("said", None, first_run=False) == "said"
     assert class_changes(before, after, strokes).strokes == agreement
     assert class_changes(before, after).strokes is None  # not asked for
+
+
+def test_stroke_agreement_never_rounds_to_all_or_none_and_refuses_impossible_counts():
+    assert "matches >99 % (before: <1 %) of your 200" in StrokeAgreement(200, 1, 199).describe()
+    assert "matches 100 % (before: 0 %)" in StrokeAgreement(200, 0, 200).describe()
+    for counts in ((0, 0, 0), (5, 6, 0), (5, 0, -1)):
+        with pytest.raises(ValueError, match="painted"):
+            StrokeAgreement(*counts)
 
 
 def test_stroke_agreement_of_an_unpainted_plane_and_of_wrong_shapes():

@@ -8,8 +8,9 @@ import threading
 import napari
 import numpy as np
 import pytest
+import torch
 
-from helpers import annotate, discs_image, paint_strokes, run
+from helpers import annotate, as_trained, discs_image, paint_strokes, run, tiny_model
 from napari_unet._widgets import _finetune_job, model_state
 from napari_unet._widgets._layers import OUTPUT_KEY
 from napari_unet.core.inference import default_tile_size, predict
@@ -84,7 +85,7 @@ def test_fine_tune_says_what_changed_in_view_and_can_go_back(
     status = finetune.status.text()
     names = {1: "background", 2: "foreground"}  # the new model's class names
     agreement = changes.strokes.describe(first_run=True)  # its first run: no "before"
-    assert f"On the image, {changes.describe(names)}; {agreement}." in status, status
+    assert f"On the image, {agreement}; {changes.describe(names)}." in status, status
     assert "before)" not in status
     assert widget.model.back_button.enabled and finetune.back_button.enabled
 
@@ -108,3 +109,28 @@ def test_changes_are_counted_on_the_slice_in_view_of_a_stack(qtbot, dock):
     names = {1: "background", 2: "foreground"}
     said = finetune.status.text()
     assert f"On slice 1 (in view when the run started), {changes.describe(names)}." in said
+
+
+def test_a_restarted_run_is_compared_with_the_model_go_back_returns_to(qtbot, dock):
+    """With "Start each run from …" on, the second run restarts from the first run's
+    starting model; its "before" is still the model the user had (Go back's)."""
+    viewer, widget = dock
+    state, finetune = model_state(viewer), widget.finetune
+    widget.model.use_model(as_trained(tiny_model()), "trained")
+    base = copy.deepcopy(state.model)
+    strokes = annotate(viewer, widget).data
+    run(qtbot, finetune, finetune.start_finetune)
+    with torch.no_grad():  # stands in for what the first run learnt: far from the base
+        state.model.head.bias.add_(torch.tensor([-4.0, 4.0]))
+    had = copy.deepcopy(state.model)
+    run(qtbot, finetune, finetune.start_finetune)  # restarts from the base
+    image = viewer.layers["discs"].data
+    after = masks_of(state.model, image)
+    expected = class_changes(masks_of(had, image), after, strokes)
+    from_base = class_changes(masks_of(base, image), after, strokes)
+    assert expected.strokes.right_before != from_base.strokes.right_before  # the test can tell
+    names = {1: "background", 2: "foreground"}
+    said = f"On the image, {expected.strokes.describe()}; {expected.describe(names)}."
+    assert said in finetune.status.text(), finetune.status.text()
+    finetune.back_button.changed.emit(True)
+    np.testing.assert_array_equal(masks_of(state.model, image), masks_of(had, image))

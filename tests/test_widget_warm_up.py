@@ -11,7 +11,7 @@ def test_the_finetune_section_builds_torchs_first_optimizer_when_it_opens(make_n
     """torch's first optimizer imports its compiler stack holding the GIL (0.3-0.9 s): that
     must happen in a thread started when the section is built, not in the first fine-tune's
     worker."""
-    from napari_unet._widgets._finetune_job import start_optimizer_warm_up, warm_up_optimizer
+    from napari_unet._widgets._warm_up import start_optimizer_warm_up, warm_up_optimizer
 
     viewer = make_napari_viewer()
     FinetuneWidget(viewer)

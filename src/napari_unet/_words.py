@@ -24,7 +24,7 @@ def percent(share: float, *, whole: bool = False) -> str:
     """A share as a percentage, never in exponent notation.
 
     Two significant digits ("0.5 %", "12 %", "100 %", "<0.01 %"), or with ``whole``
-    whole percentages ("62 %", "<1 %" for a few pixels); all but a few pixels is
+    whole percentages ("62 %", "<1 %" below 1 %); all but a few pixels is
     ">99 %" either way.
 
     Parameters
@@ -35,7 +35,7 @@ def percent(share: float, *, whole: bool = False) -> str:
         Round to a whole percentage.
     """
     value = 100 * share
-    if whole and 0 < value < 0.5:
+    if whole and 0 < value < 1:  # 0.5 would round to "0 %"
         return "<1 %"
     if not whole and 0 < value < 0.01:
         return "<0.01 %"

@@ -14,14 +14,12 @@ from napari.utils.theme import get_theme
 from qtpy.QtCore import QEvent, QObject, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
-from ..core.metadata import trained_description
 from ..evaluation.review import ClassChanges
-from ..training.distillation import has_been_trained, learning_before_last_run
-from ..training.history import note_on_last_run
+from ..training.distillation import has_been_trained
 from ..training.loop import sets_threshold
 from ._annotation_combo import AnnotationCombo
-from ._finetune_job import FinetuneUpdate, TrainingRequest, finetune_job, start_optimizer_warm_up
-from ._finetune_request import Refusal, training_request
+from ._finetune_job import FinetuneUpdate, TrainingRequest, finetune_job
+from ._finetune_request import Refusal, record_run, training_request
 from ._finetune_settings import FinetuneSettings
 from ._finetune_text import (
     GO_BACK_PROMPT,
@@ -44,8 +42,9 @@ from ._layers import LayerCombo
 from ._loss_weights import LossWeights
 from ._plot import LossPlot
 from ._preview import hide_previews, put_preview
-from ._state import HistoryEntry, LastRun, model_state, real_viewer, trained_name
+from ._state import HistoryEntry, LastRun, model_state, real_viewer
 from ._tasks import PROGRESS_STEPS, JobResult, start_job, taken_out_of_its_dock
+from ._warm_up import start_optimizer_warm_up
 
 
 class FinetuneWidget(QWidget):
@@ -74,7 +73,9 @@ class FinetuneWidget(QWidget):
     live preview predicts the slice the viewer shows every few seconds into the
     ``"<image> preview"`` layer (probability of any foreground class). The slice
     in view at Start is predicted before and after training (in the worker), and
-    the status line says how many of its pixels changed class, and to which.
+    the status line says how many of its painted pixels the model's most probable class
+    matches, after and before (with the model Go back returns to), and how many of its
+    pixels changed class, and to which.
     """
 
     finished = Signal()
@@ -182,7 +183,7 @@ class FinetuneWidget(QWidget):
         return self.state.model.config.n_classes if self.state.has_model else None
 
     def _follow_model(self, *_: Any) -> None:
-        """A new model still learning ignores "Start each run from the original model" (the
+        """A new model still learning ignores "Start each run from the model you began with" (the
         default model, not loaded yet, is trained)."""
         state = self.state
         self.settings.follow_model(state.has_model and not has_been_trained(state.model))
@@ -207,6 +208,7 @@ class FinetuneWidget(QWidget):
         self._restarted = self.state.prepare_finetune(
             self.annotation_picker.layer, self.settings.from_base.value
         )
+        request.before = self.state.history[-1].model  # its snapshot, which Go back restores
         self._request, self._last_iteration, self._changes = request, 0, None
         self._stop, self._cancel = threading.Event(), threading.Event()
         self.plot.clear()
@@ -373,21 +375,7 @@ class FinetuneWidget(QWidget):
 
     def _mark_fine_tuned(self) -> bool:
         """Note the run in the model's history and name; tell the other sections."""
-        request = self._request
-        if request is None or not note_on_last_run(
-            request.model,
-            image_layer=request.image_name,
-            annotated_slices=tuple(tuple(plane) for plane in request.planes),
-        ):
-            return False
-        metadata = request.model.metadata
-        metadata["description"] = trained_description(
-            metadata.get("description"), request.image_name
-        )
-        fine_tuned = not learning_before_last_run(request.model)  # as its history says
-        self.state.name = trained_name(self.state.name, fine_tuned=fine_tuned)
-        self.state.model_changed.emit()
-        return True
+        return record_run(self.state, self._request)
 
     def result_text(self, progress: Any, *, stopped: bool) -> str:
         """The status line after a run that trained: how it ended, what changed, what to do."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 import threading
 from collections.abc import Generator
@@ -83,37 +82,6 @@ class PreviewSource:
         return self.reader(self.last_plane)
 
 
-@functools.cache
-def warm_up_optimizer() -> None:
-    """Create a throw-away Adam optimizer once per process.
-
-    The first optimizer torch builds imports its compiler stack (``torch._dynamo``,
-    sympy: 0.3-0.9 s on this CPU), holding the GIL in long stretches. In a fine-tune's
-    worker that froze the napari window for 224-342 ms at the start of the first run
-    (``benchmarks/bench_gui_stalls.py``).
-    """
-    torch.optim.Adam([torch.zeros(1, requires_grad=True)])
-
-
-_WARM_UP: list[threading.Thread] = []
-
-
-def start_optimizer_warm_up() -> threading.Thread:
-    """Run :func:`warm_up_optimizer` in a daemon thread, once per process; returns it.
-
-    The Fine-tune section starts it when it is built: the imports then happen while the
-    user looks at the new dock, in a thread, instead of freezing the dock's opening (1.4 s
-    on the Qt thread) or the first fine-tune.
-    """
-    if not _WARM_UP:
-        thread = threading.Thread(
-            target=warm_up_optimizer, name="napari-unet optimizer warm-up", daemon=True
-        )
-        thread.start()
-        _WARM_UP.append(thread)
-    return _WARM_UP[0]
-
-
 @dataclass
 class TrainingRequest:
     """Everything one fine-tune needs, gathered in the Qt thread.
@@ -145,6 +113,10 @@ class TrainingRequest:
     floor : int
         Iterations before the time budget may end the run (a model still learning:
         :func:`~napari_unet.training.schedule.learning_floor`).
+    before : UNet or None
+        The model as the user had it before this run, which Go back returns to: the
+        comparison's "before" (None: ``model`` as the run starts). A run that starts again
+        from the model the annotations began with resets ``model`` to that one first.
     """
 
     model: UNet
@@ -158,6 +130,7 @@ class TrainingRequest:
     preview: PreviewSource | None = None
     annotation_name: str = ""
     compare_plane: tuple[int, ...] | None = None
+    before: UNet | None = None
     iteration_budget: int | None = field(init=False)
     floor: int = field(init=False)
 
@@ -250,7 +223,9 @@ def _mask_before_training(
         return None
     yield "Predicting the slice in view with the model before training…"
     compared = _plane_image(request, images, request.compare_plane)
-    before = _final_preview(request, compared, stop)
+    before = _final_preview(request, compared, stop, request.before)
+    if request.before is not None:
+        request.before.cpu()  # a history snapshot stays a CPU copy
     return None if before is None else class_mask(before)
 
 
@@ -354,13 +329,16 @@ def _read_images(
     return images
 
 
-def _final_preview(request: TrainingRequest, image: Any, stop: threading.Event) -> Any:
-    """Tiled, stoppable prediction of one plane; None if stopped or out of memory.
+def _final_preview(
+    request: TrainingRequest, image: Any, stop: threading.Event, model: UNet | None = None
+) -> Any:
+    """Tiled, stoppable prediction of one plane by ``model`` (None: ``request.model``);
+    None if stopped or out of memory.
 
     Used for the comparison before training and the previews after it: a
     preview that cannot be shown must not turn the run into a failure.
     """
-    model = request.model
+    model = request.model if model is None else model
     try:
         return predict(
             image, model, tile_size=default_tile_size(model), device=request.train.device, stop=stop

@@ -1,5 +1,6 @@
 """What the Fine-tune section's Start trains on: the chosen image, its annotated planes and
-the settings, checked before any worker starts (:func:`training_request`)."""
+the settings, checked before any worker starts (:func:`training_request`); and the run
+recorded in the model once it trained (:func:`record_run`)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from typing import NamedTuple
 import napari
 import numpy as np
 
+from ..core.metadata import trained_description
+from ..training.distillation import learning_before_last_run
+from ..training.history import note_on_last_run
 from ._finetune_job import PlaneReader, PreviewSource, TrainingRequest
 from ._finetune_settings import FinetuneSettings
 from ._finetune_text import strokes_missing
 from ._geometry import ImageGeometry, image_data
 from ._layers import annotated_planes
-from ._state import ModelState
+from ._state import ModelState, trained_name
 
 
 class Refusal(NamedTuple):
@@ -109,3 +113,21 @@ def _annotated(
     if missing:  # said before any worker starts, as advice, not as a failure
         return Refusal(missing, advice=True)
     return planes, annotations
+
+
+def record_run(state: ModelState, request: TrainingRequest | None) -> bool:
+    """Note the run that trained ``request.model`` in its history (the image layer and the
+    annotated slices), description and name (" (trained)", " (fine-tuned)"), and tell the
+    other sections (``state.model_changed``); False when there is nothing to note."""
+    if request is None or not note_on_last_run(
+        request.model,
+        image_layer=request.image_name,
+        annotated_slices=tuple(tuple(plane) for plane in request.planes),
+    ):
+        return False
+    metadata = request.model.metadata
+    metadata["description"] = trained_description(metadata.get("description"), request.image_name)
+    fine_tuned = not learning_before_last_run(request.model)  # as its history says
+    state.name = trained_name(state.name, fine_tuned=fine_tuned)
+    state.model_changed.emit()
+    return True

@@ -52,7 +52,7 @@ def run_summary(
     """
     ended = "Stopped after" if stopped else "Done:"
     text = f"{ended} {counted(progress.iteration, 'iteration')} in {progress.elapsed:.0f} s."
-    kept = f" It keeps its best weights (smoothed loss {kept_loss(progress, request):.3g})."
+    kept = f" The model keeps its best weights (smoothed loss {kept_loss(progress, request):.3g})."
     if skipped and changes is None and request is not None and request.compare_plane is not None:
         text += f" {SKIPPED}"
     if changes is not None and request is not None:

@@ -290,7 +290,8 @@ def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_
         said = shares_words(changes, class_names(model))
     else:
         said = changes.describe(class_names(model))
-    print(f"on {path}: {with_strokes(said, changes.strokes, first_run=first_run)}")
+    said = with_strokes(said, changes.strokes, first_run=first_run, pixels="labelled")
+    print(f"on {path}: {said}")
     if not_learnt_yet(model, changes):
         print(_not_learnt_text(model, changes, path))
 

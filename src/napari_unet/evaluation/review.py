@@ -20,6 +20,7 @@ __all__ = [
     "class_changes",
     "class_names",
     "object_changes",
+    "stroke_agreement",
     "uncertainty",
     "with_strokes",
 ]
@@ -58,43 +59,83 @@ def uncertainty(probabilities: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StrokeAgreement:
-    """How many painted pixels of one plane a model calls the class painted, before and
-    after a run: what a fine-tune learnt from the strokes, in pixels a user can check
-    (its loss mixes the strokes with keeping the model's own predictions elsewhere).
+    """How many painted pixels of one plane a model's most probable class matches, before
+    and after a run: what a fine-tune learnt from the strokes, in pixels a user can check
+    (its loss mixes the strokes with keeping the model's own predictions elsewhere). They
+    are the pixels it trained on, so a high share says it learnt them, not that it is right
+    elsewhere; and it is the most probable class, before Predict's mask steps (gaps closed,
+    objects grown to a threshold) that may move a few.
 
     Attributes
     ----------
     painted : int
-        Stroke pixels of the plane (labels >= 1).
+        Stroke pixels of the plane (labels >= 1), at least 1.
     right_before, right_after : int
-        Of those, the pixels whose predicted class is the painted one, before and after.
+        Of those, the pixels whose most probable class is the painted one, before and after.
+
+    Raises
+    ------
+    ValueError
+        If ``painted`` is below 1 or a count of right pixels lies outside 0..``painted``.
     """
 
     painted: int
     right_before: int
     right_after: int
 
-    def describe(self, *, first_run: bool = False) -> str:
-        """E.g. "the model now agrees with 96 % of your 1,310 painted pixels (31 % before)";
-        ``first_run``: "it agrees with 96 % of your 1,310 painted pixels" (an untrained
-        model's classes meant nothing), to follow what the run made of the plane."""
+    def __post_init__(self) -> None:
+        rights = (self.right_before, self.right_after)
+        if self.painted < 1 or not all(0 <= right <= self.painted for right in rights):
+            raise ValueError(
+                f"{rights} right of {self.painted} painted pixels: at least 1 painted, "
+                "and no more right than painted"
+            )
+
+    def describe(self, *, first_run: bool = False, pixels: str = "painted") -> str:
+        """One clause for a status line.
+
+        Parameters
+        ----------
+        first_run : bool
+            Leave out "before" (an untrained model's classes meant nothing).
+        pixels : str
+            What the strokes are called: "painted" (the dock), "labelled" (label files).
+
+        Returns
+        -------
+        str
+            E.g. "the model's most probable class now matches 96 % (before: 31 %) of your
+            1,310 painted pixels, which it trained on".
+        """
         after = percent(self.right_after / self.painted, whole=True)
-        text = f"agrees with {after} of your {counted(self.painted, 'painted pixel')}"
+        strokes = f"of your {counted(self.painted, f'{pixels} pixel')}, which it trained on"
         if first_run:
-            return f"it {text}"
-        return (
-            f"the model now {text} ({percent(self.right_before / self.painted, whole=True)} before)"
-        )
+            return f"the model's most probable class matches {after} {strokes}"
+        before = percent(self.right_before / self.painted, whole=True)
+        return f"the model's most probable class now matches {after} (before: {before}) {strokes}"
 
 
-def with_strokes(said: str, strokes: StrokeAgreement | None, *, first_run: bool) -> str:
-    """``said`` (what a run changed on a plane) with what it makes of the plane's
-    ``strokes``: first, or after it on a model's first run (:meth:`StrokeAgreement.describe`)."""
+def with_strokes(
+    said: str, strokes: StrokeAgreement | None, *, first_run: bool, pixels: str = "painted"
+) -> str:
+    """What a run changed on a plane, ``said``, after what it made of the plane's strokes.
+
+    Parameters
+    ----------
+    said : str
+        E.g. :meth:`ClassChanges.describe`.
+    strokes : StrokeAgreement or None
+        None: ``said`` alone (the plane has no strokes).
+    first_run, pixels
+        As :meth:`StrokeAgreement.describe` takes them.
+
+    Returns
+    -------
+    str
+    """
     if strokes is None:
         return said
-    if first_run:
-        return f"{said}; {strokes.describe(first_run=True)}"
-    return f"{strokes.describe()}; {said}"
+    return f"{strokes.describe(first_run=first_run, pixels=pixels)}; {said}"
 
 
 def stroke_agreement(
