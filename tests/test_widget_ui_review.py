@@ -189,6 +189,7 @@ def test_the_loss_plot_has_whole_iteration_ticks(qtbot):
     plot = LossPlot()
     qtbot.addWidget(plot)
     plot.show()
+    assert "not comparable with a first training's" in plot.toolTip()  # why a fine-tune's rises
     for width in (160, 250, 373):  # 250 px gave 0, 2.5, 5, 7.5, 10
         plot.resize(width, 170)
         plot.clear()

@@ -57,6 +57,15 @@ def loss_axis_end(value: float) -> float:
     return next(step * power for step in LOSS_AXIS_STEPS if step * power >= wanted)
 
 
+LOSS_TOOLTIP = (
+    "The training loss: the paper's weighted cross-entropy on your strokes. A trained "
+    "model's fine-tune adds how far it moves from its own predictions where you did not "
+    "paint (0 at its start), so its loss may rise while it learns the strokes, and it is "
+    "not comparable with a first training's. The status line says what the run changed."
+)
+"""The loss curve's tooltip."""
+
+
 class LossPlot(FigureCanvasQTAgg):
     """The loss of every iteration (thin) and its moving average (thick).
 
@@ -89,6 +98,7 @@ class LossPlot(FigureCanvasQTAgg):
         self.smoothed: list[float] = []
         self._last_draw = 0.0
         self.setMinimumHeight(170)
+        self.setToolTip(LOSS_TOOLTIP)
         self.clear()
 
     def set_colours(self, background: str, foreground: str) -> None:
