@@ -9,31 +9,18 @@ import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, PushButton
 from napari.layers import Labels
 from napari.utils.notifications import show_error, show_warning
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from ..core.continuity import LINEAGE_KEY, lineage
-from ..evaluation.metrics import evaluate, nothing_scored
-from ..evaluation.regions import STROKE_MARGIN, near_strokes
+from ..evaluation.regions import STROKE_MARGIN
 from ..evaluation.truth import binary_reading, semantic_offset
 from ._annotation_combo import annotation_of
-from ._evaluate_text import (
-    away_words,
-    convert_hint,
-    format_scores,
-    nothing_left_words,
-    slice_words,
-)
+from ._evaluate_job import EVALUATE, Refusal, Scoring, StackScorer, score_now
+from ._evaluate_text import convert_hint, format_scores, slice_words
 from ._geometry import ImageGeometry
 from ._label_like import looks_like_labels
-from ._layers import (
-    LAYER_LIST_EVENTS,
-    ROLE_KEY,
-    LayerCombo,
-    find_output,
-    is_annotation,
-    is_output,
-)
+from ._layers import LAYER_LIST_EVENTS, ROLE_KEY, LayerCombo, find_output, is_annotation, is_output
 from ._state import HistoryEntry, model_state
 
 __all__ = ["KINDS", "EvaluatePanel", "Refusal", "convert_hint", "format_scores", "semantic_offset"]
@@ -55,17 +42,13 @@ KIND_TOOLTIP = (
 )
 
 
-class Refusal(ValueError):
-    """Evaluate cannot run yet (no image, truth or prediction): a step still to take,
-    shown as a warning, not an error."""
-
-
 class EvaluatePanel(QWidget):
     """Pick a ground-truth Labels layer and see the metrics of the plugin's prediction.
 
     The prediction is this plugin's "<image> instances" (kind "instances") or
     "<image> mask" (kinds "membranes" and "semantic") layer for the image chosen
-    in ``image_picker``. For stacks, the slice in view is evaluated. The scores
+    in ``image_picker``. For stacks, the slice in view is evaluated, or with
+    :attr:`all_slices` every slice, in a worker thread (:mod:`._evaluate_job`). The scores
     are cleared once they may no longer hold: another image, truth or kind is
     chosen, the image's data change, a new prediction is shown (:meth:`clear`), or Go
     back undid the last run (:meth:`after_go_back`: they were the undone model's).
@@ -79,6 +62,9 @@ class EvaluatePanel(QWidget):
     that holds labels (a ground truth File → Open read as an image) as one
     (:meth:`show_hint`), whether or not anything was predicted.
     """
+
+    finished = Signal()
+    """Emitted (in the Qt thread) when the scoring of every slice of a stack has ended."""
 
     def __init__(self, viewer: napari.viewer.Viewer, image_picker: LayerCombo) -> None:
         super().__init__()
@@ -96,20 +82,36 @@ class EvaluatePanel(QWidget):
             "(true objects touching them, with the predictions on them): a model is right "
             "where it was trained; whether a run made it better shows elsewhere.",
         )
-        self.evaluate_button = PushButton(text="Evaluate the prediction")
+        self.all_slices = CheckBox(
+            text="All slices",
+            value=False,
+            tooltip="Score every slice of the stack, in the background (membranes: the mean "
+            "of each slice's errors), instead of the slice in view.",
+        )
+        self.evaluate_button = PushButton(text=EVALUATE)
         self.result = QLabel("")
         self.result.setWordWrap(True)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.stack = StackScorer(self, self.evaluate_button, self.result.setText, self.finished)
+        self.stack.shown.connect(lambda scores: self._show(scores, None))
+        self.stack.refused.connect(self._refuse)
         settings = Container(
-            widgets=[self.truth_picker.combo, self.kind, self.away, self.evaluate_button]
+            widgets=[
+                self.truth_picker.combo,
+                self.kind,
+                self.away,
+                self.all_slices,
+                self.evaluate_button,
+            ]
         )
         settings.margins = (0, 0, 0, 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(settings.native)
+        layout.addWidget(self.stack.bar)
         layout.addWidget(self.result)
         self.evaluate_button.changed.connect(self.run)
-        for control in (self.truth_picker.combo, self.kind, self.away):
+        for control in (self.truth_picker.combo, self.kind, self.away, self.all_slices):
             control.changed.connect(self.clear)
         self._scored_lineage: list[str] | None = None  # the model of the scored mask
         self._scored_slice: tuple[int, ...] | None = None  # the stack slice scored
@@ -146,8 +148,11 @@ class EvaluatePanel(QWidget):
         self._kind_chosen = True
 
     def clear(self, *_: Any) -> None:
-        """Forget the shown scores (they describe an earlier prediction or image); the
-        result line shows the hint of :meth:`show_hint` instead, if any."""
+        """Forget the shown scores (they describe an earlier prediction or image; a stack
+        being scored is cancelled); the result line shows the hint of :meth:`show_hint`
+        instead, if any. "All slices" shows for a stack only."""
+        self.stack.stop.set()
+        self.all_slices.visible = len(self._prediction_shape() or ()) > 2
         self.result.setText("")
         self._scored_lineage = None
         self._scored_slice = None
@@ -226,21 +231,41 @@ class EvaluatePanel(QWidget):
         self.clear()
 
     def run(self, *_: Any) -> dict[str, Any] | None:
-        """Compute and show the metrics; returns them (None with a notification on failure)."""
-        try:
-            scores, index = self._scores()
-        except ValueError as error:
-            self.result.setText(str(error))  # whole here: a notification may be cut short
-            (show_warning if isinstance(error, Refusal) else show_error)(str(error))
+        """Compute and show the metrics; returns them (None with a notification on failure,
+        and when every slice of a stack is scored: in a worker, whose end emits
+        :attr:`finished`). While that runs, the button cancels it."""
+        if self.stack.worker is not None:
+            self.stack.stop.set()
             return None
+        try:
+            scoring = self._scoring()
+            if scoring.index is None and scoring.predicted.ndim > 2:
+                self.stack.start(scoring)
+                return None
+            scores = score_now(scoring)
+        except ValueError as error:
+            self._refuse(error)
+            return None
+        self._show(scores, scoring.index)
+        return scores
+
+    def _refuse(self, error: Exception) -> None:
+        """Say why nothing was scored: a warning for a step to take, else an error."""
+        self.result.setText(str(error))  # whole here: a notification may be cut short
+        (show_warning if isinstance(error, Refusal) else show_error)(str(error))
+
+    def _show(self, scores: dict[str, Any], index: tuple[int, ...] | None) -> None:
+        """Show ``scores`` of the slice ``index`` (None: a 2-D image, or every slice)."""
         text = format_scores(scores)
-        if index is not None:  # "Slice 7, at IoU 0.5: F1 …", "Slice 7: pixel error …"
-            where = slice_words(index).capitalize()
+        where = slice_words(index).capitalize() if index is not None else ""
+        if "slices" in scores:  # "All 5 slices, at IoU 0.5: F1 …"
+            means = " (the means of the slices' errors)" if scores["kind"] == "membranes" else ""
+            where, text = f"All {scores['slices']} slices", text + means
+        if where:  # "Slice 7, at IoU 0.5: F1 …", "Slice 7: pixel error …"
             text = f"{where}, a{text[1:]}" if text.startswith("At ") else f"{where}: {text}"
         self._scores_text, self._scored_slice = text, index
         self.result.setText(text)
         self._scored_lineage = self._mask_lineage()
-        return scores
 
     def _mark_other_slice(self, *_: Any) -> None:
         """The slider moved: say when the scores shown are of another slice than the one
@@ -278,8 +303,9 @@ class EvaluatePanel(QWidget):
         recorded = None if mask is None else mask.metadata.get(LINEAGE_KEY)
         return None if recorded is None else list(recorded)
 
-    def _scores(self) -> tuple[dict[str, Any], tuple[int, ...] | None]:
-        """The metrics, and the index of the stack slice scored (None: a 2D prediction)."""
+    def _scoring(self) -> Scoring:
+        """What to score, copied from the layers: the slice in view of a stack, or all of
+        it with "All slices"."""
         image, truth = self.image_picker.combo.value, self.truth_picker.combo.value
         if image is None or truth is None:
             name = self._image_truth(True)
@@ -300,32 +326,26 @@ class EvaluatePanel(QWidget):
             offset, note = semantic_offset(true, self._n_classes(predicted), is_annotation(truth))
         elif self.kind.value == "instances":  # evaluate reads a binary mask's components
             note = binary_reading(true)
-        index = self._slice_in_view(prediction) if predicted.ndim > 2 else None
-        if index is not None:  # a stack: the slice in view
+        index = None
+        if predicted.ndim > 2 and not self.all_slices.value:  # a stack: the slice in view
+            index = self._slice_in_view(prediction)
             predicted, true = predicted[index], true[index]
-        if offset:
-            true = true.astype(np.int64) + offset
-        ignore = self._near_strokes(image, index, true.shape) if self.away.value else None
-        scores = evaluate(predicted, true, kind=self.kind.value, ignore=ignore)
-        if nothing_scored(scores):
-            raise Refusal(nothing_left_words(self.kind.value))
-        if self.away.value:
-            note = "; ".join(filter(None, [note, away_words(scores, ignore is not None)]))
-        return ({**scores, "note": note} if note else scores), index
+        strokes = self._strokes_of(image, index, true.shape) if self.away.value else None
+        return Scoring(predicted, true, self.kind.value, offset, note, strokes, index)
 
-    def _near_strokes(
+    def _strokes_of(
         self, image: Any, index: tuple[int, ...] | None, shape: tuple[int, ...]
     ) -> np.ndarray | None:
-        """The pixels near the strokes of ``image``'s annotation layer on the scored plane,
-        None when it has none there (or none of this shape)."""
+        """The strokes of ``image``'s annotation layer on the scored planes (a copy), an
+        empty plane when it has none of this shape: all of it is then scored."""
         strokes = annotation_of(self.viewer, image)
         self._watch_strokes(strokes)
-        if strokes is None:
-            return None
-        painted = np.asarray(strokes.data if index is None else strokes.data[index])
-        if painted.shape != shape or not painted.any():
-            return None
-        return near_strokes(painted)
+        painted = None
+        if strokes is not None:
+            painted = np.array(strokes.data if index is None else strokes.data[index])
+        if painted is None or painted.shape != shape:
+            return np.zeros(shape, np.uint8)
+        return painted
 
     def _watch_strokes(self, strokes: Any) -> None:
         """Clear scores left out near ``strokes`` once they are painted on (or set again)."""
