@@ -280,6 +280,10 @@ def test_the_notice_says_trained_for_a_new_model_and_fine_tuned_for_a_trained_on
     assert finished_notice(progress, request, stopped=True).startswith("Training stopped: 42")
     as_trained(model).metadata["training_history"].append({"iterations": 42})
     assert finished_notice(progress, request, stopped=False).startswith("Fine-tuned: 42")
+    model.metadata["training_history"][-1]["kept_smoothed_loss"] = 0.944  # with distillation
+    assert finished_notice(progress, request, stopped=False) == (
+        "Fine-tuned: 42 iterations (best loss 0.944)."  # not compared with a guess's
+    )
 
 
 def test_a_run_of_a_model_still_learning_says_how_far_it_is():

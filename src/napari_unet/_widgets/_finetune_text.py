@@ -178,7 +178,9 @@ def finished_notice(progress: Any, request: TrainingRequest | None, *, stopped: 
     if not stopped:
         verb = "Trained" if training else "Fine-tuned"
     loss = kept_loss(progress, request)
-    guess = request is not None and loss_at_chance(request.model)  # a success it is not
+    # a success it is not; a fine-tune's loss adds the distillation, so only a run that
+    # trained a model still learning compares with a guess's
+    guess = training and request is not None and loss_at_chance(request.model)
     said = f"best loss {loss:.3g}, a guess's: not learnt yet" if guess else f"best loss {loss:.3g}"
     return f"{verb}: {counted(progress.iteration, 'iteration')} ({said})."
 
