@@ -123,6 +123,7 @@ def test_a_restarted_run_is_compared_with_the_model_go_back_returns_to(qtbot, do
     with torch.no_grad():  # stands in for what the first run learnt: far from the base
         state.model.head.bias.add_(torch.tensor([-4.0, 4.0]))
     had = copy.deepcopy(state.model)
+    state.repeat_of = None  # the same strokes again: allowed as after a run cut short
     run(qtbot, finetune, finetune.start_finetune)  # restarts from the base
     image = viewer.layers["discs"].data
     after = masks_of(state.model, image)

@@ -7,6 +7,7 @@ import torch
 
 from helpers import annotate, as_trained, run, tiny_model
 from napari_unet._widgets import model_state
+from napari_unet._widgets._finetune_request import NOTHING_NEW
 from napari_unet.config import SCRATCH_LEARNING_RATE, TRAINED_ITERATIONS
 from napari_unet.training import distillation
 
@@ -41,6 +42,7 @@ def test_a_second_run_restarts_from_the_base_with_all_strokes(qtbot, dock):
     run(qtbot, finetune, finetune.start_finetune)
     first = _weights(state.model)
     assert not _same(first, base)
+    state.repeat_of = None  # as after a run cut short: a repeat is not refused
     run(qtbot, finetune, finetune.start_finetune)
     second = _weights(state.model)
     # same strokes, same seed, started again from the base: the same result as run 1,
@@ -67,10 +69,47 @@ def test_a_new_models_later_runs_start_from_its_first_trained_run(qtbot, dock, m
     second = _weights(state.model)
     assert not _same(second, first)
     assert len(state.model.metadata["training_history"]) == 2
-    run(qtbot, finetune, finetune.start_finetune)  # again from the first run's result
+    assert finetune.start_finetune() is None  # again from the first run's result: the same
+    assert finetune.status.text() == NOTHING_NEW
+    state.repeat_of = None  # as after a run cut short: a repeat is not refused
+    run(qtbot, finetune, finetune.start_finetune)
     history = state.model.metadata["training_history"]
     assert len(history) == 2 and history[0] == first_run
     assert _same(_weights(state.model), second)
+
+
+def test_a_complete_run_on_the_same_strokes_and_settings_is_not_repeated(qtbot, dock):
+    viewer, widget = dock
+    state, finetune = model_state(viewer), widget.finetune
+    _as_trained(state.model)
+    layer = annotate(viewer, widget)
+    run(qtbot, finetune, finetune.start_finetune)
+    first, history = _weights(state.model), len(state.history)
+    assert finetune.start_finetune() is None  # it would make the same model
+    assert finetune.status.text() == NOTHING_NEW and finetune.worker is None
+    assert _same(_weights(state.model), first) and len(state.history) == history
+    finetune.settings.iterations.value = 16  # other settings: another model
+    run(qtbot, finetune, finetune.start_finetune)
+    finetune.settings.iterations.value = 15
+    run(qtbot, finetune, finetune.start_finetune)  # not the last run's settings
+    assert finetune.start_finetune() is None
+    layer.data[0, :3] = 1  # a new stroke: something to learn
+    layer.refresh()
+    run(qtbot, finetune, finetune.start_finetune)
+    finetune.settings.from_base.value = False  # training the last result further differs
+    run(qtbot, finetune, finetune.start_finetune)
+
+
+def test_a_run_stopped_or_cut_short_may_be_repeated(qtbot, dock):
+    viewer, widget = dock
+    state, finetune = model_state(viewer), widget.finetune
+    _as_trained(state.model)
+    annotate(viewer, widget)
+    finetune.settings.iterations.value = 10_000
+    finetune.settings.seconds.value = 1  # the time budget ends it first
+    run(qtbot, finetune, finetune.start_finetune)
+    assert state.repeat_of is None
+    run(qtbot, finetune, finetune.start_finetune)  # would train more: allowed
 
 
 def test_a_new_model_still_learning_trains_on_as_a_new_one(qtbot, dock):
@@ -137,6 +176,8 @@ def test_a_run_that_trains_nothing_keeps_the_last_result(qtbot, dock):
     run(qtbot, finetune, finetune.start_finetune)
     first = _weights(state.model)
     history = len(state.history)
+    layer.data[0, :3] = 1  # a new stroke: not the complete run's strokes again
+    layer.refresh()
     run(qtbot, finetune, lambda: _start_and_stop(finetune))
     assert "Stopped before the first iteration" in finetune.status.text()
     assert _same(_weights(state.model), first) and not _same(first, base)

@@ -19,7 +19,7 @@ from ..training.distillation import has_been_trained
 from ..training.loop import sets_threshold
 from ._annotation_combo import AnnotationCombo
 from ._finetune_job import FinetuneUpdate, TrainingRequest, finetune_job
-from ._finetune_request import Refusal, record_run, training_request
+from ._finetune_request import Refusal, record_run, repeat_of, training_request
 from ._finetune_settings import FinetuneSettings
 from ._finetune_text import (
     GO_BACK_PROMPT,
@@ -208,6 +208,7 @@ class FinetuneWidget(QWidget):
         self._restarted = self.state.prepare_finetune(
             self.annotation_picker.layer, self.settings.from_base.value
         )
+        self.state.repeat_of = None  # until this run ends by itself
         request.before = self.state.history[-1].model  # its snapshot, which Go back restores
         self._request, self._last_iteration, self._changes = request, 0, None
         self._stop, self._cancel = threading.Event(), threading.Event()
@@ -367,6 +368,7 @@ class FinetuneWidget(QWidget):
             return
         stopped = self._stop.is_set()
         show_run_end(self.progress, progress.iteration, stopped=stopped)
+        self.state.repeat_of = repeat_of(self._request, stopped)
         if self._mark_fine_tuned():
             self.status.setText(self.result_text(progress, stopped=stopped))
             self.go_back.offer()

@@ -4,6 +4,7 @@ recorded in the model once it trained (:func:`record_run`)."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 import napari
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..core.metadata import trained_description
 from ..training.distillation import learning_before_last_run
-from ..training.history import note_on_last_run
+from ..training.history import cut_short, note_on_last_run
 from ._finetune_job import PlaneReader, PreviewSource, TrainingRequest
 from ._finetune_settings import FinetuneSettings
 from ._finetune_text import strokes_missing
@@ -69,7 +70,7 @@ def training_request(
         return Refusal(f"Cannot train: {error}. Choose a model made for this kind of image.")
     in_view = geometry.plane_in_view(image, viewer)
     preview = PreviewSource(reader, in_view) if settings.live_preview.value else None
-    return TrainingRequest(
+    request = TrainingRequest(
         model=model,
         reader=reader,
         annotations=annotations,
@@ -82,6 +83,29 @@ def training_request(
         annotation_name=labels_layer.name,
         compare_plane=in_view,
     )
+    restarts = state.restarts(labels_layer, settings.from_base.value)
+    if restarts and state.repeat_of is not None and state.repeat_of == run_fingerprint(request):
+        return Refusal(NOTHING_NEW, advice=True)
+    return request
+
+
+NOTHING_NEW = (
+    "Nothing new to learn: these strokes and settings are the last run's, and each run "
+    "starts again from the model you began with, so it would make the same model. Paint "
+    "more strokes where the model is wrong (or change the settings), then press Start."
+)
+"""Why Start refuses to repeat a complete run (:func:`run_fingerprint`)."""
+
+
+def run_fingerprint(request: TrainingRequest) -> str:
+    """What decides a run's result besides its starting model: the image, the annotated
+    planes and their strokes, and the settings (a SHA-1 of them)."""
+    digest = hashlib.sha1(repr((request.image_name, request.planes)).encode())
+    for annotation in request.annotations:
+        digest.update(repr((annotation.shape, annotation.dtype.str)).encode())
+        digest.update(np.ascontiguousarray(annotation).tobytes())
+    digest.update(repr((request.train, request.augment, request.weights)).encode())
+    return digest.hexdigest()
 
 
 def _annotated(
@@ -131,3 +155,12 @@ def record_run(state: ModelState, request: TrainingRequest | None) -> bool:
     state.name = trained_name(state.name, fine_tuned=fine_tuned)
     state.model_changed.emit()
     return True
+
+
+def repeat_of(request: TrainingRequest | None, stopped: bool) -> str | None:
+    """The fingerprint a run leaves for Start to refuse repeating it: a run that ended
+    by itself after its whole iteration budget; None after a stop or a time budget that
+    cut it short (a repeat would train further)."""
+    if request is None or stopped or cut_short(request.model) is not None:
+        return None
+    return run_fingerprint(request)

@@ -127,6 +127,7 @@ class ModelState(QObject):
         self.last_run: LastRun | None = None
         # the annotation layer (weakly: removing it frees it), its base, its fine-tuned model
         self._rounds: tuple[weakref.ref, UNet, UNet] | None = None
+        self.repeat_of: str | None = None  # the fingerprint of the last complete run
         # the folder a model file was last loaded from or saved to: the Model section's
         # file dialogs start there (kept here, so a dock closed and opened again has it)
         self.last_folder: Path | None = None
@@ -225,6 +226,18 @@ class ModelState(QObject):
             return True
         self._rounds = (key, self.history[-1].model, self.model)
         return False
+
+    def restarts(self, annotations: Any, from_base: bool) -> bool:
+        """Whether a run on ``annotations`` would start again from their trained base
+        (what :meth:`prepare_finetune` does), without doing it."""
+        rounds = self._rounds
+        return bool(
+            from_base
+            and rounds
+            and rounds[0]() is annotations
+            and rounds[2] is self.model
+            and has_been_trained(rounds[1])
+        )
 
     def _push(self, entry: HistoryEntry) -> None:
         self.history = [*self.history, entry][-HISTORY_LENGTH:]
