@@ -151,7 +151,8 @@ def test_a_stained_colour_image_is_noted_for_a_fluorescence_model_only():
     assert -1 < intensity_skewness(plane) < 1  # no contrast note: weakly skewed
     note = image_note(nuclei, plane, colours)
     assert note.startswith("The model learnt from one-channel images of bright objects")
-    assert f"(skewness +2.9 there, {intensity_skewness(plane):+.1f} in this colour" in note
+    skewness = intensity_skewness(plane)
+    assert f"(skewness {skewness:+.1f}, against +2.9 for the model's training images)" in note
     assert image_note(nuclei, plane) == ""  # no colours given: a grey image
     assert image_note(membranes, plane, colours) == ""  # it learnt no bright objects
     dsb, _ = load_dsb2018()
@@ -213,7 +214,7 @@ def test_the_predict_section_notes_a_stained_colour_image(qtbot, dock, notificat
     predict.image_picker.value = viewer.layers["stained"]
     run(qtbot, predict, predict.run_prediction)
     said = predict.status.text()
-    assert "read as its luminance (0.299 R" in said and "in this colour image's luminance" in said
+    assert "read as its luminance (0.299 R" in said and "this colour image's brightness" in said
     assert said.count("read as its luminance") == 1
     warned = [str(note.message) for note in notifications if "colour image" in str(note.message)]
     assert len(warned) == 1 and warned[0].startswith("“stained”: The model learnt")

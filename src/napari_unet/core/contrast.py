@@ -235,9 +235,10 @@ def colour_note(model: UNet, plane: Any, colour_plane: Any) -> str:
         return ""
     return (
         "The model learnt from one-channel images of bright objects on a dark field, as "
-        f"fluorescence has them (skewness {trained:+.1f} there, {skewness:+.1f} in this colour "
-        "image's luminance). If this is a stained bright-field image, the model was not "
-        "trained for it: fine-tune it on strokes, or train a new model."
+        "fluorescence shows them; this colour image's brightness is not spread that way "
+        f"(skewness {skewness:+.1f}, against {trained:+.1f} for the model's training images). "
+        "If it is a stained bright-field image, the model was not trained for it: invert it "
+        "(dark objects then become bright), fine-tune it on strokes, or train a new model."
     )
 
 
