@@ -125,3 +125,24 @@ def test_all_slices_is_offered_for_stacks_only(make_napari_viewer):
     panel = EvaluatePanel(viewer, LayerCombo(viewer, Image, "Image"))
     panel.image_picker.combo.value = image
     assert panel.all_slices.native.isHidden()
+
+
+@pytest.mark.gui
+def test_all_slices_of_membranes_say_they_are_means(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    pred, truth = membrane_stack()
+    image = viewer.add_image(truth.astype(np.float32), name="em")
+    viewer.add_labels(truth.astype(np.uint8), name="truth")
+    mask = np.where(pred > 0, 2, 1).astype(np.uint8)  # as Predict's mask: 1 membrane, 2 cell
+    placement = {"scale": [1.0] * 3, "translate": [0.0] * 3}
+    show_output(viewer, image, "mask", mask, Labels, placement=placement)
+    panel = EvaluatePanel(viewer, LayerCombo(viewer, Image, "Image"))
+    panel.image_picker.combo.value = image
+    panel.truth_picker.combo.value = viewer.layers["truth"]
+    panel.kind.value, panel.all_slices.value = "membranes", True
+    with qtbot.waitSignal(panel.finished, timeout=10_000):
+        panel.run()
+    _, scores = drive(evaluate_stack(mask, truth, "membranes"))
+    expected = format_scores({**scores, "note": "the means of the slices' errors"})
+    assert panel.result.text() == f"All 3 slices: {expected}"
+    assert panel.result.text().count("(") == 1

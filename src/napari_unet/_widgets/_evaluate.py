@@ -256,11 +256,13 @@ class EvaluatePanel(QWidget):
 
     def _show(self, scores: dict[str, Any], index: tuple[int, ...] | None) -> None:
         """Show ``scores`` of the slice ``index`` (None: a 2-D image, or every slice)."""
-        text = format_scores(scores)
         where = slice_words(index).capitalize() if index is not None else ""
         if "slices" in scores:  # "All 5 slices, at IoU 0.5: F1 …"
-            means = " (the means of the slices' errors)" if scores["kind"] == "membranes" else ""
-            where, text = f"All {scores['slices']} slices", text + means
+            where = f"All {scores['slices']} slices"
+            if scores["kind"] == "membranes":  # one bracket: "(the means …; away from …)"
+                notes = ["the means of the slices' errors", scores.get("note", "")]
+                scores = {**scores, "note": "; ".join(filter(None, notes))}
+        text = format_scores(scores)
         if where:  # "Slice 7, at IoU 0.5: F1 …", "Slice 7: pixel error …"
             text = f"{where}, a{text[1:]}" if text.startswith("At ") else f"{where}: {text}"
         self._scores_text, self._scored_slice = text, index

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._words import percent
+
 __all__ = [
     "convert_hint",
     "format_scores",
@@ -42,7 +44,7 @@ def away_words(scores: dict[str, Any], painted: bool) -> str:
     scored plane has strokes at all)."""
     if not painted:
         return "no strokes here: all of it scored"
-    share = f"{scores.get('ignored_fraction', 0.0):.0%} of the pixels"
+    share = f"{percent(scores.get('ignored_fraction', 0.0), whole=True)} of the pixels"
     if "left_out_true" not in scores:
         return f"away from the strokes: {share} near them left out"
     objects = scores["left_out_true"]
