@@ -108,7 +108,8 @@ def test_changes_are_counted_on_the_slice_in_view_of_a_stack(qtbot, dock):
     changes = class_changes(masks_of(parent, stack.data[1]), masks_of(state.model, stack.data[1]))
     names = {1: "background", 2: "foreground"}
     said = finetune.status.text()
-    assert f"On slice 1 (in view when the run started), {changes.describe(names)}." in said
+    where = "(no strokes there: they are on slice 2; have one of those in view at Start"
+    assert f"On slice 1 (in view when the run started), {changes.describe(names)} {where}" in said
 
 
 def test_a_restarted_run_is_compared_with_the_model_go_back_returns_to(qtbot, dock):

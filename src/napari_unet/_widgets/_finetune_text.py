@@ -68,7 +68,8 @@ def run_summary(
 
 def _changes_text(request: TrainingRequest, changes: ClassChanges) -> str:
     """What the run changed on the compared plane: how many of its painted pixels the
-    model agrees with now (and before), and how many pixels changed class."""
+    model's most probable class matches now (and before), and how many pixels changed
+    class; on a slice without strokes, where they are."""
     plane = request.compare_plane
     where = (
         f"slice {', '.join(map(str, plane))} (in view when the run started)"
@@ -79,6 +80,14 @@ def _changes_text(request: TrainingRequest, changes: ClassChanges) -> str:
     said = with_strokes(
         changes.describe(class_names(request.model)), changes.strokes, first_run=first_run
     )
+    if plane and changes.strokes is None and plane not in request.planes:
+        painted = "; ".join(", ".join(map(str, other)) for other in request.planes[:3])
+        more = ", …" if len(request.planes) > 3 else ""
+        slices = "slice" if len(request.planes) == 1 else "slices"
+        said += (
+            f" (no strokes there: they are on {slices} {painted}{more}; have one of those in "
+            "view at Start to see how the model does on them)"
+        )
     return f" On {where}, {said}."
 
 
