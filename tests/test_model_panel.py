@@ -86,3 +86,14 @@ def test_trained_on_names_the_fine_tunes_done_in_napari_after_what_it_was_traine
     summary = describe_model(model, "nuclei (fine-tuned)")
     runs = "; then fine-tuned in napari on “cells”, “cells 2” (3 runs)"
     assert f"Trained on: {html.escape(bundled + runs)}" in summary
+
+
+def test_going_back_names_the_model_and_when_it_was_kept():
+    from napari_unet._widgets._state import HistoryEntry
+
+    model = tiny_model()
+    entry = HistoryEntry("nuclei before fine-tune at 06:23:29", "nuclei", model)
+    assert entry.back_notice == "Back to “nuclei” (before fine-tune at 06:23:29)."
+    replaced = HistoryEntry("tiny (trained) (replaced 05:31:45)", "tiny (trained)", model)
+    assert replaced.back_notice == "Back to “tiny (trained)” (replaced 05:31:45)."
+    assert HistoryEntry("other", "nuclei", model).back_notice == "Back to “nuclei”."

@@ -89,5 +89,5 @@ class GoBackButton(QObject):
         entry = self.state.go_back()  # clears the offer (ModelState.went_back)
         self.refresh()
         if entry is not None:
-            show_info(f"Back to {entry.label}")
+            show_info(entry.back_notice)
         return entry is not None

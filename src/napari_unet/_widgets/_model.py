@@ -305,7 +305,7 @@ class ModelWidget(QWidget):
         if entry is None:
             show_warning("There is no earlier model in this session to go back to.")
             return False
-        show_info(f"Back to {entry.label}")
+        show_info(entry.back_notice)
         return True
 
     def _refuse_while_busy(self, action: str) -> bool:

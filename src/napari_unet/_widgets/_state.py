@@ -83,6 +83,14 @@ class HistoryEntry:
     model: UNet
     training: bool = False
 
+    @property
+    def back_notice(self) -> str:
+        """The notification after going back to it: "Back to “nuclei” (before fine-tune
+        at 14:02:11)."."""
+        when = self.label[len(self.name) :].strip() if self.label.startswith(self.name) else ""
+        when = when.removeprefix("(").removesuffix(")")
+        return f"Back to “{self.name}” ({when})." if when else f"Back to “{self.name}”."
+
 
 class ModelState(QObject):
     """The current model of a viewer, its name, a short history and a busy flag.
