@@ -7,6 +7,7 @@ import pytest
 
 from helpers import run, touching_pair
 from napari_unet._widgets import _predict_job, model_state
+from napari_unet._widgets._last_mask import CONTINUED_KEY, last_mask
 from napari_unet._widgets._layers import ANNOTATION_KEY
 from napari_unet.core.continuity import LINEAGE_KEY, lineage
 from napari_unet.core.inference import Progress
@@ -98,3 +99,22 @@ def test_the_objects_split_or_joined_since_the_last_mask_are_marked(qtbot, pair)
     trained_runs(viewer, 7)  # another model: predicted afresh, nothing compared
     objects_after_predict(qtbot, viewer, widget)
     assert "pair changes" not in viewer.layers
+
+
+def test_the_same_model_continues_only_a_mask_that_continued_another(qtbot, pair):
+    viewer, widget, _ = pair
+    image = viewer.layers["pair"]
+
+    def continued() -> bool:
+        previous, _ = last_mask(viewer, image, model_state(viewer).model, (40, 60))
+        return previous is not None
+
+    trained_runs(viewer, 1)
+    objects_after_predict(qtbot, viewer, widget)
+    assert not viewer.layers["pair mask"].metadata[CONTINUED_KEY]
+    assert not continued()  # its own mask: predicting again starts afresh, as the first time
+    trained_runs(viewer, 1, 2)  # a fine-tune: the last mask is continued
+    assert continued()
+    objects_after_predict(qtbot, viewer, widget)
+    assert viewer.layers["pair mask"].metadata[CONTINUED_KEY]
+    assert continued()  # its separations kept again, as the first time

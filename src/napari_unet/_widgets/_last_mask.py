@@ -14,11 +14,11 @@ from typing import Any
 import napari
 import numpy as np
 
-from ..core.continuity import LINEAGE_KEY, continues
+from ..core.continuity import LINEAGE_KEY, continues, lineage
 from ._annotation_combo import annotation_of
 from ._layers import find_output
 
-__all__ = ["last_mask", "remember_model"]
+__all__ = ["CONTINUED_KEY", "last_mask", "remember_model"]
 
 
 def last_mask(
@@ -42,13 +42,17 @@ def last_mask(
     previous_mask, annotation : numpy.ndarray or None
         Copies of the mask layer's data, when ``model`` continues the model that made
         it, and of the image's annotation layer's (None if it has none); (None, None)
-        when there is no mask to continue.
+        when there is no mask to continue, or when it is ``model``'s own uncontinued
+        mask (see :func:`remember_model`).
     """
     layer = find_output(viewer, image, "mask", napari.layers.Labels)
     if layer is None or tuple(layer.data.shape) != tuple(shape):
         return None, None
-    if not continues(layer.metadata.get(LINEAGE_KEY) or [], model):
+    made_by = list(layer.metadata.get(LINEAGE_KEY) or [])
+    if not continues(made_by, model):
         return None, None
+    if made_by == lineage(model) and not layer.metadata.get(CONTINUED_KEY, False):
+        return None, None  # the model's own separations: continuing them only adds lines
     strokes = annotation_of(viewer, image)
     if strokes is not None and tuple(strokes.data.shape) != tuple(shape):
         strokes = None
@@ -56,6 +60,16 @@ def last_mask(
     return np.array(layer.data), annotation
 
 
-def remember_model(mask_layer: napari.layers.Labels, model_lineage: list[str]) -> None:
-    """Record on ``mask_layer`` which model predicted it (its lineage)."""
+CONTINUED_KEY = "napari_unet_continued"
+"""``layer.metadata`` key: whether a mask continued the last mask of another model."""
+
+
+def remember_model(
+    mask_layer: napari.layers.Labels, model_lineage: list[str], continued: bool = False
+) -> None:
+    """Record on ``mask_layer`` which model predicted it (its lineage), and whether it
+    continued a last mask (``continued``). Predicting again with the same model continues
+    only a continued mask: the model's own mask continued would gain lines (the kept
+    separations' lower contrast next to its own background), not stay as it is."""
     mask_layer.metadata[LINEAGE_KEY] = list(model_lineage)
+    mask_layer.metadata[CONTINUED_KEY] = bool(continued)

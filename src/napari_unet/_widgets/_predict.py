@@ -83,7 +83,8 @@ class PredictWidget(QWidget, PredictControls):
         self.state = model_state(self.viewer)
         self.worker: GeneratorWorker | None = None
         self._stop = threading.Event()
-        self._target: tuple[napari.layers.Image, ImageGeometry, list[str]] | None = None
+        # the image, its geometry, the model's lineage, whether a last mask was continued
+        self._target: tuple[napari.layers.Image, ImageGeometry, list[str], bool] | None = None
         self._reading_note = ""
         self._removed_image = ""  # the name of the running job's image, once removed
         self._last_progress: PredictionProgress | None = None
@@ -148,7 +149,7 @@ class PredictWidget(QWidget, PredictControls):
         if not self.state.begin_task("predicting"):
             show_warning(f"The model is busy ({self.state.busy}); stop it or wait, then run.")
             return None
-        self._target = (image, geometry, lineage(model))
+        self._target = (image, geometry, lineage(model), request.previous_mask is not None)
         self._reading_note = geometry.reading_note(model.config.in_channels)
         self._stop = threading.Event()
         self._last_progress, self._removed_image = None, ""
@@ -244,11 +245,11 @@ class PredictWidget(QWidget, PredictControls):
             show_error(result.error)
             return
         if self._target is not None:
-            image, geometry, model_lineage = self._target
+            image, geometry, model_lineage, continued = self._target
             contrast = result.value.contrast_note
             note = self._reading_note + (f" {contrast}" if contrast else "")
             layers = self.show_outputs(result.value, image, geometry, note)
-            remember_model(layers["mask"], model_lineage)
+            remember_model(layers["mask"], model_lineage, continued)
             if contrast:  # a result that may be worthless: said where it is seen too
                 show_warning(f"“{image.name}”: {contrast}")
 
