@@ -98,21 +98,12 @@ def stack_job(
         The scores, with ``"slices"``, and whether pixels near strokes were left out:
         :func:`with_notes` of both, in the Qt thread, gives what to show.
     """
-    ignore = None if scoring.strokes is None else _near_each_plane(scoring.strokes)
+    ignore = _near(scoring.strokes)
     kind: Any = scoring.kind
     scores = yield from evaluate_stack(
         scoring.predicted, _truth(scoring), kind, ignore, stop=stop.is_set
     )
     return scores, ignore is not None
-
-
-def _near_each_plane(strokes: np.ndarray) -> np.ndarray | None:
-    """The pixels near the strokes of each plane of a stack (None: nothing painted)."""
-    planes = strokes.reshape(-1, *strokes.shape[-2:])
-    if not planes.any():
-        return None
-    near = [near_strokes(plane) if plane.any() else np.zeros(plane.shape, bool) for plane in planes]
-    return np.stack(near).reshape(strokes.shape)
 
 
 def stack_progress(update: tuple[int, int]) -> tuple[float | None, str]:
@@ -126,7 +117,7 @@ def _truth(scoring: Scoring) -> np.ndarray:
 
 
 def _near(strokes: np.ndarray | None) -> np.ndarray | None:
-    """The pixels near ``strokes`` (None: none painted, or not asked for)."""
+    """The pixels near ``strokes``, plane by plane (None: none painted, or not asked for)."""
     if strokes is None or not strokes.any():
         return None
     return near_strokes(strokes)

@@ -147,7 +147,7 @@ def trained_skewness(model: UNet) -> float | None:
     return None
 
 
-def contrast_note(model: UNet, plane: Any) -> str:
+def contrast_note(model: UNet, plane: Any, skewness: float | None = None) -> str:
     """A sentence when ``plane``'s intensities are skewed against the model's training
     images (see the module docstring).
 
@@ -156,6 +156,8 @@ def contrast_note(model: UNet, plane: Any) -> str:
     model : UNet
     plane : array-like, shape (Y, X) or (C, Y, X)
         A plane of the image to predict, as :func:`intensity_skewness` reads it.
+    skewness : float, optional
+        Its :func:`intensity_skewness`, when measured already.
 
     Returns
     -------
@@ -166,7 +168,7 @@ def contrast_note(model: UNet, plane: Any) -> str:
     trained = trained_skewness(model)
     if trained is None or abs(trained) < MIN_SKEWNESS:
         return ""
-    skewness = intensity_skewness(plane)
+    skewness = intensity_skewness(plane) if skewness is None else skewness
     if abs(skewness) < MIN_SKEWNESS or (skewness > 0) == (trained > 0):
         return ""
     trained_words = "bright on dark" if trained > 0 else "dark on bright"
@@ -207,7 +209,7 @@ def colourfulness(plane: Any) -> float:
     return float(np.median(rgb.max(axis=0) - rgb.min(axis=0)) / (high - low))
 
 
-def colour_note(model: UNet, plane: Any, colour_plane: Any) -> str:
+def colour_note(model: UNet, plane: Any, colour_plane: Any, skewness: float | None = None) -> str:
     """A sentence when a colour image read as its luminance may not be the fluorescence
     the model learnt from (see the module docstring).
 
@@ -218,6 +220,8 @@ def colour_note(model: UNet, plane: Any, colour_plane: Any) -> str:
         The plane as the model reads it: the image's luminance.
     colour_plane : array-like, shape (3, Y, X)
         The same plane's red, green and blue channels.
+    skewness : float, optional
+        The :func:`intensity_skewness` of ``plane``, when measured already.
 
     Returns
     -------
@@ -230,7 +234,7 @@ def colour_note(model: UNet, plane: Any, colour_plane: Any) -> str:
     trained = trained_skewness(model)
     if model.config.in_channels != 1 or trained is None or trained < MIN_SKEWNESS:
         return ""
-    skewness = intensity_skewness(plane)
+    skewness = intensity_skewness(plane) if skewness is None else skewness
     if skewness >= MIN_SKEWNESS or colourfulness(colour_plane) < MIN_COLOURFULNESS:
         return ""
     return (
@@ -245,8 +249,14 @@ def colour_note(model: UNet, plane: Any, colour_plane: Any) -> str:
 def image_note(model: UNet, plane: Any, colour_plane: Any | None = None) -> str:
     """What Predict and ``napari-unet predict`` note about an image for ``model``:
     :func:`contrast_note`, else (for a colour image read as its luminance, whose red,
-    green and blue are ``colour_plane``) :func:`colour_note`; "" when neither applies."""
-    note = contrast_note(model, plane)
+    green and blue are ``colour_plane``) :func:`colour_note`; "" when neither applies.
+    The plane's skewness is measured once, and not at all for a model whose recorded
+    skewness is weak (neither note can apply)."""
+    trained = trained_skewness(model)
+    if trained is None or abs(trained) < MIN_SKEWNESS:
+        return ""
+    skewness = intensity_skewness(plane)
+    note = contrast_note(model, plane, skewness)
     if note or colour_plane is None:
         return note
-    return colour_note(model, plane, colour_plane)
+    return colour_note(model, plane, colour_plane, skewness)
