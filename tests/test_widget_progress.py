@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from napari.utils import progress
 
-from helpers import annotate, run
+from helpers import annotate, run, tiny_model
 from napari_unet._widgets import _tasks
 from napari_unet._widgets._tasks import PROGRESS_STEPS
 
@@ -148,6 +148,30 @@ def test_a_failed_fine_tune_keeps_its_bar_where_it_was(qtbot, dock, monkeypatch)
     bar = finetune.progress
     assert bar.value() == round(3 / 15 * PROGRESS_STEPS)  # the last iteration shown: 3
     assert bar.text() == "Failed after 3 iterations"
+    kept_line = finetune.status.text()
+    assert finetune.state.last_run.summary == kept_line  # a dock opened again shows it
+
+    widget.model.use_model(tiny_model(seed=1), "other")  # the failed run's words no longer apply
+    assert bar.value() < bar.minimum() and bar.format() == "%p%"
+    assert finetune.status.text().startswith("“other” is the current model now; the last run's")
+
+
+def test_a_model_loaded_after_a_run_failed_before_training_replaces_its_line(
+    qtbot, dock, monkeypatch
+):
+    from napari_unet.training import loop
+
+    def failing_at_once(*args) -> bool:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(loop, "_apply_update", failing_at_once)
+    viewer, widget = dock
+    finetune = widget.finetune
+    annotate(viewer, widget)
+    run(qtbot, finetune, finetune.start_finetune)
+    assert finetune.status.text().startswith("Failed: ")
+    widget.model.use_model(tiny_model(seed=1), "other")
+    assert finetune.status.text() == "“other” is the current model now."
 
 
 def test_a_run_that_trained_nothing_resets_the_bar_and_a_new_run_says_percent(

@@ -22,6 +22,7 @@ from ._finetune_job import FinetuneUpdate, TrainingRequest, finetune_job
 from ._finetune_request import Refusal, record_run, repeat_of, training_request
 from ._finetune_settings import FinetuneSettings
 from ._finetune_text import (
+    FAILED,
     GO_BACK_PROMPT,
     NOTHING_TRAINED,
     RUNNING_FORMAT,
@@ -69,13 +70,12 @@ class FinetuneWidget(QWidget):
 
     Notes
     -----
-    Every annotated slice of the annotation layer is used for training. The
-    live preview predicts the slice the viewer shows every few seconds into the
-    ``"<image> preview"`` layer (probability of any foreground class). The slice
-    in view at Start is predicted before and after training (in the worker), and
-    the status line says how many of its painted pixels the model's most probable class
-    matches, after and before (with the model Go back returns to), and how many of its
-    pixels changed class, and to which.
+    Every annotated slice of the annotation layer is used for training. The live preview
+    predicts the slice in view every few seconds into the ``"<image> preview"`` layer
+    (probability of any foreground class). The slice in view at Start is predicted before
+    and after training (in the worker); the status line says how many of its painted pixels
+    the model's most probable class matches, after and before (with the model Go back
+    returns to), and how many of its pixels changed class, and to which.
     """
 
     finished = Signal()
@@ -151,8 +151,7 @@ class FinetuneWidget(QWidget):
         layout.addStretch(1)
 
     def _show_last_run(self) -> None:
-        """Show what the last fine-tune's section showed when it ended (a dock opened
-        again): its status line and loss curve."""
+        """Show the last fine-tune's status line and loss curve (a dock opened again)."""
         last = self.state.last_run
         if last is None:
             self.status.setText(f"The current model is the last run's.{GO_BACK_PROMPT}")
@@ -169,17 +168,15 @@ class FinetuneWidget(QWidget):
         self.state.last_run_kept.emit(self)
 
     def _follow_other_run(self, section: QObject) -> None:
-        """Another Fine-tune section of this viewer (the U-Net dock's, or one in a dock
-        of its own) ended a run: show its status line and loss curve, not this section's
-        older ones."""
+        """Another Fine-tune section of this viewer (the U-Net dock's, or one in a dock of its
+        own) ended a run: show its status line and loss curve, not this section's older ones."""
         if section is not self and self.worker is None:
             show_run_end(self.progress, 0)  # empty: its own last run's end no longer applies
             self.plot.clear()
             self._show_last_run()
 
     def _model_classes(self) -> int | None:
-        """The loaded model's class count; None before a model is chosen (none is loaded
-        just to check the annotations)."""
+        """The loaded model's class count; None before one is chosen (none loaded to check)."""
         return self.state.model.config.n_classes if self.state.has_model else None
 
     def _follow_model(self, *_: Any) -> None:
@@ -352,13 +349,7 @@ class FinetuneWidget(QWidget):
         if self._last_iteration == 0:  # nothing was trained: the model is as before the run
             self.state.untrained_run(self._restarted)
         if result.error:
-            show_run_end(self.progress, self._last_iteration, failed=True)
-            self.status.setText(f"Failed: {result.error}")
-            if self._last_iteration > 0:  # trained, then failed: the best weights were kept
-                self._mark_fine_tuned()
-                self.go_back.offer()
-                self._keep_last_run()
-            show_error(result.error)
+            self._failed(result.error)
             return
         progress = result.value
         if progress is None:
@@ -375,8 +366,18 @@ class FinetuneWidget(QWidget):
             self._keep_last_run()
         show_info(finished_notice(progress, self._request, stopped=stopped))
 
-    def _mark_fine_tuned(self) -> bool:
-        """Note the run in the model's history and name; tell the other sections."""
+    def _failed(self, error: str) -> None:
+        """Say why the run failed; a run that trained keeps its best weights, as one stopped."""
+        show_run_end(self.progress, self._last_iteration, failed=True)
+        if trained := self._last_iteration > 0:
+            self._mark_fine_tuned()  # before the line: a line for another model would replace it
+            self.go_back.offer()
+        self.status.setText(f"{FAILED}{error}")
+        if trained:
+            self._keep_last_run()
+        show_error(error)
+
+    def _mark_fine_tuned(self) -> bool:  # note the run in the model's history and name
         return record_run(self.state, self._request)
 
     def result_text(self, progress: Any, *, stopped: bool) -> str:
@@ -387,8 +388,7 @@ class FinetuneWidget(QWidget):
 
     def _on_finish(self) -> None:
         self.worker = None
-        self._changes = None
-        self._request = None
+        self._changes, self._request = None, None
         self._image_layer = None  # a removed image must not stay in memory
         self.plot.redraw()
         self._set_running(False)

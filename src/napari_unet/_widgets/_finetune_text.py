@@ -232,6 +232,7 @@ GO_BACK_PROMPT = " Worse than before? Go back:"
 """How the status line after a run ends, above the Go back button."""
 
 
+FAILED = "Failed: "  # how the status line of a run that failed begins; its error follows
 NOTHING_TRAINED = "Stopped before the first iteration; the model is unchanged."
 """The status line (and warning) after a run stopped before it trained."""
 
@@ -296,7 +297,8 @@ def line_for_new_model(said: str, last_summary: str | None, go_back: bool, name:
             f"“{name}” is the current model now; the last run's is in "
             "the Model section's earlier models."
         )
-    if said.startswith("Back to “") and not said.startswith(f"Back to “{name}”"):
+    back_to_other = said.startswith("Back to “") and not said.startswith(f"Back to “{name}”")
+    if back_to_other or said.startswith(FAILED):  # a run that failed before it trained
         return f"“{name}” is the current model now."
     return None
 
