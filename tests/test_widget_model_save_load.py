@@ -87,6 +87,7 @@ def test_a_new_dock_shows_where_the_current_model_came_from(dock, tmp_path):
     state.set_model(tiny_model(), trained_name(NEW_MODEL_NAME))  # a new model, trained here
     reopened = ModelWidget(viewer)
     assert reopened.source.value == NEW_MODEL_NAME  # where it came from, so the button says
+    assert reopened.source.native.currentText() == "new model"  # not "(untrained)" once trained
     assert reopened.load_button.text == "Make a new, untrained model"  # what it would do
 
 

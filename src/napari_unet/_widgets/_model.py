@@ -109,7 +109,9 @@ class ModelWidget(QWidget):
         super().__init__(parent)
         self.viewer = real_viewer(viewer)
         self.state = model_state(self.viewer)
-        choices = [*bundled_models(), NEW_MODEL_NAME, FROM_FILE]
+        # the new-model entry reads "new model": it stays chosen once that model is trained
+        choices = [(name, name) for name in bundled_models()]
+        choices += [("new model", NEW_MODEL_NAME), (FROM_FILE, FROM_FILE)]
         self.source = ComboBox(label="Model", choices=choices)
         self.checkpoint_file = FileEdit(
             label="File",
