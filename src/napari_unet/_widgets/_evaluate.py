@@ -70,8 +70,22 @@ class EvaluatePanel(QWidget):
         super().__init__()
         self.viewer = viewer
         self.image_picker = image_picker
-        self.truth_picker = LayerCombo(viewer, Labels, "Ground truth", prefer=self.may_choose)
         self._image: napari.layers.Image | None = None
+        self._scored_lineage: list[str] | None = None  # the model of the scored mask
+        self._scored_slice: tuple[int, ...] | None = None  # the stack slice scored
+        self._scores_text = ""  # the scores shown, without a note on the slice in view
+        self._shown_hint = ""  # the result line holds this hint (see show_hint)
+        self._strokes: Any = None  # the strokes the scores were kept away from
+        self._kind_chosen = False  # by the user: then the model no longer decides it
+        self._state = model_state(viewer)
+        self._create_controls()
+        self._build_layout()
+        self._connect()
+        self._follow_image()
+        self.follow_model()
+
+    def _create_controls(self) -> None:
+        self.truth_picker = LayerCombo(self.viewer, Labels, "Ground truth", prefer=self.may_choose)
         self.kind = ComboBox(
             label="Metrics", choices=list(KINDS), value="instances", tooltip=KIND_TOOLTIP
         )
@@ -93,42 +107,30 @@ class EvaluatePanel(QWidget):
         self.result.setWordWrap(True)
         self.result.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.stack = StackScorer(self, self.evaluate_button, self.result.setText, self.finished)
-        self.stack.shown.connect(lambda scores: self._show(scores, None))
-        self.stack.refused.connect(self._refuse)
-        settings = Container(
-            widgets=[
-                self.truth_picker.combo,
-                self.kind,
-                self.away,
-                self.all_slices,
-                self.evaluate_button,
-            ]
-        )
+
+    def _build_layout(self) -> None:
+        controls = [self.truth_picker.combo, self.kind, self.away, self.all_slices]
+        settings = Container(widgets=[*controls, self.evaluate_button])
         settings.margins = (0, 0, 0, 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(settings.native)
         layout.addWidget(self.stack.bar)
         layout.addWidget(self.result)
+
+    def _connect(self) -> None:
+        self.stack.shown.connect(lambda scores: self._show(scores, None))
+        self.stack.refused.connect(self._refuse)
         self.evaluate_button.changed.connect(self.run)
         for control in (self.truth_picker.combo, self.kind, self.away, self.all_slices):
             control.changed.connect(self.clear)
-        self._scored_lineage: list[str] | None = None  # the model of the scored mask
-        self._scored_slice: tuple[int, ...] | None = None  # the stack slice scored
-        self._scores_text = ""  # the scores shown, without a note on the slice in view
-        self._shown_hint = ""  # the result line holds this hint (see show_hint)
-        self._strokes: Any = None  # the strokes the scores were kept away from
         for name in LAYER_LIST_EVENTS:  # connected after the pickers': they update first
-            getattr(viewer.layers.events, name).connect(self._on_layers_changed)
+            getattr(self.viewer.layers.events, name).connect(self._on_layers_changed)
         self.image_picker.combo.changed.connect(self._follow_image)
-        self._follow_image()
-        self._kind_chosen = False  # by the user: then the model no longer decides it
         self.kind.changed.connect(self._note_kind_chosen)
-        self._state = model_state(viewer)
         self._state.model_changed.connect(self.follow_model)
         self._state.went_back.connect(self.after_go_back)
-        self.follow_model()
-        viewer.dims.events.current_step.connect(self._mark_other_slice)
+        self.viewer.dims.events.current_step.connect(self._mark_other_slice)
 
     def follow_model(self, *_: Any) -> None:
         """Metrics for what the current model segments, until the user picks them: a
