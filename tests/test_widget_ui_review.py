@@ -26,13 +26,21 @@ def tiny_finetune(qtbot, widget) -> None:
     run(qtbot, widget.finetune, widget.finetune.start_finetune)
 
 
-def test_the_preview_layer_leaves_the_annotations_active(qtbot, dock):
+def test_the_preview_layer_leaves_the_annotations_active(qtbot, dock, notifications):
     viewer, widget = dock
+    widget.model.state.model.metadata["class_names"] = ["background", "disc"]
     layer = annotate(viewer, widget)
     assert viewer.layers.selection.active is layer and layer.mode == "paint"
     assert widget.finetune.settings.live_preview.value
     tiny_finetune(qtbot, widget)
     assert "discs preview" in viewer.layers  # added while the user may be painting
+    explained = [note.message for note in notifications if "Live preview" in note.message]
+    assert explained == [
+        "Live preview: “discs preview” shows, as it trains, where the model sees disc: "
+        "brighter where it is surer, dark for background. Predict hides it."
+    ]
+    tiny_finetune(qtbot, widget)  # the same layer again: explained once
+    assert sum("Live preview" in note.message for note in notifications) == 1
     assert viewer.layers.selection.active is layer  # the brush still paints
     assert set(viewer.layers.selection) == {layer}
 

@@ -337,10 +337,9 @@ class FinetuneWidget(QWidget):
         put_preview(
             self.viewer,
             image,
-            request.reader.geometry,
+            request,
             plane,
             foreground,
-            annotation_name=request.annotation_name,
             show=not self._preview_shown,  # hidden by the last Predict: show it again, once
         )
         self._preview_shown = True

@@ -30,7 +30,14 @@ class FinetuneSettings(Container):
         self._create_budget_controls()
         self._create_data_controls(AugmentConfig(), WeightConfig())
         self.device = ComboBox(label="Device", choices=available_devices())
-        self.live_preview = CheckBox(text="Live preview of the slice in view", value=True)
+        self.live_preview = CheckBox(
+            text="Live preview of the slice in view",
+            value=True,
+            tooltip="Every few seconds, the slice in view is predicted into an "
+            "“<image> preview” layer: brighter where the model is surer of a class other "
+            "than the first (nucleus, cell), dark for the first (background, membrane). "
+            "Previews do not count in the time budget.",
+        )
         self.from_base = CheckBox(
             text="Start each run from the model you began with",
             value=True,

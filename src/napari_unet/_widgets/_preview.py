@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import napari
 import numpy as np
+from napari.utils.notifications import show_info
 
+from ..evaluation.review import class_names
 from ._geometry import ImageGeometry
 from ._layers import ROLE_KEY, find_output, is_output, placement_for, show_output
+
+if TYPE_CHECKING:
+    from ._finetune_job import TrainingRequest
 
 
 @contextmanager
@@ -43,11 +49,10 @@ PREVIEW_PLANE_KEY = "napari_unet_preview_plane"
 def put_preview(
     viewer: napari.Viewer,
     image: napari.layers.Image,
-    geometry: ImageGeometry,
+    request: TrainingRequest,
     plane: tuple[int, ...],
     foreground: np.ndarray,
     *,
-    annotation_name: str,
     show: bool,
 ) -> napari.layers.Image:
     """Put a plane's foreground probability into the image's ``"<image> preview"`` layer.
@@ -55,23 +60,22 @@ def put_preview(
     Of a stack, the preview holds that plane only: the plane it showed before, an earlier
     model's (of this run or the last), is cleared, so it shows the mask beneath.
 
-    The layer is created when missing (or of another shape), under the annotation
-    layer ``annotation_name`` so that the strokes stay visible; the user's selected
-    layers stay selected (:func:`selection_kept`).
+    The layer is created when missing (or of another shape), under the run's annotation
+    layer so that the strokes stay visible; the user's selected layers stay selected
+    (:func:`selection_kept`). A new layer is explained in a notification
+    (:func:`preview_notice`).
 
     Parameters
     ----------
     viewer : napari.Viewer
     image : napari.layers.Image
         The image fine-tuned on.
-    geometry : ImageGeometry
-        The image's geometry for the model.
+    request : TrainingRequest
+        The run: the image's geometry, the annotation layer's name, the model's classes.
     plane : tuple of int
         Index of the plane ``foreground`` belongs to (() for a 2D image).
     foreground : numpy.ndarray
         (Y, X) probability of any foreground class.
-    annotation_name : str
-        The annotation layer, kept above the preview.
     show : bool
         Make an existing, hidden preview layer visible again (Predict hides it).
 
@@ -80,13 +84,28 @@ def put_preview(
     napari.layers.Image
         The preview layer.
     """
+    geometry = request.reader.geometry
     layer = find_output(viewer, image, "preview", napari.layers.Image)
     if layer is not None and layer.data.shape == geometry.spatial_shape:
         _update_preview(layer, plane, foreground, show)
         return layer
     data = np.zeros(geometry.spatial_shape, dtype=np.float32)
     data[plane] = foreground
-    return _new_preview(viewer, image, geometry, plane, data, annotation_name, show)
+    layer = _new_preview(viewer, image, geometry, plane, data, request.annotation_name, show)
+    show_info(preview_notice(layer.name, request.model))
+    return layer
+
+
+def preview_notice(layer_name: str, model: Any) -> str:
+    """What the live preview layer ``layer_name`` shows, in the words of ``model``'s classes:
+    the probability of any class but the first, which it draws dark."""
+    names = class_names(model)
+    shown = [names.get(label, f"label {label}") for label in range(2, model.config.n_classes + 1)]
+    first = names.get(1, "background")
+    return (
+        f"Live preview: “{layer_name}” shows, as it trains, where the model sees "
+        f"{' or '.join(shown)}: brighter where it is surer, dark for {first}. Predict hides it."
+    )
 
 
 def _update_preview(
