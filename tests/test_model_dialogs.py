@@ -81,6 +81,30 @@ def test_with_no_folder_used_the_dialogs_start_beside_the_data(
     assert dialogs.started == [("open", str(data))]
 
 
+def test_save_passes_over_a_data_folder_the_user_cannot_write_to(
+    make_napari_viewer, tmp_path, monkeypatch
+):
+    from napari_unet._widgets import _folders
+
+    viewer = make_napari_viewer()
+    data = tmp_path / "shared-data"
+    data.mkdir()
+    np.save(data / "cells.npy", np.zeros((16, 16), np.float32))
+    viewer.open(str(data / "cells.npy"))
+    monkeypatch.chdir(tmp_path)
+    read_only = {data}  # as a data share mounted read-only (root may write anywhere)
+    monkeypatch.setattr(_folders.os, "access", lambda path, _mode: Path(path) not in read_only)
+    panel = ModelWidget(viewer)
+    dialogs = Dialogs(monkeypatch)
+    panel.save_button.changed.emit(True)
+    assert Path(dialogs.started[-1][1]).parent == tmp_path  # the working directory
+    panel.checkpoint_file.choose_btn.changed.emit(True)
+    assert dialogs.started[-1] == ("open", str(data))  # a model may be read from there
+    read_only.clear()
+    panel.save_button.changed.emit(True)
+    assert Path(dialogs.started[-1][1]).parent == data
+
+
 def test_save_proposes_a_name_no_file_has(dock, tmp_path, monkeypatch):
     viewer, widget = dock
     dialogs = Dialogs(monkeypatch)

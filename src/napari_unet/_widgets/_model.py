@@ -24,6 +24,7 @@ from ..core.checkpoint import (
     save_model,
 )
 from ..core.model import UNet
+from ._folders import dialog_folder
 from ._model_text import describe_model, model_details
 from ._state import (
     DEFAULT_NEW_CONFIG,
@@ -262,7 +263,7 @@ class ModelWidget(QWidget):
         return written
 
     def _ask_and_save(self, *_: Any) -> None:
-        folder = self.dialog_folder()
+        folder = self.dialog_folder(writable=True)
         default = folder / default_save_name(self.state.name, folder)
         path, _filter = QFileDialog.getSaveFileName(
             self, "Save U-Net model", str(default), "U-Net checkpoints (*.safetensors)"
@@ -282,22 +283,9 @@ class ModelWidget(QWidget):
         self.state.last_folder = Path(path).parent
         return Path(path)
 
-    def dialog_folder(self) -> Path:
-        """Where the Save and Select file dialogs start: the folder last used for a model
-        this session (loaded or saved, in any dock of this viewer), else the current
-        model's file's, else that of the topmost layer opened from a file, else the
-        working directory."""
-        last = self.state.last_folder
-        if last is not None and last.is_dir():
-            return last
-        source = self.state.model.info.source  # the file it was loaded from, if any
-        if source and source not in bundled_models() and Path(source).is_file():
-            return Path(source).resolve().parent
-        for layer in reversed(self.viewer.layers):
-            opened = layer.source.path
-            if opened and Path(opened).parent.is_dir():
-                return Path(opened).resolve().parent
-        return Path.cwd()
+    def dialog_folder(self, *, writable: bool = False) -> Path:
+        """Where the Save (``writable``) and Select file dialogs start (:func:`dialog_folder`)."""
+        return dialog_folder(self.state, self.viewer, writable=writable)
 
     def go_back(self, *_: Any) -> bool:
         """Make the previous model current again (e.g. after a fine-tune that made it worse)."""

@@ -1,0 +1,38 @@
+"""Where the Model section's file dialogs start (:func:`dialog_folder`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import napari
+
+from ..core.checkpoint import bundled_models
+from ._state import ModelState
+
+
+def dialog_folder(state: ModelState, viewer: napari.Viewer, *, writable: bool = False) -> Path:
+    """Where the Save and Select file dialogs start.
+
+    The folder last used for a model this session (loaded or saved, in any dock of the
+    viewer), else the current model's file's, else that of the topmost layer opened from
+    a file, else the working directory. For Save (``writable``), folders the user cannot
+    write to are passed over: an image's folder is often a read-only data share.
+    """
+    for folder in _candidates(state, viewer):
+        if folder.is_dir() and (not writable or os.access(folder, os.W_OK)):
+            return folder
+    return Path.cwd()
+
+
+def _candidates(state: ModelState, viewer: napari.Viewer) -> Iterator[Path]:
+    if state.last_folder is not None:
+        yield state.last_folder
+    source = state.model.info.source if state.has_model else None  # the file it came from
+    if source and source not in bundled_models() and Path(source).is_file():
+        yield Path(source).resolve().parent
+    for layer in reversed(viewer.layers):
+        opened = layer.source.path
+        if opened:
+            yield Path(opened).resolve().parent
