@@ -132,10 +132,25 @@ def test_images_with_flat_regions_or_a_zero_background_are_not_labels():
     assert label_like_array(labels) and label_like_array(np.tile(labels, (40, 70)))  # sampled
 
 
-def test_only_in_memory_single_scale_image_layers_are_judged():
+def test_single_scale_image_layers_are_judged_lazy_ones_on_their_first_plane(monkeypatch):
+    from napari_unet._widgets import _label_like
+
     labels = disc_labels(range(1, len(CENTRES) + 1)).astype(np.uint16)
     assert looks_like_labels(napari.layers.Image(labels))
     assert not looks_like_labels(napari.layers.Labels(labels))  # only image layers
-    assert not looks_like_labels(napari.layers.Image(dask.array.from_array(labels)))  # lazy
+    # a folder of label PNGs opened as a stack: dask, one file a plane
+    stack = np.stack([labels, np.zeros_like(labels), labels])
+    reads = []
+    lazy = dask.array.from_array(stack, chunks=(1, *labels.shape))
+    monkeypatch.setattr(_label_like, "_first_plane", lambda data: reads.append(1) or data[0])
+    layer = napari.layers.Image(lazy)
+    assert looks_like_labels(layer) and looks_like_labels(layer)
+    assert len(reads) == 1  # read once for the layer's array
+    layer.data = dask.array.from_array((discs_image() * 255).astype(np.uint8), chunks=32)
+    assert not looks_like_labels(layer) and len(reads) == 2  # new data: judged again
+    floats = napari.layers.Image(dask.array.from_array(discs_image()))
+    assert not looks_like_labels(floats) and len(reads) == 2  # never labels: nothing read
+    monkeypatch.undo()
+    assert looks_like_labels(napari.layers.Image(lazy))  # the real first plane: labels
     pyramid = [labels, labels[::2, ::2]]
     assert not looks_like_labels(napari.layers.Image(pyramid, multiscale=True))

@@ -7,8 +7,9 @@ dock's image pickers should not switch to it by themselves, as they do to a new 
 The rule (:func:`looks_like_labels`), measured on the project's data
 (``../shared/data``) and scikit-image's images:
 
-- an integer (or boolean) array held in memory: never computed on lazy (dask, zarr,
-  memory-mapped) or multiscale data, nor on RGB images;
+- an integer (or boolean) array, not multiscale nor RGB; of lazy data (dask, zarr,
+  memory-mapped: a folder of label PNGs opened as a stack) only the first plane is read,
+  once per layer and array;
 - and either at most two distinct values (a mask: the ISBI 2012 labels are 0/255),
 - or 0 present as the background, and objects that are flat regions: of the
   horizontally adjacent pairs of non-zero pixels at least :data:`FLAT_SHARE` hold the
@@ -25,6 +26,7 @@ most (about a millisecond).
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import napari
 import numpy as np
@@ -53,15 +55,35 @@ SAMPLE_PIXELS = 2**20
 def looks_like_labels(layer: napari.layers.Layer) -> bool:
     """Whether ``layer`` is an image layer holding a label image (see the module's rule).
 
-    False for any other layer, and for data it would be slow or unsafe to read here:
-    lazy (dask, zarr, memory-mapped) or multiscale arrays, and RGB images.
+    False for any other layer, for multiscale data and for RGB images. Lazy data (dask,
+    zarr, memory-mapped) is judged on its first plane, read once per layer and array.
     """
     if not isinstance(layer, napari.layers.Image) or layer.multiscale or layer.rgb:
         return False
     data = layer.data
-    if not isinstance(data, np.ndarray) or isinstance(data, np.memmap):
-        return False
-    return label_like_array(data)
+    if isinstance(data, np.ndarray) and not isinstance(data, np.memmap):
+        return label_like_array(data)
+    if not (data.dtype == bool or np.issubdtype(data.dtype, np.integer)):
+        return False  # known without reading anything
+    judged = _JUDGED_LAZY.get(layer)
+    if judged is None or judged[0] is not data:
+        judged = (data, label_like_array(_first_plane(data)))
+        _JUDGED_LAZY[layer] = judged
+    return judged[1]
+
+
+_JUDGED_LAZY: weakref.WeakKeyDictionary[napari.layers.Layer, tuple[object, bool]] = (
+    weakref.WeakKeyDictionary()
+)
+"""The lazy array of each layer judged so far, and the verdict on it."""
+
+
+def _first_plane(data: Any) -> np.ndarray:
+    """The first plane of a lazy array (one file or chunk to read), every k-th row of it
+    when larger than :data:`SAMPLE_PIXELS` pixels."""
+    plane = data[(0,) * (data.ndim - 2)] if data.ndim > 2 else data
+    step = max(1, -(-int(np.prod(plane.shape)) // SAMPLE_PIXELS))
+    return np.asarray(plane[::step])
 
 
 LABEL_IMAGE_MARK = " (labels?)"
