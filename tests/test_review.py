@@ -90,6 +90,25 @@ def test_stroke_agreement_counts_painted_pixels_called_as_painted():
     assert class_changes(before, after).strokes is None  # not asked for
 
 
+def test_stroke_agreement_says_what_predict_s_threshold_leaves_of_the_strokes():
+    strokes = np.array([[1, 1, 1, 1], [2, 2, 0, 0]], np.uint8)
+    after = np.array([[1, 1, 1, 1], [2, 2, 2, 2]], np.uint8)  # every stroke right
+    shown = np.array([[2, 2, 2, 1], [2, 2, 2, 2]], np.uint8)  # grown over 3 membrane pixels
+    agreement = class_changes(after, after, strokes, shown).strokes
+    assert (agreement.right_after, agreement.right_shown) == (6, 3)
+    membrane = ("membrane", 0.87)
+    assert agreement.describe(first_run=True, threshold=membrane) == (
+        "the model's most probable class matches 100 % of your 6 painted pixels, which it "
+        "trained on, Predict's mask 50 % (it draws membrane only where the model is at least "
+        "87 % sure)"
+    )
+    assert "Predict's mask" not in agreement.describe()  # no threshold given: not said
+    same = stroke_agreement(strokes, after, after, after)
+    assert same.right_shown == 6 and "Predict's mask" not in same.describe(threshold=membrane)
+    with pytest.raises(ValueError, match="painted"):
+        StrokeAgreement(6, 0, 6, right_shown=7)
+
+
 def test_stroke_agreement_never_rounds_to_all_or_none_and_refuses_impossible_counts():
     assert "matches >99 % (before: <1 %) of your 200" in StrokeAgreement(200, 1, 199).describe()
     assert "matches 100 % (before: 0 %)" in StrokeAgreement(200, 0, 200).describe()

@@ -412,3 +412,52 @@ def test_stop_mentions_the_threshold_only_when_one_will_be_set(qtbot, dock):
     with qtbot.waitSignal(finetune.finished, timeout=60_000):
         finetune.start_finetune().yielded.connect(stop_at_the_second_iteration)
     assert said == ["Stopping… (press Stop again to skip comparing the slice in view)"]
+
+
+def test_a_model_with_a_threshold_says_what_predict_s_mask_keeps_of_the_strokes(
+    qtbot, dock, monkeypatch
+):
+    from napari_unet._widgets import _finetune_job
+    from napari_unet._words import percent
+
+    real_shown = _finetune_job._shown_mask
+
+    def grown_over_the_background(request, after):
+        assert real_shown(request, after) is not None  # measured for a model with a threshold
+        return np.full(after.shape[1:], 2, np.uint8)  # the background strokes grown over
+
+    monkeypatch.setattr(_finetune_job, "_shown_mask", grown_over_the_background)
+    viewer, widget = dock
+    model = as_trained(tiny_model(seed=2))
+    model.metadata["background_threshold"] = 0.9  # em-membranes has 0.87: a thin membrane
+    widget.model.use_model(model, "trained")
+    strokes = annotate(viewer, widget).data
+    tiny_finetune(qtbot, widget)
+    threshold = model_state(viewer).model.info.background_threshold
+    share = np.count_nonzero(strokes == 2) / np.count_nonzero(strokes)
+    expected = (
+        f", Predict's mask {percent(share, whole=True)} (it draws background only where the "
+        f"model is at least {percent(threshold, whole=True)} sure)"
+    )
+    said = widget.finetune.status.text()
+    assert expected in said, said
+
+
+def test_the_mask_predict_shows_is_measured_for_a_model_with_a_threshold_only():
+    from types import SimpleNamespace
+
+    from napari_unet._widgets._finetune_job import _shown_mask
+
+    model = as_trained(tiny_model())
+    strokes = np.zeros((1, 3, 4), np.uint8)
+    strokes[0, 0, :] = 1
+    request = SimpleNamespace(model=model, planes=[(0,)], annotations=list(strokes))
+    request.compare_plane = (0,)
+    background = np.array([[0.8, 0.8, 0.95, 0.95], [0.1] * 4, [0.1] * 4], np.float32)
+    after = np.stack([background, 1 - background])
+    assert _shown_mask(request, after) is None  # 0.5: Predict draws the most probable class
+    model.metadata["background_threshold"] = 0.9
+    shown = _shown_mask(request, after)
+    assert shown[0].tolist() == [2, 2, 1, 1]  # below 0.9 sure: the object grows over it
+    request.compare_plane = (1,)  # a slice without strokes: nothing to measure
+    assert _shown_mask(request, after) is None

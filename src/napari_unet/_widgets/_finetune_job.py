@@ -16,6 +16,7 @@ from ..core.inference import Cancelled, default_tile_size, predict
 from ..core.model import UNet
 from ..core.postprocess import class_mask
 from ..evaluation.review import ClassChanges, class_changes
+from ..evaluation.strokes import shown_classes
 from ..training.loop import TrainProgress, finetune
 from ..training.sampling import AnnotationError
 from ..training.schedule import learning_floor, with_iteration_budget
@@ -296,7 +297,16 @@ def _class_changes(
         compared = _plane_image(request, images, request.compare_plane)
         after = _final_preview(request, compared, cancel)
     if after is not None:
-        yield class_changes(before, class_mask(after), _strokes_of(request, request.compare_plane))
+        strokes = _strokes_of(request, request.compare_plane)
+        yield class_changes(before, class_mask(after), strokes, _shown_mask(request, after))
+
+
+def _shown_mask(request: TrainingRequest, after: np.ndarray) -> np.ndarray | None:
+    """The compared plane's classes as Predict draws them with the tuned model's background
+    threshold, gaps not closed (None: a model without a threshold, or no strokes there)."""
+    if _strokes_of(request, request.compare_plane) is None:
+        return None
+    return shown_classes(after, request.model.info.background_threshold)
 
 
 def _strokes_of(request: TrainingRequest, plane: tuple[int, ...] | None) -> np.ndarray | None:

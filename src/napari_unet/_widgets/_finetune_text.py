@@ -71,14 +71,12 @@ def _changes_text(request: TrainingRequest, changes: ClassChanges) -> str:
     model's most probable class matches now (and before), and how many pixels changed
     class; on a slice without strokes, where they are."""
     plane = request.compare_plane
-    where = (
-        f"slice {', '.join(map(str, plane))} (in view when the run started)"
-        if plane
-        else "the image"
-    )
+    where = f"slice {', '.join(map(str, plane))} (in view when the run started)" if plane else ""
     first_run = len(request.model.info.training_history) == 1  # before: random weights
+    names, info = class_names(request.model), request.model.info
+    threshold = (names.get(1, "background"), info.background_threshold)
     said = with_strokes(
-        changes.describe(class_names(request.model)), changes.strokes, first_run=first_run
+        changes.describe(names), changes.strokes, first_run=first_run, threshold=threshold
     )
     if plane and changes.strokes is None and plane not in request.planes:
         painted = "; ".join(", ".join(map(str, other)) for other in request.planes[:3])
@@ -88,7 +86,7 @@ def _changes_text(request: TrainingRequest, changes: ClassChanges) -> str:
             f" (no strokes there: they are on {slices} {painted}{more}; have one of those in "
             "view at Start to see how the model does on them)"
         )
-    return f" On {where}, {said}."
+    return f" On {where or 'the image'}, {said}."
 
 
 def _model_after_run_text(progress: Any, model: Any, stopped: bool) -> str:

@@ -258,14 +258,20 @@ def _train_and_save(
     return status, True
 
 
-def _class_mask(model, image, device: str, stop=None):
-    """The class mask ``model`` predicts for ``image`` (to tell what training changed);
+def _class_mask(model, image, device: str, stop=None, *, shown: bool = False):
+    """The class mask ``model`` predicts for ``image`` (to tell what training changed), with
+    ``shown`` also the classes Predict draws (:func:`..evaluation.strokes.shown_classes`);
     raises :class:`~napari_unet.core.inference.Cancelled` once ``stop`` is set."""
     from ..core.inference import default_tile_size, predict
     from ..core.postprocess import class_mask
+    from ..evaluation.strokes import shown_classes
 
     tile_size = default_tile_size(model)
-    return class_mask(predict(image, model, tile_size=tile_size, device=device, stop=stop))
+    probabilities = predict(image, model, tile_size=tile_size, device=device, stop=stop)
+    if not shown:
+        return class_mask(probabilities)
+    threshold = model.info.background_threshold
+    return class_mask(probabilities), shown_classes(probabilities, threshold)
 
 
 def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_c) -> None:
@@ -278,19 +284,23 @@ def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_
 
     path, image, strokes = first
     try:
-        mask_after = _class_mask(model, image, args.device, stop=ctrl_c.cancel_requested)
+        stop = ctrl_c.cancel_requested
+        mask_after, shown = _class_mask(model, image, args.device, stop=stop, shown=True)
         if ctrl_c.cancel_requested():  # pressed during its last tile: skipped, as it said
             raise Cancelled
     except Cancelled:
         print(f"comparison of {path} with the model before skipped (Ctrl-C)")
         return
-    changes = class_changes(mask_before, mask_after, strokes)
+    changes = class_changes(mask_before, mask_after, strokes, shown)
     first_run = len(model.info.training_history) == 1  # "before" was random weights
     if first_run:
         said = shares_words(changes, class_names(model))
     else:
         said = changes.describe(class_names(model))
-    said = with_strokes(said, changes.strokes, first_run=first_run, pixels="labelled")
+    threshold = (class_names(model).get(1, "background"), model.info.background_threshold)
+    said = with_strokes(
+        said, changes.strokes, first_run=first_run, pixels="labelled", threshold=threshold
+    )
     print(f"on {path}: {said}")
     if not_learnt_yet(model, changes):
         print(_not_learnt_text(model, changes, path))

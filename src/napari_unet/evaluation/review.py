@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._words import counted, percent
+from .strokes import StrokeAgreement, _two_masks, stroke_agreement, with_strokes
 
 __all__ = [
     "ClassChanges",
@@ -55,125 +56,6 @@ def uncertainty(probabilities: np.ndarray) -> np.ndarray:
     clipped = np.clip(probabilities, 1e-12, 1.0)
     entropy = -(probabilities * np.log(clipped)).sum(axis=0)
     return np.clip(entropy / np.log(n_classes), 0.0, 1.0).astype(np.float32)
-
-
-@dataclass(frozen=True)
-class StrokeAgreement:
-    """How many painted pixels of one plane a model's most probable class matches, before
-    and after a run: what a fine-tune learnt from the strokes, in pixels a user can check
-    (its loss mixes the strokes with keeping the model's own predictions elsewhere). They
-    are the pixels it trained on, so a high share says it learnt them, not that it is right
-    elsewhere; and it is the most probable class, before Predict's mask steps (gaps closed,
-    objects grown to a threshold) that may move a few.
-
-    Attributes
-    ----------
-    painted : int
-        Stroke pixels of the plane (labels >= 1), at least 1.
-    right_before, right_after : int
-        Of those, the pixels whose most probable class is the painted one, before and after.
-
-    Raises
-    ------
-    ValueError
-        If ``painted`` is below 1 or a count of right pixels lies outside 0..``painted``.
-    """
-
-    painted: int
-    right_before: int
-    right_after: int
-
-    def __post_init__(self) -> None:
-        rights = (self.right_before, self.right_after)
-        if self.painted < 1 or not all(0 <= right <= self.painted for right in rights):
-            raise ValueError(
-                f"{rights} right of {self.painted} painted pixels: at least 1 painted, "
-                "and no more right than painted"
-            )
-
-    def describe(self, *, first_run: bool = False, pixels: str = "painted") -> str:
-        """One clause for a status line.
-
-        Parameters
-        ----------
-        first_run : bool
-            Leave out "before" (an untrained model's classes meant nothing).
-        pixels : str
-            What the strokes are called: "painted" (the dock), "labelled" (label files).
-
-        Returns
-        -------
-        str
-            E.g. "the model's most probable class now matches 96 % (before: 31 %) of your
-            1,310 painted pixels, which it trained on".
-        """
-        after = percent(self.right_after / self.painted, whole=True)
-        strokes = f"of your {counted(self.painted, f'{pixels} pixel')}, which it trained on"
-        if first_run:
-            return f"the model's most probable class matches {after} {strokes}"
-        before = percent(self.right_before / self.painted, whole=True)
-        return f"the model's most probable class now matches {after} (before: {before}) {strokes}"
-
-
-def with_strokes(
-    said: str, strokes: StrokeAgreement | None, *, first_run: bool, pixels: str = "painted"
-) -> str:
-    """What a run changed on a plane, ``said``, after what it made of the plane's strokes.
-
-    Parameters
-    ----------
-    said : str
-        E.g. :meth:`ClassChanges.describe`.
-    strokes : StrokeAgreement or None
-        None: ``said`` alone (the plane has no strokes).
-    first_run, pixels
-        As :meth:`StrokeAgreement.describe` takes them.
-
-    Returns
-    -------
-    str
-    """
-    if strokes is None:
-        return said
-    return f"{strokes.describe(first_run=first_run, pixels=pixels)}; {said}"
-
-
-def stroke_agreement(
-    strokes: np.ndarray, before: np.ndarray, after: np.ndarray
-) -> StrokeAgreement | None:
-    """Compare two class masks with the strokes painted on their plane.
-
-    Parameters
-    ----------
-    strokes : (Y, X) integer array
-        Annotations: 0 unlabelled, 1 background, 2.. foreground classes.
-    before, after : (Y, X) integer arrays
-        Class masks (same convention) of the model before and after a run.
-
-    Returns
-    -------
-    StrokeAgreement or None
-        None when no pixel of the plane is painted.
-
-    Raises
-    ------
-    ValueError
-        If the shapes differ.
-    """
-    before, after = _two_masks(before, after)
-    strokes = np.asarray(strokes)
-    if strokes.shape != before.shape:
-        raise ValueError(f"strokes of shape {strokes.shape} for masks of shape {before.shape}")
-    painted = strokes > 0
-    count = int(painted.sum())
-    if not count:
-        return None
-    wanted = strokes[painted]
-    return StrokeAgreement(
-        painted=count,
-        right_before=int((before[painted] == wanted).sum()),
-        right_after=int((after[painted] == wanted).sum()),
-    )
 
 
 @dataclass(frozen=True)
@@ -221,10 +103,14 @@ class ClassChanges:
 
 
 def class_changes(
-    before: np.ndarray, after: np.ndarray, strokes: np.ndarray | None = None
+    before: np.ndarray,
+    after: np.ndarray,
+    strokes: np.ndarray | None = None,
+    shown: np.ndarray | None = None,
 ) -> ClassChanges:
     """Compare two class masks (same shape, label convention 1 = background, 2.. classes),
-    and with the ``strokes`` painted on their plane when given (:func:`stroke_agreement`).
+    and with the ``strokes`` painted on their plane when given (:func:`stroke_agreement`;
+    ``shown``: the mask after drawn with the model's threshold).
 
     Raises
     ------
@@ -240,7 +126,7 @@ def class_changes(
         changed=int(differs.sum()),
         gained={int(label): int(count) for label, count in zip(labels, counts)},
         present={label: int(count) for label, count in enumerate(present) if count},
-        strokes=None if strokes is None else stroke_agreement(strokes, before, after),
+        strokes=None if strokes is None else stroke_agreement(strokes, before, after, shown),
     )
 
 
@@ -331,14 +217,6 @@ def _alone(objects: np.ndarray, other: np.ndarray, min_part: int) -> int:
     touching = np.unique(objects[other & (objects > 0)])
     large = np.flatnonzero(sizes >= min_part)
     return int(np.count_nonzero((large > 0) & ~np.isin(large, touching)))
-
-
-def _two_masks(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Both as arrays; ValueError if their shapes differ."""
-    before, after = np.asarray(before), np.asarray(after)
-    if before.shape != after.shape:
-        raise ValueError(f"masks differ in shape: {before.shape} and {after.shape}")
-    return before, after
 
 
 def _objects(mask: np.ndarray) -> np.ndarray:
