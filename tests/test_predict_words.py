@@ -57,7 +57,7 @@ def test_the_tile_sizes_fit_the_image_in_view_and_follow_the_chosen_image(dock):
     assert all(0 < size < whole[0] for size in values[1:])  # none beyond the image
     counts = [choice.tiles for choice in distinct_tile_sizes(model, (128, 128), 1024)]
     assert small[1:] == [
-        f"{size} px ({count} tile{'s' if count > 1 else ''})"
+        f"{size} px ({count:,} tile{'s' if count > 1 else ''})"
         for size, count in zip(values[1:], counts)
     ]
     predict.tile_size.value = values[1]  # a chosen size: kept as the tiling it stands for
@@ -70,6 +70,8 @@ def test_the_tile_sizes_fit_the_image_in_view_and_follow_the_chosen_image(dock):
     assert f"goes in as {whole_large} px: " in predict.tile_size.tooltip
     default = default_tile_size(model)  # at most 1024: the image needs several
     assert large[0].startswith("Automatic (") and large[0].endswith(" tiles)")
+    most = max(choice.tiles for choice in distinct_tile_sizes(model, (1300, 1300), 1024))
+    assert most >= 1000 and f"{most:,} tiles)" in " ".join(large)  # thousands separated
     assert tile_layout(model, (1300, 1300), predict.tile_size.choices[0]) == tile_layout(
         model, (1300, 1300), default
     )

@@ -44,15 +44,15 @@ def slice_words(plane: tuple[int, ...], leading_shape: tuple[int, ...]) -> str:
 
 
 def tile_choice_label(choice: TileChoice, per_slice: bool, automatic: bool = False) -> str:
-    """The text of one tile-size choice: ``"444 px (4 tiles)"``, ``"whole image (1 tile)"``,
-    or, for the default, ``"Automatic (444 px, 4 tiles)"`` / ``"Automatic (whole image, 1
-    tile)"``. A size is the tile's input edge, its context included (the tooltip gives the
-    whole image's: :func:`tile_size_tooltip`)."""
+    """The text of one tile-size choice: ``"444 px (4 tiles)"``, ``"100 px (1,024 tiles)"``,
+    ``"whole image (1 tile)"``, or, for the default, ``"Automatic (444 px, 4 tiles)"`` /
+    ``"Automatic (whole image, 1 tile)"``. A size is the tile's input edge, its context
+    included (the tooltip gives the whole image's: :func:`tile_size_tooltip`)."""
     if choice.size is None:
         one = "1 tile a slice" if per_slice else "1 tile"
         return f"{AUTOMATIC} (whole image, {one})" if automatic else f"whole image ({one})"
     tiles = choice.tiles
-    count = "" if tiles is None else f"{tiles} tile{'' if tiles == 1 else 's'}"
+    count = "" if tiles is None else f"{tiles:,} tile{'' if tiles == 1 else 's'}"
     if count and per_slice:
         count += " a slice"
     if automatic:
