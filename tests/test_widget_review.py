@@ -271,18 +271,18 @@ def test_the_notice_says_trained_for_a_new_model_and_fine_tuned_for_a_trained_on
     model.metadata["training_history"] = [{"iterations": 42, "kept_smoothed_loss": 0.688}]
     assert finished_notice(progress, request, stopped=False) == (
         # the kept weights' loss, as the status line's; ln 2 = 0.693 is a guess's
-        "Trained: 42 iterations (best loss 0.688, a guess's: not learnt yet)."
+        "Trained: 42 iterations; not learnt yet (its loss, 0.688, is still a guess's)."
     )
     model.metadata["training_history"][-1]["kept_smoothed_loss"] = 0.3
     assert finished_notice(progress, request, stopped=False) == (
-        "Trained: 42 iterations (best loss 0.3)."
+        "Trained: 42 iterations. Predict to see the new mask."
     )
     assert finished_notice(progress, request, stopped=True).startswith("Training stopped: 42")
     as_trained(model).metadata["training_history"].append({"iterations": 42})
     assert finished_notice(progress, request, stopped=False).startswith("Fine-tuned: 42")
     model.metadata["training_history"][-1]["kept_smoothed_loss"] = 0.944  # with distillation
     assert finished_notice(progress, request, stopped=False) == (
-        "Fine-tuned: 42 iterations (best loss 0.944)."  # not compared with a guess's
+        "Fine-tuned: 42 iterations. Predict to see the new mask."  # no guess's to compare
     )
 
 

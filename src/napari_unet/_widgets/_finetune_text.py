@@ -178,18 +178,18 @@ def cut_short_text(progress: Any, model: Any, stopped: bool) -> str:
 
 def finished_notice(progress: Any, request: TrainingRequest | None, *, stopped: bool) -> str:
     """The notification at the end of a run that trained, short enough for napari's toast:
-    a new model's runs train it, a trained model's fine-tune it; the loss is the kept
-    (best) weights', as the status line's."""
+    a new model's runs train it, a trained model's fine-tune it. The loss is left to the
+    status line (a fine-tune's adds the distillation), except to say that a run that
+    trained a model still learning has not learnt yet: its loss is still a guess's."""
     training = request is not None and learning_before_last_run(request.model)
     verb = ("Training" if training else "Fine-tuning") + " stopped"
     if not stopped:
         verb = "Trained" if training else "Fine-tuned"
-    loss = kept_loss(progress, request)
-    # a success it is not; a fine-tune's loss adds the distillation, so only a run that
-    # trained a model still learning compares with a guess's
-    guess = training and request is not None and loss_at_chance(request.model)
-    said = f"best loss {loss:.3g}, a guess's: not learnt yet" if guess else f"best loss {loss:.3g}"
-    return f"{verb}: {counted(progress.iteration, 'iteration')} ({said})."
+    done = f"{verb}: {counted(progress.iteration, 'iteration')}"
+    if training and request is not None and loss_at_chance(request.model):
+        loss = kept_loss(progress, request)
+        return f"{done}; not learnt yet (its loss, {loss:.3g}, is still a guess's)."
+    return f"{done}. Predict to see the new mask."
 
 
 def kept_loss(progress: Any, request: TrainingRequest | None) -> float:
@@ -303,17 +303,18 @@ def line_for_new_model(said: str, last_summary: str | None, go_back: bool, name:
 
 def strokes_missing(
     annotations: list[np.ndarray],
-    n_classes: int,
+    model: Any,
     name: str,
     planes: list[tuple[int, ...]] | None = None,
 ) -> str | None:
-    """What to paint before fine-tuning on ``annotations``, the annotated planes of the
-    layer ``name``; None when two classes (of labels 1 to ``n_classes``) are painted.
+    """What to paint before fine-tuning ``model`` on ``annotations``, the annotated planes
+    of the layer ``name``; None when two of the model's classes are painted.
 
     The worker's own check (:func:`~napari_unet.training.sampling.check_classes_present`),
     made before it starts; labels above ``n_classes`` are refused here too, in words for
     the napari user (:func:`labels_above`; ``planes``: the stack index of each annotation).
     """
+    n_classes = model.config.n_classes
     above = labels_above(annotations, n_classes, name, planes)
     if above:
         return above
@@ -322,7 +323,7 @@ def strokes_missing(
         for label in range(1, n_classes + 1)
     }
     try:
-        check_classes_present(counts)
+        check_classes_present(counts, class_names(model))
     except AnnotationError as error:
         said = str(error)
         return f"{said[0].upper()}{said[1:]} on “{name}”, then press Start."
