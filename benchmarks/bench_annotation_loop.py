@@ -128,6 +128,20 @@ def paint_round(task, masks, uncertain, annotations, rng, guided) -> list[np.nda
     return painted
 
 
+def one_class_errors(label: int | None, masks: list, truth: list) -> list[np.ndarray]:
+    """``masks`` as a user who paints class ``label`` only sees them: right wherever the
+    truth is another class (so the strokes go to this class's errors); None: as they are."""
+    return masks if label is None else [np.where(t == label, m, t) for m, t in zip(masks, truth)]
+
+
+def one_class_strokes(label: int | None, annotations: list[np.ndarray]) -> list[np.ndarray]:
+    """The strokes of class ``label`` only (the others, e.g. the one stroke of a missing
+    class that :func:`corrective_strokes` adds, taken off); None: all of them."""
+    if label is None:
+        return annotations
+    return [np.where(painted == label, painted, 0).astype(painted.dtype) for painted in annotations]
+
+
 def first_scribbles(task: LoopTask, rng) -> list[np.ndarray]:
     """A new model's first strokes: random scribbles on 2 % of each paintable part."""
     scribbles = []
@@ -156,7 +170,9 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
         if fresh and round_index == 1:
             annotations = first_scribbles(task, rng)
         else:
-            annotations = paint_round(task, masks, uncertain, annotations, rng, args.guided)
+            seen = one_class_errors(args.only_label, masks, task.truth)
+            annotations = paint_round(task, seen, uncertain, annotations, rng, args.guided)
+            annotations = one_class_strokes(args.only_label, annotations)
         if fresh and args.start == "first" and not has_been_trained(base):
             base = model  # a still-learning base gives way to its run's result, as in the widget
         if args.start in ("base", "first"):  # every round from the base, as the widget does
@@ -335,6 +351,10 @@ def _add_stroke_order_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--instances-first", dest="guided", action="store_const", const="instances",
         help="rank first the errors that merge or split objects (instance_error_priority)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only-label", type=int, default=None, metavar="K",
+        help="paint the errors of class K only (1: background or membrane), strokes of one class",
     )  # fmt: skip
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import FAST, random_discs, tiny_model
+from helpers import FAST, as_trained, random_discs, tiny_model
 from napari_unet import TrainConfig, load_model, predict, save_model
 from napari_unet.config import AugmentConfig, WeightConfig
 from napari_unet.training import run_state
@@ -204,6 +204,17 @@ def test_bad_annotations_say_what_to_do(annotation, message):
     image, _, _ = random_discs()
     with pytest.raises(AnnotationError, match=message):
         next(finetune(tiny_model(), [image], [annotation], FAST))
+
+
+def test_strokes_of_one_class_are_refused_in_the_model_s_class_names():
+    image, _, _ = random_discs()
+    model = as_trained(tiny_model())  # a trained model too: alone, one class made it worse
+    model.metadata["class_names"] = ["membrane", "cell"]
+    with pytest.raises(AnnotationError) as refusal:
+        next(finetune(model, [image], [np.ones((96, 96), np.uint8)], FAST))
+    said = str(refusal.value)
+    assert said.startswith("only label 1 (membrane) is painted: paint at least one membrane")
+    assert "one cell (label 2) stroke" in said and "beside a stroke of one" in said
 
 
 def test_several_images_with_annotations_on_a_subset():

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.gui
 
 @pytest.mark.parametrize(
     ("painted", "what"),
-    [(None, "The annotations are empty"), (1, "Only label 1 is painted")],
+    [(None, "The annotations are empty"), (1, "Only label 1 (background) is painted")],
     ids=["empty", "one"],
 )
 def test_finetune_refuses_missing_strokes_before_starting_a_worker(
@@ -30,9 +30,13 @@ def test_finetune_refuses_missing_strokes_before_starting_a_worker(
     assert finetune.worker is None and finetune.progress.value() <= 0
     said = finetune.status.text()
     assert not said.startswith("Failed"), said
+    why = (
+        " (fine-tuning learns where one class ends and the other begins; beside a stroke of "
+        "one, paint a short one of the other)"
+    )
     expected = (  # the worker's own words, with the layer's name
         f"{what}: paint at least one background (label 1) and one foreground (label 2) "
-        "stroke on “discs annotations”, then press Start."
+        f"stroke{why if painted else ''} on “discs annotations”, then press Start."
     )
     assert said == expected, said
     warnings = [n for n in notifications if n.severity == NotificationSeverity.WARNING]
@@ -48,7 +52,7 @@ def test_a_label_the_model_lacks_is_said_before_a_missing_class(dock, notificati
     assert widget.finetune.start_finetune() is None
     said = widget.finetune.status.text()
     assert said.startswith("“discs annotations” holds label 3 (20 px), but this model knows")
-    assert "Only label 1 is painted" not in said
+    assert "Only label 1" not in said
     assert not [n for n in notifications if n.severity == NotificationSeverity.ERROR]
 
 

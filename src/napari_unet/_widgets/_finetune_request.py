@@ -11,6 +11,7 @@ import napari
 import numpy as np
 
 from ..core.metadata import trained_description
+from ..core.model import UNet
 from ..training.distillation import learning_before_last_run
 from ..training.history import cut_short, note_on_last_run
 from ._finetune_job import PlaneReader, PreviewSource, TrainingRequest
@@ -59,7 +60,7 @@ def training_request(
     )
     if problem:
         return Refusal(problem)
-    annotated = _annotated(labels_layer, image, geometry, model.config.n_classes)
+    annotated = _annotated(labels_layer, image, geometry, model)
     if isinstance(annotated, Refusal):
         return annotated
     planes, annotations = annotated
@@ -112,10 +113,10 @@ def _annotated(
     labels_layer: napari.layers.Labels,
     image: napari.layers.Image,
     geometry: ImageGeometry,
-    n_classes: int,
+    model: UNet,
 ) -> tuple[list[tuple[int, ...]], list[np.ndarray]] | Refusal:
     """The annotated planes of ``labels_layer`` and copies of them; a :class:`Refusal`
-    when the layer does not fit the image or lacks a class to train on."""
+    when the layer does not fit the image or lacks a class of ``model``'s to train on."""
     labels = np.asarray(labels_layer.data)
     if labels.shape != geometry.spatial_shape:
         channels = geometry.channel_axis
@@ -133,7 +134,7 @@ def _annotated(
         )
     planes = annotated_planes(labels, len(geometry.leading_shape))
     annotations = [labels[plane].copy() for plane in planes]
-    missing = strokes_missing(annotations, n_classes, labels_layer.name, planes)
+    missing = strokes_missing(annotations, model, labels_layer.name, planes)
     if missing:  # said before any worker starts, as advice, not as a failure
         return Refusal(missing, advice=True)
     return planes, annotations

@@ -123,7 +123,8 @@ def prepare_training_data(
         item = _training_image(image, labels, index, model, norm=norm, weights=weight_config)
         if item is not None:
             prepared.append(item)
-    check_classes_present(annotated_pixels(prepared))
+    names = model.metadata.get("class_names") or []
+    check_classes_present(annotated_pixels(prepared), dict(enumerate(map(str, names), start=1)))
     return prepared
 
 
@@ -170,29 +171,39 @@ def _training_image(
     )
 
 
-def check_classes_present(counts: dict[int, int]) -> None:
+def check_classes_present(counts: dict[int, int], names: dict[int, str] | None = None) -> None:
     """Refuse annotations that paint fewer than two classes.
+
+    Strokes of one class alone are refused for a trained model too: in the annotation loop
+    on DSB they made ``nuclei`` worse than it started in 6 (background only) and 23
+    (nucleus only) of 24 round-metrics (docs/experiments/annotation_loop.md, 2026-12-05).
 
     Parameters
     ----------
     counts : dict
         Annotated pixels of each label value 1..n_classes (:func:`annotated_pixels`).
+    names : dict, optional
+        Class name of each label value (the model's ``class_names``), said with the labels.
 
     Raises
     ------
     AnnotationError
         Saying that the annotations are empty, or which one label they paint.
     """
+    names = names or {}
+    both = (
+        f"paint at least one {names.get(1, 'background')} (label 1) and one "
+        f"{names.get(2, 'foreground')} (label 2) stroke"
+    )
     painted = [label for label, count in counts.items() if count > 0]
     if not painted:
-        raise AnnotationError(
-            "the annotations are empty: paint at least one background (label 1) and one "
-            "foreground (label 2) stroke"
-        )
+        raise AnnotationError(f"the annotations are empty: {both}")
     if len(painted) < 2:
+        only = painted[0]
+        named = f" ({names[only]})" if only in names else ""
         raise AnnotationError(
-            f"only label {painted[0]} is painted: paint at least one background (label 1) and "
-            "one foreground (label 2) stroke"
+            f"only label {only}{named} is painted: {both} (fine-tuning learns where one class "
+            "ends and the other begins; beside a stroke of one, paint a short one of the other)"
         )
 
 
