@@ -428,3 +428,19 @@ def test_evaluate_says_which_array_a_prediction_store_lacks(tmp_path, capsys):
     args = ["evaluate", "--pred", str(tmp_path / "a_prediction.zarr")]
     assert main([*args, "--truth", str(tmp_path / "t.tif")]) == 2
     assert "has no 'instances' array (it holds ['mask', 'prob'])" in capsys.readouterr().err
+
+
+def test_a_large_image_written_as_zarr_says_why(tmp_path, checkpoint, capsys, monkeypatch):
+    from napari_unet.io import outofcore
+
+    monkeypatch.setattr(outofcore, "OUT_OF_CORE_THRESHOLD", 1000)  # 40 x 40 passes it
+    tifffile.imwrite(tmp_path / "big.tif", np.random.default_rng(3).random((40, 40)))
+    assert cli_predict(tmp_path / "big.tif", checkpoint, tmp_path / "out") == 0
+    said = capsys.readouterr().out
+    assert "big_prediction.zarr (a zarr store: the outputs pass 1,000 pixels; " in said
+    assert "--output-format tiff writes TIFF files)" in said
+    assert (
+        cli_predict(tmp_path / "big.tif", checkpoint, tmp_path / "z", "--output-format", "zarr")
+        == 0
+    )
+    assert "big_prediction.zarr\n" in capsys.readouterr().out  # asked for: no reason given

@@ -113,4 +113,5 @@ def test_a_new_stage_is_drawn_at_once_and_a_long_one_gets_its_line_in_a_log(monk
         "a.tif: 100% 50/50 tiles",
         "a.tif: 100% instances 1/1",
     ]
-    assert log.getvalue().splitlines()[0].endswith("(9.0 s)")
+    assert log.getvalue().splitlines()[0].endswith("(9.0 s since the start)")
+    assert log.getvalue().splitlines()[1].endswith("(18.0 s since the start)")  # not 9 s

@@ -96,7 +96,8 @@ class ProgressBar:
     def _write_line(self, now: float) -> None:
         detail = f" {self._detail}" if self._detail else ""
         elapsed = now - self.start
-        self.stream.write(f"{self.label}: {self._fraction:.0%}{detail} ({elapsed:.1f} s)\n")
+        since = f"{elapsed:.1f} s since the start"  # not the stage's own time
+        self.stream.write(f"{self.label}: {self._fraction:.0%}{detail} ({since})\n")
         self.stream.flush()
 
 

@@ -83,7 +83,7 @@ def _run(
     from ..io.batch import run_batch
 
     on_cluster = _on_cluster(args, inputs)
-    bars = _FileProgress()
+    bars = _FileProgress(args.output_format)
     termination = Termination()
     try:
         with sigterm_interrupts(termination):
@@ -206,8 +206,9 @@ def _predict_options(args: argparse.Namespace, model, strokes: tuple[tuple[str, 
 class _FileProgress:
     """One progress bar per file (in-process runs) and one line per finished file."""
 
-    def __init__(self) -> None:
+    def __init__(self, output_format: str = "auto") -> None:
         self.bar: ProgressBar | None = None
+        self.output_format = output_format
 
     def start(self, path: str) -> Callable[[Progress], None]:
         from ..io.volumes import StackProgress
@@ -248,7 +249,19 @@ class _FileProgress:
             print(f"{result.path}: {result.note}")
         found = f"{result.n_objects} object{'' if result.n_objects == 1 else 's'}"
         if len(result.outputs) == 1:
-            print(f"{result.path}: {found} -> {result.outputs[0]}")
+            print(f"{result.path}: {found} -> {result.outputs[0]}{self._why_zarr(result)}")
         else:
             stem = result.outputs[0][: -len("_prob.tif")]
             print(f"{result.path}: {found} -> {stem}_{{mask,prob,instances}}.tif")
+
+    def _why_zarr(self, result: FileResult) -> str:
+        """Why ``--output-format auto`` wrote a zarr store for an input that is none."""
+        from ..io.inputs import is_zarr_store
+        from ..io.outofcore import OUT_OF_CORE_THRESHOLD
+
+        if self.output_format != "auto" or is_zarr_store(Path(result.path)):
+            return ""
+        return (
+            f" (a zarr store: the outputs pass {OUT_OF_CORE_THRESHOLD:,} pixels; "
+            "--output-format tiff writes TIFF files)"
+        )
