@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from helpers import as_trained, square_train_args, tiny_model
+from helpers import square_train_args, tiny_model
 from napari_unet import load_model, save_model
 from napari_unet._words import percent
 from napari_unet.cli import build_parser, main
@@ -165,33 +165,6 @@ def test_train_new_model_writes_checkpoint(tmp_path, capsys):
     assert info["training_history"][0]["iterations"] == 3
     assert info["training_history"][0]["train_config"]["lr_schedule"] == "cosine"
     assert info["model_config"]["padding"] == "same"
-
-
-def test_train_says_what_predict_s_threshold_leaves_of_the_strokes(tmp_path, capsys, monkeypatch):
-    from napari_unet.evaluation import strokes as stroke_words
-
-    model = as_trained(tiny_model())
-    model.metadata["background_threshold"] = 0.9
-    start = save_model(model, tmp_path / "start.safetensors")
-    real_shown = stroke_words.shown_classes
-
-    def grown_over_the_background(probabilities, threshold):
-        assert real_shown(probabilities, threshold) is not None  # a threshold: measured
-        return np.full(probabilities.shape[1:], 2, np.uint8)  # every background stroke taken
-
-    monkeypatch.setattr(stroke_words, "shown_classes", grown_over_the_background)
-    files = square_train_args(tmp_path)[:5]
-    out = tmp_path / "tuned.safetensors"
-    arguments = [*files, "--model", str(start), "--output", str(out), "--iterations", "2"]
-    assert main([*arguments, "--device", "cpu"]) == 0
-    printed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("on "))
-    threshold = load_model(out).info.background_threshold
-    strokes = tifffile.imread(tmp_path / "lab.tif")
-    share = percent(np.count_nonzero(strokes == 2) / np.count_nonzero(strokes), whole=True)
-    assert (
-        f"which it trained on, Predict's mask {share} (it draws background only where the model "
-        f"is at least {percent(threshold, whole=True)} sure); "
-    ) in printed, printed
 
 
 def test_train_says_how_many_pixels_changed_class(tmp_path, capsys):

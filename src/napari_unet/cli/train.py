@@ -183,7 +183,9 @@ def _model_and_inputs(args: argparse.Namespace):
     _check_free_space(args.output, model, args.half)
     images, labels = training_inputs(args, model.config.in_channels, model.config.n_classes)
     _check_patch_size(args.patch_size, model, images)
-    mask_before = _class_mask(model, images[0], args.device)
+    from ..core.postprocess import class_mask
+
+    mask_before = class_mask(_probabilities(model, images[0], args.device))
     return model, images, labels, mask_before
 
 
@@ -258,20 +260,12 @@ def _train_and_save(
     return status, True
 
 
-def _class_mask(model, image, device: str, stop=None, *, shown: bool = False):
-    """The class mask ``model`` predicts for ``image`` (to tell what training changed), with
-    ``shown`` also the classes Predict draws (:func:`..evaluation.strokes.shown_classes`);
-    raises :class:`~napari_unet.core.inference.Cancelled` once ``stop`` is set."""
+def _probabilities(model, image, device: str, stop=None):
+    """The class probabilities ``model`` predicts for ``image`` (to tell what training
+    changed); raises :class:`~napari_unet.core.inference.Cancelled` once ``stop`` is set."""
     from ..core.inference import default_tile_size, predict
-    from ..core.postprocess import class_mask
-    from ..evaluation.strokes import shown_classes
 
-    tile_size = default_tile_size(model)
-    probabilities = predict(image, model, tile_size=tile_size, device=device, stop=stop)
-    if not shown:
-        return class_mask(probabilities)
-    threshold = model.info.background_threshold
-    return class_mask(probabilities), shown_classes(probabilities, threshold)
+    return predict(image, model, tile_size=default_tile_size(model), device=device, stop=stop)
 
 
 def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_c) -> None:
@@ -279,19 +273,21 @@ def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_
     changed class and how many of its strokes the model agrees with, and whether a new
     model has not learnt yet; a second Ctrl-C skips this."""
     from ..core.inference import Cancelled
+    from ..core.postprocess import class_mask
     from ..evaluation.review import class_changes, class_names, with_strokes
+    from ..evaluation.strokes import shown_classes
     from ..training.history import not_learnt_yet
 
     path, image, strokes = first
     try:
-        stop = ctrl_c.cancel_requested
-        mask_after, shown = _class_mask(model, image, args.device, stop=stop, shown=True)
+        after = _probabilities(model, image, args.device, stop=ctrl_c.cancel_requested)
         if ctrl_c.cancel_requested():  # pressed during its last tile: skipped, as it said
             raise Cancelled
     except Cancelled:
         print(f"comparison of {path} with the model before skipped (Ctrl-C)")
         return
-    changes = class_changes(mask_before, mask_after, strokes, shown)
+    shown = shown_classes(after, model.info.background_threshold)  # what Predict draws
+    changes = class_changes(mask_before, class_mask(after), strokes, shown)
     first_run = len(model.info.training_history) == 1  # "before" was random weights
     if first_run:
         said = shares_words(changes, class_names(model))

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .._words import counted, percent
-from .strokes import StrokeAgreement, _two_masks, stroke_agreement, with_strokes
+from .strokes import StrokeAgreement, stroke_agreement, two_masks, with_strokes
 
 __all__ = [
     "ClassChanges",
@@ -117,7 +117,7 @@ def class_changes(
     ValueError
         If the shapes differ.
     """
-    before, after = _two_masks(before, after)
+    before, after = two_masks(before, after)
     differs = before != after
     labels, counts = np.unique(after[differs], return_counts=True)
     present = np.bincount(after.ravel().astype(np.intp, copy=False))  # small labels: no sort
@@ -200,7 +200,7 @@ def object_changes(
     ValueError
         If the shapes differ.
     """
-    before, after = _two_masks(before, after)
+    before, after = two_masks(before, after)
     old, new = _objects(before), _objects(after)
     return ObjectChanges(
         split=_changed(old, new, min_part, min_share),

@@ -149,7 +149,7 @@ def stroke_agreement(
     ValueError
         If the shapes differ.
     """
-    before, after = _two_masks(before, after)
+    before, after = two_masks(before, after)
     strokes = np.asarray(strokes)
     if strokes.shape != before.shape:
         raise ValueError(f"strokes of shape {strokes.shape} for masks of shape {before.shape}")
@@ -166,7 +166,7 @@ def stroke_agreement(
     )
 
 
-def _two_masks(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def two_masks(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both as arrays; ValueError if their shapes differ."""
     before, after = np.asarray(before), np.asarray(after)
     if before.shape != after.shape:
