@@ -94,7 +94,7 @@ def test_stroke_agreement_says_what_predict_s_threshold_leaves_of_the_strokes():
     strokes = np.array([[1, 1, 1, 1], [2, 2, 0, 0]], np.uint8)
     after = np.array([[1, 1, 1, 1], [2, 2, 2, 2]], np.uint8)  # every stroke right
     shown = np.array([[2, 2, 2, 1], [2, 2, 2, 2]], np.uint8)  # grown over 3 membrane pixels
-    agreement = class_changes(after, after, strokes, shown).strokes
+    agreement = class_changes(after, after, strokes, (shown, None)).strokes
     assert (agreement.right_after, agreement.right_shown) == (6, 3)
     membrane = ("membrane", 0.87)
     assert agreement.describe(first_run=True, threshold=membrane) == (
@@ -103,10 +103,19 @@ def test_stroke_agreement_says_what_predict_s_threshold_leaves_of_the_strokes():
         "87 % sure)"
     )
     assert "Predict's mask" not in agreement.describe()  # no threshold given: not said
+    before = np.full_like(shown, 2)  # the mask before drew no membrane there
+    tuned = class_changes(after, after, strokes, (shown, before)).strokes
+    assert tuned.right_shown_before == 2
+    assert tuned.describe(threshold=membrane).endswith(
+        "which it trained on, Predict's mask 50 % (before: 33 %; it draws membrane only where "
+        "the model is at least 87 % sure)"
+    )
     same = stroke_agreement(strokes, after, after, after)
     assert same.right_shown == 6 and "Predict's mask" not in same.describe(threshold=membrane)
     with pytest.raises(ValueError, match="painted"):
         StrokeAgreement(6, 0, 6, right_shown=7)
+    with pytest.raises(ValueError, match="painted"):
+        StrokeAgreement(6, 0, 6, right_shown=3, right_shown_before=-1)
 
 
 def test_stroke_agreement_never_rounds_to_all_or_none_and_refuses_impossible_counts():

@@ -156,7 +156,7 @@ def test_a_first_run_names_the_threshold_its_strokes_gave(dock):
     said = finetune.result_text(progress, stopped=False)
     assert (
         "From your strokes, Predict now calls a pixel background only where the model is at "
-        "least 83% sure of it (objects grow up to there)." in said
+        "least 83 % sure of it (objects grow up to there)." in said
     )
     model.metadata["close_gaps"] = False
     said = finetune.result_text(progress, stopped=False)

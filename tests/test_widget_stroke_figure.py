@@ -20,9 +20,10 @@ def test_a_model_with_a_threshold_says_what_predict_s_mask_keeps_of_the_strokes(
 
     real_shown = _finetune_job._shown_mask
 
-    def grown_over_the_background(request, after):
-        assert real_shown(request, after) is not None  # measured for a model with a threshold
-        return np.full(after.shape[1:], 2, np.uint8)  # the background strokes grown over
+    def grown_over_the_background(request, probabilities, threshold=None):
+        # measured, before and after the run, for a model with a threshold
+        assert real_shown(request, probabilities, threshold) is not None
+        return np.full(probabilities.shape[1:], 2, np.uint8)  # background strokes grown over
 
     monkeypatch.setattr(_finetune_job, "_shown_mask", grown_over_the_background)
     viewer, widget = dock
@@ -34,8 +35,9 @@ def test_a_model_with_a_threshold_says_what_predict_s_mask_keeps_of_the_strokes(
     run(qtbot, widget.finetune, widget.finetune.start_finetune)
     threshold = model_state(viewer).model.info.background_threshold
     share = np.count_nonzero(strokes == 2) / np.count_nonzero(strokes)
+    kept = percent(share, whole=True)
     expected = (
-        f", Predict's mask {percent(share, whole=True)} (it draws background only where the "
+        f", Predict's mask {kept} (before: {kept}; it draws background only where the "
         f"model is at least {percent(threshold, whole=True)} sure)"
     )
     said = widget.finetune.status.text()

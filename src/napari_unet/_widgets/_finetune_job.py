@@ -217,17 +217,21 @@ TRAINING_STARTS = "Training: the first iteration…"
 
 def _mask_before_training(
     request: TrainingRequest, images: list[np.ndarray], stop: threading.Event
-) -> Generator[str, None, np.ndarray | None]:
-    """The class mask of the compared plane with the model as it is (None: no plane, or
-    stopped, or out of memory); only the classes are kept through training."""
+) -> Generator[str, None, tuple[np.ndarray, np.ndarray | None] | None]:
+    """The class mask of the compared plane with the model as it is, and the classes
+    Predict draws with its threshold (:func:`_shown_mask`); None: no plane, or stopped, or
+    out of memory. Only the classes are kept through training."""
     if request.compare_plane is None:
         return None
     yield "Predicting the slice in view with the model before training…"
     compared = _plane_image(request, images, request.compare_plane)
     before = _final_preview(request, compared, stop, request.before)
+    model = request.model if request.before is None else request.before
     if request.before is not None:
         request.before.cpu()  # a history snapshot stays a CPU copy
-    return None if before is None else class_mask(before)
+    if before is None:
+        return None
+    return class_mask(before), _shown_mask(request, before, model.info.background_threshold)
 
 
 def _training_updates(
@@ -285,7 +289,7 @@ def _preview_after_training(
 def _class_changes(
     request: TrainingRequest,
     images: list[np.ndarray],
-    before: np.ndarray,
+    before: tuple[np.ndarray, np.ndarray | None],
     after: np.ndarray | None,
     cancel: threading.Event,
 ) -> Generator[str | ClassChanges, None, None]:
@@ -298,15 +302,19 @@ def _class_changes(
         after = _final_preview(request, compared, cancel)
     if after is not None:
         strokes = _strokes_of(request, request.compare_plane)
-        yield class_changes(before, class_mask(after), strokes, _shown_mask(request, after))
+        shown = (_shown_mask(request, after), before[1])
+        yield class_changes(before[0], class_mask(after), strokes, shown)
 
 
-def _shown_mask(request: TrainingRequest, after: np.ndarray) -> np.ndarray | None:
-    """The compared plane's classes as Predict draws them with the tuned model's background
-    threshold, gaps not closed (None: a model without a threshold, or no strokes there)."""
+def _shown_mask(
+    request: TrainingRequest, probabilities: np.ndarray, threshold: float | None = None
+) -> np.ndarray | None:
+    """The compared plane's classes as Predict draws them with a background ``threshold``
+    (None: the model's now), gaps not closed; None: a threshold of 0.5, or no strokes there."""
     if _strokes_of(request, request.compare_plane) is None:
         return None
-    return shown_classes(after, request.model.info.background_threshold)
+    level = request.model.info.background_threshold if threshold is None else threshold
+    return shown_classes(probabilities, level)
 
 
 def _strokes_of(request: TrainingRequest, plane: tuple[int, ...] | None) -> np.ndarray | None:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from qtpy.QtWidgets import QProgressBar
 
-from .._words import counted
+from .._words import counted, percent
 from ..config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
 from ..evaluation.review import ClassChanges, class_names, with_strokes
 from ..training.distillation import has_been_trained, learning_before_last_run
@@ -72,9 +72,10 @@ def _changes_text(request: TrainingRequest, changes: ClassChanges) -> str:
     class; on a slice without strokes, where they are."""
     plane = request.compare_plane
     where = f"slice {', '.join(map(str, plane))} (in view when the run started)" if plane else ""
-    first_run = len(request.model.info.training_history) == 1  # before: random weights
-    names, info = class_names(request.model), request.model.info
-    threshold = (names.get(1, "background"), info.background_threshold)
+    model, names = request.model, class_names(request.model)
+    first_run = len(model.info.training_history) == 1  # before: random weights
+    level = model.info.background_threshold  # said by threshold_text for a learning model
+    threshold = None if learning_before_last_run(model) else (names.get(1, "background"), level)
     said = with_strokes(
         changes.describe(names), changes.strokes, first_run=first_run, threshold=threshold
     )
@@ -221,8 +222,8 @@ def threshold_text(model: Any) -> str:
     )
     return (
         f" From your strokes, Predict now calls a pixel {background} only where the model is "
-        f"at least {info.background_threshold:.0%} sure of it (objects grow up to there{gaps})."
-        f"{started}"
+        f"at least {percent(info.background_threshold, whole=True)} sure of it (objects grow "
+        f"up to there{gaps}).{started}"
     )
 
 

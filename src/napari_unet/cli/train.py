@@ -150,7 +150,7 @@ def run_train(args: argparse.Namespace) -> int:
     from ..training.loop import sets_threshold
     from ..training.schedule import learning_floor
 
-    model, images, labels, mask_before = _model_and_inputs(args)
+    model, images, labels, before = _model_and_inputs(args)
     calibrates = sets_threshold(model)
     ctrl_c = CtrlC(ctrl_c_notices(calibrates), WRITING_NOTICE)
     config = _train_config(args)
@@ -165,14 +165,15 @@ def run_train(args: argparse.Namespace) -> int:
         skipped = calibrates and ctrl_c.cancelled  # the threshold's calibration was cut
         if not status:  # not stopped at once (SIGTERM)
             first = (args.images[0], images[0], labels[0])
-            _print_comparison(model, first, mask_before, args, ctrl_c)
+            _print_comparison(model, first, before, args, ctrl_c)
         _print_threshold_of(model, threshold_before, skipped)
     return status or ctrl_c.status
 
 
 def _model_and_inputs(args: argparse.Namespace):
     """The checked options' model, training images and labels, and the model's class mask
-    of the first image before training; the output checked first (see :func:`run_train`)."""
+    of the first image before training with the classes Predict draws then
+    (:func:`~napari_unet.evaluation.strokes.shown_classes`); the output checked first."""
     check_numbers(args)
     if args.threads:
         import torch
@@ -184,9 +185,11 @@ def _model_and_inputs(args: argparse.Namespace):
     images, labels = training_inputs(args, model.config.in_channels, model.config.n_classes)
     _check_patch_size(args.patch_size, model, images)
     from ..core.postprocess import class_mask
+    from ..evaluation.strokes import shown_classes
 
-    mask_before = class_mask(_probabilities(model, images[0], args.device))
-    return model, images, labels, mask_before
+    before = _probabilities(model, images[0], args.device)
+    shown = shown_classes(before, model.info.background_threshold)  # before the run sets it
+    return model, images, labels, (class_mask(before), shown)
 
 
 def _training_steps(args: argparse.Namespace, model, images, labels, config, ctrl_c: CtrlC):
@@ -268,10 +271,11 @@ def _probabilities(model, image, device: str, stop=None):
     return predict(image, model, tile_size=default_tile_size(model), device=device, stop=stop)
 
 
-def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_c) -> None:
+def _print_comparison(model, first, before, args: argparse.Namespace, ctrl_c) -> None:
     """Print how many pixels of the first image (``first``: its path, pixels and strokes)
-    changed class and how many of its strokes the model agrees with, and whether a new
-    model has not learnt yet; a second Ctrl-C skips this."""
+    changed class since ``before`` (its class mask and Predict's classes before the run)
+    and how many of its strokes the model agrees with, and whether a new model has not
+    learnt yet; a second Ctrl-C skips this."""
     from ..core.inference import Cancelled
     from ..core.postprocess import class_mask
     from ..evaluation.review import class_changes, class_names, with_strokes
@@ -286,8 +290,8 @@ def _print_comparison(model, first, mask_before, args: argparse.Namespace, ctrl_
     except Cancelled:
         print(f"comparison of {path} with the model before skipped (Ctrl-C)")
         return
-    shown = shown_classes(after, model.info.background_threshold)  # what Predict draws
-    changes = class_changes(mask_before, class_mask(after), strokes, shown)
+    shown = (shown_classes(after, model.info.background_threshold), before[1])  # Predict's
+    changes = class_changes(before[0], class_mask(after), strokes, shown)
     first_run = len(model.info.training_history) == 1  # "before" was random weights
     if first_run:
         said = shares_words(changes, class_names(model))

@@ -106,11 +106,11 @@ def class_changes(
     before: np.ndarray,
     after: np.ndarray,
     strokes: np.ndarray | None = None,
-    shown: np.ndarray | None = None,
+    shown: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
 ) -> ClassChanges:
     """Compare two class masks (same shape, label convention 1 = background, 2.. classes),
     and with the ``strokes`` painted on their plane when given (:func:`stroke_agreement`;
-    ``shown``: the mask after drawn with the model's threshold).
+    ``shown``: the masks after and before drawn with each model's threshold).
 
     Raises
     ------
@@ -126,7 +126,7 @@ def class_changes(
         changed=int(differs.sum()),
         gained={int(label): int(count) for label, count in zip(labels, counts)},
         present={label: int(count) for label, count in enumerate(present) if count},
-        strokes=None if strokes is None else stroke_agreement(strokes, before, after, shown),
+        strokes=None if strokes is None else stroke_agreement(strokes, before, after, *shown),
     )
 
 

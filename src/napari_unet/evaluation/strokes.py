@@ -28,10 +28,10 @@ class StrokeAgreement:
         Stroke pixels of the plane (labels >= 1), at least 1.
     right_before, right_after : int
         Of those, the pixels whose most probable class is the painted one, before and after.
-    right_shown : int or None
-        Of those, the pixels whose class is the painted one after, in the mask drawn with
-        the model's background threshold (what Predict shows, before its gaps are closed);
-        None: not measured (a model without a threshold).
+    right_shown, right_shown_before : int or None
+        Of those, the pixels whose class is the painted one in the mask drawn with the
+        model's background threshold (what Predict shows, before its gaps are closed), after
+        and before; None: not measured (a model without a threshold).
 
     Raises
     ------
@@ -43,9 +43,11 @@ class StrokeAgreement:
     right_before: int
     right_after: int
     right_shown: int | None = None
+    right_shown_before: int | None = None
 
     def __post_init__(self) -> None:
-        rights = (self.right_before, self.right_after, self.right_shown or 0)
+        shown = (self.right_shown or 0, self.right_shown_before or 0)
+        rights = (self.right_before, self.right_after, *shown)
         if self.painted < 1 or not all(0 <= right <= self.painted for right in rights):
             raise ValueError(
                 f"{rights} right of {self.painted} painted pixels: at least 1 painted, "
@@ -69,7 +71,8 @@ class StrokeAgreement:
             What the strokes are called: "painted" (the dock), "labelled" (label files).
         threshold : (str, float), optional
             The first class's name and the model's background threshold: said with
-            ``right_shown`` when that differs from ``right_after`` by 1 % or more.
+            ``right_shown`` (and ``right_shown_before``) when that differs from
+            ``right_after`` by 1 % or more.
 
         Returns
         -------
@@ -79,20 +82,26 @@ class StrokeAgreement:
         """
         after = percent(self.right_after / self.painted, whole=True)
         strokes = f"of your {counted(self.painted, f'{pixels} pixel')}, which it trained on"
-        strokes += self._shown_text(threshold)
+        strokes += self._shown_text(threshold, first_run)
         if first_run:
             return f"the model's most probable class matches {after} {strokes}"
         before = percent(self.right_before / self.painted, whole=True)
         return f"the model's most probable class now matches {after} (before: {before}) {strokes}"
 
-    def _shown_text(self, threshold: tuple[str, float] | None) -> str:
+    def _shown_text(self, threshold: tuple[str, float] | None, first_run: bool) -> str:
         """ ", Predict's mask 41 % (it draws membrane only where …)", or ""."""
         shown = self.right_shown
         if threshold is None or shown is None or abs(shown - self.right_after) < self.painted / 100:
             return ""
         first_class, level = threshold
+        before = self.right_shown_before
+        before_text = (
+            ""
+            if first_run or before is None
+            else f"before: {percent(before / self.painted, whole=True)}; "
+        )
         return (
-            f", Predict's mask {percent(shown / self.painted, whole=True)} (it draws "
+            f", Predict's mask {percent(shown / self.painted, whole=True)} ({before_text}it draws "
             f"{first_class} only where the model is at least {percent(level, whole=True)} sure)"
         )
 
@@ -126,7 +135,11 @@ def with_strokes(
 
 
 def stroke_agreement(
-    strokes: np.ndarray, before: np.ndarray, after: np.ndarray, shown: np.ndarray | None = None
+    strokes: np.ndarray,
+    before: np.ndarray,
+    after: np.ndarray,
+    shown: np.ndarray | None = None,
+    shown_before: np.ndarray | None = None,
 ) -> StrokeAgreement | None:
     """Compare two class masks with the strokes painted on their plane.
 
@@ -136,8 +149,9 @@ def stroke_agreement(
         Annotations: 0 unlabelled, 1 background, 2.. foreground classes.
     before, after : (Y, X) integer arrays
         Class masks (same convention) of the model before and after a run.
-    shown : (Y, X) integer array, optional
-        The mask after, drawn with the model's background threshold (``right_shown``).
+    shown, shown_before : (Y, X) integer arrays, optional
+        The masks after and before, drawn with each model's background threshold
+        (``right_shown``, ``right_shown_before``).
 
     Returns
     -------
@@ -162,7 +176,8 @@ def stroke_agreement(
         painted=count,
         right_before=int((before[painted] == wanted).sum()),
         right_after=int((after[painted] == wanted).sum()),
-        right_shown=None if shown is None else int((np.asarray(shown)[painted] == wanted).sum()),
+        right_shown=_right(shown, painted, wanted),
+        right_shown_before=_right(shown_before, painted, wanted),
     )
 
 
@@ -172,6 +187,11 @@ def two_masks(before: np.ndarray, after: np.ndarray) -> tuple[np.ndarray, np.nda
     if before.shape != after.shape:
         raise ValueError(f"masks differ in shape: {before.shape} and {after.shape}")
     return before, after
+
+
+def _right(mask: np.ndarray | None, painted: np.ndarray, wanted: np.ndarray) -> int | None:
+    """The painted pixels whose class in ``mask`` is the painted one (None: no mask)."""
+    return None if mask is None else int((np.asarray(mask)[painted] == wanted).sum())
 
 
 def shown_classes(probabilities: np.ndarray, threshold: float) -> np.ndarray | None:
