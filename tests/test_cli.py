@@ -392,21 +392,6 @@ def test_train_names_the_file_of_a_label_that_is_not_a_whole_number(tmp_path, ca
     assert f"{tmp_path / 'lab.tif'}: annotation 0 holds non-integer values" in error
 
 
-def test_a_first_runs_shares_name_the_share_then_the_class():
-    from napari_unet.cli._train_words import shares_words
-    from napari_unet.evaluation.review import class_changes
-
-    before = np.ones((10, 10), np.uint8)
-    after = before.copy()
-    after[:2] = 2
-    names = {1: "background", 2: "nucleus"}
-    said = shares_words(class_changes(before, after), names)
-    assert said == "the model now calls 80 % of the pixels background, 20 % nucleus"
-    assert shares_words(class_changes(after, before), names) == (
-        "the model now calls every pixel background"
-    )
-
-
 def test_predict_says_once_that_colour_images_are_read_as_luminance(
     tmp_path, tiny_checkpoint, capsys
 ):

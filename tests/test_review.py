@@ -216,3 +216,15 @@ def test_object_changes_counts_the_objects_that_appeared_and_vanished():
     assert (
         object_changes(whole, whole).describe() == "since the last mask 0 objects split, 0 joined"
     )
+
+
+def test_a_first_runs_shares_name_the_share_then_the_class():
+    before = np.ones((10, 10), np.uint8)
+    after = before.copy()
+    after[:2] = 2
+    names = {1: "background", 2: "nucleus"}
+    said = class_changes(before, after).describe_shares(names)
+    assert said == "the model now calls 80 % of the pixels background, 20 % nucleus"
+    assert class_changes(after, before).describe_shares(names) == (
+        "the model now calls every pixel background"
+    )

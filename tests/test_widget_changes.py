@@ -85,7 +85,8 @@ def test_fine_tune_says_what_changed_in_view_and_can_go_back(
     status = finetune.status.text()
     names = {1: "background", 2: "foreground"}  # the new model's class names
     agreement = changes.strokes.describe(first_run=True)  # its first run: no "before"
-    assert f"On the image, {agreement}; {changes.describe(names)}." in status, status
+    assert "changed class" not in status  # against random weights: the shares are said
+    assert f"On the image, {agreement}; {changes.describe_shares(names)}." in status, status
     assert "before)" not in status
     assert widget.model.back_button.enabled and finetune.back_button.enabled
 
@@ -109,7 +110,8 @@ def test_changes_are_counted_on_the_slice_in_view_of_a_stack(qtbot, dock):
     names = {1: "background", 2: "foreground"}
     said = finetune.status.text()
     where = "(no strokes there: they are on slice 2; have one of those in view at Start"
-    assert f"On slice 1 (in view when the run started), {changes.describe(names)} {where}" in said
+    shares = changes.describe_shares(names)  # its first run: the shares of the slice in view
+    assert f"On slice 1 (in view when the run started), {shares} {where}" in said
 
 
 def test_a_restarted_run_is_compared_with_the_model_go_back_returns_to(qtbot, dock):

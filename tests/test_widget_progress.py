@@ -86,7 +86,8 @@ def test_a_finished_fine_tune_leaves_its_bar_full(qtbot, dock, activity_dock):
     annotate(viewer, widget)
     added, removed = activity_log()
     run(qtbot, finetune, finetune.start_finetune)
-    assert "changed class" in finetune.status.text()  # the comparison came after the last step
+    said = finetune.status.text()
+    assert "the model now calls" in said  # the comparison came after the last step
     assert finetune.progress.value() == PROGRESS_STEPS  # and did not move the bar
     assert removed == added and not any(bar in progress._all_instances for bar in added)
 

@@ -76,9 +76,8 @@ def _changes_text(request: TrainingRequest, changes: ClassChanges) -> str:
     first_run = len(model.info.training_history) == 1  # before: random weights
     level = model.info.background_threshold  # said by threshold_text for a learning model
     threshold = None if learning_before_last_run(model) else (names.get(1, "background"), level)
-    said = with_strokes(
-        changes.describe(names), changes.strokes, first_run=first_run, threshold=threshold
-    )
+    changed = changes.describe_shares(names) if first_run else changes.describe(names)
+    said = with_strokes(changed, changes.strokes, first_run=first_run, threshold=threshold)
     if plane and changes.strokes is None and plane not in request.planes:
         painted = "; ".join(", ".join(map(str, other)) for other in request.planes[:3])
         more = ", …" if len(request.planes) > 3 else ""

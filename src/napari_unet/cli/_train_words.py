@@ -3,10 +3,9 @@ learnt yet, and why a new model trains on past its time budget."""
 
 from __future__ import annotations
 
-from .._words import percent
 from ..config import LEARNING_FLOOR_CAP, TRAINED_ITERATIONS
 
-__all__ = ["_not_learnt_text", "_print_threshold", "cut_short_note", "floor_note", "shares_words"]
+__all__ = ["_not_learnt_text", "_print_threshold", "cut_short_note", "floor_note"]
 
 
 def floor_note(seconds: float) -> str:
@@ -29,27 +28,6 @@ def cut_short_note(model) -> str:
     return (
         f"the time budget ended the run after {short[0]} of its {short[1]} iterations (a "
         "slow or busy machine): a longer --seconds lets it finish"
-    )
-
-
-def shares_words(changes, names: dict[int, str]) -> str:
-    """What a model's first run made of an image (``changes``: its class mask against the
-    untrained model's, whose classes mean nothing), the largest class first: "the model
-    now calls 62 % of the pixels background, 38 % nucleus"."""
-    total = max(sum(changes.present.values()), 1)
-    shares = sorted(changes.present.items(), key=lambda item: -item[1])
-    parts = [
-        (percent(count / total, whole=True), names.get(label, f"class {label}"))
-        for label, count in shares
-        if count
-    ]
-    if not parts:
-        return changes.describe(names)
-    if len(parts) == 1:
-        return f"the model now calls every pixel {parts[0][1]}"
-    (share, name), rest = parts[0], parts[1:]
-    return f"the model now calls {share} of the pixels {name}" + "".join(
-        f", {other_share} {other}" for other_share, other in rest
     )
 
 

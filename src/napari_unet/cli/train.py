@@ -32,7 +32,6 @@ from ._train_words import (
     _print_threshold,
     cut_short_note,
     floor_note,
-    shares_words,
 )
 
 __all__ = ["add_parser", "run_train"]
@@ -294,7 +293,7 @@ def _print_comparison(model, first, before, args: argparse.Namespace, ctrl_c) ->
     changes = class_changes(before[0], class_mask(after), strokes, shown)
     first_run = len(model.info.training_history) == 1  # "before" was random weights
     if first_run:
-        said = shares_words(changes, class_names(model))
+        said = changes.describe_shares(class_names(model))
     else:
         said = changes.describe(class_names(model))
     threshold = (class_names(model).get(1, "background"), model.info.background_threshold)
