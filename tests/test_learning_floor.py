@@ -170,3 +170,24 @@ def test_train_says_when_its_time_budget_cut_a_fine_tune_short(tmp_path, capsys)
     assert expected in capsys.readouterr().out
     assert main([*args, "--iterations", "3", "--overwrite"]) == 0  # its budget reached
     assert "the time budget ended" not in capsys.readouterr().out
+
+
+def test_the_summary_says_why_a_new_model_trained_past_its_time():
+    from napari_unet._widgets._finetune_text import cut_short_text
+    from napari_unet.training.loop import TrainProgress
+
+    model = tiny_model()
+    model.metadata["training_history"] = [
+        {"iterations": 300, "train_config": {"seconds": 60.0, "iterations": None}}
+    ]
+    past = TrainProgress(300, 0.3, 0.3, elapsed=98.0, fraction=1.0)
+    said = cut_short_text(past, model, stopped=False)
+    assert said == (
+        " It trained past the 60 s budget: a new model trains on until it has trained 300 "
+        "iterations in all, to learn enough to be kept."
+    )
+    assert cut_short_text(past, model, stopped=True) == ""  # the user ended it
+    on_time = TrainProgress(200, 0.3, 0.3, elapsed=60.4, fraction=1.0)
+    assert cut_short_text(on_time, model, stopped=False) == ""
+    model.metadata["training_history"].insert(0, {"iterations": 300})  # trained before it
+    assert cut_short_text(past, model, stopped=False) == ""  # a fine-tune never trains on

@@ -16,10 +16,10 @@ from ..training.distillation import learning_before_last_run
 from ..training.history import cut_short, note_on_last_run
 from ._finetune_job import PlaneReader, PreviewSource, TrainingRequest
 from ._finetune_settings import FinetuneSettings
-from ._finetune_text import strokes_missing
 from ._geometry import ImageGeometry, image_data
 from ._layers import annotated_planes
 from ._state import ModelState, trained_name
+from ._stroke_refusals import strokes_missing
 
 
 class Refusal(NamedTuple):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from qtpy.QtWidgets import QProgressBar
 
 from .._words import counted, percent
@@ -18,7 +17,6 @@ from ..training.history import (
     loss_at_chance,
     not_learnt_yet,
 )
-from ..training.sampling import AnnotationError, check_classes_present
 from ._finetune_job import FinetuneUpdate, TrainingRequest
 from ._state import run_words
 
@@ -166,7 +164,16 @@ def progress_line(update: FinetuneUpdate, request: TrainingRequest | None) -> st
 
 def cut_short_text(progress: Any, model: Any, stopped: bool) -> str:
     """A sentence when the time budget ended a run before its iteration budget (a busy or
-    slow machine: the annotation-loop benchmark checks 100 iterations); "" otherwise."""
+    slow machine: the annotation-loop benchmark checks 100 iterations), or when a new
+    model trained on past it (towards its learning floor); "" otherwise."""
+    history = model.info.training_history
+    seconds = (history[-1].train_config or {}).get("seconds") if history else None
+    past = isinstance(seconds, (int, float)) and progress.elapsed > seconds + 1
+    if past and not stopped and learning_before_last_run(model):
+        return (
+            f" It trained past the {seconds:g} s budget: a new model trains on until it has "
+            f"trained {TRAINED_ITERATIONS} iterations in all, to learn enough to be kept."
+        )
     short = cut_short(model)
     if stopped or short is None or short[0] != progress.iteration:  # not this run's record
         return ""
@@ -299,70 +306,6 @@ def line_for_new_model(said: str, last_summary: str | None, go_back: bool, name:
     if back_to_other or said.startswith(FAILED):  # a run that failed before it trained
         return f"“{name}” is the current model now."
     return None
-
-
-def strokes_missing(
-    annotations: list[np.ndarray],
-    model: Any,
-    name: str,
-    planes: list[tuple[int, ...]] | None = None,
-) -> str | None:
-    """What to paint before fine-tuning ``model`` on ``annotations``, the annotated planes
-    of the layer ``name``; None when two of the model's classes are painted.
-
-    The worker's own check (:func:`~napari_unet.training.sampling.check_classes_present`),
-    made before it starts; labels above ``n_classes`` are refused here too, in words for
-    the napari user (:func:`labels_above`; ``planes``: the stack index of each annotation).
-    """
-    n_classes = model.config.n_classes
-    above = labels_above(annotations, n_classes, name, planes)
-    if above:
-        return above
-    counts = {
-        label: sum(int(np.count_nonzero(plane == label)) for plane in annotations)
-        for label in range(1, n_classes + 1)
-    }
-    try:
-        check_classes_present(counts, class_names(model))
-    except AnnotationError as error:
-        said = str(error)
-        return f"{said[0].upper()}{said[1:]} on “{name}”, then press Start."
-    return None
-
-
-def labels_above(
-    annotations: list[np.ndarray],
-    n_classes: int,
-    name: str,
-    planes: list[tuple[int, ...]] | None = None,
-) -> str | None:
-    """What to erase when ``annotations`` (the annotated planes of the layer ``name``, at
-    the stack indices ``planes``) hold labels above the model's ``n_classes``, naming the
-    slices of a stack; None when they hold none."""
-    if all(not plane.size or 0 <= plane.min() <= plane.max() <= n_classes for plane in annotations):
-        return None  # the usual case, on the Qt thread: no sort of every plane
-    values = np.unique(np.concatenate([np.unique(plane) for plane in annotations]))
-    extra = [int(value) for value in values if value > n_classes or value < 0]
-    if not extra:
-        return None
-    pixels = sum(int(np.count_nonzero(np.isin(plane, extra))) for plane in annotations)
-    which = ", ".join(map(str, extra[:5])) + (", …" if len(extra) > 5 else "")
-    where = [
-        ", ".join(map(str, plane))
-        for plane, annotation in zip(planes or [], annotations)
-        if plane and np.isin(annotation, extra).any()
-    ]
-    if where:
-        slices = "; ".join(where[:5]) + ("; …" if len(where) > 5 else "")
-        where = [f", on slice{'' if len(where) == 1 else 's'} {slices}"]
-    return (
-        f"“{name}” holds {'label' if len(extra) == 1 else 'labels'} {which} "
-        f"({pixels:,} px{''.join(where)}), "
-        f"but this model knows labels 1-"
-        f"{n_classes} only. Erase those strokes (the eraser, or paint over them with a "
-        "label the model knows), then press Start; for more classes, make a new model "
-        "in the Model section."
-    )
 
 
 RUNNING_FORMAT = "%p%"
