@@ -139,17 +139,17 @@ def test_a_second_ctrl_c_during_the_comparisons_last_tile_still_skips_it(
     tmp_path, trained_args, capsys, monkeypatch
 ):
     _press_at_iteration(monkeypatch, 3)
-    class_mask = train_command._class_mask
+    probabilities = train_command._probabilities
     calls = []
 
     def pressed_at_its_end(*args, **kwargs):  # the tile is done when the press arrives
         calls.append(kwargs.get("stop"))
-        mask = class_mask(*args, **kwargs)
+        predicted = probabilities(*args, **kwargs)
         if len(calls) == 2:
             _press()
-        return mask
+        return predicted
 
-    monkeypatch.setattr(train_command, "_class_mask", pressed_at_its_end)
+    monkeypatch.setattr(train_command, "_probabilities", pressed_at_its_end)
     assert main(trained_args) == 130
     output = capsys.readouterr()
     assert len(calls) == 2 and output.err.count(SECOND) == 1  # "skipping the comparison"
