@@ -1,4 +1,5 @@
-"""What the Fine-tune section says: the advice before a run, its progress, its summary."""
+"""What the Fine-tune section says: its starting and progress lines, its summary (the
+refusals before a run are in :mod:`._stroke_refusals`)."""
 
 from __future__ import annotations
 
