@@ -197,7 +197,7 @@ def finished_notice(progress: Any, request: TrainingRequest | None, *, stopped: 
     if training and request is not None and loss_at_chance(request.model):
         loss = kept_loss(progress, request)
         return f"{done}; not learnt yet (its loss, {loss:.3g}, is still a guess's)."
-    return f"{done}. Predict to see the new mask."
+    return f"{done}. Press Predict."  # short: a toast shows about 45 characters
 
 
 def kept_loss(progress: Any, request: TrainingRequest | None) -> float:
