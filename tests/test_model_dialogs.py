@@ -67,14 +67,19 @@ def test_the_dialogs_start_in_the_folder_last_used(dock, tmp_path, monkeypatch):
     assert dialogs.started[-1] == ("open", str(loaded_from))
 
 
+def opened_from_a_folder(viewer, data: Path) -> Path:
+    """``data``, made, holding an image the viewer opens from there (File → Open)."""
+    data.mkdir()
+    np.save(data / "cells.npy", np.zeros((16, 16), np.float32))
+    viewer.open(str(data / "cells.npy"))
+    return data
+
+
 def test_with_no_folder_used_the_dialogs_start_beside_the_data(
     make_napari_viewer, tmp_path, monkeypatch
 ):
     viewer = make_napari_viewer()
-    data = tmp_path / "data"
-    data.mkdir()
-    np.save(data / "cells.npy", np.zeros((16, 16), np.float32))
-    viewer.open(str(data / "cells.npy"))
+    data = opened_from_a_folder(viewer, tmp_path / "data")
     panel = ModelWidget(viewer)
     dialogs = Dialogs(monkeypatch)
     panel.checkpoint_file.choose_btn.changed.emit(True)
@@ -87,10 +92,7 @@ def test_save_passes_over_a_data_folder_the_user_cannot_write_to(
     from napari_unet._widgets import _folders
 
     viewer = make_napari_viewer()
-    data = tmp_path / "shared-data"
-    data.mkdir()
-    np.save(data / "cells.npy", np.zeros((16, 16), np.float32))
-    viewer.open(str(data / "cells.npy"))
+    data = opened_from_a_folder(viewer, tmp_path / "shared-data")
     monkeypatch.chdir(tmp_path)
     read_only = {data}  # as a data share mounted read-only (root may write anywhere)
     monkeypatch.setattr(_folders.os, "access", lambda path, _mode: Path(path) not in read_only)
