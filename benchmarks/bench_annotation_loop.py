@@ -27,7 +27,10 @@ round 1 (``reference_round``).
 
 ``--swapped`` exchanges the painted and the scored part (a check on objects a rule was not
 chosen on); ``--instances-first`` simulates a user who paints first where the instances join
-two true objects or cut one; ``--save-probabilities DIR`` keeps every round's probabilities,
+two true objects or cut one; ``--brush W --sloppy`` one who paints W px wide strokes that
+cover whatever the brush passes over, not only the pixels of the class painted (napari's own
+brush starts at 10 px, the Annotate section's at 3; ISBI membranes are about 5 px wide);
+``--save-probabilities DIR`` keeps every round's probabilities,
 to re-score the same rounds with other mask rules.
 
     python benchmarks/bench_annotation_loop.py --task dsb --seeds 0 1 2 3 \\
@@ -45,10 +48,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from loop_options import build_parser
 from loop_tasks import TASKS, LoopTask
 
 from napari_unet.config import (
-    FINETUNE_ITERATIONS,
     NEW_MODEL_CONFIG,
     PredictConfig,
     TrainConfig,
@@ -109,10 +112,9 @@ def predict_masks(
     return masks, [uncertainty(p) for p in probabilities]
 
 
-def paint_round(task, masks, uncertain, annotations, rng, guided) -> list[np.ndarray]:
-    """One round of corrective strokes; ``guided``: False (largest errors first),
-    "uncertainty" or "instances" (:func:`instance_error_priority`)."""
-    budget = StrokeBudget()
+def paint_round(task, masks, uncertain, annotations, rng, guided, budget) -> list[np.ndarray]:
+    """One round of corrective strokes within ``budget``; ``guided``: False (largest
+    errors first), "uncertainty" or "instances" (:func:`instance_error_priority`)."""
     painted = []
     for i in range(len(task.images)):
         priority = None
@@ -126,6 +128,13 @@ def paint_round(task, masks, uncertain, annotations, rng, guided) -> list[np.nda
             )
         )
     return painted
+
+
+def stroke_budget(args) -> StrokeBudget:
+    """The simulated user's strokes: 1-3 px and exact by default; ``--brush W`` paints
+    W px wide, ``--sloppy`` over whatever the brush passes (a wide brush on thin membranes)."""
+    widths = StrokeBudget.widths if args.brush is None else (args.brush,)
+    return StrokeBudget(widths=widths, exact=not args.sloppy)
 
 
 def one_class_errors(label: int | None, masks: list, truth: list) -> list[np.ndarray]:
@@ -171,7 +180,9 @@ def run_session(task: LoopTask, seed: int, args) -> list[dict]:
             annotations = first_scribbles(task, rng)
         else:
             seen = one_class_errors(args.only_label, masks, task.truth)
-            annotations = paint_round(task, seen, uncertain, annotations, rng, args.guided)
+            annotations = paint_round(
+                task, seen, uncertain, annotations, rng, args.guided, stroke_budget(args)
+            )
             annotations = one_class_strokes(args.only_label, annotations)
         if fresh and args.start == "first" and not has_been_trained(base):
             base = model  # a still-learning base gives way to its run's result, as in the widget
@@ -286,135 +297,6 @@ def _metric_row(sessions: list[dict], metric: str, rounds: int, reference: int =
     return f"| {metric} | " + " | ".join(cells) + " |"
 
 
-def _add_session_options(parser: argparse.ArgumentParser) -> None:
-    """The task, the seeds (one session each), the rounds and their iterations."""
-    parser.add_argument("--task", choices=sorted(TASKS), default="dsb")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument(
-        "--iterations",
-        type=int,
-        default=FINETUNE_ITERATIONS,
-        help=f"per round (default: {FINETUNE_ITERATIONS}, what the widget and train give a "
-        "trained model; it was 300 until 2026-12-02, so the published rows name theirs)",
-    )
-
-
-def _add_training_options(parser: argparse.ArgumentParser) -> None:
-    """Each round's fine-tune: budget, learning rate, distillation and loss weights."""
-    parser.add_argument("--seconds", type=float, default=None)
-    parser.add_argument("--lr", type=float, default=TrainConfig.learning_rate)
-    parser.add_argument("--distillation", type=float, default=TrainConfig.distillation)
-    parser.add_argument("--context", type=float, default=TrainConfig.context_patches)
-    parser.add_argument("--margin", type=int, default=TrainConfig.distillation_margin)
-    parser.add_argument("--w0", type=float, default=WeightConfig.w0, help="border weight")
-    balance = parser.add_mutually_exclusive_group()
-    balance.add_argument(
-        "--class-balance", dest="class_balance", action="store_const", const=True,
-        default=WeightConfig.class_balance,
-        help="w_c balances the strokes' classes (default: off for a trained model)",
-    )  # fmt: skip
-    balance.add_argument(
-        "--no-class-balance", dest="class_balance", action="store_const", const=False,
-        help="w_c = 1",
-    )  # fmt: skip
-    parser.add_argument(
-        "--kd-border", type=float, default=TrainConfig.distillation_border,
-        help="w0 of the border term on the teacher's objects in the distillation weights",
-    )  # fmt: skip
-    parser.add_argument(
-        "--kd-temperature", type=float, default=TrainConfig.distillation_temperature,
-        help="sharpen the teacher's probabilities to p^(1/T) (T < 1: firmer targets)",
-    )  # fmt: skip
-
-
-def _add_start_options(parser: argparse.ArgumentParser) -> None:
-    """Which model each round starts from, and a new model instead of the bundled one."""
-    parser.add_argument(
-        "--start", choices=["base", "current", "first"], default="base",
-        help="each round fine-tunes the loaded model (base) or the last round's (current); "
-        "first: with --new-model, rounds 2.. fine-tune the model of round 1",
-    )  # fmt: skip
-    parser.add_argument(
-        "--new-model", type=int, default=None, metavar="N",
-        help="start from a new model trained N iterations on first scribbles (round 1); "
-        "with --start base later rounds train again from scratch for N iterations",
-    )  # fmt: skip
-
-
-def _add_stroke_order_options(parser: argparse.ArgumentParser) -> None:
-    """Which errors the simulated user paints first (``--guided`` holds the choice)."""
-    parser.add_argument(
-        "--guided", action="store_const", const="uncertainty", default=False,
-        help="rank errors by uncertainty",
-    )  # fmt: skip
-    parser.add_argument(
-        "--instances-first", dest="guided", action="store_const", const="instances",
-        help="rank first the errors that merge or split objects (instance_error_priority)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--only-label", type=int, default=None, metavar="K",
-        help="paint the errors of class K only (1: background or membrane), strokes of one class",
-    )  # fmt: skip
-
-
-def _add_mask_options(parser: argparse.ArgumentParser) -> None:
-    """How each round's masks are made from the probabilities (Predict's rules by default)."""
-    parser.add_argument(
-        "--keep-gaps", dest="close_boundaries", action="store_false",
-        help="score the plain most-probable class (before: gaps in boundaries closed)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--keep-holes", dest="fill_holes", action="store_false",
-        help="leave what an object encloses as it is (as Predict did until 2026-12-02)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--no-memory", dest="memory", action="store_false",
-        help="predict each round afresh (before 2026-12-02 16:00 the last round's "
-        "separations were not kept: napari_unet.core.continuity)",
-    )  # fmt: skip
-
-
-def _add_split_options(parser: argparse.ArgumentParser) -> None:
-    """Which part of the task is painted and which is scored."""
-    parser.add_argument(
-        "--swapped", action="store_true",
-        help="exchange the painted and the scored part (a held-out check; task *-swapped)",
-    )  # fmt: skip
-    parser.add_argument(
-        "--paint-slices", type=int, nargs="+", default=None, metavar="N",
-        help="isbi: the slices (of 15-19) the user paints; the others are scored",
-    )  # fmt: skip
-
-
-def _add_output_options(parser: argparse.ArgumentParser) -> None:
-    """Threads, the run's label, where records and probabilities go; ``--summarize``."""
-    parser.add_argument(
-        "--save-probabilities", default=None, metavar="DIR",
-        help="keep every round's probabilities (float16 .npz) in DIR",
-    )  # fmt: skip
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument(
-        "--device", default="cpu", help="torch device of training and prediction (cpu, cuda, auto)"
-    )
-    parser.add_argument("--label", default="default")
-    parser.add_argument("--out", default=None, help="append one JSON line per session")
-    parser.add_argument("--summarize", nargs="+", default=None, help="JSONL files to summarise")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of this benchmark (the options in the order ``--help`` lists them)."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    _add_session_options(parser)
-    _add_training_options(parser)
-    _add_start_options(parser)
-    _add_stroke_order_options(parser)
-    _add_mask_options(parser)
-    _add_split_options(parser)
-    _add_output_options(parser)
-    return parser
-
-
 def session_record(task: LoopTask, seed: int, args: argparse.Namespace) -> dict:
     """Run one session and return its JSON record: its rounds and the options it ran with."""
     rows = run_session(task, seed, args)
@@ -436,7 +318,7 @@ def write_record(record: dict, out: str | None) -> None:
 
 def main() -> None:
     """Summarise earlier runs (``--summarize``) or run one session per seed."""
-    parser = build_parser()
+    parser = build_parser(__doc__.split("\n\n")[0])
     args = parser.parse_args()
     if args.summarize:
         summarize(args.summarize)

@@ -119,3 +119,21 @@ def test_instance_priority_puts_the_merge_first():
     false_object[40:50, 60:80] = True
     assert (plain[false_object] == 1).any() and not plain[gap].any()  # by size
     assert (ranked[gap] == 1).any() and not ranked[false_object].any()  # by cause
+
+
+def test_a_sloppy_wide_stroke_spills_over_the_edge_of_a_thin_structure():
+    truth = np.full((40, 40), 2, np.uint8)
+    truth[:, 19:22] = 1  # a 3-px membrane, all of it predicted as cell
+    prediction = np.full(truth.shape, 2, np.uint8)
+    region = np.ones(truth.shape, bool)
+    painted = {}
+    for exact in (True, False):
+        budget = StrokeBudget(fraction=0.5, max_strokes=1, widths=(9,), exact=exact)
+        painted[exact] = corrective_strokes(
+            prediction, truth, region, np.zeros_like(truth), np.random.default_rng(0), budget
+        )  # fmt: skip
+    membrane_strokes = {exact: result == 1 for exact, result in painted.items()}
+    assert membrane_strokes[True].any() and np.all(truth[membrane_strokes[True]] == 1)
+    spilt = membrane_strokes[False] & (truth == 2)  # membrane painted on cell pixels
+    assert np.count_nonzero(spilt) > np.count_nonzero(membrane_strokes[False] & (truth == 1))
+    assert not spilt[:, :15].any() and not spilt[:, 26:].any()  # within the brush's reach

@@ -32,12 +32,18 @@ class StrokeBudget:
         Stroke length along the error's skeleton, in pixels.
     widths : tuple of int
         Stroke widths drawn from, uniformly.
+    exact : bool
+        True: a stroke covers only pixels of the class it paints (a careful user, or a
+        brush no wider than the structure); False: it covers every unpainted pixel of
+        the annotated region within its width, as a wide brush drawn along a thin
+        structure does, so its edges can hold the wrong class.
     """
 
     fraction: float = 0.005
     max_strokes: int = 12
     length: int = 30
     widths: tuple[int, ...] = (1, 2, 3)
+    exact: bool = True
 
 
 def corrective_strokes(
@@ -70,7 +76,8 @@ def corrective_strokes(
     -------
     (Y, X) array, the dtype of ``annotation``
         ``annotation`` plus the new strokes. Every painted pixel holds its true
-        class. If a class is still missing from the annotation afterwards, one
+        class (with ``budget.exact``; else a stroke's class). If a class is still
+        missing from the annotation afterwards, one
         stroke of it is painted in its largest region, so fine-tuning can start.
     """
     budget = budget or StrokeBudget()
@@ -82,7 +89,8 @@ def corrective_strokes(
     for component, label in _ranked_components(wrong, truth, priority):
         if strokes >= budget.max_strokes or pixels_left <= 0:
             break
-        stroke = _stroke(component, free & (truth == label), rng, budget)
+        allowed = free & (truth == label) if budget.exact else free
+        stroke = _stroke(component, allowed, rng, budget)
         stroke &= result == 0
         if np.count_nonzero(stroke) > pixels_left:
             continue
