@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from helpers import annotate, discs_image, run, tiny_model
-from napari_unet._widgets._layers import is_annotation
+from napari_unet._widgets._layers import ANNOTATION_BRUSH_SIZE, is_annotation
 
 pytestmark = pytest.mark.gui
 
@@ -77,3 +77,12 @@ def test_an_image_with_its_channels_after_a_stack_axis_is_refused_not_misaligned
     widget.annotate.image_picker.combo.value = channels_first
     layer = widget.annotate.create_annotation_layer()
     assert layer is not None and layer.data.shape[-2:] == (64, 64)
+
+
+def test_a_new_annotation_layer_starts_with_a_thin_brush_that_the_user_can_change(dock):
+    _viewer, widget = dock
+    layer = widget.annotate.create_annotation_layer()
+    assert layer.brush_size == ANNOTATION_BRUSH_SIZE == 3  # napari's own default is 10
+    layer.brush_size = 7
+    assert widget.annotate.create_annotation_layer() is layer
+    assert layer.brush_size == 7  # the user's choice stays

@@ -8,6 +8,7 @@ from scipy import ndimage
 
 from napari_unet import PredictConfig, load_model
 from napari_unet._widgets import _demo_gui
+from napari_unet._widgets._layers import ANNOTATION_BRUSH_SIZE
 from napari_unet.cli import build_parser, demo
 from napari_unet.io.volumes import segment_stack
 
@@ -48,3 +49,4 @@ def test_demo_layers_are_picked_for_fine_tuning(make_napari_viewer):
     assert np.array_equal(annotations.data, strokes) and (strokes == 2).any()
     assert widget.finetune.image_picker.layer is viewer.layers["nuclei"]
     assert widget.finetune.annotation_picker.layer is annotations
+    assert annotations.brush_size == ANNOTATION_BRUSH_SIZE  # as the Annotate section's layers

@@ -23,10 +23,12 @@ from qtpy.QtWidgets import (
 from ._annotation_combo import IMAGE_KEY, annotation_name, annotation_of
 from ._geometry import ImageGeometry
 from ._layers import (
+    ANNOTATION_BRUSH_SIZE,
     ANNOTATION_KEY,
     LayerCombo,
     class_colormap,
     class_colour,
+    dress_annotation_layer,
     find_output,
     is_annotation,
 )
@@ -76,9 +78,11 @@ class AnnotateWidget(QWidget):
         hint = QLabel(
             "Paint a few strokes of background and of each foreground class, on one or "
             "more slices, then fine-tune. What you want as objects (cells, nuclei) is a "
-            "foreground class; what separates them (membranes, gaps) is background. Label 0 "
-            "erases. Once the model is close, start from its prediction and correct its "
-            "mistakes."
+            "foreground class; what separates them (membranes, gaps) is background. The "
+            f"brush starts {ANNOTATION_BRUSH_SIZE} px wide (brush size, in the layer "
+            "controls): a wider one also paints the objects beside a membrane or gap, which "
+            "teaches the model wrong. Label 0 erases. "
+            "Once the model is close, start from its prediction and correct its mistakes."
         )
         hint.setWordWrap(True)
         picker = Container(widgets=[self.image_picker.combo])
@@ -186,7 +190,7 @@ class AnnotateWidget(QWidget):
             metadata={ANNOTATION_KEY: True, IMAGE_KEY: image.unique_id, "image": image.name},
             opacity=0.7,
         )
-        layer.colormap = class_colormap(self.state.model.config.n_classes)
+        dress_annotation_layer(layer, self.state.model.config.n_classes)
         return layer
 
     def _existing(self, image: napari.layers.Image) -> napari.layers.Labels | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import napari
 import numpy as np
 
-from ._layers import ANNOTATION_KEY, class_colormap
+from ._layers import ANNOTATION_KEY, dress_annotation_layer
 from ._unet import UNetWidget
 
 
@@ -18,7 +18,7 @@ def add_demo(
     annotations = viewer.add_labels(
         strokes, name="nuclei annotations", metadata={ANNOTATION_KEY: True}
     )
-    annotations.colormap = class_colormap(2)  # the Annotate widget's class colours
+    dress_annotation_layer(annotations, 2)  # as the Annotate section makes one
     widget = UNetWidget(viewer)
     viewer.window.add_dock_widget(widget, name="U-Net", area="right")
     return annotations, widget
