@@ -30,8 +30,9 @@ chosen on); ``--instances-first`` simulates a user who paints first where the in
 two true objects or cut one; ``--brush W --sloppy`` one who paints W px wide strokes that
 cover whatever the brush passes over, not only the pixels of the class painted (napari's own
 brush starts at 10 px, the Annotate section's at 3; ISBI membranes are about 5 px wide);
-``--save-probabilities DIR`` keeps every round's probabilities,
-to re-score the same rounds with other mask rules.
+``--fraction F --strokes N`` one who paints more a round (at most F of the part's pixels, N
+strokes); ``--save-probabilities DIR`` keeps every round's probabilities, to re-score the same
+rounds with other mask rules.
 
     python benchmarks/bench_annotation_loop.py --task dsb --seeds 0 1 2 3 \\
         --label distill --out benchmarks/results/annotation_loop.jsonl
@@ -132,9 +133,12 @@ def paint_round(task, masks, uncertain, annotations, rng, guided, budget) -> lis
 
 def stroke_budget(args) -> StrokeBudget:
     """The simulated user's strokes: 1-3 px and exact by default; ``--brush W`` paints
-    W px wide, ``--sloppy`` over whatever the brush passes (a wide brush on thin membranes)."""
+    W px wide, ``--sloppy`` over whatever the brush passes (a wide brush on thin membranes),
+    ``--fraction`` and ``--strokes`` set how much a round paints."""
     widths = StrokeBudget.widths if args.brush is None else (args.brush,)
-    return StrokeBudget(widths=widths, exact=not args.sloppy)
+    return StrokeBudget(
+        fraction=args.fraction, max_strokes=args.strokes, widths=widths, exact=not args.sloppy
+    )
 
 
 def one_class_errors(label: int | None, masks: list, truth: list) -> list[np.ndarray]:

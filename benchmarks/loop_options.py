@@ -7,6 +7,7 @@ import argparse
 from loop_tasks import TASKS
 
 from napari_unet.config import FINETUNE_ITERATIONS, TrainConfig, WeightConfig
+from napari_unet.evaluation.annotator import StrokeBudget
 
 
 def _add_session_options(parser: argparse.ArgumentParser) -> None:
@@ -78,6 +79,14 @@ def _add_stroke_order_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--brush", type=int, default=None, metavar="W",
         help="strokes W px wide (default: 1, 2 or 3 px at random, as the issue asks)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--fraction", type=float, default=StrokeBudget.fraction,
+        help="at most this share of the painted part's pixels a round (default: 0.005)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--strokes", type=int, default=StrokeBudget.max_strokes,
+        help="at most this many strokes a round (default: 12)",
     )  # fmt: skip
     parser.add_argument(
         "--sloppy", action="store_true",
