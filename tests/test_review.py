@@ -168,6 +168,39 @@ def test_object_changes_ignores_small_parts_and_unchanged_masks():
     assert len(object_changes(whole, nicked, min_part=10, min_share=0.0).points) == 1
 
 
+def _cells() -> np.ndarray:
+    """A (100, 260) class mask: a 60 x 60 cell (3,600 px) and 12 cells of 20 x 20 (400 px),
+    the first 2 px right of the large one."""
+    mask = np.ones((100, 260), np.uint8)
+    mask[20:80, 20:80] = 2
+    for index in range(12):
+        row, column = divmod(index, 6)
+        mask[20 + 40 * row : 40 + 40 * row, 82 + 30 * column : 102 + 30 * column] = 2
+    return mask
+
+
+def test_a_small_part_cut_off_a_large_cell_is_a_split_a_grown_neighbour_is_not():
+    before = _cells()
+    cut = before.copy()
+    cut[20:80, 25] = 1  # 300 px cut off the 3,600 px cell: 8 %, a part all the same
+    changes = object_changes(before, cut)
+    assert len(changes.split) == 1 and len(changes.merged) == 0
+    assert abs(changes.split[0, 1] - 25) < 0.5
+    grown = before.copy()
+    grown[20:40, 79:82] = 2  # the neighbour takes 20 px of the large cell's rim,
+    grown[20:41, 78] = grown[40, 79] = 1  # apart from what is left of it
+    assert len(object_changes(before, grown).points) == 0
+
+
+def test_a_fragment_taken_into_a_cell_is_no_join():
+    before = _cells()
+    before[10:15, 30:36] = 2  # a 30 px fragment 5 px above the large cell
+    after = before.copy()
+    after[15:20, 32:34] = 2  # taken into it by a bridge
+    assert len(object_changes(before, after).merged) == 0  # under a tenth of the median cell
+    assert len(object_changes(before, after, min_share=0.05).merged) == 1
+
+
 def test_object_changes_plane_by_plane_and_shapes_checked():
     whole = _block()
     cut = whole.copy()
