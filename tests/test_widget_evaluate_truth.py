@@ -185,7 +185,9 @@ def test_instances_read_a_membrane_map_as_its_cells_and_name_the_membrane_metric
     membrane_map = np.where(disc_labels([1] * len(CENTRES)) > 0, 0, 255).astype(np.uint8)
     scores = _instances_against(viewer, panel, membrane_map, "isbi truth")
     assert scores["n_true"] == 1  # the background around the discs, one connected cell
-    assert "the membrane metrics give the challenge's errors" in panel.result.text()
+    said = panel.result.text()
+    assert "the membrane metrics give the challenge's errors" in said
+    assert "errors))" not in said  # the note, in the panel's parentheses, has none of its own
 
 
 def test_nothing_left_away_from_the_strokes_is_refused_not_scored_perfect(

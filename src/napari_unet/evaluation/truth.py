@@ -107,10 +107,10 @@ def binary_reading(labels: np.ndarray, name: str = "ground truth") -> str:
         return ""
     note = f"read the binary {name}'s connected components as its objects"
     if pixels / labels.size >= MEMBRANE_MAP_SHARE:
-        note += (
-            f" (label {top} covers {pixels / labels.size:.0%} of it: for a membrane map such "
-            "as ISBI's, 0 = membrane, 255 = interior, the membrane metrics give the "
-            "challenge's errors)"
+        note += (  # no parentheses: callers put the note in theirs
+            f"; label {top} covers {pixels / labels.size:.0%} of it, as in a membrane map such "
+            "as ISBI's, 0 = membrane and 255 = interior, for which the membrane metrics give "
+            "the challenge's errors"
         )
     return note
 
