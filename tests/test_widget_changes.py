@@ -12,6 +12,8 @@ import torch
 
 from helpers import annotate, as_trained, discs_image, paint_strokes, run, tiny_model
 from napari_unet._widgets import _finetune_job, model_state
+from napari_unet._widgets._finetune import FinetuneWidget
+from napari_unet._widgets._finetune_job import FINETUNE_STARTS, TRAINING_STARTS
 from napari_unet._widgets._layers import OUTPUT_KEY
 from napari_unet.core.inference import default_tile_size, predict
 from napari_unet.core.postprocess import class_mask
@@ -114,7 +116,7 @@ def test_changes_are_counted_on_the_slice_in_view_of_a_stack(qtbot, dock):
     assert f"On slice 1 (in view when the run started), {shares} {where}" in said
 
 
-def test_a_restarted_run_is_compared_with_the_model_go_back_returns_to(qtbot, dock):
+def test_a_restarted_run_is_compared_with_the_model_go_back_returns_to(qtbot, dock, monkeypatch):
     """With "Start each run from …" on, the second run restarts from the first run's
     starting model; its "before" is still the model the user had (Go back's)."""
     viewer, widget = dock
@@ -122,7 +124,15 @@ def test_a_restarted_run_is_compared_with_the_model_go_back_returns_to(qtbot, do
     widget.model.use_model(as_trained(tiny_model()), "trained")
     base = copy.deepcopy(state.model)
     strokes = annotate(viewer, widget).data
+    statuses = []
+    on_update = FinetuneWidget._on_update
+    monkeypatch.setattr(
+        FinetuneWidget,
+        "_on_update",
+        lambda self, update: statuses.append(update) or on_update(self, update),
+    )
     run(qtbot, finetune, finetune.start_finetune)
+    assert FINETUNE_STARTS in statuses and TRAINING_STARTS not in statuses  # a trained model
     with torch.no_grad():  # stands in for what the first run learnt: far from the base
         state.model.head.bias.add_(torch.tensor([-4.0, 4.0]))
     had = copy.deepcopy(state.model)

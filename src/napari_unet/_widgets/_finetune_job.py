@@ -17,6 +17,7 @@ from ..core.model import UNet
 from ..core.postprocess import class_mask
 from ..evaluation.review import ClassChanges, class_changes
 from ..evaluation.strokes import shown_classes
+from ..training.distillation import has_been_trained
 from ..training.loop import TrainProgress, finetune
 from ..training.sampling import AnnotationError
 from ..training.schedule import learning_floor, with_iteration_budget
@@ -203,7 +204,8 @@ def finetune_job(
     before = yield from _mask_before_training(request, images, stop)
     if request.compare_plane is not None and stop.is_set():
         return None
-    yield TRAINING_STARTS  # until the first iteration's update (seconds on a slow model)
+    # until the first iteration's update (seconds on a slow model)
+    yield FINETUNE_STARTS if has_been_trained(request.model) else TRAINING_STARTS
     last = yield from _training_updates(request, images, (stop, cancel))
     after = yield from _preview_after_training(request, last, stop)
     if last is not None and before is not None and not cancel.is_set():
@@ -212,7 +214,10 @@ def finetune_job(
 
 
 TRAINING_STARTS = "Training: the first iteration…"
-"""The status line from the end of the comparison to the first iteration's update."""
+"""The status line from the end of the comparison to the first iteration's update, for a
+model still learning (a new model's first runs); :data:`FINETUNE_STARTS` for a trained one."""
+
+FINETUNE_STARTS = "Fine-tuning: the first iteration…"
 
 
 def _mask_before_training(
