@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers import tiny_model
+from helpers import as_trained, tiny_model
 from napari_unet._widgets import PredictWidget, model_state
 from napari_unet.evaluation.matching import match_instances
 from napari_unet.evaluation.metrics import evaluate
@@ -23,12 +23,18 @@ def _predict_widget(viewer, image: str) -> PredictWidget:
     return widget
 
 
-def test_metrics_of_the_prediction_against_a_truth_layer(make_napari_viewer, qtbot, notifications):
-    viewer = make_napari_viewer()
+def _blobs(viewer) -> np.ndarray:
+    """Add two blobs as the image "blobs" and their labels (1, 2) as "truth"; returns these."""
     truth = np.zeros((64, 64), np.uint32)
     truth[8:24, 8:24], truth[40:56, 30:50] = 1, 2
     viewer.add_image(truth.astype(np.float32) > 0, name="blobs")
     viewer.add_labels(truth, name="truth")
+    return truth
+
+
+def test_metrics_of_the_prediction_against_a_truth_layer(make_napari_viewer, qtbot, notifications):
+    viewer = make_napari_viewer()
+    truth = _blobs(viewer)
     widget = _predict_widget(viewer, "blobs")
     assert widget.evaluation.run() is None  # nothing predicted yet: a notification, no crash
     assert any("Run Predict" in str(n.message) for n in notifications)
@@ -89,10 +95,7 @@ def test_only_away_from_the_strokes_leaves_out_the_objects_painted_on(make_napar
     from napari_unet._widgets._layers import ANNOTATION_KEY
 
     viewer = make_napari_viewer()
-    truth = np.zeros((64, 64), np.uint32)
-    truth[8:24, 8:24], truth[40:56, 30:50] = 1, 2
-    viewer.add_image(truth.astype(np.float32) > 0, name="blobs")
-    viewer.add_labels(truth, name="truth")
+    truth = _blobs(viewer)
     strokes = viewer.add_labels(np.zeros((64, 64), np.uint8), name="blobs annotations")
     strokes.metadata.update({ANNOTATION_KEY: True, IMAGE_KEY: viewer.layers["blobs"].unique_id})
     widget = _predict_widget(viewer, "blobs")
@@ -118,3 +121,29 @@ def test_only_away_from_the_strokes_leaves_out_the_objects_painted_on(make_napar
     assert evaluation.result.text() == ""
     at_half = next(r for r in evaluation.run()["instances"] if r["threshold"] == 0.5)
     assert (at_half["tp"], at_half["fp"], at_half["fn"]) == (1, 1, 1)
+
+
+def test_a_mask_of_another_model_is_scored_beside_the_last_ones(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    _blobs(viewer)
+    widget = _predict_widget(viewer, "blobs")
+    evaluation, state = widget.evaluation, model_state(viewer)
+    state.set_model(as_trained(tiny_model(seed=1)), "first")
+    with qtbot.waitSignal(widget.finished, timeout=30_000):
+        widget.run_prediction()
+    first = next(r for r in evaluation.run()["instances"] if r["threshold"] == 0.5)
+    assert "Before" not in evaluation.result.text()  # nothing scored before
+    state.set_model(as_trained(tiny_model(seed=2)), "second")
+    state.model.metadata["training_history"].append({"iterations": 100})  # another lineage
+    with qtbot.waitSignal(widget.finished, timeout=30_000):
+        widget.run_prediction()
+    assert evaluation.result.text() == ""  # a new mask: the old scores went
+    evaluation.run()
+    before = (
+        f"Before, with “first”: F1 {first['f1']:.3f}, "
+        f"mean matched IoU {first['mean_matched_iou']:.3f}."
+    )
+    assert evaluation.result.text().endswith(f"\n{before}")
+    evaluation.kind.value = "membranes"  # another scoring: nothing to compare with yet
+    evaluation.run()
+    assert "Before" not in evaluation.result.text()

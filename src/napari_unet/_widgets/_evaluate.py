@@ -17,29 +17,15 @@ from ..evaluation.regions import STROKE_MARGIN
 from ..evaluation.truth import binary_reading, semantic_offset
 from ._annotation_combo import annotation_of
 from ._evaluate_job import EVALUATE, Refusal, Scoring, StackScorer, score_now
-from ._evaluate_text import convert_hint, format_scores, slice_words
+from ._evaluate_text import KIND_TOOLTIP, KINDS, convert_hint, format_scores, slice_words
 from ._geometry import ImageGeometry
 from ._label_like import looks_like_labels
+from ._last_mask import MODEL_NAME_KEY
 from ._layers import LAYER_LIST_EVENTS, ROLE_KEY, LayerCombo, find_output, is_annotation, is_output
+from ._score_memory import ScoreMemory, ScoringKey
 from ._state import HistoryEntry, model_state
 
 __all__ = ["KINDS", "EvaluatePanel", "Refusal", "convert_hint", "format_scores", "semantic_offset"]
-
-KINDS = {
-    "instances": ("instances", "objects matched one-to-one by IoU (F1, precision, recall)"),
-    "membranes": ("mask", "ISBI 2012: pixel error, Rand error, information error"),
-    "semantic": ("mask", "IoU and Dice per class"),
-}
-
-KIND_TOOLTIP = (
-    "instances: the truth is a label image, 0 = background and one value per object; a "
-    "binary mask (one value) is read as its connected components.\n"
-    "membranes: the truth is a membrane map (ISBI: 0 = membrane, 255 = interior; or "
-    "1 = membrane, 2 = interior as painted).\n"
-    "semantic: the truth is a class mask as painted in Annotate: 0 = not scored, "
-    "1 = background, 2.. = the model's classes. A 0/1 mask (for a model with one class "
-    "besides background) is read as 0 = background, 1 = class 2."
-)
 
 
 class EvaluatePanel(QWidget):
@@ -77,6 +63,7 @@ class EvaluatePanel(QWidget):
         self._shown_hint = ""  # the result line holds this hint (see show_hint)
         self._strokes: Any = None  # the strokes the scores were kept away from
         self._kind_chosen = False  # by the user: then the model no longer decides it
+        self._memory = ScoreMemory()  # the last scores of each scoring, for "Before: …"
         self._state = model_state(viewer)
         self._create_controls()
         self._build_layout()
@@ -267,9 +254,23 @@ class EvaluatePanel(QWidget):
         text = format_scores(scores)
         if where:  # "Slice 7, at IoU 0.5: F1 …", "Slice 7: pixel error …"
             text = f"{where}, a{text[1:]}" if text.startswith("At ") else f"{where}: {text}"
+        self._scored_lineage = self._mask_lineage()
+        before = self._before(scores, index)
+        text = f"{text}\n{before}" if before else text
         self._scores_text, self._scored_slice = text, index
         self.result.setText(text)
-        self._scored_lineage = self._mask_lineage()
+
+    def _before(self, scores: dict[str, Any], index: tuple[int, ...] | None) -> str:
+        """What the same scoring gave another model's mask ("" when none: :class:`ScoreMemory`)."""
+        image, truth = self.image_picker.layer, self.truth_picker.layer
+        if image is None or truth is None:
+            return ""
+        key = ScoringKey(
+            str(image.unique_id), str(truth.unique_id), self.kind.value, index, self.away.value
+        )
+        mask = find_output(self.viewer, image, "mask", Labels)
+        name = "" if mask is None else str(mask.metadata.get(MODEL_NAME_KEY, ""))
+        return self._memory.compare(key, self._scored_lineage, name, scores)
 
     def _mark_other_slice(self, *_: Any) -> None:
         """The slider moved: say when the scores shown are of another slice than the one

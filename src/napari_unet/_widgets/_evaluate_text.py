@@ -8,11 +8,30 @@ from typing import Any
 from .._words import percent
 
 __all__ = [
+    "KINDS",
+    "KIND_TOOLTIP",
     "convert_hint",
     "format_scores",
     "nothing_left_words",
     "slice_words",
 ]
+
+
+KINDS = {
+    "instances": ("instances", "objects matched one-to-one by IoU (F1, precision, recall)"),
+    "membranes": ("mask", "ISBI 2012: pixel error, Rand error, information error"),
+    "semantic": ("mask", "IoU and Dice per class"),
+}
+
+KIND_TOOLTIP = (
+    "instances: the truth is a label image, 0 = background and one value per object; a "
+    "binary mask (one value) is read as its connected components.\n"
+    "membranes: the truth is a membrane map (ISBI: 0 = membrane, 255 = interior; or "
+    "1 = membrane, 2 = interior as painted).\n"
+    "semantic: the truth is a class mask as painted in Annotate: 0 = not scored, "
+    "1 = background, 2.. = the model's classes. A 0/1 mask (for a model with one class "
+    "besides background) is read as 0 = background, 1 = class 2."
+)
 
 
 def convert_hint(name: str) -> str:

@@ -64,12 +64,20 @@ CONTINUED_KEY = "napari_unet_continued"
 """``layer.metadata`` key: whether a mask continued the last mask of another model."""
 
 
+MODEL_NAME_KEY = "napari_unet_model_name"
+"""``layer.metadata`` key: the name of the model that predicted a mask, as the dock showed it."""
+
+
 def remember_model(
-    mask_layer: napari.layers.Labels, model_lineage: list[str], continued: bool = False
+    mask_layer: napari.layers.Labels,
+    model_lineage: list[str],
+    continued: bool = False,
+    model_name: str = "",
 ) -> None:
-    """Record on ``mask_layer`` which model predicted it (its lineage), and whether it
-    continued a last mask (``continued``). Predicting again with the same model continues
-    only a continued mask: the model's own mask continued would gain lines (the kept
-    separations' lower contrast next to its own background), not stay as it is."""
+    """Record on ``mask_layer`` which model predicted it (its lineage and ``model_name``),
+    and whether it continued a last mask (``continued``). Predicting again with the same
+    model continues only a continued mask: the model's own mask continued would gain lines
+    (the kept separations' lower contrast next to its own background), not stay as it is."""
     mask_layer.metadata[LINEAGE_KEY] = list(model_lineage)
     mask_layer.metadata[CONTINUED_KEY] = bool(continued)
+    mask_layer.metadata[MODEL_NAME_KEY] = model_name

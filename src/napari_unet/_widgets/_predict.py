@@ -84,7 +84,7 @@ class PredictWidget(QWidget, PredictControls):
         self.worker: GeneratorWorker | None = None
         self._stop = threading.Event()
         # the image, its geometry, the model's lineage, whether a last mask was continued
-        self._target: tuple[napari.layers.Image, ImageGeometry, list[str], bool] | None = None
+        self._target: tuple[napari.layers.Image, ImageGeometry, list[str], bool, str] | None = None
         self._reading_note = ""
         self._removed_image = ""  # the name of the running job's image, once removed
         self._last_progress: PredictionProgress | None = None
@@ -149,7 +149,8 @@ class PredictWidget(QWidget, PredictControls):
         if not self.state.begin_task("predicting"):
             show_warning(f"The model is busy ({self.state.busy}); stop it or wait, then run.")
             return None
-        self._target = (image, geometry, lineage(model), request.previous_mask is not None)
+        continued = request.previous_mask is not None
+        self._target = (image, geometry, lineage(model), continued, self.state.name)
         self._reading_note = geometry.reading_note(model.config.in_channels)
         self._stop = threading.Event()
         self._last_progress, self._removed_image = None, ""
@@ -245,11 +246,11 @@ class PredictWidget(QWidget, PredictControls):
             show_error(result.error)
             return
         if self._target is not None:
-            image, geometry, model_lineage, continued = self._target
+            image, geometry, model_lineage, continued, model_name = self._target
             contrast = result.value.contrast_note
             note = self._reading_note + (f" {contrast}" if contrast else "")
             layers = self.show_outputs(result.value, image, geometry, note)
-            remember_model(layers["mask"], model_lineage, continued)
+            remember_model(layers["mask"], model_lineage, continued, model_name)
             if contrast:  # a result that may be worthless: said where it is seen too
                 show_warning(f"“{image.name}”: {contrast}")
 

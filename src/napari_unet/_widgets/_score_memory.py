@@ -1,0 +1,94 @@
+"""Evaluate's memory of earlier scores: what the same scoring gave another model's mask.
+
+A biologist evaluates, fine-tunes, predicts and evaluates again to see whether the run
+helped; the panel showed only the new scores. It now keeps the last scores of each
+scoring (image, ground truth, metrics, slice, strokes left out or not) with the model
+that made the scored mask, and says what they were when a mask of another model is
+scored the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ScoringKey:
+    """What makes two scorings comparable.
+
+    Attributes
+    ----------
+    image, truth : str
+        The layers' unique ids.
+    kind : str
+        "instances", "membranes" or "semantic".
+    index : tuple of int or None
+        The stack slice scored (None: a 2-D image, or every slice).
+    away : bool
+        Whether the pixels near the strokes were left out.
+    """
+
+    image: str
+    truth: str
+    kind: str
+    index: tuple[int, ...] | None
+    away: bool
+
+
+@dataclass(frozen=True)
+class _Scored:
+    lineage: tuple[str, ...]
+    model_name: str
+    headline: str
+
+
+class ScoreMemory:
+    """The last scores of each :class:`ScoringKey` for each model whose mask they scored.
+
+    Parameters
+    ----------
+    models : int
+        How many models' scores are kept per key (the oldest go first).
+    """
+
+    def __init__(self, models: int = 8) -> None:
+        self._kept: dict[ScoringKey, list[_Scored]] = {}
+        self._models = models
+
+    def compare(
+        self, key: ScoringKey, lineage: list[str] | None, model_name: str, scores: dict[str, Any]
+    ) -> str:
+        """Remember ``scores`` under ``key``; return what the scoring last gave another
+        model's mask (another ``lineage``): "Before, with “nuclei”: F1 0.882, mean matched
+        IoU 0.837.", else "". A mask of unknown lineage (None) compares with nothing and is
+        not kept."""
+        if lineage is None:
+            return ""
+        made_by = tuple(lineage)
+        kept = [entry for entry in self._kept.get(key, []) if entry.lineage != made_by]
+        earlier = next((entry for entry in reversed(kept) if entry.headline), None)
+        kept.append(_Scored(made_by, model_name, headline(scores)))
+        self._kept[key] = kept[-self._models :]
+        if earlier is None:
+            return ""
+        name = f", with “{earlier.model_name}”" if earlier.model_name else ""
+        return f"Before{name}: {earlier.headline}."
+
+
+def headline(scores: dict[str, Any]) -> str:
+    """The figures a before-and-after reads: F1 and mean matched IoU at IoU 0.5, the
+    membranes' pixel and Rand errors, or each class's IoU; "" when there are none."""
+    kind = scores.get("kind")
+    if kind == "instances":
+        row = next((r for r in scores["instances"] if abs(r["threshold"] - 0.5) < 1e-9), None)
+        if row is None or row["tp"] + row["fp"] + row["fn"] == 0:
+            return ""
+        return f"F1 {row['f1']:.3f}, mean matched IoU {row['mean_matched_iou']:.3f}"
+    if kind == "membranes":
+        return ", ".join(
+            f"{key.replace('_', ' ')} {scores[key]:.4f}"
+            for key in ("pixel_error", "rand_error")
+            if key in scores
+        )
+    return ", ".join(f"class {k}: IoU {v:.3f}" for k, v in scores.get("iou", {}).items())

@@ -1,0 +1,54 @@
+"""Evaluate's memory of earlier scores (``_widgets._score_memory``): "Before, with …"."""
+
+from __future__ import annotations
+
+from napari_unet._widgets._score_memory import ScoreMemory, ScoringKey, headline
+
+
+def _instances(f1: float, iou: float) -> dict:
+    row = {"threshold": 0.5, "f1": f1, "mean_matched_iou": iou, "tp": 3, "fp": 1, "fn": 0}
+    return {"kind": "instances", "instances": [{**row, "threshold": 0.3}, row]}
+
+
+KEY = ScoringKey("image", "truth", "instances", None, False)
+
+
+def test_another_models_scores_are_said_and_the_same_models_are_not():
+    memory = ScoreMemory()
+    assert memory.compare(KEY, ["a"], "nuclei", _instances(0.882, 0.837)) == ""
+    after = memory.compare(KEY, ["a", "b"], "nuclei (fine-tuned)", _instances(0.9, 0.85))
+    assert after == "Before, with “nuclei”: F1 0.882, mean matched IoU 0.837."
+    again = memory.compare(KEY, ["a", "b"], "nuclei (fine-tuned)", _instances(0.9, 0.85))
+    assert again == after  # the same mask scored again: still against the other model's
+    back = memory.compare(KEY, ["a"], "nuclei", _instances(0.882, 0.837))  # after Go back
+    assert back == "Before, with “nuclei (fine-tuned)”: F1 0.900, mean matched IoU 0.850."
+
+
+def test_other_scorings_and_unknown_masks_compare_with_nothing():
+    memory = ScoreMemory()
+    memory.compare(KEY, ["a"], "nuclei", _instances(0.882, 0.837))
+    away = ScoringKey("image", "truth", "instances", None, True)  # strokes left out
+    assert memory.compare(away, ["b"], "tuned", _instances(0.936, 0.84)) == ""
+    assert memory.compare(ScoringKey("image", "truth", "instances", (2,), False), ["b"], "t",
+                          _instances(0.5, 0.5)) == ""  # fmt: skip
+    assert memory.compare(KEY, None, "", _instances(0.1, 0.1)) == ""  # lineage unrecorded
+    assert memory.compare(KEY, ["b"], "", _instances(0.2, 0.2)).startswith("Before, with “nuclei”")
+    assert memory.compare(KEY, ["c"], "", _instances(0.3, 0.3)) == (
+        "Before: F1 0.200, mean matched IoU 0.200."  # a mask of a model whose name is unknown
+    )
+
+
+def test_headlines_of_each_kind():
+    membranes = {
+        "kind": "membranes",
+        "pixel_error": 0.0854,
+        "rand_error": 0.041,
+        "info_error": 0.02,
+    }
+    assert headline(membranes) == "pixel error 0.0854, rand error 0.0410"
+    assert headline({"kind": "semantic", "iou": {"1": 0.9, "2": 0.75}}) == (
+        "class 1: IoU 0.900, class 2: IoU 0.750"
+    )
+    empty = _instances(0.0, 0.0)
+    empty["instances"][1].update(tp=0, fp=0, fn=0)
+    assert headline(empty) == ""  # nothing to match: nothing to compare
