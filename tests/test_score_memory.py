@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from napari_unet._widgets._score_memory import ScoreMemory, ScoringKey, headline
+from napari_unet._widgets._evaluate_text import headline
+from napari_unet._widgets._score_memory import ScoreMemory, ScoringKey
 
 
 def _instances(f1: float, iou: float) -> dict:

@@ -12,6 +12,7 @@ __all__ = [
     "KIND_TOOLTIP",
     "convert_hint",
     "format_scores",
+    "headline",
     "nothing_left_words",
     "slice_words",
 ]
@@ -75,7 +76,7 @@ def format_scores(scores: dict[str, Any]) -> str:
     """A few lines of the headline numbers of :func:`napari_unet.evaluation.metrics.evaluate`."""
     kind = scores.get("kind")
     if kind == "instances":
-        row = next(r for r in scores["instances"] if abs(r["threshold"] - 0.5) < 1e-9)
+        row = _at_half(scores)
         if row["tp"] + row["fp"] + row["fn"] == 0:
             return f"No objects, neither true nor predicted: nothing to match{_note(scores)}"
         return (
@@ -84,16 +85,40 @@ def format_scores(scores: dict[str, Any]) -> str:
             f"mean matched IoU {row['mean_matched_iou']:.3f}{_note(scores)}"
         )
     if kind == "membranes":
-        return ", ".join(
-            f"{key.replace('_', ' ')} {scores[key]:.4f}"
-            for key in ("pixel_error", "rand_error", "info_error")
-            if key in scores
-        ) + _note(scores)
+        return _errors(scores, ("pixel_error", "rand_error", "info_error")) + _note(scores)
     numbers = {k: v for k, v in scores.items() if isinstance(v, float) and k != "ignored_fraction"}
-    per_class = scores.get("iou", {})
-    classes = ", ".join(f"class {k}: IoU {v:.3f}" for k, v in per_class.items())
-    lines = [classes, *(f"{k.replace('_', ' ')} {v:.4f}" for k, v in numbers.items())]
+    lines = [_class_ious(scores), *(f"{k.replace('_', ' ')} {v:.4f}" for k, v in numbers.items())]
     return "; ".join(lines) + _note(scores)
+
+
+def headline(scores: dict[str, Any]) -> str:
+    """The figures of :func:`format_scores` that a before-and-after reads: F1 and mean
+    matched IoU at IoU 0.5, the membranes' pixel and Rand errors, or each class's IoU;
+    "" when there are none."""
+    kind = scores.get("kind")
+    if kind == "instances":
+        row = _at_half(scores)
+        if row["tp"] + row["fp"] + row["fn"] == 0:
+            return ""
+        return f"F1 {row['f1']:.3f}, mean matched IoU {row['mean_matched_iou']:.3f}"
+    if kind == "membranes":
+        return _errors(scores, ("pixel_error", "rand_error"))
+    return _class_ious(scores)
+
+
+def _at_half(scores: dict[str, Any]) -> dict[str, Any]:
+    """The instance scores' row at IoU 0.5."""
+    return next(r for r in scores["instances"] if abs(r["threshold"] - 0.5) < 1e-9)
+
+
+def _errors(scores: dict[str, Any], keys: tuple[str, ...]) -> str:
+    """``"pixel error 0.0854, rand error 0.0410"``: the ``keys`` the scores hold."""
+    return ", ".join(f"{key.replace('_', ' ')} {scores[key]:.4f}" for key in keys if key in scores)
+
+
+def _class_ious(scores: dict[str, Any]) -> str:
+    """``"class 1: IoU 0.900, class 2: IoU 0.750"``."""
+    return ", ".join(f"class {k}: IoU {v:.3f}" for k, v in scores.get("iou", {}).items())
 
 
 def _note(scores: dict[str, Any]) -> str:

@@ -83,7 +83,8 @@ class PredictWidget(QWidget, PredictControls):
         self.state = model_state(self.viewer)
         self.worker: GeneratorWorker | None = None
         self._stop = threading.Event()
-        # the image, its geometry, the model's lineage, whether a last mask was continued
+        # the image, its geometry, the model's lineage, whether a last mask was continued,
+        # the model's name
         self._target: tuple[napari.layers.Image, ImageGeometry, list[str], bool, str] | None = None
         self._reading_note = ""
         self._removed_image = ""  # the name of the running job's image, once removed

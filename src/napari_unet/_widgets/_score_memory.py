@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ._evaluate_text import headline
+
 
 @dataclass(frozen=True)
 class ScoringKey:
@@ -74,21 +76,3 @@ class ScoreMemory:
             return ""
         name = f", with “{earlier.model_name}”" if earlier.model_name else ""
         return f"Before{name}: {earlier.headline}."
-
-
-def headline(scores: dict[str, Any]) -> str:
-    """The figures a before-and-after reads: F1 and mean matched IoU at IoU 0.5, the
-    membranes' pixel and Rand errors, or each class's IoU; "" when there are none."""
-    kind = scores.get("kind")
-    if kind == "instances":
-        row = next((r for r in scores["instances"] if abs(r["threshold"] - 0.5) < 1e-9), None)
-        if row is None or row["tp"] + row["fp"] + row["fn"] == 0:
-            return ""
-        return f"F1 {row['f1']:.3f}, mean matched IoU {row['mean_matched_iou']:.3f}"
-    if kind == "membranes":
-        return ", ".join(
-            f"{key.replace('_', ' ')} {scores[key]:.4f}"
-            for key in ("pixel_error", "rand_error")
-            if key in scores
-        )
-    return ", ".join(f"class {k}: IoU {v:.3f}" for k, v in scores.get("iou", {}).items())
