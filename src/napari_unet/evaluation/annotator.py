@@ -75,10 +75,10 @@ def corrective_strokes(
     Returns
     -------
     (Y, X) array, the dtype of ``annotation``
-        ``annotation`` plus the new strokes. Every painted pixel holds its true
-        class (with ``budget.exact``; else a stroke's class). If a class is still
-        missing from the annotation afterwards, one
-        stroke of it is painted in its largest region, so fine-tuning can start.
+        ``annotation`` plus the new strokes. Every painted pixel holds its true class
+        (with ``budget.exact``; else its stroke's class). If a class is still missing
+        from the annotation afterwards, one stroke of it is painted in its largest
+        region, so fine-tuning can start.
     """
     budget = budget or StrokeBudget()
     result = annotation.copy()
