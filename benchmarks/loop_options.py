@@ -77,24 +77,29 @@ def _add_stroke_order_options(parser: argparse.ArgumentParser) -> None:
         help="rank first the errors that merge or split objects (instance_error_priority)",
     )  # fmt: skip
     parser.add_argument(
+        "--only-label", type=int, default=None, metavar="K",
+        help="paint the errors of class K only (1: background or membrane), strokes of one class",
+    )  # fmt: skip
+
+
+def _add_stroke_options(parser: argparse.ArgumentParser) -> None:
+    """How the simulated user paints: the brush, and how much a round (``StrokeBudget``)."""
+    parser.add_argument(
         "--brush", type=int, default=None, metavar="W",
         help="strokes W px wide (default: 1, 2 or 3 px at random, as the issue asks)",
     )  # fmt: skip
     parser.add_argument(
         "--fraction", type=float, default=StrokeBudget.fraction,
-        help="at most this share of the painted part's pixels a round (default: 0.005)",
+        help="at most this share of the painted part's pixels a round "
+        f"(default: {StrokeBudget.fraction})",
     )  # fmt: skip
     parser.add_argument(
         "--strokes", type=int, default=StrokeBudget.max_strokes,
-        help="at most this many strokes a round (default: 12)",
+        help=f"at most this many strokes a round (default: {StrokeBudget.max_strokes})",
     )  # fmt: skip
     parser.add_argument(
         "--sloppy", action="store_true",
         help="a stroke covers every unpainted pixel under the brush, not only its class's",
-    )  # fmt: skip
-    parser.add_argument(
-        "--only-label", type=int, default=None, metavar="K",
-        help="paint the errors of class K only (1: background or membrane), strokes of one class",
     )  # fmt: skip
 
 
@@ -149,6 +154,7 @@ def build_parser(description: str) -> argparse.ArgumentParser:
     _add_training_options(parser)
     _add_start_options(parser)
     _add_stroke_order_options(parser)
+    _add_stroke_options(parser)
     _add_mask_options(parser)
     _add_split_options(parser)
     _add_output_options(parser)
