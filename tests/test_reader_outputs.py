@@ -118,9 +118,31 @@ def test_folders_that_hold_no_prediction_are_left_to_other_readers(outputs, tmp_
     )
     (tmp_path / "empty").mkdir()
     for path in (images, hidden, tmp_path / "empty", outputs / "plane_mask.tif", tmp_path / "no"):
+        assert not _reader.is_prediction_folder(path), path
+    for path in (hidden, tmp_path / "empty", outputs / "plane_mask.tif", tmp_path / "no"):
         assert _reader.get_reader(str(path)) is None, path
-        assert not _reader.is_prediction_folder(path)
+    assert _reader.get_reader(str(images)) is _reader.read_image_folder  # napari's own reader
     assert _reader.get_reader([str(outputs), str(outputs)]) is None
+
+
+@pytest.mark.gui
+def test_a_folder_of_images_opens_with_either_reader(make_napari_viewer, tmp_path):
+    """npe2 offers this reader for every folder, and napari's dialog may preselect it:
+    a folder of images then opens as napari's own reader opens it."""
+    images = tmp_path / "slices"
+    images.mkdir()
+    planes = np.random.default_rng(0).integers(0, 255, (3, 16, 20), dtype=np.uint8)
+    for index, plane in enumerate(planes):
+        tifffile.imwrite(images / f"{index:02d}.tif", plane)
+    (images / "notes.txt").write_text("not an image")
+    viewer = make_napari_viewer()
+    assert _reader.get_reader(str(images)) is None  # a file that is no image: not ours
+    (images / "notes.txt").unlink()
+    ours = viewer.open(images, plugin="napari-unet")
+    napari_own = viewer.open(images, plugin="napari")
+    assert len(ours) == len(napari_own) == 1
+    np.testing.assert_array_equal(np.asarray(ours[0].data), planes)
+    np.testing.assert_array_equal(np.asarray(napari_own[0].data), planes)
 
 
 @pytest.mark.gui

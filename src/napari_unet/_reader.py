@@ -18,7 +18,11 @@ resolution, never a whole array.
 A store is recognised by the ``"napari_unet"`` attributes of its group and its
 ``mask`` array; a folder by the predictions in it
 (:func:`napari_unet.io.outputs.find_predictions`: outputs recording how they were
-made). Any other path gets None, so napari's other readers handle it.
+made). A folder of images only (:data:`~napari_unet.io.inputs.IMAGE_SUFFIXES`) is
+handed to napari's own reader (:func:`read_image_folder`): npe2 offers every reader
+that accepts folders for any folder, and napari's "Choose reader" dialog (a folder
+dropped on the window) may preselect this one. Any other path gets None, so napari's
+other readers handle it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ __all__ = [
     "get_reader",
     "is_prediction_folder",
     "is_prediction_store",
+    "is_image_folder",
+    "read_image_folder",
     "read_prediction_folder",
     "read_prediction_store",
 ]
@@ -65,8 +71,8 @@ def get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | 
     -------
     callable or None
         :func:`read_prediction_store` for a prediction store,
-        :func:`read_prediction_folder` for a folder holding predictions, None for
-        anything else.
+        :func:`read_prediction_folder` for a folder holding predictions,
+        :func:`read_image_folder` for a folder of images only, None for anything else.
     """
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     if len(paths) != 1:
@@ -75,7 +81,31 @@ def get_reader(path: PathOrPaths) -> Callable[[PathOrPaths], list[LayerData]] | 
         return read_prediction_store
     if is_prediction_folder(paths[0]):
         return read_prediction_folder
+    if is_image_folder(paths[0]):
+        return read_image_folder
     return None
+
+
+def is_image_folder(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder whose visible entries are all image files
+    (:data:`~napari_unet.io.inputs.IMAGE_SUFFIXES`), at least one."""
+    from .io.inputs import IMAGE_SUFFIXES
+
+    if not Path(path).is_dir():
+        return False
+    entries = [entry for entry in Path(path).iterdir() if not entry.name.startswith(".")]
+    return bool(entries) and all(
+        entry.is_file() and entry.suffix.lower() in IMAGE_SUFFIXES for entry in entries
+    )
+
+
+def read_image_folder(path: PathOrPaths) -> list[tuple[Any, ...]]:
+    """Layer data tuples of a folder of images, read by napari's own reader (a stack
+    when the images share a shape), as if it had been chosen in napari's dialog."""
+    import npe2
+
+    paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+    return [tuple(layer) for layer in npe2.read([os.fspath(paths[0])], stack=False, plugin_name="napari")]
 
 
 def is_prediction_store(path: str | os.PathLike) -> bool:
