@@ -60,3 +60,6 @@ def test_mask_steps_give_predicts_mask_for_a_model():
     model.metadata.update(background_threshold=0.85, close_gaps=False)
     steps = nu.mask_steps(model, PredictConfig())
     assert steps.background_threshold == 0.85 and steps.close_boundaries is False
+    assert nu.mask_steps(model) == steps  # no config: Predict's defaults
+    off = nu.mask_steps(model, PredictConfig(close_boundaries=False, fill_holes=False))
+    assert off == (False, 0.5, False)

@@ -54,9 +54,10 @@ def test_models_command_lists_bundled_models(capsys):
     lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
     assert set(lines) == {"em-membranes", "nuclei"}
     assert lines["em-membranes"].endswith(
-        "(Predict: averages its 4 rotations; membrane only above p = 0.85)"
+        "(Predict: averages its 4 rotations; membrane only above p = 0.85; gaps in boundaries "
+        "closed)"
     )
-    assert "Predict:" not in lines["nuclei"]  # one pass, the most probable class
+    assert lines["nuclei"].endswith("(Predict: gaps in boundaries closed)")
 
 
 def test_the_models_summary_says_when_a_model_leaves_gaps_open():
@@ -64,7 +65,7 @@ def test_the_models_summary_says_when_a_model_leaves_gaps_open():
 
     said = _predict_defaults({"background_threshold": 0.82, "close_gaps": False})
     assert said == " (Predict: background only above p = 0.82; gaps in boundaries left open)"
-    assert _predict_defaults({"close_gaps": True}) == ""
+    assert _predict_defaults({"close_gaps": True}) == " (Predict: gaps in boundaries closed)"
 
 
 def test_bundled_name_accepted_where_a_path_is(tmp_path, capsys):

@@ -34,6 +34,16 @@ def test_uncertainty_refuses_a_single_class():
         uncertainty(np.ones((1, 4, 4)))
 
 
+def test_uncertainty_of_a_stack_takes_its_class_axis():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(4, 3, 5, 6)).astype(np.float32)  # (Z, C, Y, X)
+    stack = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    per_slice = np.stack([uncertainty(plane) for plane in stack])
+    np.testing.assert_allclose(uncertainty(stack, class_axis=1), per_slice, rtol=1e-6)
+    with pytest.raises(ValueError, match="class_axis=1"):  # slices taken for classes
+        uncertainty(stack)
+
+
 def test_class_changes_counts_pixels_gained_per_class():
     before = np.array([[1, 1, 2], [2, 2, 1]], np.uint8)
     after = np.array([[1, 2, 2], [1, 2, 3]], np.uint8)
@@ -96,6 +106,7 @@ def test_stroke_agreement_says_what_predict_s_threshold_leaves_of_the_strokes():
     shown = np.array([[2, 2, 2, 1], [2, 2, 2, 2]], np.uint8)  # grown over 3 membrane pixels
     agreement = class_changes(after, after, strokes, (shown, None)).strokes
     assert (agreement.right_after, agreement.right_shown) == (6, 3)
+    assert class_changes(after, after, strokes, shown=shown).strokes == agreement  # one mask
     membrane = ("membrane", 0.87)
     assert agreement.describe(first_run=True, threshold=membrane) == (
         "the model's most probable class matches 100 % of your 6 painted pixels, which it "

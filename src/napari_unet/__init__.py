@@ -32,7 +32,13 @@ if TYPE_CHECKING:
     from .core.checkpoint import CheckpointError, load_model, new_model, save_model
     from .core.inference import Cancelled, predict
     from .core.model import UNet
-    from .core.postprocess import class_mask, instance_labels, mask_steps, prediction_mask
+    from .core.postprocess import (
+        MaskSteps,
+        class_mask,
+        instance_labels,
+        mask_steps,
+        prediction_mask,
+    )
     from .evaluation.metrics import evaluate
     from .io.outofcore import predict_to_zarr
     from .io.volumes import annotated_slices, predict_stack
@@ -59,6 +65,7 @@ _PUBLIC_MODULES = {
     "Cancelled": "core.inference",
     "predict": "core.inference",
     "UNet": "core.model",
+    "MaskSteps": "core.postprocess",
     "class_mask": "core.postprocess",
     "instance_labels": "core.postprocess",
     "mask_steps": "core.postprocess",
@@ -84,6 +91,7 @@ __all__ = [
     "AugmentConfig",
     "Cancelled",
     "CheckpointError",
+    "MaskSteps",
     "ModelConfig",
     "NormConfig",
     "PredictConfig",

@@ -38,9 +38,9 @@ import numpy as np
 
 __all__ = [
     "get_reader",
+    "is_image_folder",
     "is_prediction_folder",
     "is_prediction_store",
-    "is_image_folder",
     "read_image_folder",
     "read_prediction_folder",
     "read_prediction_store",
@@ -105,7 +105,10 @@ def read_image_folder(path: PathOrPaths) -> list[tuple[Any, ...]]:
     import npe2
 
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
-    return [tuple(layer) for layer in npe2.read([os.fspath(paths[0])], stack=False, plugin_name="napari")]
+    return [
+        tuple(layer)
+        for layer in npe2.read([os.fspath(paths[0])], stack=False, plugin_name="napari")
+    ]
 
 
 def is_prediction_store(path: str | os.PathLike) -> bool:

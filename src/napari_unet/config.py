@@ -117,6 +117,11 @@ class NormConfig(_Options):
 
     Each channel is mapped so that its ``low`` percentile goes to 0 and its
     ``high`` percentile to 1 (values outside are kept, not clipped).
+
+    Attributes
+    ----------
+    low, high : float
+        The percentiles (0-100) mapped to 0 and 1; stored in the checkpoint.
     """
 
     low: float = 1.0

@@ -44,7 +44,7 @@ def run_models(args: argparse.Namespace) -> None:
 
 def _predict_defaults(metadata: dict) -> str:
     """What Predict does by default for a model beyond one pass and the most probable class
-    (its test-time augmentation, background threshold and gap closing), as " (...)" or ""."""
+    (its test-time augmentation, background threshold and gap closing), as " (...)"."""
     from ..core.engine import TEST_TIME_TRANSFORM_WORDS
     from ..core.metadata import ModelMetadata
 
@@ -55,6 +55,5 @@ def _predict_defaults(metadata: dict) -> str:
     if info.background_threshold != 0.5:
         background = info.class_names[0] if info.class_names else "background"
         said.append(f"{background} only above p = {info.background_threshold:g}")
-    if not info.close_gaps:
-        said.append("gaps in boundaries left open")
-    return f" (Predict: {'; '.join(said)})" if said else ""
+    said.append(f"gaps in boundaries {'closed' if info.close_gaps else 'left open'}")
+    return f" (Predict: {'; '.join(said)})"

@@ -96,14 +96,22 @@ def default_metadata(config: ModelConfig) -> dict[str, Any]:
 def new_model(config: ModelConfig | None = None, seed: int | None = 0) -> UNet:
     """A freshly initialised :class:`UNet` with default metadata.
 
-    ``config=None`` is :class:`ModelConfig`'s default, the paper's network (64 base
-    features). The dock's and ``train --new``'s new model is
-    :data:`napari_unet.NEW_MODEL_CONFIG` (8 features), which learns the most per second
-    on a CPU: ``new_model(NEW_MODEL_CONFIG)`` for a model to train from strokes.
+    Parameters
+    ----------
+    config : ModelConfig, optional
+        None: :class:`ModelConfig`'s default, the paper's network (64 base features).
+        The dock's and ``train --new``'s new model is
+        :data:`napari_unet.NEW_MODEL_CONFIG` (8 features), which learns the most per
+        second on a CPU: ``new_model(NEW_MODEL_CONFIG)`` for a model to train from strokes.
+    seed : int or None
+        Makes the initial weights reproducible without touching torch's global random
+        state (they are drawn from a forked CPU generator); None draws them from the
+        global generator.
 
-    ``seed`` makes the initial weights reproducible without touching torch's
-    global random state (the weights are drawn from a forked CPU generator);
-    None draws them from the global generator.
+    Returns
+    -------
+    UNet
+        On the CPU, in training mode, with ``model.metadata`` of an untrained model.
 
     Raises
     ------
@@ -294,13 +302,22 @@ def check_metadata(path: Path, metadata: dict[str, Any]) -> None:
 def load_model(name_or_path: str | os.PathLike, device: str | torch.device | None = None) -> UNet:
     """Rebuild a :class:`UNet` from a checkpoint file or a bundled model's name.
 
-    Also from a file of a format registered with :func:`register_model_format`: a
-    bioimage.io package exported by napari-unet (:mod:`napari_unet.io.bioimageio`).
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A bundled model's name (``napari-unet models``), a ``.safetensors`` checkpoint,
+        a ``.pt``/``.pth`` file of weights (read without running code), or a file of a
+        format registered with :func:`register_model_format`: a bioimage.io package
+        exported by napari-unet (:mod:`napari_unet.io.bioimageio`).
+    device : str or torch.device, optional
+        Where the model goes (``"auto"``: CUDA, then Apple MPS, then the CPU); None: CPU.
 
-    The returned model is in eval mode on ``device`` (None: CPU), with
-    ``model.config`` and ``model.metadata`` (normalisation, class names,
-    training history, ``source``: where it was loaded from, a file's absolute path or a
-    bundled model's name) attached.
+    Returns
+    -------
+    UNet
+        In eval mode, with ``model.config`` and ``model.metadata`` (normalisation, class
+        names, training history, ``source``: where it was loaded from, a file's absolute
+        path or a bundled model's name); ``model.info`` reads the metadata.
 
     Raises
     ------

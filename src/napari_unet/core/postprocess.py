@@ -147,10 +147,27 @@ class MaskSteps(NamedTuple):
     fill_holes: bool
 
 
-def mask_steps(model: UNet, config: PredictConfig) -> MaskSteps:
-    """The steps of Predict's mask for ``model`` under ``config``: gaps closed
-    (:func:`closes_gaps`), objects grown (:func:`mask_threshold`), holes filled
-    (``config.fill_holes``). Every path that predicts asks here."""
+def mask_steps(model: UNet, config: PredictConfig | None = None) -> MaskSteps:
+    """The steps of Predict's mask for ``model`` under ``config``.
+
+    Parameters
+    ----------
+    model : UNet
+        Its metadata says whether its gaps are closed and its background threshold.
+    config : PredictConfig, optional
+        The prediction options; None: the defaults, as Predict's.
+
+    Returns
+    -------
+    MaskSteps
+        Gaps closed (:func:`closes_gaps`), objects grown (:func:`mask_threshold`),
+        holes filled (``config.fill_holes``): ``prediction_mask(p, **steps._asdict())``
+        is Predict's mask. Every path that predicts asks here.
+    """
+    if config is None:
+        from ..config import PredictConfig
+
+        config = PredictConfig()
     return MaskSteps(closes_gaps(model, config), mask_threshold(model, config), config.fill_holes)
 
 

@@ -33,25 +33,42 @@ def class_names(model: Any) -> dict[int, str]:
     return {label: str(name) for label, name in enumerate(names, start=1)}
 
 
-def uncertainty(probabilities: np.ndarray) -> np.ndarray:
+def uncertainty(probabilities: np.ndarray, class_axis: int = 0) -> np.ndarray:
     """Normalised entropy of the class probabilities: where to paint next.
 
     Parameters
     ----------
     probabilities : (C, Y, X) or (C, Z, Y, X) array
-        Class probabilities (summing to 1 over axis 0), C >= 2.
+        Class probabilities (summing to 1 over ``class_axis``), C >= 2.
+    class_axis : int
+        The axis of the classes: 0 for :func:`~napari_unet.core.inference.predict`'s
+        (C, Y, X), 1 for the (Z, C, Y, X) of
+        :func:`~napari_unet.io.volumes.predict_stack`.
 
     Returns
     -------
-    numpy.ndarray of float32, shape (Y, X) or (Z, Y, X)
+    numpy.ndarray of float32, shape (Y, X), or (Z, Y, X) for a stack
         ``-sum(p log p) / log C``: 0 where the model is certain, 1 where every
         class is equally likely.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than 2 classes or the probabilities do not sum to 1 over
+        ``class_axis`` (e.g. a stack's (Z, C, Y, X) given with the default axis).
     """
-    probabilities = np.asarray(probabilities, dtype=np.float32)
+    probabilities = np.moveaxis(np.asarray(probabilities, dtype=np.float32), class_axis, 0)
     n_classes = probabilities.shape[0]
     if probabilities.ndim < 3 or n_classes < 2:
         raise ValueError(
             f"expected class probabilities (C, Y, X) with C >= 2, got shape {probabilities.shape}"
+        )
+    total = probabilities.sum(axis=0)
+    if not np.allclose(total, 1.0, atol=1e-2):
+        raise ValueError(
+            f"the probabilities do not sum to 1 over axis {class_axis} (sums "
+            f"{float(total.min()):.3g} to {float(total.max()):.3g}); a stack's (Z, C, Y, X) "
+            "from predict_stack needs class_axis=1"
         )
     clipped = np.clip(probabilities, 1e-12, 1.0)
     entropy = -(probabilities * np.log(clipped)).sum(axis=0)
@@ -126,11 +143,25 @@ def class_changes(
     before: np.ndarray,
     after: np.ndarray,
     strokes: np.ndarray | None = None,
-    shown: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
+    shown: np.ndarray | tuple[np.ndarray | None, np.ndarray | None] | None = None,
 ) -> ClassChanges:
-    """Compare two class masks (same shape, label convention 1 = background, 2.. classes),
-    and with the ``strokes`` painted on their plane when given (:func:`stroke_agreement`;
-    ``shown``: the masks after and before drawn with each model's threshold).
+    """Compare two class masks of one plane, and with the strokes painted on it.
+
+    Parameters
+    ----------
+    before, after : (Y, X) integer arrays
+        Class masks (1 = background, 2.. classes) of the model before and after a run.
+    strokes : (Y, X) integer array, optional
+        The annotations on this plane (0 unlabelled): the result's ``strokes`` then
+        counts the painted pixels each mask's class matches (:func:`stroke_agreement`).
+    shown : (Y, X) integer array or a pair of them, optional
+        The mask after (or the pair: after, before) drawn with each model's background
+        threshold (:func:`~napari_unet.evaluation.strokes.shown_classes`), as Predict
+        shows it; used only with ``strokes``.
+
+    Returns
+    -------
+    ClassChanges
 
     Raises
     ------
@@ -141,12 +172,13 @@ def class_changes(
     differs = before != after
     labels, counts = np.unique(after[differs], return_counts=True)
     present = np.bincount(after.ravel().astype(np.intp, copy=False))  # small labels: no sort
+    shown_pair = shown if isinstance(shown, tuple) else (shown, None)
     return ClassChanges(
         total=int(before.size),
         changed=int(differs.sum()),
         gained={int(label): int(count) for label, count in zip(labels, counts)},
         present={label: int(count) for label, count in enumerate(present) if count},
-        strokes=None if strokes is None else stroke_agreement(strokes, before, after, *shown),
+        strokes=None if strokes is None else stroke_agreement(strokes, before, after, *shown_pair),
     )
 
 

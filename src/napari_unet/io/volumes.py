@@ -90,7 +90,9 @@ def iter_predict_stack(
         See :mod:`napari_unet.io.axes`; None = :func:`~napari_unet.io.axes.guess_axes`.
     config, tile_size, batch_size, device, stop, test_time_augmentation
         As for :func:`napari_unet.core.inference.iter_predict` (without a config, the
-        keyword defaults: the whole slice in one pass).
+        keyword defaults: ``tile_size="auto"``, tiles of
+        :func:`~napari_unet.core.tile_choice.default_tile_size`; ``None``: the whole slice
+        in one pass).
     max_read_pixels : int, optional
         See :class:`~napari_unet.io.axes.ImagePlane`.
     """
@@ -146,7 +148,9 @@ def predict_stack(
     axes, rgb : see :mod:`napari_unet.io.axes`.
     config, tile_size, batch_size, device, stop, test_time_augmentation
         As for :func:`napari_unet.core.inference.predict` (without a config, the
-        keyword defaults: the whole slice in one pass).
+        keyword defaults: ``tile_size="auto"``, tiles of
+        :func:`~napari_unet.core.tile_choice.default_tile_size`; ``None``: the whole slice
+        in one pass).
     progress : callable
         Called with a :class:`StackProgress` (slices x tiles) after each batch.
     out : array-like, optional
@@ -262,12 +266,29 @@ def segment_stack(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Probabilities, class mask and instances of an image or stack, in memory.
 
-    ``config`` (its instance method and minimum instance size too), ``instances``
-    (replacing ``config.instances``) and ``options`` go to :func:`predict_stack`, as
-    there. ``previous`` and ``annotation``, shaped as the mask, go to
-    :func:`~napari_unet.core.postprocess.prediction_mask` plane by plane (the last
-    mask, :mod:`napari_unet.io.last_masks`). Returns (probabilities float32, mask
-    uint8, instances uint32) shaped as :func:`~napari_unet.io.axes.output_shapes` says.
+    Parameters
+    ----------
+    stack : array-like
+        (Y, X), (Z, Y, X), with channels or RGB, as :func:`predict_stack` takes it.
+    model : UNet
+    config : PredictConfig, optional
+        Its instance method and minimum instance size too; None: the defaults.
+    instances : "components" or "watershed", optional
+        Replaces ``config.instances``.
+    previous, annotation : integer arrays shaped as the mask, optional
+        The last mask and the strokes, for
+        :func:`~napari_unet.core.postprocess.prediction_mask` plane by plane
+        (:mod:`napari_unet.io.last_masks`).
+    **options
+        :func:`predict_stack`'s keywords (``axes``, ``rgb``, ``tile_size``, ...).
+
+    Returns
+    -------
+    probabilities : (Z, C, Y, X) or (C, Y, X) float32
+    mask : (Z, Y, X) or (Y, X) uint8
+        1 = background, 2.. classes.
+    instances : (Z, Y, X) or (Y, X) uint32
+        As :func:`~napari_unet.io.axes.output_shapes` says.
     """
     overrides = {name: options.pop(name, UNSET) for name in _PREDICT_FIELDS}
     settings = predict_config(config, KEYWORD_DEFAULTS, instances=instances, **overrides)
@@ -326,6 +347,9 @@ def annotated_slices(
         0 = unlabelled, 1 = background, 2..K = foreground classes.
     in_channels : int
         The model's input channels.
+    axes, rgb : str, bool, optional
+        The stack's axes (e.g. ``"ZCYX"``) and whether a last axis of 3 or 4 is RGB(A);
+        None: guessed from the shape (:mod:`napari_unet.io.axes`).
 
     Returns
     -------

@@ -119,12 +119,17 @@ def finetune(
         unless the run left a new model at chance (see Notes).
     preview : array (Y, X) / (C, Y, X) or a callable returning one (or None)
         Predicted every ``preview_every`` seconds and attached to the progress.
+    preview_every : float
+        Seconds between previews.
     report_every : int
         Yield a progress record every this many iterations.
 
     Yields
     ------
     TrainProgress
+        A loop that leaves early (``break``) ends the run only when the generator is
+        closed (``close()``, or garbage collection): then the best weights, the history
+        entry and eval mode. Pass ``stop`` instead, or :func:`train` for a whole run.
 
     Raises
     ------
@@ -375,8 +380,19 @@ def _report(state: LoopState, config: TrainConfig, preview: np.ndarray | None) -
     )
 
 
-def train(model: UNet, images, annotations, config: TrainConfig | None = None, **options) -> UNet:
-    """Run :func:`finetune` to the end and return the model (for scripts)."""
+def train(
+    model: UNet,
+    images: Sequence[np.ndarray],
+    annotations: Sequence[np.ndarray],
+    config: TrainConfig | None = None,
+    **options: Any,
+) -> UNet:
+    """Run :func:`finetune` to the end; return ``model``, trained in place (for scripts).
+
+    ``config`` (a :class:`~napari_unet.config.TrainConfig`) holds the budget and every
+    training option (``TrainConfig(iterations=100)``); ``options`` are
+    :func:`finetune`'s keywords (``augment``, ``weights``, ``stop``, ``preview``, ...).
+    """
     for _ in finetune(model, images, annotations, config, **options):
         pass
     return model
