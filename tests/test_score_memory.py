@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from napari_unet._widgets._evaluate_text import headline
-from napari_unet._widgets._score_memory import ScoreMemory, ScoringKey
+from napari_unet._widgets._last_mask import MODEL_NAME_KEY
+from napari_unet._widgets._score_memory import MaskMaker, ScoreMemory, ScoringKey, mask_maker
+from napari_unet.core.continuity import LINEAGE_KEY
 
 
 def _instances(f1: float, iou: float) -> dict:
@@ -53,3 +57,20 @@ def test_headlines_of_each_kind():
     empty = _instances(0.0, 0.0)
     empty["instances"][1].update(tp=0, fp=0, fn=0)
     assert headline(empty) == ""  # nothing to match: nothing to compare
+
+
+def test_a_mask_of_another_model_than_the_current_one_is_named():
+    layer = SimpleNamespace(metadata={LINEAGE_KEY: ["a", "b"], MODEL_NAME_KEY: "tuned"})
+    maker = mask_maker(layer)
+    assert maker == MaskMaker(["a", "b"], "tuned")
+    assert maker.other_model_words(["a", "b"], "tuned") == ""  # the current model's mask
+    assert maker.other_model_words(["a"], "nuclei") == (
+        "This is “tuned”'s mask, not the current model “nuclei”'s: Predict again to score it."
+    )
+    assert maker.other_model_words(None, "") == ""  # no model loaded yet
+    assert mask_maker(None).other_model_words(["a"], "nuclei") == ""  # unrecorded
+    assert (
+        MaskMaker(["c"], "")
+        .other_model_words(["a"], "nuclei")
+        .startswith("This is another model's mask")
+    )

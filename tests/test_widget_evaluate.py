@@ -144,6 +144,12 @@ def test_a_mask_of_another_model_is_scored_beside_the_last_ones(make_napari_view
         f"mean matched IoU {first['mean_matched_iou']:.3f}."
     )
     assert evaluation.result.text().endswith(f"\n{before}")
+    assert "This is" not in evaluation.result.text()  # the current model's own mask
+    state.set_model(state.history[-1].model, "first")  # back to the first (as Go back does)
+    evaluation.run()  # the second's mask is still shown: said, with what to do
+    assert "\nThis is “second”'s mask, not the current model “first”'s: Predict again" in (
+        evaluation.result.text()
+    )
     evaluation.kind.value = "membranes"  # another scoring: nothing to compare with yet
     evaluation.run()
     assert "Before" not in evaluation.result.text()

@@ -12,7 +12,7 @@ from napari.utils.notifications import show_error, show_warning
 from qtpy.QtCore import Qt, Signal
 from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from ..core.continuity import LINEAGE_KEY, lineage
+from ..core.continuity import lineage
 from ..evaluation.regions import STROKE_MARGIN
 from ..evaluation.truth import binary_reading, semantic_offset
 from ._annotation_combo import annotation_of
@@ -20,9 +20,8 @@ from ._evaluate_job import EVALUATE, Refusal, Scoring, StackScorer, score_now
 from ._evaluate_text import KIND_TOOLTIP, KINDS, convert_hint, format_scores, slice_words
 from ._geometry import ImageGeometry
 from ._label_like import looks_like_labels
-from ._last_mask import MODEL_NAME_KEY
 from ._layers import LAYER_LIST_EVENTS, ROLE_KEY, LayerCombo, find_output, is_annotation, is_output
-from ._score_memory import ScoreMemory, ScoringKey
+from ._score_memory import MaskMaker, ScoreMemory, ScoringKey, mask_maker
 from ._state import HistoryEntry, model_state
 
 __all__ = ["KINDS", "EvaluatePanel", "Refusal", "convert_hint", "format_scores", "semantic_offset"]
@@ -254,13 +253,21 @@ class EvaluatePanel(QWidget):
         text = format_scores(scores)
         if where:  # "Slice 7, at IoU 0.5: F1 …", "Slice 7: pixel error …"
             text = f"{where}, a{text[1:]}" if text.startswith("At ") else f"{where}: {text}"
-        self._scored_lineage = self._mask_lineage()
-        before = self._before(scores, index)
-        text = f"{text}\n{before}" if before else text
+        image = self.image_picker.layer
+        maker = mask_maker(
+            None if image is None else find_output(self.viewer, image, "mask", Labels)
+        )
+        self._scored_lineage = maker.lineage
+        current = lineage(self._state.model) if self._state.has_model else None
+        lines = [text, maker.other_model_words(current, self._state.name)]
+        lines.append(self._before(scores, index, maker))
+        text = "\n".join(line for line in lines if line)
         self._scores_text, self._scored_slice = text, index
         self.result.setText(text)
 
-    def _before(self, scores: dict[str, Any], index: tuple[int, ...] | None) -> str:
+    def _before(
+        self, scores: dict[str, Any], index: tuple[int, ...] | None, maker: MaskMaker
+    ) -> str:
         """What the same scoring gave another model's mask ("" when none: :class:`ScoreMemory`)."""
         image, truth = self.image_picker.layer, self.truth_picker.layer
         if image is None or truth is None:
@@ -268,9 +275,7 @@ class EvaluatePanel(QWidget):
         key = ScoringKey(
             str(image.unique_id), str(truth.unique_id), self.kind.value, index, self.away.value
         )
-        mask = find_output(self.viewer, image, "mask", Labels)
-        name = "" if mask is None else str(mask.metadata.get(MODEL_NAME_KEY, ""))
-        return self._memory.compare(key, self._scored_lineage, name, scores)
+        return self._memory.compare(key, maker.lineage, maker.name, scores)
 
     def _mark_other_slice(self, *_: Any) -> None:
         """The slider moved: say when the scores shown are of another slice than the one
@@ -300,13 +305,6 @@ class EvaluatePanel(QWidget):
             int(np.clip(round(value), 0, size - 1))
             for value, size in zip(point[: len(shape) - 2], shape)
         )
-
-    def _mask_lineage(self) -> list[str] | None:
-        """Which model made the chosen image's mask (its lineage), None if unrecorded."""
-        image = self.image_picker.layer
-        mask = None if image is None else find_output(self.viewer, image, "mask", Labels)
-        recorded = None if mask is None else mask.metadata.get(LINEAGE_KEY)
-        return None if recorded is None else list(recorded)
 
     def _scoring(self) -> Scoring:
         """What to score, copied from the layers: the slice in view of a stack, or all of

@@ -12,7 +12,45 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.continuity import LINEAGE_KEY
 from ._evaluate_text import headline
+from ._last_mask import MODEL_NAME_KEY
+
+
+@dataclass(frozen=True)
+class MaskMaker:
+    """The model that predicted a mask, as Predict recorded it on the layer.
+
+    Attributes
+    ----------
+    lineage : list of str or None
+        Its lineage (:func:`~napari_unet.core.continuity.lineage`); None: unrecorded.
+    name : str
+        Its name as the dock showed it ("" unrecorded).
+    """
+
+    lineage: list[str] | None
+    name: str
+
+    def other_model_words(self, current: list[str] | None, current_name: str) -> str:
+        """A line when the mask is not the current model's (lineage ``current``, None:
+        no model yet), e.g. after Go back: whose it is and how to score the current one."""
+        if self.lineage is None or current is None or self.lineage == current:
+            return ""
+        whose = f"“{self.name}”'s" if self.name else "another model's"
+        return (
+            f"This is {whose} mask, not the current model “{current_name}”'s: Predict "
+            "again to score it."
+        )
+
+
+def mask_maker(mask: Any) -> MaskMaker:
+    """What Predict recorded on the mask layer ``mask`` (None: no mask) of its model."""
+    metadata = {} if mask is None else mask.metadata
+    recorded = metadata.get(LINEAGE_KEY)
+    return MaskMaker(
+        None if recorded is None else list(recorded), str(metadata.get(MODEL_NAME_KEY, ""))
+    )
 
 
 @dataclass(frozen=True)
