@@ -11,6 +11,7 @@ from napari_unet._widgets import _evaluate_job
 from napari_unet._widgets._evaluate import EvaluatePanel
 from napari_unet._widgets._evaluate_job import EVALUATE
 from napari_unet._widgets._evaluate_text import format_scores
+from napari_unet._widgets._last_mask import remember_model
 from napari_unet._widgets._layers import LayerCombo, show_output
 from napari_unet.core.cancellation import Cancelled
 from napari_unet.evaluation.metrics import evaluate
@@ -135,7 +136,8 @@ def test_all_slices_of_membranes_say_they_are_means(make_napari_viewer, qtbot):
     viewer.add_labels(truth.astype(np.uint8), name="truth")
     mask = np.where(pred > 0, 2, 1).astype(np.uint8)  # as Predict's mask: 1 membrane, 2 cell
     placement = {"scale": [1.0] * 3, "translate": [0.0] * 3}
-    show_output(viewer, image, "mask", mask, Labels, placement=placement)
+    layer = show_output(viewer, image, "mask", mask, Labels, placement=placement)
+    remember_model(layer, ["first"], model_name="first")
     panel = EvaluatePanel(viewer, LayerCombo(viewer, Image, "Image"))
     panel.image_picker.combo.value = image
     panel.truth_picker.combo.value = viewer.layers["truth"]
@@ -146,3 +148,14 @@ def test_all_slices_of_membranes_say_they_are_means(make_napari_viewer, qtbot):
     expected = format_scores({**scores, "note": "the means of the slices' errors"})
     assert panel.result.text() == f"All 3 slices: {expected}"
     assert panel.result.text().count("(") == 1
+    assert scores["rand_errors"] == [evaluate(p, t, kind="membranes")["rand_error"]
+                                     for p, t in zip(mask, truth)]  # fmt: skip
+    worse = mask.copy()
+    worse[2, :, 11] = 2  # another model's mask merges the cells of slice 2 too
+    layer.data = worse
+    remember_model(layer, ["first", "second"], model_name="second")
+    with qtbot.waitSignal(panel.finished, timeout=10_000):
+        panel.run()
+    _, after = drive(evaluate_stack(worse, truth, "membranes"))
+    rise = f"{scores['rand_errors'][2]:.4f} → {after['rand_errors'][2]:.4f}"
+    assert panel.result.text().endswith(f"Slice 2's rand error rose the most: {rise}.")

@@ -74,3 +74,19 @@ def test_a_mask_of_another_model_than_the_current_one_is_named():
         .other_model_words(["a"], "nuclei")
         .startswith("This is another model's mask")
     )
+
+
+def test_a_stack_s_worst_slice_is_named_which_the_mean_hides():
+    memory = ScoreMemory()
+    key = ScoringKey("image", "truth", "membranes", None, False)
+
+    def scores(*rand_errors: float) -> dict:
+        mean = sum(rand_errors) / len(rand_errors)
+        return {"kind": "membranes", "pixel_error": 0.07, "rand_error": mean,
+                "rand_errors": list(rand_errors)}  # fmt: skip
+
+    memory.compare(key, ["a"], "em", scores(0.06, 0.041, 0.004))
+    said = memory.compare(key, ["b"], "tuned", scores(0.023, 0.080, 0.011), "slice {}".format)
+    assert said.endswith(". Slice 1's rand error rose the most: 0.0410 → 0.0800.")
+    better = memory.compare(key, ["c"], "tuned 2", scores(0.02, 0.07, 0.01))
+    assert "rose" not in better  # every slice as good or better than before

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import napari
@@ -17,10 +18,16 @@ from ..evaluation.regions import STROKE_MARGIN
 from ..evaluation.truth import binary_reading, semantic_offset
 from ._annotation_combo import annotation_of
 from ._evaluate_job import EVALUATE, Refusal, Scoring, StackScorer, score_now
-from ._evaluate_text import KIND_TOOLTIP, KINDS, convert_hint, format_scores, slice_words
+from ._evaluate_text import (
+    KIND_TOOLTIP,
+    KINDS,
+    convert_hint,
+    flat_slice_words,
+    format_scores,
+    slice_words,
+)
 from ._geometry import ImageGeometry
-from ._label_like import looks_like_labels
-from ._layers import LAYER_LIST_EVENTS, ROLE_KEY, LayerCombo, find_output, is_annotation, is_output
+from ._layers import LAYER_LIST_EVENTS, LayerCombo, find_output, image_truth, is_annotation
 from ._score_memory import MaskMaker, ScoreMemory, ScoringKey, mask_maker
 from ._state import HistoryEntry, model_state
 
@@ -275,7 +282,9 @@ class EvaluatePanel(QWidget):
         key = ScoringKey(
             str(image.unique_id), str(truth.unique_id), self.kind.value, index, self.away.value
         )
-        return self._memory.compare(key, maker.lineage, maker.name, scores)
+        leading = (self._prediction_shape() or (1, 1))[:-2]
+        name = partial(flat_slice_words, leading=leading)
+        return self._memory.compare(key, maker.lineage, maker.name, scores, name)
 
     def _mark_other_slice(self, *_: Any) -> None:
         """The slider moved: say when the scores shown are of another slice than the one
@@ -365,30 +374,13 @@ class EvaluatePanel(QWidget):
             self.clear()
 
     def _image_truth(self, integer_after_prediction: bool) -> str | None:
-        """The name of the topmost image layer that may be a ground truth opened with File →
-        Open (which reads a label file as an image), None when there is none: of the
-        prediction's shape, neither the chosen image nor one predicted on, and holding
-        labels (:func:`._label_like.looks_like_labels`), or, with
-        ``integer_after_prediction`` once something was predicted, of an integer type."""
-        shape = self._prediction_shape()
-        predicted = {  # the images predicted on are not ground truths
-            str(layer.metadata.get(ROLE_KEY, "")).split(":")[0]
-            for layer in self.viewer.layers
-            if is_output(layer)
-        }
-        any_integer = integer_after_prediction and bool(predicted)
-        for layer in reversed(self.viewer.layers):
-            if (
-                not isinstance(layer, napari.layers.Image)
-                or layer is self.image_picker.layer
-                or is_output(layer)
-                or str(layer.unique_id) in predicted
-                or tuple(layer.data.shape) != shape
-            ):
-                continue
-            if looks_like_labels(layer) or (any_integer and np.issubdtype(layer.dtype, np.integer)):
-                return str(layer.name)
-        return None
+        """:func:`._layers.image_truth` beside the chosen image and its prediction."""
+        return image_truth(
+            self.viewer,
+            self.image_picker.layer,
+            self._prediction_shape(),
+            integer_after_prediction,
+        )
 
     def _n_classes(self, predicted: np.ndarray) -> int:
         """Classes of the current model, or more if the prediction holds more labels."""

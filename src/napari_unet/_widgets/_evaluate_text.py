@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .._words import percent
 
 __all__ = [
     "KINDS",
     "KIND_TOOLTIP",
     "convert_hint",
+    "flat_slice_words",
     "format_scores",
     "headline",
     "nothing_left_words",
@@ -47,6 +50,12 @@ def slice_words(index: tuple[int, ...]) -> str:
     """A stack slice as the user finds it with the slider: "slice 7" (a 3D stack), or
     "slice (2, 7)" (one index per leading axis)."""
     return f"slice {index[0]}" if len(index) == 1 else f"slice {tuple(index)}"
+
+
+def flat_slice_words(flat: int, leading: tuple[int, ...]) -> str:
+    """:func:`slice_words` of a stack's slice given by its ``flat`` index over the
+    ``leading`` axes (those before Y, X)."""
+    return slice_words(tuple(int(i) for i in np.unravel_index(flat, leading)))
 
 
 def nothing_left_words(kind: str) -> str:

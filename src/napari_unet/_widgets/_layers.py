@@ -15,6 +15,7 @@ import numpy as np
 from napari.utils.colormaps import DirectLabelColormap
 
 from ._geometry import ImageGeometry, image_data
+from ._label_like import looks_like_labels
 from ._layer_combo import LAYER_LIST_EVENTS, LayerCombo
 
 __all__ = [  # ImageGeometry, image_data and LayerCombo are other modules', kept importable here
@@ -30,6 +31,7 @@ __all__ = [  # ImageGeometry, image_data and LayerCombo are other modules', kept
     "class_colour",
     "find_output",
     "image_data",
+    "image_truth",
     "is_annotation",
     "is_output",
     "mask_colormap",
@@ -271,3 +273,34 @@ def placement_for(geometry: ImageGeometry, layer: napari.layers.Layer, extra_axe
     scale = [1.0] * extra_axes + geometry.spatial(layer.scale)
     translate = [0.0] * extra_axes + geometry.spatial(layer.translate)
     return {"scale": scale, "translate": translate}
+
+
+def image_truth(
+    viewer: napari.viewer.Viewer,
+    chosen: Any,
+    shape: tuple[int, ...] | None,
+    integer_after_prediction: bool,
+) -> str | None:
+    """The name of the topmost image layer that may be a ground truth opened with File →
+    Open (which reads a label file as an image), None when there is none: of the
+    prediction's ``shape``, neither the ``chosen`` image nor one predicted on, and holding
+    labels (:func:`._label_like.looks_like_labels`), or, with ``integer_after_prediction``
+    once something was predicted, of an integer type."""
+    predicted = {  # the images predicted on are not ground truths
+        str(layer.metadata.get(ROLE_KEY, "")).split(":")[0]
+        for layer in viewer.layers
+        if is_output(layer)
+    }
+    any_integer = integer_after_prediction and bool(predicted)
+    for layer in reversed(viewer.layers):
+        if (
+            not isinstance(layer, napari.layers.Image)
+            or layer is chosen
+            or is_output(layer)
+            or str(layer.unique_id) in predicted
+            or tuple(layer.data.shape) != shape
+        ):
+            continue
+        if looks_like_labels(layer) or (any_integer and np.issubdtype(layer.dtype, np.integer)):
+            return str(layer.name)
+    return None

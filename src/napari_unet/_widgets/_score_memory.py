@@ -9,8 +9,11 @@ scored the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from ..core.continuity import LINEAGE_KEY
 from ._evaluate_text import headline
@@ -81,6 +84,7 @@ class _Scored:
     lineage: tuple[str, ...]
     model_name: str
     headline: str
+    rand_errors: tuple[float, ...] = ()  # each slice's, of a stack's membranes
 
 
 class ScoreMemory:
@@ -97,20 +101,42 @@ class ScoreMemory:
         self._models = models
 
     def compare(
-        self, key: ScoringKey, lineage: list[str] | None, model_name: str, scores: dict[str, Any]
+        self,
+        key: ScoringKey,
+        lineage: list[str] | None,
+        model_name: str,
+        scores: dict[str, Any],
+        slice_name: Callable[[int], str] = str,
     ) -> str:
         """Remember ``scores`` under ``key``; return what the scoring last gave another
         model's mask (another ``lineage``): "Before, with “nuclei”: F1 0.882, mean matched
         IoU 0.837.", else "". A mask of unknown lineage (None) compares with nothing and is
-        not kept."""
+        not kept. Membranes over a stack's slices also name the slice whose Rand error
+        rose the most (``slice_name``: its words from its flat index), which a mean hides."""
         if lineage is None:
             return ""
         made_by = tuple(lineage)
         kept = [entry for entry in self._kept.get(key, []) if entry.lineage != made_by]
         earlier = next((entry for entry in reversed(kept) if entry.headline), None)
-        kept.append(_Scored(made_by, model_name, headline(scores)))
+        now = _Scored(made_by, model_name, headline(scores), tuple(scores.get("rand_errors", ())))
+        kept.append(now)
         self._kept[key] = kept[-self._models :]
         if earlier is None:
             return ""
         name = f", with “{earlier.model_name}”" if earlier.model_name else ""
-        return f"Before{name}: {earlier.headline}."
+        return f"Before{name}: {earlier.headline}.{_worst_slice(earlier, now, slice_name)}"
+
+
+def _worst_slice(earlier: _Scored, now: _Scored, slice_name: Callable[[int], str]) -> str:
+    """ " Slice 8's rand error rose the most: 0.0410 → 0.0803." ("" when none rose)."""
+    if not now.rand_errors or len(now.rand_errors) != len(earlier.rand_errors):
+        return ""
+    rises = np.subtract(now.rand_errors, earlier.rand_errors)
+    worst = int(np.argmax(rises))
+    if rises[worst] < 5e-5:  # as shown, to 4 decimals: none rose
+        return ""
+    name = slice_name(worst)
+    return (
+        f" {name[0].upper()}{name[1:]}'s rand error rose the most: "
+        f"{earlier.rand_errors[worst]:.4f} → {now.rand_errors[worst]:.4f}."
+    )

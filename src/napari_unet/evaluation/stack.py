@@ -46,7 +46,8 @@ def evaluate_stack(
     dict
         Instances and semantic: ``evaluate`` of the whole stack. Membranes: the mean
         of each error over the slices (those of ``evaluate`` of each slice that every
-        slice has), ``"kind": "membranes"``. Both with ``"slices"``: how many.
+        slice has), ``"kind": "membranes"``, and ``"rand_errors"``: each slice's, in
+        order (a mean hides one slice gone wrong). Both with ``"slices"``: how many.
 
     Raises
     ------
@@ -74,7 +75,8 @@ def evaluate_stack(
         where = None if flat_ignore is None else flat_ignore[index]
         per_slice.append(evaluate(pred[index], truth[index], kind="membranes", ignore=where))
         yield index + 1, slices
-    return {"kind": "membranes", **_means(per_slice), "slices": slices}
+    rand_errors = [float(scores["rand_error"]) for scores in per_slice]
+    return {"kind": "membranes", **_means(per_slice), "slices": slices, "rand_errors": rand_errors}
 
 
 def _means(scores: list[dict[str, Any]]) -> dict[str, float]:
