@@ -11,6 +11,7 @@ from napari.utils.notifications import NotificationSeverity
 from helpers import annotate, as_trained, discs_image, run, tiny_model
 from napari_unet._widgets import model_state
 from napari_unet._widgets._finetune_job import FinetuneUpdate
+from napari_unet._widgets._finetune_request import painted_since
 from napari_unet._widgets._finetune_text import finished_notice, run_summary, show_run_end
 from napari_unet._widgets._state import LastRun
 from napari_unet.config import TRAINED_ITERATIONS
@@ -183,6 +184,27 @@ BOTH = ClassChanges(total=100, changed=30, gained={2: 30}, present={1: 70, 2: 30
 """A slice with both classes, 30 pixels newly foreground."""
 
 
+def test_painted_since_counts_the_strokes_a_run_did_not_train_on():
+    labels = np.zeros((3, 8, 8), np.uint8)
+    labels[1, 2:4, 2:6] = 2
+    request = SimpleNamespace(planes=[(1,)], annotations=[labels[1].copy()], annotation_name="s")
+    layer = SimpleNamespace(name="s", data=labels)
+    assert painted_since(request, layer) == 0
+    labels[1, 2, 2] = 1  # a stroke repainted on the trained slice
+    labels[2, 0, :5] = 1  # a new slice painted
+    labels[1, 3, 5] = 0  # a pixel erased
+    assert painted_since(request, layer) == 7
+    assert painted_since(request, SimpleNamespace(name="other", data=labels)) == 0
+    assert painted_since(None, layer) == 0
+    progress = TrainProgress(10, 0.5, 0.5, elapsed=3.0, fraction=1.0)
+    said = run_summary(progress, None, None, False, late=7)
+    assert said.endswith(
+        " 7 pixels of strokes changed during the run were not part of it: press Start to "
+        "train on them too. Worse than before? Go back:"
+    )
+    assert "during the run" not in run_summary(progress, None, None, False)
+
+
 def test_a_new_model_that_calls_everything_one_class_is_said_to_need_more_training():
     model = tiny_model()
     request = SimpleNamespace(model=model, compare_plane=())
@@ -320,3 +342,27 @@ def test_the_status_of_a_model_that_has_not_learnt_is_withdrawn_for_another_mode
     assert "“other” is the current model now" in finetune.status.text()
     assert finetune.progress.value() == finetune.progress.minimum() - 1  # reset: no run said
     assert finetune.progress.format() != "Stopped after 41 iterations"
+
+
+def test_strokes_painted_during_a_run_are_said_to_be_left_out(qtbot, dock):
+    viewer, widget = dock
+    finetune = widget.finetune
+    layer = annotate(viewer, widget)
+    trained_on = layer.data.copy()
+
+    def paint_while_running(*_):
+        if np.array_equal(layer.data, trained_on):  # once, on the first progress
+            layer.data[:3, :4] = 2  # 12 pixels, where nothing was painted
+            layer.data[np.nonzero(trained_on == 1)[0][0], np.nonzero(trained_on == 1)[1][0]] = 0
+
+    worker = run(qtbot, finetune, lambda: _with_yield(finetune, paint_while_running))
+    assert worker is not None
+    said = finetune.status.text()
+    assert "13 pixels of strokes changed during the run were not part of it: press Start" in said
+
+
+def _with_yield(finetune, handler):
+    """Start ``finetune`` and call ``handler`` on each progress its worker yields."""
+    worker = finetune.start_finetune()
+    worker.yielded.connect(handler)
+    return worker

@@ -19,7 +19,7 @@ from ..training.distillation import has_been_trained
 from ..training.loop import sets_threshold
 from ._annotation_combo import AnnotationCombo
 from ._finetune_job import FinetuneUpdate, TrainingRequest, finetune_job
-from ._finetune_request import Refusal, record_run, repeat_of, training_request
+from ._finetune_request import Refusal, painted_since, record_run, repeat_of, training_request
 from ._finetune_settings import FinetuneSettings
 from ._finetune_text import (
     FAILED,
@@ -381,9 +381,9 @@ class FinetuneWidget(QWidget):
 
     def result_text(self, progress: Any, *, stopped: bool) -> str:
         """The status line after a run that trained: how it ended, what changed, what to do."""
-        return run_summary(
-            progress, self._request, self._changes, stopped=stopped, skipped=self._cancel.is_set()
-        )
+        late = painted_since(self._request, self.annotation_picker.layer)  # painted meanwhile
+        skipped = self._cancel.is_set()
+        return run_summary(progress, self._request, self._changes, stopped, skipped, late)
 
     def _on_finish(self) -> None:
         self.worker = None

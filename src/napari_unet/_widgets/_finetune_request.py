@@ -5,7 +5,7 @@ recorded in the model once it trained (:func:`record_run`)."""
 from __future__ import annotations
 
 import hashlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import napari
 import numpy as np
@@ -165,3 +165,19 @@ def repeat_of(request: TrainingRequest | None, stopped: bool) -> str | None:
     if request is None or stopped or cut_short(request.model) is not None:
         return None
     return run_fingerprint(request)
+
+
+def painted_since(request: TrainingRequest | None, labels_layer: Any) -> int:
+    """Pixels of ``labels_layer`` whose label differs from what the run of ``request``
+    trained on (strokes painted or erased while it ran); 0 for another layer."""
+    if request is None or labels_layer is None or labels_layer.name != request.annotation_name:
+        return 0
+    labels = np.asarray(labels_layer.data)
+    trained = dict(zip(request.planes, request.annotations))
+    changed = int(np.count_nonzero(labels))  # every plane the run did not train on
+    for plane, annotation in trained.items():
+        if labels[plane].shape != annotation.shape:
+            return 0  # the layer's data was replaced by another shape
+        changed += int(np.count_nonzero(labels[plane] != annotation))
+        changed -= int(np.count_nonzero(labels[plane]))
+    return changed

@@ -22,13 +22,24 @@ from ._finetune_job import FinetuneUpdate, TrainingRequest
 from ._state import run_words
 
 
+def late_strokes_words(pixels: int) -> str:
+    """The status line's sentence on ``pixels`` painted (or erased) during a run, which
+    it did not train on; "" for none."""
+    if not pixels:
+        return ""
+    return (
+        f" {counted(pixels, 'pixel')} of strokes changed during the run were not part of "
+        "it: press Start to train on them too."
+    )
+
+
 def run_summary(
     progress: Any,
     request: TrainingRequest | None,
     changes: ClassChanges | None,
-    *,
     stopped: bool,
     skipped: bool = False,
+    late: int = 0,
 ) -> str:
     """The status line after a run that trained: how it ended, what changed, what to do.
 
@@ -44,6 +55,8 @@ def run_summary(
         Whether the user stopped the run.
     skipped : bool
         Whether Stop was pressed twice, skipping the comparison of the slice in view.
+    late : int
+        Pixels of strokes changed while the run went on (:func:`late_strokes_words`).
 
     Returns
     -------
@@ -51,6 +64,7 @@ def run_summary(
     """
     ended = "Stopped after" if stopped else "Done:"
     text = f"{ended} {counted(progress.iteration, 'iteration')} in {progress.elapsed:.0f} s."
+    late_words = late_strokes_words(late)
     kept = f" The model keeps its best weights (smoothed loss {kept_loss(progress, request):.3g})."
     if skipped and changes is None and request is not None and request.compare_plane is not None:
         text += f" {SKIPPED}"
@@ -58,11 +72,11 @@ def run_summary(
         text += _changes_text(request, changes)
         if not_learnt_yet(request.model, changes):  # no Go back prompt: before was a guess too
             names = class_names(request.model)
-            return text + kept + _not_learnt_text(request.model, changes, names)
+            return text + kept + _not_learnt_text(request.model, changes, names) + late_words
     text += kept
     if request is not None:
         text += _model_after_run_text(progress, request.model, stopped)
-    return text + GO_BACK_PROMPT
+    return text + late_words + GO_BACK_PROMPT
 
 
 def _changes_text(request: TrainingRequest, changes: ClassChanges) -> str:
