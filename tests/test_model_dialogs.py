@@ -150,3 +150,24 @@ def test_a_wrong_file_is_told_every_kind_that_loads(dock, tmp_path, notification
     assert panel.load() is False
     message = next(str(n.message) for n in notifications if "Could not load" in str(n.message))
     assert EVERY_KIND in message
+
+
+def test_save_says_which_masks_keep_separations_the_file_alone_does_not_draw(
+    dock, tmp_path, notifications
+):
+    from napari_unet._widgets._last_mask import remember_model
+    from napari_unet.core.continuity import lineage
+
+    viewer, widget = dock
+    model = model_state(viewer).model
+    own = viewer.add_labels(np.zeros((8, 8), np.uint8), name="discs mask")
+    remember_model(own, lineage(model), continued=False)
+    assert widget.model.save(tmp_path / "a") is not None
+    assert notifications[-1].message.endswith("a.safetensors.")  # its own mask: nothing kept
+    remember_model(own, lineage(model), continued=True)  # predicted after a fine-tune
+    other = viewer.add_labels(np.zeros((8, 8), np.uint8), name="other mask")
+    remember_model(other, ["another model"], continued=True)
+    assert widget.model.save(tmp_path / "b") is not None
+    said = notifications[-1].message
+    assert "b.safetensors. “discs mask” also keeps separations of the mask before" in said
+    assert "“other mask”" not in said and "File → Save Selected Layers" in said

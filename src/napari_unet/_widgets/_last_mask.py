@@ -18,7 +18,7 @@ from ..core.continuity import LINEAGE_KEY, continues, lineage
 from ._annotation_combo import annotation_of
 from ._layers import find_output
 
-__all__ = ["CONTINUED_KEY", "last_mask", "remember_model"]
+__all__ = ["CONTINUED_KEY", "continued_masks", "last_mask", "remember_model"]
 
 
 def last_mask(
@@ -81,3 +81,16 @@ def remember_model(
     mask_layer.metadata[LINEAGE_KEY] = list(model_lineage)
     mask_layer.metadata[CONTINUED_KEY] = bool(continued)
     mask_layer.metadata[MODEL_NAME_KEY] = model_name
+
+
+def continued_masks(viewer: napari.Viewer, model: Any) -> list[str]:
+    """The names of the mask layers ``model`` predicted that continued a last mask: they
+    hold separations kept from it, which a prediction from ``model`` alone (its saved
+    file, elsewhere) does not draw."""
+    return [
+        layer.name
+        for layer in viewer.layers
+        if isinstance(layer, napari.layers.Labels)
+        and layer.metadata.get(CONTINUED_KEY, False)
+        and list(layer.metadata.get(LINEAGE_KEY) or []) == lineage(model)
+    ]

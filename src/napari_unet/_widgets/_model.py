@@ -25,7 +25,8 @@ from ..core.checkpoint import (
 )
 from ..core.model import UNet
 from ._folders import dialog_folder
-from ._model_text import describe_model, model_details
+from ._last_mask import continued_masks
+from ._model_text import describe_model, kept_separations_words, model_details
 from ._state import (
     DEFAULT_NEW_CONFIG,
     FINE_TUNED_MARK,
@@ -259,7 +260,8 @@ class ModelWidget(QWidget):
             show_error(f"Could not save the model: {error}. Choose a folder you can write to.")
             return None
         self.state.last_folder = written.parent
-        show_info(f"Saved the model to {written}")
+        kept = kept_separations_words(continued_masks(self.viewer, self.state.model))
+        show_info(f"Saved the model to {written}.{kept}")
         return written
 
     def _ask_and_save(self, *_: Any) -> None:

@@ -51,6 +51,21 @@ def describe_model(model: UNet, name: str) -> str:
     return "<br>".join(line for line in lines if line)
 
 
+def kept_separations_words(masks: list[str]) -> str:
+    """After Save: the ``masks`` that keep separations of the masks before them (Predict
+    after a fine-tune), which a prediction from the saved file alone does not draw; ""
+    when there are none."""
+    if not masks:
+        return ""
+    names = ", ".join(f"“{name}”" for name in masks)
+    keep = "keeps" if len(masks) == 1 else "keep"
+    return (
+        f" {names} also {keep} separations of the mask before (Predict after a fine-tune), "
+        "which a prediction from this file alone does not draw: save the mask layer too "
+        "(File → Save Selected Layers) to keep them."
+    )
+
+
 def model_details(model: UNet) -> str:
     """Rich-text details of a model: architecture, input sizes, its last training runs."""
     return "<br>".join(
