@@ -26,6 +26,7 @@ ORDER = [
     "results_weights_augment.md",
     "results_isbi_scribbles.md",
     "results_bundled_models.md",
+    "results_hot_pixels.md",
     "results_performance.md",
     "results_gpu.md",
     "results_inference_speed.md",

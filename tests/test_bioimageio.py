@@ -157,9 +157,18 @@ def test_package_without_napari_unet_config_loads_from_the_architecture(nuclei_z
     original = nu.load_model("nuclei")
     assert loaded.config == original.config
     assert loaded.metadata["class_names"] == original.metadata["class_names"]
-    assert loaded.metadata["normalization"] == original.metadata["normalization"]
+    assert loaded.info.normalization == original.info.normalization  # clip step read too
+    assert loaded.info.normalization.clip == 5.0
     for key, value in original.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value)
+
+    def without_clip(rdf):
+        rdf["config"].clear()
+        steps = rdf["inputs"][0]["preprocessing"]
+        rdf["inputs"][0]["preprocessing"] = [step for step in steps if step["id"] != "clip"]
+
+    unclipped = load_bioimageio(_rewrite_rdf(nuclei_zip, tmp_path / "raw.zip", without_clip))
+    assert unclipped.info.normalization.clip is None  # clipped only where the package says so
 
 
 def test_other_bioimageio_models_are_refused(nuclei_zip, tmp_path):
@@ -231,7 +240,11 @@ def _bioimageio_expected_output(model, path):
     percentiles = [kwargs["min_percentile"], kwargs["max_percentile"]]
     low, high = np.percentile(test_input, percentiles, axis=(-2, -1), keepdims=True)
     eps = kwargs.get("eps", 1e-6)  # bioimage.io's scale_range: eps > 0, 1e-6 by default
-    network_input = torch.from_numpy(((test_input - low) / (high - low + eps)).astype(np.float32))
+    scaled = ((test_input - low) / (high - low + eps)).astype(np.float32)
+    for step in source["preprocessing"]:
+        if step["id"] == "clip":  # after scale_range, as the package lists them
+            scaled = np.clip(scaled, step["kwargs"]["min"], step["kwargs"]["max"])
+    network_input = torch.from_numpy(scaled)
     with torch.no_grad():
         expected = torch.softmax(model(network_input), dim=1).numpy()
     return test_output, expected

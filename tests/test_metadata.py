@@ -84,7 +84,9 @@ def test_bundled_models_round_trip_unchanged(name, tmp_path):
 
 def test_bundled_em_model_keeps_the_keys_it_does_not_type():
     info = load_model("em-membranes").info
-    assert set(info.extra) == {"selected_on", "held_out_test", "background_threshold_chosen_on"}
+    kept = {"selected_on", "held_out_test", "background_threshold_chosen_on"}
+    assert set(info.extra) == kept | {"normalization"}  # written before clip: kept as read
+    assert info.normalization.clip == NormConfig().clip  # the field it lacks: the default
     assert info.background_threshold == 0.85  # typed (scripts/calibrate_bundled.py)
     assert info.test_time_augmentation is True  # typed (scripts/bundle_candidate.py --tta)
     runs = info.training_history
@@ -127,7 +129,10 @@ def test_an_old_format_header_loads_and_saves_as_before(tmp_path):
     info = model.info
     assert info.format_version is None and info.trained_on is None
     assert info.normalization == NormConfig(low=2, high=99.0)
-    assert info.extra == {"lab_notebook": {"page": 12, "note": None}}
+    assert info.extra == {  # both written back as read: normalization lacks clip
+        "lab_notebook": {"page": 12, "note": None},
+        "normalization": {"low": 2, "high": 99.0},
+    }
     assert info.training_history[0].images == ((1, 64, 64),)
     assert info.training_history[0].extra == {"loss": 0.5}
     saved = save_model(model, tmp_path / "new.safetensors")

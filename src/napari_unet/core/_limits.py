@@ -134,7 +134,8 @@ def check_format_version(value: Any) -> int:
 
 
 def check_normalization(values: Any) -> None:
-    """Refuse normalisation percentiles that are not numbers with 0 <= low < high <= 100."""
+    """Refuse normalisation percentiles that are not numbers with 0 <= low < high <= 100,
+    and a clip that is neither None nor a finite number >= 1."""
     if values is None:
         return
     if not isinstance(values, Mapping):
@@ -148,6 +149,10 @@ def check_normalization(values: Any) -> None:
             f"normalization percentiles must be numbers with 0 <= low < high <= 100, got "
             f"low {_show(norm['low'])}, high {_show(norm['high'])}"
         )
+    clip = values.get("clip", NormConfig.clip)
+    real = isinstance(clip, (int, float)) and not isinstance(clip, bool)
+    if clip is not None and not (real and 1 <= clip < float("inf")):
+        raise ValueError(f"normalization clip must be null or a number >= 1, got {_show(clip)}")
 
 
 def check_background_threshold(value: Any) -> None:

@@ -192,12 +192,13 @@ def iter_predict(
 
 class _Plan(NamedTuple):
     """How :func:`iter_predict` goes through an image: the device, the image's
-    normalisation (offset, scale), the input tile shape (Y, X) and the tiles, and the
-    ``(turns, flip)`` transforms whose probabilities are averaged."""
+    normalisation (offset, scale, clip), the input tile shape (Y, X) and the tiles, and
+    the ``(turns, flip)`` transforms whose probabilities are averaged."""
 
     device: torch.device
     offset: np.ndarray
     scale: np.ndarray
+    clip: float | None
     tile_shape: tuple[int, int]
     tiles: list[Tile]
     transforms: tuple[tuple[int, bool], ...]
@@ -207,12 +208,13 @@ def _plan(image: Any, model: UNet, settings: PredictConfig, engine: EngineOption
     """The :class:`_Plan` of predicting ``image`` under ``settings``; moves ``model`` to
     the device in eval mode."""
     torch_device = resolve_device(settings.device)
-    offset, scale = normalization_stats(image, model.info.normalization)
+    norm = model.info.normalization
+    offset, scale = normalization_stats(image, norm)
     tile_size = resolved_tile_size(model, settings.tile_size)
     tile_shape, tiles = tile_layout(model, image.shape[-2:], tile_size, engine)
     model.to(torch_device).eval()
     transforms = augmentation_transforms(model, settings)  # model.info parses metadata
-    return _Plan(torch_device, offset, scale, tile_shape, tiles, transforms)
+    return _Plan(torch_device, offset, scale, norm.clip, tile_shape, tiles, transforms)
 
 
 def _predict_batch(
@@ -228,7 +230,9 @@ def _predict_batch(
     """Probabilities of the tiles of ``batch``, each written into its kept part of ``out``."""
     blocks = [_read_tile(image, tile, plan.tile_shape) for tile in batch]
     inputs = to_device(
-        normalize(np.stack(blocks), plan.offset, plan.scale), plan.device, engine.channels_last
+        normalize(np.stack(blocks), plan.offset, plan.scale, plan.clip),
+        plan.device,
+        engine.channels_last,
     )
     per_pass = engine.cpu_tiles_per_pass if plan.device.type == "cpu" else len(batch)
     with torch.inference_mode():

@@ -114,12 +114,16 @@ def histogram_percentiles(flat: np.ndarray, percentiles: Sequence[float]) -> np.
     return result
 
 
-def normalize(block: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def normalize(
+    block: np.ndarray, offset: np.ndarray, scale: np.ndarray, clip: float | None = None
+) -> np.ndarray:
     """Apply :func:`normalization_stats` to a (..., C, Y, X) block; float32.
 
     Types wider than 16 bits (other than float32) are normalised in float64 and
     only the result is cast: cast first, a uint32 image at 3e9 + 0..199 would keep
-    2 distinct values instead of 200.
+    2 distinct values instead of 200. With ``clip`` (the model's
+    :attr:`~napari_unet.config.NormConfig.clip`), the result is clipped to
+    [-clip, clip]: a hot pixel is then only very bright.
 
     Raises
     ------
@@ -136,4 +140,6 @@ def normalize(block: np.ndarray, offset: np.ndarray, scale: np.ndarray) -> np.nd
         )
     if not np.isfinite(normalised).all():
         raise ValueError(NON_FINITE_MESSAGE)
+    if clip is not None:
+        np.clip(normalised, -clip, clip, out=normalised)
     return normalised

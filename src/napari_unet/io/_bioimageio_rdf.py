@@ -122,7 +122,7 @@ A U-Net (Ronneberger, Fischer and Brox 2015) exported by napari-unet {__version_
 
 - Input `input`: (batch, channel, y, x) float32, {cfg.in_channels} channel(s). Normalised per
   channel over the whole image: percentile {norm.low} mapped to 0 and percentile
-  {norm.high} to 1 (`scale_range` with eps {SCALE_RANGE_EPS:g}, values outside kept).
+  {norm.high} to 1 (`scale_range` with eps {SCALE_RANGE_EPS:g}), {_clip_words(norm.clip)}.
 - Output `probabilities`: (batch, class, y, x) float32 softmax probabilities; class {classes}.
 - {geometry}
 
@@ -158,6 +158,11 @@ def _pooling_phase(model: UNet) -> str:
         "image itself: expect probabilities a few hundredths apart from napari-unet's (both "
         "are this network's outputs)."
     )
+
+
+def _clip_words(clip: float | None) -> str:
+    """How the README says what the scaled values are clipped to."""
+    return "values outside kept" if clip is None else f"then clipped to [-{clip:g}, {clip:g}]"
 
 
 def _postprocessing(info: ModelMetadata) -> str:
@@ -253,9 +258,17 @@ def _input_descr(model: UNet, metadata: ModelMetadata, files: dict[str, Path]) -
                     max_percentile=float(norm.high),
                     eps=SCALE_RANGE_EPS,
                 )
-            )
+            ),
+            *_clip_descr(norm.clip),
         ],
     )
+
+
+def _clip_descr(clip: float | None) -> list[Any]:
+    """The ``clip`` step after the scaling (none for a model that does not clip)."""
+    if clip is None:
+        return []
+    return [spec.ClipDescr(kwargs=spec.ClipKwargs(min=-float(clip), max=float(clip)))]
 
 
 def _output_descr(model: UNet, metadata: ModelMetadata, files: dict[str, Path]) -> Any:

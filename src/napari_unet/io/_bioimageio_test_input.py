@@ -28,7 +28,8 @@ def default_test_size(model: UNet, target: int = 256) -> int:
 
 
 def scale_range(image: np.ndarray, norm: NormConfig) -> np.ndarray:
-    """(C, Y, X) ``image`` normalised as bioimage.io's ``scale_range`` does it; float32.
+    """(C, Y, X) ``image`` normalised as bioimage.io's ``scale_range`` (then ``clip``,
+    for a model that clips: ``norm.clip``) does it; float32.
 
     Per channel, ``(image - low) / (high - low + eps)`` with ``low`` and ``high`` its
     ``norm.low`` and ``norm.high`` percentiles (NumPy's linear ones, as bioimageio.core)
@@ -55,6 +56,8 @@ def scale_range(image: np.ndarray, norm: NormConfig) -> np.ndarray:
             "the test image normalised as bioimage.io does (scale_range: divided by its "
             f"percentile range + {SCALE_RANGE_EPS:g}) exceeds float32; give another --test-image"
         )
+    if norm.clip is not None:  # the package's clip step
+        np.clip(normalised, -norm.clip, norm.clip, out=normalised)
     return normalised
 
 

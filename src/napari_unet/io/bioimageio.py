@@ -327,10 +327,13 @@ def _metadata_from_description(descr: Any) -> dict[str, Any]:
     """napari-unet metadata of a package without ``config: napari_unet``."""
     kwargs = dict(descr.weights.pytorch_state_dict.architecture.kwargs)
     metadata: dict[str, Any] = {"model_config": kwargs, "description": descr.description}
+    low, high, clip = NormConfig.low, NormConfig.high, None  # clipped only if it says so
     for step in descr.inputs[0].preprocessing:
         if step.id == "scale_range":
             low, high = step.kwargs.min_percentile, step.kwargs.max_percentile
-            metadata["normalization"] = NormConfig(low=low, high=high).to_dict()
+        if step.id == "clip" and step.kwargs.max is not None:
+            clip = step.kwargs.max
+    metadata["normalization"] = NormConfig(low=low, high=high, clip=clip).to_dict()
     for axis in descr.outputs[0].axes:
         if axis.type == "channel":
             metadata["class_names"] = list(axis.channel_names)

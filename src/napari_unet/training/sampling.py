@@ -158,13 +158,14 @@ def _training_image(
     check_labels(labels, image.shape[-2:], n_classes, index)
     if not labels.any():
         return None
+    norm = norm or NormConfig()
     offset, scale = normalization_stats(image, norm)
     labels = labels.astype(np.min_scalar_type(n_classes))  # uint8 for < 256 classes
     coordinates = [
         np.argwhere(labels == value).astype(np.int32) for value in range(1, n_classes + 1)
     ]
     return TrainingImage(
-        image=normalize(image, offset, scale),
+        image=normalize(image, offset, scale, norm.clip),
         labels=labels,
         weights=weight_map(labels, weights, n_classes=n_classes),  # checked: no warning
         labelled=coordinates,
