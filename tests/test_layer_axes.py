@@ -74,6 +74,23 @@ def test_declared_axes_the_widgets_cannot_read_are_refused_saying_why(labels, ch
     problem = geometry.layout_problem("movie")
     assert problem is not None and words in problem
     assert "axis_labels =" not in problem  # declared: no advice to declare them
+    assert problem.endswith(".") and ".." not in problem
+
+
+def test_channels_the_model_cannot_take_are_refused_with_a_way_out():
+    from napari_unet._widgets._geometry import ImageGeometry
+
+    two = _layer((2, 30, 36), labels=("c", "y", "x"))
+    problem = ImageGeometry.of(two, 1).layout_problem("two_ch")
+    assert "expects 1 input channel but the image has 2" in problem
+    assert problem.endswith(
+        "axes CYX). Split its channels (right-click the layer, Split Stack) and predict the "
+        "one the model was made for, or choose a model made for 2 channels."
+    )
+    three = ImageGeometry.of(_layer((3, 30, 36), labels=("c", "y", "x")), 2)
+    assert three.layout_problem("rgb").endswith(
+        "Choose a model made for 3 channels, or an image with 2."
+    )
 
 
 def test_a_guessed_channel_axis_after_a_stack_axis_says_how_to_declare_the_axes():

@@ -262,12 +262,11 @@ class FinetuneWidget(QWidget):
     def _gather(self) -> TrainingRequest | None:
         image, labels_layer = self.image_picker.layer, self.annotation_picker.layer
         request = training_request(self.viewer, image, labels_layer, self.state, self.settings)
-        if isinstance(request, Refusal):
-            if request.advice:  # what to paint first: it stays on the status line
-                self.status.setText(request.message)
-                show_warning(request.message)
-            else:
-                show_error(request.message)
+        if isinstance(request, Refusal):  # said on the status line too, where it stays
+            self.status.setText(
+                request.message if request.advice else f"Not started: {request.message}"
+            )
+            (show_warning if request.advice else show_error)(request.message)
             return None
         self._image_layer = image
         self._preview_shown = False

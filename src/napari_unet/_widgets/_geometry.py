@@ -18,7 +18,7 @@ from typing import Any
 import napari
 import numpy as np
 
-from ..io.axes import ImagePlane, check_axes, guess_axes
+from ..io.axes import ChannelCountError, ImagePlane, check_axes, guess_axes
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class ImageGeometry:
         try:
             return cls._declared(shape, rgb, declared, in_channels)
         except ValueError as error:  # the guess keeps the shapes the widgets ask for
-            return dataclasses.replace(guessed, refusal=str(error))
+            return dataclasses.replace(guessed, refusal=f"{error}.{_channels_way_out(error)}")
 
     @classmethod
     def _guessed(cls, shape: tuple[int, ...], rgb: bool, in_channels: int) -> ImageGeometry:
@@ -112,7 +112,10 @@ class ImageGeometry:
         try:
             axes = check_axes(declared[outer:].replace("T", "Z"), shape[outer:], in_channels)
         except ValueError as error:
-            raise ValueError(f"its axes are {declared} (its axis labels), and {error}") from None
+            said = f"its axes are {declared} (its axis labels), and {error}"
+            if isinstance(error, ChannelCountError):
+                raise ChannelCountError(said, error.found, error.expected) from None
+            raise ValueError(said) from None
         channel = next((axes.index(c) for c in "CS" if c in axes), None)
         return cls(shape, None if channel is None else outer + channel, rgb, axes, declared=True)
 
@@ -141,7 +144,7 @@ class ImageGeometry:
         declare the axes then.
         """
         if self.refusal:
-            return f"“{name}” (shape {self.shape}) cannot be read: {self.refusal}."
+            return f"“{name}” (shape {self.shape}) cannot be read: {self.refusal}"
         axis = self.channel_axis
         if axis is None or self.rgb or axis == 0:
             return None
@@ -291,3 +294,15 @@ class _Fixed:
 def image_data(layer: napari.layers.Image) -> Any:
     """The full-resolution data of an image layer (level 0 of a multiscale one)."""
     return layer.data[0] if layer.multiscale else layer.data
+
+
+def _channels_way_out(error: ValueError) -> str:
+    """What to do about a channel count the model cannot take ("" for other refusals)."""
+    if not isinstance(error, ChannelCountError):
+        return ""
+    if error.expected == 1:
+        return (
+            " Split its channels (right-click the layer, Split Stack) and predict the one the "
+            f"model was made for, or choose a model made for {error.found} channels."
+        )
+    return f" Choose a model made for {error.found} channels, or an image with {error.expected}."

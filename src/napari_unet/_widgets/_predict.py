@@ -202,7 +202,8 @@ class PredictWidget(QWidget, PredictControls):
         problem = geometry.layout_problem(image.name) or geometry.channels_problem(
             image.name, model.config.in_channels
         )
-        if problem:
+        if problem:  # in the status line too: the last run's line would stay there
+            self._say(f"Not started: {problem}")
             show_error(problem)
             return None
         previous_mask, annotation = last_mask(self.viewer, image, model, geometry.spatial_shape)

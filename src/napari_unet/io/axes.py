@@ -64,6 +64,7 @@ from .data import to_channels_first, working_dtype
 
 __all__ = [
     "MIN_PLANE_SIZE",
+    "ChannelCountError",
     "ImagePlane",
     "check_axes",
     "check_guessed_plane",
@@ -76,6 +77,15 @@ __all__ = [
 ]
 
 _CHANNEL_LETTERS = ("C", "S")
+
+
+class ChannelCountError(ValueError):
+    """An image whose channels the model cannot take: ``found`` of them for ``expected``."""
+
+    def __init__(self, message: str, found: int, expected: int) -> None:
+        super().__init__(message)
+        self.found, self.expected = found, expected
+
 
 MIN_PLANE_SIZE = 16
 """Smallest Y and X of a guessed stack's plane (:func:`check_guessed_plane`).
@@ -217,9 +227,11 @@ def _channel_mapping(
     if kept == 3 and in_channels == 1:
         return kept, "luminance"
     plural = "s" if in_channels != 1 else ""
-    raise ValueError(
+    raise ChannelCountError(
         f"the model expects {in_channels} input channel{plural} but the image has {found} "
-        f"(shape {tuple(shape)}, axes {axes})"
+        f"(shape {tuple(shape)}, axes {axes})",
+        found,
+        in_channels,
     )
 
 
