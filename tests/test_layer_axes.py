@@ -126,3 +126,21 @@ def test_predict_widget_predicts_a_declared_time_series_of_stacks(qtbot, make_na
     assert widget.status.text().startswith("Done"), widget.status.text()
     assert viewer.layers["movie mask"].data.shape == (2, 3, 40, 48)
     assert viewer.layers["movie probabilities"].data.shape == (2, 3, 40, 48)
+
+
+def test_a_few_undeclared_planes_are_said_to_be_read_as_slices():
+    """A 2-channel file opened as one layer: napari shows a slider, Predict reads slices."""
+    from napari_unet._widgets._geometry import ImageGeometry
+
+    said = ImageGeometry.of(_layer((2, 30, 36)), 1).reading_note(1)
+    assert said == (
+        " Its 2 planes were read as slices: if they are channels, split the layer "
+        "(right-click it, Split Stack) and predict the one the model was made for."
+    )
+    for quiet in (
+        _layer((9, 30, 36)),
+        _layer((30, 36)),
+        _layer((2, 30, 36), labels=("z", "y", "x")),
+    ):
+        assert ImageGeometry.of(quiet, 1).reading_note(1) == ""  # a stack, a plane, declared
+    assert ImageGeometry.of(_layer((2, 30, 36)), 2).reading_note(2) == ""  # the model's channels

@@ -166,13 +166,21 @@ class ImageGeometry:
         )
 
     def reading_note(self, in_channels: int) -> str:
-        """A sentence when the image is not read as it is shown: an RGB(A) image for a
-        one-channel model is read as its luminance (alpha dropped); "" otherwise."""
-        if not self.rgb or in_channels != 1:
+        """A sentence when the image may not be read as meant: an RGB(A) image for a
+        one-channel model is read as its luminance (alpha dropped); 2 to 4 undeclared
+        planes are read as slices, though they may be a file's channels; "" otherwise."""
+        if self.rgb and in_channels == 1:
+            return (
+                " The RGB image was read as its luminance (0.299 R + 0.587 G + 0.114 B): "
+                "the model takes one channel."
+            )
+        if self.declared or self.channel_axis is not None or len(self.shape) != 3:
+            return ""
+        if not 2 <= self.shape[0] <= 4:
             return ""
         return (
-            " The RGB image was read as its luminance (0.299 R + 0.587 G + 0.114 B): "
-            "the model takes one channel."
+            f" Its {self.shape[0]} planes were read as slices: if they are channels, split "
+            "the layer (right-click it, Split Stack) and predict the one the model was made for."
         )
 
     @property
