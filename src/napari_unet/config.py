@@ -125,7 +125,7 @@ class NormConfig(_Options):
     clip : float or None
         Normalised values are clipped to [-clip, clip] (None: not clipped). The real
         images of ``../shared/data`` stay within [-0.3, 1.6]; a few hot pixels of a
-        camera (65535 in a dim 16-bit image: about 200 normalised) spoiled the
+        camera (65535 in a dim 16-bit image: about 340 normalised) spoiled the
         prediction tens of pixels around them (DSB F1 0.882 -> 0.459 with 30 of them;
         0.857 clipped at 5: BENCHMARKS.md, hot pixels). A checkpoint without it gets 5.
     """
