@@ -223,6 +223,7 @@ def test_image_planes_are_read_in_the_worker(qtbot, dock, monkeypatch, notificat
     assert widget.predict.run_prediction() is None  # the same words, before a worker starts
     assert str(notifications[-1].message) == said
     assert widget.predict.status.text() == f"Not started: {said}"
+    assert widget.predict.progress.value() < widget.predict.progress.minimum()  # reset: empty
     assert readers == [] and model_state(viewer).busy == ""
 
 

@@ -203,7 +203,7 @@ class PredictWidget(QWidget, PredictControls):
             image.name, model.config.in_channels
         )
         if problem:  # in the status line too: the last run's line would stay there
-            self._say(f"Not started: {problem}")
+            self._not_started(f"Not started: {problem}")
             show_error(problem)
             return None
         previous_mask, annotation = last_mask(self.viewer, image, model, geometry.spatial_shape)
@@ -220,12 +220,19 @@ class PredictWidget(QWidget, PredictControls):
         )
         refusal = memory_refusal(request, image.name)
         if refusal:
-            self.progress.reset()  # empty: a last run's end ("Cancelled…") is not this one's
-            self.progress.setFormat(RUNNING_FORMAT)
-            self._say(memory_status(refusal, self.smaller_tile_that_fits(request, image.name)))
+            self._not_started(
+                memory_status(refusal, self.smaller_tile_that_fits(request, image.name))
+            )
             show_error(refusal)
             return None
         return image, request
+
+    def _not_started(self, status: str) -> None:
+        """Say why a run did not start, with the bar emptied: a last run's end ("100%",
+        "Cancelled…") is not this one's."""
+        self.progress.reset()
+        self.progress.setFormat(RUNNING_FORMAT)
+        self._say(status)
 
     def _on_progress(self, progress: PredictionProgress) -> None:
         self._last_progress = progress
