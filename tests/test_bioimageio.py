@@ -170,6 +170,14 @@ def test_package_without_napari_unet_config_loads_from_the_architecture(nuclei_z
     unclipped = load_bioimageio(_rewrite_rdf(nuclei_zip, tmp_path / "raw.zip", without_clip))
     assert unclipped.info.normalization.clip is None  # clipped only where the package says so
 
+    def one_sided(rdf):
+        rdf["config"].clear()
+        step = next(s for s in rdf["inputs"][0]["preprocessing"] if s["id"] == "clip")
+        step["kwargs"] = {"min": 0.0, "max": 1.0}
+
+    with pytest.raises(CheckpointError, match=r"its clip step \[0.0, 1.0\] is not symmetric"):
+        load_bioimageio(_rewrite_rdf(nuclei_zip, tmp_path / "one_sided.zip", one_sided))
+
 
 def test_other_bioimageio_models_are_refused(nuclei_zip, tmp_path):
     def foreign(rdf):

@@ -91,6 +91,15 @@ def test_channels_the_model_cannot_take_are_refused_with_a_way_out():
     assert three.layout_problem("rgb").endswith(
         "Choose a model made for 3 channels, or an image with 2."
     )
+    later = ImageGeometry.of(_layer((5, 2, 30, 36), labels=("z", "c", "y", "x")), 1)
+    problem = later.layout_problem("zc")  # Split Stack would split the slices: not offered
+    assert "Split Stack" not in problem and problem.endswith(
+        "made for 2 channels, or an image with 1."
+    )
+    one = ImageGeometry.of(_layer((5, 30, 36), labels=("z", "y", "x")), 2)
+    assert one.layout_problem("z").endswith(
+        "Choose a model made for 1 channel, or an image with 2."
+    )
 
 
 def test_a_guessed_channel_axis_after_a_stack_axis_says_how_to_declare_the_axes():
@@ -144,3 +153,13 @@ def test_a_few_undeclared_planes_are_said_to_be_read_as_slices():
     ):
         assert ImageGeometry.of(quiet, 1).reading_note(1) == ""  # a stack, a plane, declared
     assert ImageGeometry.of(_layer((2, 30, 36)), 2).reading_note(2) == ""  # the model's channels
+
+
+def test_a_channel_count_error_survives_pickling():
+    """Raised in a dask or multiprocessing worker, it must come back whole."""
+    import pickle
+
+    from napari_unet.io.axes import ChannelCountError
+
+    error = pickle.loads(pickle.dumps(ChannelCountError("two for one", 2, 1)))
+    assert (str(error), error.found, error.expected) == ("two for one", 2, 1)

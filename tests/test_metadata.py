@@ -110,6 +110,17 @@ def test_bundled_nuclei_model_reads_runs_of_an_older_version():
     assert all(type(run.iterations) is int for run in runs)
 
 
+def test_a_normalisation_kept_as_read_gives_way_to_a_change():
+    """A header written before ``clip`` existed is written back as read, until changed."""
+    header = {"normalization": {"low": 1.0, "high": 99.8}}
+    info = ModelMetadata.from_dict(header)
+    assert info.to_dict()["normalization"] == {"low": 1.0, "high": 99.8}  # as read
+    changed = info.replace(normalization=NormConfig(clip=None))
+    assert changed.to_dict()["normalization"] == {"low": 1.0, "high": 99.8, "clip": None}
+    odd = ModelMetadata.from_dict({"normalization": [1, 99]})  # unreadable: the default
+    assert odd.to_dict()["normalization"] == [1, 99]
+
+
 def test_an_old_format_header_loads_and_saves_as_before(tmp_path):
     """No format_version, keys missing or in another order, a key this version does not know."""
     reference = save_model(new_model(SMALL), tmp_path / "ref.safetensors")

@@ -60,7 +60,7 @@ def test_normalised_values_are_clipped_only_beyond_the_clip():
     np.testing.assert_array_equal(clipped[inside], free[inside])  # the rest untouched
 
 
-@pytest.mark.parametrize("clip", [0.5, "5", True, float("inf"), -5])
+@pytest.mark.parametrize("clip", [0.5, "5", True, float("inf"), float("nan"), -5, 10**400])
 def test_a_clip_that_is_not_a_number_of_at_least_one_is_refused(clip):
     with pytest.raises(ValueError, match="normalization clip must be null or a number >= 1"):
         normalization_stats(np.zeros((4, 4), np.uint8), NormConfig(clip=clip))

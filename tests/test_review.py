@@ -42,6 +42,8 @@ def test_uncertainty_of_a_stack_takes_its_class_axis():
     np.testing.assert_allclose(uncertainty(stack, class_axis=1), per_slice, rtol=1e-6)
     with pytest.raises(ValueError, match="class_axis=1"):  # slices taken for classes
         uncertainty(stack)
+    with pytest.raises(ValueError, match=r"axis 1 \(sums [^)]*\)$"):  # no stack hint here
+        uncertainty(stack * 2, class_axis=1)
 
 
 def test_class_changes_counts_pixels_gained_per_class():

@@ -195,6 +195,8 @@ def test_painted_since_counts_the_strokes_a_run_did_not_train_on():
     labels[1, 3, 5] = 0  # a pixel erased
     assert painted_since(request, layer) == 7
     assert painted_since(request, SimpleNamespace(name="other", data=labels)) == 0
+    shorter = SimpleNamespace(name="s", data=labels[:1])  # replaced by a stack of 1 slice
+    assert painted_since(request, shorter) == 0
     assert painted_since(None, layer) == 0
     progress = TrainProgress(10, 0.5, 0.5, elapsed=3.0, fraction=1.0)
     said = run_summary(progress, None, None, False, late=7)

@@ -219,6 +219,7 @@ def test_image_planes_are_read_in_the_worker(qtbot, dock, monkeypatch, notificat
     assert said.startswith("The model takes 2 channels and “stack” has one (shape (3, 128, 128))")
     assert "napari opens each channel of a file as a layer of its own" in said
     assert finetune.status.text() == f"Not started: {said}"  # not the last run's "Done…"
+    assert finetune.progress.value() < finetune.progress.minimum()  # its bar emptied too
     widget.predict.image_picker.combo.value = viewer.layers["stack"]
     assert widget.predict.run_prediction() is None  # the same words, before a worker starts
     assert str(notifications[-1].message) == said

@@ -10,7 +10,7 @@ The headless API (no napari or Qt import):
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from typing import TYPE_CHECKING
 

@@ -262,10 +262,11 @@ class FinetuneWidget(QWidget):
     def _gather(self) -> TrainingRequest | None:
         image, labels_layer = self.image_picker.layer, self.annotation_picker.layer
         request = training_request(self.viewer, image, labels_layer, self.state, self.settings)
-        if isinstance(request, Refusal):  # said on the status line too, where it stays
-            self.status.setText(
-                request.message if request.advice else f"Not started: {request.message}"
-            )
+        if isinstance(request, Refusal):  # said on the status line, the last run's bar emptied
+            said = request.message if request.advice else f"Not started: {request.message}"
+            self.status.setText(said)
+            self.progress.reset()
+            self.progress.setFormat(RUNNING_FORMAT)
             (show_warning if request.advice else show_error)(request.message)
             return None
         self._image_layer = image

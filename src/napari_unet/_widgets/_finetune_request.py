@@ -176,7 +176,8 @@ def painted_since(request: TrainingRequest | None, labels_layer: Any) -> int:
     trained = dict(zip(request.planes, request.annotations))
     changed = int(np.count_nonzero(labels))  # every plane the run did not train on
     for plane, annotation in trained.items():
-        if labels[plane].shape != annotation.shape:
+        fits = labels.ndim == len(plane) + 2 and all(i < n for i, n in zip(plane, labels.shape))
+        if not fits or labels[plane].shape != annotation.shape:
             return 0  # the layer's data was replaced by another shape
         changed += int(np.count_nonzero(labels[plane] != annotation))
         changed -= int(np.count_nonzero(labels[plane]))

@@ -74,7 +74,8 @@ class ImageGeometry:
         try:
             return cls._declared(shape, rgb, declared, in_channels)
         except ValueError as error:  # the guess keeps the shapes the widgets ask for
-            return dataclasses.replace(guessed, refusal=f"{error}.{_channels_way_out(error)}")
+            way_out = _channels_way_out(error, _declared_channel_axis(declared))
+            return dataclasses.replace(guessed, refusal=f"{error}.{way_out}")
 
     @classmethod
     def _guessed(cls, shape: tuple[int, ...], rgb: bool, in_channels: int) -> ImageGeometry:
@@ -304,13 +305,20 @@ def image_data(layer: napari.layers.Image) -> Any:
     return layer.data[0] if layer.multiscale else layer.data
 
 
-def _channels_way_out(error: ValueError) -> str:
-    """What to do about a channel count the model cannot take ("" for other refusals)."""
+def _channels_way_out(error: ValueError, channel_axis: int | None) -> str:
+    """What to do about a channel count the model cannot take ("" for other refusals);
+    napari's Split Stack splits the first axis, so it is offered for channels there."""
     if not isinstance(error, ChannelCountError):
         return ""
-    if error.expected == 1:
+    if error.expected == 1 and channel_axis == 0:
         return (
             " Split its channels (right-click the layer, Split Stack) and predict the one the "
             f"model was made for, or choose a model made for {error.found} channels."
         )
-    return f" Choose a model made for {error.found} channels, or an image with {error.expected}."
+    wanted = "1 channel" if error.found == 1 else f"{error.found} channels"
+    return f" Choose a model made for {wanted}, or an image with {error.expected}."
+
+
+def _declared_channel_axis(declared: str) -> int | None:
+    """The index of the channel axis (C or S) among the ``declared`` letters, if any."""
+    return next((index for index, letter in enumerate(declared) if letter in "CS"), None)

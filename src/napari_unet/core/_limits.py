@@ -150,9 +150,18 @@ def check_normalization(values: Any) -> None:
             f"low {_show(norm['low'])}, high {_show(norm['high'])}"
         )
     clip = values.get("clip", NormConfig.clip)
-    real = isinstance(clip, (int, float)) and not isinstance(clip, bool)
-    if clip is not None and not (real and 1 <= clip < float("inf")):
+    if clip is not None and not _finite_at_least_one(clip):
         raise ValueError(f"normalization clip must be null or a number >= 1, got {_show(clip)}")
+
+
+def _finite_at_least_one(value: Any) -> bool:
+    """Whether ``value`` is a real number (not a bool) >= 1 that a float holds."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(float(value)) and value >= 1
+    except OverflowError:  # an int beyond float
+        return False
 
 
 def check_background_threshold(value: Any) -> None:

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..config import ModelConfig, NormConfig, WeightConfig, is_background_threshold
-from ._json_record import JsonRecord, as_lists, as_tuples, data_fields, read_key
+from ._json_record import JsonRecord, data_fields, read_key
+from .training_run import TrainingRun
 
 if TYPE_CHECKING:
     from .model import UNet
@@ -46,112 +47,6 @@ FILE_KEYS = ("format_version", "package_version", "model_config")
 TEST_TIME_TRANSFORM_SETS = ("dihedral", "rotations")
 """Names of the test-time transform sets a checkpoint may ask for
 (:data:`napari_unet.core.engine.TEST_TIME_TRANSFORMS` holds the transforms)."""
-
-
-@dataclass(frozen=True)
-class TrainingRun(JsonRecord):
-    """One entry of ``training_history``: a finished run, as recorded by
-    :func:`~napari_unet.training.history.record_run` (and the Fine-tune widget).
-
-    Fields are None when the entry does not have them (older versions recorded fewer:
-    no ``bn_recalibration_passes``, ``kept_weights_iteration``, ``kept_smoothed_loss``
-    or ``distilled``). The three option groups are kept as the dicts they were recorded
-    as: a run of an older version may hold options this version names differently
-    (:attr:`weights` reads ``weight_config`` as a :class:`WeightConfig`).
-
-    Attributes
-    ----------
-    date : str
-        When the run ended (ISO 8601, UTC).
-    iterations : int
-        Iterations run.
-    seconds : float
-        How long it ran.
-    bn_recalibration_passes : int
-        Passes over the data that re-estimated batch-norm statistics afterwards.
-    final_smoothed_loss, kept_smoothed_loss : float
-        The smoothed loss at the end, and that of the weights kept.
-    kept_weights_iteration : int
-        The iteration whose weights were kept.
-    distilled : bool
-        Whether the run was distilled from the starting model.
-    annotated_pixels : dict of str to int
-        Annotated pixels per label value (the keys are the values as text).
-    images : tuple of tuple of int
-        The shape of each training image.
-    train_config, augment_config, weight_config : dict
-        The options of the run (:class:`~napari_unet.config.TrainConfig`,
-        :class:`~napari_unet.config.AugmentConfig`, :class:`WeightConfig`), as recorded.
-    image_layer : str
-        The napari layer trained on (runs of the Fine-tune widget).
-    annotated_slices : tuple of tuple of int
-        The planes of a stack that held annotations (runs of the Fine-tune widget).
-    moved_decision : float
-        For a new model whose most probable class found no object after this run: the
-        background probability that its decision was moved to
-        (:mod:`~napari_unet.training.seeding`).
-    image_skewness : float or None
-        The median skewness of the training images' intensities
-        (:func:`~napari_unet.core.contrast.training_skewness`): Predict notes an image
-        skewed the other way (:func:`~napari_unet.core.contrast.contrast_note`).
-    extra : dict
-        Keys this version does not know, kept as read.
-    key_order : tuple of str
-        The order of the keys as read, so that :meth:`to_dict` writes them back in it
-        (empty: the fields' order).
-    """
-
-    date: str | None = None
-    iterations: int | None = None
-    seconds: float | None = None
-    bn_recalibration_passes: int | None = None
-    final_smoothed_loss: float | None = None
-    kept_weights_iteration: int | None = None
-    kept_smoothed_loss: float | None = None
-    distilled: bool | None = None
-    annotated_pixels: dict[str, int] | None = None
-    images: tuple[tuple[int, ...], ...] | None = None
-    train_config: dict[str, Any] | None = None
-    augment_config: dict[str, Any] | None = None
-    weight_config: dict[str, Any] | None = None
-    image_layer: str | None = None
-    annotated_slices: tuple[tuple[int, ...], ...] | None = None
-    moved_decision: float | None = None
-    image_skewness: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainingRun:
-        """Read a recorded entry (values as recorded, lists as tuples)."""
-        known = data_fields(cls)
-        typed = {key: copy.deepcopy(value) for key, value in values.items() if key in known}
-        for key in ("images", "annotated_slices"):
-            if key in typed:
-                typed[key] = as_tuples(typed[key])
-        extra = {key: copy.deepcopy(value) for key, value in values.items() if key not in known}
-        return cls(**typed, extra=extra, key_order=tuple(values))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The entry as JSON values: the keys read, in their order (None kept), then the rest."""
-        return self._ordered()
-
-    def _values(self) -> dict[str, Any]:
-        return {
-            name: as_lists(copy.deepcopy(getattr(self, name)))
-            for name in data_fields(type(self))
-            if getattr(self, name) is not None or name in self.key_order
-        }
-
-    @property
-    def weights(self) -> WeightConfig | None:
-        """``weight_config`` as a :class:`WeightConfig`; None if missing or not valid."""
-        if not isinstance(self.weight_config, Mapping):
-            return None
-        try:
-            return WeightConfig.from_dict(dict(self.weight_config))
-        except (TypeError, ValueError):  # e.g. sigma = 0, which older versions accepted
-            return None
 
 
 @dataclass(frozen=True)
@@ -293,6 +188,15 @@ class ModelMetadata(JsonRecord):
         """
         return self._ordered()
 
+    def _ordered(self) -> dict[str, Any]:
+        """:meth:`JsonRecord._ordered`; a normalisation kept as read (one written before
+        ``clip`` existed, or of an unexpected form) only while it is unchanged."""
+        values = super()._ordered()
+        as_read = self.extra.get("normalization")
+        if "normalization" in self.extra and _norm_or_default(as_read) != self.normalization:
+            values["normalization"] = self.normalization.to_dict()
+        return values
+
     def to_header(self) -> dict[str, Any]:
         """The JSON object a checkpoint stores: :meth:`to_dict`, then those of
         :data:`FILE_KEYS` that are set."""
@@ -340,14 +244,9 @@ class ModelMetadata(JsonRecord):
 
 
 def trained_description(before: str | None, trained_on: str, new: bool = False) -> str:
-    """A trained model's description, from the one it had (``before``).
-
-    A new model (or one still described as freshly initialised) was trained from
-    scratch; a trained one keeps its description and adds what it was fine-tuned on.
-    Used by ``napari-unet train`` (unless ``--description`` is given) and by the
-    Fine-tune widget; a description that already ends with ``trained_on`` is kept, so
-    repeated runs on the same image do not repeat it.
-    """
+    """A trained model's description from the one it had (``before``): "trained from
+    scratch on …" for a new model, else ``before`` with "; fine-tuned on …" added once
+    (``napari-unet train`` unless ``--description`` is given, the Fine-tune widget)."""
     if new or not before or before == ModelMetadata.description:
         return f"U-Net trained from scratch on {trained_on}"
     if before.endswith(f" on {trained_on}"):
@@ -367,6 +266,13 @@ def _norm(raw: Any) -> tuple[NormConfig, Any]:
         raise TypeError("not an object")
     norm = NormConfig.from_dict(dict(raw) if raw is not None else None)
     return norm, norm.to_dict()
+
+
+def _norm_or_default(raw: Any) -> NormConfig:
+    try:
+        return _norm(raw)[0]
+    except (TypeError, ValueError):
+        return NormConfig()
 
 
 def _threshold(raw: Any) -> tuple[float, Any]:

@@ -65,10 +65,11 @@ def uncertainty(probabilities: np.ndarray, class_axis: int = 0) -> np.ndarray:
         )
     total = probabilities.sum(axis=0)
     if not np.allclose(total, 1.0, atol=1e-2):
+        stack = class_axis == 0 and probabilities.ndim == 4  # perhaps (Z, C, Y, X)
+        hint = "; a stack's (Z, C, Y, X) from predict_stack needs class_axis=1" if stack else ""
         raise ValueError(
             f"the probabilities do not sum to 1 over axis {class_axis} (sums "
-            f"{float(total.min()):.3g} to {float(total.max()):.3g}); a stack's (Z, C, Y, X) "
-            "from predict_stack needs class_axis=1"
+            f"{float(np.nanmin(total)):.3g} to {float(np.nanmax(total)):.3g}){hint}"
         )
     clipped = np.clip(probabilities, 1e-12, 1.0)
     entropy = -(probabilities * np.log(clipped)).sum(axis=0)

@@ -82,7 +82,7 @@ _CHANNEL_LETTERS = ("C", "S")
 class ChannelCountError(ValueError):
     """An image whose channels the model cannot take: ``found`` of them for ``expected``."""
 
-    def __init__(self, message: str, found: int, expected: int) -> None:
+    def __init__(self, message: str, found: int = 0, expected: int = 0) -> None:
         super().__init__(message)
         self.found, self.expected = found, expected
 

@@ -257,7 +257,8 @@ def _napari_unet_weights(path: Path, descr: Any) -> tuple[Any, dict[str, Any]]:
     Raises
     ------
     CheckpointError
-        Not a model exported by napari-unet, or its metadata is not a mapping.
+        Not a model exported by napari-unet, its metadata is not a mapping, or its
+        preprocessing is not napari-unet's (a clip step not symmetric about 0).
     """
     weights = descr.weights.pytorch_state_dict
     stored = (descr.config.model_extra or {}).get(CONFIG_KEY)
@@ -270,7 +271,12 @@ def _napari_unet_weights(path: Path, descr: Any) -> tuple[Any, dict[str, Any]]:
         )
     if stored is not None and not isinstance(stored, dict):
         raise CheckpointError(f"{path}: its config {CONFIG_KEY} must be a mapping")
-    return weights, dict(stored) if stored is not None else _metadata_from_description(descr)
+    if stored is not None:
+        return weights, dict(stored)
+    try:
+        return weights, _metadata_from_description(descr)
+    except ValueError as error:  # preprocessing napari-unet cannot do the same way
+        raise CheckpointError(f"{path}: {error}") from None
 
 
 def _open_package(path: Path) -> zipfile.ZipFile:
@@ -331,13 +337,23 @@ def _metadata_from_description(descr: Any) -> dict[str, Any]:
     for step in descr.inputs[0].preprocessing:
         if step.id == "scale_range":
             low, high = step.kwargs.min_percentile, step.kwargs.max_percentile
-        if step.id == "clip" and step.kwargs.max is not None:
-            clip = step.kwargs.max
+        if step.id == "clip":
+            clip = _symmetric_clip(step.kwargs.min, step.kwargs.max)
     metadata["normalization"] = NormConfig(low=low, high=high, clip=clip).to_dict()
     for axis in descr.outputs[0].axes:
         if axis.type == "channel":
             metadata["class_names"] = list(axis.channel_names)
     return metadata
+
+
+def _symmetric_clip(low: Any, high: Any) -> float:
+    """The ``clip`` of a package's clip step, which napari-unet applies as [-clip, clip]."""
+    if low is None or high is None or low != -high:
+        raise ValueError(
+            f"its clip step [{low}, {high}] is not symmetric about 0, as napari-unet's "
+            "normalisation clips; run it with bioimageio.core"
+        )
+    return float(high)
 
 
 def _default_name(info: ModelMetadata) -> str:
