@@ -6,7 +6,7 @@ One ``.safetensors`` file. Tensors: the model's ``state_dict`` (float32, or
 float16 when saved with ``half=True``; always loaded as float32). The header's
 ``__metadata__`` holds one key, ``"napari_unet"``, whose value is a JSON object::
 
-    {"format_version": 1, "package_version": "0.1.0",
+    {"format_version": 1, "package_version": "0.2.0",
      "model_config": {...ModelConfig...}, "normalization": {...NormConfig...},
      "class_names": ["background", "foreground"], "description": "...",
      "trained_on": "...", "parent": null, "training_history": [...], ...}
