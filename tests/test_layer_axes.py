@@ -163,3 +163,21 @@ def test_a_channel_count_error_survives_pickling():
 
     error = pickle.loads(pickle.dumps(ChannelCountError("two for one", 2, 1)))
     assert (str(error), error.found, error.expected) == ("two for one", 2, 1)
+
+
+def test_geometry_of_rgb_stack_and_channel_images():
+    import napari
+
+    from napari_unet._widgets._layers import ImageGeometry, annotated_planes
+
+    rgb = napari.layers.Image(np.zeros((4, 32, 48, 3)), rgb=True)
+    geometry = ImageGeometry.of(rgb, in_channels=1)
+    assert geometry.spatial_shape == (4, 32, 48) and geometry.leading_shape == (4,)
+    assert geometry.read_plane(rgb.data, (1,), 1).shape == (1, 32, 48)
+    channels = napari.layers.Image(np.zeros((2, 5, 32, 48)))
+    geometry = ImageGeometry.of(channels, in_channels=2)
+    assert geometry.channel_axis == 0 and geometry.spatial_shape == (5, 32, 48)
+    assert geometry.read_plane(channels.data, (3,), 2).shape == (2, 32, 48)
+    labels = np.zeros((3, 2, 8, 8), np.uint8)
+    labels[1, 0, 2, 2] = labels[2, 1, 0, 0] = 1
+    assert annotated_planes(labels, 2) == [(1, 0), (2, 1)]

@@ -20,7 +20,7 @@ from napari_unet._widgets import (
     model_state,
 )
 from napari_unet._widgets._finetune_job import TRAINING_STARTS, FinetuneUpdate
-from napari_unet._widgets._layers import OUTPUT_KEY, ImageGeometry, annotated_planes
+from napari_unet._widgets._layers import OUTPUT_KEY, ImageGeometry
 from napari_unet._widgets._model import FROM_FILE
 from napari_unet.config import ModelConfig, WeightConfig
 from napari_unet.core.checkpoint import new_model
@@ -291,20 +291,6 @@ def test_stack_trains_on_annotated_slices_and_previews_the_slice_in_view(qtbot, 
     run(qtbot, finetune, finetune.start_finetune)
     preview = viewer.layers["stack preview"].data  # the last run's slice 1 is cleared
     assert preview[0].any() and not preview[1].any() and not preview[2].any()
-
-
-def test_geometry_of_rgb_stack_and_channel_images():
-    rgb = napari.layers.Image(np.zeros((4, 32, 48, 3)), rgb=True)
-    geometry = ImageGeometry.of(rgb, in_channels=1)
-    assert geometry.spatial_shape == (4, 32, 48) and geometry.leading_shape == (4,)
-    assert geometry.read_plane(rgb.data, (1,), 1).shape == (1, 32, 48)
-    channels = napari.layers.Image(np.zeros((2, 5, 32, 48)))
-    geometry = ImageGeometry.of(channels, in_channels=2)
-    assert geometry.channel_axis == 0 and geometry.spatial_shape == (5, 32, 48)
-    assert geometry.read_plane(channels.data, (3,), 2).shape == (2, 32, 48)
-    labels = np.zeros((3, 2, 8, 8), np.uint8)
-    labels[1, 0, 2, 2] = labels[2, 1, 0, 0] = 1
-    assert annotated_planes(labels, 2) == [(1, 0), (2, 1)]
 
 
 def test_separate_docks_share_one_model_go_back_and_let_go(
