@@ -110,8 +110,9 @@ def test_bundled_nuclei_model_reads_runs_of_an_older_version():
     assert all(type(run.iterations) is int for run in runs)
 
 
-def test_a_normalisation_kept_as_read_gives_way_to_a_change():
-    """A header written before ``clip`` existed is written back as read, until changed."""
+def test_a_value_kept_as_read_gives_way_to_a_change():
+    """A header written before ``clip`` existed is written back as read, until changed;
+    so is any typed key of an unexpected form."""
     header = {"normalization": {"low": 1.0, "high": 99.8}}
     info = ModelMetadata.from_dict(header)
     assert info.to_dict()["normalization"] == {"low": 1.0, "high": 99.8}  # as read
@@ -119,6 +120,10 @@ def test_a_normalisation_kept_as_read_gives_way_to_a_change():
     assert changed.to_dict()["normalization"] == {"low": 1.0, "high": 99.8, "clip": None}
     odd = ModelMetadata.from_dict({"normalization": [1, 99]})  # unreadable: the default
     assert odd.to_dict()["normalization"] == [1, 99]
+    text = ModelMetadata.from_dict({"background_threshold": "0.85"})  # any key kept as read
+    assert text.to_dict()["background_threshold"] == "0.85"
+    calibrated = text.replace(background_threshold=0.8)  # e.g. a fine-tune's calibration
+    assert calibrated.to_dict()["background_threshold"] == 0.8
 
 
 def test_an_old_format_header_loads_and_saves_as_before(tmp_path):

@@ -1,7 +1,8 @@
 """A JSON object read into a frozen dataclass's typed fields and written back unchanged.
 
 The machinery of :mod:`napari_unet.core.metadata`: :class:`JsonRecord` writes the typed
-fields back in the order the keys were read, with the keys it does not type (``extra``);
+fields back in the order the keys were read, with the keys it does not type (``extra``)
+and typed ones as read while the field still holds what was read of them (``read_as``);
 :func:`read_key` reads one key with a parser and keeps a value it cannot type as read.
 """
 
@@ -20,6 +21,7 @@ class JsonRecord:
 
     extra: dict[str, Any]
     key_order: tuple[str, ...]
+    read_as: dict[str, Any]  # the typed values of the keys ``extra`` keeps as read
 
     def _values(self) -> dict[str, Any]:
         """The JSON values of the typed fields that are written (in the fields' order)."""
@@ -27,7 +29,12 @@ class JsonRecord:
 
     def _ordered(self) -> dict[str, Any]:
         values = self._values()
-        values.update(copy.deepcopy(self.extra))  # unknown keys, and typed ones as read
+        kept = {  # unknown keys, and typed ones as read while their typed value is unchanged
+            key: value
+            for key, value in self.extra.items()
+            if key not in self.read_as or getattr(self, key) == self.read_as[key]
+        }
+        values.update(copy.deepcopy(kept))
         order = [key for key in self.key_order if key in values]
         order += [key for key in values if key not in self.key_order]
         return {key: values[key] for key in order}
@@ -38,7 +45,8 @@ class JsonRecord:
 
 def data_fields(cls: type) -> tuple[str, ...]:
     """The names of the fields that hold JSON keys, in their order."""
-    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("extra", "key_order"))
+    bookkeeping = ("extra", "key_order", "read_as")
+    return tuple(f.name for f in dataclasses.fields(cls) if f.name not in bookkeeping)
 
 
 def read_key(

@@ -102,7 +102,9 @@ class ModelMetadata(JsonRecord):
         not "dihedral" or when the metadata read held it.
     extra : dict
         Keys this version does not type (e.g. ``selected_on``), and values of typed keys
-        that are not of the expected form, kept as read and written back unchanged.
+        that are not of the expected form (or lack a newer field, as a ``normalization``
+        written before ``clip``), kept as read and written back unchanged while the typed
+        field still holds what was read of them (``read_as``).
     key_order : tuple of str
         Order of the keys as read (``model.metadata``'s, without :data:`FILE_KEYS`).
     """
@@ -123,6 +125,7 @@ class ModelMetadata(JsonRecord):
     test_time_transforms: str = "dihedral"
     extra: dict[str, Any] = field(default_factory=dict)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    read_as: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def new(cls, config: ModelConfig | None = None) -> ModelMetadata:
@@ -174,7 +177,8 @@ class ModelMetadata(JsonRecord):
             {key: copy.deepcopy(value) for key, value in merged.items() if key not in known}
         )
         order = tuple(key for key in merged if key not in FILE_KEYS)
-        return cls(model_config=config, **typed, extra=extra, key_order=order)
+        read_as = {key: typed[key] for key in extra if key in typed}
+        return cls(model_config=config, **typed, extra=extra, key_order=order, read_as=read_as)
 
     @classmethod
     def of(cls, model: UNet) -> ModelMetadata:
@@ -187,15 +191,6 @@ class ModelMetadata(JsonRecord):
         Without :data:`FILE_KEYS` (see :meth:`to_header`); ``source`` only when set.
         """
         return self._ordered()
-
-    def _ordered(self) -> dict[str, Any]:
-        """:meth:`JsonRecord._ordered`; a normalisation kept as read (one written before
-        ``clip`` existed, or of an unexpected form) only while it is unchanged."""
-        values = super()._ordered()
-        as_read = self.extra.get("normalization")
-        if "normalization" in self.extra and _norm_or_default(as_read) != self.normalization:
-            values["normalization"] = self.normalization.to_dict()
-        return values
 
     def to_header(self) -> dict[str, Any]:
         """The JSON object a checkpoint stores: :meth:`to_dict`, then those of
@@ -266,13 +261,6 @@ def _norm(raw: Any) -> tuple[NormConfig, Any]:
         raise TypeError("not an object")
     norm = NormConfig.from_dict(dict(raw) if raw is not None else None)
     return norm, norm.to_dict()
-
-
-def _norm_or_default(raw: Any) -> NormConfig:
-    try:
-        return _norm(raw)[0]
-    except (TypeError, ValueError):
-        return NormConfig()
 
 
 def _threshold(raw: Any) -> tuple[float, Any]:

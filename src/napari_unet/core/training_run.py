@@ -68,6 +68,9 @@ class TrainingRun(JsonRecord):
     key_order : tuple of str
         The order of the keys as read, so that :meth:`to_dict` writes them back in it
         (empty: the fields' order).
+    read_as : dict
+        Empty: no typed key is kept as read (see
+        :class:`~napari_unet.core._json_record.JsonRecord`).
     """
 
     date: str | None = None
@@ -89,6 +92,7 @@ class TrainingRun(JsonRecord):
     image_skewness: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     key_order: tuple[str, ...] = field(default=(), compare=False, repr=False)
+    read_as: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> TrainingRun:
