@@ -85,6 +85,16 @@ def test_watershed_splits_touching_discs():
     assert np.all(labels[mask == 2] > 0) and np.all(labels[mask == 1] == 0)
 
 
+def test_watershed_never_joins_objects_that_touch_only_at_a_corner():
+    """Seeds of two 4-connected objects meeting at a corner were numbered together."""
+    mask = np.ones((12, 12), np.uint8)
+    mask[1:6, 1:6] = mask[6:11, 6:11] = 2  # (5, 5) and (6, 6) touch diagonally
+    mask[0, 11] = mask[1, 10] = 2  # two single pixels, diagonal too
+    labels = instance_labels(mask, method="watershed", min_size=0, connectivity=1)
+    assert labels.max() == 4
+    assert len({labels[3, 3], labels[8, 8], labels[0, 11], labels[1, 10]}) == 4
+
+
 def test_instance_labels_accepts_probabilities_and_bool():
     foreground = _disc((20, 20), (10, 10), 5)
     probabilities = np.stack([~foreground, foreground]).astype(np.float32)

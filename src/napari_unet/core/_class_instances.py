@@ -79,5 +79,10 @@ def distance_watershed(region: np.ndarray, min_distance: int, connectivity: int)
     for position, found in zip(deepest, np.atleast_1d(has_peak)):
         if not found:
             peak_mask[position] = True
-    markers, _ = ndimage.label(peak_mask, structure=_structure(2))
+    markers, _ = ndimage.label(peak_mask, structure=_structure(2))  # a plateau: one marker
+    # a marker across two components (touching at a corner only) is one per component
+    pairs = np.where(
+        peak_mask, markers.astype(np.int64) * (n_components + 1) + region_components, 0
+    )
+    markers = np.unique(pairs, return_inverse=True)[1].reshape(pairs.shape)  # 0 stays 0
     return watershed(-distance, markers, mask=region, connectivity=connectivity)
