@@ -153,6 +153,16 @@ def test_explicit_instances_separate_touching_objects_of_one_class():
     np.testing.assert_array_equal(with_instances[labels == 2], plain[labels == 2])
 
 
+def test_touching_objects_of_two_classes_are_two_objects_by_default():
+    labels = np.ones((20, 30), np.int32)
+    labels[5:15, 3:14], labels[5:15, 14:25] = 2, 3  # touching along a column
+    per_class = np.where(labels >= 2, labels - 1, 0)
+    config = WeightConfig(class_balance=False)
+    default = weight_map(labels, config, n_classes=3)
+    np.testing.assert_array_equal(default, weight_map(labels, config, instances=per_class))
+    assert default[4, 14] > 9  # beside the junction, between two objects: w0 · exp(-1 / 50)
+
+
 def test_separate_touching_squares():
     instances = np.zeros((20, 20), np.uint16)
     instances[3:10, 3:10] = 4

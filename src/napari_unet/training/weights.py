@@ -82,9 +82,9 @@ def weight_map(
         ``WeightConfig()`` (w0 = 10, sigma = 5, class balance on, the paper's values).
     instances : ndarray of int, shape (Y, X), optional
         Object ids (0 = no object) used for ``d1`` and ``d2``. By default the
-        4-connected components of the foreground (``labels >= 2``), which merges
-        touching objects of the same class; pass explicit instances to keep them
-        apart.
+        4-connected components of each foreground class (``labels == k``, k >= 2),
+        which merges touching objects of the same class; pass explicit instances to
+        keep them apart.
     n_classes : int, optional
         The model's number of classes, when the labels are for one: a label above it
         raises ``ValueError``. Without it, labels with more than 16 foreground classes
@@ -125,9 +125,14 @@ def weight_map(
 def _objects_of(labels: np.ndarray, instances: np.ndarray | None) -> np.ndarray:
     """The object ids (Y, X) :func:`weight_map` measures ``d1`` and ``d2`` to:
     ``instances``, checked to have ``labels``' shape, or by default the 4-connected
-    components of the foreground (``labels >= 2``)."""
+    components of each foreground class (``labels == k``, k >= 2): touching objects of one
+    class are one object, of two classes two, as :func:`~napari_unet.core.postprocess.
+    instance_labels` draws them."""
     if instances is None:
-        components, _ = ndimage.label(labels >= 2)
+        components = np.zeros(labels.shape, np.int64)
+        for value in np.unique(labels[labels >= 2]):
+            part, _ = ndimage.label(labels == value)
+            components[part > 0] = part[part > 0] + components.max()
         return components
     instances = np.asarray(instances)
     if instances.shape != labels.shape:
