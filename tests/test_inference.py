@@ -57,6 +57,17 @@ def test_every_pixel_written_once():
         predict(np.ones((77, 45)), model, tile_size=48, out=np.zeros((2, 45, 77), np.float32))
 
 
+def test_a_model_in_train_mode_stays_in_train_mode_even_when_stopped():
+    model = seeded_unet(depth=2).train()
+    probabilities = predict(np.ones((40, 40)), model)
+    assert model.training and probabilities.shape == (2, 40, 40)
+    with pytest.raises(Cancelled):
+        predict(np.ones((40, 40)), model, stop=lambda: True)
+    assert model.training
+    predict(np.ones((40, 40)), model.eval())
+    assert not model.training
+
+
 def test_same_padding_tiled_within_documented_tolerance():
     model = seeded_unet(depth=3, padding="same", batch_norm=True)
     image = np.random.default_rng(3).normal(size=(130, 90)).astype(np.float32)

@@ -166,6 +166,8 @@ def iter_predict(
     image : array-like, (Y, X) or (C, Y, X)
         Any numeric dtype; numpy, memory map, zarr or dask (read tile by tile).
     model : UNet
+        Moved to the device (where it stays) and run in eval mode; its train or eval
+        mode is given back at the end (also when stopped or failed).
     out : array-like, (n_classes, Y, X), float32
         Written tile by tile; every pixel exactly once.
     config, tile_size, batch_size, device, test_time_augmentation, engine
@@ -176,18 +178,22 @@ def iter_predict(
     settings = keyword_settings(config, tile_size, batch_size, device, test_time_augmentation)
     image = as_array(image)
     check_channels(image, model)
+    was_training = model.training
     plan = _plan(image, model, settings, engine)
     tiles = plan.tiles
     done = released_rows = 0
-    yield Progress(0, len(tiles))
-    for first in range(0, len(tiles), settings.batch_size):
-        if is_stopped(stop):
-            raise Cancelled("prediction cancelled")
-        batch = tiles[first : first + settings.batch_size]
-        _predict_batch(image, model, out, batch, plan, stop=stop, engine=engine)
-        done += len(batch)
-        released_rows = release_finished(out, tiles, done, released_rows)
-        yield Progress(done, len(tiles))
+    try:
+        yield Progress(0, len(tiles))
+        for first in range(0, len(tiles), settings.batch_size):
+            if is_stopped(stop):
+                raise Cancelled("prediction cancelled")
+            batch = tiles[first : first + settings.batch_size]
+            _predict_batch(image, model, out, batch, plan, stop=stop, engine=engine)
+            done += len(batch)
+            released_rows = release_finished(out, tiles, done, released_rows)
+            yield Progress(done, len(tiles))
+    finally:
+        model.train(was_training)  # a script's training between predictions goes on as it was
 
 
 class _Plan(NamedTuple):
@@ -281,6 +287,7 @@ def predict(
         the whole image with the model's stored normalisation; mirrored at the
         borders.
     model : UNet
+        Moved to the device, where it stays; its train or eval mode is kept.
     config : PredictConfig, optional
         The prediction options (its post-processing fields are not used here). None:
         :data:`KEYWORD_DEFAULTS`, i.e. the keyword defaults below. Each keyword

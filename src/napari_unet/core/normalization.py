@@ -47,7 +47,8 @@ def normalization_stats(
     Returns
     -------
     offset, scale : numpy.ndarray, (C,) float64
-        ``normalised = (image - offset) / scale``. A constant channel gets scale 1.
+        ``normalised = (image - offset) / scale``. A constant channel (high = low) gets
+        scale max(|high|, 1).
         Kept in float64 so that wide types (uint32, int64, float64) with a large
         offset keep their contrast (see :func:`normalize`).
     """
