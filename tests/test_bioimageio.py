@@ -15,6 +15,7 @@ from napari_unet.cli import main
 from napari_unet.core.checkpoint import CheckpointError, new_model
 from napari_unet.io.bioimageio import (
     ARCHITECTURE_CALLABLE,
+    CONFIG_KEY,
     export_bioimageio,
     is_bioimageio_package,
     load_bioimageio,
@@ -123,6 +124,15 @@ def test_loaded_package_predicts_like_the_original(nuclei_zip):
     assert difference < 1e-4
 
 
+def test_the_package_keeps_the_parent_files_name_not_its_folders(tmp_path):
+    model = nu.load_model("nuclei")
+    model.metadata["parent"] = "/home/me/lab/cells.safetensors as it was before this run"
+    path = export_bioimageio(model, tmp_path / "cells.zip", authors=["Test Author"])
+    stored = _read_rdf(path)["config"][CONFIG_KEY]
+    assert stored["parent"] == "cells.safetensors as it was before this run"
+    assert "source" not in stored and str(tmp_path) not in str(_read_rdf(path))
+
+
 def test_same_padding_model_describes_its_halo_and_round_trips(tmp_path, keep_global_rng):
     """Also the architecture file's other branches: batch norm, bilinear up-sampling."""
     config = nu.ModelConfig(
@@ -229,6 +239,18 @@ def test_the_package_readme_says_what_napari_unet_adds_to_the_network():
     plain.metadata.update(background_threshold=0.82, close_gaps=False)  # a new model's rules
     text = _readme(plain, plain.info, "n", "nuclei", 188)
     assert "closes gaps" not in text and "exceeds 0.82" in text
+
+
+def test_the_package_readme_puts_fine_tunes_before_what_their_start_held_out():
+    from napari_unet.io._bioimageio_rdf import _readme
+
+    em = nu.load_model("em-membranes")
+    held_out = "held out, never used: ISBI slices 17-19"
+    assert f"Trained on: {em.info.trained_on}." in _readme(em, em.info, "em", "EM", 188)
+    em.metadata["training_history"] = [{"iterations": 100, "image_layer": "17"}]
+    text = _readme(em, em.info, "em", "EM", 188)
+    said = "Trained on: strokes on “17” in napari (1 run), fine-tuning a model trained on: "
+    assert said in text and text.index(said) < text.index(held_out)
 
 
 def _sparse_image():

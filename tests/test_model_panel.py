@@ -77,15 +77,15 @@ def test_a_model_trained_only_here_points_to_its_runs_behind_show_details():
     assert "kept loss 0.653 (" in details and "loss 0.66247 (" in details
 
 
-def test_trained_on_names_the_fine_tunes_done_in_napari_after_what_it_was_trained_on():
+def test_trained_on_names_the_fine_tunes_done_in_napari_before_what_their_start_was_trained_on():
     model = load_model("nuclei")
     bundled = model.info.trained_on
     history = model.metadata.setdefault("training_history", [])
     history += [{"iterations": 100, "image_layer": "cells"}] * 2
     history.append({"iterations": 100, "image_layer": "cells 2"})
     summary = describe_model(model, "nuclei (fine-tuned)")
-    runs = "; then fine-tuned in napari on “cells”, “cells 2” (3 runs)"
-    assert f"Trained on: {html.escape(bundled + runs)}" in summary
+    runs = "strokes on “cells”, “cells 2” in napari (3 runs), fine-tuning a model trained on: "
+    assert f"Trained on: {html.escape(runs + bundled)}" in summary  # held out: before the runs
 
 
 def test_going_back_names_the_model_and_when_it_was_kept():

@@ -4,19 +4,27 @@ behind a button, how the model is built and was trained."""
 from __future__ import annotations
 
 import html
+from collections.abc import Iterable
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
+
+import napari
+import numpy as np
 
 from ..core.engine import TEST_TIME_TRANSFORM_WORDS
 from ..core.inference import default_tile_size
-from ..core.metadata import ModelMetadata, TrainingRun
+from ..core.metadata import TrainingRun
 from ..core.model import UNet
-from ._layers import class_colour
+from ..core.trained_on import trained_on_words
+from ._last_mask import continued_masks
+from ._layers import class_colour, is_annotation
 
 
-def describe_model(model: UNet, name: str) -> str:
+def describe_model(model: UNet, name: str, saved_as: Path | None = None) -> str:
     """Rich-text summary of the current model, in a user's words: what it segments, its
-    classes, what it was trained on and what Predict adds for it.
+    classes, what it was trained on and what Predict adds for it; the file it was just
+    saved to (``saved_as``), if it has not changed since.
 
     How it is built and trained is :func:`model_details`'s."""
     info = model.info
@@ -29,9 +37,12 @@ def describe_model(model: UNet, name: str) -> str:
     )
     lines = [
         f"Current model: <b>{html.escape(name)}</b>",
+        f"Saved as “{html.escape(saved_as.name)}” in {html.escape(str(saved_as.parent))}"
+        if saved_as
+        else "",
         html.escape(str(info.description or "")),
         f"Classes (label values): {classes}",
-        f"Trained on: {html.escape(_trained_on(info))}",
+        f"Trained on: {html.escape(trained_on_words(info, more=': Show details'))}",
     ]
     if info.parent:
         lines.append(f"Started from: {html.escape(str(info.parent))}")
@@ -66,6 +77,30 @@ def kept_separations_words(masks: list[str]) -> str:
     )
 
 
+def after_save_words(viewer: napari.Viewer, model: UNet) -> str:
+    """What Save's notice adds: the masks with separations the file does not draw
+    (:func:`kept_separations_words`), the strokes it does not keep
+    (:func:`unsaved_strokes_words`)."""
+    return kept_separations_words(continued_masks(viewer, model)) + unsaved_strokes_words(
+        viewer.layers
+    )
+
+
+def unsaved_strokes_words(layers: Iterable[Any]) -> str:
+    """After Save: the annotation layers holding strokes, which the model's file does not
+    keep; "" when there are none."""
+    names = [
+        layer.name for layer in layers if is_annotation(layer) and np.any(np.asarray(layer.data))
+    ]
+    if not names:
+        return ""
+    listed = ", ".join(f"“{name}”" for name in names)
+    return (
+        f" The strokes are not in the model's file: to paint on later, save {listed} too "
+        "(File → Save Selected Layers, under the name proposed) and open it beside its image."
+    )
+
+
 def model_details(model: UNet) -> str:
     """Rich-text details of a model: architecture, input sizes, its last training runs."""
     return "<br>".join(
@@ -76,37 +111,6 @@ def model_details(model: UNet) -> str:
             _history_text(model.info.training_history),
         ]
     )
-
-
-def _trained_on(info: ModelMetadata) -> str:
-    if info.trained_on:
-        return str(info.trained_on) + _napari_runs(info)
-    if info.training_history:
-        return _strokes_trained_on(info.training_history)
-    return "nothing yet (random weights)"
-
-
-def _strokes_trained_on(history: tuple[TrainingRun, ...]) -> str:
-    """What a model trained only from strokes (no ``trained_on``) learnt from: "strokes on
-    “coins” in napari (2 runs, 353 iterations)"; the runs alone when none names a layer."""
-    layers = [run.image_layer for run in history if run.image_layer]
-    iterations = sum(run.iterations for run in history if isinstance(run.iterations, int))
-    runs = f"{len(history)} run{'s' if len(history) > 1 else ''}, {iterations:,} iterations"
-    if not layers:
-        return f"its training runs only ({runs}: Show details)"
-    names = ", ".join(f"“{name}”" for name in dict.fromkeys(layers))  # escaped by the caller
-    return f"strokes on {names} in napari ({runs})"
-
-
-def _napari_runs(info: ModelMetadata) -> str:
-    """ "; then fine-tuned in napari on “cells” (2 runs)": the Fine-tune widget's runs,
-    which ``trained_on`` (what it was trained on before them) does not name."""
-    layers = [run.image_layer for run in info.training_history if run.image_layer]
-    if not layers:
-        return ""
-    names = ", ".join(f"“{name}”" for name in dict.fromkeys(layers))
-    runs = f"{len(layers)} run{'s' if len(layers) > 1 else ''}"
-    return f"; then fine-tuned in napari on {names} ({runs})"
 
 
 def _history_text(history: tuple[TrainingRun, ...]) -> str:

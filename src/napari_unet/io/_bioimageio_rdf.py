@@ -6,6 +6,7 @@ so it is only imported when a package is written.
 
 from __future__ import annotations
 
+import re
 import shutil
 import warnings
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from .. import __version__
 from ..core.engine import TEST_TIME_TRANSFORM_WORDS
 from ..core.metadata import ModelMetadata
 from ..core.model import UNet
+from ..core.trained_on import trained_on_words
 from ._bioimageio_unet import UNetProbabilities
 from .bioimageio import (
     ARCHITECTURE_CALLABLE,
@@ -128,7 +130,7 @@ A U-Net (Ronneberger, Fischer and Brox 2015) exported by napari-unet {__version_
 
 {_postprocessing(info)}## Training
 
-Trained on: {info.trained_on or "not recorded"}.
+Trained on: {trained_on_words(info)}.
 Training runs recorded: {len(history)}. The full record is in `rdf.yaml` under
 `config: {CONFIG_KEY}`.
 
@@ -214,7 +216,8 @@ def model_description(
     test_size = int(np.load(files["test_input"], mmap_mode="r").shape[-1])
     readme = _readme(model, metadata, name, description, test_size)
     files["readme"].write_text(readme, encoding="utf-8")
-    stored = metadata.replace(source=None).to_dict()  # where it was loaded from: not shared
+    # where it was loaded from, and the folders of the file it started from: not shared
+    stored = metadata.replace(source=None, parent=_file_name(metadata.parent)).to_dict()
     stored["model_config"] = model.config.to_dict()
     return spec.ModelDescr(
         name=name,
@@ -237,6 +240,12 @@ def model_description(
             **{CONFIG_KEY: stored},  # type: ignore[arg-type]
         ),
     )
+
+
+def _file_name(parent: str | None) -> str | None:
+    """``parent`` without its folders: "/home/me/cells.safetensors as it was before this run
+    (SHA-256 …)" becomes "cells.safetensors as it was before this run (SHA-256 …)"."""
+    return None if parent is None else re.split(r"[\\/]", parent)[-1]
 
 
 def _input_descr(model: UNet, metadata: ModelMetadata, files: dict[str, Path]) -> Any:
