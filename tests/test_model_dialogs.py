@@ -163,11 +163,12 @@ def test_save_says_which_masks_keep_separations_the_file_alone_does_not_draw(
     own = viewer.add_labels(np.zeros((8, 8), np.uint8), name="discs mask")
     remember_model(own, lineage(model), continued=False)
     assert widget.model.save(tmp_path / "a") is not None
-    assert notifications[-1].message.endswith("a.safetensors.")  # its own mask: nothing kept
+    said = notifications[-1].message  # its own mask: nothing kept
+    assert said.endswith(f"“a.safetensors” in {tmp_path}.")
     remember_model(own, lineage(model), continued=True)  # predicted after a fine-tune
     other = viewer.add_labels(np.zeros((8, 8), np.uint8), name="other mask")
     remember_model(other, ["another model"], continued=True)
     assert widget.model.save(tmp_path / "b") is not None
     said = notifications[-1].message
-    assert "b.safetensors. “discs mask” also keeps separations of the mask before" in said
+    assert f"“b.safetensors” in {tmp_path}. “discs mask” also keeps separations" in said
     assert "“other mask”" not in said and "File → Save Selected Layers" in said

@@ -177,3 +177,20 @@ def test_saving_as_pt_writes_a_safetensors_file_of_that_name(dock, tmp_path):
     written = widget.model.save(tmp_path / "mine.pt")
     assert written == tmp_path / "mine.safetensors" and written.is_file()
     assert widget.model.save(tmp_path / "mine.v2") == tmp_path / "mine.v2.safetensors"
+
+
+def test_save_names_the_file_in_the_panel_and_says_the_strokes_are_not_in_it(
+    qtbot, dock, tmp_path, notifications
+):
+    viewer, widget = dock
+    panel = widget.model
+    panel.save(tmp_path / "mine.safetensors")
+    assert f"Saved as “mine.safetensors” in {tmp_path}" in panel.info.text()
+    assert "strokes" not in str(notifications[-1].message)  # none painted
+    annotate(viewer, widget)
+    panel.save(tmp_path / "mine.safetensors")
+    said = str(notifications[-1].message)
+    assert said.startswith(f"Saved the model as “mine.safetensors” in {tmp_path}.")
+    assert "save “discs annotations” too" in said
+    run(qtbot, widget.finetune, widget.finetune.start_finetune)  # the model changed since
+    assert "Saved as" not in panel.info.text()

@@ -25,8 +25,7 @@ from ..core.checkpoint import (
 )
 from ..core.model import UNet
 from ._folders import dialog_folder
-from ._last_mask import continued_masks
-from ._model_text import describe_model, kept_separations_words, model_details
+from ._model_text import after_save_words, describe_model, model_details
 from ._state import (
     DEFAULT_NEW_CONFIG,
     FINE_TUNED_MARK,
@@ -143,6 +142,8 @@ class ModelWidget(QWidget):
         self.save_button.changed.connect(self._ask_and_save)
         self.back_button.changed.connect(self.go_back)
         self.details_button.changed.connect(self._toggle_details)
+        self._saved_as: Path | None = None  # the file the current model was last saved to
+        self.state.model_changed.connect(self._forget_saved)  # first: refresh_info reads it
         self.state.model_changed.connect(self.refresh_info)
         self.state.history_changed.connect(self._update_buttons)
         self.state.busy_changed.connect(self._update_buttons)
@@ -260,9 +261,14 @@ class ModelWidget(QWidget):
             show_error(f"Could not save the model: {error}. Choose a folder you can write to.")
             return None
         self.state.last_folder = written.parent
-        kept = kept_separations_words(continued_masks(self.viewer, self.state.model))
-        show_info(f"Saved the model to {written}.{kept}")
+        self._saved_as = written
+        self.refresh_info()
+        more = after_save_words(self.viewer, self.state.model)
+        show_info(f"Saved the model as “{written.name}” in {written.parent}.{more}")
         return written
+
+    def _forget_saved(self, *_: Any) -> None:
+        self._saved_as = None  # another model, or this one changed since
 
     def _ask_and_save(self, *_: Any) -> None:
         folder = self.dialog_folder(writable=True)
@@ -309,7 +315,7 @@ class ModelWidget(QWidget):
     # ---- display -------------------------------------------------------------
     def refresh_info(self, *_: Any) -> None:
         """Describe the current model: what it does, then (behind a button) how it is built."""
-        self.info.setText(describe_model(self.state.model, self.state.name))
+        self.info.setText(describe_model(self.state.model, self.state.name, self._saved_as))
         self.details.setText(model_details(self.state.model))
         self._select_current_source()
         self._update_buttons()
