@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from napari.utils.colormaps.standardize_color import transform_color
 
 from helpers import annotate, discs_image, run, tiny_model
-from napari_unet._widgets._layers import ANNOTATION_BRUSH_SIZE, is_annotation
+from napari_unet._widgets._layers import ANNOTATION_BRUSH_SIZE, class_colour, is_annotation
 
 pytestmark = pytest.mark.gui
 
@@ -86,3 +87,29 @@ def test_a_new_annotation_layer_starts_with_a_thin_brush_that_the_user_can_chang
     layer.brush_size = 7
     assert widget.annotate.create_annotation_layer() is layer
     assert layer.brush_size == 7  # the user's choice stays
+
+
+def test_strokes_saved_and_opened_again_are_the_images_strokes_not_a_ground_truth(qtbot, dock):
+    """napari's File → Save keeps no layer metadata: the strokes come back as a plain
+    Labels layer named "<image> annotations" (the name Save proposes for the file)."""
+    viewer, widget = dock
+    painted = np.array(annotate(viewer, widget).data)
+    viewer.layers.remove("discs annotations")
+    truth = viewer.add_labels((discs_image() > 0.5).astype(np.uint8), name="truth")
+    evaluation = widget.predict.evaluation
+    assert evaluation.truth_picker.layer is truth
+    reopened = viewer.add_labels(painted, name="discs annotations")  # no mark, 10 px brush
+    viewer.layers.selection.active = truth
+    viewer.layers.selection.active = reopened  # selected to paint on: followed as strokes only
+    assert evaluation.truth_picker.layer is truth
+    assert widget.finetune.annotation_picker.layer is reopened
+    assert widget.annotate.annotation_layer is reopened
+    assert widget.annotate.create_annotation_layer() is reopened  # marked, dressed, not a new one
+    assert is_annotation(reopened) and reopened.brush_size == ANNOTATION_BRUSH_SIZE
+    assert np.allclose(reopened.colormap.map(2), transform_color(class_colour(2))[0])
+    np.testing.assert_array_equal(reopened.data, painted)
+    evaluation.truth_picker.combo.value = reopened  # the user's choice: refused for objects
+    evaluation.kind.value = "instances"
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    assert evaluation.run() is None
+    assert "holds strokes" in evaluation.result.text()

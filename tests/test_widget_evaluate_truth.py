@@ -224,3 +224,19 @@ def test_no_object_on_either_side_says_nothing_to_match():
     one = empty.copy()
     one[2:6, 2:6] = 1
     assert format_scores(evaluate(one, one, kind="instances")).startswith("At IoU 0.5: F1 1.000")
+
+
+def test_another_image_gets_its_own_truth_not_the_last_ones_of_the_same_shape(dock):
+    """ISBI's image/00.png, label/00.png, image/05.png, label/05.png open as "00", "00 [1]",
+    "05", "05 [1]": choosing "05" must not keep "00 [1]" as its ground truth."""
+    viewer, widget = dock
+    panel = widget.predict.evaluation
+    for name, seed in (("00", 0), ("05", 1)):
+        viewer.add_image(discs_image(seed=seed), name=name)
+        viewer.add_labels(disc_labels([1] * len(CENTRES)), name=f"{name} [1]")
+    widget.predict.image_picker.combo.value = viewer.layers["00"]
+    assert panel.truth_picker.layer is viewer.layers["00 [1]"]
+    widget.predict.image_picker.combo.value = viewer.layers["05"]
+    assert panel.truth_picker.layer is viewer.layers["05 [1]"]
+    widget.predict.image_picker.combo.value = viewer.layers["discs"]  # no truth named for it
+    assert panel.truth_picker.layer is viewer.layers["05 [1]"]  # kept: nothing closer

@@ -20,7 +20,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._annotation_combo import IMAGE_KEY, annotation_name, annotation_of
+from ._annotation_combo import IMAGE_KEY, annotates, annotation_name, annotation_of
 from ._geometry import ImageGeometry
 from ._layers import (
     ANNOTATION_BRUSH_SIZE,
@@ -104,6 +104,7 @@ class AnnotateWidget(QWidget):
         self._recount_timer.timeout.connect(self._recount_changed)
         self.image_picker.combo.changed.connect(self._follow_image)
         self.state.model_changed.connect(self._build_legend)
+        self.viewer.layers.events.inserted.connect(self._pick_up_added)
         self.viewer.layers.events.removed.connect(self._forget_removed)
         self._build_legend()
         self._follow_image()
@@ -126,12 +127,18 @@ class AnnotateWidget(QWidget):
         if problem:
             show_error(problem)
             return None
-        layer = self._existing(image)
+        layer = annotation_of(self.viewer, image)
         if layer is not None and layer.data.shape != geometry.spatial_shape:
             self._set_aside(layer, geometry.spatial_shape)
             layer = None
         if layer is None:
             layer = self._add_annotation_layer(image, annotation_name(image.name))
+        elif not is_annotation(layer):  # its strokes saved and opened again (saved_strokes)
+            self._mark(layer, image)
+            show_info(
+                f"Using the existing layer “{layer.name}” for the strokes on “{image.name}”: "
+                f"it now has the class colours and a {ANNOTATION_BRUSH_SIZE} px brush."
+            )
         else:
             show_info(f"Using the existing layer “{layer.name}”.")
         self._watch(layer)
@@ -187,41 +194,38 @@ class AnnotateWidget(QWidget):
             name=name,
             scale=geometry.spatial(image.scale),
             translate=geometry.spatial(image.translate),
-            metadata={ANNOTATION_KEY: True, IMAGE_KEY: image.unique_id, "image": image.name},
+            metadata=_link(image),  # marked as it is added: no combo box takes it for a truth
             opacity=0.7,
         )
         dress_annotation_layer(layer, self.state.model.config.n_classes)
         return layer
 
-    def _existing(self, image: napari.layers.Image) -> napari.layers.Labels | None:
-        """The image's annotation layer, else a Labels layer of the user's with its name."""
-        layer = annotation_of(self.viewer, image)
-        if layer is not None:
-            return layer
-        name = annotation_name(image.name)
-        for candidate in self.viewer.layers:
-            if isinstance(candidate, Labels) and not is_annotation(candidate):
-                if candidate.name == name:
-                    return candidate
-        return None
+    def _mark(self, layer: napari.layers.Labels, image: napari.layers.Image) -> None:
+        """Make ``layer`` the annotation layer of ``image``: the mark and link in its
+        metadata, the class colours and the thin brush (:func:`dress_annotation_layer`)."""
+        layer.metadata = {**layer.metadata, **_link(image)}
+        dress_annotation_layer(layer, self.state.model.config.n_classes)
 
     def _set_aside(self, layer: napari.layers.Labels, shape: tuple[int, ...]) -> None:
         """Unlink an annotation layer whose shape no longer fits the image's planes (the
-        model's number of input channels changed): it stays, as a plain Labels layer."""
+        model's number of input channels changed): it stays, as a plain Labels layer, and
+        is renamed so that its name no longer makes it the image's strokes."""
         layer.metadata = {
             key: value
             for key, value in layer.metadata.items()
             if key not in (ANNOTATION_KEY, IMAGE_KEY)
         }
+        old_name = layer.name
+        layer.name = f"{old_name} (set aside)"
         show_warning(
-            f"“{layer.name}” has shape {tuple(layer.data.shape)}, but with this model the "
+            f"“{old_name}” has shape {tuple(layer.data.shape)}, but with this model the "
             f"image's planes are {shape}: a new annotation layer is made. The old one is "
-            "kept, no longer linked to the image."
+            f"kept as “{layer.name}”, no longer linked to the image."
         )
 
     def _follow_image(self, *_: Any) -> None:
         image = self.image_picker.layer
-        layer = self._existing(image) if image is not None else None
+        layer = annotation_of(self.viewer, image) if image is not None else None
         self._watch(layer)
         self.update_counts()
 
@@ -269,6 +273,15 @@ class AnnotateWidget(QWidget):
         plane = geometry.plane_in_view(layer, self.viewer)
         self._counts.mark_planes([int(np.ravel_multi_index(plane, geometry.leading_shape))])
         self.schedule_count()
+
+    def _pick_up_added(self, event: Any) -> None:
+        """Watch an annotation layer of the chosen image added while none is watched (its
+        strokes saved and opened again, say)."""
+        if self.annotation_layer is None and annotates(
+            event.value, self.image_picker.layer, self.viewer
+        ):
+            self._watch(event.value)
+            self.update_counts()
 
     def _forget_removed(self, event: Any) -> None:
         if event.value is self.annotation_layer:
@@ -365,6 +378,11 @@ class AnnotateWidget(QWidget):
 
 #: How many annotated slices the counts name before "…".
 NAMED_SLICES = 8
+
+
+def _link(image: napari.layers.Image) -> dict[str, Any]:
+    """The metadata that marks an annotation layer and links it to ``image``."""
+    return {ANNOTATION_KEY: True, IMAGE_KEY: image.unique_id, "image": image.name}
 
 
 def _which_slices(annotated: tuple[int, ...]) -> str:

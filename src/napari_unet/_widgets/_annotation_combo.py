@@ -4,7 +4,10 @@ The Annotate section names an image's annotation layer :func:`annotation_name` a
 it (:data:`~napari_unet._widgets._layers.ANNOTATION_KEY`). An :class:`AnnotationCombo`
 beside an image combo box chooses that layer whenever the image changes or the layer is
 made, and never by itself one made for another image nor a Labels layer the user made (a
-ground truth, say): those stay listed for the user to choose.
+ground truth, say): those stay listed for the user to choose. A Labels layer with the
+annotation layer's name but no mark is taken for its strokes saved and opened again
+(:func:`saved_strokes`): napari's File → Save writes no layer metadata, but proposes the
+layer's name as the file's, which File → Open gives the layer back.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import napari
 
 from ._geometry import ImageGeometry
-from ._layers import LayerCombo, is_annotation
+from ._layers import LayerCombo, is_annotation, is_output
 from ._state import model_state
 
 
@@ -36,13 +39,30 @@ def annotates(
     whose image is no longer in ``viewer`` (closed and opened again, say) goes by its
     name, :func:`annotation_name`, as do layers made before the link was recorded.
     """
-    if image is None or not is_annotation(layer):
+    if image is None:
         return False
+    if not is_annotation(layer):
+        return saved_strokes(layer, image)
     made_for = layer.metadata.get(IMAGE_KEY)
     if made_for == image.unique_id:
         return True
     alive = made_for is not None and any(other.unique_id == made_for for other in viewer.layers)
     return not alive and layer.name == annotation_name(image.name)
+
+
+def saved_strokes(layer: napari.layers.Layer, image: napari.layers.Layer | None) -> bool:
+    """Whether ``layer`` is ``image``'s strokes saved and opened again: a Labels layer
+    named :func:`annotation_name` that the plugin did not make (no annotation mark, not an
+    output). The Annotate section marks it when it paints on it
+    (:func:`mark_annotation`); till then it is taken for the image's annotation layer
+    all the same, never for a ground truth."""
+    return (
+        image is not None
+        and isinstance(layer, napari.layers.Labels)
+        and not is_annotation(layer)
+        and not is_output(layer)
+        and layer.name == annotation_name(image.name)
+    )
 
 
 def annotation_of(viewer: napari.Viewer, image: napari.layers.Layer | None) -> Any:
@@ -92,7 +112,8 @@ class AnnotationCombo(LayerCombo):
         with its image, unless the user chose the image shown there; one whose image is
         gone is chosen when it has the chosen image's shape. Other Labels layers (a ground
         truth, say) are chosen only by the user."""
-        if not is_annotation(layer) or not any(item is layer for item in self.layers()):
+        marked = is_annotation(layer) or self.annotates_image(layer)
+        if not marked or not any(item is layer for item in self.layers()):
             return
         made_for = layer.metadata.get(IMAGE_KEY)
         image = next(
@@ -118,5 +139,6 @@ class AnnotationCombo(LayerCombo):
 
     def _on_layers_changed(self, event: Any) -> None:
         super()._on_layers_changed(event)
-        if event.type == "inserted" and is_annotation(event.value):
+        inserted = event.value if event.type == "inserted" else None
+        if inserted is not None and (is_annotation(inserted) or self.annotates_image(inserted)):
             self.match_image()  # e.g. just made by the Annotate section

@@ -16,7 +16,7 @@ from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
 from ..core.continuity import lineage
 from ..evaluation.regions import STROKE_MARGIN
 from ..evaluation.truth import binary_reading, semantic_offset
-from ._annotation_combo import annotation_of
+from ._annotation_combo import annotation_of, saved_strokes
 from ._evaluate_job import EVALUATE, Refusal, Scoring, StackScorer, score_now
 from ._evaluate_text import (
     KIND_TOOLTIP,
@@ -30,6 +30,7 @@ from ._geometry import ImageGeometry
 from ._layers import LAYER_LIST_EVENTS, LayerCombo, find_output, image_truth, is_annotation
 from ._score_memory import MaskMaker, ScoreMemory, ScoringKey, mask_maker
 from ._state import HistoryEntry, model_state
+from ._truth_names import closest_truth, kinship
 
 __all__ = ["KINDS", "EvaluatePanel", "Refusal", "convert_hint", "format_scores", "semantic_offset"]
 
@@ -183,8 +184,10 @@ class EvaluatePanel(QWidget):
 
     def may_choose(self, layer: Labels) -> bool:
         """Whether ``layer`` may be chosen as the ground truth without the user: not an
-        annotation layer, and of the shape of the chosen image's prediction."""
-        return not is_annotation(layer) and self._fits(layer)
+        annotation layer (nor the chosen image's strokes saved and opened again), and of
+        the shape of the chosen image's prediction."""
+        strokes = is_annotation(layer) or saved_strokes(layer, self.image_picker.layer)
+        return not strokes and self._fits(layer)
 
     def _fits(self, layer: Labels) -> bool:
         """Whether ``layer`` has the shape of the chosen image's prediction (or no image
@@ -212,17 +215,19 @@ class EvaluatePanel(QWidget):
         self._image = self.image_picker.layer
         if self._image is not None:
             self._image.events.data.connect(self.clear)
-        truth = self.truth_picker.layer
-        if truth is None or not self._fits(truth):  # e.g. the truth of another image
-            listed = self.truth_picker.layers()
-            self.truth_picker.combo.value = next(
-                (
-                    layer
-                    for layer in reversed(self.viewer.layers)
-                    if any(layer is item for item in listed) and self.may_choose(layer)
-                ),
-                None,
-            )
+        truth, image = self.truth_picker.layer, self._image
+        listed = self.truth_picker.layers()
+        candidates = [
+            layer
+            for layer in reversed(self.viewer.layers)
+            if any(layer is item for item in listed) and self.may_choose(layer)
+        ]
+        best = closest_truth(image, candidates)
+        chosen_by_user = truth is not None and self.truth_picker.user_chose()
+        if truth is None or not self._fits(truth) or not (chosen_by_user or self.may_choose(truth)):
+            self.truth_picker.combo.value = best  # e.g. the truth of another image went
+        elif best is not None and kinship(image, best) > kinship(image, truth):  # "05 [1]" for "05"
+            self.truth_picker.combo.value = best
         self.clear()
 
     def run(self, *_: Any) -> dict[str, Any] | None:
@@ -334,8 +339,14 @@ class EvaluatePanel(QWidget):
                 "pick the ground truth of this image."
             )
         offset, note = 0, ""
+        holds_strokes = is_annotation(truth) or saved_strokes(truth, image)
+        if holds_strokes and self.kind.value == "instances":
+            raise Refusal(
+                f"“{truth.name}” holds strokes (1 = background, 2.. = classes), not one value "
+                "per object: choose the ground truth, or score the strokes as semantic."
+            )
         if self.kind.value == "semantic":
-            offset, note = semantic_offset(true, self._n_classes(predicted), is_annotation(truth))
+            offset, note = semantic_offset(true, self._n_classes(predicted), holds_strokes)
         elif self.kind.value == "instances":  # evaluate reads a binary mask's components
             note = binary_reading(true)
         index = None
