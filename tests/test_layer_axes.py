@@ -181,3 +181,38 @@ def test_geometry_of_rgb_stack_and_channel_images():
     labels = np.zeros((3, 2, 8, 8), np.uint8)
     labels[1, 0, 2, 2] = labels[2, 1, 0, 0] = 1
     assert annotated_planes(labels, 2) == [(1, 0), (2, 1)]
+
+
+@pytest.mark.gui
+def test_predict_says_once_per_layer_that_a_few_planes_were_read_as_slices(
+    qtbot, make_napari_viewer
+):
+    """A real 3-slice stack (3 PNG files opened together) heard it on every run."""
+    from helpers import tiny_model
+    from napari_unet._widgets import PredictWidget
+    from napari_unet._widgets._state import model_state
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(1).integers(0, 255, (3, 40, 48)), name="slices")
+    model_state(viewer).set_model(tiny_model(), "tiny")
+    widget = PredictWidget(viewer)
+    widget.device.value = "cpu"
+    said = []
+    for _run in range(2):
+        with qtbot.waitSignal(widget.finished, timeout=60_000):
+            assert widget.run_prediction() is not None
+        said.append(widget.status.text())
+    assert "3 planes were read as slices" in said[0]
+    assert said[1].startswith("Done") and "planes were read" not in said[1]
+
+
+def test_fine_tune_says_at_start_that_an_rgb_image_is_learnt_from_its_luminance():
+    from napari_unet._widgets._finetune_text import colour_notice
+    from napari_unet._widgets._geometry import ImageGeometry
+
+    rgb = ImageGeometry.of(_layer((30, 36, 3), rgb=True), 1)
+    said = colour_notice(rgb, 1)
+    assert said.startswith("The image is RGB and this model takes one channel: the run learns")
+    assert "new model with 3 input channels" in said
+    assert colour_notice(ImageGeometry.of(_layer((30, 36, 3), rgb=True), 3), 3) == ""
+    assert colour_notice(ImageGeometry.of(_layer((30, 36)), 1), 1) == ""

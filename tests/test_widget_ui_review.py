@@ -81,9 +81,7 @@ def test_go_back_says_the_model_is_the_one_before_and_to_predict_again(qtbot, do
     assert "Worse than before" not in said, said
     assert "Back to “tiny”, the model before this training run" in said and "Predict again" in said
     assert "the one it made is dropped" in said
-    assert (
-        "A mask predicted since shows the dropped model's results until you Predict again" in said
-    )
+    assert "A mask predicted with the dropped model, if any, shows its results" in said
 
 
 def test_the_go_back_line_goes_when_another_model_is_loaded(qtbot, dock):

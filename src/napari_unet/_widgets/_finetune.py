@@ -27,6 +27,7 @@ from ._finetune_text import (
     NOTHING_TRAINED,
     RUNNING_FORMAT,
     closed_panel_notice,
+    colour_notice,
     finished_notice,
     image_removed_notice,
     line_for_new_model,
@@ -195,8 +196,7 @@ class FinetuneWidget(QWidget):
         if self.worker is not None:
             show_warning("A run is going already; press Stop first.")
             return None
-        request = self._gather()
-        if request is None:
+        if (request := self._gather()) is None:
             return None
         task = "Fine-tuning" if has_been_trained(request.model) else "Training"  # still learning
         if not self.state.begin_task(task.lower()):
@@ -269,8 +269,9 @@ class FinetuneWidget(QWidget):
             self.progress.setFormat(RUNNING_FORMAT)
             (show_warning if request.advice else show_error)(request.message)
             return None
-        self._image_layer = image
-        self._preview_shown = False
+        self._image_layer, self._preview_shown = image, False
+        if notice := colour_notice(request.reader.geometry, request.model.config.in_channels):
+            show_info(notice)  # before the run, not first after it on Predict's status line
         return request
 
     def _follow_view(self, *_: Any) -> None:

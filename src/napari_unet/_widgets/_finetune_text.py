@@ -19,6 +19,7 @@ from ..training.history import (
     not_learnt_yet,
 )
 from ._finetune_job import FinetuneUpdate, TrainingRequest
+from ._geometry import ImageGeometry
 from ._state import run_words
 
 
@@ -284,8 +285,8 @@ def went_back_line(name: str, training: bool) -> str:
     a training run of a model still learning)."""
     return (
         f"Back to “{name}”, the model before this {run_words(training)}; "
-        "the one it made is dropped. A mask predicted since shows the dropped model's results "
-        "until you Predict again."
+        "the one it made is dropped. A mask predicted with the dropped model, if any, shows "
+        "its results until you Predict again."
     )
 
 
@@ -354,3 +355,15 @@ def progress_of(update: FinetuneUpdate | ClassChanges | str) -> tuple[float | No
     if isinstance(update, FinetuneUpdate):
         return update.fraction, f"iteration {update.iteration}"
     return (None, update) if isinstance(update, str) else (None, "")
+
+
+def colour_notice(geometry: ImageGeometry, in_channels: int) -> str:
+    """At Start, for an RGB image and a one-channel model: that the run learns from the
+    image's luminance, and how to learn from its colours; "" otherwise."""
+    if not (geometry.rgb and in_channels == 1):
+        return ""
+    return (
+        "The image is RGB and this model takes one channel: the run learns from its luminance "
+        "(0.299 R + 0.587 G + 0.114 B). To learn from the colours, make a new model with 3 "
+        "input channels (Model section) and train that one."
+    )

@@ -175,14 +175,19 @@ class ImageGeometry:
                 " The RGB image was read as its luminance (0.299 R + 0.587 G + 0.114 B): "
                 "the model takes one channel."
             )
-        if self.declared or self.channel_axis is not None or len(self.shape) != 3:
-            return ""
-        if not 2 <= self.shape[0] <= 4:
+        if not self.planes_may_be_channels:
             return ""
         return (
             f" Its {self.shape[0]} planes were read as slices: if they are channels, split "
             "the layer (right-click it, Split Stack) and predict the one the model was made for."
         )
+
+    @property
+    def planes_may_be_channels(self) -> bool:
+        """Whether the image is 2 to 4 planes read as slices, undeclared: a file's
+        channels opened as one layer look the same."""
+        undeclared = not self.declared and self.channel_axis is None
+        return undeclared and len(self.shape) == 3 and 2 <= self.shape[0] <= 4
 
     @property
     def spatial_shape(self) -> tuple[int, ...]:

@@ -87,6 +87,7 @@ class PredictWidget(QWidget, PredictControls):
         # the model's name
         self._target: tuple[napari.layers.Image, ImageGeometry, list[str], bool, str] | None = None
         self._reading_note = ""
+        self._planes_noted: set[str] = set()  # layers told their planes were read as slices
         self._removed_image = ""  # the name of the running job's image, once removed
         self._last_progress: PredictionProgress | None = None
         self._described: list[weakref.ref] = []  # the layers the status line names
@@ -152,7 +153,7 @@ class PredictWidget(QWidget, PredictControls):
             return None
         continued = request.previous_mask is not None
         self._target = (image, geometry, lineage(model), continued, self.state.name)
-        self._reading_note = geometry.reading_note(model.config.in_channels)
+        self._reading_note = self._once(image, geometry, model.config.in_channels)
         self._stop = threading.Event()
         self._last_progress, self._removed_image = None, ""
         self.progress.setFormat(RUNNING_FORMAT)  # the last run's end is no longer said
@@ -272,6 +273,16 @@ class PredictWidget(QWidget, PredictControls):
     def _set_running(self, running: bool) -> None:
         self.run_button.enabled = not running
         self.cancel_button.enabled = running
+
+    def _once(self, image: Any, geometry: ImageGeometry, in_channels: int) -> str:
+        """How the image was read (:meth:`ImageGeometry.reading_note`); that its few
+        planes were read as slices only once a layer: a real 3-slice stack heard it every
+        run."""
+        if geometry.planes_may_be_channels:
+            if image.unique_id in self._planes_noted:
+                return ""
+            self._planes_noted.add(image.unique_id)
+        return geometry.reading_note(in_channels)
 
     def _say(self, text: str, *layers: napari.layers.Layer) -> None:
         """Show ``text`` in the status line, naming ``layers`` (it goes when they do)."""
