@@ -186,6 +186,28 @@ def test_every_bad_input_is_reported_at_once(tmp_path, tiny_checkpoint, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_one_bad_input_among_several_says_nothing_was_predicted(tmp_path, tiny_checkpoint, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    tifffile.imwrite(folder / "good.tif", np.zeros((40, 40), np.uint16))
+    (folder / "empty.tif").write_bytes(b"")
+    assert cli_predict(folder, tiny_checkpoint, tmp_path / "out") == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "empty.tif" in errors[0]
+    assert "1 of 2 inputs cannot be predicted (above); nothing was predicted" in errors[1]
+    assert not (tmp_path / "out").exists()
+
+
+def test_python_m_napari_unet_is_the_command(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "napari_unet", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "predict" in done.stdout
+
+
 def test_a_folder_from_a_mac_drive_leaves_out_its_hidden_files(tmp_path, tiny_checkpoint):
     """macOS writes ``._<name>`` (AppleDouble) beside every file on drives it does not
     format itself; such a file is no image, and one made the whole folder refused."""

@@ -127,7 +127,7 @@ def memory_refusal(request: PredictionRequest, image_name: str) -> str:
         if needed_bytes(replace(request, with_weights=False)) <= MEMORY_SHARE * free:
             advice.append("untick the weight map (it then fits)")
     if request.config.tile_size is None and _fits_tiled(request, free):
-        advice.append("choose a tile size instead of the whole image")
+        advice.append("choose a tile size, not the whole image")
     advice.append(
         "predict it from the command line into a zarr store, which works tile by tile "
         "(save a fine-tuned model in the Model section first): napari-unet predict IMAGE "

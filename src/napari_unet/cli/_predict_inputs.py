@@ -78,8 +78,9 @@ def selected_inputs(args: argparse.Namespace, inputs: list[Path]) -> list[Path]:
 def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int) -> None:
     """Every input's header against the model, before anything is predicted.
 
-    One bad input: its error, as raised. Several: each on its own line on stderr (the
-    first :data:`MAX_REPORTED`), then a :class:`CliError` counting them.
+    One input, bad: its error, as raised. Bad inputs among several: each on its own line
+    on stderr (the first :data:`MAX_REPORTED`), then a :class:`CliError` counting them
+    and saying that nothing was predicted.
     """
     from ..io.inputs import probe_input
 
@@ -101,7 +102,7 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
             "0.587 G + 0.114 B): the model takes one channel",
             file=sys.stderr,
         )
-    if len(problems) == 1:
+    if len(problems) == 1 and len(inputs) == 1:
         raise problems[0]
     if problems:
         for error in problems[:MAX_REPORTED]:
@@ -110,7 +111,7 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
         raise CliError(
             f"{len(problems)} of {len(inputs)} inputs cannot be predicted"
             + (f" ({more} more not shown)" if more > 0 else " (above)")
-            + "; nothing was predicted"
+            + "; nothing was predicted: move them out of the way, or list the others"
         )
 
 
