@@ -161,12 +161,12 @@ def test_prediction_that_would_not_fit_in_memory_is_refused(
 
 def test_cancel_prediction_stops_it_part_way(qtbot, dock):
     viewer, widget = dock
-    viewer.add_image(discs_image((512, 512)), name="large")
+    viewer.add_image(discs_image((1024, 1024)), name="large")
     predict_widget = widget.predict
     predict_widget.image_picker.combo.value = viewer.layers["large"]
     predict_widget.tile_size.value = predict_widget.tile_size.choices[1]  # smallest: many tiles
     tile = predict_widget.tile_size.value
-    assert len(tile_layout(model_state(viewer).model, (512, 512), tile)[1]) > 1000
+    assert len(tile_layout(model_state(viewer).model, (1024, 1024), tile)[1]) > 600
     worker = predict_widget.run_prediction()
     assert worker is not None
     updates, results = [], []
