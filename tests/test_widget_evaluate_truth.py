@@ -240,3 +240,18 @@ def test_another_image_gets_its_own_truth_not_the_last_ones_of_the_same_shape(do
     assert panel.truth_picker.layer is viewer.layers["05 [1]"]
     widget.predict.image_picker.combo.value = viewer.layers["discs"]  # no truth named for it
     assert panel.truth_picker.layer is viewer.layers["05 [1]"]  # kept: nothing closer
+
+
+def test_a_truth_opened_after_its_image_replaces_another_images_truth(dock):
+    """Opened one after the other, with no click: "05" is chosen while only "00 [1]" fits."""
+    viewer, widget = dock
+    panel = widget.predict.evaluation
+    for name, seed in (("00", 0), ("05", 1)):
+        viewer.add_image(discs_image(seed=seed), name=name)
+        viewer.add_labels(disc_labels([1] * len(CENTRES)), name=f"{name} [1]")
+    assert widget.predict.image_picker.layer is viewer.layers["05"]
+    assert panel.truth_picker.layer is viewer.layers["05 [1]"]
+    panel.truth_picker.combo.value = viewer.layers["00 [1]"]  # the user's choice holds
+    panel.truth_picker._note_user_choice()
+    viewer.add_labels(disc_labels([1] * len(CENTRES)), name="05 gt")
+    assert panel.truth_picker.layer is viewer.layers["00 [1]"]

@@ -17,7 +17,7 @@ from ..core.continuity import lineage
 from ..evaluation.regions import STROKE_MARGIN
 from ..evaluation.truth import binary_reading, semantic_offset
 from ._annotation_combo import annotation_of, saved_strokes
-from ._evaluate_job import EVALUATE, Refusal, Scoring, StackScorer, score_now
+from ._evaluate_job import EVALUATE, Refusal, Scoring, StackScorer, score_now, slice_in_view
 from ._evaluate_text import (
     KIND_TOOLTIP,
     KINDS,
@@ -166,7 +166,9 @@ class EvaluatePanel(QWidget):
         self.result.setText(self._shown_hint)
         return self._shown_hint
 
-    def _on_layers_changed(self, *_: Any) -> None:
+    def _on_layers_changed(self, event: Any) -> None:
+        if event.type == "inserted" and isinstance(event.value, Labels):
+            self._choose_truth(over_user=False)  # "05 [1]" opened after "05"
         self.show_hint()
 
     def after_go_back(self, entry: HistoryEntry) -> None:
@@ -215,20 +217,22 @@ class EvaluatePanel(QWidget):
         self._image = self.image_picker.layer
         if self._image is not None:
             self._image.events.data.connect(self.clear)
-        truth, image = self.truth_picker.layer, self._image
-        listed = self.truth_picker.layers()
-        candidates = [
-            layer
-            for layer in reversed(self.viewer.layers)
-            if any(layer is item for item in listed) and self.may_choose(layer)
-        ]
-        best = closest_truth(image, candidates)
-        chosen_by_user = truth is not None and self.truth_picker.user_chose()
-        if truth is None or not self._fits(truth) or not (chosen_by_user or self.may_choose(truth)):
-            self.truth_picker.combo.value = best  # e.g. the truth of another image went
-        elif best is not None and kinship(image, best) > kinship(image, truth):  # "05 [1]" for "05"
-            self.truth_picker.combo.value = best
+        self._choose_truth(over_user=True)
         self.clear()
+
+    def _choose_truth(self, over_user: bool) -> None:
+        """Choose the truth named most closely after the image (:func:`closest_truth`)
+        when the one chosen does not fit or may not be chosen, or is named less closely
+        and was not chosen by the user (unless ``over_user``: another image was chosen)."""
+        truth, image, listed = self.truth_picker.layer, self._image, self.truth_picker.layers()
+        candidates = [layer for layer in reversed(self.viewer.layers) if _among(layer, listed)]
+        best = closest_truth(image, [layer for layer in candidates if self.may_choose(layer)])
+        by_user = truth is not None and self.truth_picker.user_chose()
+        if truth is None or not self._fits(truth) or not (by_user or self.may_choose(truth)):
+            self.truth_picker.combo.value = best  # e.g. the truth of another image went
+        elif best is not None and (over_user or not by_user):
+            if kinship(image, best) > kinship(image, truth):  # "05 [1]" for "05", not "00 [1]"
+                self.truth_picker.combo.value = best
 
     def run(self, *_: Any) -> dict[str, Any] | None:
         """Compute and show the metrics; returns them (None with a notification on failure,
@@ -301,23 +305,13 @@ class EvaluatePanel(QWidget):
         prediction = None if image is None else find_output(self.viewer, image, role, Labels)
         if prediction is None or prediction.data.ndim < 3:
             return
-        in_view = self._slice_in_view(prediction)
+        in_view = slice_in_view(self.viewer, prediction)
         if in_view == self._scored_slice:
             self.result.setText(self._scores_text)
             return
         self.result.setText(
             f"{slice_words(in_view).capitalize()} is in view now, not the one scored: "
             f"Evaluate again to score it. {self._scores_text}"
-        )
-
-    def _slice_in_view(self, prediction: Labels) -> tuple[int, ...]:
-        """The index of the stack slice of ``prediction`` in view (its own coordinates,
-        clipped to the stack: a deeper layer's slider may go past it)."""
-        shape = prediction.data.shape
-        point = prediction.world_to_data(self.viewer.dims.point)
-        return tuple(
-            int(np.clip(round(value), 0, size - 1))
-            for value, size in zip(point[: len(shape) - 2], shape)
         )
 
     def _scoring(self) -> Scoring:
@@ -351,7 +345,7 @@ class EvaluatePanel(QWidget):
             note = binary_reading(true)
         index = None
         if predicted.ndim > 2 and not self.all_slices.value:  # a stack: the slice in view
-            index = self._slice_in_view(prediction)
+            index = slice_in_view(self.viewer, prediction)
             predicted, true = predicted[index], true[index]
         strokes = self._strokes_of(image, index, true.shape) if self.away.value else None
         return Scoring(predicted, true, self.kind.value, offset, note, strokes, index)
@@ -398,3 +392,7 @@ class EvaluatePanel(QWidget):
         state = model_state(self.viewer)
         n_classes = state.model.config.n_classes if state.has_model else 0
         return max(n_classes, int(predicted.max(initial=0)))
+
+
+def _among(layer: Any, layers: list[Any]) -> bool:
+    return any(layer is item for item in layers)  # by identity: napari layers have no ==

@@ -9,6 +9,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+import napari
 import numpy as np
 from magicgui.widgets import PushButton
 from napari.qt.threading import GeneratorWorker
@@ -203,3 +204,14 @@ class StackScorer(QObject):
         self.button.text = EVALUATE
         self.bar.hide()
         self.finished.emit()
+
+
+def slice_in_view(viewer: napari.Viewer, prediction: napari.layers.Labels) -> tuple[int, ...]:
+    """The index of the stack slice of ``prediction`` in view (its own coordinates,
+    clipped to the stack: a deeper layer's slider may go past it)."""
+    shape = prediction.data.shape
+    point = prediction.world_to_data(viewer.dims.point)
+    return tuple(
+        int(np.clip(round(value), 0, size - 1))
+        for value, size in zip(point[: len(shape) - 2], shape)
+    )
