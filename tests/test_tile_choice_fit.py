@@ -10,8 +10,8 @@ from napari_unet.core.inference import tile_layout
 from napari_unet.core.tile_choice import (
     TileChoice,
     distinct_tile_sizes,
-    kept_share,
     equivalent_tile_size,
+    kept_share,
     tile_counts,
     usable_tile_sizes,
     whole_image_input,
