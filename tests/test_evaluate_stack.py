@@ -100,12 +100,14 @@ def test_all_slices_of_a_stack_are_scored_in_a_worker(make_napari_viewer, qtbot)
     assert panel.run() is not None and panel.result.text().startswith("Slice 2, at IoU 0.5")
 
 
-@pytest.mark.gui
-def test_scoring_all_slices_can_be_cancelled(make_napari_viewer, qtbot, monkeypatch):
+def _cancelled_while_scoring(make_napari_viewer, qtbot, monkeypatch, ends):
+    """The panel of a stack, All slices pressed and then Cancel while the (stubbed) scoring
+    waits for the stop flag; ``ends(pred, truth, kind)`` is what the scoring does then."""
+
     def waits_for_cancel(pred, truth, kind, ignore=None, stop=None):
         yield 0, len(pred)
         stop.__self__.wait(10)  # the panel's stop flag (its is_set method's event)
-        raise Cancelled("cancelled")
+        return ends(pred, truth, kind)
 
     monkeypatch.setattr(_evaluate_job, "evaluate_stack", waits_for_cancel)
     _, panel = stack_panel(make_napari_viewer)
@@ -113,7 +115,28 @@ def test_scoring_all_slices_can_be_cancelled(make_napari_viewer, qtbot, monkeypa
     with qtbot.waitSignal(panel.finished, timeout=10_000):
         panel.run()
         panel.evaluate_button.changed.emit(True)  # the button reads Cancel: pressed
+        assert panel.result.text() == "Cancelling…"
     assert panel.result.text() == "Scoring cancelled: no scores shown."
+    return panel
+
+
+@pytest.mark.gui
+def test_scoring_all_slices_can_be_cancelled(make_napari_viewer, qtbot, monkeypatch):
+    def raises(*_):
+        raise Cancelled("cancelled")
+
+    _cancelled_while_scoring(make_napari_viewer, qtbot, monkeypatch, raises)
+
+
+@pytest.mark.gui
+def test_scores_that_come_after_a_cancel_are_not_shown(make_napari_viewer, qtbot, monkeypatch):
+    """Objects and classes are scored in one call: a cancel (or a new prediction, another
+    kind: the panel cleared) cannot stop it, and its scores came after, as if current."""
+    panel = _cancelled_while_scoring(make_napari_viewer, qtbot, monkeypatch, evaluate)
+    with qtbot.waitSignal(panel.finished, timeout=10_000):
+        panel.run()
+        panel.kind.value = "semantic" if panel.kind.value != "semantic" else "instances"
+    assert "F1" not in panel.result.text() and "IoU" not in panel.result.text()
 
 
 @pytest.mark.gui

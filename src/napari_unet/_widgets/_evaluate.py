@@ -240,6 +240,7 @@ class EvaluatePanel(QWidget):
         :attr:`finished`). While that runs, the button cancels it."""
         if self.stack.worker is not None:
             self.stack.stop.set()
+            self.result.setText("Cancelling…")
             return None
         try:
             scoring = self._scoring()

@@ -188,8 +188,8 @@ class StackScorer(QObject):
         )
 
     def _on_result(self, result: JobResult) -> None:
-        if result.cancelled:
-            self.say("Scoring cancelled: no scores shown.")
+        if result.cancelled or self.stop.is_set():  # also when cancelled in its last step:
+            self.say("Scoring cancelled: no scores shown.")  # the panel was cleared meanwhile
             return
         try:
             if result.error:
