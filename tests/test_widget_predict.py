@@ -223,15 +223,20 @@ def test_cancel_during_the_mask_ends_it_between_its_steps(qtbot, dock, monkeypat
     assert model_state(viewer).busy == ""
 
 
-def test_removing_the_image_cancels_its_prediction(qtbot, dock):
-    viewer, widget = dock
+def _running_on_large(qtbot, viewer, widget):
+    """A prediction of a new 512² image "large" in many tiles, its first tiles done."""
     image = viewer.add_image(discs_image((512, 512)), name="large")
     predict_widget = widget.predict
     predict_widget.image_picker.combo.value = image
     predict_widget.tile_size.value = predict_widget.tile_size.choices[1]  # many tiles
-    worker = predict_widget.run_prediction()
-    assert worker is not None
+    assert predict_widget.run_prediction() is not None
     qtbot.waitUntil(lambda: predict_widget.progress.value() > 0, timeout=30_000)
+    return image, predict_widget
+
+
+def test_removing_the_image_cancels_its_prediction(qtbot, dock):
+    viewer, widget = dock
+    image, predict_widget = _running_on_large(qtbot, viewer, widget)
     with qtbot.waitSignal(predict_widget.finished, timeout=30_000):
         viewer.layers.remove(image)
     assert not any(layer.name.startswith("large ") for layer in viewer.layers)  # no orphans
@@ -325,3 +330,36 @@ def test_predicting_another_image_hides_the_first_images_outputs_unless_side_by_
     widget.predict.image_picker.combo.value = viewer.layers["discs"]
     run(qtbot, widget.predict, widget.predict.run_prediction)
     assert viewer.layers["discs mask"].visible and viewer.layers["other mask"].visible
+
+
+def test_new_data_for_the_image_cancels_its_prediction(qtbot, dock):
+    """Its outputs would have been of the old data, shown over the new (no notice)."""
+    viewer, widget = dock
+    image, predict_widget = _running_on_large(qtbot, viewer, widget)
+    with qtbot.waitSignal(predict_widget.finished, timeout=30_000):
+        image.data = discs_image((96, 160))
+    assert "large mask" not in viewer.layers
+    assert predict_widget.status.text() == "“large” got new data: its prediction was cancelled."
+    image.data = discs_image((64, 64))  # no run: nothing to cancel, nothing said
+    assert predict_widget.status.text().endswith("its prediction was cancelled.")
+
+
+def test_a_result_that_comes_back_after_its_image_went_is_not_shown(dock, notifications):
+    """Removed after the run's last stop check: the worker ends with outputs all the same."""
+    from napari_unet._widgets._tasks import JobResult
+
+    viewer, widget = dock
+    predict_widget = widget.predict
+    predict_widget._lost = "“discs” was removed"
+    predict_widget._on_result(JobResult(value=object()))  # shown, it would fail on object()
+    assert predict_widget.status.text() == "“discs” was removed: its prediction was cancelled."
+    assert "discs mask" not in viewer.layers
+    assert str(notifications[-1].message) == "Prediction cancelled."
+
+
+def test_closing_the_section_stops_scoring_all_slices_too(dock):
+    _viewer, widget = dock
+    stack = widget.predict.evaluation.stack
+    stack.stop.clear()  # as while a stack is scored
+    widget.predict.stop_jobs()
+    assert stack.stop.is_set()

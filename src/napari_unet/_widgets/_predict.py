@@ -88,7 +88,7 @@ class PredictWidget(QWidget, PredictControls):
         self._target: tuple[napari.layers.Image, ImageGeometry, list[str], bool, str] | None = None
         self._reading_note = ""
         self._planes_noted: set[str] = set()  # layers told their planes were read as slices
-        self._removed_image = ""  # the name of the running job's image, once removed
+        self._lost = ""  # what became of the running job's image: "“cells” was removed"
         self._last_progress: PredictionProgress | None = None
         self._described: list[weakref.ref] = []  # the layers the status line names
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
@@ -155,7 +155,8 @@ class PredictWidget(QWidget, PredictControls):
         self._target = (image, geometry, lineage(model), continued, self.state.name)
         self._reading_note = self._once(image, geometry, model.config.in_channels)
         self._stop = threading.Event()
-        self._last_progress, self._removed_image = None, ""
+        self._last_progress, self._lost = None, ""
+        image.events.data.connect(self._on_image_changed)  # until the run ends
         self.progress.setFormat(RUNNING_FORMAT)  # the last run's end is no longer said
         self._say("Starting…")
         self._set_running(True)
@@ -180,8 +181,9 @@ class PredictWidget(QWidget, PredictControls):
             self.status.setText("Cancelling…")
 
     def stop_jobs(self) -> None:
-        """Cancel the running prediction: the section was closed."""
+        """Cancel the running prediction and scoring: the section was closed."""
         self.cancel()
+        self.evaluation.stack.stop.set()
 
     def event(self, event: QEvent | None) -> bool:
         """A dock of its own that is closed cancels the prediction."""
@@ -241,11 +243,11 @@ class PredictWidget(QWidget, PredictControls):
             self.status.setText(progress.text)
 
     def _on_result(self, result: JobResult) -> None:
-        if result.cancelled:  # as Fine-tune's bar after Stop: full, saying how far it got
+        if result.cancelled or self._lost:  # as Fine-tune's bar after Stop: full
             self.progress.setValue(self.progress.maximum())
             self.progress.setFormat(cancelled_bar_text(self._last_progress))
-            if self._removed_image:
-                self._say(f"“{self._removed_image}” was removed: its prediction was cancelled.")
+            if self._lost:  # also when it ended after the last stop check
+                self._say(f"{self._lost}: its prediction was cancelled.")
             else:
                 self._say(cancelled_text(self._last_progress))
             show_info("Prediction cancelled.")
@@ -265,6 +267,8 @@ class PredictWidget(QWidget, PredictControls):
                 show_warning(f"“{image.name}”: {contrast}")
 
     def _on_finish(self) -> None:
+        if self._target is not None:
+            self._target[0].events.data.disconnect(self._on_image_changed)
         self.worker = None
         self._target = None
         self._set_running(False)
@@ -289,15 +293,23 @@ class PredictWidget(QWidget, PredictControls):
         self.status.setText(text)
         self._described = [weakref.ref(layer) for layer in layers]
 
+    def _on_image_changed(self, *_: Any) -> None:
+        if self.worker is not None and self._target is not None:
+            self._lose(f"“{self._target[0].name}” got new data")  # outputs of the old data
+
+    def _lose(self, what: str) -> None:
+        """The running job's image is gone or changed (``what``): cancel it, say so."""
+        self._stop.set()
+        self._lost = what
+        self.status.setText(f"{what}: cancelling its prediction…")
+
     def _on_layer_removed(self, event: Any) -> None:
         """A layer the status line names was deleted: the line goes with the image, and
         says so for an output."""
         removed = event.value
         if self.worker is not None:
             if self._target is not None and removed is self._target[0]:
-                self._stop.set()  # its outputs would have no image to go with
-                self._removed_image = removed.name
-                self.status.setText(f"“{removed.name}” was removed: cancelling its prediction…")
+                self._lose(f"“{removed.name}” was removed")  # no image to go with its outputs
             return
         named = [layer for layer in (ref() for ref in self._described) if layer is not None]
         if not any(layer is removed for layer in named):
