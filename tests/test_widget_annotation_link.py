@@ -103,12 +103,13 @@ def test_strokes_saved_and_opened_again_are_the_images_strokes_not_a_ground_trut
     viewer.layers.selection.active = reopened  # selected to paint on: followed as strokes only
     assert evaluation.truth_picker.layer is truth
     assert widget.finetune.annotation_picker.layer is reopened
-    assert widget.annotate.annotation_layer is reopened
-    assert widget.annotate.create_annotation_layer() is reopened  # marked, dressed, not a new one
+    assert widget.annotate.annotation_layer is reopened  # picked up: marked and dressed at once
     assert is_annotation(reopened) and reopened.brush_size == ANNOTATION_BRUSH_SIZE
+    assert widget.annotate.create_annotation_layer() is reopened  # not a new, empty one
     assert np.allclose(reopened.colormap.map(2), transform_color(class_colour(2))[0])
     np.testing.assert_array_equal(reopened.data, painted)
     evaluation.truth_picker.combo.value = reopened  # the user's choice: refused for objects
+    evaluation.truth_picker._note_user_choice()
     evaluation.kind.value = "instances"
     run(qtbot, widget.predict, widget.predict.run_prediction)
     assert evaluation.run() is None

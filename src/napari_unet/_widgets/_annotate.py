@@ -20,11 +20,17 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from ._annotation_combo import IMAGE_KEY, annotates, annotation_name, annotation_of
+from ._annotation_combo import (
+    annotates,
+    annotation_link,
+    annotation_name,
+    annotation_of,
+    mark_annotation,
+    set_aside,
+)
 from ._geometry import ImageGeometry
 from ._layers import (
     ANNOTATION_BRUSH_SIZE,
-    ANNOTATION_KEY,
     LayerCombo,
     class_colormap,
     class_colour,
@@ -129,16 +135,10 @@ class AnnotateWidget(QWidget):
             return None
         layer = annotation_of(self.viewer, image)
         if layer is not None and layer.data.shape != geometry.spatial_shape:
-            self._set_aside(layer, geometry.spatial_shape)
+            set_aside(layer, geometry.spatial_shape)
             layer = None
         if layer is None:
             layer = self._add_annotation_layer(image, annotation_name(image.name))
-        elif not is_annotation(layer):  # its strokes saved and opened again (saved_strokes)
-            self._mark(layer, image)
-            show_info(
-                f"Using the existing layer “{layer.name}” for the strokes on “{image.name}”: "
-                f"it now has the class colours and a {ANNOTATION_BRUSH_SIZE} px brush."
-            )
         else:
             show_info(f"Using the existing layer “{layer.name}”.")
         self._watch(layer)
@@ -194,34 +194,11 @@ class AnnotateWidget(QWidget):
             name=name,
             scale=geometry.spatial(image.scale),
             translate=geometry.spatial(image.translate),
-            metadata=_link(image),  # marked as it is added: no combo box takes it for a truth
+            metadata=annotation_link(image),  # marked as added: no combo box takes it for a truth
             opacity=0.7,
         )
         dress_annotation_layer(layer, self.state.model.config.n_classes)
         return layer
-
-    def _mark(self, layer: napari.layers.Labels, image: napari.layers.Image) -> None:
-        """Make ``layer`` the annotation layer of ``image``: the mark and link in its
-        metadata, the class colours and the thin brush (:func:`dress_annotation_layer`)."""
-        layer.metadata = {**layer.metadata, **_link(image)}
-        dress_annotation_layer(layer, self.state.model.config.n_classes)
-
-    def _set_aside(self, layer: napari.layers.Labels, shape: tuple[int, ...]) -> None:
-        """Unlink an annotation layer whose shape no longer fits the image's planes (the
-        model's number of input channels changed): it stays, as a plain Labels layer, and
-        is renamed so that its name no longer makes it the image's strokes."""
-        layer.metadata = {
-            key: value
-            for key, value in layer.metadata.items()
-            if key not in (ANNOTATION_KEY, IMAGE_KEY)
-        }
-        old_name = layer.name
-        layer.name = f"{old_name} (set aside)"
-        show_warning(
-            f"“{old_name}” has shape {tuple(layer.data.shape)}, but with this model the "
-            f"image's planes are {shape}: a new annotation layer is made. The old one is "
-            f"kept as “{layer.name}”, no longer linked to the image."
-        )
 
     def _follow_image(self, *_: Any) -> None:
         image = self.image_picker.layer
@@ -238,7 +215,21 @@ class AnnotateWidget(QWidget):
         self._counts.mark_all()
         if layer is not None:
             self._connect(layer, connect=True)
+            self._adopt(layer)
         self._show_brush()
+
+    def _adopt(self, layer: napari.layers.Labels) -> None:
+        """Mark the chosen image's strokes saved and opened again (:func:`saved_strokes`),
+        when they fit its planes: the class colours and the thin brush, before any painting."""
+        image = self.image_picker.layer
+        geometry = ImageGeometry.of(image, self.state.model.config.in_channels) if image else None
+        if is_annotation(layer) or geometry is None or layer.data.shape != geometry.spatial_shape:
+            return
+        mark_annotation(layer, image, self.state.model.config.n_classes)
+        show_info(
+            f"“{layer.name}” holds the strokes on “{image.name}”: it now has the class colours "
+            f"and a {ANNOTATION_BRUSH_SIZE} px brush."
+        )
 
     def _connect(self, layer: napari.layers.Labels, *, connect: bool) -> None:
         """Recount where the layer changes: the planes a stroke (or fill) touched, all of
@@ -378,11 +369,6 @@ class AnnotateWidget(QWidget):
 
 #: How many annotated slices the counts name before "…".
 NAMED_SLICES = 8
-
-
-def _link(image: napari.layers.Image) -> dict[str, Any]:
-    """The metadata that marks an annotation layer and links it to ``image``."""
-    return {ANNOTATION_KEY: True, IMAGE_KEY: image.unique_id, "image": image.name}
 
 
 def _which_slices(annotated: tuple[int, ...]) -> str:

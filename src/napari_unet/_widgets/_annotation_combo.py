@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 import napari
+from napari.utils.notifications import show_warning
 
 from ._geometry import ImageGeometry
-from ._layers import LayerCombo, is_annotation, is_output
+from ._layers import ANNOTATION_KEY, LayerCombo, dress_annotation_layer, is_annotation, is_output
 from ._state import model_state
 
 
@@ -62,6 +63,39 @@ def saved_strokes(layer: napari.layers.Layer, image: napari.layers.Layer | None)
         and not is_annotation(layer)
         and not is_output(layer)
         and layer.name == annotation_name(image.name)
+    )
+
+
+def annotation_link(image: napari.layers.Layer) -> dict[str, Any]:
+    """The metadata that marks an annotation layer and links it to ``image``."""
+    return {ANNOTATION_KEY: True, IMAGE_KEY: image.unique_id, "image": image.name}
+
+
+def mark_annotation(
+    layer: napari.layers.Labels, image: napari.layers.Layer, n_classes: int
+) -> None:
+    """Make ``layer`` the annotation layer of ``image``: the mark and link in its metadata
+    (:func:`annotation_link`), the class colours and the thin brush
+    (:func:`~napari_unet._widgets._layers.dress_annotation_layer`)."""
+    layer.metadata = {**layer.metadata, **annotation_link(image)}
+    dress_annotation_layer(layer, n_classes)
+
+
+def set_aside(layer: napari.layers.Labels, shape: tuple[int, ...]) -> None:
+    """Unlink an annotation layer whose shape no longer fits the image's planes (the
+    model's number of input channels changed): it stays, as a plain Labels layer, and
+    is renamed so that its name no longer makes it the image's strokes."""
+    layer.metadata = {
+        key: value
+        for key, value in layer.metadata.items()
+        if key not in (ANNOTATION_KEY, IMAGE_KEY)
+    }
+    old_name = layer.name
+    layer.name = f"{old_name} (set aside)"
+    show_warning(
+        f"“{old_name}” has shape {tuple(layer.data.shape)}, but with this model the "
+        f"image's planes are {shape}: a new annotation layer is made. The old one is "
+        f"kept as “{layer.name}”, no longer linked to the image."
     )
 
 
