@@ -142,7 +142,8 @@ def test_the_model_panel_says_which_transforms_predict_averages(transforms, said
     model.metadata["test_time_augmentation"] = True
     if transforms is not None:
         model.metadata["test_time_transforms"] = transforms
-    assert f"Predict averages its {said} (test-time augmentation)" in describe_model(model, "m")
+    summary = describe_model(model, "m")
+    assert f"Predict averages its {said} (test-time augmentation: ticked in Predict" in summary
 
 
 def test_an_empty_transform_set_is_refused():

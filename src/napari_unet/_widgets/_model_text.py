@@ -58,7 +58,10 @@ def describe_model(model: UNet, name: str, saved_as: Path | None = None) -> str:
         )
     if info.test_time_augmentation:
         averaged = TEST_TIME_TRANSFORM_WORDS[info.test_time_transforms]
-        lines.append(f"Predict averages its {averaged} (test-time augmentation)")
+        lines.append(
+            f"Predict averages its {averaged} (test-time augmentation: ticked in Predict "
+            "for this model)"
+        )
     return "<br>".join(line for line in lines if line)
 
 
