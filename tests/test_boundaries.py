@@ -99,7 +99,7 @@ def _cells(shape=(200, 260), seed=0) -> np.ndarray:
 
 def test_closing_block_by_block_matches_the_whole_plane():
     from napari_unet.evaluation.matching import match_instances
-    from napari_unet.io.chunked_labels import close_gaps_chunked
+    from napari_unet.io.chunked_refine import close_gaps_chunked
 
     boundary = _cells()
     probabilities = _probabilities(boundary)

@@ -8,7 +8,7 @@ import torch
 from helpers import tiny_model
 from napari_unet.core.boundaries import fill_enclosed
 from napari_unet.core.postprocess import prediction_mask
-from napari_unet.io.chunked_labels import fill_enclosed_chunked
+from napari_unet.io.chunked_refine import fill_enclosed_chunked
 
 
 def _cell_with_an_outline_inside() -> np.ndarray:

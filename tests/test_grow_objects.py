@@ -8,7 +8,8 @@ from scipy import ndimage
 
 from helpers import tiny_model
 from napari_unet.core.boundaries import grow_objects
-from napari_unet.core.postprocess import instance_labels, prediction_mask
+from napari_unet.core.postprocess import instance_labels, mask_steps, prediction_mask
+from napari_unet.io.chunked_refine import refine_blocks
 
 
 def _thick_membranes(shape=(160, 200), seed=0) -> np.ndarray:
@@ -95,7 +96,7 @@ def test_prediction_mask_grows_after_closing():
 
 @pytest.mark.parametrize("block", [(64, 48), (48, 48), (32, 40)])
 def test_growth_block_by_block_equals_the_whole_plane(block):
-    from napari_unet.io.chunked_labels import grow_objects_chunked
+    from napari_unet.io.chunked_refine import grow_objects_chunked
 
     boundary = _thick_membranes(shape=(190, 230), seed=2)
     mask = prediction_mask(np.stack([boundary, 1 - boundary]))
@@ -113,7 +114,7 @@ def test_a_stack_in_zarr_grows_from_a_snapshot_on_disk(tmp_path):
     import zarr
 
     from napari_unet.core.postprocess import MaskSteps
-    from napari_unet.io.chunked_labels import grow_objects_chunked, refine_mask_chunked
+    from napari_unet.io.chunked_refine import grow_objects_chunked, refine_mask_chunked
 
     boundary = np.stack([_thick_membranes(shape=(190, 230), seed=seed) for seed in (2, 3)])
     probabilities = np.stack([boundary, 1 - boundary], axis=1)  # (Z, C, Y, X)
@@ -198,9 +199,16 @@ def test_segment_stack_and_zarr_use_the_models_threshold(tmp_path):
     np.testing.assert_array_equal(np.asarray(group["mask"]), expected)
     # in 48x48 chunks the mask is refined block by block: still the mask of its
     # probabilities on the whole plane, and the snapshot the objects grew from is gone
-    store = predict_to_zarr(image, model, tmp_path / "tiled.zarr", tile_size=92)
+    updates = []
+    store = predict_to_zarr(
+        image, model, tmp_path / "tiled.zarr", tile_size=92, progress=updates.append
+    )
     group = zarr.open_group(str(store), mode="r")
     assert group["mask"].chunks == (48, 48)
+    refining = [(u.done, u.total) for u in updates if u.stage == "mask"]  # block by block
+    blocks = refine_blocks((96, 96), (48, 48), mask_steps(model))
+    assert blocks == 4 * (1 + 2 + 1)  # 2x2 blocks: closed, copied and grown, filled
+    assert refining == [(0, 1)] + [(done, blocks) for done in range(1, blocks + 1)]
     expected = prediction_mask(np.asarray(group["prob"]), background_threshold=0.6)
     np.testing.assert_array_equal(np.asarray(group["mask"]), expected)
     assert sorted(path.name for path in store.iterdir()) == [

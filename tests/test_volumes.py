@@ -10,10 +10,11 @@ from scipy import ndimage
 from helpers import tiny_model
 from napari_unet import TrainConfig, finetune, predict
 from napari_unet.core.inference import Cancelled, tile_layout
-from napari_unet.core.postprocess import instance_labels
+from napari_unet.core.postprocess import instance_labels, mask_steps
 from napari_unet.io import outofcore as ooc
 from napari_unet.io.axes import check_axes, describe_channels, guess_axes
 from napari_unet.io.chunked_labels import label_chunked
+from napari_unet.io.chunked_refine import refine_blocks
 from napari_unet.io.data import to_channels_first
 from napari_unet.io.outofcore import open_outputs, predict_to_zarr
 from napari_unet.io.volumes import (
@@ -333,10 +334,17 @@ def test_watershed_on_huge_slices_is_refused_before_any_work(model, rng, tmp_pat
 def test_the_store_says_when_it_refines_the_mask_and_starts_labelling(model, rng, tmp_path):
     steps = []
     stack = _stack(rng)
-    predict_to_zarr(stack, model, tmp_path / "o.zarr", tile_size=TILE, progress=steps.append)
+    store = predict_to_zarr(
+        stack, model, tmp_path / "o.zarr", tile_size=TILE, progress=steps.append
+    )
     after_tiles = [(step.stage, step.done, step.total) for step in steps if step.stage != "tiles"]
     slices = stack.shape[0]
-    assert after_tiles == [("mask", 0, 1), *(("instances", k, slices) for k in range(slices + 1))]
+    block = zarr.open_group(str(store), mode="r")["mask"].chunks[-2:]
+    blocks = refine_blocks(stack.shape, block, mask_steps(model))  # the mask: block by block
+    assert blocks >= slices * 2  # closed and filled, at least
+    refining = [("mask", k, blocks) for k in range(1, blocks + 1)]
+    labelling = [("instances", k, slices) for k in range(slices + 1)]
+    assert after_tiles == [("mask", 0, 1), *refining, *labelling]
 
 
 def test_an_array_whose_guessed_planes_are_too_narrow_is_refused_not_misread(tmp_path):

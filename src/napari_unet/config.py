@@ -216,7 +216,7 @@ class PredictConfig(_Options):
         Close gaps in the predicted boundaries (membranes, the background between
         touching nuclei) before instances are labelled
         (:func:`~napari_unet.core.postprocess.prediction_mask`; out of core, chunk by
-        chunk with a halo: :func:`~napari_unet.io.chunked_labels.close_gaps_chunked`),
+        chunk with a halo: :func:`~napari_unet.io.chunked_refine.close_gaps_chunked`),
         and grow the objects up to the model's own background threshold if it has one
         (``model.info.background_threshold``: 0.85 for ``em-membranes``;
         :func:`~napari_unet.core.boundaries.grow_objects`). False: the most probable

@@ -218,8 +218,9 @@ class _FileProgress:
         def update(step: Progress) -> None:
             if self.bar is None:
                 self.bar = ProgressBar(name)
-            if step.stage == "mask":
-                detail = "refining the mask (gaps, growth, holes)"
+            if step.stage == "mask":  # a store's: block by block, after a first (0, 1)
+                blocks = f": {step.done}/{step.total} blocks" if step.total > 1 else ""
+                detail = f"refining the mask (gaps, growth, holes){blocks}"
             elif step.stage == "instances":
                 detail = f"instances {step.done}/{step.total}"
             elif isinstance(step, StackProgress) and step.n_slices > 1:

@@ -140,7 +140,7 @@ def prediction_mask(
 class MaskSteps(NamedTuple):
     """What Predict adds to the most probable class for a model under a config: the
     keyword arguments of :func:`prediction_mask` (``prediction_mask(p, **steps._asdict())``),
-    also taken by :func:`~napari_unet.io.chunked_labels.refine_mask_chunked`."""
+    also taken by :func:`~napari_unet.io.chunked_refine.refine_mask_chunked`."""
 
     close_boundaries: bool
     background_threshold: float

@@ -13,18 +13,24 @@ import numpy as np
 
 from ..core.inference import Cancelled, Progress, StopFlag, is_stopped
 from ..core.postprocess import MIN_INSTANCE_SIZE, InstanceMethod, MaskSteps
-from .chunked_labels import Plane, label_chunked, refine_mask_chunked
+from .chunked_labels import label_chunked
+from .chunked_refine import Plane, refine_blocks, refine_mask_chunked
 from .volumes import slice_instances
 
 __all__ = ["refine_store_mask", "write_instances"]
 
 
 def refine_store_mask(
-    partial: Path, arrays: dict[str, Any], block: tuple[int, int], steps: MaskSteps
+    partial: Path,
+    arrays: dict[str, Any],
+    block: tuple[int, int],
+    steps: MaskSteps,
+    progress: Callable[[Progress], None] | None = None,
 ) -> None:
-    """:func:`~napari_unet.io.chunked_labels.refine_mask_chunked` on the store's mask; the
+    """:func:`~napari_unet.io.chunked_refine.refine_mask_chunked` on the store's mask; the
     objects grow from a snapshot of each slice's mask in a scratch array of the store,
-    removed afterwards."""
+    removed afterwards. ``progress`` gets a ``Progress(done, blocks, "mask")`` after each
+    block of each step (half a minute on a 6144² image sat at 0 % before)."""
     import zarr
 
     snapshot, path = None, partial / "grow_snapshot"
@@ -33,7 +39,15 @@ def refine_store_mask(
         snapshot = zarr.open_array(
             str(path), mode="w", shape=shape, chunks=block, dtype=np.uint8, fill_value=0
         )
-    refine_mask_chunked(arrays["prob"], arrays["mask"], block, steps, snapshot)
+    total, done = refine_blocks(tuple(arrays["mask"].shape), block, steps), 0
+
+    def on_block() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(Progress(done, total, "mask"))
+
+    refine_mask_chunked(arrays["prob"], arrays["mask"], block, steps, snapshot, on_block)
     if snapshot is not None:
         shutil.rmtree(path)
 

@@ -24,11 +24,11 @@ merged, and the result is renumbered exactly as
 ``method="watershed"`` loads one slice at a time and is refused for slices
 above :data:`OUT_OF_CORE_THRESHOLD` pixels. Gaps in the mask's boundaries
 (``close_boundaries``) are closed before labelling, one chunk plus a halo at a time
-(:func:`~napari_unet.io.chunked_labels.close_gaps_chunked`), objects are grown up to
+(:func:`~napari_unet.io.chunked_refine.close_gaps_chunked`), objects are grown up to
 the background threshold from a snapshot of the mask in a scratch array of the store
-(:func:`~napari_unet.io.chunked_labels.grow_objects_chunked`), and with ``fill_holes``
+(:func:`~napari_unet.io.chunked_refine.grow_objects_chunked`), and with ``fill_holes``
 what the objects enclose joins them the same way
-(:func:`~napari_unet.io.chunked_labels.fill_enclosed_chunked`).
+(:func:`~napari_unet.io.chunked_refine.fill_enclosed_chunked`).
 """
 
 from __future__ import annotations
@@ -314,7 +314,7 @@ def _fill_store(
     refinement = mask_steps(model, settings)
     if progress is not None:  # minutes on a large image: say what runs
         progress(Progress(0, 1, "mask"))
-    refine_store_mask(partial, arrays, block, refinement)
+    refine_store_mask(partial, arrays, block, refinement, progress)
     count = None
     if method is not None:
         count = write_instances(
