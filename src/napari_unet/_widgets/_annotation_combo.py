@@ -54,9 +54,9 @@ def annotates(
 def saved_strokes(layer: napari.layers.Layer, image: napari.layers.Layer | None) -> bool:
     """Whether ``layer`` is ``image``'s strokes saved and opened again: a Labels layer
     named :func:`annotation_name` that the plugin did not make (no annotation mark, not an
-    output). The Annotate section marks it when it paints on it
-    (:func:`mark_annotation`); till then it is taken for the image's annotation layer
-    all the same, never for a ground truth."""
+    output). The Annotate section marks it once it picks it up (:func:`mark_annotation`);
+    till then it is taken for the image's annotation layer all the same, never for a
+    ground truth."""
     return (
         image is not None
         and isinstance(layer, napari.layers.Labels)
