@@ -301,7 +301,9 @@ def test_the_notice_says_trained_for_a_new_model_and_fine_tuned_for_a_trained_on
     assert finished_notice(progress, request, stopped=False) == (
         "Trained: 42 iterations. Press Predict."
     )
-    assert finished_notice(progress, request, stopped=True).startswith("Training stopped: 42")
+    assert finished_notice(progress, request, stopped=True) == (
+        "Training stopped: 42 iterations; still learning: Start goes on."  # 42 of 300
+    )
     as_trained(model).metadata["training_history"].append({"iterations": 42})
     assert finished_notice(progress, request, stopped=False).startswith("Fine-tuned: 42")
     model.metadata["training_history"][-1]["kept_smoothed_loss"] = 0.944  # with distillation

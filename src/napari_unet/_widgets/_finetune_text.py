@@ -212,6 +212,8 @@ def finished_notice(progress: Any, request: TrainingRequest | None, *, stopped: 
     if training and request is not None and loss_at_chance(request.model):
         loss = kept_loss(progress, request)
         return f"{done}; not learnt yet (its loss, {loss:.3g}, is still a guess's)."
+    if stopped and training and request is not None and not has_been_trained(request.model):
+        return f"{done}; still learning: Start goes on."  # a Stop at 60 s, on a busy CPU
     return f"{done}. Press Predict."  # short: a toast shows about 45 characters
 
 
