@@ -210,3 +210,47 @@ def test_going_back_resets_the_bar(qtbot, dock):
     finetune.back_button.native.click()
     bar = finetune.progress
     assert bar.text() == "" and bar.format() == "%p%"
+
+
+def test_a_job_waiting_for_a_thread_says_so_in_its_bar(qtbot):
+    """napari runs one task per core: with all threads busy, a new job's bar said nothing."""
+    import threading
+
+    from qtpy.QtCore import QThreadPool
+    from qtpy.QtWidgets import QProgressBar, QWidget
+
+    pool = QThreadPool.globalInstance()
+    most = pool.maxThreadCount()
+    pool.setMaxThreadCount(1)
+    owner, release, bar = QWidget(), threading.Event(), QProgressBar()
+    bar.setFormat("%p%")
+
+    def job(wait):
+        wait()
+        yield 1.0
+        return None
+
+    def started(name):
+        return _tasks.start_job(
+            owner,
+            job(lambda: release.wait(10) if name == "busy" else None),
+            name,
+            threading.Event(),
+            on_yield=lambda _: None,
+            on_result=lambda _: None,
+            on_finish=lambda: None,
+            release=lambda: None,
+            bar=bar if name == "queued" else None,
+        )
+
+    try:
+        busy = started("busy")
+        qtbot.waitUntil(lambda: pool.activeThreadCount() >= 1, timeout=5_000)
+        queued = started("queued")
+        assert bar.format() == "Waiting for another task to end…"
+        with qtbot.waitSignals([busy.finished, queued.finished], timeout=10_000):
+            release.set()
+        assert bar.format() == "%p%"  # its own again once it ran
+    finally:
+        release.set()
+        pool.setMaxThreadCount(most)

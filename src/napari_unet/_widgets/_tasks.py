@@ -28,7 +28,7 @@ import torch
 from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error
-from qtpy.QtCore import QEvent, QTimer
+from qtpy.QtCore import QEvent, QThreadPool, QTimer
 from qtpy.QtWidgets import QProgressBar, QWidget
 
 from ..core.checkpoint import CheckpointError
@@ -107,6 +107,7 @@ class JobProgress:
         self.activity: progress | None = None
         self.closed = False
         self._steps, self._text, self._shown = 0, "", task
+        self._format: str | None = None  # the bar's own, while it says the job waits
         self._timer = QTimer()
         self._timer.setInterval(ACTIVITY_INTERVAL_MS)
         self._timer.timeout.connect(self._move)
@@ -114,6 +115,20 @@ class JobProgress:
             QTimer.singleShot(0, self._open)
         if bar is not None:
             bar.setValue(0)
+
+    def wait_for_a_thread(self) -> None:
+        """Say in the bar that the job waits for one of napari's worker threads (each of
+        the machine's cores runs one task; a third task on 2 cores sat silent), until
+        :meth:`started`."""
+        if self.bar is not None:
+            self._format = self.bar.format()
+            self.bar.setFormat("Waiting for another task to end…")
+
+    def started(self) -> None:
+        """The job got its thread: the bar shows the widget's own format again."""
+        if self.bar is not None and self._format is not None:
+            self.bar.setFormat(self._format)
+        self._format = None
 
     def report(self, fraction: float | None, text: str = "") -> None:
         """The job is ``fraction`` done (None: unchanged), doing ``text`` ("": unchanged)."""
@@ -271,6 +286,10 @@ def start_job(
     connection = owner.destroyed.connect(partial(_abandon, worker, stop))
     finish = _finisher(owner, connection, on_finish, guarded_job, job_progress, release)
     worker.finished.connect(finish)
+    worker.started.connect(job_progress.started)
+    pool = QThreadPool.globalInstance()
+    if pool is not None and pool.activeThreadCount() >= pool.maxThreadCount():
+        job_progress.wait_for_a_thread()
     worker.start()
     return worker
 
