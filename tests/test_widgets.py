@@ -246,7 +246,7 @@ def test_stop_while_the_image_is_read_leaves_the_model_unchanged(qtbot, dock, mo
     assert all(torch.equal(weights[k], v) for k, v in model.state_dict().items())
 
 
-def test_closing_the_viewer_stops_a_running_finetune(qtbot, dock):
+def test_closing_the_viewer_stops_a_running_finetune(qtbot, dock, notifications):
     viewer, widget = dock
     annotate(viewer, widget)
     widget.finetune.settings.iterations.value = 0
@@ -264,6 +264,8 @@ def test_closing_the_viewer_stops_a_running_finetune(qtbot, dock):
         viewer.close()
     qtbot.waitUntil(lambda: not WorkerBase._worker_set, timeout=5_000)  # no worker left
     assert ends == ["aborted"]  # stopped by the close: a 600 s run never ends by itself
+    said = [str(note.message) for note in notifications]
+    assert not any("was removed" in message for message in said), said  # closed, not removed
     assert state.busy == "" and state.model is model and not model.training
     assert model.metadata["training_history"][-1]["iterations"] >= 1  # the run was recorded
     assert any(not torch.equal(weights[k], v) for k, v in model.state_dict().items())  # kept

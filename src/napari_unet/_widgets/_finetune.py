@@ -280,13 +280,13 @@ class FinetuneWidget(QWidget):
             request.preview.plane = request.reader.geometry.plane_in_view(image, self.viewer)
 
     def _on_layer_removed(self, event: Any) -> None:
-        """The running fine-tune's image was removed: no more previews (a layer for an
-        image that is gone); the run goes on with the planes and strokes it read."""
+        """The running fine-tune's image went: no more previews; the run goes on as read."""
         image = self._image_layer
         if image is None or event.value is not image or self._request is None:
             return
         self._image_layer = None
-        show_info(image_removed_notice(image.name))
+        if len(self.viewer.layers):  # none left: the viewer closes (it clears them first)
+            show_info(image_removed_notice(image.name))
 
     def _on_update(self, update: FinetuneUpdate | str) -> None:
         if isinstance(update, str):  # a status line before training starts
