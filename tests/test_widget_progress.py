@@ -212,7 +212,7 @@ def test_going_back_resets_the_bar(qtbot, dock):
     assert bar.text() == "" and bar.format() == "%p%"
 
 
-def test_a_job_waiting_for_a_thread_says_so_in_its_bar(qtbot):
+def test_a_job_waiting_for_a_thread_says_so_in_its_bar(qtbot, notifications):
     """napari runs one task per core: with all threads busy, a new job's bar said nothing."""
     import threading
 
@@ -248,7 +248,10 @@ def test_a_job_waiting_for_a_thread_says_so_in_its_bar(qtbot):
         qtbot.waitUntil(lambda: pool.activeThreadCount() >= 1, timeout=5_000)
         queued = started("queued")
         assert bar.format() == "Waiting for another task to end…"
-        with qtbot.waitSignals([busy.finished, queued.finished], timeout=10_000):
+        bare = started("Loss weights")  # no bar: a notification says it
+        said = "Loss weights: waiting for another task to end (one runs per core)."
+        assert str(notifications[-1].message) == said
+        with qtbot.waitSignals([busy.finished, queued.finished, bare.finished], timeout=10_000):
             release.set()
         assert bar.format() == "%p%"  # its own again once it ran
     finally:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from napari.qt.threading import GeneratorWorker, thread_worker
 from napari.utils import progress
-from napari.utils.notifications import show_error
+from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QEvent, QThreadPool, QTimer
 from qtpy.QtWidgets import QProgressBar, QWidget
 
@@ -120,9 +120,11 @@ class JobProgress:
         """Say in the bar that the job waits for one of napari's worker threads (each of
         the machine's cores runs one task; a third task on 2 cores sat silent), until
         :meth:`started`."""
-        if self.bar is not None:
-            self._format = self.bar.format()
-            self.bar.setFormat("Waiting for another task to end…")
+        if self.bar is None:  # e.g. the loss weights: said where the user looks
+            show_info(f"{self.task}: waiting for another task to end (one runs per core).")
+            return
+        self._format = self.bar.format()
+        self.bar.setFormat("Waiting for another task to end…")
 
     def started(self) -> None:
         """The job got its thread: the bar shows the widget's own format again."""

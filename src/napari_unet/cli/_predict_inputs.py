@@ -111,7 +111,9 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
         raise CliError(
             f"{len(problems)} of {len(inputs)} inputs cannot be predicted"
             + (f" ({more} more not shown)" if more > 0 else " (above)")
-            + "; nothing was predicted: move them out of the way, or list the others"
+            + "; nothing was predicted: move "
+            + ("it" if len(problems) == 1 else "them")
+            + " out of the way, or list the others"
         )
 
 
