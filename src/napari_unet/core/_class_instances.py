@@ -80,9 +80,9 @@ def distance_watershed(region: np.ndarray, min_distance: int, connectivity: int)
         if not found:
             peak_mask[position] = True
     markers, _ = ndimage.label(peak_mask, structure=_structure(2))  # a plateau: one marker
-    # a marker across two components (touching at a corner only) is one per component
-    pairs = np.where(
-        peak_mask, markers.astype(np.int64) * (n_components + 1) + region_components, 0
-    )
-    markers = np.unique(pairs, return_inverse=True)[1].reshape(pairs.shape)  # 0 stays 0
+    # a marker across two components (touching at a corner only) is one per component;
+    # only the peak pixels are renumbered (not a sort of the whole plane)
+    pairs = markers[peak_mask].astype(np.int64) * (n_components + 1) + region_components[peak_mask]
+    markers = np.zeros(region.shape, np.int64)
+    markers[peak_mask] = np.unique(pairs, return_inverse=True)[1].ravel() + 1
     return watershed(-distance, markers, mask=region, connectivity=connectivity)
