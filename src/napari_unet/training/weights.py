@@ -129,10 +129,11 @@ def _objects_of(labels: np.ndarray, instances: np.ndarray | None) -> np.ndarray:
     class are one object, of two classes two, as :func:`~napari_unet.core.postprocess.
     instance_labels` draws them."""
     if instances is None:
-        components = np.zeros(labels.shape, np.int64)
+        components, found = np.zeros(labels.shape, np.int64), 0
         for value in np.unique(labels[labels >= 2]):
-            part, _ = ndimage.label(labels == value)
-            components[part > 0] = part[part > 0] + components.max()
+            part, count = ndimage.label(labels == value)
+            components[part > 0] = part[part > 0] + found
+            found += count
         return components
     instances = np.asarray(instances)
     if instances.shape != labels.shape:
