@@ -141,6 +141,10 @@ def tile_stride(model: UNet, tile: int) -> int:
     return output - output % model.size_multiple
 
 
+MIN_KEPT_SHARE = 0.25
+"""The least share of its pixels a listed tile size keeps (:func:`distinct_tile_sizes`)."""
+
+
 def kept_share(model: UNet, tile: int) -> float:
     """The share of a tile's input pixels whose output it keeps: (stride / tile)²."""
     return (tile_stride(model, tile) / tile) ** 2
@@ -215,7 +219,8 @@ def distinct_tile_sizes(
 
     ``image_shape`` None (no image yet): every usable edge, then the whole image.
     """
-    worth = [size for size in usable_tile_sizes(model, maximum) if kept_share(model, size) >= 0.25]
+    usable = usable_tile_sizes(model, maximum)
+    worth = [size for size in usable if kept_share(model, size) >= MIN_KEPT_SHARE]
     sizes = sorted(set(worth) | {s for s in extra if s > 0})
     if image_shape is None:
         return [TileChoice(size, None) for size in sizes] + [TileChoice(None, None)]

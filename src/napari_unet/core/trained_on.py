@@ -38,8 +38,9 @@ def trained_on_words(info: ModelMetadata, more: str = "") -> str:
 def _strokes_on(layers: list[str]) -> str:
     """ "strokes on “cells”, “cells 2” in napari (3 runs)": the runs of the Fine-tune
     widget, by the image layers they trained on."""
-    names = ", ".join(f"“{name}”" for name in dict.fromkeys(layers))
-    return f"strokes on {names} in napari ({len(layers)} run{'s' if len(layers) > 1 else ''})"
+    return (
+        f"strokes on {_names(layers)} in napari ({len(layers)} run{'s' if len(layers) > 1 else ''})"
+    )
 
 
 def _runs_only(history: tuple[TrainingRun, ...], more: str) -> str:
@@ -50,5 +51,9 @@ def _runs_only(history: tuple[TrainingRun, ...], more: str) -> str:
     runs = f"{len(history)} run{'s' if len(history) > 1 else ''}, {iterations:,} iterations"
     if not layers:
         return f"its training runs only ({runs}{more})"
-    names = ", ".join(f"“{name}”" for name in dict.fromkeys(layers))
-    return f"strokes on {names} in napari ({runs})"
+    return f"strokes on {_names(layers)} in napari ({runs})"
+
+
+def _names(layers: list[str]) -> str:
+    """The layers' names, each once, quoted: "“cells”, “cells 2”"."""
+    return ", ".join(f"“{name}”" for name in dict.fromkeys(layers))
