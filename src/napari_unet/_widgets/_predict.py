@@ -9,7 +9,7 @@ from typing import Any
 import napari
 import numpy as np
 from magicgui.widgets import Container, PushButton
-from napari.layers import Image, Points
+from napari.layers import Image
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QEvent, Signal
@@ -36,13 +36,14 @@ from ._predict_job import (
     PredictionResult,
     predict_job,
 )
-from ._predict_outputs import hide_other_outputs, output_specs
+from ._predict_outputs import hide_other_outputs, output_specs, show_changes
+from ._predict_reuse import LastProbabilities, NetworkInputs
 from ._predict_text import (
+    REUSED_WORDS,
     RUNNING_FORMAT,
     at_chance_text,
     cancelled_bar_text,
     cancelled_text,
-    changes_sentence,
     covered_words,
     done_head,
     memory_status,
@@ -93,6 +94,9 @@ class PredictWidget(QWidget, PredictControls):
         self._described: list[weakref.ref] = []  # the layers the status line names
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
         self._augmentation_of: Any = None  # weak reference to the model the TTA box followed
+        self._inputs: NetworkInputs | None = None  # what the running job's probabilities need
+        self._reused = False  # whether it post-processes the last run's probabilities
+        self.last_probabilities = LastProbabilities()  # a post-processing change reuses them
         defaults = PredictConfig()
         self.defaults = defaults
         self._create_controls(defaults)
@@ -210,16 +214,22 @@ class PredictWidget(QWidget, PredictControls):
             show_error(problem)
             return None
         previous_mask, annotation = last_mask(self.viewer, image, model, geometry.spatial_shape)
+        config = self.predict_config()
+        self._inputs = NetworkInputs.of(image, geometry, model, config)
+        known, known_note = self.last_probabilities.recall(self._inputs) or (None, "")
+        self._reused = known is not None
         request = PredictionRequest(
             model=model,
             data=image_data(image),
             geometry=geometry,
-            config=self.predict_config(),
+            config=config,
             with_weights=self.with_weights.value,
             weight_config=model.info.trained_weight_config,
             with_uncertainty=self.with_uncertainty.value,
             previous_mask=previous_mask,
             annotation=annotation,
+            known_probabilities=known,
+            known_note=known_note,
         )
         refusal = memory_refusal(request, image.name)
         if refusal:
@@ -246,11 +256,11 @@ class PredictWidget(QWidget, PredictControls):
         if result.cancelled or self._lost:  # as Fine-tune's bar after Stop: full
             self.progress.setValue(self.progress.maximum())
             self.progress.setFormat(cancelled_bar_text(self._last_progress))
+            said = cancelled_text(self._last_progress)
             if self._lost:  # also when it ended after the last stop check
-                self._say(f"{self._lost}: its prediction was cancelled.")
-            else:
-                self._say(cancelled_text(self._last_progress))
-            show_info("Prediction cancelled.")
+                said = f"{self._lost}: its prediction was cancelled."
+            self._say(said)
+            show_info(said if self._lost else "Prediction cancelled.")  # the toast says why
             return
         if result.error:  # the bar stays where the run failed
             self.progress.setFormat("Failed")
@@ -261,8 +271,15 @@ class PredictWidget(QWidget, PredictControls):
             image, geometry, model_lineage, continued, model_name = self._target
             contrast = result.value.contrast_note
             note = self._reading_note + (f" {contrast}" if contrast else "")
+            if self._reused:  # the last run's probabilities, post-processed again
+                note = REUSED_WORDS + note
             layers = self.show_outputs(result.value, image, geometry, note)
             remember_model(layers["mask"], model_lineage, continued, model_name)
+            if self._inputs is not None:
+                outputs = [layers["probabilities"]]
+                self.last_probabilities.keep(
+                    self._inputs, result.value.probabilities, contrast, image, outputs
+                )
             if contrast:  # a result that may be worthless: said where it is seen too
                 show_warning(f"“{image.name}”: {contrast}")
 
@@ -307,6 +324,7 @@ class PredictWidget(QWidget, PredictControls):
         """A layer the status line names was deleted: the line goes with the image, and
         says so for an output."""
         removed = event.value
+        self.last_probabilities.forget_layer(removed)
         if self.worker is not None:
             if self._target is not None and removed is self._target[0]:
                 self._lose(f"“{removed.name}” was removed")  # no image to go with its outputs
@@ -345,7 +363,7 @@ class PredictWidget(QWidget, PredictControls):
         }
         layers["mask"].colormap = mask_colormap(result.probabilities.shape[0])
         layers["mask"].visible = True  # hidden by "Start from the prediction", say
-        changes = self._show_changes(result, image, placement)
+        changes = show_changes(self.viewer, result, image, placement)
         hide_other_outputs(self.viewer, image)
         for kind in ("preview", "loss weights"):  # a fine-tune's layers would cover the mask
             over_mask = find_output(self.viewer, image, kind, Image)
@@ -369,26 +387,3 @@ class PredictWidget(QWidget, PredictControls):
             *layers.values(),
         )
         return layers
-
-    def _show_changes(
-        self, result: PredictionResult, image: napari.layers.Image, placement: dict[str, Any]
-    ) -> str:
-        """Mark the objects split or joined since the last mask in the image's "changes"
-        points layer (removed when there is none to mark, or no last mask to compare
-        with); returns the sentence for the status line."""
-        if result.changes is None or not len(result.changes.points):
-            stale = find_output(self.viewer, image, "changes", Points)
-            if stale is not None:
-                self.viewer.layers.remove(stale)
-            if result.changes is None:
-                return ""
-            marked = ""
-        else:
-            display = {"symbol": "ring", "size": 15, "face_color": "magenta", "opacity": 0.9}
-            layer = put_output(
-                self.viewer, image, "changes", result.changes.points, Points,
-                placement=placement, **display,
-            )  # fmt: skip
-            marked = f" (marked in “{layer.name}”)"
-        planes = result.mask.size // max(result.mask.shape[-1] * result.mask.shape[-2], 1)
-        return changes_sentence(result.changes.describe(), planes, marked)

@@ -61,6 +61,12 @@ class PredictionRequest:
         The image's last mask, when this model continues the one that made it, and the
         image's strokes (spatial shape): the mask keeps the last one's separations where
         the model still supports them (:mod:`napari_unet.core.continuity`).
+    known_probabilities : numpy.ndarray or None
+        (n_classes, ..., Y, X) float32: the last run's probabilities of the same image by
+        the same model and settings (:mod:`._predict_reuse`); only post-processing runs.
+        They are read, never written.
+    known_note : str
+        The contrast note of the run that made them.
     """
 
     model: UNet
@@ -72,6 +78,8 @@ class PredictionRequest:
     with_uncertainty: bool = False
     previous_mask: np.ndarray | None = None
     annotation: np.ndarray | None = None
+    known_probabilities: np.ndarray | None = None
+    known_note: str = ""
 
 
 @dataclass
@@ -178,6 +186,11 @@ def predict_job(
     """
     model, geometry = request.model, request.geometry
     planes = list(geometry.planes())
+    if request.known_probabilities is not None:  # only the post-processing changed
+        result = yield from _postprocess(request, request.known_probabilities, planes, stop, 0.0)
+        result.contrast_note = request.known_note
+        yield PredictionProgress(1.0, "Done", "done", len(planes), len(planes))
+        return result
     probabilities = np.zeros((model.config.n_classes, *geometry.spatial_shape), np.float32)
     share, started, note = 1.0, time.perf_counter(), ""
     for number, plane in enumerate(planes):

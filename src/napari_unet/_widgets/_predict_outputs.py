@@ -1,20 +1,22 @@
-"""What the Predict section's output layers show (:func:`output_specs`), and the hiding of
-other images' outputs that would cover them (:func:`hide_other_outputs`)."""
+"""What the Predict section's output layers show (:func:`output_specs`), the hiding of
+other images' outputs that would cover them (:func:`hide_other_outputs`), and the marks
+of the objects split or joined since the last mask (:func:`show_changes`)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import napari
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Points
 
-from ._layers import ROLE_KEY, WEIGHT_COLORMAP, is_output, output_role
+from ._layers import ROLE_KEY, WEIGHT_COLORMAP, find_output, is_output, output_role, show_output
 from ._predict_job import PredictionResult
+from ._predict_text import changes_sentence
 
 #: Width in pixels of the mask's outlines (napari's Labels ``contour``; 0 fills the classes).
 MASK_CONTOUR = 2
 
-__all__ = ["hide_other_outputs", "output_specs"]
+__all__ = ["hide_other_outputs", "output_specs", "show_changes"]
 
 
 def output_specs(
@@ -64,3 +66,30 @@ def hide_other_outputs(viewer: napari.Viewer, image: napari.layers.Layer) -> Non
     for layer in viewer.layers:
         if is_output(layer) and not str(layer.metadata.get(ROLE_KEY, "")).startswith(own):
             layer.visible = False
+
+
+def show_changes(
+    viewer: napari.Viewer,
+    result: PredictionResult,
+    image: napari.layers.Image,
+    placement: dict[str, Any],
+) -> str:
+    """Mark the objects split or joined since the last mask in the image's "changes"
+    points layer (removed when there is none to mark, or no last mask to compare
+    with); returns the sentence for the status line."""
+    if result.changes is None or not len(result.changes.points):
+        stale = find_output(viewer, image, "changes", Points)
+        if stale is not None:
+            viewer.layers.remove(stale)
+        if result.changes is None:
+            return ""
+        marked = ""
+    else:
+        display = {"symbol": "ring", "size": 15, "face_color": "magenta", "opacity": 0.9}
+        layer = show_output(
+            viewer, image, "changes", result.changes.points, Points,
+            placement=placement, **display,
+        )  # fmt: skip
+        marked = f" (marked in “{layer.name}”)"
+    planes = result.mask.size // max(result.mask.shape[-1] * result.mask.shape[-2], 1)
+    return changes_sentence(result.changes.describe(), planes, marked)

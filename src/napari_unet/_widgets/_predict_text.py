@@ -141,6 +141,13 @@ def shown_words(mask_name: str, outputs: list[str]) -> str:
     )
 
 
+REUSED_WORDS = (
+    " Post-processed the last run's probabilities again (image, model and network"
+    " settings unchanged)."
+)
+"""Said after a run that only post-processed (:mod:`._predict_reuse`)."""
+
+
 def done_head(planes: int, objects: int, model: str | None = None) -> str:
     """How the status line after a run starts: ``"Done with “nuclei”: 2454 objects."``, or
     for a stack ``"Done with “nuclei”: 20 slices, 2454 objects (numbered through the

@@ -1,0 +1,132 @@
+"""Predict again after changing only the post-processing: the last run's probabilities
+are used again, and only what they came from being unchanged lets them be."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from helpers import run, tiny_model
+from napari_unet._widgets import _predict_job, model_state
+from napari_unet._widgets._predict_reuse import model_fingerprint
+from napari_unet._widgets._predict_text import REUSED_WORDS
+from napari_unet.core.checkpoint import load_model
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def network_runs(monkeypatch):
+    """The images the Predict job has run the network on, in order."""
+    images = []
+    original = _predict_job.iter_predict
+
+    def counting(image, *args, **kwargs):
+        images.append(image)
+        return original(image, *args, **kwargs)
+
+    monkeypatch.setattr(_predict_job, "iter_predict", counting)
+    return images
+
+
+def outputs(viewer):
+    return {
+        kind: np.array(viewer.layers[f"discs {kind}"].data)
+        for kind in ("mask", "instances", "probabilities", "weight map")
+    }
+
+
+def test_a_post_processing_change_reuses_the_probabilities(qtbot, dock, network_runs):
+    viewer, widget = dock
+    widget.model.use_model(load_model("nuclei"), "nuclei")  # a model that finds the discs
+    predict = widget.predict
+    run(qtbot, predict, predict.run_prediction)
+    assert len(network_runs) == 1 and REUSED_WORDS not in predict.status.text()
+    smallest = np.bincount(viewer.layers["discs instances"].data.ravel())[1:]
+    assert smallest[smallest > 0].min() < 40  # there are instances under 40 px to drop
+    predict.min_size.value = 40
+    predict.instance_method.value = "watershed"
+    predict.fill_holes.value = not predict.fill_holes.value
+    run(qtbot, predict, predict.run_prediction)
+    assert len(network_runs) == 1  # the network did not run again
+    assert REUSED_WORDS in predict.status.text()
+    reused = outputs(viewer)
+    predict.last_probabilities.forget()  # the same settings, the network run again
+    run(qtbot, predict, predict.run_prediction)
+    assert len(network_runs) == 2 and REUSED_WORDS not in predict.status.text()
+    for kind, expected in outputs(viewer).items():
+        np.testing.assert_array_equal(reused[kind], expected, err_msg=kind)
+    sizes = np.bincount(reused["instances"].ravel())[1:]
+    assert sizes[sizes > 0].min() >= 40  # the new smallest instance was applied
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["test-time augmentation", "tile size", "new data", "weights", "another model"],
+)
+def test_what_the_probabilities_come_from_changed_runs_the_network(
+    qtbot, dock, network_runs, change
+):
+    viewer, widget = dock
+    predict, state = widget.predict, model_state(viewer)
+    run(qtbot, predict, predict.run_prediction)
+    if change == "test-time augmentation":
+        predict.test_time_augmentation.value = True
+    elif change == "tile size":
+        sizes = [size for size in predict.tile_size.choices if size != predict.tile_size.value]
+        predict.tile_size.value = sizes[0]
+    elif change == "new data":
+        viewer.layers["discs"].data = viewer.layers["discs"].data[::-1].copy()
+    elif change == "weights":  # as a fine-tune changes the model in place
+        with torch.no_grad():
+            next(state.model.parameters()).add_(0.01)
+    else:
+        state.set_model(tiny_model(seed=1), "another")
+    run(qtbot, predict, predict.run_prediction)
+    assert len(network_runs) == 2
+    assert REUSED_WORDS not in predict.status.text()
+
+
+def test_removing_the_probabilities_layer_lets_them_go(qtbot, dock, network_runs):
+    viewer, widget = dock
+    predict = widget.predict
+    run(qtbot, predict, predict.run_prediction)
+    assert predict.last_probabilities.kept
+    viewer.layers.remove("discs mask")  # another output: kept
+    assert predict.last_probabilities.kept
+    viewer.layers.remove("discs probabilities")
+    assert not predict.last_probabilities.kept
+    run(qtbot, predict, predict.run_prediction)
+    assert len(network_runs) == 2
+
+
+def test_a_cancelled_run_keeps_the_last_probabilities_unused(qtbot, dock, network_runs):
+    viewer, widget = dock
+    predict = widget.predict
+    run(qtbot, predict, predict.run_prediction)
+    first = np.array(viewer.layers["discs probabilities"].data)
+    predict.test_time_augmentation.value = True
+    with qtbot.waitSignal(predict.finished, timeout=60_000):
+        assert predict.run_prediction() is not None
+        predict.cancel()
+    predict.test_time_augmentation.value = False  # back to the first run's settings
+    predict.min_size.value = 30
+    run(qtbot, predict, predict.run_prediction)
+    assert len(network_runs) == 2  # the first run's probabilities, not the cancelled one's
+    np.testing.assert_array_equal(viewer.layers["discs probabilities"].data, first)
+
+
+def test_model_fingerprint_follows_weights_and_metadata():
+    model = tiny_model()
+    twin = copy.deepcopy(model)
+    assert model_fingerprint(model) == model_fingerprint(twin)
+    with torch.no_grad():
+        next(twin.parameters()).view(-1)[0] += 1e-6
+    assert model_fingerprint(model) != model_fingerprint(twin)
+    retitled = copy.deepcopy(model)
+    retitled.metadata["background_threshold"] = 0.7
+    assert model_fingerprint(model) != model_fingerprint(retitled)
+    assert model_fingerprint(tiny_model(seed=1)) != model_fingerprint(model)
