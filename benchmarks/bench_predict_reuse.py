@@ -6,8 +6,10 @@ post-processing (``napari_unet._widgets._predict_reuse``). For each bundled mode
 2048² image (tiled from ISBI 2012 slice 15 or the DSB 2018 image) goes through the
 section's own job (``_predict_job.predict_job``, the weight map on, as the section's
 default) twice per repeat: afresh, then with the first run's probabilities and another
-smallest instance. The medians of the repeats and their ratio are reported (the same
-process and load for both).
+smallest instance; both times include the job's digests of the image and the model. The
+medians of the repeats and their ratio are reported (the same process and load for both).
+The first repeat also checks that the reused run's outputs equal a fresh run's with the
+same settings (untimed).
 
     python benchmarks/bench_predict_reuse.py --repeats 5 --threads 2 \
         --json benchmarks/results/predict_reuse.json
@@ -27,7 +29,8 @@ import torch
 
 import napari_unet as nu
 from napari_unet._widgets._geometry import ImageGeometry
-from napari_unet._widgets._predict_job import PredictionRequest, predict_job
+from napari_unet._widgets._predict_job import PredictionRequest, PredictionResult, predict_job
+from napari_unet._widgets._predict_reuse import KnownProbabilities
 from napari_unet.config import PredictConfig
 from napari_unet.io.data import load_dsb2018, load_isbi
 
@@ -39,14 +42,21 @@ def _images() -> dict[str, np.ndarray]:
     }
 
 
-def _finish(request: PredictionRequest) -> tuple[float, np.ndarray]:
-    """Seconds the job took, and its probabilities."""
+def _finish(request: PredictionRequest) -> tuple[float, PredictionResult]:
+    """Seconds the job took (digesting the image and the model included), and its result."""
     start, job = time.perf_counter(), predict_job(request, threading.Event())
     while True:
         try:
             next(job)
         except StopIteration as stop:
-            return time.perf_counter() - start, stop.value.probabilities
+            return time.perf_counter() - start, stop.value
+
+
+def _check_equal(reused: PredictionResult, fresh: PredictionResult) -> None:
+    """The reused run's outputs are a fresh run's, to the bit."""
+    assert not fresh.reused
+    for output in ("probabilities", "mask", "instances", "weights"):
+        np.testing.assert_array_equal(getattr(reused, output), getattr(fresh, output), output)
 
 
 def measure(repeats: int) -> dict[str, dict]:
@@ -58,13 +68,16 @@ def measure(repeats: int) -> dict[str, dict]:
         for _ in range(repeats):
             config = PredictConfig(device="cpu")
             request = PredictionRequest(model, image, geometry, config)
-            seconds, probabilities = _finish(request)
+            seconds, first = _finish(request)
             fresh_s.append(seconds)
             changed = config.replace(min_instance_size=config.min_instance_size + 10)
-            request = PredictionRequest(
-                model, image, geometry, changed, known_probabilities=probabilities
-            )
-            reused_s.append(_finish(request)[0])
+            known = KnownProbabilities(first.probabilities, first.contents, first.contrast_note)
+            request = PredictionRequest(model, image, geometry, changed, known=known)
+            seconds, reused = _finish(request)
+            reused_s.append(seconds)
+            assert reused.reused
+            if len(reused_s) == 1:
+                _check_equal(reused, _finish(PredictionRequest(model, image, geometry, changed))[1])
         rows[name] = {
             "shape": list(image.shape),
             "fresh_s": round(float(np.median(fresh_s)), 2),

@@ -4,16 +4,21 @@ are used again, and only what they came from being unchanged lets them be."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
+import dask.array as dask_array
 import numpy as np
 import pytest
 import torch
 
 from helpers import run, tiny_model
 from napari_unet._widgets import _predict_job, model_state
+from napari_unet._widgets._memory import POSTPROCESS_BYTES, needed_bytes, output_bytes
 from napari_unet._widgets._predict_reuse import model_fingerprint
 from napari_unet._widgets._predict_text import REUSED_WORDS
 from napari_unet.core.checkpoint import load_model
+from napari_unet.core.devices import resolve_device
+from napari_unet.core.inference import predict as predict_probabilities_of
 
 pytestmark = pytest.mark.gui
 
@@ -30,6 +35,12 @@ def network_runs(monkeypatch):
 
     monkeypatch.setattr(_predict_job, "iter_predict", counting)
     return images
+
+
+def predict_probabilities(image, model, predict):
+    """The foreground probabilities a fresh run of the Predict section gives."""
+    tile_size = predict.tile_size.value or None
+    return predict_probabilities_of(image, model, tile_size=tile_size, device="cpu")[1]
 
 
 def outputs(viewer):
@@ -103,20 +114,64 @@ def test_removing_the_probabilities_layer_lets_them_go(qtbot, dock, network_runs
     assert len(network_runs) == 2
 
 
-def test_a_cancelled_run_keeps_the_last_probabilities_unused(qtbot, dock, network_runs):
-    viewer, widget = dock
+def test_a_run_with_other_settings_lets_the_last_probabilities_go(qtbot, dock, network_runs):
+    """Both are never held at once: the new run's memory check counts on that."""
+    _viewer, widget = dock
     predict = widget.predict
     run(qtbot, predict, predict.run_prediction)
-    first = np.array(viewer.layers["discs probabilities"].data)
     predict.test_time_augmentation.value = True
     with qtbot.waitSignal(predict.finished, timeout=60_000):
         assert predict.run_prediction() is not None
+        assert not predict.last_probabilities.kept
         predict.cancel()
     predict.test_time_augmentation.value = False  # back to the first run's settings
+    run(qtbot, predict, predict.run_prediction)
+    assert len(network_runs) == 3 and REUSED_WORDS not in predict.status.text()
+
+
+def test_an_image_edited_in_place_runs_the_network(qtbot, dock, network_runs):
+    viewer, widget = dock
+    predict, image = widget.predict, viewer.layers["discs"]
+    run(qtbot, predict, predict.run_prediction)
+    image.data[:] = image.data[::-1].copy()  # no new array: napari's data event stays quiet
+    image.refresh()
     predict.min_size.value = 30
     run(qtbot, predict, predict.run_prediction)
-    assert len(network_runs) == 2  # the first run's probabilities, not the cancelled one's
-    np.testing.assert_array_equal(viewer.layers["discs probabilities"].data, first)
+    assert len(network_runs) == 2 and REUSED_WORDS not in predict.status.text()
+    fresh = predict_probabilities(image.data, model_state(viewer).model, predict)
+    np.testing.assert_allclose(viewer.layers["discs probabilities"].data, fresh, atol=1e-6)
+
+
+def test_lazy_data_is_not_kept(qtbot, dock, network_runs):
+    viewer, widget = dock
+    predict, image = widget.predict, viewer.layers["discs"]
+    image.data = dask_array.from_array(np.asarray(image.data), chunks=64)
+    run(qtbot, predict, predict.run_prediction)
+    assert not predict.last_probabilities.kept
+    run(qtbot, predict, predict.run_prediction)
+    assert len(network_runs) == 2
+
+
+def test_auto_and_the_device_it_picks_are_the_same_run(qtbot, dock, network_runs):
+    _viewer, widget = dock
+    predict = widget.predict
+    predict.device.value = str(resolve_device("auto"))
+    run(qtbot, predict, predict.run_prediction)
+    predict.device.value = "auto"
+    run(qtbot, predict, predict.run_prediction)
+    assert len(network_runs) == 1 and REUSED_WORDS in predict.status.text()
+
+
+def test_post_processing_alone_needs_less_memory(qtbot, dock):
+    _viewer, widget = dock
+    predict = widget.predict
+    run(qtbot, predict, predict.run_prediction)
+    _image, request = predict._gather()
+    assert request.known is not None
+    network_run = needed_bytes(replace(request, known=None))
+    pixels = 128 * 128
+    expected = output_bytes(2, (128, 128), True, True) - 8 * pixels
+    assert needed_bytes(request) == expected + pixels * POSTPROCESS_BYTES[True] < network_run
 
 
 def test_model_fingerprint_follows_weights_and_metadata():
@@ -126,6 +181,9 @@ def test_model_fingerprint_follows_weights_and_metadata():
     with torch.no_grad():
         next(twin.parameters()).view(-1)[0] += 1e-6
     assert model_fingerprint(model) != model_fingerprint(twin)
+    padded = tiny_model(padding="same")
+    padded.load_state_dict(model.state_dict())
+    assert model_fingerprint(padded) != model_fingerprint(model)  # the same weights
     retitled = copy.deepcopy(model)
     retitled.metadata["background_threshold"] = 0.7
     assert model_fingerprint(model) != model_fingerprint(retitled)

@@ -111,9 +111,15 @@ def available_memory() -> int:
 
 
 def needed_bytes(request: PredictionRequest) -> int:
-    """Memory ``request`` needs: its outputs and its temporaries (:func:`working_bytes`)."""
+    """Memory ``request`` needs: its outputs and its temporaries (:func:`working_bytes`);
+    with the last run's probabilities (``request.known``), the other outputs and one
+    plane's post-processing."""
     n_classes, shape = request.model.config.n_classes, request.geometry.spatial_shape
     outputs = output_bytes(n_classes, shape, request.with_weights, request.with_uncertainty)
+    if request.known is not None:  # no network: the probabilities exist, one plane's steps
+        height, width = shape[-2:]
+        existing = output_bytes(n_classes, shape, False) - output_bytes(0, shape, False)
+        return outputs - existing + height * width * POSTPROCESS_BYTES[request.with_weights]
     return outputs + working_bytes(request)
 
 

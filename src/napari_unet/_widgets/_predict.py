@@ -37,7 +37,7 @@ from ._predict_job import (
     predict_job,
 )
 from ._predict_outputs import hide_other_outputs, output_specs, show_changes
-from ._predict_reuse import LastProbabilities, NetworkInputs
+from ._predict_reuse import KnownProbabilities, LastProbabilities, NetworkInputs
 from ._predict_text import (
     REUSED_WORDS,
     RUNNING_FORMAT,
@@ -95,7 +95,6 @@ class PredictWidget(QWidget, PredictControls):
         self._tile_sizes_of: Any = None  # the model config the tile choices were made for
         self._augmentation_of: Any = None  # weak reference to the model the TTA box followed
         self._inputs: NetworkInputs | None = None  # what the running job's probabilities need
-        self._reused = False  # whether it post-processes the last run's probabilities
         self.last_probabilities = LastProbabilities()  # a post-processing change reuses them
         defaults = PredictConfig()
         self.defaults = defaults
@@ -216,8 +215,6 @@ class PredictWidget(QWidget, PredictControls):
         previous_mask, annotation = last_mask(self.viewer, image, model, geometry.spatial_shape)
         config = self.predict_config()
         self._inputs = NetworkInputs.of(image, geometry, model, config)
-        known, known_note = self.last_probabilities.recall(self._inputs) or (None, "")
-        self._reused = known is not None
         request = PredictionRequest(
             model=model,
             data=image_data(image),
@@ -228,8 +225,7 @@ class PredictWidget(QWidget, PredictControls):
             with_uncertainty=self.with_uncertainty.value,
             previous_mask=previous_mask,
             annotation=annotation,
-            known_probabilities=known,
-            known_note=known_note,
+            known=self.last_probabilities.recall(self._inputs),
         )
         refusal = memory_refusal(request, image.name)
         if refusal:
@@ -269,17 +265,16 @@ class PredictWidget(QWidget, PredictControls):
             return
         if self._target is not None:
             image, geometry, model_lineage, continued, model_name = self._target
-            contrast = result.value.contrast_note
+            value = result.value
+            contrast = value.contrast_note
             note = self._reading_note + (f" {contrast}" if contrast else "")
-            if self._reused:  # the last run's probabilities, post-processed again
+            if value.reused:  # the last run's probabilities, post-processed again
                 note = REUSED_WORDS + note
-            layers = self.show_outputs(result.value, image, geometry, note)
+            layers = self.show_outputs(value, image, geometry, note)
             remember_model(layers["mask"], model_lineage, continued, model_name)
-            if self._inputs is not None:
-                outputs = [layers["probabilities"]]
-                self.last_probabilities.keep(
-                    self._inputs, result.value.probabilities, contrast, image, outputs
-                )
+            if self._inputs is not None and value.contents is not None:
+                known = KnownProbabilities(value.probabilities, value.contents, contrast)
+                self.last_probabilities.keep(self._inputs, known, image, [layers["probabilities"]])
             if contrast:  # a result that may be worthless: said where it is seen too
                 show_warning(f"“{image.name}”: {contrast}")
 

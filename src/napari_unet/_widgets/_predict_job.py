@@ -20,6 +20,7 @@ from ..evaluation.review import ObjectChanges, object_changes, uncertainty
 from ..io.volumes import slice_instances
 from ..training.weights import weight_map
 from ._geometry import ImageGeometry
+from ._predict_reuse import Contents, KnownProbabilities
 from ._predict_text import count_words, slice_words
 
 MAX_TILE_CHOICE = 1024
@@ -61,12 +62,11 @@ class PredictionRequest:
         The image's last mask, when this model continues the one that made it, and the
         image's strokes (spatial shape): the mask keeps the last one's separations where
         the model still supports them (:mod:`napari_unet.core.continuity`).
-    known_probabilities : numpy.ndarray or None
-        (n_classes, ..., Y, X) float32: the last run's probabilities of the same image by
-        the same model and settings (:mod:`._predict_reuse`); only post-processing runs.
+    known : KnownProbabilities or None
+        The last run's probabilities of this image with these settings
+        (:mod:`._predict_reuse`): when the image's values and the model are the same as
+        that run's (its :class:`~._predict_reuse.Contents`), only post-processing runs.
         They are read, never written.
-    known_note : str
-        The contrast note of the run that made them.
     """
 
     model: UNet
@@ -78,8 +78,7 @@ class PredictionRequest:
     with_uncertainty: bool = False
     previous_mask: np.ndarray | None = None
     annotation: np.ndarray | None = None
-    known_probabilities: np.ndarray | None = None
-    known_note: str = ""
+    known: KnownProbabilities | None = None
 
 
 @dataclass
@@ -98,6 +97,10 @@ class PredictionResult:
         Normalised entropy of the probabilities, in [0, 1]: where to paint next.
     changes : ObjectChanges or None
         With a last mask: the objects this mask split or joined against it.
+    contents : Contents or None
+        What the run read (:class:`~._predict_reuse.Contents`), for a later run to compare.
+    reused : bool
+        Whether the probabilities are the last run's (only post-processing ran).
     contrast_note : str
         A sentence when the image's intensities are skewed against the model's training
         images, or a colour image may not be what it learnt from
@@ -111,6 +114,8 @@ class PredictionResult:
     uncertainty: np.ndarray | None = None
     changes: ObjectChanges | None = None
     contrast_note: str = ""
+    contents: Contents | None = None
+    reused: bool = False
 
 
 @dataclass
@@ -186,9 +191,10 @@ def predict_job(
     """
     model, geometry = request.model, request.geometry
     planes = list(geometry.planes())
-    if request.known_probabilities is not None:  # only the post-processing changed
-        result = yield from _postprocess(request, request.known_probabilities, planes, stop, 0.0)
-        result.contrast_note = request.known_note
+    contents, known = Contents.of(request.data, model), request.known
+    if known is not None and contents.comparable and known.contents == contents:
+        result = yield from _postprocess(request, known.probabilities, planes, stop, 0.0)
+        result.contrast_note, result.contents, result.reused = known.note, contents, True
         yield PredictionProgress(1.0, "Done", "done", len(planes), len(planes))
         return result
     probabilities = np.zeros((model.config.n_classes, *geometry.spatial_shape), np.float32)
@@ -215,7 +221,7 @@ def predict_job(
                 share * fraction, text, "tiles", number, len(planes), step.done, step.total
             )
     result = yield from _postprocess(request, probabilities, planes, stop, share)
-    result.contrast_note = note
+    result.contrast_note, result.contents = note, contents
     yield PredictionProgress(1.0, "Done", "done", len(planes), len(planes))
     return result
 

@@ -4,18 +4,26 @@ run the network again.
 A user who predicted an image and then changes only what is done with the probabilities
 (the instance method, the smallest instance, filling holes, closing gaps, the background
 threshold, the weight map or the uncertainty) gets the new outputs in the time of the
-post-processing: on a 2048² image 3.4 s instead of 18.5 s with ``em-membranes``, 2.0 s
-instead of 6.1 s with ``nuclei`` (``benchmarks/bench_predict_reuse.py``). The
-probabilities are used again only while everything they came from is unchanged
-(:class:`NetworkInputs`): the image layer and its data, how its axes are read, the
-model's weights and metadata, the tile size, the device and the test-time augmentation.
+post-processing: on a 2048² image 3.4-3.7 s instead of 8.6-18.5 s with ``em-membranes``,
+2.0-2.3 s instead of 5.4-6.1 s with ``nuclei``, on 2 busy cores
+(``benchmarks/bench_predict_reuse.py``). The probabilities are used again only while
+everything they came from is unchanged: the image layer and how its axes are read, the
+tile size, the device and the test-time augmentation (:class:`NetworkInputs`, compared in
+the Qt thread), and the image's values and the model's weights, configuration and
+metadata, byte for byte (:class:`Contents`, digested in the worker thread, so that an
+image edited in place or a model changed by a fine-tune is never mistaken for the last
+one). Lazy (dask, zarr) images are not digested, and their probabilities not reused.
+
+For a two-class model the probabilities layer shows a copy of the foreground's, so keeping
+both classes costs 8 bytes per pixel more than the layers (32 MiB for a 2048² image); with
+more classes the layer shows the kept array itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import napari
@@ -23,59 +31,83 @@ import numpy as np
 import torch
 
 from ..config import PredictConfig
+from ..core.devices import resolve_device
 from ..core.inference import augmentation_transforms
 from ..core.memory_limits import available_ram
 from ..core.model import UNet
 from ._geometry import ImageGeometry
 
-KEEP_SHARE = 0.25
-"""Largest share of the available memory the kept probabilities may take: a two-class
-model's layer shows a copy of the foreground's, so keeping all classes costs twice that."""
+__all__ = ["Contents", "KnownProbabilities", "LastProbabilities", "NetworkInputs"]
 
-__all__ = ["LastProbabilities", "NetworkInputs", "model_fingerprint"]
+KEEP_SHARE = 0.25
+"""Largest share of the available memory the kept probabilities may take beyond what the
+layers hold."""
 
 
 def model_fingerprint(model: UNet) -> str:
-    """A digest of ``model``'s weights, running statistics and metadata, byte for byte: it
-    changes with a fine-tune (even a stopped one), going back, or loading another
-    checkpoint. About 0.1 s for a 31-million-weight model on a CPU."""
+    """A digest of ``model``'s weights, running statistics, configuration and metadata,
+    byte for byte: it changes with a fine-tune (even a stopped one), going back, or
+    loading another checkpoint. About 0.1-0.2 s for a 31-million-weight model on a CPU."""
     digest = hashlib.sha1()
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
             values = tensor.detach().to("cpu", torch.float32).contiguous().numpy()
             digest.update(name.encode())
             digest.update(values.data)
-    metadata = json.dumps(getattr(model, "metadata", {}), sort_keys=True, default=str)
-    digest.update(metadata.encode())
-    return digest.hexdigest()[:16]
+    described = {"config": asdict(model.config), "metadata": getattr(model, "metadata", {})}
+    digest.update(json.dumps(described, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def data_digest(data: Any) -> str | None:
+    """A digest of an in-memory image's values, shape and type (about 0.1 s for 75 MB);
+    None for lazy data (dask, zarr), which is not read whole for this."""
+    if not isinstance(data, np.ndarray):
+        return None
+    values = np.ascontiguousarray(data)
+    digest = hashlib.sha1(f"{values.shape}{values.dtype.str}".encode())
+    digest.update(values.data)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What a run read, digested in its worker thread (:func:`data_digest`,
+    :func:`model_fingerprint`)."""
+
+    data: str | None
+    model: str
+
+    @classmethod
+    def of(cls, data: Any, model: UNet) -> Contents:
+        return cls(data_digest(data), model_fingerprint(model))
+
+    @property
+    def comparable(self) -> bool:
+        """Whether another run can be told to have read the same (not for lazy data)."""
+        return self.data is not None
 
 
 @dataclass(frozen=True)
 class NetworkInputs:
-    """What a run's probabilities depend on; two runs with equal ones give the same
-    probabilities.
+    """The settings a run's probabilities depend on, besides its :class:`Contents`.
 
     Attributes
     ----------
     image_id : str
         The image layer's ``unique_id``.
-    data_id : int
-        ``id`` of its data: napari gives a layer new data as a new array.
     geometry : ImageGeometry
         How its axes are read.
-    model : str
-        :func:`model_fingerprint` of the model.
     tile_size : int, "auto" or None
     device : str
+        The device the run uses ("auto" resolved).
     transforms : tuple of (int, bool)
         The test-time transforms averaged
         (:func:`~napari_unet.core.inference.augmentation_transforms`).
     """
 
     image_id: str
-    data_id: int
     geometry: ImageGeometry
-    model: str
     tile_size: int | str | None
     device: str
     transforms: tuple[tuple[int, bool], ...]
@@ -88,58 +120,65 @@ class NetworkInputs:
         model: UNet,
         config: PredictConfig,
     ) -> NetworkInputs:
+        try:
+            device = str(resolve_device(config.device))
+        except ValueError:  # not available: the run fails and says so
+            device = str(config.device)
         return cls(
-            image_id=str(image.unique_id),
-            data_id=id(image.data),
-            geometry=geometry,
-            model=model_fingerprint(model),
-            tile_size=config.tile_size,
-            device=str(config.device),
-            transforms=augmentation_transforms(model, config),
+            str(image.unique_id),
+            geometry,
+            config.tile_size,
+            device,
+            augmentation_transforms(model, config),
         )
+
+
+@dataclass(frozen=True)
+class KnownProbabilities:
+    """A finished run's probabilities (n_classes, ..., Y, X) float32, what they came from,
+    and its contrast note; the job uses them when its :class:`Contents` are the same."""
+
+    probabilities: np.ndarray
+    contents: Contents
+    note: str
 
 
 class LastProbabilities:
     """The probabilities of the Predict section's last finished run, and what they came
-    from.
-
-    The array is the one the probabilities layer shows (or its base, for a two-class
-    model's foreground), so keeping it costs no memory while that layer exists; it is
-    let go when the image or that layer is removed (:meth:`forget_layer`) or the image
-    gets new data (:meth:`forget`).
+    from; let go when the image or its probabilities layer is removed
+    (:meth:`forget_layer`), the image gets new data, or a run needs other ones.
     """
 
     def __init__(self) -> None:
         self._inputs: NetworkInputs | None = None
-        self._probabilities: np.ndarray | None = None
-        self._note = ""
+        self._known: KnownProbabilities | None = None
         self._image: Any = None
         self._layer_ids: set[str] = set()
 
     def keep(
         self,
         inputs: NetworkInputs,
-        probabilities: np.ndarray,
-        note: str,
+        known: KnownProbabilities,
         image: napari.layers.Image,
         layers: list[napari.layers.Layer],
     ) -> None:
-        """Remember ``probabilities`` (n_classes, ..., Y, X) of ``image`` and its contrast
-        ``note``; ``layers``: the outputs whose removal lets them go. Not kept when they
-        would take more than :data:`KEEP_SHARE` of the available memory."""
+        """Remember ``known`` of ``image``; ``layers``: the outputs whose removal lets them
+        go. Not kept for lazy data, nor when keeping them would take more than
+        :data:`KEEP_SHARE` of the available memory."""
         self.forget()
-        if probabilities.nbytes > KEEP_SHARE * available_ram():
+        extra = known.probabilities.nbytes if known.probabilities.shape[0] == 2 else 0
+        if not known.contents.comparable or extra > KEEP_SHARE * available_ram():
             return
-        self._inputs, self._probabilities, self._note = inputs, probabilities, note
-        self._image = image
+        self._inputs, self._known, self._image = inputs, known, image
         self._layer_ids = {str(layer.unique_id) for layer in (image, *layers)}
         image.events.data.connect(self.forget)
 
-    def recall(self, inputs: NetworkInputs) -> tuple[np.ndarray, str] | None:
-        """The kept probabilities and note when they came from ``inputs``, else None."""
-        if self._probabilities is None or inputs != self._inputs:
-            return None
-        return self._probabilities, self._note
+    def recall(self, inputs: NetworkInputs) -> KnownProbabilities | None:
+        """The kept probabilities when they came from ``inputs``; otherwise they are let
+        go (a run that needs other ones replaces them: both are not held at once)."""
+        if inputs != self._inputs:
+            self.forget()
+        return self._known
 
     def forget_layer(self, layer: napari.layers.Layer) -> None:
         """Let the probabilities go if ``layer`` (just removed) is their image or output."""
@@ -150,10 +189,9 @@ class LastProbabilities:
         """Let the probabilities go."""
         if self._image is not None:
             self._image.events.data.disconnect(self.forget)
-        self._inputs, self._probabilities, self._note, self._image = None, None, "", None
-        self._layer_ids = set()
+        self._inputs, self._known, self._image, self._layer_ids = None, None, None, set()
 
     @property
     def kept(self) -> bool:
         """Whether probabilities are kept."""
-        return self._probabilities is not None
+        return self._known is not None
