@@ -158,6 +158,7 @@ def iter_predict(
     stop: StopFlag = None,
     test_time_augmentation: bool | Unset = UNSET,
     engine: EngineOptions = DEFAULT_ENGINE,
+    skip: Callable[[Tile], bool] | None = None,
 ) -> Iterator[Progress]:
     """Predict class probabilities into ``out``, yielding progress after each batch.
 
@@ -174,16 +175,21 @@ def iter_predict(
         See :func:`predict`.
     stop : callable or threading.Event
         Checked before each forward pass; when set, :class:`Cancelled` is raised.
+    skip : callable, optional
+        Given each tile of the plan, true when ``out`` holds its kept part already (an
+        interrupted run resumed: :mod:`napari_unet.io._resume`): it is not predicted, and
+        counts as done in the first progress report.
     """
     settings = keyword_settings(config, tile_size, batch_size, device, test_time_augmentation)
     image = as_array(image)
     check_channels(image, model)
     was_training = model.training
     plan = _plan(image, model, settings, engine)
-    tiles = plan.tiles
+    tiles = plan.tiles if skip is None else [tile for tile in plan.tiles if not skip(tile)]
+    skipped = len(plan.tiles) - len(tiles)
     done = released_rows = 0
     try:
-        yield Progress(0, len(tiles))
+        yield Progress(skipped, len(plan.tiles))
         for first in range(0, len(tiles), settings.batch_size):
             if is_stopped(stop):
                 raise Cancelled("prediction cancelled")
@@ -191,7 +197,7 @@ def iter_predict(
             _predict_batch(image, model, out, batch, plan, stop=stop, engine=engine)
             done += len(batch)
             released_rows = release_finished(out, tiles, done, released_rows)
-            yield Progress(done, len(tiles))
+            yield Progress(skipped + done, len(plan.tiles))
     finally:
         model.train(was_training)  # a script's training between predictions goes on as it was
 

@@ -9,6 +9,7 @@ stack.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ from ..core.postprocess import (
     mask_steps,
     prediction_mask,
 )
+from ..core.tiling import Tile
 from .axes import ImagePlane, check_axes, guessed_axes, output_shapes, slice_count
 
 __all__ = [
@@ -75,6 +77,7 @@ def iter_predict_stack(
     stop: StopFlag = None,
     max_read_pixels: int | None = None,
     test_time_augmentation: bool | Unset = UNSET,
+    skip: Callable[[int, Tile], bool] | None = None,
 ) -> Iterator[StackProgress]:
     """Predict every slice of ``stack`` into ``out``, yielding progress after each batch.
 
@@ -95,6 +98,9 @@ def iter_predict_stack(
         in one pass).
     max_read_pixels : int, optional
         See :class:`~napari_unet.io.axes.ImagePlane`.
+    skip : callable, optional
+        Given a slice index and a tile, true when ``out`` holds that tile already (a
+        resumed prediction): see ``skip`` of :func:`~napari_unet.core.inference.iter_predict`.
     """
     settings = keyword_settings(config, tile_size, batch_size, device, test_time_augmentation)
     in_channels = model.config.in_channels
@@ -105,7 +111,8 @@ def iter_predict_stack(
         target = out
         if "Z" in axes:  # numpy/memmap slices are views; others are written through
             target = out[index] if isinstance(out, np.ndarray) else _Leading(out, index)
-        steps = iter_predict(plane, model, target, config=settings, stop=stop)
+        skips = None if skip is None else functools.partial(skip, index)
+        steps = iter_predict(plane, model, target, config=settings, stop=stop, skip=skips)
         for step in steps:
             yield StackProgress(
                 index * step.total + step.done, n_slices * step.total, "tiles", index, n_slices
