@@ -82,6 +82,32 @@ def create_arrays(
     }
 
 
+def open_arrays(path: Path) -> dict[str, Any]:
+    """The ``prob`` and ``mask`` arrays of an unfinished store, to write on (a resumed run)."""
+    import zarr
+
+    return {name: zarr.open_array(str(path / name), mode="r+") for name in ("prob", "mask")}
+
+
+def tile_mask(probabilities: np.ndarray) -> np.ndarray:
+    """The class mask (uint8, 1 = background) of (C, ...) probabilities, as a store first
+    holds it: the most probable class of each pixel."""
+    return (np.argmax(probabilities, axis=0) + 1).astype(np.uint8)
+
+
+class ProbabilitiesAndMask:
+    """Destination for tiles: writes probabilities and their class mask
+    (:func:`tile_mask`) together."""
+
+    def __init__(self, probabilities: Any, mask: Any) -> None:
+        self.probabilities, self.mask = probabilities, mask
+        self.shape = tuple(probabilities.shape)
+
+    def __setitem__(self, key: tuple, value: np.ndarray) -> None:
+        self.probabilities[key] = value
+        self.mask[(*key[:-3], *key[-2:])] = tile_mask(value)
+
+
 def publish(partial: Path, final: Path) -> None:
     """Rename a finished store into place, replacing an older one.
 

@@ -20,6 +20,8 @@ something else are replaced only with ``overwrite`` (else the input fails,
 saying why); a partial set, or a store lacking arrays, is recomputed. One run at a
 time writes an input's outputs (:mod:`napari_unet.io.locks`): the holder of their
 lock removes the temporaries killed runs left beside them; another run's input fails.
+A zarr store whose run was interrupted is kept and resumed by the next run
+(:mod:`napari_unet.io._resume`).
 """
 
 from __future__ import annotations

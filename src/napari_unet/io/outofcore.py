@@ -14,7 +14,8 @@ A store written by :func:`predict_to_zarr` is a zarr group holding
 and, in its attributes under ``"napari_unet"``, how the input was read (axes,
 channel rule), the model and the tile size. The store is written under a
 temporary name and renamed when complete, so a store at the final path is
-always whole.
+always whole. Given a provenance record (the CLI's), an interrupted run keeps its
+unfinished store, whose written tiles the next run resumes (:mod:`._resume`).
 
 Instances with ``method="components"`` never need a whole slice in memory: the
 mask is labelled chunk by chunk, components touching across chunk borders are
@@ -38,9 +39,8 @@ import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 import torch
 
 from ..config import UNSET, PredictConfig, Unset, predict_config
@@ -49,13 +49,28 @@ from ..core.inference import (
     StopFlag,
     default_tile_size,
     resolved_tile_size,
-    tile_layout,
     uses_test_time_augmentation,
 )
 from ..core.model import UNet
 from ..core.postprocess import InstanceMethod, MaskSteps, mask_steps
+from ._resume import Notice as Notice  # what a resumable run says first
+from ._resume import (
+    Recorded,
+    StoreJob,
+    TileRecord,
+    resumable_store,
+    resume_fingerprint,
+    store_job,
+)
 from ._zarr_labels import refine_store_mask, write_instances
-from ._zarr_store import check_complete, create_arrays, open_group, publish
+from ._zarr_store import (
+    ProbabilitiesAndMask,
+    check_complete,
+    create_arrays,
+    open_arrays,
+    open_group,
+    publish,
+)
 from ._zarr_store import open_outputs as open_outputs  # also what the reader uses
 from .axes import (
     check_axes,
@@ -131,18 +146,6 @@ def zarr_input_array(path: str | os.PathLike) -> tuple[Any, str | None]:
     raise ValueError(f"zarr group {path} holds arrays {names}; give the path of one of them")
 
 
-class _ProbabilitiesAndMask:
-    """Destination for tiles: writes probabilities and their class mask together."""
-
-    def __init__(self, probabilities: Any, mask: Any) -> None:
-        self.probabilities, self.mask = probabilities, mask
-        self.shape = tuple(probabilities.shape)
-
-    def __setitem__(self, key: tuple, value: np.ndarray) -> None:
-        self.probabilities[key] = value
-        self.mask[(*key[:-3], *key[-2:])] = (np.argmax(value, axis=0) + 1).astype(np.uint8)
-
-
 def predict_to_zarr(
     image: Any,
     model: UNet,
@@ -160,6 +163,7 @@ def predict_to_zarr(
     test_time_augmentation: bool | Unset = UNSET,
     provenance: dict | None = None,
     before_publish: Callable[[], None] | None = None,
+    resume: bool = True,
 ) -> Path:
     """Predict an image or stack of any size into a zarr store, tile by tile.
 
@@ -187,13 +191,22 @@ def predict_to_zarr(
     progress : callable
         Called with :class:`~napari_unet.io.volumes.StackProgress` during prediction,
         then ``Progress(0, 1, "mask")`` before the mask is refined, and
-        ``Progress(done, total, "instances")`` before and after each labelled slice.
+        ``Progress(done, total, "instances")`` before and after each labelled slice;
+        a resumable run first with a :class:`~napari_unet.io._resume.Notice` (stage
+        ``"notice"``) when it resumes or discards an earlier run's partial store.
     provenance : dict, optional
         Stored in the attributes as ``napari_unet_provenance`` (see
-        :mod:`napari_unet.io.reruns`).
+        :mod:`napari_unet.io.reruns`); it also tells whether an interrupted run's tiles
+        can be resumed.
     before_publish : callable, optional
         Called once the store is complete, before it is renamed into place; what it
         raises leaves ``store_path`` as it was (the batch checks its lock there).
+    resume : bool
+        With ``provenance``: an interrupted run (KeyboardInterrupt, SIGTERM in the CLI,
+        ``stop``) keeps its unfinished store, ``.NAME.partial``, and the next run with the
+        same model, input and network options skips the tiles written there
+        (:mod:`napari_unet.io._resume`). Without ``provenance``, or False: the unfinished
+        store has a name of its own and is removed on any exception.
 
     Returns
     -------
@@ -205,6 +218,8 @@ def predict_to_zarr(
     RuntimeError
         The store lost arrays while it was written (removed by another program): it
         is not published.
+    OutputsBusy
+        Resumable: another run is writing the same store.
     """
     settings, method = _zarr_settings(
         config, tile_size, batch_size, device, instances, test_time_augmentation
@@ -213,16 +228,21 @@ def predict_to_zarr(
     settings = settings.replace(
         tile_size=resolved_tile_size(model, settings.tile_size) or default_tile_size(model)
     )
+    job = store_job(image, model, axes, settings, method)
     store_path = Path(store_path)
-    partial = store_path.with_name(f".{store_path.name}.{uuid.uuid4().hex}.partial")
-    try:
-        attributes = _fill_store(partial, image, model, axes, settings, method, progress, stop)
-        if provenance is not None:
-            attributes["napari_unet_provenance"] = provenance
-        _publish_store(partial, store_path, attributes, method, before_publish)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
+    if provenance is None or not resume:
+        partial = store_path.with_name(f".{store_path.name}.{uuid.uuid4().hex}.partial")
+        try:
+            _write_store(partial, store_path, job, progress, stop, provenance, before_publish)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        return store_path
+    fingerprint = resume_fingerprint(provenance, job)
+    with resumable_store(store_path, fingerprint, job.block, job.grid, progress) as record:
+        _write_store(
+            record.path, store_path, job, progress, stop, provenance, before_publish, record
+        )
     return store_path
 
 
@@ -265,17 +285,23 @@ def _checked_axes(
     return axes
 
 
-def _publish_store(
+def _write_store(
     partial: Path,
     store_path: Path,
-    attributes: dict,
-    method: InstanceMethod | None,
+    job: StoreJob,
+    progress: Callable[[Progress], None] | None,
+    stop: StopFlag,
+    provenance: dict | None,
     before_publish: Callable[[], None] | None,
+    record: TileRecord | None = None,
 ) -> None:
-    """Store ``attributes`` in the filled store at ``partial``, check that it is whole,
-    call ``before_publish`` and rename it to ``store_path``."""
+    """Fill the store at ``partial`` (:func:`_fill_store`), store its attributes, check
+    that it is whole, call ``before_publish`` and rename it to ``store_path``."""
+    attributes = _fill_store(partial, job, progress, stop, record)
+    if provenance is not None:
+        attributes["napari_unet_provenance"] = provenance
     open_group(partial).attrs.update({"napari_unet": attributes})
-    check_complete(partial, store_path, method is not None)
+    check_complete(partial, store_path, job.method is not None)
     if before_publish is not None:
         before_publish()
     publish(partial, store_path)
@@ -283,66 +309,60 @@ def _publish_store(
 
 def _fill_store(
     partial: Path,
-    image: Any,
-    model: UNet,
-    axes: str,
-    settings: PredictConfig,
-    method: InstanceMethod | None,
+    job: StoreJob,
     progress: Callable[[Progress], None] | None,
     stop: StopFlag,
+    record: TileRecord | None,
 ) -> dict:
-    """Write probabilities, mask and (with ``method``) instances into the store at
-    ``partial``, tile by tile (``settings.tile_size`` a number); return the attributes
-    that describe them."""
-    plane = (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")]))
-    tile = cast(int, settings.tile_size)  # resolved to a number by predict_to_zarr
-    tile_shape, tiles = tile_layout(model, plane, tile)
-    block = (tiles[0].y.keep_stop, tiles[0].x.keep_stop)
-    arrays = create_arrays(partial, image.shape, axes, model.config.n_classes, block)
+    """Write probabilities, mask and (with ``job.method``) instances into the store at
+    ``partial``, tile by tile, skipping and recording tiles with ``record``; return the
+    attributes that describe them."""
+    image, model, settings, block = job.image, job.model, job.settings, job.block
+    if record is not None and record.resumed:
+        arrays = open_arrays(partial)
+    else:
+        arrays = create_arrays(partial, image.shape, job.axes, model.config.n_classes, block)
+    out: Any = ProbabilitiesAndMask(arrays["prob"], arrays["mask"])
     steps = iter_predict_stack(
         image,
         model,
-        _ProbabilitiesAndMask(arrays["prob"], arrays["mask"]),
-        axes=axes,
+        out if record is None else Recorded(out, record),
+        axes=job.axes,
         config=settings,
         stop=stop,
-        max_read_pixels=tile_shape[0] * tile_shape[1],
+        max_read_pixels=job.tile_shape[0] * job.tile_shape[1],
+        skip=None if record is None else record.skip,
     )
     for step in steps:
         if progress is not None:
             progress(step)
+    if record is not None:
+        record.start_post_processing()
     refinement = mask_steps(model, settings)
     if progress is not None:  # minutes on a large image: say what runs
         progress(Progress(0, 1, "mask"))
     refine_store_mask(partial, arrays, block, refinement, progress)
     count = None
-    if method is not None:
+    if job.method is not None:
         count = write_instances(
             partial,
             arrays["mask"],
-            method,
+            job.method,
             block,
             progress,
             stop,
             settings.min_instance_size,
             settings.fill_holes,
         )
-    return _store_attributes(image, model, axes, settings, method, block, refinement, count)
+    return _store_attributes(job, refinement, count)
 
 
-def _store_attributes(
-    image: Any,
-    model: UNet,
-    axes: str,
-    settings: PredictConfig,
-    method: InstanceMethod | None,
-    block: tuple[int, int],
-    refinement: MaskSteps,
-    count: int | None,
-) -> dict:
-    """The attributes that describe a filled store: how ``image`` was read, the model,
-    the options, the (Y, X) chunk ``block``, the mask's ``refinement`` and the number of
-    instances (None without ``method``)."""
+def _store_attributes(job: StoreJob, refinement: MaskSteps, count: int | None) -> dict:
+    """The attributes that describe a filled store: how the image was read, the model,
+    the options, the (Y, X) chunk, the mask's ``refinement`` and the number of instances
+    (None without ``job.method``)."""
+    image, model, axes, settings, method = job.image, job.model, job.axes, job.settings, job.method
+    block = job.block
     attributes = describe_channels(axes, tuple(image.shape), model.config.in_channels)
     attributes.update(
         model=model.info.source,

@@ -35,6 +35,7 @@ __all__ = [
     "last_mask_record",
     "model_checksum",
     "provenance",
+    "record_difference",
     "remove_stale_temporaries",
     "store_fingerprint",
     "stored_provenance",
@@ -265,6 +266,14 @@ def why_not_reusable(outputs: Sequence[Path], record: dict[str, Any]) -> str | N
         if difference:
             return f"{output.name} was made {difference}"
     return None
+
+
+def record_difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
+    """How a stored record differs from the current one, in words ("with another model
+    (...)", "with other options (...)", ...); None when it does not. Also compares the
+    fingerprints of resumed predictions (:mod:`napari_unet.io._resume`), which are shaped
+    as records."""
+    return _difference(stored, current)
 
 
 def _difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
