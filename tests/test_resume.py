@@ -2,17 +2,20 @@
 
 import json
 import os
+import signal
 import socket
 import threading
 import time
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 import zarr
 
-from helpers import discs_image, tiny_model
-from napari_unet import PredictConfig
+from helpers import cli_predict, discs_image, tiny_model
+from napari_unet import PredictConfig, save_model
+from napari_unet.cli import _progress
 from napari_unet.core import inference
 from napari_unet.core.inference import Cancelled, predict
 from napari_unet.io import _resume, _zarr_store
@@ -300,3 +303,41 @@ def test_a_second_run_does_not_touch_a_partial_store_in_use(model, stack, tmp_pa
     with pytest.raises(OutputsBusy, match="another napari-unet run"):
         run(model, stack, store)
     assert record_of(store) == before and lock.exists()
+
+
+# ---- the command line ------------------------------------------------------------------
+@pytest.mark.parametrize(("signal_number", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_predict_says_it_keeps_the_tiles_and_resumes_them(
+    tmp_path, capsys, monkeypatch, signal_number, status
+):
+    """Ctrl-C (or SIGTERM, a job's time limit) at the 40th tile of 64; the same command
+    resumes, saying so, and writes the store a run never interrupted writes."""
+    checkpoint = save_model(lively_model(), tmp_path / "model.safetensors")
+    image = tmp_path / "in" / "cells.tif"
+    image.parent.mkdir()
+    tifffile.imwrite(image, (discs_image() * 1000 + 2000).astype(np.uint16))
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    update = _progress.ProgressBar.update
+
+    def pressing(self, fraction, detail=""):
+        if detail == "40/64 tiles":
+            signal.raise_signal(signal_number)
+        update(self, fraction, detail)
+
+    monkeypatch.setattr(_progress.ProgressBar, "update", pressing)
+    zarr_output = ("--output-format", "zarr")
+    try:
+        assert cli_predict(image, checkpoint, tmp_path / "out", *zarr_output) == status
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    partial = tmp_path / "out" / ".cells_prediction.zarr.partial"
+    err = capsys.readouterr().err
+    assert f"the tiles predicted so far are kept in {partial}: the same command resumes" in err
+    monkeypatch.setattr(_progress.ProgressBar, "update", update)
+    assert cli_predict(image, checkpoint, tmp_path / "out", *zarr_output) == 0
+    err = capsys.readouterr().err
+    assert f"cells.tif: resuming: 40 of 64 tiles already predicted in {partial}\n" in err
+    assert not partial.exists()
+    assert cli_predict(image, checkpoint, tmp_path / "fresh", *zarr_output) == 0
+    expected = open_outputs(tmp_path / "fresh" / "cells_prediction.zarr")
+    assert_same(tmp_path / "out" / "cells_prediction.zarr", {k: a[:] for k, a in expected.items()})

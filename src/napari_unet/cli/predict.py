@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,22 +98,43 @@ def _run(
                 progress=None if on_cluster else bars.start,
             )
     except KeyboardInterrupt:
-        print(f"napari-unet predict: {interrupted_words(args, termination)}", file=sys.stderr)
+        bars.close()
+        words = interrupted_words(args, termination, _kept_partials(inputs, output))
+        print(f"napari-unet predict: {words}", file=sys.stderr)
         return 128 + (signal.SIGTERM if termination.received else signal.SIGINT)
     if len(results) > 1:
         print(batch_summary([result.status for result in results]))
     return EXIT_BAD_INPUT if any(result.status == "failed" for result in results) else 0
 
 
-def interrupted_words(args: argparse.Namespace, termination: Termination) -> str:
+def interrupted_words(
+    args: argparse.Namespace, termination: Termination, kept: Sequence[Path] = ()
+) -> str:
     """What an interrupted run says (Ctrl-C, or SIGTERM from a scheduler): the unfinished
     outputs of this process and of a local cluster's workers are removed (see
-    :func:`~napari_unet.io.batch.clean_up_after`); a scheduler's workers, which this run
-    does not stop, may still finish the files they had started."""
+    :func:`~napari_unet.io.batch.clean_up_after`), except the ``kept`` partial zarr stores
+    whose written tiles the next run resumes (:mod:`napari_unet.io._resume`); a
+    scheduler's workers, which this run does not stop, may still finish the files they
+    had started."""
     said = "terminated" if termination.received else "interrupted"
     if args.scheduler is not None:
         return f"{said}; the scheduler's workers may still finish the files they had started"
-    return f"{said}; unfinished outputs removed"
+    if not kept:
+        return f"{said}; unfinished outputs removed"
+    stores = str(kept[0]) if len(kept) == 1 else f"{len(kept)} stores ({kept[0]}, ...)"
+    return (
+        f"{said}; the tiles predicted so far are kept in {stores}: the same command resumes "
+        "them (other unfinished outputs removed)"
+    )
+
+
+def _kept_partials(inputs: list[Path], output: Path) -> list[Path]:
+    """The partial zarr stores of ``inputs`` kept for the next run to resume."""
+    from ..io._resume import kept_partial
+    from ..io.outputs import output_paths
+
+    found = (kept_partial(output_paths(path, output, "zarr")[0]) for path in inputs)
+    return [partial for partial in found if partial is not None]
 
 
 def batch_summary(statuses: list[str]) -> str:
@@ -211,6 +232,7 @@ class _FileProgress:
         self.output_format = output_format
 
     def start(self, path: str) -> Callable[[Progress], None]:
+        from ..io.outofcore import Notice
         from ..io.volumes import StackProgress
 
         name = Path(path).name
@@ -218,6 +240,9 @@ class _FileProgress:
         def update(step: Progress) -> None:
             if self.bar is None:
                 self.bar = ProgressBar(name)
+            if isinstance(step, Notice):  # a partial store resumed or discarded
+                self.bar.note(f"{name}: {step.text}")
+                return
             if step.stage == "mask":  # a store's: block by block, after a first (0, 1)
                 blocks = f": {step.done}/{step.total} blocks" if step.total > 1 else ""
                 detail = f"refining the mask (gaps, growth, holes){blocks}"
@@ -231,10 +256,14 @@ class _FileProgress:
 
         return update
 
-    def report(self, result: FileResult) -> None:
+    def close(self) -> None:
+        """End the bar of the file under way (if any)."""
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+    def report(self, result: FileResult) -> None:
+        self.close()
         if result.status == "failed":
             error = str(result.error)  # a reader's message names the file itself
             said = error if str(result.path) in error else f"{result.path}: {error}"
