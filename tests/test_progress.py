@@ -37,8 +37,7 @@ def test_a_log_gets_a_line_per_interval():
     lines = log.getvalue().splitlines()
     assert [line.split(" (")[0] for line in lines] == [
         "predicting: 25% 1/4 tiles",
-        "predicting: 50% 2/4 tiles",
-        "predicting: 50% 2/4 tiles",
+        "predicting: 50% 2/4 tiles",  # closing says nothing new: no line
     ]
     assert "\r" not in log.getvalue()
 
@@ -115,3 +114,74 @@ def test_a_new_stage_is_drawn_at_once_and_a_long_one_gets_its_line_in_a_log(monk
     ]
     assert log.getvalue().splitlines()[0].endswith("(9.0 s since the start)")
     assert log.getvalue().splitlines()[1].endswith("(18.0 s since the start)")  # not 9 s
+
+
+def _lines(log: io.StringIO) -> list[tuple[float, str]]:
+    """(seconds since the start, text) of each line of a log."""
+    lines = []
+    for line in log.getvalue().splitlines():
+        text, _, since = line.rpartition(" (")
+        lines.append((float(since.split(" s ")[0]), text))
+    return lines
+
+
+def test_a_long_prediction_in_a_log_gets_a_line_every_10_percent_or_10_s_per_stage(
+    monkeypatch,
+):
+    """A huge store's tiles (80 s), refinement (200 s) and instances, as ``predict``
+    reports them: every stage is followed, no two lines of a stage are under 2 s
+    apart, none of a moving stage over 10 s, and each stage ends with its own line."""
+    from napari_unet.cli.predict import _FileProgress
+    from napari_unet.core.inference import Progress
+    from napari_unet.io.volumes import StackProgress
+
+    fake_clock(monkeypatch, 0.5)  # each report half a second after the one before
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    bars = _FileProgress()
+    update = bars.start("big.tif")
+    for done in range(0, 641, 4):
+        update(StackProgress(done, 640))
+    update(Progress(0, 1, "mask"))
+    for done in range(1, 401):
+        update(Progress(done, 400, "mask"))
+    update(Progress(0, 1, "instances"))
+    update(Progress(1, 1, "instances"))
+    bars.close()
+    lines = _lines(log)
+    assert "\r" not in log.getvalue()
+    texts = [text for _, text in lines]
+    tiles = [text for text in texts if text.endswith(" tiles")]
+    refining = [text for text in texts if "refining the mask" in text]
+    assert tiles[-1] == "big.tif: 100% 640/640 tiles"
+    assert refining[-1] == "big.tif: 100% refining the mask (gaps, growth, holes): 400/400 blocks"
+    assert texts[-1] == "big.tif: 100% instances 1/1"
+    assert 8 <= len(tiles) <= 12 and 18 <= len(refining) <= 22  # 10 % or 10 s apart
+    assert lines[0][0] <= 10.5  # the first line within 10 s
+    for stage in (" tiles", "blocks"):
+        times = [seconds for seconds, text in lines if text.endswith(stage)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+        assert 2.0 <= min(gaps) and max(gaps) <= 10.5, stage
+    percents = [int(text.split(": ")[1].split("%")[0]) for text in tiles]
+    assert all(later - earlier <= 10 for earlier, later in itertools.pairwise(percents))
+
+
+def test_a_log_of_many_quick_files_gets_one_line_each(monkeypatch):
+    """Stages of a few seconds print nothing of their own: a batch's log is not flooded."""
+    from napari_unet.cli.predict import _FileProgress
+    from napari_unet.core.inference import Progress
+
+    fake_clock(monkeypatch, 0.1)
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    bars = _FileProgress()
+    for name in ("a.tif", "b.tif", "c.tif"):
+        update = bars.start(name)
+        for done in range(0, 41):
+            update(Progress(done, 40))
+        update(Progress(0, 3, "instances"))
+        update(Progress(3, 3, "instances"))
+        bars.close()
+    assert [text for _, text in _lines(log)] == [
+        f"{name}: 100% instances 3/3" for name in ("a.tif", "b.tif", "c.tif")
+    ]

@@ -26,6 +26,11 @@ if TYPE_CHECKING:
     from ..io.batch import FileResult, PredictOptions
 
 
+#: In a log (stderr not a terminal), a file's progress gets a line at least this often
+#: while it moves, and one each 10 % of a stage that runs 10 s or longer (:class:`ProgressBar`).
+LOG_SECONDS = 10.0
+
+
 def add_parser(commands: argparse._SubParsersAction) -> None:
     """Register ``predict``; the option defaults are
     :class:`~napari_unet.config.PredictConfig`'s."""
@@ -239,7 +244,7 @@ class _FileProgress:
 
         def update(step: Progress) -> None:
             if self.bar is None:
-                self.bar = ProgressBar(name)
+                self.bar = ProgressBar(name, log_interval=LOG_SECONDS)
             if isinstance(step, Notice):  # a partial store resumed or discarded
                 self.bar.note(f"{name}: {step.text}")
                 return
