@@ -138,7 +138,8 @@ def _kept_partials(inputs: list[Path], output: Path) -> list[Path]:
     from ..io._resume import kept_partial
     from ..io.outputs import output_paths
 
-    found = (kept_partial(output_paths(path, output, "zarr")[0]) for path in inputs)
+    folder = output.resolve()  # as the batch names its stores, and so the resuming line
+    found = (kept_partial(output_paths(path, folder, "zarr")[0]) for path in inputs)
     return [partial for partial in found if partial is not None]
 
 
