@@ -4,15 +4,15 @@ run the network again.
 A user who predicted an image and then changes only what is done with the probabilities
 (the instance method, the smallest instance, filling holes, closing gaps, the background
 threshold, the weight map or the uncertainty) gets the new outputs in the time of the
-post-processing: on a 2048² image 3.4-3.7 s instead of 8.6-18.5 s with ``em-membranes``,
-2.0-2.3 s instead of 5.4-6.1 s with ``nuclei``, on 2 busy cores
-(``benchmarks/bench_predict_reuse.py``). The probabilities are used again only while
-everything they came from is unchanged: the image layer and how its axes are read, the
-tile size, the device and the test-time augmentation (:class:`NetworkInputs`, compared in
-the Qt thread), and the image's values and the model's weights, configuration and
-metadata, byte for byte (:class:`Contents`, digested in the worker thread, so that an
-image edited in place or a model changed by a fine-tune is never mistaken for the last
-one). Lazy (dask, zarr) images are not digested, and their probabilities not reused.
+post-processing: on a 2048² image 3.6 s instead of 8.8 s with ``em-membranes``, 2.1 s
+instead of 6.6 s with ``nuclei``, on 2 cores (``benchmarks/bench_predict_reuse.py``).
+The probabilities are used again only while everything they came from is unchanged: the
+image layer and how its axes are read, the tile size, the device and the test-time
+augmentation (:class:`NetworkInputs`, compared in the Qt thread), and the image's values
+and the model's weights, configuration and metadata, byte for byte (:class:`Contents`,
+digested in the worker thread, so that an image edited in place or a model changed by a
+fine-tune is never mistaken for the last one). Lazy (dask, zarr) images are not digested,
+and their probabilities not reused.
 
 For a two-class model the probabilities layer shows a copy of the foreground's, so keeping
 both classes costs 8 bytes per pixel more than the layers (32 MiB for a 2048² image); with
