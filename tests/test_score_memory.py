@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
+
+from napari_unet._widgets._evaluate_job import Scoring, score_now
 from napari_unet._widgets._evaluate_text import headline
 from napari_unet._widgets._last_mask import MODEL_NAME_KEY
 from napari_unet._widgets._score_memory import MaskMaker, ScoreMemory, ScoringKey, mask_maker
@@ -90,3 +93,65 @@ def test_a_stack_s_worst_slice_is_named_which_the_mean_hides():
     assert said.endswith(". Slice 1's rand error rose the most: 0.0410 → 0.0800.")
     better = memory.compare(key, ["c"], "tuned 2", scores(0.02, 0.07, 0.01))
     assert "rose" not in better  # every slice as good or better than before
+
+
+def _discs(centres, radius=6, shape=(64, 64)):
+    """Instance labels of discs at ``centres``."""
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
+    labels = np.zeros(shape, np.uint32)
+    for number, (y, x) in enumerate(centres, start=1):
+        labels[(yy - y) ** 2 + (xx - x) ** 2 <= radius**2] = number
+    return labels
+
+
+TRUTH = _discs([(12, 12), (12, 50), (50, 12), (50, 50)])
+AWAY = ScoringKey("image", "truth", "instances", None, True)
+
+
+def _scoring(predicted, strokes):
+    return Scoring(predicted, TRUTH, "instances", strokes=strokes)
+
+
+def test_scores_away_from_other_strokes_are_scored_again_on_today_s_region():
+    """The strokes painted since leave other pixels out: the earlier mask is scored again."""
+    first_strokes = np.zeros_like(TRUTH)
+    first_strokes[50, 40:60] = 2  # a stroke on the lower right disc
+    earlier_mask = _discs([(12, 12), (12, 50), (50, 12), (50, 50)])
+    earlier_mask[_discs([(12, 50)]) > 0] = 0  # the earlier model missed the upper right one
+    memory = ScoreMemory()
+    earlier = _scoring(earlier_mask, first_strokes)
+    memory.compare(AWAY, ["a"], "nuclei", score_now(earlier), scoring=earlier)
+    more_strokes = first_strokes.copy()
+    more_strokes[12, 40:60] = 2  # a correction on the disc it missed: now left out too
+    now = _scoring(TRUTH.copy(), more_strokes)
+    line = memory.compare(AWAY, ["a", "b"], "tuned", score_now(now), scoring=now)
+    again = headline(score_now(_scoring(earlier_mask, more_strokes)))
+    stale = headline(score_now(earlier))  # 1 of 3 true discs missed; 2 are scored now
+    assert again != stale
+    assert line == f"Before, with “nuclei”: {again}."
+
+
+def test_a_stack_away_from_other_strokes_is_not_compared():
+    stack_truth = np.stack([TRUTH, TRUTH])
+    strokes = np.zeros_like(stack_truth)
+    strokes[0, 50, 40:60] = 2
+    memory = ScoreMemory()
+    first = Scoring(stack_truth, stack_truth, "instances", strokes=strokes)
+    memory.compare(AWAY, ["a"], "nuclei", _instances(0.8, 0.8), scoring=first)
+    strokes = strokes.copy()
+    strokes[1, 12, 40:60] = 2
+    now = Scoring(stack_truth, stack_truth, "instances", strokes=strokes)
+    line = memory.compare(AWAY, ["a", "b"], "tuned", _instances(0.9, 0.9), scoring=now)
+    assert line.startswith("“nuclei”'s scores are not compared: they left out the pixels near")
+    same = memory.compare(AWAY, ["a", "c"], "tuned again", _instances(0.95, 0.9), scoring=now)
+    assert same == "Before, with “tuned”: F1 0.900, mean matched IoU 0.900."  # same strokes
+
+
+def test_only_the_last_two_models_keep_their_masks():
+    memory, strokes = ScoreMemory(), np.zeros_like(TRUTH)
+    strokes[50, 40:60] = 2
+    for model in "abcd":
+        scoring = _scoring(TRUTH.copy(), strokes)
+        memory.compare(AWAY, [model], model, _instances(0.9, 0.9), scoring=scoring)
+    kept = memory._kept[AWAY]
+    assert [entry.predicted is not None for entry in kept] == [False, False, True, True]

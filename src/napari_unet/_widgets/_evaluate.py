@@ -113,7 +113,7 @@ class EvaluatePanel(QWidget):
         layout.addWidget(self.result)
 
     def _connect(self) -> None:
-        self.stack.shown.connect(lambda scores: self._show(scores, None))
+        self.stack.shown.connect(lambda shown: self._show(*shown))
         self.stack.refused.connect(self._refuse)
         self.evaluate_button.changed.connect(self.run)
         for control in (self.truth_picker.combo, self.kind, self.away, self.all_slices):
@@ -251,7 +251,7 @@ class EvaluatePanel(QWidget):
         except ValueError as error:
             self._refuse(error)
             return None
-        self._show(scores, scoring.index)
+        self._show(scores, scoring)
         return scores
 
     def _refuse(self, error: Exception) -> None:
@@ -259,8 +259,10 @@ class EvaluatePanel(QWidget):
         self.result.setText(str(error))  # whole here: a notification may be cut short
         (show_warning if isinstance(error, Refusal) else show_error)(str(error))
 
-    def _show(self, scores: dict[str, Any], index: tuple[int, ...] | None) -> None:
-        """Show ``scores`` of the slice ``index`` (None: a 2-D image, or every slice)."""
+    def _show(self, scores: dict[str, Any], scoring: Scoring) -> None:
+        """Show ``scores`` of ``scoring`` (of its slice ``index``; None: a 2-D image, or every
+        slice)."""
+        index = scoring.index
         where = slice_words(index).capitalize() if index is not None else ""
         if "slices" in scores:  # "All 5 slices, at IoU 0.5: F1 …"
             where = f"All {scores['slices']} slices"
@@ -277,24 +279,21 @@ class EvaluatePanel(QWidget):
         self._scored_lineage = maker.lineage
         current = lineage(self._state.model) if self._state.has_model else None
         lines = [text, maker.other_model_words(current, self._state.name)]
-        lines.append(self._before(scores, index, maker))
+        lines.append(self._before(scores, scoring, maker))
         text = "\n".join(line for line in lines if line)
         self._scores_text, self._scored_slice = text, index
         self.result.setText(text)
 
-    def _before(
-        self, scores: dict[str, Any], index: tuple[int, ...] | None, maker: MaskMaker
-    ) -> str:
+    def _before(self, scores: dict[str, Any], scoring: Scoring, maker: MaskMaker) -> str:
         """What the same scoring gave another model's mask ("" when none: :class:`ScoreMemory`)."""
         image, truth = self.image_picker.layer, self.truth_picker.layer
         if image is None or truth is None:
             return ""
-        key = ScoringKey(
-            str(image.unique_id), str(truth.unique_id), self.kind.value, index, self.away.value
-        )
+        ids = str(image.unique_id), str(truth.unique_id)
+        key = ScoringKey(*ids, self.kind.value, scoring.index, self.away.value)
         leading = (self._prediction_shape() or (1, 1))[:-2]
         name = partial(flat_slice_words, leading=leading)
-        return self._memory.compare(key, maker.lineage, maker.name, scores, name)
+        return self._memory.compare(key, maker.lineage, maker.name, scores, name, scoring)
 
     def _mark_other_slice(self, *_: Any) -> None:
         """The slider moved: say when the scores shown are of another slice than the one

@@ -152,7 +152,7 @@ class StackScorer(QObject):
     """
 
     shown = Signal(object)
-    """The scores to show (a dict), with their notes."""
+    """The scores to show (a dict), with their notes, and the :class:`Scoring` they are of."""
     refused = Signal(object)
     """Why no scores (an exception: a :class:`Refusal` is a warning, others an error)."""
 
@@ -195,7 +195,7 @@ class StackScorer(QObject):
             if result.error:
                 raise ValueError(result.error)
             assert self._scoring is not None  # set by start
-            self.shown.emit(with_notes(self._scoring, *result.value))
+            self.shown.emit((with_notes(self._scoring, *result.value), self._scoring))
         except ValueError as error:
             self.refused.emit(error)
 

@@ -5,19 +5,31 @@ helped; the panel showed only the new scores. It now keeps the last scores of ea
 scoring (image, ground truth, metrics, slice, strokes left out or not) with the model
 that made the scored mask, and says what they were when a mask of another model is
 scored the same way.
+
+Scored *only away from the strokes*, the pixels left out are those near the strokes of
+the time. Strokes painted since leave out other pixels, so the earlier scores are not of
+the same region: the earlier mask (kept for the last two models of a scoring) is scored
+again on today's region, and without it (a stack's slices, or an older model) the line
+says why it compares nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ..core.continuity import LINEAGE_KEY
+from ._evaluate_job import Scoring, score_now
 from ._evaluate_text import headline
 from ._last_mask import MODEL_NAME_KEY
+
+MASKS_KEPT = 2
+"""Per scoring away from the strokes, the last models whose scored masks are kept, to be
+scored again when the strokes changed."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +97,16 @@ class _Scored:
     model_name: str
     headline: str
     rand_errors: tuple[float, ...] = ()  # each slice's, of a stack's membranes
+    region: str = ""  # digest of the strokes left out ("" when none were)
+    predicted: np.ndarray | None = None  # the mask scored away from strokes, to score again
+
+
+def region_digest(scoring: Scoring | None) -> str:
+    """A digest of the strokes whose neighbourhood ``scoring`` leaves out ("": none)."""
+    if scoring is None or scoring.strokes is None:
+        return ""
+    strokes = np.ascontiguousarray(scoring.strokes != 0)
+    return hashlib.sha1(strokes.tobytes() + str(strokes.shape).encode()).hexdigest()
 
 
 class ScoreMemory:
@@ -107,24 +129,64 @@ class ScoreMemory:
         model_name: str,
         scores: dict[str, Any],
         slice_name: Callable[[int], str] = str,
+        scoring: Scoring | None = None,
     ) -> str:
         """Remember ``scores`` under ``key``; return what the scoring last gave another
         model's mask (another ``lineage``): "Before, with “nuclei”: F1 0.882, mean matched
         IoU 0.837.", else "". A mask of unknown lineage (None) compares with nothing and is
         not kept. Membranes over a stack's slices also name the slice whose Rand error
-        rose the most (``slice_name``: its words from its flat index), which a mean hides."""
+        rose the most (``slice_name``: its words from its flat index), which a mean hides.
+        ``scoring``: what was scored, whose strokes (left out) must be those of the earlier
+        scores; else the earlier mask is scored again on this region (see the module)."""
         if lineage is None:
             return ""
-        made_by = tuple(lineage)
+        made_by, region = tuple(lineage), region_digest(scoring)
         kept = [entry for entry in self._kept.get(key, []) if entry.lineage != made_by]
         earlier = next((entry for entry in reversed(kept) if entry.headline), None)
-        now = _Scored(made_by, model_name, headline(scores), tuple(scores.get("rand_errors", ())))
+        mask = scoring.predicted if scoring is not None and region else None
+        now = _Scored(
+            made_by, model_name, headline(scores), tuple(scores.get("rand_errors", ())),
+            region, mask,
+        )  # fmt: skip
         kept.append(now)
+        older = len(kept) - MASKS_KEPT  # these let their masks go
+        kept = [
+            replace(entry, predicted=None) if at < older else entry for at, entry in enumerate(kept)
+        ]
         self._kept[key] = kept[-self._models :]
         if earlier is None:
             return ""
+        if earlier.region != region:
+            again = _scored_again(earlier, scoring)
+            if again is None:
+                return _not_compared(earlier.model_name)
+            earlier = again
         name = f", with “{earlier.model_name}”" if earlier.model_name else ""
         return f"Before{name}: {earlier.headline}.{_worst_slice(earlier, now, slice_name)}"
+
+
+def _scored_again(earlier: _Scored, scoring: Scoring | None) -> _Scored | None:
+    """``earlier``'s mask scored as ``scoring`` is (away from today's strokes); None
+    when that mask was not kept or does not fit."""
+    mask = earlier.predicted
+    if scoring is None or mask is None or mask.shape != scoring.predicted.shape:
+        return None
+    if scoring.predicted.ndim > 2 and scoring.index is None:
+        return None  # a whole stack is scored in a worker, not here
+    try:
+        scores = score_now(replace(scoring, predicted=mask))
+    except ValueError:
+        return None
+    return replace(earlier, headline=headline(scores), rand_errors=())
+
+
+def _not_compared(model_name: str) -> str:
+    """Why no "Before" line: the earlier scores left out the pixels near other strokes."""
+    whose = f"“{model_name}”'s" if model_name else "The earlier"
+    return (
+        f"{whose} scores are not compared: they left out the pixels near the strokes of "
+        "then, not of now (Go back and Predict to score it here)."
+    )
 
 
 def _worst_slice(earlier: _Scored, now: _Scored, slice_name: Callable[[int], str]) -> str:
