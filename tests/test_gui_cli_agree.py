@@ -284,7 +284,7 @@ def test_the_fine_tune_widget_starts_at_the_core_and_cli_defaults(qtbot):
 
 
 def test_a_new_model_has_one_architecture_in_the_widget_and_the_cli(qtbot):
-    from napari_unet._widgets._model import NewModelOptions
+    from napari_unet._widgets._new_model import NewModelOptions
     from napari_unet.cli import build_parser
     from napari_unet.cli.train import _new_or_loaded_model
     from napari_unet.config import NEW_MODEL_CONFIG

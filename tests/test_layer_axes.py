@@ -117,6 +117,28 @@ def test_a_guessed_channel_axis_after_a_stack_axis_says_how_to_declare_the_axes(
     assert ImageGeometry.of(layer, 1).layout_problem("movie") is None
 
 
+def test_channels_last_are_named_so_and_how_to_put_them_first():
+    """A (Y, X, 2) file for a 2-channel model: napari makes no RGB of 2 channels."""
+    from napari_unet._widgets._geometry import ImageGeometry
+
+    guessed = ImageGeometry.of(_layer((30, 36, 2)), 2)
+    assert guessed.layout_problem("two") is None  # read as 30 slices of 36 x 2 pixels
+    assert guessed.channels_problem("two", 2) == (
+        "The model takes 2 channels, and “two” (shape (30, 36, 2)) was read as 30 slices of "
+        "36 x 2 pixels. If its last axis holds the channels, put them first (in napari's "
+        "console: viewer.layers['two'].data = np.moveaxis(viewer.layers['two'].data, -1, 0)), "
+        "or load a model made for one channel."
+    )
+    declared = ImageGeometry.of(_layer((30, 36, 2), labels=("y", "x", "c")), 2)
+    problem = declared.layout_problem("two")
+    assert problem.startswith(
+        "“two” has its channel axis (2 channels) last: shape (30, 36, 2), declared as YXC. "
+        "napari would show annotations and outputs, which have no channel axis, over the "
+        "wrong axes (napari lines layers up by their last). Put the channels first"
+    )
+    assert "stack axis" not in problem
+
+
 @pytest.mark.gui
 def test_predict_widget_predicts_a_declared_time_series_of_stacks(qtbot, make_napari_viewer):
     from helpers import tiny_model
@@ -144,7 +166,8 @@ def test_a_few_undeclared_planes_are_said_to_be_read_as_slices():
     said = ImageGeometry.of(_layer((2, 30, 36)), 1).reading_note(1)
     assert said == (
         " Its 2 planes were read as slices: if they are channels, split the layer "
-        "(right-click it, Split Stack) and predict the one the model was made for."
+        "(right-click it, Split Stack) and predict the one the model was made for, or make "
+        "a new model with 2 input channels (Model section)."
     )
     for quiet in (
         _layer((9, 30, 36)),
@@ -216,3 +239,20 @@ def test_fine_tune_says_at_start_that_an_rgb_image_is_learnt_from_its_luminance(
     assert "new model with 3 input channels" in said
     assert colour_notice(ImageGeometry.of(_layer((30, 36, 3), rgb=True), 3), 3) == ""
     assert colour_notice(ImageGeometry.of(_layer((30, 36)), 1), 1) == ""
+
+
+@pytest.mark.gui
+def test_annotate_refuses_channels_read_as_slices(make_napari_viewer, notifications):
+    """Strokes on a (Y, X, 2) layer read as 30 slices would train nothing the image shows."""
+    from helpers import tiny_model
+    from napari_unet._widgets import UNetWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((30, 36, 2), np.float32), name="two")
+    widget = UNetWidget(viewer)
+    widget.model.use_model(tiny_model(in_channels=2), "two-channel")
+    assert widget.annotate.create_annotation_layer() is None
+    assert [layer.name for layer in viewer.layers] == ["two"]
+    assert str(notifications[-1].message).startswith("The model takes 2 channels, and “two”")
+    viewer.layers["two"].data = np.moveaxis(viewer.layers["two"].data, -1, 0)  # as it says
+    assert widget.annotate.create_annotation_layer().data.shape == (30, 36)

@@ -128,9 +128,12 @@ class AnnotateWidget(QWidget):
         if image is None:
             show_warning("Add or open an image first, then create its annotation layer.")
             return None
-        geometry = ImageGeometry.of(image, self.state.model.config.in_channels)
-        problem = geometry.layout_problem(image.name)
-        if problem:
+        in_channels = self.state.model.config.in_channels
+        geometry = ImageGeometry.of(image, in_channels)
+        problem = geometry.layout_problem(image.name) or geometry.channels_problem(
+            image.name, in_channels
+        )
+        if problem:  # strokes on the wrong axes would train nothing the image shows
             show_error(problem)
             return None
         layer = annotation_of(self.viewer, image)

@@ -125,6 +125,14 @@ class ImageGeometry:
         napari users usually get there (each channel opened as a layer); None: it can."""
         if in_channels == 1 or self.channel_axis is not None:
             return None
+        if len(self.shape) >= 3 and self.shape[-1] == in_channels:  # (Y, X, C), not RGB
+            return (
+                f"The model takes {in_channels} channels, and “{name}” (shape {self.shape}) "
+                f"was read as {self.shape[-3]} slices of {self.shape[-2]} x {self.shape[-1]} "
+                "pixels. If its last axis holds the channels, put them first (in napari's "
+                f"console: viewer.layers[{name!r}].data = np.moveaxis(viewer.layers[{name!r}]"
+                ".data, -1, 0)), or load a model made for one channel."
+            )
         return (
             f"The model takes {in_channels} channels and “{name}” has one (shape "
             f"{self.shape}). napari opens each channel of a file as a layer of its own: stack "
@@ -150,10 +158,13 @@ class ImageGeometry:
         if axis is None or self.rgb or axis == 0:
             return None
         how = "declared" if self.declared else "read"
+        where, wrong = "after a stack axis", "on the wrong slider"
+        if axis == len(self.shape) - 1:  # (..., Y, X, C) that is not RGB
+            where, wrong = "last", "over the wrong axes (napari lines layers up by their last)"
         problem = (
-            f"“{name}” has its channel axis ({self.shape[axis]} channels) after a stack "
-            f"axis: shape {self.shape}, {how} as {self.axes}. napari would show annotations "
-            "and outputs, which have no channel axis, on the wrong slider. Put the "
+            f"“{name}” has its channel axis ({self.shape[axis]} channels) {where}: shape "
+            f"{self.shape}, {how} as {self.axes}. napari would show annotations and outputs, "
+            f"which have no channel axis, {wrong}. Put the "
             f"channels first (in napari's console: layer.data = np.moveaxis(layer.data, "
             f"{axis}, 0)), or split them (right-click the layer, Split Stack) and use one."
         )
@@ -179,7 +190,8 @@ class ImageGeometry:
             return ""
         return (
             f" Its {self.shape[0]} planes were read as slices: if they are channels, split "
-            "the layer (right-click it, Split Stack) and predict the one the model was made for."
+            "the layer (right-click it, Split Stack) and predict the one the model was made "
+            f"for, or make a new model with {self.shape[0]} input channels (Model section)."
         )
 
     @property

@@ -9,12 +9,11 @@ from typing import Any
 
 import napari
 from magicgui.types import FileDialogMode
-from magicgui.widgets import ComboBox, Container, FileEdit, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, FileEdit, PushButton
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QFileDialog, QLabel, QVBoxLayout, QWidget
 
-from ..config import ModelConfig
 from ..core.checkpoint import (
     CheckpointError,
     NotAModelError,
@@ -26,8 +25,8 @@ from ..core.checkpoint import (
 from ..core.model import UNet
 from ._folders import dialog_folder
 from ._model_text import after_save_words, describe_model, model_details
+from ._new_model import NewModelOptions
 from ._state import (
-    DEFAULT_NEW_CONFIG,
     FINE_TUNED_MARK,
     NEW_MODEL_NAME,
     TRAINED_MARK,
@@ -52,49 +51,6 @@ CHECKPOINT_FILTER = (
 RUN_MARK_IN_NAME = re.compile(r"([-_ ]?fine[-_ ]?tuned|[-_ ]trained)(-\d+)?$", re.IGNORECASE)
 """A file name's end saying a run changed the model ("-fine-tuned", "_finetuned",
 "-trained"), with the number a save beside an existing file added ("-fine-tuned-2")."""
-
-
-class NewModelOptions(Container):
-    """Architecture of a new, untrained model."""
-
-    def __init__(self) -> None:
-        config = DEFAULT_NEW_CONFIG
-        self.in_channels = SpinBox(label="Input channels", value=config.in_channels, min=1, max=16)
-        self.n_classes = SpinBox(
-            label="Classes",
-            value=config.n_classes,
-            min=2,
-            max=16,
-            tooltip="Including background: 2 = background + one foreground class.",
-        )
-        self.depth = SpinBox(label="Depth", value=config.depth, min=1, max=6)
-        self.base_features = ComboBox(
-            label="Base features",
-            choices=[8, 16, 32, 64],
-            value=config.base_features,
-            tooltip="The paper uses 64. On a CPU, 8 learned the most per second (about "
-            "64 times fewer operations per pixel than 64).",
-        )
-        self.padding = ComboBox(
-            label="Padding",
-            choices=["valid", "same"],
-            value=config.padding,
-            tooltip="valid: unpadded convolutions as in the paper; same: zero-padded.",
-        )
-        super().__init__(
-            widgets=[self.in_channels, self.n_classes, self.depth, self.base_features, self.padding]
-        )
-        self.margins = (0, 0, 0, 0)
-
-    def config(self) -> ModelConfig:
-        """The chosen architecture."""
-        return ModelConfig(
-            in_channels=self.in_channels.value,
-            n_classes=self.n_classes.value,
-            depth=self.depth.value,
-            base_features=self.base_features.value,
-            padding=self.padding.value,
-        )
 
 
 class ModelWidget(QWidget):
