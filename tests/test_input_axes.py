@@ -104,3 +104,21 @@ def test_rgb_planes_nobody_named_are_said_to_be_read_as_luminance(
     assert "give the axes with --axes" in err
     assert cli_predict(path, tiny_checkpoint, tmp_path / "out2", "--axes", "ZCYX") == 0
     assert "averaged to luminance" not in capsys.readouterr().err  # the user said so
+
+
+def test_planes_nobody_named_taken_as_channels_are_said_so(tmp_path, capsys):
+    """A 2-plane z-stack saved without axes reads as CYX for a 2-channel model."""
+    from helpers import tiny_model
+    from napari_unet.core.checkpoint import save_model
+
+    checkpoint = save_model(tiny_model(in_channels=2), tmp_path / "two.safetensors")
+    plain, declared = tmp_path / "plain.tif", tmp_path / "declared.tif"
+    planes = np.random.default_rng(0).integers(0, 255, (2, 40, 48)).astype(np.uint8)
+    tifffile.imwrite(plain, planes)
+    tifffile.imwrite(declared, planes, imagej=True, metadata={"axes": "CYX"})
+    assert cli_predict([plain, declared], checkpoint, tmp_path / "out", "--threads", "1") == 0
+    err = capsys.readouterr().err
+    assert "plain.tif (2, 40, 48) is read as CYX: no axes in the file, so its 2 planes" in err
+    assert "(and 1 more)" not in err  # the other file says its axes are CYX
+    assert cli_predict(plain, checkpoint, tmp_path / "out2", "--axes", "CYX") == 0
+    assert "no axes in the file" not in capsys.readouterr().err  # the user said so

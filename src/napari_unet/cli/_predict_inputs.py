@@ -86,6 +86,7 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
 
     problems: list[BaseException] = []
     colour: list[Path] = []  # RGB(A) files a one-channel model reads as their luminance
+    channels: list[Any] = []  # planes nobody named, taken as a multichannel model's channels
     for path in inputs:
         try:
             info = probe_input(path, in_channels, args.axes, args.output_format)
@@ -93,6 +94,8 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
             _note_rgb_planes(info, in_channels, given_axes=args.axes)
             if in_channels == 1 and "S" in info.axes:
                 colour.append(path)
+            if in_channels > 1 and info.guessed and "C" in info.axes:
+                channels.append(info)
         except (ValueError, OSError) as bad:
             problems.append(bad)
     if colour and not problems:
@@ -102,6 +105,8 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
             "0.587 G + 0.114 B): the model takes one channel",
             file=sys.stderr,
         )
+    if channels and not problems:
+        _note_guessed_channels(channels, in_channels)
     if len(problems) == 1 and len(inputs) == 1:
         raise problems[0]
     if problems:
@@ -115,6 +120,20 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
             + ("it" if len(problems) == 1 else "them")
             + " out of the way, or list the others"
         )
+
+
+def _note_guessed_channels(infos: list[Any], in_channels: int) -> None:
+    """Say on stderr that planes nobody named were taken as the model's channels: a file
+    of as many z-planes, saved without axes, looks the same."""
+    first = infos[0]
+    others = f" (and {len(infos) - 1} more)" if len(infos) > 1 else ""
+    print(
+        f"napari-unet predict: note: {first.path.name} {tuple(first.shape)}{others} is read "
+        f"as {first.axes}: no axes in the file, so its {in_channels} planes along C are taken "
+        f"as the model's {in_channels} channels, in that order; if they are slices, give the "
+        "axes with --axes",
+        file=sys.stderr,
+    )
 
 
 def _note_rgb_planes(info: Any, in_channels: int, given_axes: str | None) -> None:

@@ -58,6 +58,9 @@ class InputInfo:
     shape: tuple[int, ...]
     axes: str
     output_format: str = "tiff"
+    guessed: bool = False
+    """Whether the axes are the rule's guess (:func:`~napari_unet.io.axes.guess_axes`):
+    neither given nor declared by the file."""
 
 
 def is_zarr_store(path: Path) -> bool:
@@ -258,9 +261,11 @@ def probe_input(
         shape = read_npy(path).shape
     else:
         shape = _read_other(path).shape
+    guessed = not axes
     try:
         if not axes and declared is not None:
-            axes = _declared_axes(shape, declared)
+            axes = _declared_axes(shape, declared)  # None: what it declares is unsettled
+        guessed = guessed and not axes
         if not axes:
             axes = guess_axes(shape, in_channels)
             check_guessed_plane(axes, shape)
@@ -270,7 +275,7 @@ def probe_input(
     fmt = output_format
     if fmt == "auto":
         fmt = "zarr" if is_zarr_store(path) or needs_out_of_core(shape, axes) else "tiff"
-    return InputInfo(path, shape, axes, fmt)
+    return InputInfo(path, shape, axes, fmt, guessed)
 
 
 @contextmanager
