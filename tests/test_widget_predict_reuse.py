@@ -188,3 +188,18 @@ def test_model_fingerprint_follows_weights_and_metadata():
     retitled.metadata["background_threshold"] = 0.7
     assert model_fingerprint(model) != model_fingerprint(retitled)
     assert model_fingerprint(tiny_model(seed=1)) != model_fingerprint(model)
+
+
+def test_a_strided_image_is_digested_as_its_copy_is(monkeypatch):
+    from napari_unet._widgets import _predict_reuse
+
+    image = np.random.default_rng(0).random((40, 30), np.float32)
+    strided = image.T  # a view, not C-contiguous
+    monkeypatch.setattr(_predict_reuse, "DIGEST_BLOCK_BYTES", 100)  # blocks of a few rows
+    assert _predict_reuse.data_digest(strided) == _predict_reuse.data_digest(strided.copy())
+    changed = strided.copy()
+    changed[-1, -1] += 1
+    assert _predict_reuse.data_digest(changed) != _predict_reuse.data_digest(strided)
+    assert _predict_reuse.data_digest(strided.astype(np.float64)) != (
+        _predict_reuse.data_digest(strided)
+    )
