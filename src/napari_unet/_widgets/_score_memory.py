@@ -143,7 +143,8 @@ class ScoreMemory:
         made_by, region = tuple(lineage), region_digest(scoring)
         kept = [entry for entry in self._kept.get(key, []) if entry.lineage != made_by]
         earlier = next((entry for entry in reversed(kept) if entry.headline), None)
-        mask = scoring.predicted if scoring is not None and region else None
+        # a copy: the user may paint on the mask layer, whose data the scoring reads
+        mask = np.array(scoring.predicted) if scoring is not None and region else None
         now = _Scored(
             made_by, model_name, headline(scores), tuple(scores.get("rand_errors", ())),
             region, mask,
