@@ -128,7 +128,9 @@ def test_scores_away_from_other_strokes_are_scored_again_on_today_s_region():
     again = headline(score_now(_scoring(earlier_mask, more_strokes)))
     stale = headline(score_now(earlier))  # 1 of 3 true discs missed; 2 are scored now
     assert again != stale
-    assert line == f"Before, with “nuclei”: {again}."
+    assert line == (
+        f"Before, with “nuclei” (its mask scored again, away from today's strokes): {again}."
+    )
 
 
 def test_a_stack_away_from_other_strokes_is_not_compared():

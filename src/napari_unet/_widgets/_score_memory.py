@@ -157,13 +157,15 @@ class ScoreMemory:
         self._kept[key] = kept[-self._models :]
         if earlier is None:
             return ""
+        again = ""
         if earlier.region != region:
-            again = _scored_again(earlier, scoring)
-            if again is None:
+            rescored = _scored_again(earlier, scoring)
+            if rescored is None:
                 return _not_compared(earlier.model_name)
-            earlier = again
+            earlier, again = rescored, " (its mask scored again, away from today's strokes)"
         name = f", with “{earlier.model_name}”" if earlier.model_name else ""
-        return f"Before{name}: {earlier.headline}.{_worst_slice(earlier, now, slice_name)}"
+        worst = _worst_slice(earlier, now, slice_name)
+        return f"Before{name}{again}: {earlier.headline}.{worst}"
 
 
 def _scored_again(earlier: _Scored, scoring: Scoring | None) -> _Scored | None:
