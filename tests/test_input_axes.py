@@ -122,3 +122,23 @@ def test_planes_nobody_named_taken_as_channels_are_said_so(tmp_path, capsys):
     assert "(and 1 more)" not in err  # the other file says its axes are CYX
     assert cli_predict(plain, checkpoint, tmp_path / "out2", "--axes", "CYX") == 0
     assert "no axes in the file" not in capsys.readouterr().err  # the user said so
+
+
+def test_pages_that_name_no_axis_are_said_to_be_readable_as_channels(tmp_path):
+    """tifffile reads a bare multi-page TIFF's pages as I (slices): a 2-channel model's
+    refusal says how to read them as its channels."""
+    from helpers import tiny_model
+    from napari_unet.core.checkpoint import save_model
+
+    checkpoint = save_model(tiny_model(in_channels=2), tmp_path / "two.safetensors")
+    bare = tmp_path / "bare.tif"
+    tifffile.imwrite(bare, np.zeros((2, 40, 48), np.uint8), metadata=None)
+    with pytest.raises(
+        ValueError, match="its 2 pages name no axis: if they are the channels, give --axes CYX"
+    ):
+        probe_input(bare, 2)
+    assert probe_input(bare, 2, "CYX").axes == "CYX"  # as it says
+    with pytest.raises(ValueError) as one_channel:
+        probe_input(bare, 3)  # 2 pages are not a 3-channel model's channels: no such hint
+    assert "name no axis" not in str(one_channel.value)
+    assert cli_predict(bare, checkpoint, tmp_path / "out", "--axes", "CYX") == 0

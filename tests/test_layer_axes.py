@@ -118,17 +118,19 @@ def test_a_guessed_channel_axis_after_a_stack_axis_says_how_to_declare_the_axes(
 
 
 def test_channels_last_are_named_so_and_how_to_put_them_first():
-    """A (Y, X, 2) file for a 2-channel model: napari makes no RGB of 2 channels."""
+    """A (Y, X, 2) file: napari makes no RGB of 2 channels, so it reads as thin slices."""
     from napari_unet._widgets._geometry import ImageGeometry
 
-    guessed = ImageGeometry.of(_layer((30, 36, 2)), 2)
-    assert guessed.layout_problem("two") is None  # read as 30 slices of 36 x 2 pixels
-    assert guessed.channels_problem("two", 2) == (
-        "The model takes 2 channels, and “two” (shape (30, 36, 2)) was read as 30 slices of "
-        "36 x 2 pixels. If its last axis holds the channels, put them first (in napari's "
-        "console: viewer.layers['two'].data = np.moveaxis(viewer.layers['two'].data, -1, 0)), "
-        "or load a model made for one channel."
-    )
+    for in_channels in (1, 2):  # refused as the command line refuses it, for any model
+        guessed = ImageGeometry.of(_layer((30, 36, 2)), in_channels)
+        assert guessed.layout_problem("two") == (
+            "“two” (shape (30, 36, 2)) was read as 30 slices of 36 x 2 pixels: its last axis "
+            "probably holds channels. Put them first (in napari's console: "
+            "viewer.layers['two'].data = np.moveaxis(viewer.layers['two'].data, -1, 0)), then "
+            "use a model made for that many channels (Input channels, Model section) or split "
+            "them (right-click the layer, Split Stack) and use one."
+        )
+    assert ImageGeometry.of(_layer((30, 36, 16)), 1).layout_problem("wide") is None
     declared = ImageGeometry.of(_layer((30, 36, 2), labels=("y", "x", "c")), 2)
     problem = declared.layout_problem("two")
     assert problem.startswith(
@@ -253,6 +255,6 @@ def test_annotate_refuses_channels_read_as_slices(make_napari_viewer, notificati
     widget.model.use_model(tiny_model(in_channels=2), "two-channel")
     assert widget.annotate.create_annotation_layer() is None
     assert [layer.name for layer in viewer.layers] == ["two"]
-    assert str(notifications[-1].message).startswith("The model takes 2 channels, and “two”")
+    assert str(notifications[-1].message).startswith("“two” (shape (30, 36, 2)) was read as 30")
     viewer.layers["two"].data = np.moveaxis(viewer.layers["two"].data, -1, 0)  # as it says
     assert widget.annotate.create_annotation_layer().data.shape == (30, 36)

@@ -221,7 +221,7 @@ def _killed_after(save, saves: int):
         ({"model": 1}, "with another model (checkpoint SHA-256 aaaaaaaaaaaa..., this one bbbb"),
         ({"tile_size": 56}, "with other options (tile_size 92, now 56)"),
         ({"test_time_augmentation": True}, "test_time_augmentation False, now True"),
-        ({"input": 1}, "from another version of the input (changed: mtime_ns)"),
+        ({"input": 1}, "from another version of the input (changed: modification time)"),
     ],
 )
 def test_a_partial_store_of_another_model_option_or_input_is_discarded(

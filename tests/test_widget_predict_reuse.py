@@ -203,3 +203,21 @@ def test_a_strided_image_is_digested_as_its_copy_is(monkeypatch):
     assert _predict_reuse.data_digest(strided.astype(np.float64)) != (
         _predict_reuse.data_digest(strided)
     )
+
+
+def test_edits_of_a_multiclass_probabilities_layer_do_not_reach_the_kept_ones(
+    qtbot, dock, network_runs
+):
+    """With 3 classes the layer shows every class: the kept probabilities are a copy."""
+    viewer, widget = dock
+    predict = widget.predict
+    widget.model.use_model(tiny_model(n_classes=3), "three")
+    run(qtbot, predict, predict.run_prediction)
+    layer = viewer.layers["discs probabilities"]
+    fresh = np.array(layer.data)
+    layer.data[:] = 0  # in place: no event
+    layer.refresh()
+    predict.min_size.value = 30
+    run(qtbot, predict, predict.run_prediction)
+    assert len(network_runs) == 1 and REUSED_WORDS in predict.status.text()
+    np.testing.assert_array_equal(viewer.layers["discs probabilities"].data, fresh)

@@ -18,7 +18,7 @@ from typing import Any
 import napari
 import numpy as np
 
-from ..io.axes import ChannelCountError, ImagePlane, check_axes, guess_axes
+from ..io.axes import MIN_PLANE_SIZE, ChannelCountError, ImagePlane, check_axes, guess_axes
 
 
 @dataclass(frozen=True)
@@ -125,14 +125,6 @@ class ImageGeometry:
         napari users usually get there (each channel opened as a layer); None: it can."""
         if in_channels == 1 or self.channel_axis is not None:
             return None
-        if len(self.shape) >= 3 and self.shape[-1] == in_channels:  # (Y, X, C), not RGB
-            return (
-                f"The model takes {in_channels} channels, and “{name}” (shape {self.shape}) "
-                f"was read as {self.shape[-3]} slices of {self.shape[-2]} x {self.shape[-1]} "
-                "pixels. If its last axis holds the channels, put them first (in napari's "
-                f"console: viewer.layers[{name!r}].data = np.moveaxis(viewer.layers[{name!r}]"
-                ".data, -1, 0)), or load a model made for one channel."
-            )
         return (
             f"The model takes {in_channels} channels and “{name}” has one (shape "
             f"{self.shape}). napari opens each channel of a file as a layer of its own: stack "
@@ -154,6 +146,9 @@ class ImageGeometry:
         """
         if self.refusal:
             return f"“{name}” (shape {self.shape}) cannot be read: {self.refusal}"
+        thin = self._thin_planes(name)
+        if thin:
+            return thin
         axis = self.channel_axis
         if axis is None or self.rgb or axis == 0:
             return None
@@ -175,6 +170,23 @@ class ImageGeometry:
             f"{problem} If that axis holds slices, not channels (a (T, Z, Y, X) stack), "
             f"say so with the layer's axis labels: in napari's console, "
             f"viewer.layers[{name!r}].axis_labels = ({labels})."
+        )
+
+    def _thin_planes(self, name: str) -> str | None:
+        """Why guessed axes whose planes are narrower than
+        :data:`~napari_unet.io.axes.MIN_PLANE_SIZE` are refused, as the command line
+        refuses them: (Y, X, 2) is read as Y slices of X x 2 pixels, though its last axis
+        almost surely holds channels (napari makes RGB of 3 or 4 only)."""
+        height, width = self.spatial_shape[-2:]
+        if self.declared or len(self.shape) <= 2 or min(height, width) >= MIN_PLANE_SIZE:
+            return None
+        slices = int(np.prod(self.leading_shape))
+        return (
+            f"“{name}” (shape {self.shape}) was read as {slices} slices of {height} x {width} "
+            "pixels: its last axis probably holds channels. Put them first (in napari's "
+            f"console: viewer.layers[{name!r}].data = np.moveaxis(viewer.layers[{name!r}].data"
+            ", -1, 0)), then use a model made for that many channels (Input channels, Model "
+            "section) or split them (right-click the layer, Split Stack) and use one."
         )
 
     def reading_note(self, in_channels: int) -> str:

@@ -14,13 +14,13 @@ digested in the worker thread, so that an image edited in place or a model chang
 fine-tune is never mistaken for the last one). Lazy (dask, zarr) images are not digested,
 and their probabilities not reused.
 
-For a two-class model the probabilities layer shows a copy of the foreground's, so keeping
-both classes costs 8 bytes per pixel more than the layers (32 MiB for a 2048² image); with
-more classes the layer shows the kept array itself.
+Keeping them costs 4 bytes per pixel and class beyond the layers (32 MiB for a 2048² image
+and two classes): the kept array is private, never a layer's data, which a user may edit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -40,8 +40,7 @@ from ._geometry import ImageGeometry
 __all__ = ["Contents", "KnownProbabilities", "LastProbabilities", "NetworkInputs"]
 
 KEEP_SHARE = 0.25
-"""Largest share of the available memory the kept probabilities may take beyond what the
-layers hold."""
+"""Largest share of the available memory the kept probabilities may take."""
 
 
 def model_fingerprint(model: UNet) -> str:
@@ -175,9 +174,13 @@ class LastProbabilities:
         go. Not kept for lazy data, nor when keeping them would take more than
         :data:`KEEP_SHARE` of the available memory."""
         self.forget()
-        extra = known.probabilities.nbytes if known.probabilities.shape[0] == 2 else 0
-        if not known.contents.comparable or extra > KEEP_SHARE * available_ram():
+        if (
+            not known.contents.comparable
+            or known.probabilities.nbytes > KEEP_SHARE * available_ram()
+        ):
             return
+        if known.probabilities.shape[0] > 2:  # the layer shows this array: edits go into it
+            known = dataclasses.replace(known, probabilities=known.probabilities.copy())
         self._inputs, self._known, self._image = inputs, known, image
         self._layer_ids = {str(layer.unique_id) for layer in (image, *layers)}
         image.events.data.connect(self.forget)

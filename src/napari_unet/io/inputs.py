@@ -179,6 +179,19 @@ def _declared_axes(shape: tuple[int, ...], declared: str) -> str | None:
     return axes
 
 
+def _pages_hint(declared: str | None, shape: tuple[int, ...], in_channels: int) -> str:
+    """For a TIFF whose pages name no axis (tifffile's ``I``, read as slices) as many as a
+    multichannel model's channels: how to read them as its channels ("" otherwise)."""
+    if not declared or in_channels < 2 or len(declared) != len(shape) or "I" not in declared:
+        return ""
+    if shape[declared.index("I")] != in_channels:
+        return ""
+    letters = declared.replace("I", "C").replace("Q", "Z")
+    return (
+        f"; its {in_channels} pages name no axis: if they are the channels, give --axes {letters}"
+    )
+
+
 def _two_stacking_axes(shape: tuple[int, ...], declared: str, stacking: list[str]) -> ValueError:
     """The error for a file declaring several stacking axes (say how to proceed)."""
     sizes = ", ".join(f"{letter} ({shape[declared.index(letter)]})" for letter in stacking)
@@ -271,7 +284,7 @@ def probe_input(
             check_guessed_plane(axes, shape)
         axes = check_axes(axes, shape, in_channels)
     except ValueError as error:
-        raise ValueError(f"{path}: {error}") from error
+        raise ValueError(f"{path}: {error}{_pages_hint(declared, shape, in_channels)}") from error
     fmt = output_format
     if fmt == "auto":
         fmt = "zarr" if is_zarr_store(path) or needs_out_of_core(shape, axes) else "tiff"

@@ -308,11 +308,17 @@ def _difference(stored: dict[str, Any], current: dict[str, Any]) -> str | None:
     return None
 
 
+_FIELD_WORDS = {"mtime_ns": "modification time", "size": "size in bytes"}
+"""The input record's fields in a user's words."""
+
+
 def _input_difference(stored: Any, current: dict[str, Any]) -> str:
     """How the recorded input differs from the current one, in words."""
     stored = stored if isinstance(stored, dict) else {}
     changed = [
-        name if name in stored else f"{name}, not recorded by an older napari-unet"
+        _FIELD_WORDS.get(name, name)
+        if name in stored
+        else f"{_FIELD_WORDS.get(name, name)}, not recorded by an older napari-unet"
         for name in current
         if stored.get(name, _MISSING) != current[name]
     ]
