@@ -141,6 +141,19 @@ def test_channels_last_are_named_so_and_how_to_put_them_first():
     assert "stack axis" not in problem
 
 
+def test_an_rgb_image_for_a_two_channel_model_is_refused_before_a_run():
+    """It failed only once the run had started, with no advice."""
+    from napari_unet._widgets._geometry import ImageGeometry
+
+    rgb = _layer((30, 36, 3), rgb=True)
+    assert ImageGeometry.of(rgb, 2).channels_problem("photo", 2) == (
+        "“photo” cannot be read: the model expects 2 input channels but the image has 3 "
+        "(shape (30, 36, 3), axes YXS). Choose a model made for 3 channels, or an image with 2."
+    )
+    for readable in (1, 3):  # luminance, or the three colours
+        assert ImageGeometry.of(rgb, readable).channels_problem("photo", readable) is None
+
+
 @pytest.mark.gui
 def test_predict_widget_predicts_a_declared_time_series_of_stacks(qtbot, make_napari_viewer):
     from helpers import tiny_model

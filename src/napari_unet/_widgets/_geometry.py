@@ -123,7 +123,15 @@ class ImageGeometry:
     def channels_problem(self, name: str, in_channels: int) -> str | None:
         """Why a model of ``in_channels`` > 1 cannot read this one-channel image, with how
         napari users usually get there (each channel opened as a layer); None: it can."""
-        if in_channels == 1 or self.channel_axis is not None:
+        if self.channel_axis is not None:  # as many as the model takes (RGB: luminance)?
+            outer = len(self.shape) - len(self.axes)
+            try:
+                check_axes(self.axes, self.shape[outer:], in_channels)
+            except ChannelCountError as error:
+                way_out = _channels_way_out(error, self.channel_axis)
+                return f"“{name}” cannot be read: {error}.{way_out}"
+            return None
+        if in_channels == 1:
             return None
         return (
             f"The model takes {in_channels} channels and “{name}” has one (shape "
