@@ -139,6 +139,8 @@ def test_channels_last_are_named_so_and_how_to_put_them_first():
         "wrong axes (napari lines layers up by their last). Put the channels first"
     )
     assert "stack axis" not in problem
+    time_series = ImageGeometry.of(_layer((4, 2, 30, 36), labels=("t", "c", "y", "x")), 2)
+    assert "declared as TCYX" in time_series.layout_problem("movie")  # as the user named it
 
 
 def test_an_rgb_image_for_a_two_channel_model_is_refused_before_a_run():

@@ -46,6 +46,9 @@ class ImageGeometry:
     """Whether the axes are the layer's own (its axis labels), not the rule's guess."""
     refusal: str = ""
     """Why the layer's declared axes cannot be read ("": they can, or none were)."""
+    labels: str = ""
+    """The letters the layer's axis labels declare ("TCYX"), as the user named them;
+    :attr:`axes` reads T as Z."""
 
     def __post_init__(self) -> None:
         if not self.axes:
@@ -118,7 +121,8 @@ class ImageGeometry:
                 raise ChannelCountError(said, error.found, error.expected) from None
             raise ValueError(said) from None
         channel = next((axes.index(c) for c in "CS" if c in axes), None)
-        return cls(shape, None if channel is None else outer + channel, rgb, axes, declared=True)
+        channel_axis = None if channel is None else outer + channel
+        return cls(shape, channel_axis, rgb, axes, declared=True, labels=declared)
 
     def channels_problem(self, name: str, in_channels: int) -> str | None:
         """Why a model of ``in_channels`` > 1 cannot read this one-channel image, with how
@@ -166,10 +170,10 @@ class ImageGeometry:
             where, wrong = "last", "over the wrong axes (napari lines layers up by their last)"
         problem = (
             f"“{name}” has its channel axis ({self.shape[axis]} channels) {where}: shape "
-            f"{self.shape}, {how} as {self.axes}. napari would show annotations and outputs, "
-            f"which have no channel axis, {wrong}. Put the "
-            f"channels first (in napari's console: layer.data = np.moveaxis(layer.data, "
-            f"{axis}, 0)), or split them (right-click the layer, Split Stack) and use one."
+            f"{self.shape}, {how} as {self.labels or self.axes}. napari would show annotations "
+            f"and outputs, which have no channel axis, {wrong}. Put the channels first (in "
+            f"napari's console: layer.data = np.moveaxis(layer.data, {axis}, 0)), or split "
+            "them (right-click the layer, Split Stack) and use one."
         )
         if self.declared:
             return problem
