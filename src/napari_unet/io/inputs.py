@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import tifffile
 
+from ._declared_axes import declared_axes, ome_axes, pages_hint
 from .axes import check_axes, check_guessed_plane, guess_axes
 from .data import _TIFF_SUFFIXES, ImageReadError, not_a_file_reason, read_image
 from .outofcore import needs_out_of_core, open_zarr_input
@@ -47,7 +48,6 @@ IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp", ".npy")
 #: The formats napari-unet reads, in words.
 FORMATS = "TIFF, PNG, JPEG, BMP, NumPy .npy files and zarr stores"
 _NUMERIC_KINDS = "biuf"
-_SLICE_LETTERS = set("ZTIPREVHLAM")  # tifffile's stacking axes; Q (unknown) is not one
 
 
 @dataclass(frozen=True)
@@ -135,10 +135,10 @@ def file_axes(path: str | os.PathLike) -> str | None:
     path = Path(path)
     if is_zarr_store(path):
         shape, declared = _zarr_header(path)
-        return None if declared is None else _declared_axes(shape, declared)
+        return None if declared is None else declared_axes(shape, declared)
     if path.suffix.lower() not in _TIFF_SUFFIXES:
         return None
-    return _declared_axes(*_tiff_header(path))
+    return declared_axes(*_tiff_header(path))
 
 
 def _tiff_header(path: Path) -> tuple[tuple[int, ...], str]:
@@ -167,81 +167,11 @@ def _no_record(record: logging.LogRecord) -> bool:
     return False
 
 
-def _declared_axes(shape: tuple[int, ...], declared: str) -> str | None:
-    """tifffile's axes ``declared`` in our letters, or None (see :func:`file_axes`)."""
-    stacking = [letter for letter in declared if letter in _SLICE_LETTERS]
-    if len(stacking) > 1:
-        raise _two_stacking_axes(shape, declared, stacking)
-    axes = "".join("Z" if letter in _SLICE_LETTERS else letter for letter in declared)
-    unsettled = set(axes) - set("ZCSYX") or len(set(axes)) != len(axes)
-    if unsettled or ("S" in axes and not axes.endswith("S")):
-        return None
-    return axes
-
-
-def _pages_hint(declared: str | None, shape: tuple[int, ...], in_channels: int) -> str:
-    """For a TIFF whose pages name no axis (tifffile's ``I``, read as slices) as many as a
-    multichannel model's channels: how to read them as its channels ("" otherwise)."""
-    if not declared or in_channels < 2 or len(declared) != len(shape) or "I" not in declared:
-        return ""
-    if shape[declared.index("I")] != in_channels:
-        return ""
-    letters = declared.replace("I", "C").replace("Q", "Z")
-    return (
-        f"; its {in_channels} pages name no axis: if they are the channels, give --axes {letters}"
-    )
-
-
-def _two_stacking_axes(shape: tuple[int, ...], declared: str, stacking: list[str]) -> ValueError:
-    """The error for a file declaring several stacking axes (say how to proceed)."""
-    sizes = ", ".join(f"{letter} ({shape[declared.index(letter)]})" for letter in stacking)
-    example = ""
-    if len(stacking) == 2 and not set(declared) & set("CS"):
-        first = declared.index(stacking[0])
-        letters = ["Z" if letter in _SLICE_LETTERS else letter for letter in declared]
-        letters[first] = "C"
-        example = f" (e.g. --axes {''.join(letters)})"
-    return ValueError(
-        f"the image declares {len(stacking)} stacking axes, {sizes} (axes {declared}, shape "
-        f"{shape}), but the 2D model runs along one slice axis: split it (e.g. one "
-        f"{stacking[0]} per file), or, if one of these axes holds channels, give the axes "
-        f"with --axes{example}"
-    )
-
-
 def _zarr_header(path: Path) -> tuple[tuple[int, ...], str | None]:
     """Shape of the array :func:`open_zarr_input` opens, and the axes its OME-Zarr
     metadata declares (in tifffile's letters, T C Z Y X, Q for others), or None."""
     shape = tuple(int(size) for size in open_zarr_input(path).shape)
-    return shape, _ome_axes(path, len(shape))
-
-
-def _ome_axes(path: Path, ndim: int) -> str | None:
-    """The last ``ndim`` of the axes in a store's OME ``multiscales`` metadata, or None.
-
-    All levels of a multiscale image share its axes; the opened level may have lost
-    leading axes of length 1 (:func:`~napari_unet.io.axes.drop_leading_singletons`).
-    """
-    import zarr
-
-    try:
-        node: Any = zarr.open(str(path), mode="r")
-        attributes: Any = dict(node.attrs)  # JSON of any shape: checked by the except
-        multiscale = (attributes.get("ome") or attributes)["multiscales"][0]
-        axes = [_ome_letter(axis) for axis in multiscale["axes"]]
-        level_ndim = len(node[multiscale["datasets"][0]["path"]].shape)
-    except Exception:  # no OME metadata, or malformed: the axes rule decides
-        return None
-    if len(axes) != level_ndim or level_ndim < ndim:
-        return None
-    return "".join(axes[level_ndim - ndim :])
-
-
-def _ome_letter(axis: Any) -> str:
-    """tifffile's letter for an OME-Zarr axis (a name, or a dict with name and type)."""
-    name, kind = (axis, "") if isinstance(axis, str) else (axis["name"], axis.get("type", ""))
-    by_name = {"t": "T", "c": "C", "z": "Z", "y": "Y", "x": "X"}
-    return by_name.get(str(name).lower()) or {"time": "T", "channel": "C"}.get(kind, "Q")
+    return shape, ome_axes(path, len(shape))
 
 
 def _unreadable_tiff(path: Path, error: Exception) -> ImageReadError:
@@ -277,14 +207,14 @@ def probe_input(
     guessed = not axes
     try:
         if not axes and declared is not None:
-            axes = _declared_axes(shape, declared)  # None: what it declares is unsettled
+            axes = declared_axes(shape, declared)  # None: what it declares is unsettled
         guessed = guessed and not axes
         if not axes:
             axes = guess_axes(shape, in_channels)
             check_guessed_plane(axes, shape)
         axes = check_axes(axes, shape, in_channels)
     except ValueError as error:
-        raise ValueError(f"{path}: {error}{_pages_hint(declared, shape, in_channels)}") from error
+        raise ValueError(f"{path}: {error}{pages_hint(declared, shape, in_channels)}") from error
     fmt = output_format
     if fmt == "auto":
         fmt = "zarr" if is_zarr_store(path) or needs_out_of_core(shape, axes) else "tiff"
