@@ -116,7 +116,9 @@ def _cancelled_while_scoring(make_napari_viewer, qtbot, monkeypatch, ends):
         panel.run()
         panel.evaluate_button.changed.emit(True)  # the button reads Cancel: pressed
         assert panel.result.text() == "Cancelling…"
+        assert not panel.evaluate_button.enabled  # a second press would do nothing
     assert panel.result.text() == "Scoring cancelled: no scores shown."
+    assert panel.evaluate_button.enabled and panel.evaluate_button.text == EVALUATE
     return panel
 
 

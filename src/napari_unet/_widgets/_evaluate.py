@@ -241,6 +241,7 @@ class EvaluatePanel(QWidget):
         if self.stack.worker is not None:
             self.stack.stop.set()
             self.result.setText("Cancelling…")
+            self.evaluate_button.enabled = False  # until the scoring thread has ended
             return None
         try:
             scoring = self._scoring()

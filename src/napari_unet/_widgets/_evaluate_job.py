@@ -201,7 +201,7 @@ class StackScorer(QObject):
 
     def _on_finish(self) -> None:
         self.worker, self._scoring = None, None
-        self.button.text = EVALUATE
+        self.button.text, self.button.enabled = EVALUATE, True  # disabled while cancelling
         self.bar.hide()
         self.finished.emit()
 
