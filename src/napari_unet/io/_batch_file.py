@@ -126,6 +126,7 @@ def predict_and_write(
             progress=progress,
             provenance=record,
             before_publish=lambda: check_held(lock),
+            resume=not options.overwrite,  # the earlier run's kept tiles are overwritten too
         )
         return stored_count(outputs[0]), None
     results = segment_stack(

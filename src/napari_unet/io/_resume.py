@@ -189,6 +189,7 @@ class TileRecord:
         self.resumed = len(self.done)
         self.post_processing = False
         self._saved = time.monotonic()
+        self.lock: OutputsLock | None = None  # the partial store's, set while a run holds it
 
     @property
     def total(self) -> int:
@@ -220,8 +221,17 @@ class TileRecord:
 
     def save(self, strict: bool = False) -> None:
         """Rewrite the record atomically. A failure is ignored unless ``strict`` (a record
-        a few seconds old costs only their tiles), as is a store that is gone."""
+        a few seconds old costs only their tiles), as is a store that is gone.
+
+        Raises
+        ------
+        OutputsBusy
+            Another run took the partial store's lock over (this one was thought dead):
+            this run must not write it any more.
+        """
         self._saved = time.monotonic()
+        if self.lock is not None:  # taken over: the store is another run's, stop writing it
+            check_held(self.lock)
         if not self.path.is_dir():
             return
         record = {
@@ -273,10 +283,19 @@ def resumable_store(
     """
     partial = partial_path(store_path)
     with output_lock(lock_path(store_path.parent, f"{store_path.name}.partial")) as lock:
-        record = _resumed(partial, fingerprint, block, grid, progress)
+        try:
+            record = _resumed(partial, fingerprint, block, grid, progress)
+        except INTERRUPTIONS:
+            raise
+        except BaseException:  # a damaged store (a chunk that cannot be read): start afresh
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        record.lock = lock
         try:
             yield record
         except INTERRUPTIONS:
+            if not _held(lock):  # taken over: the store is another run's now
+                raise
             if record.done:
                 record.save()
             else:  # nothing to resume: nothing kept

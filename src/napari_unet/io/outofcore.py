@@ -58,6 +58,7 @@ from ._resume import (
     Recorded,
     StoreJob,
     TileRecord,
+    partial_path,
     resumable_store,
     resume_fingerprint,
     store_job,
@@ -231,6 +232,8 @@ def predict_to_zarr(
     job = store_job(image, model, axes, settings, method)
     store_path = Path(store_path)
     if provenance is None or not resume:
+        if provenance is not None:  # --overwrite: an earlier run's kept tiles go too
+            shutil.rmtree(partial_path(store_path), ignore_errors=True)
         partial = store_path.with_name(f".{store_path.name}.{uuid.uuid4().hex}.partial")
         try:
             _write_store(partial, store_path, job, progress, stop, provenance, before_publish)
