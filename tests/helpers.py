@@ -16,7 +16,9 @@ import json
 import os
 import struct
 import tempfile
+import warnings
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,18 @@ from napari_unet.core.postprocess import prediction_mask
 
 #: The centres of the discs of :func:`discs_image` (radius 12, in a 128 x 128 image).
 CENTRES = [(30, 30), (30, 90), (70, 60), (100, 25), (100, 100), (64, 110)]
+
+
+@contextmanager
+def warnings_as_errors():
+    """Any warning but a library's deprecation warning raises inside the block.
+
+    Deprecations are let through: scikit-image 0.26 sets an array's ``shape``, which NumPy
+    2.5 deprecates (seen on a GPU machine), and that is not what these tests check."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("default", DeprecationWarning)
+        yield
 
 
 def disc_masks(shape=(128, 128), centres=CENTRES) -> list[np.ndarray]:

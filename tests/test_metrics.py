@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from helpers import warnings_as_errors
 from napari_unet.evaluation.metrics import (
     class_error,
     dice_per_class,
@@ -327,10 +328,7 @@ def test_evaluate_warns_when_instances_look_like_a_class_mask():
     with pytest.warns(UserWarning, match="pred looks like a class mask"):
         scored = evaluate(class_mask, truth, kind="instances")
     assert scored["n_pred"] == 2 and scored["instances"][0]["f1"] < 1.0
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings_as_errors():
         fixed = evaluate(instance_labels(class_mask), truth, kind="instances")
     assert fixed["instances"][0]["f1"] == 1.0
 

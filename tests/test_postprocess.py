@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 
+from helpers import warnings_as_errors
 from napari_unet.core.postprocess import (
     MIN_INSTANCE_SIZE,
     class_mask,
@@ -142,8 +141,7 @@ def _examples() -> list[np.ndarray]:
 @pytest.mark.parametrize("min_size", [0, 1, 2, 6, 7, 30, 1000])
 def test_remove_small_instances_equals_the_hand_written_version(example, min_size):
     labels = _examples()[example]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # nothing to warn about, even for one instance
+    with warnings_as_errors():  # nothing to warn about, even for one instance
         result = remove_small_instances(labels, min_size)
     if labels.dtype == bool:  # the hand-written version failed on bool (it indexed with it)
         labels = labels.astype(np.uint8)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 from scipy import ndimage
 
+from helpers import warnings_as_errors
 from napari_unet.config import WeightConfig
 from napari_unet.core.postprocess import instance_labels
 from napari_unet.io.volumes import slice_instances
@@ -255,8 +254,7 @@ def test_an_instance_image_passed_as_class_labels_is_warned_about():
     assert caught[0].filename == __file__
     three_classes = np.minimum(instances, 3)  # 0 unlabelled, 1 background, 2-3 classes
     sparse_ids = np.where(instances > 0, 1, 0) * 200  # one class value, however large
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings_as_errors():
         weight_map(three_classes)
         weight_map(annotation_from_instances(instances), instances=instances)
         weight_map(sparse_ids.astype(np.int32))
@@ -283,8 +281,7 @@ def test_annotations_of_a_model_with_many_classes_are_not_warned_about():
     for value in range(1, 21):  # one short stroke of every class, the rest unpainted
         annotation[3 * value, 2:12] = value
     image = np.random.default_rng(0).random((64, 64), dtype=np.float32)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with warnings_as_errors():
         data = prepare_training_data([image], [annotation], model)
         assert weight_map(annotation, n_classes=20).shape == (64, 64)
     assert float(data[0].weights.max()) > 0
