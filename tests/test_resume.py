@@ -396,3 +396,36 @@ def test_a_run_whose_lock_was_taken_over_leaves_the_store_alone(model, stack, tm
         run(model, stack, store, interrupt_at(done, action=taken_over))
     assert sorted(path.name for path in partial.iterdir()) == ["theirs"]
     assert json.loads(lock.read_text())["token"] == "B"  # still theirs
+
+
+def test_kept_tiles_a_run_does_not_need_are_removed_saying_so(tmp_path, capsys):
+    """Kept tiles of an input whose outputs are up to date, or that a run writes as TIFF
+    files, would stay forever: the run removes them (unless another run holds them)."""
+    checkpoint = save_model(tiny_model(), tmp_path / "model.safetensors")
+    image = tmp_path / "cells.tif"
+    tifffile.imwrite(image, (discs_image() * 1000).astype(np.uint16))
+    out = tmp_path / "out"
+    partial = out / ".cells_prediction.zarr.partial"
+
+    def keep_tiles():
+        partial.mkdir(parents=True, exist_ok=True)
+        (partial / _resume.RECORD_NAME).write_text("{}")
+
+    keep_tiles()
+    assert cli_predict(image, checkpoint, out, "--output-format", "tiff") == 0
+    said = capsys.readouterr().out
+    assert f"removed the tiles an interrupted run kept in {partial}: this run wrote TIFF" in said
+    assert not partial.exists() and (out / "cells_mask.tif").exists()
+    assert cli_predict(image, checkpoint, out, "--output-format", "zarr") == 0
+    keep_tiles()
+    lock = lock_path(out, "cells_prediction.zarr.partial")
+    record = {"pid": os.getppid(), "host": socket.gethostname(), "time": time.time()}
+    lock.write_text(json.dumps({**record, "started": None, "token": "another run"}))
+    assert cli_predict(image, checkpoint, out, "--output-format", "zarr") == 0
+    assert "skipped" in capsys.readouterr().out and partial.exists()  # held: left alone
+    lock.unlink()
+    assert cli_predict(image, checkpoint, out, "--output-format", "zarr") == 0
+    said = capsys.readouterr().out
+
+    assert "skipped" in said and f"kept in {partial}: the outputs are up to date" in said
+    assert not partial.exists()

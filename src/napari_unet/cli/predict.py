@@ -280,6 +280,8 @@ class _FileProgress:
                 f"{result.path}: skipped, outputs exist from the same model, options and input "
                 f"({result.outputs[0]}, ...)"
             )
+            if result.note:
+                print(f"{result.path}: {result.note}")
             return
         if result.note:
             print(f"{result.path}: {result.note}")

@@ -153,3 +153,12 @@ def stored_count(store: Path) -> int | None:
 
     attributes: Any = zarr.open_group(str(store), mode="r").attrs["napari_unet"]  # ours: a dict
     return attributes.get("n_instances")
+
+
+def discard_kept_tiles(path: str | os.PathLike, output: str | os.PathLike, why: str) -> str | None:
+    """Remove the tiles an interrupted run kept for the zarr outputs of ``path``, which
+    this run does not need (``why``); the words saying so, or None (none were kept)."""
+    from ._resume import discard_kept_partial
+
+    removed = discard_kept_partial(output_paths(path, output, "zarr")[0])
+    return f"removed the tiles an interrupted run kept in {removed}: {why}" if removed else None

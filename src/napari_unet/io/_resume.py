@@ -47,18 +47,14 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, cast
+from typing import Any
 
 import numpy as np
 
-from ..config import PredictConfig
 from ..core._atomic import replace
-from ..core.inference import Cancelled, Progress, tile_layout, uses_test_time_augmentation
-from ..core.model import UNet
-from ..core.postprocess import InstanceMethod
+from ..core.inference import Cancelled, Progress
 from ..core.tiling import Tile
 from ._zarr_store import missing_store_arrays, tile_mask
-from .axes import slice_count
 from .locks import OutputsBusy, OutputsLock, check_held, lock_path, output_lock
 from .reruns import record_difference
 
@@ -68,13 +64,11 @@ __all__ = [
     "RECORD_SECONDS",
     "Notice",
     "Recorded",
-    "StoreJob",
     "TileRecord",
+    "discard_kept_partial",
     "kept_partial",
     "partial_path",
     "resumable_store",
-    "resume_fingerprint",
-    "store_job",
 ]
 
 #: The record of written tiles, inside the partial store.
@@ -84,8 +78,6 @@ RECORD_SECONDS = 5.0
 #: What keeps a partial store for the next run; any other exception removes it.
 INTERRUPTIONS: tuple[type[BaseException], ...] = (KeyboardInterrupt, SystemExit, Cancelled)
 _VERSION = 1
-_NETWORK_OPTIONS = ("tile_size", "test_time_augmentation", "axes")
-_PROVENANCE_ENTRIES = ("package_version", "model_sha256", "input")
 
 
 @dataclass(frozen=True)
@@ -107,66 +99,24 @@ def kept_partial(store_path: Path) -> Path | None:
     return partial if (partial / RECORD_NAME).is_file() else None
 
 
-class StoreJob(NamedTuple):
-    """What :func:`~napari_unet.io.outofcore.predict_to_zarr` writes: the image and how,
-    with its store's layout: the input tile shape, the (Y, X) chunk of one kept tile
-    (``block``) and the tiles' (slices, rows, columns) ``grid``."""
+def discard_kept_partial(store_path: Path) -> Path | None:
+    """Remove the partial store kept for ``store_path`` by an interrupted run, for a run that
+    does not need it (its outputs are up to date, or it wrote TIFF files instead).
 
-    image: Any
-    model: UNet
-    axes: str
-    settings: PredictConfig
-    method: InstanceMethod | None
-    tile_shape: tuple[int, int]
-    block: tuple[int, int]
-    grid: tuple[int, int, int]
-
-
-def store_job(
-    image: Any, model: UNet, axes: str, settings: PredictConfig, method: InstanceMethod | None
-) -> StoreJob:
-    """The :class:`StoreJob` of ``image`` read with ``axes`` (``settings.tile_size`` a
-    number)."""
-    plane = (int(image.shape[axes.index("Y")]), int(image.shape[axes.index("X")]))
-    tile_shape, tiles = tile_layout(model, plane, cast(int, settings.tile_size))
-    block = (tiles[0].y.keep_stop, tiles[0].x.keep_stop)
-    grid = (slice_count(image.shape, axes), -(-plane[0] // block[0]), -(-plane[1] // block[1]))
-    return StoreJob(image, model, axes, settings, method, tile_shape, block, grid)
-
-
-def resume_fingerprint(provenance: dict[str, Any], job: StoreJob) -> dict[str, Any]:
-    """What the tiles of ``job`` are computed from, JSON-ready, shaped as a provenance
-    record (so :func:`~napari_unet.io.reruns.record_difference` words a difference).
-
-    Parameters
-    ----------
-    provenance : dict
-        The outputs' record (:func:`napari_unet.io.reruns.provenance`): its checkpoint
-        checksum, input and package version are kept, and of its options those that
-        change the network's output, as this run resolved them.
-    job : StoreJob
-        The store's layout (input shape and dtype, classes, tile, chunk and grid) is
-        added.
+    Returns
+    -------
+    pathlib.Path or None
+        The store removed; None when there was none, or another run holds it.
     """
-    recorded = provenance.get("options")
-    recorded = recorded if isinstance(recorded, dict) else {}
-    options = {name: recorded.get(name) for name in _NETWORK_OPTIONS}
-    options.update(
-        tile_size=job.settings.tile_size,
-        test_time_augmentation=uses_test_time_augmentation(job.model, job.settings),
-        axes=job.axes,
-    )
-    layout = {
-        "shape": [int(n) for n in job.image.shape],
-        "dtype": str(getattr(job.image, "dtype", None)),
-        "n_classes": job.model.config.n_classes,
-        "tile": list(job.tile_shape),
-        "chunk": list(job.block),
-        "grid": list(job.grid),
-    }
-    fingerprint = {name: provenance.get(name) for name in _PROVENANCE_ENTRIES}
-    fingerprint.update(options=options, last_mask=None, layout=layout)
-    return json.loads(json.dumps(fingerprint))  # as read back: lists, not tuples
+    partial = partial_path(store_path)
+    if not partial.exists():
+        return None
+    try:
+        with output_lock(lock_path(store_path.parent, f"{store_path.name}.partial")):
+            shutil.rmtree(partial, ignore_errors=True)
+    except OutputsBusy:
+        return None
+    return partial
 
 
 class TileRecord:

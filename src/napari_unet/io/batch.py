@@ -38,7 +38,7 @@ from ..config import PredictConfig
 from ..core.checkpoint import load_model, resolve_checkpoint
 from ..core.inference import Progress
 from ..core.model import UNet
-from ._batch_file import file_plan, predict_input
+from ._batch_file import discard_kept_tiles, file_plan, predict_input
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
 from .locks import OutputsBusy, lock_path, output_lock
 from .outputs import check_outputs, output_paths, output_stem, why_predicted
@@ -193,9 +193,18 @@ def predict_file(
         )
         redo = why_predicted(outputs, plan.record, plan.options.overwrite)
         if redo is None:
-            return FileResult(str(path), "skipped", tuple(map(str, outputs)), worker=_worker_name())
+            return FileResult(
+                str(path),
+                "skipped",
+                tuple(map(str, outputs)),
+                worker=_worker_name(),
+                note=discard_kept_tiles(path, output, "the outputs are up to date"),
+            )
         count, changes, last_note, contrast = predict_input(path, stem, model, plan, progress, lock)
-    notes = [text for text in (redo or None, last_note, changes, contrast) if text]
+        discarded = None
+        if plan.info.output_format != "zarr":
+            discarded = discard_kept_tiles(path, output, "this run wrote TIFF files")
+    notes = [text for text in (redo or None, discarded, last_note, changes, contrast) if text]
     return FileResult(
         str(path),
         "done",

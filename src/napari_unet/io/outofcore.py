@@ -54,15 +54,8 @@ from ..core.inference import (
 from ..core.model import UNet
 from ..core.postprocess import InstanceMethod, MaskSteps, mask_steps
 from ._resume import Notice as Notice  # what a resumable run says first
-from ._resume import (
-    Recorded,
-    StoreJob,
-    TileRecord,
-    partial_path,
-    resumable_store,
-    resume_fingerprint,
-    store_job,
-)
+from ._resume import Recorded, TileRecord, partial_path, resumable_store
+from ._store_job import StoreJob, resume_fingerprint, store_job
 from ._zarr_labels import refine_store_mask, write_instances
 from ._zarr_store import (
     ProbabilitiesAndMask,
