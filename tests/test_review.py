@@ -260,7 +260,7 @@ def test_object_changes_counts_the_objects_that_appeared_and_vanished():
     back = object_changes(more, whole)
     assert (back.appeared, back.vanished) == (0, 1)
     assert (
-        object_changes(whole, whole).describe() == "since the last mask 0 objects split, 0 joined"
+        object_changes(whole, whole).describe() == "since the last mask no object split or joined"
     )
 
 

@@ -84,7 +84,7 @@ def test_the_objects_split_or_joined_since_the_last_mask_are_marked(qtbot, pair)
     trained_runs(viewer, 1, 2)  # a fine-tune; the same separation
     objects_after_predict(qtbot, viewer, widget)
     assert "pair changes" not in viewer.layers  # nothing to mark
-    assert "Since the last mask 0 objects split, 0 joined." in widget.predict.status.text()
+    assert "Since the last mask no object split or joined." in widget.predict.status.text()
     strokes = np.zeros((40, 60), np.uint8)
     strokes[15:25, 29] = 2  # "one nucleus" painted across the contact drops the line
     viewer.add_labels(strokes, name="pair annotations", metadata={ANNOTATION_KEY: True})

@@ -218,8 +218,11 @@ class ObjectChanges:
 
     def describe(self) -> str:
         """One plain sentence, e.g. "since the last mask 2 objects split, 0 joined, 3 new,
-        1 gone" (new and gone only when there are any)."""
+        1 gone" (new and gone only when there are any); "since the last mask no object
+        split or joined" when none did."""
         split, merged = len(self.split), len(self.merged)
+        if not (split or merged or self.appeared or self.vanished):
+            return "since the last mask no object split or joined"
         objects = "object" if split == 1 else "objects"
         text = f"since the last mask {split} {objects} split, {merged} joined"
         if self.appeared or self.vanished:
