@@ -32,6 +32,18 @@ def test_another_models_scores_are_said_and_the_same_models_are_not():
     assert back == "Before, with “nuclei (fine-tuned)”: F1 0.900, mean matched IoU 0.850."
 
 
+def test_a_model_of_the_same_name_is_told_apart():
+    """Two fine-tunes of "nuclei" are both "nuclei (fine-tuned)": the line says which."""
+    memory = ScoreMemory()
+    tuned = "nuclei (fine-tuned)"
+    memory.compare(KEY, ["a", "b"], tuned, _instances(0.9, 0.85))
+    again = memory.compare(KEY, ["a", "c"], tuned, _instances(0.95, 0.86))  # a sibling
+    assert again == f"Before, with the earlier “{tuned}”: F1 0.900, mean matched IoU 0.850."
+    memory.compare(KEY, ["a", "c", "d"], tuned, _instances(0.97, 0.87))  # tuned further
+    back = memory.compare(KEY, ["a", "c"], tuned, _instances(0.95, 0.86))  # Go back
+    assert back == f"Before, with “{tuned}” before Go back: F1 0.970, mean matched IoU 0.870."
+
+
 def test_other_scorings_and_unknown_masks_compare_with_nothing():
     memory = ScoreMemory()
     memory.compare(KEY, ["a"], "nuclei", _instances(0.882, 0.837))

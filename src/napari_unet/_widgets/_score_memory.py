@@ -163,9 +163,23 @@ class ScoreMemory:
             if rescored is None:
                 return _not_compared(earlier.model_name)
             earlier, again = rescored, " (its mask scored again, away from today's strokes)"
-        name = f", with “{earlier.model_name}”" if earlier.model_name else ""
+        name = _whose(earlier, made_by, model_name)
         worst = _worst_slice(earlier, now, slice_name)
         return f"Before{name}{again}: {earlier.headline}.{worst}"
+
+
+def _whose(earlier: _Scored, current: tuple[str, ...], current_name: str) -> str:
+    """ ", with “nuclei”": the model of the earlier scores. Of the current model's name (a
+    fine-tune of the same base, or after Go back) it is "the earlier" one, or the one
+    "before Go back" when the current model is its ancestor."""
+    name = earlier.model_name
+    if not name:
+        return ""
+    if name != current_name:
+        return f", with “{name}”"
+    if len(earlier.lineage) > len(current) and earlier.lineage[: len(current)] == current:
+        return f", with “{name}” before Go back"
+    return f", with the earlier “{name}”"
 
 
 def _scored_again(earlier: _Scored, scoring: Scoring | None) -> _Scored | None:
