@@ -130,6 +130,17 @@ def test_info_prints_metadata(tiny_checkpoint, capsys):
     assert info["model_config"]["depth"] == 2 and info["format_version"] == 1
 
 
+def test_info_says_what_a_model_trained_in_napari_learnt_from(tmp_path, capsys):
+    """Its ``trained_on`` is null (the Fine-tune widget names image layers in its runs)."""
+    model = tiny_model()
+    model.metadata["training_history"] = [{"iterations": 120, "image_layer": "cells"}]
+    assert main(["info", str(save_model(model, tmp_path / "m.safetensors"))]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["trained_on"] is None
+    assert info["learnt_from"] == "strokes on “cells” in napari (1 run, 120 iterations)"
+    assert list(info).index("learnt_from") == list(info).index("trained_on") + 1
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -102,6 +102,7 @@ def test_info_reads_a_bioimageio_package(tmp_path, capsys, no_network):
     assert main(["info", str(package)]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info.pop("file") == str(package)
+    assert info.pop("learnt_from") == "nothing yet (random weights)"  # words, not metadata
     for key in ("format_version", "package_version", "file"):  # a package keeps no versions
         reference.pop(key)
     assert info == reference  # model_config, parameters and the metadata

@@ -27,7 +27,26 @@ def run_info(args: argparse.Namespace) -> None:
         info = checkpoint_info(args.checkpoint)
     except ImportError as error:  # a bioimage.io package without bioimageio.core
         raise CliError(str(error)) from error
-    print_json(info)
+    print_json(_with_learnt_from(info))
+
+
+def _with_learnt_from(info: dict) -> dict:
+    """``info`` with "learnt_from" after "trained_on": what the model learnt from in words,
+    as the Model section says it (a model trained only in napari has no ``trained_on``,
+    but its runs name their image layers)."""
+    from ..core.metadata import ModelMetadata
+    from ..core.trained_on import trained_on_words
+
+    try:
+        words = trained_on_words(ModelMetadata.from_dict(info))
+    except (TypeError, ValueError, KeyError):  # a bioimage.io package's own metadata
+        return info
+    said = {}
+    for key, value in info.items():
+        said[key] = value
+        if key == "trained_on":
+            said["learnt_from"] = words
+    return said if "learnt_from" in said else {**said, "learnt_from": words}
 
 
 def run_models(args: argparse.Namespace) -> None:
