@@ -107,6 +107,22 @@ def test_save_passes_over_a_data_folder_the_user_cannot_write_to(
     assert Path(dialogs.started[-1][1]).parent == data
 
 
+def test_started_from_a_desktop_launcher_the_dialogs_start_at_home(
+    make_napari_viewer, tmp_path, monkeypatch
+):
+    """A napari started from a launcher runs in /, where no model belongs (nor may be
+    written): with no folder of a model or image known, the dialogs start at home."""
+    viewer = make_napari_viewer()
+    monkeypatch.chdir("/")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    panel = ModelWidget(viewer)
+    dialogs = Dialogs(monkeypatch)
+    panel.checkpoint_file.choose_btn.changed.emit(True)
+    assert dialogs.started == [("open", str(tmp_path))]
+    panel.save_button.changed.emit(True)
+    assert Path(dialogs.started[-1][1]).parent == tmp_path
+
+
 def test_save_proposes_a_name_no_file_has(dock, tmp_path, monkeypatch):
     viewer, widget = dock
     dialogs = Dialogs(monkeypatch)

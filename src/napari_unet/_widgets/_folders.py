@@ -17,13 +17,16 @@ def dialog_folder(state: ModelState, viewer: napari.Viewer, *, writable: bool = 
 
     The folder last used for a model this session (loaded or saved, in any dock of the
     viewer), else the current model's file's, else that of the topmost layer opened from
-    a file, else the working directory. For Save (``writable``), folders the user cannot
-    write to are passed over: an image's folder is often a read-only data share.
+    a file, else the working directory, else the home folder. For Save (``writable``),
+    folders the user cannot write to are passed over: an image's folder is often a
+    read-only data share. A filesystem root is passed over too: it is the working
+    directory of a napari started from a desktop launcher, and no place for a model.
     """
-    for folder in _candidates(state, viewer):
-        if folder.is_dir() and (not writable or os.access(folder, os.W_OK)):
+    for folder in (*_candidates(state, viewer), Path.cwd()):
+        usable = folder.is_dir() and folder != Path(folder.anchor)
+        if usable and (not writable or os.access(folder, os.W_OK)):
             return folder
-    return Path.cwd()
+    return Path.home()
 
 
 def _candidates(state: ModelState, viewer: napari.Viewer) -> Iterator[Path]:
