@@ -39,9 +39,11 @@ def test_a_model_of_the_same_name_is_told_apart():
     memory.compare(KEY, ["a", "b"], tuned, _instances(0.9, 0.85))
     again = memory.compare(KEY, ["a", "c"], tuned, _instances(0.95, 0.86))  # a sibling
     assert again == f"Before, with the earlier “{tuned}”: F1 0.900, mean matched IoU 0.850."
+    back = memory.compare(KEY, ["a", "b"], tuned, _instances(0.9, 0.85))  # Go back
+    assert back == f"Before, with the later “{tuned}”: F1 0.950, mean matched IoU 0.860."
     memory.compare(KEY, ["a", "c", "d"], tuned, _instances(0.97, 0.87))  # tuned further
     back = memory.compare(KEY, ["a", "c"], tuned, _instances(0.95, 0.86))  # Go back
-    assert back == f"Before, with “{tuned}” before Go back: F1 0.970, mean matched IoU 0.870."
+    assert back == f"Before, with the later “{tuned}”: F1 0.970, mean matched IoU 0.870."
 
 
 def test_other_scorings_and_unknown_masks_compare_with_nothing():

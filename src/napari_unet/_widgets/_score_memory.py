@@ -121,6 +121,7 @@ class ScoreMemory:
     def __init__(self, models: int = 8) -> None:
         self._kept: dict[ScoringKey, list[_Scored]] = {}
         self._models = models
+        self._first_scored: dict[tuple[str, ...], int] = {}  # lineage: order of first scoring
 
     def compare(
         self,
@@ -141,6 +142,7 @@ class ScoreMemory:
         if lineage is None:
             return ""
         made_by, region = tuple(lineage), region_digest(scoring)
+        self._first_scored.setdefault(made_by, len(self._first_scored))
         kept = [entry for entry in self._kept.get(key, []) if entry.lineage != made_by]
         earlier = next((entry for entry in reversed(kept) if entry.headline), None)
         # a copy: the user may paint on the mask layer, whose data the scoring reads
@@ -163,23 +165,21 @@ class ScoreMemory:
             if rescored is None:
                 return _not_compared(earlier.model_name)
             earlier, again = rescored, " (its mask scored again, away from today's strokes)"
-        name = _whose(earlier, made_by, model_name)
+        later = self._first_scored[earlier.lineage] > self._first_scored[made_by]
+        name = _whose(earlier.model_name, model_name, later)
         worst = _worst_slice(earlier, now, slice_name)
         return f"Before{name}{again}: {earlier.headline}.{worst}"
 
 
-def _whose(earlier: _Scored, current: tuple[str, ...], current_name: str) -> str:
-    """ ", with “nuclei”": the model of the earlier scores. Of the current model's name (a
-    fine-tune of the same base, or after Go back) it is "the earlier" one, or the one
-    "before Go back" when the current model is its ancestor."""
-    name = earlier.model_name
+def _whose(name: str, current_name: str, later: bool) -> str:
+    """ ", with “nuclei”": the model ``name`` of the earlier scores. Of the current model's
+    name (two fine-tunes of one model), it is "the earlier" or "the later" one (``later``:
+    first scored after the current model was, as after Go back)."""
     if not name:
         return ""
     if name != current_name:
         return f", with “{name}”"
-    if len(earlier.lineage) > len(current) and earlier.lineage[: len(current)] == current:
-        return f", with “{name}” before Go back"
-    return f", with the earlier “{name}”"
+    return f", with the {'later' if later else 'earlier'} “{name}”"
 
 
 def _scored_again(earlier: _Scored, scoring: Scoring | None) -> _Scored | None:
