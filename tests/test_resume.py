@@ -398,34 +398,43 @@ def test_a_run_whose_lock_was_taken_over_leaves_the_store_alone(model, stack, tm
     assert json.loads(lock.read_text())["token"] == "B"  # still theirs
 
 
-def test_kept_tiles_a_run_does_not_need_are_removed_saying_so(tmp_path, capsys):
-    """Kept tiles of an input whose outputs are up to date, or that a run writes as TIFF
-    files, would stay forever: the run removes them (unless another run holds them)."""
-    checkpoint = save_model(tiny_model(), tmp_path / "model.safetensors")
+def test_kept_tiles_are_removed_once_the_store_is_up_to_date_and_left_to_a_zarr_run(
+    tmp_path, capsys, monkeypatch
+):
+    """Kept tiles of an input whose zarr store is up to date would stay forever: a run
+    removes them (unless another run holds them). A run writing TIFF files says they are
+    kept, and a later zarr run resumes them."""
+    checkpoint = save_model(lively_model(), tmp_path / "model.safetensors")
     image = tmp_path / "cells.tif"
-    tifffile.imwrite(image, (discs_image() * 1000).astype(np.uint16))
+    tifffile.imwrite(image, (discs_image() * 1000 + 2000).astype(np.uint16))
     out = tmp_path / "out"
     partial = out / ".cells_prediction.zarr.partial"
+    zarr_output = ("--output-format", "zarr")
+    update = _progress.ProgressBar.update
 
-    def keep_tiles():
-        partial.mkdir(parents=True, exist_ok=True)
-        (partial / _resume.RECORD_NAME).write_text("{}")
+    def pressing(self, fraction, detail=""):
+        if detail == "40/64 tiles":
+            raise KeyboardInterrupt
+        update(self, fraction, detail)
 
-    keep_tiles()
+    monkeypatch.setattr(_progress.ProgressBar, "update", pressing)
+    assert cli_predict(image, checkpoint, out, *zarr_output) == 130
+    monkeypatch.setattr(_progress.ProgressBar, "update", update)
     assert cli_predict(image, checkpoint, out, "--output-format", "tiff") == 0
     said = capsys.readouterr().out
-    assert f"removed the tiles an interrupted run kept in {partial}: this run wrote TIFF" in said
-    assert not partial.exists() and (out / "cells_mask.tif").exists()
-    assert cli_predict(image, checkpoint, out, "--output-format", "zarr") == 0
-    keep_tiles()
+    assert f"the tiles an interrupted run kept in {partial} are left for a run with" in said
+    assert partial.exists() and (out / "cells_mask.tif").exists()
+    assert cli_predict(image, checkpoint, out, *zarr_output) == 0
+    assert "resuming: 40 of 64 tiles" in capsys.readouterr().err and not partial.exists()
+    partial.mkdir()  # as if an --overwrite run had been interrupted
+    (partial / _resume.RECORD_NAME).write_text("{}")
     lock = lock_path(out, "cells_prediction.zarr.partial")
     record = {"pid": os.getppid(), "host": socket.gethostname(), "time": time.time()}
     lock.write_text(json.dumps({**record, "started": None, "token": "another run"}))
-    assert cli_predict(image, checkpoint, out, "--output-format", "zarr") == 0
+    assert cli_predict(image, checkpoint, out, *zarr_output) == 0
     assert "skipped" in capsys.readouterr().out and partial.exists()  # held: left alone
     lock.unlink()
-    assert cli_predict(image, checkpoint, out, "--output-format", "zarr") == 0
+    assert cli_predict(image, checkpoint, out, *zarr_output) == 0
     said = capsys.readouterr().out
-
     assert "skipped" in said and f"kept in {partial}: the outputs are up to date" in said
     assert not partial.exists()

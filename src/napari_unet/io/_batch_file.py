@@ -155,10 +155,26 @@ def stored_count(store: Path) -> int | None:
     return attributes.get("n_instances")
 
 
-def discard_kept_tiles(path: str | os.PathLike, output: str | os.PathLike, why: str) -> str | None:
-    """Remove the tiles an interrupted run kept for the zarr outputs of ``path``, which
-    this run does not need (``why``); the words saying so, or None (none were kept)."""
-    from ._resume import discard_kept_partial
+def kept_tiles_note(
+    path: str | os.PathLike, output: str | os.PathLike, output_format: str, *, skipped: bool
+) -> str | None:
+    """What becomes of the tiles an interrupted run kept for the zarr store of ``path``,
+    in words (None: none were kept). A zarr store up to date (``skipped``) needs them no
+    more: they are removed. A run writing TIFF files leaves them for a later zarr run."""
+    from ._resume import discard_kept_partial, kept_partial
 
-    removed = discard_kept_partial(output_paths(path, output, "zarr")[0])
-    return f"removed the tiles an interrupted run kept in {removed}: {why}" if removed else None
+    store = output_paths(path, output, "zarr")[0]
+    if output_format == "zarr" and skipped:
+        removed = discard_kept_partial(store)
+        return (
+            f"removed the tiles an interrupted run kept in {removed}: the outputs are up to date"
+            if removed
+            else None
+        )
+    partial = kept_partial(store)
+    if partial is None:
+        return None
+    return (
+        f"the tiles an interrupted run kept in {partial} are left for a run with "
+        "--output-format zarr, which resumes them; delete that folder if none will"
+    )

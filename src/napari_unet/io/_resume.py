@@ -106,7 +106,8 @@ def discard_kept_partial(store_path: Path) -> Path | None:
     Returns
     -------
     pathlib.Path or None
-        The store removed; None when there was none, or another run holds it.
+        The store removed; None when there was none, another run holds it, or it could
+        not be removed.
     """
     partial = partial_path(store_path)
     if not partial.exists():
@@ -116,7 +117,7 @@ def discard_kept_partial(store_path: Path) -> Path | None:
             shutil.rmtree(partial, ignore_errors=True)
     except OutputsBusy:
         return None
-    return partial
+    return None if partial.exists() else partial
 
 
 class TileRecord:

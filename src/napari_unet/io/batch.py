@@ -38,7 +38,7 @@ from ..config import PredictConfig
 from ..core.checkpoint import load_model, resolve_checkpoint
 from ..core.inference import Progress
 from ..core.model import UNet
-from ._batch_file import discard_kept_tiles, file_plan, predict_input
+from ._batch_file import file_plan, kept_tiles_note, predict_input
 from ._cluster import NANNY_ENVIRONMENT, client_for, local_cluster  # noqa: F401  (public here)
 from .locks import OutputsBusy, lock_path, output_lock
 from .outputs import check_outputs, output_paths, output_stem, why_predicted
@@ -198,13 +198,11 @@ def predict_file(
                 "skipped",
                 tuple(map(str, outputs)),
                 worker=_worker_name(),
-                note=discard_kept_tiles(path, output, "the outputs are up to date"),
+                note=kept_tiles_note(path, output, plan.info.output_format, skipped=True),
             )
         count, changes, last_note, contrast = predict_input(path, stem, model, plan, progress, lock)
-        discarded = None
-        if plan.info.output_format != "zarr":
-            discarded = discard_kept_tiles(path, output, "this run wrote TIFF files")
-    notes = [text for text in (redo or None, discarded, last_note, changes, contrast) if text]
+        kept = kept_tiles_note(path, output, plan.info.output_format, skipped=False)
+    notes = [text for text in (redo or None, kept, last_note, changes, contrast) if text]
     return FileResult(
         str(path),
         "done",
