@@ -121,6 +121,12 @@ def test_started_from_a_desktop_launcher_the_dialogs_start_at_home(
     assert dialogs.started == [("open", str(tmp_path))]
     panel.save_button.changed.emit(True)
     assert Path(dialogs.started[-1][1]).parent == tmp_path
+    gone = tmp_path / "gone"  # a working directory removed since napari started
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    panel.checkpoint_file.choose_btn.changed.emit(True)
+    assert dialogs.started[-1] == ("open", str(tmp_path))
 
 
 def test_save_proposes_a_name_no_file_has(dock, tmp_path, monkeypatch):

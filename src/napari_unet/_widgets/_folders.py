@@ -19,14 +19,23 @@ def dialog_folder(state: ModelState, viewer: napari.Viewer, *, writable: bool = 
     viewer), else the current model's file's, else that of the topmost layer opened from
     a file, else the working directory, else the home folder. For Save (``writable``),
     folders the user cannot write to are passed over: an image's folder is often a
-    read-only data share. A filesystem root is passed over too: it is the working
-    directory of a napari started from a desktop launcher, and no place for a model.
+    read-only data share. A working directory that is a filesystem root is passed over:
+    it is that of a napari started from a desktop launcher, and no place for a model.
     """
-    for folder in (*_candidates(state, viewer), Path.cwd()):
-        usable = folder.is_dir() and folder != Path(folder.anchor)
-        if usable and (not writable or os.access(folder, os.W_OK)):
-            return folder
+    for folder in (*_candidates(state, viewer), _working_directory()):
+        if folder is not None and folder.is_dir():
+            if not writable or os.access(folder, os.W_OK):
+                return folder
     return Path.home()
+
+
+def _working_directory() -> Path | None:
+    """The working directory, unless it is a filesystem root or was removed."""
+    try:
+        folder = Path.cwd()
+    except OSError:  # removed since napari started
+        return None
+    return None if folder == Path(folder.anchor) else folder
 
 
 def _candidates(state: ModelState, viewer: napari.Viewer) -> Iterator[Path]:
