@@ -11,31 +11,31 @@ import pytest
 
 from helpers import discs_image, tiny_model
 
+_NO_ACCELERATOR = pytest.MonkeyPatch()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """One torch thread: the tests use tiny arrays, and on a busy 2-core machine two
     threads stall each other (measured 9x slower), which makes test times erratic.
 
-    No GPU either, in this process and the command lines the tests start: the tests compare
-    values computed on the CPU (a model left on CUDA by a fine-tune, bit-equal results) and
-    must pass alike on a workstation with a GPU. The CUDA path is checked on a GPU machine
-    by ``benchmarks/gpu_check.sh``."""
-    import torch
-
-    torch.set_num_threads(1)
-    os.environ["CUDA_VISIBLE_DEVICES"] = ""
-
-
-@pytest.fixture(autouse=True)
-def cpu_only(monkeypatch):
-    """``device="auto"`` means the CPU in every test (see :func:`pytest_configure`); a test
-    that patches these itself (test_devices.py) overrides this."""
+    No GPU either, for every fixture and test and the command lines the tests start: the
+    tests compare values computed on the CPU (a model left on CUDA by a fine-tune,
+    bit-equal results) and must pass alike on a workstation with a GPU. A test that
+    patches these itself (test_devices.py) overrides this. The CUDA path is checked on a
+    GPU machine by ``benchmarks/gpu_check.sh`` (the annotation loop and a resumed
+    out-of-core prediction on CUDA)."""
     import torch
 
     from napari_unet.core import devices
 
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(devices, "_mps_available", lambda: False)
+    torch.set_num_threads(1)
+    os.environ["CUDA_VISIBLE_DEVICES"] = ""
+    _NO_ACCELERATOR.setattr(torch.cuda, "is_available", lambda: False)
+    _NO_ACCELERATOR.setattr(devices, "_mps_available", lambda: False)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _NO_ACCELERATOR.undo()
 
 
 @pytest.fixture(autouse=True)

@@ -40,11 +40,13 @@ CENTRES = [(30, 30), (30, 90), (70, 60), (100, 25), (100, 100), (64, 110)]
 def warnings_as_errors():
     """Any warning but a library's deprecation warning raises inside the block.
 
-    Deprecations are let through: scikit-image 0.26 sets an array's ``shape``, which NumPy
-    2.5 deprecates (seen on a GPU machine), and that is not what these tests check."""
+    Other libraries' deprecations are let through: scikit-image 0.26 sets an array's
+    ``shape``, which NumPy 2.5 deprecates (seen on a GPU machine), and that is not what
+    these tests check."""
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         warnings.simplefilter("default", DeprecationWarning)
+        warnings.filterwarnings("error", category=DeprecationWarning, module="napari_unet")
         yield
 
 

@@ -37,10 +37,9 @@ def _with_learnt_from(info: dict) -> dict:
     from ..core.metadata import ModelMetadata
     from ..core.trained_on import trained_on_words
 
-    try:
-        words = trained_on_words(ModelMetadata.from_dict(info))
-    except (TypeError, ValueError, KeyError):  # a bioimage.io package's own metadata
-        return info
+    if "trained_on" not in info and "training_history" not in info:
+        return info  # no napari-unet metadata to read it from
+    words = trained_on_words(ModelMetadata.from_dict(info))
     said = {}
     for key, value in info.items():
         said[key] = value
