@@ -25,7 +25,7 @@ from napari_unet import load_model, predict_to_zarr
 from napari_unet.core.inference import Cancelled
 from napari_unet.io import _resume
 from napari_unet.io.data import load_isbi
-from napari_unet.io.outofcore import open_outputs
+from napari_unet.io.outofcore import Notice, open_outputs
 
 PROVENANCE = {"package_version": "check", "model_sha256": "em-membranes", "options": {}}
 
@@ -44,10 +44,13 @@ def mosaic(side: int) -> np.ndarray:
 
 
 def run(image, model, store, device, stop_half_way=False):
-    """Predict into ``store`` on ``device``; stop once half its tiles are done."""
-    stop = threading.Event()
+    """Predict into ``store`` on ``device``; stop once half its tiles are done. Returns the
+    seconds taken and what the run said (its :class:`Notice` lines)."""
+    stop, said = threading.Event(), []
 
     def progress(step):
+        if isinstance(step, Notice):
+            said.append(step.text)
         tiles = getattr(step, "stage", "") == "tiles"
         if stop_half_way and tiles and step.done >= step.total // 2:
             stop.set()
@@ -60,7 +63,7 @@ def run(image, model, store, device, stop_half_way=False):
         )
     except Cancelled:
         pass
-    return time.perf_counter() - started
+    return time.perf_counter() - started, said
 
 
 def differences(store, reference) -> dict:
@@ -82,7 +85,9 @@ def main() -> None:
     results: dict = {"side": args.side, "torch": torch.__version__}
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        results["seconds_uninterrupted_first"] = run(image, model, root / "ref.zarr", args.device)
+        results["seconds_uninterrupted_first"] = run(image, model, root / "ref.zarr", args.device)[
+            0
+        ]
         reference = {name: array[:] for name, array in open_outputs(root / "ref.zarr").items()}
         results["pixels"] = int(reference["mask"].size) if "mask" in reference else None
         for resumed_on in (args.device, "cpu"):
@@ -90,10 +95,14 @@ def main() -> None:
             run(image, model, store, args.device, stop_half_way=True)
             record = json.loads((_resume.partial_path(store) / _resume.RECORD_NAME).read_text())
             results[f"tiles_kept_for_{resumed_on}"] = record["done"]
-            results[f"seconds_resumed_on_{resumed_on}"] = run(image, model, store, resumed_on)
+            seconds, said = run(image, model, store, resumed_on)
+            results[f"seconds_resumed_on_{resumed_on}"], results[f"said_on_{resumed_on}"] = (
+                seconds,
+                said,
+            )
             results[f"differing_values_resumed_on_{resumed_on}"] = differences(store, reference)
         store = root / "cpu.zarr"
-        results["seconds_uninterrupted_cpu"] = run(image, model, store, "cpu")
+        results["seconds_uninterrupted_cpu"] = run(image, model, store, "cpu")[0]
         results["differing_values_cpu_uninterrupted"] = differences(store, reference)
     print(json.dumps(results, indent=1))
     args.out.write_text(json.dumps(results, indent=1) + "\n")

@@ -3,7 +3,8 @@
 # missing wheels in .whl/ and a copy of ../shared/data in .gpudata/ carried beside it.
 # Runs, in this order and partly at once:
 #   - the annotation loop on CUDA, DSB and ISBI, seeds 0-3 (8 processes, 1 CPU thread each);
-#   - the test files that open no napari viewer, with CUDA visible (pytest-xdist, 6 workers);
+#   - the test files that open no napari viewer (pytest-xdist, 6 workers; they hide CUDA
+#     from themselves since 433fc87, so this checks that they pass on a GPU machine);
 #   - benchmarks/check_resume_devices.py (an out-of-core run resumed on CUDA and on the CPU).
 # Everything lands in $OUT: env.txt, loop.jsonl, loop.log, pytest.log, resume_devices.json.
 set -o pipefail

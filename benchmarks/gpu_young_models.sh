@@ -2,7 +2,7 @@
 # One device-tool call on a lent GPU machine (set up as in gpu_check.sh: .whl/ and .gpudata/
 # carried). The loop's new-model tasks on CUDA, seeds 8-15, distillation 3 against the
 # default 10 for the later rounds (rounds 2-3 fine-tune round 1's model), 12 sessions at
-# once, 1 CPU thread each; beside them the GPU-free test files (4 workers).
+# once, 1 CPU thread each; beside them the GPU-free test files (4 workers, on the CPU).
 # Lands in $OUT: young_models.jsonl, young_models.log, pytest.log.
 set -o pipefail
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
