@@ -299,7 +299,7 @@ def test_the_notice_says_trained_for_a_new_model_and_fine_tuned_for_a_trained_on
     )
     model.metadata["training_history"][-1]["kept_smoothed_loss"] = 0.3
     assert finished_notice(progress, request, stopped=False) == (
-        "Trained: 42 iterations. Press Predict."
+        "Trained: 42 iterations. Now run Predict."
     )
     assert finished_notice(progress, request, stopped=True) == (
         "Training stopped: 42 iterations; still learning: Start goes on."  # 42 of 300
@@ -308,7 +308,7 @@ def test_the_notice_says_trained_for_a_new_model_and_fine_tuned_for_a_trained_on
     assert finished_notice(progress, request, stopped=False).startswith("Fine-tuned: 42")
     model.metadata["training_history"][-1]["kept_smoothed_loss"] = 0.944  # with distillation
     assert finished_notice(progress, request, stopped=False) == (
-        "Fine-tuned: 42 iterations. Press Predict."  # no guess's to compare
+        "Fine-tuned: 42 iterations. Now run Predict."  # no guess's to compare
     )
 
 

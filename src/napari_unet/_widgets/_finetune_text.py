@@ -214,7 +214,7 @@ def finished_notice(progress: Any, request: TrainingRequest | None, *, stopped: 
         return f"{done}; not learnt yet (its loss, {loss:.3g}, is still a guess's)."
     if stopped and training and request is not None and not has_been_trained(request.model):
         return f"{done}; still learning: Start goes on."  # a Stop at 60 s, on a busy CPU
-    return f"{done}. Press Predict."  # short: a toast shows about 45 characters
+    return f"{done}. Now run Predict."  # short: a toast shows about 45 characters
 
 
 def kept_loss(progress: Any, request: TrainingRequest | None) -> float:
