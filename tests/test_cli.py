@@ -141,6 +141,18 @@ def test_info_says_what_a_model_trained_in_napari_learnt_from(tmp_path, capsys):
     assert list(info).index("learnt_from") == list(info).index("trained_on") + 1
 
 
+def test_printed_json_keeps_its_quotes_and_puts_lists_of_numbers_on_one_line(capsys):
+    from napari_unet.cli import print_json
+
+    data = {"said": "strokes on “cells”", "shapes": [[1, 256, 256], [2, 64, 64]], "x": [[]]}
+    data["mixed"] = [1, "two"]
+    print_json(data)
+    text = capsys.readouterr().out
+    assert json.loads(text) == data
+    assert "“cells”" in text and "\n    [1, 256, 256],\n    [2, 64, 64]\n" in text
+    assert '"mixed": [\n    1,' in text  # not numbers only: one item a line, as JSON has it
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

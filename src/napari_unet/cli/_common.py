@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -55,8 +57,33 @@ def _first_validation_error(error: Any) -> str:
 
 
 def print_json(data: object) -> None:
-    """Print indented JSON to stdout."""
-    print(json.dumps(data, indent=2, default=str))
+    """Print indented JSON to stdout, as written (“quotes”, µ), with lists of plain numbers
+    (shapes, pixel counts) on one line."""
+    try:  # a console or file in another encoding (cp1252 on Windows) gets escapes
+        text = _json_text(data, ensure_ascii=False)
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = _json_text(data, ensure_ascii=True)
+    print(text)
+
+
+def _json_text(data: object, ensure_ascii: bool) -> str:
+    """``data`` as indented JSON, each list of numbers only on one line."""
+    lists: list[str] = []
+
+    def marked(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: marked(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            numbers = all(type(item) in (int, float) for item in value)
+            if value and numbers:
+                lists.append(json.dumps(list(value)))
+                return f"\0{len(lists) - 1}\0"
+            return [marked(item) for item in value]
+        return value
+
+    text = json.dumps(marked(data), indent=2, default=str, ensure_ascii=ensure_ascii)
+    return re.sub(r'"\\u0000(\d+)\\u0000"', lambda found: lists[int(found.group(1))], text)
 
 
 def writable_folder(folder: Path) -> Path:
