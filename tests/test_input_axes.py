@@ -142,3 +142,21 @@ def test_pages_that_name_no_axis_are_said_to_be_readable_as_channels(tmp_path):
         probe_input(bare, 3)  # 2 pages are not a 3-channel model's channels: no such hint
     assert "name no axis" not in str(one_channel.value)
     assert cli_predict(bare, checkpoint, tmp_path / "out", "--axes", "CYX") == 0
+
+
+@pytest.mark.parametrize("metadata", [{}, None])  # tifffile's shape record, or bare pages
+def test_a_few_planes_nobody_named_predicted_as_slices_are_said_so(
+    tmp_path, tiny_checkpoint, capsys, metadata
+):
+    """A 2-channel file saved without axes reads as 2 slices for a one-channel model (and
+    twice the objects): the dock says its planes may be channels, and so does the CLI."""
+    plain, declared = tmp_path / "plain.tif", tmp_path / "declared.tif"
+    planes = np.random.default_rng(0).integers(0, 255, (2, 40, 48)).astype(np.uint8)
+    tifffile.imwrite(plain, planes, metadata=metadata)
+    tifffile.imwrite(declared, planes, imagej=True, metadata={"axes": "ZYX"})
+    assert cli_predict([plain, declared], tiny_checkpoint, tmp_path / "out") == 0
+    err = capsys.readouterr().err
+    assert "plain.tif (2, 40, 48) is read as ZYX: no axes in the file, so its 2 planes" in err
+    assert "use a model of 2 channels with --axes CYX" in err and "1 more" not in err
+    assert cli_predict(plain, tiny_checkpoint, tmp_path / "out2", "--axes", "ZYX") == 0
+    assert "no axes in the file" not in capsys.readouterr().err  # the user said so

@@ -87,6 +87,7 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
     problems: list[BaseException] = []
     colour: list[Path] = []  # RGB(A) files a one-channel model reads as their luminance
     channels: list[Any] = []  # planes nobody named, taken as a multichannel model's channels
+    slices: list[Any] = []  # 2 to 4 planes nobody named, taken as slices: may be channels
     for path in inputs:
         try:
             info = probe_input(path, in_channels, args.axes, args.output_format)
@@ -96,6 +97,8 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
                 colour.append(path)
             if in_channels > 1 and info.guessed and "C" in info.axes:
                 channels.append(info)
+            if in_channels == 1 and info.guessed and _few_planes(info):
+                slices.append(info)
         except (ValueError, OSError) as bad:
             problems.append(bad)
     if colour and not problems:
@@ -107,6 +110,8 @@ def check_inputs(args: argparse.Namespace, inputs: list[Path], in_channels: int)
         )
     if channels and not problems:
         _note_guessed_channels(channels, in_channels)
+    if slices and not problems:
+        _note_guessed_slices(slices)
     if len(problems) == 1 and len(inputs) == 1:
         raise problems[0]
     if problems:
@@ -132,6 +137,25 @@ def _note_guessed_channels(infos: list[Any], in_channels: int) -> None:
         f"as {first.axes}: no axes in the file, so its {in_channels} planes along C are taken "
         f"as the model's {in_channels} channels, in that order; if they are slices, give the "
         "axes with --axes",
+        file=sys.stderr,
+    )
+
+
+def _few_planes(info: Any) -> bool:
+    """Whether ``info`` is 2 to 4 planes read as slices (a file's channels look the same)."""
+    return info.axes == "ZYX" and 2 <= info.shape[0] <= 4
+
+
+def _note_guessed_slices(infos: list[Any]) -> None:
+    """Say on stderr that a few planes nobody named are predicted as slices: a file of as
+    many channels, saved without axes, looks the same (the dock says so too)."""
+    first = infos[0]
+    others = f" (and {len(infos) - 1} more)" if len(infos) > 1 else ""
+    print(
+        f"napari-unet predict: note: {first.path.name} {tuple(first.shape)}{others} is read "
+        f"as ZYX: no axes in the file, so its {first.shape[0]} planes are predicted as "
+        "slices; if they are channels, predict the one this model was made for (one file "
+        f"per channel), or use a model of {first.shape[0]} channels with --axes CYX",
         file=sys.stderr,
     )
 

@@ -60,7 +60,8 @@ class InputInfo:
     output_format: str = "tiff"
     guessed: bool = False
     """Whether the axes are the rule's guess (:func:`~napari_unet.io.axes.guess_axes`):
-    neither given nor declared by the file."""
+    neither given nor declared by the file; or read from a file whose stacking axis is
+    only tifffile's page sequence ("I", "Q"), which says nothing of what the pages are."""
 
 
 def is_zarr_store(path: Path) -> bool:
@@ -179,6 +180,11 @@ def _unreadable_tiff(path: Path, error: Exception) -> ImageReadError:
     return ImageReadError(path, reason)
 
 
+def _only_pages(declared: str | None) -> bool:
+    """Whether a file's axes name no axis but (Y, X, samples) and tifffile's pages."""
+    return declared is not None and set(declared) - set("YXS") <= set("IQ")
+
+
 def probe_input(
     path: Path, in_channels: int, axes: str | None = None, output_format: str = "auto"
 ) -> InputInfo:
@@ -208,7 +214,7 @@ def probe_input(
     try:
         if not axes and declared is not None:
             axes = declared_axes(shape, declared)  # None: what it declares is unsettled
-        guessed = guessed and not axes
+        guessed = guessed and (not axes or _only_pages(declared))
         if not axes:
             axes = guess_axes(shape, in_channels)
             check_guessed_plane(axes, shape)
