@@ -273,3 +273,22 @@ def test_annotate_refuses_channels_read_as_slices(make_napari_viewer, notificati
     assert str(notifications[-1].message).startswith("“two” (shape (30, 36, 2)) was read as 30")
     viewer.layers["two"].data = np.moveaxis(viewer.layers["two"].data, -1, 0)  # as it says
     assert widget.annotate.create_annotation_layer().data.shape == (30, 36)
+
+
+@pytest.mark.gui
+def test_annotate_says_a_few_planes_are_read_as_slices(make_napari_viewer, notifications):
+    """A 2-channel file opened as one layer reads as 2 slices: Annotate says so, as Predict
+    does, when it makes their annotation layer."""
+    from helpers import tiny_model
+    from napari_unet._widgets import UNetWidget
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((2, 30, 36), np.float32), name="two")
+    widget = UNetWidget(viewer)
+    widget.model.use_model(tiny_model(), "one-channel")
+    assert widget.annotate.create_annotation_layer().data.shape == (2, 30, 36)
+    assert str(notifications[-1].message).startswith("“two”: Its 2 planes were read as slices")
+    viewer.add_image(np.zeros((5, 30, 36), np.float32), name="stack")  # a stack: no note
+    said = len(notifications)
+    assert widget.annotate.create_annotation_layer().data.shape == (5, 30, 36)
+    assert "read as slices" not in " ".join(str(n.message) for n in notifications[said:])

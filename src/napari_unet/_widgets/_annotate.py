@@ -142,6 +142,8 @@ class AnnotateWidget(QWidget):
             layer = None
         if layer is None:
             layer = self._add_annotation_layer(image, annotation_name(image.name))
+            if geometry.planes_may_be_channels:  # strokes would go on each plane apart
+                show_info(f"“{image.name}”:{geometry.reading_note(in_channels)}")
         else:
             show_info(f"Using the existing layer “{layer.name}”.")
         self._watch(layer)
