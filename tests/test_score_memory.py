@@ -147,6 +147,35 @@ def test_scores_away_from_other_strokes_are_scored_again_on_today_s_region():
     )
 
 
+def test_scores_of_the_other_choice_of_away_are_scored_again_this_way():
+    """Evaluated on all of it before the fine-tune, away from the strokes after it (or the
+    other way round): the earlier mask is scored again as now, not left uncompared."""
+    strokes = np.zeros_like(TRUTH)
+    strokes[12, 40:60] = 2  # a correction on the disc the earlier model missed
+    earlier_mask = TRUTH.copy()
+    earlier_mask[_discs([(12, 50)]) > 0] = 0
+    memory = ScoreMemory()
+    everywhere = _scoring(earlier_mask, None)
+    memory.compare(KEY, ["a"], "nuclei", score_now(everywhere), scoring=everywhere)
+    now = _scoring(TRUTH.copy(), strokes)
+    line = memory.compare(AWAY, ["a", "b"], "tuned", score_now(now), scoring=now)
+    again = headline(score_now(_scoring(earlier_mask, strokes)))
+    assert again != headline(score_now(everywhere))  # its missed disc is left out now
+    assert line == (
+        f"Before, with “nuclei” (its mask scored again, away from today's strokes): {again}."
+    )
+    back = _scoring(TRUTH.copy(), None)  # all of it again, with the tuned model's mask
+    line = memory.compare(KEY, ["a", "b"], "tuned", score_now(back), scoring=back)
+    assert line == f"Before, with “nuclei”: {headline(score_now(everywhere))}."  # kept as is
+    fresh = ScoreMemory()
+    fresh.compare(AWAY, ["a"], "nuclei", score_now(now), scoring=now)
+    line = fresh.compare(KEY, ["a", "b"], "tuned", score_now(back), scoring=back)
+    assert line == (
+        f"Before, with “nuclei” (its mask scored again, on all of it): "
+        f"{headline(score_now(_scoring(TRUTH.copy(), None)))}."
+    )
+
+
 def test_a_stack_away_from_other_strokes_is_not_compared():
     stack_truth = np.stack([TRUTH, TRUTH])
     strokes = np.zeros_like(stack_truth)

@@ -98,7 +98,7 @@ class _Scored:
     headline: str
     rand_errors: tuple[float, ...] = ()  # each slice's, of a stack's membranes
     region: str = ""  # digest of the strokes left out ("" when none were)
-    predicted: np.ndarray | None = None  # the mask scored away from strokes, to score again
+    predicted: np.ndarray | None = None  # the mask scored (one plane), to score again
 
 
 def region_digest(scoring: Scoring | None) -> str:
@@ -146,29 +146,45 @@ class ScoreMemory:
         kept = [entry for entry in self._kept.get(key, []) if entry.lineage != made_by]
         earlier = next((entry for entry in reversed(kept) if entry.headline), None)
         # a copy: the user may paint on the mask layer, whose data the scoring reads
-        mask = np.array(scoring.predicted) if scoring is not None and region else None
+        mask = np.array(scoring.predicted) if scoring is not None and _rescorable(scoring) else None
         now = _Scored(
             made_by, model_name, headline(scores), tuple(scores.get("rand_errors", ())),
             region, mask,
         )  # fmt: skip
-        kept.append(now)
+        self._remember(key, [*kept, now])
+        again, other_choice = "", earlier is None
+        if other_choice:  # scored before only with the other choice of "away"?
+            earlier = self._other_choice(key, made_by)
+        if earlier is None:
+            return ""
+        if other_choice or earlier.region != region:
+            rescored = _scored_again(earlier, scoring)
+            if rescored is None:
+                return _not_compared(earlier.model_name)
+            where = "away from today's strokes" if key.away else "on all of it"
+            earlier, again = rescored, f" (its mask scored again, {where})"
+        later = self._first_scored[earlier.lineage] > self._first_scored[made_by]
+        name = _whose(earlier.model_name, model_name, later)
+        worst = _worst_slice(earlier, now, slice_name)
+        return f"Before{name}{again}: {earlier.headline}.{worst}"
+
+    def _remember(self, key: ScoringKey, kept: list[_Scored]) -> None:
+        """Keep ``kept`` (oldest first) under ``key``: the masks of the last
+        :data:`MASKS_KEPT` entries, the scores of the last ``models``."""
         older = len(kept) - MASKS_KEPT  # these let their masks go
         kept = [
             replace(entry, predicted=None) if at < older else entry for at, entry in enumerate(kept)
         ]
         self._kept[key] = kept[-self._models :]
-        if earlier is None:
-            return ""
-        again = ""
-        if earlier.region != region:
-            rescored = _scored_again(earlier, scoring)
-            if rescored is None:
-                return _not_compared(earlier.model_name)
-            earlier, again = rescored, " (its mask scored again, away from today's strokes)"
-        later = self._first_scored[earlier.lineage] > self._first_scored[made_by]
-        name = _whose(earlier.model_name, model_name, later)
-        worst = _worst_slice(earlier, now, slice_name)
-        return f"Before{name}{again}: {earlier.headline}.{worst}"
+
+    def _other_choice(self, key: ScoringKey, made_by: tuple[str, ...]) -> _Scored | None:
+        """The last mask of another model scored like ``key`` but for the choice of
+        *Only away from the strokes*, still kept (it is scored again this way)."""
+        other = self._kept.get(replace(key, away=not key.away), [])
+        return next(
+            (e for e in reversed(other) if e.lineage != made_by and e.predicted is not None),
+            None,
+        )
 
 
 def _whose(name: str, current_name: str, later: bool) -> str:
@@ -180,6 +196,11 @@ def _whose(name: str, current_name: str, later: bool) -> str:
     if name != current_name:
         return f", with “{name}”"
     return f", with the {'later' if later else 'earlier'} “{name}”"
+
+
+def _rescorable(scoring: Scoring) -> bool:
+    """Whether ``scoring``'s mask can be scored again in the Qt thread (one plane)."""
+    return scoring.predicted.ndim == 2 or scoring.index is not None
 
 
 def _scored_again(earlier: _Scored, scoring: Scoring | None) -> _Scored | None:
