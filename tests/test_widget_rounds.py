@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -221,3 +222,29 @@ def test_the_option_is_disabled_while_the_model_is_still_learning(qtbot, dock, m
     assert option.enabled and option.value
     model_state(viewer).go_back()  # the new model again
     assert not option.enabled
+
+
+def test_strokes_that_only_repeat_the_models_own_mask_are_refused(qtbot, dock):
+    """Start from the prediction, then Start with nothing corrected: a run would teach the
+    model its own mask (and drift elsewhere). One correction and it trains."""
+    from napari_unet import predict as predict_image
+    from napari_unet._widgets._finetune_request import OWN_MASK
+
+    viewer, widget = dock
+    state, finetune, predict = model_state(viewer), widget.finetune, widget.predict
+    model = _as_trained(state.model)
+    with torch.no_grad():  # a model whose mask holds both classes (a fresh one: background)
+        model.head.weight *= 200
+        model.head.bias.zero_()
+        probabilities = predict_image(np.asarray(viewer.layers["discs"].data), model)
+        model.head.bias[1] -= float(np.median(np.log(probabilities[1] / probabilities[0])))
+    run(qtbot, predict, predict.run_prediction)
+    assert widget.annotate.copy_prediction() > 0
+    layer = widget.annotate.annotation_layer
+    assert finetune.start_finetune() is None
+    assert finetune.status.text() == OWN_MASK and finetune.worker is None
+    mask = next(layer for layer in viewer.layers if layer.name.endswith(" mask"))
+    wrong = tuple(np.argwhere(np.asarray(mask.data) == 1)[0])  # a background pixel…
+    layer.data[wrong] = 2  # …that the user says is an object
+    run(qtbot, finetune, finetune.start_finetune)
+    assert len(state.model.metadata["training_history"]) == 2

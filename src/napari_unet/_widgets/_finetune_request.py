@@ -10,14 +10,15 @@ from typing import Any, NamedTuple
 import napari
 import numpy as np
 
+from ..core.continuity import LINEAGE_KEY, lineage
 from ..core.metadata import trained_description
 from ..core.model import UNet
-from ..training.distillation import learning_before_last_run
+from ..training.distillation import has_been_trained, learning_before_last_run
 from ..training.history import cut_short, note_on_last_run
 from ._finetune_job import PlaneReader, PreviewSource, TrainingRequest
 from ._finetune_settings import FinetuneSettings
 from ._geometry import ImageGeometry, image_data
-from ._layers import annotated_planes
+from ._layers import annotated_planes, find_output
 from ._state import ModelState, trained_name
 from ._stroke_refusals import strokes_missing
 
@@ -64,6 +65,10 @@ def training_request(
     if isinstance(annotated, Refusal):
         return annotated
     planes, annotations = annotated
+    restarts = state.restarts(labels_layer, settings.from_base.value)
+    copied = not restarts and has_been_trained(model)  # a model still learning learns on
+    if copied and _own_mask_copied(viewer, image, planes, annotations, model):
+        return Refusal(OWN_MASK, advice=True)
     reader = PlaneReader(image_data(image), geometry, in_channels)
     try:
         reader.check_channels()
@@ -84,7 +89,6 @@ def training_request(
         annotation_name=labels_layer.name,
         compare_plane=in_view,
     )
-    restarts = state.restarts(labels_layer, settings.from_base.value)
     if restarts and state.repeat_of is not None and state.repeat_of == run_fingerprint(request):
         return Refusal(NOTHING_NEW, advice=True)
     return request
@@ -96,6 +100,37 @@ NOTHING_NEW = (
     "more strokes where the model is wrong (or change the settings), then press Start."
 )
 """Why Start refuses to repeat a complete run (:func:`run_fingerprint`)."""
+
+
+OWN_MASK = (
+    "Nothing to correct yet: every stroke says what the model's own mask says (as Start "
+    "from the prediction copies it), so a run would teach it nothing new. Paint the right "
+    "class where the mask is wrong, then press Start."
+)
+"""Why Start refuses strokes that only repeat the current model's mask."""
+
+
+def _own_mask_copied(
+    viewer: napari.viewer.Viewer,
+    image: napari.layers.Image,
+    planes: list[tuple[int, ...]],
+    annotations: list[np.ndarray],
+    model: UNet,
+) -> bool:
+    """Whether every stroke of ``annotations`` (of ``planes``) repeats the mask that
+    ``model`` itself predicted for ``image``, as Annotate's copy leaves it uncorrected
+    (asked only of a run that starts from a trained ``model``: one that starts again from
+    the base teaches it the strokes ``model`` learnt, and a model still learning learns
+    more from strokes it already gets right)."""
+    mask = find_output(viewer, image, "mask", napari.layers.Labels)
+    if mask is None or list(mask.metadata.get(LINEAGE_KEY) or []) != lineage(model):
+        return False
+    for plane, strokes in zip(planes, annotations, strict=True):
+        predicted = np.asarray(mask.data[plane])
+        painted = strokes != 0
+        if predicted.shape != strokes.shape or np.any(strokes[painted] != predicted[painted]):
+            return False
+    return True
 
 
 def run_fingerprint(request: TrainingRequest) -> str:
