@@ -54,6 +54,24 @@ def test_removing_the_image_during_a_fine_tune_stops_its_previews(qtbot, dock, n
     previews = [layer for layer in viewer.layers if layer.name == "discs preview"]
     if shown is None:
         assert not previews  # none added for an image that is gone
-    else:  # the last preview, of the tuned model, was not drawn for it
+    else:  # the last preview, of the tuned model, was not drawn for it, and is hidden
         np.testing.assert_array_equal(previews[0].data, shown)
+        assert not previews[0].visible
+    assert finetune.status.text().startswith("Done"), finetune.status.text()
+
+
+def test_removing_the_strokes_during_a_fine_tune_is_said(qtbot, dock, notifications):
+    """napari cannot undo a layer's removal: the run trains on what it read, and says so."""
+    viewer, widget = dock
+    layer = annotate(viewer, widget)
+    finetune = widget.finetune
+    finetune.settings.iterations.value = 20
+    with qtbot.waitSignal(finetune.finished, timeout=60_000):
+        assert finetune.start_finetune() is not None
+        viewer.layers.remove(layer)
+    said = [str(notification.message) for notification in notifications]
+    assert any(
+        line.startswith(f"“{layer.name}” was removed: the fine-tune goes on with the strokes")
+        for line in said
+    ), said
     assert finetune.status.text().startswith("Done"), finetune.status.text()

@@ -29,7 +29,6 @@ from ._finetune_text import (
     closed_panel_notice,
     colour_notice,
     finished_notice,
-    image_removed_notice,
     line_for_new_model,
     progress_line,
     progress_of,
@@ -44,6 +43,7 @@ from ._layers import LayerCombo
 from ._loss_weights import LossWeights
 from ._plot import LossPlot
 from ._preview import hide_previews, put_preview
+from ._run_layers import removal_notice
 from ._state import HistoryEntry, LastRun, model_state, real_viewer
 from ._tasks import PROGRESS_STEPS, JobResult, start_job, taken_out_of_its_dock
 from ._warm_up import start_optimizer_warm_up
@@ -176,8 +176,7 @@ class FinetuneWidget(QWidget):
             self.plot.clear()
             self._show_last_run()
 
-    def _model_classes(self) -> int | None:
-        """The loaded model's class count; None before one is chosen (none loaded to check)."""
+    def _model_classes(self) -> int | None:  # None before one is chosen (none loaded)
         return self.state.model.config.n_classes if self.state.has_model else None
 
     def _follow_model(self, *_: Any) -> None:
@@ -280,13 +279,14 @@ class FinetuneWidget(QWidget):
             request.preview.plane = request.reader.geometry.plane_in_view(image, self.viewer)
 
     def _on_layer_removed(self, event: Any) -> None:
-        """The running fine-tune's image went: no more previews; the run goes on as read."""
-        image = self._image_layer
-        if image is None or event.value is not image or self._request is None:
+        """A layer of the running fine-tune went: said (:func:`removal_notice`)."""
+        if self._request is None:
             return
-        self._image_layer = None
-        if len(self.viewer.layers):  # none left: the viewer closes (it clears them first)
-            show_info(image_removed_notice(image.name))
+        notice = removal_notice(self.viewer, event.value, self._image_layer, self._request)
+        if event.value is self._image_layer:
+            self._image_layer = None
+        if notice and len(self.viewer.layers):  # none left: the viewer closes (clears them)
+            show_info(notice)
 
     def _on_update(self, update: FinetuneUpdate | str) -> None:
         if isinstance(update, str):  # a status line before training starts

@@ -302,14 +302,6 @@ def closed_panel_notice(training: bool) -> str:
     )
 
 
-def image_removed_notice(name: str) -> str:
-    """The notice when the image ``name`` of the running fine-tune was removed."""
-    return (
-        f"“{name}” was removed: the fine-tune goes on with the image and "
-        "strokes it read, without previews; Stop ends it."
-    )
-
-
 def line_for_new_model(said: str, last_summary: str | None, go_back: bool, name: str) -> str | None:
     """The status line once the model ``name`` became current, when the line ``said`` was the
     last run's (``last_summary``, or ending in its Go back prompt; ``go_back``: that run can
