@@ -11,7 +11,7 @@ from magicgui.widgets import Container, PushButton
 from napari.qt.threading import GeneratorWorker
 from napari.utils.notifications import show_error, show_info, show_warning
 from napari.utils.theme import get_theme
-from qtpy.QtCore import QEvent, QObject, Signal
+from qtpy.QtCore import QEvent, QObject, QTimer, Signal
 from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidget
 
 from ..evaluation.review import ClassChanges
@@ -285,8 +285,8 @@ class FinetuneWidget(QWidget):
         notice = removal_notice(self.viewer, event.value, self._image_layer, self._request)
         if event.value is self._image_layer:
             self._image_layer = None
-        if notice and len(self.viewer.layers):  # none left: the viewer closes (clears them)
-            show_info(notice)
+        if notice:  # said once napari is done removing: none left, the viewer is closing
+            QTimer.singleShot(0, lambda: len(self.viewer.layers) and show_info(notice))
 
     def _on_update(self, update: FinetuneUpdate | str) -> None:
         if isinstance(update, str):  # a status line before training starts
