@@ -224,27 +224,45 @@ def test_the_option_is_disabled_while_the_model_is_still_learning(qtbot, dock, m
     assert not option.enabled
 
 
-def test_strokes_that_only_repeat_the_models_own_mask_are_refused(qtbot, dock):
-    """Start from the prediction, then Start with nothing corrected: a run would teach the
-    model its own mask (and drift elsewhere). One correction and it trains."""
+def _lively(qtbot, viewer, widget):
+    """The dock's model, as trained, with a mask of both classes, predicted."""
     from napari_unet import predict as predict_image
-    from napari_unet._widgets._finetune_request import OWN_MASK
 
-    viewer, widget = dock
-    state, finetune, predict = model_state(viewer), widget.finetune, widget.predict
-    model = _as_trained(state.model)
+    model = _as_trained(model_state(viewer).model)
     with torch.no_grad():  # a model whose mask holds both classes (a fresh one: background)
         model.head.weight *= 200
         model.head.bias.zero_()
         probabilities = predict_image(np.asarray(viewer.layers["discs"].data), model)
         model.head.bias[1] -= float(np.median(np.log(probabilities[1] / probabilities[0])))
-    run(qtbot, predict, predict.run_prediction)
+    run(qtbot, widget.predict, widget.predict.run_prediction)
+    return viewer.layers["discs mask"]
+
+
+def test_an_uncorrected_copy_of_the_models_own_mask_is_refused(qtbot, dock):
+    """Start from the prediction, then Start with nothing corrected: a run would teach the
+    model its own mask (and drift elsewhere). Removing the mask changes nothing; one
+    correction and it trains."""
+    from napari_unet._widgets._finetune_request import OWN_MASK
+
+    viewer, widget = dock
+    state, finetune = model_state(viewer), widget.finetune
+    mask = _lively(qtbot, viewer, widget)
     assert widget.annotate.copy_prediction() > 0
     layer = widget.annotate.annotation_layer
+    background = tuple(np.argwhere(np.asarray(mask.data) == 1)[0])
+    viewer.layers.remove(mask)
     assert finetune.start_finetune() is None
     assert finetune.status.text() == OWN_MASK and finetune.worker is None
-    mask = next(layer for layer in viewer.layers if layer.name.endswith(" mask"))
-    wrong = tuple(np.argwhere(np.asarray(mask.data) == 1)[0])  # a background pixel…
-    layer.data[wrong] = 2  # …that the user says is an object
+    layer.data[background] = 2  # the user says this pixel is an object
     run(qtbot, finetune, finetune.start_finetune)
     assert len(state.model.metadata["training_history"]) == 2
+
+
+def test_a_copy_of_a_mask_corrected_by_hand_is_not_refused(qtbot, dock):
+    viewer, widget = dock
+    mask = _lively(qtbot, viewer, widget)
+    background = tuple(np.argwhere(np.asarray(mask.data) == 1)[0])
+    mask.data_setitem(tuple(np.array([at]) for at in background), np.array([2], np.uint8))
+    assert widget.annotate.copy_prediction() > 0  # holds the correction made on the mask
+    run(qtbot, widget.finetune, widget.finetune.start_finetune)
+    assert len(model_state(viewer).model.metadata["training_history"]) == 2

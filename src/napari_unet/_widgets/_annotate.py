@@ -28,6 +28,7 @@ from ._annotation_combo import (
     mark_annotation,
     set_aside,
 )
+from ._copied_mask import note_copy
 from ._geometry import ImageGeometry
 from ._layers import (
     ANNOTATION_BRUSH_SIZE,
@@ -176,6 +177,7 @@ class AnnotateWidget(QWidget):
         pixels = np.nonzero(fill)
         where = tuple(np.full(pixels[0].size, index) for index in plane) + pixels
         layer.data_setitem(where, predicted[fill].astype(layer.data.dtype))
+        note_copy(layer, plane, mask)
         self.update_counts()
         shown = []
         if mask.visible:  # it would cover the copy, which is what is corrected now

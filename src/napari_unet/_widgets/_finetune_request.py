@@ -10,15 +10,15 @@ from typing import Any, NamedTuple
 import napari
 import numpy as np
 
-from ..core.continuity import LINEAGE_KEY, lineage
 from ..core.metadata import trained_description
 from ..core.model import UNet
 from ..training.distillation import has_been_trained, learning_before_last_run
 from ..training.history import cut_short, note_on_last_run
+from ._copied_mask import uncorrected_copy
 from ._finetune_job import PlaneReader, PreviewSource, TrainingRequest
 from ._finetune_settings import FinetuneSettings
 from ._geometry import ImageGeometry, image_data
-from ._layers import annotated_planes, find_output
+from ._layers import annotated_planes
 from ._state import ModelState, trained_name
 from ._stroke_refusals import strokes_missing
 
@@ -67,7 +67,7 @@ def training_request(
     planes, annotations = annotated
     restarts = state.restarts(labels_layer, settings.from_base.value)
     copied = not restarts and has_been_trained(model)  # a model still learning learns on
-    if copied and _own_mask_copied(viewer, image, planes, annotations, model):
+    if copied and uncorrected_copy(labels_layer, planes, annotations, model):
         return Refusal(OWN_MASK, advice=True)
     reader = PlaneReader(image_data(image), geometry, in_channels)
     try:
@@ -103,34 +103,12 @@ NOTHING_NEW = (
 
 
 OWN_MASK = (
-    "Nothing to correct yet: every stroke says what the model's own mask says (as Start "
-    "from the prediction copies it), so a run would teach it nothing new. Paint the right "
-    "class where the mask is wrong, then press Start."
+    "Nothing corrected yet: the strokes are the model's own mask as Start from the "
+    "prediction copied it, so a run would teach it nothing new. Paint the right class "
+    "where the mask is wrong, then press Start."
 )
-"""Why Start refuses strokes that only repeat the current model's mask."""
-
-
-def _own_mask_copied(
-    viewer: napari.viewer.Viewer,
-    image: napari.layers.Image,
-    planes: list[tuple[int, ...]],
-    annotations: list[np.ndarray],
-    model: UNet,
-) -> bool:
-    """Whether every stroke of ``annotations`` (of ``planes``) repeats the mask that
-    ``model`` itself predicted for ``image``, as Annotate's copy leaves it uncorrected
-    (asked only of a run that starts from a trained ``model``: one that starts again from
-    the base teaches it the strokes ``model`` learnt, and a model still learning learns
-    more from strokes it already gets right)."""
-    mask = find_output(viewer, image, "mask", napari.layers.Labels)
-    if mask is None or list(mask.metadata.get(LINEAGE_KEY) or []) != lineage(model):
-        return False
-    for plane, strokes in zip(planes, annotations, strict=True):
-        predicted = np.asarray(mask.data[plane])
-        painted = strokes != 0
-        if predicted.shape != strokes.shape or np.any(strokes[painted] != predicted[painted]):
-            return False
-    return True
+"""Why Start refuses an uncorrected copy of the current model's mask
+(:func:`~napari_unet._widgets._copied_mask.uncorrected_copy`)."""
 
 
 def run_fingerprint(request: TrainingRequest) -> str:

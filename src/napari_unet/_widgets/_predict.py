@@ -18,6 +18,7 @@ from qtpy.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QVBoxLayout, QWidg
 from ..config import PredictConfig
 from ..core.continuity import lineage
 from ._annotation_combo import annotation_of
+from ._copied_mask import note_predicted
 from ._evaluate import EvaluatePanel
 from ._geometry import ImageGeometry, image_data
 from ._last_mask import last_mask, remember_model
@@ -272,6 +273,7 @@ class PredictWidget(QWidget, PredictControls):
                 note = REUSED_WORDS + note
             layers = self.show_outputs(value, image, geometry, note)
             remember_model(layers["mask"], model_lineage, continued, model_name)
+            note_predicted(layers["mask"])
             if self._inputs is not None and value.contents is not None:
                 known = KnownProbabilities(value.probabilities, value.contents, contrast)
                 self.last_probabilities.keep(self._inputs, known, image, [layers["probabilities"]])
