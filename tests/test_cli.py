@@ -153,6 +153,22 @@ def test_printed_json_keeps_its_quotes_and_puts_lists_of_numbers_on_one_line(cap
     assert '"mixed": [\n    1,' in text  # not numbers only: one item a line, as JSON has it
 
 
+def test_printed_json_escapes_for_an_output_that_is_not_utf_8(monkeypatch):
+    """A Windows console, file or pipe (cp1252) could encode “ but would not be UTF-8."""
+    import io
+    import sys
+
+    from napari_unet.cli import print_json
+
+    out = io.TextIOWrapper(io.BytesIO(), encoding="cp1252")
+    monkeypatch.setattr(sys, "stdout", out)
+    data = {"said": "strokes on “cells”", "nul": "\x000\x00", "shape": [1, 2]}
+    print_json(data)
+    out.flush()
+    written = out.buffer.getvalue()
+    assert written.isascii() and json.loads(written.decode("utf-8")) == data
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -9,6 +9,7 @@ import re
 import signal
 import sys
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +60,15 @@ def _first_validation_error(error: Any) -> str:
 def print_json(data: object) -> None:
     """Print indented JSON to stdout, as written (“quotes”, µ), with lists of plain numbers
     (shapes, pixel counts) on one line."""
-    try:  # a console or file in another encoding (cp1252 on Windows) gets escapes
-        text = _json_text(data, ensure_ascii=False)
-        text.encode(sys.stdout.encoding or "utf-8")
-    except (UnicodeEncodeError, LookupError):
-        text = _json_text(data, ensure_ascii=True)
-    print(text)
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    # JSON is UTF-8: another encoding (cp1252 on Windows, a file or pipe there) gets escapes
+    print(_json_text(data, ensure_ascii=encoding != "utf8"))
 
 
 def _json_text(data: object, ensure_ascii: bool) -> str:
     """``data`` as indented JSON, each list of numbers only on one line."""
     lists: list[str] = []
+    token = uuid.uuid4().hex  # no string of the data holds it
 
     def marked(value: Any) -> Any:
         if isinstance(value, dict):
@@ -78,12 +77,12 @@ def _json_text(data: object, ensure_ascii: bool) -> str:
             numbers = all(type(item) in (int, float) for item in value)
             if value and numbers:
                 lists.append(json.dumps(list(value)))
-                return f"\0{len(lists) - 1}\0"
+                return f"{token}:{len(lists) - 1}"
             return [marked(item) for item in value]
         return value
 
     text = json.dumps(marked(data), indent=2, default=str, ensure_ascii=ensure_ascii)
-    return re.sub(r'"\\u0000(\d+)\\u0000"', lambda found: lists[int(found.group(1))], text)
+    return re.sub(f'"{token}:(\\d+)"', lambda found: lists[int(found.group(1))], text)
 
 
 def writable_folder(folder: Path) -> Path:
