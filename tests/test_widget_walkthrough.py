@@ -68,10 +68,11 @@ def test_removing_the_strokes_during_a_fine_tune_is_said(qtbot, dock, notificati
     finetune.settings.iterations.value = 20
     with qtbot.waitSignal(finetune.finished, timeout=60_000):
         assert finetune.start_finetune() is not None
+        layer.name = "my strokes"  # renamed first: still the run's
         viewer.layers.remove(layer)
     said = [str(notification.message) for notification in notifications]
     assert any(
-        line.startswith(f"“{layer.name}” was removed: the fine-tune goes on with the strokes")
+        line.startswith("“my strokes” was removed: the fine-tune goes on with the strokes")
         for line in said
     ), said
     assert finetune.status.text().startswith("Done"), finetune.status.text()

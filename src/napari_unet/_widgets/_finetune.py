@@ -91,6 +91,7 @@ class FinetuneWidget(QWidget):
         self._stop, self._cancel = threading.Event(), threading.Event()
         self._request: TrainingRequest | None = None
         self._image_layer: napari.layers.Image | None = None
+        self._strokes_layer: napari.layers.Labels | None = None  # the run's annotation layer
         self._last_iteration = 0
         self._restarted = False  # this run reset the model to its base (prepare_finetune)
         self._changes: ClassChanges | None = None
@@ -268,7 +269,7 @@ class FinetuneWidget(QWidget):
             self.progress.setFormat(RUNNING_FORMAT)
             (show_warning if request.advice else show_error)(request.message)
             return None
-        self._image_layer, self._preview_shown = image, False
+        self._image_layer, self._strokes_layer, self._preview_shown = image, labels_layer, False
         if notice := colour_notice(request.reader.geometry, request.model.config.in_channels):
             show_info(notice)  # before the run, not first after it on Predict's status line
         return request
@@ -280,13 +281,12 @@ class FinetuneWidget(QWidget):
 
     def _on_layer_removed(self, event: Any) -> None:
         """A layer of the running fine-tune went: said (:func:`removal_notice`)."""
-        if self._request is None:
-            return
-        notice = removal_notice(self.viewer, event.value, self._image_layer, self._request)
+        layers = (self._image_layer, self._strokes_layer)
+        notice = removal_notice(self.viewer, event.value, *layers) if self._request else ""
         if event.value is self._image_layer:
             self._image_layer = None
-        if notice:  # said once napari is done removing: none left, the viewer is closing
-            QTimer.singleShot(0, lambda: len(self.viewer.layers) and show_info(notice))
+        if notice:  # once napari is done removing (none left: the viewer is closing)
+            QTimer.singleShot(0, lambda: self._request and self.viewer.layers and show_info(notice))
 
     def _on_update(self, update: FinetuneUpdate | str) -> None:
         if isinstance(update, str):  # a status line before training starts
@@ -389,7 +389,7 @@ class FinetuneWidget(QWidget):
     def _on_finish(self) -> None:
         self.worker = None
         self._changes, self._request = None, None
-        self._image_layer = None  # a removed image must not stay in memory
+        self._image_layer = self._strokes_layer = None  # removed layers must not stay in memory
         self.plot.redraw()
         self._set_running(False)
         self.finished.emit()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import napari
 
-from ._finetune_job import TrainingRequest
 from ._layers import find_output
 
 
@@ -14,11 +13,11 @@ def removal_notice(
     viewer: napari.Viewer,
     removed: napari.layers.Layer,
     image: napari.layers.Image | None,
-    request: TrainingRequest,
+    strokes: napari.layers.Labels | None,
 ) -> str:
-    """The notice for ``removed``, a layer of the run of ``request`` on ``image``; ""
-    when it is neither its image nor its annotation layer. The image's preview is hidden:
-    it would stand for an image that is gone."""
+    """The notice for ``removed`` during a run on ``image`` and its annotation layer
+    ``strokes``; "" when it is neither. The image's preview is hidden: it would stand for
+    an image that is gone."""
     if image is not None and removed is image:
         preview = find_output(viewer, image, "preview", napari.layers.Image)
         if preview is not None:
@@ -27,7 +26,7 @@ def removal_notice(
             f"“{removed.name}” was removed: the fine-tune goes on with the image and "
             "strokes it read, without previews; Stop ends it."
         )
-    if isinstance(removed, napari.layers.Labels) and removed.name == request.annotation_name:
+    if strokes is not None and removed is strokes:
         return (
             f"“{removed.name}” was removed: the fine-tune goes on with the strokes it read, "
             "but the layer is gone (napari cannot undo a removal); to paint on, create an "
