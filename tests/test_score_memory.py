@@ -200,3 +200,16 @@ def test_only_the_last_two_models_keep_their_masks():
         memory.compare(AWAY, [model], model, _instances(0.9, 0.9), scoring=scoring)
     kept = memory._kept[AWAY]
     assert [entry.predicted is not None for entry in kept] == [False, False, True, True]
+
+
+def test_kept_masks_let_the_oldest_go_beyond_a_memory_budget(monkeypatch):
+    from napari_unet._widgets import _score_memory
+
+    monkeypatch.setattr(_score_memory, "MASK_BYTES", 2 * TRUTH.nbytes)  # two masks
+    memory = ScoreMemory()
+    for index, model in enumerate("abc"):  # three slices, one mask each
+        key = ScoringKey("image", "truth", "instances", (index,), False)
+        scoring = Scoring(TRUTH.copy(), TRUTH, "instances", index=(index,))
+        memory.compare(key, [model], model, score_now(scoring), scoring=scoring)
+    kept = {key.index: entries[-1].predicted is not None for key, entries in memory._kept.items()}
+    assert kept == {(0,): False, (1,): True, (2,): True}

@@ -8,9 +8,10 @@ scored the same way.
 
 Scored *only away from the strokes*, the pixels left out are those near the strokes of
 the time. Strokes painted since leave out other pixels, so the earlier scores are not of
-the same region: the earlier mask (kept for the last two models of a scoring) is scored
-again on today's region, and without it (a stack's slices, or an older model) the line
-says why it compares nothing.
+the same region: the earlier mask (kept for the last two models of a scoring of one plane)
+is scored again on today's region, and without it (a stack's slices, or an older model)
+the line says why it compares nothing. A mask scored before only with the other choice of
+*only away from the strokes* is scored again the way of now.
 """
 
 from __future__ import annotations
@@ -28,8 +29,11 @@ from ._evaluate_text import headline
 from ._last_mask import MODEL_NAME_KEY
 
 MASKS_KEPT = 2
-"""Per scoring away from the strokes, the last models whose scored masks are kept, to be
-scored again when the strokes changed."""
+"""Per scoring of one plane, the last models whose scored masks are kept, to be scored
+again when the strokes or the choice of *only away from the strokes* changed."""
+
+MASK_BYTES = 256 * 2**20
+"""At most this much memory in kept masks, for all scorings: the oldest let theirs go."""
 
 
 @dataclass(frozen=True)
@@ -159,8 +163,8 @@ class ScoreMemory:
             return ""
         if other_choice or earlier.region != region:
             rescored = _scored_again(earlier, scoring)
-            if rescored is None:
-                return _not_compared(earlier.model_name)
+            if rescored is None:  # of the other choice: nothing to say of other strokes
+                return "" if other_choice else _not_compared(earlier.model_name)
             where = "away from today's strokes" if key.away else "on all of it"
             earlier, again = rescored, f" (its mask scored again, {where})"
         later = self._first_scored[earlier.lineage] > self._first_scored[made_by]
@@ -175,7 +179,25 @@ class ScoreMemory:
         kept = [
             replace(entry, predicted=None) if at < older else entry for at, entry in enumerate(kept)
         ]
+        self._kept.pop(key, None)  # to the end: the keys in the order they were last scored
         self._kept[key] = kept[-self._models :]
+        self._trim_masks()
+
+    def _trim_masks(self) -> None:
+        """Let the oldest masks go beyond :data:`MASK_BYTES` (the entries of a key are
+        oldest first; keys in the order they were last scored)."""
+        held = [
+            (key, at, entry.predicted.nbytes)
+            for key, entries in self._kept.items()
+            for at, entry in enumerate(entries)
+            if entry.predicted is not None
+        ]
+        total = sum(size for *_, size in held)
+        for key, at, size in held:  # oldest keys first
+            if total <= MASK_BYTES:
+                return
+            self._kept[key][at] = replace(self._kept[key][at], predicted=None)
+            total -= size
 
     def _other_choice(self, key: ScoringKey, made_by: tuple[str, ...]) -> _Scored | None:
         """The last mask of another model scored like ``key`` but for the choice of
