@@ -182,7 +182,7 @@ def _unreadable_tiff(path: Path, error: Exception) -> ImageReadError:
 
 def _only_pages(declared: str | None) -> bool:
     """Whether a file's axes name no axis but (Y, X, samples) and tifffile's pages."""
-    return declared is not None and set(declared) - set("YXS") <= set("IQ")
+    return declared is not None and set(declared) - set("YXS") == set(declared) & set("IQ") != set()
 
 
 def probe_input(
