@@ -4,12 +4,12 @@ teach that model its own mask (:func:`uncorrected_copy`)."""
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
 
 from ..core.continuity import LINEAGE_KEY, lineage
+from ._predict_reuse import data_digest
 
 AS_PREDICTED_KEY = "napari_unet_mask_digest"
 """A mask layer's metadata entry: the digest of its data as Predict made it (None when
@@ -22,8 +22,7 @@ the plane after the copy, lineage of the model whose mask was copied)."""
 
 def note_predicted(mask_layer: Any) -> None:
     """Remember on ``mask_layer`` what Predict made (see :data:`AS_PREDICTED_KEY`)."""
-    data = mask_layer.data
-    mask_layer.metadata[AS_PREDICTED_KEY] = _digest(data) if isinstance(data, np.ndarray) else None
+    mask_layer.metadata[AS_PREDICTED_KEY] = data_digest(mask_layer.data)
 
 
 def note_copy(layer: Any, plane: tuple[int, ...], mask_layer: Any) -> None:
@@ -35,10 +34,10 @@ def note_copy(layer: Any, plane: tuple[int, ...], mask_layer: Any) -> None:
     copies = dict(layer.metadata.get(COPY_KEY) or {})
     painted = strokes != 0
     as_predicted = mask_layer.metadata.get(AS_PREDICTED_KEY)
-    unedited = as_predicted is not None and as_predicted == _digest(np.asarray(mask_layer.data))
+    unedited = as_predicted is not None and as_predicted == data_digest(mask_layer.data)
     if unedited and np.array_equal(strokes[painted], predicted[painted]):
         made_by = list(mask_layer.metadata.get(LINEAGE_KEY) or [])
-        copies[_name(plane)] = (_digest(strokes), made_by)
+        copies[_name(plane)] = (data_digest(strokes), made_by)
     else:
         copies.pop(_name(plane), None)
     layer.metadata[COPY_KEY] = copies
@@ -52,17 +51,10 @@ def uncorrected_copy(
     copies, made_by = layer.metadata.get(COPY_KEY) or {}, lineage(model)
     for plane, strokes in zip(planes, annotations, strict=True):
         record = copies.get(_name(plane))
-        if record is None or record[0] != _digest(strokes) or list(record[1]) != made_by:
+        if record is None or record[0] != data_digest(strokes) or list(record[1]) != made_by:
             return False
     return bool(planes)
 
 
 def _name(plane: tuple[int, ...]) -> str:
     return ",".join(map(str, plane))
-
-
-def _digest(strokes: np.ndarray) -> str:
-    strokes = np.ascontiguousarray(strokes)
-    return hashlib.sha1(
-        strokes.tobytes() + repr((strokes.shape, strokes.dtype.str)).encode()
-    ).hexdigest()
