@@ -112,16 +112,16 @@ def test_stroke_agreement_says_what_predict_s_threshold_leaves_of_the_strokes():
     membrane = ("membrane", 0.87)
     assert agreement.describe(first_run=True, threshold=membrane) == (
         "the model's most probable class matches 100 % of your 6 painted pixels, which it "
-        "trained on, Predict's mask 50 % (it draws membrane only where the model is at least "
-        "87 % sure)"
+        "trained on; Predict's mask, which draws membrane only where the model is at least "
+        "87 % sure, matches 50 % of them"
     )
     assert "Predict's mask" not in agreement.describe()  # no threshold given: not said
     before = np.full_like(shown, 2)  # the mask before drew no membrane there
     tuned = class_changes(after, after, strokes, (shown, before)).strokes
     assert tuned.right_shown_before == 2
     assert tuned.describe(threshold=membrane).endswith(
-        "which it trained on, Predict's mask 50 % (before: 33 %; it draws membrane only where "
-        "the model is at least 87 % sure)"
+        "which it trained on; Predict's mask, which draws membrane only where the model is "
+        "at least 87 % sure, matches 50 % of them (before: 33 %)"
     )
     same = stroke_agreement(strokes, after, after, after)
     assert same.right_shown == 6 and "Predict's mask" not in same.describe(threshold=membrane)

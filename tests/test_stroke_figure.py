@@ -44,6 +44,7 @@ def test_train_says_what_predict_s_threshold_leaves_of_the_strokes(tmp_path, cap
     strokes = tifffile.imread(tmp_path / "lab.tif")
     share = percent(np.count_nonzero(strokes == 2) / np.count_nonzero(strokes), whole=True)
     assert (
-        f"which it trained on, Predict's mask {share} (before: {share}; it draws background only "
-        f"where the model is at least {percent(threshold, whole=True)} sure); "
+        f"which it trained on; Predict's mask, which draws background only where the model is "
+        f"at least {percent(threshold, whole=True)} sure, matches {share} of them (before: "
+        f"{share}); "
     ) in printed, printed

@@ -37,8 +37,8 @@ def test_a_model_with_a_threshold_says_what_predict_s_mask_keeps_of_the_strokes(
     share = np.count_nonzero(strokes == 2) / np.count_nonzero(strokes)
     kept = percent(share, whole=True)
     expected = (
-        f", Predict's mask {kept} (before: {kept}; it draws background only where the "
-        f"model is at least {percent(threshold, whole=True)} sure)"
+        f"; Predict's mask, which draws background only where the model is at least "
+        f"{percent(threshold, whole=True)} sure, matches {kept} of them (before: {kept})"
     )
     said = widget.finetune.status.text()
     assert expected in said, said

@@ -89,7 +89,9 @@ class StrokeAgreement:
         return f"the model's most probable class now matches {after} (before: {before}) {strokes}"
 
     def _shown_text(self, threshold: tuple[str, float] | None, first_run: bool) -> str:
-        """ ", Predict's mask 41 % (it draws membrane only where …)", or ""."""
+        """ "; Predict's mask, which draws membrane only where …, matches 41 % of them", or
+        "": the mask shown is not the most probable class, and a user reading one figure
+        for the other would think the strokes ignored."""
         shown = self.right_shown
         if threshold is None or shown is None or abs(shown - self.right_after) < self.painted / 100:
             return ""
@@ -98,11 +100,12 @@ class StrokeAgreement:
         before_text = (
             ""
             if first_run or before is None
-            else f"before: {percent(before / self.painted, whole=True)}; "
+            else f" (before: {percent(before / self.painted, whole=True)})"
         )
+        matched = percent(shown / self.painted, whole=True)
         return (
-            f", Predict's mask {percent(shown / self.painted, whole=True)} ({before_text}it draws "
-            f"{first_class} only where the model is at least {percent(level, whole=True)} sure)"
+            f"; Predict's mask, which draws {first_class} only where the model is at least "
+            f"{percent(level, whole=True)} sure, matches {matched} of them{before_text}"
         )
 
 
