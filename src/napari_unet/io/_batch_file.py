@@ -171,7 +171,7 @@ def kept_tiles_note(
             if removed
             else None
         )
-    partial = kept_partial(store)
+    partial = kept_partial(store) if output_format != "zarr" else None  # zarr: resumed
     if partial is None:
         return None
     return (
